@@ -1,0 +1,250 @@
+"""Load and validate a practice's configuration (``config/carecast.yaml``) before anything runs.
+
+Every section is a pydantic model that forbids unknown keys. A channel's own section is validated by that channel's
+``Config`` class, found through its ``type``. Paths in the file are relative to the file's folder. Any problem
+raises :class:`~carecast.errors.ConfigError` naming the file, the key path and what was expected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, field_validator
+
+from carecast.errors import ConfigError
+
+DEFAULT_CONFIG = Path("config/carecast.yaml")
+
+
+class Strict(BaseModel):
+    """Base of every config model: unknown keys are errors, values are immutable once loaded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Address(Strict):
+    street: str
+    city: str
+    region: str
+    postal_code: str
+    country: str = "US"
+
+    def one_line(self) -> str:
+        return f"{self.street}, {self.city}, {self.region} {self.postal_code}"
+
+
+class Voice(Strict):
+    """How the practice sounds; templates read it."""
+
+    tone: str = "warm, plain-spoken, encouraging"
+    sign_off: str = "See you in the clinic!"
+    hashtags: list[str] = Field(default_factory=list)
+
+
+class UtmDefaults(Strict):
+    campaign: str = Field(pattern=r"^[a-z0-9_\-]+$", description="utm_campaign when the item names none")
+
+
+class Practice(Strict):
+    name: str
+    short_name: str = Field(max_length=20, description="sender prefix in texts, e.g. 'Oakview PT'")
+    timezone: str
+    website: HttpUrl
+    email: str
+    phone: str
+    address: Address
+    voice: Voice = Voice()
+    utm: UtmDefaults
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"an IANA time zone such as America/Chicago, not {value!r}") from exc
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def host(self) -> str:
+        return self.website.host or ""
+
+
+class RssSource(Strict):
+    type: Literal["rss"]
+    url: str = Field(description="an http(s) URL, or a file path relative to the config folder")
+    timeout: float = Field(10.0, gt=0, le=120)
+    max_items: int = Field(50, ge=1)
+
+
+class ObservanceSource(Strict):
+    type: Literal["observances"]
+    file: Path = Path("observances.yaml")
+    lead_days: int = Field(14, ge=0, le=366, description="days before an observance starts that it becomes an item")
+
+
+class MarkdownSource(Strict):
+    type: Literal["markdown"]
+    path: Path = Path("content")
+
+
+SourceConfig = Annotated[RssSource | ObservanceSource | MarkdownSource, Field(discriminator="type")]
+
+
+class Ledger(Strict):
+    url: str = "sqlite:///.carecast/ledger.db"
+
+
+class ChannelSettings(Strict):
+    """Keys every channel section has; a channel's ``Config`` subclasses this and adds its own."""
+
+    type: str
+    enabled: bool = True
+    approval: Literal["auto", "review"] = "auto"
+    account: str = Field("default", description="the account published to; part of the never-twice key")
+    sources: list[str] | None = Field(None, description="only items of these sources; all when absent")
+    max_items_per_run: int = Field(10, ge=1)
+    max_age_days: int = Field(60, ge=1, description="items published longer ago than this are not sent")
+    campaign: str | None = Field(None, pattern=r"^[a-z0-9_\-]+$")
+
+
+class Settings(Strict):
+    """The whole file, with channel sections validated by their plugins."""
+
+    practice: Practice
+    ledger: Ledger = Ledger()
+    outbox: Path = Path("../.carecast/outbox")
+    templates: Path = Path("templates")
+    audience: Path = Path("audience")
+    sources: dict[str, SourceConfig]
+    channels: dict[str, ChannelSettings]
+
+    #: The folder the file was read from; relative paths are resolved against it.
+    base_dir: Path = Path(".")
+    file: Path = DEFAULT_CONFIG
+
+    def path(self, relative: Path | str) -> Path:
+        """Resolve a path of the file against the file's folder."""
+        candidate = Path(relative)
+        return candidate if candidate.is_absolute() else (self.base_dir / candidate)
+
+    def ledger_url(self) -> str:
+        """The ledger URL, a relative SQLite path resolved against the project (the config folder's parent)."""
+        prefix = "sqlite:///"
+        url = self.ledger.url
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite:///:memory:":
+            return prefix + str((self.base_dir.parent / url[len(prefix) :]).resolve())
+        return url
+
+
+def _key_path(location: tuple[Any, ...], prefix: tuple[Any, ...] = ()) -> str:
+    # pydantic puts the discriminator value in the path (sources.blog.rss.url); staff wrote sources.blog.url.
+    parts = [str(part) for part in (*prefix, *location) if part not in {"rss", "observances", "markdown"}]
+    return ".".join(parts)
+
+
+def _expectation(error: Mapping[str, Any]) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown key (check its spelling; unknown keys are not allowed)"
+    if error["type"] == "missing":
+        return "required key is missing"
+    message = str(error["msg"])
+    return message.removeprefix("Value error, ")
+
+
+def _problems(exc: ValidationError, prefix: tuple[Any, ...] = ()) -> list[tuple[str, str]]:
+    return [(_key_path(err["loc"], prefix), _expectation(err)) for err in exc.errors()]
+
+
+def read_yaml(file: Path) -> Any:
+    """Read one YAML file.
+
+    Raises ConfigError when it cannot be read or is not valid YAML, with the line of the mistake.
+    """
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(file, [("", f"cannot be read: {exc.strerror or exc}")]) from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
+        raise ConfigError(file, [("", f"is not valid YAML ({where}): {getattr(exc, 'problem', exc)}")]) from exc
+
+
+def load_settings(file: Path | str = DEFAULT_CONFIG) -> Settings:
+    """Read and validate ``file``, channel sections included.
+
+    Raises ConfigError listing every problem found (file, key path, expectation).
+    """
+    from channels import channel_class  # channels depend on config, so find them late
+
+    file = Path(file)
+    raw = read_yaml(file)
+    if not isinstance(raw, dict):
+        raise ConfigError(file, [("", "a mapping of sections (practice, sources, channels)")])
+    problems: list[tuple[str, str]] = []
+    channel_sections = raw.get("channels")
+    validated_channels: dict[str, ChannelSettings] = {}
+    if isinstance(channel_sections, dict):
+        for name, section in channel_sections.items():
+            if not isinstance(section, dict):
+                problems.append((f"channels.{name}", "a mapping with at least 'type'"))
+                continue
+            kind = section.get("type")
+            try:
+                config_class = channel_class(str(kind)).Config
+            except ConfigError as exc:
+                problems.append((f"channels.{name}.type", str(exc.problems[0][1])))
+                continue
+            try:
+                validated_channels[name] = config_class.model_validate(section)
+            except ValidationError as exc:
+                problems.extend(_problems(exc, ("channels", name)))
+    try:
+        settings = Settings.model_validate(
+            {**raw, "channels": {}, "base_dir": file.parent, "file": file}
+        )
+    except ValidationError as exc:
+        problems.extend(_problems(exc))
+        settings = None
+    if problems or settings is None:
+        raise ConfigError(file, problems)
+    if not validated_channels:
+        raise ConfigError(file, [("channels", "at least one channel")])
+    settings = settings.model_copy(update={"channels": validated_channels})
+    _check_references(settings)
+    return settings
+
+
+def _check_references(settings: Settings) -> None:
+    problems = []
+    for name, channel in settings.channels.items():
+        for source in channel.sources or ():
+            if source not in settings.sources:
+                known = ", ".join(sorted(settings.sources))
+                problems.append((f"channels.{name}.sources", f"unknown source {source!r} (known: {known})"))
+    for name, source in settings.sources.items():
+        if isinstance(source, ObservanceSource) and not settings.path(source.file).is_file():
+            problems.append((f"sources.{name}.file", f"no such file: {settings.path(source.file)}"))
+        if isinstance(source, MarkdownSource) and not settings.path(source.path).is_dir():
+            problems.append((f"sources.{name}.path", f"no such folder: {settings.path(source.path)}"))
+    if problems:
+        raise ConfigError(settings.file, problems)
+
+
+def today_in(settings: Settings) -> date:
+    """The practice's local date now: the edge where UTC meets the practice's calendar."""
+    from carecast.model import now_utc
+
+    return now_utc().astimezone(settings.practice.zone).date()

@@ -1,0 +1,96 @@
+"""The one exception tree of CareCast.
+
+Every error CareCast raises on purpose derives from :class:`CareCastError`, carries the data a caller needs to
+act on it, and chains its cause (``raise ... from exc``)::
+
+    CareCastError
+    ├── ConfigError            a config file is unreadable or invalid (file, key path, expectation)
+    ├── SourceError            a source could not be fetched or parsed (source name, reason)
+    ├── LedgerError            the ledger refused or lost a write
+    │   └── AlreadyClaimed     an item was already claimed or published on that channel and account
+    ├── ChannelError           a channel plugin is missing or misbehaves (channel name)
+    │   ├── RenderError        a draft breaks a channel rule (channel, item ids, reason); never published
+    │   └── PublishError       a provider or the outbox refused a publication (transient, retry_after)
+    └── MeasureError           text cannot be measured for a channel (unknown channel, bad input)
+
+Secrets never appear in a message: errors carry names of credentials, never their values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+
+class CareCastError(Exception):
+    """Root of every error CareCast raises on purpose."""
+
+
+class ConfigError(CareCastError):
+    """A configuration file is unreadable or invalid.
+
+    ``problems`` lists ``(key_path, expectation)`` pairs, so one run reports every mistake in the file at once.
+    """
+
+    def __init__(self, file: Path | str, problems: Sequence[tuple[str, str]]) -> None:
+        self.file = Path(file)
+        self.problems = list(problems)
+        lines = [f"{self.file}: {key or '(top level)'}: {expectation}" for key, expectation in self.problems]
+        super().__init__("\n".join(lines))
+
+
+class SourceError(CareCastError):
+    """A source could not be fetched or read; the other sources of the run go on."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        self.source = source
+        self.reason = reason
+        super().__init__(f"source {source!r}: {reason}")
+
+
+class LedgerError(CareCastError):
+    """The ledger could not record or read something."""
+
+
+class AlreadyClaimed(LedgerError):
+    """A publication of these items on this channel and account exists already: sending again is refused."""
+
+    def __init__(self, channel: str, account: str, item_ids: Sequence[str]) -> None:
+        self.channel = channel
+        self.account = account
+        self.item_ids = list(item_ids)
+        super().__init__(f"{channel} ({account}): already claimed or published: {', '.join(self.item_ids)}")
+
+
+class ChannelError(CareCastError):
+    """A channel plugin is missing, misconfigured or misbehaves."""
+
+    def __init__(self, channel: str, reason: str) -> None:
+        self.channel = channel
+        self.reason = reason
+        super().__init__(f"channel {channel!r}: {reason}")
+
+
+class RenderError(ChannelError):
+    """A draft breaks a channel rule; it is rejected with its reason at adapt time and never published."""
+
+    def __init__(self, channel: str, reason: str, item_ids: Sequence[str] = ()) -> None:
+        self.item_ids = list(item_ids)
+        super().__init__(channel, reason)
+
+
+class PublishError(ChannelError):
+    """A publication could not be delivered.
+
+    ``transient`` says whether trying again later may succeed (timeouts, 429, 5xx); ``retry_after`` is the
+    number of seconds the provider asked us to wait, when it said.
+    """
+
+    def __init__(self, channel: str, reason: str, *, transient: bool, retry_after: float | None = None) -> None:
+        self.transient = transient
+        self.retry_after = retry_after
+        super().__init__(channel, reason)
+
+
+class MeasureError(CareCastError):
+    """Text cannot be measured for the asked channel."""

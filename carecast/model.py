@@ -1,0 +1,144 @@
+"""The data that flows through CareCast: content items, drafts and receipts.
+
+Everything here is plain, immutable data with UTC-aware datetimes; it knows nothing of feeds, channels, the
+ledger or Prefect. ``to_json``/``from_json`` give the ledger a stable, lossless storage form.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+ItemKind = Literal["post", "observance", "recognition"]
+
+
+def utc(moment: datetime) -> datetime:
+    """Return ``moment`` as a UTC-aware datetime.
+
+    Raises ValueError on a naive datetime: a moment without a zone is ambiguous and must be made aware at the edge
+    that read it.
+    """
+    if moment.tzinfo is None:
+        raise ValueError(f"naive datetime {moment.isoformat()}: give it a time zone where it is read")
+    return moment.astimezone(UTC)
+
+
+def content_hash(*parts: str) -> str:
+    """A short, stable fingerprint of the parts, to notice edits of an item already seen."""
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode("utf-8"))
+        digest.update(b"\x00")
+    return digest.hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class ContentItem:
+    """One piece of content a source yields: a blog post, an observance or a recognition post.
+
+    ``id`` is stable across polls and edits; ``content_hash`` changes when the content does. ``summary_html`` is
+    already sanitised; ``summary_text`` is its plain-text form. ``published`` is UTC.
+    """
+
+    id: str
+    source: str
+    kind: ItemKind
+    title: str
+    url: str | None
+    summary_html: str
+    summary_text: str
+    published: datetime
+    content_hash: str
+    image_url: str | None = None
+    image_alt: str | None = None
+    campaign: str | None = None
+    tags: tuple[str, ...] = ()
+    #: HIPAA: the item names or shows a patient; it may publish only on channels the authorization covers.
+    mentions_patient: bool = False
+    #: Channels a patient's written authorization on file covers, and until when (UTC); empty: none on file.
+    authorized_channels: tuple[str, ...] = ()
+    authorization_expires: datetime | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "published", utc(self.published))
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["published"] = self.published.isoformat()
+        data["authorization_expires"] = (
+            self.authorization_expires.isoformat() if self.authorization_expires else None
+        )
+        data["tags"] = list(self.tags)
+        data["authorized_channels"] = list(self.authorized_channels)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ContentItem:
+        values = dict(data)
+        values["published"] = datetime.fromisoformat(values["published"])
+        expires = values.get("authorization_expires")
+        values["authorization_expires"] = datetime.fromisoformat(expires) if expires else None
+        values["tags"] = tuple(values.get("tags", ()))
+        values["authorized_channels"] = tuple(values.get("authorized_channels", ()))
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Draft:
+    """What one channel would send for one item (or, for a digest, several).
+
+    ``parts`` holds the text of each post (several for an X thread, one otherwise); ``subject`` and ``html`` are
+    for email. ``measures`` holds what the channel measured (weighted length, segments, encoding) for previews.
+    """
+
+    channel: str
+    item_ids: tuple[str, ...]
+    parts: tuple[str, ...]
+    subject: str | None = None
+    html: str | None = None
+    preheader: str | None = None
+    measures: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        return "\n\n".join(self.parts)
+
+    @property
+    def key(self) -> str:
+        """Identifies the set of items, so one item set has one draft per channel."""
+        return content_hash(*sorted(self.item_ids))
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["item_ids"] = list(self.item_ids)
+        data["parts"] = list(self.parts)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Draft:
+        values = dict(data)
+        values["item_ids"] = tuple(values["item_ids"])
+        values["parts"] = tuple(values["parts"])
+        return cls(**values)
+
+    def fingerprint(self) -> str:
+        return content_hash(json.dumps(self.to_json(), sort_keys=True))
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """Proof that a publication left: the provider's ids, or the outbox file, and when (UTC)."""
+
+    location: str
+    sent_at: datetime
+    provider_ids: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"location": self.location, "sent_at": self.sent_at.isoformat(), "provider_ids": list(self.provider_ids)}
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,205 @@
+"""The ``Channel`` base every channel plugin subclasses, and the outbox every channel can publish to.
+
+A channel declares what it is as class data (``name``, ``Config``, UTM tags, limits) and does two things:
+``compose`` turns items into a :class:`~carecast.model.Draft` (pure, deterministic), and ``publish`` sends a
+draft through a transport. The base enforces the declared limits on every draft, so no channel can forget one:
+a draft over a limit raises :class:`~carecast.errors.RenderError` at render time, never at publish time.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import jinja2
+
+from carecast.config import ChannelSettings, Settings
+from carecast.errors import PublishError, RenderError
+from carecast.model import ContentItem, Draft, Receipt, now_utc
+from carecast.text import add_utm, sms_measure, x_measure
+
+
+class Outbox:
+    """A folder holding exactly what each publication would have sent: ``<root>/<channel>/<key><suffix>``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def write(self, channel: str, key: str, suffix: str, payload: bytes) -> Path:
+        """Write one publication's payload atomically and return its path.
+
+        Raises PublishError (not transient) when the file exists already (never overwrite what was "sent")
+        or cannot be written.
+        """
+        folder = self.root / channel
+        target = folder / f"{key}{suffix}"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            if target.exists():
+                raise PublishError(channel, f"outbox file {target} exists already", transient=False)
+            handle, temporary = tempfile.mkstemp(dir=folder, prefix=".partial-")
+            with os.fdopen(handle, "wb") as stream:
+                stream.write(payload)
+            os.replace(temporary, target)
+        except OSError as exc:
+            raise PublishError(channel, f"cannot write to the outbox: {exc}", transient=False) from exc
+        return target
+
+    def receipt(self, path: Path) -> Receipt:
+        return Receipt(location=str(path), sent_at=now_utc())
+
+
+class Channel(ABC):
+    """Base of every channel plugin.
+
+    Subclasses set the class data and implement ``compose`` and ``publish``. ``limits`` below are enforced by
+    ``render``; a subclass's ``Config`` may lower a limit with a key of the same name, never raise it.
+    """
+
+    name: ClassVar[str]
+    Config: ClassVar[type[ChannelSettings]] = ChannelSettings
+    #: UTM tags added to the practice's own links (RULES.md "Links").
+    utm_source: ClassVar[str]
+    utm_medium: ClassVar[str]
+    #: One draft for all new items (a newsletter digest) instead of one per item.
+    digest: ClassVar[bool] = False
+    #: Limits this channel always obeys (see ``known_limits``); ``enforce`` checks every draft against them.
+    limits: ClassVar[dict[str, int]] = {}
+    #: What ``limits`` can hold: max_weighted_length (X), max_segments (SMS), max_characters, max_subject_length.
+    known_limits: ClassVar[frozenset[str]] = frozenset(
+        {"max_weighted_length", "max_segments", "max_characters", "max_subject_length"}
+    )
+
+    def __init__(self, instance: str, config: ChannelSettings, settings: Settings) -> None:
+        self.instance = instance
+        self.config = config
+        self.settings = settings
+        self.practice = settings.practice
+        self._templates = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(settings.path(settings.templates) / self.name),
+            autoescape=jinja2.select_autoescape(["html", "htm"]),
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=False,
+        )
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        unknown = set(cls.limits) - cls.known_limits
+        if unknown:
+            raise TypeError(f"{cls.__name__}.limits has unknown limits: {sorted(unknown)}")
+
+    # -- rendering ---------------------------------------------------------------------------------------------
+
+    def limit(self, key: str) -> int | None:
+        """The limit in force: the class's, lowered by the config's key of the same name."""
+        declared = self.limits.get(key)
+        configured = getattr(self.config, key, None)
+        if declared is None:
+            return configured
+        return declared if configured is None else min(declared, configured)
+
+    def render(self, items: Sequence[ContentItem]) -> Draft:
+        """Compose a draft for ``items`` and enforce this channel's rules on it.
+
+        Raises RenderError with the reason when a template fails or the draft breaks a rule.
+        """
+        ids = [item.id for item in items]
+        for item in items:
+            self._check_authorization(item)
+        try:
+            draft = self.compose(items)
+        except jinja2.TemplateError as exc:
+            raise RenderError(self.instance, f"template error: {exc}", ids) from exc
+        return self.enforce(draft)
+
+    def _check_authorization(self, item: ContentItem) -> None:
+        # HIPAA 45 CFR 164.508(a)(3): a patient in marketing needs a written authorization covering this channel.
+        if not item.mentions_patient:
+            return
+        covered = self.instance in item.authorized_channels or self.name in item.authorized_channels
+        expires = item.authorization_expires
+        if not covered or (expires is not None and expires <= now_utc()):
+            raise RenderError(
+                self.instance,
+                "mentions a patient without a current written authorization for this channel (HIPAA)",
+                [item.id],
+            )
+
+    def enforce(self, draft: Draft) -> Draft:
+        """Measure every part against the limits in force; return the draft with its measures.
+
+        Raises RenderError naming the part and the limit it breaks.
+        """
+        measures: dict[str, Any] = dict(draft.measures)
+        problems = []
+        parts_measured = []
+        for number, part in enumerate(draft.parts, start=1):
+            measured: dict[str, Any] = {}
+            if (limit := self.limit("max_weighted_length")) is not None:
+                x = x_measure(part)
+                measured["weighted_length"] = x.weighted_length
+                if x.weighted_length > limit:
+                    problems.append(f"part {number} weighs {x.weighted_length} of {limit} characters")
+            if (limit := self.limit("max_segments")) is not None:
+                sms = sms_measure(part)
+                measured.update(encoding=sms.encoding, segments=sms.segments)
+                if sms.segments > limit:
+                    problems.append(f"part {number} needs {sms.segments} {sms.encoding} segments of {limit}")
+            if (limit := self.limit("max_characters")) is not None:
+                count = self.count_characters(part)
+                measured["characters"] = count
+                if count > limit:
+                    problems.append(f"part {number} has {count} of {limit} characters")
+            parts_measured.append(measured)
+        if (limit := self.limit("max_subject_length")) is not None and draft.subject is not None:
+            measures["subject_length"] = len(draft.subject)
+            if len(draft.subject) > limit:
+                problems.append(f"subject has {len(draft.subject)} of {limit} characters")
+        if not draft.parts or not all(part.strip() for part in draft.parts):
+            problems.append("empty text")
+        if problems:
+            raise RenderError(self.instance, "; ".join(problems), draft.item_ids)
+        measures["parts"] = parts_measured
+        return Draft(**{**draft.__dict__, "measures": measures})
+
+    def count_characters(self, text: str) -> int:
+        """Characters as the provider counts them for ``max_characters``; plain code points unless overridden."""
+        return len(text)
+
+    def link(self, item: ContentItem) -> str | None:
+        """The item's link tagged with this channel's UTM values, when it points at the practice's site."""
+        if item.url is None:
+            return None
+        campaign = item.campaign or self.config.campaign or self.practice.utm.campaign
+        return add_utm(item.url, self.utm_source, self.utm_medium, campaign, own_host=self.practice.host)
+
+    def template(self, name: str, **context: Any) -> str:
+        """Render ``templates/<channel>/<name>`` with the practice, voice and ``context``.
+
+        Raises jinja2.TemplateError, which ``render`` turns into RenderError.
+        """
+        return self._templates.get_template(name).render(
+            practice=self.practice, voice=self.practice.voice, channel=self.config, **context
+        ).strip()
+
+    @abstractmethod
+    def compose(self, items: Sequence[ContentItem]) -> Draft:
+        """Turn items into a draft; pure: the same items and config always give the same draft.
+
+        Raises RenderError (or jinja2.TemplateError) when the items cannot be expressed on this channel.
+        """
+
+    # -- publishing --------------------------------------------------------------------------------------------
+
+    @abstractmethod
+    def publish(self, draft: Draft, key: str, outbox: Outbox) -> Receipt:
+        """Send ``draft``; ``key`` identifies the publication (outbox file name, idempotency key).
+
+        Raises PublishError(transient=...) when it could not be sent; never returns a failure value.
+        """
