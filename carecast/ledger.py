@@ -1,0 +1,480 @@
+"""The ledger: the single truth of what CareCast has seen, drafted and sent (SQLAlchemy; SQLite or PostgreSQL).
+
+Tables: ``items`` (every item seen, with its content hash), ``feed_validators`` (ETag / Last-Modified per source),
+``drafts`` (one per channel, account and item set), ``publications`` and ``publication_items``. The unique key
+``(item_id, channel, account)`` of ``publication_items`` makes a second publication of an item on the same channel
+and account impossible, whatever races: a claim inserts those rows before anything is sent, and a second claim
+fails in the database. A publication is ``claimed → sent | failed``; one left ``claimed`` by a process that died
+mid-send becomes ``unknown`` and waits for a person, never re-sent blindly. Only a transient failure may be claimed
+again, by compare-and-set, so two workers never both retry it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    create_engine,
+    delete,
+    select,
+    update,
+)
+from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from carecast.errors import AlreadyClaimed, LedgerError
+from carecast.model import ContentItem, Draft, Receipt, now_utc
+
+DraftState = Literal["pending", "approved", "rejected", "expired"]
+PublicationState = Literal["claimed", "sent", "failed", "unknown"]
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Stores aware datetimes as UTC and gives them back aware (SQLite would drop the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise LedgerError(f"naive datetime {value.isoformat()} reached the ledger")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UtcDateTime, dict[str, Any]: JSON}
+
+
+class ItemRow(Base):
+    __tablename__ = "items"
+    id: Mapped[str] = mapped_column(String(512), primary_key=True)
+    source: Mapped[str] = mapped_column(String(100), index=True)
+    published: Mapped[datetime] = mapped_column(index=True)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    first_seen: Mapped[datetime]
+    edited_at: Mapped[datetime | None]
+    data: Mapped[dict[str, Any]]
+
+
+class FeedValidatorRow(Base):
+    __tablename__ = "feed_validators"
+    source: Mapped[str] = mapped_column(String(100), primary_key=True)
+    etag: Mapped[str | None] = mapped_column(Text)
+    last_modified: Mapped[str | None] = mapped_column(Text)
+    checked_at: Mapped[datetime]
+
+
+class DraftRow(Base):
+    __tablename__ = "drafts"
+    __table_args__ = (UniqueConstraint("channel", "account", "draft_key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(100))
+    account: Mapped[str] = mapped_column(String(200))
+    draft_key: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(20))
+    body: Mapped[dict[str, Any]]
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class PublicationRow(Base):
+    __tablename__ = "publications"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    draft_id: Mapped[int] = mapped_column(ForeignKey("drafts.id"), unique=True)
+    channel: Mapped[str] = mapped_column(String(100))
+    account: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(20), index=True)
+    claimed_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    location: Mapped[str | None] = mapped_column(Text)
+    provider_ids: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    transient: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class PublicationItemRow(Base):
+    __tablename__ = "publication_items"
+    __table_args__ = (UniqueConstraint("item_id", "channel", "account", name="one_publication_per_item"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    publication_id: Mapped[int] = mapped_column(ForeignKey("publications.id"), index=True)
+    item_id: Mapped[str] = mapped_column(ForeignKey("items.id"))
+    channel: Mapped[str] = mapped_column(String(100))
+    account: Mapped[str] = mapped_column(String(200))
+
+
+@dataclass(frozen=True)
+class UpsertReport:
+    """What one ingest changed: ids of new items, of edited ones (hash changed), and how many were unchanged."""
+
+    new: list[str]
+    edited: list[str]
+    unchanged: int
+
+
+@dataclass(frozen=True)
+class StoredDraft:
+    id: int
+    channel: str
+    account: str
+    state: DraftState
+    draft: Draft
+    reason: str | None
+    publication_state: PublicationState | None
+
+
+@dataclass(frozen=True)
+class PublicationRecord:
+    """One publication as ``carecast status`` shows it."""
+
+    id: int
+    channel: str
+    account: str
+    item_ids: list[str]
+    state: PublicationState
+    claimed_at: datetime
+    finished_at: datetime | None
+    location: str | None
+    provider_ids: list[str]
+    error: str | None
+    transient: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "item_ids": self.item_ids,
+            "channel": self.channel,
+            "account": self.account,
+            "state": self.state,
+            "when": (self.finished_at or self.claimed_at).isoformat(),
+            "receipt": {"location": self.location, "provider_ids": self.provider_ids} if self.location else None,
+            "error": self.error,
+        }
+
+
+class Ledger:
+    """All reads and writes of CareCast's state; every method raises LedgerError when the database fails."""
+
+    def __init__(self, url: str) -> None:
+        try:
+            self.engine: Engine = create_engine(url, future=True)
+            if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+                from pathlib import Path
+
+                Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            Base.metadata.create_all(self.engine)
+        except (SQLAlchemyError, OSError) as exc:
+            raise LedgerError(f"cannot open the ledger: {exc}") from exc
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _session(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
+    # -- items -------------------------------------------------------------------------------------------------
+
+    def upsert_items(self, items: Iterable[ContentItem]) -> UpsertReport:
+        """Store new items and the latest content of edited ones; an edit never resets what was published."""
+        new, edited, unchanged = [], [], 0
+        now = now_utc()
+        with self._session() as session, session.begin():
+            for item in items:
+                row = session.get(ItemRow, item.id)
+                if row is None:
+                    session.add(
+                        ItemRow(
+                            id=item.id,
+                            source=item.source,
+                            published=item.published,
+                            content_hash=item.content_hash,
+                            first_seen=now,
+                            edited_at=None,
+                            data=item.to_json(),
+                        )
+                    )
+                    new.append(item.id)
+                elif row.content_hash != item.content_hash:
+                    row.content_hash = item.content_hash
+                    row.data = item.to_json()
+                    row.edited_at = now
+                    edited.append(item.id)
+                else:
+                    unchanged += 1
+        return UpsertReport(new, edited, unchanged)
+
+    def items(self, ids: Sequence[str]) -> list[ContentItem]:
+        """The stored items with these ids, in the given order; raises LedgerError for an unknown id."""
+        with self._session() as session:
+            rows = {row.id: row for row in session.scalars(select(ItemRow).where(ItemRow.id.in_(ids)))}
+        missing = [item_id for item_id in ids if item_id not in rows]
+        if missing:
+            raise LedgerError(f"unknown items: {', '.join(missing)}")
+        return [ContentItem.from_json(rows[item_id].data) for item_id in ids]
+
+    def unpublished(
+        self, channel: str, account: str, sources: Sequence[str] | None, since: datetime
+    ) -> list[ContentItem]:
+        """Items published since ``since`` not yet published on ``channel`` and ``account``, newest first.
+
+        Sources decide when an item exists (a future-dated post or an observance's lead time), so no upper bound.
+        """
+        published = select(PublicationItemRow.item_id).where(
+            PublicationItemRow.channel == channel, PublicationItemRow.account == account
+        )
+        query = select(ItemRow).where(ItemRow.published >= since, ItemRow.id.not_in(published))
+        if sources is not None:
+            query = query.where(ItemRow.source.in_(sources))
+        with self._session() as session:
+            rows = session.scalars(query.order_by(ItemRow.published.desc(), ItemRow.id)).all()
+        return [ContentItem.from_json(row.data) for row in rows]
+
+    # -- feed validators ---------------------------------------------------------------------------------------
+
+    def validators(self, source: str) -> tuple[str | None, str | None] | None:
+        """The (ETag, Last-Modified) kept for ``source``, or None before its first successful poll."""
+        with self._session() as session:
+            row = session.get(FeedValidatorRow, source)
+            return None if row is None else (row.etag, row.last_modified)
+
+    def save_validators(self, source: str, etag: str | None, last_modified: str | None) -> None:
+        with self._session() as session, session.begin():
+            row = session.get(FeedValidatorRow, source)
+            if row is None:
+                session.add(FeedValidatorRow(source=source, etag=etag, last_modified=last_modified, checked_at=now_utc()))
+            else:
+                row.etag, row.last_modified, row.checked_at = etag, last_modified, now_utc()
+
+    # -- drafts ------------------------------------------------------------------------------------------------
+
+    def save_draft(self, draft: Draft, account: str, state: DraftState, reason: str | None = None) -> int:
+        """Store ``draft`` for its channel and account, replacing an earlier draft of the same items.
+
+        A draft that is already claimed for publication, or that staff decided on (approved by hand, rejected,
+        expired), is kept as it is: an edit of the item after that never changes what was or will be sent.
+        """
+        now = now_utc()
+        with self._session() as session, session.begin():
+            row = session.scalars(
+                select(DraftRow).where(
+                    DraftRow.channel == draft.channel, DraftRow.account == account, DraftRow.draft_key == draft.key
+                )
+            ).one_or_none()
+            if row is None:
+                row = DraftRow(
+                    channel=draft.channel,
+                    account=account,
+                    draft_key=draft.key,
+                    state=state,
+                    body=draft.to_json(),
+                    reason=reason,
+                    created_at=now,
+                    updated_at=now,
+                )
+                session.add(row)
+                session.flush()
+                return row.id
+            claimed = session.scalar(select(PublicationRow.id).where(PublicationRow.draft_id == row.id))
+            replaceable = row.state in ("pending", "rejected") or row.state == state == "approved"
+            if claimed is None and replaceable:
+                row.body, row.state, row.reason, row.updated_at = draft.to_json(), state, reason, now
+            return row.id
+
+    def drafts(self, channel: str | None = None, states: Sequence[DraftState] | None = None) -> list[StoredDraft]:
+        """Drafts (of one channel, in some states), oldest first, with the state of their publication if any."""
+        query = select(DraftRow, PublicationRow.state).outerjoin(PublicationRow, PublicationRow.draft_id == DraftRow.id)
+        if channel is not None:
+            query = query.where(DraftRow.channel == channel)
+        if states is not None:
+            query = query.where(DraftRow.state.in_(states))
+        with self._session() as session:
+            rows = session.execute(query.order_by(DraftRow.id)).all()
+        return [
+            StoredDraft(
+                id=row.id,
+                channel=row.channel,
+                account=row.account,
+                state=row.state,  # type: ignore[arg-type]
+                draft=Draft.from_json(row.body),
+                reason=row.reason,
+                publication_state=publication_state,  # type: ignore[arg-type]
+            )
+            for row, publication_state in rows
+        ]
+
+    def set_draft_state(self, draft_id: int, state: DraftState, reason: str | None = None) -> None:
+        """Approve, reject or expire a draft not yet claimed; raises LedgerError if it is unknown or claimed."""
+        with self._session() as session, session.begin():
+            row = session.get(DraftRow, draft_id)
+            if row is None:
+                raise LedgerError(f"no draft {draft_id}")
+            if session.scalar(select(PublicationRow.id).where(PublicationRow.draft_id == draft_id)) is not None:
+                raise LedgerError(f"draft {draft_id} is already claimed for publication")
+            row.state, row.reason, row.updated_at = state, reason, now_utc()
+
+    # -- publications ------------------------------------------------------------------------------------------
+
+    def due(self, channel: str) -> list[StoredDraft]:
+        """Approved drafts of ``channel`` with no publication yet, or whose last attempt failed transiently."""
+        query = (
+            select(DraftRow)
+            .outerjoin(PublicationRow, PublicationRow.draft_id == DraftRow.id)
+            .where(DraftRow.channel == channel, DraftRow.state == "approved")
+            .where((PublicationRow.id.is_(None)) | ((PublicationRow.state == "failed") & PublicationRow.transient))
+            .order_by(DraftRow.id)
+        )
+        with self._session() as session:
+            rows = session.scalars(query).all()
+        return [
+            StoredDraft(row.id, row.channel, row.account, "approved", Draft.from_json(row.body), row.reason, None)
+            for row in rows
+        ]
+
+    def claim(self, draft_id: int) -> int:
+        """Claim a draft for sending, before anything is sent; return the publication id.
+
+        Raises AlreadyClaimed when any of its items is already claimed or published on its channel and account
+        (another run, worker or retry got there first), LedgerError when the draft is unknown or not approved.
+        """
+        with self._session() as session:
+            draft = session.get(DraftRow, draft_id)
+            if draft is None or draft.state != "approved":
+                raise LedgerError(f"draft {draft_id} is not approved")
+            item_ids = list(draft.body["item_ids"])
+            existing = session.scalars(select(PublicationRow).where(PublicationRow.draft_id == draft_id)).one_or_none()
+            if existing is not None:
+                # Only a transient failure is retried, and only by the one worker whose compare-and-set wins.
+                result = session.execute(
+                    update(PublicationRow)
+                    .where(
+                        PublicationRow.id == existing.id,
+                        PublicationRow.state == "failed",
+                        PublicationRow.transient.is_(True),
+                    )
+                    .values(state="claimed", claimed_at=now_utc(), error=None)
+                )
+                session.commit()
+                if result.rowcount != 1:  # type: ignore[attr-defined]
+                    raise AlreadyClaimed(draft.channel, draft.account, item_ids)
+                return existing.id
+            publication = PublicationRow(
+                draft_id=draft_id,
+                channel=draft.channel,
+                account=draft.account,
+                state="claimed",
+                claimed_at=now_utc(),
+                transient=False,
+            )
+            session.add(publication)
+            try:
+                session.flush()
+                session.add_all(
+                    PublicationItemRow(
+                        publication_id=publication.id, item_id=item_id, channel=draft.channel, account=draft.account
+                    )
+                    for item_id in item_ids
+                )
+                session.commit()
+            except IntegrityError as exc:
+                session.rollback()
+                raise AlreadyClaimed(draft.channel, draft.account, item_ids) from exc
+            return publication.id
+
+    def record_sent(self, publication_id: int, receipt: Receipt) -> None:
+        self._finish(
+            publication_id,
+            state="sent",
+            location=receipt.location,
+            provider_ids={"ids": list(receipt.provider_ids)},
+            finished_at=receipt.sent_at,
+        )
+
+    def record_failed(self, publication_id: int, error: str, *, transient: bool) -> None:
+        self._finish(publication_id, state="failed", error=error, transient=transient, finished_at=now_utc())
+
+    def _finish(self, publication_id: int, **values: Any) -> None:
+        with self._session() as session, session.begin():
+            result = session.execute(
+                update(PublicationRow)
+                .where(PublicationRow.id == publication_id, PublicationRow.state == "claimed")
+                .values(**values)
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                raise LedgerError(f"publication {publication_id} is not claimed; its outcome was not recorded")
+
+    def mark_stale_claims(self, older_than: timedelta) -> list[int]:
+        """Turn claims older than ``older_than`` into ``unknown`` (the sender died mid-send); return their ids."""
+        cutoff = now_utc() - older_than
+        with self._session() as session, session.begin():
+            ids = list(
+                session.scalars(
+                    select(PublicationRow.id).where(
+                        PublicationRow.state == "claimed", PublicationRow.claimed_at < cutoff
+                    )
+                )
+            )
+            if ids:
+                session.execute(update(PublicationRow).where(PublicationRow.id.in_(ids)).values(state="unknown"))
+        return ids
+
+    def publications(self) -> list[PublicationRecord]:
+        """Every publication, oldest first, with its items."""
+        with self._session() as session:
+            rows = session.scalars(select(PublicationRow).order_by(PublicationRow.id)).all()
+            links = session.execute(select(PublicationItemRow.publication_id, PublicationItemRow.item_id)).all()
+        items: dict[int, list[str]] = {}
+        for publication_id, item_id in links:
+            items.setdefault(publication_id, []).append(item_id)
+        return [
+            PublicationRecord(
+                id=row.id,
+                channel=row.channel,
+                account=row.account,
+                item_ids=sorted(items.get(row.id, [])),
+                state=row.state,  # type: ignore[arg-type]
+                claimed_at=row.claimed_at,
+                finished_at=row.finished_at,
+                location=row.location,
+                provider_ids=list((row.provider_ids or {}).get("ids", [])),
+                error=row.error,
+                transient=row.transient,
+            )
+            for row in rows
+        ]
+
+    def forget_pending(self, channel: str, account: str, keep: Iterable[str]) -> None:
+        """Drop pending or approved drafts of a channel that were not claimed and whose item set is not in ``keep``.
+
+        A digest's item set changes as items arrive: the draft for yesterday's set must not be sent beside today's.
+        """
+        claimed = select(PublicationRow.draft_id)
+        with self._session() as session, session.begin():
+            session.execute(
+                delete(DraftRow).where(
+                    DraftRow.channel == channel,
+                    DraftRow.account == account,
+                    DraftRow.state.in_(("pending", "approved")),
+                    DraftRow.draft_key.not_in(list(keep)),
+                    DraftRow.id.not_in(claimed),
+                )
+            )

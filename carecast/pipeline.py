@@ -1,0 +1,175 @@
+"""The three steps of a run — ingest a source, adapt items for a channel, publish a channel's due drafts.
+
+Framework-free: the Prefect flows call these with names, and so can a script or a test. Each step reports what
+happened to every item instead of raising, so one bad source, draft or provider never stops the rest of a run;
+the ledger records each outcome as it happens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal
+
+import requests
+
+from carecast.config import Settings
+from carecast.errors import AlreadyClaimed, PublishError, RenderError, SourceError
+from carecast.ledger import Ledger
+from carecast.model import ContentItem, Draft, now_utc
+from carecast.sources import Validators, read_source
+from channels import channel_class
+from channels.base import Channel, Outbox
+
+OutcomeState = Literal["published", "failed", "retry", "rejected", "preview", "waiting"]
+
+#: A claim older than this was left by a process that died mid-send; it becomes ``unknown`` for a person to check.
+STALE_CLAIM = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class SourceReport:
+    """What ingesting one source did; ``error`` is set when the source failed (the run goes on)."""
+
+    source: str
+    new: list[str] = field(default_factory=list)
+    edited: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    not_modified: bool = False
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one draft on one channel: the row of the run's summary table."""
+
+    channel: str
+    item_ids: tuple[str, ...]
+    state: OutcomeState
+    detail: str
+    title: str = ""
+    draft: Draft | None = None
+
+
+def make_channel(settings: Settings, instance: str) -> Channel:
+    """The configured channel ``instance`` (a key of ``channels:``), ready to render and publish."""
+    config = settings.channels[instance]
+    return channel_class(config.type)(instance, config, settings)
+
+
+def ingest(
+    settings: Settings, ledger: Ledger, source: str, *, session: requests.Session | None = None
+) -> SourceReport:
+    """Read one source and store what is new or edited; a failing source is reported, never raised."""
+    known = ledger.validators(source)
+    validators = Validators(etag=known[0], last_modified=known[1]) if known else None
+    try:
+        result = read_source(source, settings.sources[source], settings, validators=validators, session=session)
+    except SourceError as exc:
+        return SourceReport(source, error=exc.reason)
+    if result.not_modified:
+        return SourceReport(source, not_modified=True, warnings=list(result.warnings))
+    changes = ledger.upsert_items(result.items)
+    if result.validators is not None:
+        # Saved after the items, so a crash in between costs one full fetch, never a lost item.
+        ledger.save_validators(source, result.validators.etag, result.validators.last_modified)
+    return SourceReport(source, changes.new, changes.edited, changes.unchanged, warnings=list(result.warnings))
+
+
+def adapt(
+    settings: Settings, ledger: Ledger, instance: str, *, dry_run: bool = False, now: datetime | None = None
+) -> list[Outcome]:
+    """Render drafts of ``instance`` for items not yet published on it, and store them (not in a dry run).
+
+    A draft that breaks a rule is stored as rejected with its reason and never published.
+    """
+    channel = make_channel(settings, instance)
+    config = channel.config
+    moment = now or now_utc()
+    candidates = ledger.unpublished(
+        instance, config.account, config.sources, since=moment - timedelta(days=config.max_age_days)
+    )
+    batches: list[list[ContentItem]] = (
+        [candidates[: config.max_items_per_run]] if channel.digest and candidates else [[item] for item in candidates]
+    )
+    state = "approved" if config.approval == "auto" else "pending"
+    outcomes: list[Outcome] = []
+    rendered = 0
+    kept: list[str] = []
+    for batch in batches:
+        if rendered >= config.max_items_per_run:
+            break
+        ids = tuple(item.id for item in batch)
+        title = batch[0].title if len(batch) == 1 else f"{len(batch)} items: {batch[0].title}, ..."
+        try:
+            draft = channel.render(batch)
+        except RenderError as exc:
+            if not dry_run:
+                rejected = Draft(channel=instance, item_ids=ids, parts=())
+                ledger.save_draft(rejected, config.account, "rejected", reason=exc.reason)
+            outcomes.append(Outcome(instance, ids, "rejected", exc.reason, title))
+            continue
+        rendered += 1
+        kept.append(draft.key)
+        if dry_run:
+            outcomes.append(Outcome(instance, ids, "preview", _measures(draft), title, draft))
+            continue
+        ledger.save_draft(draft, config.account, state)
+        if state == "pending":
+            outcomes.append(Outcome(instance, ids, "waiting", "waiting for approval", title, draft))
+    if not dry_run and channel.digest:
+        ledger.forget_pending(instance, config.account, keep=kept)
+    return outcomes
+
+
+def _measures(draft: Draft) -> str:
+    parts = draft.measures.get("parts", [])
+    described = []
+    for measured in parts:
+        if "weighted_length" in measured:
+            described.append(f"{measured['weighted_length']}/280")
+        if "segments" in measured:
+            described.append(f"{measured['segments']} {measured['encoding']} segment(s)")
+    if draft.subject:
+        described.append(f"subject: {draft.subject}")
+    return "; ".join(described) or f"{len(draft.parts)} part(s)"
+
+
+def publish(settings: Settings, ledger: Ledger, instance: str) -> list[Outcome]:
+    """Claim and send every due draft of ``instance``, recording each outcome before the next.
+
+    The claim happens before sending, so a draft another run or worker claimed is skipped, never sent twice.
+    """
+    channel = make_channel(settings, instance)
+    outbox = Outbox(settings.path(settings.outbox))
+    ledger.mark_stale_claims(STALE_CLAIM)
+    outcomes = []
+    for stored in ledger.due(instance):
+        draft = stored.draft
+        title = ", ".join(item.title for item in ledger.items(draft.item_ids))
+        try:
+            publication_id = ledger.claim(stored.id)
+        except AlreadyClaimed:
+            continue
+        try:
+            receipt = channel.publish(draft, f"{publication_id:06d}", outbox)
+        except PublishError as exc:
+            ledger.record_failed(publication_id, exc.reason, transient=exc.transient)
+            state: OutcomeState = "retry" if exc.transient else "failed"
+            outcomes.append(Outcome(instance, draft.item_ids, state, exc.reason, title))
+            continue
+        ledger.record_sent(publication_id, receipt)
+        outcomes.append(Outcome(instance, draft.item_ids, "published", receipt.location, title))
+    return outcomes
+
+
+def channel_names(settings: Settings, only: Sequence[str] | None = None) -> list[str]:
+    """Enabled channels, or those of ``only``; raises KeyError naming an unknown channel."""
+    if only:
+        for name in only:
+            if name not in settings.channels:
+                raise KeyError(name)
+        return list(only)
+    return [name for name, config in settings.channels.items() if config.enabled]
