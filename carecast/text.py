@@ -1,0 +1,202 @@
+"""Pure text measures and helpers shared by the channels: X weighted length, SMS segments, UTM tagging, shortening.
+
+Nothing here knows a channel: each function takes text and returns text or a measure. The numbers follow the
+providers' own rules (RULES.md): X through ``twitter-text-parser`` (the official weighting, NFC first), SMS through
+the ``gsm0338`` codec for the GSM-7 charset, packed into segments the way Twilio bills them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import gsm0338  # noqa: F401  (registers the 'gsm03.38' codec)
+from twitter_text import parse_tweet
+from twitter_text.config import config as twitter_config
+
+from carecast.errors import MeasureError
+
+GSM_CODEC = "gsm03.38"
+
+#: Characters per segment, as Twilio bills them: (single-segment message, each part of a multi-part message).
+SEGMENT_CAPACITY: dict[str, tuple[int, int]] = {"GSM-7": (160, 153), "UCS-2": (70, 67)}
+
+#: Typographic punctuation with a GSM-7 equivalent; one of these alone makes a whole text UCS-2 (twice the cost).
+GSM_EQUIVALENTS = str.maketrans(
+    {
+        "\u2018": "'",  # left single quotation mark
+        "\u2019": "'",  # right single quotation mark, apostrophe
+        "\u201a": "'",
+        "\u201b": "'",
+        "\u2032": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u201e": '"',
+        "\u201f": '"',
+        "\u2033": '"',
+        "\u2010": "-",
+        "\u2011": "-",
+        "\u2012": "-",
+        "\u2013": "-",  # en dash
+        "\u2014": "-",  # em dash
+        "\u2015": "-",
+        "\u2212": "-",
+        "\u2022": "-",  # bullet
+        "\u2026": "...",
+        "\u00a0": " ",
+        "\u2009": " ",
+        "\u202f": " ",
+    }
+)
+
+_SENTENCE_END = re.compile(r"[.!?\u2026][\"'\u2019\u201d)]*$")
+
+
+@dataclass(frozen=True)
+class XMeasure:
+    """A text's weighted length as X counts it, and whether X accepts it (1..280 weighted, no invalid chars)."""
+
+    weighted_length: int
+    valid: bool
+
+
+@dataclass(frozen=True)
+class SmsMeasure:
+    """How an SMS is encoded and billed: ``units`` are GSM-7 septets or UTF-16 code units."""
+
+    encoding: Literal["GSM-7", "UCS-2"]
+    units: int
+    segments: int
+
+
+def x_measure(text: str, version: Literal[2, 3] = 3) -> XMeasure:
+    """Weigh ``text`` as X does: twitter-text config v3 (what X uses today) unless ``version`` says otherwise.
+
+    Version 2 differs only in counting each emoji code point instead of each emoji sequence; the official
+    conformance suite's ``WeightedTweetsCounterTest`` is written for it. twitter-text-parser normalises to NFC
+    and folds a CRLF to one character. Raises nothing.
+    """
+    parsed = parse_tweet(text, twitter_config[f"version{version}"])
+    return XMeasure(weighted_length=parsed.weightedLength, valid=parsed.valid)
+
+
+def _unit_costs(text: str) -> tuple[Literal["GSM-7", "UCS-2"], list[int]]:
+    # Each character's cost in the message's encoding: 1 or 2 septets (extension table), 1 or 2 UTF-16 units.
+    try:
+        return "GSM-7", [len(char.encode(GSM_CODEC)) for char in text]
+    except UnicodeEncodeError:
+        return "UCS-2", [len(char.encode("utf-16-le")) // 2 for char in text]
+
+
+def sms_measure(text: str) -> SmsMeasure:
+    """Encoding, units and segments of ``text`` exactly as Twilio bills it (RULES.md "SMS").
+
+    A character outside GSM-7 makes the whole text UCS-2. A text longer than one segment is split into parts of
+    153 septets or 67 code units, and an escape pair or a surrogate pair never straddles two parts, which can add
+    a segment. An empty text counts one segment, as Twilio's calculator does: a message is billed at least once.
+    Raises nothing.
+    """
+    encoding, costs = _unit_costs(text)
+    single, multi = SEGMENT_CAPACITY[encoding]
+    units = sum(costs)
+    if units <= single:
+        return SmsMeasure(encoding, units, 1)
+    segments, used = 1, 0
+    for cost in costs:
+        if used + cost > multi:
+            segments, used = segments + 1, 0
+        used += cost
+    return SmsMeasure(encoding, units, segments)
+
+
+def to_gsm(text: str) -> str:
+    """Replace typographic quotes, dashes, bullets and the ellipsis with their GSM-7 look-alikes.
+
+    For SMS text only: one curly apostrophe turns a whole message UCS-2 and roughly halves what a segment holds.
+    Raises nothing.
+    """
+    return text.translate(GSM_EQUIVALENTS)
+
+
+def _bare_host(host: str) -> str:
+    return host.lower().removeprefix("www.")
+
+
+def add_utm(url: str, source: str, medium: str, campaign: str, own_host: str) -> str:
+    """Tag ``url`` with lowercase ``utm_source``/``utm_medium``/``utm_campaign`` when it points at ``own_host``.
+
+    Hosts compare case-insensitively and with or without ``www.``. Other sites' links come back unchanged; UTM
+    values the link already has are kept, and so are its other parameters (byte for byte) and its fragment.
+    Raises nothing.
+    """
+    parts = urlsplit(url)
+    if not parts.hostname or not own_host or _bare_host(parts.hostname) != _bare_host(own_host):
+        return url
+    present = {pair.split("=", 1)[0].lower() for pair in parts.query.split("&") if pair}
+    wanted = {"utm_source": source, "utm_medium": medium, "utm_campaign": campaign}
+    missing = [(key, value.lower()) for key, value in wanted.items() if key not in present]
+    if not missing:
+        return url
+    query = "&".join(filter(None, [parts.query, urlencode(missing)]))
+    return urlunsplit(parts._replace(query=query))
+
+
+def shorten(text: str, fits: Callable[[str], bool], ellipsis: str = "\u2026") -> str:
+    """The longest cut of ``text`` on a word boundary, ending in ``ellipsis``, that ``fits``; ``text`` if it fits.
+
+    ``fits`` judges the candidate in place (e.g. the whole post around it), so every measure works the same way.
+    Raises MeasureError when not even the first word with the ellipsis fits.
+    """
+    if fits(text):
+        return text
+    words = text.split()
+    # fits is monotone in the number of words kept, so search for the last count that fits.
+    low, high = 0, len(words) - 1
+    while low < high:
+        middle = (low + high + 1) // 2
+        if fits(_cut(words, middle, ellipsis)):
+            low = middle
+        else:
+            high = middle - 1
+    if low == 0:
+        raise MeasureError(f"not even the first word of {text[:40]!r} fits")
+    return _cut(words, low, ellipsis)
+
+
+def _cut(words: list[str], count: int, ellipsis: str) -> str:
+    return " ".join(words[:count]).rstrip(".,;:!?-\u2013\u2014") + ellipsis
+
+
+def split_to_fit(text: str, fits: Callable[[str], bool]) -> list[str]:
+    """Split ``text`` into parts that each ``fits``: whole sentences where possible, else whole words.
+
+    Line breaks inside a part are kept; a URL is one word, so it is never cut.
+    Raises MeasureError when a single word does not fit on its own.
+    """
+    parts: list[str] = []
+    current = ""
+    for sentence in _sentences(text):
+        for piece in [sentence] if fits(sentence.strip()) else re.findall(r"\S+\s*", sentence):
+            if fits((current + piece).strip()):
+                current += piece
+            elif fits(piece.strip()):
+                parts.append(current.strip())
+                current = piece
+            else:
+                raise MeasureError(f"the word {piece.strip()[:40]!r} does not fit on its own")
+    if current.strip():
+        parts.append(current.strip())
+    return parts
+
+
+def _sentences(text: str) -> list[str]:
+    # A sentence ends after terminal punctuation (closing quotes too) or at a line break; whitespace stays with it.
+    sentences = [""]
+    for token in re.findall(r"\S+\s*", text):
+        sentences[-1] += token
+        if "\n" in token or _SENTENCE_END.search(token.rstrip()):
+            sentences.append("")
+    return [sentence for sentence in sentences if sentence]
