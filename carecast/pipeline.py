@@ -91,11 +91,21 @@ def adapt(
     candidates = ledger.unpublished(
         instance, config.account, config.sources, since=moment - timedelta(days=config.max_age_days)
     )
-    batches: list[list[ContentItem]] = (
-        [candidates[: config.max_items_per_run]] if channel.digest and candidates else [[item] for item in candidates]
-    )
-    state = "approved" if config.approval == "auto" else "pending"
     outcomes: list[Outcome] = []
+    if channel.digest:
+        # One refused item must not sink the whole digest: refuse it alone, with its reason.
+        admitted = []
+        for item in candidates:
+            try:
+                channel.admit(item)
+            except RenderError as exc:
+                outcomes.append(Outcome(instance, (item.id,), "rejected", exc.reason, item.title))
+                continue
+            admitted.append(item)
+        batches = [admitted[: config.max_items_per_run]] if admitted else []
+    else:
+        batches = [[item] for item in candidates]
+    state = "approved" if config.approval == "auto" else "pending"
     rendered = 0
     kept: list[str] = []
     for batch in batches:

@@ -111,14 +111,18 @@ class Channel(ABC):
         """
         ids = [item.id for item in items]
         for item in items:
-            self._check_authorization(item)
+            self.admit(item)
         try:
             draft = self.compose(items)
         except jinja2.TemplateError as exc:
             raise RenderError(self.instance, f"template error: {exc}", ids) from exc
         return self.enforce(draft)
 
-    def _check_authorization(self, item: ContentItem) -> None:
+    def admit(self, item: ContentItem) -> None:
+        """Check that ``item`` may appear on this channel at all.
+
+        Raises RenderError when it mentions a patient without a current written authorization for this channel.
+        """
         # HIPAA 45 CFR 164.508(a)(3): a patient in marketing needs a written authorization covering this channel.
         if not item.mentions_patient:
             return

@@ -1,0 +1,166 @@
+"""The ``carecast`` command: check a config, run the pipeline, measure text, show the ledger.
+
+Exit codes: 0 done; 1 the run finished but something in it failed (a source, a draft, a publication); 2 the
+configuration or the command line is wrong, and nothing ran.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from carecast.config import DEFAULT_CONFIG, Settings, load_settings
+from carecast.errors import CareCastError, ConfigError
+from carecast.ledger import Ledger
+from carecast.text import sms_measure, x_measure
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+#: Prefect keeps its home in ``.carecast/prefect`` (prefect.toml); Prefect needs the parent folder to exist.
+STATE_DIR = Path(".carecast")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except ConfigError as exc:
+        print(f"configuration error:\n{exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except CareCastError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="carecast", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    def command(name: str, handler: Any, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    check = command("check", _check, "validate the configuration; exit 2 when it is wrong")
+    run = command("run", _run, "run the pipeline once: ingest, adapt, publish")
+    status = command("status", _status, "list the ledger's publications")
+    for sub in (check, run, status):
+        sub.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="default: %(default)s")
+    run.add_argument("--dry-run", action="store_true", help="render and preview everything, publish nothing")
+    run.add_argument("--channel", action="append", dest="channels", metavar="NAME", help="only this channel")
+    status.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    measure = command("measure", _measure, "measure TEXT as a channel counts it (x: weighted length; sms: segments)")
+    measure.add_argument("--channel", required=True, choices=["x", "sms"])
+    measure.add_argument("text", metavar="TEXT", help="the text, or - to read standard input")
+    return parser
+
+
+def _check(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    print(
+        f"{args.config}: OK — {settings.practice.name}, "
+        f"sources: {', '.join(settings.sources)}; channels: {', '.join(settings.channels)}"
+    )
+    return 0
+
+
+def _measure(args: argparse.Namespace) -> int:
+    text = sys.stdin.read() if args.text == "-" else args.text
+    if args.text == "-" and text.endswith("\n"):
+        text = text[:-1]  # the newline that ends the piped line is not part of the post
+    if args.channel == "x":
+        x = x_measure(text)
+        result: dict[str, Any] = {"channel": "x", "weighted_length": x.weighted_length, "valid": x.valid}
+    else:
+        sms = sms_measure(text)
+        result = {"channel": "sms", "encoding": sms.encoding, "segments": sms.segments}
+    print(json.dumps(result))
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    ledger = Ledger(settings.ledger_url())
+    try:
+        records = [record.to_json() for record in ledger.publications()]
+    finally:
+        ledger.close()
+    if args.json:
+        print(json.dumps(records, indent=2))
+        return 0
+    _table(
+        ["id", "channel", "state", "when", "items", "where"],
+        [
+            [r["id"], r["channel"], r["state"], r["when"][:16], ", ".join(r["item_ids"]), _where(r)]
+            for r in records
+        ],
+    )
+    return 0
+
+
+def _where(record: dict[str, Any]) -> str:
+    receipt = record["receipt"]
+    return str(receipt["location"]) if receipt else str(record["error"] or "")
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings: Settings = load_settings(args.config)
+    for name in args.channels or ():
+        if name not in settings.channels:
+            raise ConfigError(args.config, [(f"channels.{name}", "a configured channel (from --channel)")])
+    STATE_DIR.mkdir(exist_ok=True)
+    from flows.pipeline import pipeline  # Prefect loads slowly and reads prefect.toml: only for commands that run
+
+    result = pipeline(config_path=str(args.config), dry_run=args.dry_run, channels=args.channels)
+    return _summarise(result, dry_run=args.dry_run)
+
+
+def _summarise(result: dict[str, Any], *, dry_run: bool) -> int:
+    failed = False
+    print("\nSources")
+    rows = []
+    for report in result["sources"]:
+        if report["error"]:
+            failed = True
+            state = f"FAILED: {report['error']}"
+        elif report["not_modified"]:
+            state = "not modified"
+        else:
+            state = f"{len(report['new'])} new, {len(report['edited'])} edited, {report['unchanged']} unchanged"
+        rows.append([report["source"], state])
+    _table(["source", "result"], rows)
+    print("\nDry run: nothing was published" if dry_run else "\nPublications")
+    rows = []
+    for outcome in result["outcomes"]:
+        failed |= outcome["state"] in ("failed", "retry")
+        rows.append([_clip(outcome["title"], 48), outcome["channel"], outcome["state"], outcome["detail"]])
+    if rows:
+        _table(["item", "channel", "state", "where / why"], rows)
+    else:
+        print("nothing new to publish")
+    if dry_run:
+        for outcome in result["outcomes"]:
+            if outcome["preview"]:
+                print(f"\n--- {outcome['channel']}: {outcome['title']}\n{outcome['preview']}")
+    return EXIT_FAILED if failed else 0
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> None:
+    cells = [[str(cell) for cell in row] for row in rows]
+    widths = [max([len(header), *(len(row[i]) for row in cells)]) for i, header in enumerate(headers)]
+    for row in [headers, ["-" * width for width in widths], *cells]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
