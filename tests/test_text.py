@@ -1,0 +1,239 @@
+"""Text measures against RULES.md's values, the official twitter-text conformance suite, and properties."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from carecast.errors import MeasureError
+from carecast.text import add_utm, shorten, sms_measure, split_to_fit, to_gsm, x_measure
+
+SHARED = Path(os.environ.get("CARECAST_SHARED", Path(__file__).parents[1].parent / "shared"))
+CONFORMANCE = SHARED / "corpus/twitter-text/validate.yml"
+
+# -- X -------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "weighted", "valid"),
+    [
+        ("a" * 280, 280, True),
+        ("a" * 281, 281, False),
+        ("Visit example.com today", 35, True),
+        ("\U0001f468\u200d\U0001f469\u200d\U0001f467\u200d\U0001f466", 2, True),
+        ("cafe\u0301", 4, True),
+        ("理学療法", 8, True),
+        ("Don\u2019t miss it \u2014 30% off\u2026 \u2022 PT\u2122 \u20ac5", 37, True),
+    ],
+)
+def test_x_rules_values(text: str, weighted: int, valid: bool) -> None:
+    measure = x_measure(text)
+    assert (measure.weighted_length, measure.valid) == (weighted, valid)
+
+
+def _conformance(group: str) -> list[Any]:
+    if not CONFORMANCE.is_file():
+        return [pytest.param(None, marks=pytest.mark.skip(reason=f"conformance suite absent: {CONFORMANCE}"))]
+    cases = yaml.safe_load(CONFORMANCE.read_text(encoding="utf-8"))["tests"][group]
+    return [pytest.param(case, id=case["description"][:60]) for case in cases]
+
+
+def _check_case(case: dict[str, Any], version: int) -> None:
+    measure = x_measure(case["text"], version)  # type: ignore[arg-type]
+    expected = case["expected"]
+    if "\r\n" in case["text"]:
+        # The official library counts a CRLF as two, the Python port as one (corpus README): accept either.
+        crlf = case["text"].count("\r\n")
+        assert expected["weightedLength"] - crlf <= measure.weighted_length <= expected["weightedLength"]
+    else:
+        assert measure.weighted_length == expected["weightedLength"]
+        assert measure.valid == expected["valid"]
+
+
+@pytest.mark.parametrize("case", _conformance("WeightedTweetsCounterTest"))
+def test_twitter_text_weighted_counter(case: dict[str, Any]) -> None:
+    # Upstream runs this group with config v2, which counts each emoji code point.
+    _check_case(case, 2)
+
+
+@pytest.mark.parametrize("case", _conformance("WeightedTweetsWithDiscountedEmojiCounterTest"))
+def test_twitter_text_discounted_emoji_counter(case: dict[str, Any]) -> None:
+    _check_case(case, 3)
+
+
+# -- SMS -----------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding", "units", "segments"),
+    [
+        ("a" * 160, "GSM-7", 160, 1),
+        ("a" * 161, "GSM-7", 161, 2),
+        ("a" * 306, "GSM-7", 306, 2),
+        ("a" * 307, "GSM-7", 307, 3),
+        ("a" * 159 + "€", "GSM-7", 161, 2),
+        ("a" * 152 + "€" + "a" * 152, "GSM-7", 306, 3),
+        ("á" * 70, "UCS-2", 70, 1),
+        ("á" * 71, "UCS-2", 71, 2),
+        ("\U0001f389" * 35, "UCS-2", 70, 1),
+        ("\U0001f389" * 36, "UCS-2", 72, 2),
+        ("", "GSM-7", 0, 1),
+    ],
+)
+def test_sms_rules_values(text: str, encoding: str, units: int, segments: int) -> None:
+    measure = sms_measure(text)
+    assert (measure.encoding, measure.units, measure.segments) == (encoding, units, segments)
+
+
+@pytest.mark.parametrize("char", list("^{}\\[~]|€\f"))
+def test_sms_extension_characters_cost_two_septets(char: str) -> None:
+    assert sms_measure(char) == sms_measure("aa")
+
+
+@pytest.mark.parametrize(
+    ("char", "gsm"), [*((c, False) for c in "\u2019\u2026\u2014\u2022áíóúç\U0001f389"), *((c, True) for c in "ñéüà¡¿")]
+)
+def test_sms_charset(char: str, gsm: bool) -> None:
+    assert (sms_measure(f"Hi {char}").encoding == "GSM-7") is gsm
+
+
+def test_sms_curly_apostrophe_swap_gives_one_gsm_segment() -> None:
+    text = (
+        "Oakview PT: It\u2019s Patient Recognition Week! Thank you for trusting us with your recovery. "
+        "Reply STOP to opt out."
+    )
+    assert (sms_measure(text).encoding, sms_measure(text).segments) == ("UCS-2", 2)
+    swapped = to_gsm(text)
+    assert swapped == text.replace("\u2019", "'")
+    assert (sms_measure(swapped).encoding, sms_measure(swapped).segments) == ("GSM-7", 1)
+
+
+def test_to_gsm_replaces_typography() -> None:
+    assert to_gsm("\u201cGo\u201d \u2014 now\u2026 \u2022 \u2018ok\u2019") == "\"Go\" - now... - 'ok'"
+
+
+GSM_BASIC = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,!?@£$¥èéùìòÇØøÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ"
+
+
+@given(st.text(alphabet=GSM_BASIC + "^{}[]~|€", max_size=600))
+def test_gsm_segments_monotonic_in_length(text: str) -> None:
+    assert sms_measure(text).segments <= sms_measure(text + "a").segments
+
+
+@given(st.text(alphabet=st.characters(min_codepoint=0x20, codec="utf-8")))
+def test_ucs2_segments_monotonic_in_length(text: str) -> None:
+    assert sms_measure(text).segments <= sms_measure(text + "\u00e1").segments
+
+
+@given(st.integers(min_value=0, max_value=2000))
+def test_plain_ascii_segments_follow_the_formula(length: int) -> None:
+    expected = 1 if length <= 160 else math.ceil(length / 153)
+    assert sms_measure("a" * length).segments == expected
+
+
+@given(st.text(alphabet=GSM_BASIC + "€{}", min_size=161, max_size=800))
+def test_gsm_segments_never_fewer_than_capacity_allows(text: str) -> None:
+    measure = sms_measure(text)
+    assert measure.segments >= math.ceil(measure.units / 153)
+    assert measure.segments <= math.ceil(measure.units / 152)  # at most one septet lost per segment
+
+
+# -- links ---------------------------------------------------------------------------------------------------------
+
+HOST = "www.oakviewpt.example"
+
+
+def test_add_utm_tags_own_links_lowercase() -> None:
+    tagged = add_utm("https://www.oakviewpt.example/blog/knees", "Twitter", "Social", "PRW_2026", HOST)
+    assert tagged == (
+        "https://www.oakviewpt.example/blog/knees?utm_source=twitter&utm_medium=social&utm_campaign=prw_2026"
+    )
+
+
+@pytest.mark.parametrize(
+    "url", ["https://OAKVIEWPT.example/a", "https://oakviewpt.example/a", "http://WWW.oakviewpt.example/a"]
+)
+def test_add_utm_host_ignores_case_and_www(url: str) -> None:
+    assert add_utm(url, "sms", "sms", "c", HOST) == f"{url}?utm_source=sms&utm_medium=sms&utm_campaign=c"
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://apta.example/pt-month", "https://oakviewpt.example.evil.example/x", "/relative/path", "mailto:a@b.c"],
+)
+def test_add_utm_leaves_other_links_alone(url: str) -> None:
+    assert add_utm(url, "sms", "sms", "c", HOST) == url
+
+
+def test_add_utm_keeps_existing_values_params_and_fragment() -> None:
+    url = "https://www.oakviewpt.example/a?q=back%20pain&utm_campaign=Spring_Promo&b=#top"
+    assert add_utm(url, "newsletter", "email", "oakview_blog", HOST) == (
+        "https://www.oakviewpt.example/a?q=back%20pain&utm_campaign=Spring_Promo&b="
+        "&utm_source=newsletter&utm_medium=email#top"
+    )
+
+
+def test_add_utm_all_present_is_unchanged() -> None:
+    url = "https://www.oakviewpt.example/?utm_source=a&utm_medium=b&utm_campaign=c"
+    assert add_utm(url, "x", "y", "z", HOST) == url
+
+
+# -- shortening and splitting ----------------------------------------------------------------------------------------
+
+
+def test_shorten_cuts_on_a_word_boundary() -> None:
+    assert shorten("Strong knees, happy hikes, and more", lambda text: len(text) <= 20) == "Strong knees, happy\u2026"
+
+
+def test_shorten_keeps_text_that_fits() -> None:
+    assert shorten("short", lambda text: len(text) <= 20) == "short"
+
+
+def test_shorten_raises_when_nothing_fits() -> None:
+    with pytest.raises(MeasureError):
+        shorten("Unbelievably long first word", lambda text: len(text) <= 5, ellipsis="...")
+
+
+@given(st.lists(st.text(alphabet="abcdefgh", min_size=1, max_size=12), min_size=1, max_size=60), st.integers(14, 120))
+def test_shorten_result_fits_and_is_a_prefix(words: list[str], budget: int) -> None:
+    text = " ".join(words)
+    result = shorten(text, lambda candidate: len(candidate) <= budget)
+    assert len(result) <= budget
+    assert text.startswith(result.removesuffix("\u2026"))
+
+
+def test_split_prefers_sentences() -> None:
+    text = "Hello there. This is a long sentence with many words! And another one? Yes.\nNew line here"
+    assert split_to_fit(text, lambda part: len(part) <= 30) == [
+        "Hello there. This is a long",
+        "sentence with many words!",
+        "And another one? Yes.",
+        "New line here",
+    ]
+
+
+def test_split_keeps_urls_whole() -> None:
+    # twitter-text only knows real TLDs: a .example link is counted character by character, so use .com here.
+    url = "https://www.oakviewpt.com/blog/a-very-long-path"
+    parts = split_to_fit(f"Read it here {url} soon", lambda part: x_measure(part).weighted_length <= 30)
+    assert any(url in part for part in parts)
+
+
+def test_split_raises_on_a_word_too_long() -> None:
+    with pytest.raises(MeasureError):
+        split_to_fit("tiny enormousword", lambda part: len(part) <= 5)
+
+
+@given(st.lists(st.sampled_from(["Knees.", "hips", "backs!", "walk", "a\nb", "shoulders?"]), min_size=1, max_size=80))
+def test_split_parts_fit_and_keep_every_word(words: list[str]) -> None:
+    text = " ".join(words)
+    parts = split_to_fit(text, lambda part: len(part) <= 25)
+    assert all(0 < len(part) <= 25 for part in parts)
+    assert " ".join(parts).split() == text.split()
