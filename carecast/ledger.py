@@ -11,9 +11,11 @@ again, by compare-and-set, so two workers never both retry it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Literal
 
 from sqlalchemy import (
@@ -32,7 +34,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Dialect, Engine
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError, StatementError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from carecast.errors import AlreadyClaimed, LedgerError
@@ -179,8 +181,6 @@ class Ledger:
         try:
             self.engine: Engine = create_engine(url, future=True)
             if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-                from pathlib import Path
-
                 Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
             Base.metadata.create_all(self.engine)
         except (SQLAlchemyError, OSError) as exc:
@@ -189,8 +189,18 @@ class Ledger:
     def close(self) -> None:
         self.engine.dispose()
 
-    def _session(self) -> Session:
-        return Session(self.engine, expire_on_commit=False)
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        """A session whose database failures surface as LedgerError (ours unwrapped, the driver's chained)."""
+        try:
+            with Session(self.engine, expire_on_commit=False) as session:
+                yield session
+        except StatementError as exc:
+            if isinstance(exc.orig, LedgerError):
+                raise exc.orig from exc
+            raise LedgerError(f"the ledger failed: {exc.orig}") from exc
+        except SQLAlchemyError as exc:
+            raise LedgerError(f"the ledger failed: {exc}") from exc
 
     # -- items -------------------------------------------------------------------------------------------------
 

@@ -1,0 +1,87 @@
+"""Fixtures shared by the whole suite: a copy of the sample config in a temporary folder, real ledgers on SQLite
+and PostgreSQL, and one Prefect API for the session (the temporary server Prefect starts, with its home in the
+session's temporary folder, never ~/.prefect)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_CONFIG = ROOT / "config"
+POSTGRES_ADMIN = os.environ.get("CARECAST_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+def shared_corpus(*parts: str) -> Path:
+    """A path in ../shared/corpus (CI clones the repo beside shared/; CARECAST_SHARED may point elsewhere)."""
+    base = Path(os.environ.get("CARECAST_SHARED", ROOT.parent / "shared"))
+    return base.joinpath("corpus", *parts)
+
+
+def write_config(project: Path, changes: dict | None = None) -> Path:
+    """Copy the sample config into ``project/config``, apply ``changes`` (nested keys merged), return the file."""
+    target = project / "config"
+    shutil.copytree(SAMPLE_CONFIG, target)
+    file = target / "carecast.yaml"
+    data = yaml.safe_load(file.read_text())
+    # Sample content is dated; a suite run next year must still find it recent enough to publish.
+    for channel in data["channels"].values():
+        channel["max_age_days"] = 3650
+    _merge(data, changes or {})
+    file.write_text(yaml.safe_dump(data, sort_keys=False))
+    return file
+
+
+def _merge(data: dict, changes: dict) -> None:
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            _merge(data[key], value)
+        elif value is None:
+            data.pop(key, None)
+        else:
+            data[key] = value
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    return write_config(tmp_path)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty ledger database: a SQLite file, and a new PostgreSQL database dropped afterwards."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'ledger.db'}"
+        return
+    from sqlalchemy import create_engine, text
+
+    name = f"carecast_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield POSTGRES_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """One real Prefect API for every flow test of the session."""
+    home = tmp_path_factory.mktemp("prefect-home")
+    os.environ["PREFECT_HOME"] = str(home)
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=60), temporary_settings(
+        {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+    ):
+        yield

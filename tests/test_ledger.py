@@ -1,0 +1,150 @@
+"""The ledger on real SQLite and real PostgreSQL: items, drafts, and the claim that makes sending twice impossible."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from carecast.errors import AlreadyClaimed, LedgerError
+from carecast.ledger import Ledger
+from carecast.model import ContentItem, Draft, Receipt, content_hash
+
+
+def item(number: int, body: str = "body") -> ContentItem:
+    return ContentItem(
+        id=f"rss:blog:{number}",
+        source="blog",
+        kind="post",
+        title=f"Post {number}",
+        url=f"https://www.oakviewpt.example/{number}",
+        summary_html=f"<p>{body}</p>",
+        summary_text=body,
+        published=datetime(2026, 11, number, 12, tzinfo=UTC),
+        content_hash=content_hash(str(number), body),
+    )
+
+
+def draft(*numbers: int, channel: str = "x") -> Draft:
+    return Draft(channel=channel, item_ids=tuple(f"rss:blog:{n}" for n in numbers), parts=("hello",))
+
+
+@pytest.fixture
+def ledger(ledger_url: str):
+    opened = Ledger(ledger_url)
+    opened.upsert_items([item(1), item(2), item(3)])
+    yield opened
+    opened.close()
+
+
+def test_upsert_tells_new_edited_and_unchanged(ledger: Ledger) -> None:
+    report = ledger.upsert_items([item(1), item(2, "edited body"), item(4)])
+    assert report.new == ["rss:blog:4"]
+    assert report.edited == ["rss:blog:2"]
+    assert report.unchanged == 1
+    assert ledger.items(["rss:blog:2"])[0].summary_text == "edited body"
+    assert ledger.items(["rss:blog:2"])[0].published.tzinfo is not None
+
+
+def test_a_claimed_item_cannot_be_claimed_again_on_the_same_channel_and_account(ledger: Ledger) -> None:
+    first = ledger.save_draft(draft(1), "@oak", "approved")
+    ledger.claim(first)
+    # A digest or another draft holding the same item is refused by the database itself.
+    other = ledger.save_draft(draft(1, 2), "@oak", "approved")
+    with pytest.raises(AlreadyClaimed) as raised:
+        ledger.claim(other)
+    assert raised.value.item_ids == ["rss:blog:1", "rss:blog:2"]
+    # The same item on another account or channel is a different publication.
+    ledger.claim(ledger.save_draft(draft(1), "@other", "approved"))
+    ledger.claim(ledger.save_draft(draft(1, channel="sms"), "@oak", "approved"))
+
+
+def test_published_items_are_no_longer_candidates_even_after_an_edit(ledger: Ledger) -> None:
+    since = datetime(2026, 1, 1, tzinfo=UTC)
+    publication = ledger.claim(ledger.save_draft(draft(1), "@oak", "approved"))
+    ledger.record_sent(publication, Receipt("outbox/x/1.json", datetime.now(UTC)))
+    ledger.upsert_items([item(1, "a later edit")])
+    ids = [candidate.id for candidate in ledger.unpublished("x", "@oak", None, since)]
+    assert ids == ["rss:blog:3", "rss:blog:2"]
+    assert [c.id for c in ledger.unpublished("x", "@oak", ["other"], since)] == []
+
+
+def test_two_workers_racing_for_one_draft_send_it_once(ledger: Ledger) -> None:
+    draft_id = ledger.save_draft(draft(2), "@oak", "approved")
+    wins, losses = [], []
+    barrier = threading.Barrier(4)
+
+    def worker() -> None:
+        barrier.wait()
+        try:
+            wins.append(ledger.claim(draft_id))
+        except (AlreadyClaimed, LedgerError):
+            losses.append(1)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(wins) == 1
+    assert len(losses) == 3
+
+
+def test_only_a_transient_failure_is_claimed_again(ledger: Ledger) -> None:
+    transient = ledger.save_draft(draft(1), "@oak", "approved")
+    publication = ledger.claim(transient)
+    ledger.record_failed(publication, "503 from provider", transient=True)
+    assert [d.id for d in ledger.due("x")] == [transient]
+    assert ledger.claim(transient) == publication
+    ledger.record_failed(publication, "403 duplicate", transient=False)
+    assert ledger.due("x") == []
+    with pytest.raises(AlreadyClaimed):
+        ledger.claim(transient)
+
+
+def test_outcome_is_recorded_once(ledger: Ledger) -> None:
+    publication = ledger.claim(ledger.save_draft(draft(3), "@oak", "approved"))
+    ledger.record_sent(publication, Receipt("here", datetime.now(UTC), ("123",)))
+    with pytest.raises(LedgerError):
+        ledger.record_failed(publication, "late failure", transient=True)
+    [record] = ledger.publications()
+    assert record.to_json()["receipt"] == {"location": "here", "provider_ids": ["123"]}
+    assert record.item_ids == ["rss:blog:3"]
+
+
+def test_a_claim_left_by_a_dead_process_becomes_unknown_and_is_not_resent(ledger: Ledger) -> None:
+    draft_id = ledger.save_draft(draft(1), "@oak", "approved")
+    ledger.claim(draft_id)
+    assert ledger.mark_stale_claims(timedelta(hours=1)) == []
+    [stale] = ledger.mark_stale_claims(timedelta(seconds=-1))
+    assert ledger.publications()[0].state == "unknown"
+    assert ledger.due("x") == []
+    with pytest.raises(AlreadyClaimed):
+        ledger.claim(draft_id)
+    assert stale == ledger.publications()[0].id
+
+
+def test_a_draft_is_replaced_until_it_is_claimed(ledger: Ledger) -> None:
+    first = ledger.save_draft(draft(1), "@oak", "approved")
+    edited = Draft(channel="x", item_ids=("rss:blog:1",), parts=("edited",))
+    assert ledger.save_draft(edited, "@oak", "approved") == first
+    assert ledger.drafts("x")[0].draft.parts == ("edited",)
+    ledger.claim(first)
+    ledger.save_draft(Draft(channel="x", item_ids=("rss:blog:1",), parts=("too late",)), "@oak", "approved")
+    assert ledger.drafts("x")[0].draft.parts == ("edited",)
+
+
+def test_decided_drafts_keep_their_state(ledger: Ledger) -> None:
+    draft_id = ledger.save_draft(draft(2), "@oak", "pending")
+    ledger.set_draft_state(draft_id, "rejected", "off brand")
+    [stored] = ledger.drafts("x", ["rejected"])
+    assert stored.reason == "off brand"
+    with pytest.raises(LedgerError):
+        ledger.set_draft_state(999, "approved")
+
+
+def test_naive_datetimes_never_reach_the_ledger(ledger: Ledger) -> None:
+    publication = ledger.claim(ledger.save_draft(draft(1), "@oak", "approved"))
+    with pytest.raises(LedgerError):
+        ledger.record_sent(publication, Receipt("x", datetime(2026, 1, 1)))
