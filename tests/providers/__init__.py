@@ -1,0 +1,276 @@
+"""Real local servers that speak the providers' contracts, for tests and for trying a channel by hand.
+
+Each server binds a free port on 127.0.0.1, records what arrived on the wire and shuts down cleanly when its
+``with`` block ends. This module holds the plumbing the HTTP fakes share: a threaded ``http.server`` wrapper that
+parses bodies (JSON, form, multipart), records every request, and can be told to answer the next requests with
+forced responses (fault injection) before the provider logic sees them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+import urllib.parse
+from collections import deque
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from email import policy
+from email.parser import BytesParser
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from requests.structures import CaseInsensitiveDict
+
+LOOPBACK = "127.0.0.1"
+
+ServerT = TypeVar("ServerT")
+
+
+@dataclass(frozen=True)
+class UploadedFile:
+    """One file part of a multipart body."""
+
+    filename: str | None
+    content_type: str
+    content: bytes
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """A request as it arrived on the wire.
+
+    ``body`` is the parsed body: a dict for JSON objects, ``{name: value}`` for form bodies (the last value wins,
+    as providers read them), ``{name: str | UploadedFile}`` for multipart bodies, ``None`` when empty.
+    """
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: CaseInsensitiveDict[str]
+    raw: bytes
+    body: Any
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What a server answers: a status, a body (a dict or list is sent as JSON) and extra headers."""
+
+    status: int
+    body: Any = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def encoded(self) -> tuple[bytes, str]:
+        """The body as bytes and its content type."""
+        if self.body is None:
+            return b"", "application/json"
+        if isinstance(self.body, bytes):
+            return self.body, "application/octet-stream"
+        if isinstance(self.body, str):
+            return self.body.encode(), "text/plain; charset=utf-8"
+        return json.dumps(self.body).encode(), "application/json; charset=utf-8"
+
+
+def parse_body(content_type: str, raw: bytes) -> Any:
+    """Parse a request body by its content type; unknown types stay bytes.
+
+    Raises:
+        ValueError: the body does not match its declared content type (e.g. malformed JSON).
+    """
+    if not raw:
+        return None
+    mime = content_type.split(";", 1)[0].strip().lower()
+    if mime == "application/json":
+        return json.loads(raw)
+    if mime == "application/x-www-form-urlencoded":
+        return dict(urllib.parse.parse_qsl(raw.decode(), keep_blank_values=True))
+    if mime == "multipart/form-data":
+        # The email package is the stdlib's maintained MIME parser; it needs the header to find the boundary.
+        message = BytesParser(policy=policy.HTTP).parsebytes(
+            b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + raw
+        )
+        fields: dict[str, str | UploadedFile] = {}
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            payload = part.get_payload(decode=True)
+            if not isinstance(payload, bytes):
+                raise ValueError(f"multipart field {name!r} is not a leaf part")
+            filename = part.get_filename()
+            if filename is None:
+                fields[str(name)] = payload.decode()
+            else:
+                # Without a part Content-Type the email package assumes text/plain; HTTP clients mean octets.
+                content_type = part.get_content_type() if "Content-Type" in part else "application/octet-stream"
+                fields[str(name)] = UploadedFile(filename, content_type, payload)
+        return fields
+    return raw
+
+
+class LocalHttpServer:
+    """A threaded HTTP server on a free loopback port that records requests and replays forced responses.
+
+    Subclasses implement :meth:`handle`; :meth:`finish` may decorate every reply (forced ones included).
+    """
+
+    def __init__(self, port: int = 0) -> None:
+        self._port = port
+        self._lock = threading.Lock()
+        self._requests: list[RecordedRequest] = []
+        self._forced: deque[Reply] = deque()
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------------------------
+
+    def start(self) -> Self:
+        """Bind the port and serve in a daemon thread. Idempotent.
+
+        Raises:
+            OSError: the port cannot be bound.
+        """
+        if self._httpd is None:
+            self._httpd = ThreadingHTTPServer((LOOPBACK, self._port), _handler_for(self))
+            self._httpd.daemon_threads = True
+            self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05})
+            self._thread.daemon = True
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release the port. Idempotent."""
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            if self._thread is not None:
+                self._thread.join()
+            self._httpd = None
+            self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        """The bound port.
+
+        Raises:
+            RuntimeError: the server is not started.
+        """
+        if self._httpd is None:
+            raise RuntimeError(f"{type(self).__name__} is not started")
+        return int(self._httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:54321``, without a trailing slash."""
+        return f"http://{LOOPBACK}:{self.port}"
+
+    # --- recording and fault injection -----------------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Every request received so far, oldest first (a snapshot)."""
+        with self._lock:
+            return list(self._requests)
+
+    def requests_to(self, method: str, path: str) -> list[RecordedRequest]:
+        """The recorded requests with this method and path."""
+        return [r for r in self.requests if r.method == method and r.path == path]
+
+    def force(self, *replies: Reply) -> None:
+        """Answer the next ``len(replies)`` requests with these replies, in order, whatever they ask."""
+        with self._lock:
+            self._forced.extend(replies)
+
+    def _take_forced(self) -> Reply | None:
+        with self._lock:
+            return self._forced.popleft() if self._forced else None
+
+    def _record(self, request: RecordedRequest) -> None:
+        with self._lock:
+            self._requests.append(request)
+
+    # --- provider logic --------------------------------------------------------------------------------------
+
+    def handle(self, request: RecordedRequest) -> Reply:
+        """Answer one request as the provider would."""
+        raise NotImplementedError
+
+    def finish(self, request: RecordedRequest, reply: Reply) -> Reply:
+        """Decorate every reply before it is sent; the default sends it as is."""
+        return reply
+
+    def after_reply(self, request: RecordedRequest, reply: Reply) -> None:
+        """Run once the reply is on the wire (e.g. to send webhooks); the default does nothing."""
+
+    def dispatch(self, request: RecordedRequest) -> Reply:
+        """Record the request, then answer it with a forced reply if one is queued, else with :meth:`handle`."""
+        self._record(request)
+        forced = self._take_forced()
+        return self.finish(request, forced if forced is not None else self.handle(request))
+
+
+def _handler_for(server: LocalHttpServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _serve(self) -> None:
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            split = urllib.parse.urlsplit(self.path)
+            headers: CaseInsensitiveDict[str] = CaseInsensitiveDict(self.headers.items())
+            try:
+                body = parse_body(headers.get("Content-Type", ""), raw)
+            except ValueError:
+                body = raw
+            request = RecordedRequest(
+                method=self.command,
+                path=split.path,
+                query=dict(urllib.parse.parse_qsl(split.query, keep_blank_values=True)),
+                headers=headers,
+                raw=raw,
+                body=body,
+            )
+            reply = server.dispatch(request)
+            payload, content_type = reply.encoded()
+            self.send_response(reply.status)
+            sent = CaseInsensitiveDict(reply.headers)
+            sent.setdefault("Content-Type", content_type)
+            for name, value in sent.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+            self.wfile.flush()
+            server.after_reply(request, reply)
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+
+        def log_message(self, format: str, *args: Any) -> None:
+            # Test output stays quiet; the recorded requests are the log.
+            pass
+
+    return Handler
+
+
+def serve_by_hand(
+    description: str, make: Callable[[int], AbstractContextManager[ServerT]], banner: Callable[[ServerT], str]
+) -> None:
+    """Command-line entry for ``python -m tests.providers.<name> --port N``: serve until Ctrl-C."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0 picks a free one)")
+    args = parser.parse_args()
+    with make(args.port) as server:
+        print(banner(server), flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass

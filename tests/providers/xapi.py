@@ -1,0 +1,307 @@
+"""A local X API server speaking the subset tweepy 4.x uses, and a requests adapter that points tweepy at it.
+
+Endpoints: ``POST /2/tweets`` (text, reply, media), ``GET /2/users/me``, and the v1.1 simple media upload
+``POST /1.1/media/upload.json`` (tweepy.API sends it to upload.twitter.com). Requests need OAuth 1.0a user
+context carrying the configured consumer key and access token plus an ``oauth_signature`` (the signature itself is
+not verified), or the configured bearer token. Every reply carries ``x-rate-limit-*`` headers per user and
+endpoint; an exhausted window answers 429. Posting the same text twice answers 403 "duplicate content".
+
+tweepy builds absolute ``https://api.twitter.com`` URLs, so tests mount :class:`LocalRedirectAdapter` on the
+client's own ``requests`` session instead of patching anything::
+
+    with XApiServer() as server:
+        client = tweepy.Client(**server.credentials.client_kwargs())
+        LocalRedirectAdapter(server.url).mount_on(client.session)
+        client.create_tweet(text="hello")
+
+Run by hand with ``python -m tests.providers.xapi --port 8027``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+import urllib.parse
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+import requests
+from oauthlib.oauth1.rfc5849.utils import parse_authorization_header
+from requests.adapters import HTTPAdapter
+
+from tests.providers import LocalHttpServer, RecordedRequest, Reply, UploadedFile, serve_by_hand
+
+X_PREFIXES = ("https://api.twitter.com/", "https://upload.twitter.com/")
+# Snowflake ids count milliseconds from this epoch (2010-11-04), shifted past 22 bits of worker and sequence.
+TWEPOCH_MS = 1288834974657
+DUPLICATE_DETAIL = "You are not allowed to create a Tweet with duplicate content."
+
+
+class LocalRedirectAdapter(HTTPAdapter):
+    """Sends requests for remote hosts to a local server, keeping path and query.
+
+    The original host goes along as ``X-Forwarded-Host`` so a test can tell which host a client meant to reach.
+    Auth headers (OAuth 1.0a signatures included) are computed before ``send``, over the original URL.
+    """
+
+    def __init__(self, base_url: str) -> None:
+        super().__init__()
+        self.base_url = urllib.parse.urlsplit(base_url)
+
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: float | tuple[float, float] | tuple[float, None] | None = None,
+        verify: bool | str = True,
+        cert: bytes | str | tuple[bytes | str, bytes | str] | None = None,
+        proxies: Mapping[str, str] | None = None,
+    ) -> requests.Response:
+        """Send ``request`` to the local server.
+
+        Raises:
+            requests.RequestException: the local server cannot be reached.
+        """
+        local = request.copy()
+        original = urllib.parse.urlsplit(request.url or "")
+        local.url = urllib.parse.urlunsplit(
+            (self.base_url.scheme, self.base_url.netloc, original.path, original.query, "")
+        )
+        local.headers["X-Forwarded-Host"] = original.netloc
+        return super().send(local, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies)
+
+    def mount_on(self, session: requests.Session, prefixes: Iterable[str] = X_PREFIXES) -> requests.Session:
+        """Mount this adapter on ``session`` for each URL prefix (by default X's API and upload hosts)."""
+        for prefix in prefixes:
+            session.mount(prefix, self)
+        return session
+
+
+@dataclass(frozen=True)
+class XCredentials:
+    """The credentials the server accepts. Test values, not secrets."""
+
+    consumer_key: str = "test-consumer-key"
+    consumer_secret: str = "test-consumer-secret"
+    access_token: str = "1000000001-test-access-token"
+    access_token_secret: str = "test-access-token-secret"
+    bearer_token: str = "test-bearer-token"
+
+    def client_kwargs(self) -> dict[str, str]:
+        """Keyword arguments for ``tweepy.Client`` using OAuth 1.0a user context."""
+        return {
+            "consumer_key": self.consumer_key,
+            "consumer_secret": self.consumer_secret,
+            "access_token": self.access_token,
+            "access_token_secret": self.access_token_secret,
+        }
+
+
+@dataclass(frozen=True)
+class XUser:
+    """The account the credentials belong to."""
+
+    id: str = "1000000001"
+    name: str = "Oakview Physical Therapy"
+    username: str = "oakviewpt"
+
+
+@dataclass(frozen=True)
+class Tweet:
+    """A tweet the server accepted."""
+
+    id: str
+    text: str
+    author_id: str
+    in_reply_to_tweet_id: str | None
+    media_ids: tuple[str, ...]
+
+
+@dataclass
+class _Window:
+    remaining: int
+    reset: int
+
+
+Route = Callable[[XUser, RecordedRequest], Reply]
+
+
+class XApiServer(LocalHttpServer):
+    """The X API subset tweepy uses, with auth, rate limits and duplicate detection.
+
+    ``rate_limit`` requests per user and endpoint are allowed in each ``rate_window`` seconds.
+    """
+
+    def __init__(
+        self,
+        *,
+        credentials: XCredentials | None = None,
+        user: XUser | None = None,
+        rate_limit: int = 300,
+        rate_window: int = 900,
+        port: int = 0,
+    ) -> None:
+        super().__init__(port)
+        self.credentials = credentials or XCredentials()
+        self.user = user or XUser()
+        self.rate_limit = rate_limit
+        self.rate_window = rate_window
+        self._tweets: dict[str, Tweet] = {}
+        self._media: dict[str, UploadedFile] = {}
+        self._windows: dict[tuple[str, str, str], _Window] = {}
+        self._last_id = 0
+        self._media_ids = itertools.count(1_600_000_000_000_000_001)
+        self._routes: dict[tuple[str, str], Route] = {
+            ("POST", "/2/tweets"): self._create_tweet,
+            ("GET", "/2/users/me"): self._me,
+            ("POST", "/1.1/media/upload.json"): self._upload,
+        }
+
+    @property
+    def tweets(self) -> list[Tweet]:
+        """Accepted tweets, oldest first."""
+        with self._lock:
+            return list(self._tweets.values())
+
+    @property
+    def media(self) -> dict[str, UploadedFile]:
+        """Uploaded media by media id string."""
+        with self._lock:
+            return dict(self._media)
+
+    # --- auth and rate limits --------------------------------------------------------------------------------
+
+    def _principal(self, request: RecordedRequest) -> str:
+        """The credential a request presents, as ``oauth:<access token>`` or ``bearer:<token>``; "" if neither."""
+        header = request.headers.get("Authorization", "")
+        scheme, _, rest = header.partition(" ")
+        if scheme == "Bearer":
+            return f"bearer:{rest}"
+        if scheme == "OAuth":
+            params = {key: urllib.parse.unquote(value) for key, value in parse_authorization_header(header)}
+            if params.get("oauth_consumer_key") == self.credentials.consumer_key and params.get("oauth_signature"):
+                return f"oauth:{params.get('oauth_token')}"
+        return ""
+
+    def _authenticated(self, request: RecordedRequest) -> bool:
+        accepted = {f"oauth:{self.credentials.access_token}", f"bearer:{self.credentials.bearer_token}"}
+        return self._principal(request) in accepted
+
+    def _window(self, request: RecordedRequest) -> _Window:
+        """The rate-limit window of the request's credential and endpoint, renewed once it has reset."""
+        key = (self._principal(request), request.method, request.path)
+        now = int(time.time())
+        window = self._windows.get(key)
+        if window is None or now >= window.reset:
+            window = self._windows[key] = _Window(self.rate_limit, now + self.rate_window)
+        return window
+
+    # --- dispatch ----------------------------------------------------------------------------------------------
+
+    def handle(self, request: RecordedRequest) -> Reply:
+        """Authenticate, apply the rate limit, then run the endpoint."""
+        route = self._routes.get((request.method, request.path))
+        if not self._authenticated(request):
+            return _error(request, 401, "Unauthorized", "Unauthorized", v1=(32, "Could not authenticate you."))
+        if route is None:
+            return _error(request, 404, "Not Found Error", f"No route for {request.method} {request.path}")
+        with self._lock:
+            window = self._window(request)
+            if window.remaining <= 0:
+                return _error(request, 429, "Too Many Requests", "Too Many Requests", v1=(88, "Rate limit exceeded"))
+            window.remaining -= 1
+            return route(self.user, request)
+
+    def finish(self, request: RecordedRequest, reply: Reply) -> Reply:
+        """Add the caller's rate-limit headers under any headers the reply already has."""
+        with self._lock:
+            window = self._window(request)
+            headers = {
+                "x-rate-limit-limit": str(self.rate_limit),
+                "x-rate-limit-remaining": str(window.remaining),
+                "x-rate-limit-reset": str(window.reset),
+            }
+        return Reply(reply.status, reply.body, {**headers, **reply.headers})
+
+    # --- endpoints (called with the lock held) -----------------------------------------------------------------
+
+    def _create_tweet(self, user: XUser, request: RecordedRequest) -> Reply:
+        body = request.body if isinstance(request.body, dict) else {}
+        text = body.get("text")
+        reply_to = (body.get("reply") or {}).get("in_reply_to_tweet_id")
+        media_ids = tuple(str(m) for m in (body.get("media") or {}).get("media_ids", ()))
+        if not isinstance(text, str) and not media_ids:
+            return _invalid("text", "Either text or media is required.")
+        if unknown := [m for m in media_ids if m not in self._media]:
+            return _invalid("media.media_ids", f"Your media IDs are invalid: {', '.join(unknown)}.")
+        if reply_to is not None and str(reply_to) not in self._tweets:
+            return _error(
+                request, 403, "Forbidden", "You attempted to reply to a Tweet that is deleted or not visible to you."
+            )
+        if text and any(t.text == text and t.author_id == user.id for t in self._tweets.values()):
+            return _error(request, 403, "Forbidden", DUPLICATE_DETAIL)
+        tweet = Tweet(self._next_id(), text or "", user.id, None if reply_to is None else str(reply_to), media_ids)
+        self._tweets[tweet.id] = tweet
+        return Reply(201, {"data": {"id": tweet.id, "text": tweet.text, "edit_history_tweet_ids": [tweet.id]}})
+
+    def _me(self, user: XUser, request: RecordedRequest) -> Reply:
+        return Reply(200, {"data": {"id": user.id, "name": user.name, "username": user.username}})
+
+    def _upload(self, user: XUser, request: RecordedRequest) -> Reply:
+        media = request.body.get("media") if isinstance(request.body, dict) else None
+        if not isinstance(media, UploadedFile):
+            # Chunked uploads (command=INIT/APPEND/FINALIZE) and media_data are not part of this fake.
+            return _error(
+                request, 400, "Invalid Request", "media file part is required", v1=(38, "media parameter is missing.")
+            )
+        media_id = next(self._media_ids)
+        self._media[str(media_id)] = media
+        return Reply(
+            200,
+            {
+                "media_id": media_id,
+                "media_id_string": str(media_id),
+                "size": len(media.content),
+                "expires_after_secs": 86400,
+                "image": {"image_type": media.content_type},
+            },
+        )
+
+    def _next_id(self) -> str:
+        candidate = (int(time.time() * 1000) - TWEPOCH_MS) << 22
+        self._last_id = max(candidate, self._last_id + 1)
+        return str(self._last_id)
+
+
+def _error(request: RecordedRequest, status: int, title: str, detail: str, v1: tuple[int, str] | None = None) -> Reply:
+    """An error in the shape of the API version the request addressed (v2 problem JSON or v1.1 ``errors``)."""
+    if request.path.startswith("/1.1/"):
+        code, message = v1 or (status, detail)
+        return Reply(status, {"errors": [{"code": code, "message": message}]})
+    return Reply(status, {"title": title, "detail": detail, "type": "about:blank", "status": status})
+
+
+def _invalid(parameter: str, message: str) -> Reply:
+    return Reply(
+        400,
+        {
+            "errors": [{"parameters": {parameter: []}, "message": message}],
+            "title": "Invalid Request",
+            "detail": "One or more parameters to your request was invalid.",
+            "type": "https://api.twitter.com/2/problems/invalid-request",
+        },
+    )
+
+
+def _banner(server: XApiServer) -> str:
+    c = server.credentials
+    return (
+        f"X API fake on {server.url}\n"
+        f"consumer_key={c.consumer_key} consumer_secret={c.consumer_secret}\n"
+        f"access_token={c.access_token} access_token_secret={c.access_token_secret}\n"
+        f"bearer_token={c.bearer_token}"
+    )
+
+
+if __name__ == "__main__":
+    serve_by_hand("Local X API v2 fake", lambda port: XApiServer(port=port), _banner)
