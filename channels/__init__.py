@@ -1,12 +1,13 @@
 """Channel plugins, found through the ``carecast.channels`` entry-point group (built-ins the same way).
 
-A channel's entry-point name is its ``name`` and the ``type`` a config section uses to pick it.
+A channel's entry-point name is its ``name`` and the ``type`` a config section uses to pick it. Only the channels a
+config uses are imported, so one broken third-party plugin cannot break the others.
 """
 
 from __future__ import annotations
 
 from functools import cache
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING
 
 from carecast.errors import ChannelError, ConfigError
@@ -17,32 +18,31 @@ if TYPE_CHECKING:
 GROUP = "carecast.channels"
 
 
+def _registered() -> dict[str, EntryPoint]:
+    return {entry.name: entry for entry in entry_points(group=GROUP)}
+
+
+def installed() -> list[str]:
+    """The names of every installed channel, without importing any."""
+    return sorted(_registered())
+
+
 @cache
-def available() -> dict[str, type[Channel]]:
-    """Every installed channel class by name.
-
-    Raises ChannelError when a plugin cannot be imported or its name differs from its entry point's.
-    """
-    found: dict[str, type[Channel]] = {}
-    for entry in entry_points(group=GROUP):
-        try:
-            cls = entry.load()
-        except Exception as exc:  # a third party's import error must name the plugin, whatever it is
-            raise ChannelError(entry.name, f"plugin {entry.value} cannot be loaded: {exc}") from exc
-        if getattr(cls, "name", None) != entry.name:
-            raise ChannelError(entry.name, f"{entry.value} declares name {getattr(cls, 'name', None)!r}")
-        found[entry.name] = cls
-    return found
-
-
 def channel_class(kind: str) -> type[Channel]:
     """The channel class registered as ``kind``.
 
-    Raises ConfigError (for the ``type`` key) when no such channel is installed.
+    Raises ConfigError (for the ``type`` key) when no such channel is installed, and ChannelError when its plugin
+    cannot be imported or declares another name than its entry point's.
     """
-    classes = available()
+    registered = _registered()
+    if kind not in registered:
+        known = ", ".join(sorted(registered)) or "none installed"
+        raise ConfigError("", [("type", f"one of the installed channels ({known}), not {kind!r}")])
+    entry = registered[kind]
     try:
-        return classes[kind]
-    except KeyError:
-        known = ", ".join(sorted(classes)) or "none installed"
-        raise ConfigError("", [("type", f"one of the installed channels ({known}), not {kind!r}")]) from None
+        cls = entry.load()
+    except Exception as exc:  # a third party's import error must name the plugin, whatever it is
+        raise ChannelError(kind, f"plugin {entry.value} cannot be loaded: {exc}") from exc
+    if getattr(cls, "name", None) != kind:
+        raise ChannelError(kind, f"{entry.value} declares name {getattr(cls, 'name', None)!r}")
+    return cls  # type: ignore[no-any-return]
