@@ -1,0 +1,72 @@
+"""Where content comes from: one entry point, :func:`read_source`, over the three kinds of source.
+
+- ``rss``: an RSS/Atom feed over http(s) with a conditional GET, or a feed file (:mod:`carecast.sources.rss`);
+- ``observances``: recognition days and weeks from date rules (:mod:`carecast.sources.observances`);
+- ``markdown``: hand-written posts with YAML front matter (:mod:`carecast.sources.markdown`).
+
+Each returns a :class:`SourceResult` of :class:`~carecast.model.ContentItem` with stable ids, sanitised HTML and
+UTC dates. A source that cannot be read raises :class:`~carecast.errors.SourceError`; a bad observances file raises
+:class:`~carecast.errors.ConfigError`. The ledger, not the source, decides what is new.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import assert_never
+
+import requests
+
+from carecast.config import MarkdownSource, ObservanceSource, RssSource, Settings, SourceConfig, today_in
+from carecast.model import ContentItem
+
+
+@dataclass(frozen=True)
+class Validators:
+    """Conditional-GET state the ledger keeps per source, sent back on the next poll."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True)
+class SourceResult:
+    """What one read of a source gave."""
+
+    items: list[ContentItem]
+    #: To store for the next poll (RSS over http only).
+    validators: Validators | None = None
+    #: The server answered 304: nothing changed since the validators sent, and ``items`` is empty.
+    not_modified: bool = False
+    #: Problems that did not stop the read: a malformed feed partly read, an entry skipped, a post held back.
+    warnings: list[str] = field(default_factory=list)
+
+
+def read_source(
+    name: str,
+    config: SourceConfig,
+    settings: Settings,
+    *,
+    validators: Validators | None = None,
+    session: requests.Session | None = None,
+    today: date | None = None,
+) -> SourceResult:
+    """Read the source ``name`` once.
+
+    ``validators`` are the ones kept from the previous poll of an RSS source; ``session`` lets a caller reuse
+    connections; ``today`` (the practice's local date) defaults to now in the practice's zone.
+
+    Raises SourceError (the source name and the reason) when the source cannot be fetched or read, and ConfigError
+    when an observances file is invalid.
+    """
+    # The readers import SourceResult from this module, so they are imported when first used.
+    from carecast.sources import markdown, observances, rss
+
+    if isinstance(config, RssSource):
+        return rss.read_rss(name, config, settings, validators=validators, session=session)
+    local_today = today or today_in(settings)
+    if isinstance(config, ObservanceSource):
+        return observances.read_observances(name, config, settings, today=local_today)
+    if isinstance(config, MarkdownSource):
+        return markdown.read_markdown(name, config, settings, today=local_today)
+    assert_never(config)

@@ -1,0 +1,230 @@
+"""Read an RSS or Atom feed into content items.
+
+The feed is fetched with ``requests`` and a conditional GET (an unchanged feed costs one 304), or read from a file,
+and parsed with ``feedparser``. Feeds in the wild are often broken: a malformed feed keeps what feedparser could
+read and says why in the warnings, and one odd entry is skipped with a warning instead of costing the others.
+
+An item's id is stable across polls and edits: ``rss:<source>:`` plus the guid, else the normalised link, else a
+hash of title and date. Its content hash covers title, content and link, so an edit changes the hash, not the id.
+"""
+
+from __future__ import annotations
+
+import calendar
+import io
+import textwrap
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from html import escape
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+import feedparser
+import requests
+
+from carecast.config import RssSource, Settings
+from carecast.errors import SourceError
+from carecast.html import Image, absolute_http_url, first_image, html_to_text, one_line, sanitize_html
+from carecast.model import ContentItem, content_hash, now_utc
+from carecast.sources import SourceResult, Validators
+
+USER_AGENT = "CareCast/0.1 (feed reader)"
+ACCEPT = "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_TITLE_FROM_TEXT = 100
+#: feedparser's bozo exceptions that do not mean the document was broken (it was read in full).
+_HARMLESS = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
+
+
+def read_rss(
+    name: str,
+    config: RssSource,
+    settings: Settings,
+    *,
+    validators: Validators | None = None,
+    session: requests.Session | None = None,
+) -> SourceResult:
+    """Fetch (or read) and parse the feed of source ``name``; the newest ``config.max_items`` entries.
+
+    Raises SourceError when the feed is unreachable, times out, answers an HTTP error, cannot be read from its
+    file, or has nothing readable in it.
+    """
+    if urlsplit(config.url).scheme in {"http", "https"}:
+        response = _fetch(name, config, validators, session)
+        kept = Validators(
+            etag=response.headers.get("ETag") or (validators.etag if validators else None),
+            last_modified=response.headers.get("Last-Modified") or (validators.last_modified if validators else None),
+        )
+        new_validators = kept if kept.etag or kept.last_modified else None
+        if response.status_code == 304:
+            return SourceResult(items=[], validators=new_validators, not_modified=True)
+        headers = {key.lower(): value for key, value in response.headers.items()}
+        # feedparser resolves relative links against content-location; the bytes alone do not say where they were.
+        headers["content-location"] = urljoin(response.url, headers.get("content-location", ""))
+        body = response.content
+    else:
+        path = settings.path(config.url)
+        try:
+            body = path.read_bytes()
+        except OSError as exc:
+            raise SourceError(name, f"cannot read {path}: {exc.strerror or exc}") from exc
+        headers, new_validators = {}, None
+    items, warnings = parse_feed(name, body, headers, max_items=config.max_items)
+    return SourceResult(items=items, validators=new_validators, warnings=warnings)
+
+
+def _fetch(
+    name: str, config: RssSource, validators: Validators | None, session: requests.Session | None
+) -> requests.Response:
+    headers = {"User-Agent": USER_AGENT, "Accept": ACCEPT}
+    if validators and validators.etag:
+        headers["If-None-Match"] = validators.etag
+    if validators and validators.last_modified:
+        headers["If-Modified-Since"] = validators.last_modified
+    get = session.get if session else requests.get
+    try:
+        response = get(config.url, headers=headers, timeout=config.timeout)
+    except requests.Timeout as exc:
+        raise SourceError(name, f"{config.url} did not answer within {config.timeout:g} s") from exc
+    except requests.RequestException as exc:
+        raise SourceError(name, f"cannot reach {config.url}: {exc}") from exc
+    if response.status_code >= 400:
+        raise SourceError(name, f"{config.url} answered HTTP {response.status_code} {response.reason}")
+    return response
+
+
+def parse_feed(
+    name: str, body: bytes, headers: Mapping[str, str], *, max_items: int
+) -> tuple[list[ContentItem], list[str]]:
+    """Items (newest first, at most ``max_items``) and warnings from the bytes of a feed.
+
+    ``headers`` are the HTTP response headers with lowercase names (they decide the encoding). Raises SourceError
+    when feedparser fails or the feed has no entries and is malformed or not a feed at all.
+    """
+    try:
+        # A stream, not bytes: given bytes, feedparser first tries to open them as a file name.
+        parsed = feedparser.parse(io.BytesIO(body), response_headers=dict(headers))
+    except Exception as exc:  # feedparser has many internal failure modes; none may escape as such
+        raise SourceError(name, f"cannot parse the feed: {exc!r}") from exc
+    warnings: list[str] = []
+    if parsed.get("bozo"):
+        problem = parsed.get("bozo_exception")
+        reason = f"{type(problem).__name__}: {problem}"
+        if not parsed.entries and not isinstance(problem, _HARMLESS):
+            raise SourceError(name, f"not a readable feed ({reason})")
+        warnings.append(f"the feed is malformed; read what could be read ({reason})")
+    if not parsed.entries and not parsed.get("version"):
+        raise SourceError(name, "not an RSS or Atom feed")
+    feed = parsed.get("feed", {})
+    feed_date = _utc(feed.get("published_parsed")) or _utc(feed.get("updated_parsed")) or now_utc()
+    feed_link = absolute_http_url(feed.get("link") or "")
+    items = []
+    for number, entry in enumerate(parsed.entries, start=1):
+        try:
+            items.append(_item(name, entry, feed_date, feed_link))
+        except Exception as exc:  # one odd entry must not cost the others
+            warnings.append(f"entry {number} skipped: {type(exc).__name__}: {exc}")
+    items.sort(key=lambda item: item.published, reverse=True)
+    return items[:max_items], warnings
+
+
+def normalise_link(url: str) -> str:
+    """``url`` without what varies between polls of the same post.
+
+    Lowercases scheme and host, drops a default port, the trailing slash, ``utm_*`` parameters and the fragment.
+    Raises ValueError on a URL that cannot be split (e.g. a port that is not a number).
+    """
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port is not None and parts.port != _DEFAULT_PORTS.get(scheme):
+        netloc = f"{netloc}:{parts.port}"
+    query = [(key, value) for key, value in parse_qsl(parts.query, keep_blank_values=True) if not _is_utm(key)]
+    return urlunsplit((scheme, netloc, parts.path.rstrip("/"), urlencode(query), ""))
+
+
+def _is_utm(key: str) -> bool:
+    return key.lower().startswith("utm_")
+
+
+def _item(source: str, entry: Mapping[str, Any], feed_date: datetime, feed_link: str | None) -> ContentItem:
+    link = absolute_http_url(entry.get("link") or "", feed_link)
+    base = link or feed_link
+    raw_html = _entry_html(entry)
+    html = sanitize_html(raw_html, base_url=base)
+    # Text from the original keeps block structure (tables, divs) the sanitiser flattens; scripts are ignored.
+    text = html_to_text(raw_html)
+    title = _title(entry) or textwrap.shorten(text, _TITLE_FROM_TEXT, placeholder="…") or link or "(untitled)"
+    published = _utc(entry.get("published_parsed")) or _utc(entry.get("updated_parsed")) or feed_date
+    image = _image(entry, html, base)
+    return ContentItem(
+        id=f"rss:{source}:{_stable_key(entry, link, title)}",
+        source=source,
+        kind="post",
+        title=title,
+        url=link,
+        summary_html=html,
+        summary_text=text,
+        published=published,
+        content_hash=content_hash(title, html, link or ""),
+        image_url=image.url if image else None,
+        image_alt=image.alt if image else None,
+        tags=tuple(term for tag in entry.get("tags", []) if (term := (tag.get("term") or "").strip())),
+    )
+
+
+def _stable_key(entry: Mapping[str, Any], link: str | None, title: str) -> str:
+    guid = (entry.get("id") or "").strip()
+    if guid:
+        return guid
+    if link:
+        return normalise_link(link)
+    # The entry's own date string, never the fallback "now", which would change the id on every poll.
+    stamp = entry.get("published") or entry.get("updated") or ""
+    return "hash:" + content_hash(title, stamp)
+
+
+def _title(entry: Mapping[str, Any]) -> str:
+    title = entry.get("title") or ""
+    kind = (entry.get("title_detail") or {}).get("type") or ""
+    return one_line(title) if "html" in kind else " ".join(title.split())
+
+
+def _entry_html(entry: Mapping[str, Any]) -> str:
+    # content:encoded (RSS) and <content> (Atom) arrive as entry.content; the summary is the fallback.
+    for detail in (*entry.get("content", []), entry.get("summary_detail")):
+        if detail and (detail.get("value") or "").strip():
+            value: str = detail["value"]
+            return value if "html" in (detail.get("type") or "html") else f"<p>{escape(value)}</p>"
+    return ""
+
+
+def _image(entry: Mapping[str, Any], html: str, base: str | None) -> Image | None:
+    candidates = [
+        media.get("url")
+        for media in entry.get("media_content", [])
+        if media.get("medium") == "image" or _is_image_type(media)
+    ]
+    candidates += [thumbnail.get("url") for thumbnail in entry.get("media_thumbnail", [])]
+    candidates += [enclosure.get("href") for enclosure in entry.get("enclosures", []) if _is_image_type(enclosure)]
+    for candidate in candidates:
+        url = absolute_http_url(candidate or "", base)
+        if url:
+            return Image(url=url, alt=None)
+    return first_image(html)
+
+
+def _is_image_type(link: Mapping[str, Any]) -> bool:
+    return str(link.get("type") or "").startswith("image/")
+
+
+def _utc(moment: time.struct_time | None) -> datetime | None:
+    """A UTC datetime from feedparser's UTC struct_time, or None when absent or out of range."""
+    if moment is None:
+        return None
+    try:
+        return datetime.fromtimestamp(calendar.timegm(moment), UTC)
+    except (OverflowError, ValueError, OSError, TypeError):
+        return None
