@@ -1,0 +1,118 @@
+"""Loading subscribers and their consent records from the audience CSV files."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from carecast.audience import load_audience
+from carecast.errors import ConfigError
+
+SAMPLES = Path(__file__).parents[1] / "config/audience"
+SMS_HEADER = "phone,name,consent_at,consent_method,consent_text,status,timezone\n"
+CONSENT = '2025-03-02T10:15:00-06:00,web form,"I agree to receive marketing texts. Reply STOP to opt out."'
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    (tmp_path / name).write_text(text, encoding="utf-8")
+    return tmp_path
+
+
+@pytest.mark.parametrize("channel_type", ["newsletter", "sms"])
+def test_samples_load_with_some_not_receiving(channel_type: str) -> None:
+    subscribers = load_audience(SAMPLES, channel_type)
+    assert 8 <= len(subscribers) <= 12
+    receiving = [subscriber for subscriber in subscribers if subscriber.can_receive]
+    assert 0 < len(receiving) < len(subscribers)
+    assert any(subscriber.consent_at is None for subscriber in subscribers)
+    assert all(s.consent_at is None or s.consent_at.tzinfo == UTC for s in subscribers)
+
+
+def test_sms_row_is_parsed(tmp_path: Path) -> None:
+    folder = write(
+        tmp_path, "sms.csv", SMS_HEADER + f"+13125550117,Maria Gonzalez,{CONSENT},subscribed,America/Chicago\n"
+    )
+    [subscriber] = load_audience(folder, "sms")
+    assert subscriber.address == "+13125550117"
+    assert subscriber.consent_at == datetime(2025, 3, 2, 16, 15, tzinfo=UTC)
+    assert subscriber.consent_method == "web form"
+    assert subscriber.timezone == "America/Chicago"
+    assert subscriber.can_receive
+    assert subscriber.exclusion_reason is None
+
+
+@pytest.mark.parametrize(
+    ("status", "consent", "reason"),
+    [
+        ("opted_out", CONSENT, "status is opted_out"),
+        ("unsubscribed", CONSENT, "status is unsubscribed"),
+        ("subscribed", ",,", "no consent on file"),
+    ],
+)
+def test_who_cannot_receive_and_why(tmp_path: Path, status: str, consent: str, reason: str) -> None:
+    folder = write(tmp_path, "sms.csv", SMS_HEADER + f"+13125550117,Maria,{consent},{status},\n")
+    [subscriber] = load_audience(folder, "sms")
+    assert not subscriber.can_receive
+    assert subscriber.exclusion_reason == reason
+    assert subscriber.timezone is None
+
+
+@pytest.mark.parametrize(
+    ("row", "key"),
+    [
+        (f"3125550117,Maria,{CONSENT},subscribed,", "row 2.phone"),  # not E.164
+        (f"+1 312 555 0117,Maria,{CONSENT},subscribed,", "row 2.phone"),
+        (f"+1312555011,Maria,{CONSENT},subscribed,", "row 2.phone"),  # too short to be valid
+        (f"+13125550117,Maria,{CONSENT},active,", "row 2.status"),
+        (f"+13125550117,Maria,{CONSENT},subscribed,Chicago", "row 2.timezone"),
+        ("+13125550117,Maria,2025-03-02T10:15:00,web form,I agree,subscribed,", "row 2.consent_at"),  # naive
+        ("+13125550117,Maria,yesterday,web form,I agree,subscribed,", "row 2.consent_at"),
+        ("+13125550117,Maria,2025-03-02T10:15:00Z,,I agree,subscribed,", "row 2.consent_method"),
+        (f"+13125550117,Maria,{CONSENT},subscribed,,extra", "row 2.cells"),
+    ],
+)
+def test_malformed_sms_row(tmp_path: Path, row: str, key: str) -> None:
+    folder = write(tmp_path, "sms.csv", SMS_HEADER + row + "\n")
+    with pytest.raises(ConfigError) as caught:
+        load_audience(folder, "sms")
+    assert caught.value.file == folder / "sms.csv"
+    assert key in [problem[0] for problem in caught.value.problems]
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    rows = f"+13125550117,A,{CONSENT},subscribed,\nnope,B,{CONSENT},gone,\n+13125550117,C,{CONSENT},subscribed,\n"
+    folder = write(tmp_path, "sms.csv", SMS_HEADER + rows)
+    with pytest.raises(ConfigError) as caught:
+        load_audience(folder, "sms")
+    assert [key for key, _ in caught.value.problems] == ["row 3.phone", "row 3.status", "row 4.phone"]
+    assert "earlier row" in caught.value.problems[2][1]
+
+
+def test_malformed_email(tmp_path: Path) -> None:
+    header = "email,name,consent_at,consent_method,consent_text,status\n"
+    folder = write(tmp_path, "newsletter.csv", header + f"maria@@example.com,Maria,{CONSENT},subscribed\n")
+    with pytest.raises(ConfigError) as caught:
+        load_audience(folder, "newsletter")
+    assert caught.value.problems[0][0] == "row 2.email"
+
+
+def test_header_problems(tmp_path: Path) -> None:
+    folder = write(tmp_path, "newsletter.csv", "email,name,consent_at,consent_text,status,timezone\n")
+    with pytest.raises(ConfigError) as caught:
+        load_audience(folder, "newsletter")
+    messages = [expectation for key, expectation in caught.value.problems if key == "header"]
+    assert any("'consent_method' is missing" in message for message in messages)
+    assert any("unknown column 'timezone'" in message for message in messages)
+
+
+def test_missing_file_and_unknown_channel_type(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot be read"):
+        load_audience(tmp_path, "sms")
+    with pytest.raises(ConfigError, match="channel types"):
+        load_audience(tmp_path, "x")
+
+
+def test_empty_file_with_header_is_an_empty_audience(tmp_path: Path) -> None:
+    assert load_audience(write(tmp_path, "sms.csv", SMS_HEADER), "sms") == []
