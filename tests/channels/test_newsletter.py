@@ -1,0 +1,398 @@
+"""The newsletter channel: the digest it composes and the .eml it writes, parsed back as a mail client would."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from pydantic import ValidationError
+
+from carecast.config import Settings, read_yaml
+from carecast.errors import PublishError, RenderError
+from carecast.model import ContentItem, Draft, content_hash
+from channels.base import Outbox
+from channels.newsletter import LIST_TOKEN, TOKEN_PLACEHOLDER, NewsletterChannel, NewsletterConfig
+
+CONFIG = Path(__file__).resolve().parents[2] / "config" / "carecast.yaml"
+ADDRESS = "1200 W Oakview Ave, Suite 210, Chicago, IL 60614"
+PRACTICE_HOST = "www.oakviewpt.example"
+
+
+def make_item(
+    item_id: str,
+    *,
+    title: str = "Five stretches for desk workers",
+    url: str | None = "https://www.oakviewpt.example/blog/desk-stretches",
+    summary_html: str = "<p>Sitting all day? These <strong>five stretches</strong> take ten minutes.</p>",
+    summary_text: str = "Sitting all day? These five stretches take ten minutes.",
+    published: datetime = datetime(2026, 3, 2, 15, 0, tzinfo=UTC),
+    **extra: Any,
+) -> ContentItem:
+    return ContentItem(
+        id=item_id,
+        source="blog",
+        kind="post",
+        title=title,
+        url=url,
+        summary_html=summary_html,
+        summary_text=summary_text,
+        published=published,
+        content_hash=content_hash(item_id, title, summary_html),
+        **extra,
+    )
+
+
+@pytest.fixture(scope="module")
+def settings() -> Settings:
+    # The sample file's newsletter section, validated by our Config alone: load_settings needs every channel
+    # plugin the file names to be installed, and this test is about the newsletter only.
+    raw = read_yaml(CONFIG)
+    newsletter = NewsletterConfig.model_validate(raw["channels"]["newsletter"])
+    return Settings.model_validate({**raw, "channels": {"newsletter": newsletter}, "base_dir": CONFIG.parent})
+
+
+def channel_with(settings: Settings, **overrides: Any) -> NewsletterChannel:
+    section = settings.channels["newsletter"].model_dump(exclude_unset=True) | overrides
+    return NewsletterChannel("newsletter", NewsletterConfig.model_validate(section), settings)
+
+
+@pytest.fixture
+def channel(settings: Settings) -> NewsletterChannel:
+    return channel_with(settings)
+
+
+@pytest.fixture
+def items() -> list[ContentItem]:
+    return [
+        make_item(
+            "post-knee",
+            title="Runner's knee: what helps & what doesn't",
+            url="https://www.oakviewpt.example/blog/runners-knee",
+            summary_html=(
+                '<p>Ice &amp; rest help. See <a href="/blog/strength">our strength plan</a> and the '
+                '<a href="https://www.nih.example/knee">NIH guide</a>.</p>'
+            ),
+            summary_text="Ice & rest help. See our strength plan and the NIH guide.",
+            published=datetime(2026, 3, 4, 12, 0, tzinfo=UTC),
+            image_url="/images/knee.jpg",
+            image_alt="A runner stretching her quadriceps",
+        ),
+        make_item("post-desk"),
+        make_item("post-balance", title="Balance at any age", url="https://partner.example/balance"),
+    ]
+
+
+@pytest.fixture
+def eml(channel: NewsletterChannel, items: list[ContentItem], tmp_path: Path) -> tuple[bytes, EmailMessage]:
+    draft = channel.render(items)
+    receipt = channel.publish(draft, draft.key, Outbox(tmp_path / "outbox"))
+    raw = Path(receipt.location).read_bytes()
+    message = BytesParser(policy=policy.default).parsebytes(raw)
+    assert isinstance(message, EmailMessage)
+    return raw, message
+
+
+def bodies(message: EmailMessage) -> tuple[str, str]:
+    text, page = (part.get_content() for part in message.iter_parts())
+    return text, page
+
+
+class Elements(HTMLParser):
+    """Every start tag of a page with its attributes, and the body's first element with its text."""
+
+    def __init__(self, page: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.first_in_body: tuple[str, dict[str, str | None]] | None = None
+        self.first_text = ""
+        self._in_body = False
+        self._in_first = False
+        self.feed(page)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+        if self._in_body and self.first_in_body is None:
+            self.first_in_body = (tag, dict(attrs))
+            self._in_first = True
+        self._in_body = self._in_body or tag == "body"
+
+    def handle_endtag(self, tag: str) -> None:
+        # The preheader holds text only, so its first end tag closes it.
+        self._in_first = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_first:
+            self.first_text += data
+
+    def hrefs(self) -> list[str]:
+        return [str(attrs["href"]) for tag, attrs in self.tags if tag == "a" and attrs.get("href")]
+
+
+# -- configuration -----------------------------------------------------------------------------------------------
+
+
+def test_the_sample_section_validates(settings: Settings) -> None:
+    config = settings.channels["newsletter"]
+    assert isinstance(config, NewsletterConfig)
+    assert config.from_address == "news@oakviewpt.example"
+    assert str(config.unsubscribe_url).startswith("https://")
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("unsubscribe_url", "http://www.oakviewpt.example/unsubscribe"),
+        ("from_address", "not an address"),
+        ("max_subject_length", 10),
+        ("max_subject_length", 200),
+        ("bcc", "boss@oakviewpt.example"),
+    ],
+)
+def test_the_config_refuses(settings: Settings, key: str, value: object) -> None:
+    with pytest.raises(ValidationError) as caught:
+        channel_with(settings, **{key: value})
+    assert caught.value.errors()[0]["loc"][0] == key
+
+
+# -- the message on the wire -------------------------------------------------------------------------------------
+
+
+def test_the_eml_is_text_then_html_alternatives_with_crlf_lines(eml: tuple[bytes, EmailMessage]) -> None:
+    raw, message = eml
+    assert message.get_content_type() == "multipart/alternative"
+    assert [part.get_content_type() for part in message.iter_parts()] == ["text/plain", "text/html"]
+    assert all(part.get_content_charset() == "utf-8" for part in message.iter_parts())
+    assert raw.count(b"\n") == raw.count(b"\r\n")
+
+
+def test_the_headers_name_an_honest_sender_and_the_list(eml: tuple[bytes, EmailMessage]) -> None:
+    _, message = eml
+    sender = message["From"].addresses[0]
+    assert (sender.display_name, sender.addr_spec) == ("Oakview Physical Therapy", "news@oakviewpt.example")
+    assert message["To"].addresses[0].addr_spec == "news@oakviewpt.example"
+    assert message["To"].addresses[0].display_name == "Oakview PT Newsletter"
+    assert message["Reply-To"].addresses[0].addr_spec == "frontdesk@oakviewpt.example"
+    assert message["Subject"] == "Oakview PT: Runner's knee: what helps & what doesn't and 2 more"
+    assert message["Date"].datetime.tzinfo is not None
+    assert message["Message-ID"].endswith("@oakviewpt.example>")
+    assert message["List-Id"] == "Oakview PT Newsletter <oakview-pt-newsletter.oakviewpt.example>"
+    assert "Precedence" not in message
+
+
+def test_one_click_unsubscribe_headers(eml: tuple[bytes, EmailMessage]) -> None:
+    _, message = eml
+    https, mailto = (uri.strip().strip("<>") for uri in str(message["List-Unsubscribe"]).split(","))
+    assert https == f"https://www.oakviewpt.example/unsubscribe?t={LIST_TOKEN}"
+    assert mailto == "mailto:unsubscribe@oakviewpt.example?subject=unsubscribe"
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+def test_both_parts_carry_the_postal_address_and_the_same_unsubscribe_link(eml: tuple[bytes, EmailMessage]) -> None:
+    _, message = eml
+    text, page = bodies(message)
+    link = f"https://www.oakviewpt.example/unsubscribe?t={LIST_TOKEN}"
+    assert ADDRESS in text
+    assert ADDRESS in page
+    assert f"Unsubscribe: {link}" in text
+    assert link in Elements(page).hrefs()
+    assert TOKEN_PLACEHOLDER not in text + page
+
+
+def test_the_preheader_is_the_first_body_element_and_hidden(
+    channel: NewsletterChannel, items: list[ContentItem], eml: tuple[bytes, EmailMessage]
+) -> None:
+    _, message = eml
+    page = Elements(bodies(message)[1])
+    assert page.first_in_body is not None
+    tag, attrs = page.first_in_body
+    style = str(attrs.get("style")).replace(" ", "")
+    assert tag == "div"
+    assert "display:none" in style
+    assert "mso-hide:all" in style
+    preheader = channel.render(items).preheader
+    assert preheader == "Ice & rest help. See our strength plan and the NIH guide."
+    assert page.first_text.startswith(preheader)
+
+
+def test_practice_links_are_tagged_and_foreign_links_are_not(eml: tuple[bytes, EmailMessage]) -> None:
+    _, message = eml
+    text, page = bodies(message)
+    hrefs = Elements(page).hrefs()
+    tagged = {
+        "https://www.oakviewpt.example/blog/runners-knee",
+        "https://www.oakviewpt.example/blog/strength",
+        "https://www.oakviewpt.example/blog/desk-stretches",
+    }
+    utm = "utm_source=newsletter&utm_medium=email&utm_campaign=oakview_blog"
+    for url in tagged:
+        assert f"{url}?{utm}" in hrefs
+    lines = text.splitlines()
+    assert f"Read more: https://www.oakviewpt.example/blog/runners-knee?{utm}" in lines
+    assert "Read more: https://partner.example/balance" in lines
+    for foreign in ("https://www.nih.example/knee", "https://partner.example/balance"):
+        assert foreign in hrefs
+    for href in hrefs:
+        query = parse_qs(urlsplit(href).query)
+        assert ("utm_source" in query) == (urlsplit(href).hostname == PRACTICE_HOST and "t" not in query)
+
+
+def test_layout_is_tables_with_inline_styles_and_absolute_images(eml: tuple[bytes, EmailMessage]) -> None:
+    _, message = eml
+    page = bodies(message)[1]
+    elements = Elements(page)
+    assert "<style" not in page
+    tables = [attrs for tag, attrs in elements.tags if tag == "table"]
+    assert tables
+    assert all(attrs.get("role") == "presentation" and attrs.get("style") for attrs in tables)
+    styled = [attrs for _, attrs in elements.tags if attrs.get("class")]
+    assert len(styled) > 10
+    assert all(attrs.get("style") for attrs in styled)
+    images = [attrs for tag, attrs in elements.tags if tag == "img"]
+    assert images == [
+        {
+            "class": "item-image",
+            "width": "536",
+            "src": "https://www.oakviewpt.example/images/knee.jpg",
+            "alt": "A runner stretching her quadriceps",
+            "style": images[0]["style"],
+        }
+    ]
+
+
+def test_a_non_ascii_sender_and_subject_are_encoded_and_read_back(settings: Settings, tmp_path: Path) -> None:
+    channel = channel_with(settings, from_name="Oakview Physiothérapie")
+    draft = channel.render([make_item("post-cafe", title="Café chats — Ask a PT ☕")])
+    raw = Path(channel.publish(draft, draft.key, Outbox(tmp_path)).location).read_bytes()
+    message = BytesParser(policy=policy.default).parsebytes(raw)
+    assert raw.isascii()
+    assert message["From"].addresses[0].display_name == "Oakview Physiothérapie"
+    assert message["Subject"] == "Oakview PT: Café chats — Ask a PT ☕"
+
+
+# -- per-recipient messages --------------------------------------------------------------------------------------
+
+
+def test_build_message_puts_each_recipients_token_in_headers_and_both_parts(
+    channel: NewsletterChannel, items: list[ContentItem]
+) -> None:
+    draft = channel.render(items)
+    message = channel.build_message(draft, to="Pat Doe <pat@mail.example>", unsubscribe_token="a.b/c+d=")
+    text, page = bodies(message)
+    link = "https://www.oakviewpt.example/unsubscribe?t=a.b%2Fc%2Bd%3D"
+    assert str(message["List-Unsubscribe"]).startswith(f"<{link}>,")
+    assert f"Unsubscribe: {link}" in text
+    assert link in Elements(page).hrefs()
+    assert message["To"].addresses[0].addr_spec == "pat@mail.example"
+    assert TOKEN_PLACEHOLDER in draft.text
+    assert TOKEN_PLACEHOLDER in (draft.html or "")
+
+
+def test_the_unsubscribe_url_may_have_its_own_query(settings: Settings, items: list[ContentItem]) -> None:
+    channel = channel_with(settings, unsubscribe_url="https://www.oakviewpt.example/u?list=news&lang=en")
+    message = channel.build_message(channel.render(items), to="pat@mail.example", unsubscribe_token="tok")
+    link = "https://www.oakviewpt.example/u?list=news&lang=en&t=tok"
+    assert link in Elements(bodies(message)[1]).hrefs()
+    assert f"Unsubscribe: {link}" in bodies(message)[0]
+
+
+def test_a_draft_without_unsubscribe_link_is_not_sent(channel: NewsletterChannel, items: list[ContentItem]) -> None:
+    draft = channel.render(items)
+    edited = replace(draft, parts=(draft.text.replace(TOKEN_PLACEHOLDER, "gone"),))
+    with pytest.raises(PublishError, match="unsubscribe link in the text part") as caught:
+        channel.build_message(edited, to="pat@mail.example", unsubscribe_token="tok")
+    assert caught.value.transient is False
+    with pytest.raises(PublishError, match="no subject"):
+        channel.build_message(Draft("newsletter", ("x",), ("hi",)), to="pat@mail.example", unsubscribe_token="t")
+
+
+# -- composing ---------------------------------------------------------------------------------------------------
+
+
+def test_a_subject_over_the_limit_is_refused(settings: Settings, items: list[ContentItem]) -> None:
+    long_title = make_item("post-long", title="Everything you wanted to know about shoulder mobility " * 2)
+    with pytest.raises(RenderError, match=r"subject has 11\d of 78 characters") as caught:
+        channel_with(settings).render([long_title])
+    assert caught.value.item_ids == ["post-long"]
+    with pytest.raises(RenderError, match="of 40 characters"):
+        channel_with(settings, max_subject_length=40).render(items)
+
+
+def test_item_html_is_neither_double_escaped_nor_unsafe(channel: NewsletterChannel) -> None:
+    hostile = make_item(
+        "post-hostile",
+        title="<script>alert('title')</script> Hip & back",
+        summary_html=(
+            "<p>Heat &amp; ice <em>both</em> help.</p><script>alert(1)</script>"
+            '<img src="x.png" onerror="alert(2)"><a href="javascript:alert(3)">click</a>'
+        ),
+        summary_text="Heat & ice both help.",
+    )
+    page = channel.render([hostile]).html or ""
+    assert "<p>Heat &amp; ice <em>both</em> help.</p>" in page
+    assert "&amp;amp;" not in page
+    assert "&lt;p&gt;" not in page
+    assert "&lt;script&gt;alert('title')&lt;/script&gt; Hip &amp; back" in page
+    for unsafe in ("<script", "onerror", "javascript:"):
+        assert unsafe not in page.lower()
+    assert 'src="https://www.oakviewpt.example/blog/x.png"' in page
+
+
+def test_items_come_newest_first_and_ties_by_id(channel: NewsletterChannel) -> None:
+    noon = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    items = [
+        make_item("b", title="Tie B", published=noon),
+        make_item("old", title="Old", published=noon - timedelta(days=3)),
+        make_item("a", title="Tie A", published=noon),
+        make_item("new", title="New", published=noon + timedelta(hours=1)),
+    ]
+    draft = channel.render(items)
+    assert draft.item_ids == ("new", "a", "b", "old")
+    text = draft.text
+    assert text.index("New") < text.index("Tie A") < text.index("Tie B") < text.index("Old")
+
+
+def test_rendering_is_deterministic(channel: NewsletterChannel, items: list[ContentItem]) -> None:
+    first = channel.render(items)
+    assert channel.render(list(reversed(items))) == first
+    assert channel.render(items).fingerprint() == first.fingerprint()
+
+
+def test_a_patient_story_never_leads_the_subject(channel: NewsletterChannel) -> None:
+    story = make_item(
+        "story-maria",
+        title="Maria walks again after her knee replacement",
+        published=datetime(2026, 3, 9, tzinfo=UTC),
+        mentions_patient=True,
+        authorized_channels=("newsletter",),
+    )
+    draft = channel.render([story, make_item("post-desk")])
+    assert draft.subject == "Oakview PT: Five stretches for desk workers and 1 more"
+    assert "Maria" not in (draft.subject or "") + (draft.preheader or "")
+    only_story = channel.render([story])
+    assert only_story.subject == "Oakview PT: 1 new from the clinic"
+    assert "Maria" not in (only_story.preheader or "")
+
+
+def test_templates_that_drop_the_footer_are_refused(settings: Settings, tmp_path: Path) -> None:
+    templates = tmp_path / "templates"
+    shutil.copytree(settings.path(settings.templates) / "newsletter", templates / "newsletter")
+    html_template = templates / "newsletter" / "body.html.j2"
+    html_template.write_text(html_template.read_text().replace("{{ practice.address.one_line() }}", ""))
+    custom = settings.model_copy(update={"templates": templates})
+    channel = NewsletterChannel("newsletter", settings.channels["newsletter"], custom)
+    with pytest.raises(RenderError, match="the postal address in the HTML part"):
+        channel.render([make_item("post-desk")])
+
+
+def test_no_items_is_refused(channel: NewsletterChannel) -> None:
+    with pytest.raises(RenderError, match="at least one item"):
+        channel.render([])
