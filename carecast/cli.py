@@ -96,10 +96,7 @@ def _status(args: argparse.Namespace) -> int:
         return 0
     _table(
         ["id", "channel", "state", "when", "items", "where"],
-        [
-            [r["id"], r["channel"], r["state"], r["when"][:16], ", ".join(r["item_ids"]), _where(r)]
-            for r in records
-        ],
+        [[r["id"], r["channel"], r["state"], r["when"][:16], ", ".join(r["item_ids"]), _where(r)] for r in records],
     )
     return 0
 

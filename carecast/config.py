@@ -212,9 +212,7 @@ def load_settings(file: Path | str = DEFAULT_CONFIG) -> Settings:
             except ValidationError as exc:
                 problems.extend(_problems(exc, ("channels", name)))
     try:
-        settings = Settings.model_validate(
-            {**raw, "channels": {}, "base_dir": file.parent, "file": file}
-        )
+        settings = Settings.model_validate({**raw, "channels": {}, "base_dir": file.parent, "file": file})
     except ValidationError as exc:
         problems.extend(_problems(exc))
         settings = None

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from sqlalchemy import (
     JSON,
@@ -64,7 +64,7 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {datetime: UtcDateTime, dict[str, Any]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UtcDateTime, dict[str, Any]: JSON}
 
 
 class ItemRow(Base):
@@ -271,7 +271,9 @@ class Ledger:
         with self._session() as session, session.begin():
             row = session.get(FeedValidatorRow, source)
             if row is None:
-                session.add(FeedValidatorRow(source=source, etag=etag, last_modified=last_modified, checked_at=now_utc()))
+                session.add(
+                    FeedValidatorRow(source=source, etag=etag, last_modified=last_modified, checked_at=now_utc())
+                )
             else:
                 row.etag, row.last_modified, row.checked_at = etag, last_modified, now_utc()
 

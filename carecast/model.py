@@ -68,9 +68,7 @@ class ContentItem:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["published"] = self.published.isoformat()
-        data["authorization_expires"] = (
-            self.authorization_expires.isoformat() if self.authorization_expires else None
-        )
+        data["authorization_expires"] = self.authorization_expires.isoformat() if self.authorization_expires else None
         data["tags"] = list(self.tags)
         data["authorized_channels"] = list(self.authorized_channels)
         return data

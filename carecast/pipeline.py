@@ -17,7 +17,7 @@ import requests
 from carecast.config import Settings
 from carecast.errors import AlreadyClaimed, PublishError, RenderError, SourceError
 from carecast.ledger import Ledger
-from carecast.model import ContentItem, Draft, now_utc
+from carecast.model import Draft, now_utc
 from carecast.sources import Validators, read_source
 from channels import channel_class
 from channels.base import Channel, Outbox
@@ -59,9 +59,7 @@ def make_channel(settings: Settings, instance: str) -> Channel:
     return channel_class(config.type)(instance, config, settings)
 
 
-def ingest(
-    settings: Settings, ledger: Ledger, source: str, *, session: requests.Session | None = None
-) -> SourceReport:
+def ingest(settings: Settings, ledger: Ledger, source: str, *, session: requests.Session | None = None) -> SourceReport:
     """Read one source and store what is new or edited; a failing source is reported, never raised."""
     known = ledger.validators(source)
     validators = Validators(etag=known[0], last_modified=known[1]) if known else None

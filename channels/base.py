@@ -188,9 +188,11 @@ class Channel(ABC):
 
         Raises jinja2.TemplateError, which ``render`` turns into RenderError.
         """
-        return self._templates.get_template(name).render(
-            practice=self.practice, voice=self.practice.voice, channel=self.config, **context
-        ).strip()
+        return (
+            self._templates.get_template(name)
+            .render(practice=self.practice, voice=self.practice.voice, channel=self.config, **context)
+            .strip()
+        )
 
     @abstractmethod
     def compose(self, items: Sequence[ContentItem]) -> Draft:

@@ -1,6 +1,6 @@
 """Fixtures shared by the whole suite: a copy of the sample config in a temporary folder, real ledgers on SQLite
-and PostgreSQL, and one Prefect API for the session (the temporary server Prefect starts, with its home in the
-session's temporary folder, never ~/.prefect)."""
+and PostgreSQL, and one Prefect API for the session (the temporary server Prefect starts; its home is the
+project's .carecast/prefect, set by prefect.toml, never ~/.prefect)."""
 
 from __future__ import annotations
 
@@ -74,14 +74,10 @@ def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """One real Prefect API for every flow test of the session."""
-    home = tmp_path_factory.mktemp("prefect-home")
-    os.environ["PREFECT_HOME"] = str(home)
+def prefect_api() -> Iterator[None]:
+    """One real Prefect API for every flow test of the session (Prefect's home is .carecast/prefect: prefect.toml)."""
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=60), temporary_settings(
-        {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
-    ):
+    with prefect_test_harness(server_startup_timeout=60), temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         yield

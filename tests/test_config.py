@@ -1,0 +1,81 @@
+"""Configuration is validated at load time: every error names the file, the key path and what was expected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from carecast.cli import main
+from carecast.config import load_settings
+from carecast.errors import ConfigError
+from tests.conftest import write_config
+
+
+def problems(file: Path) -> dict[str, str]:
+    with pytest.raises(ConfigError) as raised:
+        load_settings(file)
+    assert raised.value.file == file
+    return dict(raised.value.problems)
+
+
+def test_the_sample_config_is_valid() -> None:
+    settings = load_settings(Path("config/carecast.yaml"))
+    assert settings.practice.timezone == "America/Chicago"
+    assert set(settings.channels) >= {"newsletter", "x", "sms"}
+    assert settings.channels["x"].type == "x"
+
+
+def test_unknown_keys_are_rejected_everywhere(tmp_path: Path) -> None:
+    file = write_config(
+        tmp_path,
+        {
+            "practice": {"colour": "blue"},
+            "sources": {"blog": {"urll": "x"}},
+            "channels": {"x": {"too_long": "thread", "threads": True}},
+        },
+    )
+    found = problems(file)
+    assert "unknown key" in found["practice.colour"]
+    assert "unknown key" in found["sources.blog.urll"]
+    assert "unknown key" in found["channels.x.threads"]
+
+
+def test_errors_say_what_was_expected(tmp_path: Path) -> None:
+    file = write_config(
+        tmp_path,
+        {
+            "practice": {"timezone": "Central", "name": None},
+            "channels": {"sms": {"max_segments": 0}, "fax": {"type": "fax"}},
+        },
+    )
+    found = problems(file)
+    assert "IANA time zone" in found["practice.timezone"]
+    assert found["practice.name"] == "required key is missing"
+    assert "greater than or equal to 1" in found["channels.sms.max_segments"]
+    assert "installed channels" in found["channels.fax.type"]
+
+
+def test_references_to_unknown_sources_and_missing_files(tmp_path: Path) -> None:
+    file = write_config(
+        tmp_path,
+        {"channels": {"sms": {"sources": ["blogg"]}}, "sources": {"stories": {"path": "nowhere"}}},
+    )
+    found = problems(file)
+    assert "unknown source 'blogg'" in found["channels.sms.sources"]
+    assert "no such folder" in found["sources.stories.path"]
+
+
+def test_unreadable_and_malformed_files(tmp_path: Path) -> None:
+    assert "cannot be read" in problems(tmp_path / "missing.yaml")[""]
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("practice:\n  name: [unclosed\n")
+    assert "not valid YAML (line" in problems(broken)[""]
+
+
+def test_check_exits_2_naming_file_and_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    file = write_config(tmp_path, {"practice": {"timezone": "Mars/Olympus"}})
+    assert main(["check", "--config", str(file)]) == 2
+    error = capsys.readouterr().err
+    assert f"{file}: practice.timezone:" in error
+    assert main(["check", "--config", str(write_config(tmp_path / "good"))]) == 0

@@ -1,0 +1,141 @@
+"""The pipeline's steps on the sample config, without Prefect: what reaches the outbox, and what never does twice."""
+
+from __future__ import annotations
+
+import json
+import socket
+from email import policy
+from email.parser import BytesParser
+from pathlib import Path
+
+import pytest
+
+from carecast import pipeline
+from carecast.config import Settings, load_settings
+from carecast.ledger import Ledger
+from tests.conftest import write_config
+
+
+def run(settings: Settings, ledger: Ledger, *, dry_run: bool = False) -> tuple[list, list[pipeline.Outcome]]:
+    reports = [pipeline.ingest(settings, ledger, source) for source in settings.sources]
+    outcomes: list[pipeline.Outcome] = []
+    for channel in pipeline.channel_names(settings):
+        outcomes += pipeline.adapt(settings, ledger, channel, dry_run=dry_run)
+        if not dry_run:
+            outcomes += pipeline.publish(settings, ledger, channel)
+    return reports, outcomes
+
+
+def outbox_files(settings: Settings) -> list[Path]:
+    return sorted(path for path in settings.path(settings.outbox).rglob("*") if path.is_file())
+
+
+@pytest.fixture
+def settings(config_file: Path) -> Settings:
+    return load_settings(config_file)
+
+
+@pytest.fixture
+def ledger(settings: Settings):
+    opened = Ledger(settings.ledger_url())
+    yield opened
+    opened.close()
+
+
+def test_a_run_publishes_every_channel_once(settings: Settings, ledger: Ledger) -> None:
+    reports, outcomes = run(settings, ledger)
+    assert all(report.error is None for report in reports), reports
+    published = [outcome for outcome in outcomes if outcome.state == "published"]
+    assert {outcome.channel for outcome in published} == {"newsletter", "x", "sms"}
+    files = outbox_files(settings)
+    assert len(files) == len(published)
+    assert {path.parent.name for path in files} == {"newsletter", "x", "sms"}
+    eml = next(path for path in files if path.suffix == ".eml")
+    message = BytesParser(policy=policy.default).parse(eml.open("rb"))
+    assert message.get_content_type() == "multipart/alternative"
+    x_post = json.loads(next(path for path in files if path.parent.name == "x").read_text())
+    assert x_post["endpoint"] == "POST /2/tweets"
+    assert all(record.state == "sent" for record in ledger.publications())
+
+    _, again = run(settings, ledger)
+    assert [outcome for outcome in again if outcome.state == "published"] == []
+    assert outbox_files(settings) == files
+
+
+def test_the_digest_holds_several_items_and_x_one_each(settings: Settings, ledger: Ledger) -> None:
+    run(settings, ledger)
+    records = ledger.publications()
+    newsletter = [record for record in records if record.channel == "newsletter"]
+    assert len(newsletter) == 1 and len(newsletter[0].item_ids) > 1
+    assert all(len(record.item_ids) == 1 for record in records if record.channel != "newsletter")
+    assert len([record for record in records if record.channel == "x"]) == settings.channels["x"].max_items_per_run
+
+
+def test_an_edited_item_is_noticed_and_not_republished(settings: Settings, ledger: Ledger) -> None:
+    run(settings, ledger)
+    feed = settings.path("samples/oakview-blog.xml")
+    text = feed.read_text()
+    first_title = text.split("<item>", 1)[1].split("<title>", 1)[1].split("</title>", 1)[0]
+    feed.write_text(text.replace(first_title, first_title + " (updated)", 1))
+    reports, outcomes = run(settings, ledger)
+    blog = next(report for report in reports if report.source == "blog")
+    assert len(blog.edited) == 1 and blog.new == []
+    republished = [outcome for outcome in outcomes if outcome.state == "published"]
+    assert all(blog.edited[0] not in outcome.item_ids for outcome in republished)
+
+
+def test_a_dry_run_previews_everything_and_publishes_nothing(settings: Settings, ledger: Ledger) -> None:
+    _, outcomes = run(settings, ledger, dry_run=True)
+    previews = [outcome for outcome in outcomes if outcome.state == "preview"]
+    assert {outcome.channel for outcome in previews} == {"newsletter", "x", "sms"}
+    assert all(outcome.draft is not None and outcome.draft.text for outcome in previews)
+    assert outbox_files(settings) == []
+    assert ledger.publications() == []
+    assert ledger.drafts() == []
+
+
+def test_a_failing_source_does_not_stop_the_run(tmp_path: Path) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    file = write_config(tmp_path, {"sources": {"blog": {"url": f"http://127.0.0.1:{port}/feed.xml", "timeout": 2}}})
+    settings = load_settings(file)
+    ledger = Ledger(settings.ledger_url())
+    reports, outcomes = run(settings, ledger)
+    blog = next(report for report in reports if report.source == "blog")
+    assert blog.error
+    assert any(outcome.state == "published" for outcome in outcomes)
+    ledger.close()
+
+
+def test_a_permanent_publish_failure_is_recorded_once_and_never_retried(settings: Settings, ledger: Ledger) -> None:
+    outbox = settings.path(settings.outbox)
+    outbox.mkdir(parents=True)
+    (outbox / "x").write_text("a file where the channel's folder should be")
+    _, outcomes = run(settings, ledger)
+    failed = [outcome for outcome in outcomes if outcome.channel == "x"]
+    assert failed and all(outcome.state == "failed" for outcome in failed)
+    (outbox / "x").unlink()
+    _, again = run(settings, ledger)
+    assert [outcome for outcome in again if outcome.channel == "x" and outcome.state == "published"] == []
+    assert {record.state for record in ledger.publications() if record.channel == "x"} == {"failed"}
+
+
+def test_a_patient_story_without_authorization_is_refused_with_its_reason(settings: Settings, ledger: Ledger) -> None:
+    _, outcomes = run(settings, ledger)
+    refused = [outcome for outcome in outcomes if outcome.state == "rejected" and "HIPAA" in outcome.detail]
+    # The sample patient story is authorized for the newsletter only.
+    assert {outcome.channel for outcome in refused} == {"x", "sms"}
+    published = {item for record in ledger.publications() for item in record.item_ids if record.channel == "newsletter"}
+    assert refused[0].item_ids[0] in published
+
+
+def test_review_channels_wait_for_approval(tmp_path: Path) -> None:
+    file = write_config(tmp_path, {"channels": {"x": {"approval": "review"}}})
+    settings = load_settings(file)
+    ledger = Ledger(settings.ledger_url())
+    _, outcomes = run(settings, ledger)
+    x = [outcome for outcome in outcomes if outcome.channel == "x"]
+    assert x and all(outcome.state == "waiting" for outcome in x)
+    assert not (settings.path(settings.outbox) / "x").exists()
+    ledger.close()
