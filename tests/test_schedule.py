@@ -290,7 +290,7 @@ MINUTES = st.times().map(lambda moment: moment.replace(second=0, microsecond=0))
 DST_DAYS = [*SPRING_FORWARD, *FALL_BACK, date(2026, 3, 29), date(2026, 10, 25), date(2026, 4, 5), date(2026, 10, 4)]
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=80, deadline=None, database=None)  # no .hypothesis folder outside tmp_path
 @given(
     zone=st.sampled_from(PROPERTY_ZONES),
     days=st.sets(st.sampled_from(WEEK), min_size=1),
