@@ -334,6 +334,14 @@ class Ledger:
             for row, publication_state in rows
         ]
 
+    def rejections(self, channel: str, account: str) -> dict[str, str]:
+        """The reasons of the channel's rejected drafts, by draft key."""
+        query = select(DraftRow.draft_key, DraftRow.reason).where(
+            DraftRow.channel == channel, DraftRow.account == account, DraftRow.state == "rejected"
+        )
+        with self._session() as session:
+            return {key: reason or "" for key, reason in session.execute(query)}
+
     def set_draft_state(self, draft_id: int, state: DraftState, reason: str | None = None) -> None:
         """Approve, reject or expire a draft not yet claimed; raises LedgerError if it is unknown or claimed."""
         with self._session() as session, session.begin():

@@ -17,7 +17,7 @@ import requests
 from carecast.config import Settings
 from carecast.errors import AlreadyClaimed, PublishError, RenderError, SourceError
 from carecast.ledger import Ledger
-from carecast.model import Draft, now_utc
+from carecast.model import ContentItem, Draft, now_utc
 from carecast.sources import Validators, read_source
 from channels import channel_class
 from channels.base import Channel, Outbox
@@ -90,6 +90,16 @@ def adapt(
         instance, config.account, config.sources, since=moment - timedelta(days=config.max_age_days)
     )
     outcomes: list[Outcome] = []
+    told = {} if dry_run else ledger.rejections(instance, config.account)
+
+    def reject(items: Sequence[ContentItem], reason: str) -> None:
+        rejected = Draft(channel=instance, item_ids=tuple(item.id for item in items), parts=())
+        if told.get(rejected.key) == reason:
+            return  # refused for the same reason before: staff were told once
+        if not dry_run:
+            ledger.save_draft(rejected, config.account, "rejected", reason=reason)
+        outcomes.append(Outcome(instance, rejected.item_ids, "rejected", reason, _title(items)))
+
     if channel.digest:
         # One refused item must not sink the whole digest: refuse it alone, with its reason.
         admitted = []
@@ -97,39 +107,36 @@ def adapt(
             try:
                 channel.admit(item)
             except RenderError as exc:
-                outcomes.append(Outcome(instance, (item.id,), "rejected", exc.reason, item.title))
+                reject([item], exc.reason)
                 continue
             admitted.append(item)
         batches = [admitted[: config.max_items_per_run]] if admitted else []
     else:
         batches = [[item] for item in candidates]
     state = "approved" if config.approval == "auto" else "pending"
-    rendered = 0
     kept: list[str] = []
     for batch in batches:
-        if rendered >= config.max_items_per_run:
+        if len(kept) >= config.max_items_per_run:
             break
-        ids = tuple(item.id for item in batch)
-        title = batch[0].title if len(batch) == 1 else f"{len(batch)} items: {batch[0].title}, ..."
         try:
             draft = channel.render(batch)
         except RenderError as exc:
-            if not dry_run:
-                rejected = Draft(channel=instance, item_ids=ids, parts=())
-                ledger.save_draft(rejected, config.account, "rejected", reason=exc.reason)
-            outcomes.append(Outcome(instance, ids, "rejected", exc.reason, title))
+            reject(batch, exc.reason)
             continue
-        rendered += 1
         kept.append(draft.key)
         if dry_run:
-            outcomes.append(Outcome(instance, ids, "preview", _measures(draft), title, draft))
+            outcomes.append(Outcome(instance, draft.item_ids, "preview", _measures(draft), _title(batch), draft))
             continue
         ledger.save_draft(draft, config.account, state)
         if state == "pending":
-            outcomes.append(Outcome(instance, ids, "waiting", "waiting for approval", title, draft))
+            outcomes.append(Outcome(instance, draft.item_ids, "waiting", "waiting for approval", _title(batch), draft))
     if not dry_run and channel.digest:
         ledger.forget_pending(instance, config.account, keep=kept)
     return outcomes
+
+
+def _title(items: Sequence[ContentItem]) -> str:
+    return items[0].title if len(items) == 1 else f"{len(items)} items: {items[0].title}, ..."
 
 
 def _measures(draft: Draft) -> str:

@@ -1,0 +1,58 @@
+"""The ``pipeline`` flow end to end on the sample config, against a real Prefect API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from carecast.config import load_settings
+from carecast.ledger import Ledger
+
+pytestmark = pytest.mark.prefect
+
+
+def outbox_files(config_file: Path) -> list[Path]:
+    settings = load_settings(config_file)
+    return sorted(path for path in settings.path(settings.outbox).rglob("*") if path.is_file())
+
+
+def test_the_flow_publishes_each_channel_then_nothing_more(prefect_api: None, config_file: Path) -> None:
+    from flows.pipeline import pipeline
+
+    result = pipeline(config_path=str(config_file))
+    assert all(report["error"] is None for report in result["sources"])
+    published = [row for row in result["outcomes"] if row["state"] == "published"]
+    assert {row["channel"] for row in published} == {"newsletter", "x", "sms"}
+    files = outbox_files(config_file)
+    assert {path.parent.name for path in files} == {"newsletter", "x", "sms"}
+
+    again = pipeline(config_path=str(config_file))
+    assert [row for row in again["outcomes"] if row["state"] == "published"] == []
+    assert outbox_files(config_file) == files
+    settings = load_settings(config_file)
+    ledger = Ledger(settings.ledger_url())
+    assert len(ledger.publications()) == len(published)
+    ledger.close()
+
+
+def test_a_dry_run_of_one_channel(prefect_api: None, config_file: Path) -> None:
+    from flows.pipeline import pipeline
+
+    result = pipeline(config_path=str(config_file), dry_run=True, channels=["x"])
+    assert {row["channel"] for row in result["outcomes"]} == {"x"}
+    assert {row["state"] for row in result["outcomes"]} <= {"preview", "rejected"}
+    assert all(row["preview"] for row in result["outcomes"] if row["state"] == "preview")
+    assert outbox_files(config_file) == []
+
+
+def test_the_cli_runs_the_flow_and_prints_the_summary(
+    prefect_api: None, config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from carecast.cli import main
+
+    assert main(["run", "--config", str(config_file), "--channel", "sms"]) == 0
+    out = capsys.readouterr().out
+    assert "Publications" in out and "published" in out and "sms" in out
+    assert main(["run", "--config", str(config_file), "--channel", "sms"]) == 0
+    assert "nothing new to publish" in capsys.readouterr().out
