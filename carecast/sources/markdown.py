@@ -1,0 +1,172 @@
+"""Hand-written posts: Markdown files with YAML front matter in ``config/content/``.
+
+Front matter keys (unknown keys are errors)::
+
+    title: Celebrating Maria's 10 years at Oakview       # required
+    date: 2026-11-20                                     # a date, or a date and time; no zone: the practice's
+    kind: recognition                                    # post (default) | recognition
+    campaign: staff_anniversary                          # utm_campaign; optional
+    url: /blog/maria-10-years                            # a path on the practice's site or a full URL; optional
+    image: /images/maria.jpg                             # optional; then image_alt is required
+    image_alt: Maria smiling in the gym
+    tags: [StaffSpotlight]
+    mentions_patient: true                               # HIPAA: names, shows or quotes a patient
+    authorization:                                       # the patient's written authorization on file
+      channels: [newsletter]                             # the only channels it may publish on
+      signed: 2026-10-28
+      expires: 2027-10-31                                # valid through this day (practice's zone)
+      reference: AUTH-2026-0142                          # where the signed form is kept
+
+The item id is ``md:<source>:<file stem>``: renaming a file makes a new item. A post dated after today (the
+practice's local date) is held back until its day. The body is rendered to HTML, sanitised, and to plain text.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Literal
+
+import frontmatter
+import markdown
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import ErrorDetails
+
+from carecast.config import MarkdownSource, Settings
+from carecast.errors import SourceError
+from carecast.html import absolute_http_url, html_to_text, sanitize_html
+from carecast.model import ContentItem, content_hash
+from carecast.sources import SourceResult
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Authorization(_Strict):
+    """A patient's written authorization (45 CFR 164.508), scoped to channels, with an expiry."""
+
+    channels: list[str] = Field(min_length=1)
+    signed: date
+    expires: date
+    reference: str = Field(min_length=1, description="where the signed form is kept")
+
+    @model_validator(mode="after")
+    def _signed_before_expiry(self) -> Authorization:
+        if self.expires < self.signed:
+            raise ValueError(f"expires ({self.expires}) must not be before signed ({self.signed})")
+        return self
+
+
+class FrontMatter(_Strict):
+    title: str = Field(min_length=1)
+    # datetime first: pydantic's smart union keeps a YAML timestamp a datetime and a YAML date a date.
+    date: datetime | date
+    kind: Literal["post", "recognition"] = "post"
+    campaign: str | None = Field(None, pattern=r"^[a-z0-9_\-]+$")
+    url: str | None = None
+    image: str | None = None
+    image_alt: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    mentions_patient: bool = False
+    authorization: Authorization | None = None
+
+    @model_validator(mode="after")
+    def _image_has_alt(self) -> FrontMatter:
+        if self.image and not self.image_alt:
+            raise ValueError("image_alt is required with image (describe the picture for people who cannot see it)")
+        return self
+
+
+def read_markdown(name: str, config: MarkdownSource, settings: Settings, *, today: date) -> SourceResult:
+    """The posts of the source's folder dated on or before ``today`` (the practice's local date).
+
+    Raises SourceError when the folder or a file cannot be read, or when front matter is invalid: the message names
+    every bad file and key at once.
+    """
+    folder = settings.path(config.path)
+    if not folder.is_dir():
+        raise SourceError(name, f"no such folder: {folder}")
+    items: list[ContentItem] = []
+    warnings: list[str] = []
+    problems: list[str] = []
+    for file in sorted(folder.glob("*.md")):
+        try:
+            item = _read_post(name, file, settings)
+        except ValueError as exc:
+            problems.append(f"{file.name}: {exc}")
+            continue
+        if item.published.astimezone(settings.practice.zone).date() > today:
+            continue  # scheduled: it becomes an item on its day
+        if item.mentions_patient and not item.authorized_channels:
+            warnings.append(f"{file.name}: mentions a patient without an authorization on file; it publishes nowhere")
+        items.append(item)
+    if problems:
+        raise SourceError(name, "; ".join(problems))
+    return SourceResult(items=items, warnings=warnings)
+
+
+def _read_post(source: str, file: Path, settings: Settings) -> ContentItem:
+    """One post. Raises SourceError when the file cannot be read, ValueError naming the key when it is invalid."""
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SourceError(source, f"cannot read {file}: {exc}") from exc
+    try:
+        post = frontmatter.loads(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"front matter is not valid YAML: {exc}") from exc
+    try:
+        meta = FrontMatter.model_validate(post.metadata)
+    except ValidationError as exc:
+        raise ValueError("; ".join(_describe(error) for error in exc.errors())) from exc
+    zone = settings.practice.zone
+    website = str(settings.practice.website)
+    url = _site_url(meta.url, website, "url")
+    image = _site_url(meta.image, website, "image")
+    moment = meta.date if isinstance(meta.date, datetime) else datetime.combine(meta.date, time())
+    published = moment if moment.tzinfo else moment.replace(tzinfo=zone)
+    html = sanitize_html(markdown.markdown(post.content), base_url=url or website)
+    authorization = meta.authorization
+    return ContentItem(
+        id=f"md:{source}:{file.stem}",
+        source=source,
+        kind=meta.kind,
+        title=meta.title,
+        url=url,
+        summary_html=html,
+        summary_text=html_to_text(html),
+        published=published,
+        content_hash=content_hash(text),
+        image_url=image,
+        image_alt=meta.image_alt,
+        campaign=meta.campaign,
+        tags=tuple(meta.tags),
+        mentions_patient=meta.mentions_patient,
+        authorized_channels=tuple(authorization.channels) if authorization else (),
+        # Valid through the expiry day in the practice's zone: it ends at the next local midnight.
+        authorization_expires=(
+            datetime.combine(authorization.expires + timedelta(days=1), time(), tzinfo=zone).astimezone(UTC)
+            if authorization
+            else None
+        ),
+    )
+
+
+def _site_url(value: str | None, website: str, key: str) -> str | None:
+    if value is None:
+        return None
+    url = absolute_http_url(value, website)
+    if url is None:
+        raise ValueError(f"{key}: a path on the practice's site (/...) or an http(s) URL, not {value!r}")
+    return url
+
+
+def _describe(error: ErrorDetails) -> str:
+    key = ".".join(str(part) for part in error["loc"]) or "(front matter)"
+    if error["type"] == "extra_forbidden":
+        return f"{key}: unknown key"
+    if error["type"] == "missing":
+        return f"{key}: required key is missing"
+    return f"{key}: {str(error['msg']).removeprefix('Value error, ')}"
