@@ -144,15 +144,26 @@ def _address(column: str, value: str, problems: list[tuple[str, str]]) -> str | 
             problems.append((column, f"an email address, not {value!r} ({exc})"))
             return None
     try:
+        return e164(value)
+    except ValueError as exc:
+        problems.append((column, str(exc)))
+        return None
+
+
+def e164(value: str) -> str:
+    """``value`` when it is a valid phone number written in E.164 form (``+13125550142``).
+
+    Raises ValueError saying what is expected otherwise.
+    """
+    expected = f"a valid phone number in E.164 form such as +13125550142, not {value!r}"
+    try:
         number = phonenumbers.parse(value, None)
     except phonenumbers.NumberParseException as exc:
-        problems.append((column, f"a phone number in E.164 form such as +13125550142, not {value!r} ({exc})"))
-        return None
-    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    if value != e164 or not phonenumbers.is_valid_number(number):
-        problems.append((column, f"a valid phone number in E.164 form such as +13125550142, not {value!r}"))
-        return None
-    return e164
+        raise ValueError(f"{expected} ({exc})") from exc
+    written_e164 = value == phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if not written_e164 or not phonenumbers.is_valid_number(number):
+        raise ValueError(expected)
+    return value
 
 
 def _consent(cells: dict[str, str], problems: list[tuple[str, str]]) -> datetime | None:
