@@ -60,13 +60,15 @@ def read_source(
     when an observances file is invalid.
     """
     # The readers import SourceResult from this module, so they are imported when first used.
-    from carecast.sources import markdown, observances, rss
+    from carecast.sources.markdown import read_markdown
+    from carecast.sources.observances import read_observances
+    from carecast.sources.rss import read_rss
 
     if isinstance(config, RssSource):
-        return rss.read_rss(name, config, settings, validators=validators, session=session)
+        return read_rss(name, config, settings, validators=validators, session=session)
     local_today = today or today_in(settings)
     if isinstance(config, ObservanceSource):
-        return observances.read_observances(name, config, settings, today=local_today)
+        return read_observances(name, config, settings, today=local_today)
     if isinstance(config, MarkdownSource):
-        return markdown.read_markdown(name, config, settings, today=local_today)
+        return read_markdown(name, config, settings, today=local_today)
     assert_never(config)

@@ -40,7 +40,7 @@ RULE_FORMS = (
 _WORD = r"[a-z]+"
 _NTH = rf"(?P<nth>{'|'.join(ORDINALS)}) (?P<weekday>{_WORD}) of (?P<month>{_WORD})"
 _PATTERNS = (
-    re.compile(rf"(?P<month>{_WORD}) (?P<day>\d{{1,2}})(?: ?[-–] ?(?P<end>\d{{1,2}}))?"),
+    re.compile(rf"(?P<month>{_WORD}) (?P<day>\d{{1,2}})(?: ?[-\u2013] ?(?P<end>\d{{1,2}}))?"),
     re.compile(rf"(?P<week>week starting the )?{_NTH}"),
     re.compile(rf"(?P<month>{_WORD})"),
 )
