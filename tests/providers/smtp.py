@@ -1,0 +1,237 @@
+"""A local SMTP submission server (aiosmtpd) that records what a newsletter sender delivers.
+
+It requires AUTH (LOGIN or PLAIN) with the configured username and password before ``MAIL``. Without
+``starttls`` it allows AUTH in plain text on 127.0.0.1; with ``starttls=True`` it offers STARTTLS with a
+certificate issued at runtime by a throwaway CA (``trustme``) and refuses AUTH and mail until TLS is on; clients
+trust it through :meth:`SmtpServer.client_ssl_context`. Recipients listed in ``bounce`` are refused at ``RCPT``
+with 550; :meth:`SmtpServer.force_data_replies` makes the next ``DATA`` commands fail (e.g. 451). The server
+records every accepted message and how many connections were opened.
+
+Run by hand with ``python -m tests.providers.smtp --port 8026``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import threading
+import warnings
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from types import TracebackType
+from typing import Any, Self, cast
+
+import trustme
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from tests.providers import LOOPBACK, serve_by_hand
+
+# Plain-text AUTH is the point of the non-TLS mode, and only ever on 127.0.0.1.
+warnings.filterwarnings("ignore", message="Requiring AUTH while not requiring TLS", category=UserWarning)
+
+
+@dataclass(frozen=True)
+class ReceivedMessage:
+    """One accepted message: the envelope, the bytes as sent, who authenticated, and whether TLS was on."""
+
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    raw: bytes
+    username: str
+    tls: bool
+
+    def parsed(self) -> EmailMessage:
+        """The message parsed with the modern email policy."""
+        return cast(EmailMessage, BytesParser(policy=policy.default).parsebytes(self.raw))
+
+
+class _Recorder:
+    """aiosmtpd handler: refuses bounced recipients, replays forced DATA replies, records the rest."""
+
+    def __init__(self, owner: SmtpServer) -> None:
+        self.owner = owner
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
+        if address.lower() in self.owner.bounce:
+            return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        return self.owner._accept(session, envelope)
+
+
+class _Controller(Controller):
+    """A Controller that binds a free port (port 0) and counts connections."""
+
+    def __init__(self, owner: SmtpServer, **kwargs: Any) -> None:
+        super().__init__(_Recorder(owner), hostname=LOOPBACK, port=0, **kwargs)
+        self.owner = owner
+
+    def _create_server(self) -> Any:
+        async def bind() -> asyncio.AbstractServer:
+            server = await self.loop.create_server(self._factory_invoker, host=self.hostname, port=self.port)
+            # aiosmtpd connects to self.port to finish starting, so it must hold the port the OS picked.
+            self.port = server.sockets[0].getsockname()[1]
+            return server
+
+        return bind()
+
+    def factory(self) -> SMTP:
+        self.owner._count_connection()
+        return super().factory()
+
+
+class SmtpServer:
+    """An authenticated SMTP server on a free loopback port; ``with SmtpServer() as smtp: smtp.port``."""
+
+    def __init__(
+        self,
+        *,
+        username: str = "carecast",
+        password: str = "test-smtp-password",
+        starttls: bool = False,
+        bounce: Iterable[str] = (),
+        port: int = 0,
+    ) -> None:
+        self.username = username
+        self.password = password
+        self.starttls = starttls
+        self.bounce = {address.lower() for address in bounce}
+        self._requested_port = port
+        self._ca = trustme.CA()
+        self._lock = threading.Lock()
+        self._messages: list[ReceivedMessage] = []
+        self._connections = 0
+        self._data_replies: deque[str] = deque()
+        self._controller: _Controller | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------------------------------
+
+    def start(self) -> Self:
+        """Start serving in a background thread. Idempotent.
+
+        Raises:
+            OSError: the port cannot be bound.
+        """
+        if self._controller is None:
+            tls_context = None
+            if self.starttls:
+                tls_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+                self._ca.issue_cert(LOOPBACK, "localhost").configure_cert(tls_context)
+            controller = _Controller(
+                self,
+                tls_context=tls_context,
+                require_starttls=self.starttls,
+                auth_required=True,
+                auth_require_tls=self.starttls,
+                authenticator=self._authenticate,
+            )
+            if self._requested_port:
+                controller.port = self._requested_port
+            controller.start()
+            with self._lock:
+                # The Controller's own readiness probe is not a client connection.
+                self._connections = 0
+            self._controller = controller
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release the port. Idempotent."""
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def host(self) -> str:
+        """The address to connect to."""
+        return LOOPBACK
+
+    @property
+    def port(self) -> int:
+        """The bound port.
+
+        Raises:
+            RuntimeError: the server is not started.
+        """
+        if self._controller is None:
+            raise RuntimeError("SmtpServer is not started")
+        return int(self._controller.port)
+
+    def client_ssl_context(self) -> ssl.SSLContext:
+        """A client context that trusts this server's runtime certificate (for ``starttls(context=...)``)."""
+        context = ssl.create_default_context()
+        self._ca.configure_trust(context)
+        return context
+
+    # --- recording and fault injection -------------------------------------------------------------------------
+
+    @property
+    def messages(self) -> list[ReceivedMessage]:
+        """Accepted messages, oldest first (a snapshot)."""
+        with self._lock:
+            return list(self._messages)
+
+    @property
+    def connections(self) -> int:
+        """How many client connections were opened."""
+        with self._lock:
+            return self._connections
+
+    def force_data_replies(self, *replies: str) -> None:
+        """Answer the next ``DATA`` commands with these replies, e.g. ``"451 4.3.0 Try again later"``."""
+        with self._lock:
+            self._data_replies.extend(replies)
+
+    def _count_connection(self) -> None:
+        with self._lock:
+            self._connections += 1
+
+    def _authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (
+            self.username.encode(),
+            self.password.encode(),
+        )
+        # handled=False makes aiosmtpd answer 535 itself; the default leaves the client waiting for a reply.
+        return AuthResult(success=ok, handled=False, auth_data=self.username if ok else None)
+
+    def _accept(self, session: Session, envelope: Envelope) -> str:
+        with self._lock:
+            if self._data_replies:
+                return self._data_replies.popleft()
+            self._messages.append(
+                ReceivedMessage(
+                    mail_from=envelope.mail_from or "",
+                    rcpt_tos=tuple(envelope.rcpt_tos),
+                    raw=envelope.original_content or b"",
+                    username=str(session.auth_data),
+                    tls=session.ssl is not None,
+                )
+            )
+        return "250 2.0.0 OK: queued"
+
+
+def _banner(server: SmtpServer) -> str:
+    tls = "STARTTLS required" if server.starttls else "plain text"
+    return f"SMTP fake on {server.host}:{server.port} ({tls})\nusername={server.username} password={server.password}"
+
+
+if __name__ == "__main__":
+    serve_by_hand("Local SMTP submission fake", lambda port: SmtpServer(port=port), _banner)
