@@ -79,7 +79,9 @@ def _parse_time(value: Any) -> time:
     if isinstance(value, int) and not isinstance(value, bool) and 60 <= value < 24 * 60:
         return time(value // 60, value % 60)
     if isinstance(value, time):
-        return value
+        if value.tzinfo is not None or value.second or value.microsecond:
+            raise ValueError(f"a whole minute, without a zone (the practice's applies), not {value.isoformat()}")
+        return time(value.hour, value.minute)
     match = _HH_MM.match(str(value).strip()) if isinstance(value, str) else None
     if match is None:
         raise ValueError(f'a 24-hour time "HH:MM" in quotes, such as "09:00" or "17:30", not {value!r}')

@@ -221,6 +221,7 @@ def test_yaml_config_forms_including_unquoted_times() -> None:
         ({"days": "tue", "at": "9am"}, 'a 24-hour time "HH:MM" in quotes, such as "09:00" or "17:30", not \'9am\''),
         ({"days": "tue", "at": 9}, 'a 24-hour time "HH:MM"'),
         ({"days": "tue", "at": "24:00"}, 'a 24-hour time "HH:MM"'),
+        ({"days": "tue", "at": time(9, 0, 30)}, "a whole minute, without a zone"),
         ({"monthly": "fifth-monday", "at": "11:00"}, "first-monday, second-tuesday"),
         ({"monthly": 31, "at": "11:00"}, "a day of the month 1-28 (every month has it)"),
         ({"cron": "0 10 * * TUE", "at": "10:00"}, "a cron expression carries its own time"),
@@ -286,7 +287,7 @@ def test_naive_datetimes_are_refused() -> None:
 PROPERTY_ZONES = [CHICAGO, NEW_YORK, ZoneInfo("Europe/London"), ZoneInfo("Australia/Lord_Howe")]
 # Wall times in or next to the gaps and folds of these zones, drawn often so each run meets them.
 EDGE_TIMES = [time(0, 30), time(1, 0), time(1, 30), time(1, 45), time(2, 0), time(2, 15), time(2, 30), time(3, 0)]
-MINUTES = st.times().map(lambda moment: moment.replace(second=0, microsecond=0))
+MINUTES = st.times().map(lambda moment: moment.replace(second=0, microsecond=0, fold=0))
 DST_DAYS = [*SPRING_FORWARD, *FALL_BACK, date(2026, 3, 29), date(2026, 10, 25), date(2026, 4, 5), date(2026, 10, 4)]
 
 
