@@ -1,0 +1,162 @@
+"""The SMS channel: prefix and STOP footer always, GSM-7 preferred, segments enforced, no PHI, Twilio outbox bodies."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from carecast.audience import load_audience
+from carecast.config import Settings, load_settings
+from carecast.errors import PublishError, RenderError
+from carecast.model import ContentItem, Draft, content_hash
+from carecast.text import sms_measure
+from channels.base import Outbox
+from channels.sms import SmsChannel, SmsConfig
+from tests.conftest import write_config
+
+PRW = "It\u2019s Patient Recognition Week! Thank you for trusting us with your recovery."
+LONG = " ".join(["Thank you for trusting us with your recovery \u2014 every step counts."] * 12)
+
+
+def make_item(summary: str = PRW, **extra: Any) -> ContentItem:
+    values: dict[str, Any] = {
+        "id": "observance-prw-2026",
+        "source": "observances",
+        "kind": "observance",
+        "title": "National Patient Recognition Week",
+        "url": None,
+        "summary_html": f"<p>{summary}</p>",
+        "summary_text": summary,
+        "published": datetime(2026, 1, 18, 14, 0, tzinfo=UTC),
+        "content_hash": content_hash(summary),
+        **extra,
+    }
+    return ContentItem(**values)
+
+
+def channel(tmp_path: Path, **changes: Any) -> SmsChannel:
+    settings: Settings = load_settings(write_config(tmp_path, {"channels": {"sms": changes}}))
+    return SmsChannel("sms", settings.channels["sms"], settings)
+
+
+def test_curly_quote_swap_gives_one_gsm7_segment(tmp_path: Path) -> None:
+    draft = channel(tmp_path).render([make_item()])
+    [text] = draft.parts
+    assert text == (
+        "Oakview PT: It's Patient Recognition Week! Thank you for trusting us with your recovery. Reply STOP to opt out"
+    )
+    assert draft.measures["parts"] == [{"encoding": "GSM-7", "segments": 1}]
+
+
+def test_link_is_tagged_for_sms(tmp_path: Path) -> None:
+    [text] = channel(tmp_path).render([make_item(url="https://oakviewpt.example/prw", campaign="prw_2026")]).parts
+    assert " https://oakviewpt.example/prw?utm_source=sms&utm_medium=sms&utm_campaign=prw_2026 Reply STOP" in text
+
+
+def test_long_summary_is_shortened_to_max_segments(tmp_path: Path) -> None:
+    sms = channel(tmp_path)  # the sample config lowers the channel's 3 segments to 2
+    draft = sms.render([make_item(LONG, url="https://www.oakviewpt.example/thanks")])
+    [text] = draft.parts
+    measure = sms_measure(text)
+    assert (measure.encoding, measure.segments) == ("GSM-7", 2)
+    assert text.startswith("Oakview PT: Thank you for trusting us")
+    assert text.endswith(
+        "... https://www.oakviewpt.example/thanks?utm_source=sms&utm_medium=sms&utm_campaign=oakview_blog"
+        " Reply STOP to opt out"
+    )
+
+
+def test_channel_limit_applies_without_config(tmp_path: Path) -> None:
+    draft = channel(tmp_path, max_segments=None).render([make_item(LONG)])
+    assert draft.measures["parts"][0]["segments"] == 3
+
+
+@pytest.mark.parametrize("summary", [PRW, LONG, "\U0001f389 Party time at the clinic \U0001f389 " * 10])
+def test_prefix_and_footer_always_present(tmp_path: Path, summary: str) -> None:
+    [text] = channel(tmp_path, opt_out_text="Text STOP to end").render([make_item(summary)]).parts
+    assert text.startswith("Oakview PT: ")
+    assert text.endswith(" Text STOP to end")
+    assert sms_measure(text).segments <= 2
+
+
+def test_over_limit_raises_render_error(tmp_path: Path) -> None:
+    footer = "Reply STOP to opt out. " + "Msg & data rates may apply. " * 6
+    with pytest.raises(RenderError, match="1 segments") as caught:
+        channel(tmp_path, max_segments=1, opt_out_text=footer).render([make_item()])
+    assert caught.value.item_ids == ["observance-prw-2026"]
+
+
+def test_template_without_footer_is_refused(tmp_path: Path) -> None:
+    sms = channel(tmp_path)
+    (sms.settings.path(sms.settings.templates) / "sms" / "text.txt.j2").write_text(
+        "{{ practice.short_name }}: {{ body }}"
+    )
+    with pytest.raises(RenderError, match="Reply STOP to opt out"):
+        sms.render([make_item()])
+
+
+def test_patient_content_refused_even_when_authorized(tmp_path: Path) -> None:
+    sms = channel(tmp_path)
+    extras: list[dict[str, Any]] = [{}, {"authorized_channels": ("sms",)}]
+    for extra in extras:
+        with pytest.raises(RenderError) as caught:
+            sms.render([make_item(mentions_patient=True, **extra)])
+        assert caught.value.item_ids == ["observance-prw-2026"]
+    with pytest.raises(RenderError, match="no PHI"):
+        sms.render([make_item(mentions_patient=True, authorized_channels=("sms",))])
+
+
+def test_exactly_one_item(tmp_path: Path) -> None:
+    with pytest.raises(RenderError, match="exactly one item"):
+        channel(tmp_path).render([make_item(), make_item(id="two")])
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"from_number": "3125550100"},
+        {"from_number": "+1 312 555 0100"},
+        {"opt_out_text": "Reply to opt out"},
+        {"max_segments": 0},
+        {"max_segments": 11},
+    ],
+)
+def test_config_is_validated(changes: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        SmsConfig.model_validate({"type": "sms", "from_number": "+13125550100", **changes})
+
+
+def test_publish_writes_one_request_per_consenting_subscriber(tmp_path: Path) -> None:
+    sms = channel(tmp_path)
+    draft = sms.render([make_item()])
+    receipt = sms.publish(draft, "pub-1", Outbox(tmp_path / "outbox"))
+    assert receipt.location == str(tmp_path / "outbox" / "sms" / "pub-1.json")
+    payload = json.loads(Path(receipt.location).read_text(encoding="utf-8"))
+    audience = load_audience(sms.settings.path(sms.settings.audience), "sms")
+    assert payload == {
+        "endpoint": "POST /2010-04-01/Accounts/{AccountSid}/Messages.json",
+        "account": "+13125550100",
+        "requests": [
+            {"To": s.address, "From": "+13125550100", "Body": draft.parts[0]} for s in audience if s.can_receive
+        ],
+        "skipped": [{"to": s.address, "reason": s.exclusion_reason} for s in audience if not s.can_receive],
+    }
+    skipped = {entry["to"]: entry["reason"] for entry in payload["skipped"]}
+    assert skipped["+13125550188"] == "status is opted_out"
+    assert skipped["+12245550109"] == "no consent on file"
+    assert "+13125550117" in {request["To"] for request in payload["requests"]}
+
+
+def test_publish_with_a_broken_audience_fails_permanently(tmp_path: Path) -> None:
+    sms = channel(tmp_path)
+    (sms.settings.path(sms.settings.audience) / "sms.csv").write_text("phone,name\n+1,x\n", encoding="utf-8")
+    draft = Draft(channel="sms", item_ids=("a",), parts=("Oakview PT: hi Reply STOP to opt out",))
+    with pytest.raises(PublishError, match="audience") as caught:
+        sms.publish(draft, "pub-2", Outbox(tmp_path / "outbox"))
+    assert not caught.value.transient
+    assert not (tmp_path / "outbox" / "sms" / "pub-2.json").exists()

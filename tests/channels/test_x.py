@@ -1,0 +1,158 @@
+"""The X channel: posts, threads and shortened posts within 280 weighted characters, and its outbox request bodies."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from pydantic import ValidationError
+
+from carecast.config import Settings, load_settings
+from carecast.errors import PublishError, RenderError
+from carecast.model import ContentItem, Draft, content_hash
+from carecast.text import x_measure
+from channels.base import Outbox
+from channels.x import PREVIOUS_ID, XChannel, XConfig
+from tests.conftest import write_config
+
+SENTENCE = "Thank you for trusting us with your recovery, one careful step at a time."
+LONG = " ".join(f"{SENTENCE[:-1]} number {n}." for n in range(9))
+
+
+def make_item(summary: str = "Sitting all day? These five stretches take ten minutes.", **extra: Any) -> ContentItem:
+    values: dict[str, Any] = {
+        "id": "blog-desk-stretches",
+        "source": "blog",
+        "kind": "post",
+        "title": "Five stretches for desk workers",
+        "url": "https://www.oakviewpt.example/blog/desk-stretches",
+        "summary_html": f"<p>{summary}</p>",
+        "summary_text": summary,
+        "published": datetime(2026, 3, 2, 15, 0, tzinfo=UTC),
+        "content_hash": content_hash(summary),
+        **extra,
+    }
+    return ContentItem(**values)
+
+
+def channel(tmp_path: Path, **changes: Any) -> XChannel:
+    settings: Settings = load_settings(write_config(tmp_path, {"channels": {"x": changes}}))
+    return XChannel("x", settings.channels["x"], settings)
+
+
+def test_short_item_is_one_post_with_tagged_link_and_hashtags(tmp_path: Path) -> None:
+    draft = channel(tmp_path).render([make_item()])
+    [post] = draft.parts
+    assert post.startswith("Five stretches for desk workers")
+    assert "#PhysicalTherapy #OakviewPT" in post
+    link = next(word for word in post.split() if word.startswith("https://"))
+    query = parse_qs(urlsplit(link).query)
+    assert query == {"utm_source": ["twitter"], "utm_medium": ["social"], "utm_campaign": ["oakview_blog"]}
+    assert draft.measures["parts"] == [{"weighted_length": x_measure(post).weighted_length}]
+
+
+def test_item_campaign_and_foreign_links(tmp_path: Path) -> None:
+    x = channel(tmp_path)
+    [post] = x.render([make_item(campaign="prw_2026")]).parts
+    assert "utm_campaign=prw_2026" in post
+    [post] = x.render([make_item(url="https://www.apta.example/pt-month")]).parts
+    assert "https://www.apta.example/pt-month\n" in post
+    assert "utm_" not in post
+
+
+def test_hashtags_can_be_turned_off(tmp_path: Path) -> None:
+    [post] = channel(tmp_path, hashtags=False).render([make_item()]).parts
+    assert "#" not in post
+
+
+def test_long_item_becomes_a_numbered_thread(tmp_path: Path) -> None:
+    draft = channel(tmp_path).render([make_item(LONG)])
+    parts = draft.parts
+    assert 2 <= len(parts) <= 4
+    assert all(x_measure(part).weighted_length <= 280 for part in parts)
+    assert [part.split()[0] for part in parts] == [f"{n}/{len(parts)}" for n in range(1, len(parts) + 1)]
+    # Nothing lost, nothing cut mid-word: the parts without their numbers give back the whole text.
+    words = " ".join(part.split(" ", 1)[1] for part in parts).split()
+    assert " ".join(words).startswith(f"Five stretches for desk workers {LONG}")
+    assert "utm_source=twitter" in parts[-1]
+    assert all(m["weighted_length"] <= 280 for m in draft.measures["parts"])
+
+
+def test_thread_longer_than_allowed_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(RenderError, match="more than 2 posts") as caught:
+        channel(tmp_path, max_thread_parts=2).render([make_item(LONG)])
+    assert caught.value.item_ids == ["blog-desk-stretches"]
+
+
+def test_shorten_mode_cuts_the_summary_and_keeps_the_link(tmp_path: Path) -> None:
+    [post] = channel(tmp_path, too_long="shorten").render([make_item(LONG)]).parts
+    assert x_measure(post).weighted_length <= 280
+    assert "\u2026" in post
+    assert "utm_source=twitter" in post
+    assert post.startswith("Five stretches for desk workers\n\nThank you")
+
+
+def test_shorten_mode_refuses_when_nothing_fits(tmp_path: Path) -> None:
+    with pytest.raises(RenderError, match="280 weighted"):
+        channel(tmp_path, too_long="shorten").render([make_item(LONG, title="Very long title " * 20)])
+
+
+def test_exactly_one_item(tmp_path: Path) -> None:
+    x = channel(tmp_path)
+    with pytest.raises(RenderError, match="exactly one item"):
+        x.render([make_item(), make_item(id="other")])
+    with pytest.raises(RenderError, match="exactly one item"):
+        x.render([])
+
+
+def test_patient_item_needs_authorization_for_x(tmp_path: Path) -> None:
+    x = channel(tmp_path)
+    with pytest.raises(RenderError, match="HIPAA"):
+        x.render([make_item(mentions_patient=True)])
+    assert x.render([make_item(mentions_patient=True, authorized_channels=("x",))]).parts
+
+
+@pytest.mark.parametrize(("key", "value"), [("too_long", "cut"), ("max_thread_parts", 1), ("max_thread_parts", 11)])
+def test_config_is_validated(key: str, value: object) -> None:
+    with pytest.raises(ValidationError):
+        XConfig.model_validate({"type": "x", key: value})
+
+
+def read_payload(path: str) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(Path(path).read_text(encoding="utf-8"))
+    return result
+
+
+def test_publish_writes_the_thread_as_a_reply_chain(tmp_path: Path) -> None:
+    x = channel(tmp_path)
+    draft = x.render([make_item(LONG)])
+    outbox = Outbox(tmp_path / "outbox")
+    receipt = x.publish(draft, "pub-1", outbox)
+    assert receipt.location == str(tmp_path / "outbox" / "x" / "pub-1.json")
+    first, *replies = draft.parts
+    assert read_payload(receipt.location) == {
+        "endpoint": "POST /2/tweets",
+        "account": "@OakviewPT",
+        "requests": [
+            {"text": first},
+            *({"text": text, "reply": {"in_reply_to_tweet_id": PREVIOUS_ID}} for text in replies),
+        ],
+    }
+    assert PREVIOUS_ID == "{previous}"
+
+
+def test_publish_single_post_and_never_twice(tmp_path: Path) -> None:
+    x = channel(tmp_path)
+    draft = Draft(channel="x", item_ids=("a",), parts=("Hello from Oakview PT \u2019\u2014",))
+    outbox = Outbox(tmp_path / "outbox")
+    receipt = x.publish(draft, "pub-2", outbox)
+    raw = Path(receipt.location).read_text(encoding="utf-8")
+    assert "\u2019\u2014" in raw  # UTF-8 as X gets it, not \\u escapes
+    assert read_payload(receipt.location)["requests"] == [{"text": "Hello from Oakview PT \u2019\u2014"}]
+    with pytest.raises(PublishError) as caught:
+        x.publish(draft, "pub-2", outbox)
+    assert not caught.value.transient
