@@ -26,6 +26,8 @@ _BLANK_LINES = re.compile(r"\n{3,}")
 
 def absolute_http_url(url: str, base_url: str | None = None) -> str | None:
     """``url`` made absolute against ``base_url``, or None unless the result is an http(s) URL with a host."""
+    if not url.strip():
+        return None  # an empty reference would resolve to the base itself
     candidate = urljoin(base_url, url.strip()) if base_url else url.strip()
     try:
         parts = urlsplit(candidate)

@@ -141,12 +141,18 @@ def normalise_link(url: str) -> str:
     netloc = f"[{host}]" if ":" in host else host
     if parts.port is not None and parts.port != _DEFAULT_PORTS.get(scheme):
         netloc = f"{netloc}:{parts.port}"
-    query = [(key, value) for key, value in parse_qsl(parts.query, keep_blank_values=True) if not _is_utm(key)]
-    return urlunsplit((scheme, netloc, parts.path.rstrip("/"), urlencode(query), ""))
+    return urlunsplit((scheme, netloc, parts.path.rstrip("/"), _without_utm(parts.query), ""))
 
 
-def _is_utm(key: str) -> bool:
-    return key.lower().startswith("utm_")
+def without_utm(url: str) -> str:
+    """``url`` without ``utm_*`` parameters: a feed's own tracking, which must not pass for a channel's."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(query=_without_utm(parts.query))) if "utm_" in parts.query.lower() else url
+
+
+def _without_utm(query: str) -> str:
+    pairs = parse_qsl(query, keep_blank_values=True)
+    return urlencode([(key, value) for key, value in pairs if not key.lower().startswith("utm_")])
 
 
 def _item(source: str, entry: Mapping[str, Any], feed_date: datetime, feed_link: str | None) -> ContentItem:
@@ -156,7 +162,9 @@ def _item(source: str, entry: Mapping[str, Any], feed_date: datetime, feed_link:
     html = sanitize_html(raw_html, base_url=base)
     # Text from the original keeps block structure (tables, divs) the sanitiser flattens; scripts are ignored.
     text = html_to_text(raw_html)
-    title = _title(entry) or textwrap.shorten(text, _TITLE_FROM_TEXT, placeholder="…") or link or "(untitled)"
+    title = _title(entry) or textwrap.shorten(text, _TITLE_FROM_TEXT, placeholder="…") or link
+    if not title:
+        raise ValueError("it has no title, no content and no link")
     published = _utc(entry.get("published_parsed")) or _utc(entry.get("updated_parsed")) or feed_date
     image = _image(entry, html, base)
     return ContentItem(
@@ -164,7 +172,7 @@ def _item(source: str, entry: Mapping[str, Any], feed_date: datetime, feed_link:
         source=source,
         kind="post",
         title=title,
-        url=link,
+        url=without_utm(link) if link else None,
         summary_html=html,
         summary_text=text,
         published=published,
