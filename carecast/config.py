@@ -228,10 +228,10 @@ def load_settings(file: Path | str = DEFAULT_CONFIG) -> Settings:
 def _check_references(settings: Settings) -> None:
     problems = []
     for name, channel in settings.channels.items():
-        for source in channel.sources or ():
-            if source not in settings.sources:
+        for wanted in channel.sources or ():
+            if wanted not in settings.sources:
                 known = ", ".join(sorted(settings.sources))
-                problems.append((f"channels.{name}.sources", f"unknown source {source!r} (known: {known})"))
+                problems.append((f"channels.{name}.sources", f"unknown source {wanted!r} (known: {known})"))
     for name, source in settings.sources.items():
         if isinstance(source, ObservanceSource) and not settings.path(source.file).is_file():
             problems.append((f"sources.{name}.file", f"no such file: {settings.path(source.file)}"))

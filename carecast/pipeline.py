@@ -16,7 +16,7 @@ import requests
 
 from carecast.config import Settings
 from carecast.errors import AlreadyClaimed, PublishError, RenderError, SourceError
-from carecast.ledger import Ledger
+from carecast.ledger import DraftState, Ledger
 from carecast.model import ContentItem, Draft, now_utc
 from carecast.sources import Validators, read_source
 from channels import channel_class
@@ -113,7 +113,7 @@ def adapt(
         batches = [admitted[: config.max_items_per_run]] if admitted else []
     else:
         batches = [[item] for item in candidates]
-    state = "approved" if config.approval == "auto" else "pending"
+    state: DraftState = "approved" if config.approval == "auto" else "pending"
     kept: list[str] = []
     for batch in batches:
         if len(kept) >= config.max_items_per_run:
