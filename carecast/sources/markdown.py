@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pydantic_core import ErrorDetails
 
 from carecast.config import MarkdownSource, Settings
+from carecast.config import _expectation as expectation
 from carecast.errors import SourceError
 from carecast.html import absolute_http_url, html_to_text, sanitize_html
 from carecast.model import ContentItem, content_hash
@@ -165,8 +166,4 @@ def _site_url(value: str | None, website: str, key: str) -> str | None:
 
 def _describe(error: ErrorDetails) -> str:
     key = ".".join(str(part) for part in error["loc"]) or "(front matter)"
-    if error["type"] == "extra_forbidden":
-        return f"{key}: unknown key"
-    if error["type"] == "missing":
-        return f"{key}: required key is missing"
-    return f"{key}: {str(error['msg']).removeprefix('Value error, ')}"
+    return f"{key}: {expectation(error)}"

@@ -25,6 +25,7 @@ from urllib.parse import urljoin
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, field_validator
 
 from carecast.config import ObservanceSource, Settings, read_yaml
+from carecast.config import _expectation as expectation
 from carecast.errors import ConfigError
 from carecast.model import ContentItem, content_hash
 from carecast.sources import SourceResult
@@ -148,7 +149,7 @@ def load_observances(file: Path) -> list[Observance]:
     try:
         return ObservancesFile.model_validate(read_yaml(file)).observances
     except ValidationError as exc:
-        problems = [(_key_path(error["loc"]), error["msg"].removeprefix("Value error, ")) for error in exc.errors()]
+        problems = [(_key_path(error["loc"]), expectation(error)) for error in exc.errors()]
         raise ConfigError(file, problems) from exc
 
 
