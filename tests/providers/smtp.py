@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import ssl
 import threading
-import warnings
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -30,9 +29,6 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from tests.providers import LOOPBACK, serve_by_hand
-
-# Plain-text AUTH is the point of the non-TLS mode, and only ever on 127.0.0.1.
-warnings.filterwarnings("ignore", message="Requiring AUTH while not requiring TLS", category=UserWarning)
 
 
 @dataclass(frozen=True)
@@ -51,10 +47,22 @@ class ReceivedMessage:
 
 
 class _Recorder:
-    """aiosmtpd handler: refuses bounced recipients, replays forced DATA replies, records the rest."""
+    """aiosmtpd handler: requires AUTH before MAIL, refuses bounced recipients, replays forced DATA replies and
+    records the rest."""
 
     def __init__(self, owner: SmtpServer) -> None:
         self.owner = owner
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options: list[str]
+    ) -> str:
+        # Enforced here rather than with aiosmtpd's auth_required, which warns whenever AUTH may run without TLS:
+        # plain-text AUTH on 127.0.0.1 is the point of the non-TLS mode.
+        if not session.authenticated:
+            return "530 5.7.0 Authentication required"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
@@ -130,7 +138,6 @@ class SmtpServer:
                 self,
                 tls_context=tls_context,
                 require_starttls=self.starttls,
-                auth_required=True,
                 auth_require_tls=self.starttls,
                 authenticator=self._authenticate,
             )
