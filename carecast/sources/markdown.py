@@ -25,12 +25,12 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import frontmatter
 import markdown
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import ErrorDetails
 
 from carecast.config import MarkdownSource, Settings
@@ -60,10 +60,14 @@ class Authorization(_Strict):
         return self
 
 
+def _midnight_of_a_date(value: object) -> object:
+    # YAML reads `2026-11-20` as a date: the post is of that day from its start.
+    return datetime.combine(value, time()) if isinstance(value, date) and not isinstance(value, datetime) else value
+
+
 class FrontMatter(_Strict):
     title: str = Field(min_length=1)
-    # datetime first: pydantic's smart union keeps a YAML timestamp a datetime and a YAML date a date.
-    date: datetime | date
+    date: Annotated[datetime, BeforeValidator(_midnight_of_a_date)]
     kind: Literal["post", "recognition"] = "post"
     campaign: str | None = Field(None, pattern=r"^[a-z0-9_\-]+$")
     url: str | None = None
@@ -126,8 +130,7 @@ def _read_post(source: str, file: Path, settings: Settings) -> ContentItem:
     website = str(settings.practice.website)
     url = _site_url(meta.url, website, "url")
     image = _site_url(meta.image, website, "image")
-    moment = meta.date if isinstance(meta.date, datetime) else datetime.combine(meta.date, time())
-    published = moment if moment.tzinfo else moment.replace(tzinfo=zone)
+    published = meta.date if meta.date.tzinfo else meta.date.replace(tzinfo=zone)
     html = sanitize_html(markdown.markdown(post.content), base_url=url or website)
     authorization = meta.authorization
     return ContentItem(
@@ -165,5 +168,6 @@ def _site_url(value: str | None, website: str, key: str) -> str | None:
 
 
 def _describe(error: ErrorDetails) -> str:
-    key = ".".join(str(part) for part in error["loc"]) or "(front matter)"
-    return f"{key}: {expectation(error)}"
+    # A check across keys (image with image_alt) has no location; its message names the keys.
+    key = ".".join(str(part) for part in error["loc"])
+    return f"{key}: {expectation(error)}" if key else expectation(error)
