@@ -26,7 +26,7 @@ SETTINGS = Settings.model_validate(
 def problems_of(file: Path) -> list[str]:
     """What is wrong with how ``file`` was read; empty when all is well."""
     try:
-        result = read_source("corpus", RssSource(type="rss", url=str(file)), SETTINGS)
+        result = read_source("corpus", RssSource.model_validate({"type": "rss", "url": str(file)}), SETTINGS)
     except SourceError:
         return []
     except Exception as exc:

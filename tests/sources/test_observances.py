@@ -17,7 +17,7 @@ from tests.conftest import SAMPLE_CONFIG
 SETTINGS = Settings.model_validate(
     {**read_yaml(SAMPLE_CONFIG / "carecast.yaml"), "channels": {}, "base_dir": SAMPLE_CONFIG}
 )
-SAMPLE = ObservanceSource(type="observances")
+SAMPLE = ObservanceSource.model_validate({"type": "observances"})
 
 
 def due(today: date, *, source: ObservanceSource = SAMPLE, settings: Settings = SETTINGS) -> SourceResult:
@@ -150,7 +150,7 @@ def test_invalid_file_is_a_config_error_naming_file_and_keys(tmp_path: Path) -> 
             }
         )
     )
-    source = ObservanceSource(type="observances", file=file)
+    source = ObservanceSource.model_validate({"type": "observances", "file": file})
     with pytest.raises(ConfigError) as caught:
         due(date(2026, 3, 1), source=source)
     assert caught.value.file == file

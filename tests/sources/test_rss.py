@@ -197,7 +197,7 @@ def test_conditional_get_keeps_validators_and_a_304_costs_nothing(server: FeedSe
     assert first.validators == Validators(etag=ETAG, last_modified=LAST_MODIFIED)
 
     with requests.Session() as session:
-        config = RssSource(type="rss", url=f"{server.url}/feed.xml")
+        config = RssSource.model_validate({"type": "rss", "url": f"{server.url}/feed.xml"})
         second = read_source("blog", config, SETTINGS, validators=first.validators, session=session)
     assert second.not_modified and second.items == []
     assert second.validators == first.validators
