@@ -52,13 +52,15 @@ def read_rss(
     """
     if urlsplit(config.url).scheme in {"http", "https"}:
         response = _fetch(name, config, validators, session)
-        kept = Validators(
-            etag=response.headers.get("ETag") or (validators.etag if validators else None),
-            last_modified=response.headers.get("Last-Modified") or (validators.last_modified if validators else None),
-        )
-        new_validators = kept if kept.etag or kept.last_modified else None
+        fresh = Validators(etag=response.headers.get("ETag"), last_modified=response.headers.get("Last-Modified"))
         if response.status_code == 304:
-            return SourceResult(items=[], validators=new_validators, not_modified=True)
+            # A 304 may leave out the validators it matched; they stay valid.
+            kept = Validators(
+                etag=fresh.etag or (validators.etag if validators else None),
+                last_modified=fresh.last_modified or (validators.last_modified if validators else None),
+            )
+            return SourceResult(items=[], validators=kept, not_modified=True)
+        new_validators = fresh if fresh.etag or fresh.last_modified else None
         headers = {key.lower(): value for key, value in response.headers.items()}
         # feedparser resolves relative links against content-location; the bytes alone do not say where they were.
         headers["content-location"] = urljoin(response.url, headers.get("content-location", ""))

@@ -179,7 +179,7 @@ class FeedServer(LocalHttpServer):
         if request.path == "/broken":
             return Reply(500, "internal error")
         if request.headers.get("If-None-Match") == ETAG:
-            return Reply(304, headers={"ETag": ETAG})
+            return Reply(304)  # without validators: the ones sent stay valid
         body = (SAMPLE_CONFIG / "samples/oakview-blog.xml").read_bytes()
         headers = {"ETag": ETAG, "Last-Modified": LAST_MODIFIED, "Content-Type": "application/rss+xml; charset=utf-8"}
         return Reply(200, body, headers)
