@@ -2,10 +2,11 @@
 
 It requires AUTH (LOGIN or PLAIN) with the configured username and password before ``MAIL``. Without
 ``starttls`` it allows AUTH in plain text on 127.0.0.1; with ``starttls=True`` it offers STARTTLS with a
-certificate issued at runtime by a throwaway CA (``trustme``) and refuses AUTH and mail until TLS is on; clients
-trust it through :meth:`SmtpServer.client_ssl_context`. Recipients listed in ``bounce`` are refused at ``RCPT``
-with 550; :meth:`SmtpServer.force_data_replies` makes the next ``DATA`` commands fail (e.g. 451). The server
-records every accepted message and how many connections were opened.
+certificate issued at runtime by a throwaway CA (``trustme``; the key file is written briefly to ``cert_dir``)
+and refuses AUTH and mail until TLS is on; clients trust it through :meth:`SmtpServer.client_ssl_context`.
+Recipients listed in ``bounce`` are refused at ``RCPT`` with 550; :meth:`SmtpServer.force_data_replies` makes
+the next ``DATA`` commands fail (e.g. 451). The server records every accepted message and how many connections
+were opened.
 
 Run by hand with ``python -m tests.providers.smtp --port 8026``.
 """
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, cast
 
@@ -107,11 +109,13 @@ class SmtpServer:
         password: str = "test-smtp-password",
         starttls: bool = False,
         bounce: Iterable[str] = (),
+        cert_dir: Path | None = None,
         port: int = 0,
     ) -> None:
         self.username = username
         self.password = password
         self.starttls = starttls
+        self.cert_dir = None if cert_dir is None else str(cert_dir)
         self.bounce = {address.lower() for address in bounce}
         self._requested_port = port
         self._ca = trustme.CA()
@@ -133,7 +137,10 @@ class SmtpServer:
             tls_context = None
             if self.starttls:
                 tls_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-                self._ca.issue_cert(LOOPBACK, "localhost").configure_cert(tls_context)
+                # ssl loads a key only from a file: a short-lived one, in cert_dir when given (tests pass tmp_path).
+                pem = self._ca.issue_cert(LOOPBACK, "localhost").private_key_and_cert_chain_pem
+                with pem.tempfile(dir=self.cert_dir) as path:
+                    tls_context.load_cert_chain(path)
             controller = _Controller(
                 self,
                 tls_context=tls_context,

@@ -8,6 +8,7 @@ import smtplib
 import time
 from collections.abc import Iterator
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 import requests
@@ -369,8 +370,8 @@ def test_smtp_refuses_bad_or_missing_auth_and_forced_failures() -> None:
         assert len(server.messages) == 1
 
 
-def test_smtp_starttls_with_runtime_certificate() -> None:
-    with SmtpServer(starttls=True) as server:
+def test_smtp_starttls_with_runtime_certificate(tmp_path: Path) -> None:
+    with SmtpServer(starttls=True, cert_dir=tmp_path) as server:
         with smtplib.SMTP(server.host, server.port, timeout=5) as client, pytest.raises(smtplib.SMTPNotSupportedError):
             client.login(server.username, server.password)
         with smtplib.SMTP(server.host, server.port, timeout=5) as client:

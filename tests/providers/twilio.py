@@ -266,11 +266,14 @@ class TwilioServer(LocalHttpServer):
     def after_reply(self, request: RecordedRequest, reply: Reply) -> None:
         """Report delivery of a newly created message to its ``StatusCallback``, off the request thread."""
         callback = request.body.get("StatusCallback") if isinstance(request.body, dict) else None
-        if reply.status == 201 and request.method == "POST" and callback:
-            thread = threading.Thread(target=self._report, args=(reply.body["sid"], callback), daemon=True)
-            with self._lock:
-                self._callback_threads.append(thread)
-            thread.start()
+        sid = reply.body.get("sid") if isinstance(reply.body, dict) else None
+        with self._lock:
+            # A forced reply can look like a creation without one having happened.
+            if not (callback and request.method == "POST" and sid in self._messages):
+                return
+            thread = threading.Thread(target=self._report, args=(sid, callback), daemon=True)
+            self._callback_threads.append(thread)
+        thread.start()
 
     def _report(self, sid: str, url: str) -> None:
         with self._lock:
