@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from pydantic import ValidationError
 
-from carecast.config import Settings, read_yaml
+from carecast.config import Settings, load_settings
 from carecast.errors import PublishError, RenderError
 from carecast.model import ContentItem, Draft, content_hash
 from channels.base import Outbox
@@ -53,11 +53,7 @@ def make_item(
 
 @pytest.fixture(scope="module")
 def settings() -> Settings:
-    # The sample file's newsletter section, validated by our Config alone: load_settings needs every channel
-    # plugin the file names to be installed, and this test is about the newsletter only.
-    raw = read_yaml(CONFIG)
-    newsletter = NewsletterConfig.model_validate(raw["channels"]["newsletter"])
-    return Settings.model_validate({**raw, "channels": {"newsletter": newsletter}, "base_dir": CONFIG.parent})
+    return load_settings(CONFIG)
 
 
 def channel_with(settings: Settings, **overrides: Any) -> NewsletterChannel:
