@@ -152,7 +152,8 @@ def _key_path(location: tuple[Any, ...], prefix: tuple[Any, ...] = ()) -> str:
     return ".".join(parts)
 
 
-def _expectation(error: Mapping[str, Any]) -> str:
+def expectation(error: Mapping[str, Any]) -> str:
+    """What a pydantic error says was expected, in words staff can act on."""
     if error["type"] == "extra_forbidden":
         return "unknown key (check its spelling; unknown keys are not allowed)"
     if error["type"] == "missing":
@@ -162,7 +163,7 @@ def _expectation(error: Mapping[str, Any]) -> str:
 
 
 def _problems(exc: ValidationError, prefix: tuple[Any, ...] = ()) -> list[tuple[str, str]]:
-    return [(_key_path(err["loc"], prefix), _expectation(err)) for err in exc.errors()]
+    return [(_key_path(err["loc"], prefix), expectation(err)) for err in exc.errors()]
 
 
 def read_yaml(file: Path) -> Any:

@@ -34,7 +34,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from pydantic_core import ErrorDetails
 
 from carecast.config import MarkdownSource, Settings
-from carecast.config import _expectation as expectation
+from carecast.config import expectation
 from carecast.errors import SourceError
 from carecast.html import absolute_http_url, html_to_text, sanitize_html
 from carecast.model import ContentItem, content_hash
