@@ -125,6 +125,19 @@ class PublicationItemRow(Base):
     account: Mapped[str] = mapped_column(String(200))
 
 
+class SkippedItemRow(Base):
+    """An item a channel passed over for good (more new items than it sends per run): never sent late."""
+
+    __tablename__ = "skipped_items"
+    __table_args__ = (UniqueConstraint("item_id", "channel", "account"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[str] = mapped_column(ForeignKey("items.id"))
+    channel: Mapped[str] = mapped_column(String(100))
+    account: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    skipped_at: Mapped[datetime]
+
+
 @dataclass(frozen=True)
 class UpsertReport:
     """What one ingest changed: ids of new items, of edited ones (hash changed), and how many were unchanged."""
@@ -252,12 +265,26 @@ class Ledger:
         published = select(PublicationItemRow.item_id).where(
             PublicationItemRow.channel == channel, PublicationItemRow.account == account
         )
-        query = select(ItemRow).where(ItemRow.published >= since, ItemRow.id.not_in(published))
+        skipped = select(SkippedItemRow.item_id).where(
+            SkippedItemRow.channel == channel, SkippedItemRow.account == account
+        )
+        query = select(ItemRow).where(
+            ItemRow.published >= since, ItemRow.id.not_in(published), ItemRow.id.not_in(skipped)
+        )
         if sources is not None:
             query = query.where(ItemRow.source.in_(sources))
         with self._session() as session:
             rows = session.scalars(query.order_by(ItemRow.published.desc(), ItemRow.id)).all()
         return [ContentItem.from_json(row.data) for row in rows]
+
+    def skip_items(self, channel: str, account: str, item_ids: Iterable[str], reason: str) -> None:
+        """Pass these items over for good on ``channel`` and ``account``: they are no longer candidates."""
+        now = now_utc()
+        with self._session() as session, session.begin():
+            session.add_all(
+                SkippedItemRow(item_id=item_id, channel=channel, account=account, reason=reason, skipped_at=now)
+                for item_id in item_ids
+            )
 
     # -- feed validators ---------------------------------------------------------------------------------------
 

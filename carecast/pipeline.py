@@ -22,7 +22,7 @@ from carecast.sources import Validators, read_source
 from channels import channel_class
 from channels.base import Channel, Outbox
 
-OutcomeState = Literal["published", "failed", "retry", "rejected", "preview", "waiting"]
+OutcomeState = Literal["published", "failed", "retry", "rejected", "skipped", "preview", "waiting"]
 
 #: A claim older than this was left by a process that died mid-send; it becomes ``unknown`` for a person to check.
 STALE_CLAIM = timedelta(hours=1)
@@ -111,12 +111,15 @@ def adapt(
                 continue
             admitted.append(item)
         batches = [admitted[: config.max_items_per_run]] if admitted else []
+        backlog = admitted[config.max_items_per_run :]
     else:
         batches = [[item] for item in candidates]
+        backlog = []
     state: DraftState = "approved" if config.approval == "auto" else "pending"
     kept: list[str] = []
-    for batch in batches:
+    for number, batch in enumerate(batches):
         if len(kept) >= config.max_items_per_run:
+            backlog = [item for rest in batches[number:] for item in rest]
             break
         try:
             draft = channel.render(batch)
@@ -130,6 +133,12 @@ def adapt(
         ledger.save_draft(draft, config.account, state)
         if state == "pending":
             outcomes.append(Outcome(instance, draft.item_ids, "waiting", "waiting for approval", _title(batch), draft))
+    if backlog:
+        # More new items than the channel sends per run: the newest go out, the older ones never go out late.
+        reason = f"older than the {config.max_items_per_run} newest new items of this run (max_items_per_run)"
+        if not dry_run:
+            ledger.skip_items(instance, config.account, [item.id for item in backlog], reason)
+        outcomes.extend(Outcome(instance, (item.id,), "skipped", reason, item.title) for item in backlog)
     if not dry_run and channel.digest:
         ledger.forget_pending(instance, config.account, keep=kept)
     return outcomes

@@ -81,7 +81,7 @@ class Channel(ABC):
         self.practice = settings.practice
         self._templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(settings.path(settings.templates) / self.name),
-            autoescape=jinja2.select_autoescape(["html", "htm"]),
+            autoescape=jinja2.select_autoescape(["html", "htm", "html.j2", "htm.j2"]),
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,

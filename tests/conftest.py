@@ -15,6 +15,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_CONFIG = ROOT / "config"
+# prefect.toml puts Prefect's home in .carecast/prefect; Prefect needs the parent to exist before it is imported.
+(ROOT / ".carecast").mkdir(exist_ok=True)
 POSTGRES_ADMIN = os.environ.get("CARECAST_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 

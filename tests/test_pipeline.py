@@ -62,6 +62,16 @@ def test_a_run_publishes_every_channel_once(settings: Settings, ledger: Ledger) 
     assert outbox_files(settings) == files
 
 
+def test_a_backlog_beyond_the_run_limit_is_skipped_for_good(settings: Settings, ledger: Ledger) -> None:
+    _, outcomes = run(settings, ledger)
+    skipped = [outcome for outcome in outcomes if outcome.channel == "x" and outcome.state == "skipped"]
+    published = [outcome for outcome in outcomes if outcome.channel == "x" and outcome.state == "published"]
+    assert len(published) == settings.channels["x"].max_items_per_run and skipped
+    assert "max_items_per_run" in skipped[0].detail
+    _, again = run(settings, ledger)
+    assert [outcome for outcome in again if outcome.channel == "x"] == []
+
+
 def test_the_digest_holds_several_items_and_x_one_each(settings: Settings, ledger: Ledger) -> None:
     run(settings, ledger)
     records = ledger.publications()
@@ -113,8 +123,9 @@ def test_a_permanent_publish_failure_is_recorded_once_and_never_retried(settings
     outbox.mkdir(parents=True)
     (outbox / "x").write_text("a file where the channel's folder should be")
     _, outcomes = run(settings, ledger)
-    failed = [outcome for outcome in outcomes if outcome.channel == "x"]
-    assert failed and all(outcome.state == "failed" for outcome in failed)
+    x = [outcome for outcome in outcomes if outcome.channel == "x" and outcome.state != "skipped"]
+    failed = [outcome for outcome in x if outcome.state == "failed"]
+    assert failed and failed == x
     (outbox / "x").unlink()
     _, again = run(settings, ledger)
     failed_items = {item for outcome in failed for item in outcome.item_ids}
@@ -145,7 +156,7 @@ def test_review_channels_wait_for_approval(tmp_path: Path) -> None:
     settings = load_settings(file)
     ledger = Ledger(settings.ledger_url())
     _, outcomes = run(settings, ledger)
-    x = [outcome for outcome in outcomes if outcome.channel == "x"]
+    x = [outcome for outcome in outcomes if outcome.channel == "x" and outcome.state != "skipped"]
     assert x and all(outcome.state == "waiting" for outcome in x)
     assert not (settings.path(settings.outbox) / "x").exists()
     ledger.close()

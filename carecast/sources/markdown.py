@@ -33,8 +33,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import ErrorDetails
 
-from carecast.config import MarkdownSource, Settings
-from carecast.config import expectation
+from carecast.config import MarkdownSource, Settings, expectation
 from carecast.errors import SourceError
 from carecast.html import absolute_http_url, html_to_text, sanitize_html
 from carecast.model import ContentItem, content_hash

@@ -24,8 +24,7 @@ from urllib.parse import urljoin
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, field_validator
 
-from carecast.config import ObservanceSource, Settings, read_yaml
-from carecast.config import expectation
+from carecast.config import ObservanceSource, Settings, expectation, read_yaml
 from carecast.errors import ConfigError
 from carecast.model import ContentItem, content_hash
 from carecast.sources import SourceResult

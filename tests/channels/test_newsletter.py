@@ -315,11 +315,13 @@ def test_a_draft_without_unsubscribe_link_is_not_sent(channel: NewsletterChannel
 
 def test_a_subject_over_the_limit_is_refused(settings: Settings, items: list[ContentItem]) -> None:
     long_title = make_item("post-long", title="Everything you wanted to know about shoulder mobility " * 2)
-    with pytest.raises(RenderError, match=r"subject has 11\d of 78 characters") as caught:
-        channel_with(settings).render([long_title])
+    # The template cuts a long lead title on a word, so the subject fits the channel's 78 ...
+    subject = channel_with(settings).render([long_title]).subject
+    assert subject is not None and len(subject) <= 78 and subject.endswith("…")
+    # ... and a practice that asks for shorter subjects gets a refusal with the reason.
+    with pytest.raises(RenderError, match=r"subject has \d+ of 40 characters") as caught:
+        channel_with(settings, max_subject_length=40).render([long_title])
     assert caught.value.item_ids == ["post-long"]
-    with pytest.raises(RenderError, match="of 40 characters"):
-        channel_with(settings, max_subject_length=40).render(items)
 
 
 def test_item_html_is_neither_double_escaped_nor_unsafe(channel: NewsletterChannel) -> None:
