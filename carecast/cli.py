@@ -134,9 +134,16 @@ def _summarise(result: dict[str, Any], *, dry_run: bool) -> int:
     _table(["source", "result"], rows)
     print("\nDry run: nothing was published" if dry_run else "\nPublications")
     rows = []
+    skipped: dict[str, list[dict[str, Any]]] = {}
     for outcome in result["outcomes"]:
         failed |= outcome["state"] in ("failed", "retry")
-        rows.append([_clip(outcome["title"], 48), outcome["channel"], outcome["state"], outcome["detail"]])
+        if outcome["state"] == "skipped":
+            skipped.setdefault(outcome["channel"], []).append(outcome)
+            continue
+        rows.append([_clip(outcome["title"], 48), outcome["channel"], outcome["state"], _shown(outcome["detail"])])
+    for channel, passed_over in skipped.items():
+        # A first run meets a whole backlog: one line per channel says what was passed over and why.
+        rows.append([f"{len(passed_over)} older item(s)", channel, "skipped", passed_over[0]["detail"]])
     if rows:
         _table(["item", "channel", "state", "where / why"], rows)
     else:
@@ -146,6 +153,14 @@ def _summarise(result: dict[str, Any], *, dry_run: bool) -> int:
             if outcome["preview"]:
                 print(f"\n--- {outcome['channel']}: {outcome['title']}\n{outcome['preview']}")
     return EXIT_FAILED if failed else 0
+
+
+def _shown(detail: str) -> str:
+    """An outbox path relative to the working folder, as staff would type it; anything else as it is."""
+    path = Path(detail)
+    if path.is_absolute() and path.is_relative_to(Path.cwd()):
+        return str(path.relative_to(Path.cwd()))
+    return detail
 
 
 def _clip(text: str, width: int) -> str:

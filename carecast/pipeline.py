@@ -167,12 +167,12 @@ def publish(settings: Settings, ledger: Ledger, instance: str) -> list[Outcome]:
     The claim happens before sending, so a draft another run or worker claimed is skipped, never sent twice.
     """
     channel = make_channel(settings, instance)
-    outbox = Outbox(settings.path(settings.outbox))
+    outbox = Outbox(settings.path(settings.outbox).resolve())
     ledger.mark_stale_claims(STALE_CLAIM)
     outcomes = []
     for stored in ledger.due(instance):
         draft = stored.draft
-        title = ", ".join(item.title for item in ledger.items(draft.item_ids))
+        title = _title(ledger.items(draft.item_ids))
         try:
             publication_id = ledger.claim(stored.id)
         except AlreadyClaimed:

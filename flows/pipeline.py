@@ -7,6 +7,7 @@ One task run per source and per channel (never per item or recipient: each task 
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,10 @@ def adapt_channel(config_path: str, channel: str, dry_run: bool) -> list[dict[st
         outcomes = core.adapt(settings, ledger, channel, dry_run=dry_run)
     finally:
         ledger.close()
-    get_run_logger().info("adapt %s: %d draft(s)", channel, len(outcomes))
+    states = Counter(outcome.state for outcome in outcomes)
+    get_run_logger().info(
+        "adapt %s: %s", channel, ", ".join(f"{n} {state}" for state, n in states.items()) or "nothing new"
+    )
     return [_row(outcome) for outcome in outcomes]
 
 
