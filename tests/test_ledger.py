@@ -18,7 +18,7 @@ def item(number: int, body: str = "body") -> ContentItem:
         source="blog",
         kind="post",
         title=f"Post {number}",
-        url=f"https://www.oakviewpt.example/{number}",
+        url=f"https://www.oakviewpt.com/{number}",
         summary_html=f"<p>{body}</p>",
         summary_text=body,
         published=datetime(2026, 11, number, 12, tzinfo=UTC),

@@ -147,18 +147,18 @@ def test_gsm_segments_never_fewer_than_capacity_allows(text: str) -> None:
 
 # -- links ---------------------------------------------------------------------------------------------------------
 
-HOST = "www.oakviewpt.example"
+HOST = "www.oakviewpt.com"
 
 
 def test_add_utm_tags_own_links_lowercase() -> None:
-    tagged = add_utm("https://www.oakviewpt.example/blog/knees", "Twitter", "Social", "PRW_2026", HOST)
+    tagged = add_utm("https://www.oakviewpt.com/blog/knees", "Twitter", "Social", "PRW_2026", HOST)
     assert tagged == (
-        "https://www.oakviewpt.example/blog/knees?utm_source=twitter&utm_medium=social&utm_campaign=prw_2026"
+        "https://www.oakviewpt.com/blog/knees?utm_source=twitter&utm_medium=social&utm_campaign=prw_2026"
     )
 
 
 @pytest.mark.parametrize(
-    "url", ["https://OAKVIEWPT.example/a", "https://oakviewpt.example/a", "http://WWW.oakviewpt.example/a"]
+    "url", ["https://OAKVIEWPT.com/a", "https://oakviewpt.com/a", "http://WWW.oakviewpt.com/a"]
 )
 def test_add_utm_host_ignores_case_and_www(url: str) -> None:
     assert add_utm(url, "sms", "sms", "c", HOST) == f"{url}?utm_source=sms&utm_medium=sms&utm_campaign=c"
@@ -166,22 +166,22 @@ def test_add_utm_host_ignores_case_and_www(url: str) -> None:
 
 @pytest.mark.parametrize(
     "url",
-    ["https://apta.example/pt-month", "https://oakviewpt.example.evil.example/x", "/relative/path", "mailto:a@b.c"],
+    ["https://apta.example/pt-month", "https://oakviewpt.com.evil.example/x", "/relative/path", "mailto:a@b.c"],
 )
 def test_add_utm_leaves_other_links_alone(url: str) -> None:
     assert add_utm(url, "sms", "sms", "c", HOST) == url
 
 
 def test_add_utm_keeps_existing_values_params_and_fragment() -> None:
-    url = "https://www.oakviewpt.example/a?q=back%20pain&utm_campaign=Spring_Promo&b=#top"
+    url = "https://www.oakviewpt.com/a?q=back%20pain&utm_campaign=Spring_Promo&b=#top"
     assert add_utm(url, "newsletter", "email", "oakview_blog", HOST) == (
-        "https://www.oakviewpt.example/a?q=back%20pain&utm_campaign=Spring_Promo&b="
+        "https://www.oakviewpt.com/a?q=back%20pain&utm_campaign=Spring_Promo&b="
         "&utm_source=newsletter&utm_medium=email#top"
     )
 
 
 def test_add_utm_all_present_is_unchanged() -> None:
-    url = "https://www.oakviewpt.example/?utm_source=a&utm_medium=b&utm_campaign=c"
+    url = "https://www.oakviewpt.com/?utm_source=a&utm_medium=b&utm_campaign=c"
     assert add_utm(url, "x", "y", "z", HOST) == url
 
 

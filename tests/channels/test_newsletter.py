@@ -24,14 +24,14 @@ from channels.newsletter import LIST_TOKEN, TOKEN_PLACEHOLDER, NewsletterChannel
 
 CONFIG = Path(__file__).resolve().parents[2] / "config" / "carecast.yaml"
 ADDRESS = "1200 W Oakview Ave, Suite 210, Chicago, IL 60614"
-PRACTICE_HOST = "www.oakviewpt.example"
+PRACTICE_HOST = "www.oakviewpt.com"
 
 
 def make_item(
     item_id: str,
     *,
     title: str = "Five stretches for desk workers",
-    url: str | None = "https://www.oakviewpt.example/blog/desk-stretches",
+    url: str | None = "https://www.oakviewpt.com/blog/desk-stretches",
     summary_html: str = "<p>Sitting all day? These <strong>five stretches</strong> take ten minutes.</p>",
     summary_text: str = "Sitting all day? These five stretches take ten minutes.",
     published: datetime = datetime(2026, 3, 2, 15, 0, tzinfo=UTC),
@@ -72,7 +72,7 @@ def items() -> list[ContentItem]:
         make_item(
             "post-knee",
             title="Runner's knee: what helps & what doesn't",
-            url="https://www.oakviewpt.example/blog/runners-knee",
+            url="https://www.oakviewpt.com/blog/runners-knee",
             summary_html=(
                 '<p>Ice &amp; rest help. See <a href="/blog/strength">our strength plan</a> and the '
                 '<a href="https://www.nih.example/knee">NIH guide</a>.</p>'
@@ -139,18 +139,18 @@ class Elements(HTMLParser):
 def test_the_sample_section_validates(settings: Settings) -> None:
     config = settings.channels["newsletter"]
     assert isinstance(config, NewsletterConfig)
-    assert config.from_address == "news@oakviewpt.example"
+    assert config.from_address == "news@oakviewpt.com"
     assert str(config.unsubscribe_url).startswith("https://")
 
 
 @pytest.mark.parametrize(
     ("key", "value"),
     [
-        ("unsubscribe_url", "http://www.oakviewpt.example/unsubscribe"),
+        ("unsubscribe_url", "http://www.oakviewpt.com/unsubscribe"),
         ("from_address", "not an address"),
         ("max_subject_length", 10),
         ("max_subject_length", 200),
-        ("bcc", "boss@oakviewpt.example"),
+        ("bcc", "boss@oakviewpt.com"),
     ],
 )
 def test_the_config_refuses(settings: Settings, key: str, value: object) -> None:
@@ -173,29 +173,29 @@ def test_the_eml_is_text_then_html_alternatives_with_crlf_lines(eml: tuple[bytes
 def test_the_headers_name_an_honest_sender_and_the_list(eml: tuple[bytes, EmailMessage]) -> None:
     _, message = eml
     sender = message["From"].addresses[0]
-    assert (sender.display_name, sender.addr_spec) == ("Oakview Physical Therapy", "news@oakviewpt.example")
-    assert message["To"].addresses[0].addr_spec == "news@oakviewpt.example"
+    assert (sender.display_name, sender.addr_spec) == ("Oakview Physical Therapy", "news@oakviewpt.com")
+    assert message["To"].addresses[0].addr_spec == "news@oakviewpt.com"
     assert message["To"].addresses[0].display_name == "Oakview PT Newsletter"
-    assert message["Reply-To"].addresses[0].addr_spec == "frontdesk@oakviewpt.example"
+    assert message["Reply-To"].addresses[0].addr_spec == "frontdesk@oakviewpt.com"
     assert message["Subject"] == "Oakview PT: Runner's knee: what helps & what doesn't and 2 more"
     assert message["Date"].datetime.tzinfo is not None
-    assert message["Message-ID"].endswith("@oakviewpt.example>")
-    assert message["List-Id"] == "Oakview PT Newsletter <oakview-pt-newsletter.oakviewpt.example>"
+    assert message["Message-ID"].endswith("@oakviewpt.com>")
+    assert message["List-Id"] == "Oakview PT Newsletter <oakview-pt-newsletter.oakviewpt.com>"
     assert "Precedence" not in message
 
 
 def test_one_click_unsubscribe_headers(eml: tuple[bytes, EmailMessage]) -> None:
     _, message = eml
     https, mailto = (uri.strip().strip("<>") for uri in str(message["List-Unsubscribe"]).split(","))
-    assert https == f"https://www.oakviewpt.example/unsubscribe?t={LIST_TOKEN}"
-    assert mailto == "mailto:unsubscribe@oakviewpt.example?subject=unsubscribe"
+    assert https == f"https://www.oakviewpt.com/unsubscribe?t={LIST_TOKEN}"
+    assert mailto == "mailto:unsubscribe@oakviewpt.com?subject=unsubscribe"
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 
 
 def test_both_parts_carry_the_postal_address_and_the_same_unsubscribe_link(eml: tuple[bytes, EmailMessage]) -> None:
     _, message = eml
     text, page = bodies(message)
-    link = f"https://www.oakviewpt.example/unsubscribe?t={LIST_TOKEN}"
+    link = f"https://www.oakviewpt.com/unsubscribe?t={LIST_TOKEN}"
     assert ADDRESS in text
     assert ADDRESS in page
     assert f"Unsubscribe: {link}" in text
@@ -224,15 +224,15 @@ def test_practice_links_are_tagged_and_foreign_links_are_not(eml: tuple[bytes, E
     text, page = bodies(message)
     hrefs = Elements(page).hrefs()
     tagged = {
-        "https://www.oakviewpt.example/blog/runners-knee",
-        "https://www.oakviewpt.example/blog/strength",
-        "https://www.oakviewpt.example/blog/desk-stretches",
+        "https://www.oakviewpt.com/blog/runners-knee",
+        "https://www.oakviewpt.com/blog/strength",
+        "https://www.oakviewpt.com/blog/desk-stretches",
     }
     utm = "utm_source=newsletter&utm_medium=email&utm_campaign=oakview_blog"
     for url in tagged:
         assert f"{url}?{utm}" in hrefs
     lines = text.splitlines()
-    assert f"Read more: https://www.oakviewpt.example/blog/runners-knee?{utm}" in lines
+    assert f"Read more: https://www.oakviewpt.com/blog/runners-knee?{utm}" in lines
     assert "Read more: https://partner.example/balance" in lines
     for foreign in ("https://www.nih.example/knee", "https://partner.example/balance"):
         assert foreign in hrefs
@@ -257,7 +257,7 @@ def test_layout_is_tables_with_inline_styles_and_absolute_images(eml: tuple[byte
         {
             "class": "item-image",
             "width": "536",
-            "src": "https://www.oakviewpt.example/images/knee.jpg",
+            "src": "https://www.oakviewpt.com/images/knee.jpg",
             "alt": "A runner stretching her quadriceps",
             "style": images[0]["style"],
         }
@@ -283,7 +283,7 @@ def test_build_message_puts_each_recipients_token_in_headers_and_both_parts(
     draft = channel.render(items)
     message = channel.build_message(draft, to="Pat Doe <pat@mail.example>", unsubscribe_token="a.b/c+d=")
     text, page = bodies(message)
-    link = "https://www.oakviewpt.example/unsubscribe?t=a.b%2Fc%2Bd%3D"
+    link = "https://www.oakviewpt.com/unsubscribe?t=a.b%2Fc%2Bd%3D"
     assert str(message["List-Unsubscribe"]).startswith(f"<{link}>,")
     assert f"Unsubscribe: {link}" in text
     assert link in Elements(page).hrefs()
@@ -293,9 +293,9 @@ def test_build_message_puts_each_recipients_token_in_headers_and_both_parts(
 
 
 def test_the_unsubscribe_url_may_have_its_own_query(settings: Settings, items: list[ContentItem]) -> None:
-    channel = channel_with(settings, unsubscribe_url="https://www.oakviewpt.example/u?list=news&lang=en")
+    channel = channel_with(settings, unsubscribe_url="https://www.oakviewpt.com/u?list=news&lang=en")
     message = channel.build_message(channel.render(items), to="pat@mail.example", unsubscribe_token="tok")
-    link = "https://www.oakviewpt.example/u?list=news&lang=en&t=tok"
+    link = "https://www.oakviewpt.com/u?list=news&lang=en&t=tok"
     assert link in Elements(bodies(message)[1]).hrefs()
     assert f"Unsubscribe: {link}" in bodies(message)[0]
 
@@ -341,7 +341,7 @@ def test_item_html_is_neither_double_escaped_nor_unsafe(channel: NewsletterChann
     assert "&lt;script&gt;alert('title')&lt;/script&gt; Hip &amp; back" in page
     for unsafe in ("<script", "onerror", "javascript:"):
         assert unsafe not in page.lower()
-    assert 'src="https://www.oakviewpt.example/blog/x.png"' in page
+    assert 'src="https://www.oakviewpt.com/blog/x.png"' in page
 
 
 def test_items_come_newest_first_and_ties_by_id(channel: NewsletterChannel) -> None:

@@ -54,19 +54,19 @@ def test_curly_quote_swap_gives_one_gsm7_segment(tmp_path: Path) -> None:
 
 
 def test_link_is_tagged_for_sms(tmp_path: Path) -> None:
-    [text] = channel(tmp_path).render([make_item(url="https://oakviewpt.example/prw", campaign="prw_2026")]).parts
-    assert " https://oakviewpt.example/prw?utm_source=sms&utm_medium=sms&utm_campaign=prw_2026 Reply STOP" in text
+    [text] = channel(tmp_path).render([make_item(url="https://oakviewpt.com/prw", campaign="prw_2026")]).parts
+    assert " https://oakviewpt.com/prw?utm_source=sms&utm_medium=sms&utm_campaign=prw_2026 Reply STOP" in text
 
 
 def test_long_summary_is_shortened_to_max_segments(tmp_path: Path) -> None:
     sms = channel(tmp_path)  # the sample config lowers the channel's 3 segments to 2
-    draft = sms.render([make_item(LONG, url="https://www.oakviewpt.example/thanks")])
+    draft = sms.render([make_item(LONG, url="https://www.oakviewpt.com/thanks")])
     [text] = draft.parts
     measure = sms_measure(text)
     assert (measure.encoding, measure.segments) == ("GSM-7", 2)
     assert text.startswith("Oakview PT: Thank you for trusting us")
     assert text.endswith(
-        "... https://www.oakviewpt.example/thanks?utm_source=sms&utm_medium=sms&utm_campaign=oakview_blog"
+        "... https://www.oakviewpt.com/thanks?utm_source=sms&utm_medium=sms&utm_campaign=oakview_blog"
         " Reply STOP to opt out"
     )
 

@@ -29,7 +29,7 @@ def make_item(summary: str = "Sitting all day? These five stretches take ten min
         "source": "blog",
         "kind": "post",
         "title": "Five stretches for desk workers",
-        "url": "https://www.oakviewpt.example/blog/desk-stretches",
+        "url": "https://www.oakviewpt.com/blog/desk-stretches",
         "summary_html": f"<p>{summary}</p>",
         "summary_text": summary,
         "published": datetime(2026, 3, 2, 15, 0, tzinfo=UTC),

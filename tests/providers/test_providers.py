@@ -323,7 +323,7 @@ def test_twilio_status_callbacks_are_signed_and_report_filtering(twilio: TwilioS
 
 def newsletter(to: str = "pat@example.org") -> EmailMessage:
     message = EmailMessage()
-    message["From"] = "Oakview PT <news@oakviewpt.example>"
+    message["From"] = "Oakview PT <news@oakviewpt.com>"
     message["To"] = to
     message["Subject"] = "October is PT Month"
     message.set_content("Plain text first.")
@@ -341,7 +341,7 @@ def test_smtp_auth_delivery_and_bounce() -> None:
         assert server.connections == 1
         [received] = server.messages
         assert (received.mail_from, received.rcpt_tos, received.username, received.tls) == (
-            "news@oakviewpt.example",
+            "news@oakviewpt.com",
             ("pat@example.org",),
             server.username,
             False,

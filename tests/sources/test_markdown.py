@@ -41,8 +41,8 @@ def test_sample_posts() -> None:
     staff = items["md:stories:2026-11-20-maria-10-years"]
     assert staff.kind == "recognition" and not staff.mentions_patient and staff.authorized_channels == ()
     assert staff.published == datetime(2026, 11, 20, 6, tzinfo=UTC)  # a date alone: midnight in Chicago
-    assert staff.url == "https://www.oakviewpt.example/blog/maria-alvarez-10-years"
-    assert staff.image_url == "https://www.oakviewpt.example/images/team/maria-alvarez.jpg"
+    assert staff.url == "https://www.oakviewpt.com/blog/maria-alvarez-10-years"
+    assert staff.image_url == "https://www.oakviewpt.com/images/team/maria-alvarez.jpg"
     assert staff.image_alt and staff.campaign == "staff_spotlight"
     assert "<strong>ten years</strong>" in staff.summary_html and "**" not in staff.summary_text
 
@@ -55,7 +55,7 @@ def test_sample_posts() -> None:
 
     news = items["md:stories:2026-11-02-saturday-hours"]
     assert news.kind == "post" and news.published == datetime(2026, 11, 2, 14, tzinfo=UTC)  # 08:00 CST
-    assert '<a href="https://www.oakviewpt.example/appointments" rel="noopener noreferrer nofollow">' in (
+    assert '<a href="https://www.oakviewpt.com/appointments" rel="noopener noreferrer nofollow">' in (
         news.summary_html
     )
     assert "  * Evaluations and follow-up visits" in news.summary_text
@@ -89,7 +89,7 @@ def test_body_html_is_sanitised(tmp_path: Path) -> None:
     (item,) = posts(date(2026, 11, 20), tmp_path).items
     assert "script" not in item.summary_html and "javascript" not in item.summary_html
     assert "onerror" not in item.summary_html
-    assert '<img src="https://www.oakviewpt.example/blog/x.png" alt="X">' in item.summary_html
+    assert '<img src="https://www.oakviewpt.com/blog/x.png" alt="X">' in item.summary_html
 
 
 def test_a_patient_post_without_authorization_is_read_with_a_warning(tmp_path: Path) -> None:

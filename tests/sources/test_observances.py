@@ -92,7 +92,7 @@ def test_an_observance_is_due_from_lead_days_before_its_start_to_its_end() -> No
     assert item.id == "observance:patient-recognition-week:2026"
     assert item.kind == "observance" and item.source == "observances"
     assert item.campaign == "prw_2026"
-    assert item.url == "https://www.oakviewpt.example/patient-recognition-week"
+    assert item.url == "https://www.oakviewpt.com/patient-recognition-week"
     assert item.published == datetime(2026, 2, 1, 6, tzinfo=UTC)  # midnight in Chicago (CST, UTC-6)
     assert item.summary_text.startswith("It's National Patient Recognition Week!")
     assert item.summary_html.startswith("<p>It&#x27;s National")

@@ -38,7 +38,7 @@ def test_sample_feed_reads_every_post_newest_first_sanitised() -> None:
     first = result.items[0]
     assert first.id == "rss:blog:oakview-blog-2026-11-24-desk-ergonomics"
     assert first.published == datetime(2026, 11, 24, 15, tzinfo=UTC)
-    assert first.image_url == "https://www.oakviewpt.example/images/blog/desk-setup.jpg"
+    assert first.image_url == "https://www.oakviewpt.com/images/blog/desk-setup.jpg"
     assert first.image_alt and first.image_alt.startswith("A laptop raised")
     assert first.tags == ("Ergonomics", "Neck pain")
     assert "Screen at eye level." in first.summary_text and "<" not in first.summary_text
