@@ -8,6 +8,7 @@ a draft over a limit raises :class:`~carecast.errors.RenderError` at render time
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from abc import ABC, abstractmethod
@@ -48,6 +49,10 @@ class Outbox:
         except OSError as exc:
             raise PublishError(channel, f"cannot write to the outbox: {exc}", transient=False) from exc
         return target
+
+    def write_json(self, channel: str, key: str, payload: Any) -> Path:
+        """Write a provider API's request bodies as readable JSON; raises PublishError as ``write`` does."""
+        return self.write(channel, key, ".json", json.dumps(payload, ensure_ascii=False, indent=2).encode())
 
     def receipt(self, path: Path) -> Receipt:
         return Receipt(location=str(path), sent_at=now_utc())

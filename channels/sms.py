@@ -12,7 +12,6 @@ receive it, and lists the others with the reason they are skipped.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -120,5 +119,5 @@ class SmsChannel(Channel):
                 if not subscriber.can_receive
             ],
         }
-        path = outbox.write(self.instance, key, ".json", json.dumps(payload, ensure_ascii=False, indent=2).encode())
+        path = outbox.write_json(self.instance, key, payload)
         return outbox.receipt(path)

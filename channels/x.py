@@ -12,7 +12,6 @@ pointing at ``{previous}``: the id the post before it gets.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from typing import ClassVar, Literal
@@ -109,5 +108,5 @@ class XChannel(Channel):
         requests: list[dict[str, object]] = [{"text": first}]
         requests += [{"text": text, "reply": {"in_reply_to_tweet_id": PREVIOUS_ID}} for text in replies]
         payload = {"endpoint": "POST /2/tweets", "account": self.config.account, "requests": requests}
-        path = outbox.write(self.instance, key, ".json", json.dumps(payload, ensure_ascii=False, indent=2).encode())
+        path = outbox.write_json(self.instance, key, payload)
         return outbox.receipt(path)
