@@ -21,7 +21,7 @@ from email_validator import EmailNotValidError, validate_email
 from carecast.errors import ConfigError
 from carecast.model import utc
 
-Status = Literal["subscribed", "unsubscribed", "bounced", "opted_out"]
+Status = Literal["subscribed", "unsubscribed", "bounced", "opted_out", "invalid"]
 STATUSES: tuple[str, ...] = get_args(Status)
 
 #: The address column of each channel type's file.

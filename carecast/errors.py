@@ -5,6 +5,7 @@ act on it, and chains its cause (``raise ... from exc``)::
 
     CareCastError
     ├── ConfigError            a config file is unreadable or invalid (file, key path, expectation)
+    ├── CredentialError        a credential named in config cannot be read (where it was looked for; never a value)
     ├── SourceError            a source could not be fetched or parsed (source name, reason)
     ├── LedgerError            the ledger refused or lost a write
     │   └── AlreadyClaimed     an item was already claimed or published on that channel and account
@@ -37,6 +38,15 @@ class ConfigError(CareCastError):
         self.problems = list(problems)
         lines = [f"{self.file}: {key or '(top level)'}: {expectation}" for key, expectation in self.problems]
         super().__init__("\n".join(lines))
+
+
+class CredentialError(CareCastError):
+    """A credential the config names cannot be read; says where it was looked for, never a value."""
+
+    def __init__(self, where: str, reason: str) -> None:
+        self.where = where
+        self.reason = reason
+        super().__init__(f"{where}: {reason}")
 
 
 class SourceError(CareCastError):

@@ -37,6 +37,7 @@ from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError, StatementError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from carecast.audience import Subscriber
 from carecast.errors import AlreadyClaimed, LedgerError
 from carecast.model import ContentItem, Draft, Receipt, now_utc
 
@@ -113,6 +114,8 @@ class PublicationRow(Base):
     provider_ids: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
     transient: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: What a multi-step send has done so far (e.g. the ids of a thread's posted parts), so a retry resumes it.
+    progress: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class PublicationItemRow(Base):
@@ -136,6 +139,70 @@ class SkippedItemRow(Base):
     account: Mapped[str] = mapped_column(String(200))
     reason: Mapped[str] = mapped_column(Text)
     skipped_at: Mapped[datetime]
+
+
+class SubscriberRow(Base):
+    """A subscriber of a channel type and the consent record sends rely on (imported from CSV)."""
+
+    __tablename__ = "subscribers"
+    __table_args__ = (UniqueConstraint("channel_type", "address"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel_type: Mapped[str] = mapped_column(String(50))
+    address: Mapped[str] = mapped_column(String(320))
+    name: Mapped[str] = mapped_column(Text)
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    consent_at: Mapped[datetime | None]
+    consent_method: Mapped[str] = mapped_column(Text)
+    consent_text: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20))
+    updated_at: Mapped[datetime]
+
+
+class SuppressionRow(Base):
+    """An address nothing more may be sent to on a channel type (STOP, unsubscribe, bounce, invalid number).
+
+    Kept apart from the subscriber rows so that importing a list again never undoes an opt-out.
+    """
+
+    __tablename__ = "suppressions"
+    __table_args__ = (UniqueConstraint("channel_type", "address"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel_type: Mapped[str] = mapped_column(String(50))
+    address: Mapped[str] = mapped_column(String(320))
+    status: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime]
+
+
+class DeliveryRow(Base):
+    """One recipient of one publication: claimed before sending, so nobody gets a message twice."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("publication_id", "address"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    publication_id: Mapped[int] = mapped_column(ForeignKey("publications.id"), index=True)
+    address: Mapped[str] = mapped_column(String(320))
+    state: Mapped[str] = mapped_column(String(20))
+    transient: Mapped[bool] = mapped_column(Boolean, default=False)
+    not_before: Mapped[datetime | None]
+    provider_id: Mapped[str | None] = mapped_column(String(200))
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime]
+
+
+DeliveryState = Literal["claimed", "sent", "failed", "deferred", "unknown"]
+
+
+@dataclass(frozen=True)
+class DeliveryRecord:
+    address: str
+    state: DeliveryState
+    transient: bool
+    not_before: datetime | None
+    provider_id: str | None
+    error: str | None
+    attempts: int
 
 
 @dataclass(frozen=True)
@@ -482,6 +549,12 @@ class Ledger:
             )
             if ids:
                 session.execute(update(PublicationRow).where(PublicationRow.id.in_(ids)).values(state="unknown"))
+            # A recipient claimed by a process that died may or may not have been sent to: a person decides.
+            session.execute(
+                update(DeliveryRow)
+                .where(DeliveryRow.state == "claimed", DeliveryRow.updated_at < cutoff)
+                .values(state="unknown")
+            )
         return ids
 
     def publications(self) -> list[PublicationRecord]:
@@ -508,6 +581,186 @@ class Ledger:
             )
             for row in rows
         ]
+
+    def progress(self, publication_id: int) -> dict[str, Any]:
+        """What the publication's earlier attempts recorded (empty at first)."""
+        with self._session() as session:
+            row = session.get(PublicationRow, publication_id)
+            if row is None:
+                raise LedgerError(f"no publication {publication_id}")
+            return dict(row.progress or {})
+
+    def save_progress(self, publication_id: int, progress: dict[str, Any]) -> None:
+        """Record a step of a multi-step send as soon as it is done, before the next step is tried."""
+        with self._session() as session, session.begin():
+            session.execute(update(PublicationRow).where(PublicationRow.id == publication_id).values(progress=progress))
+
+    # -- audience ----------------------------------------------------------------------------------------------
+
+    def save_subscribers(self, channel_type: str, subscribers: Iterable[Subscriber]) -> tuple[int, int]:
+        """Add or update subscribers (consent record, name, zone, status); return (added, updated).
+
+        Suppressions recorded by CareCast stay in force whatever the imported status says.
+        """
+        added = updated = 0
+        now = now_utc()
+        with self._session() as session, session.begin():
+            existing = {
+                row.address: row
+                for row in session.scalars(select(SubscriberRow).where(SubscriberRow.channel_type == channel_type))
+            }
+            for subscriber in subscribers:
+                values = {
+                    "name": subscriber.name,
+                    "timezone": subscriber.timezone,
+                    "consent_at": subscriber.consent_at,
+                    "consent_method": subscriber.consent_method,
+                    "consent_text": subscriber.consent_text,
+                    "status": subscriber.status,
+                }
+                row = existing.get(subscriber.address)
+                if row is None:
+                    session.add(
+                        SubscriberRow(channel_type=channel_type, address=subscriber.address, updated_at=now, **values)
+                    )
+                    added += 1
+                elif any(getattr(row, key) != value for key, value in values.items()):
+                    for key, value in values.items():
+                        setattr(row, key, value)
+                    row.updated_at = now
+                    updated += 1
+        return added, updated
+
+    def subscribers(self, channel_type: str) -> list[Subscriber]:
+        """Every subscriber of ``channel_type``, a suppression shown as their status, ordered by address."""
+        query = (
+            select(SubscriberRow, SuppressionRow.status)
+            .outerjoin(
+                SuppressionRow,
+                (SuppressionRow.channel_type == SubscriberRow.channel_type)
+                & (SuppressionRow.address == SubscriberRow.address),
+            )
+            .where(SubscriberRow.channel_type == channel_type)
+            .order_by(SubscriberRow.address)
+        )
+        with self._session() as session:
+            rows = session.execute(query).all()
+        return [
+            Subscriber(
+                address=row.address,
+                name=row.name,
+                consent_at=row.consent_at,
+                consent_method=row.consent_method,
+                consent_text=row.consent_text,
+                status=suppressed or row.status,  # type: ignore[arg-type]
+                timezone=row.timezone,
+            )
+            for row, suppressed in rows
+        ]
+
+    def suppress(self, channel_type: str, address: str, status: str, reason: str) -> None:
+        """Stop every further send to ``address`` on ``channel_type`` (idempotent: the first reason is kept)."""
+        with self._session() as session, session.begin():
+            found = session.scalars(
+                select(SuppressionRow).where(
+                    SuppressionRow.channel_type == channel_type, SuppressionRow.address == address
+                )
+            ).one_or_none()
+            if found is None:
+                session.add(
+                    SuppressionRow(
+                        channel_type=channel_type, address=address, status=status, reason=reason, at=now_utc()
+                    )
+                )
+
+    def unsuppress(self, channel_type: str, address: str) -> None:
+        """Lift a suppression (START, YES, UNSTOP, or a new signed consent)."""
+        with self._session() as session, session.begin():
+            session.execute(
+                delete(SuppressionRow).where(
+                    SuppressionRow.channel_type == channel_type, SuppressionRow.address == address
+                )
+            )
+
+    # -- deliveries --------------------------------------------------------------------------------------------
+
+    def deliveries(self, publication_id: int) -> dict[str, DeliveryRecord]:
+        """The recipients of a publication so far, by address."""
+        with self._session() as session:
+            rows = session.scalars(select(DeliveryRow).where(DeliveryRow.publication_id == publication_id)).all()
+        return {
+            row.address: DeliveryRecord(
+                row.address,
+                row.state,  # type: ignore[arg-type]
+                row.transient,
+                row.not_before,
+                row.provider_id,
+                row.error,
+                row.attempts,
+            )
+            for row in rows
+        }
+
+    def claim_delivery(self, publication_id: int, address: str) -> None:
+        """Claim one recipient of a publication before sending to them.
+
+        A deferred delivery, or one that failed transiently, is claimed again by compare-and-set. Raises
+        AlreadyClaimed when the recipient was claimed, sent to, or failed for good.
+        """
+        now = now_utc()
+        with self._session() as session:
+            retry = session.execute(
+                update(DeliveryRow)
+                .where(
+                    DeliveryRow.publication_id == publication_id,
+                    DeliveryRow.address == address,
+                    (DeliveryRow.state == "deferred") | ((DeliveryRow.state == "failed") & DeliveryRow.transient),
+                )
+                .values(state="claimed", attempts=DeliveryRow.attempts + 1, updated_at=now)
+            )
+            if retry.rowcount == 1:  # type: ignore[attr-defined]
+                session.commit()
+                return
+            session.add(
+                DeliveryRow(publication_id=publication_id, address=address, state="claimed", attempts=1, updated_at=now)
+            )
+            try:
+                session.commit()
+            except IntegrityError as exc:
+                session.rollback()
+                raise AlreadyClaimed(f"publication {publication_id}", address, [address]) from exc
+
+    def finish_delivery(
+        self,
+        publication_id: int,
+        address: str,
+        state: Literal["sent", "failed", "deferred"],
+        *,
+        provider_id: str | None = None,
+        error: str | None = None,
+        transient: bool = False,
+        not_before: datetime | None = None,
+    ) -> None:
+        """Record how a claimed delivery ended; raises LedgerError if it was not claimed."""
+        with self._session() as session, session.begin():
+            result = session.execute(
+                update(DeliveryRow)
+                .where(
+                    DeliveryRow.publication_id == publication_id,
+                    DeliveryRow.address == address,
+                    DeliveryRow.state == "claimed",
+                )
+                .values(
+                    state=state,
+                    provider_id=provider_id,
+                    error=error,
+                    transient=transient,
+                    not_before=not_before,
+                    updated_at=now_utc(),
+                )
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                raise LedgerError(f"delivery of publication {publication_id} to {address} is not claimed")
 
     def forget_pending(self, channel: str, account: str, keep: Iterable[str]) -> None:
         """Drop pending or approved drafts of a channel that were not claimed and whose item set is not in ``keep``.

@@ -20,7 +20,7 @@ from carecast.ledger import DraftState, Ledger
 from carecast.model import ContentItem, Draft, now_utc
 from carecast.sources import Validators, read_source
 from channels import channel_class
-from channels.base import Channel, Outbox
+from channels.base import Channel, Outbox, PublishContext
 
 OutcomeState = Literal["published", "failed", "retry", "rejected", "skipped", "preview", "waiting"]
 
@@ -178,7 +178,7 @@ def publish(settings: Settings, ledger: Ledger, instance: str) -> list[Outcome]:
         except AlreadyClaimed:
             continue
         try:
-            receipt = channel.publish(draft, f"{publication_id:06d}", outbox)
+            receipt = channel.publish(draft, PublishContext(publication_id, outbox, ledger))
         except PublishError as exc:
             ledger.record_failed(publication_id, exc.reason, transient=exc.transient)
             state: OutcomeState = "retry" if exc.transient else "failed"

@@ -13,6 +13,8 @@ import os
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -20,6 +22,7 @@ import jinja2
 
 from carecast.config import ChannelSettings, Settings
 from carecast.errors import PublishError, RenderError
+from carecast.ledger import Ledger
 from carecast.model import ContentItem, Draft, Receipt, now_utc
 from carecast.text import add_utm, sms_measure, x_measure
 
@@ -56,6 +59,24 @@ class Outbox:
 
     def receipt(self, path: Path) -> Receipt:
         return Receipt(location=str(path), sent_at=now_utc())
+
+
+@dataclass(frozen=True)
+class PublishContext:
+    """What a channel gets to publish one claimed publication.
+
+    ``key`` names the publication (the outbox file, the provider's idempotency key); ``ledger`` records a
+    multi-step send's progress and each recipient's delivery, so a retry resumes instead of repeating.
+    """
+
+    publication_id: int
+    outbox: Outbox
+    ledger: Ledger
+    now: datetime = field(default_factory=now_utc)
+
+    @property
+    def key(self) -> str:
+        return f"{self.publication_id:06d}"
 
 
 class Channel(ABC):
@@ -209,8 +230,16 @@ class Channel(ABC):
     # -- publishing --------------------------------------------------------------------------------------------
 
     @abstractmethod
-    def publish(self, draft: Draft, key: str, outbox: Outbox) -> Receipt:
-        """Send ``draft``; ``key`` identifies the publication (outbox file name, idempotency key).
+    def publish(self, draft: Draft, context: PublishContext) -> Receipt:
+        """Send ``draft`` through the live transport when credentials are configured, else to the outbox.
 
-        Raises PublishError(transient=...) when it could not be sent; never returns a failure value.
+        Raises PublishError(transient=...) when it could not be sent (all of it: a fan-out that reached only some
+        recipients raises a transient error and is resumed by the next run); never returns a failure value.
         """
+
+    def verify(self) -> str:
+        """Prove the configured account works without sending anything; say what was checked.
+
+        Raises CredentialError or PublishError when it does not. Without credentials there is nothing to check.
+        """
+        return f"no credentials: publishes to the outbox ({self.settings.path(self.settings.outbox)})"

@@ -31,7 +31,7 @@ from pydantic import EmailStr, Field, HttpUrl, field_validator
 from carecast.config import ChannelSettings
 from carecast.errors import PublishError, RenderError
 from carecast.model import ContentItem, Draft, Receipt, now_utc
-from channels.base import Channel, Outbox
+from channels.base import Channel, PublishContext
 
 #: Stands for the recipient's token in the stored draft; URL-safe, so it reads the same escaped or not.
 TOKEN_PLACEHOLDER = "CARECAST-UNSUBSCRIBE-TOKEN"
@@ -201,7 +201,7 @@ class NewsletterChannel(Channel):
         label = re.sub(r"[^a-z0-9]+", "-", self.config.list_name.lower()).strip("-") or "newsletter"
         return f"{label}.{Address(addr_spec=self.config.from_address).domain}"
 
-    def publish(self, draft: Draft, key: str, outbox: Outbox) -> Receipt:
+    def publish(self, draft: Draft, context: PublishContext) -> Receipt:
         """Write the list-level copy of ``draft`` to the outbox as one ``.eml``, CRLF lines as on the wire.
 
         Raises PublishError (not transient) when the draft is not a newsletter or the outbox refuses the file.
@@ -211,8 +211,8 @@ class NewsletterChannel(Channel):
             to=str(Address(self.config.list_name, addr_spec=self.config.from_address)),
             unsubscribe_token=LIST_TOKEN,
         )
-        path = outbox.write(self.instance, key, ".eml", message.as_bytes(policy=email.policy.SMTP))
-        return outbox.receipt(path)
+        path = context.outbox.write(self.instance, context.key, ".eml", message.as_bytes(policy=email.policy.SMTP))
+        return context.outbox.receipt(path)
 
 
 def _as_html(text: str) -> str:

@@ -22,7 +22,7 @@ from carecast.config import ChannelSettings
 from carecast.errors import ConfigError, MeasureError, PublishError, RenderError
 from carecast.model import ContentItem, Draft, Receipt
 from carecast.text import shorten, sms_measure, to_gsm
-from channels.base import Channel, Outbox
+from channels.base import Channel, PublishContext
 
 
 class SmsConfig(ChannelSettings):
@@ -96,7 +96,7 @@ class SmsChannel(Channel):
             raise RenderError(self.instance, f"the template must start with {prefix!r} and keep {footer!r}", [item.id])
         return Draft(channel=self.instance, item_ids=(item.id,), parts=(message,))
 
-    def publish(self, draft: Draft, key: str, outbox: Outbox) -> Receipt:
+    def publish(self, draft: Draft, context: PublishContext) -> Receipt:
         """Write one Twilio ``Messages.json`` request per subscriber who may receive ``draft``, and the skipped ones.
 
         Raises PublishError (not transient) when the audience file is invalid or the outbox refuses the file.
@@ -119,5 +119,5 @@ class SmsChannel(Channel):
                 if not subscriber.can_receive
             ],
         }
-        path = outbox.write_json(self.instance, key, payload)
-        return outbox.receipt(path)
+        path = context.outbox.write_json(self.instance, context.key, payload)
+        return context.outbox.receipt(path)

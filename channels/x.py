@@ -22,7 +22,7 @@ from carecast.config import ChannelSettings
 from carecast.errors import MeasureError, RenderError
 from carecast.model import ContentItem, Draft, Receipt
 from carecast.text import shorten, split_to_fit, x_measure
-from channels.base import Channel, Outbox
+from channels.base import Channel, PublishContext
 
 #: Where a reply's ``in_reply_to_tweet_id`` goes: the id X gave the previous post of the thread.
 PREVIOUS_ID = "{previous}"
@@ -99,7 +99,7 @@ class XChannel(Channel):
                 return [f"{number}/{len(parts)} {part}" for number, part in enumerate(parts, start=1)]
         raise MeasureError(f"needs more than {most} posts (max_thread_parts)")
 
-    def publish(self, draft: Draft, key: str, outbox: Outbox) -> Receipt:
+    def publish(self, draft: Draft, context: PublishContext) -> Receipt:
         """Write the ``POST /2/tweets`` request bodies of ``draft`` (a reply chain for a thread) to the outbox.
 
         Raises PublishError when the outbox refuses the file (it exists already, or cannot be written).
@@ -108,5 +108,5 @@ class XChannel(Channel):
         requests: list[dict[str, object]] = [{"text": first}]
         requests += [{"text": text, "reply": {"in_reply_to_tweet_id": PREVIOUS_ID}} for text in replies]
         payload = {"endpoint": "POST /2/tweets", "account": self.config.account, "requests": requests}
-        path = outbox.write_json(self.instance, key, payload)
-        return outbox.receipt(path)
+        path = context.outbox.write_json(self.instance, context.key, payload)
+        return context.outbox.receipt(path)

@@ -152,14 +152,10 @@ HOST = "www.oakviewpt.com"
 
 def test_add_utm_tags_own_links_lowercase() -> None:
     tagged = add_utm("https://www.oakviewpt.com/blog/knees", "Twitter", "Social", "PRW_2026", HOST)
-    assert tagged == (
-        "https://www.oakviewpt.com/blog/knees?utm_source=twitter&utm_medium=social&utm_campaign=prw_2026"
-    )
+    assert tagged == ("https://www.oakviewpt.com/blog/knees?utm_source=twitter&utm_medium=social&utm_campaign=prw_2026")
 
 
-@pytest.mark.parametrize(
-    "url", ["https://OAKVIEWPT.com/a", "https://oakviewpt.com/a", "http://WWW.oakviewpt.com/a"]
-)
+@pytest.mark.parametrize("url", ["https://OAKVIEWPT.com/a", "https://oakviewpt.com/a", "http://WWW.oakviewpt.com/a"])
 def test_add_utm_host_ignores_case_and_www(url: str) -> None:
     assert add_utm(url, "sms", "sms", "c", HOST) == f"{url}?utm_source=sms&utm_medium=sms&utm_campaign=c"
 

@@ -19,8 +19,8 @@ from pydantic import ValidationError
 from carecast.config import Settings, load_settings
 from carecast.errors import PublishError, RenderError
 from carecast.model import ContentItem, Draft, content_hash
-from channels.base import Outbox
 from channels.newsletter import LIST_TOKEN, TOKEN_PLACEHOLDER, NewsletterChannel, NewsletterConfig
+from tests.channels.conftest import outbox_context
 
 CONFIG = Path(__file__).resolve().parents[2] / "config" / "carecast.yaml"
 ADDRESS = "1200 W Oakview Ave, Suite 210, Chicago, IL 60614"
@@ -90,7 +90,7 @@ def items() -> list[ContentItem]:
 @pytest.fixture
 def eml(channel: NewsletterChannel, items: list[ContentItem], tmp_path: Path) -> tuple[bytes, EmailMessage]:
     draft = channel.render(items)
-    receipt = channel.publish(draft, draft.key, Outbox(tmp_path / "outbox"))
+    receipt = channel.publish(draft, outbox_context(tmp_path / "outbox"))
     raw = Path(receipt.location).read_bytes()
     message = BytesParser(policy=policy.default).parsebytes(raw)
     assert isinstance(message, EmailMessage)
@@ -267,7 +267,7 @@ def test_layout_is_tables_with_inline_styles_and_absolute_images(eml: tuple[byte
 def test_a_non_ascii_sender_and_subject_are_encoded_and_read_back(settings: Settings, tmp_path: Path) -> None:
     channel = channel_with(settings, from_name="Oakview Physiothérapie")
     draft = channel.render([make_item("post-cafe", title="Café chats — Ask a PT ☕")])
-    raw = Path(channel.publish(draft, draft.key, Outbox(tmp_path)).location).read_bytes()
+    raw = Path(channel.publish(draft, outbox_context(tmp_path / "outbox")).location).read_bytes()
     message = BytesParser(policy=policy.default).parsebytes(raw)
     assert raw.isascii()
     assert message["From"].addresses[0].display_name == "Oakview Physiothérapie"

@@ -15,8 +15,8 @@ from carecast.config import Settings, load_settings
 from carecast.errors import PublishError, RenderError
 from carecast.model import ContentItem, Draft, content_hash
 from carecast.text import sms_measure
-from channels.base import Outbox
 from channels.sms import SmsChannel, SmsConfig
+from tests.channels.conftest import outbox_context
 from tests.conftest import write_config
 
 PRW = "It\u2019s Patient Recognition Week! Thank you for trusting us with your recovery."
@@ -134,8 +134,8 @@ def test_config_is_validated(changes: dict[str, Any]) -> None:
 def test_publish_writes_one_request_per_consenting_subscriber(tmp_path: Path) -> None:
     sms = channel(tmp_path)
     draft = sms.render([make_item()])
-    receipt = sms.publish(draft, "pub-1", Outbox(tmp_path / "outbox"))
-    assert receipt.location == str(tmp_path / "outbox" / "sms" / "pub-1.json")
+    receipt = sms.publish(draft, outbox_context(tmp_path / "outbox", 1))
+    assert receipt.location == str(tmp_path / "outbox" / "sms" / "000001.json")
     payload = json.loads(Path(receipt.location).read_text(encoding="utf-8"))
     audience = load_audience(sms.settings.path(sms.settings.audience), "sms")
     assert payload == {
@@ -157,6 +157,6 @@ def test_publish_with_a_broken_audience_fails_permanently(tmp_path: Path) -> Non
     (sms.settings.path(sms.settings.audience) / "sms.csv").write_text("phone,name\n+1,x\n", encoding="utf-8")
     draft = Draft(channel="sms", item_ids=("a",), parts=("Oakview PT: hi Reply STOP to opt out",))
     with pytest.raises(PublishError, match="audience") as caught:
-        sms.publish(draft, "pub-2", Outbox(tmp_path / "outbox"))
+        sms.publish(draft, outbox_context(tmp_path / "outbox", 2))
     assert not caught.value.transient
-    assert not (tmp_path / "outbox" / "sms" / "pub-2.json").exists()
+    assert not (tmp_path / "outbox" / "sms" / "000002.json").exists()

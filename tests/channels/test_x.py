@@ -15,8 +15,8 @@ from carecast.config import Settings, load_settings
 from carecast.errors import PublishError, RenderError
 from carecast.model import ContentItem, Draft, content_hash
 from carecast.text import x_measure
-from channels.base import Outbox
 from channels.x import PREVIOUS_ID, XChannel, XConfig
+from tests.channels.conftest import outbox_context
 from tests.conftest import write_config
 
 SENTENCE = "Thank you for trusting us with your recovery, one careful step at a time."
@@ -130,9 +130,8 @@ def read_payload(path: str) -> dict[str, Any]:
 def test_publish_writes_the_thread_as_a_reply_chain(tmp_path: Path) -> None:
     x = channel(tmp_path)
     draft = x.render([make_item(LONG)])
-    outbox = Outbox(tmp_path / "outbox")
-    receipt = x.publish(draft, "pub-1", outbox)
-    assert receipt.location == str(tmp_path / "outbox" / "x" / "pub-1.json")
+    receipt = x.publish(draft, outbox_context(tmp_path / "outbox", 1))
+    assert receipt.location == str(tmp_path / "outbox" / "x" / "000001.json")
     first, *replies = draft.parts
     assert read_payload(receipt.location) == {
         "endpoint": "POST /2/tweets",
@@ -148,11 +147,11 @@ def test_publish_writes_the_thread_as_a_reply_chain(tmp_path: Path) -> None:
 def test_publish_single_post_and_never_twice(tmp_path: Path) -> None:
     x = channel(tmp_path)
     draft = Draft(channel="x", item_ids=("a",), parts=("Hello from Oakview PT \u2019\u2014",))
-    outbox = Outbox(tmp_path / "outbox")
-    receipt = x.publish(draft, "pub-2", outbox)
+    context = outbox_context(tmp_path / "outbox", 2)
+    receipt = x.publish(draft, context)
     raw = Path(receipt.location).read_text(encoding="utf-8")
     assert "\u2019\u2014" in raw  # UTF-8 as X gets it, not \\u escapes
     assert read_payload(receipt.location)["requests"] == [{"text": "Hello from Oakview PT \u2019\u2014"}]
     with pytest.raises(PublishError) as caught:
-        x.publish(draft, "pub-2", outbox)
+        x.publish(draft, context)
     assert not caught.value.transient

@@ -55,9 +55,7 @@ def test_sample_posts() -> None:
 
     news = items["md:stories:2026-11-02-saturday-hours"]
     assert news.kind == "post" and news.published == datetime(2026, 11, 2, 14, tzinfo=UTC)  # 08:00 CST
-    assert '<a href="https://www.oakviewpt.com/appointments" rel="noopener noreferrer nofollow">' in (
-        news.summary_html
-    )
+    assert '<a href="https://www.oakviewpt.com/appointments" rel="noopener noreferrer nofollow">' in (news.summary_html)
     assert "  * Evaluations and follow-up visits" in news.summary_text
 
 
