@@ -14,17 +14,13 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, field_validator
+from pydantic import Field, HttpUrl, ValidationError, field_validator
 
 from carecast.errors import ConfigError
+from carecast.schedule import Every, LatePolicy, Slot
+from carecast.strict import Strict
 
 DEFAULT_CONFIG = Path("config/carecast.yaml")
-
-
-class Strict(BaseModel):
-    """Base of every config model: unknown keys are errors, values are immutable once loaded."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Address(Strict):
@@ -115,6 +111,10 @@ class ChannelSettings(Strict):
     max_items_per_run: int = Field(10, ge=1)
     max_age_days: int = Field(60, ge=1, description="items published longer ago than this are not sent")
     campaign: str | None = Field(None, pattern=r"^[a-z0-9_\-]+$")
+    schedule: list[Slot] = Field(
+        default_factory=list, description="publishing slots in the practice's zone; none: every run publishes"
+    )
+    late: LatePolicy = Field(default_factory=LatePolicy, description="skip, or {send_within: 2h}, after a slot")
 
 
 class Settings(Strict):
@@ -125,6 +125,7 @@ class Settings(Strict):
     outbox: Path = Path("../.carecast/outbox")
     templates: Path = Path("templates")
     audience: Path = Path("audience")
+    ingest: Every = Field(default_factory=lambda: Every(every_minutes=30), description="how often sources are read")
     sources: dict[str, SourceConfig]
     channels: dict[str, ChannelSettings]
 

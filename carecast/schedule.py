@@ -37,8 +37,8 @@ from zoneinfo import ZoneInfo
 from croniter import CroniterBadDateError, croniter
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from carecast.config import Strict
 from carecast.model import utc
+from carecast.strict import Strict
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEK: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

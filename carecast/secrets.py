@@ -14,8 +14,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr
 
-from carecast.config import Strict
 from carecast.errors import CredentialError
+from carecast.strict import Strict
 
 
 class EnvSecret(Strict):
