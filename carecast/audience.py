@@ -57,13 +57,32 @@ class Subscriber:
         return self.exclusion_reason is None
 
 
+@dataclass(frozen=True)
+class AudienceFile:
+    """What a subscriber file held: the valid rows, and each rejected one's problems (``row <line>.<column>``)."""
+
+    file: Path
+    subscribers: list[Subscriber]
+    rejected: list[tuple[str, str]]
+
+
 def load_audience(folder: Path, channel_type: str) -> list[Subscriber]:
-    """Read ``<folder>/<channel_type>.csv``.
+    """Read ``<folder>/<channel_type>.csv``, the practice's own list, which must be entirely valid.
 
     Raises ConfigError naming the file and every problem in it, as ``row <line>.<column>`` (the line number a
     spreadsheet shows, the header being line 1), ``header``, or the file itself when it cannot be read.
     """
-    file = folder / f"{channel_type}.csv"
+    audience = read_audience(folder / f"{channel_type}.csv", channel_type)
+    if audience.rejected:
+        raise ConfigError(audience.file, audience.rejected)
+    return audience.subscribers
+
+
+def read_audience(file: Path, channel_type: str) -> AudienceFile:
+    """Read a subscriber file, keeping the valid rows and reporting each rejected row with why.
+
+    Raises ConfigError when the file as a whole cannot be used (unreadable, not CSV, wrong header, unknown type).
+    """
     address_column = ADDRESS_COLUMN.get(channel_type)
     if address_column is None:
         known = ", ".join(sorted(ADDRESS_COLUMN))
@@ -91,9 +110,7 @@ def load_audience(folder: Path, channel_type: str) -> list[Subscriber]:
         if subscriber is not None and not row_problems:
             seen.add(subscriber.address)
             subscribers.append(subscriber)
-    if problems:
-        raise ConfigError(file, problems)
-    return subscribers
+    return AudienceFile(file, subscribers, problems)
 
 
 def _check_header(file: Path, header: list[str], required: tuple[str, ...], optional: tuple[str, ...]) -> None:

@@ -13,9 +13,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from carecast.audience import ADDRESS_COLUMN, read_audience
 from carecast.config import DEFAULT_CONFIG, Settings, load_settings
 from carecast.errors import CareCastError, ConfigError
-from carecast.ledger import Ledger
+from carecast.ledger import DraftState, Ledger
+from carecast.pipeline import make_channel
 from carecast.text import sms_measure, x_measure
 
 EXIT_FAILED = 1
@@ -55,6 +57,22 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--channel", action="append", dest="channels", metavar="NAME", help="only this channel")
     status.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
+    check.add_argument("--live", action="store_true", help="also prove each configured account works, sending nothing")
+
+    drafts = command("drafts", _drafts, "list drafts waiting for approval (or in another state)")
+    drafts.add_argument("--state", default="pending", choices=["pending", "approved", "rejected", "expired"])
+    approve = command("approve", _approve, "approve a draft: it is published at its channel's next slot")
+    reject = command("reject", _reject, "reject a draft: it is never published")
+    reject.add_argument("--reason", required=True, help="why, for the record")
+    for sub in (approve, reject):
+        sub.add_argument("draft_id", type=int, metavar="ID")
+    audience = command("audience", _audience_import, "import subscribers from a CSV file into the ledger")
+    audience.add_argument("action", choices=["import"])
+    audience.add_argument("file", type=Path, metavar="FILE")
+    audience.add_argument("--type", dest="channel_type", choices=sorted(ADDRESS_COLUMN), help="default: the file name")
+    for sub in (drafts, approve, reject, audience):
+        sub.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="default: %(default)s")
+
     measure = command("measure", _measure, "measure TEXT as a channel counts it (x: weighted length; sms: segments)")
     measure.add_argument("--channel", required=True, choices=["x", "sms"])
     measure.add_argument("text", metavar="TEXT", help="the text, or - to read standard input")
@@ -67,7 +85,69 @@ def _check(args: argparse.Namespace) -> int:
         f"{args.config}: OK — {settings.practice.name}, "
         f"sources: {', '.join(settings.sources)}; channels: {', '.join(settings.channels)}"
     )
+    if not args.live:
+        return 0
+    failed = False
+    for name in settings.channels:
+        try:
+            print(f"{name}: {make_channel(settings, name).verify()}")
+        except CareCastError as exc:
+            failed = True
+            print(f"{name}: FAILED: {exc}", file=sys.stderr)
+    return EXIT_FAILED if failed else 0
+
+
+def _open_ledger(config: Path) -> tuple[Settings, Ledger]:
+    settings = load_settings(config)
+    return settings, Ledger(settings.ledger_url())
+
+
+def _drafts(args: argparse.Namespace) -> int:
+    _, ledger = _open_ledger(args.config)
+    try:
+        stored = ledger.drafts(states=[args.state])
+    finally:
+        ledger.close()
+    rows = [[d.id, d.channel, d.state, _clip(d.draft.subject or d.draft.text.replace("\n", " "), 70)] for d in stored]
+    if rows:
+        _table(["id", "channel", "state", "text"], rows)
+    else:
+        print(f"no {args.state} drafts")
     return 0
+
+
+def _approve(args: argparse.Namespace) -> int:
+    return _decide(args, "approved", None)
+
+
+def _reject(args: argparse.Namespace) -> int:
+    return _decide(args, "rejected", args.reason)
+
+
+def _decide(args: argparse.Namespace, state: DraftState, reason: str | None) -> int:
+    _, ledger = _open_ledger(args.config)
+    try:
+        ledger.set_draft_state(args.draft_id, state, reason)
+    finally:
+        ledger.close()
+    print(f"draft {args.draft_id}: {state}")
+    return 0
+
+
+def _audience_import(args: argparse.Namespace) -> int:
+    channel_type = args.channel_type or args.file.stem
+    if channel_type not in ADDRESS_COLUMN:
+        raise ConfigError(args.file, [("", f"--type {' or '.join(sorted(ADDRESS_COLUMN))} (not in the file name)")])
+    audience = read_audience(args.file, channel_type)
+    _, ledger = _open_ledger(args.config)
+    try:
+        added, updated = ledger.save_subscribers(channel_type, audience.subscribers)
+    finally:
+        ledger.close()
+    print(f"{args.file}: {added} added, {updated} updated, {len(audience.rejected)} problem(s) in rejected rows")
+    if audience.rejected:
+        _table(["row", "why"], [[where, why] for where, why in audience.rejected])
+    return EXIT_FAILED if audience.rejected else 0
 
 
 def _measure(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ from typing import Literal
 
 import requests
 
+from carecast.audience import ADDRESS_COLUMN, load_audience
 from carecast.config import Settings
 from carecast.errors import AlreadyClaimed, PublishError, RenderError, SourceError
 from carecast.ledger import DraftState, Ledger
@@ -57,6 +58,20 @@ def make_channel(settings: Settings, instance: str) -> Channel:
     """The configured channel ``instance`` (a key of ``channels:``), ready to render and publish."""
     config = settings.channels[instance]
     return channel_class(config.type)(instance, config, settings)
+
+
+def sync_audience(settings: Settings, ledger: Ledger) -> dict[str, tuple[int, int]]:
+    """Bring the practice's subscriber files (``audience/<type>.csv``) into the ledger: (added, updated) per type.
+
+    Opt-outs and bounces the ledger recorded stay in force whatever a file says. Raises ConfigError for an
+    invalid file: a list with a wrong row must be fixed before anyone is texted or emailed from it.
+    """
+    folder = settings.path(settings.audience)
+    changes = {}
+    for channel_type in sorted({config.type for config in settings.channels.values()} & set(ADDRESS_COLUMN)):
+        if (folder / f"{channel_type}.csv").is_file():
+            changes[channel_type] = ledger.save_subscribers(channel_type, load_audience(folder, channel_type))
+    return changes
 
 
 def ingest(settings: Settings, ledger: Ledger, source: str, *, session: requests.Session | None = None) -> SourceReport:

@@ -242,4 +242,4 @@ class Channel(ABC):
 
         Raises CredentialError or PublishError when it does not. Without credentials there is nothing to check.
         """
-        return f"no credentials: publishes to the outbox ({self.settings.path(self.settings.outbox)})"
+        return f"no credentials: publishes to the outbox ({self.settings.path(self.settings.outbox).resolve()})"

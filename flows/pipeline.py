@@ -89,7 +89,11 @@ def pipeline(
     """
     settings = load_settings(Path(config_path))
     names = core.channel_names(settings, channels)
-    Ledger(settings.ledger_url()).close()  # creates the tables once, before tasks race to write
+    ledger = Ledger(settings.ledger_url())  # creates the tables once, before tasks race to write
+    try:
+        core.sync_audience(settings, ledger)
+    finally:
+        ledger.close()
     sources = [ingest_source.submit(config_path, source) for source in settings.sources]
     reports = [future.result() for future in sources]
     outcomes: list[dict[str, Any]] = []

@@ -17,6 +17,7 @@ from tests.conftest import write_config
 
 
 def run(settings: Settings, ledger: Ledger, *, dry_run: bool = False) -> tuple[list, list[pipeline.Outcome]]:
+    pipeline.sync_audience(settings, ledger)
     reports = [pipeline.ingest(settings, ledger, source) for source in settings.sources]
     outcomes: list[pipeline.Outcome] = []
     for channel in pipeline.channel_names(settings):
