@@ -79,3 +79,13 @@ def test_check_exits_2_naming_file_and_key(tmp_path: Path, capsys: pytest.Captur
     error = capsys.readouterr().err
     assert f"{file}: practice.timezone:" in error
     assert main(["check", "--config", str(write_config(tmp_path / "good"))]) == 0
+
+
+def test_an_invalid_observances_file_is_a_config_error(tmp_path: Path) -> None:
+    file = write_config(tmp_path)
+    observances = file.parent / "observances.yaml"
+    observances.write_text(observances.read_text().replace("rule:", "rulez:", 1))
+    with pytest.raises(ConfigError) as raised:
+        load_settings(file)
+    assert raised.value.file == observances
+    assert any("rulez" in key for key, _ in raised.value.problems)
