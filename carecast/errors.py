@@ -6,6 +6,7 @@ act on it, and chains its cause (``raise ... from exc``)::
     CareCastError
     ├── ConfigError            a config file is unreadable or invalid (file, key path, expectation)
     ├── CredentialError        a credential named in config cannot be read (where it was looked for; never a value)
+    ├── TokenError             an unsubscribe token is malformed or not signed with the practice's secret
     ├── SourceError            a source could not be fetched or parsed (source name, reason)
     ├── LedgerError            the ledger refused or lost a write
     │   └── AlreadyClaimed     an item was already claimed or published on that channel and account
@@ -47,6 +48,14 @@ class CredentialError(CareCastError):
         self.where = where
         self.reason = reason
         super().__init__(f"{where}: {reason}")
+
+
+class TokenError(CareCastError):
+    """An unsubscribe token is malformed or its signature does not match: nothing is recorded for it."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"unsubscribe token: {reason}")
 
 
 class SourceError(CareCastError):
