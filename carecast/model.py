@@ -99,6 +99,8 @@ class Draft:
     html: str | None = None
     preheader: str | None = None
     measures: dict[str, Any] = field(default_factory=dict)
+    #: An image the channel attaches when it can (the item's ``image_url``); a post still goes out without it.
+    image_url: str | None = None
 
     @property
     def text(self) -> str:
@@ -133,9 +135,16 @@ class Receipt:
     location: str
     sent_at: datetime
     provider_ids: tuple[str, ...] = ()
+    #: What went out differently from the draft, for the run's summary (e.g. an image left off).
+    notes: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {"location": self.location, "sent_at": self.sent_at.isoformat(), "provider_ids": list(self.provider_ids)}
+        return {
+            "location": self.location,
+            "sent_at": self.sent_at.isoformat(),
+            "provider_ids": list(self.provider_ids),
+            "notes": list(self.notes),
+        }
 
 
 def now_utc() -> datetime:

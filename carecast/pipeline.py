@@ -200,7 +200,8 @@ def publish(settings: Settings, ledger: Ledger, instance: str) -> list[Outcome]:
             outcomes.append(Outcome(instance, draft.item_ids, state, exc.reason, title))
             continue
         ledger.record_sent(publication_id, receipt)
-        outcomes.append(Outcome(instance, draft.item_ids, "published", receipt.location, title))
+        detail = "; ".join((receipt.location, *receipt.notes))
+        outcomes.append(Outcome(instance, draft.item_ids, "published", detail, title))
     return outcomes
 
 
