@@ -7,23 +7,29 @@ the ledger records each outcome as it happens.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
 import requests
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from carecast.audience import ADDRESS_COLUMN, load_audience
 from carecast.config import Settings
-from carecast.errors import AlreadyClaimed, PublishError, RenderError, SourceError
-from carecast.ledger import DraftState, Ledger
+from carecast.errors import AlreadyClaimed, LedgerError, PublishError, RenderError, SourceError
+from carecast.ledger import DraftRow, DraftState, Ledger, StoredDraft
 from carecast.model import ContentItem, Draft, now_utc
+from carecast.schedule import is_expired, next_slots
 from carecast.sources import Validators, read_source
 from channels import channel_class
 from channels.base import Channel, Outbox, PublishContext
 
-OutcomeState = Literal["published", "failed", "retry", "rejected", "skipped", "preview", "waiting"]
+OutcomeState = Literal[
+    "published", "failed", "retry", "rejected", "skipped", "preview", "waiting", "approved", "expired"
+]
 
 #: A claim older than this was left by a process that died mid-send; it becomes ``unknown`` for a person to check.
 STALE_CLAIM = timedelta(hours=1)
@@ -92,9 +98,16 @@ def ingest(settings: Settings, ledger: Ledger, source: str, *, session: requests
 
 
 def adapt(
-    settings: Settings, ledger: Ledger, instance: str, *, dry_run: bool = False, now: datetime | None = None
+    settings: Settings,
+    ledger: Ledger,
+    instance: str,
+    *,
+    dry_run: bool = False,
+    now: datetime | None = None,
+    items: Sequence[str] | None = None,
 ) -> list[Outcome]:
-    """Render drafts of ``instance`` for items not yet published on it, and store them (not in a dry run).
+    """Render drafts of ``instance`` for items not yet published on it (only ``items``, when given), and store them
+    (not in a dry run).
 
     A draft that breaks a rule is stored as rejected with its reason and never published.
     """
@@ -104,6 +117,8 @@ def adapt(
     candidates = ledger.unpublished(
         instance, config.account, config.sources, since=moment - timedelta(days=config.max_age_days)
     )
+    if items is not None:
+        candidates = [item for item in candidates if item.id in items]
     outcomes: list[Outcome] = []
     told = {} if dry_run else ledger.rejections(instance, config.account)
 
@@ -176,8 +191,9 @@ def _measures(draft: Draft) -> str:
     return "; ".join(described) or f"{len(draft.parts)} part(s)"
 
 
-def publish(settings: Settings, ledger: Ledger, instance: str) -> list[Outcome]:
-    """Claim and send every due draft of ``instance``, recording each outcome before the next.
+def publish(settings: Settings, ledger: Ledger, instance: str, *, items: Sequence[str] | None = None) -> list[Outcome]:
+    """Claim and send every due draft of ``instance`` (only those with one of ``items``, when given), recording
+    each outcome before the next.
 
     The claim happens before sending, so a draft another run or worker claimed is skipped, never sent twice.
     """
@@ -187,6 +203,8 @@ def publish(settings: Settings, ledger: Ledger, instance: str) -> list[Outcome]:
     outcomes = []
     for stored in ledger.due(instance):
         draft = stored.draft
+        if items is not None and not set(draft.item_ids) & set(items):
+            continue
         title = _title(ledger.items(draft.item_ids))
         try:
             publication_id = ledger.claim(stored.id)
@@ -213,3 +231,88 @@ def channel_names(settings: Settings, only: Sequence[str] | None = None) -> list
                 raise KeyError(name)
         return list(only)
     return [name for name, config in settings.channels.items() if config.enabled]
+
+
+#: How far ahead a draft's slot is looked for: past the longest gap between two monthly slots.
+_SLOT_HORIZON = timedelta(days=62)
+
+
+def draft_slot(settings: Settings, instance: str, created: datetime) -> datetime | None:
+    """The slot a draft created at ``created`` goes out at: the first whose late window had not closed by then.
+
+    None when the channel has no schedule (every run publishes) or no slot within two months.
+    """
+    config = settings.channels[instance]
+    if not config.schedule:
+        return None
+    after = created - config.late.send_within
+    upcoming = next_slots(config.schedule, settings.practice.zone, after, after + _SLOT_HORIZON)
+    return upcoming[0] if upcoming else None
+
+
+def waiting(settings: Settings, ledger: Ledger, instance: str) -> list[tuple[StoredDraft, datetime | None]]:
+    """The channel's drafts waiting for approval, each with its slot (None: no schedule), oldest first."""
+    pending = ledger.drafts(instance, states=["pending"])
+    created = _created(ledger, [stored.id for stored in pending])
+    return [(stored, draft_slot(settings, instance, created[stored.id])) for stored in pending]
+
+
+def _created(ledger: Ledger, draft_ids: Sequence[int]) -> dict[int, datetime]:
+    # The ledger's StoredDraft does not carry its creation time yet; read it beside the drafts.
+    with Session(ledger.engine) as session:
+        rows = session.execute(select(DraftRow.id, DraftRow.created_at).where(DraftRow.id.in_(draft_ids)))
+        return {draft_id: created for draft_id, created in rows}
+
+
+def expire_late_drafts(settings: Settings, ledger: Ledger, instance: str, now: datetime | None = None) -> list[Outcome]:
+    """Expire the channel's drafts still unapproved after their slot's late window (``late:``): never sent late."""
+    moment = now or now_utc()
+    policy = settings.channels[instance].late
+    outcomes = []
+    for stored, slot in waiting(settings, ledger, instance):
+        if slot is None or not is_expired(slot, moment, policy):
+            continue
+        reason = f"not approved by {slot.astimezone(settings.practice.zone):%a %d %b %H:%M} + {policy.send_within}"
+        ledger.set_draft_state(stored.id, "expired", reason)
+        outcomes.append(
+            Outcome(instance, stored.draft.item_ids, "expired", reason, _title(ledger.items(stored.draft.item_ids)))
+        )
+    return outcomes
+
+
+#: Separates a thread's posts in editable text, so staff can split or join them.
+_PART_BREAK = re.compile(r"^---$", re.MULTILINE)
+
+
+def editable_text(draft: Draft) -> str:
+    """The draft's text as staff edit it: its parts separated by a line of three dashes."""
+    return "\n---\n".join(part.strip() for part in draft.parts)
+
+
+def decide(
+    settings: Settings, ledger: Ledger, draft_id: int, *, approve: bool, text: str | None = None, reason: str = ""
+) -> Outcome:
+    """Approve (with ``text`` replacing the draft's, when given) or reject a pending draft.
+
+    Raises RenderError when the edited text breaks the channel's rules or the draft is an HTML email (edit its
+    template or item instead), LedgerError when the draft is unknown or no longer pending.
+    """
+    found = [stored for stored in ledger.drafts(states=["pending"]) if stored.id == draft_id]
+    if not found:
+        raise LedgerError(f"draft {draft_id} is not waiting for approval")
+    stored = found[0]
+    title = _title(ledger.items(stored.draft.item_ids))
+    if not approve:
+        ledger.set_draft_state(draft_id, "rejected", reason or "rejected by staff")
+        return Outcome(stored.channel, stored.draft.item_ids, "rejected", reason or "rejected by staff", title)
+    if text is None or text.strip() == editable_text(stored.draft):
+        ledger.set_draft_state(draft_id, "approved", reason or None)
+        return Outcome(stored.channel, stored.draft.item_ids, "approved", "approved as drafted", title, stored.draft)
+    if stored.draft.html is not None:
+        raise RenderError(
+            stored.channel, "an email's text cannot be edited here: edit the item or template", stored.draft.item_ids
+        )
+    parts = tuple(part.strip() for part in _PART_BREAK.split(text.strip()))
+    edited = make_channel(settings, stored.channel).enforce(replace(stored.draft, parts=parts))
+    ledger.save_draft(edited, stored.account, "approved", reason="edited by staff")
+    return Outcome(stored.channel, edited.item_ids, "approved", "approved with edits", title, edited)

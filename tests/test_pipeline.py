@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+from datetime import UTC, datetime, timedelta
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from carecast import pipeline
 from carecast.config import Settings, load_settings
+from carecast.errors import LedgerError, RenderError
 from carecast.ledger import Ledger
 from tests.conftest import write_config
 
@@ -161,3 +163,71 @@ def test_review_channels_wait_for_approval(tmp_path: Path) -> None:
     assert x and all(outcome.state == "waiting" for outcome in x)
     assert not (settings.path(settings.outbox) / "x").exists()
     ledger.close()
+
+
+def review_settings(tmp_path: Path) -> Settings:
+    return load_settings(write_config(tmp_path, {"channels": {"x": {"approval": "review"}}}))
+
+
+def test_a_draft_goes_out_at_the_first_slot_whose_late_window_is_open(settings: Settings) -> None:
+    # x: weekdays 09:00 and 12:30 in Chicago, send_within 2h; 2026-11-03 is a Tuesday in CST (UTC-6).
+    assert pipeline.draft_slot(settings, "x", datetime(2026, 11, 3, 16, 30, tzinfo=UTC)) == datetime(
+        2026, 11, 3, 15, 0, tzinfo=UTC
+    )
+    assert pipeline.draft_slot(settings, "x", datetime(2026, 11, 3, 17, 30, tzinfo=UTC)) == datetime(
+        2026, 11, 3, 18, 30, tzinfo=UTC
+    )
+    unscheduled = settings.model_copy(
+        update={"channels": {**settings.channels, "x": settings.channels["x"].model_copy(update={"schedule": []})}}
+    )
+    assert pipeline.draft_slot(unscheduled, "x", datetime(2026, 11, 3, 16, 30, tzinfo=UTC)) is None
+
+
+def test_unapproved_drafts_expire_after_their_slot_and_are_never_sent(tmp_path: Path) -> None:
+    settings = review_settings(tmp_path)
+    ledger = Ledger(settings.ledger_url())
+    run(settings, ledger)
+    waiting = pipeline.waiting(settings, ledger, "x")
+    assert waiting and all(slot is not None for _, slot in waiting)
+    assert pipeline.expire_late_drafts(settings, ledger, "x") == []  # their slot is still ahead
+    later = max(slot for _, slot in waiting if slot is not None) + timedelta(hours=2, minutes=1)
+    expired = pipeline.expire_late_drafts(settings, ledger, "x", now=later)
+    assert {outcome.state for outcome in expired} == {"expired"}
+    assert len(expired) == len(waiting)
+    assert pipeline.waiting(settings, ledger, "x") == []
+    assert pipeline.publish(settings, ledger, "x") == []
+    assert all(record.channel != "x" for record in ledger.publications())
+    ledger.close()
+
+
+def test_staff_approve_edit_or_reject_each_draft(tmp_path: Path) -> None:
+    settings = review_settings(tmp_path)
+    ledger = Ledger(settings.ledger_url())
+    run(settings, ledger)
+    first, second, third = (stored for stored, _ in pipeline.waiting(settings, ledger, "x")[:3])
+    kept = pipeline.decide(settings, ledger, first.id, approve=True, text=pipeline.editable_text(first.draft))
+    assert (kept.state, kept.detail) == ("approved", "approved as drafted")
+    edited = pipeline.decide(settings, ledger, second.id, approve=True, text="Edited by staff.\n---\nSecond post.")
+    assert edited.draft is not None and edited.draft.parts == ("Edited by staff.", "Second post.")
+    assert edited.draft.measures["parts"][0]["weighted_length"] == len("Edited by staff.")
+    with pytest.raises(RenderError):
+        pipeline.decide(settings, ledger, third.id, approve=True, text="x" * 300)
+    rejected = pipeline.decide(settings, ledger, third.id, approve=False, reason="not this week")
+    assert (rejected.state, rejected.detail) == ("rejected", "not this week")
+    with pytest.raises(LedgerError):
+        pipeline.decide(settings, ledger, third.id, approve=True)
+    published = pipeline.publish(settings, ledger, "x")
+    assert sorted(outcome.item_ids for outcome in published) == sorted([first.draft.item_ids, second.draft.item_ids])
+    assert any("Edited by staff." in path.read_text() for path in outbox_files(settings))
+    ledger.close()
+
+
+def test_a_run_can_be_limited_to_some_items(settings: Settings, ledger: Ledger) -> None:
+    for source in settings.sources:
+        pipeline.ingest(settings, ledger, source)
+    everything = pipeline.adapt(settings, ledger, "x", dry_run=True)
+    chosen = everything[0].item_ids[0]
+    pipeline.adapt(settings, ledger, "x", items=[chosen])
+    assert [stored.draft.item_ids for stored in ledger.due("x")] == [(chosen,)]
+    published = pipeline.publish(settings, ledger, "x", items=[chosen])
+    assert [outcome.item_ids for outcome in published] == [(chosen,)]
