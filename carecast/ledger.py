@@ -185,13 +185,14 @@ class DeliveryRow(Base):
     state: Mapped[str] = mapped_column(String(20))
     transient: Mapped[bool] = mapped_column(Boolean, default=False)
     not_before: Mapped[datetime | None]
-    provider_id: Mapped[str | None] = mapped_column(String(200))
+    provider_id: Mapped[str | None] = mapped_column(String(200), index=True)
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime]
 
 
-DeliveryState = Literal["claimed", "sent", "failed", "deferred", "unknown"]
+#: ``delivered``: the provider confirmed that a ``sent`` message reached the recipient.
+DeliveryState = Literal["claimed", "sent", "delivered", "failed", "deferred", "unknown"]
 
 
 @dataclass(frozen=True)
@@ -688,18 +689,7 @@ class Ledger:
         """The recipients of a publication so far, by address."""
         with self._session() as session:
             rows = session.scalars(select(DeliveryRow).where(DeliveryRow.publication_id == publication_id)).all()
-        return {
-            row.address: DeliveryRecord(
-                row.address,
-                row.state,  # type: ignore[arg-type]
-                row.transient,
-                row.not_before,
-                row.provider_id,
-                row.error,
-                row.attempts,
-            )
-            for row in rows
-        }
+        return {row.address: _delivery_record(row) for row in rows}
 
     def claim_delivery(self, publication_id: int, address: str) -> None:
         """Claim one recipient of a publication before sending to them.
@@ -762,6 +752,27 @@ class Ledger:
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 raise LedgerError(f"delivery of publication {publication_id} to {address} is not claimed")
 
+    def delivery_by_provider_id(self, provider_id: str) -> DeliveryRecord | None:
+        """The delivery the provider knows as ``provider_id`` (e.g. a Twilio MessageSid), or None if none is."""
+        with self._session() as session:
+            row = session.scalars(select(DeliveryRow).where(DeliveryRow.provider_id == provider_id)).first()
+        return None if row is None else _delivery_record(row)
+
+    def settle_delivery(
+        self, provider_id: str, state: Literal["delivered", "failed"], *, error: str | None = None
+    ) -> None:
+        """Record the provider's final word on a ``sent`` delivery (a failure is permanent).
+
+        Compare-and-set from ``sent``: status reports arrive late, twice and out of order, and the first final one
+        stands. Nothing happens when no sent delivery has ``provider_id``.
+        """
+        with self._session() as session, session.begin():
+            session.execute(
+                update(DeliveryRow)
+                .where(DeliveryRow.provider_id == provider_id, DeliveryRow.state == "sent")
+                .values(state=state, error=error, transient=False, updated_at=now_utc())
+            )
+
     def forget_pending(self, channel: str, account: str, keep: Iterable[str]) -> None:
         """Drop pending or approved drafts of a channel that were not claimed and whose item set is not in ``keep``.
 
@@ -778,3 +789,15 @@ class Ledger:
                     DraftRow.id.not_in(claimed),
                 )
             )
+
+
+def _delivery_record(row: DeliveryRow) -> DeliveryRecord:
+    return DeliveryRecord(
+        row.address,
+        row.state,  # type: ignore[arg-type]
+        row.transient,
+        row.not_before,
+        row.provider_id,
+        row.error,
+        row.attempts,
+    )
