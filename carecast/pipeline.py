@@ -219,7 +219,7 @@ def publish(settings: Settings, ledger: Ledger, instance: str, *, items: Sequenc
             continue
         ledger.record_sent(publication_id, receipt)
         detail = "; ".join((receipt.location, *receipt.notes))
-        outcomes.append(Outcome(instance, draft.item_ids, "published", detail, title))
+        outcomes.append(Outcome(instance, draft.item_ids, "published", detail, title, draft))
     return outcomes
 
 
