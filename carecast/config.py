@@ -117,6 +117,12 @@ class ChannelSettings(Strict):
     late: LatePolicy = Field(default_factory=LatePolicy, description="skip, or {send_within: 2h}, after a slot")
 
 
+class Notify(Strict):
+    """Where a failed or crashed run is reported (practice, channel, reason); nowhere when absent."""
+
+    webhook: HttpUrl | None = Field(None, description="receives a JSON POST for every failed or crashed run")
+
+
 class Settings(Strict):
     """The whole file, with channel sections validated by their plugins."""
 
@@ -128,6 +134,7 @@ class Settings(Strict):
     ingest: Every = Field(default_factory=lambda: Every(every_minutes=30), description="how often sources are read")
     sources: dict[str, SourceConfig]
     channels: dict[str, ChannelSettings]
+    notify: Notify = Notify()
 
     #: The folder the file was read from; relative paths are resolved against it.
     base_dir: Path = Path(".")
