@@ -122,7 +122,8 @@ class SmtpServer:
         self._lock = threading.Lock()
         self._messages: list[ReceivedMessage] = []
         self._connections = 0
-        self._data_replies: deque[str] = deque()
+        # None lets one DATA through normally: a forced reply can come mid-batch.
+        self._data_replies: deque[str | None] = deque()
         self._controller: _Controller | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------------------------
@@ -187,6 +188,10 @@ class SmtpServer:
             raise RuntimeError("SmtpServer is not started")
         return int(self._controller.port)
 
+    def ca_pem(self) -> bytes:
+        """The PEM of the CA that issued the server's certificate, for clients configured with a CA file."""
+        return self._ca.cert_pem.bytes()
+
     def client_ssl_context(self) -> ssl.SSLContext:
         """A client context that trusts this server's runtime certificate (for ``starttls(context=...)``)."""
         context = ssl.create_default_context()
@@ -207,9 +212,11 @@ class SmtpServer:
         with self._lock:
             return self._connections
 
-    def force_data_replies(self, *replies: str) -> None:
-        """Answer the next ``DATA`` commands with these replies, e.g. ``"451 4.3.0 Try again later"``."""
+    def force_data_replies(self, *replies: str, after: int = 0) -> None:
+        """Answer the next ``DATA`` commands with these replies, e.g. ``"451 4.3.0 Try again later"``, once
+        ``after`` more messages have been accepted normally."""
         with self._lock:
+            self._data_replies.extend([None] * after)
             self._data_replies.extend(replies)
 
     def _count_connection(self) -> None:
@@ -228,8 +235,9 @@ class SmtpServer:
 
     def _accept(self, session: Session, envelope: Envelope) -> str:
         with self._lock:
-            if self._data_replies:
-                return self._data_replies.popleft()
+            forced = self._data_replies.popleft() if self._data_replies else None
+            if forced is not None:
+                return forced
             self._messages.append(
                 ReceivedMessage(
                     mail_from=envelope.mail_from or "",
