@@ -6,36 +6,102 @@ Typographic quotes, dashes and the ellipsis become their GSM-7 look-alikes, sinc
 UCS-2 and halves what a segment holds; a summary still too long is shortened on a word boundary to fit
 ``max_segments``. Items that mention a patient are refused even with an authorization: no PHI in any SMS.
 
-Without credentials ``publish`` writes to the outbox one Twilio ``Messages.json`` request per subscriber who may
-receive it, and lists the others with the reason they are skipped.
+The recipients are the ledger's SMS subscribers (``sync_audience`` loads ``audience/sms.csv`` into it each run;
+the ledger also holds every opt-out, so it is the truth of who may be texted). Subscribers without consent or
+no longer subscribed are skipped and counted with their reason.
+
+With Twilio ``credentials`` configured, ``publish`` POSTs one message per recipient to the Messages API
+(form-encoded, HTTP Basic auth with the Account SID and the Auth Token). Each recipient's delivery is claimed in
+the ledger before the request and recorded after, so a batch cut short resumes with only the recipients not yet
+sent. A recipient outside their quiet-hours window (:mod:`carecast.compliance`) is recorded ``deferred`` until it
+opens and the publish ends with a transient error, so the next run texts them then. Twilio's answers:
+
+- 21610 (the recipient replied STOP to Twilio) suppresses the number as ``opted_out``; 21211 and 21614 (not a valid
+  mobile number) as ``invalid``; 30007 (carrier filtered) fails the delivery for good, so the same text is never
+  resent. These concern one recipient: the batch goes on.
+- 429, 5xx, a timeout or a lost connection is retried with backoff, honouring ``Retry-After``, within
+  ``retry_budget`` seconds per publish; then the rest is left for the next run (transient, with ``retry_after``).
+- Anything else (bad credentials, a sender Twilio refuses) would fail for every recipient: the publish stops with a
+  permanent error, the recipient in hand left retryable.
+
+Delivery reports arrive later through Twilio's status callback (``status_callback``):
+:meth:`SmsChannel.apply_status_callback` checks their signature and records ``delivered`` or ``failed``.
+
+Without credentials ``publish`` writes to the outbox the ``Messages.json`` request of each recipient, and lists
+the others with the reason they are skipped.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import ClassVar
+import base64
+import hashlib
+import hmac
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, ClassVar, Self
 
-from pydantic import Field, field_validator
+import requests
+from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
 
-from carecast.audience import e164, load_audience
+from carecast.audience import Subscriber, e164
+from carecast.compliance import QuietHours, recipient_zone
 from carecast.config import ChannelSettings
-from carecast.errors import ConfigError, MeasureError, PublishError, RenderError
-from carecast.model import ContentItem, Draft, Receipt
+from carecast.errors import AlreadyClaimed, ChannelError, CredentialError, MeasureError, PublishError, RenderError
+from carecast.ledger import DeliveryRecord, Ledger
+from carecast.model import ContentItem, Draft, Receipt, now_utc
+from carecast.secrets import SecretRef, resolve
+from carecast.strict import Strict
 from carecast.text import shorten, sms_measure, to_gsm
 from channels.base import Channel, PublishContext
+
+log = logging.getLogger(__name__)
+
+API_VERSION = "2010-04-01"
+#: Twilio errors about one recipient, and the suppression each one records (None: the delivery alone fails).
+RECIPIENT_ERRORS: dict[int, str | None] = {21610: "opted_out", 21211: "invalid", 21614: "invalid", 30007: None}
+#: A request is tried at most this often within a publish, however much of the retry budget is left.
+MAX_ATTEMPTS = 4
+#: Backoff before the second attempt when Twilio gives no Retry-After; doubled each time after.
+FIRST_BACKOFF = 0.5
+
+
+class TwilioCredentials(Strict):
+    """``channels.<name>.credentials``: the Twilio account; only the Auth Token is secret, named by reference."""
+
+    account_sid: str = Field(pattern=r"^AC[0-9a-f]{32}$", description="the Account SID (AC...), not a secret")
+    auth_token: SecretRef = Field(description="{env: TWILIO_AUTH_TOKEN} or {block: twilio-auth-token}")
+    api_base: AnyHttpUrl = Field(AnyHttpUrl("https://api.twilio.com"), description="the API's base URL")
+
+    def url(self, path: str) -> str:
+        return f"{str(self.api_base).rstrip('/')}/{API_VERSION}/Accounts/{self.account_sid}{path}"
 
 
 class SmsConfig(ChannelSettings):
     """``channels.<name>`` of type ``sms``."""
 
-    from_number: str = Field(description="the sending number, E.164 (+13125550100)")
+    from_number: str | None = Field(None, description="the sending number, E.164 (+13125550100)")
+    messaging_service_sid: str | None = Field(
+        None, pattern=r"^MG[0-9a-f]{32}$", description="a Twilio Messaging Service (MG...) instead of from_number"
+    )
+    status_callback: AnyHttpUrl | None = Field(None, description="where Twilio reports each message's delivery")
     opt_out_text: str = Field("Reply STOP to opt out", description="the footer of every text; must name STOP")
     max_segments: int | None = Field(None, ge=1, le=10, description="lowers the channel's 3 segments")
+    quiet_hours: QuietHours = Field(default_factory=QuietHours, description="when recipients may be texted")
+    timeout: float = Field(10.0, gt=0, le=120, description="seconds to wait for one answer from Twilio")
+    retry_budget: float = Field(
+        10.0, ge=0, le=300, description="seconds a publish may wait on 429/5xx before leaving the rest for next run"
+    )
+    credentials: TwilioCredentials | None = Field(None, description="send through Twilio; absent: write to the outbox")
 
     @field_validator("from_number")
     @classmethod
-    def _e164(cls, value: str) -> str:
-        return e164(value)
+    def _e164(cls, value: str | None) -> str | None:
+        return None if value is None else e164(value)
 
     @field_validator("opt_out_text")
     @classmethod
@@ -44,6 +110,12 @@ class SmsConfig(ChannelSettings):
         if "STOP" not in value.split():
             raise ValueError(f"opt-out wording that names STOP, such as 'Reply STOP to opt out', not {value!r}")
         return value
+
+    @model_validator(mode="after")
+    def _a_sender(self) -> Self:
+        if self.from_number is None and self.messaging_service_sid is None:
+            raise ValueError("from_number or messaging_service_sid: every text needs a sender")
+        return self
 
 
 class SmsChannel(Channel):
@@ -96,28 +168,250 @@ class SmsChannel(Channel):
             raise RenderError(self.instance, f"the template must start with {prefix!r} and keep {footer!r}", [item.id])
         return Draft(channel=self.instance, item_ids=(item.id,), parts=(message,))
 
-    def publish(self, draft: Draft, context: PublishContext) -> Receipt:
-        """Write one Twilio ``Messages.json`` request per subscriber who may receive ``draft``, and the skipped ones.
+    # -- publishing --------------------------------------------------------------------------------------------
 
-        Raises PublishError (not transient) when the audience file is invalid or the outbox refuses the file.
+    def publish(self, draft: Draft, context: PublishContext) -> Receipt:
+        """Text ``draft`` to every subscriber who may receive it through Twilio, or without credentials write the
+        requests to the outbox.
+
+        Raises PublishError: transient when recipients are left for a later run (outside their window, or Twilio
+        throttled or unreachable beyond the retry budget), with ``retry_after`` when known; permanent when nothing
+        can go out (the Auth Token unset, Twilio refusing the account or the sender, nobody reachable) or the
+        outbox refuses the file.
         """
-        try:
-            audience = load_audience(self.settings.path(self.settings.audience), "sms")
-        except ConfigError as exc:
-            raise PublishError(self.instance, f"the SMS audience cannot be used: {exc}", transient=False) from exc
+        subscribers = context.ledger.subscribers(self.name)
+        if self.config.credentials is None:
+            return self._to_outbox(draft, context, subscribers)
+        return self._by_twilio(draft, context, subscribers, self.config.credentials)
+
+    def verify(self) -> str:
+        """Fetch the Twilio account (``GET /2010-04-01/Accounts/{sid}.json``): proves the credentials, sends nothing.
+
+        Raises CredentialError when the Auth Token is unset or Twilio refuses it; PublishError when Twilio cannot be
+        reached or the account is not active.
+        """
+        credentials = self.config.credentials
+        if credentials is None:
+            return super().verify()
+        with self._session(credentials, resolve(credentials.auth_token)) as session:
+            try:
+                response = session.get(credentials.url(".json"), timeout=self.config.timeout)
+            except requests.RequestException as exc:
+                raise PublishError(
+                    self.instance, f"Twilio cannot be reached ({type(exc).__name__})", transient=True
+                ) from exc
+        if response.status_code in (401, 403):
+            raise CredentialError(
+                credentials.auth_token.where, f"Twilio refused it with account {credentials.account_sid}"
+            )
+        account = _json(response)
+        if response.status_code != 200 or account.get("status") != "active":
+            why = _twilio_error(response, account) if response.status_code != 200 else f"is {account.get('status')}"
+            raise PublishError(self.instance, f"Twilio account {credentials.account_sid}: {why}", transient=False)
+        return f"Twilio account {credentials.account_sid} ({account.get('friendly_name')}) is active; nothing sent"
+
+    def apply_status_callback(
+        self, ledger: Ledger, url: str, params: Mapping[str, str], signature: str
+    ) -> DeliveryRecord | None:
+        """Record what a Twilio status callback says about a message, once it is proven to come from Twilio.
+
+        ``url`` is the full URL Twilio called (``status_callback``), ``params`` its form fields (``MessageSid``,
+        ``MessageStatus``, ``ErrorCode``), ``signature`` its ``X-Twilio-Signature``. ``delivered`` (or ``read``)
+        marks the delivery delivered; ``undelivered`` or ``failed`` marks it failed for good, so it is never sent
+        again (30007: the carrier filtered this text). Callbacks arrive late, twice and out of order: the first
+        final status stands and the others change nothing. Returns the delivery as recorded, or None when the
+        ledger has no message with that ``MessageSid``.
+
+        Raises ChannelError when no credentials are configured or the signature does not match (the callback is
+        refused); CredentialError when the Auth Token is unset.
+        """
+        if self.config.credentials is None:
+            raise ChannelError(self.instance, "status callbacks need Twilio credentials to check their signature")
+        token = resolve(self.config.credentials.auth_token)
+        if not hmac.compare_digest(twilio_signature(token, url, params), signature):
+            raise ChannelError(self.instance, "a status callback whose X-Twilio-Signature does not match: refused")
+        sid, status, code = params.get("MessageSid", ""), params.get("MessageStatus"), params.get("ErrorCode")
+        if status in ("delivered", "read"):
+            ledger.settle_delivery(sid, "delivered")
+        elif status in ("undelivered", "failed"):
+            why = "carrier filtered; this text is never sent to them again" if code == "30007" else status
+            ledger.settle_delivery(sid, "failed", error=f"Twilio {code or status}: {why}")
+        return ledger.delivery_by_provider_id(sid)
+
+    def form(self, to: str, body: str) -> dict[str, str]:
+        """The Messages API form fields of one text: ``To``, ``Body``, the sender, and ``StatusCallback`` if any."""
+        fields = {"To": to, "Body": body}
+        if self.config.from_number:
+            fields["From"] = self.config.from_number
+        if self.config.messaging_service_sid:
+            fields["MessagingServiceSid"] = self.config.messaging_service_sid
+        if self.config.status_callback:
+            fields["StatusCallback"] = str(self.config.status_callback)
+        return fields
+
+    def _to_outbox(self, draft: Draft, context: PublishContext, subscribers: Sequence[Subscriber]) -> Receipt:
         payload = {
-            "endpoint": "POST /2010-04-01/Accounts/{AccountSid}/Messages.json",
+            "endpoint": f"POST /{API_VERSION}/Accounts/{{AccountSid}}/Messages.json",
             "account": self.config.account,
-            "requests": [
-                {"To": subscriber.address, "From": self.config.from_number, "Body": draft.text}
-                for subscriber in audience
-                if subscriber.can_receive
-            ],
-            "skipped": [
-                {"to": subscriber.address, "reason": subscriber.exclusion_reason}
-                for subscriber in audience
-                if not subscriber.can_receive
-            ],
+            "requests": [self.form(s.address, draft.text) for s in subscribers if s.can_receive],
+            "skipped": [{"to": s.address, "reason": s.exclusion_reason} for s in subscribers if not s.can_receive],
         }
         path = context.outbox.write_json(self.instance, context.key, payload)
         return context.outbox.receipt(path)
+
+    def _by_twilio(
+        self, draft: Draft, context: PublishContext, subscribers: Sequence[Subscriber], credentials: TwilioCredentials
+    ) -> Receipt:
+        try:
+            token = resolve(credentials.auth_token)
+        except CredentialError as exc:
+            raise PublishError(self.instance, str(exc), transient=False) from exc
+        ledger, publication = context.ledger, context.publication_id
+        skipped: Counter[str] = Counter()
+        waits: list[datetime] = []
+        deadline = time.monotonic() + self.config.retry_budget
+        with self._session(credentials, token) as session:
+            for subscriber in subscribers:
+                address = subscriber.address
+                reason = subscriber.exclusion_reason or _invalid(address)
+                if reason is not None:
+                    skipped[reason] += 1
+                    continue
+                zone = recipient_zone(address, subscriber.timezone, self.practice)
+                opening = self.config.quiet_hours.opening(address, zone, context.now)
+                try:
+                    ledger.claim_delivery(publication, address)
+                except AlreadyClaimed:
+                    continue  # sent, failed for good, or in another worker's hands
+                if opening > context.now:
+                    ledger.finish_delivery(publication, address, "deferred", not_before=opening)
+                    waits.append(opening)
+                    continue
+                try:
+                    response = self._post(session, credentials, self.form(address, draft.text), deadline)
+                except PublishError as exc:
+                    ledger.finish_delivery(publication, address, "failed", error=exc.reason, transient=True)
+                    raise
+                self._record(ledger, publication, address, response)
+        return self._receipt(credentials, context, skipped, waits)
+
+    def _record(self, ledger: Ledger, publication: int, address: str, response: requests.Response) -> None:
+        """Record Twilio's answer to one claimed message.
+
+        Raises PublishError (permanent) for a refusal that is not about this recipient: it would hit every one.
+        """
+        message = _json(response)
+        if response.status_code in (200, 201) and message.get("sid"):
+            ledger.finish_delivery(publication, address, "sent", provider_id=str(message["sid"]))
+            return
+        why = _twilio_error(response, message)
+        code = message.get("code")
+        if code not in RECIPIENT_ERRORS:
+            # Not this recipient's fault: left retryable should the publication ever be retried.
+            ledger.finish_delivery(publication, address, "failed", error=why, transient=True)
+            raise PublishError(self.instance, why, transient=False)
+        if (status := RECIPIENT_ERRORS[code]) is not None:
+            ledger.suppress(self.name, address, status, why)
+        ledger.finish_delivery(publication, address, "failed", error=why)
+
+    def _post(
+        self, session: requests.Session, credentials: TwilioCredentials, form: dict[str, str], deadline: float
+    ) -> requests.Response:
+        """POST one message, retrying 429, 5xx and network errors with backoff until ``deadline`` (monotonic).
+
+        Raises PublishError (transient, ``retry_after`` when Twilio said) once the attempts or the budget run out.
+        """
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            backoff = FIRST_BACKOFF * 2 ** (attempt - 1)
+            try:
+                response = session.post(credentials.url("/Messages.json"), data=form, timeout=self.config.timeout)
+            except (requests.Timeout, requests.ConnectionError) as exc:
+                why, wait = f"Twilio did not answer ({type(exc).__name__})", backoff
+            else:
+                if response.status_code != 429 and response.status_code < 500:
+                    return response
+                why = _twilio_error(response, _json(response))
+                wait = _retry_after(response) or backoff
+            if attempt == MAX_ATTEMPTS or time.monotonic() + wait > deadline:
+                break
+            log.warning("%s: %s; trying again in %.1fs", self.instance, why, wait)
+            time.sleep(wait)
+        raise PublishError(self.instance, f"{why}; the rest is left for the next run", transient=True, retry_after=wait)
+
+    def _receipt(
+        self, credentials: TwilioCredentials, context: PublishContext, skipped: Counter[str], waits: list[datetime]
+    ) -> Receipt:
+        """The publication's outcome over every attempt so far.
+
+        Raises PublishError: transient while recipients wait for their window, permanent when nobody was texted.
+        """
+        deliveries = context.ledger.deliveries(context.publication_id).values()
+        sent = [d.provider_id for d in deliveries if d.state in ("sent", "delivered") and d.provider_id]
+        failed = Counter(d.error or "failed" for d in deliveries if d.state == "failed")
+        notes = [f"{count} skipped: {reason}" for reason, count in sorted(skipped.items())]
+        notes += [f"{count} failed: {error}" for error, count in sorted(failed.items())]
+        summary = "; ".join([f"{len(sent)} texted", *notes])
+        log.info("%s: %s", self.instance, summary)
+        if waits:
+            opening = min(waits)
+            raise PublishError(
+                self.instance,
+                f"{summary}; {len(waits)} outside their quiet hours, the first window opens {opening.isoformat()}",
+                transient=True,
+                retry_after=max(0.0, (opening - context.now).total_seconds()),
+            )
+        if not sent:
+            raise PublishError(self.instance, f"nobody could be texted: {summary}", transient=False)
+        return Receipt(
+            location=credentials.url("/Messages.json"), sent_at=now_utc(), provider_ids=tuple(sent), notes=tuple(notes)
+        )
+
+    @contextmanager
+    def _session(self, credentials: TwilioCredentials, token: SecretStr) -> Iterator[requests.Session]:
+        with requests.Session() as session:
+            # The token leaves its SecretStr only here, into the Authorization header.
+            session.auth = (credentials.account_sid, token.get_secret_value())
+            session.headers["Accept"] = "application/json"
+            yield session
+
+
+def twilio_signature(token: SecretStr, url: str, params: Mapping[str, str]) -> str:
+    """Twilio's ``X-Twilio-Signature`` of a request: base64 of the HMAC-SHA1, keyed by the Auth Token, of the full
+    URL followed by every POST field's name and value, sorted by name."""
+    payload = url + "".join(name + params[name] for name in sorted(params))
+    return base64.b64encode(
+        hmac.new(token.get_secret_value().encode(), payload.encode(), hashlib.sha1).digest()
+    ).decode()
+
+
+def _invalid(address: str) -> str | None:
+    try:
+        e164(address)
+    except ValueError:
+        return "not a valid E.164 number"
+    return None
+
+
+def _json(response: requests.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _twilio_error(response: requests.Response, body: Mapping[str, Any]) -> str:
+    """Twilio's error as "Twilio 21610: <message> (HTTP 400)"; its message names numbers, never credentials."""
+    code, message = body.get("code"), body.get("message")
+    return f"Twilio {code}: {message} (HTTP {response.status_code})" if code else f"Twilio HTTP {response.status_code}"
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    """Seconds from the ``Retry-After`` header (seconds or an HTTP date), or None without a usable one."""
+    value = response.headers.get("Retry-After", "").strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        return max(0.0, (parsedate_to_datetime(value) - now_utc()).total_seconds())
+    except (TypeError, ValueError):
+        return None

@@ -11,9 +11,11 @@ import pytest
 from pydantic import ValidationError
 
 from carecast.audience import load_audience
+from carecast.compliance import handle_inbound
 from carecast.config import Settings, load_settings
-from carecast.errors import PublishError, RenderError
+from carecast.errors import RenderError
 from carecast.model import ContentItem, Draft, content_hash
+from carecast.pipeline import sync_audience
 from carecast.text import sms_measure
 from channels.sms import SmsChannel, SmsConfig
 from tests.channels.conftest import outbox_context
@@ -124,6 +126,10 @@ def test_exactly_one_item(tmp_path: Path) -> None:
         {"opt_out_text": "Reply to opt out"},
         {"max_segments": 0},
         {"max_segments": 11},
+        {"from_number": None},
+        {"messaging_service_sid": "MG123"},
+        {"quiet_hours": {"default": {"start": "07:00", "end": "20:00"}}},
+        {"credentials": {"account_sid": "AC" + "0" * 32, "auth_token": "plain-text-token"}},
     ],
 )
 def test_config_is_validated(changes: dict[str, Any]) -> None:
@@ -134,10 +140,13 @@ def test_config_is_validated(changes: dict[str, Any]) -> None:
 def test_publish_writes_one_request_per_consenting_subscriber(tmp_path: Path) -> None:
     sms = channel(tmp_path)
     draft = sms.render([make_item()])
-    receipt = sms.publish(draft, outbox_context(tmp_path / "outbox", 1))
+    context = outbox_context(tmp_path / "outbox", 1)
+    sync_audience(sms.settings, context.ledger)
+    receipt = sms.publish(draft, context)
     assert receipt.location == str(tmp_path / "outbox" / "sms" / "000001.json")
     payload = json.loads(Path(receipt.location).read_text(encoding="utf-8"))
-    audience = load_audience(sms.settings.path(sms.settings.audience), "sms")
+    # The ledger is the list now, in address order.
+    audience = sorted(load_audience(sms.settings.path(sms.settings.audience), "sms"), key=lambda s: s.address)
     assert payload == {
         "endpoint": "POST /2010-04-01/Accounts/{AccountSid}/Messages.json",
         "account": "+13125550100",
@@ -152,11 +161,18 @@ def test_publish_writes_one_request_per_consenting_subscriber(tmp_path: Path) ->
     assert "+13125550117" in {request["To"] for request in payload["requests"]}
 
 
-def test_publish_with_a_broken_audience_fails_permanently(tmp_path: Path) -> None:
-    sms = channel(tmp_path)
-    (sms.settings.path(sms.settings.audience) / "sms.csv").write_text("phone,name\n+1,x\n", encoding="utf-8")
+def test_outbox_follows_the_ledger_opt_outs(tmp_path: Path) -> None:
+    sms = channel(tmp_path, messaging_service_sid="MG" + "a" * 32, status_callback="https://hooks.example.com/sms")
+    context = outbox_context(tmp_path / "outbox", 2)
+    sync_audience(sms.settings, context.ledger)
+    assert handle_inbound(context.ledger, sms.practice, "+13125550117", "Stop") is not None
     draft = Draft(channel="sms", item_ids=("a",), parts=("Oakview PT: hi Reply STOP to opt out",))
-    with pytest.raises(PublishError, match="audience") as caught:
-        sms.publish(draft, outbox_context(tmp_path / "outbox", 2))
-    assert not caught.value.transient
-    assert not (tmp_path / "outbox" / "sms" / "000002.json").exists()
+    payload = json.loads(Path(sms.publish(draft, context).location).read_text(encoding="utf-8"))
+    assert {"to": "+13125550117", "reason": "status is opted_out"} in payload["skipped"]
+    assert payload["requests"][0] == {
+        "To": "+13055550164",
+        "From": "+13125550100",
+        "MessagingServiceSid": "MG" + "a" * 32,
+        "StatusCallback": "https://hooks.example.com/sms",
+        "Body": "Oakview PT: hi Reply STOP to opt out",
+    }
