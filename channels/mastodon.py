@@ -1,0 +1,299 @@
+"""The Mastodon channel: one status per item, within the instance's character limit.
+
+``compose`` renders ``templates/mastodon/post.txt.j2`` (title, summary, the UTM-tagged link, then the practice's
+hashtags when they fit) and counts it as Mastodon does (:func:`mastodon_length`: grapheme clusters, every
+``http(s)://`` URL as 23, a remote mention ``@user@domain`` as ``@user``). Over 500 characters the summary is
+shortened on a word boundary and the link kept.
+
+With ``credentials`` configured ``publish`` reads the instance's own limits from ``GET /api/v2/instance`` (once per
+channel object), refuses a status over them, and posts it with ``POST /api/v1/statuses`` through ``requests``, with
+a Bearer token and an ``Idempotency-Key`` naming the publication: a retry after a lost answer gets the same status
+back instead of a second one. Failures: 429 is transient until ``Retry-After`` (or ``X-RateLimit-Reset``); 5xx,
+timeouts, unreachable instances and malformed answers are transient; 401, 403, 422 and any other refusal are
+permanent. Without credentials it writes the JSON request body to the outbox.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, ClassVar, Literal
+
+import regex
+import requests
+from pydantic import Field, HttpUrl, field_validator
+from twitter_text.extract_urls import extract_urls_with_indices
+
+from carecast.config import ChannelSettings, Settings
+from carecast.errors import CredentialError, MeasureError, PublishError, RenderError
+from carecast.model import ContentItem, Draft, Receipt, now_utc
+from carecast.secrets import SecretRef, resolve
+from carecast.strict import Strict
+from carecast.text import shorten
+from channels.base import Channel, PublishContext
+
+#: What Mastodon counts for any URL, and its default status length, when the instance does not say otherwise.
+URL_WEIGHT = 23
+MAX_CHARACTERS = 500
+# Mastodon's Account::MENTION_RE, for remote mentions only: the domain part does not count.
+REMOTE_MENTION = regex.compile(
+    r"(?<![=/\w])@([a-z0-9_]+(?:[.-]+[a-z0-9_]+)*)@\w+(?:[.-]+\w+)*", regex.IGNORECASE | regex.UNICODE
+)
+GRAPHEME = regex.compile(r"\X")
+
+
+def mastodon_length(text: str, url_weight: int = URL_WEIGHT) -> int:
+    """The length Mastodon checks against its limit: grapheme clusters, once every ``http(s)://`` URL is replaced
+    by ``url_weight`` characters and every remote mention ``@user@domain`` by ``@user`` (Mastodon's
+    StatusLengthValidator; a bare domain is no URL there)."""
+    entities = [
+        (start, end, "x" * url_weight)
+        for start, end in (url["indices"] for url in extract_urls_with_indices(text, False))
+    ]
+    entities += [(m.start(), m.end(), f"@{m.group(1)}") for m in REMOTE_MENTION.finditer(text)]
+    pieces, position = [], 0
+    for start, end, replacement in sorted(entities):
+        if start < position:  # overlaps an entity already counted (a mention inside a URL)
+            continue
+        pieces += [text[position:start], replacement]
+        position = end
+    pieces.append(text[position:])
+    return len(GRAPHEME.findall("".join(pieces)))
+
+
+class MastodonCredentials(Strict):
+    """The posting account's access token (Preferences → Development → an application with ``write:statuses``)."""
+
+    access_token: SecretRef
+
+
+class MastodonConfig(ChannelSettings):
+    """``channels.<name>`` of type ``mastodon``."""
+
+    instance_url: HttpUrl = Field(description="the account's instance, e.g. https://mastodon.social")
+    visibility: Literal["public", "unlisted", "private"] = Field("public", description="who sees the statuses")
+    hashtags: bool = Field(True, description="append the practice's hashtags when they fit")
+    credentials: MastodonCredentials | None = Field(
+        None, description="post to the instance with these; absent: write to the outbox"
+    )
+    timeout: float = Field(30, gt=0, le=300, description="seconds one request to the instance may take")
+
+    @field_validator("instance_url")
+    @classmethod
+    def _secure(cls, value: HttpUrl) -> HttpUrl:
+        # The access token travels in every request: never in clear text, except to a local test instance.
+        if value.scheme != "https" and value.host != "127.0.0.1":
+            raise ValueError(f"an https:// URL (http only for 127.0.0.1), not {value}")
+        return value
+
+    @property
+    def base_url(self) -> str:
+        return str(self.instance_url).rstrip("/")
+
+
+@dataclass(frozen=True)
+class InstanceLimits:
+    """What ``GET /api/v2/instance`` says of statuses."""
+
+    max_characters: int
+    url_weight: int
+
+
+class MastodonChannel(Channel):
+    """Posts a status on a Mastodon instance: one item a status."""
+
+    name = "mastodon"
+    Config = MastodonConfig
+    utm_source = "mastodon"
+    utm_medium = "social"
+    limits: ClassVar[dict[str, int]] = {"max_characters": MAX_CHARACTERS}
+
+    config: MastodonConfig
+
+    def __init__(self, instance: str, config: ChannelSettings, settings: Settings) -> None:
+        super().__init__(instance, config, settings)
+        self._instance_limits: InstanceLimits | None = None
+
+    def count_characters(self, text: str) -> int:
+        """Characters as Mastodon counts them (see :func:`mastodon_length`)."""
+        return mastodon_length(text)
+
+    def compose(self, items: Sequence[ContentItem]) -> Draft:
+        """Render one item as a status, its summary shortened on a word boundary when it is over the limit.
+
+        Raises RenderError when ``items`` is not exactly one item, or when not even one word of the summary fits
+        beside title and link.
+        """
+        if len(items) != 1:
+            raise RenderError(
+                self.instance, f"a Mastodon status is for exactly one item, not {len(items)}", [i.id for i in items]
+            )
+        item = items[0]
+        link = self.link(item)
+        budget = self.limit("max_characters") or MAX_CHARACTERS
+        hashtags = list(self.practice.voice.hashtags) if self.config.hashtags else []
+
+        def post(body: str, tags: Sequence[str] = ()) -> str:
+            return self.template("post.txt.j2", item=item, body=body, link=link, hashtags=tags)
+
+        def fits(text: str) -> bool:
+            return self.count_characters(text) <= budget
+
+        body = " ".join(item.summary_text.split())
+        try:
+            if not (fits(text := post(body, hashtags)) or fits(text := post(body))):
+                text = post(shorten(body, lambda cut: fits(post(cut))))
+        except MeasureError as exc:
+            raise RenderError(self.instance, f"does not fit in {budget} characters: {exc}", [item.id]) from exc
+        return Draft(channel=self.instance, item_ids=(item.id,), parts=(text,))
+
+    # -- publishing --------------------------------------------------------------------------------------------
+
+    def publish(self, draft: Draft, context: PublishContext) -> Receipt:
+        """Post ``draft`` as a status when credentials are configured, else write its request body to the outbox.
+
+        Raises PublishError: transient for 429 (``retry_after`` as the instance asked), 5xx, timeouts, an
+        unreachable instance, a malformed answer or a credential that cannot be read; permanent when the status is
+        over the instance's limit, for any other refusal (401, 403, 422) and when the outbox refuses the file.
+        """
+        body = {"status": draft.text, "visibility": self.config.visibility}
+        key = self.idempotency_key(draft, context)
+        if self.config.credentials is None:
+            payload = {
+                "endpoint": "POST /api/v1/statuses",
+                "instance": self.config.base_url,
+                "account": self.config.account,
+                "idempotency_key": key,
+                "request": body,
+            }
+            return context.outbox.receipt(context.outbox.write_json(self.instance, context.key, payload))
+        try:
+            session = self._session()
+        except CredentialError as exc:
+            # Nothing reached the instance: once the credential is there, the next run sends it.
+            raise PublishError(self.instance, str(exc), transient=True) from exc
+        limits = self.instance_limits(session)
+        length = mastodon_length(draft.text, limits.url_weight)
+        if length > limits.max_characters:
+            reason = f"the status has {length} of the instance's {limits.max_characters} characters"
+            raise PublishError(self.instance, reason, transient=False)
+        response = self._check(
+            self._send(session, "POST", "/api/v1/statuses", json=body, headers={"Idempotency-Key": key})
+        )
+        status = self._json(response, "posting")
+        return Receipt(location=str(status["url"]), sent_at=now_utc(), provider_ids=(str(status["id"]),))
+
+    def idempotency_key(self, draft: Draft, context: PublishContext) -> str:
+        """Names one publication of one draft on this channel: every attempt at it sends the same key."""
+        return f"carecast:{self.instance}:{context.key}:{draft.key}"
+
+    def instance_limits(self, session: requests.Session | None = None) -> InstanceLimits:
+        """The instance's status limits from ``GET /api/v2/instance``, read once per channel object.
+
+        An instance that advertises none gets Mastodon's defaults. Raises PublishError as ``publish`` does when
+        the instance cannot be asked.
+        """
+        if self._instance_limits is None:
+            response = self._check(self._send(session or requests.Session(), "GET", "/api/v2/instance"))
+            statuses = (self._json(response, "reading the instance's limits").get("configuration") or {}).get(
+                "statuses"
+            ) or {}
+            self._instance_limits = InstanceLimits(
+                max_characters=int(statuses.get("max_characters", MAX_CHARACTERS)),
+                url_weight=int(statuses.get("characters_reserved_per_url", URL_WEIGHT)),
+            )
+        return self._instance_limits
+
+    def verify(self) -> str:
+        """Sign in with the access token (``GET /api/v1/accounts/verify_credentials``), posting nothing.
+
+        Raises CredentialError when the token cannot be read or the instance refuses it (401, 403), PublishError
+        when the instance cannot be reached or fails.
+        """
+        credentials = self.config.credentials
+        if credentials is None:
+            return super().verify()
+        session = self._session()
+        response = self._send(session, "GET", "/api/v1/accounts/verify_credentials")
+        if response.status_code in (401, 403):
+            raise CredentialError(
+                credentials.access_token.where, f"{self.config.base_url} refused it ({response.status_code})"
+            )
+        account = self._json(self._check(response), "signing in")
+        limits = self.instance_limits(session)
+        return (
+            f"Mastodon: signed in as @{account.get('acct')} on {self.config.base_url}; "
+            f"statuses up to {limits.max_characters} characters"
+        )
+
+    # -- transport ---------------------------------------------------------------------------------------------
+
+    def _session(self) -> requests.Session:
+        """A session carrying the account's Bearer token; raises CredentialError when it cannot be read."""
+        credentials = self.config.credentials
+        assert credentials is not None  # callers check: no credentials means the outbox
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {resolve(credentials.access_token).get_secret_value()}"
+        return session
+
+    def _send(self, session: requests.Session, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """One request to the instance; raises PublishError (transient) when it cannot be reached or times out."""
+        try:
+            return session.request(method, self.config.base_url + path, timeout=self.config.timeout, **kwargs)
+        except requests.RequestException as exc:
+            reason = f"{method} {path}: {self.config.base_url} cannot be reached ({type(exc).__name__})"
+            raise PublishError(self.instance, reason, transient=True) from exc
+
+    def _check(self, response: requests.Response) -> requests.Response:
+        """``response`` when it is a success; raises PublishError saying what the instance answered."""
+        if response.ok:
+            return response
+        status = response.status_code
+        where = f"{response.request.method} {response.request.path_url}"
+        reason = f"{where}: {self.config.base_url} answered {status} {_error_text(response)}".rstrip()
+        if status == 429:
+            raise PublishError(self.instance, reason, transient=True, retry_after=retry_after(response.headers))
+        raise PublishError(self.instance, reason, transient=status >= 500)
+
+    def _json(self, response: requests.Response, step: str) -> dict[str, Any]:
+        """The JSON object ``response`` holds; raises PublishError (transient: the Idempotency-Key makes a retry
+        safe) when it holds none."""
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise PublishError(self.instance, f"{step}: {self.config.base_url} answered malformed JSON", transient=True)
+        return data
+
+
+def _error_text(response: requests.Response) -> str:
+    """Mastodon's ``{"error": ...}`` message of a refusal, if it sent one."""
+    try:
+        data = response.json()
+    except ValueError:
+        return ""
+    return f"({data['error']})" if isinstance(data, dict) and isinstance(data.get("error"), str) else ""
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait after a 429: ``Retry-After`` (seconds or an HTTP date), else ``X-RateLimit-Reset`` (an ISO
+    8601 time from Mastodon, epoch seconds from some proxies); None when neither can be read."""
+    wait, reset = headers.get("Retry-After", ""), headers.get("X-RateLimit-Reset", "")
+    moment: datetime | None = None
+    with suppress(ValueError):
+        return max(0.0, float(wait))
+    for parse, value in ((parsedate_to_datetime, wait), (_epoch, reset), (datetime.fromisoformat, reset)):
+        with suppress(TypeError, ValueError):
+            moment = parse(value)
+            break
+    if moment is None or moment.tzinfo is None:
+        return None
+    return max(0.0, (moment - now_utc()).total_seconds())
+
+
+def _epoch(value: str) -> datetime:
+    return datetime.fromtimestamp(float(value), UTC)
