@@ -49,10 +49,10 @@ def test_a_run_publishes_every_channel_once(settings: Settings, ledger: Ledger) 
     reports, outcomes = run(settings, ledger)
     assert all(report.error is None for report in reports), reports
     published = [outcome for outcome in outcomes if outcome.state == "published"]
-    assert {outcome.channel for outcome in published} == {"newsletter", "x", "sms"}
+    assert {outcome.channel for outcome in published} == {"newsletter", "x", "sms", "mastodon"}
     files = outbox_files(settings)
     assert len(files) == len(published)
-    assert {path.parent.name for path in files} == {"newsletter", "x", "sms"}
+    assert {path.parent.name for path in files} == {"newsletter", "x", "sms", "mastodon"}
     eml = next(path for path in files if path.suffix == ".eml")
     message = BytesParser(policy=policy.default).parse(eml.open("rb"))
     assert message.get_content_type() == "multipart/alternative"
@@ -100,7 +100,7 @@ def test_an_edited_item_is_noticed_and_not_republished(settings: Settings, ledge
 def test_a_dry_run_previews_everything_and_publishes_nothing(settings: Settings, ledger: Ledger) -> None:
     _, outcomes = run(settings, ledger, dry_run=True)
     previews = [outcome for outcome in outcomes if outcome.state == "preview"]
-    assert {outcome.channel for outcome in previews} == {"newsletter", "x", "sms"}
+    assert {outcome.channel for outcome in previews} == {"newsletter", "x", "sms", "mastodon"}
     assert all(outcome.draft is not None and outcome.draft.text for outcome in previews)
     assert outbox_files(settings) == []
     assert ledger.publications() == []
@@ -140,13 +140,13 @@ def test_a_permanent_publish_failure_is_recorded_once_and_never_retried(settings
 
 def test_a_patient_story_without_authorization_is_refused_with_its_reason(tmp_path: Path) -> None:
     every_item = {"max_items_per_run": 50}
-    file = write_config(tmp_path, {"channels": {name: every_item for name in ("newsletter", "x", "sms")}})
+    file = write_config(tmp_path, {"channels": {name: every_item for name in ("newsletter", "x", "sms", "mastodon")}})
     settings = load_settings(file)
     ledger = Ledger(settings.ledger_url())
     _, outcomes = run(settings, ledger)
     refused = [outcome for outcome in outcomes if outcome.state == "rejected" and "HIPAA" in outcome.detail]
     # The sample patient story is authorized for the newsletter only.
-    assert {outcome.channel for outcome in refused} == {"x", "sms"}
+    assert {outcome.channel for outcome in refused} == {"x", "sms", "mastodon"}
     published = {item for record in ledger.publications() for item in record.item_ids if record.channel == "newsletter"}
     assert refused[0].item_ids[0] in published
     _, again = run(settings, ledger)
