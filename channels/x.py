@@ -4,28 +4,54 @@
 when they fit) and measures it with X's own weighting (:func:`carecast.text.x_measure`). Over the limit it either
 threads (``too_long: thread``: split on sentences, else words; each post numbered ``1/3 ...``; the link stays where
 the template puts it, at the end, so it closes the thread for a reader who read it all) or shortens the summary on a
-word boundary and keeps the link (``too_long: shorten``).
+word boundary and keeps the link (``too_long: shorten``). An item's image goes along as ``Draft.image_url``.
+
+With ``credentials`` configured ``publish`` posts through tweepy (``Client.create_tweet``, OAuth 1.0a user context,
+never ``wait_on_rate_limit``): each part replies to the one before, and each posted part's id is saved in the
+ledger's progress at once, so a retry resumes the thread at the first part not yet up instead of posting it again.
+An image is downloaded and uploaded through ``tweepy.API.media_upload`` and attached to the first part; when it
+cannot be had, the post goes without it and the receipt says so. Failures: 429 is transient until
+``x-rate-limit-reset``; 5xx, timeouts and unreachable hosts are transient; any other refusal (401, 403 duplicate
+content, 400) is permanent.
 
 Without credentials ``publish`` writes to the outbox the exact ``POST /2/tweets`` request bodies, each reply
-pointing at ``{previous}``: the id the post before it gets.
+pointing at ``{previous}``: the id the post before it gets (and ``{media}`` for an image's id).
 """
 
 from __future__ import annotations
 
+import mimetypes
 from collections.abc import Callable, Sequence
 from contextlib import suppress
-from typing import ClassVar, Literal
+from io import BytesIO
+from typing import Any, ClassVar, Literal
 
+import requests
+import tweepy
 from pydantic import Field
 
-from carecast.config import ChannelSettings
-from carecast.errors import MeasureError, RenderError
-from carecast.model import ContentItem, Draft, Receipt
+from carecast.config import ChannelSettings, Settings
+from carecast.errors import CredentialError, MeasureError, PublishError, RenderError
+from carecast.model import ContentItem, Draft, Receipt, now_utc
+from carecast.secrets import SecretRef, resolve
+from carecast.strict import Strict
 from carecast.text import shorten, split_to_fit, x_measure
 from channels.base import Channel, PublishContext
 
 #: Where a reply's ``in_reply_to_tweet_id`` goes: the id X gave the previous post of the thread.
 PREVIOUS_ID = "{previous}"
+#: Where the first post's ``media_ids`` goes in the outbox: the id X gives the uploaded image.
+MEDIA_ID = "{media}"
+CREDENTIAL_NAMES = ("consumer_key", "consumer_secret", "access_token", "access_token_secret")
+
+
+class XCredentials(Strict):
+    """The posting account's OAuth 1.0a user-context keys (developer portal: "Keys and tokens"), each by reference."""
+
+    consumer_key: SecretRef
+    consumer_secret: SecretRef
+    access_token: SecretRef
+    access_token_secret: SecretRef
 
 
 class XConfig(ChannelSettings):
@@ -36,6 +62,26 @@ class XConfig(ChannelSettings):
     )
     max_thread_parts: int = Field(4, ge=2, le=10, description="a longer thread is refused, not cut")
     hashtags: bool = Field(True, description="append the practice's hashtags when they fit")
+    credentials: XCredentials | None = Field(None, description="post to X with these; absent: write to the outbox")
+    timeout: float = Field(30, gt=0, le=300, description="seconds one request to X (or the image download) may take")
+
+
+class TimeoutSession(requests.Session):
+    """A session whose requests give up after ``timeout`` seconds unless the caller set its own.
+
+    tweepy.Client sends without a timeout: a hung connection would hold the worker forever instead of failing the
+    attempt as transient.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__()
+        self.timeout = timeout
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        """Send with the session's timeout; raises what ``requests.Session.send`` raises."""
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.timeout
+        return super().send(request, **kwargs)
 
 
 class XChannel(Channel):
@@ -48,6 +94,12 @@ class XChannel(Channel):
     limits: ClassVar[dict[str, int]] = {"max_weighted_length": 280}
 
     config: XConfig
+
+    def __init__(self, instance: str, config: ChannelSettings, settings: Settings) -> None:
+        super().__init__(instance, config, settings)
+        #: Called with each HTTP session the live transport opens to X, before it is used. The outer boundary's
+        #: hook: tests mount an adapter there that sends X's hosts to a local server; production leaves it be.
+        self.prepare_session: Callable[[requests.Session], object] = lambda session: session
 
     def compose(self, items: Sequence[ContentItem]) -> Draft:
         """Render one item as a post, or as a thread or a shortened post when it is over the weighted limit.
@@ -82,7 +134,7 @@ class XChannel(Channel):
                     parts = self._thread(post(body, hashtags), fits, len(parts))
         except MeasureError as exc:
             raise RenderError(self.instance, f"does not fit in {budget} weighted characters: {exc}", [item.id]) from exc
-        return Draft(channel=self.instance, item_ids=(item.id,), parts=tuple(parts))
+        return Draft(channel=self.instance, item_ids=(item.id,), parts=tuple(parts), image_url=item.image_url)
 
     def _thread(self, text: str, fits: Callable[[str], bool], most: int) -> list[str]:
         """``text`` as the shortest thread of numbered posts that each fit.
@@ -100,13 +152,163 @@ class XChannel(Channel):
         raise MeasureError(f"needs more than {most} posts (max_thread_parts)")
 
     def publish(self, draft: Draft, context: PublishContext) -> Receipt:
+        """Post ``draft`` on X when credentials are configured, else write its request bodies to the outbox.
+
+        Raises PublishError: transient for 429 (``retry_after`` until the reset), 5xx, timeouts, an unreachable X
+        or a credential that cannot be read; permanent for any other refusal (401, 403 duplicate content, 400) and
+        when the outbox refuses the file.
+        """
+        if self.config.credentials is None:
+            return self._write_outbox(draft, context)
+        try:
+            client = self._client()
+        except CredentialError as exc:
+            # Nothing reached X: once the credential is there, the next run sends it.
+            raise PublishError(self.instance, str(exc), transient=True) from exc
+        username = self._username(client)
+        progress = context.ledger.progress(context.publication_id)
+        posted: list[str] = list(progress.get("posted", []))
+        notes: list[str] = list(progress.get("notes", []))
+        media_ids: list[str] = []
+        if not posted and draft.image_url:
+            media_ids, notes = self._attach(draft.image_url)
+        total = len(draft.parts)
+        for number in range(len(posted) + 1, total + 1):
+            try:
+                response = client.create_tweet(
+                    text=draft.parts[number - 1],
+                    in_reply_to_tweet_id=posted[-1] if posted else None,
+                    media_ids=media_ids if number == 1 and media_ids else None,
+                    user_auth=True,
+                )
+            except (tweepy.TweepyException, requests.RequestException) as exc:
+                up = f"; {len(posted)} of {total} posts are up, a retry resumes with post {number}" if posted else ""
+                raise self._failure(exc, f"post {number} of {total}", up) from exc
+            posted.append(str(response.data["id"]))
+            context.ledger.save_progress(context.publication_id, {"posted": posted, "notes": notes})
+        return Receipt(
+            location=f"https://x.com/{username}/status/{posted[0]}",
+            sent_at=now_utc(),
+            provider_ids=tuple(posted),
+            notes=tuple(notes),
+        )
+
+    def verify(self) -> str:
+        """Sign in to X with the configured credentials (``GET /2/users/me``), posting nothing.
+
+        Raises CredentialError when a credential cannot be read or X refuses it (401, 403), PublishError when X
+        cannot be reached or fails (transient).
+        """
+        if self.config.credentials is None:
+            return super().verify()
+        try:
+            me = self._client().get_me(user_auth=True)
+        except (tweepy.Unauthorized, tweepy.Forbidden) as exc:
+            where = f"channels.{self.instance}.credentials"
+            raise CredentialError(where, f"X refused them ({exc.response.status_code})") from exc
+        except (tweepy.TweepyException, requests.RequestException) as exc:
+            raise self._failure(exc, "signing in") from exc
+        return f"X: signed in as @{me.data.username}"
+
+    # -- live transport ------------------------------------------------------------------------------------------
+
+    def _keys(self) -> dict[str, str]:
+        """The resolved OAuth 1.0a keys; raises CredentialError naming where a missing one was looked for."""
+        credentials = self.config.credentials
+        assert credentials is not None  # callers check: no credentials means the outbox
+        return {name: resolve(getattr(credentials, name)).get_secret_value() for name in CREDENTIAL_NAMES}
+
+    def _client(self) -> tweepy.Client:
+        """A tweepy v2 client for the account; raises CredentialError when a credential cannot be read."""
+        # Never wait_on_rate_limit: it sleeps inside the worker without bound; a 429 is rescheduled instead.
+        client = tweepy.Client(**self._keys(), wait_on_rate_limit=False)
+        client.session = TimeoutSession(self.config.timeout)
+        self.prepare_session(client.session)
+        return client
+
+    def _api(self) -> tweepy.API:
+        """A tweepy v1.1 client, for the media upload v2's Client lacks; raises CredentialError as ``_client``."""
+        keys = self._keys()
+        auth = tweepy.OAuth1UserHandler(*(keys[name] for name in CREDENTIAL_NAMES))
+        api = tweepy.API(auth, timeout=self.config.timeout, wait_on_rate_limit=False)
+        self.prepare_session(api.session)
+        return api
+
+    def _username(self, client: tweepy.Client) -> str:
+        """The account's handle for post URLs: the configured ``@handle``, else X's answer to ``get_me``.
+
+        Raises PublishError as ``publish`` does when X has to be asked and fails.
+        """
+        if self.config.account.startswith("@"):
+            return self.config.account[1:]
+        try:
+            return str(client.get_me(user_auth=True).data.username)
+        except (tweepy.TweepyException, requests.RequestException) as exc:
+            raise self._failure(exc, "reading the account's username") from exc
+
+    def _attach(self, url: str) -> tuple[list[str], list[str]]:
+        """Download the image at ``url`` and upload it to X; return its media ids and notes for the receipt.
+
+        An image that cannot be downloaded, is no image, or that X refuses is left off with a note: it must not
+        keep the post from going out. Raises PublishError (transient) when X's upload fails transiently.
+        """
+        try:
+            response = requests.get(url, timeout=self.config.timeout)
+            response.raise_for_status()
+        except requests.RequestException as exc:
+            return [], [f"image not attached: cannot download {url} ({_reason(exc)})"]
+        content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        extension = mimetypes.guess_extension(content_type) if content_type.startswith("image/") else None
+        if extension is None:
+            return [], [f"image not attached: {url} is {content_type or 'of no declared type'}, not an image"]
+        try:
+            media = self._api().media_upload(f"image{extension}", file=BytesIO(response.content))
+        except CredentialError as exc:
+            raise PublishError(self.instance, str(exc), transient=True) from exc
+        except (tweepy.TweepyException, requests.RequestException) as exc:
+            failure = self._failure(exc, "image upload")
+            if failure.transient:
+                raise failure from exc
+            return [], [f"image not attached: {failure.reason}"]
+        return [str(media.media_id_string)], []
+
+    def _failure(self, exc: Exception, step: str, context: str = "") -> PublishError:
+        """The PublishError for what X (or the way to it) answered at ``step``; ``context`` ends the reason."""
+        if isinstance(exc, tweepy.TooManyRequests):
+            wait = None if exc.reset_time is None else max(0.0, exc.reset_time - now_utc().timestamp())
+            reason = f"{step}: X rate limit reached (429){context}"
+            return PublishError(self.instance, reason, transient=True, retry_after=wait)
+        if isinstance(exc, tweepy.HTTPException):
+            status = exc.response.status_code
+            why = "; ".join(exc.api_messages) or exc.response.reason
+            if isinstance(exc, tweepy.TwitterServerError):
+                return PublishError(self.instance, f"{step}: X failed ({status} {why}){context}", transient=True)
+            return PublishError(self.instance, f"{step}: X refused it ({status} {why}){context}", transient=False)
+        return PublishError(self.instance, f"{step}: X cannot be reached ({_reason(exc)}){context}", transient=True)
+
+    # -- outbox --------------------------------------------------------------------------------------------------
+
+    def _write_outbox(self, draft: Draft, context: PublishContext) -> Receipt:
         """Write the ``POST /2/tweets`` request bodies of ``draft`` (a reply chain for a thread) to the outbox.
 
         Raises PublishError when the outbox refuses the file (it exists already, or cannot be written).
         """
         first, *replies = draft.parts
-        requests: list[dict[str, object]] = [{"text": first}]
-        requests += [{"text": text, "reply": {"in_reply_to_tweet_id": PREVIOUS_ID}} for text in replies]
-        payload = {"endpoint": "POST /2/tweets", "account": self.config.account, "requests": requests}
+        bodies: list[dict[str, object]] = [{"text": first}]
+        bodies += [{"text": text, "reply": {"in_reply_to_tweet_id": PREVIOUS_ID}} for text in replies]
+        payload: dict[str, object] = {"endpoint": "POST /2/tweets", "account": self.config.account, "requests": bodies}
+        if draft.image_url:
+            bodies[0]["media"] = {"media_ids": [MEDIA_ID]}
+            payload["media_upload"] = {"endpoint": "POST /1.1/media/upload.json", "image_url": draft.image_url}
         path = context.outbox.write_json(self.instance, context.key, payload)
         return context.outbox.receipt(path)
+
+
+def _reason(exc: Exception) -> str:
+    """A short, secret-free reason for a transport error: its class, or the HTTP status it carries."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, requests.Response):
+        return f"HTTP {response.status_code}"
+    cause = exc.__cause__ or exc.__context__
+    # tweepy.API wraps the requests error in a TweepyException; name the real one.
+    return type(cause if isinstance(exc, tweepy.TweepyException) and cause is not None else exc).__name__
