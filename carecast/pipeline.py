@@ -128,7 +128,7 @@ def adapt(
             return  # refused for the same reason before: staff were told once
         if not dry_run:
             ledger.save_draft(rejected, config.account, "rejected", reason=reason)
-        outcomes.append(Outcome(instance, rejected.item_ids, "rejected", reason, _title(items)))
+        outcomes.append(Outcome(instance, rejected.item_ids, "rejected", reason, title_of(items)))
 
     if channel.digest:
         # One refused item must not sink the whole digest: refuse it alone, with its reason.
@@ -158,11 +158,11 @@ def adapt(
             continue
         kept.append(draft.key)
         if dry_run:
-            outcomes.append(Outcome(instance, draft.item_ids, "preview", _measures(draft), _title(batch), draft))
+            outcomes.append(Outcome(instance, draft.item_ids, "preview", _measures(draft), title_of(batch), draft))
             continue
         ledger.save_draft(draft, config.account, state)
         if state == "pending":
-            outcomes.append(Outcome(instance, draft.item_ids, "waiting", "waiting for approval", _title(batch), draft))
+            outcomes.append(Outcome(instance, draft.item_ids, "waiting", "waiting for approval", title_of(batch), draft))
     if backlog:
         # More new items than the channel sends per run: the newest go out, the older ones never go out late.
         reason = f"older than the {config.max_items_per_run} newest new items of this run (max_items_per_run)"
@@ -174,7 +174,8 @@ def adapt(
     return outcomes
 
 
-def _title(items: Sequence[ContentItem]) -> str:
+def title_of(items: Sequence[ContentItem]) -> str:
+    """How a run names a draft: its item's title, or the count and first title of a digest."""
     return items[0].title if len(items) == 1 else f"{len(items)} items: {items[0].title}, ..."
 
 
@@ -205,7 +206,7 @@ def publish(settings: Settings, ledger: Ledger, instance: str, *, items: Sequenc
         draft = stored.draft
         if items is not None and not set(draft.item_ids) & set(items):
             continue
-        title = _title(ledger.items(draft.item_ids))
+        title = title_of(ledger.items(draft.item_ids))
         try:
             publication_id = ledger.claim(stored.id)
         except AlreadyClaimed:
@@ -275,7 +276,7 @@ def expire_late_drafts(settings: Settings, ledger: Ledger, instance: str, now: d
         reason = f"not approved by {slot.astimezone(settings.practice.zone):%a %d %b %H:%M} + {policy.send_within}"
         ledger.set_draft_state(stored.id, "expired", reason)
         outcomes.append(
-            Outcome(instance, stored.draft.item_ids, "expired", reason, _title(ledger.items(stored.draft.item_ids)))
+            Outcome(instance, stored.draft.item_ids, "expired", reason, title_of(ledger.items(stored.draft.item_ids)))
         )
     return outcomes
 
@@ -301,7 +302,7 @@ def decide(
     if not found:
         raise LedgerError(f"draft {draft_id} is not waiting for approval")
     stored = found[0]
-    title = _title(ledger.items(stored.draft.item_ids))
+    title = title_of(ledger.items(stored.draft.item_ids))
     if not approve:
         ledger.set_draft_state(draft_id, "rejected", reason or "rejected by staff")
         return Outcome(stored.channel, stored.draft.item_ids, "rejected", reason or "rejected by staff", title)

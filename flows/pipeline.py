@@ -1,27 +1,81 @@
-"""The ``pipeline`` flow: ingest every source, then adapt and publish each channel, on Prefect.
+"""CareCast's flows on Prefect: ``pipeline`` (``carecast run``), and ``ingest`` and ``publish``, the two jobs
+``carecast serve`` deploys on the practice's schedules.
 
 Thin by design: tasks take the config path and a source or channel name, call :mod:`carecast.pipeline`, and
 return plain dicts; all the logic, and every guarantee against sending twice, lives in the core and the ledger.
-One task run per source and per channel (never per item or recipient: each task run costs ~15 ms).
+One task run per source and per channel (never per item or recipient: each task run costs ~15 ms). Task and flow
+runs are renamed when they finish, so the run list says what each did ("publish x: 3 posts").
+
+Approvals: a ``publish`` run started from a deployment suspends while drafts of a channel under ``approval:
+review`` wait for their slot, with a form listing each draft (approve, reject, edited text) and a preview artifact
+of each. Suspended, it holds no process; resumed, it starts again from the top (every step is idempotent through
+the ledger), applies the decisions and publishes. A suspension times out, failing the run, when the last late
+window of its drafts closes; drafts still pending then expire at the next run and are never sent late.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import asdict
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from prefect import flow, get_run_logger, task
+from prefect.client.orchestration import get_client
+from prefect.context import FlowRunContext, TaskRunContext
+from prefect.flow_runs import suspend_flow_run
+from prefect.input import RunInput
+from prefect.states import Failed, State
+from pydantic import BaseModel, Field, create_model
 
 from carecast import pipeline as core
-from carecast.config import Settings, load_settings
+from carecast.config import DEFAULT_CONFIG, Settings, load_settings
+from carecast.errors import CareCastError
 from carecast.ledger import Ledger
+from carecast.model import now_utc
+from flows import artifacts
+from flows.notify import notify_failure
+
+#: How long a run waits for staff on a channel without a schedule (any run publishes there).
+UNSCHEDULED_WAIT = timedelta(days=1)
+
+Row = dict[str, Any]
 
 
 def _open(config_path: str) -> tuple[Settings, Ledger]:
     settings = load_settings(Path(config_path))
     return settings, Ledger(settings.ledger_url())
+
+
+def _name_run(name: str) -> None:
+    """Rename the current task run (or flow run, outside a task) after the fact, to say what it did."""
+    task_run = TaskRunContext.get()
+    flow_run = FlowRunContext.get()
+    with get_client(sync_client=True) as client:
+        if task_run is not None:
+            client.set_task_run_name(task_run.task_run.id, name)
+        elif flow_run is not None and flow_run.flow_run is not None:
+            client.set_flow_run_name(flow_run.flow_run.id, name)
+
+
+def _counted(rows: list[Row], nothing: str) -> str:
+    states = Counter(row["state"] for row in rows)
+    return ", ".join(f"{n} {state}" for state, n in states.items()) or nothing
+
+
+def _row(outcome: core.Outcome) -> Row:
+    draft = outcome.draft
+    return {
+        "channel": outcome.channel,
+        "items": list(outcome.item_ids),
+        "title": outcome.title,
+        "state": outcome.state,
+        "detail": outcome.detail,
+        "preview": draft.text if draft is not None else None,
+        "subject": draft.subject if draft is not None else None,
+        "html": draft.html if draft is not None else None,
+    }
 
 
 @task(task_run_name="ingest {source}")
@@ -34,71 +88,292 @@ def ingest_source(config_path: str, source: str) -> dict[str, Any]:
     logger = get_run_logger()
     if report.error:
         logger.error("source %s failed: %s", source, report.error)
+        state = f"FAILED: {report.error}"
     else:
         state = "not modified" if report.not_modified else f"{len(report.new)} new, {len(report.edited)} edited"
         logger.info("source %s: %s", source, state)
     for warning in report.warnings:
         logger.warning("source %s: %s", source, warning)
+    _name_run(f"ingest {source}: {state}")
     return asdict(report)
 
 
 @task(task_run_name="adapt {channel}")
-def adapt_channel(config_path: str, channel: str, dry_run: bool) -> list[dict[str, Any]]:
+def adapt_channel(config_path: str, channel: str, dry_run: bool, items: list[str] | None = None) -> list[Row]:
     settings, ledger = _open(config_path)
     try:
-        outcomes = core.adapt(settings, ledger, channel, dry_run=dry_run)
+        rows = [_row(outcome) for outcome in core.adapt(settings, ledger, channel, dry_run=dry_run, items=items)]
     finally:
         ledger.close()
-    states = Counter(outcome.state for outcome in outcomes)
-    get_run_logger().info(
-        "adapt %s: %s", channel, ", ".join(f"{n} {state}" for state, n in states.items()) or "nothing new"
-    )
-    return [_row(outcome) for outcome in outcomes]
+    summary = _counted(rows, "nothing new")
+    get_run_logger().info("adapt %s: %s", channel, summary)
+    _name_run(f"adapt {channel}: {summary}")
+    return rows
+
+
+@task(task_run_name="expire {channel}")
+def expire_channel(config_path: str, channel: str) -> list[Row]:
+    settings, ledger = _open(config_path)
+    try:
+        rows = [_row(outcome) for outcome in core.expire_late_drafts(settings, ledger, channel)]
+    finally:
+        ledger.close()
+    for row in rows:
+        get_run_logger().warning("%s: draft of %r expired: %s", channel, row["title"], row["detail"])
+    _name_run(f"expire {channel}: {len(rows)} late draft(s)" if rows else f"expire {channel}: none late")
+    return rows
 
 
 @task(task_run_name="publish {channel}")
-def publish_channel(config_path: str, channel: str) -> list[dict[str, Any]]:
+def publish_channel(config_path: str, channel: str, items: list[str] | None = None) -> list[Row]:
     settings, ledger = _open(config_path)
     try:
-        outcomes = core.publish(settings, ledger, channel)
+        rows = [_row(outcome) for outcome in core.publish(settings, ledger, channel, items=items)]
     finally:
         ledger.close()
-    sent = sum(outcome.state == "published" for outcome in outcomes)
-    get_run_logger().info("publish %s: %d published, %d not", channel, sent, len(outcomes) - sent)
-    return [_row(outcome) for outcome in outcomes]
+    sent = sum(row["state"] == "published" for row in rows)
+    get_run_logger().info("publish %s: %d published, %d not", channel, sent, len(rows) - sent)
+    noun = "post" if sent == 1 else "posts"
+    _name_run(f"publish {channel}: {sent} {noun}" + (f", {len(rows) - sent} not sent" if len(rows) > sent else ""))
+    return rows
 
 
-def _row(outcome: core.Outcome) -> dict[str, Any]:
-    return {
-        "channel": outcome.channel,
-        "items": list(outcome.item_ids),
-        "title": outcome.title,
-        "state": outcome.state,
-        "detail": outcome.detail,
-        "preview": outcome.draft.text if outcome.draft is not None else None,
+@task(task_run_name="review {channels}")
+def review_drafts(config_path: str, channels: list[str]) -> list[Row]:
+    """Drafts waiting for approval on ``channels``, each previewed as an artifact; ``due`` when its slot has come."""
+    settings, ledger = _open(config_path)
+    now = now_utc()
+    try:
+        waiting = [pair for name in channels for pair in core.waiting(settings, ledger, name)]
+        artifacts.draft_previews(settings, ledger, waiting)
+        rows = []
+        for stored, slot in waiting:
+            window = settings.channels[stored.channel].late.send_within
+            deadline = now + UNSCHEDULED_WAIT if slot is None else slot + window
+            rows.append(
+                {
+                    "id": stored.id,
+                    "channel": stored.channel,
+                    "title": core.title_of(ledger.items(stored.draft.item_ids)),
+                    "text": core.editable_text(stored.draft),
+                    "slot": artifacts.local(settings, slot),
+                    "deadline": deadline.isoformat(),
+                    "due": slot is None or slot <= now < deadline,
+                    "measures": artifacts.measures(stored.draft),
+                }
+            )
+    finally:
+        ledger.close()
+    _name_run(f"review {', '.join(channels)}: {len(rows)} draft(s) waiting")
+    return rows
+
+
+@task(task_run_name="decide")
+def decide_drafts(config_path: str, decisions: dict[int, dict[str, str]]) -> list[Row]:
+    """Apply staff's decisions (approve, with edited text, or reject); a refused edit is reported, not raised."""
+    settings, ledger = _open(config_path)
+    rows: list[Row] = []
+    try:
+        for draft_id, decision in decisions.items():
+            try:
+                outcome = core.decide(
+                    settings,
+                    ledger,
+                    draft_id,
+                    approve=decision["decision"] == "approve",
+                    text=decision["text"],
+                    reason=decision["reason"],
+                )
+            except CareCastError as exc:
+                get_run_logger().error("draft %d: %s", draft_id, exc)
+                outcome = core.Outcome("", (), "failed", f"decision not applied: {exc}", f"draft {draft_id}")
+            rows.append(_row(outcome))
+    finally:
+        ledger.close()
+    _name_run(f"decide: {_counted(rows, 'nothing decided')}")
+    return rows
+
+
+@task(task_run_name="report")
+def report(config_path: str, rows: list[Row], channels: list[str]) -> None:
+    settings, ledger = _open(config_path)
+    try:
+        artifacts.run_report(settings, ledger, rows, channels)
+    finally:
+        ledger.close()
+
+
+class Decision(BaseModel):
+    """What staff decide about one draft in the approval form."""
+
+    decision: Literal["wait", "approve", "reject"] = Field(
+        "wait",
+        description="approve: it goes out now; reject: never sent; wait: decide later (it expires after its slot)",
+    )
+    text: str = Field(description="the text that goes out; edit it to change it (a thread's posts split by ---)")
+    reason: str = Field("", description="why you reject it (kept in the ledger)")
+
+
+def approval_form(drafts: list[Row]) -> type[RunInput]:
+    """The form a paused run shows: one :class:`Decision` per draft, its text filled in."""
+    fields: dict[str, Any] = {
+        f"draft_{draft['id']}": (
+            Decision,
+            Field(
+                default=Decision(text=draft["text"]),
+                title=f"{draft['channel']} #{draft['id']}: {draft['title']}",
+                description=f"slot {draft['slot']}; {draft['measures'] or 'see its preview artifact'}",
+            ),
+        )
+        for draft in drafts
     }
+    form: type[RunInput] = create_model("Approvals", __base__=RunInput, **fields)
+    return form
 
 
-@flow(name="pipeline", flow_run_name="pipeline {config_path}", log_prints=True)
-def pipeline(
-    config_path: str = "config/carecast.yaml", dry_run: bool = False, channels: list[str] | None = None
-) -> dict[str, Any]:
-    """Ingest every source, then adapt and (unless ``dry_run``) publish each chosen channel.
-
-    Returns ``{"sources": [...], "outcomes": [...]}``: one report per source and one row per draft.
-    """
-    settings = load_settings(Path(config_path))
-    names = core.channel_names(settings, channels)
+def _read_sources(config_path: str, settings: Settings) -> list[dict[str, Any]]:
+    """Bring the audience files into the ledger, then read every source, one task run each."""
     ledger = Ledger(settings.ledger_url())  # creates the tables once, before tasks race to write
     try:
         core.sync_audience(settings, ledger)
     finally:
         ledger.close()
-    sources = [ingest_source.submit(config_path, source) for source in settings.sources]
-    reports = [future.result() for future in sources]
-    outcomes: list[dict[str, Any]] = []
+    return [future.result() for future in [ingest_source.submit(config_path, source) for source in settings.sources]]
+
+
+def _ask(config_path: str, names: list[str]) -> dict[int, dict[str, str]]:
+    """Suspend for staff's decisions when drafts of ``names`` wait for a slot that has come; {} when none do."""
+    drafts = review_drafts(config_path, names)
+    due = [draft for draft in drafts if draft["due"]]
+    logger = get_run_logger()
+    if not due:
+        return {}
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None or context.flow_run.deployment_id is None:
+        # Only a deployment's run can be suspended and resumed; a local run leaves the drafts in the ledger.
+        logger.warning("%d draft(s) wait for approval: carecast drafts / carecast approve ID", len(due))
+        return {}
+    timeout = max(datetime.fromisoformat(draft["deadline"]) for draft in due) - now_utc()
+    lines = [f"- **{d['channel']} #{d['id']}** {d['title']} (slot {d['slot']})" for d in drafts]
+    description = (
+        "Decide on each draft below: **approve** (edit its text first if you like), **reject** with a reason, or "
+        "leave it on **wait**. Each has a preview under Artifacts.\n\n" + "\n".join(lines)
+    )
+    answer = suspend_flow_run(
+        wait_for_input=approval_form(drafts).with_initial_data(description=description),
+        timeout=max(int(timeout.total_seconds()), 60),
+    )
+    decided = {}
+    for draft in drafts:
+        decision: Decision = getattr(answer, f"draft_{draft['id']}")
+        if decision.decision != "wait":
+            decided[draft["id"]] = decision.model_dump()
+    return decided
+
+
+def _finish(rows: list[Row], summary: str) -> State[Any] | None:
+    """Name the flow run; a Failed state naming each channel and reason when anything failed to go out."""
+    _name_run(summary)
+    failed = [row for row in rows if row["state"] in ("failed", "retry")]
+    if not failed:
+        return None
+    reasons = "; ".join(f"{row['channel'] or row['title']}: {row['detail']}" for row in failed)
+    return Failed(message=f"{len(failed)} not sent: {reasons}", data={"outcomes": rows})
+
+
+HOOKS: dict[str, Any] = {"on_failure": [notify_failure], "on_crashed": [notify_failure]}
+
+
+@flow(name="ingest", flow_run_name="ingest", log_prints=True, **HOOKS)
+def ingest(
+    practice: str = str(DEFAULT_CONFIG),
+    channels: list[str] | None = None,
+    items: list[str] | None = None,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """Read every source, draft the new items for each channel so they wait in the ledger for their slot (and for
+    approval), and expire drafts left unapproved after their slot. Publishes nothing.
+
+    Args:
+        practice: the practice's configuration file (config/carecast.yaml), as the server sees it
+        channels: draft only for these channels (names under channels:); empty: every enabled channel
+        items: draft only these item ids (see carecast status or a run's table); empty: every new item
+        dry_run: render previews only; store no drafts
+    """
+    settings = load_settings(Path(practice))
+    names = core.channel_names(settings, channels)
+    reports = _read_sources(practice, settings)
+    rows: list[Row] = []
+    for name in names:
+        rows += adapt_channel(practice, name, dry_run, items)
+        if not dry_run:
+            rows += expire_channel(practice, name)
+    new = sum(len(report["new"]) for report in reports)
+    failed = [report for report in reports if report["error"]]
+    _name_run(
+        f"ingest: {new} new item(s), {_counted(rows, 'no new drafts')}"
+        + (f", {len(failed)} source(s) failed" if failed else "")
+    )
+    if failed:
+        return Failed(message="; ".join(f"source {r['source']}: {r['error']}" for r in failed))  # type: ignore[return-value]
+    return {"sources": reports, "outcomes": rows}
+
+
+@flow(name="publish", flow_run_name="publish", log_prints=True, persist_result=True, **HOOKS)
+def publish(
+    practice: str = str(DEFAULT_CONFIG),
+    channels: list[str] | None = None,
+    items: list[str] | None = None,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """Draft what is new, ask staff about drafts under review whose slot has come (the run pauses with a form),
+    then publish every approved draft of each channel, exactly once, and report what went where.
+
+    Args:
+        practice: the practice's configuration file (config/carecast.yaml), as the server sees it
+        channels: publish only these channels (names under channels:); empty: every enabled channel
+        items: publish only drafts of these item ids; empty: everything due
+        dry_run: render and preview only; store nothing, send nothing
+    """
+    settings = load_settings(Path(practice))
+    names = core.channel_names(settings, channels)
+    rows: list[Row] = []
+    for name in names:
+        rows += adapt_channel(practice, name, dry_run, items)
+    if dry_run:
+        report(practice, rows, names)
+        _name_run(f"publish {', '.join(names)} (dry run): {_counted(rows, 'nothing to preview')}")
+        return {"outcomes": rows}
+    for name in names:
+        rows += expire_channel(practice, name)
+    decisions = _ask(practice, names)
+    if decisions:
+        rows += decide_drafts(practice, decisions)
+    for name in names:
+        rows += publish_channel(practice, name, items)
+    report(practice, rows, names)
+    sent = sum(row["state"] == "published" for row in rows)
+    failed = _finish(rows, f"publish {', '.join(names)}: {sent} post{'' if sent == 1 else 's'}")
+    if failed is not None:
+        return failed  # type: ignore[return-value]
+    return {"outcomes": rows}
+
+
+@flow(name="pipeline", flow_run_name="pipeline {config_path}", log_prints=True)
+def pipeline(
+    config_path: str = str(DEFAULT_CONFIG), dry_run: bool = False, channels: list[str] | None = None
+) -> dict[str, Any]:
+    """Ingest every source, then adapt and (unless ``dry_run``) publish each chosen channel: ``carecast run``.
+
+    Returns ``{"sources": [...], "outcomes": [...]}``: one report per source and one row per draft.
+    """
+    settings = load_settings(Path(config_path))
+    names = core.channel_names(settings, channels)
+    reports = _read_sources(config_path, settings)
+    outcomes: list[Row] = []
     for name in names:
         outcomes.extend(adapt_channel(config_path, name, dry_run))
         if not dry_run:
+            outcomes.extend(expire_channel(config_path, name))
             outcomes.extend(publish_channel(config_path, name))
     return {"sources": reports, "outcomes": outcomes}

@@ -1,0 +1,142 @@
+"""What staff read in the Prefect UI: a preview of each draft under review, what a run published where, the
+newsletter as it went out, and the calendar of the next 14 days of slots with the drafts waiting for them.
+
+Artifact keys start with the practice's slug, so several practices on one server keep their own history.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from carecast import pipeline as core
+from carecast.config import Settings
+from carecast.ledger import Ledger, StoredDraft
+from carecast.model import Draft, now_utc
+from carecast.schedule import calendar
+
+CALENDAR_DAYS = 14
+
+
+def slug(settings: Settings) -> str:
+    """The practice's short name as an artifact key prefix: lowercase letters, digits and dashes."""
+    return re.sub(r"[^a-z0-9]+", "-", settings.practice.short_name.lower()).strip("-") or "practice"
+
+
+def local(settings: Settings, moment: datetime | None) -> str:
+    """A UTC moment as staff read it, in the practice's zone; 'every run' for a channel without slots."""
+    if moment is None:
+        return "every run (no schedule)"
+    return f"{moment.astimezone(settings.practice.zone):%a %d %b %Y %H:%M %Z}"
+
+
+def measures(draft: Draft) -> str:
+    """What the channel measured, in words: weighted length of each post, SMS segments, subject length."""
+    described = []
+    for number, part in enumerate(draft.measures.get("parts", []), start=1):
+        words = []
+        if "weighted_length" in part:
+            words.append(f"weighted length {part['weighted_length']}/280")
+        if "segments" in part:
+            words.append(f"{part['segments']} {part['encoding']} segment(s)")
+        if "characters" in part:
+            words.append(f"{part['characters']} characters")
+        if words:
+            described.append(f"part {number}: {', '.join(words)}")
+    return "; ".join(described)
+
+
+def draft_markdown(settings: Settings, stored: StoredDraft, title: str, slot: datetime | None) -> str:
+    """A draft as staff review it: the rendered email, or each post's text with its measures."""
+    draft = stored.draft
+    lines = [
+        f"# Draft {stored.id} for {stored.channel}: {title}",
+        "",
+        f"**Goes out at:** {local(settings, slot)}, if approved by then (late policy: "
+        f"within {settings.channels[stored.channel].late.send_within} of the slot).",
+        "",
+        "Approve, edit or reject it in the form of the paused run (**Resume**), or with "
+        f"`carecast approve {stored.id}` / `carecast reject {stored.id} --reason ...`.",
+        "",
+    ]
+    if draft.subject:
+        lines += [f"**Subject:** {draft.subject}", ""]
+    if draft.preheader:
+        lines += [f"**Preheader:** {draft.preheader}", ""]
+    if draft.html:
+        lines += ["---", "", draft.html, ""]
+    else:
+        for number, part in enumerate(draft.parts, start=1):
+            lines += [f"**Post {number} of {len(draft.parts)}**", "", "```text", part, "```", ""]
+    if summary := measures(draft):
+        lines += [f"**Measured:** {summary}"]
+    return "\n".join(lines)
+
+
+def draft_previews(settings: Settings, ledger: Ledger, waiting: Sequence[tuple[StoredDraft, datetime | None]]) -> None:
+    """One markdown artifact per draft waiting for approval, keyed ``<practice>-draft-<id>``."""
+    for stored, slot in waiting:
+        title = core.title_of(ledger.items(stored.draft.item_ids))
+        create_markdown_artifact(
+            draft_markdown(settings, stored, title, slot),
+            key=f"{slug(settings)}-draft-{stored.id}",
+            description=f"{stored.channel} draft {stored.id}, waiting for approval: {title}",
+        )
+
+
+def run_report(settings: Settings, ledger: Ledger, rows: Sequence[dict[str, Any]], channels: Sequence[str]) -> None:
+    """After a run: the table of what happened where, the newsletter as sent, and the 14-day calendar."""
+    prefix = slug(settings)
+    table = [
+        {
+            "channel": row["channel"],
+            "item": row["title"],
+            "state": row["state"],
+            "where / why": row["detail"],
+            "items": ", ".join(row["items"]),
+        }
+        for row in rows
+        if row["state"] not in ("preview",)
+    ]
+    create_table_artifact(
+        table
+        or [{"channel": ", ".join(channels), "item": "", "state": "nothing to do", "where / why": "", "items": ""}],
+        key=f"{prefix}-published",
+        description=f"{settings.practice.name}: what this run published where (outbox paths or provider links)",
+    )
+    for row in rows:
+        if row.get("html") and row["state"] in ("published", "preview"):
+            create_markdown_artifact(
+                f"# {row['subject'] or row['title']}\n\n{row['detail']}\n\n---\n\n{row['html']}",
+                key=f"{prefix}-newsletter-{row['channel']}",
+                description=f"{row['channel']} as {'sent' if row['state'] == 'published' else 'it would be sent'}",
+            )
+    create_table_artifact(
+        calendar_rows(settings, ledger),
+        key=f"{prefix}-calendar",
+        description=f"{settings.practice.name}: slots of the next {CALENDAR_DAYS} days and the drafts waiting for them",
+    )
+
+
+def calendar_rows(settings: Settings, ledger: Ledger, start: datetime | None = None) -> list[dict[str, str]]:
+    """Every slot of the next 14 days, local time, with the drafts waiting for it (and their ids)."""
+    moment = start or now_utc()
+    schedules = {name: config.schedule for name, config in settings.channels.items() if config.enabled}
+    waiting: dict[tuple[str, datetime | None], list[str]] = {}
+    for name in schedules:
+        for stored, slot in core.waiting(settings, ledger, name):
+            title = core.title_of(ledger.items(stored.draft.item_ids))
+            waiting.setdefault((name, slot), []).append(f"#{stored.id} {title}")
+    zone = settings.practice.zone
+    return [
+        {
+            "when": f"{when:%a %d %b %H:%M %Z}",
+            "channel": name,
+            "waiting for approval": "; ".join(waiting.get((name, when.astimezone(UTC)), [])),
+        }
+        for when, name in calendar(schedules, zone, moment, CALENDAR_DAYS)
+    ]
