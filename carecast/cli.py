@@ -51,7 +51,10 @@ def _parser() -> argparse.ArgumentParser:
     check = command("check", _check, "validate the configuration; exit 2 when it is wrong")
     run = command("run", _run, "run the pipeline once: ingest, adapt, publish")
     status = command("status", _status, "list the ledger's publications")
-    for sub in (check, run, status):
+    serve = command(
+        "serve", _serve, "register the config's schedules as Prefect deployments and run them (Ctrl-C stops)"
+    )
+    for sub in (check, run, status, serve):
         sub.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="default: %(default)s")
     run.add_argument("--dry-run", action="store_true", help="render and preview everything, publish nothing")
     run.add_argument("--channel", action="append", dest="channels", metavar="NAME", help="only this channel")
@@ -196,6 +199,15 @@ def _run(args: argparse.Namespace) -> int:
 
     result = pipeline(config_path=str(args.config), dry_run=args.dry_run, channels=args.channels)
     return _summarise(result, dry_run=args.dry_run)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    load_settings(args.config)  # a wrong config stops here, before Prefect loads
+    STATE_DIR.mkdir(exist_ok=True)
+    from flows.deployments import serve  # Prefect loads slowly and reads prefect.toml: only for commands that run
+
+    serve(args.config)
+    return 0
 
 
 def _summarise(result: dict[str, Any], *, dry_run: bool) -> int:
