@@ -6,7 +6,13 @@ postal address and unsubscribe link in both parts). The draft it returns is the 
 unsubscribe links carry a placeholder token that :meth:`NewsletterChannel.build_message` replaces with each
 recipient's signed token, next to the RFC 8058 one-click ``List-Unsubscribe`` headers.
 
-Without SMTP credentials ``publish`` writes one ``.eml`` per publication to the outbox, addressed to the list and
+With SMTP ``credentials`` configured, ``publish`` sends one message per consenting subscriber over one
+connection (STARTTLS or implicit TLS, then login), each with its own signed unsubscribe token
+(:mod:`carecast.unsubscribe`). Every recipient's delivery is claimed in the ledger before it is sent and recorded
+after, so a batch cut short resumes on the next run with only the recipients not yet sent. Unsubscribed, bounced
+and non-consenting subscribers are skipped and counted; a ``5xx`` at ``RCPT`` marks the address bounced.
+
+Without credentials ``publish`` writes one ``.eml`` per publication to the outbox, addressed to the list and
 with a list-level token, exactly as it would go on the wire.
 """
 
@@ -14,23 +20,34 @@ from __future__ import annotations
 
 import email.policy
 import html
+import ipaddress
 import re
+import smtplib
+import ssl
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import replace
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Self
 from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
 
 import css_inline
 import nh3
 from markupsafe import Markup
-from pydantic import EmailStr, Field, HttpUrl, field_validator
+from pydantic import EmailStr, Field, HttpUrl, SecretStr, field_validator, model_validator
 
+from carecast.audience import Subscriber
 from carecast.config import ChannelSettings
-from carecast.errors import PublishError, RenderError
+from carecast.errors import AlreadyClaimed, CredentialError, PublishError, RenderError
+from carecast.ledger import DeliveryRecord
 from carecast.model import ContentItem, Draft, Receipt, now_utc
+from carecast.secrets import SecretRef, resolve
+from carecast.strict import Strict
+from carecast.unsubscribe import make_token
 from channels.base import Channel, PublishContext
 
 #: Stands for the recipient's token in the stored draft; URL-safe, so it reads the same escaped or not.
@@ -38,6 +55,30 @@ TOKEN_PLACEHOLDER = "CARECAST-UNSUBSCRIBE-TOKEN"
 #: The token of the list-level copy the outbox keeps; per-recipient tokens come with SMTP delivery.
 LIST_TOKEN = "list"
 _WEB_SCHEMES = frozenset({"http", "https"})
+_DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
+
+
+class SmtpCredentials(Strict):
+    """``channels.<name>.credentials``: the SMTP submission server and its login; the password by reference."""
+
+    host: str = Field(min_length=1)
+    port: int | None = Field(None, ge=1, le=65535, description="default: 587 (starttls), 465 (tls), 25 (none)")
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str = Field(min_length=1)
+    password: SecretRef
+    ca_file: Path | None = Field(None, description="PEM of the CA of a server whose certificate no public CA signed")
+    timeout: float = Field(30, gt=0, le=300, description="seconds to wait for each reply of the server")
+
+    @model_validator(mode="after")
+    def _clear_text_only_on_loopback(self) -> Self:
+        # Without TLS the password and every recipient's address cross the network in clear text.
+        if self.security == "none" and not _is_loopback(self.host):
+            raise ValueError(f"security 'none' is allowed only for a server on 127.0.0.1, not {self.host!r}")
+        return self
+
+    @property
+    def server(self) -> str:
+        return f"{self.host}:{self.port or _DEFAULT_PORTS[self.security]}"
 
 
 class NewsletterConfig(ChannelSettings):
@@ -50,6 +91,14 @@ class NewsletterConfig(ChannelSettings):
     unsubscribe_url: HttpUrl = Field(description="the https one-click endpoint; '?t=<token>' is appended")
     unsubscribe_mailto: EmailStr = Field(description="the address that takes 'unsubscribe' mails")
     max_subject_length: int | None = Field(None, ge=20, le=150, description="lowers the channel's 78")
+    credentials: SmtpCredentials | None = Field(None, description="send over SMTP; absent: write to the outbox")
+    unsubscribe_secret: SecretRef | None = Field(None, description="signs each recipient's unsubscribe token")
+
+    @model_validator(mode="after")
+    def _secret_with_credentials(self) -> Self:
+        if self.credentials is not None and self.unsubscribe_secret is None:
+            raise ValueError("unsubscribe_secret is required with credentials: every recipient gets a signed token")
+        return self
 
     @field_validator("unsubscribe_url")
     @classmethod
@@ -202,10 +251,32 @@ class NewsletterChannel(Channel):
         return f"{label}.{Address(addr_spec=self.config.from_address).domain}"
 
     def publish(self, draft: Draft, context: PublishContext) -> Receipt:
-        """Write the list-level copy of ``draft`` to the outbox as one ``.eml``, CRLF lines as on the wire.
+        """Send ``draft`` to every consenting subscriber over SMTP, or without credentials write it to the outbox.
 
-        Raises PublishError (not transient) when the draft is not a newsletter or the outbox refuses the file.
+        Raises PublishError: transient when some recipients are left for the next run (a 4xx reply, the server
+        unreachable or gone mid-batch); permanent when nothing can go out (a credential unset, the login or the
+        sender refused, a draft without its footer) or the outbox refuses the file.
         """
+        if self.config.credentials is None:
+            return self._to_outbox(draft, context)
+        return self._by_smtp(draft, context, self.config.credentials)
+
+    def verify(self) -> str:
+        """Connect, secure the connection and log in to the SMTP server, then quit without sending.
+
+        Raises CredentialError when the password or the unsubscribe secret is not set; PublishError when the
+        server cannot be reached, refuses TLS or refuses the login.
+        """
+        credentials = self.config.credentials
+        if credentials is None:
+            return super().verify()
+        password, _ = self._secrets()
+        with self._connect(credentials, password):
+            pass
+        return f"SMTP {credentials.server} ({credentials.security}): logged in as {credentials.username}, nothing sent"
+
+    def _to_outbox(self, draft: Draft, context: PublishContext) -> Receipt:
+        """The list-level copy of ``draft`` as one ``.eml`` in the outbox, CRLF lines as on the wire."""
         message = self.build_message(
             draft,
             to=str(Address(self.config.list_name, addr_spec=self.config.from_address)),
@@ -213,6 +284,178 @@ class NewsletterChannel(Channel):
         )
         path = context.outbox.write(self.instance, context.key, ".eml", message.as_bytes(policy=email.policy.SMTP))
         return context.outbox.receipt(path)
+
+    def _secrets(self) -> tuple[SecretStr, SecretStr]:
+        """The SMTP password and the unsubscribe secret; raises CredentialError naming the one that is not set."""
+        assert self.config.credentials is not None and self.config.unsubscribe_secret is not None  # the config says
+        return resolve(self.config.credentials.password), resolve(self.config.unsubscribe_secret)
+
+    def _by_smtp(self, draft: Draft, context: PublishContext, credentials: SmtpCredentials) -> Receipt:
+        try:
+            password, secret = self._secrets()
+        except CredentialError as exc:
+            raise PublishError(self.instance, str(exc), transient=False) from exc
+        ledger, publication = context.ledger, context.publication_id
+        batch = _Batch.of(ledger.subscribers(self.name), ledger.deliveries(publication))
+        list_id = self.list_id()
+        retry_reasons: list[str] = []
+        with ExitStack() as stack:
+            smtp: smtplib.SMTP | None = None
+            for subscriber in batch.pending:
+                token = make_token(secret, list_id, subscriber.address, context.now)
+                to = str(Address(subscriber.name, addr_spec=subscriber.address))
+                message = self.build_message(draft, to=to, unsubscribe_token=token)
+                # Opened for the first recipient only: a resumed batch with nobody left opens no connection.
+                smtp = smtp or stack.enter_context(self._connect(credentials, password))
+                try:
+                    ledger.claim_delivery(publication, subscriber.address)
+                except AlreadyClaimed:
+                    continue  # another worker or an earlier attempt has this recipient
+                if not self._send_one(smtp, message, subscriber.address, context, retry_reasons):
+                    break
+        after = _Batch.of(ledger.subscribers(self.name), ledger.deliveries(publication))
+        summary = f"smtp {credentials.server}: {after.summary()}"
+        if after.pending:
+            reason = retry_reasons[0] if retry_reasons else "not sent yet"
+            raise PublishError(
+                self.instance, f"{summary}; {len(after.pending)} left for the next run ({reason})", transient=True
+            )
+        return Receipt(location=summary, sent_at=now_utc())
+
+    def _send_one(
+        self, smtp: smtplib.SMTP, message: EmailMessage, address: str, context: PublishContext, retry: list[str]
+    ) -> bool:
+        """Send one claimed message and record how it went; return whether the connection is still usable.
+
+        A reason to try this recipient again later is appended to ``retry``. Raises PublishError (not transient)
+        when the server refuses our sender for good: every message would fail alike.
+        """
+        ledger, publication = context.ledger, context.publication_id
+        try:
+            smtp.send_message(message, from_addr=self.config.from_address, to_addrs=[address])
+        except smtplib.SMTPRecipientsRefused as exc:
+            [(code, reply)] = exc.recipients.values()
+            why = _reply(code, reply)
+            if code >= 500:
+                ledger.suppress(self.name, address, "bounced", f"SMTP {why}")
+                ledger.finish_delivery(publication, address, "failed", error=f"bounced: {why}")
+            else:
+                ledger.finish_delivery(publication, address, "failed", error=why, transient=True)
+                retry.append(why)
+            return True
+        except smtplib.SMTPResponseException as exc:
+            why = _reply(exc.smtp_code, exc.smtp_error)
+            transient = exc.smtp_code < 500
+            ledger.finish_delivery(publication, address, "failed", error=why, transient=transient)
+            if isinstance(exc, smtplib.SMTPSenderRefused) and not transient:
+                raise PublishError(
+                    self.instance, f"the SMTP server refused the sender: {why}", transient=False
+                ) from exc
+            if transient:
+                retry.append(why)
+            return exc.smtp_code != 421  # 421: the server is closing the connection
+        except smtplib.SMTPNotSupportedError as exc:
+            ledger.finish_delivery(publication, address, "failed", error=f"the server cannot take this message: {exc}")
+            return True
+        except OSError as exc:
+            # The connection broke mid-send: the message may have been accepted, so it is never sent again.
+            lost = f"the connection to the SMTP server was lost ({type(exc).__name__})"
+            ledger.finish_delivery(publication, address, "failed", error=f"{lost}; it may have arrived, not resent")
+            retry.append(lost)
+            return False
+        ledger.finish_delivery(publication, address, "sent", provider_id=str(message["Message-ID"]))
+        return True
+
+    def _connect(self, credentials: SmtpCredentials, password: SecretStr) -> smtplib.SMTP:
+        """An SMTP connection, secured as configured and logged in; use it as a context manager (it quits).
+
+        Raises PublishError: transient when the server cannot be reached or answers 4xx; permanent when TLS fails
+        (an untrusted certificate, no STARTTLS) or the login is refused.
+        """
+        host, port = credentials.host, credentials.port or _DEFAULT_PORTS[credentials.security]
+        tls = ssl.create_default_context(
+            cafile=None if credentials.ca_file is None else self.settings.path(credentials.ca_file)
+        )
+        where = f"SMTP server {credentials.server}"
+        try:
+            if credentials.security == "tls":
+                smtp: smtplib.SMTP = smtplib.SMTP_SSL(host, port, timeout=credentials.timeout, context=tls)
+            else:
+                smtp = smtplib.SMTP(host, port, timeout=credentials.timeout)
+            try:
+                smtp.ehlo()
+                if credentials.security == "starttls":
+                    smtp.starttls(context=tls)
+                    smtp.ehlo()
+                smtp.login(credentials.username, password.get_secret_value())
+            except BaseException:
+                smtp.close()
+                raise
+        except smtplib.SMTPAuthenticationError as exc:
+            why = _reply(exc.smtp_code, exc.smtp_error)
+            raise PublishError(
+                self.instance, f"the {where} refused the login of {credentials.username!r}: {why}", transient=False
+            ) from exc
+        except smtplib.SMTPNotSupportedError as exc:
+            raise PublishError(self.instance, f"the {where} does not support {exc}", transient=False) from exc
+        except smtplib.SMTPResponseException as exc:
+            why = _reply(exc.smtp_code, exc.smtp_error)
+            raise PublishError(self.instance, f"the {where} answered {why}", transient=exc.smtp_code < 500) from exc
+        except ssl.SSLError as exc:  # certificate not trusted, or not TLS at all: a configuration to fix
+            raise PublishError(self.instance, f"TLS with the {where} failed: {exc.reason}", transient=False) from exc
+        except OSError as exc:  # refused, unreachable, timed out, disconnected
+            raise PublishError(self.instance, f"cannot reach the {where}: {exc}", transient=True) from exc
+        return smtp
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """Who of a publication's audience is still to be sent to, and who is skipped and why."""
+
+    pending: list[Subscriber]
+    skipped: Counter[str]
+    deliveries: dict[str, DeliveryRecord]
+
+    @classmethod
+    def of(cls, subscribers: Sequence[Subscriber], deliveries: dict[str, DeliveryRecord]) -> _Batch:
+        pending = []
+        skipped: Counter[str] = Counter()
+        for subscriber in subscribers:
+            record = deliveries.get(subscriber.address)
+            # Settled (sent, failed for good) or in another attempt's hands: never touched again.
+            if record is not None and not (
+                record.state == "deferred" or (record.state == "failed" and record.transient)
+            ):
+                continue
+            if subscriber.can_receive:
+                pending.append(subscriber)
+            else:
+                skipped["no consent" if subscriber.consent_at is None else subscriber.status] += 1
+        return cls(pending, skipped, deliveries)
+
+    def summary(self) -> str:
+        """E.g. ``7 sent, 1 not delivered, 3 skipped (2 unsubscribed, 1 no consent)``."""
+        sent = sum(record.state == "sent" for record in self.deliveries.values())
+        lost = sum(record.state == "failed" and not record.transient for record in self.deliveries.values())
+        parts = [f"{sent} sent"] + ([f"{lost} not delivered"] if lost else [])
+        reasons = ", ".join(f"{count} {why}" for why, count in sorted(self.skipped.items()))
+        parts.append(f"{self.skipped.total()} skipped" + (f" ({reasons})" if reasons else ""))
+        return ", ".join(parts)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _reply(code: int, reply: bytes | str) -> str:
+    """An SMTP reply as text for the ledger and errors, e.g. ``550 5.1.1 User unknown``."""
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+    return f"{code} {' '.join(text.split())}"
 
 
 def _as_html(text: str) -> str:

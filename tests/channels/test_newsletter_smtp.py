@@ -1,0 +1,385 @@
+"""The newsletter over SMTP, against a real local SMTP server (aiosmtpd), through the real pipeline and ledger.
+
+The sample audience (config/audience/newsletter.csv) has 6 consenting subscribers and 4 who must be skipped:
+2 unsubscribed, 1 bounced, 1 without consent.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from pydantic import SecretStr
+
+from carecast.cli import main
+from carecast.config import Settings, load_settings
+from carecast.errors import ConfigError, CredentialError, PublishError
+from carecast.ledger import Ledger
+from carecast.model import ContentItem, content_hash
+from carecast.pipeline import Outcome, make_channel, publish, sync_audience
+from carecast.unsubscribe import apply_unsubscribe, read_token
+from channels.base import Outbox, PublishContext
+from channels.newsletter import NewsletterChannel
+from tests.conftest import write_config
+from tests.providers.smtp import ReceivedMessage, SmtpServer
+
+PASSWORD = "test-smtp-password"
+UNSUBSCRIBE_SECRET = "oakview-unsubscribe-hmac-key-0f3c"
+LIST_ID = "oakview-pt-newsletter.oakviewpt.com"
+RECEIVING = {
+    "aisha.rahman@example.com",
+    "james.okafor@example.net",
+    "kevin.obrien@example.net",
+    "linda.park@example.org",
+    "maria.gonzalez@example.com",
+    "sam.wright@example.com",
+}
+SKIPPED = "4 skipped (1 bounced, 1 no consent, 2 unsubscribed)"
+
+
+def item(item_id: str) -> ContentItem:
+    return ContentItem(
+        id=item_id,
+        source="blog",
+        kind="post",
+        title=f"Five stretches for desk workers ({item_id})",
+        url="https://www.oakviewpt.com/blog/desk-stretches",
+        summary_html="<p>Sitting all day? These <strong>five stretches</strong> take ten minutes.</p>",
+        summary_text="Sitting all day? These five stretches take ten minutes.",
+        published=datetime(2026, 3, 2, 15, 0, tzinfo=UTC),
+        content_hash=content_hash(item_id),
+    )
+
+
+@dataclass
+class Practice:
+    """A project folder with the sample config sending to ``smtp``, its ledger, and helpers to publish."""
+
+    settings: Settings
+    ledger: Ledger
+    smtp: SmtpServer
+
+    @property
+    def channel(self) -> NewsletterChannel:
+        channel = make_channel(self.settings, "newsletter")
+        assert isinstance(channel, NewsletterChannel)
+        return channel
+
+    def approve(self, item_id: str = "post-desk") -> None:
+        """Store an approved newsletter draft of one new item, as adapt does with approval: auto."""
+        self.ledger.upsert_items([item(item_id)])
+        self.ledger.save_draft(self.channel.render([item(item_id)]), "default", "approved")
+
+    def publish(self) -> list[Outcome]:
+        return publish(self.settings, self.ledger, "newsletter")
+
+    def recipients(self) -> list[str]:
+        return [address for message in self.smtp.messages for address in message.rcpt_tos]
+
+
+def configure(tmp_path: Path, smtp: SmtpServer, **credentials: Any) -> Settings:
+    section = {
+        "host": "127.0.0.1",
+        "port": smtp.port,
+        "security": "starttls" if smtp.starttls else "none",
+        "username": "carecast",
+        "password": {"env": "CARECAST_TEST_SMTP_PASSWORD"},
+    }
+    if smtp.starttls:
+        (tmp_path / "ca.pem").write_bytes(smtp.ca_pem())
+        section["ca_file"] = str(tmp_path / "ca.pem")
+    newsletter = {
+        "credentials": section | credentials,
+        "unsubscribe_secret": {"env": "CARECAST_TEST_UNSUBSCRIBE_SECRET"},
+    }
+    return load_settings(write_config(tmp_path, {"channels": {"newsletter": newsletter}}))
+
+
+@pytest.fixture(autouse=True)
+def secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CARECAST_TEST_SMTP_PASSWORD", PASSWORD)
+    monkeypatch.setenv("CARECAST_TEST_UNSUBSCRIBE_SECRET", UNSUBSCRIBE_SECRET)
+
+
+def practice_on(tmp_path: Path, ledger_url: str, smtp: SmtpServer) -> Iterator[Practice]:
+    settings = configure(tmp_path, smtp)
+    ledger = Ledger(ledger_url)
+    try:
+        sync_audience(settings, ledger)
+        yield Practice(settings, ledger, smtp)
+    finally:
+        ledger.close()
+
+
+@pytest.fixture(params=["plain", "starttls"])
+def practice(request: pytest.FixtureRequest, tmp_path: Path, ledger_url: str) -> Iterator[Practice]:
+    """The sample practice and an SMTP server, in plain text on 127.0.0.1 and with STARTTLS."""
+    with SmtpServer(starttls=request.param == "starttls", cert_dir=tmp_path) as smtp:
+        yield from practice_on(tmp_path, ledger_url, smtp)
+
+
+def one_click_token(message: ReceivedMessage) -> str:
+    https = str(message.parsed()["List-Unsubscribe"]).split(",")[0].strip().strip("<>")
+    return parse_qs(urlsplit(https).query)["t"][0]
+
+
+def bodies(message: EmailMessage) -> str:
+    return "".join(str(part.get_content()) for part in message.iter_parts())
+
+
+# -- delivering ---------------------------------------------------------------------------------------------------
+
+
+def test_every_consenting_subscriber_gets_exactly_one_message(practice: Practice) -> None:
+    practice.approve()
+    [outcome] = practice.publish()
+    assert outcome.state == "published"
+    assert outcome.detail == f"smtp 127.0.0.1:{practice.smtp.port}: 6 sent, {SKIPPED}"
+    assert sorted(practice.recipients()) == sorted(RECEIVING)
+    for message in practice.smtp.messages:
+        parsed = message.parsed()
+        assert [address.addr_spec for address in parsed["To"].addresses] == list(message.rcpt_tos)
+        assert message.mail_from == "news@oakviewpt.com"
+        assert message.username == "carecast"
+        assert message.tls is practice.smtp.starttls
+    assert practice.smtp.connections == 1, "one connection for the whole batch"
+    deliveries = practice.ledger.deliveries(1)
+    assert {address: record.state for address, record in deliveries.items()} == dict.fromkeys(RECEIVING, "sent")
+    sent_ids = {record.provider_id for record in deliveries.values()}
+    assert sent_ids == {str(message.parsed()["Message-ID"]) for message in practice.smtp.messages}
+
+
+def test_publishing_again_sends_nothing(practice: Practice, tmp_path: Path) -> None:
+    practice.approve()
+    practice.publish()
+    assert practice.publish() == []
+    # Even the same publication handed to the channel again (a retry after a crash) reaches nobody twice.
+    context = PublishContext(1, Outbox(tmp_path / "outbox"), practice.ledger)
+    [stored] = practice.ledger.drafts("newsletter")
+    receipt = practice.channel.publish(stored.draft, context)
+    assert receipt.location.endswith(f"6 sent, {SKIPPED}")
+    assert len(practice.smtp.messages) == 6
+    assert practice.smtp.connections == 1, "nobody left to send to: no connection opened"
+
+
+def test_each_recipient_gets_their_own_verifiable_unsubscribe_token(practice: Practice) -> None:
+    practice.approve()
+    practice.publish()
+    secret = SecretStr(UNSUBSCRIBE_SECRET)
+    tokens = {}
+    for message in practice.smtp.messages:
+        parsed = message.parsed()
+        token = one_click_token(message)
+        assert read_token(secret, token)[:2] == (LIST_ID, message.rcpt_tos[0])
+        assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert f"https://www.oakviewpt.com/unsubscribe?t={token}" in bodies(parsed)
+        tokens[message.rcpt_tos[0]] = token
+    assert len(set(tokens.values())) == 6
+
+    # The practice's endpoint applies one; the next newsletter skips that subscriber.
+    apply_unsubscribe(practice.ledger, secret, tokens["maria.gonzalez@example.com"])
+    practice.approve("post-next")
+    [outcome] = practice.publish()
+    assert outcome.detail.endswith("5 sent, 5 skipped (1 bounced, 1 no consent, 3 unsubscribed)")
+    assert practice.recipients().count("maria.gonzalez@example.com") == 1
+
+
+def test_a_550_bounce_suppresses_that_address_and_the_rest_go_on(tmp_path: Path, ledger_url: str) -> None:
+    with SmtpServer(bounce=["linda.park@example.org"]) as smtp:
+        for practice in practice_on(tmp_path, ledger_url, smtp):
+            practice.approve()
+            [outcome] = practice.publish()
+            assert outcome.state == "published"
+            assert outcome.detail.endswith(f"5 sent, 1 not delivered, {SKIPPED}")
+            assert sorted(practice.recipients()) == sorted(RECEIVING - {"linda.park@example.org"})
+            linda = practice.ledger.deliveries(1)["linda.park@example.org"]
+            assert (linda.state, linda.transient) == ("failed", False)
+            assert linda.error is not None and linda.error.startswith("bounced: 550 5.1.1")
+            statuses = {s.address: s.status for s in practice.ledger.subscribers("newsletter")}
+            assert statuses["linda.park@example.org"] == "bounced"
+            # Importing the list again (every run does) keeps the bounce.
+            sync_audience(practice.settings, practice.ledger)
+            practice.approve("post-next")
+            [outcome] = practice.publish()
+            assert outcome.detail.endswith("5 sent, 5 skipped (2 bounced, 1 no consent, 2 unsubscribed)")
+            assert "linda.park@example.org" not in practice.recipients()
+
+
+@pytest.mark.parametrize(
+    ("reply", "first_run", "connections"),
+    [
+        ("451 4.3.0 Try again later", 5, 2),  # that recipient is retried, the rest of the batch goes on
+        ("421 4.3.2 Service shutting down", 2, 2),  # the server closes: the batch stops, the rest wait
+    ],
+)
+def test_a_transient_failure_mid_batch_resumes_with_the_rest(
+    practice: Practice, reply: str, first_run: int, connections: int
+) -> None:
+    practice.approve()
+    practice.smtp.force_data_replies(reply, after=2)
+    [outcome] = practice.publish()
+    assert outcome.state == "retry"
+    assert reply.split()[0] in outcome.detail
+    assert len(practice.smtp.messages) == first_run
+    [record] = practice.ledger.publications()
+    assert (record.state, record.transient) == ("failed", True)
+
+    [outcome] = practice.publish()
+    assert outcome.state == "published"
+    assert outcome.detail.endswith(f"6 sent, {SKIPPED}")
+    assert sorted(practice.recipients()) == sorted(RECEIVING), "everyone once, nobody twice"
+    assert practice.smtp.connections == connections
+    assert practice.publish() == []
+
+
+# -- refusals -----------------------------------------------------------------------------------------------------
+
+
+def test_a_refused_login_fails_the_publication_for_good(practice: Practice, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CARECAST_TEST_SMTP_PASSWORD", "not-the-password")
+    practice.approve()
+    [outcome] = practice.publish()
+    assert outcome.state == "failed"
+    assert "refused the login of 'carecast': 535" in outcome.detail
+    assert "not-the-password" not in outcome.detail
+    assert practice.smtp.messages == []
+    assert practice.ledger.deliveries(1) == {}
+    assert practice.publish() == [], "a permanent failure is never retried"
+
+
+def test_an_unset_password_fails_before_connecting(practice: Practice, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CARECAST_TEST_SMTP_PASSWORD")
+    practice.approve()
+    [outcome] = practice.publish()
+    assert (outcome.state, outcome.detail) == ("failed", "environment variable CARECAST_TEST_SMTP_PASSWORD: is not set")
+    assert practice.smtp.connections == 0
+
+
+def test_an_untrusted_certificate_is_refused(tmp_path: Path) -> None:
+    with SmtpServer(starttls=True, cert_dir=tmp_path) as smtp:
+        settings = configure(tmp_path, smtp, ca_file=None)
+        channel = make_channel(settings, "newsletter")
+        with pytest.raises(PublishError, match=r"TLS with the SMTP server 127\.0\.0\.1:\d+ failed") as caught:
+            channel.verify()
+        assert caught.value.transient is False
+        assert smtp.messages == []
+
+
+def test_an_unreachable_server_is_transient_and_claims_nobody(tmp_path: Path, ledger_url: str) -> None:
+    with socket.socket() as probe:  # a port just freed: nothing listens on it
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    with SmtpServer() as smtp:
+        for practice in practice_on(tmp_path, ledger_url, smtp):
+            practice.settings = configure(tmp_path / "closed", smtp, port=closed)
+            practice.approve()
+            [outcome] = practice.publish()
+            assert outcome.state == "retry"
+            assert f"cannot reach the SMTP server 127.0.0.1:{closed}" in outcome.detail
+            assert practice.ledger.deliveries(1) == {}
+            assert smtp.connections == 0
+
+
+# -- verify (carecast check --live) --------------------------------------------------------------------------------
+
+
+def test_check_live_logs_in_and_sends_nothing(practice: Practice, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--live", "--config", str(practice.settings.file)]) == 0
+    out = capsys.readouterr().out
+    security = "starttls" if practice.smtp.starttls else "none"
+    expected = f"newsletter: SMTP 127.0.0.1:{practice.smtp.port} ({security}): logged in as carecast, nothing sent"
+    assert expected in out.splitlines()
+    assert practice.smtp.messages == []
+    assert practice.smtp.connections == 1
+
+
+def test_check_live_fails_on_a_wrong_password(
+    practice: Practice, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CARECAST_TEST_SMTP_PASSWORD", "wrong-password-value")
+    assert main(["check", "--live", "--config", str(practice.settings.file)]) == 1
+    err = capsys.readouterr().err
+    assert "newsletter: FAILED:" in err
+    assert "wrong-password-value" not in err
+    monkeypatch.delenv("CARECAST_TEST_SMTP_PASSWORD")
+    with pytest.raises(CredentialError, match="CARECAST_TEST_SMTP_PASSWORD"):
+        practice.channel.verify()
+
+
+# -- secrets ------------------------------------------------------------------------------------------------------
+
+
+def test_no_secret_appears_in_logs_errors_ledger_outbox_or_on_the_wire(
+    tmp_path: Path, ledger_url: str, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    texts: list[str] = []
+    with SmtpServer(bounce=["linda.park@example.org"]) as smtp:
+        for practice in practice_on(tmp_path, ledger_url, smtp):
+            practice.approve()
+            smtp.force_data_replies("451 4.3.0 Try again later", after=1)
+            texts += [outcome.detail for outcome in practice.publish()]
+            texts += [outcome.detail for outcome in practice.publish()]
+            texts.append(practice.channel.verify())
+            for message in smtp.messages:
+                texts.append(message.raw.decode())
+            for record in practice.ledger.publications():
+                texts.append(repr(record.to_json()))
+                texts += [repr(delivery) for delivery in practice.ledger.deliveries(record.id).values()]
+            texts += [repr(subscriber) for subscriber in practice.ledger.subscribers("newsletter")]
+            texts.append(repr(practice.settings))
+    # A refused login's error, as staff would see it.
+    with SmtpServer(password="another-password") as smtp:
+        with pytest.raises(PublishError) as caught:
+            make_channel(configure(tmp_path / "wrong", smtp), "newsletter").verify()
+        texts += [str(caught.value), repr(caught.value.__cause__)]
+    texts += [record.getMessage() for record in caplog.records]
+    texts += list(capsys.readouterr())
+    texts += [path.read_bytes().decode() for path in tmp_path.rglob("*") if path.is_file() and path.suffix != ".db"]
+    texts += [path.read_bytes().decode("latin-1") for path in tmp_path.rglob("*.db")]
+    assert any("sent" in text for text in texts)
+    for secret in (PASSWORD, UNSUBSCRIBE_SECRET):
+        assert not [text for text in texts if secret in text]
+
+
+# -- configuration ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("credentials", "expected"),
+    [
+        ({"host": "smtp.example.com", "security": "none"}, "only for a server on 127.0.0.1"),
+        ({"password": "in-the-file"}, "password"),
+        ({"security": "ssl"}, "security"),
+        ({"port": 0}, "port"),
+    ],
+)
+def test_the_config_refuses(tmp_path: Path, credentials: dict[str, Any], expected: str) -> None:
+    with SmtpServer() as smtp, pytest.raises(ConfigError, match=expected):
+        configure(tmp_path, smtp, **credentials)
+
+
+def test_credentials_need_an_unsubscribe_secret(tmp_path: Path) -> None:
+    credentials = {"host": "smtp.example.com", "username": "u", "password": {"env": "SMTP_PASSWORD"}}
+    changes = {"channels": {"newsletter": {"credentials": credentials}}}
+    with pytest.raises(ConfigError, match="unsubscribe_secret is required"):
+        load_settings(write_config(tmp_path, changes))
+
+
+def test_default_ports_follow_the_security(tmp_path: Path) -> None:
+    credentials = {"host": "smtp.example.com", "username": "u", "password": {"env": "SMTP_PASSWORD"}}
+    servers = []
+    for security in ("starttls", "tls"):
+        newsletter = {"credentials": credentials | {"security": security}, "unsubscribe_secret": {"env": "K"}}
+        settings = load_settings(write_config(tmp_path / security, {"channels": {"newsletter": newsletter}}))
+        config = make_channel(settings, "newsletter").config
+        servers.append(config.credentials.server)  # type: ignore[attr-defined]
+    assert servers == ["smtp.example.com:587", "smtp.example.com:465"]
