@@ -6,9 +6,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from carecast.audience import load_audience
+from carecast.cli import main
+from carecast.config import load_settings
 from carecast.errors import ConfigError
+from carecast.ledger import Ledger
+from carecast.unsubscribe import apply_unsubscribe, make_token
 
 SAMPLES = Path(__file__).parents[1] / "config/audience"
 SMS_HEADER = "phone,name,consent_at,consent_method,consent_text,status,timezone\n"
@@ -116,3 +121,108 @@ def test_missing_file_and_unknown_channel_type(tmp_path: Path) -> None:
 
 def test_empty_file_with_header_is_an_empty_audience(tmp_path: Path) -> None:
     assert load_audience(write(tmp_path, "sms.csv", SMS_HEADER), "sms") == []
+
+
+# -- carecast audience import ------------------------------------------------------------------------------------
+
+EMAIL_HEADER = "email,name,consent_at,consent_method,consent_text,status\n"
+EMAIL_CONSENT = '2025-01-14T09:12:00-06:00,web form,"Yes, send me the newsletter. I can unsubscribe at any time."'
+
+
+def import_file(config_file: Path, file: Path, *extra: str) -> int:
+    return main(["audience", "import", str(file), "--config", str(config_file), *extra])
+
+
+def ledger_of(config_file: Path) -> Ledger:
+    return Ledger(load_settings(config_file).ledger_url())
+
+
+def test_import_reports_each_rejected_row_and_why_and_keeps_the_good_ones(
+    config_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = [
+        f"maria.gonzalez@example.com,Maria Gonzalez,{EMAIL_CONSENT},subscribed",
+        f"not-an-address,Nobody,{EMAIL_CONSENT},subscribed",
+        "deb.kowalski@example.org,Deb Kowalski,,,,subscribed",  # loaded, never sent to: no consent
+        f"sam.wright@example.com,Sam Wright,{EMAIL_CONSENT},active",
+        f"maria.gonzalez@example.com,Maria again,{EMAIL_CONSENT},subscribed",
+        "tom.becker@example.com,Tom Becker,2025-01-14T09:12:00,web form,I agree,subscribed",
+    ]
+    file = write(tmp_path, "newsletter.csv", EMAIL_HEADER + "\n".join(rows) + "\n") / "newsletter.csv"
+    assert import_file(config_file, file) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"{file}: 2 added, 0 updated, 4 problem(s) in rejected rows"
+    report = {line.split()[0] + " " + line.split()[1]: line for line in out[3:]}
+    assert list(report) == ["row 3.email", "row 5.status", "row 6.email", "row 7.consent_at"]
+    assert "an email address, not 'not-an-address'" in report["row 3.email"]
+    assert "one of subscribed, unsubscribed" in report["row 5.status"]
+    assert "maria.gonzalez@example.com appears on an earlier row" in report["row 6.email"]
+    assert "an ISO date and time with its zone" in report["row 7.consent_at"]
+    ledger = ledger_of(config_file)
+    try:
+        stored = {s.address: s.can_receive for s in ledger.subscribers("newsletter")}
+    finally:
+        ledger.close()
+    assert stored == {"maria.gonzalez@example.com": True, "deb.kowalski@example.org": False}
+
+
+def test_a_clean_import_succeeds_and_a_second_changes_nothing(
+    config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    file = SAMPLES / "sms.csv"
+    assert import_file(config_file, file) == 0
+    assert import_file(config_file, file) == 0
+    first, second = capsys.readouterr().out.splitlines()
+    assert first == f"{file}: 9 added, 0 updated, 0 problem(s) in rejected rows"
+    assert second == f"{file}: 0 added, 0 updated, 0 problem(s) in rejected rows"
+
+
+def test_opt_outs_in_the_ledger_survive_a_reimport(
+    config_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = SecretStr("practice-unsubscribe-secret")
+    file = (
+        write(
+            tmp_path,
+            "newsletter.csv",
+            EMAIL_HEADER + f"maria.gonzalez@example.com,Maria Gonzalez,{EMAIL_CONSENT},subscribed\n",
+        )
+        / "newsletter.csv"
+    )
+    sms = write(tmp_path, "sms.csv", SMS_HEADER + f"+13125550117,Maria Gonzalez,{CONSENT},subscribed,\n") / "sms.csv"
+    assert import_file(config_file, file) == 0
+    assert import_file(config_file, sms) == 0
+    ledger = ledger_of(config_file)
+    try:
+        token = make_token(
+            secret, "oakview-pt-newsletter.oakviewpt.com", "maria.gonzalez@example.com", datetime.now(UTC)
+        )
+        apply_unsubscribe(ledger, secret, token)
+        ledger.suppress("sms", "+13125550117", "opted_out", "replied STOP")
+    finally:
+        ledger.close()
+    # The practice's spreadsheet still says "subscribed" (with a changed name, so the row is updated).
+    file.write_text(file.read_text().replace("Maria Gonzalez", "Maria G."))
+    sms.write_text(sms.read_text().replace("Maria Gonzalez", "Maria G."))
+    assert import_file(config_file, file) == 0
+    assert import_file(config_file, sms, "--type", "sms") == 0
+    assert "0 added, 1 updated" in capsys.readouterr().out.splitlines()[-1]
+    ledger = ledger_of(config_file)
+    try:
+        [email] = ledger.subscribers("newsletter")
+        [phone] = ledger.subscribers("sms")
+    finally:
+        ledger.close()
+    assert (email.name, email.status, email.can_receive) == ("Maria G.", "unsubscribed", False)
+    assert (phone.name, phone.status, phone.can_receive) == ("Maria G.", "opted_out", False)
+
+
+def test_a_file_whose_name_is_no_channel_type_needs_type(
+    config_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    file = write(tmp_path, "patients-2026.csv", EMAIL_HEADER) / "patients-2026.csv"
+    assert import_file(config_file, file) == 2
+    assert "--type newsletter or sms" in capsys.readouterr().err
+    assert import_file(config_file, file, "--type", "newsletter") == 0
+    assert import_file(config_file, file, "--type", "sms") == 2, "an email file is no SMS list"
+    assert "column 'phone' is missing" in capsys.readouterr().err
