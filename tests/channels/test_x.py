@@ -15,7 +15,7 @@ from carecast.config import Settings, load_settings
 from carecast.errors import PublishError, RenderError
 from carecast.model import ContentItem, Draft, content_hash
 from carecast.text import x_measure
-from channels.x import PREVIOUS_ID, XChannel, XConfig
+from channels.x import MEDIA_ID, PREVIOUS_ID, XChannel, XConfig
 from tests.channels.conftest import outbox_context
 from tests.conftest import write_config
 
@@ -155,3 +155,20 @@ def test_publish_single_post_and_never_twice(tmp_path: Path) -> None:
     with pytest.raises(PublishError) as caught:
         x.publish(draft, context)
     assert not caught.value.transient
+
+
+def test_an_items_image_goes_along_and_shows_in_the_outbox(tmp_path: Path) -> None:
+    x = channel(tmp_path)
+    draft = x.render([make_item(image_url="https://www.oakviewpt.com/img/stretch.jpg")])
+    assert draft.image_url == "https://www.oakviewpt.com/img/stretch.jpg"
+    payload = read_payload(x.publish(draft, outbox_context(tmp_path / "outbox", 3)).location)
+    assert payload["media_upload"] == {"endpoint": "POST /1.1/media/upload.json", "image_url": draft.image_url}
+    assert payload["requests"] == [{"text": draft.parts[0], "media": {"media_ids": [MEDIA_ID]}}]
+
+
+def test_credentials_are_references_never_values() -> None:
+    refs = {name: {"env": name.upper()} for name in ("consumer_key", "consumer_secret", "access_token")}
+    with pytest.raises(ValidationError, match="access_token_secret"):
+        XConfig.model_validate({"type": "x", "credentials": refs})
+    with pytest.raises(ValidationError):
+        XConfig.model_validate({"type": "x", "credentials": {**refs, "access_token_secret": "plain-value"}})

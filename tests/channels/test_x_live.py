@@ -1,0 +1,292 @@
+"""The X channel's live transport against the local X API server: reply chains, resumed threads, images, the
+failure classes (429, 5xx, unreachable, 403 duplicate, 401) and credentials that never leak."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from carecast.config import load_settings
+from carecast.errors import AlreadyClaimed, CredentialError, PublishError
+from carecast.ledger import Ledger
+from carecast.model import Draft
+from channels.base import Outbox, PublishContext
+from channels.x import XChannel
+from tests.conftest import write_config
+from tests.providers import LocalHttpServer, RecordedRequest, Reply
+from tests.providers.xapi import LocalRedirectAdapter, XApiServer, XCredentials
+
+# Distinct values, so a leak of any of them anywhere is found by a plain substring search.
+SECRETS = XCredentials(
+    consumer_key="ck-7f3a9e1b-leak-canary",
+    consumer_secret="cs-52d8c0aa-leak-canary",
+    access_token="1000000001-at-9b1e44f0-leak-canary",
+    access_token_secret="ats-e0c7d3b2-leak-canary",
+)
+ENV = {
+    "consumer_key": "X_CONSUMER_KEY",
+    "consumer_secret": "X_CONSUMER_SECRET",
+    "access_token": "X_ACCESS_TOKEN",
+    "access_token_secret": "X_ACCESS_TOKEN_SECRET",
+}
+THREAD = Draft(
+    channel="x",
+    item_ids=("rss:blog:pt-month",),
+    parts=("1/3 October is PT Month.", "2/3 Thank you for trusting us.", "3/3 See you in the clinic!"),
+)
+# The smallest valid PNG: what tweepy sniffs to name the media type.
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6300010000050001a5f645400000000049454e44ae426082"
+)
+
+
+class Images(LocalHttpServer):
+    """A web server for the item's image: ``/photo.png`` is a PNG, anything else is 404."""
+
+    def handle(self, request: RecordedRequest) -> Reply:
+        if request.path == "/photo.png":
+            return Reply(200, PNG, {"Content-Type": "image/png"})
+        return Reply(404, "not found")
+
+
+class FailsThirdPost(XApiServer):
+    """Answers the third ``POST /2/tweets`` with a 503, as X does in an outage; behaves otherwise."""
+
+    def handle(self, request: RecordedRequest) -> Reply:
+        if (request.method, request.path) == ("POST", "/2/tweets") and len(self.requests_to("POST", "/2/tweets")) == 3:
+            return Reply(503, {"title": "Service Unavailable", "detail": "Service Unavailable", "status": 503})
+        return super().handle(request)
+
+
+@pytest.fixture
+def server() -> Iterator[XApiServer]:
+    with XApiServer(credentials=SECRETS) as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def credentials_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, variable in ENV.items():
+        monkeypatch.setenv(variable, getattr(SECRETS, name))
+
+
+def live_channel(tmp_path: Path, server: XApiServer, **changes: object) -> XChannel:
+    """The sample config's X channel with credentials from the environment, its sessions sent to ``server``."""
+    credentials = {name: {"env": variable} for name, variable in ENV.items()}
+    file = write_config(tmp_path, {"channels": {"x": {"credentials": credentials, **changes}}})
+    settings = load_settings(file)
+    channel = XChannel("x", settings.channels["x"], settings)
+    channel.prepare_session = LocalRedirectAdapter(server.url).mount_on
+    return channel
+
+
+class Publications:
+    """Drafts claimed in a real ledger, as the pipeline claims them, and re-claimed after a transient failure."""
+
+    def __init__(self, root: Path) -> None:
+        self.ledger = Ledger(f"sqlite:///{root / 'ledger.db'}")
+        self.outbox = Outbox(root / "outbox")
+        self.root = root
+
+    def claim(self, draft: Draft) -> PublishContext:
+        draft_id = self.ledger.save_draft(draft, "@OakviewPT", "approved")
+        return PublishContext(self.ledger.claim(draft_id), self.outbox, self.ledger)
+
+    def fail(self, context: PublishContext, error: PublishError) -> None:
+        self.ledger.record_failed(context.publication_id, error.reason, transient=error.transient)
+
+
+@pytest.fixture
+def publications(tmp_path: Path) -> Iterator[Publications]:
+    made = Publications(tmp_path)
+    yield made
+    made.ledger.close()
+
+
+def test_a_thread_lands_as_a_reply_chain(tmp_path: Path, server: XApiServer, publications: Publications) -> None:
+    context = publications.claim(THREAD)
+
+    receipt = live_channel(tmp_path, server).publish(THREAD, context)
+
+    first, second, third = server.tweets
+    assert [t.text for t in server.tweets] == list(THREAD.parts)
+    assert [t.in_reply_to_tweet_id for t in server.tweets] == [None, first.id, second.id]
+    assert receipt.provider_ids == (first.id, second.id, third.id)
+    assert receipt.location == f"https://x.com/OakviewPT/status/{first.id}"
+    assert publications.ledger.progress(context.publication_id)["posted"] == [first.id, second.id, third.id]
+    posted = server.requests_to("POST", "/2/tweets")
+    assert all(r.headers["Authorization"].startswith("OAuth ") for r in posted)
+    assert posted[1].body == {"text": THREAD.parts[1], "reply": {"in_reply_to_tweet_id": first.id}}
+
+
+def test_a_thread_cut_short_by_a_5xx_resumes_at_its_first_part_not_up(
+    tmp_path: Path, publications: Publications
+) -> None:
+    with FailsThirdPost(credentials=SECRETS) as server:
+        channel = live_channel(tmp_path, server)
+        context = publications.claim(THREAD)
+        with pytest.raises(PublishError) as caught:
+            channel.publish(THREAD, context)
+        assert caught.value.transient
+        assert "post 3 of 3" in caught.value.reason and "2 of 3 posts are up" in caught.value.reason
+        publications.fail(context, caught.value)
+        _, second = server.tweets
+
+        again = publications.claim(THREAD)  # the next run's compare-and-set claim of the failed publication
+        receipt = channel.publish(THREAD, again)
+
+        assert again.publication_id == context.publication_id
+        retried = server.requests_to("POST", "/2/tweets")[3:]
+        assert [r.body for r in retried] == [{"text": THREAD.parts[2], "reply": {"in_reply_to_tweet_id": second.id}}]
+        assert [t.text for t in server.tweets] == list(THREAD.parts)
+        assert receipt.provider_ids == tuple(t.id for t in server.tweets)
+
+
+def test_a_rate_limit_is_transient_until_the_reset(tmp_path: Path, publications: Publications) -> None:
+    with XApiServer(credentials=SECRETS, rate_limit=2, rate_window=60) as server:
+        context = publications.claim(THREAD)
+        with pytest.raises(PublishError) as caught:
+            live_channel(tmp_path, server).publish(THREAD, context)
+
+    # The window resets 60 s after its first request: retry_after is what is left of it, not a guess.
+    assert caught.value.transient and "429" in caught.value.reason
+    assert caught.value.retry_after is not None and 50 <= caught.value.retry_after <= 60
+    assert len(publications.ledger.progress(context.publication_id)["posted"]) == 2
+
+
+def test_duplicate_content_is_permanent_and_never_retried(
+    tmp_path: Path, server: XApiServer, publications: Publications
+) -> None:
+    channel = live_channel(tmp_path, server)
+    single = Draft(channel="x", item_ids=("a",), parts=("Happy PT Month from Oakview PT!",))
+    channel.publish(single, publications.claim(single))
+    copy = Draft(channel="x", item_ids=("b",), parts=single.parts)
+    context = publications.claim(copy)
+
+    with pytest.raises(PublishError) as caught:
+        channel.publish(copy, context)
+    publications.fail(context, caught.value)
+
+    assert not caught.value.transient
+    assert "403" in caught.value.reason and "duplicate content" in caught.value.reason
+    with pytest.raises(AlreadyClaimed):
+        publications.claim(copy)
+    assert len(server.requests_to("POST", "/2/tweets")) == 2
+
+
+def test_wrong_credentials_are_permanent_and_fail_verify(
+    tmp_path: Path, server: XApiServer, publications: Publications, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("X_CONSUMER_KEY", "someone-elses-key")
+    channel = live_channel(tmp_path, server)
+
+    with pytest.raises(PublishError) as caught:
+        channel.publish(THREAD, publications.claim(THREAD))
+    with pytest.raises(CredentialError, match="401"):
+        channel.verify()
+
+    assert not caught.value.transient and "401" in caught.value.reason
+    assert server.tweets == []
+
+
+def test_a_missing_credential_names_where_it_was_looked_for(
+    tmp_path: Path, server: XApiServer, publications: Publications, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("X_ACCESS_TOKEN_SECRET")
+    channel = live_channel(tmp_path, server)
+
+    with pytest.raises(PublishError, match="environment variable X_ACCESS_TOKEN_SECRET") as caught:
+        channel.publish(THREAD, publications.claim(THREAD))
+    with pytest.raises(CredentialError, match="X_ACCESS_TOKEN_SECRET"):
+        channel.verify()
+
+    assert caught.value.transient
+    assert server.requests == []
+
+
+def test_an_unreachable_x_is_transient(tmp_path: Path, publications: Publications) -> None:
+    with XApiServer(credentials=SECRETS) as gone:
+        channel = live_channel(tmp_path, gone)
+    # stopped: its port now refuses connections
+
+    with pytest.raises(PublishError, match="cannot be reached") as caught:
+        channel.publish(THREAD, publications.claim(THREAD))
+
+    assert caught.value.transient
+
+
+def test_verify_signs_in_and_posts_nothing(tmp_path: Path, server: XApiServer) -> None:
+    assert live_channel(tmp_path, server).verify() == "X: signed in as @oakviewpt"
+    assert [(r.method, r.path) for r in server.requests] == [("GET", "/2/users/me")]
+
+
+def test_an_account_without_a_handle_asks_x_for_the_username(
+    tmp_path: Path, server: XApiServer, publications: Publications
+) -> None:
+    single = Draft(channel="x", item_ids=("a",), parts=("Open Saturday 9-1.",))
+    receipt = live_channel(tmp_path, server, account="oakview-main").publish(single, publications.claim(single))
+
+    assert receipt.location == f"https://x.com/oakviewpt/status/{server.tweets[0].id}"
+
+
+def test_an_image_is_uploaded_and_attached_to_the_first_part(
+    tmp_path: Path, server: XApiServer, publications: Publications
+) -> None:
+    with Images() as images:
+        draft = Draft(**{**THREAD.__dict__, "image_url": f"{images.url}/photo.png"})
+        receipt = live_channel(tmp_path, server).publish(draft, publications.claim(draft))
+
+    [(media_id, upload)] = server.media.items()
+    assert upload.content == PNG and upload.filename == "image.png"
+    assert server.requests_to("POST", "/1.1/media/upload.json")[0].headers["X-Forwarded-Host"] == "upload.twitter.com"
+    assert [t.media_ids for t in server.tweets] == [(media_id,), (), ()]
+    assert server.requests_to("POST", "/2/tweets")[0].body["media"] == {"media_ids": [media_id]}
+    assert receipt.notes == ()
+
+
+@pytest.mark.parametrize(("path", "why"), [("/missing.png", "HTTP 404"), ("/", "HTTP 404")])
+def test_an_image_that_cannot_be_downloaded_does_not_block_the_post(
+    tmp_path: Path, server: XApiServer, publications: Publications, path: str, why: str
+) -> None:
+    with Images() as images:
+        draft = Draft(channel="x", item_ids=("a",), parts=("New clinic photos!",), image_url=f"{images.url}{path}")
+        receipt = live_channel(tmp_path, server).publish(draft, publications.claim(draft))
+
+    assert [t.media_ids for t in server.tweets] == [()]
+    assert server.media == {}
+    assert len(receipt.notes) == 1 and receipt.notes[0].startswith("image not attached") and why in receipt.notes[0]
+
+
+def test_no_credential_appears_in_logs_errors_ledger_or_outbox(
+    tmp_path: Path, publications: Publications, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    errors: list[str] = []
+    with FailsThirdPost(credentials=SECRETS) as server:
+        channel = live_channel(tmp_path, server)
+        context = publications.claim(THREAD)
+        try:
+            channel.publish(THREAD, context)
+        except PublishError as exc:
+            errors += [str(exc), repr(exc), str(exc.__cause__)]
+            publications.fail(context, exc)
+        receipt = channel.publish(THREAD, publications.claim(THREAD))
+        errors.append(channel.verify())
+    outbox_channel = XChannel("x", channel.config.model_copy(update={"credentials": None}), channel.settings)
+    outbox_receipt = outbox_channel.publish(THREAD, PublishContext(99, publications.outbox, publications.ledger))
+
+    assert len(errors) == 4 and receipt.provider_ids
+    stored = [path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()]
+    assert Path(outbox_receipt.location).read_bytes() in stored
+    logged = [record.getMessage() for record in caplog.records if record.levelno >= logging.INFO]
+    # The signing secrets never leave: not even oauthlib's DEBUG lines, which do show the key and token ids.
+    assert SECRETS.consumer_secret not in caplog.text and SECRETS.access_token_secret not in caplog.text
+    for value in (SECRETS.consumer_key, SECRETS.consumer_secret, SECRETS.access_token, SECRETS.access_token_secret):
+        assert not any(value in line for line in logged)
+        assert not any(value in text for text in errors)
+        assert not any(value.encode() in content for content in stored)
+        assert value not in repr(channel.config) and value not in str(receipt.to_json())
