@@ -1,0 +1,308 @@
+"""The Mastodon channel: counting as Mastodon does, rendering within 500 characters, the outbox, and the live
+transport against a real local instance (mastodon-mock): Idempotency-Key, instance limits, faults, no leaked token."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from pydantic import ValidationError
+
+from carecast.config import load_settings
+from carecast.errors import CredentialError, PublishError, RenderError
+from carecast.model import ContentItem, Draft, content_hash
+from channels.mastodon import MastodonChannel, MastodonConfig, mastodon_length, retry_after
+from tests.channels.conftest import outbox_context
+from tests.conftest import write_config
+from tests.providers.mastodon import MastodonInstance, mastodon_instance
+
+TOKEN = "mt-4c1f9a7e-leak-canary"
+LONG_URL = "https://www.oakviewpt.com/blog/" + "a-very-long-path-segment/" * 8
+
+
+def make_item(summary: str = "Sitting all day? These five stretches take ten minutes.", **extra: Any) -> ContentItem:
+    values: dict[str, Any] = {
+        "id": "blog-desk-stretches",
+        "source": "blog",
+        "kind": "post",
+        "title": "Five stretches for desk workers",
+        "url": "https://www.oakviewpt.com/blog/desk-stretches",
+        "summary_html": f"<p>{summary}</p>",
+        "summary_text": summary,
+        "published": datetime(2026, 3, 2, 15, 0, tzinfo=UTC),
+        "content_hash": content_hash(summary),
+        **extra,
+    }
+    return ContentItem(**values)
+
+
+def channel(tmp_path: Path, **changes: Any) -> MastodonChannel:
+    settings = load_settings(write_config(tmp_path, {"channels": {"mastodon": changes}}))
+    return MastodonChannel("mastodon", settings.channels["mastodon"], settings)
+
+
+# -- counting and rendering ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "length"),
+    [
+        ("a" * 500, 500),
+        (f"Read {LONG_URL} today", len("Read  today") + 23),
+        ("Visit oakviewpt.com today", 25),  # a bare domain is no URL on Mastodon
+        ("Thanks @maria@pt.example.social and @james!", len("Thanks @maria and @james!")),
+        ("\U0001f468\u200d\U0001f469\u200d\U0001f467\u200d\U0001f466 caf\u0065\u0301", 6),  # graphemes
+        (f"{LONG_URL}@maria@pt.example", 23),  # a mention inside a URL is the URL's
+    ],
+)
+def test_length_as_mastodon_counts_it(text: str, length: int) -> None:
+    assert mastodon_length(text) == length
+
+
+def test_url_weight_is_the_instances() -> None:
+    assert mastodon_length(f"x {LONG_URL}", url_weight=30) == 32
+
+
+def test_short_item_is_one_status_with_tagged_link_and_hashtags(tmp_path: Path) -> None:
+    draft = channel(tmp_path).render([make_item()])
+    [status] = draft.parts
+    assert status.startswith("Five stretches for desk workers\n\nSitting all day?")
+    assert "utm_source=mastodon&utm_medium=social&utm_campaign=oakview_blog" in status
+    assert status.endswith("#PhysicalTherapy #OakviewPT")
+    assert draft.measures["parts"] == [{"characters": mastodon_length(status)}]
+
+
+def test_long_item_is_shortened_to_500_counting_the_link_as_23(tmp_path: Path) -> None:
+    summary = " ".join(["Thank you for trusting us with your recovery."] * 20)
+    [status] = channel(tmp_path).render([make_item(summary, url=LONG_URL)]).parts
+    assert 480 < mastodon_length(status) <= 500 < len(status)
+    assert "\u2026" in status and "utm_source=mastodon" in status
+
+
+def test_exactly_one_item_and_nothing_that_cannot_fit(tmp_path: Path) -> None:
+    mastodon = channel(tmp_path)
+    with pytest.raises(RenderError, match="exactly one item"):
+        mastodon.render([make_item(), make_item(id="other")])
+    with pytest.raises(RenderError, match="500 characters"):
+        mastodon.render([make_item(title="Very long title " * 40)])
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"instance_url": "http://mastodon.social"},
+        {"instance_url": "http://localhost:3000"},
+        {"visibility": "direct"},
+        {"credentials": {"access_token": "a-value-not-a-reference"}},
+    ],
+)
+def test_config_is_validated(change: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        MastodonConfig.model_validate({"type": "mastodon", "instance_url": "https://mastodon.social", **change})
+
+
+def test_outbox_holds_the_request_body_and_its_idempotency_key(tmp_path: Path) -> None:
+    mastodon = channel(tmp_path, visibility="unlisted")
+    draft = mastodon.render([make_item()])
+    receipt = mastodon.publish(draft, outbox_context(tmp_path / "outbox", 4))
+    assert Path(receipt.location) == tmp_path / "outbox" / "mastodon" / "000004.json"
+    assert json.loads(Path(receipt.location).read_text(encoding="utf-8")) == {
+        "endpoint": "POST /api/v1/statuses",
+        "instance": "https://mastodon.social",
+        "account": "@oakviewpt@mastodon.social",
+        "idempotency_key": f"carecast:mastodon:000004:{draft.key}",
+        "request": {"status": draft.parts[0], "visibility": "unlisted"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"Retry-After": "120"}, 120),
+        ({"Retry-After": format_datetime(datetime.now(UTC) + timedelta(seconds=90), usegmt=True)}, 90),
+        ({"X-RateLimit-Reset": (datetime.now(UTC) + timedelta(seconds=60)).isoformat()}, 60),
+        ({"X-RateLimit-Reset": str(int(datetime.now(UTC).timestamp()) + 30)}, 30),
+        ({}, None),
+        ({"Retry-After": "soon"}, None),
+    ],
+)
+def test_retry_after_reads_what_the_instance_said(headers: dict[str, str], expected: float | None) -> None:
+    wait = retry_after(headers)
+    assert wait == expected if expected is None else wait is not None and expected - 2 <= wait <= expected
+
+
+# -- live, against a local instance ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def instance() -> Iterator[MastodonInstance]:
+    with mastodon_instance(access_token=TOKEN) as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def token_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MASTODON_TOKEN", TOKEN)
+
+
+def live(tmp_path: Path, instance: MastodonInstance, **changes: Any) -> MastodonChannel:
+    credentials = {"access_token": {"env": "MASTODON_TOKEN"}}
+    return channel(tmp_path, instance_url=instance.url, credentials=credentials, **changes)
+
+
+def statuses_count(instance: MastodonInstance) -> int:
+    account = requests.get(
+        f"{instance.url}/api/v1/accounts/verify_credentials", headers=instance.auth_headers(), timeout=5
+    )
+    return int(account.json()["statuses_count"])
+
+
+def next_post(instance: MastodonInstance, effect: dict[str, Any]) -> None:
+    """Give the next status post mastodon-mock's ``effect`` (those ``MastodonInstance.fault`` does not make)."""
+    rule = {"match": {"methods": ["POST"], "path": "/api/v1/statuses"}, "effect": effect, "count": 1}
+    requests.post(f"{instance.url}/api/v1/_mock/faults", json=rule, timeout=5).raise_for_status()
+
+
+def draft_for(test: str, text: str = "October is PT Month. Thank you for trusting us!") -> Draft:
+    # One item per test: a module's tests share the instance, and its Idempotency-Keys name the draft.
+    return Draft(channel="mastodon", item_ids=(f"md:{test}",), parts=(text,))
+
+
+def test_a_status_is_posted_with_its_visibility(tmp_path: Path, instance: MastodonInstance) -> None:
+    before = statuses_count(instance)
+    draft = draft_for("posted")
+
+    receipt = live(tmp_path, instance, visibility="unlisted").publish(draft, outbox_context(tmp_path / "o", 1))
+
+    [status_id] = receipt.provider_ids
+    status = requests.get(f"{instance.url}/api/v1/statuses/{status_id}", headers=instance.auth_headers(), timeout=5)
+    assert status.json()["visibility"] == "unlisted"
+    assert draft.parts[0] in status.json()["content"]
+    assert receipt.location == status.json()["url"]
+    assert statuses_count(instance) == before + 1
+    assert not (tmp_path / "o" / "mastodon").exists()
+
+
+def test_a_retry_after_a_timeout_sends_the_same_key_and_makes_one_status(
+    tmp_path: Path, instance: MastodonInstance
+) -> None:
+    before = statuses_count(instance)
+    mastodon = live(tmp_path, instance, timeout=0.3)
+    draft, context = draft_for("timeout"), outbox_context(tmp_path / "o", 1)
+    # The instance takes the status but answers too late: the client gives up, the status exists.
+    next_post(instance, {"type": "latency", "delay_ms": 800})
+
+    with pytest.raises(PublishError, match="cannot be reached") as caught:
+        mastodon.publish(draft, context)
+    assert caught.value.transient
+    receipt = mastodon.publish(draft, context)
+
+    assert statuses_count(instance) == before + 1
+    assert receipt.provider_ids
+
+
+def test_instance_limits_are_read_once_and_enforced(tmp_path: Path, instance: MastodonInstance) -> None:
+    limits = {"configuration": {"statuses": {"max_characters": 100, "characters_reserved_per_url": 30}}}
+    instance.fault("/api/v2/instance", status=200, methods=("GET",), body=limits)
+    mastodon = live(tmp_path, instance)
+    before = statuses_count(instance)
+
+    with pytest.raises(PublishError, match="101 of the instance's 100 characters") as caught:
+        mastodon.publish(draft_for("limits", "a" * 101), outbox_context(tmp_path / "o", 1))
+    receipt = mastodon.publish(draft_for("limits-url", "a" * 69 + " " + LONG_URL), outbox_context(tmp_path / "o", 2))
+
+    assert not caught.value.transient
+    assert (mastodon.instance_limits().max_characters, mastodon.instance_limits().url_weight) == (100, 30)
+    assert receipt.provider_ids and statuses_count(instance) == before + 1
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "transient"),
+    [
+        (503, None, True),
+        (500, None, True),
+        (422, {"error": "Validation failed: Text can't be blank"}, False),
+        (403, {"error": "This action is not allowed"}, False),
+    ],
+)
+def test_faults_are_transient_or_permanent(
+    tmp_path: Path, instance: MastodonInstance, status: int, body: Any, transient: bool
+) -> None:
+    instance.fault("/api/v1/statuses", status=status, body=body)
+    before = statuses_count(instance)
+
+    with pytest.raises(PublishError, match=f"answered {status}") as caught:
+        live(tmp_path, instance).publish(draft_for(f"fault-{status}"), outbox_context(tmp_path / "o", 1))
+
+    assert caught.value.transient is transient and caught.value.retry_after is None
+    if body is not None:
+        assert body["error"] in caught.value.reason
+    assert statuses_count(instance) == before
+
+
+def test_a_rate_limit_is_transient_with_the_instances_wait(tmp_path: Path, instance: MastodonInstance) -> None:
+    instance.fault("/api/v1/statuses", status=429)
+
+    with pytest.raises(PublishError, match="answered 429") as caught:
+        live(tmp_path, instance).publish(draft_for("ratelimit"), outbox_context(tmp_path / "o", 1))
+
+    assert caught.value.transient and caught.value.retry_after == 300
+
+
+def test_a_malformed_answer_is_transient(tmp_path: Path, instance: MastodonInstance) -> None:
+    next_post(instance, {"type": "malformed"})
+
+    with pytest.raises(PublishError, match="malformed") as caught:
+        live(tmp_path, instance).publish(draft_for("malformed"), outbox_context(tmp_path / "o", 1))
+
+    assert caught.value.transient
+
+
+def test_a_wrong_token_is_permanent_and_fails_verify(
+    tmp_path: Path, instance: MastodonInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MASTODON_TOKEN", "not-the-token")
+    mastodon = live(tmp_path, instance)
+
+    with pytest.raises(PublishError, match="answered 401") as caught:
+        mastodon.publish(draft_for("unauthorized"), outbox_context(tmp_path / "o", 1))
+    with pytest.raises(CredentialError, match=r"environment variable MASTODON_TOKEN.*401"):
+        mastodon.verify()
+
+    assert not caught.value.transient
+
+
+def test_verify_signs_in_and_reads_the_limits(tmp_path: Path, instance: MastodonInstance) -> None:
+    before = statuses_count(instance)
+    said = live(tmp_path, instance).verify()
+    assert said == f"Mastodon: signed in as @oakviewpt on {instance.url}; statuses up to 500 characters"
+    assert statuses_count(instance) == before
+
+
+def test_the_token_appears_in_no_log_error_ledger_or_outbox(
+    tmp_path: Path, instance: MastodonInstance, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    mastodon = live(tmp_path, instance)
+    instance.fault("/api/v1/statuses", status=503)
+    context = outbox_context(tmp_path / "o", 1)
+    with pytest.raises(PublishError) as caught:
+        mastodon.publish(draft_for("secret"), context)
+    receipt = mastodon.publish(draft_for("secret"), context)
+    said = mastodon.verify()
+    offline = MastodonChannel(
+        "mastodon", mastodon.config.model_copy(update={"credentials": None}), mastodon.settings
+    ).publish(draft_for("secret"), outbox_context(tmp_path / "o", 2))
+
+    texts = [caplog.text, str(caught.value), repr(caught.value), str(receipt.to_json()), said, repr(mastodon.config)]
+    assert not any(TOKEN in text for text in texts)
+    stored = [path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()]
+    assert Path(offline.location).read_bytes() in stored
+    assert not any(TOKEN.encode() in content for content in stored)
