@@ -66,6 +66,8 @@ API_VERSION = "2010-04-01"
 RECIPIENT_ERRORS: dict[int, str | None] = {21610: "opted_out", 21211: "invalid", 21614: "invalid", 30007: None}
 #: A request is tried at most this often within a publish, however much of the retry budget is left.
 MAX_ATTEMPTS = 4
+#: Seconds a status callback waits for its message's send to be recorded (Twilio can report before we record).
+CALLBACK_WAIT = 5.0
 #: Backoff before the second attempt when Twilio gives no Retry-After; doubled each time after.
 FIRST_BACKOFF = 0.5
 
@@ -205,13 +207,15 @@ class SmsChannel(Channel):
                 credentials.auth_token.where, f"Twilio refused it with account {credentials.account_sid}"
             )
         account = _json(response)
+        if response.status_code == 429 or response.status_code >= 500:
+            raise PublishError(self.instance, _twilio_error(response, account), transient=True)
         if response.status_code != 200 or account.get("status") != "active":
             why = _twilio_error(response, account) if response.status_code != 200 else f"is {account.get('status')}"
             raise PublishError(self.instance, f"Twilio account {credentials.account_sid}: {why}", transient=False)
         return f"Twilio account {credentials.account_sid} ({account.get('friendly_name')}) is active; nothing sent"
 
     def apply_status_callback(
-        self, ledger: Ledger, url: str, params: Mapping[str, str], signature: str
+        self, ledger: Ledger, url: str, params: Mapping[str, str], signature: str, *, wait: float = CALLBACK_WAIT
     ) -> DeliveryRecord | None:
         """Record what a Twilio status callback says about a message, once it is proven to come from Twilio.
 
@@ -219,8 +223,9 @@ class SmsChannel(Channel):
         ``MessageStatus``, ``ErrorCode``), ``signature`` its ``X-Twilio-Signature``. ``delivered`` (or ``read``)
         marks the delivery delivered; ``undelivered`` or ``failed`` marks it failed for good, so it is never sent
         again (30007: the carrier filtered this text). Callbacks arrive late, twice and out of order: the first
-        final status stands and the others change nothing. Returns the delivery as recorded, or None when the
-        ledger has no message with that ``MessageSid``.
+        final status stands and the others change nothing. A callback can overtake the recording of its own send,
+        so an unknown ``MessageSid`` is waited for up to ``wait`` seconds. Returns the delivery as recorded, or None
+        when the ledger has no message with that ``MessageSid``.
 
         Raises ChannelError when no credentials are configured or the signature does not match (the callback is
         refused); CredentialError when the Auth Token is unset.
@@ -231,6 +236,11 @@ class SmsChannel(Channel):
         if not hmac.compare_digest(twilio_signature(token, url, params), signature):
             raise ChannelError(self.instance, "a status callback whose X-Twilio-Signature does not match: refused")
         sid, status, code = params.get("MessageSid", ""), params.get("MessageStatus"), params.get("ErrorCode")
+        deadline = time.monotonic() + wait
+        while ledger.delivery_by_provider_id(sid) is None:
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.05)
         if status in ("delivered", "read"):
             ledger.settle_delivery(sid, "delivered")
         elif status in ("undelivered", "failed"):
@@ -331,7 +341,8 @@ class SmsChannel(Channel):
                 if response.status_code != 429 and response.status_code < 500:
                     return response
                 why = _twilio_error(response, _json(response))
-                wait = _retry_after(response) or backoff
+                asked = _retry_after(response)
+                wait = backoff if asked is None else asked
             if attempt == MAX_ATTEMPTS or time.monotonic() + wait > deadline:
                 break
             log.warning("%s: %s; trying again in %.1fs", self.instance, why, wait)
@@ -346,7 +357,8 @@ class SmsChannel(Channel):
         Raises PublishError: transient while recipients wait for their window, permanent when nobody was texted.
         """
         deliveries = context.ledger.deliveries(context.publication_id).values()
-        sent = [d.provider_id for d in deliveries if d.state in ("sent", "delivered") and d.provider_id]
+        # Accepted by Twilio is texted, whatever its status callbacks (arriving meanwhile) say about delivery.
+        sent = [d.provider_id for d in deliveries if d.provider_id]
         failed = Counter(d.error or "failed" for d in deliveries if d.state == "failed")
         notes = [f"{count} skipped: {reason}" for reason, count in sorted(skipped.items())]
         notes += [f"{count} failed: {error}" for error, count in sorted(failed.items())]

@@ -1,0 +1,386 @@
+"""SMS through Twilio, on the wire: the local TwilioServer receives what the channel sends, and its signed status
+callbacks reach a real local receiver that hands them to the channel.
+
+The sample audience has five recipients who may be texted (+13055550164 New York, +13125550117 and +17735550123
+Chicago, +14155550176 Los Angeles, +16305550142 with no zone: Chicago by its area code) and four who may not.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+import urllib.parse
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from carecast.config import load_settings
+from carecast.errors import ChannelError, CredentialError, PublishError
+from carecast.ledger import Ledger
+from carecast.model import ContentItem, Draft, content_hash
+from carecast.pipeline import make_channel, sync_audience
+from channels.base import Outbox, PublishContext
+from channels.sms import SmsChannel, twilio_signature
+from tests.conftest import write_config
+from tests.providers import RecordedRequest, Reply
+from tests.providers.twilio import TwilioCredentials, TwilioServer
+from tests.providers.twilio import twilio_signature as reference_signature
+
+TOKEN = "tok-7f3a9c1e5b2d4f6a8c0e2b4d6f8a0c1e"
+CREDENTIALS = TwilioCredentials(auth_token=TOKEN)
+MESSAGES = f"/2010-04-01/Accounts/{CREDENTIALS.account_sid}/Messages.json"
+CONSENTING = {"+13055550164", "+13125550117", "+14155550176", "+16305550142", "+17735550123"}
+#: Monday 2026-02-02 17:00 UTC: 11:00 in Chicago, 12:00 in New York, 09:00 in Los Angeles: everyone's window is open.
+OPEN = datetime(2026, 2, 2, 17, 0, tzinfo=UTC)
+
+
+class CallbackReceiver:
+    """A local HTTP endpoint for Twilio's status callbacks: each POST goes to the channel, 403 when refused."""
+
+    def __init__(self) -> None:
+        self.channel: SmsChannel | None = None
+        self.ledger: Ledger | None = None
+        self.refused: list[str] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                params = dict(urllib.parse.parse_qsl(self.rfile.read(length).decode()))
+                url = f"http://127.0.0.1:{self.server.server_address[1]}{self.path}"
+                assert receiver.channel is not None and receiver.ledger is not None
+                try:
+                    receiver.channel.apply_status_callback(
+                        receiver.ledger, url, params, self.headers.get("X-Twilio-Signature", "")
+                    )
+                except ChannelError as exc:
+                    receiver.refused.append(str(exc))
+                    self.send_response(403)
+                else:
+                    self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/twilio/status"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[CallbackReceiver]:
+    callbacks = CallbackReceiver()
+    yield callbacks
+    callbacks.stop()
+
+
+class Setup:
+    """A practice whose SMS channel has Twilio credentials pointing at ``server``, its audience in the ledger."""
+
+    def __init__(self, tmp_path: Path, server: TwilioServer, receiver: CallbackReceiver, **sms: Any) -> None:
+        credentials = {"account_sid": CREDENTIALS.account_sid, "auth_token": {"env": "TWILIO_AUTH_TOKEN"}}
+        changes = {"credentials": {**credentials, "api_base": server.url}, "status_callback": receiver.url, **sms}
+        self.settings = load_settings(write_config(tmp_path, {"channels": {"sms": changes}}))
+        self.channel = make_channel(self.settings, "sms")
+        assert isinstance(self.channel, SmsChannel)
+        self.ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+        self.outbox = Outbox(tmp_path / "outbox")
+        sync_audience(self.settings, self.ledger)
+        receiver.channel, receiver.ledger = self.channel, self.ledger
+
+    def draft(self, summary: str = "Happy Patient Recognition Week! Thank you for trusting us.") -> Draft:
+        item = ContentItem(
+            id=f"observance-{content_hash(summary)[:8]}",
+            source="observances",
+            kind="observance",
+            title="National Patient Recognition Week",
+            url=None,
+            summary_html=f"<p>{summary}</p>",
+            summary_text=summary,
+            published=datetime(2026, 1, 18, 14, 0, tzinfo=UTC),
+            content_hash=content_hash(summary),
+        )
+        self.ledger.upsert_items([item])
+        return self.channel.render([item])
+
+    def claim(self, draft: Draft, now: datetime = OPEN) -> PublishContext:
+        """Claim ``draft`` as the pipeline does: the first time, or again after a transient failure."""
+        draft_id = self.ledger.save_draft(draft, self.channel.config.account, "approved")
+        return PublishContext(self.ledger.claim(draft_id), self.outbox, self.ledger, now=now)
+
+    def retry(self, context: PublishContext, error: PublishError, now: datetime) -> PublishContext:
+        """What the next run does with a transient failure: record it, claim the publication again (same id)."""
+        assert error.transient
+        self.ledger.record_failed(context.publication_id, error.reason, transient=True)
+        [publication] = [p for p in self.ledger.publications() if p.id == context.publication_id]
+        stored = next(d for d in self.ledger.drafts("sms") if d.draft.item_ids == tuple(publication.item_ids))
+        return PublishContext(self.ledger.claim(stored.id), self.outbox, self.ledger, now=now)
+
+
+def sent_forms(server: TwilioServer) -> list[dict[str, str]]:
+    return [request.body for request in server.requests_to("POST", MESSAGES)]
+
+
+@pytest.fixture(autouse=True)
+def auth_token_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", TOKEN)
+
+
+def test_every_consenting_recipient_gets_exactly_one_text(tmp_path: Path, receiver: CallbackReceiver) -> None:
+    with TwilioServer(credentials=CREDENTIALS) as server:
+        setup = Setup(tmp_path, server, receiver)
+        draft = setup.draft()
+        context = setup.claim(draft)
+        receipt = setup.channel.publish(draft, context)
+        forms = sent_forms(server)
+        assert {form["To"] for form in forms} == CONSENTING and len(forms) == len(CONSENTING)
+        for form in forms:
+            assert form == {
+                "To": form["To"],
+                "From": "+13125550100",
+                "Body": draft.text,
+                "StatusCallback": receiver.url,
+            }
+        basic = base64.b64encode(f"{CREDENTIALS.account_sid}:{TOKEN}".encode()).decode()
+        assert {r.headers["Authorization"] for r in server.requests_to("POST", MESSAGES)} == {f"Basic {basic}"}
+        assert sorted(receipt.provider_ids) == sorted(message["sid"] for message in server.messages)
+        assert receipt.location == server.url + MESSAGES
+        assert receipt.notes == (
+            "1 skipped: no consent on file",
+            "2 skipped: status is opted_out",
+            "1 skipped: status is unsubscribed",
+        )
+        # queued, sent and delivered for each: the deliveries end "delivered".
+        server.wait_for_callbacks(3 * len(CONSENTING))
+        server.stop()  # joins the callback threads
+        assert {d.state for d in setup.ledger.deliveries(context.publication_id).values()} == {"delivered"}
+        assert receiver.refused == []
+
+        again = setup.channel.publish(draft, context)
+        assert len(sent_forms(server)) == len(CONSENTING)
+        assert sorted(again.provider_ids) == sorted(receipt.provider_ids)
+
+
+def test_opted_out_at_twilio_is_suppressed_and_never_retried(tmp_path: Path, receiver: CallbackReceiver) -> None:
+    with TwilioServer(credentials=CREDENTIALS, opted_out={"+13125550117"}) as server:
+        setup = Setup(tmp_path, server, receiver)
+        draft = setup.draft()
+        context = setup.claim(draft)
+        receipt = setup.channel.publish(draft, context)
+        assert len(receipt.provider_ids) == len(CONSENTING) - 1
+        delivery = setup.ledger.deliveries(context.publication_id)["+13125550117"]
+        assert (delivery.state, delivery.transient, delivery.provider_id) == ("failed", False, None)
+        assert delivery.error is not None and delivery.error.startswith("Twilio 21610:")
+        assert {s.address: s.status for s in setup.ledger.subscribers("sms")}["+13125550117"] == "opted_out"
+
+        setup.channel.publish(draft, context)
+        other = setup.draft("National Doctors' Day: thank you to our team.")
+        setup.channel.publish(other, setup.claim(other))
+        tried = [form["To"] for form in sent_forms(server)]
+        assert tried.count("+13125550117") == 1
+        assert len(tried) == 2 * len(CONSENTING) - 1
+
+
+def test_invalid_number_is_suppressed(tmp_path: Path, receiver: CallbackReceiver) -> None:
+    with TwilioServer(credentials=CREDENTIALS) as server:
+        setup = Setup(tmp_path, server, receiver)
+        draft = setup.draft()
+        # The first recipient, in address order, is +13055550164.
+        server.force(Reply(400, {"code": 21211, "message": "Invalid 'To' Phone Number", "status": 400}))
+        receipt = setup.channel.publish(draft, context := setup.claim(draft))
+        assert len(receipt.provider_ids) == len(CONSENTING) - 1
+        assert setup.ledger.deliveries(context.publication_id)["+13055550164"].state == "failed"
+        assert {s.address: s.status for s in setup.ledger.subscribers("sms")}["+13055550164"] == "invalid"
+
+
+def test_filtered_text_is_never_sent_again(tmp_path: Path, receiver: CallbackReceiver) -> None:
+    with TwilioServer(credentials=CREDENTIALS, filtered_phrases=["Recognition"]) as server:
+        setup = Setup(tmp_path, server, receiver)
+        draft = setup.draft()
+        context = setup.claim(draft)
+        receipt = setup.channel.publish(draft, context)
+        server.wait_for_callbacks(3 * len(CONSENTING))
+        # Twilio repeats itself and mixes the order: the first final status stands.
+        sid = receipt.provider_ids[0]
+        server.replay_callbacks(sid, ["undelivered", "sent", "queued", "undelivered"])
+        deliveries = setup.ledger.deliveries(context.publication_id).values()
+        assert {(d.state, d.transient) for d in deliveries} == {("failed", False)}
+        assert all(d.error and d.error.startswith("Twilio 30007: carrier filtered") for d in deliveries)
+        again = setup.channel.publish(draft, context)
+        assert len(sent_forms(server)) == len(CONSENTING)
+        assert again.notes[-1] == (
+            f"{len(CONSENTING)} failed: Twilio 30007: carrier filtered; this text is never sent to them again"
+        )
+
+
+def test_forged_status_callback_is_refused(tmp_path: Path, receiver: CallbackReceiver) -> None:
+    with TwilioServer(credentials=CREDENTIALS) as server:
+        setup = Setup(tmp_path, server, receiver)
+        draft = setup.draft()
+        context = setup.claim(draft)
+        setup.channel.publish(draft, context)
+        sid = next(iter(setup.ledger.deliveries(context.publication_id).values())).provider_id
+        assert sid is not None
+        params = {"MessageSid": sid, "MessageStatus": "undelivered", "ErrorCode": "30007"}
+        forged = reference_signature("not-the-token", receiver.url, params)
+        with pytest.raises(ChannelError, match="X-Twilio-Signature"):
+            setup.channel.apply_status_callback(setup.ledger, receiver.url, params, forged)
+        # Our signature is Twilio's algorithm, checked against the fake's.
+        assert twilio_signature(SecretStr(TOKEN), receiver.url, params) == reference_signature(
+            TOKEN, receiver.url, params
+        )
+        assert setup.ledger.delivery_by_provider_id(sid) is not None
+        unknown = {**params, "MessageSid": "SM" + "0" * 32}
+        signed = reference_signature(TOKEN, receiver.url, unknown)
+        assert setup.channel.apply_status_callback(setup.ledger, receiver.url, unknown, signed, wait=0) is None
+
+
+class ThrottlesAfter(TwilioServer):
+    """Twilio that accepts ``accepted`` messages, then answers every creation with 429 and Retry-After: 30."""
+
+    def __init__(self, accepted: int) -> None:
+        super().__init__(credentials=CREDENTIALS)
+        self.accepted = accepted
+        self.throttling = True
+
+    def handle(self, request: RecordedRequest) -> Reply:
+        if self.throttling and request.method == "POST" and len(self.messages) >= self.accepted:
+            return Reply(429, {"code": 20429, "message": "Too Many Requests", "status": 429}, {"Retry-After": "30"})
+        return super().handle(request)
+
+
+def test_throttled_batch_resumes_with_only_the_rest(tmp_path: Path, receiver: CallbackReceiver) -> None:
+    with ThrottlesAfter(accepted=2) as server:
+        setup = Setup(tmp_path, server, receiver, status_callback=None, retry_budget=5)
+        draft = setup.draft()
+        context = setup.claim(draft)
+        with pytest.raises(PublishError) as caught:
+            setup.channel.publish(draft, context)
+        # Retry-After (30s) is beyond the budget: nothing more is tried in this run.
+        assert (caught.value.transient, caught.value.retry_after) == (True, 30.0)
+        assert "Twilio 20429" in caught.value.reason
+        states = {a: d.state for a, d in setup.ledger.deliveries(context.publication_id).items()}
+        assert sorted(states.values()) == ["failed", "sent", "sent"]
+        assert len(sent_forms(server)) == 3
+
+        server.throttling = False
+        receipt = setup.channel.publish(draft, setup.retry(context, caught.value, OPEN))
+        tried = [form["To"] for form in sent_forms(server)]
+        assert len(tried) == 3 + 3  # the throttled one again, and the two never tried
+        assert {message["to"] for message in server.messages} == CONSENTING
+        assert len(server.messages) == len(CONSENTING) == len(receipt.provider_ids)
+
+
+def test_throttle_and_5xx_within_the_budget_are_retried(tmp_path: Path, receiver: CallbackReceiver) -> None:
+    with TwilioServer(credentials=CREDENTIALS) as server:
+        setup = Setup(tmp_path, server, receiver, status_callback=None)
+        server.throttle(times=1, retry_after=0)
+        server.force(Reply(503, {"code": 20500, "message": "Internal Server Error", "status": 503}))
+        draft = setup.draft()
+        receipt = setup.channel.publish(draft, setup.claim(draft))
+        assert len(sent_forms(server)) == len(CONSENTING) + 2
+        assert len(receipt.provider_ids) == len(server.messages) == len(CONSENTING)
+
+
+def test_unreachable_twilio_leaves_everyone_for_the_next_run(tmp_path: Path, receiver: CallbackReceiver) -> None:
+    with TwilioServer(credentials=CREDENTIALS) as server:
+        setup = Setup(tmp_path, server, receiver, retry_budget=0)
+    draft = setup.draft()  # the server is gone: connections are refused
+    context = setup.claim(draft)
+    with pytest.raises(PublishError, match="did not answer") as caught:
+        setup.channel.publish(draft, context)
+    assert caught.value.transient
+    [delivery] = setup.ledger.deliveries(context.publication_id).values()
+    assert (delivery.state, delivery.transient) == ("failed", True)
+
+
+def test_recipients_outside_their_window_wait_for_it(tmp_path: Path, receiver: CallbackReceiver) -> None:
+    # 14:30 UTC: 08:30 in Chicago, 09:30 in New York, 06:30 in Los Angeles (opens 08:00 PST = 16:00 UTC).
+    early = datetime(2026, 2, 2, 14, 30, tzinfo=UTC)
+    with TwilioServer(credentials=CREDENTIALS) as server:
+        setup = Setup(tmp_path, server, receiver, status_callback=None)
+        draft = setup.draft()
+        context = setup.claim(draft, now=early)
+        with pytest.raises(PublishError, match="quiet hours") as caught:
+            setup.channel.publish(draft, context)
+        assert (caught.value.transient, caught.value.retry_after) == (True, 90 * 60)
+        assert {form["To"] for form in sent_forms(server)} == CONSENTING - {"+14155550176"}
+        waiting = setup.ledger.deliveries(context.publication_id)["+14155550176"]
+        assert (waiting.state, waiting.not_before) == ("deferred", datetime(2026, 2, 2, 16, 0, tzinfo=UTC))
+
+        # A run before the opening defers again, sending nothing.
+        context = setup.retry(context, caught.value, datetime(2026, 2, 2, 15, 0, tzinfo=UTC))
+        with pytest.raises(PublishError) as caught:
+            setup.channel.publish(draft, context)
+        assert caught.value.retry_after == 60 * 60
+        assert len(sent_forms(server)) == len(CONSENTING) - 1
+
+        receipt = setup.channel.publish(
+            draft, setup.retry(context, caught.value, datetime(2026, 2, 2, 16, 0, tzinfo=UTC))
+        )
+        tried = [form["To"] for form in sent_forms(server)]
+        assert sorted(tried) == sorted(CONSENTING)
+        assert len(receipt.provider_ids) == len(CONSENTING)
+
+
+def test_verify_fetches_the_account_and_sends_nothing(tmp_path: Path, receiver: CallbackReceiver) -> None:
+    with TwilioServer(credentials=CREDENTIALS) as server:
+        setup = Setup(tmp_path, server, receiver)
+        assert setup.channel.verify() == (
+            f"Twilio account {CREDENTIALS.account_sid} (CareCast test account) is active; nothing sent"
+        )
+        assert [(r.method, r.path) for r in server.requests] == [
+            ("GET", f"/2010-04-01/Accounts/{CREDENTIALS.account_sid}.json")
+        ]
+
+
+def test_auth_token_appears_nowhere(
+    tmp_path: Path, receiver: CallbackReceiver, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    errors: list[BaseException] = []
+    with TwilioServer(credentials=CREDENTIALS, opted_out={"+13125550117"}) as server:
+        setup = Setup(tmp_path, server, receiver, retry_budget=2)
+        server.throttle(times=1, retry_after=1)
+        draft = setup.draft()
+        context = setup.claim(draft)
+        receipt = setup.channel.publish(draft, context)
+        server.wait_for_callbacks(3 * (len(CONSENTING) - 1))
+        other = setup.draft("National Doctors' Day: thank you to our team.")
+        server.throttle(times=1, retry_after=30)
+        with pytest.raises(PublishError) as throttled:
+            setup.channel.publish(other, throttled_context := setup.claim(other))
+        errors.append(throttled.value)
+        # A wrong token: Twilio refuses it; the errors name where the token comes from, never what it is.
+        monkeypatch.setenv("TWILIO_AUTH_TOKEN", TOKEN[::-1])
+        with pytest.raises(CredentialError) as refused:
+            setup.channel.verify()
+        assert "TWILIO_AUTH_TOKEN" in str(refused.value)
+        errors.append(refused.value)
+        with pytest.raises(PublishError, match="20003") as rejected:
+            setup.channel.publish(other, setup.retry(throttled_context, throttled.value, OPEN))
+        assert not rejected.value.transient
+        errors.append(rejected.value)
+        monkeypatch.delenv("TWILIO_AUTH_TOKEN")
+        with pytest.raises(CredentialError) as unset:
+            setup.channel.verify()
+        errors.append(unset.value)
+    texts = [caplog.text, repr(receipt), *(f"{e!s} {e!r} {e.__cause__!r}" for e in errors)]
+    assert not [text for text in texts if TOKEN in text or TOKEN[::-1] in text]
+    files = [path for path in tmp_path.rglob("*") if path.is_file()]
+    assert any(path.name == "ledger.db" for path in files)
+    assert not [
+        path for path in files if TOKEN.encode() in path.read_bytes() or TOKEN[::-1].encode() in path.read_bytes()
+    ]
