@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from prefect import flow, get_run_logger, task
 from prefect.client.orchestration import get_client
-from prefect.context import FlowRunContext, TaskRunContext
+from prefect.context import FlowRunContext
 from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
 from prefect.states import Failed, State
@@ -49,14 +49,15 @@ def _open(config_path: str) -> tuple[Settings, Ledger]:
 
 
 def _name_run(name: str) -> None:
-    """Rename the current task run (or flow run, outside a task) after the fact, to say what it did."""
-    task_run = TaskRunContext.get()
-    flow_run = FlowRunContext.get()
-    with get_client(sync_client=True) as client:
-        if task_run is not None:
-            client.set_task_run_name(task_run.task_run.id, name)
-        elif flow_run is not None and flow_run.flow_run is not None:
-            client.set_flow_run_name(flow_run.flow_run.id, name)
+    """Rename the current flow run after the fact, to say what it did.
+
+    Task runs keep their templates ("publish x"): Prefect records them through events, so one may not exist in
+    the API yet when it ends; what each did is in its log.
+    """
+    context = FlowRunContext.get()
+    if context is not None and context.flow_run is not None:
+        with get_client(sync_client=True) as client:
+            client.set_flow_run_name(context.flow_run.id, name)
 
 
 def _counted(rows: list[Row], nothing: str) -> str:
@@ -88,13 +89,11 @@ def ingest_source(config_path: str, source: str) -> dict[str, Any]:
     logger = get_run_logger()
     if report.error:
         logger.error("source %s failed: %s", source, report.error)
-        state = f"FAILED: {report.error}"
     else:
         state = "not modified" if report.not_modified else f"{len(report.new)} new, {len(report.edited)} edited"
         logger.info("source %s: %s", source, state)
     for warning in report.warnings:
         logger.warning("source %s: %s", source, warning)
-    _name_run(f"ingest {source}: {state}")
     return asdict(report)
 
 
@@ -107,7 +106,6 @@ def adapt_channel(config_path: str, channel: str, dry_run: bool, items: list[str
         ledger.close()
     summary = _counted(rows, "nothing new")
     get_run_logger().info("adapt %s: %s", channel, summary)
-    _name_run(f"adapt {channel}: {summary}")
     return rows
 
 
@@ -120,7 +118,6 @@ def expire_channel(config_path: str, channel: str) -> list[Row]:
         ledger.close()
     for row in rows:
         get_run_logger().warning("%s: draft of %r expired: %s", channel, row["title"], row["detail"])
-    _name_run(f"expire {channel}: {len(rows)} late draft(s)" if rows else f"expire {channel}: none late")
     return rows
 
 
@@ -133,8 +130,6 @@ def publish_channel(config_path: str, channel: str, items: list[str] | None = No
         ledger.close()
     sent = sum(row["state"] == "published" for row in rows)
     get_run_logger().info("publish %s: %d published, %d not", channel, sent, len(rows) - sent)
-    noun = "post" if sent == 1 else "posts"
-    _name_run(f"publish {channel}: {sent} {noun}" + (f", {len(rows) - sent} not sent" if len(rows) > sent else ""))
     return rows
 
 
@@ -164,7 +159,6 @@ def review_drafts(config_path: str, channels: list[str]) -> list[Row]:
             )
     finally:
         ledger.close()
-    _name_run(f"review {', '.join(channels)}: {len(rows)} draft(s) waiting")
     return rows
 
 
@@ -190,7 +184,6 @@ def decide_drafts(config_path: str, decisions: dict[int, dict[str, str]]) -> lis
             rows.append(_row(outcome))
     finally:
         ledger.close()
-    _name_run(f"decide: {_counted(rows, 'nothing decided')}")
     return rows
 
 
