@@ -77,8 +77,12 @@ class SmtpCredentials(Strict):
         return self
 
     @property
+    def effective_port(self) -> int:
+        return self.port or _DEFAULT_PORTS[self.security]
+
+    @property
     def server(self) -> str:
-        return f"{self.host}:{self.port or _DEFAULT_PORTS[self.security]}"
+        return f"{self.host}:{self.effective_port}"
 
 
 class NewsletterConfig(ChannelSettings):
@@ -372,7 +376,7 @@ class NewsletterChannel(Channel):
         Raises PublishError: transient when the server cannot be reached or answers 4xx; permanent when TLS fails
         (an untrusted certificate, no STARTTLS) or the login is refused.
         """
-        host, port = credentials.host, credentials.port or _DEFAULT_PORTS[credentials.security]
+        host, port = credentials.host, credentials.effective_port
         tls = ssl.create_default_context(
             cafile=None if credentials.ca_file is None else self.settings.path(credentials.ca_file)
         )
