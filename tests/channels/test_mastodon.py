@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -122,19 +122,22 @@ def test_outbox_holds_the_request_body_and_its_idempotency_key(tmp_path: Path) -
     }
 
 
+HEADERS_AT: dict[str, Callable[[datetime], dict[str, str]]] = {
+    "seconds": lambda now: {"Retry-After": "120"},
+    "http-date": lambda now: {"Retry-After": format_datetime(now + timedelta(seconds=90), usegmt=True)},
+    "iso reset": lambda now: {"X-RateLimit-Reset": (now + timedelta(seconds=60)).isoformat()},
+    "epoch reset": lambda now: {"X-RateLimit-Reset": str(int(now.timestamp()) + 30)},
+    "none": lambda now: {},
+    "unreadable": lambda now: {"Retry-After": "soon"},
+}
+
+
 @pytest.mark.parametrize(
-    ("headers", "expected"),
-    [
-        ({"Retry-After": "120"}, 120),
-        ({"Retry-After": format_datetime(datetime.now(UTC) + timedelta(seconds=90), usegmt=True)}, 90),
-        ({"X-RateLimit-Reset": (datetime.now(UTC) + timedelta(seconds=60)).isoformat()}, 60),
-        ({"X-RateLimit-Reset": str(int(datetime.now(UTC).timestamp()) + 30)}, 30),
-        ({}, None),
-        ({"Retry-After": "soon"}, None),
-    ],
+    ("kind", "expected"),
+    [("seconds", 120), ("http-date", 90), ("iso reset", 60), ("epoch reset", 30), ("none", None), ("unreadable", None)],
 )
-def test_retry_after_reads_what_the_instance_said(headers: dict[str, str], expected: float | None) -> None:
-    wait = retry_after(headers)
+def test_retry_after_reads_what_the_instance_said(kind: str, expected: float | None) -> None:
+    wait = retry_after(HEADERS_AT[kind](datetime.now(UTC)))
     assert wait == expected if expected is None else wait is not None and expected - 2 <= wait <= expected
 
 
