@@ -20,8 +20,8 @@ CHICAGO, NEW_YORK = ZoneInfo("America/Chicago"), ZoneInfo("America/New_York")
 CHICAGO_NUMBER, FLORIDA_NUMBER = "+13125550117", "+13055550164"
 
 
-def at(*fields: int) -> datetime:
-    return datetime(*fields, tzinfo=UTC)
+def at(year: int, month: int, day: int, hour: int, minute: int) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 @pytest.fixture

@@ -53,7 +53,7 @@ class CallbackReceiver:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
                 params = dict(urllib.parse.parse_qsl(self.rfile.read(length).decode()))
-                url = f"http://127.0.0.1:{self.server.server_address[1]}{self.path}"
+                url = f"{receiver.base}{self.path}"
                 assert receiver.channel is not None and receiver.ledger is not None
                 try:
                     receiver.channel.apply_status_callback(
@@ -70,7 +70,8 @@ class CallbackReceiver:
                 pass
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/twilio/status"
+        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.url = f"{self.base}/twilio/status"
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
 
@@ -93,8 +94,9 @@ class Setup:
         credentials = {"account_sid": CREDENTIALS.account_sid, "auth_token": {"env": "TWILIO_AUTH_TOKEN"}}
         changes = {"credentials": {**credentials, "api_base": server.url}, "status_callback": receiver.url, **sms}
         self.settings = load_settings(write_config(tmp_path, {"channels": {"sms": changes}}))
-        self.channel = make_channel(self.settings, "sms")
-        assert isinstance(self.channel, SmsChannel)
+        channel = make_channel(self.settings, "sms")
+        assert isinstance(channel, SmsChannel)
+        self.channel = channel
         self.ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
         self.outbox = Outbox(tmp_path / "outbox")
         sync_audience(self.settings, self.ledger)
