@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= config/carecast.yaml
 
-.PHONY: run test lint check clean
+.PHONY: run serve test lint check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,24 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed  ## run the pipeline once on config/
 	mkdir -p .carecast
 	$(BIN)/carecast run --config $(CONFIG)
+
+PREFECT_URL := http://127.0.0.1:4200
+
+# Each in its own session (setsid), so Ctrl-C reaches only this recipe, which stops them in order: serve first, so
+# no run is left half-started, then the server.
+serve: $(VENV)/.installed  ## Prefect server (UI at http://127.0.0.1:4200) and `carecast serve`; Ctrl-C stops both
+	mkdir -p .carecast
+	@server=; serve=; \
+	stop() { trap - INT TERM; \
+	  if [ -n "$$serve" ]; then kill -TERM $$serve 2>/dev/null; wait $$serve; fi; \
+	  if [ -n "$$server" ]; then kill -TERM $$server 2>/dev/null; wait $$server; fi; }; \
+	trap 'echo; echo "stopping carecast serve, then the Prefect server"; stop; exit 0' INT TERM; \
+	setsid $(BIN)/prefect server start --host 127.0.0.1 --port 4200 & server=$$!; \
+	until $(BIN)/python -c "import urllib.request as r; r.urlopen('$(PREFECT_URL)/api/health', timeout=2)" 2>/dev/null; \
+	do kill -0 $$server 2>/dev/null || exit 1; sleep 1; done; \
+	echo "Prefect UI: $(PREFECT_URL)"; \
+	PREFECT_API_URL=$(PREFECT_URL)/api setsid $(BIN)/carecast serve --config $(CONFIG) & serve=$$!; \
+	wait $$serve; stop
 
 check: $(VENV)/.installed  ## validate the configuration
 	$(BIN)/carecast check --config $(CONFIG)
