@@ -23,9 +23,9 @@ def test_the_flow_publishes_each_channel_then_nothing_more(prefect_api: None, co
     result = pipeline(config_path=str(config_file))
     assert all(report["error"] is None for report in result["sources"])
     published = [row for row in result["outcomes"] if row["state"] == "published"]
-    assert {row["channel"] for row in published} == {"newsletter", "x", "sms"}
+    assert {row["channel"] for row in published} == {"newsletter", "x", "sms", "mastodon"}
     files = outbox_files(config_file)
-    assert {path.parent.name for path in files} == {"newsletter", "x", "sms"}
+    assert {path.parent.name for path in files} == {"newsletter", "x", "sms", "mastodon"}
 
     again = pipeline(config_path=str(config_file))
     assert [row for row in again["outcomes"] if row["state"] == "published"] == []
