@@ -162,7 +162,9 @@ def adapt(
             continue
         ledger.save_draft(draft, config.account, state)
         if state == "pending":
-            outcomes.append(Outcome(instance, draft.item_ids, "waiting", "waiting for approval", title_of(batch), draft))
+            outcomes.append(
+                Outcome(instance, draft.item_ids, "waiting", "waiting for approval", title_of(batch), draft)
+            )
     if backlog:
         # More new items than the channel sends per run: the newest go out, the older ones never go out late.
         reason = f"older than the {config.max_items_per_run} newest new items of this run (max_items_per_run)"
