@@ -99,9 +99,13 @@ def _healthy(url: str) -> bool:
 
 
 def api(method: str, path: str, env: dict[str, str], body: Any = None) -> Any:
-    response = requests.request(
-        method, env["PREFECT_API_URL"] + path, json=body if body is not None else {}, timeout=10
-    )
+    """One API call; a 503 (SQLite busy under a loaded machine) is tried again for up to 30 s."""
+    deadline = time.monotonic() + 30
+    while True:
+        response = requests.request(method, env["PREFECT_API_URL"] + path, json=body or {}, timeout=10)
+        if response.status_code != 503 or time.monotonic() > deadline:
+            break
+        time.sleep(1)
     response.raise_for_status()
     return response.json() if response.content else None
 
