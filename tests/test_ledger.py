@@ -10,17 +10,16 @@ import pytest
 from carecast.errors import AlreadyClaimed, LedgerError
 from carecast.ledger import Ledger
 from carecast.model import ContentItem, Draft, Receipt, content_hash
+from tests.factories import make_item
 
 
 def item(number: int, body: str = "body") -> ContentItem:
-    return ContentItem(
-        id=f"rss:blog:{number}",
-        source="blog",
-        kind="post",
+    """Blog post ``number``, published on that day of November 2026; an edit changes ``body``."""
+    return make_item(
+        f"rss:blog:{number}",
+        summary=body,
         title=f"Post {number}",
         url=f"https://www.oakviewpt.com/{number}",
-        summary_html=f"<p>{body}</p>",
-        summary_text=body,
         published=datetime(2026, 11, number, 12, tzinfo=UTC),
         content_hash=content_hash(str(number), body),
     )

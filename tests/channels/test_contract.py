@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -10,21 +11,17 @@ from pydantic import ValidationError
 
 from carecast.config import Settings, load_settings
 from carecast.errors import RenderError
-from carecast.model import ContentItem, content_hash
+from carecast.model import content_hash
 from carecast.pipeline import make_channel
 from channels import channel_class, installed
 from channels.base import Channel
 from tests.channels.conftest import outbox_context
 from tests.conftest import write_config
+from tests.factories import make_item
 
-ITEM = ContentItem(
-    id="rss:blog:contract",
-    source="blog",
-    kind="post",
-    title="Five stretches for desk workers",
-    url="https://www.oakviewpt.com/blog/desk-stretches",
+ITEM = make_item(
+    "rss:blog:contract",
     summary_html="<p>Sitting all day? These <strong>five stretches</strong> take ten minutes.</p>",
-    summary_text="Sitting all day? These five stretches take ten minutes.",
     published=datetime(2026, 11, 2, 15, 0, tzinfo=UTC),
     content_hash=content_hash("contract"),
 )
@@ -68,7 +65,7 @@ def test_render_is_pure_and_within_limits(settings: Settings, kind: str) -> None
 
 
 def test_a_patient_without_authorization_is_refused_everywhere(settings: Settings, kind: str) -> None:
-    patient = ContentItem(**{**ITEM.__dict__, "id": "md:stories:patient", "mentions_patient": True})
+    patient = replace(ITEM, id="md:stories:patient", mentions_patient=True)
     with pytest.raises(RenderError, match="HIPAA"):
         instance_of(settings, kind).render([patient])
 

@@ -17,30 +17,15 @@ from pydantic import ValidationError
 
 from carecast.config import load_settings
 from carecast.errors import CredentialError, PublishError, RenderError
-from carecast.model import ContentItem, Draft, content_hash
+from carecast.model import Draft
 from channels.mastodon import MastodonChannel, MastodonConfig, mastodon_length, retry_after
 from tests.channels.conftest import outbox_context
 from tests.conftest import write_config
+from tests.factories import make_item
 from tests.providers.mastodon import MastodonInstance, mastodon_instance
 
 TOKEN = "mt-4c1f9a7e-leak-canary"
 LONG_URL = "https://www.oakviewpt.com/blog/" + "a-very-long-path-segment/" * 8
-
-
-def make_item(summary: str = "Sitting all day? These five stretches take ten minutes.", **extra: Any) -> ContentItem:
-    values: dict[str, Any] = {
-        "id": "blog-desk-stretches",
-        "source": "blog",
-        "kind": "post",
-        "title": "Five stretches for desk workers",
-        "url": "https://www.oakviewpt.com/blog/desk-stretches",
-        "summary_html": f"<p>{summary}</p>",
-        "summary_text": summary,
-        "published": datetime(2026, 3, 2, 15, 0, tzinfo=UTC),
-        "content_hash": content_hash(summary),
-        **extra,
-    }
-    return ContentItem(**values)
 
 
 def channel(tmp_path: Path, **changes: Any) -> MastodonChannel:
@@ -81,7 +66,7 @@ def test_short_item_is_one_status_with_tagged_link_and_hashtags(tmp_path: Path) 
 
 def test_long_item_is_shortened_to_500_counting_the_link_as_23(tmp_path: Path) -> None:
     summary = " ".join(["Thank you for trusting us with your recovery."] * 20)
-    [status] = channel(tmp_path).render([make_item(summary, url=LONG_URL)]).parts
+    [status] = channel(tmp_path).render([make_item(summary=summary, url=LONG_URL)]).parts
     assert 480 < mastodon_length(status) <= 500 < len(status)
     assert "\u2026" in status and "utm_source=mastodon" in status
 
@@ -89,7 +74,7 @@ def test_long_item_is_shortened_to_500_counting_the_link_as_23(tmp_path: Path) -
 def test_exactly_one_item_and_nothing_that_cannot_fit(tmp_path: Path) -> None:
     mastodon = channel(tmp_path)
     with pytest.raises(RenderError, match="exactly one item"):
-        mastodon.render([make_item(), make_item(id="other")])
+        mastodon.render([make_item(), make_item("other")])
     with pytest.raises(RenderError, match="500 characters"):
         mastodon.render([make_item(title="Very long title " * 40)])
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,31 +13,15 @@ from carecast.audience import load_audience
 from carecast.compliance import handle_inbound
 from carecast.config import Settings, load_settings
 from carecast.errors import RenderError
-from carecast.model import ContentItem, Draft, content_hash
+from carecast.model import Draft
 from carecast.pipeline import sync_audience
 from carecast.text import sms_measure
 from channels.sms import SmsChannel, SmsConfig
 from tests.channels.conftest import outbox_context
 from tests.conftest import write_config
+from tests.factories import PATIENT_RECOGNITION, make_observance
 
-PRW = "It\u2019s Patient Recognition Week! Thank you for trusting us with your recovery."
 LONG = " ".join(["Thank you for trusting us with your recovery \u2014 every step counts."] * 12)
-
-
-def make_item(summary: str = PRW, **extra: Any) -> ContentItem:
-    values: dict[str, Any] = {
-        "id": "observance-prw-2026",
-        "source": "observances",
-        "kind": "observance",
-        "title": "National Patient Recognition Week",
-        "url": None,
-        "summary_html": f"<p>{summary}</p>",
-        "summary_text": summary,
-        "published": datetime(2026, 1, 18, 14, 0, tzinfo=UTC),
-        "content_hash": content_hash(summary),
-        **extra,
-    }
-    return ContentItem(**values)
 
 
 def channel(tmp_path: Path, **changes: Any) -> SmsChannel:
@@ -47,7 +30,7 @@ def channel(tmp_path: Path, **changes: Any) -> SmsChannel:
 
 
 def test_curly_quote_swap_gives_one_gsm7_segment(tmp_path: Path) -> None:
-    draft = channel(tmp_path).render([make_item()])
+    draft = channel(tmp_path).render([make_observance()])
     [text] = draft.parts
     assert text == (
         "Oakview PT: It's Patient Recognition Week! Thank you for trusting us with your recovery. Reply STOP to opt out"
@@ -56,13 +39,13 @@ def test_curly_quote_swap_gives_one_gsm7_segment(tmp_path: Path) -> None:
 
 
 def test_link_is_tagged_for_sms(tmp_path: Path) -> None:
-    [text] = channel(tmp_path).render([make_item(url="https://oakviewpt.com/prw", campaign="prw_2026")]).parts
+    [text] = channel(tmp_path).render([make_observance(url="https://oakviewpt.com/prw", campaign="prw_2026")]).parts
     assert " https://oakviewpt.com/prw?utm_source=sms&utm_medium=sms&utm_campaign=prw_2026 Reply STOP" in text
 
 
 def test_long_summary_is_shortened_to_max_segments(tmp_path: Path) -> None:
     sms = channel(tmp_path)  # the sample config lowers the channel's 3 segments to 2
-    draft = sms.render([make_item(LONG, url="https://www.oakviewpt.com/thanks")])
+    draft = sms.render([make_observance(summary=LONG, url="https://www.oakviewpt.com/thanks")])
     [text] = draft.parts
     measure = sms_measure(text)
     assert (measure.encoding, measure.segments) == ("GSM-7", 2)
@@ -74,13 +57,13 @@ def test_long_summary_is_shortened_to_max_segments(tmp_path: Path) -> None:
 
 
 def test_channel_limit_applies_without_config(tmp_path: Path) -> None:
-    draft = channel(tmp_path, max_segments=None).render([make_item(LONG)])
+    draft = channel(tmp_path, max_segments=None).render([make_observance(summary=LONG)])
     assert draft.measures["parts"][0]["segments"] == 3
 
 
-@pytest.mark.parametrize("summary", [PRW, LONG, "\U0001f389 Party time at the clinic \U0001f389 " * 10])
+@pytest.mark.parametrize("summary", [PATIENT_RECOGNITION, LONG, "\U0001f389 Party time at the clinic \U0001f389 " * 10])
 def test_prefix_and_footer_always_present(tmp_path: Path, summary: str) -> None:
-    [text] = channel(tmp_path, opt_out_text="Text STOP to end").render([make_item(summary)]).parts
+    [text] = channel(tmp_path, opt_out_text="Text STOP to end").render([make_observance(summary=summary)]).parts
     assert text.startswith("Oakview PT: ")
     assert text.endswith(" Text STOP to end")
     assert sms_measure(text).segments <= 2
@@ -89,7 +72,7 @@ def test_prefix_and_footer_always_present(tmp_path: Path, summary: str) -> None:
 def test_over_limit_raises_render_error(tmp_path: Path) -> None:
     footer = "Reply STOP to opt out. " + "Msg & data rates may apply. " * 6
     with pytest.raises(RenderError, match="1 segments") as caught:
-        channel(tmp_path, max_segments=1, opt_out_text=footer).render([make_item()])
+        channel(tmp_path, max_segments=1, opt_out_text=footer).render([make_observance("observance-prw-2026")])
     assert caught.value.item_ids == ["observance-prw-2026"]
 
 
@@ -99,7 +82,7 @@ def test_template_without_footer_is_refused(tmp_path: Path) -> None:
         "{{ practice.short_name }}: {{ body }}"
     )
     with pytest.raises(RenderError, match="Reply STOP to opt out"):
-        sms.render([make_item()])
+        sms.render([make_observance()])
 
 
 def test_patient_content_refused_even_when_authorized(tmp_path: Path) -> None:
@@ -107,15 +90,15 @@ def test_patient_content_refused_even_when_authorized(tmp_path: Path) -> None:
     extras: list[dict[str, Any]] = [{}, {"authorized_channels": ("sms",)}]
     for extra in extras:
         with pytest.raises(RenderError) as caught:
-            sms.render([make_item(mentions_patient=True, **extra)])
+            sms.render([make_observance("observance-prw-2026", mentions_patient=True, **extra)])
         assert caught.value.item_ids == ["observance-prw-2026"]
     with pytest.raises(RenderError, match="no PHI"):
-        sms.render([make_item(mentions_patient=True, authorized_channels=("sms",))])
+        sms.render([make_observance(mentions_patient=True, authorized_channels=("sms",))])
 
 
 def test_exactly_one_item(tmp_path: Path) -> None:
     with pytest.raises(RenderError, match="exactly one item"):
-        channel(tmp_path).render([make_item(), make_item(id="two")])
+        channel(tmp_path).render([make_observance(), make_observance("two")])
 
 
 @pytest.mark.parametrize(
@@ -139,7 +122,7 @@ def test_config_is_validated(changes: dict[str, Any]) -> None:
 
 def test_publish_writes_one_request_per_consenting_subscriber(tmp_path: Path) -> None:
     sms = channel(tmp_path)
-    draft = sms.render([make_item()])
+    draft = sms.render([make_observance()])
     context = outbox_context(tmp_path / "outbox", 1)
     sync_audience(sms.settings, context.ledger)
     receipt = sms.publish(draft, context)

@@ -23,11 +23,12 @@ from pydantic import SecretStr
 from carecast.config import load_settings
 from carecast.errors import ChannelError, CredentialError, PublishError
 from carecast.ledger import Ledger
-from carecast.model import ContentItem, Draft, content_hash
+from carecast.model import Draft, content_hash
 from carecast.pipeline import make_channel, sync_audience
 from channels.base import Outbox, PublishContext
 from channels.sms import SmsChannel, twilio_signature
 from tests.conftest import write_config
+from tests.factories import make_observance
 from tests.providers import RecordedRequest, Reply
 from tests.providers.twilio import TwilioCredentials, TwilioServer
 from tests.providers.twilio import twilio_signature as reference_signature
@@ -103,17 +104,7 @@ class Setup:
         receiver.channel, receiver.ledger = self.channel, self.ledger
 
     def draft(self, summary: str = "Happy Patient Recognition Week! Thank you for trusting us.") -> Draft:
-        item = ContentItem(
-            id=f"observance-{content_hash(summary)[:8]}",
-            source="observances",
-            kind="observance",
-            title="National Patient Recognition Week",
-            url=None,
-            summary_html=f"<p>{summary}</p>",
-            summary_text=summary,
-            published=datetime(2026, 1, 18, 14, 0, tzinfo=UTC),
-            content_hash=content_hash(summary),
-        )
+        item = make_observance(f"observance-{content_hash(summary)[:8]}", summary=summary)
         self.ledger.upsert_items([item])
         return self.channel.render([item])
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -13,30 +12,15 @@ from pydantic import ValidationError
 
 from carecast.config import Settings, load_settings
 from carecast.errors import PublishError, RenderError
-from carecast.model import ContentItem, Draft, content_hash
+from carecast.model import Draft
 from carecast.text import x_measure
 from channels.x import MEDIA_ID, PREVIOUS_ID, XChannel, XConfig
 from tests.channels.conftest import outbox_context
 from tests.conftest import write_config
+from tests.factories import make_item
 
 SENTENCE = "Thank you for trusting us with your recovery, one careful step at a time."
 LONG = " ".join(f"{SENTENCE[:-1]} number {n}." for n in range(9))
-
-
-def make_item(summary: str = "Sitting all day? These five stretches take ten minutes.", **extra: Any) -> ContentItem:
-    values: dict[str, Any] = {
-        "id": "blog-desk-stretches",
-        "source": "blog",
-        "kind": "post",
-        "title": "Five stretches for desk workers",
-        "url": "https://www.oakviewpt.com/blog/desk-stretches",
-        "summary_html": f"<p>{summary}</p>",
-        "summary_text": summary,
-        "published": datetime(2026, 3, 2, 15, 0, tzinfo=UTC),
-        "content_hash": content_hash(summary),
-        **extra,
-    }
-    return ContentItem(**values)
 
 
 def channel(tmp_path: Path, **changes: Any) -> XChannel:
@@ -70,7 +54,7 @@ def test_hashtags_can_be_turned_off(tmp_path: Path) -> None:
 
 
 def test_long_item_becomes_a_numbered_thread(tmp_path: Path) -> None:
-    draft = channel(tmp_path).render([make_item(LONG)])
+    draft = channel(tmp_path).render([make_item(summary=LONG)])
     parts = draft.parts
     assert 2 <= len(parts) <= 4
     assert all(x_measure(part).weighted_length <= 280 for part in parts)
@@ -84,12 +68,12 @@ def test_long_item_becomes_a_numbered_thread(tmp_path: Path) -> None:
 
 def test_thread_longer_than_allowed_is_refused(tmp_path: Path) -> None:
     with pytest.raises(RenderError, match="more than 2 posts") as caught:
-        channel(tmp_path, max_thread_parts=2).render([make_item(LONG)])
+        channel(tmp_path, max_thread_parts=2).render([make_item("blog-desk-stretches", summary=LONG)])
     assert caught.value.item_ids == ["blog-desk-stretches"]
 
 
 def test_shorten_mode_cuts_the_summary_and_keeps_the_link(tmp_path: Path) -> None:
-    [post] = channel(tmp_path, too_long="shorten").render([make_item(LONG)]).parts
+    [post] = channel(tmp_path, too_long="shorten").render([make_item(summary=LONG)]).parts
     assert x_measure(post).weighted_length <= 280
     assert "\u2026" in post
     assert "utm_source=twitter" in post
@@ -98,13 +82,13 @@ def test_shorten_mode_cuts_the_summary_and_keeps_the_link(tmp_path: Path) -> Non
 
 def test_shorten_mode_refuses_when_nothing_fits(tmp_path: Path) -> None:
     with pytest.raises(RenderError, match="280 weighted"):
-        channel(tmp_path, too_long="shorten").render([make_item(LONG, title="Very long title " * 20)])
+        channel(tmp_path, too_long="shorten").render([make_item(summary=LONG, title="Very long title " * 20)])
 
 
 def test_exactly_one_item(tmp_path: Path) -> None:
     x = channel(tmp_path)
     with pytest.raises(RenderError, match="exactly one item"):
-        x.render([make_item(), make_item(id="other")])
+        x.render([make_item(), make_item("other")])
     with pytest.raises(RenderError, match="exactly one item"):
         x.render([])
 
@@ -129,7 +113,7 @@ def read_payload(path: str) -> dict[str, Any]:
 
 def test_publish_writes_the_thread_as_a_reply_chain(tmp_path: Path) -> None:
     x = channel(tmp_path)
-    draft = x.render([make_item(LONG)])
+    draft = x.render([make_item(summary=LONG)])
     receipt = x.publish(draft, outbox_context(tmp_path / "outbox", 1))
     assert receipt.location == str(tmp_path / "outbox" / "x" / "000001.json")
     first, *replies = draft.parts
