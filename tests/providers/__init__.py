@@ -1,9 +1,9 @@
 """Real local servers that speak the providers' contracts, for tests and for trying a channel by hand.
 
 Each server binds a free port on 127.0.0.1, records what arrived on the wire and shuts down cleanly when its
-``with`` block ends. This module holds the plumbing the HTTP fakes share: a threaded ``http.server`` wrapper that
-parses bodies (JSON, form, multipart), records every request, and can be told to answer the next requests with
-forced responses (fault injection) before the provider logic sees them.
+``with`` block ends (:class:`Serving`). This module holds the plumbing the HTTP fakes share: a threaded
+``http.server`` wrapper that parses bodies (JSON, form, multipart), records every request, and can be told to answer
+the next requests with forced responses (fault injection) before the provider logic sees them.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import json
 import threading
 import time
 import urllib.parse
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
@@ -109,7 +110,31 @@ def parse_body(content_type: str, raw: bytes) -> Any:
     return raw
 
 
-class LocalHttpServer:
+class Serving(ABC):
+    """A server that is its own ``with`` block: started on entry, stopped on exit."""
+
+    @abstractmethod
+    def start(self) -> Self:
+        """Start serving in the background and return the server. Idempotent.
+
+        Raises:
+            OSError: the port cannot be bound.
+        """
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Stop serving and release the port. Idempotent."""
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+class LocalHttpServer(Serving):
     """A threaded HTTP server on a free loopback port that records requests and replays forced responses.
 
     Subclasses implement :meth:`handle`; :meth:`finish` may decorate every reply (forced ones included).
@@ -148,14 +173,6 @@ class LocalHttpServer:
                 self._thread.join()
             self._httpd = None
             self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     @property
     def port(self) -> int:

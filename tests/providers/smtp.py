@@ -23,14 +23,13 @@ from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self, cast
 
 import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from tests.providers import LOOPBACK, serve_by_hand
+from tests.providers import LOOPBACK, Serving, serve_by_hand
 
 
 @dataclass(frozen=True)
@@ -99,7 +98,7 @@ class _Controller(Controller):
         return super().factory()
 
 
-class SmtpServer:
+class SmtpServer(Serving):
     """An authenticated SMTP server on a free loopback port; ``with SmtpServer() as smtp: smtp.port``."""
 
     def __init__(
@@ -163,14 +162,6 @@ class SmtpServer:
         if self._controller is not None:
             self._controller.stop()
             self._controller = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     @property
     def host(self) -> str:
