@@ -224,6 +224,7 @@ class StoredDraft:
     draft: Draft
     reason: str | None
     publication_state: PublicationState | None
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -425,6 +426,7 @@ class Ledger:
                 draft=Draft.from_json(row.body),
                 reason=row.reason,
                 publication_state=publication_state,  # type: ignore[arg-type]
+                created_at=row.created_at,
             )
             for row, publication_state in rows
         ]
@@ -438,11 +440,17 @@ class Ledger:
             return {key: reason or "" for key, reason in session.execute(query)}
 
     def set_draft_state(self, draft_id: int, state: DraftState, reason: str | None = None) -> None:
-        """Approve, reject or expire a draft not yet claimed; raises LedgerError if it is unknown or claimed."""
+        """Approve, reject or expire a draft not yet claimed.
+
+        Raises LedgerError if it is unknown or claimed, or when approving a draft that expired: its slot passed,
+        and a draft is never sent late.
+        """
         with self._session() as session, session.begin():
             row = session.get(DraftRow, draft_id)
             if row is None:
                 raise LedgerError(f"no draft {draft_id}")
+            if row.state == "expired" and state == "approved":
+                raise LedgerError(f"draft {draft_id} expired when its slot passed; it is never sent late")
             if session.scalar(select(PublicationRow.id).where(PublicationRow.draft_id == draft_id)) is not None:
                 raise LedgerError(f"draft {draft_id} is already claimed for publication")
             row.state, row.reason, row.updated_at = state, reason, now_utc()
@@ -461,7 +469,16 @@ class Ledger:
         with self._session() as session:
             rows = session.scalars(query).all()
         return [
-            StoredDraft(row.id, row.channel, row.account, "approved", Draft.from_json(row.body), row.reason, None)
+            StoredDraft(
+                row.id,
+                row.channel,
+                row.account,
+                "approved",
+                Draft.from_json(row.body),
+                row.reason,
+                None,
+                row.created_at,
+            )
             for row in rows
         ]
 

@@ -14,13 +14,11 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 import requests
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from carecast.audience import ADDRESS_COLUMN, load_audience
 from carecast.config import Settings
 from carecast.errors import AlreadyClaimed, LedgerError, PublishError, RenderError, SourceError
-from carecast.ledger import DraftRow, DraftState, Ledger, StoredDraft
+from carecast.ledger import DraftState, Ledger, StoredDraft
 from carecast.model import ContentItem, Draft, now_utc
 from carecast.schedule import is_expired, next_slots
 from carecast.sources import Validators, read_source
@@ -256,15 +254,7 @@ def draft_slot(settings: Settings, instance: str, created: datetime) -> datetime
 def waiting(settings: Settings, ledger: Ledger, instance: str) -> list[tuple[StoredDraft, datetime | None]]:
     """The channel's drafts waiting for approval, each with its slot (None: no schedule), oldest first."""
     pending = ledger.drafts(instance, states=["pending"])
-    created = _created(ledger, [stored.id for stored in pending])
-    return [(stored, draft_slot(settings, instance, created[stored.id])) for stored in pending]
-
-
-def _created(ledger: Ledger, draft_ids: Sequence[int]) -> dict[int, datetime]:
-    # The ledger's StoredDraft does not carry its creation time yet; read it beside the drafts.
-    with Session(ledger.engine) as session:
-        rows = session.execute(select(DraftRow.id, DraftRow.created_at).where(DraftRow.id.in_(draft_ids)))
-        return {draft_id: created for draft_id, created in rows}
+    return [(stored, draft_slot(settings, instance, stored.created_at)) for stored in pending]
 
 
 def expire_late_drafts(settings: Settings, ledger: Ledger, instance: str, now: datetime | None = None) -> list[Outcome]:

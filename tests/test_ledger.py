@@ -147,3 +147,11 @@ def test_naive_datetimes_never_reach_the_ledger(ledger: Ledger) -> None:
     publication = ledger.claim(ledger.save_draft(draft(1), "@oak", "approved"))
     with pytest.raises(LedgerError):
         ledger.record_sent(publication, Receipt("x", datetime(2026, 1, 1)))
+
+
+def test_an_expired_draft_cannot_be_approved(ledger: Ledger) -> None:
+    draft_id = ledger.save_draft(draft(2), "@oak", "pending")
+    ledger.set_draft_state(draft_id, "expired", "slot passed")
+    with pytest.raises(LedgerError, match="never sent late"):
+        ledger.set_draft_state(draft_id, "approved")
+    assert ledger.drafts("x")[0].created_at.tzinfo is not None
