@@ -14,6 +14,10 @@ cannot be had, the post goes without it and the receipt says so. Failures: 429 i
 ``x-rate-limit-reset``; 5xx, timeouts and unreachable hosts are transient; any other refusal (401, 403 duplicate
 content, 400) is permanent.
 
+``api_base`` sends every call for ``api.twitter.com`` and ``upload.twitter.com`` to another base URL instead (an
+API gateway, or a local test server): :class:`ApiBaseAdapter`, mounted on tweepy's own sessions, rewrites the
+scheme and host (and prefixes the base's path) after OAuth 1.0a has signed the request for X's own URL.
+
 Without credentials ``publish`` writes to the outbox the exact ``POST /2/tweets`` request bodies, each reply
 pointing at ``{previous}``: the id the post before it gets (and ``{media}`` for an image's id).
 """
@@ -21,14 +25,16 @@ pointing at ``{previous}``: the id the post before it gets (and ``{media}`` for 
 from __future__ import annotations
 
 import mimetypes
-from collections.abc import Callable, Sequence
+import urllib.parse
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from io import BytesIO
 from typing import Any, ClassVar, Literal
 
 import requests
 import tweepy
-from pydantic import Field
+from pydantic import Field, HttpUrl, field_validator
+from requests.adapters import HTTPAdapter
 
 from carecast.config import ChannelSettings, Settings
 from carecast.errors import CredentialError, MeasureError, PublishError, RenderError
@@ -43,6 +49,8 @@ PREVIOUS_ID = "{previous}"
 #: Where the first post's ``media_ids`` goes in the outbox: the id X gives the uploaded image.
 MEDIA_ID = "{media}"
 CREDENTIAL_NAMES = ("consumer_key", "consumer_secret", "access_token", "access_token_secret")
+#: The URL prefixes tweepy sends to: API v2 and v1.1 on api.twitter.com, the v1.1 media upload on upload.twitter.com.
+X_HOSTS = ("https://api.twitter.com/", "https://upload.twitter.com/")
 
 
 class XCredentials(Strict):
@@ -64,6 +72,55 @@ class XConfig(ChannelSettings):
     hashtags: bool = Field(True, description="append the practice's hashtags when they fit")
     credentials: XCredentials | None = Field(None, description="post to X with these; absent: write to the outbox")
     timeout: float = Field(30, gt=0, le=300, description="seconds one request to X (or the image download) may take")
+    api_base: HttpUrl | None = Field(
+        None,
+        description="send X API calls to this base instead of api.twitter.com / upload.twitter.com: an API gateway, "
+        "or a local test server",
+    )
+
+    @field_validator("api_base")
+    @classmethod
+    def _secure(cls, value: HttpUrl | None) -> HttpUrl | None:
+        # Every request carries the signed OAuth header: never in clear text, except to a local test server.
+        if value is not None and value.scheme != "https" and value.host != "127.0.0.1":
+            raise ValueError(f"an https:// URL (http only for 127.0.0.1), not {value}")
+        return value
+
+
+class ApiBaseAdapter(HTTPAdapter):
+    """Sends requests meant for X's hosts to ``base_url`` instead, keeping their path (after the base's) and query.
+
+    tweepy builds absolute ``https://api.twitter.com`` URLs and signs them; mounted on its session, this adapter
+    changes where each request goes only after the OAuth 1.0a signature was computed over X's own URL, which is
+    the URL a gateway forwards to. The original host goes along as ``X-Forwarded-Host``.
+    """
+
+    def __init__(self, base_url: str) -> None:
+        super().__init__()
+        self.base = urllib.parse.urlsplit(base_url)
+
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: float | tuple[float, float] | tuple[float, None] | None = None,
+        verify: bool | str = True,
+        cert: bytes | str | tuple[bytes | str, bytes | str] | None = None,
+        proxies: Mapping[str, str] | None = None,
+    ) -> requests.Response:
+        """Send ``request`` to the base URL; raises what ``HTTPAdapter.send`` raises (requests.RequestException)."""
+        rerouted = request.copy()
+        original = urllib.parse.urlsplit(request.url or "")
+        path = self.base.path.rstrip("/") + original.path
+        rerouted.url = urllib.parse.urlunsplit((self.base.scheme, self.base.netloc, path, original.query, ""))
+        rerouted.headers["X-Forwarded-Host"] = original.netloc
+        return super().send(rerouted, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies)
+
+    def mount_on(self, session: requests.Session) -> requests.Session:
+        """Mount this adapter on ``session`` for X's API and upload hosts; returns the session."""
+        for prefix in X_HOSTS:
+            session.mount(prefix, self)
+        return session
 
 
 class TimeoutSession(requests.Session):
@@ -223,7 +280,7 @@ class XChannel(Channel):
         # Never wait_on_rate_limit: it sleeps inside the worker without bound; a 429 is rescheduled instead.
         client = tweepy.Client(**self._keys(), wait_on_rate_limit=False)
         client.session = TimeoutSession(self.config.timeout)
-        self.prepare_session(client.session)
+        self._route(client.session)
         return client
 
     def _api(self) -> tweepy.API:
@@ -231,8 +288,14 @@ class XChannel(Channel):
         keys = self._keys()
         auth = tweepy.OAuth1UserHandler(*(keys[name] for name in CREDENTIAL_NAMES))
         api = tweepy.API(auth, timeout=self.config.timeout, wait_on_rate_limit=False)
-        self.prepare_session(api.session)
+        self._route(api.session)
         return api
+
+    def _route(self, session: requests.Session) -> None:
+        """Point a new session at ``api_base`` when configured, then hand it to ``prepare_session``."""
+        if self.config.api_base is not None:
+            ApiBaseAdapter(str(self.config.api_base)).mount_on(session)
+        self.prepare_session(session)
 
     def _username(self, client: tweepy.Client) -> str:
         """The account's handle for post URLs: the configured ``@handle``, else X's answer to ``get_me``.

@@ -1,5 +1,5 @@
 """The X channel's live transport against the local X API server: reply chains, resumed threads, images, the
-failure classes (429, 5xx, unreachable, 403 duplicate, 401) and credentials that never leak."""
+failure classes (429, 5xx, unreachable, 403 duplicate, 401), credentials that never leak, and ``api_base``."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from carecast.config import load_settings
-from carecast.errors import AlreadyClaimed, CredentialError, PublishError
+from carecast.errors import AlreadyClaimed, ConfigError, CredentialError, PublishError
 from carecast.ledger import Ledger
 from carecast.model import Draft
 from channels.base import Outbox, PublishContext
-from channels.x import XChannel
+from channels.x import ApiBaseAdapter, XChannel
 from tests.conftest import write_config
 from tests.providers import LocalHttpServer, RecordedRequest, Reply
 from tests.providers.xapi import LocalRedirectAdapter, XApiServer, XCredentials
@@ -74,12 +75,17 @@ def credentials_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(variable, getattr(SECRETS, name))
 
 
-def live_channel(tmp_path: Path, server: XApiServer, **changes: object) -> XChannel:
-    """The sample config's X channel with credentials from the environment, its sessions sent to ``server``."""
+def configured_channel(tmp_path: Path, **changes: object) -> XChannel:
+    """The sample config's X channel with credentials from the environment and ``changes`` to its section."""
     credentials = {name: {"env": variable} for name, variable in ENV.items()}
     file = write_config(tmp_path, {"channels": {"x": {"credentials": credentials, **changes}}})
     settings = load_settings(file)
-    channel = XChannel("x", settings.channels["x"], settings)
+    return XChannel("x", settings.channels["x"], settings)
+
+
+def live_channel(tmp_path: Path, server: XApiServer, **changes: object) -> XChannel:
+    """The sample config's X channel with credentials from the environment, its sessions sent to ``server``."""
+    channel = configured_channel(tmp_path, **changes)
     channel.prepare_session = LocalRedirectAdapter(server.url).mount_on
     return channel
 
@@ -121,6 +127,41 @@ def test_a_thread_lands_as_a_reply_chain(tmp_path: Path, server: XApiServer, pub
     posted = server.requests_to("POST", "/2/tweets")
     assert all(r.headers["Authorization"].startswith("OAuth ") for r in posted)
     assert posted[1].body == {"text": THREAD.parts[1], "reply": {"in_reply_to_tweet_id": first.id}}
+
+
+def test_api_base_sends_posts_uploads_and_sign_in_to_that_server(
+    tmp_path: Path, server: XApiServer, publications: Publications
+) -> None:
+    channel = configured_channel(tmp_path, api_base=server.url)
+    with Images() as images:
+        draft = Draft(**{**THREAD.__dict__, "image_url": f"{images.url}/photo.png"})
+        receipt = channel.publish(draft, publications.claim(draft))
+
+    assert channel.verify() == "X: signed in as @oakviewpt"
+    first, second, _ = server.tweets
+    assert [t.in_reply_to_tweet_id for t in server.tweets] == [None, first.id, second.id]
+    assert receipt.provider_ids == tuple(t.id for t in server.tweets)
+    assert [t.media_ids for t in server.tweets] == [tuple(server.media), (), ()]
+    meant = [(r.path, r.headers["X-Forwarded-Host"]) for r in server.requests]
+    assert meant == [("/1.1/media/upload.json", "upload.twitter.com")] + [("/2/tweets", "api.twitter.com")] * 3 + [
+        ("/2/users/me", "api.twitter.com")
+    ]
+
+
+def test_an_api_base_with_a_path_prefixes_it_and_keeps_the_query() -> None:
+    with Images() as gateway, requests.Session() as session:
+        ApiBaseAdapter(f"{gateway.url}/x-gateway/").mount_on(session)
+        session.get("https://api.twitter.com/2/users/me?user.fields=username", timeout=5)
+
+    [request] = gateway.requests
+    assert (request.path, request.query) == ("/x-gateway/2/users/me", {"user.fields": "username"})
+    assert request.headers["X-Forwarded-Host"] == "api.twitter.com"
+
+
+@pytest.mark.parametrize("base", ["http://x-gateway.example.com", "http://localhost:8027", "ftp://127.0.0.1"])
+def test_an_api_base_in_clear_text_is_refused_unless_local(tmp_path: Path, base: str) -> None:
+    with pytest.raises(ConfigError, match="api_base"):
+        configured_channel(tmp_path, api_base=base)
 
 
 def test_a_thread_cut_short_by_a_5xx_resumes_at_its_first_part_not_up(
