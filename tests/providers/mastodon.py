@@ -6,25 +6,65 @@ backed by in-memory SQLite and seeded from a :class:`~mastodon_mock.config.SeedC
 ``POST /api/v1/statuses`` and advertises ``max_characters`` and ``characters_reserved_per_url`` on
 ``GET /api/v2/instance``. Fault injection goes through its mock-only control plane ``/api/v1/_mock/faults``
 (mastodon-mock's own ``FaultHandle`` needs ``httpx2``, so :meth:`MastodonInstance.fault` posts the rule with
-``requests``)::
+``requests``).
+
+mastodon-mock checks a status's raw length against ``max_characters``, where Mastodon (StatusLengthValidator)
+counts every URL as ``characters_reserved_per_url`` (23), whatever its length: a post with a long UTM link that
+Mastodon takes would get a 422 "Text is too long". Importing this module wraps mastodon-mock's check so it
+measures what Mastodon measures (:func:`countable_text`); its other checks (blank text, media count) are its own.
+It has no setting for this, and the wrap is the only change made to the package::
 
     with mastodon_instance() as instance:
         requests.post(f"{instance.url}/api/v1/statuses", headers=instance.auth_headers(), data={"status": "hi"})
+
+Run by hand with ``python -m tests.providers.mastodon --port 8028``.
 """
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import requests
-from mastodon_mock.config import SeedAccount, SeedConfig
+import uvicorn
+from fastapi.responses import JSONResponse
+from mastodon_mock.app import create_app
+from mastodon_mock.config import DatabaseConfig, MastodonMockConfig, SeedAccount, SeedConfig
+from mastodon_mock.routers import statuses
 from mastodon_mock.testing import MockServer
+from twitter_text.extract_urls import extract_urls_with_indices
+
+from tests.providers import LOOPBACK
 
 PRACTICE_USERNAME = "oakviewpt"
 PRACTICE_TOKEN = "oakviewpt-test-token"
+#: What Mastodon counts for any URL: the ``characters_reserved_per_url`` mastodon-mock advertises.
+URL_PLACEHOLDER = "x" * 23
+
+
+def countable_text(text: str) -> str:
+    """``text`` as Mastodon's StatusLengthValidator measures it: each URL (found by twitter-text, as Mastodon finds
+    them, protocol required) replaced by 23 characters. Remote mentions are not shortened here (the channels
+    post none)."""
+    pieces, position = [], 0
+    for start, end in (url["indices"] for url in extract_urls_with_indices(text, False)):
+        pieces += [text[position:start], URL_PLACEHOLDER]
+        position = end
+    return "".join([*pieces, text[position:]])
+
+
+_raw_length_check = statuses._validate_status_params
+
+
+def _validate_as_mastodon(params: dict[str, Any]) -> JSONResponse | None:
+    status = params.get("status")
+    return _raw_length_check({**params, "status": countable_text(status)} if isinstance(status, str) else params)
+
+
+statuses._validate_status_params = _validate_as_mastodon
 
 
 @dataclass(frozen=True)
@@ -75,6 +115,23 @@ def mastodon_instance(
     Raises:
         TimeoutError: the server did not come up within mastodon-mock's startup timeout.
     """
-    seed = SeedConfig(accounts=[SeedAccount(username=username, display_name="Oakview PT", access_token=access_token)])
-    with MockServer(seed=seed) as server:
+    with MockServer(seed=_seed(username, access_token)) as server:
         yield MastodonInstance(server.base_url, access_token, server)
+
+
+def _seed(username: str, access_token: str) -> SeedConfig:
+    return SeedConfig(accounts=[SeedAccount(username=username, display_name="Oakview PT", access_token=access_token)])
+
+
+def _serve_by_hand() -> None:
+    # MockServer always binds a free port; by hand the port is chosen, so uvicorn serves the app directly.
+    parser = argparse.ArgumentParser(description="Local Mastodon instance (mastodon-mock, URLs counted as 23)")
+    parser.add_argument("--port", type=int, default=8028, help="port on 127.0.0.1 (default: %(default)s)")
+    port = parser.parse_args().port
+    config = MastodonMockConfig(database=DatabaseConfig(path=":memory:"), seed=_seed(PRACTICE_USERNAME, PRACTICE_TOKEN))
+    print(f"Mastodon fake (mastodon-mock) on http://{LOOPBACK}:{port}\naccess_token={PRACTICE_TOKEN}", flush=True)
+    uvicorn.run(create_app(config), host=LOOPBACK, port=port, log_level="warning")
+
+
+if __name__ == "__main__":
+    _serve_by_hand()

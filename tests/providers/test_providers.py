@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import io
 import re
 import smtplib
@@ -395,6 +396,22 @@ def test_mastodon_instance_limits(mastodon: MastodonInstance) -> None:
     statuses = requests.get(f"{mastodon.url}/api/v2/instance", timeout=5).json()["configuration"]["statuses"]
 
     assert (statuses["max_characters"], statuses["characters_reserved_per_url"]) == (500, 23)
+
+
+def test_mastodon_counts_every_url_as_23_characters(mastodon: MastodonInstance) -> None:
+    link = "https://www.oakviewpt.com/blog/desk-ergonomics?" + "utm_source=mastodon&utm_medium=social&" * 3 + "x=1"
+    url = f"{mastodon.url}/api/v1/statuses"
+
+    def post(counted: int) -> requests.Response:
+        text = "a" * (counted - 24) + " " + link  # counted as Mastodon does: the link is 23
+        assert len(text) == counted - 23 + len(link) > 500
+        return requests.post(url, headers=mastodon.auth_headers(), data={"status": text}, timeout=5)
+
+    accepted, refused = post(480), post(501)
+
+    assert accepted.status_code == 200 and html.escape(link) in accepted.json()["content"]
+    assert refused.status_code == 422
+    assert refused.json() == {"error": "Validation failed: Text is too long (maximum is 500 characters)"}
 
 
 def statuses_count(instance: MastodonInstance) -> int:
