@@ -192,9 +192,17 @@ def _measures(draft: Draft) -> str:
     return "; ".join(described) or f"{len(draft.parts)} part(s)"
 
 
-def publish(settings: Settings, ledger: Ledger, instance: str, *, items: Sequence[str] | None = None) -> list[Outcome]:
+def publish(
+    settings: Settings,
+    ledger: Ledger,
+    instance: str,
+    *,
+    items: Sequence[str] | None = None,
+    now: datetime | None = None,
+) -> list[Outcome]:
     """Claim and send every due draft of ``instance`` (only those with one of ``items``, when given), recording
-    each outcome before the next.
+    each outcome before the next; ``now`` (default: the clock at each draft) is the moment channels send at, e.g.
+    for SMS quiet hours.
 
     The claim happens before sending, so a draft another run or worker claimed is skipped, never sent twice.
     """
@@ -212,7 +220,7 @@ def publish(settings: Settings, ledger: Ledger, instance: str, *, items: Sequenc
         except AlreadyClaimed:
             continue
         try:
-            receipt = channel.publish(draft, PublishContext(publication_id, outbox, ledger))
+            receipt = channel.publish(draft, PublishContext(publication_id, outbox, ledger, now or now_utc()))
         except PublishError as exc:
             ledger.record_failed(publication_id, exc.reason, transient=exc.transient)
             state: OutcomeState = "retry" if exc.transient else "failed"
