@@ -7,11 +7,14 @@ configuration or the command line is wrong, and nothing ran.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from carecast.audience import ADDRESS_COLUMN, read_audience
 from carecast.config import DEFAULT_CONFIG, Settings, load_settings
@@ -79,6 +82,14 @@ def _parser() -> argparse.ArgumentParser:
     measure = command("measure", _measure, "measure TEXT as a channel counts it (x: weighted length; sms: segments)")
     measure.add_argument("--channel", required=True, choices=["x", "sms"])
     measure.add_argument("text", metavar="TEXT", help="the text, or - to read standard input")
+
+    webhooks = command("webhooks", _webhooks, "serve Twilio's callbacks and inbound texts, and one-click unsubscribe")
+    webhooks.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="default: %(default)s")
+    webhooks.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    webhooks.add_argument("--port", type=int, default=8088, help="default: %(default)s")
+    webhooks.add_argument(
+        "--public-url", type=_web_url, metavar="URL", help="the base URL Twilio and subscribers call, if another"
+    )
     return parser
 
 
@@ -208,6 +219,38 @@ def _serve(args: argparse.Namespace) -> int:
 
     serve(args.config)
     return 0
+
+
+def _webhooks(args: argparse.Namespace) -> int:
+    settings, ledger = _open_ledger(args.config)
+    from carecast.webhooks import WebhookApp, check_urls, make_server  # loads channel plugins: only for this command
+
+    try:
+        app = WebhookApp(settings, ledger, args.public_url)
+        for problem in check_urls(settings, args.public_url) if args.public_url else ():
+            print(f"warning: {problem}", file=sys.stderr)
+        try:
+            server = make_server(app, args.host, args.port)
+        except OSError as exc:
+            print(f"error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_FAILED
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+        base = args.public_url or f"http://{args.host}:{server.server_port}"
+        print(f"Serving on {args.host}:{server.server_port} (Ctrl-C stops):")
+        for methods, path in app.endpoints:
+            print(f"  {methods} {base.rstrip('/')}{path}")
+        with server, contextlib.suppress(KeyboardInterrupt):
+            server.serve_forever()
+    finally:
+        ledger.close()
+    return 0
+
+
+def _web_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise argparse.ArgumentTypeError(f"an http(s) base URL such as https://hooks.example.com, not {value!r}")
+    return value
 
 
 def _summarise(result: dict[str, Any], *, dry_run: bool) -> int:
