@@ -1,0 +1,305 @@
+"""Screenshots of the Prefect UI for the README's "For marketing staff" section. Run by hand, not by CI:
+
+    .venv/bin/pip install playwright   # drives Debian's chromium; downloads no browser
+    .venv/bin/python docs/screenshots.py [--out docs/screenshots] [--chromium /usr/bin/chromium]
+
+Starts a Prefect server on a free 127.0.0.1 port (its own PREFECT_HOME in a temporary folder) and ``carecast
+serve`` on a temporary copy of config/ in which X is under review and has no schedule, so that its run pauses for
+approval at once, and Mastodon is under review, so that the calendar shows drafts waiting. Through the Prefect API
+it runs ingest, then publish for the newsletter (which completes) and for X (which pauses). Headless Chromium
+(Debian's ``chromium`` package) photographs each page reachable by URL with ``--screenshot``; Playwright drives the
+same Chromium for the two pictures that need a click (the paused run's menu and its Resume form). Pages are those of
+the UI that http://127.0.0.1:4200 opens (Prefect 3.9's new UI, under /v2), in the practice's time zone. Stops
+``carecast serve``, then the server, whatever happened.
+
+Raises SystemExit with the reason when a process dies, a run ends in the wrong state, or a page stays blank.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import requests
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+STARTUP = 90.0
+RUN_TIMEOUT = 180.0
+#: Below this many bytes a PNG is the UI still loading (seen: 29 KB; a drawn page: 85 KB and up): try again.
+BLANK_PNG = 50_000
+BUDGETS_MS = (15_000, 30_000, 60_000)
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    # Without these, Chromium keeps dialling Google's hosts, which this closed network refuses.
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+]
+#: Window size, unless a page needs more room to show what staff look for.
+WINDOW = (1400, 900)
+#: For tables, whose last columns (where it went, what waits) the page's side panel pushes out of a narrower window.
+WIDE = (1800, 900)
+
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for(what: str, check: Callable[[], T | None], timeout: float, process: subprocess.Popen[bytes]) -> T:
+    """Poll ``check`` until it returns something truthy. Raises SystemExit when the process dies or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{what}: the process exited with {process.returncode}")
+        result = check()
+        if result:
+            return result
+        time.sleep(0.5)
+    raise SystemExit(f"{what}: not within {timeout:.0f} s")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@dataclass
+class Api:
+    """The few Prefect REST calls this script needs; a 503 (SQLite busy) is tried again for up to 30 s."""
+
+    url: str
+
+    def __call__(self, method: str, path: str, body: Any = None) -> Any:
+        """Raises requests.HTTPError on any other error status."""
+        deadline = time.monotonic() + 30
+        while True:
+            response = requests.request(method, self.url + path, json=body or {}, timeout=10)
+            if response.status_code != 503 or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    def healthy(self) -> bool:
+        try:
+            return requests.get(f"{self.url}/health", timeout=2).ok
+        except requests.ConnectionError:
+            return False
+
+    def deployment(self, flow: str, name: str) -> dict[str, Any]:
+        return dict(self("GET", f"/deployments/name/{flow}/{name}"))
+
+    def start(self, flow: str, name: str) -> str:
+        run = self("POST", f"/deployments/{self.deployment(flow, name)['id']}/create_flow_run", {})
+        return str(run["id"])
+
+    def reached(self, run_id: str, wanted: str, process: subprocess.Popen[bytes]) -> None:
+        """Wait for the run's state ``wanted``. Raises SystemExit at once on another final state."""
+
+        def check() -> bool:
+            state = self("GET", f"/flow_runs/{run_id}")["state"]
+            if state["type"] in ("FAILED", "CRASHED", "CANCELLED") and state["type"] != wanted:
+                raise SystemExit(f"run {run_id}: {state['type']}: {state['message']}")
+            return bool(state["type"] == wanted)
+
+        wait_for(f"run {run_id} {wanted.lower()}", check, RUN_TIMEOUT, process)
+
+    def artifact(self, run_id: str, key_part: str) -> str:
+        """The id of a run's artifact whose key holds ``key_part``. Raises SystemExit when there is none."""
+        found = self("POST", "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run_id]}}})
+        matching = sorted(
+            (artifact["key"], artifact["id"]) for artifact in found if key_part in (artifact["key"] or "")
+        )
+        if not matching:
+            raise SystemExit(f"run {run_id}: no artifact *{key_part}* among {[a['key'] for a in found]}")
+        return str(matching[0][1])
+
+
+def practice_copy(folder: Path) -> Path:
+    """config/ copied into ``folder``: X under review with no schedule (its drafts are due on every run), Mastodon
+    under review (its drafts fill the calendar's "waiting for approval")."""
+    shutil.copytree(ROOT / "config", folder / "config")
+    file = folder / "config" / "carecast.yaml"
+    data = yaml.safe_load(file.read_text())
+    data["channels"]["x"].update(approval="review", schedule=[])
+    # Late "skip" (15 min), so its drafts wait for the next slot rather than one that began within the last 2 h.
+    data["channels"]["mastodon"].update(approval="review", late="skip")
+    # The sample content is dated: a run next year must still find it recent enough to publish.
+    for channel in data["channels"].values():
+        channel["max_age_days"] = 3650
+    file.write_text(yaml.safe_dump(data, sort_keys=False))
+    return file
+
+
+@contextmanager
+def prefect_server(home: Path) -> Iterator[tuple[dict[str, str], subprocess.Popen[bytes]]]:
+    """A Prefect server with its UI, on a free port; yields the environment pointing at it, and the process."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home / "prefect"),
+        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+    }
+    with (home / "server.log").open("wb") as log:
+        server = subprocess.Popen(
+            [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=home,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_for("the Prefect server's health check", Api(env["PREFECT_API_URL"]).healthy, STARTUP, server)
+            yield env, server
+        finally:
+            stop(server)
+
+
+@contextmanager
+def carecast_serve(config: Path, env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    """``carecast serve`` on ``config``, once all its deployments are registered."""
+    project = config.parent.parent
+    with (project / "serve.log").open("wb") as log:
+        serve = subprocess.Popen(
+            [str(BIN / "carecast"), "serve", "--config", str(config)],
+            cwd=project,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            data = yaml.safe_load(config.read_text())
+            expected = 1 + sum(channel.get("enabled", True) for channel in data["channels"].values())
+            api = Api(env["PREFECT_API_URL"])
+            wait_for("the deployments", lambda: len(api("POST", "/deployments/filter")) >= expected, 60, serve)
+            yield serve
+        finally:
+            stop(serve)
+
+
+def screenshot(chromium: str, url: str, target: Path, window: tuple[int, int], zone: str, scratch: Path) -> None:
+    """Photograph ``url`` into ``target``, with more virtual time while the page comes out blank.
+
+    Raises SystemExit when Chromium fails or the page is still blank with the longest budget.
+    """
+    for budget in BUDGETS_MS:
+        profile = Path(tempfile.mkdtemp(prefix="chromium-", dir=scratch))
+        done = subprocess.run(
+            [
+                chromium,
+                *CHROMIUM_FLAGS,
+                f"--window-size={window[0]},{window[1]}",
+                f"--user-data-dir={profile}",
+                f"--virtual-time-budget={budget}",
+                f"--screenshot={target}",
+                url,
+            ],
+            env={**os.environ, "TZ": zone},
+            capture_output=True,
+            timeout=budget / 1000 + 120,
+        )
+        if done.returncode != 0 or not target.exists():
+            raise SystemExit(f"chromium on {url}: exit {done.returncode}: {done.stderr.decode()[-2000:]}")
+        if target.stat().st_size >= BLANK_PNG:
+            print(f"{target.name}: {target.stat().st_size // 1024} KB ({url}, {budget} ms)")
+            return
+    raise SystemExit(f"{url}: still blank after {BUDGETS_MS[-1]} ms ({target.stat().st_size} bytes)")
+
+
+def resume_pictures(chromium: str, url: str, out: Path, zone: str) -> None:
+    """The paused run with its menu open on Resume, then the Resume form, clicked through by Playwright.
+
+    Raises playwright's TimeoutError when the page never shows the run's logs, the menu or the form.
+    """
+    from playwright.sync_api import sync_playwright  # only this picture needs it; see the module docstring
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": WINDOW[0], "height": WINDOW[1]}, timezone_id=zone)
+            page.goto(url)
+            page.get_by_text("Beginning flow run").wait_for()  # the run has loaded, not just the page's skeleton
+            page.get_by_role("button", name="Open menu").first.click()
+            resume = page.get_by_role("menuitem", name="Resume")
+            resume.wait_for()
+            page.screenshot(path=out / "paused-run.png")
+            resume.click()
+            page.get_by_role("dialog").get_by_text("Decide on each draft").wait_for()
+            page.screenshot(path=out / "resume-form.png")
+        finally:
+            browser.close()
+    print(f"paused-run.png, resume-form.png ({url})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
+    parser.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="carecast-") as scratch:
+        folder = Path(scratch)
+        config = practice_copy(folder)
+        zone = yaml.safe_load(config.read_text())["practice"]["timezone"]
+        with prefect_server(folder) as (env, server), carecast_serve(config, env) as serve:
+            api = Api(env["PREFECT_API_URL"])
+            api.reached(api.start("ingest", "oakview-pt-sources"), "COMPLETED", serve)
+            newsletter_run = api.start("publish", "oakview-pt-newsletter")
+            api.reached(newsletter_run, "COMPLETED", serve)
+            x_run = api.start("publish", "oakview-pt-x")
+            api.reached(x_run, "PAUSED", serve)
+            ui = env["PREFECT_API_URL"].removesuffix("/api") + "/v2"
+            newsletter = api.deployment("publish", "oakview-pt-newsletter")["id"]
+            pages = {
+                "deployments.png": ("/deployments", WINDOW),
+                "deployment-schedules.png": (f"/deployments/deployment/{newsletter}", WINDOW),
+                "custom-run.png": (f"/deployments/deployment/{newsletter}/run", WINDOW),
+                "paused-run-artifacts.png": (f"/runs/flow-run/{x_run}?tab=Artifacts", WINDOW),
+                "draft-preview.png": (f"/artifacts/artifact/{api.artifact(x_run, '-draft-')}", WINDOW),
+                "run-artifacts.png": (f"/runs/flow-run/{newsletter_run}?tab=Artifacts", WINDOW),
+                "published.png": (f"/artifacts/artifact/{api.artifact(newsletter_run, '-published')}", WIDE),
+                "newsletter-preview.png": (
+                    f"/artifacts/artifact/{api.artifact(newsletter_run, '-newsletter-')}",
+                    WINDOW,
+                ),
+                "calendar.png": (f"/artifacts/artifact/{api.artifact(newsletter_run, '-calendar')}", WIDE),
+                # Taller, so that the list under the chart shows every run.
+                "runs.png": ("/runs", (1400, 1150)),
+            }
+            for name, (path, window) in pages.items():
+                screenshot(args.chromium, ui + path, args.out / name, window, zone, folder)
+            resume_pictures(args.chromium, f"{ui}/runs/flow-run/{x_run}", args.out, zone)
+            if server.poll() is not None:
+                raise SystemExit(f"the Prefect server exited with {server.returncode} during the screenshots")
+
+
+if __name__ == "__main__":
+    main()
