@@ -101,6 +101,8 @@ def _check(args: argparse.Namespace) -> int:
     )
     if not args.live:
         return 0
+    import flows.secrets  # noqa: F401  credentials named as Prefect Secret blocks are read through Prefect
+
     failed = False
     for name in settings.channels:
         try:

@@ -132,7 +132,18 @@ def calendar_rows(settings: Settings, ledger: Ledger, start: datetime | None = N
             title = core.title_of(ledger.items(stored.draft.item_ids))
             waiting.setdefault((name, slot), []).append(f"#{stored.id} {title}")
     zone = settings.practice.zone
-    return [
+    # Drafts whose slot has begun (still inside its late window) or whose channel has no schedule are due now:
+    # they lead the calendar, or staff would never see them there.
+    due_now = [
+        {
+            "when": "due now" if slot is None else f"{slot.astimezone(zone):%a %d %b %H:%M %Z} (due now)",
+            "channel": name,
+            "waiting for approval": "; ".join(drafts),
+        }
+        for (name, slot), drafts in sorted(waiting.items(), key=lambda entry: (entry[0][1] or moment, entry[0][0]))
+        if slot is None or slot <= moment
+    ]
+    return due_now + [
         {
             "when": f"{when:%a %d %b %H:%M %Z}",
             "channel": name,

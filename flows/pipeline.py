@@ -35,6 +35,7 @@ from carecast.errors import CareCastError
 from carecast.ledger import Ledger
 from carecast.model import now_utc
 from flows import artifacts
+from flows import secrets as _secrets  # noqa: F401  registers {block: ...} credentials
 from flows.notify import notify_failure
 
 #: How long a run waits for staff on a channel without a schedule (any run publishes there).
