@@ -36,7 +36,7 @@ import tweepy
 from pydantic import Field, HttpUrl, field_validator
 from requests.adapters import HTTPAdapter
 
-from carecast.config import ChannelSettings, Settings
+from carecast.config import ChannelSettings
 from carecast.errors import CredentialError, MeasureError, PublishError, RenderError
 from carecast.model import ContentItem, Draft, Receipt, now_utc
 from carecast.secrets import SecretRef, resolve
@@ -151,12 +151,6 @@ class XChannel(Channel):
     limits: ClassVar[dict[str, int]] = {"max_weighted_length": 280}
 
     config: XConfig
-
-    def __init__(self, instance: str, config: ChannelSettings, settings: Settings) -> None:
-        super().__init__(instance, config, settings)
-        #: Called with each HTTP session the live transport opens to X, before it is used. The outer boundary's
-        #: hook: tests mount an adapter there that sends X's hosts to a local server; production leaves it be.
-        self.prepare_session: Callable[[requests.Session], object] = lambda session: session
 
     def compose(self, items: Sequence[ContentItem]) -> Draft:
         """Render one item as a post, or as a thread or a shortened post when it is over the weighted limit.
@@ -292,10 +286,9 @@ class XChannel(Channel):
         return api
 
     def _route(self, session: requests.Session) -> None:
-        """Point a new session at ``api_base`` when configured, then hand it to ``prepare_session``."""
+        """Point a new session at ``api_base`` when one is configured."""
         if self.config.api_base is not None:
             ApiBaseAdapter(str(self.config.api_base)).mount_on(session)
-        self.prepare_session(session)
 
     def _username(self, client: tweepy.Client) -> str:
         """The account's handle for post URLs: the configured ``@handle``, else X's answer to ``get_me``.

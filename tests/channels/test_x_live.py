@@ -18,7 +18,7 @@ from channels.base import Outbox, PublishContext
 from channels.x import ApiBaseAdapter, XChannel
 from tests.conftest import write_config
 from tests.providers import LocalHttpServer, RecordedRequest, Reply
-from tests.providers.xapi import LocalRedirectAdapter, XApiServer, XCredentials
+from tests.providers.xapi import XApiServer, XCredentials
 
 # Distinct values, so a leak of any of them anywhere is found by a plain substring search.
 SECRETS = XCredentials(
@@ -84,10 +84,8 @@ def configured_channel(tmp_path: Path, **changes: object) -> XChannel:
 
 
 def live_channel(tmp_path: Path, server: XApiServer, **changes: object) -> XChannel:
-    """The sample config's X channel with credentials from the environment, its sessions sent to ``server``."""
-    channel = configured_channel(tmp_path, **changes)
-    channel.prepare_session = LocalRedirectAdapter(server.url).mount_on
-    return channel
+    """The sample config's X channel with credentials from the environment, its ``api_base`` at ``server``."""
+    return configured_channel(tmp_path, api_base=server.url, **changes)
 
 
 class Publications:

@@ -15,11 +15,12 @@ import pytest
 import requests
 import tweepy
 
+from channels.x import ApiBaseAdapter
 from tests.providers import LocalHttpServer, RecordedRequest, Reply
 from tests.providers.mastodon import MastodonInstance, mastodon_instance
 from tests.providers.smtp import SmtpServer
 from tests.providers.twilio import TwilioServer, sms_segments, twilio_signature
-from tests.providers.xapi import DUPLICATE_DETAIL, LocalRedirectAdapter, XApiServer
+from tests.providers.xapi import DUPLICATE_DETAIL, XApiServer
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
@@ -35,7 +36,7 @@ def x_server() -> Iterator[XApiServer]:
 
 def x_client(server: XApiServer, **kwargs: object) -> tweepy.Client:
     client = tweepy.Client(**{**server.credentials.client_kwargs(), "wait_on_rate_limit": False, **kwargs})
-    LocalRedirectAdapter(server.url).mount_on(client.session)
+    ApiBaseAdapter(server.url).mount_on(client.session)
     return client
 
 
@@ -66,7 +67,7 @@ def test_x_thread_and_me_over_oauth1(x_server: XApiServer) -> None:
 def test_x_media_upload_goes_to_upload_host_and_attaches(x_server: XApiServer) -> None:
     c = x_server.credentials
     api = tweepy.API(tweepy.OAuth1UserHandler(c.consumer_key, c.consumer_secret, c.access_token, c.access_token_secret))
-    LocalRedirectAdapter(x_server.url).mount_on(api.session)
+    ApiBaseAdapter(x_server.url).mount_on(api.session)
 
     media = api.media_upload("oakview.png", file=io.BytesIO(PNG))
     x_client(x_server).create_tweet(text="New clinic photos", media_ids=[media.media_id])
@@ -130,7 +131,7 @@ def test_x_bad_credentials_are_unauthorized(x_server: XApiServer) -> None:
 
 def test_x_bearer_token_is_accepted(x_server: XApiServer) -> None:
     client = tweepy.Client(bearer_token=x_server.credentials.bearer_token)
-    LocalRedirectAdapter(x_server.url).mount_on(client.session)
+    ApiBaseAdapter(x_server.url).mount_on(client.session)
 
     assert client.get_me(user_auth=False).data.username == x_server.user.username
     assert x_server.requests[0].headers["Authorization"] == f"Bearer {x_server.credentials.bearer_token}"

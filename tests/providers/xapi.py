@@ -1,4 +1,4 @@
-"""A local X API server speaking the subset tweepy 4.x uses, and a requests adapter that points tweepy at it.
+"""A local X API server speaking the subset tweepy 4.x uses.
 
 Endpoints: ``POST /2/tweets`` (text, reply, media), ``GET /2/users/me``, and the v1.1 simple media upload
 ``POST /1.1/media/upload.json`` (tweepy.API sends it to upload.twitter.com). Requests need OAuth 1.0a user
@@ -6,12 +6,13 @@ context carrying the configured consumer key and access token plus an ``oauth_si
 not verified), or the configured bearer token. Every reply carries ``x-rate-limit-*`` headers per user and
 endpoint; an exhausted window answers 429. Posting the same text twice answers 403 "duplicate content".
 
-tweepy builds absolute ``https://api.twitter.com`` URLs, so tests mount :class:`LocalRedirectAdapter` on the
-client's own ``requests`` session instead of patching anything::
+tweepy builds absolute ``https://api.twitter.com`` URLs. The X channel reaches this server through its own
+``api_base`` setting (``api_base: http://127.0.0.1:<port>``); a bare tweepy client gets there by mounting the
+channel's :class:`channels.x.ApiBaseAdapter` on its own ``requests`` session, patching nothing::
 
     with XApiServer() as server:
         client = tweepy.Client(**server.credentials.client_kwargs())
-        LocalRedirectAdapter(server.url).mount_on(client.session)
+        ApiBaseAdapter(server.url).mount_on(client.session)
         client.create_tweet(text="hello")
 
 Run by hand with ``python -m tests.providers.xapi --port 8027``.
@@ -22,59 +23,16 @@ from __future__ import annotations
 import itertools
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 
-import requests
 from oauthlib.oauth1.rfc5849.utils import parse_authorization_header
-from requests.adapters import HTTPAdapter
 
 from tests.providers import LocalHttpServer, RecordedRequest, Reply, UploadedFile, serve_by_hand
 
-X_PREFIXES = ("https://api.twitter.com/", "https://upload.twitter.com/")
 # Snowflake ids count milliseconds from this epoch (2010-11-04), shifted past 22 bits of worker and sequence.
 TWEPOCH_MS = 1288834974657
 DUPLICATE_DETAIL = "You are not allowed to create a Tweet with duplicate content."
-
-
-class LocalRedirectAdapter(HTTPAdapter):
-    """Sends requests for remote hosts to a local server, keeping path and query.
-
-    The original host goes along as ``X-Forwarded-Host`` so a test can tell which host a client meant to reach.
-    Auth headers (OAuth 1.0a signatures included) are computed before ``send``, over the original URL.
-    """
-
-    def __init__(self, base_url: str) -> None:
-        super().__init__()
-        self.base_url = urllib.parse.urlsplit(base_url)
-
-    def send(
-        self,
-        request: requests.PreparedRequest,
-        stream: bool = False,
-        timeout: float | tuple[float, float] | tuple[float, None] | None = None,
-        verify: bool | str = True,
-        cert: bytes | str | tuple[bytes | str, bytes | str] | None = None,
-        proxies: Mapping[str, str] | None = None,
-    ) -> requests.Response:
-        """Send ``request`` to the local server.
-
-        Raises:
-            requests.RequestException: the local server cannot be reached.
-        """
-        local = request.copy()
-        original = urllib.parse.urlsplit(request.url or "")
-        local.url = urllib.parse.urlunsplit(
-            (self.base_url.scheme, self.base_url.netloc, original.path, original.query, "")
-        )
-        local.headers["X-Forwarded-Host"] = original.netloc
-        return super().send(local, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies)
-
-    def mount_on(self, session: requests.Session, prefixes: Iterable[str] = X_PREFIXES) -> requests.Session:
-        """Mount this adapter on ``session`` for each URL prefix (by default X's API and upload hosts)."""
-        for prefix in prefixes:
-            session.mount(prefix, self)
-        return session
 
 
 @dataclass(frozen=True)
