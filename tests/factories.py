@@ -1,4 +1,5 @@
-"""Builders of the test data many test modules share: content items of the sample practice (Oakview PT).
+"""Test data many test modules share: builders of content items of the sample practice (Oakview PT), and
+who in its sample audience may be reached.
 
 Each builder gives a complete, valid item with realistic defaults; a test names only the fields it is about.
 """
@@ -12,6 +13,19 @@ from carecast.model import ContentItem, content_hash
 
 DESK_STRETCHES = "Sitting all day? These five stretches take ten minutes."
 PATIENT_RECOGNITION = "It\u2019s Patient Recognition Week! Thank you for trusting us with your recovery."
+
+#: The newsletter subscribers of the sample audience (config/audience/newsletter.csv) who may be reached: 6 of 10;
+#: the others are unsubscribed (2), bounced (1) or have no consent on file (1).
+NEWSLETTER_RECIPIENTS = frozenset(
+    {
+        "aisha.rahman@example.com",
+        "james.okafor@example.net",
+        "kevin.obrien@example.net",
+        "linda.park@example.org",
+        "maria.gonzalez@example.com",
+        "sam.wright@example.com",
+    }
+)
 
 #: Where an observance differs from a blog post.
 OBSERVANCE: dict[str, Any] = {

@@ -29,19 +29,12 @@ from carecast.unsubscribe import apply_unsubscribe, read_token
 from channels.base import Outbox, PublishContext
 from channels.newsletter import NewsletterChannel
 from tests.conftest import write_config
+from tests.factories import NEWSLETTER_RECIPIENTS
 from tests.providers.smtp import ReceivedMessage, SmtpServer
 
 PASSWORD = "test-smtp-password"
 UNSUBSCRIBE_SECRET = "oakview-unsubscribe-hmac-key-0f3c"
 LIST_ID = "oakview-pt-newsletter.oakviewpt.com"
-RECEIVING = {
-    "aisha.rahman@example.com",
-    "james.okafor@example.net",
-    "kevin.obrien@example.net",
-    "linda.park@example.org",
-    "maria.gonzalez@example.com",
-    "sam.wright@example.com",
-}
 SKIPPED = "4 skipped (1 bounced, 1 no consent, 2 unsubscribed)"
 
 
@@ -143,7 +136,7 @@ def test_every_consenting_subscriber_gets_exactly_one_message(practice: Practice
     [outcome] = practice.publish()
     assert outcome.state == "published"
     assert outcome.detail == f"smtp 127.0.0.1:{practice.smtp.port}: 6 sent, {SKIPPED}"
-    assert sorted(practice.recipients()) == sorted(RECEIVING)
+    assert sorted(practice.recipients()) == sorted(NEWSLETTER_RECIPIENTS)
     for message in practice.smtp.messages:
         parsed = message.parsed()
         assert [address.addr_spec for address in parsed["To"].addresses] == list(message.rcpt_tos)
@@ -152,7 +145,9 @@ def test_every_consenting_subscriber_gets_exactly_one_message(practice: Practice
         assert message.tls is practice.smtp.starttls
     assert practice.smtp.connections == 1, "one connection for the whole batch"
     deliveries = practice.ledger.deliveries(1)
-    assert {address: record.state for address, record in deliveries.items()} == dict.fromkeys(RECEIVING, "sent")
+    assert {address: record.state for address, record in deliveries.items()} == dict.fromkeys(
+        NEWSLETTER_RECIPIENTS, "sent"
+    )
     sent_ids = {record.provider_id for record in deliveries.values()}
     assert sent_ids == {str(message.parsed()["Message-ID"]) for message in practice.smtp.messages}
 
@@ -199,7 +194,7 @@ def test_a_550_bounce_suppresses_that_address_and_the_rest_go_on(tmp_path: Path,
             [outcome] = practice.publish()
             assert outcome.state == "published"
             assert outcome.detail.endswith(f"5 sent, 1 not delivered, {SKIPPED}")
-            assert sorted(practice.recipients()) == sorted(RECEIVING - {"linda.park@example.org"})
+            assert sorted(practice.recipients()) == sorted(NEWSLETTER_RECIPIENTS - {"linda.park@example.org"})
             linda = practice.ledger.deliveries(1)["linda.park@example.org"]
             assert (linda.state, linda.transient) == ("failed", False)
             assert linda.error is not None and linda.error.startswith("bounced: 550 5.1.1")
@@ -235,7 +230,7 @@ def test_a_transient_failure_mid_batch_resumes_with_the_rest(
     [outcome] = practice.publish()
     assert outcome.state == "published"
     assert outcome.detail.endswith(f"6 sent, {SKIPPED}")
-    assert sorted(practice.recipients()) == sorted(RECEIVING), "everyone once, nobody twice"
+    assert sorted(practice.recipients()) == sorted(NEWSLETTER_RECIPIENTS), "everyone once, nobody twice"
     assert practice.smtp.connections == connections
     assert practice.publish() == []
 
