@@ -1,11 +1,13 @@
 """Screenshots of the Prefect UI for the README's "For marketing staff" section. Run by hand, not by CI:
 
     .venv/bin/pip install playwright   # drives Debian's chromium; downloads no browser
-    .venv/bin/python docs/screenshots.py [--out docs/screenshots] [--chromium /usr/bin/chromium]
+    .venv/bin/python -m docs.screenshots [--out docs/screenshots] [--chromium /usr/bin/chromium]
 
-Starts a Prefect server on a free 127.0.0.1 port (its own PREFECT_HOME in a temporary folder) and ``carecast
-serve`` on a temporary copy of config/ in which X is under review and has no schedule, so that its run pauses for
-approval at once, and Mastodon is under review, so that the calendar shows drafts waiting. Through the Prefect API
+From the repo root, as a module: that puts the root on the import path, so the helpers the served tests use
+(tests/prefect_server.py) are importable. They start a Prefect server on a free 127.0.0.1 port (its own
+PREFECT_HOME in a temporary folder) and ``carecast serve`` on a temporary copy of config/ in which X is under
+review and has no schedule, so that its run pauses for approval at once, and Mastodon is under review, so that the
+calendar shows drafts waiting. Through the Prefect API
 it runs ingest, then publish for the newsletter (which completes) and for X (which pauses). Headless Chromium
 (Debian's ``chromium`` package) photographs each page reachable by URL with ``--screenshot``; Playwright drives the
 same Chromium for the two pictures that need a click (the paused run's menu and its Resume form). Pages are those of
@@ -20,23 +22,15 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
 
-import requests
 import yaml
 
+from tests.prefect_server import Api, NotReached, start_carecast_serve, start_prefect
+
 ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-STARTUP = 90.0
 RUN_TIMEOUT = 180.0
 #: Below this many bytes a PNG is the UI still loading (seen: 29 KB; a drawn page: 85 KB and up): try again.
 BLANK_PNG = 50_000
@@ -58,87 +52,14 @@ WINDOW = (1400, 900)
 #: For tables, whose last columns (where it went, what waits) the page's side panel pushes out of a narrower window.
 WIDE = (1800, 900)
 
-T = TypeVar("T")
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_for(what: str, check: Callable[[], T | None], timeout: float, process: subprocess.Popen[bytes]) -> T:
-    """Poll ``check`` until it returns something truthy. Raises SystemExit when the process dies or time runs out."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"{what}: the process exited with {process.returncode}")
-        result = check()
-        if result:
-            return result
-        time.sleep(0.5)
-    raise SystemExit(f"{what}: not within {timeout:.0f} s")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-@dataclass
-class Api:
-    """The few Prefect REST calls this script needs; a 503 (SQLite busy) is tried again for up to 30 s."""
-
-    url: str
-
-    def __call__(self, method: str, path: str, body: Any = None) -> Any:
-        """Raises requests.HTTPError on any other error status."""
-        deadline = time.monotonic() + 30
-        while True:
-            response = requests.request(method, self.url + path, json=body or {}, timeout=10)
-            if response.status_code != 503 or time.monotonic() > deadline:
-                break
-            time.sleep(1)
-        response.raise_for_status()
-        return response.json() if response.content else None
-
-    def healthy(self) -> bool:
-        try:
-            return requests.get(f"{self.url}/health", timeout=2).ok
-        except requests.ConnectionError:
-            return False
-
-    def deployment(self, flow: str, name: str) -> dict[str, Any]:
-        return dict(self("GET", f"/deployments/name/{flow}/{name}"))
-
-    def start(self, flow: str, name: str) -> str:
-        run = self("POST", f"/deployments/{self.deployment(flow, name)['id']}/create_flow_run", {})
-        return str(run["id"])
-
-    def reached(self, run_id: str, wanted: str, process: subprocess.Popen[bytes]) -> None:
-        """Wait for the run's state ``wanted``. Raises SystemExit at once on another final state."""
-
-        def check() -> bool:
-            state = self("GET", f"/flow_runs/{run_id}")["state"]
-            if state["type"] in ("FAILED", "CRASHED", "CANCELLED") and state["type"] != wanted:
-                raise SystemExit(f"run {run_id}: {state['type']}: {state['message']}")
-            return bool(state["type"] == wanted)
-
-        wait_for(f"run {run_id} {wanted.lower()}", check, RUN_TIMEOUT, process)
-
-    def artifact(self, run_id: str, key_part: str) -> str:
-        """The id of a run's artifact whose key holds ``key_part``. Raises SystemExit when there is none."""
-        found = self("POST", "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run_id]}}})
-        matching = sorted(
-            (artifact["key"], artifact["id"]) for artifact in found if key_part in (artifact["key"] or "")
-        )
-        if not matching:
-            raise SystemExit(f"run {run_id}: no artifact *{key_part}* among {[a['key'] for a in found]}")
-        return str(matching[0][1])
+def artifact(api: Api, run_id: str, key_part: str) -> str:
+    """The id of a run's artifact whose key holds ``key_part``. Raises SystemExit when there is none."""
+    found = api.artifacts(run_id)
+    matching = sorted((a["key"], a["id"]) for a in found if key_part in (a["key"] or ""))
+    if not matching:
+        raise SystemExit(f"run {run_id}: no artifact *{key_part}* among {[a['key'] for a in found]}")
+    return str(matching[0][1])
 
 
 def practice_copy(folder: Path) -> Path:
@@ -155,54 +76,6 @@ def practice_copy(folder: Path) -> Path:
         channel["max_age_days"] = 3650
     file.write_text(yaml.safe_dump(data, sort_keys=False))
     return file
-
-
-@contextmanager
-def prefect_server(home: Path) -> Iterator[tuple[dict[str, str], subprocess.Popen[bytes]]]:
-    """A Prefect server with its UI, on a free port; yields the environment pointing at it, and the process."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(home / "prefect"),
-        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
-    }
-    with (home / "server.log").open("wb") as log:
-        server = subprocess.Popen(
-            [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=home,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_for("the Prefect server's health check", Api(env["PREFECT_API_URL"]).healthy, STARTUP, server)
-            yield env, server
-        finally:
-            stop(server)
-
-
-@contextmanager
-def carecast_serve(config: Path, env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    """``carecast serve`` on ``config``, once all its deployments are registered."""
-    project = config.parent.parent
-    with (project / "serve.log").open("wb") as log:
-        serve = subprocess.Popen(
-            [str(BIN / "carecast"), "serve", "--config", str(config)],
-            cwd=project,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            data = yaml.safe_load(config.read_text())
-            expected = 1 + sum(channel.get("enabled", True) for channel in data["channels"].values())
-            api = Api(env["PREFECT_API_URL"])
-            wait_for("the deployments", lambda: len(api("POST", "/deployments/filter")) >= expected, 60, serve)
-            yield serve
-        finally:
-            stop(serve)
 
 
 def screenshot(chromium: str, url: str, target: Path, window: tuple[int, int], zone: str, scratch: Path) -> None:
@@ -259,6 +132,40 @@ def resume_pictures(chromium: str, url: str, out: Path, zone: str) -> None:
     print(f"paused-run.png, resume-form.png ({url})")
 
 
+def take(chromium: str, out: Path, folder: Path, config: Path, zone: str) -> None:
+    """Serve ``config``, drive its runs and photograph the pages into ``out``.
+
+    Raises NotReached when a process dies or a run does not reach its state; SystemExit as ``screenshot`` does.
+    """
+    with start_prefect(folder) as server, start_carecast_serve(config, server) as serve:
+        api = server.api
+        api.finished(api.start("ingest", "oakview-pt-sources"), process=serve, timeout=RUN_TIMEOUT)
+        newsletter_run = api.start("publish", "oakview-pt-newsletter")
+        api.finished(newsletter_run, process=serve, timeout=RUN_TIMEOUT)
+        x_run = api.start("publish", "oakview-pt-x")
+        api.finished(x_run, "PAUSED", process=serve, timeout=RUN_TIMEOUT)
+        ui = api.url.removesuffix("/api") + "/v2"
+        newsletter = api.deployment("publish", "oakview-pt-newsletter")["id"]
+        pages = {
+            "deployments.png": ("/deployments", WINDOW),
+            "deployment-schedules.png": (f"/deployments/deployment/{newsletter}", WINDOW),
+            "custom-run.png": (f"/deployments/deployment/{newsletter}/run", WINDOW),
+            "paused-run-artifacts.png": (f"/runs/flow-run/{x_run}?tab=Artifacts", WINDOW),
+            "draft-preview.png": (f"/artifacts/artifact/{artifact(api, x_run, '-draft-')}", WINDOW),
+            "run-artifacts.png": (f"/runs/flow-run/{newsletter_run}?tab=Artifacts", WINDOW),
+            "published.png": (f"/artifacts/artifact/{artifact(api, newsletter_run, '-published')}", WIDE),
+            "newsletter-preview.png": (f"/artifacts/artifact/{artifact(api, newsletter_run, '-newsletter-')}", WINDOW),
+            "calendar.png": (f"/artifacts/artifact/{artifact(api, newsletter_run, '-calendar')}", WIDE),
+            # Taller, so that the list under the chart shows every run.
+            "runs.png": ("/runs", (1400, 1150)),
+        }
+        for name, (path, window) in pages.items():
+            screenshot(chromium, ui + path, out / name, window, zone, folder)
+        resume_pictures(chromium, f"{ui}/runs/flow-run/{x_run}", out, zone)
+        if server.process.poll() is not None:
+            raise SystemExit(f"the Prefect server exited with {server.process.returncode} during the screenshots")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
@@ -269,36 +176,10 @@ def main() -> None:
         folder = Path(scratch)
         config = practice_copy(folder)
         zone = yaml.safe_load(config.read_text())["practice"]["timezone"]
-        with prefect_server(folder) as (env, server), carecast_serve(config, env) as serve:
-            api = Api(env["PREFECT_API_URL"])
-            api.reached(api.start("ingest", "oakview-pt-sources"), "COMPLETED", serve)
-            newsletter_run = api.start("publish", "oakview-pt-newsletter")
-            api.reached(newsletter_run, "COMPLETED", serve)
-            x_run = api.start("publish", "oakview-pt-x")
-            api.reached(x_run, "PAUSED", serve)
-            ui = env["PREFECT_API_URL"].removesuffix("/api") + "/v2"
-            newsletter = api.deployment("publish", "oakview-pt-newsletter")["id"]
-            pages = {
-                "deployments.png": ("/deployments", WINDOW),
-                "deployment-schedules.png": (f"/deployments/deployment/{newsletter}", WINDOW),
-                "custom-run.png": (f"/deployments/deployment/{newsletter}/run", WINDOW),
-                "paused-run-artifacts.png": (f"/runs/flow-run/{x_run}?tab=Artifacts", WINDOW),
-                "draft-preview.png": (f"/artifacts/artifact/{api.artifact(x_run, '-draft-')}", WINDOW),
-                "run-artifacts.png": (f"/runs/flow-run/{newsletter_run}?tab=Artifacts", WINDOW),
-                "published.png": (f"/artifacts/artifact/{api.artifact(newsletter_run, '-published')}", WIDE),
-                "newsletter-preview.png": (
-                    f"/artifacts/artifact/{api.artifact(newsletter_run, '-newsletter-')}",
-                    WINDOW,
-                ),
-                "calendar.png": (f"/artifacts/artifact/{api.artifact(newsletter_run, '-calendar')}", WIDE),
-                # Taller, so that the list under the chart shows every run.
-                "runs.png": ("/runs", (1400, 1150)),
-            }
-            for name, (path, window) in pages.items():
-                screenshot(args.chromium, ui + path, args.out / name, window, zone, folder)
-            resume_pictures(args.chromium, f"{ui}/runs/flow-run/{x_run}", args.out, zone)
-            if server.poll() is not None:
-                raise SystemExit(f"the Prefect server exited with {server.returncode} during the screenshots")
+        try:
+            take(args.chromium, args.out, folder, config, zone)
+        except NotReached as exc:
+            raise SystemExit(str(exc)) from exc
 
 
 if __name__ == "__main__":
