@@ -24,6 +24,7 @@ pointing at ``{previous}``: the id the post before it gets (and ``{media}`` for 
 
 from __future__ import annotations
 
+import logging
 import mimetypes
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
@@ -43,6 +44,11 @@ from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
 from carecast.text import shorten, split_to_fit, x_measure
 from channels.base import Channel, PublishContext
+
+# The OAuth 1.0a libraries tweepy signs with log the consumer key and access token (and whole Authorization
+# headers) at DEBUG. Credentials never reach a log, whatever level a deployment sets on the root logger.
+for _oauth_logger in ("oauthlib", "requests_oauthlib"):
+    logging.getLogger(_oauth_logger).setLevel(logging.INFO)
 
 #: Where a reply's ``in_reply_to_tweet_id`` goes: the id X gave the previous post of the thread.
 PREVIOUS_ID = "{previous}"
