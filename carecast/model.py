@@ -7,7 +7,6 @@ ledger or Prefect. ``to_json``/``from_json`` give the ledger a stable, lossless 
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -123,9 +122,6 @@ class Draft:
         values["item_ids"] = tuple(values["item_ids"])
         values["parts"] = tuple(values["parts"])
         return cls(**values)
-
-    def fingerprint(self) -> str:
-        return content_hash(json.dumps(self.to_json(), sort_keys=True))
 
 
 @dataclass(frozen=True)

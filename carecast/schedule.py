@@ -190,10 +190,6 @@ class Every(Strict):
         first, last = (after - self.ANCHOR) // self.interval + 1, (until - self.ANCHOR) // self.interval
         return (self.ANCHOR + index * self.interval for index in range(first, last + 1))
 
-    def latest(self, at: datetime) -> datetime:
-        """The last run time at or before ``at`` (UTC-aware in and out)."""
-        return self.ANCHOR + (at - self.ANCHOR) // self.interval * self.interval
-
 
 Schedule = Slot | Every
 
@@ -266,31 +262,6 @@ def next_slots(slots: Iterable[Schedule], zone: ZoneInfo, after: datetime, until
     """
     after, until = utc(after), utc(until)
     return sorted({moment for slot in slots for moment in _slot_times(slot, zone, after, until)})
-
-
-def _latest(schedule: Schedule, zone: ZoneInfo, at: datetime) -> datetime:
-    if isinstance(schedule, Every):
-        return schedule.latest(at)
-    best: datetime | None = None
-    for expression in schedule.to_cron():
-        # Wall times do not map to instants in order across a gap or a fold: look until one is surely beaten.
-        for wall in croniter(expression, _wall(at, zone) + _MARGIN).all_prev(datetime):
-            if best is not None and wall < _wall(best, zone) - _MARGIN:
-                break
-            moment = _localize(wall, zone)
-            if moment <= at and (best is None or moment > best):
-                best = moment
-    assert best is not None  # a validated rule always has an earlier time
-    return best
-
-
-def previous_slot(slots: Iterable[Schedule], zone: ZoneInfo, at: datetime) -> datetime | None:
-    """The latest slot time at or before ``at``, in UTC; None when there are no slots.
-
-    Raises ValueError when ``at`` is naive.
-    """
-    at = utc(at)
-    return max((_latest(slot, zone, at) for slot in slots), default=None)
 
 
 def is_expired(slot_time: datetime, now: datetime, policy: LatePolicy) -> bool:

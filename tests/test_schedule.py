@@ -27,7 +27,6 @@ from carecast.schedule import (
     calendar,
     is_expired,
     next_slots,
-    previous_slot,
 )
 
 CHICAGO = ZoneInfo("America/Chicago")
@@ -80,36 +79,6 @@ def test_skipped_and_existing_wall_times_that_meet_fire_once() -> None:
     assert local(times, CHICAGO) == ["2026-03-08T03:30:00-05:00"]
 
 
-def test_previous_slot_in_the_second_pass_of_the_repeated_hour() -> None:
-    slots = [slot(days="daily", at="01:30")]
-    second_pass = datetime(2026, 11, 1, 1, 15, tzinfo=CHICAGO, fold=1)  # 07:15 UTC, after 01:30 daylight time
-    assert previous_slot(slots, CHICAGO, second_pass) == datetime(2026, 11, 1, 6, 30, tzinfo=UTC)
-    assert previous_slot(slots, CHICAGO, datetime(2026, 11, 1, 6, 29, tzinfo=UTC)) == datetime(
-        2026, 10, 31, 6, 30, tzinfo=UTC
-    )
-
-
-def test_previous_slot_orders_instants_not_wall_times_across_the_gap() -> None:
-    # On spring-forward day 03:00 is 08:00 UTC but the skipped 02:30 is 08:30 UTC: wall order is not time order.
-    slots = [slot(days="daily", at=["02:30", "03:00"])]
-    assert previous_slot(slots, CHICAGO, datetime(2026, 3, 8, 8, 10, tzinfo=UTC)) == datetime(
-        2026, 3, 8, 8, 0, tzinfo=UTC
-    )
-    assert previous_slot(slots, CHICAGO, datetime(2026, 3, 8, 8, 40, tzinfo=UTC)) == datetime(
-        2026, 3, 8, 8, 30, tzinfo=UTC
-    )
-
-
-def test_previous_slot_is_inclusive_and_none_without_slots() -> None:
-    newsletter = [slot(days=["tue"], at="10:00")]
-    slot_time = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)  # Tuesday 10:00 CDT
-    assert previous_slot(newsletter, CHICAGO, slot_time) == slot_time
-    assert previous_slot(newsletter, CHICAGO, slot_time - timedelta(seconds=1)) == datetime(
-        2026, 3, 3, 16, 0, tzinfo=UTC
-    )  # the Tuesday before, still standard time
-    assert previous_slot([], CHICAGO, slot_time) is None
-
-
 def test_weekday_slots_twice_a_day() -> None:
     social = [slot(days="weekdays", at=["09:00", "12:30"])]
     start = datetime(2026, 4, 4, tzinfo=CHICAGO)  # a Saturday
@@ -156,9 +125,6 @@ def test_interval_job_counts_elapsed_time_through_the_repeated_hour() -> None:
     times = next_slots(ingest, CHICAGO, after, until)
     assert len(times) == 50
     assert {b - a for a, b in itertools.pairwise(times)} == {timedelta(minutes=30)}
-    assert previous_slot(ingest, CHICAGO, datetime(2026, 11, 1, 7, 44, tzinfo=UTC)) == datetime(
-        2026, 11, 1, 7, 30, tzinfo=UTC
-    )
     assert Every(every_minutes=45).interval == timedelta(minutes=45)
 
 
@@ -279,8 +245,6 @@ def test_is_expired() -> None:
 def test_naive_datetimes_are_refused() -> None:
     with pytest.raises(ValueError, match="naive datetime"):
         next_slots([slot(days="daily", at="09:00")], CHICAGO, datetime(2026, 1, 1), datetime(2026, 1, 2, tzinfo=UTC))
-    with pytest.raises(ValueError, match="naive datetime"):
-        previous_slot([slot(days="daily", at="09:00")], CHICAGO, datetime(2026, 1, 1))
 
 
 # Lord Howe moves its clocks by 30 minutes: a gap and a fold that are not whole hours.

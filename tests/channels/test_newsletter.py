@@ -361,7 +361,6 @@ def test_items_come_newest_first_and_ties_by_id(channel: NewsletterChannel) -> N
 def test_rendering_is_deterministic(channel: NewsletterChannel, items: list[ContentItem]) -> None:
     first = channel.render(items)
     assert channel.render(list(reversed(items))) == first
-    assert channel.render(items).fingerprint() == first.fingerprint()
 
 
 def test_a_patient_story_never_leads_the_subject(channel: NewsletterChannel) -> None:
