@@ -7,6 +7,9 @@ A channel without a schedule gets a deployment with no schedule: it runs when st
 
 Every deployment carries the flows' typed, documented parameters (``practice``, ``channels``, ``items``,
 ``dry_run``), so the UI's Run button opens a form; its defaults are this practice's config and channel.
+Every deployment, and so every run of it, carries the practice's tag (:func:`practice_tag`); with ``notify.webhook``
+configured, ``serve`` also registers the server automation that reports their failed or crashed runs
+(:func:`flows.notify.watch_deployments`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from prefect.schedules import Cron, Interval
 
 from carecast.config import Settings, load_settings
 from carecast.schedule import Every
+from flows.notify import watch_deployments
 from flows.pipeline import ingest, publish
 
 
@@ -32,6 +36,11 @@ def deployment_name(settings: Settings, job: str) -> str:
     return f"{_slug(settings.practice.short_name)}-{_slug(job)}"
 
 
+def practice_tag(settings: Settings) -> str:
+    """The tag on each of the practice's deployments and their runs; its failure automation matches on it."""
+    return _slug(settings.practice.short_name)
+
+
 def deployments(config: Path | str) -> list[RunnerDeployment]:
     """The practice's deployments: ``ingest/<practice>-sources`` and ``publish/<practice>-<channel>`` per channel.
 
@@ -40,7 +49,7 @@ def deployments(config: Path | str) -> list[RunnerDeployment]:
     path = Path(config).resolve()
     settings = load_settings(path)
     zone = settings.practice.timezone
-    tags = [_slug(settings.practice.short_name)]
+    tags = [practice_tag(settings)]
     built = [
         RunnerDeployment.from_flow(
             ingest,
@@ -74,8 +83,13 @@ def deployments(config: Path | str) -> list[RunnerDeployment]:
 
 
 def serve(config: Path | str) -> None:
-    """Register the practice's deployments and run their flow runs until interrupted (Ctrl-C or SIGTERM).
+    """Register the practice's deployments (and, with ``notify.webhook``, their failure automation) and run their
+    flow runs until interrupted (Ctrl-C or SIGTERM).
 
-    Raises ConfigError when the config is invalid, before anything is registered.
+    Raises ConfigError when the config is invalid, before anything is registered;
+    prefect.exceptions.PrefectHTTPStatusError when the server refuses the automation or its webhook block.
     """
-    prefect_serve(*deployments(config))
+    built = deployments(config)
+    settings = load_settings(Path(config))
+    watch_deployments(settings, practice_tag(settings))
+    prefect_serve(*built)

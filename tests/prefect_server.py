@@ -184,10 +184,13 @@ def start_prefect(home: Path, **settings: str) -> Iterator[PrefectServer]:
 @contextmanager
 def start_carecast_serve(config: Path, server: PrefectServer) -> Iterator[subprocess.Popen[bytes]]:
     """``carecast serve --config config`` against ``server``, in the project folder that holds config/ (its log
-    there, in serve.log); yielded once every enabled channel's deployment and the ingest one are registered.
+    there, in serve.log); yielded once every enabled channel's deployment and the ingest one are registered (and so
+    the practice's failure automation, registered first), whatever other practices the server holds.
 
     Raises NotReached when ``carecast serve`` exits or its deployments are not all there within 60 s.
     """
+    from flows.deployments import practice_tag  # Prefect loads slowly: only for callers that serve
+
     project = config.parent.parent
     with (project / "serve.log").open("wb") as log:
         serve = subprocess.Popen(
@@ -198,9 +201,11 @@ def start_carecast_serve(config: Path, server: PrefectServer) -> Iterator[subpro
             stderr=subprocess.STDOUT,
         )
         try:
-            expected = 1 + sum(channel.enabled for channel in load_settings(config).channels.values())
+            settings = load_settings(config)
+            expected = 1 + sum(channel.enabled for channel in settings.channels.values())
+            tagged = {"deployments": {"tags": {"all_": [practice_tag(settings)]}}}
             api = server.api
-            wait_for("the deployments", lambda: len(api("POST", "/deployments/filter")) >= expected, 60, serve)
+            wait_for("the deployments", lambda: len(api("POST", "/deployments/filter", tagged)) >= expected, 60, serve)
             yield serve
         finally:
             stop(serve)

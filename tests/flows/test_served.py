@@ -1,8 +1,8 @@
 """``carecast serve`` against a real ``prefect server`` process: deployments, runs through the API, approvals.
 
-One server for the session (its own PREFECT_HOME and SQLite under a temporary folder, its scheduler off so that
-only the API starts runs), and one ``carecast serve`` process for this module's practice. The tests share that
-practice's ledger and run in file order: ingest first, then each channel.
+One server for the session (tests/flows/conftest.py: its own PREFECT_HOME and SQLite under a temporary folder, its
+scheduler off so that only the API starts runs), and one ``carecast serve`` process for this module's practice. The
+tests share that practice's ledger and run in file order: ingest first, then each channel.
 """
 
 from __future__ import annotations
@@ -18,26 +18,9 @@ from carecast.config import load_settings
 from carecast.ledger import DraftRow, Ledger
 from carecast.model import now_utc
 from tests.conftest import write_config
-from tests.prefect_server import Api, PrefectServer, start_carecast_serve, start_prefect
+from tests.prefect_server import Api, PrefectServer, start_carecast_serve
 
 pytestmark = pytest.mark.prefect
-
-
-@pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
-    """A real ``prefect server start`` for the session, without its UI and with its scheduler off."""
-    with start_prefect(
-        tmp_path_factory.mktemp("prefect-server"),
-        PREFECT_SERVER_UI_ENABLED="false",
-        PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED="false",
-        PREFECT_LOGGING_LEVEL="INFO",
-    ) as server:
-        yield server
-
-
-@pytest.fixture(scope="session")
-def api(prefect_server: PrefectServer) -> Api:
-    return prefect_server.api
 
 
 @pytest.fixture(scope="module")
