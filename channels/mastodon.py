@@ -241,6 +241,8 @@ class MastodonChannel(Channel):
 
     def _send(self, session: requests.Session, method: str, path: str, **kwargs: Any) -> requests.Response:
         """One request to the instance; raises PublishError (transient) when it cannot be reached or times out."""
+        # Transient even when the answer was lost after the status was sent (unlike SMS and X): the retry carries
+        # the same Idempotency-Key, so the instance returns the status it made instead of posting a second one.
         try:
             return session.request(method, self.config.base_url + path, timeout=self.config.timeout, **kwargs)
         except requests.RequestException as exc:

@@ -19,8 +19,11 @@ opens and the publish ends with a transient error, so the next run texts them th
 - 21610 (the recipient replied STOP to Twilio) suppresses the number as ``opted_out``; 21211 and 21614 (not a valid
   mobile number) as ``invalid``; 30007 (carrier filtered) fails the delivery for good, so the same text is never
   resent. These concern one recipient: the batch goes on.
-- 429, 5xx, a timeout or a lost connection is retried with backoff, honouring ``Retry-After``, within
+- 429, 5xx, and a connection that could not be made are retried with backoff, honouring ``Retry-After``, within
   ``retry_budget`` seconds per publish; then the rest is left for the next run (transient, with ``retry_after``).
+- An answer lost once the request was sent (a read timeout, the connection dropped) may follow an accepted text,
+  and Twilio has no idempotency key: that recipient's delivery fails for good ("may have been sent; not resent"),
+  never texted twice, and the rest is left for the next run.
 - Anything else (bad credentials, a sender Twilio refuses) would fail for every recipient: the publish stops with a
   permanent error, the recipient in hand left retryable.
 
@@ -58,6 +61,7 @@ from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
 from carecast.text import shorten, sms_measure, to_gsm
 from channels.base import Channel, PublishContext
+from channels.http import nothing_sent
 
 log = logging.getLogger(__name__)
 
@@ -176,10 +180,10 @@ class SmsChannel(Channel):
         """Text ``draft`` to every subscriber who may receive it through Twilio, or without credentials write the
         requests to the outbox.
 
-        Raises PublishError: transient when recipients are left for a later run (outside their window, or Twilio
-        throttled or unreachable beyond the retry budget), with ``retry_after`` when known; permanent when nothing
-        can go out (the Auth Token unset, Twilio refusing the account or the sender, nobody reachable) or the
-        outbox refuses the file.
+        Raises PublishError: transient when recipients are left for a later run (outside their window, Twilio
+        throttled or unreachable beyond the retry budget, or its answer lost), with ``retry_after`` when known;
+        permanent when nothing can go out (the Auth Token unset, Twilio refusing the account or the sender, nobody
+        reachable) or the outbox refuses the file.
         """
         subscribers = context.ledger.subscribers(self.name)
         if self.config.credentials is None:
@@ -302,6 +306,13 @@ class SmsChannel(Channel):
                 except PublishError as exc:
                     ledger.finish_delivery(publication, address, "failed", error=exc.reason, transient=True)
                     raise
+                except requests.RequestException as exc:
+                    lost = f"Twilio's answer was lost ({type(exc).__name__})"
+                    error = f"{lost}: may have been sent; not resent"
+                    ledger.finish_delivery(publication, address, "failed", error=error, transient=False)
+                    raise PublishError(
+                        self.instance, f"{lost}; the rest is left for the next run", transient=True
+                    ) from exc
                 self._record(ledger, publication, address, response)
         return self._receipt(credentials, context, skipped, waits)
 
@@ -327,15 +338,18 @@ class SmsChannel(Channel):
     def _post(
         self, session: requests.Session, credentials: TwilioCredentials, form: dict[str, str], deadline: float
     ) -> requests.Response:
-        """POST one message, retrying 429, 5xx and network errors with backoff until ``deadline`` (monotonic).
+        """POST one message, retrying 429, 5xx and connections never made with backoff until ``deadline`` (monotonic).
 
-        Raises PublishError (transient, ``retry_after`` when Twilio said) once the attempts or the budget run out.
+        Raises PublishError (transient, ``retry_after`` when Twilio said) once the attempts or the budget run out;
+        requests.RequestException, never retried, when the request may have reached Twilio (its answer was lost).
         """
         for attempt in range(1, MAX_ATTEMPTS + 1):
             backoff = FIRST_BACKOFF * 2 ** (attempt - 1)
             try:
                 response = session.post(credentials.url("/Messages.json"), data=form, timeout=self.config.timeout)
-            except (requests.Timeout, requests.ConnectionError) as exc:
+            except requests.RequestException as exc:
+                if not nothing_sent(exc):
+                    raise
                 why, wait = f"Twilio did not answer ({type(exc).__name__})", backoff
             else:
                 if response.status_code != 429 and response.status_code < 500:

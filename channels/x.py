@@ -11,8 +11,9 @@ never ``wait_on_rate_limit``): each part replies to the one before, and each pos
 ledger's progress at once, so a retry resumes the thread at the first part not yet up instead of posting it again.
 An image is downloaded and uploaded through ``tweepy.API.media_upload`` and attached to the first part; when it
 cannot be had, the post goes without it and the receipt says so. Failures: 429 is transient until
-``x-rate-limit-reset``; 5xx, timeouts and unreachable hosts are transient; any other refusal (401, 403 duplicate
-content, 400) is permanent.
+``x-rate-limit-reset``; 5xx and a connection that could not be made are transient; any other refusal (401, 403
+duplicate content, 400) is permanent. So is a post whose answer was lost after it was sent (a read timeout, the
+connection dropped): X may have it, and without an idempotency key a retry could post it twice.
 
 ``api_base`` sends every call for ``api.twitter.com`` and ``upload.twitter.com`` to another base URL instead (an
 API gateway, or a local test server): :class:`ApiBaseAdapter`, mounted on tweepy's own sessions, rewrites the
@@ -44,6 +45,7 @@ from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
 from carecast.text import shorten, split_to_fit, x_measure
 from channels.base import Channel, PublishContext
+from channels.http import nothing_sent
 
 # The OAuth 1.0a libraries tweepy signs with log the consumer key and access token (and whole Authorization
 # headers) at DEBUG. Credentials never reach a log, whatever level a deployment sets on the root logger.
@@ -211,9 +213,10 @@ class XChannel(Channel):
     def publish(self, draft: Draft, context: PublishContext) -> Receipt:
         """Post ``draft`` on X when credentials are configured, else write its request bodies to the outbox.
 
-        Raises PublishError: transient for 429 (``retry_after`` until the reset), 5xx, timeouts, an unreachable X
-        or a credential that cannot be read; permanent for any other refusal (401, 403 duplicate content, 400) and
-        when the outbox refuses the file.
+        Raises PublishError: transient for 429 (``retry_after`` until the reset), 5xx, a connection that could not
+        be made or a credential that cannot be read; permanent for any other refusal (401, 403 duplicate content,
+        400), for a post whose answer was lost once it was sent (it may be up), and when the outbox refuses the
+        file.
         """
         if self.config.credentials is None:
             return self._write_outbox(draft, context)
@@ -239,8 +242,13 @@ class XChannel(Channel):
                     user_auth=True,
                 )
             except (tweepy.TweepyException, requests.RequestException) as exc:
-                up = f"; {len(posted)} of {total} posts are up, a retry resumes with post {number}" if posted else ""
-                raise self._failure(exc, f"post {number} of {total}", up) from exc
+                up = f"; {len(posted)} of {total} posts are up" if posted else ""
+                if isinstance(exc, requests.RequestException) and not nothing_sent(exc):
+                    # X may have posted it, and has no idempotency key: posting it again could show it twice.
+                    lost = f"X's answer was lost ({_reason(exc)}); it may be up, so it is not posted again"
+                    raise PublishError(self.instance, f"post {number} of {total}: {lost}{up}", transient=False) from exc
+                resume = f"{up}, a retry resumes with post {number}" if posted else ""
+                raise self._failure(exc, f"post {number} of {total}", resume) from exc
             posted.append(str(response.data["id"]))
             context.ledger.save_progress(context.publication_id, {"posted": posted, "notes": notes})
         return Receipt(

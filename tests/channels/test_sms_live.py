@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import logging
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -377,3 +378,44 @@ def test_auth_token_appears_nowhere(
     assert not [
         path for path in files if TOKEN.encode() in path.read_bytes() or TOKEN[::-1].encode() in path.read_bytes()
     ]
+
+
+class AnswersLate(TwilioServer):
+    """Twilio that accepts the first message but answers it only after ``delay`` seconds, past the client's timeout."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__(credentials=CREDENTIALS)
+        self.delay = delay
+        self.late: threading.Thread | None = None
+
+    def handle(self, request: RecordedRequest) -> Reply:
+        reply = super().handle(request)
+        if request.method == "POST" and len(self.messages) == 1 and reply.status == 201:
+            self.late = threading.current_thread()
+            time.sleep(self.delay)
+        return reply
+
+
+def test_a_lost_answer_is_never_sent_again(
+    tmp_path: Path, receiver: CallbackReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    with AnswersLate(delay=1.0) as server:
+        setup = Setup(tmp_path, server, receiver, status_callback=None, timeout=0.3)
+        draft = setup.draft()
+        context = setup.claim(draft)
+        with pytest.raises(PublishError) as caught:
+            setup.channel.publish(draft, context)
+        # Twilio accepted the first text; only its answer was lost: the rest waits for the next run.
+        assert caught.value.transient and "ReadTimeout" in caught.value.reason
+        [first] = server.messages
+        lost = setup.ledger.deliveries(context.publication_id)[first["to"]]
+        assert (lost.state, lost.transient) == ("failed", False)
+        assert lost.error is not None and lost.error.endswith("may have been sent; not resent")
+        assert not [record for record in caplog.records if "trying again" in record.getMessage()]
+
+        receipt = setup.channel.publish(draft, setup.retry(context, caught.value, OPEN))
+        tried = [form["To"] for form in sent_forms(server)]
+        assert sorted(tried) == sorted(CONSENTING) and len(server.messages) == len(CONSENTING)
+        assert receipt.notes[-1] == f"1 failed: {lost.error}"
+        assert server.late is not None
+        server.late.join()  # its answer meets a closed connection, as it would at Twilio

@@ -4,6 +4,8 @@ failure classes (429, 5xx, unreachable, 403 duplicate, 401), credentials that ne
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,6 +63,22 @@ class FailsThirdPost(XApiServer):
         if (request.method, request.path) == ("POST", "/2/tweets") and len(self.requests_to("POST", "/2/tweets")) == 3:
             return Reply(503, {"title": "Service Unavailable", "detail": "Service Unavailable", "status": 503})
         return super().handle(request)
+
+
+class AnswersSecondPostLate(XApiServer):
+    """Posts the second ``POST /2/tweets`` but answers it only after ``delay`` seconds, past the client's timeout."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__(credentials=SECRETS)
+        self.delay = delay
+        self.late: threading.Thread | None = None
+
+    def handle(self, request: RecordedRequest) -> Reply:
+        reply = super().handle(request)
+        if (request.method, request.path) == ("POST", "/2/tweets") and len(self.tweets) == 2 and self.late is None:
+            self.late = threading.current_thread()
+            time.sleep(self.delay)
+        return reply
 
 
 @pytest.fixture
@@ -183,6 +201,24 @@ def test_a_thread_cut_short_by_a_5xx_resumes_at_its_first_part_not_up(
         assert [r.body for r in retried] == [{"text": THREAD.parts[2], "reply": {"in_reply_to_tweet_id": second.id}}]
         assert [t.text for t in server.tweets] == list(THREAD.parts)
         assert receipt.provider_ids == tuple(t.id for t in server.tweets)
+
+
+def test_a_post_whose_answer_was_lost_is_never_posted_again(tmp_path: Path, publications: Publications) -> None:
+    with AnswersSecondPostLate(delay=1.0) as server:
+        channel = live_channel(tmp_path, server, timeout=0.3)
+        context = publications.claim(THREAD)
+        with pytest.raises(PublishError) as caught:
+            channel.publish(THREAD, context)
+        assert server.late is not None
+        server.late.join()  # its answer meets a closed connection, as it would at X
+
+    # X has the second post but never said so: it is not posted again, now or by a later run.
+    assert not caught.value.transient
+    assert "post 2 of 3" in caught.value.reason and "ReadTimeout" in caught.value.reason
+    assert "not posted again" in caught.value.reason
+    first, _ = server.tweets
+    assert publications.ledger.progress(context.publication_id)["posted"] == [first.id]
+    assert len(server.requests_to("POST", "/2/tweets")) == 2
 
 
 def test_a_rate_limit_is_transient_until_the_reset(tmp_path: Path, publications: Publications) -> None:
