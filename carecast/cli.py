@@ -66,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--live", action="store_true", help="also prove each configured account works, sending nothing")
 
     drafts = command("drafts", _drafts, "list drafts waiting for approval (or in another state)")
-    drafts.add_argument("--state", default="pending", choices=["pending", "approved", "rejected", "expired"])
+    drafts.add_argument("--state", default="pending", choices=["pending", "approved", "refused", "rejected", "expired"])
     approve = command("approve", _approve, "approve a draft: it is published at its channel's next slot")
     reject = command("reject", _reject, "reject a draft: it is never published")
     reject.add_argument("--reason", required=True, help="why, for the record")

@@ -36,12 +36,14 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError, StatementError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.sql import ColumnElement
 
 from carecast.audience import Subscriber
 from carecast.errors import AlreadyClaimed, LedgerError
 from carecast.model import ContentItem, Draft, Receipt, now_utc
 
-DraftState = Literal["pending", "approved", "rejected", "expired"]
+#: ``refused``: the channel's rules refused it (re-rendered after an edit); ``rejected``: staff said no (final).
+DraftState = Literal["pending", "approved", "refused", "rejected", "expired"]
 PublicationState = Literal["claimed", "sent", "failed", "unknown"]
 
 
@@ -116,6 +118,8 @@ class PublicationRow(Base):
     transient: Mapped[bool] = mapped_column(Boolean, default=False)
     #: What a multi-step send has done so far (e.g. the ids of a thread's posted parts), so a retry resumes it.
     progress: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: A transient failure is tried again no sooner than this (the provider's Retry-After, a quiet-hours opening).
+    not_before: Mapped[datetime | None]
 
 
 class PublicationItemRow(Base):
@@ -223,7 +227,6 @@ class StoredDraft:
     state: DraftState
     draft: Draft
     reason: str | None
-    publication_state: PublicationState | None
     created_at: datetime
 
 
@@ -378,8 +381,9 @@ class Ledger:
     def save_draft(self, draft: Draft, account: str, state: DraftState, reason: str | None = None) -> int:
         """Store ``draft`` for its channel and account, replacing an earlier draft of the same items.
 
-        A draft that is already claimed for publication, or that staff decided on (approved by hand, rejected,
-        expired), is kept as it is: an edit of the item after that never changes what was or will be sent.
+        A draft that is already claimed for publication, or that staff decided on (rejected, expired), is kept as
+        it is: an edit of the item after that never changes what was or will be sent. An unclaimed approved draft
+        takes an edit's new text, or becomes ``refused`` when the edit breaks a rule (a withdrawn authorization).
         """
         now = now_utc()
         with self._session() as session, session.begin():
@@ -403,38 +407,45 @@ class Ledger:
                 session.flush()
                 return row.id
             claimed = session.scalar(select(PublicationRow.id).where(PublicationRow.draft_id == row.id))
-            replaceable = row.state in ("pending", "rejected") or row.state == state == "approved"
+            replaceable = row.state in ("pending", "refused") or (row.state == "approved" and state != "pending")
             if claimed is None and replaceable:
                 row.body, row.state, row.reason, row.updated_at = draft.to_json(), state, reason, now
             return row.id
 
     def drafts(self, channel: str | None = None, states: Sequence[DraftState] | None = None) -> list[StoredDraft]:
-        """Drafts (of one channel, in some states), oldest first, with the state of their publication if any."""
-        query = select(DraftRow, PublicationRow.state).outerjoin(PublicationRow, PublicationRow.draft_id == DraftRow.id)
+        """Drafts (of one channel, in some states), oldest first."""
+        query = select(DraftRow)
         if channel is not None:
             query = query.where(DraftRow.channel == channel)
         if states is not None:
             query = query.where(DraftRow.state.in_(states))
         with self._session() as session:
-            rows = session.execute(query.order_by(DraftRow.id)).all()
-        return [
-            StoredDraft(
-                id=row.id,
-                channel=row.channel,
-                account=row.account,
-                state=row.state,  # type: ignore[arg-type]
-                draft=Draft.from_json(row.body),
-                reason=row.reason,
-                publication_state=publication_state,  # type: ignore[arg-type]
-                created_at=row.created_at,
-            )
-            for row, publication_state in rows
-        ]
+            return [self._stored(row) for row in session.scalars(query.order_by(DraftRow.id))]
 
-    def rejections(self, channel: str, account: str) -> dict[str, str]:
-        """The reasons of the channel's rejected drafts, by draft key."""
+    def draft(self, draft_id: int) -> StoredDraft:
+        """One draft; raises LedgerError when there is none with that id."""
+        with self._session() as session:
+            row = session.get(DraftRow, draft_id)
+            if row is None:
+                raise LedgerError(f"no draft {draft_id}")
+            return self._stored(row)
+
+    @staticmethod
+    def _stored(row: DraftRow) -> StoredDraft:
+        return StoredDraft(
+            id=row.id,
+            channel=row.channel,
+            account=row.account,
+            state=row.state,  # type: ignore[arg-type]
+            draft=Draft.from_json(row.body),
+            reason=row.reason,
+            created_at=row.created_at,
+        )
+
+    def refusals(self, channel: str, account: str) -> dict[str, str]:
+        """The reasons the channel's rules refused drafts, by draft key."""
         query = select(DraftRow.draft_key, DraftRow.reason).where(
-            DraftRow.channel == channel, DraftRow.account == account, DraftRow.state == "rejected"
+            DraftRow.channel == channel, DraftRow.account == account, DraftRow.state == "refused"
         )
         with self._session() as session:
             return {key: reason or "" for key, reason in session.execute(query)}
@@ -457,30 +468,25 @@ class Ledger:
 
     # -- publications ------------------------------------------------------------------------------------------
 
-    def due(self, channel: str) -> list[StoredDraft]:
-        """Approved drafts of ``channel`` with no publication yet, or whose last attempt failed transiently."""
+    def due(self, channel: str, now: datetime | None = None, *, retries_only: bool = False) -> list[StoredDraft]:
+        """Approved drafts of ``channel`` with no publication yet, or whose last attempt failed transiently and
+        may be tried again at ``now`` (its ``not_before`` passed); with ``retries_only``, only the latter."""
+        moment = now or now_utc()
+        retry = (
+            (PublicationRow.state == "failed")
+            & PublicationRow.transient
+            & (PublicationRow.not_before.is_(None) | (PublicationRow.not_before <= moment))
+        )
         query = (
             select(DraftRow)
             .outerjoin(PublicationRow, PublicationRow.draft_id == DraftRow.id)
             .where(DraftRow.channel == channel, DraftRow.state == "approved")
-            .where((PublicationRow.id.is_(None)) | ((PublicationRow.state == "failed") & PublicationRow.transient))
+            .where(retry if retries_only else (PublicationRow.id.is_(None) | retry))
             .order_by(DraftRow.id)
         )
         with self._session() as session:
             rows = session.scalars(query).all()
-        return [
-            StoredDraft(
-                row.id,
-                row.channel,
-                row.account,
-                "approved",
-                Draft.from_json(row.body),
-                row.reason,
-                None,
-                row.created_at,
-            )
-            for row in rows
-        ]
+        return [self._stored(row) for row in rows]
 
     def claim(self, draft_id: int) -> int:
         """Claim a draft for sending, before anything is sent; return the publication id.
@@ -541,45 +547,71 @@ class Ledger:
             finished_at=receipt.sent_at,
         )
 
-    def record_failed(self, publication_id: int, error: str, *, transient: bool) -> None:
-        self._finish(publication_id, state="failed", error=error, transient=transient, finished_at=now_utc())
+    def record_failed(
+        self, publication_id: int, error: str, *, transient: bool, not_before: datetime | None = None
+    ) -> None:
+        self._finish(
+            publication_id,
+            state="failed",
+            error=error,
+            transient=transient,
+            not_before=not_before if transient else None,
+            finished_at=now_utc(),
+        )
 
     def _finish(self, publication_id: int, **values: Any) -> None:
+        # A send slower than the stale-claim sweep was marked ``unknown`` meanwhile; its true outcome still counts.
         with self._session() as session, session.begin():
             result = session.execute(
                 update(PublicationRow)
-                .where(PublicationRow.id == publication_id, PublicationRow.state == "claimed")
+                .where(PublicationRow.id == publication_id, PublicationRow.state.in_(("claimed", "unknown")))
                 .values(**values)
             )
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 raise LedgerError(f"publication {publication_id} is not claimed; its outcome was not recorded")
 
-    def mark_stale_claims(self, older_than: timedelta) -> list[int]:
-        """Turn claims older than ``older_than`` into ``unknown`` (the sender died mid-send); return their ids."""
+    def mark_stale_claims(self, older_than: timedelta, channel: str | None = None) -> list[int]:
+        """Turn claims (of ``channel``) untouched for ``older_than`` into ``unknown``: the sender died mid-send.
+
+        Returns their ids, for a person to check with the provider; they are never re-sent blindly. A send that is
+        alive touches its claim with every recipient and every step, so a long batch is not taken for dead.
+        """
         cutoff = now_utc() - older_than
+        query = select(PublicationRow.id).where(PublicationRow.state == "claimed", PublicationRow.claimed_at < cutoff)
+        if channel is not None:
+            query = query.where(PublicationRow.channel == channel)
         with self._session() as session, session.begin():
-            ids = list(
-                session.scalars(
-                    select(PublicationRow.id).where(
-                        PublicationRow.state == "claimed", PublicationRow.claimed_at < cutoff
-                    )
-                )
-            )
+            ids = list(session.scalars(query))
             if ids:
                 session.execute(update(PublicationRow).where(PublicationRow.id.in_(ids)).values(state="unknown"))
-            # A recipient claimed by a process that died may or may not have been sent to: a person decides.
-            session.execute(
-                update(DeliveryRow)
-                .where(DeliveryRow.state == "claimed", DeliveryRow.updated_at < cutoff)
-                .values(state="unknown")
-            )
+                # A recipient claimed by a process that died may or may not have been sent to: a person decides.
+                session.execute(
+                    update(DeliveryRow)
+                    .where(DeliveryRow.publication_id.in_(ids), DeliveryRow.state == "claimed")
+                    .values(state="unknown")
+                )
         return ids
 
-    def publications(self) -> list[PublicationRecord]:
-        """Every publication, oldest first, with its items."""
+    @staticmethod
+    def _touch(session: Session, publication_id: int) -> None:
+        session.execute(
+            update(PublicationRow)
+            .where(PublicationRow.id == publication_id, PublicationRow.state == "claimed")
+            .values(claimed_at=now_utc())
+        )
+
+    def publications(self, ids: Sequence[int] | None = None) -> list[PublicationRecord]:
+        """Every publication (or those with these ids), oldest first, with its items."""
+        query, links_query = (
+            select(PublicationRow),
+            select(PublicationItemRow.publication_id, PublicationItemRow.item_id),
+        )
+        if ids is not None:
+            query = query.where(PublicationRow.id.in_(ids))
+            links_query = links_query.where(PublicationItemRow.publication_id.in_(ids))
         with self._session() as session:
-            rows = session.scalars(select(PublicationRow).order_by(PublicationRow.id)).all()
-            links = session.execute(select(PublicationItemRow.publication_id, PublicationItemRow.item_id)).all()
+            rows = session.scalars(query.order_by(PublicationRow.id)).all()
+            links = session.execute(links_query).all()
         items: dict[int, list[str]] = {}
         for publication_id, item_id in links:
             items.setdefault(publication_id, []).append(item_id)
@@ -612,6 +644,7 @@ class Ledger:
         """Record a step of a multi-step send as soon as it is done, before the next step is tried."""
         with self._session() as session, session.begin():
             session.execute(update(PublicationRow).where(PublicationRow.id == publication_id).values(progress=progress))
+            self._touch(session, publication_id)
 
     # -- audience ----------------------------------------------------------------------------------------------
 
@@ -725,6 +758,7 @@ class Ledger:
                 )
                 .values(state="claimed", attempts=DeliveryRow.attempts + 1, updated_at=now)
             )
+            self._touch(session, publication_id)
             if retry.rowcount == 1:  # type: ignore[attr-defined]
                 session.commit()
                 return
@@ -735,7 +769,8 @@ class Ledger:
                 session.commit()
             except IntegrityError as exc:
                 session.rollback()
-                raise AlreadyClaimed(f"publication {publication_id}", address, [address]) from exc
+                # Never the address in a message: errors reach logs, artifacts and webhooks.
+                raise AlreadyClaimed(f"publication {publication_id}", "delivery", ["this recipient"]) from exc
 
     def finish_delivery(
         self,
@@ -767,7 +802,9 @@ class Ledger:
                 )
             )
             if result.rowcount != 1:  # type: ignore[attr-defined]
-                raise LedgerError(f"delivery of publication {publication_id} to {address} is not claimed")
+                raise LedgerError(
+                    f"a delivery of publication {publication_id} is not claimed; its outcome was not recorded"
+                )
 
     def delivery_by_provider_id(self, provider_id: str) -> DeliveryRecord | None:
         """The delivery the provider knows as ``provider_id`` (e.g. a Twilio MessageSid), or None if none is."""
@@ -790,11 +827,18 @@ class Ledger:
                 .values(state=state, error=error, transient=False, updated_at=now_utc())
             )
 
+    def forget_drafts(self, channel: str, account: str, keys: Iterable[str]) -> None:
+        """Drop the channel's unclaimed pending or approved drafts with these keys (their items were skipped)."""
+        self._forget(channel, account, DraftRow.draft_key.in_(list(keys)))
+
     def forget_pending(self, channel: str, account: str, keep: Iterable[str]) -> None:
         """Drop pending or approved drafts of a channel that were not claimed and whose item set is not in ``keep``.
 
         A digest's item set changes as items arrive: the draft for yesterday's set must not be sent beside today's.
         """
+        self._forget(channel, account, DraftRow.draft_key.not_in(list(keep)))
+
+    def _forget(self, channel: str, account: str, which: ColumnElement[bool]) -> None:
         claimed = select(PublicationRow.draft_id)
         with self._session() as session, session.begin():
             session.execute(
@@ -802,7 +846,7 @@ class Ledger:
                     DraftRow.channel == channel,
                     DraftRow.account == account,
                     DraftRow.state.in_(("pending", "approved")),
-                    DraftRow.draft_key.not_in(list(keep)),
+                    which,
                     DraftRow.id.not_in(claimed),
                 )
             )

@@ -17,7 +17,7 @@ import requests
 
 from carecast.audience import ADDRESS_COLUMN, load_audience
 from carecast.config import Settings
-from carecast.errors import AlreadyClaimed, LedgerError, PublishError, RenderError, SourceError
+from carecast.errors import AlreadyClaimed, CredentialError, LedgerError, PublishError, RenderError, SourceError
 from carecast.ledger import DraftState, Ledger, StoredDraft
 from carecast.model import ContentItem, Draft, now_utc
 from carecast.schedule import is_expired, next_slots
@@ -26,11 +26,12 @@ from channels import channel_class
 from channels.base import Channel, Outbox, PublishContext
 
 OutcomeState = Literal[
-    "published", "failed", "retry", "rejected", "skipped", "preview", "waiting", "approved", "expired"
+    "published", "failed", "retry", "rejected", "skipped", "preview", "waiting", "approved", "expired", "unknown"
 ]
 
-#: A claim older than this was left by a process that died mid-send; it becomes ``unknown`` for a person to check.
+#: A claim untouched for this long was left by a process that died mid-send; it becomes ``unknown``.
 STALE_CLAIM = timedelta(hours=1)
+STALE_REASON = "its sender stopped mid-send: check with the provider what went out; it is never re-sent blindly"
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,8 @@ def adapt(
     """Render drafts of ``instance`` for items not yet published on it (only ``items``, when given), and store them
     (not in a dry run).
 
-    A draft that breaks a rule is stored as rejected with its reason and never published.
+    A draft that breaks a rule is stored as refused with its reason and never published; it is rendered again
+    next run, so an edit that mends the item lets it through.
     """
     channel = make_channel(settings, instance)
     config = channel.config
@@ -118,15 +120,15 @@ def adapt(
     if items is not None:
         candidates = [item for item in candidates if item.id in items]
     outcomes: list[Outcome] = []
-    told = {} if dry_run else ledger.rejections(instance, config.account)
+    told = {} if dry_run else ledger.refusals(instance, config.account)
 
     def reject(items: Sequence[ContentItem], reason: str) -> None:
-        rejected = Draft(channel=instance, item_ids=tuple(item.id for item in items), parts=())
-        if told.get(rejected.key) == reason:
+        refused = Draft(channel=instance, item_ids=tuple(item.id for item in items), parts=())
+        if told.get(refused.key) == reason:
             return  # refused for the same reason before: staff were told once
         if not dry_run:
-            ledger.save_draft(rejected, config.account, "rejected", reason=reason)
-        outcomes.append(Outcome(instance, rejected.item_ids, "rejected", reason, title_of(items)))
+            ledger.save_draft(refused, config.account, "refused", reason=reason)
+        outcomes.append(Outcome(instance, refused.item_ids, "rejected", reason, title_of(items)))
 
     if channel.digest:
         # One refused item must not sink the whole digest: refuse it alone, with its reason.
@@ -158,8 +160,9 @@ def adapt(
         if dry_run:
             outcomes.append(Outcome(instance, draft.item_ids, "preview", _measures(draft), title_of(batch), draft))
             continue
-        ledger.save_draft(draft, config.account, state)
-        if state == "pending":
+        draft_id = ledger.save_draft(draft, config.account, state)
+        # Staff may have decided already (rejected, expired): only a draft still pending waits for them.
+        if state == "pending" and ledger.draft(draft_id).state == "pending":
             outcomes.append(
                 Outcome(instance, draft.item_ids, "waiting", "waiting for approval", title_of(batch), draft)
             )
@@ -167,7 +170,10 @@ def adapt(
         # More new items than the channel sends per run: the newest go out, the older ones never go out late.
         reason = f"older than the {config.max_items_per_run} newest new items of this run (max_items_per_run)"
         if not dry_run:
-            ledger.skip_items(instance, config.account, [item.id for item in backlog], reason)
+            skipped = [item.id for item in backlog]
+            ledger.skip_items(instance, config.account, skipped, reason)
+            # Their drafts from earlier runs (approved, waiting for a slot) go too: skipped means never sent.
+            ledger.forget_drafts(instance, config.account, [Draft(instance, (item,), ()).key for item in skipped])
         outcomes.extend(Outcome(instance, (item.id,), "skipped", reason, item.title) for item in backlog)
     if not dry_run and channel.digest:
         ledger.forget_pending(instance, config.account, keep=kept)
@@ -199,22 +205,34 @@ def publish(
     *,
     items: Sequence[str] | None = None,
     now: datetime | None = None,
+    retries_only: bool = False,
 ) -> list[Outcome]:
-    """Claim and send every due draft of ``instance`` (only those with one of ``items``, when given), recording
-    each outcome before the next; ``now`` (default: the clock at each draft) is the moment channels send at, e.g.
-    for SMS quiet hours.
+    """Claim and send every due draft of ``instance`` (only those with one of ``items``, when given; only earlier
+    transient failures whose wait is over, with ``retries_only``), recording each outcome before the next;
+    ``now`` (default: the clock at each draft) is the moment channels send at, e.g. for SMS quiet hours.
 
-    The claim happens before sending, so a draft another run or worker claimed is skipped, never sent twice.
+    The claim happens before sending, so a draft another run or worker claimed is skipped, never sent twice. Each
+    item is checked again just before its claim (a patient's authorization may have expired since the draft).
     """
     channel = make_channel(settings, instance)
     outbox = Outbox(settings.path(settings.outbox).resolve())
-    ledger.mark_stale_claims(STALE_CLAIM)
-    outcomes = []
-    for stored in ledger.due(instance):
+    outcomes = [
+        Outcome(instance, tuple(record.item_ids), "unknown", STALE_REASON, title_of(ledger.items(record.item_ids)))
+        for record in ledger.publications(ids=ledger.mark_stale_claims(STALE_CLAIM, channel=instance))
+    ]
+    for stored in ledger.due(instance, now, retries_only=retries_only):
         draft = stored.draft
         if items is not None and not set(draft.item_ids) & set(items):
             continue
-        title = title_of(ledger.items(draft.item_ids))
+        drafted = ledger.items(draft.item_ids)
+        title = title_of(drafted)
+        try:
+            for item in drafted:
+                channel.admit(item)
+        except RenderError as exc:
+            ledger.set_draft_state(stored.id, "refused", exc.reason)
+            outcomes.append(Outcome(instance, draft.item_ids, "rejected", exc.reason, title))
+            continue
         try:
             publication_id = ledger.claim(stored.id)
         except AlreadyClaimed:
@@ -222,9 +240,15 @@ def publish(
         try:
             receipt = channel.publish(draft, PublishContext(publication_id, outbox, ledger, now or now_utc()))
         except PublishError as exc:
-            ledger.record_failed(publication_id, exc.reason, transient=exc.transient)
+            not_before = None if exc.retry_after is None else now_utc() + timedelta(seconds=exc.retry_after)
+            ledger.record_failed(publication_id, exc.reason, transient=exc.transient, not_before=not_before)
             state: OutcomeState = "retry" if exc.transient else "failed"
             outcomes.append(Outcome(instance, draft.item_ids, state, exc.reason, title))
+            continue
+        except CredentialError as exc:
+            # Nothing left: a credential that is not set or not accepted is mended by a person, then retried.
+            ledger.record_failed(publication_id, str(exc), transient=True)
+            outcomes.append(Outcome(instance, draft.item_ids, "retry", str(exc), title))
             continue
         ledger.record_sent(publication_id, receipt)
         detail = "; ".join((receipt.location, *receipt.notes))
@@ -298,10 +322,9 @@ def decide(
     Raises RenderError when the edited text breaks the channel's rules or the draft is an HTML email (edit its
     template or item instead), LedgerError when the draft is unknown or no longer pending.
     """
-    found = [stored for stored in ledger.drafts(states=["pending"]) if stored.id == draft_id]
-    if not found:
+    stored = ledger.draft(draft_id)
+    if stored.state != "pending":
         raise LedgerError(f"draft {draft_id} is not waiting for approval")
-    stored = found[0]
     title = title_of(ledger.items(stored.draft.item_ids))
     if not approve:
         ledger.set_draft_state(draft_id, "rejected", reason or "rejected by staff")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 from datetime import UTC, datetime, timedelta
 from email import policy
@@ -231,3 +232,88 @@ def test_a_run_can_be_limited_to_some_items(settings: Settings, ledger: Ledger) 
     assert [stored.draft.item_ids for stored in ledger.due("x")] == [(chosen,)]
     published = pipeline.publish(settings, ledger, "x", items=[chosen])
     assert [outcome.item_ids for outcome in published] == [(chosen,)]
+
+
+def adapt_then_publish(settings: Settings, ledger: Ledger, channel: str) -> list[pipeline.Outcome]:
+    return pipeline.adapt(settings, ledger, channel) + pipeline.publish(settings, ledger, channel)
+
+
+def test_a_staff_rejection_is_final_even_on_an_auto_channel(settings: Settings, ledger: Ledger) -> None:
+    pipeline.ingest(settings, ledger, "blog")
+    pipeline.adapt(settings, ledger, "x")
+    first = ledger.drafts("x", ["approved"])[0]
+    ledger.set_draft_state(first.id, "rejected", "not this week")
+    outcomes = adapt_then_publish(settings, ledger, "x")
+    assert ledger.draft(first.id).state == "rejected"
+    assert all(first.draft.item_ids != outcome.item_ids for outcome in outcomes if outcome.state == "published")
+
+
+def test_an_authorization_withdrawn_after_approval_stops_the_send(tmp_path: Path) -> None:
+    settings = load_settings(write_config(tmp_path, {"channels": {"newsletter": {"schedule": []}}}))
+    ledger = Ledger(settings.ledger_url())
+    pipeline.ingest(settings, ledger, "stories")
+    pipeline.adapt(settings, ledger, "newsletter")
+    [digest] = ledger.drafts("newsletter", ["approved"])
+    story = settings.path("content/2026-11-12-james-back-on-the-trail.md")
+    assert any("james" in item for item in digest.draft.item_ids)
+    # The patient withdrew his authorization: the front desk removes it from the post before the slot.
+    story.write_text(re.sub(r"authorization:\n(  .*\n)+", "", story.read_text()))
+    pipeline.ingest(settings, ledger, "stories")
+    outcomes = pipeline.publish(settings, ledger, "newsletter")
+    assert [outcome.state for outcome in outcomes] == ["rejected"] and "HIPAA" in outcomes[0].detail
+    assert ledger.publications() == []
+    assert ledger.draft(digest.id).state == "refused"
+    ledger.close()
+
+
+def test_a_skipped_item_loses_its_waiting_draft_too(tmp_path: Path) -> None:
+    settings = load_settings(
+        write_config(tmp_path, {"channels": {"x": {"approval": "review", "max_items_per_run": 1}}})
+    )
+    ledger = Ledger(settings.ledger_url())
+    pipeline.ingest(settings, ledger, "blog")
+    pipeline.adapt(settings, ledger, "x")
+    [waiting] = ledger.drafts("x", ["pending"])
+    ledger.set_draft_state(waiting.id, "approved")
+    # A newer post arrives before x's slot: the channel sends one item a run, the newest.
+    settings.path("content/2026-11-26-thanksgiving-hours.md").write_text(
+        "---\ntitle: Thanksgiving hours\ndate: 2026-11-26 08:00\nkind: post\n---\nWe close at noon on Wednesday.\n"
+    )
+    pipeline.ingest(settings, ledger, "stories")
+    outcomes = adapt_then_publish(settings, ledger, "x")
+    published = [outcome for outcome in outcomes if outcome.state == "published"]
+    assert published == [], "the only approved draft belonged to an item skipped in favour of newer ones"
+    assert waiting.draft.item_ids[0] in {outcome.item_ids[0] for outcome in outcomes if outcome.state == "skipped"}
+    ledger.close()
+
+
+def test_a_claim_left_by_a_dead_sender_is_reported_once_and_its_late_outcome_still_counts(
+    settings: Settings, ledger: Ledger
+) -> None:
+    pipeline.ingest(settings, ledger, "blog")
+    pipeline.adapt(settings, ledger, "x")
+    stuck = ledger.claim(ledger.due("x")[0].id)
+    with ledger.engine.begin() as connection:  # the claim was made two hours ago by a process that then died
+        connection.exec_driver_sql(
+            "UPDATE publications SET claimed_at = ? WHERE id = ?", (datetime.now(UTC) - timedelta(hours=2), stuck)
+        )
+    outcomes = pipeline.publish(settings, ledger, "x")
+    unknown = [outcome for outcome in outcomes if outcome.state == "unknown"]
+    assert len(unknown) == 1 and "never re-sent" in unknown[0].detail
+    assert [o for o in pipeline.publish(settings, ledger, "x") if o.state == "unknown"] == []
+    from carecast.model import Receipt
+
+    ledger.record_sent(stuck, Receipt("late but true", datetime.now(UTC)))
+    assert {record.id: record.state for record in ledger.publications()}[stuck] == "sent"
+
+
+def test_a_transient_failure_waits_for_its_retry_time(settings: Settings, ledger: Ledger) -> None:
+    pipeline.ingest(settings, ledger, "blog")
+    pipeline.adapt(settings, ledger, "x")
+    draft_id = ledger.due("x")[0].id
+    publication = ledger.claim(draft_id)
+    later = datetime.now(UTC) + timedelta(minutes=10)
+    ledger.record_failed(publication, "429 from X", transient=True, not_before=later)
+    assert draft_id not in [stored.id for stored in ledger.due("x")]
+    assert [stored.id for stored in ledger.due("x", later, retries_only=True)] == [draft_id]
+    assert ledger.due("x", retries_only=True) == []
