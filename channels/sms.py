@@ -1,7 +1,8 @@
 """The SMS channel: one short text per item to every subscriber who consented, sent through Twilio.
 
 ``compose`` renders ``templates/sms/text.txt.j2`` ("Oakview PT: <summary> <link> Reply STOP to opt out"): the
-sender prefix and the opt-out footer are always there and count toward the segments (RULES.md "SMS compliance").
+sender prefix and the opt-out footer are always there and count toward the segments (RULES.md "SMS compliance");
+``enforce`` refuses any text without them, a template's or one edited at approval alike.
 Typographic quotes, dashes and the ellipsis become their GSM-7 look-alikes, since one of them alone makes the text
 UCS-2 and halves what a segment holds; a summary still too long is shortened on a word boundary to fit
 ``max_segments``. Items that mention a patient are refused even with an authorization: no PHI in any SMS.
@@ -44,6 +45,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Self
@@ -149,8 +151,8 @@ class SmsChannel(Channel):
     def compose(self, items: Sequence[ContentItem]) -> Draft:
         """Render one item as a text within ``max_segments``, shortening its summary when needed.
 
-        Raises RenderError when ``items`` is not exactly one item, when not even a word of the summary fits beside
-        the prefix, link and footer, or when the template leaves out the sender prefix or the opt-out footer.
+        Raises RenderError when ``items`` is not exactly one item, or when not even a word of the summary fits beside
+        the prefix, link and footer (``enforce`` then checks the prefix and the footer).
         """
         if len(items) != 1:
             raise RenderError(self.instance, f"a text is for exactly one item, not {len(items)}", [i.id for i in items])
@@ -168,11 +170,21 @@ class SmsChannel(Channel):
             body = shorten(" ".join((item.summary_text or item.title).split()), fits, ellipsis="...")
         except MeasureError as exc:
             raise RenderError(self.instance, f"does not fit in {limit} segments: {exc}", [item.id]) from exc
-        message = text(body)
+        return Draft(channel=self.instance, item_ids=(item.id,), parts=(text(body),))
+
+    def enforce(self, draft: Draft) -> Draft:
+        """Check a text as rendered or as edited at approval: one message, in GSM-7 look-alikes where they exist,
+        starting with the sender prefix and keeping the opt-out footer (TCPA), within the segment limit.
+
+        Raises RenderError naming what is missing or over the limit.
+        """
+        draft = replace(draft, parts=tuple(to_gsm(part) for part in draft.parts))
+        if len(draft.parts) != 1:
+            raise RenderError(self.instance, f"a text is one message, not {len(draft.parts)} parts", draft.item_ids)
         prefix, footer = to_gsm(f"{self.practice.short_name}:"), to_gsm(self.config.opt_out_text)
-        if not message.startswith(prefix) or footer not in message:
-            raise RenderError(self.instance, f"the template must start with {prefix!r} and keep {footer!r}", [item.id])
-        return Draft(channel=self.instance, item_ids=(item.id,), parts=(message,))
+        if not draft.text.startswith(prefix) or footer not in draft.text:
+            raise RenderError(self.instance, f"a text must start with {prefix!r} and keep {footer!r}", draft.item_ids)
+        return super().enforce(draft)
 
     # -- publishing --------------------------------------------------------------------------------------------
 

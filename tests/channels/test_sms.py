@@ -85,6 +85,35 @@ def test_template_without_footer_is_refused(tmp_path: Path) -> None:
         sms.render([make_observance()])
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "20% off! Call now.",
+        "20% off! Call now. Reply STOP to opt out",
+        "Oakview PT: 20% off! Call now.",
+        "Call now, Oakview PT: Reply STOP to opt out",
+    ],
+)
+def test_an_edited_text_keeps_the_prefix_and_the_footer(tmp_path: Path, text: str) -> None:
+    # decide() enforces the text staff typed at approval, not what compose rendered.
+    with pytest.raises(RenderError, match="must start with 'Oakview PT:' and keep 'Reply STOP to opt out'"):
+        channel(tmp_path).enforce(Draft(channel="sms", item_ids=("a",), parts=(text,)))
+
+
+def test_an_edited_text_is_one_message_in_gsm7(tmp_path: Path) -> None:
+    sms = channel(tmp_path)
+    edited = sms.enforce(
+        Draft(
+            channel="sms", item_ids=("a",), parts=("Oakview PT: We\u2019re open \u2014 come by! Reply STOP to opt out",)
+        )
+    )
+    assert edited.parts == ("Oakview PT: We're open - come by! Reply STOP to opt out",)
+    assert edited.measures["parts"] == [{"encoding": "GSM-7", "segments": 1}]
+    two = ("Oakview PT: one. Reply STOP to opt out", "Oakview PT: two. Reply STOP to opt out")
+    with pytest.raises(RenderError, match="one message"):
+        sms.enforce(Draft(channel="sms", item_ids=("a",), parts=two))
+
+
 def test_patient_content_refused_even_when_authorized(tmp_path: Path) -> None:
     sms = channel(tmp_path)
     extras: list[dict[str, Any]] = [{}, {"authorized_channels": ("sms",)}]
