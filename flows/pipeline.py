@@ -123,15 +123,21 @@ def expire_channel(config_path: str, channel: str) -> list[Row]:
 
 
 @task(task_run_name="publish {channel}")
-def publish_channel(config_path: str, channel: str, items: list[str] | None = None) -> list[Row]:
+def publish_channel(
+    config_path: str, channel: str, items: list[str] | None = None, retries_only: bool = False
+) -> list[Row]:
     settings, ledger = _open(config_path)
     try:
-        rows = [_row(outcome) for outcome in core.publish(settings, ledger, channel, items=items)]
+        outcomes = core.publish(settings, ledger, channel, items=items, retries_only=retries_only)
+        rows = [_row(outcome) for outcome in outcomes]
     finally:
         ledger.close()
     sent = sum(row["state"] == "published" for row in rows)
     get_run_logger().info("publish %s: %d published, %d not", channel, sent, len(rows) - sent)
     return rows
+
+
+retry_channel = publish_channel.with_options(task_run_name="retry {channel}")
 
 
 @task(task_run_name="review {channels}")
@@ -286,7 +292,9 @@ def ingest(
     dry_run: bool = False,
 ) -> dict[str, Any]:
     """Read every source, draft the new items for each channel so they wait in the ledger for their slot (and for
-    approval), and expire drafts left unapproved after their slot. Publishes nothing.
+    approval), and expire drafts left unapproved after their slot. Publishes nothing new; sends again only what
+    failed transiently once its wait is over (a provider's Retry-After, a recipient's quiet hours), so a deferred
+    text goes out within ``ingest.every_minutes`` of its opening instead of at the channel's next slot.
 
     Args:
         practice: the practice's configuration file (config/carecast.yaml), as the server sees it
@@ -302,6 +310,7 @@ def ingest(
         rows += adapt_channel(practice, name, dry_run, items)
         if not dry_run:
             rows += expire_channel(practice, name)
+            rows += retry_channel(practice, name, items, retries_only=True)
     new = sum(len(report["new"]) for report in reports)
     failed = [report for report in reports if report["error"]]
     _name_run(

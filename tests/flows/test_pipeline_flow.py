@@ -56,3 +56,25 @@ def test_the_cli_runs_the_flow_and_prints_the_summary(
     assert "Publications" in out and "published" in out and "sms" in out
     assert main(["run", "--config", str(config_file), "--channel", "sms"]) == 0
     assert "nothing new to publish" in capsys.readouterr().out
+
+
+def test_the_ingest_job_sends_again_what_failed_transiently_once_its_wait_is_over(
+    prefect_api: None, config_file: Path
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from carecast import pipeline as core
+    from flows.pipeline import ingest
+
+    settings = load_settings(config_file)
+    ledger = Ledger(settings.ledger_url())
+    core.ingest(settings, ledger, "blog")
+    core.adapt(settings, ledger, "x")
+    stored = ledger.due("x")[0]
+    publication = ledger.claim(stored.id)
+    ledger.record_failed(publication, "429 from X", transient=True, not_before=datetime.now(UTC) - timedelta(seconds=1))
+    result = ingest(practice=str(config_file), channels=["x"])
+    retried = [row for row in result["outcomes"] if row["state"] == "published"]
+    assert [row["items"] for row in retried] == [list(stored.draft.item_ids)], "only the retry goes out"
+    assert {record.id: record.state for record in ledger.publications()}[publication] == "sent"
+    ledger.close()
