@@ -2,8 +2,9 @@
 
 Quiet hours (RULES.md "SMS compliance", 47 CFR 64.1200(c)(1)): a marketing text goes out only inside a window of
 the *recipient's* local day, 08:00-20:00 by default (Florida's narrower rule and the federal 08:00-21:00 both hold).
-The recipient's zone is their own (``Subscriber.timezone``), else the one zone ``phonenumbers`` gives for the
-number's area code, else the practice's. A state may have its own window (``states: {FL: ...}``); the state comes
+The recipient's zone is their own (``Subscriber.timezone``), else every zone ``phonenumbers`` gives for the number's
+area code (+1208 is Boise or Los Angeles time: the window is open only while it is open in all of them), else, for
+a number with no place at all, the practice's. A state may have its own window (``states: {FL: ...}``); the state comes
 from the area code through ``phonenumbers.geocoder`` ("Chicago, IL", "Florida"), so a number that moved with its
 owner counts where its area code is, which is also how carriers and regulators read it. A recipient outside their
 window is never dropped: :meth:`QuietHours.opening` says when they may be texted.
@@ -17,6 +18,7 @@ allowed, which carries no marketing.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -90,26 +92,41 @@ class QuietHours(Strict):
         state = state_of(number)
         return self.states.get(state, self.default) if state else self.default
 
-    def opening(self, number: str, zone: ZoneInfo, now: datetime) -> datetime:
-        """The first moment (UTC) at or after ``now`` that ``number`` may be texted in ``zone``: ``now`` when open."""
+    def opening(self, number: str, zones: Sequence[ZoneInfo], now: datetime) -> datetime | None:
+        """The first moment (UTC) at or after ``now`` that ``number`` may be texted in every one of ``zones``:
+        ``now`` when open in all; None when their windows never meet (a narrow window over zones hours apart)."""
         window = self.window(number)
-        local = now.astimezone(zone)
-        if window.start <= local.time() < window.end:
-            return now.astimezone(UTC)
-        day = local.date() if local.time() < window.start else local.date() + timedelta(days=1)
-        # Combined in the zone, so the opening is 08:00 on the wall clock whatever the day's UTC offset (DST).
-        return datetime.combine(day, window.start, tzinfo=zone).astimezone(UTC)
+        # Windows are combined in each zone, so they open at 08:00 on the wall clock whatever the UTC offset (DST).
+        # Where they all meet, one of them has just opened (or it is now): the first such moment is the answer.
+        starts = [
+            datetime.combine(now.astimezone(zone).date() + timedelta(days=days), window.start, tzinfo=zone)
+            for zone in zones
+            for days in range(3)
+        ]
+        candidates = sorted(moment.astimezone(UTC) for moment in (now, *starts) if moment >= now)
+        return next(
+            (
+                moment
+                for moment in candidates
+                if all(window.start <= moment.astimezone(zone).time() < window.end for zone in zones)
+            ),
+            None,
+        )
 
 
-def recipient_zone(number: str, timezone: str | None, practice: Practice) -> ZoneInfo:
-    """Where the recipient's quiet hours are counted: ``timezone`` when known, else the one zone of the number's
-    area code, else the practice's."""
+def recipient_zones(number: str, timezone: str | None, practice: Practice) -> tuple[ZoneInfo, ...]:
+    """Where the recipient's quiet hours are counted: ``timezone`` when known, else every zone of the number's area
+    code (the recipient may be in any of them), else, for a number tied to no place, the practice's."""
     if timezone:
-        return ZoneInfo(timezone)
-    zones = number_zones.time_zones_for_number(phonenumbers.parse(number, None))
-    if len(zones) == 1 and zones[0] != number_zones.UNKNOWN_TIMEZONE:
-        return ZoneInfo(zones[0])
-    return practice.zone
+        return (ZoneInfo(timezone),)
+    parsed = phonenumbers.parse(number, None)
+    zones = tuple(
+        ZoneInfo(zone) for zone in number_zones.time_zones_for_number(parsed) if zone != number_zones.UNKNOWN_TIMEZONE
+    )
+    # A number tied to no place (toll-free) gets every zone of its country: no clue where its owner is.
+    if len(zones) == 1 or (zones and phonenumbers.is_number_geographical(parsed)):
+        return zones
+    return (practice.zone,)
 
 
 def state_of(number: str) -> str | None:

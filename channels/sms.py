@@ -15,7 +15,8 @@ With Twilio ``credentials`` configured, ``publish`` POSTs one message per recipi
 (form-encoded, HTTP Basic auth with the Account SID and the Auth Token). Each recipient's delivery is claimed in
 the ledger before the request and recorded after, so a batch cut short resumes with only the recipients not yet
 sent. A recipient outside their quiet-hours window (:mod:`carecast.compliance`) is recorded ``deferred`` until it
-opens and the publish ends with a transient error, so the next run texts them then. Twilio's answers:
+opens and the publish ends with a transient error, so the next run texts them then; one whose area code spans zones
+whose windows never meet is skipped until their ``timezone`` is known. Twilio's answers:
 
 - 21610 (the recipient replied STOP to Twilio) suppresses the number as ``opted_out``; 21211 and 21614 (not a valid
   mobile number) as ``invalid``; 30007 (carrier filtered) fails the delivery for good, so the same text is never
@@ -54,7 +55,7 @@ import requests
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
 
 from carecast.audience import Subscriber, e164
-from carecast.compliance import QuietHours, recipient_zone
+from carecast.compliance import QuietHours, recipient_zones
 from carecast.config import ChannelSettings
 from carecast.errors import AlreadyClaimed, ChannelError, CredentialError, MeasureError, PublishError, RenderError
 from carecast.ledger import DeliveryRecord, Ledger
@@ -303,8 +304,11 @@ class SmsChannel(Channel):
                 if reason is not None:
                     skipped[reason] += 1
                     continue
-                zone = recipient_zone(address, subscriber.timezone, self.practice)
-                opening = self.config.quiet_hours.opening(address, zone, context.now)
+                zones = recipient_zones(address, subscriber.timezone, self.practice)
+                opening = self.config.quiet_hours.opening(address, zones, context.now)
+                if opening is None:
+                    skipped["quiet hours never open in every zone of the area code; set their timezone"] += 1
+                    continue
                 try:
                     ledger.claim_delivery(publication, address)
                 except AlreadyClaimed:

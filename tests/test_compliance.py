@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import ValidationError
 
-from carecast.compliance import QuietHours, Window, handle_inbound, intent, recipient_zone, state_of
+from carecast.compliance import QuietHours, Window, handle_inbound, intent, recipient_zones, state_of
 from carecast.config import Practice, load_settings
 from carecast.ledger import Ledger
 from carecast.pipeline import sync_audience
@@ -55,7 +55,7 @@ def practice(tmp_path: Path) -> Practice:
     ],
 )
 def test_window_follows_the_wall_clock_across_dst(zone: ZoneInfo, now: datetime, opening: datetime) -> None:
-    assert QuietHours().opening(CHICAGO_NUMBER, zone, now) == opening
+    assert QuietHours().opening(CHICAGO_NUMBER, (zone,), now) == opening
 
 
 def test_florida_number_takes_its_zone_and_state_window(practice: Practice) -> None:
@@ -63,23 +63,52 @@ def test_florida_number_takes_its_zone_and_state_window(practice: Practice) -> N
     assert state_of(CHICAGO_NUMBER) == "IL"  # the geocoder says "Chicago, IL"
     assert state_of("+16305550142") == "IL"  # ... or "Illinois"
     assert state_of("+442079460000") is None
-    zone = recipient_zone(FLORIDA_NUMBER, None, practice)
-    assert zone == NEW_YORK
+    zones = recipient_zones(FLORIDA_NUMBER, None, practice)
+    assert zones == (NEW_YORK,)
     hours = QuietHours.model_validate({"states": {"FL": {"start": "09:00", "end": "20:00"}}})
     # 08:30 EST in Miami: open by default, closed by Florida's window here until 09:00 EST.
-    assert hours.opening(FLORIDA_NUMBER, zone, at(2026, 2, 2, 13, 30)) == at(2026, 2, 2, 14, 0)
-    assert hours.opening(CHICAGO_NUMBER, CHICAGO, at(2026, 2, 2, 14, 30)) == at(2026, 2, 2, 14, 30)
+    assert hours.opening(FLORIDA_NUMBER, zones, at(2026, 2, 2, 13, 30)) == at(2026, 2, 2, 14, 0)
+    assert hours.opening(CHICAGO_NUMBER, (CHICAGO,), at(2026, 2, 2, 14, 30)) == at(2026, 2, 2, 14, 30)
     # 20:00 in Miami is closed whichever window applies.
-    assert QuietHours().opening(FLORIDA_NUMBER, zone, at(2026, 2, 3, 1, 0)) == at(2026, 2, 3, 13, 0)
+    assert QuietHours().opening(FLORIDA_NUMBER, zones, at(2026, 2, 3, 1, 0)) == at(2026, 2, 3, 13, 0)
 
 
-def test_recipient_zone_prefers_the_subscriber_then_the_area_code_then_the_practice(practice: Practice) -> None:
-    assert recipient_zone(CHICAGO_NUMBER, "America/Los_Angeles", practice) == ZoneInfo("America/Los_Angeles")
-    assert recipient_zone("+14155550176", None, practice) == ZoneInfo("America/Los_Angeles")
+def test_recipient_zones_prefer_the_subscriber_then_the_area_code_then_the_practice(practice: Practice) -> None:
+    assert recipient_zones(CHICAGO_NUMBER, "America/Los_Angeles", practice) == (ZoneInfo("America/Los_Angeles"),)
+    assert recipient_zones("+14155550176", None, practice) == (ZoneInfo("America/Los_Angeles"),)
     # A number abroad has its own single zone too.
-    assert recipient_zone("+442079460000", None, practice) == ZoneInfo("Europe/London")
+    assert recipient_zones("+442079460000", None, practice) == (ZoneInfo("Europe/London"),)
     # A toll-free number has no place at all: the practice's zone.
-    assert recipient_zone("+18005550100", None, practice) == practice.zone
+    assert recipient_zones("+18005550100", None, practice) == (practice.zone,)
+
+
+@pytest.mark.parametrize(
+    ("number", "now", "opening"),
+    [
+        # +1208, Idaho: Boise (MDT) or the panhandle (PDT). 08:00 PDT is 15:00 UTC; 13:05 UTC is 06:05 there.
+        ("+12085550100", at(2026, 7, 6, 13, 5), at(2026, 7, 6, 15, 0)),
+        ("+12085550100", at(2026, 7, 6, 15, 0), at(2026, 7, 6, 15, 0)),
+        # 20:00 MDT in Boise (02:00 UTC) closes the window though it is 19:00 in the panhandle.
+        ("+12085550100", at(2026, 7, 7, 2, 0), at(2026, 7, 7, 15, 0)),
+        ("+12085550100", at(2026, 7, 7, 1, 59), at(2026, 7, 7, 1, 59)),
+        # +1605, South Dakota: Central (CDT) in the east, Mountain (MDT) in the west; 08:00 MDT is 14:00 UTC.
+        ("+16055550100", at(2026, 7, 6, 13, 0), at(2026, 7, 6, 14, 0)),
+        ("+16055550100", at(2026, 7, 7, 1, 0), at(2026, 7, 7, 14, 0)),  # 20:00 CDT
+        ("+16055550100", at(2026, 7, 7, 0, 59), at(2026, 7, 7, 0, 59)),
+    ],
+)
+def test_an_area_code_over_several_zones_waits_for_the_window_in_all_of_them(
+    practice: Practice, number: str, now: datetime, opening: datetime
+) -> None:
+    zones = recipient_zones(number, None, practice)
+    assert len(zones) == 2 and practice.zone not in zones
+    assert QuietHours().opening(number, zones, now) == opening
+
+
+def test_zones_whose_windows_never_meet_have_no_opening() -> None:
+    # Florida's 850 is all Eastern; say it were not: 08:00-08:30 in New York and Chicago never overlap.
+    hours = QuietHours.model_validate({"states": {"FL": {"start": "08:00", "end": "08:30"}}})
+    assert hours.opening("+18505550100", (NEW_YORK, CHICAGO), at(2026, 7, 6, 11, 0)) is None
 
 
 @pytest.mark.parametrize(
