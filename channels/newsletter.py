@@ -55,6 +55,23 @@ TOKEN_PLACEHOLDER = "CARECAST-UNSUBSCRIBE-TOKEN"
 #: The token of the list-level copy the outbox keeps; per-recipient tokens come with SMTP delivery.
 LIST_TOKEN = "list"
 _WEB_SCHEMES = frozenset({"http", "https"})
+#: What SMTP reply codes mean (RFC 5321 4.2.3, RFC 4954), in words that name no one.
+SMTP_REPLIES = {
+    421: "service not available, closing the connection",
+    450: "mailbox unavailable, try again later",
+    451: "local error, try again later",
+    452: "insufficient storage",
+    454: "temporary authentication failure",
+    530: "authentication required",
+    535: "authentication failed",
+    550: "mailbox unavailable",
+    551: "user not local",
+    552: "storage allocation exceeded",
+    553: "mailbox name not allowed",
+    554: "transaction failed",
+    555: "parameters not recognized",
+}
+_ENHANCED_STATUS = re.compile(r"[245]\.\d{1,3}\.\d{1,3}\b")
 _DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
 
 
@@ -457,9 +474,15 @@ def _is_loopback(host: str) -> bool:
 
 
 def _reply(code: int, reply: bytes | str) -> str:
-    """An SMTP reply as text for the ledger and errors, e.g. ``550 5.1.1 User unknown``."""
+    """An SMTP reply for the ledger, errors and logs: its code, its enhanced status code (RFC 3463) if it has one,
+    and fixed words for the code, e.g. ``550 5.1.1 mailbox unavailable``.
+
+    Never the server's own text: it often echoes the address it is about ("<ann@example.com>: User unknown").
+    """
     text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
-    return f"{code} {' '.join(text.split())}"
+    enhanced = _ENHANCED_STATUS.match(text.strip())
+    words = SMTP_REPLIES.get(code) or ("refused" if code >= 500 else "try again later")
+    return " ".join([str(code), *([enhanced.group()] if enhanced else []), words])
 
 
 def _as_html(text: str) -> str:

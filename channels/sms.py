@@ -71,6 +71,24 @@ log = logging.getLogger(__name__)
 API_VERSION = "2010-04-01"
 #: Twilio errors about one recipient, and the suppression each one records (None: the delivery alone fails).
 RECIPIENT_ERRORS: dict[int, str | None] = {21610: "opted_out", 21211: "invalid", 21614: "invalid", 30007: None}
+#: What Twilio's error codes mean (twilio.com/docs/api/errors), in words that name no one.
+TWILIO_ERRORS: dict[int, str] = {
+    20003: "authentication failed (the Account SID or the Auth Token)",
+    20404: "no such resource",
+    20429: "too many requests",
+    20500: "Twilio failed (internal error)",
+    21211: "not a valid mobile number",
+    21408: "sending to this region is not enabled on the account",
+    21602: "the message has no body",
+    21603: "the message has no sender",
+    21604: "the message has no recipient",
+    21606: "the sender cannot send SMS",
+    21610: "the recipient opted out (replied STOP)",
+    21612: "the recipient cannot be reached from this sender",
+    21614: "not a mobile number",
+    21617: "the body is over 1600 characters",
+    30007: "carrier filtered",
+}
 #: A request is tried at most this often within a publish, however much of the retry budget is left.
 MAX_ATTEMPTS = 4
 #: Seconds a status callback waits for its message's send to be recorded (Twilio can report before we record).
@@ -443,9 +461,16 @@ def _json(response: requests.Response) -> dict[str, Any]:
 
 
 def _twilio_error(response: requests.Response, body: Mapping[str, Any]) -> str:
-    """Twilio's error as "Twilio 21610: <message> (HTTP 400)"; its message names numbers, never credentials."""
-    code, message = body.get("code"), body.get("message")
-    return f"Twilio {code}: {message} (HTTP {response.status_code})" if code else f"Twilio HTTP {response.status_code}"
+    """Twilio's error as "Twilio 21610 (HTTP 400): the recipient opted out (replied STOP)".
+
+    Never Twilio's own ``message``: it names the number ("Invalid 'To' Phone Number: +1..."), and this text goes to
+    logs, the ledger, receipts and run reports. A code not in ``TWILIO_ERRORS`` goes without words.
+    """
+    code = body.get("code")
+    if code is None:
+        return f"Twilio HTTP {response.status_code}"
+    described = TWILIO_ERRORS.get(code) if isinstance(code, int) else None
+    return f"Twilio {code} (HTTP {response.status_code})" + (f": {described}" if described else "")
 
 
 def _retry_after(response: requests.Response) -> float | None:

@@ -2,12 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
+import pytest
+
+from carecast.audience import load_audience
 from carecast.ledger import Ledger
 from channels.base import Outbox, PublishContext
+from tests.conftest import SAMPLE_CONFIG
 
 
 def outbox_context(root: Path, publication_id: int = 1) -> PublishContext:
     """Publish to an outbox under ``root`` as publication ``publication_id`` (file ``<id:06d>.<suffix>``)."""
     return PublishContext(publication_id, Outbox(root), Ledger(f"sqlite:///{root.parent / 'ledger.db'}"))
+
+
+def sample_addresses(channel_type: str) -> frozenset[str]:
+    """Every address of the sample audience of ``channel_type``, whether it may receive or not."""
+    return frozenset(s.address for s in load_audience(SAMPLE_CONFIG / "audience", channel_type))
+
+
+def naming_any(texts: Iterable[str | None], addresses: Iterable[str]) -> list[str]:
+    """The ``texts`` that name one of ``addresses`` (a phone number or an email address: PII in errors and logs)."""
+    wanted = [address.lower() for address in addresses]
+    return [text for text in texts if text and any(address in text.lower() for address in wanted)]
+
+
+def our_log_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """What CareCast's own loggers (carecast.*, channels.*) logged while the test ran (for a fixture's teardown to
+    check); the fake providers' loggers are theirs."""
+    records = [*caplog.get_records("setup"), *caplog.get_records("call")]
+    return [r.getMessage() for r in records if r.name.split(".")[0] in {"carecast", "channels"}]

@@ -28,6 +28,7 @@ from carecast.model import Draft, content_hash
 from carecast.pipeline import make_channel, sync_audience
 from channels.base import Outbox, PublishContext
 from channels.sms import SmsChannel, twilio_signature
+from tests.channels.conftest import naming_any, our_log_lines, sample_addresses
 from tests.conftest import write_config
 from tests.factories import make_observance
 from tests.providers import RecordedRequest, Reply
@@ -40,6 +41,7 @@ MESSAGES = f"/2010-04-01/Accounts/{CREDENTIALS.account_sid}/Messages.json"
 CONSENTING = {"+13055550164", "+13125550117", "+14155550176", "+16305550142", "+17735550123"}
 #: Monday 2026-02-02 17:00 UTC: 11:00 in Chicago, 12:00 in New York, 09:00 in Los Angeles: everyone's window is open.
 OPEN = datetime(2026, 2, 2, 17, 0, tzinfo=UTC)
+AUDIENCE = sample_addresses("sms")
 
 
 class CallbackReceiver:
@@ -132,6 +134,14 @@ def auth_token_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", TOKEN)
 
 
+@pytest.fixture(autouse=True)
+def no_number_in_our_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Whatever a scenario does, no log line of ours names a recipient's number."""
+    caplog.set_level(logging.DEBUG)
+    yield
+    assert naming_any(our_log_lines(caplog), AUDIENCE) == []
+
+
 def test_every_consenting_recipient_gets_exactly_one_text(tmp_path: Path, receiver: CallbackReceiver) -> None:
     with TwilioServer(credentials=CREDENTIALS) as server:
         setup = Setup(tmp_path, server, receiver)
@@ -176,7 +186,7 @@ def test_opted_out_at_twilio_is_suppressed_and_never_retried(tmp_path: Path, rec
         assert len(receipt.provider_ids) == len(CONSENTING) - 1
         delivery = setup.ledger.deliveries(context.publication_id)["+13125550117"]
         assert (delivery.state, delivery.transient, delivery.provider_id) == ("failed", False, None)
-        assert delivery.error is not None and delivery.error.startswith("Twilio 21610:")
+        assert delivery.error == "Twilio 21610 (HTTP 400): the recipient opted out (replied STOP)"
         assert {s.address: s.status for s in setup.ledger.subscribers("sms")}["+13125550117"] == "opted_out"
 
         setup.channel.publish(draft, context)
@@ -419,3 +429,29 @@ def test_a_lost_answer_is_never_sent_again(
         assert receipt.notes[-1] == f"1 failed: {lost.error}"
         assert server.late is not None
         server.late.join()  # its answer meets a closed connection, as it would at Twilio
+
+
+def test_no_number_in_errors_or_notes(tmp_path: Path, receiver: CallbackReceiver) -> None:
+    with TwilioServer(credentials=CREDENTIALS, opted_out={"+13125550117"}) as server:
+        setup = Setup(tmp_path, server, receiver, status_callback=None, retry_budget=0)
+        draft = setup.draft()
+        context = setup.claim(draft)
+        # Twilio's own messages name the number they are about; ours never repeat them. In address order, the
+        # first two recipients are +13055550164 and +13125550117.
+        server.force(
+            Reply(400, {"code": 21211, "message": "Invalid 'To' Phone Number: +13055550164", "status": 400}),
+            Reply(503, {"code": 20500, "message": "Internal error sending to +13125550117", "status": 503}),
+        )
+        with pytest.raises(PublishError) as unavailable:
+            setup.channel.publish(draft, context)
+        receipt = setup.channel.publish(draft, setup.retry(context, unavailable.value, OPEN))
+        other = setup.draft("National Doctors' Day: thank you to our team.")
+        server.force(Reply(400, {"code": 21999, "message": "Cannot route to +14155550176", "status": 400}))
+        with pytest.raises(PublishError) as refused:
+            setup.channel.publish(other, other_context := setup.claim(other))
+    deliveries = [d.error for c in (context, other_context) for d in setup.ledger.deliveries(c.publication_id).values()]
+    texts = [unavailable.value.reason, refused.value.reason, *receipt.notes, *deliveries]
+    assert "1 failed: Twilio 21211 (HTTP 400): not a valid mobile number" in receipt.notes
+    assert unavailable.value.reason.startswith("Twilio 20500 (HTTP 503): Twilio failed")
+    assert refused.value.reason == "Twilio 21999 (HTTP 400)"
+    assert naming_any(texts, AUDIENCE) == []
