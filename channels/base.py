@@ -234,7 +234,9 @@ class Channel(ABC):
         """Send ``draft`` through the live transport when credentials are configured, else to the outbox.
 
         Raises PublishError(transient=...) when it could not be sent (all of it: a fan-out that reached only some
-        recipients raises a transient error and is resumed by the next run); never returns a failure value.
+        recipients raises a transient error and is resumed by the next run); never returns a failure value. Raises
+        CredentialError unchanged when a credential cannot be read, before anything is sent: the pipeline, not the
+        channel, decides what that means.
         """
 
     def verify(self) -> str:

@@ -155,9 +155,10 @@ class MastodonChannel(Channel):
     def publish(self, draft: Draft, context: PublishContext) -> Receipt:
         """Post ``draft`` as a status when credentials are configured, else write its request body to the outbox.
 
-        Raises PublishError: transient for 429 (``retry_after`` as the instance asked), 5xx, timeouts, an
-        unreachable instance, a malformed answer or a credential that cannot be read; permanent when the status is
-        over the instance's limit, for any other refusal (401, 403, 422) and when the outbox refuses the file.
+        Raises CredentialError, as it is, when the token cannot be read (nothing was sent). Raises PublishError:
+        transient for 429 (``retry_after`` as the instance asked), 5xx, timeouts, an unreachable instance or a
+        malformed answer; permanent when the status is over the instance's limit, for any other refusal (401, 403,
+        422) and when the outbox refuses the file.
         """
         body = {"status": draft.text, "visibility": self.config.visibility}
         key = self.idempotency_key(draft, context)
@@ -170,11 +171,7 @@ class MastodonChannel(Channel):
                 "request": body,
             }
             return context.outbox.receipt(context.outbox.write_json(self.instance, context.key, payload))
-        try:
-            session = self._session()
-        except CredentialError as exc:
-            # Nothing reached the instance: once the credential is there, the next run sends it.
-            raise PublishError(self.instance, str(exc), transient=True) from exc
+        session = self._session()
         limits = self.instance_limits(session)
         length = mastodon_length(draft.text, limits.url_weight)
         if length > limits.max_characters:

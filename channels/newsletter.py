@@ -42,7 +42,7 @@ from pydantic import EmailStr, Field, HttpUrl, SecretStr, field_validator, model
 
 from carecast.audience import Subscriber
 from carecast.config import ChannelSettings
-from carecast.errors import AlreadyClaimed, CredentialError, PublishError, RenderError
+from carecast.errors import AlreadyClaimed, PublishError, RenderError
 from carecast.ledger import DeliveryRecord
 from carecast.model import ContentItem, Draft, Receipt, now_utc
 from carecast.secrets import SecretRef, resolve
@@ -274,9 +274,10 @@ class NewsletterChannel(Channel):
     def publish(self, draft: Draft, context: PublishContext) -> Receipt:
         """Send ``draft`` to every consenting subscriber over SMTP, or without credentials write it to the outbox.
 
-        Raises PublishError: transient when some recipients are left for the next run (a 4xx reply, the server
-        unreachable or gone mid-batch); permanent when nothing can go out (a credential unset, the login or the
-        sender refused, a draft without its footer) or the outbox refuses the file.
+        Raises CredentialError, as it is, when the password or the unsubscribe secret cannot be read (nothing was
+        sent). Raises PublishError: transient when some recipients are left for the next run (a 4xx reply, the
+        server unreachable or gone mid-batch); permanent when nothing can go out (the login or the sender refused, a
+        draft without its footer) or the outbox refuses the file.
         """
         if self.config.credentials is None:
             return self._to_outbox(draft, context)
@@ -312,10 +313,7 @@ class NewsletterChannel(Channel):
         return resolve(self.config.credentials.password), resolve(self.config.unsubscribe_secret)
 
     def _by_smtp(self, draft: Draft, context: PublishContext, credentials: SmtpCredentials) -> Receipt:
-        try:
-            password, secret = self._secrets()
-        except CredentialError as exc:
-            raise PublishError(self.instance, str(exc), transient=False) from exc
+        password, secret = self._secrets()
         ledger, publication = context.ledger, context.publication_id
         batch = _Batch.of(ledger.subscribers(self.name), ledger.deliveries(publication))
         list_id = self.list_id()

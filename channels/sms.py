@@ -211,10 +211,11 @@ class SmsChannel(Channel):
         """Text ``draft`` to every subscriber who may receive it through Twilio, or without credentials write the
         requests to the outbox.
 
-        Raises PublishError: transient when recipients are left for a later run (outside their window, Twilio
-        throttled or unreachable beyond the retry budget, or its answer lost), with ``retry_after`` when known;
-        permanent when nothing can go out (the Auth Token unset, Twilio refusing the account or the sender, nobody
-        reachable) or the outbox refuses the file.
+        Raises CredentialError, as it is, when the Auth Token cannot be read (nothing was sent). Raises
+        PublishError: transient when recipients are left for a later run (outside their window, Twilio throttled or
+        unreachable beyond the retry budget, or its answer lost), with ``retry_after`` when known; permanent when
+        nothing can go out (Twilio refusing the account or the sender, nobody reachable) or the outbox refuses the
+        file.
         """
         subscribers = context.ledger.subscribers(self.name)
         if self.config.credentials is None:
@@ -307,10 +308,7 @@ class SmsChannel(Channel):
     def _by_twilio(
         self, draft: Draft, context: PublishContext, subscribers: Sequence[Subscriber], credentials: TwilioCredentials
     ) -> Receipt:
-        try:
-            token = resolve(credentials.auth_token)
-        except CredentialError as exc:
-            raise PublishError(self.instance, str(exc), transient=False) from exc
+        token = resolve(credentials.auth_token)
         ledger, publication = context.ledger, context.publication_id
         skipped: Counter[str] = Counter()
         waits: list[datetime] = []

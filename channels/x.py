@@ -213,18 +213,14 @@ class XChannel(Channel):
     def publish(self, draft: Draft, context: PublishContext) -> Receipt:
         """Post ``draft`` on X when credentials are configured, else write its request bodies to the outbox.
 
-        Raises PublishError: transient for 429 (``retry_after`` until the reset), 5xx, a connection that could not
-        be made or a credential that cannot be read; permanent for any other refusal (401, 403 duplicate content,
-        400), for a post whose answer was lost once it was sent (it may be up), and when the outbox refuses the
-        file.
+        Raises CredentialError, as it is, when a credential cannot be read (nothing was sent). Raises PublishError:
+        transient for 429 (``retry_after`` until the reset), 5xx or a connection that could not be made; permanent
+        for any other refusal (401, 403 duplicate content, 400), for a post whose answer was lost once it was sent
+        (it may be up), and when the outbox refuses the file.
         """
         if self.config.credentials is None:
             return self._write_outbox(draft, context)
-        try:
-            client = self._client()
-        except CredentialError as exc:
-            # Nothing reached X: once the credential is there, the next run sends it.
-            raise PublishError(self.instance, str(exc), transient=True) from exc
+        client = self._client()
         username = self._username(client)
         progress = context.ledger.progress(context.publication_id)
         posted: list[str] = list(progress.get("posted", []))
@@ -320,7 +316,8 @@ class XChannel(Channel):
         """Download the image at ``url`` and upload it to X; return its media ids and notes for the receipt.
 
         An image that cannot be downloaded, is no image, or that X refuses is left off with a note: it must not
-        keep the post from going out. Raises PublishError (transient) when X's upload fails transiently.
+        keep the post from going out. Raises PublishError (transient) when X's upload fails transiently,
+        CredentialError when a credential cannot be read.
         """
         try:
             response = requests.get(url, timeout=self.config.timeout)
@@ -333,8 +330,6 @@ class XChannel(Channel):
             return [], [f"image not attached: {url} is {content_type or 'of no declared type'}, not an image"]
         try:
             media = self._api().media_upload(f"image{extension}", file=BytesIO(response.content))
-        except CredentialError as exc:
-            raise PublishError(self.instance, str(exc), transient=True) from exc
         except (tweepy.TweepyException, requests.RequestException) as exc:
             failure = self._failure(exc, "image upload")
             if failure.transient:

@@ -267,6 +267,17 @@ def test_a_wrong_token_is_permanent_and_fails_verify(
     assert not caught.value.transient
 
 
+def test_an_unset_token_is_raised_as_is_before_anything_is_sent(
+    tmp_path: Path, instance: MastodonInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MASTODON_TOKEN")
+    before = statuses_count(instance)
+    # The pipeline decides what a missing credential means (nothing was sent), the same for every channel.
+    with pytest.raises(CredentialError, match="environment variable MASTODON_TOKEN"):
+        live(tmp_path, instance).publish(draft_for("unset"), outbox_context(tmp_path / "o", 1))
+    assert statuses_count(instance) == before
+
+
 def test_verify_signs_in_and_reads_the_limits(tmp_path: Path, instance: MastodonInstance) -> None:
     before = statuses_count(instance)
     said = live(tmp_path, instance).verify()

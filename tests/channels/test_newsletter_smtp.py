@@ -273,12 +273,18 @@ def test_a_refused_login_fails_the_publication_for_good(practice: Practice, monk
     assert practice.publish() == [], "a permanent failure is never retried"
 
 
-def test_an_unset_password_fails_before_connecting(practice: Practice, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unset_password_is_raised_as_is_before_connecting(
+    practice: Practice, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.delenv("CARECAST_TEST_SMTP_PASSWORD")
     practice.approve()
-    [outcome] = practice.publish()
-    assert (outcome.state, outcome.detail) == ("failed", "environment variable CARECAST_TEST_SMTP_PASSWORD: is not set")
+    [stored] = practice.ledger.drafts("newsletter")
+    context = PublishContext(practice.ledger.claim(stored.id), Outbox(tmp_path / "outbox"), practice.ledger)
+    # The pipeline decides what a missing credential means (nothing was sent), the same for every channel.
+    with pytest.raises(CredentialError, match="environment variable CARECAST_TEST_SMTP_PASSWORD: is not set"):
+        practice.channel.publish(stored.draft, context)
     assert practice.smtp.connections == 0
+    assert practice.ledger.deliveries(context.publication_id) == {}
 
 
 def test_an_untrusted_certificate_is_refused(tmp_path: Path) -> None:

@@ -339,6 +339,21 @@ def test_recipients_outside_their_window_wait_for_it(tmp_path: Path, receiver: C
         assert len(receipt.provider_ids) == len(CONSENTING)
 
 
+def test_an_unset_auth_token_is_raised_as_is_before_anything_is_sent(
+    tmp_path: Path, receiver: CallbackReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with TwilioServer(credentials=CREDENTIALS) as server:
+        setup = Setup(tmp_path, server, receiver)
+        draft = setup.draft()
+        context = setup.claim(draft)
+        monkeypatch.delenv("TWILIO_AUTH_TOKEN")
+        # The pipeline decides what a missing credential means (nothing was sent), the same for every channel.
+        with pytest.raises(CredentialError, match="environment variable TWILIO_AUTH_TOKEN"):
+            setup.channel.publish(draft, context)
+        assert server.requests == []
+        assert setup.ledger.deliveries(context.publication_id) == {}
+
+
 def test_verify_fetches_the_account_and_sends_nothing(tmp_path: Path, receiver: CallbackReceiver) -> None:
     with TwilioServer(credentials=CREDENTIALS) as server:
         setup = Setup(tmp_path, server, receiver)
