@@ -155,8 +155,10 @@ class Settings(Strict):
 
 
 def _key_path(location: tuple[Any, ...], prefix: tuple[Any, ...] = ()) -> str:
+    parts = [str(part) for part in (*prefix, *location)]
     # pydantic puts the discriminator value in the path (sources.blog.rss.url); staff wrote sources.blog.url.
-    parts = [str(part) for part in (*prefix, *location) if part not in {"rss", "observances", "markdown"}]
+    if len(parts) >= 3 and parts[0] == "sources":
+        del parts[2]
     return ".".join(parts)
 
 

@@ -56,6 +56,17 @@ def test_errors_say_what_was_expected(tmp_path: Path) -> None:
     assert "installed channels" in found["channels.fax.type"]
 
 
+def test_a_source_named_like_a_source_type_keeps_its_name_in_the_key_path(tmp_path: Path) -> None:
+    # The sample's observances source is named "observances"; pydantic adds its type to the path as well.
+    file = write_config(
+        tmp_path,
+        {"sources": {"observances": {"lead_days": -1}, "rss": {"type": "markdown", "paht": "content"}}},
+    )
+    found = problems(file)
+    assert "greater than or equal to 0" in found["sources.observances.lead_days"]
+    assert "unknown key" in found["sources.rss.paht"]
+
+
 def test_references_to_unknown_sources_and_missing_files(tmp_path: Path) -> None:
     file = write_config(
         tmp_path,
