@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -207,16 +208,29 @@ def _run(args: argparse.Namespace) -> int:
     for name in args.channels or ():
         if name not in settings.channels:
             raise ConfigError(args.config, [(f"channels.{name}", "a configured channel (from --channel)")])
-    STATE_DIR.mkdir(exist_ok=True)
+    _prefect_home(settings)
     from flows.pipeline import pipeline  # Prefect loads slowly and reads prefect.toml: only for commands that run
 
-    result = pipeline(config_path=str(args.config), dry_run=args.dry_run, channels=args.channels)
+    state = pipeline(config_path=str(args.config), dry_run=args.dry_run, channels=args.channels, return_state=True)
+    # A run with failures ends Failed (so it notifies) and carries its outcomes all the same; one that raised
+    # carries the exception instead.
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, BaseException):
+        raise result
     return _summarise(result, dry_run=args.dry_run)
 
 
+def _prefect_home(settings: Settings) -> None:
+    """Keep Prefect's state in the project's ``.carecast/prefect`` whatever folder the command runs from (prefect.toml
+    is read from the working folder only, and Prefect would fall back to ~/.prefect). Must run before Prefect loads.
+    """
+    home = settings.base_dir.resolve().parent / STATE_DIR / "prefect"
+    home.parent.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("PREFECT_HOME", str(home))
+
+
 def _serve(args: argparse.Namespace) -> int:
-    load_settings(args.config)  # a wrong config stops here, before Prefect loads
-    STATE_DIR.mkdir(exist_ok=True)
+    _prefect_home(load_settings(args.config))  # a wrong config stops here, before Prefect loads
     from flows.deployments import serve  # Prefect loads slowly and reads prefect.toml: only for commands that run
 
     serve(args.config)

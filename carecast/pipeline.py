@@ -17,7 +17,15 @@ import requests
 
 from carecast.audience import ADDRESS_COLUMN, load_audience
 from carecast.config import Settings
-from carecast.errors import AlreadyClaimed, CredentialError, LedgerError, PublishError, RenderError, SourceError
+from carecast.errors import (
+    AlreadyClaimed,
+    ConfigError,
+    CredentialError,
+    LedgerError,
+    PublishError,
+    RenderError,
+    SourceError,
+)
 from carecast.ledger import DraftState, Ledger, StoredDraft
 from carecast.model import ContentItem, Draft, now_utc
 from carecast.schedule import is_expired, next_slots
@@ -158,7 +166,9 @@ def adapt(
             continue
         kept.append(draft.key)
         if dry_run:
-            outcomes.append(Outcome(instance, draft.item_ids, "preview", _measures(draft), title_of(batch), draft))
+            outcomes.append(
+                Outcome(instance, draft.item_ids, "preview", describe_measures(draft), title_of(batch), draft)
+            )
             continue
         draft_id = ledger.save_draft(draft, config.account, state)
         # Staff may have decided already (rejected, expired): only a draft still pending waits for them.
@@ -185,14 +195,19 @@ def title_of(items: Sequence[ContentItem]) -> str:
     return items[0].title if len(items) == 1 else f"{len(items)} items: {items[0].title}, ..."
 
 
-def _measures(draft: Draft) -> str:
-    parts = draft.measures.get("parts", [])
+def describe_measures(draft: Draft) -> str:
+    """What the channel measured, in words: each post's weighted length, SMS segments or characters; the subject."""
     described = []
-    for measured in parts:
-        if "weighted_length" in measured:
-            described.append(f"{measured['weighted_length']}/280")
-        if "segments" in measured:
-            described.append(f"{measured['segments']} {measured['encoding']} segment(s)")
+    for number, part in enumerate(draft.measures.get("parts", []), start=1):
+        words = []
+        if "weighted_length" in part:
+            words.append(f"weighted length {part['weighted_length']}")
+        if "segments" in part:
+            words.append(f"{part['segments']} {part['encoding']} segment(s)")
+        if "characters" in part:
+            words.append(f"{part['characters']} characters")
+        if words:
+            described.append(f"part {number}: {', '.join(words)}")
     if draft.subject:
         described.append(f"subject: {draft.subject}")
     return "; ".join(described) or f"{len(draft.parts)} part(s)"
@@ -257,11 +272,17 @@ def publish(
 
 
 def channel_names(settings: Settings, only: Sequence[str] | None = None) -> list[str]:
-    """Enabled channels, or those of ``only``; raises KeyError naming an unknown channel."""
+    """Enabled channels, or those of ``only``.
+
+    Raises ConfigError naming ``channels.<name>`` for a channel the config does not have (a typo in a Run form).
+    """
     if only:
-        for name in only:
-            if name not in settings.channels:
-                raise KeyError(name)
+        unknown = [name for name in only if name not in settings.channels]
+        if unknown:
+            known = ", ".join(settings.channels)
+            raise ConfigError(
+                settings.file, [(f"channels.{name}", f"a configured channel ({known})") for name in unknown]
+            )
         return list(only)
     return [name for name, config in settings.channels.items() if config.enabled]
 
@@ -320,11 +341,15 @@ def decide(
     """Approve (with ``text`` replacing the draft's, when given) or reject a pending draft.
 
     Raises RenderError when the edited text breaks the channel's rules or the draft is an HTML email (edit its
-    template or item instead), LedgerError when the draft is unknown or no longer pending.
+    template or item instead), LedgerError when the draft is unknown or no longer pending, or when an approval
+    comes after the draft's slot and late window: it is never sent late.
     """
     stored = ledger.draft(draft_id)
     if stored.state != "pending":
         raise LedgerError(f"draft {draft_id} is not waiting for approval")
+    slot = draft_slot(settings, stored.channel, stored.created_at)
+    if approve and slot is not None and now_utc() > slot + settings.channels[stored.channel].late.send_within:
+        raise LedgerError(f"draft {draft_id} missed its slot ({slot.isoformat()}); it is never sent late")
     title = title_of(ledger.items(stored.draft.item_ids))
     if not approve:
         ledger.set_draft_state(draft_id, "rejected", reason or "rejected by staff")

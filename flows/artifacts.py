@@ -16,7 +16,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from carecast import pipeline as core
 from carecast.config import Settings
 from carecast.ledger import Ledger, StoredDraft
-from carecast.model import Draft, now_utc
+from carecast.model import now_utc
 from carecast.schedule import calendar
 
 CALENDAR_DAYS = 14
@@ -32,22 +32,6 @@ def local(settings: Settings, moment: datetime | None) -> str:
     if moment is None:
         return "every run (no schedule)"
     return f"{moment.astimezone(settings.practice.zone):%a %d %b %Y %H:%M %Z}"
-
-
-def measures(draft: Draft) -> str:
-    """What the channel measured, in words: weighted length of each post, SMS segments, subject length."""
-    described = []
-    for number, part in enumerate(draft.measures.get("parts", []), start=1):
-        words = []
-        if "weighted_length" in part:
-            words.append(f"weighted length {part['weighted_length']}/280")
-        if "segments" in part:
-            words.append(f"{part['segments']} {part['encoding']} segment(s)")
-        if "characters" in part:
-            words.append(f"{part['characters']} characters")
-        if words:
-            described.append(f"part {number}: {', '.join(words)}")
-    return "; ".join(described)
 
 
 def draft_markdown(settings: Settings, stored: StoredDraft, title: str, slot: datetime | None) -> str:
@@ -72,7 +56,7 @@ def draft_markdown(settings: Settings, stored: StoredDraft, title: str, slot: da
     else:
         for number, part in enumerate(draft.parts, start=1):
             lines += [f"**Post {number} of {len(draft.parts)}**", "", "```text", part, "```", ""]
-    if summary := measures(draft):
+    if summary := core.describe_measures(draft):
         lines += [f"**Measured:** {summary}"]
     return "\n".join(lines)
 

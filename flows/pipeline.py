@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.context import FlowRunContext
 from prefect.flow_runs import suspend_flow_run
@@ -80,7 +81,7 @@ def _row(outcome: core.Outcome) -> Row:
     }
 
 
-@task(task_run_name="ingest {source}")
+@task(task_run_name="ingest {source}", cache_policy=NO_CACHE)
 def ingest_source(config_path: str, source: str) -> dict[str, Any]:
     settings, ledger = _open(config_path)
     try:
@@ -98,7 +99,7 @@ def ingest_source(config_path: str, source: str) -> dict[str, Any]:
     return asdict(report)
 
 
-@task(task_run_name="adapt {channel}")
+@task(task_run_name="adapt {channel}", cache_policy=NO_CACHE)
 def adapt_channel(config_path: str, channel: str, dry_run: bool, items: list[str] | None = None) -> list[Row]:
     settings, ledger = _open(config_path)
     try:
@@ -110,7 +111,7 @@ def adapt_channel(config_path: str, channel: str, dry_run: bool, items: list[str
     return rows
 
 
-@task(task_run_name="expire {channel}")
+@task(task_run_name="expire {channel}", cache_policy=NO_CACHE)
 def expire_channel(config_path: str, channel: str) -> list[Row]:
     settings, ledger = _open(config_path)
     try:
@@ -122,7 +123,7 @@ def expire_channel(config_path: str, channel: str) -> list[Row]:
     return rows
 
 
-@task(task_run_name="publish {channel}")
+@task(task_run_name="publish {channel}", cache_policy=NO_CACHE)
 def publish_channel(
     config_path: str, channel: str, items: list[str] | None = None, retries_only: bool = False
 ) -> list[Row]:
@@ -140,7 +141,7 @@ def publish_channel(
 retry_channel = publish_channel.with_options(task_run_name="retry {channel}")
 
 
-@task(task_run_name="review {channels}")
+@task(task_run_name="review {channels}", cache_policy=NO_CACHE)
 def review_drafts(config_path: str, channels: list[str]) -> list[Row]:
     """Drafts waiting for approval on ``channels``, each previewed as an artifact; ``due`` when its slot has come."""
     settings, ledger = _open(config_path)
@@ -161,7 +162,7 @@ def review_drafts(config_path: str, channels: list[str]) -> list[Row]:
                     "slot": artifacts.local(settings, slot),
                     "deadline": deadline.isoformat(),
                     "due": slot is None or slot <= now < deadline,
-                    "measures": artifacts.measures(stored.draft),
+                    "measures": core.describe_measures(stored.draft),
                 }
             )
     finally:
@@ -169,7 +170,7 @@ def review_drafts(config_path: str, channels: list[str]) -> list[Row]:
     return rows
 
 
-@task(task_run_name="decide")
+@task(task_run_name="decide", cache_policy=NO_CACHE)
 def decide_drafts(config_path: str, decisions: dict[int, dict[str, str]]) -> list[Row]:
     """Apply staff's decisions (approve, with edited text, or reject); a refused edit is reported, not raised."""
     settings, ledger = _open(config_path)
@@ -194,7 +195,7 @@ def decide_drafts(config_path: str, decisions: dict[int, dict[str, str]]) -> lis
     return rows
 
 
-@task(task_run_name="report")
+@task(task_run_name="report", cache_policy=NO_CACHE)
 def report(config_path: str, rows: list[Row], channels: list[str]) -> None:
     settings, ledger = _open(config_path)
     try:
@@ -271,14 +272,16 @@ def _ask(config_path: str, names: list[str]) -> dict[int, dict[str, str]]:
     return decided
 
 
-def _finish(rows: list[Row], summary: str) -> State[Any] | None:
-    """Name the flow run; a Failed state naming each channel and reason when anything failed to go out."""
+def _finish(rows: list[Row], summary: str, result: dict[str, Any]) -> State[Any] | dict[str, Any]:
+    """Name the flow run; return ``result``, or a Failed state (which notifies) naming each channel and reason when
+    something failed for good or a sender stopped mid-send. A transient failure ("retry") is not a failure of the
+    run: the ingest job sends it again when its wait is over."""
     _name_run(summary)
-    failed = [row for row in rows if row["state"] in ("failed", "retry")]
+    failed = [row for row in rows if row["state"] in ("failed", "unknown")]
     if not failed:
-        return None
+        return result
     reasons = "; ".join(f"{row['channel'] or row['title']}: {row['detail']}" for row in failed)
-    return Failed(message=f"{len(failed)} not sent: {reasons}", data={"outcomes": rows})
+    return Failed(message=f"{len(failed)} not sent: {reasons}", data=result)
 
 
 HOOKS: dict[str, Any] = {"on_failure": [notify_failure], "on_crashed": [notify_failure]}
@@ -313,13 +316,14 @@ def ingest(
             rows += retry_channel(practice, name, items, retries_only=True)
     new = sum(len(report["new"]) for report in reports)
     failed = [report for report in reports if report["error"]]
-    _name_run(
-        f"ingest: {new} new item(s), {_counted(rows, 'no new drafts')}"
-        + (f", {len(failed)} source(s) failed" if failed else "")
+    # A feed that is down stays down for hours: its error is in the run's name and log, not a failed run that
+    # would notify every half hour.
+    for report in failed:
+        get_run_logger().warning("source %s failed: %s", report["source"], report["error"])
+    summary = f"ingest: {new} new item(s), {_counted(rows, 'no new drafts')}" + (
+        f", {len(failed)} source(s) failed" if failed else ""
     )
-    if failed:
-        return Failed(message="; ".join(f"source {r['source']}: {r['error']}" for r in failed))  # type: ignore[return-value]
-    return {"sources": reports, "outcomes": rows}
+    return _finish(rows, summary, {"sources": reports, "outcomes": rows})  # type: ignore[return-value]
 
 
 @flow(name="publish", flow_run_name="publish", log_prints=True, persist_result=True, **HOOKS)
@@ -356,19 +360,18 @@ def publish(
         rows += publish_channel(practice, name, items)
     report(practice, rows, names)
     sent = sum(row["state"] == "published" for row in rows)
-    failed = _finish(rows, f"publish {', '.join(names)}: {sent} post{'' if sent == 1 else 's'}")
-    if failed is not None:
-        return failed  # type: ignore[return-value]
-    return {"outcomes": rows}
+    summary = f"publish {', '.join(names)}: {sent} post{'' if sent == 1 else 's'}"
+    return _finish(rows, summary, {"outcomes": rows})  # type: ignore[return-value]
 
 
-@flow(name="pipeline", flow_run_name="pipeline {config_path}", log_prints=True)
+@flow(name="pipeline", flow_run_name="pipeline {config_path}", log_prints=True, **HOOKS)
 def pipeline(
     config_path: str = str(DEFAULT_CONFIG), dry_run: bool = False, channels: list[str] | None = None
 ) -> dict[str, Any]:
     """Ingest every source, then adapt and (unless ``dry_run``) publish each chosen channel: ``carecast run``.
 
-    Returns ``{"sources": [...], "outcomes": [...]}``: one report per source and one row per draft.
+    Returns ``{"sources": [...], "outcomes": [...]}``: one report per source and one row per draft; as the data
+    of a Failed state (which notifies ``notify.webhook``) when a source or a publication failed.
     """
     settings = load_settings(Path(config_path))
     names = core.channel_names(settings, channels)
@@ -379,4 +382,11 @@ def pipeline(
         if not dry_run:
             outcomes.extend(expire_channel(config_path, name))
             outcomes.extend(publish_channel(config_path, name))
-    return {"sources": reports, "outcomes": outcomes}
+    result = {"sources": reports, "outcomes": outcomes}
+    failed = [report for report in reports if report["error"]]
+    failed_rows = [row for row in outcomes if row["state"] in ("failed", "unknown")]
+    if not failed and not failed_rows:
+        return result
+    reasons = [f"source {r['source']}: {r['error']}" for r in failed]
+    reasons += [f"{row['channel']}: {row['detail']}" for row in failed_rows]
+    return Failed(message="; ".join(reasons), data=result)  # type: ignore[return-value]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from carecast.errors import ConfigError
 from tests.conftest import write_config
 from tests.flows.conftest import Webhook
 
@@ -19,7 +20,7 @@ def test_a_failed_publish_run_notifies_the_webhook(prefect_api: None, tmp_path: 
 
     url, received = webhook
     config = write_config(tmp_path, {"notify": {"webhook": url}})
-    with pytest.raises(KeyError):
+    with pytest.raises(ConfigError, match=r"channels\.fax"):
         publish(practice=str(config), channels=["fax"])
     (payload,) = received
     assert payload["practice"] == "Oakview Physical Therapy"
@@ -32,6 +33,25 @@ def test_without_a_webhook_a_failure_is_only_logged(prefect_api: None, tmp_path:
     from flows.pipeline import publish
 
     _, received = webhook
-    with pytest.raises(KeyError):
+    with pytest.raises(ConfigError, match=r"channels\.fax"):
         publish(practice=str(write_config(tmp_path)), channels=["fax"])
     assert received == []
+
+
+def test_carecast_run_with_a_failed_source_notifies_and_exits_1(
+    prefect_api: None, tmp_path: Path, webhook: Webhook, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    from carecast.cli import main
+
+    url, received = webhook
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    down = {"url": f"http://127.0.0.1:{port}/feed.xml", "timeout": 2}
+    config = write_config(tmp_path, {"notify": {"webhook": url}, "sources": {"blog": down}})
+    assert main(["run", "--config", str(config), "--channel", "sms"]) == 1
+    assert "FAILED" in capsys.readouterr().out, "the summary still shows what happened"
+    (payload,) = received
+    assert payload["state"] == "FAILED" and "source blog" in payload["reason"]
