@@ -1,9 +1,18 @@
-"""What the channels that speak HTTP to a provider (SMS, X, Mastodon) share about ``requests`` failures."""
+"""What the channels that speak HTTP to a provider (SMS, X, Mastodon) share: which ``requests`` failures left the
+provider untouched, how long a provider asked to wait, and where a channel's credentials may be sent."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from contextlib import suppress
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
 import requests
+from pydantic import HttpUrl
 from urllib3.exceptions import MaxRetryError, NewConnectionError
+
+from carecast.model import now_utc
 
 
 def nothing_sent(exc: requests.RequestException) -> bool:
@@ -22,3 +31,33 @@ def nothing_sent(exc: requests.RequestException) -> bool:
         and isinstance(cause, MaxRetryError)
         and isinstance(cause.reason, NewConnectionError)
     )
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait after a 429 or 503: ``Retry-After`` (seconds or an HTTP date), else ``X-RateLimit-Reset`` (an
+    ISO 8601 time from Mastodon, epoch seconds from some proxies); None when neither can be read."""
+    wait, reset = headers.get("Retry-After", "").strip(), headers.get("X-RateLimit-Reset", "").strip()
+    if wait.isdigit():
+        return float(wait)
+    moment: datetime | None = None
+    for parse, value in ((parsedate_to_datetime, wait), (_epoch, reset), (datetime.fromisoformat, reset)):
+        with suppress(TypeError, ValueError, OverflowError, OSError):
+            moment = parse(value)
+            break
+    if moment is None or moment.tzinfo is None:
+        return None
+    return max(0.0, (moment - now_utc()).total_seconds())
+
+
+def https_or_loopback(url: HttpUrl) -> HttpUrl:
+    """``url`` when credentials may travel to it: https, or http to a local test server on 127.0.0.1.
+
+    Raises ValueError (a pydantic validator's refusal) for any other URL.
+    """
+    if url.scheme != "https" and url.host != "127.0.0.1":
+        raise ValueError(f"an https:// URL (http only for 127.0.0.1), not {url}")
+    return url
+
+
+def _epoch(value: str) -> datetime:
+    return datetime.fromtimestamp(float(value), UTC)

@@ -15,11 +15,8 @@ permanent. Without credentials it writes the JSON request body to the outbox.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from contextlib import suppress
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Literal
 
 import regex
@@ -34,6 +31,7 @@ from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
 from carecast.text import shorten
 from channels.base import Channel, PublishContext
+from channels.http import https_or_loopback, retry_after
 
 #: What Mastodon counts for any URL, and its default status length, when the instance does not say otherwise.
 URL_WEIGHT = 23
@@ -85,9 +83,7 @@ class MastodonConfig(ChannelSettings):
     @classmethod
     def _secure(cls, value: HttpUrl) -> HttpUrl:
         # The access token travels in every request: never in clear text, except to a local test instance.
-        if value.scheme != "https" and value.host != "127.0.0.1":
-            raise ValueError(f"an https:// URL (http only for 127.0.0.1), not {value}")
-        return value
+        return https_or_loopback(value)
 
     @property
     def base_url(self) -> str:
@@ -276,23 +272,3 @@ def _error_text(response: requests.Response) -> str:
     except ValueError:
         return ""
     return f"({data['error']})" if isinstance(data, dict) and isinstance(data.get("error"), str) else ""
-
-
-def retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait after a 429: ``Retry-After`` (seconds or an HTTP date), else ``X-RateLimit-Reset`` (an ISO
-    8601 time from Mastodon, epoch seconds from some proxies); None when neither can be read."""
-    wait, reset = headers.get("Retry-After", ""), headers.get("X-RateLimit-Reset", "")
-    moment: datetime | None = None
-    with suppress(ValueError):
-        return max(0.0, float(wait))
-    for parse, value in ((parsedate_to_datetime, wait), (_epoch, reset), (datetime.fromisoformat, reset)):
-        with suppress(TypeError, ValueError):
-            moment = parse(value)
-            break
-    if moment is None or moment.tzinfo is None:
-        return None
-    return max(0.0, (moment - now_utc()).total_seconds())
-
-
-def _epoch(value: str) -> datetime:
-    return datetime.fromtimestamp(float(value), UTC)

@@ -48,7 +48,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Self
 
 import requests
@@ -64,7 +63,7 @@ from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
 from carecast.text import shorten, sms_measure, to_gsm
 from channels.base import Channel, PublishContext
-from channels.http import nothing_sent
+from channels.http import nothing_sent, retry_after
 
 log = logging.getLogger(__name__)
 
@@ -387,7 +386,7 @@ class SmsChannel(Channel):
                 if response.status_code != 429 and response.status_code < 500:
                     return response
                 why = _twilio_error(response, _json(response))
-                asked = _retry_after(response)
+                asked = retry_after(response.headers)
                 wait = backoff if asked is None else asked
             if attempt == MAX_ATTEMPTS or time.monotonic() + wait > deadline:
                 break
@@ -469,14 +468,3 @@ def _twilio_error(response: requests.Response, body: Mapping[str, Any]) -> str:
         return f"Twilio HTTP {response.status_code}"
     described = TWILIO_ERRORS.get(code) if isinstance(code, int) else None
     return f"Twilio {code} (HTTP {response.status_code})" + (f": {described}" if described else "")
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    """Seconds from the ``Retry-After`` header (seconds or an HTTP date), or None without a usable one."""
-    value = response.headers.get("Retry-After", "").strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        return max(0.0, (parsedate_to_datetime(value) - now_utc()).total_seconds())
-    except (TypeError, ValueError):
-        return None

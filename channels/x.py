@@ -45,7 +45,7 @@ from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
 from carecast.text import shorten, split_to_fit, x_measure
 from channels.base import Channel, PublishContext
-from channels.http import nothing_sent
+from channels.http import https_or_loopback, nothing_sent
 
 # The OAuth 1.0a libraries tweepy signs with log the consumer key and access token (and whole Authorization
 # headers) at DEBUG. Credentials never reach a log, whatever level a deployment sets on the root logger.
@@ -90,9 +90,7 @@ class XConfig(ChannelSettings):
     @classmethod
     def _secure(cls, value: HttpUrl | None) -> HttpUrl | None:
         # Every request carries the signed OAuth header: never in clear text, except to a local test server.
-        if value is not None and value.scheme != "https" and value.host != "127.0.0.1":
-            raise ValueError(f"an https:// URL (http only for 127.0.0.1), not {value}")
-        return value
+        return None if value is None else https_or_loopback(value)
 
 
 class ApiBaseAdapter(HTTPAdapter):

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,7 @@ from pydantic import ValidationError
 from carecast.config import load_settings
 from carecast.errors import CredentialError, PublishError, RenderError
 from carecast.model import Draft
-from channels.mastodon import MastodonChannel, MastodonConfig, mastodon_length, retry_after
+from channels.mastodon import MastodonChannel, MastodonConfig, mastodon_length
 from tests.channels.conftest import outbox_context
 from tests.conftest import write_config
 from tests.factories import make_item
@@ -105,25 +103,6 @@ def test_outbox_holds_the_request_body_and_its_idempotency_key(tmp_path: Path) -
         "idempotency_key": f"carecast:mastodon:000004:{draft.key}",
         "request": {"status": draft.parts[0], "visibility": "unlisted"},
     }
-
-
-HEADERS_AT: dict[str, Callable[[datetime], dict[str, str]]] = {
-    "seconds": lambda now: {"Retry-After": "120"},
-    "http-date": lambda now: {"Retry-After": format_datetime(now + timedelta(seconds=90), usegmt=True)},
-    "iso reset": lambda now: {"X-RateLimit-Reset": (now + timedelta(seconds=60)).isoformat()},
-    "epoch reset": lambda now: {"X-RateLimit-Reset": str(int(now.timestamp()) + 30)},
-    "none": lambda now: {},
-    "unreadable": lambda now: {"Retry-After": "soon"},
-}
-
-
-@pytest.mark.parametrize(
-    ("kind", "expected"),
-    [("seconds", 120), ("http-date", 90), ("iso reset", 60), ("epoch reset", 30), ("none", None), ("unreadable", None)],
-)
-def test_retry_after_reads_what_the_instance_said(kind: str, expected: float | None) -> None:
-    wait = retry_after(HEADERS_AT[kind](datetime.now(UTC)))
-    assert wait == expected if expected is None else wait is not None and expected - 2 <= wait <= expected
 
 
 # -- live, against a local instance ----------------------------------------------------------------------------------
