@@ -446,14 +446,14 @@ class _Batch:
                 record.state == "deferred" or (record.state == "failed" and record.transient)
             ):
                 continue
-            if subscriber.can_receive:
+            if (reason := subscriber.exclusion_reason) is None:
                 pending.append(subscriber)
             else:
-                skipped["no consent" if subscriber.consent_at is None else subscriber.status] += 1
+                skipped[reason] += 1
         return cls(pending, skipped, deliveries)
 
     def summary(self) -> str:
-        """E.g. ``7 sent, 1 not delivered, 3 skipped (2 unsubscribed, 1 no consent)``."""
+        """E.g. ``7 sent, 1 not delivered, 3 skipped (1 no consent on file, 2 status is unsubscribed)``."""
         sent = sum(record.state == "sent" for record in self.deliveries.values())
         lost = sum(record.state == "failed" and not record.transient for record in self.deliveries.values())
         parts = [f"{sent} sent"] + ([f"{lost} not delivered"] if lost else [])

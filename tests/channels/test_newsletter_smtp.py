@@ -36,7 +36,7 @@ from tests.providers.smtp import ReceivedMessage, SmtpServer
 PASSWORD = "test-smtp-password"
 UNSUBSCRIBE_SECRET = "oakview-unsubscribe-hmac-key-0f3c"
 LIST_ID = "oakview-pt-newsletter.oakviewpt.com"
-SKIPPED = "4 skipped (1 bounced, 1 no consent, 2 unsubscribed)"
+SKIPPED = "4 skipped (1 no consent on file, 1 status is bounced, 2 status is unsubscribed)"
 AUDIENCE = sample_addresses("newsletter")
 
 
@@ -193,7 +193,9 @@ def test_each_recipient_gets_their_own_verifiable_unsubscribe_token(practice: Pr
     apply_unsubscribe(practice.ledger, secret, tokens["maria.gonzalez@example.com"])
     practice.approve("post-next")
     [outcome] = practice.publish()
-    assert outcome.detail.endswith("5 sent, 5 skipped (1 bounced, 1 no consent, 3 unsubscribed)")
+    assert outcome.detail.endswith(
+        "5 sent, 5 skipped (1 no consent on file, 1 status is bounced, 3 status is unsubscribed)"
+    )
     assert practice.recipients().count("maria.gonzalez@example.com") == 1
 
 
@@ -214,7 +216,9 @@ def test_a_550_bounce_suppresses_that_address_and_the_rest_go_on(tmp_path: Path,
             sync_audience(practice.settings, practice.ledger)
             practice.approve("post-next")
             [outcome] = practice.publish()
-            assert outcome.detail.endswith("5 sent, 5 skipped (2 bounced, 1 no consent, 2 unsubscribed)")
+            assert outcome.detail.endswith(
+                "5 sent, 5 skipped (1 no consent on file, 2 status is bounced, 2 status is unsubscribed)"
+            )
             assert "linda.park@example.org" not in practice.recipients()
 
 
