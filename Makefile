@@ -39,7 +39,7 @@ serve: $(VENV)/.installed  ## Prefect server (UI at http://127.0.0.1:4200) and `
 	do kill -0 $$server 2>/dev/null || exit 1; sleep 1; done; \
 	echo "Prefect UI: $(PREFECT_URL)"; \
 	PREFECT_API_URL=$(PREFECT_URL)/api setsid $(BIN)/carecast serve --config $(CONFIG) & serve=$$!; \
-	wait $$serve; stop
+	wait $$serve; rc=$$?; stop; exit $$rc
 
 check: $(VENV)/.installed  ## validate the configuration
 	$(BIN)/carecast check --config $(CONFIG)

@@ -9,7 +9,7 @@ import pytest
 from carecast.cli import main
 from carecast.config import load_settings
 from carecast.errors import ConfigError
-from tests.conftest import write_config
+from tests.conftest import SAMPLE_CONFIG, write_config
 
 
 def problems(file: Path) -> dict[str, str]:
@@ -20,7 +20,7 @@ def problems(file: Path) -> dict[str, str]:
 
 
 def test_the_sample_config_is_valid() -> None:
-    settings = load_settings(Path("config/carecast.yaml"))
+    settings = load_settings(SAMPLE_CONFIG / "carecast.yaml")
     assert settings.practice.timezone == "America/Chicago"
     assert set(settings.channels) >= {"newsletter", "x", "sms"}
     assert settings.channels["x"].type == "x"

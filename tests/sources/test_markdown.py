@@ -49,8 +49,8 @@ def test_sample_posts() -> None:
     patient = items["md:stories:2026-11-12-james-back-on-the-trail"]
     assert patient.mentions_patient and patient.authorized_channels == ("newsletter",)
     assert patient.published == datetime(2026, 11, 12, 16, tzinfo=UTC)  # written with its zone, -06:00
-    # Valid through October 31, 2027 in Chicago: it ends at the next local midnight (CDT, UTC-5).
-    assert patient.authorization_expires == datetime(2027, 11, 1, 5, tzinfo=UTC)
+    # Valid through October 31, 2030 in Chicago: it ends at the next local midnight (CDT, UTC-5).
+    assert patient.authorization_expires == datetime(2030, 11, 1, 5, tzinfo=UTC)
     assert "<blockquote>" in patient.summary_html
 
     news = items["md:stories:2026-11-02-saturday-hours"]
