@@ -30,7 +30,7 @@ from typing import Annotated, Literal
 import frontmatter
 import markdown
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BeforeValidator, Field, ValidationError, model_validator
 from pydantic_core import ErrorDetails
 
 from carecast.config import MarkdownSource, Settings, expectation
@@ -38,13 +38,10 @@ from carecast.errors import SourceError
 from carecast.html import absolute_http_url, html_to_text, sanitize_html
 from carecast.model import ContentItem, content_hash
 from carecast.sources import SourceResult
+from carecast.strict import Strict
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Authorization(_Strict):
+class Authorization(Strict):
     """A patient's written authorization (45 CFR 164.508), scoped to channels, with an expiry."""
 
     channels: list[str] = Field(min_length=1)
@@ -64,7 +61,7 @@ def _midnight_of_a_date(value: object) -> object:
     return datetime.combine(value, time()) if isinstance(value, date) and not isinstance(value, datetime) else value
 
 
-class FrontMatter(_Strict):
+class FrontMatter(Strict):
     title: str = Field(min_length=1)
     date: Annotated[datetime, BeforeValidator(_midnight_of_a_date)]
     kind: Literal["post", "recognition"] = "post"

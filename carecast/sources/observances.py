@@ -22,12 +22,13 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urljoin
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, field_validator
+from pydantic import Field, PlainValidator, ValidationError, field_validator
 
 from carecast.config import ObservanceSource, Settings, expectation, read_yaml
 from carecast.errors import ConfigError
 from carecast.model import ContentItem, content_hash
 from carecast.sources import SourceResult
+from carecast.strict import Strict
 
 MONTHS = {name.lower(): number for number, name in enumerate(calendar.month_name) if name}
 WEEKDAYS = {name.lower(): number for number, name in enumerate(calendar.day_name)}
@@ -104,10 +105,8 @@ def parse_rule(text: Any) -> DateRule:
     return DateRule(month, day=first, days=last - first + 1)
 
 
-class Observance(BaseModel):
+class Observance(Strict):
     """One entry of the observances file."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     slug: str = Field(pattern=r"^[a-z0-9][a-z0-9\-]*$", description="stable name, part of the item id")
     title: str = Field(min_length=1)
@@ -125,9 +124,7 @@ class Observance(BaseModel):
         return value
 
 
-class ObservancesFile(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class ObservancesFile(Strict):
     observances: list[Observance]
 
     @field_validator("observances")
