@@ -15,8 +15,10 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_CONFIG = ROOT / "config"
-# prefect.toml puts Prefect's home in .carecast/prefect; Prefect needs the parent to exist before it is imported.
+# Prefect's home is the project's .carecast/prefect (prefect.toml), whatever folder pytest runs from: never
+# ~/.prefect. It is set before anything imports Prefect, and its parent must exist.
 (ROOT / ".carecast").mkdir(exist_ok=True)
+os.environ.setdefault("PREFECT_HOME", str(ROOT / ".carecast" / "prefect"))
 POSTGRES_ADMIN = os.environ.get("CARECAST_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 

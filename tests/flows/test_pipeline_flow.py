@@ -78,3 +78,21 @@ def test_the_ingest_job_sends_again_what_failed_transiently_once_its_wait_is_ove
     assert [row["items"] for row in retried] == [list(stored.draft.item_ids)], "only the retry goes out"
     assert {record.id: record.state for record in ledger.publications()}[publication] == "sent"
     ledger.close()
+
+
+def test_the_run_form_s_dry_run_sends_nothing_and_items_limits_what_goes(prefect_api: None, config_file: Path) -> None:
+    from flows.pipeline import ingest, publish
+
+    ingest(practice=str(config_file), channels=["x"])
+    preview = publish(practice=str(config_file), channels=["x"], dry_run=True)
+    assert preview["outcomes"] and {row["state"] for row in preview["outcomes"]} <= {"preview", "rejected", "skipped"}
+    assert outbox_files(config_file) == []
+
+    settings = load_settings(config_file)
+    ledger = Ledger(settings.ledger_url())
+    first, *others = [stored.draft.item_ids[0] for stored in ledger.due("x")]
+    ledger.close()
+    assert others, "the sample has several x drafts due"
+    result = publish(practice=str(config_file), channels=["x"], items=[first])
+    assert [row["items"] for row in result["outcomes"] if row["state"] == "published"] == [[first]]
+    assert len(outbox_files(config_file)) == 1
