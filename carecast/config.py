@@ -196,7 +196,8 @@ def read_yaml(file: Path) -> Any:
 def load_settings(file: Path | str = DEFAULT_CONFIG) -> Settings:
     """Read and validate ``file``, channel sections included.
 
-    Raises ConfigError listing every problem found (file, key path, expectation).
+    Raises ConfigError listing every problem found (file, key path, expectation), and ChannelError when a channel
+    plugin the file names cannot be loaded.
     """
     from channels import channel_class  # channels depend on config, so find them late
 

@@ -311,6 +311,7 @@ class Ledger:
                     new.append(item.id)
                 elif row.content_hash != item.content_hash:
                     row.content_hash = item.content_hash
+                    row.published = item.published  # it orders candidates and bounds max_age_days
                     row.data = item.to_json()
                     row.edited_at = now
                     edited.append(item.id)

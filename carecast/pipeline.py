@@ -13,8 +13,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
-import requests
-
 from carecast.audience import ADDRESS_COLUMN, load_audience
 from carecast.config import Settings
 from carecast.errors import (
@@ -87,15 +85,18 @@ def sync_audience(settings: Settings, ledger: Ledger) -> dict[str, tuple[int, in
     return changes
 
 
-def ingest(settings: Settings, ledger: Ledger, source: str, *, session: requests.Session | None = None) -> SourceReport:
+def ingest(settings: Settings, ledger: Ledger, source: str) -> SourceReport:
     """Read one source and store what is new or edited; a failing source is reported, never raised."""
     known = ledger.validators(source)
     validators = Validators(etag=known[0], last_modified=known[1]) if known else None
     try:
-        result = read_source(source, settings.sources[source], settings, validators=validators, session=session)
+        result = read_source(source, settings.sources[source], settings, validators=validators)
     except SourceError as exc:
         return SourceReport(source, error=exc.reason)
     if result.not_modified:
+        if result.validators is not None and result.validators != validators:
+            # A 304 may carry a new ETag; the next poll must send it.
+            ledger.save_validators(source, result.validators.etag, result.validators.last_modified)
         return SourceReport(source, not_modified=True, warnings=list(result.warnings))
     changes = ledger.upsert_items(result.items)
     if result.validators is not None:
