@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
 from socketserver import ThreadingMixIn
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qs, parse_qsl, quote
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 from wsgiref.simple_server import make_server as wsgi_server
@@ -99,18 +99,14 @@ class WebhookApp:
         self.ledger = ledger
         self.public_url = public_url.rstrip("/") if public_url else None
         self.sms = [
-            channel
+            cast(SmsChannel, make_channel(settings, name))
             for name, config in settings.channels.items()
             if isinstance(config, SmsConfig) and config.credentials is not None
-            for channel in [make_channel(settings, name)]
-            if isinstance(channel, SmsChannel)
         ]
         self.newsletters = [
-            channel
+            cast(NewsletterChannel, make_channel(settings, name))
             for name, config in settings.channels.items()
             if isinstance(config, NewsletterConfig) and config.unsubscribe_secret is not None
-            for channel in [make_channel(settings, name)]
-            if isinstance(channel, NewsletterChannel)
         ]
         if not self.sms and not self.newsletters:
             raise ConfigError(
