@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= config/carecast.yaml
 
-.PHONY: run serve test lint check clean
+.PHONY: run serve test bench lint check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(VENV)/.installed $@
+
+$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	touch $(VENV)/.installed $(VENV)/.installed-test $@
 
 run: $(VENV)/.installed  ## run the pipeline once on config/
 	mkdir -p .carecast
@@ -47,6 +51,10 @@ check: $(VENV)/.installed  ## validate the configuration
 test: $(VENV)/.installed-test  ## the whole test suite
 	mkdir -p .carecast
 	$(BIN)/pytest
+
+# Sizes: BENCH_SCALE=0.5 make bench, or BENCH_ARGS="--full" / "--only fanout-sms" / "--repeat 5".
+bench: $(VENV)/.installed-bench  ## CareCast against bare baselines on local servers; writes bench/results.md
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 lint: $(VENV)/.installed-test  ## ruff and mypy
 	$(BIN)/ruff check .

@@ -1,0 +1,186 @@
+"""``python -m bench [--quick] [--repeat N] [--only NAME ...] [--results FILE]``: run the scenarios, print a table,
+write the results file.
+
+Sizes are each scenario's ``default`` times ``BENCH_SCALE`` (default 1; ``--full`` uses the issue's sizes,
+``--quick`` tiny ones for the smoke test). The local servers (SMTP, Twilio, feeds) run in this process on
+127.0.0.1; every measured run is a fresh ``bench.worker`` process, CareCast and baseline alternating.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.scenarios import SCENARIOS, SECRETS_ENV, SMTP_PASSWORD, SMTP_USER, Scenario, Servers
+from tests.providers import LocalHttpServer, RecordedRequest, Reply
+from tests.providers.smtp import SmtpServer
+from tests.providers.twilio import TwilioCredentials, TwilioServer
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results.md"
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+#: Scenarios also run at 4x and 16x their size, for time and peak memory as the audience grows.
+SCALED = {"scale-sms": (1, 4, 16)}
+
+
+class FeedServer(LocalHttpServer):
+    """Serves the feeds the scenarios registered, with an ETag, and 304 to a matching ``If-None-Match``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.feeds: dict[str, bytes] = {}
+
+    def handle(self, request: RecordedRequest) -> Reply:
+        body = self.feeds.get(request.path)
+        if body is None:
+            return Reply(404, {"error": "no such feed"})
+        etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
+        if request.headers.get("If-None-Match") == etag:
+            return Reply(304, b"", {"ETag": etag})
+        return Reply(200, body, {"ETag": etag, "Content-Type": "application/rss+xml"})
+
+
+@dataclass
+class Row:
+    """The medians of one scenario at one size."""
+
+    name: str
+    size: int
+    unit: str
+    baseline_says: str
+    carecast: dict[str, float | None]
+    baseline: dict[str, float | None]
+
+    @property
+    def ratio(self) -> float:
+        return (self.carecast["seconds"] or 0) / max(self.baseline["seconds"] or 0, 1e-9)
+
+
+def median(runs: list[dict[str, float | None]], key: str) -> float | None:
+    values = [run[key] for run in runs if run.get(key) is not None]
+    return statistics.median(values) if values else None  # type: ignore[type-var]
+
+
+def run_side(scenario: Scenario, side: str, servers: Servers) -> dict[str, float | None]:
+    result = scenario.workdir / "result.json"
+    spec = {
+        "scenario": scenario.name,
+        "side": side,
+        "size": scenario.size,
+        "workdir": str(scenario.workdir),
+        "servers": servers.__dict__,
+        "result": str(result),
+    }
+    subprocess.run([sys.executable, "-m", "bench.worker", json.dumps(spec)], cwd=ROOT, check=True)
+    return json.loads(result.read_text())
+
+
+def measure(name: str, size: int, repeat: int, base: Path) -> Row:
+    """Prepare ``name`` at ``size`` with its own servers, run both sides ``repeat`` times alternating, take medians."""
+    with ExitStack() as stack:
+        smtp = stack.enter_context(SmtpServer(username=SMTP_USER, password=SMTP_PASSWORD))
+        credentials = TwilioCredentials(auth_token=SECRETS_ENV["BENCH_TWILIO_TOKEN"])
+        twilio = stack.enter_context(TwilioServer(credentials=credentials))
+        feeds = stack.enter_context(FeedServer())
+        servers = Servers(smtp.port, twilio.url, credentials.account_sid, feeds.url)
+        workdir = base / f"{name}-{size}"
+        workdir.mkdir(parents=True)
+        scenario = SCENARIOS[name](size, workdir, servers)
+        scenario.prepare(feeds.feeds)
+        runs: dict[str, list[dict[str, float | None]]] = {"carecast": [], "baseline": []}
+        for number in range(repeat):
+            order = ("carecast", "baseline") if number % 2 == 0 else ("baseline", "carecast")
+            for side in order:
+                runs[side].append(run_side(scenario, side, servers))
+    medians = {
+        side: {key: median(values, key) for key in ("seconds", "first_line", "peak_mb")}
+        for side, values in runs.items()
+    }
+    return Row(name, size, scenario.unit, scenario.baseline_says, medians["carecast"], medians["baseline"])
+
+
+def seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
+
+
+def table(rows: list[Row]) -> str:
+    lines = [
+        "| scenario | size | CareCast | baseline | ratio | first line (CC / base) | peak MB (CC / base) | baseline |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        cc, base = row.carecast, row.baseline
+        lines.append(
+            f"| {row.name} | {row.size:,} {row.unit} | {seconds(cc['seconds'])} | {seconds(base['seconds'])} "
+            f"| {row.ratio:.2f}x | {seconds(cc['first_line'])} / {seconds(base['first_line'])} "
+            f"| {cc['peak_mb']:.0f} / {base['peak_mb']:.0f} | {row.baseline_says} |"
+        )
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    cpus = os.cpu_count()
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    return f"{platform.node()}: {platform.platform()}, {cpus} CPUs (load {load}), Python {platform.python_version()}"
+
+
+def write_results(path: Path, rows: list[Row], header: str) -> None:
+    """Replace the generated block of ``path`` (between the markers), keeping what was written around it."""
+    block = f"{BEGIN}\n{header}\n\n{table(rows)}\n{END}"
+    text = path.read_text() if path.exists() else f"# Benchmark results\n\n{BEGIN}\n{END}\n"
+    before, _, rest = text.partition(BEGIN)
+    _, _, after = rest.partition(END)
+    path.write_text(before + block + after)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    sizes = parser.add_mutually_exclusive_group()
+    sizes.add_argument("--quick", action="store_true", help="tiny sizes, one run each (the smoke test)")
+    sizes.add_argument("--full", action="store_true", help="the sizes issue 10 asks for (slow on a small machine)")
+    parser.add_argument("--repeat", type=int, help="runs per side (default 3; 1 with --quick)")
+    parser.add_argument("--only", nargs="+", choices=sorted(SCENARIOS), help="only these scenarios")
+    parser.add_argument("--results", type=Path, default=RESULTS, help=f"the results file (default {RESULTS})")
+    args = parser.parse_args(argv)
+    scale = float(os.environ.get("BENCH_SCALE", "1"))
+    level = "quick" if args.quick else "full" if args.full else "default"
+    repeat = args.repeat or (1 if args.quick else 3)
+    rows = []
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="carecast-bench-") as base:
+        for name in args.only or SCENARIOS:
+            size = SCENARIOS[name].sizes[level]
+            size = size if level != "default" else max(1, round(size * scale))
+            for multiple in SCALED.get(name, (1,)):
+                row = measure(name, size * multiple, repeat, Path(base))
+                rows.append(row)
+                print(table([row]).splitlines()[-1], flush=True)
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    header = (
+        f"Run {when} on {machine()}; sizes: {level}"
+        + (f" x BENCH_SCALE {scale:g}" if level == "default" else "")
+        + f"; medians of {repeat} alternating runs per side; {time.monotonic() - started:.0f} s in all."
+    )
+    print()
+    print(header)
+    print(table(rows))
+    write_results(args.results, rows, header)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

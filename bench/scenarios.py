@@ -1,0 +1,635 @@
+"""The benchmark scenarios: each one prepares its data once, then times CareCast and a baseline doing the same work.
+
+A baseline is the shortest honest script with the same guarantees and no framework: the default
+``feedparser.parse`` and an SQLite insert; one ``smtplib`` connection; one ``requests.Session``; every send claimed
+in SQLite before it goes and recorded after it (in chunks of ``CHUNK``, one transaction each).
+
+Both sides run in a fresh worker process (``bench.worker``) against servers the parent started; imports happen
+before the clock starts, and each side imports only what it uses, so its peak memory is its own. Sizes: ``full`` is
+what issue 10 asks for, ``default`` what ``make bench`` runs on this shared 2-core machine (times ``BENCH_SCALE``),
+``quick`` the smoke run of the test suite.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import shutil
+import sqlite3
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+#: Sends claimed (and results recorded) per transaction by the baselines.
+CHUNK = 500
+#: Test values of the local servers, never real secrets.
+SMTP_USER, SMTP_PASSWORD = "carecast", "bench-smtp-password"
+UNSUBSCRIBE_SECRET = "bench-unsubscribe-secret"
+#: Monday 2026-02-02 17:00 UTC: 11:00 in Chicago, inside every recipient's quiet-hours window.
+OPEN = datetime(2026, 2, 2, 17, 0, tzinfo=UTC)
+SECRETS_ENV = {
+    "BENCH_SMTP_PASSWORD": SMTP_PASSWORD,
+    "BENCH_UNSUBSCRIBE_SECRET": UNSUBSCRIBE_SECRET,
+    "BENCH_TWILIO_TOKEN": "0123456789abcdef0123456789abcdef",
+}
+
+SENTENCES = (
+    "Sitting all day stiffens the hips and the lower back.",
+    "Five short stretches, ten minutes in all, undo most of it.",
+    "Start with a seated hamstring stretch and hold it for thirty seconds.",
+    "Then roll your shoulders back slowly ten times, breathing out each time.",
+    "A standing hip flexor stretch comes next: one foot forward, the back knee soft.",
+    "Finish with a chin tuck to ease the neck after hours at a screen.",
+    "Ask your physical therapist which ones suit your own recovery.",
+)
+
+
+@dataclass(frozen=True)
+class Servers:
+    """Where the parent's local servers listen (127.0.0.1 only)."""
+
+    smtp_port: int
+    twilio_url: str
+    twilio_sid: str
+    feed_url: str
+
+
+class Scenario(ABC):
+    """One piece of work, timed on both sides. ``size`` is its main count (feeds, items, recipients, rows)."""
+
+    name: ClassVar[str]
+    unit: ClassVar[str]
+    sizes: ClassVar[dict[str, int]]  # full, default, quick
+    baseline_says: ClassVar[str]
+
+    def __init__(self, size: int, workdir: Path, servers: Servers) -> None:
+        self.size = size
+        self.workdir = workdir
+        self.servers = servers
+
+    @property
+    def ledger_file(self) -> Path:
+        return self.workdir / "ledger.db"
+
+    @property
+    def template_file(self) -> Path:
+        return self.workdir / "ledger.template.db"
+
+    @abstractmethod
+    def prepare(self, feeds: dict[str, bytes]) -> None:
+        """Once, in the parent: write the config and the data both sides start from (feeds go to the feed server)."""
+
+    def fresh(self) -> None:
+        """Before each run, untimed: every run starts from the prepared ledger."""
+        if self.template_file.exists():
+            shutil.copyfile(self.template_file, self.ledger_file)
+        (self.workdir / "baseline.db").unlink(missing_ok=True)
+        shutil.rmtree(self.workdir / "outbox", ignore_errors=True)
+
+    @abstractmethod
+    def carecast(self) -> dict[str, float]:
+        """Do the work through CareCast; return extra measures (e.g. seconds to the first line printed)."""
+
+    @abstractmethod
+    def baseline(self) -> dict[str, float]:
+        """Do the same work the simplest honest way; return extra measures."""
+
+    # -- helpers both sides use ---------------------------------------------------------------------------------
+
+    def config_file(self) -> Path:
+        return self.workdir / "config" / "carecast.yaml"
+
+    def write_config(self, changes: dict[str, Any]) -> Path:
+        from tests.conftest import write_config
+
+        changes = {"ledger": {"url": f"sqlite:///{self.ledger_file}"}, "outbox": str(self.workdir / "outbox")} | changes
+        shutil.rmtree(self.workdir / "config", ignore_errors=True)
+        return write_config(self.workdir, changes)
+
+    def settings_and_ledger(self) -> tuple[Any, Any]:
+        from carecast.config import load_settings
+        from carecast.ledger import Ledger
+
+        settings = load_settings(self.config_file())
+        return settings, Ledger(settings.ledger_url())
+
+    def save_template(self) -> None:
+        shutil.copyfile(self.ledger_file, self.template_file)
+
+
+# -- content ----------------------------------------------------------------------------------------------------
+
+
+def long_text(number: int, sentences: int = 14) -> str:
+    """A long, varied summary (about 100 words per 7 sentences): X threads it, SMS shortens it."""
+    return " ".join(SENTENCES[(number + i) % len(SENTENCES)] for i in range(sentences)) + f" (tip {number})"
+
+
+def rss_feed(title: str, count: int, first: int = 0) -> bytes:
+    """An RSS 2.0 feed of ``count`` items with HTML summaries and relative links, newest first."""
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    entries = []
+    for number in range(first + count - 1, first - 1, -1):
+        html = f"<p>{long_text(number, 5)}</p><p><a href='/blog/post-{number}'>Read more</a> <b>today</b>.</p>"
+        entries.append(
+            f"<item><title>Post {number} of {title}</title><link>https://www.oakviewpt.com/blog/post-{number}</link>"
+            f"<guid>https://www.oakviewpt.com/blog/post-{number}</guid>"
+            f"<pubDate>{format_datetime(start + timedelta(hours=number))}</pubDate>"
+            f"<description><![CDATA[{html}]]></description></item>"
+        )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel>'
+        f"<title>{title}</title><link>https://www.oakviewpt.com/</link><description>bench</description>"
+        + "".join(entries)
+        + "</channel></rss>"
+    ).encode()
+
+
+def write_audience(folder: Path, channel_type: str, count: int) -> None:
+    """``count`` consenting subscribers (valid, distinct addresses) for ``channel_type``."""
+    consent = "2025-01-14T09:12:00-06:00"
+    with (folder / f"{channel_type}.csv").open("w", newline="") as stream:
+        writer = csv.writer(stream)
+        if channel_type == "sms":
+            writer.writerow(["phone", "name", "consent_at", "consent_method", "consent_text", "status", "timezone"])
+            for n in range(count):
+                phone = f"+1{312 + n // 10000 * 461}555{n % 10000:04d}"  # 312, 773, 1234 ... area codes
+                row = [phone, f"Patient {n}", consent, "web form", "Reply STOP to opt out.", "subscribed"]
+                writer.writerow([*row, "America/Chicago"])
+        else:
+            writer.writerow(["email", "name", "consent_at", "consent_method", "consent_text", "status"])
+            for n in range(count):
+                writer.writerow([f"reader{n}@example.com", f"Reader {n}", consent, "web form", "Yes.", "subscribed"])
+
+
+def baseline_db(path: Path) -> sqlite3.Connection:
+    """The baselines' own SQLite ledger: items, and one row per send (claimed, then sent or failed)."""
+    db = sqlite3.connect(path)
+    db.execute("create table if not exists items (id text primary key, title text, link text, summary text, hash text)")
+    db.execute("create table if not exists sends (address text primary key, state text, provider_id text)")
+    return db
+
+
+def chunks(values: list[str], size: int = CHUNK) -> Iterator[list[str]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def consenting(ledger_file: Path, channel_type: str) -> list[str]:
+    """The subscribers a baseline may send to, read from the prepared CareCast ledger with plain SQL."""
+    with sqlite3.connect(ledger_file) as db:
+        return [
+            address
+            for (address,) in db.execute(
+                "select address from subscribers where channel_type = ? and status = 'subscribed'"
+                " and consent_at is not null order by address",
+                (channel_type,),
+            )
+        ]
+
+
+# -- ingest -----------------------------------------------------------------------------------------------------
+
+
+class IngestCold(Scenario):
+    """Cold ingest: ``size`` feeds of 20 items each, nothing seen before."""
+
+    name = "ingest-cold"
+    unit = "feeds x 20 items"
+    sizes: ClassVar[dict[str, int]] = {"full": 500, "default": 50, "quick": 2}
+    baseline_says = "requests + default feedparser.parse + SQLite insert"
+    items_per_feed = 20
+
+    def sources(self) -> dict[str, str]:
+        return {f"feed{n}": f"{self.servers.feed_url}/{self.name}/{n}.xml" for n in range(self.size)}
+
+    def prepare(self, feeds: dict[str, bytes]) -> None:
+        for number, (name, url) in enumerate(self.sources().items()):
+            feeds[url.removeprefix(self.servers.feed_url)] = rss_feed(name, self.items_per_feed, first=number * 100)
+        sources = {
+            name: {"type": "rss", "url": url, "max_items": self.items_per_feed} for name, url in self.sources().items()
+        }
+        self.write_config({"sources": sources, "channels": {}})
+        self.settings_and_ledger()[1].close()
+        self.save_template()
+
+    def carecast(self) -> dict[str, float]:
+        from carecast.pipeline import ingest
+
+        settings, ledger = self.settings_and_ledger()
+        for source in self.sources():
+            report = ingest(settings, ledger, source)
+            assert report.error is None, report.error
+        ledger.close()
+        return {}
+
+    def baseline(self) -> dict[str, float]:
+        import feedparser
+        import requests
+
+        db = baseline_db(self.workdir / "baseline.db")
+        with requests.Session() as session:
+            for url in self.sources().values():
+                parsed = feedparser.parse(session.get(url, timeout=10).content)
+                with db:
+                    db.executemany(
+                        "insert or ignore into items values (?, ?, ?, ?, ?)",
+                        [
+                            (
+                                entry.id,
+                                entry.title,
+                                entry.link,
+                                entry.summary,
+                                hashlib.sha256(entry.summary.encode()).hexdigest(),
+                            )
+                            for entry in parsed.entries
+                        ],
+                    )
+        db.close()
+        return {}
+
+
+class IngestNotModified(IngestCold):
+    """The same feeds polled again, unchanged: the server answers 304 to the conditional GET."""
+
+    name = "ingest-304"
+    baseline_says = "requests conditional GET loop"
+
+    def prepare(self, feeds: dict[str, bytes]) -> None:
+        super().prepare(feeds)
+        IngestCold.carecast(self)  # the first poll: the ledger keeps every feed's ETag
+        self.save_template()
+
+    def baseline(self) -> dict[str, float]:
+        import requests
+
+        with requests.Session() as session:
+            for url in self.sources().values():
+                etag = session.get(url, timeout=10).headers["ETag"]  # what the baseline would have kept
+                assert session.get(url, headers={"If-None-Match": etag}, timeout=10).status_code == 304
+        return {}
+
+
+class IngestOneNew(IngestCold):
+    """One feed of ``size`` items, polled again after one new entry: cost vs a cold poll of the same feed."""
+
+    name = "ingest-one-new"
+    unit = "items in the feed"
+    sizes: ClassVar[dict[str, int]] = {"full": 2000, "default": 2000, "quick": 40}
+    baseline_says = "default feedparser loop, whole feed (insert or ignore)"
+
+    def sources(self) -> dict[str, str]:
+        return {"big": f"{self.servers.feed_url}/{self.name}/big.xml"}
+
+    def prepare(self, feeds: dict[str, bytes]) -> None:
+        path = self.sources()["big"].removeprefix(self.servers.feed_url)
+        feeds[path] = rss_feed("big", self.size - 1)
+        self.items_per_feed = self.size
+        sources = {"big": {"type": "rss", "url": self.sources()["big"], "max_items": self.size}}
+        self.write_config({"sources": sources, "channels": {}})
+        IngestCold.carecast(self)
+        self.save_template()
+        feeds[path] = rss_feed("big", self.size)  # one entry more, a new ETag
+
+
+# -- adapt ------------------------------------------------------------------------------------------------------
+
+
+def long_items(count: int) -> list[Any]:
+    from carecast.model import ContentItem, content_hash
+
+    now = datetime.now(UTC)
+    items = []
+    for n in range(count):
+        text = long_text(n)
+        items.append(
+            ContentItem(
+                id=f"bench:{n}",
+                source="blog",
+                kind="post",
+                title=f"Desk stretches, part {n}",
+                url=f"https://www.oakviewpt.com/blog/stretches-{n}",
+                summary_html=f"<p>{text}</p>",
+                summary_text=text,
+                published=now - timedelta(minutes=n),
+                content_hash=content_hash(text),
+            )
+        )
+    return items
+
+
+class AdaptX(Scenario):
+    """Adapt ``size`` long items for X: each becomes a numbered thread (split_to_fit)."""
+
+    name = "adapt-x"
+    unit = "long items"
+    sizes: ClassVar[dict[str, int]] = {"full": 300, "default": 300, "quick": 4}
+    baseline_says = "render the template, measure once per item (twitter-text)"
+    x_changes: ClassVar[dict[str, Any]] = {}
+
+    def prepare(self, feeds: dict[str, bytes]) -> None:
+        self.write_config({"channels": {"x": {"max_items_per_run": self.size, **self.x_changes}}})
+        _, ledger = self.settings_and_ledger()
+        ledger.upsert_items(long_items(self.size))
+        ledger.close()
+        self.save_template()
+
+    def carecast(self) -> dict[str, float]:
+        from carecast.pipeline import adapt
+
+        settings, ledger = self.settings_and_ledger()
+        adapt(settings, ledger, "x")
+        ledger.close()
+        return {}
+
+    def baseline(self) -> dict[str, float]:
+        import jinja2
+        from twitter_text import parse_tweet
+
+        template = jinja2.Template("{{ item }}: {{ body }} {{ link }}")
+        for n in range(self.size):
+            parse_tweet(template.render(item=f"Desk stretches, part {n}", body=long_text(n), link="https://x.co/a"))
+        return {}
+
+
+class AdaptRefusedRerun(AdaptX):
+    """A run with nothing new after ``size`` items were refused on X (too long for a 2-post thread)."""
+
+    name = "adapt-refused-rerun"
+    baseline_says = "the SQL query for what is unpublished"
+    x_changes: ClassVar[dict[str, Any]] = {"max_thread_parts": 2}
+
+    def prepare(self, feeds: dict[str, bytes]) -> None:
+        super().prepare(feeds)
+        AdaptX.carecast(self)  # the first run refuses every item
+        self.save_template()
+
+    def baseline(self) -> dict[str, float]:
+        with sqlite3.connect(self.ledger_file) as db:
+            db.execute(
+                "select id from items where id not in (select item_id from publication_items where channel = 'x')"
+            ).fetchall()
+        return {}
+
+
+# -- fan-out ----------------------------------------------------------------------------------------------------
+
+
+class FanoutSms(Scenario):
+    """One text to ``size`` consenting subscribers through the local Twilio server."""
+
+    name = "fanout-sms"
+    unit = "recipients"
+    sizes: ClassVar[dict[str, int]] = {"full": 20000, "default": 1000, "quick": 5}
+    baseline_says = "one requests.Session, claims and results in chunks of 500"
+
+    def sms_config(self) -> dict[str, Any]:
+        return {
+            "credentials": {
+                "account_sid": self.servers.twilio_sid,
+                "auth_token": {"env": "BENCH_TWILIO_TOKEN"},
+                "api_base": self.servers.twilio_url,
+            }
+        }
+
+    def prepare(self, feeds: dict[str, bytes]) -> None:
+        from carecast.model import ContentItem, content_hash
+        from carecast.pipeline import make_channel, sync_audience
+
+        self.write_config({"channels": {"sms": self.sms_config()}})
+        write_audience(self.workdir / "config" / "audience", "sms", self.size)
+        settings, ledger = self.settings_and_ledger()
+        sync_audience(settings, ledger)
+        text = "National PT Month: thank you for trusting us with your recovery."
+        item = ContentItem(
+            id="observance:bench",
+            source="observances",
+            kind="observance",
+            title="National Physical Therapy Month",
+            url=None,
+            summary_html=f"<p>{text}</p>",
+            summary_text=text,
+            published=OPEN - timedelta(days=1),
+            content_hash=content_hash(text),
+        )
+        ledger.upsert_items([item])
+        ledger.save_draft(make_channel(settings, "sms").render([item]), settings.channels["sms"].account, "approved")
+        ledger.close()
+        self.save_template()
+
+    def carecast(self) -> dict[str, float]:
+        from carecast.pipeline import publish
+
+        settings, ledger = self.settings_and_ledger()
+        [outcome] = publish(settings, ledger, "sms", now=OPEN)
+        assert outcome.state == "published", outcome.detail
+        ledger.close()
+        return {}
+
+    def baseline(self) -> dict[str, float]:
+        import requests
+
+        url = f"{self.servers.twilio_url}/2010-04-01/Accounts/{self.servers.twilio_sid}/Messages.json"
+        body = "Oakview PT: National PT Month: thank you for trusting us with your recovery. Reply STOP to opt out"
+        db = baseline_db(self.workdir / "baseline.db")
+        with requests.Session() as session:
+            session.auth = (self.servers.twilio_sid, SECRETS_ENV["BENCH_TWILIO_TOKEN"])
+            for chunk in chunks(consenting(self.ledger_file, "sms")):
+                with db:
+                    db.executemany("insert into sends values (?, 'claimed', null)", [(a,) for a in chunk])
+                results = []
+                for address in chunk:
+                    answer = session.post(url, data={"To": address, "From": "+13125550100", "Body": body}, timeout=10)
+                    results.append(
+                        ("sent" if answer.status_code == 201 else "failed", answer.json().get("sid"), address)
+                    )
+                with db:
+                    db.executemany("update sends set state = ?, provider_id = ? where address = ?", results)
+        db.close()
+        return {}
+
+
+class ScaleSms(FanoutSms):
+    """``fanout-sms`` at 1x, 4x and 16x its size: time and peak memory as the audience grows."""
+
+    name = "scale-sms"
+    sizes: ClassVar[dict[str, int]] = {"full": 20000, "default": 250, "quick": 2}
+
+
+class FanoutOutbox(FanoutSms):
+    """The same text to ``size`` subscribers without credentials: one outbox file holding every request."""
+
+    name = "fanout-outbox"
+    baseline_says = "json.dump of the same requests"
+
+    def sms_config(self) -> dict[str, Any]:
+        return {}
+
+    def baseline(self) -> dict[str, float]:
+        import json
+
+        body = "Oakview PT: National PT Month: thank you for trusting us with your recovery. Reply STOP to opt out"
+        requests = [
+            {"To": address, "From": "+13125550100", "Body": body} for address in consenting(self.ledger_file, "sms")
+        ]
+        (self.workdir / "outbox").mkdir(exist_ok=True)
+        (self.workdir / "outbox" / "baseline.json").write_text(json.dumps({"requests": requests}, indent=2))
+        return {}
+
+
+class FanoutSmtp(Scenario):
+    """The newsletter to ``size`` consenting subscribers through the local SMTP server."""
+
+    name = "fanout-smtp"
+    unit = "recipients"
+    sizes: ClassVar[dict[str, int]] = {"full": 50000, "default": 2000, "quick": 5}
+    baseline_says = "one smtplib connection, message built once, claims and results in chunks of 500"
+
+    def prepare(self, feeds: dict[str, bytes]) -> None:
+        from carecast.pipeline import make_channel, sync_audience
+
+        credentials = {
+            "host": "127.0.0.1",
+            "port": self.servers.smtp_port,
+            "security": "none",
+            "username": SMTP_USER,
+            "password": {"env": "BENCH_SMTP_PASSWORD"},
+        }
+        newsletter = {"credentials": credentials, "unsubscribe_secret": {"env": "BENCH_UNSUBSCRIBE_SECRET"}}
+        self.write_config({"channels": {"newsletter": newsletter}})
+        write_audience(self.workdir / "config" / "audience", "newsletter", self.size)
+        settings, ledger = self.settings_and_ledger()
+        sync_audience(settings, ledger)
+        items = long_items(3)
+        ledger.upsert_items(items)
+        draft = make_channel(settings, "newsletter").render(items)
+        ledger.save_draft(draft, settings.channels["newsletter"].account, "approved")
+        ledger.close()
+        self.save_template()
+
+    def carecast(self) -> dict[str, float]:
+        from carecast.pipeline import publish
+
+        settings, ledger = self.settings_and_ledger()
+        [outcome] = publish(settings, ledger, "newsletter")
+        assert outcome.state == "published", outcome.detail
+        ledger.close()
+        return {}
+
+    def baseline(self) -> dict[str, float]:
+        import email.policy
+        import smtplib
+        from email.message import EmailMessage
+        from email.utils import make_msgid
+
+        message = EmailMessage()
+        message["From"] = "Oakview Physical Therapy <news@oakviewpt.com>"
+        message["To"] = "RECIPIENT"
+        message["Subject"] = "Oakview PT news: desk stretches"
+        message["List-Unsubscribe"] = "<https://www.oakviewpt.com/unsubscribe?t=TOKEN>"
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        text = "\n\n".join(long_text(n) for n in range(3))
+        message.set_content(
+            f"{text}\n\nUnsubscribe: https://www.oakviewpt.com/unsubscribe?t=TOKEN", cte="quoted-printable"
+        )
+        page = "".join(f"<p>{long_text(n)}</p>" for n in range(3))
+        message.add_alternative(f"<html><body>{page}</body></html>", subtype="html", cte="quoted-printable")
+        raw = message.as_bytes(policy=email.policy.SMTP)
+        db = baseline_db(self.workdir / "baseline.db")
+        with smtplib.SMTP("127.0.0.1", self.servers.smtp_port, timeout=30) as smtp:
+            smtp.login(SMTP_USER, SMTP_PASSWORD)
+            for chunk in chunks(consenting(self.ledger_file, "newsletter")):
+                with db:
+                    db.executemany("insert into sends values (?, 'claimed', null)", [(a,) for a in chunk])
+                results = []
+                for address in chunk:
+                    token = hashlib.sha256(f"{UNSUBSCRIBE_SECRET}{address}".encode()).hexdigest()[:32]
+                    message_id = make_msgid(domain="oakviewpt.com")
+                    personal = raw.replace(b"RECIPIENT", address.encode()).replace(b"TOKEN", token.encode())
+                    smtp.sendmail(
+                        "news@oakviewpt.com", [address], b"Message-ID: " + message_id.encode() + b"\r\n" + personal
+                    )
+                    results.append(("sent", message_id, address))
+                with db:
+                    db.executemany("update sends set state = ?, provider_id = ? where address = ?", results)
+        db.close()
+        return {}
+
+
+# -- ledger -----------------------------------------------------------------------------------------------------
+
+
+class Status(Scenario):
+    """``carecast status`` with ``size`` publications in the ledger (SQLite)."""
+
+    name = "status"
+    unit = "publications"
+    sizes: ClassVar[dict[str, int]] = {"full": 1_000_000, "default": 100_000, "quick": 20}
+    baseline_says = "one SQL query, rows printed as they come"
+
+    def prepare(self, feeds: dict[str, bytes]) -> None:
+        self.write_config({})
+        self.settings_and_ledger()[1].close()
+        now = datetime.now(UTC).isoformat(sep=" ")
+        with sqlite3.connect(self.ledger_file) as db:
+            for start in range(0, self.size, 50_000):
+                numbers = range(start, min(self.size, start + 50_000))
+                db.executemany(
+                    "insert into items (id, source, published, content_hash, first_seen, data)"
+                    " values (?, 'blog', ?, 'h', ?, '{}')",
+                    [(f"bench:{n}", now, now) for n in numbers],
+                )
+                db.executemany(
+                    "insert into drafts (id, channel, account, draft_key, state, body, created_at, updated_at)"
+                    " values (?, 'x', 'default', ?, 'approved', '{}', ?, ?)",
+                    [(n + 1, f"k{n}", now, now) for n in numbers],
+                )
+                db.executemany(
+                    "insert into publications (id, draft_id, channel, account, state, claimed_at, finished_at,"
+                    " location, transient) values (?, ?, 'x', 'default', 'sent', ?, ?, ?, 0)",
+                    [(n + 1, n + 1, now, now, f"https://x.com/oakviewpt/status/{n}") for n in numbers],
+                )
+                db.executemany(
+                    "insert into publication_items (publication_id, item_id, channel, account)"
+                    " values (?, ?, 'x', 'default')",
+                    [(n + 1, f"bench:{n}") for n in numbers],
+                )
+        self.save_template()
+
+    def carecast(self) -> dict[str, float]:
+        from carecast.cli import main
+
+        main(["status", "--config", str(self.config_file())])
+        return {}
+
+    def baseline(self) -> dict[str, float]:
+        import sys
+
+        with sqlite3.connect(self.ledger_file) as db:
+            for row in db.execute(
+                "select p.id, p.channel, p.state, coalesce(p.finished_at, p.claimed_at), i.item_id, p.location"
+                " from publications p join publication_items i on i.publication_id = p.id order by p.id"
+            ):
+                sys.stdout.write(" | ".join(map(str, row)) + "\n")
+        return {}
+
+
+SCENARIOS: dict[str, type[Scenario]] = {
+    scenario.name: scenario
+    for scenario in (
+        IngestCold,
+        IngestNotModified,
+        IngestOneNew,
+        AdaptX,
+        AdaptRefusedRerun,
+        FanoutSms,
+        ScaleSms,
+        FanoutOutbox,
+        FanoutSmtp,
+        Status,
+    )
+}

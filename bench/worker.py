@@ -1,0 +1,75 @@
+"""One timed run of one side of one scenario, in a process of its own: ``python -m bench.worker SPEC``.
+
+``SPEC`` is a JSON object (scenario, side, size, workdir, servers, result). The run starts from the prepared
+ledger (untimed), then only the work is timed; the result file gets the seconds, the seconds to the first line
+printed, the peak memory (the process's resident high-water mark) and what the side returned.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+from bench.scenarios import SCENARIOS, SECRETS_ENV, Servers
+
+#: Imported before the clock starts: a run's cost, not Python's start-up (a long-lived worker pays it once).
+PRELOAD = {
+    "carecast": ("carecast.pipeline", "carecast.cli", "channels.newsletter", "channels.sms", "channels.x"),
+    "baseline": ("feedparser", "requests", "jinja2", "twitter_text", "smtplib", "email.policy", "sqlite3"),
+}
+
+
+class FirstWrite:
+    """Standard output that notes when the first line was printed, and throws the text away."""
+
+    def __init__(self, target: TextIO) -> None:
+        self.target = target
+        self.first: float | None = None
+
+    def write(self, text: str) -> int:
+        if self.first is None and text:
+            self.first = time.perf_counter()
+        return self.target.write(text)
+
+    def flush(self) -> None:
+        self.target.flush()
+
+
+def peak_resident_mb() -> float:
+    """This process's peak resident memory (VmHWM): ``ru_maxrss`` would count the parent's, inherited at fork."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def main(spec_text: str) -> None:
+    spec = json.loads(spec_text)
+    os.environ.update(SECRETS_ENV)
+    scenario = SCENARIOS[spec["scenario"]](spec["size"], Path(spec["workdir"]), Servers(**spec["servers"]))
+    scenario.fresh()
+    for module in PRELOAD[spec["side"]]:
+        importlib.import_module(module)
+    work = getattr(scenario, spec["side"])
+    with open(os.devnull, "w") as devnull:
+        out = FirstWrite(devnull)
+        sys.stdout = out  # type: ignore[assignment]
+        try:
+            start = time.perf_counter()
+            extra = work()
+            seconds = time.perf_counter() - start
+        finally:
+            sys.stdout = sys.__stdout__
+    peak_mb = peak_resident_mb()
+    first = None if out.first is None else out.first - start
+    result = {"seconds": seconds, "first_line": first, "peak_mb": peak_mb, **extra}
+    Path(spec["result"]).write_text(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
