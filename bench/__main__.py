@@ -9,7 +9,6 @@ Sizes are each scenario's ``default`` times ``BENCH_SCALE`` (default 1; ``--full
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import platform
@@ -23,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.scenarios import SCENARIOS, SECRETS_ENV, SMTP_PASSWORD, SMTP_USER, Scenario, Servers
+from bench.scenarios import SCENARIOS, SECRETS_ENV, SMTP_PASSWORD, SMTP_USER, Scenario, Servers, etag
 from tests.providers import LocalHttpServer, RecordedRequest, Reply
 from tests.providers.smtp import SmtpServer
 from tests.providers.twilio import TwilioCredentials, TwilioServer
@@ -46,10 +45,10 @@ class FeedServer(LocalHttpServer):
         body = self.feeds.get(request.path)
         if body is None:
             return Reply(404, {"error": "no such feed"})
-        etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
-        if request.headers.get("If-None-Match") == etag:
-            return Reply(304, b"", {"ETag": etag})
-        return Reply(200, body, {"ETag": etag, "Content-Type": "application/rss+xml"})
+        validator = etag(body)
+        if request.headers.get("If-None-Match") == validator:
+            return Reply(304, b"", {"ETag": validator})
+        return Reply(200, body, {"ETag": validator, "Content-Type": "application/rss+xml"})
 
 
 @dataclass

@@ -7,6 +7,8 @@ the ledger records each outcome as it happens.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -24,7 +26,7 @@ from carecast.errors import (
     RenderError,
     SourceError,
 )
-from carecast.ledger import DraftState, Ledger, StoredDraft
+from carecast.ledger import RENDERED_FROM, DraftState, Ledger, StoredDraft
 from carecast.model import ContentItem, Draft, now_utc
 from carecast.schedule import is_expired, next_slots
 from carecast.sources import Validators, read_source
@@ -117,8 +119,9 @@ def adapt(
     """Render drafts of ``instance`` for items not yet published on it (only ``items``, when given), and store them
     (not in a dry run).
 
-    A draft that breaks a rule is stored as refused with its reason and never published; it is rendered again
-    next run, so an edit that mends the item lets it through.
+    A draft that breaks a rule is stored as refused with its reason and never published. It stays refused, never
+    rendered again, until its items, the channel's config or its templates change (:func:`render_fingerprint`):
+    then an edit that mends it lets it through, and a run with nothing new costs nothing for old refusals.
     """
     channel = make_channel(settings, instance)
     config = channel.config
@@ -130,14 +133,17 @@ def adapt(
         candidates = [item for item in candidates if item.id in items]
     outcomes: list[Outcome] = []
     told = {} if dry_run else ledger.refusals(instance, config.account)
+    unchanged = {} if dry_run else ledger.refusal_fingerprints(instance, config.account)
+    templates = templates_fingerprint(settings, channel)
 
-    def reject(items: Sequence[ContentItem], reason: str) -> None:
-        refused = Draft(channel=instance, item_ids=tuple(item.id for item in items), parts=())
-        if told.get(refused.key) == reason:
-            return  # refused for the same reason before: staff were told once
-        if not dry_run:
-            ledger.save_draft(refused, config.account, "refused", reason=reason)
-        outcomes.append(Outcome(instance, refused.item_ids, "rejected", reason, title_of(items)))
+    def reject(items: Sequence[ContentItem], reason: str, fingerprint: str | None = None) -> None:
+        measures = {} if fingerprint is None else {RENDERED_FROM: fingerprint}
+        refused = Draft(channel=instance, item_ids=tuple(item.id for item in items), parts=(), measures=measures)
+        told_before = told.get(refused.key) == reason  # refused for the same reason before: staff were told once
+        if not dry_run and not (told_before and fingerprint is None):
+            ledger.save_draft(refused, config.account, "refused", reason=reason)  # keeps what it was rendered from
+        if not told_before:
+            outcomes.append(Outcome(instance, refused.item_ids, "rejected", reason, title_of(items)))
 
     if channel.digest:
         # One refused item must not sink the whole digest: refuse it alone, with its reason.
@@ -160,10 +166,13 @@ def adapt(
         if len(kept) >= config.max_items_per_run:
             backlog = [item for rest in batches[number:] for item in rest]
             break
+        fingerprint = render_fingerprint(channel, batch, templates)
+        if unchanged.get(Draft(instance, tuple(item.id for item in batch), ()).key) == fingerprint:
+            continue  # refused before, and nothing it was rendered from has changed: staff were told once
         try:
             draft = channel.render(batch)
         except RenderError as exc:
-            reject(batch, exc.reason)
+            reject(batch, exc.reason, fingerprint)
             continue
         kept.append(draft.key)
         if dry_run:
@@ -189,6 +198,28 @@ def adapt(
     if not dry_run and channel.digest:
         ledger.forget_pending(instance, config.account, keep=kept)
     return outcomes
+
+
+def templates_fingerprint(settings: Settings, channel: Channel) -> str:
+    """A hash of every file of the channel's template folder (names and bytes): changes when a template does."""
+    digest = hashlib.sha256()
+    folder = settings.path(settings.templates) / channel.name
+    for file in sorted(path for path in folder.rglob("*") if path.is_file()):
+        digest.update(str(file.relative_to(folder)).encode() + b"\x00" + file.read_bytes() + b"\x00")
+    return digest.hexdigest()
+
+
+def render_fingerprint(channel: Channel, items: Sequence[ContentItem], templates: str) -> str:
+    """What a draft of ``items`` is rendered from: the items (all their fields), the channel's config, the practice
+    (voice, name) and its templates (``templates``: :func:`templates_fingerprint`). Equal fingerprints render alike.
+    """
+    source = {
+        "items": [item.to_json() for item in items],
+        "channel": channel.config.model_dump(mode="json"),
+        "practice": channel.practice.model_dump(mode="json"),
+        "templates": templates,
+    }
+    return hashlib.sha256(json.dumps(source, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def title_of(items: Sequence[ContentItem]) -> str:

@@ -317,3 +317,57 @@ def test_a_transient_failure_waits_for_its_retry_time(settings: Settings, ledger
     assert draft_id not in [stored.id for stored in ledger.due("x")]
     assert [stored.id for stored in ledger.due("x", later, retries_only=True)] == [draft_id]
     assert ledger.due("x", retries_only=True) == []
+
+
+def long_post(settings: Settings, ledger: Ledger) -> str:
+    """A blog post too long for a thread of two X posts; returns its id."""
+    from tests.factories import make_item
+
+    summary = " ".join(f"Stretch number {n} eases the back after a long day at the desk." for n in range(30))
+    item = make_item("rss:blog:long", summary=summary, published=datetime.now(UTC))
+    ledger.upsert_items([item])
+    return item.id
+
+
+def x_only(config_file: Path, **x: object) -> Settings:
+    settings = load_settings(config_file)
+    x_settings = settings.channels["x"].model_copy(update=x)
+    return settings.model_copy(update={"channels": {"x": x_settings}})
+
+
+def test_a_refused_draft_stays_refused_until_its_item_config_or_templates_change(
+    config_file: Path, ledger: Ledger
+) -> None:
+    settings = x_only(config_file, max_thread_parts=2, max_items_per_run=5)
+    item_id = long_post(settings, ledger)
+    [refused] = pipeline.adapt(settings, ledger, "x")
+    assert (refused.state, refused.item_ids) == ("rejected", (item_id,))
+    [stored] = ledger.drafts("x")
+    fingerprint = ledger.refusal_fingerprints("x", settings.channels["x"].account)[stored.draft.key]
+
+    # Nothing it was rendered from changed: no outcome, and the refusal is kept as it was.
+    assert pipeline.adapt(settings, ledger, "x") == []
+    assert ledger.drafts("x") == [stored]
+
+    # Another config renders it again: still refused, for a reason staff hear of, and the new fingerprint is kept.
+    wider = x_only(config_file, max_thread_parts=3, max_items_per_run=5)
+    [again] = pipeline.adapt(wider, ledger, "x")
+    assert again.state == "rejected" and "more than 3 posts" in again.detail
+    assert ledger.refusal_fingerprints("x", settings.channels["x"].account)[stored.draft.key] != fingerprint
+
+    # A template that makes it fit lets it through.
+    (settings.path(settings.templates) / "x" / "post.txt.j2").write_text("{{ item.title }}\n{{ link }}\n")
+    assert pipeline.adapt(settings, ledger, "x") == []
+    assert [draft.state for draft in ledger.drafts("x")] == ["approved"]
+
+
+def test_an_edit_renders_a_refused_item_again(config_file: Path, ledger: Ledger) -> None:
+    from tests.factories import make_item
+
+    settings = x_only(config_file, max_thread_parts=2, max_items_per_run=5)
+    item_id = long_post(settings, ledger)
+    [refused] = pipeline.adapt(settings, ledger, "x")
+    assert refused.state == "rejected"
+    ledger.upsert_items([make_item(item_id, summary="Short now.", published=datetime.now(UTC))])
+    assert pipeline.adapt(settings, ledger, "x") == []
+    assert [draft.state for draft in ledger.drafts("x")] == ["approved"]

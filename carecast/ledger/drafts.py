@@ -38,6 +38,10 @@ def stored_draft(row: DraftRow) -> StoredDraft:
     )
 
 
+#: Where a refused draft keeps, in its measures, the fingerprint of what it was rendered from.
+RENDERED_FROM = "rendered_from"
+
+
 class DraftLedger(LedgerStore):
     """Drafts: saved per item set, decided by staff or the rules, dropped when their items are passed over."""
 
@@ -100,6 +104,19 @@ class DraftLedger(LedgerStore):
         )
         with self._session() as session:
             return {key: reason or "" for key, reason in session.execute(query)}
+
+    def refusal_fingerprints(self, channel: str, account: str) -> dict[str, str]:
+        """What each refused draft of the channel was rendered from (``rendered_from`` in its measures), by draft key;
+        drafts refused without one (at publish time, or before fingerprints were kept) are left out."""
+        query = select(DraftRow.draft_key, DraftRow.body).where(
+            DraftRow.channel == channel, DraftRow.account == account, DraftRow.state == "refused"
+        )
+        with self._session() as session:
+            return {
+                key: body["measures"][RENDERED_FROM]
+                for key, body in session.execute(query)
+                if RENDERED_FROM in body.get("measures", {})
+            }
 
     def set_draft_state(self, draft_id: int, state: DraftState, reason: str | None = None) -> None:
         """Approve, reject or expire a draft not yet claimed.
