@@ -7,6 +7,7 @@ the ``gsm0338`` codec for the GSM-7 charset, packed into segments the way Twilio
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -179,22 +180,34 @@ def _cut(words: list[str], count: int, ellipsis: str) -> str:
 def split_to_fit(text: str, fits: Callable[[str], bool]) -> list[str]:
     """Split ``text`` into parts that each ``fits``: whole sentences where possible, else whole words.
 
-    Line breaks inside a part are kept; a URL is one word, so it is never cut.
+    Line breaks inside a part are kept; a URL is one word, so it is never cut. ``fits`` must be monotone (a part
+    that fits still fits with its last piece taken off): each part is found by a galloping search over how many
+    pieces it takes, so a text costs a few measures per part, and no candidate is measured twice.
     Raises MeasureError when a single word does not fit on its own.
     """
-    parts: list[str] = []
-    current = ""
+    measure = functools.lru_cache(maxsize=None)(fits)
+    pieces: list[str] = []
     for sentence in _sentences(text):
-        for piece in [sentence] if fits(sentence.strip()) else re.findall(r"\S+\s*", sentence):
-            if fits((current + piece).strip()):
-                current += piece
-            elif fits(piece.strip()):
-                parts.append(current.strip())
-                current = piece
-            else:
-                raise MeasureError(f"the word {piece.strip()[:40]!r} does not fit on its own")
-    if current.strip():
-        parts.append(current.strip())
+        pieces += [sentence] if measure(sentence.strip()) else re.findall(r"\S+\s*", sentence)
+
+    def fits_together(start: int, end: int) -> bool:
+        return measure("".join(pieces[start:end]).strip())
+
+    parts: list[str] = []
+    start = 0
+    while start < len(pieces):
+        if not fits_together(start, start + 1):
+            raise MeasureError(f"the word {pieces[start].strip()[:40]!r} does not fit on its own")
+        # Gallop: double the number of pieces while they fit, then bisect between the last fit and the first miss.
+        good, step = start + 1, 1
+        while good + step <= len(pieces) and fits_together(start, good + step):
+            good, step = good + step, step * 2
+        bad = min(good + step, len(pieces) + 1)
+        while bad - good > 1:
+            middle = (good + bad) // 2
+            good, bad = (middle, bad) if fits_together(start, middle) else (good, middle)
+        parts.append("".join(pieces[start:good]).strip())
+        start = good
     return parts
 
 

@@ -198,12 +198,17 @@ class XChannel(Channel):
 
         Raises MeasureError when it needs more than ``most`` posts or a word is longer than a post.
         """
+        parts: list[str] = []
         for total in range(2, most + 1):
-            # Reserve room for the widest number this thread length can show.
-            def numbered_fits(part: str, marker: str = f"{total}/{total} ") -> bool:
-                return fits(marker + part)
+            # Reserve room for the widest number this thread length can show. Digits and "/" weigh one each, so
+            # markers of one length split alike: split again only when the marker grows (10/10).
+            marker = f"{total}/{total} "
+            if not parts or len(marker) != len(f"{total - 1}/{total - 1} "):
 
-            parts = split_to_fit(text, numbered_fits)
+                def numbered_fits(part: str, marker: str = marker) -> bool:
+                    return fits(marker + part)
+
+                parts = split_to_fit(text, numbered_fits)
             if len(parts) <= total:
                 return [f"{number}/{len(parts)} {part}" for number, part in enumerate(parts, start=1)]
         raise MeasureError(f"needs more than {most} posts (max_thread_parts)")

@@ -233,3 +233,18 @@ def test_split_parts_fit_and_keep_every_word(words: list[str]) -> None:
     parts = split_to_fit(text, lambda part: len(part) <= 25)
     assert all(0 < len(part) <= 25 for part in parts)
     assert " ".join(parts).split() == text.split()
+
+
+def test_split_measures_each_candidate_once_and_few_per_part() -> None:
+    measured: list[str] = []
+
+    def fits(part: str) -> bool:
+        measured.append(part)
+        return len(part) <= 60
+
+    words = [f"word{n}" for n in range(400)]  # one sentence, far too long: split on words
+    parts = split_to_fit(" ".join(words), fits)
+    assert " ".join(parts).split() == words
+    assert len(measured) == len(set(measured))
+    # A part holds about ten words; a linear scan would measure every word of it, a galloping search a handful.
+    assert len(measured) < len(words) // 2
