@@ -182,7 +182,8 @@ def split_to_fit(text: str, fits: Callable[[str], bool]) -> list[str]:
 
     Line breaks inside a part are kept; a URL is one word, so it is never cut. ``fits`` must be monotone (a part
     that fits still fits with its last piece taken off): each part is found by a galloping search over how many
-    pieces it takes, so a text costs a few measures per part, and no candidate is measured twice.
+    pieces it takes, starting from the size of the part before, so a text costs a few measures per part and no
+    candidate is measured twice.
     Raises MeasureError when a single word does not fit on its own.
     """
     measure = functools.lru_cache(maxsize=None)(fits)
@@ -194,20 +195,24 @@ def split_to_fit(text: str, fits: Callable[[str], bool]) -> list[str]:
         return measure("".join(pieces[start:end]).strip())
 
     parts: list[str] = []
-    start = 0
+    start, size = 0, 1
     while start < len(pieces):
-        if not fits_together(start, start + 1):
+        # Gallop from the size of the part before (parts run alike): up while pieces fit, else bisect below it.
+        end = min(start + size, len(pieces))
+        if fits_together(start, end):
+            good, step = end, 1
+            while good + step <= len(pieces) and fits_together(start, good + step):
+                good, step = good + step, step * 2
+            bad = min(good + step, len(pieces) + 1)
+        elif end == start + 1 or not fits_together(start, start + 1):
             raise MeasureError(f"the word {pieces[start].strip()[:40]!r} does not fit on its own")
-        # Gallop: double the number of pieces while they fit, then bisect between the last fit and the first miss.
-        good, step = start + 1, 1
-        while good + step <= len(pieces) and fits_together(start, good + step):
-            good, step = good + step, step * 2
-        bad = min(good + step, len(pieces) + 1)
+        else:
+            good, bad = start + 1, end
         while bad - good > 1:
             middle = (good + bad) // 2
             good, bad = (middle, bad) if fits_together(start, middle) else (good, middle)
         parts.append("".join(pieces[start:good]).strip())
-        start = good
+        start, size = good, good - start
     return parts
 
 
