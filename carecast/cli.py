@@ -12,7 +12,8 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -63,6 +64,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="render and preview everything, publish nothing")
     run.add_argument("--channel", action="append", dest="channels", metavar="NAME", help="only this channel")
     status.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    status.add_argument("--limit", type=int, metavar="N", help="only the newest N publications")
+    status.add_argument(
+        "--since", type=_utc_moment, metavar="WHEN", help="only those since WHEN (ISO 8601, UTC if no zone)"
+    )
+    status.add_argument("--channel", metavar="NAME", help="only this channel")
+    status.add_argument("--state", choices=["claimed", "sent", "failed", "unknown"], help="only those in this state")
 
     check.add_argument("--live", action="store_true", help="also prove each configured account works, sending nothing")
 
@@ -185,17 +192,50 @@ def _status(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     ledger = Ledger(settings.ledger_url())
     try:
-        records = [record.to_json() for record in ledger.publications()]
+        records = (
+            record.to_json()
+            for record in ledger.stream_publications(
+                channel=args.channel, state=args.state, since=args.since, limit=args.limit
+            )
+        )
+        if args.json:
+            # One record a line as they come, still one JSON array: a million publications never sit in memory.
+            print("[")
+            for number, record in enumerate(records):
+                print(("," if number else "") + json.dumps(record))
+            print("]")
+            return 0
+        headers = ["id", "channel", "state", "when", "items", "where"]
+        for number, page in enumerate(_pages(records, STATUS_PAGE)):
+            rows = [
+                [r["id"], r["channel"], r["state"], r["when"][:16], ", ".join(r["item_ids"]), _where(r)] for r in page
+            ]
+            _table(headers, rows, header=number == 0)
     finally:
         ledger.close()
-    if args.json:
-        print(json.dumps(records, indent=2))
-        return 0
-    _table(
-        ["id", "channel", "state", "when", "items", "where"],
-        [[r["id"], r["channel"], r["state"], r["when"][:16], ", ".join(r["item_ids"]), _where(r)] for r in records],
-    )
     return 0
+
+
+#: Rows ``carecast status`` aligns together: the first page prints at once, whatever the size of the ledger.
+STATUS_PAGE = 1000
+
+
+def _pages(records: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    page: list[dict[str, Any]] = []
+    for record in records:
+        page.append(record)
+        if len(page) == size:
+            yield page
+            page = []
+    if page:
+        yield page
+
+
+def _utc_moment(text: str) -> datetime:
+    """An ISO 8601 date or time from the command line, UTC unless it names a zone; raises ValueError (argparse
+    reports it) when it is not one."""
+    moment = datetime.fromisoformat(text)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _where(record: dict[str, Any]) -> str:
@@ -318,10 +358,10 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _table(headers: list[str], rows: list[list[Any]]) -> None:
+def _table(headers: list[str], rows: list[list[Any]], *, header: bool = True) -> None:
     cells = [[str(cell) for cell in row] for row in rows]
     widths = [max([len(header), *(len(row[i]) for row in cells)]) for i, header in enumerate(headers)]
-    for row in [headers, ["-" * width for width in widths], *cells]:
+    for row in [headers, ["-" * width for width in widths], *cells] if header else cells:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 

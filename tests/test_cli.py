@@ -56,3 +56,29 @@ def test_the_console_script_is_installed() -> None:
 
 def test_status_of_an_empty_ledger(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run_json(["status", "--json", "--config", str(config_file)], capsys) == []
+
+
+def test_status_pages_and_filters(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from datetime import UTC, datetime
+
+    from carecast.config import load_settings
+    from carecast.ledger import Ledger
+    from carecast.model import Draft, Receipt
+    from tests.factories import make_item
+
+    ledger = Ledger(load_settings(config_file).ledger_url())
+    for n in range(3):
+        ledger.upsert_items([make_item(f"post-{n}")])
+        publication = ledger.claim(ledger.save_draft(Draft("x", (f"post-{n}",), ("hi",)), "default", "approved"))
+        ledger.record_sent(publication, Receipt(location=f"https://x.com/{n}", sent_at=datetime.now(UTC)))
+    ledger.close()
+    base = ["status", "--config", str(config_file)]
+    assert [r["item_ids"] for r in run_json([*base, "--json"], capsys)] == [["post-0"], ["post-1"], ["post-2"]]
+    assert [r["item_ids"] for r in run_json([*base, "--json", "--limit", "2"], capsys)] == [["post-1"], ["post-2"]]
+    assert run_json([*base, "--json", "--channel", "sms"], capsys) == []
+    assert run_json([*base, "--json", "--state", "failed"], capsys) == []
+    assert len(run_json([*base, "--json", "--since", "2020-01-01"], capsys)) == 3
+    assert main([*base, "--limit", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["id", "channel", "state", "when", "items", "where"]
+    assert lines[2].split()[-2:] == ["post-2", "https://x.com/2"]

@@ -155,3 +155,19 @@ def test_an_expired_draft_cannot_be_approved(ledger: Ledger) -> None:
     with pytest.raises(LedgerError, match="never sent late"):
         ledger.set_draft_state(draft_id, "approved")
     assert ledger.drafts("x")[0].created_at.tzinfo is not None
+
+
+def test_publications_stream_in_pages_filtered_and_limited(ledger: Ledger) -> None:
+    ledger.upsert_items([item(n) for n in range(4, 11)])
+    for n in range(1, 11):
+        publication = ledger.claim(ledger.save_draft(draft(n, channel="x" if n % 2 else "sms"), "default", "approved"))
+        if n != 10:
+            ledger.record_sent(publication, Receipt(location=f"sent {n}", sent_at=datetime.now(UTC)))
+    everything = [record.id for record in ledger.publications()]
+    assert [record.id for record in ledger.stream_publications(page=3)] == everything
+    assert [r.item_ids for r in ledger.stream_publications(page=3)] == [r.item_ids for r in ledger.publications()]
+    assert [record.id for record in ledger.stream_publications(limit=4, page=3)] == everything[-4:]
+    assert {record.channel for record in ledger.stream_publications(channel="sms", page=2)} == {"sms"}
+    assert [record.item_ids for record in ledger.stream_publications(state="claimed")] == [["rss:blog:10"]]
+    assert list(ledger.stream_publications(since=datetime.now(UTC) + timedelta(hours=1))) == []
+    assert list(ledger.stream_publications(channel="mastodon", limit=5)) == []

@@ -6,13 +6,14 @@ re-sent blindly. Only a transient failure may be claimed again, by compare-and-s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, Row, func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from carecast.errors import AlreadyClaimed, LedgerError
 from carecast.ledger.drafts import StoredDraft, stored_draft
@@ -179,35 +180,50 @@ class PublicationLedger(LedgerStore):
 
     def publications(self, ids: Sequence[int] | None = None) -> list[PublicationRecord]:
         """Every publication (or those with these ids), oldest first, with its items."""
-        query, links_query = (
-            select(PublicationRow),
-            select(PublicationItemRow.publication_id, PublicationItemRow.item_id),
-        )
-        if ids is not None:
-            query = query.where(PublicationRow.id.in_(ids))
-            links_query = links_query.where(PublicationItemRow.publication_id.in_(ids))
+        query = _PUBLICATION_COLUMNS if ids is None else _PUBLICATION_COLUMNS.where(PublicationRow.id.in_(ids))
         with self._session() as session:
-            rows = session.scalars(query.order_by(PublicationRow.id)).all()
-            links = session.execute(links_query).all()
-        items: dict[int, list[str]] = {}
-        for publication_id, item_id in links:
-            items.setdefault(publication_id, []).append(item_id)
-        return [
-            PublicationRecord(
-                id=row.id,
-                channel=row.channel,
-                account=row.account,
-                item_ids=sorted(items.get(row.id, [])),
-                state=row.state,  # type: ignore[arg-type]
-                claimed_at=row.claimed_at,
-                finished_at=row.finished_at,
-                location=row.location,
-                provider_ids=list((row.provider_ids or {}).get("ids", [])),
-                error=row.error,
-                transient=row.transient,
-            )
-            for row in rows
-        ]
+            rows = session.execute(query.order_by(PublicationRow.id)).all()
+            return _records(session, rows, None if ids is None else PublicationItemRow.publication_id.in_(ids))
+
+    def stream_publications(
+        self,
+        *,
+        channel: str | None = None,
+        state: PublicationState | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+        page: int = 1000,
+    ) -> Iterator[PublicationRecord]:
+        """Publications (of ``channel``, in ``state``, claimed or finished since ``since``) oldest first, read a page
+        of ``page`` rows at a time (keyset on the id, plain rows, no ORM objects): the first come at once and memory
+        stays flat however large the ledger. With ``limit``, only the newest ``limit`` of them.
+        """
+        filters: list[ColumnElement[bool]] = []
+        if channel is not None:
+            filters.append(PublicationRow.channel == channel)
+        if state is not None:
+            filters.append(PublicationRow.state == state)
+        if since is not None:
+            filters.append(func.coalesce(PublicationRow.finished_at, PublicationRow.claimed_at) >= since)
+        after, last = 0, None
+        if limit is not None:
+            newest = select(PublicationRow.id).where(*filters).order_by(PublicationRow.id.desc()).limit(limit)
+            with self._session() as session:
+                ids = session.scalars(newest).all()
+            if not ids:
+                return
+            after, last = min(ids) - 1, max(ids)
+            filters.append(PublicationRow.id <= last)
+        while True:
+            query = _PUBLICATION_COLUMNS.where(*filters, PublicationRow.id > after).order_by(PublicationRow.id)
+            with self._session() as session:
+                rows = session.execute(query.limit(page)).all()
+                span = PublicationItemRow.publication_id.between(rows[0].id, rows[-1].id) if rows else None
+                records = _records(session, rows, span)
+            yield from records
+            if len(records) < page:
+                return
+            after = records[-1].id
 
     def progress(self, publication_id: int) -> dict[str, Any]:
         """What the publication's earlier attempts recorded (empty at first)."""
@@ -222,3 +238,44 @@ class PublicationLedger(LedgerStore):
         with self._session() as session, session.begin():
             session.execute(update(PublicationRow).where(PublicationRow.id == publication_id).values(progress=progress))
             touch_claim(session, publication_id)
+
+
+_PUBLICATION_COLUMNS = select(
+    PublicationRow.id,
+    PublicationRow.channel,
+    PublicationRow.account,
+    PublicationRow.state,
+    PublicationRow.claimed_at,
+    PublicationRow.finished_at,
+    PublicationRow.location,
+    PublicationRow.provider_ids,
+    PublicationRow.error,
+    PublicationRow.transient,
+)
+
+
+def _records(session: Session, rows: Sequence[Row[Any]], links: ColumnElement[bool] | None) -> list[PublicationRecord]:
+    """The records of these publication rows (``_PUBLICATION_COLUMNS``), each with its items (those of the
+    publications ``links`` selects, or all); a range or the ids, never one bound parameter per row."""
+    if not rows:
+        return []
+    items: dict[int, list[str]] = {}
+    query = select(PublicationItemRow.publication_id, PublicationItemRow.item_id)
+    for publication_id, item_id in session.execute(query if links is None else query.where(links)):
+        items.setdefault(publication_id, []).append(item_id)
+    return [
+        PublicationRecord(
+            id=row.id,
+            channel=row.channel,
+            account=row.account,
+            item_ids=sorted(items.get(row.id, [])),
+            state=row.state,
+            claimed_at=row.claimed_at,
+            finished_at=row.finished_at,
+            location=row.location,
+            provider_ids=list((row.provider_ids or {}).get("ids", [])),
+            error=row.error,
+            transient=row.transient,
+        )
+        for row in rows
+    ]
