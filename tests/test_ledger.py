@@ -171,3 +171,35 @@ def test_publications_stream_in_pages_filtered_and_limited(ledger: Ledger) -> No
     assert [record.item_ids for record in ledger.stream_publications(state="claimed")] == [["rss:blog:10"]]
     assert list(ledger.stream_publications(since=datetime.now(UTC) + timedelta(hours=1))) == []
     assert list(ledger.stream_publications(channel="mastodon", limit=5)) == []
+
+
+def test_deliveries_are_claimed_and_recorded_in_chunks(ledger: Ledger) -> None:
+    from carecast.ledger import DeliveryOutcome
+
+    publication = ledger.claim(ledger.save_draft(draft(1, channel="sms"), "default", "approved"))
+    ledger.claim_delivery(publication, "+13125550101")  # claimed one at a time, e.g. by another worker
+    addresses = ["+13125550100", "+13125550101", "+13125550102", "+13125550103"]
+    claimed = ledger.claim_deliveries(publication, addresses)
+    assert claimed == ["+13125550100", "+13125550102", "+13125550103"]
+    later = datetime.now(UTC) + timedelta(hours=2)
+    ledger.finish_deliveries(
+        publication,
+        [
+            DeliveryOutcome("+13125550100", "sent", provider_id="SM1"),
+            DeliveryOutcome("+13125550102", "failed", error="Twilio 21211", transient=False),
+            DeliveryOutcome("+13125550103", "deferred", not_before=later),
+        ],
+    )
+    records = ledger.deliveries(publication)
+    assert (records["+13125550100"].state, records["+13125550100"].provider_id) == ("sent", "SM1")
+    assert (records["+13125550102"].state, records["+13125550102"].transient) == ("failed", False)
+    assert (records["+13125550103"].state, records["+13125550103"].not_before) == ("deferred", later)
+    # Only the deferred one can be claimed again; a chunk's outcome for an unclaimed delivery records nothing.
+    assert ledger.claim_deliveries(publication, addresses) == ["+13125550103"]
+    assert ledger.deliveries(publication)["+13125550103"].attempts == 2
+    with pytest.raises(LedgerError):
+        ledger.finish_deliveries(
+            publication,
+            [DeliveryOutcome("+13125550103", "sent", provider_id="SM3"), DeliveryOutcome("+13125550100", "sent")],
+        )
+    assert ledger.deliveries(publication)["+13125550103"].state == "claimed"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from carecast.errors import AlreadyClaimed, LedgerError
@@ -24,6 +26,18 @@ class DeliveryRecord:
     provider_id: str | None
     error: str | None
     attempts: int
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    """How one claimed delivery ended, recorded with others of its chunk by ``finish_deliveries``."""
+
+    address: str
+    state: Literal["sent", "failed", "deferred"]
+    provider_id: str | None = None
+    error: str | None = None
+    transient: bool = False
+    not_before: datetime | None = None
 
 
 class DeliveryLedger(LedgerStore):
@@ -65,6 +79,86 @@ class DeliveryLedger(LedgerStore):
                 session.rollback()
                 # Never the address in a message: errors reach logs, artifacts and webhooks.
                 raise AlreadyClaimed(f"publication {publication_id}", "delivery", ["this recipient"]) from exc
+
+    def claim_deliveries(self, publication_id: int, addresses: Sequence[str]) -> list[str]:
+        """Claim a chunk of a publication's recipients in one transaction, before sending to any of them; return
+        those claimed now, in the given order.
+
+        As ``claim_delivery`` one at a time: a deferred delivery, or one that failed transiently, is claimed again
+        by compare-and-set; a recipient already claimed (by another worker too: the insert skips a row that exists
+        by the unique key, whatever races), sent to or failed for good is left out.
+        """
+        if not addresses:
+            return []
+        now = now_utc()
+        with self._session() as session, session.begin():
+            again = session.scalars(
+                update(DeliveryRow)
+                .where(
+                    DeliveryRow.publication_id == publication_id,
+                    DeliveryRow.address.in_(addresses),
+                    (DeliveryRow.state == "deferred") | ((DeliveryRow.state == "failed") & DeliveryRow.transient),
+                )
+                .values(state="claimed", attempts=DeliveryRow.attempts + 1, updated_at=now)
+                .returning(DeliveryRow.address)
+            ).all()
+            # INSERT ... ON CONFLICT DO NOTHING: a row another worker holds is skipped, not an error for the chunk.
+            insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+            new = session.scalars(
+                insert(DeliveryRow)
+                .values(
+                    [
+                        {"publication_id": publication_id, "address": address, "state": "claimed", "attempts": 1}
+                        | {"updated_at": now, "transient": False}
+                        for address in addresses
+                    ]
+                )
+                .on_conflict_do_nothing(index_elements=["publication_id", "address"])
+                .returning(DeliveryRow.address)
+            ).all()
+            touch_claim(session, publication_id)
+        claimed = set(again) | set(new)
+        return [address for address in addresses if address in claimed]
+
+    def finish_deliveries(self, publication_id: int, outcomes: Sequence[DeliveryOutcome]) -> None:
+        """Record how a chunk of claimed deliveries ended, in one transaction; raises LedgerError if one was not
+        claimed (nothing of the chunk is recorded then)."""
+        if not outcomes:
+            return
+        now = now_utc()
+        statement = (
+            update(DeliveryRow.__table__)  # type: ignore[arg-type]
+            .where(
+                DeliveryRow.publication_id == publication_id,
+                DeliveryRow.address == bindparam("claimed_address"),
+                DeliveryRow.state == "claimed",
+            )
+            .values(
+                state=bindparam("new_state"),
+                provider_id=bindparam("new_provider_id"),
+                error=bindparam("new_error"),
+                transient=bindparam("new_transient"),
+                not_before=bindparam("new_not_before"),
+                updated_at=now,
+            )
+        )
+        rows: list[dict[str, Any]] = [
+            {
+                "claimed_address": outcome.address,
+                "new_state": outcome.state,
+                "new_provider_id": outcome.provider_id,
+                "new_error": outcome.error,
+                "new_transient": outcome.transient,
+                "new_not_before": outcome.not_before,
+            }
+            for outcome in outcomes
+        ]
+        with self._session() as session, session.begin():
+            result = session.connection().execute(statement, rows)
+            if result.context.dialect.supports_sane_multi_rowcount and result.rowcount != len(rows):
+                raise LedgerError(
+                    f"deliveries of publication {publication_id} are not claimed; their outcomes were not recorded"
+                )
 
     def finish_delivery(
         self,
