@@ -12,13 +12,14 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from carecast.audience import ADDRESS_COLUMN, read_audience
+from carecast.batches import batched
 from carecast.config import DEFAULT_CONFIG, Settings, load_settings
 from carecast.errors import CareCastError, ConfigError
 from carecast.ledger import DraftState, Ledger
@@ -206,7 +207,7 @@ def _status(args: argparse.Namespace) -> int:
             print("]")
             return 0
         headers = ["id", "channel", "state", "when", "items", "where"]
-        for number, page in enumerate(_pages(records, STATUS_PAGE)):
+        for number, page in enumerate(batched(records, STATUS_PAGE)):
             rows = [
                 [r["id"], r["channel"], r["state"], r["when"][:16], ", ".join(r["item_ids"]), _where(r)] for r in page
             ]
@@ -218,17 +219,6 @@ def _status(args: argparse.Namespace) -> int:
 
 #: Rows ``carecast status`` aligns together: the first page prints at once, whatever the size of the ledger.
 STATUS_PAGE = 1000
-
-
-def _pages(records: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
-    page: list[dict[str, Any]] = []
-    for record in records:
-        page.append(record)
-        if len(page) == size:
-            yield page
-            page = []
-    if page:
-        yield page
 
 
 def _utc_moment(text: str) -> datetime:

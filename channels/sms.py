@@ -44,7 +44,7 @@ import hmac
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
@@ -54,10 +54,11 @@ import requests
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
 
 from carecast.audience import Subscriber, e164
+from carecast.batches import batched
 from carecast.compliance import QuietHours, recipient_zones
 from carecast.config import ChannelSettings
-from carecast.errors import AlreadyClaimed, ChannelError, CredentialError, MeasureError, PublishError, RenderError
-from carecast.ledger import DeliveryRecord, Ledger
+from carecast.errors import ChannelError, CredentialError, MeasureError, PublishError, RenderError
+from carecast.ledger import DELIVERY_CHUNK, DeliveryOutcome, DeliveryRecord, Ledger
 from carecast.model import ContentItem, Draft, Receipt, now_utc
 from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
@@ -88,6 +89,8 @@ TWILIO_ERRORS: dict[int, str] = {
     21617: "the body is over 1600 characters",
     30007: "carrier filtered",
 }
+#: Why a claimed recipient was left for the next run untried: the chunk stopped before reaching them.
+NOT_TRIED = "not tried: the batch stopped before this recipient; left for the next run"
 #: A request is tried at most this often within a publish, however much of the retry budget is left.
 MAX_ATTEMPTS = 4
 #: Seconds a status callback waits for its message's send to be recorded (Twilio can report before we record).
@@ -305,7 +308,7 @@ class SmsChannel(Channel):
         return context.outbox.receipt(path)
 
     def _by_twilio(
-        self, draft: Draft, context: PublishContext, subscribers: Sequence[Subscriber], credentials: TwilioCredentials
+        self, draft: Draft, context: PublishContext, subscribers: Iterable[Subscriber], credentials: TwilioCredentials
     ) -> Receipt:
         token = resolve(credentials.auth_token)
         ledger, publication = context.ledger, context.publication_id
@@ -313,58 +316,94 @@ class SmsChannel(Channel):
         waits: list[datetime] = []
         deadline = time.monotonic() + self.config.retry_budget
         with self._session(credentials, token) as session:
-            for subscriber in subscribers:
-                address = subscriber.address
-                reason = subscriber.exclusion_reason or _invalid(address)
-                if reason is not None:
-                    skipped[reason] += 1
-                    continue
-                zones = recipient_zones(address, subscriber.timezone, self.practice)
-                opening = self.config.quiet_hours.opening(address, zones, context.now)
-                if opening is None:
-                    skipped["quiet hours never open in every zone of the area code; set their timezone"] += 1
-                    continue
+            for chunk in batched(self._reachable(subscribers, context.now, skipped), DELIVERY_CHUNK):
+                openings = dict(chunk)
+                # The chunk is claimed before any of it is sent, and its outcomes recorded together after.
+                claimed = ledger.claim_deliveries(publication, list(openings))
+                outcomes: list[DeliveryOutcome] = []
                 try:
-                    ledger.claim_delivery(publication, address)
-                except AlreadyClaimed:
-                    continue  # sent, failed for good, or in another worker's hands
-                if opening > context.now:
-                    ledger.finish_delivery(publication, address, "deferred", not_before=opening)
-                    waits.append(opening)
-                    continue
-                try:
-                    response = self._post(session, credentials, self.form(address, draft.text), deadline)
-                except PublishError as exc:
-                    ledger.finish_delivery(publication, address, "failed", error=exc.reason, transient=True)
-                    raise
-                except requests.RequestException as exc:
-                    lost = f"Twilio's answer was lost ({type(exc).__name__})"
-                    error = f"{lost}: may have been sent; not resent"
-                    ledger.finish_delivery(publication, address, "failed", error=error, transient=False)
-                    raise PublishError(
-                        self.instance, f"{lost}; the rest is left for the next run", transient=True
-                    ) from exc
-                self._record(ledger, publication, address, response)
+                    for address in claimed:
+                        if openings[address] > context.now:
+                            outcomes.append(DeliveryOutcome(address, "deferred", not_before=openings[address]))
+                            waits.append(openings[address])
+                            continue
+                        outcomes.append(self._text(session, credentials, ledger, draft, address, deadline, outcomes))
+                finally:
+                    # Claimed but never tried (the chunk stopped early): left for the next run, never "unknown".
+                    reached = {outcome.address for outcome in outcomes}
+                    outcomes += [
+                        DeliveryOutcome(address, "failed", error=NOT_TRIED, transient=True)
+                        for address in claimed
+                        if address not in reached
+                    ]
+                    ledger.finish_deliveries(publication, outcomes)
         return self._receipt(credentials, context, skipped, waits)
 
-    def _record(self, ledger: Ledger, publication: int, address: str, response: requests.Response) -> None:
-        """Record Twilio's answer to one claimed message.
+    def _reachable(
+        self, subscribers: Iterable[Subscriber], now: datetime, skipped: Counter[str]
+    ) -> Iterator[tuple[str, datetime]]:
+        """Each subscriber who may be texted, with when their quiet hours open (``now`` or later); the others are
+        counted in ``skipped`` by reason."""
+        for subscriber in subscribers:
+            address = subscriber.address
+            reason = subscriber.exclusion_reason or _invalid(address)
+            if reason is not None:
+                skipped[reason] += 1
+                continue
+            zones = recipient_zones(address, subscriber.timezone, self.practice)
+            opening = self.config.quiet_hours.opening(address, zones, now)
+            if opening is None:
+                skipped["quiet hours never open in every zone of the area code; set their timezone"] += 1
+                continue
+            yield address, opening
 
-        Raises PublishError (permanent) for a refusal that is not about this recipient: it would hit every one.
+    def _text(
+        self,
+        session: requests.Session,
+        credentials: TwilioCredentials,
+        ledger: Ledger,
+        draft: Draft,
+        address: str,
+        deadline: float,
+        outcomes: list[DeliveryOutcome],
+    ) -> DeliveryOutcome:
+        """Send one claimed text and say how it ended.
+
+        Raises PublishError (transient) when Twilio stays throttled or unreachable, or its answer was lost (the rest
+        is left for the next run); permanent for a refusal that is not about this recipient. Before raising, the
+        failed delivery's outcome is appended to ``outcomes``, so it is recorded with its chunk.
+        """
+        try:
+            response = self._post(session, credentials, self.form(address, draft.text), deadline)
+        except PublishError as exc:
+            outcomes.append(DeliveryOutcome(address, "failed", error=exc.reason, transient=True))
+            raise
+        except requests.RequestException as exc:
+            lost = f"Twilio's answer was lost ({type(exc).__name__})"
+            outcomes.append(DeliveryOutcome(address, "failed", error=f"{lost}: may have been sent; not resent"))
+            raise PublishError(self.instance, f"{lost}; the rest is left for the next run", transient=True) from exc
+        return self._outcome(ledger, address, response, outcomes)
+
+    def _outcome(
+        self, ledger: Ledger, address: str, response: requests.Response, outcomes: list[DeliveryOutcome]
+    ) -> DeliveryOutcome:
+        """What Twilio's answer to one claimed message means for its delivery; a recipient error suppresses them.
+
+        Raises PublishError (permanent) for a refusal that is not about this recipient, as it would hit every one
+        (its delivery, left retryable, is appended to ``outcomes`` first).
         """
         message = _json(response)
         if response.status_code in (200, 201) and message.get("sid"):
-            ledger.finish_delivery(publication, address, "sent", provider_id=str(message["sid"]))
-            return
+            return DeliveryOutcome(address, "sent", provider_id=str(message["sid"]))
         why = _twilio_error(response, message)
         code = message.get("code")
         if code not in RECIPIENT_ERRORS:
             # Not this recipient's fault: left retryable should the publication ever be retried.
-            ledger.finish_delivery(publication, address, "failed", error=why, transient=True)
+            outcomes.append(DeliveryOutcome(address, "failed", error=why, transient=True))
             raise PublishError(self.instance, why, transient=False)
         if (status := RECIPIENT_ERRORS[code]) is not None:
             ledger.suppress(self.name, address, status, why)
-        ledger.finish_delivery(publication, address, "failed", error=why)
+        return DeliveryOutcome(address, "failed", error=why)
 
     def _post(
         self, session: requests.Session, credentials: TwilioCredentials, form: dict[str, str], deadline: float

@@ -28,6 +28,11 @@ class DeliveryRecord:
     attempts: int
 
 
+#: Recipients claimed (and their outcomes recorded) per transaction by a fan-out: a crash mid-chunk leaves at most
+#: this many claimed, to be resolved as ``unknown``; a smaller chunk costs more transactions per recipient.
+DELIVERY_CHUNK = 500
+
+
 @dataclass(frozen=True)
 class DeliveryOutcome:
     """How one claimed delivery ended, recorded with others of its chunk by ``finish_deliveries``."""

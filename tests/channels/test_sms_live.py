@@ -27,7 +27,7 @@ from carecast.ledger import Ledger
 from carecast.model import Draft, content_hash
 from carecast.pipeline import make_channel, sync_audience
 from channels.base import Outbox, PublishContext
-from channels.sms import SmsChannel, twilio_signature
+from channels.sms import NOT_TRIED, SmsChannel, twilio_signature
 from tests.channels.conftest import naming_any, our_log_lines, sample_addresses
 from tests.conftest import write_config
 from tests.factories import make_observance
@@ -275,8 +275,10 @@ def test_throttled_batch_resumes_with_only_the_rest(tmp_path: Path, receiver: Ca
         # Retry-After (30s) is beyond the budget: nothing more is tried in this run.
         assert (caught.value.transient, caught.value.retry_after) == (True, 30.0)
         assert "Twilio 20429" in caught.value.reason
-        states = {a: d.state for a, d in setup.ledger.deliveries(context.publication_id).items()}
-        assert sorted(states.values()) == ["failed", "sent", "sent"]
+        records = setup.ledger.deliveries(context.publication_id).values()
+        assert sorted(d.state for d in records) == ["failed", "failed", "failed", "sent", "sent"]
+        # Claimed with their chunk but never tried: left, retryable, for the next run.
+        assert sum(d.error == NOT_TRIED and d.transient for d in records) == 2
         assert len(sent_forms(server)) == 3
 
         server.throttling = False
@@ -306,8 +308,10 @@ def test_unreachable_twilio_leaves_everyone_for_the_next_run(tmp_path: Path, rec
     with pytest.raises(PublishError, match="did not answer") as caught:
         setup.channel.publish(draft, context)
     assert caught.value.transient
-    [delivery] = setup.ledger.deliveries(context.publication_id).values()
-    assert (delivery.state, delivery.transient) == ("failed", True)
+    # The first failed; the rest of its chunk was claimed, never tried: every one is retryable.
+    deliveries = setup.ledger.deliveries(context.publication_id).values()
+    assert {(delivery.state, delivery.transient) for delivery in deliveries} == {("failed", True)}
+    assert sum(delivery.error == NOT_TRIED for delivery in deliveries) == len(CONSENTING) - 1
 
 
 def test_recipients_outside_their_window_wait_for_it(tmp_path: Path, receiver: CallbackReceiver) -> None:
