@@ -41,9 +41,10 @@ from markupsafe import Markup
 from pydantic import EmailStr, Field, HttpUrl, SecretStr, field_validator, model_validator
 
 from carecast.audience import Subscriber
+from carecast.batches import batched
 from carecast.config import ChannelSettings
-from carecast.errors import AlreadyClaimed, PublishError, RenderError
-from carecast.ledger import DeliveryRecord
+from carecast.errors import PublishError, RenderError
+from carecast.ledger import DELIVERY_CHUNK, DeliveryOutcome, DeliveryRecord, Ledger
 from carecast.model import ContentItem, Draft, Receipt, now_utc
 from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
@@ -320,17 +321,28 @@ class NewsletterChannel(Channel):
         retry_reasons: list[str] = []
         with ExitStack() as stack:
             smtp: smtplib.SMTP | None = None
-            for subscriber in batch.pending:
-                token = make_token(secret, list_id, subscriber.address, context.now)
-                to = str(Address(subscriber.name, addr_spec=subscriber.address))
-                message = self.build_message(draft, to=to, unsubscribe_token=token)
-                # Opened for the first recipient only: a resumed batch with nobody left opens no connection.
+            for chunk in batched(batch.pending, DELIVERY_CHUNK):
+                # Opened for the first chunk only: a resumed batch with nobody left opens no connection.
                 smtp = smtp or stack.enter_context(self._connect(credentials, password))
+                # The chunk is claimed before any of it is sent (recipients another worker or an earlier attempt
+                # has are left out), and its outcomes recorded together after.
+                claimed = ledger.claim_deliveries(publication, [subscriber.address for subscriber in chunk])
+                mine = set(claimed)
+                outcomes: list[DeliveryOutcome] = []
+                usable = True
                 try:
-                    ledger.claim_delivery(publication, subscriber.address)
-                except AlreadyClaimed:
-                    continue  # another worker or an earlier attempt has this recipient
-                if not self._send_one(smtp, message, subscriber.address, context, retry_reasons):
+                    for subscriber in chunk:
+                        if subscriber.address not in mine:
+                            continue
+                        token = make_token(secret, list_id, subscriber.address, context.now)
+                        to = str(Address(subscriber.name, addr_spec=subscriber.address))
+                        message = self.build_message(draft, to=to, unsubscribe_token=token)
+                        usable = self._send_one(smtp, message, subscriber.address, ledger, outcomes, retry_reasons)
+                        if not usable:
+                            break
+                finally:
+                    ledger.finish_deliveries(publication, outcomes, claimed)
+                if not usable:
                     break
         after = _Batch.of(ledger.subscribers(self.name), ledger.deliveries(publication))
         summary = f"smtp {credentials.server}: {after.summary()}"
@@ -342,14 +354,19 @@ class NewsletterChannel(Channel):
         return Receipt(location=summary, sent_at=now_utc())
 
     def _send_one(
-        self, smtp: smtplib.SMTP, message: EmailMessage, address: str, context: PublishContext, retry: list[str]
+        self,
+        smtp: smtplib.SMTP,
+        message: EmailMessage,
+        address: str,
+        ledger: Ledger,
+        outcomes: list[DeliveryOutcome],
+        retry: list[str],
     ) -> bool:
-        """Send one claimed message and record how it went; return whether the connection is still usable.
-
-        A reason to try this recipient again later is appended to ``retry``. Raises PublishError (not transient)
-        when the server refuses our sender for good: every message would fail alike.
+        """Send one claimed message and append how it went to ``outcomes``; return whether the connection is still
+        usable. A reason to try this recipient again later is appended to ``retry``; a bounce suppresses the address.
+        Raises PublishError (not transient) when the server refuses our sender for good: every message would fail
+        alike (the outcome is appended first).
         """
-        ledger, publication = context.ledger, context.publication_id
         try:
             smtp.send_message(message, from_addr=self.config.from_address, to_addrs=[address])
         except smtplib.SMTPRecipientsRefused as exc:
@@ -357,15 +374,15 @@ class NewsletterChannel(Channel):
             why = _reply(code, reply)
             if code >= 500:
                 ledger.suppress(self.name, address, "bounced", f"SMTP {why}")
-                ledger.finish_delivery(publication, address, "failed", error=f"bounced: {why}")
+                outcomes.append(DeliveryOutcome(address, "failed", error=f"bounced: {why}"))
             else:
-                ledger.finish_delivery(publication, address, "failed", error=why, transient=True)
+                outcomes.append(DeliveryOutcome(address, "failed", error=why, transient=True))
                 retry.append(why)
             return True
         except smtplib.SMTPResponseException as exc:
             why = _reply(exc.smtp_code, exc.smtp_error)
             transient = exc.smtp_code < 500
-            ledger.finish_delivery(publication, address, "failed", error=why, transient=transient)
+            outcomes.append(DeliveryOutcome(address, "failed", error=why, transient=transient))
             if isinstance(exc, smtplib.SMTPSenderRefused) and not transient:
                 raise PublishError(
                     self.instance, f"the SMTP server refused the sender: {why}", transient=False
@@ -374,15 +391,15 @@ class NewsletterChannel(Channel):
                 retry.append(why)
             return exc.smtp_code != 421  # 421: the server is closing the connection
         except smtplib.SMTPNotSupportedError as exc:
-            ledger.finish_delivery(publication, address, "failed", error=f"the server cannot take this message: {exc}")
+            outcomes.append(DeliveryOutcome(address, "failed", error=f"the server cannot take this message: {exc}"))
             return True
         except OSError as exc:
             # The connection broke mid-send: the message may have been accepted, so it is never sent again.
             lost = f"the connection to the SMTP server was lost ({type(exc).__name__})"
-            ledger.finish_delivery(publication, address, "failed", error=f"{lost}; it may have arrived, not resent")
+            outcomes.append(DeliveryOutcome(address, "failed", error=f"{lost}; it may have arrived, not resent"))
             retry.append(lost)
             return False
-        ledger.finish_delivery(publication, address, "sent", provider_id=str(message["Message-ID"]))
+        outcomes.append(DeliveryOutcome(address, "sent", provider_id=str(message["Message-ID"])))
         return True
 
     def _connect(self, credentials: SmtpCredentials, password: SecretStr) -> smtplib.SMTP:

@@ -89,8 +89,6 @@ TWILIO_ERRORS: dict[int, str] = {
     21617: "the body is over 1600 characters",
     30007: "carrier filtered",
 }
-#: Why a claimed recipient was left for the next run untried: the chunk stopped before reaching them.
-NOT_TRIED = "not tried: the batch stopped before this recipient; left for the next run"
 #: A request is tried at most this often within a publish, however much of the retry budget is left.
 MAX_ATTEMPTS = 4
 #: Seconds a status callback waits for its message's send to be recorded (Twilio can report before we record).
@@ -329,14 +327,7 @@ class SmsChannel(Channel):
                             continue
                         outcomes.append(self._text(session, credentials, ledger, draft, address, deadline, outcomes))
                 finally:
-                    # Claimed but never tried (the chunk stopped early): left for the next run, never "unknown".
-                    reached = {outcome.address for outcome in outcomes}
-                    outcomes += [
-                        DeliveryOutcome(address, "failed", error=NOT_TRIED, transient=True)
-                        for address in claimed
-                        if address not in reached
-                    ]
-                    ledger.finish_deliveries(publication, outcomes)
+                    ledger.finish_deliveries(publication, outcomes, claimed)
         return self._receipt(credentials, context, skipped, waits)
 
     def _reachable(

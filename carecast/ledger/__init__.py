@@ -16,13 +16,14 @@ from __future__ import annotations
 
 from carecast.ledger.audience import AudienceLedger
 from carecast.ledger.content import ContentLedger, UpsertReport
-from carecast.ledger.deliveries import DELIVERY_CHUNK, DeliveryLedger, DeliveryOutcome, DeliveryRecord
+from carecast.ledger.deliveries import DELIVERY_CHUNK, NOT_TRIED, DeliveryLedger, DeliveryOutcome, DeliveryRecord
 from carecast.ledger.drafts import RENDERED_FROM, DraftLedger, StoredDraft
 from carecast.ledger.publications import PublicationLedger, PublicationRecord
 from carecast.ledger.schema import DeliveryState, DraftRow, DraftState, PublicationState
 
 __all__ = [
     "DELIVERY_CHUNK",
+    "NOT_TRIED",
     "RENDERED_FROM",
     "DeliveryOutcome",
     "DeliveryRecord",

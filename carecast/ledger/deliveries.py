@@ -31,6 +31,8 @@ class DeliveryRecord:
 #: Recipients claimed (and their outcomes recorded) per transaction by a fan-out: a crash mid-chunk leaves at most
 #: this many claimed, to be resolved as ``unknown``; a smaller chunk costs more transactions per recipient.
 DELIVERY_CHUNK = 500
+#: Why a recipient claimed with their chunk was left for the next run untried: the chunk stopped before them.
+NOT_TRIED = "not tried: the batch stopped before this recipient; left for the next run"
 
 
 @dataclass(frozen=True)
@@ -125,9 +127,17 @@ class DeliveryLedger(LedgerStore):
         claimed = set(again) | set(new)
         return [address for address in addresses if address in claimed]
 
-    def finish_deliveries(self, publication_id: int, outcomes: Sequence[DeliveryOutcome]) -> None:
-        """Record how a chunk of claimed deliveries ended, in one transaction; raises LedgerError if one was not
-        claimed (nothing of the chunk is recorded then)."""
+    def finish_deliveries(
+        self, publication_id: int, outcomes: Sequence[DeliveryOutcome], claimed: Sequence[str] = ()
+    ) -> None:
+        """Record how a chunk of claimed deliveries ended, in one transaction; a recipient of ``claimed`` without an
+        outcome (the chunk stopped before them) is left retryable for the next run (``NOT_TRIED``), never
+        ``unknown``. Raises LedgerError if one was not claimed (nothing of the chunk is recorded then)."""
+        reached = {outcome.address for outcome in outcomes}
+        outcomes = [
+            *outcomes,
+            *(DeliveryOutcome(a, "failed", error=NOT_TRIED, transient=True) for a in claimed if a not in reached),
+        ]
         if not outcomes:
             return
         now = now_utc()

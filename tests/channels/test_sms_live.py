@@ -23,11 +23,11 @@ from pydantic import SecretStr
 
 from carecast.config import load_settings
 from carecast.errors import ChannelError, CredentialError, PublishError
-from carecast.ledger import Ledger
+from carecast.ledger import NOT_TRIED, Ledger
 from carecast.model import Draft, content_hash
 from carecast.pipeline import make_channel, sync_audience
 from channels.base import Outbox, PublishContext
-from channels.sms import NOT_TRIED, SmsChannel, twilio_signature
+from channels.sms import SmsChannel, twilio_signature
 from tests.channels.conftest import naming_any, our_log_lines, sample_addresses
 from tests.conftest import write_config
 from tests.factories import make_observance
