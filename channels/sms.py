@@ -217,10 +217,12 @@ class SmsChannel(Channel):
         nothing can go out (Twilio refusing the account or the sender, nobody reachable) or the outbox refuses the
         file.
         """
-        subscribers = context.ledger.subscribers(self.name)
         if self.config.credentials is None:
-            return self._to_outbox(draft, context, subscribers)
-        return self._by_twilio(draft, context, subscribers, self.config.credentials)
+            return self._to_outbox(draft, context, context.ledger.subscribers(self.name))
+        # Streamed a page at a time: memory stays flat however long the list.
+        return self._by_twilio(
+            draft, context, context.ledger.stream_subscribers(self.name, DELIVERY_CHUNK), self.config.credentials
+        )
 
     def verify(self) -> str:
         """Fetch the Twilio account (``GET /2010-04-01/Accounts/{sid}.json``): proves the credentials, sends nothing.
@@ -431,10 +433,8 @@ class SmsChannel(Channel):
 
         Raises PublishError: transient while recipients wait for their window, permanent when nobody was texted.
         """
-        deliveries = context.ledger.deliveries(context.publication_id).values()
         # Accepted by Twilio is texted, whatever its status callbacks (arriving meanwhile) say about delivery.
-        sent = [d.provider_id for d in deliveries if d.provider_id]
-        failed = Counter(d.error or "failed" for d in deliveries if d.state == "failed")
+        sent, failed = context.ledger.delivery_tally(context.publication_id)
         notes = [f"{count} skipped: {reason}" for reason, count in sorted(skipped.items())]
         notes += [f"{count} failed: {error}" for error, count in sorted(failed.items())]
         summary = "; ".join([f"{len(sent)} texted", *notes])

@@ -203,3 +203,19 @@ def test_deliveries_are_claimed_and_recorded_in_chunks(ledger: Ledger) -> None:
             [DeliveryOutcome("+13125550103", "sent", provider_id="SM3"), DeliveryOutcome("+13125550100", "sent")],
         )
     assert ledger.deliveries(publication)["+13125550103"].state == "claimed"
+
+
+def test_subscribers_stream_a_page_at_a_time_with_suppressions(ledger: Ledger) -> None:
+    from carecast.audience import Subscriber
+
+    consent = datetime(2025, 1, 14, tzinfo=UTC)
+    people = [
+        Subscriber(f"reader{n}@example.com", f"Reader {n}", consent, "web form", "Yes.", "subscribed", None)
+        for n in range(7)
+    ]
+    ledger.save_subscribers("newsletter", people)
+    ledger.suppress("newsletter", "reader3@example.com", "unsubscribed", "one-click")
+    streamed = list(ledger.stream_subscribers("newsletter", page=2))
+    assert streamed == ledger.subscribers("newsletter")
+    assert [s.address for s in streamed] == sorted(p.address for p in people)
+    assert {s.address: s.status for s in streamed}["reader3@example.com"] == "unsubscribed"

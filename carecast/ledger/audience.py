@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from sqlalchemy import delete, select
 
@@ -51,30 +51,48 @@ class AudienceLedger(LedgerStore):
 
     def subscribers(self, channel_type: str) -> list[Subscriber]:
         """Every subscriber of ``channel_type``, a suppression shown as their status, ordered by address."""
-        query = (
-            select(SubscriberRow, SuppressionRow.status)
-            .outerjoin(
-                SuppressionRow,
-                (SuppressionRow.channel_type == SubscriberRow.channel_type)
-                & (SuppressionRow.address == SubscriberRow.address),
+        return list(self.stream_subscribers(channel_type))
+
+    def stream_subscribers(self, channel_type: str, page: int = 1000) -> Iterator[Subscriber]:
+        """``subscribers``, read a page of ``page`` plain rows at a time (keyset on the address): a fan-out's memory
+        stays flat however long the list."""
+        after = ""
+        while True:
+            query = (
+                select(
+                    SubscriberRow.address,
+                    SubscriberRow.name,
+                    SubscriberRow.consent_at,
+                    SubscriberRow.consent_method,
+                    SubscriberRow.consent_text,
+                    SubscriberRow.status,
+                    SubscriberRow.timezone,
+                    SuppressionRow.status.label("suppressed"),
+                )
+                .outerjoin(
+                    SuppressionRow,
+                    (SuppressionRow.channel_type == SubscriberRow.channel_type)
+                    & (SuppressionRow.address == SubscriberRow.address),
+                )
+                .where(SubscriberRow.channel_type == channel_type, SubscriberRow.address > after)
+                .order_by(SubscriberRow.address)
+                .limit(page)
             )
-            .where(SubscriberRow.channel_type == channel_type)
-            .order_by(SubscriberRow.address)
-        )
-        with self._session() as session:
-            rows = session.execute(query).all()
-        return [
-            Subscriber(
-                address=row.address,
-                name=row.name,
-                consent_at=row.consent_at,
-                consent_method=row.consent_method,
-                consent_text=row.consent_text,
-                status=suppressed or row.status,  # type: ignore[arg-type]
-                timezone=row.timezone,
-            )
-            for row, suppressed in rows
-        ]
+            with self._session() as session:
+                rows = session.execute(query).all()
+            for row in rows:
+                yield Subscriber(
+                    address=row.address,
+                    name=row.name,
+                    consent_at=row.consent_at,
+                    consent_method=row.consent_method,
+                    consent_text=row.consent_text,
+                    status=row.suppressed or row.status,
+                    timezone=row.timezone,
+                )
+            if len(rows) < page:
+                return
+            after = rows[-1].address
 
     def suppress(self, channel_type: str, address: str, status: str, reason: str) -> None:
         """Stop every further send to ``address`` on ``channel_type`` (idempotent: the first reason is kept)."""

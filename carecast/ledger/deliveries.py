@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -208,6 +209,24 @@ class DeliveryLedger(LedgerStore):
                 raise LedgerError(
                     f"a delivery of publication {publication_id} is not claimed; its outcome was not recorded"
                 )
+
+    def delivery_tally(self, publication_id: int) -> tuple[list[str], Counter[str]]:
+        """The provider ids of a publication's deliveries (those the provider accepted), and how many failed for
+        each reason; counted by the database, so a long list never sits in memory as records."""
+        accepted = select(DeliveryRow.provider_id).where(
+            DeliveryRow.publication_id == publication_id, DeliveryRow.provider_id.is_not(None)
+        )
+        failures = (
+            select(DeliveryRow.error, func.count())
+            .where(DeliveryRow.publication_id == publication_id, DeliveryRow.state == "failed")
+            .group_by(DeliveryRow.error)
+        )
+        with self._session() as session:
+            provider_ids = [str(provider_id) for provider_id in session.scalars(accepted.order_by(DeliveryRow.id))]
+            failed: Counter[str] = Counter()
+            for error, count in session.execute(failures):
+                failed[error or "failed"] += count
+        return provider_ids, failed
 
     def delivery_by_provider_id(self, provider_id: str) -> DeliveryRecord | None:
         """The delivery the provider knows as ``provider_id`` (e.g. a Twilio MessageSid), or None if none is."""
