@@ -568,6 +568,38 @@ class FanoutSmtp(Scenario):
         return {}
 
 
+class AudienceUnchanged(Scenario):
+    """A run's audience step when the subscriber file (``size`` rows) has not changed since the last run."""
+
+    name = "audience-unchanged"
+    unit = "subscribers in the CSV"
+    sizes: ClassVar[dict[str, int]] = {"full": 50000, "default": 20000, "quick": 5}
+    baseline_says = "SHA-256 of the file, compared with the one kept"
+
+    def prepare(self, feeds: dict[str, bytes]) -> None:
+        from carecast.pipeline import sync_audience
+
+        self.write_config({})
+        write_audience(self.workdir / "config" / "audience", "newsletter", self.size)
+        settings, ledger = self.settings_and_ledger()
+        sync_audience(settings, ledger)
+        ledger.close()
+        self.save_template()
+
+    def carecast(self) -> dict[str, float]:
+        from carecast.pipeline import sync_audience
+
+        settings, ledger = self.settings_and_ledger()
+        sync_audience(settings, ledger)
+        ledger.close()
+        return {}
+
+    def baseline(self) -> dict[str, float]:
+        for name in ("newsletter.csv", "sms.csv"):
+            hashlib.sha256((self.workdir / "config" / "audience" / name).read_bytes()).hexdigest()
+        return {}
+
+
 # -- ledger -----------------------------------------------------------------------------------------------------
 
 
@@ -638,6 +670,7 @@ SCENARIOS: dict[str, type[Scenario]] = {
         ScaleSms,
         FanoutOutbox,
         FanoutSmtp,
+        AudienceUnchanged,
         Status,
     )
 }

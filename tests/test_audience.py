@@ -226,3 +226,26 @@ def test_a_file_whose_name_is_no_channel_type_needs_type(
     assert import_file(config_file, file, "--type", "newsletter") == 0
     assert import_file(config_file, file, "--type", "sms") == 2, "an email file is no SMS list"
     assert "column 'phone' is missing" in capsys.readouterr().err
+
+
+def test_the_audience_file_is_read_again_only_when_it_changes(tmp_path: Path) -> None:
+    from carecast.pipeline import sync_audience
+    from tests.conftest import write_config
+
+    settings = load_settings(write_config(tmp_path))
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    try:
+        first = sync_audience(settings, ledger)
+        assert first["sms"][0] > 0 and first["newsletter"][0] > 0
+        assert sync_audience(settings, ledger) == {"newsletter": (0, 0), "sms": (0, 0)}
+        file = settings.path(settings.audience) / "sms.csv"
+        rows = file.read_text().splitlines()
+        file.write_text("\n".join([rows[0], rows[1].replace(",subscribed,", ",unsubscribed,"), *rows[2:]]) + "\n")
+        assert sync_audience(settings, ledger) == {"newsletter": (0, 0), "sms": (0, 1)}
+        file.write_text(file.read_text() + "not,a,valid,row\n")
+        with pytest.raises(ConfigError):
+            sync_audience(settings, ledger)
+        with pytest.raises(ConfigError):  # still read (and refused) until it is mended
+            sync_audience(settings, ledger)
+    finally:
+        ledger.close()
