@@ -105,8 +105,11 @@ def parse_feed(
     when feedparser fails or the feed has no entries and is malformed or not a feed at all.
     """
     try:
-        # A stream, not bytes: given bytes, feedparser first tries to open them as a file name.
-        parsed = feedparser.parse(io.BytesIO(body), response_headers=dict(headers))
+        # A stream, not bytes: given bytes, feedparser first tries to open them as a file name. Its own sanitiser
+        # and URI resolver are off: _item sanitises (nh3) and resolves links itself, and only for the entries kept.
+        parsed = feedparser.parse(
+            io.BytesIO(body), response_headers=dict(headers), sanitize_html=False, resolve_relative_uris=False
+        )
     except Exception as exc:  # feedparser has many internal failure modes; none may escape as such
         raise SourceError(name, f"cannot parse the feed: {exc!r}") from exc
     warnings: list[str] = []
@@ -121,14 +124,17 @@ def parse_feed(
     feed = parsed.get("feed", {})
     feed_date = _utc(feed.get("published_parsed")) or _utc(feed.get("updated_parsed")) or now_utc()
     feed_link = absolute_http_url(feed.get("link") or "")
-    items = []
-    for number, entry in enumerate(parsed.entries, start=1):
+    # The newest max_items entries are cut before any is sanitised: a feed of 2,000 costs what it keeps.
+    newest = sorted(enumerate(parsed.entries, start=1), key=lambda pair: _published(pair[1], feed_date), reverse=True)
+    items: list[ContentItem] = []
+    for number, entry in newest:
+        if len(items) == max_items:
+            break
         try:
             items.append(_item(name, entry, feed_date, feed_link))
         except Exception as exc:  # one odd entry must not cost the others
             warnings.append(f"entry {number} skipped: {type(exc).__name__}: {exc}")
-    items.sort(key=lambda item: item.published, reverse=True)
-    return items[:max_items], warnings
+    return items, warnings
 
 
 def normalise_link(url: str) -> str:
@@ -167,7 +173,7 @@ def _item(source: str, entry: Mapping[str, Any], feed_date: datetime, feed_link:
     title = _title(entry) or textwrap.shorten(text, _TITLE_FROM_TEXT, placeholder="…") or link
     if not title:
         raise ValueError("it has no title, no content and no link")
-    published = _utc(entry.get("published_parsed")) or _utc(entry.get("updated_parsed")) or feed_date
+    published = _published(entry, feed_date)
     image = _image(entry, html, base)
     return ContentItem(
         id=f"rss:{source}:{_stable_key(entry, link, title)}",
@@ -183,6 +189,10 @@ def _item(source: str, entry: Mapping[str, Any], feed_date: datetime, feed_link:
         image_alt=image.alt if image else None,
         tags=tuple(term for tag in entry.get("tags", []) if (term := (tag.get("term") or "").strip())),
     )
+
+
+def _published(entry: Mapping[str, Any], feed_date: datetime) -> datetime:
+    return _utc(entry.get("published_parsed")) or _utc(entry.get("updated_parsed")) or feed_date
 
 
 def _stable_key(entry: Mapping[str, Any], link: str | None, title: str) -> str:
