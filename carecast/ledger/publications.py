@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -254,7 +254,9 @@ _PUBLICATION_COLUMNS = select(
 )
 
 
-def _records(session: Session, rows: Sequence[Row[Any]], links: ColumnElement[bool] | None) -> list[PublicationRecord]:
+def _records(
+    session: Session, rows: Sequence[Sequence[Any]], links: ColumnElement[bool] | None
+) -> list[PublicationRecord]:
     """The records of these publication rows (``_PUBLICATION_COLUMNS``), each with its items (those of the
     publications ``links`` selects, or all); a range or the ids, never one bound parameter per row."""
     if not rows:
@@ -265,17 +267,18 @@ def _records(session: Session, rows: Sequence[Row[Any]], links: ColumnElement[bo
         items.setdefault(publication_id, []).append(item_id)
     return [
         PublicationRecord(
-            id=row.id,
-            channel=row.channel,
-            account=row.account,
-            item_ids=sorted(items.get(row.id, [])),
-            state=row.state,
-            claimed_at=row.claimed_at,
-            finished_at=row.finished_at,
-            location=row.location,
-            provider_ids=list((row.provider_ids or {}).get("ids", [])),
-            error=row.error,
-            transient=row.transient,
+            id,
+            channel,
+            account,
+            sorted(items.get(id, [])),
+            state,
+            claimed_at,
+            finished_at,
+            location,
+            list((provider_ids or {}).get("ids", [])),
+            error,
+            transient,
         )
-        for row in rows
+        # Unpacked in _PUBLICATION_COLUMNS order: reading a million rows by attribute name costs seconds.
+        for id, channel, account, state, claimed_at, finished_at, location, provider_ids, error, transient in rows
     ]
