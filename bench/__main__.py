@@ -61,6 +61,7 @@ class Row:
     baseline_says: str
     carecast: dict[str, float | None]
     baseline: dict[str, float | None]
+    notes: str = ""
 
     @property
     def ratio(self) -> float:
@@ -91,7 +92,8 @@ def measure(name: str, size: int, repeat: int, base: Path) -> Row:
     with ExitStack() as stack:
         smtp = stack.enter_context(SmtpServer(username=SMTP_USER, password=SMTP_PASSWORD))
         credentials = TwilioCredentials(auth_token=SECRETS_ENV["BENCH_TWILIO_TOKEN"])
-        twilio = stack.enter_context(TwilioServer(credentials=credentials))
+        limit = SCENARIOS[name].twilio_per_second
+        twilio = stack.enter_context(TwilioServer(credentials=credentials, messages_per_second=limit))
         feeds = stack.enter_context(FeedServer())
         servers = Servers(smtp.port, twilio.url, credentials.account_sid, feeds.url)
         workdir = base / f"{name}-{size}"
@@ -103,11 +105,15 @@ def measure(name: str, size: int, repeat: int, base: Path) -> Row:
             order = ("carecast", "baseline") if number % 2 == 0 else ("baseline", "carecast")
             for side in order:
                 runs[side].append(run_side(scenario, side, servers))
+        notes = "" if limit is None else f"{twilio.throttled} answered 429 (both sides, every run)"
     medians = {
         side: {key: median(values, key) for key in ("seconds", "first_line", "peak_mb")}
         for side, values in runs.items()
     }
-    return Row(name, size, scenario.unit, scenario.baseline_says, medians["carecast"], medians["baseline"])
+    row = Row(name, size, scenario.unit, scenario.baseline_says, medians["carecast"], medians["baseline"], notes)
+    if limit is not None and row.carecast["seconds"]:
+        row.notes += f"; CareCast sent {size / row.carecast['seconds']:.1f} msg/s of the {limit:g} allowed"
+    return row
 
 
 def seconds(value: float | None) -> str:
@@ -118,15 +124,16 @@ def seconds(value: float | None) -> str:
 
 def table(rows: list[Row]) -> str:
     lines = [
-        "| scenario | size | CareCast | baseline | ratio | first line (CC / base) | peak MB (CC / base) | baseline |",
-        "|---|---|---|---|---|---|---|---|",
+        "| scenario | size | CareCast | baseline | ratio | first line (CC / base) | peak MB (CC / base) | baseline "
+        "| notes |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         cc, base = row.carecast, row.baseline
         lines.append(
             f"| {row.name} | {row.size:,} {row.unit} | {seconds(cc['seconds'])} | {seconds(base['seconds'])} "
             f"| {row.ratio:.2f}x | {seconds(cc['first_line'])} / {seconds(base['first_line'])} "
-            f"| {cc['peak_mb']:.0f} / {base['peak_mb']:.0f} | {row.baseline_says} |"
+            f"| {cc['peak_mb']:.0f} / {base['peak_mb']:.0f} | {row.baseline_says} | {row.notes} |"
         )
     return "\n".join(lines)
 

@@ -66,6 +66,8 @@ class Scenario(ABC):
     unit: ClassVar[str]
     sizes: ClassVar[dict[str, int]]  # full, default, quick
     baseline_says: ClassVar[str]
+    #: The local Twilio server's limit for this scenario (answers 429 beyond it); None: no limit.
+    twilio_per_second: ClassVar[float | None] = None
 
     def __init__(self, size: int, workdir: Path, servers: Servers) -> None:
         self.size = size
@@ -468,6 +470,31 @@ class ScaleSms(FanoutSms):
     sizes: ClassVar[dict[str, int]] = {"full": 20000, "default": 250, "quick": 2}
 
 
+class PacedSms(FanoutSms):
+    """``fanout-sms`` against a Twilio server that allows 50 messages/s, the channel configured ``rate: 50/s``."""
+
+    name = "paced-sms"
+    sizes: ClassVar[dict[str, int]] = {"full": 2000, "default": 500, "quick": 3}
+    baseline_says = "the same loop, sleeping 1/50 s before each send"
+    twilio_per_second = 50.0
+
+    def sms_config(self) -> dict[str, Any]:
+        return super().sms_config() | {"rate": "50/s"}
+
+    def baseline(self) -> dict[str, float]:
+        import time
+
+        import requests
+
+        url = f"{self.servers.twilio_url}/2010-04-01/Accounts/{self.servers.twilio_sid}/Messages.json"
+        with requests.Session() as session:
+            session.auth = (self.servers.twilio_sid, SECRETS_ENV["BENCH_TWILIO_TOKEN"])
+            for address in consenting(self.ledger_file, "sms"):
+                time.sleep(1 / 50)
+                session.post(url, data={"To": address, "From": "+13125550100", "Body": "Oakview PT: hi"}, timeout=10)
+        return {}
+
+
 class FanoutOutbox(FanoutSms):
     """The same text to ``size`` subscribers without credentials: one outbox file holding every request."""
 
@@ -668,6 +695,7 @@ SCENARIOS: dict[str, type[Scenario]] = {
         AdaptRefusedRerun,
         FanoutSms,
         ScaleSms,
+        PacedSms,
         FanoutOutbox,
         FanoutSmtp,
         AudienceUnchanged,

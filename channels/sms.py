@@ -60,6 +60,7 @@ from carecast.config import ChannelSettings
 from carecast.errors import ChannelError, CredentialError, MeasureError, PublishError, RenderError
 from carecast.ledger import DELIVERY_CHUNK, DeliveryOutcome, DeliveryRecord, Ledger
 from carecast.model import ContentItem, Draft, Receipt, now_utc
+from carecast.pacing import Pacer, per_second
 from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
 from carecast.text import shorten, sms_measure, to_gsm
@@ -124,6 +125,18 @@ class SmsConfig(ChannelSettings):
         10.0, ge=0, le=300, description="seconds a publish may wait on 429/5xx before leaving the rest for next run"
     )
     credentials: TwilioCredentials | None = Field(None, description="send through Twilio; absent: write to the outbox")
+    rate: str | None = Field(
+        None,
+        description="the most the sender may send, e.g. '1/s' (a long code), '50/s' (toll-free, short code): texts "
+        "are paced just under it, so Twilio never answers 429",
+    )
+
+    @field_validator("rate")
+    @classmethod
+    def _a_rate(cls, value: str | None) -> str | None:
+        if value is not None:
+            per_second(value)
+        return value
 
     @field_validator("from_number")
     @classmethod
@@ -315,6 +328,7 @@ class SmsChannel(Channel):
         skipped: Counter[str] = Counter()
         waits: list[datetime] = []
         deadline = time.monotonic() + self.config.retry_budget
+        pacer = None if self.config.rate is None else Pacer(per_second(self.config.rate))
         with self._session(credentials, token) as session:
             for chunk in batched(self._reachable(subscribers, context.now, skipped), DELIVERY_CHUNK):
                 openings = dict(chunk)
@@ -327,6 +341,8 @@ class SmsChannel(Channel):
                             outcomes.append(DeliveryOutcome(address, "deferred", not_before=openings[address]))
                             waits.append(openings[address])
                             continue
+                        if pacer is not None:
+                            pacer.wait()
                         outcomes.append(self._text(session, credentials, ledger, draft, address, deadline, outcomes))
                 finally:
                     ledger.finish_deliveries(publication, outcomes, claimed)

@@ -474,3 +474,21 @@ def test_no_number_in_errors_or_notes(tmp_path: Path, receiver: CallbackReceiver
     assert unavailable.value.reason.startswith("Twilio 20500 (HTTP 503): Twilio failed")
     assert refused.value.reason == "Twilio 21999 (HTTP 400)"
     assert naming_any(texts, AUDIENCE) == []
+
+
+def test_a_paced_sender_is_never_throttled(tmp_path: Path, receiver: CallbackReceiver) -> None:
+    with TwilioServer(credentials=CREDENTIALS, messages_per_second=4) as server:
+        setup = Setup(tmp_path, server, receiver, status_callback=None, rate="4/s")
+        draft = setup.draft()
+        receipt = setup.channel.publish(draft, setup.claim(draft))
+        assert len(receipt.provider_ids) == len(CONSENTING)
+        assert server.throttled == 0
+
+
+def test_an_unpaced_sender_beyond_the_limit_is_throttled(tmp_path: Path, receiver: CallbackReceiver) -> None:
+    with TwilioServer(credentials=CREDENTIALS, messages_per_second=2) as server:
+        setup = Setup(tmp_path, server, receiver, status_callback=None)
+        draft = setup.draft()
+        receipt = setup.channel.publish(draft, setup.claim(draft))  # 429s are retried after Retry-After
+        assert len(receipt.provider_ids) == len(CONSENTING)
+        assert server.throttled > 0

@@ -12,7 +12,9 @@ unknown resource, 21211 invalid ``To``, 21602 no body, 21603 no sender, 21604 no
 out (``opted_out``). A body containing one of ``filtered_phrases`` is accepted but ends "undelivered" with
 error 30007. With ``StatusCallback`` the server POSTs queued → sent → delivered/undelivered to it, form-encoded and
 signed with ``X-Twilio-Signature``; only loopback callback URLs are called. :meth:`TwilioServer.throttle` queues
-429/20429 replies with ``Retry-After``; :meth:`LocalHttpServer.force` injects anything else (e.g. 5xx).
+429/20429 replies with ``Retry-After``; ``messages_per_second`` answers 429 to messages beyond that rate (a token
+bucket holding one second's worth, counted in ``throttled``); :meth:`LocalHttpServer.force` injects anything else
+(e.g. 5xx).
 
 Run by hand with ``python -m tests.providers.twilio --port 8025``.
 """
@@ -28,6 +30,7 @@ import itertools
 import re
 import secrets
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -121,9 +124,15 @@ class TwilioServer(LocalHttpServer):
         credentials: TwilioCredentials | None = None,
         opted_out: Iterable[str] = (),
         filtered_phrases: Iterable[str] = (),
+        messages_per_second: float | None = None,
         port: int = 0,
     ) -> None:
         super().__init__(port)
+        #: Twilio's queue limit for the sender: a message beyond it is answered 429/20429 (None: no limit).
+        self.messages_per_second = messages_per_second
+        self._allowance = messages_per_second or 0.0
+        self._allowance_at = time.monotonic()
+        self.throttled = 0
         self.credentials = credentials or TwilioCredentials()
         self.opted_out = set(opted_out)
         self.filtered_phrases = tuple(filtered_phrases)
@@ -218,7 +227,25 @@ class TwilioServer(LocalHttpServer):
                 Reply(200, dict(message)) if message else _twilio_error(404, 20404, f"Message {match['sid']} not found")
             )
 
+    def _over_rate(self) -> bool:
+        """Whether this message exceeds ``messages_per_second``: a token bucket holding one second's worth."""
+        if self.messages_per_second is None:
+            return False
+        with self._lock:
+            now = time.monotonic()
+            rate = self.messages_per_second
+            self._allowance = min(rate, self._allowance + (now - self._allowance_at) * rate)
+            self._allowance_at = now
+            if self._allowance < 1:
+                self.throttled += 1
+                return True
+            self._allowance -= 1
+            return False
+
     def _create_message(self, request: RecordedRequest, match: re.Match[str]) -> Reply:
+        if self._over_rate():
+            throttled = _twilio_error(429, 20429, "Too Many Requests")
+            return Reply(throttled.status, throttled.body, {"Retry-After": "1"})
         form: dict[str, str] = request.body if isinstance(request.body, dict) else {}
         to, sender, service, body = form.get("To"), form.get("From"), form.get("MessagingServiceSid"), form.get("Body")
         if not to:

@@ -1,0 +1,46 @@
+"""Paced sending: rates as configured, and calls spaced evenly without a burst."""
+
+from __future__ import annotations
+
+import pytest
+
+from carecast.pacing import Pacer, per_second
+
+
+@pytest.mark.parametrize(("rate", "expected"), [("50/s", 50.0), ("1/s", 1.0), ("30/min", 0.5), (" 2.5 / sec ", 2.5)])
+def test_rates(rate: str, expected: float) -> None:
+    assert per_second(rate) == expected
+
+
+@pytest.mark.parametrize("rate", ["50", "0/s", "50/h", "fast", "-1/s"])
+def test_bad_rates_are_refused(rate: str) -> None:
+    with pytest.raises(ValueError, match="50/s"):
+        per_second(rate)
+
+
+class Clock:
+    """A clock the pacer reads and sleeps on, so the test measures its schedule, not the machine."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_calls_are_spaced_evenly_and_a_slow_sender_builds_no_burst() -> None:
+    clock = Clock()
+    pacer = Pacer(50, clock=clock, sleep=clock.sleep)
+    moments = []
+    for _ in range(5):
+        pacer.wait()
+        moments.append(clock.now)
+    assert [round(b - a, 6) for a, b in zip(moments, moments[1:], strict=False)] == [0.02] * 4
+    clock.now += 10  # a long pause: no credit for a burst after it
+    pacer.wait()
+    start = clock.now
+    pacer.wait()
+    assert round(clock.now - start, 6) == 0.02
