@@ -18,10 +18,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from carecast.audience import ADDRESS_COLUMN, read_audience
-from carecast.config import DEFAULT_CONFIG, Settings, load_settings
+from carecast.config import DEFAULT_CONFIG, Settings
 from carecast.errors import CareCastError, ConfigError
 from carecast.ledger import DraftState, Ledger
 from carecast.pipeline import make_channel
+from carecast.practice import load_settings, open_practice
 from carecast.text import sms_measure, x_measure
 
 EXIT_FAILED = 1
@@ -238,12 +239,11 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _webhooks(args: argparse.Namespace) -> int:
-    settings, ledger = _open_ledger(args.config)
-    from carecast.webhooks import WebhookApp, check_urls, make_server  # loads channel plugins: only for this command
+    from carecast.webhooks import WebhookApp, check_urls, make_server  # loads uvicorn: only for this command
 
-    try:
-        app = WebhookApp(settings, ledger, args.public_url)
-        for problem in check_urls(settings, args.public_url) if args.public_url else ():
+    with open_practice(args.config) as practice:
+        app = WebhookApp(practice.settings, practice.ledger, args.public_url)
+        for problem in check_urls(practice.settings, args.public_url) if args.public_url else ():
             print(f"warning: {problem}", file=sys.stderr)
         try:
             server = make_server(app, args.host, args.port)
@@ -252,13 +252,11 @@ def _webhooks(args: argparse.Namespace) -> int:
             return EXIT_FAILED
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
         base = args.public_url or f"http://{args.host}:{server.server_port}"
-        print(f"Serving on {args.host}:{server.server_port} (Ctrl-C stops):")
+        print(f"Serving on {args.host}:{server.server_port} (Ctrl-C stops):", flush=True)
         for methods, path in app.endpoints:
-            print(f"  {methods} {base.rstrip('/')}{path}")
+            print(f"  {methods} {base.rstrip('/')}{path}", flush=True)
         with server, contextlib.suppress(KeyboardInterrupt):
             server.serve_forever()
-    finally:
-        ledger.close()
     return 0
 
 

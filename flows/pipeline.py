@@ -31,10 +31,11 @@ from prefect.states import Failed, State
 from pydantic import BaseModel, Field, create_model
 
 from carecast import pipeline as core
-from carecast.config import DEFAULT_CONFIG, Settings, load_settings
+from carecast.config import DEFAULT_CONFIG, Settings
 from carecast.errors import CareCastError
 from carecast.ledger import Ledger
 from carecast.model import now_utc
+from carecast.practice import load_settings
 from flows import artifacts
 from flows import secrets as _secrets  # noqa: F401  registers {block: ...} credentials
 from flows.notify import notify_failure
