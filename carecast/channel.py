@@ -368,7 +368,7 @@ def channel_class(kind: str) -> type[Channel]:
         raise ChannelError(kind, f"plugin {entry.value} cannot be loaded: {exc}") from exc
     if getattr(cls, "name", None) != kind:
         raise ChannelError(kind, f"{entry.value} declares name {getattr(cls, 'name', None)!r}")
-    return cls  # type: ignore[no-any-return]
+    return cls
 
 
 def make_channel(settings: Settings, instance: str) -> Channel:

@@ -26,7 +26,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -45,6 +45,7 @@ from carecast.ledger import Ledger
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
+    from uvicorn._types import HTTPRequestEvent
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +219,7 @@ class AsgiFront:
             except _TooLarge:
                 await _refuse(send, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Request too large.")
                 return
-        first = {"type": "http.request", "body": body, "more_body": False}
+        first: HTTPRequestEvent = {"type": "http.request", "body": body, "more_body": False}
         environ = build_environ(scope, first, io.BytesIO(body))
         environ["SERVER_PORT"] = str(environ["SERVER_PORT"])  # uvicorn leaves an int; WSGI (PEP 3333) says str
         if not oversized:  # a chunked body declared no length: the application reads what was received
@@ -243,7 +244,7 @@ class AsgiFront:
             more = message.get("more_body", False)
         return b"".join(chunks)
 
-    def _run(self, environ: dict[str, Any]) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    def _run(self, environ: MutableMapping[str, Any]) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         answered: list[Any] = []
 
         def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
@@ -297,7 +298,7 @@ class WebhookServer:
 
     def __init__(self, app: WSGIApplication, host: str, port: int, limits: Limits) -> None:
         """Raises OSError when the address cannot be bound."""
-        self.socket = socket.create_server((host, port))
+        self.socket = socket.create_server((host, port), backlog=2048)  # uvicorn's own default
         self.server_port: int = self.socket.getsockname()[1]
         protocol = type("HeaderDeadline", (_HeaderDeadline,), {"header_timeout": limits.header_timeout})
         config = uvicorn.Config(
