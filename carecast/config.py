@@ -254,11 +254,6 @@ def _check_references(settings: Settings) -> None:
             problems.append((f"sources.{name}.path", f"no such folder: {settings.path(source.path)}"))
     if problems:
         raise ConfigError(settings.file, problems)
-    from carecast.sources.observances import load_observances  # sources depend on config: import late
-
-    for source in settings.sources.values():
-        if isinstance(source, ObservanceSource):
-            load_observances(settings.path(source.file))  # its own file, key and expectation on error
 
 
 def today_in(settings: Settings) -> date:

@@ -13,8 +13,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from carecast.channel import PracticeContext, channel_class, make_channel
-from carecast.config import DEFAULT_CONFIG, ChannelSettings, Settings, parse_settings
+from carecast.config import DEFAULT_CONFIG, ChannelSettings, ObservanceSource, Settings, parse_settings
 from carecast.ledger import Ledger
+from carecast.sources.observances import load_observances
 
 
 def _channel_config(kind: str) -> type[ChannelSettings]:
@@ -22,12 +23,17 @@ def _channel_config(kind: str) -> type[ChannelSettings]:
 
 
 def load_settings(file: Path | str = DEFAULT_CONFIG) -> Settings:
-    """Read and validate ``file``, channel sections included (each by its installed plugin's ``Config``).
+    """Read and validate ``file``, channel sections included (each by its installed plugin's ``Config``), and the
+    files its sources name that can be checked without fetching anything (the observances calendar).
 
     Raises ConfigError listing every problem found (file, key path, expectation), and ChannelError when a channel
     plugin the file names cannot be loaded.
     """
-    return parse_settings(file, _channel_config)
+    settings = parse_settings(file, _channel_config)
+    for source in settings.sources.values():
+        if isinstance(source, ObservanceSource):
+            load_observances(settings.path(source.file))  # its own file, key and expectation on error
+    return settings
 
 
 _lock = threading.Lock()
