@@ -25,6 +25,8 @@ from carecast.pipeline import make_channel
 from carecast.practice import load_settings, open_practice
 from carecast.text import sms_measure, x_measure
 
+#: What ``carecast --help`` says first: plain text (the module's docstring is reStructuredText).
+DESCRIPTION = "Check a CareCast config, run the pipeline, measure text, show the ledger, serve the webhooks."
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 #: Prefect keeps its home in ``.carecast/prefect`` (prefect.toml); Prefect needs the parent folder to exist.
@@ -45,7 +47,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="carecast", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="carecast",
+        description=DESCRIPTION,
+        epilog=__doc__.split("\n\n")[1].replace("\n", " "),  # the exit codes, plain text like the rest of --help
+    )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     def command(name: str, handler: Any, help_text: str) -> argparse.ArgumentParser:
@@ -85,7 +91,9 @@ def _parser() -> argparse.ArgumentParser:
     measure.add_argument("--channel", required=True, choices=["x", "sms"])
     measure.add_argument("text", metavar="TEXT", help="the text, or - to read standard input")
 
-    webhooks = command("webhooks", _webhooks, "serve Twilio's callbacks and inbound texts, and one-click unsubscribe")
+    webhooks = command(
+        "webhooks", _webhooks, "serve the channels' inbound endpoints (Twilio's callbacks, one-click unsubscribe, ...)"
+    )
     webhooks.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="default: %(default)s")
     webhooks.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     webhooks.add_argument("--port", type=int, default=8088, help="default: %(default)s")
