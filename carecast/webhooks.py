@@ -276,17 +276,27 @@ async def _refuse(send: Any, status: HTTPStatus, message: str) -> None:
 
 
 class _HeaderDeadline(H11Protocol):
-    """uvicorn's h11 protocol, closing a connection whose first request's headers are not complete within the
-    header timeout (uvicorn bounds their size, and idle connections, but not how slowly headers may trickle in)."""
+    """uvicorn's h11 protocol, closing a connection whose next request's headers are not complete within the header
+    timeout of its opening (or of its last response): uvicorn bounds their size, and how long a connection may sit
+    idle, but not how slowly headers may trickle in."""
 
     header_timeout: float = Limits.header_timeout
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
-        self.loop.call_later(self.header_timeout, self._drop_if_no_request)
+        self._expect_headers(after=None)
 
-    def _drop_if_no_request(self) -> None:
-        if self.cycle is None and not self.transport.is_closing():
+    def on_response_complete(self) -> None:
+        finished = self.cycle
+        super().on_response_complete()
+        self._expect_headers(after=finished)
+
+    def _expect_headers(self, after: object) -> None:
+        self.loop.call_later(self.header_timeout, self._drop_if_still, after)
+
+    def _drop_if_still(self, after: object) -> None:
+        # No new request cycle since `after`: its headers have not all arrived.
+        if self.cycle is after and not self.transport.is_closing():
             log.info("closed a connection whose request headers did not arrive in time")
             self.transport.close()
 

@@ -391,6 +391,22 @@ def test_a_body_that_stalls_past_the_deadline_is_refused(tmp_path: Path) -> None
         served.stop()
 
 
+def test_headers_that_trickle_past_the_deadline_lose_the_connection(tmp_path: Path) -> None:
+    served = Hooks(tmp_path, PUBLIC, Limits(header_timeout=0.5, keep_alive=30))
+    try:
+        with socket.create_connection(("127.0.0.1", served.server.server_port)) as client:
+            client.settimeout(10)
+            client.sendall(b"GET /unsubscribe HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            answer = b""
+            while not answer.endswith(b"not valid.\n"):
+                answer += client.recv(4096)
+            assert answer.startswith(b"HTTP/1.1 400 ")  # answered, and kept alive
+            client.sendall(b"GET /unsubscribe HTTP/1.1\r\nHost: 1")  # the next request's headers stall
+            assert client.recv(4096) == b""  # closed by the server
+    finally:
+        served.stop()
+
+
 def test_each_request_is_logged_without_secrets_tokens_or_numbers(
     hooks: Hooks, caplog: pytest.LogCaptureFixture
 ) -> None:
