@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from tests.conftest import write_config
+from tests.test_webhooks import start_webhooks
 
 DEMO = Path(__file__).parent / "plugin_demo"
 
@@ -67,21 +68,10 @@ def test_carecast_run_publishes_through_the_plugin(
 @pytest.fixture
 def webhooks(plugin_site: Path, demo_config: Path, tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
     """``carecast webhooks`` on a free port: its base URL and the endpoints it listed."""
-    command = [sys.executable, "-m", "carecast.cli", "webhooks", "--config", str(demo_config), "--port", "0"]
-    process = subprocess.Popen(
-        command,
-        cwd=tmp_path,
-        env=environment(plugin_site, PYTHONUNBUFFERED="1"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process, local = start_webhooks(demo_config, tmp_path, environment(plugin_site))
     try:
         assert process.stdout is not None
-        banner = process.stdout.readline()
-        port = re.fullmatch(r"Serving on 127\.0\.0\.1:(\d+) \(Ctrl-C stops\):\n", banner)
-        assert port, banner + (process.stderr.read() if process.stderr and process.poll() is not None else "")
-        yield f"http://127.0.0.1:{port.group(1)}", [process.stdout.readline().strip()]
+        yield local, [process.stdout.readline().strip()]
     finally:
         process.terminate()
         process.communicate(timeout=20)

@@ -465,23 +465,32 @@ def test_the_command_refuses_to_start_without_its_secrets(
     assert "TWILIO_AUTH_TOKEN" in err and "is not set" in err
 
 
-def test_the_command_serves_until_interrupted(tmp_path: Path) -> None:
-    config = configure(tmp_path).file
-    command = [sys.executable, "-m", "carecast.cli", "webhooks", "--config", str(config), "--port", "0"]
-    env = {**os.environ, **ENV, "PYTHONUNBUFFERED": "1"}
+def start_webhooks(config: Path, cwd: Path, env: dict[str, str], *options: str) -> tuple[subprocess.Popen[str], str]:
+    """``carecast webhooks`` on a free port in a process of its own, once it says where: the process (its stdout
+    next lists the endpoints) and the local base URL."""
+    command = [sys.executable, "-m", "carecast.cli", "webhooks", "--config", str(config), "--port", "0", *options]
     process = subprocess.Popen(
-        [*command, "--public-url", PUBLIC],
-        cwd=tmp_path,
-        env=env,
+        command,
+        cwd=cwd,
+        env={**env, "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+    assert process.stdout is not None
+    banner = process.stdout.readline()
+    port = re.fullmatch(r"Serving on 127\.0\.0\.1:(\d+) \(Ctrl-C stops\):\n", banner)
+    if port is None:
+        process.kill()
+        pytest.fail(banner + process.communicate(timeout=10)[1])
+    return process, f"http://127.0.0.1:{port.group(1)}"
+
+
+def test_the_command_serves_until_interrupted(tmp_path: Path) -> None:
+    config = configure(tmp_path).file
+    process, local = start_webhooks(config, tmp_path, {**os.environ, **ENV}, "--public-url", PUBLIC)
     try:
         assert process.stdout is not None
-        banner = process.stdout.readline()
-        port = re.fullmatch(r"Serving on 127\.0\.0\.1:(\d+) \(Ctrl-C stops\):\n", banner)
-        assert port, banner
         endpoints = [process.stdout.readline().strip() for _ in range(3)]
         # Listed in the order the config names the channels that declare them.
         assert sorted(endpoints) == [
@@ -492,7 +501,7 @@ def test_the_command_serves_until_interrupted(tmp_path: Path) -> None:
         params = inbound("HELP")
         signature = twilio_signature(AUTH_TOKEN, f"{PUBLIC}/twilio/inbound", params)
         reply = requests.post(
-            f"http://127.0.0.1:{port.group(1)}/twilio/inbound",
+            f"{local}/twilio/inbound",
             data=params,
             headers={"X-Twilio-Signature": signature},
             timeout=10,
