@@ -214,10 +214,12 @@ class AsgiFront:
                 async with asyncio.timeout(self.limits.body_timeout):
                     body = await self._read(receive)
             except TimeoutError:
-                await _refuse(send, HTTPStatus.REQUEST_TIMEOUT, "Request body too slow.")
+                await _refuse(scope, send, HTTPStatus.REQUEST_TIMEOUT, "Request body too slow.")
                 return
             except _TooLarge:
-                await _refuse(send, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Request too large.")
+                await _refuse(scope, send, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Request too large.")
+                return
+            except _Gone:
                 return
         first: HTTPRequestEvent = {"type": "http.request", "body": body, "more_body": False}
         environ = build_environ(scope, first, io.BytesIO(body))
@@ -235,7 +237,7 @@ class AsgiFront:
         while more:
             message = await receive()
             if message["type"] == "http.disconnect":
-                raise TimeoutError  # nothing to answer; the client went away
+                raise _Gone
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body:
@@ -265,8 +267,13 @@ class _TooLarge(Exception):
     """A body that grew over the limit while it was read (no length declared)."""
 
 
-async def _refuse(send: Any, status: HTTPStatus, message: str) -> None:
-    log.info("refused a request: %s %s", status.value, message)
+class _Gone(Exception):
+    """The client disconnected before its body was complete: there is no one to answer."""
+
+
+async def _refuse(scope: Any, send: Any, status: HTTPStatus, message: str) -> None:
+    """Answer ``status`` before the application saw the request, logged like the application's own lines."""
+    log.info("%s %s %d refused: %s", scope["method"], scope["path"], status.value, message)
     body = f"{message}\n".encode()
     headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
     await send(
@@ -311,8 +318,9 @@ class WebhookServer:
         self.socket = socket.create_server((host, port), backlog=2048)  # uvicorn's own default
         self.server_port: int = self.socket.getsockname()[1]
         protocol = type("HeaderDeadline", (_HeaderDeadline,), {"header_timeout": limits.header_timeout})
+        self._front = AsgiFront(app, limits)
         config = uvicorn.Config(
-            AsgiFront(app, limits),
+            self._front,
             http=protocol,
             lifespan="off",
             proxy_headers=False,  # the URL a provider signed comes from public_url, never from a client's headers
@@ -332,6 +340,7 @@ class WebhookServer:
         try:
             self._server.run(sockets=[self.socket])
         finally:
+            self._front.workers.shutdown(wait=False)
             self._stopped.set()
 
     def shutdown(self) -> None:
