@@ -114,7 +114,7 @@ class Scenario(ABC):
         return write_config(self.workdir, changes)
 
     def settings_and_ledger(self) -> tuple[Any, Any]:
-        from carecast.config import load_settings
+        from carecast.practice import load_settings
         from carecast.ledger import Ledger
 
         settings = load_settings(self.config_file())
