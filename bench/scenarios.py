@@ -114,8 +114,8 @@ class Scenario(ABC):
         return write_config(self.workdir, changes)
 
     def settings_and_ledger(self) -> tuple[Any, Any]:
-        from carecast.practice import load_settings
         from carecast.ledger import Ledger
+        from carecast.practice import load_settings
 
         settings = load_settings(self.config_file())
         return settings, Ledger(settings.ledger_url())

@@ -1,8 +1,10 @@
 """Paced sending: a sender never goes faster than its provider allows (a channel's ``rate: 50/s``).
 
-A provider that counts messages per second answers 429 to the ones beyond its limit; a sender paced just under it
-sends as fast as it may and is never refused. The pacer is a token bucket holding one token: calls are spaced evenly,
-with no burst, so no one-second window of the provider's ever sees more than the rate.
+A provider that counts messages per second answers 429 to the ones beyond its limit; a sender paced at it sends as
+fast as it may and is never refused. The pacer is a token bucket refilled at the rate and holding ``burst`` tokens (a
+tenth of a second's worth by default): calls are spaced evenly, and a sender held up by one slow answer catches up
+with the few it missed instead of losing them for good, while in no interval ``t`` does it send more than
+``rate * t + burst``, which a provider allowing ``rate`` per second (a bucket of one second's worth) always takes.
 """
 
 from __future__ import annotations
@@ -27,23 +29,28 @@ def per_second(rate: str) -> float:
 
 
 class Pacer:
-    """Spaces calls ``per_second`` apart: :meth:`wait` returns when the next call may go. Raises nothing."""
+    """Lets calls through at ``per_second``: :meth:`wait` returns when the next one may go. Raises nothing."""
 
     def __init__(
         self,
         per_second: float,
+        burst: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.interval = 1 / per_second
+        self.rate = per_second
+        self.burst = max(1.0, per_second / 10) if burst is None else max(1.0, burst)
         self._clock, self._sleep = clock, sleep
-        self._next = clock()
+        self._tokens, self._at = 1.0, clock()
 
     def wait(self) -> None:
-        """Sleep until the next call is due, then book the slot after it. A sender slower than the rate never
-        waits and builds no credit for a burst later."""
+        """Take a token, first sleeping until one has accrued; a long pause builds up at most ``burst`` of them."""
         now = self._clock()
-        if self._next > now:
-            self._sleep(self._next - now)
-            now = self._next
-        self._next = now + self.interval
+        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        if self._tokens < 1:
+            short = (1 - self._tokens) / self.rate
+            self._sleep(short)
+            self._at += short
+            self._tokens = 1.0
+        self._tokens -= 1

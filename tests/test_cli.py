@@ -72,9 +72,9 @@ def test_status_of_an_empty_ledger(config_file: Path, capsys: pytest.CaptureFixt
 def test_status_pages_and_filters(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from datetime import UTC, datetime
 
-    from carecast.practice import load_settings
     from carecast.ledger import Ledger
     from carecast.model import Draft, Receipt
+    from carecast.practice import load_settings
     from tests.factories import make_item
 
     ledger = Ledger(load_settings(config_file).ledger_url())

@@ -33,16 +33,32 @@ class Clock:
         self.now += seconds
 
 
-def test_calls_are_spaced_evenly_and_a_slow_sender_builds_no_burst() -> None:
+def test_calls_are_spaced_evenly_and_a_pause_builds_at_most_a_burst() -> None:
     clock = Clock()
     pacer = Pacer(50, clock=clock, sleep=clock.sleep)
+    assert pacer.burst == 5  # a tenth of a second's worth
     moments = []
     for _ in range(5):
         pacer.wait()
         moments.append(clock.now)
     assert [round(b - a, 6) for a, b in itertools.pairwise(moments)] == [0.02] * 4
-    clock.now += 10  # a long pause: no credit for a burst after it
-    pacer.wait()
+    clock.now += 10  # a long pause: five calls may go at once, then the rate again
     start = clock.now
+    for _ in range(5):
+        pacer.wait()
+    assert clock.now == start
     pacer.wait()
     assert round(clock.now - start, 6) == 0.02
+
+
+def test_no_interval_sees_more_than_the_rate_and_a_burst() -> None:
+    clock = Clock()
+    pacer = Pacer(50, clock=clock, sleep=clock.sleep)
+    moments = []
+    for number in range(500):
+        pacer.wait()
+        moments.append(clock.now)
+        clock.now += 0.05 if number % 7 == 0 else 0.001  # answers of uneven length
+    for first, at in enumerate(moments):
+        within_a_second = sum(1 for later in moments[first:] if later < at + 1)
+        assert within_a_second <= 50 + pacer.burst
