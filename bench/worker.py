@@ -19,7 +19,16 @@ from bench.scenarios import SCENARIOS, SECRETS_ENV, Servers
 
 #: Imported before the clock starts: a run's cost, not Python's start-up (a long-lived worker pays it once).
 PRELOAD = {
-    "carecast": ("carecast.pipeline", "carecast.cli", "channels.newsletter", "channels.sms", "channels.x"),
+    "carecast": (
+        "carecast.pipeline",
+        "carecast.cli",
+        "carecast.sources.rss",
+        "carecast.sources.markdown",
+        "carecast.sources.observances",
+        "channels.newsletter",
+        "channels.sms",
+        "channels.x",
+    ),
     "baseline": ("feedparser", "requests", "jinja2", "twitter_text", "smtplib", "email.policy", "sqlite3"),
 }
 
