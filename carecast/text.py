@@ -187,12 +187,18 @@ def split_to_fit(text: str, fits: Callable[[str], bool]) -> list[str]:
     Raises MeasureError when a single word does not fit on its own.
     """
     measure = functools.lru_cache(maxsize=None)(fits)
-    pieces: list[str] = []
-    for sentence in _sentences(text):
-        pieces += [sentence] if measure(sentence.strip()) else re.findall(r"\S+\s*", sentence)
+    # Whole sentences; one is split into its words only once it shows it cannot fit on its own.
+    pieces = _sentences(text)
 
     def fits_together(start: int, end: int) -> bool:
         return measure("".join(pieces[start:end]).strip())
+
+    def split_if_too_long(index: int) -> bool:
+        words = re.findall(r"\S+\s*", pieces[index])
+        if len(words) == 1 or measure(pieces[index].strip()):
+            return False
+        pieces[index : index + 1] = words
+        return True
 
     parts: list[str] = []
     start, size = 0, 1
@@ -205,12 +211,16 @@ def split_to_fit(text: str, fits: Callable[[str], bool]) -> list[str]:
                 good, step = good + step, step * 2
             bad = min(good + step, len(pieces) + 1)
         elif end == start + 1 or not fits_together(start, start + 1):
+            if split_if_too_long(start):
+                continue
             raise MeasureError(f"the word {pieces[start].strip()[:40]!r} does not fit on its own")
         else:
             good, bad = start + 1, end
         while bad - good > 1:
             middle = (good + bad) // 2
             good, bad = (middle, bad) if fits_together(start, middle) else (good, middle)
+        if good < len(pieces) and split_if_too_long(good):
+            continue  # the sentence after this part is too long for any part: its first words may join this one
         parts.append("".join(pieces[start:good]).strip())
         start, size = good, good - start
     return parts

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import os
+import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from carecast.errors import MeasureError
-from carecast.text import add_utm, shorten, sms_measure, split_to_fit, to_gsm, x_measure
+from carecast.text import _sentences, add_utm, shorten, sms_measure, split_to_fit, to_gsm, x_measure
 
 SHARED = Path(os.environ.get("CARECAST_SHARED", Path(__file__).parents[1].parent / "shared"))
 CONFORMANCE = SHARED / "corpus/twitter-text/validate.yml"
@@ -248,3 +250,28 @@ def test_split_measures_each_candidate_once_and_few_per_part() -> None:
     assert len(measured) == len(set(measured))
     # A part holds about ten words; a linear scan would measure every word of it, a galloping search a handful.
     assert len(measured) < len(words) // 2
+
+
+def greedy_split(text: str, fits: Callable[[str], bool]) -> list[str]:
+    """The plain reference: whole sentences that fit, else words, each added to the part while it still fits."""
+    parts: list[str] = []
+    current = ""
+    for sentence in _sentences(text):
+        for piece in [sentence] if fits(sentence.strip()) else re.findall(r"\S+\s*", sentence):
+            if fits((current + piece).strip()):
+                current += piece
+            else:
+                parts.append(current.strip())
+                current = piece
+    return [part for part in [*parts, current.strip()] if part]
+
+
+@given(
+    st.lists(
+        st.sampled_from(["Knees.", "hips", "backs!", "walk", "stretch", "shoulders?", "a"]), min_size=1, max_size=120
+    ),
+    st.integers(min_value=12, max_value=60),
+)
+def test_split_finds_the_parts_a_greedy_scan_finds(words: list[str], width: int) -> None:
+    text = " ".join(words)
+    assert split_to_fit(text, lambda part: len(part) <= width) == greedy_split(text, lambda part: len(part) <= width)
