@@ -130,7 +130,7 @@ class SmsConfig(ChannelSettings):
     rate: str | None = Field(
         None,
         description="the most the sender may send, e.g. '1/s' (a long code), '50/s' (toll-free, short code): texts "
-        "are paced just under it, so Twilio never answers 429",
+        "are paced at it (a token bucket), so Twilio never answers 429",
     )
 
     @field_validator("rate")
