@@ -281,6 +281,9 @@ def _summarise(result: dict[str, Any], *, dry_run: bool) -> int:
             state = "not modified"
         else:
             state = f"{len(report['new'])} new, {len(report['edited'])} edited, {report['unchanged']} unchanged"
+        if report["failures"]:
+            failed = True
+            state += "; FAILED: " + "; ".join(report["failures"])
         rows.append([report["source"], state])
     _table(["source", "result"], rows)
     print("\nDry run: nothing was published" if dry_run else "\nPublications")

@@ -112,7 +112,7 @@ def test_a_failing_source_does_not_stop_the_run(tmp_path: Path) -> None:
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
-    file = write_config(tmp_path, {"sources": {"blog": {"url": f"http://127.0.0.1:{port}/feed.xml", "timeout": 2}}})
+    file = write_config(tmp_path, {"sources": {"blog": {"url": f"http://127.0.0.1:{port}/feed.xml", "timeout": 2, "allow_private": True}}})
     settings = load_settings(file)
     ledger = Ledger(settings.ledger_url())
     reports, outcomes = run(settings, ledger)

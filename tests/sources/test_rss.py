@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import requests
 
 from carecast.config import RssSource, Settings, read_yaml
 from carecast.errors import SourceError
@@ -25,7 +24,8 @@ SETTINGS = Settings.model_validate(
 
 
 def read(url: str | Path, **options: object) -> SourceResult:
-    config = RssSource.model_validate({"type": "rss", "url": str(url), **options})
+    """The source ``blog`` at ``url``; the local servers of these tests are on the loopback address."""
+    config = RssSource.model_validate({"type": "rss", "url": str(url), "allow_private": True, **options})
     return read_source("blog", config, SETTINGS)
 
 
@@ -196,9 +196,8 @@ def test_conditional_get_keeps_validators_and_a_304_costs_nothing(server: FeedSe
     assert len(first.items) == 7 and not first.not_modified
     assert first.validators == Validators(etag=ETAG, last_modified=LAST_MODIFIED)
 
-    with requests.Session() as session:
-        config = RssSource.model_validate({"type": "rss", "url": f"{server.url}/feed.xml"})
-        second = read_source("blog", config, SETTINGS, validators=first.validators, session=session)
+    config = RssSource.model_validate({"type": "rss", "url": f"{server.url}/feed.xml", "allow_private": True})
+    second = read_source("blog", config, SETTINGS, validators=first.validators)
     assert second.not_modified and second.items == []
     assert second.validators == first.validators
     sent = server.requests_to("GET", "/feed.xml")[-1].headers
@@ -212,9 +211,8 @@ def test_http_error_timeout_and_unreachable_are_source_errors(server: FeedServer
     with socket.socket() as silent:  # the kernel accepts the connection; nobody ever answers
         silent.bind(("127.0.0.1", 0))
         silent.listen()
-        with pytest.raises(SourceError, match=r"did not answer within 0\.2 s") as caught:
+        with pytest.raises(SourceError, match=r"did not answer within 0\.2 s"):
             read(f"http://127.0.0.1:{silent.getsockname()[1]}/feed.xml", timeout=0.2)
-    assert isinstance(caught.value.__cause__, requests.Timeout)
     with socket.socket() as closed:  # bound, not listening: the connection is refused
         closed.bind(("127.0.0.1", 0))
         with pytest.raises(SourceError, match="cannot reach"):
