@@ -6,8 +6,10 @@ which bounds the whole fetch by the source's ``timeout``, its body by ``max_byte
 broken: a malformed feed keeps what feedparser could read and says why in the warnings, and one odd entry is
 skipped with a warning instead of costing the others.
 
-An item's id is stable across polls and edits: ``rss:<source>:`` plus the guid, else the normalised link, else a
-hash of title and date. Its content hash covers title, content and link, so an edit changes the hash, not the id.
+An item's id is stable across polls, edits and moves: ``rss:<source>:`` plus the guid, else the normalised link
+(:func:`carecast.html.normalise_link`: a post moved to https, to or from ``www.``, or given tracking parameters keeps
+its id), else a hash of title and date. Its content hash covers title, content and link, so an edit changes the hash,
+not the id.
 """
 
 from __future__ import annotations
@@ -28,13 +30,20 @@ import feedparser
 from carecast.config import RssSource, Settings
 from carecast.errors import SourceError
 from carecast.fetch import Fetched, FetchError, fetch
-from carecast.html import Image, absolute_http_url, first_image, html_to_text, one_line, sanitize_html
+from carecast.html import (
+    Image,
+    absolute_http_url,
+    first_image,
+    html_to_text,
+    normalise_link,
+    one_line,
+    sanitize_html,
+)
 from carecast.model import ContentItem, content_hash, now_utc
 from carecast.sources import SourceResult, Validators
 
 USER_AGENT = "CareCast/0.1 (feed reader)"
 ACCEPT = "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 _TITLE_FROM_TEXT = 100
 #: feedparser's bozo exceptions that do not mean the document was broken (it was read in full).
 _HARMLESS = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
@@ -141,21 +150,6 @@ def parse_feed(
     return items[:max_items], warnings
 
 
-def normalise_link(url: str) -> str:
-    """``url`` without what varies between polls of the same post.
-
-    Lowercases scheme and host, drops a default port, the trailing slash, ``utm_*`` parameters and the fragment.
-    Raises ValueError on a URL that cannot be split (e.g. a port that is not a number).
-    """
-    parts = urlsplit(url.strip())
-    scheme = parts.scheme.lower()
-    host = parts.hostname or ""
-    netloc = f"[{host}]" if ":" in host else host
-    if parts.port is not None and parts.port != _DEFAULT_PORTS.get(scheme):
-        netloc = f"{netloc}:{parts.port}"
-    return urlunsplit((scheme, netloc, parts.path.rstrip("/"), _without_utm(parts.query), ""))
-
-
 def without_utm(url: str) -> str:
     """``url`` without ``utm_*`` parameters: a feed's own tracking, which must not pass for a channel's."""
     parts = urlsplit(url)
@@ -179,8 +173,10 @@ def _item(source: str, entry: Mapping[str, Any], feed_date: datetime, feed_link:
         raise ValueError("it has no title, no content and no link")
     published = _utc(entry.get("published_parsed")) or _utc(entry.get("updated_parsed")) or feed_date
     image = _image(entry, html, base)
+    key, from_link = _stable_key(entry, link, title)
     return ContentItem(
-        id=f"rss:{source}:{_stable_key(entry, link, title)}",
+        id=f"rss:{source}:{key}",
+        id_from_link=from_link,
         source=source,
         kind="post",
         title=title,
@@ -195,15 +191,16 @@ def _item(source: str, entry: Mapping[str, Any], feed_date: datetime, feed_link:
     )
 
 
-def _stable_key(entry: Mapping[str, Any], link: str | None, title: str) -> str:
+def _stable_key(entry: Mapping[str, Any], link: str | None, title: str) -> tuple[str, bool]:
+    """The entry's key within its source, and whether it was made from the link."""
     guid = (entry.get("id") or "").strip()
     if guid:
-        return guid
+        return guid, False
     if link:
-        return normalise_link(link)
+        return normalise_link(link), True
     # The entry's own date string, never the fallback "now", which would change the id on every poll.
     stamp = entry.get("published") or entry.get("updated") or ""
-    return "hash:" + content_hash(title, stamp)
+    return "hash:" + content_hash(title, stamp), False
 
 
 def _title(entry: Mapping[str, Any]) -> str:

@@ -11,9 +11,8 @@ import pytest
 
 from carecast.config import RssSource, Settings, read_yaml
 from carecast.errors import SourceError
-from carecast.html import first_image, html_to_text, sanitize_html
+from carecast.html import first_image, html_to_text, normalise_link, sanitize_html
 from carecast.sources import SourceResult, Validators, read_source
-from carecast.sources.rss import normalise_link
 from tests.conftest import SAMPLE_CONFIG
 from tests.providers import LocalHttpServer, RecordedRequest, Reply
 
@@ -83,9 +82,13 @@ def test_id_falls_back_from_guid_to_normalised_link_to_a_hash_of_title_and_date(
 @pytest.mark.parametrize(
     ("link", "normalised"),
     [
-        ("HTTPS://WWW.Clinic.Example:443/Blog/Post/", "https://www.clinic.example/Blog/Post"),
-        ("http://clinic.example:80/a?utm_source=x&UTM_Medium=y&id=3#top", "http://clinic.example/a?id=3"),
-        ("http://clinic.example:8080/a/", "http://clinic.example:8080/a"),
+        ("HTTPS://WWW.Clinic.Example:443/Blog/Post/", "https://clinic.example/Blog/Post"),
+        ("http://clinic.example:80/a?utm_source=x&UTM_Medium=y&id=3#top", "https://clinic.example/a?id=3"),
+        (
+            "http://www.clinic.example/a?page=2&fbclid=z&gclid=y&mc_cid=x&lang=en",
+            "https://clinic.example/a?lang=en&page=2",
+        ),
+        ("http://clinic.example:8080/a/", "https://clinic.example:8080/a"),
         ("https://[2001:DB8::1]:443/x", "https://[2001:db8::1]/x"),
         ("https://clinic.example/", "https://clinic.example"),
     ],
