@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import Field, HttpUrl, IPvAnyNetwork, ValidationError, field_validator, model_validator
+from pydantic import Field, HttpUrl, IPvAnyNetwork, ValidationError, ValidationInfo, field_validator
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -81,25 +81,26 @@ class Practice(Strict):
 
 class RssSource(Strict):
     type: Literal["rss"]
-    url: str = Field(description="an http(s) URL, or a file path relative to the config folder")
-    timeout: float = Field(10.0, gt=0, le=120, description="seconds the whole fetch may take, redirects included")
-    max_items: int = Field(50, ge=1)
-    max_bytes: int = Field(10_000_000, ge=1, description="largest body accepted, once decompressed")
+    # Before url: url's check reads it.
     allow_private: bool | list[IPvAnyNetwork] = Field(
         False,
         description="may connect to private, loopback and link-local addresses: all (true) or these networks",
     )
+    url: str = Field(description="an http(s) URL, or a file path relative to the config folder")
+    timeout: float = Field(10.0, gt=0, le=120, description="seconds the whole fetch may take, redirects included")
+    max_items: int = Field(50, ge=1)
+    max_bytes: int = Field(10_000_000, ge=1, description="largest body accepted, once decompressed")
 
-    @model_validator(mode="after")
-    def _fetchable(self) -> RssSource:
-        parts = urlsplit(self.url)
+    @field_validator("url")
+    @classmethod
+    def _fetchable(cls, url: str, info: ValidationInfo) -> str:
+        parts = urlsplit(url)
         if len(parts.scheme) <= 1:  # no scheme, or a Windows drive letter: a file path
-            return self
+            return url
         if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"url: an http(s) URL or a file path, not {self.url!r}")
-        if reason := internal_host_reason(parts.hostname, self.allow_private):
-            raise ValueError(f"url: {reason}; set allow_private: true to read a feed on the local network")
-        return self
+            raise ValueError(f"an http(s) URL or a file path, not {url!r}")
+        _refuse_internal(parts.hostname, info, "a feed")
+        return url
 
 
 class ObservanceSource(Strict):
@@ -152,15 +153,22 @@ class ChannelSettings(Strict):
 class Notify(Strict):
     """Where a failed or crashed run is reported (practice, channel, reason); nowhere when absent."""
 
-    webhook: HttpUrl | None = Field(None, description="receives a JSON POST for every failed or crashed run")
+    # Before webhook: webhook's check reads it.
     allow_private: bool = Field(False, description="the webhook may be on a private, loopback or link-local address")
+    webhook: HttpUrl | None = Field(None, description="receives a JSON POST for every failed or crashed run")
 
-    @model_validator(mode="after")
-    def _public_webhook(self) -> Notify:
-        host = self.webhook.host if self.webhook else None
-        if host and (reason := internal_host_reason(host, self.allow_private)):
-            raise ValueError(f"webhook: {reason}; set allow_private: true for a webhook on the local network")
-        return self
+    @field_validator("webhook")
+    @classmethod
+    def _public_webhook(cls, webhook: HttpUrl | None, info: ValidationInfo) -> HttpUrl | None:
+        if webhook and webhook.host:
+            _refuse_internal(webhook.host, info, "a webhook")
+        return webhook
+
+
+def _refuse_internal(host: str, info: ValidationInfo, what: str) -> None:
+    """Raise ValueError when ``host`` names an internal address the section's ``allow_private`` does not allow."""
+    if reason := internal_host_reason(host, info.data.get("allow_private", False)):
+        raise ValueError(f"{reason}; set allow_private: true for {what} on the local network")
 
 
 class Settings(Strict):

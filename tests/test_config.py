@@ -131,7 +131,7 @@ def test_a_ledger_url_of_no_known_database_fails_check(tmp_path: Path, url: str)
 )
 def test_check_refuses_other_schemes_and_internal_notify_webhooks(tmp_path: Path, webhook: str, expected: str) -> None:
     found = problems(write_config(tmp_path, {"notify": {"webhook": webhook}}))
-    assert any(key.startswith("notify") and expected in why for key, why in found.items()), found
+    assert expected in found["notify.webhook"], found
 
 
 def test_a_local_notify_webhook_is_accepted_when_allowed(tmp_path: Path) -> None:

@@ -167,7 +167,7 @@ def test_check_refuses_other_schemes_and_internal_feed_addresses(tmp_path: Path,
     with pytest.raises(ConfigError) as caught:
         load_settings(file)
     assert caught.value.file == file
-    assert next(key for key, why in caught.value.problems if expected in why) == "sources.blog"
+    assert next(key for key, why in caught.value.problems if expected in why) == "sources.blog.url"
 
 
 def test_check_accepts_a_file_path_and_an_internal_feed_it_is_allowed(tmp_path: Path) -> None:
