@@ -35,22 +35,12 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util.connection import allowed_gai_family
 
+from carecast.errors import FetchError
+
 MAX_REDIRECTS = 5
 _CHUNK = 64 * 1024
 #: Names that always mean this machine, whatever DNS says.
 _LOCAL_NAMES = ("localhost", "localhost.localdomain")
-
-
-class FetchError(Exception):
-    """A fetch was refused or cut short; ``reason`` says why in words staff can act on.
-
-    Callers turn it into their own CareCastError (a source's SourceError); ``timed_out`` tells a deadline apart.
-    """
-
-    def __init__(self, reason: str, *, timed_out: bool = False) -> None:
-        self.reason = reason
-        self.timed_out = timed_out
-        super().__init__(reason)
 
 
 @dataclass(frozen=True)
@@ -138,7 +128,7 @@ def fetch(
             raise FetchError(exc.reason) from exc
         except (requests.RequestException, OSError) as exc:
             if guard.expired or isinstance(exc, requests.Timeout):
-                raise FetchError(f"{url} did not answer within {deadline:g} s", timed_out=True) from exc
+                raise FetchError(f"{url} did not answer within {deadline:g} s") from exc
             raise FetchError(f"cannot reach {url}: {exc}") from exc
 
 

@@ -28,8 +28,8 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 import feedparser
 
 from carecast.config import RssSource, Settings
-from carecast.errors import SourceError
-from carecast.fetch import Fetched, FetchError, fetch
+from carecast.errors import FetchError, SourceError
+from carecast.fetch import Fetched, fetch
 from carecast.html import (
     Image,
     absolute_http_url,
