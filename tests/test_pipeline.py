@@ -365,3 +365,11 @@ def test_a_post_without_guid_that_moves_is_not_published_again_on_any_channel(tm
         assert [outcome for outcome in outcomes if outcome.state == "published"] == []
     assert len(ledger.publications()) == published
     ledger.close()
+
+
+def test_a_bad_markdown_file_fails_alone_and_the_other_stories_are_ingested(settings: Settings, ledger: Ledger) -> None:
+    (settings.path("content") / "broken.md").write_text("---\ndate: 2026-11-01\n---\nNo title.\n", encoding="utf-8")
+    report = pipeline.ingest(settings, ledger, "stories")
+    assert report.error is None
+    assert report.failures == ["broken.md: title: required key is missing"]
+    assert len(report.new) == 3
