@@ -40,7 +40,7 @@ from carecast.html import (
     sanitize_html,
 )
 from carecast.model import ContentItem, content_hash, now_utc
-from carecast.sources import SourceResult, Validators
+from carecast.sources.result import SourceResult, Validators
 
 USER_AGENT = "CareCast/0.1 (feed reader)"
 ACCEPT = "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"

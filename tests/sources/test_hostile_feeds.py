@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 
 from carecast import pipeline
-from carecast.config import RssSource, load_settings
+from carecast.config import RssSource
 from carecast.errors import ConfigError, SourceError
 from carecast.ledger import Ledger
+from carecast.practice import load_settings
 from carecast.sources import SourceResult, read_source
 from tests.conftest import ROOT, write_config
 from tests.providers import LocalHttpServer, RecordedRequest, Reply
@@ -188,6 +189,7 @@ from pathlib import Path
 from carecast import pipeline
 from carecast.config import Settings, read_yaml
 from carecast.ledger import Ledger
+from carecast.practice import load_settings
 
 file = Path(sys.argv[1])
 settings = Settings.model_validate({**read_yaml(file), "channels": {}, "base_dir": file.parent, "file": file})
