@@ -219,7 +219,8 @@ class IngestCold(Scenario):
         for number, (name, url) in enumerate(self.sources().items()):
             feeds[url.removeprefix(self.servers.feed_url)] = rss_feed(name, self.items_per_feed, first=number * 100)
         sources = {
-            name: {"type": "rss", "url": url, "max_items": self.items_per_feed} for name, url in self.sources().items()
+            name: {"type": "rss", "url": url, "max_items": self.items_per_feed, "allow_private": True}
+            for name, url in self.sources().items()
         }
         self.write_config({"sources": sources, "channels": {}})
         self.settings_and_ledger()[1].close()
@@ -299,7 +300,7 @@ class IngestOneNew(IngestCold):
         path = self.sources()["big"].removeprefix(self.servers.feed_url)
         feeds[path] = rss_feed("big", self.size - 1)
         self.items_per_feed = self.size
-        sources = {"big": {"type": "rss", "url": self.sources()["big"], "max_items": self.size}}
+        sources = {"big": {"type": "rss", "url": self.sources()["big"], "max_items": self.size, "allow_private": True}}
         self.write_config({"sources": sources, "channels": {}})
         IngestCold.carecast(self)
         self.save_template()
