@@ -7,6 +7,7 @@ raises :class:`~carecast.errors.ConfigError` naming the file, the key path and w
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
@@ -56,6 +57,9 @@ class Practice(Strict):
     address: Address
     voice: Voice = Voice()
     utm: UtmDefaults
+    language: str = Field(
+        "en", pattern=r"^[a-z]{2,3}$", description="ISO 639 code of the language the practice writes in (Mastodon)"
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -80,6 +84,25 @@ class RssSource(Strict):
     url: str = Field(description="an http(s) URL, or a file path relative to the config folder")
     timeout: float = Field(10.0, gt=0, le=120)
     max_items: int = Field(50, ge=1)
+    strip: list[str] = Field(
+        default_factory=list,
+        description="regular expressions (case-insensitive): a block of a post's body whose text matches one is "
+        "removed, e.g. the blog's own 'Subscribe to our newsletter' footer",
+    )
+
+    @field_validator("strip")
+    @classmethod
+    def _patterns_compile(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"a regular expression, not {pattern!r} ({exc})") from exc
+        return value
+
+    @property
+    def strip_patterns(self) -> list[re.Pattern[str]]:
+        return [re.compile(pattern, re.IGNORECASE) for pattern in self.strip]
 
 
 class ObservanceSource(Strict):
