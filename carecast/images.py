@@ -94,7 +94,7 @@ def _check_address(url: str, target: str, allowed_hosts: Collection[str]) -> Non
     except (OSError, UnicodeError) as exc:
         raise ImageError(url, f"its host {host!r} does not resolve") from exc
     for address in addresses:
-        ip = ipaddress.ip_address(address.split("%")[0])
+        ip = ipaddress.ip_address(str(address).split("%")[0])
         if not ip.is_global:
             raise ImageError(url, f"its host {host!r} is on a private or local address; not fetched")
 

@@ -62,7 +62,7 @@ _X_CONFIGS = {
 }
 
 _SENTENCE_END = re.compile(r"[.!?\u2026][\"'\u2019\u201d)]*$")
-_LIST_MARKER = re.compile(r"^(\d{1,2}[.)]|[*\u2022\u2013-])$")
+_LIST_MARKER = re.compile(r"^(\d{1,2}[.)]|[*\u2022])$")  # a spaced dash is prose, not a list
 _LINK_OR_TAG = re.compile(r"^(https?://\S+|#\w+)$")
 #: Emoji as Unicode defines them, with what binds them into one picture (ZWJ, VS16, skin tones, keycaps, flags).
 _EMOJI = regex.compile(
@@ -248,7 +248,7 @@ def _units(text: str) -> list[str]:
 
 def _sentences(text: str) -> list[str]:
     # A sentence ends after terminal punctuation (closing quotes too) or at a line break; whitespace stays with it.
-    # A list marker ("1.", "2)", "*", "-") starts a sentence and never ends one: the item keeps its number.
+    # A list marker ("1.", "2)", "*", "•") starts a sentence and never ends one: the item keeps its number.
     sentences = [""]
     for token in re.findall(r"\S+\s*", text):
         if _LIST_MARKER.match(token.strip()) and sentences[-1].strip():

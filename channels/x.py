@@ -12,9 +12,9 @@ ledger's progress at once, so a retry resumes the thread at the first part not y
 An image is fetched (:func:`carecast.images.fetch_image`: public addresses only unless ``image_hosts`` names the
 host, size and time limits, its real type and size checked with Pillow), uploaded with X's v2 media endpoint
 (``POST /2/media/upload``, then ``POST /2/media/metadata`` for its alt text) through tweepy's signed session, and
-attached to the first part; when it cannot be had, the post goes without it and the receipt says so. Failures: 429 is transient until
-``x-rate-limit-reset``; 5xx and a connection that could not be made are transient; any other refusal (401, 403
-duplicate content, 400) is permanent. So is a post whose answer was lost after it was sent (a read timeout, the
+attached to the first part; when it cannot be had, the post goes without it and the receipt says so. Failures: 429
+is transient until ``x-rate-limit-reset``; 5xx and a connection that could not be made are transient; any other
+refusal (401, 403 duplicate content, 400) is permanent. So is a post whose answer was lost after it was sent (a read timeout, the
 connection dropped): X may have it, and without an idempotency key a retry could post it twice.
 
 ``api_base`` sends every call for ``api.twitter.com`` and ``upload.twitter.com`` to another base URL instead (an
@@ -229,12 +229,12 @@ class XChannel(Channel):
                 return fits(marker + part)
 
             def first_fits(chunk: str, marker: str = marker) -> bool:
-                return fits(marker + post(chunk))
+                return fits(marker + post(chunk, ()))
 
             chunks = split_to_fit(copy.body, numbered_fits, first_fits=first_fits)
             if len(chunks) > total:
                 continue
-            parts = [post(chunks[0]), *chunks[1:]]
+            parts = [post(chunks[0], ()), *chunks[1:]]
             if len(parts) < 2:
                 parts.append("")
             notes: list[str] = []

@@ -232,7 +232,9 @@ def _feed_images(entry: Mapping[str, Any], base: str | None) -> list[Image]:
         if media.get("medium") == "image" or _is_image_type(media)
     ]
     media += [(thumbnail.get("url"), thumbnail) for thumbnail in entry.get("media_thumbnail", [])]
-    media += [(enclosure.get("href"), enclosure) for enclosure in entry.get("enclosures", []) if _is_image_type(enclosure)]
+    media += [
+        (enclosure.get("href"), enclosure) for enclosure in entry.get("enclosures", []) if _is_image_type(enclosure)
+    ]
     images = []
     for candidate, details in media:
         url = absolute_http_url(candidate or "", base)
