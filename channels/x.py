@@ -14,8 +14,8 @@ host, size and time limits, its real type and size checked with Pillow), uploade
 (``POST /2/media/upload``, then ``POST /2/media/metadata`` for its alt text) through tweepy's signed session, and
 attached to the first part; when it cannot be had, the post goes without it and the receipt says so. Failures: 429
 is transient until ``x-rate-limit-reset``; 5xx and a connection that could not be made are transient; any other
-refusal (401, 403 duplicate content, 400) is permanent. So is a post whose answer was lost after it was sent (a read timeout, the
-connection dropped): X may have it, and without an idempotency key a retry could post it twice.
+refusal (401, 403 duplicate content, 400) is permanent. So is a post whose answer was lost after it was sent (a read
+timeout, the connection dropped): X may have it, and without an idempotency key a retry could post it twice.
 
 ``api_base`` sends every call for ``api.twitter.com`` and ``upload.twitter.com`` to another base URL instead (an
 API gateway, or a local test server): :class:`ApiBaseAdapter`, mounted on tweepy's own sessions, rewrites the
