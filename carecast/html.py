@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from html import escape
 from urllib.parse import urljoin, urlsplit
 
 import lxml.html
@@ -279,3 +280,58 @@ def _classes(element: lxml.html.HtmlElement) -> str:
 
 def _escaped(url: str) -> str:
     return url.replace("&", "&amp;")
+
+
+def excerpt_html(html: str, words: int = 60) -> tuple[str, bool]:
+    """The opening of (sanitised) ``html``, about ``words`` words long and ending on a sentence, and whether it is
+    shorter than the whole.
+
+    Whole blocks (paragraphs, lists, headings) are kept while they fit; a block that would run far past ``words``
+    is cut after its last sentence that fits, as plain text. A lone heading never ends an excerpt. Never raises.
+    """
+    try:
+        root = lxml.html.fragment_fromstring(html, create_parent="div") if html.strip() else None
+    except (ParserError, ValueError):
+        root = None
+    if root is None:
+        return html, False
+    kept: list[str] = []
+    count = 0
+    blocks = list(root)
+    for number, block in enumerate(blocks):
+        size = len(block.text_content().split())
+        if count and count + size > words * 4 // 3:
+            cut = _first_sentences(block.text_content(), words - count) if block.tag == "p" else ""
+            if cut:
+                kept.append(f"<p>{escape(cut)}</p>")
+            return _without_trailing_heading(kept), True
+        if not count and size > words * 4 // 3:
+            kept.append(f"<p>{escape(_first_sentences(block.text_content(), words) or _first_words(block, words))}</p>")
+            return "".join(kept), True
+        kept.append(lxml.html.tostring(block, encoding="unicode"))
+        count += size
+        if count >= words and number + 1 < len(blocks):
+            return _without_trailing_heading(kept), True
+    return html, False
+
+
+def _first_sentences(text: str, words: int) -> str:
+    """The longest run of whole sentences of ``text`` within ``words`` words; "" when not even one fits."""
+    sentences = re.findall(r"[^.!?]+[.!?]+[\"'\u2019\u201d)]*\s*", " ".join(text.split()))
+    out, count = "", 0
+    for sentence in sentences:
+        size = len(sentence.split())
+        if count + size > words:
+            break
+        out, count = out + sentence, count + size
+    return out.strip()
+
+
+def _first_words(block: lxml.html.HtmlElement, words: int) -> str:
+    return " ".join(block.text_content().split()[:words]) + "\u2026"
+
+
+def _without_trailing_heading(blocks: list[str]) -> str:
+    while len(blocks) > 1 and re.match(r"<h\d", blocks[-1]):
+        blocks.pop()
+    return "".join(blocks)
