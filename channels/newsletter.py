@@ -45,7 +45,7 @@ from pydantic import EmailStr, Field, HttpUrl, SecretStr, field_validator, model
 from carecast.audience import Subscriber
 from carecast.config import ChannelSettings
 from carecast.errors import AlreadyClaimed, PublishError, RenderError
-from carecast.html import CONTACT_SCHEMES, contact_url, excerpt_html
+from carecast.html import CONTACT_SCHEMES, contact_url, excerpt_html, html_to_text
 from carecast.ledger import DeliveryRecord
 from carecast.model import ContentItem, Draft, Receipt, now_utc
 from carecast.secrets import SecretRef, resolve
@@ -221,7 +221,8 @@ class NewsletterChannel(Channel):
             summary, excerpted = excerpt_html(summary, self.config.excerpt_words)
         return {
             "title": item.title,
-            "summary_text": item.summary_text,
+            # The text part tells the same as the HTML part: the excerpt when that is what the HTML shows.
+            "summary_text": html_to_text(summary) if excerpted else item.summary_text,
             "summary_html": Markup(summary),
             "excerpted": excerpted,
             "link": self.link(item),
