@@ -55,6 +55,8 @@ _SHARE_CLASSES = re.compile(
     r"share|sharing|sharedaddy|addtoany|a2a_|social|jp-relatedposts|related-posts|feedflare|wp-block-buttons",
     re.IGNORECASE,
 )
+#: Link preview cards: Ghost's bookmark card, WordPress's embed block.
+_LINK_CARD_CLASSES = re.compile(r"kg-bookmark-card|wp-block-embed|link-preview", re.IGNORECASE)
 #: Whole blocks feeds append to every post (matched against the block's text, whitespace collapsed).
 BOILERPLATE = (
     re.compile(r"^the post .+ appeared first on .+$", re.IGNORECASE),  # WordPress (Yoast) footer
@@ -65,6 +67,10 @@ BOILERPLATE = (
 _MORE_LINK = re.compile(
     r"^(continue reading|read more|read the (full|rest of the) (post|article|story)|keep reading)\b", re.IGNORECASE
 )
+_WORDPRESS_SIZE = re.compile(r"-\d{2,5}x\d{2,5}(\.\w+)$")
+_GHOST_SIZE = re.compile(r"/size/w\d+/")
+_BLOGGER_SIZE = re.compile(r"/(s\d+(-c)?|w\d+-h\d+(-\w+)?)/")
+_WIX_TRANSFORM = re.compile(r"/v1/(fit|fill|crop)/.*$")
 _BLOCKS = frozenset({"p", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "figure", "figcaption"})
 
 
@@ -189,6 +195,7 @@ def clean_body(
     for element in list(root.iter()):
         if element is not root and element.getparent() is not None and _SHARE_CLASSES.search(_classes(element)):
             element.drop_tree()
+    _simplify_link_cards(root)
     images = _clean_images(root, base_url)
     for link in list(root.iter("a")):
         if _MORE_LINK.match(_text(link)):
@@ -215,12 +222,30 @@ def clean_body(
 def choose_image(feed_images: Iterable[Image], body_images: Iterable[Image]) -> Image | None:
     """The item's picture: the first of the feed's own images that is a photo, else the first photo of the body.
 
-    The feed's own (enclosure, ``media:content``, ``media:thumbnail``) come first: the platform chose them.
+    The feed's own (enclosure, ``media:content``, ``media:thumbnail``) come first: the platform chose them. Its
+    alt text is the body's for the same picture when the feed gives none.
     """
-    for image in [*feed_images, *body_images]:
+    body = list(body_images)
+    for image in [*feed_images, *body]:
         if image.is_photo:
-            return image
+            # A feed's own image has no alt text; the body's copy of the same picture often has.
+            alt = image.alt or next((b.alt for b in body if b.alt and same_picture(b.url, image.url)), None)
+            return Image(image.url, alt, image.width, image.height)
     return None
+
+
+def same_picture(one: str, other: str) -> bool:
+    """Whether two image URLs show the same picture, in whatever size the platform serves it: WordPress's
+    ``-300x200`` variants, Ghost's ``/size/w600/``, Blogger's ``/s400/``, Squarespace's and Wix's query or path
+    parameters."""
+    return _picture_key(one) == _picture_key(other)
+
+
+def _picture_key(url: str) -> str:
+    parts = urlsplit(url)
+    path = _WIX_TRANSFORM.sub("", parts.path)
+    path = _GHOST_SIZE.sub("/", _BLOGGER_SIZE.sub("/", _WORDPRESS_SIZE.sub(r"\1", path)))
+    return f"{parts.netloc.lower()}{path}"
 
 
 def declared_size(value: object) -> int | None:
@@ -246,6 +271,25 @@ def _clean_images(root: lxml.html.HtmlElement, base_url: str | None) -> list[Ima
     return images
 
 
+def _simplify_link_cards(root: lxml.html.HtmlElement) -> None:
+    """Replace each link preview card (Ghost's bookmark card, WordPress's embed) by a plain link to what it shows:
+    its description, site icon and thumbnail are not the post's words."""
+    for card in list(root.iter()):
+        if card.getparent() is None or not _LINK_CARD_CLASSES.search(str(card.get("class") or "")):
+            continue
+        link = next((a for a in card.iter("a") if a.get("href")), None)
+        titled = next((e for e in card.iter() if "title" in str(e.get("class") or "")), link)
+        if link is None or titled is None or not _text(titled):
+            _drop(card)
+            continue
+        paragraph = lxml.html.Element("p")
+        anchor = lxml.html.Element("a", href=str(link.get("href")))
+        anchor.text = _text(titled)
+        paragraph.append(anchor)
+        paragraph.tail = card.tail
+        card.getparent().replace(card, paragraph)
+
+
 def _drop(element: lxml.html.HtmlElement) -> None:
     """Remove ``element`` and its content, keeping the text after it."""
     if element.getparent() is not None:
@@ -260,7 +304,12 @@ def _drop_empty_blocks(root: lxml.html.HtmlElement) -> None:
 
 
 def _drop_repeated_title(root: lxml.html.HtmlElement, title: str) -> None:
-    """Drop the body's first block when it only repeats the title (Squarespace, Wix and Blogger often do)."""
+    """Drop the body's first block when it only repeats the title (Blogger often does), or the title opening the
+    body's first words (Wix's excerpts start with it)."""
+    lead = (root.text or "").lstrip()
+    if lead and lead[: len(title)].casefold() == title.casefold():
+        root.text = lead[len(title) :].lstrip(" .:-\u2013\u2014\n")
+        return
     first = next((element for element in root if element.tag in _BLOCKS and _text(element)), None)
     if first is not None and _comparable(_text(first)) == _comparable(title) and not list(first.iter("img")):
         _drop(first)

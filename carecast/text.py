@@ -63,6 +63,7 @@ _X_CONFIGS = {
 
 _SENTENCE_END = re.compile(r"[.!?\u2026][\"'\u2019\u201d)]*$")
 _LIST_MARKER = re.compile(r"^(\d{1,2}[.)]|[*\u2022])$")  # a spaced dash is prose, not a list
+_BULLET = re.compile(r"^[*\u2022]\s+")
 _LINK_OR_TAG = re.compile(r"^(https?://\S+|#\w+)$")
 #: Emoji as Unicode defines them, with what binds them into one picture (ZWJ, VS16, skin tones, keycaps, flags).
 _EMOJI = regex.compile(
@@ -236,10 +237,11 @@ def split_to_fit(
 
 
 def _units(text: str) -> list[str]:
-    """The sentences of ``text``, each link-or-hashtag-only sentence joined to the one before it."""
+    """The sentences of ``text``, each link-or-hashtag-only sentence joined to the one before it, and a sentence
+    ending in a colon (a list's heading) to the one after it."""
     units: list[str] = []
     for sentence in _sentences(text):
-        if units and all(_LINK_OR_TAG.match(word) for word in sentence.split()):
+        if units and (all(_LINK_OR_TAG.match(word) for word in sentence.split()) or units[-1].rstrip().endswith(":")):
             units[-1] += sentence
         else:
             units.append(sentence)
@@ -251,6 +253,9 @@ def _sentences(text: str) -> list[str]:
     # A list marker ("1.", "2)", "*", "•") starts a sentence and never ends one: the item keeps its number.
     sentences = [""]
     for token in re.findall(r"\S+\s*", text):
+        if len(sentences) > 1 and not sentences[-1] and not drop_emoji(token):
+            sentences[-2] += token  # "add up. 💪": the emoji closes the sentence before it
+            continue
         if _LIST_MARKER.match(token.strip()) and sentences[-1].strip():
             sentences.append("")
         sentences[-1] += token
@@ -259,6 +264,28 @@ def _sentences(text: str) -> list[str]:
         if "\n" in token or _SENTENCE_END.search(token.rstrip()):
             sentences.append("")
     return [sentence for sentence in sentences if sentence]
+
+
+def flatten(text: str) -> str:
+    """``text`` (paragraphs, headings, list items on their own lines) on one line for a post or a text.
+
+    A line that does not end a sentence (a heading, a list item without a full stop) ends with a colon before a
+    list and a full stop otherwise, so it neither runs into the next sentence nor ends a post on its own. Numbered
+    items keep their numbers; bullets (``*``) are dropped. Raises nothing.
+    """
+    lines = [(" ".join(line.split()), _BULLET.match(line.strip())) for line in text.splitlines() if line.strip()]
+    out = []
+    for number, (line, bullet) in enumerate(lines):
+        words = line.split()
+        if bullet:
+            line = line[bullet.end() :]
+        ends = drop_emoji(line)  # "…add up. 💪" ends a sentence
+        if number + 1 < len(lines) and not _SENTENCE_END.search(ends) and not ends.endswith(":"):
+            following, following_bullet = lines[number + 1]
+            starts_list = bool(following_bullet or _LIST_MARKER.match(following.split()[0]))
+            line += ":" if starts_list and not (bullet or _LIST_MARKER.match(words[0])) else "."
+        out.append(line)
+    return " ".join(out)
 
 
 def drop_emoji(text: str) -> str:

@@ -45,7 +45,7 @@ from pydantic import EmailStr, Field, HttpUrl, SecretStr, field_validator, model
 from carecast.audience import Subscriber
 from carecast.config import ChannelSettings
 from carecast.errors import AlreadyClaimed, PublishError, RenderError
-from carecast.html import CONTACT_SCHEMES, contact_url, excerpt_html, html_to_text
+from carecast.html import CONTACT_SCHEMES, contact_url, excerpt_html, html_to_text, same_picture
 from carecast.ledger import DeliveryRecord
 from carecast.model import ContentItem, Draft, Receipt, now_utc
 from carecast.secrets import SecretRef, resolve
@@ -541,5 +541,8 @@ def _as_html(text: str) -> str:
 
 
 def _without_image(fragment: str, url: str) -> str:
-    """``fragment`` (nh3's output) without the ``<img>`` elements showing ``url``: the hero, shown above the text."""
-    return _IMAGE.sub(lambda match: "" if html.unescape(match.group(1)) == url else match.group(0), fragment)
+    """``fragment`` (nh3's output) without the ``<img>`` elements showing ``url`` in any size: the hero, shown above
+    the text."""
+    return _IMAGE.sub(
+        lambda match: "" if same_picture(html.unescape(match.group(1)), url) else match.group(0), fragment
+    )

@@ -66,6 +66,7 @@ from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
 from carecast.text import (
     drop_emoji,
+    flatten,
     shorten_middle,
     sms_measure,
     to_gsm,
@@ -190,7 +191,7 @@ class SmsChannel(Channel):
         item = items[0]
         link = self.link(item)
         limit = self.limit("max_segments") or self.limits["max_segments"]
-        summary = " ".join((item.summary_text or item.title).split())
+        summary = flatten(item.summary_text or item.title)
         _, summary = without_repeats("", summary, item.url)  # the link goes once, where the template puts it
 
         def text(body: str) -> str:

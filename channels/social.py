@@ -14,7 +14,7 @@ from typing import Literal
 
 from carecast.errors import MeasureError
 from carecast.model import ContentItem
-from carecast.text import drop_emoji, shorten, without_repeats
+from carecast.text import drop_emoji, flatten, shorten, without_repeats
 
 EmojiPolicy = Literal["drop", "keep"]
 HASHTAGS_LEFT_OUT = "hashtags left out: they do not fit"
@@ -34,7 +34,7 @@ class PostCopy:
 
 def post_copy(item: ContentItem, hashtags: Sequence[str], emoji: EmojiPolicy) -> PostCopy:
     """Title and body of ``item`` for a post (the body on one line), each said once, emoji dropped if asked."""
-    title, body = without_repeats(item.title, " ".join(item.summary_text.split()), item.url)
+    title, body = without_repeats(item.title, flatten(item.summary_text), item.url)
     if emoji == "drop":
         title, body = drop_emoji(title), drop_emoji(body)
     return PostCopy(title=title, body=body, hashtags=tuple(hashtags))

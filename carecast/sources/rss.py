@@ -34,6 +34,7 @@ USER_AGENT = "CareCast/0.1 (feed reader)"
 ACCEPT = "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _TITLE_FROM_TEXT = 100
+_URL = re.compile(r"https?://\S+")
 #: feedparser's bozo exceptions that do not mean the document was broken (it was read in full).
 _HARMLESS = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
 
@@ -171,12 +172,15 @@ def _item(
     feed_link: str | None,
     strip: Sequence[re.Pattern[str]] = (),
 ) -> ContentItem:
-    link = absolute_http_url(entry.get("link") or "", feed_link)
+    # FeedBurner wraps each link in a feedproxy redirect (dead since Google shut it); its origLink is the post.
+    link = absolute_http_url(entry.get("feedburner_origlink") or entry.get("link") or "", feed_link)
     base = link or feed_link
     feed_title = _title(entry)
     # Cleaned before anything else sees it: boilerplate, junk images and a repeated title never reach a channel.
     body = clean_body(_entry_html(entry), base_url=base, title=feed_title, strip=strip)
-    title = feed_title or textwrap.shorten(body.text, _TITLE_FROM_TEXT, placeholder="…") or link
+    # An untitled post (Blogger, Mastodon-style microposts) is titled by its opening words, never by a link.
+    words = _URL.sub("", body.text)
+    title = feed_title or textwrap.shorten(words, _TITLE_FROM_TEXT, placeholder="…") or link
     if not title:
         raise ValueError("it has no title, no content and no link")
     published = _utc(entry.get("published_parsed")) or _utc(entry.get("updated_parsed")) or feed_date
