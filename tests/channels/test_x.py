@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from carecast.config import Settings, load_settings
 from carecast.errors import PublishError, RenderError
 from carecast.model import Draft
+from carecast.pipeline import describe_measures
 from carecast.text import x_measure
 from channels.x import MEDIA_ID, PREVIOUS_ID, XChannel, XConfig
 from tests.channels.conftest import outbox_context
@@ -208,3 +209,8 @@ def test_a_link_only_item_has_its_url_once(tmp_path: Path) -> None:
     url = "https://www.oakviewpt.com/blog/new-video"
     [post] = channel(tmp_path).render([make_item(summary=url, title=url, url=url)]).parts
     assert post.count("oakviewpt.com/blog/new-video") == 1
+
+
+def test_the_drafts_description_says_what_was_left_out(tmp_path: Path) -> None:
+    draft = channel(tmp_path, too_long="shorten").render([make_item(summary=LONG, title="Long title " * 22)])
+    assert describe_measures(draft).endswith("; hashtags left out: they do not fit")
