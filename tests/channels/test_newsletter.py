@@ -430,39 +430,45 @@ def test_a_patient_story_never_leads_the_subject(channel: NewsletterChannel) -> 
     assert "Maria" not in (only_story.preheader or "")
 
 
+def with_staff_templates(settings: Settings, tmp_path: Path, edits: dict[str, str | None]) -> NewsletterChannel:
+    """The newsletter channel over a copy of the sample templates, each file in ``edits`` rewritten (None: removed)."""
+    folder = tmp_path / "templates"
+    shutil.copytree(settings.path(settings.templates) / "newsletter", folder / "newsletter")
+    for name, text in edits.items():
+        if text is None:
+            (folder / "newsletter" / name).unlink()
+        else:
+            (folder / "newsletter" / name).write_text(text)
+    custom = settings.model_copy(update={"templates": folder})
+    return NewsletterChannel("newsletter", settings.channels["newsletter"], custom)
+
+
+def sample_template(settings: Settings, name: str) -> str:
+    return (settings.path(settings.templates) / "newsletter" / name).read_text()
+
+
 def test_templates_that_drop_the_footer_are_refused(settings: Settings, tmp_path: Path) -> None:
-    templates = tmp_path / "templates"
-    shutil.copytree(settings.path(settings.templates) / "newsletter", templates / "newsletter")
-    html_template = templates / "newsletter" / "body.mjml.j2"
-    html_template.write_text(html_template.read_text().replace("{{ practice.address.one_line() }}", ""))
-    custom = settings.model_copy(update={"templates": templates})
-    channel = NewsletterChannel("newsletter", settings.channels["newsletter"], custom)
+    mjml = sample_template(settings, "body.mjml.j2").replace("{{ practice.address.one_line() }}", "")
+    channel = with_staff_templates(settings, tmp_path, {"body.mjml.j2": mjml})
     with pytest.raises(RenderError, match="the postal address in the HTML part"):
         channel.render([make_item("post-desk")])
 
 
 def test_a_staff_html_template_from_before_mjml_still_renders(settings: Settings, tmp_path: Path) -> None:
-    templates = tmp_path / "templates"
-    shutil.copytree(settings.path(settings.templates) / "newsletter", templates / "newsletter")
-    (templates / "newsletter" / "body.mjml.j2").unlink()
-    (templates / "newsletter" / "body.html.j2").write_text(
+    html = (
         "{% autoescape true %}<html><body><div>{{ preheader }}</div>"
         '{% for entry in entries %}<h2 class="t">{{ entry.title }}</h2>{{ entry.summary_html }}{% endfor %}'
         '<p>{{ practice.address.one_line() }} <a href="{{ unsubscribe_url }}">Unsubscribe</a></p>'
         "<style>.t { color: #123456; }</style></body></html>{% endautoescape %}"
     )
-    custom = settings.model_copy(update={"templates": templates})
-    page = NewsletterChannel("newsletter", settings.channels["newsletter"], custom).render([make_item("a")]).html
+    channel = with_staff_templates(settings, tmp_path, {"body.mjml.j2": None, "body.html.j2": html})
+    page = channel.render([make_item("a")]).html
     assert page and 'class="t" style="color: #123456' in page and ADDRESS in page
 
 
 def test_a_staff_mjml_template_is_used(settings: Settings, tmp_path: Path) -> None:
-    templates = tmp_path / "templates"
-    shutil.copytree(settings.path(settings.templates) / "newsletter", templates / "newsletter")
-    mjml = templates / "newsletter" / "body.mjml.j2"
-    mjml.write_text(mjml.read_text().replace("{{ voice.sign_off }}", "Stay strong, Oakview!"))
-    custom = settings.model_copy(update={"templates": templates})
-    page = NewsletterChannel("newsletter", settings.channels["newsletter"], custom).render([make_item("a")]).html
+    mjml = sample_template(settings, "body.mjml.j2").replace("{{ voice.sign_off }}", "Stay strong, Oakview!")
+    page = with_staff_templates(settings, tmp_path, {"body.mjml.j2": mjml}).render([make_item("a")]).html
     assert page and "Stay strong, Oakview!" in page
 
 
