@@ -344,6 +344,10 @@ def excerpt_html(html: str, words: int = 60) -> tuple[str, bool]:
         root = None
     if root is None:
         return html, False
+    if (root.text or "").strip():  # text outside any block (Wix's plain excerpts): a paragraph of its own
+        lead = lxml.html.Element("p")
+        lead.text, root.text = root.text, None
+        root.insert(0, lead)
     kept: list[str] = []
     count = 0
     blocks = list(root)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from carecast.html import Image, choose_image, clean_body
+from carecast.html import Image, choose_image, clean_body, excerpt_html
 
 BASE = "https://www.oakviewpt.com/blog/knee"
 EMOJI = (
@@ -84,3 +84,12 @@ def test_the_feeds_own_image_comes_first_then_the_first_big_enough_photo() -> No
     assert choose_image([blogger_thumbnail, enclosure], body.images) == enclosure
     assert choose_image([blogger_thumbnail], body.images) == body.images[0]
     assert choose_image([Image("https://cdn.example/anim.gif")], []) is None
+
+
+def test_an_excerpt_ends_on_a_sentence_near_the_word_count() -> None:
+    paragraph = "<p>" + " ".join(f"Sentence {n} has five words." for n in range(30)) + "</p>"
+    excerpt, cut = excerpt_html(paragraph, words=60)
+    assert cut and excerpt.endswith("Sentence 11 has five words.</p>")
+    plain, cut = excerpt_html(" ".join(f"Plain {n} is here." for n in range(40)), words=20)
+    assert cut and plain == "<p>" + " ".join(f"Plain {n} is here." for n in range(5)) + "</p>"
+    assert excerpt_html("<p>Short.</p><ul><li>One</li></ul>") == ("<p>Short.</p><ul><li>One</li></ul>", False)
