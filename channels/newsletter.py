@@ -81,6 +81,7 @@ SMTP_REPLIES = {
 }
 _ENHANCED_STATUS = re.compile(r"[245]\.\d{1,3}\.\d{1,3}\b")
 _DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
+_PREVIEW = re.compile(r'(<body[^>]*>\s*<div style="display:none;)([^"]*)"')
 _IMAGE = re.compile(r'<img\b[^>]*\bsrc="([^"]*)"[^>]*>')
 
 
@@ -202,7 +203,7 @@ class NewsletterChannel(Channel):
             page = self.template(HTML_TEMPLATE, **context)
         else:
             try:
-                page = mjml2html(source, disable_comments=True, fonts={})
+                page = _plain_preheader(mjml2html(source, disable_comments=True, fonts={}))
             except (ValueError, RuntimeError) as exc:  # MRML reports invalid MJML as a ValueError
                 raise RenderError(self.instance, f"{MJML_TEMPLATE} is not valid MJML: {exc}") from exc
         # The <style> blocks stay beside the inlined styles: media queries (phones, dark mode) only work there.
@@ -538,6 +539,19 @@ def _reply(code: int, reply: bytes | str) -> str:
 def _as_html(text: str) -> str:
     """``text`` as the inlined HTML spells it, in text and in attribute values alike (``&`` escaped, quotes not)."""
     return html.escape(text, quote=False)
+
+
+def _plain_preheader(page: str) -> str:
+    """``page`` with MJML's hidden preheader (``mj-preview``) hidden without white text, and from Outlook too.
+
+    MJML colours it white: SpamAssassin scores text coloured like its background (HTML_FONT_LOW_CONTRAST), and
+    ``display:none`` with ``max-height:0`` hides it anyway; Outlook desktop also wants ``mso-hide:all``.
+    """
+
+    def restyle(match: re.Match[str]) -> str:
+        return f'{match.group(1)}{match.group(2).replace("color:#ffffff;", "")}mso-hide:all;"'
+
+    return _PREVIEW.sub(restyle, page, count=1)
 
 
 def _without_image(fragment: str, url: str) -> str:
