@@ -24,12 +24,12 @@ import requests
 from pydantic import Field, HttpUrl, field_validator
 from twitter_text.extract_urls import extract_urls_with_indices
 
+from carecast.channel import Channel, PublishContext
 from carecast.config import ChannelSettings, Settings
 from carecast.errors import CredentialError, MeasureError, PublishError, RenderError
 from carecast.model import ContentItem, Draft, Receipt, now_utc
 from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
-from channels.base import Channel, PublishContext
 from channels.http import https_or_loopback, retry_after
 from channels.social import EmojiPolicy, one_post, post_copy
 

@@ -38,6 +38,7 @@ import tweepy
 from pydantic import Field, HttpUrl, field_validator
 from requests.adapters import HTTPAdapter
 
+from carecast.channel import Channel, PublishContext
 from carecast.config import ChannelSettings
 from carecast.errors import CredentialError, ImageError, MeasureError, PublishError, RenderError
 from carecast.images import fetch_image
@@ -45,7 +46,6 @@ from carecast.model import ContentItem, Draft, Receipt, now_utc
 from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
 from carecast.text import split_to_fit, x_measure
-from channels.base import Channel, PublishContext
 from channels.http import https_or_loopback, nothing_sent
 from channels.social import HASHTAGS_LEFT_OUT, EmojiPolicy, PostCopy, Render, one_post, post_copy
 

@@ -127,7 +127,7 @@ def screenshot(html: str, width: int, target: Path, folder: Path) -> Path:
 
 def sample_newsletter_html() -> str:
     """The sample practice's newsletter of its four newest blog posts, as CareCast renders it."""
-    from carecast.config import load_settings
+    from carecast.practice import load_settings
     from carecast.sources import read_source
     from channels.newsletter import NewsletterChannel
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from carecast.config import load_settings
+from carecast.practice import load_settings
 from carecast.sources import read_source
 from channels.newsletter import LIST_TOKEN, NewsletterChannel
 from tests.browser import measure, sample_newsletter_html

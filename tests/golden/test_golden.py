@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from carecast.config import RssSource, Settings, load_settings
+from carecast.config import RssSource, Settings
 from carecast.errors import RenderError
 from carecast.model import ContentItem
+from carecast.practice import load_settings
 from carecast.sources import read_source
 from carecast.text import sms_measure, x_measure
 from channels.mastodon import MastodonChannel, mastodon_length
