@@ -9,8 +9,8 @@ word boundary and keeps the link (``too_long: shorten``). An item's image goes a
 With ``credentials`` configured ``publish`` posts through tweepy (``Client.create_tweet``, OAuth 1.0a user context,
 never ``wait_on_rate_limit``): each part replies to the one before, and each posted part's id is saved in the
 ledger's progress at once, so a retry resumes the thread at the first part not yet up instead of posting it again.
-An image is fetched (:func:`carecast.images.fetch_image`: public addresses only unless ``image_hosts`` names the
-host, size and time limits, its real type and size checked with Pillow), uploaded with X's v2 media endpoint
+An image is fetched (:func:`carecast.images.fetch_image`: public addresses only unless ``image_allow_private`` allows
+them, size and time limits, its real type and size checked with Pillow), uploaded with X's v2 media endpoint
 (``POST /2/media/upload``, then ``POST /2/media/metadata`` for its alt text) through tweepy's signed session, and
 attached to the first part; when it cannot be had, the post goes without it and the receipt says so. Failures: 429
 is transient until ``x-rate-limit-reset``; 5xx and a connection that could not be made are transient; any other
@@ -35,7 +35,7 @@ from typing import Any, ClassVar, Literal
 
 import requests
 import tweepy
-from pydantic import Field, HttpUrl, field_validator
+from pydantic import Field, HttpUrl, IPvAnyNetwork, field_validator
 from requests.adapters import HTTPAdapter
 
 from carecast.channel import Channel, PublishContext
@@ -85,10 +85,10 @@ class XConfig(ChannelSettings):
     emoji: EmojiPolicy = Field("keep", description="keep the emoji of an item's text, or drop them")
     credentials: XCredentials | None = Field(None, description="post to X with these; absent: write to the outbox")
     timeout: float = Field(30, gt=0, le=300, description="seconds one request to X (or the image download) may take")
-    image_hosts: list[str] = Field(
-        default_factory=list,
-        description="hosts on private or loopback addresses an item's image may be fetched from (a local test "
-        "server, an intranet CDN); any other such host is refused",
+    image_allow_private: bool | list[IPvAnyNetwork] = Field(
+        False,
+        description="may fetch an item's image from private, loopback and link-local addresses: all (true) or these "
+        "networks (a local test server, an intranet CDN); by default such addresses are refused",
     )
     api_base: HttpUrl | None = Field(
         None,
@@ -351,7 +351,7 @@ class XChannel(Channel):
         when X's upload fails transiently.
         """
         try:
-            image = fetch_image(url, timeout=self.config.timeout, allowed_hosts=self.config.image_hosts)
+            image = fetch_image(url, timeout=self.config.timeout, allow_private=self.config.image_allow_private)
         except ImageError as exc:
             return [], [f"image not attached: {exc}"]
         try:

@@ -54,6 +54,8 @@ def png(width: int, height: int) -> bytes:
 PNG = png(640, 360)
 #: A 1x1 PNG: a tracking pixel, even when a server says it is a photo.
 PIXEL = png(1, 1)
+#: The networks the test image server is on, which the channel must be allowed to fetch from.
+LOCAL = ["127.0.0.0/8"]
 
 
 class Images(LocalHttpServer):
@@ -117,7 +119,7 @@ def configured_channel(tmp_path: Path, **changes: object) -> XChannel:
 
 def live_channel(tmp_path: Path, server: XApiServer, **changes: object) -> XChannel:
     """The sample config's X channel with credentials from the environment, its ``api_base`` at ``server``."""
-    return configured_channel(tmp_path, **{"api_base": server.url, "image_hosts": ["127.0.0.1"], **changes})
+    return configured_channel(tmp_path, **{"api_base": server.url, "image_allow_private": LOCAL, **changes})
 
 
 class Publications:
@@ -162,7 +164,7 @@ def test_a_thread_lands_as_a_reply_chain(tmp_path: Path, server: XApiServer, pub
 def test_api_base_sends_posts_uploads_and_sign_in_to_that_server(
     tmp_path: Path, server: XApiServer, publications: Publications
 ) -> None:
-    channel = configured_channel(tmp_path, api_base=server.url, image_hosts=["127.0.0.1"])
+    channel = configured_channel(tmp_path, api_base=server.url, image_allow_private=LOCAL)
     with Images() as images:
         draft = Draft(**{**THREAD.__dict__, "image_url": f"{images.url}/photo.png"})
         receipt = channel.publish(draft, publications.claim(draft))
@@ -343,21 +345,24 @@ def test_an_image_is_uploaded_and_attached_to_the_first_part(
 
 
 @pytest.mark.parametrize(
-    ("path", "why", "hosts"),
+    ("path", "why", "allowed"),
     [
-        ("/missing.png", "HTTP 404", ["127.0.0.1"]),
-        ("/", "HTTP 404", ["127.0.0.1"]),
-        ("/pixel.jpg", "1x1 pixels, too small", ["127.0.0.1"]),
-        ("/page.jpg", "not an image", ["127.0.0.1"]),
-        ("/photo.png", "private or local address", []),  # a feed must not make CareCast probe local addresses
+        ("/missing.png", "HTTP 404", LOCAL),
+        ("/", "HTTP 404", LOCAL),
+        ("/pixel.jpg", "1x1 pixels, too small", LOCAL),
+        ("/page.jpg", "not an image", LOCAL),
+        # A feed must not make CareCast probe local addresses: only those the config allows.
+        ("/photo.png", "127.0.0.1 is a loopback address", False),
+        ("/photo.png", "127.0.0.1 is a loopback address", ["10.0.0.0/8"]),
     ],
 )
 def test_an_image_that_cannot_be_had_does_not_block_the_post(
-    tmp_path: Path, server: XApiServer, publications: Publications, path: str, why: str, hosts: list[str]
+    tmp_path: Path, server: XApiServer, publications: Publications, path: str, why: str, allowed: object
 ) -> None:
     with Images() as images:
         draft = Draft(channel="x", item_ids=("a",), parts=("New clinic photos!",), image_url=f"{images.url}{path}")
-        receipt = live_channel(tmp_path, server, image_hosts=hosts).publish(draft, publications.claim(draft))
+        channel = live_channel(tmp_path, server, image_allow_private=allowed)
+        receipt = channel.publish(draft, publications.claim(draft))
 
     assert [t.media_ids for t in server.tweets] == [()]
     assert server.media == {}
