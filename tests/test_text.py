@@ -15,7 +15,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from carecast.errors import MeasureError
-from carecast.text import _sentences, add_utm, shorten, sms_measure, split_to_fit, to_gsm, x_measure
+from carecast.text import (
+    _units,
+    add_utm,
+    drop_emoji,
+    shorten,
+    shorten_middle,
+    sms_measure,
+    split_to_fit,
+    to_gsm,
+    transliterate_to_gsm,
+    without_repeats,
+    x_measure,
+)
 
 SHARED = Path(os.environ.get("CARECAST_SHARED", Path(__file__).parents[1].parent / "shared"))
 CONFORMANCE = SHARED / "corpus/twitter-text/validate.yml"
@@ -252,18 +264,22 @@ def test_split_measures_each_candidate_once_and_few_per_part() -> None:
     assert len(measured) < len(words) // 2
 
 
-def greedy_split(text: str, fits: Callable[[str], bool]) -> list[str]:
-    """The plain reference: whole sentences that fit, else words, each added to the part while it still fits."""
+def greedy_split(text: str, fits: Callable[[str], bool], first_fits: Callable[[str], bool]) -> list[str]:
+    """The plain reference: whole units that fit, else words, each added to the part while it still fits (the first
+    part judged by ``first_fits``, and left empty when not even its first piece fits there)."""
+    judge = first_fits
     parts: list[str] = []
     current = ""
-    for sentence in _sentences(text):
-        for piece in [sentence] if fits(sentence.strip()) else re.findall(r"\S+\s*", sentence):
-            if fits((current + piece).strip()):
+    for unit in _units(text):
+        for piece in [unit] if fits(unit.strip()) else re.findall(r"\S+\s*", unit):
+            if judge((current + piece).strip()):
                 current += piece
             else:
                 parts.append(current.strip())
-                current = piece
-    return [part for part in [*parts, current.strip()] if part]
+                current, judge = piece, fits
+    if current.strip() or not parts:
+        parts.append(current.strip())
+    return parts
 
 
 @given(
@@ -271,7 +287,77 @@ def greedy_split(text: str, fits: Callable[[str], bool]) -> list[str]:
         st.sampled_from(["Knees.", "hips", "backs!", "walk", "stretch", "shoulders?", "a"]), min_size=1, max_size=120
     ),
     st.integers(min_value=12, max_value=60),
+    st.integers(min_value=0, max_value=30),
 )
-def test_split_finds_the_parts_a_greedy_scan_finds(words: list[str], width: int) -> None:
+def test_split_finds_the_parts_a_greedy_scan_finds(words: list[str], width: int, title: int) -> None:
     text = " ".join(words)
-    assert split_to_fit(text, lambda part: len(part) <= width) == greedy_split(text, lambda part: len(part) <= width)
+
+    def fits(part: str) -> bool:
+        return len(part) <= width
+
+    def first_fits(part: str) -> bool:
+        return title + len(part) <= width
+
+    assert split_to_fit(text, fits) == greedy_split(text, fits, fits)
+    assert split_to_fit(text, fits, first_fits=first_fits) == greedy_split(text, fits, first_fits)
+
+
+def test_split_keeps_a_list_item_with_its_number() -> None:
+    text = "Small changes add up. 1. Screen at eye level. 2. Elbows at 90 degrees. 3. Feet flat."
+    parts = split_to_fit(text, lambda part: len(part) <= 32)
+    assert parts == ["Small changes add up.", "1. Screen at eye level.", "2. Elbows at 90 degrees.", "3. Feet flat."]
+
+
+def test_split_never_leaves_a_part_that_is_only_a_link_or_hashtags() -> None:
+    text = "Move every 30 minutes. https://oakviewpt.com/blog #PhysicalTherapy"
+    parts = split_to_fit(text, lambda part: len(part) <= 80)
+    assert parts == [text]
+
+
+def test_split_gives_the_first_part_its_own_measure() -> None:
+    parts = split_to_fit("One two. Three four.", lambda part: len(part) <= 20, first_fits=lambda part: len(part) <= 9)
+    assert parts == ["One two.", "Three four."]
+    assert split_to_fit("One two.", lambda part: len(part) <= 20, first_fits=lambda part: False) == ["", "One two."]
+
+
+def test_shorten_middle_keeps_the_opening_and_the_last_sentence() -> None:
+    text = "We moved. The new clinic is bigger and brighter and has parking for all. Call 312-555-0142 to book."
+    assert shorten_middle(text, lambda t: len(t) <= 70, "...") == (
+        "We moved. The new clinic is bigger and... Call 312-555-0142 to book."
+    )
+    assert shorten_middle("One long sentence without an end", lambda t: len(t) <= 20, "...") == "One long sentence..."
+
+
+@pytest.mark.parametrize(
+    ("text", "dropped"),
+    [
+        ("Stronger knees \U0001f4aa in six weeks!", "Stronger knees in six weeks!"),
+        ("Family day \U0001f468\u200d\U0001f469\u200d\U0001f467 !", "Family day!"),
+        ("Thanks \u2764\ufe0f and \U0001f44d\U0001f3fd.", "Thanks and."),
+        ("Go \U0001f1fa\U0001f1f8 team, press 1\ufe0f\u20e3", "Go team, press"),
+        ("No emoji here: 1 < 2 # 3", "No emoji here: 1 < 2 # 3"),
+    ],
+)
+def test_drop_emoji_drops_whole_sequences(text: str, dropped: str) -> None:
+    assert drop_emoji(text) == dropped
+
+
+def test_transliterate_to_gsm_only_where_needed() -> None:
+    assert (
+        transliterate_to_gsm("C\u00f3mo est\u00e1s \u2014 ni\u00f1o \u00e9t\u00e9 \u7406")
+        == "Como estas - ni\u00f1o \u00e9t\u00e9 \u7406"
+    )
+    assert sms_measure(transliterate_to_gsm("Cl\u00ednica \u201cabierta\u201d")).encoding == "GSM-7"
+
+
+def test_without_repeats() -> None:
+    assert without_repeats("Saturday hours\u2026", "Saturday hours start Dec 5.", None) == (
+        "",
+        "Saturday hours start Dec 5.",
+    )
+    url = "https://www.oakviewpt.com/blog/video"
+    assert without_repeats(url, url + "/", url + "?utm_source=x") == ("", "")
+    assert without_repeats("Knee pain", "Ice helps. See https://nih.example/knee", url) == (
+        "Knee pain",
+        "Ice helps. See https://nih.example/knee",
+    )
