@@ -107,6 +107,8 @@ TWILIO_ERRORS: dict[int, str] = {
 MAX_ATTEMPTS = 4
 #: Seconds a status callback waits for its message's send to be recorded (Twilio can report before we record).
 CALLBACK_WAIT = 5.0
+#: Seconds between two recordings of a chunk's outcomes: well within CALLBACK_WAIT.
+RECORD_EVERY = 1.0
 #: Backoff before the second attempt when Twilio gives no Retry-After; doubled each time after.
 FIRST_BACKOFF = 0.5
 
@@ -368,9 +370,12 @@ class SmsChannel(Channel):
         with self._session(credentials, token) as session:
             for chunk in batched(self._reachable(subscribers, context.now, skipped), DELIVERY_CHUNK):
                 openings = dict(chunk)
-                # The chunk is claimed before any of it is sent, and its outcomes recorded together after.
+                # The chunk is claimed before any of it is sent; its outcomes are recorded together, at least every
+                # RECORD_EVERY seconds: Twilio's status callbacks wait (CALLBACK_WAIT) for their message's record.
                 claimed = ledger.claim_deliveries(publication, list(openings))
                 outcomes: list[DeliveryOutcome] = []
+                recorded: set[str] = set()
+                last_record = time.monotonic()
                 try:
                     for address in claimed:
                         if openings[address] > context.now:
@@ -380,8 +385,12 @@ class SmsChannel(Channel):
                         if pacer is not None:
                             pacer.wait()
                         outcomes.append(self._text(session, credentials, ledger, draft, address, deadline, outcomes))
+                        if time.monotonic() - last_record >= RECORD_EVERY:
+                            ledger.finish_deliveries(publication, outcomes)
+                            recorded.update(outcome.address for outcome in outcomes)
+                            outcomes, last_record = [], time.monotonic()
                 finally:
-                    ledger.finish_deliveries(publication, outcomes, claimed)
+                    ledger.finish_deliveries(publication, outcomes, [a for a in claimed if a not in recorded])
         return self._receipt(credentials, context, skipped, waits)
 
     def _reachable(
