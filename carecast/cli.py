@@ -8,19 +8,21 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import getpass
 import json
 import logging
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 from urllib.parse import urlsplit
 
 from carecast.audience import ADDRESS_COLUMN, read_audience
 from carecast.config import DEFAULT_CONFIG, Settings, load_settings
 from carecast.errors import CareCastError, ConfigError
 from carecast.ledger import DraftState, Ledger
+from carecast.model import Draft
 from carecast.pipeline import make_channel
 from carecast.text import sms_measure, x_measure
 
@@ -67,17 +69,20 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--live", action="store_true", help="also prove each configured account works, sending nothing")
 
     drafts = command("drafts", _drafts, "list drafts waiting for approval (or in another state)")
-    drafts.add_argument("--state", default="pending", choices=["pending", "approved", "refused", "rejected", "expired"])
+    drafts.add_argument("--state", default="pending", choices=list(get_args(DraftState)))
     approve = command("approve", _approve, "approve a draft: it is published at its channel's next slot")
     reject = command("reject", _reject, "reject a draft: it is never published")
     reject.add_argument("--reason", required=True, help="why, for the record")
-    for sub in (approve, reject):
+    release = command("release", _release, "release a draft held for possible PHI: it is approved, with your reason")
+    release.add_argument("--reason", required=True, help="why it may go out (e.g. the authorization's reference)")
+    release.add_argument("--by", default=getpass.getuser(), help="who releases it (default: %(default)s)")
+    for sub in (approve, reject, release):
         sub.add_argument("draft_id", type=int, metavar="ID")
     audience = command("audience", _audience_import, "import subscribers from a CSV file into the ledger")
     audience.add_argument("action", choices=["import"])
     audience.add_argument("file", type=Path, metavar="FILE")
     audience.add_argument("--type", dest="channel_type", choices=sorted(ADDRESS_COLUMN), help="default: the file name")
-    for sub in (drafts, approve, reject, audience):
+    for sub in (drafts, approve, reject, release, audience):
         sub.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="default: %(default)s")
 
     measure = command("measure", _measure, "measure TEXT as a channel counts it (x: weighted length; sms: segments)")
@@ -125,12 +130,20 @@ def _drafts(args: argparse.Namespace) -> int:
         stored = ledger.drafts(states=[args.state])
     finally:
         ledger.close()
-    rows = [[d.id, d.channel, d.state, _clip(d.draft.subject or d.draft.text.replace("\n", " "), 70)] for d in stored]
+    # A held draft shows why (the possible PHI found); any other its text.
+    rows = [
+        [d.id, d.channel, d.state, _clip(d.reason if d.state == "held" and d.reason else _gist(d.draft), 70)]
+        for d in stored
+    ]
     if rows:
         _table(["id", "channel", "state", "text"], rows)
     else:
         print(f"no {args.state} drafts")
     return 0
+
+
+def _gist(draft: Draft) -> str:
+    return draft.subject or draft.text.replace("\n", " ")
 
 
 def _approve(args: argparse.Namespace) -> int:
@@ -148,6 +161,16 @@ def _decide(args: argparse.Namespace, state: DraftState, reason: str | None) -> 
     finally:
         ledger.close()
     print(f"draft {args.draft_id}: {state}")
+    return 0
+
+
+def _release(args: argparse.Namespace) -> int:
+    _, ledger = _open_ledger(args.config)
+    try:
+        ledger.release(args.draft_id, args.reason, args.by)
+    finally:
+        ledger.close()
+    print(f"draft {args.draft_id}: released by {args.by} and approved")
     return 0
 
 

@@ -60,6 +60,8 @@ class ContentItem:
     #: Channels a patient's written authorization on file covers, and until when (UTC); empty: none on file.
     authorized_channels: tuple[str, ...] = ()
     authorization_expires: datetime | None = None
+    #: The patient the authorization names, so the PHI check knows them wherever they appear.
+    patient: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "published", utc(self.published))

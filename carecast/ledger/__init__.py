@@ -7,6 +7,7 @@ One ``Ledger`` facade over parts split by what they record:
 - ``publications``: claims before sending, ``claimed → sent | failed | unknown``, a multi-step send's progress;
 - ``deliveries``: one row per recipient of a publication, claimed before sending;
 - ``audience``: subscribers with their consent record, and suppressions;
+- ``holds``: drafts the PHI check held, their findings and staff releases;
 - ``schema``: every table; ``store``: the engine and its sessions.
 
 Every method raises LedgerError when the database fails.
@@ -18,6 +19,7 @@ from carecast.ledger.audience import AudienceLedger
 from carecast.ledger.content import ContentLedger, UpsertReport
 from carecast.ledger.deliveries import DeliveryLedger, DeliveryRecord
 from carecast.ledger.drafts import DraftLedger, StoredDraft
+from carecast.ledger.holds import HoldLedger, PhiHold
 from carecast.ledger.publications import PublicationLedger, PublicationRecord
 from carecast.ledger.schema import DeliveryState, DraftRow, DraftState, PublicationState
 
@@ -27,6 +29,7 @@ __all__ = [
     "DraftRow",
     "DraftState",
     "Ledger",
+    "PhiHold",
     "PublicationRecord",
     "PublicationState",
     "StoredDraft",
@@ -34,5 +37,5 @@ __all__ = [
 ]
 
 
-class Ledger(ContentLedger, DraftLedger, PublicationLedger, DeliveryLedger, AudienceLedger):
+class Ledger(ContentLedger, DraftLedger, PublicationLedger, DeliveryLedger, AudienceLedger, HoldLedger):
     """All reads and writes of CareCast's state; every method raises LedgerError when the database fails."""
