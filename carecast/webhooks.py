@@ -46,7 +46,7 @@ from carecast.errors import ChannelError, ConfigError, CredentialError, LedgerEr
 from carecast.ledger import Ledger
 from carecast.pipeline import make_channel
 from carecast.secrets import resolve
-from carecast.unsubscribe import Token, apply_unsubscribe, read_token
+from carecast.unsubscribe import Token, apply_unsubscribe, verify_token
 from channels.newsletter import NewsletterChannel, NewsletterConfig
 from channels.sms import SmsChannel, SmsConfig, twilio_signature
 
@@ -258,7 +258,7 @@ class WebhookApp:
         refusal = TokenError("no unsubscribe secret of this practice signed it")
         for secret in self._unsubscribe_secrets():
             try:
-                return secret, read_token(secret, token)
+                return secret, verify_token(self.ledger, secret, token)
             except TokenError as exc:
                 refusal = exc
         raise refusal

@@ -4,11 +4,11 @@
 newsletter": table layout, CSS inlined with css-inline, hidden preheader first, absolute image URLs with alt text,
 postal address and unsubscribe link in both parts). The draft it returns is the same for every recipient: its
 unsubscribe links carry a placeholder token that :meth:`NewsletterChannel.build_message` replaces with each
-recipient's signed token, next to the RFC 8058 one-click ``List-Unsubscribe`` headers.
+recipient's opaque token, next to the RFC 8058 one-click ``List-Unsubscribe`` headers.
 
 With SMTP ``credentials`` configured, ``publish`` sends one message per consenting subscriber over one
-connection (STARTTLS or implicit TLS, then login), each with its own signed unsubscribe token
-(:mod:`carecast.unsubscribe`). Every recipient's delivery is claimed in the ledger before it is sent and recorded
+connection (STARTTLS or implicit TLS, then login), each with its own unsubscribe token, a random id
+the ledger maps to the address (:mod:`carecast.unsubscribe`). Every recipient's delivery is claimed in the ledger before it is sent and recorded
 after, so a batch cut short resumes on the next run with only the recipients not yet sent. Unsubscribed, bounced
 and non-consenting subscribers are skipped and counted; a ``5xx`` at ``RCPT`` marks the address bounced.
 
@@ -47,7 +47,6 @@ from carecast.ledger import DeliveryRecord
 from carecast.model import ContentItem, Draft, Receipt, now_utc
 from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
-from carecast.unsubscribe import make_token
 from channels.base import Channel, PublishContext
 
 #: Stands for the recipient's token in the stored draft; URL-safe, so it reads the same escaped or not.
@@ -113,12 +112,12 @@ class NewsletterConfig(ChannelSettings):
     unsubscribe_mailto: EmailStr = Field(description="the address that takes 'unsubscribe' mails")
     max_subject_length: int | None = Field(None, ge=20, le=150, description="lowers the channel's 78")
     credentials: SmtpCredentials | None = Field(None, description="send over SMTP; absent: write to the outbox")
-    unsubscribe_secret: SecretRef | None = Field(None, description="signs each recipient's unsubscribe token")
+    unsubscribe_secret: SecretRef | None = Field(None, description="verifies unsubscribe links sent with signed tokens")
 
     @model_validator(mode="after")
     def _secret_with_credentials(self) -> Self:
         if self.credentials is not None and self.unsubscribe_secret is None:
-            raise ValueError("unsubscribe_secret is required with credentials: every recipient gets a signed token")
+            raise ValueError("unsubscribe_secret is required with credentials: it verifies the signed links sent before")
         return self
 
     @field_validator("unsubscribe_url")
@@ -313,7 +312,7 @@ class NewsletterChannel(Channel):
         return resolve(self.config.credentials.password), resolve(self.config.unsubscribe_secret)
 
     def _by_smtp(self, draft: Draft, context: PublishContext, credentials: SmtpCredentials) -> Receipt:
-        password, secret = self._secrets()
+        password, _ = self._secrets()  # the unsubscribe secret only reads links sent before tokens were opaque
         ledger, publication = context.ledger, context.publication_id
         batch = _Batch.of(ledger.subscribers(self.name), ledger.deliveries(publication))
         list_id = self.list_id()
@@ -321,7 +320,7 @@ class NewsletterChannel(Channel):
         with ExitStack() as stack:
             smtp: smtplib.SMTP | None = None
             for subscriber in batch.pending:
-                token = make_token(secret, list_id, subscriber.address, context.now)
+                token = ledger.issue_unsubscribe_token(self.name, list_id, subscriber.address)
                 to = str(Address(subscriber.name, addr_spec=subscriber.address))
                 message = self.build_message(draft, to=to, unsubscribe_token=token)
                 # Opened for the first recipient only: a resumed batch with nobody left opens no connection.

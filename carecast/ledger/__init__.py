@@ -8,6 +8,7 @@ One ``Ledger`` facade over parts split by what they record:
 - ``deliveries``: one row per recipient of a publication, claimed before sending;
 - ``audience``: subscribers with their consent record, and suppressions;
 - ``holds``: drafts the PHI check held, their findings and staff releases;
+- ``tokens``: unsubscribe tokens, random ids standing for a recipient of a list;
 - ``schema``: every table; ``store``: the engine and its sessions.
 
 Every method raises LedgerError when the database fails.
@@ -21,6 +22,7 @@ from carecast.ledger.deliveries import DeliveryLedger, DeliveryRecord
 from carecast.ledger.drafts import DraftLedger, StoredDraft
 from carecast.ledger.holds import HoldLedger, PhiHold
 from carecast.ledger.publications import PublicationLedger, PublicationRecord
+from carecast.ledger.tokens import TokenLedger, UnsubscribeToken
 from carecast.ledger.schema import DeliveryState, DraftRow, DraftState, PublicationState
 
 __all__ = [
@@ -33,9 +35,10 @@ __all__ = [
     "PublicationRecord",
     "PublicationState",
     "StoredDraft",
+    "UnsubscribeToken",
     "UpsertReport",
 ]
 
 
-class Ledger(ContentLedger, DraftLedger, PublicationLedger, DeliveryLedger, AudienceLedger, HoldLedger):
+class Ledger(ContentLedger, DraftLedger, PublicationLedger, DeliveryLedger, AudienceLedger, HoldLedger, TokenLedger):
     """All reads and writes of CareCast's state; every method raises LedgerError when the database fails."""

@@ -170,6 +170,18 @@ class SuppressionRow(Base):
     at: Mapped[datetime]
 
 
+class UnsubscribeTokenRow(Base):
+    """An unsubscribe link's token: a random id standing for a recipient of a list, so a link names nobody."""
+
+    __tablename__ = "unsubscribe_tokens"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    channel_type: Mapped[str] = mapped_column(String(50))
+    list_id: Mapped[str] = mapped_column(Text)
+    address: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
 class DeliveryRow(Base):
     """One recipient of one publication: claimed before sending, so nobody gets a message twice."""
 
