@@ -14,11 +14,13 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, get_args
 from urllib.parse import urlsplit
 
 from carecast.audience import ADDRESS_COLUMN, read_audience
+from carecast.audit import audit, render
 from carecast.config import DEFAULT_CONFIG, Settings, load_settings
 from carecast.errors import CareCastError, ConfigError
 from carecast.ledger import DraftState, Ledger
@@ -82,7 +84,11 @@ def _parser() -> argparse.ArgumentParser:
     audience.add_argument("action", choices=["import"])
     audience.add_argument("file", type=Path, metavar="FILE")
     audience.add_argument("--type", dest="channel_type", choices=sorted(ADDRESS_COLUMN), help="default: the file name")
-    for sub in (drafts, approve, reject, release, audience):
+    audit = command("audit", _audit, "every message sent, skipped or suppressed, with the consent it relied on")
+    audit.add_argument("--recipient", metavar="ADDR", help="one phone number (E.164) or email address")
+    audit.add_argument("--since", type=_since, metavar="DATE", help="from this date (UTC) or ISO date and time")
+    audit.add_argument("--format", dest="form", default="table", choices=["table", "csv", "json"])
+    for sub in (drafts, approve, reject, release, audience, audit):
         sub.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="default: %(default)s")
 
     measure = command("measure", _measure, "measure TEXT as a channel counts it (x: weighted length; sms: segments)")
@@ -172,6 +178,24 @@ def _release(args: argparse.Namespace) -> int:
         ledger.close()
     print(f"draft {args.draft_id}: released by {args.by} and approved")
     return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    settings, ledger = _open_ledger(args.config)
+    try:
+        rows = audit(settings, ledger, args.recipient, args.since)
+    finally:
+        ledger.close()
+    print(render(rows, args.form))
+    return 0
+
+
+def _since(value: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"a date such as 2026-11-01 or 2026-11-01T09:00-06:00, not {value!r}") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _audience_import(args: argparse.Namespace) -> int:
