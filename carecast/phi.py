@@ -60,6 +60,7 @@ _CAPITALISED = regex.compile(r"(?<![\p{L}\p{N}])\p{Lu}[\p{L}’'-]*(?:\.(?=\s))?
 _HONORIFIC = regex.compile(r"^(?:Mr|Mrs|Ms|Miss|Mx)\.?$")
 _DOCTOR = regex.compile(r"^(?:Dr|Doctor)\.?$")
 _PARAGRAPH = regex.compile(r"\n\s*\n")
+_LONG_WORD = regex.compile(r"\p{L}{4,}")
 _SENTENCE_END = regex.compile(r"[.!?](?=\s|$)")
 
 
@@ -177,6 +178,10 @@ def _matchers() -> dict[str, regex.Pattern[str]]:
             + r")\b",
             regex.IGNORECASE,
         ),
+        "cued_name": regex.compile(
+            r"(?i:\b(?:" + "|".join(_phrase(cue) for cue in terms["name_cues"]) + r"))[,:]?\s+"
+            r"(\p{Lu}\p{Ll}+(?:-\p{Lu}\p{Ll}+)?)\s(\p{Lu}\p{Ll}+(?:-\p{Lu}\p{Ll}+)?)(?![\p{L}])"
+        ),
         "role_before": regex.compile(
             r"(?:" + "|".join(regex.escape(r) for r in terms["staff_roles"]) + r"),?\s*$", regex.IGNORECASE
         ),
@@ -284,13 +289,17 @@ class PhiCheck:
     def _people(self, text: str) -> tuple[list[_Span], set[str]]:
         """Names in ``text`` that are not staff (known patients, then names found), and the words of staff names."""
         found = [_Span(*m.span(), m.group()) for pattern in self._known for m in pattern.finditer(text)]
+        not_names = frozenset(_terms()["not_names"])
+        cued = [
+            _Span(m.start(1), m.end(2), text[m.start(1) : m.end(2)])
+            for m in _matchers()["cued_name"].finditer(text)
+            if m.group(1) not in not_names and m.group(2) not in not_names and not _in_headline(text, m.start())
+        ]
         words = list(_CAPITALISED.finditer(text))
+        census = [self._name_at(text, words, index) for index in range(len(words))]
         staff: set[str] = set()
-        for index, word in enumerate(words):
-            name = self._name_at(text, words, index)
-            if name is None:
-                continue
-            if self._is_staff(text, words, index, name):
+        for name in [*cued, *filter(None, census)]:
+            if self._is_staff(text, name):
                 staff.update(_tokens(name.text))
             else:
                 found.append(name)
@@ -317,7 +326,7 @@ class PhiCheck:
             end = surname.start() + len(_base(surname.group()))
         return _Span(word.start(), end, text[word.start() : end])
 
-    def _is_staff(self, text: str, words: Sequence[regex.Match[str]], index: int, name: _Span) -> bool:
+    def _is_staff(self, text: str, name: _Span) -> bool:
         matchers = _matchers()
         after = text[name.end : name.end + 60]
         before = text[max(0, name.start - 40) : name.start]
@@ -402,6 +411,15 @@ def _near(text: str, name: _Span, health: _Span) -> bool:
     first, second = (name, health) if name.start <= health.start else (health, name)
     gap = text[first.end : second.start]
     return len(gap) <= NEAR and _PARAGRAPH.search(gap) is None
+
+
+def _in_headline(text: str, position: int) -> bool:
+    """Whether ``position`` is in a line written in Title Case ("How to Keep Logging Miles"), where capitals say
+    nothing about names."""
+    start = text.rfind("\n", 0, position) + 1
+    end = text.find("\n", position)
+    words = _LONG_WORD.findall(text[start : end if end >= 0 else len(text)])
+    return len(words) >= 3 and sum(word[0].isupper() for word in words) >= 0.6 * len(words)
 
 
 def _sentences(text: str) -> list[_Span]:

@@ -81,6 +81,20 @@ def test_an_authorized_item_naming_the_person_covers_the_finding() -> None:
     assert fingerprint(draft) != fingerprint(Draft(channel="newsletter", item_ids=("a",), parts=("Hello",)))
 
 
+def test_the_sample_practice_content_is_held_nowhere(tmp_path: Path) -> None:
+    every_item = {name: {"max_items_per_run": 50} for name in ("newsletter", "x", "sms", "mastodon")}
+    settings = load_settings(write_config(tmp_path, {"channels": every_item}))
+    ledger = Ledger(settings.ledger_url())
+    try:
+        for source in settings.sources:
+            pipeline.ingest(settings, ledger, source)
+        outcomes = [outcome for name in settings.channels for outcome in pipeline.adapt(settings, ledger, name)]
+    finally:
+        ledger.close()
+    assert [outcome.detail for outcome in outcomes if outcome.state == "held"] == []
+    assert len(outcomes) >= 3  # James's story is refused where his authorization does not reach
+
+
 # -- through the pipeline and the outbox ---------------------------------------------------------------------
 
 FEED = """<?xml version="1.0" encoding="UTF-8"?>
