@@ -59,8 +59,15 @@ def audit(
     }
     suppressions = {(event.channel_type, event.address): event for event in ledger.suppression_events(recipient)}
     rows = [
-        AuditRow(subscriber.consent_at, channel_type, address, "opt-in", "consent", subscriber.consent_method,
-                 subscriber.consent_text)  # fmt: skip
+        AuditRow(
+            subscriber.consent_at,
+            channel_type,
+            address,
+            "opt-in",
+            "consent",
+            subscriber.consent_method,
+            subscriber.consent_text,
+        )
         for (channel_type, address), subscriber in subscribers.items()
         if subscriber.consent_at is not None
     ]
@@ -70,11 +77,11 @@ def audit(
         reached.setdefault(event.publication_id, set()).add(event.address)
         detail = event.error or (f"provider id {event.provider_id}" if event.provider_id else "")
         consent = _consent(subscribers.get((types.get(event.channel, ""), event.address)))
-        rows.append(
-            AuditRow(event.claimed_at, event.channel, event.address, "message", event.state, detail, consent)
-        )
+        rows.append(AuditRow(event.claimed_at, event.channel, event.address, "message", event.state, detail, consent))
     fanned_out = {
-        record.id: record for record in ledger.publications() if ledger.deliveries(record.id) and record.channel in types
+        record.id: record
+        for record in ledger.publications()
+        if ledger.deliveries(record.id) and record.channel in types
     }
     for publication in fanned_out.values():
         for (channel_type, address), subscriber in subscribers.items():
@@ -82,8 +89,15 @@ def audit(
                 continue
             why = _skipped(subscriber, suppressions.get((channel_type, address)), publication.claimed_at)
             rows.append(
-                AuditRow(publication.claimed_at, publication.channel, address, "skipped", "not sent", why,
-                         _consent(subscriber))  # fmt: skip
+                AuditRow(
+                    publication.claimed_at,
+                    publication.channel,
+                    address,
+                    "skipped",
+                    "not sent",
+                    why,
+                    _consent(subscriber),
+                )
             )
     rows += [
         AuditRow(event.at, event.channel_type, event.address, "opt-out", event.status, event.reason, "")

@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, get_args
@@ -160,33 +160,33 @@ def _reject(args: argparse.Namespace) -> int:
     return _decide(args, "rejected", args.reason)
 
 
-def _decide(args: argparse.Namespace, state: DraftState, reason: str | None) -> int:
-    _, ledger = _open_ledger(args.config)
+@contextlib.contextmanager
+def _ledger(config: Path) -> Iterator[tuple[Settings, Ledger]]:
+    """The settings and their ledger, closed after use."""
+    settings, ledger = _open_ledger(config)
     try:
-        ledger.set_draft_state(args.draft_id, state, reason)
+        yield settings, ledger
     finally:
         ledger.close()
+
+
+def _decide(args: argparse.Namespace, state: DraftState, reason: str | None) -> int:
+    with _ledger(args.config) as (_, ledger):
+        ledger.set_draft_state(args.draft_id, state, reason)
     print(f"draft {args.draft_id}: {state}")
     return 0
 
 
 def _release(args: argparse.Namespace) -> int:
-    _, ledger = _open_ledger(args.config)
-    try:
+    with _ledger(args.config) as (_, ledger):
         ledger.release(args.draft_id, args.reason, args.by)
-    finally:
-        ledger.close()
     print(f"draft {args.draft_id}: released by {args.by} and approved")
     return 0
 
 
 def _audit(args: argparse.Namespace) -> int:
-    settings, ledger = _open_ledger(args.config)
-    try:
-        rows = audit(settings, ledger, args.recipient, args.since)
-    finally:
-        ledger.close()
-    print(render(rows, args.form))
+    with _ledger(args.config) as (settings, ledger):
+        print(render(audit(settings, ledger, args.recipient, args.since), args.form))
     return 0
 
 

@@ -49,14 +49,19 @@ _MONTH = (
     r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|"
     r"Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?"
 )
-_DATE = rf"(?:{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?|\d{{1,2}}[/-]\d{{1,2}}(?:[/-]\d{{2,4}})?|{_MONTH}\s+\d{{4}})"
+_DATE = (
+    rf"(?:{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?"
+    rf"|\d{{1,2}}[/-]\d{{1,2}}(?:[/-]\d{{2,4}})?|{_MONTH}\s+\d{{4}})"
+)
 _DOB = regex.compile(
     rf"\b(?:D\.?O\.?B\.?|date\s+of\s+birth|birth\s*date|born(?:\s+on)?)\b[\s:,-]*(?:{_DATE}|\d{{4}}-\d{{2}}-\d{{2}})",
     regex.IGNORECASE,
 )
 _DATE_RE = regex.compile(_DATE, regex.IGNORECASE)
 _EMAIL = regex.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_CAPITALISED = regex.compile(r"(?<![\p{L}\p{N}])\p{Lu}[\p{L}’'-]*(?:\.(?=\s))?")
+#: An apostrophe, typed or typographic (U+2019).
+_APOSTROPHES = "'\u2019"
+_CAPITALISED = regex.compile(rf"(?<![\p{{L}}\p{{N}}])\p{{Lu}}[\p{{L}}{_APOSTROPHES}-]*(?:\.(?=\s))?")
 _HONORIFIC = regex.compile(r"^(?:Mr|Mrs|Ms|Miss|Mx)\.?$")
 _DOCTOR = regex.compile(r"^(?:Dr|Doctor)\.?$")
 _PARAGRAPH = regex.compile(r"\n\s*\n")
@@ -106,6 +111,14 @@ class _Span:
     start: int
     end: int
     text: str
+
+    @classmethod
+    def of(cls, text: str, start: int, end: int) -> _Span:
+        return cls(start, end, text[start:end])
+
+    @classmethod
+    def matched(cls, match: regex.Match[str]) -> _Span:
+        return cls(match.start(), match.end(), match.group())
 
 
 def draft_texts(draft: Draft) -> dict[str, str]:
@@ -206,9 +219,7 @@ class PhiCheck:
         self._first, self._last = _names()
         terms = _terms()
         self._ambiguous = frozenset(terms["ambiguous_first_names"])
-        self._known = [
-            regex.compile(r"(?<![\p{L}])" + _phrase(name) + r"(?![\p{L}])") for name in self.known_patients
-        ]
+        self._known = [regex.compile(r"(?<![\p{L}])" + _phrase(name) + r"(?![\p{L}])") for name in self.known_patients]
 
     @classmethod
     def for_practice(cls, settings: Settings, known_patients: Iterable[str] = ()) -> PhiCheck:
@@ -234,9 +245,7 @@ class PhiCheck:
     def check(self, text: str, where: str = "text", staff: Iterable[str] = ()) -> list[Finding]:
         """Every finding in ``text``; ``where`` names it in the findings; ``staff``: name words known as staff's."""
         findings = self._patient_health(text, where, set(staff))
-        findings += [
-            Finding("date of birth", where, (m.group(),), (m.span(),)) for m in _DOB.finditer(text)
-        ]
+        findings += [Finding("date of birth", where, (m.group(),), (m.span(),)) for m in _DOB.finditer(text)]
         findings += self._phones(text, where)
         findings += self._emails(text, where)
         return findings
@@ -269,29 +278,24 @@ class PhiCheck:
 
     def _health(self, text: str) -> list[_Span]:
         matchers = _matchers()
-        spans = [_Span(*m.span(), m.group()) for m in matchers["health"].finditer(text)]
+        spans = [_Span.matched(m) for m in matchers["health"].finditer(text)]
         for sentence in _sentences(text):
             outcome = matchers["outcomes"].search(text, sentence.start, sentence.end)
             if outcome is not None:
-                spans += [
-                    _Span(part.start(), part.end(), part.group())
-                    for part in matchers["body_parts"].finditer(text, sentence.start, sentence.end)
-                ]
-                spans.append(_Span(*outcome.span(), outcome.group()))
+                spans += map(_Span.matched, matchers["body_parts"].finditer(text, sentence.start, sentence.end))
+                spans.append(_Span.matched(outcome))
             event = matchers["care_events"].search(text, sentence.start, sentence.end)
             date = _DATE_RE.search(text, sentence.start, sentence.end)
             if event is not None and date is not None and abs(event.start() - date.start()) <= 60:
-                spans.append(_Span(min(event.start(), date.start()), max(event.end(), date.end()), text[
-                    min(event.start(), date.start()) : max(event.end(), date.end())
-                ]))
+                spans.append(_Span.of(text, min(event.start(), date.start()), max(event.end(), date.end())))
         return spans
 
     def _people(self, text: str) -> tuple[list[_Span], set[str]]:
         """Names in ``text`` that are not staff (known patients, then names found), and the words of staff names."""
-        found = [_Span(*m.span(), m.group()) for pattern in self._known for m in pattern.finditer(text)]
+        found = [_Span.matched(m) for pattern in self._known for m in pattern.finditer(text)]
         not_names = frozenset(_terms()["not_names"])
         cued = [
-            _Span(m.start(1), m.end(2), text[m.start(1) : m.end(2)])
+            _Span.of(text, m.start(1), m.end(2))
             for m in _matchers()["cued_name"].finditer(text)
             if m.group(1) not in not_names and m.group(2) not in not_names and not _in_headline(text, m.start())
         ]
@@ -310,10 +314,14 @@ class PhiCheck:
         base = _base(word.group())
         following = words[index + 1] if index + 1 < len(words) else None
         adjacent = following is not None and _adjacent(text, word, following)
-        surname = following if adjacent and following is not None and _base(following.group()).upper() in self._last else None
+        surname = (
+            following if adjacent and following is not None and _base(following.group()).upper() in self._last else None
+        )
         previous = words[index - 1] if index > 0 else None
-        if previous is not None and _adjacent(text, previous, word) and (
-            _HONORIFIC.match(previous.group()) or _DOCTOR.match(previous.group())
+        if (
+            previous is not None
+            and _adjacent(text, previous, word)
+            and (_HONORIFIC.match(previous.group()) or _DOCTOR.match(previous.group()))
         ):
             return _Span(previous.start(), word.end(), text[previous.start() : word.end()])
         if previous is not None and _adjacent(text, previous, word) and _base(previous.group()).upper() in self._first:
@@ -355,7 +363,9 @@ class PhiCheck:
             except EmailNotValidError:
                 continue
             if domain.removeprefix("www.") not in self.practice_domains:
-                findings.append(Finding("email address", where, (candidate,), ((match.start(), match.start() + len(candidate)),)))
+                findings.append(
+                    Finding("email address", where, (candidate,), ((match.start(), match.start() + len(candidate)),))
+                )
         return findings
 
 
@@ -392,7 +402,7 @@ def _e164(number: str) -> str | None:
 
 def _base(word: str) -> str:
     """A capitalised word without a possessive or a trailing full stop."""
-    return regex.sub(r"(?:['’]s?|\.)$", "", word)
+    return regex.sub(rf"(?:[{_APOSTROPHES}]s?|\.)$", "", word)
 
 
 def _tokens(name: str) -> set[str]:
@@ -400,7 +410,7 @@ def _tokens(name: str) -> set[str]:
 
 
 def _adjacent(text: str, first: regex.Match[str], second: regex.Match[str]) -> bool:
-    return text[first.end() : second.start()] == " " and not first.group().endswith(("'s", "’s"))
+    return text[first.end() : second.start()] == " " and not first.group().endswith(("'s", "\u2019s"))
 
 
 def _overlaps(first: _Span, second: _Span) -> bool:

@@ -424,5 +424,7 @@ def decide(
         if not reason.strip():
             return Outcome(stored.channel, edited.item_ids, "held", held_reason(draft_id, findings), title, edited)
         ledger.release(draft_id, reason, by)
-        return Outcome(stored.channel, edited.item_ids, "approved", f"edited, released by {by}: {reason}", title, edited)
+        return Outcome(
+            stored.channel, edited.item_ids, "approved", f"edited, released by {by}: {reason}", title, edited
+        )
     return Outcome(stored.channel, edited.item_ids, "approved", "approved with edits", title, edited)

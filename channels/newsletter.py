@@ -7,10 +7,11 @@ unsubscribe links carry a placeholder token that :meth:`NewsletterChannel.build_
 recipient's opaque token, next to the RFC 8058 one-click ``List-Unsubscribe`` headers.
 
 With SMTP ``credentials`` configured, ``publish`` sends one message per consenting subscriber over one
-connection (STARTTLS or implicit TLS, then login), each with its own unsubscribe token, a random id
-the ledger maps to the address (:mod:`carecast.unsubscribe`). Every recipient's delivery is claimed in the ledger before it is sent and recorded
-after, so a batch cut short resumes on the next run with only the recipients not yet sent. Unsubscribed, bounced
-and non-consenting subscribers are skipped and counted; a ``5xx`` at ``RCPT`` marks the address bounced.
+connection (STARTTLS or implicit TLS, then login), each with its own unsubscribe token, a random id the ledger
+maps to the address (:mod:`carecast.unsubscribe`). Every recipient's delivery is claimed in the ledger before it
+is sent and recorded after, so a batch cut short resumes on the next run with only the recipients not yet sent.
+Unsubscribed, bounced and non-consenting subscribers are skipped and counted; a ``5xx`` at ``RCPT`` marks the
+address bounced.
 
 Without credentials ``publish`` writes one ``.eml`` per publication to the outbox, addressed to the list and
 with a list-level token, exactly as it would go on the wire.
@@ -117,7 +118,9 @@ class NewsletterConfig(ChannelSettings):
     @model_validator(mode="after")
     def _secret_with_credentials(self) -> Self:
         if self.credentials is not None and self.unsubscribe_secret is None:
-            raise ValueError("unsubscribe_secret is required with credentials: it verifies the signed links sent before")
+            raise ValueError(
+                "unsubscribe_secret is required with credentials: it verifies the signed links sent before"
+            )
         return self
 
     @field_validator("unsubscribe_url")

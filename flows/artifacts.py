@@ -53,7 +53,12 @@ def held_markdown(stored: StoredDraft, findings: Sequence[Finding]) -> list[str]
     ]
     for where in dict.fromkeys(finding.where for finding in findings):
         spans = [span for finding in findings if finding.where == where for span in finding.spans]
-        lines += [f"**{where}:**", "", *(f"> {line}" for line in highlight(texts.get(where, ""), spans).splitlines()), ""]
+        lines += [
+            f"**{where}:**",
+            "",
+            *(f"> {line}" for line in highlight(texts.get(where, ""), spans).splitlines()),
+            "",
+        ]
     return lines
 
 

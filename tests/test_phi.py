@@ -17,6 +17,7 @@ from carecast.errors import LedgerError
 from carecast.ledger import Ledger
 from carecast.model import Draft, now_utc
 from carecast.phi import PhiCheck, fingerprint, highlight, uncovered
+from tests import test_pipeline
 from tests.conftest import write_config
 
 LABELLED = Path(__file__).parent / "data" / "phi_labelled.yaml"
@@ -136,22 +137,13 @@ def settings(tmp_path: Path) -> Settings:
     return load_settings(file)
 
 
-@pytest.fixture
-def ledger(settings: Settings):
-    opened = Ledger(settings.ledger_url())
-    yield opened
-    opened.close()
+#: The ledger of ``settings`` (a fixture).
+ledger = test_pipeline.ledger
 
 
 def run(settings: Settings, ledger: Ledger) -> list[pipeline.Outcome]:
-    pipeline.sync_audience(settings, ledger)
-    for source in settings.sources:
-        pipeline.ingest(settings, ledger, source)
-    outcomes: list[pipeline.Outcome] = []
-    for channel in pipeline.channel_names(settings):
-        outcomes += pipeline.adapt(settings, ledger, channel)
-        outcomes += pipeline.publish(settings, ledger, channel)
-    return outcomes
+    """Ingest every source, then adapt and publish every channel (tests/test_pipeline.py)."""
+    return test_pipeline.run(settings, ledger)[1]
 
 
 def outbox_text(settings: Settings) -> str:
@@ -203,7 +195,9 @@ def test_the_example_is_held_on_every_channel_and_published_once_released(settin
 
 def test_an_edit_is_checked_again(settings: Settings, ledger: Ledger) -> None:
     run(settings, ledger)
-    [held] = [draft for draft in ledger.drafts("x", states=["held"]) if draft.draft.item_ids == ("md:stories:john-smith",)]
+    [held] = [
+        draft for draft in ledger.drafts("x", states=["held"]) if draft.draft.item_ids == ("md:stories:john-smith",)
+    ]
     still = pipeline.decide(settings, ledger, held.id, approve=True, text="John Smith had ACL surgery. Welcome back!")
     assert still.state == "held" and ledger.draft(held.id).state == "held"
     fixed = pipeline.decide(settings, ledger, held.id, approve=True, text="Congrats to our weekend league players!")

@@ -24,8 +24,8 @@ from carecast.ledger.drafts import DraftLedger, StoredDraft
 from carecast.ledger.history import DeliveryEvent, HistoryLedger, SuppressionEvent
 from carecast.ledger.holds import HoldLedger, PhiHold
 from carecast.ledger.publications import PublicationLedger, PublicationRecord
-from carecast.ledger.tokens import TokenLedger, UnsubscribeToken
 from carecast.ledger.schema import DeliveryState, DraftRow, DraftState, PublicationState
+from carecast.ledger.tokens import TokenLedger, UnsubscribeToken
 
 __all__ = [
     "DeliveryEvent",
@@ -44,5 +44,14 @@ __all__ = [
 ]
 
 
-class Ledger(ContentLedger, DraftLedger, PublicationLedger, DeliveryLedger, AudienceLedger, HoldLedger, TokenLedger, HistoryLedger):
+class Ledger(
+    ContentLedger,
+    DraftLedger,
+    PublicationLedger,
+    DeliveryLedger,
+    AudienceLedger,
+    HoldLedger,
+    TokenLedger,
+    HistoryLedger,
+):
     """All reads and writes of CareCast's state; every method raises LedgerError when the database fails."""

@@ -71,7 +71,9 @@ class DraftLedger(LedgerStore):
                 return row.id
             claimed = session.scalar(select(PublicationRow.id).where(PublicationRow.draft_id == row.id))
             # A held draft is checked again with its new text (the PHI check holds it again if need be).
-            replaceable = row.state in ("pending", "refused", "held") or (row.state == "approved" and state != "pending")
+            replaceable = row.state in ("pending", "refused", "held") or (
+                row.state == "approved" and state != "pending"
+            )
             if claimed is None and replaceable:
                 row.body, row.state, row.reason, row.updated_at = draft.to_json(), state, reason, now
             return row.id
@@ -128,7 +130,7 @@ class DraftLedger(LedgerStore):
         self._forget(channel, account, DraftRow.draft_key.in_(list(keys)))
 
     def forget_pending(self, channel: str, account: str, keep: Iterable[str]) -> None:
-        """Drop pending, held or approved drafts of a channel that were not claimed and whose item set is not in ``keep``.
+        """Drop unclaimed pending, held or approved drafts of a channel whose item set is not in ``keep``.
 
         A digest's item set changes as items arrive: the draft for yesterday's set must not be sent beside today's.
         """

@@ -41,7 +41,9 @@ class HistoryLedger(LedgerStore):
 
     def delivery_events(self, address: str | None = None) -> list[DeliveryEvent]:
         """Every delivery (of ``address``, when given), oldest publication first."""
-        query = select(DeliveryRow, PublicationRow).join(PublicationRow, PublicationRow.id == DeliveryRow.publication_id)
+        query = select(DeliveryRow, PublicationRow).join(
+            PublicationRow, PublicationRow.id == DeliveryRow.publication_id
+        )
         if address is not None:
             query = query.where(DeliveryRow.address == address)
         with self._session() as session:

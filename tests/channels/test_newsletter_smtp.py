@@ -27,11 +27,10 @@ from carecast.model import ContentItem, content_hash
 from carecast.pipeline import Outcome, make_channel, publish, sync_audience
 from carecast.unsubscribe import apply_unsubscribe, verify_token
 from channels.base import Outbox, PublishContext
-from tests.factories import reveals
 from channels.newsletter import NewsletterChannel
 from tests.channels.conftest import naming_any, our_log_lines, sample_addresses
 from tests.conftest import write_config
-from tests.factories import NEWSLETTER_RECIPIENTS
+from tests.factories import NEWSLETTER_RECIPIENTS, reveals
 from tests.providers.smtp import ReceivedMessage, SmtpServer
 
 PASSWORD = "test-smtp-password"
