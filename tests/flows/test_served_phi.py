@@ -22,11 +22,13 @@ pytestmark = pytest.mark.prefect
 
 @pytest.fixture(scope="module")
 def practice(prefect_server: PrefectServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The sample practice posting its blog (one item: the PHI example) on X only, under review, on no schedule."""
+    """The sample practice, renamed (deployment names are the session server's, shared by the modules), posting its
+    blog (one item: the PHI example) on X only, under review, on no schedule."""
     others = {name: {"enabled": False} for name in ("newsletter", "sms", "mastodon")}
     config = write_config(
         tmp_path_factory.mktemp("served-phi"),
         {
+            "practice": {"short_name": "Maple PT"},
             "sources": {"blog": {"url": "samples/john-smith.xml"}},
             "channels": {"x": {"approval": "review", "schedule": [], "sources": ["blog"]}, **others},
         },
@@ -38,12 +40,12 @@ def practice(prefect_server: PrefectServer, tmp_path_factory: pytest.TempPathFac
 
 
 def test_a_held_draft_is_released_in_the_approval_form_and_published(api: Api, practice: Path) -> None:
-    api.finished(api.start("ingest", "oakview-pt-sources"))
+    api.finished(api.start("ingest", "maple-pt-sources"))
     ledger = Ledger(load_settings(practice).ledger_url())
     [held] = ledger.drafts("x", states=["held"])
-    run_id = api.start("publish", "oakview-pt-x")
+    run_id = api.start("publish", "maple-pt-x")
     api.finished(run_id, "PAUSED")
-    [preview] = [a for a in api.artifacts(run_id) if a["key"] == f"oakview-pt-draft-{held.id}"]
+    [preview] = [a for a in api.artifacts(run_id) if a["key"] == f"maple-pt-draft-{held.id}"]
     assert "Held: possible PHI" in preview["data"] and "**⟦John Smith⟧**" in preview["data"]
     # What the Resume form shows: the schema Prefect stored for the suspended run.
     keyset = api.flow_run(run_id)["state"]["state_details"]["run_input_keyset"]
