@@ -19,7 +19,7 @@ work without one, but its install brings spaCy and numpy for what amounts to the
 email recogniser fetches the public-suffix list at run time; medspacy needs spaCy too.
 
 A finding of patient health is covered when the draft's item says it mentions a patient (its authorization was
-checked by :meth:`channels.base.Channel.admit`) and names that person. The pipeline holds a draft with uncovered
+checked by :meth:`carecast.channel.Channel.admit`) and names that person. The pipeline holds a draft with uncovered
 findings until staff fix its text or release it with a reason.
 """
 

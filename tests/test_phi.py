@@ -12,11 +12,12 @@ import yaml
 
 from carecast import pipeline
 from carecast.cli import main
-from carecast.config import Settings, load_settings
+from carecast.config import Settings
 from carecast.errors import LedgerError
 from carecast.ledger import Ledger
 from carecast.model import Draft, now_utc
 from carecast.phi import PhiCheck, fingerprint, highlight, uncovered
+from carecast.practice import load_settings
 from tests import test_pipeline
 from tests.conftest import write_config
 

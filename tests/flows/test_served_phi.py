@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from carecast.config import load_settings
 from carecast.ledger import Ledger
 from carecast.model import now_utc
+from carecast.practice import load_settings
 from tests.conftest import write_config
 from tests.prefect_server import Api, PrefectServer, start_carecast_serve
 from tests.test_phi import EXAMPLE, FEED
