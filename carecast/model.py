@@ -62,6 +62,9 @@ class ContentItem:
     authorization_expires: datetime | None = None
     #: The patient the authorization names, so the PHI check knows them wherever they appear.
     patient: str | None = None
+    #: The id was made from the link (a feed entry without a guid): the ledger also recognises the item stored
+    #: under an older form of the same link (http before https, with ``www.``), so a moved post is not new.
+    id_from_link: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "published", utc(self.published))
