@@ -105,6 +105,8 @@ class Draft:
     measures: dict[str, Any] = field(default_factory=dict)
     #: An image the channel attaches when it can (the item's ``image_url``); a post still goes out without it.
     image_url: str | None = None
+    #: The image's alt text, for readers who cannot see it.
+    image_alt: str | None = None
 
     @property
     def text(self) -> str:
