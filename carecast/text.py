@@ -8,7 +8,7 @@ the ``gsm0338`` codec for the GSM-7 charset, packed into segments the way Twilio
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -20,6 +20,8 @@ from twitter_text.config import config as twitter_config
 from carecast.errors import MeasureError
 
 GSM_CODEC = "gsm03.38"
+#: A hashtag as Instagram and LinkedIn see one: ``#`` and a word with at least one letter (``#1`` is none).
+HASHTAG = re.compile(r"(?<![\w#])#(\w*[^\W\d_]\w*)")
 
 #: Characters per segment, as Twilio bills them: (single-segment message, each part of a multi-part message).
 SEGMENT_CAPACITY: dict[str, tuple[int, int]] = {"GSM-7": (160, 153), "UCS-2": (70, 67)}
@@ -170,6 +172,17 @@ def shorten(text: str, fits: Callable[[str], bool], ellipsis: str = "\u2026") ->
     if low == 0:
         raise MeasureError(f"not even the first word of {text[:40]!r} fits")
     return _cut(words, low, ellipsis)
+
+
+def fit_post(post: Callable[[str, Sequence[str]], str], body: str, hashtags: Sequence[str], fits: Callable[[str], bool]) -> str:
+    """A post as ``post(body, hashtags)`` renders it: whole with its hashtags when that ``fits``, else whole without
+    them, else with ``body`` shortened on a word boundary (and no hashtags).
+
+    Raises MeasureError when not even the first word of ``body`` fits.
+    """
+    if fits(text := post(body, hashtags)) or fits(text := post(body, ())):
+        return text
+    return post(shorten(body, lambda cut: fits(post(cut, ()))), ())
 
 
 def _cut(words: list[str], count: int, ellipsis: str) -> str:
