@@ -5,6 +5,7 @@ project's .carecast/prefect, set by prefect.toml, never ~/.prefect)."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -36,6 +37,29 @@ def write_config(project: Path, changes: dict | None = None) -> Path:
     data = yaml.safe_load(file.read_text())
     _merge(data, changes or {})
     file.write_text(yaml.safe_dump(data, sort_keys=False))
+    return file
+
+
+#: A commented-out channel block of the sample config: "  # name:" and its lines "  #   key: value".
+_COMMENTED_BLOCK = re.compile(r"^  # ([a-z][a-z0-9_]*):[ \t]*(?:#.*)?\n(?:  #   .*\n)+", re.MULTILINE)
+
+
+def commented_channels(config: Path = SAMPLE_CONFIG / "carecast.yaml") -> dict[str, dict]:
+    """The channel sections the sample config holds commented out, as staff would uncomment them."""
+    sections: dict[str, dict] = {}
+    for block in _COMMENTED_BLOCK.finditer(config.read_text(encoding="utf-8")):
+        uncommented = "".join(line[:2] + line[4:] + "\n" for line in block.group(0).splitlines())
+        sections.update(yaml.safe_load(uncommented))
+    return sections
+
+
+def all_channels_config(project: Path, changes: dict | None = None) -> Path:
+    """``write_config`` with every commented-out channel block of the sample config uncommented (and enabled)."""
+    file = write_config(project, {"channels": commented_channels()})
+    if changes:
+        data = yaml.safe_load(file.read_text())
+        _merge(data, changes)
+        file.write_text(yaml.safe_dump(data, sort_keys=False))
     return file
 
 

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from carecast.audience import load_audience
+from carecast.config import Settings
 from carecast.ledger import Ledger
+from carecast.pipeline import Outcome, adapt, publish
 from channels.base import Outbox, PublishContext
 from tests.conftest import SAMPLE_CONFIG
+from tests.providers import LocalHttpServer, RecordedRequest, Reply
 
 
 def outbox_context(root: Path, publication_id: int = 1) -> PublishContext:
@@ -34,3 +38,30 @@ def our_log_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
     check); the fake providers' loggers are theirs."""
     records = [*caplog.get_records("setup"), *caplog.get_records("call")]
     return [r.getMessage() for r in records if r.name.split(".")[0] in {"carecast", "channels"}]
+
+
+#: The start of a JPEG file: what the Graph API fake checks an Instagram image by.
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + b"\x00" * 64
+
+
+class ImageHost(LocalHttpServer):
+    """The practice's website as far as images go: ``/photo.jpg`` is a JPEG, ``/photo.png`` a PNG, else 404."""
+
+    def handle(self, request: RecordedRequest) -> Reply:
+        if request.path == "/photo.jpg":
+            return Reply(200, JPEG, {"Content-Type": "image/jpeg"})
+        if request.path == "/photo.png":
+            return Reply(200, b"\x89PNG\r\n\x1a\n" + b"\x00" * 32, {"Content-Type": "image/png"})
+        return Reply(404, "not found")
+
+
+@pytest.fixture
+def image_host() -> Iterator[ImageHost]:
+    with ImageHost() as host:
+        yield host
+
+
+def run_channel(settings: Settings, ledger: Ledger, instance: str, now: datetime | None = None) -> list[Outcome]:
+    """One run of ``instance`` as the pipeline runs it: drafts for new items, then every due draft published."""
+    adapt(settings, ledger, instance, now=now)
+    return publish(settings, ledger, instance, now=now)
