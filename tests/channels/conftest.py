@@ -11,6 +11,7 @@ import pytest
 from carecast.audience import load_audience
 from carecast.config import Settings
 from carecast.ledger import Ledger
+from carecast.model import Draft
 from carecast.pipeline import Outcome, adapt, publish
 from channels.base import Outbox, PublishContext
 from tests.conftest import SAMPLE_CONFIG
@@ -65,3 +66,10 @@ def run_channel(settings: Settings, ledger: Ledger, instance: str, now: datetime
     """One run of ``instance`` as the pipeline runs it: drafts for new items, then every due draft published."""
     adapt(settings, ledger, instance, now=now)
     return publish(settings, ledger, instance, now=now)
+
+
+def claimed_context(root: Path, draft: Draft) -> PublishContext:
+    """``draft`` saved and claimed in a ledger under ``root``, as the pipeline claims one before publishing it."""
+    ledger = Ledger(f"sqlite:///{root / 'ledger.db'}")
+    draft_id = ledger.save_draft(draft, "default", "approved")
+    return PublishContext(ledger.claim(draft_id), Outbox(root / "outbox"), ledger)
