@@ -1,0 +1,49 @@
+"""A run of the sample practice with every channel enabled (the commented-out blocks uncommented), without
+credentials: one outbox file per channel and published item, each the exact request, and nothing the second time."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from carecast.config import load_settings
+from carecast.ledger import Ledger
+from carecast.pipeline import make_channel
+from channels.facebook import FacebookChannel
+from channels.instagram import InstagramChannel
+from channels.linkedin import LinkedInChannel, little_text
+from tests.conftest import all_channels_config, commented_channels
+from tests.test_pipeline import outbox_files, run
+
+
+def test_every_channel_writes_one_outbox_file_per_item_and_a_rerun_none(tmp_path: Path) -> None:
+    settings = load_settings(all_channels_config(tmp_path))
+    assert set(commented_channels()) <= set(settings.channels)
+    ledger = Ledger(settings.ledger_url())
+    try:
+        _, outcomes = run(settings, ledger)
+        _, again = run(settings, ledger)
+    finally:
+        ledger.close()
+
+    files = outbox_files(settings)
+    for instance in settings.channels:
+        published = [o for o in outcomes if o.channel == instance and o.state == "published"]
+        written = [path for path in files if path.parent.name == instance]
+        assert published and len(written) == len(published), instance
+        assert sorted(Path(o.detail.split(";")[0]).resolve() for o in published) == sorted(p.resolve() for p in written)
+    assert [o for o in again if o.state == "published"] == [] and outbox_files(settings) == files
+
+    for outcome in (o for o in outcomes if o.state == "published" and o.channel in commented_channels()):
+        channel, draft = make_channel(settings, outcome.channel), outcome.draft
+        assert draft is not None
+        written = json.loads(Path(outcome.detail).read_text(encoding="utf-8"))
+        if isinstance(channel, FacebookChannel):
+            path, body = channel.request(draft)
+            assert (written["url"], written["request"]) == (channel.url(path), body)
+        elif isinstance(channel, InstagramChannel):
+            assert written["requests"][0]["request"] == channel.container_request(draft)
+            assert "http" not in written["requests"][0]["request"]["caption"]
+        elif isinstance(channel, LinkedInChannel):
+            assert written["request"]["commentary"] == little_text(draft.text)
+            assert written["request"]["author"] == "urn:li:organization:10000001"
