@@ -174,7 +174,9 @@ def shorten(text: str, fits: Callable[[str], bool], ellipsis: str = "\u2026") ->
     return _cut(words, low, ellipsis)
 
 
-def fit_post(post: Callable[[str, Sequence[str]], str], body: str, hashtags: Sequence[str], fits: Callable[[str], bool]) -> str:
+def fit_post(
+    post: Callable[[str, Sequence[str]], str], body: str, hashtags: Sequence[str], fits: Callable[[str], bool]
+) -> str:
     """A post as ``post(body, hashtags)`` renders it: whole with its hashtags when that ``fits``, else whole without
     them, else with ``body`` shortened on a word boundary (and no hashtags).
 

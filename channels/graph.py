@@ -164,7 +164,9 @@ class GraphChannel(Channel):
         for key in keys or ("id",):
             if answer.get(key):
                 return str(answer[key])
-        raise PublishError(self.instance, f"{self.provider} answered without an id; it is not sent again", transient=False)
+        raise PublishError(
+            self.instance, f"{self.provider} answered without an id; it is not sent again", transient=False
+        )
 
     def token_expiry(self, session: requests.Session) -> str:
         """What ``debug_token`` says of the configured token: when it expires, with a warning within 7 days.
@@ -182,8 +184,9 @@ class GraphChannel(Channel):
         where = f"channels.{self.instance}.credentials.access_token"
         # A batch answers a list; call() reads an object, so the list arrives under the key "batch".
         [answer] = batch["batch"] or [{}]
-        record = (_loads(answer.get("body")) or {}).get("data") or {}
-        if answer.get("code") != 200 or not record.get("is_valid", False):
+        body = _loads(answer.get("body")) if isinstance(answer, dict) else None
+        record = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(record, dict) or answer.get("code") != 200 or not record.get("is_valid", False):
             raise CredentialError(where, f"{self.provider} says the token is not valid; renew it")
         expires_at = int(record.get("expires_at") or 0)
         if expires_at == 0:

@@ -136,12 +136,12 @@ class InstagramChannel(GraphChannel):
         session = self.session()
         container = context.ledger.progress(context.publication_id).get("container")
         if container is None:
-            container = self.created_id(self.call(session, "POST", media, lost="retry", data=self.container_request(draft)))
+            container = self.created_id(
+                self.call(session, "POST", media, lost="retry", data=self.container_request(draft))
+            )
             context.ledger.save_progress(context.publication_id, {"container": container})
         self._wait_until_finished(session, container, context)
-        media_id = self.created_id(
-            self.call(session, "POST", publish, lost="never", data={"creation_id": container})
-        )
+        media_id = self.created_id(self.call(session, "POST", publish, lost="never", data={"creation_id": container}))
         return Receipt(location=self._permalink(session, media_id), sent_at=now_utc(), provider_ids=(media_id,))
 
     def verify(self) -> str:
@@ -198,7 +198,11 @@ class InstagramChannel(GraphChannel):
         payload = {
             "account": self.config.account,
             "requests": [
-                {"endpoint": self.endpoint("POST", media), "url": self.url(media), "request": self.container_request(draft)},
+                {
+                    "endpoint": self.endpoint("POST", media),
+                    "url": self.url(media),
+                    "request": self.container_request(draft),
+                },
                 {
                     "endpoint": self.endpoint("GET", f"{CONTAINER_ID}?fields=status_code"),
                     "url": self.url(f"{CONTAINER_ID}?fields=status_code"),

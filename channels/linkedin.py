@@ -158,7 +158,11 @@ class LinkedInChannel(Channel):
             "author": self.config.author,
             "commentary": little_text(draft.text),
             "visibility": "PUBLIC",
-            "distribution": {"feedDistribution": "MAIN_FEED", "targetEntities": [], "thirdPartyDistributionChannels": []},
+            "distribution": {
+                "feedDistribution": "MAIN_FEED",
+                "targetEntities": [],
+                "thirdPartyDistributionChannels": [],
+            },
             "lifecycleState": "PUBLISHED",
             "isReshareDisabledByAuthor": False,
         }
@@ -257,9 +261,13 @@ class LinkedInChannel(Channel):
             response = session.request(method, target, timeout=self.config.timeout, **kwargs)
         except requests.RequestException as exc:
             if lost == "never" and not nothing_sent(exc):
-                reason = f"{step}: LinkedIn's answer was lost ({type(exc).__name__}); the post may be up, not posted again"
+                reason = (
+                    f"{step}: LinkedIn's answer was lost ({type(exc).__name__}); the post may be up, not posted again"
+                )
                 raise PublishError(self.instance, reason, transient=False) from exc
-            raise PublishError(self.instance, f"{step}: LinkedIn cannot be reached ({type(exc).__name__})", transient=True) from exc
+            raise PublishError(
+                self.instance, f"{step}: LinkedIn cannot be reached ({type(exc).__name__})", transient=True
+            ) from exc
         if response.ok:
             return response
         status = response.status_code
@@ -270,7 +278,9 @@ class LinkedInChannel(Channel):
         if status == 429:
             wait = retry_after(response.headers)
             reason = f"{step}: LinkedIn rate limit reached ({said})"
-            raise PublishError(self.instance, reason, transient=True, retry_after=_until_midnight() if wait is None else wait)
+            raise PublishError(
+                self.instance, reason, transient=True, retry_after=_until_midnight() if wait is None else wait
+            )
         raise PublishError(self.instance, f"{step}: LinkedIn refused it ({said})", transient=status >= 500)
 
     def _upload(self, session: requests.Session, image_url: str) -> tuple[str | None, list[str]]:

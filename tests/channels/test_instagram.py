@@ -41,7 +41,7 @@ def with_image(**overrides: Any) -> ContentItem:
 
 
 def test_an_item_without_an_image_is_refused_with_the_reason(tmp_path: Path) -> None:
-    with pytest.raises(RenderError, match="needs an image.*never posted as text alone"):
+    with pytest.raises(RenderError, match=r"needs an image.*never posted as text alone"):
         channel(tmp_path).render([make_item()])
 
 

@@ -79,7 +79,11 @@ def test_the_outbox_holds_the_exact_request_with_its_headers(tmp_path: Path) -> 
             "author": AUTHOR,
             "commentary": little_text(draft.parts[0]),
             "visibility": "PUBLIC",
-            "distribution": {"feedDistribution": "MAIN_FEED", "targetEntities": [], "thirdPartyDistributionChannels": []},
+            "distribution": {
+                "feedDistribution": "MAIN_FEED",
+                "targetEntities": [],
+                "thirdPartyDistributionChannels": [],
+            },
             "lifecycleState": "PUBLISHED",
             "isReshareDisabledByAuthor": False,
             "content": {

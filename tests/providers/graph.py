@@ -249,14 +249,16 @@ def _bearer(header: str) -> str:
 def _fetch(url: str) -> bytes | None:
     """The image at ``url`` as Meta's fetcher gets it; None when it cannot."""
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310  a test server's own fetcher
+        with urllib.request.urlopen(url, timeout=5) as response:
             return bytes(response.read())
     except (OSError, ValueError):
         return None
 
 
 def _banner(server: GraphApiServer) -> str:
-    return f"Graph API fake on {server.url}\npage_id={PAGE_ID} ig_user_id={IG_USER_ID} access_token={server.access_token}"
+    return (
+        f"Graph API fake on {server.url}\npage_id={PAGE_ID} ig_user_id={IG_USER_ID} access_token={server.access_token}"
+    )
 
 
 if __name__ == "__main__":
