@@ -17,9 +17,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from carecast.errors import MeasureError, RenderError
 from carecast.model import ContentItem, Draft, Receipt, now_utc
-from carecast.text import fit_post
 from channels.base import PublishContext
 from channels.graph import GraphChannel, GraphConfig
 
@@ -53,21 +51,8 @@ class FacebookChannel(GraphChannel):
         Raises RenderError when ``items`` is not exactly one item, or when not even one word of the summary fits
         beside the title.
         """
-        if len(items) != 1:
-            raise RenderError(
-                self.instance, f"a Facebook post is for exactly one item, not {len(items)}", [i.id for i in items]
-            )
-        item = items[0]
-        budget = self.limit("max_characters") or MAX_MESSAGE
-        hashtags = list(self.practice.voice.hashtags) if self.config.hashtags else []
-
-        def post(body: str, tags: Sequence[str]) -> str:
-            return self.template("post.txt.j2", item=item, body=body, hashtags=tags)
-
-        try:
-            text = fit_post(post, " ".join(item.summary_text.split()), hashtags, lambda t: len(t) <= budget)
-        except MeasureError as exc:
-            raise RenderError(self.instance, f"does not fit in {budget} characters: {exc}", [item.id]) from exc
+        item = self.one_item(items)
+        text = self.fitted(item, "post.txt.j2")
         link = self.link(item)
         photo = item.image_url if link is None else None
         return Draft(

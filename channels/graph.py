@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import requests
 from pydantic import Field, HttpUrl, field_validator
@@ -36,8 +36,8 @@ from carecast.errors import CredentialError, PublishError
 from carecast.model import now_utc
 from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
-from channels.base import Channel
 from channels.http import https_or_loopback, nothing_sent
+from channels.social import SocialChannel, bearer_session
 
 GRAPH_API = "https://graph.facebook.com"
 GRAPH_VERSION = "v25.0"
@@ -77,12 +77,10 @@ class GraphConfig(ChannelSettings):
         return https_or_loopback(value)
 
 
-class GraphChannel(Channel):
+class GraphChannel(SocialChannel):
     """A channel that posts through the Graph API; subclasses name the provider and their node (Page, IG user)."""
 
     config: GraphConfig
-    #: How messages name the provider ("Facebook", "Instagram").
-    provider: ClassVar[str]
 
     def endpoint(self, method: str, path: str) -> str:
         """How the outbox and error messages name a call, e.g. ``POST /v25.0/1234/feed``."""
@@ -95,9 +93,7 @@ class GraphChannel(Channel):
         """A session carrying the Page token; raises CredentialError when it cannot be read."""
         credentials = self.config.credentials
         assert credentials is not None  # callers check: no credentials means the outbox
-        session = requests.Session()
-        session.headers["Authorization"] = f"Bearer {resolve(credentials.access_token).get_secret_value()}"
-        return session
+        return bearer_session(credentials.access_token)
 
     def call(
         self,

@@ -26,9 +26,9 @@ import requests
 from pydantic import Field
 from twitter_text.extract_urls import extract_urls_with_indices
 
-from carecast.errors import MeasureError, PublishError, RenderError
+from carecast.errors import PublishError, RenderError
 from carecast.model import ContentItem, Draft, Receipt, now_utc
-from carecast.text import HASHTAG, fit_post
+from carecast.text import HASHTAG
 from channels.base import PublishContext
 from channels.graph import GraphChannel, GraphConfig
 
@@ -72,27 +72,11 @@ class InstagramChannel(GraphChannel):
         Raises RenderError when ``items`` is not exactly one item, when the item has no usable image, or when not
         even one word of the summary fits.
         """
-        if len(items) != 1:
-            raise RenderError(
-                self.instance, f"an Instagram post is for exactly one item, not {len(items)}", [i.id for i in items]
-            )
-        item = items[0]
+        item = self.one_item(items)
         if not item.image_url or urlsplit(item.image_url).scheme not in ("http", "https"):
             reason = "an Instagram post needs an image the item does not have; it is never posted as text alone"
             raise RenderError(self.instance, reason, [item.id])
-        budget = self.limit("max_characters") or MAX_CAPTION
-        hashtags = list(self.practice.voice.hashtags) if self.config.hashtags else []
-
-        def caption(body: str, tags: Sequence[str]) -> str:
-            return self.template("caption.txt.j2", item=item, body=body, has_link=item.url is not None, hashtags=tags)
-
-        def fits(text: str) -> bool:
-            return len(text) <= budget and hashtag_count(text) <= MAX_HASHTAGS
-
-        try:
-            text = fit_post(caption, " ".join(item.summary_text.split()), hashtags, fits)
-        except MeasureError as exc:
-            raise RenderError(self.instance, f"does not fit in {budget} characters: {exc}", [item.id]) from exc
+        text = self.fitted(item, "caption.txt.j2", has_link=item.url is not None)
         return Draft(
             channel=self.instance,
             item_ids=(item.id,),
@@ -100,6 +84,10 @@ class InstagramChannel(GraphChannel):
             image_url=item.image_url,
             image_alt=item.image_alt,
         )
+
+    def fits(self, text: str) -> bool:
+        """Within 2,200 characters and 30 hashtags."""
+        return super().fits(text) and hashtag_count(text) <= MAX_HASHTAGS
 
     def enforce(self, draft: Draft) -> Draft:
         """The base's limits, then Instagram's own: at most 30 hashtags, no URL (it would not be clickable).

@@ -30,14 +30,15 @@ import requests
 from pydantic import AwareDatetime, Field, HttpUrl, field_validator
 
 from carecast.config import ChannelSettings
-from carecast.errors import CredentialError, MeasureError, PublishError, RenderError
+from carecast.errors import CredentialError, PublishError
 from carecast.model import ContentItem, Draft, Receipt, now_utc
-from carecast.secrets import SecretRef, resolve
+from carecast.secrets import SecretRef
 from carecast.strict import Strict
-from carecast.text import HASHTAG, fit_post
-from channels.base import Channel, PublishContext
+from carecast.text import HASHTAG
+from channels.base import PublishContext
 from channels.graph import EXPIRY_WARNING
 from channels.http import https_or_loopback, nothing_sent, retry_after
+from channels.social import SocialChannel, bearer_session
 
 LINKEDIN_API = "https://api.linkedin.com"
 #: The Posts API version (YYYYMM) sent as ``LinkedIn-Version``; LinkedIn supports each for a year.
@@ -103,7 +104,7 @@ class LinkedInConfig(ChannelSettings):
         return datetime.combine(expires, time(), UTC)
 
 
-class LinkedInChannel(Channel):
+class LinkedInChannel(SocialChannel):
     """Posts on a LinkedIn Organization page: one item a post (an article card for its link)."""
 
     name = "linkedin"
@@ -111,6 +112,7 @@ class LinkedInChannel(Channel):
     utm_source = "linkedin"
     utm_medium = "social"
     limits: ClassVar[dict[str, int]] = {"max_characters": MAX_COMMENTARY}
+    provider = "LinkedIn"
 
     config: LinkedInConfig
 
@@ -123,24 +125,8 @@ class LinkedInChannel(Channel):
 
         Raises RenderError when ``items`` is not exactly one item, or when not even one word of the summary fits.
         """
-        if len(items) != 1:
-            raise RenderError(
-                self.instance, f"a LinkedIn post is for exactly one item, not {len(items)}", [i.id for i in items]
-            )
-        item = items[0]
-        budget = self.limit("max_characters") or MAX_COMMENTARY
-        hashtags = list(self.practice.voice.hashtags) if self.config.hashtags else []
-
-        def post(body: str, tags: Sequence[str]) -> str:
-            return self.template("post.txt.j2", item=item, body=body, hashtags=tags)
-
-        def fits(text: str) -> bool:
-            return self.count_characters(text) <= budget
-
-        try:
-            text = fit_post(post, " ".join(item.summary_text.split()), hashtags, fits)
-        except MeasureError as exc:
-            raise RenderError(self.instance, f"does not fit in {budget} characters: {exc}", [item.id]) from exc
+        item = self.one_item(items)
+        text = self.fitted(item, "post.txt.j2")
         return Draft(
             channel=self.instance,
             item_ids=(item.id,),
@@ -242,10 +228,7 @@ class LinkedInChannel(Channel):
         """A session with the token and the versioned headers; raises CredentialError when it cannot be read."""
         credentials = self.config.credentials
         assert credentials is not None  # callers check: no credentials means the outbox
-        session = requests.Session()
-        session.headers.update(self.headers())
-        session.headers["Authorization"] = f"Bearer {resolve(credentials.access_token).get_secret_value()}"
-        return session
+        return bearer_session(credentials.access_token, self.headers())
 
     def _send(
         self, session: requests.Session, method: str, path: str, *, lost: str, url: str | None = None, **kwargs: Any
