@@ -5,16 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
 from carecast.audience import load_audience
-from carecast.config import Settings
+from carecast.config import Settings, load_settings
 from carecast.ledger import Ledger
 from carecast.model import Draft
-from carecast.pipeline import Outcome, adapt, publish
-from channels.base import Outbox, PublishContext
-from tests.conftest import SAMPLE_CONFIG
+from carecast.pipeline import Outcome, adapt, make_channel, publish
+from channels.base import Channel, Outbox, PublishContext
+from tests.conftest import SAMPLE_CONFIG, all_channels_config
 from tests.providers import LocalHttpServer, RecordedRequest, Reply
 
 
@@ -73,3 +74,23 @@ def claimed_context(root: Path, draft: Draft) -> PublishContext:
     ledger = Ledger(f"sqlite:///{root / 'ledger.db'}")
     draft_id = ledger.save_draft(draft, "default", "approved")
     return PublishContext(ledger.claim(draft_id), Outbox(root / "outbox"), ledger)
+
+
+ChannelT = TypeVar("ChannelT", bound=Channel)
+
+
+def sample_channel(project: Path, cls: type[ChannelT], **changes: Any) -> ChannelT:
+    """The sample config's channel of class ``cls`` (commented-out blocks uncommented), its section changed by
+    ``changes``, with the config copied under ``project``."""
+    settings = load_settings(all_channels_config(project, {"channels": {cls.name: changes}}))
+    made = make_channel(settings, cls.name)
+    assert isinstance(made, cls)
+    return made
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[Ledger]:
+    """An empty ledger on SQLite under the test's folder."""
+    opened = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    yield opened
+    opened.close()

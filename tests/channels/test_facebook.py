@@ -13,14 +13,11 @@ from typing import Any
 
 import pytest
 
-from carecast.config import load_settings
 from carecast.errors import CredentialError, PublishError
 from carecast.ledger import Ledger
 from carecast.model import now_utc
-from carecast.pipeline import make_channel
 from channels.facebook import FacebookChannel
-from tests.channels.conftest import ImageHost, outbox_context, run_channel
-from tests.conftest import all_channels_config
+from tests.channels.conftest import ImageHost, outbox_context, run_channel, sample_channel
 from tests.factories import make_item, make_observance
 from tests.providers.graph import PAGE_ID, PAGE_TOKEN, GraphApiServer, rate_limited
 
@@ -28,10 +25,7 @@ TOKEN = "EAAG-facebook-leak-canary-0001"
 
 
 def channel(tmp_path: Path, **changes: Any) -> FacebookChannel:
-    settings = load_settings(all_channels_config(tmp_path, {"channels": {"facebook": changes}}))
-    made = make_channel(settings, "facebook")
-    assert isinstance(made, FacebookChannel)
-    return made
+    return sample_channel(tmp_path, FacebookChannel, **changes)
 
 
 # -- rendering and the outbox ----------------------------------------------------------------------------------------
@@ -94,13 +88,6 @@ def graph() -> Iterator[GraphApiServer]:
 @pytest.fixture(autouse=True)
 def token_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FACEBOOK_PAGE_TOKEN", TOKEN)
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    opened = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
-    yield opened
-    opened.close()
 
 
 def live(tmp_path: Path, graph: GraphApiServer, **changes: Any) -> FacebookChannel:

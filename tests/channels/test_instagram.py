@@ -11,14 +11,11 @@ from typing import Any
 
 import pytest
 
-from carecast.config import load_settings
 from carecast.errors import CredentialError, PublishError, RenderError
 from carecast.ledger import Ledger
 from carecast.model import ContentItem, Draft, now_utc
-from carecast.pipeline import make_channel
 from channels.instagram import InstagramChannel
-from tests.channels.conftest import ImageHost, claimed_context, outbox_context, run_channel
-from tests.conftest import all_channels_config
+from tests.channels.conftest import ImageHost, claimed_context, outbox_context, run_channel, sample_channel
 from tests.factories import make_item
 from tests.providers.graph import IG_USER_ID, GraphApiServer, rate_limited
 
@@ -27,10 +24,7 @@ IMAGE = "https://www.oakviewpt.com/images/blog/desk-setup.jpg"
 
 
 def channel(tmp_path: Path, **changes: Any) -> InstagramChannel:
-    settings = load_settings(all_channels_config(tmp_path, {"channels": {"instagram": changes}}))
-    made = make_channel(settings, "instagram")
-    assert isinstance(made, InstagramChannel)
-    return made
+    return sample_channel(tmp_path, InstagramChannel, **changes)
 
 
 def with_image(**overrides: Any) -> ContentItem:
@@ -113,13 +107,6 @@ def graph() -> Iterator[GraphApiServer]:
 @pytest.fixture(autouse=True)
 def token_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("INSTAGRAM_ACCESS_TOKEN", TOKEN)
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    opened = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
-    yield opened
-    opened.close()
 
 
 def live(tmp_path: Path, graph: GraphApiServer, **changes: Any) -> InstagramChannel:

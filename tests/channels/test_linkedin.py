@@ -12,14 +12,11 @@ from typing import Any
 
 import pytest
 
-from carecast.config import load_settings
 from carecast.errors import CredentialError
 from carecast.ledger import Ledger
 from carecast.model import now_utc
-from carecast.pipeline import make_channel
 from channels.linkedin import LinkedInChannel, little_text
-from tests.channels.conftest import ImageHost, claimed_context, outbox_context, run_channel
-from tests.conftest import all_channels_config
+from tests.channels.conftest import ImageHost, claimed_context, outbox_context, run_channel, sample_channel
 from tests.factories import make_item
 from tests.providers.linkedin import AUTHOR, LinkedInServer, shown_text, throttled
 
@@ -27,10 +24,7 @@ TOKEN = "AQV-linkedin-leak-canary-0003"
 
 
 def channel(tmp_path: Path, **changes: Any) -> LinkedInChannel:
-    settings = load_settings(all_channels_config(tmp_path, {"channels": {"linkedin": changes}}))
-    made = make_channel(settings, "linkedin")
-    assert isinstance(made, LinkedInChannel)
-    return made
+    return sample_channel(tmp_path, LinkedInChannel, **changes)
 
 
 # -- little text -----------------------------------------------------------------------------------------------------
@@ -110,13 +104,6 @@ def api() -> Iterator[LinkedInServer]:
 @pytest.fixture(autouse=True)
 def token_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LINKEDIN_ACCESS_TOKEN", TOKEN)
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    opened = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
-    yield opened
-    opened.close()
 
 
 def live(tmp_path: Path, api: LinkedInServer, **changes: Any) -> LinkedInChannel:
