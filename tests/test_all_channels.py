@@ -1,18 +1,26 @@
-"""A run of the sample practice with every channel enabled (the commented-out blocks uncommented), without
-credentials: one outbox file per channel and published item, each the exact request, and nothing the second time."""
+"""The sample practice with every channel enabled (the commented-out blocks uncommented): without credentials a run
+writes one outbox file per channel and published item, each the exact request, and nothing the second time; with
+them ``check --live`` proves each account, posting nothing, and warns a week before a token expires."""
 
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
+from carecast.cli import main
 from carecast.config import load_settings
 from carecast.ledger import Ledger
+from carecast.model import now_utc
 from carecast.pipeline import make_channel
 from channels.facebook import FacebookChannel
 from channels.instagram import InstagramChannel
 from channels.linkedin import LinkedInChannel, little_text
 from tests.conftest import all_channels_config, commented_channels
+from tests.providers.graph import GraphApiServer
+from tests.providers.linkedin import LinkedInServer
 from tests.test_pipeline import outbox_files, run
 
 
@@ -47,3 +55,31 @@ def test_every_channel_writes_one_outbox_file_per_item_and_a_rerun_none(tmp_path
         elif isinstance(channel, LinkedInChannel):
             assert written["request"]["commentary"] == little_text(draft.text)
             assert written["request"]["author"] == "urn:li:organization:10000001"
+
+
+def test_check_live_proves_each_account_and_warns_a_week_before_a_token_expires(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    soon = now_utc() + timedelta(days=4, hours=1)
+    with GraphApiServer(expires_at=int(soon.timestamp())) as graph, LinkedInServer() as linkedin:
+        meta = {"api_base": graph.url, "credentials": {"access_token": {"env": "META_TOKEN"}}}
+        channels = {
+            "facebook": meta,
+            "instagram": meta,
+            "linkedin": {
+                "api_base": linkedin.url,
+                "credentials": {"access_token": {"env": "LINKEDIN_TOKEN"}},
+                "token_expires_at": "2099-01-27",
+            },
+        }
+        monkeypatch.setenv("META_TOKEN", graph.access_token)
+        monkeypatch.setenv("LINKEDIN_TOKEN", linkedin.access_token)
+        config = all_channels_config(tmp_path, {"channels": channels})
+
+        assert main(["check", "--live", "--config", str(config)]) == 0
+
+    lines = {line.split(":", 1)[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "WARNING: the token expires on" in lines["facebook"] and "(in 4 days)" in lines["instagram"]
+    assert lines["linkedin"].endswith("ADMINISTRATOR); the token expires on 2099-01-27")
+    assert "outbox" in lines["x"]
+    assert graph.posts == [] and graph.containers == {} and linkedin.posts == []
