@@ -25,7 +25,7 @@ inspected travels in a body, not a URL) and warns when it expires within 7 days.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import requests
@@ -33,11 +33,10 @@ from pydantic import Field, HttpUrl, field_validator
 
 from carecast.config import ChannelSettings
 from carecast.errors import CredentialError, PublishError
-from carecast.model import now_utc
 from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
 from channels.http import https_or_loopback, nothing_sent
-from channels.social import SocialChannel, bearer_session
+from channels.social import SocialChannel, bearer_session, token_expiry_words
 
 GRAPH_API = "https://graph.facebook.com"
 GRAPH_VERSION = "v25.0"
@@ -50,8 +49,6 @@ TEMPORARY_CODES = frozenset({1, 2})
 #: Meta counts its rate limits over a rolling hour: the wait when no header says how long.
 RATE_LIMIT_WAIT = 3600.0
 USAGE_HEADERS = ("X-App-Usage", "X-Business-Use-Case-Usage")
-#: ``check --live`` warns when a token expires within this.
-EXPIRY_WARNING = timedelta(days=7)
 
 
 class GraphCredentials(Strict):
@@ -131,7 +128,8 @@ class GraphChannel(SocialChannel):
             # A success without its id: for a post the post is up, so it must not be sent again.
             malformed = f"{step}: the Graph API answered {response.status_code} without a JSON object"
             raise PublishError(self.instance, malformed, transient=lost == "retry")
-        raise self.refusal(step, response, (answer or {}).get("error") or {})
+        error = (answer or {}).get("error")
+        raise self.refusal(step, response, error if isinstance(error, dict) else {})
 
     def refusal(self, step: str, response: requests.Response, error: dict[str, Any]) -> PublishError:
         """The error for a Graph API refusal (the module docstring says which is which).
@@ -179,7 +177,7 @@ class GraphChannel(SocialChannel):
         )
         where = f"channels.{self.instance}.credentials.access_token"
         # A batch answers a list; call() reads an object, so the list arrives under the key "batch".
-        [answer] = batch["batch"] or [{}]
+        answer = (batch.get("batch") or [{}])[0]
         body = _loads(answer.get("body")) if isinstance(answer, dict) else None
         record = body.get("data") if isinstance(body, dict) else None
         if not isinstance(record, dict) or answer.get("code") != 200 or not record.get("is_valid", False):
@@ -187,12 +185,7 @@ class GraphChannel(SocialChannel):
         expires_at = int(record.get("expires_at") or 0)
         if expires_at == 0:
             return "the token does not expire"
-        expires = datetime.fromtimestamp(expires_at, UTC)
-        left = expires - now_utc()
-        when = f"the token expires on {expires:%Y-%m-%d %H:%M} UTC"
-        if left <= EXPIRY_WARNING:
-            return f"WARNING: {when} (in {max(left.days, 0)} days): renew it before then"
-        return when
+        return token_expiry_words(datetime.fromtimestamp(expires_at, UTC))
 
 
 def _json_object(response: requests.Response) -> dict[str, Any] | None:

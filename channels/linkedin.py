@@ -36,9 +36,8 @@ from carecast.secrets import SecretRef
 from carecast.strict import Strict
 from carecast.text import HASHTAG
 from channels.base import PublishContext
-from channels.graph import EXPIRY_WARNING
 from channels.http import https_or_loopback, nothing_sent, retry_after
-from channels.social import SocialChannel, bearer_session
+from channels.social import SocialChannel, bearer_session, token_expiry_words
 
 LINKEDIN_API = "https://api.linkedin.com"
 #: The Posts API version (YYYYMM) sent as ``LinkedIn-Version``; LinkedIn supports each for a year.
@@ -215,11 +214,8 @@ class LinkedInChannel(SocialChannel):
             raise CredentialError(where, f"its member has no role on {self.config.author} that may post as it")
         if expires is None:
             when = "token expiry unknown: set token_expires_at (LinkedIn tokens live 60 days)"
-        elif expires - now_utc() <= EXPIRY_WARNING:
-            left = max((expires - now_utc()).days, 0)
-            when = f"WARNING: the token expires on {expires:%Y-%m-%d} (in {left} days): renew it before then"
         else:
-            when = f"the token expires on {expires:%Y-%m-%d}"
+            when = token_expiry_words(expires)
         return f"LinkedIn: may post as {self.config.author} ({', '.join(sorted(roles & POSTING_ROLES))}); {when}"
 
     # -- live transport ------------------------------------------------------------------------------------------

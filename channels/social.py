@@ -10,15 +10,19 @@ shortens the summary on a word boundary. What fits is :meth:`SocialChannel.fits`
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 import requests
 
 from carecast.errors import MeasureError, RenderError
-from carecast.model import ContentItem
+from carecast.model import ContentItem, now_utc
 from carecast.secrets import BlockSecret, EnvSecret, resolve
 from carecast.text import fit_post
 from channels.base import Channel
+
+#: ``check --live`` warns when a token expires within this.
+EXPIRY_WARNING = timedelta(days=7)
 
 
 class SocialChannel(Channel):
@@ -54,6 +58,15 @@ class SocialChannel(Channel):
         except MeasureError as exc:
             limit = self.limit("max_characters")
             raise RenderError(self.instance, f"does not fit in {limit} characters: {exc}", [item.id]) from exc
+
+
+def token_expiry_words(expires: datetime) -> str:
+    """How ``check --live`` tells when a token expires: its date, with a WARNING from 7 days before it."""
+    when = f"the token expires on {expires:%Y-%m-%d %H:%M} UTC"
+    left = expires - now_utc()
+    if left <= EXPIRY_WARNING:
+        return f"WARNING: {when} (in {max(left.days, 0)} days): renew it before then"
+    return when
 
 
 def bearer_session(token: EnvSecret | BlockSecret, headers: dict[str, str] | None = None) -> requests.Session:

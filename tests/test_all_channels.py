@@ -80,6 +80,6 @@ def test_check_live_proves_each_account_and_warns_a_week_before_a_token_expires(
 
     lines = {line.split(":", 1)[0]: line for line in capsys.readouterr().out.splitlines()}
     assert "WARNING: the token expires on" in lines["facebook"] and "(in 4 days)" in lines["instagram"]
-    assert lines["linkedin"].endswith("ADMINISTRATOR); the token expires on 2099-01-27")
+    assert lines["linkedin"].endswith("ADMINISTRATOR); the token expires on 2099-01-27 00:00 UTC")
     assert "outbox" in lines["x"]
     assert graph.posts == [] and graph.containers == {} and linkedin.posts == []

@@ -173,7 +173,7 @@ def test_verify_proves_the_role_and_warns_before_the_token_expires(tmp_path: Pat
     assert "(in 5 days)" in said
 
     later = live(tmp_path / "later", api, token_expires_at="2099-01-27").verify()
-    assert later.endswith("the token expires on 2099-01-27")
+    assert later.endswith("the token expires on 2099-01-27 00:00 UTC")
     with pytest.raises(CredentialError, match="expired on 2020-01-01"):
         live(tmp_path / "past", api, token_expires_at="2020-01-01").verify()
     assert api.posts == []
