@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 import requests
 from pydantic import AwareDatetime, Field, HttpUrl, field_validator
@@ -227,7 +227,14 @@ class LinkedInChannel(SocialChannel):
         return bearer_session(credentials.access_token, self.headers())
 
     def _send(
-        self, session: requests.Session, method: str, path: str, *, lost: str, url: str | None = None, **kwargs: Any
+        self,
+        session: requests.Session,
+        method: str,
+        path: str,
+        *,
+        lost: Literal["retry", "never"],
+        url: str | None = None,
+        **kwargs: Any,
     ) -> requests.Response:
         """One call to LinkedIn (``url``, else ``api_base`` + ``path``); the response when it is a success.
 

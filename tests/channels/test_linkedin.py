@@ -132,6 +132,19 @@ def test_a_post_lands_once_with_its_thumbnail_uploaded(
     assert again == [] and len(api.requests_to("POST", "/rest/posts")) == 1
 
 
+def test_an_image_that_cannot_be_downloaded_is_left_off_and_said(
+    tmp_path: Path, api: LinkedInServer, ledger: Ledger, image_host: ImageHost
+) -> None:
+    linkedin = live(tmp_path, api)
+    ledger.upsert_items([make_item(image_url=f"{image_host.url}/gone.jpg")])
+
+    [outcome] = run_channel(linkedin.settings, ledger, "linkedin")
+
+    [post] = api.posts
+    assert outcome.state == "published" and "image not attached: cannot download" in outcome.detail
+    assert "thumbnail" not in post.body["content"]["article"] and api.images == {}
+
+
 def test_an_expired_token_is_a_credential_error_naming_the_channel(
     tmp_path: Path, api: LinkedInServer, ledger: Ledger
 ) -> None:
