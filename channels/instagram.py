@@ -26,7 +26,7 @@ import requests
 from pydantic import Field
 from twitter_text.extract_urls import extract_urls_with_indices
 
-from carecast.errors import PublishError, RenderError
+from carecast.errors import CredentialError, PublishError, RenderError
 from carecast.model import ContentItem, Draft, Receipt, now_utc
 from carecast.text import HASHTAG
 from channels.base import PublishContext
@@ -172,10 +172,11 @@ class InstagramChannel(GraphChannel):
             time.sleep(self.config.poll_every)
 
     def _permalink(self, session: requests.Session, media_id: str) -> str:
-        """The post's address, or its media id when Instagram will not say: the post is up either way."""
+        """The post's address, or its media id when Instagram will not say: the post is up either way, so no
+        failure here may fail the publication (a retry would find the container published)."""
         try:
             answer = self.call(session, "GET", media_id, lost="retry", params={"fields": "permalink"})
-        except PublishError:
+        except (PublishError, CredentialError):
             return f"instagram media {media_id}"
         return str(answer.get("permalink") or f"instagram media {media_id}")
 
