@@ -104,6 +104,9 @@ class Draft:
     image_alt: str | None = None
     #: The item's tagged link when the channel sends it beside the text (a link preview, an article card).
     link: str | None = None
+    #: What the provider's request needs beside the text, as ``compose`` decided it (JSON values only): a post's
+    #: topic, an event's dates, a call to action, a link card's title. Kept as it is when staff edit the text.
+    details: dict[str, Any] = field(default_factory=dict)
 
     @property
     def text(self) -> str:

@@ -130,8 +130,7 @@ class LinkedInChannel(SocialChannel):
             channel=self.instance,
             item_ids=(item.id,),
             parts=(text,),
-            # The article card's title.
-            subject=item.title,
+            details={"title": item.title},
             link=self.link(item),
             image_url=item.image_url,
             image_alt=item.image_alt,
@@ -153,7 +152,9 @@ class LinkedInChannel(SocialChannel):
         }
         if draft.link:
             thumbnail = {"thumbnail": image} if image else {}
-            body["content"] = {"article": {"source": draft.link, "title": draft.subject or draft.link, **thumbnail}}
+            body["content"] = {
+                "article": {"source": draft.link, "title": draft.details.get("title") or draft.link, **thumbnail}
+            }
         elif image:
             alt = {"altText": draft.image_alt} if draft.image_alt else {}
             body["content"] = {"media": {"id": image, **alt}}

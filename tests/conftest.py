@@ -40,27 +40,14 @@ def write_config(project: Path, changes: dict | None = None) -> Path:
     return file
 
 
-#: A commented-out channel block of the sample config: "  # name:" and its lines "  #   key: value".
-_COMMENTED_BLOCK = re.compile(r"^  # ([a-z][a-z0-9_]*):[ \t]*(?:#.*)?\n(?:  #   .*\n)+", re.MULTILINE)
-
-
-def commented_channels(config: Path = SAMPLE_CONFIG / "carecast.yaml") -> dict[str, dict]:
-    """The channel sections the sample config holds commented out, as staff would uncomment them."""
-    sections: dict[str, dict] = {}
-    for block in _COMMENTED_BLOCK.finditer(config.read_text(encoding="utf-8")):
-        uncommented = "".join(line[:2] + line[4:] + "\n" for line in block.group(0).splitlines())
-        sections.update(yaml.safe_load(uncommented))
-    return sections
-
-
-def all_channels_config(project: Path, changes: dict | None = None) -> Path:
-    """``write_config`` with every commented-out channel block of the sample config uncommented (and enabled)."""
-    file = write_config(project, {"channels": commented_channels()})
-    if changes:
-        data = yaml.safe_load(file.read_text())
-        _merge(data, changes)
-        file.write_text(yaml.safe_dump(data, sort_keys=False))
-    return file
+def commented_channels(file: Path = SAMPLE_CONFIG / "carecast.yaml") -> dict:
+    """The channel sections the sample config holds commented out (``  # name:`` and the ``  #   key: value`` lines
+    under it), as write_config's ``changes`` take them: ``{"channels": {name: section}}``."""
+    lines = []
+    for line in file.read_text(encoding="utf-8").splitlines():
+        if re.match(r"^  # [a-z_]+:\s*$", line) or (lines and re.match(r"^  #   ", line)):
+            lines.append(line[:2] + line[4:])
+    return {"channels": yaml.safe_load("\n".join(lines)) or {}}
 
 
 def _merge(data: dict, changes: dict) -> None:
@@ -71,6 +58,13 @@ def _merge(data: dict, changes: dict) -> None:
             data.pop(key, None)
         else:
             data[key] = value
+
+
+def all_channels_config(project: Path, changes: dict | None = None) -> Path:
+    """``write_config`` with every channel the sample config holds commented out enabled, then ``changes`` applied."""
+    sample = commented_channels()
+    _merge(sample, changes or {})
+    return write_config(project, sample)
 
 
 @pytest.fixture

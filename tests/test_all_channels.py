@@ -26,7 +26,7 @@ from tests.test_pipeline import outbox_files, run
 
 def test_every_channel_writes_one_outbox_file_per_item_and_a_rerun_none(tmp_path: Path) -> None:
     settings = load_settings(all_channels_config(tmp_path))
-    assert set(commented_channels()) <= set(settings.channels)
+    assert set(commented_channels()["channels"]) <= set(settings.channels)
     ledger = Ledger(settings.ledger_url())
     try:
         _, outcomes = run(settings, ledger)
@@ -42,7 +42,7 @@ def test_every_channel_writes_one_outbox_file_per_item_and_a_rerun_none(tmp_path
         assert sorted(Path(o.detail.split(";")[0]).resolve() for o in published) == sorted(p.resolve() for p in written)
     assert [o for o in again if o.state == "published"] == [] and outbox_files(settings) == files
 
-    for outcome in (o for o in outcomes if o.state == "published" and o.channel in commented_channels()):
+    for outcome in (o for o in outcomes if o.state == "published" and o.channel in commented_channels()["channels"]):
         channel, draft = make_channel(settings, outcome.channel), outcome.draft
         assert draft is not None
         written = json.loads(Path(outcome.detail).read_text(encoding="utf-8"))

@@ -16,7 +16,7 @@ from carecast.model import Draft
 from carecast.pipeline import Outcome, adapt, make_channel, publish
 from channels.base import Channel, Outbox, PublishContext
 from tests.conftest import SAMPLE_CONFIG, all_channels_config
-from tests.providers import LocalHttpServer, RecordedRequest, Reply
+from tests.providers.images import ImageHost
 
 
 def outbox_context(root: Path, publication_id: int = 1) -> PublishContext:
@@ -42,28 +42,13 @@ def our_log_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in records if r.name.split(".")[0] in {"carecast", "channels"}]
 
 
-#: The start of a JPEG file: what the Graph API fake checks an Instagram image by.
-JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + b"\x00" * 64
-
-
-class ImageHost(LocalHttpServer):
-    """The practice's website as far as images go: ``/photo.jpg`` is a JPEG, ``/photo.png`` a PNG, else 404."""
-
-    def handle(self, request: RecordedRequest) -> Reply:
-        if request.path == "/photo.jpg":
-            return Reply(200, JPEG, {"Content-Type": "image/jpeg"})
-        if request.path == "/photo.png":
-            return Reply(200, b"\x89PNG\r\n\x1a\n" + b"\x00" * 32, {"Content-Type": "image/png"})
-        return Reply(404, "not found")
-
-
 @pytest.fixture
 def image_host() -> Iterator[ImageHost]:
     with ImageHost() as host:
         yield host
 
 
-def run_channel(settings: Settings, ledger: Ledger, instance: str, now: datetime | None = None) -> list[Outcome]:
+def publish_run(settings: Settings, ledger: Ledger, instance: str, now: datetime | None = None) -> list[Outcome]:
     """One run of ``instance`` as the pipeline runs it: drafts for new items, then every due draft published."""
     adapt(settings, ledger, instance, now=now)
     return publish(settings, ledger, instance, now=now)
@@ -90,7 +75,7 @@ def sample_channel(project: Path, cls: type[ChannelT], **changes: Any) -> Channe
 
 @pytest.fixture
 def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    """An empty ledger on SQLite under the test's folder."""
+    """A ledger on SQLite that several runs of a test share."""
     opened = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
     yield opened
     opened.close()

@@ -17,9 +17,10 @@ from carecast.errors import CredentialError, PublishError
 from carecast.ledger import Ledger
 from carecast.model import now_utc
 from channels.facebook import FacebookChannel
-from tests.channels.conftest import ImageHost, outbox_context, run_channel, sample_channel
+from tests.channels.conftest import outbox_context, publish_run, sample_channel
 from tests.factories import make_item, make_observance
 from tests.providers.graph import PAGE_ID, PAGE_TOKEN, GraphApiServer, rate_limited
+from tests.providers.images import ImageHost
 
 TOKEN = "EAAG-facebook-leak-canary-0001"
 
@@ -99,8 +100,8 @@ def test_a_post_lands_once_and_a_rerun_sends_nothing(tmp_path: Path, graph: Grap
     facebook = live(tmp_path, graph)
     ledger.upsert_items([make_item()])
 
-    [first] = run_channel(facebook.settings, ledger, "facebook")
-    again = run_channel(facebook.settings, ledger, "facebook")
+    [first] = publish_run(facebook.settings, ledger, "facebook")
+    again = publish_run(facebook.settings, ledger, "facebook")
 
     assert first.state == "published", first.detail
     [post] = graph.posts
@@ -117,7 +118,7 @@ def test_a_photo_is_referenced_by_url_and_fetched_by_facebook(
     facebook = live(tmp_path, graph)
     ledger.upsert_items([make_observance(image_url=f"{image_host.url}/photo.jpg", image_alt="Our team")])
 
-    [outcome] = run_channel(facebook.settings, ledger, "facebook")
+    [outcome] = publish_run(facebook.settings, ledger, "facebook")
 
     [post] = graph.posts
     assert outcome.state == "published" and post.kind == "photos"
@@ -136,7 +137,7 @@ def test_an_expired_token_is_a_credential_error_naming_the_channel(
     with pytest.raises(CredentialError, match=r"channels\.facebook"):
         facebook.verify()
     ledger.upsert_items([make_item()])
-    [outcome] = run_channel(facebook.settings, ledger, "facebook")
+    [outcome] = publish_run(facebook.settings, ledger, "facebook")
 
     # Left for the next run, once a person renewed the token; nothing was posted.
     assert outcome.state == "retry" and "channels.facebook" in outcome.detail
@@ -151,9 +152,9 @@ def test_a_rate_limit_waits_and_then_retries(
     ledger.upsert_items([make_item()])
     graph.force(rate_limited(code, regain_minutes=7))
 
-    [limited] = run_channel(facebook.settings, ledger, "facebook")
-    early = run_channel(facebook.settings, ledger, "facebook", now=now_utc() + timedelta(seconds=wait - 30))
-    [retried] = run_channel(facebook.settings, ledger, "facebook", now=now_utc() + timedelta(seconds=wait + 5))
+    [limited] = publish_run(facebook.settings, ledger, "facebook")
+    early = publish_run(facebook.settings, ledger, "facebook", now=now_utc() + timedelta(seconds=wait - 30))
+    [retried] = publish_run(facebook.settings, ledger, "facebook", now=now_utc() + timedelta(seconds=wait + 5))
 
     assert limited.state == "retry" and f"code {code}" in limited.detail
     assert early == []  # Meta's wait is honoured: nothing is sent before it is over

@@ -15,9 +15,10 @@ from carecast.errors import CredentialError, PublishError, RenderError
 from carecast.ledger import Ledger
 from carecast.model import ContentItem, Draft, now_utc
 from channels.instagram import InstagramChannel
-from tests.channels.conftest import ImageHost, claimed_context, outbox_context, run_channel, sample_channel
+from tests.channels.conftest import claimed_context, outbox_context, publish_run, sample_channel
 from tests.factories import make_item
 from tests.providers.graph import IG_USER_ID, GraphApiServer, rate_limited
+from tests.providers.images import ImageHost
 
 TOKEN = "EAAG-instagram-leak-canary-0002"
 IMAGE = "https://www.oakviewpt.com/images/blog/desk-setup.jpg"
@@ -120,8 +121,8 @@ def test_a_post_lands_once_with_its_image_fetched_by_instagram(
     instagram = live(tmp_path, graph)
     ledger.upsert_items([make_item(source="stories", image_url=f"{image_host.url}/photo.jpg", image_alt="A desk")])
 
-    [first] = run_channel(instagram.settings, ledger, "instagram")
-    again = run_channel(instagram.settings, ledger, "instagram")
+    [first] = publish_run(instagram.settings, ledger, "instagram")
+    again = publish_run(instagram.settings, ledger, "instagram")
 
     assert first.state == "published", first.detail
     [media] = graph.published
@@ -154,8 +155,8 @@ def test_a_publish_cut_short_resumes_with_the_recorded_container(
         return original(method, node, fields)
 
     graph.route = limited_publish  # type: ignore[method-assign]
-    [limited] = run_channel(instagram.settings, ledger, "instagram")
-    [resumed] = run_channel(instagram.settings, ledger, "instagram", now=now_utc() + timedelta(minutes=3))
+    [limited] = publish_run(instagram.settings, ledger, "instagram")
+    [resumed] = publish_run(instagram.settings, ledger, "instagram", now=now_utc() + timedelta(minutes=3))
 
     assert limited.state == "retry" and "rate limit" in limited.detail
     assert resumed.state == "published", resumed.detail

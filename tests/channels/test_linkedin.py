@@ -16,8 +16,9 @@ from carecast.errors import CredentialError
 from carecast.ledger import Ledger
 from carecast.model import now_utc
 from channels.linkedin import LinkedInChannel, little_text
-from tests.channels.conftest import ImageHost, claimed_context, outbox_context, run_channel, sample_channel
+from tests.channels.conftest import claimed_context, outbox_context, publish_run, sample_channel
 from tests.factories import make_item
+from tests.providers.images import ImageHost
 from tests.providers.linkedin import AUTHOR, LinkedInServer, shown_text, throttled
 
 TOKEN = "AQV-linkedin-leak-canary-0003"
@@ -118,8 +119,8 @@ def test_a_post_lands_once_with_its_thumbnail_uploaded(
     title = "Desk work & back pain: (5) fixes_for #Monday"
     ledger.upsert_items([make_item(title=title, image_url=f"{image_host.url}/photo.jpg", image_alt="A desk")])
 
-    [first] = run_channel(linkedin.settings, ledger, "linkedin")
-    again = run_channel(linkedin.settings, ledger, "linkedin")
+    [first] = publish_run(linkedin.settings, ledger, "linkedin")
+    again = publish_run(linkedin.settings, ledger, "linkedin")
 
     assert first.state == "published", first.detail
     [post] = api.posts
@@ -138,7 +139,7 @@ def test_an_image_that_cannot_be_downloaded_is_left_off_and_said(
     linkedin = live(tmp_path, api)
     ledger.upsert_items([make_item(image_url=f"{image_host.url}/gone.jpg")])
 
-    [outcome] = run_channel(linkedin.settings, ledger, "linkedin")
+    [outcome] = publish_run(linkedin.settings, ledger, "linkedin")
 
     [post] = api.posts
     assert outcome.state == "published" and "image not attached: cannot download" in outcome.detail
@@ -155,7 +156,7 @@ def test_an_expired_token_is_a_credential_error_naming_the_channel(
     with pytest.raises(CredentialError, match=r"channels\.linkedin\.credentials.*401"):
         linkedin.publish(draft, claimed_context(tmp_path / "direct", draft))
     ledger.upsert_items([make_item()])
-    [outcome] = run_channel(linkedin.settings, ledger, "linkedin")
+    [outcome] = publish_run(linkedin.settings, ledger, "linkedin")
 
     assert outcome.state == "retry" and "channels.linkedin" in outcome.detail and api.posts == []
 
@@ -171,9 +172,9 @@ def test_a_rate_limit_waits_and_then_retries(
     tomorrow = (now_utc() + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
     wait = timedelta(seconds=retry_after) if retry_after else tomorrow - now_utc()
 
-    [limited] = run_channel(linkedin.settings, ledger, "linkedin")
-    early = run_channel(linkedin.settings, ledger, "linkedin", now=now_utc() + wait - timedelta(seconds=30))
-    [retried] = run_channel(linkedin.settings, ledger, "linkedin", now=now_utc() + wait + timedelta(seconds=5))
+    [limited] = publish_run(linkedin.settings, ledger, "linkedin")
+    early = publish_run(linkedin.settings, ledger, "linkedin", now=now_utc() + wait - timedelta(seconds=30))
+    [retried] = publish_run(linkedin.settings, ledger, "linkedin", now=now_utc() + wait + timedelta(seconds=5))
 
     assert limited.state == "retry" and "429" in limited.detail
     assert early == [] and retried.state == "published" and len(api.posts) == 1
