@@ -17,8 +17,8 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
+from carecast.channel import PublishContext
 from carecast.model import ContentItem, Draft, Receipt, now_utc
-from channels.base import PublishContext
 from channels.graph import GraphChannel, GraphConfig
 
 #: The longest message Facebook accepts on a Page post.

@@ -26,10 +26,10 @@ import requests
 from pydantic import Field
 from twitter_text.extract_urls import extract_urls_with_indices
 
+from carecast.channel import PublishContext
 from carecast.errors import CredentialError, PublishError, RenderError
 from carecast.model import ContentItem, Draft, Receipt, now_utc
 from carecast.text import HASHTAG
-from channels.base import PublishContext
 from channels.graph import GraphChannel, GraphConfig
 
 MAX_CAPTION = 2_200

@@ -29,13 +29,13 @@ from typing import Annotated, Any, ClassVar, Literal
 import requests
 from pydantic import AwareDatetime, Field, HttpUrl, field_validator
 
+from carecast.channel import PublishContext
 from carecast.config import ChannelSettings
 from carecast.errors import CredentialError, PublishError
 from carecast.model import ContentItem, Draft, Receipt, now_utc
 from carecast.secrets import SecretRef
 from carecast.strict import Strict
 from carecast.text import HASHTAG
-from channels.base import PublishContext
 from channels.http import https_or_loopback, nothing_sent, retry_after
 from channels.social import SocialChannel, bearer_session, token_expiry_words
 

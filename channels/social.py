@@ -4,7 +4,7 @@ template fitted to the channel's limits, and its token travels as a Bearer heade
 :meth:`SocialChannel.fitted` renders ``templates/<channel>/<template>`` with the item's whole summary and the
 practice's hashtags (when the section's ``hashtags`` says so); when that does not fit it drops the hashtags, then
 shortens the summary on a word boundary. What fits is :meth:`SocialChannel.fits`: the channel's
-``max_characters`` as :meth:`~channels.base.Channel.count_characters` counts, and whatever a channel adds.
+``max_characters`` as :meth:`~carecast.channel.Channel.count_characters` counts, and whatever a channel adds.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from typing import Any, ClassVar
 
 import requests
 
+from carecast.channel import Channel
 from carecast.errors import MeasureError, RenderError
 from carecast.model import ContentItem, now_utc
 from carecast.secrets import BlockSecret, EnvSecret, resolve
 from carecast.text import fit_post
-from channels.base import Channel
 
 #: ``check --live`` warns when a token expires within this.
 EXPIRY_WARNING = timedelta(days=7)

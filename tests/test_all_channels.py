@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from carecast.channel import make_channel
 from carecast.cli import main
-from carecast.config import load_settings
 from carecast.ledger import Ledger
 from carecast.model import now_utc
-from carecast.pipeline import make_channel
+from carecast.practice import load_settings
 from channels.facebook import FacebookChannel
 from channels.instagram import InstagramChannel
 from channels.linkedin import LinkedInChannel, little_text

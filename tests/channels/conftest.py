@@ -10,11 +10,12 @@ from typing import Any, TypeVar
 import pytest
 
 from carecast.audience import load_audience
-from carecast.config import Settings, load_settings
+from carecast.channel import Channel, Outbox, PublishContext, make_channel
+from carecast.config import Settings
 from carecast.ledger import Ledger
 from carecast.model import Draft
-from carecast.pipeline import Outcome, adapt, make_channel, publish
-from channels.base import Channel, Outbox, PublishContext
+from carecast.pipeline import Outcome, adapt, publish
+from carecast.practice import load_settings
 from tests.conftest import SAMPLE_CONFIG, all_channels_config
 from tests.providers.images import ImageHost
 
