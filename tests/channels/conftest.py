@@ -55,11 +55,10 @@ def publish_run(settings: Settings, ledger: Ledger, instance: str, now: datetime
     return publish(settings, ledger, instance, now=now)
 
 
-def claimed_context(root: Path, draft: Draft) -> PublishContext:
-    """``draft`` saved and claimed in a ledger under ``root``, as the pipeline claims one before publishing it."""
-    ledger = Ledger(f"sqlite:///{root / 'ledger.db'}")
+def claimed_context(ledger: Ledger, draft: Draft, outbox: Path) -> PublishContext:
+    """``draft`` saved and claimed in ``ledger``, as the pipeline claims one before publishing it."""
     draft_id = ledger.save_draft(draft, "default", "approved")
-    return PublishContext(ledger.claim(draft_id), Outbox(root / "outbox"), ledger)
+    return PublishContext(ledger.claim(draft_id), Outbox(outbox), ledger)
 
 
 ChannelT = TypeVar("ChannelT", bound=Channel)

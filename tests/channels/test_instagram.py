@@ -172,18 +172,18 @@ def test_an_image_instagram_cannot_use_fails_for_good_with_the_reason(
     draft = instagram.render([with_image(image_url=f"{image_host.url}/photo.png")])
 
     with pytest.raises(PublishError, match=r"ERROR \(Error: Media download has failed") as caught:
-        instagram.publish(draft, claimed_context(tmp_path, draft))
+        instagram.publish(draft, claimed_context(ledger, draft, tmp_path / "outbox"))
 
     assert not caught.value.transient and graph.published == []
 
 
 def test_processing_that_takes_too_long_is_left_for_the_next_run(
-    tmp_path: Path, graph: GraphApiServer, image_host: ImageHost
+    tmp_path: Path, graph: GraphApiServer, ledger: Ledger, image_host: ImageHost
 ) -> None:
     graph.polls_until_finished = 100
     instagram = live(tmp_path, graph, poll_for=0.2)
     draft = instagram.render([with_image(image_url=f"{image_host.url}/photo.jpg")])
-    context = claimed_context(tmp_path, draft)
+    context = claimed_context(ledger, draft, tmp_path / "outbox")
 
     with pytest.raises(PublishError, match="still processing") as caught:
         instagram.publish(draft, context)
@@ -192,12 +192,14 @@ def test_processing_that_takes_too_long_is_left_for_the_next_run(
     assert context.ledger.progress(context.publication_id) == {"container": next(iter(graph.containers))}
 
 
-def test_an_expired_token_is_a_credential_error_naming_the_channel(tmp_path: Path, graph: GraphApiServer) -> None:
+def test_an_expired_token_is_a_credential_error_naming_the_channel(
+    tmp_path: Path, graph: GraphApiServer, ledger: Ledger
+) -> None:
     instagram = live(tmp_path, graph)
     graph.expire_token()
     draft = instagram.render([with_image()])
     with pytest.raises(CredentialError, match=r"channels\.instagram\.credentials.*code 190"):
-        instagram.publish(draft, claimed_context(tmp_path, draft))
+        instagram.publish(draft, claimed_context(ledger, draft, tmp_path / "outbox"))
     assert graph.containers == {}
 
 

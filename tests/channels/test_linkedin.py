@@ -154,7 +154,7 @@ def test_an_expired_token_is_a_credential_error_naming_the_channel(
 
     draft = linkedin.render([make_item()])
     with pytest.raises(CredentialError, match=r"channels\.linkedin\.credentials.*401"):
-        linkedin.publish(draft, claimed_context(tmp_path / "direct", draft))
+        linkedin.publish(draft, claimed_context(ledger, draft, tmp_path / "outbox"))
     ledger.upsert_items([make_item()])
     [outcome] = publish_run(linkedin.settings, ledger, "linkedin")
 
@@ -193,13 +193,13 @@ def test_verify_proves_the_role_and_warns_before_the_token_expires(tmp_path: Pat
     assert api.posts == []
 
 
-def test_the_token_appears_in_no_error_or_outbox(tmp_path: Path, api: LinkedInServer) -> None:
+def test_the_token_appears_in_no_error_or_outbox(tmp_path: Path, api: LinkedInServer, ledger: Ledger) -> None:
     linkedin = live(tmp_path, api)
     said = linkedin.verify()
     api.expire_token()
     draft = linkedin.render([make_item()])
     with pytest.raises(CredentialError) as caught:
-        linkedin.publish(draft, claimed_context(tmp_path, draft))
+        linkedin.publish(draft, claimed_context(ledger, draft, tmp_path / "outbox"))
     offline = channel(tmp_path / "offline").publish(linkedin.render([make_item()]), outbox_context(tmp_path / "o", 2))
 
     texts = [said, str(caught.value), repr(linkedin.config), Path(offline.location).read_text()]
