@@ -45,6 +45,12 @@ def test_reserved_characters_are_escaped_and_hashtags_templated(text: str, escap
     assert shown_text(escaped) == text  # what LinkedIn shows is what was meant, nothing cut
 
 
+def test_unescaped_text_would_be_cut_where_linkedin_cuts_it() -> None:
+    # The oracle above can fail: LinkedIn (and its fake) stops at the first unescaped reserved character.
+    assert shown_text("Back pain? (Read this)") == "Back pain? "
+    assert shown_text("#PhysicalTherapy") == ""
+
+
 def test_the_limit_is_counted_on_the_escaped_commentary(tmp_path: Path) -> None:
     summary = " ".join(["Knee (ACL) rehab: stage 1 @ home_"] * 200)
     draft = channel(tmp_path).render([make_item(summary=summary)])
