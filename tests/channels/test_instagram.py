@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,14 @@ def with_image(**overrides: Any) -> ContentItem:
 def test_an_item_without_an_image_is_refused_with_the_reason(tmp_path: Path) -> None:
     with pytest.raises(RenderError, match=r"needs an image.*never posted as text alone"):
         channel(tmp_path).render([make_item()])
+
+
+def test_a_patient_story_needs_a_release_naming_instagram(tmp_path: Path) -> None:
+    story = with_image(mentions_patient=True, authorized_channels=("newsletter",))
+    with pytest.raises(RenderError, match="HIPAA"):
+        channel(tmp_path).render([story])
+    released = channel(tmp_path / "released").render([replace(story, authorized_channels=("newsletter", "instagram"))])
+    assert released.image_url == IMAGE
 
 
 def test_a_caption_names_the_page_instead_of_pasting_the_url(tmp_path: Path) -> None:
