@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from carecast.errors import MeasureError
-from carecast.text import add_utm, shorten, sms_measure, split_to_fit, to_gsm, x_measure
+from carecast.text import add_utm, fit_post, shorten, sms_measure, split_to_fit, to_gsm, x_measure
 
 SHARED = Path(os.environ.get("CARECAST_SHARED", Path(__file__).parents[1].parent / "shared"))
 CONFORMANCE = SHARED / "corpus/twitter-text/validate.yml"
@@ -233,3 +234,18 @@ def test_split_parts_fit_and_keep_every_word(words: list[str]) -> None:
     parts = split_to_fit(text, lambda part: len(part) <= 25)
     assert all(0 < len(part) <= 25 for part in parts)
     assert " ".join(parts).split() == text.split()
+
+
+@pytest.mark.parametrize(
+    ("budget", "expected"),
+    [
+        (100, "Title: one two three four #PT"),  # all of it
+        (26, "Title: one two three four"),  # the hashtags go first
+        (20, "Title: one two\u2026"),  # then the body is cut on a word
+    ],
+)
+def test_fit_post_drops_hashtags_before_it_cuts_the_body(budget: int, expected: str) -> None:
+    def post(body: str, tags: Sequence[str]) -> str:
+        return " ".join(["Title:", body, *tags])
+
+    assert fit_post(post, "one two three four", ["#PT"], lambda text: len(text) <= budget) == expected
