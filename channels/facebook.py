@@ -52,13 +52,14 @@ class FacebookChannel(GraphChannel):
         beside the title.
         """
         item = self.one_item(items)
-        text = self.fitted(item, "post.txt.j2")
+        text, measures = self.fitted(item, "post.txt.j2")
         link = self.link(item)
         photo = item.image_url if link is None else None
         return Draft(
             channel=self.instance,
             item_ids=(item.id,),
             parts=(text,),
+            measures=measures,
             link=link,
             image_url=photo,
             image_alt=item.image_alt if photo else None,

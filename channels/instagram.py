@@ -76,11 +76,12 @@ class InstagramChannel(GraphChannel):
         if not item.image_url or urlsplit(item.image_url).scheme not in ("http", "https"):
             reason = "an Instagram post needs an image the item does not have; it is never posted as text alone"
             raise RenderError(self.instance, reason, [item.id])
-        text = self.fitted(item, "caption.txt.j2", has_link=item.url is not None)
+        text, measures = self.fitted(item, "caption.txt.j2", has_link=item.url is not None)
         return Draft(
             channel=self.instance,
             item_ids=(item.id,),
             parts=(text,),
+            measures=measures,
             image_url=item.image_url,
             image_alt=item.image_alt,
         )

@@ -9,9 +9,11 @@ character limit is counted on that escaped form. The item's tagged link becomes 
 and no link is an image post (``content.media``).
 
 With ``credentials`` (a member access token of an administrator of the page) ``publish`` calls the Posts API,
-``POST /rest/posts`` with the versioned ``LinkedIn-Version`` header; an image is first downloaded and uploaded
-through the Images API (``POST /rest/images?action=initializeUpload``, then a ``PUT`` of its bytes to the upload
-URL LinkedIn returns), its URN saved in the ledger's progress so a retry does not upload it again. An image that
+``POST /rest/posts`` with the versioned ``LinkedIn-Version`` header; an image is first fetched
+(:func:`carecast.images.fetch_image`: public addresses only unless ``image_allow_private`` allows them, size and time
+limits, a real photo) and uploaded through the Images API (``POST /rest/images?action=initializeUpload``, then a
+``PUT`` of its bytes to the upload URL LinkedIn returns), its URN saved in the ledger's progress so a retry does not
+upload it again. An image that
 cannot be had is left off and the receipt says so. Failures: 401 is a token LinkedIn no longer accepts (they live
 60 days): :class:`~carecast.errors.CredentialError` naming the channel's credential. 429 is transient until
 ``Retry-After``, else until midnight UTC, when LinkedIn's daily quotas reset. 5xx and a connection never made are
@@ -27,11 +29,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, ClassVar, Literal
 
 import requests
-from pydantic import AwareDatetime, Field, HttpUrl, field_validator
+from pydantic import AwareDatetime, Field, HttpUrl, IPvAnyNetwork, field_validator
 
 from carecast.channel import PublishContext
 from carecast.config import ChannelSettings
-from carecast.errors import CredentialError, PublishError
+from carecast.errors import CredentialError, ImageError, PublishError
+from carecast.images import fetch_image
 from carecast.model import ContentItem, Draft, Receipt, now_utc
 from carecast.secrets import SecretRef
 from carecast.strict import Strict
@@ -79,6 +82,11 @@ class LinkedInConfig(ChannelSettings):
     token_expires_at: Annotated[AwareDatetime | date, Field(union_mode="left_to_right")] | None = Field(
         None, description="when the access token expires (60 days after it was made); check --live warns 7 days before"
     )
+    image_allow_private: bool | list[IPvAnyNetwork] = Field(
+        False,
+        description="may fetch an item's image from private, loopback and link-local addresses: all (true) or these "
+        "networks (a local test server, an intranet CDN); by default such addresses are refused",
+    )
     api_version: str = Field(LINKEDIN_VERSION, pattern=r"^\d{6}$", description="the LinkedIn-Version header (YYYYMM)")
     timeout: float = Field(30, gt=0, le=300, description="seconds one request to LinkedIn (or the image) may take")
     api_base: HttpUrl = Field(
@@ -125,11 +133,12 @@ class LinkedInChannel(SocialChannel):
         Raises RenderError when ``items`` is not exactly one item, or when not even one word of the summary fits.
         """
         item = self.one_item(items)
-        text = self.fitted(item, "post.txt.j2")
+        text, measures = self.fitted(item, "post.txt.j2")
         return Draft(
             channel=self.instance,
             item_ids=(item.id,),
             parts=(text,),
+            measures=measures,
             details={"title": item.title},
             link=self.link(item),
             image_url=item.image_url,
@@ -276,12 +285,9 @@ class LinkedInChannel(SocialChannel):
         Raises PublishError (transient) when LinkedIn fails transiently, CredentialError for a 401.
         """
         try:
-            download = requests.get(image_url, timeout=self.config.timeout)
-            download.raise_for_status()
-        except requests.RequestException as exc:
-            return None, [f"image not attached: cannot download {image_url} ({type(exc).__name__})"]
-        if not download.headers.get("Content-Type", "").startswith("image/"):
-            return None, [f"image not attached: {image_url} is not an image"]
+            image = fetch_image(image_url, timeout=self.config.timeout, allow_private=self.config.image_allow_private)
+        except ImageError as exc:
+            return None, [f"image not attached: {exc}"]
         try:
             started = self._send(
                 session,
@@ -293,7 +299,7 @@ class LinkedInChannel(SocialChannel):
             value = (_json(started) or {}).get("value") or {}
             upload_url, urn = str(value.get("uploadUrl", "")), str(value.get("image", ""))
             https_or_loopback(HttpUrl(upload_url))  # the token goes along: never in clear text
-            self._send(session, "PUT", "image upload", lost="retry", url=upload_url, data=download.content)
+            self._send(session, "PUT", "image upload", lost="retry", url=upload_url, data=image.content)
         except (PublishError, ValueError) as exc:
             if isinstance(exc, PublishError) and exc.transient:
                 raise

@@ -1,17 +1,23 @@
-"""What the one-item social channels share (Facebook Page, Instagram, LinkedIn): a post is one item, its text is a
-template fitted to the channel's limits, and its token travels as a Bearer header.
+"""What the social channels share in writing one post: its copy, and fitting it with its hashtags; and, for the
+one-item channels that post with a token (Facebook Page, Instagram, LinkedIn), the rest of what they have in common.
 
-:meth:`SocialChannel.fitted` renders ``templates/<channel>/<template>`` with the item's whole summary and the
-practice's hashtags (when the section's ``hashtags`` says so); when that does not fit it drops the hashtags, then
-shortens the summary on a word boundary. What fits is :meth:`SocialChannel.fits`: the channel's
-``max_characters`` as :meth:`~carecast.channel.Channel.count_characters` counts, and whatever a channel adds.
+:func:`post_copy` gives the words of a post with nothing said twice (:func:`carecast.text.without_repeats`) and,
+when the channel says ``emoji: drop``, without emoji. :func:`one_post` fits title, body, link and hashtags into one
+post: the whole body when it fits, else the body shortened so the hashtags still fit, and only when not even that
+fits, without the hashtags and with a note saying so.
+
+:class:`SocialChannel` is one item a post, rendered from ``templates/<channel>/<template>`` by :func:`one_post` within
+:meth:`SocialChannel.fits` (the channel's ``max_characters`` as its ``count_characters`` counts, and whatever a
+channel adds); :func:`bearer_session` carries its token and :func:`token_expiry_words` is how ``check --live`` says
+when that token expires.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import requests
 
@@ -19,10 +25,49 @@ from carecast.channel import Channel
 from carecast.errors import MeasureError, RenderError
 from carecast.model import ContentItem, now_utc
 from carecast.secrets import BlockSecret, EnvSecret, resolve
-from carecast.text import fit_post
+from carecast.text import drop_emoji, flatten, shorten, without_repeats
 
+EmojiPolicy = Literal["drop", "keep"]
+HASHTAGS_LEFT_OUT = "hashtags left out: they do not fit"
 #: ``check --live`` warns when a token expires within this.
 EXPIRY_WARNING = timedelta(days=7)
+
+#: Renders a post from a body and the hashtags to end it with.
+Render = Callable[[str, Sequence[str]], str]
+
+
+@dataclass(frozen=True)
+class PostCopy:
+    """The words a post is made of."""
+
+    title: str
+    body: str
+    hashtags: tuple[str, ...]
+
+
+def post_copy(item: ContentItem, hashtags: Sequence[str], emoji: EmojiPolicy) -> PostCopy:
+    """Title and body of ``item`` for a post (the body on one line), each said once, emoji dropped if asked."""
+    title, body = without_repeats(item.title, flatten(item.summary_text), item.url)
+    if emoji == "drop":
+        title, body = drop_emoji(title), drop_emoji(body)
+    return PostCopy(title=title, body=body, hashtags=tuple(hashtags))
+
+
+def one_post(render: Render, copy: PostCopy, fits: Callable[[str], bool]) -> tuple[str, list[str]]:
+    """One post of ``copy`` that ``fits``, and notes on what was left out.
+
+    Raises MeasureError when not even the first word of the body fits beside title and link.
+    """
+    tags = copy.hashtags
+    if fits(whole := render(copy.body, tags)):
+        return whole, []
+    if tags:
+        try:
+            return render(shorten(copy.body, lambda cut: fits(render(cut, tags))), tags), []
+        except MeasureError:
+            pass  # not even a word beside the hashtags: they go, the words stay
+    notes = [HASHTAGS_LEFT_OUT] if tags else []
+    return render(shorten(copy.body, lambda cut: fits(render(cut, ()))), ()), notes
 
 
 class SocialChannel(Channel):
@@ -43,21 +88,24 @@ class SocialChannel(Channel):
         budget = self.limit("max_characters")
         return budget is None or self.count_characters(text) <= budget
 
-    def fitted(self, item: ContentItem, template: str, **context: Any) -> str:
-        """``template`` rendered for ``item`` (with ``body`` and ``hashtags``) so that it ``fits``.
+    def fitted(self, item: ContentItem, template: str, **context: Any) -> tuple[str, dict[str, Any]]:
+        """``template`` rendered for ``item`` (with ``title``, ``body`` and ``hashtags``) so that it ``fits``, and the
+        draft's measures: ``{"notes": [...]}`` when something was left out.
 
         Raises RenderError when not even one word of the summary fits; jinja2.TemplateError as ``template`` does.
         """
-        hashtags = list(self.practice.voice.hashtags) if getattr(self.config, "hashtags", False) else []
+        hashtags = self.practice.voice.hashtags if getattr(self.config, "hashtags", False) else ()
+        copy = post_copy(item, hashtags, "keep")
 
         def post(body: str, tags: Sequence[str]) -> str:
-            return self.template(template, item=item, body=body, hashtags=tags, **context)
+            return self.template(template, item=item, title=copy.title, body=body, hashtags=tags, **context)
 
         try:
-            return fit_post(post, " ".join(item.summary_text.split()), hashtags, self.fits)
+            text, notes = one_post(post, copy, self.fits)
         except MeasureError as exc:
             limit = self.limit("max_characters")
             raise RenderError(self.instance, f"does not fit in {limit} characters: {exc}", [item.id]) from exc
+        return text, {"notes": notes} if notes else {}
 
 
 def token_expiry_words(expires: datetime) -> str:

@@ -7,6 +7,10 @@ format Instagram publishes); anything else is 404.
 
 from __future__ import annotations
 
+from io import BytesIO
+
+import PIL.Image
+
 from tests.providers import LocalHttpServer, RecordedRequest, Reply
 
 PNG = bytes.fromhex(
@@ -14,8 +18,16 @@ PNG = bytes.fromhex(
     "1f15c4890000000d49444154789c6300010000050001a5f645400000000049454e44ae426082"
 )
 LARGE_PNG = PNG + bytes(1_000_001)
-#: The start of a JPEG file (its SOI and JFIF APP0 markers): what Meta's fetcher checks an Instagram image by.
-JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + bytes(64)
+
+
+def _jpeg(width: int = 400, height: int = 300) -> bytes:
+    stream = BytesIO()
+    PIL.Image.new("RGB", (width, height), (29, 78, 99)).save(stream, "JPEG")
+    return stream.getvalue()
+
+
+#: A real photo-sized JPEG (the only image format Instagram publishes; Pillow reads it as CareCast checks images).
+JPEG = _jpeg()
 
 
 class ImageHost(LocalHttpServer):
