@@ -17,19 +17,20 @@ import functools
 import inspect
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import create_engine, event, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError, StatementError
 from sqlalchemy.orm import Session
 
 from carecast.errors import LedgerError
 from carecast.ledger import migrate
-from carecast.ledger.schema import PublicationRow
+from carecast.ledger.schema import Base, PublicationRow
 from carecast.model import now_utc
 
 log = logging.getLogger(__name__)
@@ -155,3 +156,32 @@ def touch_claim(session: Session, publication_id: int) -> None:
         .where(PublicationRow.id == publication_id, PublicationRow.state == "claimed")
         .values(claimed_at=now_utc())
     )
+
+
+def insert_new(
+    session: Session,
+    model: type[Base],
+    rows: Sequence[dict[str, Any]],
+    key: Sequence[str],
+    *,
+    refresh: Sequence[str] = (),
+) -> int:
+    """Insert ``rows`` of ``model`` whose unique ``key`` is not taken yet; return how many were written.
+
+    A row whose key exists already was written by someone else (a racing run, an earlier attempt): it is left as it
+    is, or, for the columns named in ``refresh``, given this row's values. Never raises for a taken key.
+    """
+    if not rows:
+        return 0
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(model).values(list(rows))
+    if refresh:
+        statement = statement.on_conflict_do_update(
+            index_elements=list(key), set_={column: statement.excluded[column] for column in refresh}
+        )
+    else:
+        statement = statement.on_conflict_do_nothing(index_elements=list(key))
+    # RETURNING, not rowcount: drivers report -1 for a multi-row insert.
+    key_columns = [model.__table__.c[column] for column in key]
+    return len(session.execute(statement.returning(*key_columns)).all())
