@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from carecast.audience import ADDRESS_COLUMN, read_audience
 from carecast.config import DEFAULT_CONFIG, Settings, load_settings
 from carecast.errors import CareCastError, ConfigError
-from carecast.ledger import DraftState, Ledger
+from carecast.ledger import DraftState, Ledger, open_ledger
 from carecast.pipeline import make_channel
 from carecast.text import sms_measure, x_measure
 
@@ -116,7 +116,7 @@ def _check(args: argparse.Namespace) -> int:
 
 def _open_ledger(config: Path) -> tuple[Settings, Ledger]:
     settings = load_settings(config)
-    return settings, Ledger(settings.ledger_url())
+    return settings, open_ledger(settings)
 
 
 def _drafts(args: argparse.Namespace) -> int:
@@ -183,7 +183,7 @@ def _measure(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
-    ledger = Ledger(settings.ledger_url())
+    ledger = open_ledger(settings)
     try:
         records = [record.to_json() for record in ledger.publications()]
     finally:

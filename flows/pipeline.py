@@ -33,7 +33,7 @@ from pydantic import BaseModel, Field, create_model
 from carecast import pipeline as core
 from carecast.config import DEFAULT_CONFIG, Settings, load_settings
 from carecast.errors import CareCastError
-from carecast.ledger import Ledger
+from carecast.ledger import Ledger, open_ledger
 from carecast.model import now_utc
 from flows import artifacts
 from flows import secrets as _secrets  # noqa: F401  registers {block: ...} credentials
@@ -47,7 +47,7 @@ Row = dict[str, Any]
 
 def _open(config_path: str) -> tuple[Settings, Ledger]:
     settings = load_settings(Path(config_path))
-    return settings, Ledger(settings.ledger_url())
+    return settings, open_ledger(settings)
 
 
 def _name_run(name: str) -> None:
@@ -234,7 +234,7 @@ def approval_form(drafts: list[Row]) -> type[RunInput]:
 
 def _read_sources(config_path: str, settings: Settings) -> list[dict[str, Any]]:
     """Bring the audience files into the ledger, then read every source, one task run each."""
-    ledger = Ledger(settings.ledger_url())  # creates the tables once, before tasks race to write
+    ledger = open_ledger(settings)  # creates the tables once, before tasks race to write
     try:
         core.sync_audience(settings, ledger)
     finally:

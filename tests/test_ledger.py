@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from carecast.errors import AlreadyClaimed, LedgerError
-from carecast.ledger import Ledger
+from carecast.ledger import IN_FLIGHT, Ledger
 from carecast.model import ContentItem, Draft, Receipt, content_hash
 from tests.factories import make_item
 
@@ -112,16 +112,61 @@ def test_outcome_is_recorded_once(ledger: Ledger) -> None:
     assert record.item_ids == ["rss:blog:3"]
 
 
-def test_a_claim_left_by_a_dead_process_becomes_unknown_and_is_not_resent(ledger: Ledger) -> None:
+def test_a_claim_left_by_a_dead_process_is_resumed_once_with_its_recipient_in_flight_unknown(ledger: Ledger) -> None:
     draft_id = ledger.save_draft(draft(1), "@oak", "approved")
-    ledger.claim(draft_id)
-    assert ledger.mark_stale_claims(timedelta(hours=1)) == []
-    [stale] = ledger.mark_stale_claims(timedelta(seconds=-1))
-    assert ledger.publications()[0].state == "unknown"
-    assert ledger.due("x") == []
+    publication = ledger.claim(draft_id)
+    ledger.claim_delivery(publication, "+13125550117")
+    ledger.finish_delivery(publication, "+13125550117", "sent", provider_id="SM1")
+    ledger.claim_delivery(publication, "+13055550164")  # in flight when the process died
+    assert ledger.resume_stale("x", timedelta(hours=1)) == []
+    assert ledger.resume_stale("x", timedelta(seconds=-1)) == [publication]
+    deliveries = ledger.deliveries(publication)
+    assert deliveries["+13125550117"].state == "sent"
+    assert (deliveries["+13055550164"].state, deliveries["+13055550164"].error) == ("unknown", IN_FLIGHT)
+    assert ledger.resume_stale("x", timedelta(hours=1)) == []  # taken over: fresh again
+    with pytest.raises(AlreadyClaimed):
+        ledger.claim_delivery(publication, "+13055550164")  # never re-sent on its own
     with pytest.raises(AlreadyClaimed):
         ledger.claim(draft_id)
-    assert stale == ledger.publications()[0].id
+
+
+def test_an_unknown_recipient_is_settled_by_resolve(ledger: Ledger) -> None:
+    publication = ledger.claim(ledger.save_draft(draft(1), "@oak", "approved"))
+    for address in ("+13125550117", "+13055550164"):
+        ledger.claim_delivery(publication, address)
+    ledger.resume_stale("x", timedelta(seconds=-1))
+    with pytest.raises(LedgerError, match="nothing to resolve: it is claimed"):
+        ledger.resolve(publication, "resend")
+    ledger.record_unknown(publication, "2 recipients unknown")
+    with pytest.raises(LedgerError, match="no unknown recipient"):
+        ledger.resolve(publication, "sent", address="+19999999999")
+    assert ledger.resolve(publication, "sent", address="+13125550117") == 1
+    assert ledger.publications()[0].state == "unknown"  # one is still unknown
+    assert ledger.resolve(publication, "resend") == 1
+    [record] = ledger.publications()
+    assert (record.state, record.transient) == ("failed", True)  # the next run finishes it
+    assert [stored.id for stored in ledger.due("x", retries_only=True)] == [ledger.publication_draft(publication).id]
+    ledger.claim(ledger.publication_draft(publication).id)
+    ledger.claim_delivery(publication, "+13055550164")  # the resent one, once
+    with pytest.raises(AlreadyClaimed):
+        ledger.claim_delivery(publication, "+13125550117")
+
+
+def test_a_publication_unknown_as_a_whole_is_settled_by_resolve(ledger: Ledger) -> None:
+    publication = ledger.claim(ledger.save_draft(draft(1), "@oak", "approved"))
+    ledger.record_unknown(publication, "its run died mid-send")
+    assert ledger.resolve(publication, "drop") == 1
+    assert (ledger.publications()[0].state, ledger.due("x")) == ("failed", [])
+
+
+def test_a_retried_write_whose_commit_landed_changes_nothing(ledger: Ledger) -> None:
+    publication = ledger.claim(ledger.save_draft(draft(1), "@oak", "approved"))
+    ledger.claim_delivery(publication, "+13125550117")
+    for _ in range(2):
+        ledger.finish_delivery(publication, "+13125550117", "sent", provider_id="SM1")
+        ledger.record_sent(publication, Receipt("here", datetime.now(UTC), ("SM1",)))
+    with pytest.raises(LedgerError):
+        ledger.finish_delivery(publication, "+13125550117", "failed")
 
 
 def test_a_draft_is_replaced_until_it_is_claimed(ledger: Ledger) -> None:

@@ -7,21 +7,30 @@ One ``Ledger`` facade over parts split by what they record:
 - ``publications``: claims before sending, ``claimed → sent | failed | unknown``, a multi-step send's progress;
 - ``deliveries``: one row per recipient of a publication, claimed before sending;
 - ``audience``: subscribers with their consent record, and suppressions;
-- ``schema``: every table; ``store``: the engine and its sessions.
+- ``schema``: every table; ``migrate`` and ``migrations/``: how a ledger gets them (Alembic); ``store``: the
+  engine, its sessions and retries.
 
-Every method raises LedgerError when the database fails.
+Every method is retried while a database failure passes (``ledger.retry_budget``), then raises LedgerError.
 """
 
 from __future__ import annotations
 
+from carecast.config import Settings
 from carecast.ledger.audience import AudienceLedger
 from carecast.ledger.content import ContentLedger, UpsertReport
-from carecast.ledger.deliveries import DeliveryLedger, DeliveryRecord
+from carecast.ledger.deliveries import DeliveryLedger, DeliveryRecord, part_address
 from carecast.ledger.drafts import DraftLedger, StoredDraft
-from carecast.ledger.publications import PublicationLedger, PublicationRecord
+from carecast.ledger.publications import (
+    IN_FLIGHT,
+    PublicationLedger,
+    PublicationRecord,
+    Resolution,
+    keep_claim_alive,
+)
 from carecast.ledger.schema import DeliveryState, DraftRow, DraftState, PublicationState
 
 __all__ = [
+    "IN_FLIGHT",
     "DeliveryRecord",
     "DeliveryState",
     "DraftRow",
@@ -29,10 +38,19 @@ __all__ = [
     "Ledger",
     "PublicationRecord",
     "PublicationState",
+    "Resolution",
     "StoredDraft",
     "UpsertReport",
+    "keep_claim_alive",
+    "open_ledger",
+    "part_address",
 ]
 
 
 class Ledger(ContentLedger, DraftLedger, PublicationLedger, DeliveryLedger, AudienceLedger):
     """All reads and writes of CareCast's state; every method raises LedgerError when the database fails."""
+
+
+def open_ledger(settings: Settings) -> Ledger:
+    """The practice's ledger, its schema brought up to date; raises LedgerError when it cannot be opened."""
+    return Ledger(settings.ledger_url(), retry_budget=settings.ledger.retry_budget)
