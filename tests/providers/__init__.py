@@ -210,11 +210,12 @@ class LocalHttpServer(Serving):
         with self._lock:
             self._forced.extend(replies)
 
-    def stall(self, after: int, method: str, path: str) -> None:
+    def stall(self, after: int | None, method: str = "POST", path: str = "") -> None:
         """Leave every ``method path`` request after the first ``after`` unanswered until the server stops: it is
-        recorded but never handled, as if it had not reached the provider, while its sender waits (and may die)."""
+        recorded but never handled, as if it had not reached the provider, while its sender waits (and may die).
+        ``None``: answer every new request again."""
         with self._lock:
-            self._stall = (after, method, path)
+            self._stall = None if after is None else (after, method, path)
 
     def _stalled(self, request: RecordedRequest) -> bool:
         with self._lock:

@@ -214,9 +214,9 @@ class SmtpServer(Serving):
             self._data_replies.extend([None] * after)
             self._data_replies.extend(replies)
 
-    def stall_data(self, after: int) -> None:
+    def stall_data(self, after: int | None) -> None:
         """Leave every ``DATA`` after the first ``after`` without an answer (the message is not taken), as a server
-        that hangs mid-batch: its client waits until it dies or the server stops."""
+        that hangs mid-batch: its client waits until it dies or the server stops. ``None``: answer again."""
         with self._lock:
             self._stall_after = after
 
