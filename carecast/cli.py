@@ -257,7 +257,9 @@ def _run(args: argparse.Namespace) -> int:
             raise ConfigError(args.config, [(f"channels.{name}", "a configured channel (from --channel)")])
     _prefect_home(settings)
     from flows.pipeline import pipeline  # Prefect loads slowly and reads prefect.toml: only for commands that run
+    from flows.temporary_api import start_temporary_api
 
+    start_temporary_api()
     state = pipeline(config_path=str(args.config), dry_run=args.dry_run, channels=args.channels, return_state=True)
     # A run with failures ends Failed (so it notifies) and carries its outcomes all the same; one that raised
     # carries the exception instead.

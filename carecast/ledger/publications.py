@@ -117,11 +117,14 @@ class PublicationLedger(LedgerStore):
         """Claim a draft for sending, before anything is sent; return the publication id.
 
         Raises AlreadyClaimed when any of its items is already claimed or published on its channel and account
-        (another run, worker or retry got there first), LedgerError when the draft is unknown or not approved.
+        (another run, worker or retry got there first) or the draft is gone (a racing run passed its items over);
+        LedgerError when the draft is not approved.
         """
         with self._session() as session:
             draft = session.get(DraftRow, draft_id)
-            if draft is None or draft.state != "approved":
+            if draft is None:
+                raise AlreadyClaimed(f"draft {draft_id}", "removed by another run", [])
+            if draft.state != "approved":
                 raise LedgerError(f"draft {draft_id} is not approved")
             item_ids = list(draft.body["item_ids"])
             existing = session.scalars(select(PublicationRow).where(PublicationRow.draft_id == draft_id)).one_or_none()
