@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from carecast import pipeline
-from carecast.config import load_settings
 from carecast.ledger import open_ledger
+from carecast.practice import load_settings
 from tests.conftest import write_config
 from tests.providers import RecordedRequest, Reply
 from tests.providers.twilio import TwilioServer

@@ -21,8 +21,8 @@ from sqlalchemy import create_engine, text
 
 from carecast import pipeline
 from carecast.cli import NOT_DONE
-from carecast.config import load_settings
 from carecast.ledger import open_ledger
+from carecast.practice import load_settings
 from tests.conftest import POSTGRES_ADMIN, write_config
 from tests.providers.smtp import SmtpServer
 from tests.providers.twilio import TwilioServer

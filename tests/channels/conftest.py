@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from carecast.audience import load_audience
+from carecast.channel import Outbox, PublishContext
 from carecast.ledger import Ledger
-from channels.base import Outbox, PublishContext
 from tests.conftest import SAMPLE_CONFIG
 
 

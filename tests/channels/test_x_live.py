@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from carecast.config import load_settings
+from carecast.channel import Outbox, PublishContext
 from carecast.errors import AlreadyClaimed, ConfigError, CredentialError, PublishError
 from carecast.ledger import Ledger
 from carecast.model import Draft
-from channels.base import Outbox, PublishContext
+from carecast.practice import load_settings
 from channels.x import ApiBaseAdapter, XChannel
 from tests.conftest import write_config
 from tests.providers import LocalHttpServer, RecordedRequest, Reply
