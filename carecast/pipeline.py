@@ -8,6 +8,7 @@ the ledger records each outcome as it happens.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -211,6 +212,7 @@ def publish(
     items: Sequence[str] | None = None,
     now: datetime | None = None,
     retries_only: bool = False,
+    stopping: threading.Event | None = None,
 ) -> list[Outcome]:
     """Resume the channel's publications whose sender died, then claim and send every due draft of ``instance``
     (only those with one of ``items``, when given; only earlier transient failures whose wait is over, with
@@ -221,15 +223,20 @@ def publish(
     item is checked again just before its claim (a patient's authorization may have expired since the draft). A
     claim untouched for ``ledger.claim_timeout`` seconds was left by a run that died: it is resumed here, its
     recipients or parts never claimed are sent, and the one in flight is reported ``unknown`` for a person to
-    settle (``carecast resolve``).
+    settle (``carecast resolve``). Once ``stopping`` is set (a shutdown), the send in hand finishes its recipient or
+    part and leaves the rest for the next run, and nothing more is claimed.
     """
     channel = make_channel(settings, instance)
-    sender = _Sender(channel, ledger, Outbox(settings.path(settings.outbox).resolve()), settings.ledger.claim_timeout)
+    stop = stopping or threading.Event()
+    outbox = Outbox(settings.path(settings.outbox).resolve())
+    sender = _Sender(channel, ledger, outbox, settings.ledger.claim_timeout, stop)
     outcomes = []
     for publication_id in ledger.resume_stale(instance, timedelta(seconds=settings.ledger.claim_timeout)):
         stored = ledger.publication_draft(publication_id)
         outcomes.append(sender.send(stored.draft, publication_id, now))
     for stored in ledger.due(instance, now, retries_only=retries_only):
+        if stop.is_set():
+            break
         draft = stored.draft
         if items is not None and not set(draft.item_ids) & set(items):
             continue
@@ -256,6 +263,7 @@ class _Sender:
     ledger: Ledger
     outbox: Outbox
     claim_timeout: float
+    stopping: threading.Event
 
     def title(self, draft: Draft) -> str:
         return title_of(self.ledger.items(draft.item_ids))
@@ -268,7 +276,7 @@ class _Sender:
         """
         instance, ledger = self.channel.instance, self.ledger
         receipt, failure = None, None
-        context = PublishContext(publication_id, self.outbox, ledger, now or now_utc())
+        context = PublishContext(publication_id, self.outbox, ledger, now or now_utc(), self.stopping)
         with keep_claim_alive(ledger, publication_id, every=self.claim_timeout / 4):
             try:
                 receipt = self.channel.publish(draft, context)

@@ -234,6 +234,7 @@ class XChannel(Channel):
         total = len(draft.parts)
         parts = ledger.deliveries(publication)
         for number in range(len(posted) + 1, total + 1):
+            context.stop_if_asked(self.instance)
             part = part_address(number)
             settled = parts.get(part)
             if settled is not None and settled.state == "sent":

@@ -15,7 +15,11 @@ window of its drafts closes; drafts still pending then expire at the next run an
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -30,7 +34,7 @@ from prefect.states import Failed, State
 from pydantic import BaseModel, Field, create_model
 
 from carecast import pipeline as core
-from carecast.channel import PracticeContext
+from carecast.channel import STOPPED, PracticeContext
 from carecast.config import DEFAULT_CONFIG
 from carecast.errors import CareCastError
 from carecast.model import now_utc
@@ -116,9 +120,9 @@ def expire_channel(config_path: str, channel: str) -> list[Row]:
 def publish_channel(
     config_path: str, channel: str, items: list[str] | None = None, retries_only: bool = False
 ) -> list[Row]:
-    with open_practice(config_path) as practice:
+    with open_practice(config_path) as practice, _stop_gracefully() as stopping:
         settings, ledger = practice.settings, practice.ledger
-        outcomes = core.publish(settings, ledger, channel, items=items, retries_only=retries_only)
+        outcomes = core.publish(settings, ledger, channel, items=items, retries_only=retries_only, stopping=stopping)
         rows = [_row(outcome) for outcome in outcomes]
     sent = sum(row["state"] == "published" for row in rows)
     get_run_logger().info("publish %s: %d published, %d not", channel, sent, len(rows) - sent)
@@ -126,6 +130,33 @@ def publish_channel(
 
 
 retry_channel = publish_channel.with_options(task_run_name="retry {channel}")
+
+#: Set by SIGTERM while this process publishes (``carecast serve`` shutting down, or the run cancelled).
+SHUTDOWN = threading.Event()
+
+
+@contextmanager
+def _stop_gracefully() -> Iterator[threading.Event]:
+    """While the block runs, SIGTERM sets ``SHUTDOWN`` instead of raising wherever the code is (Prefect's handler):
+    the send in hand finishes and records its recipient or part, the rest is left for the next run, and the run
+    ends Failed saying so (which notifies). If the process is not done within the runner's grace period it is
+    killed, and the claim it leaves is resumed by a later run."""
+    if threading.current_thread() is not threading.main_thread():
+        yield SHUTDOWN  # signals reach the main thread only; there Prefect's own handling stays
+        return
+    previous = signal.signal(signal.SIGTERM, lambda _signal, _frame: SHUTDOWN.set())
+    try:
+        yield SHUTDOWN
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stopped(rows: list[Row]) -> list[str]:
+    """What a shutdown left for the next run, in words; empty when the run was not stopped."""
+    if not SHUTDOWN.is_set():
+        return []
+    left = [f"{row['channel']}: {row['title']}" for row in rows if row["state"] == "retry" and STOPPED in row["detail"]]
+    return [f"{STOPPED}; left for the next run: {', '.join(left) or 'every channel not yet published'}"]
 
 
 @task(task_run_name="review {channels}", cache_policy=NO_CACHE)
@@ -256,9 +287,10 @@ def _finish(rows: list[Row], summary: str, result: dict[str, Any]) -> State[Any]
     run: the ingest job sends it again when its wait is over."""
     _name_run(summary)
     failed = [row for row in rows if row["state"] in ("failed", "unknown")]
-    if not failed:
+    stopped = _stopped(rows)
+    if not failed and not stopped:
         return result
-    reasons = "; ".join(f"{row['channel'] or row['title']}: {row['detail']}" for row in failed)
+    reasons = "; ".join([*(f"{row['channel'] or row['title']}: {row['detail']}" for row in failed), *stopped])
     return Failed(message=f"{len(failed)} not sent: {reasons}", data=result)
 
 
@@ -338,6 +370,8 @@ def publish(
         if decisions:
             rows += decide_drafts(practice, decisions)
         for name in names:
+            if SHUTDOWN.is_set():
+                break
             rows += publish_channel(practice, name, items)
         report(practice, rows, names)
         sent = sum(row["state"] == "published" for row in rows)
@@ -360,6 +394,8 @@ def pipeline(
         reports = _read_sources(config_path, opened)
         outcomes: list[Row] = []
         for name in names:
+            if SHUTDOWN.is_set():
+                break
             outcomes.extend(adapt_channel(config_path, name, dry_run))
             if not dry_run:
                 outcomes.extend(expire_channel(config_path, name))
@@ -367,8 +403,9 @@ def pipeline(
     result = {"sources": reports, "outcomes": outcomes}
     failed = [report for report in reports if report["error"]]
     failed_rows = [row for row in outcomes if row["state"] in ("failed", "unknown")]
-    if not failed and not failed_rows:
+    stopped = _stopped(outcomes)
+    if not failed and not failed_rows and not stopped:
         return result
     reasons = [f"source {r['source']}: {r['error']}" for r in failed]
-    reasons += [f"{row['channel']}: {row['detail']}" for row in failed_rows]
+    reasons += [f"{row['channel']}: {row['detail']}" for row in failed_rows] + stopped
     return Failed(message="; ".join(reasons), data=result)  # type: ignore[return-value]
