@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from carecast.ledger import IN_FLIGHT
+from tests.conftest import write_config
 from tests.flows.conftest import Webhook
 from tests.prefect_server import BIN, PrefectServer
 from tests.test_live_run import ENV, TWILIO, Providers, live_settings
@@ -185,3 +186,20 @@ def test_x_thread_killed_mid_thread_resumes_after_resolve_and_keeps_its_chain(
     second = next(tweet for tweet in x.tweets if tweet.in_reply_to_tweet_id == first.id)
     third = next(tweet for tweet in x.tweets if tweet.in_reply_to_tweet_id == second.id)
     assert (first.text[:4], second.text[:4], third.text[:4]) == ("1/3 ", "2/3 ", "3/3 ")
+
+
+def test_the_resolve_flow_settles_an_unknown_recipient_as_the_command_does(prefect_api: None, tmp_path: Path) -> None:
+    from carecast.model import Draft
+    from carecast.practice import open_practice
+    from flows.resolve import resolve
+
+    config = write_config(tmp_path)
+    with open_practice(config) as practice:
+        ledger = practice.ledger
+        draft_id = ledger.save_draft(Draft(channel="sms", item_ids=(), parts=("hi",)), "default", "approved")
+        publication = ledger.claim(draft_id)
+        ledger.claim_delivery(publication, "+13125550117")
+        ledger.resume_stale("sms", timedelta(seconds=-1))
+        ledger.record_unknown(publication, "1 recipient unknown")
+    summary = resolve(publication, "resend", recipient="+13125550117", practice=str(config))
+    assert summary == f"publication {publication}: 1 settled (resend); the next run finishes it"

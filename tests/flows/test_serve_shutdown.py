@@ -66,6 +66,8 @@ def test_serve_stopped_mid_send_loses_nothing_and_says_what_was_left(
                 pipeline.ingest(practice.settings, practice.ledger, source)
         env = {**prefect_server.env, "TWILIO_AUTH_TOKEN": ENV["TWILIO_AUTH_TOKEN"]}
         with start_carecast_serve(config, _with_env(prefect_server, env)) as serve:
+            form = prefect_server.api.deployment("resolve", "harbor-pt-resolve")["parameter_openapi_schema"]
+            assert form["properties"]["decision"]["enum"] == ["sent", "resend", "drop"]
             run_id = prefect_server.api.start("publish", "harbor-pt-sms")
             wait_for("two texts", lambda: len(twilio.messages) >= 2, 120, serve)
             serve.send_signal(signal.SIGTERM)
