@@ -286,9 +286,12 @@ class _Sender:
                 # Nothing left: a credential that is not set or not accepted is mended by a person, then retried.
                 failure = PublishError(instance, str(exc), transient=True)
         title = self.title(draft)
-        unknown = ledger.unknown_deliveries().get(publication_id, [])
+        unknown = ledger.unknown_deliveries([publication_id]).get(publication_id, [])
         if unknown:
-            done = failure.reason if failure else "; ".join((receipt.location, *receipt.notes)) if receipt else ""
+            if failure is not None:
+                done = failure.reason
+            else:
+                done = "; ".join((receipt.location, *receipt.notes)) if receipt else ""
             reason = (
                 f"{len(unknown)} {'part' if unknown[0].is_part else 'recipient'}(s) unknown: {IN_FLIGHT}; check, then "
                 f"carecast resolve {publication_id} --sent|--resend|--drop" + (f" ({done})" if done else "")

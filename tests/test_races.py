@@ -8,22 +8,18 @@ from __future__ import annotations
 
 import multiprocessing
 import traceback
-import uuid
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from carecast import pipeline
 from carecast.cli import NOT_DONE
 from carecast.ledger import open_ledger
 from carecast.practice import load_settings
-from tests.conftest import POSTGRES_ADMIN, write_config
+from tests.conftest import fresh_ledger, write_config
 from tests.providers.smtp import SmtpServer
 from tests.providers.twilio import TwilioServer
 from tests.test_live_run import ALL_OPEN, ENV, SMS_RECIPIENTS, TWILIO
@@ -57,29 +53,6 @@ def racer(config: str, start: Barrier, errors: Any) -> None:
     except BaseException:
         errors.put(traceback.format_exc())
         raise
-
-
-@contextmanager
-def fresh_postgres_database() -> Iterator[str]:
-    name = f"carecast_race_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield POSTGRES_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-@contextmanager
-def fresh_ledger(dialect: str, folder: Path) -> Iterator[str]:
-    if dialect == "sqlite":
-        yield f"sqlite:///{folder / 'ledger.db'}"
-    else:
-        with fresh_postgres_database() as url:
-            yield url
 
 
 @pytest.mark.parametrize("dialect", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

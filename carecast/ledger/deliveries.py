@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -47,12 +48,14 @@ class DeliveryLedger(LedgerStore):
             rows = session.scalars(select(DeliveryRow).where(DeliveryRow.publication_id == publication_id)).all()
         return {row.address: _delivery_record(row) for row in rows}
 
-    def unknown_deliveries(self) -> dict[int, list[DeliveryRecord]]:
-        """Recipients and parts whose send is ``unknown`` (their run died in flight), by publication id."""
+    def unknown_deliveries(self, publication_ids: Sequence[int] | None = None) -> dict[int, list[DeliveryRecord]]:
+        """Recipients and parts whose send is ``unknown`` (their run died in flight), by publication id (of these
+        publications only, when given)."""
+        query = select(DeliveryRow).where(DeliveryRow.state == "unknown")
+        if publication_ids is not None:
+            query = query.where(DeliveryRow.publication_id.in_(publication_ids))
         with self._session() as session:
-            rows = session.scalars(
-                select(DeliveryRow).where(DeliveryRow.state == "unknown").order_by(DeliveryRow.publication_id)
-            ).all()
+            rows = session.scalars(query.order_by(DeliveryRow.publication_id, DeliveryRow.address)).all()
         found: dict[int, list[DeliveryRecord]] = {}
         for row in rows:
             found.setdefault(row.publication_id, []).append(_delivery_record(row))

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import write_config
+from tests.conftest import fresh_ledger, write_config
 from tests.prefect_server import BIN, PrefectServer
-from tests.test_races import fresh_ledger
 
 pytestmark = [pytest.mark.prefect, pytest.mark.slow]
 
