@@ -15,7 +15,12 @@ window of its drafts closes; drafts still pending then expire at the next run an
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import logging
+import os
 import signal
+import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -32,6 +37,7 @@ from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
 from prefect.states import Failed, State
 from pydantic import BaseModel, Field, create_model
+from rich.console import Console
 
 from carecast import pipeline as core
 from carecast.channel import STOPPED, PracticeContext
@@ -294,7 +300,33 @@ def _finish(rows: list[Row], summary: str, result: dict[str, Any]) -> State[Any]
     return Failed(message=f"{len(failed)} not sent: {reasons}", data=result)
 
 
-HOOKS: dict[str, Any] = {"on_failure": [notify_failure], "on_crashed": [notify_failure]}
+def quiet_if_the_console_is_gone(*_hook_arguments: Any) -> None:
+    """When a run starts: should its console go away, stop writing to it instead of crashing.
+
+    Under ``carecast serve`` a run's console output goes to ``serve`` through a pipe. Were ``serve`` killed, the next
+    log line would meet a broken pipe, which rich (Prefect's console) turns into SystemExit: a run that had sent
+    everything would end Crashed, with a false alert. Its logs still reach the Prefect API either way.
+    """
+    loggers = [logging.getLogger(), *(logging.getLogger(name) for name in logging.root.manager.loggerDict)]
+    for handler in {handler for logger in loggers for handler in getattr(logger, "handlers", ())}:
+        console = getattr(handler, "console", None)
+        if isinstance(console, Console):
+            console.on_broken_pipe = functools.partial(_go_quiet, console)  # type: ignore[method-assign]
+
+
+def _go_quiet(console: Console) -> None:
+    console.quiet = True
+    with open(os.devnull, "wb") as devnull:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(devnull.fileno(), stream.fileno())
+
+
+HOOKS: dict[str, Any] = {
+    "on_running": [quiet_if_the_console_is_gone],
+    "on_failure": [notify_failure],
+    "on_crashed": [notify_failure],
+}
 
 
 @flow(name="ingest", flow_run_name="ingest", log_prints=True, **HOOKS)

@@ -24,7 +24,8 @@ from tests.providers.smtp import SmtpServer
 from tests.providers.twilio import TwilioServer
 from tests.test_live_run import ALL_OPEN, ENV, SMS_RECIPIENTS, TWILIO
 
-pytestmark = pytest.mark.slow
+# 100 racing runs a dialect: about 5 minutes on a loaded 2-core machine.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 RACERS = 5
 ROUNDS = 20

@@ -1,6 +1,7 @@
 """``carecast serve`` stopped with SIGTERM (Ctrl-C of ``make serve``) while a publish run is texting: the text in
 hand is finished and recorded, the rest is left for the next run, the run ends Failed saying so and the practice is
-notified once; the next run texts the others, so nobody is lost and nobody gets it twice.
+notified once; the next run texts the others, so nobody is lost and nobody gets it twice. Killed (SIGKILL), serve
+leaves its run to finish on its own: it ends Completed, with no false crash alert.
 
 Against the session's ``prefect server`` and a ``carecast serve`` of its own practice ("Harbor PT"), whose SMS
 channel texts through a Twilio fake that takes a second per message.
@@ -12,6 +13,8 @@ import signal
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -39,9 +42,20 @@ class SlowTwilio(TwilioServer):
         return super().finish(request, reply)
 
 
-def test_serve_stopped_mid_send_loses_nothing_and_says_what_was_left(
+@dataclass
+class Harbor:
+    """The practice: its config, its slow Twilio, and the environment its ``carecast serve`` runs in."""
+
+    config: Path
+    twilio: SlowTwilio
+    server: PrefectServer
+
+
+@pytest.fixture
+def harbor(
     prefect_server: PrefectServer, webhook: Webhook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+) -> Iterator[Harbor]:
+    """Its items read (the run only adapts and publishes); SMS on no schedule, the other channels off."""
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", ENV["TWILIO_AUTH_TOKEN"])
     with SlowTwilio(credentials=TWILIO) as twilio:
         credentials = {"account_sid": TWILIO.account_sid, "auth_token": {"env": "TWILIO_AUTH_TOKEN"}}
@@ -65,40 +79,55 @@ def test_serve_stopped_mid_send_loses_nothing_and_says_what_was_left(
             for source in practice.settings.sources:
                 pipeline.ingest(practice.settings, practice.ledger, source)
         env = {**prefect_server.env, "TWILIO_AUTH_TOKEN": ENV["TWILIO_AUTH_TOKEN"]}
-        with start_carecast_serve(config, _with_env(prefect_server, env)) as serve:
-            form = prefect_server.api.deployment("resolve", "harbor-pt-resolve")["parameter_openapi_schema"]
-            assert form["properties"]["decision"]["enum"] == ["sent", "resend", "drop"]
-            run_id = prefect_server.api.start("publish", "harbor-pt-sms")
-            wait_for("two texts", lambda: len(twilio.messages) >= 2, 120, serve)
-            serve.send_signal(signal.SIGTERM)
-            try:
-                serve.wait(timeout=90)
-            except subprocess.TimeoutExpired:
-                pytest.fail("carecast serve did not stop within 90 s of SIGTERM")
-        texted = len(twilio.messages)
-        assert 2 <= texted < len(SMS_RECIPIENTS), "stopped mid-batch"
-
-        wait_for("the run's final state", lambda: _final(prefect_server, run_id), 60)
-        # The run ends Failed saying what was left; Prefect's runner may then mark it Cancelled (it asked it to stop).
-        history = prefect_server.api("GET", f"/flow_run_states/?flow_run_id={run_id}")
-        assert any(s["type"] == "FAILED" and STOPPED in (s["message"] or "") for s in history), history
-        about_run = wait_for("the notification", lambda: _about(webhook, run_id), 60)
-        time.sleep(5)  # a second one would be there by now
-        assert len(_about(webhook, run_id)) == 1
-        assert STOPPED in about_run[0]["reason"] and "left for the next run" in about_run[0]["reason"]
-
-        with open_practice(config) as practice:
-            [publication] = practice.ledger.publications()
-            deliveries = practice.ledger.deliveries(publication.id)
-            assert "claimed" not in {d.state for d in deliveries.values()}, "the text in hand was recorded"
-            assert (publication.state, publication.transient) == ("failed", True)
-            outcomes = pipeline.publish(practice.settings, practice.ledger, "sms")
-        assert [outcome.state for outcome in outcomes] == ["published"]
-        assert Counter(message["to"] for message in twilio.messages) == dict.fromkeys(SMS_RECIPIENTS, 1)
+        yield Harbor(config, twilio, PrefectServer(env, prefect_server.process))
 
 
-def _with_env(server: PrefectServer, env: dict[str, str]) -> PrefectServer:
-    return PrefectServer(env, server.process)
+def stop_serve_mid_batch(harbor: Harbor, how: signal.Signals) -> str:
+    """Start a publish run through ``carecast serve``, send ``how`` to serve after two texts; the run's id."""
+    with start_carecast_serve(harbor.config, harbor.server) as serve:
+        form = harbor.server.api.deployment("resolve", "harbor-pt-resolve")["parameter_openapi_schema"]
+        assert form["properties"]["decision"]["enum"] == ["sent", "resend", "drop"]
+        run_id = harbor.server.api.start("publish", "harbor-pt-sms")
+        wait_for("two texts", lambda: len(harbor.twilio.messages) >= 2, 120, serve)
+        serve.send_signal(how)
+        try:
+            serve.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"carecast serve did not stop within 90 s of {how.name}")
+    return run_id
+
+
+def test_serve_stopped_mid_send_loses_nothing_and_says_what_was_left(harbor: Harbor, webhook: Webhook) -> None:
+    run_id = stop_serve_mid_batch(harbor, signal.SIGTERM)
+    assert 2 <= len(harbor.twilio.messages) < len(SMS_RECIPIENTS), "stopped mid-batch"
+    wait_for("the run's final state", lambda: _final(harbor.server, run_id), 60)
+    # The run ends Failed saying what was left; Prefect's runner may then mark it Cancelled (it asked it to stop).
+    history = harbor.server.api("GET", f"/flow_run_states/?flow_run_id={run_id}")
+    assert any(s["type"] == "FAILED" and STOPPED in (s["message"] or "") for s in history), history
+    about_run = wait_for("the notification", lambda: _about(webhook, run_id), 60)
+    time.sleep(5)  # a second one would be there by now
+    assert len(_about(webhook, run_id)) == 1
+    assert STOPPED in about_run[0]["reason"] and "left for the next run" in about_run[0]["reason"]
+
+    with open_practice(harbor.config) as practice:
+        [publication] = practice.ledger.publications()
+        deliveries = practice.ledger.deliveries(publication.id)
+        assert "claimed" not in {d.state for d in deliveries.values()}, "the text in hand was recorded"
+        assert (publication.state, publication.transient) == ("failed", True)
+        outcomes = pipeline.publish(practice.settings, practice.ledger, "sms")
+    assert [outcome.state for outcome in outcomes] == ["published"]
+    assert Counter(message["to"] for message in harbor.twilio.messages) == dict.fromkeys(SMS_RECIPIENTS, 1)
+
+
+def test_serve_killed_mid_send_lets_the_run_finish_without_a_false_crash_alert(
+    harbor: Harbor, webhook: Webhook
+) -> None:
+    run_id = stop_serve_mid_batch(harbor, signal.SIGKILL)
+    state = wait_for("the run's final state", lambda: _final(harbor.server, run_id), 120)
+    assert state["type"] == "COMPLETED", state
+    assert Counter(message["to"] for message in harbor.twilio.messages) == dict.fromkeys(SMS_RECIPIENTS, 1)
+    time.sleep(5)  # an alert would be there by now
+    assert _about(webhook, run_id) == []
 
 
 def _final(server: PrefectServer, run_id: str) -> dict[str, object] | None:
