@@ -3,8 +3,8 @@ hand is finished and recorded, the rest is left for the next run, the run ends F
 notified once; the next run texts the others, so nobody is lost and nobody gets it twice. Killed (SIGKILL), serve
 leaves its run to finish on its own: it ends Completed, with no false crash alert.
 
-Against the session's ``prefect server`` and a ``carecast serve`` of its own practice ("Harbor PT"), whose SMS
-channel texts through a Twilio fake that takes a second per message.
+Against the session's ``prefect server`` and a ``carecast serve`` of a practice of each test's own ("Harbor PT",
+"Cove PT"), whose SMS channel texts through a Twilio fake that takes a second per message.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ class SlowTwilio(TwilioServer):
 class Harbor:
     """The practice: its config, its slow Twilio, and the environment its ``carecast serve`` runs in."""
 
+    slug: str
     config: Path
     twilio: SlowTwilio
     server: PrefectServer
@@ -53,9 +54,14 @@ class Harbor:
 
 @pytest.fixture
 def harbor(
-    prefect_server: PrefectServer, webhook: Webhook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    request: pytest.FixtureRequest,
+    prefect_server: PrefectServer,
+    webhook: Webhook,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Harbor]:
-    """Its items read (the run only adapts and publishes); SMS on no schedule, the other channels off."""
+    """Its items read (the run only adapts and publishes); SMS on no schedule, the other channels off. Named
+    ``request.param`` (a stopped serve pauses its deployments: each test serves a practice of its own)."""
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", ENV["TWILIO_AUTH_TOKEN"])
     with SlowTwilio(credentials=TWILIO) as twilio:
         credentials = {"account_sid": TWILIO.account_sid, "auth_token": {"env": "TWILIO_AUTH_TOKEN"}}
@@ -63,7 +69,7 @@ def harbor(
         config = write_config(
             tmp_path,
             {
-                "practice": {"name": "Harbor Physical Therapy", "short_name": "Harbor PT"},
+                "practice": {"name": f"{request.param} Physical Therapy", "short_name": f"{request.param} PT"},
                 "notify": {"webhook": webhook[0]},
                 "channels": {
                     "sms": {"schedule": [], "credentials": {**credentials, "api_base": twilio.url}},
@@ -79,15 +85,15 @@ def harbor(
             for source in practice.settings.sources:
                 pipeline.ingest(practice.settings, practice.ledger, source)
         env = {**prefect_server.env, "TWILIO_AUTH_TOKEN": ENV["TWILIO_AUTH_TOKEN"]}
-        yield Harbor(config, twilio, PrefectServer(env, prefect_server.process))
+        yield Harbor(request.param.lower(), config, twilio, PrefectServer(env, prefect_server.process))
 
 
 def stop_serve_mid_batch(harbor: Harbor, how: signal.Signals) -> str:
     """Start a publish run through ``carecast serve``, send ``how`` to serve after two texts; the run's id."""
     with start_carecast_serve(harbor.config, harbor.server) as serve:
-        form = harbor.server.api.deployment("resolve", "harbor-pt-resolve")["parameter_openapi_schema"]
+        form = harbor.server.api.deployment("resolve", f"{harbor.slug}-pt-resolve")["parameter_openapi_schema"]
         assert form["properties"]["decision"]["enum"] == ["sent", "resend", "drop"]
-        run_id = harbor.server.api.start("publish", "harbor-pt-sms")
+        run_id = harbor.server.api.start("publish", f"{harbor.slug}-pt-sms")
         wait_for("two texts", lambda: len(harbor.twilio.messages) >= 2, 120, serve)
         serve.send_signal(how)
         try:
@@ -97,6 +103,7 @@ def stop_serve_mid_batch(harbor: Harbor, how: signal.Signals) -> str:
     return run_id
 
 
+@pytest.mark.parametrize("harbor", ["Harbor"], indirect=True)
 def test_serve_stopped_mid_send_loses_nothing_and_says_what_was_left(harbor: Harbor, webhook: Webhook) -> None:
     run_id = stop_serve_mid_batch(harbor, signal.SIGTERM)
     assert 2 <= len(harbor.twilio.messages) < len(SMS_RECIPIENTS), "stopped mid-batch"
@@ -119,6 +126,7 @@ def test_serve_stopped_mid_send_loses_nothing_and_says_what_was_left(harbor: Har
     assert Counter(message["to"] for message in harbor.twilio.messages) == dict.fromkeys(SMS_RECIPIENTS, 1)
 
 
+@pytest.mark.parametrize("harbor", ["Cove"], indirect=True)
 def test_serve_killed_mid_send_lets_the_run_finish_without_a_false_crash_alert(
     harbor: Harbor, webhook: Webhook
 ) -> None:
