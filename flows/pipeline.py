@@ -99,6 +99,8 @@ def ingest_source(config_path: str, source: str) -> dict[str, Any]:
         logger.info("source %s: %s", source, state)
     for warning in report.warnings:
         logger.warning("source %s: %s", source, warning)
+    for failure in report.failures:
+        logger.error("source %s: %s", source, failure)
     return asdict(report)
 
 
@@ -435,9 +437,10 @@ def pipeline(
     result = {"sources": reports, "outcomes": outcomes}
     failed = [report for report in reports if report["error"]]
     failed_rows = [row for row in outcomes if row["state"] in ("failed", "unknown")]
+    failures = [f"source {r['source']}: {failure}" for r in reports for failure in r["failures"]]
     stopped = _stopped(outcomes)
-    if not failed and not failed_rows and not stopped:
+    if not failed and not failed_rows and not failures and not stopped:
         return result
-    reasons = [f"source {r['source']}: {r['error']}" for r in failed]
+    reasons = [f"source {r['source']}: {r['error']}" for r in failed] + failures
     reasons += [f"{row['channel']}: {row['detail']}" for row in failed_rows] + stopped
     return Failed(message="; ".join(reasons), data=result)  # type: ignore[return-value]
