@@ -70,7 +70,7 @@ def harbor(
             tmp_path,
             {
                 "practice": {"name": f"{request.param} Physical Therapy", "short_name": f"{request.param} PT"},
-                "notify": {"webhook": webhook[0]},
+                "notify": {"webhook": webhook[0], "allow_private": True},
                 "channels": {
                     "sms": {"schedule": [], "credentials": {**credentials, "api_base": twilio.url}},
                     "newsletter": off,
