@@ -1,8 +1,8 @@
 """The ``carecast`` command: check a config, run the pipeline, measure text, show the ledger.
 
 Exit codes: 0 done (everything due was published or deliberately skipped); 1 the run finished but something in it
-failed (a source, a draft refused by the rules, a publication failed, left for a retry or unknown); 2 the
-configuration or the command line is wrong, and nothing ran.
+failed (a source; a publication failed, left for a retry or unknown; every draft of a channel refused by the rules);
+2 the configuration or the command line is wrong, and nothing ran.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from carecast.text import sms_measure, x_measure
 DESCRIPTION = "Check a CareCast config, run the pipeline, measure text, show the ledger, serve the webhooks."
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-#: Outcomes that make ``carecast run`` exit 1: anything due that was neither published nor deliberately skipped.
-NOT_DONE = frozenset({"failed", "retry", "unknown", "rejected"})
+#: Outcomes that make ``carecast run`` exit 1: a publication not done (failed, left for a retry, or unknown).
+NOT_DONE = frozenset({"failed", "retry", "unknown"})
 RESOLUTIONS: dict[Resolution, str] = {
     "sent": "the provider has it: record it sent",
     "resend": "the provider does not have it: the next run sends it, once",
@@ -398,6 +398,11 @@ def _summarise(result: dict[str, Any], *, dry_run: bool) -> int:
     for channel, passed_over in skipped.items():
         # A first run meets a whole backlog: one line per channel says what was passed over and why.
         rows.append([f"{len(passed_over)} older item(s)", channel, "skipped", passed_over[0]["detail"]])
+    # A channel whose every draft the rules refused published nothing it was due to.
+    states: dict[str, set[str]] = {}
+    for outcome in result["outcomes"]:
+        states.setdefault(outcome["channel"], set()).add(outcome["state"])
+    failed |= any("rejected" in seen and "published" not in seen for seen in states.values())
     if rows:
         _table(["item", "channel", "state", "where / why"], rows)
     else:

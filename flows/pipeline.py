@@ -302,8 +302,8 @@ def _finish(rows: list[Row], summary: str, result: dict[str, Any]) -> State[Any]
     return Failed(message=f"{len(failed)} not sent: {reasons}", data=result)
 
 
-def quiet_if_the_console_is_gone(*_hook_arguments: Any) -> None:
-    """When a run starts: should its console go away, stop writing to it instead of crashing.
+def _quiet_if_the_console_is_gone() -> None:
+    """Called as each flow starts: should its console go away, stop writing to it instead of crashing.
 
     Under ``carecast serve`` a run's console output goes to ``serve`` through a pipe. Were ``serve`` killed, the next
     log line would meet a broken pipe, which rich (Prefect's console) turns into SystemExit: a run that had sent
@@ -324,11 +324,7 @@ def _go_quiet(console: Console) -> None:
                 os.dup2(devnull.fileno(), stream.fileno())
 
 
-HOOKS: dict[str, Any] = {
-    "on_running": [quiet_if_the_console_is_gone],
-    "on_failure": [notify_failure],
-    "on_crashed": [notify_failure],
-}
+HOOKS: dict[str, Any] = {"on_failure": [notify_failure], "on_crashed": [notify_failure]}
 
 
 @flow(name="ingest", flow_run_name="ingest", log_prints=True, **HOOKS)
@@ -349,6 +345,7 @@ def ingest(
         items: draft only these item ids (see carecast status or a run's table); empty: every new item
         dry_run: render previews only; store no drafts
     """
+    _quiet_if_the_console_is_gone()
     # Opened once for the whole run: its tasks, running in this process, share it instead of opening their own.
     with open_practice(practice) as opened:
         settings = opened.settings
@@ -388,6 +385,7 @@ def publish(
         items: publish only drafts of these item ids; empty: everything due
         dry_run: render and preview only; store nothing, send nothing
     """
+    _quiet_if_the_console_is_gone()
     with open_practice(practice) as opened:  # shared by the run's tasks, as in ingest
         settings = opened.settings
         names = core.channel_names(settings, channels)
@@ -422,6 +420,7 @@ def pipeline(
     Returns ``{"sources": [...], "outcomes": [...]}``: one report per source and one row per draft; as the data
     of a Failed state (which notifies ``notify.webhook``) when a source or a publication failed.
     """
+    _quiet_if_the_console_is_gone()
     with open_practice(config_path) as opened:  # shared by the run's tasks, as in ingest
         settings = opened.settings
         names = core.channel_names(settings, channels)

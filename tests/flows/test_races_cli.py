@@ -1,6 +1,6 @@
 """Racing ``carecast run`` processes agree: 5 at once on one fresh ledger (SQLite and PostgreSQL) publish each
-draft once (one outbox file per publication), all exit 0 and none prints a traceback; two runs on a fresh Prefect
-home (no ``PREFECT_API_URL``: each starts Prefect's temporary server) do not race its first migration."""
+draft once (one outbox file per publication), all exit 0 and none prints a traceback. (Two first runs on a fresh
+Prefect home: tests/test_prefect_home.py.)"""
 
 from __future__ import annotations
 
@@ -63,13 +63,3 @@ def test_racing_carecast_runs_publish_once_and_exit_0(
             config = write_config(folder, {"ledger": {"url": url}})
             assert_all_done(race(config, {**prefect_server.env, "PREFECT_HOME": str(folder / "prefect")}, RACERS))
             assert outbox(config) == FIRST_RUN, f"round {number}"
-
-
-def test_two_runs_on_a_fresh_prefect_home_do_not_race_its_migration(tmp_path: Path) -> None:
-    import os
-
-    config = write_config(tmp_path)
-    env = {key: value for key, value in os.environ.items() if key != "PREFECT_API_URL"}
-    env["PREFECT_HOME"] = str(tmp_path / "fresh-prefect-home")
-    assert_all_done(race(config, env, 2))
-    assert outbox(config) == FIRST_RUN
