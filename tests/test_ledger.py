@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -200,3 +201,34 @@ def test_an_expired_draft_cannot_be_approved(ledger: Ledger) -> None:
     with pytest.raises(LedgerError, match="never sent late"):
         ledger.set_draft_state(draft_id, "approved")
     assert ledger.drafts("x")[0].created_at.tzinfo is not None
+
+
+def test_the_migrations_make_exactly_the_schema(ledger_url: str) -> None:
+    """A change to carecast/ledger/schema.py needs a migration (README: Interrupted runs and racing runs)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from carecast.ledger.schema import Base
+
+    opened = Ledger(ledger_url)
+    with opened.engine.connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+    opened.close()
+
+
+def test_a_ledger_made_before_migrations_is_upgraded_in_place(tmp_path: Path) -> None:
+    from sqlalchemy import create_engine, inspect
+
+    from carecast.ledger.schema import Base
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = create_engine(url)
+    Base.metadata.create_all(old)  # as create_all made it, then as it was before the PHI holds and the tokens
+    with old.begin() as connection:
+        connection.exec_driver_sql("DROP TABLE phi_holds")
+        connection.exec_driver_sql("DROP TABLE unsubscribe_tokens")
+    old.dispose()
+    opened = Ledger(url)
+    opened.upsert_items([item(1)])
+    assert "phi_holds" in inspect(opened.engine).get_table_names()
+    opened.close()

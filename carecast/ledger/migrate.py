@@ -4,7 +4,7 @@ Several runs and workers open the same ledger at once, a fresh one included: the
 that holds the database's own lock first (PostgreSQL: an advisory lock; SQLite: ``BEGIN IMMEDIATE``, which the
 store emits for every transaction), so the first process migrates and the others find the schema current. A ledger
 made by ``create_all`` before migrations existed has the tables but no ``alembic_version``: it is stamped with the
-baseline it equals, then upgraded in place.
+baseline it equals (or the newest revision, when it has every table of today's schema), then upgraded in place.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.engine import Engine
+
+from carecast.ledger.schema import Base
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 #: The revision a ledger made by ``create_all`` (before Alembic) is.
@@ -42,7 +44,8 @@ def upgrade(engine: Engine) -> None:
         config.attributes["connection"] = connection
         tables = set(inspect(connection).get_table_names())
         if "alembic_version" not in tables and "publications" in tables:
-            command.stamp(config, BASELINE)
+            # Made by create_all: the schema of its day, the newest when it has every table of today's.
+            command.stamp(config, "head" if set(Base.metadata.tables) <= tables else BASELINE)
         command.upgrade(config, "head")
 
 

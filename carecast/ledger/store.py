@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -109,10 +110,17 @@ def _engine(url: str) -> Engine:
 
 
 def _passing(exc: BaseException) -> bool:
-    """Whether a database failure may pass on its own: a lost or refused connection, a lock held too long."""
-    return isinstance(exc, OperationalError | InterfaceError) or (
-        isinstance(exc, DBAPIError) and exc.connection_invalidated
-    )
+    """Whether a database failure may pass on its own: a lost or refused connection, a lock held too long.
+
+    SQLite reports much else as an operational error too (a missing table): only its busy lock passes.
+    """
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    if isinstance(exc.orig, sqlite3.Error):
+        return "locked" in str(exc.orig) or "busy" in str(exc.orig)
+    return isinstance(exc, OperationalError | InterfaceError)
 
 
 class _Attempts:
