@@ -1,7 +1,8 @@
 """The ``carecast`` command: check a config, run the pipeline, measure text, show the ledger.
 
-Exit codes: 0 done; 1 the run finished but something in it failed (a source, a draft, a publication); 2 the
-configuration or the command line is wrong, and nothing ran.
+Exit codes: 0 done (everything due was published or deliberately skipped); 1 the run finished but something in it
+failed (a source; a publication failed, left for a retry or unknown; every draft of a channel refused by the rules);
+2 the configuration or the command line is wrong, and nothing ran.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from carecast.audit import audit, render
 from carecast.batches import batched
 from carecast.config import DEFAULT_CONFIG, Settings
 from carecast.errors import CareCastError, ConfigError
-from carecast.ledger import DraftState, Ledger
+from carecast.ledger import DeliveryRecord, DraftState, Ledger, Resolution, open_ledger, part_address
 from carecast.model import Draft
 from carecast.pipeline import make_channel
 from carecast.practice import load_settings, open_practice
@@ -35,6 +36,13 @@ from carecast.text import sms_measure, x_measure
 DESCRIPTION = "Check a CareCast config, run the pipeline, measure text, show the ledger, serve the webhooks."
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+#: Outcomes that make ``carecast run`` exit 1: a publication not done (failed, left for a retry, or unknown).
+NOT_DONE = frozenset({"failed", "retry", "unknown"})
+RESOLUTIONS: dict[Resolution, str] = {
+    "sent": "the provider has it: record it sent",
+    "resend": "the provider does not have it: the next run sends it, once",
+    "drop": "never send it",
+}
 #: Prefect keeps its home in ``.carecast/prefect`` (prefect.toml); Prefect needs the parent folder to exist.
 STATE_DIR = Path(".carecast")
 PREFECT_TOML = "prefect.toml"
@@ -83,6 +91,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     status.add_argument("--channel", metavar="NAME", help="only this channel")
     status.add_argument("--state", choices=["claimed", "sent", "failed", "unknown"], help="only those in this state")
+    resolve = command(
+        "resolve",
+        _resolve,
+        "settle a publication left unknown by a run that died mid-send, once checked with the provider",
+    )
+    resolve.add_argument("publication_id", type=int, metavar="PUB_ID", help="the publication (carecast status)")
+    which = resolve.add_mutually_exclusive_group()
+    which.add_argument("--recipient", metavar="ADDR", help="only this recipient (default: every unknown one)")
+    which.add_argument("--part", type=int, metavar="N", help="only this part of a thread")
+    decision = resolve.add_mutually_exclusive_group(required=True)
+    for name, meaning in RESOLUTIONS.items():
+        decision.add_argument(f"--{name}", dest="decision", action="store_const", const=name, help=meaning)
+    resolve.add_argument("--provider-id", metavar="ID", help="with --sent: the provider's id of it (a post's id)")
+    resolve.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="default: %(default)s")
 
     check.add_argument("--live", action="store_true", help="also prove each configured account works, sending nothing")
 
@@ -146,7 +168,7 @@ def _check(args: argparse.Namespace) -> int:
 
 def _open_ledger(config: Path) -> tuple[Settings, Ledger]:
     settings = load_settings(config)
-    return settings, Ledger(settings.ledger_url())
+    return settings, open_ledger(settings)
 
 
 def _drafts(args: argparse.Namespace) -> int:
@@ -248,11 +270,11 @@ def _measure(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config)
-    ledger = Ledger(settings.ledger_url())
+    _, ledger = _open_ledger(args.config)
     try:
+        unknown = ledger.unknown_deliveries()
         records = (
-            record.to_json()
+            record.to_json() | {"unknown": _unknown(unknown.get(record.id, []))}
             for record in ledger.stream_publications(
                 channel=args.channel, state=args.state, since=args.since, limit=args.limit
             )
@@ -265,13 +287,44 @@ def _status(args: argparse.Namespace) -> int:
             print("]")
             return 0
         headers = ["id", "channel", "state", "when", "items", "where"]
+        left: list[list[Any]] = []
         for number, page in enumerate(batched(records, STATUS_PAGE)):
             rows = [
                 [r["id"], r["channel"], r["state"], r["when"][:16], ", ".join(r["item_ids"]), _where(r)] for r in page
             ]
             _table(headers, rows, header=number == 0)
+            left += [
+                [r["id"], r["channel"], d["part"] or d["recipient"], d["reason"]] for r in page for d in r["unknown"]
+            ]
     finally:
         ledger.close()
+    if left:
+        print(
+            "\nUnknown: check with the provider, then carecast resolve ID [--recipient ADDR|--part N] "
+            "--sent|--resend|--drop"
+        )
+        _table(["id", "channel", "recipient / part", "why"], left)
+    return 0
+
+
+def _unknown(deliveries: list[DeliveryRecord]) -> list[dict[str, str | None]]:
+    """A publication's recipients and parts left ``unknown``, as ``carecast status`` shows them."""
+    return [
+        {"recipient": None if d.is_part else d.address, "part": d.address if d.is_part else None, "reason": d.error}
+        for d in deliveries
+    ]
+
+
+def _resolve(args: argparse.Namespace) -> int:
+    address = args.recipient if args.part is None else part_address(args.part)
+    _, ledger = _open_ledger(args.config)
+    try:
+        settled = ledger.resolve(args.publication_id, args.decision, address=address, provider_id=args.provider_id)
+        [record] = ledger.publications(ids=[args.publication_id])
+    finally:
+        ledger.close()
+    after = "the next run finishes it" if record.state == "failed" and record.transient else record.state
+    print(f"publication {args.publication_id}: {settled} settled ({args.decision}); {after}")
     return 0
 
 
@@ -419,7 +472,7 @@ def _summarise(result: dict[str, Any], *, dry_run: bool) -> int:
     rows = []
     skipped: dict[str, list[dict[str, Any]]] = {}
     for outcome in result["outcomes"]:
-        failed |= outcome["state"] in ("failed", "retry")
+        failed |= outcome["state"] in NOT_DONE
         if outcome["state"] == "skipped":
             skipped.setdefault(outcome["channel"], []).append(outcome)
             continue
@@ -427,6 +480,11 @@ def _summarise(result: dict[str, Any], *, dry_run: bool) -> int:
     for channel, passed_over in skipped.items():
         # A first run meets a whole backlog: one line per channel says what was passed over and why.
         rows.append([f"{len(passed_over)} older item(s)", channel, "skipped", passed_over[0]["detail"]])
+    # A channel whose every draft the rules refused published nothing it was due to.
+    states: dict[str, set[str]] = {}
+    for outcome in result["outcomes"]:
+        states.setdefault(outcome["channel"], set()).add(outcome["state"])
+    failed |= any("rejected" in seen and "published" not in seen for seen in states.values())
     if rows:
         _table(["item", "channel", "state", "where / why"], rows)
     else:

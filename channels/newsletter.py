@@ -50,7 +50,7 @@ from carecast.channel import Channel, PracticeContext, PublishContext, Request, 
 from carecast.config import ChannelSettings
 from carecast.errors import PublishError, RenderError, TokenError
 from carecast.html import CONTACT_SCHEMES, contact_url, excerpt_html, html_to_text, same_picture
-from carecast.ledger import DELIVERY_CHUNK, DeliveryOutcome, DeliveryRecord, Ledger
+from carecast.ledger import DeliveryOutcome, DeliveryRecord, Ledger
 from carecast.model import ContentItem, Draft, Receipt, now_utc
 from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
@@ -388,7 +388,8 @@ class NewsletterChannel(Channel):
         retry_reasons: list[str] = []
         with ExitStack() as stack:
             smtp: smtplib.SMTP | None = None
-            for chunk in batched(batch.pending, DELIVERY_CHUNK):
+            for chunk in batched(batch.pending, context.delivery_chunk):
+                context.stop_if_asked(self.instance)
                 # Opened for the first chunk only: a resumed batch with nobody left opens no connection.
                 smtp = smtp or stack.enter_context(self._connect(credentials, password))
                 # The chunk is claimed before any of it is sent (recipients another worker or an earlier attempt
@@ -401,6 +402,7 @@ class NewsletterChannel(Channel):
                     for subscriber in chunk:
                         if subscriber.address not in mine:
                             continue
+                        context.stop_if_asked(self.instance)
                         token = ledger.issue_unsubscribe_token(self.name, list_id, subscriber.address)
                         to = str(Address(subscriber.name, addr_spec=subscriber.address))
                         message = self.build_message(draft, to=to, unsubscribe_token=token)

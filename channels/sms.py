@@ -64,7 +64,7 @@ from carecast.channel import Channel, PracticeContext, PublishContext, Request, 
 from carecast.compliance import QuietHours, handle_inbound, recipient_zones
 from carecast.config import ChannelSettings
 from carecast.errors import ChannelError, CredentialError, MeasureError, PublishError, RenderError
-from carecast.ledger import DELIVERY_CHUNK, DeliveryOutcome, DeliveryRecord, Ledger
+from carecast.ledger import DeliveryOutcome, DeliveryRecord, Ledger
 from carecast.model import ContentItem, Draft, Receipt, now_utc
 from carecast.pacing import Pacer, per_second
 from carecast.secrets import SecretRef, resolve
@@ -261,9 +261,7 @@ class SmsChannel(Channel):
         if self.config.credentials is None:
             return self._to_outbox(draft, context, context.ledger.subscribers(self.name))
         # Streamed a page at a time: memory stays flat however long the list.
-        return self._by_twilio(
-            draft, context, context.ledger.stream_subscribers(self.name, DELIVERY_CHUNK), self.config.credentials
-        )
+        return self._by_twilio(draft, context, context.ledger.stream_subscribers(self.name), self.config.credentials)
 
     def verify(self) -> str:
         """Fetch the Twilio account (``GET /2010-04-01/Accounts/{sid}.json``): proves the credentials, sends nothing.
@@ -368,7 +366,8 @@ class SmsChannel(Channel):
         deadline = time.monotonic() + self.config.retry_budget
         pacer = None if self.config.rate is None else Pacer(per_second(self.config.rate))
         with self._session(credentials, token) as session:
-            for chunk in batched(self._reachable(subscribers, context.now, skipped), DELIVERY_CHUNK):
+            for chunk in batched(self._reachable(subscribers, context.now, skipped), context.delivery_chunk):
+                context.stop_if_asked(self.instance)
                 openings = dict(chunk)
                 # The chunk is claimed before any of it is sent; its outcomes are recorded together, at least every
                 # RECORD_EVERY seconds: Twilio's status callbacks wait (CALLBACK_WAIT) for their message's record.
@@ -378,6 +377,7 @@ class SmsChannel(Channel):
                 last_record = time.monotonic()
                 try:
                     for address in claimed:
+                        context.stop_if_asked(self.instance)
                         if openings[address] > context.now:
                             outcomes.append(DeliveryOutcome(address, "deferred", not_before=openings[address]))
                             waits.append(openings[address])

@@ -18,8 +18,15 @@ from carecast.ledger.store import LedgerStore, touch_claim
 from carecast.model import now_utc
 
 
+def part_address(number: int) -> str:
+    """How a part of a multi-part publication (a thread's post ``number``) is claimed, as if it were a recipient."""
+    return f"part {number}"
+
+
 @dataclass(frozen=True)
 class DeliveryRecord:
+    """One recipient (or part, ``part_address``) of a publication and how its send ended."""
+
     address: str
     state: DeliveryState
     transient: bool
@@ -28,10 +35,12 @@ class DeliveryRecord:
     error: str | None
     attempts: int
 
+    @property
+    def is_part(self) -> bool:
+        """Whether this is a part of a multi-part publication (``part_address``) rather than a recipient."""
+        return self.address.startswith("part ")
 
-#: Recipients claimed (and their outcomes recorded) per transaction by a fan-out: a crash mid-chunk leaves at most
-#: this many claimed, to be resolved as ``unknown``; a smaller chunk costs more transactions per recipient.
-DELIVERY_CHUNK = 500
+
 #: Why a recipient claimed with their chunk was left for the next run untried: the chunk stopped before them.
 NOT_TRIED = "not tried: the batch stopped before this recipient; left for the next run"
 
@@ -56,6 +65,19 @@ class DeliveryLedger(LedgerStore):
         with self._session() as session:
             rows = session.scalars(select(DeliveryRow).where(DeliveryRow.publication_id == publication_id)).all()
         return {row.address: _delivery_record(row) for row in rows}
+
+    def unknown_deliveries(self, publication_ids: Sequence[int] | None = None) -> dict[int, list[DeliveryRecord]]:
+        """Recipients and parts whose send is ``unknown`` (their run died in flight), by publication id (of these
+        publications only, when given)."""
+        query = select(DeliveryRow).where(DeliveryRow.state == "unknown")
+        if publication_ids is not None:
+            query = query.where(DeliveryRow.publication_id.in_(publication_ids))
+        with self._session() as session:
+            rows = session.scalars(query.order_by(DeliveryRow.publication_id, DeliveryRow.address)).all()
+        found: dict[int, list[DeliveryRecord]] = {}
+        for row in rows:
+            found.setdefault(row.publication_id, []).append(_delivery_record(row))
+        return found
 
     def claim_delivery(self, publication_id: int, address: str) -> None:
         """Claim one recipient of a publication before sending to them.
@@ -133,7 +155,8 @@ class DeliveryLedger(LedgerStore):
     ) -> None:
         """Record how a chunk of claimed deliveries ended, in one transaction; a recipient of ``claimed`` without an
         outcome (the chunk stopped before them) is left retryable for the next run (``NOT_TRIED``), never
-        ``unknown``. Raises LedgerError if one was not claimed (nothing of the chunk is recorded then)."""
+        ``unknown``. Raises LedgerError if one was not claimed and is not already in its outcome's state (a retried
+        write whose commit landed); nothing of the chunk is recorded then."""
         reached = {outcome.address for outcome in outcomes}
         outcomes = [
             *outcomes,
@@ -147,7 +170,9 @@ class DeliveryLedger(LedgerStore):
             .where(
                 DeliveryRow.publication_id == publication_id,
                 DeliveryRow.address == bindparam("claimed_address"),
-                DeliveryRow.state == "claimed",
+                # ``unknown``: its claim was resumed while this chunk was slow; the true outcome still counts.
+                # (Not ``in_``: an expanding parameter cannot go into an executemany.)
+                (DeliveryRow.state == "claimed") | (DeliveryRow.state == "unknown"),
             )
             .values(
                 state=bindparam("new_state"),
@@ -171,7 +196,18 @@ class DeliveryLedger(LedgerStore):
         ]
         with self._session() as session, session.begin():
             result = session.connection().execute(statement, rows)
-            if result.context.dialect.supports_sane_multi_rowcount and result.rowcount != len(rows):
+            if not result.context.dialect.supports_sane_multi_rowcount or result.rowcount == len(rows):
+                return
+            # Each already in its outcome's state: this is a retry of a write whose commit landed.
+            states = dict(
+                session.execute(
+                    select(DeliveryRow.address, DeliveryRow.state).where(
+                        DeliveryRow.publication_id == publication_id,
+                        DeliveryRow.address.in_(list(reached | set(claimed))),
+                    )
+                ).all()
+            )
+            if any(states.get(outcome.address) != outcome.state for outcome in outcomes):
                 raise LedgerError(
                     f"deliveries of publication {publication_id} are not claimed; their outcomes were not recorded"
                 )
@@ -188,14 +224,12 @@ class DeliveryLedger(LedgerStore):
         not_before: datetime | None = None,
     ) -> None:
         """Record how a claimed delivery ended; raises LedgerError if it was not claimed."""
+        mine = (DeliveryRow.publication_id == publication_id, DeliveryRow.address == address)
         with self._session() as session, session.begin():
+            # ``unknown``: its claim was resumed while this send was slow; the true outcome still counts.
             result = session.execute(
                 update(DeliveryRow)
-                .where(
-                    DeliveryRow.publication_id == publication_id,
-                    DeliveryRow.address == address,
-                    DeliveryRow.state == "claimed",
-                )
+                .where(*mine, DeliveryRow.state.in_(("claimed", "unknown")))
                 .values(
                     state=state,
                     provider_id=provider_id,
@@ -205,7 +239,10 @@ class DeliveryLedger(LedgerStore):
                     updated_at=now_utc(),
                 )
             )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
+            if result.rowcount == 1:  # type: ignore[attr-defined]
+                return
+            # Already in that state: this is a retry of a write whose commit landed.
+            if session.scalar(select(DeliveryRow.state).where(*mine)) != state:
                 raise LedgerError(
                     f"a delivery of publication {publication_id} is not claimed; its outcome was not recorded"
                 )
