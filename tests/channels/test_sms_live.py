@@ -113,10 +113,13 @@ class Setup:
         self.ledger.upsert_items([item])
         return self.channel.render([item])
 
-    def claim(self, draft: Draft, now: datetime = OPEN) -> PublishContext:
-        """Claim ``draft`` as the pipeline does: the first time, or again after a transient failure."""
+    def claim(self, draft: Draft, now: datetime = OPEN, *, delivery_chunk: int = 1) -> PublishContext:
+        """Claim ``draft`` as the pipeline does: the first time, or again after a transient failure; its recipients
+        are claimed ``delivery_chunk`` at a time (``ledger.delivery_chunk``)."""
         draft_id = self.ledger.save_draft(draft, self.channel.config.account, "approved")
-        return PublishContext(self.ledger.claim(draft_id), self.outbox, self.ledger, now=now)
+        return PublishContext(
+            self.ledger.claim(draft_id), self.outbox, self.ledger, now=now, delivery_chunk=delivery_chunk
+        )
 
     def retry(self, context: PublishContext, error: PublishError, now: datetime) -> PublishContext:
         """What the next run does with a transient failure: record it, claim the publication again (same id)."""
@@ -271,7 +274,7 @@ def test_throttled_batch_resumes_with_only_the_rest(tmp_path: Path, receiver: Ca
     with ThrottlesAfter(accepted=2) as server:
         setup = Setup(tmp_path, server, receiver, status_callback=None, retry_budget=5)
         draft = setup.draft()
-        context = setup.claim(draft)
+        context = setup.claim(draft, delivery_chunk=500)
         with pytest.raises(PublishError) as caught:
             setup.channel.publish(draft, context)
         # Retry-After (30s) is beyond the budget: nothing more is tried in this run.
@@ -306,7 +309,7 @@ def test_unreachable_twilio_leaves_everyone_for_the_next_run(tmp_path: Path, rec
     with TwilioServer(credentials=CREDENTIALS) as server:
         setup = Setup(tmp_path, server, receiver, retry_budget=0)
     draft = setup.draft()  # the server is gone: connections are refused
-    context = setup.claim(draft)
+    context = setup.claim(draft, delivery_chunk=500)
     with pytest.raises(PublishError, match="did not answer") as caught:
         setup.channel.publish(draft, context)
     assert caught.value.transient
