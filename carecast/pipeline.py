@@ -8,13 +8,14 @@ the ledger records each outcome as it happens.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Literal
 
 from carecast.audience import ADDRESS_COLUMN, load_audience
-from carecast.channel import Outbox, PublishContext, make_channel
+from carecast.channel import Outbox, PublishContext, make_channel, unpaced
 from carecast.config import Settings
 from carecast.errors import (
     AlreadyClaimed,
@@ -215,16 +216,21 @@ def publish(
     items: Sequence[str] | None = None,
     now: datetime | None = None,
     retries_only: bool = False,
+    pace: Callable[[str], None] | None = None,
 ) -> list[Outcome]:
     """Claim and send every due draft of ``instance`` (only those with one of ``items``, when given; only earlier
     transient failures whose wait is over, with ``retries_only``), recording each outcome before the next;
     ``now`` (default: the clock at each draft) is the moment channels send at, e.g. for SMS quiet hours.
+    ``pace(limit_name)``, when given, is called before each provider request of a channel with a rate limit
+    (:meth:`Channel.rate_limit`): it waits for a slot of that limit, and raises when it cannot.
 
     The claim happens before sending, so a draft another run or worker claimed is skipped, never sent twice. Each
     item is checked again just before its claim (a patient's authorization may have expired since the draft).
     """
     channel = make_channel(settings, instance)
     outbox = Outbox(settings.path(settings.outbox).resolve())
+    limit = channel.rate_limit()
+    paced = unpaced if pace is None or limit is None else partial(pace, limit.name)
     outcomes = [
         Outcome(instance, tuple(record.item_ids), "unknown", STALE_REASON, title_of(ledger.items(record.item_ids)))
         for record in ledger.publications(ids=ledger.mark_stale_claims(STALE_CLAIM, channel=instance))
@@ -247,7 +253,7 @@ def publish(
         except AlreadyClaimed:
             continue
         try:
-            receipt = channel.publish(draft, PublishContext(publication_id, outbox, ledger, now or now_utc()))
+            receipt = channel.publish(draft, PublishContext(publication_id, outbox, ledger, now or now_utc(), paced))
         except PublishError as exc:
             not_before = None if exc.retry_after is None else now_utc() + timedelta(seconds=exc.retry_after)
             ledger.record_failed(publication_id, exc.reason, transient=exc.transient, not_before=not_before)

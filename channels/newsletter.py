@@ -140,6 +140,8 @@ class NewsletterChannel(Channel):
     utm_medium = "email"
     digest = True
     limits: ClassVar[dict[str, int]] = {"max_subject_length": 78}
+    #: Messages per minute one SMTP login may submit (providers throttle beyond such rates); held across workers.
+    rate: ClassVar[tuple[int, float] | None] = (60, 60.0)
 
     config: NewsletterConfig
 
@@ -294,6 +296,11 @@ class NewsletterChannel(Channel):
             return self._to_outbox(draft, context)
         return self._by_smtp(draft, context, self.config.credentials)
 
+    def sender(self) -> str | None:
+        """The SMTP server and the login messages are submitted with."""
+        credentials = self.config.credentials
+        return None if credentials is None else f"{credentials.server} {credentials.username}"
+
     def verify(self) -> str:
         """Connect, secure the connection and log in to the SMTP server, then quit without sending.
 
@@ -361,6 +368,7 @@ class NewsletterChannel(Channel):
         when the server refuses our sender for good: every message would fail alike.
         """
         ledger, publication = context.ledger, context.publication_id
+        context.pace()
         try:
             smtp.send_message(message, from_addr=self.config.from_address, to_addrs=[address])
         except smtplib.SMTPRecipientsRefused as exc:

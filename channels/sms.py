@@ -154,6 +154,8 @@ class SmsChannel(Channel):
     utm_source = "sms"
     utm_medium = "sms"
     limits: ClassVar[dict[str, int]] = {"max_segments": 3}
+    #: A long-code sender sends one message a second (Twilio queues the rest); held across workers when deployed.
+    rate: ClassVar[tuple[int, float] | None] = (1, 1.0)
 
     config: SmsConfig
 
@@ -222,6 +224,13 @@ class SmsChannel(Channel):
         if self.config.credentials is None:
             return self._to_outbox(draft, context, subscribers)
         return self._by_twilio(draft, context, subscribers, self.config.credentials)
+
+    def sender(self) -> str | None:
+        """The Twilio account and the number (or Messaging Service) texts come from."""
+        credentials = self.config.credentials
+        if credentials is None:
+            return None
+        return f"{credentials.account_sid} {self.config.from_number or self.config.messaging_service_sid}"
 
     def verify(self) -> str:
         """Fetch the Twilio account (``GET /2010-04-01/Accounts/{sid}.json``): proves the credentials, sends nothing.
@@ -344,6 +353,7 @@ class SmsChannel(Channel):
                     ledger.finish_delivery(publication, address, "deferred", not_before=opening)
                     waits.append(opening)
                     continue
+                context.pace()
                 try:
                     response = self._post(session, credentials, self.form(address, draft.text), deadline)
                 except PublishError as exc:

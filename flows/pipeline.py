@@ -16,6 +16,7 @@ window of its drafts closes; drafts still pending then expire at the next run an
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -23,6 +24,7 @@ from typing import Any, Literal
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
+from prefect.concurrency.sync import rate_limit
 from prefect.context import FlowRunContext
 from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
@@ -55,6 +57,17 @@ def _name_run(name: str) -> None:
     if context is not None and context.flow_run is not None:
         with get_client(sync_client=True) as client:
             client.set_flow_run_name(context.flow_run.id, name)
+
+
+def _deployment_pace() -> Callable[[str], None] | None:
+    """How a deployment's run paces its requests: a slot of the sender's global concurrency limit (which ``carecast
+    deploy`` and ``carecast serve`` create), held across every worker; ``strict``, so a limit that is missing fails
+    the run loudly instead of sending unpaced. A local run (``carecast run``) has no shared limits to wait for.
+    """
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None or context.flow_run.deployment_id is None:
+        return None
+    return lambda name: rate_limit(name, strict=True)
 
 
 def _counted(rows: list[Row], nothing: str) -> str:
@@ -118,7 +131,9 @@ def publish_channel(
 ) -> list[Row]:
     with open_practice(config_path) as practice:
         settings, ledger = practice.settings, practice.ledger
-        outcomes = core.publish(settings, ledger, channel, items=items, retries_only=retries_only)
+        outcomes = core.publish(
+            settings, ledger, channel, items=items, retries_only=retries_only, pace=_deployment_pace()
+        )
         rows = [_row(outcome) for outcome in outcomes]
     sent = sum(row["state"] == "published" for row in rows)
     get_run_logger().info("publish %s: %d published, %d not", channel, sent, len(rows) - sent)

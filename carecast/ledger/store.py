@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import create_engine, update
+from sqlalchemy import create_engine, text, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError, StatementError
+from sqlalchemy.exc import IntegrityError, ProgrammingError, SQLAlchemyError, StatementError
 from sqlalchemy.orm import Session
 
 from carecast.errors import LedgerError
@@ -24,6 +25,7 @@ class LedgerStore:
             self.engine: Engine = create_engine(url, future=True)
             if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
                 Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            _create_schema(self.engine)
             Base.metadata.create_all(self.engine)
         except (SQLAlchemyError, OSError) as exc:
             raise LedgerError(f"cannot open the ledger: {exc}") from exc
@@ -43,6 +45,27 @@ class LedgerStore:
             raise LedgerError(f"the ledger failed: {exc.orig}") from exc
         except SQLAlchemyError as exc:
             raise LedgerError(f"the ledger failed: {exc}") from exc
+
+
+#: The schema a PostgreSQL URL puts first on its search path (``?options=-csearch_path%3Dname``).
+_SEARCH_PATH = re.compile(r"-csearch_path=([a-z0-9_]+)")
+
+
+def _create_schema(engine: Engine) -> None:
+    """Create the schema the URL's search path names, when missing (one practice's ledger among many).
+
+    Two processes opening the same practice at once may both try: the loser's error means it exists now.
+    """
+    options = engine.url.query.get("options", "")
+    found = _SEARCH_PATH.search(options if isinstance(options, str) else " ".join(options))
+    if engine.dialect.name != "postgresql" or found is None:
+        return
+    try:
+        with engine.begin() as connection:
+            connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{found[1]}"'))
+    except (IntegrityError, ProgrammingError) as exc:
+        if "already exists" not in str(exc) and "duplicate key" not in str(exc):
+            raise
 
 
 def touch_claim(session: Session, publication_id: int) -> None:
