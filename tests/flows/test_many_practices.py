@@ -11,6 +11,7 @@ run is marked Crashed by the heartbeat automation and reported to the practice's
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import signal
@@ -178,7 +179,8 @@ def snapshot(server: PrefectServer) -> dict[str, Any]:
         for limit in api("POST", "/v2/concurrency_limits/filter", {"limit": 200})
     )
     automations = sorted(
-        (a["name"], repr(a["trigger"]), repr(a["actions"])) for a in api("POST", "/automations/filter", {"limit": 200})
+        (a["name"], repr({**a["trigger"], "id": None}), repr(a["actions"]))
+        for a in api("POST", "/automations/filter", {"limit": 200})
     )
     return {"deployments": deployments, "limits": limits, "automations": automations}
 
@@ -306,8 +308,11 @@ def test_many_practices_on_two_workers(tmp_path: Path, webhook: Webhook) -> None
             shared = [moment for sender, moment in twilio.arrivals if sender == SHARED_SENDER]
             assert len(shared) == SHARING * SUBSCRIBERS
             # One text a second: n texts span at least n - 1 seconds (half a second allowed for the wire).
-            for i, j in ((i, j) for i in range(len(shared)) for j in range(i + 1, len(shared))):
-                assert shared[j] - shared[i] >= (j - i) - 0.5, f"texts {i} and {j} came too close"
+            for first_text, last_text in itertools.combinations(range(len(shared)), 2):
+                span = shared[last_text] - shared[first_text]
+                assert span >= (last_text - first_text) - 0.5, (
+                    f"texts {first_text}-{last_text} came within {span:.2f} s"
+                )
 
             # A worker killed mid-run: its run is marked Crashed and the practice is told once.
             stop(worker_b)
