@@ -1,6 +1,6 @@
 """Tell the practice when a run failed or crashed: a JSON POST to ``notify.webhook`` naming practice, channel, reason.
 
-Two senders, one payload (``practice``, ``flow``, ``deployment``, ``flow_run``, ``flow_run_id``, ``state``,
+Two senders, one payload (``practice``, ``slug`` (the practice's, as in its deployments' names), ``flow``, ``deployment``, ``flow_run``, ``flow_run_id``, ``state``,
 ``channels``, ``reason``, and a ``text`` line, so a Slack or Teams incoming webhook shows it as a message):
 
 - Runs of ``carecast serve``'s deployments: a Prefect automation on the server, registered by
@@ -37,7 +37,7 @@ from carecast.practice import load_settings
 logger = get_logger("carecast.notify")
 
 #: The automation's payload, rendered by the server (Jinja, sandboxed) for the run whose event fired it; set
-#: ``practice`` and ``every_channel`` (an ingest run's channels) before it. The state comes from the event, not
+#: ``practice``, ``slug`` and ``every_channel`` (an ingest run's channels) before it. The state comes from the event, not
 #: the run, which may have moved on by the time the action runs.
 PAYLOAD = """\
 {%- set state = event.payload.validated_state -%}
@@ -45,6 +45,7 @@ PAYLOAD = """\
 {%- set reason = state.message or state.type -%}
 {
   "practice": {{ practice | tojson }},
+  "slug": {{ slug | tojson }},
   "flow": {{ flow.name | tojson }},
   "deployment": {{ deployment.name | tojson }},
   "flow_run": {{ flow_run.name | tojson }},
@@ -79,6 +80,7 @@ def watch_deployments(settings: Settings, tag: str) -> UUID | None:
     ).save(f"carecast-{tag}-notify", overwrite=True)
     constants = (
         f"{{%- set practice = {json.dumps(settings.practice.name)} -%}}"
+        f"{{%- set slug = {json.dumps(settings.slug)} -%}}"
         f"{{%- set every_channel = {json.dumps(list(settings.channels))} -%}}"
     )
     automation = Automation(
@@ -123,6 +125,7 @@ def notify_failure(flow: Flow[Any, Any], flow_run: FlowRun, state: State[Any]) -
     reason = state.message or state.type.value
     payload = {
         "practice": settings.practice.name,
+        "slug": settings.slug,
         "flow": flow.name,
         "deployment": None,
         "flow_run": flow_run.name,
