@@ -82,7 +82,11 @@ def _parser() -> argparse.ArgumentParser:
     deploy.add_argument("--pool", required=True, metavar="NAME", help="the process work pool (created when missing)")
     deploy.add_argument("--config", type=Path, action="append", dest="configs", metavar="PATH", help="as for check")
     deploy.add_argument(
-        "--heartbeat", type=int, default=30, metavar="SECONDS", help="flow-run heartbeat (≥ 30; default %(default)s)"
+        "--heartbeat",
+        type=_heartbeat,
+        default=30,
+        metavar="SECONDS",
+        help="flow-run heartbeat (≥ 30; default %(default)s)",
     )
     deploy.add_argument(
         "--crashed-after",
@@ -319,6 +323,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _deploy(args: argparse.Namespace) -> int:
     """Deploy every practice whose file is valid; a broken file is named and left out (exit 2), the rest deploy."""
+    if args.crashed_after <= args.heartbeat:
+        raise ConfigError("--crashed-after", [("", f"more seconds than --heartbeat ({args.heartbeat})")])
     good = []
     for file in _config_files(args.configs):
         try:
@@ -356,6 +362,13 @@ def _webhooks(args: argparse.Namespace) -> int:
         with server, contextlib.suppress(KeyboardInterrupt):
             server.serve_forever()
     return 0
+
+
+def _heartbeat(value: str) -> int:
+    seconds = int(value)
+    if seconds < 30:
+        raise argparse.ArgumentTypeError(f"at least 30 seconds (Prefect's shortest heartbeat), not {value}")
+    return seconds
 
 
 def _web_url(value: str) -> str:

@@ -1,7 +1,8 @@
 """Tell the practice when a run failed or crashed: a JSON POST to ``notify.webhook`` naming practice, channel, reason.
 
-Two senders, one payload (``practice``, ``slug`` (the practice's, as in its deployments' names), ``flow``, ``deployment``, ``flow_run``, ``flow_run_id``, ``state``,
-``channels``, ``reason``, and a ``text`` line, so a Slack or Teams incoming webhook shows it as a message):
+Two senders, one payload (``practice``, ``slug`` (as in its deployments' names), ``flow``, ``deployment``,
+``flow_run``, ``flow_run_id``, ``state``, ``channels``, ``reason``, and a ``text`` line, so a Slack or Teams incoming
+webhook shows it as a message):
 
 - Runs of ``carecast serve``'s deployments: a Prefect automation on the server, registered by
   :func:`watch_deployments`, calls a Webhook block holding the address. It reacts to the run's Failed or Crashed
@@ -37,8 +38,8 @@ from carecast.practice import load_settings
 logger = get_logger("carecast.notify")
 
 #: The automation's payload, rendered by the server (Jinja, sandboxed) for the run whose event fired it; set
-#: ``practice``, ``slug`` and ``every_channel`` (an ingest run's channels) before it. The state comes from the event, not
-#: the run, which may have moved on by the time the action runs.
+#: ``practice``, ``slug`` and ``every_channel`` (an ingest run's channels) before it. The state comes from the event,
+#: not the run, which may have moved on by the time the action runs.
 PAYLOAD = """\
 {%- set state = event.payload.validated_state -%}
 {%- set channels = flow_run.parameters.channels or every_channel -%}
