@@ -47,7 +47,7 @@ from carecast.errors import ConfigError
 from carecast.ledger import Ledger
 from carecast.practice import load_settings
 from carecast.schedule import Every
-from flows.notify import watch_deployments
+from flows.notify import save_automation, watch_deployments
 from flows.pipeline import ingest, publish
 
 #: The automation that marks a deployed run Crashed when its heartbeats stop (its process or machine died).
@@ -181,13 +181,7 @@ def watch_heartbeats(crashed_after: timedelta) -> None:
             )
         ],
     )
-    with get_client(sync_client=True) as client:
-        existing = client.read_automations_by_name(automation.name)
-    if existing:
-        automation.id = existing[0].id
-        automation.update()
-    else:
-        automation.create()
+    save_automation(automation)
 
 
 def deploy(configs: Sequence[Path | str], pool: str, *, heartbeat: int = 30, crashed_after: int = 90) -> list[str]:

@@ -98,6 +98,14 @@ def watch_deployments(settings: Settings, tag: str) -> UUID | None:
         ),
         actions=[CallWebhook(block_document_id=block_id, payload=constants + PAYLOAD)],
     )
+    return save_automation(automation)
+
+
+def save_automation(automation: Automation) -> UUID | None:
+    """Create ``automation``, or update the one of the same name in place (its id kept); returns its id.
+
+    Raises prefect.exceptions.PrefectHTTPStatusError when the server refuses it.
+    """
     with get_client(sync_client=True) as client:
         existing = client.read_automations_by_name(automation.name)
     if existing:

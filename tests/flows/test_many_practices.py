@@ -17,7 +17,6 @@ import shutil
 import signal
 import subprocess
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -26,13 +25,12 @@ from typing import Any
 
 import pytest
 import yaml
-from sqlalchemy import create_engine, text
 
 from carecast import pipeline
 from carecast.ledger import Ledger
 from carecast.model import now_utc
 from carecast.practice import load_settings
-from tests.conftest import POSTGRES_ADMIN, SAMPLE_CONFIG
+from tests.conftest import SAMPLE_CONFIG, fresh_database
 from tests.flows.conftest import Webhook
 from tests.prefect_server import BIN, PrefectServer, start_prefect, stop, wait_for
 from tests.providers import RecordedRequest, Reply
@@ -70,21 +68,6 @@ class TimedTwilio(TwilioServer):
         if request.method == "POST" and request.path.endswith("/Messages.json"):
             self.arrivals.append((str(request.body.get("From")), time.monotonic()))
         return super().handle(request)
-
-
-@contextmanager
-def fresh_database(kind: str) -> Iterator[str]:
-    """A new database on the shared PostgreSQL server (never restarted), dropped afterwards; yields its URL."""
-    name = f"carecast_{kind}_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield POSTGRES_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def midday_zone() -> str:
