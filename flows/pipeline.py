@@ -26,15 +26,16 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.concurrency.sync import rate_limit
 from prefect.context import FlowRunContext
+from prefect.exceptions import ObjectNotFound
 from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
 from prefect.states import Failed, State
 from pydantic import BaseModel, Field, create_model
 
 from carecast import pipeline as core
-from carecast.channel import PracticeContext
-from carecast.config import DEFAULT_CONFIG
-from carecast.errors import CareCastError
+from carecast.channel import Channel, PracticeContext
+from carecast.config import DEFAULT_CONFIG, Settings
+from carecast.errors import CareCastError, ConfigError
 from carecast.model import now_utc
 from carecast.practice import open_practice
 from flows import artifacts
@@ -59,14 +60,25 @@ def _name_run(name: str) -> None:
             client.set_flow_run_name(context.flow_run.id, name)
 
 
-def _deployment_pace() -> Callable[[str], None] | None:
-    """How a deployment's run paces its requests: a slot of the sender's global concurrency limit (which ``carecast
-    deploy`` and ``carecast serve`` create), held across every worker; ``strict``, so a limit that is missing fails
-    the run loudly instead of sending unpaced. A local run (``carecast run``) has no shared limits to wait for.
+def _deployment_pace(settings: Settings, channel: Channel) -> Callable[[str], None] | None:
+    """How a deployment's run paces ``channel``'s requests: a slot of its sender's global concurrency limit (which
+    ``carecast deploy`` and ``carecast serve`` create), held across every worker, taken with ``strict``. A local run
+    (``carecast run``) has no shared limits to wait for: None.
+
+    Raises ConfigError, before anything is claimed, when the sender's limit is missing on the server: the run fails
+    loudly instead of sending unpaced.
     """
     context = FlowRunContext.get()
     if context is None or context.flow_run is None or context.flow_run.deployment_id is None:
         return None
+    limit = channel.rate_limit()
+    if limit is not None:
+        with get_client(sync_client=True) as client:
+            try:
+                client.read_global_concurrency_limit_by_name(limit.name)
+            except ObjectNotFound as exc:
+                why = f"its sender's rate limit {limit.name} is missing on the Prefect server: run carecast deploy"
+                raise ConfigError(settings.file, [(f"channels.{channel.instance}", why)]) from exc
     return lambda name: rate_limit(name, strict=True)
 
 
@@ -132,7 +144,12 @@ def publish_channel(
     with open_practice(config_path) as practice:
         settings, ledger = practice.settings, practice.ledger
         outcomes = core.publish(
-            settings, ledger, channel, items=items, retries_only=retries_only, pace=_deployment_pace()
+            settings,
+            ledger,
+            channel,
+            items=items,
+            retries_only=retries_only,
+            pace=_deployment_pace(settings, practice.channels[channel]),
         )
         rows = [_row(outcome) for outcome in outcomes]
     sent = sum(row["state"] == "published" for row in rows)

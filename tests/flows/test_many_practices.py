@@ -6,7 +6,8 @@ One test, in steps that build on each other (a Prefect server on PostgreSQL and 
 twice): ``practice new`` and ``check``; a broken practice fails only itself; ``deploy`` twice changes nothing; a
 triggered publish of every practice completes, every post and text reaching the local provider servers exactly
 once and the shared sender's limit never exceeded (measured where the texts arrive); a worker killed mid-run: its
-run is marked Crashed by the heartbeat automation and reported to the practice's webhook once.
+run is marked Crashed by the heartbeat automation and reported to the practice's webhook once, and the next run
+texts nobody twice; a sender whose limit is missing fails its run before anything is claimed.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from carecast.model import now_utc
 from carecast.practice import load_settings
 from tests.conftest import SAMPLE_CONFIG, fresh_database
 from tests.flows.conftest import Webhook
-from tests.prefect_server import BIN, PrefectServer, start_prefect, stop, wait_for
+from tests.prefect_server import BIN, NotReached, PrefectServer, start_prefect, stop, wait_for
 from tests.providers import RecordedRequest, Reply
 from tests.providers.twilio import TwilioServer
 from tests.providers.xapi import XApiServer
@@ -45,7 +46,8 @@ PRACTICES = 20
 SHARED_SENDER = "+13125550100"
 SHARING = 8  # the first eight practices text from SHARED_SENDER
 SUBSCRIBERS = 2
-SLOW_SUBSCRIBERS = 40  # the practice whose run is killed: 40 texts at one a second
+SLOW_SENDER = "+13125559900"  # the practice whose run is killed texts from a number of its own
+SLOW_SUBSCRIBERS = 3
 ZONES = [
     "America/New_York", "America/Chicago", "America/Denver", "America/Phoenix", "America/Los_Angeles",
     "America/Anchorage", "Pacific/Honolulu", "America/Puerto_Rico", "America/Detroit", "America/Boise",
@@ -228,7 +230,7 @@ def test_many_practices_on_two_workers(tmp_path: Path, webhook: Webhook) -> None
         for number, slug in enumerate(slugs, start=1):
             sender = SHARED_SENDER if number <= SHARING else f"+1312555{number:02d}99"
             write_practice(config, slug, number, ledger_db, sender, SUBSCRIBERS, twilio.url, x.url, hook_url)
-        write_practice(config, "zz-slow", 99, ledger_db, SHARED_SENDER, SLOW_SUBSCRIBERS, twilio.url, x.url, hook_url)
+        write_practice(config, "zz-slow", 99, ledger_db, SLOW_SENDER, SLOW_SUBSCRIBERS, twilio.url, x.url, hook_url)
 
         # Adding a practice: the starter passes check as written (no terminal here: nothing is asked).
         made = carecast(
@@ -297,11 +299,17 @@ def test_many_practices_on_two_workers(tmp_path: Path, webhook: Webhook) -> None
                     f"texts {first_text}-{last_text} came within {span:.2f} s"
                 )
 
-            # A worker killed mid-run: its run is marked Crashed and the practice is told once.
+            # A worker killed mid-run with its run: the run is marked Crashed and the practice is told once.
+            # Its sender's limit slowed to a text per 100 s, the run is still sending when its worker dies.
             stop(worker_b)
+            slow_limit = f"carecast-sms-{TWILIO.account_sid.lower()}-{SLOW_SENDER.lstrip('+')}"
+            api("PATCH", f"/v2/concurrency_limits/{slow_limit}", {"slot_decay_per_second": 0.01})
             slow = str(api.start("publish", "zz-slow-sms"))
             wait_for("a heartbeat of the slow run", lambda: heartbeat_seen(server, slow), 120, worker_a)
+            # The worker's machine dies: the worker and the run's process (a session of its own) are killed.
+            run_process = int(str(api.flow_run(slow)["infrastructure_pid"]).rsplit(":", 1)[-1])
             os.killpg(worker_a.pid, signal.SIGKILL)
+            os.killpg(run_process, signal.SIGKILL)
             worker_a.wait()
             api.finished(slow, "CRASHED", timeout=CRASHED_AFTER + 120)
 
@@ -313,3 +321,17 @@ def test_many_practices_on_two_workers(tmp_path: Path, webhook: Webhook) -> None
             (report,) = about_slow()
             assert report["state"] == "CRASHED" and (report["practice"], report["slug"]) == ("Practice 99", "zz-slow")
             assert len(twilio.messages) < PRACTICES * SUBSCRIBERS + SLOW_SUBSCRIBERS
+            api("PATCH", f"/v2/concurrency_limits/{slow_limit}", {"slot_decay_per_second": 1.0})
+
+        # The next run, on a new worker, completes without texting anyone twice.
+        with worker(project, env, "worker-c") as worker_c:
+            api.finished(api.start("publish", "zz-slow-sms"), process=worker_c, timeout=300)
+            texts = Counter((m["from"], m["to"], m["body"]) for m in twilio.messages)
+            assert set(texts.values()) == {1}
+
+            # A sender whose limit is gone: its run fails before it claims or sends anything, naming the limit.
+            api("DELETE", f"/v2/concurrency_limits/{shared_limit}")
+            sent = len(twilio.requests)
+            with pytest.raises(NotReached, match=f"rate limit {shared_limit} is missing"):
+                api.finished(api.start("publish", "clinic-02-sms"), process=worker_c, timeout=300)
+            assert len(twilio.requests) == sent
