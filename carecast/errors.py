@@ -8,12 +8,14 @@ act on it, and chains its cause (``raise ... from exc``)::
     ├── CredentialError        a credential named in config cannot be read (where it was looked for; never a value)
     ├── TokenError             an unsubscribe token is malformed or not signed with the practice's secret
     ├── SourceError            a source could not be fetched or parsed (source name, reason)
+    ├── FetchError             a URL was refused, or its fetch cut short by its deadline or size limit (reason)
     ├── LedgerError            the ledger refused or lost a write
     │   └── AlreadyClaimed     an item was already claimed or published on that channel and account
     ├── ChannelError           a channel plugin is missing or misbehaves (channel name)
     │   ├── RenderError        a draft breaks a channel rule (channel, item ids, reason); never published
     │   └── PublishError       a provider or the outbox refused a publication (transient, retry_after)
-    └── MeasureError           text cannot be measured for a channel (unknown channel, bad input)
+    ├── MeasureError           text cannot be measured for a channel (unknown channel, bad input)
+    └── ImageError             an item's image cannot be fetched or is no photo to upload (url, reason)
 
 Secrets never appear in a message: errors carry names of credentials, never their values.
 """
@@ -67,6 +69,17 @@ class SourceError(CareCastError):
         super().__init__(f"source {source!r}: {reason}")
 
 
+class FetchError(CareCastError):
+    """A fetch was refused (scheme, address, redirects) or cut short (deadline, size); ``reason`` says which.
+
+    A feed's failed fetch becomes its source's SourceError.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
 class LedgerError(CareCastError):
     """The ledger could not record or read something."""
 
@@ -113,3 +126,15 @@ class PublishError(ChannelError):
 
 class MeasureError(CareCastError):
     """Text cannot be measured for the asked channel."""
+
+
+class ImageError(CareCastError):
+    """An item's image could not be fetched for upload, or is no photo (too small, not an image, private address).
+
+    A post goes out without its image; the reason is noted on the receipt.
+    """
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        self.reason = reason
+        super().__init__(f"image {url}: {reason}")

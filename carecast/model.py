@@ -60,6 +60,9 @@ class ContentItem:
     #: Channels a patient's written authorization on file covers, and until when (UTC); empty: none on file.
     authorized_channels: tuple[str, ...] = ()
     authorization_expires: datetime | None = None
+    #: The id was made from the link (a feed entry without a guid): the ledger also recognises the item stored
+    #: under an older form of the same link (http before https, with ``www.``), so a moved post is not new.
+    id_from_link: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "published", utc(self.published))
@@ -100,6 +103,8 @@ class Draft:
     measures: dict[str, Any] = field(default_factory=dict)
     #: An image the channel attaches when it can (the item's ``image_url``); a post still goes out without it.
     image_url: str | None = None
+    #: The image's alt text, for readers who cannot see it.
+    image_alt: str | None = None
 
     @property
     def text(self) -> str:

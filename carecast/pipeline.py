@@ -50,6 +50,8 @@ class SourceReport:
     unchanged: int = 0
     not_modified: bool = False
     warnings: list[str] = field(default_factory=list)
+    #: Items that could not be read, each with its reason; the source's other items were ingested.
+    failures: list[str] = field(default_factory=list)
     error: str | None = None
 
 
@@ -96,7 +98,14 @@ def ingest(settings: Settings, ledger: Ledger, source: str) -> SourceReport:
     if result.validators is not None:
         # Saved after the items, so a crash in between costs one full fetch, never a lost item.
         ledger.save_validators(source, result.validators.etag, result.validators.last_modified)
-    return SourceReport(source, changes.new, changes.edited, changes.unchanged, warnings=list(result.warnings))
+    return SourceReport(
+        source,
+        changes.new,
+        changes.edited,
+        changes.unchanged,
+        warnings=list(result.warnings),
+        failures=list(result.failures),
+    )
 
 
 def adapt(
@@ -191,7 +200,8 @@ def title_of(items: Sequence[ContentItem]) -> str:
 
 
 def describe_measures(draft: Draft) -> str:
-    """What the channel measured, in words: each post's weighted length, SMS segments or characters; the subject."""
+    """What the channel measured, in words: each post's weighted length, SMS segments or characters; the subject;
+    what the channel left out."""
     described = []
     for number, part in enumerate(draft.measures.get("parts", []), start=1):
         words = []
@@ -205,6 +215,7 @@ def describe_measures(draft: Draft) -> str:
             described.append(f"part {number}: {', '.join(words)}")
     if draft.subject:
         described.append(f"subject: {draft.subject}")
+    described += draft.measures.get("notes", [])  # what the channel left out, e.g. hashtags that did not fit
     return "; ".join(described) or f"{len(draft.parts)} part(s)"
 
 
