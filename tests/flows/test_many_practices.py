@@ -132,7 +132,7 @@ def write_practice(
                 },
             },
         },
-        "notify": {"webhook": hook},
+        "notify": {"webhook": hook, "allow_private": True},
     }
     (config / "practices" / f"{slug}.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
 
