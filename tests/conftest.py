@@ -5,6 +5,7 @@ project's .carecast/prefect, set by prefect.toml, never ~/.prefect)."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -40,6 +41,16 @@ def write_config(project: Path, changes: dict | None = None) -> Path:
     return file
 
 
+def commented_channels(file: Path = SAMPLE_CONFIG / "carecast.yaml") -> dict:
+    """The channel sections the sample config holds commented out (``  # name:`` and the ``  #   key: value`` lines
+    under it), as write_config's ``changes`` take them: ``{"channels": {name: section}}``."""
+    lines = []
+    for line in file.read_text(encoding="utf-8").splitlines():
+        if re.match(r"^  # [a-z_]+:\s*$", line) or (lines and re.match(r"^  #   ", line)):
+            lines.append(line[:2] + line[4:])
+    return {"channels": yaml.safe_load("\n".join(lines)) or {}}
+
+
 def _merge(data: dict, changes: dict) -> None:
     for key, value in changes.items():
         if isinstance(value, dict) and isinstance(data.get(key), dict):
@@ -48,6 +59,13 @@ def _merge(data: dict, changes: dict) -> None:
             data.pop(key, None)
         else:
             data[key] = value
+
+
+def all_channels_config(project: Path, changes: dict | None = None) -> Path:
+    """``write_config`` with every channel the sample config holds commented out enabled, then ``changes`` applied."""
+    sample = commented_channels()
+    _merge(sample, changes or {})
+    return write_config(project, sample)
 
 
 @pytest.fixture

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from datetime import datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
 from carecast.audience import load_audience
-from carecast.channel import Outbox, PublishContext
+from carecast.channel import Channel, Outbox, PublishContext, make_channel
+from carecast.config import Settings
 from carecast.ledger import Ledger
-from tests.conftest import SAMPLE_CONFIG
+from carecast.model import Draft
+from carecast.pipeline import Outcome, adapt, publish
+from carecast.practice import load_settings
+from tests.conftest import SAMPLE_CONFIG, all_channels_config
+from tests.providers.images import ImageHost
 
 
 def outbox_context(root: Path, publication_id: int = 1) -> PublishContext:
@@ -34,3 +41,41 @@ def our_log_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
     check); the fake providers' loggers are theirs."""
     records = [*caplog.get_records("setup"), *caplog.get_records("call")]
     return [r.getMessage() for r in records if r.name.split(".")[0] in {"carecast", "channels"}]
+
+
+@pytest.fixture
+def image_host() -> Iterator[ImageHost]:
+    with ImageHost() as host:
+        yield host
+
+
+def publish_run(settings: Settings, ledger: Ledger, instance: str, now: datetime | None = None) -> list[Outcome]:
+    """One run of ``instance`` as the pipeline runs it: drafts for new items, then every due draft published."""
+    adapt(settings, ledger, instance, now=now)
+    return publish(settings, ledger, instance, now=now)
+
+
+def claimed_context(ledger: Ledger, draft: Draft, outbox: Path) -> PublishContext:
+    """``draft`` saved and claimed in ``ledger``, as the pipeline claims one before publishing it."""
+    draft_id = ledger.save_draft(draft, "default", "approved")
+    return PublishContext(ledger.claim(draft_id), Outbox(outbox), ledger)
+
+
+ChannelT = TypeVar("ChannelT", bound=Channel)
+
+
+def sample_channel(project: Path, cls: type[ChannelT], **changes: Any) -> ChannelT:
+    """The sample config's channel of class ``cls`` (commented-out blocks uncommented), its section changed by
+    ``changes``, with the config copied under ``project``."""
+    settings = load_settings(all_channels_config(project, {"channels": {cls.name: changes}}))
+    made = make_channel(settings, cls.name)
+    assert isinstance(made, cls)
+    return made
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[Ledger]:
+    """A ledger on SQLite that several runs of a test share."""
+    opened = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    yield opened
+    opened.close()

@@ -9,14 +9,13 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from carecast.channel import Channel, channel_class, installed
+from carecast.channel import Channel, channel_class, installed, make_channel
 from carecast.config import Settings
 from carecast.errors import RenderError
 from carecast.model import content_hash
-from carecast.pipeline import make_channel
 from carecast.practice import load_settings
 from tests.channels.conftest import outbox_context
-from tests.conftest import write_config
+from tests.conftest import all_channels_config
 from tests.factories import make_item
 
 ITEM = make_item(
@@ -24,17 +23,21 @@ ITEM = make_item(
     summary_html="<p>Sitting all day? These <strong>five stretches</strong> take ten minutes.</p>",
     published=datetime(2026, 11, 2, 15, 0, tzinfo=UTC),
     content_hash=content_hash("contract"),
+    # Every channel takes an item with an image; Instagram takes no other.
+    image_url="https://www.oakviewpt.com/images/blog/desk-setup.jpg",
+    image_alt="A laptop raised on a stand next to an external keyboard on a tidy desk",
 )
 
 
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return load_settings(write_config(tmp_path_factory.mktemp("contract")))
+    # The channels the sample config holds commented out are examples too, uncommented as staff would.
+    return load_settings(all_channels_config(tmp_path_factory.mktemp("contract")))
 
 
 def instance_of(settings: Settings, kind: str) -> Channel:
     names = [name for name, config in settings.channels.items() if config.type == kind]
-    assert names, f"the sample config has no channel of type {kind!r}: every built-in channel needs an example"
+    assert names, f"the sample config has no channel of type {kind!r} (not even commented out): every channel needs one"
     return make_channel(settings, names[0])
 
 
