@@ -2,10 +2,11 @@
 this process (one machine), or registered in a process work pool whose workers run them (many practices, many
 machines).
 
-Jobs: ``ingest`` every ``ingest.every_minutes`` (elapsed time from :attr:`Every.ANCHOR`), and ``publish`` for each
+Jobs: ``ingest`` every ``ingest.every_minutes`` (elapsed time from :attr:`Every.ANCHOR`), ``publish`` for each
 enabled channel at its slots, one ``Cron(cron, timezone=<practice zone>)`` per cron string of ``Slot.to_cron()``,
 so Prefect fires them in the practice's wall-clock time across daylight saving (a cron without a zone is UTC).
-A channel without a schedule gets a deployment with no schedule: it runs when staff press Run.
+A channel without a schedule gets a deployment with no schedule: it runs when staff press Run. So does ``resolve``,
+a form to settle what a run that died mid-send left unknown.
 
 Every deployment carries the flows' typed, documented parameters (``practice``, ``channels``, ``items``,
 ``dry_run``), so the UI's Run button opens a form; its defaults are this practice's config and channel.
@@ -49,6 +50,7 @@ from carecast.practice import load_settings
 from carecast.schedule import Every
 from flows.notify import save_automation, watch_deployments
 from flows.pipeline import ingest, publish
+from flows.resolve import resolve
 
 #: The automation that marks a deployed run Crashed when its heartbeats stop (its process or machine died).
 CRASHED_WHEN_SILENT = "carecast: crashed when its heartbeats stop"
@@ -85,6 +87,17 @@ def deployments(config: Path | str) -> list[RunnerDeployment]:
             entrypoint_type=EntrypointType.MODULE_PATH,
         )
     ]
+    built.append(
+        RunnerDeployment.from_flow(
+            resolve,
+            name=deployment_name(settings, "resolve"),
+            parameters={"practice": str(path)},
+            description=f"{settings.practice.name}: settle a publication left unknown by a run that died mid-send "
+            "(carecast status lists it): sent, resend (once, by the next run) or drop.",
+            tags=tags,
+            entrypoint_type=EntrypointType.MODULE_PATH,
+        )
+    )
     for name, channel in settings.channels.items():
         if not channel.enabled:
             continue
