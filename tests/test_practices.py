@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, inspect, text
 
 from carecast import pipeline
 from carecast.channel import make_channel
 from carecast.cli import main
-from carecast.ledger import Ledger
+from carecast.ledger import Ledger, migrate
 from carecast.practice import load_settings
 from carecast.starter import StarterValues, write_starter
 from tests.conftest import SAMPLE_CONFIG
@@ -82,6 +84,14 @@ def test_practices_sharing_one_postgresql_database_share_no_row(config_dir: Path
         (north_settings, north), (_, south) = opened
         pipeline.adapt(north_settings, north, "x")  # type: ignore[arg-type]
         assert north.drafts("x") and not south.drafts("x")
+        # Each schema was migrated on its own: its own version table, at the newest revision; nothing elsewhere.
+        engine = create_engine(ledger_url)
+        with engine.connect() as connection:
+            for slug in ("north", "south"):
+                version = connection.execute(text(f"SELECT version_num FROM carecast_{slug}.alembic_version"))
+                assert version.scalar_one() == ScriptDirectory(str(migrate.MIGRATIONS)).get_current_head()
+            assert not inspect(connection).get_table_names(schema="public")
+        engine.dispose()
     finally:
         for _, ledger in opened:
             ledger.close()
