@@ -7,7 +7,7 @@ twice): ``practice new`` and ``check``; a broken practice fails only itself; ``d
 triggered publish of every practice completes, every post and text reaching the local provider servers exactly
 once and the shared sender's limit never exceeded (measured where the texts arrive); a worker killed mid-run: its
 run is marked Crashed by the heartbeat automation and reported to the practice's webhook once, and the next run
-texts nobody twice; a sender whose limit is missing fails its run before anything is claimed.
+resumes its publication, texting those never reached and nobody twice; a sender whose limit is missing fails its run before anything is claimed.
 """
 
 from __future__ import annotations
@@ -57,6 +57,8 @@ ZONES = [
 ]  # fmt: skip
 HEARTBEAT = 30  # Prefect's smallest heartbeat
 CRASHED_AFTER = 60
+#: Seconds before a dead run's claims are resumed: shorter than the crash's detection, so the next run resumes.
+CLAIM_TIMEOUT = 30
 
 
 class TimedTwilio(TwilioServer):
@@ -112,7 +114,7 @@ def write_practice(
             "address": {"street": "1 Main St", "city": "Chicago", "region": "IL", "postal_code": "60614"},
             "utm": {"campaign": f"clinic_{number}"},
         },
-        "ledger": {"url": ledger_url},
+        "ledger": {"url": ledger_url, "claim_timeout": CLAIM_TIMEOUT},
         "sources": {"news": {"type": "markdown", "path": f"practices/{slug}/content"}},
         "channels": {
             "x": {
@@ -324,9 +326,13 @@ def test_many_practices_on_two_workers(tmp_path: Path, webhook: Webhook) -> None
             assert len(twilio.messages) < PRACTICES * SUBSCRIBERS + SLOW_SUBSCRIBERS
             api("PATCH", f"/v2/concurrency_limits/{slow_limit}", {"slot_decay_per_second": 1.0})
 
-        # The next run, on a new worker, completes without texting anyone twice.
+        # The next run, on a new worker, resumes the dead run's publication (its claim went stale): it texts the
+        # subscribers never reached, nobody twice, and reports the one whose text was in hand as unknown.
         with worker(project, env, "worker-c") as worker_c:
-            api.finished(api.start("publish", "zz-slow-sms"), process=worker_c, timeout=300)
+            before = sum(m["from"] == SLOW_SENDER for m in twilio.messages)
+            with pytest.raises(NotReached, match="unknown"):
+                api.finished(api.start("publish", "zz-slow-sms"), process=worker_c, timeout=300)
+            assert sum(m["from"] == SLOW_SENDER for m in twilio.messages) > before
             texts = Counter((m["from"], m["to"], m["body"]) for m in twilio.messages)
             assert set(texts.values()) == {1}
 
