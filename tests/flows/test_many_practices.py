@@ -7,7 +7,8 @@ twice): ``practice new`` and ``check``; a broken practice fails only itself; ``d
 triggered publish of every practice completes, every post and text reaching the local provider servers exactly
 once and the shared sender's limit never exceeded (measured where the texts arrive); a worker killed mid-run: its
 run is marked Crashed by the heartbeat automation and reported to the practice's webhook once, and the next run
-resumes its publication, texting those never reached and nobody twice; a sender whose limit is missing fails its run before anything is claimed.
+resumes its publication, texting those never reached and nobody twice; a sender whose limit is missing fails its
+run before anything is claimed.
 """
 
 from __future__ import annotations
