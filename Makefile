@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= config/carecast.yaml
 
-.PHONY: run serve test bench lint check clean
+.PHONY: run serve serve-postgres worker deploy test bench lint check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,22 @@ serve: $(VENV)/.installed  ## Prefect server (UI at http://127.0.0.1:4200) and `
 	echo "Prefect UI: $(PREFECT_URL)"; \
 	PREFECT_API_URL=$(PREFECT_URL)/api setsid $(BIN)/carecast serve --config $(CONFIG) & serve=$$!; \
 	wait $$serve; rc=$$?; stop; exit $$rc
+
+# Many practices: the Prefect server on PostgreSQL (database `prefect`, created when missing), the ledger in the same
+# PostgreSQL (database `carecast`: set ledger.url in each practice file). Then `make deploy` and `make worker`.
+PG ?= postgresql://postgres@127.0.0.1:5432
+POOL ?= carecast
+serve-postgres: $(VENV)/.installed  ## Prefect server on PostgreSQL at $(PG) (databases prefect and carecast)
+	mkdir -p .carecast
+	$(BIN)/python -m flows.postgres $(PG) prefect carecast
+	PREFECT_API_DATABASE_CONNECTION_URL=$(subst postgresql://,postgresql+asyncpg://,$(PG))/prefect \
+	  $(BIN)/prefect server start --host 127.0.0.1 --port 4200
+
+deploy: $(VENV)/.installed  ## register every practice's deployments in the process work pool $(POOL)
+	PREFECT_API_URL=$(PREFECT_URL)/api $(BIN)/carecast deploy --pool $(POOL)
+
+worker: $(VENV)/.installed  ## a worker of the pool $(POOL): start one per machine (or more)
+	PREFECT_API_URL=$(PREFECT_URL)/api $(BIN)/prefect worker start --pool $(POOL) --type process
 
 check: $(VENV)/.installed  ## validate the configuration
 	$(BIN)/carecast check --config $(CONFIG)

@@ -34,7 +34,7 @@ from urllib.parse import parse_qs, parse_qsl
 
 import jinja2
 
-from carecast.config import ChannelSettings, Settings
+from carecast.config import ChannelSettings, Settings, slugify
 from carecast.errors import ChannelError, ConfigError, PublishError, RenderError
 from carecast.ledger import Ledger
 from carecast.model import ContentItem, Draft, Receipt, now_utc
@@ -79,18 +79,39 @@ class Outbox:
 STOPPED = "stopped by a shutdown"
 
 
+def unpaced() -> None:
+    """The pace of a run without shared limits (``carecast run``, tests): no wait."""
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A provider's limit on one sender, shared by every worker: at most ``requests`` per ``seconds``.
+
+    ``name`` is derived from the sender's identity (a number, an account, a login), never from a secret, so two
+    practices sending as the same sender share one limit.
+    """
+
+    name: str
+    requests: int
+    seconds: float
+
+
 @dataclass(frozen=True)
 class PublishContext:
     """What a channel gets to publish one claimed publication.
 
     ``key`` names the publication (the outbox file, the provider's idempotency key); ``ledger`` records a
-    multi-step send's progress and each recipient's delivery, so a retry resumes instead of repeating.
+    multi-step send's progress and each recipient's delivery, so a retry resumes instead of repeating. ``pace``
+    is called before each request to the provider: it waits for the sender's :class:`RateLimit` (the flows pass
+    one backed by the orchestrator's limits) and raises when it cannot be honoured.
     """
 
     publication_id: int
     outbox: Outbox
     ledger: Ledger
     now: datetime = field(default_factory=now_utc)
+    #: Waits for a slot of the channel's rate limit before each provider request (see ``Channel.rate_limit``).
+    pace: Callable[[], None] = unpaced
     #: Set when the process is asked to stop (``carecast serve`` shutting down): see ``stop_if_asked``.
     stopping: threading.Event = field(default_factory=threading.Event)
     #: Recipients a fan-out claims (and records) per ledger transaction (``ledger.delivery_chunk``): a crash
@@ -197,13 +218,16 @@ class Channel(ABC):
         {"max_weighted_length", "max_segments", "max_characters", "max_subject_length"}
     )
 
+    #: The provider's limit on one sender, (requests, per seconds), kept across workers when deployed; None: none.
+    rate: ClassVar[tuple[int, float] | None] = None
+
     def __init__(self, instance: str, config: ChannelSettings, settings: Settings) -> None:
         self.instance = instance
         self.config = config
         self.settings = settings
         self.practice = settings.practice
         self._templates = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(settings.path(settings.templates) / self.name),
+            loader=jinja2.FileSystemLoader([folder / self.name for folder in settings.template_folders()]),
             autoescape=jinja2.select_autoescape(["html", "htm", "html.j2", "htm.j2"]),
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,
@@ -345,6 +369,17 @@ class Channel(ABC):
         read, so a missing one stops the server at start rather than a request later.
         """
         return ()
+
+    def sender(self) -> str | None:
+        """Who the provider sees sending (a number, an account, a login; never a secret); None for the outbox."""
+        return None
+
+    def rate_limit(self) -> RateLimit | None:
+        """The limit ``publish`` must pace its requests by: ``rate`` for this sender; None without either."""
+        identity = self.sender()
+        if self.rate is None or identity is None:
+            return None
+        return RateLimit(f"carecast-{self.name}-{slugify(identity)}", *self.rate)
 
     def verify(self) -> str:
         """Prove the configured account works without sending anything; say what was checked.

@@ -24,12 +24,13 @@ from urllib.parse import urlsplit
 from carecast.audience import ADDRESS_COLUMN, read_audience
 from carecast.audit import audit, render
 from carecast.batches import batched
-from carecast.config import DEFAULT_CONFIG, Settings
+from carecast.config import DEFAULT_CONFIG, Settings, practice_files
 from carecast.errors import CareCastError, ConfigError
 from carecast.ledger import DeliveryRecord, DraftState, Ledger, Resolution, open_ledger, part_address
 from carecast.model import Draft
 from carecast.pipeline import make_channel
 from carecast.practice import load_settings, open_practice
+from carecast.starter import QUESTIONS, StarterValues, write_starter
 from carecast.text import sms_measure, x_measure
 
 #: What ``carecast --help`` says first: plain text (the module's docstring is reStructuredText).
@@ -74,14 +75,54 @@ def _parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
-    check = command("check", _check, "validate the configuration; exit 2 when it is wrong")
+    check = command("check", _check, "validate every practice's configuration; exit 2 naming each wrong file")
     run = command("run", _run, "run the pipeline once: ingest, adapt, publish")
     status = command("status", _status, "list the ledger's publications")
     serve = command(
         "serve", _serve, "register the config's schedules as Prefect deployments and run them (Ctrl-C stops)"
     )
-    for sub in (check, run, status, serve):
+    for sub in (run, status, serve):
         sub.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="default: %(default)s")
+    check.add_argument(
+        "--config",
+        type=Path,
+        action="append",
+        dest="configs",
+        metavar="PATH",
+        help="only this file (repeatable); default: config/carecast.yaml and every config/practices/*.yaml",
+    )
+    deploy = command(
+        "deploy", _deploy, "register every practice's deployments, limits and automations in a Prefect work pool"
+    )
+    deploy.add_argument("--pool", required=True, metavar="NAME", help="the process work pool (created when missing)")
+    deploy.add_argument("--config", type=Path, action="append", dest="configs", metavar="PATH", help="as for check")
+    deploy.add_argument(
+        "--heartbeat",
+        type=_heartbeat,
+        default=30,
+        metavar="SECONDS",
+        help="flow-run heartbeat (≥ 30; default %(default)s)",
+    )
+    deploy.add_argument(
+        "--crashed-after",
+        type=int,
+        default=90,
+        metavar="SECONDS",
+        help="a run silent this long is marked Crashed and reported (default %(default)s)",
+    )
+    practice = commands.add_parser("practice", help="add a practice", description="add a practice")
+    practice_commands = practice.add_subparsers(required=True, metavar="ACTION")
+    new = practice_commands.add_parser(
+        "new", help="write config/practices/SLUG.yaml, a starter that passes carecast check"
+    )
+    new.set_defaults(handler=_practice_new)
+    new.add_argument("slug", metavar="SLUG", help="lower-case letters, digits and dashes: in every name and tag")
+    new.add_argument("--name", required=True, help="the practice's name")
+    new.add_argument("--timezone", required=True, help="IANA zone, e.g. America/Denver")
+    new.add_argument("--short-name", default="", help="the sender prefix of texts (≤ 20 characters)")
+    for option in QUESTIONS:
+        new.add_argument(f"--{option.replace('_', '-')}", dest=option, help=QUESTIONS[option])
+    new.add_argument("--config-dir", type=Path, default=DEFAULT_CONFIG.parent, help="default: %(default)s")
     run.add_argument("--dry-run", action="store_true", help="render and preview everything, publish nothing")
     run.add_argument("--channel", action="append", dest="channels", metavar="NAME", help="only this channel")
     status.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -145,25 +186,59 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _config_files(configs: list[Path] | None) -> list[Path]:
+    """The files named, else every practice's config (raises ConfigError when there is none)."""
+    files = configs or practice_files()
+    if not files:
+        raise ConfigError(DEFAULT_CONFIG, [("", "no config/carecast.yaml and no config/practices/*.yaml")])
+    return files
+
+
 def _check(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config)
-    print(
-        f"{args.config}: OK — {settings.practice.name}, "
-        f"sources: {', '.join(settings.sources)}; channels: {', '.join(settings.channels)}"
-    )
-    if not args.live:
-        return 0
-    _use_project_prefect(args.config)
+    """Check each file on its own: a broken practice fails only itself, and every file's problems are listed."""
+    worst = 0
+    for file in _config_files(args.configs):
+        try:
+            settings = load_settings(file)
+        except ConfigError as exc:
+            print(f"configuration error:\n{exc}", file=sys.stderr)
+            worst = EXIT_USAGE
+            continue
+        print(
+            f"{file}: OK — {settings.practice.name} ({settings.slug}), "
+            f"sources: {', '.join(settings.sources)}; channels: {', '.join(settings.channels)}"
+        )
+        if args.live and not _verify(settings):
+            worst = max(worst, EXIT_FAILED)
+    return worst
+
+
+def _verify(settings: Settings) -> bool:
+    """Prove each channel's account works, sending nothing; False when one does not."""
+    _use_project_prefect(settings.file)
     import flows.secrets  # noqa: F401  credentials named as Prefect Secret blocks are read through Prefect
 
-    failed = False
+    ok = True
     for name in settings.channels:
         try:
             print(f"{name}: {make_channel(settings, name).verify()}")
         except CareCastError as exc:
-            failed = True
+            ok = False
             print(f"{name}: FAILED: {exc}", file=sys.stderr)
-    return EXIT_FAILED if failed else 0
+    return ok
+
+
+def _practice_new(args: argparse.Namespace) -> int:
+    given = {option: getattr(args, option) for option in QUESTIONS if getattr(args, option) is not None}
+    values = StarterValues(name=args.name, timezone=args.timezone, short_name=args.short_name, **given)
+    ask = _ask if sys.stdin.isatty() else None
+    file = write_starter(args.config_dir, args.slug, values, set(QUESTIONS) - set(given), ask)
+    print(f"{file}: written; check it with: carecast check --config {file}")
+    return 0
+
+
+def _ask(question: str, default: str) -> str:
+    return input(f"{question} [{default}]: ").strip() or default
 
 
 def _open_ledger(config: Path) -> tuple[Settings, Ledger]:
@@ -422,6 +497,27 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _deploy(args: argparse.Namespace) -> int:
+    """Deploy every practice whose file is valid; a broken file is named and left out (exit 2), the rest deploy."""
+    if args.crashed_after <= args.heartbeat:
+        raise ConfigError("--crashed-after", [("", f"more seconds than --heartbeat ({args.heartbeat})")])
+    good = []
+    for file in _config_files(args.configs):
+        try:
+            load_settings(file)
+        except ConfigError as exc:
+            print(f"configuration error, not deployed:\n{exc}", file=sys.stderr)
+            continue
+        good.append(file)
+    if good:
+        _use_project_prefect(good[0])
+        from flows.deployments import deploy  # Prefect loads slowly and reads prefect.toml: only when it runs
+
+        for line in deploy(good, args.pool, heartbeat=args.heartbeat, crashed_after=args.crashed_after):
+            print(line)
+    return 0 if len(good) == len(_config_files(args.configs)) else EXIT_USAGE
+
+
 def _webhooks(args: argparse.Namespace) -> int:
     from carecast.webhooks import WebhookApp, check_urls, make_server  # loads uvicorn: only for this command
 
@@ -442,6 +538,13 @@ def _webhooks(args: argparse.Namespace) -> int:
         with server, contextlib.suppress(KeyboardInterrupt):
             server.serve_forever()
     return 0
+
+
+def _heartbeat(value: str) -> int:
+    seconds = int(value)
+    if seconds < 30:
+        raise argparse.ArgumentTypeError(f"at least 30 seconds (Prefect's shortest heartbeat), not {value}")
+    return seconds
 
 
 def _web_url(value: str) -> str:

@@ -27,6 +27,27 @@ from carecast.schedule import Every, LatePolicy, Slot
 from carecast.strict import Strict
 
 DEFAULT_CONFIG = Path("config/carecast.yaml")
+#: The folder beside the single config holding one file per practice: ``config/practices/<slug>.yaml``.
+PRACTICES_DIR = "practices"
+#: A practice file's name: its slug, in every deployment name, tag, artifact key, ledger schema and outbox folder.
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+
+
+def slugify(text: str) -> str:
+    """Lower-case letters, digits and single dashes: ``Oakview PT`` -> ``oakview-pt``."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def is_practice_file(file: Path) -> bool:
+    """Whether ``file`` is one of many practices (``<config>/practices/<slug>.yaml``), not the single config."""
+    return file.parent.name == PRACTICES_DIR
+
+
+def practice_files(config_dir: Path | str = DEFAULT_CONFIG.parent) -> list[Path]:
+    """Every practice's config under ``config_dir``: ``carecast.yaml`` when present, then ``practices/*.yaml``."""
+    folder = Path(config_dir)
+    single = folder / DEFAULT_CONFIG.name
+    return ([single] if single.is_file() else []) + sorted((folder / PRACTICES_DIR).glob("*.yaml"))
 
 
 class Address(Strict):
@@ -225,16 +246,36 @@ class Settings(Strict):
     file: Path = DEFAULT_CONFIG
 
     def path(self, relative: Path | str) -> Path:
-        """Resolve a path of the file against the file's folder."""
+        """Resolve a path of the file against the file's folder (the config folder, for a practice file)."""
         candidate = Path(relative)
         return candidate if candidate.is_absolute() else (self.base_dir / candidate)
 
+    @property
+    def slug(self) -> str:
+        """The practice's slug: a practice file's name, else its short name slugified (``oakview-pt``)."""
+        return self.file.stem if is_practice_file(self.file) else slugify(self.practice.short_name)
+
+    def template_folders(self) -> list[Path]:
+        """Where templates are looked for, first match wins: the practice's own, then (for a practice file) the
+        shared ``templates`` folder of the config folder."""
+        own = self.path(self.templates)
+        shared = self.path("templates")
+        return [own, shared] if is_practice_file(self.file) and own != shared else [own]
+
     def ledger_url(self) -> str:
-        """The ledger URL, a relative SQLite path resolved against the project (the config folder's parent)."""
+        """The ledger URL, a relative SQLite path resolved against the project (the config folder's parent).
+
+        A practice file on PostgreSQL keeps its tables in a schema of its own, ``carecast_<slug>`` (the URL's
+        ``search_path``), so practices sharing one database never share a row: item ids, accounts and subscribers
+        of two practices may well be the same.
+        """
         prefix = "sqlite:///"
         url = self.ledger.url
         if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite:///:memory:":
             return prefix + str((self.base_dir.parent / url[len(prefix) :]).resolve())
+        if url.startswith("postgresql") and is_practice_file(self.file):
+            schema = "carecast_" + self.slug.replace("-", "_")
+            return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
         return url
 
 
@@ -293,6 +334,12 @@ def parse_settings(file: Path | str, channel_config: ChannelConfigLookup) -> Set
     raw = read_yaml(file)
     if not isinstance(raw, dict):
         raise ConfigError(file, [("", "a mapping of sections (practice, sources, channels)")])
+    base_dir = file.parent
+    if is_practice_file(file):
+        if not SLUG.match(file.stem):
+            raise ConfigError(file, [("", "a file name of lower-case letters, digits and dashes (the slug)")])
+        base_dir = file.parent.parent
+        _practice_defaults(raw, file.stem)
     problems: list[tuple[str, str]] = []
     channel_sections = raw.get("channels")
     validated_channels: dict[str, ChannelSettings] = {}
@@ -312,7 +359,7 @@ def parse_settings(file: Path | str, channel_config: ChannelConfigLookup) -> Set
             except ValidationError as exc:
                 problems.extend(_problems(exc, ("channels", name)))
     try:
-        settings = Settings.model_validate({**raw, "channels": {}, "base_dir": file.parent, "file": file})
+        settings = Settings.model_validate({**raw, "channels": {}, "base_dir": base_dir, "file": file})
     except ValidationError as exc:
         problems.extend(_problems(exc))
         settings = None
@@ -323,6 +370,17 @@ def parse_settings(file: Path | str, channel_config: ChannelConfigLookup) -> Set
     settings = settings.model_copy(update={"channels": validated_channels})
     _check_references(settings)
     return settings
+
+
+def _practice_defaults(raw: dict[str, Any], slug: str) -> None:
+    """What one practice among many must not share with the others unless its file says so: its outbox, audience,
+    templates (falling back to the shared ones) and SQLite ledger live under its slug."""
+    raw.setdefault("outbox", f"../.carecast/outbox/{slug}")
+    raw.setdefault("audience", f"{PRACTICES_DIR}/{slug}/audience")
+    raw.setdefault("templates", f"{PRACTICES_DIR}/{slug}/templates")
+    ledger = raw.setdefault("ledger", {})
+    if isinstance(ledger, dict):
+        ledger.setdefault("url", f"sqlite:///.carecast/ledger-{slug}.db")
 
 
 def _check_references(settings: Settings) -> None:

@@ -11,13 +11,14 @@ import hashlib
 import json
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Literal
 
 from carecast.audience import ADDRESS_COLUMN, load_audience
-from carecast.channel import Channel, Outbox, PublishContext, make_channel
+from carecast.channel import Channel, Outbox, PublishContext, make_channel, unpaced
 from carecast.config import Settings
 from carecast.errors import (
     AlreadyClaimed,
@@ -300,12 +301,15 @@ def publish(
     items: Sequence[str] | None = None,
     now: datetime | None = None,
     retries_only: bool = False,
+    pace: Callable[[str], None] | None = None,
     stopping: threading.Event | None = None,
 ) -> list[Outcome]:
     """Resume the channel's publications whose sender died, then claim and send every due draft of ``instance``
     (only those with one of ``items``, when given; only earlier transient failures whose wait is over, with
     ``retries_only``), recording each outcome before the next; ``now`` (default: the clock at each draft) is the
-    moment channels send at, e.g. for SMS quiet hours.
+    moment channels send at, e.g. for SMS quiet hours. ``pace(limit_name)``, when given, is called before each
+    provider request of a channel with a rate limit (:meth:`Channel.rate_limit`): it waits for a slot of that
+    limit, and raises when it cannot. ``stopping``, once set, ends the run after the publication in hand.
 
     The claim happens before sending, so a draft another run or worker claimed is skipped, never sent twice. Each
     item is checked again just before its claim (a patient's authorization may have expired since the draft), and
@@ -319,7 +323,11 @@ def publish(
     check = phi_check(settings, ledger)
     stop = stopping or threading.Event()
     outbox = Outbox(settings.path(settings.outbox).resolve())
-    sender = _Sender(channel, ledger, outbox, settings.ledger.claim_timeout, stop, settings.ledger.delivery_chunk)
+    limit = channel.rate_limit()
+    paced = unpaced if pace is None or limit is None else partial(pace, limit.name)
+    sender = _Sender(
+        channel, ledger, outbox, settings.ledger.claim_timeout, stop, paced, settings.ledger.delivery_chunk
+    )
     outcomes = []
     for publication_id in ledger.resume_stale(instance, timedelta(seconds=settings.ledger.claim_timeout)):
         stored = ledger.publication_draft(publication_id)
@@ -360,6 +368,7 @@ class _Sender:
     outbox: Outbox
     claim_timeout: float
     stopping: threading.Event
+    pace: Callable[[], None]
     delivery_chunk: int = 1
 
     def title(self, draft: Draft) -> str:
@@ -374,7 +383,13 @@ class _Sender:
         instance, ledger = self.channel.instance, self.ledger
         receipt, failure = None, None
         context = PublishContext(
-            publication_id, self.outbox, ledger, now or now_utc(), self.stopping, self.delivery_chunk
+            publication_id,
+            self.outbox,
+            ledger,
+            now or now_utc(),
+            pace=self.pace,
+            stopping=self.stopping,
+            delivery_chunk=self.delivery_chunk,
         )
         with keep_claim_alive(ledger, publication_id, every=self.claim_timeout / 4):
             try:

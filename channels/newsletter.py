@@ -158,6 +158,8 @@ class NewsletterChannel(Channel):
     utm_medium = "email"
     digest = True
     limits: ClassVar[dict[str, int]] = {"max_subject_length": 78}
+    #: Messages per minute one SMTP login may submit (providers throttle beyond such rates); held across workers.
+    rate: ClassVar[tuple[int, float] | None] = (60, 60.0)
 
     config: NewsletterConfig
 
@@ -351,6 +353,11 @@ class NewsletterChannel(Channel):
             return self._to_outbox(draft, context)
         return self._by_smtp(draft, context, self.config.credentials)
 
+    def sender(self) -> str | None:
+        """The SMTP server and the login messages are submitted with."""
+        credentials = self.config.credentials
+        return None if credentials is None else f"{credentials.server} {credentials.username}"
+
     def verify(self) -> str:
         """Connect, secure the connection and log in to the SMTP server, then quit without sending.
 
@@ -406,6 +413,7 @@ class NewsletterChannel(Channel):
                         token = ledger.issue_unsubscribe_token(self.name, list_id, subscriber.address)
                         to = str(Address(subscriber.name, addr_spec=subscriber.address))
                         message = self.build_message(draft, to=to, unsubscribe_token=token)
+                        context.pace()
                         usable = self._send_one(smtp, message, subscriber.address, ledger, outcomes, retry_reasons)
                         if not usable:
                             break

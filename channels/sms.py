@@ -184,6 +184,8 @@ class SmsChannel(Channel):
     utm_source = "sms"
     utm_medium = "sms"
     limits: ClassVar[dict[str, int]] = {"max_segments": 3}
+    #: A long-code sender sends one message a second (Twilio queues the rest); held across workers when deployed.
+    rate: ClassVar[tuple[int, float] | None] = (1, 1.0)
 
     config: SmsConfig
 
@@ -262,6 +264,13 @@ class SmsChannel(Channel):
             return self._to_outbox(draft, context, context.ledger.subscribers(self.name))
         # Streamed a page at a time: memory stays flat however long the list.
         return self._by_twilio(draft, context, context.ledger.stream_subscribers(self.name), self.config.credentials)
+
+    def sender(self) -> str | None:
+        """The Twilio account and the number (or Messaging Service) texts come from."""
+        credentials = self.config.credentials
+        if credentials is None:
+            return None
+        return f"{credentials.account_sid} {self.config.from_number or self.config.messaging_service_sid}"
 
     def verify(self) -> str:
         """Fetch the Twilio account (``GET /2010-04-01/Accounts/{sid}.json``): proves the credentials, sends nothing.
@@ -384,6 +393,7 @@ class SmsChannel(Channel):
                             continue
                         if pacer is not None:
                             pacer.wait()
+                        context.pace()
                         outcomes.append(self._text(session, credentials, ledger, draft, address, deadline, outcomes))
                         if time.monotonic() - last_record >= RECORD_EVERY:
                             ledger.finish_deliveries(publication, outcomes)

@@ -169,6 +169,8 @@ class XChannel(Channel):
     utm_source = "twitter"
     utm_medium = "social"
     limits: ClassVar[dict[str, int]] = {"max_weighted_length": 280}
+    #: POST /2/tweets: 100 requests per 15 minutes per user (X's published limit); held across workers.
+    rate: ClassVar[tuple[int, float] | None] = (100, 900.0)
 
     config: XConfig
 
@@ -292,6 +294,7 @@ class XChannel(Channel):
                 # Its run died while posting it: X may have it, and the thread must not go on without it.
                 reason = f"post {number} of {total} may be up already (its run stopped while posting it)"
                 raise PublishError(self.instance, reason, transient=False) from exc
+            context.pace()
             try:
                 response = client.create_tweet(
                     text=draft.parts[number - 1],
@@ -320,6 +323,14 @@ class XChannel(Channel):
             provider_ids=tuple(known for known in posted if known),
             notes=tuple(notes),
         )
+
+    def sender(self) -> str | None:
+        """The API host and the posting account (``account``; the practice when it names none)."""
+        if self.config.credentials is None:
+            return None
+        host = self.config.api_base.host if self.config.api_base is not None else "api.x.com"
+        account = self.config.account if self.config.account != "default" else self.settings.slug
+        return f"{host} {account}"
 
     def verify(self) -> str:
         """Sign in to X with the configured credentials (``GET /2/users/me``), posting nothing.

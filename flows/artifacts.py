@@ -7,7 +7,6 @@ Artifact keys start with the practice's slug, so several practices on one server
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -26,8 +25,8 @@ CALENDAR_DAYS = 14
 
 
 def slug(settings: Settings) -> str:
-    """The practice's short name as an artifact key prefix: lowercase letters, digits and dashes."""
-    return re.sub(r"[^a-z0-9]+", "-", settings.practice.short_name.lower()).strip("-") or "practice"
+    """The practice's slug as an artifact key prefix: lowercase letters, digits and dashes."""
+    return settings.slug or "practice"
 
 
 def local(settings: Settings, moment: datetime | None) -> str:

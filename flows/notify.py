@@ -1,7 +1,8 @@
 """Tell the practice when a run failed or crashed: a JSON POST to ``notify.webhook`` naming practice, channel, reason.
 
-Two senders, one payload (``practice``, ``flow``, ``deployment``, ``flow_run``, ``flow_run_id``, ``state``,
-``channels``, ``reason``, and a ``text`` line, so a Slack or Teams incoming webhook shows it as a message):
+Two senders, one payload (``practice``, ``slug`` (as in its deployments' names), ``flow``, ``deployment``,
+``flow_run``, ``flow_run_id``, ``state``, ``channels``, ``reason``, and a ``text`` line, so a Slack or Teams incoming
+webhook shows it as a message):
 
 - Runs of ``carecast serve``'s deployments: a Prefect automation on the server, registered by
   :func:`watch_deployments`, calls a Webhook block holding the address. It reacts to the run's Failed or Crashed
@@ -37,14 +38,15 @@ from carecast.practice import load_settings
 logger = get_logger("carecast.notify")
 
 #: The automation's payload, rendered by the server (Jinja, sandboxed) for the run whose event fired it; set
-#: ``practice`` and ``every_channel`` (an ingest run's channels) before it. The state comes from the event, not
-#: the run, which may have moved on by the time the action runs.
+#: ``practice``, ``slug`` and ``every_channel`` (an ingest run's channels) before it. The state comes from the event,
+#: not the run, which may have moved on by the time the action runs.
 PAYLOAD = """\
 {%- set state = event.payload.validated_state -%}
 {%- set channels = flow_run.parameters.channels or every_channel -%}
 {%- set reason = state.message or state.type -%}
 {
   "practice": {{ practice | tojson }},
+  "slug": {{ slug | tojson }},
   "flow": {{ flow.name | tojson }},
   "deployment": {{ deployment.name | tojson }},
   "flow_run": {{ flow_run.name | tojson }},
@@ -79,6 +81,7 @@ def watch_deployments(settings: Settings, tag: str) -> UUID | None:
     ).save(f"carecast-{tag}-notify", overwrite=True)
     constants = (
         f"{{%- set practice = {json.dumps(settings.practice.name)} -%}}"
+        f"{{%- set slug = {json.dumps(settings.slug)} -%}}"
         f"{{%- set every_channel = {json.dumps(list(settings.channels))} -%}}"
     )
     automation = Automation(
@@ -95,6 +98,14 @@ def watch_deployments(settings: Settings, tag: str) -> UUID | None:
         ),
         actions=[CallWebhook(block_document_id=block_id, payload=constants + PAYLOAD)],
     )
+    return save_automation(automation)
+
+
+def save_automation(automation: Automation) -> UUID | None:
+    """Create ``automation``, or update the one of the same name in place (its id kept); returns its id.
+
+    Raises prefect.exceptions.PrefectHTTPStatusError when the server refuses it.
+    """
     with get_client(sync_client=True) as client:
         existing = client.read_automations_by_name(automation.name)
     if existing:
@@ -123,6 +134,7 @@ def notify_failure(flow: Flow[Any, Any], flow_run: FlowRun, state: State[Any]) -
     reason = state.message or state.type.value
     payload = {
         "practice": settings.practice.name,
+        "slug": settings.slug,
         "flow": flow.name,
         "deployment": None,
         "flow_run": flow_run.name,

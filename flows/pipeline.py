@@ -23,7 +23,7 @@ import signal
 import sys
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import datetime, timedelta
@@ -32,7 +32,9 @@ from typing import Any, Literal
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
+from prefect.concurrency.sync import rate_limit
 from prefect.context import FlowRunContext
+from prefect.exceptions import ObjectNotFound
 from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
 from prefect.states import Failed, State
@@ -40,9 +42,9 @@ from pydantic import BaseModel, Field, create_model
 from rich.console import Console
 
 from carecast import pipeline as core
-from carecast.channel import STOPPED, PracticeContext
-from carecast.config import DEFAULT_CONFIG
-from carecast.errors import CareCastError
+from carecast.channel import STOPPED, Channel, PracticeContext
+from carecast.config import DEFAULT_CONFIG, Settings
+from carecast.errors import CareCastError, ConfigError
 from carecast.model import now_utc
 from carecast.practice import open_practice
 from flows import artifacts
@@ -65,6 +67,28 @@ def _name_run(name: str) -> None:
     if context is not None and context.flow_run is not None:
         with get_client(sync_client=True) as client:
             client.set_flow_run_name(context.flow_run.id, name)
+
+
+def _deployment_pace(settings: Settings, channel: Channel) -> Callable[[str], None] | None:
+    """How a deployment's run paces ``channel``'s requests: a slot of its sender's global concurrency limit (which
+    ``carecast deploy`` and ``carecast serve`` create), held across every worker, taken with ``strict``. A local run
+    (``carecast run``) has no shared limits to wait for: None.
+
+    Raises ConfigError, before anything is claimed, when the sender's limit is missing on the server: the run fails
+    loudly instead of sending unpaced.
+    """
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None or context.flow_run.deployment_id is None:
+        return None
+    limit = channel.rate_limit()
+    if limit is not None:
+        with get_client(sync_client=True) as client:
+            try:
+                client.read_global_concurrency_limit_by_name(limit.name)
+            except ObjectNotFound as exc:
+                why = f"its sender's rate limit {limit.name} is missing on the Prefect server: run carecast deploy"
+                raise ConfigError(settings.file, [(f"channels.{channel.instance}", why)]) from exc
+    return lambda name: rate_limit(name, strict=True)
 
 
 def _counted(rows: list[Row], nothing: str) -> str:
@@ -130,7 +154,15 @@ def publish_channel(
 ) -> list[Row]:
     with open_practice(config_path) as practice, _stop_gracefully() as stopping:
         settings, ledger = practice.settings, practice.ledger
-        outcomes = core.publish(settings, ledger, channel, items=items, retries_only=retries_only, stopping=stopping)
+        outcomes = core.publish(
+            settings,
+            ledger,
+            channel,
+            items=items,
+            retries_only=retries_only,
+            pace=_deployment_pace(settings, practice.channels[channel]),
+            stopping=stopping,
+        )
         rows = [_row(outcome) for outcome in outcomes]
     sent = sum(row["state"] == "published" for row in rows)
     get_run_logger().info("publish %s: %d published, %d not", channel, sent, len(rows) - sent)

@@ -80,9 +80,17 @@ def fresh_ledger(dialect: str, folder: Path) -> Iterator[str]:
     if dialect == "sqlite":
         yield f"sqlite:///{folder / 'ledger.db'}"
         return
+    with fresh_database("test") as url:
+        yield url
+
+
+@contextmanager
+def fresh_database(kind: str) -> Iterator[str]:
+    """A new database ``carecast_<kind>_<random>`` on the shared PostgreSQL server (never restarted), dropped
+    afterwards with whatever still holds it; yields its psycopg URL."""
     from sqlalchemy import create_engine, text
 
-    name = f"carecast_test_{uuid.uuid4().hex[:12]}"
+    name = f"carecast_{kind}_{uuid.uuid4().hex[:12]}"
     admin = create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))

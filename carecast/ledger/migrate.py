@@ -5,10 +5,15 @@ that holds the database's own lock first (PostgreSQL: an advisory lock; SQLite: 
 store emits for every transaction), so the first process migrates and the others find the schema current. A ledger
 made by ``create_all`` before migrations existed has the tables but no ``alembic_version``: it is stamped with the
 baseline it equals (or the newest revision, when it has every table of today's schema), then upgraded in place.
+
+A practice among many on one PostgreSQL database keeps its ledger in a schema of its own (``carecast_<slug>``, the
+first schema of the URL's ``search_path``, see ``Settings.ledger_url``): it is created when missing, its
+``alembic_version`` lives in it, and the advisory lock is that schema's, so practices upgrade independently.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from alembic import command
@@ -25,6 +30,8 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 BASELINE = "0001_baseline"
 #: PostgreSQL advisory lock key held while the schema is upgraded ("carecast" in ASCII, as a bigint).
 ADVISORY_LOCK = 0x6361726563617374
+#: The schema a PostgreSQL URL puts first on its search path (``?options=-csearch_path%3Dname``).
+_SEARCH_PATH = re.compile(r"-csearch_path=([a-z0-9_]+)")
 
 
 def upgrade(engine: Engine) -> None:
@@ -32,25 +39,43 @@ def upgrade(engine: Engine) -> None:
 
     Raises SQLAlchemyError (or Alembic's CommandError for a ledger newer than this CareCast) when it cannot.
     """
+    schema = ledger_schema(engine)
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["schema"] = schema
     head = ScriptDirectory.from_config(config).get_current_head()
     with engine.connect() as connection:
-        current = MigrationContext.configure(connection).get_current_revision()
+        current = MigrationContext.configure(connection, opts={"version_table_schema": schema}).get_current_revision()
     if current == head:
         return
     with engine.begin() as connection:
-        _lock(connection)
+        _lock(connection, schema)
+        if schema is not None:
+            # Under the schema's lock, so two processes opening a new practice at once do not both create it.
+            connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
         config.attributes["connection"] = connection
-        tables = set(inspect(connection).get_table_names())
+        tables = set(inspect(connection).get_table_names(schema=schema))
         if "alembic_version" not in tables and "publications" in tables:
             # Made by create_all: the schema of its day, the newest when it has every table of today's.
             command.stamp(config, "head" if set(Base.metadata.tables) <= tables else BASELINE)
         command.upgrade(config, "head")
 
 
-def _lock(connection: Connection) -> None:
-    """Hold the database's lock until the transaction ends, so only one process migrates at a time."""
-    if connection.dialect.name == "postgresql":
+def ledger_schema(engine: Engine) -> str | None:
+    """The PostgreSQL schema the ledger's URL puts first on its search path (one practice's among many), or None."""
+    options = engine.url.query.get("options", "")
+    found = _SEARCH_PATH.search(options if isinstance(options, str) else " ".join(options))
+    return found[1] if engine.dialect.name == "postgresql" and found is not None else None
+
+
+def _lock(connection: Connection, schema: str | None) -> None:
+    """Hold the database's lock (the schema's, for a practice's schema) until the transaction ends, so only one
+    process migrates it at a time."""
+    if connection.dialect.name == "postgresql" and schema is None:
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK})
+    elif connection.dialect.name == "postgresql":
+        connection.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:schema, :key))"),
+            {"schema": schema, "key": ADVISORY_LOCK},
+        )
     # SQLite: the transaction began IMMEDIATE (see store.py), which already holds the write lock.

@@ -10,8 +10,13 @@ from carecast.ledger.schema import Base
 
 
 def run(connection: Connection) -> None:
-    # Batch mode: SQLite can only alter a table by copying it.
-    context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
+    # Batch mode: SQLite can only alter a table by copying it. A practice's schema keeps its own version table.
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        render_as_batch=True,
+        version_table_schema=context.config.attributes.get("schema"),
+    )
     with context.begin_transaction():
         context.run_migrations()
 
