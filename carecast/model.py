@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 ItemKind = Literal["post", "observance", "recognition"]
@@ -60,6 +60,8 @@ class ContentItem:
     #: Channels a patient's written authorization on file covers, and until when (UTC); empty: none on file.
     authorized_channels: tuple[str, ...] = ()
     authorization_expires: datetime | None = None
+    #: An observance's last day, in the practice's zone (its first is ``published``'s local date); None otherwise.
+    last_day: date | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "published", utc(self.published))
@@ -70,6 +72,7 @@ class ContentItem:
         data["authorization_expires"] = self.authorization_expires.isoformat() if self.authorization_expires else None
         data["tags"] = list(self.tags)
         data["authorized_channels"] = list(self.authorized_channels)
+        data["last_day"] = self.last_day.isoformat() if self.last_day else None
         return data
 
     @classmethod
@@ -80,6 +83,8 @@ class ContentItem:
         values["authorization_expires"] = datetime.fromisoformat(expires) if expires else None
         values["tags"] = tuple(values.get("tags", ()))
         values["authorized_channels"] = tuple(values.get("authorized_channels", ()))
+        last_day = values.get("last_day")
+        values["last_day"] = date.fromisoformat(last_day) if last_day else None
         return cls(**values)
 
 
@@ -100,6 +105,13 @@ class Draft:
     measures: dict[str, Any] = field(default_factory=dict)
     #: An image the channel attaches when it can (the item's ``image_url``); a post still goes out without it.
     image_url: str | None = None
+    #: The image described for people who cannot see it (the item's ``image_alt``), for providers that take one.
+    image_alt: str | None = None
+    #: The item's tagged link when the channel sends it beside the text (a link preview, an article card).
+    link: str | None = None
+    #: What the provider's request needs beside the text, as ``compose`` decided it (JSON values only): a post's
+    #: topic, an event's dates, a call to action, a link card's title. Kept as it is when staff edit the text.
+    details: dict[str, Any] = field(default_factory=dict)
 
     @property
     def text(self) -> str:

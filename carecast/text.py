@@ -176,6 +176,22 @@ def _cut(words: list[str], count: int, ellipsis: str) -> str:
     return " ".join(words[:count]).rstrip(".,;:!?-\u2013\u2014") + ellipsis
 
 
+def numbered_thread(text: str, fits: Callable[[str], bool], most: int) -> list[str]:
+    """``text`` as the shortest thread of posts numbered ``1/3 ...`` that each ``fits``.
+
+    Raises MeasureError when it needs more than ``most`` posts or a word is longer than a post.
+    """
+    for total in range(2, most + 1):
+        # Reserve room for the widest number this thread length can show.
+        def numbered_fits(part: str, marker: str = f"{total}/{total} ") -> bool:
+            return fits(marker + part)
+
+        parts = split_to_fit(text, numbered_fits)
+        if len(parts) <= total:
+            return [f"{number}/{len(parts)} {part}" for number, part in enumerate(parts, start=1)]
+    raise MeasureError(f"needs more than {most} posts (max_thread_parts)")
+
+
 def split_to_fit(text: str, fits: Callable[[str], bool]) -> list[str]:
     """Split ``text`` into parts that each ``fits``: whole sentences where possible, else whole words.
 

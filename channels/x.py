@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import mimetypes
 import urllib.parse
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from io import BytesIO
 from typing import Any, ClassVar, Literal
@@ -43,7 +43,7 @@ from carecast.errors import CredentialError, MeasureError, PublishError, RenderE
 from carecast.model import ContentItem, Draft, Receipt, now_utc
 from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
-from carecast.text import shorten, split_to_fit, x_measure
+from carecast.text import numbered_thread, shorten, x_measure
 from channels.base import Channel, PublishContext
 from channels.http import https_or_loopback, nothing_sent
 
@@ -186,27 +186,12 @@ class XChannel(Channel):
             elif self.config.too_long == "shorten":
                 parts = [post(shorten(body, lambda cut: fits(post(cut))))]
             else:
-                parts = self._thread(post(body), fits, self.config.max_thread_parts)
+                parts = numbered_thread(post(body), fits, self.config.max_thread_parts)
                 with suppress(MeasureError):  # hashtags only when they cost no extra post
-                    parts = self._thread(post(body, hashtags), fits, len(parts))
+                    parts = numbered_thread(post(body, hashtags), fits, len(parts))
         except MeasureError as exc:
             raise RenderError(self.instance, f"does not fit in {budget} weighted characters: {exc}", [item.id]) from exc
         return Draft(channel=self.instance, item_ids=(item.id,), parts=tuple(parts), image_url=item.image_url)
-
-    def _thread(self, text: str, fits: Callable[[str], bool], most: int) -> list[str]:
-        """``text`` as the shortest thread of numbered posts that each fit.
-
-        Raises MeasureError when it needs more than ``most`` posts or a word is longer than a post.
-        """
-        for total in range(2, most + 1):
-            # Reserve room for the widest number this thread length can show.
-            def numbered_fits(part: str, marker: str = f"{total}/{total} ") -> bool:
-                return fits(marker + part)
-
-            parts = split_to_fit(text, numbered_fits)
-            if len(parts) <= total:
-                return [f"{number}/{len(parts)} {part}" for number, part in enumerate(parts, start=1)]
-        raise MeasureError(f"needs more than {most} posts (max_thread_parts)")
 
     def publish(self, draft: Draft, context: PublishContext) -> Receipt:
         """Post ``draft`` on X when credentials are configured, else write its request bodies to the outbox.

@@ -5,6 +5,7 @@ project's .carecast/prefect, set by prefect.toml, never ~/.prefect)."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -37,6 +38,16 @@ def write_config(project: Path, changes: dict | None = None) -> Path:
     _merge(data, changes or {})
     file.write_text(yaml.safe_dump(data, sort_keys=False))
     return file
+
+
+def commented_channels(file: Path = SAMPLE_CONFIG / "carecast.yaml") -> dict:
+    """The channel sections the sample config holds commented out (``  # name:`` and the ``  #   key: value`` lines
+    under it), as write_config's ``changes`` take them: ``{"channels": {name: section}}``."""
+    lines = []
+    for line in file.read_text(encoding="utf-8").splitlines():
+        if re.match(r"^  # [a-z_]+:\s*$", line) or (lines and re.match(r"^  #   ", line)):
+            lines.append(line[:2] + line[4:])
+    return {"channels": yaml.safe_load("\n".join(lines)) or {}}
 
 
 def _merge(data: dict, changes: dict) -> None:

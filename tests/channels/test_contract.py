@@ -16,7 +16,7 @@ from carecast.pipeline import make_channel
 from channels import channel_class, installed
 from channels.base import Channel
 from tests.channels.conftest import outbox_context
-from tests.conftest import write_config
+from tests.conftest import commented_channels, write_config
 from tests.factories import make_item
 
 ITEM = make_item(
@@ -29,7 +29,8 @@ ITEM = make_item(
 
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return load_settings(write_config(tmp_path_factory.mktemp("contract")))
+    # Every channel the sample config shows, those commented out in it too.
+    return load_settings(write_config(tmp_path_factory.mktemp("contract"), commented_channels()))
 
 
 def instance_of(settings: Settings, kind: str) -> Channel:
