@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
 
 from carecast.audience import load_audience
+from carecast.errors import PublishError
 from carecast.ledger import Ledger
+from carecast.model import Draft
 from channels.base import Outbox, PublishContext
 from tests.conftest import SAMPLE_CONFIG
 
@@ -34,3 +36,27 @@ def our_log_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
     check); the fake providers' loggers are theirs."""
     records = [*caplog.get_records("setup"), *caplog.get_records("call")]
     return [r.getMessage() for r in records if r.name.split(".")[0] in {"carecast", "channels"}]
+
+
+class Publications:
+    """Drafts claimed in a real ledger, as the pipeline claims them, and re-claimed after a transient failure."""
+
+    def __init__(self, root: Path, account: str = "@OakviewPT") -> None:
+        self.account = account
+        self.ledger = Ledger(f"sqlite:///{root / 'ledger.db'}")
+        self.outbox = Outbox(root / "outbox")
+        self.root = root
+
+    def claim(self, draft: Draft) -> PublishContext:
+        draft_id = self.ledger.save_draft(draft, self.account, "approved")
+        return PublishContext(self.ledger.claim(draft_id), self.outbox, self.ledger)
+
+    def fail(self, context: PublishContext, error: PublishError) -> None:
+        self.ledger.record_failed(context.publication_id, error.reason, transient=error.transient)
+
+
+@pytest.fixture
+def publications(tmp_path: Path) -> Iterator[Publications]:
+    made = Publications(tmp_path)
+    yield made
+    made.ledger.close()

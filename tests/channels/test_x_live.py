@@ -14,12 +14,13 @@ import requests
 
 from carecast.config import load_settings
 from carecast.errors import AlreadyClaimed, ConfigError, CredentialError, PublishError
-from carecast.ledger import Ledger
 from carecast.model import Draft
-from channels.base import Outbox, PublishContext
+from channels.base import PublishContext
 from channels.x import ApiBaseAdapter, XChannel
+from tests.channels.conftest import Publications
 from tests.conftest import write_config
-from tests.providers import LocalHttpServer, RecordedRequest, Reply
+from tests.providers import RecordedRequest, Reply
+from tests.providers.images import PNG, ImageHost
 from tests.providers.xapi import XApiServer, XCredentials
 
 # Distinct values, so a leak of any of them anywhere is found by a plain substring search.
@@ -40,20 +41,6 @@ THREAD = Draft(
     item_ids=("rss:blog:pt-month",),
     parts=("1/3 October is PT Month.", "2/3 Thank you for trusting us.", "3/3 See you in the clinic!"),
 )
-# The smallest valid PNG: what tweepy sniffs to name the media type.
-PNG = bytes.fromhex(
-    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-    "1f15c4890000000d49444154789c6300010000050001a5f645400000000049454e44ae426082"
-)
-
-
-class Images(LocalHttpServer):
-    """A web server for the item's image: ``/photo.png`` is a PNG, anything else is 404."""
-
-    def handle(self, request: RecordedRequest) -> Reply:
-        if request.path == "/photo.png":
-            return Reply(200, PNG, {"Content-Type": "image/png"})
-        return Reply(404, "not found")
 
 
 class FailsThirdPost(XApiServer):
@@ -106,29 +93,6 @@ def live_channel(tmp_path: Path, server: XApiServer, **changes: object) -> XChan
     return configured_channel(tmp_path, api_base=server.url, **changes)
 
 
-class Publications:
-    """Drafts claimed in a real ledger, as the pipeline claims them, and re-claimed after a transient failure."""
-
-    def __init__(self, root: Path) -> None:
-        self.ledger = Ledger(f"sqlite:///{root / 'ledger.db'}")
-        self.outbox = Outbox(root / "outbox")
-        self.root = root
-
-    def claim(self, draft: Draft) -> PublishContext:
-        draft_id = self.ledger.save_draft(draft, "@OakviewPT", "approved")
-        return PublishContext(self.ledger.claim(draft_id), self.outbox, self.ledger)
-
-    def fail(self, context: PublishContext, error: PublishError) -> None:
-        self.ledger.record_failed(context.publication_id, error.reason, transient=error.transient)
-
-
-@pytest.fixture
-def publications(tmp_path: Path) -> Iterator[Publications]:
-    made = Publications(tmp_path)
-    yield made
-    made.ledger.close()
-
-
 def test_a_thread_lands_as_a_reply_chain(tmp_path: Path, server: XApiServer, publications: Publications) -> None:
     context = publications.claim(THREAD)
 
@@ -149,7 +113,7 @@ def test_api_base_sends_posts_uploads_and_sign_in_to_that_server(
     tmp_path: Path, server: XApiServer, publications: Publications
 ) -> None:
     channel = configured_channel(tmp_path, api_base=server.url)
-    with Images() as images:
+    with ImageHost() as images:
         draft = Draft(**{**THREAD.__dict__, "image_url": f"{images.url}/photo.png"})
         receipt = channel.publish(draft, publications.claim(draft))
 
@@ -165,7 +129,7 @@ def test_api_base_sends_posts_uploads_and_sign_in_to_that_server(
 
 
 def test_an_api_base_with_a_path_prefixes_it_and_keeps_the_query() -> None:
-    with Images() as gateway, requests.Session() as session:
+    with ImageHost() as gateway, requests.Session() as session:
         ApiBaseAdapter(f"{gateway.url}/x-gateway/").mount_on(session)
         session.get("https://api.twitter.com/2/users/me?user.fields=username", timeout=5)
 
@@ -311,7 +275,7 @@ def test_an_account_without_a_handle_asks_x_for_the_username(
 def test_an_image_is_uploaded_and_attached_to_the_first_part(
     tmp_path: Path, server: XApiServer, publications: Publications
 ) -> None:
-    with Images() as images:
+    with ImageHost() as images:
         draft = Draft(**{**THREAD.__dict__, "image_url": f"{images.url}/photo.png"})
         receipt = live_channel(tmp_path, server).publish(draft, publications.claim(draft))
 
@@ -327,7 +291,7 @@ def test_an_image_is_uploaded_and_attached_to_the_first_part(
 def test_an_image_that_cannot_be_downloaded_does_not_block_the_post(
     tmp_path: Path, server: XApiServer, publications: Publications, path: str, why: str
 ) -> None:
-    with Images() as images:
+    with ImageHost() as images:
         draft = Draft(channel="x", item_ids=("a",), parts=("New clinic photos!",), image_url=f"{images.url}{path}")
         receipt = live_channel(tmp_path, server).publish(draft, publications.claim(draft))
 
