@@ -222,10 +222,11 @@ class BlueskyChannel(Channel):
         self,
         text: str,
         created_at: str,
-        reply: dict[str, Any] | None = None,
+        reply: dict[str, dict[str, str]] | None = None,
         embed: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """The ``app.bsky.feed.post`` record of one part: its text as shown, facets, language, reply and embed."""
+        """The ``app.bsky.feed.post`` record of one part: its text as shown, facets, language, reply (``root`` and
+        ``parent``, each a ``uri`` and ``cid``) and embed."""
         shown, facets = rich_text(text)
         record: dict[str, Any] = {
             "$type": POST,
@@ -236,21 +237,30 @@ class BlueskyChannel(Channel):
         if facets:
             record["facets"] = facets
         if reply is not None:
-            record["reply"] = reply
+            # As the atproto client sends a reply: typed, root and parent each a strongRef.
+            refs = {end: {"$type": "com.atproto.repo.strongRef", **reply[end]} for end in ("root", "parent")}
+            record["reply"] = {"$type": "app.bsky.feed.post#replyRef", **refs}
         if embed is not None:
             record["embed"] = embed
         return record
 
     def embed(self, draft: Draft, blob: dict[str, Any] | None) -> dict[str, Any] | None:
-        """The first part's embed: the link card (with ``blob`` as its thumbnail), else the image, else none."""
+        """The first part's embed: the link card (with ``blob`` as its thumbnail), else the image, else none; typed
+        as the atproto client sends it."""
         card = draft.details.get("card")
         if draft.link and card:
-            external = {"uri": draft.link, "title": card["title"], "description": card["description"]}
+            external = {
+                "$type": "app.bsky.embed.external#external",
+                "uri": draft.link,
+                "title": card["title"],
+                "description": card["description"],
+            }
             if blob is not None:
                 external["thumb"] = blob
             return {"$type": "app.bsky.embed.external", "external": external}
         if blob is not None:
-            return {"$type": "app.bsky.embed.images", "images": [{"alt": draft.image_alt or "", "image": blob}]}
+            image = {"$type": "app.bsky.embed.images#image", "alt": draft.image_alt or "", "image": blob}
+            return {"$type": "app.bsky.embed.images", "images": [image]}
         return None
 
     # -- publishing --------------------------------------------------------------------------------------------
@@ -431,7 +441,9 @@ class BlueskyChannel(Channel):
         blob = {"$type": "blob", "ref": {"$link": BLOB}} if draft.image_url else None
         for number, text in enumerate(draft.parts, start=1):
             moment = context.now + timedelta(milliseconds=number - 1)
-            reply = None if number == 1 else {"root": ROOT, "parent": PARENT}
+            reply = (
+                None if number == 1 else {"root": {"uri": ROOT, "cid": ROOT}, "parent": {"uri": PARENT, "cid": PARENT}}
+            )
             embed = self.embed(draft, blob) if number == 1 else None
             record = self.record(text, _timestamp(moment), reply, embed)
             rkey = tid(moment, context.publication_id)
