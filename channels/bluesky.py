@@ -425,7 +425,11 @@ class BlueskyChannel(Channel):
         if isinstance(exc, NetworkError) and status is None:
             reason = f"{step}: Bluesky cannot be reached ({type(exc.__cause__ or exc).__name__}){context}"
             return PublishError(self.instance, reason, transient=True)
-        transient = status is None or status >= 500 or status in (409, 502)
+        if status is None:  # the client could not read the answer (a malformed session, say)
+            return PublishError(
+                self.instance, f"{step}: Bluesky's answer was unreadable ({type(exc).__name__})", transient=True
+            )
+        transient = status >= 500 or status == 409
         return PublishError(
             self.instance, f"{step}: Bluesky answered {status} {error or ''}{context}".strip(), transient=transient
         )

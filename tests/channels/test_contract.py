@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from carecast import pipeline
 from carecast.config import Settings, load_settings
 from carecast.errors import RenderError
+from carecast.ledger import Ledger
 from carecast.model import content_hash
 from carecast.pipeline import make_channel
 from channels import channel_class, installed
@@ -78,3 +80,26 @@ def test_publishing_without_credentials_writes_the_outbox(settings: Settings, ki
     written = Path(receipt.location)
     assert written.parent == tmp_path / "outbox" / channel.instance and written.stem == "000007"
     assert written.stat().st_size > 0
+
+
+def test_a_run_with_every_channel_enabled_writes_one_outbox_file_per_channel_and_item(tmp_path: Path) -> None:
+    """What ``make run`` does on a fresh clone, with the commented-out channels of the sample config enabled."""
+    settings = load_settings(write_config(tmp_path, commented_channels()))
+    ledger = Ledger(settings.ledger_url())
+    try:
+        for source in settings.sources:
+            pipeline.ingest(settings, ledger, source)
+        published = {
+            name: pipeline.adapt(settings, ledger, name) + pipeline.publish(settings, ledger, name)
+            for name in pipeline.channel_names(settings)
+        }
+    finally:
+        ledger.close()
+
+    outbox = settings.path(settings.outbox)
+    assert set(published) == set(installed())
+    for name, outcomes in published.items():
+        sent = [o for o in outcomes if o.state == "published"]
+        files = sorted(path.name for path in (outbox / name).iterdir())
+        assert sent and len(files) == len(sent), f"{name}: {len(sent)} published, outbox holds {files}"
+        assert {Path(o.detail.split(";")[0]).name for o in sent} == set(files)
