@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from carecast import pipeline
 from carecast.audience import load_audience
+from carecast.config import load_settings
 from carecast.errors import PublishError
 from carecast.ledger import Ledger
 from carecast.model import Draft
 from channels.base import Outbox, PublishContext
-from tests.conftest import SAMPLE_CONFIG
+from tests.conftest import SAMPLE_CONFIG, commented_channels, write_config
 
 
 def outbox_context(root: Path, publication_id: int = 1) -> PublishContext:
@@ -41,14 +43,13 @@ def our_log_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
 class Publications:
     """Drafts claimed in a real ledger, as the pipeline claims them, and re-claimed after a transient failure."""
 
-    def __init__(self, root: Path, account: str = "@OakviewPT") -> None:
-        self.account = account
+    def __init__(self, root: Path) -> None:
         self.ledger = Ledger(f"sqlite:///{root / 'ledger.db'}")
         self.outbox = Outbox(root / "outbox")
         self.root = root
 
     def claim(self, draft: Draft) -> PublishContext:
-        draft_id = self.ledger.save_draft(draft, self.account, "approved")
+        draft_id = self.ledger.save_draft(draft, "@OakviewPT", "approved")
         return PublishContext(self.ledger.claim(draft_id), self.outbox, self.ledger)
 
     def fail(self, context: PublishContext, error: PublishError) -> None:
@@ -60,3 +61,21 @@ def publications(tmp_path: Path) -> Iterator[Publications]:
     made = Publications(tmp_path)
     yield made
     made.ledger.close()
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[Ledger]:
+    """A ledger on SQLite that several runs of a test share."""
+    opened = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    yield opened
+    opened.close()
+
+
+def run_channel(root: Path, ledger: Ledger, name: str, **changes: object) -> list[pipeline.Outcome]:
+    """One run of channel ``name`` of the sample config (its commented-out channels included), with ``changes`` to its
+    section, as ``carecast run`` makes it: the blog read, drafts made, due drafts published."""
+    sample = commented_channels()
+    sample["channels"][name] = {**sample["channels"].get(name, {}), **changes}
+    settings = load_settings(write_config(root, sample))
+    pipeline.ingest(settings, ledger, "blog")
+    return pipeline.adapt(settings, ledger, name) + pipeline.publish(settings, ledger, name)

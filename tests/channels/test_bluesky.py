@@ -16,13 +16,12 @@ from typing import Any
 
 import pytest
 
-from carecast import pipeline
 from carecast.config import load_settings
 from carecast.errors import ConfigError, CredentialError, PublishError, RenderError
 from carecast.ledger import Ledger
 from carecast.model import Draft
 from channels.bluesky import BlueskyChannel, bluesky_length, display_url, rich_text, tid
-from tests.channels.conftest import Publications, outbox_context
+from tests.channels.conftest import Publications, outbox_context, run_channel
 from tests.conftest import commented_channels, write_config
 from tests.factories import make_item, make_observance
 from tests.providers import RecordedRequest, Reply
@@ -65,13 +64,6 @@ def password_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def pds() -> Iterator[BlueskyPds]:
     with BlueskyPds(ACCOUNT) as running:
         yield running
-
-
-@pytest.fixture
-def claims(tmp_path: Path) -> Iterator[Publications]:
-    made = Publications(tmp_path, account="@oakviewpt.bsky.social")
-    yield made
-    made.ledger.close()
 
 
 def texts(pds: BlueskyPds) -> list[str]:
@@ -184,23 +176,11 @@ def test_the_outbox_chains_a_threads_replies(tmp_path: Path) -> None:
 # -- live, against the local PDS -------------------------------------------------------------------------------------
 
 
-def run_bluesky(tmp_path: Path, pds: BlueskyPds, ledger: Ledger) -> list[pipeline.Outcome]:
-    """One run of the bluesky channel as ``carecast run`` makes it: read the blog, draft, publish."""
-    sample = commented_channels()
-    sample["channels"]["bluesky"].update(sources=["blog"], pds_url=pds.url, credentials=credentials())
-    settings = load_settings(write_config(tmp_path, sample))
-    pipeline.ingest(settings, ledger, "blog")
-    return pipeline.adapt(settings, ledger, "bluesky") + pipeline.publish(settings, ledger, "bluesky")
-
-
-def test_posts_land_once_and_a_rerun_sends_nothing(tmp_path: Path, pds: BlueskyPds) -> None:
-    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
-    try:
-        first = run_bluesky(tmp_path / "one", pds, ledger)
-        asked = len(pds.requests)
-        second = run_bluesky(tmp_path / "two", pds, ledger)
-    finally:
-        ledger.close()
+def test_posts_land_once_and_a_rerun_sends_nothing(tmp_path: Path, pds: BlueskyPds, ledger: Ledger) -> None:
+    changes = {"sources": ["blog"], "pds_url": pds.url, "credentials": credentials()}
+    first = run_channel(tmp_path / "one", ledger, "bluesky", **changes)
+    asked = len(pds.requests)
+    second = run_channel(tmp_path / "two", ledger, "bluesky", **changes)
 
     published = [o for o in first if o.state == "published"]
     assert len(published) == 3  # max_items_per_run; the sample posts are threads
@@ -213,9 +193,9 @@ def test_posts_land_once_and_a_rerun_sends_nothing(tmp_path: Path, pds: BlueskyP
 
 
 def test_a_thread_lands_as_replies_naming_root_and_parent(
-    tmp_path: Path, pds: BlueskyPds, claims: Publications
+    tmp_path: Path, pds: BlueskyPds, publications: Publications
 ) -> None:
-    context = claims.claim(THREAD)
+    context = publications.claim(THREAD)
     receipt = live(tmp_path, pds).publish(THREAD, context)
 
     first, second, third = pds.posts
@@ -232,14 +212,18 @@ def test_a_thread_lands_as_replies_naming_root_and_parent(
     assert second["value"]["reply"] == reply(first, first)
     assert third["value"]["reply"] == reply(first, second)
     assert receipt.provider_ids == tuple(post["uri"] for post in pds.posts)
-    assert [p["uri"] for p in claims.ledger.progress(context.publication_id)["posted"]] == list(receipt.provider_ids)
+    assert [p["uri"] for p in publications.ledger.progress(context.publication_id)["posted"]] == list(
+        receipt.provider_ids
+    )
 
 
-def test_the_outbox_request_is_the_one_the_pds_gets(tmp_path: Path, pds: BlueskyPds, claims: Publications) -> None:
+def test_the_outbox_request_is_the_one_the_pds_gets(
+    tmp_path: Path, pds: BlueskyPds, publications: Publications
+) -> None:
     bluesky = live(tmp_path, pds)
     with ImageHost() as images:
         draft = bluesky.render([make_item(image_url=f"{images.url}/photo.png")])
-        bluesky.publish(draft, claims.claim(draft))
+        bluesky.publish(draft, publications.claim(draft))
     offline = channel(tmp_path / "offline").publish(draft, outbox_context(tmp_path / "o", 1))
 
     [written] = json.loads(Path(offline.location).read_text(encoding="utf-8"))["requests"]
@@ -261,16 +245,16 @@ class FailsThirdPost(BlueskyPds):
         return super().handle(request)
 
 
-def test_a_thread_cut_short_resumes_at_its_first_part_not_up(tmp_path: Path, claims: Publications) -> None:
+def test_a_thread_cut_short_resumes_at_its_first_part_not_up(tmp_path: Path, publications: Publications) -> None:
     with FailsThirdPost(ACCOUNT) as pds:
         bluesky = live(tmp_path, pds)
-        context = claims.claim(THREAD)
+        context = publications.claim(THREAD)
         with pytest.raises(PublishError, match=r"post 3 of 3.*2 of 3 posts are up") as caught:
             bluesky.publish(THREAD, context)
         assert caught.value.transient
-        claims.fail(context, caught.value)
+        publications.fail(context, caught.value)
 
-        again = claims.claim(THREAD)  # the next run's claim of the failed publication
+        again = publications.claim(THREAD)  # the next run's claim of the failed publication
         receipt = live(tmp_path / "next", pds).publish(THREAD, again)
 
     assert again.publication_id == context.publication_id
@@ -294,15 +278,15 @@ class AnswersSecondPostLate(BlueskyPds):
         return reply
 
 
-def test_a_part_whose_answer_was_lost_is_found_not_posted_again(tmp_path: Path, claims: Publications) -> None:
+def test_a_part_whose_answer_was_lost_is_found_not_posted_again(tmp_path: Path, publications: Publications) -> None:
     with AnswersSecondPostLate(delay=1.0) as pds:
-        context = claims.claim(THREAD)
+        context = publications.claim(THREAD)
         with pytest.raises(PublishError, match=r"post 2 of 3.*cannot be reached") as caught:
             live(tmp_path, pds, timeout=0.3).publish(THREAD, context)
         assert pds.late is not None
         pds.late.join()
-        claims.fail(context, caught.value)
-        receipt = live(tmp_path / "next", pds).publish(THREAD, claims.claim(THREAD))
+        publications.fail(context, caught.value)
+        receipt = live(tmp_path / "next", pds).publish(THREAD, publications.claim(THREAD))
 
     # The second part was up: the retry asked for it by its record key and went on with the third.
     assert caught.value.transient
@@ -312,58 +296,60 @@ def test_a_part_whose_answer_was_lost_is_found_not_posted_again(tmp_path: Path, 
     assert receipt.provider_ids == tuple(post["uri"] for post in pds.posts)
 
 
-def test_a_rate_limit_is_waited_out_and_sent_again(tmp_path: Path, pds: BlueskyPds, claims: Publications) -> None:
+def test_a_rate_limit_is_waited_out_and_sent_again(tmp_path: Path, pds: BlueskyPds, publications: Publications) -> None:
     pds.throttle(1, reset_in=1.0)
     single = Draft(channel="bluesky", item_ids=("rate",), parts=("Happy PT Month!",))
 
-    receipt = live(tmp_path, pds).publish(single, claims.claim(single))
+    receipt = live(tmp_path, pds).publish(single, publications.claim(single))
 
     assert len(pds.requests_to("POST", "/xrpc/com.atproto.repo.createRecord")) == 2
     assert texts(pds) == ["Happy PT Month!"] and receipt.provider_ids == (pds.posts[0]["uri"],)
 
 
 def test_a_rate_limit_longer_than_the_budget_is_left_for_the_next_run(
-    tmp_path: Path, pds: BlueskyPds, claims: Publications
+    tmp_path: Path, pds: BlueskyPds, publications: Publications
 ) -> None:
     pds.throttle(1, reset_in=600)
     single = Draft(channel="bluesky", item_ids=("rate-long",), parts=("Happy PT Month!",))
 
     with pytest.raises(PublishError, match="rate limit") as caught:
-        live(tmp_path, pds).publish(single, claims.claim(single))
+        live(tmp_path, pds).publish(single, publications.claim(single))
 
     assert caught.value.transient and caught.value.retry_after is not None and 590 < caught.value.retry_after <= 601
     assert pds.posts == []
 
 
 def test_a_wrong_app_password_is_a_credential_error_naming_the_channel(
-    tmp_path: Path, pds: BlueskyPds, claims: Publications, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, pds: BlueskyPds, publications: Publications, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("BLUESKY_APP_PASSWORD", "revoked-app-password")
     bluesky = live(tmp_path, pds)
     with pytest.raises(CredentialError, match=r"channels\.bluesky\.credentials.*AuthenticationRequired"):
-        bluesky.publish(THREAD, claims.claim(THREAD))
+        bluesky.publish(THREAD, publications.claim(THREAD))
     with pytest.raises(CredentialError, match=r"channels\.bluesky\.credentials"):
         bluesky.verify()
     assert pds.posts == []
 
 
 def test_an_expired_session_is_a_credential_error_naming_the_channel(
-    tmp_path: Path, pds: BlueskyPds, claims: Publications
+    tmp_path: Path, pds: BlueskyPds, publications: Publications
 ) -> None:
     bluesky = live(tmp_path, pds)
     assert bluesky.verify().startswith(f"Bluesky: signed in as @{ACCOUNT.handle}")
     pds.expire_sessions()  # a long-lived worker's session, expired since it signed in
 
     with pytest.raises(CredentialError, match=r"channels\.bluesky\.credentials.*ExpiredToken"):
-        bluesky.publish(THREAD, claims.claim(THREAD))
+        bluesky.publish(THREAD, publications.claim(THREAD))
     assert pds.posts == []
 
 
-def test_an_image_goes_up_as_the_link_cards_thumbnail(tmp_path: Path, pds: BlueskyPds, claims: Publications) -> None:
+def test_an_image_goes_up_as_the_link_cards_thumbnail(
+    tmp_path: Path, pds: BlueskyPds, publications: Publications
+) -> None:
     bluesky = live(tmp_path, pds)
     with ImageHost() as images:
         draft = bluesky.render([make_item(image_url=f"{images.url}/photo.png")])
-        receipt = bluesky.publish(draft, claims.claim(draft))
+        receipt = bluesky.publish(draft, publications.claim(draft))
 
     [upload] = pds.requests_to("POST", "/xrpc/com.atproto.repo.uploadBlob")
     assert upload.raw == PNG and upload.headers["Content-Type"] == "image/png"
@@ -374,12 +360,12 @@ def test_an_image_goes_up_as_the_link_cards_thumbnail(tmp_path: Path, pds: Blues
 
 
 def test_an_image_without_a_link_is_embedded_with_its_alt_text(
-    tmp_path: Path, pds: BlueskyPds, claims: Publications
+    tmp_path: Path, pds: BlueskyPds, publications: Publications
 ) -> None:
     bluesky = live(tmp_path, pds)
     with ImageHost() as images:
         draft = bluesky.render([make_observance(image_url=f"{images.url}/photo.png", image_alt="Our team")])
-        bluesky.publish(draft, claims.claim(draft))
+        bluesky.publish(draft, publications.claim(draft))
 
     [post] = pds.posts
     [image] = post["value"]["embed"]["images"]
@@ -388,12 +374,12 @@ def test_an_image_without_a_link_is_embedded_with_its_alt_text(
 
 @pytest.mark.parametrize(("path", "why"), [("/missing.png", "HTTPError"), ("/large.png", "over Bluesky's 1,000,000")])
 def test_an_image_that_cannot_go_up_does_not_block_the_post(
-    tmp_path: Path, pds: BlueskyPds, claims: Publications, path: str, why: str
+    tmp_path: Path, pds: BlueskyPds, publications: Publications, path: str, why: str
 ) -> None:
     bluesky = live(tmp_path, pds)
     with ImageHost() as images:
         draft = bluesky.render([make_item(image_url=f"{images.url}{path}")])
-        receipt = bluesky.publish(draft, claims.claim(draft))
+        receipt = bluesky.publish(draft, publications.claim(draft))
 
     [post] = pds.posts
     assert "thumb" not in post["value"]["embed"]["external"]
@@ -401,16 +387,16 @@ def test_an_image_that_cannot_go_up_does_not_block_the_post(
 
 
 def test_no_secret_appears_in_logs_errors_ledger_or_outbox(
-    tmp_path: Path, pds: BlueskyPds, claims: Publications, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, pds: BlueskyPds, publications: Publications, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     bluesky = live(tmp_path, pds)
-    receipt = bluesky.publish(THREAD, claims.claim(THREAD))
+    receipt = bluesky.publish(THREAD, publications.claim(THREAD))
     said = bluesky.verify()
     pds.expire_sessions()
     other = Draft(channel="bluesky", item_ids=("other",), parts=("Hi",))
     with pytest.raises(CredentialError) as caught:
-        bluesky.publish(other, claims.claim(other))
+        bluesky.publish(other, publications.claim(other))
     offline = channel(tmp_path / "offline").publish(THREAD, outbox_context(tmp_path / "o", 2))
 
     texts_ = [caplog.text, str(caught.value), repr(caught.value), str(receipt.to_json()), said, repr(bluesky.config)]

@@ -16,13 +16,12 @@ from typing import Any
 
 import pytest
 
-from carecast import pipeline
 from carecast.config import load_settings
 from carecast.errors import ConfigError, CredentialError, PublishError, RenderError
 from carecast.ledger import Ledger
 from carecast.model import Draft
 from channels.gbp import GbpChannel
-from tests.channels.conftest import Publications, outbox_context
+from tests.channels.conftest import Publications, outbox_context, run_channel
 from tests.conftest import commented_channels, write_config
 from tests.factories import make_item, make_observance
 from tests.providers import RecordedRequest, Reply
@@ -66,13 +65,6 @@ def credentials_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def server() -> Iterator[GbpServer]:
     with GbpServer(ACCOUNT) as running:
         yield running
-
-
-@pytest.fixture
-def claims(tmp_path: Path) -> Iterator[Publications]:
-    made = Publications(tmp_path, account="Oakview Physical Therapy")
-    yield made
-    made.ledger.close()
 
 
 # -- what a post holds -----------------------------------------------------------------------------------------------
@@ -196,37 +188,11 @@ def test_the_outbox_holds_the_exact_request(tmp_path: Path) -> None:
 # -- live, against the local Business Profile API ----------------------------------------------------------------
 
 
-def run_gbp(tmp_path: Path, server: GbpServer, ledger: Ledger) -> list[pipeline.Outcome]:
-    """One run of the gbp channel as ``carecast run`` makes it: read the blog, draft, publish."""
-    settings = load_settings(
-        write_config(
-            tmp_path,
-            {
-                "channels": {
-                    **commented_channels()["channels"],
-                    "gbp": {
-                        **commented_channels()["channels"]["gbp"],
-                        "approval": "auto",
-                        "sources": ["blog"],
-                        "api_base": server.url,
-                        "credentials": credentials(server),
-                    },
-                }
-            },
-        )
-    )
-    pipeline.ingest(settings, ledger, "blog")
-    return pipeline.adapt(settings, ledger, "gbp") + pipeline.publish(settings, ledger, "gbp")
-
-
-def test_a_post_lands_once_and_a_rerun_sends_nothing(tmp_path: Path, server: GbpServer) -> None:
-    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
-    try:
-        first = run_gbp(tmp_path / "one", server, ledger)
-        asked = len(server.requests)
-        second = run_gbp(tmp_path / "two", server, ledger)
-    finally:
-        ledger.close()
+def test_a_post_lands_once_and_a_rerun_sends_nothing(tmp_path: Path, server: GbpServer, ledger: Ledger) -> None:
+    changes = {"sources": ["blog"], "api_base": server.url, "credentials": credentials(server)}
+    first = run_channel(tmp_path / "one", ledger, "gbp", **changes)
+    asked = len(server.requests)
+    second = run_channel(tmp_path / "two", ledger, "gbp", **changes)
 
     [published] = [o for o in first if o.state == "published"]
     [post] = server.posts
@@ -238,29 +204,31 @@ def test_a_post_lands_once_and_a_rerun_sends_nothing(tmp_path: Path, server: Gbp
     assert [o for o in second if o.state == "published"] == [] and len(server.requests) == asked
 
 
-def test_media_is_referenced_by_url(tmp_path: Path, server: GbpServer, claims: Publications) -> None:
+def test_media_is_referenced_by_url(tmp_path: Path, server: GbpServer, publications: Publications) -> None:
     gbp = live(tmp_path, server)
     draft = gbp.render([make_item(image_url="https://www.oakviewpt.com/images/stretch.jpg")])
-    gbp.publish(draft, claims.claim(draft))
+    gbp.publish(draft, publications.claim(draft))
 
     [post] = server.posts
     assert post["media"] == [{"mediaFormat": "PHOTO", "sourceUrl": "https://www.oakviewpt.com/images/stretch.jpg"}]
 
 
-def test_an_observance_lands_as_an_event(tmp_path: Path, server: GbpServer, claims: Publications) -> None:
+def test_an_observance_lands_as_an_event(tmp_path: Path, server: GbpServer, publications: Publications) -> None:
     gbp = live(tmp_path, server)
     draft = gbp.render([make_observance(last_day=date(2026, 2, 7))])
-    gbp.publish(draft, claims.claim(draft))
+    gbp.publish(draft, publications.claim(draft))
 
     [post] = server.posts
     assert post["topicType"] == "EVENT" and post["event"]["title"] == "National Patient Recognition Week"
 
 
-def test_a_rate_limit_is_waited_out_and_sent_again(tmp_path: Path, server: GbpServer, claims: Publications) -> None:
+def test_a_rate_limit_is_waited_out_and_sent_again(
+    tmp_path: Path, server: GbpServer, publications: Publications
+) -> None:
     server.throttle(2)  # Google's shape: 429 RESOURCE_EXHAUSTED and no Retry-After: waits 1 s, then 2 s
     draft = live(tmp_path, server).render([make_item()])
 
-    receipt = live(tmp_path / "again", server).publish(draft, claims.claim(draft))
+    receipt = live(tmp_path / "again", server).publish(draft, publications.claim(draft))
 
     created = server.requests_to("POST", server.account.posts_path)
     assert len(created) == 3 and len(server.posts) == 1
@@ -268,28 +236,28 @@ def test_a_rate_limit_is_waited_out_and_sent_again(tmp_path: Path, server: GbpSe
 
 
 def test_a_rate_limit_longer_than_the_budget_is_left_for_the_next_run(
-    tmp_path: Path, server: GbpServer, claims: Publications
+    tmp_path: Path, server: GbpServer, publications: Publications
 ) -> None:
     server.throttle(5)
     gbp = live(tmp_path, server, retry_budget=0)
     draft = gbp.render([make_item()])
 
     with pytest.raises(PublishError, match="429 RESOURCE_EXHAUSTED") as caught:
-        gbp.publish(draft, claims.claim(draft))
+        gbp.publish(draft, publications.claim(draft))
 
     assert caught.value.transient and caught.value.retry_after == 1.0
     assert server.posts == []
 
 
 def test_a_revoked_refresh_token_is_a_credential_error_naming_the_channel(
-    tmp_path: Path, server: GbpServer, claims: Publications
+    tmp_path: Path, server: GbpServer, publications: Publications
 ) -> None:
     server.revoke()
     gbp = live(tmp_path, server)
     draft = gbp.render([make_item()])
 
     with pytest.raises(CredentialError, match=r"channels\.gbp\.credentials.*invalid_grant"):
-        gbp.publish(draft, claims.claim(draft))
+        gbp.publish(draft, publications.claim(draft))
     with pytest.raises(CredentialError, match=r"channels\.gbp\.credentials"):
         gbp.verify()
     assert server.posts == []
@@ -303,12 +271,14 @@ class RefusesEveryToken(GbpServer):
         return super().handle(request)
 
 
-def test_a_refused_access_token_is_a_credential_error_naming_the_channel(tmp_path: Path, claims: Publications) -> None:
+def test_a_refused_access_token_is_a_credential_error_naming_the_channel(
+    tmp_path: Path, publications: Publications
+) -> None:
     with RefusesEveryToken(ACCOUNT) as server:
         gbp = live(tmp_path, server)
         draft = gbp.render([make_item()])
         with pytest.raises(CredentialError, match=r"channels\.gbp\.credentials.*401 UNAUTHENTICATED"):
-            gbp.publish(draft, claims.claim(draft))
+            gbp.publish(draft, publications.claim(draft))
 
     assert server.posts == []
 
@@ -329,12 +299,12 @@ class AnswersLate(GbpServer):
         return reply
 
 
-def test_a_post_whose_answer_was_lost_is_never_posted_again(tmp_path: Path, claims: Publications) -> None:
+def test_a_post_whose_answer_was_lost_is_never_posted_again(tmp_path: Path, publications: Publications) -> None:
     with AnswersLate(delay=1.0) as server:
         gbp = live(tmp_path, server, timeout=0.3)
         draft = gbp.render([make_item()])
         with pytest.raises(PublishError, match="may be up, so it is not posted again") as caught:
-            gbp.publish(draft, claims.claim(draft))
+            gbp.publish(draft, publications.claim(draft))
         assert server.late is not None
         server.late.join()
 
@@ -342,12 +312,14 @@ def test_a_post_whose_answer_was_lost_is_never_posted_again(tmp_path: Path, clai
     assert len(server.requests_to("POST", server.account.posts_path)) == 1
 
 
-def test_a_refusal_is_permanent_and_names_googles_code(tmp_path: Path, server: GbpServer, claims: Publications) -> None:
+def test_a_refusal_is_permanent_and_names_googles_code(
+    tmp_path: Path, server: GbpServer, publications: Publications
+) -> None:
     gbp = live(tmp_path, server)
     draft = Draft(channel="gbp", item_ids=("bad",), parts=("x" * 1501,), details={"topicType": "STANDARD"})
 
     with pytest.raises(PublishError, match="400 INVALID_ARGUMENT") as caught:
-        gbp.publish(draft, claims.claim(draft))
+        gbp.publish(draft, publications.claim(draft))
 
     assert not caught.value.transient
 
@@ -372,13 +344,13 @@ def test_verify_reads_the_location_and_warns_before_the_refresh_token_expires(
 
 
 def test_no_secret_appears_in_logs_errors_ledger_or_outbox(
-    tmp_path: Path, server: GbpServer, claims: Publications, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, server: GbpServer, publications: Publications, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     gbp = live(tmp_path, server)
     draft = gbp.render([make_item()])
     server.throttle(1)
-    receipt = gbp.publish(draft, claims.claim(draft))
+    receipt = gbp.publish(draft, publications.claim(draft))
     said = gbp.verify()
     server.revoke()
     with pytest.raises(CredentialError) as caught:
