@@ -1,0 +1,142 @@
+"""Drafts and approvals: one draft per channel, account and item set, and what staff or the rules decided."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.sql import ColumnElement
+
+from carecast.errors import LedgerError
+from carecast.ledger.schema import DraftRow, DraftState, PublicationRow
+from carecast.ledger.store import LedgerStore
+from carecast.model import Draft, now_utc
+
+
+@dataclass(frozen=True)
+class StoredDraft:
+    id: int
+    channel: str
+    account: str
+    state: DraftState
+    draft: Draft
+    reason: str | None
+    created_at: datetime
+
+
+def stored_draft(row: DraftRow) -> StoredDraft:
+    return StoredDraft(
+        id=row.id,
+        channel=row.channel,
+        account=row.account,
+        state=row.state,  # type: ignore[arg-type]
+        draft=Draft.from_json(row.body),
+        reason=row.reason,
+        created_at=row.created_at,
+    )
+
+
+class DraftLedger(LedgerStore):
+    """Drafts: saved per item set, decided by staff or the rules, dropped when their items are passed over."""
+
+    def save_draft(self, draft: Draft, account: str, state: DraftState, reason: str | None = None) -> int:
+        """Store ``draft`` for its channel and account, replacing an earlier draft of the same items.
+
+        A draft that is already claimed for publication, or that staff decided on (rejected, expired), is kept as
+        it is: an edit of the item after that never changes what was or will be sent. An unclaimed approved draft
+        takes an edit's new text, or becomes ``refused`` when the edit breaks a rule (a withdrawn authorization).
+        """
+        now = now_utc()
+        with self._session() as session, session.begin():
+            row = session.scalars(
+                select(DraftRow).where(
+                    DraftRow.channel == draft.channel, DraftRow.account == account, DraftRow.draft_key == draft.key
+                )
+            ).one_or_none()
+            if row is None:
+                row = DraftRow(
+                    channel=draft.channel,
+                    account=account,
+                    draft_key=draft.key,
+                    state=state,
+                    body=draft.to_json(),
+                    reason=reason,
+                    created_at=now,
+                    updated_at=now,
+                )
+                session.add(row)
+                session.flush()
+                return row.id
+            claimed = session.scalar(select(PublicationRow.id).where(PublicationRow.draft_id == row.id))
+            replaceable = row.state in ("pending", "refused") or (row.state == "approved" and state != "pending")
+            if claimed is None and replaceable:
+                row.body, row.state, row.reason, row.updated_at = draft.to_json(), state, reason, now
+            return row.id
+
+    def drafts(self, channel: str | None = None, states: Sequence[DraftState] | None = None) -> list[StoredDraft]:
+        """Drafts (of one channel, in some states), oldest first."""
+        query = select(DraftRow)
+        if channel is not None:
+            query = query.where(DraftRow.channel == channel)
+        if states is not None:
+            query = query.where(DraftRow.state.in_(states))
+        with self._session() as session:
+            return [stored_draft(row) for row in session.scalars(query.order_by(DraftRow.id))]
+
+    def draft(self, draft_id: int) -> StoredDraft:
+        """One draft; raises LedgerError when there is none with that id."""
+        with self._session() as session:
+            row = session.get(DraftRow, draft_id)
+            if row is None:
+                raise LedgerError(f"no draft {draft_id}")
+            return stored_draft(row)
+
+    def refusals(self, channel: str, account: str) -> dict[str, str]:
+        """The reasons the channel's rules refused drafts, by draft key."""
+        query = select(DraftRow.draft_key, DraftRow.reason).where(
+            DraftRow.channel == channel, DraftRow.account == account, DraftRow.state == "refused"
+        )
+        with self._session() as session:
+            return {key: reason or "" for key, reason in session.execute(query)}
+
+    def set_draft_state(self, draft_id: int, state: DraftState, reason: str | None = None) -> None:
+        """Approve, reject or expire a draft not yet claimed.
+
+        Raises LedgerError if it is unknown or claimed, or when approving a draft that expired: its slot passed,
+        and a draft is never sent late.
+        """
+        with self._session() as session, session.begin():
+            row = session.get(DraftRow, draft_id)
+            if row is None:
+                raise LedgerError(f"no draft {draft_id}")
+            if row.state == "expired" and state == "approved":
+                raise LedgerError(f"draft {draft_id} expired when its slot passed; it is never sent late")
+            if session.scalar(select(PublicationRow.id).where(PublicationRow.draft_id == draft_id)) is not None:
+                raise LedgerError(f"draft {draft_id} is already claimed for publication")
+            row.state, row.reason, row.updated_at = state, reason, now_utc()
+
+    def forget_drafts(self, channel: str, account: str, keys: Iterable[str]) -> None:
+        """Drop the channel's unclaimed pending or approved drafts with these keys (their items were skipped)."""
+        self._forget(channel, account, DraftRow.draft_key.in_(list(keys)))
+
+    def forget_pending(self, channel: str, account: str, keep: Iterable[str]) -> None:
+        """Drop pending or approved drafts of a channel that were not claimed and whose item set is not in ``keep``.
+
+        A digest's item set changes as items arrive: the draft for yesterday's set must not be sent beside today's.
+        """
+        self._forget(channel, account, DraftRow.draft_key.not_in(list(keep)))
+
+    def _forget(self, channel: str, account: str, which: ColumnElement[bool]) -> None:
+        claimed = select(PublicationRow.draft_id)
+        with self._session() as session, session.begin():
+            session.execute(
+                delete(DraftRow).where(
+                    DraftRow.channel == channel,
+                    DraftRow.account == account,
+                    DraftRow.state.in_(("pending", "approved")),
+                    which,
+                    DraftRow.id.not_in(claimed),
+                )
+            )

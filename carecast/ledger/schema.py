@@ -1,0 +1,173 @@
+"""The ledger's tables, in one place: what each row records and the unique keys that make a double send impossible.
+
+The unique key ``(item_id, channel, account)`` of ``publication_items`` makes a second publication of an item on the
+same channel and account impossible, whatever races; ``(publication_id, address)`` of ``deliveries`` does the same
+for one recipient of one publication.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal
+
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from carecast.errors import LedgerError
+
+#: ``refused``: the channel's rules refused it (re-rendered after an edit); ``rejected``: staff said no (final).
+DraftState = Literal["pending", "approved", "refused", "rejected", "expired"]
+PublicationState = Literal["claimed", "sent", "failed", "unknown"]
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Stores aware datetimes as UTC and gives them back aware (SQLite would drop the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise LedgerError(f"naive datetime {value.isoformat()} reached the ledger")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UtcDateTime, dict[str, Any]: JSON}
+
+
+class ItemRow(Base):
+    __tablename__ = "items"
+    id: Mapped[str] = mapped_column(String(512), primary_key=True)
+    source: Mapped[str] = mapped_column(String(100), index=True)
+    published: Mapped[datetime] = mapped_column(index=True)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    first_seen: Mapped[datetime]
+    edited_at: Mapped[datetime | None]
+    data: Mapped[dict[str, Any]]
+
+
+class FeedValidatorRow(Base):
+    __tablename__ = "feed_validators"
+    source: Mapped[str] = mapped_column(String(100), primary_key=True)
+    etag: Mapped[str | None] = mapped_column(Text)
+    last_modified: Mapped[str | None] = mapped_column(Text)
+    checked_at: Mapped[datetime]
+
+
+class DraftRow(Base):
+    __tablename__ = "drafts"
+    __table_args__ = (UniqueConstraint("channel", "account", "draft_key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(100))
+    account: Mapped[str] = mapped_column(String(200))
+    draft_key: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(20))
+    body: Mapped[dict[str, Any]]
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class PublicationRow(Base):
+    __tablename__ = "publications"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    draft_id: Mapped[int] = mapped_column(ForeignKey("drafts.id"), unique=True)
+    channel: Mapped[str] = mapped_column(String(100))
+    account: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(20), index=True)
+    claimed_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    location: Mapped[str | None] = mapped_column(Text)
+    provider_ids: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    transient: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: What a multi-step send has done so far (e.g. the ids of a thread's posted parts), so a retry resumes it.
+    progress: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: A transient failure is tried again no sooner than this (the provider's Retry-After, a quiet-hours opening).
+    not_before: Mapped[datetime | None]
+
+
+class PublicationItemRow(Base):
+    __tablename__ = "publication_items"
+    __table_args__ = (UniqueConstraint("item_id", "channel", "account", name="one_publication_per_item"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    publication_id: Mapped[int] = mapped_column(ForeignKey("publications.id"), index=True)
+    item_id: Mapped[str] = mapped_column(ForeignKey("items.id"))
+    channel: Mapped[str] = mapped_column(String(100))
+    account: Mapped[str] = mapped_column(String(200))
+
+
+class SkippedItemRow(Base):
+    """An item a channel passed over for good (more new items than it sends per run): never sent late."""
+
+    __tablename__ = "skipped_items"
+    __table_args__ = (UniqueConstraint("item_id", "channel", "account"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[str] = mapped_column(ForeignKey("items.id"))
+    channel: Mapped[str] = mapped_column(String(100))
+    account: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    skipped_at: Mapped[datetime]
+
+
+class SubscriberRow(Base):
+    """A subscriber of a channel type and the consent record sends rely on (imported from CSV)."""
+
+    __tablename__ = "subscribers"
+    __table_args__ = (UniqueConstraint("channel_type", "address"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel_type: Mapped[str] = mapped_column(String(50))
+    address: Mapped[str] = mapped_column(String(320))
+    name: Mapped[str] = mapped_column(Text)
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    consent_at: Mapped[datetime | None]
+    consent_method: Mapped[str] = mapped_column(Text)
+    consent_text: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20))
+    updated_at: Mapped[datetime]
+
+
+class SuppressionRow(Base):
+    """An address nothing more may be sent to on a channel type (STOP, unsubscribe, bounce, invalid number).
+
+    Kept apart from the subscriber rows so that importing a list again never undoes an opt-out.
+    """
+
+    __tablename__ = "suppressions"
+    __table_args__ = (UniqueConstraint("channel_type", "address"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel_type: Mapped[str] = mapped_column(String(50))
+    address: Mapped[str] = mapped_column(String(320))
+    status: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime]
+
+
+class DeliveryRow(Base):
+    """One recipient of one publication: claimed before sending, so nobody gets a message twice."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("publication_id", "address"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    publication_id: Mapped[int] = mapped_column(ForeignKey("publications.id"), index=True)
+    address: Mapped[str] = mapped_column(String(320))
+    state: Mapped[str] = mapped_column(String(20))
+    transient: Mapped[bool] = mapped_column(Boolean, default=False)
+    not_before: Mapped[datetime | None]
+    provider_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime]
+
+
+#: ``delivered``: the provider confirmed that a ``sent`` message reached the recipient.
+DeliveryState = Literal["claimed", "sent", "delivered", "failed", "deferred", "unknown"]
