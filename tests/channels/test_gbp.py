@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from carecast import pipeline
 from carecast.config import load_settings
 from carecast.errors import ConfigError, CredentialError, PublishError, RenderError
 from carecast.ledger import Ledger
@@ -139,6 +140,7 @@ def test_a_phone_number_is_taken_out_with_the_reason_or_refused(tmp_path: Path) 
     ]
     with pytest.raises(RenderError, match=r"phone number.*CALL button"):
         refuse.render([item])
+    assert "removed 1 phone number(s)" in pipeline.describe_measures(draft)  # the preview staff approve from
 
 
 def test_a_text_edited_to_hold_a_phone_number_is_refused(tmp_path: Path) -> None:
