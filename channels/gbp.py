@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any, ClassVar, Literal
 
@@ -44,7 +45,7 @@ from carecast.errors import CredentialError, MeasureError, PublishError, RenderE
 from carecast.model import ContentItem, Draft, Receipt, now_utc
 from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
-from carecast.text import add_utm, shorten
+from carecast.text import shorten
 from channels.base import Channel, PublishContext
 from channels.http import https_or_loopback, nothing_sent, retry_after, wait_out_rate_limits
 
@@ -144,7 +145,8 @@ class GbpChannel(Channel):
                 [i.id for i in items],
             )
         item = items[0]
-        link = self.link(item) or self._website_link(item)
+        # A post without a link of its own (an observance) leads to the practice's site, tagged the same way.
+        link = self.link(item) or str(self.link(replace(item, url=str(self.practice.website))))
         topic, details = self._topic(item, link)
         budget = self.limit("max_characters") or MAX_CHARACTERS
 
@@ -197,12 +199,6 @@ class GbpChannel(Channel):
             return {"callToAction": {"actionType": "CALL"}}
         url = str(self.config.booking_url) if action == "BOOK" and self.config.booking_url else link
         return {"callToAction": {"actionType": action, "url": url}}
-
-    def _website_link(self, item: ContentItem) -> str:
-        """The practice's site, UTM-tagged for this item: where a post without a link of its own leads."""
-        campaign = item.campaign or self.config.campaign or self.practice.utm.campaign
-        website = str(self.practice.website)
-        return add_utm(website, self.utm_source, self.utm_medium, campaign, own_host=self.practice.host)
 
     def _phone_numbers(self, text: str) -> list[phonenumbers.PhoneNumberMatch]:
         return list(phonenumbers.PhoneNumberMatcher(text, self.practice.address.country))
