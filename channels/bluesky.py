@@ -147,7 +147,7 @@ class BlueskyConfig(ChannelSettings):
 
 
 @dataclass(frozen=True)
-class Session:
+class SignedIn:
     """A signed-in client and whom it speaks for."""
 
     client: Client
@@ -168,7 +168,7 @@ class BlueskyChannel(Channel):
 
     def __init__(self, instance: str, config: ChannelSettings, settings: Settings) -> None:
         super().__init__(instance, config, settings)
-        self._session: Session | None = None
+        self._session: SignedIn | None = None
 
     def count_characters(self, text: str) -> int:
         """Graphemes as Bluesky counts them (see :func:`bluesky_length`)."""
@@ -341,7 +341,7 @@ class BlueskyChannel(Channel):
     def _where(self) -> str:
         return f"channels.{self.instance}.credentials"
 
-    def _signed_in(self) -> Session:
+    def _signed_in(self) -> SignedIn:
         """This channel's session, signed in once per channel object.
 
         Raises CredentialError and PublishError as ``verify`` does.
@@ -354,10 +354,10 @@ class BlueskyChannel(Channel):
             profile = self._call(lambda: client.login(credentials.handle, password), "signing in")
             if profile is None:
                 raise PublishError(self.instance, "signing in: the PDS has no profile for the account", transient=False)
-            self._session = Session(client, profile.did, profile.handle)
+            self._session = SignedIn(client, profile.did, profile.handle)
         return self._session
 
-    def _existing(self, session: Session, rkey: str, step: str) -> dict[str, str] | None:
+    def _existing(self, session: SignedIn, rkey: str, step: str) -> dict[str, str] | None:
         """The ``uri`` and ``cid`` of the post an earlier attempt made under ``rkey``, or None when there is none.
 
         Raises PublishError and CredentialError as ``publish`` does.
@@ -371,7 +371,7 @@ class BlueskyChannel(Channel):
             raise
         return {"uri": found.uri, "cid": str(found.cid)}
 
-    def _image_blob(self, session: Session, draft: Draft) -> tuple[dict[str, Any] | None, list[str]]:
+    def _image_blob(self, session: SignedIn, draft: Draft) -> tuple[dict[str, Any] | None, list[str]]:
         """Download ``draft.image_url`` and upload it; return its blob (as JSON) and notes for the receipt.
 
         An image that cannot be downloaded, is no image or is over 1 MB is left off with a note: it must not keep

@@ -206,13 +206,19 @@ def test_a_post_lands_once_and_a_rerun_sends_nothing(tmp_path: Path, server: Gbp
     assert [o for o in second if o.state == "published"] == [] and len(server.requests) == asked
 
 
-def test_media_is_referenced_by_url(tmp_path: Path, server: GbpServer, publications: Publications) -> None:
+def test_media_is_referenced_by_url_and_the_outbox_is_the_request(
+    tmp_path: Path, server: GbpServer, publications: Publications
+) -> None:
     gbp = live(tmp_path, server)
     draft = gbp.render([make_item(image_url="https://www.oakviewpt.com/images/stretch.jpg")])
     gbp.publish(draft, publications.claim(draft))
 
     [post] = server.posts
     assert post["media"] == [{"mediaFormat": "PHOTO", "sourceUrl": "https://www.oakviewpt.com/images/stretch.jpg"}]
+    # The outbox holds the request Google got.
+    offline = channel(tmp_path / "offline").publish(draft, outbox_context(tmp_path / "o", 1))
+    [sent] = server.requests_to("POST", server.account.posts_path)
+    assert json.loads(Path(offline.location).read_text(encoding="utf-8"))["request"] == sent.body
 
 
 def test_an_observance_lands_as_an_event(tmp_path: Path, server: GbpServer, publications: Publications) -> None:
