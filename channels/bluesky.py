@@ -134,7 +134,7 @@ class BlueskyConfig(ChannelSettings):
     hashtags: bool = Field(True, description="append the practice's hashtags when they fit")
     max_thread_parts: int = Field(4, ge=2, le=10, description="a longer thread is refused, not cut")
     link_card: bool = Field(True, description="show the item's link as a card with its title and image")
-    language: str = Field("en", description="the posts' language (BCP-47)")
+    language: str = Field("en", pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$", description="the posts' language (BCP-47)")
     credentials: BlueskyCredentials | None = Field(None, description="post with these; absent: write to the outbox")
     timeout: float = Field(30, gt=0, le=300, description="seconds one request (or the image download) may take")
     retry_budget: float = Field(10, ge=0, le=300, description="seconds a publish may wait out rate limits")

@@ -95,7 +95,7 @@ class GbpConfig(ChannelSettings):
     )
     offer_tag: str = Field("offer", min_length=1, description="items with this tag are posted as offers")
     offer_days: int = Field(30, ge=1, le=366, description="how long an offer runs from the item's date")
-    language: str = Field("en-US", description="the post's languageCode")
+    language: str = Field("en-US", pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$", description="the post's languageCode")
     credentials: GbpCredentials | None = Field(None, description="post with these; absent: write to the outbox")
     api_base: HttpUrl = Field(HttpUrl(GBP_API), description="the API's base URL (a local test server)")
     timeout: float = Field(30, gt=0, le=300, description="seconds one request to Google may take")
