@@ -18,12 +18,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from carecast.audience import ADDRESS_COLUMN, read_audience
-from carecast.config import DEFAULT_CONFIG, Settings, load_settings
+from carecast.config import DEFAULT_CONFIG, Settings
 from carecast.errors import CareCastError, ConfigError
 from carecast.ledger import DraftState, Ledger
 from carecast.pipeline import make_channel
+from carecast.practice import load_settings, open_practice
 from carecast.text import sms_measure, x_measure
 
+#: What ``carecast --help`` says first: plain text (the module's docstring is reStructuredText).
+DESCRIPTION = "Check a CareCast config, run the pipeline, measure text, show the ledger, serve the webhooks."
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 #: Prefect keeps its home in ``.carecast/prefect`` (prefect.toml); Prefect needs the parent folder to exist.
@@ -44,7 +47,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="carecast", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="carecast",
+        description=DESCRIPTION,
+        epilog=__doc__.split("\n\n")[1].replace("\n", " "),  # the exit codes, plain text like the rest of --help
+    )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     def command(name: str, handler: Any, help_text: str) -> argparse.ArgumentParser:
@@ -84,7 +91,9 @@ def _parser() -> argparse.ArgumentParser:
     measure.add_argument("--channel", required=True, choices=["x", "sms"])
     measure.add_argument("text", metavar="TEXT", help="the text, or - to read standard input")
 
-    webhooks = command("webhooks", _webhooks, "serve Twilio's callbacks and inbound texts, and one-click unsubscribe")
+    webhooks = command(
+        "webhooks", _webhooks, "serve the channels' inbound endpoints (Twilio's callbacks, one-click unsubscribe, ...)"
+    )
     webhooks.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="default: %(default)s")
     webhooks.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     webhooks.add_argument("--port", type=int, default=8088, help="default: %(default)s")
@@ -238,12 +247,11 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _webhooks(args: argparse.Namespace) -> int:
-    settings, ledger = _open_ledger(args.config)
-    from carecast.webhooks import WebhookApp, check_urls, make_server  # loads channel plugins: only for this command
+    from carecast.webhooks import WebhookApp, check_urls, make_server  # loads uvicorn: only for this command
 
-    try:
-        app = WebhookApp(settings, ledger, args.public_url)
-        for problem in check_urls(settings, args.public_url) if args.public_url else ():
+    with open_practice(args.config) as practice:
+        app = WebhookApp(practice.settings, practice.ledger, args.public_url)
+        for problem in check_urls(practice.settings, args.public_url) if args.public_url else ():
             print(f"warning: {problem}", file=sys.stderr)
         try:
             server = make_server(app, args.host, args.port)
@@ -252,13 +260,11 @@ def _webhooks(args: argparse.Namespace) -> int:
             return EXIT_FAILED
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
         base = args.public_url or f"http://{args.host}:{server.server_port}"
-        print(f"Serving on {args.host}:{server.server_port} (Ctrl-C stops):")
+        print(f"Serving on {args.host}:{server.server_port} (Ctrl-C stops):", flush=True)
         for methods, path in app.endpoints:
-            print(f"  {methods} {base.rstrip('/')}{path}")
+            print(f"  {methods} {base.rstrip('/')}{path}", flush=True)
         with server, contextlib.suppress(KeyboardInterrupt):
             server.serve_forever()
-    finally:
-        ledger.close()
     return 0
 
 

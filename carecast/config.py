@@ -1,13 +1,14 @@
 """Load and validate a practice's configuration (``config/carecast.yaml``) before anything runs.
 
-Every section is a pydantic model that forbids unknown keys. A channel's own section is validated by that channel's
-``Config`` class, found through its ``type``. Paths in the file are relative to the file's folder. Any problem
+Every section is a pydantic model that forbids unknown keys. A channel's own section is validated by the ``Config``
+class its ``type`` names, which the caller looks up (:func:`carecast.practice.load_settings` asks the channel
+registry): this module knows no channel. Paths in the file are relative to the file's folder. Any problem
 raises :class:`~carecast.errors.ConfigError` naming the file, the key path and what was expected.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -193,14 +194,16 @@ def read_yaml(file: Path) -> Any:
         raise ConfigError(file, [("", f"is not valid YAML ({where}): {getattr(exc, 'problem', exc)}")]) from exc
 
 
-def load_settings(file: Path | str = DEFAULT_CONFIG) -> Settings:
-    """Read and validate ``file``, channel sections included.
+#: The ``Config`` class of the channel type named; raises ConfigError (for the ``type`` key) when none is known.
+ChannelConfigLookup = Callable[[str], type["ChannelSettings"]]
 
-    Raises ConfigError listing every problem found (file, key path, expectation), and ChannelError when a channel
-    plugin the file names cannot be loaded.
+
+def parse_settings(file: Path | str, channel_config: ChannelConfigLookup) -> Settings:
+    """Read and validate ``file``, each channel section by the class ``channel_config`` gives for its ``type``.
+
+    Raises ConfigError listing every problem found (file, key path, expectation); whatever else ``channel_config``
+    raises (ChannelError for a plugin that cannot be loaded) goes through unchanged.
     """
-    from channels import channel_class  # channels depend on config, so find them late
-
     file = Path(file)
     raw = read_yaml(file)
     if not isinstance(raw, dict):
@@ -215,7 +218,7 @@ def load_settings(file: Path | str = DEFAULT_CONFIG) -> Settings:
                 continue
             kind = section.get("type")
             try:
-                config_class = channel_class(str(kind)).Config
+                config_class = channel_config(str(kind))
             except ConfigError as exc:
                 problems.append((f"channels.{name}.type", str(exc.problems[0][1])))
                 continue
@@ -251,11 +254,6 @@ def _check_references(settings: Settings) -> None:
             problems.append((f"sources.{name}.path", f"no such folder: {settings.path(source.path)}"))
     if problems:
         raise ConfigError(settings.file, problems)
-    from carecast.sources.observances import load_observances  # sources depend on config: import late
-
-    for source in settings.sources.values():
-        if isinstance(source, ObservanceSource):
-            load_observances(settings.path(source.file))  # its own file, key and expectation on error
 
 
 def today_in(settings: Settings) -> date:

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from carecast.audience import ADDRESS_COLUMN, load_audience
+from carecast.channel import Outbox, PublishContext, make_channel
 from carecast.config import Settings
 from carecast.errors import (
     AlreadyClaimed,
@@ -28,8 +29,6 @@ from carecast.ledger import DraftState, Ledger, StoredDraft
 from carecast.model import ContentItem, Draft, now_utc
 from carecast.schedule import is_expired, next_slots
 from carecast.sources import Validators, read_source
-from channels import channel_class
-from channels.base import Channel, Outbox, PublishContext
 
 OutcomeState = Literal[
     "published", "failed", "retry", "rejected", "skipped", "preview", "waiting", "approved", "expired", "unknown"
@@ -63,12 +62,6 @@ class Outcome:
     detail: str
     title: str = ""
     draft: Draft | None = None
-
-
-def make_channel(settings: Settings, instance: str) -> Channel:
-    """The configured channel ``instance`` (a key of ``channels:``), ready to render and publish."""
-    config = settings.channels[instance]
-    return channel_class(config.type)(instance, config, settings)
 
 
 def sync_audience(settings: Settings, ledger: Ledger) -> dict[str, tuple[int, int]]:

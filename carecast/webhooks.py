@@ -1,126 +1,104 @@
-"""The practice's public endpoints for delivery compliance, as a framework-free WSGI application.
+"""The practice's public endpoints: whatever routes the configured channels declare, served by uvicorn.
 
-- ``POST /twilio/status``: Twilio's status callbacks, handed to :meth:`SmsChannel.apply_status_callback`, which
-  checks ``X-Twilio-Signature`` and records the message delivered or failed. 204; 403 when the signature is wrong.
-- ``POST /twilio/inbound``: a text a recipient sent to the practice's number. Once its signature is proven,
-  :func:`carecast.compliance.handle_inbound` records STOP / START and the answer is TwiML carrying the one
-  confirmation (or the HELP text), or an empty ``<Response/>``.
-- ``GET /unsubscribe?t=TOKEN``: a confirmation page with a button, and nothing recorded, since mail scanners fetch
-  every link of a message. ``POST /unsubscribe?t=TOKEN`` (the RFC 8058 one-click POST, body
-  ``List-Unsubscribe=One-Click``, or the page's button) records the unsubscribe with
-  :func:`carecast.unsubscribe.apply_unsubscribe`. A token not signed with a newsletter's ``unsubscribe_secret`` → 400.
+Each channel class contributes its :class:`~carecast.channel.Route` objects through ``Channel.routes`` (the
+built-in SMS channel: Twilio's status callbacks and inbound STOP / START / HELP; the newsletter: one-click
+unsubscribe). :class:`WebhookApp` dispatches a request to its route, with the open practice, and answers 404 for an
+unknown path, 405 for a known path with another method, 413 for a body over ``MAX_BODY`` (never read), and 500
+when a secret or the ledger fails.
 
-Twilio signs the URL it called, so behind a proxy or tunnel the signature is checked against ``public_url`` (what
-Twilio was given, e.g. ``https://hooks.oakviewpt.com``) plus the request's path and query; without one, against the
-URL the request itself names. The endpoints of a channel that is not configured for them (an SMS channel without
-``credentials``, a newsletter without ``unsubscribe_secret``) answer 404.
+Providers sign the URL they called, so behind a proxy or tunnel a handler sees ``public_url`` (what the provider
+was given, e.g. ``https://hooks.oakviewpt.com``) plus the request's path and query; without one, the URL the
+request itself names.
 
-:func:`make_server` serves the application with the standard library, one thread per request (a status callback
-may wait a few seconds for its send to be recorded); any WSGI server can serve :class:`WebhookApp` instead. Each
-request is logged in one line: method, path without its query (tokens stay out of logs), status and time; never a
-phone number, an address or a secret.
+:class:`WebhookApp` is a WSGI application, so any WSGI server can serve it; :func:`make_server` serves it with
+uvicorn behind :class:`AsgiFront`, which reads each body on the event loop within a size limit and a deadline
+before a worker thread runs the handler, so clients that stall cost a socket, never a thread. Headers are bounded
+by h11's size limit and a deadline, idle connections by ``timeout_keep_alive``, the number of connections and
+requests by ``limit_concurrency`` (beyond it: 503). Each request is logged in one line: method, path without its
+query (tokens stay out of logs), status and time; never a phone number, an address or a secret.
 """
 
 from __future__ import annotations
 
-import hmac
-import html
+import asyncio
+import io
 import logging
+import socket
+import threading
 import time
-import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http import HTTPStatus
-from socketserver import ThreadingMixIn
-from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import parse_qs, parse_qsl, quote
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
-from wsgiref.simple_server import make_server as wsgi_server
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 from wsgiref.util import request_uri
 
-from pydantic import SecretStr
+import uvicorn
+from uvicorn.middleware.wsgi import build_environ
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from carecast.compliance import handle_inbound
+from carecast.channel import Channel, PracticeContext, Request, Response, Route, make_channel
 from carecast.config import Settings
-from carecast.errors import ChannelError, ConfigError, CredentialError, LedgerError, TokenError
+from carecast.errors import ConfigError, CredentialError, LedgerError
 from carecast.ledger import Ledger
-from carecast.pipeline import make_channel
-from carecast.secrets import resolve
-from carecast.unsubscribe import Token, apply_unsubscribe, read_token
-from channels.newsletter import NewsletterChannel, NewsletterConfig
-from channels.sms import SmsChannel, SmsConfig, twilio_signature
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
+    from uvicorn._types import HTTPRequestEvent
 
 log = logging.getLogger(__name__)
 
-STATUS_PATH = "/twilio/status"
-INBOUND_PATH = "/twilio/inbound"
-UNSUBSCRIBE_PATH = "/unsubscribe"
-#: Twilio's forms and a one-click POST are a few hundred bytes; anything far larger is refused unread.
+#: Providers' forms and a one-click POST are a few hundred bytes; anything far larger is refused unread.
 MAX_BODY = 64 * 1024
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
 
 @dataclass(frozen=True)
-class Answer:
-    """What an endpoint answers; ``note`` goes in the request's log line, so it never holds personal data."""
+class Limits:
+    """What one client may cost the server. A request's headers must arrive within ``header_timeout`` seconds of
+    its connection and be at most ``max_header_bytes``; its body within ``body_timeout`` seconds of its headers;
+    an idle keep-alive connection is closed after ``keep_alive`` seconds; beyond ``max_concurrency`` connections
+    or requests at once the server answers 503; ``workers`` threads run handlers (a status callback may wait a
+    few seconds for its send to be recorded)."""
 
-    status: HTTPStatus
-    body: bytes = b""
-    content_type: str | None = "text/plain; charset=utf-8"
-    note: str = ""
-    headers: tuple[tuple[str, str], ...] = ()
-
-    @classmethod
-    def text(cls, status: HTTPStatus, message: str, note: str = "") -> Answer:
-        return cls(status, f"{message}\n".encode(), note=note or message)
-
-    @classmethod
-    def page(cls, title: str, paragraph: str, form: str = "", note: str = "") -> Answer:
-        body = (
-            '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-            '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{html.escape(title)}</title></head>\n<body><h1>{html.escape(title)}</h1>"
-            f"<p>{html.escape(paragraph)}</p>{form}</body></html>\n"
-        )
-        return cls(HTTPStatus.OK, body.encode(), "text/html; charset=utf-8", note)
+    header_timeout: float = 10.0
+    max_header_bytes: int = 16 * 1024
+    body_timeout: float = 10.0
+    keep_alive: float = 5.0
+    max_concurrency: int = 1000
+    workers: int = 16
 
 
 class WebhookApp:
-    """The WSGI application of the three endpoints, for one practice's settings and ledger."""
+    """The WSGI application of every route the practice's channels declare, for its settings and ledger."""
 
     def __init__(self, settings: Settings, ledger: Ledger, public_url: str | None = None) -> None:
-        """Raises CredentialError when a secret the endpoints need (an SMS channel's Auth Token, a newsletter's
-        ``unsubscribe_secret``) cannot be read; ConfigError when no channel is configured for any endpoint."""
-        self.settings = settings
-        self.ledger = ledger
+        """Raises CredentialError when a secret the routes need cannot be read; ConfigError when no configured
+        channel declares a route, or two declare the same one; ChannelError when a channel plugin cannot be loaded.
+        """
         self.public_url = public_url.rstrip("/") if public_url else None
-        self.sms = [
-            cast(SmsChannel, make_channel(settings, name))
-            for name, config in settings.channels.items()
-            if isinstance(config, SmsConfig) and config.credentials is not None
-        ]
-        self.newsletters = [
-            cast(NewsletterChannel, make_channel(settings, name))
-            for name, config in settings.channels.items()
-            if isinstance(config, NewsletterConfig) and config.unsubscribe_secret is not None
-        ]
-        if not self.sms and not self.newsletters:
+        channels = {name: make_channel(settings, name) for name in settings.channels}
+        self.practice = PracticeContext(settings, ledger, channels)
+        self._routes: dict[str, dict[str, Route]] = {}
+        for route in declared_routes(channels.values()):
+            handlers = self._routes.setdefault(route.path, {})
+            if route.method in handlers:
+                problem = f"two channel types declare {route.method} {route.path}"
+                raise ConfigError(settings.file, [("channels", problem)])
+            handlers[route.method] = route
+        if not self._routes:
             raise ConfigError(
                 settings.file,
-                [("channels", "an sms channel with credentials or a newsletter with unsubscribe_secret to serve")],
+                [
+                    (
+                        "channels",
+                        "a channel with webhook routes to serve (an sms channel with credentials or a newsletter "
+                        "with unsubscribe_secret)",
+                    )
+                ],
             )
-        self._routes: dict[str, dict[str, Callable[[dict[str, Any]], Answer]]] = {}
-        if self.sms:
-            self._routes |= {STATUS_PATH: {"POST": self._status}, INBOUND_PATH: {"POST": self._inbound}}
-        if self.newsletters:
-            self._routes[UNSUBSCRIBE_PATH] = {"GET": self._unsubscribe_page, "POST": self._unsubscribe}
-        # Read every secret once now, so a missing one stops the server at start rather than a request later.
-        self._twilio_tokens()
-        self._unsubscribe_secrets()
 
     @property
     def endpoints(self) -> list[tuple[str, str]]:
@@ -145,187 +123,245 @@ class WebhookApp:
         start_response(f"{answer.status.value} {answer.status.phrase}", headers)
         return [answer.body]
 
-    def _answer(self, method: str, path: str, environ: dict[str, Any]) -> Answer:
+    def _answer(self, method: str, path: str, environ: dict[str, Any]) -> Response:
         handlers = self._routes.get(path)
         if handlers is None:
-            return Answer.text(HTTPStatus.NOT_FOUND, "Not found.")
+            return Response.text(HTTPStatus.NOT_FOUND, "Not found.")
         if method not in handlers:
             allow = ("Allow", ", ".join(handlers))
-            return Answer(HTTPStatus.METHOD_NOT_ALLOWED, b"Method not allowed.\n", headers=(allow,))
+            return Response(HTTPStatus.METHOD_NOT_ALLOWED, b"Method not allowed.\n", headers=(allow,))
+        body = _body(environ)
+        if body is None:
+            return Response.text(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Request too large.")
+        request = Request(
+            method=method,
+            path=path,
+            query=environ.get("QUERY_STRING", ""),
+            url=self._called_url(environ),
+            headers={key[5:].replace("_", "-").lower(): value for key, value in environ.items() if key[:5] == "HTTP_"},
+            body=body,
+        )
         try:
-            return handlers[method](environ)
-        except _BodyTooLarge:
-            return Answer.text(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Request too large.")
+            return handlers[method].handler(request, self.practice)
         except (CredentialError, LedgerError) as exc:
             # Both messages name where a secret was looked for or what the database said, never a value.
             log.error("%s %s cannot be handled: %s", method, path, exc)
-            return Answer.text(HTTPStatus.INTERNAL_SERVER_ERROR, "Temporarily unavailable; try again later.")
-
-    # -- Twilio ------------------------------------------------------------------------------------------------
-
-    def _status(self, environ: dict[str, Any]) -> Answer:
-        params = _form(environ)
-        signature = environ.get("HTTP_X_TWILIO_SIGNATURE", "")
-        url = self._called_url(environ)
-        try:
-            delivery = self._signed_by(url, params, signature).apply_status_callback(
-                self.ledger, url, params, signature
-            )
-        except ChannelError:
-            return Answer.text(HTTPStatus.FORBIDDEN, "Forbidden.", "refused: X-Twilio-Signature does not match")
-        sid, status = params.get("MessageSid", "?"), params.get("MessageStatus", "?")
-        recorded = f"recorded {delivery.state}" if delivery else "no such message"
-        return Answer(HTTPStatus.NO_CONTENT, content_type=None, note=f"{sid} {status}: {recorded}")
-
-    def _inbound(self, environ: dict[str, Any]) -> Answer:
-        params = _form(environ)
-        try:
-            self._signed_by(self._called_url(environ), params, environ.get("HTTP_X_TWILIO_SIGNATURE", ""))
-        except ChannelError:
-            return Answer.text(HTTPStatus.FORBIDDEN, "Forbidden.", "refused: X-Twilio-Signature does not match")
-        if "From" not in params:
-            return Answer.text(HTTPStatus.BAD_REQUEST, "From is missing.")
-        reply = handle_inbound(self.ledger, self.settings.practice, params["From"], params.get("Body", ""))
-        response = ET.Element("Response")
-        if reply is not None:
-            ET.SubElement(response, "Message").text = reply
-        twiml = ET.tostring(response, encoding="utf-8", xml_declaration=True)
-        return Answer(HTTPStatus.OK, twiml, "text/xml; charset=utf-8", "replied" if reply else "no reply")
-
-    def _signed_by(self, url: str, params: dict[str, str], signature: str) -> SmsChannel:
-        """The SMS channel whose Twilio Auth Token signed this request.
-
-        Raises ChannelError when none did; CredentialError when a token cannot be read.
-        """
-        for channel, token in zip(self.sms, self._twilio_tokens(), strict=True):
-            if hmac.compare_digest(twilio_signature(token, url, params), signature):
-                return channel
-        raise ChannelError(", ".join(channel.instance for channel in self.sms), "X-Twilio-Signature does not match")
-
-    def _twilio_tokens(self) -> list[SecretStr]:
-        return [resolve(channel.config.credentials.auth_token) for channel in self.sms if channel.config.credentials]
+            return Response.text(HTTPStatus.INTERNAL_SERVER_ERROR, "Temporarily unavailable; try again later.")
 
     def _called_url(self, environ: dict[str, Any]) -> str:
-        """The URL Twilio called, as it signed it: ``public_url`` with the request's path and query when given."""
+        """The URL the caller called, as a provider signs it: ``public_url`` with the request's path and query when
+        given."""
         if self.public_url is None:
             return request_uri(environ)
         query = environ.get("QUERY_STRING")
         path = quote(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""), safe="/;=,")
         return self.public_url + path + (f"?{query}" if query else "")
 
-    # -- one-click unsubscribe ---------------------------------------------------------------------------------
 
-    def _unsubscribe_page(self, environ: dict[str, Any]) -> Answer:
-        token = _token(environ)
-        try:
-            _, request = self._verified(token)
-        except TokenError as exc:
-            return _bad_link(exc)
-        # Posts back to this very URL (token included); the hidden field is what RFC 8058 clients send.
-        form = (
-            f'<form method="post" action="?t={html.escape(quote(token, safe=""))}">'
-            '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
-            '<button type="submit">Unsubscribe</button></form>'
-        )
-        practice = self.settings.practice.name
-        return Answer.page(
-            "Unsubscribe",
-            f"Stop receiving emails from {practice} ({request.list_id})? Press the button to confirm.",
-            form,
-            "confirmation page",
-        )
+def declared_routes(channels: Iterable[Channel]) -> list[Route]:
+    """The routes of every channel class among ``channels``, each class asked once with all its instances.
 
-    def _unsubscribe(self, environ: dict[str, Any]) -> Answer:
-        # The body RFC 8058 clients send (List-Unsubscribe=One-Click) is not required: the signed token is the proof.
-        token = _token(environ)
-        try:
-            secret, _ = self._verified(token)
-            request = apply_unsubscribe(self.ledger, secret, token)
-        except TokenError as exc:
-            return _bad_link(exc)
-        practice = self.settings.practice.name
-        return Answer.page(
-            "Unsubscribed",
-            f"You will receive no more emails from {practice} ({request.list_id}).",
-            note=f"unsubscribed from {request.list_id}",
-        )
-
-    def _verified(self, token: str) -> tuple[SecretStr, Token]:
-        """The ``unsubscribe_secret`` that signed ``token``, and what the token says.
-
-        Raises TokenError when no newsletter's secret did; CredentialError when a secret cannot be read.
-        """
-        refusal = TokenError("no unsubscribe secret of this practice signed it")
-        for secret in self._unsubscribe_secrets():
-            try:
-                return secret, read_token(secret, token)
-            except TokenError as exc:
-                refusal = exc
-        raise refusal
-
-    def _unsubscribe_secrets(self) -> list[SecretStr]:
-        return [resolve(n.config.unsubscribe_secret) for n in self.newsletters if n.config.unsubscribe_secret]
-
-
-class _BodyTooLarge(Exception):
-    """A request body over MAX_BODY: answered 413, never read."""
-
-
-def _form(environ: dict[str, Any]) -> dict[str, str]:
-    """The request's form-encoded body as a dict; blank values kept, since Twilio signs them too.
-
-    Raises _BodyTooLarge when the body is over MAX_BODY.
+    Raises CredentialError when a secret a route needs cannot be read.
     """
+    by_class: dict[type[Channel], list[Channel]] = {}
+    for channel in channels:
+        by_class.setdefault(type(channel), []).append(channel)
+    return [route for cls, instances in by_class.items() for route in cls.routes(instances)]
+
+
+def _body(environ: dict[str, Any]) -> bytes | None:
+    """The request's body; None when it is over MAX_BODY (then it is not read)."""
     try:
         length = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
         length = 0
     if length > MAX_BODY:
-        raise _BodyTooLarge
-    raw = environ["wsgi.input"].read(length) if length > 0 else b""
-    return dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
-
-
-def _token(environ: dict[str, Any]) -> str:
-    return parse_qs(environ.get("QUERY_STRING", "")).get("t", [""])[0]
-
-
-def _bad_link(exc: TokenError) -> Answer:
-    # The reason goes to the log only: the page says nothing that would help forge a token.
-    return Answer.text(HTTPStatus.BAD_REQUEST, "This unsubscribe link is not valid.", f"refused: {exc.reason}")
-
-
-class _ThreadingServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class _QuietHandler(WSGIRequestHandler):
-    """wsgiref's handler without its access log: that line holds the query string, and with it a token."""
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass  # the application logs each request itself
-
-    def log_message(self, format: str, *args: Any) -> None:
-        # Only malformed requests get here; their arguments would quote the request line.
-        log.warning("refused a malformed request from %s", self.client_address[0])
-
-
-def make_server(app: WSGIApplication, host: str = "127.0.0.1", port: int = 8088) -> WSGIServer:
-    """A threaded HTTP server for ``app`` (a :class:`WebhookApp`, or one wrapped) on ``host:port`` (0: any free
-    port); ``serve_forever`` runs it.
-
-    Raises OSError when the address cannot be bound.
-    """
-    return wsgi_server(host, port, app, server_class=_ThreadingServer, handler_class=_QuietHandler)
+        return None
+    return bytes(environ["wsgi.input"].read(length)) if length > 0 else b""
 
 
 def check_urls(settings: Settings, public_url: str) -> list[str]:
-    """Where the config tells Twilio or subscribers to call other URLs than these endpoints at ``public_url``."""
+    """Where the config tells providers or subscribers to call other URLs than these endpoints at ``public_url``.
+
+    Raises CredentialError as :class:`WebhookApp` does.
+    """
     base = public_url.rstrip("/")
-    configured: list[tuple[str, object, str]] = []
-    for name, config in settings.channels.items():
-        if isinstance(config, SmsConfig) and config.status_callback is not None:
-            configured.append((f"channels.{name}.status_callback", config.status_callback, STATUS_PATH))
-        if isinstance(config, NewsletterConfig) and config.unsubscribe_secret is not None:
-            configured.append((f"channels.{name}.unsubscribe_url", config.unsubscribe_url, UNSUBSCRIBE_PATH))
-    return [f"{key} is {url}, not {base}{path}" for key, url, path in configured if str(url) != base + path]
+    channels = [make_channel(settings, name) for name in settings.channels]
+    announced = {(key, url, route.path) for route in declared_routes(channels) for key, url in route.announced}
+    return [f"{key} is {url}, not {base}{path}" for key, url, path in sorted(announced) if url != base + path]
+
+
+class AsgiFront:
+    """An ASGI application in front of a WSGI one: reads each request's body on the event loop, at most
+    ``max_body`` bytes within ``limits.body_timeout`` seconds (else 413 or 408, and the WSGI application never
+    sees it), then runs the WSGI application in one of ``limits.workers`` threads with the body in memory."""
+
+    def __init__(self, app: WSGIApplication, limits: Limits, max_body: int = MAX_BODY) -> None:
+        self.app = app
+        self.limits = limits
+        self.max_body = max_body
+        self.workers = ThreadPoolExecutor(limits.workers, thread_name_prefix="webhook")
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return  # no lifespan or websocket: the server runs with lifespan off
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        # A declared length over the limit is left unread: the WSGI application answers 413 and logs it.
+        oversized = declared.isdigit() and int(declared) > self.max_body
+        body = b""
+        if not oversized:
+            try:
+                async with asyncio.timeout(self.limits.body_timeout):
+                    body = await self._read(receive)
+            except TimeoutError:
+                await _refuse(scope, send, HTTPStatus.REQUEST_TIMEOUT, "Request body too slow.")
+                return
+            except _TooLarge:
+                await _refuse(scope, send, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Request too large.")
+                return
+            except _Gone:
+                return
+        first: HTTPRequestEvent = {"type": "http.request", "body": body, "more_body": False}
+        environ = build_environ(scope, first, io.BytesIO(body))
+        environ["SERVER_PORT"] = str(environ["SERVER_PORT"])  # uvicorn leaves an int; WSGI (PEP 3333) says str
+        if not oversized:  # a chunked body declared no length: the application reads what was received
+            environ["CONTENT_LENGTH"] = str(len(body))
+        status, headers, content = await asyncio.get_running_loop().run_in_executor(self.workers, self._run, environ)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": content})
+
+    async def _read(self, receive: Any) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _Gone
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                raise _TooLarge
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        return b"".join(chunks)
+
+    def _run(self, environ: MutableMapping[str, Any]) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        answered: list[Any] = []
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+            answered[:] = [
+                int(status.split(" ", 1)[0]),
+                [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers],
+            ]
+
+        chunks = self.app(environ, start_response)  # type: ignore[arg-type]
+        try:
+            content = b"".join(chunks)
+        finally:
+            getattr(chunks, "close", lambda: None)()
+        return answered[0], answered[1], content
+
+
+class _TooLarge(Exception):
+    """A body that grew over the limit while it was read (no length declared)."""
+
+
+class _Gone(Exception):
+    """The client disconnected before its body was complete: there is no one to answer."""
+
+
+async def _refuse(scope: Any, send: Any, status: HTTPStatus, message: str) -> None:
+    """Answer ``status`` before the application saw the request, logged like the application's own lines."""
+    log.info("%s %s %d refused: %s", scope["method"], scope["path"], status.value, message)
+    body = f"{message}\n".encode()
+    headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
+    await send(
+        {"type": "http.response.start", "status": status.value, "headers": [*headers, (b"connection", b"close")]}
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class _HeaderDeadline(H11Protocol):
+    """uvicorn's h11 protocol, closing a connection whose next request's headers are not complete within the header
+    timeout of its opening (or of its last response): uvicorn bounds their size, and how long a connection may sit
+    idle, but not how slowly headers may trickle in."""
+
+    header_timeout: float = Limits.header_timeout
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self._expect_headers(after=None)
+
+    def on_response_complete(self) -> None:
+        finished = self.cycle
+        super().on_response_complete()
+        self._expect_headers(after=finished)
+
+    def _expect_headers(self, after: object) -> None:
+        self.loop.call_later(self.header_timeout, self._drop_if_still, after)
+
+    def _drop_if_still(self, after: object) -> None:
+        # No new request cycle since `after`: its headers have not all arrived.
+        if self.cycle is after and not self.transport.is_closing():
+            log.info("closed a connection whose request headers did not arrive in time")
+            self.transport.close()
+
+
+class WebhookServer:
+    """uvicorn serving a WSGI application (a :class:`WebhookApp`, or one wrapped) through :class:`AsgiFront`, on a
+    socket bound at construction, with the interface of the standard library's servers: ``serve_forever``
+    (returns on ``shutdown`` or Ctrl-C), ``shutdown`` from another thread, ``server_close``."""
+
+    def __init__(self, app: WSGIApplication, host: str, port: int, limits: Limits) -> None:
+        """Raises OSError when the address cannot be bound."""
+        self.socket = socket.create_server((host, port), backlog=2048)  # uvicorn's own default
+        self.server_port: int = self.socket.getsockname()[1]
+        protocol = type("HeaderDeadline", (_HeaderDeadline,), {"header_timeout": limits.header_timeout})
+        self._front = AsgiFront(app, limits)
+        config = uvicorn.Config(
+            self._front,
+            http=protocol,
+            lifespan="off",
+            proxy_headers=False,  # the URL a provider signed comes from public_url, never from a client's headers
+            access_log=False,  # its line would hold the query string, and with it an unsubscribe token
+            log_config=None,
+            log_level=logging.WARNING,
+            h11_max_incomplete_event_size=limits.max_header_bytes,
+            timeout_keep_alive=int(limits.keep_alive),
+            limit_concurrency=limits.max_concurrency,
+            timeout_graceful_shutdown=5,
+        )
+        self._server = uvicorn.Server(config)
+        self._stopped = threading.Event()
+
+    def serve_forever(self, poll_interval: float = 0.1) -> None:
+        """Serve until ``shutdown`` (or Ctrl-C, re-raised as KeyboardInterrupt once the server has stopped)."""
+        try:
+            self._server.run(sockets=[self.socket])
+        finally:
+            self._front.workers.shutdown(wait=False)
+            self._stopped.set()
+
+    def shutdown(self) -> None:
+        self._server.should_exit = True
+        self._stopped.wait(10)
+
+    def server_close(self) -> None:
+        self.socket.close()
+
+    def __enter__(self) -> WebhookServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server_close()
+
+
+def make_server(
+    app: WSGIApplication, host: str = "127.0.0.1", port: int = 8088, limits: Limits | None = None
+) -> WebhookServer:
+    """A uvicorn server for ``app`` on ``host:port`` (0: any free port); ``serve_forever`` runs it.
+
+    Raises OSError when the address cannot be bound.
+    """
+    return WebhookServer(app, host, port, limits or Limits())

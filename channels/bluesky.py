@@ -49,13 +49,13 @@ from atproto_client.utils import TextBuilder, facet_detection
 from atproto_core.exceptions import AtProtocolError
 from pydantic import Field, HttpUrl, field_validator
 
+from carecast.channel import Channel, PublishContext
 from carecast.config import ChannelSettings, Settings
 from carecast.errors import CredentialError, MeasureError, PublishError, RenderError
 from carecast.model import ContentItem, Draft, Receipt, now_utc
 from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
 from carecast.text import numbered_thread
-from channels.base import Channel, PublishContext
 from channels.http import https_or_loopback, wait_out_rate_limits
 
 MAX_GRAPHEMES = 300

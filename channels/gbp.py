@@ -40,13 +40,13 @@ from google.auth.transport.requests import AuthorizedSession
 from google.oauth2.credentials import Credentials
 from pydantic import Field, HttpUrl, field_validator
 
+from carecast.channel import Channel, PublishContext
 from carecast.config import ChannelSettings
 from carecast.errors import CredentialError, MeasureError, PublishError, RenderError
 from carecast.model import ContentItem, Draft, Receipt, now_utc
 from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
 from carecast.text import shorten
-from channels.base import Channel, PublishContext
 from channels.http import https_or_loopback, nothing_sent, retry_after, wait_out_rate_limits
 
 # google-auth logs every request with its headers (the Bearer token) at DEBUG: credentials never reach a log,

@@ -24,13 +24,13 @@ import requests
 from pydantic import Field, HttpUrl, field_validator
 from twitter_text.extract_urls import extract_urls_with_indices
 
+from carecast.channel import Channel, PublishContext
 from carecast.config import ChannelSettings, Settings
 from carecast.errors import CredentialError, MeasureError, PublishError, RenderError
 from carecast.model import ContentItem, Draft, Receipt, now_utc
 from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
 from carecast.text import shorten
-from channels.base import Channel, PublishContext
 from channels.http import https_or_loopback, retry_after
 
 #: What Mastodon counts for any URL, and its default status length, when the instance does not say otherwise.

@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Self
 from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
@@ -41,14 +42,14 @@ from markupsafe import Markup
 from pydantic import EmailStr, Field, HttpUrl, SecretStr, field_validator, model_validator
 
 from carecast.audience import Subscriber
+from carecast.channel import Channel, PracticeContext, PublishContext, Request, Response, Route
 from carecast.config import ChannelSettings
-from carecast.errors import AlreadyClaimed, PublishError, RenderError
+from carecast.errors import AlreadyClaimed, PublishError, RenderError, TokenError
 from carecast.ledger import DeliveryRecord
 from carecast.model import ContentItem, Draft, Receipt, now_utc
 from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
-from carecast.unsubscribe import make_token
-from channels.base import Channel, PublishContext
+from carecast.unsubscribe import Token, apply_unsubscribe, make_token, read_token
 
 #: Stands for the recipient's token in the stored draft; URL-safe, so it reads the same escaped or not.
 TOKEN_PLACEHOLDER = "CARECAST-UNSUBSCRIBE-TOKEN"
@@ -265,6 +266,16 @@ class NewsletterChannel(Channel):
         message.set_content(text)
         message.add_alternative(page, subtype="html")
         return message
+
+    @classmethod
+    def routes(cls, channels: Sequence[Self]) -> Sequence[Route]:
+        """``GET`` and ``POST /unsubscribe`` for the newsletters with an ``unsubscribe_secret`` (see
+        :class:`UnsubscribeEndpoint`); none without.
+
+        Raises CredentialError when a secret cannot be read.
+        """
+        signing = [channel for channel in channels if channel.config.unsubscribe_secret is not None]
+        return UnsubscribeEndpoint(signing).routes() if signing else ()
 
     def list_id(self) -> str:
         """The RFC 2919 list identifier: the list name as a label under the sender's domain."""
@@ -486,3 +497,97 @@ def _reply(code: int, reply: bytes | str) -> str:
 def _as_html(text: str) -> str:
     """``text`` as the inlined HTML spells it, in text and in attribute values alike (``&`` escaped, quotes not)."""
     return html.escape(text, quote=False)
+
+
+UNSUBSCRIBE_PATH = "/unsubscribe"
+
+
+class UnsubscribeEndpoint:
+    """One-click unsubscribe (RFC 8058) for the newsletters with an ``unsubscribe_secret``.
+
+    ``GET /unsubscribe?t=TOKEN``: a confirmation page with a button, and nothing recorded, since mail scanners fetch
+    every link of a message. ``POST /unsubscribe?t=TOKEN`` (the one-click POST, body ``List-Unsubscribe=One-Click``,
+    or the page's button) records the unsubscribe with :func:`carecast.unsubscribe.apply_unsubscribe`. A token not
+    signed with one of the newsletters' secrets: 400, and the reason goes to the log only.
+    """
+
+    def __init__(self, channels: Sequence[NewsletterChannel]) -> None:
+        """Raises CredentialError when a secret cannot be read: read once now, so the server stops at start."""
+        self.channels = channels
+        self._secrets()
+
+    def routes(self) -> tuple[Route, ...]:
+        announced = tuple(
+            (f"channels.{channel.instance}.unsubscribe_url", str(channel.config.unsubscribe_url))
+            for channel in self.channels
+        )
+        return (
+            Route("GET", UNSUBSCRIBE_PATH, self.confirmation_page, announced),
+            Route("POST", UNSUBSCRIBE_PATH, self.unsubscribe, announced),
+        )
+
+    def confirmation_page(self, request: Request, practice: PracticeContext) -> Response:
+        token = request.query_value("t")
+        try:
+            _, unsubscribing = self._verified(token)
+        except TokenError as exc:
+            return _bad_link(exc)
+        # Posts back to this very URL (token included); the hidden field is what RFC 8058 clients send.
+        form = (
+            f'<form method="post" action="?t={html.escape(quote(token, safe=""))}">'
+            '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
+            '<button type="submit">Unsubscribe</button></form>'
+        )
+        name = practice.settings.practice.name
+        return _page(
+            "Unsubscribe",
+            f"Stop receiving emails from {name} ({unsubscribing.list_id})? Press the button to confirm.",
+            form,
+            "confirmation page",
+        )
+
+    def unsubscribe(self, request: Request, practice: PracticeContext) -> Response:
+        # The body RFC 8058 clients send (List-Unsubscribe=One-Click) is not required: the signed token is the proof.
+        token = request.query_value("t")
+        try:
+            secret, _ = self._verified(token)
+            unsubscribed = apply_unsubscribe(practice.ledger, secret, token)
+        except TokenError as exc:
+            return _bad_link(exc)
+        name = practice.settings.practice.name
+        return _page(
+            "Unsubscribed",
+            f"You will receive no more emails from {name} ({unsubscribed.list_id}).",
+            note=f"unsubscribed from {unsubscribed.list_id}",
+        )
+
+    def _verified(self, token: str) -> tuple[SecretStr, Token]:
+        """The ``unsubscribe_secret`` that signed ``token``, and what the token says.
+
+        Raises TokenError when no newsletter's secret did; CredentialError when a secret cannot be read.
+        """
+        refusal = TokenError("no unsubscribe secret of this practice signed it")
+        for secret in self._secrets():
+            try:
+                return secret, read_token(secret, token)
+            except TokenError as exc:
+                refusal = exc
+        raise refusal
+
+    def _secrets(self) -> list[SecretStr]:
+        return [resolve(c.config.unsubscribe_secret) for c in self.channels if c.config.unsubscribe_secret]
+
+
+def _page(title: str, paragraph: str, form: str = "", note: str = "") -> Response:
+    body = (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title></head>\n<body><h1>{html.escape(title)}</h1>"
+        f"<p>{html.escape(paragraph)}</p>{form}</body></html>\n"
+    )
+    return Response(HTTPStatus.OK, body.encode(), "text/html; charset=utf-8", note)
+
+
+def _bad_link(exc: TokenError) -> Response:
+    # The reason goes to the log only: the page says nothing that would help forge a token.
+    return Response.text(HTTPStatus.BAD_REQUEST, "This unsubscribe link is not valid.", f"refused: {exc.reason}")

@@ -43,18 +43,21 @@ import hashlib
 import hmac
 import logging
 import time
+import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
+from http import HTTPStatus
 from typing import Any, ClassVar, Self
 
 import requests
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
 
 from carecast.audience import Subscriber, e164
-from carecast.compliance import QuietHours, recipient_zones
+from carecast.channel import Channel, PracticeContext, PublishContext, Request, Response, Route
+from carecast.compliance import QuietHours, handle_inbound, recipient_zones
 from carecast.config import ChannelSettings
 from carecast.errors import AlreadyClaimed, ChannelError, CredentialError, MeasureError, PublishError, RenderError
 from carecast.ledger import DeliveryRecord, Ledger
@@ -62,7 +65,6 @@ from carecast.model import ContentItem, Draft, Receipt, now_utc
 from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
 from carecast.text import shorten, sms_measure, to_gsm
-from channels.base import Channel, PublishContext
 from channels.http import nothing_sent, retry_after
 
 log = logging.getLogger(__name__)
@@ -248,6 +250,16 @@ class SmsChannel(Channel):
             why = _twilio_error(response, account) if response.status_code != 200 else f"is {account.get('status')}"
             raise PublishError(self.instance, f"Twilio account {credentials.account_sid}: {why}", transient=False)
         return f"Twilio account {credentials.account_sid} ({account.get('friendly_name')}) is active; nothing sent"
+
+    @classmethod
+    def routes(cls, channels: Sequence[Self]) -> Sequence[Route]:
+        """``POST /twilio/status`` (delivery reports) and ``POST /twilio/inbound`` (STOP, START, HELP) for the
+        channels with credentials (see :class:`TwilioEndpoints`); none without.
+
+        Raises CredentialError when an Auth Token cannot be read.
+        """
+        signed = [channel for channel in channels if channel.config.credentials is not None]
+        return TwilioEndpoints(signed).routes() if signed else ()
 
     def apply_status_callback(
         self, ledger: Ledger, url: str, params: Mapping[str, str], signature: str, *, wait: float = CALLBACK_WAIT
@@ -468,3 +480,75 @@ def _twilio_error(response: requests.Response, body: Mapping[str, Any]) -> str:
         return f"Twilio HTTP {response.status_code}"
     described = TWILIO_ERRORS.get(code) if isinstance(code, int) else None
     return f"Twilio {code} (HTTP {response.status_code})" + (f": {described}" if described else "")
+
+
+STATUS_PATH = "/twilio/status"
+INBOUND_PATH = "/twilio/inbound"
+_FORBIDDEN = Response.text(HTTPStatus.FORBIDDEN, "Forbidden.", "refused: X-Twilio-Signature does not match")
+
+
+class TwilioEndpoints:
+    """Twilio's calls to the practice, for the SMS channels with credentials.
+
+    - ``POST /twilio/status``: status callbacks, handed to :meth:`SmsChannel.apply_status_callback`, which records
+      the message delivered or failed. 204; 403 when the signature is wrong.
+    - ``POST /twilio/inbound``: a text a recipient sent to the practice's number. Once its signature is proven,
+      :func:`carecast.compliance.handle_inbound` records STOP / START and the answer is TwiML carrying the one
+      confirmation (or the HELP text), or an empty ``<Response/>``.
+
+    Each request must be signed (``X-Twilio-Signature``) with one channel's Auth Token for the URL Twilio called.
+    """
+
+    def __init__(self, channels: Sequence[SmsChannel]) -> None:
+        """Raises CredentialError when an Auth Token cannot be read: read once now, so the server stops at start."""
+        self.channels = channels
+        self._tokens()
+
+    def routes(self) -> tuple[Route, ...]:
+        announced = tuple(
+            (f"channels.{channel.instance}.status_callback", str(channel.config.status_callback))
+            for channel in self.channels
+            if channel.config.status_callback is not None
+        )
+        return Route("POST", STATUS_PATH, self.status, announced), Route("POST", INBOUND_PATH, self.inbound)
+
+    def status(self, request: Request, practice: PracticeContext) -> Response:
+        params, signature = request.form(), request.headers.get("x-twilio-signature", "")
+        try:
+            delivery = self._signed_by(request.url, params, signature).apply_status_callback(
+                practice.ledger, request.url, params, signature
+            )
+        except ChannelError:
+            return _FORBIDDEN
+        sid, status = params.get("MessageSid", "?"), params.get("MessageStatus", "?")
+        recorded = f"recorded {delivery.state}" if delivery else "no such message"
+        return Response(HTTPStatus.NO_CONTENT, content_type=None, note=f"{sid} {status}: {recorded}")
+
+    def inbound(self, request: Request, practice: PracticeContext) -> Response:
+        params = request.form()
+        try:
+            self._signed_by(request.url, params, request.headers.get("x-twilio-signature", ""))
+        except ChannelError:
+            return _FORBIDDEN
+        if "From" not in params:
+            return Response.text(HTTPStatus.BAD_REQUEST, "From is missing.")
+        reply = handle_inbound(practice.ledger, practice.settings.practice, params["From"], params.get("Body", ""))
+        response = ET.Element("Response")
+        if reply is not None:
+            ET.SubElement(response, "Message").text = reply
+        twiml = ET.tostring(response, encoding="utf-8", xml_declaration=True)
+        return Response(HTTPStatus.OK, twiml, "text/xml; charset=utf-8", "replied" if reply else "no reply")
+
+    def _signed_by(self, url: str, params: dict[str, str], signature: str) -> SmsChannel:
+        """The SMS channel whose Twilio Auth Token signed this request.
+
+        Raises ChannelError when none did; CredentialError when a token cannot be read.
+        """
+        for channel, token in zip(self.channels, self._tokens(), strict=True):
+            if hmac.compare_digest(twilio_signature(token, url, params), signature):
+                return channel
+        names = ", ".join(channel.instance for channel in self.channels)
+        raise ChannelError(names, "X-Twilio-Signature does not match")
+
+    def _tokens(self) -> list[SecretStr]:
+        return [resolve(c.config.credentials.auth_token) for c in self.channels if c.config.credentials]

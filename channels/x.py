@@ -38,13 +38,13 @@ import tweepy
 from pydantic import Field, HttpUrl, field_validator
 from requests.adapters import HTTPAdapter
 
+from carecast.channel import Channel, PublishContext
 from carecast.config import ChannelSettings
 from carecast.errors import CredentialError, MeasureError, PublishError, RenderError
 from carecast.model import ContentItem, Draft, Receipt, now_utc
 from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
 from carecast.text import numbered_thread, shorten, x_measure
-from channels.base import Channel, PublishContext
 from channels.http import https_or_loopback, nothing_sent
 
 # The OAuth 1.0a libraries tweepy signs with log the consumer key and access token (and whole Authorization

@@ -21,7 +21,8 @@ from prefect import serve as prefect_serve
 from prefect.deployments.runner import EntrypointType, RunnerDeployment
 from prefect.schedules import Cron, Interval
 
-from carecast.config import Settings, load_settings
+from carecast.config import Settings
+from carecast.practice import load_settings
 from carecast.schedule import Every
 from flows.notify import watch_deployments
 from flows.pipeline import ingest, publish

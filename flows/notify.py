@@ -30,8 +30,9 @@ from prefect.states import State
 from prefect.types import SecretDict
 from pydantic import SecretStr
 
-from carecast.config import Settings, load_settings
+from carecast.config import Settings
 from carecast.errors import ConfigError
+from carecast.practice import load_settings
 
 logger = get_logger("carecast.notify")
 

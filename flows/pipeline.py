@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import asdict
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger, task
@@ -31,10 +30,11 @@ from prefect.states import Failed, State
 from pydantic import BaseModel, Field, create_model
 
 from carecast import pipeline as core
-from carecast.config import DEFAULT_CONFIG, Settings, load_settings
+from carecast.channel import PracticeContext
+from carecast.config import DEFAULT_CONFIG
 from carecast.errors import CareCastError
-from carecast.ledger import Ledger
 from carecast.model import now_utc
+from carecast.practice import open_practice
 from flows import artifacts
 from flows import secrets as _secrets  # noqa: F401  registers {block: ...} credentials
 from flows.notify import notify_failure
@@ -43,11 +43,6 @@ from flows.notify import notify_failure
 UNSCHEDULED_WAIT = timedelta(days=1)
 
 Row = dict[str, Any]
-
-
-def _open(config_path: str) -> tuple[Settings, Ledger]:
-    settings = load_settings(Path(config_path))
-    return settings, Ledger(settings.ledger_url())
 
 
 def _name_run(name: str) -> None:
@@ -83,11 +78,9 @@ def _row(outcome: core.Outcome) -> Row:
 
 @task(task_run_name="ingest {source}", cache_policy=NO_CACHE)
 def ingest_source(config_path: str, source: str) -> dict[str, Any]:
-    settings, ledger = _open(config_path)
-    try:
+    with open_practice(config_path) as practice:
+        settings, ledger = practice.settings, practice.ledger
         report = core.ingest(settings, ledger, source)
-    finally:
-        ledger.close()
     logger = get_run_logger()
     if report.error:
         logger.error("source %s failed: %s", source, report.error)
@@ -101,11 +94,9 @@ def ingest_source(config_path: str, source: str) -> dict[str, Any]:
 
 @task(task_run_name="adapt {channel}", cache_policy=NO_CACHE)
 def adapt_channel(config_path: str, channel: str, dry_run: bool, items: list[str] | None = None) -> list[Row]:
-    settings, ledger = _open(config_path)
-    try:
+    with open_practice(config_path) as practice:
+        settings, ledger = practice.settings, practice.ledger
         rows = [_row(outcome) for outcome in core.adapt(settings, ledger, channel, dry_run=dry_run, items=items)]
-    finally:
-        ledger.close()
     summary = _counted(rows, "nothing new")
     get_run_logger().info("adapt %s: %s", channel, summary)
     return rows
@@ -113,11 +104,9 @@ def adapt_channel(config_path: str, channel: str, dry_run: bool, items: list[str
 
 @task(task_run_name="expire {channel}", cache_policy=NO_CACHE)
 def expire_channel(config_path: str, channel: str) -> list[Row]:
-    settings, ledger = _open(config_path)
-    try:
+    with open_practice(config_path) as practice:
+        settings, ledger = practice.settings, practice.ledger
         rows = [_row(outcome) for outcome in core.expire_late_drafts(settings, ledger, channel)]
-    finally:
-        ledger.close()
     for row in rows:
         get_run_logger().warning("%s: draft of %r expired: %s", channel, row["title"], row["detail"])
     return rows
@@ -127,12 +116,10 @@ def expire_channel(config_path: str, channel: str) -> list[Row]:
 def publish_channel(
     config_path: str, channel: str, items: list[str] | None = None, retries_only: bool = False
 ) -> list[Row]:
-    settings, ledger = _open(config_path)
-    try:
+    with open_practice(config_path) as practice:
+        settings, ledger = practice.settings, practice.ledger
         outcomes = core.publish(settings, ledger, channel, items=items, retries_only=retries_only)
         rows = [_row(outcome) for outcome in outcomes]
-    finally:
-        ledger.close()
     sent = sum(row["state"] == "published" for row in rows)
     get_run_logger().info("publish %s: %d published, %d not", channel, sent, len(rows) - sent)
     return rows
@@ -144,9 +131,9 @@ retry_channel = publish_channel.with_options(task_run_name="retry {channel}")
 @task(task_run_name="review {channels}", cache_policy=NO_CACHE)
 def review_drafts(config_path: str, channels: list[str]) -> list[Row]:
     """Drafts waiting for approval on ``channels``, each previewed as an artifact; ``due`` when its slot has come."""
-    settings, ledger = _open(config_path)
-    now = now_utc()
-    try:
+    with open_practice(config_path) as practice:
+        settings, ledger = practice.settings, practice.ledger
+        now = now_utc()
         waiting = [pair for name in channels for pair in core.waiting(settings, ledger, name)]
         artifacts.draft_previews(settings, ledger, waiting)
         rows = []
@@ -165,17 +152,15 @@ def review_drafts(config_path: str, channels: list[str]) -> list[Row]:
                     "measures": core.describe_measures(stored.draft),
                 }
             )
-    finally:
-        ledger.close()
     return rows
 
 
 @task(task_run_name="decide", cache_policy=NO_CACHE)
 def decide_drafts(config_path: str, decisions: dict[int, dict[str, str]]) -> list[Row]:
     """Apply staff's decisions (approve, with edited text, or reject); a refused edit is reported, not raised."""
-    settings, ledger = _open(config_path)
-    rows: list[Row] = []
-    try:
+    with open_practice(config_path) as practice:
+        settings, ledger = practice.settings, practice.ledger
+        rows: list[Row] = []
         for draft_id, decision in decisions.items():
             try:
                 outcome = core.decide(
@@ -190,18 +175,14 @@ def decide_drafts(config_path: str, decisions: dict[int, dict[str, str]]) -> lis
                 get_run_logger().error("draft %d: %s", draft_id, exc)
                 outcome = core.Outcome("", (), "failed", f"decision not applied: {exc}", f"draft {draft_id}")
             rows.append(_row(outcome))
-    finally:
-        ledger.close()
     return rows
 
 
 @task(task_run_name="report", cache_policy=NO_CACHE)
 def report(config_path: str, rows: list[Row], channels: list[str]) -> None:
-    settings, ledger = _open(config_path)
-    try:
+    with open_practice(config_path) as practice:
+        settings, ledger = practice.settings, practice.ledger
         artifacts.run_report(settings, ledger, rows, channels)
-    finally:
-        ledger.close()
 
 
 class Decision(BaseModel):
@@ -232,14 +213,11 @@ def approval_form(drafts: list[Row]) -> type[RunInput]:
     return form
 
 
-def _read_sources(config_path: str, settings: Settings) -> list[dict[str, Any]]:
+def _read_sources(config_path: str, practice: PracticeContext) -> list[dict[str, Any]]:
     """Bring the audience files into the ledger, then read every source, one task run each."""
-    ledger = Ledger(settings.ledger_url())  # creates the tables once, before tasks race to write
-    try:
-        core.sync_audience(settings, ledger)
-    finally:
-        ledger.close()
-    return [future.result() for future in [ingest_source.submit(config_path, source) for source in settings.sources]]
+    core.sync_audience(practice.settings, practice.ledger)
+    futures = [ingest_source.submit(config_path, source) for source in practice.settings.sources]
+    return [future.result() for future in futures]
 
 
 def _ask(config_path: str, names: list[str]) -> dict[int, dict[str, str]]:
@@ -305,25 +283,27 @@ def ingest(
         items: draft only these item ids (see carecast status or a run's table); empty: every new item
         dry_run: render previews only; store no drafts
     """
-    settings = load_settings(Path(practice))
-    names = core.channel_names(settings, channels)
-    reports = _read_sources(practice, settings)
-    rows: list[Row] = []
-    for name in names:
-        rows += adapt_channel(practice, name, dry_run, items)
-        if not dry_run:
-            rows += expire_channel(practice, name)
-            rows += retry_channel(practice, name, items, retries_only=True)
-    new = sum(len(report["new"]) for report in reports)
-    failed = [report for report in reports if report["error"]]
-    # A feed that is down stays down for hours: its error is in the run's name and log, not a failed run that
-    # would notify every half hour.
-    for report in failed:
-        get_run_logger().warning("source %s failed: %s", report["source"], report["error"])
-    summary = f"ingest: {new} new item(s), {_counted(rows, 'no new drafts')}" + (
-        f", {len(failed)} source(s) failed" if failed else ""
-    )
-    return _finish(rows, summary, {"sources": reports, "outcomes": rows})  # type: ignore[return-value]
+    # Opened once for the whole run: its tasks, running in this process, share it instead of opening their own.
+    with open_practice(practice) as opened:
+        settings = opened.settings
+        names = core.channel_names(settings, channels)
+        reports = _read_sources(practice, opened)
+        rows: list[Row] = []
+        for name in names:
+            rows += adapt_channel(practice, name, dry_run, items)
+            if not dry_run:
+                rows += expire_channel(practice, name)
+                rows += retry_channel(practice, name, items, retries_only=True)
+        new = sum(len(report["new"]) for report in reports)
+        failed = [report for report in reports if report["error"]]
+        # A feed that is down stays down for hours: its error is in the run's name and log, not a failed run that
+        # would notify every half hour.
+        for report in failed:
+            get_run_logger().warning("source %s failed: %s", report["source"], report["error"])
+        summary = f"ingest: {new} new item(s), {_counted(rows, 'no new drafts')}" + (
+            f", {len(failed)} source(s) failed" if failed else ""
+        )
+        return _finish(rows, summary, {"sources": reports, "outcomes": rows})  # type: ignore[return-value]
 
 
 @flow(name="publish", flow_run_name="publish", log_prints=True, persist_result=True, **HOOKS)
@@ -342,26 +322,27 @@ def publish(
         items: publish only drafts of these item ids; empty: everything due
         dry_run: render and preview only; store nothing, send nothing
     """
-    settings = load_settings(Path(practice))
-    names = core.channel_names(settings, channels)
-    rows: list[Row] = []
-    for name in names:
-        rows += adapt_channel(practice, name, dry_run, items)
-    if dry_run:
+    with open_practice(practice) as opened:  # shared by the run's tasks, as in ingest
+        settings = opened.settings
+        names = core.channel_names(settings, channels)
+        rows: list[Row] = []
+        for name in names:
+            rows += adapt_channel(practice, name, dry_run, items)
+        if dry_run:
+            report(practice, rows, names)
+            _name_run(f"publish {', '.join(names)} (dry run): {_counted(rows, 'nothing to preview')}")
+            return {"outcomes": rows}
+        for name in names:
+            rows += expire_channel(practice, name)
+        decisions = _ask(practice, names)
+        if decisions:
+            rows += decide_drafts(practice, decisions)
+        for name in names:
+            rows += publish_channel(practice, name, items)
         report(practice, rows, names)
-        _name_run(f"publish {', '.join(names)} (dry run): {_counted(rows, 'nothing to preview')}")
-        return {"outcomes": rows}
-    for name in names:
-        rows += expire_channel(practice, name)
-    decisions = _ask(practice, names)
-    if decisions:
-        rows += decide_drafts(practice, decisions)
-    for name in names:
-        rows += publish_channel(practice, name, items)
-    report(practice, rows, names)
-    sent = sum(row["state"] == "published" for row in rows)
-    summary = f"publish {', '.join(names)}: {sent} post{'' if sent == 1 else 's'}"
-    return _finish(rows, summary, {"outcomes": rows})  # type: ignore[return-value]
+        sent = sum(row["state"] == "published" for row in rows)
+        summary = f"publish {', '.join(names)}: {sent} post{'' if sent == 1 else 's'}"
+        return _finish(rows, summary, {"outcomes": rows})  # type: ignore[return-value]
 
 
 @flow(name="pipeline", flow_run_name="pipeline {config_path}", log_prints=True, **HOOKS)
@@ -373,15 +354,16 @@ def pipeline(
     Returns ``{"sources": [...], "outcomes": [...]}``: one report per source and one row per draft; as the data
     of a Failed state (which notifies ``notify.webhook``) when a source or a publication failed.
     """
-    settings = load_settings(Path(config_path))
-    names = core.channel_names(settings, channels)
-    reports = _read_sources(config_path, settings)
-    outcomes: list[Row] = []
-    for name in names:
-        outcomes.extend(adapt_channel(config_path, name, dry_run))
-        if not dry_run:
-            outcomes.extend(expire_channel(config_path, name))
-            outcomes.extend(publish_channel(config_path, name))
+    with open_practice(config_path) as opened:  # shared by the run's tasks, as in ingest
+        settings = opened.settings
+        names = core.channel_names(settings, channels)
+        reports = _read_sources(config_path, opened)
+        outcomes: list[Row] = []
+        for name in names:
+            outcomes.extend(adapt_channel(config_path, name, dry_run))
+            if not dry_run:
+                outcomes.extend(expire_channel(config_path, name))
+                outcomes.extend(publish_channel(config_path, name))
     result = {"sources": reports, "outcomes": outcomes}
     failed = [report for report in reports if report["error"]]
     failed_rows = [row for row in outcomes if row["state"] in ("failed", "unknown")]

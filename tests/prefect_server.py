@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import requests
 
-from carecast.config import load_settings
+from carecast.practice import load_settings
 
 BIN = Path(sys.executable).parent
 STARTUP = 90.0

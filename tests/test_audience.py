@@ -10,9 +10,9 @@ from pydantic import SecretStr
 
 from carecast.audience import load_audience
 from carecast.cli import main
-from carecast.config import load_settings
 from carecast.errors import ConfigError
 from carecast.ledger import Ledger
+from carecast.practice import load_settings
 from carecast.unsubscribe import apply_unsubscribe, make_token
 
 SAMPLES = Path(__file__).parents[1] / "config/audience"

@@ -54,5 +54,16 @@ def test_the_console_script_is_installed() -> None:
     assert json.loads(result.stdout)["weighted_length"] == 8
 
 
+@pytest.mark.parametrize("command", [[], ["webhooks"], ["run"]])
+def test_help_is_plain_text(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([*command, "--help"])
+    assert exited.value.code == 0
+    shown = capsys.readouterr().out
+    assert shown.startswith("usage: carecast")
+    for markup in ("``", ":func:", ":class:", ":mod:"):
+        assert markup not in shown
+
+
 def test_status_of_an_empty_ledger(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run_json(["status", "--json", "--config", str(config_file)], capsys) == []

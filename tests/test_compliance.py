@@ -11,9 +11,10 @@ import pytest
 from pydantic import ValidationError
 
 from carecast.compliance import QuietHours, Window, handle_inbound, intent, recipient_zones, state_of
-from carecast.config import Practice, load_settings
+from carecast.config import Practice
 from carecast.ledger import Ledger
 from carecast.pipeline import sync_audience
+from carecast.practice import load_settings
 from tests.conftest import write_config
 
 CHICAGO, NEW_YORK = ZoneInfo("America/Chicago"), ZoneInfo("America/New_York")

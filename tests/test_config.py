@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from carecast.cli import main
-from carecast.config import load_settings
 from carecast.errors import ConfigError
+from carecast.practice import load_settings
 from tests.conftest import SAMPLE_CONFIG, write_config
 
 

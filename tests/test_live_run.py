@@ -26,8 +26,9 @@ import pytest
 import requests
 
 from carecast import pipeline
-from carecast.config import Settings, load_settings
+from carecast.config import Settings
 from carecast.ledger import Ledger
+from carecast.practice import load_settings
 from tests.conftest import write_config
 from tests.factories import NEWSLETTER_RECIPIENTS
 from tests.providers import LocalHttpServer, RecordedRequest, Reply

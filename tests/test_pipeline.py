@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from carecast import pipeline
-from carecast.config import Settings, load_settings
+from carecast.config import Settings
 from carecast.errors import LedgerError, RenderError
 from carecast.ledger import Ledger
+from carecast.practice import load_settings
 from tests.conftest import write_config
 
 

@@ -11,35 +11,15 @@ UTC dates. A source that cannot be read raises :class:`~carecast.errors.SourceEr
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import date
 from typing import assert_never
 
 import requests
 
 from carecast.config import MarkdownSource, ObservanceSource, RssSource, Settings, SourceConfig, today_in
-from carecast.model import ContentItem
+from carecast.sources.result import SourceResult, Validators
 
-
-@dataclass(frozen=True)
-class Validators:
-    """Conditional-GET state the ledger keeps per source, sent back on the next poll."""
-
-    etag: str | None = None
-    last_modified: str | None = None
-
-
-@dataclass(frozen=True)
-class SourceResult:
-    """What one read of a source gave."""
-
-    items: list[ContentItem]
-    #: To store for the next poll (RSS over http only).
-    validators: Validators | None = None
-    #: The server answered 304: nothing changed since the validators sent, and ``items`` is empty.
-    not_modified: bool = False
-    #: Problems that did not stop the read: a malformed feed partly read, an entry skipped, a post held back.
-    warnings: list[str] = field(default_factory=list)
+__all__ = ["SourceResult", "Validators", "read_source"]
 
 
 def read_source(
@@ -59,7 +39,7 @@ def read_source(
     Raises SourceError (the source name and the reason) when the source cannot be fetched or read, and ConfigError
     when an observances file is invalid.
     """
-    # The readers import SourceResult from this module, so they are imported when first used.
+    # Imported when first used: each reader pulls in its own libraries (feedparser, markdown).
     from carecast.sources.markdown import read_markdown
     from carecast.sources.observances import read_observances
     from carecast.sources.rss import read_rss

@@ -37,7 +37,7 @@ from carecast.config import MarkdownSource, Settings, expectation
 from carecast.errors import SourceError
 from carecast.html import absolute_http_url, html_to_text, sanitize_html
 from carecast.model import ContentItem, content_hash
-from carecast.sources import SourceResult
+from carecast.sources.result import SourceResult
 from carecast.strict import Strict
 
 

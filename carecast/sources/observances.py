@@ -27,7 +27,7 @@ from pydantic import Field, PlainValidator, ValidationError, field_validator
 from carecast.config import ObservanceSource, Settings, expectation, read_yaml
 from carecast.errors import ConfigError
 from carecast.model import ContentItem, content_hash
-from carecast.sources import SourceResult
+from carecast.sources.result import SourceResult
 from carecast.strict import Strict
 
 MONTHS = {name.lower(): number for number, name in enumerate(calendar.month_name) if name}

@@ -27,7 +27,7 @@ from carecast.config import RssSource, Settings
 from carecast.errors import SourceError
 from carecast.html import Image, absolute_http_url, first_image, html_to_text, one_line, sanitize_html
 from carecast.model import ContentItem, content_hash, now_utc
-from carecast.sources import SourceResult, Validators
+from carecast.sources.result import SourceResult, Validators
 
 USER_AGENT = "CareCast/0.1 (feed reader)"
 ACCEPT = "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"

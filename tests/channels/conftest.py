@@ -9,11 +9,11 @@ import pytest
 
 from carecast import pipeline
 from carecast.audience import load_audience
-from carecast.config import load_settings
+from carecast.channel import Outbox, PublishContext
 from carecast.errors import PublishError
 from carecast.ledger import Ledger
 from carecast.model import Draft
-from channels.base import Outbox, PublishContext
+from carecast.practice import load_settings
 from tests.conftest import SAMPLE_CONFIG, commented_channels, write_config
 
 

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from carecast.config import load_settings
 from carecast.errors import ConfigError, CredentialError, PublishError, RenderError
 from carecast.ledger import Ledger
 from carecast.model import Draft
+from carecast.practice import load_settings
 from channels.bluesky import BlueskyChannel, bluesky_length, display_url, rich_text, tid
 from tests.channels.conftest import Publications, outbox_context, run_channel
 from tests.conftest import commented_channels, write_config

@@ -10,13 +10,13 @@ import pytest
 from pydantic import ValidationError
 
 from carecast import pipeline
-from carecast.config import Settings, load_settings
+from carecast.channel import Channel, channel_class, installed
+from carecast.config import Settings
 from carecast.errors import RenderError
 from carecast.ledger import Ledger
 from carecast.model import content_hash
 from carecast.pipeline import make_channel
-from channels import channel_class, installed
-from channels.base import Channel
+from carecast.practice import load_settings
 from tests.channels.conftest import outbox_context
 from tests.conftest import commented_channels, write_config
 from tests.factories import make_item

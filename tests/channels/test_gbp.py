@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 
 from carecast import pipeline
-from carecast.config import load_settings
 from carecast.errors import ConfigError, CredentialError, PublishError, RenderError
 from carecast.ledger import Ledger
 from carecast.model import Draft
+from carecast.practice import load_settings
 from channels.gbp import GbpChannel
 from tests.channels.conftest import Publications, outbox_context, run_channel
 from tests.conftest import commented_channels, write_config

@@ -13,9 +13,9 @@ import pytest
 import requests
 from pydantic import ValidationError
 
-from carecast.config import load_settings
 from carecast.errors import CredentialError, PublishError, RenderError
 from carecast.model import Draft
+from carecast.practice import load_settings
 from channels.mastodon import MastodonChannel, MastodonConfig, mastodon_length
 from tests.channels.conftest import outbox_context
 from tests.conftest import write_config

@@ -16,9 +16,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from pydantic import ValidationError
 
-from carecast.config import Settings, load_settings
+from carecast.config import Settings
 from carecast.errors import PublishError, RenderError
 from carecast.model import ContentItem, Draft, content_hash
+from carecast.practice import load_settings
 from channels.newsletter import LIST_TOKEN, TOKEN_PLACEHOLDER, NewsletterChannel, NewsletterConfig
 from tests.channels.conftest import outbox_context
 

@@ -19,14 +19,15 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from pydantic import SecretStr
 
+from carecast.channel import Outbox, PublishContext
 from carecast.cli import main
-from carecast.config import Settings, load_settings
+from carecast.config import Settings
 from carecast.errors import ConfigError, CredentialError, PublishError
 from carecast.ledger import Ledger
 from carecast.model import ContentItem, content_hash
 from carecast.pipeline import Outcome, make_channel, publish, sync_audience
+from carecast.practice import load_settings
 from carecast.unsubscribe import apply_unsubscribe, read_token
-from channels.base import Outbox, PublishContext
 from channels.newsletter import NewsletterChannel
 from tests.channels.conftest import naming_any, our_log_lines, sample_addresses
 from tests.conftest import write_config

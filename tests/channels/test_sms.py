@@ -11,10 +11,11 @@ from pydantic import ValidationError
 
 from carecast.audience import load_audience
 from carecast.compliance import handle_inbound
-from carecast.config import Settings, load_settings
+from carecast.config import Settings
 from carecast.errors import RenderError
 from carecast.model import Draft
 from carecast.pipeline import sync_audience
+from carecast.practice import load_settings
 from carecast.text import sms_measure
 from channels.sms import SmsChannel, SmsConfig
 from tests.channels.conftest import outbox_context

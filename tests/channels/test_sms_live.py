@@ -21,12 +21,12 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from carecast.config import load_settings
+from carecast.channel import Outbox, PublishContext
 from carecast.errors import ChannelError, CredentialError, PublishError
 from carecast.ledger import Ledger
 from carecast.model import Draft, content_hash
 from carecast.pipeline import make_channel, sync_audience
-from channels.base import Outbox, PublishContext
+from carecast.practice import load_settings
 from channels.sms import SmsChannel, twilio_signature
 from tests.channels.conftest import naming_any, our_log_lines, sample_addresses
 from tests.conftest import write_config

@@ -10,9 +10,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from pydantic import ValidationError
 
-from carecast.config import Settings, load_settings
+from carecast.config import Settings
 from carecast.errors import PublishError, RenderError
 from carecast.model import Draft
+from carecast.practice import load_settings
 from carecast.text import x_measure
 from channels.x import MEDIA_ID, PREVIOUS_ID, XChannel, XConfig
 from tests.channels.conftest import outbox_context

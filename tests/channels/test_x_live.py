@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from carecast.config import load_settings
+from carecast.channel import PublishContext
 from carecast.errors import AlreadyClaimed, ConfigError, CredentialError, PublishError
 from carecast.model import Draft
-from channels.base import PublishContext
+from carecast.practice import load_settings
 from channels.x import ApiBaseAdapter, XChannel
 from tests.channels.conftest import Publications
 from tests.conftest import write_config

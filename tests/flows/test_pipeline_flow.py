@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from carecast.config import load_settings
 from carecast.ledger import Ledger
+from carecast.practice import load_settings
 
 pytestmark = pytest.mark.prefect
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, update
 
-from carecast.config import load_settings
 from carecast.ledger import DraftRow, Ledger
 from carecast.model import now_utc
+from carecast.practice import load_settings
 from tests.conftest import write_config
 from tests.prefect_server import Api, PrefectServer, start_carecast_serve
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from carecast.config import load_settings
 from carecast.model import now_utc
+from carecast.practice import load_settings
 from tests.conftest import write_config
 from tests.flows.conftest import Webhook
 from tests.prefect_server import Api, PrefectServer, start_carecast_serve, wait_for

@@ -1,9 +1,18 @@
-"""The ``Channel`` base every channel plugin subclasses, and the outbox every channel can publish to.
+"""The channel contract: the ``Channel`` base every channel plugin subclasses, the outbox every channel can publish
+to, the inbound routes a channel may declare, and the registry that finds plugins by entry point.
 
 A channel declares what it is as class data (``name``, ``Config``, UTM tags, limits) and does two things:
 ``compose`` turns items into a :class:`~carecast.model.Draft` (pure, deterministic), and ``publish`` sends a
 draft through a transport. The base enforces the declared limits on every draft, so no channel can forget one:
 a draft over a limit raises :class:`~carecast.errors.RenderError` at render time, never at publish time.
+
+A channel that hears back from its provider or its recipients (delivery receipts, STOP texts, unsubscribe links)
+declares :class:`Route` objects in ``routes``; ``carecast webhooks`` serves whatever the installed channels declare.
+
+Plugins are found through the ``carecast.channels`` entry-point group (built-ins the same way). A channel's
+entry-point name is its ``name`` and the ``type`` a config section uses to pick it. Only the channels a config
+uses are imported, so one broken third-party plugin cannot break the others. This module is the core's side of
+the contract: it never imports a plugin by name.
 """
 
 from __future__ import annotations
@@ -12,16 +21,20 @@ import json
 import os
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
+from http import HTTPStatus
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
+from urllib.parse import parse_qs, parse_qsl
 
 import jinja2
 
 from carecast.config import ChannelSettings, Settings
-from carecast.errors import PublishError, RenderError
+from carecast.errors import ChannelError, ConfigError, PublishError, RenderError
 from carecast.ledger import Ledger
 from carecast.model import ContentItem, Draft, Receipt, now_utc
 from carecast.text import add_utm, sms_measure, x_measure
@@ -77,6 +90,74 @@ class PublishContext:
     @property
     def key(self) -> str:
         return f"{self.publication_id:06d}"
+
+
+@dataclass(frozen=True)
+class Request:
+    """One inbound HTTP request as a route's handler sees it, whatever server received it.
+
+    ``url`` is the URL the caller called, as a provider would sign it: the server's ``public_url`` (behind a proxy
+    or tunnel) with the request's path and query, else the URL the request itself names. ``headers`` are keyed in
+    lower case. The body was read in full, within the server's size limit, before the handler runs.
+    """
+
+    method: str
+    path: str
+    query: str
+    url: str
+    headers: Mapping[str, str]
+    body: bytes = b""
+
+    def form(self) -> dict[str, str]:
+        """The form-encoded body as a dict; blank values kept, since providers sign them too."""
+        return dict(parse_qsl(self.body.decode("utf-8", "replace"), keep_blank_values=True))
+
+    def query_value(self, name: str) -> str:
+        """The first value of query parameter ``name``; "" when absent."""
+        return parse_qs(self.query).get(name, [""])[0]
+
+
+@dataclass(frozen=True)
+class Response:
+    """What a route answers; ``note`` goes in the request's log line, so it never holds personal data."""
+
+    status: HTTPStatus
+    body: bytes = b""
+    content_type: str | None = "text/plain; charset=utf-8"
+    note: str = ""
+    headers: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def text(cls, status: HTTPStatus, message: str, note: str = "") -> Response:
+        return cls(status, f"{message}\n".encode(), note=note or message)
+
+
+@dataclass(frozen=True)
+class PracticeContext:
+    """The open practice a route's handler (and a flow task) works in: its settings, its ledger, its channels."""
+
+    settings: Settings
+    ledger: Ledger
+    channels: Mapping[str, Channel]
+
+
+#: A route's handler: answers one request for the open practice. It raises CredentialError or LedgerError when
+#: a secret or the database fails (answered 500); anything it refuses is an answer (403, 400, ...), not a raise.
+Handler = Callable[[Request, PracticeContext], Response]
+
+
+@dataclass(frozen=True)
+class Route:
+    """One inbound endpoint a channel contributes: ``method`` and ``path`` (no query) served by ``handler``.
+
+    ``announced`` pairs each config key that tells the outside world this endpoint's URL (a status callback, an
+    unsubscribe link) with its value, so ``carecast webhooks --public-url`` can warn when they point elsewhere.
+    """
+
+    method: str
+    path: str
+    handler: Handler
+    announced: tuple[tuple[str, str], ...] = ()
 
 
 class Channel(ABC):
@@ -239,9 +320,58 @@ class Channel(ABC):
         channel, decides what that means.
         """
 
+    @classmethod
+    def routes(cls, channels: Sequence[Self]) -> Sequence[Route]:
+        """The inbound endpoints for ``channels``, this class's configured instances (all at once, since several
+        instances may share one endpoint, e.g. one number's status callbacks); none by default.
+
+        Called when the webhook server starts. Raises CredentialError when a secret the endpoints need cannot be
+        read, so a missing one stops the server at start rather than a request later.
+        """
+        return ()
+
     def verify(self) -> str:
         """Prove the configured account works without sending anything; say what was checked.
 
         Raises CredentialError or PublishError when it does not. Without credentials there is nothing to check.
         """
         return f"no credentials: publishes to the outbox ({self.settings.path(self.settings.outbox).resolve()})"
+
+
+GROUP = "carecast.channels"
+
+
+def _registered() -> dict[str, EntryPoint]:
+    return {entry.name: entry for entry in entry_points(group=GROUP)}
+
+
+def installed() -> list[str]:
+    """The names of every installed channel, without importing any."""
+    return sorted(_registered())
+
+
+@cache
+def channel_class(kind: str) -> type[Channel]:
+    """The channel class registered as ``kind``.
+
+    Raises ConfigError (for the ``type`` key) when no such channel is installed, and ChannelError when its plugin
+    cannot be imported or declares another name than its entry point's.
+    """
+    registered = _registered()
+    if kind not in registered:
+        known = ", ".join(sorted(registered)) or "none installed"
+        raise ConfigError("", [("type", f"one of the installed channels ({known}), not {kind!r}")])
+    entry = registered[kind]
+    try:
+        cls = entry.load()
+    except Exception as exc:  # a third party's import error must name the plugin, whatever it is
+        raise ChannelError(kind, f"plugin {entry.value} cannot be loaded: {exc}") from exc
+    if getattr(cls, "name", None) != kind:
+        raise ChannelError(kind, f"{entry.value} declares name {getattr(cls, 'name', None)!r}")
+    return cls
+
+
+def make_channel(settings: Settings, instance: str) -> Channel:
+    """The configured channel ``instance`` (a key of ``channels:``), ready to render and publish."""
+    config = settings.channels[instance]
+    return channel_class(config.type)(instance, config, settings)

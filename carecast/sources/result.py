@@ -1,0 +1,28 @@
+"""What reading a source gives, shared by every reader (:mod:`carecast.sources` re-exports it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from carecast.model import ContentItem
+
+
+@dataclass(frozen=True)
+class Validators:
+    """Conditional-GET state the ledger keeps per source, sent back on the next poll."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True)
+class SourceResult:
+    """What one read of a source gave."""
+
+    items: list[ContentItem]
+    #: To store for the next poll (RSS over http only).
+    validators: Validators | None = None
+    #: The server answered 304: nothing changed since the validators sent, and ``items`` is empty.
+    not_modified: bool = False
+    #: Problems that did not stop the read: a malformed feed partly read, an entry skipped, a post held back.
+    warnings: list[str] = field(default_factory=list)
