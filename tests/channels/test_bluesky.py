@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -262,24 +260,9 @@ def test_a_thread_cut_short_resumes_at_its_first_part_not_up(tmp_path: Path, pub
     assert len(receipt.provider_ids) == 3 and pds.posts[2]["value"]["reply"]["parent"]["uri"] == pds.posts[1]["uri"]
 
 
-class AnswersSecondPostLate(BlueskyPds):
-    """Creates the second part but answers only after ``delay`` seconds, past the client's timeout."""
-
-    def __init__(self, delay: float) -> None:
-        super().__init__(ACCOUNT)
-        self.delay = delay
-        self.late: threading.Thread | None = None
-
-    def handle(self, request: RecordedRequest) -> Reply:
-        reply = super().handle(request)
-        if request.path.endswith("createRecord") and len(self.posts) == 2 and self.late is None:
-            self.late = threading.current_thread()
-            time.sleep(self.delay)
-        return reply
-
-
 def test_a_part_whose_answer_was_lost_is_found_not_posted_again(tmp_path: Path, publications: Publications) -> None:
-    with AnswersSecondPostLate(delay=1.0) as pds:
+    with BlueskyPds(ACCOUNT) as pds:
+        pds.answer_late(lambda request: request.path.endswith("createRecord") and len(pds.posts) == 2, delay=1.0)
         context = publications.claim(THREAD)
         with pytest.raises(PublishError, match=r"post 2 of 3.*cannot be reached") as caught:
             live(tmp_path, pds, timeout=0.3).publish(THREAD, context)

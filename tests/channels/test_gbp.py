@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -291,24 +289,9 @@ def test_a_refused_access_token_is_a_credential_error_naming_the_channel(
     assert server.posts == []
 
 
-class AnswersLate(GbpServer):
-    """Creates the post but answers only after ``delay`` seconds, past the client's timeout."""
-
-    def __init__(self, delay: float) -> None:
-        super().__init__(ACCOUNT)
-        self.delay = delay
-        self.late: threading.Thread | None = None
-
-    def handle(self, request: RecordedRequest) -> Reply:
-        reply = super().handle(request)
-        if request.method == "POST" and request.path.endswith("/localPosts") and self.late is None:
-            self.late = threading.current_thread()
-            time.sleep(self.delay)
-        return reply
-
-
 def test_a_post_whose_answer_was_lost_is_never_posted_again(tmp_path: Path, publications: Publications) -> None:
-    with AnswersLate(delay=1.0) as server:
+    with GbpServer(ACCOUNT) as server:
+        server.answer_late(lambda request: request.path == server.account.posts_path, delay=1.0)
         gbp = live(tmp_path, server, timeout=0.3)
         draft = gbp.render([make_item()])
         with pytest.raises(PublishError, match="may be up, so it is not posted again") as caught:

@@ -147,6 +147,9 @@ class LocalHttpServer(Serving):
         self._forced: deque[Reply] = deque()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._late: tuple[Callable[[RecordedRequest], bool], float] | None = None
+        #: The thread that held back a late answer (see :meth:`answer_late`), once one did.
+        self.late: threading.Thread | None = None
 
     # --- lifecycle -------------------------------------------------------------------------------------------
 
@@ -207,6 +210,12 @@ class LocalHttpServer(Serving):
         with self._lock:
             self._forced.extend(replies)
 
+    def answer_late(self, when: Callable[[RecordedRequest], bool], delay: float) -> None:
+        """Hold back the answer to the first request ``when`` accepts (asked once it was handled) for ``delay``
+        seconds: a client that gives up sooner loses the answer to a request the provider acted on. ``late`` is
+        the thread that waited; join it before looking at what the server holds."""
+        self._late = (when, delay)
+
     def _take_forced(self) -> Reply | None:
         with self._lock:
             return self._forced.popleft() if self._forced else None
@@ -232,7 +241,11 @@ class LocalHttpServer(Serving):
         """Record the request, then answer it with a forced reply if one is queued, else with :meth:`handle`."""
         self._record(request)
         forced = self._take_forced()
-        return self.finish(request, forced if forced is not None else self.handle(request))
+        reply = self.finish(request, forced if forced is not None else self.handle(request))
+        if self._late is not None and self.late is None and self._late[0](request):
+            self.late = threading.current_thread()
+            time.sleep(self._late[1])
+        return reply
 
 
 def _handler_for(server: LocalHttpServer) -> type[BaseHTTPRequestHandler]:
