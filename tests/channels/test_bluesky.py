@@ -388,3 +388,13 @@ def test_no_secret_appears_in_logs_errors_ledger_or_outbox(
     stored = [path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()]
     assert Path(offline.location).read_bytes() in stored
     assert not any(ACCOUNT.app_password.encode() in content or b"eyJ" in content for content in stored)
+
+
+def test_an_unreachable_pds_is_transient(tmp_path: Path, publications: Publications) -> None:
+    with BlueskyPds(ACCOUNT) as gone:
+        url = gone.url  # once it stops, nothing listens there
+
+    with pytest.raises(PublishError, match="signing in: Bluesky cannot be reached") as caught:
+        channel(tmp_path, pds_url=url, credentials=credentials()).publish(THREAD, publications.claim(THREAD))
+
+    assert caught.value.transient

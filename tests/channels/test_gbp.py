@@ -354,3 +354,15 @@ def test_no_secret_appears_in_logs_errors_ledger_or_outbox(
     stored = [path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()]
     assert Path(offline.location).read_bytes() in stored
     assert not any(secret.encode() in content for secret in ENV.values() for content in stored)
+
+
+def test_an_unreachable_google_is_transient_and_sends_nothing(tmp_path: Path, publications: Publications) -> None:
+    with GbpServer(ACCOUNT) as gone:
+        url, named = gone.url, credentials(gone)  # once it stops, nothing listens there
+    gbp = channel(tmp_path, api_base=url, credentials=named)
+    draft = gbp.render([make_item()])
+
+    with pytest.raises(PublishError, match="token endpoint cannot be reached") as caught:
+        gbp.publish(draft, publications.claim(draft))
+
+    assert caught.value.transient
