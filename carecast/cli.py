@@ -12,7 +12,8 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+import tomllib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,6 +32,7 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 #: Prefect keeps its home in ``.carecast/prefect`` (prefect.toml); Prefect needs the parent folder to exist.
 STATE_DIR = Path(".carecast")
+PREFECT_TOML = "prefect.toml"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -111,6 +113,7 @@ def _check(args: argparse.Namespace) -> int:
     )
     if not args.live:
         return 0
+    _use_project_prefect(args.config)
     import flows.secrets  # noqa: F401  credentials named as Prefect Secret blocks are read through Prefect
 
     failed = False
@@ -217,7 +220,8 @@ def _run(args: argparse.Namespace) -> int:
     for name in args.channels or ():
         if name not in settings.channels:
             raise ConfigError(args.config, [(f"channels.{name}", "a configured channel (from --channel)")])
-    _prefect_home(settings)
+    _use_project_prefect(args.config)
+    _prefect_api()
     from flows.pipeline import pipeline  # Prefect loads slowly and reads prefect.toml: only for commands that run
 
     state = pipeline(config_path=str(args.config), dry_run=args.dry_run, channels=args.channels, return_state=True)
@@ -229,17 +233,60 @@ def _run(args: argparse.Namespace) -> int:
     return _summarise(result, dry_run=args.dry_run)
 
 
-def _prefect_home(settings: Settings) -> None:
-    """Keep Prefect's state in the project's ``.carecast/prefect`` whatever folder the command runs from (prefect.toml
-    is read from the working folder only, and Prefect would fall back to ~/.prefect). Must run before Prefect loads.
+def _use_project_prefect(config: Path) -> None:
+    """Give Prefect the settings of the config's project, whatever folder the command runs from.
+
+    Prefect reads ``prefect.toml`` from the working folder only; the project's is found by walking up from the
+    config file, and each of its settings is set as the environment variable Prefect reads (``[server]
+    analytics_enabled`` as ``PREFECT_SERVER_ANALYTICS_ENABLED``; ``home`` relative to the file), unless the
+    environment sets it already. Without a ``prefect.toml``, Prefect's home is the project's ``.carecast/prefect``
+    (never ~/.prefect). Must run before Prefect loads. Raises ConfigError when the prefect.toml found is not TOML.
     """
-    home = settings.base_dir.resolve().parent / STATE_DIR / "prefect"
-    home.parent.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("PREFECT_HOME", str(home))
+    folder = config.resolve().parent
+    found = next(
+        (candidate / PREFECT_TOML for candidate in (folder, *folder.parents) if (candidate / PREFECT_TOML).is_file()),
+        None,
+    )
+    if found is None:
+        os.environ.setdefault("PREFECT_HOME", str(folder.parent / STATE_DIR / "prefect"))
+    else:
+        try:
+            table = tomllib.loads(found.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(found, [("", f"is not valid TOML: {exc}")]) from exc
+        for name, value in _environment_names(table, "PREFECT"):
+            if name == "PREFECT_HOME":
+                value = str(found.parent / value)
+            os.environ.setdefault(name, value)
+    Path(os.environ["PREFECT_HOME"]).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _environment_names(table: dict[str, Any], prefix: str) -> Iterator[tuple[str, str]]:
+    """``(PREFIX_SECTION_KEY, value)`` for every setting of a TOML table, as Prefect's environment variables name
+    them; booleans as true/false, lists and tables of values as JSON."""
+    for key, value in table.items():
+        name = f"{prefix}_{key.upper()}"
+        if isinstance(value, dict):
+            yield from _environment_names(value, name)
+        elif isinstance(value, bool):
+            yield name, str(value).lower()
+        else:
+            yield name, value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+def _prefect_api() -> None:
+    """Start the run's own temporary Prefect API (flows.server) unless one is configured or Prefect is loaded
+    already (a test harness or a program embedding CareCast decided). Call after :func:`_use_project_prefect`."""
+    if "prefect" in sys.modules or os.environ.get("PREFECT_API_URL"):
+        return
+    from flows.server import start_temporary_api
+
+    start_temporary_api(Path(os.environ["PREFECT_HOME"]))
 
 
 def _serve(args: argparse.Namespace) -> int:
-    _prefect_home(load_settings(args.config))  # a wrong config stops here, before Prefect loads
+    load_settings(args.config)  # a wrong config stops here, before Prefect loads
+    _use_project_prefect(args.config)
     from flows.deployments import serve  # Prefect loads slowly and reads prefect.toml: only for commands that run
 
     serve(args.config)
@@ -287,6 +334,9 @@ def _summarise(result: dict[str, Any], *, dry_run: bool) -> int:
             state = "not modified"
         else:
             state = f"{len(report['new'])} new, {len(report['edited'])} edited, {report['unchanged']} unchanged"
+        if report["failures"]:
+            failed = True
+            state += "; FAILED: " + "; ".join(report["failures"])
         rows.append([report["source"], state])
     _table(["source", "result"], rows)
     print("\nDry run: nothing was published" if dry_run else "\nPublications")

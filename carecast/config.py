@@ -12,12 +12,16 @@ from collections.abc import Callable, Mapping
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import Field, HttpUrl, ValidationError, field_validator
+from pydantic import Field, HttpUrl, IPvAnyNetwork, ValidationError, ValidationInfo, field_validator
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from carecast.errors import ConfigError
+from carecast.fetch import internal_host_reason
 from carecast.schedule import Every, LatePolicy, Slot
 from carecast.strict import Strict
 
@@ -78,9 +82,26 @@ class Practice(Strict):
 
 class RssSource(Strict):
     type: Literal["rss"]
+    # Before url: url's check reads it.
+    allow_private: bool | list[IPvAnyNetwork] = Field(
+        False,
+        description="may connect to private, loopback and link-local addresses: all (true) or these networks",
+    )
     url: str = Field(description="an http(s) URL, or a file path relative to the config folder")
-    timeout: float = Field(10.0, gt=0, le=120)
+    timeout: float = Field(10.0, gt=0, le=120, description="seconds the whole fetch may take, redirects included")
     max_items: int = Field(50, ge=1)
+    max_bytes: int = Field(10_000_000, ge=1, description="largest body accepted, once decompressed")
+
+    @field_validator("url")
+    @classmethod
+    def _fetchable(cls, url: str, info: ValidationInfo) -> str:
+        parts = urlsplit(url)
+        if len(parts.scheme) <= 1:  # no scheme, or a Windows drive letter: a file path
+            return url
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"an http(s) URL or a file path, not {url!r}")
+        _refuse_internal(parts.hostname, info, "a feed")
+        return url
 
 
 class ObservanceSource(Strict):
@@ -99,6 +120,18 @@ SourceConfig = Annotated[RssSource | ObservanceSource | MarkdownSource, Field(di
 
 class Ledger(Strict):
     url: str = "sqlite:///.carecast/ledger.db"
+
+    @field_validator("url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        try:
+            make_url(value).get_dialect()
+        except (ArgumentError, ValueError) as exc:  # NoSuchModuleError (unknown dialect) is an ArgumentError
+            raise ValueError(
+                f"a SQLAlchemy database URL such as sqlite:///.carecast/ledger.db or "
+                f"postgresql+psycopg://user@host/db, not {value!r}"
+            ) from exc
+        return value
 
 
 class ChannelSettings(Strict):
@@ -121,7 +154,22 @@ class ChannelSettings(Strict):
 class Notify(Strict):
     """Where a failed or crashed run is reported (practice, channel, reason); nowhere when absent."""
 
+    # Before webhook: webhook's check reads it.
+    allow_private: bool = Field(False, description="the webhook may be on a private, loopback or link-local address")
     webhook: HttpUrl | None = Field(None, description="receives a JSON POST for every failed or crashed run")
+
+    @field_validator("webhook")
+    @classmethod
+    def _public_webhook(cls, webhook: HttpUrl | None, info: ValidationInfo) -> HttpUrl | None:
+        if webhook and webhook.host:
+            _refuse_internal(webhook.host, info, "a webhook")
+        return webhook
+
+
+def _refuse_internal(host: str, info: ValidationInfo, what: str) -> None:
+    """Raise ValueError when ``host`` names an internal address the section's ``allow_private`` does not allow."""
+    if reason := internal_host_reason(host, info.data.get("allow_private", False)):
+        raise ValueError(f"{reason}; set allow_private: true for {what} on the local network")
 
 
 class Settings(Strict):
@@ -186,6 +234,8 @@ def read_yaml(file: Path) -> Any:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(file, [("", f"cannot be read: {exc.strerror or exc}")]) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(file, [("", f"is not UTF-8 text (at byte offset {exc.start}); save it as UTF-8")]) from exc
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:

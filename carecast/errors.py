@@ -8,6 +8,7 @@ act on it, and chains its cause (``raise ... from exc``)::
     ├── CredentialError        a credential named in config cannot be read (where it was looked for; never a value)
     ├── TokenError             an unsubscribe token is malformed or not signed with the practice's secret
     ├── SourceError            a source could not be fetched or parsed (source name, reason)
+    ├── FetchError             a URL was refused, or its fetch cut short by its deadline or size limit (reason)
     ├── LedgerError            the ledger refused or lost a write
     │   └── AlreadyClaimed     an item was already claimed or published on that channel and account
     ├── ChannelError           a channel plugin is missing or misbehaves (channel name)
@@ -65,6 +66,17 @@ class SourceError(CareCastError):
         self.source = source
         self.reason = reason
         super().__init__(f"source {source!r}: {reason}")
+
+
+class FetchError(CareCastError):
+    """A fetch was refused (scheme, address, redirects) or cut short (deadline, size); ``reason`` says which.
+
+    A feed's failed fetch becomes its source's SourceError.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
 
 
 class LedgerError(CareCastError):

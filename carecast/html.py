@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import nh3
 from inscriptis import get_text
@@ -22,6 +22,25 @@ ALLOWED_ATTRIBUTES = {"a": {"href"}, "img": {"src", "alt"}}
 LINK_REL = "noopener noreferrer nofollow"
 _URL_ATTRIBUTES = frozenset({("a", "href"), ("img", "src")})
 _BLANK_LINES = re.compile(r"\n{3,}")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+#: Query parameters that say who shared a link, not what it points to (besides every ``utm_*``).
+_TRACKING_PARAMETERS = frozenset(
+    {
+        "fbclid",
+        "gclid",
+        "dclid",
+        "gbraid",
+        "wbraid",
+        "msclkid",
+        "yclid",
+        "igshid",
+        "mc_cid",
+        "mc_eid",
+        "_hsenc",
+        "_hsmi",
+        "mkt_tok",
+    }
+)
 
 
 def absolute_http_url(url: str, base_url: str | None = None) -> str | None:
@@ -34,6 +53,29 @@ def absolute_http_url(url: str, base_url: str | None = None) -> str | None:
     except ValueError:  # e.g. an unbalanced IPv6 bracket in an untrusted feed
         return None
     return candidate if parts.scheme in {"http", "https"} and parts.netloc else None
+
+
+def normalise_link(url: str) -> str:
+    """``url`` without what changes when the same post moves or is shared: the identity of a post by its link.
+
+    The scheme becomes https (a site moving to https keeps its posts), the host is lowercased without ``www.``,
+    default ports, the trailing slash, the fragment and tracking parameters (``utm_*``, ``fbclid``, ``gclid`` ...)
+    go, and the other parameters are sorted. Raises ValueError on a URL that cannot be split (e.g. a port that is not
+    a number).
+    """
+    parts = urlsplit(url.strip())
+    host = (parts.hostname or "").removeprefix("www.")
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port is not None and parts.port != _DEFAULT_PORTS.get(parts.scheme.lower()):
+        netloc = f"{netloc}:{parts.port}"
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    query = urlencode(sorted((key, value) for key, value in pairs if not _is_tracking(key)))
+    return urlunsplit(("https", netloc, parts.path.rstrip("/"), query, ""))
+
+
+def _is_tracking(parameter: str) -> bool:
+    name = parameter.lower()
+    return name.startswith("utm_") or name in _TRACKING_PARAMETERS
 
 
 def sanitize_html(html: str, *, base_url: str | None = None) -> str:

@@ -49,6 +49,8 @@ class SourceReport:
     unchanged: int = 0
     not_modified: bool = False
     warnings: list[str] = field(default_factory=list)
+    #: Items that could not be read, each with its reason; the source's other items were ingested.
+    failures: list[str] = field(default_factory=list)
     error: str | None = None
 
 
@@ -95,7 +97,14 @@ def ingest(settings: Settings, ledger: Ledger, source: str) -> SourceReport:
     if result.validators is not None:
         # Saved after the items, so a crash in between costs one full fetch, never a lost item.
         ledger.save_validators(source, result.validators.etag, result.validators.last_modified)
-    return SourceReport(source, changes.new, changes.edited, changes.unchanged, warnings=list(result.warnings))
+    return SourceReport(
+        source,
+        changes.new,
+        changes.edited,
+        changes.unchanged,
+        warnings=list(result.warnings),
+        failures=list(result.failures),
+    )
 
 
 def adapt(

@@ -89,6 +89,8 @@ def ingest_source(config_path: str, source: str) -> dict[str, Any]:
         logger.info("source %s: %s", source, state)
     for warning in report.warnings:
         logger.warning("source %s: %s", source, warning)
+    for failure in report.failures:
+        logger.error("source %s: %s", source, failure)
     return asdict(report)
 
 
@@ -367,8 +369,9 @@ def pipeline(
     result = {"sources": reports, "outcomes": outcomes}
     failed = [report for report in reports if report["error"]]
     failed_rows = [row for row in outcomes if row["state"] in ("failed", "unknown")]
-    if not failed and not failed_rows:
+    failures = [f"source {r['source']}: {failure}" for r in reports for failure in r["failures"]]
+    if not failed and not failed_rows and not failures:
         return result
-    reasons = [f"source {r['source']}: {r['error']}" for r in failed]
+    reasons = [f"source {r['source']}: {r['error']}" for r in failed] + failures
     reasons += [f"{row['channel']}: {row['detail']}" for row in failed_rows]
     return Failed(message="; ".join(reasons), data=result)  # type: ignore[return-value]

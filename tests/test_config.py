@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -100,3 +102,40 @@ def test_an_invalid_observances_file_is_a_config_error(tmp_path: Path) -> None:
         load_settings(file)
     assert raised.value.file == observances
     assert any("rulez" in key for key, _ in raised.value.problems)
+
+
+def test_a_file_that_is_not_utf8_is_a_config_error_and_check_exits_2_without_a_traceback(tmp_path: Path) -> None:
+    file = write_config(tmp_path)
+    file.write_bytes(file.read_bytes().replace(b"Oakview", "Oakv\xefew".encode("latin-1"), 1))
+    assert "is not UTF-8 text (at byte offset" in problems(file)[""]
+    checked = subprocess.run(
+        [sys.executable, "-m", "carecast.cli", "check", "--config", str(file)], capture_output=True, text=True
+    )
+    assert checked.returncode == 2
+    assert f"{file}: (top level): is not UTF-8 text" in checked.stderr and "Traceback" not in checked.stderr
+
+
+@pytest.mark.parametrize("url", ["notaurl://", "not a url at all", "postgresql+nosuchdriver://u@h/db"])
+def test_a_ledger_url_of_no_known_database_fails_check(tmp_path: Path, url: str) -> None:
+    assert "a SQLAlchemy database URL" in problems(write_config(tmp_path, {"ledger": {"url": url}}))["ledger.url"]
+
+
+@pytest.mark.parametrize(
+    ("webhook", "expected"),
+    [
+        ("file:///etc/passwd", "URL scheme should be 'http' or 'https'"),
+        ("ftp://hooks.example.com/x", "URL scheme should be 'http' or 'https'"),
+        ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is a link-local address"),
+        ("http://127.0.0.1:9999/hook", "127.0.0.1 is a loopback address; set allow_private: true"),
+    ],
+)
+def test_check_refuses_other_schemes_and_internal_notify_webhooks(tmp_path: Path, webhook: str, expected: str) -> None:
+    found = problems(write_config(tmp_path, {"notify": {"webhook": webhook}}))
+    assert expected in found["notify.webhook"], found
+
+
+def test_a_local_notify_webhook_is_accepted_when_allowed(tmp_path: Path) -> None:
+    settings = load_settings(
+        write_config(tmp_path, {"notify": {"webhook": "http://127.0.0.1:9/", "allow_private": True}})
+    )
+    assert str(settings.notify.webhook) == "http://127.0.0.1:9/"

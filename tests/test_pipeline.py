@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import re
 import socket
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email import policy
 from email.parser import BytesParser
+from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ from carecast.config import Settings
 from carecast.errors import LedgerError, RenderError
 from carecast.ledger import Ledger
 from carecast.practice import load_settings
+from carecast.sources import read_source
 from tests.conftest import write_config
 
 
@@ -113,7 +116,10 @@ def test_a_failing_source_does_not_stop_the_run(tmp_path: Path) -> None:
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
-    file = write_config(tmp_path, {"sources": {"blog": {"url": f"http://127.0.0.1:{port}/feed.xml", "timeout": 2}}})
+    file = write_config(
+        tmp_path,
+        {"sources": {"blog": {"url": f"http://127.0.0.1:{port}/feed.xml", "timeout": 2, "allow_private": True}}},
+    )
     settings = load_settings(file)
     ledger = Ledger(settings.ledger_url())
     reports, outcomes = run(settings, ledger)
@@ -318,3 +324,53 @@ def test_a_transient_failure_waits_for_its_retry_time(settings: Settings, ledger
     assert draft_id not in [stored.id for stored in ledger.due("x")]
     assert [stored.id for stored in ledger.due("x", later, retries_only=True)] == [draft_id]
     assert ledger.due("x", retries_only=True) == []
+
+
+MOVING_POST = """<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0"><channel><title>Oakview blog</title><link>https://www.oakviewpt.com/blog</link>
+<item><title>Ankle sprains: the first 72 hours</title><link>{link}</link><pubDate>{date}</pubDate>
+<description>Rest, ice, then move: what to do after a sprain.</description></item>
+</channel></rss>
+"""
+
+
+@pytest.mark.parametrize("stored_as", ["its normalised link", "an older CareCast's link id"])
+def test_a_post_without_guid_that_moves_is_not_published_again_on_any_channel(tmp_path: Path, stored_as: str) -> None:
+    settings = load_settings(write_config(tmp_path, {"sources": {"blog": {"url": "moving.xml"}}}))
+    feed = settings.path("moving.xml")
+    date = format_datetime(datetime.now(UTC) - timedelta(days=1), usegmt=True)
+    feed.write_text(MOVING_POST.format(link="http://www.oakviewpt.com/blog/ankle-sprains/", date=date))
+    ledger = Ledger(settings.ledger_url())
+    if stored_as == "an older CareCast's link id":
+        # Before links were normalised further, a first poll stored the post under its scheme and www.
+        first = read_source("blog", settings.sources["blog"], settings).items[0]
+        old = replace(first, id="rss:blog:http://www.oakviewpt.com/blog/ankle-sprains", id_from_link=False)
+        ledger.upsert_items([old])
+    _, outcomes = run(settings, ledger)
+    blog_posts = [o for o in outcomes if o.state == "published" and any(i.startswith("rss:blog:") for i in o.item_ids)]
+    assert sorted(outcome.channel for outcome in blog_posts) == ["mastodon", "newsletter", "x"]  # once each
+    # One item, under the id it was first stored with.
+    assert {i for o in blog_posts for i in o.item_ids if i.startswith("rss:blog:")} == {
+        "rss:blog:http://www.oakviewpt.com/blog/ankle-sprains"
+        if stored_as == "an older CareCast's link id"
+        else "rss:blog:https://oakviewpt.com/blog/ankle-sprains"
+    }
+    published = len(ledger.publications())
+    for moved in (
+        "https://oakviewpt.com/blog/ankle-sprains?utm_source=feed&utm_medium=rss&fbclid=abc",
+        "https://www.oakviewpt.com/blog/ankle-sprains/#comments",
+    ):
+        feed.write_text(MOVING_POST.format(link=moved, date=date))
+        reports, outcomes = run(settings, ledger)
+        assert next(report for report in reports if report.source == "blog").new == []
+        assert [outcome for outcome in outcomes if outcome.state == "published"] == []
+    assert len(ledger.publications()) == published
+    ledger.close()
+
+
+def test_a_bad_markdown_file_fails_alone_and_the_other_stories_are_ingested(settings: Settings, ledger: Ledger) -> None:
+    (settings.path("content") / "broken.md").write_text("---\ndate: 2026-11-01\n---\nNo title.\n", encoding="utf-8")
+    report = pipeline.ingest(settings, ledger, "stories")
+    assert report.error is None
+    assert report.failures == ["broken.md: title: required key is missing"]
+    assert len(report.new) == 3

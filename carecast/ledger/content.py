@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from carecast.errors import LedgerError
+from carecast.html import normalise_link
 from carecast.ledger.schema import FeedValidatorRow, ItemRow, PublicationItemRow, SkippedItemRow
 from carecast.ledger.store import LedgerStore
 from carecast.model import ContentItem, now_utc
@@ -31,8 +34,14 @@ class ContentLedger(LedgerStore):
         new, edited, unchanged = [], [], 0
         now = now_utc()
         with self._session() as session, session.begin():
+            by_link: dict[str, dict[str, ItemRow]] = {}
             for item in items:
                 row = session.get(ItemRow, item.id)
+                if row is None and item.id_from_link and item.url:
+                    # A post moved (to https, to or from www., with tracking parameters) is the item stored before,
+                    # whose id may be an older form of its link: it keeps that id and what was published of it.
+                    row = _stored_links(session, item.source, by_link).get(normalise_link(item.url))
+                    item = replace(item, id=row.id) if row is not None else item
                 if row is None:
                     session.add(
                         ItemRow(
@@ -111,3 +120,16 @@ class ContentLedger(LedgerStore):
                 )
             else:
                 row.etag, row.last_modified, row.checked_at = etag, last_modified, now_utc()
+
+
+def _stored_links(session: Session, source: str, loaded: dict[str, dict[str, ItemRow]]) -> dict[str, ItemRow]:
+    """The stored items of ``source`` by normalised link (the first seen for a link), loaded once per upsert."""
+    if source not in loaded:
+        links: dict[str, ItemRow] = {}
+        rows = session.scalars(select(ItemRow).where(ItemRow.source == source).order_by(ItemRow.first_seen, ItemRow.id))
+        for row in rows:
+            with contextlib.suppress(ValueError):  # a stored link that cannot be split matches nothing
+                if url := row.data.get("url"):
+                    links.setdefault(normalise_link(url), row)
+        loaded[source] = links
+    return loaded[source]

@@ -1,6 +1,7 @@
 """Where content comes from: one entry point, :func:`read_source`, over the three kinds of source.
 
-- ``rss``: an RSS/Atom feed over http(s) with a conditional GET, or a feed file (:mod:`carecast.sources.rss`);
+- ``rss``: an RSS/Atom feed over http(s) with a conditional GET, bounded in time, size and address, or a feed
+  file (:mod:`carecast.sources.rss`);
 - ``observances``: recognition days and weeks from date rules (:mod:`carecast.sources.observances`);
 - ``markdown``: hand-written posts with YAML front matter (:mod:`carecast.sources.markdown`).
 
@@ -14,8 +15,6 @@ from __future__ import annotations
 from datetime import date
 from typing import assert_never
 
-import requests
-
 from carecast.config import MarkdownSource, ObservanceSource, RssSource, Settings, SourceConfig, today_in
 from carecast.sources.result import SourceResult, Validators
 
@@ -28,13 +27,12 @@ def read_source(
     settings: Settings,
     *,
     validators: Validators | None = None,
-    session: requests.Session | None = None,
     today: date | None = None,
 ) -> SourceResult:
     """Read the source ``name`` once.
 
-    ``validators`` are the ones kept from the previous poll of an RSS source; ``session`` lets a caller reuse
-    connections; ``today`` (the practice's local date) defaults to now in the practice's zone.
+    ``validators`` are the ones kept from the previous poll of an RSS source; ``today`` (the practice's local
+    date) defaults to now in the practice's zone.
 
     Raises SourceError (the source name and the reason) when the source cannot be fetched or read, and ConfigError
     when an observances file is invalid.
@@ -45,7 +43,7 @@ def read_source(
     from carecast.sources.rss import read_rss
 
     if isinstance(config, RssSource):
-        return read_rss(name, config, settings, validators=validators, session=session)
+        return read_rss(name, config, settings, validators=validators)
     local_today = today or today_in(settings)
     if isinstance(config, ObservanceSource):
         return read_observances(name, config, settings, today=local_today)

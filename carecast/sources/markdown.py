@@ -83,37 +83,38 @@ class FrontMatter(Strict):
 def read_markdown(name: str, config: MarkdownSource, settings: Settings, *, today: date) -> SourceResult:
     """The posts of the source's folder dated on or before ``today`` (the practice's local date).
 
-    Raises SourceError when the folder or a file cannot be read, or when front matter is invalid: the message names
-    every bad file and key at once.
+    A file that cannot be read or whose front matter is invalid fails alone: it is listed in the result's
+    ``failures`` with the key and the reason, and the other posts are read. Raises SourceError when the folder is
+    missing.
     """
     folder = settings.path(config.path)
     if not folder.is_dir():
         raise SourceError(name, f"no such folder: {folder}")
     items: list[ContentItem] = []
     warnings: list[str] = []
-    problems: list[str] = []
+    failures: list[str] = []
     for file in sorted(folder.glob("*.md")):
         try:
             item = _read_post(name, file, settings)
         except ValueError as exc:
-            problems.append(f"{file.name}: {exc}")
+            failures.append(f"{file.name}: {exc}")
             continue
         if item.published.astimezone(settings.practice.zone).date() > today:
             continue  # scheduled: it becomes an item on its day
         if item.mentions_patient and not item.authorized_channels:
             warnings.append(f"{file.name}: mentions a patient without an authorization on file; it publishes nowhere")
         items.append(item)
-    if problems:
-        raise SourceError(name, "; ".join(problems))
-    return SourceResult(items=items, warnings=warnings)
+    return SourceResult(items=items, warnings=warnings, failures=failures)
 
 
 def _read_post(source: str, file: Path, settings: Settings) -> ContentItem:
-    """One post. Raises SourceError when the file cannot be read, ValueError naming the key when it is invalid."""
+    """One post. Raises ValueError saying why when the file cannot be read or names the key when it is invalid."""
     try:
         text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SourceError(source, f"cannot read {file}: {exc}") from exc
+    except OSError as exc:
+        raise ValueError(f"cannot be read: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"is not UTF-8 text (at byte offset {exc.start}); save it as UTF-8") from exc
     try:
         post = frontmatter.loads(text)
     except yaml.YAMLError as exc:

@@ -26,3 +26,5 @@ class SourceResult:
     not_modified: bool = False
     #: Problems that did not stop the read: a malformed feed partly read, an entry skipped, a post held back.
     warnings: list[str] = field(default_factory=list)
+    #: Items that could not be read, each with its reason (a Markdown file with bad front matter); the others were.
+    failures: list[str] = field(default_factory=list)

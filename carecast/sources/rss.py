@@ -1,11 +1,15 @@
 """Read an RSS or Atom feed into content items.
 
-The feed is fetched with ``requests`` and a conditional GET (an unchanged feed costs one 304), or read from a file,
-and parsed with ``feedparser``. Feeds in the wild are often broken: a malformed feed keeps what feedparser could
-read and says why in the warnings, and one odd entry is skipped with a warning instead of costing the others.
+The feed is fetched with a conditional GET (an unchanged feed costs one 304) through :func:`carecast.fetch.fetch`,
+which bounds the whole fetch by the source's ``timeout``, its body by ``max_bytes`` and its addresses to public ones
+(unless ``allow_private``), or read from a file, and parsed with ``feedparser``. Feeds in the wild are often
+broken: a malformed feed keeps what feedparser could read and says why in the warnings, and one odd entry is
+skipped with a warning instead of costing the others.
 
-An item's id is stable across polls and edits: ``rss:<source>:`` plus the guid, else the normalised link, else a
-hash of title and date. Its content hash covers title, content and link, so an edit changes the hash, not the id.
+An item's id is stable across polls, edits and moves: ``rss:<source>:`` plus the guid, else the normalised link
+(:func:`carecast.html.normalise_link`: a post moved to https, to or from ``www.``, or given tracking parameters keeps
+its id), else a hash of title and date. Its content hash covers title, content and link, so an edit changes the hash,
+not the id.
 """
 
 from __future__ import annotations
@@ -17,21 +21,29 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from html import escape
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import feedparser
-import requests
 
 from carecast.config import RssSource, Settings
-from carecast.errors import SourceError
-from carecast.html import Image, absolute_http_url, first_image, html_to_text, one_line, sanitize_html
+from carecast.errors import FetchError, SourceError
+from carecast.fetch import Fetched, fetch
+from carecast.html import (
+    Image,
+    absolute_http_url,
+    first_image,
+    html_to_text,
+    normalise_link,
+    one_line,
+    sanitize_html,
+)
 from carecast.model import ContentItem, content_hash, now_utc
 from carecast.sources.result import SourceResult, Validators
 
 USER_AGENT = "CareCast/0.1 (feed reader)"
 ACCEPT = "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 _TITLE_FROM_TEXT = 100
 #: feedparser's bozo exceptions that do not mean the document was broken (it was read in full).
 _HARMLESS = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
@@ -43,17 +55,17 @@ def read_rss(
     settings: Settings,
     *,
     validators: Validators | None = None,
-    session: requests.Session | None = None,
 ) -> SourceResult:
     """Fetch (or read) and parse the feed of source ``name``; the newest ``config.max_items`` entries.
 
-    Raises SourceError when the feed is unreachable, times out, answers an HTTP error, cannot be read from its
-    file, or has nothing readable in it.
+    Raises SourceError when the feed is unreachable, does not answer in full within ``config.timeout``, is larger
+    than ``config.max_bytes``, redirects to a scheme other than http(s) or (unless ``allow_private``) connects to a
+    non-public address, answers an HTTP error, cannot be read from its file, or has nothing readable in it.
     """
     if urlsplit(config.url).scheme in {"http", "https"}:
-        response = _fetch(name, config, validators, session)
+        response = _fetch(name, config, validators)
         fresh = Validators(etag=response.headers.get("ETag"), last_modified=response.headers.get("Last-Modified"))
-        if response.status_code == 304:
+        if response.status == 304:
             # A 304 may leave out the validators it matched; they stay valid.
             kept = Validators(
                 etag=fresh.etag or (validators.etag if validators else None),
@@ -64,36 +76,43 @@ def read_rss(
         headers = {key.lower(): value for key, value in response.headers.items()}
         # feedparser resolves relative links against content-location; the bytes alone do not say where they were.
         headers["content-location"] = urljoin(response.url, headers.get("content-location", ""))
-        body = response.content
+        body = response.body
     else:
-        path = settings.path(config.url)
-        try:
-            body = path.read_bytes()
-        except OSError as exc:
-            raise SourceError(name, f"cannot read {path}: {exc.strerror or exc}") from exc
-        headers, new_validators = {}, None
+        body, headers, new_validators = _read_file(name, settings.path(config.url), config.max_bytes), {}, None
     items, warnings = parse_feed(name, body, headers, max_items=config.max_items)
     return SourceResult(items=items, validators=new_validators, warnings=warnings)
 
 
-def _fetch(
-    name: str, config: RssSource, validators: Validators | None, session: requests.Session | None
-) -> requests.Response:
+def _fetch(name: str, config: RssSource, validators: Validators | None) -> Fetched:
     headers = {"User-Agent": USER_AGENT, "Accept": ACCEPT}
     if validators and validators.etag:
         headers["If-None-Match"] = validators.etag
     if validators and validators.last_modified:
         headers["If-Modified-Since"] = validators.last_modified
-    get = session.get if session else requests.get
     try:
-        response = get(config.url, headers=headers, timeout=config.timeout)
-    except requests.Timeout as exc:
-        raise SourceError(name, f"{config.url} did not answer within {config.timeout:g} s") from exc
-    except requests.RequestException as exc:
-        raise SourceError(name, f"cannot reach {config.url}: {exc}") from exc
-    if response.status_code >= 400:
-        raise SourceError(name, f"{config.url} answered HTTP {response.status_code} {response.reason}")
+        response = fetch(
+            config.url,
+            headers=headers,
+            deadline=config.timeout,
+            max_bytes=config.max_bytes,
+            allow_private=config.allow_private,
+        )
+    except FetchError as exc:
+        raise SourceError(name, exc.reason) from exc
+    if response.status >= 400:
+        raise SourceError(name, f"{response.url} answered HTTP {response.status} {response.reason}")
     return response
+
+
+def _read_file(name: str, path: Path, max_bytes: int) -> bytes:
+    try:
+        with path.open("rb") as file:
+            body = file.read(max_bytes + 1)
+    except OSError as exc:
+        raise SourceError(name, f"cannot read {path}: {exc.strerror or exc}") from exc
+    if len(body) > max_bytes:
+        raise SourceError(name, f"{path} is larger than {max_bytes} bytes")
+    return body
 
 
 def parse_feed(
@@ -131,21 +150,6 @@ def parse_feed(
     return items[:max_items], warnings
 
 
-def normalise_link(url: str) -> str:
-    """``url`` without what varies between polls of the same post.
-
-    Lowercases scheme and host, drops a default port, the trailing slash, ``utm_*`` parameters and the fragment.
-    Raises ValueError on a URL that cannot be split (e.g. a port that is not a number).
-    """
-    parts = urlsplit(url.strip())
-    scheme = parts.scheme.lower()
-    host = parts.hostname or ""
-    netloc = f"[{host}]" if ":" in host else host
-    if parts.port is not None and parts.port != _DEFAULT_PORTS.get(scheme):
-        netloc = f"{netloc}:{parts.port}"
-    return urlunsplit((scheme, netloc, parts.path.rstrip("/"), _without_utm(parts.query), ""))
-
-
 def without_utm(url: str) -> str:
     """``url`` without ``utm_*`` parameters: a feed's own tracking, which must not pass for a channel's."""
     parts = urlsplit(url)
@@ -169,8 +173,10 @@ def _item(source: str, entry: Mapping[str, Any], feed_date: datetime, feed_link:
         raise ValueError("it has no title, no content and no link")
     published = _utc(entry.get("published_parsed")) or _utc(entry.get("updated_parsed")) or feed_date
     image = _image(entry, html, base)
+    key, from_link = _stable_key(entry, link, title)
     return ContentItem(
-        id=f"rss:{source}:{_stable_key(entry, link, title)}",
+        id=f"rss:{source}:{key}",
+        id_from_link=from_link,
         source=source,
         kind="post",
         title=title,
@@ -185,15 +191,16 @@ def _item(source: str, entry: Mapping[str, Any], feed_date: datetime, feed_link:
     )
 
 
-def _stable_key(entry: Mapping[str, Any], link: str | None, title: str) -> str:
+def _stable_key(entry: Mapping[str, Any], link: str | None, title: str) -> tuple[str, bool]:
+    """The entry's key within its source, and whether it was made from the link."""
     guid = (entry.get("id") or "").strip()
     if guid:
-        return guid
+        return guid, False
     if link:
-        return normalise_link(link)
+        return normalise_link(link), True
     # The entry's own date string, never the fallback "now", which would change the id on every poll.
     stamp = entry.get("published") or entry.get("updated") or ""
-    return "hash:" + content_hash(title, stamp)
+    return "hash:" + content_hash(title, stamp), False
 
 
 def _title(entry: Mapping[str, Any]) -> str:

@@ -19,7 +19,7 @@ def test_a_failed_publish_run_notifies_the_webhook(prefect_api: None, tmp_path: 
     from flows.pipeline import publish
 
     url, received = webhook
-    config = write_config(tmp_path, {"notify": {"webhook": url}})
+    config = write_config(tmp_path, {"notify": {"webhook": url, "allow_private": True}})
     with pytest.raises(ConfigError, match=r"channels\.fax"):
         publish(practice=str(config), channels=["fax"])
     (payload,) = received
@@ -49,8 +49,8 @@ def test_carecast_run_with_a_failed_source_notifies_and_exits_1(
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
-    down = {"url": f"http://127.0.0.1:{port}/feed.xml", "timeout": 2}
-    config = write_config(tmp_path, {"notify": {"webhook": url}, "sources": {"blog": down}})
+    down = {"url": f"http://127.0.0.1:{port}/feed.xml", "timeout": 2, "allow_private": True}
+    config = write_config(tmp_path, {"notify": {"webhook": url, "allow_private": True}, "sources": {"blog": down}})
     assert main(["run", "--config", str(config), "--channel", "sms"]) == 1
     assert "FAILED" in capsys.readouterr().out, "the summary still shows what happened"
     (payload,) = received

@@ -42,7 +42,7 @@ def practice(
         {
             "practice": {"name": PRACTICE, "short_name": "Lakeside PT"},
             "channels": {"x": {"approval": "review", "schedule": []}},
-            "notify": {"webhook": url},
+            "notify": {"webhook": url, "allow_private": True},
         },
     )
     with start_carecast_serve(config, prefect_server):

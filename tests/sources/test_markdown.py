@@ -119,15 +119,22 @@ def test_a_patient_post_without_authorization_is_read_with_a_warning(tmp_path: P
         ("title: [unclosed\ndate: 2026-11-01", "bad.md: front matter is not valid YAML"),
     ],
 )
-def test_bad_front_matter_is_a_source_error_naming_file_and_key(
+def test_bad_front_matter_fails_that_file_naming_file_and_key_and_the_others_are_read(
     tmp_path: Path, front_matter: str, expected: str
 ) -> None:
     write(tmp_path, "good.md", "title: Good\ndate: 2026-11-01")
     write(tmp_path, "bad.md", front_matter)
-    with pytest.raises(SourceError) as caught:
-        posts(date(2026, 11, 20), tmp_path)
-    assert caught.value.source == "stories"
-    assert caught.value.reason.startswith(expected)
+    result = posts(date(2026, 11, 20), tmp_path)
+    assert [item.id for item in result.items] == ["md:stories:good"]
+    assert len(result.failures) == 1 and result.failures[0].startswith(expected)
+
+
+def test_a_file_that_is_not_utf8_fails_alone(tmp_path: Path) -> None:
+    write(tmp_path, "good.md", "title: Good\ndate: 2026-11-01")
+    (tmp_path / "latin1.md").write_bytes("---\ntitle: Caf\xe9\ndate: 2026-11-01\n---\nbody\n".encode("latin-1"))
+    result = posts(date(2026, 11, 20), tmp_path)
+    assert [item.id for item in result.items] == ["md:stories:good"]
+    assert result.failures == ["latin1.md: is not UTF-8 text (at byte offset 14); save it as UTF-8"]
 
 
 def test_a_missing_folder_is_a_source_error(tmp_path: Path) -> None:

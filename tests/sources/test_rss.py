@@ -8,13 +8,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import requests
 
 from carecast.config import RssSource, Settings, read_yaml
 from carecast.errors import SourceError
-from carecast.html import first_image, html_to_text, sanitize_html
+from carecast.html import first_image, html_to_text, normalise_link, sanitize_html
 from carecast.sources import SourceResult, Validators, read_source
-from carecast.sources.rss import normalise_link
 from tests.conftest import SAMPLE_CONFIG
 from tests.providers import LocalHttpServer, RecordedRequest, Reply
 
@@ -25,7 +23,8 @@ SETTINGS = Settings.model_validate(
 
 
 def read(url: str | Path, **options: object) -> SourceResult:
-    config = RssSource.model_validate({"type": "rss", "url": str(url), **options})
+    """The source ``blog`` at ``url``; the local servers of these tests are on the loopback address."""
+    config = RssSource.model_validate({"type": "rss", "url": str(url), "allow_private": True, **options})
     return read_source("blog", config, SETTINGS)
 
 
@@ -83,9 +82,13 @@ def test_id_falls_back_from_guid_to_normalised_link_to_a_hash_of_title_and_date(
 @pytest.mark.parametrize(
     ("link", "normalised"),
     [
-        ("HTTPS://WWW.Clinic.Example:443/Blog/Post/", "https://www.clinic.example/Blog/Post"),
-        ("http://clinic.example:80/a?utm_source=x&UTM_Medium=y&id=3#top", "http://clinic.example/a?id=3"),
-        ("http://clinic.example:8080/a/", "http://clinic.example:8080/a"),
+        ("HTTPS://WWW.Clinic.Example:443/Blog/Post/", "https://clinic.example/Blog/Post"),
+        ("http://clinic.example:80/a?utm_source=x&UTM_Medium=y&id=3#top", "https://clinic.example/a?id=3"),
+        (
+            "http://www.clinic.example/a?page=2&fbclid=z&gclid=y&mc_cid=x&lang=en",
+            "https://clinic.example/a?lang=en&page=2",
+        ),
+        ("http://clinic.example:8080/a/", "https://clinic.example:8080/a"),
         ("https://[2001:DB8::1]:443/x", "https://[2001:db8::1]/x"),
         ("https://clinic.example/", "https://clinic.example"),
     ],
@@ -196,9 +199,8 @@ def test_conditional_get_keeps_validators_and_a_304_costs_nothing(server: FeedSe
     assert len(first.items) == 7 and not first.not_modified
     assert first.validators == Validators(etag=ETAG, last_modified=LAST_MODIFIED)
 
-    with requests.Session() as session:
-        config = RssSource.model_validate({"type": "rss", "url": f"{server.url}/feed.xml"})
-        second = read_source("blog", config, SETTINGS, validators=first.validators, session=session)
+    config = RssSource.model_validate({"type": "rss", "url": f"{server.url}/feed.xml", "allow_private": True})
+    second = read_source("blog", config, SETTINGS, validators=first.validators)
     assert second.not_modified and second.items == []
     assert second.validators == first.validators
     sent = server.requests_to("GET", "/feed.xml")[-1].headers
@@ -212,9 +214,8 @@ def test_http_error_timeout_and_unreachable_are_source_errors(server: FeedServer
     with socket.socket() as silent:  # the kernel accepts the connection; nobody ever answers
         silent.bind(("127.0.0.1", 0))
         silent.listen()
-        with pytest.raises(SourceError, match=r"did not answer within 0\.2 s") as caught:
+        with pytest.raises(SourceError, match=r"did not answer within 0\.2 s"):
             read(f"http://127.0.0.1:{silent.getsockname()[1]}/feed.xml", timeout=0.2)
-    assert isinstance(caught.value.__cause__, requests.Timeout)
     with socket.socket() as closed:  # bound, not listening: the connection is refused
         closed.bind(("127.0.0.1", 0))
         with pytest.raises(SourceError, match="cannot reach"):

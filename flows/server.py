@@ -1,0 +1,96 @@
+"""The temporary Prefect API of one ``carecast run``, which never outlives the run, and starts one at a time.
+
+Prefect starts a temporary server of its own when no API is configured, but a run killed with SIGKILL leaves it
+running, and two runs on a fresh Prefect home race its first database migration. This one differs in two ways:
+
+- it watches a pipe whose only writer is the run: when the run ends, however it ends, the kernel closes the pipe,
+  the server reads end-of-file and stops;
+- it is started under a file lock in Prefect's home and the lock is held until it answers, so the first migration
+  runs once while a second run waits, then finds the database ready.
+
+Run as ``python -m flows.server PORT`` by :func:`start_temporary_api`, never by hand.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import requests
+from filelock import FileLock
+
+STARTUP_TIMEOUT = 90.0
+LOCK_FILE = "carecast-server.lock"
+
+
+def start_temporary_api(home: Path) -> str:
+    """Start a temporary Prefect API for this process, set ``PREFECT_API_URL`` to it and return that URL.
+
+    The server stops when this process exits (at exit, or by itself when the process is killed). Must run before
+    Prefect reads its settings. Raises RuntimeError when the server does not answer within STARTUP_TIMEOUT.
+    """
+    home.mkdir(parents=True, exist_ok=True)
+    read_end, write_end = os.pipe()  # neither end is inherited by anything else this process starts
+    with FileLock(home / LOCK_FILE):
+        port = _free_port()
+        server = subprocess.Popen([sys.executable, "-m", "flows.server", str(port)], stdin=read_end)
+        os.close(read_end)
+        atexit.register(_stop, server, write_end)
+        url = f"http://127.0.0.1:{port}/api"
+        _wait_until_healthy(server, url)
+    os.environ["PREFECT_API_URL"] = url
+    return url
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_until_healthy(server: subprocess.Popen[bytes], url: str) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the temporary Prefect server exited with {server.returncode} while starting")
+        try:
+            if requests.get(f"{url}/health", timeout=2).ok:
+                return
+        except requests.RequestException:
+            pass  # not listening yet
+        time.sleep(0.2)
+    raise RuntimeError(f"the temporary Prefect server did not answer within {STARTUP_TIMEOUT:g} s")
+
+
+def _stop(server: subprocess.Popen[bytes], write_end: int) -> None:
+    os.close(write_end)  # the server reads end-of-file and shuts down by itself
+    try:
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
+def _serve(port: int) -> None:
+    import uvicorn
+    from prefect.server.api.server import create_app
+
+    def stop_when_the_run_ends() -> None:
+        sys.stdin.buffer.read()  # returns at end-of-file: the run that started this server has ended
+        os.kill(os.getpid(), signal.SIGTERM)  # uvicorn's graceful shutdown
+
+    threading.Thread(target=stop_when_the_run_ends, daemon=True).start()
+    # ephemeral: the API only, without the UI and the background services, as Prefect's own temporary server.
+    app = create_app(ephemeral=True, final=True)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="error", lifespan="on")
+
+
+if __name__ == "__main__":
+    _serve(int(sys.argv[1]))
