@@ -24,7 +24,6 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 import phonenumbers
-from phonenumbers import geocoder
 from phonenumbers import timezone as number_zones
 from pydantic import Field, field_validator, model_validator
 
@@ -134,6 +133,9 @@ def state_of(number: str) -> str | None:
     parsed = phonenumbers.parse(number, None)
     if phonenumbers.region_code_for_number(parsed) != "US":
         return None
+    # Imported here: its place names cost ~100 MB, paid only by a run that texts a number with no zone of its own.
+    from phonenumbers import geocoder
+
     place = geocoder.description_for_number(parsed, "en")
     # The geocoder says either "City, ST" or a state's name.
     city_state = re.fullmatch(r".+, ([A-Z]{2})", place)

@@ -8,6 +8,7 @@ raises :class:`~carecast.errors.ConfigError` naming the file, the key path and w
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from datetime import date
 from pathlib import Path
@@ -61,6 +62,9 @@ class Practice(Strict):
     address: Address
     voice: Voice = Voice()
     utm: UtmDefaults
+    language: str = Field(
+        "en", pattern=r"^[a-z]{2,3}$", description="ISO 639 code of the language the practice writes in (Mastodon)"
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -91,6 +95,11 @@ class RssSource(Strict):
     timeout: float = Field(10.0, gt=0, le=120, description="seconds the whole fetch may take, redirects included")
     max_items: int = Field(50, ge=1)
     max_bytes: int = Field(10_000_000, ge=1, description="largest body accepted, once decompressed")
+    strip: list[str] = Field(
+        default_factory=list,
+        description="regular expressions (case-insensitive): a block of a post's body whose text matches one is "
+        "removed, e.g. the blog's own 'Subscribe to our newsletter' footer",
+    )
 
     @field_validator("url")
     @classmethod
@@ -102,6 +111,20 @@ class RssSource(Strict):
             raise ValueError(f"an http(s) URL or a file path, not {url!r}")
         _refuse_internal(parts.hostname, info, "a feed")
         return url
+
+    @field_validator("strip")
+    @classmethod
+    def _patterns_compile(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"a regular expression, not {pattern!r} ({exc})") from exc
+        return value
+
+    @property
+    def strip_patterns(self) -> list[re.Pattern[str]]:
+        return [re.compile(pattern, re.IGNORECASE) for pattern in self.strip]
 
 
 class ObservanceSource(Strict):

@@ -14,7 +14,8 @@ act on it, and chains its cause (``raise ... from exc``)::
     ├── ChannelError           a channel plugin is missing or misbehaves (channel name)
     │   ├── RenderError        a draft breaks a channel rule (channel, item ids, reason); never published
     │   └── PublishError       a provider or the outbox refused a publication (transient, retry_after)
-    └── MeasureError           text cannot be measured for a channel (unknown channel, bad input)
+    ├── MeasureError           text cannot be measured for a channel (unknown channel, bad input)
+    └── ImageError             an item's image cannot be fetched or is no photo to upload (url, reason)
 
 Secrets never appear in a message: errors carry names of credentials, never their values.
 """
@@ -125,3 +126,15 @@ class PublishError(ChannelError):
 
 class MeasureError(CareCastError):
     """Text cannot be measured for the asked channel."""
+
+
+class ImageError(CareCastError):
+    """An item's image could not be fetched for upload, or is no photo (too small, not an image, private address).
+
+    A post goes out without its image; the reason is noted on the receipt.
+    """
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        self.reason = reason
+        super().__init__(f"image {url}: {reason}")

@@ -1,25 +1,34 @@
-"""Make untrusted HTML safe for templates, and turn it into plain text.
+"""Make untrusted HTML safe for templates, clean it of feed boilerplate, pick its picture, turn it into text.
 
 Every piece of HTML a source yields (a feed's ``content:encoded``, a Markdown post's body) goes through
-:func:`sanitize_html` before any template sees it: only a small set of formatting tags survives, links and images
-keep only absolute http(s) URLs, and links get ``rel="noopener noreferrer nofollow"``. :func:`html_to_text` gives
-the plain-text form (for SMS, X, the ``text/plain`` part of a newsletter); :func:`first_image` finds the picture a
-channel may show beside the text.
+:func:`sanitize_html` before any template sees it: only a small set of formatting tags survives, links keep
+absolute http(s) URLs or ``tel:``, ``mailto:`` and ``sms:`` ones, images absolute http(s) URLs, and links get
+``rel="noopener noreferrer nofollow"``. A feed's HTML first goes through :func:`clean_body`, which removes what a
+reader should never see: WordPress's "appeared first on" footer, "Continue reading" links, share blocks, a heading
+that repeats the title, the practice's own ``strip:`` patterns, and the images that are no pictures (emoji, which
+become their character again, icons, tracking pixels). :func:`choose_image` then picks the item's picture: the
+feed's own (enclosure, ``media:content``, ``media:thumbnail``) before the first big-enough photo of the body.
+:func:`html_to_text` gives the plain-text form (for SMS, X, the ``text/plain`` part of a newsletter).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from html.parser import HTMLParser
+from html import escape
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
+import lxml.html
 import nh3
 from inscriptis import get_text
+from lxml.etree import ParserError
 
 ALLOWED_TAGS = frozenset({"p", "a", "strong", "em", "ul", "ol", "li", "h2", "h3", "h4", "blockquote", "img", "br"})
-ALLOWED_ATTRIBUTES = {"a": {"href"}, "img": {"src", "alt"}}
+ALLOWED_ATTRIBUTES = {"a": {"href"}, "img": {"src", "alt", "width", "height"}}
 LINK_REL = "noopener noreferrer nofollow"
+#: Link schemes a reader can act on besides the web: call, write or text the practice.
+CONTACT_SCHEMES = frozenset({"tel", "mailto", "sms"})
 _URL_ATTRIBUTES = frozenset({("a", "href"), ("img", "src")})
 _BLANK_LINES = re.compile(r"\n{3,}")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -42,6 +51,47 @@ _TRACKING_PARAMETERS = frozenset(
     }
 )
 
+#: The narrowest picture worth showing as an item's image (declared or measured width, in pixels).
+MIN_IMAGE_WIDTH = 300
+#: At most this wide or high (declared): an icon, an avatar or a button, never content.
+ICON_SIZE = 96
+#: Picture types that are no photo: animations, vector icons, favicons.
+_NOT_PHOTO = re.compile(r"\.(gif|svg|ico|bmp)(?:$|[?#])", re.IGNORECASE)
+#: WordPress and Jetpack emoji images, and other platforms' emoji: shown as their character instead.
+_EMOJI = re.compile(r"s\.w\.org/images/core/emoji|/emoji/|twemoji|emoji\.", re.IGNORECASE)
+_EMOJI_CLASSES = frozenset({"wp-smiley", "emoji", "emoticon"})
+#: Tracking pixels and counters of feed services and analytics (FeedBurner's ``~r/`` and ``~ff/`` included).
+_TRACKER = re.compile(
+    r"feeds\.feedburner\.com/~[rf]f?/|feedburner\.google\.com|/~ff/|pixel\.wp\.com|stats\.wordpress\.com"
+    r"|google-analytics\.com|doubleclick\.net|quantserve\.com|scorecardresearch\.com|/pixel(?:\.gif|\.png)?(?:$|[?/])"
+    r"|/tracking?/|/open\.gif|/beacon|facebook\.com/tr",
+    re.IGNORECASE,
+)
+_ICON = re.compile(r"gravatar\.com|/avatar|/favicon|/icons?/|[-_/]icon[-_.]", re.IGNORECASE)
+_ICON_CLASSES = re.compile(r"icon|avatar|logo|badge|button", re.IGNORECASE)
+#: Blocks of share buttons, related posts and feed "flare", by the class names the platforms give them.
+_SHARE_CLASSES = re.compile(
+    r"share|sharing|sharedaddy|addtoany|a2a_|social|jp-relatedposts|related-posts|feedflare|wp-block-buttons",
+    re.IGNORECASE,
+)
+#: Link preview cards: Ghost's bookmark card, WordPress's embed block.
+_LINK_CARD_CLASSES = re.compile(r"kg-bookmark-card|wp-block-embed|link-preview", re.IGNORECASE)
+#: Whole blocks feeds append to every post (matched against the block's text, whitespace collapsed).
+BOILERPLATE = (
+    re.compile(r"^the post .+ appeared first on .+$", re.IGNORECASE),  # WordPress (Yoast) footer
+    re.compile(r"^(share this|like this|related|share on \w+)\s*:?\s*$", re.IGNORECASE),
+    re.compile(r"^(\[(…|\.\.\.|&hellip;)\])$"),
+)
+#: Links that only lead to the rest of the post, which every channel links to itself.
+_MORE_LINK = re.compile(
+    r"^(continue reading|read more|read the (full|rest of the) (post|article|story)|keep reading)\b", re.IGNORECASE
+)
+_WORDPRESS_SIZE = re.compile(r"-\d{2,5}x\d{2,5}(\.\w+)$")
+_GHOST_SIZE = re.compile(r"/size/w\d+/")
+_BLOGGER_SIZE = re.compile(r"/(s\d+(-c)?|w\d+-h\d+(-\w+)?)/")
+_WIX_TRANSFORM = re.compile(r"/v1/(fit|fill|crop)/.*$")
+_BLOCKS = frozenset({"p", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "figure", "figcaption"})
+
 
 def absolute_http_url(url: str, base_url: str | None = None) -> str | None:
     """``url`` made absolute against ``base_url``, or None unless the result is an http(s) URL with a host."""
@@ -53,6 +103,12 @@ def absolute_http_url(url: str, base_url: str | None = None) -> str | None:
     except ValueError:  # e.g. an unbalanced IPv6 bracket in an untrusted feed
         return None
     return candidate if parts.scheme in {"http", "https"} and parts.netloc else None
+
+
+def contact_url(url: str) -> str | None:
+    """``url`` when it is a ``tel:``, ``mailto:`` or ``sms:`` link with something after the colon, else None."""
+    scheme, _, rest = url.strip().partition(":")
+    return url.strip() if scheme.lower() in CONTACT_SCHEMES and rest.strip() else None
 
 
 def normalise_link(url: str) -> str:
@@ -79,15 +135,20 @@ def _is_tracking(parameter: str) -> bool:
 
 
 def sanitize_html(html: str, *, base_url: str | None = None) -> str:
-    """Keep only safe formatting tags; links and images keep absolute http(s) URLs only.
+    """Keep only safe formatting tags; links keep absolute http(s) or contact URLs, images absolute http(s) ones.
 
     Relative URLs are resolved against ``base_url`` (the post's own address); without one, or when the result is
-    not http(s) (``javascript:``, ``data:``), the attribute is dropped. Never raises on malformed HTML.
+    neither http(s) nor ``tel:``/``mailto:``/``sms:`` (``javascript:``, ``data:``), the attribute is dropped.
+    Never raises on malformed HTML.
     """
 
     def keep_url(tag: str, attribute: str, value: str) -> str | None:
+        if (tag, attribute) == ("a", "href") and (contact := contact_url(value)):
+            return contact
         if (tag, attribute) in _URL_ATTRIBUTES:
             return absolute_http_url(value, base_url)
+        if attribute in {"width", "height"}:
+            return value if value.strip().isdigit() else None
         return value
 
     # script and style are dropped with their content; every other unknown tag keeps its text.
@@ -97,7 +158,7 @@ def sanitize_html(html: str, *, base_url: str | None = None) -> str:
         attributes=ALLOWED_ATTRIBUTES,
         attribute_filter=keep_url,
         link_rel=LINK_REL,
-        url_schemes={"http", "https"},
+        url_schemes={"http", "https", *CONTACT_SCHEMES},
     )
     return cleaner.clean(html).strip()
 
@@ -116,25 +177,256 @@ def one_line(html: str) -> str:
 
 @dataclass(frozen=True)
 class Image:
+    """A picture an item may show: absolute URL, alt text, and its size when the feed declares it."""
+
     url: str
-    alt: str | None
+    alt: str | None = None
+    width: int | None = None
+    height: int | None = None
+
+    @property
+    def is_photo(self) -> bool:
+        """Big enough (when its width is declared) and of a photo type (not a GIF, SVG or icon file)."""
+        big_enough = self.width is None or self.width >= MIN_IMAGE_WIDTH
+        return big_enough and not _NOT_PHOTO.search(self.url) and not junk_image_kind(self.url)
 
 
-class _FirstImage(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.found: Image | None = None
+def junk_image_kind(url: str, classes: str = "", width: int | None = None, height: int | None = None) -> str | None:
+    """Why the image at ``url`` is no picture (``"emoji"``, ``"tracker"``, ``"icon"``), or None when it may be one.
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = dict(attrs)
-        src = values.get("src")
-        if self.found is None and tag == "img" and src:
-            self.found = Image(url=src, alt=values.get("alt") or None)
+    ``classes`` is its ``class`` attribute; ``width`` and ``height`` are what the HTML declares.
+    """
+    class_names = set(classes.lower().split())
+    if class_names & _EMOJI_CLASSES or _EMOJI.search(url):
+        return "emoji"
+    if _TRACKER.search(url) or (width is not None and height is not None and width <= 2 and height <= 2):
+        return "tracker"
+    declared = [size for size in (width, height) if size is not None]
+    if _ICON.search(url) or _ICON_CLASSES.search(classes) or (declared and max(declared) <= ICON_SIZE):
+        return "icon"
+    return None
 
 
-def first_image(html: str) -> Image | None:
-    """The first ``<img>`` with a ``src`` in (sanitised) HTML, with its alt text, or None."""
-    parser = _FirstImage()
-    parser.feed(html)
-    parser.close()
-    return parser.found
+@dataclass(frozen=True)
+class CleanBody:
+    """A feed entry's body once cleaned: sanitised HTML, its text, and the photos left in it, in order."""
+
+    html: str
+    text: str
+    images: tuple[Image, ...]
+
+
+def clean_body(
+    html: str, *, base_url: str | None = None, title: str | None = None, strip: Sequence[re.Pattern[str]] = ()
+) -> CleanBody:
+    """``html`` without boilerplate, junk images and a repeated title, then sanitised; its text and photos.
+
+    Removes: share blocks, related posts and FeedBurner flare (by class); emoji images (replaced by their alt text,
+    the emoji itself), icons and tracking pixels; "Continue reading" links; blocks matching :data:`BOILERPLATE` or
+    one of the source's ``strip`` patterns; a first heading or paragraph that only repeats ``title``. Never raises
+    on malformed HTML.
+    """
+    try:
+        root = lxml.html.fragment_fromstring(html, create_parent="div") if html.strip() else None
+    except (ParserError, ValueError):
+        root = None
+    if root is None:
+        return CleanBody(html="", text="", images=())
+    for element in list(root.iter("script", "style", "noscript")):
+        element.drop_tree()
+    for element in list(root.iter()):
+        if element is not root and element.getparent() is not None and _SHARE_CLASSES.search(_classes(element)):
+            element.drop_tree()
+    _simplify_link_cards(root)
+    images = _clean_images(root, base_url)
+    for link in list(root.iter("a")):
+        if _MORE_LINK.match(_text(link)):
+            _drop(link)
+    patterns = [*BOILERPLATE, *strip]
+    for block in [element for element in root.iter(*_BLOCKS) if element is not root]:
+        if block.getparent() is None or any(child.tag in _BLOCKS for child in block):
+            continue  # already dropped with its parent, or a container whose blocks are judged one by one
+        text = _text(block)
+        if any(pattern.search(text) for pattern in patterns):
+            _drop(block)
+    _drop_empty_blocks(root)
+    if title:
+        _drop_repeated_title(root, title)
+    cleaned = (root.text or "") + "".join(lxml.html.tostring(child, encoding="unicode") for child in root)
+    kept = [image for image in images if image.url in cleaned or _escaped(image.url) in cleaned]
+    return CleanBody(
+        html=sanitize_html(cleaned, base_url=base_url),
+        text=html_to_text(cleaned),
+        images=tuple(image for image in kept if image.is_photo),
+    )
+
+
+def choose_image(feed_images: Iterable[Image], body_images: Iterable[Image]) -> Image | None:
+    """The item's picture: the first of the feed's own images that is a photo, else the first photo of the body.
+
+    The feed's own (enclosure, ``media:content``, ``media:thumbnail``) come first: the platform chose them. Its
+    alt text is the body's for the same picture when the feed gives none.
+    """
+    body = list(body_images)
+    for image in [*feed_images, *body]:
+        if image.is_photo:
+            # A feed's own image has no alt text; the body's copy of the same picture often has.
+            alt = image.alt or next((b.alt for b in body if b.alt and same_picture(b.url, image.url)), None)
+            return Image(image.url, alt, image.width, image.height)
+    return None
+
+
+def same_picture(one: str, other: str) -> bool:
+    """Whether two image URLs show the same picture, in whatever size the platform serves it: WordPress's
+    ``-300x200`` variants, Ghost's ``/size/w600/``, Blogger's ``/s400/``, Squarespace's and Wix's query or path
+    parameters."""
+    return _picture_key(one) == _picture_key(other)
+
+
+def _picture_key(url: str) -> str:
+    parts = urlsplit(url)
+    path = _WIX_TRANSFORM.sub("", parts.path)
+    path = _GHOST_SIZE.sub("/", _BLOGGER_SIZE.sub("/", _WORDPRESS_SIZE.sub(r"\1", path)))
+    return f"{parts.netloc.lower()}{path}"
+
+
+def declared_size(value: object) -> int | None:
+    """A declared width or height (``"600"``, ``"600px"``) as pixels; None when absent or relative (``"100%"``)."""
+    match = re.fullmatch(r"\s*(\d{1,5})\s*(px)?\s*", str(value)) if value is not None else None
+    return int(match.group(1)) if match else None
+
+
+def _clean_images(root: lxml.html.HtmlElement, base_url: str | None) -> list[Image]:
+    """Drop the images that are no pictures (an emoji becomes its alt text); return the others, absolute."""
+    images = []
+    for element in list(root.iter("img")):
+        url = absolute_http_url(element.get("src") or "", base_url)
+        width, height = declared_size(element.get("width")), declared_size(element.get("height"))
+        kind = junk_image_kind(url or "", _classes(element), width, height) if url else "no address"
+        if kind is None and url:
+            element.set("src", url)  # absolute, so the images kept can be told by their address
+            images.append(Image(url=url, alt=(element.get("alt") or "").strip() or None, width=width, height=height))
+            continue
+        replacement = (element.get("alt") or "") if kind == "emoji" else ""
+        element.tail = replacement + (element.tail or "")
+        _drop(element)
+    return images
+
+
+def _simplify_link_cards(root: lxml.html.HtmlElement) -> None:
+    """Replace each link preview card (Ghost's bookmark card, WordPress's embed) by a plain link to what it shows:
+    its description, site icon and thumbnail are not the post's words."""
+    for card in list(root.iter()):
+        if card.getparent() is None or not _LINK_CARD_CLASSES.search(str(card.get("class") or "")):
+            continue
+        link = next((a for a in card.iter("a") if a.get("href")), None)
+        titled = next((e for e in card.iter() if "title" in str(e.get("class") or "")), link)
+        if link is None or titled is None or not _text(titled):
+            _drop(card)
+            continue
+        paragraph = lxml.html.Element("p")
+        anchor = lxml.html.Element("a", href=str(link.get("href")))
+        anchor.text = _text(titled)
+        paragraph.append(anchor)
+        paragraph.tail = card.tail
+        card.getparent().replace(card, paragraph)
+
+
+def _drop(element: lxml.html.HtmlElement) -> None:
+    """Remove ``element`` and its content, keeping the text after it."""
+    if element.getparent() is not None:
+        element.drop_tree()
+
+
+def _drop_empty_blocks(root: lxml.html.HtmlElement) -> None:
+    # A paragraph emptied of its "Continue reading" link or its tracking pixel would leave a blank gap.
+    for block in reversed([element for element in root.iter(*_BLOCKS) if element is not root]):
+        if block.getparent() is not None and not _text(block) and not list(block.iter("img")):
+            _drop(block)
+
+
+def _drop_repeated_title(root: lxml.html.HtmlElement, title: str) -> None:
+    """Drop the body's first block when it only repeats the title (Blogger often does), or the title opening the
+    body's first words (Wix's excerpts start with it)."""
+    lead = (root.text or "").lstrip()
+    if lead and lead[: len(title)].casefold() == title.casefold():
+        root.text = lead[len(title) :].lstrip(" .:-\u2013\u2014\n")
+        return
+    first = next((element for element in root if element.tag in _BLOCKS and _text(element)), None)
+    if first is not None and _comparable(_text(first)) == _comparable(title) and not list(first.iter("img")):
+        _drop(first)
+
+
+def _comparable(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", " ", text.casefold()).split())
+
+
+def _text(element: lxml.html.HtmlElement) -> str:
+    return " ".join(element.text_content().split())
+
+
+def _classes(element: lxml.html.HtmlElement) -> str:
+    return str(element.get("class") or "") + " " + str(element.get("id") or "")
+
+
+def _escaped(url: str) -> str:
+    return url.replace("&", "&amp;")
+
+
+def excerpt_html(html: str, words: int = 60) -> tuple[str, bool]:
+    """The opening of (sanitised) ``html``, about ``words`` words long and ending on a sentence, and whether it is
+    shorter than the whole.
+
+    Whole blocks (paragraphs, lists, headings) are kept while they fit; a block that would run far past ``words``
+    is cut after its last sentence that fits, as plain text. A lone heading never ends an excerpt. Never raises.
+    """
+    try:
+        root = lxml.html.fragment_fromstring(html, create_parent="div") if html.strip() else None
+    except (ParserError, ValueError):
+        root = None
+    if root is None:
+        return html, False
+    if (root.text or "").strip():  # text outside any block (Wix's plain excerpts): a paragraph of its own
+        lead = lxml.html.Element("p")
+        lead.text, root.text = root.text, None
+        root.insert(0, lead)
+    kept: list[str] = []
+    count = 0
+    blocks = list(root)
+    for number, block in enumerate(blocks):
+        size = len(block.text_content().split())
+        if count and count + size > words * 4 // 3:
+            cut = _first_sentences(block.text_content(), words - count) if block.tag == "p" else ""
+            if cut:
+                kept.append(f"<p>{escape(cut)}</p>")
+            return _without_trailing_heading(kept), True
+        if not count and size > words * 4 // 3:
+            kept.append(f"<p>{escape(_first_sentences(block.text_content(), words) or _first_words(block, words))}</p>")
+            return "".join(kept), True
+        kept.append(lxml.html.tostring(block, encoding="unicode"))
+        count += size
+        if count >= words and number + 1 < len(blocks):
+            return _without_trailing_heading(kept), True
+    return html, False
+
+
+def _first_sentences(text: str, words: int) -> str:
+    """The longest run of whole sentences of ``text`` within ``words`` words; "" when not even one fits."""
+    sentences = re.findall(r"[^.!?]+[.!?]+[\"'\u2019\u201d)]*\s*", " ".join(text.split()))
+    out, count = "", 0
+    for sentence in sentences:
+        size = len(sentence.split())
+        if count + size > words:
+            break
+        out, count = out + sentence, count + size
+    return out.strip()
+
+
+def _first_words(block: lxml.html.HtmlElement, words: int) -> str:
+    return " ".join(block.text_content().split()[:words]) + "\u2026"
+
+
+def _without_trailing_heading(blocks: list[str]) -> str:
+    while len(blocks) > 1 and re.match(r"<h\d", blocks[-1]):
+        blocks.pop()
+    return "".join(blocks)

@@ -200,7 +200,7 @@ def title_of(items: Sequence[ContentItem]) -> str:
 
 def describe_measures(draft: Draft) -> str:
     """What the channel measured, in words: each post's weighted length, SMS segments or characters; the subject;
-    what it removed."""
+    what the channel left out."""
     described = []
     for number, part in enumerate(draft.measures.get("parts", []), start=1):
         words = []
@@ -214,8 +214,7 @@ def describe_measures(draft: Draft) -> str:
             described.append(f"part {number}: {', '.join(words)}")
     if draft.subject:
         described.append(f"subject: {draft.subject}")
-    # What the channel took out of the item to keep to its provider's rules (a phone number on GBP), and why.
-    described += [f"removed {what}" for what in draft.measures.get("removed", [])]
+    described += draft.measures.get("notes", [])  # what the channel left out, e.g. hashtags that did not fit
     return "; ".join(described) or f"{len(draft.parts)} part(s)"
 
 

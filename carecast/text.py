@@ -8,12 +8,15 @@ the ``gsm0338`` codec for the GSM-7 charset, packed into segments the way Twilio
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import gsm0338  # noqa: F401  (registers the 'gsm03.38' codec)
+import regex
 from twitter_text import parse_tweet
 from twitter_text.config import config as twitter_config
 
@@ -59,6 +62,16 @@ _X_CONFIGS = {
 }
 
 _SENTENCE_END = re.compile(r"[.!?\u2026][\"'\u2019\u201d)]*$")
+_LIST_MARKER = re.compile(r"^(\d{1,2}[.)]|[*\u2022])$")  # a spaced dash is prose, not a list
+_BULLET = re.compile(r"^[*\u2022]\s+")
+_LINK_OR_TAG = re.compile(r"^(https?://\S+|#\w+)$")
+#: Emoji as Unicode defines them, with what binds them into one picture (ZWJ, VS16, skin tones, keycaps, flags).
+_EMOJI = regex.compile(
+    r"[\p{Extended_Pictographic}\p{Emoji_Modifier}\p{Regional_Indicator}\u200d\ufe0f\u20e3]+"
+    r"|[0-9#*]\ufe0f?\u20e3"
+)
+_DOUBLE_SPACE = re.compile(r"[ \t]{2,}")
+_SPACE_BEFORE_PUNCTUATION = re.compile(r" ([.,;:!?])")
 
 
 @dataclass(frozen=True)
@@ -176,6 +189,25 @@ def _cut(words: list[str], count: int, ellipsis: str) -> str:
     return " ".join(words[:count]).rstrip(".,;:!?-\u2013\u2014") + ellipsis
 
 
+def shorten_middle(text: str, fits: Callable[[str], bool], ellipsis: str = "\u2026") -> str:
+    """``text`` cut in its middle so that it ``fits``: its opening words, ``ellipsis``, then its last sentence whole.
+
+    The last sentence of a post is where its call to action usually is ("Call 312-555-0142 to book."), so it is
+    kept; without a last sentence to keep (one sentence only, or it alone does not fit) this is :func:`shorten`.
+    Raises MeasureError as :func:`shorten` does.
+    """
+    if fits(text):
+        return text
+    sentences = _sentences(text)
+    if len(sentences) >= 2:
+        tail = sentences[-1].strip()
+        head = "".join(sentences[:-1])
+        with suppress(MeasureError):
+            cut = shorten(head, lambda candidate: fits(f"{candidate} {tail}"), ellipsis)
+            return f"{cut} {tail}"
+    return shorten(text, fits, ellipsis)
+
+
 def numbered_thread(text: str, fits: Callable[[str], bool], most: int) -> list[str]:
     """``text`` as the shortest thread of posts numbered ``1/3 ...`` that each ``fits``.
 
@@ -192,33 +224,131 @@ def numbered_thread(text: str, fits: Callable[[str], bool], most: int) -> list[s
     raise MeasureError(f"needs more than {most} posts (max_thread_parts)")
 
 
-def split_to_fit(text: str, fits: Callable[[str], bool]) -> list[str]:
-    """Split ``text`` into parts that each ``fits``: whole sentences where possible, else whole words.
+def split_to_fit(
+    text: str, fits: Callable[[str], bool], *, first_fits: Callable[[str], bool] | None = None
+) -> list[str]:
+    """Split ``text`` into parts that each ``fits``: whole sentences and list items where possible, else words.
 
-    Line breaks inside a part are kept; a URL is one word, so it is never cut.
+    ``first_fits`` judges the first part instead of ``fits`` (it goes beside a title and a link); when not even the
+    first sentence's first word fits there, the first part is empty. A list item's number stays with its item, and
+    a sentence that is only links or hashtags stays with the sentence before it, so no part is only a number, a
+    link or hashtags. Line breaks inside a part are kept; a URL is one word, so it is never cut.
     Raises MeasureError when a single word does not fit on its own.
     """
+    judge = first_fits or fits
     parts: list[str] = []
     current = ""
-    for sentence in _sentences(text):
+    for sentence in _units(text):
         for piece in [sentence] if fits(sentence.strip()) else re.findall(r"\S+\s*", sentence):
-            if fits((current + piece).strip()):
+            if judge((current + piece).strip()):
                 current += piece
             elif fits(piece.strip()):
                 parts.append(current.strip())
-                current = piece
+                current, judge = piece, fits
             else:
                 raise MeasureError(f"the word {piece.strip()[:40]!r} does not fit on its own")
-    if current.strip():
+    if current.strip() or not parts:
         parts.append(current.strip())
     return parts
 
 
+def _units(text: str) -> list[str]:
+    """The sentences of ``text``, each link-or-hashtag-only sentence joined to the one before it, and a sentence
+    ending in a colon (a list's heading) to the one after it."""
+    units: list[str] = []
+    for sentence in _sentences(text):
+        if units and (all(_LINK_OR_TAG.match(word) for word in sentence.split()) or units[-1].rstrip().endswith(":")):
+            units[-1] += sentence
+        else:
+            units.append(sentence)
+    return units
+
+
 def _sentences(text: str) -> list[str]:
     # A sentence ends after terminal punctuation (closing quotes too) or at a line break; whitespace stays with it.
+    # A list marker ("1.", "2)", "*", "•") starts a sentence and never ends one: the item keeps its number.
     sentences = [""]
     for token in re.findall(r"\S+\s*", text):
+        if len(sentences) > 1 and not sentences[-1] and not drop_emoji(token):
+            sentences[-2] += token  # "add up. 💪": the emoji closes the sentence before it
+            continue
+        if _LIST_MARKER.match(token.strip()) and sentences[-1].strip():
+            sentences.append("")
         sentences[-1] += token
+        if _LIST_MARKER.match(token.strip()):
+            continue
         if "\n" in token or _SENTENCE_END.search(token.rstrip()):
             sentences.append("")
     return [sentence for sentence in sentences if sentence]
+
+
+def flatten(text: str) -> str:
+    """``text`` (paragraphs, headings, list items on their own lines) on one line for a post or a text.
+
+    A line that does not end a sentence (a heading, a list item without a full stop) ends with a colon before a
+    list and a full stop otherwise, so it neither runs into the next sentence nor ends a post on its own. Numbered
+    items keep their numbers; bullets (``*``) are dropped. Raises nothing.
+    """
+    lines = [(" ".join(line.split()), _BULLET.match(line.strip())) for line in text.splitlines() if line.strip()]
+    out = []
+    for number, (line, bullet) in enumerate(lines):
+        words = line.split()
+        if bullet:
+            line = line[bullet.end() :]
+        ends = drop_emoji(line)  # "…add up. 💪" ends a sentence
+        if number + 1 < len(lines) and not _SENTENCE_END.search(ends) and not ends.endswith(":"):
+            following, following_bullet = lines[number + 1]
+            starts_list = bool(following_bullet or _LIST_MARKER.match(following.split()[0]))
+            line += ":" if starts_list and not (bullet or _LIST_MARKER.match(words[0])) else "."
+        out.append(line)
+    return " ".join(out)
+
+
+def drop_emoji(text: str) -> str:
+    """``text`` without emoji (sequences whole: skin tones, ZWJ families, flags, keycaps), spaces tidied.
+
+    Raises nothing.
+    """
+    cleaned = _EMOJI.sub("", text)
+    return _SPACE_BEFORE_PUNCTUATION.sub(r"\1", _DOUBLE_SPACE.sub(" ", cleaned)).strip() if cleaned != text else text
+
+
+def transliterate_to_gsm(text: str) -> str:
+    """Characters outside GSM-7 replaced by their look-alike or their letter without its accent (``á`` → ``a``,
+    ``ç`` → ``c``) where that is GSM-7; others (``理``) stay. Raises nothing."""
+    out = []
+    for char in to_gsm(text):
+        try:
+            char.encode(GSM_CODEC)
+        except UnicodeEncodeError:
+            bare = "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c))
+            try:
+                bare.encode(GSM_CODEC)
+                char = bare
+            except UnicodeEncodeError:
+                pass
+        out.append(char)
+    return "".join(out)
+
+
+def without_repeats(title: str, body: str, url: str | None) -> tuple[str, str]:
+    """``title`` and ``body`` of a post with nothing said twice: the title dropped when the body opens with it
+    (an untitled item's title is its text's start) or it is only the link, and the link dropped from the body
+    (the post carries it once, where its template puts it). Raises nothing."""
+    if url:
+        own = _bare_url(url)
+        body = " ".join(word for word in body.split(" ") if not word or _bare_url(word) != own).strip()
+        if _bare_url(title) == own:
+            title = ""
+    stem = title.rstrip("\u2026.").strip()
+    if stem and " ".join(body.split()).casefold().startswith(" ".join(stem.split()).casefold()):
+        title = ""
+    return title, body
+
+
+def _bare_url(text: str) -> str:
+    parts = urlsplit(text.strip())
+    if parts.scheme not in {"http", "https"}:
+        return text.strip()
+    query = "&".join(pair for pair in parts.query.split("&") if pair and not pair.lower().startswith("utm_"))
+    return urlunsplit(("", parts.netloc.lower().removeprefix("www."), parts.path.rstrip("/"), query, ""))

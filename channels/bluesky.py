@@ -24,7 +24,6 @@ permanent. Without credentials ``publish`` writes the exact requests to the outb
 
 from __future__ import annotations
 
-import mimetypes
 import urllib.parse
 from collections.abc import Callable, Sequence
 from contextlib import suppress
@@ -34,7 +33,6 @@ from functools import partial
 from typing import Any, ClassVar, TypeVar
 
 import regex
-import requests
 from atproto_client import Client, models
 from atproto_client.exceptions import (
     NetworkError,
@@ -47,11 +45,12 @@ from atproto_client.models.utils import get_model_as_dict
 from atproto_client.request import Request
 from atproto_client.utils import TextBuilder, facet_detection
 from atproto_core.exceptions import AtProtocolError
-from pydantic import Field, HttpUrl, field_validator
+from pydantic import Field, HttpUrl, IPvAnyNetwork, field_validator
 
 from carecast.channel import Channel, PublishContext
 from carecast.config import ChannelSettings, Settings
-from carecast.errors import CredentialError, MeasureError, PublishError, RenderError
+from carecast.errors import CredentialError, ImageError, MeasureError, PublishError, RenderError
+from carecast.images import fetch_image
 from carecast.model import ContentItem, Draft, Receipt, now_utc
 from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
@@ -137,6 +136,11 @@ class BlueskyConfig(ChannelSettings):
     language: str = Field("en", pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$", description="the posts' language (BCP-47)")
     credentials: BlueskyCredentials | None = Field(None, description="post with these; absent: write to the outbox")
     timeout: float = Field(30, gt=0, le=300, description="seconds one request (or the image download) may take")
+    image_allow_private: bool | list[IPvAnyNetwork] = Field(
+        False,
+        description="may fetch an item's image from private, loopback and link-local addresses: all (true) or these "
+        "networks (a local test server, an intranet CDN); by default such addresses are refused",
+    )
     retry_budget: float = Field(10, ge=0, le=300, description="seconds a publish may wait out rate limits")
 
     @field_validator("pds_url")
@@ -372,25 +376,26 @@ class BlueskyChannel(Channel):
         return {"uri": found.uri, "cid": str(found.cid)}
 
     def _image_blob(self, session: SignedIn, draft: Draft) -> tuple[dict[str, Any] | None, list[str]]:
-        """Download ``draft.image_url`` and upload it; return its blob (as JSON) and notes for the receipt.
+        """Fetch ``draft.image_url`` (:func:`carecast.images.fetch_image`) and upload it; return its blob (as JSON)
+        and notes for the receipt.
 
-        An image that cannot be downloaded, is no image or is over 1 MB is left off with a note: it must not keep
-        the post from going out. Raises PublishError when the upload fails, CredentialError as ``publish`` does.
+        An image that cannot be fetched, is no photo, sits on a private address or is over 1,000,000 bytes is left
+        off with a note: it must not keep the post from going out. Raises PublishError when the upload fails,
+        CredentialError as ``publish`` does.
         """
         url = str(draft.image_url)
         try:
-            response = requests.get(url, timeout=self.config.timeout)
-            response.raise_for_status()
-        except requests.RequestException as exc:
-            return None, [f"image not attached: cannot download {url} ({type(exc).__name__})"]
-        content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        if not content_type.startswith("image/") or mimetypes.guess_extension(content_type) is None:
-            return None, [f"image not attached: {url} is {content_type or 'of no declared type'}, not an image"]
-        if len(response.content) > MAX_IMAGE_BYTES:
-            return None, [f"image not attached: {url} has {len(response.content)} bytes, over Bluesky's 1,000,000"]
+            image = fetch_image(
+                url,
+                timeout=self.config.timeout,
+                allow_private=self.config.image_allow_private,
+                max_bytes=MAX_IMAGE_BYTES,
+            )
+        except ImageError as exc:
+            return None, [f"image not attached: {exc}"]
         uploaded = self._call(
             lambda: session.client.com.atproto.repo.upload_blob(
-                response.content, headers={"Content-Type": content_type}
+                image.content, headers={"Content-Type": image.media_type}
             ),
             "image upload",
         )

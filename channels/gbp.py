@@ -159,7 +159,7 @@ class GbpChannel(Channel):
                 text = post(shorten(body, lambda cut: self.count_characters(post(cut)) <= budget))
         except MeasureError as exc:
             raise RenderError(self.instance, f"does not fit in {budget} characters: {exc}", [item.id]) from exc
-        measures = {"removed": [f"{removed} phone number(s): {PHONE_REASON}"]} if removed else {}
+        measures = {"notes": [f"removed {removed} phone number(s): {PHONE_REASON}"]} if removed else {}
         return Draft(
             channel=self.instance,
             item_ids=(item.id,),

@@ -30,8 +30,8 @@ from carecast.errors import CredentialError, MeasureError, PublishError, RenderE
 from carecast.model import ContentItem, Draft, Receipt, now_utc
 from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
-from carecast.text import shorten
 from channels.http import https_or_loopback, retry_after
+from channels.social import EmojiPolicy, one_post, post_copy
 
 #: What Mastodon counts for any URL, and its default status length, when the instance does not say otherwise.
 URL_WEIGHT = 23
@@ -74,6 +74,7 @@ class MastodonConfig(ChannelSettings):
     instance_url: HttpUrl = Field(description="the account's instance, e.g. https://mastodon.social")
     visibility: Literal["public", "unlisted", "private"] = Field("public", description="who sees the statuses")
     hashtags: bool = Field(True, description="append the practice's hashtags when they fit")
+    emoji: EmojiPolicy = Field("keep", description="keep the emoji of an item's text, or drop them")
     credentials: MastodonCredentials | None = Field(
         None, description="post to the instance with these; absent: write to the outbox"
     )
@@ -120,6 +121,9 @@ class MastodonChannel(Channel):
     def compose(self, items: Sequence[ContentItem]) -> Draft:
         """Render one item as a status, its summary shortened on a word boundary when it is over the limit.
 
+        The hashtags stay when the shortened summary leaves room for them; else they go, with a note in the draft's
+        ``measures["notes"]``.
+
         Raises RenderError when ``items`` is not exactly one item, or when not even one word of the summary fits
         beside title and link.
         """
@@ -130,21 +134,24 @@ class MastodonChannel(Channel):
         item = items[0]
         link = self.link(item)
         budget = self.limit("max_characters") or MAX_CHARACTERS
-        hashtags = list(self.practice.voice.hashtags) if self.config.hashtags else []
+        copy = post_copy(item, self.practice.voice.hashtags if self.config.hashtags else (), self.config.emoji)
 
         def post(body: str, tags: Sequence[str] = ()) -> str:
-            return self.template("post.txt.j2", item=item, body=body, link=link, hashtags=tags)
+            return self.template("post.txt.j2", item=item, title=copy.title, body=body, link=link, hashtags=tags)
 
         def fits(text: str) -> bool:
             return self.count_characters(text) <= budget
 
-        body = " ".join(item.summary_text.split())
         try:
-            if not (fits(text := post(body, hashtags)) or fits(text := post(body))):
-                text = post(shorten(body, lambda cut: fits(post(cut))))
+            text, notes = one_post(post, copy, fits)
         except MeasureError as exc:
             raise RenderError(self.instance, f"does not fit in {budget} characters: {exc}", [item.id]) from exc
-        return Draft(channel=self.instance, item_ids=(item.id,), parts=(text,))
+        return Draft(
+            channel=self.instance,
+            item_ids=(item.id,),
+            parts=(text,),
+            measures={"notes": notes} if notes else {},
+        )
 
     # -- publishing --------------------------------------------------------------------------------------------
 
@@ -156,7 +163,7 @@ class MastodonChannel(Channel):
         malformed answer; permanent when the status is over the instance's limit, for any other refusal (401, 403,
         422) and when the outbox refuses the file.
         """
-        body = {"status": draft.text, "visibility": self.config.visibility}
+        body = {"status": draft.text, "visibility": self.config.visibility, "language": self.practice.language}
         key = self.idempotency_key(draft, context)
         if self.config.credentials is None:
             payload = {

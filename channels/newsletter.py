@@ -37,14 +37,17 @@ from typing import Any, ClassVar, Literal, Self
 from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
 
 import css_inline
+import jinja2
 import nh3
 from markupsafe import Markup
+from mjml import mjml2html
 from pydantic import EmailStr, Field, HttpUrl, SecretStr, field_validator, model_validator
 
 from carecast.audience import Subscriber
 from carecast.channel import Channel, PracticeContext, PublishContext, Request, Response, Route
 from carecast.config import ChannelSettings
 from carecast.errors import AlreadyClaimed, PublishError, RenderError, TokenError
+from carecast.html import CONTACT_SCHEMES, contact_url, excerpt_html, html_to_text, same_picture
 from carecast.ledger import DeliveryRecord
 from carecast.model import ContentItem, Draft, Receipt, now_utc
 from carecast.secrets import SecretRef, resolve
@@ -55,6 +58,11 @@ from carecast.unsubscribe import Token, apply_unsubscribe, make_token, read_toke
 TOKEN_PLACEHOLDER = "CARECAST-UNSUBSCRIBE-TOKEN"
 #: The token of the list-level copy the outbox keeps; per-recipient tokens come with SMTP delivery.
 LIST_TOKEN = "list"
+MJML_TEMPLATE = "body.mjml.j2"
+#: A staff template from before MJML: plain HTML, still honoured when the folder has no MJML template.
+HTML_TEMPLATE = "body.html.j2"
+#: The width of the newsletter's content column in pixels (600 less 24 on each side): no picture is wider.
+COLUMN_WIDTH = 552
 _WEB_SCHEMES = frozenset({"http", "https"})
 #: What SMTP reply codes mean (RFC 5321 4.2.3, RFC 4954), in words that name no one.
 SMTP_REPLIES = {
@@ -74,6 +82,8 @@ SMTP_REPLIES = {
 }
 _ENHANCED_STATUS = re.compile(r"[245]\.\d{1,3}\.\d{1,3}\b")
 _DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
+_PREVIEW = re.compile(r'(<body[^>]*>\s*<div style="display:none;)([^"]*)"')
+_IMAGE = re.compile(r'<img\b[^>]*\bsrc="([^"]*)"[^>]*>')
 
 
 class SmtpCredentials(Strict):
@@ -115,6 +125,10 @@ class NewsletterConfig(ChannelSettings):
     max_subject_length: int | None = Field(None, ge=20, le=150, description="lowers the channel's 78")
     credentials: SmtpCredentials | None = Field(None, description="send over SMTP; absent: write to the outbox")
     unsubscribe_secret: SecretRef | None = Field(None, description="signs each recipient's unsubscribe token")
+    body: Literal["excerpt", "full"] = Field(
+        "excerpt", description="each item's opening and 'Read more' (excerpt), or the whole post (full)"
+    )
+    excerpt_words: int = Field(60, ge=20, le=300, description="about how many words an excerpt has")
 
     @model_validator(mode="after")
     def _secret_with_credentials(self) -> Self:
@@ -166,48 +180,87 @@ class NewsletterChannel(Channel):
         subject = " ".join(self.template("subject.txt.j2", **context).split())
         preheader = " ".join(self.template("preheader.txt.j2", **context).split())
         text = self.template("body.txt.j2", **context)
-        page = self.template("body.html.j2", subject=subject, preheader=preheader, **context)
-        inliner = css_inline.CSSInliner(load_remote_stylesheets=False)
         draft = Draft(
             channel=self.instance,
             item_ids=tuple(item.id for item in ordered),
             parts=(text,),
             subject=subject,
-            html=inliner.inline(page),
+            html=self._page(subject=subject, preheader=preheader, **context),
             preheader=preheader,
         )
         if gaps := self.footer_gaps(draft):
             raise RenderError(self.instance, f"the templates leave out {', '.join(gaps)}", draft.item_ids)
         return draft
 
+    def _page(self, **context: Any) -> str:
+        """The HTML body: ``body.mjml.j2`` through MJML (responsive tables), or a staff's own ``body.html.j2`` when
+        their template folder has no MJML one; its CSS inlined either way.
+
+        Raises jinja2.TemplateError when a template fails, RenderError when MJML cannot read the rendered MJML.
+        """
+        try:
+            source = self.template(MJML_TEMPLATE, **context)
+        except jinja2.TemplateNotFound:
+            page = self.template(HTML_TEMPLATE, **context)
+        else:
+            try:
+                page = _plain_preheader(mjml2html(source, disable_comments=True, fonts={}))
+            except (ValueError, RuntimeError) as exc:  # MRML reports invalid MJML as a ValueError
+                raise RenderError(self.instance, f"{MJML_TEMPLATE} is not valid MJML: {exc}") from exc
+        # The <style> blocks stay beside the inlined styles: media queries (phones, dark mode) only work there.
+        return css_inline.CSSInliner(load_remote_stylesheets=False, keep_style_tags=True).inline(page)
+
     def _entry(self, item: ContentItem) -> dict[str, Any]:
-        """What the templates show of one item: links tagged, image URL absolute, summary HTML re-checked."""
+        """What the templates show of one item: links tagged, image URL absolute, summary HTML re-checked, cut to
+        an excerpt (``body: excerpt``), without the hero image, its pictures no wider than the column."""
         base = item.url or str(self.practice.website)
         image = urljoin(base, item.image_url) if item.image_url else None
         if image is not None and urlsplit(image).scheme not in _WEB_SCHEMES:
             image = None
+        summary = self._email_safe(item, base, hero=image)
+        excerpted = False
+        if self.config.body == "excerpt":
+            summary, excerpted = excerpt_html(summary, self.config.excerpt_words)
         return {
             "title": item.title,
-            "summary_text": item.summary_text,
-            "summary_html": Markup(self._email_safe(item, base)),
+            # The text part tells the same as the HTML part: the excerpt when that is what the HTML shows.
+            "summary_text": html_to_text(summary) if excerpted else item.summary_text,
+            "summary_html": Markup(summary),
+            "excerpted": excerpted,
             "link": self.link(item),
             "image_url": image,
             "image_alt": item.image_alt or item.title,
         }
 
-    def _email_safe(self, item: ContentItem, base: str) -> str:
-        """The item's summary HTML with absolute, UTM-tagged links, cleaned again by nh3 before it goes out."""
+    def _email_safe(self, item: ContentItem, base: str, hero: str | None) -> str:
+        """The item's summary HTML with absolute, UTM-tagged links, cleaned again by nh3 before it goes out.
+
+        The hero image is not shown twice; other images are at most as wide as the column (Outlook reads the
+        ``width`` attribute, not CSS) and keep no fixed height, so they scale.
+        """
 
         def rewrite(tag: str, attribute: str, value: str) -> str | None:
+            if tag == "img" and attribute == "height":
+                return None
+            if tag == "img" and attribute == "width":
+                return str(min(int(value), COLUMN_WIDTH)) if value.isdigit() else None
             if attribute not in {"href", "src"}:
                 return value
+            if tag == "a" and contact_url(value):
+                return value  # tel:, mailto:, sms: stay as they are: a reader taps them
             # Mail clients have no base URL: a relative link or image would break in every inbox.
             absolute = urljoin(base, value)
             if tag == "a" and attribute == "href" and urlsplit(absolute).scheme in _WEB_SCHEMES:
                 return self.link(replace(item, url=absolute))
             return absolute
 
-        return nh3.clean(item.summary_html, attribute_filter=rewrite)
+        cleaner = nh3.Cleaner(
+            attributes={**nh3.ALLOWED_ATTRIBUTES, "img": {"src", "alt", "width", "height"}},
+            attribute_filter=rewrite,
+            url_schemes={*_WEB_SCHEMES, *CONTACT_SCHEMES},
+        )
+        cleaned = cleaner.clean(item.summary_html)
+        return _without_image(cleaned, hero) if hero else cleaned
 
     def footer_gaps(self, draft: Draft) -> list[str]:
         """What of the CAN-SPAM footer (postal address, unsubscribe link) each part of ``draft`` lacks.
@@ -497,6 +550,27 @@ def _reply(code: int, reply: bytes | str) -> str:
 def _as_html(text: str) -> str:
     """``text`` as the inlined HTML spells it, in text and in attribute values alike (``&`` escaped, quotes not)."""
     return html.escape(text, quote=False)
+
+
+def _plain_preheader(page: str) -> str:
+    """``page`` with MJML's hidden preheader (``mj-preview``) hidden without white text, and from Outlook too.
+
+    MJML colours it white: SpamAssassin scores text coloured like its background (HTML_FONT_LOW_CONTRAST), and
+    ``display:none`` with ``max-height:0`` hides it anyway; Outlook desktop also wants ``mso-hide:all``.
+    """
+
+    def restyle(match: re.Match[str]) -> str:
+        return f'{match.group(1)}{match.group(2).replace("color:#ffffff;", "")}mso-hide:all;"'
+
+    return _PREVIEW.sub(restyle, page, count=1)
+
+
+def _without_image(fragment: str, url: str) -> str:
+    """``fragment`` (nh3's output) without the ``<img>`` elements showing ``url`` in any size: the hero, shown above
+    the text."""
+    return _IMAGE.sub(
+        lambda match: "" if same_picture(html.unescape(match.group(1)), url) else match.group(0), fragment
+    )
 
 
 UNSUBSCRIBE_PATH = "/unsubscribe"

@@ -4,8 +4,11 @@
 sender prefix and the opt-out footer are always there and count toward the segments (RULES.md "SMS compliance");
 ``enforce`` refuses any text without them, a template's or one edited at approval alike.
 Typographic quotes, dashes and the ellipsis become their GSM-7 look-alikes, since one of them alone makes the text
-UCS-2 and halves what a segment holds; a summary still too long is shortened on a word boundary to fit
-``max_segments``. Items that mention a patient are refused even with an authorization: no PHI in any SMS.
+UCS-2 and halves what a segment holds; emoji are dropped (``emoji: drop``, the default), or kept only when the text
+fits with them (``emoji: keep``); accents outside GSM-7 lose their accent when that makes the text fit whole. A
+summary still too long is cut in its middle to fit ``max_segments``: its opening and its last sentence (the call to
+action) stay, and so do the sender prefix, the link and the opt-out footer. Items that mention a patient are
+refused even with an authorization: no PHI in any SMS.
 
 The recipients are the ledger's SMS subscribers (``sync_audience`` loads ``audience/sms.csv`` into it each run;
 the ledger also holds every opt-out, so it is the truth of who may be texted). Subscribers without consent or
@@ -50,7 +53,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
 from http import HTTPStatus
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Literal, Self
 
 import requests
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
@@ -64,7 +67,15 @@ from carecast.ledger import DeliveryRecord, Ledger
 from carecast.model import ContentItem, Draft, Receipt, now_utc
 from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
-from carecast.text import shorten, sms_measure, to_gsm
+from carecast.text import (
+    drop_emoji,
+    flatten,
+    shorten_middle,
+    sms_measure,
+    to_gsm,
+    transliterate_to_gsm,
+    without_repeats,
+)
 from channels.http import nothing_sent, retry_after
 
 log = logging.getLogger(__name__)
@@ -124,6 +135,9 @@ class SmsConfig(ChannelSettings):
     retry_budget: float = Field(
         10.0, ge=0, le=300, description="seconds a publish may wait on 429/5xx before leaving the rest for next run"
     )
+    emoji: Literal["drop", "keep"] = Field(
+        "drop", description="drop an item's emoji (GSM-7, twice the text per segment), or keep them when they fit"
+    )
     credentials: TwilioCredentials | None = Field(None, description="send through Twilio; absent: write to the outbox")
 
     @field_validator("from_number")
@@ -179,6 +193,8 @@ class SmsChannel(Channel):
         item = items[0]
         link = self.link(item)
         limit = self.limit("max_segments") or self.limits["max_segments"]
+        summary = flatten(item.summary_text or item.title)
+        _, summary = without_repeats("", summary, item.url)  # the link goes once, where the template puts it
 
         def text(body: str) -> str:
             return to_gsm(self.template("text.txt.j2", item=item, body=body, link=link))
@@ -186,10 +202,18 @@ class SmsChannel(Channel):
         def fits(body: str) -> bool:
             return sms_measure(text(body)).segments <= limit
 
-        try:
-            body = shorten(" ".join((item.summary_text or item.title).split()), fits, ellipsis="...")
-        except MeasureError as exc:
-            raise RenderError(self.instance, f"does not fit in {limit} segments: {exc}", [item.id]) from exc
+        # The first wording that fits whole wins; one emoji or accent alone makes a text UCS-2 and halves what a
+        # segment holds, so without them (GSM-7) a text that did not fit often does.
+        wordings = [summary] if self.config.emoji == "keep" else []
+        wordings += [drop_emoji(summary), transliterate_to_gsm(drop_emoji(summary))]
+        body = next((wording for wording in wordings if fits(wording)), None)
+        if body is None:
+            try:
+                # Cut in the middle: the opening and the last sentence (the call to action) stay, as do the
+                # sender prefix, the link and the opt-out footer around it.
+                body = shorten_middle(wordings[-1], fits, ellipsis="...")
+            except MeasureError as exc:
+                raise RenderError(self.instance, f"does not fit in {limit} segments: {exc}", [item.id]) from exc
         return Draft(channel=self.instance, item_ids=(item.id,), parts=(text(body),))
 
     def enforce(self, draft: Draft) -> Draft:

@@ -9,11 +9,13 @@ word boundary and keeps the link (``too_long: shorten``). An item's image goes a
 With ``credentials`` configured ``publish`` posts through tweepy (``Client.create_tweet``, OAuth 1.0a user context,
 never ``wait_on_rate_limit``): each part replies to the one before, and each posted part's id is saved in the
 ledger's progress at once, so a retry resumes the thread at the first part not yet up instead of posting it again.
-An image is downloaded and uploaded through ``tweepy.API.media_upload`` and attached to the first part; when it
-cannot be had, the post goes without it and the receipt says so. Failures: 429 is transient until
-``x-rate-limit-reset``; 5xx and a connection that could not be made are transient; any other refusal (401, 403
-duplicate content, 400) is permanent. So is a post whose answer was lost after it was sent (a read timeout, the
-connection dropped): X may have it, and without an idempotency key a retry could post it twice.
+An image is fetched (:func:`carecast.images.fetch_image`: public addresses only unless ``image_allow_private`` allows
+them, size and time limits, its real type and size checked with Pillow), uploaded with X's v2 media endpoint
+(``POST /2/media/upload``, then ``POST /2/media/metadata`` for its alt text) through tweepy's signed session, and
+attached to the first part; when it cannot be had, the post goes without it and the receipt says so. Failures: 429
+is transient until ``x-rate-limit-reset``; 5xx and a connection that could not be made are transient; any other
+refusal (401, 403 duplicate content, 400) is permanent. So is a post whose answer was lost after it was sent (a read
+timeout, the connection dropped): X may have it, and without an idempotency key a retry could post it twice.
 
 ``api_base`` sends every call for ``api.twitter.com`` and ``upload.twitter.com`` to another base URL instead (an
 API gateway, or a local test server): :class:`ApiBaseAdapter`, mounted on tweepy's own sessions, rewrites the
@@ -25,27 +27,27 @@ pointing at ``{previous}``: the id the post before it gets (and ``{media}`` for 
 
 from __future__ import annotations
 
+import base64
 import logging
-import mimetypes
 import urllib.parse
-from collections.abc import Mapping, Sequence
-from contextlib import suppress
-from io import BytesIO
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 import requests
 import tweepy
-from pydantic import Field, HttpUrl, field_validator
+from pydantic import Field, HttpUrl, IPvAnyNetwork, field_validator
 from requests.adapters import HTTPAdapter
 
 from carecast.channel import Channel, PublishContext
 from carecast.config import ChannelSettings
-from carecast.errors import CredentialError, MeasureError, PublishError, RenderError
+from carecast.errors import CredentialError, ImageError, MeasureError, PublishError, RenderError
+from carecast.images import fetch_image
 from carecast.model import ContentItem, Draft, Receipt, now_utc
 from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
-from carecast.text import numbered_thread, shorten, x_measure
+from carecast.text import split_to_fit, x_measure
 from channels.http import https_or_loopback, nothing_sent
+from channels.social import HASHTAGS_LEFT_OUT, EmojiPolicy, PostCopy, Render, one_post, post_copy
 
 # The OAuth 1.0a libraries tweepy signs with log the consumer key and access token (and whole Authorization
 # headers) at DEBUG. Credentials never reach a log, whatever level a deployment sets on the root logger.
@@ -56,6 +58,8 @@ for _oauth_logger in ("oauthlib", "requests_oauthlib"):
 PREVIOUS_ID = "{previous}"
 #: Where the first post's ``media_ids`` goes in the outbox: the id X gives the uploaded image.
 MEDIA_ID = "{media}"
+#: X's limit on an image's alt text (POST /2/media/metadata).
+ALT_TEXT_LIMIT = 1000
 CREDENTIAL_NAMES = ("consumer_key", "consumer_secret", "access_token", "access_token_secret")
 #: The URL prefixes tweepy sends to: API v2 and v1.1 on api.twitter.com, the v1.1 media upload on upload.twitter.com.
 X_HOSTS = ("https://api.twitter.com/", "https://upload.twitter.com/")
@@ -78,8 +82,14 @@ class XConfig(ChannelSettings):
     )
     max_thread_parts: int = Field(4, ge=2, le=10, description="a longer thread is refused, not cut")
     hashtags: bool = Field(True, description="append the practice's hashtags when they fit")
+    emoji: EmojiPolicy = Field("keep", description="keep the emoji of an item's text, or drop them")
     credentials: XCredentials | None = Field(None, description="post to X with these; absent: write to the outbox")
     timeout: float = Field(30, gt=0, le=300, description="seconds one request to X (or the image download) may take")
+    image_allow_private: bool | list[IPvAnyNetwork] = Field(
+        False,
+        description="may fetch an item's image from private, loopback and link-local addresses: all (true) or these "
+        "networks (a local test server, an intranet CDN); by default such addresses are refused",
+    )
     api_base: HttpUrl | None = Field(
         None,
         description="send X API calls to this base instead of api.twitter.com / upload.twitter.com: an API gateway, "
@@ -161,6 +171,8 @@ class XChannel(Channel):
     def compose(self, items: Sequence[ContentItem]) -> Draft:
         """Render one item as a post, or as a thread or a shortened post when it is over the weighted limit.
 
+        Hashtags go at the end when they fit (a shortened post shortens its body for them; a thread puts them in
+        its last post); when they cannot, they are left out and the draft's ``measures["notes"]`` says so.
         Raises RenderError when ``items`` is not exactly one item, or when the item cannot fit (a word longer than
         a post, more posts than ``max_thread_parts``, or not even one word of the summary beside title and link).
         """
@@ -171,27 +183,70 @@ class XChannel(Channel):
         item = items[0]
         link = self.link(item)
         budget = self.limit("max_weighted_length") or self.limits["max_weighted_length"]
-        hashtags = list(self.practice.voice.hashtags) if self.config.hashtags else []
+        copy = post_copy(item, self.practice.voice.hashtags if self.config.hashtags else (), self.config.emoji)
 
         def post(body: str, tags: Sequence[str] = ()) -> str:
-            return self.template("post.txt.j2", item=item, body=body, link=link, hashtags=tags)
+            return self.template("post.txt.j2", item=item, title=copy.title, body=body, link=link, hashtags=tags)
 
         def fits(text: str) -> bool:
             return x_measure(text).weighted_length <= budget
 
-        body = " ".join(item.summary_text.split())
+        notes: list[str] = []
         try:
-            if fits(single := post(body, hashtags)) or fits(single := post(body)):
+            if fits(single := post(copy.body, copy.hashtags)):
                 parts = [single]
+            elif fits(single := post(copy.body)):  # one post without hashtags beats a thread with them
+                parts, notes = [single], [HASHTAGS_LEFT_OUT]
             elif self.config.too_long == "shorten":
-                parts = [post(shorten(body, lambda cut: fits(post(cut))))]
+                single, notes = one_post(post, copy, fits)
+                parts = [single]
             else:
-                parts = numbered_thread(post(body), fits, self.config.max_thread_parts)
-                with suppress(MeasureError):  # hashtags only when they cost no extra post
-                    parts = numbered_thread(post(body, hashtags), fits, len(parts))
+                parts, notes = self._thread(copy, post, fits, self.config.max_thread_parts)
         except MeasureError as exc:
             raise RenderError(self.instance, f"does not fit in {budget} weighted characters: {exc}", [item.id]) from exc
-        return Draft(channel=self.instance, item_ids=(item.id,), parts=tuple(parts), image_url=item.image_url)
+        return Draft(
+            channel=self.instance,
+            item_ids=(item.id,),
+            parts=tuple(parts),
+            image_url=item.image_url,
+            image_alt=(item.image_alt or item.title) if item.image_url else None,
+            measures={"notes": notes} if notes else {},
+        )
+
+    def _thread(
+        self, copy: PostCopy, post: Render, fits: Callable[[str], bool], most: int
+    ) -> tuple[list[str], list[str]]:
+        """``copy`` as the shortest thread of numbered posts that each fit, and notes on what was left out.
+
+        The first post has the title and the link (a reader who stops there has it); the body is cut on sentences
+        and list items; the hashtags end the last post when they fit there. Raises MeasureError when it needs more
+        than ``most`` posts or a word is longer than a post.
+        """
+        for total in range(2, most + 1):
+            marker = f"{total}/{total} "  # room for the widest number this thread length can show
+
+            def numbered_fits(part: str, marker: str = marker) -> bool:
+                return fits(marker + part)
+
+            def first_fits(chunk: str, marker: str = marker) -> bool:
+                return fits(marker + post(chunk, ()))
+
+            chunks = split_to_fit(copy.body, numbered_fits, first_fits=first_fits)
+            if len(chunks) > total:
+                continue
+            parts = [post(chunks[0], ()), *chunks[1:]]
+            if len(parts) < 2:
+                parts.append("")
+            notes: list[str] = []
+            if copy.hashtags:
+                tagged = f"{parts[-1]}\n\n{' '.join(copy.hashtags)}".strip()
+                if numbered_fits(tagged):
+                    parts[-1] = tagged
+                else:
+                    notes.append(HASHTAGS_LEFT_OUT)
+            parts = [part for part in parts if part]
+            return [f"{number}/{len(parts)} {part}" for number, part in enumerate(parts, start=1)], notes
+        raise MeasureError(f"needs more than {most} posts (max_thread_parts)")
 
     def publish(self, draft: Draft, context: PublishContext) -> Receipt:
         """Post ``draft`` on X when credentials are configured, else write its request bodies to the outbox.
@@ -210,7 +265,7 @@ class XChannel(Channel):
         notes: list[str] = list(progress.get("notes", []))
         media_ids: list[str] = []
         if not posted and draft.image_url:
-            media_ids, notes = self._attach(draft.image_url)
+            media_ids, notes = self._attach(client, draft.image_url, draft.image_alt)
         total = len(draft.parts)
         for number in range(len(posted) + 1, total + 1):
             try:
@@ -270,14 +325,6 @@ class XChannel(Channel):
         self._route(client.session)
         return client
 
-    def _api(self) -> tweepy.API:
-        """A tweepy v1.1 client, for the media upload v2's Client lacks; raises CredentialError as ``_client``."""
-        keys = self._keys()
-        auth = tweepy.OAuth1UserHandler(*(keys[name] for name in CREDENTIAL_NAMES))
-        api = tweepy.API(auth, timeout=self.config.timeout, wait_on_rate_limit=False)
-        self._route(api.session)
-        return api
-
     def _route(self, session: requests.Session) -> None:
         """Point a new session at ``api_base`` when one is configured."""
         if self.config.api_base is not None:
@@ -295,30 +342,42 @@ class XChannel(Channel):
         except (tweepy.TweepyException, requests.RequestException) as exc:
             raise self._failure(exc, "reading the account's username") from exc
 
-    def _attach(self, url: str) -> tuple[list[str], list[str]]:
-        """Download the image at ``url`` and upload it to X; return its media ids and notes for the receipt.
+    def _attach(self, client: tweepy.Client, url: str, alt: str | None) -> tuple[list[str], list[str]]:
+        """Fetch the image at ``url``, upload it through X's v2 media endpoint with its alt text; return its media
+        ids and notes for the receipt.
 
-        An image that cannot be downloaded, is no image, or that X refuses is left off with a note: it must not
-        keep the post from going out. Raises PublishError (transient) when X's upload fails transiently,
-        CredentialError when a credential cannot be read.
+        An image that cannot be fetched, is no photo (checked with Pillow), sits on a private address or that X
+        refuses is left off with a note: it must not keep the post from going out. Raises PublishError (transient)
+        when X's upload fails transiently.
         """
         try:
-            response = requests.get(url, timeout=self.config.timeout)
-            response.raise_for_status()
-        except requests.RequestException as exc:
-            return [], [f"image not attached: cannot download {url} ({_reason(exc)})"]
-        content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        extension = mimetypes.guess_extension(content_type) if content_type.startswith("image/") else None
-        if extension is None:
-            return [], [f"image not attached: {url} is {content_type or 'of no declared type'}, not an image"]
+            image = fetch_image(url, timeout=self.config.timeout, allow_private=self.config.image_allow_private)
+        except ImageError as exc:
+            return [], [f"image not attached: {exc}"]
         try:
-            media = self._api().media_upload(f"image{extension}", file=BytesIO(response.content))
+            # POST /2/media/upload (one-shot, JSON): tweepy 4.17 has no v2 media call, so its own signed session.
+            uploaded = client.request(
+                "POST",
+                "/2/media/upload",
+                json={
+                    "media": base64.b64encode(image.content).decode("ascii"),
+                    "media_category": "tweet_image",
+                    "media_type": image.media_type,
+                },
+                user_auth=True,
+            )
+            media_id = str(uploaded.json()["data"]["id"])
+            if alt:
+                metadata = {"id": media_id, "metadata": {"alt_text": {"text": alt[:ALT_TEXT_LIMIT]}}}
+                client.request("POST", "/2/media/metadata", json=metadata, user_auth=True)
         except (tweepy.TweepyException, requests.RequestException) as exc:
             failure = self._failure(exc, "image upload")
             if failure.transient:
                 raise failure from exc
             return [], [f"image not attached: {failure.reason}"]
-        return [str(media.media_id_string)], []
+        except (ValueError, KeyError, TypeError) as exc:
+            return [], [f"image not attached: X's answer to the upload had no media id ({type(exc).__name__})"]
+        return [media_id], []
 
     def _failure(self, exc: Exception, step: str, context: str = "") -> PublishError:
         """The PublishError for what X (or the way to it) answered at ``step``; ``context`` ends the reason."""
@@ -347,7 +406,11 @@ class XChannel(Channel):
         payload: dict[str, object] = {"endpoint": "POST /2/tweets", "account": self.config.account, "requests": bodies}
         if draft.image_url:
             bodies[0]["media"] = {"media_ids": [MEDIA_ID]}
-            payload["media_upload"] = {"endpoint": "POST /1.1/media/upload.json", "image_url": draft.image_url}
+            payload["media_upload"] = {
+                "endpoint": "POST /2/media/upload",
+                "image_url": draft.image_url,
+                "alt_text": draft.image_alt,
+            }
         path = context.outbox.write_json(self.instance, context.key, payload)
         return context.outbox.receipt(path)
 

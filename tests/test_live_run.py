@@ -12,6 +12,7 @@ unsubscribed, bounced, opted out, or have no consent on file).
 
 from __future__ import annotations
 
+import io
 import logging
 import sys
 from collections import Counter
@@ -22,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import PIL.Image
 import pytest
 import requests
 
@@ -66,11 +68,16 @@ LOS_ANGELES = "+14155550176"
 ALL_OPEN = datetime(2026, 12, 1, 17, 0, tzinfo=UTC)
 #: 15:30 UTC the same day: 09:30 in Chicago, 10:30 in New York, but 07:30 in Los Angeles, before its 08:00.
 LA_CLOSED = datetime(2026, 12, 1, 15, 30, tzinfo=UTC)
-#: The smallest valid PNG, served for every image an item names.
-PNG = bytes.fromhex(
-    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-    "1f15c4890000000d49444154789c6300010000050001a5f645400000000049454e44ae426082"
-)
+
+
+def _photo() -> bytes:
+    stream = io.BytesIO()
+    PIL.Image.new("RGB", (640, 400), (29, 78, 99)).save(stream, "PNG")
+    return stream.getvalue()
+
+
+#: A real 640 x 400 PNG, served for every image an item names (X checks an image's real type and size).
+PNG = _photo()
 
 
 class Images(LocalHttpServer):
@@ -147,6 +154,7 @@ def live_settings(tmp_path: Path, providers: Providers) -> Settings:
         "x": {
             "credentials": {name: {"env": f"X_{name.upper()}"} for name in X_SECRETS.client_kwargs()},
             "api_base": providers.x.url,
+            "image_allow_private": ["127.0.0.0/8"],  # the practice's site stands on this machine
             # The three newest blog posts are all threads; an observance (they come and go with the date) could
             # otherwise push them out.
             "sources": ["blog"],
@@ -270,7 +278,9 @@ def test_a_live_run_reaches_everyone_once_and_a_second_run_sends_nothing(
         ]
         assert chain[0].media_ids and not any(tweet.media_ids for tweet in chain[1:])
     forwarded = {request.headers["X-Forwarded-Host"] for request in providers.x.requests}
-    assert forwarded == {"api.twitter.com", "upload.twitter.com"}
+    assert forwarded == {"api.twitter.com"}  # media too: X API v2's POST /2/media/upload
+    assert len(providers.x.requests_to("POST", "/2/media/upload")) == 3
+    assert len(providers.x.alt_texts) == 3  # every picture has its alt text
 
     # Mastodon: one status per item, each with its UTM-tagged link.
     statuses = providers.statuses()

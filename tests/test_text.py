@@ -13,7 +13,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from carecast.errors import MeasureError
-from carecast.text import add_utm, shorten, sms_measure, split_to_fit, to_gsm, x_measure
+from carecast.text import (
+    add_utm,
+    drop_emoji,
+    shorten,
+    shorten_middle,
+    sms_measure,
+    split_to_fit,
+    to_gsm,
+    transliterate_to_gsm,
+    without_repeats,
+    x_measure,
+)
 
 SHARED = Path(os.environ.get("CARECAST_SHARED", Path(__file__).parents[1].parent / "shared"))
 CONFORMANCE = SHARED / "corpus/twitter-text/validate.yml"
@@ -233,3 +244,64 @@ def test_split_parts_fit_and_keep_every_word(words: list[str]) -> None:
     parts = split_to_fit(text, lambda part: len(part) <= 25)
     assert all(0 < len(part) <= 25 for part in parts)
     assert " ".join(parts).split() == text.split()
+
+
+def test_split_keeps_a_list_item_with_its_number() -> None:
+    text = "Small changes add up. 1. Screen at eye level. 2. Elbows at 90 degrees. 3. Feet flat."
+    parts = split_to_fit(text, lambda part: len(part) <= 32)
+    assert parts == ["Small changes add up.", "1. Screen at eye level.", "2. Elbows at 90 degrees.", "3. Feet flat."]
+
+
+def test_split_never_leaves_a_part_that_is_only_a_link_or_hashtags() -> None:
+    text = "Move every 30 minutes. https://oakviewpt.com/blog #PhysicalTherapy"
+    parts = split_to_fit(text, lambda part: len(part) <= 80)
+    assert parts == [text]
+
+
+def test_split_gives_the_first_part_its_own_measure() -> None:
+    parts = split_to_fit("One two. Three four.", lambda part: len(part) <= 20, first_fits=lambda part: len(part) <= 9)
+    assert parts == ["One two.", "Three four."]
+    assert split_to_fit("One two.", lambda part: len(part) <= 20, first_fits=lambda part: False) == ["", "One two."]
+
+
+def test_shorten_middle_keeps_the_opening_and_the_last_sentence() -> None:
+    text = "We moved. The new clinic is bigger and brighter and has parking for all. Call 312-555-0142 to book."
+    assert shorten_middle(text, lambda t: len(t) <= 70, "...") == (
+        "We moved. The new clinic is bigger and... Call 312-555-0142 to book."
+    )
+    assert shorten_middle("One long sentence without an end", lambda t: len(t) <= 20, "...") == "One long sentence..."
+
+
+@pytest.mark.parametrize(
+    ("text", "dropped"),
+    [
+        ("Stronger knees \U0001f4aa in six weeks!", "Stronger knees in six weeks!"),
+        ("Family day \U0001f468\u200d\U0001f469\u200d\U0001f467 !", "Family day!"),
+        ("Thanks \u2764\ufe0f and \U0001f44d\U0001f3fd.", "Thanks and."),
+        ("Go \U0001f1fa\U0001f1f8 team, press 1\ufe0f\u20e3", "Go team, press"),
+        ("No emoji here: 1 < 2 # 3", "No emoji here: 1 < 2 # 3"),
+    ],
+)
+def test_drop_emoji_drops_whole_sequences(text: str, dropped: str) -> None:
+    assert drop_emoji(text) == dropped
+
+
+def test_transliterate_to_gsm_only_where_needed() -> None:
+    assert (
+        transliterate_to_gsm("C\u00f3mo est\u00e1s \u2014 ni\u00f1o \u00e9t\u00e9 \u7406")
+        == "Como estas - ni\u00f1o \u00e9t\u00e9 \u7406"
+    )
+    assert sms_measure(transliterate_to_gsm("Cl\u00ednica \u201cabierta\u201d")).encoding == "GSM-7"
+
+
+def test_without_repeats() -> None:
+    assert without_repeats("Saturday hours\u2026", "Saturday hours start Dec 5.", None) == (
+        "",
+        "Saturday hours start Dec 5.",
+    )
+    url = "https://www.oakviewpt.com/blog/video"
+    assert without_repeats(url, url + "/", url + "?utm_source=x") == ("", "")
+    assert without_repeats("Knee pain", "Ice helps. See https://nih.example/knee", url) == (
+        "Knee pain",
+        "Ice helps. See https://nih.example/knee",
+    )

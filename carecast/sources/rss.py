@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import calendar
 import io
+import re
 import textwrap
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
@@ -33,11 +34,11 @@ from carecast.fetch import Fetched, fetch
 from carecast.html import (
     Image,
     absolute_http_url,
-    first_image,
-    html_to_text,
+    choose_image,
+    clean_body,
+    declared_size,
     normalise_link,
     one_line,
-    sanitize_html,
 )
 from carecast.model import ContentItem, content_hash, now_utc
 from carecast.sources.result import SourceResult, Validators
@@ -45,6 +46,7 @@ from carecast.sources.result import SourceResult, Validators
 USER_AGENT = "CareCast/0.1 (feed reader)"
 ACCEPT = "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
 _TITLE_FROM_TEXT = 100
+_URL = re.compile(r"https?://\S+")
 #: feedparser's bozo exceptions that do not mean the document was broken (it was read in full).
 _HARMLESS = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
 
@@ -79,7 +81,7 @@ def read_rss(
         body = response.body
     else:
         body, headers, new_validators = _read_file(name, settings.path(config.url), config.max_bytes), {}, None
-    items, warnings = parse_feed(name, body, headers, max_items=config.max_items)
+    items, warnings = parse_feed(name, body, headers, max_items=config.max_items, strip=config.strip_patterns)
     return SourceResult(items=items, validators=new_validators, warnings=warnings)
 
 
@@ -116,11 +118,17 @@ def _read_file(name: str, path: Path, max_bytes: int) -> bytes:
 
 
 def parse_feed(
-    name: str, body: bytes, headers: Mapping[str, str], *, max_items: int
+    name: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    max_items: int,
+    strip: Sequence[re.Pattern[str]] = (),
 ) -> tuple[list[ContentItem], list[str]]:
     """Items (newest first, at most ``max_items``) and warnings from the bytes of a feed.
 
-    ``headers`` are the HTTP response headers with lowercase names (they decide the encoding). Raises SourceError
+    ``headers`` are the HTTP response headers with lowercase names (they decide the encoding); ``strip`` are the
+    source's own boilerplate patterns (a block of a body matching one is removed). Raises SourceError
     when feedparser fails or the feed has no entries and is malformed or not a feed at all.
     """
     try:
@@ -143,7 +151,7 @@ def parse_feed(
     items = []
     for number, entry in enumerate(parsed.entries, start=1):
         try:
-            items.append(_item(name, entry, feed_date, feed_link))
+            items.append(_item(name, entry, feed_date, feed_link, strip))
         except Exception as exc:  # one odd entry must not cost the others
             warnings.append(f"entry {number} skipped: {type(exc).__name__}: {exc}")
     items.sort(key=lambda item: item.published, reverse=True)
@@ -161,18 +169,27 @@ def _without_utm(query: str) -> str:
     return urlencode([(key, value) for key, value in pairs if not key.lower().startswith("utm_")])
 
 
-def _item(source: str, entry: Mapping[str, Any], feed_date: datetime, feed_link: str | None) -> ContentItem:
-    link = absolute_http_url(entry.get("link") or "", feed_link)
+def _item(
+    source: str,
+    entry: Mapping[str, Any],
+    feed_date: datetime,
+    feed_link: str | None,
+    strip: Sequence[re.Pattern[str]] = (),
+) -> ContentItem:
+    # FeedBurner wraps each link in a feedproxy redirect (dead since Google shut it); its origLink is the post.
+    link = absolute_http_url(entry.get("feedburner_origlink") or entry.get("link") or "", feed_link)
     base = link or feed_link
-    raw_html = _entry_html(entry)
-    html = sanitize_html(raw_html, base_url=base)
-    # Text from the original keeps block structure (tables, divs) the sanitiser flattens; scripts are ignored.
-    text = html_to_text(raw_html)
-    title = _title(entry) or textwrap.shorten(text, _TITLE_FROM_TEXT, placeholder="…") or link
+    feed_title = _title(entry)
+    # Cleaned before anything else sees it: boilerplate, junk images and a repeated title never reach a channel.
+    body = clean_body(_entry_html(entry), base_url=base, title=feed_title, strip=strip)
+    # An untitled post (Blogger, Mastodon-style microposts) is titled by its opening words, never by a link.
+    words = _URL.sub("", body.text)
+    title = feed_title or textwrap.shorten(words, _TITLE_FROM_TEXT, placeholder="…") or link
     if not title:
         raise ValueError("it has no title, no content and no link")
     published = _utc(entry.get("published_parsed")) or _utc(entry.get("updated_parsed")) or feed_date
-    image = _image(entry, html, base)
+    # Image selection is one step of ingest: every channel shows the same picture.
+    image = choose_image(_feed_images(entry, base), body.images)
     key, from_link = _stable_key(entry, link, title)
     return ContentItem(
         id=f"rss:{source}:{key}",
@@ -181,10 +198,10 @@ def _item(source: str, entry: Mapping[str, Any], feed_date: datetime, feed_link:
         kind="post",
         title=title,
         url=without_utm(link) if link else None,
-        summary_html=html,
-        summary_text=text,
+        summary_html=body.html,
+        summary_text=body.text,
         published=published,
-        content_hash=content_hash(title, html, link or ""),
+        content_hash=content_hash(title, body.html, link or ""),
         image_url=image.url if image else None,
         image_alt=image.alt if image else None,
         tags=tuple(term for tag in entry.get("tags", []) if (term := (tag.get("term") or "").strip())),
@@ -218,19 +235,24 @@ def _entry_html(entry: Mapping[str, Any]) -> str:
     return ""
 
 
-def _image(entry: Mapping[str, Any], html: str, base: str | None) -> Image | None:
-    candidates = [
-        media.get("url")
+def _feed_images(entry: Mapping[str, Any], base: str | None) -> list[Image]:
+    """The images the feed itself names for ``entry``: ``media:content``, ``media:thumbnail``, image enclosures."""
+    media = [
+        (media.get("url"), media)
         for media in entry.get("media_content", [])
         if media.get("medium") == "image" or _is_image_type(media)
     ]
-    candidates += [thumbnail.get("url") for thumbnail in entry.get("media_thumbnail", [])]
-    candidates += [enclosure.get("href") for enclosure in entry.get("enclosures", []) if _is_image_type(enclosure)]
-    for candidate in candidates:
+    media += [(thumbnail.get("url"), thumbnail) for thumbnail in entry.get("media_thumbnail", [])]
+    media += [
+        (enclosure.get("href"), enclosure) for enclosure in entry.get("enclosures", []) if _is_image_type(enclosure)
+    ]
+    images = []
+    for candidate, details in media:
         url = absolute_http_url(candidate or "", base)
         if url:
-            return Image(url=url, alt=None)
-    return first_image(html)
+            size = (declared_size(details.get("width")), declared_size(details.get("height")))
+            images.append(Image(url=url, width=size[0], height=size[1]))
+    return images
 
 
 def _is_image_type(link: Mapping[str, Any]) -> bool:

@@ -133,8 +133,9 @@ def test_a_phone_number_is_taken_out_with_the_reason_or_refused(tmp_path: Path) 
     refuse = channel(tmp_path / "refuse", phone_numbers="refuse")
 
     assert draft.parts[0].endswith("\n\nCall to book your first visit. Sitting all day? Stretch.")
-    assert draft.measures["removed"] == [
-        "1 phone number(s): Google refuses a post with a phone number in its text; the CALL button dials the practice"
+    assert draft.measures["notes"] == [
+        "removed 1 phone number(s): Google refuses a post with a phone number in its text; the CALL button dials "
+        "the practice"
     ]
     with pytest.raises(RenderError, match=r"phone number.*CALL button"):
         refuse.render([item])

@@ -67,6 +67,26 @@ def test_long_item_is_shortened_to_500_counting_the_link_as_23(tmp_path: Path) -
     [status] = channel(tmp_path).render([make_item(summary=summary, url=LONG_URL)]).parts
     assert 480 < mastodon_length(status) <= 500 < len(status)
     assert "\u2026" in status and "utm_source=mastodon" in status
+    # The summary is shortened, not the hashtags dropped: they fit beside the shortened text.
+    assert status.endswith("#PhysicalTherapy #OakviewPT")
+
+
+def test_a_status_says_its_language_from_the_practice(tmp_path: Path) -> None:
+    mastodon = channel(tmp_path)
+    spanish = MastodonChannel(
+        "mastodon",
+        mastodon.config,
+        mastodon.settings.model_copy(update={"practice": mastodon.practice.model_copy(update={"language": "es"})}),
+    )
+    for each, language in ((mastodon, "en"), (spanish, "es")):
+        receipt = each.publish(each.render([make_item()]), outbox_context(tmp_path / language, 1))
+        assert json.loads(Path(receipt.location).read_text(encoding="utf-8"))["request"]["language"] == language
+
+
+def test_a_link_only_item_has_its_url_once(tmp_path: Path) -> None:
+    url = "https://www.oakviewpt.com/blog/new-video"
+    [status] = channel(tmp_path).render([make_item(summary=url, title=url, url=url)]).parts
+    assert status.count("oakviewpt.com/blog/new-video") == 1
 
 
 def test_exactly_one_item_and_nothing_that_cannot_fit(tmp_path: Path) -> None:
@@ -101,7 +121,7 @@ def test_outbox_holds_the_request_body_and_its_idempotency_key(tmp_path: Path) -
         "instance": "https://mastodon.social",
         "account": "@oakviewpt@mastodon.social",
         "idempotency_key": f"carecast:mastodon:000004:{draft.key}",
-        "request": {"status": draft.parts[0], "visibility": "unlisted"},
+        "request": {"status": draft.parts[0], "visibility": "unlisted", "language": "en"},
     }
 
 
@@ -153,6 +173,7 @@ def test_a_status_is_posted_with_its_visibility(tmp_path: Path, instance: Mastod
     assert status.json()["visibility"] == "unlisted"
     assert draft.parts[0] in status.json()["content"]
     assert receipt.location == status.json()["url"]
+    assert status.json()["language"] == "en"
     assert statuses_count(instance) == before + 1
     assert not (tmp_path / "o" / "mastodon").exists()
 

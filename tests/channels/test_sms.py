@@ -51,8 +51,10 @@ def test_long_summary_is_shortened_to_max_segments(tmp_path: Path) -> None:
     measure = sms_measure(text)
     assert (measure.encoding, measure.segments) == ("GSM-7", 2)
     assert text.startswith("Oakview PT: Thank you for trusting us")
+    # Cut in the middle: the last sentence, the link and the footer stay whole.
+    assert "... Thank you for trusting us with your recovery - every step counts." in text
     assert text.endswith(
-        "... https://www.oakviewpt.com/thanks?utm_source=sms&utm_medium=sms&utm_campaign=oakview_blog"
+        "counts. https://www.oakviewpt.com/thanks?utm_source=sms&utm_medium=sms&utm_campaign=oakview_blog"
         " Reply STOP to opt out"
     )
 
@@ -189,3 +191,43 @@ def test_outbox_follows_the_ledger_opt_outs(tmp_path: Path) -> None:
         "StatusCallback": "https://hooks.example.com/sms",
         "Body": "Oakview PT: hi Reply STOP to opt out",
     }
+
+
+#: The issue's case: one emoji makes the text UCS-2 (4 segments), although without it it is 2 GSM-7 segments.
+WITH_EMOJI = (
+    "Saturday hours are back \U0001f389 Starting December 5 we are open 8am to noon for evaluations, follow-ups "
+    "and wellness visits. Parking is free behind the clinic and the side entrance has no steps. Same therapists, "
+    "same care. Call 312-555-0142 to book your visit."
+)
+
+
+def test_an_emoji_is_dropped_so_the_whole_text_fits_in_gsm7(tmp_path: Path) -> None:
+    [text] = channel(tmp_path).render([make_observance(summary=WITH_EMOJI)]).parts
+    assert "\U0001f389" not in text
+    assert sms_measure(text).encoding == "GSM-7" and sms_measure(text).segments == 2
+    assert "Call 312-555-0142 to book your visit." in text and "wellness visits" in text
+
+
+def test_emoji_keep_keeps_them_only_when_the_text_fits_with_them(tmp_path: Path) -> None:
+    sms = channel(tmp_path, emoji="keep")
+    [short] = sms.render([make_observance(summary="Happy PT Month \U0001f499 from all of us!")]).parts
+    assert "\U0001f499" in short and sms_measure(short).encoding == "UCS-2"
+    [long] = sms.render([make_observance(summary=WITH_EMOJI)]).parts
+    assert "\U0001f389" not in long and sms_measure(long).encoding == "GSM-7"
+    assert "Call 312-555-0142" in long
+
+
+def test_accents_lose_their_accent_only_when_that_makes_the_text_fit(tmp_path: Path) -> None:
+    sms = channel(tmp_path)
+    [short] = sms.render([make_observance(summary="Cl\u00ednica abierta el s\u00e1bado.")]).parts
+    assert "Cl\u00ednica" in short  # fits in UCS-2 as written
+    [long] = sms.render([make_observance(summary=f"Cl\u00ednica abierta el s\u00e1bado. {WITH_EMOJI}")]).parts
+    assert "Clinica abierta el sabado." in long and sms_measure(long).encoding == "GSM-7"
+
+
+def test_shortening_cuts_the_middle_and_keeps_the_call_to_action(tmp_path: Path) -> None:
+    summary = f"{LONG} Call 312-555-0142 to book."
+    [text] = channel(tmp_path).render([make_observance(summary=summary)]).parts
+    assert text.startswith("Oakview PT: Thank you for trusting us")
+    assert text.endswith("... Call 312-555-0142 to book. Reply STOP to opt out")
+    assert sms_measure(text).segments <= 2

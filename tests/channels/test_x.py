@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -13,6 +14,7 @@ from pydantic import ValidationError
 from carecast.config import Settings
 from carecast.errors import PublishError, RenderError
 from carecast.model import Draft
+from carecast.pipeline import describe_measures
 from carecast.practice import load_settings
 from carecast.text import x_measure
 from channels.x import MEDIA_ID, PREVIOUS_ID, XChannel, XConfig
@@ -60,10 +62,11 @@ def test_long_item_becomes_a_numbered_thread(tmp_path: Path) -> None:
     assert 2 <= len(parts) <= 4
     assert all(x_measure(part).weighted_length <= 280 for part in parts)
     assert [part.split()[0] for part in parts] == [f"{n}/{len(parts)}" for n in range(1, len(parts) + 1)]
-    # Nothing lost, nothing cut mid-word: the parts without their numbers give back the whole text.
-    words = " ".join(part.split(" ", 1)[1] for part in parts).split()
-    assert " ".join(words).startswith(f"Five stretches for desk workers {LONG}")
-    assert "utm_source=twitter" in parts[-1]
+    # Nothing lost, nothing cut mid-word: the parts without their numbers and the link give back the whole text.
+    words = [w for part in parts for w in part.split(" ", 1)[1].split() if not w.startswith("https://")]
+    assert " ".join(words) == f"Five stretches for desk workers {LONG} #PhysicalTherapy #OakviewPT"
+    # The link is in the first post, so a reader who stops there has it.
+    assert "utm_source=twitter" in parts[0] and "utm_source" not in "".join(parts[1:])
     assert all(m["weighted_length"] <= 280 for m in draft.measures["parts"])
 
 
@@ -147,7 +150,11 @@ def test_an_items_image_goes_along_and_shows_in_the_outbox(tmp_path: Path) -> No
     draft = x.render([make_item(image_url="https://www.oakviewpt.com/img/stretch.jpg")])
     assert draft.image_url == "https://www.oakviewpt.com/img/stretch.jpg"
     payload = read_payload(x.publish(draft, outbox_context(tmp_path / "outbox", 3)).location)
-    assert payload["media_upload"] == {"endpoint": "POST /1.1/media/upload.json", "image_url": draft.image_url}
+    assert payload["media_upload"] == {
+        "endpoint": "POST /2/media/upload",
+        "image_url": draft.image_url,
+        "alt_text": "Five stretches for desk workers",
+    }
     assert payload["requests"] == [{"text": draft.parts[0], "media": {"media_ids": [MEDIA_ID]}}]
 
 
@@ -157,3 +164,54 @@ def test_credentials_are_references_never_values() -> None:
         XConfig.model_validate({"type": "x", "credentials": refs})
     with pytest.raises(ValidationError):
         XConfig.model_validate({"type": "x", "credentials": {**refs, "access_token_secret": "plain-value"}})
+
+
+NUMBERED = (
+    "Most neck pain in office workers comes from thousands of hours in a setup that works against the body, and "
+    "small changes add up. 1. Screen at eye level. The top of the monitor should sit level with your eyes, about "
+    "an arm's length away. 2. Elbows at 90 degrees. Keyboard and mouse close, shoulders relaxed. 3. Feet flat. Use "
+    "a footrest if your chair is high. 4. Support your lower back. A rolled towel works as well as a cushion. "
+    "5. Move every 30 minutes. The best posture is your next posture."
+)
+
+
+def test_a_thread_never_splits_a_list_item_from_its_number(tmp_path: Path) -> None:
+    parts = channel(tmp_path).render([make_item(summary=NUMBERED, title="Desk ergonomics: five small changes")]).parts
+    assert len(parts) >= 2
+    for part in parts:
+        body = part.split(" ", 1)[1]
+        assert not re.search(r"\s\d\.$", body), f"ends on a list number: {part!r}"
+        assert re.search(r"[.!?]$|#OakviewPT$|utm_campaign=\S+$", body), f"ends mid-sentence: {part!r}"
+
+
+def test_no_post_of_a_thread_is_only_a_link_or_hashtags(tmp_path: Path) -> None:
+    x = channel(tmp_path)
+    for summary in (LONG, NUMBERED):
+        for part in x.render([make_item(summary=summary)]).parts:
+            words = part.split()[1:]
+            assert not all(w.startswith(("https://", "#")) for w in words), part
+
+
+def test_hashtags_that_do_not_fit_are_left_out_with_a_note(tmp_path: Path) -> None:
+    x = channel(tmp_path, too_long="shorten")
+    draft = x.render([make_item(summary=LONG)])
+    assert "#PhysicalTherapy #OakviewPT" in draft.parts[0]  # the summary is shortened for them
+    tight = x.render([make_item(summary=LONG, title="Long title " * 22)])
+    assert "#" not in tight.parts[0] and tight.measures["notes"] == ["hashtags left out: they do not fit"]
+
+
+def test_an_untitled_item_does_not_repeat_its_text(tmp_path: Path) -> None:
+    summary = "New: Saturday hours start this week, 8am to noon, for evaluations and follow-ups."
+    [post] = channel(tmp_path).render([make_item(summary=summary, title=summary[:40] + "\u2026")]).parts
+    assert post.count("Saturday hours") == 1
+
+
+def test_a_link_only_item_has_its_url_once(tmp_path: Path) -> None:
+    url = "https://www.oakviewpt.com/blog/new-video"
+    [post] = channel(tmp_path).render([make_item(summary=url, title=url, url=url)]).parts
+    assert post.count("oakviewpt.com/blog/new-video") == 1
+
+
+def test_the_drafts_description_says_what_was_left_out(tmp_path: Path) -> None:
+    draft = channel(tmp_path, too_long="shorten").render([make_item(summary=LONG, title="Long title " * 22)])
+    assert describe_measures(draft).endswith("; hashtags left out: they do not fit")

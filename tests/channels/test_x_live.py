@@ -3,12 +3,14 @@ failure classes (429, 5xx, unreachable, 403 duplicate, 401), credentials that ne
 
 from __future__ import annotations
 
+import io
 import logging
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import PIL.Image
 import pytest
 import requests
 
@@ -19,8 +21,7 @@ from carecast.practice import load_settings
 from channels.x import ApiBaseAdapter, XChannel
 from tests.channels.conftest import Publications
 from tests.conftest import write_config
-from tests.providers import RecordedRequest, Reply
-from tests.providers.images import PNG, ImageHost
+from tests.providers import LocalHttpServer, RecordedRequest, Reply
 from tests.providers.xapi import XApiServer, XCredentials
 
 # Distinct values, so a leak of any of them anywhere is found by a plain substring search.
@@ -41,6 +42,34 @@ THREAD = Draft(
     item_ids=("rss:blog:pt-month",),
     parts=("1/3 October is PT Month.", "2/3 Thank you for trusting us.", "3/3 See you in the clinic!"),
 )
+
+
+def png(width: int, height: int) -> bytes:
+    """A real PNG of ``width`` x ``height`` pixels, as Pillow writes it."""
+    stream = io.BytesIO()
+    PIL.Image.new("RGB", (width, height), (29, 78, 99)).save(stream, "PNG")
+    return stream.getvalue()
+
+
+PNG = png(640, 360)
+#: A 1x1 PNG: a tracking pixel, even when a server says it is a photo.
+PIXEL = png(1, 1)
+#: The networks the test image server is on, which the channel must be allowed to fetch from.
+LOCAL = ["127.0.0.0/8"]
+
+
+class Images(LocalHttpServer):
+    """A web server for the item's image: ``/photo.png`` is a photo, ``/pixel.jpg`` a 1x1 PNG said to be a JPEG,
+    ``/page.jpg`` HTML said to be a JPEG; anything else is 404."""
+
+    def handle(self, request: RecordedRequest) -> Reply:
+        if request.path == "/photo.png":
+            return Reply(200, PNG, {"Content-Type": "image/png"})
+        if request.path == "/pixel.jpg":
+            return Reply(200, PIXEL, {"Content-Type": "image/jpeg"})
+        if request.path == "/page.jpg":
+            return Reply(200, "<html>Not an image</html>", {"Content-Type": "image/jpeg"})
+        return Reply(404, "not found")
 
 
 class FailsThirdPost(XApiServer):
@@ -90,7 +119,7 @@ def configured_channel(tmp_path: Path, **changes: object) -> XChannel:
 
 def live_channel(tmp_path: Path, server: XApiServer, **changes: object) -> XChannel:
     """The sample config's X channel with credentials from the environment, its ``api_base`` at ``server``."""
-    return configured_channel(tmp_path, api_base=server.url, **changes)
+    return configured_channel(tmp_path, **{"api_base": server.url, "image_allow_private": LOCAL, **changes})
 
 
 def test_a_thread_lands_as_a_reply_chain(tmp_path: Path, server: XApiServer, publications: Publications) -> None:
@@ -112,8 +141,8 @@ def test_a_thread_lands_as_a_reply_chain(tmp_path: Path, server: XApiServer, pub
 def test_api_base_sends_posts_uploads_and_sign_in_to_that_server(
     tmp_path: Path, server: XApiServer, publications: Publications
 ) -> None:
-    channel = configured_channel(tmp_path, api_base=server.url)
-    with ImageHost() as images:
+    channel = configured_channel(tmp_path, api_base=server.url, image_allow_private=LOCAL)
+    with Images() as images:
         draft = Draft(**{**THREAD.__dict__, "image_url": f"{images.url}/photo.png"})
         receipt = channel.publish(draft, publications.claim(draft))
 
@@ -123,13 +152,13 @@ def test_api_base_sends_posts_uploads_and_sign_in_to_that_server(
     assert receipt.provider_ids == tuple(t.id for t in server.tweets)
     assert [t.media_ids for t in server.tweets] == [tuple(server.media), (), ()]
     meant = [(r.path, r.headers["X-Forwarded-Host"]) for r in server.requests]
-    assert meant == [("/1.1/media/upload.json", "upload.twitter.com")] + [("/2/tweets", "api.twitter.com")] * 3 + [
+    assert meant == [("/2/media/upload", "api.twitter.com")] + [("/2/tweets", "api.twitter.com")] * 3 + [
         ("/2/users/me", "api.twitter.com")
     ]
 
 
 def test_an_api_base_with_a_path_prefixes_it_and_keeps_the_query() -> None:
-    with ImageHost() as gateway, requests.Session() as session:
+    with Images() as gateway, requests.Session() as session:
         ApiBaseAdapter(f"{gateway.url}/x-gateway/").mount_on(session)
         session.get("https://api.twitter.com/2/users/me?user.fields=username", timeout=5)
 
@@ -275,25 +304,42 @@ def test_an_account_without_a_handle_asks_x_for_the_username(
 def test_an_image_is_uploaded_and_attached_to_the_first_part(
     tmp_path: Path, server: XApiServer, publications: Publications
 ) -> None:
-    with ImageHost() as images:
-        draft = Draft(**{**THREAD.__dict__, "image_url": f"{images.url}/photo.png"})
+    with Images() as images:
+        draft = Draft(**{**THREAD.__dict__, "image_url": f"{images.url}/photo.png", "image_alt": "The clinic's gym"})
         receipt = live_channel(tmp_path, server).publish(draft, publications.claim(draft))
 
     [(media_id, upload)] = server.media.items()
-    assert upload.content == PNG and upload.filename == "image.png"
-    assert server.requests_to("POST", "/1.1/media/upload.json")[0].headers["X-Forwarded-Host"] == "upload.twitter.com"
+    assert upload.content == PNG and upload.content_type == "image/png"
+    # X API v2's media endpoint, not v1.1's upload.json, which is not in X's current API.
+    [request] = server.requests_to("POST", "/2/media/upload")
+    assert request.headers["X-Forwarded-Host"] == "api.twitter.com"
+    assert request.body["media_category"] == "tweet_image"
+    assert server.requests_to("POST", "/1.1/media/upload.json") == []
+    assert server.alt_texts == {media_id: "The clinic's gym"}
     assert [t.media_ids for t in server.tweets] == [(media_id,), (), ()]
     assert server.requests_to("POST", "/2/tweets")[0].body["media"] == {"media_ids": [media_id]}
     assert receipt.notes == ()
 
 
-@pytest.mark.parametrize(("path", "why"), [("/missing.png", "HTTP 404"), ("/", "HTTP 404")])
-def test_an_image_that_cannot_be_downloaded_does_not_block_the_post(
-    tmp_path: Path, server: XApiServer, publications: Publications, path: str, why: str
+@pytest.mark.parametrize(
+    ("path", "why", "allowed"),
+    [
+        ("/missing.png", "HTTP 404", LOCAL),
+        ("/", "HTTP 404", LOCAL),
+        ("/pixel.jpg", "1x1 pixels, too small", LOCAL),
+        ("/page.jpg", "not an image", LOCAL),
+        # A feed must not make CareCast probe local addresses: only those the config allows.
+        ("/photo.png", "127.0.0.1 is a loopback address", False),
+        ("/photo.png", "127.0.0.1 is a loopback address", ["10.0.0.0/8"]),
+    ],
+)
+def test_an_image_that_cannot_be_had_does_not_block_the_post(
+    tmp_path: Path, server: XApiServer, publications: Publications, path: str, why: str, allowed: object
 ) -> None:
-    with ImageHost() as images:
+    with Images() as images:
         draft = Draft(channel="x", item_ids=("a",), parts=("New clinic photos!",), image_url=f"{images.url}{path}")
-        receipt = live_channel(tmp_path, server).publish(draft, publications.claim(draft))
+        channel = live_channel(tmp_path, server, image_allow_private=allowed)
+        receipt = channel.publish(draft, publications.claim(draft))
 
     assert [t.media_ids for t in server.tweets] == [()]
     assert server.media == {}

@@ -1,7 +1,9 @@
 """A local X API server speaking the subset tweepy 4.x uses.
 
-Endpoints: ``POST /2/tweets`` (text, reply, media), ``GET /2/users/me``, and the v1.1 simple media upload
-``POST /1.1/media/upload.json`` (tweepy.API sends it to upload.twitter.com). Requests need OAuth 1.0a user
+Endpoints: ``POST /2/tweets`` (text, reply, media), ``GET /2/users/me``, the v2 media upload
+``POST /2/media/upload`` (one-shot JSON: base64 ``media``, ``media_category``, ``media_type``) with
+``POST /2/media/metadata`` (alt text), and the v1.1 simple media upload ``POST /1.1/media/upload.json``
+(tweepy.API sends it to upload.twitter.com). Requests need OAuth 1.0a user
 context carrying the configured consumer key and access token plus an ``oauth_signature`` (the signature itself is
 not verified), or the configured bearer token. Every reply carries ``x-rate-limit-*`` headers per user and
 endpoint; an exhausted window answers 429. Posting the same text twice answers 403 "duplicate content".
@@ -20,6 +22,8 @@ Run by hand with ``python -m tests.providers.xapi --port 8027``.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import itertools
 import time
 import urllib.parse
@@ -32,6 +36,8 @@ from tests.providers import LocalHttpServer, RecordedRequest, Reply, UploadedFil
 
 # Snowflake ids count milliseconds from this epoch (2010-11-04), shifted past 22 bits of worker and sequence.
 TWEPOCH_MS = 1288834974657
+V2_MEDIA_CATEGORIES = frozenset({"tweet_image", "dm_image", "subtitles"})
+V2_IMAGE_TYPES = frozenset({"image/jpeg", "image/bmp", "image/png", "image/webp", "image/pjpeg", "image/tiff"})
 DUPLICATE_DETAIL = "You are not allowed to create a Tweet with duplicate content."
 
 
@@ -113,7 +119,10 @@ class XApiServer(LocalHttpServer):
             ("POST", "/2/tweets"): self._create_tweet,
             ("GET", "/2/users/me"): self._me,
             ("POST", "/1.1/media/upload.json"): self._upload,
+            ("POST", "/2/media/upload"): self._upload_v2,
+            ("POST", "/2/media/metadata"): self._metadata,
         }
+        self._alt_texts: dict[str, str] = {}
 
     @property
     def tweets(self) -> list[Tweet]:
@@ -126,6 +135,12 @@ class XApiServer(LocalHttpServer):
         """Uploaded media by media id string."""
         with self._lock:
             return dict(self._media)
+
+    @property
+    def alt_texts(self) -> dict[str, str]:
+        """Alt text set on uploaded media, by media id string."""
+        with self._lock:
+            return dict(self._alt_texts)
 
     # --- auth and rate limits --------------------------------------------------------------------------------
 
@@ -224,6 +239,45 @@ class XApiServer(LocalHttpServer):
                 "image": {"image_type": media.content_type},
             },
         )
+
+    def _upload_v2(self, user: XUser, request: RecordedRequest) -> Reply:
+        body = request.body if isinstance(request.body, dict) else {}
+        category, media_type = body.get("media_category"), body.get("media_type")
+        try:
+            content = base64.b64decode(str(body.get("media")), validate=True)
+        except (binascii.Error, ValueError):
+            return _invalid("media", "media must be base64-encoded binary.")
+        if not content:
+            return _invalid("media", "media is required.")
+        if category not in V2_MEDIA_CATEGORIES:
+            return _invalid("media_category", f"media_category must be one of {sorted(V2_MEDIA_CATEGORIES)}.")
+        if media_type not in V2_IMAGE_TYPES:
+            return _invalid("media_type", f"media_type must be one of {sorted(V2_IMAGE_TYPES)}.")
+        media_id = str(next(self._media_ids))
+        self._media[media_id] = UploadedFile(None, str(media_type), content)
+        return Reply(
+            200,
+            {
+                "data": {
+                    "id": media_id,
+                    "media_key": f"3_{media_id}",
+                    "size": len(content),
+                    "expires_after_secs": 86400,
+                    "image": {"image_type": media_type},
+                }
+            },
+        )
+
+    def _metadata(self, user: XUser, request: RecordedRequest) -> Reply:
+        body = request.body if isinstance(request.body, dict) else {}
+        media_id = str(body.get("id"))
+        alt = ((body.get("metadata") or {}).get("alt_text") or {}).get("text")
+        if media_id not in self._media:
+            return _invalid("id", f"Your media ID is invalid: {media_id}.")
+        if not isinstance(alt, str) or not 0 < len(alt) <= 1000:
+            return _invalid("metadata.alt_text.text", "alt text must have 1 to 1000 characters.")
+        self._alt_texts[media_id] = alt
+        return Reply(200, {"data": {"associated_metadata": True}})
 
     def _next_id(self) -> str:
         candidate = (int(time.time() * 1000) - TWEPOCH_MS) << 22

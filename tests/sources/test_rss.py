@@ -11,7 +11,7 @@ import pytest
 
 from carecast.config import RssSource, Settings, read_yaml
 from carecast.errors import SourceError
-from carecast.html import first_image, html_to_text, normalise_link, sanitize_html
+from carecast.html import clean_body, html_to_text, normalise_link, sanitize_html
 from carecast.sources import SourceResult, Validators, read_source
 from tests.conftest import SAMPLE_CONFIG
 from tests.providers import LocalHttpServer, RecordedRequest, Reply
@@ -129,7 +129,7 @@ def test_sanitize_html_keeps_only_safe_tags_and_http_urls() -> None:
         '<a rel="noopener noreferrer nofollow">d</a><img src="https://x.example/a.png" alt="A"><img></p>cell'
     )
     assert 'href="/rel"' not in sanitize_html(dirty)  # without a base, relative URLs are dropped
-    assert first_image(clean) is not None and first_image("<p>no picture</p>") is None
+    assert clean_body(clean).images and not clean_body("<p>no picture</p>").images
 
 
 def test_html_to_text_keeps_paragraphs_and_lists() -> None:

@@ -1,0 +1,95 @@
+"""Cleaning feed bodies and choosing an item's picture (carecast.html): what a WordPress post really carries."""
+
+from __future__ import annotations
+
+import re
+
+from carecast.html import Image, choose_image, clean_body, excerpt_html
+
+BASE = "https://www.oakviewpt.com/blog/knee"
+EMOJI = (
+    '<img draggable="false" role="img" class="emoji" alt="\U0001f4aa" '
+    'src="https://s.w.org/images/core/emoji/15.0.3/72x72/1f4aa.png">'
+)
+PIXEL = '<img src="https://feeds.feedburner.com/~r/OakviewBlog/~4/abc123" height="1" width="1" alt="">'
+
+
+def test_an_emoji_image_becomes_its_character_and_is_never_the_picture() -> None:
+    body = clean_body(f"<p>Stronger knees {EMOJI} in six weeks.</p>", base_url=BASE)
+    assert body.html == "<p>Stronger knees \U0001f4aa in six weeks.</p>"
+    assert body.images == ()
+    assert choose_image([], body.images) is None
+
+
+def test_tracking_pixels_and_icons_are_removed_from_the_body() -> None:
+    html = (
+        f"<p>Hello.</p>{PIXEL}"
+        '<p><img src="https://stats.wordpress.com/b.gif?x=1" alt=""></p>'
+        '<p><img src="https://clinic.example/x.png" width="1" height="1"></p>'
+        '<p><img class="avatar avatar-48" src="https://secure.gravatar.com/avatar/abc?s=48" width="48"></p>'
+    )
+    body = clean_body(html, base_url=BASE)
+    assert body.html == "<p>Hello.</p>" and body.images == ()
+
+
+def test_wordpress_boilerplate_and_share_blocks_are_stripped() -> None:
+    html = (
+        "<p>Ice helps for the first two days.</p>"
+        '<p><a href="https://www.oakviewpt.com/blog/knee#more-12" class="more-link">Continue reading '
+        '<span class="screen-reader-text">Knee pain</span> &rarr;</a></p>'
+        '<div class="sharedaddy sd-sharing-enabled"><h3 class="sd-title">Share this:</h3>'
+        '<ul><li><a href="https://twitter.com/share">Twitter</a></li></ul></div>'
+        '<p>The post <a href="https://www.oakviewpt.com/blog/knee">Knee pain</a> appeared first on '
+        '<a href="https://www.oakviewpt.com">Oakview Physical Therapy</a>.</p>'
+    )
+    assert clean_body(html, base_url=BASE).html == "<p>Ice helps for the first two days.</p>"
+
+
+def test_contact_links_are_kept() -> None:
+    html = (
+        '<p>Call <a href="tel:+13125550142">312-555-0142</a>, write to <a href="mailto:hello@oakviewpt.com">us</a> '
+        'or <a href="sms:+13125550142">text us</a>; not <a href="javascript:x()">this</a>.</p>'
+    )
+    cleaned = clean_body(html, base_url=BASE).html
+    for href in ("tel:+13125550142", "mailto:hello@oakviewpt.com", "sms:+13125550142"):
+        assert f'href="{href}"' in cleaned
+    assert "javascript" not in cleaned
+
+
+def test_a_first_heading_that_repeats_the_title_is_dropped() -> None:
+    html = "<h1>Knee Pain: What Helps?</h1><p>Ice and rest.</p><h2>Knee pain: what helps</h2>"
+    body = clean_body(html, base_url=BASE, title="Knee pain - what helps")
+    assert body.text.startswith("Ice and rest.")
+
+
+def test_the_sources_strip_patterns_remove_their_blocks() -> None:
+    html = "<p>Real advice.</p><p>Subscribe to our newsletter for more tips!</p>"
+    body = clean_body(html, base_url=BASE, strip=[re.compile(r"^subscribe to our newsletter", re.IGNORECASE)])
+    assert body.html == "<p>Real advice.</p>"
+
+
+def test_the_feeds_own_image_comes_first_then_the_first_big_enough_photo() -> None:
+    html = (
+        f"<p>{EMOJI}</p>"
+        '<p><img src="/icons/badge.png" alt="badge"></p>'
+        '<p><img src="/img/small.jpg" width="120" height="90" alt="small"></p>'
+        '<p><img src="/img/figure.jpg" width="1600" height="900" alt="A therapist guiding a squat"></p>'
+    )
+    body = clean_body(html, base_url=BASE)
+    assert choose_image([], body.images) == Image(
+        "https://www.oakviewpt.com/img/figure.jpg", "A therapist guiding a squat", 1600, 900
+    )
+    enclosure = Image("https://cdn.example/hero.jpg")
+    blogger_thumbnail = Image("https://blogger.googleusercontent.com/img/s72-c/photo.jpg", width=72, height=72)
+    assert choose_image([blogger_thumbnail, enclosure], body.images) == enclosure
+    assert choose_image([blogger_thumbnail], body.images) == body.images[0]
+    assert choose_image([Image("https://cdn.example/anim.gif")], []) is None
+
+
+def test_an_excerpt_ends_on_a_sentence_near_the_word_count() -> None:
+    paragraph = "<p>" + " ".join(f"Sentence {n} has five words." for n in range(30)) + "</p>"
+    excerpt, cut = excerpt_html(paragraph, words=60)
+    assert cut and excerpt.endswith("Sentence 11 has five words.</p>")
+    plain, cut = excerpt_html(" ".join(f"Plain {n} is here." for n in range(40)), words=20)
+    assert cut and plain == "<p>" + " ".join(f"Plain {n} is here." for n in range(5)) + "</p>"
+    assert excerpt_html("<p>Short.</p><ul><li>One</li></ul>") == ("<p>Short.</p><ul><li>One</li></ul>", False)
