@@ -8,20 +8,24 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import getpass
 import json
 import logging
 import os
 import sys
 import tomllib
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 from urllib.parse import urlsplit
 
 from carecast.audience import ADDRESS_COLUMN, read_audience
+from carecast.audit import audit, render
 from carecast.config import DEFAULT_CONFIG, Settings
 from carecast.errors import CareCastError, ConfigError
 from carecast.ledger import DraftState, Ledger
+from carecast.model import Draft
 from carecast.pipeline import make_channel
 from carecast.practice import load_settings, open_practice
 from carecast.text import sms_measure, x_measure
@@ -76,17 +80,24 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--live", action="store_true", help="also prove each configured account works, sending nothing")
 
     drafts = command("drafts", _drafts, "list drafts waiting for approval (or in another state)")
-    drafts.add_argument("--state", default="pending", choices=["pending", "approved", "refused", "rejected", "expired"])
+    drafts.add_argument("--state", default="pending", choices=list(get_args(DraftState)))
     approve = command("approve", _approve, "approve a draft: it is published at its channel's next slot")
     reject = command("reject", _reject, "reject a draft: it is never published")
     reject.add_argument("--reason", required=True, help="why, for the record")
-    for sub in (approve, reject):
+    release = command("release", _release, "release a draft held for possible PHI: it is approved, with your reason")
+    release.add_argument("--reason", required=True, help="why it may go out (e.g. the authorization's reference)")
+    release.add_argument("--by", default=getpass.getuser(), help="who releases it (default: %(default)s)")
+    for sub in (approve, reject, release):
         sub.add_argument("draft_id", type=int, metavar="ID")
     audience = command("audience", _audience_import, "import subscribers from a CSV file into the ledger")
     audience.add_argument("action", choices=["import"])
     audience.add_argument("file", type=Path, metavar="FILE")
     audience.add_argument("--type", dest="channel_type", choices=sorted(ADDRESS_COLUMN), help="default: the file name")
-    for sub in (drafts, approve, reject, audience):
+    audit = command("audit", _audit, "every message sent, skipped or suppressed, with the consent it relied on")
+    audit.add_argument("--recipient", metavar="ADDR", help="one phone number (E.164) or email address")
+    audit.add_argument("--since", type=_since, metavar="DATE", help="from this date (UTC) or ISO date and time")
+    audit.add_argument("--format", dest="form", default="table", choices=["table", "csv", "json"])
+    for sub in (drafts, approve, reject, release, audience, audit):
         sub.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="default: %(default)s")
 
     measure = command("measure", _measure, "measure TEXT as a channel counts it (x: weighted length; sms: segments)")
@@ -137,12 +148,20 @@ def _drafts(args: argparse.Namespace) -> int:
         stored = ledger.drafts(states=[args.state])
     finally:
         ledger.close()
-    rows = [[d.id, d.channel, d.state, _clip(d.draft.subject or d.draft.text.replace("\n", " "), 70)] for d in stored]
+    # A held draft shows why (the possible PHI found); any other its text.
+    rows = [
+        [d.id, d.channel, d.state, _clip(d.reason if d.state == "held" and d.reason else _gist(d.draft), 70)]
+        for d in stored
+    ]
     if rows:
         _table(["id", "channel", "state", "text"], rows)
     else:
         print(f"no {args.state} drafts")
     return 0
+
+
+def _gist(draft: Draft) -> str:
+    return draft.subject or draft.text.replace("\n", " ")
 
 
 def _approve(args: argparse.Namespace) -> int:
@@ -153,14 +172,42 @@ def _reject(args: argparse.Namespace) -> int:
     return _decide(args, "rejected", args.reason)
 
 
-def _decide(args: argparse.Namespace, state: DraftState, reason: str | None) -> int:
-    _, ledger = _open_ledger(args.config)
+@contextlib.contextmanager
+def _ledger(config: Path) -> Iterator[tuple[Settings, Ledger]]:
+    """The settings and their ledger, closed after use."""
+    settings, ledger = _open_ledger(config)
     try:
-        ledger.set_draft_state(args.draft_id, state, reason)
+        yield settings, ledger
     finally:
         ledger.close()
+
+
+def _decide(args: argparse.Namespace, state: DraftState, reason: str | None) -> int:
+    with _ledger(args.config) as (_, ledger):
+        ledger.set_draft_state(args.draft_id, state, reason)
     print(f"draft {args.draft_id}: {state}")
     return 0
+
+
+def _release(args: argparse.Namespace) -> int:
+    with _ledger(args.config) as (_, ledger):
+        ledger.release(args.draft_id, args.reason, args.by)
+    print(f"draft {args.draft_id}: released by {args.by} and approved")
+    return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    with _ledger(args.config) as (settings, ledger):
+        print(render(audit(settings, ledger, args.recipient, args.since), args.form))
+    return 0
+
+
+def _since(value: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"a date such as 2026-11-01 or 2026-11-01T09:00-06:00, not {value!r}") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _audience_import(args: argparse.Namespace) -> int:

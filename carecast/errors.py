@@ -6,7 +6,7 @@ act on it, and chains its cause (``raise ... from exc``)::
     CareCastError
     ├── ConfigError            a config file is unreadable or invalid (file, key path, expectation)
     ├── CredentialError        a credential named in config cannot be read (where it was looked for; never a value)
-    ├── TokenError             an unsubscribe token is malformed or not signed with the practice's secret
+    ├── TokenError             an unsubscribe token was never issued, or an old signed one is forged or expired
     ├── SourceError            a source could not be fetched or parsed (source name, reason)
     ├── FetchError             a URL was refused, or its fetch cut short by its deadline or size limit (reason)
     ├── LedgerError            the ledger refused or lost a write
@@ -53,7 +53,7 @@ class CredentialError(CareCastError):
 
 
 class TokenError(CareCastError):
-    """An unsubscribe token is malformed or its signature does not match: nothing is recorded for it."""
+    """An unsubscribe token was never issued, or an old signed one is forged or expired: nothing is recorded."""
 
     def __init__(self, reason: str) -> None:
         self.reason = reason

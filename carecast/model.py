@@ -60,6 +60,8 @@ class ContentItem:
     #: Channels a patient's written authorization on file covers, and until when (UTC); empty: none on file.
     authorized_channels: tuple[str, ...] = ()
     authorization_expires: datetime | None = None
+    #: The patient the authorization names, so the PHI check knows them wherever they appear.
+    patient: str | None = None
     #: The id was made from the link (a feed entry without a guid): the ledger also recognises the item stored
     #: under an older form of the same link (http before https, with ``www.``), so a moved post is not new.
     id_from_link: bool = False

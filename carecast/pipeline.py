@@ -27,11 +27,22 @@ from carecast.errors import (
 )
 from carecast.ledger import DraftState, Ledger, StoredDraft
 from carecast.model import ContentItem, Draft, now_utc
+from carecast.phi import Finding, PhiCheck, fingerprint, uncovered
 from carecast.schedule import is_expired, next_slots
 from carecast.sources import Validators, read_source
 
 OutcomeState = Literal[
-    "published", "failed", "retry", "rejected", "skipped", "preview", "waiting", "approved", "expired", "unknown"
+    "published",
+    "failed",
+    "retry",
+    "rejected",
+    "skipped",
+    "preview",
+    "waiting",
+    "approved",
+    "expired",
+    "unknown",
+    "held",
 ]
 
 #: A claim untouched for this long was left by a process that died mid-send; it becomes ``unknown``.
@@ -64,6 +75,17 @@ class Outcome:
     detail: str
     title: str = ""
     draft: Draft | None = None
+
+
+def phi_check(settings: Settings, ledger: Ledger) -> PhiCheck:
+    """The PHI check for the practice, knowing every patient its authorizations name."""
+    return PhiCheck.for_practice(settings, ledger.known_patients())
+
+
+def held_reason(draft_id: int | None, findings: Sequence[Finding]) -> str:
+    """Why a draft is held, and what staff can do about it."""
+    how = f"; fix its text or `carecast release {draft_id} --reason ...`" if draft_id is not None else ""
+    return "held for possible PHI: " + "; ".join(finding.summary for finding in findings) + how
 
 
 def sync_audience(settings: Settings, ledger: Ledger) -> dict[str, tuple[int, int]]:
@@ -120,7 +142,8 @@ def adapt(
     (not in a dry run).
 
     A draft that breaks a rule is stored as refused with its reason and never published; it is rendered again
-    next run, so an edit that mends the item lets it through.
+    next run, so an edit that mends the item lets it through. A draft with possible PHI no authorization covers is
+    held (:mod:`carecast.phi`) until staff fix its text or release it with a reason.
     """
     channel = make_channel(settings, instance)
     config = channel.config
@@ -132,6 +155,7 @@ def adapt(
         candidates = [item for item in candidates if item.id in items]
     outcomes: list[Outcome] = []
     told = {} if dry_run else ledger.refusals(instance, config.account)
+    check = phi_check(settings, ledger)
 
     def reject(items: Sequence[ContentItem], reason: str) -> None:
         refused = Draft(channel=instance, item_ids=tuple(item.id for item in items), parts=())
@@ -168,12 +192,19 @@ def adapt(
             reject(batch, exc.reason)
             continue
         kept.append(draft.key)
+        findings = uncovered(check.check_draft(draft), batch)
         if dry_run:
-            outcomes.append(
-                Outcome(instance, draft.item_ids, "preview", describe_measures(draft), title_of(batch), draft)
+            shown: tuple[OutcomeState, str] = (
+                ("held", held_reason(None, findings)) if findings else ("preview", describe_measures(draft))
             )
+            outcomes.append(Outcome(instance, draft.item_ids, *shown, title_of(batch), draft))
             continue
         draft_id = ledger.save_draft(draft, config.account, state)
+        if findings and ledger.hold(draft_id, fingerprint(draft), findings):
+            outcomes.append(
+                Outcome(instance, draft.item_ids, "held", held_reason(draft_id, findings), title_of(batch), draft)
+            )
+            continue
         # Staff may have decided already (rejected, expired): only a draft still pending waits for them.
         if state == "pending" and ledger.draft(draft_id).state == "pending":
             outcomes.append(
@@ -232,9 +263,11 @@ def publish(
     ``now`` (default: the clock at each draft) is the moment channels send at, e.g. for SMS quiet hours.
 
     The claim happens before sending, so a draft another run or worker claimed is skipped, never sent twice. Each
-    item is checked again just before its claim (a patient's authorization may have expired since the draft).
+    item is checked again just before its claim (a patient's authorization may have expired since the draft), and
+    so is the draft's text for PHI (an approval may have edited it): a finding holds it unless staff released it.
     """
     channel = make_channel(settings, instance)
+    check = phi_check(settings, ledger)
     outbox = Outbox(settings.path(settings.outbox).resolve())
     outcomes = [
         Outcome(instance, tuple(record.item_ids), "unknown", STALE_REASON, title_of(ledger.items(record.item_ids)))
@@ -252,6 +285,10 @@ def publish(
         except RenderError as exc:
             ledger.set_draft_state(stored.id, "refused", exc.reason)
             outcomes.append(Outcome(instance, draft.item_ids, "rejected", exc.reason, title))
+            continue
+        findings = uncovered(check.check_draft(draft), drafted)
+        if findings and ledger.hold(stored.id, fingerprint(draft), findings):
+            outcomes.append(Outcome(instance, draft.item_ids, "held", held_reason(stored.id, findings), title, draft))
             continue
         try:
             publication_id = ledger.claim(stored.id)
@@ -310,8 +347,9 @@ def draft_slot(settings: Settings, instance: str, created: datetime) -> datetime
 
 
 def waiting(settings: Settings, ledger: Ledger, instance: str) -> list[tuple[StoredDraft, datetime | None]]:
-    """The channel's drafts waiting for approval, each with its slot (None: no schedule), oldest first."""
-    pending = ledger.drafts(instance, states=["pending"])
+    """The channel's drafts waiting for approval or held for possible PHI, each with its slot (None: no schedule),
+    oldest first."""
+    pending = ledger.drafts(instance, states=["pending", "held"])
     return [(stored, draft_slot(settings, instance, stored.created_at)) for stored in pending]
 
 
@@ -341,25 +379,41 @@ def editable_text(draft: Draft) -> str:
 
 
 def decide(
-    settings: Settings, ledger: Ledger, draft_id: int, *, approve: bool, text: str | None = None, reason: str = ""
+    settings: Settings,
+    ledger: Ledger,
+    draft_id: int,
+    *,
+    approve: bool,
+    text: str | None = None,
+    reason: str = "",
+    by: str = "staff",
 ) -> Outcome:
-    """Approve (with ``text`` replacing the draft's, when given) or reject a pending draft.
+    """Approve (with ``text`` replacing the draft's, when given) or reject a pending or held draft.
+
+    Approving a draft held for possible PHI releases it, which needs a ``reason`` (recorded with ``by``); an edited
+    text is checked again, and approved without one when the edit removed what was found.
 
     Raises RenderError when the edited text breaks the channel's rules or the draft is an HTML email (edit its
-    template or item instead), LedgerError when the draft is unknown or no longer pending, or when an approval
-    comes after the draft's slot and late window: it is never sent late.
+    template or item instead), LedgerError when the draft is unknown or no longer waiting, when a held draft is
+    approved without a reason, or when an approval comes after the draft's slot and late window: it is never sent
+    late.
     """
     stored = ledger.draft(draft_id)
-    if stored.state != "pending":
+    if stored.state not in ("pending", "held"):
         raise LedgerError(f"draft {draft_id} is not waiting for approval")
     slot = draft_slot(settings, stored.channel, stored.created_at)
     if approve and slot is not None and now_utc() > slot + settings.channels[stored.channel].late.send_within:
         raise LedgerError(f"draft {draft_id} missed its slot ({slot.isoformat()}); it is never sent late")
-    title = title_of(ledger.items(stored.draft.item_ids))
+    items = ledger.items(stored.draft.item_ids)
+    title = title_of(items)
     if not approve:
         ledger.set_draft_state(draft_id, "rejected", reason or "rejected by staff")
         return Outcome(stored.channel, stored.draft.item_ids, "rejected", reason or "rejected by staff", title)
     if text is None or text.strip() == editable_text(stored.draft):
+        if stored.state == "held":
+            ledger.release(draft_id, reason, by)
+            detail = f"released by {by}: {reason}"
+            return Outcome(stored.channel, stored.draft.item_ids, "approved", detail, title, stored.draft)
         ledger.set_draft_state(draft_id, "approved", reason or None)
         return Outcome(stored.channel, stored.draft.item_ids, "approved", "approved as drafted", title, stored.draft)
     if stored.draft.html is not None:
@@ -369,4 +423,12 @@ def decide(
     parts = tuple(part.strip() for part in _PART_BREAK.split(text.strip()))
     edited = make_channel(settings, stored.channel).enforce(replace(stored.draft, parts=parts))
     ledger.save_draft(edited, stored.account, "approved", reason="edited by staff")
+    findings = uncovered(phi_check(settings, ledger).check_draft(edited), items)
+    if findings and ledger.hold(draft_id, fingerprint(edited), findings):
+        if not reason.strip():
+            return Outcome(stored.channel, edited.item_ids, "held", held_reason(draft_id, findings), title, edited)
+        ledger.release(draft_id, reason, by)
+        return Outcome(
+            stored.channel, edited.item_ids, "approved", f"edited, released by {by}: {reason}", title, edited
+        )
     return Outcome(stored.channel, edited.item_ids, "approved", "approved with edits", title, edited)

@@ -1,13 +1,16 @@
-"""Signed one-click unsubscribe tokens (RFC 8058) and what the practice's unsubscribe endpoint does with one.
+"""One-click unsubscribe tokens (RFC 8058) and what the practice's unsubscribe endpoint does with one.
 
-Every newsletter carries, in its ``List-Unsubscribe`` header and its footer, a link with a token naming the list
-and the recipient, signed with the practice's secret (HMAC-SHA256), so the endpoint can act on a single POST
-without a login and nobody can unsubscribe someone else by editing the link. A token is
-``<payload>.<signature>``, both URL-safe base64 without padding; the payload is compact JSON
-``[version, list_id, address, issued_at_epoch_seconds]``.
+Every newsletter carries, in its ``List-Unsubscribe`` header and its footer, a link with a token standing for the
+list and the recipient, so the endpoint can act on a single POST without a login. A token is a random id
+(192 bits, URL-safe base64) the ledger maps to the list and the address (:meth:`Ledger.issue_unsubscribe_token`):
+it says nothing about the recipient to whoever sees a forwarded newsletter or a link in a log, and nobody can
+unsubscribe someone else by guessing one. Opaque tokens never expire: CAN-SPAM wants the link to work for at least
+30 days after sending, and an opt-out honoured late is never harmful.
 
-Tokens never expire: CAN-SPAM wants the unsubscribe link to work for at least 30 days after sending, and an
-opt-out honoured late is never harmful, so there is no age after which a genuine request is refused.
+Version 1 tokens, issued before, are ``<payload>.<signature>``, both URL-safe base64 without padding; the payload
+is compact JSON ``[version, list_id, address, issued_at_epoch_seconds]`` signed with the practice's
+``unsubscribe_secret`` (HMAC-SHA256). They can be read, so none is issued any more; those already in inboxes keep
+working for :data:`LEGACY_LIFETIME` (12 months) after they were issued, far beyond CAN-SPAM's 30 days.
 """
 
 from __future__ import annotations
@@ -17,16 +20,18 @@ import binascii
 import hashlib
 import hmac
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 from pydantic import SecretStr
 
 from carecast.errors import TokenError
 from carecast.ledger import Ledger
-from carecast.model import utc
+from carecast.model import now_utc, utc
 
 VERSION = 1
+#: How long a version 1 (signed, readable) token keeps working after it was issued.
+LEGACY_LIFETIME = timedelta(days=365)
 #: Keeps these signatures apart from any other use the practice might make of the same secret.
 _CONTEXT = b"carecast unsubscribe token\x00"
 
@@ -40,7 +45,8 @@ class Token(NamedTuple):
 
 
 def make_token(secret: SecretStr, list_id: str, address: str, issued_at: datetime) -> str:
-    """The URL-safe token that unsubscribes ``address`` from ``list_id``, signed with ``secret``.
+    """The version 1 token that unsubscribes ``address`` from ``list_id``, signed with ``secret``: the format of
+    links already sent, no longer issued (:meth:`Ledger.issue_unsubscribe_token` makes the opaque ones).
 
     Raises ValueError when ``issued_at`` is naive or ``secret`` is empty.
     """
@@ -71,14 +77,36 @@ def read_token(secret: SecretStr, token: str) -> Token:
     return Token(list_id, address, datetime.fromtimestamp(issued, UTC))
 
 
-def apply_unsubscribe(ledger: Ledger, secret: SecretStr, token: str, *, channel_type: str = "newsletter") -> Token:
+def verify_token(ledger: Ledger, secret: SecretStr, token: str, now: datetime | None = None) -> Token:
+    """What a genuine ``token`` stands for: an opaque one the ledger issued, or a version 1 token signed with
+    ``secret`` and issued less than :data:`LEGACY_LIFETIME` before ``now``.
+
+    Raises TokenError when it is neither (the reason never quotes the token); LedgerError when the ledger fails.
+    """
+    if "." in token:
+        request = read_token(secret, token)
+        if request.issued_at + LEGACY_LIFETIME < (now or now_utc()):
+            raise TokenError(f"a version 1 token older than {LEGACY_LIFETIME.days} days")
+        return request
+    issued = ledger.unsubscribe_token(token) if token.isascii() else None
+    if issued is None:
+        raise TokenError("no such token was issued")
+    return Token(issued.list_id, issued.address, issued.created_at)
+
+
+def apply_unsubscribe(
+    ledger: Ledger, secret: SecretStr, token: str, *, channel_type: str = "newsletter", now: datetime | None = None
+) -> Token:
     """Record the one-click unsubscribe ``token`` asks for: its address gets nothing more on ``channel_type``.
 
     Idempotent (a second click keeps the first record). Returns what the token named. Raises TokenError for a
-    token that is not genuine, leaving the ledger untouched; LedgerError when the ledger fails.
+    token that is not genuine (see :func:`verify_token`), leaving the ledger untouched; LedgerError when the ledger
+    fails.
     """
-    request = read_token(secret, token)
+    request = verify_token(ledger, secret, token, now)
     ledger.suppress(channel_type, request.address, "unsubscribed", f"one-click unsubscribe from {request.list_id}")
+    if "." not in token:
+        ledger.use_unsubscribe_token(token)
     return request
 
 

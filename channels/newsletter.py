@@ -4,13 +4,14 @@
 newsletter": table layout, CSS inlined with css-inline, hidden preheader first, absolute image URLs with alt text,
 postal address and unsubscribe link in both parts). The draft it returns is the same for every recipient: its
 unsubscribe links carry a placeholder token that :meth:`NewsletterChannel.build_message` replaces with each
-recipient's signed token, next to the RFC 8058 one-click ``List-Unsubscribe`` headers.
+recipient's opaque token, next to the RFC 8058 one-click ``List-Unsubscribe`` headers.
 
 With SMTP ``credentials`` configured, ``publish`` sends one message per consenting subscriber over one
-connection (STARTTLS or implicit TLS, then login), each with its own signed unsubscribe token
-(:mod:`carecast.unsubscribe`). Every recipient's delivery is claimed in the ledger before it is sent and recorded
-after, so a batch cut short resumes on the next run with only the recipients not yet sent. Unsubscribed, bounced
-and non-consenting subscribers are skipped and counted; a ``5xx`` at ``RCPT`` marks the address bounced.
+connection (STARTTLS or implicit TLS, then login), each with its own unsubscribe token, a random id the ledger
+maps to the address (:mod:`carecast.unsubscribe`). Every recipient's delivery is claimed in the ledger before it
+is sent and recorded after, so a batch cut short resumes on the next run with only the recipients not yet sent.
+Unsubscribed, bounced and non-consenting subscribers are skipped and counted; a ``5xx`` at ``RCPT`` marks the
+address bounced.
 
 Without credentials ``publish`` writes one ``.eml`` per publication to the outbox, addressed to the list and
 with a list-level token, exactly as it would go on the wire.
@@ -48,11 +49,11 @@ from carecast.channel import Channel, PracticeContext, PublishContext, Request, 
 from carecast.config import ChannelSettings
 from carecast.errors import AlreadyClaimed, PublishError, RenderError, TokenError
 from carecast.html import CONTACT_SCHEMES, contact_url, excerpt_html, html_to_text, same_picture
-from carecast.ledger import DeliveryRecord
+from carecast.ledger import DeliveryRecord, Ledger
 from carecast.model import ContentItem, Draft, Receipt, now_utc
 from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
-from carecast.unsubscribe import Token, apply_unsubscribe, make_token, read_token
+from carecast.unsubscribe import Token, apply_unsubscribe, verify_token
 
 #: Stands for the recipient's token in the stored draft; URL-safe, so it reads the same escaped or not.
 TOKEN_PLACEHOLDER = "CARECAST-UNSUBSCRIBE-TOKEN"
@@ -124,7 +125,7 @@ class NewsletterConfig(ChannelSettings):
     unsubscribe_mailto: EmailStr = Field(description="the address that takes 'unsubscribe' mails")
     max_subject_length: int | None = Field(None, ge=20, le=150, description="lowers the channel's 78")
     credentials: SmtpCredentials | None = Field(None, description="send over SMTP; absent: write to the outbox")
-    unsubscribe_secret: SecretRef | None = Field(None, description="signs each recipient's unsubscribe token")
+    unsubscribe_secret: SecretRef | None = Field(None, description="verifies unsubscribe links sent with signed tokens")
     body: Literal["excerpt", "full"] = Field(
         "excerpt", description="each item's opening and 'Read more' (excerpt), or the whole post (full)"
     )
@@ -133,7 +134,9 @@ class NewsletterConfig(ChannelSettings):
     @model_validator(mode="after")
     def _secret_with_credentials(self) -> Self:
         if self.credentials is not None and self.unsubscribe_secret is None:
-            raise ValueError("unsubscribe_secret is required with credentials: every recipient gets a signed token")
+            raise ValueError(
+                "unsubscribe_secret is required with credentials: it verifies the signed links sent before"
+            )
         return self
 
     @field_validator("unsubscribe_url")
@@ -377,7 +380,7 @@ class NewsletterChannel(Channel):
         return resolve(self.config.credentials.password), resolve(self.config.unsubscribe_secret)
 
     def _by_smtp(self, draft: Draft, context: PublishContext, credentials: SmtpCredentials) -> Receipt:
-        password, secret = self._secrets()
+        password, _ = self._secrets()  # the unsubscribe secret only reads links sent before tokens were opaque
         ledger, publication = context.ledger, context.publication_id
         batch = _Batch.of(ledger.subscribers(self.name), ledger.deliveries(publication))
         list_id = self.list_id()
@@ -385,7 +388,7 @@ class NewsletterChannel(Channel):
         with ExitStack() as stack:
             smtp: smtplib.SMTP | None = None
             for subscriber in batch.pending:
-                token = make_token(secret, list_id, subscriber.address, context.now)
+                token = ledger.issue_unsubscribe_token(self.name, list_id, subscriber.address)
                 to = str(Address(subscriber.name, addr_spec=subscriber.address))
                 message = self.build_message(draft, to=to, unsubscribe_token=token)
                 # Opened for the first recipient only: a resumed batch with nobody left opens no connection.
@@ -581,8 +584,9 @@ class UnsubscribeEndpoint:
 
     ``GET /unsubscribe?t=TOKEN``: a confirmation page with a button, and nothing recorded, since mail scanners fetch
     every link of a message. ``POST /unsubscribe?t=TOKEN`` (the one-click POST, body ``List-Unsubscribe=One-Click``,
-    or the page's button) records the unsubscribe with :func:`carecast.unsubscribe.apply_unsubscribe`. A token not
-    signed with one of the newsletters' secrets: 400, and the reason goes to the log only.
+    or the page's button) records the unsubscribe with :func:`carecast.unsubscribe.apply_unsubscribe`. A token the
+    ledger never issued, or an old signed one not signed with one of the newsletters' secrets or expired: 400, and
+    the reason goes to the log only.
     """
 
     def __init__(self, channels: Sequence[NewsletterChannel]) -> None:
@@ -603,7 +607,7 @@ class UnsubscribeEndpoint:
     def confirmation_page(self, request: Request, practice: PracticeContext) -> Response:
         token = request.query_value("t")
         try:
-            _, unsubscribing = self._verified(token)
+            _, unsubscribing = self._verified(token, practice.ledger)
         except TokenError as exc:
             return _bad_link(exc)
         # Posts back to this very URL (token included); the hidden field is what RFC 8058 clients send.
@@ -621,10 +625,10 @@ class UnsubscribeEndpoint:
         )
 
     def unsubscribe(self, request: Request, practice: PracticeContext) -> Response:
-        # The body RFC 8058 clients send (List-Unsubscribe=One-Click) is not required: the signed token is the proof.
+        # The body RFC 8058 clients send (List-Unsubscribe=One-Click) is not required: the token is the proof.
         token = request.query_value("t")
         try:
-            secret, _ = self._verified(token)
+            secret, _ = self._verified(token, practice.ledger)
             unsubscribed = apply_unsubscribe(practice.ledger, secret, token)
         except TokenError as exc:
             return _bad_link(exc)
@@ -635,15 +639,16 @@ class UnsubscribeEndpoint:
             note=f"unsubscribed from {unsubscribed.list_id}",
         )
 
-    def _verified(self, token: str) -> tuple[SecretStr, Token]:
-        """The ``unsubscribe_secret`` that signed ``token``, and what the token says.
+    def _verified(self, token: str, ledger: Ledger) -> tuple[SecretStr, Token]:
+        """What ``token`` stands for (:func:`carecast.unsubscribe.verify_token`: an opaque token the ledger issued,
+        or a signed one from before), with the ``unsubscribe_secret`` it was checked with.
 
-        Raises TokenError when no newsletter's secret did; CredentialError when a secret cannot be read.
+        Raises TokenError when it is neither; CredentialError when a secret cannot be read.
         """
-        refusal = TokenError("no unsubscribe secret of this practice signed it")
+        refusal = TokenError("not a token this practice issued")
         for secret in self._secrets():
             try:
-                return secret, read_token(secret, token)
+                return secret, verify_token(ledger, secret, token)
             except TokenError as exc:
                 refusal = exc
         raise refusal

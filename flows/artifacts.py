@@ -1,5 +1,6 @@
-"""What staff read in the Prefect UI: a preview of each draft under review, what a run published where, the
-newsletter as it went out, and the calendar of the next 14 days of slots with the drafts waiting for them.
+"""What staff read in the Prefect UI: a preview of each draft under review (possible PHI highlighted in a held one),
+what a run published where, the newsletter as it went out, the audit of the run's messages, and the calendar of
+the next 14 days of slots with the drafts waiting for them.
 
 Artifact keys start with the practice's slug, so several practices on one server keep their own history.
 """
@@ -14,9 +15,11 @@ from typing import Any
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from carecast import pipeline as core
+from carecast.audit import audit
 from carecast.config import Settings
 from carecast.ledger import Ledger, StoredDraft
 from carecast.model import now_utc
+from carecast.phi import Finding, draft_texts, highlight
 from carecast.schedule import calendar
 
 CALENDAR_DAYS = 14
@@ -34,8 +37,36 @@ def local(settings: Settings, moment: datetime | None) -> str:
     return f"{moment.astimezone(settings.practice.zone):%a %d %b %Y %H:%M %Z}"
 
 
-def draft_markdown(settings: Settings, stored: StoredDraft, title: str, slot: datetime | None) -> str:
-    """A draft as staff review it: the rendered email, or each post's text with its measures."""
+def held_markdown(stored: StoredDraft, findings: Sequence[Finding]) -> list[str]:
+    """Why a held draft is held: each finding, and each text with the matched words highlighted."""
+    texts = draft_texts(stored.draft)
+    lines = [
+        "## Held: possible PHI",
+        "",
+        "This draft names what looks like a patient's health information or personal contact details, and no "
+        "authorization on file covers it. Fix the text (edit it in the form, or the item) or release it with a "
+        "reason: choose **approve** in the form and give the reason, or "
+        f'`carecast release {stored.id} --reason "..."`.',
+        "",
+        *(f"- {finding.summary}" for finding in findings),
+        "",
+    ]
+    for where in dict.fromkeys(finding.where for finding in findings):
+        spans = [span for finding in findings if finding.where == where for span in finding.spans]
+        lines += [
+            f"**{where}:**",
+            "",
+            *(f"> {line}" for line in highlight(texts.get(where, ""), spans).splitlines()),
+            "",
+        ]
+    return lines
+
+
+def draft_markdown(
+    settings: Settings, stored: StoredDraft, title: str, slot: datetime | None, findings: Sequence[Finding] = ()
+) -> str:
+    """A draft as staff review it: why it is held (``findings``, highlighted), then the rendered email, or each
+    post's text with its measures."""
     draft = stored.draft
     lines = [
         f"# Draft {stored.id} for {stored.channel}: {title}",
@@ -47,6 +78,8 @@ def draft_markdown(settings: Settings, stored: StoredDraft, title: str, slot: da
         f"`carecast approve {stored.id}` / `carecast reject {stored.id} --reason ...`.",
         "",
     ]
+    if findings:
+        lines += held_markdown(stored, findings)
     if draft.subject:
         lines += [f"**Subject:** {draft.subject}", ""]
     if draft.preheader:
@@ -65,15 +98,30 @@ def draft_previews(settings: Settings, ledger: Ledger, waiting: Sequence[tuple[S
     """One markdown artifact per draft waiting for approval, keyed ``<practice>-draft-<id>``."""
     for stored, slot in waiting:
         title = core.title_of(ledger.items(stored.draft.item_ids))
+        findings = held_findings(ledger, stored)
         create_markdown_artifact(
-            draft_markdown(settings, stored, title, slot),
+            draft_markdown(settings, stored, title, slot, findings),
             key=f"{slug(settings)}-draft-{stored.id}",
-            description=f"{stored.channel} draft {stored.id}, waiting for approval: {title}",
+            description=f"{stored.channel} draft {stored.id}, "
+            f"{'held for possible PHI' if findings else 'waiting for approval'}: {title}",
         )
 
 
-def run_report(settings: Settings, ledger: Ledger, rows: Sequence[dict[str, Any]], channels: Sequence[str]) -> None:
-    """After a run: the table of what happened where, the newsletter as sent, and the 14-day calendar."""
+def held_findings(ledger: Ledger, stored: StoredDraft) -> list[Finding]:
+    """What holds a held draft (its latest hold's findings); nothing for a draft that is not held."""
+    holds = ledger.holds(stored.id) if stored.state == "held" else []
+    return holds[-1].findings if holds else []
+
+
+def run_report(
+    settings: Settings,
+    ledger: Ledger,
+    rows: Sequence[dict[str, Any]],
+    channels: Sequence[str],
+    started: datetime | None = None,
+) -> None:
+    """After a run: the table of what happened where, the newsletter as sent, the audit of the messages since
+    ``started`` (the run's start), and the 14-day calendar."""
     prefix = slug(settings)
     table = [
         {
@@ -99,6 +147,14 @@ def run_report(settings: Settings, ledger: Ledger, rows: Sequence[dict[str, Any]
                 key=f"{prefix}-newsletter-{row['channel']}",
                 description=f"{row['channel']} as {'sent' if row['state'] == 'published' else 'it would be sent'}",
             )
+    if started is not None:
+        record = [row.cells() for row in audit(settings, ledger, since=started)]
+        create_table_artifact(
+            record or [{"when": "", "event": "no message was sent, skipped or suppressed in this run"}],
+            key=f"{prefix}-audit",
+            description=f"{settings.practice.name}: every message of this run, with the consent it relied on "
+            "(carecast audit)",
+        )
     create_table_artifact(
         calendar_rows(settings, ledger),
         key=f"{prefix}-calendar",

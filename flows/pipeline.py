@@ -140,6 +140,7 @@ def review_drafts(config_path: str, channels: list[str]) -> list[Row]:
         artifacts.draft_previews(settings, ledger, waiting)
         rows = []
         for stored, slot in waiting:
+            findings = artifacts.held_findings(ledger, stored)
             window = settings.channels[stored.channel].late.send_within
             deadline = now + UNSCHEDULED_WAIT if slot is None else slot + window
             rows.append(
@@ -152,6 +153,7 @@ def review_drafts(config_path: str, channels: list[str]) -> list[Row]:
                     "deadline": deadline.isoformat(),
                     "due": slot is None or slot <= now < deadline,
                     "measures": core.describe_measures(stored.draft),
+                    "held": [finding.summary for finding in findings],
                 }
             )
     return rows
@@ -172,6 +174,7 @@ def decide_drafts(config_path: str, decisions: dict[int, dict[str, str]]) -> lis
                     approve=decision["decision"] == "approve",
                     text=decision["text"],
                     reason=decision["reason"],
+                    by=decision["by"] or "the approval form",
                 )
             except CareCastError as exc:
                 get_run_logger().error("draft %d: %s", draft_id, exc)
@@ -181,10 +184,9 @@ def decide_drafts(config_path: str, decisions: dict[int, dict[str, str]]) -> lis
 
 
 @task(task_run_name="report", cache_policy=NO_CACHE)
-def report(config_path: str, rows: list[Row], channels: list[str]) -> None:
+def report(config_path: str, rows: list[Row], channels: list[str], started: datetime | None = None) -> None:
     with open_practice(config_path) as practice:
-        settings, ledger = practice.settings, practice.ledger
-        artifacts.run_report(settings, ledger, rows, channels)
+        artifacts.run_report(practice.settings, practice.ledger, rows, channels, started)
 
 
 class Decision(BaseModel):
@@ -195,7 +197,10 @@ class Decision(BaseModel):
         description="approve: it goes out now; reject: never sent; wait: decide later (it expires after its slot)",
     )
     text: str = Field(description="the text that goes out; edit it to change it (a thread's posts split by ---)")
-    reason: str = Field("", description="why you reject it (kept in the ledger)")
+    reason: str = Field(
+        "", description="why you reject it, or why a draft held for possible PHI may go out (kept in the ledger)"
+    )
+    by: str = Field("", description="your name: recorded with the release of a held draft")
 
 
 def approval_form(drafts: list[Row]) -> type[RunInput]:
@@ -205,8 +210,11 @@ def approval_form(drafts: list[Row]) -> type[RunInput]:
             Decision,
             Field(
                 default=Decision(text=draft["text"]),
-                title=f"{draft['channel']} #{draft['id']}: {draft['title']}",
-                description=f"slot {draft['slot']}; {draft['measures'] or 'see its preview artifact'}",
+                title=("HELD, possible PHI: " if draft["held"] else "")
+                + f"{draft['channel']} #{draft['id']}: {draft['title']}",
+                description=f"slot {draft['slot']}; {draft['measures'] or 'see its preview artifact'}"
+                + "".join(f"; {summary}" for summary in draft["held"])
+                + ("; to send it, fix the text or approve with a reason and your name" if draft["held"] else ""),
             ),
         )
         for draft in drafts
@@ -235,7 +243,11 @@ def _ask(config_path: str, names: list[str]) -> dict[int, dict[str, str]]:
         logger.warning("%d draft(s) wait for approval: carecast drafts / carecast approve ID", len(due))
         return {}
     timeout = max(datetime.fromisoformat(draft["deadline"]) for draft in due) - now_utc()
-    lines = [f"- **{d['channel']} #{d['id']}** {d['title']} (slot {d['slot']})" for d in drafts]
+    lines = [
+        f"- **{d['channel']} #{d['id']}** {d['title']} (slot {d['slot']})"
+        + "".join(f"\n  - held, possible PHI: {summary}" for summary in d["held"])
+        for d in drafts
+    ]
     description = (
         "Decide on each draft below: **approve** (edit its text first if you like), **reject** with a reason, or "
         "leave it on **wait**. Each has a preview under Artifacts.\n\n" + "\n".join(lines)
@@ -324,6 +336,7 @@ def publish(
         items: publish only drafts of these item ids; empty: everything due
         dry_run: render and preview only; store nothing, send nothing
     """
+    started = now_utc()  # a resumed run starts again from the top: its audit covers what it sends
     with open_practice(practice) as opened:  # shared by the run's tasks, as in ingest
         settings = opened.settings
         names = core.channel_names(settings, channels)
@@ -341,7 +354,7 @@ def publish(
             rows += decide_drafts(practice, decisions)
         for name in names:
             rows += publish_channel(practice, name, items)
-        report(practice, rows, names)
+        report(practice, rows, names, started)
         sent = sum(row["state"] == "published" for row in rows)
         summary = f"publish {', '.join(names)}: {sent} post{'' if sent == 1 else 's'}"
         return _finish(rows, summary, {"outcomes": rows})  # type: ignore[return-value]

@@ -6,6 +6,9 @@ Each builder gives a complete, valid item with realistic defaults; a test names 
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -69,3 +72,17 @@ def make_observance(
     Raises TypeError and ValueError as :func:`make_item` does.
     """
     return make_item(item_id, summary=summary, **(OBSERVANCE | overrides))
+
+
+def reveals(token: str, address: str) -> bool:
+    """Whether ``token``, or any dot-separated piece of it, decoded as base64 (URL-safe or not) or JSON, holds
+    ``address``."""
+    readings = [token, *token.split(".")]
+    for piece in list(readings):
+        for decode in (base64.urlsafe_b64decode, base64.b64decode):
+            with contextlib.suppress(ValueError):
+                readings.append(decode(piece + "=" * (-len(piece) % 4)).decode("utf-8", "replace"))
+    for reading in list(readings):
+        with contextlib.suppress(ValueError):
+            readings.append(json.dumps(json.loads(reading)))
+    return any(address.lower() in reading.lower() for reading in readings)

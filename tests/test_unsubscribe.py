@@ -1,4 +1,5 @@
-"""Signed one-click unsubscribe tokens: they round-trip, any tampering is refused, and applying one suppresses."""
+"""One-click unsubscribe tokens: opaque ones name nobody; old signed ones round-trip, refuse tampering and expire
+after 12 months; applying one suppresses."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from pydantic import SecretStr
 from carecast.audience import Subscriber
 from carecast.errors import TokenError
 from carecast.ledger import Ledger
-from carecast.unsubscribe import Token, apply_unsubscribe, make_token, read_token
+from carecast.unsubscribe import LEGACY_LIFETIME, Token, apply_unsubscribe, make_token, read_token, verify_token
+from tests.factories import reveals
 
 SECRET = SecretStr("a-practice-secret-of-some-length")
 LIST_ID = "oakview-pt-newsletter.oakviewpt.com"
@@ -90,8 +92,10 @@ def test_apply_unsubscribe_suppresses_the_address_once(ledger_url: str) -> None:
     try:
         ledger.save_subscribers("newsletter", [subscriber("pat@mail.example"), subscriber("sam@mail.example")])
         token = make_token(SECRET, LIST_ID, "pat@mail.example", ISSUED)
-        assert apply_unsubscribe(ledger, SECRET, token) == Token(LIST_ID, "pat@mail.example", ISSUED)
-        assert apply_unsubscribe(ledger, SECRET, token).address == "pat@mail.example"  # a second click is harmless
+        later = ISSUED + timedelta(days=30)
+        assert apply_unsubscribe(ledger, SECRET, token, now=later) == Token(LIST_ID, "pat@mail.example", ISSUED)
+        # A second click is harmless.
+        assert apply_unsubscribe(ledger, SECRET, token, now=later).address == "pat@mail.example"
         statuses = {s.address: s.status for s in ledger.subscribers("newsletter")}
         assert statuses == {"pat@mail.example": "unsubscribed", "sam@mail.example": "subscribed"}
         # Importing the list again never undoes the opt-out.
@@ -109,5 +113,34 @@ def test_a_forged_token_changes_nothing(ledger_url: str) -> None:
         with pytest.raises(TokenError):
             apply_unsubscribe(ledger, SECRET, forged)
         assert [s.status for s in ledger.subscribers("newsletter")] == ["subscribed"]
+    finally:
+        ledger.close()
+
+
+def test_an_opaque_token_names_nobody_and_unsubscribes_its_recipient(ledger_url: str) -> None:
+    ledger = Ledger(ledger_url)
+    try:
+        ledger.save_subscribers("newsletter", [subscriber("pat@mail.example"), subscriber("sam@mail.example")])
+        token = ledger.issue_unsubscribe_token("newsletter", LIST_ID, "pat@mail.example")
+        assert not reveals(token, "pat@mail.example") and "." not in token and len(token) >= 32
+        assert reveals(make_token(SECRET, LIST_ID, "pat@mail.example", ISSUED), "pat@mail.example")  # the old kind did
+        assert apply_unsubscribe(ledger, SECRET, token).address == "pat@mail.example"
+        issued = ledger.unsubscribe_token(token)
+        assert issued is not None and issued.used_at is not None
+        statuses = {s.address: s.status for s in ledger.subscribers("newsletter")}
+        assert statuses == {"pat@mail.example": "unsubscribed", "sam@mail.example": "subscribed"}
+        with pytest.raises(TokenError, match="no such token"):
+            verify_token(ledger, SECRET, token[:-1] + ("A" if token[-1] != "A" else "B"))
+    finally:
+        ledger.close()
+
+
+def test_an_old_signed_token_works_for_twelve_months(ledger_url: str) -> None:
+    ledger = Ledger(ledger_url)
+    try:
+        token = make_token(SECRET, LIST_ID, "pat@mail.example", ISSUED)
+        assert verify_token(ledger, SECRET, token, ISSUED + LEGACY_LIFETIME).address == "pat@mail.example"
+        with pytest.raises(TokenError, match="older than 365 days"):
+            verify_token(ledger, SECRET, token, ISSUED + LEGACY_LIFETIME + timedelta(seconds=1))
     finally:
         ledger.close()

@@ -70,7 +70,10 @@ class DraftLedger(LedgerStore):
                 session.flush()
                 return row.id
             claimed = session.scalar(select(PublicationRow.id).where(PublicationRow.draft_id == row.id))
-            replaceable = row.state in ("pending", "refused") or (row.state == "approved" and state != "pending")
+            # A held draft is checked again with its new text (the PHI check holds it again if need be).
+            replaceable = row.state in ("pending", "refused", "held") or (
+                row.state == "approved" and state != "pending"
+            )
             if claimed is None and replaceable:
                 row.body, row.state, row.reason, row.updated_at = draft.to_json(), state, reason, now
             return row.id
@@ -104,8 +107,8 @@ class DraftLedger(LedgerStore):
     def set_draft_state(self, draft_id: int, state: DraftState, reason: str | None = None) -> None:
         """Approve, reject or expire a draft not yet claimed.
 
-        Raises LedgerError if it is unknown or claimed, or when approving a draft that expired: its slot passed,
-        and a draft is never sent late.
+        Raises LedgerError if it is unknown or claimed, when approving a draft that expired (its slot passed, and a
+        draft is never sent late) or one held for possible PHI (it is released with a reason instead).
         """
         with self._session() as session, session.begin():
             row = session.get(DraftRow, draft_id)
@@ -113,16 +116,21 @@ class DraftLedger(LedgerStore):
                 raise LedgerError(f"no draft {draft_id}")
             if row.state == "expired" and state == "approved":
                 raise LedgerError(f"draft {draft_id} expired when its slot passed; it is never sent late")
+            if row.state == "held" and state == "approved":
+                raise LedgerError(
+                    f"draft {draft_id} is held for possible PHI: fix its text, or release it with "
+                    f"`carecast release {draft_id} --reason ...`"
+                )
             if session.scalar(select(PublicationRow.id).where(PublicationRow.draft_id == draft_id)) is not None:
                 raise LedgerError(f"draft {draft_id} is already claimed for publication")
             row.state, row.reason, row.updated_at = state, reason, now_utc()
 
     def forget_drafts(self, channel: str, account: str, keys: Iterable[str]) -> None:
-        """Drop the channel's unclaimed pending or approved drafts with these keys (their items were skipped)."""
+        """Drop the channel's unclaimed pending, held or approved drafts with these keys (their items were skipped)."""
         self._forget(channel, account, DraftRow.draft_key.in_(list(keys)))
 
     def forget_pending(self, channel: str, account: str, keep: Iterable[str]) -> None:
-        """Drop pending or approved drafts of a channel that were not claimed and whose item set is not in ``keep``.
+        """Drop unclaimed pending, held or approved drafts of a channel whose item set is not in ``keep``.
 
         A digest's item set changes as items arrive: the draft for yesterday's set must not be sent beside today's.
         """
@@ -135,7 +143,7 @@ class DraftLedger(LedgerStore):
                 delete(DraftRow).where(
                     DraftRow.channel == channel,
                     DraftRow.account == account,
-                    DraftRow.state.in_(("pending", "approved")),
+                    DraftRow.state.in_(("pending", "approved", "held")),
                     which,
                     DraftRow.id.not_in(claimed),
                 )

@@ -16,8 +16,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from carecast.errors import LedgerError
 
-#: ``refused``: the channel's rules refused it (re-rendered after an edit); ``rejected``: staff said no (final).
-DraftState = Literal["pending", "approved", "refused", "rejected", "expired"]
+#: ``refused``: the channel's rules refused it (re-rendered after an edit); ``rejected``: staff said no (final);
+#: ``held``: the PHI check found something (``phi_holds``); staff fix the text or release it with a reason.
+DraftState = Literal["pending", "approved", "refused", "rejected", "expired", "held"]
 PublicationState = Literal["claimed", "sent", "failed", "unknown"]
 
 
@@ -75,6 +76,23 @@ class DraftRow(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class PhiHoldRow(Base):
+    """A draft the PHI check held, for one text of it (``fingerprint``): the findings, and who released it, when
+    and why. A release holds for that text only: an edit is checked again. No foreign key: a digest's stale drafts
+    are deleted, their holds stay as a record."""
+
+    __tablename__ = "phi_holds"
+    __table_args__ = (UniqueConstraint("draft_id", "fingerprint"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    draft_id: Mapped[int] = mapped_column(Integer, index=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    findings: Mapped[dict[str, Any]]
+    held_at: Mapped[datetime]
+    released_at: Mapped[datetime | None]
+    released_by: Mapped[str | None] = mapped_column(Text)
+    release_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class PublicationRow(Base):
@@ -150,6 +168,18 @@ class SuppressionRow(Base):
     status: Mapped[str] = mapped_column(String(20))
     reason: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime]
+
+
+class UnsubscribeTokenRow(Base):
+    """An unsubscribe link's token: a random id standing for a recipient of a list, so a link names nobody."""
+
+    __tablename__ = "unsubscribe_tokens"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    channel_type: Mapped[str] = mapped_column(String(50))
+    list_id: Mapped[str] = mapped_column(Text)
+    address: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
 
 
 class DeliveryRow(Base):

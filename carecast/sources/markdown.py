@@ -16,6 +16,7 @@ Front matter keys (unknown keys are errors)::
       signed: 2026-10-28
       expires: 2027-10-31                                # valid through this day (practice's zone)
       reference: AUTH-2026-0142                          # where the signed form is kept
+      patient: James Carter                              # optional: whom it names, for the PHI check
 
 The item id is ``md:<source>:<file stem>``: renaming a file makes a new item. A post dated after today (the
 practice's local date) is held back until its day. The body is rendered to HTML, sanitised, and to plain text.
@@ -48,6 +49,7 @@ class Authorization(Strict):
     signed: date
     expires: date
     reference: str = Field(min_length=1, description="where the signed form is kept")
+    patient: str | None = Field(None, min_length=1, description="the patient's name, so the PHI check knows it")
 
     @model_validator(mode="after")
     def _signed_before_expiry(self) -> Authorization:
@@ -152,6 +154,7 @@ def _read_post(source: str, file: Path, settings: Settings) -> ContentItem:
             if authorization
             else None
         ),
+        patient=authorization.patient if authorization else None,
     )
 
 

@@ -27,11 +27,11 @@ from carecast.ledger import Ledger
 from carecast.model import ContentItem, content_hash
 from carecast.pipeline import Outcome, make_channel, publish, sync_audience
 from carecast.practice import load_settings
-from carecast.unsubscribe import apply_unsubscribe, read_token
+from carecast.unsubscribe import apply_unsubscribe, verify_token
 from channels.newsletter import NewsletterChannel
 from tests.channels.conftest import naming_any, our_log_lines, sample_addresses
 from tests.conftest import write_config
-from tests.factories import NEWSLETTER_RECIPIENTS
+from tests.factories import NEWSLETTER_RECIPIENTS, reveals
 from tests.providers.smtp import ReceivedMessage, SmtpServer
 
 PASSWORD = "test-smtp-password"
@@ -184,7 +184,8 @@ def test_each_recipient_gets_their_own_verifiable_unsubscribe_token(practice: Pr
     for message in practice.smtp.messages:
         parsed = message.parsed()
         token = one_click_token(message)
-        assert read_token(secret, token)[:2] == (LIST_ID, message.rcpt_tos[0])
+        assert verify_token(practice.ledger, secret, token)[:2] == (LIST_ID, message.rcpt_tos[0])
+        assert not reveals(token, message.rcpt_tos[0])
         assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         assert f"https://www.oakviewpt.com/unsubscribe?t={token}" in bodies(parsed)
         tokens[message.rcpt_tos[0]] = token

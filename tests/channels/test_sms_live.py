@@ -8,6 +8,7 @@ Chicago, +14155550176 Los Angeles, +16305550142 with no zone: Chicago by its are
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import threading
 import time
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from pydantic import SecretStr
 
 from carecast.channel import Outbox, PublishContext
@@ -470,3 +472,54 @@ def test_no_number_in_errors_or_notes(tmp_path: Path, receiver: CallbackReceiver
     assert unavailable.value.reason.startswith("Twilio 20500 (HTTP 503): Twilio failed")
     assert refused.value.reason == "Twilio 21999 (HTTP 400)"
     assert naming_any(texts, AUDIENCE) == []
+
+
+def test_audit_prints_one_numbers_history_through_opt_in_texts_and_stop(
+    tmp_path: Path, receiver: CallbackReceiver, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from carecast.cli import main
+    from carecast.compliance import handle_inbound
+
+    maria = "+13125550117"
+    with TwilioServer(credentials=CREDENTIALS) as server:
+        setup = Setup(tmp_path, server, receiver)
+        first = setup.draft()
+        setup.channel.publish(first, setup.claim(first))
+        server.wait_for_callbacks(3 * len(CONSENTING))
+        second = setup.draft("National Doctors' Day: thank you to our team.")
+        setup.channel.publish(second, setup.claim(second))
+        server.wait_for_callbacks(6 * len(CONSENTING))
+        assert handle_inbound(setup.ledger, setup.settings.practice, maria, "STOP")
+        third = setup.draft("World Physical Therapy Day is September 8.")
+        setup.channel.publish(third, setup.claim(third))
+        server.wait_for_callbacks(9 * len(CONSENTING) - 3)
+        server.stop()  # joins the callback threads
+        setup.ledger.close()
+
+    # The CLI opens the ledger the config names: the one this test's Setup used.
+    config = str(setup.settings.file)
+    data = yaml.safe_load(setup.settings.file.read_text())
+    setup.settings.file.write_text(yaml.safe_dump({**data, "ledger": {"url": f"sqlite:///{tmp_path / 'ledger.db'}"}}))
+    assert main(["audit", "--recipient", maria, "--config", config, "--format", "json"]) == 0
+    events = json.loads(capsys.readouterr().out)
+    assert {event["recipient"] for event in events} == {maria}
+    assert [(event["event"], event["status"]) for event in events] == [
+        ("opt-in", "consent"),
+        ("message", "delivered"),
+        ("message", "delivered"),
+        ("opt-out", "opted_out"),
+        ("skipped", "not sent"),
+    ]
+    opt_in, text, *_, skipped = events
+    assert opt_in["when"] == "2025-01-14T15:15:00+00:00" and opt_in["detail"] == "web form (checkbox not pre-checked)"
+    assert text["consent"].startswith("2025-01-14 web form") and "Reply STOP to opt out" in text["consent"]
+    assert text["detail"].startswith("provider id SM")
+    assert skipped["detail"].startswith("opted_out since") and "opt-out request" in skipped["detail"]
+
+    assert main(["audit", "--recipient", maria, "--config", config]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["when", "channel", "recipient", "event", "status", "detail", "consent"]
+    assert len(table) == 2 + len(events)
+    assert main(["audit", "--config", config, "--format", "csv", "--since", "2026-01-01"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[0] == "when,channel,recipient,event,status,detail,consent" and len(rows) > len(events)
