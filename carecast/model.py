@@ -110,7 +110,7 @@ class Draft:
     measures: dict[str, Any] = field(default_factory=dict)
     #: An image the channel attaches when it can (the item's ``image_url``); a post still goes out without it.
     image_url: str | None = None
-    #: The image's alt text, for readers who cannot see it.
+    #: The image described for people who cannot see it (the item's ``image_alt``), for providers that take one.
     image_alt: str | None = None
     #: The item's tagged link when the channel sends it beside the text (a link preview, an article card).
     link: str | None = None

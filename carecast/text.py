@@ -23,6 +23,8 @@ from twitter_text.config import config as twitter_config
 from carecast.errors import MeasureError
 
 GSM_CODEC = "gsm03.38"
+#: A hashtag as Instagram and LinkedIn see one: ``#`` and a word with at least one letter (``#1`` is none).
+HASHTAG = re.compile(r"(?<![\w#])#(\w*[^\W\d_]\w*)")
 
 #: Characters per segment, as Twilio bills them: (single-segment message, each part of a multi-part message).
 SEGMENT_CAPACITY: dict[str, tuple[int, int]] = {"GSM-7": (160, 153), "UCS-2": (70, 67)}

@@ -1,23 +1,36 @@
-"""What the social channels (X, Mastodon) share in writing one post: its copy, and fitting it with its hashtags.
+"""What the social channels share in writing one post: its copy, and fitting it with its hashtags; and, for the
+one-item channels that post with a token (Facebook Page, Instagram, LinkedIn), the rest of what they have in common.
 
 :func:`post_copy` gives the words of a post with nothing said twice (:func:`carecast.text.without_repeats`) and,
 when the channel says ``emoji: drop``, without emoji. :func:`one_post` fits title, body, link and hashtags into one
 post: the whole body when it fits, else the body shortened so the hashtags still fit, and only when not even that
 fits, without the hashtags and with a note saying so.
+
+:class:`SocialChannel` is one item a post, rendered from ``templates/<channel>/<template>`` by :func:`one_post` within
+:meth:`SocialChannel.fits` (the channel's ``max_characters`` as its ``count_characters`` counts, and whatever a
+channel adds); :func:`bearer_session` carries its token and :func:`token_expiry_words` is how ``check --live`` says
+when that token expires.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from datetime import datetime, timedelta
+from typing import Any, ClassVar, Literal
 
-from carecast.errors import MeasureError
-from carecast.model import ContentItem
+import requests
+
+from carecast.channel import Channel
+from carecast.errors import MeasureError, RenderError
+from carecast.model import ContentItem, now_utc
+from carecast.secrets import BlockSecret, EnvSecret, resolve
 from carecast.text import drop_emoji, flatten, shorten, without_repeats
 
 EmojiPolicy = Literal["drop", "keep"]
 HASHTAGS_LEFT_OUT = "hashtags left out: they do not fit"
+#: ``check --live`` warns when a token expires within this.
+EXPIRY_WARNING = timedelta(days=7)
 
 #: Renders a post from a body and the hashtags to end it with.
 Render = Callable[[str, Sequence[str]], str]
@@ -55,3 +68,61 @@ def one_post(render: Render, copy: PostCopy, fits: Callable[[str], bool]) -> tup
             pass  # not even a word beside the hashtags: they go, the words stay
     notes = [HASHTAGS_LEFT_OUT] if tags else []
     return render(shorten(copy.body, lambda cut: fits(render(cut, ()))), ()), notes
+
+
+class SocialChannel(Channel):
+    """A channel that posts one item at a time as a text fitted to its limits."""
+
+    #: How messages name the provider ("Facebook", "Instagram", "LinkedIn").
+    provider: ClassVar[str]
+
+    def one_item(self, items: Sequence[ContentItem]) -> ContentItem:
+        """The one item a post is for; raises RenderError for any other number of items."""
+        if len(items) != 1:
+            reason = f"a {self.provider} post is for exactly one item, not {len(items)}"
+            raise RenderError(self.instance, reason, [item.id for item in items])
+        return items[0]
+
+    def fits(self, text: str) -> bool:
+        """Whether a rendered post is within this channel's limits; ``fitted`` shortens until it is."""
+        budget = self.limit("max_characters")
+        return budget is None or self.count_characters(text) <= budget
+
+    def fitted(self, item: ContentItem, template: str, **context: Any) -> tuple[str, dict[str, Any]]:
+        """``template`` rendered for ``item`` (with ``title``, ``body`` and ``hashtags``) so that it ``fits``, and the
+        draft's measures: ``{"notes": [...]}`` when something was left out.
+
+        Raises RenderError when not even one word of the summary fits; jinja2.TemplateError as ``template`` does.
+        """
+        hashtags = self.practice.voice.hashtags if getattr(self.config, "hashtags", False) else ()
+        copy = post_copy(item, hashtags, "keep")
+
+        def post(body: str, tags: Sequence[str]) -> str:
+            return self.template(template, item=item, title=copy.title, body=body, hashtags=tags, **context)
+
+        try:
+            text, notes = one_post(post, copy, self.fits)
+        except MeasureError as exc:
+            limit = self.limit("max_characters")
+            raise RenderError(self.instance, f"does not fit in {limit} characters: {exc}", [item.id]) from exc
+        return text, {"notes": notes} if notes else {}
+
+
+def token_expiry_words(expires: datetime) -> str:
+    """How ``check --live`` tells when a token expires: its date, with a WARNING from 7 days before it."""
+    when = f"the token expires on {expires:%Y-%m-%d %H:%M} UTC"
+    left = expires - now_utc()
+    if left <= EXPIRY_WARNING:
+        return f"WARNING: {when} (in {max(left.days, 0)} days): renew it before then"
+    return when
+
+
+def bearer_session(token: EnvSecret | BlockSecret, headers: dict[str, str] | None = None) -> requests.Session:
+    """A session sending ``headers`` and the token ``token`` names as ``Authorization: Bearer``.
+
+    Raises CredentialError when the token cannot be read.
+    """
+    session = requests.Session()
+    session.headers.update(headers or {})
+    session.headers["Authorization"] = f"Bearer {resolve(token).get_secret_value()}"
+    return session

@@ -89,6 +89,12 @@ def draft_markdown(
     else:
         for number, part in enumerate(draft.parts, start=1):
             lines += [f"**Post {number} of {len(draft.parts)}**", "", "```text", part, "```", ""]
+    # What goes out beside the text (a link card, a photo) is part of what staff approve.
+    if draft.link:
+        lines += [f"**Link:** {draft.link}", ""]
+    if draft.image_url:
+        described = f" ({draft.image_alt})" if draft.image_alt else ""
+        lines += [f"**Image:** {draft.image_url}{described}", ""]
     if summary := core.describe_measures(draft):
         lines += [f"**Measured:** {summary}"]
     return "\n".join(lines)

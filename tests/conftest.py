@@ -60,6 +60,13 @@ def _merge(data: dict, changes: dict) -> None:
             data[key] = value
 
 
+def all_channels_config(project: Path, changes: dict | None = None) -> Path:
+    """``write_config`` with every channel the sample config holds commented out enabled, then ``changes`` applied."""
+    sample = commented_channels()
+    _merge(sample, changes or {})
+    return write_config(project, sample)
+
+
 @pytest.fixture
 def config_file(tmp_path: Path) -> Path:
     return write_config(tmp_path)

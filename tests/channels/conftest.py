@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
-from carecast import pipeline
 from carecast.audience import load_audience
-from carecast.channel import Outbox, PublishContext
+from carecast.channel import Channel, Outbox, PublishContext, make_channel
+from carecast.config import Settings
 from carecast.errors import PublishError
 from carecast.ledger import Ledger
 from carecast.model import Draft
+from carecast.pipeline import Outcome, adapt, ingest, publish
 from carecast.practice import load_settings
-from tests.conftest import SAMPLE_CONFIG, commented_channels, write_config
+from tests.conftest import SAMPLE_CONFIG, all_channels_config
+from tests.providers.images import ImageHost
 
 
 def outbox_context(root: Path, publication_id: int = 1) -> PublishContext:
@@ -40,6 +44,44 @@ def our_log_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in records if r.name.split(".")[0] in {"carecast", "channels"}]
 
 
+@pytest.fixture
+def image_host() -> Iterator[ImageHost]:
+    with ImageHost() as host:
+        yield host
+
+
+def publish_run(settings: Settings, ledger: Ledger, instance: str, now: datetime | None = None) -> list[Outcome]:
+    """One run of ``instance`` as the pipeline runs it: drafts for new items, then every due draft published."""
+    adapt(settings, ledger, instance, now=now)
+    return publish(settings, ledger, instance, now=now)
+
+
+def claimed_context(ledger: Ledger, draft: Draft, outbox: Path) -> PublishContext:
+    """``draft`` saved and claimed in ``ledger``, as the pipeline claims one before publishing it."""
+    draft_id = ledger.save_draft(draft, "default", "approved")
+    return PublishContext(ledger.claim(draft_id), Outbox(outbox), ledger)
+
+
+ChannelT = TypeVar("ChannelT", bound=Channel)
+
+
+def sample_channel(project: Path, cls: type[ChannelT], **changes: Any) -> ChannelT:
+    """The sample config's channel of class ``cls`` (commented-out blocks uncommented), its section changed by
+    ``changes``, with the config copied under ``project``."""
+    settings = load_settings(all_channels_config(project, {"channels": {cls.name: changes}}))
+    made = make_channel(settings, cls.name)
+    assert isinstance(made, cls)
+    return made
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[Ledger]:
+    """A ledger on SQLite that several runs of a test share."""
+    opened = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    yield opened
+    opened.close()
+
+
 class Publications:
     """Drafts claimed in a real ledger, as the pipeline claims them, and re-claimed after a transient failure."""
 
@@ -63,19 +105,9 @@ def publications(tmp_path: Path) -> Iterator[Publications]:
     made.ledger.close()
 
 
-@pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    """A ledger on SQLite that several runs of a test share."""
-    opened = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
-    yield opened
-    opened.close()
-
-
-def run_channel(root: Path, ledger: Ledger, name: str, **changes: object) -> list[pipeline.Outcome]:
+def run_channel(root: Path, ledger: Ledger, name: str, **changes: object) -> list[Outcome]:
     """One run of channel ``name`` of the sample config (its commented-out channels included), with ``changes`` to its
     section, as ``carecast run`` makes it: the blog read, drafts made, due drafts published."""
-    sample = commented_channels()
-    sample["channels"][name] = {**sample["channels"].get(name, {}), **changes}
-    settings = load_settings(write_config(root, sample))
-    pipeline.ingest(settings, ledger, "blog")
-    return pipeline.adapt(settings, ledger, name) + pipeline.publish(settings, ledger, name)
+    settings = load_settings(all_channels_config(root, {"channels": {name: changes}}))
+    ingest(settings, ledger, "blog")
+    return adapt(settings, ledger, name) + publish(settings, ledger, name)

@@ -182,10 +182,10 @@ def test_a_retry_after_a_timeout_sends_the_same_key_and_makes_one_status(
     tmp_path: Path, instance: MastodonInstance
 ) -> None:
     before = statuses_count(instance)
-    mastodon = live(tmp_path, instance, timeout=0.3)
+    mastodon = live(tmp_path, instance, timeout=1.5)
     draft, context = draft_for("timeout"), outbox_context(tmp_path / "o", 1)
     # The instance takes the status but answers too late: the client gives up, the status exists.
-    next_post(instance, {"type": "latency", "delay_ms": 800})
+    next_post(instance, {"type": "latency", "delay_ms": 3000})
 
     with pytest.raises(PublishError, match="cannot be reached") as caught:
         mastodon.publish(draft, context)
