@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -74,6 +75,10 @@ class Outbox:
         return Receipt(location=str(path), sent_at=now_utc())
 
 
+#: How a publication cut short by a shutdown says so.
+STOPPED = "stopped by a shutdown"
+
+
 @dataclass(frozen=True)
 class PublishContext:
     """What a channel gets to publish one claimed publication.
@@ -86,10 +91,18 @@ class PublishContext:
     outbox: Outbox
     ledger: Ledger
     now: datetime = field(default_factory=now_utc)
+    #: Set when the process is asked to stop (``carecast serve`` shutting down): see ``stop_if_asked``.
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     @property
     def key(self) -> str:
         return f"{self.publication_id:06d}"
+
+    def stop_if_asked(self, channel: str) -> None:
+        """Call before each next recipient or part: once the process is asked to stop, the one in hand has been
+        sent and recorded, and this raises PublishError (transient) leaving the rest for the next run."""
+        if self.stopping.is_set():
+            raise PublishError(channel, f"{STOPPED}; the rest is left for the next run", transient=True)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The ``carecast`` command: check a config, run the pipeline, measure text, show the ledger.
 
-Exit codes: 0 done; 1 the run finished but something in it failed (a source, a draft, a publication); 2 the
-configuration or the command line is wrong, and nothing ran.
+Exit codes: 0 done (everything due was published or deliberately skipped); 1 the run finished but something in it
+failed (a source; a publication failed, left for a retry or unknown; every draft of a channel refused by the rules);
+2 the configuration or the command line is wrong, and nothing ran.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from carecast.audience import ADDRESS_COLUMN, read_audience
 from carecast.audit import audit, render
 from carecast.config import DEFAULT_CONFIG, Settings
 from carecast.errors import CareCastError, ConfigError
-from carecast.ledger import DraftState, Ledger
+from carecast.ledger import DraftState, Ledger, Resolution, open_ledger, part_address
 from carecast.model import Draft
 from carecast.pipeline import make_channel
 from carecast.practice import load_settings, open_practice
@@ -34,6 +35,13 @@ from carecast.text import sms_measure, x_measure
 DESCRIPTION = "Check a CareCast config, run the pipeline, measure text, show the ledger, serve the webhooks."
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+#: Outcomes that make ``carecast run`` exit 1: a publication not done (failed, left for a retry, or unknown).
+NOT_DONE = frozenset({"failed", "retry", "unknown"})
+RESOLUTIONS: dict[Resolution, str] = {
+    "sent": "the provider has it: record it sent",
+    "resend": "the provider does not have it: the next run sends it, once",
+    "drop": "never send it",
+}
 #: Prefect keeps its home in ``.carecast/prefect`` (prefect.toml); Prefect needs the parent folder to exist.
 STATE_DIR = Path(".carecast")
 PREFECT_TOML = "prefect.toml"
@@ -76,6 +84,20 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="render and preview everything, publish nothing")
     run.add_argument("--channel", action="append", dest="channels", metavar="NAME", help="only this channel")
     status.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    resolve = command(
+        "resolve",
+        _resolve,
+        "settle a publication left unknown by a run that died mid-send, once checked with the provider",
+    )
+    resolve.add_argument("publication_id", type=int, metavar="PUB_ID", help="the publication (carecast status)")
+    which = resolve.add_mutually_exclusive_group()
+    which.add_argument("--recipient", metavar="ADDR", help="only this recipient (default: every unknown one)")
+    which.add_argument("--part", type=int, metavar="N", help="only this part of a thread")
+    decision = resolve.add_mutually_exclusive_group(required=True)
+    for name, meaning in RESOLUTIONS.items():
+        decision.add_argument(f"--{name}", dest="decision", action="store_const", const=name, help=meaning)
+    resolve.add_argument("--provider-id", metavar="ID", help="with --sent: the provider's id of it (a post's id)")
+    resolve.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="default: %(default)s")
 
     check.add_argument("--live", action="store_true", help="also prove each configured account works, sending nothing")
 
@@ -139,7 +161,7 @@ def _check(args: argparse.Namespace) -> int:
 
 def _open_ledger(config: Path) -> tuple[Settings, Ledger]:
     settings = load_settings(config)
-    return settings, Ledger(settings.ledger_url())
+    return settings, open_ledger(settings)
 
 
 def _drafts(args: argparse.Namespace) -> int:
@@ -241,12 +263,17 @@ def _measure(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config)
-    ledger = Ledger(settings.ledger_url())
+    _, ledger = _open_ledger(args.config)
     try:
         records = [record.to_json() for record in ledger.publications()]
+        unknown = ledger.unknown_deliveries()
     finally:
         ledger.close()
+    for record in records:
+        record["unknown"] = [
+            {"recipient": None if d.is_part else d.address, "part": d.address if d.is_part else None, "reason": d.error}
+            for d in unknown.get(record["id"], [])
+        ]
     if args.json:
         print(json.dumps(records, indent=2))
         return 0
@@ -254,6 +281,26 @@ def _status(args: argparse.Namespace) -> int:
         ["id", "channel", "state", "when", "items", "where"],
         [[r["id"], r["channel"], r["state"], r["when"][:16], ", ".join(r["item_ids"]), _where(r)] for r in records],
     )
+    rows = [[r["id"], r["channel"], d["part"] or d["recipient"], d["reason"]] for r in records for d in r["unknown"]]
+    if rows:
+        print(
+            "\nUnknown: check with the provider, then carecast resolve ID [--recipient ADDR|--part N] "
+            "--sent|--resend|--drop"
+        )
+        _table(["id", "channel", "recipient / part", "why"], rows)
+    return 0
+
+
+def _resolve(args: argparse.Namespace) -> int:
+    address = args.recipient if args.part is None else part_address(args.part)
+    _, ledger = _open_ledger(args.config)
+    try:
+        settled = ledger.resolve(args.publication_id, args.decision, address=address, provider_id=args.provider_id)
+        [record] = ledger.publications(ids=[args.publication_id])
+    finally:
+        ledger.close()
+    after = "the next run finishes it" if record.state == "failed" and record.transient else record.state
+    print(f"publication {args.publication_id}: {settled} settled ({args.decision}); {after}")
     return 0
 
 
@@ -390,7 +437,7 @@ def _summarise(result: dict[str, Any], *, dry_run: bool) -> int:
     rows = []
     skipped: dict[str, list[dict[str, Any]]] = {}
     for outcome in result["outcomes"]:
-        failed |= outcome["state"] in ("failed", "retry")
+        failed |= outcome["state"] in NOT_DONE
         if outcome["state"] == "skipped":
             skipped.setdefault(outcome["channel"], []).append(outcome)
             continue
@@ -398,6 +445,11 @@ def _summarise(result: dict[str, Any], *, dry_run: bool) -> int:
     for channel, passed_over in skipped.items():
         # A first run meets a whole backlog: one line per channel says what was passed over and why.
         rows.append([f"{len(passed_over)} older item(s)", channel, "skipped", passed_over[0]["detail"]])
+    # A channel whose every draft the rules refused published nothing it was due to.
+    states: dict[str, set[str]] = {}
+    for outcome in result["outcomes"]:
+        states.setdefault(outcome["channel"], set()).add(outcome["state"])
+    failed |= any("rejected" in seen and "published" not in seen for seen in states.values())
     if rows:
         _table(["item", "channel", "state", "where / why"], rows)
     else:

@@ -143,6 +143,12 @@ SourceConfig = Annotated[RssSource | ObservanceSource | MarkdownSource, Field(di
 
 class Ledger(Strict):
     url: str = "sqlite:///.carecast/ledger.db"
+    claim_timeout: float = Field(
+        600.0, gt=0, description="seconds a claim stays untouched before its sender counts as dead and it is resumed"
+    )
+    retry_budget: float = Field(
+        30.0, ge=0, description="seconds a ledger write is retried while the database is unreachable"
+    )
 
     @field_validator("url")
     @classmethod

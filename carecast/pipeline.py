@@ -8,13 +8,14 @@ the ledger records each outcome as it happens.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
 from carecast.audience import ADDRESS_COLUMN, load_audience
-from carecast.channel import Outbox, PublishContext, make_channel
+from carecast.channel import Channel, Outbox, PublishContext, make_channel
 from carecast.config import Settings
 from carecast.errors import (
     AlreadyClaimed,
@@ -25,7 +26,7 @@ from carecast.errors import (
     RenderError,
     SourceError,
 )
-from carecast.ledger import DraftState, Ledger, StoredDraft
+from carecast.ledger import IN_FLIGHT, DraftState, Ledger, StoredDraft, keep_claim_alive
 from carecast.model import ContentItem, Draft, now_utc
 from carecast.phi import Finding, PhiCheck, fingerprint, uncovered
 from carecast.schedule import is_expired, next_slots
@@ -44,10 +45,6 @@ OutcomeState = Literal[
     "unknown",
     "held",
 ]
-
-#: A claim untouched for this long was left by a process that died mid-send; it becomes ``unknown``.
-STALE_CLAIM = timedelta(hours=1)
-STALE_REASON = "its sender stopped mid-send: check with the provider what went out; it is never re-sent blindly"
 
 
 @dataclass(frozen=True)
@@ -257,23 +254,33 @@ def publish(
     items: Sequence[str] | None = None,
     now: datetime | None = None,
     retries_only: bool = False,
+    stopping: threading.Event | None = None,
 ) -> list[Outcome]:
-    """Claim and send every due draft of ``instance`` (only those with one of ``items``, when given; only earlier
-    transient failures whose wait is over, with ``retries_only``), recording each outcome before the next;
-    ``now`` (default: the clock at each draft) is the moment channels send at, e.g. for SMS quiet hours.
+    """Resume the channel's publications whose sender died, then claim and send every due draft of ``instance``
+    (only those with one of ``items``, when given; only earlier transient failures whose wait is over, with
+    ``retries_only``), recording each outcome before the next; ``now`` (default: the clock at each draft) is the
+    moment channels send at, e.g. for SMS quiet hours.
 
     The claim happens before sending, so a draft another run or worker claimed is skipped, never sent twice. Each
     item is checked again just before its claim (a patient's authorization may have expired since the draft), and
-    so is the draft's text for PHI (an approval may have edited it): a finding holds it unless staff released it.
+    so is the draft's text for PHI (an approval may have edited it): a finding holds it unless staff released it. A
+    claim untouched for ``ledger.claim_timeout`` seconds was left by a run that died: it is resumed here, its
+    recipients or parts never claimed are sent, and the one in flight is reported ``unknown`` for a person to
+    settle (``carecast resolve``). Once ``stopping`` is set (a shutdown), the send in hand finishes its recipient or
+    part and leaves the rest for the next run, and nothing more is claimed.
     """
     channel = make_channel(settings, instance)
     check = phi_check(settings, ledger)
+    stop = stopping or threading.Event()
     outbox = Outbox(settings.path(settings.outbox).resolve())
-    outcomes = [
-        Outcome(instance, tuple(record.item_ids), "unknown", STALE_REASON, title_of(ledger.items(record.item_ids)))
-        for record in ledger.publications(ids=ledger.mark_stale_claims(STALE_CLAIM, channel=instance))
-    ]
+    sender = _Sender(channel, ledger, outbox, settings.ledger.claim_timeout, stop)
+    outcomes = []
+    for publication_id in ledger.resume_stale(instance, timedelta(seconds=settings.ledger.claim_timeout)):
+        stored = ledger.publication_draft(publication_id)
+        outcomes.append(sender.send(stored.draft, publication_id, now))
     for stored in ledger.due(instance, now, retries_only=retries_only):
+        if stop.is_set():
+            break
         draft = stored.draft
         if items is not None and not set(draft.item_ids) & set(items):
             continue
@@ -294,23 +301,63 @@ def publish(
             publication_id = ledger.claim(stored.id)
         except AlreadyClaimed:
             continue
-        try:
-            receipt = channel.publish(draft, PublishContext(publication_id, outbox, ledger, now or now_utc()))
-        except PublishError as exc:
-            not_before = None if exc.retry_after is None else now_utc() + timedelta(seconds=exc.retry_after)
-            ledger.record_failed(publication_id, exc.reason, transient=exc.transient, not_before=not_before)
-            state: OutcomeState = "retry" if exc.transient else "failed"
-            outcomes.append(Outcome(instance, draft.item_ids, state, exc.reason, title))
-            continue
-        except CredentialError as exc:
-            # Nothing left: a credential that is not set or not accepted is mended by a person, then retried.
-            ledger.record_failed(publication_id, str(exc), transient=True)
-            outcomes.append(Outcome(instance, draft.item_ids, "retry", str(exc), title))
-            continue
-        ledger.record_sent(publication_id, receipt)
-        detail = "; ".join((receipt.location, *receipt.notes))
-        outcomes.append(Outcome(instance, draft.item_ids, "published", detail, title, draft))
+        outcomes.append(sender.send(draft, publication_id, now))
     return outcomes
+
+
+@dataclass(frozen=True)
+class _Sender:
+    """Sends one claimed publication of a channel and records how it ended."""
+
+    channel: Channel
+    ledger: Ledger
+    outbox: Outbox
+    claim_timeout: float
+    stopping: threading.Event
+
+    def title(self, draft: Draft) -> str:
+        return title_of(self.ledger.items(draft.item_ids))
+
+    def send(self, draft: Draft, publication_id: int, now: datetime | None) -> Outcome:
+        """Publish ``draft`` under its claim, kept alive meanwhile, and record the outcome.
+
+        A publication with a recipient or part whose send is ``unknown`` (a run died with it in flight) ends
+        ``unknown`` whatever else happened, so a person settles it; the rest of it was sent all the same.
+        """
+        instance, ledger = self.channel.instance, self.ledger
+        receipt, failure = None, None
+        context = PublishContext(publication_id, self.outbox, ledger, now or now_utc(), self.stopping)
+        with keep_claim_alive(ledger, publication_id, every=self.claim_timeout / 4):
+            try:
+                receipt = self.channel.publish(draft, context)
+            except PublishError as exc:
+                failure = exc
+            except CredentialError as exc:
+                # Nothing left: a credential that is not set or not accepted is mended by a person, then retried.
+                failure = PublishError(instance, str(exc), transient=True)
+        title = self.title(draft)
+        unknown = ledger.unknown_deliveries([publication_id]).get(publication_id, [])
+        if unknown:
+            if failure is not None:
+                done = failure.reason
+            else:
+                done = "; ".join((receipt.location, *receipt.notes)) if receipt else ""
+            reason = (
+                f"{len(unknown)} {'part' if unknown[0].is_part else 'recipient'}(s) unknown: {IN_FLIGHT}; check, then "
+                f"carecast resolve {publication_id} --sent|--resend|--drop" + (f" ({done})" if done else "")
+            )
+            ledger.record_unknown(publication_id, reason, receipt)
+            return Outcome(instance, draft.item_ids, "unknown", reason, title)
+        if failure is not None:
+            retry_after = failure.retry_after
+            not_before = None if retry_after is None else now_utc() + timedelta(seconds=retry_after)
+            ledger.record_failed(publication_id, failure.reason, transient=failure.transient, not_before=not_before)
+            return Outcome(instance, draft.item_ids, "retry" if failure.transient else "failed", failure.reason, title)
+        assert receipt is not None
+        ledger.record_sent(publication_id, receipt)
+        return Outcome(
+            instance, draft.item_ids, "published", "; ".join((receipt.location, *receipt.notes)), title, draft
+        )
 
 
 def channel_names(settings: Settings, only: Sequence[str] | None = None) -> list[str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from carecast.channel import PracticeContext, channel_class, make_channel
 from carecast.config import DEFAULT_CONFIG, ChannelSettings, ObservanceSource, Settings, parse_settings
-from carecast.ledger import Ledger
+from carecast.ledger import open_ledger
 from carecast.sources.observances import load_observances
 
 
@@ -54,7 +54,7 @@ def open_practice(config_path: Path | str) -> Iterator[PracticeContext]:
         if held is None:
             settings = load_settings(config_path)
             channels = {name: make_channel(settings, name) for name in settings.channels}
-            held = (PracticeContext(settings, Ledger(settings.ledger_url()), channels), 0)
+            held = (PracticeContext(settings, open_ledger(settings), channels), 0)
         context, count = held
         _open[key] = (context, count + 1)
     try:

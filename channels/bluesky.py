@@ -16,7 +16,9 @@ with ``com.atproto.repo.createRecord`` of an ``app.bsky.feed.post``, each reply 
 parent. Every part's record key (a TID) is saved in the ledger's progress *before* it is sent, and every posted
 part's ``uri`` and ``cid`` after: a retry first asks the PDS for a record it may have made
 (``com.atproto.repo.getRecord``), so a lost answer is never posted twice and a thread cut short resumes at its first
-part not yet up. Failures: a 429 waits (``Retry-After``, else ``RateLimit-Reset``) and sends again within
+part not yet up. Each part is also claimed in the ledger before it is sent (``part N``, as X's are); one left
+``unknown`` by a run that died posting it is claimed again at once, since its record key settles whether it is up, so
+no person needs to ``carecast resolve`` it. ``context.stop_if_asked`` is called before each part. Failures: a 429 waits (``Retry-After``, else ``RateLimit-Reset``) and sends again within
 ``retry_budget`` seconds, then is transient; a refused app password, ``ExpiredToken`` and ``InvalidToken`` are a
 CredentialError naming the channel's credentials; 5xx and an unreachable PDS are transient; any other refusal is
 permanent. Without credentials ``publish`` writes the exact requests to the outbox.
@@ -49,8 +51,9 @@ from pydantic import Field, HttpUrl, IPvAnyNetwork, field_validator
 
 from carecast.channel import Channel, PublishContext
 from carecast.config import ChannelSettings, Settings
-from carecast.errors import CredentialError, ImageError, MeasureError, PublishError, RenderError
+from carecast.errors import AlreadyClaimed, CredentialError, ImageError, MeasureError, PublishError, RenderError
 from carecast.images import fetch_image
+from carecast.ledger import IN_FLIGHT, DeliveryRecord, part_address
 from carecast.model import ContentItem, Draft, Receipt, now_utc
 from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
@@ -296,24 +299,44 @@ class BlueskyChannel(Channel):
             blob, notes = self._image_blob(session, draft) if draft.image_url else (None, [])
             embed = self.embed(draft, blob)
         total = len(draft.parts)
+        ledger, publication = context.ledger, context.publication_id
+        parts = ledger.deliveries(publication)
         for number in range(len(posted) + 1, total + 1):
-            step = f"post {number} of {total}"
+            context.stop_if_asked(self.instance)
+            step, part = f"post {number} of {total}", part_address(number)
+            settled = parts.get(part)
+            if settled is not None and settled.state == "sent" and pending is None:
+                # Recorded sent, but its record key never reached the progress: nothing to look it up by.
+                reason = f"{step} is recorded as sent but its record is not known here; check the account"
+                raise PublishError(self.instance, reason, transient=False)
+            if not (settled is not None and settled.state == "sent"):
+                self._claim_part(context, part, step, settled)
             if pending is None:
                 moment = now_utc()
                 pending = {"rkey": tid(moment, context.publication_id), "createdAt": _timestamp(moment)}
                 save()  # before sending: a retry finds what this attempt may have made
             elif (made := self._existing(session, pending["rkey"], step)) is not None:
+                ledger.finish_delivery(publication, part, "sent", provider_id=made["uri"])
                 posted.append(made)
                 pending = None
                 save()
                 continue
+            elif settled is not None and settled.state == "sent":
+                reason = f"{step} is recorded as sent but the PDS has no record {pending['rkey']}; check the account"
+                raise PublishError(self.instance, reason, transient=False)
             reply = None if not posted else {"root": posted[0], "parent": posted[-1]}
             record = self.record(draft.parts[number - 1], pending["createdAt"], reply, embed if number == 1 else None)
             data = models.ComAtprotoRepoCreateRecord.Data(
                 repo=session.did, collection=POST, rkey=pending["rkey"], record=record
             )
             up = f"; {len(posted)} of {total} posts are up" if posted else ""
-            made_now = self._call(partial(session.client.com.atproto.repo.create_record, data), step, up)
+            try:
+                made_now = self._call(partial(session.client.com.atproto.repo.create_record, data), step, up)
+            except (PublishError, CredentialError) as exc:
+                # Claimable again: the next attempt asks the PDS for the record key first, so it never posts twice.
+                ledger.finish_delivery(publication, part, "failed", error=exc.reason, transient=True)
+                raise
+            ledger.finish_delivery(publication, part, "sent", provider_id=made_now.uri)
             posted.append({"uri": made_now.uri, "cid": made_now.cid})
             pending = None
             save()
@@ -324,6 +347,22 @@ class BlueskyChannel(Channel):
             provider_ids=tuple(part["uri"] for part in posted),
             notes=tuple(notes),
         )
+
+    def _claim_part(self, context: PublishContext, part: str, step: str, settled: DeliveryRecord | None) -> None:
+        """Claim thread part ``part`` before sending it. A part left ``unknown`` by a run that died posting it is
+        claimed again at once: its record key was saved before sending, so the PDS is asked for it first and it is
+        never posted twice.
+
+        Raises PublishError (permanent) when another run holds the part or a person dropped it.
+        """
+        ledger, publication = context.ledger, context.publication_id
+        if settled is not None and settled.state == "unknown":
+            ledger.finish_delivery(publication, part, "failed", error=IN_FLIGHT, transient=True)
+        try:
+            ledger.claim_delivery(publication, part)
+        except AlreadyClaimed as exc:
+            reason = f"{step} is claimed by another run or was dropped; the thread does not go on without it"
+            raise PublishError(self.instance, reason, transient=False) from exc
 
     def verify(self) -> str:
         """Sign in with the app password (``createSession``) and read the profile, posting nothing.

@@ -388,6 +388,7 @@ class NewsletterChannel(Channel):
         with ExitStack() as stack:
             smtp: smtplib.SMTP | None = None
             for subscriber in batch.pending:
+                context.stop_if_asked(self.instance)
                 token = ledger.issue_unsubscribe_token(self.name, list_id, subscriber.address)
                 to = str(Address(subscriber.name, addr_spec=subscriber.address))
                 message = self.build_message(draft, to=to, unsubscribe_token=token)

@@ -350,6 +350,7 @@ class SmsChannel(Channel):
         deadline = time.monotonic() + self.config.retry_budget
         with self._session(credentials, token) as session:
             for subscriber in subscribers:
+                context.stop_if_asked(self.instance)
                 address = subscriber.address
                 reason = subscriber.exclusion_reason or _invalid(address)
                 if reason is not None:

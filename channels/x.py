@@ -9,6 +9,9 @@ word boundary and keeps the link (``too_long: shorten``). An item's image goes a
 With ``credentials`` configured ``publish`` posts through tweepy (``Client.create_tweet``, OAuth 1.0a user context,
 never ``wait_on_rate_limit``): each part replies to the one before, and each posted part's id is saved in the
 ledger's progress at once, so a retry resumes the thread at the first part not yet up instead of posting it again.
+Each part is claimed in the ledger before it is posted (as ``part N``): a run that dies mid-thread leaves that part
+``unknown`` for a person to settle (``carecast resolve``), and the thread waits for them rather than go on without
+it.
 An image is fetched (:func:`carecast.images.fetch_image`: public addresses only unless ``image_allow_private`` allows
 them, size and time limits, its real type and size checked with Pillow), uploaded with X's v2 media endpoint
 (``POST /2/media/upload``, then ``POST /2/media/metadata`` for its alt text) through tweepy's signed session, and
@@ -40,8 +43,9 @@ from requests.adapters import HTTPAdapter
 
 from carecast.channel import Channel, PublishContext
 from carecast.config import ChannelSettings
-from carecast.errors import CredentialError, ImageError, MeasureError, PublishError, RenderError
+from carecast.errors import AlreadyClaimed, CredentialError, ImageError, MeasureError, PublishError, RenderError
 from carecast.images import fetch_image
+from carecast.ledger import part_address
 from carecast.model import ContentItem, Draft, Receipt, now_utc
 from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
@@ -260,18 +264,34 @@ class XChannel(Channel):
             return self._write_outbox(draft, context)
         client = self._client()
         username = self._username(client)
-        progress = context.ledger.progress(context.publication_id)
+        ledger, publication = context.ledger, context.publication_id
+        progress = ledger.progress(publication)
         posted: list[str] = list(progress.get("posted", []))
         notes: list[str] = list(progress.get("notes", []))
         media_ids: list[str] = []
         if not posted and draft.image_url:
             media_ids, notes = self._attach(client, draft.image_url, draft.image_alt)
         total = len(draft.parts)
+        parts = ledger.deliveries(publication)
         for number in range(len(posted) + 1, total + 1):
+            context.stop_if_asked(self.instance)
+            part = part_address(number)
+            settled = parts.get(part)
+            if settled is not None and settled.state == "sent":
+                posted.append(settled.provider_id or "")  # resolved by staff: X had it
+                continue
+            if settled is not None and settled.state == "failed" and not settled.transient:
+                continue  # dropped by staff
+            try:
+                ledger.claim_delivery(publication, part)
+            except AlreadyClaimed as exc:
+                # Its run died while posting it: X may have it, and the thread must not go on without it.
+                reason = f"post {number} of {total} may be up already (its run stopped while posting it)"
+                raise PublishError(self.instance, reason, transient=False) from exc
             try:
                 response = client.create_tweet(
                     text=draft.parts[number - 1],
-                    in_reply_to_tweet_id=posted[-1] if posted else None,
+                    in_reply_to_tweet_id=next((known for known in reversed(posted) if known), None),
                     media_ids=media_ids if number == 1 and media_ids else None,
                     user_auth=True,
                 )
@@ -280,15 +300,20 @@ class XChannel(Channel):
                 if isinstance(exc, requests.RequestException) and not nothing_sent(exc):
                     # X may have posted it, and has no idempotency key: posting it again could show it twice.
                     lost = f"X's answer was lost ({_reason(exc)}); it may be up, so it is not posted again"
+                    ledger.finish_delivery(publication, part, "failed", error=lost)
                     raise PublishError(self.instance, f"post {number} of {total}: {lost}{up}", transient=False) from exc
                 resume = f"{up}, a retry resumes with post {number}" if posted else ""
-                raise self._failure(exc, f"post {number} of {total}", resume) from exc
+                failure = self._failure(exc, f"post {number} of {total}", resume)
+                ledger.finish_delivery(publication, part, "failed", error=failure.reason, transient=True)
+                raise failure from exc
             posted.append(str(response.data["id"]))
-            context.ledger.save_progress(context.publication_id, {"posted": posted, "notes": notes})
+            ledger.finish_delivery(publication, part, "sent", provider_id=posted[-1])
+            ledger.save_progress(publication, {"posted": posted, "notes": notes})
+        first = next((known for known in posted if known), "")
         return Receipt(
-            location=f"https://x.com/{username}/status/{posted[0]}",
+            location=f"https://x.com/{username}/status/{first}",
             sent_at=now_utc(),
-            provider_ids=tuple(posted),
+            provider_ids=tuple(known for known in posted if known),
             notes=tuple(notes),
         )
 

@@ -1,9 +1,10 @@
 """``carecast serve``: one Prefect deployment per job of a practice's config, served from this process.
 
-Jobs: ``ingest`` every ``ingest.every_minutes`` (elapsed time from :attr:`Every.ANCHOR`), and ``publish`` for each
+Jobs: ``ingest`` every ``ingest.every_minutes`` (elapsed time from :attr:`Every.ANCHOR`), ``publish`` for each
 enabled channel at its slots, one ``Cron(cron, timezone=<practice zone>)`` per cron string of ``Slot.to_cron()``,
 so Prefect fires them in the practice's wall-clock time across daylight saving (a cron without a zone is UTC).
-A channel without a schedule gets a deployment with no schedule: it runs when staff press Run.
+A channel without a schedule gets a deployment with no schedule: it runs when staff press Run. So does ``resolve``,
+a form to settle what a run that died mid-send left unknown.
 
 Every deployment carries the flows' typed, documented parameters (``practice``, ``channels``, ``items``,
 ``dry_run``), so the UI's Run button opens a form; its defaults are this practice's config and channel.
@@ -26,6 +27,7 @@ from carecast.practice import load_settings
 from carecast.schedule import Every
 from flows.notify import watch_deployments
 from flows.pipeline import ingest, publish
+from flows.resolve import resolve
 
 
 def _slug(text: str) -> str:
@@ -63,6 +65,17 @@ def deployments(config: Path | str) -> list[RunnerDeployment]:
             entrypoint_type=EntrypointType.MODULE_PATH,
         )
     ]
+    built.append(
+        RunnerDeployment.from_flow(
+            resolve,
+            name=deployment_name(settings, "resolve"),
+            parameters={"practice": str(path)},
+            description=f"{settings.practice.name}: settle a publication left unknown by a run that died mid-send "
+            "(carecast status lists it): sent, resend (once, by the next run) or drop.",
+            tags=tags,
+            entrypoint_type=EntrypointType.MODULE_PATH,
+        )
+    )
     for name, channel in settings.channels.items():
         if not channel.enabled:
             continue

@@ -15,7 +15,16 @@ window of its drafts closes; drafts still pending then expire at the next run an
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import logging
+import os
+import signal
+import sys
+import threading
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -28,9 +37,10 @@ from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
 from prefect.states import Failed, State
 from pydantic import BaseModel, Field, create_model
+from rich.console import Console
 
 from carecast import pipeline as core
-from carecast.channel import PracticeContext
+from carecast.channel import STOPPED, PracticeContext
 from carecast.config import DEFAULT_CONFIG
 from carecast.errors import CareCastError
 from carecast.model import now_utc
@@ -118,9 +128,9 @@ def expire_channel(config_path: str, channel: str) -> list[Row]:
 def publish_channel(
     config_path: str, channel: str, items: list[str] | None = None, retries_only: bool = False
 ) -> list[Row]:
-    with open_practice(config_path) as practice:
+    with open_practice(config_path) as practice, _stop_gracefully() as stopping:
         settings, ledger = practice.settings, practice.ledger
-        outcomes = core.publish(settings, ledger, channel, items=items, retries_only=retries_only)
+        outcomes = core.publish(settings, ledger, channel, items=items, retries_only=retries_only, stopping=stopping)
         rows = [_row(outcome) for outcome in outcomes]
     sent = sum(row["state"] == "published" for row in rows)
     get_run_logger().info("publish %s: %d published, %d not", channel, sent, len(rows) - sent)
@@ -128,6 +138,33 @@ def publish_channel(
 
 
 retry_channel = publish_channel.with_options(task_run_name="retry {channel}")
+
+#: Set by SIGTERM while this process publishes (``carecast serve`` shutting down, or the run cancelled).
+SHUTDOWN = threading.Event()
+
+
+@contextmanager
+def _stop_gracefully() -> Iterator[threading.Event]:
+    """While the block runs, SIGTERM sets ``SHUTDOWN`` instead of raising wherever the code is (Prefect's handler):
+    the send in hand finishes and records its recipient or part, the rest is left for the next run, and the run
+    ends Failed saying so (which notifies). If the process is not done within the runner's grace period it is
+    killed, and the claim it leaves is resumed by a later run."""
+    if threading.current_thread() is not threading.main_thread():
+        yield SHUTDOWN  # signals reach the main thread only; there Prefect's own handling stays
+        return
+    previous = signal.signal(signal.SIGTERM, lambda _signal, _frame: SHUTDOWN.set())
+    try:
+        yield SHUTDOWN
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stopped(rows: list[Row]) -> list[str]:
+    """What a shutdown left for the next run, in words; empty when the run was not stopped."""
+    if not SHUTDOWN.is_set():
+        return []
+    left = [f"{row['channel']}: {row['title']}" for row in rows if row["state"] == "retry" and STOPPED in row["detail"]]
+    return [f"{STOPPED}; left for the next run: {', '.join(left) or 'every channel not yet published'}"]
 
 
 @task(task_run_name="review {channels}", cache_policy=NO_CACHE)
@@ -270,10 +307,33 @@ def _finish(rows: list[Row], summary: str, result: dict[str, Any]) -> State[Any]
     run: the ingest job sends it again when its wait is over."""
     _name_run(summary)
     failed = [row for row in rows if row["state"] in ("failed", "unknown")]
-    if not failed:
+    stopped = _stopped(rows)
+    if not failed and not stopped:
         return result
-    reasons = "; ".join(f"{row['channel'] or row['title']}: {row['detail']}" for row in failed)
+    reasons = "; ".join([*(f"{row['channel'] or row['title']}: {row['detail']}" for row in failed), *stopped])
     return Failed(message=f"{len(failed)} not sent: {reasons}", data=result)
+
+
+def _quiet_if_the_console_is_gone() -> None:
+    """Called as each flow starts: should its console go away, stop writing to it instead of crashing.
+
+    Under ``carecast serve`` a run's console output goes to ``serve`` through a pipe. Were ``serve`` killed, the next
+    log line would meet a broken pipe, which rich (Prefect's console) turns into SystemExit: a run that had sent
+    everything would end Crashed, with a false alert. Its logs still reach the Prefect API either way.
+    """
+    loggers = [logging.getLogger(), *(logging.getLogger(name) for name in logging.root.manager.loggerDict)]
+    for handler in {handler for logger in loggers for handler in getattr(logger, "handlers", ())}:
+        console = getattr(handler, "console", None)
+        if isinstance(console, Console):
+            console.on_broken_pipe = functools.partial(_go_quiet, console)  # type: ignore[method-assign]
+
+
+def _go_quiet(console: Console) -> None:
+    console.quiet = True
+    with open(os.devnull, "wb") as devnull:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(devnull.fileno(), stream.fileno())
 
 
 HOOKS: dict[str, Any] = {"on_failure": [notify_failure], "on_crashed": [notify_failure]}
@@ -297,6 +357,7 @@ def ingest(
         items: draft only these item ids (see carecast status or a run's table); empty: every new item
         dry_run: render previews only; store no drafts
     """
+    _quiet_if_the_console_is_gone()
     # Opened once for the whole run: its tasks, running in this process, share it instead of opening their own.
     with open_practice(practice) as opened:
         settings = opened.settings
@@ -336,6 +397,7 @@ def publish(
         items: publish only drafts of these item ids; empty: everything due
         dry_run: render and preview only; store nothing, send nothing
     """
+    _quiet_if_the_console_is_gone()
     started = now_utc()  # a resumed run starts again from the top: its audit covers what it sends
     with open_practice(practice) as opened:  # shared by the run's tasks, as in ingest
         settings = opened.settings
@@ -353,6 +415,8 @@ def publish(
         if decisions:
             rows += decide_drafts(practice, decisions)
         for name in names:
+            if SHUTDOWN.is_set():
+                break
             rows += publish_channel(practice, name, items)
         report(practice, rows, names, started)
         sent = sum(row["state"] == "published" for row in rows)
@@ -369,12 +433,15 @@ def pipeline(
     Returns ``{"sources": [...], "outcomes": [...]}``: one report per source and one row per draft; as the data
     of a Failed state (which notifies ``notify.webhook``) when a source or a publication failed.
     """
+    _quiet_if_the_console_is_gone()
     with open_practice(config_path) as opened:  # shared by the run's tasks, as in ingest
         settings = opened.settings
         names = core.channel_names(settings, channels)
         reports = _read_sources(config_path, opened)
         outcomes: list[Row] = []
         for name in names:
+            if SHUTDOWN.is_set():
+                break
             outcomes.extend(adapt_channel(config_path, name, dry_run))
             if not dry_run:
                 outcomes.extend(expire_channel(config_path, name))
@@ -383,8 +450,9 @@ def pipeline(
     failed = [report for report in reports if report["error"]]
     failed_rows = [row for row in outcomes if row["state"] in ("failed", "unknown")]
     failures = [f"source {r['source']}: {failure}" for r in reports for failure in r["failures"]]
-    if not failed and not failed_rows and not failures:
+    stopped = _stopped(outcomes)
+    if not failed and not failed_rows and not failures and not stopped:
         return result
     reasons = [f"source {r['source']}: {r['error']}" for r in failed] + failures
-    reasons += [f"{row['channel']}: {row['detail']}" for row in failed_rows]
+    reasons += [f"{row['channel']}: {row['detail']}" for row in failed_rows] + stopped
     return Failed(message="; ".join(reasons), data=result)  # type: ignore[return-value]

@@ -9,6 +9,7 @@ import re
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -72,11 +73,12 @@ def config_file(tmp_path: Path) -> Path:
     return write_config(tmp_path)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty ledger database: a SQLite file, and a new PostgreSQL database dropped afterwards."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'ledger.db'}"
+@contextmanager
+def fresh_ledger(dialect: str, folder: Path) -> Iterator[str]:
+    """The URL of a fresh, empty ledger database: a SQLite file in ``folder``, or a new PostgreSQL database
+    dropped afterwards."""
+    if dialect == "sqlite":
+        yield f"sqlite:///{folder / 'ledger.db'}"
         return
     from sqlalchemy import create_engine, text
 
@@ -90,6 +92,13 @@ def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty ledger database: a SQLite file, and a new PostgreSQL database dropped afterwards."""
+    with fresh_ledger(request.param, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

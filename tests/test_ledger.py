@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from carecast.errors import AlreadyClaimed, LedgerError
-from carecast.ledger import Ledger
+from carecast.ledger import IN_FLIGHT, Ledger
 from carecast.model import ContentItem, Draft, Receipt, content_hash
 from tests.factories import make_item
 
@@ -112,16 +113,61 @@ def test_outcome_is_recorded_once(ledger: Ledger) -> None:
     assert record.item_ids == ["rss:blog:3"]
 
 
-def test_a_claim_left_by_a_dead_process_becomes_unknown_and_is_not_resent(ledger: Ledger) -> None:
+def test_a_claim_left_by_a_dead_process_is_resumed_once_with_its_recipient_in_flight_unknown(ledger: Ledger) -> None:
     draft_id = ledger.save_draft(draft(1), "@oak", "approved")
-    ledger.claim(draft_id)
-    assert ledger.mark_stale_claims(timedelta(hours=1)) == []
-    [stale] = ledger.mark_stale_claims(timedelta(seconds=-1))
-    assert ledger.publications()[0].state == "unknown"
-    assert ledger.due("x") == []
+    publication = ledger.claim(draft_id)
+    ledger.claim_delivery(publication, "+13125550117")
+    ledger.finish_delivery(publication, "+13125550117", "sent", provider_id="SM1")
+    ledger.claim_delivery(publication, "+13055550164")  # in flight when the process died
+    assert ledger.resume_stale("x", timedelta(hours=1)) == []
+    assert ledger.resume_stale("x", timedelta(seconds=-1)) == [publication]
+    deliveries = ledger.deliveries(publication)
+    assert deliveries["+13125550117"].state == "sent"
+    assert (deliveries["+13055550164"].state, deliveries["+13055550164"].error) == ("unknown", IN_FLIGHT)
+    assert ledger.resume_stale("x", timedelta(hours=1)) == []  # taken over: fresh again
+    with pytest.raises(AlreadyClaimed):
+        ledger.claim_delivery(publication, "+13055550164")  # never re-sent on its own
     with pytest.raises(AlreadyClaimed):
         ledger.claim(draft_id)
-    assert stale == ledger.publications()[0].id
+
+
+def test_an_unknown_recipient_is_settled_by_resolve(ledger: Ledger) -> None:
+    publication = ledger.claim(ledger.save_draft(draft(1), "@oak", "approved"))
+    for address in ("+13125550117", "+13055550164"):
+        ledger.claim_delivery(publication, address)
+    ledger.resume_stale("x", timedelta(seconds=-1))
+    with pytest.raises(LedgerError, match="nothing to resolve: it is claimed"):
+        ledger.resolve(publication, "resend")
+    ledger.record_unknown(publication, "2 recipients unknown")
+    with pytest.raises(LedgerError, match="no unknown recipient"):
+        ledger.resolve(publication, "sent", address="+19999999999")
+    assert ledger.resolve(publication, "sent", address="+13125550117") == 1
+    assert ledger.publications()[0].state == "unknown"  # one is still unknown
+    assert ledger.resolve(publication, "resend") == 1
+    [record] = ledger.publications()
+    assert (record.state, record.transient) == ("failed", True)  # the next run finishes it
+    assert [stored.id for stored in ledger.due("x", retries_only=True)] == [ledger.publication_draft(publication).id]
+    ledger.claim(ledger.publication_draft(publication).id)
+    ledger.claim_delivery(publication, "+13055550164")  # the resent one, once
+    with pytest.raises(AlreadyClaimed):
+        ledger.claim_delivery(publication, "+13125550117")
+
+
+def test_a_publication_unknown_as_a_whole_is_settled_by_resolve(ledger: Ledger) -> None:
+    publication = ledger.claim(ledger.save_draft(draft(1), "@oak", "approved"))
+    ledger.record_unknown(publication, "its run died mid-send")
+    assert ledger.resolve(publication, "drop") == 1
+    assert (ledger.publications()[0].state, ledger.due("x")) == ("failed", [])
+
+
+def test_a_retried_write_whose_commit_landed_changes_nothing(ledger: Ledger) -> None:
+    publication = ledger.claim(ledger.save_draft(draft(1), "@oak", "approved"))
+    ledger.claim_delivery(publication, "+13125550117")
+    for _ in range(2):
+        ledger.finish_delivery(publication, "+13125550117", "sent", provider_id="SM1")
+        ledger.record_sent(publication, Receipt("here", datetime.now(UTC), ("SM1",)))
+    with pytest.raises(LedgerError):
+        ledger.finish_delivery(publication, "+13125550117", "failed")
 
 
 def test_a_draft_is_replaced_until_it_is_claimed(ledger: Ledger) -> None:
@@ -155,3 +201,34 @@ def test_an_expired_draft_cannot_be_approved(ledger: Ledger) -> None:
     with pytest.raises(LedgerError, match="never sent late"):
         ledger.set_draft_state(draft_id, "approved")
     assert ledger.drafts("x")[0].created_at.tzinfo is not None
+
+
+def test_the_migrations_make_exactly_the_schema(ledger_url: str) -> None:
+    """A change to carecast/ledger/schema.py needs a migration (README: Interrupted runs and racing runs)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from carecast.ledger.schema import Base
+
+    opened = Ledger(ledger_url)
+    with opened.engine.connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+    opened.close()
+
+
+def test_a_ledger_made_before_migrations_is_upgraded_in_place(tmp_path: Path) -> None:
+    from sqlalchemy import create_engine, inspect
+
+    from carecast.ledger.schema import Base
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = create_engine(url)
+    Base.metadata.create_all(old)  # as create_all made it, then as it was before the PHI holds and the tokens
+    with old.begin() as connection:
+        connection.exec_driver_sql("DROP TABLE phi_holds")
+        connection.exec_driver_sql("DROP TABLE unsubscribe_tokens")
+    old.dispose()
+    opened = Ledger(url)
+    opened.upsert_items([item(1)])
+    assert "phi_holds" in inspect(opened.engine).get_table_names()
+    opened.close()

@@ -294,24 +294,22 @@ def test_a_skipped_item_loses_its_waiting_draft_too(tmp_path: Path) -> None:
     ledger.close()
 
 
-def test_a_claim_left_by_a_dead_sender_is_reported_once_and_its_late_outcome_still_counts(
+def test_a_claim_left_by_a_dead_sender_with_nothing_in_flight_is_resumed_and_sent_once(
     settings: Settings, ledger: Ledger
 ) -> None:
     pipeline.ingest(settings, ledger, "blog")
     pipeline.adapt(settings, ledger, "x")
     stuck = ledger.claim(ledger.due("x")[0].id)
+    assert [o.state for o in pipeline.publish(settings, ledger, "x") if o.state != "published"] == []
+    assert {record.id: record.state for record in ledger.publications()}[stuck] == "claimed"  # alive: left alone
     with ledger.engine.begin() as connection:  # the claim was made two hours ago by a process that then died
         connection.exec_driver_sql(
             "UPDATE publications SET claimed_at = ? WHERE id = ?", (datetime.now(UTC) - timedelta(hours=2), stuck)
         )
     outcomes = pipeline.publish(settings, ledger, "x")
-    unknown = [outcome for outcome in outcomes if outcome.state == "unknown"]
-    assert len(unknown) == 1 and "never re-sent" in unknown[0].detail
-    assert [o for o in pipeline.publish(settings, ledger, "x") if o.state == "unknown"] == []
-    from carecast.model import Receipt
-
-    ledger.record_sent(stuck, Receipt("late but true", datetime.now(UTC)))
+    assert [outcome.state for outcome in outcomes] == ["published"]
     assert {record.id: record.state for record in ledger.publications()}[stuck] == "sent"
+    assert pipeline.publish(settings, ledger, "x") == []
 
 
 def test_a_transient_failure_waits_for_its_retry_time(settings: Settings, ledger: Ledger) -> None:

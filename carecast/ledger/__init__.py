@@ -10,24 +10,33 @@ One ``Ledger`` facade over parts split by what they record:
 - ``holds``: drafts the PHI check held, their findings and staff releases;
 - ``tokens``: unsubscribe tokens, random ids standing for a recipient of a list;
 - ``history``: deliveries and suppressions of a recipient, for ``carecast audit``;
-- ``schema``: every table; ``store``: the engine and its sessions.
+- ``schema``: every table; ``migrate`` and ``migrations/``: how a ledger gets them (Alembic); ``store``: the
+  engine, its sessions and retries.
 
-Every method raises LedgerError when the database fails.
+Every method is retried while a database failure passes (``ledger.retry_budget``), then raises LedgerError.
 """
 
 from __future__ import annotations
 
+from carecast.config import Settings
 from carecast.ledger.audience import AudienceLedger
 from carecast.ledger.content import ContentLedger, UpsertReport
-from carecast.ledger.deliveries import DeliveryLedger, DeliveryRecord
+from carecast.ledger.deliveries import DeliveryLedger, DeliveryRecord, part_address
 from carecast.ledger.drafts import DraftLedger, StoredDraft
 from carecast.ledger.history import DeliveryEvent, HistoryLedger, SuppressionEvent
 from carecast.ledger.holds import HoldLedger, PhiHold
-from carecast.ledger.publications import PublicationLedger, PublicationRecord
+from carecast.ledger.publications import (
+    IN_FLIGHT,
+    PublicationLedger,
+    PublicationRecord,
+    Resolution,
+    keep_claim_alive,
+)
 from carecast.ledger.schema import DeliveryState, DraftRow, DraftState, PublicationState
 from carecast.ledger.tokens import TokenLedger, UnsubscribeToken
 
 __all__ = [
+    "IN_FLIGHT",
     "DeliveryEvent",
     "DeliveryRecord",
     "DeliveryState",
@@ -37,10 +46,14 @@ __all__ = [
     "PhiHold",
     "PublicationRecord",
     "PublicationState",
+    "Resolution",
     "StoredDraft",
     "SuppressionEvent",
     "UnsubscribeToken",
     "UpsertReport",
+    "keep_claim_alive",
+    "open_ledger",
+    "part_address",
 ]
 
 
@@ -55,3 +68,8 @@ class Ledger(
     HistoryLedger,
 ):
     """All reads and writes of CareCast's state; every method raises LedgerError when the database fails."""
+
+
+def open_ledger(settings: Settings) -> Ledger:
+    """The practice's ledger, its schema brought up to date; raises LedgerError when it cannot be opened."""
+    return Ledger(settings.ledger_url(), retry_budget=settings.ledger.retry_budget)

@@ -8,7 +8,7 @@ from sqlalchemy import delete, select
 
 from carecast.audience import Subscriber
 from carecast.ledger.schema import SubscriberRow, SuppressionRow
-from carecast.ledger.store import LedgerStore
+from carecast.ledger.store import LedgerStore, insert_new
 from carecast.model import now_utc
 
 
@@ -38,10 +38,13 @@ class AudienceLedger(LedgerStore):
                 }
                 row = existing.get(subscriber.address)
                 if row is None:
-                    session.add(
-                        SubscriberRow(channel_type=channel_type, address=subscriber.address, updated_at=now, **values)
+                    # A racing import of the same file may add them first: then there is nothing left to do.
+                    added += insert_new(
+                        session,
+                        SubscriberRow,
+                        [{"channel_type": channel_type, "address": subscriber.address, "updated_at": now, **values}],
+                        ["channel_type", "address"],
                     )
-                    added += 1
                 elif any(getattr(row, key) != value for key, value in values.items()):
                     for key, value in values.items():
                         setattr(row, key, value)
@@ -78,18 +81,9 @@ class AudienceLedger(LedgerStore):
 
     def suppress(self, channel_type: str, address: str, status: str, reason: str) -> None:
         """Stop every further send to ``address`` on ``channel_type`` (idempotent: the first reason is kept)."""
+        row = {"channel_type": channel_type, "address": address, "status": status, "reason": reason, "at": now_utc()}
         with self._session() as session, session.begin():
-            found = session.scalars(
-                select(SuppressionRow).where(
-                    SuppressionRow.channel_type == channel_type, SuppressionRow.address == address
-                )
-            ).one_or_none()
-            if found is None:
-                session.add(
-                    SuppressionRow(
-                        channel_type=channel_type, address=address, status=status, reason=reason, at=now_utc()
-                    )
-                )
+            insert_new(session, SuppressionRow, [row], ["channel_type", "address"])
 
     def unsuppress(self, channel_type: str, address: str) -> None:
         """Lift a suppression (START, YES, UNSTOP, or a new signed consent)."""

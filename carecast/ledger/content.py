@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from carecast.errors import LedgerError
 from carecast.html import normalise_link
 from carecast.ledger.schema import FeedValidatorRow, ItemRow, PublicationItemRow, SkippedItemRow
-from carecast.ledger.store import LedgerStore
+from carecast.ledger.store import LedgerStore, insert_new
 from carecast.model import ContentItem, now_utc
 
 
@@ -30,36 +30,40 @@ class ContentLedger(LedgerStore):
     """Items, feed validators and skipped items."""
 
     def upsert_items(self, items: Iterable[ContentItem]) -> UpsertReport:
-        """Store new items and the latest content of edited ones; an edit never resets what was published."""
+        """Store new items and the latest content of edited ones; an edit never resets what was published.
+
+        An item a racing run stored first counts as unchanged, or as edited when its content differs.
+        """
         new, edited, unchanged = [], [], 0
         now = now_utc()
         with self._session() as session, session.begin():
             by_link: dict[str, dict[str, ItemRow]] = {}
             for item in items:
-                row = session.get(ItemRow, item.id)
-                if row is None and item.id_from_link and item.url:
+                stored = session.get(ItemRow, item.id)
+                if stored is None and item.id_from_link and item.url:
                     # A post moved (to https, to or from www., with tracking parameters) is the item stored before,
                     # whose id may be an older form of its link: it keeps that id and what was published of it.
-                    row = _stored_links(session, item.source, by_link).get(normalise_link(item.url))
-                    item = replace(item, id=row.id) if row is not None else item
-                if row is None:
-                    session.add(
-                        ItemRow(
-                            id=item.id,
-                            source=item.source,
-                            published=item.published,
-                            content_hash=item.content_hash,
-                            first_seen=now,
-                            edited_at=None,
-                            data=item.to_json(),
-                        )
-                    )
-                    new.append(item.id)
-                elif row.content_hash != item.content_hash:
-                    row.content_hash = item.content_hash
-                    row.published = item.published  # it orders candidates and bounds max_age_days
-                    row.data = item.to_json()
-                    row.edited_at = now
+                    stored = _stored_links(session, item.source, by_link).get(normalise_link(item.url))
+                    item = replace(item, id=stored.id) if stored is not None else item
+                if stored is None:
+                    row = {
+                        "id": item.id,
+                        "source": item.source,
+                        "published": item.published,
+                        "content_hash": item.content_hash,
+                        "first_seen": now,
+                        "edited_at": None,
+                        "data": item.to_json(),
+                    }
+                    if insert_new(session, ItemRow, [row], ["id"]):
+                        new.append(item.id)
+                        continue
+                    stored = session.get(ItemRow, item.id)  # a racing run stored it first
+                if stored is not None and stored.content_hash != item.content_hash:
+                    stored.content_hash = item.content_hash
+                    stored.published = item.published  # it orders candidates and bounds max_age_days
+                    stored.data = item.to_json()
+                    stored.edited_at = now
                     edited.append(item.id)
                 else:
                     unchanged += 1
@@ -99,11 +103,12 @@ class ContentLedger(LedgerStore):
     def skip_items(self, channel: str, account: str, item_ids: Iterable[str], reason: str) -> None:
         """Pass these items over for good on ``channel`` and ``account``: they are no longer candidates."""
         now = now_utc()
+        rows = [
+            {"item_id": item_id, "channel": channel, "account": account, "reason": reason, "skipped_at": now}
+            for item_id in item_ids
+        ]
         with self._session() as session, session.begin():
-            session.add_all(
-                SkippedItemRow(item_id=item_id, channel=channel, account=account, reason=reason, skipped_at=now)
-                for item_id in item_ids
-            )
+            insert_new(session, SkippedItemRow, rows, ["item_id", "channel", "account"])
 
     def validators(self, source: str) -> tuple[str | None, str | None] | None:
         """The (ETag, Last-Modified) kept for ``source``, or None before its first successful poll."""
@@ -112,14 +117,9 @@ class ContentLedger(LedgerStore):
             return None if row is None else (row.etag, row.last_modified)
 
     def save_validators(self, source: str, etag: str | None, last_modified: str | None) -> None:
+        row = {"source": source, "etag": etag, "last_modified": last_modified, "checked_at": now_utc()}
         with self._session() as session, session.begin():
-            row = session.get(FeedValidatorRow, source)
-            if row is None:
-                session.add(
-                    FeedValidatorRow(source=source, etag=etag, last_modified=last_modified, checked_at=now_utc())
-                )
-            else:
-                row.etag, row.last_modified, row.checked_at = etag, last_modified, now_utc()
+            insert_new(session, FeedValidatorRow, [row], ["source"], refresh=["etag", "last_modified", "checked_at"])
 
 
 def _stored_links(session: Session, source: str, loaded: dict[str, dict[str, ItemRow]]) -> dict[str, ItemRow]:

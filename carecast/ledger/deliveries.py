@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -15,8 +16,15 @@ from carecast.ledger.store import LedgerStore, touch_claim
 from carecast.model import now_utc
 
 
+def part_address(number: int) -> str:
+    """How a part of a multi-part publication (a thread's post ``number``) is claimed, as if it were a recipient."""
+    return f"part {number}"
+
+
 @dataclass(frozen=True)
 class DeliveryRecord:
+    """One recipient (or part, ``part_address``) of a publication and how its send ended."""
+
     address: str
     state: DeliveryState
     transient: bool
@@ -24,6 +32,11 @@ class DeliveryRecord:
     provider_id: str | None
     error: str | None
     attempts: int
+
+    @property
+    def is_part(self) -> bool:
+        """Whether this is a part of a multi-part publication (``part_address``) rather than a recipient."""
+        return self.address.startswith("part ")
 
 
 class DeliveryLedger(LedgerStore):
@@ -34,6 +47,19 @@ class DeliveryLedger(LedgerStore):
         with self._session() as session:
             rows = session.scalars(select(DeliveryRow).where(DeliveryRow.publication_id == publication_id)).all()
         return {row.address: _delivery_record(row) for row in rows}
+
+    def unknown_deliveries(self, publication_ids: Sequence[int] | None = None) -> dict[int, list[DeliveryRecord]]:
+        """Recipients and parts whose send is ``unknown`` (their run died in flight), by publication id (of these
+        publications only, when given)."""
+        query = select(DeliveryRow).where(DeliveryRow.state == "unknown")
+        if publication_ids is not None:
+            query = query.where(DeliveryRow.publication_id.in_(publication_ids))
+        with self._session() as session:
+            rows = session.scalars(query.order_by(DeliveryRow.publication_id, DeliveryRow.address)).all()
+        found: dict[int, list[DeliveryRecord]] = {}
+        for row in rows:
+            found.setdefault(row.publication_id, []).append(_delivery_record(row))
+        return found
 
     def claim_delivery(self, publication_id: int, address: str) -> None:
         """Claim one recipient of a publication before sending to them.
@@ -78,14 +104,12 @@ class DeliveryLedger(LedgerStore):
         not_before: datetime | None = None,
     ) -> None:
         """Record how a claimed delivery ended; raises LedgerError if it was not claimed."""
+        mine = (DeliveryRow.publication_id == publication_id, DeliveryRow.address == address)
         with self._session() as session, session.begin():
+            # ``unknown``: its claim was resumed while this send was slow; the true outcome still counts.
             result = session.execute(
                 update(DeliveryRow)
-                .where(
-                    DeliveryRow.publication_id == publication_id,
-                    DeliveryRow.address == address,
-                    DeliveryRow.state == "claimed",
-                )
+                .where(*mine, DeliveryRow.state.in_(("claimed", "unknown")))
                 .values(
                     state=state,
                     provider_id=provider_id,
@@ -95,7 +119,10 @@ class DeliveryLedger(LedgerStore):
                     updated_at=now_utc(),
                 )
             )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
+            if result.rowcount == 1:  # type: ignore[attr-defined]
+                return
+            # Already in that state: this is a retry of a write whose commit landed.
+            if session.scalar(select(DeliveryRow.state).where(*mine)) != state:
                 raise LedgerError(
                     f"a delivery of publication {publication_id} is not claimed; its outcome was not recorded"
                 )

@@ -11,7 +11,7 @@ from sqlalchemy.sql import ColumnElement
 
 from carecast.errors import LedgerError
 from carecast.ledger.schema import DraftRow, DraftState, PublicationRow
-from carecast.ledger.store import LedgerStore
+from carecast.ledger.store import LedgerStore, insert_new
 from carecast.model import Draft, now_utc
 
 
@@ -49,25 +49,25 @@ class DraftLedger(LedgerStore):
         takes an edit's new text, or becomes ``refused`` when the edit breaks a rule (a withdrawn authorization).
         """
         now = now_utc()
+        new = {
+            "channel": draft.channel,
+            "account": account,
+            "draft_key": draft.key,
+            "state": state,
+            "body": draft.to_json(),
+            "reason": reason,
+            "created_at": now,
+            "updated_at": now,
+        }
         with self._session() as session, session.begin():
+            # A racing run may store the same draft first: then it is the earlier draft below.
+            inserted = insert_new(session, DraftRow, [new], ["channel", "account", "draft_key"])
             row = session.scalars(
                 select(DraftRow).where(
                     DraftRow.channel == draft.channel, DraftRow.account == account, DraftRow.draft_key == draft.key
                 )
-            ).one_or_none()
-            if row is None:
-                row = DraftRow(
-                    channel=draft.channel,
-                    account=account,
-                    draft_key=draft.key,
-                    state=state,
-                    body=draft.to_json(),
-                    reason=reason,
-                    created_at=now,
-                    updated_at=now,
-                )
-                session.add(row)
-                session.flush()
+            ).one()
+            if inserted:
                 return row.id
             claimed = session.scalar(select(PublicationRow.id).where(PublicationRow.draft_id == row.id))
             # A held draft is checked again with its new text (the PHI check holds it again if need be).

@@ -1,15 +1,20 @@
 """Publications: claimed before anything is sent, then ``sent | failed | unknown``, with a multi-step send's progress.
 
-A publication left ``claimed`` by a process that died mid-send becomes ``unknown`` and waits for a person, never
-re-sent blindly. Only a transient failure may be claimed again, by compare-and-set, so two workers never both retry it.
+A claim is kept fresh by the process sending it. One left untouched by a process that died mid-send is resumed by
+a later run: what was never claimed is sent, the recipient or part in flight becomes ``unknown`` and the
+publication waits for a person (``resolve``), never re-sent blindly. Only a transient failure may be claimed again,
+by compare-and-set, so two workers never both retry it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -19,6 +24,41 @@ from carecast.ledger.drafts import StoredDraft, stored_draft
 from carecast.ledger.schema import DeliveryRow, DraftRow, PublicationItemRow, PublicationRow, PublicationState
 from carecast.ledger.store import LedgerStore, touch_claim
 from carecast.model import Receipt, now_utc
+
+log = logging.getLogger(__name__)
+
+
+#: Why a recipient or part claimed by a run that died is ``unknown``.
+IN_FLIGHT = "the process died after claiming; the provider may have it"
+Resolution = Literal["sent", "resend", "drop"]
+#: What each resolution makes of an ``unknown`` delivery: sent; failed but claimable again; failed for good.
+_SETTLED: dict[str, dict[str, Any]] = {
+    "sent": {"state": "sent", "error": "resolved by staff: the provider has it"},
+    "resend": {"state": "failed", "transient": True, "error": "resolved by staff: to be sent again"},
+    "drop": {"state": "failed", "transient": False, "error": "resolved by staff: dropped"},
+}
+
+
+@contextmanager
+def keep_claim_alive(ledger: PublicationLedger, publication_id: int, every: float) -> Iterator[None]:
+    """Touch the claim every ``every`` seconds while the block runs: a slow send (one big message, a provider
+    taking its time) is not taken for dead. A touch that fails is tried at the next beat."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(every):
+            try:
+                ledger.touch(publication_id)
+            except LedgerError as exc:
+                log.warning("publication %d: its claim could not be kept fresh: %s", publication_id, exc)
+
+    heart = threading.Thread(target=beat, name=f"claim-{publication_id}", daemon=True)
+    heart.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        heart.join(timeout=every)
 
 
 @dataclass(frozen=True)
@@ -77,11 +117,14 @@ class PublicationLedger(LedgerStore):
         """Claim a draft for sending, before anything is sent; return the publication id.
 
         Raises AlreadyClaimed when any of its items is already claimed or published on its channel and account
-        (another run, worker or retry got there first), LedgerError when the draft is unknown or not approved.
+        (another run, worker or retry got there first) or the draft is gone (a racing run passed its items over);
+        LedgerError when the draft is not approved.
         """
         with self._session() as session:
             draft = session.get(DraftRow, draft_id)
-            if draft is None or draft.state != "approved":
+            if draft is None:
+                raise AlreadyClaimed(f"draft {draft_id}", "removed by another run", [])
+            if draft.state != "approved":
                 raise LedgerError(f"draft {draft_id} is not approved")
             item_ids = list(draft.body["item_ids"])
             existing = session.scalars(select(PublicationRow).where(PublicationRow.draft_id == draft_id)).one_or_none()
@@ -145,37 +188,134 @@ class PublicationLedger(LedgerStore):
         )
 
     def _finish(self, publication_id: int, **values: Any) -> None:
-        # A send slower than the stale-claim sweep was marked ``unknown`` meanwhile; its true outcome still counts.
+        # A send slower than its claim's timeout was resumed and marked ``unknown`` meanwhile; its true outcome
+        # still counts. Already in the state recorded: this is a retry of a write whose commit landed.
         with self._session() as session, session.begin():
             result = session.execute(
                 update(PublicationRow)
                 .where(PublicationRow.id == publication_id, PublicationRow.state.in_(("claimed", "unknown")))
                 .values(**values)
             )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
+            if result.rowcount == 1:  # type: ignore[attr-defined]
+                return
+            if (
+                session.scalar(select(PublicationRow.state).where(PublicationRow.id == publication_id))
+                != values["state"]
+            ):
                 raise LedgerError(f"publication {publication_id} is not claimed; its outcome was not recorded")
 
-    def mark_stale_claims(self, older_than: timedelta, channel: str | None = None) -> list[int]:
-        """Turn claims (of ``channel``) untouched for ``older_than`` into ``unknown``: the sender died mid-send.
+    def resume_stale(self, channel: str, older_than: timedelta) -> list[int]:
+        """Take over the claims of ``channel`` untouched for ``older_than``: their sender died mid-send.
 
-        Returns their ids, for a person to check with the provider; they are never re-sent blindly. A send that is
-        alive touches its claim with every recipient and every step, so a long batch is not taken for dead.
+        A live sender touches its claim with every recipient and step, and its heartbeat (``keep_claim_alive``)
+        in between, so only a dead one's claim goes stale. Each is taken by compare-and-set (two runs never resume
+        the same one) and its recipients or parts claimed but never recorded become ``unknown`` (``IN_FLIGHT``):
+        the provider may have them, so they are never sent again on their own. Returns the publication ids, now
+        claimed by the caller, to send the rest of.
         """
-        cutoff = now_utc() - older_than
-        query = select(PublicationRow.id).where(PublicationRow.state == "claimed", PublicationRow.claimed_at < cutoff)
-        if channel is not None:
-            query = query.where(PublicationRow.channel == channel)
+        now = now_utc()
+        cutoff = now - older_than
+        stale = select(PublicationRow.id).where(
+            PublicationRow.channel == channel, PublicationRow.state == "claimed", PublicationRow.claimed_at < cutoff
+        )
+        taken = []
         with self._session() as session, session.begin():
-            ids = list(session.scalars(query))
-            if ids:
-                session.execute(update(PublicationRow).where(PublicationRow.id.in_(ids)).values(state="unknown"))
-                # A recipient claimed by a process that died may or may not have been sent to: a person decides.
+            for publication_id in session.scalars(stale).all():
+                result = session.execute(
+                    update(PublicationRow)
+                    .where(
+                        PublicationRow.id == publication_id,
+                        PublicationRow.state == "claimed",
+                        PublicationRow.claimed_at < cutoff,
+                    )
+                    .values(claimed_at=now)
+                )
+                if result.rowcount != 1:  # type: ignore[attr-defined]
+                    continue
                 session.execute(
                     update(DeliveryRow)
-                    .where(DeliveryRow.publication_id.in_(ids), DeliveryRow.state == "claimed")
-                    .values(state="unknown")
+                    .where(DeliveryRow.publication_id == publication_id, DeliveryRow.state == "claimed")
+                    .values(state="unknown", error=IN_FLIGHT, updated_at=now)
                 )
-        return ids
+                taken.append(publication_id)
+        return taken
+
+    def record_unknown(self, publication_id: int, error: str, receipt: Receipt | None = None) -> None:
+        """Record that a person must settle the publication (``carecast resolve``): a recipient or part of it is
+        ``unknown``. What did go out (``receipt``) is kept with it."""
+        found = (
+            {}
+            if receipt is None
+            else {"location": receipt.location, "provider_ids": {"ids": list(receipt.provider_ids)}}
+        )
+        self._finish(publication_id, state="unknown", error=error, transient=False, finished_at=now_utc(), **found)
+
+    def touch(self, publication_id: int) -> None:
+        """Keep a live claim fresh (nothing happens once it is no longer claimed)."""
+        with self._session() as session, session.begin():
+            touch_claim(session, publication_id)
+
+    def publication_draft(self, publication_id: int) -> StoredDraft:
+        """The draft a publication sends; raises LedgerError when there is no such publication."""
+        with self._session() as session:
+            row = session.scalars(
+                select(DraftRow)
+                .join(PublicationRow, PublicationRow.draft_id == DraftRow.id)
+                .where(PublicationRow.id == publication_id)
+            ).one_or_none()
+            if row is None:
+                raise LedgerError(f"no publication {publication_id}")
+            return stored_draft(row)
+
+    def resolve(
+        self,
+        publication_id: int,
+        decision: Resolution,
+        *,
+        address: str | None = None,
+        provider_id: str | None = None,
+    ) -> int:
+        """Settle what a person checked with the provider: ``sent`` (it has it), ``resend`` (it does not: send it
+        again, once) or ``drop`` (never send it). Returns how many recipients or parts were settled.
+
+        With ``address`` (a recipient, or ``part_address(n)``) that one; without, every ``unknown`` one of the
+        publication, or the publication itself when it has none. Once nothing of it is ``unknown``, the next run
+        finishes it (sends what is to be resent, records the outcome). Raises LedgerError when the publication is
+        not ``unknown`` (still being sent, or settled), or ``address`` is not one of its unknown recipients.
+        """
+        now = now_utc()
+        with self._session() as session, session.begin():
+            publication = session.get(PublicationRow, publication_id)
+            if publication is None or publication.state != "unknown":
+                state = "no such publication" if publication is None else f"it is {publication.state}"
+                raise LedgerError(f"publication {publication_id} has nothing to resolve: {state}")
+            which = [DeliveryRow.publication_id == publication_id, DeliveryRow.state == "unknown"]
+            if address is not None:
+                which.append(DeliveryRow.address == address)
+            values = dict(_SETTLED[decision], updated_at=now)
+            if provider_id is not None and decision == "sent":
+                values["provider_id"] = provider_id
+            settled = session.execute(update(DeliveryRow).where(*which).values(**values))
+            count = int(settled.rowcount)  # type: ignore[attr-defined]
+            if address is not None and count == 0:
+                raise LedgerError(f"publication {publication_id} has no unknown recipient or part {address!r}")
+            left = session.scalar(
+                select(DeliveryRow.id).where(
+                    DeliveryRow.publication_id == publication_id, DeliveryRow.state == "unknown"
+                )
+            )
+            if left is not None:
+                return count
+            if count == 0 and decision != "resend":
+                # Nothing of it was in flight alone: the publication itself went out, or is given up.
+                publication.state = "sent" if decision == "sent" else "failed"
+                publication.transient = False
+                publication.error = f"resolved by staff: {decision}"
+                publication.finished_at = now
+                return 1
+            publication.state, publication.transient, publication.not_before = "failed", True, None
+            publication.error = f"resolved by staff ({decision}); the next run finishes it"
+            return max(count, 1)
 
     def publications(self, ids: Sequence[int] | None = None) -> list[PublicationRecord]:
         """Every publication (or those with these ids), oldest first, with its items."""

@@ -1,32 +1,80 @@
-"""The ledger's connection: one engine, sessions whose database failures surface as LedgerError."""
+"""The ledger's connection: one engine, sessions whose database failures surface as LedgerError, and retries.
+
+A database that restarts or drops a connection must not cost a record: a send the provider accepted has to be
+written down. So every public method of every ledger part is retried, on a fresh connection (``pool_pre_ping``
+checks each one it hands out), when the database fails in a way that passes (a lost or refused connection, a lock
+held too long), with backoff, until ``retry_budget`` seconds are spent; then LedgerError is raised and the claim
+of a publication in progress goes stale and is resumed by a later run. Every write is a compare-and-set or an
+upsert, so a retry of a write whose commit did land changes nothing.
+
+SQLite serialises writers: each transaction begins ``IMMEDIATE`` (taking the write lock at once, waiting up to
+``SQLITE_BUSY_TIMEOUT`` for it) instead of failing when two readers both try to write.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import inspect
+import logging
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
-from sqlalchemy import create_engine, update
+from sqlalchemy import create_engine, event, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError, StatementError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError, StatementError
 from sqlalchemy.orm import Session
 
 from carecast.errors import LedgerError
+from carecast.ledger import migrate
 from carecast.ledger.schema import Base, PublicationRow
 from carecast.model import now_utc
 
+log = logging.getLogger(__name__)
+
+#: Seconds a SQLite transaction waits for another process's write lock before it fails (and is retried).
+SQLITE_BUSY_TIMEOUT = 30.0
+#: Default seconds the ledger keeps retrying an operation while the database is unreachable.
+RETRY_BUDGET = 30.0
+#: The first wait between two attempts; doubled each time, up to ``MAX_BACKOFF``.
+FIRST_BACKOFF = 0.1
+MAX_BACKOFF = 2.0
+
+Method = TypeVar("Method", bound=Callable[..., Any])
+
 
 class LedgerStore:
-    """What every part of the ledger shares: the engine and its sessions."""
+    """What every part of the ledger shares: the engine, its sessions, and retries of every public method."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, retry_budget: float = RETRY_BUDGET) -> None:
+        self.retry_budget = retry_budget
         try:
-            self.engine: Engine = create_engine(url, future=True)
             if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
                 Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-            Base.metadata.create_all(self.engine)
+            self.engine: Engine = _engine(url)
         except (SQLAlchemyError, OSError) as exc:
             raise LedgerError(f"cannot open the ledger: {exc}") from exc
+        self._open_schema()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name, value in list(vars(cls).items()):
+            if inspect.isfunction(value) and not name.startswith("_") and name != "close":
+                setattr(cls, name, _retried(value))
+
+    def _open_schema(self) -> None:
+        attempt = _Attempts(self.retry_budget)
+        while True:
+            try:
+                migrate.upgrade(self.engine)
+                return
+            except SQLAlchemyError as exc:
+                if not (_passing(exc) and attempt.wait("opening the ledger", exc)):
+                    raise LedgerError(f"cannot open the ledger: {exc}") from exc
 
     def close(self) -> None:
         self.engine.dispose()
@@ -45,10 +93,103 @@ class LedgerStore:
             raise LedgerError(f"the ledger failed: {exc}") from exc
 
 
+def _engine(url: str) -> Engine:
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, pool_pre_ping=True, connect_args={"timeout": SQLITE_BUSY_TIMEOUT})
+
+    @event.listens_for(engine, "connect")
+    def _manual_transactions(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # the driver's own BEGIN would be DEFERRED
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _passing(exc: BaseException) -> bool:
+    """Whether a database failure may pass on its own: a lost or refused connection, a lock held too long.
+
+    SQLite reports much else as an operational error too (a missing table): only its busy lock passes.
+    """
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    if isinstance(exc.orig, sqlite3.Error):
+        return "locked" in str(exc.orig) or "busy" in str(exc.orig)
+    return isinstance(exc, OperationalError | InterfaceError)
+
+
+class _Attempts:
+    """Backoff between attempts within a budget of seconds."""
+
+    def __init__(self, budget: float) -> None:
+        self.deadline = time.monotonic() + budget
+        self.backoff = FIRST_BACKOFF
+
+    def wait(self, what: str, exc: BaseException) -> bool:
+        """Sleep before the next attempt and return True, or False when the budget would be exceeded."""
+        if time.monotonic() + self.backoff > self.deadline:
+            return False
+        log.warning("the ledger failed %s (%s); trying again in %.1fs", what, type(exc).__name__, self.backoff)
+        time.sleep(self.backoff)
+        self.backoff = min(self.backoff * 2, MAX_BACKOFF)
+        return True
+
+
+def _retried(method: Method) -> Method:
+    """``method`` tried again on a fresh connection while the database failure passes, within the budget."""
+
+    @functools.wraps(method)
+    def attempt(self: LedgerStore, *args: Any, **kwargs: Any) -> Any:
+        attempts = _Attempts(self.retry_budget)
+        while True:
+            try:
+                return method(self, *args, **kwargs)
+            except LedgerError as exc:
+                cause = exc.__cause__
+                if cause is None or not _passing(cause) or not attempts.wait(method.__name__, cause):
+                    raise
+
+    return attempt  # type: ignore[return-value]
+
+
 def touch_claim(session: Session, publication_id: int) -> None:
-    """Keep a live claim fresh, so the stale-claim sweep does not take a working sender for dead."""
+    """Keep a live claim fresh, so a later run does not take a working sender for dead and resume its claim."""
     session.execute(
         update(PublicationRow)
         .where(PublicationRow.id == publication_id, PublicationRow.state == "claimed")
         .values(claimed_at=now_utc())
     )
+
+
+def insert_new(
+    session: Session,
+    model: type[Base],
+    rows: Sequence[dict[str, Any]],
+    key: Sequence[str],
+    *,
+    refresh: Sequence[str] = (),
+) -> int:
+    """Insert ``rows`` of ``model`` whose unique ``key`` is not taken yet; return how many were written.
+
+    A row whose key exists already was written by someone else (a racing run, an earlier attempt): it is left as it
+    is, or, for the columns named in ``refresh``, given this row's values. Never raises for a taken key.
+    """
+    if not rows:
+        return 0
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(model).values(list(rows))
+    if refresh:
+        statement = statement.on_conflict_do_update(
+            index_elements=list(key), set_={column: statement.excluded[column] for column in refresh}
+        )
+    else:
+        statement = statement.on_conflict_do_nothing(index_elements=list(key))
+    # RETURNING, not rowcount: drivers report -1 for a multi-row insert.
+    key_columns = [model.__table__.c[column] for column in key]
+    return len(session.execute(statement.returning(*key_columns)).all())

@@ -145,6 +145,8 @@ class LocalHttpServer(Serving):
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._forced: deque[Reply] = deque()
+        self._stall: tuple[int, str, str] | None = None
+        self._released = threading.Event()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._late: tuple[Callable[[RecordedRequest], bool], float] | None = None
@@ -169,6 +171,7 @@ class LocalHttpServer(Serving):
 
     def stop(self) -> None:
         """Stop serving and release the port. Idempotent."""
+        self._released.set()
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -216,6 +219,23 @@ class LocalHttpServer(Serving):
         the thread that waited; join it before looking at what the server holds."""
         self._late = (when, delay)
 
+    def stall(self, after: int | None, method: str = "POST", path: str = "") -> None:
+        """Leave every ``method path`` request after the first ``after`` unanswered until the server stops: it is
+        recorded but never handled, as if it had not reached the provider, while its sender waits (and may die).
+        ``None``: answer every new request again."""
+        with self._lock:
+            self._stall = None if after is None else (after, method, path)
+
+    def _stalled(self, request: RecordedRequest) -> bool:
+        with self._lock:
+            if self._stall is None:
+                return False
+            after, method, path = self._stall
+            return sum(r.method == method and r.path == path for r in self._requests) > after and (
+                request.method,
+                request.path,
+            ) == (method, path)
+
     def _take_forced(self) -> Reply | None:
         with self._lock:
             return self._forced.popleft() if self._forced else None
@@ -240,6 +260,9 @@ class LocalHttpServer(Serving):
     def dispatch(self, request: RecordedRequest) -> Reply:
         """Record the request, then answer it with a forced reply if one is queued, else with :meth:`handle`."""
         self._record(request)
+        if self._stalled(request):
+            self._released.wait()
+            return Reply(503, {"error": "stalled until the server stopped"})
         forced = self._take_forced()
         reply = self.finish(request, forced if forced is not None else self.handle(request))
         if self._late is not None and self.late is None and self._late[0](request):

@@ -74,6 +74,8 @@ class _Recorder:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.owner._stalled():
+            await asyncio.Event().wait()  # never answered: the client waits until it dies or the server stops
         return self.owner._accept(session, envelope)
 
 
@@ -124,6 +126,8 @@ class SmtpServer(Serving):
         # None lets one DATA through normally: a forced reply can come mid-batch.
         self._data_replies: deque[str | None] = deque()
         self._controller: _Controller | None = None
+        self._stall_after: int | None = None
+        self._data_commands = 0
 
     # --- lifecycle -----------------------------------------------------------------------------------------------
 
@@ -209,6 +213,23 @@ class SmtpServer(Serving):
         with self._lock:
             self._data_replies.extend([None] * after)
             self._data_replies.extend(replies)
+
+    def stall_data(self, after: int | None) -> None:
+        """Leave every ``DATA`` after the first ``after`` without an answer (the message is not taken), as a server
+        that hangs mid-batch: its client waits until it dies or the server stops. ``None``: answer again."""
+        with self._lock:
+            self._stall_after = after
+
+    @property
+    def data_commands(self) -> int:
+        """How many ``DATA`` commands arrived, answered or not."""
+        with self._lock:
+            return self._data_commands
+
+    def _stalled(self) -> bool:
+        with self._lock:
+            self._data_commands += 1
+            return self._stall_after is not None and self._data_commands > self._stall_after
 
     def _count_connection(self) -> None:
         with self._lock:
