@@ -18,9 +18,10 @@ part's ``uri`` and ``cid`` after: a retry first asks the PDS for a record it may
 (``com.atproto.repo.getRecord``), so a lost answer is never posted twice and a thread cut short resumes at its first
 part not yet up. Each part is also claimed in the ledger before it is sent (``part N``, as X's are); one left
 ``unknown`` by a run that died posting it is claimed again at once, since its record key settles whether it is up, so
-no person needs to ``carecast resolve`` it. ``context.stop_if_asked`` is called before each part. Failures: a 429 waits (``Retry-After``, else ``RateLimit-Reset``) and sends again within
-``retry_budget`` seconds, then is transient; a refused app password, ``ExpiredToken`` and ``InvalidToken`` are a
-CredentialError naming the channel's credentials; 5xx and an unreachable PDS are transient; any other refusal is
+no person needs to ``carecast resolve`` it. ``context.stop_if_asked`` is called before each part. Failures: a 429
+waits (``Retry-After``, else ``RateLimit-Reset``) and sends again within ``retry_budget`` seconds, then is transient;
+a refused app password, ``ExpiredToken`` and ``InvalidToken`` are a CredentialError naming the channel's
+credentials; 5xx and an unreachable PDS are transient; any other refusal is
 permanent. Without credentials ``publish`` writes the exact requests to the outbox.
 """
 

@@ -8,14 +8,14 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from carecast.errors import ConfigError, CredentialError, PublishError, RenderError
-from carecast.ledger import Ledger
+from carecast.ledger import Ledger, part_address
 from carecast.model import Draft
 from carecast.practice import load_settings
 from channels.bluesky import BlueskyChannel, bluesky_length, display_url, rich_text, tid
@@ -277,6 +277,37 @@ def test_a_part_whose_answer_was_lost_is_found_not_posted_again(tmp_path: Path, 
     assert len(pds.requests_to("POST", "/xrpc/com.atproto.repo.createRecord")) == 3
     assert pds.requests_to("GET", "/xrpc/com.atproto.repo.getRecord")[0].query["rkey"] == pds.posts[1]["uri"][-13:]
     assert receipt.provider_ids == tuple(post["uri"] for post in pds.posts)
+
+
+def test_a_part_left_unknown_by_a_dead_run_is_looked_up_and_sent_once(
+    tmp_path: Path, pds: BlueskyPds, publications: Publications
+) -> None:
+    # What a run killed while posting part 1 leaves: the part claimed, its record key saved, nothing on the PDS.
+    ledger, context = publications.ledger, publications.claim(THREAD)
+    now = datetime.now(UTC)
+    ledger.claim_delivery(context.publication_id, part_address(1))
+    pending = {"rkey": tid(now, context.publication_id), "createdAt": now.isoformat()}
+    ledger.save_progress(context.publication_id, {"posted": [], "notes": [], "pending": pending})
+    assert ledger.resume_stale("bluesky", timedelta(0)) == [context.publication_id]
+    assert ledger.deliveries(context.publication_id)[part_address(1)].state == "unknown"
+
+    receipt = live(tmp_path, pds).publish(THREAD, context)
+
+    # The record key was asked for first; it was not there, so the part was claimed again and posted under it.
+    assert pds.requests_to("GET", "/xrpc/com.atproto.repo.getRecord")[0].query["rkey"] == pending["rkey"]
+    assert texts(pds) == list(THREAD.parts) and pds.posts[0]["uri"].endswith(pending["rkey"])
+    parts = ledger.deliveries(context.publication_id)
+    assert [parts[part_address(n)].state for n in (1, 2, 3)] == ["sent"] * 3
+    assert [parts[part_address(n)].provider_id for n in (1, 2, 3)] == list(receipt.provider_ids)
+    assert not ledger.unknown_deliveries([context.publication_id])
+
+
+def test_a_run_asked_to_stop_posts_no_further_part(tmp_path: Path, pds: BlueskyPds, publications: Publications) -> None:
+    context = publications.claim(THREAD)
+    context.stopping.set()
+    with pytest.raises(PublishError, match="stopped by a shutdown") as caught:
+        live(tmp_path, pds).publish(THREAD, context)
+    assert caught.value.transient and texts(pds) == []
 
 
 def test_a_rate_limit_is_waited_out_and_sent_again(tmp_path: Path, pds: BlueskyPds, publications: Publications) -> None:
