@@ -48,6 +48,7 @@ from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
 from carecast.text import shorten
 from channels.http import https_or_loopback, nothing_sent, retry_after, wait_out_rate_limits
+from channels.social import EXPIRY_WARNING
 
 # google-auth logs every request with its headers (the Bearer token) at DEBUG: credentials never reach a log,
 # whatever level a deployment sets on the root logger.
@@ -58,8 +59,6 @@ MAX_CHARACTERS = 1500
 SCOPE = "https://www.googleapis.com/auth/business.manage"
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
 GBP_API = "https://mybusiness.googleapis.com"
-#: ``check --live`` warns when the refresh token expires within this.
-EXPIRY_WARNING = timedelta(days=7)
 PHONE_REASON = "Google refuses a post with a phone number in its text; the CALL button dials the practice"
 
 
