@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 ItemKind = Literal["post", "observance", "recognition"]
@@ -65,6 +65,8 @@ class ContentItem:
     #: The id was made from the link (a feed entry without a guid): the ledger also recognises the item stored
     #: under an older form of the same link (http before https, with ``www.``), so a moved post is not new.
     id_from_link: bool = False
+    #: An observance's last day, in the practice's zone (its first is ``published``'s local date); None otherwise.
+    last_day: date | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "published", utc(self.published))
@@ -75,6 +77,7 @@ class ContentItem:
         data["authorization_expires"] = self.authorization_expires.isoformat() if self.authorization_expires else None
         data["tags"] = list(self.tags)
         data["authorized_channels"] = list(self.authorized_channels)
+        data["last_day"] = self.last_day.isoformat() if self.last_day else None
         return data
 
     @classmethod
@@ -85,6 +88,8 @@ class ContentItem:
         values["authorization_expires"] = datetime.fromisoformat(expires) if expires else None
         values["tags"] = tuple(values.get("tags", ()))
         values["authorized_channels"] = tuple(values.get("authorized_channels", ()))
+        last_day = values.get("last_day")
+        values["last_day"] = date.fromisoformat(last_day) if last_day else None
         return cls(**values)
 
 

@@ -211,6 +211,22 @@ def shorten_middle(text: str, fits: Callable[[str], bool], ellipsis: str = "\u20
     return shorten(text, fits, ellipsis)
 
 
+def numbered_thread(text: str, fits: Callable[[str], bool], most: int) -> list[str]:
+    """``text`` as the shortest thread of posts numbered ``1/3 ...`` that each ``fits``.
+
+    Raises MeasureError when it needs more than ``most`` posts or a word is longer than a post.
+    """
+    for total in range(2, most + 1):
+        # Reserve room for the widest number this thread length can show.
+        def numbered_fits(part: str, marker: str = f"{total}/{total} ") -> bool:
+            return fits(marker + part)
+
+        parts = split_to_fit(text, numbered_fits)
+        if len(parts) <= total:
+            return [f"{number}/{len(parts)} {part}" for number, part in enumerate(parts, start=1)]
+    raise MeasureError(f"needs more than {most} posts (max_thread_parts)")
+
+
 def split_to_fit(
     text: str, fits: Callable[[str], bool], *, first_fits: Callable[[str], bool] | None = None
 ) -> list[str]:

@@ -1,18 +1,26 @@
-"""What the channels that speak HTTP to a provider (SMS, X, Mastodon) share: which ``requests`` failures left the
-provider untouched, how long a provider asked to wait, and where a channel's credentials may be sent."""
+"""What the channels that speak HTTP to a provider (SMS, X, Mastodon, GBP, Bluesky) share: which ``requests`` failures
+left the provider untouched, how long a provider asked to wait, waiting out a rate limit within a budget, and where a
+channel's credentials may be sent."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+import time
+from collections.abc import Callable, Mapping
 from contextlib import suppress
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import TypeVar
 
 import requests
 from pydantic import HttpUrl
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
+from carecast.errors import PublishError
 from carecast.model import now_utc
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def nothing_sent(exc: requests.RequestException) -> bool:
@@ -47,6 +55,27 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
     if moment is None or moment.tzinfo is None:
         return None
     return max(0.0, (moment - now_utc()).total_seconds())
+
+
+def wait_out_rate_limits(send: Callable[[int], T], budget: float, channel: str) -> T:
+    """``send(attempt)`` (attempt 1, 2, ...), sent again after the wait a rate limit asks for while the wait fits in
+    ``budget`` seconds (all attempts together).
+
+    ``send`` raises PublishError with ``retry_after`` only for an answer that says nothing was done (a 429): that
+    request can be repeated. Raises that PublishError once its wait no longer fits, any other error at once.
+    """
+    deadline = time.monotonic() + budget
+    attempt = 1
+    while True:
+        try:
+            return send(attempt)
+        except PublishError as exc:
+            wait = exc.retry_after
+            if not exc.transient or wait is None or time.monotonic() + wait > deadline:
+                raise
+            log.warning("%s: %s; trying again in %.1fs", channel, exc.reason, wait)
+            time.sleep(wait)
+            attempt += 1
 
 
 def https_or_loopback(url: HttpUrl) -> HttpUrl:

@@ -187,4 +187,5 @@ def _item(name: str, observance: Observance, year: int, start: date, end: date, 
         content_hash=content_hash(observance.title, observance.message, url or "", start.isoformat(), end.isoformat()),
         campaign=f"{observance.campaign}_{year}",
         tags=observance.tags,
+        last_day=end,
     )

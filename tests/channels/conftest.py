@@ -12,9 +12,10 @@ import pytest
 from carecast.audience import load_audience
 from carecast.channel import Channel, Outbox, PublishContext, make_channel
 from carecast.config import Settings
+from carecast.errors import PublishError
 from carecast.ledger import Ledger
 from carecast.model import Draft
-from carecast.pipeline import Outcome, adapt, publish
+from carecast.pipeline import Outcome, adapt, ingest, publish
 from carecast.practice import load_settings
 from tests.conftest import SAMPLE_CONFIG, all_channels_config
 from tests.providers.images import ImageHost
@@ -79,3 +80,34 @@ def ledger(tmp_path: Path) -> Iterator[Ledger]:
     opened = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
     yield opened
     opened.close()
+
+
+class Publications:
+    """Drafts claimed in a real ledger, as the pipeline claims them, and re-claimed after a transient failure."""
+
+    def __init__(self, root: Path) -> None:
+        self.ledger = Ledger(f"sqlite:///{root / 'ledger.db'}")
+        self.outbox = Outbox(root / "outbox")
+        self.root = root
+
+    def claim(self, draft: Draft) -> PublishContext:
+        draft_id = self.ledger.save_draft(draft, "@OakviewPT", "approved")
+        return PublishContext(self.ledger.claim(draft_id), self.outbox, self.ledger)
+
+    def fail(self, context: PublishContext, error: PublishError) -> None:
+        self.ledger.record_failed(context.publication_id, error.reason, transient=error.transient)
+
+
+@pytest.fixture
+def publications(tmp_path: Path) -> Iterator[Publications]:
+    made = Publications(tmp_path)
+    yield made
+    made.ledger.close()
+
+
+def run_channel(root: Path, ledger: Ledger, name: str, **changes: object) -> list[Outcome]:
+    """One run of channel ``name`` of the sample config (its commented-out channels included), with ``changes`` to its
+    section, as ``carecast run`` makes it: the blog read, drafts made, due drafts published."""
+    settings = load_settings(all_channels_config(root, {"channels": {name: changes}}))
+    ingest(settings, ledger, "blog")
+    return adapt(settings, ledger, name) + publish(settings, ledger, name)

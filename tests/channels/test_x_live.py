@@ -14,12 +14,12 @@ import PIL.Image
 import pytest
 import requests
 
-from carecast.channel import Outbox, PublishContext
+from carecast.channel import PublishContext
 from carecast.errors import AlreadyClaimed, ConfigError, CredentialError, PublishError
-from carecast.ledger import Ledger
 from carecast.model import Draft
 from carecast.practice import load_settings
 from channels.x import ApiBaseAdapter, XChannel
+from tests.channels.conftest import Publications
 from tests.conftest import write_config
 from tests.providers import LocalHttpServer, RecordedRequest, Reply
 from tests.providers.xapi import XApiServer, XCredentials
@@ -120,29 +120,6 @@ def configured_channel(tmp_path: Path, **changes: object) -> XChannel:
 def live_channel(tmp_path: Path, server: XApiServer, **changes: object) -> XChannel:
     """The sample config's X channel with credentials from the environment, its ``api_base`` at ``server``."""
     return configured_channel(tmp_path, **{"api_base": server.url, "image_allow_private": LOCAL, **changes})
-
-
-class Publications:
-    """Drafts claimed in a real ledger, as the pipeline claims them, and re-claimed after a transient failure."""
-
-    def __init__(self, root: Path) -> None:
-        self.ledger = Ledger(f"sqlite:///{root / 'ledger.db'}")
-        self.outbox = Outbox(root / "outbox")
-        self.root = root
-
-    def claim(self, draft: Draft) -> PublishContext:
-        draft_id = self.ledger.save_draft(draft, "@OakviewPT", "approved")
-        return PublishContext(self.ledger.claim(draft_id), self.outbox, self.ledger)
-
-    def fail(self, context: PublishContext, error: PublishError) -> None:
-        self.ledger.record_failed(context.publication_id, error.reason, transient=error.transient)
-
-
-@pytest.fixture
-def publications(tmp_path: Path) -> Iterator[Publications]:
-    made = Publications(tmp_path)
-    yield made
-    made.ledger.close()
 
 
 def test_a_thread_lands_as_a_reply_chain(tmp_path: Path, server: XApiServer, publications: Publications) -> None:

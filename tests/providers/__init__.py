@@ -149,6 +149,9 @@ class LocalHttpServer(Serving):
         self._released = threading.Event()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._late: tuple[Callable[[RecordedRequest], bool], float] | None = None
+        #: The thread that held back a late answer (see :meth:`answer_late`), once one did.
+        self.late: threading.Thread | None = None
 
     # --- lifecycle -------------------------------------------------------------------------------------------
 
@@ -210,6 +213,12 @@ class LocalHttpServer(Serving):
         with self._lock:
             self._forced.extend(replies)
 
+    def answer_late(self, when: Callable[[RecordedRequest], bool], delay: float) -> None:
+        """Hold back the answer to the first request ``when`` accepts (asked once it was handled) for ``delay``
+        seconds: a client that gives up sooner loses the answer to a request the provider acted on. ``late`` is
+        the thread that waited; join it before looking at what the server holds."""
+        self._late = (when, delay)
+
     def stall(self, after: int | None, method: str = "POST", path: str = "") -> None:
         """Leave every ``method path`` request after the first ``after`` unanswered until the server stops: it is
         recorded but never handled, as if it had not reached the provider, while its sender waits (and may die).
@@ -255,7 +264,11 @@ class LocalHttpServer(Serving):
             self._released.wait()
             return Reply(503, {"error": "stalled until the server stopped"})
         forced = self._take_forced()
-        return self.finish(request, forced if forced is not None else self.handle(request))
+        reply = self.finish(request, forced if forced is not None else self.handle(request))
+        if self._late is not None and self.late is None and self._late[0](request):
+            self.late = threading.current_thread()
+            time.sleep(self._late[1])
+        return reply
 
 
 def _handler_for(server: LocalHttpServer) -> type[BaseHTTPRequestHandler]:

@@ -1,33 +1,32 @@
-"""The practice's web server, for the item images a channel downloads (and uploads, or links to).
+"""The practice's web server, for the item images a channel fetches (and uploads, or links to).
 
-``/photo.png`` is the smallest valid PNG (what tweepy sniffs to name the media type), ``/large.png`` a PNG over the
-1,000,000 bytes Bluesky takes for a thumbnail, ``/page.html`` a web page, ``/photo.jpg`` a JPEG (the only image
-format Instagram publishes); anything else is 404.
+``/photo.png`` is a real 640x360 PNG, ``/large.png`` a real PNG over the 1,000,000 bytes Bluesky takes for an image,
+``/page.html`` a web page, ``/photo.jpg`` a JPEG (the only image format Instagram publishes); anything else is 404.
 """
 
 from __future__ import annotations
 
+import os
 from io import BytesIO
 
 import PIL.Image
 
 from tests.providers import LocalHttpServer, RecordedRequest, Reply
 
-PNG = bytes.fromhex(
-    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-    "1f15c4890000000d49444154789c6300010000050001a5f645400000000049454e44ae426082"
-)
-LARGE_PNG = PNG + bytes(1_000_001)
 
-
-def _jpeg(width: int = 400, height: int = 300) -> bytes:
+def _encoded(image: PIL.Image.Image, kind: str) -> bytes:
     stream = BytesIO()
-    PIL.Image.new("RGB", (width, height), (29, 78, 99)).save(stream, "JPEG")
+    image.save(stream, kind)
     return stream.getvalue()
 
 
+PNG = _encoded(PIL.Image.new("RGB", (640, 360), (29, 78, 99)), "PNG")
+#: Noise does not compress: 700x700 RGB pixels make a PNG of about 1.5 MB.
+LARGE_PNG = _encoded(PIL.Image.frombytes("RGB", (700, 700), os.urandom(700 * 700 * 3)), "PNG")
 #: A real photo-sized JPEG (the only image format Instagram publishes; Pillow reads it as CareCast checks images).
-JPEG = _jpeg()
+JPEG = _encoded(PIL.Image.new("RGB", (400, 300), (29, 78, 99)), "JPEG")
+#: The networks the image server is on, which a channel must be allowed to fetch from (``image_allow_private``).
+LOCAL = ["127.0.0.0/8"]
 
 
 class ImageHost(LocalHttpServer):

@@ -14,9 +14,15 @@ from pathlib import Path
 import pytest
 import requests
 import tweepy
+from atproto_client import Client, models
+from google.auth.exceptions import RefreshError
+from google.auth.transport.requests import AuthorizedSession
+from google.oauth2.credentials import Credentials
 
 from channels.x import ApiBaseAdapter
 from tests.providers import LocalHttpServer, RecordedRequest, Reply
+from tests.providers.bluesky import BlueskyPds
+from tests.providers.gbp import GbpServer
 from tests.providers.mastodon import MastodonInstance, mastodon_instance
 from tests.providers.smtp import SmtpServer
 from tests.providers.twilio import TwilioServer, sms_segments, twilio_signature
@@ -448,3 +454,109 @@ def test_mastodon_faults_and_auth(mastodon: MastodonInstance) -> None:
     assert limited.status_code == 429 and int(limited.headers["Retry-After"]) > 0
     assert posted.status_code == 200
     assert stranger.status_code == 401
+
+
+# --- Google Business Profile -----------------------------------------------------------------------------------------
+
+
+def gbp_session(server: GbpServer) -> AuthorizedSession:
+    account = server.account
+    return AuthorizedSession(
+        Credentials(
+            token=None,
+            refresh_token=account.refresh_token,
+            token_uri=server.token_uri,
+            client_id=account.client_id,
+            client_secret=account.client_secret,
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"summary": "Call 312-555-0142 today"}, "phone number"),
+        ({"summary": "x" * 1501}, "1500"),
+        ({"topicType": "EVENT"}, "event.title"),
+        ({"callToAction": {"actionType": "LEARN_MORE"}}, "callToAction.url"),
+        ({"media": [{"mediaFormat": "VIDEO", "sourceUrl": "https://a.example/v.mp4"}]}, "PHOTO"),
+    ],
+)
+def test_gbp_refuses_what_google_refuses(change: dict[str, object], problem: str) -> None:
+    with GbpServer() as server:
+        body = {"languageCode": "en-US", "summary": "Happy PT Month!", "topicType": "STANDARD", **change}
+        response = gbp_session(server).post(f"{server.url}{server.account.posts_path}", json=body, timeout=5)
+
+    assert response.status_code == 400 and response.json()["error"]["status"] == "INVALID_ARGUMENT"
+    assert problem in response.json()["error"]["message"] and server.posts == []
+
+
+def test_gbp_token_grant_post_and_list_through_google_auth() -> None:
+    with GbpServer() as server:
+        session = gbp_session(server)
+        url = f"{server.url}{server.account.posts_path}"
+        created = session.post(url, json={"summary": "Happy PT Month!", "topicType": "STANDARD"}, timeout=5).json()
+        listed = session.get(url, params={"pageSize": 1}, timeout=5).json()
+        server.revoke()
+        with pytest.raises(RefreshError, match="invalid_grant"):
+            gbp_session(server).get(url, timeout=5)
+
+    assert created["name"].endswith("/localPosts/1") and created["state"] == "LIVE"
+    assert listed == {"localPosts": [created]}
+    assert [r.path for r in server.requests][:2] == ["/token", server.account.posts_path]
+
+
+# --- Bluesky PDS -----------------------------------------------------------------------------------------------------
+
+
+def test_bluesky_login_post_and_reply_through_atproto() -> None:
+    with BlueskyPds() as pds:
+        client = Client(base_url=pds.url)
+        profile = client.login(pds.account.handle, pds.account.app_password)
+        first = client.send_post("Happy PT Month \U0001f499 https://example.com/nptm")
+        root = models.create_strong_ref(first)
+        reply = client.send_post("2/2", reply_to=models.AppBskyFeedPost.ReplyRef(root=root, parent=root))
+        found = client.com.atproto.repo.get_record(
+            models.ComAtprotoRepoGetRecord.Params(
+                repo=pds.account.did, collection="app.bsky.feed.post", rkey=first.uri[-13:]
+            )
+        )
+
+    assert profile is not None and profile.did == pds.account.did
+    assert found.cid == first.cid and reply.uri != first.uri
+    assert [post["value"]["text"] for post in pds.posts] == [
+        "Happy PT Month \U0001f499 https://example.com/nptm",
+        "2/2",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("record", "problem"),
+    [
+        ({"text": "a" * 301}, "300 graphemes"),
+        ({"text": "hi", "facets": [{"index": {"byteStart": 0, "byteEnd": 3}, "features": []}]}, "byte slice"),
+        ({"text": "hi", "reply": {"root": {"uri": "at://x/app.bsky.feed.post/3aaa", "cid": "b"}}}, "reply"),
+        ({"text": "hi", "embed": {"$type": "app.bsky.embed.images", "images": [{"image": {"ref": {"$link": "b"}}}]}},
+         "never uploaded"),
+    ],
+)  # fmt: skip
+def test_bluesky_refuses_what_the_lexicon_refuses(record: dict[str, object], problem: str) -> None:
+    with BlueskyPds() as pds:
+        session = requests.post(
+            f"{pds.url}/xrpc/com.atproto.server.createSession",
+            json={"identifier": pds.account.handle, "password": pds.account.app_password},
+            timeout=5,
+        ).json()
+        body = {
+            "repo": pds.account.did,
+            "collection": "app.bsky.feed.post",
+            "record": {"$type": "app.bsky.feed.post", "createdAt": "2026-10-01T09:00:00.000Z", **record},
+        }
+        response = requests.post(
+            f"{pds.url}/xrpc/com.atproto.repo.createRecord",
+            json=body,
+            headers={"Authorization": f"Bearer {session['accessJwt']}"},
+            timeout=5,
+        )  # fmt: skip
+
+    assert response.status_code == 400 and problem in response.json()["message"] and pds.posts == []

@@ -1,0 +1,518 @@
+"""The Bluesky channel: one post per item, or a thread of replies when the item is too long for one.
+
+``compose`` renders ``templates/bluesky/post.txt.j2`` (title, summary, the UTM-tagged link, then the practice's
+hashtags when they fit) and measures it as Bluesky does: 300 graphemes of the text as posted
+(:func:`bluesky_length`). Links and hashtags become rich-text facets addressed by UTF-8 *byte* offsets
+(:func:`rich_text`, with the ``atproto`` package's facet detection and ``TextBuilder``); a link whose path would be
+cut is shown as Bluesky's app shows it (``www.oakviewpt.com/blog/desk-str...``) while its facet keeps the whole
+tagged URL, so a link costs about 30 graphemes, not its full length. Over 300 the item becomes a numbered thread
+(``max_thread_parts``). The item's link also becomes a link card (``app.bsky.embed.external``: title, description,
+the item's image as its thumbnail); an item with an image but no link gets the image itself
+(``app.bsky.embed.images``, with its alt text).
+
+With ``credentials`` (the account's handle and an app password) ``publish`` signs in through the ``atproto`` client
+(``com.atproto.server.createSession``), uploads the image (``com.atproto.repo.uploadBlob``) and creates each part
+with ``com.atproto.repo.createRecord`` of an ``app.bsky.feed.post``, each reply naming the thread's root and its
+parent. Every part's record key (a TID) is saved in the ledger's progress *before* it is sent, and every posted
+part's ``uri`` and ``cid`` after: a retry first asks the PDS for a record it may have made
+(``com.atproto.repo.getRecord``), so a lost answer is never posted twice and a thread cut short resumes at its first
+part not yet up. Each part is also claimed in the ledger before it is sent (``part N``, as X's are); one left
+``unknown`` by a run that died posting it is claimed again at once, since its record key settles whether it is up, so
+no person needs to ``carecast resolve`` it. ``context.stop_if_asked`` is called before each part. Failures: a 429
+waits (``Retry-After``, else ``RateLimit-Reset``) and sends again within ``retry_budget`` seconds, then is transient;
+a refused app password, ``ExpiredToken`` and ``InvalidToken`` are a CredentialError naming the channel's
+credentials; 5xx and an unreachable PDS are transient; any other refusal is
+permanent. Without credentials ``publish`` writes the exact requests to the outbox.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any, ClassVar, TypeVar
+
+import regex
+from atproto_client import Client, models
+from atproto_client.exceptions import (
+    NetworkError,
+    RateLimitExceededError,
+    RequestErrorBase,
+    UnauthorizedError,
+)
+from atproto_client.models.common import XrpcError
+from atproto_client.models.utils import get_model_as_dict
+from atproto_client.request import Request
+from atproto_client.utils import TextBuilder, facet_detection
+from atproto_core.exceptions import AtProtocolError
+from pydantic import Field, HttpUrl, IPvAnyNetwork, field_validator
+
+from carecast.channel import Channel, PublishContext
+from carecast.config import ChannelSettings, Settings
+from carecast.errors import AlreadyClaimed, CredentialError, ImageError, MeasureError, PublishError, RenderError
+from carecast.images import fetch_image
+from carecast.ledger import IN_FLIGHT, DeliveryRecord, part_address
+from carecast.model import ContentItem, Draft, Receipt, now_utc
+from carecast.secrets import SecretRef, resolve
+from carecast.strict import Strict
+from carecast.text import numbered_thread
+from channels.http import https_or_loopback, wait_out_rate_limits
+
+MAX_GRAPHEMES = 300
+POST = "app.bsky.feed.post"
+#: The largest image a link card's thumbnail or an image embed may be (the lexicons' ``maxSize``).
+MAX_IMAGE_BYTES = 1_000_000
+#: XRPC errors that mean the session's token is no good: a person must sign in again (a new app password).
+TOKEN_ERRORS = frozenset({"ExpiredToken", "InvalidToken", "AuthenticationRequired", "AccountTakedown"})
+#: Where a reply's root and parent go in the outbox: the ``uri`` and ``cid`` the PDS gives the first and the
+#: previous part, and the blob an uploaded image becomes.
+ROOT, PARENT, BLOB = "{part 1}", "{previous part}", "{uploaded image}"
+GRAPHEME = regex.compile(r"\X")
+TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
+# Bluesky's app shows a link's path only up to this many characters, then "...".
+SHOWN_PATH = 15
+
+T = TypeVar("T")
+
+
+def display_url(url: str) -> str:
+    """``url`` as the post shows it: itself when short, else host and the start of its path, as Bluesky's app
+    shortens links (the facet still leads to the whole URL)."""
+    parts = urllib.parse.urlsplit(url)
+    path = ("" if parts.path == "/" else parts.path) + (f"?{parts.query}" if parts.query else "")
+    path += f"#{parts.fragment}" if parts.fragment else ""
+    return url if len(path) <= SHOWN_PATH else f"{parts.netloc}{path[: SHOWN_PATH - 2]}..."
+
+
+def rich_text(text: str) -> tuple[str, list[dict[str, Any]]]:
+    """The text a post shows for ``text`` and its facets (links and hashtags, by UTF-8 byte offsets), as JSON.
+
+    Each link is shown as :func:`display_url` gives it; its facet's ``uri`` is the whole URL.
+    """
+    raw = text.encode()
+    builder, position = TextBuilder(), 0
+    for facet in facet_detection.detect_facets(text):
+        start, end = facet.index.byte_start, facet.index.byte_end
+        builder.text(raw[position:start].decode())
+        shown = raw[start:end].decode()
+        feature = facet.features[0]
+        if isinstance(feature, models.AppBskyRichtextFacet.Link):
+            builder.link(display_url(feature.uri) if shown.startswith("http") else shown, feature.uri)
+        else:
+            builder.tag(shown, feature.tag)
+        position = end
+    builder.text(raw[position:].decode())
+    return builder.build_text(), [get_model_as_dict(facet) for facet in builder.build_facets()]
+
+
+def bluesky_length(text: str) -> int:
+    """The length Bluesky checks against its 300: grapheme clusters of the text as posted (links as shown)."""
+    return len(GRAPHEME.findall(rich_text(text)[0]))
+
+
+def tid(moment: datetime, clock_id: int) -> str:
+    """A record key in the AT Protocol's TID form: microseconds since the epoch and a 10-bit clock id, base32."""
+    value = (int(moment.timestamp() * 1_000_000) << 10) | (clock_id & 0x3FF)
+    return "".join(TID_ALPHABET[(value >> shift) & 31] for shift in range(60, -1, -5))
+
+
+def _timestamp(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class BlueskyCredentials(Strict):
+    """The account's handle and an app password (Settings → Privacy and security → App passwords), by reference."""
+
+    handle: str = Field(pattern=r"^[A-Za-z0-9.-]+$", description="the account's handle, e.g. oakviewpt.bsky.social")
+    app_password: SecretRef
+
+
+class BlueskyConfig(ChannelSettings):
+    """``channels.<name>`` of type ``bluesky``."""
+
+    pds_url: HttpUrl = Field(HttpUrl("https://bsky.social"), description="the account's PDS (a local test server)")
+    hashtags: bool = Field(True, description="append the practice's hashtags when they fit")
+    max_thread_parts: int = Field(4, ge=2, le=10, description="a longer thread is refused, not cut")
+    link_card: bool = Field(True, description="show the item's link as a card with its title and image")
+    language: str = Field("en", pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$", description="the posts' language (BCP-47)")
+    credentials: BlueskyCredentials | None = Field(None, description="post with these; absent: write to the outbox")
+    timeout: float = Field(30, gt=0, le=300, description="seconds one request (or the image download) may take")
+    image_allow_private: bool | list[IPvAnyNetwork] = Field(
+        False,
+        description="may fetch an item's image from private, loopback and link-local addresses: all (true) or these "
+        "networks (a local test server, an intranet CDN); by default such addresses are refused",
+    )
+    retry_budget: float = Field(10, ge=0, le=300, description="seconds a publish may wait out rate limits")
+
+    @field_validator("pds_url")
+    @classmethod
+    def _secure(cls, value: HttpUrl) -> HttpUrl:
+        # The app password and the session's tokens travel to it: never in clear text, except to a test server.
+        return https_or_loopback(value)
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """A signed-in client and whom it speaks for."""
+
+    client: Client
+    did: str
+    handle: str
+
+
+class BlueskyChannel(Channel):
+    """Posts on Bluesky: one item a post (or a thread)."""
+
+    name = "bluesky"
+    Config = BlueskyConfig
+    utm_source = "bluesky"
+    utm_medium = "social"
+    limits: ClassVar[dict[str, int]] = {"max_characters": MAX_GRAPHEMES}
+
+    config: BlueskyConfig
+
+    def __init__(self, instance: str, config: ChannelSettings, settings: Settings) -> None:
+        super().__init__(instance, config, settings)
+        self._session: SignedIn | None = None
+
+    def count_characters(self, text: str) -> int:
+        """Graphemes as Bluesky counts them (see :func:`bluesky_length`)."""
+        return bluesky_length(text)
+
+    def compose(self, items: Sequence[ContentItem]) -> Draft:
+        """Render one item as a post, or as a numbered thread when it is over 300 graphemes.
+
+        Raises RenderError when ``items`` is not exactly one item, or when the item cannot fit (a word longer than
+        a post, or more posts than ``max_thread_parts``).
+        """
+        if len(items) != 1:
+            raise RenderError(
+                self.instance, f"a Bluesky post is for exactly one item, not {len(items)}", [i.id for i in items]
+            )
+        item = items[0]
+        link = self.link(item)
+        budget = self.limit("max_characters") or MAX_GRAPHEMES
+        hashtags = list(self.practice.voice.hashtags) if self.config.hashtags else []
+        body = " ".join(item.summary_text.split())
+
+        def post(tags: Sequence[str] = ()) -> str:
+            return self.template("post.txt.j2", item=item, body=body, link=link, hashtags=tags)
+
+        def fits(text: str) -> bool:
+            return bluesky_length(text) <= budget
+
+        try:
+            if fits(single := post(hashtags)) or fits(single := post()):
+                parts = [single]
+            else:
+                parts = numbered_thread(post(), fits, self.config.max_thread_parts)
+                with suppress(MeasureError):  # hashtags only when they cost no extra post
+                    parts = numbered_thread(post(hashtags), fits, len(parts))
+        except MeasureError as exc:
+            raise RenderError(self.instance, f"does not fit in {budget} graphemes: {exc}", [item.id]) from exc
+        card = {"title": item.title, "description": body} if link and self.config.link_card else {}
+        return Draft(
+            channel=self.instance,
+            item_ids=(item.id,),
+            parts=tuple(parts),
+            image_url=item.image_url,
+            image_alt=item.image_alt,
+            link=link if card else None,
+            details={"card": card} if card else {},
+        )
+
+    # -- the requests ------------------------------------------------------------------------------------------
+
+    def record(
+        self,
+        text: str,
+        created_at: str,
+        reply: dict[str, dict[str, str]] | None = None,
+        embed: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The ``app.bsky.feed.post`` record of one part: its text as shown, facets, language, reply (``root`` and
+        ``parent``, each a ``uri`` and ``cid``) and embed."""
+        shown, facets = rich_text(text)
+        record: dict[str, Any] = {
+            "$type": POST,
+            "text": shown,
+            "createdAt": created_at,
+            "langs": [self.config.language],
+        }
+        if facets:
+            record["facets"] = facets
+        if reply is not None:
+            # As the atproto client sends a reply: typed, root and parent each a strongRef.
+            refs = {end: {"$type": "com.atproto.repo.strongRef", **reply[end]} for end in ("root", "parent")}
+            record["reply"] = {"$type": "app.bsky.feed.post#replyRef", **refs}
+        if embed is not None:
+            record["embed"] = embed
+        return record
+
+    def embed(self, draft: Draft, blob: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The first part's embed: the link card (with ``blob`` as its thumbnail), else the image, else none; typed
+        as the atproto client sends it."""
+        card = draft.details.get("card")
+        if draft.link and card:
+            external = {
+                "$type": "app.bsky.embed.external#external",
+                "uri": draft.link,
+                "title": card["title"],
+                "description": card["description"],
+            }
+            if blob is not None:
+                external["thumb"] = blob
+            return {"$type": "app.bsky.embed.external", "external": external}
+        if blob is not None:
+            image = {"$type": "app.bsky.embed.images#image", "alt": draft.image_alt or "", "image": blob}
+            return {"$type": "app.bsky.embed.images", "images": [image]}
+        return None
+
+    # -- publishing --------------------------------------------------------------------------------------------
+
+    def publish(self, draft: Draft, context: PublishContext) -> Receipt:
+        """Post ``draft`` (a thread of replies when it has several parts) when credentials are configured, else
+        write its requests to the outbox.
+
+        Raises CredentialError when the app password cannot be read (nothing was sent) or Bluesky refuses the
+        session (a wrong or revoked app password, an expired token). Raises PublishError: transient for a 429 whose
+        wait no longer fits in ``retry_budget`` (with ``retry_after``), a 5xx or an unreachable PDS (a retry asks
+        for the record first, so it never posts twice); permanent for any other refusal and when the outbox
+        refuses the file.
+        """
+        if self.config.credentials is None:
+            return self._write_outbox(draft, context)
+        session = self._signed_in()
+        progress = context.ledger.progress(context.publication_id)
+        posted: list[dict[str, str]] = list(progress.get("posted", []))
+        notes: list[str] = list(progress.get("notes", []))
+        pending: dict[str, str] | None = progress.get("pending")
+
+        def save() -> None:
+            state = {"posted": posted, "notes": notes, **({"pending": pending} if pending else {})}
+            context.ledger.save_progress(context.publication_id, state)
+
+        embed = None
+        if not posted:
+            blob, notes = self._image_blob(session, draft) if draft.image_url else (None, [])
+            embed = self.embed(draft, blob)
+        total = len(draft.parts)
+        ledger, publication = context.ledger, context.publication_id
+        parts = ledger.deliveries(publication)
+        for number in range(len(posted) + 1, total + 1):
+            context.stop_if_asked(self.instance)
+            step, part = f"post {number} of {total}", part_address(number)
+            settled = parts.get(part)
+            if settled is not None and settled.state == "sent" and pending is None:
+                # Recorded sent, but its record key never reached the progress: nothing to look it up by.
+                reason = f"{step} is recorded as sent but its record is not known here; check the account"
+                raise PublishError(self.instance, reason, transient=False)
+            if not (settled is not None and settled.state == "sent"):
+                self._claim_part(context, part, step, settled)
+            if pending is None:
+                moment = now_utc()
+                pending = {"rkey": tid(moment, context.publication_id), "createdAt": _timestamp(moment)}
+                save()  # before sending: a retry finds what this attempt may have made
+            elif (made := self._existing(session, pending["rkey"], step)) is not None:
+                ledger.finish_delivery(publication, part, "sent", provider_id=made["uri"])
+                posted.append(made)
+                pending = None
+                save()
+                continue
+            elif settled is not None and settled.state == "sent":
+                reason = f"{step} is recorded as sent but the PDS has no record {pending['rkey']}; check the account"
+                raise PublishError(self.instance, reason, transient=False)
+            reply = None if not posted else {"root": posted[0], "parent": posted[-1]}
+            record = self.record(draft.parts[number - 1], pending["createdAt"], reply, embed if number == 1 else None)
+            data = models.ComAtprotoRepoCreateRecord.Data(
+                repo=session.did, collection=POST, rkey=pending["rkey"], record=record
+            )
+            up = f"; {len(posted)} of {total} posts are up" if posted else ""
+            try:
+                made_now = self._call(partial(session.client.com.atproto.repo.create_record, data), step, up)
+            except (PublishError, CredentialError) as exc:
+                # Claimable again: the next attempt asks the PDS for the record key first, so it never posts twice.
+                ledger.finish_delivery(publication, part, "failed", error=exc.reason, transient=True)
+                raise
+            ledger.finish_delivery(publication, part, "sent", provider_id=made_now.uri)
+            posted.append({"uri": made_now.uri, "cid": made_now.cid})
+            pending = None
+            save()
+        first_key = posted[0]["uri"].rsplit("/", 1)[-1]
+        return Receipt(
+            location=f"https://bsky.app/profile/{session.handle}/post/{first_key}",
+            sent_at=now_utc(),
+            provider_ids=tuple(part["uri"] for part in posted),
+            notes=tuple(notes),
+        )
+
+    def _claim_part(self, context: PublishContext, part: str, step: str, settled: DeliveryRecord | None) -> None:
+        """Claim thread part ``part`` before sending it. A part left ``unknown`` by a run that died posting it is
+        claimed again at once: its record key was saved before sending, so the PDS is asked for it first and it is
+        never posted twice.
+
+        Raises PublishError (permanent) when another run holds the part or a person dropped it.
+        """
+        ledger, publication = context.ledger, context.publication_id
+        if settled is not None and settled.state == "unknown":
+            ledger.finish_delivery(publication, part, "failed", error=IN_FLIGHT, transient=True)
+        try:
+            ledger.claim_delivery(publication, part)
+        except AlreadyClaimed as exc:
+            reason = f"{step} is claimed by another run or was dropped; the thread does not go on without it"
+            raise PublishError(self.instance, reason, transient=False) from exc
+
+    def verify(self) -> str:
+        """Sign in with the app password (``createSession``) and read the profile, posting nothing.
+
+        Raises CredentialError when the app password cannot be read or Bluesky refuses it, PublishError when the PDS
+        cannot be reached or fails.
+        """
+        if self.config.credentials is None:
+            return super().verify()
+        session = self._signed_in()
+        return (
+            f"Bluesky: signed in as @{session.handle} on {self.config.pds_url}; app passwords do not expire "
+            "(revoked only, in the account's settings)"
+        )
+
+    # -- transport ---------------------------------------------------------------------------------------------
+
+    @property
+    def _where(self) -> str:
+        return f"channels.{self.instance}.credentials"
+
+    def _signed_in(self) -> SignedIn:
+        """This channel's session, signed in once per channel object.
+
+        Raises CredentialError and PublishError as ``verify`` does.
+        """
+        if self._session is None:
+            credentials = self.config.credentials
+            assert credentials is not None  # callers check: no credentials means the outbox
+            password = resolve(credentials.app_password).get_secret_value()
+            client = Client(base_url=str(self.config.pds_url), request=Request(timeout=self.config.timeout))
+            profile = self._call(lambda: client.login(credentials.handle, password), "signing in")
+            if profile is None:
+                raise PublishError(self.instance, "signing in: the PDS has no profile for the account", transient=False)
+            self._session = SignedIn(client, profile.did, profile.handle)
+        return self._session
+
+    def _existing(self, session: SignedIn, rkey: str, step: str) -> dict[str, str] | None:
+        """The ``uri`` and ``cid`` of the post an earlier attempt made under ``rkey``, or None when there is none.
+
+        Raises PublishError and CredentialError as ``publish`` does.
+        """
+        params = models.ComAtprotoRepoGetRecord.Params(repo=session.did, collection=POST, rkey=rkey)
+        try:
+            found = self._call(lambda: session.client.com.atproto.repo.get_record(params), f"{step}: looking it up")
+        except PublishError as exc:
+            if isinstance(exc.__cause__, RequestErrorBase) and _xrpc_error(exc.__cause__) == "RecordNotFound":
+                return None
+            raise
+        return {"uri": found.uri, "cid": str(found.cid)}
+
+    def _image_blob(self, session: SignedIn, draft: Draft) -> tuple[dict[str, Any] | None, list[str]]:
+        """Fetch ``draft.image_url`` (:func:`carecast.images.fetch_image`) and upload it; return its blob (as JSON)
+        and notes for the receipt.
+
+        An image that cannot be fetched, is no photo, sits on a private address or is over 1,000,000 bytes is left
+        off with a note: it must not keep the post from going out. Raises PublishError when the upload fails,
+        CredentialError as ``publish`` does.
+        """
+        url = str(draft.image_url)
+        try:
+            image = fetch_image(
+                url,
+                timeout=self.config.timeout,
+                allow_private=self.config.image_allow_private,
+                max_bytes=MAX_IMAGE_BYTES,
+            )
+        except ImageError as exc:
+            return None, [f"image not attached: {exc}"]
+        uploaded = self._call(
+            lambda: session.client.com.atproto.repo.upload_blob(
+                image.content, headers={"Content-Type": image.media_type}
+            ),
+            "image upload",
+        )
+        return get_model_as_dict(uploaded.blob), []
+
+    def _call(self, request: Callable[[], T], step: str, context: str = "") -> T:
+        """``request`` through the atproto client, a 429 waited out within ``retry_budget``.
+
+        Raises CredentialError for a session Bluesky refuses; PublishError otherwise (see ``publish``).
+        """
+
+        def attempt(_: int) -> T:
+            try:
+                return request()
+            except AtProtocolError as exc:
+                raise self._failure(exc, step, context) from exc
+
+        return wait_out_rate_limits(attempt, self.config.retry_budget, self.instance)
+
+    def _failure(self, exc: AtProtocolError, step: str, context: str) -> CredentialError | PublishError:
+        """What an atproto error at ``step`` means for the publication; ``context`` ends the reason."""
+        error = _xrpc_error(exc)
+        status = exc.response.status_code if isinstance(exc, RequestErrorBase) and exc.response else None
+        if error in TOKEN_ERRORS or isinstance(exc, UnauthorizedError):
+            return CredentialError(self._where, f"Bluesky refused the session at {step} ({error or status})")
+        if isinstance(exc, RateLimitExceededError):
+            wait = exc.retry_after
+            if wait is None and exc.reset_at is not None:
+                wait = max(0.0, (exc.reset_at - now_utc()).total_seconds())
+            reason = f"{step}: Bluesky rate limit reached (429){context}"
+            return PublishError(self.instance, reason, transient=True, retry_after=wait if wait is not None else 60.0)
+        if isinstance(exc, NetworkError) and status is None:
+            reason = f"{step}: Bluesky cannot be reached ({type(exc.__cause__ or exc).__name__}){context}"
+            return PublishError(self.instance, reason, transient=True)
+        if status is None:  # the client could not read the answer (a malformed session, say)
+            return PublishError(
+                self.instance, f"{step}: Bluesky's answer was unreadable ({type(exc).__name__})", transient=True
+            )
+        transient = status >= 500 or status == 409
+        return PublishError(
+            self.instance, f"{step}: Bluesky answered {status} {error or ''}{context}".strip(), transient=transient
+        )
+
+    # -- outbox --------------------------------------------------------------------------------------------------
+
+    def _write_outbox(self, draft: Draft, context: PublishContext) -> Receipt:
+        """Write the ``createRecord`` requests of ``draft`` (a reply chain for a thread) to the outbox.
+
+        Raises PublishError when the outbox refuses the file (it exists already, or cannot be written).
+        """
+        requests_: list[dict[str, Any]] = []
+        blob = {"$type": "blob", "ref": {"$link": BLOB}} if draft.image_url else None
+        for number, text in enumerate(draft.parts, start=1):
+            moment = context.now + timedelta(milliseconds=number - 1)
+            reply = (
+                None if number == 1 else {"root": {"uri": ROOT, "cid": ROOT}, "parent": {"uri": PARENT, "cid": PARENT}}
+            )
+            embed = self.embed(draft, blob) if number == 1 else None
+            record = self.record(text, _timestamp(moment), reply, embed)
+            rkey = tid(moment, context.publication_id)
+            requests_.append({"repo": "{did}", "collection": POST, "rkey": rkey, "record": record})
+        payload: dict[str, Any] = {
+            "endpoint": "POST /xrpc/com.atproto.repo.createRecord",
+            "pds": str(self.config.pds_url),
+            "account": self.config.account,
+            "requests": requests_,
+        }
+        if draft.image_url:
+            payload["upload_blob"] = {
+                "endpoint": "POST /xrpc/com.atproto.repo.uploadBlob",
+                "image_url": draft.image_url,
+            }
+        return context.outbox.receipt(context.outbox.write_json(self.instance, context.key, payload))
+
+
+def _xrpc_error(exc: AtProtocolError) -> str | None:
+    """The XRPC error name an answer carried (``ExpiredToken``, ``RecordNotFound``), never its message."""
+    response = exc.response if isinstance(exc, RequestErrorBase) else None
+    content = response.content if response is not None else None
+    return content.error if isinstance(content, XrpcError) else None
