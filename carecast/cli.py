@@ -21,17 +21,18 @@ from pathlib import Path
 from typing import Any, get_args
 from urllib.parse import urlsplit
 
-from carecast.audience import ADDRESS_COLUMN, read_audience
-from carecast.audit import audit, render
+from pydantic import ConfigDict
+
+from carecast.audience import ADDRESS_COLUMN
 from carecast.batches import batched
-from carecast.config import DEFAULT_CONFIG, Settings, practice_files
+from carecast.config import DEFAULT_CONFIG, ChannelSettings, Settings, parse_settings, practice_files
 from carecast.errors import CareCastError, ConfigError
 from carecast.ledger import DeliveryRecord, DraftState, Ledger, Resolution, open_ledger, part_address
 from carecast.model import Draft
-from carecast.pipeline import make_channel
-from carecast.practice import load_settings, open_practice
 from carecast.starter import QUESTIONS, StarterValues, write_starter
-from carecast.text import sms_measure, x_measure
+
+# Each command imports the rest of what it needs (channel plugins, twitter-text, Jinja, Prefect) when it runs:
+# `carecast status` on a million publications stays a small process that starts printing at once.
 
 #: What ``carecast --help`` says first: plain text (the module's docstring is reStructuredText).
 DESCRIPTION = "Check a CareCast config, run the pipeline, measure text, show the ledger, serve the webhooks."
@@ -196,6 +197,8 @@ def _config_files(configs: list[Path] | None) -> list[Path]:
 
 def _check(args: argparse.Namespace) -> int:
     """Check each file on its own: a broken practice fails only itself, and every file's problems are listed."""
+    from carecast.practice import load_settings
+
     worst = 0
     for file in _config_files(args.configs):
         try:
@@ -217,6 +220,7 @@ def _verify(settings: Settings) -> bool:
     """Prove each channel's account works, sending nothing; False when one does not."""
     _use_project_prefect(settings.file)
     import flows.secrets  # noqa: F401  credentials named as Prefect Secret blocks are read through Prefect
+    from carecast.pipeline import make_channel
 
     ok = True
     for name in settings.channels:
@@ -241,8 +245,18 @@ def _ask(question: str, default: str) -> str:
     return input(f"{question} [{default}]: ").strip() or default
 
 
+class _LedgerSection(ChannelSettings):
+    """A channel section as the commands that only read or settle the ledger see it: the keys every channel has,
+    checked; the channel's own keys (its credentials among them) dropped unread, so its plugin is never imported.
+    ``carecast check`` and ``run`` validate the whole section."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
 def _open_ledger(config: Path) -> tuple[Settings, Ledger]:
-    settings = load_settings(config)
+    """The config's settings (channel sections as :class:`_LedgerSection`) and its ledger; raises ConfigError as
+    ``load_settings`` does for everything but a channel's own keys, LedgerError when the ledger cannot be opened."""
+    settings = parse_settings(config, lambda kind: _LedgerSection)
     return settings, open_ledger(settings)
 
 
@@ -301,6 +315,8 @@ def _release(args: argparse.Namespace) -> int:
 
 
 def _audit(args: argparse.Namespace) -> int:
+    from carecast.audit import audit, render
+
     with _ledger(args.config) as (settings, ledger):
         print(render(audit(settings, ledger, args.recipient, args.since), args.form))
     return 0
@@ -318,6 +334,8 @@ def _audience_import(args: argparse.Namespace) -> int:
     channel_type = args.channel_type or args.file.stem
     if channel_type not in ADDRESS_COLUMN:
         raise ConfigError(args.file, [("", f"--type {' or '.join(sorted(ADDRESS_COLUMN))} (not in the file name)")])
+    from carecast.audience import read_audience
+
     audience = read_audience(args.file, channel_type)
     _, ledger = _open_ledger(args.config)
     try:
@@ -331,6 +349,8 @@ def _audience_import(args: argparse.Namespace) -> int:
 
 
 def _measure(args: argparse.Namespace) -> int:
+    from carecast.text import sms_measure, x_measure
+
     text = sys.stdin.read() if args.text == "-" else args.text
     if args.text == "-" and text.endswith("\n"):
         text = text[:-1]  # the newline that ends the piped line is not part of the post
@@ -420,6 +440,8 @@ def _where(record: dict[str, Any]) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from carecast.practice import load_settings
+
     settings: Settings = load_settings(args.config)
     for name in args.channels or ():
         if name not in settings.channels:
@@ -489,6 +511,8 @@ def _prefect_api() -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from carecast.practice import load_settings
+
     load_settings(args.config)  # a wrong config stops here, before Prefect loads
     _use_project_prefect(args.config)
     from flows.deployments import serve  # Prefect loads slowly and reads prefect.toml: only for commands that run
@@ -501,6 +525,8 @@ def _deploy(args: argparse.Namespace) -> int:
     """Deploy every practice whose file is valid; a broken file is named and left out (exit 2), the rest deploy."""
     if args.crashed_after <= args.heartbeat:
         raise ConfigError("--crashed-after", [("", f"more seconds than --heartbeat ({args.heartbeat})")])
+    from carecast.practice import load_settings
+
     good = []
     for file in _config_files(args.configs):
         try:
@@ -519,6 +545,7 @@ def _deploy(args: argparse.Namespace) -> int:
 
 
 def _webhooks(args: argparse.Namespace) -> int:
+    from carecast.practice import open_practice
     from carecast.webhooks import WebhookApp, check_urls, make_server  # loads uvicorn: only for this command
 
     with open_practice(args.config) as practice:
