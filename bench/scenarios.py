@@ -15,11 +15,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import shutil
 import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -38,6 +39,10 @@ SECRETS_ENV = {
     "BENCH_UNSUBSCRIBE_SECRET": UNSUBSCRIBE_SECRET,
     "BENCH_TWILIO_TOKEN": "0123456789abcdef0123456789abcdef",
 }
+
+#: The shared PostgreSQL server (trust, user postgres): a ``-pg`` scenario makes a database of its own on it and
+#: drops it when done.
+POSTGRES = os.environ.get("CARECAST_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 
 SENTENCES = (
     "Sitting all day stiffens the hips and the lower back.",
@@ -69,6 +74,10 @@ class Scenario(ABC):
     baseline_says: ClassVar[str]
     #: The local Twilio server's limit for this scenario (answers 429 beyond it); None: no limit.
     twilio_per_second: ClassVar[float | None] = None
+    #: Where the ledger lives: a SQLite file in the workdir, or a PostgreSQL database of the scenario's own.
+    dialect: ClassVar[str] = "sqlite"
+    #: What the CareCast side imports before the clock starts (None: the worker's usual set).
+    preload: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(self, size: int, workdir: Path, servers: Servers) -> None:
         self.size = size
@@ -83,13 +92,28 @@ class Scenario(ABC):
     def template_file(self) -> Path:
         return self.workdir / "ledger.template.db"
 
+    @property
+    def database(self) -> str:
+        """The PostgreSQL database of a ``postgresql`` scenario, named after its workdir (unique to the run)."""
+        return "carecast_bench_" + hashlib.sha256(str(self.workdir).encode()).hexdigest()[:12]
+
+    @property
+    def ledger_url(self) -> str:
+        if self.dialect == "sqlite":
+            return f"sqlite:///{self.ledger_file}"
+        return f"{POSTGRES.replace('postgresql://', 'postgresql+psycopg://', 1)}/{self.database}"
+
     @abstractmethod
     def prepare(self, feeds: dict[str, bytes]) -> None:
         """Once, in the parent: write the config and the data both sides start from (feeds go to the feed server)."""
 
     def fresh(self) -> None:
         """Before each run, untimed: every run starts from the prepared ledger."""
-        if self.template_file.exists():
+        if self.dialect == "postgresql":
+            if self.template_file.exists():  # the marker save_template left: the database was copied
+                admin(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+                admin(f'CREATE DATABASE "{self.database}" TEMPLATE "{self.database}_t"')
+        elif self.template_file.exists():
             shutil.copyfile(self.template_file, self.ledger_file)
         (self.workdir / "baseline.db").unlink(missing_ok=True)
         shutil.rmtree(self.workdir / "outbox", ignore_errors=True)
@@ -104,13 +128,24 @@ class Scenario(ABC):
 
     # -- helpers both sides use ---------------------------------------------------------------------------------
 
+    def create_ledger(self) -> None:
+        """A ``postgresql`` scenario's empty database (the first open migrates it); nothing for SQLite."""
+        if self.dialect == "postgresql":
+            admin(f'CREATE DATABASE "{self.database}"')
+
+    def cleanup(self) -> None:
+        """Once, in the parent, after the last run: drop the scenario's PostgreSQL databases."""
+        if self.dialect == "postgresql":
+            for name in (self.database, f"{self.database}_t"):
+                admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
     def config_file(self) -> Path:
         return self.workdir / "config" / "carecast.yaml"
 
     def write_config(self, changes: dict[str, Any]) -> Path:
         from tests.conftest import write_config
 
-        ledger = {"url": f"sqlite:///{self.ledger_file}", "delivery_chunk": CHUNK}
+        ledger = {"url": self.ledger_url, "delivery_chunk": CHUNK}
         changes = {"ledger": ledger, "outbox": str(self.workdir / "outbox")} | changes
         shutil.rmtree(self.workdir / "config", ignore_errors=True)
         return write_config(self.workdir, changes)
@@ -123,7 +158,19 @@ class Scenario(ABC):
         return settings, Ledger(settings.ledger_url())
 
     def save_template(self) -> None:
-        shutil.copyfile(self.ledger_file, self.template_file)
+        if self.dialect == "postgresql":
+            admin(f'CREATE DATABASE "{self.database}_t" TEMPLATE "{self.database}"')
+            self.template_file.touch()
+        else:
+            shutil.copyfile(self.ledger_file, self.template_file)
+
+
+def admin(statement: str) -> None:
+    """Run one statement on the PostgreSQL server's ``postgres`` database, outside a transaction (CREATE DATABASE)."""
+    import psycopg
+
+    with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as connection:
+        connection.execute(statement.encode())
 
 
 # -- content ----------------------------------------------------------------------------------------------------
@@ -633,42 +680,72 @@ class AudienceUnchanged(Scenario):
 # -- ledger -----------------------------------------------------------------------------------------------------
 
 
+#: The columns of the rows ``fill_publications`` writes, table by table.
+FILLED = {
+    "items": ("id", "source", "published", "content_hash", "first_seen", "data"),
+    "drafts": ("id", "channel", "account", "draft_key", "state", "body", "created_at", "updated_at"),
+    "publications": (
+        "id", "draft_id", "channel", "account", "state", "claimed_at", "finished_at", "location", "transient",
+    ),
+    "publication_items": ("publication_id", "item_id", "channel", "account"),
+}  # fmt: skip
+
+
+def publication_rows(numbers: range, account: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Rows for ``numbers``: an item, its approved X draft, and that draft's publication, sent long ago."""
+    when = datetime(2025, 1, 1, tzinfo=UTC)
+    return {
+        "items": [(f"bench:{n}", "blog", when, "h", when, "{}") for n in numbers],
+        "drafts": [(n + 1, "x", account, f"k{n}", "approved", "{}", when, when) for n in numbers],
+        "publications": [
+            (n + 1, n + 1, "x", account, "sent", when, when, f"https://x.com/oakviewpt/status/{n}", False)
+            for n in numbers
+        ],
+        "publication_items": [(n + 1, f"bench:{n}", "x", account) for n in numbers],
+    }
+
+
+def fill_publications(scenario: Scenario, count: int, account: str = "@OakviewPT", step: int = 50_000) -> None:
+    """Write ``count`` sent publications straight into the scenario's migrated ledger, fast and untimed: executemany
+    on SQLite, COPY on PostgreSQL (then the id sequences moved past them and the tables analysed, as a ledger in
+    use would be)."""
+    if scenario.dialect == "sqlite":
+        with sqlite3.connect(scenario.ledger_file) as db:
+            for start in range(0, count, step):
+                for table, rows in publication_rows(range(start, min(count, start + step)), account).items():
+                    columns = FILLED[table]
+                    marks = ", ".join("?" * len(columns))
+                    db.executemany(f"insert into {table} ({', '.join(columns)}) values ({marks})", rows)
+        return
+    import psycopg
+
+    with psycopg.connect(f"{POSTGRES}/{scenario.database}") as db:
+        for start in range(0, count, step):
+            for table, rows in publication_rows(range(start, min(count, start + step)), account).items():
+                with db.cursor().copy(f"COPY {table} ({', '.join(FILLED[table])}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+        for table in ("drafts", "publications"):
+            db.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), {max(count, 1)})".encode())
+    with psycopg.connect(f"{POSTGRES}/{scenario.database}", autocommit=True) as db:
+        db.execute(b"ANALYZE")
+
+
 class Status(Scenario):
-    """``carecast status`` with ``size`` publications in the ledger (SQLite)."""
+    """``carecast status`` with ``size`` publications in the ledger (SQLite), in a process that imports only what
+    the command does: the time includes the CLI's imports, the peak memory is the command's own."""
 
     name = "status"
     unit = "publications"
     sizes: ClassVar[dict[str, int]] = {"full": 1_000_000, "default": 100_000, "quick": 20}
     baseline_says = "one SQL query, rows printed as they come"
+    preload = ()
 
     def prepare(self, feeds: dict[str, bytes]) -> None:
+        self.create_ledger()
         self.write_config({})
         self.settings_and_ledger()[1].close()
-        now = datetime.now(UTC).isoformat(sep=" ")
-        with sqlite3.connect(self.ledger_file) as db:
-            for start in range(0, self.size, 50_000):
-                numbers = range(start, min(self.size, start + 50_000))
-                db.executemany(
-                    "insert into items (id, source, published, content_hash, first_seen, data)"
-                    " values (?, 'blog', ?, 'h', ?, '{}')",
-                    [(f"bench:{n}", now, now) for n in numbers],
-                )
-                db.executemany(
-                    "insert into drafts (id, channel, account, draft_key, state, body, created_at, updated_at)"
-                    " values (?, 'x', 'default', ?, 'approved', '{}', ?, ?)",
-                    [(n + 1, f"k{n}", now, now) for n in numbers],
-                )
-                db.executemany(
-                    "insert into publications (id, draft_id, channel, account, state, claimed_at, finished_at,"
-                    " location, transient) values (?, ?, 'x', 'default', 'sent', ?, ?, ?, 0)",
-                    [(n + 1, n + 1, now, now, f"https://x.com/oakviewpt/status/{n}") for n in numbers],
-                )
-                db.executemany(
-                    "insert into publication_items (publication_id, item_id, channel, account)"
-                    " values (?, ?, 'x', 'default')",
-                    [(n + 1, f"bench:{n}") for n in numbers],
-                )
-        self.save_template()
+        fill_publications(self, self.size)
 
     def carecast(self) -> dict[str, float]:
         from carecast.cli import main
@@ -680,12 +757,106 @@ class Status(Scenario):
         import sys
 
         with sqlite3.connect(self.ledger_file) as db:
-            for row in db.execute(
-                "select p.id, p.channel, p.state, coalesce(p.finished_at, p.claimed_at), i.item_id, p.location"
-                " from publications p join publication_items i on i.publication_id = p.id order by p.id"
-            ):
+            for row in db.execute(STATUS_QUERY):
                 sys.stdout.write(" | ".join(map(str, row)) + "\n")
         return {}
+
+
+STATUS_QUERY = (
+    "select p.id, p.channel, p.state, coalesce(p.finished_at, p.claimed_at), i.item_id, p.location"
+    " from publications p join publication_items i on i.publication_id = p.id order by p.id"
+)
+
+
+class StatusPg(Status):
+    """``status`` with the ledger on PostgreSQL (a database of the bench's own on the shared server)."""
+
+    name = "status-pg"
+    dialect = "postgresql"
+    baseline_says = "one SQL query (server-side cursor), rows printed as they come"
+
+    def baseline(self) -> dict[str, float]:
+        import sys
+
+        import psycopg
+
+        with psycopg.connect(f"{POSTGRES}/{self.database}") as db, db.cursor(name="status") as rows:
+            rows.itersize = 1000
+            for row in rows.execute(STATUS_QUERY.encode()):
+                sys.stdout.write(" | ".join(map(str, row)) + "\n")
+        return {}
+
+
+class PublishOne(Scenario):
+    """Publish one new X post (to the outbox) with ``size`` publications of X already in the ledger: the cost must
+    not grow with the ledger (``SCALED`` runs it at 1x and 10x)."""
+
+    name = "publish-one"
+    unit = "publications in the ledger"
+    sizes: ClassVar[dict[str, int]] = {"full": 1_000_000, "default": 100_000, "quick": 20}
+    baseline_says = "find the due draft, claim it, write the outbox file, record it sent (SQL)"
+
+    def prepare(self, feeds: dict[str, bytes]) -> None:
+        from carecast.pipeline import make_channel
+
+        self.create_ledger()
+        self.write_config({"channels": {"x": {"schedule": [], "late": "skip"}}})
+        settings, ledger = self.settings_and_ledger()
+        ledger.close()
+        fill_publications(self, self.size)
+        tip = "Stand up and stretch once an hour."
+        item = replace(long_items(1)[0], id="bench:new", summary_text=tip, summary_html=f"<p>{tip}</p>")
+        settings, ledger = self.settings_and_ledger()
+        ledger.upsert_items([item])
+        ledger.save_draft(make_channel(settings, "x").render([item]), settings.channels["x"].account, "approved")
+        ledger.close()
+        self.save_template()
+
+    def carecast(self) -> dict[str, float]:
+        from carecast.pipeline import publish
+
+        settings, ledger = self.settings_and_ledger()
+        [outcome] = publish(settings, ledger, "x")
+        assert outcome.state == "published", outcome.detail
+        ledger.close()
+        return {}
+
+    def baseline(self) -> dict[str, float]:
+        with self.connect() as db:
+            [(draft_id, body)] = self.fetch(
+                db,
+                "select d.id, d.body from drafts d where d.channel = 'x' and d.state = 'approved'"
+                " and not exists (select 1 from publications p where p.draft_id = d.id)",
+            )
+            self.fetch(
+                db,
+                "insert into publications (draft_id, channel, account, state, claimed_at, transient)"
+                f" values ({draft_id}, 'x', '@OakviewPT', 'claimed', current_timestamp, false) returning id",
+            )
+            db.commit()
+            (self.workdir / "outbox").mkdir(exist_ok=True)
+            (self.workdir / "outbox" / "baseline.json").write_text(str(body))
+            self.fetch(db, f"update publications set state = 'sent' where draft_id = {draft_id} returning id")
+            db.commit()
+        return {}
+
+    def connect(self) -> Any:
+        if self.dialect == "sqlite":
+            return sqlite3.connect(self.ledger_file)
+        import psycopg
+
+        return psycopg.connect(f"{POSTGRES}/{self.database}")
+
+    @staticmethod
+    def fetch(db: Any, query: str) -> list[Any]:
+        return list(db.execute(query.encode() if not isinstance(db, sqlite3.Connection) else query).fetchall())
+
+
+class PublishOnePg(PublishOne):
+    """``publish-one`` with the ledger on PostgreSQL."""
+
+    name = "publish-one-pg"
+    dialect = "postgresql"
 
 
 SCENARIOS: dict[str, type[Scenario]] = {
@@ -703,5 +874,8 @@ SCENARIOS: dict[str, type[Scenario]] = {
         FanoutSmtp,
         AudienceUnchanged,
         Status,
+        StatusPg,
+        PublishOne,
+        PublishOnePg,
     )
 }

@@ -62,7 +62,8 @@ def main(spec_text: str) -> None:
     os.environ.update(SECRETS_ENV)
     scenario = SCENARIOS[spec["scenario"]](spec["size"], Path(spec["workdir"]), Servers(**spec["servers"]))
     scenario.fresh()
-    for module in PRELOAD[spec["side"]]:
+    preload = scenario.preload if spec["side"] == "carecast" and scenario.preload is not None else None
+    for module in PRELOAD[spec["side"]] if preload is None else preload:
         importlib.import_module(module)
     work = getattr(scenario, spec["side"])
     with open(os.devnull, "w") as devnull:
