@@ -13,13 +13,16 @@ what issue 10 asks for, ``default`` what ``make bench`` runs on this shared 2-co
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import json
 import os
 import shutil
 import sqlite3
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -859,6 +862,92 @@ class PublishOnePg(PublishOne):
     dialect = "postgresql"
 
 
+# -- orchestration ----------------------------------------------------------------------------------------------
+
+
+def core_run(config: str) -> None:
+    """The pipeline of ``carecast run`` through the core alone, no Prefect: what the flow orchestrates, in order."""
+    from carecast import pipeline
+    from carecast.practice import open_practice
+
+    with open_practice(config) as practice:
+        settings, ledger = practice.settings, practice.ledger
+        pipeline.sync_audience(settings, ledger)
+        for source in settings.sources:
+            pipeline.ingest(settings, ledger, source)
+        for name in pipeline.channel_names(settings):
+            pipeline.adapt(settings, ledger, name)
+            pipeline.expire_late_drafts(settings, ledger, name)
+            pipeline.publish(settings, ledger, name)
+
+
+def timed_command(command: list[str], env: dict[str, str], cwd: Path) -> dict[str, float]:
+    """Run ``command`` to its end (it must succeed); the peak memory of it and its children, waited for."""
+    import resource
+    import subprocess
+
+    subprocess.run(command, env=env, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
+    return {"peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+
+
+class RunNothingNew(Scenario):
+    """``carecast run`` with nothing new, the whole command (imports, a temporary Prefect API of its own, ~12 task
+    runs, stop): the sample practice (3 sources, 3 channels, to the outbox) right after a first run."""
+
+    name = "run-nothing-new"
+    unit = "run"
+    sizes: ClassVar[dict[str, int]] = {"full": 1, "default": 1, "quick": 1}
+    baseline_says = "the core pipeline alone, no Prefect (python -c, imports included)"
+    preload = ()
+
+    def prepare(self, feeds: dict[str, bytes]) -> None:
+        self.write_config({})
+        self.start_server()
+        self.carecast()  # the first run (and Prefect's home made): what the timed ones find already done
+        self.save_template()
+
+    def start_server(self) -> None:
+        """Nothing: the run starts its own API."""
+
+    def environment(self) -> dict[str, str]:
+        """The command's environment: no Prefect API configured (the run starts its own)."""
+        return {key: value for key, value in os.environ.items() if not key.startswith("PREFECT_")}
+
+    def carecast(self) -> dict[str, float]:
+        carecast = str(Path(sys.executable).with_name("carecast"))
+        return timed_command([carecast, "run", "--config", str(self.config_file())], self.environment(), self.workdir)
+
+    def baseline(self) -> dict[str, float]:
+        script = f"from bench.scenarios import core_run; core_run({str(self.config_file())!r})"
+        root = Path(__file__).resolve().parents[1]
+        return timed_command([sys.executable, "-c", script], self.environment(), root)
+
+
+class RunNothingNewServed(RunNothingNew):
+    """The same, against a Prefect server already running (``prefect server start``, once, before the runs)."""
+
+    name = "run-nothing-new-served"
+    baseline_says = "the core pipeline alone, no Prefect (python -c, imports included)"
+
+    def start_server(self) -> None:
+        from tests.prefect_server import start_prefect
+
+        home = self.workdir / "server"
+        home.mkdir()
+        server = self._server.enter_context(start_prefect(home, PREFECT_SERVER_UI_ENABLED="false"))
+        (self.workdir / "api.url").write_text(server.env["PREFECT_API_URL"])
+
+    def environment(self) -> dict[str, str]:
+        return super().environment() | {"PREFECT_API_URL": (self.workdir / "api.url").read_text()}
+
+    def cleanup(self) -> None:
+        self._server.close()
+
+    @functools.cached_property
+    def _server(self) -> ExitStack:
+        return ExitStack()
+
+
 SCENARIOS: dict[str, type[Scenario]] = {
     scenario.name: scenario
     for scenario in (
@@ -877,5 +966,7 @@ SCENARIOS: dict[str, type[Scenario]] = {
         StatusPg,
         PublishOne,
         PublishOnePg,
+        RunNothingNew,
+        RunNothingNewServed,
     )
 }
