@@ -914,8 +914,14 @@ class RunNothingNew(Scenario):
         """Nothing: the run starts its own API."""
 
     def environment(self) -> dict[str, str]:
-        """The command's environment: no Prefect API configured (the run starts its own)."""
-        return {key: value for key, value in os.environ.items() if not key.startswith("PREFECT_")}
+        """The command's environment: no Prefect API configured (the run starts its own), and Python's compiled
+        modules kept (as an installation has them: the untimed first run writes them), or every run would compile
+        CareCast's own source again."""
+        return {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith("PREFECT_") and key != "PYTHONDONTWRITEBYTECODE"
+        }
 
     def carecast(self) -> dict[str, float]:
         carecast = [str(Path(sys.executable).with_name("carecast")), "run", "--config", str(self.config_file())]

@@ -462,15 +462,17 @@ def _where(record: dict[str, Any]) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # The run's own Prefect API, when it needs one, boots first: the slowest step, it goes on while the practice
+    # is checked and Prefect loads (a wrong config ends the command, and the server with it).
+    _use_project_prefect(args.config)
+    api_ready = _prefect_api()
     from carecast.practice import load_settings
 
     settings: Settings = load_settings(args.config)
     for name in args.channels or ():
         if name not in settings.channels:
             raise ConfigError(args.config, [(f"channels.{name}", "a configured channel (from --channel)")])
-    _use_project_prefect(args.config)
-    api_ready = _prefect_api()
-    # Prefect loads slowly (and reads prefect.toml): only for the commands that run, while the API starts.
+    # Prefect loads slowly (and reads prefect.toml): only for the commands that run.
     from flows.pipeline import run_here
 
     api_ready()
