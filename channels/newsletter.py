@@ -627,7 +627,9 @@ def _to_field(name: str, address: str) -> bytes:
     name = " ".join(name.split())  # a line break in a name from the audience file would start a new header
     if address.isascii():
         return _field("To", formataddr((name, address)))
-    return _field("To", str(Address(name, addr_spec=address)), utf8=True)
+    # Not Address(addr_spec=...), which refuses a non-ASCII local part that RFC 6531 allows and the audience takes.
+    username, _, domain = address.rpartition("@")
+    return _field("To", str(Address(name, username, domain)), utf8=True)
 
 
 def _field(name: str, value: str, *, utf8: bool = False) -> bytes:
