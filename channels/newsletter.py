@@ -20,9 +20,9 @@ with a list-level token, exactly as it would go on the wire.
 from __future__ import annotations
 
 import email.policy
+import functools
 import html
 import ipaddress
-import functools
 import re
 import secrets
 import smtplib
@@ -479,10 +479,10 @@ class NewsletterChannel(Channel):
         outcomes: list[DeliveryOutcome],
         retry: list[str],
     ) -> bool:
-        """Send one claimed message (its bytes and Message-ID) and append how it went to ``outcomes``; return whether the connection is still
-        usable. A reason to try this recipient again later is appended to ``retry``; a bounce suppresses the address.
-        Raises PublishError (not transient) when the server refuses our sender for good: every message would fail
-        alike (the outcome is appended first).
+        """Send one claimed message (its bytes and Message-ID) and append how it went to ``outcomes``; return
+        whether the connection is still usable. A reason to try this recipient again later is appended to ``retry``;
+        a bounce suppresses the address. Raises PublishError (not transient) when the server refuses our sender for
+        good: every message would fail alike (the outcome is appended first).
         """
         raw, message_id = message
         try:

@@ -95,7 +95,7 @@ def one_click(message: EmailMessage) -> str:
 def assert_same(fast: EmailMessage, slow: EmailMessage) -> None:
     """Same header fields in the same order, saying the same once decoded; same parts with the same text."""
     assert fast.keys() == slow.keys()
-    for field in fast.keys():
+    for field in fast:
         if field not in {"Date", "Message-ID", "Content-Type"}:  # the time, a random id, a random boundary
             # Whitespace around a value is folding, not content (it is where one breaks after the colon).
             assert str(fast[field]).strip() == str(slow[field]).strip(), field
