@@ -69,6 +69,8 @@ class Scenario(ABC):
     baseline_says: ClassVar[str]
     #: The local Twilio server's limit for this scenario (answers 429 beyond it); None: no limit.
     twilio_per_second: ClassVar[float | None] = None
+    #: Sends claimed (and results recorded) per transaction on both sides (CareCast's ``ledger.delivery_chunk``).
+    delivery_chunk: ClassVar[int] = CHUNK
 
     def __init__(self, size: int, workdir: Path, servers: Servers) -> None:
         self.size = size
@@ -110,7 +112,7 @@ class Scenario(ABC):
     def write_config(self, changes: dict[str, Any]) -> Path:
         from tests.conftest import write_config
 
-        ledger = {"url": f"sqlite:///{self.ledger_file}", "delivery_chunk": CHUNK}
+        ledger = {"url": f"sqlite:///{self.ledger_file}", "delivery_chunk": self.delivery_chunk}
         changes = {"ledger": ledger, "outbox": str(self.workdir / "outbox")} | changes
         shutil.rmtree(self.workdir / "config", ignore_errors=True)
         return write_config(self.workdir, changes)
@@ -586,7 +588,7 @@ class FanoutSmtp(Scenario):
         db.execute("create table tokens (token text primary key, address text)")
         with smtplib.SMTP("127.0.0.1", self.servers.smtp_port, timeout=30) as smtp:
             smtp.login(SMTP_USER, SMTP_PASSWORD)
-            for chunk in chunks(consenting(self.ledger_file, "newsletter")):
+            for chunk in chunks(consenting(self.ledger_file, "newsletter"), self.delivery_chunk):
                 # Every link sent must work: the tokens are stored before any of the chunk goes out.
                 tokens = {address: secrets.token_urlsafe(24) for address in chunk}
                 with db:
@@ -604,6 +606,15 @@ class FanoutSmtp(Scenario):
                     db.executemany("update sends set state = ?, provider_id = ? where address = ?", results)
         db.close()
         return {}
+
+
+class FanoutSmtpOneByOne(FanoutSmtp):
+    """``fanout-smtp`` at the default ``delivery_chunk: 1``: each recipient claimed (and given a token) and recorded
+    on their own, so a process killed mid-send leaves only the one in flight unknown (issue 8)."""
+
+    name = "fanout-smtp-chunk1"
+    baseline_says = "one smtplib connection, the same newsletter built once, each send claimed and recorded alone"
+    delivery_chunk = 1
 
 
 class AudienceUnchanged(Scenario):
@@ -709,6 +720,7 @@ SCENARIOS: dict[str, type[Scenario]] = {
         PacedSms,
         FanoutOutbox,
         FanoutSmtp,
+        FanoutSmtpOneByOne,
         AudienceUnchanged,
         Status,
     )

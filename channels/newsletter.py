@@ -67,6 +67,8 @@ MJML_TEMPLATE = "body.mjml.j2"
 HTML_TEMPLATE = "body.html.j2"
 #: The width of the newsletter's content column in pixels (600 less 24 on each side): no picture is wider.
 COLUMN_WIDTH = 552
+#: Unsubscribe tokens a fan-out issues per ledger transaction, ahead of the sends, whatever its delivery chunk.
+TOKEN_BLOCK = 500
 _WEB_SCHEMES = frozenset({"http", "https"})
 #: What SMTP reply codes mean (RFC 5321 4.2.3, RFC 4954), in words that name no one.
 SMTP_REPLIES = {
@@ -428,13 +430,12 @@ class NewsletterChannel(Channel):
         password, _ = self._secrets()  # the unsubscribe secret only reads links sent before tokens were opaque
         ledger, publication = context.ledger, context.publication_id
         batch = _Batch.of(ledger.subscribers(self.name), ledger.deliveries(publication))
-        list_id = self.list_id()
         retry_reasons: list[str] = []
         # Encoded once, for the length of the tokens the ledger issues (all alike; cached should one differ).
         prepared = functools.cache(lambda token_length: self.prepare_message(draft, token_length))
         with ExitStack() as stack:
             smtp: smtplib.SMTP | None = None
-            for chunk in batched(batch.pending, context.delivery_chunk):
+            for chunk, tokens in self._with_tokens(ledger, batch.pending, context.delivery_chunk):
                 context.stop_if_asked(self.instance)
                 # Opened for the first chunk only: a resumed batch with nobody left opens no connection.
                 smtp = smtp or stack.enter_context(self._connect(credentials, password))
@@ -445,8 +446,6 @@ class NewsletterChannel(Channel):
                 outcomes: list[DeliveryOutcome] = []
                 usable = True
                 try:
-                    # Issued (committed) before any goes out: every link sent works.
-                    tokens = ledger.issue_unsubscribe_tokens(self.name, list_id, claimed)
                     for subscriber in chunk:
                         if subscriber.address not in mine:
                             continue
@@ -469,6 +468,22 @@ class NewsletterChannel(Channel):
                 self.instance, f"{summary}; {len(after.pending)} left for the next run ({reason})", transient=True
             )
         return Receipt(location=summary, sent_at=now_utc())
+
+    def _with_tokens(
+        self, ledger: Ledger, pending: list[Subscriber], chunk_size: int
+    ) -> Iterator[tuple[list[Subscriber], dict[str, str]]]:
+        """``pending`` in chunks of ``chunk_size``, each with its recipients' unsubscribe tokens.
+
+        Tokens are issued (committed) before any of their recipients is sent to, so every link sent works, and for
+        about :data:`TOKEN_BLOCK` recipients at once, in one transaction whatever the chunk: one issued for a
+        recipient another worker sends to, or nobody does, is never used and names nobody.
+        """
+        list_id = self.list_id()
+        for block in batched(batched(pending, chunk_size), max(1, TOKEN_BLOCK // chunk_size)):
+            addresses = [subscriber.address for chunk in block for subscriber in chunk]
+            tokens = ledger.issue_unsubscribe_tokens(self.name, list_id, addresses)
+            for chunk in block:
+                yield chunk, tokens
 
     def _send_one(
         self,
