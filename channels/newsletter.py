@@ -3,13 +3,15 @@
 ``compose`` renders the subject, preheader and both bodies from ``templates/newsletter/`` (RULES.md "Email
 newsletter": table layout, CSS inlined with css-inline, hidden preheader first, absolute image URLs with alt text,
 postal address and unsubscribe link in both parts). The draft it returns is the same for every recipient: its
-unsubscribe links carry a placeholder token that :meth:`NewsletterChannel.build_message` replaces with each
+unsubscribe links carry a placeholder token that :meth:`NewsletterChannel.build_message` replaces with a
 recipient's opaque token, next to the RFC 8058 one-click ``List-Unsubscribe`` headers.
 
 With SMTP ``credentials`` configured, ``publish`` sends one message per consenting subscriber over one
 connection (STARTTLS or implicit TLS, then login), each with its own unsubscribe token, a random id the ledger
-maps to the address (:mod:`carecast.unsubscribe`). Every recipient's delivery is claimed in the ledger before it
-is sent and recorded after, so a batch cut short resumes on the next run with only the recipients not yet sent.
+maps to the address (:mod:`carecast.unsubscribe`). The message is built and encoded once per publication
+(:class:`PreparedMessage`); per recipient only ``To``, ``Date``, ``Message-ID`` and the token's characters are
+filled into its bytes. Every recipient's delivery is claimed in the ledger before it is sent and recorded after,
+so a batch cut short resumes on the next run with only the recipients not yet sent.
 Unsubscribed, bounced and non-consenting subscribers are skipped and counted; a ``5xx`` at ``RCPT`` marks the
 address bounced.
 
@@ -88,10 +90,11 @@ SMTP_REPLIES = {
 }
 _ENHANCED_STATUS = re.compile(r"[245]\.\d{1,3}\.\d{1,3}\b")
 _DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
-#: How messages go on the wire: CRLF lines folded at 78, ASCII headers (RFC 2047 words for the rest).
+#: How messages go on the wire: CRLF lines folded at 78 (RFC 5322), ASCII headers (RFC 2047 words for the rest).
 _WIRE = email.policy.SMTP
+_LINE_LENGTH = 78
 #: One header field with its folded lines, in flattened bytes.
-_FIELD = re.compile(rb"^([A-Za-z0-9-]+):.*\r\n(?:[ \t].*\r\n)*", re.MULTILINE)
+_FIELD = re.compile(rb"^([^:\s]+):.*\r\n(?:[ \t].*\r\n)*", re.MULTILINE)
 #: The alphabet of the ledger's tokens (URL-safe base64): what quoted-printable, URLs and HTML all leave as it is.
 _URLSAFE = re.compile(r"[A-Za-z0-9_-]+")
 _SOFT_BREAK = b"=\r\n"
@@ -651,7 +654,7 @@ def _field(name: str, value: str, *, utf8: bool = False) -> bytes:
     """The header field ``name: value`` as the wire has it: as it is when it is a short line of printable ASCII,
     else folded (and encoded) by the email package."""
     line = f"{name}: {value}"
-    if len(line) <= _WIRE.max_line_length and line.isascii() and line.isprintable():
+    if len(line) <= _LINE_LENGTH and line.isascii() and line.isprintable():
         return f"{line}\r\n".encode("ascii")
     policy = _WIRE.clone(utf8=True) if utf8 else _WIRE
     return policy.header_factory(name, value).fold(policy=policy).encode("utf-8")
