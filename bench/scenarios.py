@@ -90,6 +90,8 @@ class Scenario(ABC):
     def fresh(self) -> None:
         """Before each run, untimed: every run starts from the prepared ledger."""
         if self.template_file.exists():
+            for log in ("-wal", "-shm"):  # a write-ahead log left beside the old file must not replay into the new
+                self.ledger_file.with_name(self.ledger_file.name + log).unlink(missing_ok=True)
             shutil.copyfile(self.template_file, self.ledger_file)
         (self.workdir / "baseline.db").unlink(missing_ok=True)
         shutil.rmtree(self.workdir / "outbox", ignore_errors=True)
@@ -312,14 +314,14 @@ class IngestOneNew(IngestCold):
 # -- adapt ------------------------------------------------------------------------------------------------------
 
 
-def long_items(count: int, image: str | None = None) -> list[Any]:
-    """``count`` long blog posts (``image``: the picture each carries)."""
+def long_items(count: int, image: str | None = None, sentences: int = 14) -> list[Any]:
+    """``count`` long blog posts of ``sentences`` sentences (``image``: the picture each carries)."""
     from carecast.model import ContentItem, content_hash
 
     now = datetime.now(UTC)
     items = []
     for n in range(count):
-        text = long_text(n)
+        text = long_text(n, sentences)
         items.append(
             ContentItem(
                 id=f"bench:{n}",
@@ -347,10 +349,13 @@ class AdaptX(Scenario):
     baseline_says = "render the template, measure once per item (twitter-text)"
     x_changes: ClassVar[dict[str, Any]] = {}
 
+    #: Sentences per item: about 1,000 characters, a thread of four posts.
+    sentences: ClassVar[int] = 14
+
     def prepare(self, feeds: dict[str, bytes]) -> None:
         self.write_config({"channels": {"x": {"max_items_per_run": self.size, **self.x_changes}}})
         _, ledger = self.settings_and_ledger()
-        ledger.upsert_items(long_items(self.size))
+        ledger.upsert_items(long_items(self.size, sentences=self.sentences))
         ledger.close()
         self.save_template()
 
@@ -368,8 +373,19 @@ class AdaptX(Scenario):
 
         template = jinja2.Template("{{ item }}: {{ body }} {{ link }}")
         for n in range(self.size):
-            parse_tweet(template.render(item=f"Desk stretches, part {n}", body=long_text(n), link="https://x.co/a"))
+            body = long_text(n, self.sentences)
+            parse_tweet(template.render(item=f"Desk stretches, part {n}", body=body, link="https://x.co/a"))
         return {}
+
+
+class AdaptXTwiceAsLong(AdaptX):
+    """``adapt-x`` with items twice as long (threads of eight posts) and half as many: the same text in all, so a
+    linear adapt takes the time ``adapt-x`` takes."""
+
+    name = "adapt-x-twice-as-long"
+    sizes: ClassVar[dict[str, int]] = {"full": 150, "default": 150, "quick": 2}
+    x_changes: ClassVar[dict[str, Any]] = {"max_thread_parts": 10}
+    sentences = 28
 
 
 class AdaptRefusedRerun(AdaptX):
@@ -748,6 +764,7 @@ SCENARIOS: dict[str, type[Scenario]] = {
         IngestNotModified,
         IngestOneNew,
         AdaptX,
+        AdaptXTwiceAsLong,
         AdaptRefusedRerun,
         AdaptEveryChannel,
         FanoutSms,
