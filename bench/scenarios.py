@@ -22,7 +22,7 @@ import sqlite3
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -78,6 +78,8 @@ class Scenario(ABC):
     baseline_says: ClassVar[str]
     #: The local Twilio server's limit for this scenario (answers 429 beyond it); None: no limit.
     twilio_per_second: ClassVar[float | None] = None
+    #: Sends claimed (and results recorded) per transaction on both sides (CareCast's ``ledger.delivery_chunk``).
+    delivery_chunk: ClassVar[int] = CHUNK
     #: Where the ledger lives: a SQLite file in the workdir, or a PostgreSQL database of the scenario's own.
     dialect: ClassVar[str] = "sqlite"
     #: What the CareCast side imports before the clock starts (None: the worker's usual set).
@@ -118,6 +120,8 @@ class Scenario(ABC):
                 admin(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
                 admin(f'CREATE DATABASE "{self.database}" TEMPLATE "{self.database}_t"')
         elif self.template_file.exists():
+            for log in ("-wal", "-shm"):  # a write-ahead log left beside the old file must not replay into the new
+                self.ledger_file.with_name(self.ledger_file.name + log).unlink(missing_ok=True)
             shutil.copyfile(self.template_file, self.ledger_file)
         (self.workdir / "baseline.db").unlink(missing_ok=True)
         shutil.rmtree(self.workdir / "outbox", ignore_errors=True)
@@ -149,7 +153,7 @@ class Scenario(ABC):
     def write_config(self, changes: dict[str, Any]) -> Path:
         from tests.conftest import write_config
 
-        ledger = {"url": self.ledger_url, "delivery_chunk": CHUNK}
+        ledger = {"url": self.ledger_url, "delivery_chunk": self.delivery_chunk}
         changes = {"ledger": ledger, "outbox": str(self.workdir / "outbox")} | changes
         shutil.rmtree(self.workdir / "config", ignore_errors=True)
         return write_config(self.workdir, changes)
@@ -363,13 +367,14 @@ class IngestOneNew(IngestCold):
 # -- adapt ------------------------------------------------------------------------------------------------------
 
 
-def long_items(count: int) -> list[Any]:
+def long_items(count: int, image: str | None = None, sentences: int = 14) -> list[Any]:
+    """``count`` long blog posts of ``sentences`` sentences (``image``: the picture each carries)."""
     from carecast.model import ContentItem, content_hash
 
     now = datetime.now(UTC)
     items = []
     for n in range(count):
-        text = long_text(n)
+        text = long_text(n, sentences)
         items.append(
             ContentItem(
                 id=f"bench:{n}",
@@ -381,6 +386,8 @@ def long_items(count: int) -> list[Any]:
                 summary_text=text,
                 published=now - timedelta(minutes=n),
                 content_hash=content_hash(text),
+                image_url=image,
+                image_alt="A patient stretching at a desk" if image else None,
             )
         )
     return items
@@ -395,10 +402,13 @@ class AdaptX(Scenario):
     baseline_says = "render the template, measure once per item (twitter-text)"
     x_changes: ClassVar[dict[str, Any]] = {}
 
+    #: Sentences per item: about 1,000 characters, a thread of four posts.
+    sentences: ClassVar[int] = 14
+
     def prepare(self, feeds: dict[str, bytes]) -> None:
         self.write_config({"channels": {"x": {"max_items_per_run": self.size, **self.x_changes}}})
         _, ledger = self.settings_and_ledger()
-        ledger.upsert_items(long_items(self.size))
+        ledger.upsert_items(long_items(self.size, sentences=self.sentences))
         ledger.close()
         self.save_template()
 
@@ -416,8 +426,19 @@ class AdaptX(Scenario):
 
         template = jinja2.Template("{{ item }}: {{ body }} {{ link }}")
         for n in range(self.size):
-            parse_tweet(template.render(item=f"Desk stretches, part {n}", body=long_text(n), link="https://x.co/a"))
+            body = long_text(n, self.sentences)
+            parse_tweet(template.render(item=f"Desk stretches, part {n}", body=body, link="https://x.co/a"))
         return {}
+
+
+class AdaptXTwiceAsLong(AdaptX):
+    """``adapt-x`` with items twice as long (threads of eight posts) and half as many: the same text in all, so a
+    linear adapt takes the time ``adapt-x`` takes."""
+
+    name = "adapt-x-twice-as-long"
+    sizes: ClassVar[dict[str, int]] = {"full": 150, "default": 150, "quick": 2}
+    x_changes: ClassVar[dict[str, Any]] = {"max_thread_parts": 10}
+    sentences = 28
 
 
 class AdaptRefusedRerun(AdaptX):
@@ -437,6 +458,56 @@ class AdaptRefusedRerun(AdaptX):
             db.execute(
                 "select id from items where id not in (select item_id from publication_items where channel = 'x')"
             ).fetchall()
+        return {}
+
+
+class AdaptEveryChannel(Scenario):
+    """Adapt ``size`` long items (each with a picture) for every channel the sample config knows: nine channels."""
+
+    name = "adapt-every-channel"
+    unit = "long items"
+    sizes: ClassVar[dict[str, int]] = {"full": 300, "default": 100, "quick": 2}
+    baseline_says = "render each channel's template, measure once per item (twitter-text, SMS segments, length)"
+
+    def prepare(self, feeds: dict[str, bytes]) -> None:
+        from tests.conftest import all_channels_config, commented_channels
+
+        sample = commented_channels()["channels"] | {"newsletter": {}, "x": {}, "mastodon": {}, "sms": {}}
+        # Long items thread on X and Bluesky; no channel sends more than it allows in one run.
+        every = {name: {"max_items_per_run": self.size, "max_thread_parts": 10} for name in ("x", "bluesky")}
+        rest = {name: {"max_items_per_run": self.size} for name in sample if name not in every}
+        ledger = {"url": f"sqlite:///{self.ledger_file}", "delivery_chunk": CHUNK}
+        shutil.rmtree(self.workdir / "config", ignore_errors=True)
+        outbox = str(self.workdir / "outbox")
+        all_channels_config(self.workdir, {"ledger": ledger, "outbox": outbox, "channels": every | rest})
+        _, store = self.settings_and_ledger()
+        store.upsert_items(long_items(self.size, image="https://www.oakviewpt.com/images/stretch.jpg"))
+        store.close()
+        self.save_template()
+
+    def carecast(self) -> dict[str, float]:
+        from carecast.pipeline import adapt
+
+        settings, ledger = self.settings_and_ledger()
+        for instance in settings.channels:
+            outcomes = adapt(settings, ledger, instance)
+            assert all(outcome.state == "drafted" for outcome in outcomes), [o.detail for o in outcomes][:3]
+        ledger.close()
+        return {}
+
+    def baseline(self) -> dict[str, float]:
+        import jinja2
+        from twitter_text import parse_tweet
+
+        from carecast.text import sms_measure
+
+        template = jinja2.Template("{{ item }}: {{ body }} {{ link }}")
+        for n in range(self.size):
+            text = template.render(item=f"Desk stretches, part {n}", body=long_text(n), link="https://x.co/a")
+            parse_tweet(text)
+            sms_measure(text)
+            for _ in range(7):  # newsletter, Mastodon, Facebook, Instagram, LinkedIn, GBP, Bluesky: a length each
+                len(template.render(item=f"Desk stretches, part {n}", body=long_text(n), link="https://x.co/a"))
         return {}
 
 
@@ -576,10 +647,14 @@ class FanoutSmtp(Scenario):
     name = "fanout-smtp"
     unit = "recipients"
     sizes: ClassVar[dict[str, int]] = {"full": 50000, "default": 2000, "quick": 5}
-    baseline_says = "one smtplib connection, message built once, claims and results in chunks of 500"
+    baseline_says = (
+        "one smtplib connection, the same newsletter built once, tokens stored with the claims, claims and results "
+        f"in chunks of {CHUNK}"
+    )
 
     def prepare(self, feeds: dict[str, bytes]) -> None:
         from carecast.pipeline import make_channel, sync_audience
+        from channels.newsletter import TOKEN_PLACEHOLDER
 
         credentials = {
             "host": "127.0.0.1",
@@ -599,6 +674,9 @@ class FanoutSmtp(Scenario):
         ledger.save_draft(draft, settings.channels["newsletter"].account, "approved")
         ledger.close()
         self.save_template()
+        # The baseline sends the same text and HTML (the same bytes on the wire), its token where CareCast's goes.
+        (self.workdir / "newsletter.txt").write_text(draft.text.replace(TOKEN_PLACEHOLDER, "TOKEN"))
+        (self.workdir / "newsletter.html").write_text((draft.html or "").replace(TOKEN_PLACEHOLDER, "TOKEN"))
 
     def carecast(self) -> dict[str, float]:
         from carecast.pipeline import publish
@@ -611,6 +689,7 @@ class FanoutSmtp(Scenario):
 
     def baseline(self) -> dict[str, float]:
         import email.policy
+        import secrets
         import smtplib
         from email.message import EmailMessage
         from email.utils import make_msgid
@@ -621,24 +700,24 @@ class FanoutSmtp(Scenario):
         message["Subject"] = "Oakview PT news: desk stretches"
         message["List-Unsubscribe"] = "<https://www.oakviewpt.com/unsubscribe?t=TOKEN>"
         message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        text = "\n\n".join(long_text(n) for n in range(3))
-        message.set_content(
-            f"{text}\n\nUnsubscribe: https://www.oakviewpt.com/unsubscribe?t=TOKEN", cte="quoted-printable"
-        )
-        page = "".join(f"<p>{long_text(n)}</p>" for n in range(3))
-        message.add_alternative(f"<html><body>{page}</body></html>", subtype="html", cte="quoted-printable")
+        message.set_content((self.workdir / "newsletter.txt").read_text(), cte="quoted-printable")
+        page = (self.workdir / "newsletter.html").read_text()
+        message.add_alternative(page, subtype="html", cte="quoted-printable")
         raw = message.as_bytes(policy=email.policy.SMTP)
         db = baseline_db(self.workdir / "baseline.db")
+        db.execute("create table tokens (token text primary key, address text)")
         with smtplib.SMTP("127.0.0.1", self.servers.smtp_port, timeout=30) as smtp:
             smtp.login(SMTP_USER, SMTP_PASSWORD)
-            for chunk in chunks(consenting(self.ledger_file, "newsletter")):
+            for chunk in chunks(consenting(self.ledger_file, "newsletter"), self.delivery_chunk):
+                # Every link sent must work: the tokens are stored before any of the chunk goes out.
+                tokens = {address: secrets.token_urlsafe(24) for address in chunk}
                 with db:
                     db.executemany("insert into sends values (?, 'claimed', null)", [(a,) for a in chunk])
+                    db.executemany("insert into tokens values (?, ?)", [(t, a) for a, t in tokens.items()])
                 results = []
                 for address in chunk:
-                    token = hashlib.sha256(f"{UNSUBSCRIBE_SECRET}{address}".encode()).hexdigest()[:32]
                     message_id = make_msgid(domain="oakviewpt.com")
-                    personal = raw.replace(b"RECIPIENT", address.encode()).replace(b"TOKEN", token.encode())
+                    personal = raw.replace(b"RECIPIENT", address.encode()).replace(b"TOKEN", tokens[address].encode())
                     smtp.sendmail(
                         "news@oakviewpt.com", [address], b"Message-ID: " + message_id.encode() + b"\r\n" + personal
                     )
@@ -647,6 +726,15 @@ class FanoutSmtp(Scenario):
                     db.executemany("update sends set state = ?, provider_id = ? where address = ?", results)
         db.close()
         return {}
+
+
+class FanoutSmtpOneByOne(FanoutSmtp):
+    """``fanout-smtp`` at the default ``delivery_chunk: 1``: each recipient claimed (and given a token) and recorded
+    on their own, so a process killed mid-send leaves only the one in flight unknown (issue 8)."""
+
+    name = "fanout-smtp-chunk1"
+    baseline_says = "one smtplib connection, the same newsletter built once, each send claimed and recorded alone"
+    delivery_chunk = 1
 
 
 class AudienceUnchanged(Scenario):
@@ -714,7 +802,8 @@ def fill_publications(scenario: Scenario, count: int, account: str = "@OakviewPT
     on SQLite, COPY on PostgreSQL (then the id sequences moved past them and the tables analysed, as a ledger in
     use would be)."""
     if scenario.dialect == "sqlite":
-        with sqlite3.connect(scenario.ledger_file) as db:
+        # Closed before anything copies the file: the write-ahead log is folded back into it.
+        with closing(sqlite3.connect(scenario.ledger_file)) as db, db:
             for start in range(0, count, step):
                 for table, rows in publication_rows(range(start, min(count, start + step)), account).items():
                     columns = FILLED[table]
@@ -964,12 +1053,15 @@ SCENARIOS: dict[str, type[Scenario]] = {
         IngestNotModified,
         IngestOneNew,
         AdaptX,
+        AdaptXTwiceAsLong,
         AdaptRefusedRerun,
+        AdaptEveryChannel,
         FanoutSms,
         ScaleSms,
         PacedSms,
         FanoutOutbox,
         FanoutSmtp,
+        FanoutSmtpOneByOne,
         AudienceUnchanged,
         Status,
         StatusPg,
