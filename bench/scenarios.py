@@ -165,6 +165,16 @@ class Scenario(ABC):
         settings = load_settings(self.config_file())
         return settings, Ledger(settings.ledger_url())
 
+    def publish_one(self, channel: str, now: datetime | None = None) -> dict[str, float]:
+        """CareCast publishes what is due on ``channel``: one publication, which must go out."""
+        from carecast.pipeline import publish
+
+        settings, ledger = self.settings_and_ledger()
+        [outcome] = publish(settings, ledger, channel, now=now)
+        assert outcome.state == "published", outcome.detail
+        ledger.close()
+        return {}
+
     def save_template(self) -> None:
         if self.dialect == "postgresql":
             admin(f'CREATE DATABASE "{self.database}_t" TEMPLATE "{self.database}"')
@@ -557,13 +567,7 @@ class FanoutSms(Scenario):
         self.save_template()
 
     def carecast(self) -> dict[str, float]:
-        from carecast.pipeline import publish
-
-        settings, ledger = self.settings_and_ledger()
-        [outcome] = publish(settings, ledger, "sms", now=OPEN)
-        assert outcome.state == "published", outcome.detail
-        ledger.close()
-        return {}
+        return self.publish_one("sms", OPEN)
 
     def baseline(self) -> dict[str, float]:
         import requests
@@ -679,13 +683,7 @@ class FanoutSmtp(Scenario):
         (self.workdir / "newsletter.html").write_text((draft.html or "").replace(TOKEN_PLACEHOLDER, "TOKEN"))
 
     def carecast(self) -> dict[str, float]:
-        from carecast.pipeline import publish
-
-        settings, ledger = self.settings_and_ledger()
-        [outcome] = publish(settings, ledger, "newsletter")
-        assert outcome.state == "published", outcome.detail
-        ledger.close()
-        return {}
+        return self.publish_one("newsletter")
 
     def baseline(self) -> dict[str, float]:
         import email.policy
@@ -906,13 +904,7 @@ class PublishOne(Scenario):
         self.save_template()
 
     def carecast(self) -> dict[str, float]:
-        from carecast.pipeline import publish
-
-        settings, ledger = self.settings_and_ledger()
-        [outcome] = publish(settings, ledger, "x")
-        assert outcome.state == "published", outcome.detail
-        ledger.close()
-        return {}
+        return self.publish_one("x")
 
     def baseline(self) -> dict[str, float]:
         with self.connect() as db:
