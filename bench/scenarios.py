@@ -20,6 +20,7 @@ import os
 import shutil
 import sqlite3
 import sys
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import ExitStack, closing
@@ -947,17 +948,19 @@ class PublishOnePg(PublishOne):
 # -- orchestration ----------------------------------------------------------------------------------------------
 
 
-def core_run(config: str) -> None:
-    """The pipeline of ``carecast run`` through the core alone, no Prefect: what the flow orchestrates, in order."""
+def core_run(config: str, channel: str | None = None) -> None:
+    """The pipeline of ``carecast run`` through the core alone, no Prefect: what the flow orchestrates, in order;
+    with ``channel``, what a publish run of that channel does (adapt, expire, publish) and nothing else."""
     from carecast import pipeline
     from carecast.practice import open_practice
 
     with open_practice(config) as practice:
         settings, ledger = practice.settings, practice.ledger
-        pipeline.sync_audience(settings, ledger)
-        for source in settings.sources:
-            pipeline.ingest(settings, ledger, source)
-        for name in pipeline.channel_names(settings):
+        if channel is None:
+            pipeline.sync_audience(settings, ledger)
+            for source in settings.sources:
+                pipeline.ingest(settings, ledger, source)
+        for name in pipeline.channel_names(settings, None if channel is None else [channel]):
             pipeline.adapt(settings, ledger, name)
             pipeline.expire_late_drafts(settings, ledger, name)
             pipeline.publish(settings, ledger, name)
@@ -983,6 +986,8 @@ class RunNothingNew(Scenario):
     sizes: ClassVar[dict[str, int]] = {"full": 1, "default": 1, "quick": 1}
     baseline_says = "the core pipeline alone, no Prefect (python -c, imports included)"
     preload = ()
+    #: The channel the baseline works on; None: every channel and source, as ``carecast run``.
+    channel: ClassVar[str | None] = None
 
     def prepare(self, feeds: dict[str, bytes]) -> None:
         self.write_config({})
@@ -1009,7 +1014,7 @@ class RunNothingNew(Scenario):
         return timed_command(carecast, self.environment(), self.workdir, self.workdir / "carecast.log")
 
     def baseline(self) -> dict[str, float]:
-        script = f"from bench.scenarios import core_run; core_run({str(self.config_file())!r})"
+        script = f"from bench.scenarios import core_run; core_run({str(self.config_file())!r}, {self.channel!r})"
         return timed_command([sys.executable, "-c", script], self.environment(), ROOT, self.workdir / "baseline.log")
 
 
@@ -1038,6 +1043,44 @@ class RunNothingNewServed(RunNothingNew):
         return ExitStack()
 
 
+class PublishServed(RunNothingNewServed):
+    """A served publish run with nothing due: ``carecast serve`` running the practice's deployments against the
+    server, the ``publish`` deployment of X started through the API and waited for until it completes (the runner
+    polls each second and starts the run in a process of its own)."""
+
+    name = "publish-served"
+    baseline_says = "the core adapt, expire and publish of X alone, no Prefect (python -c, imports included)"
+    channel = "x"
+
+    def start_server(self) -> None:
+        from carecast.practice import load_settings
+        from tests.prefect_server import PrefectServer, start_carecast_serve, start_prefect
+
+        core_run(str(self.config_file()))  # what a first run leaves: items, drafts, publications
+        home = self.workdir / "server"
+        home.mkdir()
+        server = self._server.enter_context(start_prefect(home, PREFECT_SERVER_UI_ENABLED="false"))
+        # The flow runs' processes keep compiled modules, as an installation's (see RunNothingNew.environment).
+        kept = {key: value for key, value in server.env.items() if key != "PYTHONDONTWRITEBYTECODE"}
+        self._server.enter_context(start_carecast_serve(self.config_file(), PrefectServer(kept, server.process)))
+        deployment = server.api.deployment("publish", f"{load_settings(self.config_file()).slug}-x")
+        (self.workdir / "api.url").write_text(server.env["PREFECT_API_URL"])
+        (self.workdir / "deployment").write_text(str(deployment["id"]))
+
+    def carecast(self) -> dict[str, float]:
+        import requests
+
+        api = (self.workdir / "api.url").read_text()
+        deployment = (self.workdir / "deployment").read_text()
+        run = requests.post(f"{api}/deployments/{deployment}/create_flow_run", json={}, timeout=10).json()
+        while True:
+            state = requests.get(f"{api}/flow_runs/{run['id']}", timeout=10).json()["state"]
+            if state["type"] == "COMPLETED":
+                return {}
+            assert state["type"] not in ("FAILED", "CRASHED", "CANCELLED"), state
+            time.sleep(0.05)
+
+
 SCENARIOS: dict[str, type[Scenario]] = {
     scenario.name: scenario
     for scenario in (
@@ -1061,5 +1104,6 @@ SCENARIOS: dict[str, type[Scenario]] = {
         PublishOnePg,
         RunNothingNew,
         RunNothingNewServed,
+        PublishServed,
     )
 }

@@ -8,8 +8,8 @@ running, and two runs on a fresh Prefect home race its first database migration.
 - it is started under a file lock in Prefect's home and the lock is held until it answers, so the first migration
   runs once while a second run waits, then finds the database ready.
 
-It boots while the run loads Prefect and the practice (:func:`start_temporary_api` returns at once, the run waits
-for it only before its flow starts), and the run does not wait for it to stop: it stops by itself.
+It boots while the run loads Prefect and checks the practice: :func:`start_temporary_api` returns at once, and the
+run waits for it only before its flow starts.
 
 Run as ``python -m flows.server PORT`` by :func:`start_temporary_api`, never by hand.
 """
@@ -49,7 +49,7 @@ def start_temporary_api(home: Path) -> Callable[[], str]:
     port = _free_port()
     server = subprocess.Popen([sys.executable, "-m", "flows.server", str(port)], stdin=read_end)
     os.close(read_end)
-    atexit.register(os.close, write_end)  # the server reads end-of-file and stops by itself; nothing waits for it
+    atexit.register(_stop, server, write_end)
     url = f"http://127.0.0.1:{port}/api"
     os.environ["PREFECT_API_URL"] = url
 
@@ -81,6 +81,15 @@ def _wait_until_healthy(server: subprocess.Popen[bytes], url: str) -> None:
             pass  # not listening yet
         time.sleep(0.05)  # a refused connection costs nothing: the run waits no longer than it must
     raise RuntimeError(f"the temporary Prefect server did not answer within {STARTUP_TIMEOUT:g} s")
+
+
+def _stop(server: subprocess.Popen[bytes], write_end: int) -> None:
+    os.close(write_end)  # the server reads end-of-file and shuts down by itself
+    try:
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
 
 
 def _serve(port: int) -> None:
