@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ConfigDict
 
-from carecast.audience import ADDRESS_COLUMN
+from carecast.audience import ADDRESS_COLUMN, read_audience
 from carecast.batches import batched
 from carecast.config import DEFAULT_CONFIG, ChannelSettings, Settings, parse_settings, practice_files
 from carecast.errors import CareCastError, ConfigError
@@ -356,8 +356,6 @@ def _audience_import(args: argparse.Namespace) -> int:
     channel_type = args.channel_type or args.file.stem
     if channel_type not in ADDRESS_COLUMN:
         raise ConfigError(args.file, [("", f"--type {' or '.join(sorted(ADDRESS_COLUMN))} (not in the file name)")])
-    from carecast.audience import read_audience
-
     audience = read_audience(args.file, channel_type)
     _, ledger = _open_ledger(args.config)
     try:
