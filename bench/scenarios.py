@@ -69,6 +69,8 @@ class Scenario(ABC):
     baseline_says: ClassVar[str]
     #: The local Twilio server's limit for this scenario (answers 429 beyond it); None: no limit.
     twilio_per_second: ClassVar[float | None] = None
+    #: Sends claimed (and results recorded) per transaction on both sides (CareCast's ``ledger.delivery_chunk``).
+    delivery_chunk: ClassVar[int] = CHUNK
 
     def __init__(self, size: int, workdir: Path, servers: Servers) -> None:
         self.size = size
@@ -110,7 +112,7 @@ class Scenario(ABC):
     def write_config(self, changes: dict[str, Any]) -> Path:
         from tests.conftest import write_config
 
-        ledger = {"url": f"sqlite:///{self.ledger_file}", "delivery_chunk": CHUNK}
+        ledger = {"url": f"sqlite:///{self.ledger_file}", "delivery_chunk": self.delivery_chunk}
         changes = {"ledger": ledger, "outbox": str(self.workdir / "outbox")} | changes
         shutil.rmtree(self.workdir / "config", ignore_errors=True)
         return write_config(self.workdir, changes)
@@ -451,7 +453,7 @@ class FanoutSms(Scenario):
         db = baseline_db(self.workdir / "baseline.db")
         with requests.Session() as session:
             session.auth = (self.servers.twilio_sid, SECRETS_ENV["BENCH_TWILIO_TOKEN"])
-            for chunk in chunks(consenting(self.ledger_file, "sms")):
+            for chunk in chunks(consenting(self.ledger_file, "sms"), self.delivery_chunk):
                 with db:
                     db.executemany("insert into sends values (?, 'claimed', null)", [(a,) for a in chunk])
                 results = []
@@ -464,6 +466,15 @@ class FanoutSms(Scenario):
                     db.executemany("update sends set state = ?, provider_id = ? where address = ?", results)
         db.close()
         return {}
+
+
+class FanoutSmsOneByOne(FanoutSms):
+    """``fanout-sms`` at the default ``delivery_chunk: 1``: each recipient claimed and recorded on their own, so a
+    process killed mid-send leaves only the one in flight unknown (issue 8)."""
+
+    name = "fanout-sms-chunk1"
+    baseline_says = "one requests.Session, each send claimed and recorded in its own transaction"
+    delivery_chunk = 1
 
 
 class ScaleSms(FanoutSms):
@@ -697,6 +708,7 @@ SCENARIOS: dict[str, type[Scenario]] = {
         AdaptX,
         AdaptRefusedRerun,
         FanoutSms,
+        FanoutSmsOneByOne,
         ScaleSms,
         PacedSms,
         FanoutOutbox,
