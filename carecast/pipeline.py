@@ -324,7 +324,7 @@ def publish(
     stop = stopping or threading.Event()
     outbox = Outbox(settings.path(settings.outbox).resolve())
     limit = channel.rate_limit()
-    paced = unpaced if pace is None or limit is None else partial(pace, limit.name)
+    paced = channel.paced(unpaced if pace is None or limit is None else partial(pace, limit.name))
     sender = _Sender(
         channel, ledger, outbox, settings.ledger.claim_timeout, stop, paced, settings.ledger.delivery_chunk
     )

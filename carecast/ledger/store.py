@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import create_engine, event, update
+from sqlalchemy import bindparam, create_engine, event, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError, StatementError
@@ -157,13 +157,17 @@ def _retried(method: Method) -> Method:
     return attempt  # type: ignore[return-value]
 
 
+#: Keeps a live claim fresh (parameters ``publication_id`` and ``now``): built once, as it runs once per chunk.
+TOUCH_CLAIM = (
+    update(PublicationRow)
+    .where(PublicationRow.id == bindparam("publication_id"), PublicationRow.state == "claimed")
+    .values(claimed_at=bindparam("now"))
+)
+
+
 def touch_claim(session: Session, publication_id: int) -> None:
     """Keep a live claim fresh, so a later run does not take a working sender for dead and resume its claim."""
-    session.execute(
-        update(PublicationRow)
-        .where(PublicationRow.id == publication_id, PublicationRow.state == "claimed")
-        .values(claimed_at=now_utc())
-    )
+    session.execute(TOUCH_CLAIM, {"publication_id": publication_id, "now": now_utc()})
 
 
 def insert_new(

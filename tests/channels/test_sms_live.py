@@ -14,6 +14,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -485,7 +486,7 @@ def test_a_paced_sender_is_never_throttled(tmp_path: Path, receiver: CallbackRec
     with TwilioServer(credentials=CREDENTIALS, messages_per_second=4) as server:
         setup = Setup(tmp_path, server, receiver, status_callback=None, rate="4/s")
         draft = setup.draft()
-        receipt = setup.channel.publish(draft, setup.claim(draft))
+        receipt = setup.channel.publish(draft, replace(setup.claim(draft), pace=setup.channel.paced()))
         assert len(receipt.provider_ids) == len(CONSENTING)
         assert server.throttled == 0
 
