@@ -28,7 +28,13 @@ from typing import Any, ClassVar
 #: Sends claimed (and results recorded) per transaction, by the baselines and by CareCast (``ledger.delivery_chunk``,
 #: 1 by default): both sides trade the same crash exposure (up to this many left unknown) for speed.
 CHUNK = 500
-#: Test values of the local servers, never real secrets.
+#: Test values of the local servers, never real secrets (the X server's defaults: ``tests.providers.xapi``).
+X_KEYS = {
+    "consumer_key": "test-consumer-key",
+    "consumer_secret": "test-consumer-secret",
+    "access_token": "1000000001-test-access-token",
+    "access_token_secret": "test-access-token-secret",
+}
 SMTP_USER, SMTP_PASSWORD = "carecast", "bench-smtp-password"
 UNSUBSCRIBE_SECRET = "bench-unsubscribe-secret"
 #: Monday 2026-02-02 17:00 UTC: 11:00 in Chicago, inside every recipient's quiet-hours window.
@@ -37,6 +43,7 @@ SECRETS_ENV = {
     "BENCH_SMTP_PASSWORD": SMTP_PASSWORD,
     "BENCH_UNSUBSCRIBE_SECRET": UNSUBSCRIBE_SECRET,
     "BENCH_TWILIO_TOKEN": "0123456789abcdef0123456789abcdef",
+    **{f"BENCH_X_{name.upper()}": value for name, value in X_KEYS.items()},
 }
 
 SENTENCES = (
@@ -58,6 +65,7 @@ class Servers:
     twilio_url: str
     twilio_sid: str
     feed_url: str
+    x_url: str
 
 
 class Scenario(ABC):
@@ -69,6 +77,8 @@ class Scenario(ABC):
     baseline_says: ClassVar[str]
     #: The local Twilio server's limit for this scenario (answers 429 beyond it); None: no limit.
     twilio_per_second: ClassVar[float | None] = None
+    #: The local X server's limit for this scenario: posts per window of seconds (429 beyond); None: X's own.
+    x_posts_per_window: ClassVar[tuple[int, int] | None] = None
     #: Sends claimed (and results recorded) per transaction on both sides (CareCast's ``ledger.delivery_chunk``).
     delivery_chunk: ClassVar[int] = CHUNK
 
@@ -408,7 +418,9 @@ class FanoutSms(Scenario):
                 "account_sid": self.servers.twilio_sid,
                 "auth_token": {"env": "BENCH_TWILIO_TOKEN"},
                 "api_base": self.servers.twilio_url,
-            }
+            },
+            # The local server takes any rate (a long code's default, 1/s, would make this a pacing scenario).
+            "rate": "100000/s",
         }
 
     def prepare(self, feeds: dict[str, bytes]) -> None:
@@ -477,6 +489,25 @@ class FanoutSmsOneByOne(FanoutSms):
     delivery_chunk = 1
 
 
+class FanoutSmsConcurrent(FanoutSms):
+    """``fanout-sms`` with ``concurrency: 4``: four texts in flight at once over one session, the baseline still one
+    at a time."""
+
+    name = "fanout-sms-4"
+    baseline_says = "one requests.Session, one at a time, claims and results in chunks of 500"
+
+    def sms_config(self) -> dict[str, Any]:
+        return super().sms_config() | {"concurrency": 4}
+
+
+class FanoutSmsOneByOneConcurrent(FanoutSmsConcurrent):
+    """``fanout-sms-4`` at the default ``delivery_chunk: 1``: recipients claimed four at a time (those in flight)."""
+
+    name = "fanout-sms-chunk1-4"
+    baseline_says = "one requests.Session, one at a time, each send claimed and recorded in its own transaction"
+    delivery_chunk = 1
+
+
 class ScaleSms(FanoutSms):
     """``fanout-sms`` at 1x, 4x and 16x its size: time and peak memory as the audience grows."""
 
@@ -527,6 +558,80 @@ class FanoutOutbox(FanoutSms):
         ]
         (self.workdir / "outbox").mkdir(exist_ok=True)
         (self.workdir / "outbox" / "baseline.json").write_text(json.dumps({"requests": requests}, indent=2))
+        return {}
+
+
+class PacedX(Scenario):
+    """``size`` posts on X against a server allowing ``x_posts_per_window``, the channel configured at that rate."""
+
+    name = "paced-x"
+    unit = "posts"
+    sizes: ClassVar[dict[str, int]] = {"full": 300, "default": 60, "quick": 3}
+    baseline_says = "requests + OAuth 1.0a, sleeping until x-rate-limit-reset after a 429 (tweepy's wait_on_rate_limit)"
+    x_posts_per_window = (20, 5)
+
+    def texts(self) -> list[str]:
+        return [
+            f"Tip {n}: stand up and stretch for a minute every hour you sit. #physicaltherapy" for n in range(self.size)
+        ]
+
+    def prepare(self, feeds: dict[str, bytes]) -> None:
+        from carecast.model import ContentItem, content_hash
+        from carecast.pipeline import make_channel
+
+        posts, window = self.x_posts_per_window or (0, 0)
+        x = {
+            "credentials": {name: {"env": f"BENCH_X_{name.upper()}"} for name in X_KEYS},
+            "api_base": self.servers.x_url,
+            "account": "@oakviewpt",
+            "hashtags": False,
+            "rate": f"{posts}/{window}s",
+        }
+        self.write_config({"channels": {"x": x}})
+        settings, ledger = self.settings_and_ledger()
+        channel = make_channel(settings, "x")
+        for number, text in enumerate(self.texts()):
+            item = ContentItem(
+                id=f"observance:bench-{number}",
+                source="observances",
+                kind="observance",
+                title=text,
+                url=None,
+                summary_html=f"<p>{text}</p>",
+                summary_text=text,
+                published=OPEN - timedelta(days=1),
+                content_hash=content_hash(text),
+            )
+            ledger.upsert_items([item])
+            ledger.save_draft(channel.render([item]), settings.channels["x"].account, "approved")
+        ledger.close()
+        self.save_template()
+
+    def carecast(self) -> dict[str, float]:
+        from carecast.pipeline import publish
+
+        settings, ledger = self.settings_and_ledger()
+        outcomes = publish(settings, ledger, "x", now=OPEN)
+        assert [outcome.state for outcome in outcomes] == ["published"] * self.size, outcomes
+        ledger.close()
+        return {}
+
+    def baseline(self) -> dict[str, float]:
+        import time
+
+        import requests
+        from requests_oauthlib import OAuth1
+
+        with requests.Session() as session:
+            session.auth = OAuth1(
+                X_KEYS["consumer_key"], X_KEYS["consumer_secret"], X_KEYS["access_token"], X_KEYS["access_token_secret"]
+            )
+            for text in self.texts():
+                while (
+                    answer := session.post(f"{self.servers.x_url}/2/tweets", json={"text": text}, timeout=30)
+                ).status_code == 429:
+                    time.sleep(max(0.0, int(answer.headers["x-rate-limit-reset"]) - time.time()))
+                assert answer.status_code == 201, answer.text
         return {}
 
 
@@ -709,8 +814,11 @@ SCENARIOS: dict[str, type[Scenario]] = {
         AdaptRefusedRerun,
         FanoutSms,
         FanoutSmsOneByOne,
+        FanoutSmsConcurrent,
+        FanoutSmsOneByOneConcurrent,
         ScaleSms,
         PacedSms,
+        PacedX,
         FanoutOutbox,
         FanoutSmtp,
         AudienceUnchanged,

@@ -29,7 +29,16 @@ PRELOAD = {
         "channels.sms",
         "channels.x",
     ),
-    "baseline": ("feedparser", "requests", "jinja2", "twitter_text", "smtplib", "email.policy", "sqlite3"),
+    "baseline": (
+        "feedparser",
+        "requests",
+        "requests_oauthlib",
+        "jinja2",
+        "twitter_text",
+        "smtplib",
+        "email.policy",
+        "sqlite3",
+    ),
 }
 
 
