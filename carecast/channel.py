@@ -224,6 +224,10 @@ class Channel(ABC):
     #: otherwise: ``PublishContext.pace`` holds every request to it, in this process and, when deployed, across
     #: workers. None: the channel sends nothing to a provider.
     rate: ClassVar[tuple[int, float] | None] = None
+    #: Whether ``publish`` calls ``context.pace()`` before each request to its provider and
+    #: ``context.stop_if_asked`` between the recipients or parts of one publication. False: a publication is one
+    #: post (its ``rate`` counts posts), paced and stopped before it as a whole (``before_publish``).
+    paces_requests: ClassVar[bool] = True
 
     def __init__(self, instance: str, config: ChannelSettings, settings: Settings) -> None:
         self.instance = instance
@@ -376,8 +380,14 @@ class Channel(ABC):
         return ()
 
     def sender(self) -> str | None:
-        """Who the provider sees sending (a number, an account, a login; never a secret); None for the outbox."""
-        return None
+        """Who the provider sees sending (a number, an account, a login; never a secret); None for the outbox.
+
+        By default the practice's account on this channel when its config has ``credentials``: a channel whose
+        account several practices may share names it more exactly, so they share its ``rate_limit``.
+        """
+        if getattr(self.config, "credentials", None) is None:
+            return None
+        return f"{self.settings.slug} {self.instance} {self.config.account}"
 
     def sending_rate(self) -> tuple[int, float] | None:
         """The most this sender may send, (requests, per seconds): the config's ``rate``, else the class's."""
@@ -405,6 +415,16 @@ class Channel(ABC):
             shared()
 
         return pace
+
+    def before_publish(self, context: PublishContext) -> None:
+        """What the pipeline calls before ``publish``: for a channel whose publish does not pace its own requests
+        (``paces_requests``), a stop asked for ends it here, then it waits for one slot of its rate.
+
+        Raises PublishError (transient) when the process is asked to stop; whatever ``context.pace`` raises.
+        """
+        if not self.paces_requests:
+            context.stop_if_asked(self.instance)
+            context.pace()
 
     def verify(self) -> str:
         """Prove the configured account works without sending anything; say what was checked.

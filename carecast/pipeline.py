@@ -393,6 +393,7 @@ class _Sender:
         )
         with keep_claim_alive(ledger, publication_id, every=self.claim_timeout / 4):
             try:
+                self.channel.before_publish(context)
                 receipt = self.channel.publish(draft, context)
             except PublishError as exc:
                 failure = exc
