@@ -251,6 +251,23 @@ def test_deliveries_are_claimed_and_recorded_in_chunks(ledger: Ledger) -> None:
     assert ledger.deliveries(publication)["+13125550103"].state == "claimed"
 
 
+def test_a_chunk_is_claimed_in_the_transaction_recording_the_chunk_before(ledger: Ledger) -> None:
+    from carecast.ledger import DeliveryOutcome
+
+    publication = ledger.claim(ledger.save_draft(draft(1, channel="sms"), "default", "approved"))
+    assert ledger.claim_deliveries(publication, ["+13125550100"]) == ["+13125550100"]
+    sent = [DeliveryOutcome("+13125550100", "sent", provider_id="SM1")]
+    assert ledger.claim_deliveries(publication, ["+13125550101"], finished=sent) == ["+13125550101"]
+    records = ledger.deliveries(publication)
+    assert [(r.address, r.state) for r in records.values()] == [("+13125550100", "sent"), ("+13125550101", "claimed")]
+    # A retried call whose commit landed records nothing twice and claims nobody again.
+    assert ledger.claim_deliveries(publication, ["+13125550101"], finished=sent) == []
+    # An outcome for a delivery never claimed: nothing of the call happens.
+    with pytest.raises(LedgerError):
+        ledger.claim_deliveries(publication, ["+13125550102"], finished=[DeliveryOutcome("+13125550109", "sent")])
+    assert set(ledger.deliveries(publication)) == {"+13125550100", "+13125550101"}
+
+
 def test_subscribers_stream_a_page_at_a_time_with_suppressions(ledger: Ledger) -> None:
     from carecast.audience import Subscriber
 
