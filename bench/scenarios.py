@@ -188,6 +188,23 @@ def write_audience(folder: Path, channel_type: str, count: int) -> None:
                 writer.writerow([f"reader{n}@example.com", f"Reader {n}", consent, "web form", "Yes.", "subscribed"])
 
 
+def observance(key: str, title: str, text: str) -> Any:
+    """A one-sentence observance item (a ``ContentItem``) published the day before ``OPEN``."""
+    from carecast.model import ContentItem, content_hash
+
+    return ContentItem(
+        id=key,
+        source="observances",
+        kind="observance",
+        title=title,
+        url=None,
+        summary_html=f"<p>{text}</p>",
+        summary_text=text,
+        published=OPEN - timedelta(days=1),
+        content_hash=content_hash(text),
+    )
+
+
 def baseline_db(path: Path) -> sqlite3.Connection:
     """The baselines' own SQLite ledger: items, and one row per send (claimed, then sent or failed)."""
     db = sqlite3.connect(path)
@@ -424,7 +441,6 @@ class FanoutSms(Scenario):
         }
 
     def prepare(self, feeds: dict[str, bytes]) -> None:
-        from carecast.model import ContentItem, content_hash
         from carecast.pipeline import make_channel, sync_audience
 
         self.write_config({"channels": {"sms": self.sms_config()}})
@@ -432,17 +448,7 @@ class FanoutSms(Scenario):
         settings, ledger = self.settings_and_ledger()
         sync_audience(settings, ledger)
         text = "National PT Month: thank you for trusting us with your recovery."
-        item = ContentItem(
-            id="observance:bench",
-            source="observances",
-            kind="observance",
-            title="National Physical Therapy Month",
-            url=None,
-            summary_html=f"<p>{text}</p>",
-            summary_text=text,
-            published=OPEN - timedelta(days=1),
-            content_hash=content_hash(text),
-        )
+        item = observance("observance:bench", "National Physical Therapy Month", text)
         ledger.upsert_items([item])
         ledger.save_draft(make_channel(settings, "sms").render([item]), settings.channels["sms"].account, "approved")
         ledger.close()
@@ -576,7 +582,6 @@ class PacedX(Scenario):
         ]
 
     def prepare(self, feeds: dict[str, bytes]) -> None:
-        from carecast.model import ContentItem, content_hash
         from carecast.pipeline import make_channel
 
         posts, window = self.x_posts_per_window or (0, 0)
@@ -591,17 +596,7 @@ class PacedX(Scenario):
         settings, ledger = self.settings_and_ledger()
         channel = make_channel(settings, "x")
         for number, text in enumerate(self.texts()):
-            item = ContentItem(
-                id=f"observance:bench-{number}",
-                source="observances",
-                kind="observance",
-                title=text,
-                url=None,
-                summary_html=f"<p>{text}</p>",
-                summary_text=text,
-                published=OPEN - timedelta(days=1),
-                content_hash=content_hash(text),
-            )
+            item = observance(f"observance:bench-{number}", text, text)
             ledger.upsert_items([item])
             ledger.save_draft(channel.render([item]), settings.channels["x"].account, "approved")
         ledger.close()
