@@ -18,9 +18,10 @@ With Twilio ``credentials`` configured, ``publish`` POSTs one message per recipi
 (form-encoded, HTTP Basic auth with the Account SID and the Auth Token). Each recipient's delivery is claimed in
 the ledger before the request and recorded after, so a batch cut short resumes with only the recipients not yet
 sent. With ``concurrency: N`` (at most 8) N texts are in flight at once over one connection pool: claimed together
-before any goes, paced by the sender's ``rate`` as they start, and recorded as they end; a stop lets them finish. A recipient outside their quiet-hours window (:mod:`carecast.compliance`) is recorded ``deferred`` until it
-opens and the publish ends with a transient error, so the next run texts them then; one whose area code spans zones
-whose windows never meet is skipped until their ``timezone`` is known. Twilio's answers:
+before any goes, paced by the sender's ``rate`` as they start, and recorded as they end; a stop lets them finish.
+A recipient outside their quiet-hours window (:mod:`carecast.compliance`) is recorded ``deferred`` until it opens
+and the publish ends with a transient error, so the next run texts them then; one whose area code spans zones whose
+windows never meet is skipped until their ``timezone`` is known. Twilio's answers:
 
 - 21610 (the recipient replied STOP to Twilio) suppresses the number as ``opted_out``; 21211 and 21614 (not a valid
   mobile number) as ``invalid``; 30007 (carrier filtered) fails the delivery for good, so the same text is never
