@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from carecast.model import ContentItem
+
+#: Which of these raw-entry fingerprints the ledger already holds (:meth:`ContentLedger.known_entries`).
+KnownEntries = Callable[[Collection[str]], Collection[str]]
 
 
 @dataclass(frozen=True)
@@ -28,3 +32,7 @@ class SourceResult:
     warnings: list[str] = field(default_factory=list)
     #: Items that could not be read, each with its reason (a Markdown file with bad front matter); the others were.
     failures: list[str] = field(default_factory=list)
+    #: RSS: each item's raw-entry fingerprint (item id -> fingerprint), for the ledger to keep with the item.
+    fingerprints: dict[str, str] = field(default_factory=dict)
+    #: RSS: entries passed over because the ledger holds their fingerprint (unchanged since they were stored).
+    unchanged: int = 0

@@ -15,12 +15,17 @@ not the id.
 from __future__ import annotations
 
 import calendar
+import hashlib
 import io
+import itertools
+import json
 import re
 import textwrap
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import cached_property
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -41,7 +46,7 @@ from carecast.html import (
     one_line,
 )
 from carecast.model import ContentItem, content_hash, now_utc
-from carecast.sources.result import SourceResult, Validators
+from carecast.sources.result import KnownEntries, SourceResult, Validators
 
 USER_AGENT = "CareCast/0.1 (feed reader)"
 ACCEPT = "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
@@ -49,6 +54,9 @@ _TITLE_FROM_TEXT = 100
 _URL = re.compile(r"https?://\S+")
 #: feedparser's bozo exceptions that do not mean the document was broken (it was read in full).
 _HARMLESS = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
+#: Part of every entry fingerprint: changed when reading an entry gives another item than before (cleaning rules),
+#: so the entries stored already are read again once.
+READER_VERSION = 1
 
 
 def read_rss(
@@ -57,8 +65,10 @@ def read_rss(
     settings: Settings,
     *,
     validators: Validators | None = None,
+    known: KnownEntries | None = None,
 ) -> SourceResult:
-    """Fetch (or read) and parse the feed of source ``name``; the newest ``config.max_items`` entries.
+    """Fetch (or read) and parse the feed of source ``name``; the newest ``config.max_items`` entries, of which
+    those ``known`` holds are passed over (see :func:`parse_feed`).
 
     Raises SourceError when the feed is unreachable, does not answer in full within ``config.timeout``, is larger
     than ``config.max_bytes``, redirects to a scheme other than http(s) or (unless ``allow_private``) connects to a
@@ -81,8 +91,8 @@ def read_rss(
         body = response.body
     else:
         body, headers, new_validators = _read_file(name, settings.path(config.url), config.max_bytes), {}, None
-    items, warnings = parse_feed(name, body, headers, max_items=config.max_items, strip=config.strip_patterns)
-    return SourceResult(items=items, validators=new_validators, warnings=warnings)
+    result = parse_feed(name, body, headers, max_items=config.max_items, strip=config.strip_patterns, known=known)
+    return replace(result, validators=new_validators)
 
 
 def _fetch(name: str, config: RssSource, validators: Validators | None) -> Fetched:
@@ -124,12 +134,15 @@ def parse_feed(
     *,
     max_items: int,
     strip: Sequence[re.Pattern[str]] = (),
-) -> tuple[list[ContentItem], list[str]]:
-    """Items (newest first, at most ``max_items``) and warnings from the bytes of a feed.
+    known: KnownEntries | None = None,
+) -> SourceResult:
+    """Items (newest first, of the newest ``max_items`` entries), their entries' fingerprints and warnings from
+    the bytes of a feed.
 
     ``headers`` are the HTTP response headers with lowercase names (they decide the encoding); ``strip`` are the
-    source's own boilerplate patterns (a block of a body matching one is removed). Raises SourceError
-    when feedparser fails or the feed has no entries and is malformed or not a feed at all.
+    source's own boilerplate patterns (a block of a body matching one is removed); ``known`` tells which entry
+    fingerprints the ledger holds: those entries are only counted (``unchanged``). Raises SourceError when
+    feedparser fails or the feed has no entries and is malformed or not a feed at all.
     """
     try:
         # A stream, not bytes: given bytes, feedparser first tries to open them as a file name. Its own sanitiser
@@ -152,16 +165,52 @@ def parse_feed(
     feed_date = _utc(feed.get("published_parsed")) or _utc(feed.get("updated_parsed")) or now_utc()
     feed_link = absolute_http_url(feed.get("link") or "")
     # The newest max_items entries are cut before any is sanitised: a feed of 2,000 costs what it keeps.
-    newest = sorted(enumerate(parsed.entries, start=1), key=lambda pair: _published(pair[1], feed_date), reverse=True)
+    newest = iter(
+        sorted(enumerate(parsed.entries, start=1), key=lambda pair: _published(pair[1], feed_date), reverse=True)
+    )
+    reading = _Reading(name, feed_link, strip)
     items: list[ContentItem] = []
-    for number, entry in newest:
-        if len(items) == max_items:
-            break
-        try:
-            items.append(_item(name, entry, feed_date, feed_link, strip))
-        except Exception as exc:  # one odd entry must not cost the others
-            warnings.append(f"entry {number} skipped: {type(exc).__name__}: {exc}")
-    return items, warnings
+    fingerprints: dict[str, str] = {}
+    unchanged = 0
+    # Usually one round; an entry that cannot be read leaves its place to the next one, as if it were not there.
+    while batch := list(itertools.islice(newest, max_items - len(items) - unchanged)):
+        batch_prints = [reading.fingerprint(entry) for _, entry in batch]
+        seen = set(known(batch_prints)) if known is not None else set()
+        for (number, entry), fingerprint in zip(batch, batch_prints, strict=True):
+            if fingerprint in seen:
+                unchanged += 1  # as it was when stored: not cleaned, sanitised or written again
+                continue
+            try:
+                item = _item(name, entry, feed_date, feed_link, strip)
+            except Exception as exc:  # one odd entry must not cost the others
+                warnings.append(f"entry {number} skipped: {type(exc).__name__}: {exc}")
+                continue
+            items.append(item)
+            fingerprints[item.id] = fingerprint
+    return SourceResult(items=items, warnings=warnings, fingerprints=fingerprints, unchanged=unchanged)
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """What reads a feed's entries besides the entries themselves: the source, the feed's link, the strip patterns.
+
+    An entry's fingerprint covers all of it and them (and :data:`READER_VERSION`): equal fingerprints make equal
+    items, so an entry whose fingerprint the ledger holds needs no reading.
+    """
+
+    source: str
+    feed_link: str | None
+    strip: Sequence[re.Pattern[str]]
+
+    @cached_property
+    def _prefix(self) -> bytes:
+        context = [READER_VERSION, self.source, self.feed_link, [pattern.pattern for pattern in self.strip]]
+        return json.dumps(context).encode()
+
+    def fingerprint(self, entry: Mapping[str, Any]) -> str:
+        """The entry's fingerprint; never raises (ASCII JSON of everything feedparser read, dates as numbers)."""
+        raw = json.dumps(entry, sort_keys=True, default=repr, separators=(",", ":"))
+        return hashlib.sha256(self._prefix + b"\x00" + raw.encode()).hexdigest()[:32]
 
 
 def without_utm(url: str) -> str:
