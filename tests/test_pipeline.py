@@ -136,7 +136,7 @@ def test_items_stored_without_fingerprints_are_read_once_more_then_passed_over(s
     ledger = Ledger(settings.ledger_url())
     source = settings.sources["blog"]
     ledger.upsert_items(read_source("blog", source, settings).items)
-    assert ledger.known_entries(read_source("blog", source, settings).fingerprints.values()) == set()
+    assert ledger.known_entries(read_source("blog", source, settings).fingerprints.values()) == {}
     report = pipeline.ingest(settings, ledger, "blog")
     assert (report.new, report.edited, report.unchanged) == ([], [], 7)
     assert read_source("blog", source, settings, known=ledger.known_entries).unchanged == 7

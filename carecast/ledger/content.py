@@ -91,15 +91,18 @@ class ContentLedger(LedgerStore):
                 session.execute(update(ItemRow), changed)
         return UpsertReport([item_id for item_id in fresh if item_id in written], edited, unchanged)
 
-    def known_entries(self, fingerprints: Collection[str]) -> set[str]:
-        """Which of these raw-entry fingerprints an item in the ledger was read from (see :meth:`upsert_items`)."""
-        found: set[str] = set()
+    def known_entries(self, fingerprints: Collection[str]) -> dict[str, datetime]:
+        """Which of these raw-entry fingerprints an item in the ledger was read from (see :meth:`upsert_items`), each
+        with the item's date."""
+        found: dict[str, datetime] = {}
         wanted = list(fingerprints)
         with self._session() as session:
             for start in range(0, len(wanted), _CHUNK):
-                chunk = wanted[start : start + _CHUNK]
+                query = select(ItemRow.entry_fingerprint, ItemRow.published).where(
+                    ItemRow.entry_fingerprint.in_(wanted[start : start + _CHUNK])
+                )
                 found.update(
-                    session.scalars(select(ItemRow.entry_fingerprint).where(ItemRow.entry_fingerprint.in_(chunk)))
+                    (fingerprint, published) for fingerprint, published in session.execute(query) if fingerprint
                 )
         return found
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from carecast.model import ContentItem
 
-#: Which of these raw-entry fingerprints the ledger already holds (:meth:`ContentLedger.known_entries`).
-KnownEntries = Callable[[Collection[str]], Collection[str]]
+#: Which of these raw-entry fingerprints the ledger holds, each with the date of the item stored from it
+#: (:meth:`ContentLedger.known_entries`).
+KnownEntries = Callable[[Collection[str]], Mapping[str, datetime]]
 
 
 @dataclass(frozen=True)
