@@ -135,10 +135,11 @@ def ingest(settings: Settings, ledger: Ledger, source: str) -> SourceReport:
             # A 304 may carry a new ETag; the next poll must send it.
             ledger.save_validators(source, result.validators.etag, result.validators.last_modified)
         return SourceReport(source, not_modified=True, warnings=list(result.warnings))
-    changes = ledger.upsert_items(result.items, result.fingerprints)
-    if result.validators is not None:
-        # Saved after the items, so a crash in between costs one full fetch, never a lost item.
-        ledger.save_validators(source, result.validators.etag, result.validators.last_modified)
+    # The validators are kept with the items, in one transaction: a crash never leaves them without the items.
+    fresh = result.validators
+    changes = ledger.upsert_items(
+        result.items, result.fingerprints, validators=(source, fresh.etag, fresh.last_modified) if fresh else None
+    )
     return SourceReport(
         source,
         changes.new,

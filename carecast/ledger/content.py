@@ -33,12 +33,20 @@ class UpsertReport:
 class ContentLedger(LedgerStore):
     """Items, feed validators and skipped items."""
 
-    def upsert_items(self, items: Iterable[ContentItem], fingerprints: Mapping[str, str] | None = None) -> UpsertReport:
+    def upsert_items(
+        self,
+        items: Iterable[ContentItem],
+        fingerprints: Mapping[str, str] | None = None,
+        *,
+        validators: tuple[str, str | None, str | None] | None = None,
+    ) -> UpsertReport:
         """Store new items and the latest content of edited ones; an edit never resets what was published.
 
         ``fingerprints`` are the raw entries' (item id -> fingerprint, :attr:`SourceResult.fingerprints`): kept with
-        each item, written again only when they change. An item a racing run stored first counts as unchanged, or
-        as edited when its content differs. One transaction, a few statements whatever the number of items.
+        each item, written again only when they change. ``validators`` (source, ETag, Last-Modified) are kept in the
+        same transaction: the next poll sends them only if the items are stored. An item a racing run stored first
+        counts as unchanged, or as edited when its content differs. One transaction, a few statements whatever the
+        number of items.
         """
         items = list(items)
         fingerprints = fingerprints or {}
@@ -46,6 +54,8 @@ class ContentLedger(LedgerStore):
         unchanged = 0
         now = now_utc()
         with self._session() as session, session.begin():
+            if validators is not None:
+                _keep_validators(session, *validators)
             known = _stored(session, [item.id for item in items])
             by_link: dict[str, dict[str, _Stored]] = {}
             fresh: dict[str, ContentItem] = {}
@@ -154,9 +164,13 @@ class ContentLedger(LedgerStore):
             return None if row is None else (row.etag, row.last_modified)
 
     def save_validators(self, source: str, etag: str | None, last_modified: str | None) -> None:
-        row = {"source": source, "etag": etag, "last_modified": last_modified, "checked_at": now_utc()}
         with self._session() as session, session.begin():
-            insert_new(session, FeedValidatorRow, [row], ["source"], refresh=["etag", "last_modified", "checked_at"])
+            _keep_validators(session, source, etag, last_modified)
+
+
+def _keep_validators(session: Session, source: str, etag: str | None, last_modified: str | None) -> None:
+    row = {"source": source, "etag": etag, "last_modified": last_modified, "checked_at": now_utc()}
+    insert_new(session, FeedValidatorRow, [row], ["source"], refresh=["etag", "last_modified", "checked_at"])
 
 
 @dataclass(frozen=True)
