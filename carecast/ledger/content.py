@@ -159,8 +159,9 @@ class ContentLedger(LedgerStore):
 
     def validators(self, source: str) -> tuple[str | None, str | None] | None:
         """The (ETag, Last-Modified) kept for ``source``, or None before its first successful poll."""
+        query = select(FeedValidatorRow.etag, FeedValidatorRow.last_modified).where(FeedValidatorRow.source == source)
         with self._session() as session:
-            row = session.get(FeedValidatorRow, source)
+            row = session.execute(query).first()
             return None if row is None else (row.etag, row.last_modified)
 
     def save_validators(self, source: str, etag: str | None, last_modified: str | None) -> None:

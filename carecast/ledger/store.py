@@ -195,7 +195,9 @@ def inserted_keys(
         return []
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(model).values(list(rows))
+    # The rows as parameters of one statement (executed as a few multi-row INSERTs), not literal VALUES: the
+    # statement is compiled once and cached, whatever the number of rows.
+    statement = insert(model)
     if refresh:
         statement = statement.on_conflict_do_update(
             index_elements=list(key), set_={column: statement.excluded[column] for column in refresh}
@@ -204,4 +206,4 @@ def inserted_keys(
         statement = statement.on_conflict_do_nothing(index_elements=list(key))
     # RETURNING, not rowcount: drivers report -1 for a multi-row insert.
     key_columns = [model.__table__.c[column] for column in key]
-    return [tuple(row) for row in session.execute(statement.returning(*key_columns))]
+    return [tuple(row) for row in session.execute(statement.returning(*key_columns), list(rows))]
