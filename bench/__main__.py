@@ -113,6 +113,9 @@ def measure(name: str, size: int, repeat: int, base: Path) -> Row:
     row = Row(name, size, scenario.unit, scenario.baseline_says, medians["carecast"], medians["baseline"], notes)
     if limit is not None and row.carecast["seconds"]:
         row.notes += f"; CareCast sent {size / row.carecast['seconds']:.1f} msg/s of the {limit:g} allowed"
+    if scenario.reference is not None and row.carecast["seconds"]:
+        what, reference = scenario.reference
+        row.notes += f"{what}: {seconds(reference)}; CareCast's run is {row.carecast['seconds'] / reference:.1%} of it"
     return row
 
 
