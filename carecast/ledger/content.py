@@ -17,8 +17,9 @@ from carecast.ledger.schema import FeedValidatorRow, ItemRow, PublicationItemRow
 from carecast.ledger.store import LedgerStore, insert_new, inserted_keys
 from carecast.model import ContentItem, now_utc
 
-#: Ids or fingerprints per ``IN (...)`` query: well under every database's limit of bound parameters.
-_CHUNK = 500
+#: Ids or fingerprints per ``IN (...)`` query: well under SQLite's (32,766) and PostgreSQL's (65,535) limits of
+#: bound parameters, and the size of a big feed.
+_CHUNK = 2000
 
 
 @dataclass(frozen=True)

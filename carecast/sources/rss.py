@@ -22,12 +22,13 @@ import re
 import textwrap
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import cached_property
 from html import escape
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 from xml.parsers import expat
 
@@ -169,14 +170,13 @@ def parse_feed(
     return _read_entries(name, parsed, max_items, strip, sorted(entries, key=lambda entry: entry.number))
 
 
-@dataclass(frozen=True)
-class _Entry:
+class _Entry(NamedTuple):
     """One entry of a feed: its place, and either the date of the item stored from it or what feedparser read."""
 
     number: int
     stored: datetime | None
     fingerprint: str | None = None
-    raw: Mapping[str, Any] = field(default_factory=dict)
+    raw: Mapping[str, Any] = MappingProxyType({})
 
 
 def _read_entries(
@@ -247,6 +247,7 @@ def entry_spans(body: bytes) -> list[tuple[int, int]] | None:
     if body.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00")) or b"\x00" in body[:4]:
         return None
     parser = expat.ParserCreate()
+    parser.ordered_attributes = True  # a list is cheaper to make than a dict, and the attributes are not read
     spans: list[tuple[int, int]] = []
     depth = start = 0
 
