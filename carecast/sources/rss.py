@@ -6,6 +6,11 @@ which bounds the whole fetch by the source's ``timeout``, its body by ``max_byte
 broken: a malformed feed keeps what feedparser could read and says why in the warnings, and one odd entry is
 skipped with a warning instead of costing the others.
 
+A poll reads only what is new or changed: each entry's raw bytes (found by expat, see :func:`entry_spans`) are
+fingerprinted with what reads them (the source, the feed's link and address, the strip patterns), and an entry whose
+fingerprint the ledger holds (the ``known`` callback) is cut out of the bytes before feedparser parses them, so it
+is not parsed, cleaned, sanitised or stored again. A feed that is not well-formed XML is read whole.
+
 An item's id is stable across polls, edits and moves: ``rss:<source>:`` plus the guid, else the normalised link
 (:func:`carecast.html.normalise_link`: a post moved to https, to or from ``www.``, or given tracking parameters keeps
 its id), else a hash of title and date. Its content hash covers title, content and link, so an edit changes the hash,
