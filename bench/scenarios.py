@@ -97,6 +97,8 @@ class Scenario(ABC):
     def fresh(self) -> None:
         """Before each run, untimed: every run starts from the prepared ledger."""
         if self.template_file.exists():
+            for log in ("-wal", "-shm"):  # a write-ahead log left beside the old file must not replay into the new
+                self.ledger_file.with_name(self.ledger_file.name + log).unlink(missing_ok=True)
             shutil.copyfile(self.template_file, self.ledger_file)
         (self.workdir / "baseline.db").unlink(missing_ok=True)
         shutil.rmtree(self.workdir / "outbox", ignore_errors=True)
@@ -378,13 +380,14 @@ class IngestGrowing(Scenario):
 # -- adapt ------------------------------------------------------------------------------------------------------
 
 
-def long_items(count: int) -> list[Any]:
+def long_items(count: int, image: str | None = None, sentences: int = 14) -> list[Any]:
+    """``count`` long blog posts of ``sentences`` sentences (``image``: the picture each carries)."""
     from carecast.model import ContentItem, content_hash
 
     now = datetime.now(UTC)
     items = []
     for n in range(count):
-        text = long_text(n)
+        text = long_text(n, sentences)
         items.append(
             ContentItem(
                 id=f"bench:{n}",
@@ -396,6 +399,8 @@ def long_items(count: int) -> list[Any]:
                 summary_text=text,
                 published=now - timedelta(minutes=n),
                 content_hash=content_hash(text),
+                image_url=image,
+                image_alt="A patient stretching at a desk" if image else None,
             )
         )
     return items
@@ -410,10 +415,13 @@ class AdaptX(Scenario):
     baseline_says = "render the template, measure once per item (twitter-text)"
     x_changes: ClassVar[dict[str, Any]] = {}
 
+    #: Sentences per item: about 1,000 characters, a thread of four posts.
+    sentences: ClassVar[int] = 14
+
     def prepare(self, feeds: dict[str, bytes]) -> None:
         self.write_config({"channels": {"x": {"max_items_per_run": self.size, **self.x_changes}}})
         _, ledger = self.settings_and_ledger()
-        ledger.upsert_items(long_items(self.size))
+        ledger.upsert_items(long_items(self.size, sentences=self.sentences))
         ledger.close()
         self.save_template()
 
@@ -431,8 +439,19 @@ class AdaptX(Scenario):
 
         template = jinja2.Template("{{ item }}: {{ body }} {{ link }}")
         for n in range(self.size):
-            parse_tweet(template.render(item=f"Desk stretches, part {n}", body=long_text(n), link="https://x.co/a"))
+            body = long_text(n, self.sentences)
+            parse_tweet(template.render(item=f"Desk stretches, part {n}", body=body, link="https://x.co/a"))
         return {}
+
+
+class AdaptXTwiceAsLong(AdaptX):
+    """``adapt-x`` with items twice as long (threads of eight posts) and half as many: the same text in all, so a
+    linear adapt takes the time ``adapt-x`` takes."""
+
+    name = "adapt-x-twice-as-long"
+    sizes: ClassVar[dict[str, int]] = {"full": 150, "default": 150, "quick": 2}
+    x_changes: ClassVar[dict[str, Any]] = {"max_thread_parts": 10}
+    sentences = 28
 
 
 class AdaptRefusedRerun(AdaptX):
@@ -452,6 +471,56 @@ class AdaptRefusedRerun(AdaptX):
             db.execute(
                 "select id from items where id not in (select item_id from publication_items where channel = 'x')"
             ).fetchall()
+        return {}
+
+
+class AdaptEveryChannel(Scenario):
+    """Adapt ``size`` long items (each with a picture) for every channel the sample config knows: nine channels."""
+
+    name = "adapt-every-channel"
+    unit = "long items"
+    sizes: ClassVar[dict[str, int]] = {"full": 300, "default": 100, "quick": 2}
+    baseline_says = "render each channel's template, measure once per item (twitter-text, SMS segments, length)"
+
+    def prepare(self, feeds: dict[str, bytes]) -> None:
+        from tests.conftest import all_channels_config, commented_channels
+
+        sample = commented_channels()["channels"] | {"newsletter": {}, "x": {}, "mastodon": {}, "sms": {}}
+        # Long items thread on X and Bluesky; no channel sends more than it allows in one run.
+        every = {name: {"max_items_per_run": self.size, "max_thread_parts": 10} for name in ("x", "bluesky")}
+        rest = {name: {"max_items_per_run": self.size} for name in sample if name not in every}
+        ledger = {"url": f"sqlite:///{self.ledger_file}", "delivery_chunk": CHUNK}
+        shutil.rmtree(self.workdir / "config", ignore_errors=True)
+        outbox = str(self.workdir / "outbox")
+        all_channels_config(self.workdir, {"ledger": ledger, "outbox": outbox, "channels": every | rest})
+        _, store = self.settings_and_ledger()
+        store.upsert_items(long_items(self.size, image="https://www.oakviewpt.com/images/stretch.jpg"))
+        store.close()
+        self.save_template()
+
+    def carecast(self) -> dict[str, float]:
+        from carecast.pipeline import adapt
+
+        settings, ledger = self.settings_and_ledger()
+        for instance in settings.channels:
+            outcomes = adapt(settings, ledger, instance)
+            assert all(outcome.state == "drafted" for outcome in outcomes), [o.detail for o in outcomes][:3]
+        ledger.close()
+        return {}
+
+    def baseline(self) -> dict[str, float]:
+        import jinja2
+        from twitter_text import parse_tweet
+
+        from carecast.text import sms_measure
+
+        template = jinja2.Template("{{ item }}: {{ body }} {{ link }}")
+        for n in range(self.size):
+            text = template.render(item=f"Desk stretches, part {n}", body=long_text(n), link="https://x.co/a")
+            parse_tweet(text)
+            sms_measure(text)
+            for _ in range(7):  # newsletter, Mastodon, Facebook, Instagram, LinkedIn, GBP, Bluesky: a length each
+                len(template.render(item=f"Desk stretches, part {n}", body=long_text(n), link="https://x.co/a"))
         return {}
 
 
@@ -762,7 +831,9 @@ SCENARIOS: dict[str, type[Scenario]] = {
         IngestOneNew,
         IngestGrowing,
         AdaptX,
+        AdaptXTwiceAsLong,
         AdaptRefusedRerun,
+        AdaptEveryChannel,
         FanoutSms,
         ScaleSms,
         PacedSms,

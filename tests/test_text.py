@@ -13,6 +13,8 @@ import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
+from twitter_text import parse_tweet
+from twitter_text.config import config as twitter_config
 
 from carecast.errors import MeasureError
 from carecast.text import (
@@ -50,6 +52,12 @@ CONFORMANCE = SHARED / "corpus/twitter-text/validate.yml"
 def test_x_rules_values(text: str, weighted: int, valid: bool) -> None:
     measure = x_measure(text)
     assert (measure.weighted_length, measure.valid) == (weighted, valid)
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=400) | st.sampled_from(["#1 http://a.co", "1/3 x"]))
+def test_an_ascii_text_weighs_the_same_without_emoji_parsing(text: str) -> None:
+    full = parse_tweet(text, twitter_config["version3"])
+    assert (x_measure(text).weighted_length, x_measure(text).valid) == (full.weightedLength, full.valid)
 
 
 def _conformance(group: str) -> list[Any]:

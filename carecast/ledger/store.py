@@ -8,7 +8,9 @@ of a publication in progress goes stale and is resumed by a later run. Every wri
 upsert, so a retry of a write whose commit did land changes nothing.
 
 SQLite serialises writers: each transaction begins ``IMMEDIATE`` (taking the write lock at once, waiting up to
-``SQLITE_BUSY_TIMEOUT`` for it) instead of failing when two readers both try to write.
+``SQLITE_BUSY_TIMEOUT`` for it) instead of failing when two readers both try to write. Its journal is a
+write-ahead log (``journal_mode=WAL``, synchronous ``FULL``): a commit is one fsync instead of three, still durable
+when the process or the machine dies, and ``carecast status`` reads while a run writes.
 """
 
 from __future__ import annotations
@@ -101,6 +103,10 @@ def _engine(url: str) -> Engine:
     @event.listens_for(engine, "connect")
     def _manual_transactions(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # the driver's own BEGIN would be DEFERRED
+        # A fan-out commits once or twice per recipient (delivery_chunk 1): a rollback journal costs three fsyncs a
+        # commit, the write-ahead log one. The mode stays with the file; switching waits out other connections.
+        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+        dbapi_connection.execute("PRAGMA synchronous=FULL")
 
     @event.listens_for(engine, "begin")
     def _begin_immediate(connection: Any) -> None:
