@@ -3,13 +3,15 @@
 ``compose`` renders the subject, preheader and both bodies from ``templates/newsletter/`` (RULES.md "Email
 newsletter": table layout, CSS inlined with css-inline, hidden preheader first, absolute image URLs with alt text,
 postal address and unsubscribe link in both parts). The draft it returns is the same for every recipient: its
-unsubscribe links carry a placeholder token that :meth:`NewsletterChannel.build_message` replaces with each
+unsubscribe links carry a placeholder token that :meth:`NewsletterChannel.build_message` replaces with a
 recipient's opaque token, next to the RFC 8058 one-click ``List-Unsubscribe`` headers.
 
 With SMTP ``credentials`` configured, ``publish`` sends one message per consenting subscriber over one
 connection (STARTTLS or implicit TLS, then login), each with its own unsubscribe token, a random id the ledger
-maps to the address (:mod:`carecast.unsubscribe`). Every recipient's delivery is claimed in the ledger before it
-is sent and recorded after, so a batch cut short resumes on the next run with only the recipients not yet sent.
+maps to the address (:mod:`carecast.unsubscribe`). The message is built and encoded once per publication
+(:class:`PreparedMessage`); per recipient only ``To``, ``Date``, ``Message-ID`` and the token's characters are
+filled into its bytes. Every recipient's delivery is claimed in the ledger before it is sent and recorded after,
+so a batch cut short resumes on the next run with only the recipients not yet sent.
 Unsubscribed, bounced and non-consenting subscribers are skipped and counted; a ``5xx`` at ``RCPT`` marks the
 address bounced.
 
@@ -20,18 +22,20 @@ with a list-level token, exactly as it would go on the wire.
 from __future__ import annotations
 
 import email.policy
+import functools
 import html
 import ipaddress
 import re
+import secrets
 import smtplib
 import ssl
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime, formataddr, make_msgid
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Self
@@ -65,6 +69,8 @@ MJML_TEMPLATE = "body.mjml.j2"
 HTML_TEMPLATE = "body.html.j2"
 #: The width of the newsletter's content column in pixels (600 less 24 on each side): no picture is wider.
 COLUMN_WIDTH = 552
+#: Unsubscribe tokens a fan-out issues per ledger transaction, ahead of the sends, whatever its delivery chunk.
+TOKEN_BLOCK = 500
 _WEB_SCHEMES = frozenset({"http", "https"})
 #: What SMTP reply codes mean (RFC 5321 4.2.3, RFC 4954), in words that name no one.
 SMTP_REPLIES = {
@@ -84,6 +90,14 @@ SMTP_REPLIES = {
 }
 _ENHANCED_STATUS = re.compile(r"[245]\.\d{1,3}\.\d{1,3}\b")
 _DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
+#: How messages go on the wire: CRLF lines folded at 78 (RFC 5322), ASCII headers (RFC 2047 words for the rest).
+_WIRE = email.policy.SMTP
+_LINE_LENGTH = 78
+#: One header field with its folded lines, in flattened bytes.
+_FIELD = re.compile(rb"^([^:\s]+):.*\r\n(?:[ \t].*\r\n)*", re.MULTILINE)
+#: The alphabet of the ledger's tokens (URL-safe base64): what quoted-printable, URLs and HTML all leave as it is.
+_URLSAFE = re.compile(r"[A-Za-z0-9_-]+")
+_SOFT_BREAK = b"=\r\n"
 _PREVIEW = re.compile(r'(<body[^>]*>\s*<div style="display:none;)([^"]*)"')
 _IMAGE = re.compile(r'<img\b[^>]*\bsrc="([^"]*)"[^>]*>')
 
@@ -293,7 +307,8 @@ class NewsletterChannel(Channel):
     # -- publishing --------------------------------------------------------------------------------------------
 
     def build_message(self, draft: Draft, *, to: str, unsubscribe_token: str) -> EmailMessage:
-        """The email of ``draft`` for one recipient (``to``), unsubscribe links carrying ``unsubscribe_token``.
+        """The email of ``draft`` for one recipient (``to``), unsubscribe links carrying ``unsubscribe_token``; both
+        parts quoted-printable, so :meth:`prepare_message` can find the token in them.
 
         Raises PublishError (not transient) when the draft lacks a subject, HTML, the postal address or the
         unsubscribe link.
@@ -306,25 +321,55 @@ class NewsletterChannel(Channel):
         unsubscribe_url = self.unsubscribe_link(unsubscribe_token)
         text = draft.text.replace(placeholder_url, unsubscribe_url)
         page = draft.html.replace(_as_html(placeholder_url), _as_html(unsubscribe_url))
-        sender = Address(self.config.from_name, addr_spec=self.config.from_address)
 
         message = EmailMessage()
-        message["From"] = sender
+        message["From"] = self._from()
         message["To"] = to
         if self.config.reply_to:
             message["Reply-To"] = self.config.reply_to
         message["Subject"] = draft.subject
         message["Date"] = format_datetime(now_utc())
-        message["Message-ID"] = make_msgid(domain=sender.domain)
+        message["Message-ID"] = make_msgid(domain=self._from().domain)
         message["List-Id"] = f"{self.config.list_name} <{self.list_id()}>"
         # RFC 8058 one-click: Gmail and Yahoo require both headers of bulk senders.
-        message["List-Unsubscribe"] = (
-            f"<{unsubscribe_url}>, <mailto:{self.config.unsubscribe_mailto}?subject=unsubscribe>"
-        )
+        message["List-Unsubscribe"] = ", ".join(self._unsubscribe_uris(unsubscribe_token))
         message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        message.set_content(text)
-        message.add_alternative(page, subtype="html")
+        message.set_content(text, cte="quoted-printable")
+        message.add_alternative(page, subtype="html", cte="quoted-printable")
         return message
+
+    def prepare_message(self, draft: Draft, token_length: int) -> PreparedMessage:
+        """``draft``'s message encoded once for a whole fan-out, for unsubscribe tokens of ``token_length``
+        characters of the URL-safe base64 alphabet (see :class:`PreparedMessage`).
+
+        Raises PublishError (not transient) as :meth:`build_message` does.
+        """
+        # A stand-in of the real tokens' length and alphabet: quoted-printable writes both as they are, so the soft
+        # line breaks fall at the same places and each character of a real token goes where the stand-in's was.
+        stand_in = secrets.token_urlsafe(token_length)[:token_length]
+        raw = self.build_message(draft, to=str(self._from()), unsubscribe_token=stand_in).as_bytes(policy=_WIRE)
+        head_end = raw.index(b"\r\n\r\n") + 2
+        pieces: list[bytes | str | slice] = []
+        for field in _FIELD.finditer(raw, 0, head_end):
+            name = field.group(1).decode("ascii")
+            if name in PreparedMessage.PER_RECIPIENT:
+                pieces.append(name)
+            elif name == "List-Unsubscribe":
+                # One URI a line, as they are: the email package would fold a long URL into encoded words, which
+                # no mail client reads as a URL (RFC 2369 allows folding only between the URIs).
+                uris = "".join(f"\r\n {uri}," for uri in self._unsubscribe_uris(stand_in))
+                pieces.append(f"List-Unsubscribe:{uris[:-1]}\r\n".encode("ascii"))
+            else:
+                pieces.append(field.group())
+        pieces.append(raw[head_end:])
+        return PreparedMessage(tuple(_at_token(pieces, stand_in.encode("ascii"))), token_length, self._from().domain)
+
+    def _from(self) -> Address:
+        return Address(self.config.from_name, addr_spec=self.config.from_address)
+
+    def _unsubscribe_uris(self, token: str) -> tuple[str, str]:
+        """``List-Unsubscribe``'s two URIs, each in angle brackets: the one-click link and the mailto."""
+        return f"<{self.unsubscribe_link(token)}>", f"<mailto:{self.config.unsubscribe_mailto}?subject=unsubscribe>"
 
     @classmethod
     def routes(cls, channels: Sequence[Self]) -> Sequence[Route]:
@@ -373,13 +418,10 @@ class NewsletterChannel(Channel):
         return f"SMTP {credentials.server} ({credentials.security}): logged in as {credentials.username}, nothing sent"
 
     def _to_outbox(self, draft: Draft, context: PublishContext) -> Receipt:
-        """The list-level copy of ``draft`` as one ``.eml`` in the outbox, CRLF lines as on the wire."""
-        message = self.build_message(
-            draft,
-            to=str(Address(self.config.list_name, addr_spec=self.config.from_address)),
-            unsubscribe_token=LIST_TOKEN,
-        )
-        path = context.outbox.write(self.instance, context.key, ".eml", message.as_bytes(policy=email.policy.SMTP))
+        """The list-level copy of ``draft`` as one ``.eml`` in the outbox, exactly as it would go on the wire."""
+        prepared = self.prepare_message(draft, len(LIST_TOKEN))
+        raw, _ = prepared.for_recipient(self.config.list_name, self.config.from_address, LIST_TOKEN)
+        path = context.outbox.write(self.instance, context.key, ".eml", raw)
         return context.outbox.receipt(path)
 
     def _secrets(self) -> tuple[SecretStr, SecretStr]:
@@ -391,11 +433,12 @@ class NewsletterChannel(Channel):
         password, _ = self._secrets()  # the unsubscribe secret only reads links sent before tokens were opaque
         ledger, publication = context.ledger, context.publication_id
         batch = _Batch.of(ledger.subscribers(self.name), ledger.deliveries(publication))
-        list_id = self.list_id()
         retry_reasons: list[str] = []
+        # Encoded once, for the length of the tokens the ledger issues (all alike; cached should one differ).
+        prepared = functools.cache(lambda token_length: self.prepare_message(draft, token_length))
         with ExitStack() as stack:
             smtp: smtplib.SMTP | None = None
-            for chunk in batched(batch.pending, context.delivery_chunk):
+            for chunk, tokens in self._with_tokens(ledger, batch.pending, context.delivery_chunk):
                 context.stop_if_asked(self.instance)
                 # Opened for the first chunk only: a resumed batch with nobody left opens no connection.
                 smtp = smtp or stack.enter_context(self._connect(credentials, password))
@@ -410,9 +453,8 @@ class NewsletterChannel(Channel):
                         if subscriber.address not in mine:
                             continue
                         context.stop_if_asked(self.instance)
-                        token = ledger.issue_unsubscribe_token(self.name, list_id, subscriber.address)
-                        to = str(Address(subscriber.name, addr_spec=subscriber.address))
-                        message = self.build_message(draft, to=to, unsubscribe_token=token)
+                        token = tokens[subscriber.address]
+                        message = prepared(len(token)).for_recipient(subscriber.name, subscriber.address, token)
                         context.pace()
                         usable = self._send_one(smtp, message, subscriber.address, ledger, outcomes, retry_reasons)
                         if not usable:
@@ -430,22 +472,40 @@ class NewsletterChannel(Channel):
             )
         return Receipt(location=summary, sent_at=now_utc())
 
+    def _with_tokens(
+        self, ledger: Ledger, pending: list[Subscriber], chunk_size: int
+    ) -> Iterator[tuple[list[Subscriber], dict[str, str]]]:
+        """``pending`` in chunks of ``chunk_size``, each with its recipients' unsubscribe tokens.
+
+        Tokens are issued (committed) before any of their recipients is sent to, so every link sent works, and for
+        about :data:`TOKEN_BLOCK` recipients at once, in one transaction whatever the chunk: one issued for a
+        recipient another worker sends to, or nobody does, is never used and names nobody.
+        """
+        list_id = self.list_id()
+        for block in batched(batched(pending, chunk_size), max(1, TOKEN_BLOCK // chunk_size)):
+            addresses = [subscriber.address for chunk in block for subscriber in chunk]
+            tokens = ledger.issue_unsubscribe_tokens(self.name, list_id, addresses)
+            for chunk in block:
+                yield chunk, tokens
+
     def _send_one(
         self,
         smtp: smtplib.SMTP,
-        message: EmailMessage,
+        message: tuple[bytes, str],
         address: str,
         ledger: Ledger,
         outcomes: list[DeliveryOutcome],
         retry: list[str],
     ) -> bool:
-        """Send one claimed message and append how it went to ``outcomes``; return whether the connection is still
-        usable. A reason to try this recipient again later is appended to ``retry``; a bounce suppresses the address.
-        Raises PublishError (not transient) when the server refuses our sender for good: every message would fail
-        alike (the outcome is appended first).
+        """Send one claimed message (its bytes and Message-ID) and append how it went to ``outcomes``; return
+        whether the connection is still usable. A reason to try this recipient again later is appended to ``retry``;
+        a bounce suppresses the address. Raises PublishError (not transient) when the server refuses our sender for
+        good: every message would fail alike (the outcome is appended first).
         """
+        raw, message_id = message
         try:
-            smtp.send_message(message, from_addr=self.config.from_address, to_addrs=[address])
+            sender = self.config.from_address
+            smtp.sendmail(sender, [address], raw, _mail_options(smtp, sender, address))
         except smtplib.SMTPRecipientsRefused as exc:
             [(code, reply)] = exc.recipients.values()
             why = _reply(code, reply)
@@ -476,7 +536,7 @@ class NewsletterChannel(Channel):
             outcomes.append(DeliveryOutcome(address, "failed", error=f"{lost}; it may have arrived, not resent"))
             retry.append(lost)
             return False
-        outcomes.append(DeliveryOutcome(address, "sent", provider_id=str(message["Message-ID"])))
+        outcomes.append(DeliveryOutcome(address, "sent", provider_id=message_id))
         return True
 
     def _connect(self, credentials: SmtpCredentials, password: SecretStr) -> smtplib.SMTP:
@@ -519,6 +579,95 @@ class NewsletterChannel(Channel):
         except OSError as exc:  # refused, unreachable, timed out, disconnected
             raise PublishError(self.instance, f"cannot reach the {where}: {exc}", transient=True) from exc
         return smtp
+
+
+@dataclass(frozen=True)
+class PreparedMessage:
+    """A newsletter encoded once for a whole fan-out (:meth:`NewsletterChannel.prepare_message`): the bytes that go
+    on the wire, with what differs per recipient left open for :meth:`for_recipient`, which encodes nothing again.
+
+    ``pieces`` are bytes as they are, the name of a header field written per recipient (``To``, ``Date``,
+    ``Message-ID``), or a slice of the recipient's token, where the stand-in token's characters were: in
+    ``List-Unsubscribe`` and in both quoted-printable parts, where a soft line break may cut it in two.
+    """
+
+    PER_RECIPIENT: ClassVar[frozenset[str]] = frozenset({"To", "Date", "Message-ID"})
+
+    pieces: tuple[bytes | str | slice, ...]
+    token_length: int
+    domain: str
+
+    def for_recipient(self, name: str, address: str, token: str) -> tuple[bytes, str]:
+        """The message to ``name`` <``address``> with the unsubscribe ``token``, as bytes, and its Message-ID.
+
+        Raises ValueError when ``token`` is not as long as the one prepared for, or not URL-safe base64.
+        """
+        if len(token) != self.token_length or not _URLSAFE.fullmatch(token):
+            raise ValueError(f"the message was prepared for tokens of {self.token_length} URL-safe characters")
+        message_id = make_msgid(domain=self.domain)
+        fields = {
+            "To": _to_field(name, address),
+            "Date": _field("Date", format_datetime(now_utc())),
+            "Message-ID": _field("Message-ID", message_id),
+        }
+        token_bytes = token.encode("ascii")
+        raw = b"".join(
+            piece if isinstance(piece, bytes) else fields[piece] if isinstance(piece, str) else token_bytes[piece]
+            for piece in self.pieces
+        )
+        return raw, message_id
+
+
+def _at_token(pieces: Sequence[bytes | str | slice], stand_in: bytes) -> Iterator[bytes | str | slice]:
+    """``pieces`` with their bytes split around ``stand_in``'s characters, which become slices of the token: the
+    stand-in as it is, or cut by quoted-printable soft line breaks (kept as bytes)."""
+    gap = b"(?:" + re.escape(_SOFT_BREAK) + b")?"
+    token_pattern = re.compile(gap.join(re.escape(stand_in[i : i + 1]) for i in range(len(stand_in))))
+    for piece in pieces:
+        if not isinstance(piece, bytes):
+            yield piece
+            continue
+        position = 0
+        for match in token_pattern.finditer(piece):
+            offset, start = 0, match.start()
+            for run in match.group().split(_SOFT_BREAK):
+                yield piece[position:start]
+                yield slice(offset, offset + len(run))
+                offset += len(run)
+                position = start + len(run)
+                start = position + len(_SOFT_BREAK)
+        yield piece[position:]
+
+
+def _to_field(name: str, address: str) -> bytes:
+    """The ``To`` field for ``name`` <``address``>: RFC 2047 words for a non-ASCII name; an internationalized
+    address (RFC 6532) in UTF-8, as ``smtplib``'s ``send_message`` would send it."""
+    name = " ".join(name.split())  # a line break in a name from the audience file would start a new header
+    if address.isascii():
+        return _field("To", formataddr((name, address)))
+    # Not Address(addr_spec=...), which refuses a non-ASCII local part that RFC 6531 allows and the audience takes.
+    username, _, domain = address.rpartition("@")
+    return _field("To", str(Address(name, username, domain)), utf8=True)
+
+
+def _field(name: str, value: str, *, utf8: bool = False) -> bytes:
+    """The header field ``name: value`` as the wire has it: as it is when it is a short line of printable ASCII,
+    else folded (and encoded) by the email package."""
+    line = f"{name}: {value}"
+    if len(line) <= _LINE_LENGTH and line.isascii() and line.isprintable():
+        return f"{line}\r\n".encode("ascii")
+    policy = _WIRE.clone(utf8=True) if utf8 else _WIRE
+    return policy.header_factory(name, value).fold(policy=policy).encode("utf-8")
+
+
+def _mail_options(smtp: smtplib.SMTP, sender: str, address: str) -> tuple[str, ...]:
+    """What ``MAIL FROM`` needs when the sender's or the recipient's address is internationalized (RFC 6531), as
+    ``smtplib``'s ``send_message`` asks. Raises smtplib.SMTPNotSupportedError when the server cannot take it."""
+    if (sender + address).isascii():
+        return ()
+    if not smtp.has_extn("smtputf8"):
+        raise smtplib.SMTPNotSupportedError("an internationalized address needs SMTPUTF8, which the server lacks")
+    return ("SMTPUTF8", "BODY=8BITMIME")
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import insert, update
 
 from carecast.ledger.schema import UnsubscribeTokenRow
 from carecast.ledger.store import LedgerStore
@@ -32,19 +33,22 @@ class TokenLedger(LedgerStore):
 
     def issue_unsubscribe_token(self, channel_type: str, list_id: str, address: str) -> str:
         """A new random token (URL-safe, no padding) for ``address`` on ``list_id``."""
-        token = secrets.token_urlsafe(TOKEN_BYTES)
-        with self._session() as session, session.begin():
-            session.add(
-                UnsubscribeTokenRow(
-                    id=token,
-                    channel_type=channel_type,
-                    list_id=list_id,
-                    address=address,
-                    created_at=now_utc(),
-                    used_at=None,
-                )
-            )
-        return token
+        return self.issue_unsubscribe_tokens(channel_type, list_id, [address])[address]
+
+    def issue_unsubscribe_tokens(self, channel_type: str, list_id: str, addresses: Sequence[str]) -> dict[str, str]:
+        """A new random token for each of ``addresses`` on ``list_id``, all written in one transaction (a fan-out
+        issues a chunk's before sending to any of them)."""
+        now = now_utc()
+        tokens = {address: secrets.token_urlsafe(TOKEN_BYTES) for address in addresses}
+        if tokens:
+            rows = [
+                {"id": token, "channel_type": channel_type, "list_id": list_id, "address": address}
+                | {"created_at": now, "used_at": None}
+                for address, token in tokens.items()
+            ]
+            with self._session() as session, session.begin():
+                session.execute(insert(UnsubscribeTokenRow), rows)
+        return tokens
 
     def unsubscribe_token(self, token: str) -> UnsubscribeToken | None:
         """What ``token`` stands for, or None when no such token was issued."""

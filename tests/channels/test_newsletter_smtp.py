@@ -224,6 +224,23 @@ def test_a_550_bounce_suppresses_that_address_and_the_rest_go_on(tmp_path: Path,
             assert "linda.park@example.org" not in practice.recipients()
 
 
+def test_an_internationalized_address_goes_out_with_smtputf8(tmp_path: Path, ledger_url: str) -> None:
+    with SmtpServer() as smtp:  # aiosmtpd offers SMTPUTF8 (RFC 6531)
+        for practice in practice_on(tmp_path, ledger_url, smtp):
+            audience = practice.settings.path(practice.settings.audience) / "newsletter.csv"
+            with audience.open("a") as stream:
+                stream.write("josé@münchen.example,José Müller,2025-01-14T09:12:00-06:00,web form,Yes.,subscribed\n")
+            sync_audience(practice.settings, practice.ledger)
+            practice.approve()
+            [outcome] = practice.publish()
+            assert outcome.detail.endswith(f"7 sent, {SKIPPED}")
+            [message] = [m for m in smtp.messages if m.rcpt_tos == ("josé@münchen.example",)]
+            # RFC 6532: the header in UTF-8 as it is (Python's parser reads such bytes back as surrogates).
+            assert "\r\nTo: José Müller <josé@münchen.example>\r\n".encode() in message.raw
+            token = one_click_token(message)
+            assert verify_token(practice.ledger, SecretStr(UNSUBSCRIBE_SECRET), token).address == "josé@münchen.example"
+
+
 @pytest.mark.parametrize(
     ("reply", "first_run", "connections"),
     [
