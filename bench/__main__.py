@@ -125,6 +125,9 @@ def measure(name: str, size: int, repeat: int, base: Path) -> Row:
             f"answered 429 over {repeat} runs: CareCast {throttled['carecast']}, baseline {throttled['baseline']}; "
             f"CareCast sent {size / row.carecast['seconds']:.1f} {scenario.unit}/s, {limit} allowed"
         )
+    if scenario.reference is not None and row.carecast["seconds"]:
+        what, reference = scenario.reference
+        row.notes += f"{what}: {seconds(reference)}; CareCast's run is {row.carecast['seconds'] / reference:.1%} of it"
     return row
 
 

@@ -12,11 +12,13 @@ what issue 10 asks for, ``default`` what ``make bench`` runs on this shared 2-co
 
 from __future__ import annotations
 
+import copy
 import csv
 import hashlib
 import json
 import shutil
 import sqlite3
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -79,6 +81,11 @@ class Scenario(ABC):
     twilio_per_second: ClassVar[float | None] = None
     #: The local X server's limit for this scenario: posts per window of seconds (429 beyond); None: X's own.
     x_posts_per_window: ClassVar[tuple[int, int] | None] = None
+    #: What the baseline side imports before its clock starts (``bench.worker.PRELOAD``): CareCast's own modules
+    #: when the baseline is CareCast itself at another size.
+    baseline_imports: ClassVar[str] = "baseline"
+    #: A run that ``prepare`` timed to compare CareCast's with (what it was, seconds), shown in the notes.
+    reference: tuple[str, float] | None = None
     #: Sends claimed (and results recorded) per transaction on both sides (CareCast's ``ledger.delivery_chunk``).
     delivery_chunk: ClassVar[int] = CHUNK
 
@@ -148,9 +155,9 @@ def long_text(number: int, sentences: int = 14) -> str:
     return " ".join(SENTENCES[(number + i) % len(SENTENCES)] for i in range(sentences)) + f" (tip {number})"
 
 
-def rss_feed(title: str, count: int, first: int = 0) -> bytes:
-    """An RSS 2.0 feed of ``count`` items with HTML summaries and relative links, newest first."""
-    start = datetime(2026, 1, 1, tzinfo=UTC)
+def rss_feed(title: str, count: int, first: int = 0, start: datetime = datetime(2026, 1, 1, tzinfo=UTC)) -> bytes:
+    """An RSS 2.0 feed of ``count`` items with HTML summaries and relative links, newest first; post ``n`` is
+    published ``n`` hours after ``start``."""
     entries = []
     for number in range(first + count - 1, first - 1, -1):
         html = f"<p>{long_text(number, 5)}</p><p><a href='/blog/post-{number}'>Read more</a> <b>today</b>.</p>"
@@ -335,9 +342,68 @@ class IngestOneNew(IngestCold):
         self.items_per_feed = self.size
         sources = {"big": {"type": "rss", "url": self.sources()["big"], "max_items": self.size, "allow_private": True}}
         self.write_config({"sources": sources, "channels": {}})
+        self.settings_and_ledger()[1].close()  # the empty ledger made before the clock starts, as in ingest-cold
+        start = time.perf_counter()
         IngestCold.carecast(self)
+        self.reference = ("a cold poll of the feed (in preparation, once)", time.perf_counter() - start)
         self.save_template()
         feeds[path] = rss_feed("big", self.size)  # one entry more, a new ETag
+
+
+class IngestGrowing(Scenario):
+    """A run of the core pipeline (audience, every source, adapt and publish every channel to the outbox; no
+    Prefect) once the blog's feed of 20 posts has gained one: run ``size`` of a practice against its run 1."""
+
+    name = "ingest-growing"
+    unit = "runs, a feed of 20 gaining 1 post per run"
+    sizes: ClassVar[dict[str, int]] = {"full": 100, "default": 100, "quick": 3}
+    baseline_says = "CareCast's own run 1 (flat: ratio 1)"
+    baseline_imports = "carecast"
+
+    def practice(self, label: str) -> IngestGrowing:
+        """The same scenario on the practice of folder ``label``: ``first`` is timed at run 1, ``last`` at run N."""
+        other = copy.copy(self)
+        other.workdir = self.workdir / label
+        return other
+
+    def prepare(self, feeds: dict[str, bytes]) -> None:
+        # Recent posts: every channel's max_age_days keeps them candidates.
+        start = datetime.now(UTC) - timedelta(hours=self.size + 30)
+        for label, runs in (("first", 1), ("last", self.size)):
+            practice = self.practice(label)
+            practice.workdir.mkdir()
+            path = f"/{self.name}/{label}.xml"
+            practice.write_config({"sources": {"blog": {"url": self.servers.feed_url + path, "allow_private": True}}})
+            for run in range(runs + 1):  # run 0 reads the first 20 posts; the last run is the one timed
+                feeds[path] = rss_feed("blog", 20, first=run, start=start)
+                if run < runs:
+                    practice.run_pipeline()
+            practice.save_template()
+
+    def fresh(self) -> None:
+        for label in ("first", "last"):
+            Scenario.fresh(self.practice(label))
+
+    def run_pipeline(self) -> None:
+        from carecast import pipeline
+
+        settings, ledger = self.settings_and_ledger()
+        pipeline.sync_audience(settings, ledger)
+        for source in settings.sources:
+            report = pipeline.ingest(settings, ledger, source)
+            assert report.error is None, report.error
+        for channel in pipeline.channel_names(settings):
+            pipeline.adapt(settings, ledger, channel)
+            pipeline.publish(settings, ledger, channel)
+        ledger.close()
+
+    def carecast(self) -> dict[str, float]:
+        self.practice("last").run_pipeline()
+        return {}
+
+    def baseline(self) -> dict[str, float]:
+        self.practice("first").run_pipeline()
+        return {}
 
 
 # -- adapt ------------------------------------------------------------------------------------------------------
@@ -892,6 +958,7 @@ SCENARIOS: dict[str, type[Scenario]] = {
         IngestCold,
         IngestNotModified,
         IngestOneNew,
+        IngestGrowing,
         AdaptX,
         AdaptXTwiceAsLong,
         AdaptRefusedRerun,

@@ -297,19 +297,24 @@ def test_the_migrations_make_exactly_the_schema(ledger_url: str) -> None:
     opened.close()
 
 
-def test_a_ledger_made_before_migrations_is_upgraded_in_place(tmp_path: Path) -> None:
+@pytest.mark.parametrize("made_before", ["holds_tokens", "entry_fingerprints"])
+def test_a_ledger_made_before_migrations_is_upgraded_in_place(tmp_path: Path, made_before: str) -> None:
     from sqlalchemy import create_engine, inspect
 
     from carecast.ledger.schema import Base
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
     old = create_engine(url)
-    Base.metadata.create_all(old)  # as create_all made it, then as it was before the PHI holds and the tokens
+    Base.metadata.create_all(old)  # as create_all made it, then as it was before entry fingerprints
     with old.begin() as connection:
-        connection.exec_driver_sql("DROP TABLE phi_holds")
-        connection.exec_driver_sql("DROP TABLE unsubscribe_tokens")
+        connection.exec_driver_sql("DROP INDEX ix_items_entry_fingerprint")
+        connection.exec_driver_sql("ALTER TABLE items DROP COLUMN entry_fingerprint")
+        if made_before == "holds_tokens":  # and before the PHI holds and the tokens
+            connection.exec_driver_sql("DROP TABLE phi_holds")
+            connection.exec_driver_sql("DROP TABLE unsubscribe_tokens")
     old.dispose()
     opened = Ledger(url)
-    opened.upsert_items([item(1)])
+    opened.upsert_items([item(1)], {"rss:blog:1": "f1"})
     assert "phi_holds" in inspect(opened.engine).get_table_names()
+    assert set(opened.known_entries(["f1", "f2"])) == {"f1"}
     opened.close()

@@ -189,11 +189,25 @@ def insert_new(
     A row whose key exists already was written by someone else (a racing run, an earlier attempt): it is left as it
     is, or, for the columns named in ``refresh``, given this row's values. Never raises for a taken key.
     """
+    return len(inserted_keys(session, model, rows, key, refresh=refresh))
+
+
+def inserted_keys(
+    session: Session,
+    model: type[Base],
+    rows: Sequence[dict[str, Any]],
+    key: Sequence[str],
+    *,
+    refresh: Sequence[str] = (),
+) -> list[tuple[Any, ...]]:
+    """:func:`insert_new`, returning the ``key`` of each row written (or refreshed) instead of how many."""
     if not rows:
-        return 0
+        return []
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(model).values(list(rows))
+    # The rows as parameters of one statement (executed as a few multi-row INSERTs), not literal VALUES: the
+    # statement is compiled once and cached, whatever the number of rows.
+    statement = insert(model)
     if refresh:
         statement = statement.on_conflict_do_update(
             index_elements=list(key), set_={column: statement.excluded[column] for column in refresh}
@@ -202,4 +216,4 @@ def insert_new(
         statement = statement.on_conflict_do_nothing(index_elements=list(key))
     # RETURNING, not rowcount: drivers report -1 for a multi-row insert.
     key_columns = [model.__table__.c[column] for column in key]
-    return len(session.execute(statement.returning(*key_columns)).all())
+    return [tuple(row) for row in session.execute(statement.returning(*key_columns), list(rows))]
