@@ -26,6 +26,7 @@ from bench.scenarios import SCENARIOS, SECRETS_ENV, SMTP_PASSWORD, SMTP_USER, Sc
 from tests.providers import LocalHttpServer, RecordedRequest, Reply
 from tests.providers.smtp import SmtpServer
 from tests.providers.twilio import TwilioCredentials, TwilioServer
+from tests.providers.xapi import XApiServer
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results.md"
@@ -90,31 +91,45 @@ def run_side(scenario: Scenario, side: str, servers: Servers) -> dict[str, float
 
 def measure(name: str, size: int, repeat: int, base: Path) -> Row:
     """Prepare ``name`` at ``size`` with its own servers, run both sides ``repeat`` times alternating, take medians."""
+    cls = SCENARIOS[name]
     with ExitStack() as stack:
         smtp = stack.enter_context(SmtpServer(username=SMTP_USER, password=SMTP_PASSWORD))
         credentials = TwilioCredentials(auth_token=SECRETS_ENV["BENCH_TWILIO_TOKEN"])
-        limit = SCENARIOS[name].twilio_per_second
-        twilio = stack.enter_context(TwilioServer(credentials=credentials, messages_per_second=limit))
+        twilio = stack.enter_context(TwilioServer(credentials=credentials, messages_per_second=cls.twilio_per_second))
+        posts, window = cls.x_posts_per_window or (300, 900)
+        x = stack.enter_context(XApiServer(rate_limit=posts, rate_window=window))
         feeds = stack.enter_context(FeedServer())
-        servers = Servers(smtp.port, twilio.url, credentials.account_sid, feeds.url)
+        servers = Servers(smtp.port, twilio.url, credentials.account_sid, feeds.url, x.url)
         workdir = base / f"{name}-{size}"
         workdir.mkdir(parents=True)
-        scenario = SCENARIOS[name](size, workdir, servers)
+        scenario = cls(size, workdir, servers)
         stack.callback(scenario.cleanup)
         scenario.prepare(feeds.feeds)
         runs: dict[str, list[dict[str, float | None]]] = {"carecast": [], "baseline": []}
+        throttled = dict.fromkeys(runs, 0)
         for number in range(repeat):
             order = ("carecast", "baseline") if number % 2 == 0 else ("baseline", "carecast")
             for side in order:
+                x.start_over()  # the same posts again, in a window of their own
+                before = twilio.throttled + x.throttled
                 runs[side].append(run_side(scenario, side, servers))
-        notes = "" if limit is None else f"{twilio.throttled} answered 429 (both sides, every run)"
+                throttled[side] += twilio.throttled + x.throttled - before
     medians = {
         side: {key: median(values, key) for key in ("seconds", "first_line", "peak_mb")}
         for side, values in runs.items()
     }
-    row = Row(name, size, scenario.unit, scenario.baseline_says, medians["carecast"], medians["baseline"], notes)
+    row = Row(name, size, scenario.unit, scenario.baseline_says, medians["carecast"], medians["baseline"])
+    limit = f"{cls.twilio_per_second:g}/s" if cls.twilio_per_second else None
+    if cls.x_posts_per_window:
+        limit = f"{posts} per {window} s"
     if limit is not None and row.carecast["seconds"]:
-        row.notes += f"; CareCast sent {size / row.carecast['seconds']:.1f} msg/s of the {limit:g} allowed"
+        row.notes = (
+            f"answered 429 over {repeat} runs: CareCast {throttled['carecast']}, baseline {throttled['baseline']}; "
+            f"CareCast sent {size / row.carecast['seconds']:.1f} {scenario.unit}/s, {limit} allowed"
+        )
+    if scenario.reference is not None and row.carecast["seconds"]:
+        what, reference = scenario.reference
+        row.notes += f"{what}: {seconds(reference)}; CareCast's run is {row.carecast['seconds'] / reference:.1%} of it"
     return row
 
 

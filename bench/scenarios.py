@@ -12,6 +12,7 @@ what issue 10 asks for, ``default`` what ``make bench`` runs on this shared 2-co
 
 from __future__ import annotations
 
+import copy
 import csv
 import functools
 import hashlib
@@ -34,7 +35,13 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Sends claimed (and results recorded) per transaction, by the baselines and by CareCast (``ledger.delivery_chunk``,
 #: 1 by default): both sides trade the same crash exposure (up to this many left unknown) for speed.
 CHUNK = 500
-#: Test values of the local servers, never real secrets.
+#: Test values of the local servers, never real secrets (the X server's defaults: ``tests.providers.xapi``).
+X_KEYS = {
+    "consumer_key": "test-consumer-key",
+    "consumer_secret": "test-consumer-secret",
+    "access_token": "1000000001-test-access-token",
+    "access_token_secret": "test-access-token-secret",
+}
 SMTP_USER, SMTP_PASSWORD = "carecast", "bench-smtp-password"
 UNSUBSCRIBE_SECRET = "bench-unsubscribe-secret"
 #: Monday 2026-02-02 17:00 UTC: 11:00 in Chicago, inside every recipient's quiet-hours window.
@@ -43,6 +50,7 @@ SECRETS_ENV = {
     "BENCH_SMTP_PASSWORD": SMTP_PASSWORD,
     "BENCH_UNSUBSCRIBE_SECRET": UNSUBSCRIBE_SECRET,
     "BENCH_TWILIO_TOKEN": "0123456789abcdef0123456789abcdef",
+    **{f"BENCH_X_{name.upper()}": value for name, value in X_KEYS.items()},
 }
 
 #: The shared PostgreSQL server (trust, user postgres): a ``-pg`` scenario makes a database of its own on it and
@@ -68,6 +76,7 @@ class Servers:
     twilio_url: str
     twilio_sid: str
     feed_url: str
+    x_url: str
 
 
 class Scenario(ABC):
@@ -79,6 +88,13 @@ class Scenario(ABC):
     baseline_says: ClassVar[str]
     #: The local Twilio server's limit for this scenario (answers 429 beyond it); None: no limit.
     twilio_per_second: ClassVar[float | None] = None
+    #: The local X server's limit for this scenario: posts per window of seconds (429 beyond); None: X's own.
+    x_posts_per_window: ClassVar[tuple[int, int] | None] = None
+    #: What the baseline side imports before its clock starts (``bench.worker.PRELOAD``): CareCast's own modules
+    #: when the baseline is CareCast itself at another size.
+    baseline_imports: ClassVar[str] = "baseline"
+    #: A run that ``prepare`` timed to compare CareCast's with (what it was, seconds), shown in the notes.
+    reference: tuple[str, float] | None = None
     #: Sends claimed (and results recorded) per transaction on both sides (CareCast's ``ledger.delivery_chunk``).
     delivery_chunk: ClassVar[int] = CHUNK
     #: Where the ledger lives: a SQLite file in the workdir, or a PostgreSQL database of the scenario's own.
@@ -200,9 +216,9 @@ def long_text(number: int, sentences: int = 14) -> str:
     return " ".join(SENTENCES[(number + i) % len(SENTENCES)] for i in range(sentences)) + f" (tip {number})"
 
 
-def rss_feed(title: str, count: int, first: int = 0) -> bytes:
-    """An RSS 2.0 feed of ``count`` items with HTML summaries and relative links, newest first."""
-    start = datetime(2026, 1, 1, tzinfo=UTC)
+def rss_feed(title: str, count: int, first: int = 0, start: datetime = datetime(2026, 1, 1, tzinfo=UTC)) -> bytes:
+    """An RSS 2.0 feed of ``count`` items with HTML summaries and relative links, newest first; post ``n`` is
+    published ``n`` hours after ``start``."""
     entries = []
     for number in range(first + count - 1, first - 1, -1):
         html = f"<p>{long_text(number, 5)}</p><p><a href='/blog/post-{number}'>Read more</a> <b>today</b>.</p>"
@@ -240,6 +256,23 @@ def write_audience(folder: Path, channel_type: str, count: int) -> None:
             writer.writerow(["email", "name", "consent_at", "consent_method", "consent_text", "status"])
             for n in range(count):
                 writer.writerow([f"reader{n}@example.com", f"Reader {n}", consent, "web form", "Yes.", "subscribed"])
+
+
+def observance(key: str, title: str, text: str) -> Any:
+    """A one-sentence observance item (a ``ContentItem``) published the day before ``OPEN``."""
+    from carecast.model import ContentItem, content_hash
+
+    return ContentItem(
+        id=key,
+        source="observances",
+        kind="observance",
+        title=title,
+        url=None,
+        summary_html=f"<p>{text}</p>",
+        summary_text=text,
+        published=OPEN - timedelta(days=1),
+        content_hash=content_hash(text),
+    )
 
 
 def baseline_db(path: Path) -> sqlite3.Connection:
@@ -370,9 +403,68 @@ class IngestOneNew(IngestCold):
         self.items_per_feed = self.size
         sources = {"big": {"type": "rss", "url": self.sources()["big"], "max_items": self.size, "allow_private": True}}
         self.write_config({"sources": sources, "channels": {}})
+        self.settings_and_ledger()[1].close()  # the empty ledger made before the clock starts, as in ingest-cold
+        start = time.perf_counter()
         IngestCold.carecast(self)
+        self.reference = ("a cold poll of the feed (in preparation, once)", time.perf_counter() - start)
         self.save_template()
         feeds[path] = rss_feed("big", self.size)  # one entry more, a new ETag
+
+
+class IngestGrowing(Scenario):
+    """A run of the core pipeline (audience, every source, adapt and publish every channel to the outbox; no
+    Prefect) once the blog's feed of 20 posts has gained one: run ``size`` of a practice against its run 1."""
+
+    name = "ingest-growing"
+    unit = "runs, a feed of 20 gaining 1 post per run"
+    sizes: ClassVar[dict[str, int]] = {"full": 100, "default": 100, "quick": 3}
+    baseline_says = "CareCast's own run 1 (flat: ratio 1)"
+    baseline_imports = "carecast"
+
+    def practice(self, label: str) -> IngestGrowing:
+        """The same scenario on the practice of folder ``label``: ``first`` is timed at run 1, ``last`` at run N."""
+        other = copy.copy(self)
+        other.workdir = self.workdir / label
+        return other
+
+    def prepare(self, feeds: dict[str, bytes]) -> None:
+        # Recent posts: every channel's max_age_days keeps them candidates.
+        start = datetime.now(UTC) - timedelta(hours=self.size + 30)
+        for label, runs in (("first", 1), ("last", self.size)):
+            practice = self.practice(label)
+            practice.workdir.mkdir()
+            path = f"/{self.name}/{label}.xml"
+            practice.write_config({"sources": {"blog": {"url": self.servers.feed_url + path, "allow_private": True}}})
+            for run in range(runs + 1):  # run 0 reads the first 20 posts; the last run is the one timed
+                feeds[path] = rss_feed("blog", 20, first=run, start=start)
+                if run < runs:
+                    practice.run_pipeline()
+            practice.save_template()
+
+    def fresh(self) -> None:
+        for label in ("first", "last"):
+            Scenario.fresh(self.practice(label))
+
+    def run_pipeline(self) -> None:
+        from carecast import pipeline
+
+        settings, ledger = self.settings_and_ledger()
+        pipeline.sync_audience(settings, ledger)
+        for source in settings.sources:
+            report = pipeline.ingest(settings, ledger, source)
+            assert report.error is None, report.error
+        for channel in pipeline.channel_names(settings):
+            pipeline.adapt(settings, ledger, channel)
+            pipeline.publish(settings, ledger, channel)
+        ledger.close()
+
+    def carecast(self) -> dict[str, float]:
+        self.practice("last").run_pipeline()
+        return {}
+
+    def baseline(self) -> dict[str, float]:
+        self.practice("first").run_pipeline()
+        return {}
 
 
 # -- adapt ------------------------------------------------------------------------------------------------------
@@ -539,11 +631,12 @@ class FanoutSms(Scenario):
                 "account_sid": self.servers.twilio_sid,
                 "auth_token": {"env": "BENCH_TWILIO_TOKEN"},
                 "api_base": self.servers.twilio_url,
-            }
+            },
+            # The local server takes any rate (a long code's default, 1/s, would make this a pacing scenario).
+            "rate": "100000/s",
         }
 
     def prepare(self, feeds: dict[str, bytes]) -> None:
-        from carecast.model import ContentItem, content_hash
         from carecast.pipeline import make_channel, sync_audience
 
         self.write_config({"channels": {"sms": self.sms_config()}})
@@ -551,17 +644,7 @@ class FanoutSms(Scenario):
         settings, ledger = self.settings_and_ledger()
         sync_audience(settings, ledger)
         text = "National PT Month: thank you for trusting us with your recovery."
-        item = ContentItem(
-            id="observance:bench",
-            source="observances",
-            kind="observance",
-            title="National Physical Therapy Month",
-            url=None,
-            summary_html=f"<p>{text}</p>",
-            summary_text=text,
-            published=OPEN - timedelta(days=1),
-            content_hash=content_hash(text),
-        )
+        item = observance("observance:bench", "National Physical Therapy Month", text)
         ledger.upsert_items([item])
         ledger.save_draft(make_channel(settings, "sms").render([item]), settings.channels["sms"].account, "approved")
         ledger.close()
@@ -578,7 +661,7 @@ class FanoutSms(Scenario):
         db = baseline_db(self.workdir / "baseline.db")
         with requests.Session() as session:
             session.auth = (self.servers.twilio_sid, SECRETS_ENV["BENCH_TWILIO_TOKEN"])
-            for chunk in chunks(consenting(self.ledger_file, "sms")):
+            for chunk in chunks(consenting(self.ledger_file, "sms"), self.delivery_chunk):
                 with db:
                     db.executemany("insert into sends values (?, 'claimed', null)", [(a,) for a in chunk])
                 results = []
@@ -591,6 +674,34 @@ class FanoutSms(Scenario):
                     db.executemany("update sends set state = ?, provider_id = ? where address = ?", results)
         db.close()
         return {}
+
+
+class FanoutSmsOneByOne(FanoutSms):
+    """``fanout-sms`` at the default ``delivery_chunk: 1``: each recipient claimed and recorded on their own, so a
+    process killed mid-send leaves only the one in flight unknown (issue 8)."""
+
+    name = "fanout-sms-chunk1"
+    baseline_says = "one requests.Session, each send claimed and recorded in its own transaction"
+    delivery_chunk = 1
+
+
+class FanoutSmsConcurrent(FanoutSms):
+    """``fanout-sms`` with ``concurrency: 4``: four texts in flight at once over one session, the baseline still one
+    at a time."""
+
+    name = "fanout-sms-4"
+    baseline_says = "one requests.Session, one at a time, claims and results in chunks of 500"
+
+    def sms_config(self) -> dict[str, Any]:
+        return super().sms_config() | {"concurrency": 4}
+
+
+class FanoutSmsOneByOneConcurrent(FanoutSmsConcurrent):
+    """``fanout-sms-4`` at the default ``delivery_chunk: 1``: recipients claimed four at a time (those in flight)."""
+
+    name = "fanout-sms-chunk1-4"
+    baseline_says = "one requests.Session, one at a time, each send claimed and recorded in its own transaction"
+    delivery_chunk = 1
 
 
 class ScaleSms(FanoutSms):
@@ -646,6 +757,69 @@ class FanoutOutbox(FanoutSms):
         return {}
 
 
+class PacedX(Scenario):
+    """``size`` posts on X against a server allowing ``x_posts_per_window``, the channel configured at that rate."""
+
+    name = "paced-x"
+    unit = "posts"
+    sizes: ClassVar[dict[str, int]] = {"full": 300, "default": 60, "quick": 3}
+    baseline_says = "requests + OAuth 1.0a, sleeping until x-rate-limit-reset after a 429 (tweepy's wait_on_rate_limit)"
+    x_posts_per_window = (20, 5)
+
+    def texts(self) -> list[str]:
+        return [
+            f"Tip {n}: stand up and stretch for a minute every hour you sit. #physicaltherapy" for n in range(self.size)
+        ]
+
+    def prepare(self, feeds: dict[str, bytes]) -> None:
+        from carecast.pipeline import make_channel
+
+        posts, window = self.x_posts_per_window or (0, 0)
+        x = {
+            "credentials": {name: {"env": f"BENCH_X_{name.upper()}"} for name in X_KEYS},
+            "api_base": self.servers.x_url,
+            "account": "@oakviewpt",
+            "hashtags": False,
+            "rate": f"{posts}/{window}s",
+        }
+        self.write_config({"channels": {"x": x}})
+        settings, ledger = self.settings_and_ledger()
+        channel = make_channel(settings, "x")
+        for number, text in enumerate(self.texts()):
+            item = observance(f"observance:bench-{number}", text, text)
+            ledger.upsert_items([item])
+            ledger.save_draft(channel.render([item]), settings.channels["x"].account, "approved")
+        ledger.close()
+        self.save_template()
+
+    def carecast(self) -> dict[str, float]:
+        from carecast.pipeline import publish
+
+        settings, ledger = self.settings_and_ledger()
+        outcomes = publish(settings, ledger, "x", now=OPEN)
+        assert [outcome.state for outcome in outcomes] == ["published"] * self.size, outcomes
+        ledger.close()
+        return {}
+
+    def baseline(self) -> dict[str, float]:
+        import time
+
+        import requests
+        from requests_oauthlib import OAuth1
+
+        with requests.Session() as session:
+            session.auth = OAuth1(
+                X_KEYS["consumer_key"], X_KEYS["consumer_secret"], X_KEYS["access_token"], X_KEYS["access_token_secret"]
+            )
+            for text in self.texts():
+                while (
+                    answer := session.post(f"{self.servers.x_url}/2/tweets", json={"text": text}, timeout=30)
+                ).status_code == 429:
+                    time.sleep(max(0.0, int(answer.headers["x-rate-limit-reset"]) - time.time()))
+                assert answer.status_code == 201, answer.text
+        return {}
+
+
 class FanoutSmtp(Scenario):
     """The newsletter to ``size`` consenting subscribers through the local SMTP server."""
 
@@ -669,6 +843,7 @@ class FanoutSmtp(Scenario):
             "password": {"env": "BENCH_SMTP_PASSWORD"},
         }
         newsletter = {"credentials": credentials, "unsubscribe_secret": {"env": "BENCH_UNSUBSCRIBE_SECRET"}}
+        newsletter["rate"] = "100000/s"  # the local server takes any rate (the channel's default is 60/min)
         self.write_config({"channels": {"newsletter": newsletter}})
         write_audience(self.workdir / "config" / "audience", "newsletter", self.size)
         settings, ledger = self.settings_and_ledger()
@@ -1087,13 +1262,18 @@ SCENARIOS: dict[str, type[Scenario]] = {
         IngestCold,
         IngestNotModified,
         IngestOneNew,
+        IngestGrowing,
         AdaptX,
         AdaptXTwiceAsLong,
         AdaptRefusedRerun,
         AdaptEveryChannel,
         FanoutSms,
+        FanoutSmsOneByOne,
+        FanoutSmsConcurrent,
+        FanoutSmsOneByOneConcurrent,
         ScaleSms,
         PacedSms,
+        PacedX,
         FanoutOutbox,
         FanoutSmtp,
         FanoutSmtpOneByOne,

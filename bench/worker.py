@@ -29,7 +29,16 @@ PRELOAD = {
         "channels.sms",
         "channels.x",
     ),
-    "baseline": ("feedparser", "requests", "jinja2", "twitter_text", "smtplib", "email.policy", "sqlite3"),
+    "baseline": (
+        "feedparser",
+        "requests",
+        "requests_oauthlib",
+        "jinja2",
+        "twitter_text",
+        "smtplib",
+        "email.policy",
+        "sqlite3",
+    ),
 }
 
 
@@ -62,8 +71,11 @@ def main(spec_text: str) -> None:
     os.environ.update(SECRETS_ENV)
     scenario = SCENARIOS[spec["scenario"]](spec["size"], Path(spec["workdir"]), Servers(**spec["servers"]))
     scenario.fresh()
-    preload = scenario.preload if spec["side"] == "carecast" and scenario.preload is not None else None
-    for module in PRELOAD[spec["side"]] if preload is None else preload:
+    if spec["side"] == "carecast":
+        modules = PRELOAD["carecast"] if scenario.preload is None else scenario.preload
+    else:
+        modules = PRELOAD[scenario.baseline_imports]
+    for module in modules:
         importlib.import_module(module)
     work = getattr(scenario, spec["side"])
     with open(os.devnull, "w") as devnull:

@@ -38,6 +38,7 @@ from carecast.config import ChannelSettings, Settings, slugify
 from carecast.errors import ChannelError, ConfigError, PublishError, RenderError
 from carecast.ledger import Ledger
 from carecast.model import ContentItem, Draft, Receipt, now_utc
+from carecast.pacing import Pacer, parse_rate
 from carecast.text import add_utm, sms_measure, x_measure
 
 
@@ -110,7 +111,8 @@ class PublishContext:
     outbox: Outbox
     ledger: Ledger
     now: datetime = field(default_factory=now_utc)
-    #: Waits for a slot of the channel's rate limit before each provider request (see ``Channel.rate_limit``).
+    #: Waits for a slot of the channel's rate limit before each provider request (``Channel.paced``: the sender's
+    #: token bucket, then the orchestrator's limit); a channel calls it before every request to its provider.
     pace: Callable[[], None] = unpaced
     #: Set when the process is asked to stop (``carecast serve`` shutting down): see ``stop_if_asked``.
     stopping: threading.Event = field(default_factory=threading.Event)
@@ -218,14 +220,21 @@ class Channel(ABC):
         {"max_weighted_length", "max_segments", "max_characters", "max_subject_length"}
     )
 
-    #: The provider's limit on one sender, (requests, per seconds), kept across workers when deployed; None: none.
+    #: The provider's documented limit on one sender, (requests, per seconds), unless the config's ``rate`` says
+    #: otherwise: ``PublishContext.pace`` holds every request to it, in this process and, when deployed, across
+    #: workers. None: the channel sends nothing to a provider.
     rate: ClassVar[tuple[int, float] | None] = None
+    #: Whether ``publish`` calls ``context.pace()`` before each request to its provider and
+    #: ``context.stop_if_asked`` between the recipients or parts of one publication. False: a publication is one
+    #: post (its ``rate`` counts posts), paced and stopped before it as a whole (``before_publish``).
+    paces_requests: ClassVar[bool] = True
 
     def __init__(self, instance: str, config: ChannelSettings, settings: Settings) -> None:
         self.instance = instance
         self.config = config
         self.settings = settings
         self.practice = settings.practice
+        self._bucket: Pacer | None = None
         self._templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader([folder / self.name for folder in settings.template_folders()]),
             autoescape=jinja2.select_autoescape(["html", "htm", "html.j2", "htm.j2"]),
@@ -371,15 +380,51 @@ class Channel(ABC):
         return ()
 
     def sender(self) -> str | None:
-        """Who the provider sees sending (a number, an account, a login; never a secret); None for the outbox."""
-        return None
+        """Who the provider sees sending (a number, an account, a login; never a secret); None for the outbox.
+
+        By default the practice's account on this channel when its config has ``credentials``: a channel whose
+        account several practices may share names it more exactly, so they share its ``rate_limit``.
+        """
+        if getattr(self.config, "credentials", None) is None:
+            return None
+        return f"{self.settings.slug} {self.instance} {self.config.account}"
+
+    def sending_rate(self) -> tuple[int, float] | None:
+        """The most this sender may send, (requests, per seconds): the config's ``rate``, else the class's."""
+        return self.rate if self.config.rate is None else parse_rate(self.config.rate)
 
     def rate_limit(self) -> RateLimit | None:
-        """The limit ``publish`` must pace its requests by: ``rate`` for this sender; None without either."""
-        identity = self.sender()
-        if self.rate is None or identity is None:
+        """The limit ``publish`` must pace its requests by: ``sending_rate`` for this sender; None without either."""
+        identity, rate = self.sender(), self.sending_rate()
+        if rate is None or identity is None:
             return None
-        return RateLimit(f"carecast-{self.name}-{slugify(identity)}", *self.rate)
+        return RateLimit(f"carecast-{self.name}-{slugify(identity)}", *rate)
+
+    def paced(self, shared: Callable[[], None] = unpaced) -> Callable[[], None]:
+        """The ``PublishContext.pace`` for this sender: a token bucket at ``sending_rate`` (one per channel object,
+        shared by its threads), then ``shared`` (a slot of the limit the workers share, when deployed)."""
+        limit = self.rate_limit()
+        if limit is None:
+            return shared
+        if self._bucket is None:
+            self._bucket = Pacer(limit.requests, limit.seconds)
+        bucket = self._bucket
+
+        def pace() -> None:
+            bucket.wait()
+            shared()
+
+        return pace
+
+    def before_publish(self, context: PublishContext) -> None:
+        """What the pipeline calls before ``publish``: for a channel whose publish does not pace its own requests
+        (``paces_requests``), a stop asked for ends it here, then it waits for one slot of its rate.
+
+        Raises PublishError (transient) when the process is asked to stop; whatever ``context.pace`` raises.
+        """
+        if not self.paces_requests:
+            context.stop_if_asked(self.instance)
+            context.pace()
 
     def verify(self) -> str:
         """Prove the configured account works without sending anything; say what was checked.

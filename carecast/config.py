@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -23,6 +23,7 @@ from sqlalchemy.exc import ArgumentError
 
 from carecast.errors import ConfigError
 from carecast.fetch import internal_host_reason
+from carecast.pacing import parse_rate
 from carecast.schedule import Every, LatePolicy, Slot
 from carecast.strict import Strict
 
@@ -205,6 +206,30 @@ class ChannelSettings(Strict):
         default_factory=list, description="publishing slots in the practice's zone; none: every run publishes"
     )
     late: LatePolicy = Field(default_factory=LatePolicy, description="skip, or {send_within: 2h}, after a slot")
+    rate: str | None = Field(
+        None,
+        description="the most this sender may send, e.g. '1/s', '50/s', '300/5min', '1000/h': requests are paced "
+        "at it (a token bucket) so the provider never answers 429; absent: the provider's documented limit",
+    )
+    concurrency: int = Field(1, ge=1, description="requests in flight at once, where the channel allows more than 1")
+
+    #: The most ``concurrency`` may be for this channel type (its provider's limit on requests at once).
+    max_concurrency: ClassVar[int] = 1
+
+    @field_validator("rate")
+    @classmethod
+    def _a_rate(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_rate(value)
+        return value
+
+    @field_validator("concurrency")
+    @classmethod
+    def _concurrency_allowed(cls, value: int) -> int:
+        if value > cls.max_concurrency:
+            one = " (this channel sends one request at a time)" if cls.max_concurrency == 1 else ""
+            raise ValueError(f"at most {cls.max_concurrency}{one}, not {value}")
+        return value
 
 
 class Notify(Strict):

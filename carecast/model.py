@@ -7,7 +7,7 @@ ledger or Prefect. ``to_json``/``from_json`` give the ledger a stable, lossless 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
@@ -72,7 +72,8 @@ class ContentItem:
         object.__setattr__(self, "published", utc(self.published))
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        # Every field is a plain value (or a tuple, made a list below): no deep copy as ``asdict`` would make.
+        data = {item_field.name: getattr(self, item_field.name) for item_field in fields(self)}
         data["published"] = self.published.isoformat()
         data["authorization_expires"] = self.authorization_expires.isoformat() if self.authorization_expires else None
         data["tags"] = list(self.tags)

@@ -1,56 +1,73 @@
-"""Paced sending: a sender never goes faster than its provider allows (a channel's ``rate: 50/s``).
+"""Paced sending: a sender never goes faster than its provider allows (a channel's ``rate``, e.g. ``50/s``).
 
-A provider that counts messages per second answers 429 to the ones beyond its limit; a sender paced at it sends as
-fast as it may and is never refused. The pacer is a token bucket refilled at the rate and holding ``burst`` tokens (a
-tenth of a second's worth by default): calls are spaced evenly, and a sender held up by one slow answer catches up
-with the few it missed instead of losing them for good, while in no interval ``t`` does it send more than
-``rate * t + burst``, which a provider allowing ``rate`` per second (a bucket of one second's worth) always takes.
+A rate is ``N/unit`` or ``N/<k><unit>`` with unit ``s``, ``min`` or ``h`` (``50/s``, ``30/min``, ``100/15min``):
+at most N requests in any such window, as providers state their limits. A provider answers 429 to the requests
+beyond its limit; a sender paced at it sends as fast as it may and is never refused.
+
+The pacer is a token bucket refilled at N per window and holding ``burst`` tokens (a tenth of the window's worth,
+at least one; it starts full): calls are spaced evenly, a sender held up by one slow answer catches up with the few
+it missed, and a short thread of posts goes at once. A bucket alone would let ``N + burst`` through in one window,
+so the pacer also remembers the last N calls and holds the next until the oldest is a window old: in no window
+does it send more than N, whether the provider counts in a sliding window, fixed windows, or a bucket of its own.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
-_RATE = re.compile(r"^\s*(?P<count>\d+(?:\.\d+)?)\s*/\s*(?P<unit>s|sec|second|min|minute)\s*$")
-_SECONDS = {"s": 1, "sec": 1, "second": 1, "min": 60, "minute": 60}
+_RATE = re.compile(r"^\s*(?P<count>\d+)\s*/\s*(?P<every>\d+)?\s*(?P<unit>s|sec|second|min|minute|h|hour)\s*$")
+_SECONDS = {"s": 1, "sec": 1, "second": 1, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
 
 
-def per_second(rate: str) -> float:
-    """``"50/s"`` or ``"30/min"`` as messages per second.
+def parse_rate(rate: str) -> tuple[int, float]:
+    """``"50/s"``, ``"30/min"``, ``"100/15min"`` or ``"1000/h"`` as (requests, per seconds).
 
-    Raises ValueError (pydantic reports it at config load) for any other spelling or a rate of zero.
+    Raises ValueError (pydantic reports it at config load, naming the key) for any other spelling or zero.
     """
     match = _RATE.match(rate)
-    if match is None or float(match["count"]) <= 0:
-        raise ValueError(f"a rate such as '50/s' or '30/min', above zero, not {rate!r}")
-    return float(match["count"]) / _SECONDS[match["unit"]]
+    every = 1 if match is None or match["every"] is None else int(match["every"])
+    if match is None or int(match["count"]) <= 0 or every <= 0:
+        raise ValueError(f"a rate such as '50/s', '30/min', '100/15min' or '1000/h', above zero, not {rate!r}")
+    return int(match["count"]), float(every * _SECONDS[match["unit"]])
 
 
 class Pacer:
-    """Lets calls through at ``per_second``: :meth:`wait` returns when the next one may go. Raises nothing."""
+    """Lets calls through at ``requests`` per ``seconds``: :meth:`wait` returns when the next one may go.
+
+    Shared by the threads of one sender (a lock orders them). Raises nothing.
+    """
 
     def __init__(
         self,
-        per_second: float,
-        burst: float | None = None,
+        requests: int,
+        seconds: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.rate = per_second
-        self.burst = max(1.0, per_second / 10) if burst is None else max(1.0, burst)
+        self.requests, self.seconds = requests, seconds
+        self.rate = requests / seconds
+        self.burst = max(1.0, requests / 10)
         self._clock, self._sleep = clock, sleep
-        self._tokens, self._at = 1.0, clock()
+        self._tokens, self._at = self.burst, clock()
+        self._recent: deque[float] = deque(maxlen=requests)
+        self._lock = threading.Lock()
 
     def wait(self) -> None:
-        """Take a token, first sleeping until one has accrued; a long pause builds up at most ``burst`` of them."""
-        now = self._clock()
-        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
-        self._at = now
-        if self._tokens < 1:
-            short = (1 - self._tokens) / self.rate
-            self._sleep(short)
-            self._at += short
-            self._tokens = 1.0
-        self._tokens -= 1
+        """Take a token, first sleeping until one has accrued and the last ``requests`` calls are a window old."""
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+            self._at = now
+            short = 0.0 if self._tokens >= 1 else (1 - self._tokens) / self.rate
+            if len(self._recent) == self.requests:
+                short = max(short, self._recent[0] + self.seconds - now)
+            if short > 0:
+                self._sleep(short)
+                self._tokens = min(self.burst, self._tokens + short * self.rate)
+                self._at += short
+            self._tokens -= 1
+            self._recent.append(self._at)

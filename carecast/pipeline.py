@@ -117,11 +117,17 @@ def sync_audience(settings: Settings, ledger: Ledger) -> dict[str, tuple[int, in
 
 
 def ingest(settings: Settings, ledger: Ledger, source: str) -> SourceReport:
-    """Read one source and store what is new or edited; a failing source is reported, never raised."""
-    known = ledger.validators(source)
-    validators = Validators(etag=known[0], last_modified=known[1]) if known else None
+    """Read one source and store what is new or edited; a failing source is reported, never raised.
+
+    A feed's entries the ledger holds as they are (by their fingerprint) are only counted as unchanged: a poll
+    costs what is new or edited, not the whole feed.
+    """
+    kept = ledger.validators(source)
+    validators = Validators(etag=kept[0], last_modified=kept[1]) if kept else None
     try:
-        result = read_source(source, settings.sources[source], settings, validators=validators)
+        result = read_source(
+            source, settings.sources[source], settings, validators=validators, known=ledger.known_entries
+        )
     except SourceError as exc:
         return SourceReport(source, error=exc.reason)
     if result.not_modified:
@@ -129,15 +135,16 @@ def ingest(settings: Settings, ledger: Ledger, source: str) -> SourceReport:
             # A 304 may carry a new ETag; the next poll must send it.
             ledger.save_validators(source, result.validators.etag, result.validators.last_modified)
         return SourceReport(source, not_modified=True, warnings=list(result.warnings))
-    changes = ledger.upsert_items(result.items)
-    if result.validators is not None:
-        # Saved after the items, so a crash in between costs one full fetch, never a lost item.
-        ledger.save_validators(source, result.validators.etag, result.validators.last_modified)
+    # The validators are kept with the items, in one transaction: a crash never leaves them without the items.
+    fresh = result.validators
+    changes = ledger.upsert_items(
+        result.items, result.fingerprints, validators=(source, fresh.etag, fresh.last_modified) if fresh else None
+    )
     return SourceReport(
         source,
         changes.new,
         changes.edited,
-        changes.unchanged,
+        changes.unchanged + result.unchanged,
         warnings=list(result.warnings),
         failures=list(result.failures),
     )
@@ -324,7 +331,7 @@ def publish(
     stop = stopping or threading.Event()
     outbox = Outbox(settings.path(settings.outbox).resolve())
     limit = channel.rate_limit()
-    paced = unpaced if pace is None or limit is None else partial(pace, limit.name)
+    paced = channel.paced(unpaced if pace is None or limit is None else partial(pace, limit.name))
     sender = _Sender(
         channel, ledger, outbox, settings.ledger.claim_timeout, stop, paced, settings.ledger.delivery_chunk
     )
@@ -393,6 +400,7 @@ class _Sender:
         )
         with keep_claim_alive(ledger, publication_id, every=self.claim_timeout / 4):
             try:
+                self.channel.before_publish(context)
                 receipt = self.channel.publish(draft, context)
             except PublishError as exc:
                 failure = exc

@@ -171,6 +171,11 @@ class BlueskyChannel(Channel):
     utm_source = "bluesky"
     utm_medium = "social"
     limits: ClassVar[dict[str, int]] = {"max_characters": MAX_GRAPHEMES}
+    #: A Bluesky PDS allows an account 5,000 points of writes an hour, a created record costing 3: 1,666 posts an
+    #: hour (docs.bsky.app/docs/advanced-guides/rate-limits). Publications are counted (``paces_requests``): a
+    #: thread's few parts go together, and ``publish`` stops between them when asked.
+    rate: ClassVar[tuple[int, float] | None] = (1666, 3600.0)
+    paces_requests: ClassVar[bool] = False
 
     config: BlueskyConfig
 

@@ -42,6 +42,10 @@ class FacebookChannel(GraphChannel):
     utm_medium = "social"
     limits: ClassVar[dict[str, int]] = {"max_characters": MAX_MESSAGE}
     provider = "Facebook"
+    #: Graph API platform rate limit: 200 calls per user per hour (developers.facebook.com/docs/graph-api/overview/
+    #: rate-limiting, "Applications"); a Page post is one call, so posts are counted (``paces_requests``).
+    rate: ClassVar[tuple[int, float] | None] = (200, 3600.0)
+    paces_requests: ClassVar[bool] = False
 
     config: FacebookConfig
 

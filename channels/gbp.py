@@ -128,6 +128,10 @@ class GbpChannel(Channel):
     utm_source = "gbp"
     utm_medium = "organic"
     limits: ClassVar[dict[str, int]] = {"max_characters": MAX_CHARACTERS}
+    #: The Business Profile APIs' default quota: 300 requests a minute (developers.google.com/my-business/content/
+    #: limits); a local post is one request, so posts are counted (``paces_requests``).
+    rate: ClassVar[tuple[int, float] | None] = (300, 60.0)
+    paces_requests: ClassVar[bool] = False
 
     config: GbpConfig
 

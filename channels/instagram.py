@@ -63,6 +63,11 @@ class InstagramChannel(GraphChannel):
     utm_medium = "social"
     limits: ClassVar[dict[str, int]] = {"max_characters": MAX_CAPTION}
     provider = "Instagram"
+    #: An Instagram professional account publishes at most 50 posts in a moving 24 hours (developers.facebook.com/
+    #: documentation/instagram-platform/instagram-graph-api/reference/ig-user/media_publish, "Limitations"); posts
+    #: are counted (``paces_requests``), each one a few Graph calls, well within the 200 an hour of the Graph API.
+    rate: ClassVar[tuple[int, float] | None] = (50, 86400.0)
+    paces_requests: ClassVar[bool] = False
 
     config: InstagramConfig
 

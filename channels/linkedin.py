@@ -120,6 +120,11 @@ class LinkedInChannel(SocialChannel):
     utm_medium = "social"
     limits: ClassVar[dict[str, int]] = {"max_characters": MAX_COMMENTARY}
     provider = "LinkedIn"
+    #: LinkedIn counts calls per member and per app each UTC day and does not publish its numbers (learn.microsoft
+    #: .com/linkedin/shared/api-guide/concepts/rate-limits: the app's are on the Developer Portal's Analytics tab);
+    #: 150 posts a day per member is the figure commonly quoted for sharing. Posts are counted (``paces_requests``).
+    rate: ClassVar[tuple[int, float] | None] = (150, 86400.0)
+    paces_requests: ClassVar[bool] = False
 
     config: LinkedInConfig
 

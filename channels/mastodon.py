@@ -107,6 +107,9 @@ class MastodonChannel(Channel):
     utm_source = "mastodon"
     utm_medium = "social"
     limits: ClassVar[dict[str, int]] = {"max_characters": MAX_CHARACTERS}
+    #: Mastodon's default: 300 requests per 5 minutes per account, all endpoints (docs.joinmastodon.org/api/
+    #: rate-limits); an instance may set its own, which ``rate`` in the config then says.
+    rate: ClassVar[tuple[int, float] | None] = (300, 300.0)
 
     config: MastodonConfig
 
@@ -175,11 +178,15 @@ class MastodonChannel(Channel):
             }
             return context.outbox.receipt(context.outbox.write_json(self.instance, context.key, payload))
         session = self._session()
+        if self._instance_limits is None:
+            context.pace()
         limits = self.instance_limits(session)
         length = mastodon_length(draft.text, limits.url_weight)
         if length > limits.max_characters:
             reason = f"the status has {length} of the instance's {limits.max_characters} characters"
             raise PublishError(self.instance, reason, transient=False)
+        context.stop_if_asked(self.instance)
+        context.pace()
         response = self._check(
             self._send(session, "POST", "/api/v1/statuses", json=body, headers={"Idempotency-Key": key})
         )

@@ -17,9 +17,11 @@ no longer subscribed are skipped and counted with their reason.
 With Twilio ``credentials`` configured, ``publish`` POSTs one message per recipient to the Messages API
 (form-encoded, HTTP Basic auth with the Account SID and the Auth Token). Each recipient's delivery is claimed in
 the ledger before the request and recorded after, so a batch cut short resumes with only the recipients not yet
-sent. A recipient outside their quiet-hours window (:mod:`carecast.compliance`) is recorded ``deferred`` until it
-opens and the publish ends with a transient error, so the next run texts them then; one whose area code spans zones
-whose windows never meet is skipped until their ``timezone`` is known. Twilio's answers:
+sent. With ``concurrency: N`` (at most 8) N texts are in flight at once over one connection pool: claimed together
+before any goes, paced by the sender's ``rate`` as they start, and recorded as they end; a stop lets them finish.
+A recipient outside their quiet-hours window (:mod:`carecast.compliance`) is recorded ``deferred`` until it opens
+and the publish ends with a transient error, so the next run texts them then; one whose area code spans zones whose
+windows never meet is skipped until their ``timezone`` is known. Twilio's answers:
 
 - 21610 (the recipient replied STOP to Twilio) suppresses the number as ``opted_out``; 21211 and 21614 (not a valid
   mobile number) as ``invalid``; 30007 (carrier filtered) fails the delivery for good, so the same text is never
@@ -52,21 +54,22 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
+from functools import partial
 from http import HTTPStatus
 from typing import Any, ClassVar, Literal, Self
 
 import requests
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
+from requests.adapters import HTTPAdapter
 
 from carecast.audience import Subscriber, e164
-from carecast.batches import batched
+from carecast.batches import InFlight, batched
 from carecast.channel import Channel, PracticeContext, PublishContext, Request, Response, Route
 from carecast.compliance import QuietHours, handle_inbound, recipient_zones
 from carecast.config import ChannelSettings
 from carecast.errors import ChannelError, CredentialError, MeasureError, PublishError, RenderError
 from carecast.ledger import DeliveryOutcome, DeliveryRecord, Ledger
 from carecast.model import ContentItem, Draft, Receipt, now_utc
-from carecast.pacing import Pacer, per_second
 from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
 from carecast.text import (
@@ -143,18 +146,9 @@ class SmsConfig(ChannelSettings):
         "drop", description="drop an item's emoji (GSM-7, twice the text per segment), or keep them when they fit"
     )
     credentials: TwilioCredentials | None = Field(None, description="send through Twilio; absent: write to the outbox")
-    rate: str | None = Field(
-        None,
-        description="the most the sender may send, e.g. '1/s' (a long code), '50/s' (toll-free, short code): texts "
-        "are paced at it (a token bucket), so Twilio never answers 429",
-    )
-
-    @field_validator("rate")
-    @classmethod
-    def _a_rate(cls, value: str | None) -> str | None:
-        if value is not None:
-            per_second(value)
-        return value
+    #: Twilio's REST API takes several requests at once from an account (it answers 429/20429 beyond its concurrency
+    #: limit, support.twilio.com "API concurrency"); a handful at once is what one process uses well.
+    max_concurrency: ClassVar[int] = 8
 
     @field_validator("from_number")
     @classmethod
@@ -373,32 +367,42 @@ class SmsChannel(Channel):
         skipped: Counter[str] = Counter()
         waits: list[datetime] = []
         deadline = time.monotonic() + self.config.retry_budget
-        pacer = None if self.config.rate is None else Pacer(per_second(self.config.rate))
-        with self._session(credentials, token) as session:
-            for chunk in batched(self._reachable(subscribers, context.now, skipped), context.delivery_chunk):
-                context.stop_if_asked(self.instance)
-                openings = dict(chunk)
-                # The chunk is claimed before any of it is sent; its outcomes are recorded together, at least every
-                # RECORD_EVERY seconds: Twilio's status callbacks wait (CALLBACK_WAIT) for their message's record.
-                claimed = ledger.claim_deliveries(publication, list(openings))
-                outcomes: list[DeliveryOutcome] = []
-                recorded: set[str] = set()
-                last_record = time.monotonic()
-                try:
+        concurrency = self.config.concurrency
+        # Claimed together: at least as many as may be in flight at once.
+        chunks = batched(self._reachable(subscribers, context.now, skipped), max(context.delivery_chunk, concurrency))
+        outcomes: list[DeliveryOutcome] = []  # of the chunk in hand, not recorded yet
+        claimed: list[str] = []
+        recorded: set[str] = set()
+        with self._session(credentials, token, concurrency) as session, InFlight[Sent](concurrency) as sends:
+            try:
+                for chunk in chunks:
+                    context.stop_if_asked(self.instance)
+                    openings = dict(chunk)
+                    # The chunk is claimed before any of it is sent, in the transaction recording the chunk before;
+                    # its outcomes are recorded at least every RECORD_EVERY seconds too: Twilio's status callbacks
+                    # wait (CALLBACK_WAIT) for their message's record.
+                    claimed = ledger.claim_deliveries(publication, list(openings), finished=outcomes)
+                    outcomes, recorded = [], set()
+                    last_record = time.monotonic()
                     for address in claimed:
                         context.stop_if_asked(self.instance)
                         if openings[address] > context.now:
                             outcomes.append(DeliveryOutcome(address, "deferred", not_before=openings[address]))
                             waits.append(openings[address])
                             continue
-                        if pacer is not None:
-                            pacer.wait()
-                        context.pace()
-                        outcomes.append(self._text(session, credentials, ledger, draft, address, deadline, outcomes))
-                        if time.monotonic() - last_record >= RECORD_EVERY:
+                        _collect(sends.room(), outcomes)  # a send that stops the publish: nothing more starts
+                        context.pace()  # in this thread: the sends in flight share the sender's rate
+                        text = partial(self._text, session, credentials, ledger, draft, address, deadline)
+                        _collect(sends.start(text), outcomes)
+                        if time.monotonic() - last_record >= RECORD_EVERY and outcomes:
                             ledger.finish_deliveries(publication, outcomes)
                             recorded.update(outcome.address for outcome in outcomes)
                             outcomes, last_record = [], time.monotonic()
+                    _collect(sends.finish(), outcomes)
+            finally:
+                # A stop, a refusal or a crash of this thread: the sends in flight end and are recorded all the same.
+                try:
+                    _collect(sends.finish(), outcomes)
                 finally:
                     ledger.finish_deliveries(publication, outcomes, [a for a in claimed if a not in recorded])
         return self._receipt(credentials, context, skipped, waits)
@@ -429,45 +433,40 @@ class SmsChannel(Channel):
         draft: Draft,
         address: str,
         deadline: float,
-        outcomes: list[DeliveryOutcome],
-    ) -> DeliveryOutcome:
-        """Send one claimed text and say how it ended.
-
-        Raises PublishError (transient) when Twilio stays throttled or unreachable, or its answer was lost (the rest
-        is left for the next run); permanent for a refusal that is not about this recipient. Before raising, the
-        failed delivery's outcome is appended to ``outcomes``, so it is recorded with its chunk.
-        """
+    ) -> Sent:
+        """Send one claimed text and say how it ended: its delivery's outcome, and the PublishError that stops the
+        publish, if any (transient when Twilio stays throttled or unreachable, or its answer was lost: the rest is
+        left for the next run; permanent for a refusal that is not about this recipient). Raises LedgerError when a
+        recipient error's suppression cannot be recorded."""
         try:
             response = self._post(session, credentials, self.form(address, draft.text), deadline)
         except PublishError as exc:
-            outcomes.append(DeliveryOutcome(address, "failed", error=exc.reason, transient=True))
-            raise
+            return DeliveryOutcome(address, "failed", error=exc.reason, transient=True), exc
         except requests.RequestException as exc:
             lost = f"Twilio's answer was lost ({type(exc).__name__})"
-            outcomes.append(DeliveryOutcome(address, "failed", error=f"{lost}: may have been sent; not resent"))
-            raise PublishError(self.instance, f"{lost}; the rest is left for the next run", transient=True) from exc
-        return self._outcome(ledger, address, response, outcomes)
+            stop = PublishError(self.instance, f"{lost}; the rest is left for the next run", transient=True)
+            stop.__cause__ = exc
+            return DeliveryOutcome(address, "failed", error=f"{lost}: may have been sent; not resent"), stop
+        return self._outcome(ledger, address, response)
 
-    def _outcome(
-        self, ledger: Ledger, address: str, response: requests.Response, outcomes: list[DeliveryOutcome]
-    ) -> DeliveryOutcome:
+    def _outcome(self, ledger: Ledger, address: str, response: requests.Response) -> Sent:
         """What Twilio's answer to one claimed message means for its delivery; a recipient error suppresses them.
 
-        Raises PublishError (permanent) for a refusal that is not about this recipient, as it would hit every one
-        (its delivery, left retryable, is appended to ``outcomes`` first).
+        A refusal that is not about this recipient comes with a PublishError (permanent) to stop the publish, as it
+        would hit every one (the delivery is left retryable).
         """
         message = _json(response)
         if response.status_code in (200, 201) and message.get("sid"):
-            return DeliveryOutcome(address, "sent", provider_id=str(message["sid"]))
+            return DeliveryOutcome(address, "sent", provider_id=str(message["sid"])), None
         why = _twilio_error(response, message)
         code = message.get("code")
         if code not in RECIPIENT_ERRORS:
             # Not this recipient's fault: left retryable should the publication ever be retried.
-            outcomes.append(DeliveryOutcome(address, "failed", error=why, transient=True))
-            raise PublishError(self.instance, why, transient=False)
+            stop = PublishError(self.instance, why, transient=False)
+            return DeliveryOutcome(address, "failed", error=why, transient=True), stop
         if (status := RECIPIENT_ERRORS[code]) is not None:
             ledger.suppress(self.name, address, status, why)
-        return DeliveryOutcome(address, "failed", error=why)
+        return DeliveryOutcome(address, "failed", error=why), None
 
     def _post(
         self, session: requests.Session, credentials: TwilioCredentials, form: dict[str, str], deadline: float
@@ -525,8 +524,12 @@ class SmsChannel(Channel):
         )
 
     @contextmanager
-    def _session(self, credentials: TwilioCredentials, token: SecretStr) -> Iterator[requests.Session]:
+    def _session(
+        self, credentials: TwilioCredentials, token: SecretStr, concurrency: int = 1
+    ) -> Iterator[requests.Session]:
         with requests.Session() as session:
+            # One connection per send in flight, reused from text to text.
+            session.mount(str(credentials.api_base), HTTPAdapter(pool_connections=1, pool_maxsize=concurrency))
             # The token leaves its SecretStr only here, into the Authorization header.
             session.auth = (credentials.account_sid, token.get_secret_value())
             session.headers["Accept"] = "application/json"
@@ -540,6 +543,22 @@ def twilio_signature(token: SecretStr, url: str, params: Mapping[str, str]) -> s
     return base64.b64encode(
         hmac.new(token.get_secret_value().encode(), payload.encode(), hashlib.sha1).digest()
     ).decode()
+
+
+#: How one send ended: its delivery's outcome, and the error that stops the publish after it, if any.
+Sent = tuple[DeliveryOutcome, PublishError | None]
+
+
+def _collect(ended: Iterable[Sent], outcomes: list[DeliveryOutcome]) -> None:
+    """Add the outcomes of sends that ended to ``outcomes``; raise the first one's error that stops the publish
+    (the others' outcomes are added first, so every one is recorded)."""
+    stops = []
+    for outcome, stop in ended:
+        outcomes.append(outcome)
+        if stop is not None:
+            stops.append(stop)
+    if stops:
+        raise stops[0]
 
 
 def _invalid(address: str) -> str | None:

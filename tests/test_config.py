@@ -58,6 +58,18 @@ def test_errors_say_what_was_expected(tmp_path: Path) -> None:
     assert "installed channels" in found["channels.fax.type"]
 
 
+def test_rates_and_concurrency_are_checked_at_load(tmp_path: Path) -> None:
+    channels = {"x": {"rate": "100 per 15 minutes", "concurrency": 2}, "sms": {"rate": "0/s", "concurrency": 9}}
+    found = problems(write_config(tmp_path, {"channels": channels}))
+    assert "a rate such as '50/s', '30/min', '100/15min' or '1000/h'" in found["channels.x.rate"]
+    assert "at most 1 (this channel sends one request at a time), not 2" in found["channels.x.concurrency"]
+    assert "above zero, not '0/s'" in found["channels.sms.rate"]
+    assert "at most 8, not 9" in found["channels.sms.concurrency"]
+    channels = {"x": {"rate": "20/5s"}, "sms": {"rate": "50/s", "concurrency": 4}, "newsletter": {"rate": "14/s"}}
+    settings = load_settings(write_config(tmp_path / "valid", {"channels": channels}))
+    assert settings.channels["sms"].concurrency == 4
+
+
 def test_a_source_named_like_a_source_type_keeps_its_name_in_the_key_path(tmp_path: Path) -> None:
     # The sample's observances source is named "observances"; pydantic adds its type to the path as well.
     file = write_config(

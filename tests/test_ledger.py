@@ -251,6 +251,23 @@ def test_deliveries_are_claimed_and_recorded_in_chunks(ledger: Ledger) -> None:
     assert ledger.deliveries(publication)["+13125550103"].state == "claimed"
 
 
+def test_a_chunk_is_claimed_in_the_transaction_recording_the_chunk_before(ledger: Ledger) -> None:
+    from carecast.ledger import DeliveryOutcome
+
+    publication = ledger.claim(ledger.save_draft(draft(1, channel="sms"), "default", "approved"))
+    assert ledger.claim_deliveries(publication, ["+13125550100"]) == ["+13125550100"]
+    sent = [DeliveryOutcome("+13125550100", "sent", provider_id="SM1")]
+    assert ledger.claim_deliveries(publication, ["+13125550101"], finished=sent) == ["+13125550101"]
+    records = ledger.deliveries(publication)
+    assert [(r.address, r.state) for r in records.values()] == [("+13125550100", "sent"), ("+13125550101", "claimed")]
+    # A retried call whose commit landed records nothing twice and claims nobody again.
+    assert ledger.claim_deliveries(publication, ["+13125550101"], finished=sent) == []
+    # An outcome for a delivery never claimed: nothing of the call happens.
+    with pytest.raises(LedgerError):
+        ledger.claim_deliveries(publication, ["+13125550102"], finished=[DeliveryOutcome("+13125550109", "sent")])
+    assert set(ledger.deliveries(publication)) == {"+13125550100", "+13125550101"}
+
+
 def test_subscribers_stream_a_page_at_a_time_with_suppressions(ledger: Ledger) -> None:
     from carecast.audience import Subscriber
 
@@ -280,19 +297,24 @@ def test_the_migrations_make_exactly_the_schema(ledger_url: str) -> None:
     opened.close()
 
 
-def test_a_ledger_made_before_migrations_is_upgraded_in_place(tmp_path: Path) -> None:
+@pytest.mark.parametrize("made_before", ["holds_tokens", "entry_fingerprints"])
+def test_a_ledger_made_before_migrations_is_upgraded_in_place(tmp_path: Path, made_before: str) -> None:
     from sqlalchemy import create_engine, inspect
 
     from carecast.ledger.schema import Base
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
     old = create_engine(url)
-    Base.metadata.create_all(old)  # as create_all made it, then as it was before the PHI holds and the tokens
+    Base.metadata.create_all(old)  # as create_all made it, then as it was before entry fingerprints
     with old.begin() as connection:
-        connection.exec_driver_sql("DROP TABLE phi_holds")
-        connection.exec_driver_sql("DROP TABLE unsubscribe_tokens")
+        connection.exec_driver_sql("DROP INDEX ix_items_entry_fingerprint")
+        connection.exec_driver_sql("ALTER TABLE items DROP COLUMN entry_fingerprint")
+        if made_before == "holds_tokens":  # and before the PHI holds and the tokens
+            connection.exec_driver_sql("DROP TABLE phi_holds")
+            connection.exec_driver_sql("DROP TABLE unsubscribe_tokens")
     old.dispose()
     opened = Ledger(url)
-    opened.upsert_items([item(1)])
+    opened.upsert_items([item(1)], {"rss:blog:1": "f1"})
     assert "phi_holds" in inspect(opened.engine).get_table_names()
+    assert set(opened.known_entries(["f1", "f2"])) == {"f1"}
     opened.close()

@@ -1,4 +1,5 @@
-"""Paced sending: rates as configured, and calls spaced evenly without a burst."""
+"""Paced sending: rates as configured, calls spaced evenly after a short burst, and never more than the limit in any
+window."""
 
 from __future__ import annotations
 
@@ -6,18 +7,28 @@ import itertools
 
 import pytest
 
-from carecast.pacing import Pacer, per_second
+from carecast.pacing import Pacer, parse_rate
 
 
-@pytest.mark.parametrize(("rate", "expected"), [("50/s", 50.0), ("1/s", 1.0), ("30/min", 0.5), (" 2.5 / sec ", 2.5)])
-def test_rates(rate: str, expected: float) -> None:
-    assert per_second(rate) == expected
+@pytest.mark.parametrize(
+    ("rate", "expected"),
+    [
+        ("50/s", (50, 1.0)),
+        ("1/s", (1, 1.0)),
+        ("30/min", (30, 60.0)),
+        (" 2 / sec ", (2, 1.0)),
+        ("100/15min", (100, 900.0)),
+        ("1000/h", (1000, 3600.0)),
+    ],
+)
+def test_rates(rate: str, expected: tuple[int, float]) -> None:
+    assert parse_rate(rate) == expected
 
 
-@pytest.mark.parametrize("rate", ["50", "0/s", "50/h", "fast", "-1/s"])
+@pytest.mark.parametrize("rate", ["50", "0/s", "50/d", "fast", "-1/s", "2.5/s", "5/0min"])
 def test_bad_rates_are_refused(rate: str) -> None:
     with pytest.raises(ValueError, match="50/s"):
-        per_second(rate)
+        parse_rate(rate)
 
 
 class Clock:
@@ -33,15 +44,16 @@ class Clock:
         self.now += seconds
 
 
-def test_calls_are_spaced_evenly_and_a_pause_builds_at_most_a_burst() -> None:
+def test_calls_are_spaced_evenly_after_a_burst_and_a_pause_builds_at_most_a_burst() -> None:
     clock = Clock()
     pacer = Pacer(50, clock=clock, sleep=clock.sleep)
     assert pacer.burst == 5  # a tenth of a second's worth
     moments = []
-    for _ in range(5):
+    for _ in range(10):
         pacer.wait()
         moments.append(clock.now)
-    assert [round(b - a, 6) for a, b in itertools.pairwise(moments)] == [0.02] * 4
+    assert moments[:5] == [100.0] * 5
+    assert [round(b - a, 6) for a, b in itertools.pairwise(moments[4:])] == [0.02] * 5
     clock.now += 10  # a long pause: five calls may go at once, then the rate again
     start = clock.now
     for _ in range(5):
@@ -51,14 +63,24 @@ def test_calls_are_spaced_evenly_and_a_pause_builds_at_most_a_burst() -> None:
     assert round(clock.now - start, 6) == 0.02
 
 
-def test_no_interval_sees_more_than_the_rate_and_a_burst() -> None:
+@pytest.mark.parametrize(("requests", "seconds"), [(50, 1.0), (10, 60.0), (3, 900.0)])
+def test_no_window_sees_more_than_the_limit(requests: int, seconds: float) -> None:
     clock = Clock()
-    pacer = Pacer(50, clock=clock, sleep=clock.sleep)
+    pacer = Pacer(requests, seconds, clock=clock, sleep=clock.sleep)
     moments = []
-    for number in range(500):
+    for number in range(20 * requests):
         pacer.wait()
         moments.append(clock.now)
-        clock.now += 0.05 if number % 7 == 0 else 0.001  # answers of uneven length
+        clock.now += seconds / 20 if number % 7 == 0 else seconds / 1000  # answers of uneven length
     for first, at in enumerate(moments):
-        within_a_second = sum(1 for later in moments[first:] if later < at + 1)
-        assert within_a_second <= 50 + pacer.burst
+        assert sum(1 for later in moments[first:] if later < at + seconds) <= requests
+    # ... and it keeps up with the limit: the whole run took little more than its windows.
+    assert clock.now - moments[0] <= 21 * seconds
+
+
+def test_a_short_thread_goes_at_once_under_a_slow_limit() -> None:
+    clock = Clock()
+    pacer = Pacer(100, 900.0, clock=clock, sleep=clock.sleep)  # X: 100 posts per 15 minutes
+    for _ in range(4):
+        pacer.wait()
+    assert clock.now == 100.0

@@ -70,7 +70,8 @@ def test_racing_runs_send_everything_once_and_never_fail(
                     "account_sid": TWILIO.account_sid,
                     "auth_token": {"env": "TWILIO_AUTH_TOKEN"},
                     "api_base": twilio.url,
-                }
+                },
+                "rate": "100/s",  # what races is the claims, not the pace (a long code's default is 1/s)
             },
             "newsletter": {
                 "credentials": {

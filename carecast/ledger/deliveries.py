@@ -6,15 +6,17 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any, Literal
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Connection, Table, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.dml import Insert
 
 from carecast.errors import AlreadyClaimed, LedgerError
 from carecast.ledger.schema import DeliveryRow, DeliveryState
-from carecast.ledger.store import LedgerStore, touch_claim
+from carecast.ledger.store import TOUCH_CLAIM, LedgerStore, touch_claim
 from carecast.model import now_utc
 
 
@@ -110,44 +112,30 @@ class DeliveryLedger(LedgerStore):
                 # Never the address in a message: errors reach logs, artifacts and webhooks.
                 raise AlreadyClaimed(f"publication {publication_id}", "delivery", ["this recipient"]) from exc
 
-    def claim_deliveries(self, publication_id: int, addresses: Sequence[str]) -> list[str]:
+    def claim_deliveries(
+        self, publication_id: int, addresses: Sequence[str], finished: Sequence[DeliveryOutcome] = ()
+    ) -> list[str]:
         """Claim a chunk of a publication's recipients in one transaction, before sending to any of them; return
-        those claimed now, in the given order.
+        those claimed now, in the given order. ``finished``, the outcomes of the chunk before, are recorded in the
+        same transaction (as ``finish_deliveries`` would): one commit per chunk, and a process killed at any line
+        still leaves only the chunk in hand claimed.
 
         As ``claim_delivery`` one at a time: a deferred delivery, or one that failed transiently, is claimed again
-        by compare-and-set; a recipient already claimed (by another worker too: the insert skips a row that exists
-        by the unique key, whatever races), sent to or failed for good is left out.
+        by compare-and-set; a recipient already claimed (by another worker too: the upsert leaves a row that exists
+        by the unique key alone, whatever races), sent to or failed for good is left out. Raises LedgerError as
+        ``finish_deliveries`` does for ``finished``; nothing is claimed then.
         """
-        if not addresses:
+        if not addresses and not finished:
             return []
         now = now_utc()
         with self._session() as session, session.begin():
-            again = session.scalars(
-                update(DeliveryRow)
-                .where(
-                    DeliveryRow.publication_id == publication_id,
-                    DeliveryRow.address.in_(addresses),
-                    (DeliveryRow.state == "deferred") | ((DeliveryRow.state == "failed") & DeliveryRow.transient),
-                )
-                .values(state="claimed", attempts=DeliveryRow.attempts + 1, updated_at=now)
-                .returning(DeliveryRow.address)
-            ).all()
-            # INSERT ... ON CONFLICT DO NOTHING: a row another worker holds is skipped, not an error for the chunk.
-            insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-            new = session.scalars(
-                insert(DeliveryRow)
-                .values(
-                    [
-                        {"publication_id": publication_id, "address": address, "state": "claimed", "attempts": 1}
-                        | {"updated_at": now, "transient": False}
-                        for address in addresses
-                    ]
-                )
-                .on_conflict_do_nothing(index_elements=["publication_id", "address"])
-                .returning(DeliveryRow.address)
-            ).all()
-            touch_claim(session, publication_id)
-        claimed = set(again) | set(new)
+            connection = session.connection()
+            _record(connection, publication_id, finished, (), now)
+            if not addresses:
+                return []
+            rows = [{"publication_id": publication_id, "address": address, "now": now} for address in addresses]
+            claimed = {address for (address,) in connection.execute(_claims(connection.dialect.name), rows)}
+            connection.execute(TOUCH_CLAIM, {"publication_id": publication_id, "now": now})
         return [address for address in addresses if address in claimed]
 
     def finish_deliveries(
@@ -157,60 +145,10 @@ class DeliveryLedger(LedgerStore):
         outcome (the chunk stopped before them) is left retryable for the next run (``NOT_TRIED``), never
         ``unknown``. Raises LedgerError if one was not claimed and is not already in its outcome's state (a retried
         write whose commit landed); nothing of the chunk is recorded then."""
-        reached = {outcome.address for outcome in outcomes}
-        outcomes = [
-            *outcomes,
-            *(DeliveryOutcome(a, "failed", error=NOT_TRIED, transient=True) for a in claimed if a not in reached),
-        ]
-        if not outcomes:
+        if not outcomes and not claimed:
             return
-        now = now_utc()
-        statement = (
-            update(DeliveryRow.__table__)  # type: ignore[arg-type]
-            .where(
-                DeliveryRow.publication_id == publication_id,
-                DeliveryRow.address == bindparam("claimed_address"),
-                # ``unknown``: its claim was resumed while this chunk was slow; the true outcome still counts.
-                # (Not ``in_``: an expanding parameter cannot go into an executemany.)
-                (DeliveryRow.state == "claimed") | (DeliveryRow.state == "unknown"),
-            )
-            .values(
-                state=bindparam("new_state"),
-                provider_id=bindparam("new_provider_id"),
-                error=bindparam("new_error"),
-                transient=bindparam("new_transient"),
-                not_before=bindparam("new_not_before"),
-                updated_at=now,
-            )
-        )
-        rows: list[dict[str, Any]] = [
-            {
-                "claimed_address": outcome.address,
-                "new_state": outcome.state,
-                "new_provider_id": outcome.provider_id,
-                "new_error": outcome.error,
-                "new_transient": outcome.transient,
-                "new_not_before": outcome.not_before,
-            }
-            for outcome in outcomes
-        ]
         with self._session() as session, session.begin():
-            result = session.connection().execute(statement, rows)
-            if not result.context.dialect.supports_sane_multi_rowcount or result.rowcount == len(rows):
-                return
-            # Each already in its outcome's state: this is a retry of a write whose commit landed.
-            states = dict(
-                session.execute(
-                    select(DeliveryRow.address, DeliveryRow.state).where(
-                        DeliveryRow.publication_id == publication_id,
-                        DeliveryRow.address.in_(list(reached | set(claimed))),
-                    )
-                ).all()
-            )
-            if any(states.get(outcome.address) != outcome.state for outcome in outcomes):
-                raise LedgerError(
-                    f"deliveries of publication {publication_id} are not claimed; their outcomes were not recorded"
-                )
+            _record(session.connection(), publication_id, outcomes, claimed, now_utc())
 
     def finish_delivery(
         self,
@@ -297,3 +235,94 @@ def _delivery_record(row: DeliveryRow) -> DeliveryRecord:
         row.error,
         row.attempts,
     )
+
+
+_TABLE: Table = DeliveryRow.__table__  # type: ignore[assignment]
+#: Records one claimed delivery's outcome; executed once per chunk with a row of parameters per recipient (an
+#: executemany). ``unknown``: its claim was resumed while the chunk was slow; the true outcome still counts. (Not
+#: ``in_``: an expanding parameter cannot go into an executemany.)
+_FINISH = (
+    update(_TABLE)
+    .where(
+        _TABLE.c.publication_id == bindparam("publication"),
+        _TABLE.c.address == bindparam("claimed_address"),
+        (_TABLE.c.state == "claimed") | (_TABLE.c.state == "unknown"),
+    )
+    .values(
+        state=bindparam("new_state"),
+        provider_id=bindparam("new_provider_id"),
+        error=bindparam("new_error"),
+        transient=bindparam("new_transient"),
+        not_before=bindparam("new_not_before"),
+        updated_at=bindparam("now"),
+    )
+)
+
+
+@cache
+def _claims(dialect: str) -> Insert:
+    """Claims one recipient, built once per dialect and executed once per chunk (an executemany, whose RETURNING
+    gives back the addresses claimed): a new row, or by compare-and-set a deferred delivery or one that failed
+    transiently; a row in any other state stays as it is and is not returned."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(_TABLE).values(
+        publication_id=bindparam("publication_id"),
+        address=bindparam("address"),
+        state="claimed",
+        attempts=1,
+        transient=False,
+        updated_at=bindparam("now"),
+    )
+    retryable = (_TABLE.c.state == "deferred") | ((_TABLE.c.state == "failed") & _TABLE.c.transient)
+    return statement.on_conflict_do_update(
+        index_elements=[_TABLE.c.publication_id, _TABLE.c.address],
+        set_={"state": "claimed", "attempts": _TABLE.c.attempts + 1, "updated_at": statement.excluded.updated_at},
+        where=retryable,
+    ).returning(_TABLE.c.address)
+
+
+def _record(
+    connection: Connection,
+    publication_id: int,
+    outcomes: Sequence[DeliveryOutcome],
+    claimed: Sequence[str],
+    now: datetime,
+) -> None:
+    """Record ``outcomes`` and leave those of ``claimed`` without one retryable (``NOT_TRIED``), in the caller's
+    transaction. Raises LedgerError as ``finish_deliveries`` says."""
+    reached = {outcome.address for outcome in outcomes}
+    outcomes = [
+        *outcomes,
+        *(DeliveryOutcome(a, "failed", error=NOT_TRIED, transient=True) for a in claimed if a not in reached),
+    ]
+    if not outcomes:
+        return
+    rows: list[dict[str, Any]] = [
+        {
+            "publication": publication_id,
+            "claimed_address": outcome.address,
+            "new_state": outcome.state,
+            "new_provider_id": outcome.provider_id,
+            "new_error": outcome.error,
+            "new_transient": outcome.transient,
+            "new_not_before": outcome.not_before,
+            "now": now,
+        }
+        for outcome in outcomes
+    ]
+    result = connection.execute(_FINISH, rows)
+    if not connection.dialect.supports_sane_multi_rowcount or result.rowcount == len(rows):
+        return
+    # Each already in its outcome's state: this is a retry of a write whose commit landed.
+    states = dict(
+        connection.execute(
+            select(DeliveryRow.address, DeliveryRow.state).where(
+                DeliveryRow.publication_id == publication_id,
+                DeliveryRow.address.in_([outcome.address for outcome in outcomes]),
+            )
+        ).all()
+    )
+    if any(states.get(outcome.address) != outcome.state for outcome in outcomes):
+        raise LedgerError(
+            f"deliveries of publication {publication_id} are not claimed; their outcomes were not recorded"
+        )

@@ -4,7 +4,8 @@ Several runs and workers open the same ledger at once, a fresh one included: the
 that holds the database's own lock first (PostgreSQL: an advisory lock; SQLite: ``BEGIN IMMEDIATE``, which the
 store emits for every transaction), so the first process migrates and the others find the schema current. A ledger
 made by ``create_all`` before migrations existed has the tables but no ``alembic_version``: it is stamped with the
-baseline it equals (or the newest revision, when it has every table of today's schema), then upgraded in place.
+revision it equals (the baseline, the PHI holds' when it has every table, the newest when it has every column of
+today's schema), then upgraded in place.
 
 A practice among many on one PostgreSQL database keeps its ledger in a schema of its own (``carecast_<slug>``, the
 first schema of the URL's ``search_path``, see ``Settings.ledger_url``): it is created when missing, its
@@ -28,6 +29,8 @@ from carecast.ledger.schema import Base
 MIGRATIONS = Path(__file__).with_name("migrations")
 #: The revision a ledger made by ``create_all`` (before Alembic) is.
 BASELINE = "0001_baseline"
+#: The revision of a ledger made by ``create_all`` with every table but before items had entry fingerprints.
+HOLDS_TOKENS = "0002_holds_tokens"
 #: PostgreSQL advisory lock key held while the schema is upgraded ("carecast" in ASCII, as a bigint).
 ADVISORY_LOCK = 0x6361726563617374
 #: The schema a PostgreSQL URL puts first on its search path (``?options=-csearch_path%3Dname``).
@@ -56,9 +59,18 @@ def upgrade(engine: Engine) -> None:
         config.attributes["connection"] = connection
         tables = set(inspect(connection).get_table_names(schema=schema))
         if "alembic_version" not in tables and "publications" in tables:
-            # Made by create_all: the schema of its day, the newest when it has every table of today's.
-            command.stamp(config, "head" if set(Base.metadata.tables) <= tables else BASELINE)
+            # Made by create_all: stamped with the schema of its day, then upgraded.
+            command.stamp(config, _made_as(connection, schema, tables))
         command.upgrade(config, "head")
+
+
+def _made_as(connection: Connection, schema: str | None, tables: set[str]) -> str:
+    """The revision a ledger made by ``create_all`` is: today's (head) when its items have entry fingerprints,
+    the PHI holds' when it has every table, else the baseline."""
+    if not set(Base.metadata.tables) <= tables:
+        return BASELINE
+    columns = {column["name"] for column in inspect(connection).get_columns("items", schema=schema)}
+    return "head" if "entry_fingerprint" in columns else HOLDS_TOKENS
 
 
 def ledger_schema(engine: Engine) -> str | None:

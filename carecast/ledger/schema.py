@@ -54,6 +54,9 @@ class ItemRow(Base):
     first_seen: Mapped[datetime]
     edited_at: Mapped[datetime | None]
     data: Mapped[dict[str, Any]]
+    #: A hash of the raw feed entry the item was read from (RSS): an entry still the same on the next poll is
+    #: passed over before it is cleaned or sanitised. None for other sources and for items stored before it.
+    entry_fingerprint: Mapped[str | None] = mapped_column(String(64), index=True)
 
 
 class FeedValidatorRow(Base):

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import create_engine, event, update
+from sqlalchemy import bindparam, create_engine, event, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError, StatementError
@@ -163,13 +163,17 @@ def _retried(method: Method) -> Method:
     return attempt  # type: ignore[return-value]
 
 
+#: Keeps a live claim fresh (parameters ``publication_id`` and ``now``): built once, as it runs once per chunk.
+TOUCH_CLAIM = (
+    update(PublicationRow)
+    .where(PublicationRow.id == bindparam("publication_id"), PublicationRow.state == "claimed")
+    .values(claimed_at=bindparam("now"))
+)
+
+
 def touch_claim(session: Session, publication_id: int) -> None:
     """Keep a live claim fresh, so a later run does not take a working sender for dead and resume its claim."""
-    session.execute(
-        update(PublicationRow)
-        .where(PublicationRow.id == publication_id, PublicationRow.state == "claimed")
-        .values(claimed_at=now_utc())
-    )
+    session.execute(TOUCH_CLAIM, {"publication_id": publication_id, "now": now_utc()})
 
 
 def insert_new(
@@ -185,11 +189,25 @@ def insert_new(
     A row whose key exists already was written by someone else (a racing run, an earlier attempt): it is left as it
     is, or, for the columns named in ``refresh``, given this row's values. Never raises for a taken key.
     """
+    return len(inserted_keys(session, model, rows, key, refresh=refresh))
+
+
+def inserted_keys(
+    session: Session,
+    model: type[Base],
+    rows: Sequence[dict[str, Any]],
+    key: Sequence[str],
+    *,
+    refresh: Sequence[str] = (),
+) -> list[tuple[Any, ...]]:
+    """:func:`insert_new`, returning the ``key`` of each row written (or refreshed) instead of how many."""
     if not rows:
-        return 0
+        return []
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(model).values(list(rows))
+    # The rows as parameters of one statement (executed as a few multi-row INSERTs), not literal VALUES: the
+    # statement is compiled once and cached, whatever the number of rows.
+    statement = insert(model)
     if refresh:
         statement = statement.on_conflict_do_update(
             index_elements=list(key), set_={column: statement.excluded[column] for column in refresh}
@@ -198,4 +216,4 @@ def insert_new(
         statement = statement.on_conflict_do_nothing(index_elements=list(key))
     # RETURNING, not rowcount: drivers report -1 for a multi-row insert.
     key_columns = [model.__table__.c[column] for column in key]
-    return len(session.execute(statement.returning(*key_columns)).all())
+    return [tuple(row) for row in session.execute(statement.returning(*key_columns), list(rows))]

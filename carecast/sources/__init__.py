@@ -16,9 +16,9 @@ from datetime import date
 from typing import assert_never
 
 from carecast.config import MarkdownSource, ObservanceSource, RssSource, Settings, SourceConfig, today_in
-from carecast.sources.result import SourceResult, Validators
+from carecast.sources.result import KnownEntries, SourceResult, Validators
 
-__all__ = ["SourceResult", "Validators", "read_source"]
+__all__ = ["KnownEntries", "SourceResult", "Validators", "read_source"]
 
 
 def read_source(
@@ -27,11 +27,13 @@ def read_source(
     settings: Settings,
     *,
     validators: Validators | None = None,
+    known: KnownEntries | None = None,
     today: date | None = None,
 ) -> SourceResult:
     """Read the source ``name`` once.
 
-    ``validators`` are the ones kept from the previous poll of an RSS source; ``today`` (the practice's local
+    ``validators`` are the ones kept from the previous poll of an RSS source; ``known`` tells which of its entries
+    the ledger holds as they are (those are passed over, counted in ``unchanged``); ``today`` (the practice's local
     date) defaults to now in the practice's zone.
 
     Raises SourceError (the source name and the reason) when the source cannot be fetched or read, and ConfigError
@@ -43,7 +45,7 @@ def read_source(
     from carecast.sources.rss import read_rss
 
     if isinstance(config, RssSource):
-        return read_rss(name, config, settings, validators=validators)
+        return read_rss(name, config, settings, validators=validators, known=known)
     local_today = today or today_in(settings)
     if isinstance(config, ObservanceSource):
         return read_observances(name, config, settings, today=local_today)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from carecast.model import ContentItem
+
+#: Which of these raw-entry fingerprints the ledger holds, each with the date of the item stored from it
+#: (:meth:`ContentLedger.known_entries`).
+KnownEntries = Callable[[Collection[str]], Mapping[str, datetime]]
 
 
 @dataclass(frozen=True)
@@ -28,3 +34,7 @@ class SourceResult:
     warnings: list[str] = field(default_factory=list)
     #: Items that could not be read, each with its reason (a Markdown file with bad front matter); the others were.
     failures: list[str] = field(default_factory=list)
+    #: RSS: each item's raw-entry fingerprint (item id -> fingerprint), for the ledger to keep with the item.
+    fingerprints: dict[str, str] = field(default_factory=dict)
+    #: RSS: entries passed over because the ledger holds their fingerprint (unchanged since they were stored).
+    unchanged: int = 0

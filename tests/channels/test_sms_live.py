@@ -8,12 +8,14 @@ Chicago, +14155550176 Los Angeles, +16305550142 with no zone: Chicago by its are
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import logging
 import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -485,7 +487,7 @@ def test_a_paced_sender_is_never_throttled(tmp_path: Path, receiver: CallbackRec
     with TwilioServer(credentials=CREDENTIALS, messages_per_second=4) as server:
         setup = Setup(tmp_path, server, receiver, status_callback=None, rate="4/s")
         draft = setup.draft()
-        receipt = setup.channel.publish(draft, setup.claim(draft))
+        receipt = setup.channel.publish(draft, replace(setup.claim(draft), pace=setup.channel.paced()))
         assert len(receipt.provider_ids) == len(CONSENTING)
         assert server.throttled == 0
 
@@ -497,6 +499,63 @@ def test_an_unpaced_sender_beyond_the_limit_is_throttled(tmp_path: Path, receive
         receipt = setup.channel.publish(draft, setup.claim(draft))  # 429s are retried after Retry-After
         assert len(receipt.provider_ids) == len(CONSENTING)
         assert server.throttled > 0
+
+
+def test_four_in_flight_text_each_recipient_exactly_once(tmp_path: Path, receiver: CallbackReceiver) -> None:
+    arrived: list[int] = []  # texts that reached Twilio while the first one's answer was held back
+
+    calls = itertools.count()
+
+    def probe(request: RecordedRequest) -> bool:
+        if next(calls) > 0:  # asked of the texts handled at the same time as the first, before it was held back
+            return False
+        count = threading.Timer(0.8, lambda: arrived.append(len(server.requests_to("POST", MESSAGES))))
+        count.start()
+        return True
+
+    with TwilioServer(credentials=CREDENTIALS) as server:
+        setup = Setup(tmp_path, server, receiver, status_callback=None, concurrency=4)
+        server.answer_late(probe, 1.0)
+        draft = setup.draft()
+        context = setup.claim(draft)  # delivery_chunk 1: claimed four at a time, as many as are in flight
+        receipt = setup.channel.publish(draft, context)
+        assert sorted(form["To"] for form in sent_forms(server)) == sorted(CONSENTING)
+        assert arrived == [4]  # four in flight, not one after the other; the fifth waited for room
+        assert sorted(receipt.provider_ids) == sorted(message["sid"] for message in server.messages)
+        records = setup.ledger.deliveries(context.publication_id)
+        assert {address: record.state for address, record in records.items()} == dict.fromkeys(CONSENTING, "sent")
+        again = PublishContext(context.publication_id, setup.outbox, setup.ledger, now=OPEN)
+        setup.channel.publish(draft, again)  # a retry of the same publication finds nobody left to text
+        assert len(sent_forms(server)) == len(CONSENTING)
+
+
+def test_a_stop_with_texts_in_flight_records_them_and_leaves_the_rest(
+    tmp_path: Path, receiver: CallbackReceiver
+) -> None:
+    stopping = threading.Event()
+
+    def stop_at_the_first(request: RecordedRequest) -> bool:
+        stopping.set()  # a SIGTERM while the first texts are in flight
+        return True
+
+    with TwilioServer(credentials=CREDENTIALS) as server:
+        setup = Setup(tmp_path, server, receiver, status_callback=None, concurrency=4)
+        server.answer_late(stop_at_the_first, 0.5)
+        draft = setup.draft()
+        context = replace(setup.claim(draft, delivery_chunk=2), stopping=stopping)
+        with pytest.raises(PublishError, match="stopped by a shutdown") as stopped:
+            setup.channel.publish(draft, context)
+        assert stopped.value.transient
+        first = {form["To"] for form in sent_forms(server)}
+        records = setup.ledger.deliveries(context.publication_id)
+        # What was in flight finished and was recorded; nothing is left claimed or unknown.
+        assert {a: r.state for a, r in records.items() if r.state == "sent"} == dict.fromkeys(first, "sent")
+        assert {r.state for r in records.values()} <= {"sent", "failed"}
+        assert all(r.error == NOT_TRIED and r.transient for r in records.values() if r.state == "failed")
+        assert 1 <= len(first) < len(CONSENTING)
+        setup.channel.publish(draft, setup.retry(context, stopped.value, OPEN))
+        forms = sent_forms(server)
+        assert sorted(form["To"] for form in forms) == sorted(CONSENTING)  # the rest, each once
 
 
 def test_audit_prints_one_numbers_history_through_opt_in_texts_and_stop(

@@ -260,7 +260,8 @@ class TwilioServer(LocalHttpServer):
             return _twilio_error(400, 21602, "Message body is required.")
         if to in self.opted_out:
             return _twilio_error(400, 21610, "Attempt to send to unsubscribed recipient")
-        sid = "SM" + next(self._sids)
+        with self._lock:  # requests arrive on threads of their own, several at once
+            sid = "SM" + next(self._sids)
         now = format_datetime(datetime.now(UTC))
         uri = f"/{API_VERSION}/Accounts/{self.credentials.account_sid}/Messages/{sid}.json"
         message = {

@@ -93,7 +93,9 @@ Route = Callable[[XUser, RecordedRequest], Reply]
 class XApiServer(LocalHttpServer):
     """The X API subset tweepy uses, with auth, rate limits and duplicate detection.
 
-    ``rate_limit`` requests per user and endpoint are allowed in each ``rate_window`` seconds.
+    ``rate_limit`` requests per user and endpoint are allowed in each ``rate_window`` seconds (a window opens
+    with the first request after the last one reset); the requests beyond are answered 429 and counted in
+    ``throttled``.
     """
 
     def __init__(
@@ -114,6 +116,7 @@ class XApiServer(LocalHttpServer):
         self._media: dict[str, UploadedFile] = {}
         self._windows: dict[tuple[str, str, str], _Window] = {}
         self._last_id = 0
+        self.throttled = 0
         self._media_ids = itertools.count(1_600_000_000_000_000_001)
         self._routes: dict[tuple[str, str], Route] = {
             ("POST", "/2/tweets"): self._create_tweet,
@@ -141,6 +144,13 @@ class XApiServer(LocalHttpServer):
         """Alt text set on uploaded media, by media id string."""
         with self._lock:
             return dict(self._alt_texts)
+
+    def start_over(self) -> None:
+        """Forget every tweet and rate-limit window: the next request finds the server as new (a benchmark's
+        next run posts the same texts again, in a window of its own)."""
+        with self._lock:
+            self._tweets.clear()
+            self._windows.clear()
 
     # --- auth and rate limits --------------------------------------------------------------------------------
 
@@ -181,6 +191,7 @@ class XApiServer(LocalHttpServer):
         with self._lock:
             window = self._window(request)
             if window.remaining <= 0:
+                self.throttled += 1
                 return _error(request, 429, "Too Many Requests", "Too Many Requests", v1=(88, "Rate limit exceeded"))
             window.remaining -= 1
             return route(self.user, request)

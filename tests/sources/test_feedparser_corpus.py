@@ -2,7 +2,8 @@
 
 The corpus (about 2,100 feeds: every encoding, entity, dialect and breakage feedparser knows) lives in the shared
 folder beside the repository. Each file is read as a file source; only SourceError may escape, and every item it
-yields has an id, a UTC date and sanitised HTML.
+yields has an id, a UTC date and sanitised HTML. Each is read a second time as a poll after its items were stored:
+it passes over the entries they came from and reads only the others.
 """
 
 from __future__ import annotations
@@ -24,14 +25,26 @@ SETTINGS = Settings.model_validate(
 
 
 def problems_of(file: Path) -> list[str]:
-    """What is wrong with how ``file`` was read; empty when all is well."""
+    """What is wrong with how ``file`` was read, and read again as a second poll; empty when all is well."""
+    source = RssSource.model_validate({"type": "rss", "url": str(file)})
     try:
-        result = read_source("corpus", RssSource.model_validate({"type": "rss", "url": str(file)}), SETTINGS)
+        result = read_source("corpus", source, SETTINGS)
     except SourceError:
         return []
     except Exception as exc:
         return [f"{type(exc).__name__} escaped: {exc}"]
+    dates = {item.id: item.published for item in result.items}
+    stored = {fingerprint: dates[item_id] for item_id, fingerprint in result.fingerprints.items()}
+    try:
+        again = read_source(
+            "corpus", source, SETTINGS, known=lambda wanted: {f: stored[f] for f in wanted if f in stored}
+        )
+    except Exception as exc:
+        return [f"the second poll: {type(exc).__name__}: {exc}"]
     problems = []
+    # A second poll of the same bytes passes over every entry stored from the first; it reads only the others.
+    if len(again.items) + again.unchanged != len(result.items) or not {i.id for i in again.items} <= set(dates):
+        problems.append(f"the second poll read {len(again.items)} and passed over {again.unchanged}")
     for item in result.items:
         if not item.id.removeprefix("rss:corpus:"):
             problems.append("an item without an id")
