@@ -297,7 +297,7 @@ def test_the_migrations_make_exactly_the_schema(ledger_url: str) -> None:
     opened.close()
 
 
-@pytest.mark.parametrize("made_before", ["holds_tokens", "entry_fingerprints"])
+@pytest.mark.parametrize("made_before", ["holds_tokens", "entry_fingerprints", "lookup_indexes"])
 def test_a_ledger_made_before_migrations_is_upgraded_in_place(tmp_path: Path, made_before: str) -> None:
     from sqlalchemy import create_engine, inspect
 
@@ -305,10 +305,13 @@ def test_a_ledger_made_before_migrations_is_upgraded_in_place(tmp_path: Path, ma
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
     old = create_engine(url)
-    Base.metadata.create_all(old)  # as create_all made it, then as it was before entry fingerprints
+    Base.metadata.create_all(old)  # as create_all made it, before the lookup indexes
     with old.begin() as connection:
-        connection.exec_driver_sql("DROP INDEX ix_items_entry_fingerprint")
-        connection.exec_driver_sql("ALTER TABLE items DROP COLUMN entry_fingerprint")
+        for index in ("ix_publications_when", "ix_items_patient", "ix_deliveries_unknown"):
+            connection.exec_driver_sql(f"DROP INDEX {index}")
+        if made_before != "lookup_indexes":  # and before entry fingerprints
+            connection.exec_driver_sql("DROP INDEX ix_items_entry_fingerprint")
+            connection.exec_driver_sql("ALTER TABLE items DROP COLUMN entry_fingerprint")
         if made_before == "holds_tokens":  # and before the PHI holds and the tokens
             connection.exec_driver_sql("DROP TABLE phi_holds")
             connection.exec_driver_sql("DROP TABLE unsubscribe_tokens")
@@ -317,4 +320,5 @@ def test_a_ledger_made_before_migrations_is_upgraded_in_place(tmp_path: Path, ma
     opened.upsert_items([item(1)], {"rss:blog:1": "f1"})
     assert "phi_holds" in inspect(opened.engine).get_table_names()
     assert set(opened.known_entries(["f1", "f2"])) == {"f1"}
+    assert "ix_deliveries_unknown" in {index["name"] for index in inspect(opened.engine).get_indexes("deliveries")}
     opened.close()

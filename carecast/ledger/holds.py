@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import select
 
 from carecast.errors import LedgerError
-from carecast.ledger.schema import DraftRow, ItemRow, PhiHoldRow, PublicationRow
+from carecast.ledger.schema import ITEM_PATIENT, DraftRow, PhiHoldRow, PublicationRow
 from carecast.ledger.store import LedgerStore
 from carecast.model import now_utc
 from carecast.phi import Finding
@@ -121,9 +121,9 @@ class HoldLedger(LedgerStore):
     def known_patients(self) -> list[str]:
         """The patients the authorizations on file name (items' ``patient``), for the PHI check."""
         # Picked out by the database: decoding every item's JSON here made each publish run read the whole ledger.
-        patient = ItemRow.data["patient"].as_string()
+        # ``ITEM_PATIENT``, the expression its index holds, so the planner reads the index.
         with self._session() as session:
-            names = session.scalars(select(patient).where(patient.is_not(None)).distinct()).all()
+            names = session.scalars(select(ITEM_PATIENT).where(ITEM_PATIENT.is_not(None)).distinct()).all()
         return sorted(name for name in names if name)
 
 

@@ -31,6 +31,8 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 BASELINE = "0001_baseline"
 #: The revision of a ledger made by ``create_all`` with every table but before items had entry fingerprints.
 HOLDS_TOKENS = "0002_holds_tokens"
+#: The revision of a ledger made by ``create_all`` with entry fingerprints: none made one with the lookup indexes.
+ENTRY_FINGERPRINTS = "0003_entry_fingerprints"
 #: PostgreSQL advisory lock key held while the schema is upgraded ("carecast" in ASCII, as a bigint).
 ADVISORY_LOCK = 0x6361726563617374
 #: The schema a PostgreSQL URL puts first on its search path (``?options=-csearch_path%3Dname``).
@@ -65,12 +67,12 @@ def upgrade(engine: Engine) -> None:
 
 
 def _made_as(connection: Connection, schema: str | None, tables: set[str]) -> str:
-    """The revision a ledger made by ``create_all`` is: today's (head) when its items have entry fingerprints,
-    the PHI holds' when it has every table, else the baseline."""
+    """The revision a ledger made by ``create_all`` is: the entry fingerprints' when its items have them, the PHI
+    holds' when it has every table, else the baseline."""
     if not set(Base.metadata.tables) <= tables:
         return BASELINE
     columns = {column["name"] for column in inspect(connection).get_columns("items", schema=schema)}
-    return "head" if "entry_fingerprint" in columns else HOLDS_TOKENS
+    return ENTRY_FINGERPRINTS if "entry_fingerprint" in columns else HOLDS_TOKENS
 
 
 def ledger_schema(engine: Engine) -> str | None:

@@ -16,13 +16,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from carecast.errors import AlreadyClaimed, LedgerError
 from carecast.ledger.drafts import StoredDraft, stored_draft
-from carecast.ledger.schema import DeliveryRow, DraftRow, PublicationItemRow, PublicationRow, PublicationState
+from carecast.ledger.schema import (
+    PUBLICATION_WHEN,
+    DeliveryRow,
+    DraftRow,
+    PublicationItemRow,
+    PublicationRow,
+    PublicationState,
+)
 from carecast.ledger.store import LedgerStore, touch_claim
 from carecast.model import Receipt, now_utc
 
@@ -344,7 +351,7 @@ class PublicationLedger(LedgerStore):
         if state is not None:
             filters.append(PublicationRow.state == state)
         if since is not None:
-            filters.append(func.coalesce(PublicationRow.finished_at, PublicationRow.claimed_at) >= since)
+            filters.append(since <= PUBLICATION_WHEN)
         after, last = 0, None
         if limit is not None:
             newest = select(PublicationRow.id).where(*filters).order_by(PublicationRow.id.desc()).limit(limit)

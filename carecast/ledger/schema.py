@@ -10,7 +10,20 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    bindparam,
+    func,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -201,6 +214,25 @@ class DeliveryRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime]
 
+
+#: An item's ``patient`` (the PHI check's names), as ``known_patients`` selects it and ``ix_items_patient`` holds it.
+#: The key is written into the SQL, not bound: a planner matches an expression index only to the same expression.
+ITEM_PATIENT = ItemRow.data[bindparam(None, "patient", type_=JSON.JSONStrIndexType, literal_execute=True)].as_string()
+
+#: When a publication last moved (finished, else claimed), as ``status --since`` filters on it.
+PUBLICATION_WHEN = func.coalesce(PublicationRow.finished_at, PublicationRow.claimed_at)
+
+# What a large ledger is searched by: `status --since`, the PHI check's patients, and the few unknown deliveries
+# among millions (``status``, the resolutions), each read without scanning the table.
+Index("ix_publications_when", PUBLICATION_WHEN)
+Index("ix_items_patient", ITEM_PATIENT)
+Index(
+    "ix_deliveries_unknown",
+    DeliveryRow.publication_id,
+    DeliveryRow.address,
+    sqlite_where=DeliveryRow.state == "unknown",
+    postgresql_where=DeliveryRow.state == "unknown",
+)
 
 #: ``delivered``: the provider confirmed that a ``sent`` message reached the recipient.
 DeliveryState = Literal["claimed", "sent", "delivered", "failed", "deferred", "unknown"]
