@@ -225,7 +225,13 @@ PUBLICATION_WHEN = func.coalesce(PublicationRow.finished_at, PublicationRow.clai
 # What a large ledger is searched by: `status --since`, the PHI check's patients, and the few unknown deliveries
 # among millions (``status``, the resolutions), each read without scanning the table.
 Index("ix_publications_when", PUBLICATION_WHEN)
-Index("ix_items_patient", ITEM_PATIENT)
+# Few items name a patient: SQLite indexes only those (PostgreSQL keeps no statistics of a partial index's
+# expression, and then scans the table).
+Index(
+    "ix_items_patient",
+    ITEM_PATIENT,
+    sqlite_where=ITEM_PATIENT.is_not(None),
+)
 Index(
     "ix_deliveries_unknown",
     DeliveryRow.publication_id,

@@ -35,7 +35,12 @@ def upgrade() -> None:
         [sa.func.coalesce(_publications.c.finished_at, _publications.c.claimed_at)],
     )
     patient = _items.c.data[sa.bindparam(None, "patient", type_=sa.JSON.JSONStrIndexType)].as_string()
-    op.create_index("ix_items_patient", "items", [patient])
+    op.create_index(
+        "ix_items_patient",
+        "items",
+        [patient],
+        sqlite_where=patient.is_not(None),
+    )
     op.create_index(
         "ix_deliveries_unknown",
         "deliveries",
