@@ -31,8 +31,9 @@ from tests.providers.xapi import XApiServer
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results.md"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
-#: Scenarios also run at 4x and 16x their size, for time and peak memory as the audience grows.
-SCALED = {"scale-sms": (1, 4, 16)}
+#: Scenarios also run at multiples of their size: time and peak memory as the audience grows (4x, 16x), a publish
+#: as the ledger grows (10x: 100,000 then 1,000,000 publications by default).
+SCALED = {"scale-sms": (1, 4, 16), "publish-one": (1, 10), "publish-one-pg": (1, 10)}
 
 
 class FeedServer(LocalHttpServer):
@@ -102,6 +103,7 @@ def measure(name: str, size: int, repeat: int, base: Path) -> Row:
         workdir = base / f"{name}-{size}"
         workdir.mkdir(parents=True)
         scenario = cls(size, workdir, servers)
+        stack.callback(scenario.cleanup)
         scenario.prepare(feeds.feeds)
         runs: dict[str, list[dict[str, float | None]]] = {"carecast": [], "baseline": []}
         throttled = dict.fromkeys(runs, 0)

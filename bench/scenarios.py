@@ -14,19 +14,24 @@ from __future__ import annotations
 
 import copy
 import csv
+import functools
 import hashlib
 import json
+import os
 import shutil
 import sqlite3
+import sys
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import ExitStack, closing
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
+ROOT = Path(__file__).resolve().parents[1]
 #: Sends claimed (and results recorded) per transaction, by the baselines and by CareCast (``ledger.delivery_chunk``,
 #: 1 by default): both sides trade the same crash exposure (up to this many left unknown) for speed.
 CHUNK = 500
@@ -47,6 +52,10 @@ SECRETS_ENV = {
     "BENCH_TWILIO_TOKEN": "0123456789abcdef0123456789abcdef",
     **{f"BENCH_X_{name.upper()}": value for name, value in X_KEYS.items()},
 }
+
+#: The shared PostgreSQL server (trust, user postgres): a ``-pg`` scenario makes a database of its own on it and
+#: drops it when done.
+POSTGRES = os.environ.get("CARECAST_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 
 SENTENCES = (
     "Sitting all day stiffens the hips and the lower back.",
@@ -88,6 +97,10 @@ class Scenario(ABC):
     reference: tuple[str, float] | None = None
     #: Sends claimed (and results recorded) per transaction on both sides (CareCast's ``ledger.delivery_chunk``).
     delivery_chunk: ClassVar[int] = CHUNK
+    #: Where the ledger lives: a SQLite file in the workdir, or a PostgreSQL database of the scenario's own.
+    dialect: ClassVar[str] = "sqlite"
+    #: What the CareCast side imports before the clock starts (None: the worker's usual set).
+    preload: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(self, size: int, workdir: Path, servers: Servers) -> None:
         self.size = size
@@ -102,13 +115,28 @@ class Scenario(ABC):
     def template_file(self) -> Path:
         return self.workdir / "ledger.template.db"
 
+    @property
+    def database(self) -> str:
+        """The PostgreSQL database of a ``postgresql`` scenario, named after its workdir (unique to the run)."""
+        return "carecast_bench_" + hashlib.sha256(str(self.workdir).encode()).hexdigest()[:12]
+
+    @property
+    def ledger_url(self) -> str:
+        if self.dialect == "sqlite":
+            return f"sqlite:///{self.ledger_file}"
+        return f"{POSTGRES.replace('postgresql://', 'postgresql+psycopg://', 1)}/{self.database}"
+
     @abstractmethod
     def prepare(self, feeds: dict[str, bytes]) -> None:
         """Once, in the parent: write the config and the data both sides start from (feeds go to the feed server)."""
 
     def fresh(self) -> None:
         """Before each run, untimed: every run starts from the prepared ledger."""
-        if self.template_file.exists():
+        if self.dialect == "postgresql":
+            if self.template_file.exists():  # the marker save_template left: the database was copied
+                admin(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+                admin(f'CREATE DATABASE "{self.database}" TEMPLATE "{self.database}_t"')
+        elif self.template_file.exists():
             remove_database(self.ledger_file)
             shutil.copyfile(self.template_file, self.ledger_file)
         remove_database(self.workdir / "baseline.db")
@@ -124,13 +152,24 @@ class Scenario(ABC):
 
     # -- helpers both sides use ---------------------------------------------------------------------------------
 
+    def create_ledger(self) -> None:
+        """A ``postgresql`` scenario's empty database (the first open migrates it); nothing for SQLite."""
+        if self.dialect == "postgresql":
+            admin(f'CREATE DATABASE "{self.database}"')
+
+    def cleanup(self) -> None:
+        """Once, in the parent, after the last run: drop the scenario's PostgreSQL databases."""
+        if self.dialect == "postgresql":
+            for name in (self.database, f"{self.database}_t"):
+                admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
     def config_file(self) -> Path:
         return self.workdir / "config" / "carecast.yaml"
 
     def write_config(self, changes: dict[str, Any]) -> Path:
         from tests.conftest import write_config
 
-        ledger = {"url": f"sqlite:///{self.ledger_file}", "delivery_chunk": self.delivery_chunk}
+        ledger = {"url": self.ledger_url, "delivery_chunk": self.delivery_chunk}
         changes = {"ledger": ledger, "outbox": str(self.workdir / "outbox")} | changes
         shutil.rmtree(self.workdir / "config", ignore_errors=True)
         return write_config(self.workdir, changes)
@@ -142,8 +181,30 @@ class Scenario(ABC):
         settings = load_settings(self.config_file())
         return settings, Ledger(settings.ledger_url())
 
+    def publish_one(self, channel: str, now: datetime | None = None) -> dict[str, float]:
+        """CareCast publishes what is due on ``channel``: one publication, which must go out."""
+        from carecast.pipeline import publish
+
+        settings, ledger = self.settings_and_ledger()
+        [outcome] = publish(settings, ledger, channel, now=now)
+        assert outcome.state == "published", outcome.detail
+        ledger.close()
+        return {}
+
     def save_template(self) -> None:
-        shutil.copyfile(self.ledger_file, self.template_file)
+        if self.dialect == "postgresql":
+            admin(f'CREATE DATABASE "{self.database}_t" TEMPLATE "{self.database}"')
+            self.template_file.touch()
+        else:
+            shutil.copyfile(self.ledger_file, self.template_file)
+
+
+def admin(statement: str) -> None:
+    """Run one statement on the PostgreSQL server's ``postgres`` database, outside a transaction (CREATE DATABASE)."""
+    import psycopg
+
+    with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as connection:
+        connection.execute(statement.encode())
 
 
 # -- content ----------------------------------------------------------------------------------------------------
@@ -596,13 +657,7 @@ class FanoutSms(Scenario):
         self.save_template()
 
     def carecast(self) -> dict[str, float]:
-        from carecast.pipeline import publish
-
-        settings, ledger = self.settings_and_ledger()
-        [outcome] = publish(settings, ledger, "sms", now=OPEN)
-        assert outcome.state == "published", outcome.detail
-        ledger.close()
-        return {}
+        return self.publish_one("sms", OPEN)
 
     def baseline(self) -> dict[str, float]:
         import requests
@@ -810,13 +865,7 @@ class FanoutSmtp(Scenario):
         (self.workdir / "newsletter.html").write_text((draft.html or "").replace(TOKEN_PLACEHOLDER, "TOKEN"))
 
     def carecast(self) -> dict[str, float]:
-        from carecast.pipeline import publish
-
-        settings, ledger = self.settings_and_ledger()
-        [outcome] = publish(settings, ledger, "newsletter")
-        assert outcome.state == "published", outcome.detail
-        ledger.close()
-        return {}
+        return self.publish_one("newsletter")
 
     def baseline(self) -> dict[str, float]:
         import email.policy
@@ -903,42 +952,73 @@ class AudienceUnchanged(Scenario):
 # -- ledger -----------------------------------------------------------------------------------------------------
 
 
+#: The columns of the rows ``fill_publications`` writes, table by table.
+FILLED = {
+    "items": ("id", "source", "published", "content_hash", "first_seen", "data"),
+    "drafts": ("id", "channel", "account", "draft_key", "state", "body", "created_at", "updated_at"),
+    "publications": (
+        "id", "draft_id", "channel", "account", "state", "claimed_at", "finished_at", "location", "transient",
+    ),
+    "publication_items": ("publication_id", "item_id", "channel", "account"),
+}  # fmt: skip
+
+
+def publication_rows(numbers: range, account: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Rows for ``numbers``: an item, its approved X draft, and that draft's publication, sent long ago."""
+    when = datetime(2025, 1, 1, tzinfo=UTC)
+    return {
+        "items": [(f"bench:{n}", "blog", when, "h", when, "{}") for n in numbers],
+        "drafts": [(n + 1, "x", account, f"k{n}", "approved", "{}", when, when) for n in numbers],
+        "publications": [
+            (n + 1, n + 1, "x", account, "sent", when, when, f"https://x.com/oakviewpt/status/{n}", False)
+            for n in numbers
+        ],
+        "publication_items": [(n + 1, f"bench:{n}", "x", account) for n in numbers],
+    }
+
+
+def fill_publications(scenario: Scenario, count: int, account: str = "@OakviewPT", step: int = 50_000) -> None:
+    """Write ``count`` sent publications straight into the scenario's migrated ledger, fast and untimed: executemany
+    on SQLite, COPY on PostgreSQL (then the id sequences moved past them and the tables analysed, as a ledger in
+    use would be)."""
+    if scenario.dialect == "sqlite":
+        # Closed before anything copies the file: the write-ahead log is folded back into it.
+        with closing(sqlite3.connect(scenario.ledger_file)) as db, db:
+            for start in range(0, count, step):
+                for table, rows in publication_rows(range(start, min(count, start + step)), account).items():
+                    columns = FILLED[table]
+                    marks = ", ".join("?" * len(columns))
+                    db.executemany(f"insert into {table} ({', '.join(columns)}) values ({marks})", rows)
+        return
+    import psycopg
+
+    with psycopg.connect(f"{POSTGRES}/{scenario.database}") as db:
+        for start in range(0, count, step):
+            for table, rows in publication_rows(range(start, min(count, start + step)), account).items():
+                with db.cursor().copy(f"COPY {table} ({', '.join(FILLED[table])}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+        for table in ("drafts", "publications"):
+            db.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), {max(count, 1)})".encode())
+    with psycopg.connect(f"{POSTGRES}/{scenario.database}", autocommit=True) as db:
+        db.execute(b"ANALYZE")
+
+
 class Status(Scenario):
-    """``carecast status`` with ``size`` publications in the ledger (SQLite)."""
+    """``carecast status`` with ``size`` publications in the ledger (SQLite), in a process that imports only the
+    CLI (before the clock, as every scenario's imports): the peak memory is the command's own."""
 
     name = "status"
     unit = "publications"
     sizes: ClassVar[dict[str, int]] = {"full": 1_000_000, "default": 100_000, "quick": 20}
     baseline_says = "one SQL query, rows printed as they come"
+    preload = ("carecast.cli",)
 
     def prepare(self, feeds: dict[str, bytes]) -> None:
+        self.create_ledger()
         self.write_config({})
         self.settings_and_ledger()[1].close()
-        now = datetime.now(UTC).isoformat(sep=" ")
-        with sqlite3.connect(self.ledger_file) as db:
-            for start in range(0, self.size, 50_000):
-                numbers = range(start, min(self.size, start + 50_000))
-                db.executemany(
-                    "insert into items (id, source, published, content_hash, first_seen, data)"
-                    " values (?, 'blog', ?, 'h', ?, '{}')",
-                    [(f"bench:{n}", now, now) for n in numbers],
-                )
-                db.executemany(
-                    "insert into drafts (id, channel, account, draft_key, state, body, created_at, updated_at)"
-                    " values (?, 'x', 'default', ?, 'approved', '{}', ?, ?)",
-                    [(n + 1, f"k{n}", now, now) for n in numbers],
-                )
-                db.executemany(
-                    "insert into publications (id, draft_id, channel, account, state, claimed_at, finished_at,"
-                    " location, transient) values (?, ?, 'x', 'default', 'sent', ?, ?, ?, 0)",
-                    [(n + 1, n + 1, now, now, f"https://x.com/oakviewpt/status/{n}") for n in numbers],
-                )
-                db.executemany(
-                    "insert into publication_items (publication_id, item_id, channel, account)"
-                    " values (?, ?, 'x', 'default')",
-                    [(n + 1, f"bench:{n}") for n in numbers],
-                )
-        self.save_template()
+        fill_publications(self, self.size)
 
     def carecast(self) -> dict[str, float]:
         from carecast.cli import main
@@ -950,12 +1030,236 @@ class Status(Scenario):
         import sys
 
         with sqlite3.connect(self.ledger_file) as db:
-            for row in db.execute(
-                "select p.id, p.channel, p.state, coalesce(p.finished_at, p.claimed_at), i.item_id, p.location"
-                " from publications p join publication_items i on i.publication_id = p.id order by p.id"
-            ):
+            for row in db.execute(STATUS_QUERY):
                 sys.stdout.write(" | ".join(map(str, row)) + "\n")
         return {}
+
+
+STATUS_QUERY = (
+    "select p.id, p.channel, p.state, coalesce(p.finished_at, p.claimed_at), i.item_id, p.location"
+    " from publications p join publication_items i on i.publication_id = p.id order by p.id"
+)
+
+
+class StatusPg(Status):
+    """``status`` with the ledger on PostgreSQL (a database of the bench's own on the shared server)."""
+
+    name = "status-pg"
+    dialect = "postgresql"
+    baseline_says = "one SQL query (server-side cursor), rows printed as they come"
+
+    def baseline(self) -> dict[str, float]:
+        import sys
+
+        import psycopg
+
+        with psycopg.connect(f"{POSTGRES}/{self.database}") as db, db.cursor(name="status") as rows:
+            rows.itersize = 1000
+            for row in rows.execute(STATUS_QUERY.encode()):
+                sys.stdout.write(" | ".join(map(str, row)) + "\n")
+        return {}
+
+
+class PublishOne(Scenario):
+    """Publish one new X post (to the outbox) with ``size`` publications of X already in the ledger: the cost must
+    not grow with the ledger (``SCALED`` runs it at 1x and 10x)."""
+
+    name = "publish-one"
+    unit = "publications in the ledger"
+    sizes: ClassVar[dict[str, int]] = {"full": 1_000_000, "default": 100_000, "quick": 20}
+    baseline_says = "find the due draft, claim it, write the outbox file, record it sent (SQL)"
+
+    def prepare(self, feeds: dict[str, bytes]) -> None:
+        from carecast.pipeline import make_channel
+
+        self.create_ledger()
+        self.write_config({"channels": {"x": {"schedule": [], "late": "skip"}}})
+        settings, ledger = self.settings_and_ledger()
+        ledger.close()
+        fill_publications(self, self.size)
+        tip = "Stand up and stretch once an hour."
+        item = replace(long_items(1)[0], id="bench:new", summary_text=tip, summary_html=f"<p>{tip}</p>")
+        settings, ledger = self.settings_and_ledger()
+        ledger.upsert_items([item])
+        ledger.save_draft(make_channel(settings, "x").render([item]), settings.channels["x"].account, "approved")
+        ledger.close()
+        self.save_template()
+
+    def carecast(self) -> dict[str, float]:
+        return self.publish_one("x")
+
+    def baseline(self) -> dict[str, float]:
+        with self.connect() as db:
+            [(draft_id, body)] = self.fetch(
+                db,
+                "select d.id, d.body from drafts d where d.channel = 'x' and d.state = 'approved'"
+                " and not exists (select 1 from publications p where p.draft_id = d.id)",
+            )
+            self.fetch(
+                db,
+                "insert into publications (draft_id, channel, account, state, claimed_at, transient)"
+                f" values ({draft_id}, 'x', '@OakviewPT', 'claimed', current_timestamp, false) returning id",
+            )
+            db.commit()
+            (self.workdir / "outbox").mkdir(exist_ok=True)
+            (self.workdir / "outbox" / "baseline.json").write_text(str(body))
+            self.fetch(db, f"update publications set state = 'sent' where draft_id = {draft_id} returning id")
+            db.commit()
+        return {}
+
+    def connect(self) -> Any:
+        if self.dialect == "sqlite":
+            return sqlite3.connect(self.ledger_file)
+        import psycopg
+
+        return psycopg.connect(f"{POSTGRES}/{self.database}")
+
+    @staticmethod
+    def fetch(db: Any, query: str) -> list[Any]:
+        return list(db.execute(query.encode() if not isinstance(db, sqlite3.Connection) else query).fetchall())
+
+
+class PublishOnePg(PublishOne):
+    """``publish-one`` with the ledger on PostgreSQL."""
+
+    name = "publish-one-pg"
+    dialect = "postgresql"
+
+
+# -- orchestration ----------------------------------------------------------------------------------------------
+
+
+def core_run(config: str, channel: str | None = None) -> None:
+    """The pipeline of ``carecast run`` through the core alone, no Prefect: what the flow orchestrates, in order;
+    with ``channel``, what a publish run of that channel does (adapt, expire, publish) and nothing else."""
+    from carecast import pipeline
+    from carecast.practice import open_practice
+
+    with open_practice(config) as practice:
+        settings, ledger = practice.settings, practice.ledger
+        if channel is None:
+            pipeline.sync_audience(settings, ledger)
+            for source in settings.sources:
+                pipeline.ingest(settings, ledger, source)
+        for name in pipeline.channel_names(settings, None if channel is None else [channel]):
+            pipeline.adapt(settings, ledger, name)
+            pipeline.expire_late_drafts(settings, ledger, name)
+            pipeline.publish(settings, ledger, name)
+
+
+def timed_command(command: list[str], env: dict[str, str], cwd: Path, log: Path) -> dict[str, float]:
+    """Run ``command`` to its end (it must succeed), its output appended to ``log``; the peak memory of it and its
+    children, waited for."""
+    import resource
+    import subprocess
+
+    with log.open("ab") as output:
+        subprocess.run(command, env=env, cwd=cwd, check=True, stdout=output, stderr=output)
+    return {"peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+
+
+class RunNothingNew(Scenario):
+    """``carecast run`` with nothing new, the whole command (imports, a temporary Prefect API of its own, ~12 task
+    runs, stop): the sample practice (3 sources, 3 channels, to the outbox) right after a first run."""
+
+    name = "run-nothing-new"
+    unit = "run"
+    sizes: ClassVar[dict[str, int]] = {"full": 1, "default": 1, "quick": 1}
+    baseline_says = "the core pipeline alone, no Prefect (python -c, imports included)"
+    preload = ()
+    #: The channel the baseline works on; None: every channel and source, as ``carecast run``.
+    channel: ClassVar[str | None] = None
+
+    def prepare(self, feeds: dict[str, bytes]) -> None:
+        self.write_config({})
+        shutil.copy(ROOT / "prefect.toml", self.workdir)  # a project's: Prefect's home in it, no telemetry
+        self.start_server()
+        self.carecast()  # the first run (and Prefect's home made): what the timed ones find already done
+        self.save_template()
+
+    def start_server(self) -> None:
+        """Nothing: the run starts its own API."""
+
+    def environment(self) -> dict[str, str]:
+        """The command's environment: no Prefect API configured (the run starts its own), and Python's compiled
+        modules kept (as an installation has them: the untimed first run writes them), or every run would compile
+        CareCast's own source again."""
+        return {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith("PREFECT_") and key != "PYTHONDONTWRITEBYTECODE"
+        }
+
+    def carecast(self) -> dict[str, float]:
+        carecast = [str(Path(sys.executable).with_name("carecast")), "run", "--config", str(self.config_file())]
+        return timed_command(carecast, self.environment(), self.workdir, self.workdir / "carecast.log")
+
+    def baseline(self) -> dict[str, float]:
+        script = f"from bench.scenarios import core_run; core_run({str(self.config_file())!r}, {self.channel!r})"
+        return timed_command([sys.executable, "-c", script], self.environment(), ROOT, self.workdir / "baseline.log")
+
+
+class RunNothingNewServed(RunNothingNew):
+    """The same, against a Prefect server already running (``prefect server start``, once, before the runs)."""
+
+    name = "run-nothing-new-served"
+    baseline_says = "the core pipeline alone, no Prefect (python -c, imports included)"
+
+    def start_server(self) -> None:
+        from tests.prefect_server import start_prefect
+
+        home = self.workdir / "server"
+        home.mkdir()
+        server = self._server.enter_context(start_prefect(home, PREFECT_SERVER_UI_ENABLED="false"))
+        (self.workdir / "api.url").write_text(server.env["PREFECT_API_URL"])
+
+    def environment(self) -> dict[str, str]:
+        return super().environment() | {"PREFECT_API_URL": (self.workdir / "api.url").read_text()}
+
+    def cleanup(self) -> None:
+        self._server.close()
+
+    @functools.cached_property
+    def _server(self) -> ExitStack:
+        return ExitStack()
+
+
+class PublishServed(RunNothingNewServed):
+    """A served publish run with nothing due: ``carecast serve`` running the practice's deployments against the
+    server, the ``publish`` deployment of X started through the API and waited for until it completes (the runner
+    polls each second and starts the run in a process of its own)."""
+
+    name = "publish-served"
+    baseline_says = "the core adapt, expire and publish of X alone, no Prefect (python -c, imports included)"
+    channel = "x"
+
+    def start_server(self) -> None:
+        from carecast.practice import load_settings
+        from tests.prefect_server import PrefectServer, start_carecast_serve, start_prefect
+
+        core_run(str(self.config_file()))  # what a first run leaves: items, drafts, publications
+        home = self.workdir / "server"
+        home.mkdir()
+        server = self._server.enter_context(start_prefect(home, PREFECT_SERVER_UI_ENABLED="false"))
+        # The flow runs' processes keep compiled modules, as an installation's (see RunNothingNew.environment).
+        kept = {key: value for key, value in server.env.items() if key != "PYTHONDONTWRITEBYTECODE"}
+        self._server.enter_context(start_carecast_serve(self.config_file(), PrefectServer(kept, server.process)))
+        deployment = server.api.deployment("publish", f"{load_settings(self.config_file()).slug}-x")
+        (self.workdir / "api.url").write_text(server.env["PREFECT_API_URL"])
+        (self.workdir / "deployment").write_text(str(deployment["id"]))
+
+    def carecast(self) -> dict[str, float]:
+        import requests
+
+        api = (self.workdir / "api.url").read_text()
+        deployment = (self.workdir / "deployment").read_text()
+        run = requests.post(f"{api}/deployments/{deployment}/create_flow_run", json={}, timeout=10).json()
+        while True:
+            state = requests.get(f"{api}/flow_runs/{run['id']}", timeout=10).json()["state"]
+            if state["type"] == "COMPLETED":
+                return {}
+            assert state["type"] not in ("FAILED", "CRASHED", "CANCELLED"), state
+            time.sleep(0.05)
 
 
 SCENARIOS: dict[str, type[Scenario]] = {
@@ -981,5 +1285,11 @@ SCENARIOS: dict[str, type[Scenario]] = {
         FanoutSmtpOneByOne,
         AudienceUnchanged,
         Status,
+        StatusPg,
+        PublishOne,
+        PublishOnePg,
+        RunNothingNew,
+        RunNothingNewServed,
+        PublishServed,
     )
 }

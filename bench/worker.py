@@ -71,7 +71,11 @@ def main(spec_text: str) -> None:
     os.environ.update(SECRETS_ENV)
     scenario = SCENARIOS[spec["scenario"]](spec["size"], Path(spec["workdir"]), Servers(**spec["servers"]))
     scenario.fresh()
-    for module in PRELOAD[spec["side"] if spec["side"] == "carecast" else scenario.baseline_imports]:
+    if spec["side"] == "carecast":
+        modules = PRELOAD["carecast"] if scenario.preload is None else scenario.preload
+    else:
+        modules = PRELOAD[scenario.baseline_imports]
+    for module in modules:
         importlib.import_module(module)
     work = getattr(scenario, spec["side"])
     with open(os.devnull, "w") as devnull:

@@ -8,30 +8,33 @@ failed (a source; a publication failed, left for a retry or unknown; every draft
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import getpass
 import json
 import logging
 import os
 import sys
+import threading
 import tomllib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, NoReturn, get_args
 from urllib.parse import urlsplit
 
+from pydantic import ConfigDict
+
 from carecast.audience import ADDRESS_COLUMN, read_audience
-from carecast.audit import audit, render
 from carecast.batches import batched
-from carecast.config import DEFAULT_CONFIG, Settings, practice_files
+from carecast.config import DEFAULT_CONFIG, ChannelSettings, Settings, parse_settings, practice_files
 from carecast.errors import CareCastError, ConfigError
 from carecast.ledger import DeliveryRecord, DraftState, Ledger, Resolution, open_ledger, part_address
 from carecast.model import Draft
-from carecast.pipeline import make_channel
-from carecast.practice import load_settings, open_practice
 from carecast.starter import QUESTIONS, StarterValues, write_starter
-from carecast.text import sms_measure, x_measure
+
+# Each command imports the rest of what it needs (channel plugins, twitter-text, Jinja, Prefect) when it runs:
+# `carecast status` on a million publications stays a small process that starts printing at once.
 
 #: What ``carecast --help`` says first: plain text (the module's docstring is reStructuredText).
 DESCRIPTION = "Check a CareCast config, run the pipeline, measure text, show the ledger, serve the webhooks."
@@ -60,6 +63,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CareCastError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
+
+
+def console() -> NoReturn:
+    """The ``carecast`` command itself (the console script): :func:`main`, then out.
+
+    After a command that loaded Prefect, the process ends as soon as its work is done and written (other threads
+    finished, exit handlers run, output flushed: Prefect's logs and events are sent by then), without tearing the
+    interpreter down object by object, which took a `carecast run` a second more. Nothing is lost that way: every
+    record is committed as it is made, and the design already survives a process that dies at any line.
+    """
+    code = main()
+    if "prefect" not in sys.modules:
+        sys.exit(code)
+    for thread in threading.enumerate():
+        if not thread.daemon and thread is not threading.current_thread():
+            thread.join()
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -196,6 +219,8 @@ def _config_files(configs: list[Path] | None) -> list[Path]:
 
 def _check(args: argparse.Namespace) -> int:
     """Check each file on its own: a broken practice fails only itself, and every file's problems are listed."""
+    from carecast.practice import load_settings
+
     worst = 0
     for file in _config_files(args.configs):
         try:
@@ -217,6 +242,7 @@ def _verify(settings: Settings) -> bool:
     """Prove each channel's account works, sending nothing; False when one does not."""
     _use_project_prefect(settings.file)
     import flows.secrets  # noqa: F401  credentials named as Prefect Secret blocks are read through Prefect
+    from carecast.pipeline import make_channel
 
     ok = True
     for name in settings.channels:
@@ -241,8 +267,18 @@ def _ask(question: str, default: str) -> str:
     return input(f"{question} [{default}]: ").strip() or default
 
 
+class _LedgerSection(ChannelSettings):
+    """A channel section as the commands that only read or settle the ledger see it: the keys every channel has,
+    checked; the channel's own keys (its credentials among them) dropped unread, so its plugin is never imported.
+    ``carecast check`` and ``run`` validate the whole section."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
 def _open_ledger(config: Path) -> tuple[Settings, Ledger]:
-    settings = load_settings(config)
+    """The config's settings (channel sections as :class:`_LedgerSection`) and its ledger; raises ConfigError as
+    ``load_settings`` does for everything but a channel's own keys, LedgerError when the ledger cannot be opened."""
+    settings = parse_settings(config, lambda kind: _LedgerSection)
     return settings, open_ledger(settings)
 
 
@@ -301,6 +337,8 @@ def _release(args: argparse.Namespace) -> int:
 
 
 def _audit(args: argparse.Namespace) -> int:
+    from carecast.audit import audit, render
+
     with _ledger(args.config) as (settings, ledger):
         print(render(audit(settings, ledger, args.recipient, args.since), args.form))
     return 0
@@ -331,6 +369,8 @@ def _audience_import(args: argparse.Namespace) -> int:
 
 
 def _measure(args: argparse.Namespace) -> int:
+    from carecast.text import sms_measure, x_measure
+
     text = sys.stdin.read() if args.text == "-" else args.text
     if args.text == "-" and text.endswith("\n"):
         text = text[:-1]  # the newline that ends the piped line is not part of the post
@@ -420,15 +460,21 @@ def _where(record: dict[str, Any]) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # The run's own Prefect API, when it needs one, boots first: the slowest step, it goes on while the practice
+    # is checked and Prefect loads (a wrong config ends the command, and the server with it).
+    _use_project_prefect(args.config)
+    api_ready = _prefect_api()
+    from carecast.practice import load_settings
+
     settings: Settings = load_settings(args.config)
     for name in args.channels or ():
         if name not in settings.channels:
             raise ConfigError(args.config, [(f"channels.{name}", "a configured channel (from --channel)")])
-    _use_project_prefect(args.config)
-    _prefect_api()
-    from flows.pipeline import pipeline  # Prefect loads slowly and reads prefect.toml: only for commands that run
+    # Prefect loads slowly (and reads prefect.toml): only for the commands that run.
+    from flows.pipeline import run_here
 
-    state = pipeline(config_path=str(args.config), dry_run=args.dry_run, channels=args.channels, return_state=True)
+    api_ready()
+    state = run_here(str(args.config), dry_run=args.dry_run, channels=args.channels)
     # A run with failures ends Failed (so it notifies) and carries its outcomes all the same; one that raised
     # carries the exception instead.
     result = state.result(raise_on_failure=False)
@@ -478,17 +524,20 @@ def _environment_names(table: dict[str, Any], prefix: str) -> Iterator[tuple[str
             yield name, value if isinstance(value, str) else json.dumps(value, default=str)
 
 
-def _prefect_api() -> None:
+def _prefect_api() -> Callable[[], object]:
     """Start the run's own temporary Prefect API (flows.server) unless one is configured or Prefect is loaded
-    already (a test harness or a program embedding CareCast decided). Call after :func:`_use_project_prefect`."""
+    already (a test harness or a program embedding CareCast decided); return what waits until it answers (raising
+    RuntimeError when it does not). Call after :func:`_use_project_prefect`."""
     if "prefect" in sys.modules or os.environ.get("PREFECT_API_URL"):
-        return
+        return lambda: None
     from flows.server import start_temporary_api
 
-    start_temporary_api(Path(os.environ["PREFECT_HOME"]))
+    return start_temporary_api(Path(os.environ["PREFECT_HOME"]))
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from carecast.practice import load_settings
+
     load_settings(args.config)  # a wrong config stops here, before Prefect loads
     _use_project_prefect(args.config)
     from flows.deployments import serve  # Prefect loads slowly and reads prefect.toml: only for commands that run
@@ -501,6 +550,8 @@ def _deploy(args: argparse.Namespace) -> int:
     """Deploy every practice whose file is valid; a broken file is named and left out (exit 2), the rest deploy."""
     if args.crashed_after <= args.heartbeat:
         raise ConfigError("--crashed-after", [("", f"more seconds than --heartbeat ({args.heartbeat})")])
+    from carecast.practice import load_settings
+
     good = []
     for file in _config_files(args.configs):
         try:
@@ -519,6 +570,7 @@ def _deploy(args: argparse.Namespace) -> int:
 
 
 def _webhooks(args: argparse.Namespace) -> int:
+    from carecast.practice import open_practice
     from carecast.webhooks import WebhookApp, check_urls, make_server  # loads uvicorn: only for this command
 
     with open_practice(args.config) as practice:
@@ -619,4 +671,4 @@ def _table(headers: list[str], rows: list[list[Any]], *, header: bool = True) ->
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

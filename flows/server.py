@@ -8,6 +8,9 @@ running, and two runs on a fresh Prefect home race its first database migration.
 - it is started under a file lock in Prefect's home and the lock is held until it answers, so the first migration
   runs once while a second run waits, then finds the database ready.
 
+It boots while the run loads Prefect and checks the practice: :func:`start_temporary_api` returns at once, and the
+run waits for it only before its flow starts.
+
 Run as ``python -m flows.server PORT`` by :func:`start_temporary_api`, never by hand.
 """
 
@@ -21,6 +24,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import requests
@@ -30,23 +34,33 @@ STARTUP_TIMEOUT = 90.0
 LOCK_FILE = "carecast-server.lock"
 
 
-def start_temporary_api(home: Path) -> str:
-    """Start a temporary Prefect API for this process, set ``PREFECT_API_URL`` to it and return that URL.
+def start_temporary_api(home: Path) -> Callable[[], str]:
+    """Start a temporary Prefect API for this process and set ``PREFECT_API_URL`` to it; return at once a function
+    that waits until it answers and returns its URL (call it before the first call to the API).
 
     The server stops when this process exits (at exit, or by itself when the process is killed). Must run before
-    Prefect reads its settings. Raises RuntimeError when the server does not answer within STARTUP_TIMEOUT.
+    Prefect reads its settings. The returned function raises RuntimeError when the server does not answer within
+    STARTUP_TIMEOUT.
     """
     home.mkdir(parents=True, exist_ok=True)
     read_end, write_end = os.pipe()  # neither end is inherited by anything else this process starts
-    with FileLock(home / LOCK_FILE):
-        port = _free_port()
-        server = subprocess.Popen([sys.executable, "-m", "flows.server", str(port)], stdin=read_end)
-        os.close(read_end)
-        atexit.register(_stop, server, write_end)
-        url = f"http://127.0.0.1:{port}/api"
-        _wait_until_healthy(server, url)
+    lock = FileLock(home / LOCK_FILE)
+    lock.acquire()  # released once it answers: a second run's server starts on a migrated database
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "flows.server", str(port)], stdin=read_end)
+    os.close(read_end)
+    atexit.register(_stop, server, write_end)
+    url = f"http://127.0.0.1:{port}/api"
     os.environ["PREFECT_API_URL"] = url
-    return url
+
+    def ready() -> str:
+        try:
+            _wait_until_healthy(server, url)
+        finally:
+            lock.release()
+        return url
+
+    return ready
 
 
 def _free_port() -> int:
@@ -65,7 +79,7 @@ def _wait_until_healthy(server: subprocess.Popen[bytes], url: str) -> None:
                 return
         except requests.RequestException:
             pass  # not listening yet
-        time.sleep(0.2)
+        time.sleep(0.05)  # a refused connection costs nothing: the run waits no longer than it must
     raise RuntimeError(f"the temporary Prefect server did not answer within {STARTUP_TIMEOUT:g} s")
 
 
