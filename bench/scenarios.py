@@ -137,10 +137,9 @@ class Scenario(ABC):
                 admin(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
                 admin(f'CREATE DATABASE "{self.database}" TEMPLATE "{self.database}_t"')
         elif self.template_file.exists():
-            for log in ("-wal", "-shm"):  # a write-ahead log left beside the old file must not replay into the new
-                self.ledger_file.with_name(self.ledger_file.name + log).unlink(missing_ok=True)
+            remove_database(self.ledger_file)
             shutil.copyfile(self.template_file, self.ledger_file)
-        (self.workdir / "baseline.db").unlink(missing_ok=True)
+        remove_database(self.workdir / "baseline.db")
         shutil.rmtree(self.workdir / "outbox", ignore_errors=True)
 
     @abstractmethod
@@ -275,9 +274,16 @@ def observance(key: str, title: str, text: str) -> Any:
     )
 
 
+def remove_database(path: Path) -> None:
+    """Remove the SQLite file ``path`` with its write-ahead log: a log left beside a new file would replay into it."""
+    for suffix in ("", "-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+
+
 def baseline_db(path: Path) -> sqlite3.Connection:
     """The baselines' own SQLite ledger: items, and one row per send (claimed, then sent or failed)."""
     db = sqlite3.connect(path)
+    db.execute("pragma journal_mode=wal")  # as the CareCast ledger: one fsync a commit
     db.execute("create table if not exists items (id text primary key, title text, link text, summary text, hash text)")
     db.execute("create table if not exists sends (address text primary key, state text, provider_id text)")
     return db

@@ -296,10 +296,12 @@ def test_many_practices_on_two_workers(tmp_path: Path, webhook: Webhook) -> None
             assert len(texts) == PRACTICES * SUBSCRIBERS and set(texts.values()) == {1}
             shared = [moment for sender, moment in twilio.arrivals if sender == SHARED_SENDER]
             assert len(shared) == SHARING * SUBSCRIBERS
-            # One text a second: n texts span at least n - 1 seconds (half a second allowed for the wire).
+            # One text a second: n texts span at least n - 1 seconds, less a second for the wire (on a loaded
+            # machine a process paced on time may be descheduled before its request arrives: 0.27 s was seen).
+            # Unpaced, the 16 texts would arrive within about a second and fail every pair further than 2 apart.
             for first_text, last_text in itertools.combinations(range(len(shared)), 2):
                 span = shared[last_text] - shared[first_text]
-                assert span >= (last_text - first_text) - 0.5, (
+                assert span >= (last_text - first_text) - 1.0, (
                     f"texts {first_text}-{last_text} came within {span:.2f} s"
                 )
 
