@@ -955,7 +955,7 @@ class AudienceUnchanged(Scenario):
 #: The columns of the rows ``fill_publications`` writes, table by table.
 FILLED = {
     "items": ("id", "source", "published", "content_hash", "first_seen", "data"),
-    "drafts": ("id", "channel", "account", "draft_key", "state", "body", "created_at", "updated_at"),
+    "drafts": ("id", "channel", "account", "draft_key", "state", "body", "created_at", "updated_at", "publication_id"),
     "publications": (
         "id", "draft_id", "channel", "account", "state", "claimed_at", "finished_at", "location", "transient",
     ),
@@ -968,7 +968,7 @@ def publication_rows(numbers: range, account: str) -> dict[str, list[tuple[Any, 
     when = datetime(2025, 1, 1, tzinfo=UTC)
     return {
         "items": [(f"bench:{n}", "blog", when, "h", when, "{}") for n in numbers],
-        "drafts": [(n + 1, "x", account, f"k{n}", "approved", "{}", when, when) for n in numbers],
+        "drafts": [(n + 1, "x", account, f"k{n}", "approved", "{}", when, when, n + 1) for n in numbers],
         "publications": [
             (n + 1, n + 1, "x", account, "sent", when, when, f"https://x.com/oakviewpt/status/{n}", False)
             for n in numbers

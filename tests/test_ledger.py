@@ -307,18 +307,28 @@ def test_a_ledger_made_before_migrations_is_upgraded_in_place(tmp_path: Path, ma
     old = create_engine(url)
     Base.metadata.create_all(old)  # as create_all made it, before the lookup indexes
     with old.begin() as connection:
-        for index in ("ix_publications_when", "ix_items_patient", "ix_deliveries_unknown"):
+        for index in ("ix_publications_when", "ix_items_patient", "ix_deliveries_unknown", "ix_drafts_due"):
             connection.exec_driver_sql(f"DROP INDEX {index}")
+        connection.exec_driver_sql("ALTER TABLE drafts DROP COLUMN publication_id")  # and before it
         if made_before != "lookup_indexes":  # and before entry fingerprints
             connection.exec_driver_sql("DROP INDEX ix_items_entry_fingerprint")
             connection.exec_driver_sql("ALTER TABLE items DROP COLUMN entry_fingerprint")
         if made_before == "holds_tokens":  # and before the PHI holds and the tokens
             connection.exec_driver_sql("DROP TABLE phi_holds")
             connection.exec_driver_sql("DROP TABLE unsubscribe_tokens")
+        connection.exec_driver_sql(  # a draft published then: not due once its publication is written beside it
+            "INSERT INTO drafts (id, channel, account, draft_key, state, body, created_at, updated_at)"
+            " VALUES (1, 'x', '@oakview', 'k', 'approved', '{}', '2025-01-01', '2025-01-01')"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO publications (id, draft_id, channel, account, state, claimed_at, transient)"
+            " VALUES (7, 1, 'x', '@oakview', 'sent', '2025-01-01', 0)"
+        )
     old.dispose()
     opened = Ledger(url)
     opened.upsert_items([item(1)], {"rss:blog:1": "f1"})
     assert "phi_holds" in inspect(opened.engine).get_table_names()
     assert set(opened.known_entries(["f1", "f2"])) == {"f1"}
     assert "ix_deliveries_unknown" in {index["name"] for index in inspect(opened.engine).get_indexes("deliveries")}
+    assert opened.due("x") == []
     opened.close()

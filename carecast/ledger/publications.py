@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from carecast.errors import AlreadyClaimed, LedgerError
 from carecast.ledger.drafts import StoredDraft, stored_draft
 from carecast.ledger.schema import (
+    DRAFT_DUE,
     PUBLICATION_WHEN,
     DeliveryRow,
     DraftRow,
@@ -110,16 +111,18 @@ class PublicationLedger(LedgerStore):
             & PublicationRow.transient
             & (PublicationRow.not_before.is_(None) | (PublicationRow.not_before <= moment))
         )
-        query = (
+        # Two lookups, neither scanning the channel's published drafts: the failed publications (by their state's
+        # index), and the approved drafts never claimed (``ix_drafts_due``).
+        retries = (
             select(DraftRow)
-            .outerjoin(PublicationRow, PublicationRow.draft_id == DraftRow.id)
-            .where(DraftRow.channel == channel, DraftRow.state == "approved")
-            .where(retry if retries_only else (PublicationRow.id.is_(None) | retry))
-            .order_by(DraftRow.id)
+            .join(PublicationRow, PublicationRow.draft_id == DraftRow.id)
+            .where(DraftRow.channel == channel, DraftRow.state == "approved", retry)
         )
         with self._session() as session:
-            rows = session.scalars(query).all()
-        return [stored_draft(row) for row in rows]
+            rows = list(session.scalars(retries))
+            if not retries_only:
+                rows += session.scalars(select(DraftRow).where(DraftRow.channel == channel, DRAFT_DUE))
+        return [stored_draft(row) for row in sorted(rows, key=lambda row: row.id)]
 
     def claim(self, draft_id: int) -> int:
         """Claim a draft for sending, before anything is sent; return the publication id.
@@ -162,6 +165,7 @@ class PublicationLedger(LedgerStore):
             session.add(publication)
             try:
                 session.flush()
+                draft.publication_id = publication.id  # no longer due, in the same transaction
                 session.add_all(
                     PublicationItemRow(
                         publication_id=publication.id, item_id=item_id, channel=draft.channel, account=draft.account

@@ -92,6 +92,11 @@ class DraftRow(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    #: The publication that claimed it, set by ``claim`` in the transaction that makes the publication (never
+    #: undone: a publication is never deleted). An approved draft without one is due (``ix_drafts_due``). No foreign
+    #: key: ``publications.draft_id`` has the one that matters, and two tables pointing at each other could not be
+    #: created in order.
+    publication_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class PhiHoldRow(Base):
@@ -239,6 +244,11 @@ Index(
     sqlite_where=DeliveryRow.state == "unknown",
     postgresql_where=DeliveryRow.state == "unknown",
 )
+
+#: An approved draft no publication claimed yet: due (with the transient failures), as ``ix_drafts_due`` holds it.
+DRAFT_DUE = (DraftRow.state == "approved") & DraftRow.publication_id.is_(None)
+# A published draft stays approved: the few due ones among a channel's million are read without the others.
+Index("ix_drafts_due", DraftRow.channel, DraftRow.id, sqlite_where=DRAFT_DUE, postgresql_where=DRAFT_DUE)
 
 #: ``delivered``: the provider confirmed that a ``sent`` message reached the recipient.
 DeliveryState = Literal["claimed", "sent", "delivered", "failed", "deferred", "unknown"]
