@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -133,6 +134,14 @@ def measure(name: str, size: int, repeat: int, base: Path) -> Row:
     return row
 
 
+def failed_row(name: str, size: int, exc: Exception) -> Row:
+    """The row of a scenario that failed: no figures, the reason in its notes."""
+    scenario = SCENARIOS[name]
+    nothing: dict[str, float | None] = {"seconds": None, "first_line": None, "peak_mb": None}
+    reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+    return Row(name, size, scenario.unit, scenario.baseline_says, nothing, nothing, f"failed: {reason}")
+
+
 def seconds(value: float | None) -> str:
     if value is None:
         return "-"
@@ -147,6 +156,10 @@ def table(rows: list[Row]) -> str:
     ]
     for row in rows:
         cc, base = row.carecast, row.baseline
+        if cc["seconds"] is None:  # the scenario failed: its notes say why
+            what = f"| {row.name} | {row.size:,} {row.unit} |"
+            lines.append(f"{what} - | - | - | - | - | {row.baseline_says} | {row.notes} |")
+            continue
         lines.append(
             f"| {row.name} | {row.size:,} {row.unit} | {seconds(cc['seconds'])} | {seconds(base['seconds'])} "
             f"| {row.ratio:.2f}x | {seconds(cc['first_line'])} / {seconds(base['first_line'])} "
@@ -189,7 +202,11 @@ def main(argv: list[str] | None = None) -> int:
             size = SCENARIOS[name].sizes[level]
             size = size if level != "default" else max(1, round(size * scale))
             for multiple in SCALED.get(name, (1,)):
-                row = measure(name, size * multiple, repeat, Path(base))
+                try:
+                    row = measure(name, size * multiple, repeat, Path(base))
+                except Exception as exc:  # one scenario's failure must not lose the others' figures
+                    traceback.print_exc()
+                    row = failed_row(name, size * multiple, exc)
                 rows.append(row)
                 print(table([row]).splitlines()[-1], flush=True)
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -202,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     print(header)
     print(table(rows))
     write_results(args.results, rows, header)
-    return 0
+    return 1 if any(row.carecast["seconds"] is None for row in rows) else 0
 
 
 if __name__ == "__main__":
