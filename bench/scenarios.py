@@ -1254,7 +1254,11 @@ class PublishServed(RunNothingNewServed):
 
         api = (self.workdir / "api.url").read_text()
         deployment = (self.workdir / "deployment").read_text()
-        answer = requests.post(f"{api}/deployments/{deployment}/create_flow_run", json={}, timeout=10)
+        for _ in range(20):  # Prefect's SQLite answers 503 (database locked) while the runner polls it: try again
+            answer = requests.post(f"{api}/deployments/{deployment}/create_flow_run", json={}, timeout=10)
+            if answer.status_code != 503:
+                break
+            time.sleep(0.25)
         assert answer.status_code == 201, f"create_flow_run answered {answer.status_code}: {answer.text[:300]}"
         run = answer.json()
         while True:
