@@ -17,9 +17,6 @@ the contract: it never imports a plugin by name.
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -28,53 +25,18 @@ from datetime import datetime
 from functools import cache
 from http import HTTPStatus
 from importlib.metadata import EntryPoint, entry_points
-from pathlib import Path
 from typing import Any, ClassVar, Self
 from urllib.parse import parse_qs, parse_qsl
 
 import jinja2
 
 from carecast.config import ChannelSettings, Settings, slugify
-from carecast.errors import ChannelError, ConfigError, PublishError, RenderError
+from carecast.errors import ChannelError, ConfigError, CredentialError, PublishError, RenderError
 from carecast.ledger import Ledger
 from carecast.model import ContentItem, Draft, Receipt, now_utc
+from carecast.outbox import Outbox
 from carecast.pacing import Pacer, parse_rate
 from carecast.text import add_utm, sms_measure, x_measure
-
-
-class Outbox:
-    """A folder holding exactly what each publication would have sent: ``<root>/<channel>/<key><suffix>``."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def write(self, channel: str, key: str, suffix: str, payload: bytes) -> Path:
-        """Write one publication's payload atomically and return its path.
-
-        Raises PublishError (not transient) when the file exists already (never overwrite what was "sent")
-        or cannot be written.
-        """
-        folder = self.root / channel
-        target = folder / f"{key}{suffix}"
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            if target.exists():
-                raise PublishError(channel, f"outbox file {target} exists already", transient=False)
-            handle, temporary = tempfile.mkstemp(dir=folder, prefix=".partial-")
-            with os.fdopen(handle, "wb") as stream:
-                stream.write(payload)
-            os.replace(temporary, target)
-        except OSError as exc:
-            raise PublishError(channel, f"cannot write to the outbox: {exc}", transient=False) from exc
-        return target
-
-    def write_json(self, channel: str, key: str, payload: Any) -> Path:
-        """Write a provider API's request bodies as readable JSON; raises PublishError as ``write`` does."""
-        return self.write(channel, key, ".json", json.dumps(payload, ensure_ascii=False, indent=2).encode())
-
-    def receipt(self, path: Path) -> Receipt:
-        return Receipt(location=str(path), sent_at=now_utc())
-
 
 #: How a publication cut short by a shutdown says so.
 STOPPED = "stopped by a shutdown"
@@ -82,6 +44,45 @@ STOPPED = "stopped by a shutdown"
 
 def unpaced() -> None:
     """The pace of a run without shared limits (``carecast run``, tests): no wait."""
+
+
+#: HTTP statuses saying the provider did nothing with the request and may take it later: a timeout, "too early",
+#: a rate limit. With every 5xx these are transient, whatever the provider's own code says or leaves out.
+TRANSIENT_STATUSES = frozenset({408, 425, 429})
+
+
+def refusal(
+    channel: str,
+    reason: str,
+    status: int,
+    *,
+    credential: str | None = None,
+    retry_after: float | None = None,
+) -> PublishError | CredentialError:
+    """How every channel reads a provider's refusal of a request (HTTP ``status``; ``reason`` says what was tried
+    and what the provider said, never a secret).
+
+    Failures are transient unless provably permanent: 429, 408, 425 and every 5xx are transient (``retry_after``:
+    the wait the provider asked for), with or without a provider error code. A 401 is a credential the provider no
+    longer accepts (revoked, rotated, mistyped): a CredentialError naming ``credential`` (the config key), so the
+    run says what to fix and the publication is retried once it is fixed. Any other 4xx is permanent: the request
+    itself is refused, and sending it again would be refused again. A channel checks the codes it knows to mean
+    otherwise (a rate limit answered 400, a token error answered 403) before calling this.
+    """
+    if status == 401 and credential is not None:
+        return CredentialError(
+            credential, f"{reason}: the provider refuses this credential; fix it, and the next run sends it"
+        )
+    transient = status in TRANSIENT_STATUSES or status >= 500
+    return PublishError(channel, reason, transient=transient, retry_after=retry_after if transient else None)
+
+
+def unreachable(channel: str, reason: str, *, maybe_sent: bool) -> PublishError:
+    """How every channel reads a request that got no answer (refused connection, timeout, dropped connection):
+    transient. ``maybe_sent`` when the request may have reached the provider (anything but a connection never
+    made): the publication's claim then makes the next attempt ask the provider, or a person, before sending it
+    again (:func:`carecast.inflight.send_once`)."""
+    return PublishError(channel, reason, transient=True, maybe_sent=maybe_sent)
 
 
 @dataclass(frozen=True)
