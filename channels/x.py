@@ -16,8 +16,9 @@ An image is fetched (:func:`carecast.images.fetch_image`: public addresses only 
 them, size and time limits, its real type and size checked with Pillow), uploaded with X's v2 media endpoint
 (``POST /2/media/upload``, then ``POST /2/media/metadata`` for its alt text) through tweepy's signed session, and
 attached to the first part; when it cannot be had, the post goes without it and the receipt says so. Failures: 429
-is transient until ``x-rate-limit-reset``; 5xx and a connection that could not be made are transient; any other
-refusal (401, 403 duplicate content, 400) is permanent. So is a post whose answer was lost after it was sent (a read
+is transient until ``x-rate-limit-reset``; 5xx and a connection that could not be made are transient; a 401 is the
+keys, a CredentialError retried once the staff fix them; any other refusal (403 duplicate content, 400) is permanent
+(:func:`carecast.channel.refusal`). So is a post whose answer was lost after it was sent (a read
 timeout, the connection dropped): X may have it, and without an idempotency key a retry could post it twice.
 
 ``api_base`` sends every call for ``api.twitter.com`` and ``upload.twitter.com`` to another base URL instead (an
@@ -41,7 +42,7 @@ import tweepy
 from pydantic import Field, HttpUrl, IPvAnyNetwork, field_validator
 from requests.adapters import HTTPAdapter
 
-from carecast.channel import Channel, PublishContext
+from carecast.channel import Channel, PublishContext, refusal
 from carecast.config import ChannelSettings
 from carecast.errors import AlreadyClaimed, CredentialError, ImageError, MeasureError, PublishError, RenderError
 from carecast.images import fetch_image
@@ -262,9 +263,10 @@ class XChannel(Channel):
         """Post ``draft`` on X when credentials are configured, else write its request bodies to the outbox.
 
         Raises CredentialError, as it is, when a credential cannot be read (nothing was sent). Raises PublishError:
-        transient for 429 (``retry_after`` until the reset), 5xx or a connection that could not be made; permanent
-        for any other refusal (401, 403 duplicate content, 400), for a post whose answer was lost once it was sent
-        (it may be up), and when the outbox refuses the file.
+        transient for 429 (``retry_after`` until the reset), 5xx, a connection that could not be made or a full or
+        read-only outbox; permanent for any other refusal (403 duplicate content, 400), for a post whose answer was
+        lost once it was sent (it may be up), and when the outbox file exists already. Raises CredentialError when X
+        refuses the keys (401).
         """
         if self.config.credentials is None:
             return self._write_outbox(draft, context)
@@ -412,15 +414,16 @@ class XChannel(Channel):
                 client.request("POST", "/2/media/metadata", json=metadata, user_auth=True)
         except (tweepy.TweepyException, requests.RequestException) as exc:
             failure = self._failure(exc, "image upload")
-            if failure.transient:
+            if isinstance(failure, CredentialError) or failure.transient:
                 raise failure from exc
             return [], [f"image not attached: {failure.reason}"]
         except (ValueError, KeyError, TypeError) as exc:
             return [], [f"image not attached: X's answer to the upload had no media id ({type(exc).__name__})"]
         return [media_id], []
 
-    def _failure(self, exc: Exception, step: str, context: str = "") -> PublishError:
-        """The PublishError for what X (or the way to it) answered at ``step``; ``context`` ends the reason."""
+    def _failure(self, exc: Exception, step: str, context: str = "") -> PublishError | CredentialError:
+        """The error for what X (or the way to it) answered at ``step``; ``context`` ends the reason: a
+        CredentialError for a 401 (the keys, retried once the staff fix them), else a PublishError."""
         if isinstance(exc, tweepy.TooManyRequests):
             wait = None if exc.reset_time is None else max(0.0, exc.reset_time - now_utc().timestamp())
             reason = f"{step}: X rate limit reached (429){context}"
@@ -428,9 +431,9 @@ class XChannel(Channel):
         if isinstance(exc, tweepy.HTTPException):
             status = exc.response.status_code
             why = "; ".join(exc.api_messages) or exc.response.reason
-            if isinstance(exc, tweepy.TwitterServerError):
-                return PublishError(self.instance, f"{step}: X failed ({status} {why}){context}", transient=True)
-            return PublishError(self.instance, f"{step}: X refused it ({status} {why}){context}", transient=False)
+            said = "failed" if status >= 500 else "refused it"
+            where = f"channels.{self.instance}.credentials"
+            return refusal(self.instance, f"{step}: X {said} ({status} {why}){context}", status, credential=where)
         return PublishError(self.instance, f"{step}: X cannot be reached ({_reason(exc)}){context}", transient=True)
 
     # -- outbox --------------------------------------------------------------------------------------------------

@@ -246,19 +246,24 @@ def test_duplicate_content_is_permanent_and_never_retried(
     assert len(server.requests_to("POST", "/2/tweets")) == 2
 
 
-def test_wrong_credentials_are_permanent_and_fail_verify(
+def test_wrong_credentials_wait_for_the_staff_to_fix_them_and_fail_verify(
     tmp_path: Path, server: XApiServer, publications: Publications, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("X_CONSUMER_KEY", "someone-elses-key")
     channel = live_channel(tmp_path, server)
+    context = publications.claim(THREAD)
 
-    with pytest.raises(PublishError) as caught:
-        channel.publish(THREAD, publications.claim(THREAD))
+    with pytest.raises(CredentialError, match=r"channels\.x\.credentials.*401.*fix it") as caught:
+        channel.publish(THREAD, context)
     with pytest.raises(CredentialError, match="401"):
         channel.verify()
-
-    assert not caught.value.transient and "401" in caught.value.reason
     assert server.tweets == []
+
+    # As the pipeline records it (retried), then the staff fix the key: the next run posts the whole thread once.
+    publications.ledger.record_failed(context.publication_id, str(caught.value), transient=True)
+    monkeypatch.setenv("X_CONSUMER_KEY", SECRETS.consumer_key)
+    live_channel(tmp_path / "fixed", server).publish(THREAD, publications.claim(THREAD))
+    assert [tweet.text for tweet in server.tweets] == list(THREAD.parts)
 
 
 def test_a_missing_credential_names_where_it_was_looked_for(
