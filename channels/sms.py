@@ -64,7 +64,7 @@ from requests.adapters import HTTPAdapter
 
 from carecast.audience import Subscriber, e164
 from carecast.batches import InFlight, batched
-from carecast.channel import Channel, PracticeContext, PublishContext, Request, Response, Route
+from carecast.channel import Channel, PracticeContext, PublishContext, Request, Response, Route, refusal
 from carecast.compliance import QuietHours, handle_inbound, recipient_zones
 from carecast.config import ChannelSettings
 from carecast.errors import ChannelError, CredentialError, MeasureError, PublishError, RenderError
@@ -452,8 +452,9 @@ class SmsChannel(Channel):
     def _outcome(self, ledger: Ledger, address: str, response: requests.Response) -> Sent:
         """What Twilio's answer to one claimed message means for its delivery; a recipient error suppresses them.
 
-        A refusal that is not about this recipient comes with a PublishError (permanent) to stop the publish, as it
-        would hit every one (the delivery is left retryable).
+        A refusal that is not about this recipient comes with an error to stop the publish, as it would hit every one
+        (the delivery is left retryable): a CredentialError for a 401 (retried once the staff fix the credential),
+        else a PublishError, transient or not as :func:`carecast.channel.refusal` reads its status.
         """
         message = _json(response)
         if response.status_code in (200, 201) and message.get("sid"):
@@ -461,8 +462,10 @@ class SmsChannel(Channel):
         why = _twilio_error(response, message)
         code = message.get("code")
         if code not in RECIPIENT_ERRORS:
-            # Not this recipient's fault: left retryable should the publication ever be retried.
-            stop = PublishError(self.instance, why, transient=False)
+            # Not this recipient's fault: left retryable should the publication ever be retried. A 401 (20003) is
+            # the Auth Token or Account SID: the staff fix it, then the rest is sent (the shared reading).
+            where = f"channels.{self.instance}.credentials"
+            stop = refusal(self.instance, why, response.status_code, credential=where)
             return DeliveryOutcome(address, "failed", error=why, transient=True), stop
         if (status := RECIPIENT_ERRORS[code]) is not None:
             ledger.suppress(self.name, address, status, why)
@@ -546,7 +549,7 @@ def twilio_signature(token: SecretStr, url: str, params: Mapping[str, str]) -> s
 
 
 #: How one send ended: its delivery's outcome, and the error that stops the publish after it, if any.
-Sent = tuple[DeliveryOutcome, PublishError | None]
+Sent = tuple[DeliveryOutcome, PublishError | CredentialError | None]
 
 
 def _collect(ended: Iterable[Sent], outcomes: list[DeliveryOutcome]) -> None:
