@@ -406,8 +406,8 @@ class NewsletterChannel(Channel):
     def verify(self) -> str:
         """Connect, secure the connection and log in to the SMTP server, then quit without sending.
 
-        Raises CredentialError when the password or the unsubscribe secret is not set; PublishError when the
-        server cannot be reached, refuses TLS or refuses the login.
+        Raises CredentialError when the password or the unsubscribe secret is not set or the server refuses the
+        login; PublishError when the server cannot be reached or refuses TLS.
         """
         credentials = self.config.credentials
         if credentials is None:

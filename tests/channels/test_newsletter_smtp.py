@@ -391,7 +391,7 @@ def test_no_secret_appears_in_logs_errors_ledger_outbox_or_on_the_wire(
             texts.append(repr(practice.settings))
     # A refused login's error, as staff would see it.
     with SmtpServer(password="another-password") as smtp:
-        with pytest.raises(PublishError) as caught:
+        with pytest.raises(CredentialError) as caught:
             make_channel(configure(tmp_path / "wrong", smtp), "newsletter").verify()
         texts += [str(caught.value), repr(caught.value.__cause__)]
     texts += [record.getMessage() for record in caplog.records]

@@ -1,0 +1,224 @@
+"""Every post channel through the faults of a real deployment, against its provider fake (tests/providers/).
+
+- A run killed (SIGKILL, a real process) while its post request is at the provider, which acted on it and answers
+  late: the next run resumes the claim, asks the provider, finds the post and sends only the rest. Zero duplicates
+  at the provider, zero lost, nobody asked to ``resolve``.
+- Storms: 30 % of the requests answered 500 or 429 without a provider code, or dropped before or after the provider
+  acted (seeded): every item is posted exactly once within 5 runs.
+
+SMS, the newsletter and X threads are killed mid-send in tests/flows/test_resume.py (their recipient or part in
+flight waits for ``resolve``); Mastodon's retry carries its Idempotency-Key (tests/channels/test_mastodon.py).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from carecast.config import Settings
+from carecast.ledger import Ledger
+from carecast.model import ContentItem, now_utc
+from carecast.pipeline import adapt, publish
+from carecast.practice import load_settings
+from tests.channels.test_bluesky import ACCOUNT as BLUESKY_ACCOUNT
+from tests.channels.test_gbp import ACCOUNT as GBP_ACCOUNT
+from tests.channels.test_gbp import ENV as GBP_ENV
+from tests.conftest import all_channels_config
+from tests.factories import make_item
+from tests.providers import LocalHttpServer, RecordedRequest, Storm
+from tests.providers.bluesky import BlueskyPds
+from tests.providers.gbp import GbpServer
+from tests.providers.graph import GraphApiServer
+from tests.providers.images import ImageHost
+from tests.providers.linkedin import LinkedInServer
+
+GRAPH_TOKEN = "EAAG-faults-leak-canary-0001"
+LINKEDIN_TOKEN = "AQV-faults-leak-canary-0002"
+#: How long a provider holds back the answer to the request in flight when the run is killed.
+LATE = 3.0
+#: Seconds a claim stays untouched before the next run takes its sender for dead: short, for the test.
+CLAIM_TIMEOUT = 1.0
+ITEMS = 3
+
+
+@dataclass
+class Provider:
+    """One channel wired to its provider fake: what a post request is, and the texts of the posts it holds."""
+
+    instance: str
+    server: LocalHttpServer
+    settings: Settings
+    is_post: Callable[[RecordedRequest], bool]
+    posted: Callable[[], list[str]]
+    image: str | None = None
+
+
+def wire(name: str, stack: ExitStack) -> tuple[LocalHttpServer, dict[str, Any]]:
+    """The fake for channel ``name``, started on ``stack``, and its channel section's changes."""
+    if name in ("facebook", "instagram"):
+        graph = stack.enter_context(GraphApiServer(access_token=GRAPH_TOKEN))
+        credentials = {"access_token": {"env": "FAULTS_GRAPH"}}
+        polls = {"poll_every": 0.05} if name == "instagram" else {}
+        return graph, {"api_base": graph.url, "credentials": credentials, "timeout": 1, **polls}
+    if name == "gbp":
+        gbp = stack.enter_context(GbpServer(GBP_ACCOUNT))
+        credentials = {
+            "client_id": gbp.account.client_id,
+            "client_secret": {"env": "GBP_CLIENT_SECRET"},
+            "refresh_token": {"env": "GBP_REFRESH_TOKEN"},
+            "token_uri": gbp.token_uri,
+        }
+        return gbp, {"api_base": gbp.url, "credentials": credentials, "timeout": 1, "retry_budget": 0}
+    if name == "linkedin":
+        api = stack.enter_context(LinkedInServer(access_token=LINKEDIN_TOKEN))
+        credentials = {"access_token": {"env": "FAULTS_LINKEDIN"}}
+        return api, {"api_base": api.url, "credentials": credentials, "timeout": 1}
+    pds = stack.enter_context(BlueskyPds(BLUESKY_ACCOUNT))
+    credentials = {"handle": BLUESKY_ACCOUNT.handle, "app_password": {"env": "BLUESKY_APP_PASSWORD"}}
+    return pds, {"pds_url": pds.url, "credentials": credentials, "timeout": 1, "retry_budget": 0}
+
+
+def posted_texts(name: str, server: LocalHttpServer) -> list[str]:
+    """The text of every post the provider holds, one per post (a duplicate shows twice)."""
+    if isinstance(server, GraphApiServer) and name == "facebook":
+        return [str(post.fields.get("message")) for post in server.posts]
+    if isinstance(server, GraphApiServer):
+        return [media.container.caption for media in server.published]
+    if isinstance(server, GbpServer):
+        return [str(post["summary"]) for post in server.posts]
+    if isinstance(server, LinkedInServer):
+        return [str(post.body["commentary"]) for post in server.posts]
+    assert isinstance(server, BlueskyPds)
+    return [str(post["value"]["text"]) for post in server.posts]
+
+
+POST_PATHS = {
+    "facebook": "/feed",
+    "instagram": "/media_publish",
+    "gbp": "/localPosts",
+    "linkedin": "/rest/posts",
+    "bluesky": "com.atproto.repo.createRecord",
+}
+
+
+@pytest.fixture(params=sorted(POST_PATHS))
+def provider(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, image_host: ImageHost
+) -> Iterator[Provider]:
+    name = str(request.param)
+    for variable, value in {
+        **GBP_ENV,
+        "FAULTS_GRAPH": GRAPH_TOKEN,
+        "FAULTS_LINKEDIN": LINKEDIN_TOKEN,
+        "BLUESKY_APP_PASSWORD": BLUESKY_ACCOUNT.app_password,
+    }.items():
+        monkeypatch.setenv(variable, value)
+    with ExitStack() as stack:
+        server, changes = wire(name, stack)
+        settings = load_settings(
+            all_channels_config(
+                tmp_path,
+                # Every item drafted and due at each run: no schedule or per-run limit of the sample in the way.
+                {
+                    "channels": {name: {**changes, "schedule": [], "max_items_per_run": ITEMS}},
+                    "ledger": {"claim_timeout": CLAIM_TIMEOUT},
+                },
+            )
+        )
+        path = POST_PATHS[name]
+        yield Provider(
+            name,
+            server,
+            settings,
+            lambda seen: seen.method == "POST" and seen.path.endswith(path),
+            lambda: posted_texts(name, server),
+            f"{image_host.url}/photo.jpg" if name == "instagram" else None,
+        )
+
+
+def items(provider: Provider) -> list[ContentItem]:
+    return [
+        make_item(
+            f"rss:blog:tip-{number}",
+            summary=f"Tip {number}: stand up and stretch your hamstrings for a minute every hour.",
+            title=f"Desk tip number {number}",
+            url=f"https://www.oakviewpt.com/blog/tip-{number}",
+            source="stories" if provider.image else "blog",
+            **({"image_url": provider.image, "image_alt": "A desk"} if provider.image else {}),
+        )
+        for number in range(1, ITEMS + 1)
+    ]
+
+
+def _publish_in_child(settings: Settings, url: str, instance: str) -> None:
+    ledger = Ledger(url)
+    publish(settings, ledger, instance)
+
+
+def test_a_run_killed_mid_request_is_resumed_with_no_duplicate_and_nothing_lost(
+    provider: Provider, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    ledger = Ledger(url)
+    ledger.upsert_items(items(provider))
+    adapt(provider.settings, ledger, provider.instance)
+    provider.server.answer_late(provider.is_post, LATE)
+
+    # A real process, killed while the provider holds the answer to its first post (which it has made).
+    child = multiprocessing.get_context("fork").Process(
+        target=_publish_in_child, args=(provider.settings, url, provider.instance)
+    )
+    child.start()
+    deadline = time.monotonic() + 60
+    while provider.server.late is None:
+        assert child.is_alive() and time.monotonic() < deadline, "the run ended before its post was in flight"
+        time.sleep(0.02)
+    assert child.pid is not None
+    os.kill(child.pid, signal.SIGKILL)
+    child.join()
+    assert len(provider.posted()) == 1
+    time.sleep(CLAIM_TIMEOUT + 0.2)  # its claim goes stale
+
+    outcomes = publish(provider.settings, ledger, provider.instance)
+
+    assert [outcome.state for outcome in outcomes] == ["published"] * ITEMS, [o.detail for o in outcomes]
+    counted = Counter(provider.posted())
+    assert len(counted) == ITEMS and set(counted.values()) == {1}, counted
+    assert ledger.unknown_deliveries() == {}
+    assert len([r for r in provider.server.requests if provider.is_post(r)]) == ITEMS
+    ledger.close()
+
+
+def test_a_storm_of_500s_429s_and_dropped_connections_reaches_everyone_once_within_5_runs(
+    provider: Provider, tmp_path: Path
+) -> None:
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ledger.upsert_items(items(provider))
+    storm = Storm(0.3, lambda seen: True, seed=2026)
+    provider.server.storm(storm)
+    runs = []
+    for run in range(5):
+        # Each run a day later: waits asked for (a 429 until midnight, Meta's hour) are over.
+        moment = now_utc() + timedelta(days=run)
+        runs.append([o.state for o in adapt(provider.settings, ledger, provider.instance, now=moment)])
+        runs[-1] += [o.state for o in publish(provider.settings, ledger, provider.instance, now=moment)]
+        if len(provider.posted()) == ITEMS and not ledger.due(provider.instance, moment + timedelta(days=1)):
+            break
+    provider.server.storm(None)
+
+    counted = Counter(provider.posted())
+    assert len(counted) == ITEMS and set(counted.values()) == {1}, (counted, runs, storm.injected)
+    assert sum(storm.injected.values()) > 0
+    assert ledger.unknown_deliveries() == {}
+    ledger.close()
