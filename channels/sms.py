@@ -29,8 +29,9 @@ windows never meet is skipped until their ``timezone`` is known. Twilio's answer
 - 429, 5xx, and a connection that could not be made are retried with backoff, honouring ``Retry-After``, within
   ``retry_budget`` seconds per publish; then the rest is left for the next run (transient, with ``retry_after``).
 - An answer lost once the request was sent (a read timeout, the connection dropped) may follow an accepted text,
-  and Twilio has no idempotency key: that recipient's delivery fails for good ("may have been sent; not resent"),
-  never texted twice, and the rest is left for the next run.
+  and Twilio has no idempotency key: the rest is left for the next run, which first asks Twilio's message list about
+  that recipient (and about one whose run died with its text in flight) and texts them only if Twilio has no such
+  text (:mod:`channels.sms_lookup`). Never texted twice, never left out.
 - Anything else (bad credentials, a sender Twilio refuses) would fail for every recipient: the publish stops with a
   permanent error, the recipient in hand left retryable.
 
@@ -68,6 +69,7 @@ from carecast.channel import Channel, PracticeContext, PublishContext, Request, 
 from carecast.compliance import QuietHours, handle_inbound, recipient_zones
 from carecast.config import ChannelSettings
 from carecast.errors import ChannelError, CredentialError, MeasureError, PublishError, RenderError
+from carecast.inflight import LOST
 from carecast.ledger import DeliveryOutcome, DeliveryRecord, Ledger
 from carecast.model import ContentItem, Draft, Receipt, now_utc
 from carecast.secrets import SecretRef, resolve
@@ -82,6 +84,7 @@ from carecast.text import (
     without_repeats,
 )
 from channels.http import nothing_sent, retry_after
+from channels.sms_lookup import finder, settle
 
 log = logging.getLogger(__name__)
 
@@ -368,12 +371,17 @@ class SmsChannel(Channel):
         waits: list[datetime] = []
         deadline = time.monotonic() + self.config.retry_budget
         concurrency = self.config.concurrency
-        # Claimed together: at least as many as may be in flight at once.
-        chunks = batched(self._reachable(subscribers, context.now, skipped), max(context.delivery_chunk, concurrency))
         outcomes: list[DeliveryOutcome] = []  # of the chunk in hand, not recorded yet
         claimed: list[str] = []
         recorded: set[str] = set()
         with self._session(credentials, token, concurrency) as session, InFlight[Sent](concurrency) as sends:
+            # Texts in doubt (a lost answer, a run that died) are looked up at Twilio before anyone is texted.
+            sender = self.config.from_number
+            find = finder(session, credentials.url("/Messages.json"), draft.text, sender, self.config.timeout)
+            doubtful = settle(ledger, publication, find)
+            reachable = (pair for pair in self._reachable(subscribers, context.now, skipped) if pair[0] not in doubtful)
+            # Claimed together: at least as many as may be in flight at once.
+            chunks = batched(reachable, max(context.delivery_chunk, concurrency))
             try:
                 for chunk in chunks:
                     context.stop_if_asked(self.instance)
@@ -405,6 +413,9 @@ class SmsChannel(Channel):
                     _collect(sends.finish(), outcomes)
                 finally:
                     ledger.finish_deliveries(publication, outcomes, [a for a in claimed if a not in recorded])
+        if doubtful:
+            reason = f"{len(doubtful)} text(s) whose answer was lost could not be looked up at Twilio; asked next run"
+            raise PublishError(self.instance, reason, transient=True)
         return self._receipt(credentials, context, skipped, waits)
 
     def _reachable(
@@ -443,10 +454,11 @@ class SmsChannel(Channel):
         except PublishError as exc:
             return DeliveryOutcome(address, "failed", error=exc.reason, transient=True), exc
         except requests.RequestException as exc:
+            # Twilio may have it: the next run looks it up in Twilio's message list before texting them again.
             lost = f"Twilio's answer was lost ({type(exc).__name__})"
             stop = PublishError(self.instance, f"{lost}; the rest is left for the next run", transient=True)
             stop.__cause__ = exc
-            return DeliveryOutcome(address, "failed", error=f"{lost}: may have been sent; not resent"), stop
+            return DeliveryOutcome(address, "failed", error=LOST, transient=True), stop
         return self._outcome(ledger, address, response)
 
     def _outcome(self, ledger: Ledger, address: str, response: requests.Response) -> Sent:

@@ -28,6 +28,7 @@ from pydantic import SecretStr
 
 from carecast.channel import Outbox, PublishContext
 from carecast.errors import ChannelError, CredentialError, PublishError
+from carecast.inflight import LOST
 from carecast.ledger import NOT_TRIED, Ledger
 from carecast.model import Draft, content_hash
 from carecast.pipeline import make_channel, sync_audience
@@ -36,7 +37,7 @@ from channels.sms import SmsChannel, twilio_signature
 from tests.channels.conftest import naming_any, our_log_lines, sample_addresses
 from tests.conftest import write_config
 from tests.factories import make_observance
-from tests.providers import RecordedRequest, Reply
+from tests.providers import DROP, RecordedRequest, Reply
 from tests.providers.twilio import TwilioCredentials, TwilioServer
 from tests.providers.twilio import twilio_signature as reference_signature
 
@@ -438,7 +439,7 @@ class AnswersLate(TwilioServer):
         return reply
 
 
-def test_a_lost_answer_is_never_sent_again(
+def test_a_lost_answer_is_looked_up_at_twilio_and_never_sent_again(
     tmp_path: Path, receiver: CallbackReceiver, caplog: pytest.LogCaptureFixture
 ) -> None:
     with AnswersLate(delay=1.0) as server:
@@ -451,16 +452,34 @@ def test_a_lost_answer_is_never_sent_again(
         assert caught.value.transient and "ReadTimeout" in caught.value.reason
         [first] = server.messages
         lost = setup.ledger.deliveries(context.publication_id)[first["to"]]
-        assert (lost.state, lost.transient) == ("failed", False)
-        assert lost.error is not None and lost.error.endswith("may have been sent; not resent")
+        assert (lost.state, lost.transient, lost.error) == ("failed", True, LOST)
         assert not [record for record in caplog.records if "trying again" in record.getMessage()]
 
         receipt = setup.channel.publish(draft, setup.retry(context, caught.value, OPEN))
-        tried = [form["To"] for form in sent_forms(server)]
-        assert sorted(tried) == sorted(CONSENTING) and len(server.messages) == len(CONSENTING)
-        assert receipt.notes[-1] == f"1 failed: {lost.error}"
+        # The next run asked Twilio's message list about that recipient, found the text and sent only the rest.
+        tried = Counter(form["To"] for form in sent_forms(server))
+        assert sorted(tried) == sorted(CONSENTING) and set(tried.values()) == {1}
+        assert len(server.messages) == len(CONSENTING)
+        assert [r.query["To"] for r in server.requests_to("GET", MESSAGES)] == [first["to"]]
+        found = setup.ledger.deliveries(context.publication_id)[first["to"]]
+        assert (found.state, found.provider_id) == ("sent", first["sid"])
+        assert first["sid"] in receipt.provider_ids
         assert server.late is not None
         server.late.join()  # its answer meets a closed connection, as it would at Twilio
+
+
+def test_a_text_lost_before_twilio_had_it_is_sent_after_the_lookup(tmp_path: Path, receiver: CallbackReceiver) -> None:
+    with TwilioServer(credentials=CREDENTIALS) as server:
+        setup = Setup(tmp_path, server, receiver, status_callback=None, retry_budget=0)
+        draft = setup.draft()
+        context = setup.claim(draft)
+        server.force(DROP)  # the connection drops before Twilio acts on the first text
+        with pytest.raises(PublishError) as caught:
+            setup.channel.publish(draft, context)
+        setup.channel.publish(draft, setup.retry(context, caught.value, OPEN))
+
+        texted = Counter(message["to"] for message in server.messages)
+        assert sorted(texted) == sorted(CONSENTING) and set(texted.values()) == {1}
 
 
 def test_no_number_in_errors_or_notes(tmp_path: Path, receiver: CallbackReceiver) -> None:
