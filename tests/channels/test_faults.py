@@ -6,7 +6,7 @@
 - Storms: 30 % of the requests answered 500 or 429 without a provider code, or dropped before or after the provider
   acted (seeded): every item is posted exactly once within 5 runs.
 
-SMS, the newsletter and X threads are killed mid-send in tests/flows/test_resume.py (their recipient or part in
+The newsletter is killed mid-send in tests/flows/test_resume.py (an SMTP server cannot be asked: the message in
 flight waits for ``resolve``); Mastodon's retry carries its Idempotency-Key (tests/channels/test_mastodon.py).
 """
 
@@ -29,11 +29,15 @@ import pytest
 from carecast.config import Settings
 from carecast.ledger import Ledger
 from carecast.model import ContentItem, now_utc
-from carecast.pipeline import adapt, publish
+from carecast.pipeline import adapt, publish, sync_audience
 from carecast.practice import load_settings
 from tests.channels.test_bluesky import ACCOUNT as BLUESKY_ACCOUNT
 from tests.channels.test_gbp import ACCOUNT as GBP_ACCOUNT
 from tests.channels.test_gbp import ENV as GBP_ENV
+from tests.channels.test_sms_live import CONSENTING
+from tests.channels.test_sms_live import CREDENTIALS as TWILIO
+from tests.channels.test_x_live import ENV as X_ENV
+from tests.channels.test_x_live import SECRETS as X_SECRETS
 from tests.conftest import all_channels_config
 from tests.factories import make_item
 from tests.providers import LocalHttpServer, RecordedRequest, Storm
@@ -42,6 +46,8 @@ from tests.providers.gbp import GbpServer
 from tests.providers.graph import GraphApiServer
 from tests.providers.images import ImageHost
 from tests.providers.linkedin import LinkedInServer
+from tests.providers.twilio import TwilioServer
+from tests.providers.xapi import XApiServer
 
 GRAPH_TOKEN = "EAAG-faults-leak-canary-0001"
 LINKEDIN_TOKEN = "AQV-faults-leak-canary-0002"
@@ -50,6 +56,10 @@ LATE = 3.0
 #: Seconds a claim stays untouched before the next run takes its sender for dead: short, for the test.
 CLAIM_TIMEOUT = 1.0
 ITEMS = 3
+STORM_ITEMS = 8
+#: When the runs happen: tomorrow 17:00 UTC, inside every sample SMS recipient's window (09:00-12:00 in US zones),
+#: after any wait a fault asks for (measured from the real clock).
+WHEN = now_utc().replace(hour=17, minute=0, second=0, microsecond=0) + timedelta(days=1)
 
 
 @dataclass
@@ -62,6 +72,8 @@ class Provider:
     is_post: Callable[[RecordedRequest], bool]
     posted: Callable[[], list[str]]
     image: str | None = None
+    #: Posts (or texts) the provider holds per item once it reached everyone.
+    per_item: int = 1
 
 
 def wire(name: str, stack: ExitStack) -> tuple[LocalHttpServer, dict[str, Any]]:
@@ -84,6 +96,15 @@ def wire(name: str, stack: ExitStack) -> tuple[LocalHttpServer, dict[str, Any]]:
         api = stack.enter_context(LinkedInServer(access_token=LINKEDIN_TOKEN))
         credentials = {"access_token": {"env": "FAULTS_LINKEDIN"}}
         return api, {"api_base": api.url, "credentials": credentials, "timeout": 1}
+    if name == "sms":
+        twilio = stack.enter_context(TwilioServer(credentials=TWILIO))
+        account = {"account_sid": TWILIO.account_sid, "auth_token": {"env": "TWILIO_AUTH_TOKEN"}}
+        sms = {"credentials": {**account, "api_base": twilio.url}, "status_callback": None}
+        return twilio, {**sms, "timeout": 1, "retry_budget": 2}
+    if name == "x":
+        x = stack.enter_context(XApiServer(credentials=X_SECRETS))
+        credentials = {key: {"env": variable} for key, variable in X_ENV.items()}
+        return x, {"api_base": x.url, "credentials": credentials, "timeout": 1}
     pds = stack.enter_context(BlueskyPds(BLUESKY_ACCOUNT))
     credentials = {"handle": BLUESKY_ACCOUNT.handle, "app_password": {"env": "BLUESKY_APP_PASSWORD"}}
     return pds, {"pds_url": pds.url, "credentials": credentials, "timeout": 1, "retry_budget": 0}
@@ -99,6 +120,10 @@ def posted_texts(name: str, server: LocalHttpServer) -> list[str]:
         return [str(post["summary"]) for post in server.posts]
     if isinstance(server, LinkedInServer):
         return [str(post.body["commentary"]) for post in server.posts]
+    if isinstance(server, TwilioServer):
+        return [f"{message['to']}: {message['body']}" for message in server.messages]
+    if isinstance(server, XApiServer):
+        return [tweet.text for tweet in server.tweets]
     assert isinstance(server, BlueskyPds)
     return [str(post["value"]["text"]) for post in server.posts]
 
@@ -109,6 +134,8 @@ POST_PATHS = {
     "gbp": "/localPosts",
     "linkedin": "/rest/posts",
     "bluesky": "com.atproto.repo.createRecord",
+    "sms": "/Messages.json",
+    "x": "/2/tweets",
 }
 
 
@@ -122,6 +149,8 @@ def provider(
         "FAULTS_GRAPH": GRAPH_TOKEN,
         "FAULTS_LINKEDIN": LINKEDIN_TOKEN,
         "BLUESKY_APP_PASSWORD": BLUESKY_ACCOUNT.app_password,
+        "TWILIO_AUTH_TOKEN": TWILIO.auth_token,
+        **{variable: getattr(X_SECRETS, key) for key, variable in X_ENV.items()},
     }.items():
         monkeypatch.setenv(variable, value)
     with ExitStack() as stack:
@@ -129,9 +158,9 @@ def provider(
         settings = load_settings(
             all_channels_config(
                 tmp_path,
-                # Every item drafted and due at each run: no schedule or per-run limit of the sample in the way.
+                # Every item drafted and due at each run, sent at once: no schedule, per-run limit or pace in the way.
                 {
-                    "channels": {name: {**changes, "schedule": [], "max_items_per_run": ITEMS}},
+                    "channels": {name: {**changes, "schedule": [], "max_items_per_run": STORM_ITEMS, "rate": "1000/s"}},
                     "ledger": {"claim_timeout": CLAIM_TIMEOUT},
                 },
             )
@@ -144,35 +173,43 @@ def provider(
             lambda seen: seen.method == "POST" and seen.path.endswith(path),
             lambda: posted_texts(name, server),
             f"{image_host.url}/photo.jpg" if name == "instagram" else None,
+            len(CONSENTING) if name == "sms" else 1,
         )
 
 
-def items(provider: Provider) -> list[ContentItem]:
+def items(provider: Provider, count: int = ITEMS) -> list[ContentItem]:
     return [
         make_item(
             f"rss:blog:tip-{number}",
             summary=f"Tip {number}: stand up and stretch your hamstrings for a minute every hour.",
             title=f"Desk tip number {number}",
             url=f"https://www.oakviewpt.com/blog/tip-{number}",
-            source="stories" if provider.image else "blog",
+            # Texts and Instagram are for stories (the sample's ``sources``), the others for the blog.
+            source="stories" if provider.instance in ("instagram", "sms") else "blog",
             **({"image_url": provider.image, "image_alt": "A desk"} if provider.image else {}),
         )
-        for number in range(1, ITEMS + 1)
+        for number in range(1, count + 1)
     ]
 
 
 def _publish_in_child(settings: Settings, url: str, instance: str) -> None:
+    publish(settings, Ledger(url), instance, now=WHEN)
+
+
+def prepared(provider: Provider, url: str, count: int = ITEMS) -> Ledger:
+    """A ledger holding ``count`` items (and the SMS audience), for runs of ``provider``'s channel."""
     ledger = Ledger(url)
-    publish(settings, ledger, instance)
+    ledger.upsert_items(items(provider, count))
+    sync_audience(provider.settings, ledger)
+    return ledger
 
 
 def test_a_run_killed_mid_request_is_resumed_with_no_duplicate_and_nothing_lost(
     provider: Provider, tmp_path: Path
 ) -> None:
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    ledger = Ledger(url)
-    ledger.upsert_items(items(provider))
-    adapt(provider.settings, ledger, provider.instance)
+    ledger = prepared(provider, url)
+    adapt(provider.settings, ledger, provider.instance, now=WHEN)
     provider.server.answer_late(provider.is_post, LATE)
 
     # A real process, killed while the provider holds the answer to its first post (which it has made).
@@ -190,35 +227,37 @@ def test_a_run_killed_mid_request_is_resumed_with_no_duplicate_and_nothing_lost(
     assert len(provider.posted()) == 1
     time.sleep(CLAIM_TIMEOUT + 0.2)  # its claim goes stale
 
-    outcomes = publish(provider.settings, ledger, provider.instance)
+    outcomes = publish(provider.settings, ledger, provider.instance, now=WHEN)
 
     assert [outcome.state for outcome in outcomes] == ["published"] * ITEMS, [o.detail for o in outcomes]
     counted = Counter(provider.posted())
-    assert len(counted) == ITEMS and set(counted.values()) == {1}, counted
+    assert len(counted) == ITEMS * provider.per_item and set(counted.values()) == {1}, counted
     assert ledger.unknown_deliveries() == {}
-    assert len([r for r in provider.server.requests if provider.is_post(r)]) == ITEMS
+    assert len([r for r in provider.server.requests if provider.is_post(r)]) == ITEMS * provider.per_item
     ledger.close()
 
 
 def test_a_storm_of_500s_429s_and_dropped_connections_reaches_everyone_once_within_5_runs(
     provider: Provider, tmp_path: Path
 ) -> None:
-    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
-    ledger.upsert_items(items(provider))
-    storm = Storm(0.3, lambda seen: True, seed=2026)
+    ledger = prepared(provider, f"sqlite:///{tmp_path / 'ledger.db'}", STORM_ITEMS)
+    storm = Storm(0.3, lambda seen: True)  # seeded: a failure repeats
     provider.server.storm(storm)
     runs = []
     for run in range(5):
         # Each run a day later: waits asked for (a 429 until midnight, Meta's hour) are over.
-        moment = now_utc() + timedelta(days=run)
+        moment = WHEN + timedelta(days=run)
         runs.append([o.state for o in adapt(provider.settings, ledger, provider.instance, now=moment)])
         runs[-1] += [o.state for o in publish(provider.settings, ledger, provider.instance, now=moment)]
-        if len(provider.posted()) == ITEMS and not ledger.due(provider.instance, moment + timedelta(days=1)):
+        done = len(provider.posted()) == STORM_ITEMS * provider.per_item
+        if done and not ledger.due(provider.instance, moment + timedelta(days=1)):
             break
     provider.server.storm(None)
+    print(f"{provider.instance}: {len(runs)} run(s), faults injected {storm.injected}")  # shown with -s
 
     counted = Counter(provider.posted())
-    assert len(counted) == ITEMS and set(counted.values()) == {1}, (counted, runs, storm.injected)
-    assert sum(storm.injected.values()) > 0
+    assert len(counted) == STORM_ITEMS * provider.per_item, (counted, runs, storm.injected)
+    assert set(counted.values()) == {1}, (counted, runs, storm.injected)
+    assert sum(storm.injected.values()) >= 3, storm.injected
     assert ledger.unknown_deliveries() == {}
     ledger.close()
