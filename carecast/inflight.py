@@ -25,6 +25,9 @@ from carecast.model import Receipt, now_utc
 #: The error of a request whose outcome is not known: the next attempt asks the provider before sending it.
 LOST = "its outcome is not known (its answer was lost, or its run died with it in flight); the provider is asked first"
 
+#: How many times one attempt asks the provider before leaving the question to the next run.
+LOOKUP_TRIES = 3
+
 #: Asks the provider for what an earlier request made: its receipt, or None when the provider has no such thing.
 #: Raises PublishError or CredentialError when the provider cannot be asked.
 Lookup = Callable[[], Receipt | None]
@@ -61,7 +64,7 @@ def send_once(channel: str, context: PublishContext, send: Callable[[], Receipt]
             raise PublishError(channel, "dropped by staff (carecast resolve --drop)", transient=False) from exc
     if in_doubt and lookup is not None:
         try:
-            found = lookup()
+            found = _ask(lookup)
         except (PublishError, CredentialError) as exc:
             ledger.finish_delivery(publication, address, "failed", error=LOST, transient=True)
             reason = f"{LOST}, but it cannot be asked now ({exc}); it is asked again next run"
@@ -91,6 +94,19 @@ def _send(channel: str, context: PublishContext, send: Callable[[], Receipt], ca
         raise
     ledger.finish_delivery(publication, address, "sent", provider_id=_first(receipt))
     return receipt
+
+
+def _ask(lookup: Lookup) -> Receipt | None:
+    """``lookup()``, asked again at once after a transient failure, up to ``LOOKUP_TRIES`` times: asking is
+    harmless to repeat, and each answer it gets saves a run. Raises what the last try raised."""
+    attempt = 1
+    while True:
+        try:
+            return lookup()
+        except PublishError as exc:
+            if not exc.transient or attempt >= LOOKUP_TRIES:
+                raise
+            attempt += 1
 
 
 def _first(receipt: Receipt) -> str | None:

@@ -180,7 +180,14 @@ class InstagramChannel(GraphChannel):
         """
         deadline = time.monotonic() + self.config.poll_for
         while True:
-            answer = self.call(session, "GET", container, lost="retry", params={"fields": "status_code,status"})
+            try:
+                answer = self.call(session, "GET", container, lost="retry", params={"fields": "status_code,status"})
+            except PublishError as exc:
+                # A look that failed is harmless to repeat: polled again until the deadline, then left for a retry.
+                if not exc.transient or time.monotonic() + self.config.poll_every > deadline:
+                    raise
+                time.sleep(self.config.poll_every)
+                continue
             state = answer.get("status_code")
             if state == "FINISHED":
                 return

@@ -29,11 +29,12 @@ windows never meet is skipped until their ``timezone`` is known. Twilio's answer
 - 429, 5xx, and a connection that could not be made are retried with backoff, honouring ``Retry-After``, within
   ``retry_budget`` seconds per publish; then the rest is left for the next run (transient, with ``retry_after``).
 - An answer lost once the request was sent (a read timeout, the connection dropped) may follow an accepted text,
-  and Twilio has no idempotency key: the rest is left for the next run, which first asks Twilio's message list about
-  that recipient (and about one whose run died with its text in flight) and texts them only if Twilio has no such
-  text (:mod:`channels.sms_lookup`). Never texted twice, never left out.
-- Anything else (bad credentials, a sender Twilio refuses) would fail for every recipient: the publish stops with a
-  permanent error, the recipient in hand left retryable.
+  and Twilio has no idempotency key: the batch goes on and the publication ends transient; the next run first asks
+  Twilio's message list about that recipient (and about one whose run died with its text in flight) and texts them
+  only if Twilio has no such text (:mod:`channels.sms_lookup`). Never texted twice, never left out.
+- A 401 (20003) is the credentials: the publish stops, retried once the staff fix them. Anything else (a sender
+  Twilio refuses) would fail for every recipient: the publish stops with a permanent error, the recipient in hand
+  left retryable.
 
 Delivery reports arrive later through Twilio's status callback (``status_callback``):
 :meth:`SmsChannel.apply_status_callback` checks their signature and records ``delivered`` or ``failed``.
@@ -84,7 +85,7 @@ from carecast.text import (
     without_repeats,
 )
 from channels.http import nothing_sent, retry_after
-from channels.sms_lookup import finder, settle
+from channels.sms_lookup import finder, in_doubt, settle
 
 log = logging.getLogger(__name__)
 
@@ -413,8 +414,9 @@ class SmsChannel(Channel):
                     _collect(sends.finish(), outcomes)
                 finally:
                     ledger.finish_deliveries(publication, outcomes, [a for a in claimed if a not in recorded])
+        doubtful |= {address for address, record in ledger.deliveries(publication).items() if in_doubt(record)}
         if doubtful:
-            reason = f"{len(doubtful)} text(s) whose answer was lost could not be looked up at Twilio; asked next run"
+            reason = f"Twilio's answer to {len(doubtful)} text(s) was lost; they are looked up at Twilio next run"
             raise PublishError(self.instance, reason, transient=True)
         return self._receipt(credentials, context, skipped, waits)
 
@@ -446,19 +448,18 @@ class SmsChannel(Channel):
         deadline: float,
     ) -> Sent:
         """Send one claimed text and say how it ended: its delivery's outcome, and the PublishError that stops the
-        publish, if any (transient when Twilio stays throttled or unreachable, or its answer was lost: the rest is
-        left for the next run; permanent for a refusal that is not about this recipient). Raises LedgerError when a
-        recipient error's suppression cannot be recorded."""
+        publish, if any (transient when Twilio stays throttled or unreachable: the rest is left for the next run;
+        a CredentialError for a 401; permanent for another refusal that is not about this recipient). A lost answer
+        stops nothing: the recipient is looked up at Twilio by the next run. Raises LedgerError when a recipient
+        error's suppression cannot be recorded."""
         try:
             response = self._post(session, credentials, self.form(address, draft.text), deadline)
         except PublishError as exc:
             return DeliveryOutcome(address, "failed", error=exc.reason, transient=True), exc
-        except requests.RequestException as exc:
-            # Twilio may have it: the next run looks it up in Twilio's message list before texting them again.
-            lost = f"Twilio's answer was lost ({type(exc).__name__})"
-            stop = PublishError(self.instance, f"{lost}; the rest is left for the next run", transient=True)
-            stop.__cause__ = exc
-            return DeliveryOutcome(address, "failed", error=LOST, transient=True), stop
+        except requests.RequestException:
+            # Twilio may have it: the next run looks it up in Twilio's message list before texting them again. It
+            # concerns this recipient only: the batch goes on, and the publication ends transient (``_by_twilio``).
+            return DeliveryOutcome(address, "failed", error=LOST, transient=True), None
         return self._outcome(ledger, address, response)
 
     def _outcome(self, ledger: Ledger, address: str, response: requests.Response) -> Sent:
