@@ -12,6 +12,7 @@ flight waits for ``resolve``); Mastodon's retry carries its Idempotency-Key (tes
 
 from __future__ import annotations
 
+import errno
 import multiprocessing
 import os
 import signal
@@ -260,4 +261,31 @@ def test_a_storm_of_500s_429s_and_dropped_connections_reaches_everyone_once_with
     assert set(counted.values()) == {1}, (counted, runs, storm.injected)
     assert sum(storm.injected.values()) >= 3, storm.injected
     assert ledger.unknown_deliveries() == {}
+    ledger.close()
+
+
+@pytest.mark.parametrize("error", [errno.ENOSPC, errno.EROFS])
+def test_a_full_or_read_only_outbox_is_retried_once_fixed_and_leaves_no_partial_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: int
+) -> None:
+    settings = load_settings(all_channels_config(tmp_path, {"channels": {"facebook": {"schedule": []}}}))
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ledger.upsert_items([make_item()])
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(error, os.strerror(error))
+
+    # At the operating system's boundary: the disk fills once the partial file exists (ENOSPC at the rename), or the
+    # folder is read-only (EROFS at creating the partial file; root writes through a chmod, so it is patched too).
+    adapt(settings, ledger, "facebook")
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "replace" if error == errno.ENOSPC else "open", refused)
+        [failed] = publish(settings, ledger, "facebook")
+    [published] = publish(settings, ledger, "facebook")  # space freed, or the folder writable again
+
+    outbox = settings.path(settings.outbox)
+    assert failed.state == "retry" and "free space or make it writable" in failed.detail, failed.detail
+    assert published.state == "published"
+    assert not list(outbox.rglob(".partial-*"))
+    assert [path.name for path in (outbox / "facebook").iterdir()] == [Path(published.detail).name]
     ledger.close()
