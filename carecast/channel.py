@@ -46,6 +46,10 @@ def unpaced() -> None:
     """The pace of a run without shared limits (``carecast run``, tests): no wait."""
 
 
+#: How an outcome's reason starts when a person must mend a credential before the publication can go (it is
+#: retried once they have): the flow notifies it, though the run itself did not fail.
+CREDENTIAL_TO_FIX = "a credential to fix"
+
 #: HTTP statuses saying the provider did nothing with the request and may take it later: a timeout, "too early",
 #: a rate limit. With every 5xx these are transient, whatever the provider's own code says or leaves out.
 TRANSIENT_STATUSES = frozenset({408, 425, 429})
