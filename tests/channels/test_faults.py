@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import multiprocessing
 import os
+import random
 import signal
 import time
 from collections import Counter
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from carecast.config import Settings
 from carecast.ledger import Ledger
@@ -47,6 +49,7 @@ from tests.providers.gbp import GbpServer
 from tests.providers.graph import GraphApiServer
 from tests.providers.images import ImageHost
 from tests.providers.linkedin import LinkedInServer
+from tests.providers.mastodon import PRACTICE_TOKEN, mastodon_instance
 from tests.providers.twilio import TwilioServer
 from tests.providers.xapi import XApiServer
 
@@ -289,3 +292,46 @@ def test_a_full_or_read_only_outbox_is_retried_once_fixed_and_leaves_no_partial_
     assert not list(outbox.rglob(".partial-*"))
     assert [path.name for path in (outbox / "facebook").iterdir()] == [Path(published.detail).name]
     ledger.close()
+
+
+def test_a_mastodon_storm_reaches_everyone_once_within_5_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """mastodon-mock's own fault rules (a 500, a 429, an answer later than the client waits: the status is made,
+    the answer lost) before 30 % of the posts, drawn from a seeded generator; the retry's Idempotency-Key gets the
+    status made back instead of a second one."""
+    monkeypatch.setenv("FAULTS_MASTODON", PRACTICE_TOKEN)
+    draw = random.Random(17)
+    with mastodon_instance() as instance:
+        credentials = {"access_token": {"env": "FAULTS_MASTODON"}}
+        section = {"instance_url": instance.url, "credentials": credentials, "timeout": 1, "rate": "1000/s"}
+        changes = {**section, "schedule": [], "max_items_per_run": STORM_ITEMS}
+        settings = load_settings(all_channels_config(tmp_path, {"channels": {"mastodon": changes}}))
+        ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+        ledger.upsert_items(items(Provider("mastodon", LocalHttpServer(), settings, bool, list), STORM_ITEMS))
+        injected: Counter[str] = Counter()
+        headers = instance.auth_headers()
+        me = requests.get(f"{instance.url}/api/v1/accounts/verify_credentials", headers=headers, timeout=5).json()
+
+        def statuses() -> list[dict[str, Any]]:
+            found = requests.get(
+                f"{instance.url}/api/v1/accounts/{me['id']}/statuses", params={"limit": 40}, headers=headers, timeout=5
+            )
+            return list(found.json())
+
+        for run in range(5):
+            # Faults before 30 % of this run's posts (the rules wait for the next matching requests).
+            for _ in range(STORM_ITEMS - len(statuses())):
+                if draw.random() < 0.3:
+                    kind = draw.choice(["status", "ratelimit", "latency"])
+                    effect = {"type": kind, "status": 500 if kind == "status" else 429, "delay_ms": 1500}
+                    rule = {"match": {"methods": ["POST"], "path": "/api/v1/statuses"}, "effect": effect, "count": 1}
+                    requests.post(f"{instance.url}/api/v1/_mock/faults", json=rule, timeout=5).raise_for_status()
+                    injected[kind] += 1
+            moment = WHEN + timedelta(days=run)
+            adapt(settings, ledger, "mastodon", now=moment)
+            publish(settings, ledger, "mastodon", now=moment)
+        posted = statuses()
+        ledger.close()
+
+    counted = Counter(status["content"] for status in posted)
+    assert len(counted) == STORM_ITEMS and set(counted.values()) == {1}, (counted, injected)
+    assert sum(injected.values()) >= 3, injected
