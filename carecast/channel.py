@@ -431,6 +431,14 @@ class Channel(ABC):
             context.stop_if_asked(self.instance)
             context.pace()
 
+    def not_at_provider(self, draft: Draft, addresses: Sequence[str]) -> list[str] | None:
+        """Which of ``addresses`` (recipients of ``draft``) the provider has no record of being sent it, so
+        ``carecast resolve --sent`` refuses them; None when the provider cannot be asked (the default).
+
+        Raises CredentialError, or PublishError when the provider cannot be reached.
+        """
+        return None
+
     def verify(self) -> str:
         """Prove the configured account works without sending anything; say what was checked.
 

@@ -539,6 +539,21 @@ class SmsChannel(Channel):
             location=credentials.url("/Messages.json"), sent_at=now_utc(), provider_ids=tuple(sent), notes=tuple(notes)
         )
 
+    def not_at_provider(self, draft: Draft, addresses: Sequence[str]) -> list[str] | None:
+        """The recipients of ``addresses`` Twilio's message list has no text of ``draft`` to; None without
+        credentials. Raises CredentialError when the token cannot be read, PublishError when Twilio cannot be asked."""
+        credentials = self.config.credentials
+        if credentials is None:
+            return None
+        with self._session(credentials, resolve(credentials.auth_token)) as session:
+            url = credentials.url("/Messages.json")
+            find = finder(session, url, draft.text, self.config.from_number, self.config.timeout)
+            try:
+                return [address for address in addresses if find(address) is None]
+            except (requests.RequestException, ValueError) as exc:
+                reason = f"Twilio's message list cannot be read ({type(exc).__name__})"
+                raise PublishError(self.instance, reason, transient=True) from exc
+
     @contextmanager
     def _session(
         self, credentials: TwilioCredentials, token: SecretStr, concurrency: int = 1

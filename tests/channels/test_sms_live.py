@@ -17,16 +17,18 @@ import urllib.parse
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import yaml
 from pydantic import SecretStr
 
 from carecast.channel import Outbox, PublishContext
+from carecast.cli import main
 from carecast.errors import ChannelError, CredentialError, PublishError
 from carecast.inflight import LOST
 from carecast.ledger import NOT_TRIED, Ledger
@@ -645,3 +647,36 @@ def test_audit_prints_one_numbers_history_through_opt_in_texts_and_stop(
     assert main(["audit", "--config", config, "--format", "csv", "--since", "2026-01-01"]) == 0
     rows = capsys.readouterr().out.splitlines()
     assert rows[0] == "when,channel,recipient,event,status,detail,consent" and len(rows) > len(events)
+
+
+def test_resolve_sent_is_refused_for_a_recipient_twilio_has_no_text_to(
+    tmp_path: Path, receiver: CallbackReceiver, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with TwilioServer(credentials=CREDENTIALS) as server:
+        setup = Setup(tmp_path, server, receiver, status_callback=None)
+        setup.ledger.close()
+        setup.ledger = Ledger(setup.settings.ledger_url())  # the ledger the command opens
+        sync_audience(setup.settings, setup.ledger)
+        draft = setup.draft()
+        context = setup.claim(draft)
+        texted, never = sorted(CONSENTING)[:2]
+        # A run died with both in flight; Twilio has a text to the first only.
+        requests.post(
+            server.url + MESSAGES,
+            data=setup.channel.form(texted, draft.text),
+            auth=(CREDENTIALS.account_sid, TOKEN),
+            timeout=5,
+        ).raise_for_status()
+        for address in (texted, never):
+            setup.ledger.claim_delivery(context.publication_id, address)
+        setup.ledger.resume_stale("sms", timedelta(0))
+        setup.ledger.record_unknown(context.publication_id, "2 recipient(s) unknown")
+        config = str(setup.settings.file)
+
+        refused = main(["resolve", str(context.publication_id), "--recipient", never, "--sent", "--config", config])
+        accepted = main(["resolve", str(context.publication_id), "--recipient", texted, "--sent", "--config", config])
+
+    assert refused == 1 and f"no record of it for 1 recipient(s) ({never})" in capsys.readouterr().err
+    assert accepted == 0
+    states = {a: d.state for a, d in setup.ledger.deliveries(context.publication_id).items()}
+    assert (states[texted], states[never]) == ("sent", "unknown")
