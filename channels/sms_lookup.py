@@ -15,7 +15,7 @@ from collections.abc import Callable
 import requests
 
 from carecast.inflight import LOST
-from carecast.ledger import DeliveryRecord, Ledger
+from carecast.ledger import TO_RESEND, DeliveryRecord, Ledger
 
 #: Why a recipient in doubt is texted again: Twilio has no such message.
 NOT_AT_TWILIO = "not in Twilio's message list: texted again"
@@ -28,8 +28,10 @@ Find = Callable[[str], str | None]
 
 
 def in_doubt(record: DeliveryRecord) -> bool:
-    """Whether Twilio must be asked before this recipient is texted (again)."""
-    return record.state == "unknown" or (record.state == "failed" and record.transient and record.error == LOST)
+    """Whether Twilio must be asked before this recipient is texted (again): unknown, lost, or resolved ``--resend``
+    by staff (a whole chunk may be; only those Twilio has no text to are texted)."""
+    retry = record.state == "failed" and record.transient and record.error in (LOST, TO_RESEND)
+    return record.state == "unknown" or retry
 
 
 def settle(ledger: Ledger, publication: int, find: Find) -> set[str]:

@@ -27,6 +27,7 @@ from carecast.ledger.history import DeliveryEvent, HistoryLedger, SuppressionEve
 from carecast.ledger.holds import HoldLedger, PhiHold
 from carecast.ledger.publications import (
     IN_FLIGHT,
+    TO_RESEND,
     PublicationLedger,
     PublicationRecord,
     Resolution,
@@ -39,6 +40,7 @@ __all__ = [
     "IN_FLIGHT",
     "NOT_TRIED",
     "RENDERED_FROM",
+    "TO_RESEND",
     "DeliveryEvent",
     "DeliveryOutcome",
     "DeliveryRecord",

@@ -680,3 +680,34 @@ def test_resolve_sent_is_refused_for_a_recipient_twilio_has_no_text_to(
     assert accepted == 0
     states = {a: d.state for a, d in setup.ledger.deliveries(context.publication_id).items()}
     assert (states[texted], states[never]) == ("sent", "unknown")
+
+
+def test_resolve_resend_of_a_chunk_texts_only_those_twilio_has_no_text_to(
+    tmp_path: Path, receiver: CallbackReceiver
+) -> None:
+    with TwilioServer(credentials=CREDENTIALS) as server:
+        setup = Setup(tmp_path, server, receiver, status_callback=None)
+        draft = setup.draft()
+        context = setup.claim(draft)
+        texted = sorted(CONSENTING)[:2]
+        # A run died with a chunk of every recipient claimed; Twilio had texted two of them.
+        for address in texted:
+            form = setup.channel.form(address, draft.text)
+            requests.post(server.url + MESSAGES, data=form, auth=(CREDENTIALS.account_sid, TOKEN), timeout=5)
+        setup.ledger.claim_deliveries(context.publication_id, sorted(CONSENTING))
+        setup.ledger.resume_stale("sms", timedelta(0))
+        setup.ledger.record_unknown(context.publication_id, "5 recipient(s) unknown")
+        setup.ledger.resolve(context.publication_id, "resend")  # the whole chunk
+
+        [publication] = [p for p in setup.ledger.publications() if p.id == context.publication_id]
+        setup.channel.publish(
+            draft,
+            PublishContext(setup.ledger.claim(_draft_id(setup, publication)), setup.outbox, setup.ledger, now=OPEN),
+        )
+
+    texts = Counter(message["to"] for message in server.messages)
+    assert sorted(texts) == sorted(CONSENTING) and set(texts.values()) == {1}
+
+
+def _draft_id(setup: Setup, publication: Any) -> int:
+    return next(d.id for d in setup.ledger.drafts("sms") if d.draft.item_ids == tuple(publication.item_ids))
