@@ -82,6 +82,7 @@ class Provider:
 
 def wire(name: str, stack: ExitStack) -> tuple[LocalHttpServer, dict[str, Any]]:
     """The fake for channel ``name``, started on ``stack``, and its channel section's changes."""
+    credentials: dict[str, Any]
     if name in ("facebook", "instagram"):
         graph = stack.enter_context(GraphApiServer(access_token=GRAPH_TOKEN))
         credentials = {"access_token": {"env": "FAULTS_GRAPH"}}
@@ -102,7 +103,7 @@ def wire(name: str, stack: ExitStack) -> tuple[LocalHttpServer, dict[str, Any]]:
         return api, {"api_base": api.url, "credentials": credentials, "timeout": 1}
     if name == "sms":
         twilio = stack.enter_context(TwilioServer(credentials=TWILIO))
-        account = {"account_sid": TWILIO.account_sid, "auth_token": {"env": "TWILIO_AUTH_TOKEN"}}
+        account: dict[str, Any] = {"account_sid": TWILIO.account_sid, "auth_token": {"env": "TWILIO_AUTH_TOKEN"}}
         sms = {"credentials": {**account, "api_base": twilio.url}, "status_callback": None}
         return twilio, {**sms, "timeout": 1, "retry_budget": 2}
     if name == "x":
