@@ -235,6 +235,9 @@ class Channel(ABC):
         self.settings = settings
         self.practice = settings.practice
         self._bucket: Pacer | None = None
+        #: Makes the practice's own links short (``links.domain``): (item id, channel, full URL) -> short URL; set by
+        #: ``open_practice`` when the practice has ``links``, None keeps full URLs (``links: off``, tests).
+        self.shortener: Callable[[str, str, str], str] | None = None
         self._templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader([folder / self.name for folder in settings.template_folders()]),
             autoescape=jinja2.select_autoescape(["html", "htm", "html.j2", "htm.j2"]),
@@ -333,11 +336,15 @@ class Channel(ABC):
         return len(text)
 
     def link(self, item: ContentItem) -> str | None:
-        """The item's link tagged with this channel's UTM values, when it points at the practice's site."""
+        """The item's link tagged with this channel's UTM values, when it points at the practice's site; with
+        ``links`` configured, the practice's short link to that (README "Did it work?"). Every link a channel sends
+        is built here, so this is the one place a link becomes short. Raises LedgerError when a short link cannot
+        be made."""
         if item.url is None:
             return None
         campaign = item.campaign or self.config.campaign or self.practice.utm.campaign
-        return add_utm(item.url, self.utm_source, self.utm_medium, campaign, own_host=self.practice.host)
+        tagged = add_utm(item.url, self.utm_source, self.utm_medium, campaign, own_host=self.practice.host)
+        return tagged if self.shortener is None else self.shortener(item.id, self.instance, tagged)
 
     def template(self, name: str, **context: Any) -> str:
         """Render ``templates/<channel>/<name>`` with the practice, voice and ``context``.

@@ -1,0 +1,146 @@
+"""The practice's own short links: ``https://<links.domain>/<code>`` in place of a long UTM-tagged URL, and their
+redirect, which counts each click without recording who made it.
+
+:class:`Shortener` is what a channel calls, through ``Channel.link``, where the final UTM-tagged URL is built: it
+gets that URL's code from the ledger (made once per item, channel and URL; random, see
+:mod:`carecast.ledger.links`). :func:`answer` serves ``GET /<code>`` in ``carecast webhooks``: 302 to the full URL,
+the click counted as a ``person`` or, for a link-preview fetcher, prefetcher or scanner, as a ``preview`` naming
+which (:func:`classify`); an unknown code gets a 404 page with a link to the practice's website.
+
+Previews are recognised by their user agent: `crawlerdetect` (a maintained list of over a thousand bots) first,
+then :data:`PREVIEW_AGENTS` for fetchers it does not know or names too generally (iMessage, which sends
+Facebook's and X's names together; Bluesky's card fetcher; mail security scanners), and an empty or bare
+``Mozilla/5.0`` user agent, which no person's browser sends and which Apple Mail Privacy Protection's proxy does.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from functools import cache
+from http import HTTPStatus
+from urllib.parse import urlsplit
+
+from crawlerdetect import CrawlerDetect
+
+from carecast.channel import Response
+from carecast.config import Settings
+from carecast.ledger import Ledger
+
+#: What a code looks like (``secrets.token_urlsafe``); anything else is not looked up.
+CODE = re.compile(r"^/([A-Za-z0-9_-]{6,32})$")
+
+#: Preview fetchers named by a substring of their user agent (lower case), checked before crawlerdetect so each
+#: gets its own name; sources: each vendor's documentation of its fetcher (linked in README "Did it work?").
+PREVIEW_AGENTS: tuple[tuple[str, str], ...] = (
+    ("facebot twitterbot", "iMessage"),  # Messages' link preview sends both names
+    ("slackbot", "Slackbot"),
+    ("facebookexternalhit", "facebookexternalhit"),
+    ("twitterbot", "Twitterbot"),
+    ("linkedinbot", "LinkedInBot"),
+    ("applebot", "Applebot"),
+    ("whatsapp", "WhatsApp"),
+    ("telegrambot", "TelegramBot"),
+    ("discordbot", "Discordbot"),
+    ("mastodon/", "Mastodon"),  # every instance fetches a posted link's card
+    ("cardyb", "Bluesky"),  # Bluesky's card fetcher
+    ("bluesky", "Bluesky"),
+    ("google-pagerenderer", "Google"),
+    ("googleimageproxy", "Gmail image proxy"),
+    ("microsoft office", "Outlook preview"),
+    ("ms-office", "Outlook preview"),
+    ("safelinks", "Microsoft Safe Links"),
+    ("barracuda", "Barracuda scanner"),
+    ("proofpoint", "Proofpoint scanner"),
+    ("mimecast", "Mimecast scanner"),
+)
+#: User agents no person's browser sends: Apple Mail Privacy Protection's proxy fetches with a bare one.
+BARE_AGENTS = {"": "no user agent", "mozilla/5.0": "Apple Mail Privacy Protection"}
+#: Most a stored agent name holds (``clicks.agent``).
+AGENT_LENGTH = 40
+
+
+@cache
+def _detector() -> CrawlerDetect:
+    return CrawlerDetect()
+
+
+def classify(user_agent: str) -> tuple[str, str]:
+    """``("person", "mobile" | "desktop")`` or ``("preview", <fetcher's name>)`` for a request's user agent.
+
+    Only this class is stored, never the user agent itself. Raises nothing.
+    """
+    agent = user_agent.strip()
+    lowered = agent.lower()
+    if lowered in BARE_AGENTS:
+        return "preview", BARE_AGENTS[lowered]
+    for needle, name in PREVIEW_AGENTS:
+        if needle in lowered:
+            return "preview", name
+    detector = _detector()
+    if detector.isCrawler(agent):
+        return "preview", (detector.getMatches() or "bot")[:AGENT_LENGTH]
+    return "person", "mobile" if re.search(r"mobile|iphone|ipad|android", lowered) else "desktop"
+
+
+class Shortener:
+    """Turns the practice's own UTM-tagged URLs into ``https://<domain>/<code>``, codes kept in the ledger."""
+
+    def __init__(self, domain: str, ledger: Ledger, own_host: str) -> None:
+        self.domain = domain
+        self.ledger = ledger
+        self.own_host = own_host.lower().removeprefix("www.")
+
+    def __call__(self, item_id: str, channel: str, url: str) -> str:
+        """The short link for ``url`` of ``item_id`` on ``channel``; another site's URL comes back unchanged (it
+        carries no UTM tags and is not the practice's to count). Raises LedgerError when the ledger fails."""
+        host = (urlsplit(url).hostname or "").lower().removeprefix("www.")
+        if host != self.own_host:
+            return url
+        return f"https://{self.domain}/{self.ledger.short_code(item_id, channel, url)}"
+
+
+def shortener(settings: Settings, ledger: Ledger) -> Shortener | None:
+    """The practice's shortener, or None with ``links: off``."""
+    if settings.links is None:
+        return None
+    return Shortener(settings.links.domain, ledger, settings.practice.host)
+
+
+def answer(method: str, path: str, user_agent: str, settings: Settings, ledger: Ledger) -> Response | None:
+    """The answer to a request for a short link, or None when ``path`` is not one (another route may serve it).
+
+    GET: 302 to the full URL, the click counted; HEAD (a scanner checking where it goes): the same, counted as a
+    preview. Unknown code: 404 with a link to the practice's website. Raises LedgerError when the ledger fails.
+    """
+    if settings.links is None or method not in ("GET", "HEAD"):
+        return None
+    found = CODE.match(path)
+    if found is None:
+        return None
+    link = ledger.short_link(found[1])
+    if link is None:
+        return not_found(settings)
+    kind, agent = ("preview", "HEAD request") if method == "HEAD" else classify(user_agent)
+    ledger.record_click(link.id, kind, agent)
+    return Response(
+        HTTPStatus.FOUND,
+        b"",
+        content_type=None,
+        note=f"{link.channel} {kind}",
+        headers=(("Location", link.target), ("Referrer-Policy", "no-referrer")),
+    )
+
+
+def not_found(settings: Settings) -> Response:
+    """The 404 page of an unknown or mistyped short link: the practice's name and a link to its website."""
+    name, website = html.escape(settings.practice.name), html.escape(str(settings.practice.website))
+    page = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>Link not found · {name}</title></head>"
+        '<body style="font-family: system-ui, sans-serif; max-width: 32rem; margin: 3rem auto; padding: 0 1rem">'
+        f"<h1>This link does not exist</h1><p>It may have been mistyped. Everything from {name} is on "
+        f'<a href="{website}">{website}</a>.</p></body></html>'
+    )
+    return Response(HTTPStatus.NOT_FOUND, page.encode(), content_type="text/html; charset=utf-8", note="unknown link")
