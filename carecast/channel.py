@@ -25,6 +25,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.message import EmailMessage
 from functools import cache
 from http import HTTPStatus
 from importlib.metadata import EntryPoint, entry_points
@@ -432,6 +433,14 @@ class Channel(ABC):
         if not self.paces_requests:
             context.stop_if_asked(self.instance)
             context.pace()
+
+    def send_staff_mail(self, message: EmailMessage) -> str | None:
+        """Send a message to the practice's own staff (the weekly report) through this channel's mail server, and
+        say where it went; None when this channel sends no mail (the default) or has no server configured.
+
+        Raises PublishError when the server refuses it.
+        """
+        return None
 
     def verify(self) -> str:
         """Prove the configured account works without sending anything; say what was checked.

@@ -293,7 +293,9 @@ class Settings(Strict):
     sources: dict[str, SourceConfig]
     channels: dict[str, ChannelSettings]
     notify: Notify = Notify()
-    links: Links | None = Field(None, description="short links: {domain: go.example.com}; off (default) keeps full URLs")
+    links: Links | None = Field(
+        None, description="short links: {domain: go.example.com}; off (default) keeps full URLs"
+    )
     report: Report = Report()
 
     @field_validator("links", mode="before")

@@ -2,7 +2,8 @@
 
 Each channel class contributes its :class:`~carecast.channel.Route` objects through ``Channel.routes`` (the
 built-in SMS channel: Twilio's status callbacks and inbound STOP / START / HELP; the newsletter: one-click
-unsubscribe); with ``links`` configured, any other ``GET /<code>`` is a short link (:mod:`carecast.links`). :class:`WebhookApp` dispatches a request to its route, with the open practice, and answers 404 for an
+unsubscribe); with ``links`` configured, any other ``GET /<code>`` is a short link (:mod:`carecast.links`).
+:class:`WebhookApp` dispatches a request to its route, with the open practice, and answers 404 for an
 unknown path, 405 for a known path with another method, 413 for a body over ``MAX_BODY`` (never read), and 500
 when a secret or the ledger fails.
 

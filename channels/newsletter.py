@@ -403,6 +403,22 @@ class NewsletterChannel(Channel):
         credentials = self.config.credentials
         return None if credentials is None else f"{credentials.server} {credentials.username}"
 
+    def send_staff_mail(self, message: EmailMessage) -> str | None:
+        """Send a message to the practice's staff (the weekly report) from this newsletter's sender over its SMTP
+        server; None without credentials. Raises PublishError when the server cannot be reached or refuses it."""
+        credentials = self.config.credentials
+        if credentials is None:
+            return None
+        del message["From"]
+        message["From"] = formataddr((self.config.from_name, str(self.config.from_address)))
+        with self._connect(credentials, resolve(credentials.password)) as smtp:
+            try:
+                smtp.send_message(message)
+            except (smtplib.SMTPException, OSError) as exc:
+                why = f"the SMTP server {credentials.server} did not take the report: {exc}"
+                raise PublishError(self.instance, why, transient=True) from exc
+        return f"smtp {credentials.server}"
+
     def verify(self) -> str:
         """Connect, secure the connection and log in to the SMTP server, then quit without sending.
 

@@ -1,0 +1,190 @@
+"""Short links end to end: the sample practice's posts sent with ``links`` on, every short link followed over a
+real server as a person and as each known preview fetcher, and the report counting them apart per channel and item.
+Unknown codes 404; nothing personal in a code or in the clicks table."""
+
+from __future__ import annotations
+
+import re
+import threading
+from email import policy
+from email.parser import BytesParser
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy import inspect, text
+
+from carecast import pipeline, report
+from carecast.config import Settings
+from carecast.ledger import Ledger
+from carecast.links import classify
+from carecast.model import now_utc
+from carecast.practice import load_settings
+from carecast.text import sms_measure
+from carecast.webhooks import WebhookApp, make_server
+from tests.conftest import commented_channels, write_config
+
+DOMAIN = "go.oakviewpt.com"
+SHORT = re.compile(rf"https://{re.escape(DOMAIN)}/([A-Za-z0-9_-]+)")
+PERSON = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.5 Mobile/15E148 Safari/604.1"
+)
+#: Each preview fetcher as it introduces itself, and the name the report gives it.
+FETCHERS = {
+    "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)": "Slackbot",
+    "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)": "facebookexternalhit",
+    "Twitterbot/1.0": "Twitterbot",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_11_1) AppleWebKit/601.2.4 (KHTML, like Gecko) Version/9.0.1 "
+    "Safari/601.2.4 facebookexternalhit/1.1 Facebot Twitterbot/1.0": "iMessage",
+    "Mozilla/5.0": "Apple Mail Privacy Protection",
+    "LinkedInBot/1.0 (compatible; Mozilla/5.0; Apache-HttpClient +http://www.linkedin.com)": "LinkedInBot",
+    "Mastodon/4.3.0 (http.rb/5.2.0; +https://mastodon.social/) Bot": "Mastodon",
+    "Mozilla/5.0 (compatible; Barracuda Sentinel)": "Barracuda scanner",
+}
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return load_settings(write_config(tmp_path, {"links": {"domain": DOMAIN}, **commented_channels()}))
+
+
+@pytest.fixture
+def ledger(settings: Settings) -> Iterator[Ledger]:
+    opened = Ledger(settings.ledger_url())
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def server(settings: Settings, ledger: Ledger) -> Iterator[str]:
+    served = make_server(WebhookApp(settings, ledger), "127.0.0.1", 0)
+    thread = threading.Thread(target=served.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{served.server_port}"
+    served.shutdown()
+    served.server_close()
+
+
+def send_everything(settings: Settings, ledger: Ledger) -> dict[str, set[str]]:
+    """Run the sample practice's pipeline; the short codes each channel's outbox holds."""
+    pipeline.sync_audience(settings, ledger)
+    for source in settings.sources:
+        pipeline.ingest(settings, ledger, source)
+    for channel in pipeline.channel_names(settings):
+        pipeline.adapt(settings, ledger, channel)
+        pipeline.publish(settings, ledger, channel)
+    codes: dict[str, set[str]] = {}
+    for path in settings.path(settings.outbox).rglob("*"):
+        if path.is_file():
+            codes.setdefault(path.parent.name, set()).update(SHORT.findall(readable(path)))
+    return codes
+
+
+def readable(path: Path) -> str:
+    """An outbox file's text; an email's parts decoded (quoted-printable breaks a link across lines)."""
+    if path.suffix != ".eml":
+        return path.read_text()
+    message = BytesParser(policy=policy.default).parse(path.open("rb"))
+    return "\n".join(str(part.get_content()) for part in message.walk() if part.get_content_maintype() == "text")
+
+
+def test_every_link_is_short_and_counted_for_people_and_previews_apart(
+    settings: Settings, ledger: Ledger, server: str
+) -> None:
+    codes = send_everything(settings, ledger)
+    assert {"newsletter", "x", "mastodon", "sms"} <= {channel for channel, found in codes.items() if found}
+    assert (
+        "utm_source"
+        not in (settings.path(settings.outbox) / "sms")
+        .joinpath(sorted(p.name for p in (settings.path(settings.outbox) / "sms").iterdir())[0])
+        .read_text()
+    )
+    followed: set[tuple[str, str]] = set()
+    for code in set().union(*codes.values()):
+        link = ledger.short_link(code)
+        assert link is not None
+        followed.add((link.item_id, link.channel))
+        answer = requests.get(f"{server}/{code}", headers={"User-Agent": PERSON}, allow_redirects=False, timeout=10)
+        assert answer.status_code == 302
+        assert answer.headers["Location"] == link.target
+        assert "utm_source=" in link.target
+        for agent in FETCHERS:
+            fetched = requests.get(f"{server}/{code}", headers={"User-Agent": agent}, allow_redirects=False, timeout=10)
+            assert fetched.status_code == 302
+
+    since = now_utc() - timedelta(days=1)
+    built = report.build(settings, ledger, since, now_utc())
+    clicked = {(row.item_id, row.channel): row for row in built.rows if row.people or row.previews}
+    assert set(clicked) == followed
+    for row in clicked.values():
+        codes_of_row = 1 if row.channel != "newsletter" else row.people  # a digest item may link more than once
+        assert row.people == codes_of_row
+        assert row.previews == len(FETCHERS) * codes_of_row
+        assert set(row.previews_by) == set(FETCHERS.values())
+    table = report.render_table(built)
+    assert "Previews (fetchers, not people)" in table
+    assert "Apple Mail Privacy Protection" in table
+
+
+def test_an_unknown_code_is_a_404_page_with_the_practice_website(server: str, settings: Settings) -> None:
+    answer = requests.get(f"{server}/Zz9-unknown", headers={"User-Agent": PERSON}, timeout=10)
+    assert answer.status_code == 404
+    assert str(settings.practice.website) in answer.text
+    assert requests.get(f"{server}/not/a-code", timeout=10).status_code == 404
+
+
+def test_no_code_and_no_click_holds_anything_personal(settings: Settings, ledger: Ledger, server: str) -> None:
+    codes = set().union(*send_everything(settings, ledger).values())
+    for code in codes:
+        requests.get(f"{server}/{code}", headers={"User-Agent": PERSON}, allow_redirects=False, timeout=10)
+    assert {column["name"] for column in inspect(ledger.engine).get_columns("clicks")} == {
+        "id",
+        "link_id",
+        "at",
+        "kind",
+        "agent",
+    }
+    with ledger.engine.connect() as connection:
+        stored = " ".join(
+            str(value)
+            for table in ("clicks", "short_links")
+            for row in connection.execute(text(f"SELECT * FROM {table}"))  # noqa: S608 - fixed table names
+            for value in row
+        )
+        people = [value for row in connection.execute(text("SELECT address, name FROM subscribers")) for value in row]
+    assert people and not [person for person in people if person in stored]
+    assert "127.0.0.1" not in stored and PERSON not in stored
+    for code in codes:
+        link = ledger.short_link(code)
+        assert link is not None
+        words = {word for word in re.split(r"[^a-z0-9]+", (link.item_id + " " + link.target).lower()) if len(word) > 3}
+        assert not [word for word in words if word in code.lower()]
+        assert len(code) == 8
+
+
+def test_links_off_keeps_the_full_urls(tmp_path: Path) -> None:
+    settings = load_settings(write_config(tmp_path, {"links": "off"}))
+    assert settings.links is None
+    ledger = Ledger(settings.ledger_url())
+    try:
+        assert send_everything(settings, ledger) and not set().union(*send_everything(settings, ledger).values())
+    finally:
+        ledger.close()
+
+
+def test_the_sample_text_costs_fewer_segments_with_a_short_link() -> None:
+    long = "https://www.oakviewpt.com/blog/national-pt-month?utm_source=sms&utm_medium=sms&utm_campaign=pt_month_2026"
+    text_ = "Oakview PT: October is National Physical Therapy Month! Free posture checks all week at the clinic: {} Reply STOP to opt out"
+    before, after = sms_measure(text_.format(long)), sms_measure(text_.format(f"https://{DOMAIN}/Ab3dE_9x"))
+    assert after.segments < before.segments
+
+
+@pytest.mark.parametrize(
+    ("agent", "expected"),
+    [(PERSON, ("person", "mobile")), *[(agent, ("preview", name)) for agent, name in FETCHERS.items()]],
+)
+def test_user_agents_are_classed(agent: str, expected: tuple[str, str]) -> None:
+    assert classify(agent) == expected
