@@ -3,6 +3,7 @@ week, and the weekday and hour they come at. Sized for a phone: 375 CSS px wide 
 
 from __future__ import annotations
 
+import calendar
 import io
 from collections import Counter
 from datetime import datetime, timedelta, tzinfo
@@ -15,7 +16,6 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from carecast.ledger import Click
-from carecast.report import WEEKDAYS, Report
 
 #: 3.75 x 3 inches at 200 dpi: 750 px wide, a 375 px phone screen at 2x.
 SIZE = (3.75, 3.0)
@@ -35,9 +35,9 @@ def _week(moment: datetime) -> datetime:
     return start.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def clicks_per_week(report: Report, zone: tzinfo) -> bytes:
+def clicks_per_week(clicks: list[Click], zone: tzinfo) -> bytes:
     """A line per channel: people's clicks in each week (Monday to Sunday, practice time)."""
-    people = [click for click in report.clicks if click.kind == "person"]
+    people = [click for click in clicks if click.kind == "person"]
     weeks = sorted({_week(click.at.astimezone(zone)) for click in people})
     figure, axes = plt.subplots(figsize=SIZE)
     per_channel: dict[str, Counter[datetime]] = {}
@@ -60,7 +60,7 @@ def best_weekday_hour(clicks: list[Click], zone: tzinfo) -> bytes:
     days = Counter(moment.weekday() for moment in people)
     hours = Counter(moment.hour for moment in people)
     figure, (left, right) = plt.subplots(2, 1, figsize=(SIZE[0], SIZE[1] * 1.4))
-    left.bar(WEEKDAYS, [days[day] for day in range(7)], color="#2a7ab0")
+    left.bar(list(calendar.day_abbr), [days[day] for day in range(7)], color="#2a7ab0")
     left.set_title("Clicks by weekday", fontsize=11)
     right.bar(range(24), [hours[hour] for hour in range(24)], color="#e07b39")
     right.set_title("Clicks by hour", fontsize=11)
@@ -70,9 +70,9 @@ def best_weekday_hour(clicks: list[Click], zone: tzinfo) -> bytes:
     return _png(figure)
 
 
-def charts(report: Report, zone: tzinfo) -> dict[str, bytes]:
-    """Every chart of the report, by file name."""
+def charts(clicks: list[Click], zone: tzinfo) -> dict[str, bytes]:
+    """Every chart of the report (of these clicks), by file name."""
     return {
-        "clicks-per-week.png": clicks_per_week(report, zone),
-        "best-weekday-hour.png": best_weekday_hour(report.clicks, zone),
+        "clicks-per-week.png": clicks_per_week(clicks, zone),
+        "best-weekday-hour.png": best_weekday_hour(clicks, zone),
     }

@@ -263,6 +263,6 @@ def weekly(
         from carecast.charts import charts  # matplotlib loads slowly: only when charts are asked for
 
         charts_dir.mkdir(parents=True, exist_ok=True)
-        for name, png in charts(report, settings.practice.zone).items():
+        for name, png in charts(report.clicks, settings.practice.zone).items():
             (charts_dir / name).write_bytes(png)
     return {"table": render_table, "csv": render_csv, "json": render_json}[form](report)
