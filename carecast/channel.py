@@ -181,6 +181,15 @@ class PracticeContext:
     channels: Mapping[str, Channel]
 
 
+@dataclass(frozen=True)
+class Engagement:
+    """A provider's numbers for one post (or one location): ``numbers`` such as ``{"likes": 3, "reposts": 1}``, and
+    ``problems``, what it could not give and why (``{"impressions": "permission missing: read_insights"}``)."""
+
+    numbers: Mapping[str, int]
+    problems: Mapping[str, str] = field(default_factory=dict)
+
+
 #: A route's handler: answers one request for the open practice. It raises CredentialError or LedgerError when
 #: a secret or the database fails (answered 500); anything it refuses is an answer (403, 400, ...), not a raise.
 Handler = Callable[[Request, PracticeContext], Response]
@@ -433,6 +442,16 @@ class Channel(ABC):
         if not self.paces_requests:
             context.stop_if_asked(self.instance)
             context.pace()
+
+    def engagement(self, provider_ids: Sequence[str]) -> Mapping[str, Engagement]:
+        """The provider's engagement numbers for these posts (their ids as ``Receipt.provider_ids`` recorded them),
+        by id; a channel whose numbers are per place rather than per post (GBP) answers under its own key. None
+        by default, and none without credentials (the outbox has no numbers).
+
+        A metric the provider refuses (a missing permission, a retired metric) is a ``problem`` of the answer, not
+        a raise. Raises PublishError when the provider cannot be asked at all, CredentialError for a secret.
+        """
+        return {}
 
     def send_staff_mail(self, message: EmailMessage) -> str | None:
         """Send a message to the practice's own staff (the weekly report) through this channel's mail server, and
