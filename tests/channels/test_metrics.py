@@ -1,0 +1,86 @@
+"""Each channel's own numbers, read from its provider's fake in the provider's shape (``Channel.engagement``,
+``carecast.metrics.read_metrics``), kept in the ledger and shown by the report; a metric the provider refuses (a
+missing permission, a retired metric) is a line of the report, never a failed run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from carecast import report
+from carecast.channel import Channel
+from carecast.ledger import Ledger
+from carecast.metrics import read_metrics
+from carecast.model import now_utc
+from channels.facebook import FacebookChannel
+from channels.instagram import InstagramChannel
+from tests.channels.conftest import publish_run, sample_channel
+from tests.factories import make_item
+from tests.providers.graph import GraphApiServer
+from tests.providers.images import ImageHost
+
+TOKEN = "EAAG-metrics-token-0001"
+
+
+def numbers(channel: Channel, ledger: Ledger) -> tuple[report.Row, list[str]]:
+    """Read the channel's numbers as the metrics job does; its one report row, and the job's lines."""
+    lines = read_metrics(channel.settings, ledger, {channel.instance: channel})
+    built = report.build(channel.settings, ledger, now_utc() - timedelta(days=1), now_utc() + timedelta(minutes=1))
+    [row] = built.rows
+    assert any(f"{channel.instance}: " in line for line in lines), lines
+    return row, lines
+
+
+@pytest.fixture
+def graph(monkeypatch: pytest.MonkeyPatch) -> Iterator[GraphApiServer]:
+    monkeypatch.setenv("META_TOKEN", TOKEN)
+    with GraphApiServer(access_token=TOKEN) as server:
+        yield server
+
+
+def test_facebook_insights_and_a_retired_metric(tmp_path: Path, graph: GraphApiServer, ledger: Ledger) -> None:
+    facebook = sample_channel(
+        tmp_path, FacebookChannel, api_base=graph.url, credentials={"access_token": {"env": "META_TOKEN"}}
+    )
+    ledger.upsert_items([make_item()])
+    [sent] = publish_run(facebook.settings, ledger, "facebook")
+    assert sent.state == "published", sent.detail
+    row, _ = numbers(facebook, ledger)
+    assert row.engagement == {
+        "post_impressions_unique": 412,
+        "post_clicks": 23,
+        "post_reactions_by_type_total.like": 17,
+        "post_reactions_by_type_total.love": 4,
+    }
+    graph.retired_metrics.add("post_impressions_unique")
+    row, lines = numbers(facebook, ledger)
+    assert "post_impressions_unique" not in row.engagement and row.engagement["post_clicks"] == 23
+    [problem] = row.problems
+    assert problem.startswith("post_impressions_unique: retired or not available")
+    assert any("retired" in line for line in lines)
+    assert "post_impressions_unique: retired" in report.render_table(
+        report.build(facebook.settings, ledger, now_utc() - timedelta(days=1), now_utc() + timedelta(minutes=1))
+    )
+
+
+def test_instagram_insights_and_a_missing_permission(
+    tmp_path: Path, graph: GraphApiServer, ledger: Ledger, image_host: ImageHost
+) -> None:
+    instagram = sample_channel(
+        tmp_path,
+        InstagramChannel,
+        api_base=graph.url,
+        credentials={"access_token": {"env": "META_TOKEN"}},
+        poll_every=0.05,
+    )
+    ledger.upsert_items([make_item(source="stories", image_url=f"{image_host.url}/photo.jpg", image_alt="A desk")])
+    [sent] = publish_run(instagram.settings, ledger, "instagram")
+    assert sent.state == "published", sent.detail
+    graph.withheld_metrics.add("saved")
+    row, lines = numbers(instagram, ledger)
+    assert row.engagement == {"reach": 268, "likes": 31, "comments": 5, "shares": 2, "views": 540}
+    assert row.problems == [row.problems[0]] and row.problems[0].startswith("saved: permission missing")
+    assert any("permission missing" in line for line in lines)
