@@ -25,8 +25,8 @@ inspected travels in a body, not a URL) and warns when it expires within 7 days.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
 import requests

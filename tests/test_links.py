@@ -4,12 +4,13 @@ Unknown codes 404; nothing personal in a code or in the clicks table."""
 
 from __future__ import annotations
 
+import json
 import re
 import threading
-from email import policy
-from email.parser import BytesParser
 from collections.abc import Iterator
 from datetime import timedelta
+from email import policy
+from email.parser import BytesParser
 from pathlib import Path
 
 import pytest
@@ -151,7 +152,7 @@ def test_no_code_and_no_click_holds_anything_personal(settings: Settings, ledger
         stored = " ".join(
             str(value)
             for table in ("clicks", "short_links")
-            for row in connection.execute(text(f"SELECT * FROM {table}"))  # noqa: S608 - fixed table names
+            for row in connection.execute(text(f"SELECT * FROM {table}"))
             for value in row
         )
         people = [value for row in connection.execute(text("SELECT address, name FROM subscribers")) for value in row]
@@ -175,11 +176,36 @@ def test_links_off_keeps_the_full_urls(tmp_path: Path) -> None:
         ledger.close()
 
 
-def test_the_sample_text_costs_fewer_segments_with_a_short_link() -> None:
-    long = "https://www.oakviewpt.com/blog/national-pt-month?utm_source=sms&utm_medium=sms&utm_campaign=pt_month_2026"
-    text_ = "Oakview PT: October is National Physical Therapy Month! Free posture checks all week at the clinic: {} Reply STOP to opt out"
-    before, after = sms_measure(text_.format(long)), sms_measure(text_.format(f"https://{DOMAIN}/Ab3dE_9x"))
-    assert after.segments < before.segments
+def sms_texts(settings: Settings, ledger: Ledger) -> list[str]:
+    """Each sample text the SMS channel sent (its outbox's Twilio requests)."""
+    send_everything(settings, ledger)
+    folder = settings.path(settings.outbox) / "sms"
+    return sorted(
+        {request["Body"] for path in folder.glob("*.json") for request in json.loads(path.read_text())["requests"]}
+    )
+
+
+def test_a_short_link_leaves_the_sample_text_room_for_its_story(
+    tmp_path: Path, settings: Settings, ledger: Ledger
+) -> None:
+    """README "Did it work?": the sample text within its 2 segments carries 13 more words of its story, and the
+    whole story takes 3 segments instead of 4."""
+    full = load_settings(write_config(tmp_path / "full", {"links": "off"}))
+    full_ledger = Ledger(full.ledger_url())
+    try:
+        [before] = sms_texts(full, full_ledger)
+    finally:
+        full_ledger.close()
+    [after] = sms_texts(settings, ledger)
+    assert sms_measure(after).segments <= sms_measure(before).segments == 2
+    assert len(after.split()) - len(before.split()) >= 10
+    long_link, short_link = before.split()[-6], after.split()[-6]
+    assert long_link.startswith("https://www.oakviewpt.com/") and SHORT.fullmatch(short_link)
+    story = "Oakview PT: " + " ".join(
+        ["This week marks ten years since Maria Alvarez joined Oakview Physical Therapy."] * 4
+    )
+    whole = story + " {} Reply STOP to opt out"
+    assert sms_measure(whole.format(short_link)).segments < sms_measure(whole.format(long_link)).segments
 
 
 @pytest.mark.parametrize(

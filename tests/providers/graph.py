@@ -4,10 +4,10 @@ Endpoints (under ``/<version>/``, the version the channel calls): ``POST /{page-
 ``POST /{page-id}/photos`` (url, message, alt_text_custom) for Page posts; ``POST /{ig-user-id}/media`` (image_url,
 caption, alt_text), ``GET /{container-id}?fields=status_code`` and ``POST /{ig-user-id}/media_publish``
 (creation_id) for Instagram's content publishing; ``GET /{media-id}?fields=permalink``; ``GET /{page-id}`` and
-``GET /{ig-user-id}``; ``GET /debug_token?input_token=...``; ``GET /{post-id}/insights`` and ``/{media-id}/insights`` (``retired_metrics``
-answer code 100, ``withheld_metrics`` code 10); and the batch request ``POST /`` (``batch`` form
-field) that wraps any of the GETs. Bodies are read as JSON or form fields, the token from ``Authorization: Bearer``
-(or ``OAuth``) or an ``access_token`` field.
+``GET /{ig-user-id}``; ``GET /debug_token?input_token=...``; ``GET /{post-id}/insights`` and
+``/{media-id}/insights`` (``retired_metrics`` answer code 100, ``withheld_metrics`` code 10); and the batch
+request ``POST /`` (``batch`` form field) that wraps any of the GETs. Bodies are read as JSON or form fields,
+the token from ``Authorization: Bearer`` (or ``OAuth``) or an ``access_token`` field.
 
 Like Meta, it fetches every image it is given by URL (Page photos at once, Instagram containers while they
 process): an image that cannot be fetched refuses the photo (code 324) or puts the container in ``ERROR``; an
