@@ -17,12 +17,20 @@ from carecast.metrics import read_metrics
 from carecast.model import now_utc
 from channels.facebook import FacebookChannel
 from channels.instagram import InstagramChannel
+from channels.x import XChannel
 from tests.channels.conftest import publish_run, sample_channel
 from tests.factories import make_item
 from tests.providers.graph import GraphApiServer
 from tests.providers.images import ImageHost
+from tests.providers.xapi import PUBLIC_METRICS, XApiServer, XCredentials
 
 TOKEN = "EAAG-metrics-token-0001"
+X_SECRETS = XCredentials(
+    consumer_key="ck-metrics", consumer_secret="cs-metrics", access_token="1-at-metrics", access_token_secret="ats-m"
+)
+X_ENV = {
+    name: f"X_{name.upper()}" for name in ("consumer_key", "consumer_secret", "access_token", "access_token_secret")
+}
 
 
 def numbers(channel: Channel, ledger: Ledger) -> tuple[report.Row, list[str]]:
@@ -84,3 +92,23 @@ def test_instagram_insights_and_a_missing_permission(
     assert row.engagement == {"reach": 268, "likes": 31, "comments": 5, "shares": 2, "views": 540}
     assert row.problems == [row.problems[0]] and row.problems[0].startswith("saved: permission missing")
     assert any("permission missing" in line for line in lines)
+
+
+def test_x_public_metrics_and_an_access_level_without_reads(
+    tmp_path: Path, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with XApiServer(credentials=X_SECRETS) as server:
+        for name, variable in X_ENV.items():
+            monkeypatch.setenv(variable, getattr(X_SECRETS, name))
+        credentials = {name: {"env": variable} for name, variable in X_ENV.items()}
+        x = sample_channel(tmp_path, XChannel, api_base=server.url, credentials=credentials)
+        ledger.upsert_items([make_item()])
+        [sent] = publish_run(x.settings, ledger, "x")
+        assert sent.state == "published", sent.detail
+        row, _ = numbers(x, ledger)
+        assert row.engagement == PUBLIC_METRICS
+        assert server.requests_to("GET", "/2/tweets")[-1].query["tweet.fields"] == "public_metrics"
+        server.reads_forbidden = True
+        row, lines = numbers(x, ledger)
+        assert row.engagement == {} and row.problems[0].startswith("public_metrics: permission missing")
+        assert any("permission missing" in line for line in lines)
