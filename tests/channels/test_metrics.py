@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import requests
 
 from carecast import report
 from carecast.channel import Channel
@@ -17,11 +18,13 @@ from carecast.metrics import read_metrics
 from carecast.model import now_utc
 from channels.facebook import FacebookChannel
 from channels.instagram import InstagramChannel
+from channels.mastodon import MastodonChannel
 from channels.x import XChannel
 from tests.channels.conftest import publish_run, sample_channel
 from tests.factories import make_item
 from tests.providers.graph import GraphApiServer
 from tests.providers.images import ImageHost
+from tests.providers.mastodon import PRACTICE_TOKEN, mastodon_instance
 from tests.providers.xapi import PUBLIC_METRICS, XApiServer, XCredentials
 
 TOKEN = "EAAG-metrics-token-0001"
@@ -112,3 +115,28 @@ def test_x_public_metrics_and_an_access_level_without_reads(
         row, lines = numbers(x, ledger)
         assert row.engagement == {} and row.problems[0].startswith("public_metrics: permission missing")
         assert any("permission missing" in line for line in lines)
+
+
+def test_mastodon_status_counts_and_a_deleted_status(
+    tmp_path: Path, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MASTODON_TOKEN", PRACTICE_TOKEN)
+    with mastodon_instance() as instance:
+        mastodon = sample_channel(
+            tmp_path,
+            MastodonChannel,
+            instance_url=instance.url,
+            credentials={"access_token": {"env": "MASTODON_TOKEN"}},
+        )
+        ledger.upsert_items([make_item()])
+        [sent] = publish_run(mastodon.settings, ledger, "mastodon")
+        assert sent.state == "published", sent.detail
+        [status_id] = ledger.publications()[0].provider_ids
+        requests.post(
+            f"{instance.url}/api/v1/statuses/{status_id}/favourite", headers=instance.auth_headers(), timeout=5
+        )
+        row, _ = numbers(mastodon, ledger)
+        assert row.engagement == {"replies_count": 0, "reblogs_count": 0, "favourites_count": 1}
+        requests.delete(f"{instance.url}/api/v1/statuses/{status_id}", headers=instance.auth_headers(), timeout=5)
+        row, _ = numbers(mastodon, ledger)
+        assert row.problems == ["status: deleted, or no longer visible to the account"]
