@@ -16,12 +16,14 @@ from carecast.channel import Channel
 from carecast.ledger import Ledger
 from carecast.metrics import read_metrics
 from carecast.model import now_utc
+from channels.bluesky import BlueskyChannel
 from channels.facebook import FacebookChannel
 from channels.instagram import InstagramChannel
 from channels.mastodon import MastodonChannel
 from channels.x import XChannel
 from tests.channels.conftest import publish_run, sample_channel
 from tests.factories import make_item
+from tests.providers.bluesky import BlueskyAccount, BlueskyPds
 from tests.providers.graph import GraphApiServer
 from tests.providers.images import ImageHost
 from tests.providers.mastodon import PRACTICE_TOKEN, mastodon_instance
@@ -140,3 +142,28 @@ def test_mastodon_status_counts_and_a_deleted_status(
         requests.delete(f"{instance.url}/api/v1/statuses/{status_id}", headers=instance.auth_headers(), timeout=5)
         row, _ = numbers(mastodon, ledger)
         assert row.problems == ["status: deleted, or no longer visible to the account"]
+
+
+def test_bluesky_post_counts_from_get_posts(tmp_path: Path, ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    account = BlueskyAccount(app_password="bsky-metrics-password")
+    monkeypatch.setenv("BLUESKY_APP_PASSWORD", account.app_password)
+    with BlueskyPds(account) as pds:
+        bluesky = sample_channel(
+            tmp_path,
+            BlueskyChannel,
+            pds_url=pds.url,
+            credentials={"handle": account.handle, "app_password": {"env": "BLUESKY_APP_PASSWORD"}},
+        )
+        ledger.upsert_items([make_item()])
+        [sent] = publish_run(bluesky.settings, ledger, "bluesky")
+        assert sent.state == "published", sent.detail
+        [uri] = ledger.publications()[0].provider_ids
+        pds.counts[uri] = {"likeCount": 12, "repostCount": 3, "replyCount": 1, "quoteCount": 0}
+        row, _ = numbers(bluesky, ledger)
+        assert row.engagement == {"like_count": 12, "repost_count": 3, "reply_count": 1, "quote_count": 0}
+        assert [value for name, value in pds.requests_to("GET", "/xrpc/app.bsky.feed.getPosts")[-1].query_pairs] == [
+            uri
+        ]
+        pds.repo.records.clear()  # the post was deleted
+        row, _ = numbers(bluesky, ledger)
+        assert row.problems == ["post: deleted or not found"]
