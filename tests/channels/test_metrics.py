@@ -19,6 +19,7 @@ from carecast.model import now_utc
 from channels.bluesky import BlueskyChannel
 from channels.facebook import FacebookChannel
 from channels.instagram import InstagramChannel
+from channels.linkedin import LinkedInChannel
 from channels.mastodon import MastodonChannel
 from channels.x import XChannel
 from tests.channels.conftest import publish_run, sample_channel
@@ -26,6 +27,7 @@ from tests.factories import make_item
 from tests.providers.bluesky import BlueskyAccount, BlueskyPds
 from tests.providers.graph import GraphApiServer
 from tests.providers.images import ImageHost
+from tests.providers.linkedin import LINKEDIN_TOKEN, SHARE_STATISTICS, LinkedInServer
 from tests.providers.mastodon import PRACTICE_TOKEN, mastodon_instance
 from tests.providers.xapi import PUBLIC_METRICS, XApiServer, XCredentials
 
@@ -167,3 +169,22 @@ def test_bluesky_post_counts_from_get_posts(tmp_path: Path, ledger: Ledger, monk
         pds.repo.records.clear()  # the post was deleted
         row, _ = numbers(bluesky, ledger)
         assert row.problems == ["post: deleted or not found"]
+
+
+def test_linkedin_share_statistics_and_a_missing_permission(
+    tmp_path: Path, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LINKEDIN_ACCESS_TOKEN", LINKEDIN_TOKEN)
+    with LinkedInServer() as api:
+        linkedin = sample_channel(
+            tmp_path, LinkedInChannel, api_base=api.url, credentials={"access_token": {"env": "LINKEDIN_ACCESS_TOKEN"}}
+        )
+        ledger.upsert_items([make_item()])
+        [sent] = publish_run(linkedin.settings, ledger, "linkedin")
+        assert sent.state == "published", sent.detail
+        row, _ = numbers(linkedin, ledger)
+        assert row.engagement == {key: value for key, value in SHARE_STATISTICS.items() if isinstance(value, int)}
+        api.statistics_allowed = False
+        row, lines = numbers(linkedin, ledger)
+        assert row.problems[0].startswith("share_statistics: permission missing: the token needs r_organization_social")
+        assert any("r_organization_social" in line for line in lines)
