@@ -18,6 +18,7 @@ from carecast.metrics import read_metrics
 from carecast.model import now_utc
 from channels.bluesky import BlueskyChannel
 from channels.facebook import FacebookChannel
+from channels.gbp import GbpChannel
 from channels.instagram import InstagramChannel
 from channels.linkedin import LinkedInChannel
 from channels.mastodon import MastodonChannel
@@ -25,6 +26,7 @@ from channels.x import XChannel
 from tests.channels.conftest import publish_run, sample_channel
 from tests.factories import make_item
 from tests.providers.bluesky import BlueskyAccount, BlueskyPds
+from tests.providers.gbp import DAILY_VALUES, GbpServer
 from tests.providers.graph import GraphApiServer
 from tests.providers.images import ImageHost
 from tests.providers.linkedin import LINKEDIN_TOKEN, SHARE_STATISTICS, LinkedInServer
@@ -188,3 +190,30 @@ def test_linkedin_share_statistics_and_a_missing_permission(
         row, lines = numbers(linkedin, ledger)
         assert row.problems[0].startswith("share_statistics: permission missing: the token needs r_organization_social")
         assert any("r_organization_social" in line for line in lines)
+
+
+def test_gbp_daily_metrics_per_location_and_a_disabled_api(
+    tmp_path: Path, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with GbpServer() as server:
+        monkeypatch.setenv("GBP_CLIENT_SECRET", server.account.client_secret)
+        monkeypatch.setenv("GBP_REFRESH_TOKEN", server.account.refresh_token)
+        credentials = {
+            "client_id": server.account.client_id,
+            "client_secret": {"env": "GBP_CLIENT_SECRET"},
+            "refresh_token": {"env": "GBP_REFRESH_TOKEN"},
+            "token_uri": server.token_uri,
+        }
+        gbp = sample_channel(
+            tmp_path, GbpChannel, api_base=server.url, performance_base=server.url, credentials=credentials
+        )
+        ledger.upsert_items([make_item()])
+        [sent] = publish_run(gbp.settings, ledger, "gbp")
+        assert sent.state == "published", sent.detail
+        row, _ = numbers(gbp, ledger)
+        assert row.engagement == {metric.lower(): value * 3 for metric, value in DAILY_VALUES.items()}
+        [reading] = ledger.metrics()
+        assert reading.subject == f"accounts/{server.account.account_id}/locations/{server.account.location_id}"
+        server.performance_allowed = False
+        row, _ = numbers(gbp, ledger)
+        assert row.problems[0].startswith("daily_metrics: permission missing, or the Performance API is not enabled")
