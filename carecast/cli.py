@@ -601,6 +601,7 @@ def _webhooks(args: argparse.Namespace) -> int:
             print(f"  {methods} {base.rstrip('/')}{path}", flush=True)
         with server, contextlib.suppress(KeyboardInterrupt):
             server.serve_forever()
+        app.close()
     return 0
 
 

@@ -3,7 +3,7 @@ redirect, which counts each click without recording who made it.
 
 :class:`Shortener` is what a channel calls, through ``Channel.link``, where the final UTM-tagged URL is built: it
 gets that URL's code from the ledger (made once per item, channel and URL; random, see
-:mod:`carecast.ledger.links`). :func:`answer` serves ``GET /<code>`` in ``carecast webhooks``: 302 to the full URL,
+:mod:`carecast.ledger.links`). :class:`Redirects` serves ``GET /<code>`` in ``carecast webhooks``: 302 to the full URL,
 the click counted as a ``person`` or, for a link-preview fetcher, prefetcher or scanner, as a ``preview`` naming
 which (:func:`classify`); an unknown code gets a 404 page with a link to the practice's website.
 
@@ -16,7 +16,12 @@ Facebook's and X's names together; Bluesky's card fetcher; mail security scanner
 from __future__ import annotations
 
 import html
+import logging
+import queue
 import re
+import threading
+import time
+from datetime import datetime
 from functools import cache
 from http import HTTPStatus
 from urllib.parse import urlsplit
@@ -25,7 +30,11 @@ from crawlerdetect import CrawlerDetect
 
 from carecast.channel import Response
 from carecast.config import Settings
-from carecast.ledger import Ledger
+from carecast.errors import LedgerError
+from carecast.ledger import Ledger, ShortLink
+from carecast.model import now_utc
+
+log = logging.getLogger(__name__)
 
 #: What a code looks like (``secrets.token_urlsafe``); anything else is not looked up.
 CODE = re.compile(r"^/([A-Za-z0-9_-]{6,32})$")
@@ -107,29 +116,70 @@ def shortener(settings: Settings, ledger: Ledger) -> Shortener | None:
     return Shortener(settings.links.domain, ledger, settings.practice.host)
 
 
-def answer(method: str, path: str, user_agent: str, settings: Settings, ledger: Ledger) -> Response | None:
-    """The answer to a request for a short link, or None when ``path`` is not one (another route may serve it).
+class Redirects:
+    """``GET /<code>`` for ``carecast webhooks``: each code looked up once (a code never changes what it stands for),
+    each click handed to a writer thread that records them in batches, so a redirect never waits for the disk: a
+    click is counted within ``flush_every`` seconds, and one still queued when the process is killed is lost (a
+    count, never a message). ``close`` writes what is queued."""
 
-    GET: 302 to the full URL, the click counted; HEAD (a scanner checking where it goes): the same, counted as a
-    preview. Unknown code: 404 with a link to the practice's website. Raises LedgerError when the ledger fails.
-    """
-    if settings.links is None or method not in ("GET", "HEAD"):
-        return None
-    found = CODE.match(path)
-    if found is None:
-        return None
-    link = ledger.short_link(found[1])
-    if link is None:
-        return not_found(settings)
-    kind, agent = ("preview", "HEAD request") if method == "HEAD" else classify(user_agent)
-    ledger.record_click(link.id, kind, agent)
-    return Response(
-        HTTPStatus.FOUND,
-        b"",
-        content_type=None,
-        note=f"{link.channel} {kind}",
-        headers=(("Location", link.target), ("Referrer-Policy", "no-referrer")),
-    )
+    def __init__(self, settings: Settings, ledger: Ledger, flush_every: float = 0.2, batch: int = 500) -> None:
+        self.settings = settings
+        self.ledger = ledger
+        self.flush_every = flush_every
+        self.batch = batch
+        self._known: dict[str, ShortLink] = {}
+        self._clicks: queue.SimpleQueue[tuple[int, str, str, datetime] | None] = queue.SimpleQueue()
+        self._writer = threading.Thread(target=self._write, name="clicks", daemon=True)
+        self._writer.start()
+
+    def answer(self, method: str, path: str, user_agent: str) -> Response | None:
+        """The answer to a request for a short link, or None when ``path`` is not one (another route may serve it).
+
+        GET: 302 to the full URL, the click counted; HEAD (a scanner checking where it goes): the same, counted as a
+        preview. Unknown code: 404 with a link to the practice's website. Raises LedgerError when the ledger fails.
+        """
+        if method not in ("GET", "HEAD"):
+            return None
+        found = CODE.match(path)
+        if found is None:
+            return None
+        link = self._known.get(found[1]) or self.ledger.short_link(found[1])
+        if link is None:
+            return not_found(self.settings)
+        self._known[link.code] = link
+        kind, agent = ("preview", "HEAD request") if method == "HEAD" else classify(user_agent)
+        self._clicks.put((link.id, kind, agent, now_utc()))
+        return Response(
+            HTTPStatus.FOUND,
+            b"",
+            content_type=None,
+            note=f"{link.channel} {kind}",
+            headers=(("Location", link.target), ("Referrer-Policy", "no-referrer")),
+        )
+
+    def _write(self) -> None:
+        done = False
+        while not done:
+            first = self._clicks.get()
+            pending = [] if first is None else [first]
+            done = first is None
+            deadline = time.monotonic() + self.flush_every
+            while not done and len(pending) < self.batch and (left := deadline - time.monotonic()) > 0:
+                try:
+                    click = self._clicks.get(timeout=left)
+                except queue.Empty:
+                    break
+                done = click is None
+                pending += [] if click is None else [click]
+            try:
+                self.ledger.record_clicks(pending)
+            except LedgerError as exc:  # after the ledger's own retries: the count is off, the redirects go on
+                log.error("%d clicks not counted: %s", len(pending), exc)
+
+    def close(self) -> None:
+        """Write the clicks still queued, then stop the writer."""
+        self._clicks.put(None)
+        self._writer.join(timeout=30)
 
 
 def not_found(settings: Settings) -> Response:

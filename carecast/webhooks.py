@@ -84,6 +84,7 @@ class WebhookApp:
         channels = {name: make_channel(settings, name) for name in settings.channels}
         self.practice = PracticeContext(settings, ledger, channels)
         self._routes: dict[str, dict[str, Route]] = {}
+        self._links = links.Redirects(settings, ledger) if settings.links else None
         for route in declared_routes(channels.values()):
             handlers = self._routes.setdefault(route.path, {})
             if route.method in handlers:
@@ -154,12 +155,18 @@ class WebhookApp:
     def _short_link(self, method: str, path: str, environ: dict[str, Any]) -> Response | None:
         """A short link's redirect (``links``), or None when ``path`` is not one; answered 500 when the ledger
         fails, as a route's would be."""
-        settings, ledger = self.practice.settings, self.practice.ledger
+        if self._links is None:
+            return None
         try:
-            return links.answer(method, path, environ.get("HTTP_USER_AGENT", ""), settings, ledger)
+            return self._links.answer(method, path, environ.get("HTTP_USER_AGENT", ""))
         except LedgerError as exc:
             log.error("%s %s cannot be handled: %s", method, path, exc)
             return Response.text(HTTPStatus.INTERNAL_SERVER_ERROR, "Temporarily unavailable; try again later.")
+
+    def close(self) -> None:
+        """Count the clicks still queued (the short links' writer); the server has stopped."""
+        if self._links is not None:
+            self._links.close()
 
     def _called_url(self, environ: dict[str, Any]) -> str:
         """The URL the caller called, as a provider signs it: ``public_url`` with the request's path and query when

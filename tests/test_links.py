@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from email import policy
@@ -61,12 +62,22 @@ def ledger(settings: Settings) -> Iterator[Ledger]:
 
 @pytest.fixture
 def server(settings: Settings, ledger: Ledger) -> Iterator[str]:
-    served = make_server(WebhookApp(settings, ledger), "127.0.0.1", 0)
+    app = WebhookApp(settings, ledger)
+    served = make_server(app, "127.0.0.1", 0)
     thread = threading.Thread(target=served.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{served.server_port}"
     served.shutdown()
     served.server_close()
+    app.close()
+
+
+def counted(ledger: Ledger, clicks: int, within: float = 10.0) -> None:
+    """Wait until the ledger counts ``clicks`` clicks (the redirect's writer records them in batches)."""
+    deadline = time.monotonic() + within
+    while len(ledger.clicks()) < clicks:
+        assert time.monotonic() < deadline, f"{len(ledger.clicks())} of {clicks} clicks counted"
+        time.sleep(0.02)
 
 
 def send_everything(settings: Settings, ledger: Ledger) -> dict[str, set[str]]:
@@ -104,7 +115,8 @@ def test_every_link_is_short_and_counted_for_people_and_previews_apart(
         .read_text()
     )
     followed: set[tuple[str, str]] = set()
-    for code in set().union(*codes.values()):
+    followed_codes = set().union(*codes.values())
+    for code in followed_codes:
         link = ledger.short_link(code)
         assert link is not None
         followed.add((link.item_id, link.channel))
@@ -116,6 +128,7 @@ def test_every_link_is_short_and_counted_for_people_and_previews_apart(
             fetched = requests.get(f"{server}/{code}", headers={"User-Agent": agent}, allow_redirects=False, timeout=10)
             assert fetched.status_code == 302
 
+    counted(ledger, len(followed_codes) * (1 + len(FETCHERS)))
     since = now_utc() - timedelta(days=1)
     built = report.build(settings, ledger, since, now_utc())
     clicked = {(row.item_id, row.channel): row for row in built.rows if row.people or row.previews}
@@ -141,6 +154,7 @@ def test_no_code_and_no_click_holds_anything_personal(settings: Settings, ledger
     codes = set().union(*send_everything(settings, ledger).values())
     for code in codes:
         requests.get(f"{server}/{code}", headers={"User-Agent": PERSON}, allow_redirects=False, timeout=10)
+    counted(ledger, len(codes))
     assert {column["name"] for column in inspect(ledger.engine).get_columns("clicks")} == {
         "id",
         "link_id",

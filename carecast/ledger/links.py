@@ -85,12 +85,13 @@ class LinkLedger(LedgerStore):
                 return None
             return ShortLink(row.id, row.code, row.item_id, row.channel, row.target)
 
-    def record_click(self, link_id: int, kind: str, agent: str, at: datetime | None = None) -> None:
-        """Count one request for link ``link_id``: ``kind`` person or preview, ``agent`` its class."""
-        with self._session() as session, session.begin():
-            session.execute(
-                insert(ClickRow), [{"link_id": link_id, "at": at or now_utc(), "kind": kind, "agent": agent[:40]}]
-            )
+    def record_clicks(self, clicks: Sequence[tuple[int, str, str, datetime]]) -> None:
+        """Count requests for short links, in one transaction: each (link id, ``person`` or ``preview``, the agent's
+        class, when)."""
+        rows = [{"link_id": link, "kind": kind, "agent": agent[:40], "at": at} for link, kind, agent, at in clicks]
+        if rows:
+            with self._session() as session, session.begin():
+                session.execute(insert(ClickRow), rows)
 
     def clicks(self, since: datetime | None = None, channels: Sequence[str] | None = None) -> list[Click]:
         """Every click since ``since`` (all when None), oldest first, with its link's item and channel."""
