@@ -256,11 +256,6 @@ class Links(Strict):
         pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
         description="the short-link host the practice points at `carecast webhooks`, e.g. go.oakviewpt.com",
     )
-    email_per_recipient: bool = Field(
-        False,
-        description="one code per newsletter recipient, so a click is counted once per person (the code stays "
-        "random; the ledger, not the code, knows whose it is)",
-    )
 
 
 class Report(Strict):
