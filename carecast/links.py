@@ -24,9 +24,8 @@ import time
 from datetime import datetime
 from functools import cache
 from http import HTTPStatus
+from typing import Any
 from urllib.parse import urlsplit
-
-from crawlerdetect import CrawlerDetect
 
 from carecast.channel import Response
 from carecast.config import Settings
@@ -70,7 +69,9 @@ AGENT_LENGTH = 40
 
 
 @cache
-def _detector() -> CrawlerDetect:
+def _detector() -> Any:
+    from crawlerdetect import CrawlerDetect  # only the redirect needs it: a run does not pay for its import
+
     return CrawlerDetect()
 
 

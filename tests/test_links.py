@@ -20,6 +20,7 @@ from sqlalchemy import inspect, text
 
 from carecast import pipeline, report
 from carecast.config import Settings
+from carecast.errors import ConfigError
 from carecast.ledger import Ledger
 from carecast.links import classify
 from carecast.model import now_utc
@@ -228,3 +229,12 @@ def test_a_short_link_leaves_the_sample_text_room_for_its_story(
 )
 def test_user_agents_are_classed(agent: str, expected: tuple[str, str]) -> None:
     assert classify(agent) == expected
+
+
+def test_links_off_in_bare_yaml_and_a_bad_domain_named(tmp_path: Path) -> None:
+    file = write_config(tmp_path)
+    file.write_text(file.read_text() + "links: off\n")
+    assert load_settings(file).links is None
+    file.write_text(file.read_text().replace("links: off\n", "links: {domain: https://go.oakviewpt.com}\n"))
+    with pytest.raises(ConfigError, match=r"links\.domain"):
+        load_settings(file)
