@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import os
 import random
 import subprocess
 import tempfile
@@ -81,29 +82,22 @@ def demo(out: Path, chromium: str) -> None:
             built = report.build(settings, ledger, start - timedelta(days=1), start + timedelta(days=28))
         finally:
             ledger.close()
-    images = charts(built.clicks, settings.practice.zone)
-    out.mkdir(parents=True, exist_ok=True)
-    for name, png in images.items():
-        (out / f"report-{name}").write_bytes(png)
-    sources = {name: f"data:image/png;base64,{base64.b64encode(png).decode()}" for name, png in images.items()}
-    page = out / "report-email.html"
-    page.write_text(report_html(built, sources))
-    (out / "report.txt").write_text(report.render_table(built) + "\n")
-    subprocess.run(
-        [
-            chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--hide-scrollbars",
-            "--window-size=375,1500",
-            f"--screenshot={out / 'report-375.png'}",
-            page.resolve().as_uri(),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    page.unlink()
+        images = charts(built.clicks, settings.practice.zone)
+        out.mkdir(parents=True, exist_ok=True)
+        for name, png in images.items():
+            (out / f"report-{name}").write_bytes(png)
+        sources = {name: f"data:image/png;base64,{base64.b64encode(png).decode()}" for name, png in images.items()}
+        page = Path(folder) / "report-email.html"
+        page.write_text(report_html(built, sources))
+        (out / "report.txt").write_text(report.render_table(built) + "\n")
+        flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=375,1500"]
+        profile = f"--user-data-dir={Path(folder) / 'chromium'}"
+        shot = f"--screenshot={out / 'report-375.png'}"
+        # Chromium's own temporary files go in the folder that is removed, not in /tmp.
+        environment = {**os.environ, "TMPDIR": folder, "HOME": folder}
+        subprocess.run(
+            [chromium, *flags, profile, shot, page.as_uri()], check=True, capture_output=True, env=environment
+        )
 
 
 def main() -> None:
