@@ -48,7 +48,8 @@ def clicks_per_week(clicks: list[Click], zone: tzinfo) -> bytes:
     axes.set_title("People's clicks per week", fontsize=11)
     axes.tick_params(labelsize=8)
     if per_channel:
-        axes.legend(fontsize=7, frameon=False)
+        # Below the plot, not over its lines.
+        axes.legend(fontsize=7, frameon=False, ncols=4, loc="upper center", bbox_to_anchor=(0.5, -0.12))
     else:
         axes.text(0.5, 0.5, "no clicks yet", ha="center", va="center", transform=axes.transAxes)
     return _png(figure)

@@ -70,9 +70,20 @@ def report_html(report: Report, images: Mapping[str, str]) -> str:
 
 
 def report_markdown(report: Report, charts: Mapping[str, bytes]) -> str:
-    """The Prefect artifact: the charts (as data URIs) and the plain-text report."""
-    images = [f"![{name}](data:image/png;base64,{base64.b64encode(png).decode()})" for name, png in charts.items()]
-    return "\n\n".join([f"# Did it work? {report.practice}", *images, "```\n" + render_table(report) + "\n```"])
+    """The Prefect artifact: the charts (as data URIs, which the UI shows) and the report as short lines that a
+    phone's width does not cut, like the email's."""
+    lines = [f"# Did it work? {report.practice}", f"{report.since:%b %d} to {report.until:%b %d, %Y}", ""]
+    lines += [f"![{name}](data:image/png;base64,{base64.b64encode(png).decode()})" for name, png in charts.items()]
+    lines += ["", "## Best items", ""]
+    lines += [f"1. {row.title} ({row.channel}): {row.people} people" for row in report.best_items()]
+    lines += ["", "## Every send", ""]
+    for row in report.rows:
+        lines.append(f"- **{row.title}** ({row.channel}, {row.sent_at:%a %b %d %H:%M} UTC): {_numbers(row)}")
+        lines += [f"  - *{problem}*" for problem in row.problems]
+    lines += ["", "## Best time to post", ""]
+    lines += [f"- {channel}: {'; '.join(slots)}" for channel, slots in report.best_times.items()]
+    lines += ["", "A suggestion from your own clicks: no schedule was changed.", "", *report.notes]
+    return "\n".join(lines)
 
 
 def report_message(settings: Settings, report: Report, charts: Mapping[str, bytes], to: str) -> EmailMessage:

@@ -27,7 +27,7 @@ from carecast.ledger import Ledger
 from carecast.links import classify
 from carecast.model import now_utc
 from carecast.practice import load_settings
-from carecast.report_mail import report_html
+from carecast.report_mail import report_html, report_markdown
 from tests.conftest import commented_channels, write_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,7 +44,7 @@ NUMBERS = {
 }
 
 
-def demo(out: Path, chromium: str) -> None:
+def demo(out: Path, chromium: str, artifact: bool) -> None:
     """Make the demo ledger, write the report's HTML and charts under ``out``, photograph it at 375 px."""
     rng = random.Random(21)
     with tempfile.TemporaryDirectory() as folder:
@@ -98,14 +98,31 @@ def demo(out: Path, chromium: str) -> None:
         subprocess.run(
             [chromium, *flags, profile, shot, page.as_uri()], check=True, capture_output=True, env=environment
         )
+        if artifact:
+            artifact_picture(chromium, out, Path(folder), report_markdown(built, images), settings.practice.timezone)
+
+
+def artifact_picture(chromium: str, out: Path, folder: Path, markdown: str, zone: str) -> None:
+    """The report as the Prefect UI shows its artifact, 375 px wide: a Prefect server of its own, the artifact
+    created through its API as the ``report`` flow creates it."""
+    from docs.screenshots import screenshot
+    from tests.prefect_server import start_prefect
+
+    (folder / "prefect").mkdir()
+    with start_prefect(folder / "prefect") as server:
+        made = server.api("POST", "/artifacts/", {"key": "oakview-pt-report", "type": "markdown", "data": markdown})
+        ui = server.api.url.removesuffix("/api") + "/v2"
+        target = out / "report-artifact-375.png"
+        screenshot(chromium, f"{ui}/artifacts/artifact/{made['id']}", target, (375, 1400), zone, folder)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
     parser.add_argument("--chromium", default="/usr/bin/chromium")
+    parser.add_argument("--artifact", action="store_true", help="also the Prefect UI's artifact (starts a server)")
     args = parser.parse_args()
-    demo(args.out, args.chromium)
+    demo(args.out, args.chromium, args.artifact)
 
 
 if __name__ == "__main__":
