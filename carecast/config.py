@@ -256,6 +256,11 @@ class Links(Strict):
         pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
         description="the short-link host the practice points at `carecast webhooks`, e.g. go.oakviewpt.com",
     )
+    email_per_recipient: bool = Field(
+        False,
+        description="each newsletter recipient gets codes of their own, so the report counts people, not clicks "
+        "(the codes stay random; the ledger knows whose they are)",
+    )
 
 
 class Report(Strict):

@@ -110,6 +110,63 @@ class Shortener:
         return f"https://{self.domain}/{self.ledger.short_code(item_id, channel, url)}"
 
 
+#: Characters of a code (``CODE_BYTES`` random bytes, URL-safe base64).
+CODE_LENGTH = 8
+_CODE_CHAR = rb"([A-Za-z0-9_-])"
+_SOFT_BREAK = rb"(?:=\r\n)?"
+
+
+class RecipientLinks:
+    """Each newsletter recipient's own codes (``links.email_per_recipient``): the message is encoded once for the
+    whole list, its short links in it; each copy gets the recipient's codes written over the shared ones. A code is
+    as long as another and quoted-printable writes its characters as they are, so the bytes keep their places, a
+    soft line break inside a code included."""
+
+    def __init__(self, domain: str, ledger: Ledger, channel_type: str) -> None:
+        self.ledger = ledger
+        self.channel_type = channel_type
+        host = _SOFT_BREAK.join(re.escape(bytes([char])) for char in f"{domain}/".encode())
+        code = _SOFT_BREAK.join([_CODE_CHAR] * CODE_LENGTH)
+        self._pattern = re.compile(host + _SOFT_BREAK + code + rb"(?!" + _SOFT_BREAK + rb"[A-Za-z0-9_-])")
+        self._places: list[tuple[str, list[int]]] | None = None
+        self._chunk: list[str] = []
+        self._codes: dict[tuple[str, str], str] = {}
+        self._asked: set[str] = set()
+
+    @classmethod
+    def of(cls, settings: Settings, ledger: Ledger, channel_type: str) -> RecipientLinks | None:
+        """The practice's, or None when it does not count email clicks per recipient."""
+        links = settings.links
+        return cls(links.domain, ledger, channel_type) if links and links.email_per_recipient else None
+
+    def expect(self, addresses: list[str]) -> None:
+        """The recipients of the next chunk: their codes are made together, when the first is needed."""
+        self._chunk = addresses
+
+    def apply(self, message: bytes, address: str) -> bytes:
+        """``message`` (as encoded for ``address``) with ``address``'s own codes. Raises LedgerError."""
+        head = message.index(b"\r\n\r\n") + 4
+        body = bytearray(message[head:])
+        if self._places is None:
+            self._places = [
+                (
+                    b"".join(found.group(n) for n in range(1, CODE_LENGTH + 1)).decode(),
+                    [found.start(n) for n in range(1, CODE_LENGTH + 1)],
+                )
+                for found in self._pattern.finditer(body)
+            ]
+        if self._places and address not in self._asked:
+            chunk = [*self._chunk, address]
+            codes = sorted({code for code, _ in self._places})
+            self._codes = self.ledger.recipient_codes(codes, self.channel_type, chunk)
+            self._asked = set(chunk)
+        for code, positions in self._places:
+            own = self._codes.get((code, address))
+            for position, char in zip(positions, (own or code).encode(), strict=True):
+                body[position] = char
+        return message[:head] + bytes(body)
+
+
 def shortener(settings: Settings, ledger: Ledger) -> Shortener | None:
     """The practice's shortener, or None with ``links: off``."""
     if settings.links is None:

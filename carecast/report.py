@@ -102,9 +102,12 @@ def build(settings: Settings, ledger: Ledger, since: datetime, until: datetime) 
                 segments=None if segments is None else segments * max(recipients, 1),
                 opt_outs=opt_outs.get(record.id, 0),
             )
+            recipients_seen: set[int] = set()
             for click in by_link.get((item_id, record.channel), []):
                 if click.kind == "person":
-                    row.people += 1
+                    # A recipient's own code (links.email_per_recipient) counts its person once.
+                    row.people += 0 if click.recipient in recipients_seen else 1
+                    recipients_seen |= {click.recipient} - {0}
                 else:
                     row.previews += 1
                     row.previews_by[click.agent] = row.previews_by.get(click.agent, 0) + 1

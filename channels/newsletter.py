@@ -55,6 +55,7 @@ from carecast.config import ChannelSettings
 from carecast.errors import PublishError, RenderError, TokenError
 from carecast.html import CONTACT_SCHEMES, contact_url, excerpt_html, html_to_text, same_picture
 from carecast.ledger import DeliveryOutcome, DeliveryRecord, Ledger
+from carecast.links import RecipientLinks
 from carecast.model import ContentItem, Draft, Receipt, now_utc
 from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
@@ -452,6 +453,7 @@ class NewsletterChannel(Channel):
         retry_reasons: list[str] = []
         # Encoded once, for the length of the tokens the ledger issues (all alike; cached should one differ).
         prepared = functools.cache(lambda token_length: self.prepare_message(draft, token_length))
+        personal = RecipientLinks.of(self.settings, ledger, self.name)  # links.email_per_recipient
         with ExitStack() as stack:
             smtp: smtplib.SMTP | None = None
             for chunk, tokens in self._with_tokens(ledger, batch.pending, context.delivery_chunk):
@@ -462,6 +464,8 @@ class NewsletterChannel(Channel):
                 # has are left out), and its outcomes recorded together after.
                 claimed = ledger.claim_deliveries(publication, [subscriber.address for subscriber in chunk])
                 mine = set(claimed)
+                if personal is not None:
+                    personal.expect(claimed)
                 outcomes: list[DeliveryOutcome] = []
                 usable = True
                 try:
@@ -471,6 +475,8 @@ class NewsletterChannel(Channel):
                         context.stop_if_asked(self.instance)
                         token = tokens[subscriber.address]
                         message = prepared(len(token)).for_recipient(subscriber.name, subscriber.address, token)
+                        if personal is not None:
+                            message = (personal.apply(message[0], subscriber.address), message[1])
                         context.pace()
                         usable = self._send_one(smtp, message, subscriber.address, ledger, outcomes, retry_reasons)
                         if not usable:

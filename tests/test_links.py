@@ -28,6 +28,7 @@ from carecast.practice import load_settings
 from carecast.text import sms_measure
 from carecast.webhooks import WebhookApp, make_server
 from tests.conftest import commented_channels, write_config
+from tests.providers.smtp import SmtpServer
 
 DOMAIN = "go.oakviewpt.com"
 SHORT = re.compile(rf"https://{re.escape(DOMAIN)}/([A-Za-z0-9_-]+)")
@@ -238,3 +239,49 @@ def test_links_off_in_bare_yaml_and_a_bad_domain_named(tmp_path: Path) -> None:
     file.write_text(file.read_text().replace("links: off\n", "links: {domain: https://go.oakviewpt.com}\n"))
     with pytest.raises(ConfigError, match=r"links\.domain"):
         load_settings(file)
+
+
+def test_newsletter_recipients_get_codes_of_their_own_when_the_practice_opts_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LINKS_SMTP_PASSWORD", "links-smtp-password")
+    monkeypatch.setenv("LINKS_UNSUBSCRIBE_SECRET", "links-unsubscribe-secret")
+    with SmtpServer(password="links-smtp-password") as smtp:
+        credentials = {"host": "127.0.0.1", "port": smtp.port, "security": "none", "username": "carecast"}
+        newsletter = {
+            "credentials": credentials | {"password": {"env": "LINKS_SMTP_PASSWORD"}},
+            "unsubscribe_secret": {"env": "LINKS_UNSUBSCRIBE_SECRET"},
+        }
+        changes = {"links": {"domain": DOMAIN, "email_per_recipient": True}, "channels": {"newsletter": newsletter}}
+        settings = load_settings(write_config(tmp_path, changes))
+        ledger = Ledger(settings.ledger_url())
+        try:
+            pipeline.sync_audience(settings, ledger)
+            for source in settings.sources:
+                pipeline.ingest(settings, ledger, source)
+            pipeline.adapt(settings, ledger, "newsletter")
+            [outcome] = pipeline.publish(settings, ledger, "newsletter")
+            assert outcome.state == "published", outcome.detail
+            texts = {
+                message.rcpt_tos[0]: "\n".join(
+                    str(part.get_content()) for part in message.parsed().walk() if part.get_content_maintype() == "text"
+                )
+                for message in smtp.messages
+            }
+            assert len(texts) >= 2
+            codes = {address: set(SHORT.findall(text)) for address, text in texts.items()}
+            first, second = list(codes)[:2]
+            assert codes[first] and not codes[first] & codes[second]
+            targets = {address: {ledger.short_link(code).target for code in found} for address, found in codes.items()}  # type: ignore[union-attr]
+            assert targets[first] == targets[second]
+            assert all(address not in " ".join(found) for address, found in codes.items())
+            one = sorted(codes[first])[0]
+            link = ledger.short_link(one)
+            assert link is not None
+            now = now_utc()
+            ledger.record_clicks([(link.id, "person", "mobile", now), (link.id, "person", "desktop", now)])
+            built = report.build(settings, ledger, now - timedelta(days=1), now + timedelta(minutes=1))
+            [row] = [row for row in built.rows if row.item_id == link.item_id]
+            assert row.people == 1  # one person, twice
+        finally:
+            ledger.close()

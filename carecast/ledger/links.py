@@ -15,9 +15,10 @@ from datetime import datetime
 
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from carecast.errors import LedgerError
-from carecast.ledger.schema import ClickRow, ShortLinkRow
+from carecast.ledger.schema import ClickRow, ShortLinkRow, SubscriberRow
 from carecast.ledger.store import LedgerStore, insert_new
 from carecast.model import now_utc
 
@@ -107,3 +108,50 @@ class LinkLedger(LedgerStore):
             query = query.where(ShortLinkRow.channel.in_(channels))
         with self._session() as session:
             return [Click(*row) for row in session.execute(query)]
+
+    def recipient_codes(
+        self, codes: Sequence[str], channel_type: str, addresses: Sequence[str]
+    ) -> dict[tuple[str, str], str]:
+        """For each short link of ``codes`` and each subscriber of ``channel_type`` at ``addresses``, a code of its
+        own (random, made once; the row, not the code, knows whose it is): ``{(code, address): personal code}``.
+        An address with no subscriber row keeps the shared codes. Racing callers get the same codes."""
+        for _ in range(CODE_TRIES):
+            try:
+                with self._session() as session, session.begin():
+                    return self._recipient_codes(session, codes, channel_type, addresses)
+            except IntegrityError:
+                continue  # a random code was taken: draw others
+        raise LedgerError("no free short codes after several tries")
+
+    def _recipient_codes(
+        self, session: Session, codes: Sequence[str], channel_type: str, addresses: Sequence[str]
+    ) -> dict[tuple[str, str], str]:
+        people = dict(
+            session.execute(
+                select(SubscriberRow.id, SubscriberRow.address).where(
+                    SubscriberRow.channel_type == channel_type, SubscriberRow.address.in_(addresses)
+                )
+            ).all()
+        )
+        shared = session.scalars(select(ShortLinkRow).where(ShortLinkRow.code.in_(codes))).all()
+        keys = ["item_id", "channel", "target_hash", "recipient"]
+        rows = [
+            {"item_id": link.item_id, "channel": link.channel, "target_hash": link.target_hash, "recipient": person}
+            | {"target": link.target, "code": secrets.token_urlsafe(CODE_BYTES), "created_at": now_utc()}
+            for link in shared
+            for person in people
+        ]
+        insert_new(session, ShortLinkRow, rows, keys)
+        made = session.execute(
+            select(ShortLinkRow.item_id, ShortLinkRow.channel, ShortLinkRow.target_hash, ShortLinkRow.recipient)
+            .add_columns(ShortLinkRow.code)
+            .where(
+                ShortLinkRow.recipient.in_(people), ShortLinkRow.target_hash.in_({link.target_hash for link in shared})
+            )
+        ).all()
+        personal = {(item, channel, digest, person): code for item, channel, digest, person, code in made}
+        return {
+            (link.code, address): personal[(link.item_id, link.channel, link.target_hash, person)]
+            for link in shared
+            for person, address in people.items()
+        }
