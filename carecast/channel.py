@@ -246,7 +246,7 @@ class Channel(ABC):
         self.practice = settings.practice
         self._bucket: Pacer | None = None
         #: Makes the practice's own links short (``links.domain``): (item id, channel, full URL) -> short URL; set by
-        #: ``open_practice`` when the practice has ``links``, None keeps full URLs (``links: off``, tests).
+        #: ``pipeline.adapt`` when the practice has ``links``; None keeps full URLs (``links: off``, tests).
         self.shortener: Callable[[str, str, str], str] | None = None
         self._templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader([folder / self.name for folder in settings.template_folders()]),
@@ -445,8 +445,8 @@ class Channel(ABC):
 
     def engagement(self, provider_ids: Sequence[str]) -> Mapping[str, Engagement]:
         """The provider's engagement numbers for these posts (their ids as ``Receipt.provider_ids`` recorded them),
-        by id; a channel whose numbers are per place rather than per post (GBP) answers under its own key. None
-        by default, and none without credentials (the outbox has no numbers).
+        by id; a channel whose numbers are per place rather than per post (GBP) answers under its own key. Nothing
+        by default, and nothing without credentials (the outbox has no numbers).
 
         A metric the provider refuses (a missing permission, a retired metric) is a ``problem`` of the answer, not
         a raise. Raises PublishError when the provider cannot be asked at all, CredentialError for a secret.
