@@ -9,7 +9,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
@@ -19,11 +19,12 @@ import requests
 from sqlalchemy import inspect, text
 
 from carecast import pipeline, report
+from carecast.audience import load_audience
 from carecast.config import Settings
 from carecast.errors import ConfigError
 from carecast.ledger import Ledger
 from carecast.links import classify
-from carecast.model import now_utc
+from carecast.model import ContentItem, Draft, content_hash, now_utc
 from carecast.practice import load_settings
 from carecast.text import sms_measure
 from carecast.webhooks import WebhookApp, make_server
@@ -285,3 +286,52 @@ def test_newsletter_recipients_get_codes_of_their_own_when_the_practice_opts_in(
             assert row.people == 1  # one person, twice
         finally:
             ledger.close()
+
+
+def test_the_link_and_metric_records_on_both_databases(ledger_url: str, tmp_path: Path) -> None:
+    """Short links, clicks, per-recipient codes and provider readings on SQLite and PostgreSQL alike."""
+    ledger = Ledger(ledger_url)
+    try:
+        target = "https://www.oakviewpt.com/blog/desk?utm_source=x&utm_medium=social&utm_campaign=oakview_blog"
+        code = ledger.short_code("rss:blog:desk", "x", target)
+        assert ledger.short_code("rss:blog:desk", "x", target) == code  # made once
+        assert ledger.short_code("rss:blog:desk", "mastodon", target) != code  # one per channel
+        link = ledger.short_link(code)
+        assert link is not None and (link.item_id, link.channel, link.target) == ("rss:blog:desk", "x", target)
+        assert ledger.short_link("Zz9-none") is None
+        at = datetime(2026, 12, 8, 18, 0, tzinfo=UTC)
+        ledger.record_clicks([(link.id, "person", "mobile", at), (link.id, "preview", "Slackbot", at)])
+        assert [(c.kind, c.agent, c.item_id, c.channel, c.at) for c in ledger.clicks()] == [
+            ("person", "mobile", "rss:blog:desk", "x", at),
+            ("preview", "Slackbot", "rss:blog:desk", "x", at),
+        ]
+        assert ledger.clicks(at + timedelta(seconds=1)) == []
+
+        pipeline_settings = load_settings(write_config(tmp_path))
+        ledger.save_subscribers("newsletter", load_audience(pipeline_settings.path("audience"), "newsletter"))
+        addresses = [subscriber.address for subscriber in ledger.subscribers("newsletter")][:2]
+        personal = ledger.recipient_codes([code], "newsletter", [*addresses, "nobody@example.com"])
+        assert set(personal) == {(code, address) for address in addresses}
+        assert len(set(personal.values()) | {code}) == 3
+        assert ledger.recipient_codes([code], "newsletter", addresses) == personal  # made once
+
+        item = ContentItem(
+            id="rss:blog:desk",
+            source="blog",
+            kind="post",
+            title="Desk",
+            url="https://www.oakviewpt.com/blog/desk",
+            summary_html="<p>Desk</p>",
+            summary_text="Desk",
+            published=at,
+            content_hash=content_hash("desk"),
+        )
+        ledger.upsert_items([item])
+        draft_id = ledger.save_draft(Draft("x", (item.id,), ("Desk",)), "@OakviewPT", "approved")
+        publication = ledger.claim(draft_id)
+        ledger.save_metrics(publication, "1800000000000000001", {"like_count": 3}, {})
+        ledger.save_metrics(publication, "1800000000000000001", {"like_count": 5}, {"impressions": "retired"})
+        [reading] = ledger.metrics([publication])
+        assert (reading.numbers, reading.problems) == ({"like_count": 5}, {"impressions": "retired"})
+    finally:
+        ledger.close()
