@@ -151,6 +151,15 @@ def test_an_unknown_code_is_a_404_page_with_the_practice_website(server: str, se
     assert answer.status_code == 404
     assert str(settings.practice.website) in answer.text
     assert requests.get(f"{server}/not/a-code", timeout=10).status_code == 404
+    assert requests.head(f"{server}/Zz9-unknown", timeout=10).status_code == 404
+
+
+def test_a_head_request_is_redirected_and_counted_as_a_preview(settings: Settings, ledger: Ledger, server: str) -> None:
+    code = ledger.short_code("rss:blog:desk", "x", "https://www.oakviewpt.com/blog/desk?utm_source=twitter")
+    answer = requests.head(f"{server}/{code}", headers={"User-Agent": PERSON}, timeout=10)
+    assert answer.status_code == 302 and answer.headers["Location"].endswith("utm_source=twitter")
+    counted(ledger, 1)
+    assert [(click.kind, click.agent) for click in ledger.clicks()] == [("preview", "HEAD request")]
 
 
 def test_no_code_and_no_click_holds_anything_personal(settings: Settings, ledger: Ledger, server: str) -> None:
