@@ -57,6 +57,8 @@ class RecordedRequest:
     headers: CaseInsensitiveDict[str]
     raw: bytes
     body: Any
+    #: Every query parameter, repeated ones included (``query`` keeps the last of each).
+    query_pairs: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -340,6 +342,7 @@ def _handler_for(server: LocalHttpServer) -> type[BaseHTTPRequestHandler]:
                 headers=headers,
                 raw=raw,
                 body=body,
+                query_pairs=tuple(urllib.parse.parse_qsl(split.query, keep_blank_values=True)),
             )
             reply = server.dispatch(request)
             if not reply.status:  # DROP: close without answering
