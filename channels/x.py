@@ -55,7 +55,7 @@ from carecast.strict import Strict
 from carecast.text import split_to_fit, x_measure
 from channels.http import https_or_loopback, nothing_sent
 from channels.social import HASHTAGS_LEFT_OUT, EmojiPolicy, PostCopy, Render, one_post, post_copy
-from channels.x_lookup import find_post, in_doubt
+from channels.x_lookup import in_doubt, settle_part
 
 # The OAuth 1.0a libraries tweepy signs with log the consumer key and access token (and whole Authorization
 # headers) at DEBUG. Credentials never reach a log, whatever level a deployment sets on the root logger.
@@ -268,8 +268,7 @@ class XChannel(Channel):
         Raises CredentialError, as it is, when a credential cannot be read (nothing was sent). Raises PublishError:
         transient for 429 (``retry_after`` until the reset), 5xx, a request that got no answer (looked up on the
         timeline next time) or a full or read-only outbox; permanent for any other refusal (403 duplicate content,
-        400) and when the outbox file exists already. Raises CredentialError when X
-        refuses the keys (401).
+        400) and when the outbox file exists already. Raises CredentialError when X refuses the keys (401).
         """
         if self.config.credentials is None:
             return self._write_outbox(draft, context)
@@ -293,12 +292,11 @@ class XChannel(Channel):
                 continue
             if settled is not None and settled.state == "failed" and not settled.transient:
                 continue  # dropped by staff
-            if in_doubt(settled):
-                found = self._look_up(client, context, part, draft.parts[number - 1], f"post {number} of {total}")
-                if found is not None:
-                    posted.append(found)
-                    ledger.save_progress(publication, {"posted": posted, "notes": notes})
-                    continue
+            text, step = draft.parts[number - 1], f"post {number} of {total}"
+            if in_doubt(settled) and (found := settle_part(self.instance, client, context, part, text, step)):
+                posted.append(found)
+                ledger.save_progress(publication, {"posted": posted, "notes": notes})
+                continue
             try:
                 ledger.claim_delivery(publication, part)
             except AlreadyClaimed as exc:
@@ -334,28 +332,6 @@ class XChannel(Channel):
             provider_ids=tuple(known for known in posted if known),
             notes=tuple(notes),
         )
-
-    def _look_up(self, client: tweepy.Client, context: PublishContext, part: str, text: str, step: str) -> str | None:
-        """Ask X whether part ``part`` (in doubt) is up: its id, recorded sent; None, recorded claimable again.
-
-        Raises PublishError (transient) when X cannot be asked: the part stays in doubt for the next try.
-        """
-        ledger, publication = context.ledger, context.publication_id
-        settled = ledger.deliveries(publication)[part]
-        try:
-            found = find_post(client, text)
-        except (tweepy.TweepyException, requests.RequestException) as exc:
-            if settled.state == "unknown":
-                ledger.finish_delivery(publication, part, "failed", error=LOST, transient=True)
-            reason = f"{step}: its outcome is not known and X cannot be asked now ({_reason(exc)}); asked next run"
-            raise PublishError(self.instance, reason, transient=True) from exc
-        if settled.state == "failed":
-            ledger.claim_delivery(publication, part)
-        if found is None:
-            ledger.finish_delivery(publication, part, "failed", error="not on X: posted again", transient=True)
-        else:
-            ledger.finish_delivery(publication, part, "sent", provider_id=found)
-        return found
 
     def sender(self) -> str | None:
         """The API host and the posting account (``account``; the practice when it names none)."""

@@ -9,8 +9,11 @@ address. Found, the part is recorded with X's id and the thread goes on from it;
 from __future__ import annotations
 
 import regex
+import requests
 import tweepy
 
+from carecast.channel import PublishContext
+from carecast.errors import PublishError
 from carecast.inflight import LOST
 from carecast.ledger import DeliveryRecord
 
@@ -42,3 +45,29 @@ def find_post(client: tweepy.Client, text: str) -> str | None:
 
 def _without_links(text: str) -> str:
     return _URL.sub("<link>", text).strip()
+
+
+def settle_part(
+    instance: str, client: tweepy.Client, context: PublishContext, part: str, text: str, step: str
+) -> str | None:
+    """Ask X whether thread part ``part`` (in doubt) of the publication in ``context`` is up: its id, recorded sent;
+    None, recorded claimable again (``step`` names the part, ``instance`` the channel, in messages).
+
+    Raises PublishError (transient) when X cannot be asked: the part stays in doubt for the next try.
+    """
+    ledger, publication = context.ledger, context.publication_id
+    settled = ledger.deliveries(publication)[part]
+    try:
+        found = find_post(client, text)
+    except (tweepy.TweepyException, requests.RequestException) as exc:
+        if settled.state == "unknown":
+            ledger.finish_delivery(publication, part, "failed", error=LOST, transient=True)
+        reason = f"{step}: its outcome is not known and X cannot be asked now ({type(exc).__name__}); asked next run"
+        raise PublishError(instance, reason, transient=True) from exc
+    if settled.state == "failed":
+        ledger.claim_delivery(publication, part)
+    if found is None:
+        ledger.finish_delivery(publication, part, "failed", error="not on X: posted again", transient=True)
+    else:
+        ledger.finish_delivery(publication, part, "sent", provider_id=found)
+    return found
