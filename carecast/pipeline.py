@@ -82,6 +82,16 @@ def phi_check(settings: Settings, ledger: Ledger) -> PhiCheck:
     return PhiCheck.for_practice(settings, ledger.known_patients())
 
 
+def phi_findings(check: PhiCheck, draft: Draft, items: Sequence[ContentItem]) -> list[Finding]:
+    """What holds ``draft`` of ``items``: the findings in all of its text and in its items' own text (so a template
+    or a shortening can neither hide one nor make one), less what their authorizations cover."""
+    found = {(finding.kind, finding.matched): finding for finding in check.check_draft(draft)}
+    for item in items:
+        for finding in check.check_item(item):
+            found.setdefault((finding.kind, finding.matched), finding)
+    return uncovered(list(found.values()), items)
+
+
 def held_reason(draft_id: int | None, findings: Sequence[Finding]) -> str:
     """Why a draft is held, and what staff can do about it."""
     how = f"; fix its text or `carecast release {draft_id} --reason ...`" if draft_id is not None else ""
@@ -221,7 +231,7 @@ def adapt(
             reject(batch, exc.reason, rendered_from)
             continue
         kept.append(draft.key)
-        findings = uncovered(check.check_draft(draft), batch)
+        findings = phi_findings(check, draft, batch)
         if dry_run:
             shown: tuple[OutcomeState, str] = (
                 ("held", held_reason(None, findings)) if findings else ("preview", describe_measures(draft))
@@ -354,7 +364,7 @@ def publish(
             ledger.set_draft_state(stored.id, "refused", exc.reason)
             outcomes.append(Outcome(instance, draft.item_ids, "rejected", exc.reason, title))
             continue
-        findings = uncovered(check.check_draft(draft), drafted)
+        findings = phi_findings(check, draft, drafted)
         if findings and ledger.hold(stored.id, fingerprint(draft), findings):
             outcomes.append(Outcome(instance, draft.item_ids, "held", held_reason(stored.id, findings), title, draft))
             continue
@@ -542,7 +552,7 @@ def decide(
     parts = tuple(part.strip() for part in _PART_BREAK.split(text.strip()))
     edited = make_channel(settings, stored.channel).enforce(replace(stored.draft, parts=parts))
     ledger.save_draft(edited, stored.account, "approved", reason="edited by staff")
-    findings = uncovered(phi_check(settings, ledger).check_draft(edited), items)
+    findings = phi_findings(phi_check(settings, ledger), edited, items)
     if findings and ledger.hold(draft_id, fingerprint(edited), findings):
         if not reason.strip():
             return Outcome(stored.channel, edited.item_ids, "held", held_reason(draft_id, findings), title, edited)

@@ -1,0 +1,281 @@
+"""What the PHI check looks for in text: people, health context and identifying details (:mod:`carecast.phi`).
+
+- **People**: the known patients; runs of capitalised words holding a first name of the US census lists (``names``)
+  or of the worldwide first-name dictionary ``gender-guesser`` ships (about 46,000 names of 55 countries), or a
+  census surname, or any capitalised words after a cue ("our patient", "felicitamos a"); initials ("Carla M.",
+  "T.K."), handles ("@runs_with_rae") and signed testimonials ("— Greg T."). Not people: the practice's staff and
+  partners (config), names written as staff's (credentials, roles), places and businesses (a run holding or
+  followed by a place word: Hospital, Park, Ave, Co.), eponyms ("Bell's palsy", "McKenzie method"), public figures
+  (a news cue in the sentence) and hypothetical personas ("let's call her Desk-Job Dana").
+- **Health context**: conditions, procedures, body parts, mobility aids, recovery phrases and the words of being a
+  patient at all, English and Spanish (``phi_terms.yaml``).
+- **Identifying details without a name**: an age over 89, a street address, a unique role at a named place
+  (45 CFR 164.514(b)(2)).
+"""
+
+from __future__ import annotations
+
+import functools
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import regex
+import yaml
+
+TERMS_FILE = Path(__file__).with_name("phi_terms.yaml")
+_APOSTROPHES = "'\u2019"
+#: A capitalised word (any script), with inner hyphens and apostrophes: "O'Neil", "Adebayo-Okoro", "Nguyễn".
+_WORD = rf"\p{{Lu}}[\p{{L}}\p{{M}}{_APOSTROPHES}]*(?:-\p{{L}}[\p{{L}}\p{{M}}]*)*"
+_RUN = regex.compile(
+    rf"(?<![\p{{L}}\p{{N}}@.])(?:{_WORD}|\p{{Lu}}\.)(?:\s(?:(?:de|del|da|van|von|ní|ni|bin|la|le)\s)?"
+    rf"(?:{_WORD}|\p{{Lu}}\.(?:\p{{Lu}}\.)?))*"
+)
+_INITIALS = regex.compile(r"(?<![\p{L}])\p{Lu}\.\s?\p{Lu}\.(?![\p{L}])")
+_HONORIFIC = regex.compile(r"(?<![\p{L}])(?:Mr|Mrs|Ms|Mx|Miss|Sr|Sra|Srta|Don|Doña)\.?\s(\p{Lu}[\p{L}'-]+)")
+_HANDLE = regex.compile(r"(?<![\w@.])@[A-Za-z0-9_]{3,30}\b(?!\.\w)")
+_SIGNED = regex.compile(r"[\"”»]\s*[—–-]\s*(\p{Lu}[\p{L}]+(?:\s\p{Lu}[\p{L}]*\.?)?)")
+_SENTENCE = regex.compile(r"[^.!?\n]+(?:[.!?]+|\n|$)")
+_AGE = regex.compile(
+    r"\b(?:9\d|1[01]\d)(?:[- ]years?[- ]old|\s+años|\s+year-old)\b|\b(?:aged?|turned|turns|is|he's|she's|edad de)\s+"
+    r"(?:9\d|1[01]\d)\b|,\s*(?:9\d|1[01]\d),",
+    regex.IGNORECASE,
+)
+_ADDRESS = regex.compile(
+    r"\b\d{2,5}\s+(?:[NSEW]\.?\s+)?\p{Lu}[\p{L}]+(?:\s\p{Lu}[\p{L}]+)?"
+    r"(?:\s+(?:St|Street|Ave|Avenue|Rd|Road|Blvd|Dr|Drive|Ln|Lane|Ct|Court|Way|Pl|Place)\b\.?)?"
+)
+
+
+@dataclass(frozen=True)
+class Span:
+    """A piece of text found: where it starts and ends, and what it says."""
+
+    start: int
+    end: int
+    text: str
+
+    @classmethod
+    def of(cls, match: regex.Match[str], group: int = 0) -> Span:
+        return cls(match.start(group), match.end(group), match.group(group))
+
+
+@functools.cache
+def terms() -> dict[str, Any]:
+    """The word lists of ``phi_terms.yaml``."""
+    loaded: dict[str, Any] = yaml.safe_load(TERMS_FILE.read_text(encoding="utf-8"))
+    return loaded
+
+
+def fold(word: str) -> str:
+    """``word`` upper case without accents or a possessive: "Nguyễn's" -> "NGUYEN"."""
+    word = regex.sub(rf"[{_APOSTROPHES}]s?$", "", word).rstrip(".")
+    return "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c)).upper()
+
+
+@functools.cache
+def name_lists() -> tuple[frozenset[str], frozenset[str]]:
+    """First names (US census and gender-guesser's worldwide dictionary) and census surnames, folded."""
+    census = resources.files("names")
+
+    def read(file: str) -> set[str]:
+        return {line.split()[0] for line in census.joinpath(file).read_text().splitlines() if line.strip()}
+
+    first = read("dist.male.first") | read("dist.female.first")
+    world = resources.files("gender_guesser").joinpath("data", "nam_dict.txt").read_text(encoding="iso8859-1")
+    for line in world.splitlines():
+        if line[:1] in "MF?" and len(line) > 30:
+            first.update(fold(part) for part in line[3:29].strip().replace("+", "-").split("-") if len(part) > 1)
+    return frozenset(first), frozenset(read("dist.all.last"))
+
+
+@functools.cache
+def matchers() -> dict[str, regex.Pattern[str]]:
+    """Whole-word matchers of each word list."""
+    listed = terms()
+    return {key: alternation(listed[key]) for key in ("health", "news", "persona", "contact_cues")} | {
+        "role_id": regex.compile(
+            r"(?i:\b(?:the|our|a)\s+(?:[\p{L}-]+\s+){0,2}(?:"
+            + "|".join(_phrase(role) for role in listed["role_id"])
+            + r"))(?![\p{L}])"
+        ),
+        "cue": regex.compile(
+            r"(?:" + "|".join(_phrase(cue) for cue in listed["name_cues"]) + r")[,:!]?\s+$", regex.IGNORECASE
+        ),
+        "staff_after": regex.compile(
+            r"^(?:,?\s*(?:" + "|".join(regex.escape(c) for c in listed["staff_credentials"]) + r")(?![\p{L}])"
+            r"|,?\s+(?:is\s+)?(?:our|a|an|the)\s+(?:[\p{L}'’-]+\s+){0,2}(?:"
+            + "|".join(regex.escape(r) for r in listed["staff_roles"])
+            + r")\b)",
+            regex.IGNORECASE,
+        ),
+        "staff_before": regex.compile(
+            r"(?:" + "|".join(regex.escape(r) for r in listed["staff_roles"]) + r"),?\s*$", regex.IGNORECASE
+        ),
+        "eponym_after": regex.compile(
+            rf"^(?:[{_APOSTROPHES}]s)?\s+(?:" + "|".join(_phrase(w) for w in listed["eponym_words"]) + r")\b",
+            regex.IGNORECASE,
+        ),
+        "eponym_before": regex.compile(
+            r"(?:" + "|".join(_phrase(w) for w in listed["eponym_before"]) + r")\s+$", regex.IGNORECASE
+        ),
+    }
+
+
+def alternation(words: Iterable[str]) -> regex.Pattern[str]:
+    """Whole-word, plural-tolerant matcher of ``words``; all-capital words (ACL, MS) match in capitals only."""
+    ordered = sorted(set(words), key=len, reverse=True)
+    options = [_phrase(word) if word.isupper() else f"(?i:{_phrase(word)})" for word in ordered]
+    return regex.compile(r"(?<![\p{L}\p{N}])(?:" + "|".join(options) + r")(?:s|es)?(?![\p{L}\p{N}])")
+
+
+def _phrase(words: str) -> str:
+    return r"\s+".join(regex.escape(word) for word in words.split())
+
+
+class Reader:
+    """Finds people, health context and identifying details in text, knowing the practice's own world."""
+
+    def __init__(
+        self, known_patients: Iterable[str] = (), staff: Iterable[str] = (), partners: Iterable[str] = ()
+    ) -> None:
+        """``known_patients``: names the authorizations give; ``staff``: the practice's people (never patients);
+        ``partners``: businesses and places the practice names (never people)."""
+        self.first, self.last = name_lists()
+        listed = terms()
+        self.not_names = frozenset(fold(word) for word in listed["not_names"])
+        self.places = frozenset(fold(word) for word in listed["place_words"])
+        self.ambiguous = frozenset(fold(word) for word in listed["ambiguous_first_names"])
+        self.staff = frozenset(fold(word) for name in staff for word in name.split() if fold(word) not in _TITLES)
+        self._known = [_literal(name) for name in known_patients if name.strip()]
+        self._partners = [_literal(name) for name in partners if name.strip()]
+
+    def people(self, text: str) -> list[Span]:
+        """Mentions of people who may be patients: neither staff, nor places, businesses, eponyms, public figures
+        nor personas."""
+        found = [Span.of(m) for pattern in self._known for m in pattern.finditer(text)]
+        taken = [Span.of(m) for pattern in self._partners for m in pattern.finditer(text)]
+        found += [Span.of(m) for m in _INITIALS.finditer(text)]
+        found += [Span.of(m) for m in _HANDLE.finditer(text)]
+        found += [Span.of(m) for m in _HONORIFIC.finditer(text) if fold(m.group(1)) not in self.not_names]
+        found += [Span.of(m, 1) for m in _SIGNED.finditer(text)]
+        for match in _RUN.finditer(text):
+            span = self._name(text, match)
+            if span is not None:
+                found.append(span)
+        people = []
+        for span in sorted(found, key=lambda s: (s.start, -s.end)):
+            if any(_overlaps(span, other) for other in [*taken, *people]):
+                continue
+            if not self._excluded(text, span):
+                people.append(span)
+        return people
+
+    def health(self, text: str) -> list[Span]:
+        """Health context: conditions, procedures, body parts, aids, recovery and being a patient (EN, ES)."""
+        return [Span.of(m) for m in matchers()["health"].finditer(text)]
+
+    def identifiers(self, text: str) -> list[Span]:
+        """Details that identify a person without their name: age over 89, street address, a unique role."""
+        found = [Span.of(m) for m in _AGE.finditer(text)]
+        found += [Span.of(m) for m in _ADDRESS.finditer(text) if _street(m) and not self.contact_for_business(text, m.start())]
+        found += [Span.of(m) for m in matchers()["role_id"].finditer(text)]
+        return found
+
+    def contact_for_business(self, text: str, start: int) -> bool:
+        """Whether a phone number or address at ``start`` is given as a business's: a contact cue ("call us",
+        "front desk") or a partner's or business's name shortly before it, and no person between."""
+        before = text[max(0, start - 70) : start]
+        if matchers()["contact_cues"].search(before):
+            return True
+        if any(pattern.search(before) for pattern in self._partners):
+            return True
+        return any(fold(word) in self.places for word in regex.findall(r"[\p{L}.]+", before))
+
+    # -- names -------------------------------------------------------------------------------------------------
+
+    def _name(self, text: str, match: regex.Match[str]) -> Span | None:
+        words = match.group().split()
+        folded = [fold(word) for word in words]
+        start = match.start()
+        # A run starting a sentence begins with an ordinary word as often as with a name: drop the stop words.
+        while folded and (folded[0] in self.not_names or folded[0] in _TITLES and len(folded) == 1):
+            start += len(words[0]) + 1
+            words, folded = words[1:], folded[1:]
+        if not folded:
+            return None
+        if any(word in self.places for word in folded):
+            # "Helen Park" is a person, "Grant Park" and "Lurie Children's Hospital" are places.
+            person_like = len(folded) == 2 and folded[0] in self.first and folded[0] not in self.ambiguous
+            if not person_like or folded[1] not in self.last:
+                return None
+        if any(word in self.not_names for word in folded) or any(len(w) > 1 and w.isupper() for w in words):
+            return None  # an acronym (IL, PT) is no name
+        if matchers()["health"].search(" ".join(words)):
+            return None  # "Knee Pain Workshop"
+        end = start + len(" ".join(words))
+        span = Span(start, end, text[start:end])
+        cued = bool(matchers()["cue"].search(text[max(0, start - 40) : start]))
+        pieces = {piece for word in folded for piece in word.split("-")}
+        given = [word for word in folded if word in self.first and word not in self.ambiguous]
+        if len(folded) == 1:
+            return span if given or cued else None
+        if cued:
+            return span
+        if _in_headline(text, start):  # capitals say little in a Title Case line: a first name and a surname only
+            return span if given and folded[0] in given and len(folded) >= 2 and folded[-1] in self.last else None
+        known = given or pieces & self.last or any(word in self.first for word in folded)
+        # Names no list knows (Nnamdi Eze): two or three capitalised words.
+        return span if known or len(folded) <= 3 else None
+
+    def _excluded(self, text: str, span: Span) -> bool:
+        folded = {fold(word) for word in span.text.split()} - _TITLES
+        if folded and folded <= self.staff or folded & self.staff and len(folded) == 1:
+            return True
+        after, before = text[span.end : span.end + 60], text[max(0, span.start - 40) : span.start]
+        found = matchers()
+        if found["staff_after"].match(after) or found["staff_before"].search(before):
+            return True
+        if found["eponym_after"].match(after) or found["eponym_before"].search(before):
+            return True
+        if span.text[-2:-1] in _APOSTROPHES and regex.match(r"\s*(?:[^\p{L}\s]|(?:for|and|or|at|on|in|to|is|has)\b)", after):
+            return True  # a business: "thanks to Jimmy John's for lunch", "at Murphy's."
+        following = regex.match(r"\s+(\p{Lu}[\p{L}.]*)", after)
+        if following is not None and fold(following.group(1)) in self.places:
+            return True
+        sentence = _sentence_around(text, span)
+        return bool(found["news"].search(sentence) or found["persona"].search(sentence))
+
+
+_TITLES = frozenset({"MR", "MRS", "MS", "MISS", "MX", "DR", "DOCTOR", "DON", "DONA", "SR", "SRA", "SENORA", "SENOR"})
+
+
+def _literal(name: str) -> regex.Pattern[str]:
+    return regex.compile(r"(?<![\p{L}])" + _phrase(name.strip()) + r"(?![\p{L}])", regex.IGNORECASE)
+
+
+def _street(match: regex.Match[str]) -> bool:
+    """Whether a number and capitalised words are a street address (a direction or a street word)."""
+    return bool(regex.search(r"\s[NSEW]\.?\s|\b(?:St|Street|Ave|Avenue|Rd|Road|Blvd|Dr|Drive|Ln|Lane)\b", match.group()))
+
+
+def _in_headline(text: str, position: int) -> bool:
+    """Whether ``position`` is in a line written in Title Case ("Five Stretches for Desk Workers")."""
+    start = text.rfind("\n", 0, position) + 1
+    end = text.find("\n", position)
+    words = regex.findall(r"\p{L}{4,}", text[start : end if end >= 0 else len(text)])
+    return len(words) >= 3 and sum(word[0].isupper() for word in words) >= 0.6 * len(words)
+
+
+def _overlaps(first: Span, second: Span) -> bool:
+    return first.start < second.end and second.start < first.end
+
+
+def _sentence_around(text: str, span: Span) -> str:
+    for match in _SENTENCE.finditer(text):
+        if match.start() <= span.start < match.end():
+            return match.group()
+    return text[max(0, span.start - 100) : span.end + 100]
