@@ -177,15 +177,16 @@ class PhiCheck:
             partners=partners,
         )
 
-    def check_draft(self, draft: Draft) -> list[Finding]:
-        """Every finding in all of the draft's texts read together (:func:`draft_texts`), so a name in one post of a
-        thread and a condition in the next are found; each finding names where its person is."""
-        return self.check_texts(draft_texts(draft))
-
-    def check_item(self, item: ContentItem) -> list[Finding]:
-        """Every finding in an item's own text (title, summary, image alt text), whatever a channel makes of it."""
-        texts = {"title": item.title, "text": item.summary_text, "alt text": item.image_alt or ""}
-        return self.check_texts({where: text for where, text in texts.items() if text})
+    def check_draft(self, draft: Draft, items: Sequence[ContentItem] = ()) -> list[Finding]:
+        """Every finding in all of the draft's texts (:func:`draft_texts`) and its ``items``' own texts (title,
+        summary, alt text), read together: a name in one post of a thread and a condition in the next are found,
+        and a template or a shortening can neither hide a finding nor make one. Each finding names where its
+        person is."""
+        texts = draft_texts(draft)
+        for number, item in enumerate(items, start=1):
+            own = {"title": item.title, "text": item.summary_text, "alt text": item.image_alt or ""}
+            texts |= {f"item {number} {where}": text for where, text in own.items() if text}
+        return self.check_texts(texts)
 
     def check_texts(self, texts: dict[str, str]) -> list[Finding]:
         """Every finding in ``texts`` (by where they are) read as one text, each mapped back to where it is."""
@@ -223,7 +224,8 @@ class PhiCheck:
         for span, kind in [*people, *details]:
             near = [h for h in health if not _overlaps(span, h) and _gap(span, h) <= NEAR]
             if near and span.text not in found:
-                closest = min(near, key=lambda h: _gap(span, h))
+                strong = [h for h in near if self.reader.is_health(h.text)] or near  # "ACL" says more than "back on"
+                closest = min(strong, key=lambda h: _gap(span, h))
                 found[span.text] = Finding(
                     kind,  # type: ignore[arg-type]
                     where,
@@ -261,7 +263,8 @@ class PhiCheck:
 def uncovered(findings: Sequence[Finding], items: Sequence[ContentItem]) -> list[Finding]:
     """The findings no authorization covers: patient health is covered when an item of the draft says it mentions
     a patient (so its channel's authorization was checked) and the finding's person is the one its authorization
-    names (by any word of their name: "Linda" is Linda Moreau). A second person in an authorized story is not
+    names (by words of their name: "Linda" is Linda Moreau; without a name on the authorization, whom its item
+    names). A second person in an authorized story is not
     covered, nor are identifying details without a name, contact details and dates of birth."""
     authorized = [item for item in items if item.mentions_patient]
 
@@ -269,8 +272,10 @@ def uncovered(findings: Sequence[Finding], items: Sequence[ContentItem]) -> list
         if finding.kind != "patient health" or finding.person is None:
             return False
         person = _tokens(finding.person)
-        # An item from before authorizations named their patient: its title and text say who it is about.
-        return any(person and person <= _tokens(item.patient or item.title) for item in authorized)
+        # An authorization that names no patient (written before they were named) covers whom its item names.
+        return any(
+            person and person <= _tokens(item.patient or f"{item.title} {item.summary_text}") for item in authorized
+        )
 
     return [finding for finding in findings if not covered(finding)]
 
@@ -284,7 +289,7 @@ def _e164(number: str) -> str | None:
 
 
 def _tokens(name: str) -> set[str]:
-    return {fold(token) for token in name.split()} - {"MR", "MRS", "MS", "MISS", "MX", "DR", "DOCTOR", ""}
+    return {fold(token) for token in regex.findall(r"[\p{L}\p{M}'’.-]+", name)} - {"MR", "MRS", "MS", "MISS", "MX", "DR", "DOCTOR", ""}
 
 
 def _overlaps(first: Span, second: Span) -> bool:

@@ -96,7 +96,7 @@ def name_lists() -> tuple[frozenset[str], frozenset[str]]:
 def matchers() -> dict[str, regex.Pattern[str]]:
     """Whole-word matchers of each word list."""
     listed = terms()
-    return {key: alternation(listed[key]) for key in ("health", "news", "persona", "contact_cues")} | {
+    return {key: alternation(listed[key]) for key in ("health", "context", "news", "persona", "contact_cues")} | {
         "role_id": regex.compile(
             r"(?i:\b(?:the|our|a)\s+(?:[\p{L}-]+\s+){0,2}(?:"
             + "|".join(_phrase(role) for role in listed["role_id"])
@@ -149,7 +149,7 @@ class Reader:
         self.not_names = frozenset(fold(word) for word in listed["not_names"])
         self.places = frozenset(fold(word) for word in listed["place_words"])
         self.ambiguous = frozenset(fold(word) for word in listed["ambiguous_first_names"])
-        self.staff = frozenset(fold(word) for name in staff for word in name.split() if fold(word) not in _TITLES)
+        self.staff = frozenset(word for name in staff for word in _words(name))
         self._known = [_literal(name) for name in known_patients if name.strip()]
         self._partners = [_literal(name) for name in partners if name.strip()]
 
@@ -166,17 +166,27 @@ class Reader:
             span = self._name(text, match)
             if span is not None:
                 found.append(span)
-        people = []
+        people, staff = [], set(self.staff)
         for span in sorted(found, key=lambda s: (s.start, -s.end)):
             if any(_overlaps(span, other) for other in [*taken, *people]):
                 continue
-            if not self._excluded(text, span):
+            if self._written_as_staff(text, span):
+                staff.update(_words(span.text))  # "Maria Alvarez, PT" once: "Maria" is staff all through
+            elif not self._excluded(text, span):
                 people.append(span)
-        return people
+        return [span for span in people if not (_words(span.text) & staff and len(_words(span.text)) <= 2)]
 
     def health(self, text: str) -> list[Span]:
         """Health context: conditions, procedures, body parts, aids, recovery and being a patient (EN, ES)."""
-        return [Span.of(m) for m in matchers()["health"].finditer(text)]
+        found = matchers()
+        spans = [Span.of(m) for key in ("health", "context") for m in found[key].finditer(text)]
+        # "Oakview Physical Therapy", "Sunrise Orthopedics": a name the practice taught says nothing of health.
+        taken = [Span.of(m) for pattern in self._partners for m in pattern.finditer(text)]
+        return [span for span in spans if not any(_overlaps(span, other) for other in taken)]
+
+    def is_health(self, text: str) -> bool:
+        """Whether ``text`` is a condition or procedure (not merely weaker context: a body part, "back to")."""
+        return matchers()["health"].fullmatch(text) is not None
 
     def identifiers(self, text: str) -> list[Span]:
         """Details that identify a person without their name: age over 89, street address, a unique role."""
@@ -214,7 +224,7 @@ class Reader:
                 return None
         if any(word in self.not_names for word in folded) or any(len(w) > 1 and w.isupper() for w in words):
             return None  # an acronym (IL, PT) is no name
-        if matchers()["health"].search(" ".join(words)):
+        if matchers()["health"].search(" ".join(words)) or matchers()["context"].search(" ".join(words)):
             return None  # "Knee Pain Workshop"
         end = start + len(" ".join(words))
         span = Span(start, end, text[start:end])
@@ -231,14 +241,16 @@ class Reader:
         # Names no list knows (Nnamdi Eze): two or three capitalised words.
         return span if known or len(folded) <= 3 else None
 
+    def _written_as_staff(self, text: str, span: Span) -> bool:
+        """Whether the name is written as staff's: a credential or role after it, a role before it, "Dr."."""
+        after, before = text[span.end : span.end + 60], text[max(0, span.start - 40) : span.start]
+        doctor = regex.search(r"\b(?:Dr|Doctor)\.?\s*$", before) or span.text.startswith(("Dr.", "Dr "))
+        found = matchers()
+        return bool(doctor or found["staff_after"].match(after) or found["staff_before"].search(before))
+
     def _excluded(self, text: str, span: Span) -> bool:
-        folded = {fold(word) for word in span.text.split()} - _TITLES
-        if folded and folded <= self.staff or folded & self.staff and len(folded) == 1:
-            return True
         after, before = text[span.end : span.end + 60], text[max(0, span.start - 40) : span.start]
         found = matchers()
-        if found["staff_after"].match(after) or found["staff_before"].search(before):
-            return True
         if found["eponym_after"].match(after) or found["eponym_before"].search(before):
             return True
         if span.text[-2:-1] in _APOSTROPHES and regex.match(r"\s*(?:[^\p{L}\s]|(?:for|and|or|at|on|in|to|is|has)\b)", after):
@@ -251,6 +263,11 @@ class Reader:
 
 
 _TITLES = frozenset({"MR", "MRS", "MS", "MISS", "MX", "DR", "DOCTOR", "DON", "DONA", "SR", "SRA", "SENORA", "SENOR"})
+
+
+def _words(name: str) -> set[str]:
+    """The words of a name, folded, without titles or initials."""
+    return {fold(word) for word in name.split() if len(fold(word)) > 1} - _TITLES
 
 
 def _literal(name: str) -> regex.Pattern[str]:

@@ -82,14 +82,15 @@ def phi_check(settings: Settings, ledger: Ledger) -> PhiCheck:
     return PhiCheck.for_practice(settings, ledger.known_patients())
 
 
+#: The mark in a draft's measures of a text staff edited (:func:`phi_findings` reads that text alone).
+EDITED = "edited_by_staff"
+
+
 def phi_findings(check: PhiCheck, draft: Draft, items: Sequence[ContentItem]) -> list[Finding]:
     """What holds ``draft`` of ``items``: the findings in all of its text and in its items' own text (so a template
-    or a shortening can neither hide one nor make one), less what their authorizations cover."""
-    found = {(finding.kind, finding.matched): finding for finding in check.check_draft(draft)}
-    for item in items:
-        for finding in check.check_item(item):
-            found.setdefault((finding.kind, finding.matched), finding)
-    return uncovered(list(found.values()), items)
+    or a shortening can neither hide one nor make one), less what their authorizations cover. A draft staff edited
+    is checked on its own text: the edit is what goes out."""
+    return uncovered(check.check_draft(draft, () if draft.measures.get(EDITED) else items), items)
 
 
 def held_reason(draft_id: int | None, findings: Sequence[Finding]) -> str:
@@ -551,6 +552,7 @@ def decide(
         )
     parts = tuple(part.strip() for part in _PART_BREAK.split(text.strip()))
     edited = make_channel(settings, stored.channel).enforce(replace(stored.draft, parts=parts))
+    edited = replace(edited, measures=edited.measures | {EDITED: True})
     ledger.save_draft(edited, stored.account, "approved", reason="edited by staff")
     findings = phi_findings(phi_check(settings, ledger), edited, items)
     if findings and ledger.hold(draft_id, fingerprint(edited), findings):
