@@ -34,6 +34,7 @@ from carecast.phi_text import Reader, Span, fold
 FindingKind = Literal["patient health", "identifying details", "date of birth", "phone number", "email address"]
 #: How far apart (characters) a person and health context count as "near": a short post, or a thread's posts.
 NEAR = 320
+_NAME_WORD = regex.compile(r"[\p{L}\p{M}'’.-]+")
 #: The local parts of a business's mailbox, never a person's.
 _ROLE_MAILBOXES = frozenset(
     "info hello hola events contact office frontdesk front.desk billing appointments admin support team care jobs "
@@ -289,7 +290,7 @@ def _e164(number: str) -> str | None:
 
 
 def _tokens(name: str) -> set[str]:
-    return {fold(token) for token in regex.findall(r"[\p{L}\p{M}'’.-]+", name)} - {"MR", "MRS", "MS", "MISS", "MX", "DR", "DOCTOR", ""}
+    return {fold(token) for token in _NAME_WORD.findall(name)} - {"MR", "MRS", "MS", "MISS", "MX", "DR", "DOCTOR", ""}
 
 
 def _overlaps(first: Span, second: Span) -> bool:
