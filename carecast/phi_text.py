@@ -84,6 +84,10 @@ def terms() -> dict[str, Any]:
 def fold(word: str) -> str:
     """``word`` upper case without accents or a possessive: "Nguyễn's" -> "NGUYEN"."""
     word = _POSSESSIVE.sub("", word).rstrip(".")
+    return word.upper() if word.isascii() else _fold_accents(word)
+
+
+def _fold_accents(word: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c)).upper()
 
 
@@ -97,9 +101,10 @@ def name_lists() -> tuple[frozenset[str], frozenset[str]]:
 
     first = read("dist.male.first") | read("dist.female.first")
     world = resources.files("gender_guesser").joinpath("data", "nam_dict.txt").read_text(encoding="iso8859-1")
-    for line in world.splitlines():
-        if line[:1] in "MF?" and len(line) > 30:
-            first.update(fold(part) for part in line[3:29].strip().replace("+", "-").split("-") if len(part) > 1)
+    # Columns 4-29 hold the name ("+" joins the parts of a compound name); the rest, its frequency by country.
+    names = {line[3:29].strip() for line in world.splitlines() if line[:1] in "MF?" and len(line) > 30}
+    parts = {part for name in names for part in name.replace("+", "-").split("-") if len(part) > 1}
+    first.update(part.upper() if part.isascii() else _fold_accents(part) for part in parts)
     return frozenset(first), frozenset(read("dist.all.last"))
 
 
@@ -168,6 +173,7 @@ class Reader:
         self.not_names = frozenset(fold(word) for word in listed["not_names"])
         self.places = frozenset(fold(word) for word in listed["place_words"])
         self.ambiguous = frozenset(fold(word) for word in listed["ambiguous_first_names"])
+        self.health_words = frozenset(fold(word) for word in [*listed["health"], *listed["context"]] if " " not in word)
         self.staff = frozenset(word for name in staff for word in _words(name))
         self._known = [_literal(name) for name in known_patients if name.strip()]
         self._partners = [_literal(name) for name in partners if name.strip()]
@@ -243,17 +249,18 @@ class Reader:
                 return None
         if any(word in self.not_names for word in folded) or any(len(w) > 1 and w.isupper() for w in words):
             return None  # an acronym (IL, PT) is no name
-        if matchers()["health"].search(" ".join(words)) or matchers()["context"].search(" ".join(words)):
+        if any(word in self.health_words for word in folded):
             return None  # "Knee Pain Workshop"
         end = start + len(" ".join(words))
         span = Span(start, end, text[start:end])
-        cued = bool(matchers()["cue"].search(text[max(0, start - 40) : start]))
-        pieces = {piece for word in folded for piece in word.split("-")}
         given = [word for word in folded if word in self.first and word not in self.ambiguous]
-        if len(folded) == 1:
-            return span if given or cued else None
-        if cued:
+        if len(folded) == 1 and given:
             return span
+        if matchers()["cue"].search(text, max(0, start - 40), start):
+            return span
+        if len(folded) == 1:
+            return None
+        pieces = {piece for word in folded for piece in word.split("-")}
         if _in_headline(text, start):  # capitals say little in a Title Case line: a first name and a surname only
             return span if given and folded[0] in given and len(folded) >= 2 and folded[-1] in self.last else None
         known = given or pieces & self.last or any(word in self.first for word in folded)
