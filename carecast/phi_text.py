@@ -56,6 +56,7 @@ _DOCTOR_BEFORE = regex.compile(r"\b(?:Dr|Doctor)\.?\s*$")
 _BUSINESS_POSSESSIVE = regex.compile(r"\s*(?:[^\p{L}\s]|(?:for|and|or|at|on|in|to|is|has)\b)")
 _FOLLOWING = regex.compile(r"\s+(\p{Lu}[\p{L}.]*)")
 _STREET = regex.compile(r"\s[NSEW]\.?\s|\b(?:St|Street|Ave|Avenue|Rd|Road|Blvd|Dr|Drive|Ln|Lane)\b")
+_SENTENCE_BREAK = regex.compile(r"[.!?]\s+(?=\p{Lu})|\n")
 _LINE = regex.compile(r"[^\n]+")
 _LONG_WORD = regex.compile(r"\p{L}{4,}")
 
@@ -128,8 +129,12 @@ def matchers() -> dict[str, regex.Pattern[str]]:
             + r")\b)",
             regex.IGNORECASE,
         ),
+        # "physical therapist Marcus Bell", not "her teammate Bree": a person's own role word is no staff's.
         "staff_before": regex.compile(
-            r"(?:" + "|".join(regex.escape(r) for r in listed["staff_roles"]) + r"),?\s*$", regex.IGNORECASE
+            r"(?<!\b(?:his|her|their|my|your)\s+(?:[\p{L}-]+\s+)?)(?:"
+            + "|".join(regex.escape(r) for r in listed["staff_roles"])
+            + r"),?\s*$",
+            regex.IGNORECASE,
         ),
         "eponym_after": regex.compile(
             rf"^(?:[{_APOSTROPHES}]s)?\s+(?:" + "|".join(_phrase(w) for w in listed["eponym_words"]) + r")\b",
@@ -218,12 +223,13 @@ class Reader:
         found = [Span.of(m) for m in _AGE.finditer(text)]
         found += [Span.of(m) for m in _ADDRESS.finditer(text) if _street(m) and not self.contact_for_business(text, m.start())]
         found += [Span.of(m) for m in matchers()["role_id"].finditer(text)]
-        return found
+        taken = [Span.of(m) for pattern in self._partners for m in pattern.finditer(text)]  # the practice's address
+        return [span for span in found if not any(_overlaps(span, other) for other in taken)]
 
     def contact_for_business(self, text: str, start: int) -> bool:
         """Whether a phone number or address at ``start`` is given as a business's: a contact cue ("call us",
-        "front desk") or a partner's or business's name shortly before it, and no person between."""
-        before = text[max(0, start - 70) : start]
+        "front desk") or a partner's or business's name shortly before it, in the same sentence."""
+        before = _SENTENCE_BREAK.split(text[max(0, start - 70) : start])[-1]
         if matchers()["contact_cues"].search(before):
             return True
         if any(pattern.search(before) for pattern in self._partners):
@@ -249,7 +255,7 @@ class Reader:
                 return None
         if any(word in self.not_names for word in folded) or any(len(w) > 1 and w.isupper() for w in words):
             return None  # an acronym (IL, PT) is no name
-        if any(word in self.health_words for word in folded):
+        if any(word in self.health_words and word not in self.first for word in folded):
             return None  # "Knee Pain Workshop"
         end = start + len(" ".join(words))
         span = Span(start, end, text[start:end])
