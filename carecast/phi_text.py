@@ -246,8 +246,8 @@ class Reader:
         while folded and (folded[0] in self.not_names or folded[0] in _TITLES and len(folded) == 1):
             start += len(words[0]) + 1
             words, folded = words[1:], folded[1:]
-        if not folded:
-            return None
+        if not folded or any(word[-2:-1] in _APOSTROPHES and word[-1:] == "s" for word in words[:-1]):
+            return None  # "Harold's Chicken": a possessive inside the run names a business or a place
         if any(word in self.places for word in folded):
             # "Helen Park" is a person, "Grant Park" and "Lurie Children's Hospital" are places.
             person_like = len(folded) == 2 and folded[0] in self.first and folded[0] not in self.ambiguous
