@@ -1310,12 +1310,48 @@ class PhiStartup(Scenario):
         return {}
 
 
-BASELINE_CONDITIONS = (
-    "ACL meniscus rotator cuff tendinitis bursitis fasciitis sciatica herniated stenosis scoliosis arthritis "
-    "osteoporosis fracture broken sprain strain tear torn concussion migraine whiplash stroke surgery operation "
-    "replacement reconstruction rehab recovery injury injured crutches walker cane wheelchair brace sling pain "
-    "therapy diagnosed"
-).split()
+BASELINE_CONDITIONS = [
+    "ACL",
+    "meniscus",
+    "rotator",
+    "cuff",
+    "tendinitis",
+    "bursitis",
+    "fasciitis",
+    "sciatica",
+    "herniated",
+    "stenosis",
+    "scoliosis",
+    "arthritis",
+    "osteoporosis",
+    "fracture",
+    "broken",
+    "sprain",
+    "strain",
+    "tear",
+    "torn",
+    "concussion",
+    "migraine",
+    "whiplash",
+    "stroke",
+    "surgery",
+    "operation",
+    "replacement",
+    "reconstruction",
+    "rehab",
+    "recovery",
+    "injury",
+    "injured",
+    "crutches",
+    "walker",
+    "cane",
+    "wheelchair",
+    "brace",
+    "sling",
+    "pain",
+    "therapy",
+    "diagnosed",
+]
 
 
 SCENARIOS: dict[str, type[Scenario]] = {

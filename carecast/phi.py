@@ -34,11 +34,31 @@ from carecast.phi_text import Reader, Span, fold
 FindingKind = Literal["patient health", "identifying details", "date of birth", "phone number", "email address"]
 #: How far apart (characters) a person and health context count as "near": a short post, or a thread's posts.
 NEAR = 320
-_NAME_WORD = regex.compile(r"[\p{L}\p{M}'’.-]+")
+_NAME_WORD = regex.compile(r"[\p{L}\p{M}'\u2019.-]+")
 #: The local parts of a business's mailbox, never a person's.
 _ROLE_MAILBOXES = frozenset(
-    "info hello hola events contact office frontdesk front.desk billing appointments admin support team care jobs "
-    "news help booking bookings reception".split()
+    [
+        "info",
+        "hello",
+        "hola",
+        "events",
+        "contact",
+        "office",
+        "frontdesk",
+        "front.desk",
+        "billing",
+        "appointments",
+        "admin",
+        "support",
+        "team",
+        "care",
+        "jobs",
+        "news",
+        "help",
+        "booking",
+        "bookings",
+        "reception",
+    ]
 )
 
 _MONTH = (
@@ -55,6 +75,7 @@ _DOB = regex.compile(
 )
 _DATE_RE = regex.compile(_DATE, regex.IGNORECASE)
 _EMAIL = regex.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+
 
 @dataclass(frozen=True)
 class Finding:

@@ -105,7 +105,12 @@ def screen_digest(
 
 
 def settle_digest(
-    ledger: Ledger, draft_id: int, draft: Draft, findings: list[Finding], screen: DigestScreen, items: Sequence[ContentItem]
+    ledger: Ledger,
+    draft_id: int,
+    draft: Draft,
+    findings: list[Finding],
+    screen: DigestScreen,
+    items: Sequence[ContentItem],
 ) -> list[Finding]:
     """The findings that still hold a digest draft: none when each is in an item staff released (then the issue is
     released with their words, so the check before sending lets it go). Raises LedgerError as the ledger does."""

@@ -37,7 +37,7 @@ _RUN = regex.compile(
 _INITIALS = regex.compile(r"(?<![\p{L}])\p{Lu}\.\s?\p{Lu}\.(?![\p{L}])")
 _HONORIFIC = regex.compile(r"(?<![\p{L}])(?:Mr|Mrs|Ms|Mx|Miss|Sr|Sra|Srta|Don|Doña)\.?\s(\p{Lu}[\p{L}'-]+)")
 _HANDLE = regex.compile(r"(?<![\w@.])@[A-Za-z0-9_]{3,30}\b(?!\.\w)")
-_SIGNED = regex.compile(r"[\"”»]\s*[—–-]\s*(\p{Lu}[\p{L}]+(?:\s\p{Lu}[\p{L}]*\.?)?)")
+_SIGNED = regex.compile(r"[\"\u201d\u00bb]\s*[\u2014\u2013-]\s*(\p{Lu}[\p{L}]+(?:\s\p{Lu}[\p{L}]*\.?)?)")
 _SENTENCE = regex.compile(r"[^.!?\n]+(?:[.!?]+|\n|$)")
 _AGE = regex.compile(
     r"\b(?:9\d|1[01]\d)(?:[- ]years?[- ]old|\s+años|\s+year-old)\b|\b(?:aged?|turned|turns|is|he's|she's|edad de)\s+"
@@ -124,7 +124,7 @@ def matchers() -> dict[str, regex.Pattern[str]]:
         ),
         "staff_after": regex.compile(
             r"^(?:,?\s*(?:" + "|".join(regex.escape(c) for c in listed["staff_credentials"]) + r")(?![\p{L}])"
-            r"|,?\s+(?:is\s+)?(?:our|a|an|the)\s+(?:[\p{L}'’-]+\s+){0,2}(?:"
+            r"|,?\s+(?:is\s+)?(?:our|a|an|the)\s+(?:[\p{L}'\u2019-]+\s+){0,2}(?:"
             + "|".join(regex.escape(r) for r in listed["staff_roles"])
             + r")\b)",
             regex.IGNORECASE,
@@ -196,7 +196,8 @@ class Reader:
             span = self._name(text, match)
             if span is not None:
                 found.append(span)
-        people, staff = [], set(self.staff)
+        people: list[Span] = []
+        staff = set(self.staff)
         for span in sorted(found, key=lambda s: (s.start, -s.end)):
             if any(_overlaps(span, other) for other in [*taken, *people]):
                 continue
@@ -221,7 +222,9 @@ class Reader:
     def identifiers(self, text: str) -> list[Span]:
         """Details that identify a person without their name: age over 89, street address, a unique role."""
         found = [Span.of(m) for m in _AGE.finditer(text)]
-        found += [Span.of(m) for m in _ADDRESS.finditer(text) if _street(m) and not self.contact_for_business(text, m.start())]
+        found += [
+            Span.of(m) for m in _ADDRESS.finditer(text) if _street(m) and not self.contact_for_business(text, m.start())
+        ]
         found += [Span.of(m) for m in matchers()["role_id"].finditer(text)]
         taken = [Span.of(m) for pattern in self._partners for m in pattern.finditer(text)]  # the practice's address
         return [span for span in found if not any(_overlaps(span, other) for other in taken)]
@@ -243,7 +246,7 @@ class Reader:
         folded = [fold(word) for word in words]
         start = match.start()
         # A run starting a sentence begins with an ordinary word as often as with a name: drop the stop words.
-        while folded and (folded[0] in self.not_names or folded[0] in _TITLES and len(folded) == 1):
+        while folded and (folded[0] in self.not_names or (folded[0] in _TITLES and len(folded) == 1)):
             start += len(words[0]) + 1
             words, folded = words[1:], folded[1:]
         if not folded or any(word[-2:-1] in _APOSTROPHES and word[-1:] == "s" for word in words[:-1]):

@@ -358,7 +358,7 @@ def publish(
         if stop.is_set():
             break
         draft = stored.draft
-        if items is not None and not set(draft.item_ids) & set(items) or draft.measures.get(HELD_OUT):
+        if (items is not None and not set(draft.item_ids) & set(items)) or draft.measures.get(HELD_OUT):
             continue  # an item held out of a digest is never sent alone: once released, it joins the next issue
         drafted = ledger.items(draft.item_ids)
         title = title_of(drafted)
@@ -515,7 +515,9 @@ def expire_late_drafts(settings: Settings, ledger: Ledger, instance: str, now: d
         if slot is None or not is_expired(slot, moment, policy) or stored.draft.measures.get(HELD_OUT):
             continue  # an item held out of a digest waits for staff: released, it joins the next issue
         held = "held for possible PHI and never released: " if stored.state == "held" else ""
-        reason = f"{held}not approved by {slot.astimezone(settings.practice.zone):%a %d %b %H:%M} + {policy.send_within}"
+        reason = (
+            f"{held}not approved by {slot.astimezone(settings.practice.zone):%a %d %b %H:%M} + {policy.send_within}"
+        )
         ledger.set_draft_state(stored.id, "expired", reason)
         outcomes.append(
             Outcome(instance, stored.draft.item_ids, "expired", reason, title_of(ledger.items(stored.draft.item_ids)))

@@ -356,7 +356,9 @@ def _finish(rows: list[Row], summary: str, result: dict[str, Any]) -> State[Any]
     if not failed and not stopped and not held:
         return result
     reasons = "; ".join([*(f"{row['channel'] or row['title']}: {row['detail']}" for row in failed), *stopped])
-    return Failed(message="; ".join(filter(None, [reasons and f"{len(failed)} not sent: {reasons}", *held])), data=result)
+    return Failed(
+        message="; ".join(filter(None, [reasons and f"{len(failed)} not sent: {reasons}", *held])), data=result
+    )
 
 
 def _held(rows: list[Row]) -> list[str]:
@@ -365,7 +367,7 @@ def _held(rows: list[Row]) -> list[str]:
     told = {
         (row["channel"], tuple(row["items"])): f"HELD, possible PHI, {row['channel']} '{row['title']}': {row['detail']}"
         for row in reversed(rows)  # the first row of a draft says it best: held as drafted, not "still held"
-        if row["state"] == "held" or row["state"] == "expired" and row["detail"].startswith("held for possible PHI")
+        if row["state"] == "held" or (row["state"] == "expired" and row["detail"].startswith("held for possible PHI"))
     }
     return list(reversed(told.values()))
 

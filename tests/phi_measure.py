@@ -88,7 +88,7 @@ def item_for(number: int, row: dict[str, Any], channels: list[str]) -> ContentIt
     return ContentItem(
         id=f"rss:blog:sentence-{number}",
         source="blog",
-        kind=authorized.pop("kind", "post"),  # type: ignore[arg-type]
+        kind=authorized.pop("kind", "post"),
         title=title,
         url=f"https://www.oakviewpt.com/blog/sentence-{number}",
         summary_html=html,

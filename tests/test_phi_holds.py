@@ -4,6 +4,7 @@ covers; the held-out measure and the check's speed (issue 19)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -55,7 +56,7 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def ledger(settings: Settings):  # type: ignore[no-untyped-def]
+def ledger(settings: Settings) -> Iterator[Ledger]:
     opened = Ledger(settings.ledger_url())
     yield opened
     opened.close()
@@ -113,7 +114,10 @@ def test_a_second_unauthorized_patient_in_an_authorized_story_is_held() -> None:
     assert {finding.person for finding in found} == {"Linda Moreau", "Gail Hutchins"}
     assert [finding.person for finding in uncovered(found, [story])] == ["Gail Hutchins"]
     alone = "Linda Moreau is back to tennis after her shoulder surgery!"
-    assert uncovered(check.check(alone), [make_item("a", summary=alone, mentions_patient=True, patient="Linda Moreau")]) == []
+    assert (
+        uncovered(check.check(alone), [make_item("a", summary=alone, mentions_patient=True, patient="Linda Moreau")])
+        == []
+    )
 
 
 @pytest.mark.parametrize(
