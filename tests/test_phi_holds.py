@@ -162,3 +162,11 @@ def test_the_tuning_set_through_every_channel() -> None:
     score = phi_measure.measure(DATA / "phi_tuning.yaml")["all"]
     print(f"\ntuning set, every channel: recall {score.recall:.3f}, precision {score.precision:.3f}")
     assert score.recall >= 0.95 and score.precision >= 0.95, (score.missed, score.false_alarms)
+
+
+def test_the_held_out_set_through_every_channel() -> None:
+    """The issue's targets on the set written before the rules were read (README, HIPAA). Never tune on it: when
+    this fails, add the failing kind of sentence to the tuning set, in other words, and fix it there."""
+    score = phi_measure.measure(DATA / "phi_heldout.yaml")["all"]
+    print(f"\nheld-out set, every channel: recall {score.recall:.3f}, precision {score.precision:.3f}")
+    assert score.recall >= 0.90 and score.precision >= 0.80
