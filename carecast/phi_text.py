@@ -2,11 +2,12 @@
 
 - **People**: the known patients; runs of capitalised words holding a first name of the US census lists (``names``)
   or of the worldwide first-name dictionary ``gender-guesser`` ships (about 38,000 names of 55 countries), or a
-  census surname; two or three capitalised words no list knows (Nnamdi Eze); any capitalised words after a cue ("our patient", "felicitamos a"); initials ("Carla M.",
-  "T.K."), handles ("@runs_with_rae") and signed testimonials ("— Greg T."). Not people: the practice's staff and
-  partners (config), names written as staff's (credentials, roles), places and businesses (a run holding or
-  followed by a place word: Hospital, Park, Ave, Co.), eponyms ("Bell's palsy", "McKenzie method"), public figures
-  (a news cue in the sentence) and hypothetical personas ("let's call her Desk-Job Dana").
+  census surname; two or three capitalised words no list knows (Nnamdi Eze); any capitalised words after a cue
+  ("our patient", "felicitamos a"); initials ("Carla M.", "T.K."), handles ("@runs_with_rae") and signed
+  testimonials ("— Greg T."). Not people: the practice's staff and partners (config), names written as staff's
+  (credentials, roles), places and businesses (a run holding or followed by a place word: Hospital, Park, Ave,
+  Co.), eponyms ("Bell's palsy", "McKenzie method"), public figures (a news cue in the sentence) and hypothetical
+  personas ("let's call her Desk-Job Dana").
 - **Health context**: conditions, procedures, body parts, mobility aids, recovery phrases and the words of being a
   patient at all, English and Spanish (``phi_terms.yaml``).
 - **Identifying details without a name**: an age over 89, a street address, a unique role at a named place
