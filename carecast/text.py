@@ -18,10 +18,9 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import gsm0338  # noqa: F401  (registers the 'gsm03.38' codec)
 import regex
-from twitter_text import parse_tweet
-from twitter_text.config import config as twitter_config
 
 from carecast.errors import MeasureError
+from carecast.xweight import weigh
 
 GSM_CODEC = "gsm03.38"
 #: A hashtag as Instagram and LinkedIn see one: ``#`` and a word with at least one letter (``#1`` is none).
@@ -58,12 +57,6 @@ GSM_EQUIVALENTS = str.maketrans(
     }
 )
 
-#: twitter-text configurations; the parser needs the emoji flag spelled out, which its v2 entry omits.
-_X_CONFIGS = {
-    2: {**twitter_config["version2"], "emoji_parsing_enabled": False},
-    3: twitter_config["version3"],
-}
-
 _SENTENCE_END = re.compile(r"[.!?\u2026][\"'\u2019\u201d)]*$")
 _LIST_MARKER = re.compile(r"^(\d{1,2}[.)]|[*\u2022])$")  # a spaced dash is prose, not a list
 _BULLET = re.compile(r"^[*\u2022]\s+")
@@ -99,12 +92,17 @@ def x_measure(text: str, version: Literal[2, 3] = 3) -> XMeasure:
 
     Version 2 differs only in counting each emoji code point instead of each emoji sequence; the official
     conformance suite's ``WeightedTweetsCounterTest`` is written for it. twitter-text-parser normalises to NFC
-    and folds a CRLF to one character. Raises nothing.
+    and folds a CRLF to one character. A text without emoji is weighed without twitter-text's emoji scan
+    (:func:`carecast.xweight.weigh`, equal to ``parse_tweet``); the last 1,024 texts measured are remembered, so
+    ``Channel.enforce`` re-measuring a part the channel measured while composing it costs nothing. Raises nothing.
     """
-    # Emoji parsing is half of twitter-text's time (one huge regex over the text), and an ASCII text holds no emoji
-    # (every emoji, keycaps included, has a code point above 127): v2 weighs it exactly as v3 does, without it.
-    parsed = parse_tweet(text, _X_CONFIGS[2 if text.isascii() else version])
-    return XMeasure(weighted_length=parsed.weightedLength, valid=parsed.valid)
+    return _x_measure(text, version)
+
+
+@functools.lru_cache(maxsize=1024)
+def _x_measure(text: str, version: Literal[2, 3]) -> XMeasure:
+    weighted_length, valid = weigh(text, version)
+    return XMeasure(weighted_length=weighted_length, valid=valid)
 
 
 def _unit_costs(text: str) -> tuple[Literal["GSM-7", "UCS-2"], list[int]]:
