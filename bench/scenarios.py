@@ -572,7 +572,8 @@ class AdaptRefusedRerun(AdaptX):
 
 
 class AdaptEveryChannel(Scenario):
-    """Adapt ``size`` long items (each with a picture) for every channel the sample config knows: nine channels."""
+    """Adapt ``size`` long items (each with a picture) for every channel the sample config knows: nine channels, SMS
+    included (each post shortened to its segments)."""
 
     name = "adapt-every-channel"
     unit = "long items"
@@ -586,6 +587,7 @@ class AdaptEveryChannel(Scenario):
         # Long items thread on X and Bluesky; no channel sends more than it allows in one run.
         every = {name: {"max_items_per_run": self.size, "max_thread_parts": 10} for name in ("x", "bluesky")}
         rest = {name: {"max_items_per_run": self.size} for name in sample if name not in every}
+        rest["sms"]["sources"] = None  # SMS takes the blog posts too (the sample keeps it to observances and stories)
         ledger = {"url": f"sqlite:///{self.ledger_file}", "delivery_chunk": CHUNK}
         shutil.rmtree(self.workdir / "config", ignore_errors=True)
         outbox = str(self.workdir / "outbox")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
 from carecast.errors import LedgerError
@@ -38,6 +39,38 @@ def stored_draft(row: DraftRow) -> StoredDraft:
     )
 
 
+def save_draft_in(
+    session: Session, draft: Draft, account: str, state: DraftState, reason: str | None, now: datetime
+) -> DraftRow:
+    """:meth:`DraftLedger.save_draft` inside the caller's transaction; returns the draft's row as it now stands."""
+    body = draft.to_json()
+    new = {
+        "channel": draft.channel,
+        "account": account,
+        "draft_key": draft.key,
+        "state": state,
+        "body": body,
+        "reason": reason,
+        "created_at": now,
+        "updated_at": now,
+    }
+    # A racing run may store the same draft first: then it is the earlier draft below.
+    inserted = insert_new(session, DraftRow, [new], ["channel", "account", "draft_key"])
+    row = session.scalars(
+        select(DraftRow).where(
+            DraftRow.channel == draft.channel, DraftRow.account == account, DraftRow.draft_key == draft.key
+        )
+    ).one()
+    if inserted:
+        return row
+    claimed = session.scalar(select(PublicationRow.id).where(PublicationRow.draft_id == row.id))
+    # A held draft is checked again with its new text (the PHI check holds it again if need be).
+    replaceable = row.state in ("pending", "refused", "held") or (row.state == "approved" and state != "pending")
+    if claimed is None and replaceable:
+        row.body, row.state, row.reason, row.updated_at = body, state, reason, now
+    return row
+
+
 #: Where a refused draft keeps, in its measures, the fingerprint of what it was rendered from.
 RENDERED_FROM = "rendered_from"
 
@@ -52,35 +85,8 @@ class DraftLedger(LedgerStore):
         it is: an edit of the item after that never changes what was or will be sent. An unclaimed approved draft
         takes an edit's new text, or becomes ``refused`` when the edit breaks a rule (a withdrawn authorization).
         """
-        now = now_utc()
-        new = {
-            "channel": draft.channel,
-            "account": account,
-            "draft_key": draft.key,
-            "state": state,
-            "body": draft.to_json(),
-            "reason": reason,
-            "created_at": now,
-            "updated_at": now,
-        }
         with self._session() as session, session.begin():
-            # A racing run may store the same draft first: then it is the earlier draft below.
-            inserted = insert_new(session, DraftRow, [new], ["channel", "account", "draft_key"])
-            row = session.scalars(
-                select(DraftRow).where(
-                    DraftRow.channel == draft.channel, DraftRow.account == account, DraftRow.draft_key == draft.key
-                )
-            ).one()
-            if inserted:
-                return row.id
-            claimed = session.scalar(select(PublicationRow.id).where(PublicationRow.draft_id == row.id))
-            # A held draft is checked again with its new text (the PHI check holds it again if need be).
-            replaceable = row.state in ("pending", "refused", "held") or (
-                row.state == "approved" and state != "pending"
-            )
-            if claimed is None and replaceable:
-                row.body, row.state, row.reason, row.updated_at = draft.to_json(), state, reason, now
-            return row.id
+            return save_draft_in(session, draft, account, state, reason, now_utc()).id
 
     def drafts(self, channel: str | None = None, states: Sequence[DraftState] | None = None) -> list[StoredDraft]:
         """Drafts (of one channel, in some states), oldest first."""

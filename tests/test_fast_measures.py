@@ -1,5 +1,6 @@
-"""The X fast path (carecast.xweight) against twitter-text's own parse_tweet: the whole conformance suite and a
-hypothesis property, both configurations."""
+"""The fast measures against the slow definitions they replace: X's (carecast.xweight) against twitter-text's own
+parse_tweet on the whole conformance suite and a hypothesis property, both configurations; SMS segments against
+the character-at-a-time count."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 from twitter_text import parse_tweet
 from twitter_text.regexp.emoji import emoji_list
 
+from carecast.text import SEGMENT_CAPACITY, _unit_costs, sms_measure
 from carecast.xweight import _EMOJI_CODE_POINTS, CONFIGS, weigh
 from tests.test_text import CONFORMANCE
 
@@ -83,3 +85,33 @@ def test_a_text_without_emoji_takes_the_fast_path(text: str) -> None:
     # Nothing in it can start an emoji: weigh() answers without parse_tweet's emoji scan.
     assert _EMOJI_CODE_POINTS.search(text) is None
     _same(text)
+
+
+def _segments_one_character_at_a_time(text: str) -> tuple[str, int, int]:
+    encoding, costs = _unit_costs(text)
+    single, multi = SEGMENT_CAPACITY[encoding]
+    if sum(costs) <= single:
+        return encoding, sum(costs), 1
+    segments, used = 1, 0
+    for cost in costs:
+        if used + cost > multi:
+            segments, used = segments + 1, 0
+        used += cost
+    return encoding, sum(costs), segments
+
+
+SMS_TEXT = st.lists(
+    st.one_of(
+        st.text(alphabet="ab \u20ac^{}[]~|\\\n", max_size=200),
+        st.text(max_size=80),
+        st.sampled_from(["\U0001f389", "\u00e1", "a" * 150]),
+    ),
+    max_size=6,
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(SMS_TEXT)
+def test_sms_segments_as_counted_one_character_at_a_time(text: str) -> None:
+    measure = sms_measure(text)
+    assert (measure.encoding, measure.units, measure.segments) == _segments_one_character_at_a_time(text)
