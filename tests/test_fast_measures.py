@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from twitter_text import parse_tweet
 from twitter_text.regexp.emoji import emoji_list
 
-from carecast.text import SEGMENT_CAPACITY, _unit_costs, sms_measure
+from carecast.text import GSM_CODEC, SEGMENT_CAPACITY, sms_measure
 from carecast.xweight import _EMOJI_CODE_POINTS, CONFIGS, weigh
 from tests.test_text import CONFORMANCE
 
@@ -88,7 +88,11 @@ def test_a_text_without_emoji_takes_the_fast_path(text: str) -> None:
 
 
 def _segments_one_character_at_a_time(text: str) -> tuple[str, int, int]:
-    encoding, costs = _unit_costs(text)
+    # The definition sms_measure had: the gsm0338 codec on each character, else UTF-16 code units.
+    try:
+        encoding, costs = "GSM-7", [len(char.encode(GSM_CODEC)) for char in text]
+    except UnicodeEncodeError:
+        encoding, costs = "UCS-2", [len(char.encode("utf-16-le")) // 2 for char in text]
     single, multi = SEGMENT_CAPACITY[encoding]
     if sum(costs) <= single:
         return encoding, sum(costs), 1
@@ -111,7 +115,7 @@ SMS_TEXT = st.lists(
 
 
 @settings(max_examples=300, deadline=None)
-@given(SMS_TEXT)
+@given(SMS_TEXT | st.text(alphabet=st.characters(max_codepoint=0x3FF), max_size=400))
 def test_sms_segments_as_counted_one_character_at_a_time(text: str) -> None:
     measure = sms_measure(text)
     assert (measure.encoding, measure.units, measure.segments) == _segments_one_character_at_a_time(text)

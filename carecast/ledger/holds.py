@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from carecast.errors import LedgerError
-from carecast.ledger.drafts import save_draft_in
+from carecast.ledger.drafts import save_drafts_in
 from carecast.ledger.schema import ITEM_PATIENT, DraftRow, DraftState, PhiHoldRow, PublicationRow
 from carecast.ledger.store import LedgerStore
 from carecast.model import Draft, now_utc
@@ -28,6 +28,10 @@ class PhiHold:
     released_at: datetime | None
     released_by: str | None
     release_reason: str | None
+
+
+#: Drafts written per statement by ``save_drafts`` (all in its one transaction).
+SAVED_TOGETHER = 500
 
 
 @dataclass(frozen=True)
@@ -97,8 +101,13 @@ class HoldLedger(LedgerStore):
         now = now_utc()
         saved = []
         with self._session() as session, session.begin():
-            for save in saves:
-                row = save_draft_in(session, save.draft, account, save.state, save.reason, now)
+            entries = [(save.draft, save.state, save.reason) for save in saves]
+            rows = [  # in pieces: the statements' IN lists stay short
+                row
+                for start in range(0, len(entries), SAVED_TOGETHER)
+                for row in save_drafts_in(session, account, entries[start : start + SAVED_TOGETHER], now)
+            ]
+            for save, row in zip(saves, rows, strict=True):
                 held = save.hold is not None and hold_in(session, row, *save.hold, now)
                 saved.append(SavedDraft(row.id, held, row.state))  # type: ignore[arg-type]
         return saved
