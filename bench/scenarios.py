@@ -920,6 +920,13 @@ class FanoutSmtpOneByOne(FanoutSmtp):
     delivery_chunk = 1
 
 
+class ScaleNewsletter(FanoutSmtp):
+    """``fanout-smtp`` at 1x, 4x and 16x its size: time and peak memory as the audience grows."""
+
+    name = "scale-newsletter"
+    sizes: ClassVar[dict[str, int]] = {"full": 50000, "default": 500, "quick": 2}
+
+
 class AudienceUnchanged(Scenario):
     """A run's audience step when the subscriber file (``size`` rows) has not changed since the last run."""
 
@@ -1292,6 +1299,7 @@ SCENARIOS: dict[str, type[Scenario]] = {
         FanoutOutbox,
         FanoutSmtp,
         FanoutSmtpOneByOne,
+        ScaleNewsletter,
         AudienceUnchanged,
         Status,
         StatusPg,
