@@ -72,7 +72,7 @@ class DeliveryLedger(LedgerStore):
             rows = session.scalars(query).all()
         return {row.address: _delivery_record(row) for row in rows}
 
-    def delivery_counts(self, publication_id: int) -> Counter[tuple[str, bool]]:
+    def delivery_state_counts(self, publication_id: int) -> Counter[tuple[str, bool]]:
         """How many of a publication's deliveries are in each ``(state, transient)``, counted by the database."""
         query = (
             select(DeliveryRow.state, DeliveryRow.transient, func.count())
