@@ -236,13 +236,19 @@ class Channel(ABC):
         self.practice = settings.practice
         self._bucket: Pacer | None = None
         self._templates = jinja2.Environment(
-            loader=jinja2.FileSystemLoader([folder / self.name for folder in settings.template_folders()]),
+            loader=jinja2.FileSystemLoader(self.template_dirs()),
             autoescape=jinja2.select_autoescape(["html", "htm", "html.j2", "htm.j2"]),
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=False,
         )
+
+    def template_dirs(self) -> list[Path]:
+        """Where this channel's templates are looked for, first match wins: a folder named after the instance
+        (``templates/provider-update/``, so two newsletters of one practice each have their own), then the type's."""
+        names = [self.instance, self.name] if self.instance != self.name else [self.name]
+        return [folder / name for folder in self.settings.template_folders() for name in names]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

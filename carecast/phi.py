@@ -225,7 +225,7 @@ class PhiCheck:
     def for_practice(cls, settings: Settings, known_patients: Iterable[str] = ()) -> PhiCheck:
         """The check for ``settings``' practice: its phone and every channel's sender number and addresses are its
         own, as are addresses at its website's and its email's domains."""
-        phones = [settings.practice.phone]
+        phones = [settings.practice.phone, *filter(None, (settings.practice.fax, settings.practice.referral_line))]
         domains = {settings.practice.host, settings.practice.email.rpartition("@")[2]}
         for config in settings.channels.values():
             for key, value in config.model_dump().items():

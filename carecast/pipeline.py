@@ -18,6 +18,7 @@ from functools import partial
 from typing import Literal
 
 from carecast.audience import ADDRESS_COLUMN, load_audience
+from carecast.audiences import routed_to
 from carecast.channel import Channel, Outbox, PublishContext, make_channel, unpaced
 from carecast.config import Settings
 from carecast.errors import (
@@ -176,6 +177,13 @@ def adapt(
     )
     if items is not None:
         candidates = [item for item in candidates if item.id in items]
+    # Items for other audiences are not this channel's, as items of other sources are not.
+    audience = getattr(config, "audience", None)
+    candidates = [
+        item
+        for item in candidates
+        if routed_to(item.audiences, item.tags, settings.audiences, config.type, audience)
+    ]
     outcomes: list[Outcome] = []
     told = {} if dry_run else ledger.refusals(instance, config.account)
     unchanged = {} if dry_run else ledger.refusal_fingerprints(instance, config.account)
@@ -254,11 +262,12 @@ def adapt(
 
 
 def templates_fingerprint(settings: Settings, channel: Channel) -> str:
-    """A hash of every file of the channel's template folder (names and bytes): changes when a template does."""
+    """A hash of every file of the channel's template folders (names and bytes): changes when a template does."""
     digest = hashlib.sha256()
-    folder = settings.path(settings.templates) / channel.name
-    for file in sorted(path for path in folder.rglob("*") if path.is_file()):
-        digest.update(str(file.relative_to(folder)).encode() + b"\x00" + file.read_bytes() + b"\x00")
+    own = settings.path(settings.templates)
+    for folder in [own / channel.instance, own / channel.name] if channel.instance != channel.name else [own / channel.name]:
+        for file in sorted(path for path in folder.rglob("*") if path.is_file()):
+            digest.update(str(file.relative_to(folder)).encode() + b"\x00" + file.read_bytes() + b"\x00")
     return digest.hexdigest()
 
 

@@ -56,6 +56,7 @@ from carecast.errors import PublishError, RenderError, TokenError
 from carecast.html import CONTACT_SCHEMES, contact_url, excerpt_html, html_to_text, same_picture
 from carecast.ledger import DeliveryOutcome, DeliveryRecord, Ledger
 from carecast.model import ContentItem, Draft, Receipt, now_utc
+from carecast.recipients import addressed, list_scope
 from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
 from carecast.unsubscribe import Token, apply_unsubscribe, verify_token
@@ -145,6 +146,8 @@ class NewsletterConfig(ChannelSettings):
         "excerpt", description="each item's opening and 'Read more' (excerpt), or the whole post (full)"
     )
     excerpt_words: int = Field(60, ge=20, le=300, description="about how many words an excerpt has")
+    audience: str | None = Field(None, description="the audience it goes to; absent: audience/newsletter.csv")
+    segment: str | None = Field(None, description="only the audience's people in this segment")
 
     @model_validator(mode="after")
     def _secret_with_credentials(self) -> Self:
@@ -432,7 +435,7 @@ class NewsletterChannel(Channel):
     def _by_smtp(self, draft: Draft, context: PublishContext, credentials: SmtpCredentials) -> Receipt:
         password, _ = self._secrets()  # the unsubscribe secret only reads links sent before tokens were opaque
         ledger, publication = context.ledger, context.publication_id
-        batch = _Batch.of(ledger.subscribers(self.name), ledger.deliveries(publication))
+        batch = _Batch.of(list(self._recipients(context)), ledger.deliveries(publication))
         retry_reasons: list[str] = []
         # Encoded once, for the length of the tokens the ledger issues (all alike; cached should one differ).
         prepared = functools.cache(lambda token_length: self.prepare_message(draft, token_length))
@@ -463,7 +466,7 @@ class NewsletterChannel(Channel):
                     ledger.finish_deliveries(publication, outcomes, claimed)
                 if not usable:
                     break
-        after = _Batch.of(ledger.subscribers(self.name), ledger.deliveries(publication))
+        after = _Batch.of(list(self._recipients(context)), ledger.deliveries(publication))
         summary = f"smtp {credentials.server}: {after.summary()}"
         if after.pending:
             reason = retry_reasons[0] if retry_reasons else "not sent yet"
@@ -471,6 +474,23 @@ class NewsletterChannel(Channel):
                 self.instance, f"{summary}; {len(after.pending)} left for the next run ({reason})", transient=True
             )
         return Receipt(location=summary, sent_at=now_utc())
+
+    def list_scope(self) -> str:
+        """What an unsubscribe from this list suppresses (:func:`carecast.recipients.list_scope`)."""
+        return list_scope(self.name, self.instance, self.config.audience)
+
+    def _recipients(self, context: PublishContext) -> Iterator[Subscriber]:
+        """Everyone this list addresses (:func:`carecast.recipients.addressed`), read afresh."""
+        return addressed(
+            self.settings,
+            context.ledger,
+            context.publication_id,
+            self.instance,
+            self.name,
+            self.config.audience,
+            self.config.segment,
+            context.now,
+        )
 
     def _with_tokens(
         self, ledger: Ledger, pending: list[Subscriber], chunk_size: int
@@ -484,7 +504,7 @@ class NewsletterChannel(Channel):
         list_id = self.list_id()
         for block in batched(batched(pending, chunk_size), max(1, TOKEN_BLOCK // chunk_size)):
             addresses = [subscriber.address for chunk in block for subscriber in chunk]
-            tokens = ledger.issue_unsubscribe_tokens(self.name, list_id, addresses)
+            tokens = ledger.issue_unsubscribe_tokens(self.list_scope(), list_id, addresses)
             for chunk in block:
                 yield chunk, tokens
 
@@ -753,6 +773,8 @@ def _without_image(fragment: str, url: str) -> str:
 
 
 UNSUBSCRIBE_PATH = "/unsubscribe"
+#: The unsubscribe page's field asking to stop every list of the practice, not only the link's one.
+ALL_EMAIL_FIELD = "all_email"
 
 
 class UnsubscribeEndpoint:
@@ -786,11 +808,16 @@ class UnsubscribeEndpoint:
             _, unsubscribing = self._verified(token, practice.ledger)
         except TokenError as exc:
             return _bad_link(exc)
-        # Posts back to this very URL (token included); the hidden field is what RFC 8058 clients send.
+        # Posts back to this very URL (token included); the hidden field is what RFC 8058 clients send. The second
+        # form stops every list of the practice (CAN-SPAM lets a recipient opt out of all its commercial email).
+        action = html.escape(quote(token, safe=""))
         form = (
-            f'<form method="post" action="?t={html.escape(quote(token, safe=""))}">'
+            f'<form method="post" action="?t={action}">'
             '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
-            '<button type="submit">Unsubscribe</button></form>'
+            f"<button type=\"submit\">Unsubscribe from {html.escape(unsubscribing.list_id)}</button></form>"
+            f'<form method="post" action="?t={action}">'
+            f'<input type="hidden" name="{ALL_EMAIL_FIELD}" value="yes">'
+            '<button type="submit">Unsubscribe from all email from us</button></form>'
         )
         name = practice.settings.practice.name
         return _page(
@@ -803,12 +830,19 @@ class UnsubscribeEndpoint:
     def unsubscribe(self, request: Request, practice: PracticeContext) -> Response:
         # The body RFC 8058 clients send (List-Unsubscribe=One-Click) is not required: the token is the proof.
         token = request.query_value("t")
+        everything = request.form().get(ALL_EMAIL_FIELD) == "yes"
         try:
             secret, _ = self._verified(token, practice.ledger)
-            unsubscribed = apply_unsubscribe(practice.ledger, secret, token)
+            unsubscribed = apply_unsubscribe(practice.ledger, secret, token, everything=everything)
         except TokenError as exc:
             return _bad_link(exc)
         name = practice.settings.practice.name
+        if everything:
+            return _page(
+                "Unsubscribed",
+                f"You will receive no more emails from {name}.",
+                note="unsubscribed from all email",
+            )
         return _page(
             "Unsubscribed",
             f"You will receive no more emails from {name} ({unsubscribed.list_id}).",

@@ -70,6 +70,7 @@ from carecast.config import ChannelSettings
 from carecast.errors import ChannelError, CredentialError, MeasureError, PublishError, RenderError
 from carecast.ledger import DeliveryOutcome, DeliveryRecord, Ledger
 from carecast.model import ContentItem, Draft, Receipt, now_utc
+from carecast.recipients import addressed
 from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
 from carecast.text import (
@@ -146,6 +147,8 @@ class SmsConfig(ChannelSettings):
         "drop", description="drop an item's emoji (GSM-7, twice the text per segment), or keep them when they fit"
     )
     credentials: TwilioCredentials | None = Field(None, description="send through Twilio; absent: write to the outbox")
+    audience: str | None = Field(None, description="the audience it texts; absent: audience/sms.csv")
+    segment: str | None = Field(None, description="only the audience's people in this segment")
     #: Twilio's REST API takes several requests at once from an account (it answers 429/20429 beyond its concurrency
     #: limit, support.twilio.com "API concurrency"); a handful at once is what one process uses well.
     max_concurrency: ClassVar[int] = 8
@@ -254,10 +257,20 @@ class SmsChannel(Channel):
         nothing can go out (Twilio refusing the account or the sender, nobody reachable) or the outbox refuses the
         file.
         """
+        # Streamed a page (or an audience file's row) at a time: memory stays flat however long the list.
+        recipients = addressed(
+            self.settings,
+            context.ledger,
+            context.publication_id,
+            self.instance,
+            self.name,
+            self.config.audience,
+            self.config.segment,
+            context.now,
+        )
         if self.config.credentials is None:
-            return self._to_outbox(draft, context, context.ledger.subscribers(self.name))
-        # Streamed a page at a time: memory stays flat however long the list.
-        return self._by_twilio(draft, context, context.ledger.stream_subscribers(self.name), self.config.credentials)
+            return self._to_outbox(draft, context, list(recipients))
+        return self._by_twilio(draft, context, recipients, self.config.credentials)
 
     def sender(self) -> str | None:
         """The Twilio account and the number (or Messaging Service) texts come from."""
@@ -356,6 +369,9 @@ class SmsChannel(Channel):
             "requests": [self.form(s.address, draft.text) for s in subscribers if s.can_receive],
             "skipped": [{"to": s.address, "reason": s.exclusion_reason} for s in subscribers if not s.can_receive],
         }
+        if self.config.audience is not None:
+            payload["audience"] = self.config.audience
+            payload["segment"] = self.config.segment
         path = context.outbox.write_json(self.instance, context.key, payload)
         return context.outbox.receipt(path)
 
