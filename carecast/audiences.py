@@ -65,9 +65,11 @@ def relative_date(value: str, today: date) -> date:
         try:
             return date.fromisoformat(value)
         except ValueError:
-            raise ValueError(f"a span such as '3 months' or '90 days', or a date such as 2026-01-31, not {value!r}")
+            raise ValueError(
+                f"a span such as '3 months' or '90 days', or a date such as 2026-01-31, not {value!r}"
+            ) from None
     count, unit = int(match.group(1)), match.group(2)
-    return today - relativedelta(**{f"{unit}s": count})  # type: ignore[arg-type]
+    return today - relativedelta(**{f"{unit}s": count})
 
 
 class AudienceFileConfig(Strict):
@@ -167,14 +169,14 @@ def routed_to(
     wanted = {name.lower() for name in item_audiences}
     tags = {tag.lower() for tag in item_tags}
     wanted |= {name for name, config in audiences.items() if tags & {tag.lower() for tag in config.item_tags}}
-    config = audiences.get(audience) if audience is not None else None
+    addressed = audiences.get(audience) if audience is not None else None
     if not wanted:
-        return config is None or config.takes_unrouted
+        return addressed is None or addressed.takes_unrouted
     if EVERYONE in wanted:
         return True
-    if config is None:
+    if addressed is None:
         return ("patients" if channel_type in ADDRESS_COLUMN else "community") in wanted
-    return audience in wanted or config.kind in wanted
+    return audience in wanted or addressed.kind in wanted
 
 
 @dataclass(frozen=True)
@@ -203,17 +205,19 @@ def check_audiences(
     """Problems of the audiences and of the channels addressing them: ``addressed`` holds each channel's name, type,
     audience and segment. Files are opened for their header only. Returns (key, expectation) pairs."""
     problems: list[tuple[str, str]] = []
-    for name, audience in audiences.items():
-        for other in audience.exclude:
+    for name, declared in audiences.items():
+        for other in declared.exclude:
             if other not in audiences or other == name:
                 problems.append((f"audiences.{name}.exclude", f"another audience's name, not {other!r}"))
-        for number, source in enumerate(audience.files):
-            problems += _header_problems(f"audiences.{name}.files.{number}", source, base, audience)
+        for number, source in enumerate(declared.files):
+            problems += _header_problems(f"audiences.{name}.files.{number}", source, base, declared)
     for channel, channel_type, wanted, segment in addressed:
         key = f"channels.{channel}"
         audience = audiences.get(wanted)
         if audience is None:
-            problems.append((f"{key}.audience", f"one of the audiences ({', '.join(sorted(audiences))}), not {wanted!r}"))
+            problems.append(
+                (f"{key}.audience", f"one of the audiences ({', '.join(sorted(audiences))}), not {wanted!r}")
+            )
             continue
         if segment is not None and segment not in audience.segments:
             known = ", ".join(sorted(audience.segments)) or "none defined"
@@ -222,7 +226,7 @@ def check_audiences(
             problems.append((f"{key}.audience", "a text needs prior express written consent: not a business list"))
         column = ADDRESS_COLUMN.get(channel_type)
         if column is None:
-            problems.append((f"{key}.audience", f"only newsletter and sms channels address an audience"))
+            problems.append((f"{key}.audience", "only newsletter and sms channels address an audience"))
         elif not any(column in _mapped(source, _header(source, base)) for source in audience.files):
             problems.append((f"{key}.audience", f"audience {wanted} has no file with a {column} column"))
         if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,39}", channel):
@@ -263,7 +267,10 @@ def _header_problems(
         problems.append((f"{key}.columns", "an email or phone column"))
     if not audience.business and not {"consent_at", "consent_method", "consent_text"} <= set(mapped):
         problems.append((f"{key}.columns", "consent_at, consent_method and consent_text: this kind needs consent"))
-    if any(s.discharged_after or s.discharged_before for s in audience.segments.values()) and "discharged" not in mapped:
+    if (
+        any(s.discharged_after or s.discharged_before for s in audience.segments.values())
+        and "discharged" not in mapped
+    ):
         problems.append((f"{key}.columns.discharged", "the discharge date column its segments read"))
     return problems
 

@@ -176,9 +176,7 @@ class CampaignSource(Strict):
     campaign: str | None = Field(None, pattern=r"^[a-z0-9_]+$", description="utm_campaign prefix, e.g. reactivation")
 
 
-SourceConfig = Annotated[
-    RssSource | ObservanceSource | MarkdownSource | CampaignSource, Field(discriminator="type")
-]
+SourceConfig = Annotated[RssSource | ObservanceSource | MarkdownSource | CampaignSource, Field(discriminator="type")]
 
 
 class Ledger(Strict):
@@ -217,6 +215,12 @@ class ChannelSettings(Strict):
     approval: Literal["auto", "review"] = "auto"
     account: str = Field("default", description="the account published to; part of the never-twice key")
     sources: list[str] | None = Field(None, description="only items of these sources; all when absent")
+    audience: str | None = Field(
+        None,
+        description="newsletter and sms: the audience (audiences.<name>) it addresses; absent: its subscriber "
+        "file, audience/<type>.csv",
+    )
+    segment: str | None = Field(None, description="only the audience's people in this segment of it")
     max_items_per_run: int = Field(10, ge=1)
     max_age_days: int = Field(60, ge=1, description="items published longer ago than this are not sent")
     campaign: str | None = Field(None, pattern=r"^[a-z0-9_\-]+$")
@@ -442,9 +446,14 @@ def _check_references(settings: Settings) -> None:
         if isinstance(source, MarkdownSource) and not settings.path(source.path).is_dir():
             problems.append((f"sources.{name}.path", f"no such folder: {settings.path(source.path)}"))
     addressed = [
-        (name, channel.type, audience, getattr(channel, "segment", None))
+        (name, channel.type, channel.audience, channel.segment)
         for name, channel in settings.channels.items()
-        if (audience := getattr(channel, "audience", None)) is not None
+        if channel.audience is not None
+    ]
+    problems += [
+        (f"channels.{name}.segment", "goes with an audience")
+        for name, channel in settings.channels.items()
+        if channel.segment is not None and channel.audience is None
     ]
     problems += check_audiences(settings.audiences, addressed, settings.base_dir)
     if problems:

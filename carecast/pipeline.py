@@ -178,11 +178,10 @@ def adapt(
     if items is not None:
         candidates = [item for item in candidates if item.id in items]
     # Items for other audiences are not this channel's, as items of other sources are not.
-    audience = getattr(config, "audience", None)
     candidates = [
         item
         for item in candidates
-        if routed_to(item.audiences, item.tags, settings.audiences, config.type, audience)
+        if routed_to(item.audiences, item.tags, settings.audiences, config.type, config.audience)
     ]
     outcomes: list[Outcome] = []
     told = {} if dry_run else ledger.refusals(instance, config.account)
@@ -265,7 +264,9 @@ def templates_fingerprint(settings: Settings, channel: Channel) -> str:
     """A hash of every file of the channel's template folders (names and bytes): changes when a template does."""
     digest = hashlib.sha256()
     own = settings.path(settings.templates)
-    for folder in [own / channel.instance, own / channel.name] if channel.instance != channel.name else [own / channel.name]:
+    for folder in (
+        [own / channel.instance, own / channel.name] if channel.instance != channel.name else [own / channel.name]
+    ):
         for file in sorted(path for path in folder.rglob("*") if path.is_file()):
             digest.update(str(file.relative_to(folder)).encode() + b"\x00" + file.read_bytes() + b"\x00")
     return digest.hexdigest()

@@ -92,7 +92,9 @@ def recipients(
         yield subscriber
     if unusable:
         reasons = ", ".join(f"{count} {why}" for why, count in sorted(unusable.items()))
-        log.warning("%s: %d row(s) of audience %s cannot be used: %s", instance, unusable.total(), audience_name, reasons)
+        log.warning(
+            "%s: %d row(s) of audience %s cannot be used: %s", instance, unusable.total(), audience_name, reasons
+        )
 
 
 def _excluded(settings: Settings, audience: AudienceConfig) -> dict[str, str]:

@@ -146,8 +146,6 @@ class NewsletterConfig(ChannelSettings):
         "excerpt", description="each item's opening and 'Read more' (excerpt), or the whole post (full)"
     )
     excerpt_words: int = Field(60, ge=20, le=300, description="about how many words an excerpt has")
-    audience: str | None = Field(None, description="the audience it goes to; absent: audience/newsletter.csv")
-    segment: str | None = Field(None, description="only the audience's people in this segment")
 
     @model_validator(mode="after")
     def _secret_with_credentials(self) -> Self:
@@ -814,7 +812,7 @@ class UnsubscribeEndpoint:
         form = (
             f'<form method="post" action="?t={action}">'
             '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
-            f"<button type=\"submit\">Unsubscribe from {html.escape(unsubscribing.list_id)}</button></form>"
+            f'<button type="submit">Unsubscribe from {html.escape(unsubscribing.list_id)}</button></form>'
             f'<form method="post" action="?t={action}">'
             f'<input type="hidden" name="{ALL_EMAIL_FIELD}" value="yes">'
             '<button type="submit">Unsubscribe from all email from us</button></form>'

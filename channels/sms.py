@@ -147,8 +147,6 @@ class SmsConfig(ChannelSettings):
         "drop", description="drop an item's emoji (GSM-7, twice the text per segment), or keep them when they fit"
     )
     credentials: TwilioCredentials | None = Field(None, description="send through Twilio; absent: write to the outbox")
-    audience: str | None = Field(None, description="the audience it texts; absent: audience/sms.csv")
-    segment: str | None = Field(None, description="only the audience's people in this segment")
     #: Twilio's REST API takes several requests at once from an account (it answers 429/20429 beyond its concurrency
     #: limit, support.twilio.com "API concurrency"); a handful at once is what one process uses well.
     max_concurrency: ClassVar[int] = 8
@@ -363,7 +361,7 @@ class SmsChannel(Channel):
         return fields
 
     def _to_outbox(self, draft: Draft, context: PublishContext, subscribers: Sequence[Subscriber]) -> Receipt:
-        payload = {
+        payload: dict[str, Any] = {
             "endpoint": f"POST /{API_VERSION}/Accounts/{{AccountSid}}/Messages.json",
             "account": self.config.account,
             "requests": [self.form(s.address, draft.text) for s in subscribers if s.can_receive],

@@ -124,7 +124,11 @@ class AudienceLedger(LedgerStore):
         """The audience and segment of every publication that recorded one, by publication id."""
         with self._session() as session:
             rows = session.execute(
-                select(PublicationAudienceRow.publication_id, PublicationAudienceRow.audience, PublicationAudienceRow.segment)
+                select(
+                    PublicationAudienceRow.publication_id,
+                    PublicationAudienceRow.audience,
+                    PublicationAudienceRow.segment,
+                )
             ).all()
         return {row.publication_id: (row.audience, row.segment) for row in rows}
 
