@@ -13,7 +13,7 @@ import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import partial
 from typing import Literal
 
@@ -117,17 +117,17 @@ def sync_audience(settings: Settings, ledger: Ledger) -> dict[str, tuple[int, in
     return changes
 
 
-def ingest(settings: Settings, ledger: Ledger, source: str) -> SourceReport:
+def ingest(settings: Settings, ledger: Ledger, source: str, *, today: date | None = None) -> SourceReport:
     """Read one source and store what is new or edited; a failing source is reported, never raised.
 
     A feed's entries the ledger holds as they are (by their fingerprint) are only counted as unchanged: a poll
-    costs what is new or edited, not the whole feed.
+    costs what is new or edited, not the whole feed. ``today`` (the practice's local date) defaults to now's.
     """
     kept = ledger.validators(source)
     validators = Validators(etag=kept[0], last_modified=kept[1]) if kept else None
     try:
         result = read_source(
-            source, settings.sources[source], settings, validators=validators, known=ledger.known_entries
+            source, settings.sources[source], settings, validators=validators, known=ledger.known_entries, today=today
         )
     except SourceError as exc:
         return SourceReport(source, error=exc.reason)
