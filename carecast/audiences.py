@@ -372,3 +372,20 @@ def _email(value: str) -> str:
 
 def _moment(value: str) -> datetime:
     return utc(datetime.fromisoformat(value))
+
+
+def tally(audience: AudienceConfig, base: Path) -> tuple[dict[str, int], list[str]]:
+    """How many people of ``audience`` each channel type can address (``{"newsletter": 120, "sms": 80}``), and the
+    rows that cannot be used with why (``file row N: ...``), for ``carecast check``.
+
+    Raises ConfigError when a file cannot be read.
+    """
+    counts: dict[str, int] = {}
+    problems: list[str] = []
+    for channel_type, column in ADDRESS_COLUMN.items():
+        for member, problem in stream_members(audience, channel_type, base):
+            if member is not None:
+                counts[channel_type] = counts.get(channel_type, 0) + 1
+            elif problem is not None and not problem.endswith(f": no {column}"):
+                problems.append(problem)
+    return counts, sorted(set(problems))

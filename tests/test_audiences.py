@@ -296,7 +296,9 @@ def test_the_patient_newsletter_and_the_provider_update_go_to_their_own_lists(pr
     subjects = {message.parsed()["Subject"].split(":")[0] for message in practice.smtp.messages}
     assert {"Oakview PT", "Oakview PT Provider Update"} <= subjects
     update = next(m.parsed() for m in practice.smtp.messages if "Provider Update" in m.parsed()["List-Id"])
-    text = update.get_body(("plain",)).get_content()
+    plain = update.get_body(("plain",))
+    assert plain is not None
+    text = plain.get_content()
     assert "How to refer" in text and "+1 312 555 0143" in text and "Outcomes" in text
     # The reactivation email: the discharged segment, never a provider's address.
     reactivated = practice.emails("Oakview PT Check-ins")
