@@ -169,7 +169,7 @@ def _suppression(
 def _scope_label(scope: str) -> str:
     """What an opt-out covers, in words: every list of a type, or one list."""
     kind, _, channel = scope.partition(":")
-    return f"{channel} list" if channel else f"all {kind}"
+    return f"{channel} list" if channel else {"sms": "all texts", "newsletter": "all email"}.get(kind, f"all {kind}")
 
 
 def render(rows: Sequence[AuditRow], form: Format) -> str:

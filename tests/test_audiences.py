@@ -353,6 +353,8 @@ def test_an_unsubscribe_stops_its_list_and_all_email_stops_every_list(practice: 
         everything = requests.post(f"{base}/unsubscribe?t={patient_token}", data={"all_email": "yes"}, timeout=10)
         assert everything.status_code == 200 and "no more emails" in everything.text
     assert not reached("provider-update") and not reached("newsletter")
+    opt_outs = [(row.audience, row.status) for row in audit(settings, ledger, MARIA_EMAIL) if row.event == "opt-out"]
+    assert sorted(opt_outs) == [("all email", "unsubscribed"), ("provider-update list", "unsubscribed")]
 
 
 def test_a_stop_stops_every_audiences_texts_from_that_number(practice: Practice) -> None:

@@ -607,4 +607,5 @@ def test_audit_prints_one_numbers_history_through_opt_in_texts_and_stop(
     assert main(["audit", "--config", config, "--format", "csv", "--since", "2026-01-01"]) == 0
     rows = capsys.readouterr().out.splitlines()
     assert rows[0] == "when,channel,audience,recipient,event,status,detail,consent" and len(rows) > len(events)
-    assert {event["audience"] for event in events} == {"audience/sms.csv"}  # the subscriber file named
+    # The subscriber file the texts went to; the STOP stops every text, whatever list.
+    assert [event["audience"] for event in events] == ["audience/sms.csv"] * 3 + ["all texts", "audience/sms.csv"]
