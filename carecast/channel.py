@@ -352,7 +352,9 @@ class Channel(ABC):
         """
         return (
             self._templates.get_template(name)
-            .render(practice=self.practice, voice=self.practice.voice, channel=self.config, **context)
+            .render(
+                practice=self.practice, voice=self.config.voice or self.practice.voice, channel=self.config, **context
+            )
             .strip()
         )
 

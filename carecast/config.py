@@ -221,6 +221,12 @@ class ChannelSettings(Strict):
         "file, audience/<type>.csv",
     )
     segment: str | None = Field(None, description="only the audience's people in this segment of it")
+    kinds: list[Literal["post", "observance", "recognition"]] | None = Field(
+        None, description="only items of these kinds; all when absent"
+    )
+    voice: Voice | None = Field(
+        None, description="how this channel sounds (templates read it); the practice's when absent"
+    )
     max_items_per_run: int = Field(10, ge=1)
     max_age_days: int = Field(60, ge=1, description="items published longer ago than this are not sent")
     campaign: str | None = Field(None, pattern=r"^[a-z0-9_\-]+$")

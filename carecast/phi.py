@@ -235,12 +235,21 @@ class PhiCheck:
                     phones.append(value)
         return cls(known_patients=known_patients, practice_phones=phones, practice_domains=domains - {""})
 
-    def check_draft(self, draft: Draft) -> list[Finding]:
+    def check_draft(self, draft: Draft, *, any_health: bool = False) -> list[Finding]:
         """Every finding in the draft's subject, preheader and parts; a name written as staff's in one of them (a
-        thread's first post) is staff's in all."""
+        thread's first post) is staff's in all. With ``any_health`` (a message to people chosen by their care, such
+        as patients discharged a while ago: receiving it tells their care) any condition or treatment is one, named
+        person or not."""
         texts = draft_texts(draft)
         staff = {token for text in texts.values() for token in self._people(text)[1]}
-        return [finding for where, text in texts.items() for finding in self.check(text, where, staff)]
+        findings = [finding for where, text in texts.items() for finding in self.check(text, where, staff)]
+        if any_health:
+            findings += [
+                Finding("patient health", where, (span.text,), ((span.start, span.end),))
+                for where, text in texts.items()
+                for span in self._health(text)
+            ]
+        return findings
 
     def check(self, text: str, where: str = "text", staff: Iterable[str] = ()) -> list[Finding]:
         """Every finding in ``text``; ``where`` names it in the findings; ``staff``: name words known as staff's."""

@@ -18,7 +18,7 @@ from functools import partial
 from typing import Literal
 
 from carecast.audience import ADDRESS_COLUMN, load_audience
-from carecast.audiences import routed_to
+from carecast.audiences import chosen_by_care, routed_to
 from carecast.channel import Channel, Outbox, PublishContext, make_channel, unpaced
 from carecast.config import Settings
 from carecast.errors import (
@@ -182,6 +182,7 @@ def adapt(
         item
         for item in candidates
         if routed_to(item.audiences, item.tags, settings.audiences, config.type, config.audience)
+        and (config.kinds is None or item.kind in config.kinds)
     ]
     outcomes: list[Outcome] = []
     told = {} if dry_run else ledger.refusals(instance, config.account)
@@ -228,7 +229,7 @@ def adapt(
             reject(batch, exc.reason, rendered_from)
             continue
         kept.append(draft.key)
-        findings = uncovered(check.check_draft(draft), batch)
+        findings = uncovered(check.check_draft(draft, any_health=chosen_by_care(settings, instance)), batch)
         if dry_run:
             shown: tuple[OutcomeState, str] = (
                 ("held", held_reason(None, findings)) if findings else ("preview", describe_measures(draft))
@@ -364,7 +365,7 @@ def publish(
             ledger.set_draft_state(stored.id, "refused", exc.reason)
             outcomes.append(Outcome(instance, draft.item_ids, "rejected", exc.reason, title))
             continue
-        findings = uncovered(check.check_draft(draft), drafted)
+        findings = uncovered(check.check_draft(draft, any_health=chosen_by_care(settings, instance)), drafted)
         if findings and ledger.hold(stored.id, fingerprint(draft), findings):
             outcomes.append(Outcome(instance, draft.item_ids, "held", held_reason(stored.id, findings), title, draft))
             continue
@@ -552,7 +553,8 @@ def decide(
     parts = tuple(part.strip() for part in _PART_BREAK.split(text.strip()))
     edited = make_channel(settings, stored.channel).enforce(replace(stored.draft, parts=parts))
     ledger.save_draft(edited, stored.account, "approved", reason="edited by staff")
-    findings = uncovered(phi_check(settings, ledger).check_draft(edited), items)
+    strict = chosen_by_care(settings, stored.channel)
+    findings = uncovered(phi_check(settings, ledger).check_draft(edited, any_health=strict), items)
     if findings and ledger.hold(draft_id, fingerprint(edited), findings):
         if not reason.strip():
             return Outcome(stored.channel, edited.item_ids, "held", held_reason(draft_id, findings), title, edited)

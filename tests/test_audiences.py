@@ -23,6 +23,7 @@ import requests
 from dateutil.relativedelta import relativedelta
 
 from carecast import pipeline
+from carecast.audiences import chosen_by_care
 from carecast.audit import audit
 from carecast.compliance import handle_inbound
 from carecast.config import Settings
@@ -387,3 +388,21 @@ def test_a_stop_stops_every_audiences_texts_from_that_number(practice: Practice)
     assert not texted("sms") and not texted("reactivation-text")
     run(settings, ledger, Q4)
     assert MARIA_SMS not in {message["to"] for message in practice.twilio.messages}
+
+
+def test_a_reactivation_that_names_a_condition_is_held_and_sent_to_nobody(tmp_path: Path) -> None:
+    wording = "It's been a while since your rotator cuff repair. Book a check-in visit."
+    channels = {name: {"enabled": False} for name in OTHERS if name != "reactivation-email"}
+    file = write_config(tmp_path, {"sources": {"reactivation": {"text": wording}}, "channels": channels})
+    settings = load_settings(file)
+    ledger = Ledger(settings.ledger_url())
+    try:
+        outcomes = run(settings, ledger, Q4)
+    finally:
+        ledger.close()
+    held = [o for o in outcomes if o.channel in ("reactivation-text", "reactivation-email")]
+    assert [o.state for o in held] == ["held", "held"], held
+    assert all('"rotator cuff"' in o.detail for o in held)
+    assert not (settings.path(settings.outbox) / "reactivation-text").exists()
+    # The same words in a post for everyone name no one's care: the patient newsletter is not held for them.
+    assert chosen_by_care(settings, "newsletter") is False and chosen_by_care(settings, "reactivation-text")
