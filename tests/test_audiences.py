@@ -29,11 +29,13 @@ from carecast.compliance import handle_inbound
 from carecast.config import Settings
 from carecast.errors import ConfigError
 from carecast.ledger import Ledger
+from carecast.model import Draft
 from carecast.practice import load_settings
 from carecast.recipients import recipients
 from carecast.webhooks import WebhookApp, make_server
 from tests.conftest import write_config
 from tests.discharged import Export, write_export
+from tests.factories import make_item
 from tests.providers.smtp import SmtpServer
 from tests.providers.twilio import TwilioCredentials, TwilioServer, twilio_signature
 
@@ -406,3 +408,24 @@ def test_a_reactivation_that_names_a_condition_is_held_and_sent_to_nobody(tmp_pa
     assert not (settings.path(settings.outbox) / "reactivation-text").exists()
     # The same words in a post for everyone name no one's care: the patient newsletter is not held for them.
     assert chosen_by_care(settings, "newsletter") is False and chosen_by_care(settings, "reactivation-text")
+
+
+def test_the_ledger_keeps_each_publications_audience_and_scoped_opt_outs(ledger_url: str) -> None:
+    ledger = Ledger(ledger_url)
+    try:
+        item = make_item(audiences=("providers",))
+        ledger.upsert_items([item])
+        draft = Draft(channel="provider-update", item_ids=(item.id,), parts=("text",))
+        publication = ledger.claim(ledger.save_draft(draft, "default", "approved"))
+        ledger.record_selection(publication, "discharged", "three-to-twelve-months")
+        ledger.record_selection(publication, "providers", None)  # a resumed fan-out keeps the first
+        assert ledger.selections() == {publication: ("discharged", "three-to-twelve-months")}
+        ledger.suppress("newsletter:provider-update", MARIA_EMAIL, "unsubscribed", "one list")
+        ledger.suppress("sms", MARIA_SMS, "opted_out", "STOP")
+        assert ledger.suppressed(["newsletter", "newsletter:provider-update"]) == {MARIA_EMAIL: "unsubscribed"}
+        assert ledger.suppressed(["newsletter", "newsletter:newsletter"]) == {}
+        assert ledger.suppressed(["sms", "sms:reactivation-text"]) == {MARIA_SMS: "opted_out"}
+        [stored] = ledger.items([item.id])
+        assert stored.audiences == ("providers",)  # an item's audiences survive the ledger
+    finally:
+        ledger.close()
