@@ -243,8 +243,9 @@ def check_audiences(
             problems.append((f"{key}.audience", "only newsletter and sms channels address an audience"))
         elif not any(column in _mapped(source, _header(source, base)) for source in audience.files):
             problems.append((f"{key}.audience", f"audience {wanted} has no file with a {column} column"))
-        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,39}", channel):
-            problems.append((key, "a name of at most 40 lower-case letters, digits, - and _ (it names the list)"))
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,39}", channel):
+            # It names the list's opt-outs (newsletter:<name>) and the run's artifacts (lower case and dashes only).
+            problems.append((key, "a name of at most 40 lower-case letters, digits and dashes"))
     return problems
 
 
