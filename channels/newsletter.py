@@ -6,6 +6,10 @@ postal address and unsubscribe link in both parts). The draft it returns is the 
 unsubscribe links carry a placeholder token that :meth:`NewsletterChannel.build_message` replaces with a
 recipient's opaque token, next to the RFC 8058 one-click ``List-Unsubscribe`` headers.
 
+The list is ``audience/newsletter.csv``, or with ``audience:`` an audience of the practice's config (a practice
+may have several newsletters, each its own list, templates in ``templates/<channel name>/`` and schedule); an
+unsubscribe stops that list, or every list when the recipient asks for all email (:class:`UnsubscribeEndpoint`).
+
 With SMTP ``credentials`` configured, ``publish`` sends one message per consenting subscriber over one
 connection (STARTTLS or implicit TLS, then login), each with its own unsubscribe token, a random id the ledger
 maps to the address (:mod:`carecast.unsubscribe`). The message is built and encoded once per publication
@@ -778,9 +782,11 @@ ALL_EMAIL_FIELD = "all_email"
 class UnsubscribeEndpoint:
     """One-click unsubscribe (RFC 8058) for the newsletters with an ``unsubscribe_secret``.
 
-    ``GET /unsubscribe?t=TOKEN``: a confirmation page with a button, and nothing recorded, since mail scanners fetch
-    every link of a message. ``POST /unsubscribe?t=TOKEN`` (the one-click POST, body ``List-Unsubscribe=One-Click``,
-    or the page's button) records the unsubscribe with :func:`carecast.unsubscribe.apply_unsubscribe`. A token the
+    ``GET /unsubscribe?t=TOKEN``: a confirmation page with two buttons (this list; all email from the practice), and
+    nothing recorded, since mail scanners fetch every link of a message. ``POST /unsubscribe?t=TOKEN`` (the
+    one-click POST, body ``List-Unsubscribe=One-Click``, or the page's first button) records the unsubscribe from
+    the token's list with :func:`carecast.unsubscribe.apply_unsubscribe`; with ``all_email=yes`` (the second button)
+    from every list of the practice. A token the
     ledger never issued, or an old signed one not signed with one of the newsletters' secrets or expired: 400, and
     the reason goes to the log only.
     """

@@ -11,8 +11,10 @@ action) stay, and so do the sender prefix, the link and the opt-out footer. Item
 refused even with an authorization: no PHI in any SMS.
 
 The recipients are the ledger's SMS subscribers (``sync_audience`` loads ``audience/sms.csv`` into it each run;
-the ledger also holds every opt-out, so it is the truth of who may be texted). Subscribers without consent or
-no longer subscribed are skipped and counted with their reason.
+the ledger also holds every opt-out, so it is the truth of who may be texted), or with ``audience:`` the people of
+that audience (and ``segment``) of the practice's config (:mod:`carecast.recipients`), a STOP to any of the
+practice's numbers still in force. Subscribers without consent or no longer subscribed are skipped and counted
+with their reason.
 
 With Twilio ``credentials`` configured, ``publish`` POSTs one message per recipient to the Messages API
 (form-encoded, HTTP Basic auth with the Account SID and the Auth Token). Each recipient's delivery is claimed in
