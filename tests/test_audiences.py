@@ -429,3 +429,49 @@ def test_the_ledger_keeps_each_publications_audience_and_scoped_opt_outs(ledger_
         assert stored.audiences == ("providers",)  # an item's audiences survive the ledger
     finally:
         ledger.close()
+
+
+@pytest.mark.parametrize(
+    ("observance", "day", "reaches"),
+    [
+        # National PT Month is for everyone: the provider update too.
+        ("pt-month", date(2026, 10, 5), {"newsletter", "provider-update", "x", "sms", "mastodon"}),
+        # Patient Recognition Week: the patients' lists and the public, not the referring providers.
+        ("patient-recognition-week", date(2026, 2, 2), {"newsletter", "x", "sms", "mastodon"}),
+    ],
+)
+def test_observances_reach_the_audiences_they_name(observance: str, day: date, reaches: set[str]) -> None:
+    from carecast.audiences import routed_to
+    from carecast.sources import read_source
+
+    settings = load_settings(Path(__file__).parents[1] / "config" / "carecast.yaml")
+    items = read_source("observances", settings.sources["observances"], settings, today=day).items
+    [item] = [item for item in items if item.id.startswith(f"observance:{observance}:")]
+    routed = {
+        name
+        for name, config in settings.channels.items()
+        if routed_to(item.audiences, item.tags, settings.audiences, config.type, config.audience)
+        and (config.sources is None or "observances" in config.sources)
+    }
+    assert routed == reaches
+
+
+def test_items_for_providers_and_the_reactivation_stay_off_the_other_lists(tmp_path: Path) -> None:
+    settings = load_settings(write_config(tmp_path))
+    ledger = Ledger(settings.ledger_url())
+    try:
+        outcomes = run(settings, ledger, Q4)
+        published = {(row.channel, item_id) for row in ledger.publications() for item_id in row.item_ids}
+    finally:
+        ledger.close()
+    assert [o for o in outcomes if o.state in ("failed", "retry", "rejected", "held")] == []
+    for_providers = {"md:stories:2026-11-16-q3-outcomes", "md:stories:2026-11-23-vestibular-program"}
+    assert {item for channel, item in published if channel == "provider-update"} == for_providers
+    elsewhere = {item for channel, item in published if channel != "provider-update"}
+    assert not elsewhere & for_providers
+    reactivation = {item for item in elsewhere if item.startswith("campaign:")}
+    assert reactivation == {"campaign:reactivation:2026-Q4"}
+    assert {channel for channel, item in published if item in reactivation} == {
+        "reactivation-email",
+        "reactivation-text",
+    }
