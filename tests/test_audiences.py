@@ -475,3 +475,24 @@ def test_items_for_providers_and_the_reactivation_stay_off_the_other_lists(tmp_p
         "reactivation-email",
         "reactivation-text",
     }
+
+
+def test_a_feed_category_an_audience_lists_routes_a_post_to_it() -> None:
+    from carecast.audiences import routed_to
+
+    settings = load_settings(Path(__file__).parents[1] / "config" / "carecast.yaml")
+
+    def reaches(tags: tuple[str, ...], audiences: tuple[str, ...] = ()) -> set[str]:
+        return {
+            name
+            for name, config in settings.channels.items()
+            if routed_to(audiences, tags, settings.audiences, config.type, config.audience)
+        }
+
+    # A post with the providers' category (any case) goes to them alone; any other post to all but providers.
+    assert reaches(("Research", "forreferringproviders")) == {"provider-update"}
+    assert "provider-update" not in reaches(("ClinicNews",))
+    assert reaches(("ClinicNews",)) >= {"newsletter", "x", "sms", "mastodon"}
+    # Front matter names audiences by name or kind; `all` is everyone.
+    assert reaches((), ("discharged",)) == {"reactivation-email", "reactivation-text"}
+    assert reaches((), ("all",)) == set(settings.channels)
