@@ -366,16 +366,18 @@ def _member(
         business_contact=business,
     )
     tags = frozenset(tag.strip().lower() for tag in cell("tags").split(source.tag_separator) if tag.strip())
-    return Member(subscriber, discharged, tags, frozenset(_valid_addresses(cell("email"), cell("phone")))), None
+    other = "phone" if column == "email" else "email"
+    return Member(subscriber, discharged, tags, frozenset([address, *_valid(other, cell(other))])), None
 
 
-def _valid_addresses(email: str, phone: str) -> Iterator[str]:
-    for value, read in ((email, _email), (phone, e164)):
-        if value:
-            try:
-                yield read(value)
-            except ValueError:
-                continue
+def _valid(column: str, value: str) -> list[str]:
+    """``value`` as the address ``column`` holds, normalised; nothing when it is empty or not valid."""
+    if not value:
+        return []
+    try:
+        return [e164(value) if column == "phone" else _email(value)]
+    except ValueError:
+        return []
 
 
 def _email(value: str) -> str:
