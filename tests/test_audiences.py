@@ -69,7 +69,7 @@ def run(settings: Settings, ledger: Ledger, now: datetime) -> list[pipeline.Outc
     """One run as ``carecast run`` makes it, at ``now``."""
     pipeline.sync_audience(settings, ledger)
     for source in settings.sources:
-        assert pipeline.ingest(settings, ledger, source, today=local(now)).error is None
+        assert pipeline.ingest(settings, ledger, source, now=now).error is None
     outcomes: list[pipeline.Outcome] = []
     for channel in pipeline.channel_names(settings):
         outcomes += pipeline.adapt(settings, ledger, channel, now=now)
