@@ -31,6 +31,7 @@ from carecast.errors import (
     SourceError,
 )
 from carecast.ledger import IN_FLIGHT, RENDERED_FROM, DraftState, Ledger, StoredDraft, keep_claim_alive
+from carecast.links import shortener
 from carecast.model import ContentItem, Draft, now_utc
 from carecast.phi import Finding, PhiCheck, fingerprint, uncovered
 from carecast.schedule import is_expired, next_slots
@@ -176,6 +177,7 @@ def adapt(
     with a reason.
     """
     channel = make_channel(settings, instance)
+    channel.shortener = shortener(settings, ledger)  # the short links a dry run shows are those it would send
     config = channel.config
     moment = now or now_utc()
     candidates = ledger.unpublished(

@@ -1,7 +1,7 @@
 """Which audience and segment selected a publication's recipients, for ``carecast audit``.
 
-Revision ID: 0006_publication_audiences
-Revises: 0005_drafts_publication
+Revision ID: 0007_publication_audiences
+Revises: 0006_short_links
 Create Date: 2026-12-05
 
 A practice's newsletter and SMS channels address audiences of its config (patients, referring providers,
@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision: str = "0006_publication_audiences"
-down_revision: str | Sequence[str] | None = "0005_drafts_publication"
+revision: str = "0007_publication_audiences"
+down_revision: str | Sequence[str] | None = "0006_short_links"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
