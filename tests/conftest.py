@@ -4,6 +4,7 @@ project's .carecast/prefect, set by prefect.toml, never ~/.prefect)."""
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import shutil
@@ -45,10 +46,8 @@ def pytest_configure(config: pytest.Config) -> None:
     tempfile.tempdir = None  # read TMPDIR again
     if config.option.basetemp is None:
         config.option.basetemp = str(SESSION / "basetemp")
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    shutil.rmtree(SESSION, ignore_errors=True)
+    # At exit, after Prefect's own exit handlers (registered later, run earlier) have stopped its temporary server.
+    atexit.register(shutil.rmtree, SESSION, ignore_errors=True)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
