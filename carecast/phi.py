@@ -77,6 +77,10 @@ _DATE_RE = regex.compile(_DATE, regex.IGNORECASE)
 _EMAIL = regex.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 
+#: Words of the health list that name a visit, not a condition or treatment: an invitation to come back may say them.
+_VISITS = frozenset({"visit", "visits", "appointment", "appointments", "session", "sessions", "cita", "citas"})
+
+
 @dataclass(frozen=True)
 class Finding:
     """Something in a draft that looks like PHI: what, where (``subject``, ``preheader``, ``part N``), the matched
@@ -191,6 +195,8 @@ class PhiCheck:
                 elif isinstance(value, str) and key in ("from_number", "account"):
                     phones.append(value)
         partners = [practice.name, practice.short_name, practice.address.street, *practice.partners]
+        # A newsletter's own name ("Oakview PT Provider Update") is the practice's, never a person.
+        partners += [config.list_name for config in settings.channels.values() if hasattr(config, "list_name")]
         return cls(
             known_patients=known_patients,
             practice_phones=phones,
@@ -218,6 +224,8 @@ class PhiCheck:
             Finding("patient health", where, (span.text,), ((span.start, span.end),))
             for where, text in draft_texts(draft).items()
             for span in self.reader.health(text)
+            # A condition or procedure: not "see you again", nor the visit or appointment it invites to.
+            if self.reader.is_health(span.text) and span.text.lower() not in _VISITS
         ]
 
     def check_texts(self, texts: dict[str, str]) -> list[Finding]:
