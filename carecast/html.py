@@ -14,7 +14,7 @@ feed's own (enclosure, ``media:content``, ``media:thumbnail``) before the first 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from html import escape
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
@@ -23,6 +23,9 @@ import lxml.html
 import nh3
 from inscriptis import get_text
 from lxml.etree import ParserError
+
+from carecast.document import Document, render_html, render_text
+from carecast.reader import image_url, read_document, trim_boilerplate, unwrap_noscript_images
 
 ALLOWED_TAGS = frozenset({"p", "a", "strong", "em", "ul", "ol", "li", "h2", "h3", "h4", "blockquote", "img", "br"})
 ALLOWED_ATTRIBUTES = {"a": {"href"}, "img": {"src", "alt", "width", "height"}}
@@ -71,7 +74,7 @@ _ICON = re.compile(r"gravatar\.com|/avatar|/favicon|/icons?/|[-_/]icon[-_.]", re
 _ICON_CLASSES = re.compile(r"icon|avatar|logo|badge|button", re.IGNORECASE)
 #: Blocks of share buttons, related posts and feed "flare", by the class names the platforms give them.
 _SHARE_CLASSES = re.compile(
-    r"share|sharing|sharedaddy|addtoany|a2a_|social|jp-relatedposts|related-posts|feedflare|wp-block-buttons",
+    r"share|sharing|sharedaddy|addtoany|a2a_|social|jp-relatedposts|related-posts|feedflare",
     re.IGNORECASE,
 )
 #: Link preview cards: Ghost's bookmark card, WordPress's embed block.
@@ -209,11 +212,12 @@ def junk_image_kind(url: str, classes: str = "", width: int | None = None, heigh
 
 @dataclass(frozen=True)
 class CleanBody:
-    """A feed entry's body once cleaned: sanitised HTML, its text, and the photos left in it, in order."""
+    """A feed entry's body once cleaned: its document, that document's HTML and text, and its photos, in order."""
 
     html: str
     text: str
     images: tuple[Image, ...]
+    document: Document = Document()
 
 
 def clean_body(
@@ -232,6 +236,7 @@ def clean_body(
         root = None
     if root is None:
         return CleanBody(html="", text="", images=())
+    unwrap_noscript_images(root)
     for element in list(root.iter("script", "style", "noscript")):
         element.drop_tree()
     for element in list(root.iter()):
@@ -252,13 +257,19 @@ def clean_body(
     _drop_empty_blocks(root)
     if title:
         _drop_repeated_title(root, title)
-    cleaned = (root.text or "") + "".join(lxml.html.tostring(child, encoding="unicode") for child in root)
-    kept = [image for image in images if image.url in cleaned or _escaped(image.url) in cleaned]
+    document = trim_boilerplate(read_document(root, lambda url: absolute_http_url(url, base_url), _link(base_url)))
+    shown = {picture.url for picture in document.pictures()}
     return CleanBody(
-        html=sanitize_html(cleaned, base_url=base_url),
-        text=html_to_text(cleaned),
-        images=tuple(image for image in kept if image.is_photo),
+        html=render_html(document),
+        text=render_text(document),
+        images=tuple(image for image in images if image.url in shown and image.is_photo),
+        document=document,
     )
+
+
+def _link(base_url: str | None) -> Callable[[str], str | None]:
+    """How a body's link targets are resolved: contact links as they are, others absolute http(s)."""
+    return lambda url: contact_url(url) or absolute_http_url(url, base_url)
 
 
 def choose_image(feed_images: Iterable[Image], body_images: Iterable[Image]) -> Image | None:
@@ -300,7 +311,7 @@ def _clean_images(root: lxml.html.HtmlElement, base_url: str | None) -> list[Ima
     """Drop the images that are no pictures (an emoji becomes its alt text); return the others, absolute."""
     images = []
     for element in list(root.iter("img")):
-        url = absolute_http_url(element.get("src") or "", base_url)
+        url = image_url(element, lambda src: absolute_http_url(src, base_url))
         width, height = declared_size(element.get("width")), declared_size(element.get("height"))
         kind = junk_image_kind(url or "", _classes(element), width, height) if url else "no address"
         if kind is None and url:
@@ -367,10 +378,6 @@ def _text(element: lxml.html.HtmlElement) -> str:
 
 def _classes(element: lxml.html.HtmlElement) -> str:
     return str(element.get("class") or "") + " " + str(element.get("id") or "")
-
-
-def _escaped(url: str) -> str:
-    return url.replace("&", "&amp;")
 
 
 def excerpt_html(html: str, words: int = 60) -> tuple[str, bool]:

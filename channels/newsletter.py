@@ -275,7 +275,16 @@ class NewsletterChannel(Channel):
             return absolute
 
         cleaner = nh3.Cleaner(
-            attributes={**nh3.ALLOWED_ATTRIBUTES, "img": {"src", "alt", "width", "height"}},
+            # The body's HTML comes from the item's document (carecast.document.render_html), whose tables, images
+            # and buttons carry inline styles: Gmail keeps no other.
+            attributes={
+                **nh3.ALLOWED_ATTRIBUTES,
+                "img": {"src", "alt", "width", "height", "style"},
+                "table": {"style", "role"},
+                "td": {"style"},
+                "th": {"style"},
+                "a": {*nh3.ALLOWED_ATTRIBUTES.get("a", ()), "style"},
+            },
             attribute_filter=rewrite,
             url_schemes={*_WEB_SCHEMES, *CONTACT_SCHEMES},
         )

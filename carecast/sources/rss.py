@@ -353,6 +353,7 @@ def _item(
         url=without_utm(link) if link else None,
         summary_html=body.html,
         summary_text=body.text,
+        document=body.document,
         published=published,
         content_hash=content_hash(title, body.html, link or ""),
         image_url=image.url if image else None,
