@@ -151,7 +151,7 @@ class TextOptions:
 
 def render_text(document: Document, options: TextOptions = TextOptions()) -> str:
     """The document as plain text: blocks separated by a blank line, list items one a line (``* item``,
-    ``1. item``, nested ones indented), a table one readable line per row ("Wall slide: 3 sets, 10–12 reps, rest
+    ``1. item``, nested ones indented), a table one readable line per row ("Wall slide: 3 sets, 10-12 reps, rest
     45 s"). Raises nothing."""
     lines = _text_blocks(document.blocks, options, depth=0)
     return "\n\n".join(chunk for chunk in lines if chunk)
@@ -199,7 +199,7 @@ def _paragraph_text(block: Block) -> str:
     return "\n".join(" ".join(line.split()) for line in text.split("\n") if line.strip())
 
 
-_MEASURE = re.compile(r"^[\d.,/\u2013\u2014\-\sx×]+$")
+_MEASURE = re.compile(r"^[\d.,/\u2013\u2014\-\sx\u00d7]+$")
 
 
 def table_lines(block: Block) -> list[str]:

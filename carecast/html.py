@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from html import escape
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
@@ -25,7 +25,7 @@ from inscriptis import get_text
 from lxml.etree import ParserError
 
 from carecast.document import Document, render_html, render_text
-from carecast.reader import image_url, read_document, trim_boilerplate, unwrap_noscript_images
+from carecast.reader import image_url, main_content, read_document, trim_boilerplate, unwrap_noscript_images
 
 ALLOWED_TAGS = frozenset({"p", "a", "strong", "em", "ul", "ol", "li", "h2", "h3", "h4", "blockquote", "img", "br"})
 ALLOWED_ATTRIBUTES = {"a": {"href"}, "img": {"src", "alt", "width", "height"}}
@@ -74,7 +74,8 @@ _ICON = re.compile(r"gravatar\.com|/avatar|/favicon|/icons?/|[-_/]icon[-_.]", re
 _ICON_CLASSES = re.compile(r"icon|avatar|logo|badge|button", re.IGNORECASE)
 #: Blocks of share buttons, related posts and feed "flare", by the class names the platforms give them.
 _SHARE_CLASSES = re.compile(
-    r"share|sharing|sharedaddy|addtoany|a2a_|social|jp-relatedposts|related-posts|feedflare",
+    r"(?:^|[-_\s])(?:share|sharing|social)(?:[-_\s]|$)|sharedaddy|sharethis|addtoany|a2a_|jp-relatedposts"
+    r"|related-posts|feedflare",
     re.IGNORECASE,
 )
 #: Link preview cards: Ghost's bookmark card, WordPress's embed block.
@@ -217,7 +218,7 @@ class CleanBody:
     html: str
     text: str
     images: tuple[Image, ...]
-    document: Document = Document()
+    document: Document = field(default_factory=Document)
 
 
 def clean_body(
@@ -230,6 +231,7 @@ def clean_body(
     one of the source's ``strip`` patterns; a first heading or paragraph that only repeats ``title``. Never raises
     on malformed HTML.
     """
+    html = main_content(html, base_url)
     try:
         root = lxml.html.fragment_fromstring(html, create_parent="div") if html.strip() else None
     except (ParserError, ValueError):

@@ -4,7 +4,7 @@ The walk keeps structure a reader sees: headings, paragraphs, lists (nested, ord
 tables (layout tables are read as the blocks they hold), figures with captions, embeds (a YouTube or Vimeo player
 becomes a link and its thumbnail), quotes, call-to-action buttons and footnotes. Images are real pictures only:
 the lazy-loading attributes (``data-src``, ``data-lazy-src``, ``data-srcset``, ``srcset``, a ``<noscript><img>``)
-before a ``src`` that is a ``data:`` URL or a 1×1 placeholder. Then the end of the post is trimmed of what every
+before a ``src`` that is a ``data:`` URL or a 1x1 placeholder. Then the end of the post is trimmed of what every
 platform appends (:func:`trim_boilerplate`).
 """
 
@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable
 
 import lxml.html
+import trafilatura
 
 from carecast.document import Block, Document, Picture, Span
 
@@ -24,8 +25,7 @@ _CONTAINERS = frozenset(
 _BLOCK_TAGS = frozenset(
     {"p", "ul", "ol", "table", "figure", "blockquote", "pre", "dl", "hr", "iframe", "video", "audio", "embed"}
     | set(_HEADINGS)
-    | _CONTAINERS
-    - {"span", "font"}
+    | _CONTAINERS - {"span", "font"}
 )
 _INLINE_STYLE = {"strong": "strong", "b": "strong", "em": "em", "i": "em"}
 _BUTTON_CLASSES = re.compile(r"\b(button|btn|cta)\b|wp-block-button__link|elementor-button|hs-cta", re.IGNORECASE)
@@ -33,7 +33,7 @@ _FOOTNOTE_CLASSES = re.compile(r"footnote|endnote|references", re.IGNORECASE)
 _PLACEHOLDER = re.compile(r"^data:|blank\.gif|spacer\.gif|pixel\.gif|placeholder|lazy[-_]?load|1x1", re.IGNORECASE)
 _LAZY_ATTRIBUTES = ("data-src", "data-lazy-src", "data-original", "data-lazy", "data-url", "data-hi-res-src")
 _SRCSET_ATTRIBUTES = ("data-srcset", "data-lazy-srcset", "srcset")
-_YOUTUBE = re.compile(r"(?:youtube(?:-nocookie)?\.com/(?:embed|v)/|youtu\.be/)([\w-]{6,})")
+_YOUTUBE = re.compile(r"(?:youtube(?:-nocookie)?\.com/(?:embed/|v/|watch\?v=)|youtu\.be/)([\w-]{6,})")
 _VIMEO = re.compile(r"player\.vimeo\.com/video/(\d+)")
 #: Players whose frame is a video or a recording worth a link; any other frame (an ad, a widget, a form) is not.
 _PLAYERS = re.compile(
@@ -48,11 +48,11 @@ Resolve = Callable[[str], "str | None"]
 
 def image_url(element: lxml.html.HtmlElement, resolve: Resolve) -> str | None:
     """The real picture an ``<img>`` (or ``<source>``) shows: a lazy-loading attribute, the widest of a ``srcset``,
-    else its ``src`` unless that is a placeholder (``data:``, a 1×1 or blank GIF). None when it shows none."""
+    else its ``src`` unless that is a placeholder (``data:``, a 1x1 or blank GIF). None when it shows none."""
     for name in _LAZY_ATTRIBUTES:
-        if (value := (element.get(name) or "").strip()) and not _PLACEHOLDER.search(value):
-            if url := resolve(value):
-                return url
+        value = (element.get(name) or "").strip()
+        if value and not _PLACEHOLDER.search(value) and (url := resolve(value)):
+            return url
     for name in _SRCSET_ATTRIBUTES:
         if (value := element.get(name)) and (widest := _widest(value)) and (url := resolve(widest)):
             return url
@@ -96,6 +96,53 @@ def unwrap_noscript_images(root: lxml.html.HtmlElement) -> None:
         noscript.drop_tree()
 
 
+_WHOLE_PAGE = re.compile(r"<(?:html|body)[\s>]", re.IGNORECASE)
+
+
+def main_content(html: str, base_url: str | None) -> str:
+    """The article of ``html`` when it is a whole page (an ``<html>`` or ``<body>``: a feed that carries the page,
+    not the post), found by trafilatura, which tells the article from menus, sidebars, comments and footers by
+    text and link density; players become links first, as trafilatura keeps no frame. A fragment (a feed's
+    ``content:encoded``) is the post already and is returned as it is, as is a page trafilatura finds nothing in.
+    Raises nothing."""
+    if not _WHOLE_PAGE.search(html[:5000]):
+        return html
+    try:
+        page = lxml.html.document_fromstring(html)
+    except (lxml.etree.ParserError, ValueError):
+        return html
+    for player in list(page.iter("iframe", "video")):
+        source = player.get("src") or player.get("data-src") or ""
+        watch = _watch_url(source)
+        if watch and player.getparent() is not None:
+            link = lxml.html.Element("a", href=watch)
+            link.text = player.get("title") or watch
+            paragraph = lxml.html.Element("p")
+            paragraph.append(link)
+            paragraph.tail = player.tail
+            player.getparent().replace(player, paragraph)
+    article = trafilatura.extract(
+        lxml.html.tostring(page, encoding="unicode"),
+        url=base_url,
+        output_format="html",
+        include_tables=True,
+        include_images=True,
+        include_links=True,
+        include_comments=False,
+        favor_recall=True,
+    )
+    return article or html
+
+
+def _watch_url(url: str) -> str | None:
+    """The page of the video a player URL shows (YouTube, Vimeo), or None for any other URL."""
+    if match := _YOUTUBE.search(url):
+        return f"https://www.youtube.com/watch?v={match.group(1)}"
+    if match := _VIMEO.search(url):
+        return f"https://vimeo.com/{match.group(1)}"
+    return None
+
+
 def read_document(root: lxml.html.HtmlElement, resolve: Resolve, resolve_link: Resolve) -> Document:
     """The blocks of ``root`` (a cleaned tree). ``resolve`` makes image and embed URLs absolute http(s);
     ``resolve_link`` link targets (contact links too). Raises nothing on odd HTML."""
@@ -114,8 +161,12 @@ class _Reader:
         self.spans: list[Span] = []
 
     def flush(self) -> None:
-        """End the paragraph being read (if it has words)."""
-        if "".join(span.text for span in self.spans).strip():
+        """End the paragraph being read (if it has words); one that is only a link to a video is that video."""
+        links = {span.href for span in self.spans if span.text.strip()}
+        if len(links) == 1 and (href := links.pop()) and _watch_url(href) == href:
+            title = "".join(span.text for span in self.spans).strip()
+            self.blocks.append(_embed(href, "" if title == href else title, None))
+        elif "".join(span.text for span in self.spans).strip():
             spans = list(self.spans)
             spans[0] = Span(spans[0].text.lstrip(), spans[0].href, spans[0].style, spans[0].note)
             self.blocks.append(Block(kind="paragraph", spans=tuple(spans)))
@@ -222,11 +273,8 @@ class _Reader:
     def table(self, element: lxml.html.HtmlElement) -> None:
         rows = [row for row in element.iter("tr") if _owning_table(row) is element]
         cells = [[cell for cell in row if cell.tag in {"td", "th"}] for row in rows]
-        layout = (
-            element.find(".//table") is not None
-            or max((len(row) for row in cells), default=0) < 2
-            or any(cell.find(".//p") is not None or cell.find(".//div/div") is not None for row in cells for cell in row)
-        )
+        blocky = any(_holds_blocks(cell) for row in cells for cell in row)
+        layout = blocky or element.find(".//table") is not None or max((len(row) for row in cells), default=0) < 2
         if layout:  # a table that lays the page out: read what it holds
             for row in cells:
                 for cell in row:
@@ -235,7 +283,8 @@ class _Reader:
         texts = tuple(tuple(" ".join(cell.text_content().split()) for cell in row) for row in cells)
         texts = tuple(row for row in texts if any(row))
         if texts:
-            header = 1 if cells and all(cell.tag == "th" for cell in cells[0]) or rows[0].getparent().tag == "thead" else 0
+            headed = all(cell.tag == "th" for cell in cells[0]) or rows[0].getparent().tag == "thead"
+            header = 1 if headed and any(texts[0]) else 0
             self.blocks.append(Block(kind="table", rows=texts, header_rows=header))
 
     def figure(self, element: lxml.html.HtmlElement) -> None:
@@ -273,16 +322,16 @@ class _Reader:
         url = self.resolve(source or "")
         if not url or (element.tag in {"iframe", "embed", "object"} and not _PLAYERS.match(url)):
             return None
-        thumbnail = None
-        if match := _YOUTUBE.search(url):
-            url = f"https://www.youtube.com/watch?v={match.group(1)}"
-            thumbnail = Picture(url=f"https://img.youtube.com/vi/{match.group(1)}/hqdefault.jpg", alt=caption or None)
-        elif match := _VIMEO.search(url):
-            url = f"https://vimeo.com/{match.group(1)}"
-        elif poster := self.resolve(element.get("poster") or ""):
-            thumbnail = Picture(url=poster, alt=caption or None)
+        poster = self.resolve(element.get("poster") or "")
         title = caption or " ".join((element.get("title") or "").split())
-        return Block(kind="embed", url=url, caption=title, picture=thumbnail)
+        return _embed(_watch_url(url) or url, title, Picture(url=poster, alt=title or None) if poster else None)
+
+
+def _embed(url: str, title: str, thumbnail: Picture | None) -> Block:
+    """A video or recording as a link to its page, with YouTube's own thumbnail when the player gives none."""
+    if thumbnail is None and (match := _YOUTUBE.search(url)):
+        thumbnail = Picture(url=f"https://img.youtube.com/vi/{match.group(1)}/hqdefault.jpg", alt=title or None)
+    return Block(kind="embed", url=url, caption=title, picture=thumbnail)
 
 
 def _is_note_reference(element: lxml.html.HtmlElement) -> bool:
@@ -290,6 +339,10 @@ def _is_note_reference(element: lxml.html.HtmlElement) -> bool:
     link = element.find(".//a")
     to_note = link is not None and (link.get("href") or "").startswith("#")
     return bool(re.fullmatch(r"\[?\d{1,3}\]?|[*†‡]", text)) and (to_note or text.isdigit() or text.startswith("["))
+
+
+def _holds_blocks(cell: lxml.html.HtmlElement) -> bool:
+    return cell.find(".//p") is not None or cell.find(".//div/div") is not None
 
 
 def _owning_table(row: lxml.html.HtmlElement) -> lxml.html.HtmlElement | None:

@@ -52,6 +52,7 @@ from carecast.audience import Subscriber
 from carecast.batches import batched
 from carecast.channel import Channel, PracticeContext, PublishContext, Request, Response, Route
 from carecast.config import ChannelSettings
+from carecast.document import Document, render_html
 from carecast.errors import PublishError, RenderError, TokenError
 from carecast.html import CONTACT_SCHEMES, contact_url, excerpt_html, html_to_text, same_picture
 from carecast.ledger import DeliveryOutcome, DeliveryRecord, Ledger
@@ -99,7 +100,6 @@ _FIELD = re.compile(rb"^([^:\s]+):.*\r\n(?:[ \t].*\r\n)*", re.MULTILINE)
 _URLSAFE = re.compile(r"[A-Za-z0-9_-]+")
 _SOFT_BREAK = b"=\r\n"
 _PREVIEW = re.compile(r'(<body[^>]*>\s*<div style="display:none;)([^"]*)"')
-_IMAGE = re.compile(r'<img\b[^>]*\bsrc="([^"]*)"[^>]*>')
 
 
 class SmtpCredentials(Strict):
@@ -288,8 +288,13 @@ class NewsletterChannel(Channel):
             attribute_filter=rewrite,
             url_schemes={*_WEB_SCHEMES, *CONTACT_SCHEMES},
         )
-        cleaned = cleaner.clean(item.summary_html)
-        return _without_image(cleaned, hero) if hero else cleaned
+        # The hero goes with its caption: a caption without its picture says nothing.
+        blocks = [
+            block
+            for block in item.body.blocks
+            if not (hero and block.kind == "figure" and block.picture and same_picture(block.picture.url, hero))
+        ]
+        return cleaner.clean(render_html(Document(tuple(blocks))))
 
     def footer_gaps(self, draft: Draft) -> list[str]:
         """What of the CAN-SPAM footer (postal address, unsubscribe link) each part of ``draft`` lacks.
@@ -751,14 +756,6 @@ def _plain_preheader(page: str) -> str:
         return f'{match.group(1)}{match.group(2).replace("color:#ffffff;", "")}mso-hide:all;"'
 
     return _PREVIEW.sub(restyle, page, count=1)
-
-
-def _without_image(fragment: str, url: str) -> str:
-    """``fragment`` (nh3's output) without the ``<img>`` elements showing ``url`` in any size: the hero, shown above
-    the text."""
-    return _IMAGE.sub(
-        lambda match: "" if same_picture(html.unescape(match.group(1)), url) else match.group(0), fragment
-    )
 
 
 UNSUBSCRIBE_PATH = "/unsubscribe"

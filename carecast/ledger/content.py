@@ -11,8 +11,8 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from carecast.errors import LedgerError
 from carecast.document import Document
+from carecast.errors import LedgerError
 from carecast.html import normalise_link
 from carecast.ledger.schema import FeedValidatorRow, ItemRow, PublicationItemRow, SkippedItemRow
 from carecast.ledger.store import LedgerStore, insert_new, inserted_keys
