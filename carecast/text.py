@@ -67,6 +67,11 @@ _X_CONFIGS = {
 _SENTENCE_END = re.compile(r"[.!?\u2026][\"'\u2019\u201d)]*$")
 _LIST_MARKER = re.compile(r"^(\d{1,2}[.)]|[*\u2022])$")  # a spaced dash is prose, not a list
 _BULLET = re.compile(r"^[*\u2022]\s+")
+#: Words that end in a full stop without ending a sentence (English and Spanish): a thread part never ends on them.
+_ABBREVIATION = re.compile(
+    r"^\(?(?:dr|mr|mrs|ms|st|sr|sra|srta|dra|jr|vs|approx|nos|vol|fig|figs|pp|cf|dept|avda|ud|uds|e\.g|i\.e|p\.ej)\.$",
+    re.IGNORECASE,
+)
 _LINK_OR_TAG = re.compile(r"^(https?://\S+|#\w+)$")
 #: Emoji as Unicode defines them, with what binds them into one picture (ZWJ, VS16, skin tones, keycaps, flags).
 _EMOJI = regex.compile(
@@ -213,6 +218,20 @@ def shorten_middle(text: str, fits: Callable[[str], bool], ellipsis: str = "\u20
     return shorten(text, fits, ellipsis)
 
 
+def opening_sentences(text: str, fits: Callable[[str], bool]) -> str:
+    """The longest run of ``text``'s opening sentences, whole, that ``fits`` (judged in place, as :func:`shorten`
+    does); "" when not even the first one does. A teaser: it ends where the author ended a sentence."""
+    sentences = _units(text)
+    low, high = 0, len(sentences)
+    while low < high:  # fits is monotone in the number of sentences kept
+        middle = (low + high + 1) // 2
+        if fits("".join(sentences[:middle]).strip()):
+            low = middle
+        else:
+            high = middle - 1
+    return "".join(sentences[:low]).strip()
+
+
 def numbered_thread(text: str, fits: Callable[[str], bool], most: int) -> list[str]:
     """``text`` as the shortest thread of posts numbered ``1/3 ...`` that each ``fits``.
 
@@ -305,17 +324,22 @@ def _units(text: str) -> list[str]:
 def _sentences(text: str) -> list[str]:
     # A sentence ends after terminal punctuation (closing quotes too) or at a line break; whitespace stays with it.
     # A list marker ("1.", "2)", "*", "•") starts a sentence and never ends one: the item keeps its number.
+    # "Dr." or "e.g." ends none either.
     sentences = [""]
     for token in re.findall(r"\S+\s*", text):
         if len(sentences) > 1 and not sentences[-1] and not drop_emoji(token):
             sentences[-2] += token  # "add up. 💪": the emoji closes the sentence before it
             continue
-        if _LIST_MARKER.match(token.strip()) and sentences[-1].strip():
-            sentences.append("")
-        sentences[-1] += token
-        if _LIST_MARKER.match(token.strip()):
+        # A number is a list marker only where an item can start (after a sentence, a colon or a line break):
+        # "on January 1." and "number 3." are prose, and a part never ends on the month or the noun before them.
+        opening = not sentences[-1].strip() or sentences[-1].rstrip().endswith(":") or not token[0].isdigit()
+        if _LIST_MARKER.match(token.strip()) and opening:
+            if sentences[-1].strip():
+                sentences.append("")
+            sentences[-1] += token
             continue
-        if "\n" in token or _SENTENCE_END.search(token.rstrip()):
+        sentences[-1] += token
+        if "\n" in token or (_SENTENCE_END.search(token.rstrip()) and not _ABBREVIATION.match(token.strip())):
             sentences.append("")
     return [sentence for sentence in sentences if sentence]
 

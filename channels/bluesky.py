@@ -5,8 +5,10 @@ hashtags when they fit) and measures it as Bluesky does: 300 graphemes of the te
 (:func:`bluesky_length`). Links and hashtags become rich-text facets addressed by UTF-8 *byte* offsets
 (:func:`rich_text`, with the ``atproto`` package's facet detection and ``TextBuilder``); a link whose path would be
 cut is shown as Bluesky's app shows it (``www.oakviewpt.com/blog/desk-str...``) while its facet keeps the whole
-tagged URL, so a link costs about 30 graphemes, not its full length. Over 300 the item becomes a numbered thread
-(``max_thread_parts``). The item's link also becomes a link card (``app.bsky.embed.external``: title, description,
+tagged URL, so a link costs about 30 graphemes, not its full length. Over 300 the item becomes a teaser
+(``too_long: teaser``, the default: title, the opening sentences of its own paragraphs that fit, whole, and the link)
+or a numbered thread (``too_long: thread``; a teaser when it would need more than ``max_thread_parts``): never
+refused for its length. The item's link also becomes a link card (``app.bsky.embed.external``: title, description,
 the item's image as its thumbnail); an item with an image but no link gets the image itself
 (``app.bsky.embed.images``, with its alt text).
 
@@ -33,7 +35,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import regex
 from atproto_client import Client, models
@@ -60,6 +62,7 @@ from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
 from carecast.text import numbered_thread
 from channels.http import https_or_loopback, wait_out_rate_limits
+from channels.social import post_copy, teaser
 
 MAX_GRAPHEMES = 300
 POST = "app.bsky.feed.post"
@@ -135,7 +138,11 @@ class BlueskyConfig(ChannelSettings):
 
     pds_url: HttpUrl = Field(HttpUrl("https://bsky.social"), description="the account's PDS (a local test server)")
     hashtags: bool = Field(True, description="append the practice's hashtags when they fit")
-    max_thread_parts: int = Field(4, ge=2, le=10, description="a longer thread is refused, not cut")
+    too_long: Literal["teaser", "thread"] = Field(
+        "teaser",
+        description="an item over 300 graphemes: one post of its title, opening sentences and link, or a thread",
+    )
+    max_thread_parts: int = Field(4, ge=2, le=10, description="a longer thread becomes a teaser")
     link_card: bool = Field(True, description="show the item's link as a card with its title and image")
     language: str = Field("en", pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$", description="the posts' language (BCP-47)")
     credentials: BlueskyCredentials | None = Field(None, description="post with these; absent: write to the outbox")
@@ -188,10 +195,9 @@ class BlueskyChannel(Channel):
         return bluesky_length(text)
 
     def compose(self, items: Sequence[ContentItem]) -> Draft:
-        """Render one item as a post, or as a numbered thread when it is over 300 graphemes.
+        """Render one item as a post, or as a teaser or a short numbered thread when it is over 300 graphemes.
 
-        Raises RenderError when ``items`` is not exactly one item, or when the item cannot fit (a word longer than
-        a post, or more posts than ``max_thread_parts``).
+        Raises RenderError when ``items`` is not exactly one item, or when not even its title beside the link fits.
         """
         if len(items) != 1:
             raise RenderError(
@@ -203,19 +209,24 @@ class BlueskyChannel(Channel):
         hashtags = list(self.practice.voice.hashtags) if self.config.hashtags else []
         body = " ".join(item.summary_text.split())
 
-        def post(tags: Sequence[str] = ()) -> str:
-            return self.template("post.txt.j2", item=item, body=body, link=link, hashtags=tags)
+        def post(tags: Sequence[str] = (), text: str = body) -> str:
+            return self.template("post.txt.j2", item=item, body=text, link=link, hashtags=tags)
 
         def fits(text: str) -> bool:
             return bluesky_length(text) <= budget
 
         try:
+            parts: list[str] = []
             if fits(single := post(hashtags)) or fits(single := post()):
                 parts = [single]
-            else:
-                parts = numbered_thread(post(), fits, self.config.max_thread_parts)
-                with suppress(MeasureError):  # hashtags only when they cost no extra post
-                    parts = numbered_thread(post(hashtags), fits, len(parts))
+            elif self.config.too_long == "thread":
+                with suppress(MeasureError):  # a thread only when it is short: a teaser otherwise
+                    parts = numbered_thread(post(), fits, self.config.max_thread_parts)
+                    with suppress(MeasureError):  # hashtags only when they cost no extra post
+                        parts = numbered_thread(post(hashtags), fits, len(parts))
+            if not parts:
+                copy = post_copy(item, hashtags, "keep")
+                parts = [teaser(lambda text, tags: post(tags, text), copy, fits)[0]]
         except MeasureError as exc:
             raise RenderError(self.instance, f"does not fit in {budget} graphemes: {exc}", [item.id]) from exc
         card = {"title": item.title, "description": body} if link and self.config.link_card else {}
