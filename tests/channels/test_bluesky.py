@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from carecast.errors import ConfigError, CredentialError, PublishError, RenderError
+from carecast.errors import ConfigError, CredentialError, PublishError
 from carecast.ledger import Ledger, part_address
 from carecast.model import Draft
 from carecast.practice import load_settings

@@ -83,7 +83,7 @@ def test_a_long_item_is_a_teaser_by_default(tmp_path: Path) -> None:
     html = f"<h2>Why it matters</h2><p>{LONG}</p><ul><li>One</li><li>Two</li></ul>"
     item = make_item(summary=LONG, summary_html=html, summary_text=f"Why it matters\n\n{LONG}\n\n* One\n* Two")
     [post] = channel(tmp_path).render([item]).parts
-    title, body, link, *tags = post.split("\n\n")
+    title, body, link, *_ = post.split("\n\n")
     assert title == "Five stretches for desk workers" and body.startswith(f"{SENTENCE[:-1]} number 0.")
     assert body.endswith(".") and "Why it matters" not in body
     assert link.startswith("https://www.oakviewpt.com/blog/desk-stretches?utm_source=twitter")

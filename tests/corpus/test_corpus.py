@@ -2,9 +2,9 @@
 
 Over every page: no crash; at least 95% of the sentences Readability extracts (``expected.html``) appear in the
 full-body text; what CareCast keeps is the article (at least 95% of its sentences are in Readability's article, so
-menus, footers and share bars are gone); every table kept is a table in the email's HTML and one line per row in the text
-(the data tables trafilatura keeps: not those nested in a layout table); every picture shown has a real http(s) URL. The full newsletter of all the pages does not
-scroll sideways at 375 px in headless Chromium. The figures are printed (``pytest -s``) and kept in README.md.
+menus, footers and share bars are gone); every table kept is a table in the email's HTML and one line per row in the
+text (the data tables trafilatura keeps: not those nested in a layout table); every picture shown has a real http(s)
+URL. The full newsletter of all the pages does not scroll sideways at 375 px in headless Chromium. The figures are printed (``pytest -s``) and kept in README.md.
 """
 
 from __future__ import annotations
@@ -22,9 +22,8 @@ from carecast.practice import load_settings
 from channels.newsletter import NewsletterChannel
 from tests.browser import chromium_path, measure
 from tests.conftest import SAMPLE_CONFIG
-from tests.corpus.measure import PageFigures, comparable, pages
+from tests.corpus.measure import PageFigures, comparable, pages, read_page
 from tests.corpus.measure import measure as measure_page
-from tests.corpus.measure import read_page
 
 #: Readability's article sentences the full body must show, over all pages.
 RECALL = 0.95
