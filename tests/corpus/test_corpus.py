@@ -4,7 +4,8 @@ Over every page: no crash; at least 95% of the sentences Readability extracts (`
 full-body text; what CareCast keeps is the article (at least 95% of its sentences are in Readability's article, so
 menus, footers and share bars are gone); every table kept is a table in the email's HTML and one line per row in the
 text (the data tables trafilatura keeps: not those nested in a layout table); every picture shown has a real http(s)
-URL. The full newsletter of all the pages does not scroll sideways at 375 px in headless Chromium. The figures are printed (``pytest -s``) and kept in README.md.
+URL. The full newsletter of all the pages does not scroll sideways at 375 px in headless Chromium. The figures are
+printed (``pytest -s``) and kept in README.md.
 """
 
 from __future__ import annotations
