@@ -279,7 +279,10 @@ def _html_spans(spans: Sequence[Span]) -> str:
 
 
 def _html_picture(picture: Picture, alt: str | None = None) -> str:
-    return f'<img src="{escape(picture.url)}" alt="{escape(alt or picture.alt or "")}" style="{IMAGE_STYLE}">'
+    # The declared width for Outlook, which reads no CSS (the newsletter caps it at its column); max-width for
+    # every other client, images on or off, so no picture is wider than the phone.
+    width = f' width="{picture.width}"' if picture.width else ""
+    return f'<img src="{escape(picture.url)}" alt="{escape(alt or picture.alt or "")}"{width} style="{IMAGE_STYLE}">'
 
 
 def _html_block(block: Block) -> str:

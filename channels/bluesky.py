@@ -237,7 +237,7 @@ class BlueskyChannel(Channel):
             image_url=item.image_url,
             image_alt=item.image_alt,
             link=link if card else None,
-            details={"card": card} if card else {},
+            details=({"card": card} if card else {}) | ({"language": item.language} if item.language else {}),
         )
 
     # -- the requests ------------------------------------------------------------------------------------------
@@ -248,15 +248,16 @@ class BlueskyChannel(Channel):
         created_at: str,
         reply: dict[str, dict[str, str]] | None = None,
         embed: dict[str, Any] | None = None,
+        language: str | None = None,
     ) -> dict[str, Any]:
-        """The ``app.bsky.feed.post`` record of one part: its text as shown, facets, language, reply (``root`` and
-        ``parent``, each a ``uri`` and ``cid``) and embed."""
+        """The ``app.bsky.feed.post`` record of one part: its text as shown, facets, language (the item's, else the
+        channel's), reply (``root`` and ``parent``, each a ``uri`` and ``cid``) and embed."""
         shown, facets = rich_text(text)
         record: dict[str, Any] = {
             "$type": POST,
             "text": shown,
             "createdAt": created_at,
-            "langs": [self.config.language],
+            "langs": [language or self.config.language],
         }
         if facets:
             record["facets"] = facets
@@ -342,7 +343,10 @@ class BlueskyChannel(Channel):
                 reason = f"{step} is recorded as sent but the PDS has no record {pending['rkey']}; check the account"
                 raise PublishError(self.instance, reason, transient=False)
             reply = None if not posted else {"root": posted[0], "parent": posted[-1]}
-            record = self.record(draft.parts[number - 1], pending["createdAt"], reply, embed if number == 1 else None)
+            language = draft.details.get("language")
+            record = self.record(
+                draft.parts[number - 1], pending["createdAt"], reply, embed if number == 1 else None, language
+            )
             data = models.ComAtprotoRepoCreateRecord.Data(
                 repo=session.did, collection=POST, rkey=pending["rkey"], record=record
             )
@@ -510,7 +514,7 @@ class BlueskyChannel(Channel):
                 None if number == 1 else {"root": {"uri": ROOT, "cid": ROOT}, "parent": {"uri": PARENT, "cid": PARENT}}
             )
             embed = self.embed(draft, blob) if number == 1 else None
-            record = self.record(text, _timestamp(moment), reply, embed)
+            record = self.record(text, _timestamp(moment), reply, embed, draft.details.get("language"))
             rkey = tid(moment, context.publication_id)
             requests_.append({"repo": "{did}", "collection": POST, "rkey": rkey, "record": record})
         payload: dict[str, Any] = {

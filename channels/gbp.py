@@ -169,7 +169,7 @@ class GbpChannel(Channel):
             parts=(text,),
             image_url=item.image_url,
             link=link,
-            details={"topicType": topic, **details},
+            details={"topicType": topic, **details} | ({"languageCode": item.language} if item.language else {}),
             measures=measures,
         )
 

@@ -154,6 +154,8 @@ class MastodonChannel(Channel):
             item_ids=(item.id,),
             parts=(text,),
             measures={"notes": notes} if notes else {},
+            # The item's own language (a post in Spanish on an English practice's account), for the request.
+            details={"language": item.language} if item.language else {},
         )
 
     # -- publishing --------------------------------------------------------------------------------------------
@@ -166,7 +168,8 @@ class MastodonChannel(Channel):
         malformed answer; permanent when the status is over the instance's limit, for any other refusal (401, 403,
         422) and when the outbox refuses the file.
         """
-        body = {"status": draft.text, "visibility": self.config.visibility, "language": self.practice.language}
+        language = draft.details.get("language") or self.practice.language
+        body = {"status": draft.text, "visibility": self.config.visibility, "language": language}
         key = self.idempotency_key(draft, context)
         if self.config.credentials is None:
             payload = {

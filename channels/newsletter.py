@@ -60,6 +60,7 @@ from carecast.model import ContentItem, Draft, Receipt, now_utc
 from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
 from carecast.unsubscribe import Token, apply_unsubscribe, verify_token
+from carecast.words import words
 
 #: Stands for the recipient's token in the stored draft; URL-safe, so it reads the same escaped or not.
 TOKEN_PLACEHOLDER = "CARECAST-UNSUBSCRIBE-TOKEN"
@@ -191,7 +192,12 @@ class NewsletterChannel(Channel):
         entries = [self._entry(item) for item in ordered]
         # RULES.md "Healthcare": never PHI in a subject, so an item naming a patient never leads it.
         lead = next((entry for item, entry in zip(ordered, entries, strict=True) if not item.mentions_patient), None)
+        # The email's language: its items' when they share one, else the practice's; the template's words in it.
+        languages = {item.language or self.practice.language for item in ordered}
+        language = languages.pop() if len(languages) == 1 else self.practice.language
         context: dict[str, Any] = {
+            "language": language,
+            "words": words(language),
             "entries": entries,
             "lead": lead,
             "others": len(entries) - 1,
@@ -250,6 +256,7 @@ class NewsletterChannel(Channel):
             "link": self.link(item),
             "image_url": image,
             "image_alt": item.image_alt or item.title,
+            "words": words(item.language or self.practice.language),
         }
 
     def _email_safe(self, item: ContentItem, base: str, hero: str | None) -> str:
