@@ -157,19 +157,17 @@ def _bare_host(host: str) -> str:
 def add_utm(url: str, source: str, medium: str, campaign: str, own_host: str) -> str:
     """Tag ``url`` with lowercase ``utm_source``/``utm_medium``/``utm_campaign`` when it points at ``own_host``.
 
-    Hosts compare case-insensitively and with or without ``www.``. Other sites' links come back unchanged; UTM
-    values the link already has are kept, and so are its other parameters (byte for byte) and its fragment.
+    Hosts compare case-insensitively and with or without ``www.``. Other sites' links come back unchanged. UTM
+    values the link already has (a blog platform's ``utm_source=hubspot``) are replaced, never doubled: a click
+    is credited to the channel it came from. Its other parameters (byte for byte) and its fragment are kept.
     Raises nothing.
     """
     parts = urlsplit(url)
     if not parts.hostname or not own_host or _bare_host(parts.hostname) != _bare_host(own_host):
         return url
-    present = {pair.split("=", 1)[0].lower() for pair in parts.query.split("&") if pair}
     wanted = {"utm_source": source, "utm_medium": medium, "utm_campaign": campaign}
-    missing = [(key, value.lower()) for key, value in wanted.items() if key not in present]
-    if not missing:
-        return url
-    query = "&".join(filter(None, [parts.query, urlencode(missing)]))
+    others = [pair for pair in parts.query.split("&") if pair and pair.split("=", 1)[0].lower() not in wanted]
+    query = "&".join([*others, urlencode([(key, value.lower()) for key, value in wanted.items()])])
     return urlunsplit(parts._replace(query=query))
 
 
