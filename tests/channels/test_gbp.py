@@ -152,8 +152,8 @@ def test_a_phone_number_is_taken_out_with_the_reason_or_refused(tmp_path: Path) 
         ("Call the front desk at 312-555-0142 or email us today.", "Email us today."),
         ("Para una cita, llame al 312-555-0142. Le esperamos.", "Para una cita. Le esperamos."),
         (
-            "Wall slide: 3 sets, 10–12 reps, rest 45 s. Questions? Phone: 312-555-0142.",
-            "Wall slide: 3 sets, 10–12 reps, rest 45 s. Questions?",
+            "Wall slide: 3 sets, 10\u201312 reps, rest 45 s. Questions? Phone: 312-555-0142.",
+            "Wall slide: 3 sets, 10\u201312 reps, rest 45 s. Questions?",
         ),
     ],
 )
