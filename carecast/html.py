@@ -25,7 +25,7 @@ from inscriptis import get_text
 from lxml.etree import ParserError
 
 from carecast.document import Document, render_html, render_text
-from carecast.reader import image_url, main_content, read_document, trim_boilerplate, unwrap_noscript_images
+from carecast.reader import decoded_alt, image_url, main_content, read_document, trim_boilerplate, unwrap_noscript_images
 
 ALLOWED_TAGS = frozenset({"p", "a", "strong", "em", "ul", "ol", "li", "h2", "h3", "h4", "blockquote", "img", "br"})
 ALLOWED_ATTRIBUTES = {"a": {"href"}, "img": {"src", "alt", "width", "height"}}
@@ -90,7 +90,7 @@ BOILERPLATE = (
 _MORE_LINK = re.compile(
     r"^(continue reading|read more|read the (full|rest of the) (post|article|story)|keep reading)\b", re.IGNORECASE
 )
-_WORDPRESS_SIZE = re.compile(r"-\d{2,5}x\d{2,5}(\.\w+)$")
+_WORDPRESS_SIZE = re.compile(r"(?:-\d{2,5}x\d{2,5}|-scaled|@[23]x)(\.\w+)$")
 _GHOST_SIZE = re.compile(r"/size/w\d+/")
 _BLOGGER_SIZE = re.compile(r"/(s\d+(-c)?|w\d+-h\d+(-\w+)?)/")
 _WIX_TRANSFORM = re.compile(r"/v1/(fit|fill|crop)/.*$")
@@ -318,7 +318,7 @@ def _clean_images(root: lxml.html.HtmlElement, base_url: str | None) -> list[Ima
         kind = junk_image_kind(url or "", _classes(element), width, height) if url else "no address"
         if kind is None and url:
             element.set("src", url)  # absolute, so the images kept can be told by their address
-            images.append(Image(url=url, alt=(element.get("alt") or "").strip() or None, width=width, height=height))
+            images.append(Image(url=url, alt=decoded_alt(element.get("alt")), width=width, height=height))
             continue
         replacement = (element.get("alt") or "") if kind == "emoji" else ""
         element.tail = replacement + (element.tail or "")

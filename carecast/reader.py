@@ -311,7 +311,7 @@ class _Reader:
             url, image = image_url(element, self.resolve), element
         if not url:
             return None
-        alt = " ".join((image.get("alt") or "").split()) or None
+        alt = decoded_alt(image.get("alt"))
         return Picture(url=url, alt=alt, width=_size(image.get("width")), height=_size(image.get("height")))
 
     def embed(self, element: lxml.html.HtmlElement, caption: str) -> Block | None:
@@ -332,6 +332,20 @@ def _embed(url: str, title: str, thumbnail: Picture | None) -> Block:
     if thumbnail is None and (match := _YOUTUBE.search(url)):
         thumbnail = Picture(url=f"https://img.youtube.com/vi/{match.group(1)}/hqdefault.jpg", alt=title or None)
     return Block(kind="embed", url=url, caption=title, picture=thumbnail)
+
+
+_ESCAPED = re.compile(r"\\u\{([0-9a-fA-F]{1,6})\}|\\u([0-9a-fA-F]{4})|\\U([0-9a-fA-F]{8})")
+
+
+def decoded_alt(alt: str | None) -> str | None:
+    """An alt text as a reader hears it: escapes a platform left in it (``\\u{200d}``, ``\\u2640``) decoded,
+    whitespace collapsed; None when empty."""
+
+    def character(match: re.Match[str]) -> str:
+        code = int(next(group for group in match.groups() if group), 16)
+        return chr(code) if code <= 0x10FFFF else ""
+
+    return " ".join(_ESCAPED.sub(character, alt or "").split()) or None
 
 
 def _is_note_reference(element: lxml.html.HtmlElement) -> bool:

@@ -123,3 +123,14 @@ def test_language_is_the_entrys_else_detected_else_the_feeds() -> None:
     assert item_language("fr-CA", spanish, "en-US") == "fr"
     assert item_language(None, "Hi!", "en-US") == "en"
     assert words("es")["read_more"] == "Leer más" and words("de")["read_more"] == "Read more"
+
+
+def test_alt_text_is_decoded_and_one_picture_is_one_picture_in_any_size() -> None:
+    from carecast.html import same_picture
+
+    document = read(r'<img src="/img/run.jpg" alt="A runner \u{1F3C3}\u{200d}\u{2640}\u{fe0f} stretching">')
+    assert document.pictures()[0].alt == "A runner \U0001f3c3\u200d\u2640\ufe0f stretching"
+    top = "https://www.oakviewpt.com/wp-content/uploads/knee-scaled.jpg?resize=1200"
+    assert same_picture(top, "https://www.oakviewpt.com/wp-content/uploads/knee-1024x683.jpg")
+    assert same_picture(top, "https://www.oakviewpt.com/wp-content/uploads/knee@2x.jpg")
+    assert not same_picture(top, "https://www.oakviewpt.com/wp-content/uploads/hip.jpg")
