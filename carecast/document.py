@@ -142,7 +142,7 @@ class TextOptions:
     footnotes and embeds' links kept or not, buttons as "label: url" or the label only."""
 
     bullet: str = "*"
-    captions: Captions = "parentheses"
+    captions: Captions = "drop"
     footnotes: bool = False
     links: bool = True
     headings: bool = True
@@ -227,10 +227,16 @@ def table_lines(block: Block) -> list[str]:
 
 
 def excerpt_sentences(document: Document) -> str:
-    """The body's paragraphs only (no heading, list, table, caption, quote citation, button or footnote), one a
-    line: what a short post may quote, so it ends on one of the author's own sentences."""
-    paragraphs = [block for block in document.blocks if block.kind == "paragraph"]
-    return "\n".join(_paragraph_text(block).replace("\n", " ") for block in paragraphs if _is_prose(block))
+    """The body's opening paragraphs, one a line, up to its first heading, list, table or quote: what a short post
+    may quote. Never a heading, list label, caption, citation, button label or footnote, and never a paragraph
+    after a heading it depends on ("What doesn't help: knee straps"), so the excerpt keeps the author's meaning."""
+    paragraphs: list[str] = []
+    for block in document.blocks:
+        if block.kind in {"heading", "list", "table", "quote"} and paragraphs:
+            break
+        if block.kind == "paragraph" and _is_prose(block):
+            paragraphs.append(_paragraph_text(block).replace("\n", " "))
+    return "\n".join(paragraphs)
 
 
 _CITATION = re.compile(r"\b(19|20)\d\d\s*;\s*\d+|\bdoi:|\bet al\.|\bPMID\b", re.IGNORECASE)

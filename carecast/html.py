@@ -277,8 +277,25 @@ def clean_body(
 
 
 def _link(base_url: str | None) -> Callable[[str], str | None]:
-    """How a body's link targets are resolved: contact links as they are, others absolute http(s)."""
-    return lambda url: contact_url(url) or absolute_http_url(url, base_url)
+    """How a body's link targets are resolved: contact links as they are, others absolute http(s) without the
+    author's ``utm_*`` (each channel tags its own)."""
+
+    def resolve(url: str) -> str | None:
+        absolute = absolute_http_url(url, base_url)
+        return contact_url(url) or (without_utm(absolute) if absolute else None)
+
+    return resolve
+
+
+def without_utm(url: str) -> str:
+    """``url`` without ``utm_*`` parameters: a feed's own tracking, which must not pass for a channel's."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(query=_without_utm(parts.query))) if "utm_" in parts.query.lower() else url
+
+
+def _without_utm(query: str) -> str:
+    pairs = parse_qsl(query, keep_blank_values=True)
+    return urlencode([(key, value) for key, value in pairs if not key.lower().startswith("utm_")])
 
 
 def choose_image(feed_images: Iterable[Image], body_images: Iterable[Image]) -> Image | None:

@@ -217,14 +217,14 @@ class _Reader:
                 self.blocks.append(Block(kind="figure", picture=picture))
         elif tag == "br":
             self.spans.append(Span("\n", href, style))  # type: ignore[arg-type]
-        elif tag == "sup" and _is_note_reference(element):
+        elif (tag == "sup" and _is_note_reference(element)) or (tag == "a" and _is_note_reference(element)):
             self.spans.append(Span(element.text_content().strip(), note=True))
         elif tag == "a":
             self.link(element, style)
-        elif _FOOTNOTE_CLASSES.search(_classes(element)) and element.find(".//li") is not None:
+        elif _FOOTNOTE_CLASSES.search(_classes(element)):
             self.flush()
-            notes = tuple(tuple(self.nested(item)) for item in element.iter("li"))
-            self.blocks.append(Block(kind="footnotes", items=notes))
+            notes = [tuple(self.nested(item)) for item in element.iter("li")] or [tuple(self.nested(element))]
+            self.blocks.append(Block(kind="footnotes", items=tuple(note for note in notes if note)))
         elif tag in _BLOCK_TAGS or tag in {"li", "dt", "dd", "figcaption", "caption", "tr", "td", "th", "pre"}:
             self.flush()
             self.container(element)
@@ -349,9 +349,12 @@ def decoded_alt(alt: str | None) -> str | None:
 
 
 def _is_note_reference(element: lxml.html.HtmlElement) -> bool:
+    """A footnote's number in the text: a ``<sup>``, or a link to ``#footnote-1`` (Substack's), of a number."""
     text = element.text_content().strip()
-    link = element.find(".//a")
+    link = element if element.tag == "a" else element.find(".//a")
     to_note = link is not None and (link.get("href") or "").startswith("#")
+    if element.tag == "a":
+        return to_note and bool(re.fullmatch(r"\[?\d{1,3}\]?", text))
     return bool(re.fullmatch(r"\[?\d{1,3}\]?|[*†‡]", text)) and (to_note or text.isdigit() or text.startswith("["))
 
 
@@ -394,6 +397,9 @@ _CALLS = re.compile(
     r")[\s.:!\u2026\u2192>»]*$",
     re.IGNORECASE,
 )
+#: The longest a call is ("Thanks for reading Moving Well Notes! Subscribe for free to receive new posts and
+#: support my work."): a longer block is the author's own words.
+_CALL_WORDS = 20
 #: A block this much made of links (by characters) and this short is navigation, not prose (jusText's rule).
 _LINK_DENSITY = 0.5
 _SHORT_WORDS = 25
@@ -415,7 +421,7 @@ def trim_boilerplate(document: Document) -> Document:
 def _is_call(block: Block) -> bool:
     if block.kind in {"paragraph", "heading", "button"}:
         text = block.caption if block.kind == "button" else block.text
-        return bool(text) and len(text.split()) <= 12 and bool(_CALLS.match(text))
+        return bool(text) and len(text.split()) <= _CALL_WORDS and bool(_CALLS.match(text))
     if block.kind == "list":
         texts = [" ".join(child.text for child in item) for item in block.items]
         return all(_CALLS.match(text) for text in texts if text) and any(texts)

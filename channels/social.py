@@ -77,7 +77,8 @@ def teaser(render: Render, copy: PostCopy, fits: Callable[[str], bool]) -> tuple
 
 
 def one_post(render: Render, copy: PostCopy, fits: Callable[[str], bool]) -> tuple[str, list[str]]:
-    """One post of ``copy`` that ``fits``, and notes on what was left out.
+    """One post of ``copy`` that ``fits``, and notes on what was left out: the whole body, else its opening
+    sentences (whole, from its paragraphs), else its opening words.
 
     Raises MeasureError when not even the first word of the body fits beside title and link.
     """
@@ -86,11 +87,17 @@ def one_post(render: Render, copy: PostCopy, fits: Callable[[str], bool]) -> tup
         return whole, []
     if tags:
         try:
-            return render(shorten(copy.body, lambda cut: fits(render(cut, tags))), tags), []
+            return render(_cut(copy, lambda cut: fits(render(cut, tags))), tags), []
         except MeasureError:
             pass  # not even a word beside the hashtags: they go, the words stay
     notes = [HASHTAGS_LEFT_OUT] if tags else []
-    return render(shorten(copy.body, lambda cut: fits(render(cut, ()))), ()), notes
+    return render(_cut(copy, lambda cut: fits(render(cut, ()))), ()), notes
+
+
+def _cut(copy: PostCopy, fits: Callable[[str], bool]) -> str:
+    """The body cut to fit: the opening sentences of its paragraphs, whole (never a heading, caption or list label),
+    else its opening words. Raises MeasureError when not even one word fits."""
+    return opening_sentences(copy.excerpt, fits) or shorten(copy.body, fits)
 
 
 class SocialChannel(Channel):

@@ -61,7 +61,7 @@ def test_an_embed_is_a_link_with_its_thumbnail_and_a_caption_never_runs_into_the
     assert render_text(document, TextOptions(captions="drop")) == (
         "Before.\n\nhttps://www.youtube.com/watch?v=abcDEF12345\n\nThe good news is simple."
     )
-    assert "(Standing tall.)" in render_text(document)
+    assert "(Standing tall.)" in render_text(document, TextOptions(captions="parentheses"))
     assert excerpt_sentences(document) == "Before.\nThe good news is simple."
 
 

@@ -34,7 +34,7 @@ from html import escape
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NamedTuple
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit
 from xml.parsers import expat
 
 import feedparser
@@ -50,6 +50,7 @@ from carecast.html import (
     declared_size,
     normalise_link,
     one_line,
+    without_utm,
 )
 from carecast.language import item_language, primary
 from carecast.model import ContentItem, content_hash, now_utc
@@ -310,17 +311,6 @@ class _Fingerprints:
 
     def of(self, raw: bytes) -> str:
         return hashlib.sha256(self._context + raw).hexdigest()[:32]
-
-
-def without_utm(url: str) -> str:
-    """``url`` without ``utm_*`` parameters: a feed's own tracking, which must not pass for a channel's."""
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(query=_without_utm(parts.query))) if "utm_" in parts.query.lower() else url
-
-
-def _without_utm(query: str) -> str:
-    pairs = parse_qsl(query, keep_blank_values=True)
-    return urlencode([(key, value) for key, value in pairs if not key.lower().startswith("utm_")])
 
 
 def _item(

@@ -17,13 +17,15 @@ from pathlib import Path
 import lxml.html
 
 from carecast.config import RssSource, Settings
-from carecast.document import render_html, render_text
+from carecast.document import TextOptions, render_html, render_text
 from carecast.model import ContentItem
 from carecast.sources import read_source
 
 HERE = Path(__file__).parent
 READABILITY = HERE / "readability"
 _BLOCKS = ("p", "li", "h1", "h2", "h3", "h4", "h5", "h6", "td", "th", "blockquote", "pre", "figcaption", "dd", "dt")
+#: The full body as the newsletter's shows it: captions kept (in parentheses).
+FULL_BODY = TextOptions(captions="parentheses")
 #: A sentence shorter than this (in words) is a label, a date or a byline more than the article's words.
 MIN_WORDS = 4
 
@@ -100,7 +102,7 @@ class PageFigures:
 def measure(page: Path, item: ContentItem) -> PageFigures:
     """Compare the item's full-body renderings (text and HTML) with what Readability expects of the page."""
     document = item.body
-    text = comparable(render_text(document))
+    text = comparable(render_text(document, FULL_BODY))
     html = render_html(document)
     wanted = expected_sentences(page)
     missing = tuple(sentence for sentence in wanted if comparable(sentence) not in text)

@@ -23,7 +23,7 @@ from carecast.practice import load_settings
 from channels.newsletter import NewsletterChannel
 from tests.browser import chromium_path, measure
 from tests.conftest import SAMPLE_CONFIG
-from tests.corpus.measure import PageFigures, comparable, pages, read_page
+from tests.corpus.measure import FULL_BODY, PageFigures, comparable, pages, read_page
 from tests.corpus.measure import measure as measure_page
 
 #: Readability's article sentences the full body must show, over all pages.
@@ -68,7 +68,7 @@ def _precision(corpus: list[tuple[Path, ContentItem]]) -> tuple[int, int]:
     kept = in_article = 0
     for page, item in corpus:
         expected = comparable(lxml.html.fromstring((page / "expected.html").read_text(encoding="utf-8")).text_content())
-        for sentence in re.split(r"(?<=[.!?])\s+|\n+", render_text(item.body)):
+        for sentence in re.split(r"(?<=[.!?])\s+|\n+", render_text(item.body, FULL_BODY)):
             if len(sentence.split()) >= 4:
                 kept += 1
                 in_article += comparable(sentence) in expected
