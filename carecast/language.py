@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import re
 from functools import cache
+from typing import TYPE_CHECKING
 
-from py3langid.langid import MODEL_FILE, LanguageIdentifier
+if TYPE_CHECKING:
+    from py3langid.langid import LanguageIdentifier
 
 #: The languages detection chooses among: those US practices write in, and the big ones of the web. A smaller set
 #: makes the model surer on short posts.
@@ -34,7 +36,10 @@ def primary(code: str | None) -> str | None:
 
 @cache
 def _identifier() -> LanguageIdentifier:
-    # Loaded once, on the first text asked: the model takes a few seconds to read.
+    # Imported and loaded once, on the first text asked (numpy and the model take a second or more): a run with
+    # nothing new pays nothing.
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
     identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
     identifier.set_languages(LANGUAGES)
     return identifier

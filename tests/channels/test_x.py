@@ -93,7 +93,7 @@ def test_a_long_item_is_a_teaser_by_default(tmp_path: Path) -> None:
 def test_shorten_mode_cuts_the_summary_and_keeps_the_link(tmp_path: Path) -> None:
     [post] = channel(tmp_path, too_long="shorten").render([make_item(summary=LONG)]).parts
     assert x_measure(post).weighted_length <= 280
-    assert "\u2026" in post
+    assert ".\n\nhttps://" in post  # cut after a whole sentence
     assert "utm_source=twitter" in post
     assert post.startswith("Five stretches for desk workers\n\nThank you")
 
