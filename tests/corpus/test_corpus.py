@@ -20,9 +20,12 @@ from carecast.config import Settings
 from carecast.document import render_html, render_text, table_lines
 from carecast.model import ContentItem
 from carecast.practice import load_settings
+from carecast.text import x_measure
+from channels.bluesky import BlueskyChannel, bluesky_length
 from channels.newsletter import NewsletterChannel
+from channels.x import XChannel
 from tests.browser import chromium_path, measure
-from tests.conftest import SAMPLE_CONFIG
+from tests.conftest import SAMPLE_CONFIG, all_channels_config
 from tests.corpus.measure import FULL_BODY, PageFigures, comparable, pages, read_page
 from tests.corpus.measure import measure as measure_page
 
@@ -115,3 +118,30 @@ def test_the_full_newsletter_of_every_page_fits_a_phone(
         layout = measure(page, 375, folder)
         print(f"\nfull newsletter of {len(corpus)} pages at 375 px, {name}: scroll width {layout.scroll_width}px")
         assert layout.scroll_width <= 375, name
+
+
+@pytest.mark.parametrize("too_long", ["teaser", "thread"])
+def test_x_and_bluesky_post_every_long_page_none_refused_for_length(
+    corpus: list[tuple[Path, ContentItem]], tmp_path: Path, too_long: str
+) -> None:
+    """Every page is a long post: each becomes one teaser, or a thread of at most max_thread_parts (else a teaser),
+    within the limits; no part ends on a list number."""
+    settings = load_settings(all_channels_config(tmp_path, {"channels": {"x": {}, "bluesky": {}}}))
+    x = XChannel("x", settings.channels["x"].model_copy(update={"too_long": too_long}), settings)
+    bluesky = BlueskyChannel(
+        "bluesky", settings.channels["bluesky"].model_copy(update={"too_long": too_long}), settings
+    )
+    threads = 0
+    for page, item in corpus:
+        for channel, weigh, limit in (
+            (x, lambda t: x_measure(t).weighted_length, 280),
+            (bluesky, bluesky_length, 300),
+        ):
+            parts = channel.render([item]).parts  # a RenderError here is a refusal
+            assert 1 <= len(parts) <= 4, (page.name, channel.name)
+            assert all(weigh(part) <= limit for part in parts), (page.name, channel.name)
+            assert not any(re.search(r"\s\d{1,2}[.)]$", part.split("\n\n")[0]) for part in parts[:-1]), page.name
+            threads += len(parts) > 1
+    print(f"\n{len(corpus)} pages on X and Bluesky, too_long: {too_long}: none refused, {threads} threads")
+    if too_long == "teaser":
+        assert threads == 0
