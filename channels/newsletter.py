@@ -195,6 +195,10 @@ class NewsletterChannel(Channel):
         # The email's language: its items' when they share one, else the practice's; the template's words in it.
         languages = {item.language or self.practice.language for item in ordered}
         language = languages.pop() if len(languages) == 1 else self.practice.language
+        if lead is not None:  # the room the subject leaves the lead's title: its limit less the name and "and 2 more"
+            others = f" and {len(entries) - 1} more" if len(entries) > 1 else ""
+            budget = self.limit("max_subject_length") or self.limits["max_subject_length"]
+            lead["subject_title"] = subject_title(lead["title"], budget - len(f"{self.practice.short_name}: {others}"))
         context: dict[str, Any] = {
             "language": language,
             "words": words(language),
@@ -763,6 +767,24 @@ def _plain_preheader(page: str) -> str:
         return f'{match.group(1)}{match.group(2).replace("color:#ffffff;", "")}mso-hide:all;"'
 
     return _PREVIEW.sub(restyle, page, count=1)
+
+
+#: Where a title's phrase ends: a colon, a dash, a question or exclamation mark, a comma.
+_PHRASE_END = re.compile(r"(?::|\s[\u2013\u2014-]|[?!]|,)\s")
+
+
+def subject_title(title: str, room: int) -> str:
+    """``title`` as a subject shows it: whole when it fits in ``room`` characters, else up to the end of its last
+    phrase that fits ("Shoulder Impingement" of "Shoulder Impingement: A Four-Week Home Program"), else cut on a
+    word with an ellipsis. Never "...The Complete..." and 2 more."""
+    if len(title) <= room:
+        return title
+    ends = [found for found in _PHRASE_END.finditer(title) if found.start() + 1 <= room and found.start() >= 12]
+    if ends:
+        cut = ends[-1]
+        return title[: cut.start() + (1 if title[cut.start()] in "?!" else 0)].rstrip()
+    words = title[: room - 1].rsplit(" ", 1)[0]
+    return words.rstrip(" ,;:-\u2013\u2014") + "\u2026"
 
 
 UNSUBSCRIBE_PATH = "/unsubscribe"
