@@ -206,7 +206,7 @@ class BlueskyChannel(Channel):
         item = items[0]
         link = self.link(item)
         budget = self.limit("max_characters") or MAX_GRAPHEMES
-        hashtags = list(self.practice.voice.hashtags) if self.config.hashtags else []
+        hashtags = list(self.practice.voice.hashtags_for(item.language)) if self.config.hashtags else []
         body = " ".join(item.summary_text.split())
 
         def post(tags: Sequence[str] = (), text: str = body) -> str:

@@ -137,7 +137,9 @@ class MastodonChannel(Channel):
         item = items[0]
         link = self.link(item)
         budget = self.limit("max_characters") or MAX_CHARACTERS
-        copy = post_copy(item, self.practice.voice.hashtags if self.config.hashtags else (), self.config.emoji)
+        copy = post_copy(
+            item, self.practice.voice.hashtags_for(item.language) if self.config.hashtags else (), self.config.emoji
+        )
 
         def post(body: str, tags: Sequence[str] = ()) -> str:
             return self.template("post.txt.j2", item=item, title=copy.title, body=body, link=link, hashtags=tags)

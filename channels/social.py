@@ -124,7 +124,7 @@ class SocialChannel(Channel):
 
         Raises RenderError when not even one word of the summary fits; jinja2.TemplateError as ``template`` does.
         """
-        hashtags = self.practice.voice.hashtags if getattr(self.config, "hashtags", False) else ()
+        hashtags = self.practice.voice.hashtags_for(item.language) if getattr(self.config, "hashtags", False) else ()
         copy = post_copy(item, hashtags, "keep")
 
         def post(body: str, tags: Sequence[str]) -> str:
