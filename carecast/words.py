@@ -20,7 +20,7 @@ _WORDS: dict[str, dict[str, str]] = {
         "read_more": "Leer más",
         "subscribed": "Recibe este correo porque se suscribió a",
         "unsubscribe": "Cancelar la suscripción",
-        "sms_opt_out": "Responda STOP para no recibir más mensajes",
+        "sms_opt_out": "Responda STOP para darse de baja",  # GSM-7: no accent, so a text stays in 160s
     },
 }
 #: The languages the templates' words exist in.
