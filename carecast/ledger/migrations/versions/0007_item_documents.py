@@ -1,7 +1,7 @@
 """Each item keeps its body as a document, read once at ingest.
 
-Revision ID: 0006_item_documents
-Revises: 0005_drafts_publication
+Revision ID: 0007_item_documents
+Revises: 0006_short_links
 Create Date: 2026-12-05
 
 ``items.document`` holds the item's body as blocks (carecast.document: headings, paragraphs, lists, tables,
@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision: str = "0006_item_documents"
-down_revision: str | Sequence[str] | None = "0005_drafts_publication"
+revision: str = "0007_item_documents"
+down_revision: str | Sequence[str] | None = "0006_short_links"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
