@@ -176,6 +176,8 @@ def adapt(
     )
     if items is not None:
         candidates = [item for item in candidates if item.id in items]
+    if channel.kinds is not None:
+        candidates = [item for item in candidates if item.kind in channel.kinds]
     outcomes: list[Outcome] = []
     told = {} if dry_run else ledger.refusals(instance, config.account)
     unchanged = {} if dry_run else ledger.refusal_fingerprints(instance, config.account)

@@ -27,10 +27,12 @@ from prefect.blocks.webhook import Webhook
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun
 from prefect.logging import get_logger
+from prefect.logging.loggers import flow_run_logger
 from prefect.states import State
 from prefect.types import SecretDict
 from pydantic import SecretStr
 
+from carecast import alerts
 from carecast.config import Settings
 from carecast.errors import ConfigError
 from carecast.practice import load_settings
@@ -116,11 +118,30 @@ def save_automation(automation: Automation) -> UUID | None:
     return automation.id
 
 
+def post_notice(settings: Settings, notice: alerts.Notice) -> str:
+    """POST a notice of refused or held drafts to ``notify.webhook`` (state ``NOTICE``, the same payload keys as a
+    failure); returns where it went. Never raises: a webhook that fails is logged, and the email route used."""
+    payload = {
+        "practice": settings.practice.name,
+        "slug": settings.slug,
+        "state": "NOTICE",
+        "reason": "; ".join(notice.lines),
+        "text": f"{notice.subject}: " + "; ".join(notice.lines),
+    }
+    try:
+        requests.post(str(settings.notify.webhook), json=payload, timeout=10).raise_for_status()
+    except requests.RequestException as exc:
+        logger.error("could not notify %s: %s", settings.notify.webhook, exc)
+        return alerts.send(settings, notice)
+    return "notify.webhook"
+
+
 def notify_failure(flow: Flow[Any, Any], flow_run: FlowRun, state: State[Any]) -> None:
-    """POST what failed to the practice's webhook, if it configured one, unless the run belongs to a deployment
-    (the automation of :func:`watch_deployments` reports those); a hook never raises (it logs instead)."""
-    if flow_run.deployment_id is not None:
-        return
+    """Say in one line, as the run's last log line, why it failed; then tell the practice: POST to its webhook,
+    unless the run belongs to a deployment (the automation of :func:`watch_deployments` reports those); without a
+    webhook, email its staff address or write to the outbox (:mod:`carecast.alerts`), deployed runs included (no
+    automation exists then). A hook never raises (it logs instead)."""
+    reason = state.message or state.type.value
     parameters = flow_run.parameters
     config = parameters.get("practice") or parameters.get("config_path")
     try:
@@ -128,10 +149,27 @@ def notify_failure(flow: Flow[Any, Any], flow_run: FlowRun, state: State[Any]) -
     except ConfigError as exc:
         logger.error("cannot notify about %s: %s", flow_run.name, exc)
         return
-    if settings.notify.webhook is None:
-        return
     channels = parameters.get("channels") or list(settings.channels)
-    reason = state.message or state.type.value
+    where = _tell(settings, flow, flow_run, state, channels, reason)
+    run_logger = flow_run_logger(flow_run, flow)
+    run_logger.error(
+        "%s %s: %s%s", flow_run.name, state.type.value.lower(), reason.splitlines()[0] if reason else "", where
+    )
+
+
+def _tell(
+    settings: Settings, flow: Flow[Any, Any], flow_run: FlowRun, state: State[Any], channels: list[str], reason: str
+) -> str:
+    """Tell the practice about a failed run by the route it has; returns ``" (told: where)"`` or ``""``."""
+    text = (
+        f"CareCast, {settings.practice.name}: {flow.name} run {flow_run.name!r} ({', '.join(channels)}) "
+        f"{state.type.value.lower()}: {reason}"
+    )
+    if settings.notify.webhook is None:
+        notice = alerts.Notice(f"CareCast, {settings.practice.name}: {flow.name} run {state.type.value}", (text,))
+        return f" (told: {alerts.send(settings, notice)})"
+    if flow_run.deployment_id is not None:
+        return ""  # the server's automation posts it
     payload = {
         "practice": settings.practice.name,
         "slug": settings.slug,
@@ -142,10 +180,11 @@ def notify_failure(flow: Flow[Any, Any], flow_run: FlowRun, state: State[Any]) -
         "state": state.type.value,
         "channels": channels,
         "reason": reason,
-        "text": f"CareCast, {settings.practice.name}: {flow.name} run {flow_run.name!r} ({', '.join(channels)}) "
-        f"{state.type.value.lower()}: {reason}",
+        "text": text,
     }
     try:
         requests.post(str(settings.notify.webhook), json=payload, timeout=10).raise_for_status()
     except requests.RequestException as exc:
         logger.error("could not notify %s about %s: %s", settings.notify.webhook, flow_run.name, exc)
+        return ""
+    return " (told: notify.webhook)"

@@ -38,10 +38,11 @@ from prefect.exceptions import ObjectNotFound
 from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-from prefect.states import Failed, State
+from prefect.states import Completed, Failed, State
 from pydantic import BaseModel, Field, create_model
 from rich.console import Console
 
+from carecast import alerts
 from carecast import pipeline as core
 from carecast.channel import STOPPED, Channel, PracticeContext
 from carecast.config import DEFAULT_CONFIG, Settings
@@ -50,7 +51,8 @@ from carecast.model import now_utc
 from carecast.practice import open_practice
 from flows import artifacts
 from flows import secrets as _secrets  # noqa: F401  registers {block: ...} credentials
-from flows.notify import notify_failure
+from flows.calendar import publish_calendar, refresh_calendar
+from flows.notify import notify_failure, post_notice
 
 #: How long a run waits for staff on a channel without a schedule (any run publishes there).
 UNSCHEDULED_WAIT = timedelta(days=1)
@@ -264,10 +266,27 @@ def decide_drafts(config_path: str, decisions: dict[int, dict[str, str]]) -> lis
     return rows
 
 
+@task(task_run_name="tell staff", cache_policy=NO_CACHE)
+def tell_staff(config_path: str, what: str, rows: list[Row]) -> None:
+    """Tell staff, once each, about drafts refused by the rules or held for possible PHI, with why: by
+    ``notify.webhook`` when set, else by email to the practice's address, or the outbox (:mod:`carecast.alerts`).
+    A failed run is told by :func:`flows.notify.notify_failure` (or the server's automation)."""
+    with open_practice(config_path) as practice:
+        settings, ledger = practice.settings, practice.ledger
+        fresh = [row for row in alerts.untold(ledger, rows) if row["state"] in ("rejected", "held")]
+        notice = alerts.notice_of(settings, what, fresh)
+        if notice is None:
+            return
+        where = post_notice(settings, notice) if settings.notify.webhook else alerts.send(settings, notice)
+        alerts.mark_told(ledger, fresh)
+    get_run_logger().warning("told staff (%s): %s", where, "; ".join(notice.lines))
+
+
 @task(task_run_name="report", cache_policy=NO_CACHE)
 def report(config_path: str, rows: list[Row], channels: list[str], started: datetime | None = None) -> None:
     with open_practice(config_path) as practice:
         artifacts.run_report(practice.settings, practice.ledger, rows, channels, started)
+        publish_calendar(practice.settings, practice.ledger)
 
 
 class Decision(BaseModel):
@@ -353,7 +372,12 @@ def _finish(rows: list[Row], summary: str, result: dict[str, Any]) -> State[Any]
     failed = [row for row in rows if row["state"] in ("failed", "unknown")]
     stopped = _stopped(rows)
     if not failed and not stopped:
-        return result
+        # Refused and held drafts do not fail the run, but its state says why, where staff look first.
+        told = [row for row in rows if row["state"] in ("rejected", "held")]
+        if not told:
+            return result
+        reasons = "; ".join(f"{row['channel']}: {row['title']}: {row['state']}: {row['detail']}" for row in told)
+        return Completed(message=f"{len(told)} not going out: {reasons}", data=result)
     reasons = "; ".join([*(f"{row['channel'] or row['title']}: {row['detail']}" for row in failed), *stopped])
     return Failed(message=f"{len(failed)} not sent: {reasons}", data=result)
 
@@ -413,6 +437,8 @@ def ingest(
             if not dry_run:
                 rows += expire_channel(practice, name)
                 rows += retry_channel(practice, name, items, retries_only=True)
+        if not dry_run:
+            refresh_calendar(practice)
         new = sum(len(report["new"]) for report in reports)
         failed = [report for report in reports if report["error"]]
         # A feed that is down stays down for hours: its error is in the run's name and log, not a failed run that
@@ -422,6 +448,8 @@ def ingest(
         summary = f"ingest: {new} new item(s), {_counted(rows, 'no new drafts')}" + (
             f", {len(failed)} source(s) failed" if failed else ""
         )
+        if not dry_run:
+            tell_staff(practice, "ingest", rows)
         return _finish(rows, summary, {"sources": reports, "outcomes": rows})  # type: ignore[return-value]
 
 
@@ -463,8 +491,12 @@ def publish(
                 break
             rows += publish_channel(practice, name, items)
         report(practice, rows, names, started)
+        tell_staff(practice, f"publish {', '.join(names)}", rows)
         sent = sum(row["state"] == "published" for row in rows)
-        summary = f"publish {', '.join(names)}: {sent} post{'' if sent == 1 else 's'}"
+        refused = sum(row["state"] in ("rejected", "held") for row in rows)
+        summary = f"publish {', '.join(names)}: {sent} post{'' if sent == 1 else 's'}" + (
+            f", {refused} refused or held (see why)" if refused else ""
+        )
         return _finish(rows, summary, {"outcomes": rows})  # type: ignore[return-value]
 
 
@@ -487,6 +519,8 @@ def pipeline(
             if SHUTDOWN.is_set():
                 break
             outcomes.extend(run_channel(config_path, name, dry_run))
+        if not dry_run:
+            tell_staff(config_path, "run", outcomes)
     result = {"sources": reports, "outcomes": outcomes}
     failed = [report for report in reports if report["error"]]
     failed_rows = [row for row in outcomes if row["state"] in ("failed", "unknown")]
