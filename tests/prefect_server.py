@@ -203,7 +203,8 @@ def start_carecast_serve(config: Path, server: PrefectServer) -> Iterator[subpro
         )
         try:
             settings = load_settings(config)
-            expected = 2 + sum(channel.enabled for channel in settings.channels.values())  # ingest, resolve
+            # ingest, resolve, review
+            expected = 3 + sum(channel.enabled for channel in settings.channels.values())
             tagged = {"deployments": {"tags": {"all_": [practice_tag(settings)]}}}
             api = server.api
             wait_for("the deployments", lambda: len(api("POST", "/deployments/filter", tagged)) >= expected, 60, serve)

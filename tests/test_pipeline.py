@@ -146,7 +146,7 @@ def test_items_stored_without_fingerprints_are_read_once_more_then_passed_over(s
 def test_a_dry_run_previews_everything_and_publishes_nothing(settings: Settings, ledger: Ledger) -> None:
     _, outcomes = run(settings, ledger, dry_run=True)
     previews = [outcome for outcome in outcomes if outcome.state == "preview"]
-    assert {outcome.channel for outcome in previews} == {"newsletter", "x", "sms", "mastodon"}
+    assert {outcome.channel for outcome in previews} == {"newsletter", "x", "sms", "mastodon", "linkedin"}
     assert all(outcome.draft is not None and outcome.draft.text for outcome in previews)
     assert outbox_files(settings) == []
     assert ledger.publications() == []
