@@ -7,9 +7,11 @@ Artifact keys start with the practice's slug, so several practices on one server
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
@@ -18,6 +20,7 @@ from carecast.audit import audit
 from carecast.config import Settings
 from carecast.ledger import Ledger, StoredDraft
 from carecast.phi import Finding, draft_texts, highlight
+from carecast.snapshot import PHONE_WIDTH, phone_picture
 
 
 def slug(settings: Settings) -> str:
@@ -85,19 +88,35 @@ def draft_markdown(
     if draft.preheader:
         lines += [f"**Preheader:** {draft.preheader}", ""]
     if draft.html:
-        lines += ["---", "", draft.html, ""]
+        lines += ["---", "", *email_preview(draft.html, draft.text), ""]
     else:
         for number, part in enumerate(draft.parts, start=1):
             lines += [f"**Post {number} of {len(draft.parts)}**", "", "```text", part, "```", ""]
     # What goes out beside the text (a link card, a photo) is part of what staff approve.
-    if draft.link:
-        lines += [f"**Link:** {draft.link}", ""]
     if draft.image_url:
         described = f" ({draft.image_alt})" if draft.image_alt else ""
-        lines += [f"**Image:** {draft.image_url}{described}", ""]
+        lines += [
+            f"![{draft.image_alt or 'the picture'}]({draft.image_url})",
+            "",
+            f"**Image:** {draft.image_url}{described}",
+            "",
+        ]
+    if draft.link:
+        lines += [f"> **Link card:** [{title}]({draft.link})  ", f"> {urlsplit(draft.link).netloc}", ""]
+        lines += [f"**Link:** {draft.link}", ""]
     if summary := core.describe_measures(draft):
         lines += [f"**Measured:** {summary}"]
     return "\n".join(lines)
+
+
+def email_preview(html: str, text: str) -> list[str]:
+    """An email as a patient sees it on a phone: a 375 px picture (inline, so it needs no other server), or, without
+    Chromium, its plain-text part; never its raw markup."""
+    picture = phone_picture(html)
+    if picture is None:
+        return ["*The email's text (install Chromium for a picture of it on a phone):*", "", "```text", text, "```"]
+    encoded = base64.b64encode(picture).decode()
+    return [f"![The email on a phone, {PHONE_WIDTH} px wide](data:image/jpeg;base64,{encoded})"]
 
 
 def draft_previews(settings: Settings, ledger: Ledger, waiting: Sequence[tuple[StoredDraft, datetime | None]]) -> None:
@@ -150,8 +169,9 @@ def run_report(
     )
     for row in rows:
         if row.get("html") and row["state"] in ("published", "preview"):
+            preview = "\n".join(email_preview(row["html"], row["preview"] or ""))
             create_markdown_artifact(
-                f"# {row['subject'] or row['title']}\n\n{row['detail']}\n\n---\n\n{row['html']}",
+                f"# {row['subject'] or row['title']}\n\n{row['detail']}\n\n---\n\n{preview}",
                 key=f"{prefix}-newsletter-{row['channel']}",
                 description=f"{row['channel']} as {'sent' if row['state'] == 'published' else 'it would be sent'}",
             )
