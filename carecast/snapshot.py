@@ -61,8 +61,8 @@ def phone_picture(html: str, width: int = PHONE_WIDTH, timeout: float = 60) -> b
                 picture = image.convert("RGB").crop((0, 0, width, _HEIGHT))
         except (OSError, subprocess.SubprocessError, PIL.UnidentifiedImageError):
             return None
-    # Cut the blank below the email: the last row that differs from the page's white.
-    blank = PIL.Image.new("RGB", picture.size, (255, 255, 255))
+    # Cut the blank below the email: everything after the last row that differs from the bottom's colour.
+    blank = PIL.Image.new("RGB", picture.size, picture.getpixel((width - 1, _HEIGHT - 1)))
     box = PIL.ImageChops.difference(picture, blank).getbbox()
     if box is not None:
         picture = picture.crop((0, 0, width, min(_HEIGHT, box[3] + 16)))

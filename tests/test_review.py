@@ -151,3 +151,16 @@ def test_drafts_say_why(project: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert "newsletter" in out and "subject" in out
     assert main(["drafts", "--config", str(project)]) == 0
     assert "waiting for approval" in capsys.readouterr().out
+
+
+def test_practice_new_takes_the_feed_and_never_cuts_a_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = write_config(tmp_path).parent
+    long_name = ["--name", "Lakeside Physical Therapy", "--timezone", "America/Denver", "--config-dir", str(folder)]
+    assert main(["practice", "new", "lakeside", *long_name]) == 2
+    assert "--short-name" in capsys.readouterr().err and not (folder / "practices" / "lakeside.yaml").exists()
+    feed = "https://lakesidept.example/feed.xml"
+    assert main(["practice", "new", "lakeside", *long_name, "--short-name", "Lakeside PT", "--feed", feed]) == 0
+    settings = load_settings(folder / "practices" / "lakeside.yaml")
+    assert settings.practice.short_name == "Lakeside PT"
+    assert str(settings.sources["blog"].url) == feed  # type: ignore[union-attr]
+    assert settings.channels["x"].max_items_per_run == 2

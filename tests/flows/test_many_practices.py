@@ -89,7 +89,7 @@ def write_practice(
     own = config / "practices" / slug
     (own / "content").mkdir(parents=True)
     (own / "content" / "news.md").write_text(
-        f"---\ntitle: Open house at clinic {number}\ndate: {now_utc():%Y-%m-%d %H:%M}\nkind: post\n---\n"
+        f"---\ntitle: Open house at clinic {number}\ndate: {now_utc():%Y-%m-%d %H:%M}\nkind: recognition\n---\n"
         "Come and meet the team on Saturday.\n"
     )
     (own / "audience").mkdir()
