@@ -11,33 +11,43 @@ webhook shows it as a message):
 - Runs without a deployment (``carecast run``, whose embedded server runs no automations): :func:`notify_failure`,
   the ``on_failure`` and ``on_crashed`` hook of every CareCast flow. It skips deployment runs, so nothing is
   reported twice.
+
+Without ``notify.webhook`` the route still works: the hook emails the practice's staff address through the
+newsletter's SMTP login, or writes the email to ``<outbox>/notifications/`` (:mod:`carecast.alerts`), for every run.
+Drafts refused by the rules or held for possible PHI do not fail a run; :func:`tell_staff` tells staff about each
+once, by the same route (the webhook's payload then has the state ``NOTICE``).
 """
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 from uuid import UUID
 
 import requests
-from prefect import Flow
+from prefect import Flow, get_run_logger, task
 from prefect.automations import Automation, CallWebhook, EventTrigger
 from prefect.blocks.webhook import Webhook
+from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun
 from prefect.logging import get_logger
 from prefect.logging.loggers import flow_run_logger
-from prefect.states import State
+from prefect.states import Failed, State
 from prefect.types import SecretDict
 from pydantic import SecretStr
 
 from carecast import alerts
 from carecast.config import Settings
-from carecast.errors import ConfigError
-from carecast.practice import load_settings
+from carecast.errors import CareCastError, ConfigError
+from carecast.practice import load_settings, open_practice
 
 logger = get_logger("carecast.notify")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 #: The automation's payload, rendered by the server (Jinja, sandboxed) for the run whose event fired it; set
 #: ``practice``, ``slug`` and ``every_channel`` (an ingest run's channels) before it. The state comes from the event,
@@ -188,3 +198,35 @@ def _tell(
         logger.error("could not notify %s about %s: %s", settings.notify.webhook, flow_run.name, exc)
         return ""
     return " (told: notify.webhook)"
+
+
+@task(task_run_name="tell staff", cache_policy=NO_CACHE)
+def tell_staff(config_path: str, what: str, rows: list[dict[str, Any]]) -> None:
+    """Tell staff, once each, about drafts refused by the rules or held for possible PHI, with why: by
+    ``notify.webhook`` when set, else by email to the practice's address, or the outbox (:mod:`carecast.alerts`).
+    A failed run is told by :func:`flows.notify.notify_failure` (or the server's automation)."""
+    with open_practice(config_path) as practice:
+        settings, ledger = practice.settings, practice.ledger
+        fresh = [row for row in alerts.untold(ledger, rows) if row["state"] in ("rejected", "held")]
+        notice = alerts.notice_of(settings, what, fresh)
+        if notice is None:
+            return
+        where = post_notice(settings, notice) if settings.notify.webhook else alerts.send(settings, notice)
+        alerts.mark_told(ledger, fresh)
+    get_run_logger().warning("told staff (%s): %s", where, "; ".join(notice.lines))
+
+
+def said(body: Callable[P, R]) -> Callable[P, R]:
+    """Wrap a flow's body so that a CareCastError (a wrong config, a ledger that cannot be opened) ends the run
+    Failed with its reason in one line, logged once, instead of a traceback as the last thing staff read."""
+
+    @functools.wraps(body)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return body(*args, **kwargs)
+        except CareCastError as exc:
+            reason = " ".join(str(exc).split())
+            get_run_logger().error("%s", reason)
+            return Failed(message=reason)  # type: ignore[return-value]  # a flow may end in a state it returns
+
+    return wrapper

@@ -42,7 +42,6 @@ from prefect.states import Completed, Failed, State
 from pydantic import BaseModel, Field, create_model
 from rich.console import Console
 
-from carecast import alerts
 from carecast import pipeline as core
 from carecast.channel import STOPPED, Channel, PracticeContext
 from carecast.config import DEFAULT_CONFIG, Settings
@@ -52,7 +51,7 @@ from carecast.practice import open_practice
 from flows import artifacts
 from flows import secrets as _secrets  # noqa: F401  registers {block: ...} credentials
 from flows.calendar import publish_calendar, refresh_calendar
-from flows.notify import notify_failure, post_notice
+from flows.notify import notify_failure, said, tell_staff
 
 #: How long a run waits for staff on a channel without a schedule (any run publishes there).
 UNSCHEDULED_WAIT = timedelta(days=1)
@@ -266,22 +265,6 @@ def decide_drafts(config_path: str, decisions: dict[int, dict[str, str]]) -> lis
     return rows
 
 
-@task(task_run_name="tell staff", cache_policy=NO_CACHE)
-def tell_staff(config_path: str, what: str, rows: list[Row]) -> None:
-    """Tell staff, once each, about drafts refused by the rules or held for possible PHI, with why: by
-    ``notify.webhook`` when set, else by email to the practice's address, or the outbox (:mod:`carecast.alerts`).
-    A failed run is told by :func:`flows.notify.notify_failure` (or the server's automation)."""
-    with open_practice(config_path) as practice:
-        settings, ledger = practice.settings, practice.ledger
-        fresh = [row for row in alerts.untold(ledger, rows) if row["state"] in ("rejected", "held")]
-        notice = alerts.notice_of(settings, what, fresh)
-        if notice is None:
-            return
-        where = post_notice(settings, notice) if settings.notify.webhook else alerts.send(settings, notice)
-        alerts.mark_told(ledger, fresh)
-    get_run_logger().warning("told staff (%s): %s", where, "; ".join(notice.lines))
-
-
 @task(task_run_name="report", cache_policy=NO_CACHE)
 def report(config_path: str, rows: list[Row], channels: list[str], started: datetime | None = None) -> None:
     with open_practice(config_path) as practice:
@@ -408,6 +391,7 @@ HOOKS: dict[str, Any] = {"on_failure": [notify_failure], "on_crashed": [notify_f
 
 
 @flow(name="ingest", flow_run_name="ingest", log_prints=True, **HOOKS)
+@said
 def ingest(
     practice: str = str(DEFAULT_CONFIG),
     channels: list[str] | None = None,
@@ -454,6 +438,7 @@ def ingest(
 
 
 @flow(name="publish", flow_run_name="publish", log_prints=True, persist_result=True, **HOOKS)
+@said
 def publish(
     practice: str = str(DEFAULT_CONFIG),
     channels: list[str] | None = None,

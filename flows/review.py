@@ -26,7 +26,7 @@ from carecast.errors import CareCastError
 from carecast.practice import open_practice
 from flows import artifacts
 from flows.calendar import refresh_calendar
-from flows.pipeline import HOOKS, Row, _name_run, _quiet_if_the_console_is_gone
+from flows.pipeline import HOOKS, Row, _name_run, _quiet_if_the_console_is_gone, said
 
 #: How long the form stays open; then the run ends (the drafts stay as they were, to decide in a later run).
 REVIEW_WAIT_SECONDS = 24 * 3600
@@ -136,6 +136,7 @@ def apply_decisions(config_path: str, decisions: dict[int, dict[str, str]]) -> l
 
 
 @flow(name="review", flow_run_name="review", log_prints=True, **HOOKS)
+@said
 def review(practice: str = str(DEFAULT_CONFIG)) -> dict[str, Any]:
     """Decide on the practice's drafts now, ahead of their slots: the run pauses with a form listing every draft
     waiting for approval, held for possible PHI or refused, each with its preview and why.
