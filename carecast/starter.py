@@ -2,8 +2,9 @@
 
 The starter passes ``carecast check`` as written: its channels publish to the practice's outbox until credentials
 are added, its sources are the shared observances calendar and the blog feed of ``--feed`` (else a commented
-one), its templates fall back to the shared ones. Values not given on the command line are asked for on a terminal, else filled with placeholders that
-the file marks ``TODO``.
+one), its templates fall back to the shared ones. Values not given on the command line are asked for on a
+terminal, else filled with placeholders that the file marks ``TODO``; a name too long to prefix texts is never cut
+silently (asked for, or an error).
 """
 
 from __future__ import annotations
