@@ -27,6 +27,8 @@ from carecast.schedule import next_slots
 from flows import artifacts
 
 DAYS = 14
+#: A title longer than this is cut in a calendar cell: fourteen columns share the page.
+TITLE_WIDTH = 48
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,9 @@ def _cell(settings: Settings, day_entries: list[Entry]) -> str:
         at = "due now" if entry.when is None else f"{entry.when.astimezone(zone):%H:%M}"
         link = artifacts.artifact_link(f"{artifacts.slug(settings)}-draft-{entry.draft_id}")
         title = entry.title.replace("|", "/")
-        preview = f" [preview]({link})" if entry.state != "refused" else ""
+        title = title if len(title) <= TITLE_WIDTH else title[: TITLE_WIDTH - 1] + "…"
+        # Previews are made for the drafts staff decide on (review and publish runs).
+        preview = f" [preview]({link})" if entry.state in ("waiting", "held") else ""
         lines.append(f"**{at}** {entry.channel}: {title} (*{entry.state}*){preview}")
     return "<br>".join(lines) or "·"
 
