@@ -261,7 +261,7 @@ def decide_drafts(config_path: str, decisions: dict[int, dict[str, str]]) -> lis
             except CareCastError as exc:
                 get_run_logger().error("draft %d: %s", draft_id, exc)
                 outcome = core.Outcome("", (), "failed", f"decision not applied: {exc}", f"draft {draft_id}")
-            rows.append(_row(outcome))
+            rows.append(_row(outcome) | {"decided": True})
     return rows
 
 
@@ -347,6 +347,13 @@ def _ask(config_path: str, names: list[str]) -> dict[int, dict[str, str]]:
     return decided
 
 
+def not_going_out(rows: list[Row]) -> list[Row]:
+    """The drafts the rules refused or the PHI check holds at the end of a run (a draft's last row counts: one held,
+    then released in the form and published, is not); staff's own rejections are not among them."""
+    latest = {(row["channel"], tuple(row["items"])): row for row in rows}
+    return [row for row in latest.values() if row["state"] in ("rejected", "held") and not row.get("decided")]
+
+
 def _finish(rows: list[Row], summary: str, result: dict[str, Any]) -> State[Any] | dict[str, Any]:
     """Name the flow run; return ``result``, or a Failed state (which notifies) naming each channel and reason when
     something failed for good or a sender stopped mid-send. A transient failure ("retry") is not a failure of the
@@ -356,7 +363,7 @@ def _finish(rows: list[Row], summary: str, result: dict[str, Any]) -> State[Any]
     stopped = _stopped(rows)
     if not failed and not stopped:
         # Refused and held drafts do not fail the run, but its state says why, where staff look first.
-        told = [row for row in rows if row["state"] in ("rejected", "held")]
+        told = not_going_out(rows)
         if not told:
             return result
         reasons = "; ".join(f"{row['channel']}: {row['title']}: {row['state']}: {row['detail']}" for row in told)
@@ -478,7 +485,7 @@ def publish(
         report(practice, rows, names, started)
         tell_staff(practice, f"publish {', '.join(names)}", rows)
         sent = sum(row["state"] == "published" for row in rows)
-        refused = sum(row["state"] in ("rejected", "held") for row in rows)
+        refused = len(not_going_out(rows))
         summary = f"publish {', '.join(names)}: {sent} post{'' if sent == 1 else 's'}" + (
             f", {refused} refused or held (see why)" if refused else ""
         )
