@@ -95,9 +95,10 @@ class Page:
         """Click, with the mouse, the last visible element matching ``selector`` whose text or label is ``text`` (the
         last: a dialog is drawn after the page; the mouse: menus open on pointer events, not on ``click()``).
         Raises BrowserError when none shows up."""
+        wanted = json.dumps(text)
         script = f"""(() => {{
             const found = [...document.querySelectorAll({json.dumps(selector)})].filter(e =>
-                ((e.innerText || "").trim() === {json.dumps(text)} || e.getAttribute("aria-label") === {json.dumps(text)})
+                ((e.innerText || "").trim() === {wanted} || e.getAttribute("aria-label") === {wanted})
                 && e.getClientRects().length);
             if (!found.length) return null;
             const element = found[found.length - 1];
@@ -114,10 +115,25 @@ class Page:
         for kind in ("mousePressed", "mouseReleased"):
             self.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
 
-    def fill(self, selector: str, value: str) -> None:
-        """Type ``value`` into the field ``selector`` as a person would (React sees an input event)."""
+    def click_link(self, fragment: str) -> None:
+        """Click the first link whose address holds ``fragment``. Raises BrowserError when none shows up."""
         script = f"""(() => {{
-            const field = document.querySelector({json.dumps(selector)});
+            const link = [...document.querySelectorAll("a")].find(a => a.href.includes({json.dumps(fragment)}));
+            if (!link) return false;
+            link.click();
+            return true;
+        }})()"""
+        self.wait_for(script, f"a link to {fragment}")
+
+    def fill(self, selector: str, value: str) -> None:
+        """Type ``value`` into the field ``selector``; see :meth:`fill_nth`."""
+        self.fill_nth(selector, 0, value)
+
+    def fill_nth(self, selector: str, index: int, value: str) -> None:
+        """Type ``value`` into the ``index``-th field matching ``selector`` as a person would (React sees an input
+        event). Raises BrowserError when there is no such field."""
+        script = f"""(() => {{
+            const field = document.querySelectorAll({json.dumps(selector)})[{index}];
             if (!field) return false;
             const prototype = field.tagName === "TEXTAREA" ? HTMLTextAreaElement.prototype : HTMLInputElement.prototype;
             Object.getOwnPropertyDescriptor(prototype, "value").set.call(field, {json.dumps(value)});
