@@ -35,6 +35,7 @@ STORY = (
     "John Smith is back on the court after his ACL reconstruction.\n"
 )
 ZONE = "America/Chicago"
+OPTIONS = "[...document.querySelectorAll('[role=option]')].map(e => e.innerText + JSON.stringify(e.getBoundingClientRect()))"
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +61,9 @@ class Steps:
     def __init__(self, page: Page, ui: str, out: Path) -> None:
         self.page, self.ui, self.out = page, ui, out
 
-    def shot(self, name: str) -> None:
+    def shot(self, name: str, height: int | None = None) -> None:
         time.sleep(1)  # the UI fades dialogs and menus in
-        self.page.screenshot(self.out / name)
+        self.page.screenshot(self.out / name, height)
 
     def latest_artifact(self, key: str, waits_for: str) -> None:
         """Open the newest version of the artifact ``key`` from its page, as staff do from *Artifacts*."""
@@ -92,11 +93,18 @@ def decide(page: Page, draft_id: int, choice: str, *, text: str = "", reason: st
     scope = f"[data-test-draft='{draft_id}']"
     page.click("Select Decision", f"{scope} button")
     page.click(choice, "[role=option]")
+    chosen = f"document.querySelector(`{scope} button[aria-label='Select Decision']`).innerText.trim()"
+    try:
+        page.wait_for(f"{chosen} === {choice!r}", f"draft {draft_id}'s decision {choice}", timeout=10)
+    except AssertionError:
+        page.screenshot(Path(os.environ.get("CARECAST_SCREENSHOTS", ".")) / "debug.png")
+        raise AssertionError(f"{page.evaluate(chosen)}: {page.evaluate(OPTIONS)}") from None
     for index, value in ((0, text), (1, reason), (2, by)):
         if value:
             page.fill_nth(f"{scope} textarea", index, value)
 
 
+@pytest.mark.timeout(900)  # a server with its UI, a browser, five runs: minutes on a loaded machine
 def test_a_coordinator_decides_ahead_of_the_slot_in_the_prefect_ui(
     served: tuple[PrefectServer, Path], tmp_path: Path
 ) -> None:
@@ -113,7 +121,7 @@ def test_a_coordinator_decides_ahead_of_the_slot_in_the_prefect_ui(
     finally:
         ledger.close()
     ui = api.url.removesuffix("/api")
-    with browser(ZONE, (1400, 1000)) as page:
+    with browser(ZONE, (1400, 1400)) as page:
         steps = Steps(page, ui, out)
         # 1. The calendar, among the artifacts: what goes out, day by day, and what waits for a decision.
         page.open(f"{ui}/v2/artifacts")
@@ -122,12 +130,12 @@ def test_a_coordinator_decides_ahead_of_the_slot_in_the_prefect_ui(
         page.wait_for_text("(waiting)")
         page.wait_for_text("(held)")
         page.wait_for_text("(refused)")
-        steps.shot("calendar.png")
+        steps.shot("calendar.png", 1500)
 
         # 2. The review deployment, run from its page ahead of any slot: Run, then Quick run.
         review = api.deployment("review", "oakview-pt")
         page.open(f"{ui}/v2/deployments/deployment/{review['id']}")
-        page.wait_for_text("decide now, ahead of the slots")
+        page.wait_for_text("oakview-pt")
         steps.shot("review-deployment.png")
         page.click("Run")
         page.click("Quick run")
@@ -137,7 +145,7 @@ def test_a_coordinator_decides_ahead_of_the_slot_in_the_prefect_ui(
 
         # 3. Its Resume form: every draft waiting, held or refused, with why.
         page.open(f"{ui}/v2/runs/flow-run/{run_id}")
-        page.wait_for_text("Beginning flow run")
+        page.wait_for_text("Suspended", timeout=120)
         page.click("Open menu")
         time.sleep(1)  # the menu opens with an animation that takes clicks only once it is done
         page.click("Resume")
@@ -157,7 +165,7 @@ def test_a_coordinator_decides_ahead_of_the_slot_in_the_prefect_ui(
         # 4. The outcome in the calendar, then in X's published table once its publish run has sent.
         steps.latest_artifact("oakview-pt-calendar", "the next 14 days")
         page.wait_for_text("(approved)")
-        steps.shot("calendar-after.png")
+        steps.shot("calendar-after.png", 1500)
         api.finished(api.start("publish", "oakview-pt-x"), timeout=240)
         steps.latest_artifact("oakview-pt-published", "Welcome back, John Smith")
         steps.shot("published.png")
