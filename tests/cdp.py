@@ -51,6 +51,8 @@ class Page:
     def __init__(self, socket: Connection) -> None:
         self.socket = socket
         self._ids = itertools.count(1)
+        #: DevTools events received while waiting for answers (e.g. Network.*, once enabled).
+        self.events: list[dict[str, Any]] = []
 
     def call(self, method: str, **params: Any) -> dict[str, Any]:
         """One DevTools command; its result. Raises BrowserError when Chromium answers an error."""
@@ -62,6 +64,8 @@ class Page:
                 if "error" in message:
                     raise BrowserError(f"{method}: {message['error']}")
                 return dict(message.get("result", {}))
+            if "method" in message:
+                self.events.append(message)
 
     def evaluate(self, expression: str) -> Any:
         """The value of a JavaScript expression in the page (a promise is awaited)."""
@@ -114,6 +118,11 @@ class Page:
         self.call("Input.dispatchMouseEvent", type="mouseMoved", x=x, y=y)
         for kind in ("mousePressed", "mouseReleased"):
             self.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
+
+    def key(self, name: str) -> None:
+        """Press and release a key (``Escape``, ``Enter``) in the focused element."""
+        for kind in ("keyDown", "keyUp"):
+            self.call("Input.dispatchKeyEvent", type=kind, key=name, code=name)
 
     def click_link(self, fragment: str) -> None:
         """Click the first link whose address holds ``fragment``. Raises BrowserError when none shows up."""

@@ -35,7 +35,6 @@ STORY = (
     "John Smith is back on the court after his ACL reconstruction.\n"
 )
 ZONE = "America/Chicago"
-OPTIONS = "[...document.querySelectorAll('[role=option]')].map(e => e.innerText + JSON.stringify(e.getBoundingClientRect()))"
 
 
 @pytest.fixture(scope="module")
@@ -91,14 +90,18 @@ def decide(page: Page, draft_id: int, choice: str, *, text: str = "", reason: st
     page.wait_for(f"{box} !== null", f"the form's fields of draft {draft_id}")
     page.evaluate(f"{box}.setAttribute('data-test-draft', '{draft_id}')")
     scope = f"[data-test-draft='{draft_id}']"
-    page.click("Select Decision", f"{scope} button")
-    page.click(choice, "[role=option]")
     chosen = f"document.querySelector(`{scope} button[aria-label='Select Decision']`).innerText.trim()"
+    page.click("Select Decision", f"{scope} button")
+    page.wait_for("document.querySelectorAll('[role=option]').length", "the decision's choices")
+    time.sleep(0.5)  # the list animates in; a click before it is done is lost
+    page.click(choice, "[role=option]")
+    page.wait_for(f"{chosen} === {choice!r}", f"draft {draft_id}'s decision {choice}", timeout=10)
+    # The list may stay open, and would swallow the next click: close it (Escape closes the topmost layer only).
     try:
-        page.wait_for(f"{chosen} === {choice!r}", f"draft {draft_id}'s decision {choice}", timeout=10)
+        page.wait_for("!document.querySelector('[role=option]')", "the choices to close", timeout=2)
     except AssertionError:
-        page.screenshot(Path(os.environ.get("CARECAST_SCREENSHOTS", ".")) / "debug.png")
-        raise AssertionError(f"{page.evaluate(chosen)}: {page.evaluate(OPTIONS)}") from None
+        page.key("Escape")
+        page.wait_for("!document.querySelector('[role=option]')", "the choices to close", timeout=10)
     for index, value in ((0, text), (1, reason), (2, by)):
         if value:
             page.fill_nth(f"{scope} textarea", index, value)
