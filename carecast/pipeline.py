@@ -30,6 +30,7 @@ from carecast.errors import (
     SourceError,
 )
 from carecast.ledger import IN_FLIGHT, RENDERED_FROM, DraftState, Ledger, StoredDraft, keep_claim_alive
+from carecast.links import shortener
 from carecast.model import ContentItem, Draft, now_utc
 from carecast.phi import Finding, PhiCheck, fingerprint, uncovered
 from carecast.schedule import is_expired, next_slots
@@ -116,8 +117,9 @@ def sync_audience(settings: Settings, ledger: Ledger) -> dict[str, tuple[int, in
     return changes
 
 
-def ingest(settings: Settings, ledger: Ledger, source: str) -> SourceReport:
-    """Read one source and store what is new or edited; a failing source is reported, never raised.
+def ingest(settings: Settings, ledger: Ledger, source: str, *, now: datetime | None = None) -> SourceReport:
+    """Read one source and store what is new or edited; a failing source is reported, never raised. ``now``
+    (default: the clock) decides the practice's date, which observances and dated posts are read against.
 
     A feed's entries the ledger holds as they are (by their fingerprint) are only counted as unchanged: a poll
     costs what is new or edited, not the whole feed.
@@ -126,7 +128,12 @@ def ingest(settings: Settings, ledger: Ledger, source: str) -> SourceReport:
     validators = Validators(etag=kept[0], last_modified=kept[1]) if kept else None
     try:
         result = read_source(
-            source, settings.sources[source], settings, validators=validators, known=ledger.known_entries
+            source,
+            settings.sources[source],
+            settings,
+            validators=validators,
+            known=ledger.known_entries,
+            today=None if now is None else now.astimezone(settings.practice.zone).date(),
         )
     except SourceError as exc:
         return SourceReport(source, error=exc.reason)
@@ -169,6 +176,7 @@ def adapt(
     with a reason.
     """
     channel = make_channel(settings, instance)
+    channel.shortener = shortener(settings, ledger)  # the short links a dry run shows are those it would send
     config = channel.config
     moment = now or now_utc()
     candidates = ledger.unpublished(
@@ -424,7 +432,8 @@ class _Sender:
             return Outcome(instance, draft.item_ids, "unknown", reason, title)
         if failure is not None:
             retry_after = failure.retry_after
-            not_before = None if retry_after is None else now_utc() + timedelta(seconds=retry_after)
+            # The wait counts from the moment the channel sent at (quiet hours open relative to it), not the clock.
+            not_before = None if retry_after is None else context.now + timedelta(seconds=retry_after)
             ledger.record_failed(publication_id, failure.reason, transient=failure.transient, not_before=not_before)
             return Outcome(instance, draft.item_ids, "retry" if failure.transient else "failed", failure.reason, title)
         assert receipt is not None

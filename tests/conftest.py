@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +23,44 @@ SAMPLE_CONFIG = ROOT / "config"
 (ROOT / ".carecast").mkdir(exist_ok=True)
 os.environ.setdefault("PREFECT_HOME", str(ROOT / ".carecast" / "prefect"))
 POSTGRES_ADMIN = os.environ.get("CARECAST_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+# The system's temporary folder as it was when the session started: a test leaves nothing behind there.
+TMP = Path(tempfile.gettempdir())
+_TMP_BEFORE: set[str] = set()
+SESSION = ROOT / ".carecast" / "pytest" / f"session-{os.getpid()}"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """The session's temporary files live in the project's .carecast, removed at its end: pytest's tmp_path
+    folders (pytest keeps the last three sessions' in /tmp), and, through TMPDIR, what this process and every
+    process it starts (Chromium, Prefect's workers and runners, provider fakes) put in a temporary folder."""
+    _TMP_BEFORE.update(os.listdir(TMP))
+    (SESSION / "tmp").mkdir(parents=True, exist_ok=True)
+    # Readable by others: a test runs PostgreSQL as the postgres user in a folder of its own under it.
+    for folder in (SESSION.parent, SESSION, SESSION / "tmp"):
+        folder.chmod(0o755)
+    os.environ["TMPDIR"] = str(SESSION / "tmp")
+    tempfile.tempdir = None  # read TMPDIR again
+    if config.option.basetemp is None:
+        config.option.basetemp = str(SESSION / "basetemp")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(SESSION, ignore_errors=True)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Whatever the suite left in /tmp is named; under CI (CI=true, where nothing else runs) it fails the run."""
+    left = sorted(set(os.listdir(TMP)) - _TMP_BEFORE)
+    if not left:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"left in {TMP} by this session: {', '.join(left[:20])}", red=True)
+    if os.environ.get("CI") == "true" and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def shared_corpus(*parts: str) -> Path:
