@@ -29,14 +29,14 @@ def practice(prefect_server: PrefectServer, tmp_path_factory: pytest.TempPathFac
 def test_a_review_run_decides_ahead_of_the_slot_and_says_why(api: Api, practice: Path) -> None:
     settings = load_settings(practice)
     calendar_keys = {a["key"] for a in api("POST", "/artifacts/filter", {}) if a["key"]}
-    assert "oakview-pt-calendar" in calendar_keys  # published by serve as it started, before any run
-    ingest = api.start("ingest", "oakview-pt-sources")
+    assert "birch-pt-calendar" in calendar_keys  # published by serve as it started, before any run
+    ingest = api.start("ingest", "birch-pt-sources")
     state = api.finished(ingest)
     assert "newsletter" in state["message"] and "subject" in state["message"]
     (notice,) = (settings.path(settings.outbox) / NOTIFICATIONS).glob("*.eml")
     assert "subject" in notice.read_text()
 
-    run_id = api.start("review", "oakview-pt")
+    run_id = api.start("review", "birch-pt")
     paused = api.finished(run_id, "PAUSED")
     assert paused["name"] == "Suspended"
     ledger = Ledger(settings.ledger_url())
@@ -58,4 +58,4 @@ def test_a_review_run_decides_ahead_of_the_slot_and_says_why(api: Api, practice:
     finally:
         ledger.close()
     keys = {a["key"] for a in api.artifacts(run_id)}
-    assert {f"oakview-pt-draft-{edited.id}", "oakview-pt-calendar"} <= keys
+    assert {f"birch-pt-draft-{edited.id}", "birch-pt-calendar"} <= keys
