@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from prefect import task
+from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
@@ -120,7 +120,7 @@ def _slots(settings: Settings, name: str, start: datetime) -> list[datetime]:
 
 
 def publish_calendar(settings: Settings, ledger: Ledger) -> None:
-    """Create the calendar artifact ``<practice>-calendar`` (in a run, or, from ``carecast serve``, on its own)."""
+    """Create the calendar artifact ``<practice>-calendar`` (in a flow or task run)."""
     create_markdown_artifact(
         calendar_markdown(settings, ledger),
         key=f"{artifacts.slug(settings)}-calendar",
@@ -133,3 +133,14 @@ def refresh_calendar(config_path: str) -> None:
     """Refresh the practice's calendar artifact."""
     with open_practice(config_path) as practice:
         publish_calendar(practice.settings, practice.ledger)
+
+
+@flow(name="calendar", flow_run_name="calendar")
+def calendar(practice: str) -> None:
+    """Refresh the practice's calendar: ``carecast serve`` runs it as it starts, so the calendar is there before
+    any other run (an artifact is made in a run: Prefect no longer takes one made outside).
+
+    Args:
+        practice: the practice's configuration file
+    """
+    refresh_calendar(practice)

@@ -48,9 +48,9 @@ from carecast.channel import RateLimit, make_channel
 from carecast.config import Settings, slugify
 from carecast.errors import ConfigError
 from carecast.ledger import Ledger
-from carecast.practice import load_settings, open_practice
+from carecast.practice import load_settings
 from carecast.schedule import Every
-from flows.calendar import publish_calendar
+from flows.calendar import calendar
 from flows.notify import save_automation, watch_deployments
 from flows.pipeline import ingest, publish
 from flows.report import metrics as read_numbers
@@ -281,6 +281,5 @@ def serve(configs: Sequence[Path | str]) -> None:
         settings = load_settings(Path(config))
         ensure_rate_limits(rate_limits(settings))
         watch_deployments(settings, practice_tag(settings))
-        with open_practice(config) as practice:
-            publish_calendar(practice.settings, practice.ledger)
+        calendar(str(Path(config).resolve()))
     prefect_serve(*built)

@@ -28,8 +28,6 @@ def practice(prefect_server: PrefectServer, tmp_path_factory: pytest.TempPathFac
 
 def test_a_review_run_decides_ahead_of_the_slot_and_says_why(api: Api, practice: Path) -> None:
     settings = load_settings(practice)
-    calendar = {"artifacts": {"key": {"any_": ["birch-pt-calendar"]}}}
-    assert api("POST", "/artifacts/filter", calendar)  # published by serve as it started, before any run
     ingest = api.start("ingest", "birch-pt-sources")
     state = api.finished(ingest)
     assert "newsletter" in state["message"] and "subject" in state["message"]
