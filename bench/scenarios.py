@@ -572,7 +572,8 @@ class AdaptRefusedRerun(AdaptX):
 
 
 class AdaptEveryChannel(Scenario):
-    """Adapt ``size`` long items (each with a picture) for every channel the sample config knows: nine channels."""
+    """Adapt ``size`` long items (each with a picture) for every channel the sample config knows: nine channels, SMS
+    included (each post shortened to its segments)."""
 
     name = "adapt-every-channel"
     unit = "long items"
@@ -585,7 +586,9 @@ class AdaptEveryChannel(Scenario):
         sample = commented_channels()["channels"] | {"newsletter": {}, "x": {}, "mastodon": {}, "sms": {}}
         # Long items thread on X and Bluesky; no channel sends more than it allows in one run.
         every = {name: {"max_items_per_run": self.size, "max_thread_parts": 10} for name in ("x", "bluesky")}
-        rest = {name: {"max_items_per_run": self.size} for name in sample if name not in every}
+        rest: dict[str, dict[str, Any]] = {name: {"max_items_per_run": self.size} for name in sample}
+        rest = {name: changes for name, changes in rest.items() if name not in every}
+        rest["sms"]["sources"] = None  # SMS takes the blog posts too (the sample keeps it to observances and stories)
         ledger = {"url": f"sqlite:///{self.ledger_file}", "delivery_chunk": CHUNK}
         shutil.rmtree(self.workdir / "config", ignore_errors=True)
         outbox = str(self.workdir / "outbox")
@@ -916,6 +919,13 @@ class FanoutSmtpOneByOne(FanoutSmtp):
     name = "fanout-smtp-chunk1"
     baseline_says = "one smtplib connection, the same newsletter built once, each send claimed and recorded alone"
     delivery_chunk = 1
+
+
+class ScaleNewsletter(FanoutSmtp):
+    """``fanout-smtp`` at 1x, 4x and 16x its size: time and peak memory as the audience grows."""
+
+    name = "scale-newsletter"
+    sizes: ClassVar[dict[str, int]] = {"full": 50000, "default": 500, "quick": 2}
 
 
 class AudienceUnchanged(Scenario):
@@ -1269,6 +1279,91 @@ class PublishServed(RunNothingNewServed):
             time.sleep(0.05)
 
 
+class PhiStartup(Scenario):
+    """The PHI check's start-up (its import, name data and word lists, and a first check: the "first line") and
+    then ``size`` checks of a 1,000-word item, in a process that imported nothing of CareCast before the clock."""
+
+    name = "phi-startup"
+    unit = "1,000-word items"
+    sizes: ClassVar[dict[str, int]] = {"full": 1000, "default": 100, "quick": 5}
+    baseline_says = "re: one alternation of 40 condition words and one of capitalised pairs, no name data"
+    preload = ()
+    baseline_imports = "phi"
+
+    def prepare(self, feeds: dict[str, bytes]) -> None:
+        self.write_config({})
+
+    def text(self) -> str:
+        """A 1,000-word blog post of the practice naming staff, a partner and a patient in passing."""
+        return " ".join([*SENTENCES, "Our patient Kevin Doyle said his knee feels great."] * 12)
+
+    def carecast(self) -> dict[str, float]:
+        from carecast.phi import PhiCheck
+        from carecast.practice import load_settings
+
+        check = PhiCheck.for_practice(load_settings(self.config_file()), ["Linda Moreau"])
+        text = self.text()
+        print(len(check.check(text)))  # the first line: start-up done
+        for _ in range(self.size):
+            check.check(text)
+        return {}
+
+    def baseline(self) -> dict[str, float]:
+        import re
+
+        conditions = re.compile(r"\b(?:" + "|".join(BASELINE_CONDITIONS) + r")\b", re.IGNORECASE)
+        names = re.compile(r"\b[A-Z][a-z]+ [A-Z][a-z]+\b")
+        text = self.text()
+        print(bool(conditions.search(text) and names.search(text)))
+        for _ in range(self.size):
+            [(m.start(), n.start()) for m in conditions.finditer(text) for n in names.finditer(text)]
+        return {}
+
+
+BASELINE_CONDITIONS = [
+    "ACL",
+    "meniscus",
+    "rotator",
+    "cuff",
+    "tendinitis",
+    "bursitis",
+    "fasciitis",
+    "sciatica",
+    "herniated",
+    "stenosis",
+    "scoliosis",
+    "arthritis",
+    "osteoporosis",
+    "fracture",
+    "broken",
+    "sprain",
+    "strain",
+    "tear",
+    "torn",
+    "concussion",
+    "migraine",
+    "whiplash",
+    "stroke",
+    "surgery",
+    "operation",
+    "replacement",
+    "reconstruction",
+    "rehab",
+    "recovery",
+    "injury",
+    "injured",
+    "crutches",
+    "walker",
+    "cane",
+    "wheelchair",
+    "brace",
+    "sling",
+    "pain",
+    "therapy",
+    "diagnosed",
+]
+
+
 #: A phone's browser, as the redirect's clients introduce themselves (counted as people).
 PHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148 Safari/604.1"
 #: The baseline: a bare uvicorn ASGI app answering every request with a 302, recording nothing.
@@ -1429,6 +1524,7 @@ SCENARIOS: dict[str, type[Scenario]] = {
         FanoutOutbox,
         FanoutSmtp,
         FanoutSmtpOneByOne,
+        ScaleNewsletter,
         AudienceUnchanged,
         Status,
         StatusPg,
@@ -1437,6 +1533,7 @@ SCENARIOS: dict[str, type[Scenario]] = {
         RunNothingNew,
         RunNothingNewServed,
         PublishServed,
+        PhiStartup,
         Redirect,
     )
 }

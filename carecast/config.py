@@ -87,6 +87,13 @@ class Practice(Strict):
     language: str = Field(
         "en", pattern=r"^[a-z]{2,3}$", description="ISO 639 code of the language the practice writes in (Mastodon)"
     )
+    staff: list[str] = Field(
+        default_factory=list, description="names of the practice's people, never taken for patients (PHI check)"
+    )
+    partners: list[str] = Field(
+        default_factory=list,
+        description="partners, sponsors and places the practice names, never taken for people (PHI check)",
+    )
 
     @field_validator("timezone")
     @classmethod

@@ -18,7 +18,7 @@ from functools import partial
 from typing import Literal
 
 from carecast.audience import ADDRESS_COLUMN, load_audience
-from carecast.channel import Channel, Outbox, PublishContext, make_channel, unpaced
+from carecast.channel import CREDENTIAL_TO_FIX, Channel, Outbox, PublishContext, make_channel, unpaced
 from carecast.config import Settings
 from carecast.errors import (
     AlreadyClaimed,
@@ -30,9 +30,11 @@ from carecast.errors import (
     SourceError,
 )
 from carecast.ledger import IN_FLIGHT, RENDERED_FROM, DraftState, Ledger, StoredDraft, keep_claim_alive
+from carecast.ledger.holds import DraftSave
 from carecast.links import shortener
 from carecast.model import ContentItem, Draft, now_utc
-from carecast.phi import Finding, PhiCheck, fingerprint, uncovered
+from carecast.phi import Finding, PhiCheck, fingerprint
+from carecast.phi_holds import EDITED, HELD_OUT, DigestScreen, already_held, phi_findings, screen_digest, settle_digest
 from carecast.schedule import is_expired, next_slots
 from carecast.sources import Validators, read_source
 
@@ -191,13 +193,17 @@ def adapt(
     unchanged = {} if dry_run else ledger.refusal_fingerprints(instance, config.account)
     templates = templates_fingerprint(settings, channel)
     check = phi_check(settings, ledger)
+    # Every draft of the run is saved in one transaction at the end (one commit, not one or two per draft); the
+    # outcomes that depend on what was stored (held, waiting) are filled in then, in their places.
+    saves: list[DraftSave] = []
+    stored: list[tuple[int, int, Draft, list[ContentItem], list[Finding], bool]] = []
 
     def reject(items: Sequence[ContentItem], reason: str, rendered_from: str | None = None) -> None:
         measures = {} if rendered_from is None else {RENDERED_FROM: rendered_from}
         refused = Draft(channel=instance, item_ids=tuple(item.id for item in items), parts=(), measures=measures)
         told_before = told.get(refused.key) == reason  # refused for the same reason before: staff were told once
         if not dry_run and not (told_before and rendered_from is None):
-            ledger.save_draft(refused, config.account, "refused", reason=reason)  # keeps what it was rendered from
+            saves.append(DraftSave(refused, "refused", reason))  # keeps what it was rendered from
         if not told_before:
             outcomes.append(Outcome(instance, refused.item_ids, "rejected", reason, title_of(items)))
 
@@ -211,13 +217,22 @@ def adapt(
                 reject([item], exc.reason)
                 continue
             admitted.append(item)
+        # An item with possible PHI drops out of the issue, held alone; the issue goes out on time with the rest.
+        screen = screen_digest(channel, ledger, check, admitted, account=config.account, dry_run=dry_run)
+        for held in screen.held:
+            if held.new:
+                detail = held_reason(held.draft_id, held.findings) + "; left out of this issue"
+                outcomes.append(Outcome(instance, held.draft.item_ids, "held", detail, held.item.title, held.draft))
+        admitted = screen.clear
         batches = [admitted[: config.max_items_per_run]] if admitted else []
         backlog = admitted[config.max_items_per_run :]
     else:
+        screen = DigestScreen()
         batches = [[item] for item in candidates]
         backlog = []
     state: DraftState = "approved" if config.approval == "auto" else "pending"
     kept: list[str] = []
+    held_before = {} if dry_run else {stored.draft.key: stored.draft for stored in ledger.drafts(instance, ["held"])}
     for number, batch in enumerate(batches):
         if len(kept) >= config.max_items_per_run:
             backlog = [item for rest in batches[number:] for item in rest]
@@ -231,24 +246,31 @@ def adapt(
             reject(batch, exc.reason, rendered_from)
             continue
         kept.append(draft.key)
-        findings = uncovered(check.check_draft(draft), batch)
+        findings = phi_findings(check, draft, batch)
         if dry_run:
             shown: tuple[OutcomeState, str] = (
                 ("held", held_reason(None, findings)) if findings else ("preview", describe_measures(draft))
             )
             outcomes.append(Outcome(instance, draft.item_ids, *shown, title_of(batch), draft))
             continue
-        draft_id = ledger.save_draft(draft, config.account, state)
-        if findings and ledger.hold(draft_id, fingerprint(draft), findings):
-            outcomes.append(
-                Outcome(instance, draft.item_ids, "held", held_reason(draft_id, findings), title_of(batch), draft)
+        stored.append((len(saves), len(outcomes), draft, batch, findings, already_held(ledger, draft, held_before)))
+        saves.append(DraftSave(draft, state, hold=(fingerprint(draft), findings) if findings else None))
+    saved = ledger.save_drafts(config.account, saves) if saves else []
+    for save, place, draft, batch, findings, held_earlier in reversed(stored):  # from the end: places stay put
+        result = saved[save]
+        # An issue whose findings are all in items staff released goes out with their release.
+        if result.held and settle_digest(ledger, result.id, draft, findings, screen, batch):
+            if held_earlier:  # staff are told of a hold once, and again when its slot comes (publish)
+                continue
+            outcome = Outcome(
+                instance, draft.item_ids, "held", held_reason(result.id, findings), title_of(batch), draft
             )
-            continue
         # Staff may have decided already (rejected, expired): only a draft still pending waits for them.
-        if state == "pending" and ledger.draft(draft_id).state == "pending":
-            outcomes.append(
-                Outcome(instance, draft.item_ids, "waiting", "waiting for approval", title_of(batch), draft)
-            )
+        elif state == "pending" and result.state == "pending":
+            outcome = Outcome(instance, draft.item_ids, "waiting", "waiting for approval", title_of(batch), draft)
+        else:
+            continue
+        outcomes.insert(place, outcome)
     if backlog:
         # More new items than the channel sends per run: the newest go out, the older ones never go out late.
         reason = f"older than the {config.max_items_per_run} newest new items of this run (max_items_per_run)"
@@ -259,7 +281,9 @@ def adapt(
             ledger.forget_drafts(instance, config.account, [Draft(instance, (item,), ()).key for item in skipped])
         outcomes.extend(Outcome(instance, (item.id,), "skipped", reason, item.title) for item in backlog)
     if not dry_run and channel.digest:
-        ledger.forget_pending(instance, config.account, keep=kept)
+        ledger.forget_pending(instance, config.account, keep=kept + screen.kept)
+        # Released items went into this issue: their drafts of their own go (unless the issue has their key).
+        ledger.forget_drafts(instance, config.account, [key for key in screen.released_keys if key not in kept])
     return outcomes
 
 
@@ -353,8 +377,8 @@ def publish(
         if stop.is_set():
             break
         draft = stored.draft
-        if items is not None and not set(draft.item_ids) & set(items):
-            continue
+        if (items is not None and not set(draft.item_ids) & set(items)) or draft.measures.get(HELD_OUT):
+            continue  # an item held out of a digest is never sent alone: once released, it joins the next issue
         drafted = ledger.items(draft.item_ids)
         title = title_of(drafted)
         try:
@@ -364,7 +388,7 @@ def publish(
             ledger.set_draft_state(stored.id, "refused", exc.reason)
             outcomes.append(Outcome(instance, draft.item_ids, "rejected", exc.reason, title))
             continue
-        findings = uncovered(check.check_draft(draft), drafted)
+        findings = phi_findings(check, draft, drafted)
         if findings and ledger.hold(stored.id, fingerprint(draft), findings):
             outcomes.append(Outcome(instance, draft.item_ids, "held", held_reason(stored.id, findings), title, draft))
             continue
@@ -373,7 +397,26 @@ def publish(
         except AlreadyClaimed:
             continue
         outcomes.append(sender.send(draft, publication_id, now))
+    if channel.digest and any(outcome.state == "published" for outcome in outcomes):
+        outcomes += still_held_out(ledger, instance)
     return outcomes
+
+
+def still_held_out(ledger: Ledger, instance: str) -> list[Outcome]:
+    """The items held out of a digest issue that just went out: staff are told again, at the issue's slot."""
+    return [
+        Outcome(
+            instance,
+            stored.draft.item_ids,
+            "held",
+            f"still held for possible PHI, left out of the issue sent now ({stored.reason}); release draft "
+            f"{stored.id} to send it in the next issue",
+            title_of(ledger.items(stored.draft.item_ids)),
+            stored.draft,
+        )
+        for stored in ledger.drafts(instance, ["held"])
+        if stored.draft.measures.get(HELD_OUT)
+    ]
 
 
 @dataclass(frozen=True)
@@ -416,7 +459,7 @@ class _Sender:
                 failure = exc
             except CredentialError as exc:
                 # Nothing left: a credential that is not set or not accepted is mended by a person, then retried.
-                failure = PublishError(instance, str(exc), transient=True)
+                failure = PublishError(instance, f"{CREDENTIAL_TO_FIX}: {exc}", transient=True)
         title = self.title(draft)
         unknown = ledger.unknown_deliveries([publication_id]).get(publication_id, [])
         if unknown:
@@ -489,9 +532,12 @@ def expire_late_drafts(settings: Settings, ledger: Ledger, instance: str, now: d
     policy = settings.channels[instance].late
     outcomes = []
     for stored, slot in waiting(settings, ledger, instance):
-        if slot is None or not is_expired(slot, moment, policy):
-            continue
-        reason = f"not approved by {slot.astimezone(settings.practice.zone):%a %d %b %H:%M} + {policy.send_within}"
+        if slot is None or not is_expired(slot, moment, policy) or stored.draft.measures.get(HELD_OUT):
+            continue  # an item held out of a digest waits for staff: released, it joins the next issue
+        held = "held for possible PHI and never released: " if stored.state == "held" else ""
+        reason = (
+            f"{held}not approved by {slot.astimezone(settings.practice.zone):%a %d %b %H:%M} + {policy.send_within}"
+        )
         ledger.set_draft_state(stored.id, "expired", reason)
         outcomes.append(
             Outcome(instance, stored.draft.item_ids, "expired", reason, title_of(ledger.items(stored.draft.item_ids)))
@@ -552,8 +598,9 @@ def decide(
         )
     parts = tuple(part.strip() for part in _PART_BREAK.split(text.strip()))
     edited = make_channel(settings, stored.channel).enforce(replace(stored.draft, parts=parts))
+    edited = replace(edited, measures=edited.measures | {EDITED: True})
     ledger.save_draft(edited, stored.account, "approved", reason="edited by staff")
-    findings = uncovered(phi_check(settings, ledger).check_draft(edited), items)
+    findings = phi_findings(phi_check(settings, ledger), edited, items)
     if findings and ledger.hold(draft_id, fingerprint(edited), findings):
         if not reason.strip():
             return Outcome(stored.channel, edited.item_ids, "held", held_reason(draft_id, findings), title, edited)

@@ -202,7 +202,7 @@ def _tell(
 
 @task(task_run_name="tell staff", cache_policy=NO_CACHE)
 def tell_staff(config_path: str, what: str, rows: list[dict[str, Any]]) -> None:
-    """Tell staff, once each, about drafts refused by the rules or held for possible PHI, with why: by
+    """Tell staff, once each, about drafts refused by the rules, with why: by
     ``notify.webhook`` when set, else by email to the practice's address, or the outbox (:mod:`carecast.alerts`).
     A failed run is told by :func:`flows.notify.notify_failure` (or the server's automation)."""
     with open_practice(config_path) as practice:
@@ -211,7 +211,8 @@ def tell_staff(config_path: str, what: str, rows: list[dict[str, Any]]) -> None:
         fresh = [
             row
             for row in alerts.untold(ledger, list(latest.values()))
-            if row["state"] in ("rejected", "held") and not row.get("decided")  # staff's own rejections are known
+            # Holds fail the run and are told by the failure route; staff's own rejections are known to them.
+            if row["state"] == "rejected" and not row.get("decided")
         ]
         notice = alerts.notice_of(settings, what, fresh)
         if notice is None:

@@ -37,13 +37,14 @@ from prefect.context import FlowRunContext
 from prefect.exceptions import ObjectNotFound
 from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
+from prefect.logging.handlers import APILogWorker
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from prefect.states import Completed, Failed, State
 from pydantic import BaseModel, Field, create_model
 from rich.console import Console
 
 from carecast import pipeline as core
-from carecast.channel import STOPPED, Channel, PracticeContext
+from carecast.channel import CREDENTIAL_TO_FIX, STOPPED, Channel, PracticeContext
 from carecast.config import DEFAULT_CONFIG, Settings
 from carecast.errors import CareCastError, ConfigError
 from carecast.model import now_utc
@@ -357,19 +358,39 @@ def not_going_out(rows: list[Row]) -> list[Row]:
 def _finish(rows: list[Row], summary: str, result: dict[str, Any]) -> State[Any] | dict[str, Any]:
     """Name the flow run; return ``result``, or a Failed state (which notifies) naming each channel and reason when
     something failed for good or a sender stopped mid-send. A transient failure ("retry") is not a failure of the
-    run: the ingest job sends it again when its wait is over."""
+    run: the ingest job sends it again when its wait is over; unless a person must fix a credential first (a 401,
+    a secret not set): that is notified too, naming what to fix."""
     _name_run(summary)
-    failed = [row for row in rows if row["state"] in ("failed", "unknown")]
+    failed = [
+        row
+        for row in rows
+        if row["state"] in ("failed", "unknown")
+        or (row["state"] == "retry" and str(row["detail"]).startswith(CREDENTIAL_TO_FIX))
+    ]
     stopped = _stopped(rows)
-    if not failed and not stopped:
-        # Refused and held drafts do not fail the run, but its state says why, where staff look first.
+    held = _held(rows)
+    if not failed and not stopped and not held:
+        # Refused drafts do not fail the run, but its state says why, where staff look first.
         told = not_going_out(rows)
         if not told:
             return result
         reasons = "; ".join(f"{row['channel']}: {row['title']}: {row['state']}: {row['detail']}" for row in told)
         return Completed(message=f"{len(told)} not going out: {reasons}", data=result)
     reasons = "; ".join([*(f"{row['channel'] or row['title']}: {row['detail']}" for row in failed), *stopped])
-    return Failed(message=f"{len(failed)} not sent: {reasons}", data=result)
+    return Failed(
+        message="; ".join(filter(None, [reasons and f"{len(failed)} not sent: {reasons}", *held])), data=result
+    )
+
+
+def _held(rows: list[Row]) -> list[str]:
+    """Holds staff must hear of at once, through the failure route: a new hold for possible PHI, an item held out
+    of a digest that went out, a held draft that expired unreleased. The rest of the run went on."""
+    told = {
+        (row["channel"], tuple(row["items"])): f"HELD, possible PHI, {row['channel']} '{row['title']}': {row['detail']}"
+        for row in reversed(rows)  # the first row of a draft says it best: held as drafted, not "still held"
+        if row["state"] == "held" or (row["state"] == "expired" and row["detail"].startswith("held for possible PHI"))
+    }
+    return list(reversed(told.values()))
 
 
 def _quiet_if_the_console_is_gone() -> None:
@@ -518,10 +539,11 @@ def pipeline(
     failed_rows = [row for row in outcomes if row["state"] in ("failed", "unknown")]
     failures = [f"source {r['source']}: {failure}" for r in reports for failure in r["failures"]]
     stopped = _stopped(outcomes)
-    if not failed and not failed_rows and not failures and not stopped:
+    held = _held(outcomes)
+    if not failed and not failed_rows and not failures and not stopped and not held:
         return result
     reasons = [f"source {r['source']}: {r['error']}" for r in failed] + failures
-    reasons += [f"{row['channel']}: {row['detail']}" for row in failed_rows] + stopped
+    reasons += [f"{row['channel']}: {row['detail']}" for row in failed_rows] + stopped + held
     return Failed(message="; ".join(reasons), data=result)  # type: ignore[return-value]
 
 
@@ -534,4 +556,7 @@ def run_here(config_path: str, *, dry_run: bool, channels: list[str] | None) -> 
     """
     with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         state: State[Any] = pipeline(config_path=config_path, dry_run=dry_run, channels=channels, return_state=True)
+    # The run's last logs go to the API now, while it still answers: the command ends without the interpreter's
+    # thread shutdown, where Prefect would send them (after the temporary API stopped: "Error logging to API").
+    APILogWorker.drain_all(timeout=5)
     return state

@@ -115,7 +115,8 @@ def test_a_coordinator_decides_ahead_of_the_slot_in_the_prefect_ui(
     api: Api = server.api
     settings = load_settings(config)
     out = Path(os.environ.get("CARECAST_SCREENSHOTS") or tmp_path)
-    api.finished(api.start("ingest", "oakview-pt-sources"), timeout=240)
+    # The held story fails the ingest run, so that staff hear of it at once (the failure route).
+    api.finished(api.start("ingest", "oakview-pt-sources"), "FAILED", timeout=240)
     ledger = Ledger(settings.ledger_url())
     try:
         edited, rejected = ledger.drafts("linkedin", states=["pending"])
