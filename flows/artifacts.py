@@ -149,7 +149,7 @@ def run_report(
     ``started`` (the run's start). The calendar is refreshed beside it (flows/calendar.py)."""
     prefix = slug(settings)
     # A draft's rows follow it through the run (waiting, approved, published): the table keeps its last state.
-    latest = {(row["channel"], tuple(row["items"])): row for row in rows}
+    latest = {(row["channel"], tuple(row.get("items", ()))): row for row in rows}
     table = [
         {
             "channel": row["channel"],

@@ -207,7 +207,7 @@ def tell_staff(config_path: str, what: str, rows: list[dict[str, Any]]) -> None:
     A failed run is told by :func:`flows.notify.notify_failure` (or the server's automation)."""
     with open_practice(config_path) as practice:
         settings, ledger = practice.settings, practice.ledger
-        latest = {(row["channel"], tuple(row["items"])): row for row in rows}  # a draft's last row
+        latest = {(row["channel"], tuple(row.get("items", ()))): row for row in rows}  # a draft's last row
         fresh = [
             row
             for row in alerts.untold(ledger, list(latest.values()))

@@ -351,7 +351,7 @@ def _ask(config_path: str, names: list[str]) -> dict[int, dict[str, str]]:
 def not_going_out(rows: list[Row]) -> list[Row]:
     """The drafts the rules refused or the PHI check holds at the end of a run (a draft's last row counts: one held,
     then released in the form and published, is not); staff's own rejections are not among them."""
-    latest = {(row["channel"], tuple(row["items"])): row for row in rows}
+    latest = {(row["channel"], tuple(row.get("items", ()))): row for row in rows}
     return [row for row in latest.values() if row["state"] in ("rejected", "held") and not row.get("decided")]
 
 
