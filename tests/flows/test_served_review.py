@@ -20,8 +20,12 @@ pytestmark = pytest.mark.prefect
 
 @pytest.fixture(scope="module")
 def practice(prefect_server: PrefectServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The sample practice (LinkedIn under review) whose newsletter subject limit every digest breaks."""
-    config = write_config(tmp_path_factory.mktemp("review"), {"channels": {"newsletter": {"max_subject_length": 20}}})
+    """The sample practice (LinkedIn under review), renamed (deployment names are the session server's, shared by
+    the modules), whose newsletter subject limit every digest breaks."""
+    config = write_config(
+        tmp_path_factory.mktemp("review"),
+        {"practice": {"short_name": "Birch PT"}, "channels": {"newsletter": {"max_subject_length": 20}}},
+    )
     with start_carecast_serve(config, prefect_server):
         yield config
 
