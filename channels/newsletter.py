@@ -466,6 +466,28 @@ class NewsletterChannel(Channel):
             pass
         return f"SMTP {credentials.server} ({credentials.security}): logged in as {credentials.username}, nothing sent"
 
+    def send_notice(self, email: EmailMessage) -> str | None:
+        """Mail staff a notice through this newsletter's SMTP login, from its ``from_address``; None without
+        credentials.
+
+        Raises CredentialError when the password is not set; PublishError when the server cannot be reached or
+        refuses the login or the message.
+        """
+        credentials = self.config.credentials
+        if credentials is None:
+            return None
+        password = resolve(credentials.password)
+        del email["From"]
+        email["From"] = str(self.config.from_address)
+        with self._connect(credentials, password) as smtp:
+            try:
+                smtp.send_message(email)
+            except smtplib.SMTPException as exc:
+                raise PublishError(
+                    self.instance, f"the SMTP server {credentials.server} refused: {exc}", transient=True
+                ) from exc
+        return f"emailed to {email['To']} through {credentials.server}"
+
     def _to_outbox(self, draft: Draft, context: PublishContext) -> Receipt:
         """The list-level copy of ``draft`` as one ``.eml`` in the outbox, exactly as it would go on the wire."""
         prepared = self.prepare_message(draft, len(LIST_TOKEN))

@@ -194,6 +194,8 @@ class SmsChannel(Channel):
     utm_source = "sms"
     utm_medium = "sms"
     limits: ClassVar[dict[str, int]] = {"max_segments": 3}
+    #: Texts are for recognition (observances, staff, milestones), never blog posts, whatever source they come from.
+    kinds: ClassVar[frozenset[str] | None] = frozenset({"observance", "recognition"})
     #: A long-code sender sends one message a second (Twilio queues the rest); held across workers when deployed.
     rate: ClassVar[tuple[int, float] | None] = (1, 1.0)
 
