@@ -193,13 +193,14 @@ def adapt(
     )
     if items is not None:
         candidates = [item for item in candidates if item.id in items]
+    kinds = channel.kinds if config.kinds is None else frozenset(config.kinds)
     # Items for other audiences are not this channel's, as items of other sources are not.
     candidates = [
         item
         for item in candidates
         if routed_to(item.audiences, item.tags, settings.audiences, config.type, config.audience)
-        and (config.kinds is None or item.kind in config.kinds)
-        and (channel.kinds is None or item.kind in channel.kinds)
+        # The practice's own `kinds` decide; without them, the kinds the channel takes (texts: no blog posts).
+        and (kinds is None or item.kind in kinds)
     ]
     outcomes: list[Outcome] = []
     told = {} if dry_run else ledger.refusals(instance, config.account)
