@@ -31,6 +31,7 @@ from carecast.config import DEFAULT_CONFIG, ChannelSettings, Settings, parse_set
 from carecast.errors import CareCastError, ConfigError
 from carecast.ledger import DeliveryRecord, DraftState, Ledger, Resolution, open_ledger, part_address
 from carecast.model import Draft
+from carecast.project import STATE_DIR, project_root, refuse_missing_ledger, refuse_new_ledger
 from carecast.starter import QUESTIONS, StarterValues, write_starter
 
 # Each command imports the rest of what it needs (channel plugins, twitter-text, Jinja, Prefect) when it runs:
@@ -47,8 +48,7 @@ RESOLUTIONS: dict[Resolution, str] = {
     "resend": "the provider does not have it: the next run sends it, once",
     "drop": "never send it",
 }
-#: Prefect keeps its home in ``.carecast/prefect`` (prefect.toml); Prefect needs the parent folder to exist.
-STATE_DIR = Path(".carecast")
+#: The project's prefect.toml: Prefect keeps its home in ``.carecast/prefect``; its parent folder must exist.
 PREFECT_TOML = "prefect.toml"
 
 
@@ -147,6 +147,12 @@ def _parser() -> argparse.ArgumentParser:
         new.add_argument(f"--{option.replace('_', '-')}", dest=option, help=QUESTIONS[option])
     new.add_argument("--config-dir", type=Path, default=DEFAULT_CONFIG.parent, help="default: %(default)s")
     run.add_argument("--dry-run", action="store_true", help="render and preview everything, publish nothing")
+    for sub in (run, serve):
+        sub.add_argument(
+            "--new-ledger",
+            action="store_true",
+            help="create the ledger even though the project holds an outbox or Prefect state of an earlier one",
+        )
     run.add_argument("--channel", action="append", dest="channels", metavar="NAME", help="only this channel")
     status.add_argument("--json", action="store_true", help="print JSON instead of a table")
     status.add_argument("--limit", type=int, metavar="N", help="only the newest N publications")
@@ -233,6 +239,9 @@ def _check(args: argparse.Namespace) -> int:
             f"{file}: OK — {settings.practice.name} ({settings.slug}), "
             f"sources: {', '.join(settings.sources)}; channels: {', '.join(settings.channels)}"
         )
+        # Where this config's state really is, resolved against the project root: no guessing from the cwd.
+        print(f"  ledger: {_shown_url(settings.ledger_url())}")
+        print(f"  outbox: {settings.path(settings.outbox).resolve()}")
         if args.live and not _verify(settings):
             worst = max(worst, EXIT_FAILED)
     return worst
@@ -275,11 +284,21 @@ class _LedgerSection(ChannelSettings):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
-def _open_ledger(config: Path) -> tuple[Settings, Ledger]:
+def _open_ledger(config: Path, *, create: bool = False) -> tuple[Settings, Ledger]:
     """The config's settings (channel sections as :class:`_LedgerSection`) and its ledger; raises ConfigError as
-    ``load_settings`` does for everything but a channel's own keys, LedgerError when the ledger cannot be opened."""
+    ``load_settings`` does for everything but a channel's own keys, and (unless ``create``) when the ledger does not
+    exist yet, rather than making an empty one that shows nothing; LedgerError when it cannot be opened."""
     settings = parse_settings(config, lambda kind: _LedgerSection)
+    if not create:
+        refuse_missing_ledger(settings.file, settings.ledger_url())
     return settings, open_ledger(settings)
+
+
+def _shown_url(url: str) -> str:
+    """A ledger URL as it may be printed: its password, if any, masked."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def _drafts(args: argparse.Namespace) -> int:
@@ -357,7 +376,7 @@ def _audience_import(args: argparse.Namespace) -> int:
     if channel_type not in ADDRESS_COLUMN:
         raise ConfigError(args.file, [("", f"--type {' or '.join(sorted(ADDRESS_COLUMN))} (not in the file name)")])
     audience = read_audience(args.file, channel_type)
-    _, ledger = _open_ledger(args.config)
+    _, ledger = _open_ledger(args.config, create=True)  # subscribers may well come before the first run
     try:
         added, updated = ledger.save_subscribers(channel_type, audience.subscribers)
     finally:
@@ -385,7 +404,8 @@ def _measure(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    _, ledger = _open_ledger(args.config)
+    settings, ledger = _open_ledger(args.config)
+    shown = 0
     try:
         unknown = ledger.unknown_deliveries()
         records = (
@@ -408,11 +428,15 @@ def _status(args: argparse.Namespace) -> int:
                 [r["id"], r["channel"], r["state"], r["when"][:16], ", ".join(r["item_ids"]), _where(r)] for r in page
             ]
             _table(headers, rows, header=number == 0)
+            shown += len(rows)
             left += [
                 [r["id"], r["channel"], d["part"] or d["recipient"], d["reason"]] for r in page for d in r["unknown"]
             ]
     finally:
         ledger.close()
+    if not shown:
+        filtered = any(value is not None for value in (args.channel, args.state, args.since, args.limit))
+        print(f"no publications{' match' if filtered else ''} in the ledger at {_shown_url(settings.ledger_url())}")
     if left:
         print(
             "\nUnknown: check with the provider, then carecast resolve ID [--recipient ADDR|--part N] "
@@ -463,6 +487,9 @@ def _run(args: argparse.Namespace) -> int:
     # The run's own Prefect API, when it needs one, boots first: the slowest step, it goes on while the practice
     # is checked and Prefect loads (a wrong config ends the command, and the server with it).
     _use_project_prefect(args.config)
+    # Looked at before the run's own Prefect server makes its database.
+    prefect_home = _project_prefect_home(args.config)
+    earlier = prefect_home if (prefect_home / "prefect.db").is_file() else None
     api_ready = _prefect_api()
     from carecast.practice import load_settings
 
@@ -470,6 +497,8 @@ def _run(args: argparse.Namespace) -> int:
     for name in args.channels or ():
         if name not in settings.channels:
             raise ConfigError(args.config, [(f"channels.{name}", "a configured channel (from --channel)")])
+    if not args.new_ledger:
+        refuse_new_ledger(settings.file, settings.ledger_url(), settings.path(settings.outbox), earlier)
     # Prefect loads slowly (and reads prefect.toml): only for the commands that run.
     from flows.pipeline import run_here
 
@@ -492,23 +521,35 @@ def _use_project_prefect(config: Path) -> None:
     environment sets it already. Without a ``prefect.toml``, Prefect's home is the project's ``.carecast/prefect``
     (never ~/.prefect). Must run before Prefect loads. Raises ConfigError when the prefect.toml found is not TOML.
     """
-    folder = config.resolve().parent
-    found = next(
-        (candidate / PREFECT_TOML for candidate in (folder, *folder.parents) if (candidate / PREFECT_TOML).is_file()),
-        None,
-    )
-    if found is None:
-        os.environ.setdefault("PREFECT_HOME", str(folder.parent / STATE_DIR / "prefect"))
-    else:
-        try:
-            table = tomllib.loads(found.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(found, [("", f"is not valid TOML: {exc}")]) from exc
-        for name, value in _environment_names(table, "PREFECT"):
-            if name == "PREFECT_HOME":
-                value = str(found.parent / value)
-            os.environ.setdefault(name, value)
+    for name, value in _project_prefect(config):
+        os.environ.setdefault(name, value)
     Path(os.environ["PREFECT_HOME"]).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _project_prefect(config: Path) -> list[tuple[str, str]]:
+    """The Prefect settings of the config's project (:func:`carecast.project.project_root`) as environment
+    variables: its ``prefect.toml``'s (``home`` made absolute), else only ``PREFECT_HOME`` in ``.carecast/prefect``.
+
+    Raises ConfigError when the project's prefect.toml is not TOML.
+    """
+    root = project_root(config)
+    found = root / PREFECT_TOML
+    if not found.is_file():
+        return [("PREFECT_HOME", str(root / STATE_DIR / "prefect"))]
+    try:
+        table = tomllib.loads(found.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(found, [("", f"is not valid TOML: {exc}")]) from exc
+    return [
+        (name, str(root / value) if name == "PREFECT_HOME" else value)
+        for name, value in _environment_names(table, "PREFECT")
+    ]
+
+
+def _project_prefect_home(config: Path) -> Path:
+    """Where the project keeps Prefect's state, whatever this process's environment says (tests share one home)."""
+    settings = dict(_project_prefect(config))
+    return Path(settings.get("PREFECT_HOME", str(project_root(config) / STATE_DIR / "prefect")))
 
 
 def _environment_names(table: dict[str, Any], prefix: str) -> Iterator[tuple[str, str]]:
@@ -538,8 +579,12 @@ def _prefect_api() -> Callable[[], object]:
 def _serve(args: argparse.Namespace) -> int:
     from carecast.practice import load_settings
 
-    load_settings(args.config)  # a wrong config stops here, before Prefect loads
+    settings = load_settings(args.config)  # a wrong config stops here, before Prefect loads
     _use_project_prefect(args.config)
+    if not args.new_ledger:
+        home = _project_prefect_home(args.config)
+        earlier = home if (home / "prefect.db").is_file() else None
+        refuse_new_ledger(settings.file, settings.ledger_url(), settings.path(settings.outbox), earlier)
     from flows.deployments import serve  # Prefect loads slowly and reads prefect.toml: only for commands that run
 
     serve(args.config)

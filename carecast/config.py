@@ -2,8 +2,10 @@
 
 Every section is a pydantic model that forbids unknown keys. A channel's own section is validated by the ``Config``
 class its ``type`` names, which the caller looks up (:func:`carecast.practice.load_settings` asks the channel
-registry): this module knows no channel. Paths in the file are relative to the file's folder. Any problem
-raises :class:`~carecast.errors.ConfigError` naming the file, the key path and what was expected.
+registry): this module knows no channel. Paths in the file are relative to the file's folder, a relative SQLite
+ledger to the project root (:mod:`carecast.project`); both are made absolute when the file is read, so no path
+depends on the working directory. Any problem raises :class:`~carecast.errors.ConfigError` naming the file, the key
+path and what was expected.
 """
 
 from __future__ import annotations
@@ -24,12 +26,11 @@ from sqlalchemy.exc import ArgumentError
 from carecast.errors import ConfigError
 from carecast.fetch import internal_host_reason
 from carecast.pacing import parse_rate
+from carecast.project import PRACTICES_DIR, project_root, resolve_ledger_url
 from carecast.schedule import Every, LatePolicy, Slot
 from carecast.strict import Strict
 
 DEFAULT_CONFIG = Path("config/carecast.yaml")
-#: The folder beside the single config holding one file per practice: ``config/practices/<slug>.yaml``.
-PRACTICES_DIR = "practices"
 #: A practice file's name: its slug, in every deployment name, tag, artifact key, ledger schema and outbox folder.
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 
@@ -266,8 +267,11 @@ class Settings(Strict):
     channels: dict[str, ChannelSettings]
     notify: Notify = Notify()
 
-    #: The folder the file was read from; relative paths are resolved against it.
+    #: The absolute folder relative paths of the file are resolved against: the file's (the config folder, for a
+    #: practice file).
     base_dir: Path = Path(".")
+    #: The absolute project root (:func:`carecast.project.project_root`): a relative SQLite ledger lives under it.
+    root: Path = Path(".")
     file: Path = DEFAULT_CONFIG
 
     def path(self, relative: Path | str) -> Path:
@@ -288,16 +292,13 @@ class Settings(Strict):
         return [own, shared] if is_practice_file(self.file) and own != shared else [own]
 
     def ledger_url(self) -> str:
-        """The ledger URL, a relative SQLite path resolved against the project (the config folder's parent).
+        """The ledger URL, a relative SQLite path resolved against the project root (whatever the working folder).
 
         A practice file on PostgreSQL keeps its tables in a schema of its own, ``carecast_<slug>`` (the URL's
         ``search_path``), so practices sharing one database never share a row: item ids, accounts and subscribers
         of two practices may well be the same.
         """
-        prefix = "sqlite:///"
-        url = self.ledger.url
-        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite:///:memory:":
-            return prefix + str((self.base_dir.parent / url[len(prefix) :]).resolve())
+        url = resolve_ledger_url(self.ledger.url, self.root)
         if url.startswith("postgresql") and is_practice_file(self.file):
             schema = "carecast_" + self.slug.replace("-", "_")
             return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
@@ -359,11 +360,12 @@ def parse_settings(file: Path | str, channel_config: ChannelConfigLookup) -> Set
     raw = read_yaml(file)
     if not isinstance(raw, dict):
         raise ConfigError(file, [("", "a mapping of sections (practice, sources, channels)")])
-    base_dir = file.parent
+    # Absolute once, here: a worker, a test or staff in another folder resolve every path the same way.
+    base_dir = file.resolve().parent
     if is_practice_file(file):
         if not SLUG.match(file.stem):
             raise ConfigError(file, [("", "a file name of lower-case letters, digits and dashes (the slug)")])
-        base_dir = file.parent.parent
+        base_dir = base_dir.parent
         _practice_defaults(raw, file.stem)
     problems: list[tuple[str, str]] = []
     channel_sections = raw.get("channels")
@@ -384,7 +386,9 @@ def parse_settings(file: Path | str, channel_config: ChannelConfigLookup) -> Set
             except ValidationError as exc:
                 problems.extend(_problems(exc, ("channels", name)))
     try:
-        settings = Settings.model_validate({**raw, "channels": {}, "base_dir": base_dir, "file": file})
+        settings = Settings.model_validate(
+            {**raw, "channels": {}, "base_dir": base_dir, "root": project_root(file), "file": file}
+        )
     except ValidationError as exc:
         problems.extend(_problems(exc))
         settings = None
