@@ -332,6 +332,16 @@ def _reject(args: argparse.Namespace) -> int:
 
 
 @contextlib.contextmanager
+def _ledger_of(settings: Settings) -> Iterator[Ledger]:
+    """The ledger of ``settings``, closed after use; raises LedgerError when it cannot be opened."""
+    ledger = open_ledger(settings)
+    try:
+        yield ledger
+    finally:
+        ledger.close()
+
+
+@contextlib.contextmanager
 def _ledger(config: Path) -> Iterator[tuple[Settings, Ledger]]:
     """The settings and their ledger, closed after use."""
     settings, ledger = _open_ledger(config)
@@ -509,7 +519,26 @@ def _run(args: argparse.Namespace) -> int:
     result = state.result(raise_on_failure=False)
     if isinstance(result, BaseException):
         raise result
-    return _summarise(result, dry_run=args.dry_run)
+    code = _summarise(result, dry_run=args.dry_run)
+    return code if args.dry_run else max(code, _unsettled(settings, args.channels))
+
+
+def _unsettled(settings: Settings, channels: list[str] | None) -> int:
+    """Name every publication (of ``channels``, when given) still ``unknown``, left by this run or an earlier one,
+    and what settles it; EXIT_FAILED when there is one, so a run never looks done while a send is in doubt."""
+    with _ledger_of(settings) as ledger:
+        # A fan-out's publication stays sent or failed while some of its recipients are unknown.
+        ids = sorted(ledger.unknown_deliveries())
+        records = [*ledger.stream_publications(state="unknown"), *(ledger.publications(ids=ids) if ids else [])]
+    doubtful = {record.id: record.channel for record in records if channels is None or record.channel in channels}
+    if not doubtful:
+        return 0
+    print(
+        f"\nStill unknown: {len(doubtful)} publication(s) whose send was cut off "
+        f"({', '.join(f'{number} {channel}' for number, channel in sorted(doubtful.items()))}). Check each with the "
+        "provider (carecast status lists them), then carecast resolve ID --sent|--resend|--drop."
+    )
+    return EXIT_FAILED
 
 
 def _use_project_prefect(config: Path) -> None:
