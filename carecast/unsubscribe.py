@@ -74,7 +74,11 @@ def read_token(secret: SecretStr, token: str) -> Token:
         raise TokenError("the payload is unreadable") from exc
     if version != VERSION or not isinstance(list_id, str) or not isinstance(address, str) or type(issued) is not int:
         raise TokenError("the payload is not a version 1 token")
-    return Token(list_id, address, datetime.fromtimestamp(issued, UTC))
+    try:
+        issued_at = datetime.fromtimestamp(issued, UTC)
+    except (OverflowError, OSError, ValueError) as exc:  # a time no datetime holds: never one CareCast wrote
+        raise TokenError("the payload's issue time is out of range") from exc
+    return Token(list_id, address, issued_at)
 
 
 def verify_token(ledger: Ledger, secret: SecretStr, token: str, now: datetime | None = None) -> Token:

@@ -323,7 +323,7 @@ class SmsChannel(Channel):
         if self.config.credentials is None:
             raise ChannelError(self.instance, "status callbacks need Twilio credentials to check their signature")
         token = resolve(self.config.credentials.auth_token)
-        if not hmac.compare_digest(twilio_signature(token, url, params), signature):
+        if not signature_matches(twilio_signature(token, url, params), signature):
             raise ChannelError(self.instance, "a status callback whose X-Twilio-Signature does not match: refused")
         sid, status, code = params.get("MessageSid", ""), params.get("MessageStatus"), params.get("ErrorCode")
         deadline = time.monotonic() + wait
@@ -545,6 +545,12 @@ def twilio_signature(token: SecretStr, url: str, params: Mapping[str, str]) -> s
     ).decode()
 
 
+def signature_matches(expected: str, given: str) -> bool:
+    """Whether a request's ``X-Twilio-Signature`` is ``expected``, in constant time, whatever characters it holds
+    (``hmac.compare_digest`` refuses non-ASCII text: a forged header must be refused, not crash the server)."""
+    return hmac.compare_digest(expected.encode(), given.encode("utf-8", "surrogateescape"))
+
+
 #: How one send ended: its delivery's outcome, and the error that stops the publish after it, if any.
 Sent = tuple[DeliveryOutcome, PublishError | None]
 
@@ -653,7 +659,7 @@ class TwilioEndpoints:
         Raises ChannelError when none did; CredentialError when a token cannot be read.
         """
         for channel, token in zip(self.channels, self._tokens(), strict=True):
-            if hmac.compare_digest(twilio_signature(token, url, params), signature):
+            if signature_matches(twilio_signature(token, url, params), signature):
                 return channel
         names = ", ".join(channel.instance for channel in self.channels)
         raise ChannelError(names, "X-Twilio-Signature does not match")
