@@ -326,6 +326,10 @@ class SmsChannel(Channel):
         if not signature_matches(twilio_signature(token, url, params), signature):
             raise ChannelError(self.instance, "a status callback whose X-Twilio-Signature does not match: refused")
         sid, status, code = params.get("MessageSid", ""), params.get("MessageStatus"), params.get("ErrorCode")
+        if not (sid.isascii() and sid.isalnum()):
+            return None  # no message of ours: Twilio's ids are letters and digits (a NUL would fail the database)
+        if code is not None and not (code.isascii() and code.isdigit()):
+            code = None  # Twilio's error codes are numbers; anything else is not recorded
         deadline = time.monotonic() + wait
         while ledger.delivery_by_provider_id(sid) is None:
             if time.monotonic() >= deadline:
@@ -644,9 +648,11 @@ class TwilioEndpoints:
             self._signed_by(request.url, params, request.headers.get("x-twilio-signature", ""))
         except ChannelError:
             return _FORBIDDEN
-        if "From" not in params:
-            return Response.text(HTTPStatus.BAD_REQUEST, "From is missing.")
-        reply = handle_inbound(practice.ledger, practice.settings.practice, params["From"], params.get("Body", ""))
+        sender = params.get("From", "")
+        if not sender or not sender.isprintable():
+            # Twilio sends a phone number or a short code; a control character would fail the database.
+            return Response.text(HTTPStatus.BAD_REQUEST, "From is missing or not an address.")
+        reply = handle_inbound(practice.ledger, practice.settings.practice, sender, params.get("Body", ""))
         response = ET.Element("Response")
         if reply is not None:
             ET.SubElement(response, "Message").text = reply

@@ -31,7 +31,7 @@ from carecast.pipeline import make_channel
 from carecast.webhooks import AsgiFront, Limits
 from channels.newsletter import NewsletterChannel
 from tests.providers.twilio import twilio_signature
-from tests.test_webhooks import AUTH_TOKEN, MARIA_EMAIL, MARIA_SMS, PUBLIC, UNSUBSCRIBE_SECRET, Hooks, sid
+from tests.test_webhooks import AUTH_TOKEN, ENV, MARIA_EMAIL, MARIA_SMS, PUBLIC, UNSUBSCRIBE_SECRET, Hooks, sid
 
 SEED = 20261205
 REQUESTS = 4000
@@ -274,12 +274,11 @@ async def call(app: AsgiFront, request: Fuzzed) -> int:
 
 
 @pytest.fixture
-def hooks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Hooks]:
-    from tests.test_webhooks import ENV
-
+def hooks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ledger_url: str) -> Iterator[Hooks]:
+    """The webhooks served over a ledger on SQLite and on PostgreSQL (which refuses a NUL in text)."""
     for name, value in ENV.items():
         monkeypatch.setenv(name, value)
-    served = Hooks(tmp_path, PUBLIC)
+    served = Hooks(tmp_path, PUBLIC, ledger_url=ledger_url)
     served.sent_texts(*((f"+1312555{n:04d}", sid(n)) for n in range(KNOWN_MESSAGES)))
     yield served
     served.stop()
