@@ -13,13 +13,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from datetime import date
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import Field, HttpUrl, IPvAnyNetwork, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, HttpUrl, IPvAnyNetwork, StrictBool, ValidationError, ValidationInfo, field_validator
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -110,7 +111,7 @@ class Practice(Strict):
 class RssSource(Strict):
     type: Literal["rss"]
     # Before url: url's check reads it.
-    allow_private: bool | list[IPvAnyNetwork] = Field(
+    allow_private: StrictBool | list[IPvAnyNetwork] = Field(
         False,
         description="may connect to private, loopback and link-local addresses: all (true) or these networks",
     )
@@ -237,7 +238,9 @@ class Notify(Strict):
     """Where a failed or crashed run is reported (practice, channel, reason); nowhere when absent."""
 
     # Before webhook: webhook's check reads it.
-    allow_private: bool = Field(False, description="the webhook may be on a private, loopback or link-local address")
+    allow_private: StrictBool = Field(
+        False, description="the webhook may be on a private, loopback or link-local address"
+    )
     webhook: HttpUrl | None = Field(None, description="receives a JSON POST for every failed or crashed run")
 
     @field_validator("webhook")
@@ -270,9 +273,13 @@ class Settings(Strict):
     #: The absolute folder relative paths of the file are resolved against: the file's (the config folder, for a
     #: practice file).
     base_dir: Path = Path(".")
-    #: The absolute project root (:func:`carecast.project.project_root`): a relative SQLite ledger lives under it.
-    root: Path = Path(".")
     file: Path = DEFAULT_CONFIG
+
+    @cached_property
+    def root(self) -> Path:
+        """The absolute project root (:func:`carecast.project.project_root`): a relative SQLite ledger lives under
+        it."""
+        return project_root(self.base_dir / self.file.name)
 
     def path(self, relative: Path | str) -> Path:
         """Resolve a path of the file against the file's folder (the config folder, for a practice file)."""
@@ -386,9 +393,7 @@ def parse_settings(file: Path | str, channel_config: ChannelConfigLookup) -> Set
             except ValidationError as exc:
                 problems.extend(_problems(exc, ("channels", name)))
     try:
-        settings = Settings.model_validate(
-            {**raw, "channels": {}, "base_dir": base_dir, "root": project_root(file), "file": file}
-        )
+        settings = Settings.model_validate({**raw, "channels": {}, "base_dir": base_dir, "file": file})
     except ValidationError as exc:
         problems.extend(_problems(exc))
         settings = None

@@ -17,6 +17,7 @@ from pydantic import HttpUrl
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from carecast.errors import PublishError
+from carecast.fetch import internal_host_reason
 from carecast.model import now_utc
 
 log = logging.getLogger(__name__)
@@ -79,12 +80,15 @@ def wait_out_rate_limits(send: Callable[[int], T], budget: float, channel: str) 
 
 
 def https_or_loopback(url: HttpUrl) -> HttpUrl:
-    """``url`` when credentials may travel to it: https, or http to a local test server on 127.0.0.1.
+    """``url`` when credentials may travel to it: https to a public host, or a local test server on 127.0.0.1.
 
     Raises ValueError (a pydantic validator's refusal) for any other URL.
     """
     if url.scheme != "https" and url.host != "127.0.0.1":
         raise ValueError(f"an https:// URL (http only for 127.0.0.1), not {url}")
+    # A credential sent to a link-local or private address could go to a cloud metadata service or an intranet.
+    if url.host != "127.0.0.1" and (reason := internal_host_reason(url.host or "")):
+        raise ValueError(f"a public host (or a test server on 127.0.0.1), not {url}: {reason}")
     return url
 
 

@@ -29,7 +29,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, ClassVar, Literal
 
 import requests
-from pydantic import AwareDatetime, Field, HttpUrl, IPvAnyNetwork, field_validator
+from pydantic import AwareDatetime, Field, HttpUrl, IPvAnyNetwork, StrictBool, field_validator
 
 from carecast.channel import PublishContext
 from carecast.config import ChannelSettings
@@ -82,7 +82,7 @@ class LinkedInConfig(ChannelSettings):
     token_expires_at: Annotated[AwareDatetime | date, Field(union_mode="left_to_right")] | None = Field(
         None, description="when the access token expires (60 days after it was made); check --live warns 7 days before"
     )
-    image_allow_private: bool | list[IPvAnyNetwork] = Field(
+    image_allow_private: StrictBool | list[IPvAnyNetwork] = Field(
         False,
         description="may fetch an item's image from private, loopback and link-local addresses: all (true) or these "
         "networks (a local test server, an intranet CDN); by default such addresses are refused",
