@@ -16,7 +16,6 @@ import logging
 import os
 import sys
 import threading
-import tomllib
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +30,7 @@ from carecast.config import DEFAULT_CONFIG, ChannelSettings, Settings, parse_set
 from carecast.errors import CareCastError, ConfigError
 from carecast.ledger import DeliveryRecord, DraftState, Ledger, Resolution, open_ledger, part_address
 from carecast.model import Draft
-from carecast.project import STATE_DIR, project_root, refuse_missing_ledger, refuse_new_ledger
+from carecast.project import earlier_prefect, refuse_missing_ledger, refuse_new_ledger, use_project_prefect
 from carecast.starter import QUESTIONS, StarterValues, write_starter
 
 # Each command imports the rest of what it needs (channel plugins, twitter-text, Jinja, Prefect) when it runs:
@@ -48,8 +47,6 @@ RESOLUTIONS: dict[Resolution, str] = {
     "resend": "the provider does not have it: the next run sends it, once",
     "drop": "never send it",
 }
-#: The project's prefect.toml: Prefect keeps its home in ``.carecast/prefect``; its parent folder must exist.
-PREFECT_TOML = "prefect.toml"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -147,7 +144,7 @@ def _parser() -> argparse.ArgumentParser:
         new.add_argument(f"--{option.replace('_', '-')}", dest=option, help=QUESTIONS[option])
     new.add_argument("--config-dir", type=Path, default=DEFAULT_CONFIG.parent, help="default: %(default)s")
     run.add_argument("--dry-run", action="store_true", help="render and preview everything, publish nothing")
-    for sub in (run, serve):
+    for sub in (run, serve, deploy):
         sub.add_argument(
             "--new-ledger",
             action="store_true",
@@ -249,7 +246,7 @@ def _check(args: argparse.Namespace) -> int:
 
 def _verify(settings: Settings) -> bool:
     """Prove each channel's account works, sending nothing; False when one does not."""
-    _use_project_prefect(settings.file)
+    use_project_prefect(settings.file)
     import flows.secrets  # noqa: F401  credentials named as Prefect Secret blocks are read through Prefect
     from carecast.pipeline import make_channel
 
@@ -496,10 +493,8 @@ def _where(record: dict[str, Any]) -> str:
 def _run(args: argparse.Namespace) -> int:
     # The run's own Prefect API, when it needs one, boots first: the slowest step, it goes on while the practice
     # is checked and Prefect loads (a wrong config ends the command, and the server with it).
-    _use_project_prefect(args.config)
-    # Looked at before the run's own Prefect server makes its database.
-    prefect_home = _project_prefect_home(args.config)
-    earlier = prefect_home if (prefect_home / "prefect.db").is_file() else None
+    use_project_prefect(args.config)
+    earlier = earlier_prefect(args.config)  # looked at before the run's own Prefect server makes its database
     api_ready = _prefect_api()
     from carecast.practice import load_settings
 
@@ -508,7 +503,7 @@ def _run(args: argparse.Namespace) -> int:
         if name not in settings.channels:
             raise ConfigError(args.config, [(f"channels.{name}", "a configured channel (from --channel)")])
     if not args.new_ledger:
-        refuse_new_ledger(settings.file, settings.ledger_url(), settings.path(settings.outbox), earlier)
+        _refuse_new_ledger(settings, earlier)
     # Prefect loads slowly (and reads prefect.toml): only for the commands that run.
     from flows.pipeline import run_here
 
@@ -541,63 +536,15 @@ def _unsettled(settings: Settings, channels: list[str] | None) -> int:
     return EXIT_FAILED
 
 
-def _use_project_prefect(config: Path) -> None:
-    """Give Prefect the settings of the config's project, whatever folder the command runs from.
-
-    Prefect reads ``prefect.toml`` from the working folder only; the project's is found by walking up from the
-    config file, and each of its settings is set as the environment variable Prefect reads (``[server]
-    analytics_enabled`` as ``PREFECT_SERVER_ANALYTICS_ENABLED``; ``home`` relative to the file), unless the
-    environment sets it already. Without a ``prefect.toml``, Prefect's home is the project's ``.carecast/prefect``
-    (never ~/.prefect). Must run before Prefect loads. Raises ConfigError when the prefect.toml found is not TOML.
-    """
-    for name, value in _project_prefect(config):
-        os.environ.setdefault(name, value)
-    Path(os.environ["PREFECT_HOME"]).parent.mkdir(parents=True, exist_ok=True)
-
-
-def _project_prefect(config: Path) -> list[tuple[str, str]]:
-    """The Prefect settings of the config's project (:func:`carecast.project.project_root`) as environment
-    variables: its ``prefect.toml``'s (``home`` made absolute), else only ``PREFECT_HOME`` in ``.carecast/prefect``.
-
-    Raises ConfigError when the project's prefect.toml is not TOML.
-    """
-    root = project_root(config)
-    found = root / PREFECT_TOML
-    if not found.is_file():
-        return [("PREFECT_HOME", str(root / STATE_DIR / "prefect"))]
-    try:
-        table = tomllib.loads(found.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(found, [("", f"is not valid TOML: {exc}")]) from exc
-    return [
-        (name, str(root / value) if name == "PREFECT_HOME" else value)
-        for name, value in _environment_names(table, "PREFECT")
-    ]
-
-
-def _project_prefect_home(config: Path) -> Path:
-    """Where the project keeps Prefect's state, whatever this process's environment says (tests share one home)."""
-    settings = dict(_project_prefect(config))
-    return Path(settings.get("PREFECT_HOME", str(project_root(config) / STATE_DIR / "prefect")))
-
-
-def _environment_names(table: dict[str, Any], prefix: str) -> Iterator[tuple[str, str]]:
-    """``(PREFIX_SECTION_KEY, value)`` for every setting of a TOML table, as Prefect's environment variables name
-    them; booleans as true/false, lists and tables of values as JSON."""
-    for key, value in table.items():
-        name = f"{prefix}_{key.upper()}"
-        if isinstance(value, dict):
-            yield from _environment_names(value, name)
-        elif isinstance(value, bool):
-            yield name, str(value).lower()
-        else:
-            yield name, value if isinstance(value, str) else json.dumps(value, default=str)
+def _refuse_new_ledger(settings: Settings, earlier_prefect: Path | None) -> None:
+    """Raise ConfigError when the run would create a new ledger beside an earlier one's outbox or Prefect state."""
+    refuse_new_ledger(settings.file, settings.ledger_url(), settings.path(settings.outbox), earlier_prefect)
 
 
 def _prefect_api() -> Callable[[], object]:
     """Start the run's own temporary Prefect API (flows.server) unless one is configured or Prefect is loaded
     already (a test harness or a program embedding CareCast decided); return what waits until it answers (raising
-    RuntimeError when it does not). Call after :func:`_use_project_prefect`."""
+    RuntimeError when it does not). Call after :func:`carecast.project.use_project_prefect`."""
     if "prefect" in sys.modules or os.environ.get("PREFECT_API_URL"):
         return lambda: None
     from flows.server import start_temporary_api
@@ -609,11 +556,9 @@ def _serve(args: argparse.Namespace) -> int:
     from carecast.practice import load_settings
 
     settings = load_settings(args.config)  # a wrong config stops here, before Prefect loads
-    _use_project_prefect(args.config)
+    use_project_prefect(args.config)
     if not args.new_ledger:
-        home = _project_prefect_home(args.config)
-        earlier = home if (home / "prefect.db").is_file() else None
-        refuse_new_ledger(settings.file, settings.ledger_url(), settings.path(settings.outbox), earlier)
+        _refuse_new_ledger(settings, earlier_prefect(args.config))
     from flows.deployments import serve  # Prefect loads slowly and reads prefect.toml: only for commands that run
 
     serve(args.config)
@@ -629,13 +574,15 @@ def _deploy(args: argparse.Namespace) -> int:
     good = []
     for file in _config_files(args.configs):
         try:
-            load_settings(file)
+            settings = load_settings(file)
+            if not args.new_ledger:
+                _refuse_new_ledger(settings, earlier_prefect(file))
         except ConfigError as exc:
             print(f"configuration error, not deployed:\n{exc}", file=sys.stderr)
             continue
         good.append(file)
     if good:
-        _use_project_prefect(good[0])
+        use_project_prefect(good[0])
         from flows.deployments import deploy  # Prefect loads slowly and reads prefect.toml: only when it runs
 
         for line in deploy(good, args.pool, heartbeat=args.heartbeat, crashed_after=args.crashed_after):

@@ -5,7 +5,8 @@ a ``prefect.toml`` or ``pyproject.toml``, else the parent of the config's folder
 ``<project>/config``). A relative SQLite ledger (``sqlite:///.carecast/ledger.db``) and Prefect's state
 (``.carecast/prefect``) live under it; the paths a config names (outbox, templates, audience, sources' files) are
 relative to the config's folder, made absolute when the file is read. Nothing is resolved against the working
-directory.
+directory. Prefect is given the project's settings too (:func:`use_project_prefect`: its ``prefect.toml``, which
+Prefect itself would only read from the working folder).
 
 A run that is about to create a new ledger while the project already holds an outbox with files in it, or Prefect
 state, from an earlier ledger is refused (:func:`refuse_new_ledger`): that is the signature of a config opened
@@ -14,7 +15,12 @@ from another folder, or a ledger URL edited by mistake, and a new ledger would s
 
 from __future__ import annotations
 
+import json
+import os
+import tomllib
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import create_engine, inspect
 from sqlalchemy.exc import SQLAlchemyError
@@ -23,6 +29,8 @@ from carecast.errors import ConfigError, LedgerError
 
 #: The folder of the config folder holding one file per practice (``config/practices/<slug>.yaml``).
 PRACTICES_DIR = "practices"
+#: The project's Prefect settings: Prefect keeps its home in ``.carecast/prefect``; its parent folder must exist.
+PREFECT_TOML = "prefect.toml"
 #: Files that mark a project's root folder (the first found walking up from the config file wins).
 MARKERS = ("prefect.toml", "pyproject.toml")
 #: CareCast's own state (SQLite ledger, Prefect's home, the sample outbox) under the project root.
@@ -42,6 +50,61 @@ def project_root(config_file: Path | str) -> Path:
         if any((candidate / marker).is_file() for marker in MARKERS):
             return candidate
     return config_folder.parent
+
+
+def use_project_prefect(config: Path) -> None:
+    """Give Prefect the settings of the config's project, whatever folder the command runs from.
+
+    Prefect reads ``prefect.toml`` from the working folder only; the project's is found by walking up from the
+    config file, and each of its settings is set as the environment variable Prefect reads (``[server]
+    analytics_enabled`` as ``PREFECT_SERVER_ANALYTICS_ENABLED``; ``home`` relative to the file), unless the
+    environment sets it already. Without a ``prefect.toml``, Prefect's home is the project's ``.carecast/prefect``
+    (never ~/.prefect). Must run before Prefect loads. Raises ConfigError when the prefect.toml found is not TOML.
+    """
+    for name, value in project_prefect(config):
+        os.environ.setdefault(name, value)
+    Path(os.environ["PREFECT_HOME"]).parent.mkdir(parents=True, exist_ok=True)
+
+
+def project_prefect(config: Path) -> list[tuple[str, str]]:
+    """The Prefect settings of the config's project (:func:`project_root`) as environment
+    variables: its ``prefect.toml``'s (``home`` made absolute), else only ``PREFECT_HOME`` in ``.carecast/prefect``.
+
+    Raises ConfigError when the project's prefect.toml is not TOML.
+    """
+    root = project_root(config)
+    found = root / PREFECT_TOML
+    if not found.is_file():
+        return [("PREFECT_HOME", str(root / STATE_DIR / "prefect"))]
+    try:
+        table = tomllib.loads(found.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(found, [("", f"is not valid TOML: {exc}")]) from exc
+    return [
+        (name, str(root / value) if name == "PREFECT_HOME" else value)
+        for name, value in _environment_names(table, "PREFECT")
+    ]
+
+
+def earlier_prefect(config: Path) -> Path | None:
+    """The project's Prefect home (whatever this process's environment says) when earlier runs left a database
+    there, else None."""
+    settings = dict(project_prefect(config))
+    home = Path(settings.get("PREFECT_HOME", str(project_root(config) / STATE_DIR / "prefect")))
+    return home if (home / "prefect.db").is_file() else None
+
+
+def _environment_names(table: dict[str, Any], prefix: str) -> Iterator[tuple[str, str]]:
+    """``(PREFIX_SECTION_KEY, value)`` for every setting of a TOML table, as Prefect's environment variables name
+    them; booleans as true/false, lists and tables of values as JSON."""
+    for key, value in table.items():
+        name = f"{prefix}_{key.upper()}"
+        if isinstance(value, dict):
+            yield from _environment_names(value, name)
+        elif isinstance(value, bool):
+            yield name, str(value).lower()
+        else:
+            yield name, value if isinstance(value, str) else json.dumps(value, default=str)
 
 
 def resolve_ledger_url(url: str, root: Path) -> str:

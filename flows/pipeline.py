@@ -207,7 +207,12 @@ def _stopped(rows: list[Row]) -> list[str]:
     """What a shutdown left for the next run, in words; empty when the run was not stopped."""
     if not SHUTDOWN.is_set():
         return []
-    left = [f"{row['channel']}: {row['title']}" for row in rows if row["state"] == "retry" and STOPPED in row["detail"]]
+    # Each stopped publication's detail says how many of its recipients or parts went out before the stop.
+    left = [
+        f"{row['channel']}: {row['title']} ({row['detail'].removeprefix(STOPPED).split(';')[0].strip()})"
+        for row in rows
+        if row["state"] == "retry" and STOPPED in row["detail"]
+    ]
     return [f"{STOPPED}; left for the next run: {', '.join(left) or 'every channel not yet published'}"]
 
 
@@ -355,7 +360,8 @@ def _finish(rows: list[Row], summary: str, result: dict[str, Any]) -> State[Any]
     if not failed and not stopped:
         return result
     reasons = "; ".join([*(f"{row['channel'] or row['title']}: {row['detail']}" for row in failed), *stopped])
-    return Failed(message=f"{len(failed)} not sent: {reasons}", data=result)
+    # "0 not sent" would read as all sent when a stop left the rest for the next run.
+    return Failed(message=f"{len(failed)} not sent: {reasons}" if failed else reasons, data=result)
 
 
 def _quiet_if_the_console_is_gone() -> None:
@@ -464,7 +470,10 @@ def publish(
             rows += publish_channel(practice, name, items)
         report(practice, rows, names, started)
         sent = sum(row["state"] == "published" for row in rows)
-        summary = f"publish {', '.join(names)}: {sent} post{'' if sent == 1 else 's'}"
+        cut = sum(row["state"] == "retry" and STOPPED in row["detail"] for row in rows)
+        summary = f"publish {', '.join(names)}: {sent} post{'' if sent == 1 else 's'}" + (
+            f", {cut} stopped part-way" if cut else ""
+        )
         return _finish(rows, summary, {"outcomes": rows})  # type: ignore[return-value]
 
 
