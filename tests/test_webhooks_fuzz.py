@@ -35,6 +35,8 @@ from tests.test_webhooks import AUTH_TOKEN, ENV, MARIA_EMAIL, MARIA_SMS, PUBLIC,
 
 SEED = 20261205
 REQUESTS = 4000
+#: Of them, drawn from another seed, sent over real sockets to uvicorn (h11 parses them first).
+OVER_THE_WIRE = 300
 #: Sent texts whose MessageSids signed status callbacks name (an unknown one is waited for, seconds each).
 KNOWN_MESSAGES = 12
 PATHS = ["/twilio/status", "/twilio/inbound", "/unsubscribe"]
@@ -333,3 +335,28 @@ def test_a_non_ascii_signature_through_uvicorn_is_refused_not_a_server_error(hoo
             while chunk := client.recv(65536):
                 answer += chunk
         assert answer.startswith(b"HTTP/1.1 403 "), answer[:200]
+
+
+def raw(request: Fuzzed) -> bytes:
+    """``request`` as HTTP/1.1 bytes on one connection, with its true Content-Length (a false one would only make
+    the server wait for the body's deadline)."""
+    target = request.raw_path.encode("ascii", "replace") + (b"?" + request.query if request.query else b"")
+    headers = [(name, value) for name, value in request.headers if name != b"content-length"]
+    lines = [request.method.encode() + b" " + target + b" HTTP/1.1", b"connection: close"]
+    lines += [name + b": " + value for name, value in headers]
+    lines.append(b"content-length: " + str(len(request.body)).encode())
+    return b"\r\n".join(lines) + b"\r\n\r\n" + request.body
+
+
+def test_fuzzed_requests_over_the_wire_never_get_a_5xx(hooks: Hooks) -> None:
+    server_errors = []
+    for number, request in zip(range(OVER_THE_WIRE), Generator(SEED + 1, []), strict=False):
+        with socket.create_connection(("127.0.0.1", hooks.server.server_port), timeout=30) as client:
+            client.sendall(raw(request))
+            answer = b""
+            while chunk := client.recv(65536):
+                answer += chunk
+        status = answer.split(b" ", 2)[1] if answer.startswith(b"HTTP/1.1 ") else b"no answer"
+        if not status.isdigit() or int(status) >= 500:
+            server_errors.append(f"#{number} {request.kind} {request.method} {request.raw_path}: {status!r}")
+    assert not server_errors, "\n".join(server_errors[:30])
