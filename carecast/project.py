@@ -1,12 +1,12 @@
 """Where a practice's files and state live, whatever folder a command, a worker or a test is started from.
 
-The project root is found once per config file: the nearest folder, walking up from the file's folder, that holds
-a ``prefect.toml`` or ``pyproject.toml``, else the parent of the config's folder (``config/carecast.yaml`` lives in
-``<project>/config``). A relative SQLite ledger (``sqlite:///.carecast/ledger.db``) and Prefect's state
-(``.carecast/prefect``) live under it; the paths a config names (outbox, templates, audience, sources' files) are
-relative to the config's folder, made absolute when the file is read. Nothing is resolved against the working
-directory. Prefect is given the project's settings too (:func:`use_project_prefect`: its ``prefect.toml``, which
-Prefect itself would only read from the working folder).
+The project root is found once per config file: the config's folder when it holds a ``prefect.toml`` or
+``pyproject.toml``, else the folder above it (``config/carecast.yaml`` lives in ``<project>/config``). A relative
+SQLite ledger (``sqlite:///.carecast/ledger.db``) and Prefect's state (``.carecast/prefect``) live under it; the
+paths a config names (outbox, templates, audience, sources' files) are relative to the config's folder, made
+absolute when the file is read. Nothing is resolved against the working directory. Prefect is given the project's
+settings too (:func:`use_project_prefect`: its ``prefect.toml``, which Prefect itself would only read from the
+working folder).
 
 A run that is about to create a new ledger while the project already holds an outbox with files in it, or Prefect
 state, from an earlier ledger is refused (:func:`refuse_new_ledger`): that is the signature of a config opened
@@ -31,7 +31,7 @@ from carecast.errors import ConfigError, LedgerError
 PRACTICES_DIR = "practices"
 #: The project's Prefect settings: Prefect keeps its home in ``.carecast/prefect``; its parent folder must exist.
 PREFECT_TOML = "prefect.toml"
-#: Files that mark a project's root folder (the first found walking up from the config file wins).
+#: Files that mark a project's root folder (see :func:`project_root`).
 MARKERS = ("prefect.toml", "pyproject.toml")
 #: CareCast's own state (SQLite ledger, Prefect's home, the sample outbox) under the project root.
 STATE_DIR = ".carecast"
@@ -43,10 +43,13 @@ def project_root(config_file: Path | str) -> Path:
     """The absolute project root of ``config_file`` (see the module's description); the file need not exist.
 
     The config folder of a practice file (``config/practices/<slug>.yaml``) is ``config``, as for the single one.
+    Only the config folder and the one above it are looked at: a project may well sit inside another folder that
+    has a ``pyproject.toml`` (a test's temporary folder inside the repository, a home folder), and that folder's
+    ledger is not this project's.
     """
     folder = Path(config_file).resolve().parent
     config_folder = folder.parent if folder.name == PRACTICES_DIR else folder
-    for candidate in (folder, *folder.parents):
+    for candidate in (config_folder, config_folder.parent):
         if any((candidate / marker).is_file() for marker in MARKERS):
             return candidate
     return config_folder.parent
@@ -55,11 +58,11 @@ def project_root(config_file: Path | str) -> Path:
 def use_project_prefect(config: Path) -> None:
     """Give Prefect the settings of the config's project, whatever folder the command runs from.
 
-    Prefect reads ``prefect.toml`` from the working folder only; the project's is found by walking up from the
-    config file, and each of its settings is set as the environment variable Prefect reads (``[server]
-    analytics_enabled`` as ``PREFECT_SERVER_ANALYTICS_ENABLED``; ``home`` relative to the file), unless the
-    environment sets it already. Without a ``prefect.toml``, Prefect's home is the project's ``.carecast/prefect``
-    (never ~/.prefect). Must run before Prefect loads. Raises ConfigError when the prefect.toml found is not TOML.
+    Prefect reads ``prefect.toml`` from the working folder only; the project's (in :func:`project_root`) is read,
+    and each of its settings is set as the environment variable Prefect reads (``[server] analytics_enabled`` as
+    ``PREFECT_SERVER_ANALYTICS_ENABLED``; ``home`` relative to the file), unless the environment sets it already.
+    Without a ``prefect.toml``, Prefect's home is the project's ``.carecast/prefect`` (never ~/.prefect). Must run
+    before Prefect loads. Raises ConfigError when the prefect.toml found is not TOML.
     """
     for name, value in project_prefect(config):
         os.environ.setdefault(name, value)

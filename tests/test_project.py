@@ -16,16 +16,16 @@ from carecast.project import ledger_exists, project_root, refuse_new_ledger, res
 from tests.conftest import write_config
 
 
-def test_the_root_is_the_folder_with_prefect_toml_or_pyproject_else_the_config_folders_parent(tmp_path: Path) -> None:
+def test_the_root_is_the_config_folder_with_prefect_toml_or_pyproject_else_the_one_above(tmp_path: Path) -> None:
     config = tmp_path / "clinic" / "config" / "carecast.yaml"
     practice = tmp_path / "clinic" / "config" / "practices" / "north.yaml"
     practice.parent.mkdir(parents=True)
     assert project_root(config) == tmp_path / "clinic"
     assert project_root(practice) == tmp_path / "clinic"
-    (tmp_path / "pyproject.toml").write_text("")
-    assert project_root(config) == tmp_path
-    (tmp_path / "clinic" / "prefect.toml").write_text("")
-    assert project_root(practice) == tmp_path / "clinic"
+    (tmp_path / "pyproject.toml").write_text("")  # a folder around the project (the repository around a test's)
+    assert project_root(config) == tmp_path / "clinic"
+    (tmp_path / "clinic" / "config" / "prefect.toml").write_text("")  # a project whose config sits at its top
+    assert project_root(config) == project_root(practice) == tmp_path / "clinic" / "config"
 
 
 def test_the_ledger_is_the_same_from_any_working_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
