@@ -116,8 +116,9 @@ def sync_audience(settings: Settings, ledger: Ledger) -> dict[str, tuple[int, in
     return changes
 
 
-def ingest(settings: Settings, ledger: Ledger, source: str) -> SourceReport:
-    """Read one source and store what is new or edited; a failing source is reported, never raised.
+def ingest(settings: Settings, ledger: Ledger, source: str, *, now: datetime | None = None) -> SourceReport:
+    """Read one source and store what is new or edited; a failing source is reported, never raised. ``now``
+    (default: the clock) decides the practice's date, which observances and dated posts are read against.
 
     A feed's entries the ledger holds as they are (by their fingerprint) are only counted as unchanged: a poll
     costs what is new or edited, not the whole feed.
@@ -126,7 +127,12 @@ def ingest(settings: Settings, ledger: Ledger, source: str) -> SourceReport:
     validators = Validators(etag=kept[0], last_modified=kept[1]) if kept else None
     try:
         result = read_source(
-            source, settings.sources[source], settings, validators=validators, known=ledger.known_entries
+            source,
+            settings.sources[source],
+            settings,
+            validators=validators,
+            known=ledger.known_entries,
+            today=None if now is None else now.astimezone(settings.practice.zone).date(),
         )
     except SourceError as exc:
         return SourceReport(source, error=exc.reason)
@@ -422,7 +428,8 @@ class _Sender:
             return Outcome(instance, draft.item_ids, "unknown", reason, title)
         if failure is not None:
             retry_after = failure.retry_after
-            not_before = None if retry_after is None else now_utc() + timedelta(seconds=retry_after)
+            # The wait counts from the moment the channel sent at (quiet hours open relative to it), not the clock.
+            not_before = None if retry_after is None else context.now + timedelta(seconds=retry_after)
             ledger.record_failed(publication_id, failure.reason, transient=failure.transient, not_before=not_before)
             return Outcome(instance, draft.item_ids, "retry" if failure.transient else "failed", failure.reason, title)
         assert receipt is not None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +23,37 @@ SAMPLE_CONFIG = ROOT / "config"
 (ROOT / ".carecast").mkdir(exist_ok=True)
 os.environ.setdefault("PREFECT_HOME", str(ROOT / ".carecast" / "prefect"))
 POSTGRES_ADMIN = os.environ.get("CARECAST_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+# The system's temporary folder as it was when the session started: a test leaves nothing behind there.
+TMP = Path(tempfile.gettempdir())
+_TMP_BEFORE: set[str] = set()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """pytest's own tmp_path folders live in the project's .carecast (one per session, removed at its end), not
+    in /tmp where pytest keeps the last three sessions' folders."""
+    if config.option.basetemp is None:
+        (ROOT / ".carecast" / "pytest").mkdir(parents=True, exist_ok=True)
+        config.option.basetemp = str(ROOT / ".carecast" / "pytest" / f"session-{os.getpid()}")
+    _TMP_BEFORE.update(os.listdir(TMP))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(ROOT / ".carecast" / "pytest" / f"session-{os.getpid()}", ignore_errors=True)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Whatever the suite left in /tmp is named; under CI (CI=true, where nothing else runs) it fails the run."""
+    left = sorted(set(os.listdir(TMP)) - _TMP_BEFORE)
+    if not left:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"left in {TMP} by this session: {', '.join(left[:20])}", red=True)
+    if os.environ.get("CI") == "true" and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def shared_corpus(*parts: str) -> Path:

@@ -185,11 +185,11 @@ def live_settings(tmp_path: Path, providers: Providers) -> Settings:
 def run(settings: Settings, ledger: Ledger, now: datetime) -> list[pipeline.Outcome]:
     """One run as ``carecast run`` makes it, every channel publishing at ``now``; every source must be read."""
     pipeline.sync_audience(settings, ledger)
-    reports = [pipeline.ingest(settings, ledger, source) for source in settings.sources]
+    reports = [pipeline.ingest(settings, ledger, source, now=now) for source in settings.sources]
     assert [report.error for report in reports] == [None] * len(reports)
     outcomes: list[pipeline.Outcome] = []
     for channel in pipeline.channel_names(settings):
-        outcomes += pipeline.adapt(settings, ledger, channel)
+        outcomes += pipeline.adapt(settings, ledger, channel, now=now)
         outcomes += pipeline.publish(settings, ledger, channel, now=now)
     return outcomes
 

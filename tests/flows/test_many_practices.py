@@ -22,6 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,9 @@ def write_practice(
     own = config / "practices" / slug
     (own / "content").mkdir(parents=True)
     (own / "content" / "news.md").write_text(
-        f"---\ntitle: Open house at clinic {number}\ndate: {now_utc():%Y-%m-%d %H:%M}\nkind: post\n---\n"
+        # The date says its zone: without one it is read in the practice's, where it may be tomorrow already.
+        f"---\ntitle: Open house at clinic {number}\ndate: {now_utc() - timedelta(minutes=1):%Y-%m-%d %H:%M:%S}+00:00\n"
+        "kind: post\n---\n"
         "Come and meet the team on Saturday.\n"
     )
     (own / "audience").mkdir()

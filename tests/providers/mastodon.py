@@ -23,9 +23,11 @@ Run by hand with ``python -m tests.providers.mastodon --port 8028``.
 from __future__ import annotations
 
 import argparse
+import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -115,8 +117,15 @@ def mastodon_instance(
     Raises:
         TimeoutError: the server did not come up within mastodon-mock's startup timeout.
     """
-    with MockServer(seed=_seed(username, access_token)) as server:
-        yield MastodonInstance(server.base_url, access_token, server)
+    # Its database and media in a folder of our own: its default temp files outlive the server in /tmp.
+    with tempfile.TemporaryDirectory(prefix="mastodon-fake-") as folder:
+        config = MastodonMockConfig(
+            database=DatabaseConfig(path=str(Path(folder) / "mastodon.sqlite")),
+            media_storage_path=str(Path(folder) / "media"),
+            seed=_seed(username, access_token),
+        )
+        with MockServer(config=config) as server:
+            yield MastodonInstance(server.base_url, access_token, server)
 
 
 def _seed(username: str, access_token: str) -> SeedConfig:
