@@ -13,7 +13,7 @@ from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
 import requests
-from pydantic import HttpUrl
+from pydantic import AnyUrl
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from carecast.errors import PublishError
@@ -22,6 +22,7 @@ from carecast.model import now_utc
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+Url = TypeVar("Url", bound=AnyUrl)
 
 
 def nothing_sent(exc: requests.RequestException) -> bool:
@@ -79,7 +80,7 @@ def wait_out_rate_limits(send: Callable[[int], T], budget: float, channel: str) 
             attempt += 1
 
 
-def https_or_loopback(url: HttpUrl) -> HttpUrl:
+def https_or_loopback(url: Url) -> Url:
     """``url`` when credentials may travel to it: https to a public host, or a local test server on 127.0.0.1.
 
     Raises ValueError (a pydantic validator's refusal) for any other URL.

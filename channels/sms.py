@@ -81,7 +81,7 @@ from carecast.text import (
     transliterate_to_gsm,
     without_repeats,
 )
-from channels.http import nothing_sent, retry_after
+from channels.http import https_or_loopback, nothing_sent, retry_after
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +122,12 @@ class TwilioCredentials(Strict):
     account_sid: str = Field(pattern=r"^AC[0-9a-f]{32}$", description="the Account SID (AC...), not a secret")
     auth_token: SecretRef = Field(description="{env: TWILIO_AUTH_TOKEN} or {block: twilio-auth-token}")
     api_base: AnyHttpUrl = Field(AnyHttpUrl("https://api.twilio.com"), description="the API's base URL")
+
+    @field_validator("api_base")
+    @classmethod
+    def _secure(cls, value: AnyHttpUrl) -> AnyHttpUrl:
+        # The Auth Token travels to it: never in clear text or to an internal address, except to a test server.
+        return https_or_loopback(value)
 
     def url(self, path: str) -> str:
         return f"{str(self.api_base).rstrip('/')}/{API_VERSION}/Accounts/{self.account_sid}{path}"

@@ -94,6 +94,17 @@ def test_check_refuses_credentials_sent_to_an_internal_address(
     assert f"channels.{channel}.{key}" in said and "a public host" in said
 
 
+@pytest.mark.parametrize("url", ["https://169.254.169.254", "https://[::ffff:10.0.0.5]", "http://api.twilio.example"])
+def test_check_refuses_twilios_auth_token_sent_in_clear_or_inside(
+    tmp_path: Path, url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    credentials = {"account_sid": "AC" + "0" * 32, "auth_token": {"env": "TWILIO_AUTH_TOKEN"}, "api_base": url}
+    config = write_config(tmp_path, {"channels": {"sms": {"credentials": credentials}}})
+    code, said = check(config, capsys)
+    assert code == 2
+    assert "channels.sms.credentials.api_base" in said
+
+
 def test_a_test_server_on_127_0_0_1_stays_allowed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = all_channels_config(tmp_path, {"channels": {"bluesky": {"pds_url": "http://127.0.0.1:8123"}}})
     assert check(config, capsys)[0] == 0
