@@ -13,7 +13,7 @@ from carecast.errors import ConfigError
 from carecast.ledger import Ledger
 from carecast.practice import load_settings
 from carecast.project import ledger_exists, project_root, refuse_new_ledger, resolve_ledger_url
-from tests.conftest import write_config
+from tests.conftest import fresh_database, write_config
 
 
 def test_the_root_is_the_config_folder_with_prefect_toml_or_pyproject_else_the_one_above(tmp_path: Path) -> None:
@@ -77,3 +77,12 @@ def test_check_prints_the_resolved_ledger_and_outbox_without_a_password(
     assert main(["check", "--config", "carecast.yaml"]) == 0
     shown = capsys.readouterr().out
     assert "ledger: postgresql+psycopg://carecast:***@db.example/carecast" in shown and "s3cret" not in shown
+
+
+@pytest.mark.postgres
+def test_each_practice_schema_on_one_postgresql_database_is_its_own_ledger() -> None:
+    with fresh_database("project") as url:
+        north, south = (f"{url}?options=-csearch_path%3Dcarecast_{slug}" for slug in ("north", "south"))
+        assert not ledger_exists(north)
+        Ledger(north).close()
+        assert ledger_exists(north) and not ledger_exists(south)
