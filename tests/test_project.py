@@ -31,7 +31,12 @@ def test_the_root_is_the_config_folder_with_prefect_toml_or_pyproject_else_the_o
 def test_the_ledger_is_the_same_from_any_working_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = write_config(tmp_path)
     expected = f"sqlite:///{tmp_path.resolve() / '.carecast' / 'ledger.db'}"
-    for folder, given in [(tmp_path, "config/carecast.yaml"), (config.parent, "carecast.yaml"), (Path("/"), config)]:
+    places: list[tuple[Path, Path | str]] = [
+        (tmp_path, "config/carecast.yaml"),
+        (config.parent, "carecast.yaml"),
+        (Path("/"), config),
+    ]
+    for folder, given in places:
         monkeypatch.chdir(folder)
         settings = load_settings(given)
         assert settings.ledger_url() == expected
