@@ -128,6 +128,13 @@ def measure(name: str, size: int, repeat: int, base: Path) -> Row:
             f"answered 429 over {repeat} runs: CareCast {throttled['carecast']}, baseline {throttled['baseline']}; "
             f"CareCast sent {size / row.carecast['seconds']:.1f} {scenario.unit}/s, {limit} allowed"
         )
+    if all(run.get("p99_ms") is not None for side in runs.values() for run in side) and row.carecast["seconds"]:
+        p99 = {side: median(values, "p99_ms") or 0.0 for side, values in runs.items()}
+        rate = {side: size / (medians[side]["seconds"] or 1e-9) for side in runs}
+        row.notes += (
+            f"{getattr(cls, 'clients', 1)} concurrent clients: CareCast {rate['carecast']:,.0f} requests/s, p99 "
+            f"{p99['carecast']:.0f} ms; baseline {rate['baseline']:,.0f} requests/s, p99 {p99['baseline']:.0f} ms"
+        )
     if scenario.reference is not None and row.carecast["seconds"]:
         what, reference = scenario.reference
         row.notes += f"{what}: {seconds(reference)}; CareCast's run is {row.carecast['seconds'] / reference:.1%} of it"

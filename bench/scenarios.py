@@ -1269,6 +1269,230 @@ class PublishServed(RunNothingNewServed):
             time.sleep(0.05)
 
 
+class PhiStartup(Scenario):
+    """The PHI check's start-up (its import, name data and word lists, and a first check: the "first line") and
+    then ``size`` checks of a 1,000-word item, in a process that imported nothing of CareCast before the clock."""
+
+    name = "phi-startup"
+    unit = "1,000-word items"
+    sizes: ClassVar[dict[str, int]] = {"full": 1000, "default": 100, "quick": 5}
+    baseline_says = "re: one alternation of 40 condition words and one of capitalised pairs, no name data"
+    preload = ()
+    baseline_imports = "phi"
+
+    def prepare(self, feeds: dict[str, bytes]) -> None:
+        self.write_config({})
+
+    def text(self) -> str:
+        """A 1,000-word blog post of the practice naming staff, a partner and a patient in passing."""
+        return " ".join([*SENTENCES, "Our patient Kevin Doyle said his knee feels great."] * 12)
+
+    def carecast(self) -> dict[str, float]:
+        from carecast.phi import PhiCheck
+        from carecast.practice import load_settings
+
+        check = PhiCheck.for_practice(load_settings(self.config_file()), ["Linda Moreau"])
+        text = self.text()
+        print(len(check.check(text)))  # the first line: start-up done
+        for _ in range(self.size):
+            check.check(text)
+        return {}
+
+    def baseline(self) -> dict[str, float]:
+        import re
+
+        conditions = re.compile(r"\b(?:" + "|".join(BASELINE_CONDITIONS) + r")\b", re.IGNORECASE)
+        names = re.compile(r"\b[A-Z][a-z]+ [A-Z][a-z]+\b")
+        text = self.text()
+        print(bool(conditions.search(text) and names.search(text)))
+        for _ in range(self.size):
+            [(m.start(), n.start()) for m in conditions.finditer(text) for n in names.finditer(text)]
+        return {}
+
+
+BASELINE_CONDITIONS = [
+    "ACL",
+    "meniscus",
+    "rotator",
+    "cuff",
+    "tendinitis",
+    "bursitis",
+    "fasciitis",
+    "sciatica",
+    "herniated",
+    "stenosis",
+    "scoliosis",
+    "arthritis",
+    "osteoporosis",
+    "fracture",
+    "broken",
+    "sprain",
+    "strain",
+    "tear",
+    "torn",
+    "concussion",
+    "migraine",
+    "whiplash",
+    "stroke",
+    "surgery",
+    "operation",
+    "replacement",
+    "reconstruction",
+    "rehab",
+    "recovery",
+    "injury",
+    "injured",
+    "crutches",
+    "walker",
+    "cane",
+    "wheelchair",
+    "brace",
+    "sling",
+    "pain",
+    "therapy",
+    "diagnosed",
+]
+
+
+#: A phone's browser, as the redirect's clients introduce themselves (counted as people).
+PHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148 Safari/604.1"
+#: The baseline: a bare uvicorn ASGI app answering every request with a 302, recording nothing.
+BARE_REDIRECT = """
+import sys, uvicorn
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    headers = [(b"location", b"https://www.oakviewpt.com/blog/desk?utm_source=sms"), (b"content-length", b"0")]
+    await send({"type": "http.response.start", "status": 302, "headers": headers})
+    await send({"type": "http.response.body", "body": b""})
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), lifespan="off", access_log=False, log_level="warning")
+"""
+
+
+class Redirect(Scenario):
+    """Short links under load: ``clients`` concurrent keep-alive clients follow the practice's short links through
+    ``carecast webhooks`` (each click looked up and counted in the SQLite ledger), against a bare uvicorn app that
+    answers 302 without looking anything up or recording anything. Both servers run in processes of their own,
+    started once; the timed side only sends the requests. Notes: requests per second and p99 latency."""
+
+    name = "redirect"
+    unit = "requests"
+    sizes: ClassVar[dict[str, int]] = {"full": 40_000, "default": 10_000, "quick": 400}
+    baseline_says = "a bare uvicorn app: 302 to a fixed URL, nothing looked up or recorded"
+    preload = ("asyncio",)
+    clients: ClassVar[int] = 200
+
+    def prepare(self, feeds: dict[str, bytes]) -> None:
+        import socket
+        import subprocess
+
+        self.write_config({"links": {"domain": "go.oakviewpt.com"}})
+        _, ledger = self.settings_and_ledger()
+        try:
+            items = [observance(f"bench-{n}", f"Bench {n}", "A link to follow.") for n in range(10)]
+            ledger.upsert_items(items)
+            target = "https://www.oakviewpt.com/blog/desk?utm_source=sms&utm_medium=sms&utm_campaign=bench"
+            codes = [ledger.short_code(item.id, "sms", f"{target}&n={n}") for n, item in enumerate(items)]
+        finally:
+            ledger.close()
+        (self.workdir / "codes").write_text("\n".join(codes))
+        ports = []
+        for _ in range(2):
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                ports.append(probe.getsockname()[1])
+        carecast, bare = ports
+        (self.workdir / "ports").write_text(f"{carecast} {bare}")
+        commands = [
+            [
+                sys.executable,
+                "-m",
+                "carecast.cli",
+                "webhooks",
+                "--config",
+                str(self.config_file()),
+                "--port",
+                str(carecast),
+            ],
+            [sys.executable, "-c", BARE_REDIRECT, str(bare)],
+        ]
+        for command in commands:
+            process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self._servers.callback(process.wait, 10)
+            self._servers.callback(process.terminate)
+        for port in ports:
+            wait_for_port(port)
+
+    def carecast(self) -> dict[str, float]:
+        return self.load(int((self.workdir / "ports").read_text().split()[0]))
+
+    def baseline(self) -> dict[str, float]:
+        return self.load(int((self.workdir / "ports").read_text().split()[1]))
+
+    def load(self, port: int) -> dict[str, float]:
+        """``size`` requests from ``clients`` keep-alive connections; the p99 latency in milliseconds."""
+        import asyncio
+
+        codes = (self.workdir / "codes").read_text().split()
+        per_client = max(1, self.size // self.clients)
+        latencies: list[float] = []
+
+        async def client(number: int) -> None:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            try:
+                for request in range(per_client):
+                    code = codes[(number + request) % len(codes)]
+                    started = time.perf_counter()
+                    writer.write(
+                        f"GET /{code} HTTP/1.1\r\nHost: go.oakviewpt.com\r\nUser-Agent: {PHONE}\r\n\r\n".encode()
+                    )
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    length = next(
+                        (
+                            int(line.split(b":", 1)[1])
+                            for line in head.split(b"\r\n")
+                            if line.lower().startswith(b"content-length:")
+                        ),
+                        0,
+                    )
+                    await reader.readexactly(length)
+                    latencies.append(time.perf_counter() - started)
+                    if not head.startswith(b"HTTP/1.1 302"):
+                        status = head.split(b"\r\n", 1)[0]
+                        raise RuntimeError(f"the redirect answered {status!r}")
+            finally:
+                writer.close()
+
+        async def everyone() -> None:
+            await asyncio.gather(*(client(number) for number in range(self.clients)))
+
+        asyncio.run(everyone())
+        latencies.sort()
+        return {"p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000, "requests": float(len(latencies))}
+
+    def cleanup(self) -> None:
+        self._servers.close()
+
+    @functools.cached_property
+    def _servers(self) -> ExitStack:
+        return ExitStack()
+
+
+def wait_for_port(port: int, within: float = 30.0) -> None:
+    """Until something accepts connections on 127.0.0.1:``port``; raises TimeoutError after ``within`` seconds."""
+    import socket
+
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {within:.0f} s") from None
+            time.sleep(0.05)
+
+
 SCENARIOS: dict[str, type[Scenario]] = {
     scenario.name: scenario
     for scenario in (
@@ -1298,5 +1522,7 @@ SCENARIOS: dict[str, type[Scenario]] = {
         RunNothingNew,
         RunNothingNewServed,
         PublishServed,
+        PhiStartup,
+        Redirect,
     )
 }

@@ -29,6 +29,7 @@ PRELOAD = {
         "channels.sms",
         "channels.x",
     ),
+    "phi": (),
     "baseline": (
         "feedparser",
         "requests",

@@ -25,6 +25,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.message import EmailMessage
 from functools import cache
 from http import HTTPStatus
 from importlib.metadata import EntryPoint, entry_points
@@ -183,6 +184,15 @@ class PracticeContext:
     channels: Mapping[str, Channel]
 
 
+@dataclass(frozen=True)
+class Engagement:
+    """A provider's numbers for one post (or one location): ``numbers`` such as ``{"likes": 3, "reposts": 1}``, and
+    ``problems``, what it could not give and why (``{"impressions": "permission missing: read_insights"}``)."""
+
+    numbers: Mapping[str, int]
+    problems: Mapping[str, str] = field(default_factory=dict)
+
+
 #: A route's handler: answers one request for the open practice. It raises CredentialError or LedgerError when
 #: a secret or the database fails (answered 500); anything it refuses is an answer (403, 400, ...), not a raise.
 Handler = Callable[[Request, PracticeContext], Response]
@@ -238,6 +248,9 @@ class Channel(ABC):
         self.settings = settings
         self.practice = settings.practice
         self._bucket: Pacer | None = None
+        #: Makes the practice's own links short (``links.domain``): (item id, channel, full URL) -> short URL; set by
+        #: ``pipeline.adapt`` when the practice has ``links``; None keeps full URLs (``links: off``, tests).
+        self.shortener: Callable[[str, str, str], str] | None = None
         self._templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader([folder / self.name for folder in settings.template_folders()]),
             autoescape=jinja2.select_autoescape(["html", "htm", "html.j2", "htm.j2"]),
@@ -336,11 +349,15 @@ class Channel(ABC):
         return len(text)
 
     def link(self, item: ContentItem) -> str | None:
-        """The item's link tagged with this channel's UTM values, when it points at the practice's site."""
+        """The item's link tagged with this channel's UTM values, when it points at the practice's site; with
+        ``links`` configured, the practice's short link to that (README "Did it work?"). Every link a channel sends
+        is built here, so this is the one place a link becomes short. Raises LedgerError when a short link cannot
+        be made."""
         if item.url is None:
             return None
         campaign = item.campaign or self.config.campaign or self.practice.utm.campaign
-        return add_utm(item.url, self.utm_source, self.utm_medium, campaign, own_host=self.practice.host)
+        tagged = add_utm(item.url, self.utm_source, self.utm_medium, campaign, own_host=self.practice.host)
+        return tagged if self.shortener is None else self.shortener(item.id, self.instance, tagged)
 
     def template(self, name: str, **context: Any) -> str:
         """Render ``templates/<channel>/<name>`` with the practice, voice and ``context``.
@@ -428,6 +445,24 @@ class Channel(ABC):
         if not self.paces_requests:
             context.stop_if_asked(self.instance)
             context.pace()
+
+    def engagement(self, provider_ids: Sequence[str]) -> Mapping[str, Engagement]:
+        """The provider's engagement numbers for these posts (their ids as ``Receipt.provider_ids`` recorded them),
+        by id; a channel whose numbers are per place rather than per post (GBP) answers under its own key. Nothing
+        by default, and nothing without credentials (the outbox has no numbers).
+
+        A metric the provider refuses (a missing permission, a retired metric) is a ``problem`` of the answer, not
+        a raise. Raises PublishError when the provider cannot be asked at all, CredentialError for a secret.
+        """
+        return {}
+
+    def send_staff_mail(self, message: EmailMessage) -> str | None:
+        """Send a message to the practice's own staff (the weekly report) through this channel's mail server, and
+        say where it went; None when this channel sends no mail (the default) or has no server configured.
+
+        Raises PublishError when the server refuses it.
+        """
+        return None
 
     def verify(self) -> str:
         """Prove the configured account works without sending anything; say what was checked.

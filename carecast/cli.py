@@ -193,7 +193,11 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--recipient", metavar="ADDR", help="one phone number (E.164) or email address")
     audit.add_argument("--since", type=_since, metavar="DATE", help="from this date (UTC) or ISO date and time")
     audit.add_argument("--format", dest="form", default="table", choices=["table", "csv", "json"])
-    for sub in (drafts, approve, reject, release, audience, audit):
+    report = command("report", _report, "did it work? sends, deliveries, clicks (people vs previews), engagement")
+    report.add_argument("--since", type=_since, metavar="DATE", help="from this date (UTC); default: 7 days ago")
+    report.add_argument("--format", dest="form", default="table", choices=["table", "csv", "json"])
+    report.add_argument("--charts", type=Path, metavar="DIR", help="also write the charts (PNG) into DIR")
+    for sub in (drafts, approve, reject, release, audience, audit, report):
         sub.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="default: %(default)s")
 
     measure = command("measure", _measure, "measure TEXT as a channel counts it (x: weighted length; sms: segments)")
@@ -367,6 +371,14 @@ def _audit(args: argparse.Namespace) -> int:
 
     with _ledger(args.config) as (settings, ledger):
         print(render(audit(settings, ledger, args.recipient, args.since), args.form))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from carecast.report import weekly
+
+    with _ledger(args.config) as (settings, ledger):
+        print(weekly(settings, ledger, args.since, args.form, args.charts))
     return 0
 
 
@@ -610,6 +622,7 @@ def _webhooks(args: argparse.Namespace) -> int:
             print(f"  {methods} {base.rstrip('/')}{path}", flush=True)
         with server, contextlib.suppress(KeyboardInterrupt):
             server.serve_forever()
+        app.close()
     return 0
 
 

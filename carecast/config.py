@@ -89,6 +89,13 @@ class Practice(Strict):
     language: str = Field(
         "en", pattern=r"^[a-z]{2,3}$", description="ISO 639 code of the language the practice writes in (Mastodon)"
     )
+    staff: list[str] = Field(
+        default_factory=list, description="names of the practice's people, never taken for patients (PHI check)"
+    )
+    partners: list[str] = Field(
+        default_factory=list,
+        description="partners, sponsors and places the practice names, never taken for people (PHI check)",
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -251,6 +258,34 @@ class Notify(Strict):
         return webhook
 
 
+class Links(Strict):
+    """``links``: the practice's own short links (``https://<domain>/<code>``) in place of its long UTM-tagged ones,
+    redirected and counted by ``carecast webhooks`` (README "Did it work?"). ``links: off`` keeps full URLs."""
+
+    domain: str = Field(
+        max_length=253,
+        pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
+        description="the short-link host the practice points at `carecast webhooks`, e.g. go.oakviewpt.com",
+    )
+    email_per_recipient: bool = Field(
+        False,
+        description="each newsletter recipient gets codes of their own, so the report counts people, not clicks "
+        "(the codes stay random; the ledger knows whose they are)",
+    )
+
+
+class Report(Strict):
+    """``report``: the weekly "did it work?" report and the providers' numbers it reads (``metrics``)."""
+
+    to: str | None = Field(None, description="the staff address the weekly report goes to; default practice.email")
+    schedule: list[Slot] = Field(
+        default_factory=lambda: [Slot.model_validate({"days": ["mon"], "at": "08:00"})],
+        description="when the weekly report is sent, in the practice's zone",
+    )
+    metrics_days: int = Field(14, ge=1, le=90, description="the providers' numbers are read for posts this young")
+    metrics_every_hours: int = Field(6, ge=1, le=168, description="how often the metrics deployment reads them")
+
+
 def _refuse_internal(host: str, info: ValidationInfo, what: str) -> None:
     """Raise ValueError when ``host`` names an internal address the section's ``allow_private`` does not allow."""
     if reason := internal_host_reason(host, info.data.get("allow_private", False)):
@@ -269,6 +304,16 @@ class Settings(Strict):
     sources: dict[str, SourceConfig]
     channels: dict[str, ChannelSettings]
     notify: Notify = Notify()
+    links: Links | None = Field(
+        None, description="short links: {domain: go.example.com}; off (default) keeps full URLs"
+    )
+    report: Report = Report()
+
+    @field_validator("links", mode="before")
+    @classmethod
+    def _links_off(cls, value: Any) -> Any:
+        # YAML 1.1 reads a bare `off` as false; "off" quoted means the same.
+        return None if value is False or value == "off" else value
 
     #: The absolute folder relative paths of the file are resolved against: the file's (the config folder, for a
     #: practice file).

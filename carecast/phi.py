@@ -1,49 +1,65 @@
-"""The PHI check every draft passes before approval and again before sending (RULES.md "Healthcare").
+"""The PHI check every item and draft passes (RULES.md "Healthcare"; README, HIPAA).
 
-A post that names a patient next to a diagnosis, an injury or a surgery is marketing with PHI (45 CFR 164.508(a)(3)),
-whether or not its author said it is about a patient. :class:`PhiCheck` reads a draft's subject, preheader and
-parts and finds:
+A post that names a patient next to their health, or says they are a patient at all, is marketing with PHI
+(45 CFR 164.508(a)(3)), whether or not its author said it is about a patient. :class:`PhiCheck` reads all of a draft
+together (subject, preheader, every part of a thread, alt text, link-card and event titles) and the item's own text,
+and finds:
 
-- **patient health**: a person's name near health information, in the same paragraph within :data:`NEAR`
-  characters. Names are the known patients (from the authorizations on file) and names found in the text: a first
-  name from the US census lists the ``names`` package ships, with its surname when one follows, or a courtesy title
-  and a surname ("Mrs. Lee"). Health information is a condition, injury or procedure, a body part in a sentence
-  about its outcome ("her shoulder is pain-free"), or a care event with a date ("surgery on March 3"). Names
-  written as staff ("Maria Alvarez, PT, DPT", "Dr. Lee", "our therapist Sam") are not patients.
+- **patient health**: a person (:class:`carecast.phi_text.Reader`: name lists, initials, handles, signed
+  testimonials; not staff, places, businesses, eponyms, public figures or personas) within :data:`NEAR` characters
+  of health context (conditions, procedures, body parts, aids, recovery, being a patient; English and Spanish).
+- **identifying details**: an age over 89, a street address or a unique role near health context, without a name.
 - **date of birth**: "DOB", "date of birth" or "born" with a date.
 - **phone number** and **email address** of an individual: any that ``phonenumbers`` or ``email-validator`` accept,
-  except the practice's own (its phone and sender numbers; addresses at its own domains).
+  unless the practice's own, or given as a business's ("call us at", "front desk", a partner's name before it).
 
-The word lists are ``phi_terms.yaml`` beside this module. No model is loaded: presidio-analyzer's recognisers
-work without one, but its install brings spaCy and numpy for what amounts to the same word lists, and its
-email recogniser fetches the public-suffix list at run time; medspacy needs spaCy too.
-
-A finding of patient health is covered when the draft's item says it mentions a patient (its authorization was
-checked by :meth:`carecast.channel.Channel.admit`) and names that person. The pipeline holds a draft with uncovered
-findings until staff fix its text or release it with a reason.
+A finding is covered only by an authorization naming that very person (:func:`uncovered`): a second patient in an
+authorized story is not. The pipeline holds a draft with uncovered findings until staff fix its text or release it.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from importlib import resources
-from pathlib import Path
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import phonenumbers
 import regex
-import yaml
 from email_validator import EmailNotValidError, validate_email
 
 from carecast.config import Settings
 from carecast.model import ContentItem, Draft, content_hash
+from carecast.phi_text import Reader, Span, fold
 
-FindingKind = Literal["patient health", "date of birth", "phone number", "email address"]
-#: How far apart (characters, same paragraph) a name and health information count as "near".
-NEAR = 160
-TERMS_FILE = Path(__file__).with_name("phi_terms.yaml")
+FindingKind = Literal["patient health", "identifying details", "date of birth", "phone number", "email address"]
+#: How far apart (characters) a person and health context count as "near": a short post, or a thread's posts.
+NEAR = 320
+_NAME_WORD = regex.compile(r"[\p{L}\p{M}'\u2019.-]+")
+#: The local parts of a business's mailbox, never a person's.
+_ROLE_MAILBOXES = frozenset(
+    [
+        "info",
+        "hello",
+        "hola",
+        "events",
+        "contact",
+        "office",
+        "frontdesk",
+        "front.desk",
+        "billing",
+        "appointments",
+        "admin",
+        "support",
+        "team",
+        "care",
+        "jobs",
+        "news",
+        "help",
+        "booking",
+        "bookings",
+        "reception",
+    ]
+)
 
 _MONTH = (
     r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|"
@@ -59,14 +75,6 @@ _DOB = regex.compile(
 )
 _DATE_RE = regex.compile(_DATE, regex.IGNORECASE)
 _EMAIL = regex.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-#: An apostrophe, typed or typographic (U+2019).
-_APOSTROPHES = "'\u2019"
-_CAPITALISED = regex.compile(rf"(?<![\p{{L}}\p{{N}}])\p{{Lu}}[\p{{L}}{_APOSTROPHES}-]*(?:\.(?=\s))?")
-_HONORIFIC = regex.compile(r"^(?:Mr|Mrs|Ms|Miss|Mx)\.?$")
-_DOCTOR = regex.compile(r"^(?:Dr|Doctor)\.?$")
-_PARAGRAPH = regex.compile(r"\n\s*\n")
-_LONG_WORD = regex.compile(r"\p{L}{4,}")
-_SENTENCE_END = regex.compile(r"[.!?](?=\s|$)")
 
 
 @dataclass(frozen=True)
@@ -106,27 +114,25 @@ class Finding:
         )
 
 
-@dataclass(frozen=True)
-class _Span:
-    start: int
-    end: int
-    text: str
-
-    @classmethod
-    def of(cls, text: str, start: int, end: int) -> _Span:
-        return cls(start, end, text[start:end])
-
-    @classmethod
-    def matched(cls, match: regex.Match[str]) -> _Span:
-        return cls(match.start(), match.end(), match.group())
-
-
 def draft_texts(draft: Draft) -> dict[str, str]:
-    """What of a draft is checked, by where it is: subject, preheader and each part (an email's text part holds
-    what its HTML shows)."""
+    """What of a draft is checked, by where it is: subject, preheader, each part (an email's text part holds what
+    its HTML shows), the image's alt text and the texts of its details (a link card's or an event's title)."""
     texts = {"subject": draft.subject or "", "preheader": draft.preheader or ""}
     texts |= {f"part {number}": part for number, part in enumerate(draft.parts, start=1)}
+    texts["alt text"] = draft.image_alt or ""
+    texts |= {f"details {key}": text for key, text in _detail_texts(draft.details)}
     return {where: text for where, text in texts.items() if text}
+
+
+def _detail_texts(details: Any, key: str = "") -> list[tuple[str, str]]:
+    """The strings a draft's details hold (a link card's title, an event's title), by their key path; not links."""
+    if isinstance(details, dict):
+        return [pair for name, value in details.items() for pair in _detail_texts(value, f"{key}.{name}".strip("."))]
+    if isinstance(details, list):
+        return [pair for number, value in enumerate(details) for pair in _detail_texts(value, f"{key}.{number}")]
+    if isinstance(details, str) and " " in details.strip() and not details.startswith(("http://", "https://")):
+        return [(key, details)]
+    return []
 
 
 def fingerprint(draft: Draft) -> str:
@@ -150,57 +156,6 @@ def highlight(text: str, spans: Iterable[tuple[int, int]], start: str = "**⟦",
     return "".join(pieces)
 
 
-@functools.cache
-def _terms() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load(TERMS_FILE.read_text(encoding="utf-8"))
-    return loaded
-
-
-def _alternation(terms: Iterable[str]) -> regex.Pattern[str]:
-    """Whole-word, plural-tolerant matcher of ``terms``; all-capital terms (ACL, MS) match in capitals only."""
-    words = sorted(set(terms), key=len, reverse=True)
-    options = [_phrase(word) if word.isupper() else f"(?i:{_phrase(word)})" for word in words]
-    return regex.compile(r"(?<![\p{L}\p{N}-])(?:" + "|".join(options) + r")(?:s|es)?(?![\p{L}\p{N}])")
-
-
-@functools.cache
-def _names() -> tuple[frozenset[str], frozenset[str]]:
-    """The census first names (male and female) and surnames the ``names`` package ships, upper case."""
-    folder = resources.files("names")
-
-    def read(file: str) -> frozenset[str]:
-        return frozenset(line.split()[0] for line in folder.joinpath(file).read_text().splitlines() if line.strip())
-
-    return read("dist.male.first") | read("dist.female.first"), read("dist.all.last")
-
-
-@functools.cache
-def _matchers() -> dict[str, regex.Pattern[str]]:
-    terms = _terms()
-    return {
-        "health": _alternation(terms["health"]),
-        "body_parts": _alternation(terms["body_parts"]),
-        "outcomes": _alternation(terms["outcomes"]),
-        "care_events": _alternation(terms["care_events"]),
-        "credential": regex.compile(
-            r"^,?\s*(?:" + "|".join(regex.escape(c) for c in terms["staff_credentials"]) + r")(?![\p{L}])"
-        ),
-        "role_after": regex.compile(
-            r"^,?\s+(?:is\s+)?(?:our|a|an|the)\s+(?:[\p{L}-]+\s+){0,2}(?:"
-            + "|".join(regex.escape(r) for r in terms["staff_roles"])
-            + r")\b",
-            regex.IGNORECASE,
-        ),
-        "cued_name": regex.compile(
-            r"(?i:\b(?:" + "|".join(_phrase(cue) for cue in terms["name_cues"]) + r"))[,:]?\s+"
-            r"(\p{Lu}\p{Ll}+(?:-\p{Lu}\p{Ll}+)?)\s(\p{Lu}\p{Ll}+(?:-\p{Lu}\p{Ll}+)?)(?![\p{L}])"
-        ),
-        "role_before": regex.compile(
-            r"(?:" + "|".join(regex.escape(r) for r in terms["staff_roles"]) + r"),?\s*$", regex.IGNORECASE
-        ),
-    }
-
-
 class PhiCheck:
     """Finds PHI in text (see the module's docstring); built once per run for a practice and its known patients."""
 
@@ -210,148 +165,104 @@ class PhiCheck:
         known_patients: Iterable[str] = (),
         practice_phones: Iterable[str] = (),
         practice_domains: Iterable[str] = (),
+        staff: Iterable[str] = (),
+        partners: Iterable[str] = (),
     ) -> None:
         """``known_patients``: full names from the authorizations; ``practice_phones``: numbers in any form
-        ``phonenumbers`` reads (US default); ``practice_domains``: mail domains whose addresses are the practice's."""
+        ``phonenumbers`` reads (US default); ``practice_domains``: mail domains whose addresses are the practice's;
+        ``staff``: its people's names; ``partners``: names of its partners, sponsors and places (and its address)."""
         self.known_patients = tuple(name.strip() for name in known_patients if name.strip())
         self.practice_phones = frozenset(filter(None, (_e164(number) for number in practice_phones)))
         self.practice_domains = frozenset(domain.lower().removeprefix("www.") for domain in practice_domains)
-        self._first, self._last = _names()
-        terms = _terms()
-        self._ambiguous = frozenset(terms["ambiguous_first_names"])
-        self._known = [regex.compile(r"(?<![\p{L}])" + _phrase(name) + r"(?![\p{L}])") for name in self.known_patients]
+        self.reader = Reader(self.known_patients, staff, partners)
 
     @classmethod
     def for_practice(cls, settings: Settings, known_patients: Iterable[str] = ()) -> PhiCheck:
         """The check for ``settings``' practice: its phone and every channel's sender number and addresses are its
-        own, as are addresses at its website's and its email's domains."""
-        phones = [settings.practice.phone]
-        domains = {settings.practice.host, settings.practice.email.rpartition("@")[2]}
+        own, as are addresses at its website's and its email's domains; its staff, partners and street address
+        (``practice.staff``, ``practice.partners``) are nobody's PHI."""
+        practice = settings.practice
+        phones = [practice.phone]
+        domains = {practice.host, practice.email.rpartition("@")[2]}
         for config in settings.channels.values():
             for key, value in config.model_dump().items():
                 if isinstance(value, str) and "@" in value and key != "account":
                     domains.add(value.rpartition("@")[2])
                 elif isinstance(value, str) and key in ("from_number", "account"):
                     phones.append(value)
-        return cls(known_patients=known_patients, practice_phones=phones, practice_domains=domains - {""})
+        partners = [practice.name, practice.short_name, practice.address.street, *practice.partners]
+        return cls(
+            known_patients=known_patients,
+            practice_phones=phones,
+            practice_domains=domains - {""},
+            staff=practice.staff,
+            partners=partners,
+        )
 
-    def check_draft(self, draft: Draft) -> list[Finding]:
-        """Every finding in the draft's subject, preheader and parts; a name written as staff's in one of them (a
-        thread's first post) is staff's in all."""
+    def check_draft(self, draft: Draft, items: Sequence[ContentItem] = ()) -> list[Finding]:
+        """Every finding in all of the draft's texts (:func:`draft_texts`) and its ``items``' own texts (title,
+        summary, alt text), read together: a name in one post of a thread and a condition in the next are found,
+        and a template or a shortening can neither hide a finding nor make one. Each finding names where its
+        person is."""
         texts = draft_texts(draft)
-        staff = {token for text in texts.values() for token in self._people(text)[1]}
-        return [finding for where, text in texts.items() for finding in self.check(text, where, staff)]
+        for number, item in enumerate(items, start=1):
+            own = {"title": item.title, "text": item.summary_text, "alt text": item.image_alt or ""}
+            texts |= {f"item {number} {where}": text for where, text in own.items() if text}
+        return self.check_texts(texts)
 
-    def check(self, text: str, where: str = "text", staff: Iterable[str] = ()) -> list[Finding]:
-        """Every finding in ``text``; ``where`` names it in the findings; ``staff``: name words known as staff's."""
-        findings = self._patient_health(text, where, set(staff))
+    def check_texts(self, texts: dict[str, str]) -> list[Finding]:
+        """Every finding in ``texts`` (by where they are) read as one text, each mapped back to where it is."""
+        joined, starts, position = [], [], 0
+        for text in texts.values():
+            starts.append(position)
+            joined.append(text)
+            position += len(text) + 2
+        places = list(zip(starts, texts.items(), strict=True))
+
+        def local(finding: Finding) -> Finding:
+            offset, (where, _) = next(place for place in reversed(places) if place[0] <= finding.spans[0][0])
+            spans = tuple(
+                (start - offset, end - offset) for start, end in finding.spans if offset <= start < offset + len(_)
+            )
+            return replace(finding, where=where, spans=spans)
+
+        return [local(finding) for finding in self.check("\n\n".join(joined))]
+
+    def check(self, text: str, where: str = "text") -> list[Finding]:
+        """Every finding in ``text``; ``where`` names it in the findings."""
+        findings = self._patient_health(text, where)
         findings += [Finding("date of birth", where, (m.group(),), (m.span(),)) for m in _DOB.finditer(text)]
         findings += self._phones(text, where)
         findings += self._emails(text, where)
         return findings
 
-    # -- patient health ----------------------------------------------------------------------------------------
-
-    def _patient_health(self, text: str, where: str, staff: set[str]) -> list[Finding]:
-        health = self._health(text)
+    def _patient_health(self, text: str, where: str) -> list[Finding]:
+        health = self.reader.health(text)
         if not health:
             return []
-        people, _ = self._people(text)
-        names = [
-            name
-            for name in people
-            if not _tokens(name.text) & staff and not any(_overlaps(name, span) for span in health)
-        ]
-        findings: dict[str, Finding] = {}
-        for name in names:
-            near = [span for span in health if _near(text, name, span)]
-            if near and name.text not in findings:
-                closest = min(near, key=lambda span: abs(span.start - name.start))
-                findings[name.text] = Finding(
-                    "patient health",
+        found: dict[str, Finding] = {}
+        people = [(span, "patient health") for span in self.reader.people(text)]
+        details = [(span, "identifying details") for span in self.reader.identifiers(text)]
+        for span, kind in [*people, *details]:
+            near = [h for h in health if not _overlaps(span, h) and _gap(span, h) <= NEAR]
+            if near and span.text not in found:
+                strong = [h for h in near if self.reader.is_health(h.text)] or near  # "ACL" says more than "back on"
+                closest = min(strong, key=lambda h: _gap(span, h))
+                found[span.text] = Finding(
+                    kind,  # type: ignore[arg-type]
                     where,
-                    (name.text, closest.text),
-                    ((name.start, name.end), (closest.start, closest.end)),
-                    person=name.text,
+                    (span.text, closest.text),
+                    ((span.start, span.end), (closest.start, closest.end)),
+                    person=span.text if kind == "patient health" else None,
                 )
-        return list(findings.values())
-
-    def _health(self, text: str) -> list[_Span]:
-        matchers = _matchers()
-        spans = [_Span.matched(m) for m in matchers["health"].finditer(text)]
-        for sentence in _sentences(text):
-            outcome = matchers["outcomes"].search(text, sentence.start, sentence.end)
-            if outcome is not None:
-                spans += map(_Span.matched, matchers["body_parts"].finditer(text, sentence.start, sentence.end))
-                spans.append(_Span.matched(outcome))
-            event = matchers["care_events"].search(text, sentence.start, sentence.end)
-            date = _DATE_RE.search(text, sentence.start, sentence.end)
-            if event is not None and date is not None and abs(event.start() - date.start()) <= 60:
-                spans.append(_Span.of(text, min(event.start(), date.start()), max(event.end(), date.end())))
-        return spans
-
-    def _people(self, text: str) -> tuple[list[_Span], set[str]]:
-        """Names in ``text`` that are not staff (known patients, then names found), and the words of staff names."""
-        found = [_Span.matched(m) for pattern in self._known for m in pattern.finditer(text)]
-        not_names = frozenset(_terms()["not_names"])
-        cued = [
-            _Span.of(text, m.start(1), m.end(2))
-            for m in _matchers()["cued_name"].finditer(text)
-            if m.group(1) not in not_names and m.group(2) not in not_names and not _in_headline(text, m.start())
-        ]
-        words = list(_CAPITALISED.finditer(text))
-        census = [self._name_at(text, words, index) for index in range(len(words))]
-        staff: set[str] = set()
-        for name in [*cued, *filter(None, census)]:
-            if self._is_staff(text, name):
-                staff.update(_tokens(name.text))
-            else:
-                found.append(name)
-        return [name for name in found if not _tokens(name.text) & staff], staff
-
-    def _name_at(self, text: str, words: Sequence[regex.Match[str]], index: int) -> _Span | None:
-        word = words[index]
-        base = _base(word.group())
-        following = words[index + 1] if index + 1 < len(words) else None
-        adjacent = following is not None and _adjacent(text, word, following)
-        surname = (
-            following if adjacent and following is not None and _base(following.group()).upper() in self._last else None
-        )
-        previous = words[index - 1] if index > 0 else None
-        if (
-            previous is not None
-            and _adjacent(text, previous, word)
-            and (_HONORIFIC.match(previous.group()) or _DOCTOR.match(previous.group()))
-        ):
-            return _Span(previous.start(), word.end(), text[previous.start() : word.end()])
-        if previous is not None and _adjacent(text, previous, word) and _base(previous.group()).upper() in self._first:
-            return None  # the surname of the name that starts at the previous word
-        upper = base.upper()
-        if upper not in self._first or (upper in self._ambiguous and surname is None):
-            return None
-        end = surname.end() if surname is not None else word.start() + len(base)
-        if surname is not None:
-            end = surname.start() + len(_base(surname.group()))
-        return _Span(word.start(), end, text[word.start() : end])
-
-    def _is_staff(self, text: str, name: _Span) -> bool:
-        matchers = _matchers()
-        after = text[name.end : name.end + 60]
-        before = text[max(0, name.start - 40) : name.start]
-        return bool(
-            _DOCTOR.match(name.text.split()[0])
-            or matchers["credential"].match(after)
-            or matchers["role_after"].match(after)
-            or matchers["role_before"].search(before)
-        )
-
-    # -- contact details ---------------------------------------------------------------------------------------
+        return list(found.values())
 
     def _phones(self, text: str, where: str) -> list[Finding]:
         return [
             Finding("phone number", where, (match.raw_string,), ((match.start, match.end),))
             for match in phonenumbers.PhoneNumberMatcher(text, "US")
             if phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164) not in self.practice_phones
+            and not self.reader.contact_for_business(text, match.start)
         ]
 
     def _emails(self, text: str, where: str) -> list[Finding]:
@@ -362,7 +273,9 @@ class PhiCheck:
                 domain = validate_email(candidate, check_deliverability=False).domain.lower()
             except EmailNotValidError:
                 continue
-            if domain.removeprefix("www.") not in self.practice_domains:
+            own = domain.removeprefix("www.") in self.practice_domains
+            mailbox = candidate.partition("@")[0].lower() in _ROLE_MAILBOXES
+            if not own and not mailbox and not self.reader.contact_for_business(text, match.start()):
                 findings.append(
                     Finding("email address", where, (candidate,), ((match.start(), match.start() + len(candidate)),))
                 )
@@ -370,26 +283,23 @@ class PhiCheck:
 
 
 def uncovered(findings: Sequence[Finding], items: Sequence[ContentItem]) -> list[Finding]:
-    """The findings no authorization covers: patient health is covered when an item of the draft says it
-    mentions a patient (so its channel's authorization was checked) and names that person (in its authorization,
-    title or text); contact details and dates of birth never are."""
+    """The findings no authorization covers: patient health is covered when an item of the draft says it mentions
+    a patient (so its channel's authorization was checked) and the finding's person is the one its authorization
+    names (by words of their name: "Linda" is Linda Moreau; without a name on the authorization, whom its item
+    names). A second person in an authorized story is not
+    covered, nor are identifying details without a name, contact details and dates of birth."""
     authorized = [item for item in items if item.mentions_patient]
 
     def covered(finding: Finding) -> bool:
         if finding.kind != "patient health" or finding.person is None:
             return False
         person = _tokens(finding.person)
+        # An authorization that names no patient (written before they were named) covers whom its item names.
         return any(
-            person & _tokens(" ".join(filter(None, (item.patient, item.title, item.summary_text))))
-            for item in authorized
+            person and person <= _tokens(item.patient or f"{item.title} {item.summary_text}") for item in authorized
         )
 
     return [finding for finding in findings if not covered(finding)]
-
-
-def _phrase(words: str) -> str:
-    """A pattern matching ``words`` literally, any run of white space between them."""
-    return r"\s+".join(regex.escape(word) for word in words.split())
 
 
 def _e164(number: str) -> str | None:
@@ -400,42 +310,13 @@ def _e164(number: str) -> str | None:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
-def _base(word: str) -> str:
-    """A capitalised word without a possessive or a trailing full stop."""
-    return regex.sub(rf"(?:[{_APOSTROPHES}]s?|\.)$", "", word)
-
-
 def _tokens(name: str) -> set[str]:
-    return {_base(token).lower() for token in name.split() if not _HONORIFIC.match(token) and not _DOCTOR.match(token)}
+    return {fold(token) for token in _NAME_WORD.findall(name)} - {"MR", "MRS", "MS", "MISS", "MX", "DR", "DOCTOR", ""}
 
 
-def _adjacent(text: str, first: regex.Match[str], second: regex.Match[str]) -> bool:
-    return text[first.end() : second.start()] == " " and not first.group().endswith(("'s", "\u2019s"))
-
-
-def _overlaps(first: _Span, second: _Span) -> bool:
+def _overlaps(first: Span, second: Span) -> bool:
     return first.start < second.end and second.start < first.end
 
 
-def _near(text: str, name: _Span, health: _Span) -> bool:
-    first, second = (name, health) if name.start <= health.start else (health, name)
-    gap = text[first.end : second.start]
-    return len(gap) <= NEAR and _PARAGRAPH.search(gap) is None
-
-
-def _in_headline(text: str, position: int) -> bool:
-    """Whether ``position`` is in a line written in Title Case ("How to Keep Logging Miles"), where capitals say
-    nothing about names."""
-    start = text.rfind("\n", 0, position) + 1
-    end = text.find("\n", position)
-    words = _LONG_WORD.findall(text[start : end if end >= 0 else len(text)])
-    return len(words) >= 3 and sum(word[0].isupper() for word in words) >= 0.6 * len(words)
-
-
-def _sentences(text: str) -> list[_Span]:
-    spans, start = [], 0
-    for end in [m.end() for m in _SENTENCE_END.finditer(text)] + [len(text)]:
-        if end > start:
-            spans.append(_Span(start, end, text[start:end]))
-        start = end
-    return spans
+def _gap(first: Span, second: Span) -> int:
+    return max(first.start, second.start) - min(first.end, second.end)

@@ -30,8 +30,10 @@ from carecast.errors import (
     SourceError,
 )
 from carecast.ledger import IN_FLIGHT, RENDERED_FROM, DraftState, Ledger, StoredDraft, keep_claim_alive
+from carecast.links import shortener
 from carecast.model import ContentItem, Draft, now_utc
-from carecast.phi import Finding, PhiCheck, fingerprint, uncovered
+from carecast.phi import Finding, PhiCheck, fingerprint
+from carecast.phi_holds import EDITED, HELD_OUT, DigestScreen, already_held, phi_findings, screen_digest, settle_digest
 from carecast.schedule import is_expired, next_slots
 from carecast.sources import Validators, read_source
 
@@ -175,6 +177,7 @@ def adapt(
     with a reason.
     """
     channel = make_channel(settings, instance)
+    channel.shortener = shortener(settings, ledger)  # the short links a dry run shows are those it would send
     config = channel.config
     moment = now or now_utc()
     candidates = ledger.unpublished(
@@ -207,13 +210,22 @@ def adapt(
                 reject([item], exc.reason)
                 continue
             admitted.append(item)
+        # An item with possible PHI drops out of the issue, held alone; the issue goes out on time with the rest.
+        screen = screen_digest(channel, ledger, check, admitted, account=config.account, dry_run=dry_run)
+        for held in screen.held:
+            if held.new:
+                detail = held_reason(held.draft_id, held.findings) + "; left out of this issue"
+                outcomes.append(Outcome(instance, held.draft.item_ids, "held", detail, held.item.title, held.draft))
+        admitted = screen.clear
         batches = [admitted[: config.max_items_per_run]] if admitted else []
         backlog = admitted[config.max_items_per_run :]
     else:
+        screen = DigestScreen()
         batches = [[item] for item in candidates]
         backlog = []
     state: DraftState = "approved" if config.approval == "auto" else "pending"
     kept: list[str] = []
+    held_before = {} if dry_run else {stored.draft.key: stored.draft for stored in ledger.drafts(instance, ["held"])}
     for number, batch in enumerate(batches):
         if len(kept) >= config.max_items_per_run:
             backlog = [item for rest in batches[number:] for item in rest]
@@ -227,18 +239,21 @@ def adapt(
             reject(batch, exc.reason, rendered_from)
             continue
         kept.append(draft.key)
-        findings = uncovered(check.check_draft(draft), batch)
+        findings = phi_findings(check, draft, batch)
         if dry_run:
             shown: tuple[OutcomeState, str] = (
                 ("held", held_reason(None, findings)) if findings else ("preview", describe_measures(draft))
             )
             outcomes.append(Outcome(instance, draft.item_ids, *shown, title_of(batch), draft))
             continue
+        held_earlier = already_held(ledger, draft, held_before)
         draft_id = ledger.save_draft(draft, config.account, state)
+        findings = settle_digest(ledger, draft_id, draft, findings, screen, batch)
         if findings and ledger.hold(draft_id, fingerprint(draft), findings):
-            outcomes.append(
-                Outcome(instance, draft.item_ids, "held", held_reason(draft_id, findings), title_of(batch), draft)
-            )
+            if not held_earlier:  # staff are told of a hold once, and again when its slot comes (publish)
+                outcomes.append(
+                    Outcome(instance, draft.item_ids, "held", held_reason(draft_id, findings), title_of(batch), draft)
+                )
             continue
         # Staff may have decided already (rejected, expired): only a draft still pending waits for them.
         if state == "pending" and ledger.draft(draft_id).state == "pending":
@@ -255,7 +270,9 @@ def adapt(
             ledger.forget_drafts(instance, config.account, [Draft(instance, (item,), ()).key for item in skipped])
         outcomes.extend(Outcome(instance, (item.id,), "skipped", reason, item.title) for item in backlog)
     if not dry_run and channel.digest:
-        ledger.forget_pending(instance, config.account, keep=kept)
+        ledger.forget_pending(instance, config.account, keep=kept + screen.kept)
+        # Released items went into this issue: their drafts of their own go (unless the issue has their key).
+        ledger.forget_drafts(instance, config.account, [key for key in screen.released_keys if key not in kept])
     return outcomes
 
 
@@ -349,8 +366,8 @@ def publish(
         if stop.is_set():
             break
         draft = stored.draft
-        if items is not None and not set(draft.item_ids) & set(items):
-            continue
+        if (items is not None and not set(draft.item_ids) & set(items)) or draft.measures.get(HELD_OUT):
+            continue  # an item held out of a digest is never sent alone: once released, it joins the next issue
         drafted = ledger.items(draft.item_ids)
         title = title_of(drafted)
         try:
@@ -360,7 +377,7 @@ def publish(
             ledger.set_draft_state(stored.id, "refused", exc.reason)
             outcomes.append(Outcome(instance, draft.item_ids, "rejected", exc.reason, title))
             continue
-        findings = uncovered(check.check_draft(draft), drafted)
+        findings = phi_findings(check, draft, drafted)
         if findings and ledger.hold(stored.id, fingerprint(draft), findings):
             outcomes.append(Outcome(instance, draft.item_ids, "held", held_reason(stored.id, findings), title, draft))
             continue
@@ -369,7 +386,26 @@ def publish(
         except AlreadyClaimed:
             continue
         outcomes.append(sender.send(draft, publication_id, now))
+    if channel.digest and any(outcome.state == "published" for outcome in outcomes):
+        outcomes += still_held_out(ledger, instance)
     return outcomes
+
+
+def still_held_out(ledger: Ledger, instance: str) -> list[Outcome]:
+    """The items held out of a digest issue that just went out: staff are told again, at the issue's slot."""
+    return [
+        Outcome(
+            instance,
+            stored.draft.item_ids,
+            "held",
+            f"still held for possible PHI, left out of the issue sent now ({stored.reason}); release draft "
+            f"{stored.id} to send it in the next issue",
+            title_of(ledger.items(stored.draft.item_ids)),
+            stored.draft,
+        )
+        for stored in ledger.drafts(instance, ["held"])
+        if stored.draft.measures.get(HELD_OUT)
+    ]
 
 
 @dataclass(frozen=True)
@@ -485,9 +521,12 @@ def expire_late_drafts(settings: Settings, ledger: Ledger, instance: str, now: d
     policy = settings.channels[instance].late
     outcomes = []
     for stored, slot in waiting(settings, ledger, instance):
-        if slot is None or not is_expired(slot, moment, policy):
-            continue
-        reason = f"not approved by {slot.astimezone(settings.practice.zone):%a %d %b %H:%M} + {policy.send_within}"
+        if slot is None or not is_expired(slot, moment, policy) or stored.draft.measures.get(HELD_OUT):
+            continue  # an item held out of a digest waits for staff: released, it joins the next issue
+        held = "held for possible PHI and never released: " if stored.state == "held" else ""
+        reason = (
+            f"{held}not approved by {slot.astimezone(settings.practice.zone):%a %d %b %H:%M} + {policy.send_within}"
+        )
         ledger.set_draft_state(stored.id, "expired", reason)
         outcomes.append(
             Outcome(instance, stored.draft.item_ids, "expired", reason, title_of(ledger.items(stored.draft.item_ids)))
@@ -548,8 +587,9 @@ def decide(
         )
     parts = tuple(part.strip() for part in _PART_BREAK.split(text.strip()))
     edited = make_channel(settings, stored.channel).enforce(replace(stored.draft, parts=parts))
+    edited = replace(edited, measures=edited.measures | {EDITED: True})
     ledger.save_draft(edited, stored.account, "approved", reason="edited by staff")
-    findings = uncovered(phi_check(settings, ledger).check_draft(edited), items)
+    findings = phi_findings(phi_check(settings, ledger), edited, items)
     if findings and ledger.hold(draft_id, fingerprint(edited), findings):
         if not reason.strip():
             return Outcome(stored.channel, edited.item_ids, "held", held_reason(draft_id, findings), title, edited)

@@ -2,7 +2,8 @@
 
 Each channel class contributes its :class:`~carecast.channel.Route` objects through ``Channel.routes`` (the
 built-in SMS channel: Twilio's status callbacks and inbound STOP / START / HELP; the newsletter: one-click
-unsubscribe). :class:`WebhookApp` dispatches a request to its route, with the open practice, and answers 404 for an
+unsubscribe); with ``links`` configured, any other ``GET /<code>`` is a short link (:mod:`carecast.links`).
+:class:`WebhookApp` dispatches a request to its route, with the open practice, and answers 404 for an
 unknown path, 405 for a known path with another method, 413 for a body over ``MAX_BODY`` (never read), and 500
 when a secret or the ledger fails.
 
@@ -38,6 +39,7 @@ import uvicorn
 from uvicorn.middleware.wsgi import build_environ
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from carecast import links
 from carecast.channel import Channel, PracticeContext, Request, Response, Route, make_channel
 from carecast.config import Settings
 from carecast.errors import ConfigError, CredentialError, LedgerError
@@ -82,13 +84,14 @@ class WebhookApp:
         channels = {name: make_channel(settings, name) for name in settings.channels}
         self.practice = PracticeContext(settings, ledger, channels)
         self._routes: dict[str, dict[str, Route]] = {}
+        self._links = links.Redirects(settings, ledger) if settings.links else None
         for route in declared_routes(channels.values()):
             handlers = self._routes.setdefault(route.path, {})
             if route.method in handlers:
                 problem = f"two channel types declare {route.method} {route.path}"
                 raise ConfigError(settings.file, [("channels", problem)])
             handlers[route.method] = route
-        if not self._routes:
+        if not self._routes and settings.links is None:
             raise ConfigError(
                 settings.file,
                 [
@@ -103,7 +106,8 @@ class WebhookApp:
     @property
     def endpoints(self) -> list[tuple[str, str]]:
         """What is served: (methods, path) pairs such as ``("POST", "/twilio/status")``."""
-        return [("/".join(handlers), path) for path, handlers in self._routes.items()]
+        served = [("/".join(handlers), path) for path, handlers in self._routes.items()]
+        return served + ([("GET", "/<code> (short links)")] if self.practice.settings.links else [])
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         started = time.monotonic()
@@ -126,7 +130,7 @@ class WebhookApp:
     def _answer(self, method: str, path: str, environ: dict[str, Any]) -> Response:
         handlers = self._routes.get(path)
         if handlers is None:
-            return Response.text(HTTPStatus.NOT_FOUND, "Not found.")
+            return self._short_link(method, path, environ) or Response.text(HTTPStatus.NOT_FOUND, "Not found.")
         if method not in handlers:
             allow = ("Allow", ", ".join(handlers))
             return Response(HTTPStatus.METHOD_NOT_ALLOWED, b"Method not allowed.\n", headers=(allow,))
@@ -147,6 +151,22 @@ class WebhookApp:
             # Both messages name where a secret was looked for or what the database said, never a value.
             log.error("%s %s cannot be handled: %s", method, path, exc)
             return Response.text(HTTPStatus.INTERNAL_SERVER_ERROR, "Temporarily unavailable; try again later.")
+
+    def _short_link(self, method: str, path: str, environ: dict[str, Any]) -> Response | None:
+        """A short link's redirect (``links``), or None when ``path`` is not one; answered 500 when the ledger
+        fails, as a route's would be."""
+        if self._links is None:
+            return None
+        try:
+            return self._links.answer(method, path, environ.get("HTTP_USER_AGENT", ""))
+        except LedgerError as exc:
+            log.error("%s %s cannot be handled: %s", method, path, exc)
+            return Response.text(HTTPStatus.INTERNAL_SERVER_ERROR, "Temporarily unavailable; try again later.")
+
+    def close(self) -> None:
+        """Count the clicks still queued (the short links' writer); the server has stopped."""
+        if self._links is not None:
+            self._links.close()
 
     def _called_url(self, environ: dict[str, Any]) -> str:
         """The URL the caller called, as a provider signs it: ``public_url`` with the request's path and query when

@@ -50,11 +50,12 @@ from atproto_client.utils import TextBuilder, facet_detection
 from atproto_core.exceptions import AtProtocolError
 from pydantic import Field, HttpUrl, IPvAnyNetwork, StrictBool, field_validator
 
-from carecast.channel import Channel, PublishContext
+from carecast.channel import Channel, Engagement, PublishContext
 from carecast.config import ChannelSettings, Settings
 from carecast.errors import AlreadyClaimed, CredentialError, ImageError, MeasureError, PublishError, RenderError
 from carecast.images import fetch_image
 from carecast.ledger import IN_FLIGHT, DeliveryRecord, part_address
+from carecast.ledger.metrics import as_numbers
 from carecast.model import ContentItem, Draft, Receipt, now_utc
 from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
@@ -445,6 +446,21 @@ class BlueskyChannel(Channel):
             "image upload",
         )
         return get_model_as_dict(uploaded.blob), []
+
+    def engagement(self, provider_ids: Sequence[str]) -> dict[str, Engagement]:
+        """Each post's counts (``app.bsky.feed.getPosts``, 25 URIs a call); a post no longer there is a problem of its
+        answer. Raises CredentialError and PublishError as ``publish`` does."""
+        if self.config.credentials is None:
+            return {}
+        feed, answers = self._signed_in().client.app.bsky.feed, {}
+        for start in range(0, len(provider_ids), 25):
+            uris = list(provider_ids[start : start + 25])
+            found = self._call(partial(feed.get_posts, {"uris": uris}), "reading the posts' counts").posts
+            for post in found:
+                counts = {name: getattr(post, name) for name in ("like_count", "repost_count", "reply_count")}
+                answers[post.uri] = Engagement(as_numbers(counts | {"quote_count": post.quote_count}))
+            answers |= {uri: Engagement({}, {"post": "deleted or not found"}) for uri in uris if uri not in answers}
+        return answers
 
     def _call(self, request: Callable[[], T], step: str, context: str = "") -> T:
         """``request`` through the atproto client, a 429 waited out within ``retry_budget``.

@@ -49,6 +49,9 @@ class FacebookChannel(GraphChannel):
 
     config: FacebookConfig
 
+    #: Reach, clicks and reactions of a Page post (``/{post-id}/insights``).
+    insight_metrics = ("post_impressions_unique", "post_clicks", "post_reactions_by_type_total")
+
     def compose(self, items: Sequence[ContentItem]) -> Draft:
         """Render one item as a Page post, its summary shortened on a word boundary when it is over the limit.
 

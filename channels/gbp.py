@@ -40,7 +40,7 @@ from google.auth.transport.requests import AuthorizedSession
 from google.oauth2.credentials import Credentials
 from pydantic import Field, HttpUrl, field_validator
 
-from carecast.channel import Channel, PublishContext
+from carecast.channel import Channel, Engagement, PublishContext
 from carecast.config import ChannelSettings
 from carecast.errors import CredentialError, MeasureError, PublishError, RenderError
 from carecast.model import ContentItem, Draft, Receipt, now_utc
@@ -55,6 +55,15 @@ from channels.social import EXPIRY_WARNING
 logging.getLogger("google.auth").setLevel(logging.INFO)
 
 MAX_CHARACTERS = 1500
+PERFORMANCE_API = "https://businessprofileperformance.googleapis.com"
+#: The location's daily numbers the report shows (the Performance API's ``DailyMetric`` names).
+DAILY_METRICS = (
+    "BUSINESS_IMPRESSIONS_MOBILE_MAPS",
+    "BUSINESS_IMPRESSIONS_MOBILE_SEARCH",
+    "WEBSITE_CLICKS",
+    "CALL_CLICKS",
+    "BUSINESS_DIRECTION_REQUESTS",
+)
 #: The OAuth scope that lets a user's token post on the locations they manage.
 SCOPE = "https://www.googleapis.com/auth/business.manage"
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
@@ -97,10 +106,13 @@ class GbpConfig(ChannelSettings):
     language: str = Field("en-US", pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$", description="the post's languageCode")
     credentials: GbpCredentials | None = Field(None, description="post with these; absent: write to the outbox")
     api_base: HttpUrl = Field(HttpUrl(GBP_API), description="the API's base URL (a local test server)")
+    performance_base: HttpUrl = Field(
+        HttpUrl(PERFORMANCE_API), description="the Business Profile Performance API's base URL (a local test server)"
+    )
     timeout: float = Field(30, gt=0, le=300, description="seconds one request to Google may take")
     retry_budget: float = Field(10, ge=0, le=300, description="seconds a publish may wait out rate limits")
 
-    @field_validator("api_base")
+    @field_validator("api_base", "performance_base")
     @classmethod
     def _secure(cls, value: HttpUrl) -> HttpUrl:
         # Every request carries the access token: never in clear text, except to a local test server.
@@ -284,6 +296,35 @@ class GbpChannel(Channel):
 
     # -- transport ---------------------------------------------------------------------------------------------
 
+    def engagement(self, provider_ids: Sequence[str]) -> dict[str, Engagement]:
+        """The location's daily numbers summed over ``report.metrics_days`` (the Performance API's
+        ``fetchMultiDailyMetricsTimeSeries``): Google gives them per location, not per post, so one answer under
+        the location's name. A 403 (no permission, the API not enabled) is its problem. Raises CredentialError and
+        PublishError as ``publish`` does."""
+        if self.config.credentials is None or not provider_ids:
+            return {}
+        today = now_utc().date()
+        start = today - timedelta(days=self.settings.report.metrics_days)
+        params: list[tuple[str, str | int]] = [("dailyMetrics", metric) for metric in DAILY_METRICS]
+        for edge, day in (("start_date", start), ("end_date", today)):
+            params += [(f"dailyRange.{edge}.{part}", value) for part, value in _date(day).items()]
+        base = str(self.config.performance_base).rstrip("/")
+        url = f"{base}/v1/locations/{self.config.location_id}:fetchMultiDailyMetricsTimeSeries"
+        step = "reading the location's numbers"
+        try:
+            response = self._request(self._session(), "GET", step, 1, url=url, params=params)
+        except PublishError as exc:
+            if exc.transient or "403" not in exc.reason:
+                raise
+            why = f"permission missing, or the Performance API is not enabled ({exc.reason})"
+            return {self.config.location: Engagement({}, {"daily_metrics": why})}
+        numbers: dict[str, int] = {}
+        for series in self._json(response, step).get("multiDailyMetricTimeSeries") or []:
+            for daily in series.get("dailyMetricTimeSeries") or []:
+                values = (daily.get("timeSeries") or {}).get("datedValues") or []
+                numbers[daily["dailyMetric"].lower()] = sum(int(value.get("value", 0)) for value in values)
+        return {self.config.location: Engagement(numbers)}
+
     @property
     def _where(self) -> str:
         return f"channels.{self.instance}.credentials"
@@ -306,7 +347,7 @@ class GbpChannel(Channel):
         return AuthorizedSession(google, refresh_timeout=self.config.timeout)
 
     def _request(
-        self, session: AuthorizedSession, method: str, step: str, attempt: int, **kwargs: Any
+        self, session: AuthorizedSession, method: str, step: str, attempt: int, url: str | None = None, **kwargs: Any
     ) -> requests.Response:
         """One request to the location's posts; the response when Google accepted it.
 
@@ -315,7 +356,7 @@ class GbpChannel(Channel):
         5xx or a connection never made, permanent for any other refusal or an answer lost once sent.
         """
         try:
-            response = session.request(method, self.config.endpoint, timeout=self.config.timeout, **kwargs)
+            response = session.request(method, url or self.config.endpoint, timeout=self.config.timeout, **kwargs)
         except google.auth.exceptions.RefreshError as exc:
             # Google's token endpoint refused the client or the refresh token (revoked, expired, wrong scope).
             raise CredentialError(self._where, f"Google refused the refresh token ({_oauth_error(exc)})") from exc

@@ -25,12 +25,14 @@ inspected travels in a body, not a URL) and warns when it expires within 7 days.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import requests
 from pydantic import Field, HttpUrl, field_validator
 
+from carecast.channel import Engagement
 from carecast.config import ChannelSettings
 from carecast.errors import CredentialError, PublishError
 from carecast.secrets import SecretRef, resolve
@@ -150,6 +152,47 @@ class GraphChannel(SocialChannel):
         temporary = response.status_code >= 500 or code in TEMPORARY_CODES or error.get("is_transient") is True
         return PublishError(self.instance, f"{step}: {self.provider} refused it ({said})", transient=temporary)
 
+    #: The insights metrics read for each post (``/{id}/insights?metric=...``): the subclass's.
+    insight_metrics: ClassVar[tuple[str, ...]] = ()
+
+    def engagement(self, provider_ids: Sequence[str]) -> dict[str, Engagement]:
+        """Each post's insights; a metric Meta refuses (a missing permission, a retired metric) is a problem of its
+        answer. Raises CredentialError (code 190) and PublishError when the Graph API cannot be asked at all."""
+        if self.config.credentials is None:
+            return {}
+        session = self.session()
+        return {post_id: self._insights(session, post_id) for post_id in provider_ids}
+
+    def _insights(self, session: requests.Session, post_id: str) -> Engagement:
+        # All at once first; one refused metric fails the whole call, so then each alone, to say which.
+        try:
+            return Engagement(self._read_insights(session, post_id, self.insight_metrics))
+        except PublishError as exc:
+            if exc.transient:
+                raise
+        numbers: dict[str, int] = {}
+        problems: dict[str, str] = {}
+        for metric in self.insight_metrics:
+            try:
+                numbers |= self._read_insights(session, post_id, (metric,))
+            except PublishError as exc:
+                if exc.transient:
+                    raise
+                problems[metric] = insight_problem(exc.reason)
+        return Engagement(numbers, problems)
+
+    def _read_insights(self, session: requests.Session, post_id: str, metrics: Sequence[str]) -> dict[str, int]:
+        path = f"{post_id}/insights"
+        answer = self.call(session, "GET", path, lost="retry", params={"metric": ",".join(metrics)})
+        numbers: dict[str, int] = {}
+        for entry in answer.get("data", []):
+            value = (entry.get("values") or [{}])[-1].get("value")
+            if isinstance(value, dict):  # e.g. reactions by type: {"like": 3, "love": 1}
+                numbers |= {f"{entry['name']}.{key}": int(count) for key, count in value.items()}
+            elif isinstance(value, int):
+                numbers[str(entry["name"])] = value
+        return numbers
+
     def created_id(self, answer: dict[str, Any], *keys: str) -> str:
         """The id a creating call answered: the first of ``keys`` (default ``id``) it holds.
 
@@ -186,6 +229,15 @@ class GraphChannel(SocialChannel):
         if expires_at == 0:
             return "the token does not expire"
         return token_expiry_words(datetime.fromtimestamp(expires_at, UTC))
+
+
+def insight_problem(reason: str) -> str:
+    """What a refused insights metric means for staff: a permission to grant, or a metric Meta no longer gives."""
+    if "code 10," in reason or "code 200" in reason or "permission" in reason.lower():
+        return f"permission missing ({reason})"
+    if "code 100" in reason:
+        return f"retired or not available for this post ({reason})"
+    return reason
 
 
 def _json_object(response: requests.Response) -> dict[str, Any] | None:

@@ -71,6 +71,9 @@ class InstagramChannel(GraphChannel):
 
     config: InstagramConfig
 
+    #: What Instagram counts for one post (``/{media-id}/insights``); ``impressions`` was retired in 2025: ``views``.
+    insight_metrics = ("reach", "likes", "comments", "saved", "shares", "views")
+
     def compose(self, items: Sequence[ContentItem]) -> Draft:
         """Render one item with an image as a caption within Instagram's limits.
 

@@ -27,14 +27,16 @@ import re
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, ClassVar, Literal
+from urllib.parse import quote
 
 import requests
 from pydantic import AwareDatetime, Field, HttpUrl, IPvAnyNetwork, StrictBool, field_validator
 
-from carecast.channel import PublishContext
+from carecast.channel import Engagement, PublishContext
 from carecast.config import ChannelSettings
 from carecast.errors import CredentialError, ImageError, PublishError
 from carecast.images import fetch_image
+from carecast.ledger.metrics import as_numbers
 from carecast.model import ContentItem, Draft, Receipt, now_utc
 from carecast.secrets import SecretRef
 from carecast.strict import Strict
@@ -232,6 +234,31 @@ class LinkedInChannel(SocialChannel):
         else:
             when = token_expiry_words(expires)
         return f"LinkedIn: may post as {self.config.author} ({', '.join(sorted(roles & POSTING_ROLES))}); {when}"
+
+    def engagement(self, provider_ids: Sequence[str]) -> dict[str, Engagement]:
+        """Each post's lifetime ``totalShareStatistics`` (``GET /rest/organizationalEntityShareStatistics``, the
+        page's shares as a Rest.li 2.0 ``List(...)``); a token without ``r_organization_social`` (403) is a problem
+        of every answer. Raises CredentialError for a 401, PublishError when LinkedIn cannot be asked."""
+        if self.config.credentials is None:
+            return {}
+        shares = ",".join(quote(urn, safe="") for urn in provider_ids)
+        path = "/rest/organizationalEntityShareStatistics"
+        query = (
+            f"q=organizationalEntity&organizationalEntity={quote(self.config.author, safe='')}&shares=List({shares})"
+        )
+        url = f"{str(self.config.api_base).rstrip('/')}{path}?{query}"
+        try:
+            response = self._send(self._session(), "GET", path, lost="retry", url=url)
+        except PublishError as exc:
+            if exc.transient or "403" not in exc.reason:
+                raise
+            why = f"permission missing: the token needs r_organization_social ({exc.reason})"
+            return {urn: Engagement({}, {"share_statistics": why}) for urn in provider_ids}
+        answers = {}
+        for element in (_json(response) or {}).get("elements") or []:
+            subject = str(element.get("share") or element.get("ugcPost"))
+            answers[subject] = Engagement(as_numbers(element.get("totalShareStatistics") or {}))
+        return answers
 
     # -- live transport ------------------------------------------------------------------------------------------
 

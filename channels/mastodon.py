@@ -24,9 +24,10 @@ import requests
 from pydantic import Field, HttpUrl, field_validator
 from twitter_text.extract_urls import extract_urls_with_indices
 
-from carecast.channel import Channel, PublishContext
+from carecast.channel import Channel, Engagement, PublishContext
 from carecast.config import ChannelSettings, Settings
 from carecast.errors import CredentialError, MeasureError, PublishError, RenderError
+from carecast.ledger.metrics import as_numbers
 from carecast.model import ContentItem, Draft, Receipt, now_utc
 from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
@@ -192,6 +193,23 @@ class MastodonChannel(Channel):
         )
         status = self._json(response, "posting")
         return Receipt(location=str(status["url"]), sent_at=now_utc(), provider_ids=(str(status["id"]),))
+
+    def engagement(self, provider_ids: Sequence[str]) -> dict[str, Engagement]:
+        """Each status's counts (``GET /api/v1/statuses/:id``: replies, boosts, favourites); a status gone (404) is a
+        problem of its answer. Raises PublishError when the instance cannot be asked, CredentialError for the token.
+        """
+        if self.config.credentials is None:
+            return {}
+        session, answers = self._session(), {}
+        for status_id in provider_ids:
+            response = self._send(session, "GET", f"/api/v1/statuses/{status_id}")
+            if response.status_code == 404:
+                answers[status_id] = Engagement({}, {"status": "deleted, or no longer visible to the account"})
+                continue
+            status = self._json(self._check(response), "reading a status")
+            counts = {name: status.get(name) for name in ("replies_count", "reblogs_count", "favourites_count")}
+            answers[status_id] = Engagement(as_numbers(counts))
+        return answers
 
     def idempotency_key(self, draft: Draft, context: PublishContext) -> str:
         """Names one publication of one draft on this channel: every attempt at it sends the same key."""

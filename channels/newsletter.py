@@ -55,6 +55,7 @@ from carecast.config import ChannelSettings
 from carecast.errors import PublishError, RenderError, TokenError
 from carecast.html import CONTACT_SCHEMES, contact_url, excerpt_html, html_to_text, same_picture
 from carecast.ledger import DeliveryOutcome, DeliveryRecord, Ledger
+from carecast.links import RecipientLinks
 from carecast.model import ContentItem, Draft, Receipt, now_utc
 from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
@@ -403,6 +404,22 @@ class NewsletterChannel(Channel):
         credentials = self.config.credentials
         return None if credentials is None else f"{credentials.server} {credentials.username}"
 
+    def send_staff_mail(self, message: EmailMessage) -> str | None:
+        """Send a message to the practice's staff (the weekly report) from this newsletter's sender over its SMTP
+        server; None without credentials. Raises PublishError when the server cannot be reached or refuses it."""
+        credentials = self.config.credentials
+        if credentials is None:
+            return None
+        del message["From"]
+        message["From"] = formataddr((self.config.from_name, str(self.config.from_address)))
+        with self._connect(credentials, resolve(credentials.password)) as smtp:
+            try:
+                smtp.send_message(message)
+            except (smtplib.SMTPException, OSError) as exc:
+                why = f"the SMTP server {credentials.server} did not take the report: {exc}"
+                raise PublishError(self.instance, why, transient=True) from exc
+        return f"smtp {credentials.server}"
+
     def verify(self) -> str:
         """Connect, secure the connection and log in to the SMTP server, then quit without sending.
 
@@ -436,6 +453,7 @@ class NewsletterChannel(Channel):
         retry_reasons: list[str] = []
         # Encoded once, for the length of the tokens the ledger issues (all alike; cached should one differ).
         prepared = functools.cache(lambda token_length: self.prepare_message(draft, token_length))
+        personal = RecipientLinks.of(self.settings, ledger, self.name)  # links.email_per_recipient
         with ExitStack() as stack:
             smtp: smtplib.SMTP | None = None
             for chunk, tokens in self._with_tokens(ledger, batch.pending, context.delivery_chunk):
@@ -446,6 +464,8 @@ class NewsletterChannel(Channel):
                 # has are left out), and its outcomes recorded together after.
                 claimed = ledger.claim_deliveries(publication, [subscriber.address for subscriber in chunk])
                 mine = set(claimed)
+                if personal is not None:
+                    personal.expect(claimed)
                 outcomes: list[DeliveryOutcome] = []
                 usable = True
                 try:
@@ -455,6 +475,8 @@ class NewsletterChannel(Channel):
                         context.stop_if_asked(self.instance)
                         token = tokens[subscriber.address]
                         message = prepared(len(token)).for_recipient(subscriber.name, subscriber.address, token)
+                        if personal is not None:
+                            message = (personal.apply(message[0], subscriber.address), message[1])
                         context.pace()
                         usable = self._send_one(smtp, message, subscriber.address, ledger, outcomes, retry_reasons)
                         if not usable:

@@ -41,11 +41,12 @@ import tweepy
 from pydantic import Field, HttpUrl, IPvAnyNetwork, StrictBool, field_validator
 from requests.adapters import HTTPAdapter
 
-from carecast.channel import Channel, PublishContext
+from carecast.channel import Channel, Engagement, PublishContext
 from carecast.config import ChannelSettings
 from carecast.errors import AlreadyClaimed, CredentialError, ImageError, MeasureError, PublishError, RenderError
 from carecast.images import fetch_image
 from carecast.ledger import part_address
+from carecast.ledger.metrics import as_numbers
 from carecast.model import ContentItem, Draft, Receipt, now_utc
 from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
@@ -348,6 +349,30 @@ class XChannel(Channel):
         except (tweepy.TweepyException, requests.RequestException) as exc:
             raise self._failure(exc, "signing in") from exc
         return f"X: signed in as @{me.data.username}"
+
+    def engagement(self, provider_ids: Sequence[str]) -> dict[str, Engagement]:
+        """Each post's ``public_metrics`` (``GET /2/tweets?ids=...&tweet.fields=public_metrics``, 100 ids a call).
+
+        An access level that may not read posts (403) is a problem of every answer. Raises PublishError when X
+        cannot be reached, rate-limits or fails; CredentialError when a credential cannot be read.
+        """
+        if self.config.credentials is None:
+            return {}
+        client, answers = self._client(), {}
+        for start in range(0, len(provider_ids), 100):
+            batch = list(provider_ids[start : start + 100])
+            try:
+                response = client.get_tweets(batch, tweet_fields=["public_metrics"], user_auth=True)
+            except tweepy.Forbidden as exc:
+                why = f"permission missing: X refused to read posts (403 {'; '.join(exc.api_messages)})"
+                return {post: Engagement({}, {"public_metrics": why}) for post in provider_ids}
+            except (tweepy.TweepyException, requests.RequestException) as exc:
+                raise self._failure(exc, "reading the posts' metrics") from exc
+            for tweet in response.data or []:
+                answers[str(tweet.id)] = Engagement(as_numbers(tweet.public_metrics or {}))
+            for error in response.errors or []:
+                answers[str(error.get("resource_id"))] = Engagement({}, {"post": str(error.get("detail"))})
+        return answers
 
     # -- live transport ------------------------------------------------------------------------------------------
 

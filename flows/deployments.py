@@ -5,6 +5,7 @@ machines).
 Jobs: ``ingest`` every ``ingest.every_minutes`` (elapsed time from :attr:`Every.ANCHOR`), ``publish`` for each
 enabled channel at its slots, one ``Cron(cron, timezone=<practice zone>)`` per cron string of ``Slot.to_cron()``,
 so Prefect fires them in the practice's wall-clock time across daylight saving (a cron without a zone is UTC).
+``metrics`` and ``report`` (:mod:`flows.report`) read the providers' numbers and send the weekly report.
 A channel without a schedule gets a deployment with no schedule: it runs when staff press Run. So does ``resolve``,
 a form to settle what a run that died mid-send left unknown.
 
@@ -50,6 +51,8 @@ from carecast.practice import load_settings
 from carecast.schedule import Every
 from flows.notify import save_automation, watch_deployments
 from flows.pipeline import ingest, publish
+from flows.report import metrics as read_numbers
+from flows.report import report as weekly_report
 from flows.resolve import resolve
 
 #: The automation that marks a deployed run Crashed when its heartbeats stop (its process or machine died).
@@ -98,6 +101,7 @@ def deployments(config: Path | str) -> list[RunnerDeployment]:
             entrypoint_type=EntrypointType.MODULE_PATH,
         )
     )
+    built += reporting(settings, path, tags)
     for name, channel in settings.channels.items():
         if not channel.enabled:
             continue
@@ -116,6 +120,35 @@ def deployments(config: Path | str) -> list[RunnerDeployment]:
             )
         )
     return built
+
+
+def reporting(settings: Settings, path: Path, tags: list[str]) -> list[RunnerDeployment]:
+    """``metrics/<practice>`` every ``report.metrics_every_hours`` and ``report/<practice>`` at ``report.schedule``."""
+    zone = settings.practice.timezone
+    every = timedelta(hours=settings.report.metrics_every_hours)
+    crons = [expression for slot in settings.report.schedule for expression in slot.to_cron()]
+    return [
+        RunnerDeployment.from_flow(
+            read_numbers,
+            name=settings.slug,
+            schedules=[Interval(every, anchor_date=Every.ANCHOR, timezone="UTC")],
+            parameters={"practice": str(path)},
+            description=f"{settings.practice.name}: read each channel's numbers for posts younger than "
+            f"{settings.report.metrics_days} days, every {settings.report.metrics_every_hours} h.",
+            tags=tags,
+            entrypoint_type=EntrypointType.MODULE_PATH,
+        ),
+        RunnerDeployment.from_flow(
+            weekly_report,
+            name=settings.slug,
+            schedules=[Cron(expression, timezone=zone) for expression in crons],
+            parameters={"practice": str(path)},
+            description=f"{settings.practice.name}: the weekly 'did it work?' report, with charts, emailed to "
+            f"{settings.report.to or settings.practice.email} at {', '.join(crons)} ({zone}).",
+            tags=tags,
+            entrypoint_type=EntrypointType.MODULE_PATH,
+        ),
+    ]
 
 
 def rate_limits(settings: Settings) -> list[RateLimit]:

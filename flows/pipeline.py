@@ -357,11 +357,24 @@ def _finish(rows: list[Row], summary: str, result: dict[str, Any]) -> State[Any]
     _name_run(summary)
     failed = [row for row in rows if row["state"] in ("failed", "unknown")]
     stopped = _stopped(rows)
-    if not failed and not stopped:
+    held = _held(rows)
+    if not failed and not stopped and not held:
         return result
     reasons = "; ".join([*(f"{row['channel'] or row['title']}: {row['detail']}" for row in failed), *stopped])
     # "0 not sent" would read as all sent when a stop left the rest for the next run.
-    return Failed(message=f"{len(failed)} not sent: {reasons}" if failed else reasons, data=result)
+    said = reasons and (f"{len(failed)} not sent: {reasons}" if failed else reasons)
+    return Failed(message="; ".join(filter(None, [said, *held])), data=result)
+
+
+def _held(rows: list[Row]) -> list[str]:
+    """Holds staff must hear of at once, through the failure route: a new hold for possible PHI, an item held out
+    of a digest that went out, a held draft that expired unreleased. The rest of the run went on."""
+    told = {
+        (row["channel"], tuple(row["items"])): f"HELD, possible PHI, {row['channel']} '{row['title']}': {row['detail']}"
+        for row in reversed(rows)  # the first row of a draft says it best: held as drafted, not "still held"
+        if row["state"] == "held" or (row["state"] == "expired" and row["detail"].startswith("held for possible PHI"))
+    }
+    return list(reversed(told.values()))
 
 
 def _quiet_if_the_console_is_gone() -> None:
@@ -501,10 +514,11 @@ def pipeline(
     failed_rows = [row for row in outcomes if row["state"] in ("failed", "unknown")]
     failures = [f"source {r['source']}: {failure}" for r in reports for failure in r["failures"]]
     stopped = _stopped(outcomes)
-    if not failed and not failed_rows and not failures and not stopped:
+    held = _held(outcomes)
+    if not failed and not failed_rows and not failures and not stopped and not held:
         return result
     reasons = [f"source {r['source']}: {r['error']}" for r in failed] + failures
-    reasons += [f"{row['channel']}: {row['detail']}" for row in failed_rows] + stopped
+    reasons += [f"{row['channel']}: {row['detail']}" for row in failed_rows] + stopped + held
     return Failed(message="; ".join(reasons), data=result)  # type: ignore[return-value]
 
 

@@ -80,17 +80,18 @@ def _stage(html: str, folder: Path, width: int, height: int) -> Path:
 
 
 def _run(args: list[str]) -> str:
-    result = subprocess.run(
-        [CHROMIUM, *_FLAGS, *args], capture_output=True, text=True, timeout=120, check=False, env=_env()
-    )
+    # Chromium wants a writable home for its profile; a temporary one keeps runs apart and goes with the run.
+    with tempfile.TemporaryDirectory(prefix="chromium-home-", ignore_cleanup_errors=True) as home:
+        result = subprocess.run(
+            [CHROMIUM, *_FLAGS, *args], capture_output=True, text=True, timeout=120, check=False, env=_env(home)
+        )
     if result.returncode != 0:
         raise RuntimeError(f"chromium failed ({result.returncode}): {result.stderr[-2000:]}")
     return result.stdout
 
 
-def _env() -> dict[str, str]:
-    # Chromium wants a writable home for its profile; a temporary one keeps runs apart.
-    return {**os.environ, "HOME": tempfile.mkdtemp(prefix="chromium-home-")}
+def _env(home: str) -> dict[str, str]:
+    return {**os.environ, "HOME": home}
 
 
 def measure(html: str, width: int, folder: Path) -> Layout:

@@ -4,6 +4,7 @@ project's .carecast/prefect, set by prefect.toml, never ~/.prefect)."""
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import shutil
@@ -28,20 +29,25 @@ POSTGRES_ADMIN = os.environ.get("CARECAST_TEST_POSTGRES", "postgresql+psycopg://
 # The system's temporary folder as it was when the session started: a test leaves nothing behind there.
 TMP = Path(tempfile.gettempdir())
 _TMP_BEFORE: set[str] = set()
+SESSION = ROOT / ".carecast" / "pytest" / f"session-{os.getpid()}"
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    """pytest's own tmp_path folders live in the project's .carecast (one per session, removed at its end), not
-    in /tmp where pytest keeps the last three sessions' folders."""
-    if config.option.basetemp is None:
-        (ROOT / ".carecast" / "pytest").mkdir(parents=True, exist_ok=True)
-        config.option.basetemp = str(ROOT / ".carecast" / "pytest" / f"session-{os.getpid()}")
+    """The session's temporary files live in the project's .carecast, removed at its end: pytest's tmp_path
+    folders (pytest keeps the last three sessions' in /tmp), and, through TMPDIR, what this process and every
+    process it starts (Chromium, Prefect's workers and runners, provider fakes) put in a temporary folder."""
     _TMP_BEFORE.update(os.listdir(TMP))
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    shutil.rmtree(ROOT / ".carecast" / "pytest" / f"session-{os.getpid()}", ignore_errors=True)
+    (SESSION / "tmp").mkdir(parents=True, exist_ok=True)
+    # Readable by others: a test runs PostgreSQL as the postgres user in a folder of its own under it.
+    for folder in (SESSION.parent, SESSION, SESSION / "tmp"):
+        folder.chmod(0o755)
+    os.environ["TMPDIR"] = str(SESSION / "tmp")
+    tempfile.tempdir = None  # read TMPDIR again
+    if config.option.basetemp is None:
+        config.option.basetemp = str(SESSION / "basetemp")
+    # At exit, after Prefect's own exit handlers (registered later, run earlier) have stopped its temporary server.
+    atexit.register(shutil.rmtree, SESSION, ignore_errors=True)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -184,9 +184,9 @@ def start_prefect(home: Path, **settings: str) -> Iterator[PrefectServer]:
 @contextmanager
 def start_carecast_serve(config: Path, server: PrefectServer) -> Iterator[subprocess.Popen[bytes]]:
     """``carecast serve --config config`` against ``server``, in the project folder that holds config/ (its log
-    there, in serve.log); yielded once every enabled channel's deployment and the ingest and resolve ones are
-    registered (and so the practice's failure automation, registered first), whatever other practices the server
-    holds.
+    there, in serve.log); yielded once every enabled channel's deployment and the ingest, resolve, metrics and report
+    ones are registered (and so the practice's failure automation, registered first), whatever other practices the
+    server holds.
 
     Raises NotReached when ``carecast serve`` exits or its deployments are not all there within 60 s.
     """
@@ -203,7 +203,8 @@ def start_carecast_serve(config: Path, server: PrefectServer) -> Iterator[subpro
         )
         try:
             settings = load_settings(config)
-            expected = 2 + sum(channel.enabled for channel in settings.channels.values())  # ingest, resolve
+            # ingest, resolve, metrics, report
+            expected = 4 + sum(channel.enabled for channel in settings.channels.values())
             tagged = {"deployments": {"tags": {"all_": [practice_tag(settings)]}}}
             api = server.api
             wait_for("the deployments", lambda: len(api("POST", "/deployments/filter", tagged)) >= expected, 60, serve)

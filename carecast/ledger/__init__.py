@@ -9,6 +9,8 @@ One ``Ledger`` facade over parts split by what they record:
 - ``audience``: subscribers with their consent record, and suppressions;
 - ``holds``: drafts the PHI check held, their findings and staff releases;
 - ``tokens``: unsubscribe tokens, random ids standing for a recipient of a list;
+- ``links``: short links (a random code per item, channel and URL) and their clicks, without who clicked;
+- ``metrics``: each publication's engagement numbers as its provider last reported them;
 - ``history``: deliveries and suppressions of a recipient, for ``carecast audit``;
 - ``schema``: every table; ``migrate`` and ``migrations/``: how a ledger gets them (Alembic); ``store``: the
   engine, its sessions and retries.
@@ -25,6 +27,8 @@ from carecast.ledger.deliveries import NOT_TRIED, DeliveryLedger, DeliveryOutcom
 from carecast.ledger.drafts import RENDERED_FROM, DraftLedger, StoredDraft
 from carecast.ledger.history import DeliveryEvent, HistoryLedger, SuppressionEvent
 from carecast.ledger.holds import HoldLedger, PhiHold
+from carecast.ledger.links import Click, LinkLedger, ShortLink
+from carecast.ledger.metrics import MetricLedger, MetricReading
 from carecast.ledger.publications import (
     IN_FLIGHT,
     PublicationLedger,
@@ -39,6 +43,7 @@ __all__ = [
     "IN_FLIGHT",
     "NOT_TRIED",
     "RENDERED_FROM",
+    "Click",
     "DeliveryEvent",
     "DeliveryOutcome",
     "DeliveryRecord",
@@ -46,10 +51,12 @@ __all__ = [
     "DraftRow",
     "DraftState",
     "Ledger",
+    "MetricReading",
     "PhiHold",
     "PublicationRecord",
     "PublicationState",
     "Resolution",
+    "ShortLink",
     "StoredDraft",
     "SuppressionEvent",
     "UnsubscribeToken",
@@ -69,6 +76,8 @@ class Ledger(
     HoldLedger,
     TokenLedger,
     HistoryLedger,
+    LinkLedger,
+    MetricLedger,
 ):
     """All reads and writes of CareCast's state; every method raises LedgerError when the database fails."""
 

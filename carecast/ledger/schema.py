@@ -220,6 +220,53 @@ class DeliveryRow(Base):
     updated_at: Mapped[datetime]
 
 
+class ShortLinkRow(Base):
+    """A short link ``https://<links.domain>/<code>``: a random code standing for one full (UTM-tagged) URL of one
+    item on one channel. ``recipient`` is a subscriber's row id only where the practice counts email clicks per
+    person (``links.email_per_recipient``); the code itself never says whose it is."""
+
+    __tablename__ = "short_links"
+    __table_args__ = (UniqueConstraint("item_id", "channel", "target_hash", "recipient", name="one_code_per_link"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    item_id: Mapped[str] = mapped_column(String(512))
+    channel: Mapped[str] = mapped_column(String(100))
+    target: Mapped[str] = mapped_column(Text)
+    #: SHA-256 of ``target``: the unique key holds a hash, not a URL of any length.
+    target_hash: Mapped[str] = mapped_column(String(64))
+    #: 0: the link everyone on the channel gets; else the ``subscribers.id`` it was made for.
+    recipient: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+
+
+class ClickRow(Base):
+    """One request for a short link: when, and who asked by class only (``person`` or a preview fetcher's name).
+    No address, no full user agent: a click says how many, never who."""
+
+    __tablename__ = "clicks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    link_id: Mapped[int] = mapped_column(ForeignKey("short_links.id"), index=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    #: ``person``, or ``preview`` (a link-preview fetcher, prefetcher or scanner; ``agent`` names which).
+    kind: Mapped[str] = mapped_column(String(20))
+    agent: Mapped[str] = mapped_column(String(40))
+
+
+class MetricRow(Base):
+    """A provider's latest engagement numbers for one publication (or one location, for GBP), as last read, or the
+    reason it could not give them (a missing permission, a retired metric)."""
+
+    __tablename__ = "metrics"
+    __table_args__ = (UniqueConstraint("publication_id", "subject", name="one_reading_per_post"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    publication_id: Mapped[int] = mapped_column(ForeignKey("publications.id"), index=True)
+    #: The provider's id of what was measured (a post id; a location for GBP).
+    subject: Mapped[str] = mapped_column(String(200))
+    numbers: Mapped[dict[str, Any]]
+    problems: Mapped[dict[str, Any]]
+    read_at: Mapped[datetime]
+
+
 #: An item's ``patient`` (the PHI check's names), as ``known_patients`` selects it and ``ix_items_patient`` holds it.
 #: The key is written into the SQL, not bound: a planner matches an expression index only to the same expression.
 ITEM_PATIENT = ItemRow.data[bindparam(None, "patient", type_=JSON.JSONStrIndexType, literal_execute=True)].as_string()

@@ -112,3 +112,21 @@ def test_a_draft_left_unapproved_past_its_slot_expires_and_is_never_sent(api: Ap
     assert outbox(practice, "sms") == []
     assert all(record.channel != "sms" for record in ledger.publications())
     ledger.close()
+
+
+def test_the_metrics_and_weekly_report_deployments_run(api: Api, practice: Path) -> None:
+    """``metrics/<practice>`` reads the channels' numbers (none without credentials, said so) and
+    ``report/<practice>`` writes its artifact and, without SMTP credentials, its email to the outbox."""
+    report = api.deployment("report", "oakview-pt")
+    assert [(s["schedule"]["cron"], s["schedule"]["timezone"]) for s in report["schedules"]] == [
+        ("0 8 * * MON", "America/Chicago")
+    ]
+    assert [s["schedule"]["interval"] for s in api.deployment("metrics", "oakview-pt")["schedules"]] == [6 * 3600.0]
+    api.finished(api.start("ingest", "oakview-pt-sources"))
+    api.finished(api.start("publish", "oakview-pt-newsletter"))
+    api.finished(api.start("metrics", "oakview-pt"))
+    run_id = api.start("report", "oakview-pt")
+    api.finished(run_id)
+    assert "oakview-pt-report" in {a["key"] for a in api.artifacts(run_id)}
+    [email] = outbox(practice, "report")
+    assert email.suffix == ".eml" and b"image/png" in email.read_bytes()

@@ -40,7 +40,9 @@ def practice(prefect_server: PrefectServer, tmp_path_factory: pytest.TempPathFac
 
 
 def test_a_held_draft_is_released_in_the_approval_form_and_published(api: Api, practice: Path) -> None:
-    api.finished(api.start("ingest", "maple-pt-sources"))
+    # A new hold is told at once through the failure route: the ingest run that drafted it ends Failed.
+    ingest = api.finished(api.start("ingest", "maple-pt-sources"), "FAILED")
+    assert "HELD, possible PHI" in ingest["message"]
     ledger = Ledger(load_settings(practice).ledger_url())
     [held] = ledger.drafts("x", states=["held"])
     run_id = api.start("publish", "maple-pt-x")

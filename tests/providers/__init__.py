@@ -54,6 +54,8 @@ class RecordedRequest:
     headers: CaseInsensitiveDict[str]
     raw: bytes
     body: Any
+    #: Every query parameter, repeated ones included (``query`` keeps the last of each).
+    query_pairs: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -294,6 +296,7 @@ def _handler_for(server: LocalHttpServer) -> type[BaseHTTPRequestHandler]:
                 headers=headers,
                 raw=raw,
                 body=body,
+                query_pairs=tuple(urllib.parse.parse_qsl(split.query, keep_blank_values=True)),
             )
             reply = server.dispatch(request)
             payload, content_type = reply.encoded()

@@ -13,6 +13,7 @@ Endpoints, as the AT Protocol lexicons define them (all under ``/xrpc/``):
   with their CIDs, an embed's blobs were uploaded and a thumbnail or image is at most 1,000,000 bytes. It answers
   ``uri`` and ``cid``.
 - ``com.atproto.repo.getRecord`` answers a record, or ``400 RecordNotFound``.
+- ``app.bsky.feed.getPosts`` answers the post views of the URIs it holds, with ``counts`` set by the test.
 
 Authenticated calls need a live access token: an expired or unknown one is ``400 ExpiredToken`` / ``401
 InvalidToken``, as the reference PDS answers. ``throttle(n, reset_in)`` answers the next ``n`` record creations with
@@ -79,6 +80,8 @@ class BlueskyPds(LocalHttpServer):
         self._generation = 0  # tokens of an earlier generation have expired
         self._throttled: list[float] = []
         self._state = threading.Lock()
+        #: ``app.bsky.feed.getPosts`` counts by post URI, e.g. ``{"likeCount": 3}``.
+        self.counts: dict[str, dict[str, int]] = {}
 
     @property
     def posts(self) -> list[dict[str, Any]]:
@@ -165,6 +168,8 @@ class BlueskyPds(LocalHttpServer):
             if record is None:
                 return _error(400, "RecordNotFound", f"Could not locate record: {request.query.get('rkey')}")
             return Reply(200, record)
+        if method == "app.bsky.feed.getPosts":
+            return self._get_posts([value for name, value in request.query_pairs if name == "uris"])
         if method == "com.atproto.repo.createRecord":
             with self._state:
                 if self._throttled:
@@ -172,6 +177,27 @@ class BlueskyPds(LocalHttpServer):
                     return _rate_limited(reset_in)
             return self._create(request.body if isinstance(request.body, dict) else {})
         return _error(501, "MethodNotImplemented", f"Method Not Implemented: {method}")
+
+    def _get_posts(self, uris: list[str]) -> Reply:
+        """``app.bsky.feed.getPosts``: the post views of the URIs this repo holds (others are left out, as the
+        AppView leaves out deleted posts), each with its counts (``counts``, default none)."""
+        profile = {"did": self.account.did, "handle": self.account.handle}
+        with self._state:
+            records = {record["uri"]: record for record in self.repo.records.values()}
+            views = [
+                {
+                    "uri": uri,
+                    "cid": records[uri]["cid"],
+                    "author": profile,
+                    "record": records[uri]["value"],
+                    "indexedAt": records[uri]["value"].get("createdAt", ""),
+                    **{"replyCount": 0, "repostCount": 0, "likeCount": 0, "quoteCount": 0},
+                    **self.counts.get(uri, {}),
+                }
+                for uri in uris
+                if uri in records
+            ]
+        return Reply(200, {"posts": views})
 
     def _stored(self, repo: str | None, collection: str | None, rkey: str | None) -> dict[str, Any] | None:
         if repo not in (self.account.did, self.account.handle) or collection != POST:

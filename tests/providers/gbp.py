@@ -10,6 +10,9 @@ Endpoints, as Google documents them:
   ``topicType``, an event (title, schedule with start and end dates) for EVENT and OFFER, a call to action with a URL
   unless it is CALL, media as ``{mediaFormat: PHOTO, sourceUrl}``. Refusals are ``400 INVALID_ARGUMENT``.
 - ``GET`` of the same path lists the location's posts (``localPosts``).
+- ``GET /v1/locations/{l}:fetchMultiDailyMetricsTimeSeries`` (the Performance API): each ``dailyMetrics`` over
+  ``dailyRange``, a value on each of the last three days (``DAILY_VALUES``); 403 ``PERMISSION_DENIED`` when
+  ``performance_allowed`` is False.
 
 Requests need a Bearer token the server issued and has not expired (``401 UNAUTHENTICATED``) and the account and
 location it serves (``404 NOT_FOUND``). ``throttle(n)`` answers the next ``n`` post creations with Google's rate
@@ -25,6 +28,7 @@ import itertools
 import secrets
 import threading
 from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any
 
 import phonenumbers
@@ -50,6 +54,16 @@ class GbpAccount:
         return f"/v4/accounts/{self.account_id}/locations/{self.location_id}/localPosts"
 
 
+#: What each Performance API daily metric counts on each of the last three days of a range.
+DAILY_VALUES = {
+    "BUSINESS_IMPRESSIONS_MOBILE_MAPS": 40,
+    "BUSINESS_IMPRESSIONS_MOBILE_SEARCH": 25,
+    "WEBSITE_CLICKS": 6,
+    "CALL_CLICKS": 2,
+    "BUSINESS_DIRECTION_REQUESTS": 3,
+}
+
+
 class GbpServer(LocalHttpServer):
     """Google's token endpoint and the Business Profile ``localPosts`` API for one location."""
 
@@ -62,6 +76,8 @@ class GbpServer(LocalHttpServer):
         self._throttled = 0
         self._ids = itertools.count(1)
         self._state = threading.Lock()
+        #: False: the Performance API answers 403 PERMISSION_DENIED (not enabled, or no access to the location).
+        self.performance_allowed = True
 
     @property
     def token_uri(self) -> str:
@@ -85,10 +101,13 @@ class GbpServer(LocalHttpServer):
     def handle(self, request: RecordedRequest) -> Reply:
         if (request.method, request.path) == ("POST", "/token"):
             return self._token(request)
-        if not request.path.endswith("/localPosts"):
+        performance = request.path.endswith(":fetchMultiDailyMetricsTimeSeries")
+        if not request.path.endswith("/localPosts") and not performance:
             return _error(404, "NOT_FOUND", "Requested entity was not found.")
         if request.headers.get("Authorization", "").removeprefix("Bearer ") not in self._tokens:
             return _error(401, "UNAUTHENTICATED", "Request had invalid authentication credentials.")
+        if performance and request.method == "GET":
+            return self._daily_metrics(request)
         if request.path != self.account.posts_path:
             return _error(404, "NOT_FOUND", "Requested entity was not found.")
         if request.method == "GET":
@@ -100,6 +119,42 @@ class GbpServer(LocalHttpServer):
                 self._throttled -= 1
                 return _error(429, "RESOURCE_EXHAUSTED", "Quota exceeded for quota metric 'Requests per minute'.")
         return self._create(request)
+
+    def _daily_metrics(self, request: RecordedRequest) -> Reply:
+        """``GET /v1/locations/{l}:fetchMultiDailyMetricsTimeSeries``: each asked ``dailyMetrics`` over
+        ``dailyRange``, one dated value a day (int64 as a string; a day without any is left out, as Google does)."""
+        if request.path != f"/v1/locations/{self.account.location_id}:fetchMultiDailyMetricsTimeSeries":
+            return _error(404, "NOT_FOUND", "Requested entity was not found.")
+        if not self.performance_allowed:
+            return _error(403, "PERMISSION_DENIED", "The caller does not have permission")
+        query = dict(request.query_pairs)
+        try:
+            start, end = (
+                date(*(int(query[f"dailyRange.{edge}.{part}"]) for part in ("year", "month", "day")))
+                for edge in ("start_date", "end_date")
+            )
+        except (KeyError, ValueError):
+            return _error(400, "INVALID_ARGUMENT", "dailyRange must name a start_date and an end_date.")
+        metrics = [value for name, value in request.query_pairs if name == "dailyMetrics"]
+        if unknown := [metric for metric in metrics if metric not in DAILY_VALUES]:
+            return _error(400, "INVALID_ARGUMENT", f"Invalid value at 'daily_metrics' ({unknown[0]})")
+        days = [start + timedelta(days=offset) for offset in range((end - start).days + 1)]
+        series = [
+            {
+                "dailyMetric": metric,
+                "timeSeries": {
+                    "datedValues": [
+                        {
+                            "date": {"year": day.year, "month": day.month, "day": day.day},
+                            "value": str(DAILY_VALUES[metric]),
+                        }
+                        for day in days[-3:]  # the last three days had some; the others none (left out)
+                    ]
+                },
+            }
+            for metric in metrics
+        ]
+        return Reply(200, {"multiDailyMetricTimeSeries": [{"dailyMetricTimeSeries": series}]})
 
     def _token(self, request: RecordedRequest) -> Reply:
         form = request.body if isinstance(request.body, dict) else {}

@@ -4,9 +4,10 @@ Endpoints (under ``/<version>/``, the version the channel calls): ``POST /{page-
 ``POST /{page-id}/photos`` (url, message, alt_text_custom) for Page posts; ``POST /{ig-user-id}/media`` (image_url,
 caption, alt_text), ``GET /{container-id}?fields=status_code`` and ``POST /{ig-user-id}/media_publish``
 (creation_id) for Instagram's content publishing; ``GET /{media-id}?fields=permalink``; ``GET /{page-id}`` and
-``GET /{ig-user-id}``; ``GET /debug_token?input_token=...``; and the batch request ``POST /`` (``batch`` form
-field) that wraps any of the GETs. Bodies are read as JSON or form fields, the token from ``Authorization: Bearer``
-(or ``OAuth``) or an ``access_token`` field.
+``GET /{ig-user-id}``; ``GET /debug_token?input_token=...``; ``GET /{post-id}/insights`` and
+``/{media-id}/insights`` (``retired_metrics`` answer code 100, ``withheld_metrics`` code 10); and the batch
+request ``POST /`` (``batch`` form field) that wraps any of the GETs. Bodies are read as JSON or form fields,
+the token from ``Authorization: Bearer`` (or ``OAuth``) or an ``access_token`` field.
 
 Like Meta, it fetches every image it is given by URL (Page photos at once, Instagram containers while they
 process): an image that cannot be fetched refuses the photo (code 324) or puts the container in ``ERROR``; an
@@ -33,6 +34,14 @@ PAGE_TOKEN = "EAAGoakviewPageToken0000"
 PAGE_ID = "104857600000001"
 IG_USER_ID = "17841400000000001"
 JPEG_MAGIC = b"\xff\xd8\xff"
+#: A Page post's lifetime insights, as ``/{post-id}/insights`` answers them.
+PAGE_INSIGHTS: dict[str, Any] = {
+    "post_impressions_unique": 412,
+    "post_clicks": 23,
+    "post_reactions_by_type_total": {"like": 17, "love": 4},
+}
+#: An Instagram post's lifetime insights (``/{media-id}/insights``).
+MEDIA_INSIGHTS: dict[str, Any] = {"reach": 268, "likes": 31, "comments": 5, "saved": 3, "shares": 2, "views": 540}
 
 
 @dataclass
@@ -109,6 +118,10 @@ class GraphApiServer(LocalHttpServer):
         self.containers: dict[str, Container] = {}
         self.media: dict[str, InstagramMedia] = {}
         self._ids = itertools.count(1)
+        #: Metrics answered with Meta's "not a valid insights metric" (code 100), as a retired one is.
+        self.retired_metrics: set[str] = {"impressions", "post_impressions"}
+        #: Metrics answered with code 10, as when the token lacks ``read_insights`` / ``instagram_manage_insights``.
+        self.withheld_metrics: set[str] = set()
 
     def expire_token(self) -> None:
         """From now on the token answers code 190, subcode 463: "Session has expired"."""
@@ -142,6 +155,8 @@ class GraphApiServer(LocalHttpServer):
             return self._container(fields)
         if (method, node) == ("POST", f"{IG_USER_ID}/media_publish"):
             return self._publish(fields)
+        if method == "GET" and node.endswith("/insights"):
+            return self._insights(node.removesuffix("/insights"), str(fields.get("metric", "")))
         if method == "GET":
             return self._read(node)
         return graph_error(400, 100, f"Unsupported {method.lower()} request to {node!r}")
@@ -233,6 +248,29 @@ class GraphApiServer(LocalHttpServer):
             if container.polls_left < 0:
                 container.status_code = "FINISHED"
         return Reply(200, {"id": node, "status_code": container.status_code, "status": container.status})
+
+    def _insights(self, node: str, metric: str) -> Reply:
+        """``GET /{post-id}/insights`` (a Page post) or ``/{media-id}/insights`` (Instagram), lifetime values."""
+        known = PAGE_INSIGHTS if any(post.id == node for post in self.posts) else MEDIA_INSIGHTS
+        if node not in self.media and known is MEDIA_INSIGHTS:
+            return graph_error(400, 100, f"Unsupported get request. Object with ID '{node}' does not exist")
+        names = [name for name in metric.split(",") if name]
+        for name in names:
+            if name in self.withheld_metrics:
+                return graph_error(403, 10, "(#10) Application does not have permission for this action")
+            if name in self.retired_metrics or name not in known:
+                return graph_error(400, 100, f"(#100) The value must be a valid insights metric: {name}")
+        data = [
+            {
+                "name": name,
+                "period": "lifetime",
+                "values": [{"value": known[name]}],
+                "title": name.replace("_", " ").title(),
+                "id": f"{node}/insights/{name}/lifetime",
+            }
+            for name in names
+        ]
+        return Reply(200, {"data": data})
 
     @property
     def published(self) -> list[InstagramMedia]:

@@ -2,7 +2,8 @@
 
 Endpoints: ``POST /rest/posts`` (201 with the post's URN in ``x-restli-id``), ``POST
 /rest/images?action=initializeUpload`` and the ``PUT`` of the image bytes to the ``uploadUrl`` it answers, and
-``GET /rest/organizationAcls?q=roleAssignee``. Every ``/rest`` call needs ``Authorization: Bearer`` with the
+``GET /rest/organizationAcls?q=roleAssignee``, ``GET /rest/organizationalEntityShareStatistics`` (403 when
+``statistics_allowed`` is False). Every ``/rest`` call needs ``Authorization: Bearer`` with the
 configured token (401 otherwise, or once ``expire_token()`` was called, as LinkedIn answers an expired token) and
 the ``LinkedIn-Version`` header (400 without). A post must name the page as author, an article its source and
 title, a thumbnail or media an image uploaded here; commentary over 3,000 characters is refused (400), and the
@@ -27,6 +28,16 @@ from tests.providers import LocalHttpServer, RecordedRequest, Reply, serve_by_ha
 LINKEDIN_TOKEN = "AQVoakviewLinkedInToken0000"
 ORGANIZATION_ID = "10000001"
 AUTHOR = f"urn:li:organization:{ORGANIZATION_ID}"
+#: A share's lifetime ``totalShareStatistics`` as LinkedIn reports them.
+SHARE_STATISTICS = {
+    "uniqueImpressionsCount": 188,
+    "shareCount": 2,
+    "engagement": 0.0851,
+    "clickCount": 11,
+    "likeCount": 9,
+    "impressionCount": 247,
+    "commentCount": 1,
+}
 RESERVED = set("\\|{}@[]()<>#*_~")
 LITTLE_HASHTAG = re.compile(r"\{hashtag\|\\#\|((?:\\.|[^\\{}|])*)\}")
 
@@ -87,6 +98,8 @@ class LinkedInServer(LocalHttpServer):
         self.posts: list[LinkedInPost] = []
         self.images: dict[str, bytes | None] = {}
         self._ids = itertools.count(7_200_000_000_000_000_001)
+        #: False: the token lacks ``r_organization_social``; share statistics answer 403 ``ACCESS_DENIED``.
+        self.statistics_allowed = True
 
     def expire_token(self) -> None:
         """From now on the token is answered as expired (401)."""
@@ -110,6 +123,8 @@ class LinkedInServer(LocalHttpServer):
                 return self._initialize_upload(request, body)
             if (request.method, request.path) == ("GET", "/rest/organizationAcls"):
                 return self._acls()
+            if (request.method, request.path) == ("GET", "/rest/organizationalEntityShareStatistics"):
+                return self._share_statistics(request)
         return linkedin_error(404, f"No resource for {request.method} {request.path}", "RESOURCE_NOT_FOUND")
 
     def _post(self, body: dict[str, Any]) -> Reply:
@@ -150,6 +165,26 @@ class LinkedInServer(LocalHttpServer):
                 return linkedin_error(404, "unknown upload", "RESOURCE_NOT_FOUND")
             self.images[urn] = request.raw
         return Reply(201)
+
+    def _share_statistics(self, request: RecordedRequest) -> Reply:
+        """``q=organizationalEntity`` with ``shares=List(...)``: each known share's lifetime statistics."""
+        if not self.statistics_allowed:
+            message = (
+                "Not enough permissions to access: organizationalEntityShareStatistics.FINDER-organizationalEntity"
+            )
+            return linkedin_error(403, message, "ACCESS_DENIED")
+        if request.query.get("q") != "organizationalEntity" or request.query.get("organizationalEntity") != AUTHOR:
+            return linkedin_error(400, "q=organizationalEntity for the page is required", "INVALID_REQUEST")
+        listed = request.query.get("shares", "")
+        if not (listed.startswith("List(") and listed.endswith(")")):
+            return linkedin_error(400, "shares must be a Rest.li 2.0 List(...)", "INVALID_REQUEST")
+        known = {post.urn for post in self.posts}
+        elements = [
+            {"totalShareStatistics": dict(SHARE_STATISTICS), "share": urn, "organizationalEntity": AUTHOR}
+            for urn in listed[5:-1].split(",")
+            if urn in known
+        ]
+        return Reply(200, {"paging": {"count": 10, "start": 0, "links": []}, "elements": elements})
 
     def _acls(self) -> Reply:
         element = {"roleAssignee": "urn:li:person:oakview-admin", "state": "APPROVED", "role": "ADMINISTRATOR"}

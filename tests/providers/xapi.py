@@ -29,6 +29,7 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from oauthlib.oauth1.rfc5849.utils import parse_authorization_header
 
@@ -81,6 +82,17 @@ class Tweet:
     media_ids: tuple[str, ...]
 
 
+#: What ``GET /2/tweets`` answers as each post's ``public_metrics``.
+PUBLIC_METRICS = {
+    "retweet_count": 4,
+    "reply_count": 2,
+    "like_count": 19,
+    "quote_count": 1,
+    "bookmark_count": 3,
+    "impression_count": 733,
+}
+
+
 @dataclass
 class _Window:
     remaining: int
@@ -121,11 +133,14 @@ class XApiServer(LocalHttpServer):
         self._routes: dict[tuple[str, str], Route] = {
             ("POST", "/2/tweets"): self._create_tweet,
             ("GET", "/2/users/me"): self._me,
+            ("GET", "/2/tweets"): self._lookup,
             ("POST", "/1.1/media/upload.json"): self._upload,
             ("POST", "/2/media/upload"): self._upload_v2,
             ("POST", "/2/media/metadata"): self._metadata,
         }
         self._alt_texts: dict[str, str] = {}
+        #: Whether post lookups answer 403 "client-not-enrolled", as for an access level without reads.
+        self.reads_forbidden = False
 
     @property
     def tweets(self) -> list[Tweet]:
@@ -227,6 +242,45 @@ class XApiServer(LocalHttpServer):
         tweet = Tweet(self._next_id(), text or "", user.id, None if reply_to is None else str(reply_to), media_ids)
         self._tweets[tweet.id] = tweet
         return Reply(201, {"data": {"id": tweet.id, "text": tweet.text, "edit_history_tweet_ids": [tweet.id]}})
+
+    def _lookup(self, user: XUser, request: RecordedRequest) -> Reply:
+        """``GET /2/tweets?ids=...&tweet.fields=public_metrics``: found posts in ``data``, the others in ``errors``."""
+        if self.reads_forbidden:
+            return Reply(
+                403,
+                {
+                    "client_id": "30000001",
+                    "reason": "client-not-enrolled",
+                    "title": "Client Forbidden",
+                    "detail": "When authenticating requests to the Twitter API v2 endpoints, you must use keys and "
+                    "tokens from a Twitter developer App that is attached to a Project.",
+                    "type": "https://api.twitter.com/2/problems/client-forbidden",
+                    "required_enrollment": "Appropriate Level of API Access",
+                },
+            )
+        ids = [tweet_id for tweet_id in request.query.get("ids", "").split(",") if tweet_id]
+        fields = request.query.get("tweet.fields", "").split(",")
+        data, errors = [], []
+        for tweet_id in ids:
+            tweet = self._tweets.get(tweet_id)
+            if tweet is None:
+                errors.append(
+                    {
+                        "value": tweet_id,
+                        "detail": f"Could not find tweet with ids: [{tweet_id}].",
+                        "title": "Not Found Error",
+                        "resource_type": "tweet",
+                        "parameter": "ids",
+                        "resource_id": tweet_id,
+                        "type": "https://api.twitter.com/2/problems/resource-not-found",
+                    }
+                )
+                continue
+            found: dict[str, Any] = {"id": tweet.id, "text": tweet.text, "edit_history_tweet_ids": [tweet.id]}
+            if "public_metrics" in fields:
+                found["public_metrics"] = dict(PUBLIC_METRICS)
+            data.append(found)
+        return Reply(200, {"data": data, **({"errors": errors} if errors else {})} if data else {"errors": errors})
 
     def _me(self, user: XUser, request: RecordedRequest) -> Reply:
         return Reply(200, {"data": {"id": user.id, "name": user.name, "username": user.username}})
