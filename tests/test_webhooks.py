@@ -74,9 +74,14 @@ class Hooks:
     holding the sample audience."""
 
     def __init__(
-        self, tmp_path: Path, public_url: str | None, limits: Limits | None = None, ledger_url: str | None = None
+        self,
+        tmp_path: Path,
+        public_url: str | None,
+        limits: Limits | None = None,
+        ledger_url: str | None = None,
+        **changes: Any,
     ) -> None:
-        self.settings = configure(tmp_path)
+        self.settings = configure(tmp_path, **changes)
         self.ledger = Ledger(ledger_url or f"sqlite:///{tmp_path / 'ledger.db'}")
         sync_audience(self.settings, self.ledger)
         app = validator(WebhookApp(self.settings, self.ledger, public_url))

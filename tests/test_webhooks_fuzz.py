@@ -277,10 +277,12 @@ async def call(app: AsgiFront, request: Fuzzed) -> int:
 
 @pytest.fixture
 def hooks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ledger_url: str) -> Iterator[Hooks]:
-    """The webhooks served over a ledger on SQLite and on PostgreSQL (which refuses a NUL in text)."""
+    """The webhooks (short links on) served over a ledger on SQLite and on PostgreSQL (which refuses a NUL in
+    text)."""
     for name, value in ENV.items():
         monkeypatch.setenv(name, value)
-    served = Hooks(tmp_path, PUBLIC, ledger_url=ledger_url)
+    # Short links on: any other GET /<code> is looked up as one.
+    served = Hooks(tmp_path, PUBLIC, ledger_url=ledger_url, links={"domain": "go.oakviewpt.com"})
     served.sent_texts(*((f"+1312555{n:04d}", sid(n)) for n in range(KNOWN_MESSAGES)))
     yield served
     served.stop()
