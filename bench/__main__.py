@@ -34,7 +34,7 @@ RESULTS = ROOT / "bench" / "results.md"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 #: Scenarios also run at multiples of their size: time and peak memory as the audience grows (4x, 16x), a publish
 #: as the ledger grows (10x: 100,000 then 1,000,000 publications by default).
-SCALED = {"scale-sms": (1, 4, 16), "publish-one": (1, 10), "publish-one-pg": (1, 10)}
+SCALED = {"scale-sms": (1, 4, 16), "scale-newsletter": (1, 4, 16), "publish-one": (1, 10), "publish-one-pg": (1, 10)}
 
 
 class FeedServer(LocalHttpServer):

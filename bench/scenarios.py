@@ -572,7 +572,8 @@ class AdaptRefusedRerun(AdaptX):
 
 
 class AdaptEveryChannel(Scenario):
-    """Adapt ``size`` long items (each with a picture) for every channel the sample config knows: nine channels."""
+    """Adapt ``size`` long items (each with a picture) for every channel the sample config knows: nine channels, SMS
+    included (each post shortened to its segments)."""
 
     name = "adapt-every-channel"
     unit = "long items"
@@ -585,7 +586,9 @@ class AdaptEveryChannel(Scenario):
         sample = commented_channels()["channels"] | {"newsletter": {}, "x": {}, "mastodon": {}, "sms": {}}
         # Long items thread on X and Bluesky; no channel sends more than it allows in one run.
         every = {name: {"max_items_per_run": self.size, "max_thread_parts": 10} for name in ("x", "bluesky")}
-        rest = {name: {"max_items_per_run": self.size} for name in sample if name not in every}
+        rest: dict[str, dict[str, Any]] = {name: {"max_items_per_run": self.size} for name in sample}
+        rest = {name: changes for name, changes in rest.items() if name not in every}
+        rest["sms"]["sources"] = None  # SMS takes the blog posts too (the sample keeps it to observances and stories)
         ledger = {"url": f"sqlite:///{self.ledger_file}", "delivery_chunk": CHUNK}
         shutil.rmtree(self.workdir / "config", ignore_errors=True)
         outbox = str(self.workdir / "outbox")
@@ -916,6 +919,13 @@ class FanoutSmtpOneByOne(FanoutSmtp):
     name = "fanout-smtp-chunk1"
     baseline_says = "one smtplib connection, the same newsletter built once, each send claimed and recorded alone"
     delivery_chunk = 1
+
+
+class ScaleNewsletter(FanoutSmtp):
+    """``fanout-smtp`` at 1x, 4x and 16x its size: time and peak memory as the audience grows."""
+
+    name = "scale-newsletter"
+    sizes: ClassVar[dict[str, int]] = {"full": 50000, "default": 500, "quick": 2}
 
 
 class AudienceUnchanged(Scenario):
@@ -1514,6 +1524,7 @@ SCENARIOS: dict[str, type[Scenario]] = {
         FanoutOutbox,
         FanoutSmtp,
         FanoutSmtpOneByOne,
+        ScaleNewsletter,
         AudienceUnchanged,
         Status,
         StatusPg,

@@ -30,6 +30,7 @@ from carecast.errors import (
     SourceError,
 )
 from carecast.ledger import IN_FLIGHT, RENDERED_FROM, DraftState, Ledger, StoredDraft, keep_claim_alive
+from carecast.ledger.holds import DraftSave
 from carecast.links import shortener
 from carecast.model import ContentItem, Draft, now_utc
 from carecast.phi import Finding, PhiCheck, fingerprint
@@ -190,13 +191,17 @@ def adapt(
     unchanged = {} if dry_run else ledger.refusal_fingerprints(instance, config.account)
     templates = templates_fingerprint(settings, channel)
     check = phi_check(settings, ledger)
+    # Every draft of the run is saved in one transaction at the end (one commit, not one or two per draft); the
+    # outcomes that depend on what was stored (held, waiting) are filled in then, in their places.
+    saves: list[DraftSave] = []
+    stored: list[tuple[int, int, Draft, list[ContentItem], list[Finding], bool]] = []
 
     def reject(items: Sequence[ContentItem], reason: str, rendered_from: str | None = None) -> None:
         measures = {} if rendered_from is None else {RENDERED_FROM: rendered_from}
         refused = Draft(channel=instance, item_ids=tuple(item.id for item in items), parts=(), measures=measures)
         told_before = told.get(refused.key) == reason  # refused for the same reason before: staff were told once
         if not dry_run and not (told_before and rendered_from is None):
-            ledger.save_draft(refused, config.account, "refused", reason=reason)  # keeps what it was rendered from
+            saves.append(DraftSave(refused, "refused", reason))  # keeps what it was rendered from
         if not told_before:
             outcomes.append(Outcome(instance, refused.item_ids, "rejected", reason, title_of(items)))
 
@@ -246,20 +251,24 @@ def adapt(
             )
             outcomes.append(Outcome(instance, draft.item_ids, *shown, title_of(batch), draft))
             continue
-        held_earlier = already_held(ledger, draft, held_before)
-        draft_id = ledger.save_draft(draft, config.account, state)
-        findings = settle_digest(ledger, draft_id, draft, findings, screen, batch)
-        if findings and ledger.hold(draft_id, fingerprint(draft), findings):
-            if not held_earlier:  # staff are told of a hold once, and again when its slot comes (publish)
-                outcomes.append(
-                    Outcome(instance, draft.item_ids, "held", held_reason(draft_id, findings), title_of(batch), draft)
-                )
-            continue
-        # Staff may have decided already (rejected, expired): only a draft still pending waits for them.
-        if state == "pending" and ledger.draft(draft_id).state == "pending":
-            outcomes.append(
-                Outcome(instance, draft.item_ids, "waiting", "waiting for approval", title_of(batch), draft)
+        stored.append((len(saves), len(outcomes), draft, batch, findings, already_held(ledger, draft, held_before)))
+        saves.append(DraftSave(draft, state, hold=(fingerprint(draft), findings) if findings else None))
+    saved = ledger.save_drafts(config.account, saves) if saves else []
+    for save, place, draft, batch, findings, held_earlier in reversed(stored):  # from the end: places stay put
+        result = saved[save]
+        # An issue whose findings are all in items staff released goes out with their release.
+        if result.held and settle_digest(ledger, result.id, draft, findings, screen, batch):
+            if held_earlier:  # staff are told of a hold once, and again when its slot comes (publish)
+                continue
+            outcome = Outcome(
+                instance, draft.item_ids, "held", held_reason(result.id, findings), title_of(batch), draft
             )
+        # Staff may have decided already (rejected, expired): only a draft still pending waits for them.
+        elif state == "pending" and result.state == "pending":
+            outcome = Outcome(instance, draft.item_ids, "waiting", "waiting for approval", title_of(batch), draft)
+        else:
+            continue
+        outcomes.insert(place, outcome)
     if backlog:
         # More new items than the channel sends per run: the newest go out, the older ones never go out late.
         reason = f"older than the {config.max_items_per_run} newest new items of this run (max_items_per_run)"

@@ -18,10 +18,9 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import gsm0338  # noqa: F401  (registers the 'gsm03.38' codec)
 import regex
-from twitter_text import parse_tweet
-from twitter_text.config import config as twitter_config
 
 from carecast.errors import MeasureError
+from carecast.xweight import weigh
 
 GSM_CODEC = "gsm03.38"
 #: A hashtag as Instagram and LinkedIn see one: ``#`` and a word with at least one letter (``#1`` is none).
@@ -58,12 +57,6 @@ GSM_EQUIVALENTS = str.maketrans(
     }
 )
 
-#: twitter-text configurations; the parser needs the emoji flag spelled out, which its v2 entry omits.
-_X_CONFIGS = {
-    2: {**twitter_config["version2"], "emoji_parsing_enabled": False},
-    3: twitter_config["version3"],
-}
-
 _SENTENCE_END = re.compile(r"[.!?\u2026][\"'\u2019\u201d)]*$")
 _LIST_MARKER = re.compile(r"^(\d{1,2}[.)]|[*\u2022])$")  # a spaced dash is prose, not a list
 _BULLET = re.compile(r"^[*\u2022]\s+")
@@ -99,20 +92,42 @@ def x_measure(text: str, version: Literal[2, 3] = 3) -> XMeasure:
 
     Version 2 differs only in counting each emoji code point instead of each emoji sequence; the official
     conformance suite's ``WeightedTweetsCounterTest`` is written for it. twitter-text-parser normalises to NFC
-    and folds a CRLF to one character. Raises nothing.
+    and folds a CRLF to one character. A text without emoji is weighed without twitter-text's emoji scan
+    (:func:`carecast.xweight.weigh`, equal to ``parse_tweet``); the last 1,024 texts measured are remembered, so
+    ``Channel.enforce`` re-measuring a part the channel measured while composing it costs nothing. Raises nothing.
     """
-    # Emoji parsing is half of twitter-text's time (one huge regex over the text), and an ASCII text holds no emoji
-    # (every emoji, keycaps included, has a code point above 127): v2 weighs it exactly as v3 does, without it.
-    parsed = parse_tweet(text, _X_CONFIGS[2 if text.isascii() else version])
-    return XMeasure(weighted_length=parsed.weightedLength, valid=parsed.valid)
+    return _x_measure(text, version)
+
+
+@functools.lru_cache(maxsize=1024)
+def _x_measure(text: str, version: Literal[2, 3]) -> XMeasure:
+    weighted_length, valid = weigh(text, version)
+    return XMeasure(weighted_length=weighted_length, valid=valid)
+
+
+def _gsm_costs() -> dict[str, int]:
+    """Every character the GSM 03.38 codec encodes, with its cost in septets (2: the extension table's escape
+    pair): what the codec decodes from each byte and escaped byte, weighed by encoding it back."""
+    costs = {}
+    for code in (*([byte] for byte in range(128)), *([0x1B, byte] for byte in range(128))):
+        with suppress(UnicodeDecodeError, KeyError):
+            char = bytes(code).decode(GSM_CODEC)
+            if len(char) == 1:
+                with suppress(UnicodeEncodeError, KeyError, TypeError):
+                    costs[char] = len(char.encode(GSM_CODEC))
+    return costs
+
+
+#: gsm0338 encodes one character at a time in Python: a table lookup per character is ~30 times faster.
+_GSM_COSTS = _gsm_costs()
 
 
 def _unit_costs(text: str) -> tuple[Literal["GSM-7", "UCS-2"], list[int]]:
     # Each character's cost in the message's encoding: 1 or 2 septets (extension table), 1 or 2 UTF-16 units.
     try:
-        return "GSM-7", [len(char.encode(GSM_CODEC)) for char in text]
-    except UnicodeEncodeError:
-        return "UCS-2", [len(char.encode("utf-16-le")) // 2 for char in text]
+        return "GSM-7", [_GSM_COSTS[char] for char in text]
+    except KeyError:
+        return "UCS-2", [2 if ord(char) > 0xFFFF else 1 for char in text]
 
 
 def sms_measure(text: str) -> SmsMeasure:
@@ -128,6 +143,8 @@ def sms_measure(text: str) -> SmsMeasure:
     units = sum(costs)
     if units <= single:
         return SmsMeasure(encoding, units, 1)
+    if units == len(text):  # every character is one unit: no pair can straddle two parts
+        return SmsMeasure(encoding, units, -(-units // multi))
     segments, used = 1, 0
     for cost in costs:
         if used + cost > multi:
@@ -218,12 +235,16 @@ def numbered_thread(text: str, fits: Callable[[str], bool], most: int) -> list[s
 
     Raises MeasureError when it needs more than ``most`` posts or a word is longer than a post.
     """
+    parts: list[str] = []
     for total in range(2, most + 1):
         # Reserve room for the widest number this thread length can show.
         def numbered_fits(part: str, marker: str = f"{total}/{total} ") -> bool:
             return fits(marker + part)
 
-        parts = split_to_fit(text, numbered_fits)
+        # Digits and "/" weigh one each in every channel's measure, so markers of one length split alike: split
+        # again only when the marker grows (10/10).
+        if not parts or len(str(total)) != len(str(total - 1)):
+            parts = split_to_fit(text, numbered_fits)
         if len(parts) <= total:
             return [f"{number}/{len(parts)} {part}" for number, part in enumerate(parts, start=1)]
     raise MeasureError(f"needs more than {most} posts (max_thread_parts)")

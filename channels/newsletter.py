@@ -30,7 +30,7 @@ import secrets
 import smtplib
 import ssl
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from email.headerregistry import Address
@@ -54,7 +54,7 @@ from carecast.channel import Channel, PracticeContext, PublishContext, Request, 
 from carecast.config import ChannelSettings
 from carecast.errors import PublishError, RenderError, TokenError
 from carecast.html import CONTACT_SCHEMES, contact_url, excerpt_html, html_to_text, same_picture
-from carecast.ledger import DeliveryOutcome, DeliveryRecord, Ledger
+from carecast.ledger import DeliveryOutcome, Ledger
 from carecast.links import RecipientLinks
 from carecast.model import ContentItem, Draft, Receipt, now_utc
 from carecast.secrets import SecretRef, resolve
@@ -72,6 +72,8 @@ HTML_TEMPLATE = "body.html.j2"
 COLUMN_WIDTH = 552
 #: Unsubscribe tokens a fan-out issues per ledger transaction, ahead of the sends, whatever its delivery chunk.
 TOKEN_BLOCK = 500
+#: Subscribers (and their deliveries) read from the ledger at a time: a long list never sits in memory.
+SUBSCRIBER_PAGE = 1000
 _WEB_SCHEMES = frozenset({"http", "https"})
 #: What SMTP reply codes mean (RFC 5321 4.2.3, RFC 4954), in words that name no one.
 SMTP_REPLIES = {
@@ -449,14 +451,14 @@ class NewsletterChannel(Channel):
     def _by_smtp(self, draft: Draft, context: PublishContext, credentials: SmtpCredentials) -> Receipt:
         password, _ = self._secrets()  # the unsubscribe secret only reads links sent before tokens were opaque
         ledger, publication = context.ledger, context.publication_id
-        batch = _Batch.of(ledger.subscribers(self.name), ledger.deliveries(publication))
         retry_reasons: list[str] = []
         # Encoded once, for the length of the tokens the ledger issues (all alike; cached should one differ).
         prepared = functools.cache(lambda token_length: self.prepare_message(draft, token_length))
         personal = RecipientLinks.of(self.settings, ledger, self.name)  # links.email_per_recipient
         with ExitStack() as stack:
             smtp: smtplib.SMTP | None = None
-            for chunk, tokens in self._with_tokens(ledger, batch.pending, context.delivery_chunk):
+            pending = _pending(ledger, self.name, publication, Counter())  # skipped: counted at the end
+            for chunk, tokens in self._with_tokens(ledger, pending, context.delivery_chunk):
                 context.stop_if_asked(self.instance)
                 # Opened for the first chunk only: a resumed batch with nobody left opens no connection.
                 smtp = smtp or stack.enter_context(self._connect(credentials, password))
@@ -485,17 +487,16 @@ class NewsletterChannel(Channel):
                     ledger.finish_deliveries(publication, outcomes, claimed)
                 if not usable:
                     break
-        after = _Batch.of(ledger.subscribers(self.name), ledger.deliveries(publication))
-        summary = f"smtp {credentials.server}: {after.summary()}"
-        if after.pending:
+        skipped: Counter[str] = Counter()  # who is left and who is skipped, as the ledger now stands
+        left = sum(1 for _ in _pending(ledger, self.name, publication, skipped))
+        summary = f"smtp {credentials.server}: {_summary(ledger.delivery_state_counts(publication), skipped)}"
+        if left:
             reason = retry_reasons[0] if retry_reasons else "not sent yet"
-            raise PublishError(
-                self.instance, f"{summary}; {len(after.pending)} left for the next run ({reason})", transient=True
-            )
+            raise PublishError(self.instance, f"{summary}; {left} left for the next run ({reason})", transient=True)
         return Receipt(location=summary, sent_at=now_utc())
 
     def _with_tokens(
-        self, ledger: Ledger, pending: list[Subscriber], chunk_size: int
+        self, ledger: Ledger, pending: Iterable[Subscriber], chunk_size: int
     ) -> Iterator[tuple[list[Subscriber], dict[str, str]]]:
         """``pending`` in chunks of ``chunk_size``, each with its recipients' unsubscribe tokens.
 
@@ -692,19 +693,12 @@ def _mail_options(smtp: smtplib.SMTP, sender: str, address: str) -> tuple[str, .
     return ("SMTPUTF8", "BODY=8BITMIME")
 
 
-@dataclass(frozen=True)
-class _Batch:
-    """Who of a publication's audience is still to be sent to, and who is skipped and why."""
-
-    pending: list[Subscriber]
-    skipped: Counter[str]
-    deliveries: dict[str, DeliveryRecord]
-
-    @classmethod
-    def of(cls, subscribers: Sequence[Subscriber], deliveries: dict[str, DeliveryRecord]) -> _Batch:
-        pending = []
-        skipped: Counter[str] = Counter()
-        for subscriber in subscribers:
+def _pending(ledger: Ledger, channel_type: str, publication: int, skipped: Counter[str]) -> Iterator[Subscriber]:
+    """Who of a publication's audience is still to be sent to, read a page of subscribers (and their deliveries) at
+    a time, so memory stays flat however long the list; who is skipped is counted in ``skipped`` by reason."""
+    for page in batched(ledger.stream_subscribers(channel_type, page=SUBSCRIBER_PAGE), SUBSCRIBER_PAGE):
+        deliveries = ledger.deliveries(publication, [subscriber.address for subscriber in page])
+        for subscriber in page:
             record = deliveries.get(subscriber.address)
             # Settled (sent, failed for good) or in another attempt's hands: never touched again.
             if record is not None and not (
@@ -712,19 +706,19 @@ class _Batch:
             ):
                 continue
             if (reason := subscriber.exclusion_reason) is None:
-                pending.append(subscriber)
+                yield subscriber
             else:
                 skipped[reason] += 1
-        return cls(pending, skipped, deliveries)
 
-    def summary(self) -> str:
-        """E.g. ``7 sent, 1 not delivered, 3 skipped (1 no consent on file, 2 status is unsubscribed)``."""
-        sent = sum(record.state == "sent" for record in self.deliveries.values())
-        lost = sum(record.state == "failed" and not record.transient for record in self.deliveries.values())
-        parts = [f"{sent} sent"] + ([f"{lost} not delivered"] if lost else [])
-        reasons = ", ".join(f"{count} {why}" for why, count in sorted(self.skipped.items()))
-        parts.append(f"{self.skipped.total()} skipped" + (f" ({reasons})" if reasons else ""))
-        return ", ".join(parts)
+
+def _summary(counts: Counter[tuple[str, bool]], skipped: Counter[str]) -> str:
+    """E.g. ``7 sent, 1 not delivered, 3 skipped (1 no consent on file, 2 status is unsubscribed)``."""
+    sent = counts[("sent", False)] + counts[("sent", True)]
+    lost = counts[("failed", False)]
+    parts = [f"{sent} sent"] + ([f"{lost} not delivered"] if lost else [])
+    reasons = ", ".join(f"{count} {why}" for why, count in sorted(skipped.items()))
+    parts.append(f"{skipped.total()} skipped" + (f" ({reasons})" if reasons else ""))
+    return ", ".join(parts)
 
 
 def _is_loopback(host: str) -> bool:

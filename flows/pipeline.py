@@ -37,6 +37,7 @@ from prefect.context import FlowRunContext
 from prefect.exceptions import ObjectNotFound
 from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
+from prefect.logging.handlers import APILogWorker
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from prefect.states import Failed, State
 from pydantic import BaseModel, Field, create_model
@@ -531,4 +532,7 @@ def run_here(config_path: str, *, dry_run: bool, channels: list[str] | None) -> 
     """
     with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         state: State[Any] = pipeline(config_path=config_path, dry_run=dry_run, channels=channels, return_state=True)
+    # The run's last logs go to the API now, while it still answers: the command ends without the interpreter's
+    # thread shutdown, where Prefect would send them (after the temporary API stopped: "Error logging to API").
+    APILogWorker.drain_all(timeout=5)
     return state

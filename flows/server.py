@@ -6,7 +6,10 @@ running, and two runs on a fresh Prefect home race its first database migration.
 - it watches a pipe whose only writer is the run: when the run ends, however it ends, the kernel closes the pipe,
   the server reads end-of-file and stops;
 - it is started under a file lock in Prefect's home and the lock is held until it answers, so the first migration
-  runs once while a second run waits, then finds the database ready.
+  runs once while a second run waits, then finds the database ready;
+- once the run has ended it deletes the runs and events older than Prefect's retention (90 days unless the
+  project's prefect.toml says otherwise), which only a server's background services would, and a temporary API
+  runs none.
 
 It boots while the run loads Prefect and checks the practice: :func:`start_temporary_api` returns at once, and the
 run waits for it only before its flow starts.
@@ -16,6 +19,7 @@ Run as ``python -m flows.server PORT`` by :func:`start_temporary_api`, never by 
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import os
 import signal
@@ -98,12 +102,30 @@ def _serve(port: int) -> None:
 
     def stop_when_the_run_ends() -> None:
         sys.stdin.buffer.read()  # returns at end-of-file: the run that started this server has ended
-        os.kill(os.getpid(), signal.SIGTERM)  # uvicorn's graceful shutdown
+        try:
+            asyncio.run(_prune_history())
+        finally:
+            os.kill(os.getpid(), signal.SIGTERM)  # uvicorn's graceful shutdown (then it exits by the signal)
 
     threading.Thread(target=stop_when_the_run_ends, daemon=True).start()
     # ephemeral: the API only, without the UI and the background services, as Prefect's own temporary server.
     app = create_app(ephemeral=True, final=True)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="error", lifespan="on")
+
+
+async def _prune_history() -> None:
+    """Delete the runs (with their task runs, logs and artifacts) and events older than their retention, by
+    Prefect's own vacuum: a temporary API runs none of the server's background services, so without this
+    Prefect's database would grow with every run. The retention is Prefect's setting, which the project's
+    prefect.toml sets (``[server.services.db_vacuum] retention_period``, 90 days by default; events
+    ``[server.events] retention_period``). Runs once the run has ended, before the API stops.
+    """
+    from prefect.server.database import provide_database_interface
+    from prefect.server.services.db_vacuum import vacuum_old_events, vacuum_old_flow_runs
+
+    db = provide_database_interface()
+    await vacuum_old_flow_runs(db=db)
+    await vacuum_old_events(db=db)
 
 
 if __name__ == "__main__":

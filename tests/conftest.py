@@ -29,18 +29,21 @@ POSTGRES_ADMIN = os.environ.get("CARECAST_TEST_POSTGRES", "postgresql+psycopg://
 # The system's temporary folder as it was when the session started: a test leaves nothing behind there.
 TMP = Path(tempfile.gettempdir())
 _TMP_BEFORE: set[str] = set()
-SESSION = ROOT / ".carecast" / "pytest" / f"session-{os.getpid()}"
+#: Every temporary file of the session, in one folder removed at exit. Outside the project on purpose: a test's
+#: project must not find this repository's prefect.toml or pyproject.toml above it.
+SESSION = TMP / f"carecast-tests-{os.getpid()}"
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    """The session's temporary files live in the project's .carecast, removed at its end: pytest's tmp_path
-    folders (pytest keeps the last three sessions' in /tmp), and, through TMPDIR, what this process and every
-    process it starts (Chromium, Prefect's workers and runners, provider fakes) put in a temporary folder."""
+    """The session's temporary files live in :data:`SESSION`, removed at exit: pytest's tmp_path folders (pytest
+    keeps the last three sessions' otherwise), and, through TMPDIR, what this process and every process it starts
+    (Chromium, Prefect's workers and runners, provider fakes) put in a temporary folder."""
     _TMP_BEFORE.update(os.listdir(TMP))
+    _TMP_BEFORE.add(SESSION.name)
     (SESSION / "tmp").mkdir(parents=True, exist_ok=True)
     # Readable by others: a test runs PostgreSQL as the postgres user in a folder of its own under it.
-    for folder in (SESSION.parent, SESSION, SESSION / "tmp"):
+    for folder in (SESSION, SESSION / "tmp"):
         folder.chmod(0o755)
     os.environ["TMPDIR"] = str(SESSION / "tmp")
     tempfile.tempdir = None  # read TMPDIR again

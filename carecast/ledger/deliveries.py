@@ -62,11 +62,25 @@ class DeliveryOutcome:
 class DeliveryLedger(LedgerStore):
     """Per-recipient claims and outcomes, and the provider's later word on them (status callbacks)."""
 
-    def deliveries(self, publication_id: int) -> dict[str, DeliveryRecord]:
-        """The recipients of a publication so far, by address."""
+    def deliveries(self, publication_id: int, addresses: Sequence[str] | None = None) -> dict[str, DeliveryRecord]:
+        """The recipients of a publication so far (those of ``addresses`` only, when given: a page of a long list),
+        by address."""
+        query = select(DeliveryRow).where(DeliveryRow.publication_id == publication_id)
+        if addresses is not None:
+            query = query.where(DeliveryRow.address.in_(addresses))
         with self._session() as session:
-            rows = session.scalars(select(DeliveryRow).where(DeliveryRow.publication_id == publication_id)).all()
+            rows = session.scalars(query).all()
         return {row.address: _delivery_record(row) for row in rows}
+
+    def delivery_state_counts(self, publication_id: int) -> Counter[tuple[str, bool]]:
+        """How many of a publication's deliveries are in each ``(state, transient)``, counted by the database."""
+        query = (
+            select(DeliveryRow.state, DeliveryRow.transient, func.count())
+            .where(DeliveryRow.publication_id == publication_id)
+            .group_by(DeliveryRow.state, DeliveryRow.transient)
+        )
+        with self._session() as session:
+            return Counter({(state, bool(transient)): count for state, transient, count in session.execute(query)})
 
     def unknown_deliveries(self, publication_ids: Sequence[int] | None = None) -> dict[int, list[DeliveryRecord]]:
         """Recipients and parts whose send is ``unknown`` (their run died in flight), by publication id (of these

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
 from carecast.errors import LedgerError
 from carecast.ledger.schema import DraftRow, DraftState, PublicationRow
-from carecast.ledger.store import LedgerStore, insert_new
+from carecast.ledger.store import LedgerStore, inserted_keys
 from carecast.model import Draft, now_utc
 
 
@@ -38,6 +39,58 @@ def stored_draft(row: DraftRow) -> StoredDraft:
     )
 
 
+def save_drafts_in(
+    session: Session, account: str, drafts: Sequence[tuple[Draft, DraftState, str | None]], now: datetime
+) -> list[DraftRow]:
+    """:meth:`DraftLedger.save_draft` of each ``(draft, state, reason)`` in order, inside the caller's transaction,
+    in a few statements whatever their number; returns each draft's row as it now stands."""
+    bodies = [draft.to_json() for draft, _, _ in drafts]
+    new = [
+        {
+            "channel": draft.channel,
+            "account": account,
+            "draft_key": draft.key,
+            "state": state,
+            "body": body,
+            "reason": reason,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for (draft, state, reason), body in zip(drafts, bodies, strict=True)
+    ]
+    # A racing run may store the same draft first: then it is the earlier draft below.
+    inserted = set(inserted_keys(session, DraftRow, new, ["channel", "account", "draft_key"]))
+    rows = {
+        (row.channel, row.draft_key): row
+        for row in session.scalars(
+            select(DraftRow).where(
+                DraftRow.account == account,
+                DraftRow.channel.in_({draft.channel for draft, _, _ in drafts}),
+                DraftRow.draft_key.in_([draft.key for draft, _, _ in drafts]),
+            )
+        )
+    }
+    claimed = set(
+        session.scalars(
+            select(PublicationRow.draft_id).where(PublicationRow.draft_id.in_([row.id for row in rows.values()]))
+        )
+    )
+    result = []
+    for (draft, state, reason), body in zip(drafts, bodies, strict=True):
+        row = rows[(draft.channel, draft.key)]
+        result.append(row)
+        key = (draft.channel, account, draft.key)
+        if key in inserted:
+            inserted.discard(key)  # the row this draft made (a later draft of the same items replaces it below)
+            continue
+        if row.id in claimed:
+            continue
+        # A held draft is checked again with its new text (the PHI check holds it again if need be).
+        if row.state in ("pending", "refused", "held") or (row.state == "approved" and state != "pending"):
+            row.body, row.state, row.reason, row.updated_at = body, state, reason, now
+    return result
+
+
 #: Where a refused draft keeps, in its measures, the fingerprint of what it was rendered from.
 RENDERED_FROM = "rendered_from"
 
@@ -52,35 +105,8 @@ class DraftLedger(LedgerStore):
         it is: an edit of the item after that never changes what was or will be sent. An unclaimed approved draft
         takes an edit's new text, or becomes ``refused`` when the edit breaks a rule (a withdrawn authorization).
         """
-        now = now_utc()
-        new = {
-            "channel": draft.channel,
-            "account": account,
-            "draft_key": draft.key,
-            "state": state,
-            "body": draft.to_json(),
-            "reason": reason,
-            "created_at": now,
-            "updated_at": now,
-        }
         with self._session() as session, session.begin():
-            # A racing run may store the same draft first: then it is the earlier draft below.
-            inserted = insert_new(session, DraftRow, [new], ["channel", "account", "draft_key"])
-            row = session.scalars(
-                select(DraftRow).where(
-                    DraftRow.channel == draft.channel, DraftRow.account == account, DraftRow.draft_key == draft.key
-                )
-            ).one()
-            if inserted:
-                return row.id
-            claimed = session.scalar(select(PublicationRow.id).where(PublicationRow.draft_id == row.id))
-            # A held draft is checked again with its new text (the PHI check holds it again if need be).
-            replaceable = row.state in ("pending", "refused", "held") or (
-                row.state == "approved" and state != "pending"
-            )
-            if claimed is None and replaceable:
-                row.body, row.state, row.reason, row.updated_at = draft.to_json(), state, reason, now
-            return row.id
+            return save_drafts_in(session, account, [(draft, state, reason)], now_utc())[0].id
 
     def drafts(self, channel: str | None = None, states: Sequence[DraftState] | None = None) -> list[StoredDraft]:
         """Drafts (of one channel, in some states), oldest first."""

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from carecast.errors import LedgerError
-from carecast.ledger.schema import ITEM_PATIENT, DraftRow, PhiHoldRow, PublicationRow
+from carecast.ledger.drafts import save_drafts_in
+from carecast.ledger.schema import ITEM_PATIENT, DraftRow, DraftState, PhiHoldRow, PublicationRow
 from carecast.ledger.store import LedgerStore
-from carecast.model import now_utc
+from carecast.model import Draft, now_utc
 from carecast.phi import Finding
 
 
@@ -27,6 +30,54 @@ class PhiHold:
     release_reason: str | None
 
 
+#: Drafts written per statement by ``save_drafts`` (all in its one transaction).
+SAVED_TOGETHER = 500
+
+
+@dataclass(frozen=True)
+class DraftSave:
+    """One draft for :meth:`HoldLedger.save_drafts`: its state and reason, and what the PHI check found in its text
+    (``hold``: the text's fingerprint and the findings) when it must be held."""
+
+    draft: Draft
+    state: DraftState
+    reason: str | None = None
+    hold: tuple[str, list[Finding]] | None = None
+
+
+@dataclass(frozen=True)
+class SavedDraft:
+    """What :meth:`HoldLedger.save_drafts` did with one draft."""
+
+    id: int
+    held: bool
+    state: DraftState
+
+
+def hold_in(session: Session, draft: DraftRow, fingerprint: str, findings: list[Finding], now: datetime) -> bool:
+    """:meth:`HoldLedger.hold` of ``draft``'s row inside the caller's transaction."""
+    if session.scalar(select(PublicationRow.id).where(PublicationRow.draft_id == draft.id)) is not None:
+        return False  # what is claimed went or goes out as it was checked then
+    row = session.scalars(
+        select(PhiHoldRow).where(PhiHoldRow.draft_id == draft.id, PhiHoldRow.fingerprint == fingerprint)
+    ).one_or_none()
+    if row is not None and row.released_at is not None:
+        if draft.state == "held":
+            draft.state, draft.reason, draft.updated_at = "approved", _released(row), now
+        return False
+    stored = {"findings": [finding.to_json() for finding in findings]}
+    if row is None:
+        session.add(
+            PhiHoldRow(draft_id=draft.id, fingerprint=fingerprint, findings=stored, held_at=now, released_at=None)
+        )
+    else:
+        row.findings = stored
+    if draft.state in ("pending", "approved", "held"):
+        draft.state, draft.updated_at = "held", now
+        draft.reason = "possible PHI: " + "; ".join(finding.summary for finding in findings)
+    return draft.state == "held"
+
+
 class HoldLedger(LedgerStore):
     """Holds and releases of drafts with possible PHI, and the patients the authorizations name."""
 
@@ -36,33 +87,30 @@ class HoldLedger(LedgerStore):
 
         Raises LedgerError for an unknown draft.
         """
-        now = now_utc()
         with self._session() as session, session.begin():
             draft = session.get(DraftRow, draft_id)
             if draft is None:
                 raise LedgerError(f"no draft {draft_id}")
-            if session.scalar(select(PublicationRow.id).where(PublicationRow.draft_id == draft_id)) is not None:
-                return False  # what is claimed went or goes out as it was checked then
-            row = session.scalars(
-                select(PhiHoldRow).where(PhiHoldRow.draft_id == draft_id, PhiHoldRow.fingerprint == fingerprint)
-            ).one_or_none()
-            if row is not None and row.released_at is not None:
-                if draft.state == "held":
-                    draft.state, draft.reason, draft.updated_at = "approved", _released(row), now
-                return False
-            stored = {"findings": [finding.to_json() for finding in findings]}
-            if row is None:
-                session.add(
-                    PhiHoldRow(
-                        draft_id=draft_id, fingerprint=fingerprint, findings=stored, held_at=now, released_at=None
-                    )
-                )
-            else:
-                row.findings = stored
-            if draft.state in ("pending", "approved", "held"):
-                draft.state, draft.updated_at = "held", now
-                draft.reason = "possible PHI: " + "; ".join(finding.summary for finding in findings)
-            return draft.state == "held"
+            return hold_in(session, draft, fingerprint, findings, now_utc())
+
+    def save_drafts(self, account: str, saves: Sequence[DraftSave]) -> list[SavedDraft]:
+        """Store each of ``saves`` as :meth:`save_draft` and, with findings, :meth:`hold` would, all in one
+        transaction (one commit, not one or two per draft); return, in order, each draft's id, whether it is held,
+        and its state once saved (staff may have decided on it already). Raises LedgerError.
+        """
+        now = now_utc()
+        saved = []
+        with self._session() as session, session.begin():
+            entries = [(save.draft, save.state, save.reason) for save in saves]
+            rows = [  # in pieces: the statements' IN lists stay short
+                row
+                for start in range(0, len(entries), SAVED_TOGETHER)
+                for row in save_drafts_in(session, account, entries[start : start + SAVED_TOGETHER], now)
+            ]
+            for save, row in zip(saves, rows, strict=True):
+                held = save.hold is not None and hold_in(session, row, *save.hold, now)
+                saved.append(SavedDraft(row.id, held, row.state))  # type: ignore[arg-type]
+        return saved
 
     def released(self, draft_id: int, fingerprint: str) -> bool:
         """Whether staff released this text of the draft."""

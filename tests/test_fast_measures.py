@@ -1,0 +1,121 @@
+"""The fast measures against the slow definitions they replace: X's (carecast.xweight) against twitter-text's own
+parse_tweet on the whole conformance suite and a hypothesis property, both configurations; SMS segments against
+the character-at-a-time count."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twitter_text import parse_tweet
+from twitter_text.regexp.emoji import emoji_list
+
+from carecast.text import GSM_CODEC, SEGMENT_CAPACITY, sms_measure
+from carecast.xweight import _EMOJI_CODE_POINTS, CONFIGS, weigh
+from tests.test_text import CONFORMANCE
+
+
+def _every_conformance_text() -> list[Any]:
+    if not CONFORMANCE.is_file():
+        return [pytest.param(None, marks=pytest.mark.skip(reason=f"conformance suite absent: {CONFORMANCE}"))]
+    groups = yaml.safe_load(CONFORMANCE.read_text(encoding="utf-8"))["tests"]
+    return [
+        pytest.param(case["text"], id=f"{group}-{number}")
+        for group, cases in groups.items()
+        for number, case in enumerate(cases)
+    ]
+
+
+def _same(text: str) -> None:
+    versions: tuple[Literal[2, 3], ...] = (2, 3)
+    for version in versions:
+        parsed = parse_tweet(text, CONFIGS[version])
+        assert weigh(text, version) == (parsed.weightedLength, parsed.valid), (version, text)
+
+
+@pytest.mark.parametrize("text", _every_conformance_text())
+def test_every_conformance_text_weighs_as_parse_tweet(text: str) -> None:
+    _same(text)
+
+
+EMOJI = [entry.emoji for entry in emoji_list]
+PIECES = st.one_of(
+    st.text(max_size=30),
+    st.text(alphabet=st.characters(max_codepoint=0x2100), max_size=30),
+    st.sampled_from(
+        [
+            " https://www.oakviewpt.com/blog/knees?utm_source=twitter ",
+            "example.com",
+            " http://t.co/abc/def ",
+            "日本.example.com/path",
+            "#1",
+            "1/3 ",
+            "\r\n",
+            "\r",
+            "cafe\u0301",
+            "\u2019\u2014\u2026\u2022",
+            "\ufeff",
+            "\u202a",
+            "\u20e3",
+            "1\ufe0f\u20e3",
+            "#\u20e3",
+        ]
+    ),
+    st.sampled_from(EMOJI),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(PIECES, max_size=12).map("".join))
+def test_any_text_weighs_as_parse_tweet(text: str) -> None:
+    _same(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Desk stretches: sit tall, roll your shoulders back. https://www.oakviewpt.com/blog/x #pt",
+        "Don\u2019t miss it \u2014 30% off\u2026 \u2022 caf\u00e9 \u00fcber na\u00efve \u7406\u5b66\u7642\u6cd5",
+    ],
+)
+def test_a_text_without_emoji_takes_the_fast_path(text: str) -> None:
+    # Nothing in it can start an emoji: weigh() answers without parse_tweet's emoji scan.
+    assert _EMOJI_CODE_POINTS.search(text) is None
+    _same(text)
+
+
+def _segments_one_character_at_a_time(text: str) -> tuple[str, int, int]:
+    # The definition sms_measure had: the gsm0338 codec on each character, else UTF-16 code units.
+    try:
+        encoding, costs = "GSM-7", [len(char.encode(GSM_CODEC)) for char in text]
+    except UnicodeEncodeError:
+        encoding, costs = "UCS-2", [len(char.encode("utf-16-le")) // 2 for char in text]
+    single, multi = SEGMENT_CAPACITY[encoding]
+    if sum(costs) <= single:
+        return encoding, sum(costs), 1
+    segments, used = 1, 0
+    for cost in costs:
+        if used + cost > multi:
+            segments, used = segments + 1, 0
+        used += cost
+    return encoding, sum(costs), segments
+
+
+SMS_TEXT = st.lists(
+    st.one_of(
+        st.text(alphabet="ab \u20ac^{}[]~|\\\n", max_size=200),
+        st.text(max_size=80),
+        st.sampled_from(["\U0001f389", "\u00e1", "a" * 150]),
+    ),
+    max_size=6,
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(SMS_TEXT | st.text(alphabet=st.characters(max_codepoint=0x3FF), max_size=400))
+def test_sms_segments_as_counted_one_character_at_a_time(text: str) -> None:
+    measure = sms_measure(text)
+    assert (measure.encoding, measure.units, measure.segments) == _segments_one_character_at_a_time(text)
