@@ -17,9 +17,6 @@ the contract: it never imports a plugin by name.
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -29,7 +26,6 @@ from email.message import EmailMessage
 from functools import cache
 from http import HTTPStatus
 from importlib.metadata import EntryPoint, entry_points
-from pathlib import Path
 from typing import Any, ClassVar, Self
 from urllib.parse import parse_qs, parse_qsl
 
@@ -37,45 +33,15 @@ import jinja2
 
 from carecast.config import ChannelSettings, Settings, slugify
 from carecast.errors import ChannelError, ConfigError, PublishError, RenderError
+from carecast.failures import CREDENTIAL_TO_FIX as CREDENTIAL_TO_FIX
+from carecast.failures import TRANSIENT_STATUSES as TRANSIENT_STATUSES
+from carecast.failures import refusal as refusal
+from carecast.failures import unreachable as unreachable
 from carecast.ledger import Ledger
 from carecast.model import ContentItem, Draft, Receipt, now_utc
+from carecast.outbox import Outbox
 from carecast.pacing import Pacer, parse_rate
 from carecast.text import add_utm, sms_measure, x_measure
-
-
-class Outbox:
-    """A folder holding exactly what each publication would have sent: ``<root>/<channel>/<key><suffix>``."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def write(self, channel: str, key: str, suffix: str, payload: bytes) -> Path:
-        """Write one publication's payload atomically and return its path.
-
-        Raises PublishError (not transient) when the file exists already (never overwrite what was "sent")
-        or cannot be written.
-        """
-        folder = self.root / channel
-        target = folder / f"{key}{suffix}"
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            if target.exists():
-                raise PublishError(channel, f"outbox file {target} exists already", transient=False)
-            handle, temporary = tempfile.mkstemp(dir=folder, prefix=".partial-")
-            with os.fdopen(handle, "wb") as stream:
-                stream.write(payload)
-            os.replace(temporary, target)
-        except OSError as exc:
-            raise PublishError(channel, f"cannot write to the outbox: {exc}", transient=False) from exc
-        return target
-
-    def write_json(self, channel: str, key: str, payload: Any) -> Path:
-        """Write a provider API's request bodies as readable JSON; raises PublishError as ``write`` does."""
-        return self.write(channel, key, ".json", json.dumps(payload, ensure_ascii=False, indent=2).encode())
-
-    def receipt(self, path: Path) -> Receipt:
-        return Receipt(location=str(path), sent_at=now_utc())
-
 
 #: How a publication cut short by a shutdown says so.
 STOPPED = "stopped by a shutdown"
@@ -445,6 +411,14 @@ class Channel(ABC):
         if not self.paces_requests:
             context.stop_if_asked(self.instance)
             context.pace()
+
+    def not_at_provider(self, draft: Draft, addresses: Sequence[str]) -> list[str] | None:
+        """Which of ``addresses`` (recipients of ``draft``) the provider has no record of being sent it, so
+        ``carecast resolve --sent`` refuses them; None when the provider cannot be asked (the default).
+
+        Raises CredentialError, or PublishError when the provider cannot be reached.
+        """
+        return None
 
     def engagement(self, provider_ids: Sequence[str]) -> Mapping[str, Engagement]:
         """The provider's engagement numbers for these posts (their ids as ``Receipt.provider_ids`` recorded them),

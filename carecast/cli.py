@@ -477,6 +477,13 @@ def _resolve(args: argparse.Namespace) -> int:
     address = args.recipient if args.part is None else part_address(args.part)
     _, ledger = _open_ledger(args.config)
     try:
+        if args.decision == "sent" and (refused := _not_at_provider(args.config, ledger, args.publication_id, address)):
+            print(
+                f"publication {args.publication_id}: the provider has no record of it for {len(refused)} recipient(s) "
+                f"({', '.join(refused)}); not settled: --resend or --drop them",
+                file=sys.stderr,
+            )
+            return 1
         settled = ledger.resolve(args.publication_id, args.decision, address=address, provider_id=args.provider_id)
         [record] = ledger.publications(ids=[args.publication_id])
     finally:
@@ -484,6 +491,21 @@ def _resolve(args: argparse.Namespace) -> int:
     after = "the next run finishes it" if record.state == "failed" and record.transient else record.state
     print(f"publication {args.publication_id}: {settled} settled ({args.decision}); {after}")
     return 0
+
+
+def _not_at_provider(config: Path, ledger: Ledger, publication_id: int, address: str | None) -> list[str]:
+    """The unknown recipients (``address``, else all) of the publication its provider has no record of; empty when
+    the provider cannot be asked. Raises CareCastError when the channel or the provider cannot be reached."""
+    unknown = ledger.unknown_deliveries([publication_id]).get(publication_id, [])
+    addresses = [d.address for d in unknown if not d.is_part and (address is None or d.address == address)]
+    if not addresses:
+        return []
+    from carecast.pipeline import make_channel
+    from carecast.practice import load_settings
+
+    draft = ledger.publication_draft(publication_id).draft
+    channel = make_channel(load_settings(config), draft.channel)
+    return channel.not_at_provider(draft, addresses) or []
 
 
 #: Rows ``carecast status`` aligns together: the first page prints at once, whatever the size of the ledger.

@@ -115,12 +115,22 @@ class PublishError(ChannelError):
     """A publication could not be delivered.
 
     ``transient`` says whether trying again later may succeed (timeouts, 429, 5xx); ``retry_after`` is the
-    number of seconds the provider asked us to wait, when it said.
+    number of seconds the provider asked us to wait, when it said. ``maybe_sent``: the request may have reached the
+    provider and been acted on (its answer was lost), so it is not sent again before the provider is asked.
     """
 
-    def __init__(self, channel: str, reason: str, *, transient: bool, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        channel: str,
+        reason: str,
+        *,
+        transient: bool,
+        retry_after: float | None = None,
+        maybe_sent: bool = False,
+    ) -> None:
         self.transient = transient
         self.retry_after = retry_after
+        self.maybe_sent = maybe_sent
         super().__init__(channel, reason)
 
 

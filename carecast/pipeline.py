@@ -18,7 +18,7 @@ from functools import partial
 from typing import Literal
 
 from carecast.audience import ADDRESS_COLUMN, load_audience
-from carecast.channel import Channel, Outbox, PublishContext, make_channel, unpaced
+from carecast.channel import CREDENTIAL_TO_FIX, Channel, Outbox, PublishContext, make_channel, unpaced
 from carecast.config import Settings
 from carecast.errors import (
     AlreadyClaimed,
@@ -457,7 +457,7 @@ class _Sender:
                 failure = exc
             except CredentialError as exc:
                 # Nothing left: a credential that is not set or not accepted is mended by a person, then retried.
-                failure = PublishError(instance, str(exc), transient=True)
+                failure = PublishError(instance, f"{CREDENTIAL_TO_FIX}: {exc}", transient=True)
         title = self.title(draft)
         unknown = ledger.unknown_deliveries([publication_id]).get(publication_id, [])
         if unknown:

@@ -36,6 +36,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, ClassVar, TypeVar
 
+import httpx
 import regex
 from atproto_client import Client, models
 from atproto_client.exceptions import (
@@ -51,7 +52,7 @@ from atproto_client.utils import TextBuilder, facet_detection
 from atproto_core.exceptions import AtProtocolError
 from pydantic import Field, HttpUrl, IPvAnyNetwork, StrictBool, field_validator
 
-from carecast.channel import Channel, Engagement, PublishContext
+from carecast.channel import Channel, Engagement, PublishContext, unreachable
 from carecast.config import ChannelSettings, Settings
 from carecast.errors import AlreadyClaimed, CredentialError, ImageError, MeasureError, PublishError, RenderError
 from carecast.images import fetch_image
@@ -323,30 +324,35 @@ class BlueskyChannel(Channel):
                 raise PublishError(self.instance, reason, transient=False)
             if not (settled is not None and settled.state == "sent"):
                 self._claim_part(context, part, step, settled)
-            if pending is None:
-                moment = now_utc()
-                pending = {"rkey": tid(moment, context.publication_id), "createdAt": _timestamp(moment)}
-                save()  # before sending: a retry finds what this attempt may have made
-            elif (made := self._existing(session, pending["rkey"], step)) is not None:
-                ledger.finish_delivery(publication, part, "sent", provider_id=made["uri"])
-                posted.append(made)
-                pending = None
-                save()
-                continue
-            elif settled is not None and settled.state == "sent":
-                reason = f"{step} is recorded as sent but the PDS has no record {pending['rkey']}; check the account"
-                raise PublishError(self.instance, reason, transient=False)
-            reply = None if not posted else {"root": posted[0], "parent": posted[-1]}
-            record = self.record(draft.parts[number - 1], pending["createdAt"], reply, embed if number == 1 else None)
-            data = models.ComAtprotoRepoCreateRecord.Data(
-                repo=session.did, collection=POST, rkey=pending["rkey"], record=record
-            )
-            up = f"; {len(posted)} of {total} posts are up" if posted else ""
             try:
+                if pending is None:
+                    moment = now_utc()
+                    pending = {"rkey": tid(moment, context.publication_id), "createdAt": _timestamp(moment)}
+                    save()  # before sending: a retry finds what this attempt may have made
+                elif (made := self._existing(session, pending["rkey"], step)) is not None:
+                    ledger.finish_delivery(publication, part, "sent", provider_id=made["uri"])
+                    posted.append(made)
+                    pending = None
+                    save()
+                    continue
+                elif settled is not None and settled.state == "sent":
+                    reason = (
+                        f"{step} is recorded as sent but the PDS has no record {pending['rkey']}; check the account"
+                    )
+                    raise PublishError(self.instance, reason, transient=False)
+                reply = None if not posted else {"root": posted[0], "parent": posted[-1]}
+                embedded = embed if number == 1 else None
+                record = self.record(draft.parts[number - 1], pending["createdAt"], reply, embedded)
+                data = models.ComAtprotoRepoCreateRecord.Data(
+                    repo=session.did, collection=POST, rkey=pending["rkey"], record=record
+                )
+                up = f"; {len(posted)} of {total} posts are up" if posted else ""
                 made_now = self._call(partial(session.client.com.atproto.repo.create_record, data), step, up)
             except (PublishError, CredentialError) as exc:
-                # Claimable again: the next attempt asks the PDS for the record key first, so it never posts twice.
-                ledger.finish_delivery(publication, part, "failed", error=exc.reason, transient=True)
+                # Claimable again, whatever failed (the post, or the lookup of an earlier one): the next attempt asks
+                # the PDS for the record key first, so it never posts twice and the part is never stuck claimed.
+                if not (settled is not None and settled.state == "sent"):
+                    ledger.finish_delivery(publication, part, "failed", error=exc.reason, transient=True)
                 raise
             ledger.finish_delivery(publication, part, "sent", provider_id=made_now.uri)
             posted.append({"uri": made_now.uri, "cid": made_now.cid})
@@ -368,7 +374,8 @@ class BlueskyChannel(Channel):
         Raises PublishError (permanent) when another run holds the part or a person dropped it.
         """
         ledger, publication = context.ledger, context.publication_id
-        if settled is not None and settled.state == "unknown":
+        # Claimed: an earlier attempt of this publication (whose claim is now ours) stopped without recording it.
+        if settled is not None and settled.state in ("unknown", "claimed"):
             ledger.finish_delivery(publication, part, "failed", error=IN_FLIGHT, transient=True)
         try:
             ledger.claim_delivery(publication, part)
@@ -478,6 +485,10 @@ class BlueskyChannel(Channel):
                 return request()
             except AtProtocolError as exc:
                 raise self._failure(exc, step, context) from exc
+            except httpx.TransportError as exc:
+                # A dropped connection (atproto passes httpx's protocol errors through unwrapped).
+                reason = f"{step}: Bluesky answered nothing ({type(exc).__name__}){context}"
+                raise unreachable(self.instance, reason, maybe_sent=True) from exc
 
         return wait_out_rate_limits(attempt, self.config.retry_budget, self.instance)
 

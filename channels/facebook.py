@@ -18,11 +18,14 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from carecast.channel import PublishContext
+from carecast.inflight import send_once
 from carecast.model import ContentItem, Draft, Receipt, now_utc
 from channels.graph import GraphChannel, GraphConfig
 
 #: The longest message Facebook accepts on a Page post.
 MAX_MESSAGE = 63_206
+#: How many of the Page's newest posts are read to find one an earlier try made.
+LOOKUP_POSTS = 25
 
 
 class FacebookConfig(GraphConfig):
@@ -83,10 +86,13 @@ class FacebookChannel(GraphChannel):
     def publish(self, draft: Draft, context: PublishContext) -> Receipt:
         """Post ``draft`` on the Page when credentials are configured, else write its request to the outbox.
 
+        The post is claimed before it is sent (:func:`carecast.inflight.send_once`): one whose answer was lost, or
+        whose run died with it in flight, is looked up in the Page's feed (its message) before it is posted again.
+
         Raises CredentialError when the token cannot be read (nothing was sent) or Facebook no longer accepts it
-        (code 190). Raises PublishError: transient for a rate limit (with Meta's wait), 5xx or a Graph API that
-        could not be reached; permanent for any other refusal, for a post whose answer was lost once it was sent
-        (it may be up), and when the outbox refuses the file.
+        (code 190). Raises PublishError: transient for a rate limit (with Meta's wait), 429 or 5xx without a code,
+        a Graph API that answered nothing (looked up next time), a full or read-only outbox; permanent for any other
+        refusal and when the outbox file exists already.
         """
         path, body = self.request(draft)
         if self.config.credentials is None:
@@ -97,10 +103,24 @@ class FacebookChannel(GraphChannel):
                 "request": body,
             }
             return context.outbox.receipt(context.outbox.write_json(self.instance, context.key, payload))
-        answer = self.call(self.session(), "POST", path, lost="never", data=body)
-        # A photo post answers its photo's id and the post's; a feed post answers the post's id alone.
-        post_id = self.created_id(answer, "post_id", "id")
-        return Receipt(location=f"https://www.facebook.com/{post_id}", sent_at=now_utc(), provider_ids=(post_id,))
+        session = self.session()
+
+        def send() -> Receipt:
+            answer = self.call(session, "POST", path, lost="never", data=body)
+            # A photo post answers its photo's id and the post's; a feed post answers the post's id alone.
+            return _receipt(self.created_id(answer, "post_id", "id"))
+
+        def lookup() -> Receipt | None:
+            # The Page's newest posts (photo posts too): one with this message is the post an earlier try made.
+            fields = {"fields": "id,message,created_time", "limit": str(LOOKUP_POSTS)}
+            feed = self.call(session, "GET", f"{self.config.page_id}/feed", lost="retry", params=fields)
+            posts = feed.get("data")
+            for post in posts if isinstance(posts, list) else []:
+                if isinstance(post, dict) and post.get("message") == body["message"] and post.get("id"):
+                    return _receipt(str(post["id"]))
+            return None
+
+        return send_once(self.instance, context, send, lookup)
 
     def verify(self) -> str:
         """Read the Page with the token (``GET /{page-id}``) and the token's expiry (``debug_token``), posting nothing.
@@ -113,3 +133,7 @@ class FacebookChannel(GraphChannel):
         session = self.session()
         page = self.call(session, "GET", self.config.page_id, lost="retry", params={"fields": "id,name"})
         return f"Facebook: Page {page.get('name')!r} ({page.get('id')}); {self.token_expiry(session)}"
+
+
+def _receipt(post_id: str) -> Receipt:
+    return Receipt(location=f"https://www.facebook.com/{post_id}", sent_at=now_utc(), provider_ids=(post_id,))

@@ -19,10 +19,12 @@ With ``credentials`` (an OAuth 2.0 client and the refresh token of a user who ma
 ``business.manage``) ``publish`` gets an access token from Google's token endpoint through ``google-auth`` and sends
 ``POST /v4/accounts/{account}/locations/{location}/localPosts``. Failures: a 429 (``RESOURCE_EXHAUSTED``) waits and
 sends again within ``retry_budget`` seconds (``Retry-After`` when Google gives one, else 1, 2, 4 ... seconds), then
-is transient; a 5xx and a connection never made are transient; a refused or expired refresh token and a 401 are a
-CredentialError naming the channel's credentials; any other refusal is permanent. Google takes no idempotency key,
-so a post whose answer was lost once it was sent fails for good ("may be up; not posted again"). Without
-credentials ``publish`` writes the exact request to the outbox.
+is transient; a 5xx and a request that got no answer are transient; a refused or expired refresh token and a 401
+are a CredentialError naming the channel's credentials (retried once fixed); any other refusal is permanent (the
+shared reading, :func:`carecast.channel.refusal`). Google takes no idempotency key, so the post is claimed before it
+is sent (:func:`carecast.inflight.send_once`): one whose answer was lost, or whose run died with it in flight, is
+looked up among the location's posts (its summary) before it is posted again. Without credentials ``publish``
+writes the exact request to the outbox.
 """
 
 from __future__ import annotations
@@ -40,9 +42,10 @@ from google.auth.transport.requests import AuthorizedSession
 from google.oauth2.credentials import Credentials
 from pydantic import Field, HttpUrl, field_validator
 
-from carecast.channel import Channel, Engagement, PublishContext
+from carecast.channel import Channel, Engagement, PublishContext, refusal, unreachable
 from carecast.config import ChannelSettings
 from carecast.errors import CredentialError, MeasureError, PublishError, RenderError
+from carecast.inflight import send_once
 from carecast.model import ContentItem, Draft, Receipt, now_utc
 from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
@@ -55,6 +58,8 @@ from channels.social import EXPIRY_WARNING
 logging.getLogger("google.auth").setLevel(logging.INFO)
 
 MAX_CHARACTERS = 1500
+#: How many of the location's newest posts are read to find one an earlier try made.
+LOOKUP_POSTS = 100
 PERFORMANCE_API = "https://businessprofileperformance.googleapis.com"
 #: The location's daily numbers the report shows (the Performance API's ``DailyMetric`` names).
 DAILY_METRICS = (
@@ -246,9 +251,8 @@ class GbpChannel(Channel):
 
         Raises CredentialError when a credential cannot be read (nothing was sent), or when Google refuses the
         refresh token or the access token (401). Raises PublishError: transient for a 429 whose wait no longer fits
-        in ``retry_budget`` (with ``retry_after``), a 5xx or a connection never made; permanent for any other
-        refusal, for a post whose answer was lost once it was sent (it may be up), and when the outbox refuses the
-        file.
+        in ``retry_budget`` (with ``retry_after``), a 5xx, a request that got no answer (looked up next time), a full
+        or read-only outbox; permanent for any other refusal and when the outbox file exists already.
         """
         body = self.request_body(draft)
         if self.config.credentials is None:
@@ -261,12 +265,23 @@ class GbpChannel(Channel):
             return context.outbox.receipt(context.outbox.write_json(self.instance, context.key, payload))
         session = self._session()
 
-        def send(attempt: int) -> requests.Response:
-            return self._request(session, "POST", "creating the post", attempt, json=body)
+        def attempt(number: int) -> requests.Response:
+            return self._request(session, "POST", "creating the post", number, json=body)
 
-        post = self._json(wait_out_rate_limits(send, self.config.retry_budget, self.instance), "creating the post")
-        name = str(post.get("name", ""))
-        return Receipt(location=str(post.get("searchUrl") or name), sent_at=now_utc(), provider_ids=(name,))
+        def send() -> Receipt:
+            response = wait_out_rate_limits(attempt, self.config.retry_budget, self.instance)
+            return _receipt(self._json(response, "creating the post", posted=True))
+
+        def lookup() -> Receipt | None:
+            # The location's newest posts: one with this summary is the post an earlier try made.
+            response = self._request(session, "GET", "looking for the post", 1, params={"pageSize": LOOKUP_POSTS})
+            posts = self._json(response, "looking for the post").get("localPosts")
+            for post in posts if isinstance(posts, list) else []:
+                if isinstance(post, dict) and post.get("summary") == body["summary"] and post.get("name"):
+                    return _receipt(post)
+            return None
+
+        return send_once(self.instance, context, send, lookup)
 
     def verify(self) -> str:
         """Get an access token and read the location's posts (``GET .../localPosts?pageSize=1``), posting nothing;
@@ -353,7 +368,7 @@ class GbpChannel(Channel):
 
         Raises CredentialError when the token is refused or cannot be had; PublishError: transient with
         ``retry_after`` for a 429 (Google's ``Retry-After``, else ``2 ** (attempt - 1)`` seconds), transient for a
-        5xx or a connection never made, permanent for any other refusal or an answer lost once sent.
+        5xx or a request that got no answer (``maybe_sent`` for a POST), permanent for any other refusal.
         """
         try:
             response = session.request(method, url or self.config.endpoint, timeout=self.config.timeout, **kwargs)
@@ -364,33 +379,38 @@ class GbpChannel(Channel):
             reason = f"{step}: Google's token endpoint cannot be reached ({type(exc.__cause__ or exc).__name__})"
             raise PublishError(self.instance, reason, transient=True) from exc
         except requests.RequestException as exc:
-            if nothing_sent(exc) or method == "GET":
-                reason = f"{step}: Google cannot be reached ({type(exc).__name__})"
-                raise PublishError(self.instance, reason, transient=True) from exc
-            # Google takes no idempotency key: the post may be up, and sending it again could show it twice.
-            lost = f"{step}: Google's answer was lost ({type(exc).__name__}); it may be up, so it is not posted again"
-            raise PublishError(self.instance, lost, transient=False) from exc
+            # Google takes no idempotency key: a post whose answer was lost may be up, so it is looked up first.
+            maybe = method == "POST" and not nothing_sent(exc)
+            reason = f"{step}: Google answered nothing ({type(exc).__name__})"
+            raise unreachable(self.instance, reason, maybe_sent=maybe) from exc
         if response.ok:
             return response
         status, why = response.status_code, _google_error(response)
-        if status == 401:
-            raise CredentialError(self._where, f"Google refused the access token ({why})")
-        reason = f"{step}: Google answered {why}"
         if status == 429:
             wait = retry_after(response.headers)
             wait = float(2 ** (attempt - 1)) if wait is None else wait
-            raise PublishError(self.instance, f"{reason}: rate limit", transient=True, retry_after=wait)
-        raise PublishError(self.instance, reason, transient=status >= 500)
+            raise PublishError(
+                self.instance, f"{step}: Google answered {why}: rate limit", transient=True, retry_after=wait
+            )
+        raise refusal(self.instance, f"{step}: Google answered {why}", status, credential=self._where)
 
-    def _json(self, response: requests.Response, step: str) -> dict[str, Any]:
-        """The JSON object Google answered; raises PublishError (permanent: the post is up) when there is none."""
+    def _json(self, response: requests.Response, step: str, *, posted: bool = False) -> dict[str, Any]:
+        """The JSON object Google answered. Raises PublishError (transient) when there is none; ``maybe_sent`` for a
+        post Google accepted (it is up: looked up, not posted again)."""
         try:
             data = response.json()
         except ValueError:
             data = None
         if not isinstance(data, dict):
-            raise PublishError(self.instance, f"{step}: Google answered malformed JSON", transient=False)
+            raise PublishError(
+                self.instance, f"{step}: Google answered malformed JSON", transient=True, maybe_sent=posted
+            )
         return data
+
+
+def _receipt(post: dict[str, Any]) -> Receipt:
+    name = str(post.get("name", ""))
+    return Receipt(location=str(post.get("searchUrl") or name), sent_at=now_utc(), provider_ids=(name,))
 
 
 def _google_error(response: requests.Response) -> str:

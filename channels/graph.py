@@ -12,11 +12,13 @@ How an answer is read (:meth:`GraphChannel.call`):
   80001-80014) are rate limits, answered with HTTP 400 or 403: transient, with the wait the
   ``X-Business-Use-Case-Usage`` header gives (``estimated_time_to_regain_access``, minutes), else an hour (Meta
   counts its limits over a rolling hour). A usage header at 100 % makes any refusal a rate limit too.
-- 5xx, codes 1 and 2 (Meta's "unknown" and "service" errors) and ``is_transient: true`` are transient; any other
-  refusal is permanent.
-- a request that could not be made is transient. A request whose answer was lost once it was sent is transient
-  only when repeating it is harmless (``lost="retry"``: a read, an Instagram container); for a post (``"never"``)
-  it fails for good: the Graph API has no idempotency key, and Facebook may show the post already.
+- codes 1 and 2 (Meta's "unknown" and "service" errors) and ``is_transient: true`` are transient; so is any
+  answer without a Graph error code that the shared reading (:func:`carecast.channel.refusal`) calls transient: a
+  429 or a 5xx from Meta's edge or a proxy (a 401 without code 190 is the credential). A 5xx is transient whatever
+  its code; any other refusal with a code is permanent.
+- a request that got no answer is transient. A post's (``lost="never"``) may have gone up: it is marked
+  ``maybe_sent``, and :func:`carecast.inflight.send_once` asks the Page before posting it again (the Graph API
+  has no idempotency key).
 
 ``check --live`` reads the token's own record through ``debug_token`` (inside a batch request, so the token being
 inspected travels in a body, not a URL) and warns when it expires within 7 days.
@@ -32,12 +34,12 @@ from typing import Any, ClassVar, Literal
 import requests
 from pydantic import Field, HttpUrl, field_validator
 
-from carecast.channel import Engagement
+from carecast.channel import TRANSIENT_STATUSES, Engagement, refusal, unreachable
 from carecast.config import ChannelSettings
 from carecast.errors import CredentialError, PublishError
 from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
-from channels.http import https_or_loopback, nothing_sent
+from channels.http import https_or_loopback, nothing_sent, retry_after
 from channels.social import SocialChannel, bearer_session, token_expiry_words
 
 GRAPH_API = "https://graph.facebook.com"
@@ -115,21 +117,17 @@ class GraphChannel(SocialChannel):
                 method, self.url(path), json=data, data=form, params=params, timeout=self.config.timeout
             )
         except requests.RequestException as exc:
-            if lost == "never" and not nothing_sent(exc):
-                reason = (
-                    f"{step}: {self.provider}'s answer was lost ({type(exc).__name__}); "
-                    "the post may be up, so it is not posted again"
-                )
-                raise PublishError(self.instance, reason, transient=False) from exc
-            reason = f"{step}: the Graph API cannot be reached ({type(exc).__name__})"
-            raise PublishError(self.instance, reason, transient=True) from exc
+            # A post's lost answer may follow the post going up: send_once asks the Page before posting again.
+            maybe = lost == "never" and not nothing_sent(exc)
+            reason = f"{step}: the Graph API answered nothing ({type(exc).__name__})"
+            raise unreachable(self.instance, reason, maybe_sent=maybe) from exc
         answer = _json_object(response)
         if response.ok and answer is not None:
             return answer
         if response.ok:
-            # A success without its id: for a post the post is up, so it must not be sent again.
+            # A success without its id: for a post the post is up, so it is looked up rather than sent again.
             malformed = f"{step}: the Graph API answered {response.status_code} without a JSON object"
-            raise PublishError(self.instance, malformed, transient=lost == "retry")
+            raise PublishError(self.instance, malformed, transient=True, maybe_sent=lost == "never")
         error = (answer or {}).get("error")
         raise self.refusal(step, response, error if isinstance(error, dict) else {})
 
@@ -149,8 +147,18 @@ class GraphChannel(SocialChannel):
         if code in RATE_LIMIT_CODES or usage >= 100:
             reason = f"{step}: {self.provider} rate limit reached ({said})"
             return PublishError(self.instance, reason, transient=True, retry_after=_regain_access(response))
-        temporary = response.status_code >= 500 or code in TEMPORARY_CODES or error.get("is_transient") is True
-        return PublishError(self.instance, f"{step}: {self.provider} refused it ({said})", transient=temporary)
+        reason = f"{step}: {self.provider} refused it ({said})"
+        if code in TEMPORARY_CODES or error.get("is_transient") is True:
+            return PublishError(self.instance, reason, transient=True)
+        status = response.status_code
+        if code is not None and status < 500 and status not in TRANSIENT_STATUSES:
+            return PublishError(self.instance, reason, transient=False)
+        # No Graph error code (a 429 or 5xx from Meta's edge or a proxy): the shared reading of the status decides.
+        where = f"channels.{self.instance}.credentials.access_token"
+        failure = refusal(self.instance, reason, status, credential=where, retry_after=retry_after(response.headers))
+        if isinstance(failure, CredentialError):
+            raise failure
+        return failure
 
     #: The insights metrics read for each post (``/{id}/insights?metric=...``): the subclass's.
     insight_metrics: ClassVar[tuple[str, ...]] = ()
@@ -196,14 +204,14 @@ class GraphChannel(SocialChannel):
     def created_id(self, answer: dict[str, Any], *keys: str) -> str:
         """The id a creating call answered: the first of ``keys`` (default ``id``) it holds.
 
-        Raises PublishError (permanent: what the call made may exist, so it is not made again) without one.
+        Raises PublishError without one: transient and ``maybe_sent`` (what the call made may exist, so it is looked
+        up rather than made again).
         """
         for key in keys or ("id",):
             if answer.get(key):
                 return str(answer[key])
-        raise PublishError(
-            self.instance, f"{self.provider} answered without an id; it is not sent again", transient=False
-        )
+        reason = f"{self.provider} answered without an id; it is looked up before it is sent again"
+        raise PublishError(self.instance, reason, transient=True, maybe_sent=True)
 
     def token_expiry(self, session: requests.Session) -> str:
         """What ``debug_token`` says of the configured token: when it expires, with a warning within 7 days.

@@ -10,9 +10,12 @@ With ``credentials`` ``publish`` makes the two Graph API calls of Instagram's co
 ``caption`` and ``alt_text`` makes a container; ``GET /{container-id}?fields=status_code`` is polled until it is
 ``FINISHED``; ``POST /{ig-user-id}/media_publish`` with ``creation_id`` publishes it. The container's id is saved
 in the ledger's progress as soon as it exists, so a retry resumes there (polling, then publishing) instead of making
-another. A container is harmless until published, so a lost answer while making one is retried; a lost answer to
-``media_publish`` is not (the post may be up). A container still processing after ``poll_for`` seconds, or one
-expired (24 hours unpublished), is left for the next run. Without credentials the requests go to the outbox.
+another. A container is harmless until published, so a lost answer while making one is retried. The publish is
+claimed before it is sent (:func:`carecast.inflight.send_once`): one whose answer was lost, or whose run died with it
+in flight, asks its container first (``status_code`` ``PUBLISHED``: it is up) and is published only if it is not.
+429 and 5xx without a Graph code are transient, on every step. A container still processing after ``poll_for``
+seconds, or one expired (24 hours unpublished), is left for the next run. Without credentials the requests go to
+the outbox.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from twitter_text.extract_urls import extract_urls_with_indices
 
 from carecast.channel import PublishContext
 from carecast.errors import CredentialError, PublishError, RenderError
+from carecast.inflight import send_once
 from carecast.model import ContentItem, Draft, Receipt, now_utc
 from carecast.text import HASHTAG
 from channels.graph import GraphChannel, GraphConfig
@@ -122,24 +126,39 @@ class InstagramChannel(GraphChannel):
         """Publish ``draft`` as an image post when credentials are configured, else write its requests to the outbox.
 
         Raises CredentialError when the token cannot be read (nothing was sent) or Instagram no longer accepts it
-        (code 190). Raises PublishError: transient for a rate limit, 5xx, an unreachable Graph API, or a container
-        still processing or expired (a retry resumes with the saved container); permanent when Instagram cannot
-        use the image (the container's ERROR), for any other refusal, for a publish whose answer was lost (it may
-        be up), and when the outbox refuses the file.
+        (code 190). Raises PublishError: transient for a rate limit, 429 or 5xx without a code, a Graph API that
+        answered nothing (a publish is looked up next time), a container still processing or expired (a retry
+        resumes with the saved container), a full or read-only outbox; permanent when Instagram cannot use the image
+        (the container's ERROR), for any other refusal, and when the outbox file exists already.
         """
         media, publish = f"{self.config.ig_user_id}/media", f"{self.config.ig_user_id}/media_publish"
         if self.config.credentials is None:
             return self._write_outbox(draft, context, media, publish)
         session = self.session()
-        container = context.ledger.progress(context.publication_id).get("container")
-        if container is None:
-            container = self.created_id(
-                self.call(session, "POST", media, lost="retry", data=self.container_request(draft))
-            )
-            context.ledger.save_progress(context.publication_id, {"container": container})
-        self._wait_until_finished(session, container, context)
-        media_id = self.created_id(self.call(session, "POST", publish, lost="never", data={"creation_id": container}))
-        return Receipt(location=self._permalink(session, media_id), sent_at=now_utc(), provider_ids=(media_id,))
+
+        def send() -> Receipt:
+            container = context.ledger.progress(context.publication_id).get("container")
+            if container is None:
+                container = self.created_id(
+                    self.call(session, "POST", media, lost="retry", data=self.container_request(draft))
+                )
+                context.ledger.save_progress(context.publication_id, {"container": container})
+            self._wait_until_finished(session, container, context)
+            answer = self.call(session, "POST", publish, lost="never", data={"creation_id": container})
+            media_id = self.created_id(answer)
+            return Receipt(location=self._permalink(session, media_id), sent_at=now_utc(), provider_ids=(media_id,))
+
+        def lookup() -> Receipt | None:
+            # A container once published says so: the publish an earlier try made went through.
+            container = context.ledger.progress(context.publication_id).get("container")
+            if container is None:
+                return None
+            answer = self.call(session, "GET", container, lost="retry", params={"fields": "status_code"})
+            if answer.get("status_code") != "PUBLISHED":
+                return None
+            return Receipt(location=f"instagram container {container} (published)", sent_at=now_utc())
+
+        return send_once(self.instance, context, send, lookup)
 
     def verify(self) -> str:
         """Read the account (``GET /{ig-user-id}``) and the token's expiry (``debug_token``), posting nothing.
@@ -164,7 +183,14 @@ class InstagramChannel(GraphChannel):
         """
         deadline = time.monotonic() + self.config.poll_for
         while True:
-            answer = self.call(session, "GET", container, lost="retry", params={"fields": "status_code,status"})
+            try:
+                answer = self.call(session, "GET", container, lost="retry", params={"fields": "status_code,status"})
+            except PublishError as exc:
+                # A look that failed is harmless to repeat: polled again until the deadline, then left for a retry.
+                if not exc.transient or time.monotonic() + self.config.poll_every > deadline:
+                    raise
+                time.sleep(self.config.poll_every)
+                continue
             state = answer.get("status_code")
             if state == "FINISHED":
                 return

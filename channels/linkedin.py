@@ -16,9 +16,11 @@ limits, a real photo) and uploaded through the Images API (``POST /rest/images?a
 upload it again. An image that
 cannot be had is left off and the receipt says so. Failures: 401 is a token LinkedIn no longer accepts (they live
 60 days): :class:`~carecast.errors.CredentialError` naming the channel's credential. 429 is transient until
-``Retry-After``, else until midnight UTC, when LinkedIn's daily quotas reset. 5xx and a connection never made are
-transient; any other refusal is permanent, and so is a post whose answer was lost once sent (LinkedIn has no
-idempotency key). Without credentials the request goes to the outbox.
+``Retry-After``, else until midnight UTC, when LinkedIn's daily quotas reset. 5xx and a request that got no answer
+are transient; any other refusal is permanent. LinkedIn has no idempotency key: the post is claimed before it is
+sent, and one whose answer was lost (or whose run died with it in flight) is looked up among the page's newest posts
+(``GET /rest/posts?q=author``, by its commentary) before it is sent again. Without credentials the request goes to
+the outbox.
 """
 
 from __future__ import annotations
@@ -32,10 +34,11 @@ from urllib.parse import quote
 import requests
 from pydantic import AwareDatetime, Field, HttpUrl, IPvAnyNetwork, StrictBool, field_validator
 
-from carecast.channel import Engagement, PublishContext
+from carecast.channel import Engagement, PublishContext, refusal, unreachable
 from carecast.config import ChannelSettings
 from carecast.errors import CredentialError, ImageError, PublishError
 from carecast.images import fetch_image
+from carecast.inflight import send_once
 from carecast.ledger.metrics import as_numbers
 from carecast.model import ContentItem, Draft, Receipt, now_utc
 from carecast.secrets import SecretRef
@@ -47,6 +50,8 @@ from channels.social import SocialChannel, bearer_session, token_expiry_words
 LINKEDIN_API = "https://api.linkedin.com"
 #: The Posts API version (YYYYMM) sent as ``LinkedIn-Version``; LinkedIn supports each for a year.
 LINKEDIN_VERSION = "202610"
+#: How many of the page's newest posts are read to find one an earlier try made.
+LOOKUP_POSTS = 20
 MAX_COMMENTARY = 3_000
 RESERVED = re.compile(r"([\\|{}@\[\]()<>#*_~])")
 #: Roles on the page that may post as it.
@@ -184,9 +189,10 @@ class LinkedInChannel(SocialChannel):
         """Post ``draft`` on the page when credentials are configured, else write its request to the outbox.
 
         Raises CredentialError when the token cannot be read (nothing was sent) or LinkedIn refuses it (401).
-        Raises PublishError: transient for 429 (until ``Retry-After`` or midnight UTC), 5xx or a connection never
-        made; permanent for any other refusal, for a post whose answer was lost once sent (it may be up), and when
-        the outbox refuses the file.
+        Raises PublishError: transient for 429 (until ``Retry-After`` or midnight UTC), 5xx, a request that got no
+        answer (a post is claimed first and looked up among the page's posts before it is sent again:
+        :func:`carecast.inflight.send_once`) or a full or read-only outbox; permanent for any other refusal and
+        when the outbox file exists already.
         """
         if self.config.credentials is None:
             return self._write_outbox(draft, context)
@@ -196,17 +202,31 @@ class LinkedInChannel(SocialChannel):
         if draft.image_url and image is None and not notes:
             image, notes = self._upload(session, draft.image_url)
             context.ledger.save_progress(context.publication_id, {"image": image, "notes": notes})
-        response = self._send(session, "POST", "/rest/posts", lost="never", json=self.post_request(draft, image))
-        urn = response.headers.get("x-restli-id", "")
-        if not urn:
-            reason = "POST /rest/posts: LinkedIn answered without the post's id; it is not posted again"
-            raise PublishError(self.instance, reason, transient=False)
-        return Receipt(
-            location=f"https://www.linkedin.com/feed/update/{urn}/",
-            sent_at=now_utc(),
-            provider_ids=(urn,),
-            notes=tuple(notes),
-        )
+        body = self.post_request(draft, image)
+
+        def receipt(urn: str) -> Receipt:
+            where = f"https://www.linkedin.com/feed/update/{urn}/"
+            return Receipt(location=where, sent_at=now_utc(), provider_ids=(urn,), notes=tuple(notes))
+
+        def send() -> Receipt:
+            response = self._send(session, "POST", "/rest/posts", lost="never", json=body)
+            urn = response.headers.get("x-restli-id", "")
+            if not urn:
+                reason = "POST /rest/posts: LinkedIn answered without the post's id; it is looked up, not posted again"
+                raise PublishError(self.instance, reason, transient=True, maybe_sent=True)
+            return receipt(urn)
+
+        def lookup() -> Receipt | None:
+            # The page's newest posts: one with this commentary is the post an earlier try made.
+            query = {"q": "author", "author": self.config.author, "count": str(LOOKUP_POSTS)}
+            found = _json(self._send(session, "GET", "/rest/posts", lost="retry", params=query)) or {}
+            elements = found.get("elements")
+            for post in elements if isinstance(elements, list) else []:
+                if isinstance(post, dict) and post.get("commentary") == body["commentary"] and post.get("id"):
+                    return receipt(str(post["id"]))
+            return None
+
+        return send_once(self.instance, context, send, lookup)
 
     def verify(self) -> str:
         """Check that the token's member may post as the page (``GET /rest/organizationAcls``), posting nothing, and
@@ -288,14 +308,10 @@ class LinkedInChannel(SocialChannel):
         try:
             response = session.request(method, target, timeout=self.config.timeout, **kwargs)
         except requests.RequestException as exc:
-            if lost == "never" and not nothing_sent(exc):
-                reason = (
-                    f"{step}: LinkedIn's answer was lost ({type(exc).__name__}); the post may be up, not posted again"
-                )
-                raise PublishError(self.instance, reason, transient=False) from exc
-            raise PublishError(
-                self.instance, f"{step}: LinkedIn cannot be reached ({type(exc).__name__})", transient=True
-            ) from exc
+            # A post's lost answer may follow the post going up: send_once looks for it before posting again.
+            maybe = lost == "never" and not nothing_sent(exc)
+            reason = f"{step}: LinkedIn answered nothing ({type(exc).__name__})"
+            raise unreachable(self.instance, reason, maybe_sent=maybe) from exc
         if response.ok:
             return response
         status = response.status_code
@@ -309,7 +325,9 @@ class LinkedInChannel(SocialChannel):
             raise PublishError(
                 self.instance, reason, transient=True, retry_after=_until_midnight() if wait is None else wait
             )
-        raise PublishError(self.instance, f"{step}: LinkedIn refused it ({said})", transient=status >= 500)
+        failure = refusal(self.instance, f"{step}: LinkedIn refused it ({said})", status)
+        assert isinstance(failure, PublishError)  # a 401 was answered above, naming the token
+        raise failure
 
     def _upload(self, session: requests.Session, image_url: str) -> tuple[str | None, list[str]]:
         """Download the image and upload it to LinkedIn; its URN, or None and a note saying why it was left off.

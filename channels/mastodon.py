@@ -9,8 +9,9 @@ With ``credentials`` configured ``publish`` reads the instance's own limits from
 channel object), refuses a status over them, and posts it with ``POST /api/v1/statuses`` through ``requests``, with
 a Bearer token and an ``Idempotency-Key`` naming the publication: a retry after a lost answer gets the same status
 back instead of a second one. Failures: 429 is transient until ``Retry-After`` (or ``X-RateLimit-Reset``); 5xx,
-timeouts, unreachable instances and malformed answers are transient; 401, 403, 422 and any other refusal are
-permanent. Without credentials it writes the JSON request body to the outbox.
+timeouts, unreachable instances and malformed answers are transient; a 401 is the token, a CredentialError retried
+once the staff fix it; 403, 422 and any other refusal are permanent (:func:`carecast.channel.refusal`). Without
+credentials it writes the JSON request body to the outbox.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import requests
 from pydantic import Field, HttpUrl, field_validator
 from twitter_text.extract_urls import extract_urls_with_indices
 
-from carecast.channel import Channel, Engagement, PublishContext
+from carecast.channel import Channel, Engagement, PublishContext, refusal
 from carecast.config import ChannelSettings, Settings
 from carecast.errors import CredentialError, MeasureError, PublishError, RenderError
 from carecast.ledger.metrics import as_numbers
@@ -162,10 +163,10 @@ class MastodonChannel(Channel):
     def publish(self, draft: Draft, context: PublishContext) -> Receipt:
         """Post ``draft`` as a status when credentials are configured, else write its request body to the outbox.
 
-        Raises CredentialError, as it is, when the token cannot be read (nothing was sent). Raises PublishError:
-        transient for 429 (``retry_after`` as the instance asked), 5xx, timeouts, an unreachable instance or a
-        malformed answer; permanent when the status is over the instance's limit, for any other refusal (401, 403,
-        422) and when the outbox refuses the file.
+        Raises CredentialError, as it is, when the token cannot be read (nothing was sent) or the instance refuses
+        it (401). Raises PublishError: transient for 429 (``retry_after`` as the instance asked), 5xx, timeouts, an
+        unreachable instance, a malformed answer or a full or read-only outbox; permanent when the status is over the
+        instance's limit, for any other refusal (403, 422) and when the outbox file exists already.
         """
         body = {"status": draft.text, "visibility": self.config.visibility, "language": self.practice.language}
         key = self.idempotency_key(draft, context)
@@ -275,15 +276,15 @@ class MastodonChannel(Channel):
             raise PublishError(self.instance, reason, transient=True) from exc
 
     def _check(self, response: requests.Response) -> requests.Response:
-        """``response`` when it is a success; raises PublishError saying what the instance answered."""
+        """``response`` when it is a success; raises PublishError saying what the instance answered, CredentialError
+        for a 401."""
         if response.ok:
             return response
         status = response.status_code
         where = f"{response.request.method} {response.request.path_url}"
         reason = f"{where}: {self.config.base_url} answered {status} {_error_text(response)}".rstrip()
-        if status == 429:
-            raise PublishError(self.instance, reason, transient=True, retry_after=retry_after(response.headers))
-        raise PublishError(self.instance, reason, transient=status >= 500)
+        where = f"channels.{self.instance}.credentials.access_token"
+        raise refusal(self.instance, reason, status, credential=where, retry_after=retry_after(response.headers))
 
     def _json(self, response: requests.Response, step: str) -> dict[str, Any]:
         """The JSON object ``response`` holds; raises PublishError (transient: the Idempotency-Key makes a retry

@@ -52,7 +52,7 @@ from carecast.audience import Subscriber
 from carecast.batches import batched
 from carecast.channel import Channel, PracticeContext, PublishContext, Request, Response, Route
 from carecast.config import ChannelSettings
-from carecast.errors import PublishError, RenderError, TokenError
+from carecast.errors import CredentialError, PublishError, RenderError, TokenError
 from carecast.html import CONTACT_SCHEMES, contact_url, excerpt_html, html_to_text, same_picture
 from carecast.ledger import DeliveryOutcome, Ledger
 from carecast.links import RecipientLinks
@@ -425,8 +425,8 @@ class NewsletterChannel(Channel):
     def verify(self) -> str:
         """Connect, secure the connection and log in to the SMTP server, then quit without sending.
 
-        Raises CredentialError when the password or the unsubscribe secret is not set; PublishError when the
-        server cannot be reached, refuses TLS or refuses the login.
+        Raises CredentialError when the password or the unsubscribe secret is not set or the server refuses the
+        login; PublishError when the server cannot be reached or refuses TLS.
         """
         credentials = self.config.credentials
         if credentials is None:
@@ -566,7 +566,8 @@ class NewsletterChannel(Channel):
         """An SMTP connection, secured as configured and logged in; use it as a context manager (it quits).
 
         Raises PublishError: transient when the server cannot be reached or answers 4xx; permanent when TLS fails
-        (an untrusted certificate, no STARTTLS) or the login is refused.
+        (an untrusted certificate, no STARTTLS). Raises CredentialError when the login is refused (retried once the
+        staff fix it).
         """
         host, port = credentials.host, credentials.effective_port
         tls = ssl.create_default_context(
@@ -588,9 +589,12 @@ class NewsletterChannel(Channel):
                 smtp.close()
                 raise
         except smtplib.SMTPAuthenticationError as exc:
+            # A wrong or revoked password (535) is mended by a person, then the publication is retried.
             why = _reply(exc.smtp_code, exc.smtp_error)
-            raise PublishError(
-                self.instance, f"the {where} refused the login of {credentials.username!r}: {why}", transient=False
+            raise CredentialError(
+                f"channels.{self.instance}.credentials",
+                f"the {where} refused the login of {credentials.username!r} ({why}): fix the username or password, "
+                "and the next run sends it",
             ) from exc
         except smtplib.SMTPNotSupportedError as exc:
             raise PublishError(self.instance, f"the {where} does not support {exc}", transient=False) from exc

@@ -29,10 +29,12 @@ windows never meet is skipped until their ``timezone`` is known. Twilio's answer
 - 429, 5xx, and a connection that could not be made are retried with backoff, honouring ``Retry-After``, within
   ``retry_budget`` seconds per publish; then the rest is left for the next run (transient, with ``retry_after``).
 - An answer lost once the request was sent (a read timeout, the connection dropped) may follow an accepted text,
-  and Twilio has no idempotency key: that recipient's delivery fails for good ("may have been sent; not resent"),
-  never texted twice, and the rest is left for the next run.
-- Anything else (bad credentials, a sender Twilio refuses) would fail for every recipient: the publish stops with a
-  permanent error, the recipient in hand left retryable.
+  and Twilio has no idempotency key: the batch goes on and the publication ends transient; the next run first asks
+  Twilio's message list about that recipient (and about one whose run died with its text in flight) and texts them
+  only if Twilio has no such text (:mod:`channels.sms_lookup`). Never texted twice, never left out.
+- A 401 (20003) is the credentials: the publish stops, retried once the staff fix them. Anything else (a sender
+  Twilio refuses) would fail for every recipient: the publish stops with a permanent error, the recipient in hand
+  left retryable.
 
 Delivery reports arrive later through Twilio's status callback (``status_callback``):
 :meth:`SmsChannel.apply_status_callback` checks their signature and records ``delivered`` or ``failed``.
@@ -64,10 +66,11 @@ from requests.adapters import HTTPAdapter
 
 from carecast.audience import Subscriber, e164
 from carecast.batches import InFlight, batched
-from carecast.channel import Channel, PracticeContext, PublishContext, Request, Response, Route
+from carecast.channel import Channel, PracticeContext, PublishContext, Request, Response, Route, refusal
 from carecast.compliance import QuietHours, handle_inbound, recipient_zones
 from carecast.config import ChannelSettings
 from carecast.errors import ChannelError, CredentialError, MeasureError, PublishError, RenderError
+from carecast.inflight import LOST
 from carecast.ledger import DeliveryOutcome, DeliveryRecord, Ledger
 from carecast.model import ContentItem, Draft, Receipt, now_utc
 from carecast.secrets import SecretRef, resolve
@@ -82,6 +85,7 @@ from carecast.text import (
     without_repeats,
 )
 from channels.http import https_or_loopback, nothing_sent, retry_after
+from channels.sms_lookup import finder, in_doubt, settle
 
 log = logging.getLogger(__name__)
 
@@ -378,12 +382,17 @@ class SmsChannel(Channel):
         waits: list[datetime] = []
         deadline = time.monotonic() + self.config.retry_budget
         concurrency = self.config.concurrency
-        # Claimed together: at least as many as may be in flight at once.
-        chunks = batched(self._reachable(subscribers, context.now, skipped), max(context.delivery_chunk, concurrency))
         outcomes: list[DeliveryOutcome] = []  # of the chunk in hand, not recorded yet
         claimed: list[str] = []
         recorded: set[str] = set()
         with self._session(credentials, token, concurrency) as session, InFlight[Sent](concurrency) as sends:
+            # Texts in doubt (a lost answer, a run that died) are looked up at Twilio before anyone is texted.
+            sender = self.config.from_number
+            find = finder(session, credentials.url("/Messages.json"), draft.text, sender, self.config.timeout)
+            doubtful = settle(ledger, publication, find)
+            reachable = (pair for pair in self._reachable(subscribers, context.now, skipped) if pair[0] not in doubtful)
+            # Claimed together: at least as many as may be in flight at once.
+            chunks = batched(reachable, max(context.delivery_chunk, concurrency))
             try:
                 for chunk in chunks:
                     context.stop_if_asked(self.instance)
@@ -415,6 +424,10 @@ class SmsChannel(Channel):
                     _collect(sends.finish(), outcomes)
                 finally:
                     ledger.finish_deliveries(publication, outcomes, [a for a in claimed if a not in recorded])
+        doubtful |= {address for address, record in ledger.deliveries(publication).items() if in_doubt(record)}
+        if doubtful:
+            reason = f"Twilio's answer to {len(doubtful)} text(s) was lost; they are looked up at Twilio next run"
+            raise PublishError(self.instance, reason, transient=True)
         return self._receipt(credentials, context, skipped, waits)
 
     def _reachable(
@@ -445,25 +458,26 @@ class SmsChannel(Channel):
         deadline: float,
     ) -> Sent:
         """Send one claimed text and say how it ended: its delivery's outcome, and the PublishError that stops the
-        publish, if any (transient when Twilio stays throttled or unreachable, or its answer was lost: the rest is
-        left for the next run; permanent for a refusal that is not about this recipient). Raises LedgerError when a
-        recipient error's suppression cannot be recorded."""
+        publish, if any (transient when Twilio stays throttled or unreachable: the rest is left for the next run;
+        a CredentialError for a 401; permanent for another refusal that is not about this recipient). A lost answer
+        stops nothing: the recipient is looked up at Twilio by the next run. Raises LedgerError when a recipient
+        error's suppression cannot be recorded."""
         try:
             response = self._post(session, credentials, self.form(address, draft.text), deadline)
         except PublishError as exc:
             return DeliveryOutcome(address, "failed", error=exc.reason, transient=True), exc
-        except requests.RequestException as exc:
-            lost = f"Twilio's answer was lost ({type(exc).__name__})"
-            stop = PublishError(self.instance, f"{lost}; the rest is left for the next run", transient=True)
-            stop.__cause__ = exc
-            return DeliveryOutcome(address, "failed", error=f"{lost}: may have been sent; not resent"), stop
+        except requests.RequestException:
+            # Twilio may have it: the next run looks it up in Twilio's message list before texting them again. It
+            # concerns this recipient only: the batch goes on, and the publication ends transient (``_by_twilio``).
+            return DeliveryOutcome(address, "failed", error=LOST, transient=True), None
         return self._outcome(ledger, address, response)
 
     def _outcome(self, ledger: Ledger, address: str, response: requests.Response) -> Sent:
         """What Twilio's answer to one claimed message means for its delivery; a recipient error suppresses them.
 
-        A refusal that is not about this recipient comes with a PublishError (permanent) to stop the publish, as it
-        would hit every one (the delivery is left retryable).
+        A refusal that is not about this recipient comes with an error to stop the publish, as it would hit every one
+        (the delivery is left retryable): a CredentialError for a 401 (retried once the staff fix the credential),
+        else a PublishError, transient or not as :func:`carecast.channel.refusal` reads its status.
         """
         message = _json(response)
         if response.status_code in (200, 201) and message.get("sid"):
@@ -471,8 +485,10 @@ class SmsChannel(Channel):
         why = _twilio_error(response, message)
         code = message.get("code")
         if code not in RECIPIENT_ERRORS:
-            # Not this recipient's fault: left retryable should the publication ever be retried.
-            stop = PublishError(self.instance, why, transient=False)
+            # Not this recipient's fault: left retryable should the publication ever be retried. A 401 (20003) is
+            # the Auth Token or Account SID: the staff fix it, then the rest is sent (the shared reading).
+            where = f"channels.{self.instance}.credentials"
+            stop = refusal(self.instance, why, response.status_code, credential=where)
             return DeliveryOutcome(address, "failed", error=why, transient=True), stop
         if (status := RECIPIENT_ERRORS[code]) is not None:
             ledger.suppress(self.name, address, status, why)
@@ -533,6 +549,21 @@ class SmsChannel(Channel):
             location=credentials.url("/Messages.json"), sent_at=now_utc(), provider_ids=tuple(sent), notes=tuple(notes)
         )
 
+    def not_at_provider(self, draft: Draft, addresses: Sequence[str]) -> list[str] | None:
+        """The recipients of ``addresses`` Twilio's message list has no text of ``draft`` to; None without
+        credentials. Raises CredentialError when the token cannot be read, PublishError when Twilio cannot be asked."""
+        credentials = self.config.credentials
+        if credentials is None:
+            return None
+        with self._session(credentials, resolve(credentials.auth_token)) as session:
+            url = credentials.url("/Messages.json")
+            find = finder(session, url, draft.text, self.config.from_number, self.config.timeout)
+            try:
+                return [address for address in addresses if find(address) is None]
+            except (requests.RequestException, ValueError) as exc:
+                reason = f"Twilio's message list cannot be read ({type(exc).__name__})"
+                raise PublishError(self.instance, reason, transient=True) from exc
+
     @contextmanager
     def _session(
         self, credentials: TwilioCredentials, token: SecretStr, concurrency: int = 1
@@ -562,7 +593,7 @@ def signature_matches(expected: str, given: str) -> bool:
 
 
 #: How one send ended: its delivery's outcome, and the error that stops the publish after it, if any.
-Sent = tuple[DeliveryOutcome, PublishError | None]
+Sent = tuple[DeliveryOutcome, PublishError | CredentialError | None]
 
 
 def _collect(ended: Iterable[Sent], outcomes: list[DeliveryOutcome]) -> None:

@@ -9,16 +9,17 @@ word boundary and keeps the link (``too_long: shorten``). An item's image goes a
 With ``credentials`` configured ``publish`` posts through tweepy (``Client.create_tweet``, OAuth 1.0a user context,
 never ``wait_on_rate_limit``): each part replies to the one before, and each posted part's id is saved in the
 ledger's progress at once, so a retry resumes the thread at the first part not yet up instead of posting it again.
-Each part is claimed in the ledger before it is posted (as ``part N``): a run that dies mid-thread leaves that part
-``unknown`` for a person to settle (``carecast resolve``), and the thread waits for them rather than go on without
-it.
+Each part is claimed in the ledger before it is posted (as ``part N``): one left ``unknown`` by a run that died
+posting it, or whose answer was lost, is looked up on the account's timeline before it is posted again
+(:mod:`channels.x_lookup`), and the thread goes on from it; while X cannot be asked the thread waits for a later run.
 An image is fetched (:func:`carecast.images.fetch_image`: public addresses only unless ``image_allow_private`` allows
 them, size and time limits, its real type and size checked with Pillow), uploaded with X's v2 media endpoint
 (``POST /2/media/upload``, then ``POST /2/media/metadata`` for its alt text) through tweepy's signed session, and
 attached to the first part; when it cannot be had, the post goes without it and the receipt says so. Failures: 429
-is transient until ``x-rate-limit-reset``; 5xx and a connection that could not be made are transient; any other
-refusal (401, 403 duplicate content, 400) is permanent. So is a post whose answer was lost after it was sent (a read
-timeout, the connection dropped): X may have it, and without an idempotency key a retry could post it twice.
+is transient until ``x-rate-limit-reset``; 5xx and a connection that could not be made are transient; a 401 is the
+keys, a CredentialError retried once the staff fix them; any other refusal (403 duplicate content, 400) is permanent
+(:func:`carecast.channel.refusal`). A post whose answer was lost after it was sent (a read timeout, the connection
+dropped) is transient: X may have it and takes no idempotency key, so the retry looks it up first.
 
 ``api_base`` sends every call for ``api.twitter.com`` and ``upload.twitter.com`` to another base URL instead (an
 API gateway, or a local test server): :class:`ApiBaseAdapter`, mounted on tweepy's own sessions, rewrites the
@@ -41,10 +42,11 @@ import tweepy
 from pydantic import Field, HttpUrl, IPvAnyNetwork, StrictBool, field_validator
 from requests.adapters import HTTPAdapter
 
-from carecast.channel import Channel, Engagement, PublishContext
+from carecast.channel import Channel, Engagement, PublishContext, refusal
 from carecast.config import ChannelSettings
 from carecast.errors import AlreadyClaimed, CredentialError, ImageError, MeasureError, PublishError, RenderError
 from carecast.images import fetch_image
+from carecast.inflight import LOST
 from carecast.ledger import part_address
 from carecast.ledger.metrics import as_numbers
 from carecast.model import ContentItem, Draft, Receipt, now_utc
@@ -53,6 +55,7 @@ from carecast.strict import Strict
 from carecast.text import split_to_fit, x_measure
 from channels.http import https_or_loopback, nothing_sent
 from channels.social import HASHTAGS_LEFT_OUT, EmojiPolicy, PostCopy, Render, one_post, post_copy
+from channels.x_lookup import in_doubt, settle_part
 
 # The OAuth 1.0a libraries tweepy signs with log the consumer key and access token (and whole Authorization
 # headers) at DEBUG. Credentials never reach a log, whatever level a deployment sets on the root logger.
@@ -263,9 +266,9 @@ class XChannel(Channel):
         """Post ``draft`` on X when credentials are configured, else write its request bodies to the outbox.
 
         Raises CredentialError, as it is, when a credential cannot be read (nothing was sent). Raises PublishError:
-        transient for 429 (``retry_after`` until the reset), 5xx or a connection that could not be made; permanent
-        for any other refusal (401, 403 duplicate content, 400), for a post whose answer was lost once it was sent
-        (it may be up), and when the outbox refuses the file.
+        transient for 429 (``retry_after`` until the reset), 5xx, a request that got no answer (looked up on the
+        timeline next time) or a full or read-only outbox; permanent for any other refusal (403 duplicate content,
+        400) and when the outbox file exists already. Raises CredentialError when X refuses the keys (401).
         """
         if self.config.credentials is None:
             return self._write_outbox(draft, context)
@@ -289,6 +292,11 @@ class XChannel(Channel):
                 continue
             if settled is not None and settled.state == "failed" and not settled.transient:
                 continue  # dropped by staff
+            text, step = draft.parts[number - 1], f"post {number} of {total}"
+            if in_doubt(settled) and (found := settle_part(self.instance, client, context, part, text, step)):
+                posted.append(found)
+                ledger.save_progress(publication, {"posted": posted, "notes": notes})
+                continue
             try:
                 ledger.claim_delivery(publication, part)
             except AlreadyClaimed as exc:
@@ -306,10 +314,10 @@ class XChannel(Channel):
             except (tweepy.TweepyException, requests.RequestException) as exc:
                 up = f"; {len(posted)} of {total} posts are up" if posted else ""
                 if isinstance(exc, requests.RequestException) and not nothing_sent(exc):
-                    # X may have posted it, and has no idempotency key: posting it again could show it twice.
-                    lost = f"X's answer was lost ({_reason(exc)}); it may be up, so it is not posted again"
-                    ledger.finish_delivery(publication, part, "failed", error=lost)
-                    raise PublishError(self.instance, f"post {number} of {total}: {lost}{up}", transient=False) from exc
+                    # X may have posted it, and has no idempotency key: the next try looks for it on the timeline.
+                    lost = f"X's answer was lost ({_reason(exc)}); it is looked up before it is posted again"
+                    ledger.finish_delivery(publication, part, "failed", error=LOST, transient=True)
+                    raise PublishError(self.instance, f"post {number} of {total}: {lost}{up}", transient=True) from exc
                 resume = f"{up}, a retry resumes with post {number}" if posted else ""
                 failure = self._failure(exc, f"post {number} of {total}", resume)
                 ledger.finish_delivery(publication, part, "failed", error=failure.reason, transient=True)
@@ -437,15 +445,16 @@ class XChannel(Channel):
                 client.request("POST", "/2/media/metadata", json=metadata, user_auth=True)
         except (tweepy.TweepyException, requests.RequestException) as exc:
             failure = self._failure(exc, "image upload")
-            if failure.transient:
+            if isinstance(failure, CredentialError) or failure.transient:
                 raise failure from exc
             return [], [f"image not attached: {failure.reason}"]
         except (ValueError, KeyError, TypeError) as exc:
             return [], [f"image not attached: X's answer to the upload had no media id ({type(exc).__name__})"]
         return [media_id], []
 
-    def _failure(self, exc: Exception, step: str, context: str = "") -> PublishError:
-        """The PublishError for what X (or the way to it) answered at ``step``; ``context`` ends the reason."""
+    def _failure(self, exc: Exception, step: str, context: str = "") -> PublishError | CredentialError:
+        """The error for what X (or the way to it) answered at ``step``; ``context`` ends the reason: a
+        CredentialError for a 401 (the keys, retried once the staff fix them), else a PublishError."""
         if isinstance(exc, tweepy.TooManyRequests):
             wait = None if exc.reset_time is None else max(0.0, exc.reset_time - now_utc().timestamp())
             reason = f"{step}: X rate limit reached (429){context}"
@@ -453,9 +462,9 @@ class XChannel(Channel):
         if isinstance(exc, tweepy.HTTPException):
             status = exc.response.status_code
             why = "; ".join(exc.api_messages) or exc.response.reason
-            if isinstance(exc, tweepy.TwitterServerError):
-                return PublishError(self.instance, f"{step}: X failed ({status} {why}){context}", transient=True)
-            return PublishError(self.instance, f"{step}: X refused it ({status} {why}){context}", transient=False)
+            said = "failed" if status >= 500 else "refused it"
+            where = f"channels.{self.instance}.credentials"
+            return refusal(self.instance, f"{step}: X {said} ({status} {why}){context}", status, credential=where)
         return PublishError(self.instance, f"{step}: X cannot be reached ({_reason(exc)}){context}", transient=True)
 
     # -- outbox --------------------------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ from pydantic import BaseModel, Field, create_model
 from rich.console import Console
 
 from carecast import pipeline as core
-from carecast.channel import STOPPED, Channel, PracticeContext
+from carecast.channel import CREDENTIAL_TO_FIX, STOPPED, Channel, PracticeContext
 from carecast.config import DEFAULT_CONFIG, Settings
 from carecast.errors import CareCastError, ConfigError
 from carecast.model import now_utc
@@ -354,9 +354,15 @@ def _ask(config_path: str, names: list[str]) -> dict[int, dict[str, str]]:
 def _finish(rows: list[Row], summary: str, result: dict[str, Any]) -> State[Any] | dict[str, Any]:
     """Name the flow run; return ``result``, or a Failed state (which notifies) naming each channel and reason when
     something failed for good or a sender stopped mid-send. A transient failure ("retry") is not a failure of the
-    run: the ingest job sends it again when its wait is over."""
+    run: the ingest job sends it again when its wait is over; unless a person must fix a credential first (a 401,
+    a secret not set): that is notified too, naming what to fix."""
     _name_run(summary)
-    failed = [row for row in rows if row["state"] in ("failed", "unknown")]
+    failed = [
+        row
+        for row in rows
+        if row["state"] in ("failed", "unknown")
+        or (row["state"] == "retry" and str(row["detail"]).startswith(CREDENTIAL_TO_FIX))
+    ]
     stopped = _stopped(rows)
     held = _held(rows)
     if not failed and not stopped and not held:

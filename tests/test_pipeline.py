@@ -171,14 +171,19 @@ def test_a_failing_source_does_not_stop_the_run(tmp_path: Path) -> None:
 
 
 def test_a_permanent_publish_failure_is_recorded_once_and_never_retried(settings: Settings, ledger: Ledger) -> None:
-    outbox = settings.path(settings.outbox)
-    outbox.mkdir(parents=True)
-    (outbox / "x").write_text("a file where the channel's folder should be")
+    # The outbox refuses to overwrite a file it holds already (what was "sent"): permanent. (A full or read-only
+    # outbox is transient: tests/channels/test_faults.py.)
+    folder = settings.path(settings.outbox) / "x"
+    folder.mkdir(parents=True)
+    held = [folder / f"{number:06d}.json" for number in range(1, 100)]
+    for path in held:
+        path.write_text("sent before")
     _, outcomes = run(settings, ledger)
     x = [outcome for outcome in outcomes if outcome.channel == "x" and outcome.state != "skipped"]
     failed = [outcome for outcome in x if outcome.state == "failed"]
     assert failed and failed == x
-    (outbox / "x").unlink()
+    for path in held:
+        path.unlink()
     _, again = run(settings, ledger)
     failed_items = {item for outcome in failed for item in outcome.item_ids}
     sent_now = {item for outcome in again if outcome.state == "published" for item in outcome.item_ids}

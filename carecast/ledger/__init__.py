@@ -31,6 +31,7 @@ from carecast.ledger.links import Click, LinkLedger, ShortLink
 from carecast.ledger.metrics import MetricLedger, MetricReading
 from carecast.ledger.publications import (
     IN_FLIGHT,
+    TO_RESEND,
     PublicationLedger,
     PublicationRecord,
     Resolution,
@@ -43,6 +44,7 @@ __all__ = [
     "IN_FLIGHT",
     "NOT_TRIED",
     "RENDERED_FROM",
+    "TO_RESEND",
     "Click",
     "DeliveryEvent",
     "DeliveryOutcome",

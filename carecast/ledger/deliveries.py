@@ -199,6 +199,21 @@ class DeliveryLedger(LedgerStore):
                     f"a delivery of publication {publication_id} is not claimed; its outcome was not recorded"
                 )
 
+    def mark_unknown(self, publication_id: int, address: str, error: str) -> None:
+        """Record that a claimed (or resumed) delivery's outcome cannot be known here: its request may have reached
+        the provider. It is never sent again on its own; a person settles it (``carecast resolve``). Nothing happens
+        when it is in another state."""
+        with self._session() as session, session.begin():
+            session.execute(
+                update(DeliveryRow)
+                .where(
+                    DeliveryRow.publication_id == publication_id,
+                    DeliveryRow.address == address,
+                    DeliveryRow.state.in_(("claimed", "unknown")),
+                )
+                .values(state="unknown", error=error, transient=False, updated_at=now_utc())
+            )
+
     def delivery_tally(self, publication_id: int) -> tuple[list[str], Counter[str]]:
         """The provider ids of a publication's deliveries (those the provider accepted), and how many failed for
         each reason; counted by the database, so a long list never sits in memory as records."""

@@ -41,9 +41,12 @@ log = logging.getLogger(__name__)
 IN_FLIGHT = "the process died after claiming; the provider may have it"
 Resolution = Literal["sent", "resend", "drop"]
 #: What each resolution makes of an ``unknown`` delivery: sent; failed but claimable again; failed for good.
+#: Why a recipient or part is sent again: staff resolved it ``--resend`` (a channel whose provider can be asked
+#: checks first, so a recipient it has is not sent twice).
+TO_RESEND = "resolved by staff: to be sent again"
 _SETTLED: dict[str, dict[str, Any]] = {
     "sent": {"state": "sent", "error": "resolved by staff: the provider has it"},
-    "resend": {"state": "failed", "transient": True, "error": "resolved by staff: to be sent again"},
+    "resend": {"state": "failed", "transient": True, "error": TO_RESEND},
     "drop": {"state": "failed", "transient": False, "error": "resolved by staff: dropped"},
 }
 

@@ -22,7 +22,7 @@ from channels.bluesky import BlueskyChannel, bluesky_length, display_url, rich_t
 from tests.channels.conftest import Publications, outbox_context, run_channel
 from tests.conftest import commented_channels, write_config
 from tests.factories import make_item, make_observance
-from tests.providers import RecordedRequest, Reply
+from tests.providers import RecordedRequest, Reply, Storm
 from tests.providers.bluesky import BlueskyAccount, BlueskyPds
 from tests.providers.images import LOCAL, PNG, ImageHost
 
@@ -429,3 +429,48 @@ def test_an_unreachable_pds_is_transient(tmp_path: Path, publications: Publicati
         channel(tmp_path, pds_url=url, credentials=credentials()).publish(THREAD, publications.claim(THREAD))
 
     assert caught.value.transient
+
+
+class FailsFirstPostAndLookup(BlueskyPds):
+    """A PDS whose first ``createRecord`` and first ``getRecord`` answer 500 (the post was not made)."""
+
+    def handle(self, request: RecordedRequest) -> Reply:
+        for method in ("createRecord", "getRecord"):
+            if request.path.endswith(method) and len([r for r in self.requests if r.path.endswith(method)]) == 1:
+                return Reply(500, {"error": "InternalServerError", "message": "Internal Server Error"})
+        return super().handle(request)
+
+
+def test_a_500_on_the_post_and_on_its_lookup_leaves_the_part_for_a_later_run(
+    tmp_path: Path, publications: Publications
+) -> None:
+    with FailsFirstPostAndLookup(ACCOUNT) as pds:
+        context = publications.claim(THREAD)
+        failures = []
+        for run in range(2):
+            with pytest.raises(PublishError) as caught:
+                live(tmp_path / f"run{run}", pds).publish(THREAD, context)
+            failures.append(caught.value)
+            publications.fail(context, caught.value)
+            context = publications.claim(THREAD)  # the next run's claim of the failed publication
+        receipt = live(tmp_path / "last", pds).publish(THREAD, context)
+
+    assert all(failure.transient for failure in failures), [failure.reason for failure in failures]
+    assert "looking it up" in failures[1].reason
+    assert texts(pds) == list(THREAD.parts) and len(receipt.provider_ids) == 3
+    assert not publications.ledger.unknown_deliveries([context.publication_id])
+
+
+def test_a_dropped_connection_is_transient_and_the_part_is_found_not_posted_again(
+    tmp_path: Path, pds: BlueskyPds, publications: Publications
+) -> None:
+    context = publications.claim(THREAD)
+    pds.storm(Storm(1.0, lambda request: request.path.endswith("createRecord") and not pds.posts, kinds=("lost",)))
+    with pytest.raises(PublishError, match="answered nothing") as caught:
+        live(tmp_path, pds).publish(THREAD, context)
+    pds.storm(None)
+    publications.fail(context, caught.value)
+    receipt = live(tmp_path / "next", pds).publish(THREAD, publications.claim(THREAD))
+
+    assert caught.value.transient and texts(pds) == list(THREAD.parts) and len(receipt.provider_ids) == 3
+    assert len(pds.requests_to("POST", "/xrpc/com.atproto.repo.createRecord")) == 3  # the lost one was found

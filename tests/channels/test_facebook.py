@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -16,9 +15,11 @@ import pytest
 from carecast.errors import CredentialError, PublishError
 from carecast.ledger import Ledger
 from carecast.model import now_utc
+from carecast.pipeline import publish
 from channels.facebook import FacebookChannel
 from tests.channels.conftest import outbox_context, publish_run, sample_channel
 from tests.factories import make_item, make_observance
+from tests.providers import Reply
 from tests.providers.graph import PAGE_ID, GraphApiServer, rate_limited
 from tests.providers.images import ImageHost
 
@@ -162,20 +163,49 @@ def test_a_rate_limit_waits_and_then_retries(
     assert len(graph.requests_to("POST", f"/v25.0/{PAGE_ID}/feed")) == 2
 
 
-def test_a_post_whose_answer_was_lost_is_never_posted_again(tmp_path: Path, ledger: Ledger) -> None:
-    class AnswersLate(GraphApiServer):
-        def handle(self, request: Any) -> Any:
-            reply = super().handle(request)
-            time.sleep(0.6)
-            return reply
-
-    with AnswersLate(access_token=TOKEN) as slow:
+def test_a_post_whose_answer_was_lost_is_looked_up_not_posted_again(tmp_path: Path, ledger: Ledger) -> None:
+    with GraphApiServer(access_token=TOKEN) as slow:
         facebook = live(tmp_path, slow, timeout=0.2)
-        with pytest.raises(PublishError, match="not posted again") as caught:
-            facebook.publish(facebook.render([make_item()]), outbox_context(tmp_path / "o"))
-        time.sleep(0.6)
-        assert len(slow.posts) == 1
-    assert not caught.value.transient
+        ledger.upsert_items([make_item()])
+        slow.answer_late(lambda request: request.method == "POST", 0.6)
+
+        [lost] = publish_run(facebook.settings, ledger, "facebook")
+        assert slow.late is not None
+        slow.late.join()
+        [found] = publish(facebook.settings, ledger, "facebook")
+
+        [post] = slow.posts
+        assert lost.state == "retry" and "answered nothing (ReadTimeout)" in lost.detail
+        assert found.state == "published" and found.detail == f"https://www.facebook.com/{post.id}"
+        assert len(slow.requests_to("POST", f"/v25.0/{PAGE_ID}/feed")) == 1
+        assert len(slow.requests_to("GET", f"/v25.0/{PAGE_ID}/feed")) == 1
+
+
+def test_a_post_the_page_does_not_have_is_sent_after_the_lookup(tmp_path: Path, ledger: Ledger) -> None:
+    with GraphApiServer(access_token=TOKEN) as graph:
+        facebook = live(tmp_path, graph)
+        ledger.upsert_items([make_item()])
+        # Meta's edge answers 502, then a 500 without a Graph code: both transient, neither posted anything.
+        graph.force(Reply(502, "Bad Gateway"), Reply(500, {"error": {"message": "An unknown error occurred"}}))
+
+        outcomes = [publish_run(facebook.settings, ledger, "facebook") for _ in range(3)]
+
+        assert [run[0].state for run in outcomes if run] == ["retry", "retry", "published"]
+        assert len(graph.posts) == 1
+
+
+@pytest.mark.parametrize("status", [429, 500, 503])
+def test_a_429_or_5xx_without_a_graph_code_is_transient(
+    tmp_path: Path, graph: GraphApiServer, ledger: Ledger, status: int
+) -> None:
+    facebook = live(tmp_path, graph)
+    ledger.upsert_items([make_item()])
+    graph.force(Reply(status, {"error": {"message": "Please reduce the amount of data"}}, {"Retry-After": "0"}))
+
+    [failed] = publish_run(facebook.settings, ledger, "facebook")
+    [retried] = publish(facebook.settings, ledger, "facebook")
+
+    assert failed.state == "retry" and retried.state == "published" and len(graph.posts) == 1
 
 
 def test_verify_reads_the_page_and_warns_before_the_token_expires(tmp_path: Path, graph: GraphApiServer) -> None:

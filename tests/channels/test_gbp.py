@@ -290,17 +290,23 @@ def test_a_refused_access_token_is_a_credential_error_naming_the_channel(
     assert server.posts == []
 
 
-def test_a_post_whose_answer_was_lost_is_never_posted_again(tmp_path: Path, publications: Publications) -> None:
+def test_a_post_whose_answer_was_lost_is_looked_up_not_posted_again(tmp_path: Path, publications: Publications) -> None:
     with GbpServer(ACCOUNT) as server:
-        server.answer_late(lambda request: request.path == server.account.posts_path, delay=1.0)
+        server.answer_late(lambda request: request.method == "POST" and request.path.endswith("/localPosts"), 1.0)
         gbp = live(tmp_path, server, timeout=0.3)
         draft = gbp.render([make_item()])
-        with pytest.raises(PublishError, match="may be up, so it is not posted again") as caught:
-            gbp.publish(draft, publications.claim(draft))
+        context = publications.claim(draft)
+        with pytest.raises(PublishError, match="answered nothing") as caught:
+            gbp.publish(draft, context)
         assert server.late is not None
         server.late.join()
+        publications.fail(context, caught.value)
+        retry = publications.claim(draft)  # the same publication, claimed again
+        receipt = gbp.publish(draft, retry)
 
-    assert not caught.value.transient and len(server.posts) == 1
+    [post] = server.posts
+    assert caught.value.transient and caught.value.maybe_sent
+    assert retry.publication_id == context.publication_id and receipt.provider_ids == (post["name"],)
     assert len(server.requests_to("POST", server.account.posts_path)) == 1
 
 

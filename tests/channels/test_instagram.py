@@ -15,9 +15,11 @@ import pytest
 from carecast.errors import CredentialError, PublishError, RenderError
 from carecast.ledger import Ledger
 from carecast.model import ContentItem, Draft, now_utc
+from carecast.pipeline import publish
 from channels.instagram import InstagramChannel
 from tests.channels.conftest import claimed_context, outbox_context, publish_run, sample_channel
 from tests.factories import make_item
+from tests.providers import Reply
 from tests.providers.graph import IG_USER_ID, GraphApiServer, rate_limited
 from tests.providers.images import ImageHost
 
@@ -172,6 +174,38 @@ def test_a_publish_cut_short_resumes_with_the_recorded_container(
     # One container only: the retry polled the recorded one and published it.
     assert len(graph.containers) == 1 and len(graph.published) == 1
     assert len(graph.requests_to("POST", f"/v25.0/{IG_USER_ID}/media")) == 1
+
+
+def test_a_publish_whose_answer_was_lost_asks_its_container_and_is_not_published_again(
+    tmp_path: Path, ledger: Ledger, image_host: ImageHost
+) -> None:
+    with GraphApiServer(access_token=TOKEN) as graph:
+        instagram = live(tmp_path, graph, timeout=0.3)
+        ledger.upsert_items([make_item(source="stories", image_url=f"{image_host.url}/photo.jpg")])
+        graph.answer_late(lambda request: request.path.endswith("/media_publish"), 0.8)
+
+        [lost] = publish_run(instagram.settings, ledger, "instagram")
+        assert graph.late is not None
+        graph.late.join()
+        [found] = publish(instagram.settings, ledger, "instagram")
+
+        assert lost.state == "retry" and "answered nothing" in lost.detail
+        assert found.state == "published" and "(published)" in found.detail
+        assert len(graph.published) == 1 and len(graph.requests_to("POST", f"/v25.0/{IG_USER_ID}/media_publish")) == 1
+
+
+@pytest.mark.parametrize("status", [429, 500])
+def test_a_429_or_5xx_without_a_code_on_the_container_step_is_transient(
+    tmp_path: Path, graph: GraphApiServer, ledger: Ledger, image_host: ImageHost, status: int
+) -> None:
+    instagram = live(tmp_path, graph)
+    ledger.upsert_items([make_item(source="stories", image_url=f"{image_host.url}/photo.jpg")])
+    graph.force(Reply(status, {"error": {"message": "Please retry your request later."}}))
+
+    [failed] = publish_run(instagram.settings, ledger, "instagram")
+    [retried] = publish(instagram.settings, ledger, "instagram")
+
+    assert failed.state == "retry" and retried.state == "published" and len(graph.published) == 1
 
 
 def test_an_image_instagram_cannot_use_fails_for_good_with_the_reason(

@@ -284,16 +284,22 @@ def test_no_address_in_errors_notes_or_outcomes(tmp_path: Path, ledger_url: str)
 # -- refusals -----------------------------------------------------------------------------------------------------
 
 
-def test_a_refused_login_fails_the_publication_for_good(practice: Practice, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_refused_login_waits_for_the_staff_to_fix_the_password_then_sends(
+    practice: Practice, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("CARECAST_TEST_SMTP_PASSWORD", "not-the-password")
     practice.approve()
     [outcome] = practice.publish()
-    assert outcome.state == "failed"
-    assert "refused the login of 'carecast': 535" in outcome.detail
+    assert outcome.state == "retry"
+    assert "channels.newsletter.credentials" in outcome.detail and "fix the username or password" in outcome.detail
+    assert "refused the login of 'carecast' (535" in outcome.detail
     assert "not-the-password" not in outcome.detail
     assert practice.smtp.messages == []
     assert practice.ledger.deliveries(1) == {}
-    assert practice.publish() == [], "a permanent failure is never retried"
+
+    monkeypatch.setenv("CARECAST_TEST_SMTP_PASSWORD", PASSWORD)  # the staff fixed the credential
+    [fixed] = practice.publish()
+    assert fixed.state == "published" and len(practice.smtp.messages) == len(practice.ledger.deliveries(1))
 
 
 def test_an_unset_password_is_raised_as_is_before_connecting(
@@ -385,7 +391,7 @@ def test_no_secret_appears_in_logs_errors_ledger_outbox_or_on_the_wire(
             texts.append(repr(practice.settings))
     # A refused login's error, as staff would see it.
     with SmtpServer(password="another-password") as smtp:
-        with pytest.raises(PublishError) as caught:
+        with pytest.raises(CredentialError) as caught:
             make_channel(configure(tmp_path / "wrong", smtp), "newsletter").verify()
         texts += [str(caught.value), repr(caught.value.__cause__)]
     texts += [record.getMessage() for record in caplog.records]

@@ -14,19 +14,23 @@ import logging
 import threading
 import time
 import urllib.parse
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import yaml
 from pydantic import SecretStr
 
 from carecast.channel import Outbox, PublishContext
+from carecast.cli import main
 from carecast.errors import ChannelError, CredentialError, PublishError
+from carecast.inflight import LOST
 from carecast.ledger import NOT_TRIED, Ledger
 from carecast.model import Draft, content_hash
 from carecast.pipeline import make_channel, sync_audience
@@ -35,7 +39,7 @@ from channels.sms import SmsChannel, twilio_signature
 from tests.channels.conftest import naming_any, our_log_lines, sample_addresses
 from tests.conftest import write_config
 from tests.factories import make_observance
-from tests.providers import RecordedRequest, Reply
+from tests.providers import DROP, RecordedRequest, Reply
 from tests.providers.twilio import TwilioCredentials, TwilioServer
 from tests.providers.twilio import twilio_signature as reference_signature
 
@@ -399,10 +403,15 @@ def test_auth_token_appears_nowhere(
             setup.channel.verify()
         assert "TWILIO_AUTH_TOKEN" in str(refused.value)
         errors.append(refused.value)
-        with pytest.raises(PublishError, match="20003") as rejected:
-            setup.channel.publish(other, setup.retry(throttled_context, throttled.value, OPEN))
-        assert not rejected.value.transient
+        with pytest.raises(CredentialError, match=r"channels\.sms\.credentials.*20003.*fix it") as rejected:
+            setup.channel.publish(other, retried := setup.retry(throttled_context, throttled.value, OPEN))
         errors.append(rejected.value)
+        # Retried once the staff fix the token: everyone reached once.
+        monkeypatch.setenv("TWILIO_AUTH_TOKEN", TOKEN)
+        fixed = PublishError("sms", str(rejected.value), transient=True)  # as the pipeline records a credential
+        setup.channel.publish(other, setup.retry(retried, fixed, OPEN))
+        texted = Counter(message["to"] for message in server.messages if message["body"] == other.text)
+        assert len(texted) == len(CONSENTING) - 1 and set(texted.values()) == {1}
         monkeypatch.delenv("TWILIO_AUTH_TOKEN")
         with pytest.raises(CredentialError) as unset:
             setup.channel.verify()
@@ -432,7 +441,7 @@ class AnswersLate(TwilioServer):
         return reply
 
 
-def test_a_lost_answer_is_never_sent_again(
+def test_a_lost_answer_is_looked_up_at_twilio_and_never_sent_again(
     tmp_path: Path, receiver: CallbackReceiver, caplog: pytest.LogCaptureFixture
 ) -> None:
     with AnswersLate(delay=1.0) as server:
@@ -441,20 +450,39 @@ def test_a_lost_answer_is_never_sent_again(
         context = setup.claim(draft)
         with pytest.raises(PublishError) as caught:
             setup.channel.publish(draft, context)
-        # Twilio accepted the first text; only its answer was lost: the rest waits for the next run.
-        assert caught.value.transient and "ReadTimeout" in caught.value.reason
-        [first] = server.messages
+        # Twilio accepted the first text; only its answer was lost: the batch went on, the publication is retried.
+        assert caught.value.transient and "answer to 1 text(s) was lost" in caught.value.reason
+        first = server.messages[0]
+        assert len(server.messages) == len(CONSENTING)
         lost = setup.ledger.deliveries(context.publication_id)[first["to"]]
-        assert (lost.state, lost.transient) == ("failed", False)
-        assert lost.error is not None and lost.error.endswith("may have been sent; not resent")
+        assert (lost.state, lost.transient, lost.error) == ("failed", True, LOST)
         assert not [record for record in caplog.records if "trying again" in record.getMessage()]
 
         receipt = setup.channel.publish(draft, setup.retry(context, caught.value, OPEN))
-        tried = [form["To"] for form in sent_forms(server)]
-        assert sorted(tried) == sorted(CONSENTING) and len(server.messages) == len(CONSENTING)
-        assert receipt.notes[-1] == f"1 failed: {lost.error}"
+        # The next run asked Twilio's message list about that recipient, found the text and sent nothing again.
+        tried = Counter(form["To"] for form in sent_forms(server))
+        assert sorted(tried) == sorted(CONSENTING) and set(tried.values()) == {1}
+        assert len(server.messages) == len(CONSENTING)
+        assert [r.query["To"] for r in server.requests_to("GET", MESSAGES)] == [first["to"]]
+        found = setup.ledger.deliveries(context.publication_id)[first["to"]]
+        assert (found.state, found.provider_id) == ("sent", first["sid"])
+        assert first["sid"] in receipt.provider_ids
         assert server.late is not None
         server.late.join()  # its answer meets a closed connection, as it would at Twilio
+
+
+def test_a_text_lost_before_twilio_had_it_is_sent_after_the_lookup(tmp_path: Path, receiver: CallbackReceiver) -> None:
+    with TwilioServer(credentials=CREDENTIALS) as server:
+        setup = Setup(tmp_path, server, receiver, status_callback=None, retry_budget=0)
+        draft = setup.draft()
+        context = setup.claim(draft)
+        server.force(DROP)  # the connection drops before Twilio acts on the first text
+        with pytest.raises(PublishError) as caught:
+            setup.channel.publish(draft, context)
+        setup.channel.publish(draft, setup.retry(context, caught.value, OPEN))
+
+        texted = Counter(message["to"] for message in server.messages)
+        assert sorted(texted) == sorted(CONSENTING) and set(texted.values()) == {1}
 
 
 def test_no_number_in_errors_or_notes(tmp_path: Path, receiver: CallbackReceiver) -> None:
@@ -619,3 +647,67 @@ def test_audit_prints_one_numbers_history_through_opt_in_texts_and_stop(
     assert main(["audit", "--config", config, "--format", "csv", "--since", "2026-01-01"]) == 0
     rows = capsys.readouterr().out.splitlines()
     assert rows[0] == "when,channel,recipient,event,status,detail,consent" and len(rows) > len(events)
+
+
+def test_resolve_sent_is_refused_for_a_recipient_twilio_has_no_text_to(
+    tmp_path: Path, receiver: CallbackReceiver, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with TwilioServer(credentials=CREDENTIALS) as server:
+        setup = Setup(tmp_path, server, receiver, status_callback=None)
+        setup.ledger.close()
+        setup.ledger = Ledger(setup.settings.ledger_url())  # the ledger the command opens
+        sync_audience(setup.settings, setup.ledger)
+        draft = setup.draft()
+        context = setup.claim(draft)
+        texted, never = sorted(CONSENTING)[:2]
+        # A run died with both in flight; Twilio has a text to the first only.
+        requests.post(
+            server.url + MESSAGES,
+            data=setup.channel.form(texted, draft.text),
+            auth=(CREDENTIALS.account_sid, TOKEN),
+            timeout=5,
+        ).raise_for_status()
+        for address in (texted, never):
+            setup.ledger.claim_delivery(context.publication_id, address)
+        setup.ledger.resume_stale("sms", timedelta(0))
+        setup.ledger.record_unknown(context.publication_id, "2 recipient(s) unknown")
+        config = str(setup.settings.file)
+
+        refused = main(["resolve", str(context.publication_id), "--recipient", never, "--sent", "--config", config])
+        accepted = main(["resolve", str(context.publication_id), "--recipient", texted, "--sent", "--config", config])
+
+    assert refused == 1 and f"no record of it for 1 recipient(s) ({never})" in capsys.readouterr().err
+    assert accepted == 0
+    states = {a: d.state for a, d in setup.ledger.deliveries(context.publication_id).items()}
+    assert (states[texted], states[never]) == ("sent", "unknown")
+
+
+def test_resolve_resend_of_a_chunk_texts_only_those_twilio_has_no_text_to(
+    tmp_path: Path, receiver: CallbackReceiver
+) -> None:
+    with TwilioServer(credentials=CREDENTIALS) as server:
+        setup = Setup(tmp_path, server, receiver, status_callback=None)
+        draft = setup.draft()
+        context = setup.claim(draft)
+        texted = sorted(CONSENTING)[:2]
+        # A run died with a chunk of every recipient claimed; Twilio had texted two of them.
+        for address in texted:
+            form = setup.channel.form(address, draft.text)
+            requests.post(server.url + MESSAGES, data=form, auth=(CREDENTIALS.account_sid, TOKEN), timeout=5)
+        setup.ledger.claim_deliveries(context.publication_id, sorted(CONSENTING))
+        setup.ledger.resume_stale("sms", timedelta(0))
+        setup.ledger.record_unknown(context.publication_id, "5 recipient(s) unknown")
+        setup.ledger.resolve(context.publication_id, "resend")  # the whole chunk
+
+        [publication] = [p for p in setup.ledger.publications() if p.id == context.publication_id]
+        setup.channel.publish(
+            draft,
+            PublishContext(setup.ledger.claim(_draft_id(setup, publication)), setup.outbox, setup.ledger, now=OPEN),
+        )
+
+    texts = Counter(message["to"] for message in server.messages)
+    assert sorted(texts) == sorted(CONSENTING) and set(texts.values()) == {1}
+
+
+def _draft_id(setup: Setup, publication: Any) -> int:
+    return next(d.id for d in setup.ledger.drafts("sms") if d.draft.item_ids == tuple(publication.item_ids))

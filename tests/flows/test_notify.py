@@ -55,3 +55,20 @@ def test_carecast_run_with_a_failed_source_notifies_and_exits_1(
     assert "FAILED" in capsys.readouterr().out, "the summary still shows what happened"
     (payload,) = received
     assert payload["state"] == "FAILED" and "source blog" in payload["reason"]
+
+
+def test_a_credential_to_fix_fails_the_run_so_it_is_notified_though_it_is_retried() -> None:
+    from carecast.channel import CREDENTIAL_TO_FIX
+    from flows.pipeline import _finish
+
+    fix = f"{CREDENTIAL_TO_FIX}: channels.x.credentials: X refused it (401 Unauthorized): fix it"
+    rows = [
+        {"state": "retry", "channel": "x", "title": "Desk tips", "detail": fix},
+        {"state": "retry", "channel": "gbp", "title": "Desk tips", "detail": "429 RESOURCE_EXHAUSTED: rate limit"},
+    ]
+
+    state = _finish(rows, "1 to fix", {"rows": rows})
+
+    assert not isinstance(state, dict) and state.is_failed()
+    assert "channels.x.credentials" in str(state.message) and "gbp" not in str(state.message)
+    assert _finish(rows[1:], "1 left for a later run", {"rows": rows[1:]}) == {"rows": rows[1:]}

@@ -9,7 +9,10 @@ the next requests with forced responses (fault injection) before the provider lo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import random
+import socket
 import threading
 import time
 import urllib.parse
@@ -75,6 +78,35 @@ class Reply:
         if isinstance(self.body, str):
             return self.body.encode(), "text/plain; charset=utf-8"
         return json.dumps(self.body).encode(), "application/json; charset=utf-8"
+
+
+#: A forced reply that answers nothing: the connection is closed without a byte (a proxy or the network dropping
+#: it). ``status`` 0 before the provider handles the request; see :class:`Storm` for one dropped after it acted.
+DROP = Reply(0)
+
+
+@dataclass
+class Storm:
+    """Faults on a share of the requests ``hits`` accepts, drawn from a seeded generator so a failing run repeats:
+    a 500 or a 429 without a provider code (nothing done), a connection dropped before the provider acts, or one
+    dropped after it acted (the answer lost). ``injected`` counts what was injected, by kind."""
+
+    rate: float
+    hits: Callable[[RecordedRequest], bool]
+    seed: int = 17
+    kinds: tuple[str, ...] = ("500", "429", "drop", "lost")
+    injected: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._random = random.Random(self.seed)
+
+    def draw(self, request: RecordedRequest) -> str | None:
+        """The fault for ``request``: "500", "429", "drop", "lost", or None for none."""
+        if not self.hits(request) or self._random.random() >= self.rate:
+            return None
+        kind = self._random.choice(self.kinds)
+        self.injected[kind] = self.injected.get(kind, 0) + 1
+        return kind
 
 
 def parse_body(content_type: str, raw: bytes) -> Any:
@@ -152,6 +184,7 @@ class LocalHttpServer(Serving):
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._late: tuple[Callable[[RecordedRequest], bool], float] | None = None
+        self._storm: Storm | None = None
         #: The thread that held back a late answer (see :meth:`answer_late`), once one did.
         self.late: threading.Thread | None = None
 
@@ -215,6 +248,11 @@ class LocalHttpServer(Serving):
         with self._lock:
             self._forced.extend(replies)
 
+    def storm(self, storm: Storm | None) -> None:
+        """Inject ``storm``'s faults from now on (None: stop); forced replies still come first."""
+        with self._lock:
+            self._storm = storm
+
     def answer_late(self, when: Callable[[RecordedRequest], bool], delay: float) -> None:
         """Hold back the answer to the first request ``when`` accepts (asked once it was handled) for ``delay``
         seconds: a client that gives up sooner loses the answer to a request the provider acted on. ``late`` is
@@ -266,7 +304,15 @@ class LocalHttpServer(Serving):
             self._released.wait()
             return Reply(503, {"error": "stalled until the server stopped"})
         forced = self._take_forced()
+        with self._lock:
+            fault = None if forced is not None or self._storm is None else self._storm.draw(request)
+        if (forced is not None and not forced.status) or fault == "drop":
+            return DROP
+        if fault in ("500", "429"):
+            forced = Reply(int(fault or 0), {"error": "injected by a storm"})
         reply = self.finish(request, forced if forced is not None else self.handle(request))
+        if fault == "lost":
+            return DROP
         if self._late is not None and self.late is None and self._late[0](request):
             self.late = threading.current_thread()
             time.sleep(self._late[1])
@@ -299,6 +345,11 @@ def _handler_for(server: LocalHttpServer) -> type[BaseHTTPRequestHandler]:
                 query_pairs=tuple(urllib.parse.parse_qsl(split.query, keep_blank_values=True)),
             )
             reply = server.dispatch(request)
+            if not reply.status:  # DROP: close without answering
+                self.close_connection = True
+                with contextlib.suppress(OSError):
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                return
             payload, content_type = reply.encoded()
             self.send_response(reply.status)
             sent = CaseInsensitiveDict(reply.headers)

@@ -1,7 +1,8 @@
 """A local Meta Graph API for the Facebook Page and Instagram channels.
 
 Endpoints (under ``/<version>/``, the version the channel calls): ``POST /{page-id}/feed`` (message, link) and
-``POST /{page-id}/photos`` (url, message, alt_text_custom) for Page posts; ``POST /{ig-user-id}/media`` (image_url,
+``POST /{page-id}/photos`` (url, message, alt_text_custom) for Page posts, ``GET /{page-id}/feed`` (newest first,
+``limit``) to read them back; ``POST /{ig-user-id}/media`` (image_url,
 caption, alt_text), ``GET /{container-id}?fields=status_code`` and ``POST /{ig-user-id}/media_publish``
 (creation_id) for Instagram's content publishing; ``GET /{media-id}?fields=permalink``; ``GET /{page-id}`` and
 ``GET /{ig-user-id}``; ``GET /debug_token?input_token=...``; ``GET /{post-id}/insights`` and
@@ -149,6 +150,8 @@ class GraphApiServer(LocalHttpServer):
             return self._debug_token(fields.get("input_token", ""))
         if (method, node) == ("POST", f"{PAGE_ID}/feed"):
             return self._feed(fields)
+        if (method, node) == ("GET", f"{PAGE_ID}/feed"):
+            return self._page_feed(int(fields.get("limit", 25)))
         if (method, node) == ("POST", f"{PAGE_ID}/photos"):
             return self._photo(fields)
         if (method, node) == ("POST", f"{IG_USER_ID}/media"):
@@ -191,6 +194,12 @@ class GraphApiServer(LocalHttpServer):
         post = PagePost(f"{PAGE_ID}_{next(self._ids)}", "feed", fields)
         self.posts.append(post)
         return Reply(200, {"id": post.id})
+
+    def _page_feed(self, limit: int) -> Reply:
+        """The Page's posts, newest first (photo posts too, as Facebook's feed shows them)."""
+        newest = list(reversed(self.posts))[:limit]
+        data = [{"id": post.id, "message": post.fields.get("message", "")} for post in newest]
+        return Reply(200, {"data": data, "paging": {}})
 
     def _photo(self, fields: dict[str, Any]) -> Reply:
         image = _fetch(str(fields.get("url", "")))

@@ -123,6 +123,8 @@ class LinkedInServer(LocalHttpServer):
                 return self._initialize_upload(request, body)
             if (request.method, request.path) == ("GET", "/rest/organizationAcls"):
                 return self._acls()
+            if (request.method, request.path) == ("GET", "/rest/posts") and request.query.get("q") == "author":
+                return self._by_author(request.query.get("author", ""), int(request.query.get("count", 10)))
             if (request.method, request.path) == ("GET", "/rest/organizationalEntityShareStatistics"):
                 return self._share_statistics(request)
         return linkedin_error(404, f"No resource for {request.method} {request.path}", "RESOURCE_NOT_FOUND")
@@ -147,6 +149,12 @@ class LinkedInServer(LocalHttpServer):
         post = LinkedInPost(f"urn:li:share:{next(self._ids)}", body)
         self.posts.append(post)
         return Reply(201, None, {"x-restli-id": post.urn})
+
+    def _by_author(self, author: str, count: int) -> Reply:
+        """The author's posts, newest first (``GET /rest/posts?q=author``)."""
+        mine = [post for post in reversed(self.posts) if post.body.get("author") == author][:count]
+        elements = [{**post.body, "id": post.urn} for post in mine]
+        return Reply(200, {"elements": elements, "paging": {"count": count, "start": 0}})
 
     def _initialize_upload(self, request: RecordedRequest, body: dict[str, Any]) -> Reply:
         owner = (body.get("initializeUploadRequest") or {}).get("owner")

@@ -191,6 +191,7 @@ class TwilioServer(LocalHttpServer):
             return _twilio_error(401, 20003, "Authenticate")
         for pattern, method, endpoint in (
             (_MESSAGES, "POST", self._create_message),
+            (_MESSAGES, "GET", self._list_messages),
             (_MESSAGE, "GET", self._fetch_message),
             (_ACCOUNT, "GET", self._fetch_account),
         ):
@@ -219,6 +220,18 @@ class TwilioServer(LocalHttpServer):
                 "uri": f"/{API_VERSION}/Accounts/{sid}.json",
             },
         )
+
+    def _list_messages(self, request: RecordedRequest, match: re.Match[str]) -> Reply:
+        """The account's messages, newest first, filtered by ``To`` and ``From`` as Twilio does (``PageSize``)."""
+        wanted = {key.lower(): request.query[key] for key in ("To", "From") if request.query.get(key)}
+        with self._lock:
+            found = [
+                dict(message)
+                for message in reversed(self._messages.values())
+                if all(message.get(key) == value for key, value in wanted.items())
+            ]
+        size = int(request.query.get("PageSize", 50))
+        return Reply(200, {"messages": found[:size], "next_page_uri": None, "page_size": size})
 
     def _fetch_message(self, request: RecordedRequest, match: re.Match[str]) -> Reply:
         with self._lock:

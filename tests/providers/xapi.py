@@ -133,6 +133,7 @@ class XApiServer(LocalHttpServer):
         self._routes: dict[tuple[str, str], Route] = {
             ("POST", "/2/tweets"): self._create_tweet,
             ("GET", "/2/users/me"): self._me,
+            ("GET", f"/2/users/{self.user.id}/tweets"): self._timeline,
             ("GET", "/2/tweets"): self._lookup,
             ("POST", "/1.1/media/upload.json"): self._upload,
             ("POST", "/2/media/upload"): self._upload_v2,
@@ -284,6 +285,14 @@ class XApiServer(LocalHttpServer):
 
     def _me(self, user: XUser, request: RecordedRequest) -> Reply:
         return Reply(200, {"data": {"id": user.id, "name": user.name, "username": user.username}})
+
+    def _timeline(self, user: XUser, request: RecordedRequest) -> Reply:
+        """The user's tweets, newest first (``max_results``, 5 to 100)."""
+        mine = [tweet for tweet in reversed(self._tweets.values()) if tweet.author_id == user.id]
+        shown = mine[: int(request.query.get("max_results", 10))]
+        data = [{"id": tweet.id, "text": tweet.text, "edit_history_tweet_ids": [tweet.id]} for tweet in shown]
+        meta = {"result_count": len(data), **({"newest_id": data[0]["id"]} if data else {})}
+        return Reply(200, {"data": data, "meta": meta} if data else {"meta": meta})
 
     def _upload(self, user: XUser, request: RecordedRequest) -> Reply:
         media = request.body.get("media") if isinstance(request.body, dict) else None
