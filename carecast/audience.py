@@ -41,11 +41,19 @@ class Subscriber:
     consent_text: str
     status: Status
     timezone: str | None = None
+    #: A provider's business email (an audience of kind ``providers``): CAN-SPAM asks for no prior consent, only
+    #: that every opt-out is honoured.
+    business_contact: bool = False
+    #: Why an audience leaves them out although their own record would allow a send (e.g. "in the providers
+    #: audience"); None for the subscriber files.
+    excluded: str | None = None
 
     @property
     def exclusion_reason(self) -> str | None:
         """Why nothing may be sent to this subscriber, or ``None`` when something may."""
-        if self.consent_at is None:
+        if self.excluded is not None:
+            return self.excluded
+        if self.consent_at is None and not self.business_contact:
             return "no consent on file"
         if self.status != "subscribed":
             return f"status is {self.status}"

@@ -9,6 +9,10 @@ For a recipient (a phone number or an email address) or everyone, one row per ev
   (the opt-out in force then, or no consent on file, or their status in the audience file);
 - ``opt-out``: the STOP, unsubscribe, bounce or invalid number that ended their messages.
 
+Every row names the audience that selected the recipient (``providers``, ``discharged / three-to-twelve-months``)
+or the subscriber file they are on (``audience/sms.csv``): a message's is the one its publication recorded when it
+went out, whatever the config says now. People of an audience file appear as they are in it today.
+
 Skipped rows are derived from the publications and the suppressions (when each began), not recorded one by one.
 """
 
@@ -19,15 +23,17 @@ import io
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 from carecast.audience import ADDRESS_COLUMN, Subscriber
+from carecast.audiences import stream_members
 from carecast.config import Settings
 from carecast.ledger import Ledger, SuppressionEvent
+from carecast.recipients import audience_label
 
 Format = Literal["table", "csv", "json"]
-COLUMNS = ("when", "channel", "recipient", "event", "status", "detail", "consent")
+COLUMNS = ("when", "channel", "audience", "recipient", "event", "status", "detail", "consent")
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,7 @@ class AuditRow:
 
     when: datetime
     channel: str
+    audience: str
     recipient: str
     event: Literal["opt-in", "message", "skipped", "opt-out"]
     status: str
@@ -51,47 +58,78 @@ def audit(
 ) -> list[AuditRow]:
     """Every event of ``recipient`` (everyone's when None) at or after ``since``, oldest first."""
     types = {name: config.type for name, config in settings.channels.items()}
+    # Who each audience (or subscriber file) holds, keyed (audience label, channel type, address).
     subscribers = {
-        (channel_type, subscriber.address): subscriber
+        (audience_label(settings, channel_type, None), channel_type, subscriber.address): subscriber
         for channel_type in ADDRESS_COLUMN
         for subscriber in ledger.subscribers(channel_type)
         if recipient is None or subscriber.address == recipient
     }
+    listed: dict[str, datetime] = {}
+    for name, channel_type in sorted(_addressed(settings)):
+        for member, _ in stream_members(settings.audiences[name], channel_type, settings.base_dir):
+            if member is not None and (recipient is None or member.subscriber.address == recipient):
+                subscribers.setdefault((name, channel_type, member.subscriber.address), member.subscriber)
+        # A business contact has no consent date: they are listed as of their file's last export.
+        listed[name] = datetime.fromtimestamp(
+            settings.path(settings.audiences[name].files[0].file).stat().st_mtime, UTC
+        )
     suppressions = {(event.channel_type, event.address): event for event in ledger.suppression_events(recipient)}
     rows = [
         AuditRow(
             subscriber.consent_at,
             channel_type,
+            label,
             address,
             "opt-in",
             "consent",
             subscriber.consent_method,
             subscriber.consent_text,
         )
-        for (channel_type, address), subscriber in subscribers.items()
+        for (label, channel_type, address), subscriber in subscribers.items()
         if subscriber.consent_at is not None
     ]
+    rows += [
+        AuditRow(listed[label], channel_type, label, address, "opt-in", "business contact", "", _consent(subscriber))
+        for (label, channel_type, address), subscriber in subscribers.items()
+        if subscriber.consent_at is None and subscriber.business_contact
+    ]
+    selections = ledger.selections()
     deliveries = ledger.delivery_events(recipient)
     reached: dict[int, set[str]] = {}
     for event in deliveries:
         reached.setdefault(event.publication_id, set()).add(event.address)
         detail = event.error or (f"provider id {event.provider_id}" if event.provider_id else "")
-        consent = _consent(subscribers.get((types.get(event.channel, ""), event.address)))
-        rows.append(AuditRow(event.claimed_at, event.channel, event.address, "message", event.state, detail, consent))
+        channel_type = types.get(event.channel, "")
+        label, segment = selections.get(event.publication_id, (audience_label(settings, channel_type, None), None))
+        consent = _consent(subscribers.get((label, channel_type, event.address)))
+        shown = label if segment is None else f"{label} / {segment}"
+        rows.append(
+            AuditRow(event.claimed_at, event.channel, shown, event.address, "message", event.state, detail, consent)
+        )
     fanned_out = {
         record.id: record
         for record in ledger.publications()
         if ledger.deliveries(record.id) and record.channel in types
     }
     for publication in fanned_out.values():
-        for (channel_type, address), subscriber in subscribers.items():
-            if types[publication.channel] != channel_type or address in reached.get(publication.id, set()):
+        channel_type = types[publication.channel]
+        label, segment = selections.get(publication.id, (audience_label(settings, channel_type, None), None))
+        if segment is not None:
+            continue  # who was in the segment then is not known now; those addressed have their message rows
+        for (held_by, kind, address), subscriber in subscribers.items():
+            if (held_by, kind) != (label, channel_type) or address in reached.get(publication.id, set()):
                 continue
-            why = _skipped(subscriber, suppressions.get((channel_type, address)), publication.claimed_at)
+            why = _skipped(
+                subscriber,
+                _suppression(suppressions, channel_type, publication.channel, address),
+                publication.claimed_at,
+            )
             rows.append(
                 AuditRow(
                     publication.claimed_at,
                     publication.channel,
+                    label,
                     address,
                     "skipped",
                     "not sent",
@@ -100,11 +138,38 @@ def audit(
                 )
             )
     rows += [
-        AuditRow(event.at, event.channel_type, event.address, "opt-out", event.status, event.reason, "")
+        AuditRow(
+            event.at,
+            event.channel_type,
+            _scope_label(event.channel_type),
+            event.address,
+            "opt-out",
+            event.status,
+            event.reason,
+            "",
+        )
         for event in suppressions.values()
     ]
     rows = [row for row in rows if since is None or row.when >= since]
     return sorted(rows, key=lambda row: (row.when, row.recipient, row.event))
+
+
+def _addressed(settings: Settings) -> set[tuple[str, str]]:
+    """(audience, channel type) of every channel addressing an audience."""
+    return {(config.audience, config.type) for config in settings.channels.values() if config.audience is not None}
+
+
+def _suppression(
+    suppressions: dict[tuple[str, str], SuppressionEvent], channel_type: str, channel: str, address: str
+) -> SuppressionEvent | None:
+    """The opt-out in force for ``address`` on ``channel``: of every list of the type, or of the channel's list."""
+    return suppressions.get((channel_type, address)) or suppressions.get((f"{channel_type}:{channel}", address))
+
+
+def _scope_label(scope: str) -> str:
+    """What an opt-out covers, in words: every list of a type, or one list."""
+    kind, _, channel = scope.partition(":")
+    return f"{channel} list" if channel else {"sms": "all texts", "newsletter": "all email"}.get(kind, f"all {kind}")
 
 
 def render(rows: Sequence[AuditRow], form: Format) -> str:
@@ -129,6 +194,8 @@ def render(rows: Sequence[AuditRow], form: Format) -> str:
 
 
 def _consent(subscriber: Subscriber | None) -> str:
+    if subscriber is not None and subscriber.consent_at is None and subscriber.business_contact:
+        return "business contact (CAN-SPAM: opt-out honoured)"
     if subscriber is None or subscriber.consent_at is None:
         return "no consent on file"
     return f"{subscriber.consent_at:%Y-%m-%d} {subscriber.consent_method}: {subscriber.consent_text}"

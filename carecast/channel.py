@@ -26,6 +26,7 @@ from email.message import EmailMessage
 from functools import cache
 from http import HTTPStatus
 from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
 from typing import Any, ClassVar, Self
 from urllib.parse import parse_qs, parse_qsl
 
@@ -218,13 +219,19 @@ class Channel(ABC):
         #: ``pipeline.adapt`` when the practice has ``links``; None keeps full URLs (``links: off``, tests).
         self.shortener: Callable[[str, str, str], str] | None = None
         self._templates = jinja2.Environment(
-            loader=jinja2.FileSystemLoader([folder / self.name for folder in settings.template_folders()]),
+            loader=jinja2.FileSystemLoader(self.template_dirs()),
             autoescape=jinja2.select_autoescape(["html", "htm", "html.j2", "htm.j2"]),
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=False,
         )
+
+    def template_dirs(self) -> list[Path]:
+        """Where this channel's templates are looked for, first match wins: a folder named after the instance
+        (``templates/provider-update/``, so two newsletters of one practice each have their own), then the type's."""
+        names = [self.instance, self.name] if self.instance != self.name else [self.name]
+        return [folder / name for folder in self.settings.template_folders() for name in names]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -332,7 +339,9 @@ class Channel(ABC):
         """
         return (
             self._templates.get_template(name)
-            .render(practice=self.practice, voice=self.practice.voice, channel=self.config, **context)
+            .render(
+                practice=self.practice, voice=self.config.voice or self.practice.voice, channel=self.config, **context
+            )
             .strip()
         )
 

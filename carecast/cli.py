@@ -243,9 +243,22 @@ def _check(args: argparse.Namespace) -> int:
         # Where this config's state really is, resolved against the project root: no guessing from the cwd.
         print(f"  ledger: {_shown_url(settings.ledger_url())}")
         print(f"  outbox: {settings.path(settings.outbox).resolve()}")
+        _audiences(settings)
         if args.live and not _verify(settings):
             worst = max(worst, EXIT_FAILED)
     return worst
+
+
+def _audiences(settings: Settings) -> None:
+    """Each audience's size per channel type and the rows of its files that cannot be used (they are skipped)."""
+    from carecast.audiences import tally
+
+    for name, audience in settings.audiences.items():
+        counts, unusable = tally(audience, settings.base_dir)
+        sizes = ", ".join(f"{count} with {ADDRESS_COLUMN[kind]}" for kind, count in sorted(counts.items()))
+        print(f"  audience {name} ({audience.kind}): {sizes or 'nobody'}; {len(unusable)} row(s) cannot be used")
+        for problem in unusable[:10]:
+            print(f"    {problem}")
 
 
 def _verify(settings: Settings) -> bool:

@@ -24,6 +24,7 @@ from pydantic import Field, HttpUrl, IPvAnyNetwork, StrictBool, ValidationError,
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from carecast.audiences import AudienceConfig, check_audiences
 from carecast.errors import ConfigError
 from carecast.fetch import internal_host_reason
 from carecast.pacing import parse_rate
@@ -86,6 +87,8 @@ class Practice(Strict):
     address: Address
     voice: Voice = Voice()
     utm: UtmDefaults
+    fax: str | None = Field(None, description="the fax number referrals are sent to (the provider update shows it)")
+    referral_line: str | None = Field(None, description="the phone line referring offices call")
     language: str = Field(
         "en", pattern=r"^[a-z]{2,3}$", description="ISO 639 code of the language the practice writes in (Mastodon)"
     )
@@ -169,7 +172,20 @@ class MarkdownSource(Strict):
     path: Path = Path("content")
 
 
-SourceConfig = Annotated[RssSource | ObservanceSource | MarkdownSource, Field(discriminator="type")]
+class CampaignSource(Strict):
+    """A message of the practice's own wording, one item a period: e.g. a reactivation invitation each quarter, so
+    a channel addressing an audience segment reaches each of its people at most once a period."""
+
+    type: Literal["campaign"]
+    every: Literal["month", "quarter", "year"] = "quarter"
+    title: str = Field(min_length=1, description="the email's heading; never a condition or treatment (PHI)")
+    text: str = Field(min_length=1, description="the wording; never a condition or treatment (PHI check on)")
+    url: HttpUrl | None = Field(None, description="where it invites them, e.g. the booking page")
+    audiences: list[str] = Field(default_factory=list, description="who it is for: audience names or kinds")
+    campaign: str | None = Field(None, pattern=r"^[a-z0-9_]+$", description="utm_campaign prefix, e.g. reactivation")
+
+
+SourceConfig = Annotated[RssSource | ObservanceSource | MarkdownSource | CampaignSource, Field(discriminator="type")]
 
 
 class Ledger(Strict):
@@ -208,6 +224,18 @@ class ChannelSettings(Strict):
     approval: Literal["auto", "review"] = "auto"
     account: str = Field("default", description="the account published to; part of the never-twice key")
     sources: list[str] | None = Field(None, description="only items of these sources; all when absent")
+    audience: str | None = Field(
+        None,
+        description="newsletter and sms: the audience (audiences.<name>) it addresses; absent: its subscriber "
+        "file, audience/<type>.csv",
+    )
+    segment: str | None = Field(None, description="only the audience's people in this segment of it")
+    kinds: list[Literal["post", "observance", "recognition"]] | None = Field(
+        None, description="only items of these kinds; all when absent"
+    )
+    voice: Voice | None = Field(
+        None, description="how this channel sounds (templates read it); the practice's when absent"
+    )
     max_items_per_run: int = Field(10, ge=1)
     max_age_days: int = Field(60, ge=1, description="items published longer ago than this are not sent")
     campaign: str | None = Field(None, pattern=r"^[a-z0-9_\-]+$")
@@ -302,6 +330,9 @@ class Settings(Strict):
     audience: Path = Path("audience")
     ingest: Every = Field(default_factory=lambda: Every(every_minutes=30), description="how often sources are read")
     sources: dict[str, SourceConfig]
+    audiences: dict[str, AudienceConfig] = Field(
+        default_factory=dict, description="who newsletter and SMS channels address (README 'Who hears what')"
+    )
     channels: dict[str, ChannelSettings]
     notify: Notify = Notify()
     links: Links | None = Field(
@@ -474,6 +505,17 @@ def _check_references(settings: Settings) -> None:
             problems.append((f"sources.{name}.file", f"no such file: {settings.path(source.file)}"))
         if isinstance(source, MarkdownSource) and not settings.path(source.path).is_dir():
             problems.append((f"sources.{name}.path", f"no such folder: {settings.path(source.path)}"))
+    addressed = [
+        (name, channel.type, channel.audience, channel.segment)
+        for name, channel in settings.channels.items()
+        if channel.audience is not None
+    ]
+    problems += [
+        (f"channels.{name}.segment", "goes with an audience")
+        for name, channel in settings.channels.items()
+        if channel.segment is not None and channel.audience is None
+    ]
+    problems += check_audiences(settings.audiences, addressed, settings.base_dir)
     if problems:
         raise ConfigError(settings.file, problems)
 

@@ -67,6 +67,8 @@ class ContentItem:
     id_from_link: bool = False
     #: An observance's last day, in the practice's zone (its first is ``published``'s local date); None otherwise.
     last_day: date | None = None
+    #: Who the item is for (``carecast.audiences``): audience names or kinds, ``all``; empty: not routed.
+    audiences: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "published", utc(self.published))
@@ -79,6 +81,9 @@ class ContentItem:
         data["tags"] = list(self.tags)
         data["authorized_channels"] = list(self.authorized_channels)
         data["last_day"] = self.last_day.isoformat() if self.last_day else None
+        data["audiences"] = list(self.audiences)
+        if not self.audiences:
+            del data["audiences"]  # what an item of no audience stored before is: its fingerprints stay the same
         return data
 
     @classmethod
@@ -91,6 +96,7 @@ class ContentItem:
         values["authorized_channels"] = tuple(values.get("authorized_channels", ()))
         last_day = values.get("last_day")
         values["last_day"] = date.fromisoformat(last_day) if last_day else None
+        values["audiences"] = tuple(values.get("audiences", ()))
         return cls(**values)
 
 

@@ -77,6 +77,10 @@ _DATE_RE = regex.compile(_DATE, regex.IGNORECASE)
 _EMAIL = regex.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 
+#: Words of the health list that name a visit, not a condition or treatment: an invitation to come back may say them.
+_VISITS = frozenset({"visit", "visits", "appointment", "appointments", "session", "sessions", "cita", "citas"})
+
+
 @dataclass(frozen=True)
 class Finding:
     """Something in a draft that looks like PHI: what, where (``subject``, ``preheader``, ``part N``), the matched
@@ -182,7 +186,7 @@ class PhiCheck:
         own, as are addresses at its website's and its email's domains; its staff, partners and street address
         (``practice.staff``, ``practice.partners``) are nobody's PHI."""
         practice = settings.practice
-        phones = [practice.phone]
+        phones = [practice.phone, *filter(None, (practice.fax, practice.referral_line))]
         domains = {practice.host, practice.email.rpartition("@")[2]}
         for config in settings.channels.values():
             for key, value in config.model_dump().items():
@@ -191,6 +195,8 @@ class PhiCheck:
                 elif isinstance(value, str) and key in ("from_number", "account"):
                     phones.append(value)
         partners = [practice.name, practice.short_name, practice.address.street, *practice.partners]
+        # A newsletter's own name ("Oakview PT Provider Update") is the practice's, never a person.
+        partners += [config.list_name for config in settings.channels.values() if hasattr(config, "list_name")]
         return cls(
             known_patients=known_patients,
             practice_phones=phones,
@@ -209,6 +215,18 @@ class PhiCheck:
             own = {"title": item.title, "text": item.summary_text, "alt text": item.image_alt or ""}
             texts |= {f"item {number} {where}": text for where, text in own.items() if text}
         return self.check_texts(texts)
+
+    def any_health(self, draft: Draft) -> list[Finding]:
+        """Every condition, injury or procedure the draft's texts name, whoever they are about: what a message to
+        people chosen by their care (patients discharged a while ago: receiving it tells their care) may not name
+        at all (:func:`carecast.audiences.chosen_by_care`)."""
+        return [
+            Finding("patient health", where, (span.text,), ((span.start, span.end),))
+            for where, text in draft_texts(draft).items()
+            for span in self.reader.health(text)
+            # A condition or procedure: not "see you again", nor the visit or appointment it invites to.
+            if self.reader.is_health(span.text) and span.text.lower() not in _VISITS
+        ]
 
     def check_texts(self, texts: dict[str, str]) -> list[Finding]:
         """Every finding in ``texts`` (by where they are) read as one text, each mapped back to where it is."""

@@ -18,6 +18,7 @@ from functools import partial
 from typing import Literal
 
 from carecast.audience import ADDRESS_COLUMN, load_audience
+from carecast.audiences import chosen_by_care, routed_to
 from carecast.channel import CREDENTIAL_TO_FIX, Channel, Outbox, PublishContext, make_channel, unpaced
 from carecast.config import Settings
 from carecast.errors import (
@@ -83,6 +84,12 @@ class Outcome:
 def phi_check(settings: Settings, ledger: Ledger) -> PhiCheck:
     """The PHI check for the practice, knowing every patient its authorizations name."""
     return PhiCheck.for_practice(settings, ledger.known_patients())
+
+
+def care_findings(check: PhiCheck, settings: Settings, instance: str, draft: Draft) -> list[Finding]:
+    """What a draft of a channel addressing people chosen by their care may not name at all (any condition or
+    treatment, :meth:`PhiCheck.any_health`); nothing for any other channel."""
+    return check.any_health(draft) if chosen_by_care(settings, instance) else []
 
 
 def held_reason(draft_id: int | None, findings: Sequence[Finding]) -> str:
@@ -186,6 +193,13 @@ def adapt(
     )
     if items is not None:
         candidates = [item for item in candidates if item.id in items]
+    # Items for other audiences are not this channel's, as items of other sources are not.
+    candidates = [
+        item
+        for item in candidates
+        if routed_to(item.audiences, item.tags, settings.audiences, config.type, config.audience)
+        and (config.kinds is None or item.kind in config.kinds)
+    ]
     outcomes: list[Outcome] = []
     told = {} if dry_run else ledger.refusals(instance, config.account)
     unchanged = {} if dry_run else ledger.refusal_fingerprints(instance, config.account)
@@ -244,7 +258,7 @@ def adapt(
             reject(batch, exc.reason, rendered_from)
             continue
         kept.append(draft.key)
-        findings = phi_findings(check, draft, batch)
+        findings = phi_findings(check, draft, batch) + care_findings(check, settings, instance, draft)
         if dry_run:
             shown: tuple[OutcomeState, str] = (
                 ("held", held_reason(None, findings)) if findings else ("preview", describe_measures(draft))
@@ -286,11 +300,14 @@ def adapt(
 
 
 def templates_fingerprint(settings: Settings, channel: Channel) -> str:
-    """A hash of every file of the channel's template folder (names and bytes): changes when a template does."""
+    """A hash of every file of the channel's template folders (names and bytes): changes when a template does."""
     digest = hashlib.sha256()
-    folder = settings.path(settings.templates) / channel.name
-    for file in sorted(path for path in folder.rglob("*") if path.is_file()):
-        digest.update(str(file.relative_to(folder)).encode() + b"\x00" + file.read_bytes() + b"\x00")
+    own = settings.path(settings.templates)
+    for folder in (
+        [own / channel.instance, own / channel.name] if channel.instance != channel.name else [own / channel.name]
+    ):
+        for file in sorted(path for path in folder.rglob("*") if path.is_file()):
+            digest.update(str(file.relative_to(folder)).encode() + b"\x00" + file.read_bytes() + b"\x00")
     return digest.hexdigest()
 
 
@@ -386,7 +403,7 @@ def publish(
             ledger.set_draft_state(stored.id, "refused", exc.reason)
             outcomes.append(Outcome(instance, draft.item_ids, "rejected", exc.reason, title))
             continue
-        findings = phi_findings(check, draft, drafted)
+        findings = phi_findings(check, draft, drafted) + care_findings(check, settings, instance, draft)
         if findings and ledger.hold(stored.id, fingerprint(draft), findings):
             outcomes.append(Outcome(instance, draft.item_ids, "held", held_reason(stored.id, findings), title, draft))
             continue
@@ -598,7 +615,8 @@ def decide(
     edited = make_channel(settings, stored.channel).enforce(replace(stored.draft, parts=parts))
     edited = replace(edited, measures=edited.measures | {EDITED: True})
     ledger.save_draft(edited, stored.account, "approved", reason="edited by staff")
-    findings = phi_findings(phi_check(settings, ledger), edited, items)
+    check = phi_check(settings, ledger)
+    findings = phi_findings(check, edited, items) + care_findings(check, settings, stored.channel, edited)
     if findings and ledger.hold(draft_id, fingerprint(edited), findings):
         if not reason.strip():
             return Outcome(stored.channel, edited.item_ids, "held", held_reason(draft_id, findings), title, edited)

@@ -136,14 +136,20 @@ def _opt_outs_per_send(
     settings: Settings, records: list[PublicationRecord], opt_outs: list[tuple[str, str, datetime]]
 ) -> dict[int, int]:
     """How many opt-outs each send caused: each STOP or unsubscribe counts against the latest send of its channel
-    type before it, when it came within ``OPT_OUT_WINDOW``."""
+    type before it (of its list, for an unsubscribe from one list: ``newsletter:<channel>``), when it came within
+    ``OPT_OUT_WINDOW``."""
     sends = sorted(
-        (record.finished_at or record.claimed_at, channel_type(settings, record.channel), record.id)
+        (record.finished_at or record.claimed_at, channel_type(settings, record.channel), record.channel, record.id)
         for record in records
     )
     caused: Counter[int] = Counter()
     for kind, _status, at in opt_outs:
-        before = [(when, id) for when, type_, id in sends if type_ == kind and when <= at <= when + OPT_OUT_WINDOW]
+        of_type, _, of_list = kind.partition(":")
+        before = [
+            (when, id)
+            for when, type_, channel, id in sends
+            if type_ == of_type and of_list in ("", channel) and when <= at <= when + OPT_OUT_WINDOW
+        ]
         if before:
             caused[max(before)[1]] += 1
     return dict(caused)

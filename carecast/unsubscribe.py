@@ -45,6 +45,9 @@ class Token(NamedTuple):
     list_id: str
     address: str
     issued_at: datetime
+    #: What an unsubscribe from this list suppresses: ``newsletter`` (the subscriber file, the type's one list) or
+    #: ``newsletter:<channel>`` (one list among the practice's audiences).
+    scope: str = "newsletter"
 
 
 def make_token(secret: SecretStr, list_id: str, address: str, issued_at: datetime) -> str:
@@ -98,20 +101,32 @@ def verify_token(ledger: Ledger, secret: SecretStr, token: str, now: datetime | 
     issued = ledger.unsubscribe_token(token) if _OPAQUE.fullmatch(token) else None
     if issued is None:
         raise TokenError("no such token was issued")
-    return Token(issued.list_id, issued.address, issued.created_at)
+    return Token(issued.list_id, issued.address, issued.created_at, issued.channel_type)
 
 
 def apply_unsubscribe(
-    ledger: Ledger, secret: SecretStr, token: str, *, channel_type: str = "newsletter", now: datetime | None = None
+    ledger: Ledger,
+    secret: SecretStr,
+    token: str,
+    *,
+    channel_type: str = "newsletter",
+    everything: bool = False,
+    now: datetime | None = None,
 ) -> Token:
-    """Record the one-click unsubscribe ``token`` asks for: its address gets nothing more on ``channel_type``.
+    """Record the one-click unsubscribe ``token`` asks for: its address gets nothing more from the token's list, or
+    with ``everything`` no email at all from the practice (every list of ``channel_type``, CAN-SPAM).
 
     Idempotent (a second click keeps the first record). Returns what the token named. Raises TokenError for a
     token that is not genuine (see :func:`verify_token`), leaving the ledger untouched; LedgerError when the ledger
     fails.
     """
     request = verify_token(ledger, secret, token, now)
-    ledger.suppress(channel_type, request.address, "unsubscribed", f"one-click unsubscribe from {request.list_id}")
+    if everything:
+        ledger.suppress(channel_type, request.address, "unsubscribed", "unsubscribed from all email of the practice")
+    else:
+        # A signed token from before names no scope: its list was then the type's one list.
+        scope = request.scope if "." not in token else channel_type
+        ledger.suppress(scope, request.address, "unsubscribed", f"one-click unsubscribe from {request.list_id}")
     if "." not in token:
         ledger.use_unsubscribe_token(token)
     return request

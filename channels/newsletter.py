@@ -6,6 +6,10 @@ postal address and unsubscribe link in both parts). The draft it returns is the 
 unsubscribe links carry a placeholder token that :meth:`NewsletterChannel.build_message` replaces with a
 recipient's opaque token, next to the RFC 8058 one-click ``List-Unsubscribe`` headers.
 
+The list is ``audience/newsletter.csv``, or with ``audience:`` an audience of the practice's config (a practice
+may have several newsletters, each its own list, templates in ``templates/<channel name>/`` and schedule); an
+unsubscribe stops that list, or every list when the recipient asks for all email (:class:`UnsubscribeEndpoint`).
+
 With SMTP ``credentials`` configured, ``publish`` sends one message per consenting subscriber over one
 connection (STARTTLS or implicit TLS, then login), each with its own unsubscribe token, a random id the ledger
 maps to the address (:mod:`carecast.unsubscribe`). The message is built and encoded once per publication
@@ -57,6 +61,7 @@ from carecast.html import CONTACT_SCHEMES, contact_url, excerpt_html, html_to_te
 from carecast.ledger import DeliveryOutcome, Ledger
 from carecast.links import RecipientLinks
 from carecast.model import ContentItem, Draft, Receipt, now_utc
+from carecast.recipients import addressed, list_scope
 from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
 from carecast.unsubscribe import Token, apply_unsubscribe, verify_token
@@ -457,7 +462,8 @@ class NewsletterChannel(Channel):
         personal = RecipientLinks.of(self.settings, ledger, self.name)  # links.email_per_recipient
         with ExitStack() as stack:
             smtp: smtplib.SMTP | None = None
-            pending = _pending(ledger, self.name, publication, Counter())  # skipped: counted at the end
+            # Skipped: counted at the end.
+            pending = _pending(ledger, self._recipients(context), publication, Counter())
             for chunk, tokens in self._with_tokens(ledger, pending, context.delivery_chunk):
                 context.stop_if_asked(self.instance)
                 # Opened for the first chunk only: a resumed batch with nobody left opens no connection.
@@ -488,12 +494,29 @@ class NewsletterChannel(Channel):
                 if not usable:
                     break
         skipped: Counter[str] = Counter()  # who is left and who is skipped, as the ledger now stands
-        left = sum(1 for _ in _pending(ledger, self.name, publication, skipped))
+        left = sum(1 for _ in _pending(ledger, self._recipients(context), publication, skipped))
         summary = f"smtp {credentials.server}: {_summary(ledger.delivery_state_counts(publication), skipped)}"
         if left:
             reason = retry_reasons[0] if retry_reasons else "not sent yet"
             raise PublishError(self.instance, f"{summary}; {left} left for the next run ({reason})", transient=True)
         return Receipt(location=summary, sent_at=now_utc())
+
+    def list_scope(self) -> str:
+        """What an unsubscribe from this list suppresses (:func:`carecast.recipients.list_scope`)."""
+        return list_scope(self.name, self.instance, self.config.audience)
+
+    def _recipients(self, context: PublishContext) -> Iterator[Subscriber]:
+        """Everyone this list addresses (:func:`carecast.recipients.addressed`), read afresh."""
+        return addressed(
+            self.settings,
+            context.ledger,
+            context.publication_id,
+            self.instance,
+            self.name,
+            self.config.audience,
+            self.config.segment,
+            context.now,
+        )
 
     def _with_tokens(
         self, ledger: Ledger, pending: Iterable[Subscriber], chunk_size: int
@@ -507,7 +530,7 @@ class NewsletterChannel(Channel):
         list_id = self.list_id()
         for block in batched(batched(pending, chunk_size), max(1, TOKEN_BLOCK // chunk_size)):
             addresses = [subscriber.address for chunk in block for subscriber in chunk]
-            tokens = ledger.issue_unsubscribe_tokens(self.name, list_id, addresses)
+            tokens = ledger.issue_unsubscribe_tokens(self.list_scope(), list_id, addresses)
             for chunk in block:
                 yield chunk, tokens
 
@@ -697,10 +720,13 @@ def _mail_options(smtp: smtplib.SMTP, sender: str, address: str) -> tuple[str, .
     return ("SMTPUTF8", "BODY=8BITMIME")
 
 
-def _pending(ledger: Ledger, channel_type: str, publication: int, skipped: Counter[str]) -> Iterator[Subscriber]:
-    """Who of a publication's audience is still to be sent to, read a page of subscribers (and their deliveries) at
-    a time, so memory stays flat however long the list; who is skipped is counted in ``skipped`` by reason."""
-    for page in batched(ledger.stream_subscribers(channel_type, page=SUBSCRIBER_PAGE), SUBSCRIBER_PAGE):
+def _pending(
+    ledger: Ledger, audience: Iterable[Subscriber], publication: int, skipped: Counter[str]
+) -> Iterator[Subscriber]:
+    """Who of a publication's ``audience`` (:meth:`NewsletterChannel._recipients`, streamed) is still to be sent to,
+    read a page of subscribers (and their deliveries) at a time, so memory stays flat however long the list; who is
+    skipped is counted in ``skipped`` by reason."""
+    for page in batched(audience, SUBSCRIBER_PAGE):
         deliveries = ledger.deliveries(publication, [subscriber.address for subscriber in page])
         for subscriber in page:
             record = deliveries.get(subscriber.address)
@@ -773,14 +799,18 @@ def _without_image(fragment: str, url: str) -> str:
 
 
 UNSUBSCRIBE_PATH = "/unsubscribe"
+#: The unsubscribe page's field asking to stop every list of the practice, not only the link's one.
+ALL_EMAIL_FIELD = "all_email"
 
 
 class UnsubscribeEndpoint:
     """One-click unsubscribe (RFC 8058) for the newsletters with an ``unsubscribe_secret``.
 
-    ``GET /unsubscribe?t=TOKEN``: a confirmation page with a button, and nothing recorded, since mail scanners fetch
-    every link of a message. ``POST /unsubscribe?t=TOKEN`` (the one-click POST, body ``List-Unsubscribe=One-Click``,
-    or the page's button) records the unsubscribe with :func:`carecast.unsubscribe.apply_unsubscribe`. A token the
+    ``GET /unsubscribe?t=TOKEN``: a confirmation page with two buttons (this list; all email from the practice), and
+    nothing recorded, since mail scanners fetch every link of a message. ``POST /unsubscribe?t=TOKEN`` (the
+    one-click POST, body ``List-Unsubscribe=One-Click``, or the page's first button) records the unsubscribe from
+    the token's list with :func:`carecast.unsubscribe.apply_unsubscribe`; with ``all_email=yes`` (the second button)
+    from every list of the practice. A token the
     ledger never issued, or an old signed one not signed with one of the newsletters' secrets or expired: 400, and
     the reason goes to the log only.
     """
@@ -806,11 +836,16 @@ class UnsubscribeEndpoint:
             _, unsubscribing = self._verified(token, practice.ledger)
         except TokenError as exc:
             return _bad_link(exc)
-        # Posts back to this very URL (token included); the hidden field is what RFC 8058 clients send.
+        # Posts back to this very URL (token included); the hidden field is what RFC 8058 clients send. The second
+        # form stops every list of the practice (CAN-SPAM lets a recipient opt out of all its commercial email).
+        action = html.escape(quote(token, safe=""))
         form = (
-            f'<form method="post" action="?t={html.escape(quote(token, safe=""))}">'
+            f'<form method="post" action="?t={action}">'
             '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
-            '<button type="submit">Unsubscribe</button></form>'
+            f'<button type="submit">Unsubscribe from {html.escape(unsubscribing.list_id)}</button></form>'
+            f'<form method="post" action="?t={action}">'
+            f'<input type="hidden" name="{ALL_EMAIL_FIELD}" value="yes">'
+            '<button type="submit">Unsubscribe from all email from us</button></form>'
         )
         name = practice.settings.practice.name
         return _page(
@@ -823,12 +858,19 @@ class UnsubscribeEndpoint:
     def unsubscribe(self, request: Request, practice: PracticeContext) -> Response:
         # The body RFC 8058 clients send (List-Unsubscribe=One-Click) is not required: the token is the proof.
         token = request.query_value("t")
+        everything = request.form().get(ALL_EMAIL_FIELD) == "yes"
         try:
             secret, _ = self._verified(token, practice.ledger)
-            unsubscribed = apply_unsubscribe(practice.ledger, secret, token)
+            unsubscribed = apply_unsubscribe(practice.ledger, secret, token, everything=everything)
         except TokenError as exc:
             return _bad_link(exc)
         name = practice.settings.practice.name
+        if everything:
+            return _page(
+                "Unsubscribed",
+                f"You will receive no more emails from {name}.",
+                note="unsubscribed from all email",
+            )
         return _page(
             "Unsubscribed",
             f"You will receive no more emails from {name} ({unsubscribed.list_id}).",

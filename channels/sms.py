@@ -11,8 +11,10 @@ action) stay, and so do the sender prefix, the link and the opt-out footer. Item
 refused even with an authorization: no PHI in any SMS.
 
 The recipients are the ledger's SMS subscribers (``sync_audience`` loads ``audience/sms.csv`` into it each run;
-the ledger also holds every opt-out, so it is the truth of who may be texted). Subscribers without consent or
-no longer subscribed are skipped and counted with their reason.
+the ledger also holds every opt-out, so it is the truth of who may be texted), or with ``audience:`` the people of
+that audience (and ``segment``) of the practice's config (:mod:`carecast.recipients`), a STOP to any of the
+practice's numbers still in force. Subscribers without consent or no longer subscribed are skipped and counted
+with their reason.
 
 With Twilio ``credentials`` configured, ``publish`` POSTs one message per recipient to the Messages API
 (form-encoded, HTTP Basic auth with the Account SID and the Auth Token). Each recipient's delivery is claimed in
@@ -73,6 +75,7 @@ from carecast.errors import ChannelError, CredentialError, MeasureError, Publish
 from carecast.inflight import LOST
 from carecast.ledger import DeliveryOutcome, DeliveryRecord, Ledger
 from carecast.model import ContentItem, Draft, Receipt, now_utc
+from carecast.recipients import addressed
 from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
 from carecast.text import (
@@ -264,10 +267,20 @@ class SmsChannel(Channel):
         nothing can go out (Twilio refusing the account or the sender, nobody reachable) or the outbox refuses the
         file.
         """
+        # Streamed a page (or an audience file's row) at a time: memory stays flat however long the list.
+        recipients = addressed(
+            self.settings,
+            context.ledger,
+            context.publication_id,
+            self.instance,
+            self.name,
+            self.config.audience,
+            self.config.segment,
+            context.now,
+        )
         if self.config.credentials is None:
-            return self._to_outbox(draft, context, context.ledger.subscribers(self.name))
-        # Streamed a page at a time: memory stays flat however long the list.
-        return self._by_twilio(draft, context, context.ledger.stream_subscribers(self.name), self.config.credentials)
+            return self._to_outbox(draft, context, list(recipients))
+        return self._by_twilio(draft, context, recipients, self.config.credentials)
 
     def sender(self) -> str | None:
         """The Twilio account and the number (or Messaging Service) texts come from."""
@@ -364,12 +377,15 @@ class SmsChannel(Channel):
         return fields
 
     def _to_outbox(self, draft: Draft, context: PublishContext, subscribers: Sequence[Subscriber]) -> Receipt:
-        payload = {
+        payload: dict[str, Any] = {
             "endpoint": f"POST /{API_VERSION}/Accounts/{{AccountSid}}/Messages.json",
             "account": self.config.account,
             "requests": [self.form(s.address, draft.text) for s in subscribers if s.can_receive],
             "skipped": [{"to": s.address, "reason": s.exclusion_reason} for s in subscribers if not s.can_receive],
         }
+        if self.config.audience is not None:
+            payload["audience"] = self.config.audience
+            payload["segment"] = self.config.segment
         path = context.outbox.write_json(self.instance, context.key, payload)
         return context.outbox.receipt(path)
 

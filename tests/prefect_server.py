@@ -207,7 +207,7 @@ def start_carecast_serve(config: Path, server: PrefectServer) -> Iterator[subpro
             expected = 4 + sum(channel.enabled for channel in settings.channels.values())
             tagged = {"deployments": {"tags": {"all_": [practice_tag(settings)]}}}
             api = server.api
-            wait_for("the deployments", lambda: len(api("POST", "/deployments/filter", tagged)) >= expected, 60, serve)
+            wait_for("the deployments", lambda: len(api("POST", "/deployments/filter", tagged)) >= expected, 240, serve)
             yield serve
         finally:
             stop(serve)

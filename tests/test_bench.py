@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bench.__main__ import BEGIN, END, main
 from bench.scenarios import SCENARIOS
 
 
+# Every scenario twice over (CareCast and its baseline), some with a Prefect server: minutes on a loaded machine.
+@pytest.mark.timeout(1500)
 def test_every_scenario_runs_at_tiny_sizes(tmp_path: Path) -> None:
     results = tmp_path / "results.md"
     results.write_text(f"# Kept\n\nwritten by hand\n\n{BEGIN}\nthe previous table\n{END}\n\nafter\n")

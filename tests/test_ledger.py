@@ -307,7 +307,8 @@ def test_a_ledger_made_before_migrations_is_upgraded_in_place(tmp_path: Path, ma
     old = create_engine(url)
     Base.metadata.create_all(old)  # as create_all made it, before the lookup indexes
     with old.begin() as connection:
-        for table in ("clicks", "metrics", "short_links"):  # made by migrations only: create_all never made them
+        # Made by migrations only: create_all never made them.
+        for table in ("clicks", "metrics", "short_links", "publication_audiences"):
             connection.exec_driver_sql(f"DROP TABLE {table}")
         for index in ("ix_publications_when", "ix_items_patient", "ix_deliveries_unknown", "ix_drafts_due"):
             connection.exec_driver_sql(f"DROP INDEX {index}")

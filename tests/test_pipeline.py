@@ -54,11 +54,13 @@ def test_a_run_publishes_every_channel_once(settings: Settings, ledger: Ledger) 
     reports, outcomes = run(settings, ledger)
     assert all(report.error is None for report in reports), reports
     published = [outcome for outcome in outcomes if outcome.state == "published"]
-    assert {outcome.channel for outcome in published} == {"newsletter", "x", "sms", "mastodon"}
+    # The patient newsletter and texts, the provider update, the reactivation email and text, and the public.
+    everyone = {"newsletter", "provider-update", "reactivation-email", "x", "sms", "reactivation-text", "mastodon"}
+    assert {outcome.channel for outcome in published} == everyone
     files = outbox_files(settings)
     assert len(files) == len(published)
-    assert {path.parent.name for path in files} == {"newsletter", "x", "sms", "mastodon"}
-    eml = next(path for path in files if path.suffix == ".eml")
+    assert {path.parent.name for path in files} == everyone
+    eml = next(path for path in files if path.parent.name == "newsletter")
     message = BytesParser(policy=policy.default).parse(eml.open("rb"))
     assert message.get_content_type() == "multipart/alternative"
     x_post = json.loads(next(path for path in files if path.parent.name == "x").read_text())
@@ -85,7 +87,8 @@ def test_the_digest_holds_several_items_and_x_one_each(settings: Settings, ledge
     records = ledger.publications()
     newsletter = [record for record in records if record.channel == "newsletter"]
     assert len(newsletter) == 1 and len(newsletter[0].item_ids) > 1
-    assert all(len(record.item_ids) == 1 for record in records if record.channel != "newsletter")
+    digests = {name for name, config in settings.channels.items() if config.type == "newsletter"}
+    assert all(len(record.item_ids) == 1 for record in records if record.channel not in digests)
     assert len([record for record in records if record.channel == "x"]) == settings.channels["x"].max_items_per_run
 
 
@@ -146,7 +149,7 @@ def test_items_stored_without_fingerprints_are_read_once_more_then_passed_over(s
 def test_a_dry_run_previews_everything_and_publishes_nothing(settings: Settings, ledger: Ledger) -> None:
     _, outcomes = run(settings, ledger, dry_run=True)
     previews = [outcome for outcome in outcomes if outcome.state == "preview"]
-    assert {outcome.channel for outcome in previews} == {"newsletter", "x", "sms", "mastodon"}
+    assert {outcome.channel for outcome in previews} == set(settings.channels)
     assert all(outcome.draft is not None and outcome.draft.text for outcome in previews)
     assert outbox_files(settings) == []
     assert ledger.publications() == []
@@ -471,4 +474,4 @@ def test_a_bad_markdown_file_fails_alone_and_the_other_stories_are_ingested(sett
     report = pipeline.ingest(settings, ledger, "stories")
     assert report.error is None
     assert report.failures == ["broken.md: title: required key is missing"]
-    assert len(report.new) == 3
+    assert len(report.new) == 5

@@ -65,7 +65,7 @@ def test_the_report_in_each_format(settings: Settings, ledger: Ledger, tmp_path:
     config = str(settings.file)
     assert main(["report", "--config", config, "--format", "csv", "--charts", str(tmp_path / "charts")]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
-    assert {row["channel"] for row in rows} == {"newsletter", "x", "sms", "mastodon"}
+    assert {row["channel"] for row in rows} == set(settings.channels)  # the sample's every channel sent
     assert all(row["people"] == row["previews"] != "0" for row in rows if row["channel"] != "newsletter")
     assert {row["previews_by"] for row in rows} >= {"Slackbot 1"}
     assert sorted(path.name for path in (tmp_path / "charts").iterdir()) == [
@@ -100,8 +100,13 @@ def test_best_times_come_from_the_practice_own_clicks(settings: Settings, ledger
 def test_an_opt_out_soon_after_a_send_counts_against_it(settings: Settings, ledger: Ledger) -> None:
     ledger.suppress("sms", "+13125550117", "opted_out", "replied STOP")
     built = report.build(settings, ledger, now_utc() - timedelta(days=1), now_utc() + timedelta(minutes=1))
-    assert [row.opt_outs for row in built.rows if row.channel == "sms"] == [1]
-    assert all(row.opt_outs == 0 for row in built.rows if row.channel != "sms")
+    # Against the latest text of the run: the sample's reactivation text went after the patients' text.
+    assert [row.opt_outs for row in built.rows if row.channel == "reactivation-text"] == [1]
+    assert all(row.opt_outs == 0 for row in built.rows if row.channel != "reactivation-text")
+    ledger.suppress("newsletter:provider-update", "aruiz@lakevieworthoexample.com", "unsubscribed", "one list")
+    built = report.build(settings, ledger, now_utc() - timedelta(days=1), now_utc() + timedelta(minutes=1))
+    # That list's send (a row per item of its digest).
+    assert {row.opt_outs for row in built.rows if row.channel == "provider-update"} == {1}
 
 
 def test_the_weekly_email_goes_through_the_newsletter_smtp_server(

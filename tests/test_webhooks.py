@@ -310,8 +310,9 @@ def test_opening_the_link_changes_nothing_and_its_button_unsubscribes(hooks: Hoo
     assert hooks.status("newsletter", MARIA_EMAIL) == "subscribed"
     parser = Forms()
     parser.feed(page.text)
-    [form] = parser.forms
-    assert form["method"] == "post"
+    form, all_email = parser.forms  # this list, or every list of the practice (CAN-SPAM)
+    assert form["method"] == all_email["method"] == "post"
+    assert all_email["fields"] == {"all_email": "yes"}
     pressed = requests.post(urljoin(url, form["action"]), data=form["fields"], timeout=10)
     assert pressed.status_code == 200 and "no more emails" in pressed.text
     assert hooks.status("newsletter", MARIA_EMAIL) == "unsubscribed"

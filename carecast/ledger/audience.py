@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 from sqlalchemy import delete, select
 
 from carecast.audience import Subscriber
-from carecast.ledger.schema import SubscriberRow, SuppressionRow
+from carecast.ledger.schema import PublicationAudienceRow, SubscriberRow, SuppressionRow
 from carecast.ledger.store import LedgerStore, insert_new
 from carecast.model import now_utc
 
@@ -102,6 +102,35 @@ class AudienceLedger(LedgerStore):
         row = {"channel_type": channel_type, "address": address, "status": status, "reason": reason, "at": now_utc()}
         with self._session() as session, session.begin():
             insert_new(session, SuppressionRow, [row], ["channel_type", "address"])
+
+    def suppressed(self, scopes: Iterable[str]) -> dict[str, str]:
+        """Every address suppressed on any of ``scopes`` (channel types, or one list's ``newsletter:<channel>``),
+        with the status recorded first."""
+        with self._session() as session:
+            rows = session.execute(
+                select(SuppressionRow.address, SuppressionRow.status)
+                .where(SuppressionRow.channel_type.in_(list(scopes)))
+                .order_by(SuppressionRow.at.desc())
+            ).all()
+        return {row.address: row.status for row in rows}
+
+    def record_selection(self, publication_id: int, audience: str, segment: str | None) -> None:
+        """Record which audience and segment a publication goes to (idempotent: a resumed fan-out keeps the first)."""
+        row = {"publication_id": publication_id, "audience": audience, "segment": segment, "recorded_at": now_utc()}
+        with self._session() as session, session.begin():
+            insert_new(session, PublicationAudienceRow, [row], ["publication_id"])
+
+    def selections(self) -> dict[int, tuple[str, str | None]]:
+        """The audience and segment of every publication that recorded one, by publication id."""
+        with self._session() as session:
+            rows = session.execute(
+                select(
+                    PublicationAudienceRow.publication_id,
+                    PublicationAudienceRow.audience,
+                    PublicationAudienceRow.segment,
+                )
+            ).all()
+        return {row.publication_id: (row.audience, row.segment) for row in rows}
 
     def unsuppress(self, channel_type: str, address: str) -> None:
         """Lift a suppression (START, YES, UNSTOP, or a new signed consent)."""

@@ -34,7 +34,7 @@ HOLDS_TOKENS = "0002_holds_tokens"
 #: The revision of a ledger made by ``create_all`` with entry fingerprints: none made one with the lookup indexes.
 ENTRY_FINGERPRINTS = "0003_entry_fingerprints"
 #: Tables added by a migration after create_all made ledgers: one made without them is still of an older revision.
-MIGRATED_TABLES = frozenset({"short_links", "clicks", "metrics"})
+MIGRATED_TABLES = frozenset({"short_links", "clicks", "metrics", "publication_audiences"})
 #: PostgreSQL advisory lock key held while the schema is upgraded ("carecast" in ASCII, as a bigint).
 ADVISORY_LOCK = 0x6361726563617374
 #: The schema a PostgreSQL URL puts first on its search path (``?options=-csearch_path%3Dname``).

@@ -191,6 +191,17 @@ class SuppressionRow(Base):
     at: Mapped[datetime]
 
 
+class PublicationAudienceRow(Base):
+    """The audience (and segment) of the practice's config that selected a publication's recipients: what
+    ``carecast audit`` names beside each message, whatever the config says later."""
+
+    __tablename__ = "publication_audiences"
+    publication_id: Mapped[int] = mapped_column(ForeignKey("publications.id"), primary_key=True)
+    audience: Mapped[str] = mapped_column(String(100))
+    segment: Mapped[str | None] = mapped_column(String(100))
+    recorded_at: Mapped[datetime]
+
+
 class UnsubscribeTokenRow(Base):
     """An unsubscribe link's token: a random id standing for a recipient of a list, so a link names nobody."""
 

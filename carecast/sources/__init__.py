@@ -3,7 +3,8 @@
 - ``rss``: an RSS/Atom feed over http(s) with a conditional GET, bounded in time, size and address, or a feed
   file (:mod:`carecast.sources.rss`);
 - ``observances``: recognition days and weeks from date rules (:mod:`carecast.sources.observances`);
-- ``markdown``: hand-written posts with YAML front matter (:mod:`carecast.sources.markdown`).
+- ``markdown``: hand-written posts with YAML front matter (:mod:`carecast.sources.markdown`);
+- ``campaign``: one message of the practice's own wording a period (:mod:`carecast.sources.campaign`).
 
 Each returns a :class:`SourceResult` of :class:`~carecast.model.ContentItem` with stable ids, sanitised HTML and
 UTC dates. A source that cannot be read raises :class:`~carecast.errors.SourceError`; a bad observances file raises
@@ -15,7 +16,15 @@ from __future__ import annotations
 from datetime import date
 from typing import assert_never
 
-from carecast.config import MarkdownSource, ObservanceSource, RssSource, Settings, SourceConfig, today_in
+from carecast.config import (
+    CampaignSource,
+    MarkdownSource,
+    ObservanceSource,
+    RssSource,
+    Settings,
+    SourceConfig,
+    today_in,
+)
 from carecast.sources.result import KnownEntries, SourceResult, Validators
 
 __all__ = ["KnownEntries", "SourceResult", "Validators", "read_source"]
@@ -40,6 +49,7 @@ def read_source(
     when an observances file is invalid.
     """
     # Imported when first used: each reader pulls in its own libraries (feedparser, markdown).
+    from carecast.sources.campaign import read_campaign
     from carecast.sources.markdown import read_markdown
     from carecast.sources.observances import read_observances
     from carecast.sources.rss import read_rss
@@ -51,4 +61,6 @@ def read_source(
         return read_observances(name, config, settings, today=local_today)
     if isinstance(config, MarkdownSource):
         return read_markdown(name, config, settings, today=local_today)
+    if isinstance(config, CampaignSource):
+        return read_campaign(name, config, settings, today=local_today)
     assert_never(config)

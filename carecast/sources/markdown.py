@@ -72,6 +72,7 @@ class FrontMatter(Strict):
     image: str | None = None
     image_alt: str | None = None
     tags: list[str] = Field(default_factory=list)
+    audiences: list[str] = Field(default_factory=list, description="who it is for: audience names or kinds, or all")
     mentions_patient: bool = False
     authorization: Authorization | None = None
 
@@ -146,6 +147,7 @@ def _read_post(source: str, file: Path, settings: Settings) -> ContentItem:
         image_alt=meta.image_alt,
         campaign=meta.campaign,
         tags=tuple(meta.tags),
+        audiences=tuple(meta.audiences),
         mentions_patient=meta.mentions_patient,
         authorized_channels=tuple(authorization.channels) if authorization else (),
         # Valid through the expiry day in the practice's zone: it ends at the next local midnight.

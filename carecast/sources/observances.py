@@ -115,6 +115,7 @@ class Observance(Strict):
     message: str = Field(min_length=1)
     url: str | None = Field(None, description="a page on the practice's site: a path such as /prw, or a full URL")
     tags: tuple[str, ...] = ()
+    audiences: tuple[str, ...] = Field((), description="who it is for: audience names or kinds, or all")
 
     @field_validator("url")
     @classmethod
@@ -184,8 +185,17 @@ def _item(name: str, observance: Observance, year: int, start: date, end: date, 
         summary_html=f"<p>{escape(observance.message)}</p>",
         summary_text=observance.message,
         published=datetime.combine(start, time(), tzinfo=settings.practice.zone).astimezone(UTC),
-        content_hash=content_hash(observance.title, observance.message, url or "", start.isoformat(), end.isoformat()),
+        content_hash=content_hash(
+            observance.title,
+            observance.message,
+            url or "",
+            start.isoformat(),
+            end.isoformat(),
+            # Only when given: the hash of an observance for no one in particular stays what it was.
+            *([",".join(observance.audiences)] if observance.audiences else []),
+        ),
         campaign=f"{observance.campaign}_{year}",
         tags=observance.tags,
+        audiences=observance.audiences,
         last_day=end,
     )

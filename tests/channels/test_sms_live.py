@@ -642,11 +642,13 @@ def test_audit_prints_one_numbers_history_through_opt_in_texts_and_stop(
 
     assert main(["audit", "--recipient", maria, "--config", config]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0].split() == ["when", "channel", "recipient", "event", "status", "detail", "consent"]
+    assert table[0].split() == ["when", "channel", "audience", "recipient", "event", "status", "detail", "consent"]
     assert len(table) == 2 + len(events)
     assert main(["audit", "--config", config, "--format", "csv", "--since", "2026-01-01"]) == 0
     rows = capsys.readouterr().out.splitlines()
-    assert rows[0] == "when,channel,recipient,event,status,detail,consent" and len(rows) > len(events)
+    assert rows[0] == "when,channel,audience,recipient,event,status,detail,consent" and len(rows) > len(events)
+    # The subscriber file the texts went to; the STOP stops every text, whatever list.
+    assert [event["audience"] for event in events] == ["audience/sms.csv"] * 3 + ["all texts", "audience/sms.csv"]
 
 
 def test_resolve_sent_is_refused_for_a_recipient_twilio_has_no_text_to(

@@ -23,9 +23,12 @@ def test_the_flow_publishes_each_channel_then_nothing_more(prefect_api: None, co
     result = pipeline(config_path=str(config_file))
     assert all(report["error"] is None for report in result["sources"])
     published = [row for row in result["outcomes"] if row["state"] == "published"]
-    assert {row["channel"] for row in published} == {"newsletter", "x", "sms", "mastodon"}
+    # Every channel of the sample: the patient newsletter and texts, the provider update, the reactivation email
+    # and text, and the public.
+    everyone = {"newsletter", "provider-update", "reactivation-email", "x", "sms", "reactivation-text", "mastodon"}
+    assert {row["channel"] for row in published} == everyone
     files = outbox_files(config_file)
-    assert {path.parent.name for path in files} == {"newsletter", "x", "sms", "mastodon"}
+    assert {path.parent.name for path in files} == everyone
 
     again = pipeline(config_path=str(config_file))
     assert [row for row in again["outcomes"] if row["state"] == "published"] == []
