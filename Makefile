@@ -31,7 +31,7 @@ PREFECT_URL := http://127.0.0.1:4200
 
 # Each in its own session (setsid), so Ctrl-C reaches only this recipe, which stops them in order: serve first, so
 # no run is left half-started, then the server.
-serve: $(VENV)/.installed  ## Prefect server (UI at http://127.0.0.1:4200) and `carecast serve`; Ctrl-C stops both
+serve: $(VENV)/.installed  ## Prefect server (UI at http://127.0.0.1:4200) and `carecast serve` of every practice (CONFIG=file: one); Ctrl-C stops both
 	mkdir -p .carecast
 	@server=; serve=; \
 	stop() { trap - INT TERM; \
@@ -42,7 +42,7 @@ serve: $(VENV)/.installed  ## Prefect server (UI at http://127.0.0.1:4200) and `
 	until $(BIN)/python -c "import urllib.request as r; r.urlopen('$(PREFECT_URL)/api/health', timeout=2)" 2>/dev/null; \
 	do kill -0 $$server 2>/dev/null || exit 1; sleep 1; done; \
 	echo "Prefect UI: $(PREFECT_URL)"; \
-	PREFECT_API_URL=$(PREFECT_URL)/api setsid $(BIN)/carecast serve --config $(CONFIG) & serve=$$!; \
+	PREFECT_API_URL=$(PREFECT_URL)/api setsid $(BIN)/carecast serve $(if $(filter command line,$(origin CONFIG)),--config $(CONFIG)) & serve=$$!; \
 	wait $$serve; rc=$$?; stop; exit $$rc
 
 # Many practices: the Prefect server on PostgreSQL (database `prefect`, created when missing), the ledger in the same

@@ -193,6 +193,8 @@ class Channel(ABC):
     utm_medium: ClassVar[str]
     #: One draft for all new items (a newsletter digest) instead of one per item.
     digest: ClassVar[bool] = False
+    #: The kinds of item the channel takes at all (others are never drafted for it); None: every kind.
+    kinds: ClassVar[frozenset[str] | None] = None
     #: Limits this channel always obeys (see ``known_limits``); ``enforce`` checks every draft against them.
     limits: ClassVar[dict[str, int]] = {}
     #: What ``limits`` can hold: max_weighted_length (X), max_segments (SMS), max_characters, max_subject_length.
@@ -453,6 +455,14 @@ class Channel(ABC):
         Raises CredentialError or PublishError when it does not. Without credentials there is nothing to check.
         """
         return f"no credentials: publishes to the outbox ({self.settings.path(self.settings.outbox).resolve()})"
+
+    def send_notice(self, email: EmailMessage) -> str | None:
+        """Send staff a notice (:mod:`carecast.alerts`) through this channel's own account, when it can mail one
+        (a newsletter with SMTP credentials); returns where it went, else None (the default: it cannot).
+
+        Raises CareCastError when it can but the sending failed.
+        """
+        return None
 
 
 GROUP = "carecast.channels"

@@ -17,7 +17,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn, get_args
 from urllib.parse import urlsplit
@@ -27,8 +27,16 @@ from pydantic import ConfigDict
 from carecast.audience import ADDRESS_COLUMN, read_audience
 from carecast.batches import batched
 from carecast.config import DEFAULT_CONFIG, ChannelSettings, Settings, parse_settings, practice_files
-from carecast.errors import CareCastError, ConfigError
-from carecast.ledger import DeliveryRecord, DraftState, Ledger, Resolution, open_ledger, part_address
+from carecast.errors import CareCastError, ConfigError, LedgerError
+from carecast.ledger import (
+    DeliveryRecord,
+    DraftState,
+    Ledger,
+    Resolution,
+    StoredDraft,
+    open_ledger,
+    part_address,
+)
 from carecast.model import Draft
 from carecast.project import earlier_prefect, refuse_missing_ledger, refuse_new_ledger, use_project_prefect
 from carecast.starter import QUESTIONS, StarterValues, write_starter
@@ -101,8 +109,16 @@ def _parser() -> argparse.ArgumentParser:
     serve = command(
         "serve", _serve, "register the config's schedules as Prefect deployments and run them (Ctrl-C stops)"
     )
-    for sub in (run, status, serve):
+    for sub in (run, status):
         sub.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="default: %(default)s")
+    serve.add_argument(
+        "--config",
+        type=Path,
+        action="append",
+        dest="configs",
+        metavar="PATH",
+        help="only this practice (repeatable); default: config/carecast.yaml and every config/practices/*.yaml",
+    )
     check.add_argument(
         "--config",
         type=Path,
@@ -154,7 +170,11 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print JSON instead of a table")
     status.add_argument("--limit", type=int, metavar="N", help="only the newest N publications")
     status.add_argument(
-        "--since", type=_utc_moment, metavar="WHEN", help="only those since WHEN (ISO 8601, UTC if no zone)"
+        "--since",
+        type=_utc_moment,
+        metavar="WHEN",
+        help="only those since WHEN: an ISO date or time (UTC if no zone), a duration ago (2d, 36h, 90m, 1w) or "
+        "today, yesterday, this week, last week",
     )
     status.add_argument("--channel", metavar="NAME", help="only this channel")
     status.add_argument("--state", choices=["claimed", "sent", "failed", "unknown"], help="only those in this state")
@@ -176,7 +196,12 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--live", action="store_true", help="also prove each configured account works, sending nothing")
 
     drafts = command("drafts", _drafts, "list drafts waiting for approval (or in another state)")
-    drafts.add_argument("--state", default="pending", choices=list(get_args(DraftState)))
+    drafts.add_argument(
+        "--state",
+        default="pending",
+        choices=[*get_args(DraftState), "all"],
+        help="which drafts (default: %(default)s, those waiting for approval); each is listed with why",
+    )
     approve = command("approve", _approve, "approve a draft: it is published at its channel's next slot")
     reject = command("reject", _reject, "reject a draft: it is never published")
     reject.add_argument("--reason", required=True, help="why, for the record")
@@ -184,17 +209,19 @@ def _parser() -> argparse.ArgumentParser:
     release.add_argument("--reason", required=True, help="why it may go out (e.g. the authorization's reference)")
     release.add_argument("--by", default=getpass.getuser(), help="who releases it (default: %(default)s)")
     for sub in (approve, reject, release):
-        sub.add_argument("draft_id", type=int, metavar="ID")
+        sub.add_argument("draft_id", type=int, metavar="ID", help="the draft's id (carecast drafts lists them)")
     audience = command("audience", _audience_import, "import subscribers from a CSV file into the ledger")
-    audience.add_argument("action", choices=["import"])
-    audience.add_argument("file", type=Path, metavar="FILE")
+    audience.add_argument("action", choices=["import"], help="import: add or update the file's subscribers")
+    audience.add_argument(
+        "file", type=Path, metavar="FILE", help="a CSV of subscribers with their consent (newsletter.csv, sms.csv)"
+    )
     audience.add_argument("--type", dest="channel_type", choices=sorted(ADDRESS_COLUMN), help="default: the file name")
     audit = command("audit", _audit, "every message sent, skipped or suppressed, with the consent it relied on")
     audit.add_argument("--recipient", metavar="ADDR", help="one phone number (E.164) or email address")
-    audit.add_argument("--since", type=_since, metavar="DATE", help="from this date (UTC) or ISO date and time")
+    audit.add_argument("--since", type=_utc_moment, metavar="WHEN", help="as for status --since")
     audit.add_argument("--format", dest="form", default="table", choices=["table", "csv", "json"])
     report = command("report", _report, "did it work? sends, deliveries, clicks (people vs previews), engagement")
-    report.add_argument("--since", type=_since, metavar="DATE", help="from this date (UTC); default: 7 days ago")
+    report.add_argument("--since", type=_utc_moment, metavar="WHEN", help="as for status --since; default: 7 days ago")
     report.add_argument("--format", dest="form", default="table", choices=["table", "csv", "json"])
     report.add_argument("--charts", type=Path, metavar="DIR", help="also write the charts (PNG) into DIR")
     for sub in (drafts, approve, reject, release, audience, audit, report):
@@ -316,21 +343,25 @@ def _shown_url(url: str) -> str:
 
 
 def _drafts(args: argparse.Namespace) -> int:
+    """List drafts with why each waits, is held or was refused (the ledger's reason)."""
     _, ledger = _open_ledger(args.config)
     try:
-        stored = ledger.drafts(states=[args.state])
+        stored = ledger.drafts(states=None if args.state == "all" else [args.state])
     finally:
         ledger.close()
-    # A held draft shows why (the possible PHI found); any other its text.
-    rows = [
-        [d.id, d.channel, d.state, _clip(d.reason if d.state == "held" and d.reason else _gist(d.draft), 70)]
-        for d in stored
-    ]
+    rows = [[d.id, d.channel, d.state, _clip(_gist(d.draft) or "(no text)", 50), _why(d)] for d in stored]
     if rows:
-        _table(["id", "channel", "state", "text"], rows)
+        _table(["id", "channel", "state", "text", "why"], rows)
     else:
         print(f"no {args.state} drafts")
     return 0
+
+
+def _why(stored: StoredDraft) -> str:
+    """Why a draft is in its state, in a line: the ledger's reason, or what waiting means."""
+    if stored.state == "pending":
+        return "waiting for approval: carecast approve ID, or the review deployment's form"
+    return _clip((stored.reason or "").replace("\n", " "), 90)
 
 
 def _gist(draft: Draft) -> str:
@@ -367,13 +398,32 @@ def _ledger(config: Path) -> Iterator[tuple[Settings, Ledger]]:
 
 def _decide(args: argparse.Namespace, state: DraftState, reason: str | None) -> int:
     with _ledger(args.config) as (_, ledger):
+        _known_draft(ledger, args.draft_id)
         ledger.set_draft_state(args.draft_id, state, reason)
     print(f"draft {args.draft_id}: {state}")
     return 0
 
 
+def _known_draft(ledger: Ledger, draft_id: int) -> None:
+    """Exit 2 (a usage error) when the ledger has no draft ``draft_id``, listing the drafts staff can decide on."""
+    if any(stored.id == draft_id for stored in ledger.drafts(states=["pending", "held"])):
+        return
+    try:
+        ledger.draft(draft_id)
+    except LedgerError:
+        waiting = [f"{d.id} ({d.channel}, {d.state})" for d in ledger.drafts(states=["pending", "held"])]
+        _usage_error(f"no draft {draft_id}; drafts waiting: {', '.join(waiting) or 'none'} (carecast drafts)")
+
+
+def _usage_error(message: str) -> NoReturn:
+    """Say what is wrong with the command line and exit 2, as argparse does."""
+    print(f"carecast: error: {message}", file=sys.stderr)
+    raise SystemExit(EXIT_USAGE)
+
+
 def _release(args: argparse.Namespace) -> int:
     with _ledger(args.config) as (_, ledger):
+        _known_draft(ledger, args.draft_id)
         ledger.release(args.draft_id, args.reason, args.by)
     print(f"draft {args.draft_id}: released by {args.by} and approved")
     return 0
@@ -393,14 +443,6 @@ def _report(args: argparse.Namespace) -> int:
     with _ledger(args.config) as (settings, ledger):
         print(weekly(settings, ledger, args.since, args.form, args.charts))
     return 0
-
-
-def _since(value: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"a date such as 2026-11-01 or 2026-11-01T09:00-06:00, not {value!r}") from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _audience_import(args: argparse.Namespace) -> int:
@@ -438,6 +480,9 @@ def _measure(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     settings, ledger = _open_ledger(args.config)
     shown = 0
+    if args.channel is not None and args.channel not in settings.channels:
+        ledger.close()
+        _usage_error(f"--channel {args.channel}: not a configured channel; choose from {', '.join(settings.channels)}")
     try:
         unknown = ledger.unknown_deliveries()
         records = (
@@ -526,10 +571,15 @@ STATUS_PAGE = 1000
 
 
 def _utc_moment(text: str) -> datetime:
-    """An ISO 8601 date or time from the command line, UTC unless it names a zone; raises ValueError (argparse
-    reports it) when it is not one."""
-    moment = datetime.fromisoformat(text)
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    """``--since`` from the command line, against the clock now (:func:`parse_since`); raises
+    argparse.ArgumentTypeError (argparse reports it, exit 2) when it is none of what it may be."""
+    from carecast.model import now_utc
+    from carecast.when import parse_since
+
+    try:
+        return parse_since(text, now_utc())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def _where(record: dict[str, Any]) -> str:
@@ -548,7 +598,7 @@ def _run(args: argparse.Namespace) -> int:
     settings: Settings = load_settings(args.config)
     for name in args.channels or ():
         if name not in settings.channels:
-            raise ConfigError(args.config, [(f"channels.{name}", "a configured channel (from --channel)")])
+            _usage_error(f"--channel {name}: not a configured channel; choose from {', '.join(settings.channels)}")
     if not args.new_ledger:
         _refuse_new_ledger(settings, earlier)
     # Prefect loads slowly (and reads prefect.toml): only for the commands that run.
@@ -600,15 +650,18 @@ def _prefect_api() -> Callable[[], object]:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    """Serve every practice (or those named) from this one process: their deployments, calendars, automations."""
     from carecast.practice import load_settings
 
-    settings = load_settings(args.config)  # a wrong config stops here, before Prefect loads
-    use_project_prefect(args.config)
-    if not args.new_ledger:
-        _refuse_new_ledger(settings, earlier_prefect(args.config))
+    files = _config_files(args.configs)
+    for file in files:
+        settings = load_settings(file)  # a wrong config stops here, before Prefect loads
+        if not args.new_ledger:
+            _refuse_new_ledger(settings, earlier_prefect(file))
+    use_project_prefect(files[0])
     from flows.deployments import serve  # Prefect loads slowly and reads prefect.toml: only for commands that run
 
-    serve(args.config)
+    serve(files)
     return 0
 
 

@@ -71,6 +71,13 @@ class Voice(Strict):
     tone: str = "warm, plain-spoken, encouraging"
     sign_off: str = "See you in the clinic!"
     hashtags: list[str] = Field(default_factory=list)
+    hashtags_by_language: dict[str, list[str]] = Field(
+        default_factory=dict, description="hashtags for an item in another language, by its ISO 639-1 code (es: [...])"
+    )
+
+    def hashtags_for(self, language: str | None) -> list[str]:
+        """The hashtags of an item in ``language``: that language's when the config names them, else ``hashtags``."""
+        return self.hashtags_by_language.get(language or "", self.hashtags)
 
 
 class UtmDefaults(Strict):

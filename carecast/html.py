@@ -14,8 +14,8 @@ feed's own (enclosure, ``media:content``, ``media:thumbnail``) before the first 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from html import escape
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
@@ -23,6 +23,16 @@ import lxml.html
 import nh3
 from inscriptis import get_text
 from lxml.etree import ParserError
+
+from carecast.document import Document, render_html, render_text
+from carecast.reader import (
+    decoded_alt,
+    image_url,
+    main_content,
+    read_document,
+    trim_boilerplate,
+    unwrap_noscript_images,
+)
 
 ALLOWED_TAGS = frozenset({"p", "a", "strong", "em", "ul", "ol", "li", "h2", "h3", "h4", "blockquote", "img", "br"})
 ALLOWED_ATTRIBUTES = {"a": {"href"}, "img": {"src", "alt", "width", "height"}}
@@ -71,7 +81,8 @@ _ICON = re.compile(r"gravatar\.com|/avatar|/favicon|/icons?/|[-_/]icon[-_.]", re
 _ICON_CLASSES = re.compile(r"icon|avatar|logo|badge|button", re.IGNORECASE)
 #: Blocks of share buttons, related posts and feed "flare", by the class names the platforms give them.
 _SHARE_CLASSES = re.compile(
-    r"share|sharing|sharedaddy|addtoany|a2a_|social|jp-relatedposts|related-posts|feedflare|wp-block-buttons",
+    r"(?:^|[-_\s])(?:share|sharing|social)(?:[-_\s]|$)|sharedaddy|sharethis|addtoany|a2a_|jp-relatedposts"
+    r"|related-posts|feedflare",
     re.IGNORECASE,
 )
 #: Link preview cards: Ghost's bookmark card, WordPress's embed block.
@@ -86,7 +97,7 @@ BOILERPLATE = (
 _MORE_LINK = re.compile(
     r"^(continue reading|read more|read the (full|rest of the) (post|article|story)|keep reading)\b", re.IGNORECASE
 )
-_WORDPRESS_SIZE = re.compile(r"-\d{2,5}x\d{2,5}(\.\w+)$")
+_WORDPRESS_SIZE = re.compile(r"(?:-\d{2,5}x\d{2,5}|-scaled|@[23]x)(\.\w+)$")
 _GHOST_SIZE = re.compile(r"/size/w\d+/")
 _BLOGGER_SIZE = re.compile(r"/(s\d+(-c)?|w\d+-h\d+(-\w+)?)/")
 _WIX_TRANSFORM = re.compile(r"/v1/(fit|fill|crop)/.*$")
@@ -209,11 +220,12 @@ def junk_image_kind(url: str, classes: str = "", width: int | None = None, heigh
 
 @dataclass(frozen=True)
 class CleanBody:
-    """A feed entry's body once cleaned: sanitised HTML, its text, and the photos left in it, in order."""
+    """A feed entry's body once cleaned: its document, that document's HTML and text, and its photos, in order."""
 
     html: str
     text: str
     images: tuple[Image, ...]
+    document: Document = field(default_factory=Document)
 
 
 def clean_body(
@@ -226,12 +238,14 @@ def clean_body(
     one of the source's ``strip`` patterns; a first heading or paragraph that only repeats ``title``. Never raises
     on malformed HTML.
     """
+    html = main_content(html, base_url)
     try:
         root = lxml.html.fragment_fromstring(html, create_parent="div") if html.strip() else None
     except (ParserError, ValueError):
         root = None
     if root is None:
         return CleanBody(html="", text="", images=())
+    unwrap_noscript_images(root)
     for element in list(root.iter("script", "style", "noscript")):
         element.drop_tree()
     for element in list(root.iter()):
@@ -252,13 +266,36 @@ def clean_body(
     _drop_empty_blocks(root)
     if title:
         _drop_repeated_title(root, title)
-    cleaned = (root.text or "") + "".join(lxml.html.tostring(child, encoding="unicode") for child in root)
-    kept = [image for image in images if image.url in cleaned or _escaped(image.url) in cleaned]
+    document = trim_boilerplate(read_document(root, lambda url: absolute_http_url(url, base_url), _link(base_url)))
+    shown = {picture.url for picture in document.pictures()}
     return CleanBody(
-        html=sanitize_html(cleaned, base_url=base_url),
-        text=html_to_text(cleaned),
-        images=tuple(image for image in kept if image.is_photo),
+        html=render_html(document),
+        text=render_text(document),
+        images=tuple(image for image in images if image.url in shown and image.is_photo),
+        document=document,
     )
+
+
+def _link(base_url: str | None) -> Callable[[str], str | None]:
+    """How a body's link targets are resolved: contact links as they are, others absolute http(s) without the
+    author's ``utm_*`` (each channel tags its own)."""
+
+    def resolve(url: str) -> str | None:
+        absolute = absolute_http_url(url, base_url)
+        return contact_url(url) or (without_utm(absolute) if absolute else None)
+
+    return resolve
+
+
+def without_utm(url: str) -> str:
+    """``url`` without ``utm_*`` parameters: a feed's own tracking, which must not pass for a channel's."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(query=_without_utm(parts.query))) if "utm_" in parts.query.lower() else url
+
+
+def _without_utm(query: str) -> str:
+    pairs = parse_qsl(query, keep_blank_values=True)
+    return urlencode([(key, value) for key, value in pairs if not key.lower().startswith("utm_")])
 
 
 def choose_image(feed_images: Iterable[Image], body_images: Iterable[Image]) -> Image | None:
@@ -300,12 +337,12 @@ def _clean_images(root: lxml.html.HtmlElement, base_url: str | None) -> list[Ima
     """Drop the images that are no pictures (an emoji becomes its alt text); return the others, absolute."""
     images = []
     for element in list(root.iter("img")):
-        url = absolute_http_url(element.get("src") or "", base_url)
+        url = image_url(element, lambda src: absolute_http_url(src, base_url))
         width, height = declared_size(element.get("width")), declared_size(element.get("height"))
         kind = junk_image_kind(url or "", _classes(element), width, height) if url else "no address"
         if kind is None and url:
             element.set("src", url)  # absolute, so the images kept can be told by their address
-            images.append(Image(url=url, alt=(element.get("alt") or "").strip() or None, width=width, height=height))
+            images.append(Image(url=url, alt=decoded_alt(element.get("alt")), width=width, height=height))
             continue
         replacement = (element.get("alt") or "") if kind == "emoji" else ""
         element.tail = replacement + (element.tail or "")
@@ -367,10 +404,6 @@ def _text(element: lxml.html.HtmlElement) -> str:
 
 def _classes(element: lxml.html.HtmlElement) -> str:
     return str(element.get("class") or "") + " " + str(element.get("id") or "")
-
-
-def _escaped(url: str) -> str:
-    return url.replace("&", "&amp;")
 
 
 def excerpt_html(html: str, words: int = 60) -> tuple[str, bool]:

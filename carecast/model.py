@@ -9,7 +9,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, date, datetime
+from functools import cached_property
 from typing import Any, Literal
+
+from carecast.document import Document
 
 ItemKind = Literal["post", "observance", "recognition"]
 
@@ -69,13 +72,29 @@ class ContentItem:
     last_day: date | None = None
     #: Who the item is for (``carecast.audiences``): audience names or kinds, ``all``; empty: not routed.
     audiences: tuple[str, ...] = ()
+    #: The body read once at ingest (:mod:`carecast.document`), stored beside the item's data (``items.document``);
+    #: None for an item read before documents were: :attr:`body` reads its ``summary_html`` then.
+    document: Document | None = field(default=None, compare=False, repr=False)
+    #: The item's language (BCP 47, e.g. ``en``, ``es``): from the feed, the entry or detection; None if unknown.
+    language: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "published", utc(self.published))
 
+    @cached_property
+    def body(self) -> Document:
+        """The item's document: the one stored, else read from ``summary_html`` (once per item object)."""
+        if self.document is not None:
+            return self.document
+        from carecast.html import clean_body  # the reader needs the model's callers, not the other way round
+
+        return clean_body(self.summary_html, base_url=self.url).document
+
     def to_json(self) -> dict[str, Any]:
+        """The item's data as JSON values, without its document (stored in a column of its own)."""
         # Every field is a plain value (or a tuple, made a list below): no deep copy as ``asdict`` would make.
         data = {item_field.name: getattr(self, item_field.name) for item_field in fields(self)}
+        del data["document"]
         data["published"] = self.published.isoformat()
         data["authorization_expires"] = self.authorization_expires.isoformat() if self.authorization_expires else None
         data["tags"] = list(self.tags)

@@ -199,6 +199,7 @@ def adapt(
         for item in candidates
         if routed_to(item.audiences, item.tags, settings.audiences, config.type, config.audience)
         and (config.kinds is None or item.kind in config.kinds)
+        and (channel.kinds is None or item.kind in channel.kinds)
     ]
     outcomes: list[Outcome] = []
     told = {} if dry_run else ledger.refusals(instance, config.account)

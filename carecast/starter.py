@@ -1,9 +1,10 @@
 """``carecast practice new``: a commented starter config for one more practice, ``config/practices/<slug>.yaml``.
 
 The starter passes ``carecast check`` as written: its channels publish to the practice's outbox until credentials
-are added, its sources are the shared observances calendar (and a commented feed), its templates fall back to the
-shared ones. Values not given on the command line are asked for on a terminal, else filled with placeholders that
-the file marks ``TODO``.
+are added, its sources are the shared observances calendar and the blog feed of ``--feed`` (else a commented
+one), its templates fall back to the shared ones. Values not given on the command line are asked for on a
+terminal, else filled with placeholders that the file marks ``TODO``; a name too long to prefix texts is never cut
+silently (asked for, or an error).
 """
 
 from __future__ import annotations
@@ -33,9 +34,11 @@ class StarterValues:
     region: str = "TODO"
     postal_code: str = "00000"
     sms_number: str = "+13125550100"
+    feed: str = ""
 
-    def __post_init__(self) -> None:
-        self.short_name = self.short_name or self.name[:20].strip()
+
+#: The longest ``short_name``: the sender prefix of every text.
+SHORT_NAME_MAX = 20
 
 
 #: The values asked for on a terminal when not given, with their question.
@@ -48,6 +51,7 @@ QUESTIONS = {
     "region": "state or region",
     "postal_code": "postal code",
     "sms_number": "texting number (E.164)",
+    "feed": "blog feed URL (RSS or Atom; empty: none yet)",
 }
 
 TEMPLATE = """\
@@ -80,10 +84,7 @@ sources:
   observances:
     type: observances
     file: observances.yaml             # the shared recognition calendar
-  # blog:
-  #   type: rss
-  #   url: https://www.example.com/feed.xml
-
+{blog_source}
 # No credentials yet: every channel writes what it would send to .carecast/outbox/{slug}/. Add them as in the
 # README's "Connecting real accounts"; secrets are named ({{env: NAME}} or {{block: NAME}}), never written here.
 channels:
@@ -94,11 +95,13 @@ channels:
     list_name: {list_name_json}
     unsubscribe_url: {unsubscribe_json}
     unsubscribe_mailto: {mailto_json}
+    max_items_per_run: 6
     schedule:
       - {{days: [tue], at: "10:00"}}
 
   x:
     type: x
+    max_items_per_run: 2               # a first run with a backlog posts the newest two, never a burst
     schedule:
       - {{days: weekdays, at: ["09:00", "12:30"]}}
     late: {{send_within: 2h}}
@@ -126,6 +129,12 @@ def starter_text(slug: str, values: StarterValues, placeholders: set[str]) -> st
         context[f"{field.name}_json"] = json.dumps(value)
         context[f"todo_{field.name}"] = "   # TODO" if field.name in placeholders else ""
     context["campaign"] = slug.replace("-", "_")
+    context["blog_source"] = (
+        f"  blog:\n    type: rss\n    url: {json.dumps(values.feed)}\n"
+        if values.feed
+        else "  # blog:                              # or: carecast practice new --feed URL\n"
+        "  #   type: rss\n  #   url: https://www.example.com/feed.xml\n"
+    )
     context["list_name_json"] = json.dumps(f"{values.short_name} Newsletter")
     context["mailto_json"] = json.dumps("unsubscribe@" + values.email.rpartition("@")[2])
     context["unsubscribe_json"] = json.dumps(values.website.rstrip("/") + "/unsubscribe")
@@ -153,6 +162,7 @@ def write_starter(
         ZoneInfo(values.timezone)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ConfigError(target, [("practice.timezone", f"an IANA time zone, not {values.timezone!r}")]) from exc
+    values.short_name = _short_name(target, values, ask)
     placeholders = set()
     for name in sorted(missing, key=list(QUESTIONS).index):
         if ask is not None:
@@ -162,3 +172,22 @@ def write_starter(
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(starter_text(slug, values, placeholders), encoding="utf-8")
     return target
+
+
+def _short_name(target: Path, values: StarterValues, ask: Callable[[str, str], str] | None) -> str:
+    """The sender prefix of texts: as given, the name when it fits, else asked on a terminal; never cut silently.
+
+    Raises ConfigError when it is longer than :data:`SHORT_NAME_MAX` or, off a terminal, must be chosen.
+    """
+    short = values.short_name.strip()
+    if not short and len(values.name) <= SHORT_NAME_MAX:
+        return values.name
+    if not short and ask is not None:
+        short = ask(f"short name for texts (at most {SHORT_NAME_MAX} characters)", "").strip()
+    if not short or len(short) > SHORT_NAME_MAX:
+        given = f"{short!r} has {len(short)} characters" if short else f"the name has {len(values.name)} characters"
+        raise ConfigError(
+            target,
+            [("practice.short_name", f"at most {SHORT_NAME_MAX} characters: {given}; choose one with --short-name")],
+        )
+    return short

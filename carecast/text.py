@@ -60,6 +60,11 @@ GSM_EQUIVALENTS = str.maketrans(
 _SENTENCE_END = re.compile(r"[.!?\u2026][\"'\u2019\u201d)]*$")
 _LIST_MARKER = re.compile(r"^(\d{1,2}[.)]|[*\u2022])$")  # a spaced dash is prose, not a list
 _BULLET = re.compile(r"^[*\u2022]\s+")
+#: Words that end in a full stop without ending a sentence (English and Spanish): a thread part never ends on them.
+_ABBREVIATION = re.compile(
+    r"^\(?(?:dr|mr|mrs|ms|st|sr|sra|srta|dra|jr|vs|approx|nos|vol|fig|figs|pp|cf|dept|avda|ud|uds|e\.g|i\.e|p\.ej)\.$",
+    re.IGNORECASE,
+)
 _LINK_OR_TAG = re.compile(r"^(https?://\S+|#\w+)$")
 #: Emoji as Unicode defines them, with what binds them into one picture (ZWJ, VS16, skin tones, keycaps, flags).
 _EMOJI = regex.compile(
@@ -169,19 +174,17 @@ def _bare_host(host: str) -> str:
 def add_utm(url: str, source: str, medium: str, campaign: str, own_host: str) -> str:
     """Tag ``url`` with lowercase ``utm_source``/``utm_medium``/``utm_campaign`` when it points at ``own_host``.
 
-    Hosts compare case-insensitively and with or without ``www.``. Other sites' links come back unchanged; UTM
-    values the link already has are kept, and so are its other parameters (byte for byte) and its fragment.
+    Hosts compare case-insensitively and with or without ``www.``. Other sites' links come back unchanged. UTM
+    values the link already has (a blog platform's ``utm_source=hubspot``) are replaced, never doubled: a click
+    is credited to the channel it came from. Its other parameters (byte for byte) and its fragment are kept.
     Raises nothing.
     """
     parts = urlsplit(url)
     if not parts.hostname or not own_host or _bare_host(parts.hostname) != _bare_host(own_host):
         return url
-    present = {pair.split("=", 1)[0].lower() for pair in parts.query.split("&") if pair}
     wanted = {"utm_source": source, "utm_medium": medium, "utm_campaign": campaign}
-    missing = [(key, value.lower()) for key, value in wanted.items() if key not in present]
-    if not missing:
-        return url
-    query = "&".join(filter(None, [parts.query, urlencode(missing)]))
+    others = [pair for pair in parts.query.split("&") if pair and pair.split("=", 1)[0].lower() not in wanted]
+    query = "&".join([*others, urlencode([(key, value.lower()) for key, value in wanted.items()])])
     return urlunsplit(parts._replace(query=query))
 
 
@@ -228,6 +231,20 @@ def shorten_middle(text: str, fits: Callable[[str], bool], ellipsis: str = "\u20
             cut = shorten(head, lambda candidate: fits(f"{candidate} {tail}"), ellipsis)
             return f"{cut} {tail}"
     return shorten(text, fits, ellipsis)
+
+
+def opening_sentences(text: str, fits: Callable[[str], bool]) -> str:
+    """The longest run of ``text``'s opening sentences, whole, that ``fits`` (judged in place, as :func:`shorten`
+    does); "" when not even the first one does. A teaser: it ends where the author ended a sentence."""
+    sentences = _units(text)
+    low, high = 0, len(sentences)
+    while low < high:  # fits is monotone in the number of sentences kept
+        middle = (low + high + 1) // 2
+        if fits("".join(sentences[:middle]).strip()):
+            low = middle
+        else:
+            high = middle - 1
+    return "".join(sentences[:low]).strip()
 
 
 def numbered_thread(text: str, fits: Callable[[str], bool], most: int) -> list[str]:
@@ -326,17 +343,22 @@ def _units(text: str) -> list[str]:
 def _sentences(text: str) -> list[str]:
     # A sentence ends after terminal punctuation (closing quotes too) or at a line break; whitespace stays with it.
     # A list marker ("1.", "2)", "*", "•") starts a sentence and never ends one: the item keeps its number.
+    # "Dr." or "e.g." ends none either.
     sentences = [""]
     for token in re.findall(r"\S+\s*", text):
         if len(sentences) > 1 and not sentences[-1] and not drop_emoji(token):
             sentences[-2] += token  # "add up. 💪": the emoji closes the sentence before it
             continue
-        if _LIST_MARKER.match(token.strip()) and sentences[-1].strip():
-            sentences.append("")
-        sentences[-1] += token
-        if _LIST_MARKER.match(token.strip()):
+        # A number is a list marker only where an item can start (after a sentence, a colon or a line break):
+        # "on January 1." and "number 3." are prose, and a part never ends on the month or the noun before them.
+        opening = not sentences[-1].strip() or sentences[-1].rstrip().endswith(":") or not token[0].isdigit()
+        if _LIST_MARKER.match(token.strip()) and opening:
+            if sentences[-1].strip():
+                sentences.append("")
+            sentences[-1] += token
             continue
-        if "\n" in token or _SENTENCE_END.search(token.rstrip()):
+        sentences[-1] += token
+        if "\n" in token or (_SENTENCE_END.search(token.rstrip()) and not _ABBREVIATION.match(token.strip())):
             sentences.append("")
     return [sentence for sentence in sentences if sentence]
 

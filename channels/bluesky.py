@@ -5,8 +5,10 @@ hashtags when they fit) and measures it as Bluesky does: 300 graphemes of the te
 (:func:`bluesky_length`). Links and hashtags become rich-text facets addressed by UTF-8 *byte* offsets
 (:func:`rich_text`, with the ``atproto`` package's facet detection and ``TextBuilder``); a link whose path would be
 cut is shown as Bluesky's app shows it (``www.oakviewpt.com/blog/desk-str...``) while its facet keeps the whole
-tagged URL, so a link costs about 30 graphemes, not its full length. Over 300 the item becomes a numbered thread
-(``max_thread_parts``). The item's link also becomes a link card (``app.bsky.embed.external``: title, description,
+tagged URL, so a link costs about 30 graphemes, not its full length. Over 300 the item becomes a teaser
+(``too_long: teaser``, the default: title, the opening sentences of its own paragraphs that fit, whole, and the link)
+or a numbered thread (``too_long: thread``; a teaser when it would need more than ``max_thread_parts``): never
+refused for its length. The item's link also becomes a link card (``app.bsky.embed.external``: title, description,
 the item's image as its thumbnail); an item with an image but no link gets the image itself
 (``app.bsky.embed.images``, with its alt text).
 
@@ -34,7 +36,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import httpx
 import regex
@@ -63,6 +65,7 @@ from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
 from carecast.text import numbered_thread
 from channels.http import https_or_loopback, wait_out_rate_limits
+from channels.social import post_copy, teaser
 
 MAX_GRAPHEMES = 300
 POST = "app.bsky.feed.post"
@@ -142,7 +145,11 @@ class BlueskyConfig(ChannelSettings):
 
     pds_url: HttpUrl = Field(HttpUrl("https://bsky.social"), description="the account's PDS (a local test server)")
     hashtags: bool = Field(True, description="append the practice's hashtags when they fit")
-    max_thread_parts: int = Field(4, ge=2, le=10, description="a longer thread is refused, not cut")
+    too_long: Literal["teaser", "thread"] = Field(
+        "teaser",
+        description="an item over 300 graphemes: one post of its title, opening sentences and link, or a thread",
+    )
+    max_thread_parts: int = Field(4, ge=2, le=10, description="a longer thread becomes a teaser")
     link_card: bool = Field(True, description="show the item's link as a card with its title and image")
     language: str = Field("en", pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$", description="the posts' language (BCP-47)")
     credentials: BlueskyCredentials | None = Field(None, description="post with these; absent: write to the outbox")
@@ -195,10 +202,9 @@ class BlueskyChannel(Channel):
         return bluesky_length(text)
 
     def compose(self, items: Sequence[ContentItem]) -> Draft:
-        """Render one item as a post, or as a numbered thread when it is over 300 graphemes.
+        """Render one item as a post, or as a teaser or a short numbered thread when it is over 300 graphemes.
 
-        Raises RenderError when ``items`` is not exactly one item, or when the item cannot fit (a word longer than
-        a post, or more posts than ``max_thread_parts``).
+        Raises RenderError when ``items`` is not exactly one item, or when not even its title beside the link fits.
         """
         if len(items) != 1:
             raise RenderError(
@@ -207,22 +213,27 @@ class BlueskyChannel(Channel):
         item = items[0]
         link = self.link(item)
         budget = self.limit("max_characters") or MAX_GRAPHEMES
-        hashtags = list(self.practice.voice.hashtags) if self.config.hashtags else []
+        hashtags = list(self.practice.voice.hashtags_for(item.language)) if self.config.hashtags else []
         body = " ".join(item.summary_text.split())
 
-        def post(tags: Sequence[str] = ()) -> str:
-            return self.template("post.txt.j2", item=item, body=body, link=link, hashtags=tags)
+        def post(tags: Sequence[str] = (), text: str = body) -> str:
+            return self.template("post.txt.j2", item=item, body=text, link=link, hashtags=tags)
 
         def fits(text: str) -> bool:
             return bluesky_length(text) <= budget
 
         try:
+            parts: list[str] = []
             if fits(single := post(hashtags)) or fits(single := post()):
                 parts = [single]
-            else:
-                parts = numbered_thread(post(), fits, self.config.max_thread_parts)
-                with suppress(MeasureError):  # hashtags only when they cost no extra post
-                    parts = numbered_thread(post(hashtags), fits, len(parts))
+            elif self.config.too_long == "thread":
+                with suppress(MeasureError):  # a thread only when it is short: a teaser otherwise
+                    parts = numbered_thread(post(), fits, self.config.max_thread_parts)
+                    with suppress(MeasureError):  # hashtags only when they cost no extra post
+                        parts = numbered_thread(post(hashtags), fits, len(parts))
+            if not parts:
+                copy = post_copy(item, hashtags, "keep")
+                parts = [teaser(lambda text, tags: post(tags, text), copy, fits)[0]]
         except MeasureError as exc:
             raise RenderError(self.instance, f"does not fit in {budget} graphemes: {exc}", [item.id]) from exc
         card = {"title": item.title, "description": body} if link and self.config.link_card else {}
@@ -233,7 +244,7 @@ class BlueskyChannel(Channel):
             image_url=item.image_url,
             image_alt=item.image_alt,
             link=link if card else None,
-            details={"card": card} if card else {},
+            details=({"card": card} if card else {}) | ({"language": item.language} if item.language else {}),
         )
 
     # -- the requests ------------------------------------------------------------------------------------------
@@ -244,15 +255,16 @@ class BlueskyChannel(Channel):
         created_at: str,
         reply: dict[str, dict[str, str]] | None = None,
         embed: dict[str, Any] | None = None,
+        language: str | None = None,
     ) -> dict[str, Any]:
-        """The ``app.bsky.feed.post`` record of one part: its text as shown, facets, language, reply (``root`` and
-        ``parent``, each a ``uri`` and ``cid``) and embed."""
+        """The ``app.bsky.feed.post`` record of one part: its text as shown, facets, language (the item's, else the
+        channel's), reply (``root`` and ``parent``, each a ``uri`` and ``cid``) and embed."""
         shown, facets = rich_text(text)
         record: dict[str, Any] = {
             "$type": POST,
             "text": shown,
             "createdAt": created_at,
-            "langs": [self.config.language],
+            "langs": [language or self.config.language],
         }
         if facets:
             record["facets"] = facets
@@ -342,7 +354,9 @@ class BlueskyChannel(Channel):
                     raise PublishError(self.instance, reason, transient=False)
                 reply = None if not posted else {"root": posted[0], "parent": posted[-1]}
                 embedded = embed if number == 1 else None
-                record = self.record(draft.parts[number - 1], pending["createdAt"], reply, embedded)
+                record = self.record(
+                    draft.parts[number - 1], pending["createdAt"], reply, embedded, draft.details.get("language")
+                )
                 data = models.ComAtprotoRepoCreateRecord.Data(
                     repo=session.did, collection=POST, rkey=pending["rkey"], record=record
                 )
@@ -531,7 +545,7 @@ class BlueskyChannel(Channel):
                 None if number == 1 else {"root": {"uri": ROOT, "cid": ROOT}, "parent": {"uri": PARENT, "cid": PARENT}}
             )
             embed = self.embed(draft, blob) if number == 1 else None
-            record = self.record(text, _timestamp(moment), reply, embed)
+            record = self.record(text, _timestamp(moment), reply, embed, draft.details.get("language"))
             rkey = tid(moment, context.publication_id)
             requests_.append({"repo": "{did}", "collection": POST, "rkey": rkey, "record": record})
         payload: dict[str, Any] = {

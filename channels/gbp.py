@@ -30,6 +30,7 @@ writes the exact request to the outbox.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date, timedelta
@@ -73,6 +74,15 @@ DAILY_METRICS = (
 SCOPE = "https://www.googleapis.com/auth/business.manage"
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
 GBP_API = "https://mybusiness.googleapis.com"
+#: What introduces a phone number, in English and Spanish, taken out with it.
+_PHONE_INTRO = re.compile(
+    r"(?:\b(?:call|text|phone|ring|dial|reach|contact)\b(?:\s+(?:us|me|them|(?:the|our)\s+[\w-]+(?:\s+[\w-]+)?))?"
+    r"\s+(?:at|on)\s*|\b(?:ll[aá]m(?:e|enos|anos)|marque|escr[ií]banos|cont[aá]ctenos)\b(?:\s+(?:al|a|en))?\s*"
+    r"|\b(?:at|on|al|tel[.:]?|phone:|tel[eé]fono:?)\s*)$",
+    re.IGNORECASE,
+)
+_DOUBLE_STOP = re.compile(r"([.!?,;:])\s*\.(?=\s|$)")
+_LEFT_CONJUNCTION = re.compile(r"(^|[.!?]\s+)(?:or|and|o|y)\s+(\w)")
 PHONE_REASON = "Google refuses a post with a phone number in its text; the CALL button dials the practice"
 
 
@@ -186,7 +196,7 @@ class GbpChannel(Channel):
             parts=(text,),
             image_url=item.image_url,
             link=link,
-            details={"topicType": topic, **details},
+            details={"topicType": topic, **details} | ({"languageCode": item.language} if item.language else {}),
             measures=measures,
         )
 
@@ -234,8 +244,15 @@ class GbpChannel(Channel):
         if self.config.phone_numbers == "refuse":
             raise RenderError(self.instance, f"the text holds a phone number: {PHONE_REASON}", [item.id])
         for match in reversed(found):
-            text = text[: match.start] + text[match.end :]
-        return " ".join(text.split()).replace(" .", ".").replace(" ,", ","), len(found)
+            # The words that introduce the number go with it ("call us at", "llame al"): never a dangling "at".
+            intro = _PHONE_INTRO.search(text[: match.start])
+            text = text[: intro.start() if intro else match.start] + text[match.end :]
+        text = " ".join(text.split()).replace(" .", ".").replace(" ,", ",")
+        # The full stop after a number taken out stays once: "Questions?." and "Para una cita,." end as they should.
+        text = _DOUBLE_STOP.sub(lambda found: found.group(1) if found.group(1) in ".!?" else ".", text)
+        # A clause left opening on its conjunction ("… or email us") starts the sentence with its verb.
+        text = _LEFT_CONJUNCTION.sub(lambda found: found.group(1) + found.group(2).upper(), text)
+        return text.strip(), len(found)
 
     # -- publishing --------------------------------------------------------------------------------------------
 

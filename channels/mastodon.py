@@ -139,7 +139,9 @@ class MastodonChannel(Channel):
         item = items[0]
         link = self.link(item)
         budget = self.limit("max_characters") or MAX_CHARACTERS
-        copy = post_copy(item, self.practice.voice.hashtags if self.config.hashtags else (), self.config.emoji)
+        copy = post_copy(
+            item, self.practice.voice.hashtags_for(item.language) if self.config.hashtags else (), self.config.emoji
+        )
 
         def post(body: str, tags: Sequence[str] = ()) -> str:
             return self.template("post.txt.j2", item=item, title=copy.title, body=body, link=link, hashtags=tags)
@@ -156,6 +158,8 @@ class MastodonChannel(Channel):
             item_ids=(item.id,),
             parts=(text,),
             measures={"notes": notes} if notes else {},
+            # The item's own language (a post in Spanish on an English practice's account), for the request.
+            details={"language": item.language} if item.language else {},
         )
 
     # -- publishing --------------------------------------------------------------------------------------------
@@ -168,7 +172,8 @@ class MastodonChannel(Channel):
         unreachable instance, a malformed answer or a full or read-only outbox; permanent when the status is over the
         instance's limit, for any other refusal (403, 422) and when the outbox file exists already.
         """
-        body = {"status": draft.text, "visibility": self.config.visibility, "language": self.practice.language}
+        language = draft.details.get("language") or self.practice.language
+        body = {"status": draft.text, "visibility": self.config.visibility, "language": language}
         key = self.idempotency_key(draft, context)
         if self.config.credentials is None:
             payload = {

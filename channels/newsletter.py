@@ -56,6 +56,7 @@ from carecast.audience import Subscriber
 from carecast.batches import batched
 from carecast.channel import Channel, PracticeContext, PublishContext, Request, Response, Route
 from carecast.config import ChannelSettings
+from carecast.document import Document, render_html
 from carecast.errors import CredentialError, PublishError, RenderError, TokenError
 from carecast.html import CONTACT_SCHEMES, contact_url, excerpt_html, html_to_text, same_picture
 from carecast.ledger import DeliveryOutcome, Ledger
@@ -65,6 +66,7 @@ from carecast.recipients import addressed, list_scope
 from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
 from carecast.unsubscribe import Token, apply_unsubscribe, verify_token
+from carecast.words import words
 
 #: Stands for the recipient's token in the stored draft; URL-safe, so it reads the same escaped or not.
 TOKEN_PLACEHOLDER = "CARECAST-UNSUBSCRIBE-TOKEN"
@@ -107,7 +109,6 @@ _FIELD = re.compile(rb"^([^:\s]+):.*\r\n(?:[ \t].*\r\n)*", re.MULTILINE)
 _URLSAFE = re.compile(r"[A-Za-z0-9_-]+")
 _SOFT_BREAK = b"=\r\n"
 _PREVIEW = re.compile(r'(<body[^>]*>\s*<div style="display:none;)([^"]*)"')
-_IMAGE = re.compile(r'<img\b[^>]*\bsrc="([^"]*)"[^>]*>')
 
 
 class SmtpCredentials(Strict):
@@ -199,7 +200,16 @@ class NewsletterChannel(Channel):
         entries = [self._entry(item) for item in ordered]
         # RULES.md "Healthcare": never PHI in a subject, so an item naming a patient never leads it.
         lead = next((entry for item, entry in zip(ordered, entries, strict=True) if not item.mentions_patient), None)
+        # The email's language: its items' when they share one, else the practice's; the template's words in it.
+        languages = {item.language or self.practice.language for item in ordered}
+        language = languages.pop() if len(languages) == 1 else self.practice.language
+        if lead is not None:  # the room the subject leaves the lead's title: its limit less the name and "and 2 more"
+            others = f" and {len(entries) - 1} more" if len(entries) > 1 else ""
+            budget = self.limit("max_subject_length") or self.limits["max_subject_length"]
+            lead["subject_title"] = subject_title(lead["title"], budget - len(f"{self.practice.short_name}: {others}"))
         context: dict[str, Any] = {
+            "language": language,
+            "words": words(language),
             "entries": entries,
             "lead": lead,
             "others": len(entries) - 1,
@@ -258,6 +268,7 @@ class NewsletterChannel(Channel):
             "link": self.link(item),
             "image_url": image,
             "image_alt": item.image_alt or item.title,
+            "words": words(item.language or self.practice.language),
         }
 
     def _email_safe(self, item: ContentItem, base: str, hero: str | None) -> str:
@@ -283,12 +294,26 @@ class NewsletterChannel(Channel):
             return absolute
 
         cleaner = nh3.Cleaner(
-            attributes={**nh3.ALLOWED_ATTRIBUTES, "img": {"src", "alt", "width", "height"}},
+            # The body's HTML comes from the item's document (carecast.document.render_html), whose tables, images
+            # and buttons carry inline styles: Gmail keeps no other.
+            attributes={
+                **nh3.ALLOWED_ATTRIBUTES,
+                "img": {"src", "alt", "width", "height", "style"},
+                "table": {"style", "role"},
+                "td": {"style"},
+                "th": {"style"},
+                "a": {*nh3.ALLOWED_ATTRIBUTES.get("a", ()), "style"},
+            },
             attribute_filter=rewrite,
             url_schemes={*_WEB_SCHEMES, *CONTACT_SCHEMES},
         )
-        cleaned = cleaner.clean(item.summary_html)
-        return _without_image(cleaned, hero) if hero else cleaned
+        # The hero goes with its caption: a caption without its picture says nothing.
+        blocks = [
+            block
+            for block in item.body.blocks
+            if not (hero and block.kind == "figure" and block.picture and same_picture(block.picture.url, hero))
+        ]
+        return cleaner.clean(render_html(Document(tuple(blocks))))
 
     def footer_gaps(self, draft: Draft) -> list[str]:
         """What of the CAN-SPAM footer (postal address, unsubscribe link) each part of ``draft`` lacks.
@@ -440,6 +465,28 @@ class NewsletterChannel(Channel):
         with self._connect(credentials, password):
             pass
         return f"SMTP {credentials.server} ({credentials.security}): logged in as {credentials.username}, nothing sent"
+
+    def send_notice(self, email: EmailMessage) -> str | None:
+        """Mail staff a notice through this newsletter's SMTP login, from its ``from_address``; None without
+        credentials.
+
+        Raises CredentialError when the password is not set; PublishError when the server cannot be reached or
+        refuses the login or the message.
+        """
+        credentials = self.config.credentials
+        if credentials is None:
+            return None
+        password = resolve(credentials.password)
+        del email["From"]
+        email["From"] = str(self.config.from_address)
+        with self._connect(credentials, password) as smtp:
+            try:
+                smtp.send_message(email)
+            except smtplib.SMTPException as exc:
+                raise PublishError(
+                    self.instance, f"the SMTP server {credentials.server} refused: {exc}", transient=True
+                ) from exc
+        return f"emailed to {email['To']} through {credentials.server}"
 
     def _to_outbox(self, draft: Draft, context: PublishContext) -> Receipt:
         """The list-level copy of ``draft`` as one ``.eml`` in the outbox, exactly as it would go on the wire."""
@@ -790,12 +837,22 @@ def _plain_preheader(page: str) -> str:
     return _PREVIEW.sub(restyle, page, count=1)
 
 
-def _without_image(fragment: str, url: str) -> str:
-    """``fragment`` (nh3's output) without the ``<img>`` elements showing ``url`` in any size: the hero, shown above
-    the text."""
-    return _IMAGE.sub(
-        lambda match: "" if same_picture(html.unescape(match.group(1)), url) else match.group(0), fragment
-    )
+#: Where a title's phrase ends: a colon, a dash, a question or exclamation mark, a comma.
+_PHRASE_END = re.compile(r"(?::|\s[\u2013\u2014-]|[?!]|,)\s")
+
+
+def subject_title(title: str, room: int) -> str:
+    """``title`` as a subject shows it: whole when it fits in ``room`` characters, else up to the end of its last
+    phrase that fits ("Shoulder Impingement" of "Shoulder Impingement: A Four-Week Home Program"), else cut on a
+    word with an ellipsis. Never "...The Complete..." and 2 more."""
+    if len(title) <= room:
+        return title
+    ends = [found for found in _PHRASE_END.finditer(title) if found.start() + 1 <= room and found.start() >= 12]
+    if ends:
+        cut = ends[-1]
+        return title[: cut.start() + (1 if title[cut.start()] in "?!" else 0)].rstrip()
+    words = title[: room - 1].rsplit(" ", 1)[0]
+    return words.rstrip(" ,;:-\u2013\u2014") + "\u2026"
 
 
 UNSUBSCRIBE_PATH = "/unsubscribe"

@@ -87,6 +87,8 @@ from carecast.text import (
     transliterate_to_gsm,
     without_repeats,
 )
+from carecast.words import LANGUAGES as WORD_LANGUAGES
+from carecast.words import words
 from channels.http import https_or_loopback, nothing_sent, retry_after
 from channels.sms_lookup import finder, in_doubt, settle
 
@@ -123,6 +125,10 @@ RECORD_EVERY = 1.0
 FIRST_BACKOFF = 0.5
 
 
+#: The footer of every text unless the practice words its own: translated per item (carecast/words.py).
+DEFAULT_OPT_OUT = "Reply STOP to opt out"
+
+
 class TwilioCredentials(Strict):
     """``channels.<name>.credentials``: the Twilio account; only the Auth Token is secret, named by reference."""
 
@@ -148,7 +154,10 @@ class SmsConfig(ChannelSettings):
         None, pattern=r"^MG[0-9a-f]{32}$", description="a Twilio Messaging Service (MG...) instead of from_number"
     )
     status_callback: AnyHttpUrl | None = Field(None, description="where Twilio reports each message's delivery")
-    opt_out_text: str = Field("Reply STOP to opt out", description="the footer of every text; must name STOP")
+    opt_out_text: str = Field(
+        DEFAULT_OPT_OUT,
+        description="the footer of every text; must name STOP (the default is said in the item's language)",
+    )
     max_segments: int | None = Field(None, ge=1, le=10, description="lowers the channel's 3 segments")
     quiet_hours: QuietHours = Field(default_factory=QuietHours, description="when recipients may be texted")
     timeout: float = Field(10.0, gt=0, le=120, description="seconds to wait for one answer from Twilio")
@@ -191,6 +200,8 @@ class SmsChannel(Channel):
     utm_source = "sms"
     utm_medium = "sms"
     limits: ClassVar[dict[str, int]] = {"max_segments": 3}
+    #: Texts are for recognition (observances, staff, milestones), never blog posts, whatever source they come from.
+    kinds: ClassVar[frozenset[str] | None] = frozenset({"observance", "recognition"})
     #: A long-code sender sends one message a second (Twilio queues the rest); held across workers when deployed.
     rate: ClassVar[tuple[int, float] | None] = (1, 1.0)
 
@@ -221,8 +232,10 @@ class SmsChannel(Channel):
         summary = flatten(item.summary_text or item.title)
         _, summary = without_repeats("", summary, item.url)  # the link goes once, where the template puts it
 
+        opt_out = self.opt_out_text(item.language)
+
         def text(body: str) -> str:
-            return to_gsm(self.template("text.txt.j2", item=item, body=body, link=link))
+            return to_gsm(self.template("text.txt.j2", item=item, body=body, link=link, opt_out=opt_out))
 
         def fits(body: str) -> bool:
             return sms_measure(text(body)).segments <= limit
@@ -241,6 +254,13 @@ class SmsChannel(Channel):
                 raise RenderError(self.instance, f"does not fit in {limit} segments: {exc}", [item.id]) from exc
         return Draft(channel=self.instance, item_ids=(item.id,), parts=(text(body),))
 
+    def opt_out_text(self, language: str | None) -> str:
+        """The footer of a text in ``language``: the configured one, or, when the practice kept the default, its
+        translation (a Spanish post ends "Responda STOP para darse de baja")."""
+        if self.config.opt_out_text != DEFAULT_OPT_OUT:
+            return self.config.opt_out_text
+        return words(language or self.practice.language)["sms_opt_out"]
+
     def enforce(self, draft: Draft) -> Draft:
         """Check a text as rendered or as edited at approval: one message, in GSM-7 look-alikes where they exist,
         starting with the sender prefix and keeping the opt-out footer (TCPA), within the segment limit.
@@ -251,7 +271,8 @@ class SmsChannel(Channel):
         if len(draft.parts) != 1:
             raise RenderError(self.instance, f"a text is one message, not {len(draft.parts)} parts", draft.item_ids)
         prefix, footer = to_gsm(f"{self.practice.short_name}:"), to_gsm(self.config.opt_out_text)
-        if not draft.text.startswith(prefix) or footer not in draft.text:
+        footers = {footer, *(to_gsm(self.opt_out_text(language)) for language in WORD_LANGUAGES)}
+        if not draft.text.startswith(prefix) or not any(wording in draft.text for wording in footers):
             raise RenderError(self.instance, f"a text must start with {prefix!r} and keep {footer!r}", draft.item_ids)
         return super().enforce(draft)
 

@@ -22,10 +22,11 @@ from typing import Any, ClassVar, Literal
 import requests
 
 from carecast.channel import Channel
+from carecast.document import excerpt_sentences
 from carecast.errors import MeasureError, RenderError
 from carecast.model import ContentItem, now_utc
 from carecast.secrets import BlockSecret, EnvSecret, resolve
-from carecast.text import drop_emoji, flatten, shorten, without_repeats
+from carecast.text import drop_emoji, flatten, opening_sentences, shorten, without_repeats
 
 EmojiPolicy = Literal["drop", "keep"]
 HASHTAGS_LEFT_OUT = "hashtags left out: they do not fit"
@@ -43,18 +44,41 @@ class PostCopy:
     title: str
     body: str
     hashtags: tuple[str, ...]
+    #: The body's own sentences only (its paragraphs: no heading, list, caption, citation or button label), what a
+    #: teaser quotes.
+    excerpt: str = ""
 
 
 def post_copy(item: ContentItem, hashtags: Sequence[str], emoji: EmojiPolicy) -> PostCopy:
     """Title and body of ``item`` for a post (the body on one line), each said once, emoji dropped if asked."""
     title, body = without_repeats(item.title, flatten(item.summary_text), item.url)
+    _, excerpt = without_repeats(item.title, excerpt_sentences(item.body).replace("\n", " "), item.url)
     if emoji == "drop":
-        title, body = drop_emoji(title), drop_emoji(body)
-    return PostCopy(title=title, body=body, hashtags=tuple(hashtags))
+        title, body, excerpt = drop_emoji(title), drop_emoji(body), drop_emoji(excerpt)
+    return PostCopy(title=title, body=body, hashtags=tuple(hashtags), excerpt=excerpt)
+
+
+def teaser(render: Render, copy: PostCopy, fits: Callable[[str], bool]) -> tuple[str, list[str]]:
+    """One post for an item too long for one: the title, the opening sentences of its own words (whole) that fit,
+    the link, and the hashtags when they fit too; and notes on what was left out. What a marketer posts for a long
+    article. Raises MeasureError only when not even the title beside the link fits."""
+    excerpt = copy.excerpt or copy.body
+    for tags in (copy.hashtags, ()) if copy.hashtags else ((),):
+
+        def fits_with(cut: str, tags: Sequence[str] = tags) -> bool:
+            return fits(render(cut, tags))
+
+        if body := opening_sentences(excerpt, fits_with):
+            return render(body, tags), [] if tags or not copy.hashtags else [HASHTAGS_LEFT_OUT]
+    for tags in (copy.hashtags, ()):
+        if fits(bare := render("", tags)):
+            return bare, [] if tags or not copy.hashtags else [HASHTAGS_LEFT_OUT]
+    return one_post(render, copy, fits)
 
 
 def one_post(render: Render, copy: PostCopy, fits: Callable[[str], bool]) -> tuple[str, list[str]]:
-    """One post of ``copy`` that ``fits``, and notes on what was left out.
+    """One post of ``copy`` that ``fits``, and notes on what was left out: the whole body, else its opening
+    sentences (whole, from its paragraphs), else its opening words.
 
     Raises MeasureError when not even the first word of the body fits beside title and link.
     """
@@ -63,11 +87,17 @@ def one_post(render: Render, copy: PostCopy, fits: Callable[[str], bool]) -> tup
         return whole, []
     if tags:
         try:
-            return render(shorten(copy.body, lambda cut: fits(render(cut, tags))), tags), []
+            return render(_cut(copy, lambda cut: fits(render(cut, tags))), tags), []
         except MeasureError:
             pass  # not even a word beside the hashtags: they go, the words stay
     notes = [HASHTAGS_LEFT_OUT] if tags else []
-    return render(shorten(copy.body, lambda cut: fits(render(cut, ()))), ()), notes
+    return render(_cut(copy, lambda cut: fits(render(cut, ()))), ()), notes
+
+
+def _cut(copy: PostCopy, fits: Callable[[str], bool]) -> str:
+    """The body cut to fit: the opening sentences of its paragraphs, whole (never a heading, caption or list label),
+    else its opening words. Raises MeasureError when not even one word fits."""
+    return opening_sentences(copy.excerpt, fits) or shorten(copy.body, fits)
 
 
 class SocialChannel(Channel):
@@ -94,7 +124,7 @@ class SocialChannel(Channel):
 
         Raises RenderError when not even one word of the summary fits; jinja2.TemplateError as ``template`` does.
         """
-        hashtags = self.practice.voice.hashtags if getattr(self.config, "hashtags", False) else ()
+        hashtags = self.practice.voice.hashtags_for(item.language) if getattr(self.config, "hashtags", False) else ()
         copy = post_copy(item, hashtags, "keep")
 
         def post(body: str, tags: Sequence[str]) -> str:

@@ -1,10 +1,12 @@
-"""The X (Twitter) channel: one post per item, or a numbered thread when the item is too long for one.
+"""The X (Twitter) channel: one post per item, a teaser or a short numbered thread when it is too long for one.
 
 ``compose`` renders ``templates/x/post.txt.j2`` (title, summary, the UTM-tagged link, then the practice's hashtags
-when they fit) and measures it with X's own weighting (:func:`carecast.text.x_measure`). Over the limit it either
-threads (``too_long: thread``: split on sentences, else words; each post numbered ``1/3 ...``; the link stays where
-the template puts it, at the end, so it closes the thread for a reader who read it all) or shortens the summary on a
-word boundary and keeps the link (``too_long: shorten``). An item's image goes along as ``Draft.image_url``.
+when they fit) and measures it with X's own weighting (:func:`carecast.text.x_measure`). Over the limit it posts a
+teaser (``too_long: teaser``, the default: the title, the opening sentences of the post's own paragraphs that fit,
+whole, and the link), or threads (``too_long: thread``: split on sentences, else words; each post numbered
+``1/3 ...``; the link stays where the template puts it; a teaser instead when the thread would need more than
+``max_thread_parts``), or shortens the summary on a word boundary and keeps the link (``too_long: shorten``). No item
+is refused for its length alone. An item's image goes along as ``Draft.image_url``.
 
 With ``credentials`` configured ``publish`` posts through tweepy (``Client.create_tweet``, OAuth 1.0a user context,
 never ``wait_on_rate_limit``): each part replies to the one before, and each posted part's id is saved in the
@@ -35,6 +37,7 @@ import base64
 import logging
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from typing import Any, ClassVar, Literal
 
 import requests
@@ -54,7 +57,7 @@ from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
 from carecast.text import split_to_fit, x_measure
 from channels.http import https_or_loopback, nothing_sent
-from channels.social import HASHTAGS_LEFT_OUT, EmojiPolicy, PostCopy, Render, one_post, post_copy
+from channels.social import HASHTAGS_LEFT_OUT, EmojiPolicy, PostCopy, Render, one_post, post_copy, teaser
 from channels.x_lookup import in_doubt, settle_part
 
 # The OAuth 1.0a libraries tweepy signs with log the consumer key and access token (and whole Authorization
@@ -85,10 +88,12 @@ class XCredentials(Strict):
 class XConfig(ChannelSettings):
     """``channels.<name>`` of type ``x``."""
 
-    too_long: Literal["thread", "shorten"] = Field(
-        "thread", description="what to do with an item over the weighted limit: a thread, or a shortened post"
+    too_long: Literal["teaser", "thread", "shorten"] = Field(
+        "teaser",
+        description="an item over the weighted limit: one post of its title, opening sentences and link (teaser), a"
+        " thread (a teaser when the thread would be longer than max_thread_parts), or a shortened post",
     )
-    max_thread_parts: int = Field(4, ge=2, le=10, description="a longer thread is refused, not cut")
+    max_thread_parts: int = Field(4, ge=2, le=10, description="a longer thread becomes a teaser")
     hashtags: bool = Field(True, description="append the practice's hashtags when they fit")
     emoji: EmojiPolicy = Field("keep", description="keep the emoji of an item's text, or drop them")
     credentials: XCredentials | None = Field(None, description="post to X with these; absent: write to the outbox")
@@ -183,8 +188,9 @@ class XChannel(Channel):
 
         Hashtags go at the end when they fit (a shortened post shortens its body for them; a thread puts them in
         its last post); when they cannot, they are left out and the draft's ``measures["notes"]`` says so.
-        Raises RenderError when ``items`` is not exactly one item, or when the item cannot fit (a word longer than
-        a post, more posts than ``max_thread_parts``, or not even one word of the summary beside title and link).
+        Raises RenderError when ``items`` is not exactly one item, or when the item cannot fit (``too_long:
+        shorten`` and not even one word of the summary beside title and link; a teaser whose title and link alone
+        are too long).
         """
         if len(items) != 1:
             raise RenderError(
@@ -193,7 +199,9 @@ class XChannel(Channel):
         item = items[0]
         link = self.link(item)
         budget = self.limit("max_weighted_length") or self.limits["max_weighted_length"]
-        copy = post_copy(item, self.practice.voice.hashtags if self.config.hashtags else (), self.config.emoji)
+        copy = post_copy(
+            item, self.practice.voice.hashtags_for(item.language) if self.config.hashtags else (), self.config.emoji
+        )
 
         def post(body: str, tags: Sequence[str] = ()) -> str:
             return self.template("post.txt.j2", item=item, title=copy.title, body=body, link=link, hashtags=tags)
@@ -211,7 +219,13 @@ class XChannel(Channel):
                 single, notes = one_post(post, copy, fits)
                 parts = [single]
             else:
-                parts, notes = self._thread(copy, post, fits, self.config.max_thread_parts)
+                parts = []
+                if self.config.too_long == "thread":
+                    with suppress(MeasureError):  # a thread only when it is short: a teaser otherwise
+                        parts, notes = self._thread(copy, post, fits, self.config.max_thread_parts)
+                if not parts:
+                    single, notes = teaser(post, copy, fits)
+                    parts = [single]
         except MeasureError as exc:
             raise RenderError(self.instance, f"does not fit in {budget} weighted characters: {exc}", [item.id]) from exc
         return Draft(

@@ -7,9 +7,11 @@ Artifact keys start with the practice's slug, so several practices on one server
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
@@ -17,16 +19,18 @@ from carecast import pipeline as core
 from carecast.audit import audit
 from carecast.config import Settings
 from carecast.ledger import Ledger, StoredDraft
-from carecast.model import now_utc
 from carecast.phi import Finding, draft_texts, highlight
-from carecast.schedule import calendar
-
-CALENDAR_DAYS = 14
+from carecast.snapshot import PHONE_WIDTH, phone_picture
 
 
 def slug(settings: Settings) -> str:
     """The practice's slug as an artifact key prefix: lowercase letters, digits and dashes."""
     return settings.slug or "practice"
+
+
+def artifact_link(key: str) -> str:
+    """The Prefect UI's address of the latest artifact of ``key``, relative to the server (its v2 UI)."""
+    return f"/v2/artifacts/key/{key}"
 
 
 def local(settings: Settings, moment: datetime | None) -> str:
@@ -84,19 +88,35 @@ def draft_markdown(
     if draft.preheader:
         lines += [f"**Preheader:** {draft.preheader}", ""]
     if draft.html:
-        lines += ["---", "", draft.html, ""]
+        lines += ["---", "", *email_preview(draft.html, draft.text), ""]
     else:
         for number, part in enumerate(draft.parts, start=1):
             lines += [f"**Post {number} of {len(draft.parts)}**", "", "```text", part, "```", ""]
     # What goes out beside the text (a link card, a photo) is part of what staff approve.
-    if draft.link:
-        lines += [f"**Link:** {draft.link}", ""]
     if draft.image_url:
         described = f" ({draft.image_alt})" if draft.image_alt else ""
-        lines += [f"**Image:** {draft.image_url}{described}", ""]
+        lines += [
+            f"![{draft.image_alt or 'the picture'}]({draft.image_url})",
+            "",
+            f"**Image:** {draft.image_url}{described}",
+            "",
+        ]
+    if draft.link:
+        lines += [f"> **Link card:** [{title}]({draft.link})  ", f"> {urlsplit(draft.link).netloc}", ""]
+        lines += [f"**Link:** {draft.link}", ""]
     if summary := core.describe_measures(draft):
         lines += [f"**Measured:** {summary}"]
     return "\n".join(lines)
+
+
+def email_preview(html: str, text: str) -> list[str]:
+    """An email as a patient sees it on a phone: a 375 px picture (inline, so it needs no other server), or, without
+    Chromium, its plain-text part; never its raw markup."""
+    picture = phone_picture(html)
+    if picture is None:
+        return ["*The email's text (install Chromium for a picture of it on a phone):*", "", "```text", text, "```"]
+    encoded = base64.b64encode(picture).decode()
+    return [f"![The email on a phone, {PHONE_WIDTH} px wide](data:image/jpeg;base64,{encoded})"]
 
 
 def draft_previews(settings: Settings, ledger: Ledger, waiting: Sequence[tuple[StoredDraft, datetime | None]]) -> None:
@@ -126,8 +146,10 @@ def run_report(
     started: datetime | None = None,
 ) -> None:
     """After a run: the table of what happened where, the newsletter as sent, the audit of the messages since
-    ``started`` (the run's start), and the 14-day calendar."""
+    ``started`` (the run's start). The calendar is refreshed beside it (flows/calendar.py)."""
     prefix = slug(settings)
+    # A draft's rows follow it through the run (waiting, approved, published): the table keeps its last state.
+    latest = {(row["channel"], tuple(row.get("items", ()))): row for row in rows}
     table = [
         {
             "channel": row["channel"],
@@ -136,7 +158,7 @@ def run_report(
             "where / why": row["detail"],
             "items": ", ".join(row["items"]),
         }
-        for row in rows
+        for row in latest.values()
         if row["state"] not in ("preview",)
     ]
     create_table_artifact(
@@ -147,8 +169,9 @@ def run_report(
     )
     for row in rows:
         if row.get("html") and row["state"] in ("published", "preview"):
+            preview = "\n".join(email_preview(row["html"], row["preview"] or ""))
             create_markdown_artifact(
-                f"# {row['subject'] or row['title']}\n\n{row['detail']}\n\n---\n\n{row['html']}",
+                f"# {row['subject'] or row['title']}\n\n{row['detail']}\n\n---\n\n{preview}",
                 key=f"{prefix}-newsletter-{row['channel']}",
                 description=f"{row['channel']} as {'sent' if row['state'] == 'published' else 'it would be sent'}",
             )
@@ -160,39 +183,3 @@ def run_report(
             description=f"{settings.practice.name}: every message of this run, with the consent it relied on "
             "(carecast audit)",
         )
-    create_table_artifact(
-        calendar_rows(settings, ledger),
-        key=f"{prefix}-calendar",
-        description=f"{settings.practice.name}: slots of the next {CALENDAR_DAYS} days and the drafts waiting for them",
-    )
-
-
-def calendar_rows(settings: Settings, ledger: Ledger, start: datetime | None = None) -> list[dict[str, str]]:
-    """Every slot of the next 14 days, local time, with the drafts waiting for it (and their ids)."""
-    moment = start or now_utc()
-    schedules = {name: config.schedule for name, config in settings.channels.items() if config.enabled}
-    waiting: dict[tuple[str, datetime | None], list[str]] = {}
-    for name in schedules:
-        for stored, slot in core.waiting(settings, ledger, name):
-            title = core.title_of(ledger.items(stored.draft.item_ids))
-            waiting.setdefault((name, slot), []).append(f"#{stored.id} {title}")
-    zone = settings.practice.zone
-    # Drafts whose slot has begun (still inside its late window) or whose channel has no schedule are due now:
-    # they lead the calendar, or staff would never see them there.
-    due_now = [
-        {
-            "when": "due now" if slot is None else f"{slot.astimezone(zone):%a %d %b %H:%M %Z} (due now)",
-            "channel": name,
-            "waiting for approval": "; ".join(drafts),
-        }
-        for (name, slot), drafts in sorted(waiting.items(), key=lambda entry: (entry[0][1] or moment, entry[0][0]))
-        if slot is None or slot <= moment
-    ]
-    return due_now + [
-        {
-            "when": f"{when:%a %d %b %H:%M %Z}",
-            "channel": name,
-            "waiting for approval": "; ".join(waiting.get((name, when.astimezone(UTC)), [])),
-        }
-        for when, name in calendar(schedules, zone, moment, CALENDAR_DAYS)
-    ]

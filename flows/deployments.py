@@ -6,8 +6,9 @@ Jobs: ``ingest`` every ``ingest.every_minutes`` (elapsed time from :attr:`Every.
 enabled channel at its slots, one ``Cron(cron, timezone=<practice zone>)`` per cron string of ``Slot.to_cron()``,
 so Prefect fires them in the practice's wall-clock time across daylight saving (a cron without a zone is UTC).
 ``metrics`` and ``report`` (:mod:`flows.report`) read the providers' numbers and send the weekly report.
-A channel without a schedule gets a deployment with no schedule: it runs when staff press Run. So does ``resolve``,
-a form to settle what a run that died mid-send left unknown.
+A channel without a schedule gets a deployment with no schedule: it runs when staff press Run. So do ``resolve``,
+a form to settle what a run that died mid-send left unknown, and ``review/<practice>``, the form to decide on every
+draft waiting, held or refused, any time ahead of its slot.
 
 Every deployment carries the flows' typed, documented parameters (``practice``, ``channels``, ``items``,
 ``dry_run``), so the UI's Run button opens a form; its defaults are this practice's config and channel.
@@ -49,11 +50,13 @@ from carecast.errors import ConfigError
 from carecast.ledger import Ledger
 from carecast.practice import load_settings
 from carecast.schedule import Every
+from flows.calendar import calendar
 from flows.notify import save_automation, watch_deployments
 from flows.pipeline import ingest, publish
 from flows.report import metrics as read_numbers
 from flows.report import report as weekly_report
 from flows.resolve import resolve
+from flows.review import review
 
 #: The automation that marks a deployed run Crashed when its heartbeats stop (its process or machine died).
 CRASHED_WHEN_SILENT = "carecast: crashed when its heartbeats stop"
@@ -70,7 +73,8 @@ def practice_tag(settings: Settings) -> str:
 
 
 def deployments(config: Path | str) -> list[RunnerDeployment]:
-    """The practice's deployments: ``ingest/<practice>-sources`` and ``publish/<practice>-<channel>`` per channel.
+    """The practice's deployments: ``ingest/<practice>-sources``, ``resolve/<practice>-resolve``,
+    ``review/<practice>`` and ``publish/<practice>-<channel>`` per channel.
 
     Raises ConfigError when the config is invalid.
     """
@@ -97,6 +101,17 @@ def deployments(config: Path | str) -> list[RunnerDeployment]:
             parameters={"practice": str(path)},
             description=f"{settings.practice.name}: settle a publication left unknown by a run that died mid-send "
             "(carecast status lists it): sent, resend (once, by the next run) or drop.",
+            tags=tags,
+            entrypoint_type=EntrypointType.MODULE_PATH,
+        )
+    )
+    built.append(
+        RunnerDeployment.from_flow(
+            review,
+            name=settings.slug,
+            parameters={"practice": str(path)},
+            description=f"{settings.practice.name}: decide now, ahead of the slots: Run opens a form listing every "
+            "draft waiting for approval, held for possible PHI or refused, with its preview and why.",
             tags=tags,
             entrypoint_type=EntrypointType.MODULE_PATH,
         )
@@ -254,15 +269,17 @@ def deploy(configs: Sequence[Path | str], pool: str, *, heartbeat: int = 30, cra
     return lines
 
 
-def serve(config: Path | str) -> None:
-    """Register the practice's deployments (and, with ``notify.webhook``, their failure automation) and run their
-    flow runs until interrupted (Ctrl-C or SIGTERM).
+def serve(configs: Sequence[Path | str]) -> None:
+    """Register every practice's deployments (and, with ``notify.webhook``, their failure automation), publish each
+    practice's calendar, and run their flow runs until interrupted (Ctrl-C or SIGTERM).
 
-    Raises ConfigError when the config is invalid, before anything is registered;
+    Raises ConfigError when a config is invalid, before anything is registered;
     prefect.exceptions.PrefectHTTPStatusError when the server refuses the automation or its webhook block.
     """
-    built = deployments(config)
-    settings = load_settings(Path(config))
-    ensure_rate_limits(rate_limits(settings))
-    watch_deployments(settings, practice_tag(settings))
+    built = [deployment for config in configs for deployment in deployments(config)]
+    for config in configs:
+        settings = load_settings(Path(config))
+        ensure_rate_limits(rate_limits(settings))
+        watch_deployments(settings, practice_tag(settings))
+        calendar(str(Path(config).resolve()))
     prefect_serve(*built)

@@ -11,31 +11,43 @@ webhook shows it as a message):
 - Runs without a deployment (``carecast run``, whose embedded server runs no automations): :func:`notify_failure`,
   the ``on_failure`` and ``on_crashed`` hook of every CareCast flow. It skips deployment runs, so nothing is
   reported twice.
+
+Without ``notify.webhook`` the route still works: the hook emails the practice's staff address through the
+newsletter's SMTP login, or writes the email to ``<outbox>/notifications/`` (:mod:`carecast.alerts`), for every run.
+Drafts refused by the rules or held for possible PHI do not fail a run; :func:`tell_staff` tells staff about each
+once, by the same route (the webhook's payload then has the state ``NOTICE``).
 """
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 from uuid import UUID
 
 import requests
-from prefect import Flow
+from prefect import Flow, get_run_logger, task
 from prefect.automations import Automation, CallWebhook, EventTrigger
 from prefect.blocks.webhook import Webhook
+from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun
 from prefect.logging import get_logger
-from prefect.states import State
+from prefect.logging.loggers import flow_run_logger
+from prefect.states import Failed, State
 from prefect.types import SecretDict
 from pydantic import SecretStr
 
+from carecast import alerts
 from carecast.config import Settings
-from carecast.errors import ConfigError
-from carecast.practice import load_settings
+from carecast.errors import CareCastError, ConfigError
+from carecast.practice import load_settings, open_practice
 
 logger = get_logger("carecast.notify")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 #: The automation's payload, rendered by the server (Jinja, sandboxed) for the run whose event fired it; set
 #: ``practice``, ``slug`` and ``every_channel`` (an ingest run's channels) before it. The state comes from the event,
@@ -116,11 +128,30 @@ def save_automation(automation: Automation) -> UUID | None:
     return automation.id
 
 
+def post_notice(settings: Settings, notice: alerts.Notice) -> str:
+    """POST a notice of refused or held drafts to ``notify.webhook`` (state ``NOTICE``, the same payload keys as a
+    failure); returns where it went. Never raises: a webhook that fails is logged, and the email route used."""
+    payload = {
+        "practice": settings.practice.name,
+        "slug": settings.slug,
+        "state": "NOTICE",
+        "reason": "; ".join(notice.lines),
+        "text": f"{notice.subject}: " + "; ".join(notice.lines),
+    }
+    try:
+        requests.post(str(settings.notify.webhook), json=payload, timeout=10).raise_for_status()
+    except requests.RequestException as exc:
+        logger.error("could not notify %s: %s", settings.notify.webhook, exc)
+        return alerts.send(settings, notice)
+    return "notify.webhook"
+
+
 def notify_failure(flow: Flow[Any, Any], flow_run: FlowRun, state: State[Any]) -> None:
-    """POST what failed to the practice's webhook, if it configured one, unless the run belongs to a deployment
-    (the automation of :func:`watch_deployments` reports those); a hook never raises (it logs instead)."""
-    if flow_run.deployment_id is not None:
-        return
+    """Say in one line, as the run's last log line, why it failed; then tell the practice: POST to its webhook,
+    unless the run belongs to a deployment (the automation of :func:`watch_deployments` reports those); without a
+    webhook, email its staff address or write to the outbox (:mod:`carecast.alerts`), deployed runs included (no
+    automation exists then). A hook never raises (it logs instead)."""
+    reason = state.message or state.type.value
     parameters = flow_run.parameters
     config = parameters.get("practice") or parameters.get("config_path")
     try:
@@ -128,10 +159,27 @@ def notify_failure(flow: Flow[Any, Any], flow_run: FlowRun, state: State[Any]) -
     except ConfigError as exc:
         logger.error("cannot notify about %s: %s", flow_run.name, exc)
         return
-    if settings.notify.webhook is None:
-        return
     channels = parameters.get("channels") or list(settings.channels)
-    reason = state.message or state.type.value
+    where = _tell(settings, flow, flow_run, state, channels, reason)
+    run_logger = flow_run_logger(flow_run, flow)
+    run_logger.error(
+        "%s %s: %s%s", flow_run.name, state.type.value.lower(), reason.splitlines()[0] if reason else "", where
+    )
+
+
+def _tell(
+    settings: Settings, flow: Flow[Any, Any], flow_run: FlowRun, state: State[Any], channels: list[str], reason: str
+) -> str:
+    """Tell the practice about a failed run by the route it has; returns ``" (told: where)"`` or ``""``."""
+    text = (
+        f"CareCast, {settings.practice.name}: {flow.name} run {flow_run.name!r} ({', '.join(channels)}) "
+        f"{state.type.value.lower()}: {reason}"
+    )
+    if settings.notify.webhook is None:
+        notice = alerts.Notice(f"CareCast, {settings.practice.name}: {flow.name} run {state.type.value}", (text,))
+        return f" (told: {alerts.send(settings, notice)})"
+    if flow_run.deployment_id is not None:
+        return ""  # the server's automation posts it
     payload = {
         "practice": settings.practice.name,
         "slug": settings.slug,
@@ -142,10 +190,49 @@ def notify_failure(flow: Flow[Any, Any], flow_run: FlowRun, state: State[Any]) -
         "state": state.type.value,
         "channels": channels,
         "reason": reason,
-        "text": f"CareCast, {settings.practice.name}: {flow.name} run {flow_run.name!r} ({', '.join(channels)}) "
-        f"{state.type.value.lower()}: {reason}",
+        "text": text,
     }
     try:
         requests.post(str(settings.notify.webhook), json=payload, timeout=10).raise_for_status()
     except requests.RequestException as exc:
         logger.error("could not notify %s about %s: %s", settings.notify.webhook, flow_run.name, exc)
+        return ""
+    return " (told: notify.webhook)"
+
+
+@task(task_run_name="tell staff", cache_policy=NO_CACHE)
+def tell_staff(config_path: str, what: str, rows: list[dict[str, Any]]) -> None:
+    """Tell staff, once each, about drafts refused by the rules, with why: by
+    ``notify.webhook`` when set, else by email to the practice's address, or the outbox (:mod:`carecast.alerts`).
+    A failed run is told by :func:`flows.notify.notify_failure` (or the server's automation)."""
+    with open_practice(config_path) as practice:
+        settings, ledger = practice.settings, practice.ledger
+        latest = {(row["channel"], tuple(row.get("items", ()))): row for row in rows}  # a draft's last row
+        fresh = [
+            row
+            for row in alerts.untold(ledger, list(latest.values()))
+            # Holds fail the run and are told by the failure route; staff's own rejections are known to them.
+            if row["state"] == "rejected" and not row.get("decided")
+        ]
+        notice = alerts.notice_of(settings, what, fresh)
+        if notice is None:
+            return
+        where = post_notice(settings, notice) if settings.notify.webhook else alerts.send(settings, notice)
+        alerts.mark_told(ledger, fresh)
+    get_run_logger().warning("told staff (%s): %s", where, "; ".join(notice.lines))
+
+
+def said(body: Callable[P, R]) -> Callable[P, R]:
+    """Wrap a flow's body so that a CareCastError (a wrong config, a ledger that cannot be opened) ends the run
+    Failed with its reason in one line, logged once, instead of a traceback as the last thing staff read."""
+
+    @functools.wraps(body)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return body(*args, **kwargs)
+        except CareCastError as exc:
+            reason = " ".join(str(exc).split())
+            get_run_logger().error("%s", reason)
+            return Failed(message=reason)  # type: ignore[return-value]  # a flow may end in a state it returns
+
+    return wrapper

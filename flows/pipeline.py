@@ -39,7 +39,7 @@ from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
 from prefect.logging.handlers import APILogWorker
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-from prefect.states import Failed, State
+from prefect.states import Completed, Failed, State
 from pydantic import BaseModel, Field, create_model
 from rich.console import Console
 
@@ -51,7 +51,8 @@ from carecast.model import now_utc
 from carecast.practice import open_practice
 from flows import artifacts
 from flows import secrets as _secrets  # noqa: F401  registers {block: ...} credentials
-from flows.notify import notify_failure
+from flows.calendar import publish_calendar, refresh_calendar
+from flows.notify import notify_failure, said, tell_staff
 
 #: How long a run waits for staff on a channel without a schedule (any run publishes there).
 UNSCHEDULED_WAIT = timedelta(days=1)
@@ -266,7 +267,7 @@ def decide_drafts(config_path: str, decisions: dict[int, dict[str, str]]) -> lis
             except CareCastError as exc:
                 get_run_logger().error("draft %d: %s", draft_id, exc)
                 outcome = core.Outcome("", (), "failed", f"decision not applied: {exc}", f"draft {draft_id}")
-            rows.append(_row(outcome))
+            rows.append(_row(outcome) | {"decided": True})
     return rows
 
 
@@ -274,6 +275,7 @@ def decide_drafts(config_path: str, decisions: dict[int, dict[str, str]]) -> lis
 def report(config_path: str, rows: list[Row], channels: list[str], started: datetime | None = None) -> None:
     with open_practice(config_path) as practice:
         artifacts.run_report(practice.settings, practice.ledger, rows, channels, started)
+        publish_calendar(practice.settings, practice.ledger)
 
 
 class Decision(BaseModel):
@@ -351,6 +353,13 @@ def _ask(config_path: str, names: list[str]) -> dict[int, dict[str, str]]:
     return decided
 
 
+def not_going_out(rows: list[Row]) -> list[Row]:
+    """The drafts the rules refused or the PHI check holds at the end of a run (a draft's last row counts: one held,
+    then released in the form and published, is not); staff's own rejections are not among them."""
+    latest = {(row["channel"], tuple(row.get("items", ()))): row for row in rows}
+    return [row for row in latest.values() if row["state"] in ("rejected", "held") and not row.get("decided")]
+
+
 def _finish(rows: list[Row], summary: str, result: dict[str, Any]) -> State[Any] | dict[str, Any]:
     """Name the flow run; return ``result``, or a Failed state (which notifies) naming each channel and reason when
     something failed for good or a sender stopped mid-send. A transient failure ("retry") is not a failure of the
@@ -366,7 +375,12 @@ def _finish(rows: list[Row], summary: str, result: dict[str, Any]) -> State[Any]
     stopped = _stopped(rows)
     held = _held(rows)
     if not failed and not stopped and not held:
-        return result
+        # Refused drafts do not fail the run, but its state says why, where staff look first.
+        told = not_going_out(rows)
+        if not told:
+            return result
+        reasons = "; ".join(f"{row['channel']}: {row['title']}: {row['state']}: {row['detail']}" for row in told)
+        return Completed(message=f"{len(told)} not going out: {reasons}", data=result)
     reasons = "; ".join([*(f"{row['channel'] or row['title']}: {row['detail']}" for row in failed), *stopped])
     # "0 not sent" would read as all sent when a stop left the rest for the next run.
     said = reasons and (f"{len(failed)} not sent: {reasons}" if failed else reasons)
@@ -410,6 +424,7 @@ HOOKS: dict[str, Any] = {"on_failure": [notify_failure], "on_crashed": [notify_f
 
 
 @flow(name="ingest", flow_run_name="ingest", log_prints=True, **HOOKS)
+@said
 def ingest(
     practice: str = str(DEFAULT_CONFIG),
     channels: list[str] | None = None,
@@ -439,6 +454,8 @@ def ingest(
             if not dry_run:
                 rows += expire_channel(practice, name)
                 rows += retry_channel(practice, name, items, retries_only=True)
+        if not dry_run:
+            refresh_calendar(practice)
         new = sum(len(report["new"]) for report in reports)
         failed = [report for report in reports if report["error"]]
         # A feed that is down stays down for hours: its error is in the run's name and log, not a failed run that
@@ -448,10 +465,13 @@ def ingest(
         summary = f"ingest: {new} new item(s), {_counted(rows, 'no new drafts')}" + (
             f", {len(failed)} source(s) failed" if failed else ""
         )
+        if not dry_run:
+            tell_staff(practice, "ingest", rows)
         return _finish(rows, summary, {"sources": reports, "outcomes": rows})  # type: ignore[return-value]
 
 
 @flow(name="publish", flow_run_name="publish", log_prints=True, persist_result=True, **HOOKS)
+@said
 def publish(
     practice: str = str(DEFAULT_CONFIG),
     channels: list[str] | None = None,
@@ -489,10 +509,14 @@ def publish(
                 break
             rows += publish_channel(practice, name, items)
         report(practice, rows, names, started)
+        tell_staff(practice, f"publish {', '.join(names)}", rows)
         sent = sum(row["state"] == "published" for row in rows)
         cut = sum(row["state"] == "retry" and STOPPED in row["detail"] for row in rows)
-        summary = f"publish {', '.join(names)}: {sent} post{'' if sent == 1 else 's'}" + (
-            f", {cut} stopped part-way" if cut else ""
+        refused = len(not_going_out(rows))
+        summary = (
+            f"publish {', '.join(names)}: {sent} post{'' if sent == 1 else 's'}"
+            + (f", {refused} refused or held (see why)" if refused else "")
+            + (f", {cut} stopped part-way" if cut else "")
         )
         return _finish(rows, summary, {"outcomes": rows})  # type: ignore[return-value]
 
@@ -516,6 +540,8 @@ def pipeline(
             if SHUTDOWN.is_set():
                 break
             outcomes.extend(run_channel(config_path, name, dry_run))
+        if not dry_run:
+            tell_staff(config_path, "run", outcomes)
     result = {"sources": reports, "outcomes": outcomes}
     failed = [report for report in reports if report["error"]]
     failed_rows = [row for row in outcomes if row["state"] in ("failed", "unknown")]

@@ -103,8 +103,11 @@ def _merge(data: dict, changes: dict) -> None:
 
 
 def all_channels_config(project: Path, changes: dict | None = None) -> Path:
-    """``write_config`` with every channel the sample config holds commented out enabled, then ``changes`` applied."""
+    """``write_config`` with every channel the sample config holds commented out enabled and LinkedIn approved
+    automatically, then ``changes`` applied."""
     sample = commented_channels()
+    # LinkedIn is enabled in the sample, under review (so a newcomer sees the review form); here it publishes too.
+    _merge(sample, {"channels": {"linkedin": {"approval": "auto"}}})
     _merge(sample, changes or {})
     return write_config(project, sample)
 

@@ -188,7 +188,7 @@ def start_carecast_serve(config: Path, server: PrefectServer) -> Iterator[subpro
     ones are registered (and so the practice's failure automation, registered first), whatever other practices the
     server holds.
 
-    Raises NotReached when ``carecast serve`` exits or its deployments are not all there within 60 s.
+    Raises NotReached when ``carecast serve`` exits or its deployments are not all there within 120 s.
     """
     from flows.deployments import practice_tag  # Prefect loads slowly: only for callers that serve
 
@@ -203,8 +203,8 @@ def start_carecast_serve(config: Path, server: PrefectServer) -> Iterator[subpro
         )
         try:
             settings = load_settings(config)
-            # ingest, resolve, metrics, report
-            expected = 4 + sum(channel.enabled for channel in settings.channels.values())
+            # ingest, resolve, review, metrics, report
+            expected = 5 + sum(channel.enabled for channel in settings.channels.values())
             tagged = {"deployments": {"tags": {"all_": [practice_tag(settings)]}}}
             api = server.api
             wait_for("the deployments", lambda: len(api("POST", "/deployments/filter", tagged)) >= expected, 240, serve)

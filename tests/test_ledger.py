@@ -313,6 +313,7 @@ def test_a_ledger_made_before_migrations_is_upgraded_in_place(tmp_path: Path, ma
         for index in ("ix_publications_when", "ix_items_patient", "ix_deliveries_unknown", "ix_drafts_due"):
             connection.exec_driver_sql(f"DROP INDEX {index}")
         connection.exec_driver_sql("ALTER TABLE drafts DROP COLUMN publication_id")  # and before it
+        connection.exec_driver_sql("ALTER TABLE items DROP COLUMN document")  # and before item documents
         if made_before != "lookup_indexes":  # and before entry fingerprints
             connection.exec_driver_sql("DROP INDEX ix_items_entry_fingerprint")
             connection.exec_driver_sql("ALTER TABLE items DROP COLUMN entry_fingerprint")

@@ -155,8 +155,9 @@ def live_settings(tmp_path: Path, providers: Providers) -> Settings:
             "credentials": {name: {"env": f"X_{name.upper()}"} for name in X_SECRETS.client_kwargs()},
             "api_base": providers.x.url,
             "image_allow_private": ["127.0.0.0/8"],  # the practice's site stands on this machine
-            # The three newest blog posts are all threads; an observance (they come and go with the date) could
-            # otherwise push them out.
+            # The three newest blog posts are all threads (teasers by default); an observance (they come and go
+            # with the date) could otherwise push them out.
+            "too_long": "thread",
             "sources": ["blog"],
         },
         "mastodon": {

@@ -180,7 +180,8 @@ def test_publish_paces_every_provider_request_by_the_senders_limit(
         news = config_dir / "practices" / "north" / "news"
         news.mkdir(parents=True)
         (news / "open-house.md").write_text(
-            "---\ntitle: Open house\ndate: 2026-11-02 08:00\nkind: post\n---\nCome and meet the team on Saturday.\n"
+            "---\ntitle: Open house\ndate: 2026-11-02 08:00\nkind: recognition\n---\n"
+            "Come and meet the team on Saturday.\n"
         )
         data["sources"]["stories"] = {"type": "markdown", "path": "practices/north/news"}
         data["audience"] = "audience"

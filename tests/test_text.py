@@ -190,17 +190,16 @@ def test_add_utm_leaves_other_links_alone(url: str) -> None:
     assert add_utm(url, "sms", "sms", "c", HOST) == url
 
 
-def test_add_utm_keeps_existing_values_params_and_fragment() -> None:
-    url = "https://www.oakviewpt.com/a?q=back%20pain&utm_campaign=Spring_Promo&b=#top"
+def test_add_utm_replaces_the_links_own_values_and_keeps_params_and_fragment() -> None:
+    url = "https://www.oakviewpt.com/a?q=back%20pain&utm_campaign=Spring_Promo&utm_source=hubspot&b=#top"
     assert add_utm(url, "newsletter", "email", "oakview_blog", HOST) == (
-        "https://www.oakviewpt.com/a?q=back%20pain&utm_campaign=Spring_Promo&b="
-        "&utm_source=newsletter&utm_medium=email#top"
+        "https://www.oakviewpt.com/a?q=back%20pain&b=&utm_source=newsletter&utm_medium=email&utm_campaign=oakview_blog#top"
     )
 
 
-def test_add_utm_all_present_is_unchanged() -> None:
-    url = "https://www.oakviewpt.com/?utm_source=a&utm_medium=b&utm_campaign=c"
-    assert add_utm(url, "x", "y", "z", HOST) == url
+def test_add_utm_never_doubles_a_tag() -> None:
+    url = "https://www.oakviewpt.com/?UTM_SOURCE=a&utm_medium=b&utm_campaign=c"
+    assert add_utm(url, "x", "y", "z", HOST) == "https://www.oakviewpt.com/?utm_source=x&utm_medium=y&utm_campaign=z"
 
 
 # -- shortening and splitting ----------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from carecast.document import Document
 from carecast.errors import LedgerError
 from carecast.html import normalise_link
 from carecast.ledger.schema import FeedValidatorRow, ItemRow, PublicationItemRow, SkippedItemRow
@@ -124,7 +125,7 @@ class ContentLedger(LedgerStore):
         missing = [item_id for item_id in ids if item_id not in rows]
         if missing:
             raise LedgerError(f"unknown items: {', '.join(missing)}")
-        return [ContentItem.from_json(rows[item_id].data) for item_id in ids]
+        return [_item(rows[item_id]) for item_id in ids]
 
     def unpublished(
         self, channel: str, account: str, sources: Sequence[str] | None, since: datetime
@@ -146,7 +147,7 @@ class ContentLedger(LedgerStore):
             query = query.where(ItemRow.source.in_(sources))
         with self._session() as session:
             rows = session.scalars(query.order_by(ItemRow.published.desc(), ItemRow.id)).all()
-        return [ContentItem.from_json(row.data) for row in rows]
+        return [_item(row) for row in rows]
 
     def skip_items(self, channel: str, account: str, item_ids: Iterable[str], reason: str) -> None:
         """Pass these items over for good on ``channel`` and ``account``: they are no longer candidates."""
@@ -204,7 +205,17 @@ def _row(item: ContentItem, fingerprint: str | None, now: datetime) -> dict[str,
         "edited_at": None,
         "data": item.to_json(),
         "entry_fingerprint": fingerprint,
+        "document": _document(item),
     }
+
+
+def _document(item: ContentItem) -> list[Any] | None:
+    return item.document.to_json() if item.document is not None else None
+
+
+def _item(row: ItemRow) -> ContentItem:
+    item = ContentItem.from_json(row.data)
+    return replace(item, document=Document.from_json(row.document)) if row.document is not None else item
 
 
 def _change(stored: _Stored, item: ContentItem, fingerprint: str | None, now: datetime) -> dict[str, Any]:
@@ -215,6 +226,7 @@ def _change(stored: _Stored, item: ContentItem, fingerprint: str | None, now: da
     if stored.content_hash != item.content_hash:
         # published orders candidates and bounds max_age_days
         change.update(content_hash=item.content_hash, published=item.published, data=item.to_json(), edited_at=now)
+        change["document"] = _document(item)
     return change
 
 

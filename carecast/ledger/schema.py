@@ -70,6 +70,8 @@ class ItemRow(Base):
     #: A hash of the raw feed entry the item was read from (RSS): an entry still the same on the next poll is
     #: passed over before it is cleaned or sanitised. None for other sources and for items stored before it.
     entry_fingerprint: Mapped[str | None] = mapped_column(String(64), index=True)
+    #: The item's body as a document (carecast.document), read once at ingest. None for items stored before it.
+    document: Mapped[list[Any] | None] = mapped_column(JSON)
 
 
 class FeedValidatorRow(Base):

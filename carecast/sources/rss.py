@@ -34,7 +34,7 @@ from html import escape
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NamedTuple
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit
 from xml.parsers import expat
 
 import feedparser
@@ -50,7 +50,9 @@ from carecast.html import (
     declared_size,
     normalise_link,
     one_line,
+    without_utm,
 )
+from carecast.language import item_language, primary
 from carecast.model import ContentItem, content_hash, now_utc
 from carecast.sources.result import KnownEntries, SourceResult, Validators
 
@@ -62,7 +64,7 @@ _URL = re.compile(r"https?://\S+")
 _HARMLESS = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
 #: Part of every entry fingerprint: changed when reading an entry gives another item than before (cleaning rules),
 #: so the entries stored already are read again once.
-READER_VERSION = 1
+READER_VERSION = 2  # 2: items keep a document of their body and their language
 
 
 def read_rss(
@@ -218,7 +220,7 @@ def _read_entries(
             unchanged += 1  # as it was when stored: not parsed, cleaned, sanitised or written again
             continue
         try:
-            item = _item(name, entry.raw, feed_date, feed_link, strip)
+            item = _item(name, entry.raw, feed_date, feed_link, strip, feed.get("language"))
         except Exception as exc:  # one odd entry must not cost the others
             warnings.append(f"entry {entry.number} skipped: {type(exc).__name__}: {exc}")
             continue
@@ -311,23 +313,13 @@ class _Fingerprints:
         return hashlib.sha256(self._context + raw).hexdigest()[:32]
 
 
-def without_utm(url: str) -> str:
-    """``url`` without ``utm_*`` parameters: a feed's own tracking, which must not pass for a channel's."""
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(query=_without_utm(parts.query))) if "utm_" in parts.query.lower() else url
-
-
-def _without_utm(query: str) -> str:
-    pairs = parse_qsl(query, keep_blank_values=True)
-    return urlencode([(key, value) for key, value in pairs if not key.lower().startswith("utm_")])
-
-
 def _item(
     source: str,
     entry: Mapping[str, Any],
     feed_date: datetime,
     feed_link: str | None,
     strip: Sequence[re.Pattern[str]] = (),
+    feed_language: str | None = None,
 ) -> ContentItem:
     # FeedBurner wraps each link in a feedproxy redirect (dead since Google shut it); its origLink is the post.
     link = absolute_http_url(entry.get("feedburner_origlink") or entry.get("link") or "", feed_link)
@@ -353,6 +345,8 @@ def _item(
         url=without_utm(link) if link else None,
         summary_html=body.html,
         summary_text=body.text,
+        document=body.document,
+        language=item_language(_entry_language(entry, feed_language), f"{feed_title}. {body.text}", feed_language),
         published=published,
         content_hash=content_hash(title, body.html, link or ""),
         image_url=image.url if image else None,
@@ -381,6 +375,13 @@ def _title(entry: Mapping[str, Any]) -> str:
     title = entry.get("title") or ""
     kind = (entry.get("title_detail") or {}).get("type") or ""
     return one_line(title) if "html" in kind else " ".join(title.split())
+
+
+def _entry_language(entry: Mapping[str, Any], feed_language: str | None) -> str | None:
+    """What the entry itself declares (``dc:language``, ``xml:lang`` on it or its content), not what it inherits."""
+    declared = [entry.get("language"), *(detail.get("language") for detail in entry.get("content", []))]
+    declared.append((entry.get("summary_detail") or {}).get("language"))
+    return next((code for code in declared if code and primary(code) != primary(feed_language)), None)
 
 
 def _entry_html(entry: Mapping[str, Any]) -> str:

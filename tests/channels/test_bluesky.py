@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from carecast.errors import ConfigError, CredentialError, PublishError, RenderError
+from carecast.errors import ConfigError, CredentialError, PublishError
 from carecast.ledger import Ledger, part_address
 from carecast.model import Draft
 from carecast.practice import load_settings
@@ -119,12 +119,22 @@ def test_a_short_item_is_one_post_with_a_link_card(tmp_path: Path) -> None:
 
 def test_a_long_item_is_a_numbered_thread_within_300_graphemes_each(tmp_path: Path) -> None:
     summary = " ".join(["Thank you for trusting us with your recovery."] * 12)
-    draft = channel(tmp_path).render([make_item(summary=summary)])
+    draft = channel(tmp_path, too_long="thread").render([make_item(summary=summary)])
     total = len(draft.parts)
     assert total == 3 and all(part.startswith(f"{n}/{total} ") for n, part in enumerate(draft.parts, start=1))
     assert all(bluesky_length(part) <= 300 for part in draft.parts)
-    with pytest.raises(RenderError, match="more than 2 posts"):
-        channel(tmp_path / "short", max_thread_parts=2).render([make_item(summary=summary)])
+    # A thread longer than max_thread_parts is a teaser: title, whole opening sentences, the link; never refused.
+    [teaser] = (
+        channel(tmp_path / "short", too_long="thread", max_thread_parts=2).render([make_item(summary=summary)]).parts
+    )
+    assert bluesky_length(teaser) <= 300
+    assert teaser.split("\n\n")[1].endswith("recovery.") and "utm_source=bluesky" in teaser
+
+
+def test_a_long_item_is_a_teaser_by_default(tmp_path: Path) -> None:
+    summary = " ".join(["Thank you for trusting us with your recovery."] * 12)
+    [post] = channel(tmp_path).render([make_item(summary=summary)]).parts
+    assert bluesky_length(post) <= 300 and post.startswith("Five stretches for desk workers\n\nThank you")
 
 
 @pytest.mark.parametrize(

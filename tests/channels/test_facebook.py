@@ -49,7 +49,8 @@ def test_a_post_is_short_and_its_link_goes_beside_the_message(tmp_path: Path) ->
 def test_a_long_summary_is_shortened_to_max_characters(tmp_path: Path) -> None:
     summary = " ".join(["Thank you for trusting us with your recovery."] * 30)
     [message] = channel(tmp_path, max_characters=300).render([make_item(summary=summary)]).parts
-    assert 250 < len(message) <= 300 and "\u2026" in message
+    # Cut after its last whole sentence that fits, never mid-phrase.
+    assert 250 < len(message) <= 300 and "recovery.\n\n" in message and "\u2026" not in message
 
 
 def test_the_outbox_holds_the_exact_feed_request(tmp_path: Path) -> None:

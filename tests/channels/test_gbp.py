@@ -142,6 +142,26 @@ def test_a_phone_number_is_taken_out_with_the_reason_or_refused(tmp_path: Path) 
     assert "removed 1 phone number(s)" in pipeline.describe_measures(draft)  # the preview staff approve from
 
 
+@pytest.mark.parametrize(
+    ("summary", "expected"),
+    [
+        (
+            "Want a look at your setup? Call us at (312) 555-0142 or email the front desk.",
+            "Want a look at your setup? Email the front desk.",
+        ),
+        ("Call the front desk at 312-555-0142 or email us today.", "Email us today."),
+        ("Para una cita, llame al 312-555-0142. Le esperamos.", "Para una cita. Le esperamos."),
+        (
+            "Wall slide: 3 sets, 10\u201312 reps, rest 45 s. Questions? Phone: 312-555-0142.",
+            "Wall slide: 3 sets, 10\u201312 reps, rest 45 s. Questions?",
+        ),
+    ],
+)
+def test_a_phone_number_goes_with_the_words_that_introduce_it(tmp_path: Path, summary: str, expected: str) -> None:
+    draft = channel(tmp_path).render([make_item(summary=summary)])
+    assert draft.parts[0].endswith(f"\n\n{expected}")
+
+
 def test_a_text_edited_to_hold_a_phone_number_is_refused(tmp_path: Path) -> None:
     gbp = channel(tmp_path)
     draft = gbp.render([make_item()])

@@ -64,7 +64,7 @@ def test_a_caption_names_the_page_instead_of_pasting_the_url(tmp_path: Path) -> 
 def test_a_long_caption_is_shortened_to_2200_characters(tmp_path: Path) -> None:
     summary = " ".join(["Thank you for trusting us with your recovery."] * 80)
     [caption] = channel(tmp_path).render([with_image(summary=summary)]).parts
-    assert 2100 < len(caption) <= 2200 and "\u2026" in caption
+    assert 2100 < len(caption) <= 2200 and "recovery.\n\n" in caption  # after its last whole sentence that fits
 
 
 @pytest.mark.parametrize(

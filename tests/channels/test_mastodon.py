@@ -66,7 +66,7 @@ def test_long_item_is_shortened_to_500_counting_the_link_as_23(tmp_path: Path) -
     summary = " ".join(["Thank you for trusting us with your recovery."] * 20)
     [status] = channel(tmp_path).render([make_item(summary=summary, url=LONG_URL)]).parts
     assert 480 < mastodon_length(status) <= 500 < len(status)
-    assert "\u2026" in status and "utm_source=mastodon" in status
+    assert "recovery.\n\nhttps://" in status and "utm_source=mastodon" in status  # whole sentences, then the link
     # The summary is shortened, not the hashtags dropped: they fit beside the shortened text.
     assert status.endswith("#PhysicalTherapy #OakviewPT")
 

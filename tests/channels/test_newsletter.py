@@ -362,15 +362,18 @@ def test_a_draft_without_unsubscribe_link_is_not_sent(channel: NewsletterChannel
 # -- composing ---------------------------------------------------------------------------------------------------
 
 
-def test_a_subject_over_the_limit_is_refused(settings: Settings, items: list[ContentItem]) -> None:
+def test_a_long_lead_title_is_cut_to_the_subjects_limit_at_a_phrase(settings: Settings) -> None:
     long_title = make_item("post-long", title="Everything you wanted to know about shoulder mobility " * 2)
-    # The template cuts a long lead title on a word, so the subject fits the channel's 78 ...
+    # A title without a phrase to end on is cut on a word, so the subject fits the channel's 78 ...
     subject = channel_with(settings).render([long_title]).subject
     assert subject is not None and len(subject) <= 78 and subject.endswith("…")
-    # ... and a practice that asks for shorter subjects gets a refusal with the reason.
-    with pytest.raises(RenderError, match=r"subject has \d+ of 40 characters") as caught:
-        channel_with(settings, max_subject_length=40).render([long_title])
-    assert caught.value.item_ids == ["post-long"]
+    # ... or the practice's lower limit; a title with phrases ends at one, never mid-phrase, "and 1 more" kept.
+    subject = channel_with(settings, max_subject_length=40).render([long_title]).subject
+    assert subject is not None and len(subject) <= 40 and subject.endswith("…")
+    phrased = make_item("post-phrased", title="Shoulder Impingement: A Four-Week Home Program for Lifters")
+    older = make_item("post-older", published=datetime(2026, 3, 1, tzinfo=UTC))
+    subject = channel_with(settings).render([phrased, older]).subject
+    assert subject == "Oakview PT: Shoulder Impingement and 1 more"
 
 
 def test_item_html_is_neither_double_escaped_nor_unsafe(channel: NewsletterChannel) -> None:

@@ -7,12 +7,15 @@ install, except in CI (``CI=true``), where ``.ci/run`` installs both and a missi
 
 from __future__ import annotations
 
+import base64
+import io
 import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
+import PIL.Image
 import pytest
 
 from carecast.practice import load_settings
@@ -76,3 +79,14 @@ def test_the_sample_newsletter_scores_low_with_spamassassin(tmp_path: Path) -> N
     assert float(status.group(1)) <= SPAM_SCORE_LIMIT, report[report.find("Content analysis details") :]
     # MJML's white preheader text alone cost 0.7 (HTML_FONT_LOW_CONTRAST).
     assert "HTML_FONT_LOW_CONTRAST" not in report
+
+
+def test_the_preview_is_the_email_on_a_phone_never_its_markup(sample_html: str) -> None:
+    from flows.artifacts import email_preview
+
+    require("chromium", "chromium")
+    [line] = email_preview(sample_html, "text part")
+    assert line.startswith("![The email on a phone, 375 px wide](data:image/jpeg;base64,")
+    picture = PIL.Image.open(io.BytesIO(base64.b64decode(line.rsplit(",", 1)[1].rstrip(")"))))
+    assert picture.width == 375 and 1000 < picture.height < 4000  # cropped to the email, not the frame
+    assert "<" not in line

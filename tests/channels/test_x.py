@@ -57,7 +57,7 @@ def test_hashtags_can_be_turned_off(tmp_path: Path) -> None:
 
 
 def test_long_item_becomes_a_numbered_thread(tmp_path: Path) -> None:
-    draft = channel(tmp_path).render([make_item(summary=LONG)])
+    draft = channel(tmp_path, too_long="thread").render([make_item(summary=LONG)])
     parts = draft.parts
     assert 2 <= len(parts) <= 4
     assert all(x_measure(part).weighted_length <= 280 for part in parts)
@@ -70,16 +70,30 @@ def test_long_item_becomes_a_numbered_thread(tmp_path: Path) -> None:
     assert all(m["weighted_length"] <= 280 for m in draft.measures["parts"])
 
 
-def test_thread_longer_than_allowed_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(RenderError, match="more than 2 posts") as caught:
-        channel(tmp_path, max_thread_parts=2).render([make_item("blog-desk-stretches", summary=LONG)])
-    assert caught.value.item_ids == ["blog-desk-stretches"]
+def test_a_thread_longer_than_allowed_becomes_a_teaser(tmp_path: Path) -> None:
+    draft = channel(tmp_path, too_long="thread", max_thread_parts=2).render([make_item(summary=LONG)])
+    [post] = draft.parts
+    assert x_measure(post).weighted_length <= 280
+    assert post.startswith(f"Five stretches for desk workers\n\n{SENTENCE[:-1]} number 0.")
+    assert "utm_source=twitter" in post and "\u2026" not in post  # whole sentences, then the link
+
+
+def test_a_long_item_is_a_teaser_by_default(tmp_path: Path) -> None:
+    """Title, the opening sentences of the post's own paragraphs (never a heading or a list), the link."""
+    html = f"<h2>Why it matters</h2><p>{LONG}</p><ul><li>One</li><li>Two</li></ul>"
+    item = make_item(summary=LONG, summary_html=html, summary_text=f"Why it matters\n\n{LONG}\n\n* One\n* Two")
+    [post] = channel(tmp_path).render([item]).parts
+    title, body, link, *_ = post.split("\n\n")
+    assert title == "Five stretches for desk workers" and body.startswith(f"{SENTENCE[:-1]} number 0.")
+    assert body.endswith(".") and "Why it matters" not in body
+    assert link.startswith("https://www.oakviewpt.com/blog/desk-stretches?utm_source=twitter")
+    assert x_measure(post).weighted_length <= 280
 
 
 def test_shorten_mode_cuts_the_summary_and_keeps_the_link(tmp_path: Path) -> None:
     [post] = channel(tmp_path, too_long="shorten").render([make_item(summary=LONG)]).parts
     assert x_measure(post).weighted_length <= 280
-    assert "\u2026" in post
+    assert ".\n\nhttps://" in post  # cut after a whole sentence
     assert "utm_source=twitter" in post
     assert post.startswith("Five stretches for desk workers\n\nThank you")
 
@@ -176,7 +190,8 @@ NUMBERED = (
 
 
 def test_a_thread_never_splits_a_list_item_from_its_number(tmp_path: Path) -> None:
-    parts = channel(tmp_path).render([make_item(summary=NUMBERED, title="Desk ergonomics: five small changes")]).parts
+    x = channel(tmp_path, too_long="thread")
+    parts = x.render([make_item(summary=NUMBERED, title="Desk ergonomics: five small changes")]).parts
     assert len(parts) >= 2
     for part in parts:
         body = part.split(" ", 1)[1]

@@ -92,7 +92,7 @@ def write_practice(
     (own / "content" / "news.md").write_text(
         # The date says its zone: without one it is read in the practice's, where it may be tomorrow already.
         f"---\ntitle: Open house at clinic {number}\ndate: {now_utc() - timedelta(minutes=1):%Y-%m-%d %H:%M:%S}+00:00\n"
-        "kind: post\n---\n"
+        "kind: recognition\n---\n"
         "Come and meet the team on Saturday.\n"
     )
     (own / "audience").mkdir()

@@ -7,8 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from prefect.exceptions import FailedRun
 
-from carecast.errors import ConfigError
+from carecast.alerts import NOTIFICATIONS
+from carecast.practice import load_settings
 from tests.conftest import write_config
 from tests.flows.conftest import Webhook
 
@@ -20,7 +22,8 @@ def test_a_failed_publish_run_notifies_the_webhook(prefect_api: None, tmp_path: 
 
     url, received = webhook
     config = write_config(tmp_path, {"notify": {"webhook": url, "allow_private": True}})
-    with pytest.raises(ConfigError, match=r"channels\.fax"):
+    # The run ends Failed with the reason in one line (no traceback), which is what calling the flow raises.
+    with pytest.raises(FailedRun, match=r"channels\.fax: a configured channel \(newsletter, x, sms"):
         publish(practice=str(config), channels=["fax"])
     (payload,) = received
     assert payload["practice"] == "Oakview Physical Therapy"
@@ -29,13 +32,20 @@ def test_a_failed_publish_run_notifies_the_webhook(prefect_api: None, tmp_path: 
     assert "Oakview Physical Therapy" in payload["text"] and "fax" in payload["text"]
 
 
-def test_without_a_webhook_a_failure_is_only_logged(prefect_api: None, tmp_path: Path, webhook: Webhook) -> None:
+def test_without_a_webhook_a_failure_reaches_the_outbox_route(
+    prefect_api: None, tmp_path: Path, webhook: Webhook
+) -> None:
     from flows.pipeline import publish
 
     _, received = webhook
-    with pytest.raises(ConfigError, match=r"channels\.fax"):
-        publish(practice=str(write_config(tmp_path)), channels=["fax"])
+    config = write_config(tmp_path)
+    with pytest.raises(FailedRun, match=r"channels\.fax"):
+        publish(practice=str(config), channels=["fax"])
     assert received == []
+    settings = load_settings(config)
+    (notice,) = (settings.path(settings.outbox) / NOTIFICATIONS).glob("*.eml")
+    text = notice.read_text()
+    assert "To: hello@oakviewpt.com" in text and "publish run FAILED" in text and "channels.fax" in text
 
 
 def test_carecast_run_with_a_failed_source_notifies_and_exits_1(

@@ -1,0 +1,153 @@
+"""Measure how CareCast reads real pages: each page of a corpus wrapped as a feed item, read as a feed is, rendered.
+
+Used by ``tests/corpus/test_corpus.py``; ``python -m tests.corpus.measure`` prints the figures of every page.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from html import escape
+from pathlib import Path
+
+import lxml.html
+
+from carecast.config import RssSource, Settings
+from carecast.document import TextOptions, render_html, render_text
+from carecast.model import ContentItem
+from carecast.sources import read_source
+
+HERE = Path(__file__).parent
+READABILITY = HERE / "readability"
+_BLOCKS = ("p", "li", "h1", "h2", "h3", "h4", "h5", "h6", "td", "th", "blockquote", "pre", "figcaption", "dd", "dt")
+#: The full body as the newsletter's shows it: captions kept (in parentheses).
+FULL_BODY = TextOptions(captions="parentheses")
+#: A sentence shorter than this (in words) is a label, a date or a byline more than the article's words.
+MIN_WORDS = 4
+
+
+def pages(corpus: Path = READABILITY) -> list[Path]:
+    """The corpus's page folders, each with ``source.html`` and ``expected.html``."""
+    return sorted(path.parent for path in corpus.glob("*/source.html"))
+
+
+def feed_of(page: Path, link: str) -> str:
+    """An RSS feed whose one item carries the page's whole HTML as its ``content:encoded``."""
+    metadata = json.loads((page / "expected-metadata.json").read_text(encoding="utf-8"))
+    html = (page / "source.html").read_text(encoding="utf-8")
+    when = format_datetime(datetime(2026, 12, 1, 12, tzinfo=UTC))
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n'
+        '<rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/"><channel>'
+        f"<title>{escape(page.name)}</title><link>http://fakehost/</link><description>corpus</description>"
+        f"<item><title>{escape(metadata.get('title') or page.name)}</title><link>{escape(link)}</link>"
+        f"<guid>{escape(page.name)}</guid><pubDate>{when}</pubDate>"
+        f"<content:encoded>{escape(html)}</content:encoded></item></channel></rss>"
+    )
+
+
+def read_page(page: Path, folder: Path, settings: Settings) -> ContentItem:
+    """The page read as the one item of a feed (written in ``folder``) by CareCast's RSS source."""
+    link = "http://fakehost/test/page.html"  # the address Readability's tests give every page
+    feed = folder / f"{page.name}.xml"
+    feed.write_text(feed_of(page, link), encoding="utf-8")
+    config = RssSource.model_validate({"type": "rss", "url": str(feed), "allow_private": True})
+    result = read_source("corpus", config, settings)
+    (item,) = result.items
+    return item
+
+
+def expected_sentences(page: Path) -> list[str]:
+    """The sentences of the article as Readability extracted it (``expected.html``), of at least MIN_WORDS."""
+    root = lxml.html.fromstring((page / "expected.html").read_text(encoding="utf-8"))
+    sentences = []
+    for block in root.iter(*_BLOCKS):
+        if any(child.tag in _BLOCKS for child in block.iterdescendants()):
+            continue  # a container: its blocks are read one by one
+        text = " ".join(block.text_content().split())
+        for sentence in re.split(r"(?<=[.!?])\s+", text):
+            if len(sentence.split()) >= MIN_WORDS:
+                sentences.append(sentence)
+    return sentences
+
+
+def comparable(text: str) -> str:
+    """``text`` folded for comparison: letters and digits only, lowercased, compatibility-normalised."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return "".join(character for character in text if character.isalnum())
+
+
+@dataclass(frozen=True)
+class PageFigures:
+    """What one page gave: sentences of the article found, tables kept, pictures with a real URL."""
+
+    name: str
+    sentences: int
+    found: int
+    tables: int
+    tables_kept: int
+    pictures: int
+    real_pictures: int
+    missing: tuple[str, ...]
+
+    @property
+    def recall(self) -> float:
+        return self.found / self.sentences if self.sentences else 1.0
+
+
+def measure(page: Path, item: ContentItem) -> PageFigures:
+    """Compare the item's full-body renderings (text and HTML) with what Readability expects of the page."""
+    document = item.body
+    text = comparable(render_text(document, FULL_BODY))
+    html = render_html(document)
+    wanted = expected_sentences(page)
+    missing = tuple(sentence for sentence in wanted if comparable(sentence) not in text)
+    expected = lxml.html.fromstring((page / "expected.html").read_text(encoding="utf-8"))
+    data_tables = [table for table in expected.iter("table") if _is_data_table(table)]
+    kept = sum(1 for block in document.walk() if block.kind == "table")
+    pictures = [match for match in re.findall(r'<img src="([^"]*)"', html)]
+    real = [url for url in pictures if re.match(r"https?://[^/]+/", url) and not url.startswith("data:")]
+    return PageFigures(
+        name=page.name,
+        sentences=len(wanted),
+        found=len(wanted) - len(missing),
+        tables=len(data_tables),
+        tables_kept=min(kept, len(data_tables)),
+        pictures=len(pictures),
+        real_pictures=len(real),
+        missing=missing,
+    )
+
+
+def _is_data_table(table: lxml.html.HtmlElement) -> bool:
+    """A table of data (two columns or more, no table or paragraph inside), not one laying out the page."""
+    rows = [[cell for cell in row if cell.tag in {"td", "th"}] for row in table.iter("tr")]
+    nested = table.find(".//table") is not None or table.find(".//p") is not None
+    return not nested and len(rows) >= 2 and max(len(row) for row in rows) >= 2
+
+
+if __name__ == "__main__":
+    import sys
+    import tempfile
+
+    from carecast.config import read_yaml
+
+    config = Path("config")
+    settings = Settings.model_validate({**read_yaml(config / "carecast.yaml"), "channels": {}, "base_dir": config})
+    with tempfile.TemporaryDirectory() as folder:
+        total = found = 0
+        for page in pages():
+            figures = measure(page, read_page(page, Path(folder), settings))
+            total, found = total + figures.sentences, found + figures.found
+            print(
+                f"{figures.name:32} {figures.recall:6.1%} {figures.tables_kept}/{figures.tables} tables "
+                f"{figures.real_pictures}/{figures.pictures} pictures"
+            )
+            if "-v" in sys.argv:
+                for sentence in figures.missing[:5]:
+                    print("    missing:", sentence[:120])
+        print(f"all: {found}/{total} = {found / total:.1%}")

@@ -1,0 +1,136 @@
+"""The document model an item's body is read into at ingest, and its HTML and text renderings."""
+
+from __future__ import annotations
+
+from carecast.document import Document, TextOptions, excerpt_sentences, render_html, render_text
+from carecast.html import clean_body
+from carecast.language import detect, item_language
+from carecast.words import words
+
+BASE = "https://www.oakviewpt.com/blog/post/"
+
+
+def read(html: str) -> Document:
+    return clean_body(html, base_url=BASE).document
+
+
+def test_a_table_stays_a_table_in_html_and_reads_one_row_a_line_in_text() -> None:
+    document = read(
+        "<p>Do these twice a week.</p><table><thead><tr><th>Exercise</th><th>Sets</th><th>Reps</th><th>Rest</th>"
+        "</tr></thead><tbody><tr><td>Wall slide</td><td>3</td><td>10\u201312</td><td>45 s</td></tr>"
+        "<tr><td>Calf raise</td><td>2</td><td>15</td><td>30 s</td></tr></tbody></table>"
+    )
+    text = render_text(document)
+    assert "Wall slide: 3 sets, 10\u201312 reps, rest 45 s\nCalf raise: 2 sets, 15 reps, rest 30 s" in text
+    html = render_html(document)
+    assert html.count("<tr>") == 3 and "<th " in html and "<td " in html and "310" not in text
+
+
+def test_lazy_images_give_their_real_picture_and_placeholders_none() -> None:
+    document = read(
+        '<p>Intro.</p><img src="data:image/gif;base64,R0lGOD" data-src="/img/knee.jpg" alt="A knee">'
+        '<img src="/img/1x1.gif" data-lazy-src="/img/hip.jpg">'
+        '<img src="data:image/gif;base64,R0" data-srcset="/img/s-300.jpg 300w, /img/s-1200.jpg 1200w">'
+        '<img src="/img/spacer.gif" class="lazy"><noscript><img src="/img/back.jpg" alt="A back"></noscript>'
+        '<img src="data:image/png;base64,iVBOR">'
+    )
+    urls = [picture.url for picture in document.pictures()]
+    assert urls == [
+        "https://www.oakviewpt.com/img/knee.jpg",
+        "https://www.oakviewpt.com/img/hip.jpg",
+        "https://www.oakviewpt.com/img/s-1200.jpg",
+        "https://www.oakviewpt.com/img/back.jpg",
+    ]
+    assert document.pictures()[0].alt == "A knee"
+    assert "data:" not in render_html(document)
+
+
+def test_an_embed_is_a_link_with_its_thumbnail_and_a_caption_never_runs_into_the_text() -> None:
+    document = read(
+        "<p>Before.</p><figure><iframe src='https://www.youtube.com/embed/abcDEF12345'></iframe>"
+        "<figcaption>The wall calf stretch, done right.</figcaption></figure><p>The good news is simple.</p>"
+        "<figure><img src='/img/a.jpg'><figcaption>Standing tall.</figcaption></figure>"
+        "<figure><figcaption>A caption whose picture is gone.</figcaption></figure>"
+    )
+    [embed] = [block for block in document.blocks if block.kind == "embed"]
+    assert embed.url == "https://www.youtube.com/watch?v=abcDEF12345"
+    assert embed.picture and embed.picture.url == "https://img.youtube.com/vi/abcDEF12345/hqdefault.jpg"
+    html = render_html(document)
+    assert 'href="https://www.youtube.com/watch?v=abcDEF12345"' in html and "▶" in html
+    assert "A caption whose picture is gone" not in html
+    assert render_text(document, TextOptions(captions="drop")) == (
+        "Before.\n\nhttps://www.youtube.com/watch?v=abcDEF12345\n\nThe good news is simple."
+    )
+    assert "(Standing tall.)" in render_text(document, TextOptions(captions="parentheses"))
+    assert excerpt_sentences(document) == "Before.\nThe good news is simple."
+
+
+def test_lists_keep_their_numbers_nesting_and_lines_headings_stand_apart_footnotes_go() -> None:
+    document = read(
+        "<h3>Before you arrive</h3><p>Wear loose clothes and rest in bed<sup><a href='#fn1'>1</a></sup>.</p>"
+        "<ol start='3'><li>Bring your insurance card<ul><li>front</li><li>back</li></ul></li><li>Arrive early</li></ol>"
+        "<div class='footnotes'><ol><li id='fn1'>Smith J. 2011;41(3):120-8.</li></ol></div>"
+    )
+    text = render_text(document)
+    assert text.startswith("Before you arrive\n\nWear loose clothes and rest in bed.\n\n")
+    assert "3. Bring your insurance card\n  * front\n  * back\n4. Arrive early" in text
+    assert "2011" not in text and "bed1" not in text
+    assert "<sup>1</sup>" in render_html(document)
+
+
+def test_a_styled_button_stays_a_button_with_its_link() -> None:
+    document = read(
+        '<p>Sore after your run?</p><div class="wp-block-button"><a class="wp-block-button__link" '
+        'href="/book">Book now →</a></div>'
+    )
+    [button] = [block for block in document.blocks if block.kind == "button"]
+    assert (button.caption, button.url) == ("Book now →", "https://www.oakviewpt.com/book")
+    assert "Book now →: https://www.oakviewpt.com/book" in render_text(document)
+    assert 'style="display: inline-block' in render_html(document)
+
+
+def test_platform_boilerplate_goes_by_structure_and_in_spanish_too() -> None:
+    document = read(
+        "<p>Stretch every morning. It helps.</p><p>Thanks for reading Oakview Notes! Subscribe for free.</p>"
+        "<p><a href='/s'>Subscribe now</a></p><p><a href='/share'>Share</a></p><p>Leave a comment</p>"
+        "<p>Suscríbete a nuestro boletín</p>"
+        "<h3>Related posts:</h3><ul><li><a href='/a'>Knee pain 101</a></li><li><a href='/b'>Hip mobility</a></li></ul>"
+        "<p><a href='https://facebook.com/x'>Facebook</a> · <a href='https://x.com/y'>X</a></p>"
+    )
+    assert render_text(document) == "Stretch every morning. It helps."
+
+
+def test_a_call_to_action_link_at_the_end_is_kept() -> None:
+    document = read("<p>Running hurts?</p><p><a href='/running'>Learn about our running clinic</a></p>")
+    assert render_text(document).endswith("Learn about our running clinic")
+
+
+def test_the_document_is_stored_as_json_and_read_back_the_same() -> None:
+    document = read(
+        "<h2>A</h2><p>One <strong>two</strong> <a href='/x'>three</a>.</p><ol><li>a<ul><li>b</li></ul></li></ol>"
+        "<table><tr><th>x</th><th>y</th></tr><tr><td>1</td><td>2</td></tr></table>"
+        "<figure><img src='/i.jpg' width='600' alt='i'><figcaption>c</figcaption></figure>"
+        "<blockquote><p>q</p></blockquote>"
+    )
+    assert Document.from_json(document.to_json()) == document
+
+
+def test_language_is_the_entrys_else_detected_else_the_feeds() -> None:
+    spanish = "Si le duele la rodilla al subir escaleras, llame a nuestra clínica para una evaluación gratuita."
+    assert detect(spanish) == "es"
+    assert detect("Wall slide") is None  # too short to tell
+    assert item_language(None, spanish, "en-US") == "es"
+    assert item_language("fr-CA", spanish, "en-US") == "fr"
+    assert item_language(None, "Hi!", "en-US") == "en"
+    assert words("es")["read_more"] == "Leer más" and words("de")["read_more"] == "Read more"
+
+
+def test_alt_text_is_decoded_and_one_picture_is_one_picture_in_any_size() -> None:
+    from carecast.html import same_picture
+
+    document = read(r'<img src="/img/run.jpg" alt="A runner \u{1F3C3}\u{200d}\u{2640}\u{fe0f} stretching">')
+    assert document.pictures()[0].alt == "A runner \U0001f3c3\u200d\u2640\ufe0f stretching"
+    top = "https://www.oakviewpt.com/wp-content/uploads/knee-scaled.jpg?resize=1200"
+    assert same_picture(top, "https://www.oakviewpt.com/wp-content/uploads/knee-1024x683.jpg")
+    assert same_picture(top, "https://www.oakviewpt.com/wp-content/uploads/knee@2x.jpg")
+    assert not same_picture(top, "https://www.oakviewpt.com/wp-content/uploads/hip.jpg")
