@@ -96,7 +96,10 @@ class PublishContext:
         """Call before each next recipient or part: once the process is asked to stop, the one in hand has been
         sent and recorded, and this raises PublishError (transient) leaving the rest for the next run."""
         if self.stopping.is_set():
-            raise PublishError(channel, f"{STOPPED}; the rest is left for the next run", transient=True)
+            # Said in the run's final state and alert: "0 posts" must not hide the texts that did go out.
+            accepted, _ = self.ledger.delivery_tally(self.publication_id)
+            done = f" after {len(accepted)} sent" if accepted else " before sending any"
+            raise PublishError(channel, f"{STOPPED}{done}; the rest is left for the next run", transient=True)
 
 
 @dataclass(frozen=True)

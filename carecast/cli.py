@@ -16,7 +16,6 @@ import logging
 import os
 import sys
 import threading
-import tomllib
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -39,6 +38,7 @@ from carecast.ledger import (
     part_address,
 )
 from carecast.model import Draft
+from carecast.project import earlier_prefect, refuse_missing_ledger, refuse_new_ledger, use_project_prefect
 from carecast.starter import QUESTIONS, StarterValues, write_starter
 
 # Each command imports the rest of what it needs (channel plugins, twitter-text, Jinja, Prefect) when it runs:
@@ -55,9 +55,6 @@ RESOLUTIONS: dict[Resolution, str] = {
     "resend": "the provider does not have it: the next run sends it, once",
     "drop": "never send it",
 }
-#: Prefect keeps its home in ``.carecast/prefect`` (prefect.toml); Prefect needs the parent folder to exist.
-STATE_DIR = Path(".carecast")
-PREFECT_TOML = "prefect.toml"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -163,6 +160,12 @@ def _parser() -> argparse.ArgumentParser:
         new.add_argument(f"--{option.replace('_', '-')}", dest=option, help=QUESTIONS[option])
     new.add_argument("--config-dir", type=Path, default=DEFAULT_CONFIG.parent, help="default: %(default)s")
     run.add_argument("--dry-run", action="store_true", help="render and preview everything, publish nothing")
+    for sub in (run, serve, deploy):
+        sub.add_argument(
+            "--new-ledger",
+            action="store_true",
+            help="create the ledger even though the project holds an outbox or Prefect state of an earlier one",
+        )
     run.add_argument("--channel", action="append", dest="channels", metavar="NAME", help="only this channel")
     status.add_argument("--json", action="store_true", help="print JSON instead of a table")
     status.add_argument("--limit", type=int, metavar="N", help="only the newest N publications")
@@ -264,6 +267,9 @@ def _check(args: argparse.Namespace) -> int:
             f"{file}: OK — {settings.practice.name} ({settings.slug}), "
             f"sources: {', '.join(settings.sources)}; channels: {', '.join(settings.channels)}"
         )
+        # Where this config's state really is, resolved against the project root: no guessing from the cwd.
+        print(f"  ledger: {_shown_url(settings.ledger_url())}")
+        print(f"  outbox: {settings.path(settings.outbox).resolve()}")
         _audiences(settings)
         if args.live and not _verify(settings):
             worst = max(worst, EXIT_FAILED)
@@ -284,7 +290,7 @@ def _audiences(settings: Settings) -> None:
 
 def _verify(settings: Settings) -> bool:
     """Prove each channel's account works, sending nothing; False when one does not."""
-    _use_project_prefect(settings.file)
+    use_project_prefect(settings.file)
     import flows.secrets  # noqa: F401  credentials named as Prefect Secret blocks are read through Prefect
     from carecast.pipeline import make_channel
 
@@ -319,11 +325,21 @@ class _LedgerSection(ChannelSettings):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
-def _open_ledger(config: Path) -> tuple[Settings, Ledger]:
+def _open_ledger(config: Path, *, create: bool = False) -> tuple[Settings, Ledger]:
     """The config's settings (channel sections as :class:`_LedgerSection`) and its ledger; raises ConfigError as
-    ``load_settings`` does for everything but a channel's own keys, LedgerError when the ledger cannot be opened."""
+    ``load_settings`` does for everything but a channel's own keys, and (unless ``create``) when the ledger does not
+    exist yet, rather than making an empty one that shows nothing; LedgerError when it cannot be opened."""
     settings = parse_settings(config, lambda kind: _LedgerSection)
+    if not create:
+        refuse_missing_ledger(settings.file, settings.ledger_url())
     return settings, open_ledger(settings)
+
+
+def _shown_url(url: str) -> str:
+    """A ledger URL as it may be printed: its password, if any, masked."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def _drafts(args: argparse.Namespace) -> int:
@@ -358,6 +374,16 @@ def _approve(args: argparse.Namespace) -> int:
 
 def _reject(args: argparse.Namespace) -> int:
     return _decide(args, "rejected", args.reason)
+
+
+@contextlib.contextmanager
+def _ledger_of(settings: Settings) -> Iterator[Ledger]:
+    """The ledger of ``settings``, closed after use; raises LedgerError when it cannot be opened."""
+    ledger = open_ledger(settings)
+    try:
+        yield ledger
+    finally:
+        ledger.close()
 
 
 @contextlib.contextmanager
@@ -424,7 +450,7 @@ def _audience_import(args: argparse.Namespace) -> int:
     if channel_type not in ADDRESS_COLUMN:
         raise ConfigError(args.file, [("", f"--type {' or '.join(sorted(ADDRESS_COLUMN))} (not in the file name)")])
     audience = read_audience(args.file, channel_type)
-    _, ledger = _open_ledger(args.config)
+    _, ledger = _open_ledger(args.config, create=True)  # subscribers may well come before the first run
     try:
         added, updated = ledger.save_subscribers(channel_type, audience.subscribers)
     finally:
@@ -453,6 +479,7 @@ def _measure(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     settings, ledger = _open_ledger(args.config)
+    shown = 0
     if args.channel is not None and args.channel not in settings.channels:
         ledger.close()
         _usage_error(f"--channel {args.channel}: not a configured channel; choose from {', '.join(settings.channels)}")
@@ -478,11 +505,15 @@ def _status(args: argparse.Namespace) -> int:
                 [r["id"], r["channel"], r["state"], r["when"][:16], ", ".join(r["item_ids"]), _where(r)] for r in page
             ]
             _table(headers, rows, header=number == 0)
+            shown += len(rows)
             left += [
                 [r["id"], r["channel"], d["part"] or d["recipient"], d["reason"]] for r in page for d in r["unknown"]
             ]
     finally:
         ledger.close()
+    if not shown:
+        filtered = any(value is not None for value in (args.channel, args.state, args.since, args.limit))
+        print(f"no publications{' match' if filtered else ''} in the ledger at {_shown_url(settings.ledger_url())}")
     if left:
         print(
             "\nUnknown: check with the provider, then carecast resolve ID [--recipient ADDR|--part N] "
@@ -559,7 +590,8 @@ def _where(record: dict[str, Any]) -> str:
 def _run(args: argparse.Namespace) -> int:
     # The run's own Prefect API, when it needs one, boots first: the slowest step, it goes on while the practice
     # is checked and Prefect loads (a wrong config ends the command, and the server with it).
-    _use_project_prefect(args.config)
+    use_project_prefect(args.config)
+    earlier = earlier_prefect(args.config)  # looked at before the run's own Prefect server makes its database
     api_ready = _prefect_api()
     from carecast.practice import load_settings
 
@@ -567,6 +599,8 @@ def _run(args: argparse.Namespace) -> int:
     for name in args.channels or ():
         if name not in settings.channels:
             _usage_error(f"--channel {name}: not a configured channel; choose from {', '.join(settings.channels)}")
+    if not args.new_ledger:
+        _refuse_new_ledger(settings, earlier)
     # Prefect loads slowly (and reads prefect.toml): only for the commands that run.
     from flows.pipeline import run_here
 
@@ -577,54 +611,37 @@ def _run(args: argparse.Namespace) -> int:
     result = state.result(raise_on_failure=False)
     if isinstance(result, BaseException):
         raise result
-    return _summarise(result, dry_run=args.dry_run)
+    code = _summarise(result, dry_run=args.dry_run)
+    return code if args.dry_run else max(code, _unsettled(settings, args.channels))
 
 
-def _use_project_prefect(config: Path) -> None:
-    """Give Prefect the settings of the config's project, whatever folder the command runs from.
-
-    Prefect reads ``prefect.toml`` from the working folder only; the project's is found by walking up from the
-    config file, and each of its settings is set as the environment variable Prefect reads (``[server]
-    analytics_enabled`` as ``PREFECT_SERVER_ANALYTICS_ENABLED``; ``home`` relative to the file), unless the
-    environment sets it already. Without a ``prefect.toml``, Prefect's home is the project's ``.carecast/prefect``
-    (never ~/.prefect). Must run before Prefect loads. Raises ConfigError when the prefect.toml found is not TOML.
-    """
-    folder = config.resolve().parent
-    found = next(
-        (candidate / PREFECT_TOML for candidate in (folder, *folder.parents) if (candidate / PREFECT_TOML).is_file()),
-        None,
+def _unsettled(settings: Settings, channels: list[str] | None) -> int:
+    """Name every publication (of ``channels``, when given) still ``unknown``, left by this run or an earlier one,
+    and what settles it; EXIT_FAILED when there is one, so a run never looks done while a send is in doubt."""
+    with _ledger_of(settings) as ledger:
+        # A fan-out's publication stays sent or failed while some of its recipients are unknown.
+        ids = sorted(ledger.unknown_deliveries())
+        records = [*ledger.stream_publications(state="unknown"), *(ledger.publications(ids=ids) if ids else [])]
+    doubtful = {record.id: record.channel for record in records if channels is None or record.channel in channels}
+    if not doubtful:
+        return 0
+    print(
+        f"\nStill unknown: {len(doubtful)} publication(s) whose send was cut off "
+        f"({', '.join(f'{number} {channel}' for number, channel in sorted(doubtful.items()))}). Check each with the "
+        "provider (carecast status lists them), then carecast resolve ID --sent|--resend|--drop."
     )
-    if found is None:
-        os.environ.setdefault("PREFECT_HOME", str(folder.parent / STATE_DIR / "prefect"))
-    else:
-        try:
-            table = tomllib.loads(found.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(found, [("", f"is not valid TOML: {exc}")]) from exc
-        for name, value in _environment_names(table, "PREFECT"):
-            if name == "PREFECT_HOME":
-                value = str(found.parent / value)
-            os.environ.setdefault(name, value)
-    Path(os.environ["PREFECT_HOME"]).parent.mkdir(parents=True, exist_ok=True)
+    return EXIT_FAILED
 
 
-def _environment_names(table: dict[str, Any], prefix: str) -> Iterator[tuple[str, str]]:
-    """``(PREFIX_SECTION_KEY, value)`` for every setting of a TOML table, as Prefect's environment variables name
-    them; booleans as true/false, lists and tables of values as JSON."""
-    for key, value in table.items():
-        name = f"{prefix}_{key.upper()}"
-        if isinstance(value, dict):
-            yield from _environment_names(value, name)
-        elif isinstance(value, bool):
-            yield name, str(value).lower()
-        else:
-            yield name, value if isinstance(value, str) else json.dumps(value, default=str)
+def _refuse_new_ledger(settings: Settings, earlier_prefect: Path | None) -> None:
+    """Raise ConfigError when the run would create a new ledger beside an earlier one's outbox or Prefect state."""
+    refuse_new_ledger(settings.file, settings.ledger_url(), settings.path(settings.outbox), earlier_prefect)
 
 
 def _prefect_api() -> Callable[[], object]:
     """Start the run's own temporary Prefect API (flows.server) unless one is configured or Prefect is loaded
     already (a test harness or a program embedding CareCast decided); return what waits until it answers (raising
-    RuntimeError when it does not). Call after :func:`_use_project_prefect`."""
+    RuntimeError when it does not). Call after :func:`carecast.project.use_project_prefect`."""
     if "prefect" in sys.modules or os.environ.get("PREFECT_API_URL"):
         return lambda: None
     from flows.server import start_temporary_api
@@ -638,8 +655,10 @@ def _serve(args: argparse.Namespace) -> int:
 
     files = _config_files(args.configs)
     for file in files:
-        load_settings(file)  # a wrong config stops here, before Prefect loads
-    _use_project_prefect(files[0])
+        settings = load_settings(file)  # a wrong config stops here, before Prefect loads
+        if not args.new_ledger:
+            _refuse_new_ledger(settings, earlier_prefect(file))
+    use_project_prefect(files[0])
     from flows.deployments import serve  # Prefect loads slowly and reads prefect.toml: only for commands that run
 
     serve(files)
@@ -655,13 +674,15 @@ def _deploy(args: argparse.Namespace) -> int:
     good = []
     for file in _config_files(args.configs):
         try:
-            load_settings(file)
+            settings = load_settings(file)
+            if not args.new_ledger:
+                _refuse_new_ledger(settings, earlier_prefect(file))
         except ConfigError as exc:
             print(f"configuration error, not deployed:\n{exc}", file=sys.stderr)
             continue
         good.append(file)
     if good:
-        _use_project_prefect(good[0])
+        use_project_prefect(good[0])
         from flows.deployments import deploy  # Prefect loads slowly and reads prefect.toml: only when it runs
 
         for line in deploy(good, args.pool, heartbeat=args.heartbeat, crashed_after=args.crashed_after):

@@ -2,8 +2,10 @@
 
 Every section is a pydantic model that forbids unknown keys. A channel's own section is validated by the ``Config``
 class its ``type`` names, which the caller looks up (:func:`carecast.practice.load_settings` asks the channel
-registry): this module knows no channel. Paths in the file are relative to the file's folder. Any problem
-raises :class:`~carecast.errors.ConfigError` naming the file, the key path and what was expected.
+registry): this module knows no channel. Paths in the file are relative to the file's folder, a relative SQLite
+ledger to the project root (:mod:`carecast.project`); both are made absolute when the file is read, so no path
+depends on the working directory. Any problem raises :class:`~carecast.errors.ConfigError` naming the file, the key
+path and what was expected.
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from datetime import date
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import Field, HttpUrl, IPvAnyNetwork, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, HttpUrl, IPvAnyNetwork, StrictBool, ValidationError, ValidationInfo, field_validator
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -25,12 +28,11 @@ from carecast.audiences import AudienceConfig, check_audiences
 from carecast.errors import ConfigError
 from carecast.fetch import internal_host_reason
 from carecast.pacing import parse_rate
+from carecast.project import PRACTICES_DIR, project_root, resolve_ledger_url
 from carecast.schedule import Every, LatePolicy, Slot
 from carecast.strict import Strict
 
 DEFAULT_CONFIG = Path("config/carecast.yaml")
-#: The folder beside the single config holding one file per practice: ``config/practices/<slug>.yaml``.
-PRACTICES_DIR = "practices"
 #: A practice file's name: its slug, in every deployment name, tag, artifact key, ledger schema and outbox folder.
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 
@@ -126,7 +128,7 @@ class Practice(Strict):
 class RssSource(Strict):
     type: Literal["rss"]
     # Before url: url's check reads it.
-    allow_private: bool | list[IPvAnyNetwork] = Field(
+    allow_private: StrictBool | list[IPvAnyNetwork] = Field(
         False,
         description="may connect to private, loopback and link-local addresses: all (true) or these networks",
     )
@@ -278,7 +280,9 @@ class Notify(Strict):
     """Where a failed or crashed run is reported (practice, channel, reason); nowhere when absent."""
 
     # Before webhook: webhook's check reads it.
-    allow_private: bool = Field(False, description="the webhook may be on a private, loopback or link-local address")
+    allow_private: StrictBool = Field(
+        False, description="the webhook may be on a private, loopback or link-local address"
+    )
     webhook: HttpUrl | None = Field(None, description="receives a JSON POST for every failed or crashed run")
 
     @field_validator("webhook")
@@ -349,9 +353,16 @@ class Settings(Strict):
         # YAML 1.1 reads a bare `off` as false; "off" quoted means the same.
         return None if value is False or value == "off" else value
 
-    #: The folder the file was read from; relative paths are resolved against it.
+    #: The absolute folder relative paths of the file are resolved against: the file's (the config folder, for a
+    #: practice file).
     base_dir: Path = Path(".")
     file: Path = DEFAULT_CONFIG
+
+    @cached_property
+    def root(self) -> Path:
+        """The absolute project root (:func:`carecast.project.project_root`): a relative SQLite ledger lives under
+        it."""
+        return project_root(self.base_dir / self.file.name)
 
     def path(self, relative: Path | str) -> Path:
         """Resolve a path of the file against the file's folder (the config folder, for a practice file)."""
@@ -371,16 +382,13 @@ class Settings(Strict):
         return [own, shared] if is_practice_file(self.file) and own != shared else [own]
 
     def ledger_url(self) -> str:
-        """The ledger URL, a relative SQLite path resolved against the project (the config folder's parent).
+        """The ledger URL, a relative SQLite path resolved against the project root (whatever the working folder).
 
         A practice file on PostgreSQL keeps its tables in a schema of its own, ``carecast_<slug>`` (the URL's
         ``search_path``), so practices sharing one database never share a row: item ids, accounts and subscribers
         of two practices may well be the same.
         """
-        prefix = "sqlite:///"
-        url = self.ledger.url
-        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite:///:memory:":
-            return prefix + str((self.base_dir.parent / url[len(prefix) :]).resolve())
+        url = resolve_ledger_url(self.ledger.url, self.root)
         if url.startswith("postgresql") and is_practice_file(self.file):
             schema = "carecast_" + self.slug.replace("-", "_")
             return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
@@ -442,11 +450,12 @@ def parse_settings(file: Path | str, channel_config: ChannelConfigLookup) -> Set
     raw = read_yaml(file)
     if not isinstance(raw, dict):
         raise ConfigError(file, [("", "a mapping of sections (practice, sources, channels)")])
-    base_dir = file.parent
+    # Absolute once, here: a worker, a test or staff in another folder resolve every path the same way.
+    base_dir = file.resolve().parent
     if is_practice_file(file):
         if not SLUG.match(file.stem):
             raise ConfigError(file, [("", "a file name of lower-case letters, digits and dashes (the slug)")])
-        base_dir = file.parent.parent
+        base_dir = base_dir.parent
         _practice_defaults(raw, file.stem)
     problems: list[tuple[str, str]] = []
     channel_sections = raw.get("channels")

@@ -27,7 +27,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -58,27 +58,76 @@ class Fetched:
 AllowPrivate = bool | Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]
 
 
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+#: IPv6 prefixes that carry an IPv4 address in their last 32 bits: IPv4-compatible (deprecated) and NAT64.
+_EMBEDDING = (ipaddress.IPv6Network("::/96"), ipaddress.IPv6Network("64:ff9b::/96"))
+
+
+def ip_literal(host: str) -> IPAddress | None:
+    """The address a URL's host names by itself, in any spelling a URL parser or ``inet_aton`` accepts, or None for
+    a name: dotted decimal, one number (``2130706433``), hexadecimal (``0x7f000001``, ``0x7f.1``), octal
+    (``0177.0.0.1``), short forms (``127.1``), percent-encoded, with a trailing dot, IPv6 in brackets with a zone."""
+    host = unquote(host).strip("[]").rstrip(".").lower().split("%", 1)[0]
+    with contextlib.suppress(ValueError):
+        return ipaddress.ip_address(host)
+    parts = host.split(".")
+    if not 1 <= len(parts) <= 4:
+        return None
+    numbers = []
+    for part in parts:
+        if part.startswith("0x"):
+            digits, base = part[2:] or "0", 16
+        elif len(part) > 1 and part.startswith("0"):
+            digits, base = part[1:], 8
+        else:
+            digits, base = part, 10
+        if not digits.isascii() or not digits.isalnum():
+            return None
+        try:
+            numbers.append(int(digits, base))
+        except ValueError:
+            return None
+    *leading, last = numbers
+    if any(number > 255 for number in leading) or last >= 256 ** (4 - len(leading)):
+        return None
+    value = last + sum(number << (8 * (3 - index)) for index, number in enumerate(leading))
+    return ipaddress.IPv4Address(value)
+
+
+def _destinations(ip: IPAddress) -> list[IPAddress]:
+    """Where a connection to ``ip`` really ends up: the IPv4 addresses an IPv6 one carries (mapped, 6to4,
+    IPv4-compatible, NAT64), else ``ip`` itself."""
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return [ip]
+    found: list[IPAddress] = [inner for inner in (ip.ipv4_mapped, ip.sixtofour) if inner is not None]
+    if any(ip in network for network in _EMBEDDING) and int(ip) > 1:
+        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return found or [ip]
+
+
 def address_reason(address: str, allow_private: AllowPrivate = False) -> str | None:
-    """Why ``address`` (an IP literal) may not be connected to, or None when it is public or allowed."""
+    """Why ``address`` (an IP literal, in any spelling :func:`ip_literal` reads) may not be connected to, or None
+    when it is public or allowed. Raises ValueError when ``address`` is not an IP literal."""
     if allow_private is True:
         return None
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if allow_private and any(ip in network for network in allow_private):
-        return None
-    for kind, test in (("loopback", ip.is_loopback), ("link-local", ip.is_link_local), ("private", ip.is_private)):
-        if test:
-            return f"{address} is a {kind} address"
-    if not ip.is_global or ip.is_multicast:
-        return f"{address} is not a public address"
+    literal = ip_literal(address)
+    if literal is None:
+        raise ValueError(f"not an IP address: {address!r}")
+    for ip in _destinations(literal):
+        if allow_private and any(ip in network for network in allow_private):
+            return None
+        for kind, test in (("loopback", ip.is_loopback), ("link-local", ip.is_link_local), ("private", ip.is_private)):
+            if test:
+                return f"{address} is a {kind} address" + ("" if str(ip) == address else f" ({ip})")
+        if not ip.is_global or ip.is_multicast:
+            return f"{address} is not a public address" + ("" if str(ip) == address else f" ({ip})")
     return None
 
 
 def internal_host_reason(host: str, allow_private: AllowPrivate = False) -> str | None:
-    """Why a URL's ``host`` names this machine or an internal network by itself (an IP literal, ``localhost``) that
-    ``allow_private`` does not allow, or None. A host name is only checked when connecting, by :func:`fetch`, since
-    DNS may change."""
+    """Why a URL's ``host`` names this machine or an internal network by itself (an IP literal in any spelling,
+    ``localhost``) that ``allow_private`` does not allow, or None. A host name is only checked when connecting, by
+    :func:`fetch`, since DNS may change."""
     host = host.strip("[]").rstrip(".").lower()
     if allow_private is not True and (host in _LOCAL_NAMES or host.endswith(".localhost")):
         return None if allow_private else f"{host} is this machine"

@@ -20,6 +20,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
@@ -32,6 +33,8 @@ from carecast.model import now_utc, utc
 VERSION = 1
 #: How long a version 1 (signed, readable) token keeps working after it was issued.
 LEGACY_LIFETIME = timedelta(days=365)
+#: What an opaque token can be (URL-safe base64, far longer than the ledger's): anything else is not looked up.
+_OPAQUE = re.compile(r"[A-Za-z0-9_-]{1,200}")
 #: Keeps these signatures apart from any other use the practice might make of the same secret.
 _CONTEXT = b"carecast unsubscribe token\x00"
 
@@ -77,7 +80,11 @@ def read_token(secret: SecretStr, token: str) -> Token:
         raise TokenError("the payload is unreadable") from exc
     if version != VERSION or not isinstance(list_id, str) or not isinstance(address, str) or type(issued) is not int:
         raise TokenError("the payload is not a version 1 token")
-    return Token(list_id, address, datetime.fromtimestamp(issued, UTC))
+    try:
+        issued_at = datetime.fromtimestamp(issued, UTC)
+    except (OverflowError, OSError, ValueError) as exc:  # a time no datetime holds: never one CareCast wrote
+        raise TokenError("the payload's issue time is out of range") from exc
+    return Token(list_id, address, issued_at)
 
 
 def verify_token(ledger: Ledger, secret: SecretStr, token: str, now: datetime | None = None) -> Token:
@@ -91,7 +98,7 @@ def verify_token(ledger: Ledger, secret: SecretStr, token: str, now: datetime | 
         if request.issued_at + LEGACY_LIFETIME < (now or now_utc()):
             raise TokenError(f"a version 1 token older than {LEGACY_LIFETIME.days} days")
         return request
-    issued = ledger.unsubscribe_token(token) if token.isascii() else None
+    issued = ledger.unsubscribe_token(token) if _OPAQUE.fullmatch(token) else None
     if issued is None:
         raise TokenError("no such token was issued")
     return Token(issued.list_id, issued.address, issued.created_at, issued.channel_type)

@@ -52,7 +52,7 @@ from atproto_client.models.utils import get_model_as_dict
 from atproto_client.request import Request
 from atproto_client.utils import TextBuilder, facet_detection
 from atproto_core.exceptions import AtProtocolError
-from pydantic import Field, HttpUrl, IPvAnyNetwork, field_validator
+from pydantic import Field, HttpUrl, IPvAnyNetwork, StrictBool, field_validator
 
 from carecast.channel import Channel, Engagement, PublishContext, unreachable
 from carecast.config import ChannelSettings, Settings
@@ -154,7 +154,7 @@ class BlueskyConfig(ChannelSettings):
     language: str = Field("en", pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$", description="the posts' language (BCP-47)")
     credentials: BlueskyCredentials | None = Field(None, description="post with these; absent: write to the outbox")
     timeout: float = Field(30, gt=0, le=300, description="seconds one request (or the image download) may take")
-    image_allow_private: bool | list[IPvAnyNetwork] = Field(
+    image_allow_private: StrictBool | list[IPvAnyNetwork] = Field(
         False,
         description="may fetch an item's image from private, loopback and link-local addresses: all (true) or these "
         "networks (a local test server, an intranet CDN); by default such addresses are refused",

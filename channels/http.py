@@ -13,14 +13,16 @@ from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
 import requests
-from pydantic import HttpUrl
+from pydantic import AnyUrl
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from carecast.errors import PublishError
+from carecast.fetch import internal_host_reason
 from carecast.model import now_utc
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+Url = TypeVar("Url", bound=AnyUrl)
 
 
 def nothing_sent(exc: requests.RequestException) -> bool:
@@ -78,13 +80,16 @@ def wait_out_rate_limits(send: Callable[[int], T], budget: float, channel: str) 
             attempt += 1
 
 
-def https_or_loopback(url: HttpUrl) -> HttpUrl:
-    """``url`` when credentials may travel to it: https, or http to a local test server on 127.0.0.1.
+def https_or_loopback(url: Url) -> Url:
+    """``url`` when credentials may travel to it: https to a public host, or a local test server on 127.0.0.1.
 
     Raises ValueError (a pydantic validator's refusal) for any other URL.
     """
     if url.scheme != "https" and url.host != "127.0.0.1":
         raise ValueError(f"an https:// URL (http only for 127.0.0.1), not {url}")
+    # A credential sent to a link-local or private address could go to a cloud metadata service or an intranet.
+    if url.host != "127.0.0.1" and (reason := internal_host_reason(url.host or "")):
+        raise ValueError(f"a public host (or a test server on 127.0.0.1), not {url}: {reason}")
     return url
 
 

@@ -32,7 +32,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import quote
 
 import requests
-from pydantic import AwareDatetime, Field, HttpUrl, IPvAnyNetwork, field_validator
+from pydantic import AwareDatetime, Field, HttpUrl, IPvAnyNetwork, StrictBool, field_validator
 
 from carecast.channel import Engagement, PublishContext, refusal, unreachable
 from carecast.config import ChannelSettings
@@ -89,7 +89,7 @@ class LinkedInConfig(ChannelSettings):
     token_expires_at: Annotated[AwareDatetime | date, Field(union_mode="left_to_right")] | None = Field(
         None, description="when the access token expires (60 days after it was made); check --live warns 7 days before"
     )
-    image_allow_private: bool | list[IPvAnyNetwork] = Field(
+    image_allow_private: StrictBool | list[IPvAnyNetwork] = Field(
         False,
         description="may fetch an item's image from private, loopback and link-local addresses: all (true) or these "
         "networks (a local test server, an intranet CDN); by default such addresses are refused",

@@ -89,7 +89,7 @@ from carecast.text import (
 )
 from carecast.words import LANGUAGES as WORD_LANGUAGES
 from carecast.words import words
-from channels.http import nothing_sent, retry_after
+from channels.http import https_or_loopback, nothing_sent, retry_after
 from channels.sms_lookup import finder, in_doubt, settle
 
 log = logging.getLogger(__name__)
@@ -135,6 +135,12 @@ class TwilioCredentials(Strict):
     account_sid: str = Field(pattern=r"^AC[0-9a-f]{32}$", description="the Account SID (AC...), not a secret")
     auth_token: SecretRef = Field(description="{env: TWILIO_AUTH_TOKEN} or {block: twilio-auth-token}")
     api_base: AnyHttpUrl = Field(AnyHttpUrl("https://api.twilio.com"), description="the API's base URL")
+
+    @field_validator("api_base")
+    @classmethod
+    def _secure(cls, value: AnyHttpUrl) -> AnyHttpUrl:
+        # The Auth Token travels to it: never in clear text or to an internal address, except to a test server.
+        return https_or_loopback(value)
 
     def url(self, path: str) -> str:
         return f"{str(self.api_base).rstrip('/')}/{API_VERSION}/Accounts/{self.account_sid}{path}"
@@ -361,9 +367,13 @@ class SmsChannel(Channel):
         if self.config.credentials is None:
             raise ChannelError(self.instance, "status callbacks need Twilio credentials to check their signature")
         token = resolve(self.config.credentials.auth_token)
-        if not hmac.compare_digest(twilio_signature(token, url, params), signature):
+        if not signature_matches(twilio_signature(token, url, params), signature):
             raise ChannelError(self.instance, "a status callback whose X-Twilio-Signature does not match: refused")
         sid, status, code = params.get("MessageSid", ""), params.get("MessageStatus"), params.get("ErrorCode")
+        if not (sid.isascii() and sid.isalnum()):
+            return None  # no message of ours: Twilio's ids are letters and digits (a NUL would fail the database)
+        if code is not None and not (code.isascii() and code.isdigit()):
+            code = None  # Twilio's error codes are numbers; anything else is not recorded
         deadline = time.monotonic() + wait
         while ledger.delivery_by_provider_id(sid) is None:
             if time.monotonic() >= deadline:
@@ -613,6 +623,12 @@ def twilio_signature(token: SecretStr, url: str, params: Mapping[str, str]) -> s
     ).decode()
 
 
+def signature_matches(expected: str, given: str) -> bool:
+    """Whether a request's ``X-Twilio-Signature`` is ``expected``, in constant time, whatever characters it holds
+    (``hmac.compare_digest`` refuses non-ASCII text: a forged header must be refused, not crash the server)."""
+    return hmac.compare_digest(expected.encode(), given.encode("utf-8", "surrogateescape"))
+
+
 #: How one send ended: its delivery's outcome, and the error that stops the publish after it, if any.
 Sent = tuple[DeliveryOutcome, PublishError | CredentialError | None]
 
@@ -706,9 +722,11 @@ class TwilioEndpoints:
             self._signed_by(request.url, params, request.headers.get("x-twilio-signature", ""))
         except ChannelError:
             return _FORBIDDEN
-        if "From" not in params:
-            return Response.text(HTTPStatus.BAD_REQUEST, "From is missing.")
-        reply = handle_inbound(practice.ledger, practice.settings.practice, params["From"], params.get("Body", ""))
+        sender = params.get("From", "")
+        if not sender or not sender.isprintable():
+            # Twilio sends a phone number or a short code; a control character would fail the database.
+            return Response.text(HTTPStatus.BAD_REQUEST, "From is missing or not an address.")
+        reply = handle_inbound(practice.ledger, practice.settings.practice, sender, params.get("Body", ""))
         response = ET.Element("Response")
         if reply is not None:
             ET.SubElement(response, "Message").text = reply
@@ -721,7 +739,7 @@ class TwilioEndpoints:
         Raises ChannelError when none did; CredentialError when a token cannot be read.
         """
         for channel, token in zip(self.channels, self._tokens(), strict=True):
-            if hmac.compare_digest(twilio_signature(token, url, params), signature):
+            if signature_matches(twilio_signature(token, url, params), signature):
                 return channel
         names = ", ".join(channel.instance for channel in self.channels)
         raise ChannelError(names, "X-Twilio-Signature does not match")

@@ -42,7 +42,7 @@ from typing import Any, ClassVar, Literal
 
 import requests
 import tweepy
-from pydantic import Field, HttpUrl, IPvAnyNetwork, field_validator
+from pydantic import Field, HttpUrl, IPvAnyNetwork, StrictBool, field_validator
 from requests.adapters import HTTPAdapter
 
 from carecast.channel import Channel, Engagement, PublishContext, refusal
@@ -98,7 +98,7 @@ class XConfig(ChannelSettings):
     emoji: EmojiPolicy = Field("keep", description="keep the emoji of an item's text, or drop them")
     credentials: XCredentials | None = Field(None, description="post to X with these; absent: write to the outbox")
     timeout: float = Field(30, gt=0, le=300, description="seconds one request to X (or the image download) may take")
-    image_allow_private: bool | list[IPvAnyNetwork] = Field(
+    image_allow_private: StrictBool | list[IPvAnyNetwork] = Field(
         False,
         description="may fetch an item's image from private, loopback and link-local addresses: all (true) or these "
         "networks (a local test server, an intranet CDN); by default such addresses are refused",

@@ -209,7 +209,12 @@ def _stopped(rows: list[Row]) -> list[str]:
     """What a shutdown left for the next run, in words; empty when the run was not stopped."""
     if not SHUTDOWN.is_set():
         return []
-    left = [f"{row['channel']}: {row['title']}" for row in rows if row["state"] == "retry" and STOPPED in row["detail"]]
+    # Each stopped publication's detail says how many of its recipients or parts went out before the stop.
+    left = [
+        f"{row['channel']}: {row['title']} ({row['detail'].removeprefix(STOPPED).split(';')[0].strip()})"
+        for row in rows
+        if row["state"] == "retry" and STOPPED in row["detail"]
+    ]
     return [f"{STOPPED}; left for the next run: {', '.join(left) or 'every channel not yet published'}"]
 
 
@@ -377,9 +382,9 @@ def _finish(rows: list[Row], summary: str, result: dict[str, Any]) -> State[Any]
         reasons = "; ".join(f"{row['channel']}: {row['title']}: {row['state']}: {row['detail']}" for row in told)
         return Completed(message=f"{len(told)} not going out: {reasons}", data=result)
     reasons = "; ".join([*(f"{row['channel'] or row['title']}: {row['detail']}" for row in failed), *stopped])
-    return Failed(
-        message="; ".join(filter(None, [reasons and f"{len(failed)} not sent: {reasons}", *held])), data=result
-    )
+    # "0 not sent" would read as all sent when a stop left the rest for the next run.
+    said = reasons and (f"{len(failed)} not sent: {reasons}" if failed else reasons)
+    return Failed(message="; ".join(filter(None, [said, *held])), data=result)
 
 
 def _held(rows: list[Row]) -> list[str]:
@@ -506,9 +511,12 @@ def publish(
         report(practice, rows, names, started)
         tell_staff(practice, f"publish {', '.join(names)}", rows)
         sent = sum(row["state"] == "published" for row in rows)
+        cut = sum(row["state"] == "retry" and STOPPED in row["detail"] for row in rows)
         refused = len(not_going_out(rows))
-        summary = f"publish {', '.join(names)}: {sent} post{'' if sent == 1 else 's'}" + (
-            f", {refused} refused or held (see why)" if refused else ""
+        summary = (
+            f"publish {', '.join(names)}: {sent} post{'' if sent == 1 else 's'}"
+            + (f", {refused} refused or held (see why)" if refused else "")
+            + (f", {cut} stopped part-way" if cut else "")
         )
         return _finish(rows, summary, {"outcomes": rows})  # type: ignore[return-value]
 

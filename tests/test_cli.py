@@ -66,7 +66,19 @@ def test_help_is_plain_text(command: list[str], capsys: pytest.CaptureFixture[st
 
 
 def test_status_of_an_empty_ledger(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from carecast.ledger import Ledger
+    from carecast.practice import load_settings
+
+    Ledger(load_settings(config_file).ledger_url()).close()
     assert run_json(["status", "--json", "--config", str(config_file)], capsys) == []
+    assert main(["status", "--config", str(config_file)]) == 0
+    assert "no publications in the ledger at " in capsys.readouterr().out
+
+
+def test_status_without_a_ledger_says_so_and_makes_none(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["status", "--config", str(config_file)]) == 2
+    assert "ledger.url: no ledger at " in capsys.readouterr().err
+    assert not (config_file.parent.parent / ".carecast").exists()
 
 
 def test_status_pages_and_filters(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -16,7 +16,7 @@ from typing import TypeVar
 
 import pytest
 
-from carecast.cli import _use_project_prefect
+from carecast.project import use_project_prefect
 from tests.conftest import ROOT, SAMPLE_CONFIG
 
 CARECAST = Path(sys.executable).parent / "carecast"
@@ -45,7 +45,7 @@ def test_the_project_prefect_toml_is_found_from_the_config_file(
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PREFECT_LOGGING_LEVEL", "DEBUG")  # the environment wins, as in Prefect
     monkeypatch.chdir(tmp_path)
-    _use_project_prefect(config)
+    use_project_prefect(config)
     assert Path(os.environ["PREFECT_HOME"]).resolve() == (tmp_path / "practice" / ".carecast" / "prefect").resolve()
     assert os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"  # telemetry stays off
     assert os.environ["PREFECT_LOGGING_LEVEL"] == "DEBUG"
@@ -56,7 +56,7 @@ def test_without_a_prefect_toml_the_home_is_the_projects_carecast_folder(
 ) -> None:
     shutil.copytree(SAMPLE_CONFIG, tmp_path / "config")
     monkeypatch.delenv("PREFECT_HOME", raising=False)
-    _use_project_prefect(tmp_path / "config" / "carecast.yaml")
+    use_project_prefect(tmp_path / "config" / "carecast.yaml")
     assert Path(os.environ["PREFECT_HOME"]) == tmp_path / ".carecast" / "prefect"
 
 

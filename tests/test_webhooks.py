@@ -73,9 +73,16 @@ class Hooks:
     """The webhooks served on 127.0.0.1 (the app wrapped in wsgiref's WSGI conformance checker) over a ledger
     holding the sample audience."""
 
-    def __init__(self, tmp_path: Path, public_url: str | None, limits: Limits | None = None) -> None:
-        self.settings = configure(tmp_path)
-        self.ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    def __init__(
+        self,
+        tmp_path: Path,
+        public_url: str | None,
+        limits: Limits | None = None,
+        ledger_url: str | None = None,
+        **changes: Any,
+    ) -> None:
+        self.settings = configure(tmp_path, **changes)
+        self.ledger = Ledger(ledger_url or f"sqlite:///{tmp_path / 'ledger.db'}")
         sync_audience(self.settings, self.ledger)
         app = validator(WebhookApp(self.settings, self.ledger, public_url))
         self.server = make_server(app, "127.0.0.1", 0, limits)

@@ -115,6 +115,9 @@ def test_serve_stopped_mid_send_loses_nothing_and_says_what_was_left(harbor: Har
     time.sleep(5)  # a second one would be there by now
     assert len(_about(webhook, run_id)) == 1
     assert STOPPED in about_run[0]["reason"] and "left for the next run" in about_run[0]["reason"]
+    # What did go out is said, not "0 posts ... 0 not sent".
+    assert f"(after {len(harbor.twilio.messages)} sent)" in about_run[0]["reason"], about_run[0]["reason"]
+    assert not any((s["message"] or "").startswith("0 not sent") for s in history), history
 
     with open_practice(harbor.config) as practice:
         [publication] = practice.ledger.publications()
