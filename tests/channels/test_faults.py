@@ -189,8 +189,10 @@ def items(provider: Provider, count: int = ITEMS) -> list[ContentItem]:
             summary=f"Tip {number}: stand up and stretch your hamstrings for a minute every hour.",
             title=f"Desk tip number {number}",
             url=f"https://www.oakviewpt.com/blog/tip-{number}",
-            # Texts and Instagram are for stories (the sample's ``sources``), the others for the blog.
+            # Texts and Instagram are for stories (the sample's ``sources``), the others for the blog; texts take no
+            # blog post, only recognition and observances.
             source="stories" if provider.instance in ("instagram", "sms") else "blog",
+            kind="recognition" if provider.instance == "sms" else "post",
             **({"image_url": provider.image, "image_alt": "A desk"} if provider.image else {}),
         )
         for number in range(1, count + 1)
