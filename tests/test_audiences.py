@@ -435,9 +435,9 @@ def test_the_ledger_keeps_each_publications_audience_and_scoped_opt_outs(ledger_
     ("observance", "day", "reaches"),
     [
         # National PT Month is for everyone: the provider update too.
-        ("pt-month", date(2026, 10, 5), {"newsletter", "provider-update", "x", "sms", "mastodon"}),
+        ("pt-month", date(2026, 10, 5), {"newsletter", "provider-update", "x", "sms", "mastodon", "linkedin"}),
         # Patient Recognition Week: the patients' lists and the public, not the referring providers.
-        ("patient-recognition-week", date(2026, 2, 2), {"newsletter", "x", "sms", "mastodon"}),
+        ("patient-recognition-week", date(2026, 2, 2), {"newsletter", "x", "sms", "mastodon", "linkedin"}),
     ],
 )
 def test_observances_reach_the_audiences_they_name(observance: str, day: date, reaches: set[str]) -> None:
