@@ -260,7 +260,7 @@ def test_many_practices_on_two_workers(tmp_path: Path, webhook: Webhook) -> None
 
         # Deploying again changes nothing.
         registered = snapshot(server)
-        # ingest, resolve, review, metrics, report, x, sms; lakeside: ingest, resolve, review, metrics, report, 3 channels
+        # ingest, resolve, review, metrics, report, x, sms; lakeside: the same five and 3 channels
         assert len(registered["deployments"]) == (PRACTICES + 1) * 7 + 8
         shared_limit = f"carecast-sms-{TWILIO.account_sid.lower()}-{SHARED_SENDER.lstrip('+')}"
         assert (shared_limit, 1, 1.0, True) in registered["limits"]
