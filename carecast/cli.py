@@ -308,6 +308,8 @@ def _practice_new(args: argparse.Namespace) -> int:
     given = {option: getattr(args, option) for option in QUESTIONS if getattr(args, option) is not None}
     values = StarterValues(name=args.name, timezone=args.timezone, short_name=args.short_name, **given)
     ask = _ask if sys.stdin.isatty() else None
+    if args.config_dir.exists() and not args.config_dir.is_dir():
+        _usage_error(f"--config-dir {args.config_dir}: not a folder (the folder holding carecast.yaml, e.g. config)")
     file = write_starter(args.config_dir, args.slug, values, set(QUESTIONS) - set(given), ask)
     print(f"{file}: written; check it with: carecast check --config {file}")
     return 0
