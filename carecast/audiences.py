@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, cast
+from typing import Literal, cast
 
 from dateutil.relativedelta import relativedelta
 from email_validator import EmailNotValidError, validate_email
@@ -33,9 +33,6 @@ from carecast.audience import ADDRESS_COLUMN, STATUSES, Status, Subscriber, e164
 from carecast.errors import ConfigError
 from carecast.model import utc
 from carecast.strict import Strict
-
-if TYPE_CHECKING:
-    from carecast.config import Settings
 
 Kind = Literal["patients", "providers", "community", "other"]
 #: What an item names to reach every audience and the public channels alike.
@@ -180,17 +177,6 @@ def routed_to(
     if addressed is None:
         return ("patients" if channel_type in ADDRESS_COLUMN else "community") in wanted
     return audience in wanted or addressed.kind in wanted
-
-
-def chosen_by_care(settings: Settings, instance: str) -> bool:
-    """Whether channel ``instance`` addresses people chosen by their care (a segment by discharge date): receiving
-    its message tells their care, so it may name no condition or treatment at all (the PHI check's ``any_health``).
-    """
-    config = settings.channels.get(instance)
-    if config is None or config.audience is None or config.segment is None:
-        return False
-    segment = settings.audiences[config.audience].segments[config.segment]
-    return segment.discharged_after is not None or segment.discharged_before is not None
 
 
 @dataclass(frozen=True)

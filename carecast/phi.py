@@ -219,7 +219,7 @@ class PhiCheck:
     def any_health(self, draft: Draft) -> list[Finding]:
         """Every condition, injury or procedure the draft's texts name, whoever they are about: what a message to
         people chosen by their care (patients discharged a while ago: receiving it tells their care) may not name
-        at all (:func:`carecast.audiences.chosen_by_care`)."""
+        at all (:func:`carecast.recipients.chosen_by_care`)."""
         return [
             Finding("patient health", where, (span.text,), ((span.start, span.end),))
             for where, text in draft_texts(draft).items()

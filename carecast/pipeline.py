@@ -18,7 +18,7 @@ from functools import partial
 from typing import Literal
 
 from carecast.audience import ADDRESS_COLUMN, load_audience
-from carecast.audiences import chosen_by_care, routed_to
+from carecast.audiences import routed_to
 from carecast.channel import CREDENTIAL_TO_FIX, Channel, Outbox, PublishContext, make_channel, unpaced
 from carecast.config import Settings
 from carecast.errors import (
@@ -36,6 +36,7 @@ from carecast.links import shortener
 from carecast.model import ContentItem, Draft, now_utc
 from carecast.phi import Finding, PhiCheck, fingerprint
 from carecast.phi_holds import EDITED, HELD_OUT, DigestScreen, already_held, phi_findings, screen_digest, settle_digest
+from carecast.recipients import chosen_by_care
 from carecast.schedule import is_expired, next_slots
 from carecast.sources import Validators, read_source
 

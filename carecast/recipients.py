@@ -107,3 +107,14 @@ def _excluded(settings: Settings, audience: AudienceConfig) -> dict[str, str]:
                 for address in member.addresses if member is not None else ():
                     found.setdefault(address, name)
     return found
+
+
+def chosen_by_care(settings: Settings, instance: str) -> bool:
+    """Whether channel ``instance`` addresses people chosen by their care (a segment by discharge date): receiving
+    its message tells their care, so it may name no condition or treatment at all (the PHI check's ``any_health``).
+    """
+    config = settings.channels.get(instance)
+    if config is None or config.audience is None or config.segment is None:
+        return False
+    segment = settings.audiences[config.audience].segments[config.segment]
+    return segment.discharged_after is not None or segment.discharged_before is not None

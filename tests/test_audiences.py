@@ -23,7 +23,6 @@ import requests
 from dateutil.relativedelta import relativedelta
 
 from carecast import pipeline
-from carecast.audiences import chosen_by_care
 from carecast.audit import audit
 from carecast.compliance import handle_inbound
 from carecast.config import Settings
@@ -31,7 +30,7 @@ from carecast.errors import ConfigError
 from carecast.ledger import Ledger
 from carecast.model import Draft
 from carecast.practice import load_settings
-from carecast.recipients import recipients
+from carecast.recipients import chosen_by_care, recipients
 from carecast.webhooks import WebhookApp, make_server
 from tests.conftest import write_config
 from tests.discharged import Export, write_export
