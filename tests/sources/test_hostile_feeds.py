@@ -229,7 +229,7 @@ def test_a_run_with_a_hostile_feed_ends_in_time_in_little_memory_and_the_others_
     result = json.loads(child.stdout)
     assert result["seconds"] < 3 + 5  # its deadline, and room for the other sources
     assert result["peak_rss_kib"] < 200 * 1024, f"peak RSS {result['peak_rss_kib'] / 1024:.0f} MB"
-    assert result["errors"] == {"blog": reason, "observances": None, "stories": None}
+    assert result["errors"] == {"blog": reason, "observances": None, "stories": None, "reactivation": None}
 
     settings = load_settings(file)
     ledger = Ledger(settings.ledger_url())

@@ -34,6 +34,7 @@ def test_sample_posts() -> None:
     assert sorted(items) == [
         "md:stories:2026-11-02-saturday-hours",
         "md:stories:2026-11-12-james-back-on-the-trail",
+        "md:stories:2026-11-16-q3-outcomes",
         "md:stories:2026-11-20-maria-10-years",
     ]
     assert result.warnings == []
