@@ -91,11 +91,21 @@ def decide(page: Page, draft_id: int, choice: str, *, text: str = "", reason: st
     page.evaluate(f"{box}.setAttribute('data-test-draft', '{draft_id}')")
     scope = f"[data-test-draft='{draft_id}']"
     chosen = f"document.querySelector(`{scope} button[aria-label='Select Decision']`).innerText.trim()"
-    page.click("Select Decision", f"{scope} button")
-    page.wait_for("document.querySelectorAll('[role=option]').length", "the decision's choices")
-    time.sleep(0.5)  # the list animates in; a click before it is done is lost
-    page.click(choice, "[role=option]")
-    page.wait_for(f"{chosen} === {choice!r}", f"draft {draft_id}'s decision {choice}", timeout=10)
+    # The list animates in, and a click before it is done is lost (later still on a loaded machine): open it and
+    # click the choice again until the form shows it, within a generous deadline.
+    deadline = time.monotonic() + 90
+    while True:
+        if not page.evaluate("document.querySelectorAll('[role=option]').length"):
+            page.click("Select Decision", f"{scope} button")
+            page.wait_for("document.querySelectorAll('[role=option]').length", "the decision's choices")
+        time.sleep(0.5)
+        page.click(choice, "[role=option]")
+        try:
+            page.wait_for(f"{chosen} === {choice!r}", f"draft {draft_id}'s decision {choice}", timeout=5)
+            break
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
     # The list may stay open, and would swallow the next click: close it (Escape closes the topmost layer only).
     try:
         page.wait_for("!document.querySelector('[role=option]')", "the choices to close", timeout=2)
