@@ -75,6 +75,9 @@ _DOB = regex.compile(
 )
 _DATE_RE = regex.compile(_DATE, regex.IGNORECASE)
 _EMAIL = regex.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+#: A link, with or without its scheme. Its path is a short link's random code or a slug, never prose: read as words,
+#: a code such as "Ge3xQ" is a first name, and a link beside "pain" would hold the post at random.
+_LINK = regex.compile(r"\bhttps?://\S+|\b(?:[\w-]+\.)+\p{L}{2,}/\S*")
 
 
 #: Words of the health list that name a visit, not a condition or treatment: an invitation to come back may say them.
@@ -248,6 +251,7 @@ class PhiCheck:
 
     def check(self, text: str, where: str = "text") -> list[Finding]:
         """Every finding in ``text``; ``where`` names it in the findings."""
+        text = _LINK.sub(lambda link: " " * len(link.group()), text)  # blanked, not cut: the spans stay in place
         findings = self._patient_health(text, where)
         findings += [Finding("date of birth", where, (m.group(),), (m.span(),)) for m in _DOB.finditer(text)]
         findings += self._phones(text, where)

@@ -63,6 +63,18 @@ def test_the_practice_contact_details_and_staff_are_not_phi() -> None:
     assert PRACTICE_CHECK.check(text) == []
 
 
+@pytest.mark.parametrize(
+    "link", ["https://go.oakviewpt.com/Ge3xQ-Lk", "go.oakviewpt.com/Ko_9Hy", "https://oakviewpt.com/blog/?ref=Maria"]
+)
+def test_a_link_is_never_read_as_a_name(link: str) -> None:
+    # Short links' codes are random: one that starts like a first name must not hold the post at random.
+    text = f"Five stretches for low back pain: {link} Oakview PT"
+    assert PRACTICE_CHECK.check(text) == []
+    named = f"Congrats to John Smith on his ACL recovery! {link}"
+    [finding] = PRACTICE_CHECK.check(named)
+    assert finding.matched == ("John Smith", "ACL")
+
+
 def test_a_known_patient_is_found_by_name_and_highlighted() -> None:
     check = PhiCheck(known_patients=["Dana Whitfield"])
     [finding] = check.check("So proud of Dana Whitfield: her shoulder is pain-free.")
