@@ -8,8 +8,8 @@ UCS-2 and halves what a segment holds; emoji are dropped (``emoji: drop``, the d
 fits with them (``emoji: keep``); accents outside GSM-7 lose their accent when that makes the text fit whole. A
 summary still too long is cut in its middle to fit ``max_segments``: its opening and its last sentence (the call to
 action) stay, and so do the sender prefix, the link and the opt-out footer. A text with a link, the story one tap
-away, is cut to the fewest segments that hold the summary's first sentence whole (each segment is billed). Items that mention a patient are
-refused even with an authorization: no PHI in any SMS.
+away, is cut to the fewest segments that hold the summary's first sentence whole (each segment is billed). Items
+that mention a patient are refused even with an authorization: no PHI in any SMS.
 
 The recipients are the ledger's SMS subscribers (``sync_audience`` loads ``audience/sms.csv`` into it each run;
 the ledger also holds every opt-out, so it is the truth of who may be texted), or with ``audience:`` the people of
@@ -289,16 +289,7 @@ class SmsChannel(Channel):
         file.
         """
         # Streamed a page (or an audience file's row) at a time: memory stays flat however long the list.
-        recipients = addressed(
-            self.settings,
-            context.ledger,
-            context.publication_id,
-            self.instance,
-            self.name,
-            self.config.audience,
-            self.config.segment,
-            context.now,
-        )
+        recipients = addressed(self, context)
         if self.config.credentials is None:
             return self._to_outbox(draft, context, list(recipients))
         return self._by_twilio(draft, context, recipients, self.config.credentials)
