@@ -43,8 +43,16 @@ def clicks_per_week(clicks: list[Click], zone: tzinfo) -> bytes:
     per_channel: dict[str, Counter[datetime]] = {}
     for click in people:
         per_channel.setdefault(click.channel, Counter())[_week(click.at.astimezone(zone))] += 1
-    for channel, counts in sorted(per_channel.items()):
-        axes.plot([f"{w:%b %d}" for w in weeks], [counts[w] for w in weeks], marker="o", label=channel)
+    for index, (channel, counts) in enumerate(sorted(per_channel.items())):
+        # Ten colours come round again: from the eleventh channel on, its line is dashed and its marks square.
+        lap = index // 10 % 4
+        axes.plot(
+            [f"{w:%b %d}" for w in weeks],
+            [counts[w] for w in weeks],
+            label=channel,
+            marker="os^D"[lap],
+            linestyle=("-", "--", ":", "-.")[lap],
+        )
     axes.set_title("People's clicks per week", fontsize=11)
     axes.tick_params(labelsize=8)
     if per_channel:

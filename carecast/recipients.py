@@ -13,12 +13,16 @@ import logging
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import date
+from typing import TYPE_CHECKING
 
 from carecast.audience import ADDRESS_COLUMN, Subscriber
 from carecast.audiences import AudienceConfig, stream_members
 from carecast.config import Settings
 from carecast.ledger import Ledger
+
+if TYPE_CHECKING:
+    from carecast.channel import Channel, PublishContext
 
 log = logging.getLogger(__name__)
 
@@ -35,23 +39,18 @@ def audience_label(settings: Settings, channel_type: str, audience: str | None) 
     return f"{settings.audience.as_posix()}/{channel_type}.csv" if audience is None else audience
 
 
-def addressed(
-    settings: Settings,
-    ledger: Ledger,
-    publication_id: int,
-    instance: str,
-    channel_type: str,
-    audience: str | None,
-    segment: str | None,
-    now: datetime,
-) -> Iterator[Subscriber]:
-    """:func:`recipients` of one publication, once the ledger records who it addresses (for the audit).
+def addressed(channel: Channel, context: PublishContext) -> Iterator[Subscriber]:
+    """:func:`recipients` of the publication ``context`` sends, addressed by ``channel``'s ``audience`` and
+    ``segment``, once the ledger records who it addresses (for the audit).
 
     Raises LedgerError when it cannot be recorded; ConfigError as :func:`recipients` does.
     """
-    ledger.record_selection(publication_id, audience_label(settings, channel_type, audience), segment)
-    today = now.astimezone(settings.practice.zone).date()
-    return recipients(settings, ledger, instance, channel_type, audience, segment, today)
+    settings, config = channel.settings, channel.config
+    context.ledger.record_selection(
+        context.publication_id, audience_label(settings, channel.name, config.audience), config.segment
+    )
+    today = context.now.astimezone(settings.practice.zone).date()
+    return recipients(settings, context.ledger, channel.instance, channel.name, config.audience, config.segment, today)
 
 
 def recipients(

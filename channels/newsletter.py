@@ -554,16 +554,7 @@ class NewsletterChannel(Channel):
 
     def _recipients(self, context: PublishContext) -> Iterator[Subscriber]:
         """Everyone this list addresses (:func:`carecast.recipients.addressed`), read afresh."""
-        return addressed(
-            self.settings,
-            context.ledger,
-            context.publication_id,
-            self.instance,
-            self.name,
-            self.config.audience,
-            self.config.segment,
-            context.now,
-        )
+        return addressed(self, context)
 
     def _with_tokens(
         self, ledger: Ledger, pending: Iterable[Subscriber], chunk_size: int

@@ -7,8 +7,9 @@ Typographic quotes, dashes and the ellipsis become their GSM-7 look-alikes, sinc
 UCS-2 and halves what a segment holds; emoji are dropped (``emoji: drop``, the default), or kept only when the text
 fits with them (``emoji: keep``); accents outside GSM-7 lose their accent when that makes the text fit whole. A
 summary still too long is cut in its middle to fit ``max_segments``: its opening and its last sentence (the call to
-action) stay, and so do the sender prefix, the link and the opt-out footer. Items that mention a patient are
-refused even with an authorization: no PHI in any SMS.
+action) stay, and so do the sender prefix, the link and the opt-out footer. A text with a link, the story one tap
+away, is cut to the fewest segments that hold the summary's first sentence whole (each segment is billed). Items
+that mention a patient are refused even with an authorization: no PHI in any SMS.
 
 The recipients are the ledger's SMS subscribers (``sync_audience`` loads ``audience/sms.csv`` into it each run;
 the ledger also holds every opt-out, so it is the truth of who may be texted), or with ``audience:`` the people of
@@ -54,7 +55,7 @@ import logging
 import time
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
@@ -81,6 +82,7 @@ from carecast.strict import Strict
 from carecast.text import (
     drop_emoji,
     flatten,
+    opening_sentences,
     shorten_middle,
     sms_measure,
     to_gsm,
@@ -247,9 +249,7 @@ class SmsChannel(Channel):
         body = next((wording for wording in wordings if fits(wording)), None)
         if body is None:
             try:
-                # Cut in the middle: the opening and the last sentence (the call to action) stay, as do the
-                # sender prefix, the link and the opt-out footer around it.
-                body = shorten_middle(wordings[-1], fits, ellipsis="...")
+                body = _cut(wordings[-1], text, limit, fewest=bool(link))
             except MeasureError as exc:
                 raise RenderError(self.instance, f"does not fit in {limit} segments: {exc}", [item.id]) from exc
         return Draft(channel=self.instance, item_ids=(item.id,), parts=(text(body),))
@@ -289,16 +289,7 @@ class SmsChannel(Channel):
         file.
         """
         # Streamed a page (or an audience file's row) at a time: memory stays flat however long the list.
-        recipients = addressed(
-            self.settings,
-            context.ledger,
-            context.publication_id,
-            self.instance,
-            self.name,
-            self.config.audience,
-            self.config.segment,
-            context.now,
-        )
+        recipients = addressed(self, context)
         if self.config.credentials is None:
             return self._to_outbox(draft, context, list(recipients))
         return self._by_twilio(draft, context, recipients, self.config.credentials)
@@ -612,6 +603,26 @@ class SmsChannel(Channel):
             session.auth = (credentials.account_sid, token.get_secret_value())
             session.headers["Accept"] = "application/json"
             yield session
+
+
+def _cut(summary: str, text: Callable[[str], str], limit: int, *, fewest: bool) -> str:
+    """``summary`` cut in its middle so that ``text(summary)`` fits in ``limit`` segments: the opening and the last
+    sentence (the call to action) stay, as do the sender prefix, the link and the opt-out footer around it.
+
+    With ``fewest`` (the text carries a link: the story is one tap away, and every segment is billed) the text takes
+    the fewest segments that hold the summary's first sentence whole: its middle cut when that keeps the first
+    sentence, else its opening sentences alone. Raises MeasureError when not even a word of the summary fits.
+    """
+
+    def within(segments: int) -> Callable[[str], bool]:
+        return lambda body: sms_measure(text(body)).segments <= segments
+
+    for segments in range(1, limit) if fewest else ():
+        lead = opening_sentences(summary, within(segments))
+        if lead:
+            cut = shorten_middle(summary, within(segments), ellipsis="...")
+            return cut if cut.startswith(lead) else lead
+    return shorten_middle(summary, within(limit), ellipsis="...")
 
 
 def twilio_signature(token: SecretStr, url: str, params: Mapping[str, str]) -> str:

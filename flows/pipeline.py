@@ -23,7 +23,7 @@ import signal
 import sys
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import datetime, timedelta
@@ -294,21 +294,38 @@ class Decision(BaseModel):
 
 def approval_form(drafts: list[Row]) -> type[RunInput]:
     """The form a paused run shows: one :class:`Decision` per draft, its text filled in."""
+    return draft_form(
+        "Approvals",
+        Decision,
+        drafts,
+        title=lambda draft: (
+            ("HELD, possible PHI: " if draft["held"] else "") + f"{draft['channel']} #{draft['id']}: {draft['title']}"
+        ),
+        description=lambda draft: (
+            f"slot {draft['slot']}; {draft['measures'] or 'see its preview artifact'}"
+            + "".join(f"; {summary}" for summary in draft["held"])
+            + ("; to send it, fix the text or approve with a reason and your name" if draft["held"] else "")
+        ),
+    )
+
+
+def draft_form(
+    name: str,
+    decision: type[BaseModel],
+    drafts: Iterable[Row],
+    title: Callable[[Row], str],
+    description: Callable[[Row], str],
+) -> type[RunInput]:
+    """A form named ``name`` with one ``decision`` per draft (field ``draft_<id>``), its text filled in, titled and
+    described for staff by ``title`` and ``description``."""
     fields: dict[str, Any] = {
         f"draft_{draft['id']}": (
-            Decision,
-            Field(
-                default=Decision(text=draft["text"]),
-                title=("HELD, possible PHI: " if draft["held"] else "")
-                + f"{draft['channel']} #{draft['id']}: {draft['title']}",
-                description=f"slot {draft['slot']}; {draft['measures'] or 'see its preview artifact'}"
-                + "".join(f"; {summary}" for summary in draft["held"])
-                + ("; to send it, fix the text or approve with a reason and your name" if draft["held"] else ""),
-            ),
+            decision,
+            Field(default=decision(text=draft["text"]), title=title(draft), description=description(draft)),
         )
         for draft in drafts
     }
-    form: type[RunInput] = create_model("Approvals", __base__=RunInput, **fields)
+    form: type[RunInput] = create_model(name, __base__=RunInput, **fields)
     return form
 
 

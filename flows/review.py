@@ -18,7 +18,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
 from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, Field
 
 from carecast import review as core_review
 from carecast.config import DEFAULT_CONFIG
@@ -26,7 +26,7 @@ from carecast.errors import CareCastError
 from carecast.practice import open_practice
 from flows import artifacts
 from flows.calendar import refresh_calendar
-from flows.pipeline import HOOKS, Row, _name_run, _quiet_if_the_console_is_gone, said
+from flows.pipeline import HOOKS, Row, _name_run, _quiet_if_the_console_is_gone, draft_form, said
 
 #: How long the form stays open; then the run ends (the drafts stay as they were, to decide in a later run).
 REVIEW_WAIT_SECONDS = 24 * 3600
@@ -48,21 +48,15 @@ class ReviewDecision(BaseModel):
 
 def review_form(drafts: list[Row]) -> type[RunInput]:
     """The form of a review run: one :class:`ReviewDecision` per draft staff can decide on, its text filled in."""
-    fields: dict[str, Any] = {
-        f"draft_{draft['id']}": (
-            ReviewDecision,
-            Field(
-                default=ReviewDecision(text=draft["text"]),
-                title=f"{STATE_WORDS[draft['state']]}: {draft['channel']} #{draft['id']}: {draft['title']}",
-                description=f"slot {draft['slot']}; why: {draft['reason']}"
-                + (f"; {draft['measures']}" if draft["measures"] else ""),
-            ),
-        )
-        for draft in drafts
-        if draft["state"] in ("pending", "held")
-    }
-    form: type[RunInput] = create_model("Review", __base__=RunInput, **fields)
-    return form
+    return draft_form(
+        "Review",
+        ReviewDecision,
+        (draft for draft in drafts if draft["state"] in ("pending", "held")),
+        title=lambda draft: f"{STATE_WORDS[draft['state']]}: {draft['channel']} #{draft['id']}: {draft['title']}",
+        description=lambda draft: (
+            f"slot {draft['slot']}; why: {draft['reason']}" + (f"; {draft['measures']}" if draft["measures"] else "")
+        ),
+    )
 
 
 def form_description(slug: str, drafts: list[Row]) -> str:

@@ -202,36 +202,39 @@ def test_links_off_keeps_the_full_urls(tmp_path: Path) -> None:
         ledger.close()
 
 
-def sms_texts(settings: Settings, ledger: Ledger) -> list[str]:
-    """Each sample text the SMS channel sent (its outbox's Twilio requests)."""
+def sms_texts(settings: Settings, ledger: Ledger) -> dict[str, str]:
+    """The sample's texts, by SMS channel (the same text goes to each recipient): its outbox's Twilio requests."""
     send_everything(settings, ledger)
-    folder = settings.path(settings.outbox) / "sms"
-    return sorted(
-        {request["Body"] for path in folder.glob("*.json") for request in json.loads(path.read_text())["requests"]}
-    )
+    texts: dict[str, str] = {}
+    for name in ("sms", "reactivation-text"):
+        folder = settings.path(settings.outbox) / name
+        [texts[name]] = {
+            request["Body"] for path in folder.glob("*.json") for request in json.loads(path.read_text())["requests"]
+        }
+    return texts
 
 
-def test_a_short_link_leaves_the_sample_text_room_for_its_story(
+def test_short_links_take_the_sample_texts_to_fewer_segments(
     tmp_path: Path, settings: Settings, ledger: Ledger
 ) -> None:
-    """README "Did it work?": the sample text within its 2 segments carries 13 more words of its story, and the
-    whole story takes 3 segments instead of 4."""
+    """README "Did it work?": each sample text is 2 segments with full URLs, 1 with short links; the staff story
+    keeps its first sentence whole, the invitation its whole wording, and both the prefix and the STOP footer."""
     full = load_settings(write_config(tmp_path / "full", {"links": "off"}))
     full_ledger = Ledger(full.ledger_url())
     try:
-        [before] = sms_texts(full, full_ledger)
+        before = sms_texts(full, full_ledger)
     finally:
         full_ledger.close()
-    [after] = sms_texts(settings, ledger)
-    assert sms_measure(after).segments <= sms_measure(before).segments == 2
-    assert len(after.split()) - len(before.split()) >= 10
-    long_link, short_link = before.split()[-6], after.split()[-6]
-    assert long_link.startswith("https://www.oakviewpt.com/") and SHORT.fullmatch(short_link)
-    story = "Oakview PT: " + " ".join(
-        ["This week marks ten years since Maria Alvarez joined Oakview Physical Therapy."] * 4
-    )
-    whole = story + " {} Reply STOP to opt out"
-    assert sms_measure(whole.format(short_link)).segments < sms_measure(whole.format(long_link)).segments
+    after = sms_texts(settings, ledger)
+    assert {name: sms_measure(text).segments for name, text in before.items()} == {"sms": 2, "reactivation-text": 2}
+    assert {name: sms_measure(text).segments for name, text in after.items()} == {"sms": 1, "reactivation-text": 1}
+    links = {name: (before[name].split()[-6], text.split()[-6]) for name, text in after.items()}
+    for name, (long_link, short_link) in links.items():
+        assert long_link.startswith("https://www.oakviewpt.com/") and SHORT.fullmatch(short_link)
+        assert after[name].startswith("Oakview PT: ") and after[name].endswith(f" {short_link} Reply STOP to opt out")
+    assert "joined Oakview Physical Therapy. https://" in after["sms"]
+    long_link, short_link = links["reactivation-text"]
+    assert after["reactivation-text"].replace(short_link, "") == before["reactivation-text"].replace(long_link, "")
 
 
 @pytest.mark.parametrize(

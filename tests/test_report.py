@@ -85,7 +85,7 @@ def test_the_report_in_each_format(settings: Settings, ledger: Ledger, tmp_path:
     data = json.loads(capsys.readouterr().out)
     assert data["best_items"][0]["people"] >= 1 and "Apple Mail Privacy Protection" in data["notes"][0]
     sms = next(row for row in data["rows"] if row["channel"] == "sms")
-    assert sms["segments"] == 2
+    assert sms["segments"] == 1  # one text to the outbox, one segment with its short link
     assert main(["report", "--config", config, "--since", "2000-01-01"]) == 0
     table = capsys.readouterr().out
     assert "Best time to post" in table and "not enough clicks yet (1 of 5)" in table

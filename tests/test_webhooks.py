@@ -19,7 +19,7 @@ import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -30,11 +30,12 @@ import pytest
 import requests
 from pydantic import SecretStr
 
+from carecast import report
 from carecast.cli import main
 from carecast.config import Settings
 from carecast.errors import ConfigError, CredentialError
 from carecast.ledger import Ledger
-from carecast.model import ContentItem, Draft, content_hash
+from carecast.model import ContentItem, Draft, Receipt, content_hash, now_utc
 from carecast.pipeline import make_channel, sync_audience
 from carecast.practice import load_settings
 from carecast.unsubscribe import make_token
@@ -195,6 +196,19 @@ def test_signed_status_callbacks_record_delivery_and_failure(hooks: Hooks) -> No
     assert deliveries[MARIA_SMS].state == "delivered"
     assert deliveries["+17735550123"].state == "failed"
     assert "30007" in (deliveries["+17735550123"].error or "")
+
+
+def test_twilio_delivery_reports_are_the_report_s_numbers_for_texts(hooks: Hooks) -> None:
+    """Issue 21: an SMS channel's own numbers are Twilio's status callbacks, shown per send by the report."""
+    texts = ((MARIA_SMS, sid(4)), ("+17735550123", sid(5)), ("+17735550124", sid(6)))
+    publication = hooks.sent_texts(*texts)
+    hooks.ledger.record_sent(publication, Receipt("twilio", now_utc(), tuple(message for _, message in texts)))
+    hooks.twilio("/twilio/status", callback(sid(4), "delivered"))
+    hooks.twilio("/twilio/status", callback(sid(5), "delivered"))
+    assert [d.state for d in hooks.ledger.deliveries(publication).values()].count("delivered") == 2
+    built = report.build(hooks.settings, hooks.ledger, now_utc() - timedelta(days=1), now_utc() + timedelta(minutes=1))
+    [row] = built.rows
+    assert (row.channel, row.sent, row.delivered) == ("sms", 3, 2)
 
 
 @pytest.mark.parametrize(

@@ -7,12 +7,11 @@ It is dated the first day of its period in the practice's zone.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
-from html import escape
+from datetime import date
 
 from carecast.config import CampaignSource, Settings
-from carecast.model import ContentItem, content_hash
-from carecast.sources.result import SourceResult
+from carecast.model import content_hash
+from carecast.sources.result import SourceResult, written_item
 
 
 def period_of(every: str, today: date) -> tuple[str, date]:
@@ -29,15 +28,15 @@ def read_campaign(name: str, config: CampaignSource, settings: Settings, *, toda
     """The campaign's item for the period ``today`` (the practice's local date) is in."""
     period, first_day = period_of(config.every, today)
     url = str(config.url) if config.url else None
-    item = ContentItem(
+    item = written_item(
+        settings,
+        title=config.title,
+        url=url,
+        text=config.text,
+        first_day=first_day,
         id=f"campaign:{name}:{period}",
         source=name,
         kind="post",
-        title=config.title,
-        url=url,
-        summary_html=f"<p>{escape(config.text)}</p>",
-        summary_text=config.text,
-        published=datetime.combine(first_day, time(), tzinfo=settings.practice.zone).astimezone(UTC),
         content_hash=content_hash(config.title, config.text, url or "", ",".join(config.audiences)),
         campaign=f"{config.campaign or name.replace('-', '_')}_{period.lower().replace('-', '_')}",
         audiences=tuple(config.audiences),

@@ -16,8 +16,7 @@ from __future__ import annotations
 import calendar
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
-from html import escape
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urljoin
@@ -27,7 +26,7 @@ from pydantic import Field, PlainValidator, ValidationError, field_validator
 from carecast.config import ObservanceSource, Settings, expectation, read_yaml
 from carecast.errors import ConfigError
 from carecast.model import ContentItem, content_hash
-from carecast.sources.result import SourceResult
+from carecast.sources.result import SourceResult, written_item
 from carecast.strict import Strict
 
 MONTHS = {name.lower(): number for number, name in enumerate(calendar.month_name) if name}
@@ -176,15 +175,15 @@ def read_observances(name: str, config: ObservanceSource, settings: Settings, *,
 
 def _item(name: str, observance: Observance, year: int, start: date, end: date, settings: Settings) -> ContentItem:
     url = urljoin(str(settings.practice.website), observance.url) if observance.url else None
-    return ContentItem(
+    return written_item(
+        settings,
+        title=observance.title,
+        url=url,
+        text=observance.message,
+        first_day=start,
         id=f"observance:{observance.slug}:{year}",
         source=name,
         kind="observance",
-        title=observance.title,
-        url=url,
-        summary_html=f"<p>{escape(observance.message)}</p>",
-        summary_text=observance.message,
-        published=datetime.combine(start, time(), tzinfo=settings.practice.zone).astimezone(UTC),
         content_hash=content_hash(
             observance.title,
             observance.message,

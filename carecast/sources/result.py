@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime, time
+from html import escape
+from typing import Any
 
+from carecast.config import Settings
 from carecast.model import ContentItem
 
 #: Which of these raw-entry fingerprints the ledger holds, each with the date of the item stored from it
@@ -38,3 +41,19 @@ class SourceResult:
     fingerprints: dict[str, str] = field(default_factory=dict)
     #: RSS: entries passed over because the ledger holds their fingerprint (unchanged since they were stored).
     unchanged: int = 0
+
+
+def written_item(
+    settings: Settings, *, title: str, url: str | None, text: str, first_day: date, **fields: Any
+) -> ContentItem:
+    """An item whose words the practice wrote in its config (a campaign's invitation, an observance's message):
+    ``text`` as its summary, one paragraph, published as ``first_day`` begins in the practice's zone. ``fields``
+    are the item's others (id, source, kind, content_hash, campaign...)."""
+    return ContentItem(
+        title=title,
+        url=url,
+        summary_html=f"<p>{escape(text)}</p>",
+        summary_text=text,
+        published=datetime.combine(first_day, time(), tzinfo=settings.practice.zone).astimezone(UTC),
+        **fields,
+    )
