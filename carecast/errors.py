@@ -10,7 +10,8 @@ act on it, and chains its cause (``raise ... from exc``)::
     ├── SourceError            a source could not be fetched or parsed (source name, reason)
     ├── FetchError             a URL was refused, or its fetch cut short by its deadline or size limit (reason)
     ├── LedgerError            the ledger refused or lost a write
-    │   └── AlreadyClaimed     an item was already claimed or published on that channel and account
+    │   ├── AlreadyClaimed     an item was already claimed or published on that channel and account
+    │   └── NotAtProvider      ``resolve --sent`` for recipients the provider has no record of (who, publication)
     ├── ChannelError           a channel plugin is missing or misbehaves (channel name)
     │   ├── RenderError        a draft breaks a channel rule (channel, item ids, reason); never published
     │   └── PublishError       a provider or the outbox refused a publication (transient, retry_after)
@@ -92,6 +93,19 @@ class AlreadyClaimed(LedgerError):
         self.account = account
         self.item_ids = list(item_ids)
         super().__init__(f"{channel} ({account}): already claimed or published: {', '.join(self.item_ids)}")
+
+
+class NotAtProvider(LedgerError):
+    """Staff said a publication's unknown recipients have it (``resolve --sent``), but its provider has no record of
+    these ``addresses``: nothing is settled. The message counts them and names none (it reaches logs)."""
+
+    def __init__(self, publication_id: int, addresses: Sequence[str]) -> None:
+        self.publication_id = publication_id
+        self.addresses = list(addresses)
+        super().__init__(
+            f"publication {publication_id}: the provider has no record of it for {len(self.addresses)} "
+            "recipient(s); not settled: --resend or --drop them"
+        )
 
 
 class ChannelError(CareCastError):
