@@ -550,7 +550,11 @@ def _resolve(args: argparse.Namespace) -> int:
             provider_id=args.provider_id,
         )
     except NotAtProvider as exc:
-        print(f"{exc} ({', '.join(exc.addresses)})", file=sys.stderr)
+        print(
+            f"publication {exc.publication_id}: the provider has no record of it for {len(exc.addresses)} "
+            f"recipient(s) ({', '.join(exc.addresses)}); not settled: --resend or --drop them",
+            file=sys.stderr,
+        )
         return 1
     finally:
         ledger.close()

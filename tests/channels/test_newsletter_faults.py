@@ -1,11 +1,11 @@
 """The newsletter through dropped SMTP connections, against the real local SMTP server (tests/providers/smtp.py).
 
 A connection dropped before the server had the whole message (at ``MAIL`` or ``RCPT``) delivered nothing: that
-recipient is retried by the next run, and the rest of the batch goes on over a new connection. One dropped once the message was written, before the server's reply, may
-have delivered it (the fake drops it after taking the message, and without taking it: the client cannot tell which):
-that recipient is ``unknown``, never sent again on its own, and staff settle them with
-:func:`carecast.resolution.settle` (the core of ``carecast resolve`` and of the resolve flow). What is counted is
-what the server took, per recipient, across runs.
+recipient is retried by the next run, and the rest of the batch goes on over a new connection. One dropped once the
+message was written, before the server's reply, may have delivered it (the fake drops it after taking the message,
+and without taking it: the client cannot tell which): that recipient is ``unknown``, never sent again on its own,
+and staff settle them with :func:`carecast.resolution.settle` (the core of ``carecast resolve`` and of the resolve
+flow). What is counted is what the server took, per recipient, across runs.
 """
 
 from __future__ import annotations
