@@ -37,7 +37,14 @@ from carecast.ledger import (
     open_ledger,
 )
 from carecast.model import Draft
-from carecast.project import earlier_prefect, refuse_missing_ledger, refuse_new_ledger, use_project_prefect
+from carecast.project import (
+    earlier_prefect,
+    refuse_full_disk,
+    refuse_missing_ledger,
+    refuse_new_ledger,
+    sqlite_path,
+    use_project_prefect,
+)
 from carecast.starter import QUESTIONS, StarterValues, write_starter
 
 # Each command imports the rest of what it needs (channel plugins, twitter-text, Jinja, Prefect) when it runs:
@@ -588,10 +595,13 @@ def _run(args: argparse.Namespace) -> int:
     # is checked and Prefect loads (a wrong config ends the command, and the server with it).
     use_project_prefect(args.config)
     earlier = earlier_prefect(args.config)  # looked at before the run's own Prefect server makes its database
+    refuse_full_disk(Path(os.environ["PREFECT_HOME"]))
     api_ready = _prefect_api()
     from carecast.practice import load_settings
 
     settings: Settings = load_settings(args.config)
+    if (ledger_file := sqlite_path(settings.ledger_url())) is not None:
+        refuse_full_disk(ledger_file)
     for name in args.channels or ():
         if name not in settings.channels:
             _usage_error(f"--channel {name}: not a configured channel; choose from {', '.join(settings.channels)}")

@@ -16,6 +16,7 @@ act on it, and chains its cause (``raise ... from exc``)::
     │   ├── RenderError        a draft breaks a channel rule (channel, item ids, reason); never published
     │   └── PublishError       a provider or the outbox refused a publication (transient, retry_after)
     ├── MeasureError           text cannot be measured for a channel (unknown channel, bad input)
+    ├── StorageError           the disk holding the project's state is full (path, bytes free)
     └── ImageError             an item's image cannot be fetched or is no photo to upload (url, reason)
 
 Secrets never appear in a message: errors carry names of credentials, never their values.
@@ -150,6 +151,19 @@ class PublishError(ChannelError):
 
 class MeasureError(CareCastError):
     """Text cannot be measured for the asked channel."""
+
+
+class StorageError(CareCastError):
+    """The disk holding ``path`` (Prefect's home, the ledger) has too little room for a run: it would end midway in
+    a crash that names nothing (Prefect's server aborts). Says where, and what to do."""
+
+    def __init__(self, path: Path, free: int) -> None:
+        self.path = path
+        self.free = free
+        super().__init__(
+            f"{path}: the disk holding it is full ({free // 2**20} MiB free): free space there, or move the state "
+            "elsewhere (ledger.url, PREFECT_HOME), then run again; nothing was sent"
+        )
 
 
 class ImageError(CareCastError):
