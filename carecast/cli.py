@@ -35,10 +35,16 @@ from carecast.ledger import (
     Resolution,
     StoredDraft,
     open_ledger,
-    part_address,
 )
 from carecast.model import Draft
-from carecast.project import earlier_prefect, refuse_missing_ledger, refuse_new_ledger, use_project_prefect
+from carecast.project import (
+    earlier_prefect,
+    refuse_full_disk,
+    refuse_missing_ledger,
+    refuse_new_ledger,
+    sqlite_path,
+    use_project_prefect,
+)
 from carecast.starter import QUESTIONS, StarterValues, write_starter
 
 # Each command imports the rest of what it needs (channel plugins, twitter-text, Jinja, Prefect) when it runs:
@@ -534,38 +540,33 @@ def _unknown(deliveries: list[DeliveryRecord]) -> list[dict[str, str | None]]:
 
 
 def _resolve(args: argparse.Namespace) -> int:
-    address = args.recipient if args.part is None else part_address(args.part)
-    _, ledger = _open_ledger(args.config)
-    try:
-        if args.decision == "sent" and (refused := _not_at_provider(args.config, ledger, args.publication_id, address)):
-            print(
-                f"publication {args.publication_id}: the provider has no record of it for {len(refused)} recipient(s) "
-                f"({', '.join(refused)}); not settled: --resend or --drop them",
-                file=sys.stderr,
-            )
-            return 1
-        settled = ledger.resolve(args.publication_id, args.decision, address=address, provider_id=args.provider_id)
-        [record] = ledger.publications(ids=[args.publication_id])
-    finally:
-        ledger.close()
-    after = "the next run finishes it" if record.state == "failed" and record.transient else record.state
-    print(f"publication {args.publication_id}: {settled} settled ({args.decision}); {after}")
-    return 0
-
-
-def _not_at_provider(config: Path, ledger: Ledger, publication_id: int, address: str | None) -> list[str]:
-    """The unknown recipients (``address``, else all) of the publication its provider has no record of; empty when
-    the provider cannot be asked. Raises CareCastError when the channel or the provider cannot be reached."""
-    unknown = ledger.unknown_deliveries([publication_id]).get(publication_id, [])
-    addresses = [d.address for d in unknown if not d.is_part and (address is None or d.address == address)]
-    if not addresses:
-        return []
+    from carecast.errors import NotAtProvider
     from carecast.pipeline import make_channel
     from carecast.practice import load_settings
+    from carecast.resolution import address_of, settle
 
-    draft = ledger.publication_draft(publication_id).draft
-    channel = make_channel(load_settings(config), draft.channel)
-    return channel.not_at_provider(draft, addresses) or []
+    _, ledger = _open_ledger(args.config)
+    try:
+        # The full settings (and their channels) only when the provider must be asked.
+        summary = settle(
+            ledger,
+            lambda name: make_channel(load_settings(args.config), name),
+            args.publication_id,
+            args.decision,
+            address=address_of(args.recipient, args.part),
+            provider_id=args.provider_id,
+        )
+    except NotAtProvider as exc:
+        print(
+            f"publication {exc.publication_id}: the provider has no record of it for {len(exc.addresses)} "
+            f"recipient(s) ({', '.join(exc.addresses)}); not settled: --resend or --drop them",
+            file=sys.stderr,
+        )
+        return 1
+    finally:
+        ledger.close()
+    print(summary)
+    return 0
 
 
 #: Rows ``carecast status`` aligns together: the first page prints at once, whatever the size of the ledger.
@@ -594,10 +595,13 @@ def _run(args: argparse.Namespace) -> int:
     # is checked and Prefect loads (a wrong config ends the command, and the server with it).
     use_project_prefect(args.config)
     earlier = earlier_prefect(args.config)  # looked at before the run's own Prefect server makes its database
+    refuse_full_disk(Path(os.environ["PREFECT_HOME"]))
     api_ready = _prefect_api()
     from carecast.practice import load_settings
 
     settings: Settings = load_settings(args.config)
+    if (ledger_file := sqlite_path(settings.ledger_url())) is not None:
+        refuse_full_disk(ledger_file)
     for name in args.channels or ():
         if name not in settings.channels:
             _usage_error(f"--channel {name}: not a configured channel; choose from {', '.join(settings.channels)}")

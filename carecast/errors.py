@@ -10,11 +10,13 @@ act on it, and chains its cause (``raise ... from exc``)::
     ├── SourceError            a source could not be fetched or parsed (source name, reason)
     ├── FetchError             a URL was refused, or its fetch cut short by its deadline or size limit (reason)
     ├── LedgerError            the ledger refused or lost a write
-    │   └── AlreadyClaimed     an item was already claimed or published on that channel and account
+    │   ├── AlreadyClaimed     an item was already claimed or published on that channel and account
+    │   └── NotAtProvider      ``resolve --sent`` for recipients the provider has no record of (who, publication)
     ├── ChannelError           a channel plugin is missing or misbehaves (channel name)
     │   ├── RenderError        a draft breaks a channel rule (channel, item ids, reason); never published
     │   └── PublishError       a provider or the outbox refused a publication (transient, retry_after)
     ├── MeasureError           text cannot be measured for a channel (unknown channel, bad input)
+    ├── StorageError           the disk holding the project's state is full (path, bytes free)
     └── ImageError             an item's image cannot be fetched or is no photo to upload (url, reason)
 
 Secrets never appear in a message: errors carry names of credentials, never their values.
@@ -94,6 +96,19 @@ class AlreadyClaimed(LedgerError):
         super().__init__(f"{channel} ({account}): already claimed or published: {', '.join(self.item_ids)}")
 
 
+class NotAtProvider(LedgerError):
+    """Staff said a publication's unknown recipients have it (``resolve --sent``), but its provider has no record of
+    these ``addresses``: nothing is settled. The message counts them and names none (it reaches logs)."""
+
+    def __init__(self, publication_id: int, addresses: Sequence[str]) -> None:
+        self.publication_id = publication_id
+        self.addresses = list(addresses)
+        super().__init__(
+            f"publication {publication_id}: the provider has no record of it for {len(self.addresses)} "
+            "recipient(s); not settled: --resend or --drop them"
+        )
+
+
 class ChannelError(CareCastError):
     """A channel plugin is missing, misconfigured or misbehaves."""
 
@@ -136,6 +151,19 @@ class PublishError(ChannelError):
 
 class MeasureError(CareCastError):
     """Text cannot be measured for the asked channel."""
+
+
+class StorageError(CareCastError):
+    """The disk holding ``path`` (Prefect's home, the ledger) has too little room for a run: it would end midway in
+    a crash that names nothing (Prefect's server aborts). Says where, and what to do."""
+
+    def __init__(self, path: Path, free: int) -> None:
+        self.path = path
+        self.free = free
+        super().__init__(
+            f"{path}: the disk holding it is full ({free // 2**20} MiB free): free space there, or move the state "
+            "elsewhere (ledger.url, PREFECT_HOME), then run again; nothing was sent"
+        )
 
 
 class ImageError(CareCastError):

@@ -486,7 +486,8 @@ class _Sender:
             else:
                 done = "; ".join((receipt.location, *receipt.notes)) if receipt else ""
             reason = (
-                f"{len(unknown)} {'part' if unknown[0].is_part else 'recipient'}(s) unknown: {IN_FLIGHT}; check, then "
+                f"{len(unknown)} {'part' if unknown[0].is_part else 'recipient'}(s) unknown: "
+                f"{unknown[0].error or IN_FLIGHT}; check, then "
                 f"carecast resolve {publication_id} --sent|--resend|--drop" + (f" ({done})" if done else "")
             )
             ledger.record_unknown(publication_id, reason, receipt)

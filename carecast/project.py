@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +26,7 @@ from typing import Any
 from sqlalchemy import create_engine, inspect
 from sqlalchemy.exc import SQLAlchemyError
 
-from carecast.errors import ConfigError, LedgerError
+from carecast.errors import ConfigError, LedgerError, StorageError
 
 #: The folder of the config folder holding one file per practice (``config/practices/<slug>.yaml``).
 PRACTICES_DIR = "practices"
@@ -37,6 +38,9 @@ MARKERS = ("prefect.toml", "pyproject.toml")
 STATE_DIR = ".carecast"
 SQLITE = "sqlite:///"
 MEMORY = "sqlite:///:memory:"
+#: The room a run needs where its state is written: Prefect's database migrates and records every state of the run
+#: and the ledger its claims. With less, a run ends midway in a crash that names nothing (its server aborts).
+MIN_FREE_BYTES = 50 * 2**20
 
 
 def project_root(config_file: Path | str) -> Path:
@@ -185,3 +189,18 @@ def refuse_missing_ledger(config_file: Path, url: str) -> None:
             config_file,
             [("ledger.url", f"no ledger at {where} yet: nothing has run with this config (carecast run makes it)")],
         )
+
+
+def refuse_full_disk(*paths: Path) -> None:
+    """Raise StorageError when the disk holding one of ``paths`` (a file or folder, or where it will be made) has
+    less than :data:`MIN_FREE_BYTES` free."""
+    for path in paths:
+        existing = next(folder for folder in (path, *path.parents) if folder.exists())
+        free = shutil.disk_usage(existing).free
+        if free < MIN_FREE_BYTES:
+            raise StorageError(path, free)
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite ledger URL (already resolved), None for an in-memory or server database."""
+    return Path(url.removeprefix(SQLITE)) if url.startswith(SQLITE) and url != MEMORY else None

@@ -15,7 +15,10 @@ connection (STARTTLS or implicit TLS, then login), each with its own unsubscribe
 maps to the address (:mod:`carecast.unsubscribe`). The message is built and encoded once per publication
 (:class:`PreparedMessage`); per recipient only ``To``, ``Date``, ``Message-ID`` and the token's characters are
 filled into its bytes. Every recipient's delivery is claimed in the ledger before it is sent and recorded after,
-so a batch cut short resumes on the next run with only the recipients not yet sent.
+so a batch cut short resumes on the next run with only the recipients not yet sent. A connection lost before the
+server had the whole message (at ``MAIL``, ``RCPT`` or mid-data) leaves that recipient to the next run; one lost
+after, with the server's reply, leaves them ``unknown``: SMTP keeps no list to ask, so staff settle them
+(``carecast resolve ID --recipient ADDR --sent|--resend``) and they are never sent again on their own.
 Unsubscribed, bounced and non-consenting subscribers are skipped and counted; a ``5xx`` at ``RCPT`` marks the
 address bounced.
 
@@ -67,6 +70,7 @@ from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
 from carecast.unsubscribe import Token, apply_unsubscribe, verify_token
 from carecast.words import words
+from channels.smtp_transaction import Link, ReplyLost, transact
 
 #: Stands for the recipient's token in the stored draft; URL-safe, so it reads the same escaped or not.
 TOKEN_PLACEHOLDER = "CARECAST-UNSUBSCRIBE-TOKEN"
@@ -508,13 +512,13 @@ class NewsletterChannel(Channel):
         prepared = functools.cache(lambda token_length: self.prepare_message(draft, token_length))
         personal = RecipientLinks.of(self.settings, ledger, self.name)  # links.email_per_recipient
         with ExitStack() as stack:
-            smtp: smtplib.SMTP | None = None
+            link = Link(stack, lambda: self._connect(credentials, password))
             # Skipped: counted at the end.
             pending = _pending(ledger, self._recipients(context), publication, Counter())
             for chunk, tokens in self._with_tokens(ledger, pending, context.delivery_chunk):
                 context.stop_if_asked(self.instance)
                 # Opened for the first chunk only: a resumed batch with nobody left opens no connection.
-                smtp = smtp or stack.enter_context(self._connect(credentials, password))
+                link.smtp()
                 # The chunk is claimed before any of it is sent (recipients another worker or an earlier attempt
                 # has are left out), and its outcomes recorded together after.
                 claimed = ledger.claim_deliveries(publication, [subscriber.address for subscriber in chunk])
@@ -533,7 +537,10 @@ class NewsletterChannel(Channel):
                         if personal is not None:
                             message = (personal.apply(message[0], subscriber.address), message[1])
                         context.pace()
-                        usable = self._send_one(smtp, message, subscriber.address, ledger, outcomes, retry_reasons)
+                        after = self._send_one(
+                            link.smtp(), message, subscriber.address, ledger, outcomes, retry_reasons
+                        )
+                        usable = after == "go on" or (after == "reconnect" and link.lost())
                         if not usable:
                             break
                 finally:
@@ -580,16 +587,25 @@ class NewsletterChannel(Channel):
         ledger: Ledger,
         outcomes: list[DeliveryOutcome],
         retry: list[str],
-    ) -> bool:
+    ) -> Literal["go on", "stop", "reconnect"]:
         """Send one claimed message (its bytes and Message-ID) and append how it went to ``outcomes``; return
-        whether the connection is still usable. A reason to try this recipient again later is appended to ``retry``;
-        a bounce suppresses the address. Raises PublishError (not transient) when the server refuses our sender for
-        good: every message would fail alike (the outcome is appended first).
+        whether the batch goes on over this connection, stops (a 421: the server is closing), or goes on over a new
+        one (this one was lost). A reason to try this recipient again later is appended to ``retry``; a bounce
+        suppresses the address; a connection lost once the message was written leaves the recipient ``unknown``
+        (:mod:`channels.smtp_transaction`), one lost before is retried by the next run. Raises PublishError (not
+        transient) when the server refuses our sender for good: every message would fail alike (the outcome is
+        appended first).
         """
         raw, message_id = message
         try:
             sender = self.config.from_address
-            smtp.sendmail(sender, [address], raw, _mail_options(smtp, sender, address))
+            transact(smtp, sender, address, raw, _mail_options(smtp, sender, address))
+        except ReplyLost as exc:
+            # The server read the whole message, then its reply was lost: it may have it, and SMTP keeps no list
+            # to ask. Never sent again on its own; staff check with the recipient and settle it.
+            lost = f"the connection to the SMTP server was lost after the message was sent ({exc})"
+            outcomes.append(DeliveryOutcome(address, "unknown", error=f"{lost}; it may have arrived"))
+            return "reconnect"
         except smtplib.SMTPRecipientsRefused as exc:
             [(code, reply)] = exc.recipients.values()
             why = _reply(code, reply)
@@ -599,7 +615,7 @@ class NewsletterChannel(Channel):
             else:
                 outcomes.append(DeliveryOutcome(address, "failed", error=why, transient=True))
                 retry.append(why)
-            return True
+            return "go on"
         except smtplib.SMTPResponseException as exc:
             why = _reply(exc.smtp_code, exc.smtp_error)
             transient = exc.smtp_code < 500
@@ -610,18 +626,18 @@ class NewsletterChannel(Channel):
                 ) from exc
             if transient:
                 retry.append(why)
-            return exc.smtp_code != 421  # 421: the server is closing the connection
+            return "stop" if exc.smtp_code == 421 else "go on"  # 421: the server is closing the connection
         except smtplib.SMTPNotSupportedError as exc:
             outcomes.append(DeliveryOutcome(address, "failed", error=f"the server cannot take this message: {exc}"))
-            return True
+            return "go on"
         except OSError as exc:
-            # The connection broke mid-send: the message may have been accepted, so it is never sent again.
-            lost = f"the connection to the SMTP server was lost ({type(exc).__name__})"
-            outcomes.append(DeliveryOutcome(address, "failed", error=f"{lost}; it may have arrived, not resent"))
+            # Lost before the message was written whole (at MAIL, RCPT, or mid-data): the server cannot have it.
+            lost = f"the connection to the SMTP server was lost before the message was sent ({type(exc).__name__})"
+            outcomes.append(DeliveryOutcome(address, "failed", error=lost, transient=True))
             retry.append(lost)
-            return False
+            return "reconnect"
         outcomes.append(DeliveryOutcome(address, "sent", provider_id=message_id))
-        return True
+        return "go on"
 
     def _connect(self, credentials: SmtpCredentials, password: SecretStr) -> smtplib.SMTP:
         """An SMTP connection, secured as configured and logged in; use it as a context manager (it quits).

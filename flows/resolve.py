@@ -1,8 +1,10 @@
 """``resolve``: settle a publication left ``unknown`` by a run that died mid-send, from a form in the Prefect UI.
 
-The same as ``carecast resolve``: staff check with the provider whether the recipient (or thread part) in flight
-got it, then record ``sent``, have the next run send it again, once (``resend``), or ``drop`` it. ``carecast serve``
-deploys it per practice (``resolve/<practice>-resolve``, no schedule): **Run → Custom run** opens the form.
+The same as ``carecast resolve``, both through :func:`carecast.resolution.settle`: staff check with the provider
+whether the recipient (or thread part) in flight got it, then record ``sent`` (refused for a recipient the provider
+has no record of, where it can be asked), have the next run send it again, once (``resend``), or ``drop`` it.
+``carecast serve`` deploys it per practice (``resolve/<practice>-resolve``, no schedule): **Run → Custom run**
+opens the form.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ from typing import Literal
 from prefect import flow, get_run_logger
 
 from carecast.config import DEFAULT_CONFIG
-from carecast.ledger import part_address
 from carecast.practice import open_practice
+from carecast.resolution import address_of, settle
 from flows.notify import notify_failure
 
 
@@ -36,11 +38,14 @@ def resolve(
         provider_id: with sent, the provider's id of it (a post's id), so a thread goes on replying to it
         practice: the practice's configuration file (config/carecast.yaml), as the server sees it
     """
-    address = recipient if part is None else part_address(part)
     with open_practice(practice) as opened:
-        settled = opened.ledger.resolve(publication_id, decision, address=address, provider_id=provider_id)
-        [record] = opened.ledger.publications(ids=[publication_id])
-    after = "the next run finishes it" if record.state == "failed" and record.transient else record.state
-    summary = f"publication {publication_id}: {settled} settled ({decision}); {after}"
+        summary = settle(
+            opened.ledger,
+            lambda name: opened.channels[name],
+            publication_id,
+            decision,
+            address=address_of(recipient, part),
+            provider_id=provider_id,
+        )
     get_run_logger().info(summary)
     return summary

@@ -34,6 +34,8 @@ from pathlib import Path
 import requests
 from filelock import FileLock
 
+from carecast.project import refuse_full_disk
+
 STARTUP_TIMEOUT = 90.0
 LOCK_FILE = "carecast-server.lock"
 
@@ -44,7 +46,7 @@ def start_temporary_api(home: Path) -> Callable[[], str]:
 
     The server stops when this process exits (at exit, or by itself when the process is killed). Must run before
     Prefect reads its settings. The returned function raises RuntimeError when the server does not answer within
-    STARTUP_TIMEOUT.
+    STARTUP_TIMEOUT, StorageError when it exited because the disk of ``home`` is full.
     """
     home.mkdir(parents=True, exist_ok=True)
     read_end, write_end = os.pipe()  # neither end is inherited by anything else this process starts
@@ -59,7 +61,7 @@ def start_temporary_api(home: Path) -> Callable[[], str]:
 
     def ready() -> str:
         try:
-            _wait_until_healthy(server, url)
+            _wait_until_healthy(server, url, home)
         finally:
             lock.release()
         return url
@@ -73,10 +75,11 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _wait_until_healthy(server: subprocess.Popen[bytes], url: str) -> None:
+def _wait_until_healthy(server: subprocess.Popen[bytes], url: str, home: Path) -> None:
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while time.monotonic() < deadline:
         if server.poll() is not None:
+            refuse_full_disk(home)  # the likeliest cause, named (StorageError) rather than a bare exit status
             raise RuntimeError(f"the temporary Prefect server exited with {server.returncode} while starting")
         try:
             if requests.get(f"{url}/health", timeout=2).ok:

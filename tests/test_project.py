@@ -3,7 +3,9 @@ one's outbox refused; ``carecast check`` printing both, a password never."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -91,3 +93,29 @@ def test_each_practice_schema_on_one_postgresql_database_is_its_own_ledger() -> 
         assert not ledger_exists(north)
         Ledger(north).close()
         assert ledger_exists(north) and not ledger_exists(south)
+
+
+@pytest.mark.parametrize("full", ["prefect home", "ledger"])
+def test_a_run_with_its_state_on_a_full_disk_is_refused_naming_where_and_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], full: str
+) -> None:
+    config = write_config(tmp_path)
+    ledger_file = Path(load_settings(config).ledger_url().removeprefix("sqlite:///"))
+    # The disk is seen full at the operating system's boundary: for Prefect's home, or for the ledger only.
+    real = shutil.disk_usage
+    home = tmp_path / "state" / "prefect"
+    home.mkdir(parents=True)
+    monkeypatch.setenv("PREFECT_HOME", str(home))  # the command sets it only when unset, for the rest of the session
+
+    def disk_usage(path: str | Path) -> Any:
+        crowded = (Path(path) == home) is (full == "prefect home")
+        return real(path)._replace(free=2**20) if crowded else real(path)
+
+    monkeypatch.setattr(shutil, "disk_usage", disk_usage)
+
+    assert main(["run", "--config", str(config)]) == 1
+
+    said = capsys.readouterr().err
+    named = home if full == "prefect home" else ledger_file
+    assert f"error: {named}: the disk holding it is full (1 MiB free): free space there" in said, said
+    assert "nothing was sent" in said and not ledger_file.exists()

@@ -49,10 +49,11 @@ NOT_TRIED = "not tried: the batch stopped before this recipient; left for the ne
 
 @dataclass(frozen=True)
 class DeliveryOutcome:
-    """How one claimed delivery ended, recorded with others of its chunk by ``finish_deliveries``."""
+    """How one claimed delivery ended, recorded with others of its chunk by ``finish_deliveries``; ``unknown`` when
+    the provider may have it but cannot say (a person settles it, ``carecast resolve``)."""
 
     address: str
-    state: Literal["sent", "failed", "deferred"]
+    state: Literal["sent", "failed", "deferred", "unknown"]
     provider_id: str | None = None
     error: str | None = None
     transient: bool = False

@@ -6,8 +6,9 @@
 - Storms: 30 % of the requests answered 500 or 429 without a provider code, or dropped before or after the provider
   acted (seeded): every item is posted exactly once within 5 runs.
 
-The newsletter is killed mid-send in tests/flows/test_resume.py (an SMTP server cannot be asked: the message in
-flight waits for ``resolve``); Mastodon's retry carries its Idempotency-Key (tests/channels/test_mastodon.py).
+Mastodon is killed the same way (the resumed post carries the same Idempotency-Key). The newsletter is killed
+mid-send in tests/flows/test_resume.py (an SMTP server cannot be asked: the message in flight waits for
+``resolve``); its dropped connections are in tests/channels/test_newsletter_faults.py.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +51,7 @@ from tests.providers.gbp import GbpServer
 from tests.providers.graph import GraphApiServer
 from tests.providers.images import ImageHost
 from tests.providers.linkedin import LinkedInServer
-from tests.providers.mastodon import PRACTICE_TOKEN, mastodon_instance
+from tests.providers.mastodon import PRACTICE_TOKEN, MastodonInstance, mastodon_instance
 from tests.providers.twilio import TwilioServer
 from tests.providers.xapi import XApiServer
 
@@ -297,6 +299,77 @@ def test_a_full_or_read_only_outbox_is_retried_once_fixed_and_leaves_no_partial_
     ledger.close()
 
 
+def mastodon_settings(tmp_path: Path, instance: MastodonInstance, timeout: float = 1, **ledger: Any) -> Settings:
+    """The sample config posting to ``instance`` (token in FAULTS_MASTODON), every item due at once."""
+    credentials = {"access_token": {"env": "FAULTS_MASTODON"}}
+    section = {"instance_url": instance.url, "credentials": credentials, "timeout": timeout, "rate": "1000/s"}
+    changes = {**section, "schedule": [], "max_items_per_run": STORM_ITEMS}
+    return load_settings(all_channels_config(tmp_path, {"channels": {"mastodon": changes}, "ledger": ledger}))
+
+
+def mastodon_statuses(instance: MastodonInstance) -> list[dict[str, Any]]:
+    """Every status of the practice's account on ``instance`` (a duplicate shows twice)."""
+    headers = instance.auth_headers()
+    me = requests.get(f"{instance.url}/api/v1/accounts/verify_credentials", headers=headers, timeout=5).json()
+    found = requests.get(
+        f"{instance.url}/api/v1/accounts/{me['id']}/statuses", params={"limit": 40}, headers=headers, timeout=5
+    )
+    return list(found.json())
+
+
+def fault_taken(instance: MastodonInstance) -> bool:
+    """Whether every fault rule armed on ``instance`` met its request (mastodon-mock drops a rule once used up)."""
+    return not requests.get(f"{instance.url}/api/v1/_mock/faults", timeout=5).json()
+
+
+@pytest.mark.parametrize("point", ["before its post was sent", "after the instance made the status"])
+def test_mastodon_killed_mid_post_is_resumed_with_no_duplicate_and_nothing_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, point: str
+) -> None:
+    """SIGKILL while the instance holds back an answer: to the limits read before the first post (mastodon-mock's
+    latency rule), or to the first post once its status is made. The resumed claim posts again with the same
+    Idempotency-Key, so the instance gives back the status it made instead of a second one."""
+    monkeypatch.setenv("FAULTS_MASTODON", PRACTICE_TOKEN)
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    with mastodon_instance() as instance:
+        # Answers are lost to the kill alone, not to a client that gives up on a slow instance (a loaded machine).
+        settings = mastodon_settings(tmp_path, instance, timeout=30, claim_timeout=CLAIM_TIMEOUT)
+        ledger = Ledger(url)
+        ledger.upsert_items(items(Provider("mastodon", LocalHttpServer(), settings, bool, list)))
+        adapt(settings, ledger, "mastodon", now=WHEN)
+        hold = None
+        if point.startswith("after"):
+            hold = instance.hold_next_answer()
+            in_flight = hold.made.is_set
+        else:
+            effect = {"type": "latency", "delay_ms": int(LATE * 1000)}
+            rule = {"match": {"methods": ["GET"], "path": "/api/v2/instance"}, "effect": effect, "count": 1}
+            requests.post(f"{instance.url}/api/v1/_mock/faults", json=rule, timeout=5).raise_for_status()
+            in_flight = partial(fault_taken, instance)
+        child = multiprocessing.get_context("fork").Process(target=_publish_in_child, args=(settings, url, "mastodon"))
+        child.start()
+        deadline = time.monotonic() + 60
+        while not in_flight():
+            assert child.is_alive() and time.monotonic() < deadline, "the run ended before its request was in flight"
+            time.sleep(0.02)
+        assert child.pid is not None
+        os.kill(child.pid, signal.SIGKILL)
+        child.join()
+        if hold is not None:
+            hold.release()
+        assert len(mastodon_statuses(instance)) == (0 if hold is None else 1)
+        time.sleep(CLAIM_TIMEOUT + 0.2)  # its claim goes stale
+
+        outcomes = publish(settings, ledger, "mastodon", now=WHEN)
+        posted = mastodon_statuses(instance)
+        assert ledger.unknown_deliveries() == {}
+        ledger.close()
+
+    assert [outcome.state for outcome in outcomes] == ["published"] * ITEMS, [o.detail for o in outcomes]
+    counted = Counter(status["content"] for status in posted)
+    assert len(counted) == ITEMS and set(counted.values()) == {1}, counted
+
+
 def test_a_mastodon_storm_reaches_everyone_once_within_5_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """mastodon-mock's own fault rules (a 500, a 429, an answer later than the client waits: the status is made,
     the answer lost) before 30 % of the posts, drawn from a seeded generator; the retry's Idempotency-Key gets the
@@ -304,21 +377,13 @@ def test_a_mastodon_storm_reaches_everyone_once_within_5_runs(tmp_path: Path, mo
     monkeypatch.setenv("FAULTS_MASTODON", PRACTICE_TOKEN)
     draw = random.Random(17)
     with mastodon_instance() as instance:
-        credentials = {"access_token": {"env": "FAULTS_MASTODON"}}
-        section = {"instance_url": instance.url, "credentials": credentials, "timeout": 1, "rate": "1000/s"}
-        changes = {**section, "schedule": [], "max_items_per_run": STORM_ITEMS}
-        settings = load_settings(all_channels_config(tmp_path, {"channels": {"mastodon": changes}}))
+        settings = mastodon_settings(tmp_path, instance)
         ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
         ledger.upsert_items(items(Provider("mastodon", LocalHttpServer(), settings, bool, list), STORM_ITEMS))
         injected: Counter[str] = Counter()
-        headers = instance.auth_headers()
-        me = requests.get(f"{instance.url}/api/v1/accounts/verify_credentials", headers=headers, timeout=5).json()
 
         def statuses() -> list[dict[str, Any]]:
-            found = requests.get(
-                f"{instance.url}/api/v1/accounts/{me['id']}/statuses", params={"limit": 40}, headers=headers, timeout=5
-            )
-            return list(found.json())
+            return mastodon_statuses(instance)
 
         for run in range(5):
             # Faults before 30 % of this run's posts (the rules wait for the next matching requests).

@@ -29,7 +29,7 @@ from pydantic import SecretStr
 
 from carecast.channel import Outbox, PublishContext
 from carecast.cli import main
-from carecast.errors import ChannelError, CredentialError, PublishError
+from carecast.errors import ChannelError, CredentialError, NotAtProvider, PublishError
 from carecast.inflight import LOST
 from carecast.ledger import NOT_TRIED, Ledger
 from carecast.model import Draft, content_hash
@@ -651,9 +651,23 @@ def test_audit_prints_one_numbers_history_through_opt_in_texts_and_stop(
     assert [event["audience"] for event in events] == ["audience/sms.csv"] * 3 + ["all texts", "audience/sms.csv"]
 
 
+def resolve_in_flow(publication_id: int, address: str, config: str) -> BaseException | str:
+    """What the resolve flow (the Prefect form) makes of ``--sent`` for ``address``: its summary, or what it raised."""
+    from flows.resolve import resolve
+
+    state = resolve(publication_id, "sent", recipient=address, practice=config, return_state=True)
+    return state.result(raise_on_failure=False)  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("entry", ["command", "flow"])
 def test_resolve_sent_is_refused_for_a_recipient_twilio_has_no_text_to(
-    tmp_path: Path, receiver: CallbackReceiver, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    receiver: CallbackReceiver,
+    capsys: pytest.CaptureFixture[str],
+    request: pytest.FixtureRequest,
+    entry: str,
 ) -> None:
+    """``carecast resolve`` and the resolve flow ask Twilio alike (carecast.resolution.settle)."""
     with TwilioServer(credentials=CREDENTIALS) as server:
         setup = Setup(tmp_path, server, receiver, status_callback=None)
         setup.ledger.close()
@@ -675,11 +689,21 @@ def test_resolve_sent_is_refused_for_a_recipient_twilio_has_no_text_to(
         setup.ledger.record_unknown(context.publication_id, "2 recipient(s) unknown")
         config = str(setup.settings.file)
 
-        refused = main(["resolve", str(context.publication_id), "--recipient", never, "--sent", "--config", config])
-        accepted = main(["resolve", str(context.publication_id), "--recipient", texted, "--sent", "--config", config])
+        if entry == "flow":
+            request.getfixturevalue("prefect_api")
+            refused_in_flow = resolve_in_flow(context.publication_id, never, config)
+            accepted_in_flow = resolve_in_flow(context.publication_id, texted, config)
+        else:
+            command = ["resolve", str(context.publication_id), "--sent", "--config", config]
+            refused = main([*command, "--recipient", never])
+            accepted = main([*command, "--recipient", texted])
 
-    assert refused == 1 and f"no record of it for 1 recipient(s) ({never})" in capsys.readouterr().err
-    assert accepted == 0
+    if entry == "flow":
+        assert isinstance(refused_in_flow, NotAtProvider) and refused_in_flow.addresses == [never], refused_in_flow
+        assert accepted_in_flow == f"publication {context.publication_id}: 1 settled (sent); unknown"
+    else:
+        assert refused == 1 and f"no record of it for 1 recipient(s) ({never})" in capsys.readouterr().err
+        assert accepted == 0
     states = {a: d.state for a, d in setup.ledger.deliveries(context.publication_id).items()}
     assert (states[texted], states[never]) == ("sent", "unknown")
 

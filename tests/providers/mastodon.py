@@ -12,7 +12,9 @@ mastodon-mock checks a status's raw length against ``max_characters``, where Mas
 counts every URL as ``characters_reserved_per_url`` (23), whatever its length: a post with a long UTM link that
 Mastodon takes would get a 422 "Text is too long". Importing this module wraps mastodon-mock's check so it
 measures what Mastodon measures (:func:`countable_text`); its other checks (blank text, media count) are its own.
-It has no setting for this, and the wrap is the only change made to the package::
+It has no setting for this. Its fault rules act before a request is handled; to hold back the answer to a status
+it made (a client that dies or gives up then loses it), :meth:`MastodonInstance.hold_next_answer` wraps the step
+after its commit. These two wraps are the only changes made to the package::
 
     with mastodon_instance() as instance:
         requests.post(f"{instance.url}/api/v1/statuses", headers=instance.auth_headers(), data={"status": "hi"})
@@ -24,9 +26,10 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +39,7 @@ from fastapi.responses import JSONResponse
 from mastodon_mock.app import create_app
 from mastodon_mock.config import DatabaseConfig, MastodonMockConfig, SeedAccount, SeedConfig
 from mastodon_mock.routers import statuses
+from mastodon_mock.streaming_events import flush_stream_notifications
 from mastodon_mock.testing import MockServer
 from twitter_text.extract_urls import extract_urls_with_indices
 
@@ -70,12 +74,50 @@ statuses._validate_status_params = _validate_as_mastodon
 
 
 @dataclass(frozen=True)
+class AnswerHold:
+    """The answer to the next status posted, held back once the status is made (committed, with its
+    Idempotency-Key): ``made`` is set then, and the answer goes once :meth:`release` is called or ``timeout``
+    seconds passed. The instance's event loop waits meanwhile, so it answers nothing else."""
+
+    timeout: float
+    made: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+
+    def release(self) -> None:
+        """Let the held answer go."""
+        self.released.set()
+
+
+#: Holds armed per instance, by its config's identity (what mastodon-mock hands the step after a status's commit).
+_HOLDS: dict[int, AnswerHold] = {}
+
+
+def _flush_or_hold(app: Any, session: Any, config: MastodonMockConfig) -> None:
+    hold = _HOLDS.pop(id(config), None)
+    if hold is not None:
+        hold.made.set()
+        hold.released.wait(hold.timeout)
+    flush_stream_notifications(app, session, config)
+
+
+# Called by POST /api/v1/statuses right after its commit, before the answer is written.
+statuses.flush_stream_notifications = _flush_or_hold
+
+
+@dataclass(frozen=True)
 class MastodonInstance:
     """A running instance: its base URL, the practice account's access token, and the mock-server handle."""
 
     url: str
     access_token: str
     server: MockServer
+    config: MastodonMockConfig
+
+    def hold_next_answer(self, timeout: float = 30.0) -> AnswerHold:
+        """Hold back the answer to the next status this instance makes (:class:`AnswerHold`)."""
+        hold = AnswerHold(timeout)
+        _HOLDS[id(self.config)] = hold
+        return hold
 
     def auth_headers(self) -> dict[str, str]:
         """The Authorization header for the practice account."""
@@ -125,7 +167,10 @@ def mastodon_instance(
             seed=_seed(username, access_token),
         )
         with MockServer(config=config) as server:
-            yield MastodonInstance(server.base_url, access_token, server)
+            try:
+                yield MastodonInstance(server.base_url, access_token, server, config)
+            finally:
+                _HOLDS.pop(id(config), None)
 
 
 def _seed(username: str, access_token: str) -> SeedConfig:

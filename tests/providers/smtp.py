@@ -5,8 +5,9 @@ It requires AUTH (LOGIN or PLAIN) with the configured username and password befo
 certificate issued at runtime by a throwaway CA (``trustme``; the key file is written briefly to ``cert_dir``)
 and refuses AUTH and mail until TLS is on; clients trust it through :meth:`SmtpServer.client_ssl_context`.
 Recipients listed in ``bounce`` are refused at ``RCPT`` with 550; :meth:`SmtpServer.force_data_replies` makes
-the next ``DATA`` commands fail (e.g. 451). The server records every accepted message and how many connections
-were opened.
+the next ``DATA`` commands fail (e.g. 451); :meth:`SmtpServer.drop_connection` drops the client's connection at a
+stage of a message (its ``MAIL``, its ``RCPT``, once its data arrived but not taken, once taken but not answered).
+The server records every accepted message and how many connections were opened.
 
 Run by hand with ``python -m tests.providers.smtp --port 8026``.
 """
@@ -23,7 +24,7 @@ from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
-from typing import Any, Self, cast
+from typing import Any, Literal, Self, cast
 
 import trustme
 from aiosmtpd.controller import Controller
@@ -47,6 +48,19 @@ class ReceivedMessage:
         return cast(EmailMessage, BytesParser(policy=policy.default).parsebytes(self.raw))
 
 
+#: Where :meth:`SmtpServer.drop_connection` drops a connection: at ``MAIL`` or ``RCPT`` (nothing of the message
+#: sent yet), once the message's data arrived but before it is taken (``data``), or once it is taken and recorded but
+#: before the client hears so (``queued``).
+DropStage = Literal["mail", "rcpt", "data", "queued"]
+
+
+async def _hang_up(server: SMTP) -> None:
+    """Drop the client's connection with no reply; aiosmtpd cancels the waiting handler as the connection goes."""
+    assert server.transport is not None
+    server.transport.close()
+    await asyncio.Event().wait()
+
+
 class _Recorder:
     """aiosmtpd handler: requires AUTH before MAIL, refuses bounced recipients, replays forced DATA replies and
     records the rest."""
@@ -61,6 +75,8 @@ class _Recorder:
         # plain-text AUTH on 127.0.0.1 is the point of the non-TLS mode.
         if not session.authenticated:
             return "530 5.7.0 Authentication required"
+        if self.owner._dropping("mail"):
+            await _hang_up(server)
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 OK"
@@ -70,13 +86,20 @@ class _Recorder:
     ) -> str:
         if address.lower() in self.owner.bounce:
             return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+        if self.owner._dropping("rcpt"):
+            await _hang_up(server)
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         if self.owner._stalled():
             await asyncio.Event().wait()  # never answered: the client waits until it dies or the server stops
-        return self.owner._accept(session, envelope)
+        if self.owner._dropping("data"):
+            await _hang_up(server)
+        reply = self.owner._accept(session, envelope)
+        if self.owner._dropping("queued"):
+            await _hang_up(server)
+        return reply
 
 
 class _Controller(Controller):
@@ -128,6 +151,9 @@ class SmtpServer(Serving):
         self._controller: _Controller | None = None
         self._stall_after: int | None = None
         self._data_commands = 0
+        # Per stage, like the forced DATA replies: False lets one pass, True drops the connection there.
+        self._drops: dict[str, deque[bool]] = {}
+        self._dropped = 0
 
     # --- lifecycle -----------------------------------------------------------------------------------------------
 
@@ -213,6 +239,25 @@ class SmtpServer(Serving):
         with self._lock:
             self._data_replies.extend([None] * after)
             self._data_replies.extend(replies)
+
+    def drop_connection(self, at: DropStage, *, after: int = 0, times: int = 1) -> None:
+        """Drop the client's connection, without a reply, the next ``times`` times a message reaches stage ``at``
+        (:data:`DropStage`), once ``after`` more have passed it normally."""
+        with self._lock:
+            self._drops.setdefault(at, deque()).extend([False] * after + [True] * times)
+
+    def _dropping(self, stage: DropStage) -> bool:
+        with self._lock:
+            waiting = self._drops.get(stage)
+            drop = waiting.popleft() if waiting else False
+            self._dropped += drop
+            return drop
+
+    @property
+    def dropped(self) -> int:
+        """How many connections :meth:`drop_connection` dropped."""
+        with self._lock:
+            return self._dropped
 
     def stall_data(self, after: int | None) -> None:
         """Leave every ``DATA`` after the first ``after`` without an answer (the message is not taken), as a server
