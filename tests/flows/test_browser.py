@@ -297,6 +297,7 @@ def test_a_coordinator_follows_the_readme_in_the_prefect_ui(served: tuple[Prefec
         # The outcome in the calendar; Mastodon's copy of the story is still held, its preview a click away.
         steps.latest_artifact("oakview-pt-calendar", "the next 14 days")
         page.wait_for_text("(approved)")
+        assert "(waiting)" not in page.evaluate("document.body.innerText")  # the rejected draft is gone
         steps.shot("calendar-after.png", 1500)
         steps.preview_from_calendar()
         after_the_run(steps, api)
