@@ -1,18 +1,18 @@
-"""Screenshots of the Prefect UI for the README's "For marketing staff" section. Run by hand, not by CI:
+"""Screenshots of the Prefect UI at a slot, for the README's "For marketing staff" section (the pictures of its
+step-by-step list are the browser test's, tests/flows/test_browser.py). Run by hand, not by CI:
 
     .venv/bin/pip install playwright   # drives Debian's chromium; downloads no browser
     .venv/bin/python -m docs.screenshots [--out docs/screenshots] [--chromium /usr/bin/chromium]
 
 From the repo root, as a module: that puts the root on the import path, so the helpers the served tests use
-(tests/prefect_server.py) are importable. They start a Prefect server on a free 127.0.0.1 port (its own
-PREFECT_HOME in a temporary folder) and ``carecast serve`` on a temporary copy of config/ in which X is under
-review and has no schedule, so that its run pauses for approval at once, and Mastodon is under review, so that the
-calendar shows drafts waiting. Through the Prefect API
-it runs ingest, then publish for the newsletter (which completes) and for X (which pauses). Headless Chromium
-(Debian's ``chromium`` package) photographs each page reachable by URL with ``--screenshot``; Playwright drives the
-same Chromium for the two pictures that need a click (the paused run's menu and its Resume form). Pages are those of
-the UI that http://127.0.0.1:4200 opens (Prefect 3.9's new UI, under /v2), in the practice's time zone. Stops
-``carecast serve``, then the server, whatever happened.
+(tests/prefect_server.py) are importable. They start a Prefect server on a free 127.0.0.1 port (its own PREFECT_HOME
+in a temporary folder) and ``carecast serve`` on a temporary copy of config/ in which X is under review and has no
+schedule, so that its run pauses for approval at once, and Mastodon is under review. Through the Prefect API it runs
+ingest, then publish for the newsletter (which completes) and for X (which pauses). Headless Chromium (Debian's
+``chromium`` package) photographs each page reachable by URL with ``--screenshot``; Playwright drives the same
+Chromium for the two pictures that need a click (the paused run's menu and its Resume form). Pages are those of the
+UI that http://127.0.0.1:4200 opens (Prefect 3.9's new UI, under /v2), in the practice's time zone. Stops ``carecast
+serve``, then the server, whatever happened.
 
 Raises SystemExit with the reason when a process dies, a run ends in the wrong state, or a page stays blank.
 """
@@ -28,6 +28,7 @@ from pathlib import Path
 
 import yaml
 
+from tests.cdp import shrink
 from tests.prefect_server import Api, NotReached, start_carecast_serve, start_prefect
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,8 +50,6 @@ CHROMIUM_FLAGS = [
 ]
 #: Window size, unless a page needs more room to show what staff look for.
 WINDOW = (1400, 900)
-#: For tables, whose last columns (where it went, what waits) the page's side panel pushes out of a narrower window.
-WIDE = (1800, 900)
 
 
 def artifact(api: Api, run_id: str, key_part: str) -> str:
@@ -102,7 +101,7 @@ def screenshot(chromium: str, url: str, target: Path, window: tuple[int, int], z
         if done.returncode != 0 or not target.exists():
             raise SystemExit(f"chromium on {url}: exit {done.returncode}: {done.stderr.decode()[-2000:]}")
         if target.stat().st_size >= BLANK_PNG:
-            print(f"{target.name}: {target.stat().st_size // 1024} KB ({url}, {budget} ms)")
+            print(f"{target.name}: {shrink(target).stat().st_size // 1024} KB ({url}, {budget} ms)")
             return
     raise SystemExit(f"{url}: still blank after {BUDGETS_MS[-1]} ms ({target.stat().st_size} bytes)")
 
@@ -127,6 +126,8 @@ def resume_pictures(chromium: str, url: str, out: Path, zone: str) -> None:
             resume.click()
             page.get_by_role("dialog").get_by_text("Decide on each draft").wait_for()
             page.screenshot(path=out / "resume-form.png")
+            shrink(out / "paused-run.png")
+            shrink(out / "resume-form.png")
         finally:
             browser.close()
     print(f"paused-run.png, resume-form.png ({url})")
@@ -145,17 +146,10 @@ def take(chromium: str, out: Path, folder: Path, config: Path, zone: str) -> Non
         x_run = api.start("publish", "oakview-pt-x")
         api.finished(x_run, "PAUSED", process=serve, timeout=RUN_TIMEOUT)
         ui = api.url.removesuffix("/api") + "/v2"
-        newsletter = api.deployment("publish", "oakview-pt-newsletter")["id"]
         pages = {
-            "deployments.png": ("/deployments", WINDOW),
-            "deployment-schedules.png": (f"/deployments/deployment/{newsletter}", WINDOW),
-            "custom-run.png": (f"/deployments/deployment/{newsletter}/run", WINDOW),
             "paused-run-artifacts.png": (f"/runs/flow-run/{x_run}?tab=Artifacts", WINDOW),
             "draft-preview.png": (f"/artifacts/artifact/{artifact(api, x_run, '-draft-')}", WINDOW),
-            "run-artifacts.png": (f"/runs/flow-run/{newsletter_run}?tab=Artifacts", WINDOW),
-            "published.png": (f"/artifacts/artifact/{artifact(api, newsletter_run, '-published')}", WIDE),
             "newsletter-preview.png": (f"/artifacts/artifact/{artifact(api, newsletter_run, '-newsletter-')}", WINDOW),
-            "calendar.png": (f"/artifacts/artifact/{artifact(api, newsletter_run, '-calendar')}", WIDE),
             # Taller, so that the list under the chart shows every run.
             "runs.png": ("/runs", (1400, 1150)),
         }

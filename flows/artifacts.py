@@ -8,12 +8,15 @@ Artifact keys start with the practice's slug, so several practices on one server
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
+from uuid import UUID
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactCollectionFilter, ArtifactCollectionFilterKey
 
 from carecast import pipeline as core
 from carecast.audit import audit
@@ -28,9 +31,31 @@ def slug(settings: Settings) -> str:
     return settings.slug or "practice"
 
 
-def artifact_link(key: str) -> str:
-    """The Prefect UI's address of the latest artifact of ``key``, relative to the server (its v2 UI)."""
-    return f"/v2/artifacts/key/{key}"
+#: Keys asked of the server at once: its default page limit (PREFECT_API_DEFAULT_LIMIT).
+KEYS_PER_QUERY = 200
+
+
+def artifact_page(artifact_id: UUID) -> str:
+    """The Prefect UI's address of one artifact, relative to the server (its v2 UI): the preview itself, where
+    the key's page (``/v2/artifacts/key/...``) lists its versions and needs one click more."""
+    return f"/v2/artifacts/artifact/{artifact_id}"
+
+
+def preview_links(settings: Settings, draft_ids: Collection[int]) -> dict[int, str]:
+    """The address of each draft's latest preview (:func:`artifact_page`), for the drafts that have one (previews
+    are made by review and publish runs). Raises PrefectHTTPStatusError when the Prefect API refuses the query."""
+    keys = {f"{slug(settings)}-draft-{draft_id}": draft_id for draft_id in draft_ids}
+    names = sorted(keys)
+    links: dict[int, str] = {}
+    with get_client(sync_client=True) as client:
+        for start in range(0, len(names), KEYS_PER_QUERY):
+            chunk = names[start : start + KEYS_PER_QUERY]
+            found = client.read_latest_artifacts(
+                artifact_filter=ArtifactCollectionFilter(key=ArtifactCollectionFilterKey(any_=chunk)),
+                limit=len(chunk),
+            )
+            links.update({keys[collection.key]: artifact_page(collection.latest_id) for collection in found})
+    return links
 
 
 def local(settings: Settings, moment: datetime | None) -> str:
@@ -119,17 +144,24 @@ def email_preview(html: str, text: str) -> list[str]:
     return [f"![The email on a phone, {PHONE_WIDTH} px wide](data:image/jpeg;base64,{encoded})"]
 
 
-def draft_previews(settings: Settings, ledger: Ledger, waiting: Sequence[tuple[StoredDraft, datetime | None]]) -> None:
-    """One markdown artifact per draft waiting for approval, keyed ``<practice>-draft-<id>``."""
+def draft_previews(
+    settings: Settings, ledger: Ledger, waiting: Sequence[tuple[StoredDraft, datetime | None]]
+) -> dict[int, str]:
+    """One markdown artifact per draft waiting for approval, keyed ``<practice>-draft-<id>``; each draft's preview
+    address (:func:`artifact_page`)."""
+    links = {}
     for stored, slot in waiting:
         title = core.title_of(ledger.items(stored.draft.item_ids))
         findings = held_findings(ledger, stored)
-        create_markdown_artifact(
+        created = create_markdown_artifact(
             draft_markdown(settings, stored, title, slot, findings),
             key=f"{slug(settings)}-draft-{stored.id}",
             description=f"{stored.channel} draft {stored.id}, "
             f"{'held for possible PHI' if findings else 'waiting for approval'}: {title}",
         )
+        # Called from synchronous code, Prefect's dispatcher has run it to the end: an id, not a coroutine.
+        links[stored.id] = artifact_page(cast(UUID, created))
+    return links
 
 
 def held_findings(ledger: Ledger, stored: StoredDraft) -> list[Finding]:

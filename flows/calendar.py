@@ -10,6 +10,7 @@ not decided by then); a draft refused in the last 14 days at the next slot, so s
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -29,6 +30,8 @@ from flows import artifacts
 DAYS = 14
 #: A title longer than this is cut in a calendar cell: fourteen columns share the page.
 TITLE_WIDTH = 48
+#: The states of a draft staff decide on: the ones with a preview (made by review and publish runs).
+DECIDED_ON = ("waiting", "held")
 
 
 @dataclass(frozen=True)
@@ -70,22 +73,24 @@ def entries(settings: Settings, ledger: Ledger, start: datetime | None = None) -
     return [entry for entry in found if entry.when is None or entry.when <= until]
 
 
-def _cell(settings: Settings, day_entries: list[Entry]) -> str:
+def _cell(settings: Settings, day_entries: list[Entry], previews: Mapping[int, str]) -> str:
     zone = settings.practice.zone
     lines = []
     for entry in sorted(day_entries, key=lambda e: (e.when or datetime.min.replace(tzinfo=zone), e.channel)):
         at = "due now" if entry.when is None else f"{entry.when.astimezone(zone):%H:%M}"
-        link = artifacts.artifact_link(f"{artifacts.slug(settings)}-draft-{entry.draft_id}")
         title = entry.title.replace("|", "/")
         title = title if len(title) <= TITLE_WIDTH else title[: TITLE_WIDTH - 1] + "…"
-        # Previews are made for the drafts staff decide on (review and publish runs).
-        preview = f" [preview]({link})" if entry.state in ("waiting", "held") else ""
+        link = previews.get(entry.draft_id) if entry.state in DECIDED_ON else None
+        preview = f" [preview]({link})" if link else ""
         lines.append(f"**{at}** {entry.channel}: {title} (*{entry.state}*){preview}")
     return "<br>".join(lines) or "·"
 
 
-def calendar_markdown(settings: Settings, ledger: Ledger, start: datetime | None = None) -> str:
-    """The calendar as markdown: one table column per day, then the slots with nothing planned, then the legend."""
+def calendar_markdown(
+    settings: Settings, ledger: Ledger, start: datetime | None = None, previews: Mapping[int, str] | None = None
+) -> str:
+    """The calendar as markdown: the legend, one table column per day, then the next slots of each channel.
+    ``previews``: the address of each draft's preview, linked from its cell (see :func:`publish_calendar`)."""
     moment = start or now_utc()
     zone = settings.practice.zone
     first = moment.astimezone(zone).date()
@@ -102,7 +107,7 @@ def calendar_markdown(settings: Settings, ledger: Ledger, start: datetime | None
         "",
         "| " + " | ".join(f"{day:%a %d %b}" for day in days) + " |",
         "|" + "---|" * len(days),
-        "| " + " | ".join(_cell(settings, by_day.get(day, [])) for day in days) + " |",
+        "| " + " | ".join(_cell(settings, by_day.get(day, []), previews or {}) for day in days) + " |",
         "",
         "**Slots:** "
         + "; ".join(
@@ -120,9 +125,12 @@ def _slots(settings: Settings, name: str, start: datetime) -> list[datetime]:
 
 
 def publish_calendar(settings: Settings, ledger: Ledger) -> None:
-    """Create the calendar artifact ``<practice>-calendar`` (in a flow or task run)."""
+    """Create the calendar artifact ``<practice>-calendar`` (in a flow or task run), each draft staff decide on
+    linked to its latest preview. Raises PrefectHTTPStatusError when the Prefect API refuses the previews' query."""
+    moment = now_utc()
+    decided_on = {entry.draft_id for entry in entries(settings, ledger, moment) if entry.state in DECIDED_ON}
     create_markdown_artifact(
-        calendar_markdown(settings, ledger),
+        calendar_markdown(settings, ledger, moment, artifacts.preview_links(settings, decided_on)),
         key=f"{artifacts.slug(settings)}-calendar",
         description=f"{settings.practice.name}: what goes out in the next {DAYS} days, day by day",
     )

@@ -59,7 +59,7 @@ def review_form(drafts: list[Row]) -> type[RunInput]:
     )
 
 
-def form_description(slug: str, drafts: list[Row]) -> str:
+def form_description(drafts: list[Row]) -> str:
     """The markdown above the form: what to do, then each draft with its state, slot, reason and preview link."""
     lines = [
         "Decide on each draft below: **approve** (edit its text first if you like), **reject** with a reason, "
@@ -69,8 +69,7 @@ def form_description(slug: str, drafts: list[Row]) -> str:
         "",
     ]
     for draft in drafts:
-        link = artifacts.artifact_link(f"{slug}-draft-{draft['id']}")
-        preview = f" — [preview]({link})" if draft["state"] != "refused" else ""
+        preview = f" — [preview]({draft['preview']})" if draft["preview"] else ""
         lines.append(
             f"- **{STATE_WORDS[draft['state']]}** {draft['channel']} #{draft['id']} {draft['title']} "
             f"(slot {draft['slot']}): {draft['reason']}{preview}"
@@ -85,7 +84,7 @@ def list_drafts(config_path: str) -> list[Row]:
         settings, ledger = practice.settings, practice.ledger
         found = core_review.reviewable(settings, ledger)
         previews = [(ledger.draft(r.id), r.slot) for r in found if r.decidable]
-        artifacts.draft_previews(settings, ledger, previews)
+        links = artifacts.draft_previews(settings, ledger, previews)
         return [
             {
                 "id": r.id,
@@ -96,6 +95,7 @@ def list_drafts(config_path: str) -> list[Row]:
                 "slot": artifacts.local(settings, r.slot) if r.decidable else "none (refused)",
                 "reason": r.reason,
                 "measures": r.measures,
+                "preview": links.get(r.id, ""),
             }
             for r in found
         ]
@@ -139,8 +139,6 @@ def review(practice: str = str(DEFAULT_CONFIG)) -> dict[str, Any]:
         practice: the practice's configuration file (config/carecast.yaml), as the server sees it
     """
     _quiet_if_the_console_is_gone()
-    with open_practice(practice) as opened:
-        slug = artifacts.slug(opened.settings)
     drafts = list_drafts(practice)
     decidable = [draft for draft in drafts if draft["state"] in ("pending", "held")]
     logger = get_run_logger()
@@ -152,7 +150,7 @@ def review(practice: str = str(DEFAULT_CONFIG)) -> dict[str, Any]:
         logger.warning("%d draft(s) to decide: carecast drafts / carecast approve ID", len(decidable))
     elif decidable:
         answer = suspend_flow_run(
-            wait_for_input=review_form(drafts).with_initial_data(description=form_description(slug, drafts)),
+            wait_for_input=review_form(drafts).with_initial_data(description=form_description(drafts)),
             timeout=REVIEW_WAIT_SECONDS,
         )
         decisions = {}

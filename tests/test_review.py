@@ -42,8 +42,9 @@ def test_review_lists_waiting_and_refused_drafts_with_why_and_applies_decisions(
         assert "subject" in refused.reason and "20" in refused.reason
 
         edited, rejected = waiting
-        before = calendar_markdown(settings, ledger)
-        assert f"(*waiting*) [preview](/v2/artifacts/key/oakview-pt-draft-{edited.id})" in before
+        before = calendar_markdown(settings, ledger, previews={edited.id: "/v2/artifacts/artifact/1"})
+        assert "(*waiting*) [preview](/v2/artifacts/artifact/1)" in before
+        assert f"linkedin: {rejected.title[:40]}" in before and before.count("[preview]") == 1
         with pytest.raises(LedgerError, match="needs a reason"):
             review.apply(settings, ledger, rejected.id, "reject")
         with pytest.raises(LedgerError, match="not held"):

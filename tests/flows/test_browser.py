@@ -3,11 +3,15 @@ driven over the DevTools protocol (tests/cdp.py) against a real ``prefect server
 serve`` of the sample practice, in which LinkedIn is under review, a story names a patient's health (held on X and
 Mastodon) and the newsletter's subject limit refuses every digest.
 
-The steps of the README's "For marketing staff": find the calendar among the artifacts, start the review
-deployment from its page ahead of any slot, open its Resume form, approve one LinkedIn draft with an edit, reject
-the other with a reason, release the held X draft with a reason and a name, then see each outcome in the calendar
-and, once X's publish run has sent, in its published table. Each step is photographed; with ``CARECAST_SCREENSHOTS``
-set to a folder (docs/screenshots), the pictures are written there for the README.
+The steps of the README's "For marketing staff", in its order: open the UI, *Deployments* (one entry per job),
+a deployment's schedule, its **Run → Custom run** form; the calendar among the artifacts, there since ``carecast
+serve`` started (before any other run); the ingest run red with why (a new hold) and the practice told through the
+default route (the outbox, no webhook set), the refusal too; then deciding ahead of the slot: start the review
+deployment from its page, open its Resume form, approve one LinkedIn draft with an edit, reject the other with a
+reason, release the held X draft with a reason and a name; then each outcome in the calendar (a preview link opens
+the preview itself), and, once X's publish run has sent, its *Artifacts* and its published table. Each step is
+photographed; with ``CARECAST_SCREENSHOTS`` set to a folder (docs/screenshots), the pictures are written there for
+the README.
 
 Skipped without ``chromium`` (failed instead when ``CI=true``).
 """
@@ -22,9 +26,10 @@ from pathlib import Path
 
 import pytest
 
+from carecast.alerts import NOTIFICATIONS
 from carecast.ledger import Ledger
 from carecast.practice import load_settings
-from tests.cdp import Page, browser
+from tests.cdp import Page, browser, shrink
 from tests.conftest import write_config
 from tests.prefect_server import Api, PrefectServer, start_carecast_serve, start_prefect, wait_for
 
@@ -62,7 +67,50 @@ class Steps:
 
     def shot(self, name: str, height: int | None = None) -> None:
         time.sleep(1)  # the UI fades dialogs and menus in
-        self.page.screenshot(self.out / name, height)
+        shrink(self.page.screenshot(self.out / name, height))
+
+    def scheduled(self, api: Api) -> None:
+        """*What is scheduled*: the UI's first page, *Deployments*, the newsletter's schedule, its Custom run form."""
+        self.page.open(f"{self.ui}/")
+        self.page.wait_for_text("Dashboard")
+        self.page.click("Deployments", "a")
+        for name in ("oakview-pt-newsletter", "review", "publish", "schedules"):
+            self.page.wait_for_text(name)
+        self.shot("deployments.png")
+        self.page.click("oakview-pt-newsletter", "a")
+        self.page.wait_for_text("At 10:00 AM, only on Tuesday")  # "newsletter Tuesdays 10:00"
+        self.shot("deployment-schedules.png")
+        self.page.click("Run")
+        self.page.click("Custom run")
+        for field in ("practice (Optional)", "channels (Optional)", "items (Optional)", "dry_run (Optional)"):
+            self.page.wait_for_text(field)
+        self.shot("custom-run.png")
+
+    def told(self, api: Api, run_id: str, outbox: Path) -> None:
+        """*When something fails*: the run is red, its state message says why (a new hold for possible PHI), and
+        the practice was told by the default route, the outbox (no webhook set): of the hold and of the refusal."""
+        self.page.open(f"{self.ui}/v2/runs/flow-run/{run_id}")
+        self.page.wait_for_text("Failed")
+        deadline = time.monotonic() + 90
+        while True:  # the tab opens on Logs; a click while the page still draws is lost: again until it shows
+            self.page.click("Details", "[role=tab]")
+            try:
+                self.page.wait_for_text("State Message", timeout=10)
+                break
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
+        self.page.wait_for_text("held for possible PHI")
+        self.shot("failed-run.png")
+        notices = [path.read_text() for path in outbox.glob("*.eml")]
+        assert any("held for possible PHI" in notice for notice in notices), notices
+        assert any("subject has" in notice for notice in notices), notices
+
+    def preview_from_calendar(self) -> None:
+        """A preview link of the open calendar opens that preview itself (not the list of its versions)."""
+        self.page.click("preview", "a")  # a held draft's: the page links this very artifact too, by its id
+        self.page.wait_for_text("Held: possible PHI")
+        assert "/v2/artifacts/artifact/" in self.page.evaluate("location.href")
 
     def latest_artifact(self, key: str, waits_for: str) -> None:
         """Open the newest version of the artifact ``key`` from its page, as staff do from *Artifacts*."""
@@ -148,83 +196,112 @@ def decide(page: Page, draft_id: int, choice: str, *, text: str = "", reason: st
             page.fill_nth(f"{scope} textarea", index, value)
 
 
-@pytest.mark.timeout(900)  # a server with its UI, a browser, five runs: minutes on a loaded machine
-def test_a_coordinator_decides_ahead_of_the_slot_in_the_prefect_ui(
-    served: tuple[PrefectServer, Path], tmp_path: Path
-) -> None:
-    server, config = served
-    api: Api = server.api
-    settings = load_settings(config)
-    out = Path(os.environ.get("CARECAST_SCREENSHOTS") or tmp_path)
-    # The held story fails the ingest run, so that staff hear of it at once (the failure route).
-    api.finished(api.start("ingest", "oakview-pt-sources"), "FAILED", timeout=240)
-    ledger = Ledger(settings.ledger_url())
+def review_ahead_of_the_slot(steps: Steps, api: Api, drafts: dict[str, int]) -> str:
+    """*Deciding ahead of the slot*: the review deployment run from its page, its Resume form filled; the run's id."""
+    page = steps.page
+    review = api.deployment("review", "oakview-pt")
+    page.open(f"{steps.ui}/v2/deployments/deployment/{review['id']}")
+    page.wait_for_text("oakview-pt")
+    steps.shot("review-deployment.png")
+    page.click("Run")
+    page.click("Quick run")
+    query = {"flow_runs": {"deployment_id": {"any_": [review["id"]]}}}
+    run_id = wait_for("the review run", lambda: [r["id"] for r in api("POST", "/flow_runs/filter", query)], 60)[0]
+    api.finished(run_id, "PAUSED", timeout=240)
+    page.open(f"{steps.ui}/v2/runs/flow-run/{run_id}")
+    page.wait_for_text("Suspended", timeout=120)
+    open_resume_form(page)
+    page.wait_for_text(f"#{drafts['refused']}")
+    page.wait_for_text("subject has")  # why the newsletter was refused
+    steps.shot("review-form.png")
+    decide(page, drafts["edited"], "approve", text="Edited in the Prefect UI, ahead of the slot.")
+    decide(page, drafts["rejected"], "reject", reason="not for referring physicians")
+    decide(page, drafts["held"], "release", reason="AUTH-2026-0199 on file", by="Jo")
+    steps.shot("review-decided.png")
+    resume(page, api, run_id)
+    api.finished(run_id, timeout=240)
+    return run_id
+
+
+def after_the_run(steps: Steps, api: Api) -> None:
+    """*After a run*: X's publish run, its name, its *Artifacts* tab, its published table without a stale row."""
+    run_id = api.start("publish", "oakview-pt-x")
+    api.finished(run_id, timeout=240)
+    assert api.flow_run(run_id)["name"].startswith("publish x: "), api.flow_run(run_id)["name"]
+    steps.page.open(f"{steps.ui}/v2/runs/flow-run/{run_id}?tab=Artifacts")
+    for key in ("oakview-pt-published", "oakview-pt-calendar", "oakview-pt-audit"):
+        steps.page.wait_for_text(key)
+    steps.shot("run-artifacts.png")
+    steps.latest_artifact("oakview-pt-published", "Welcome back, John Smith")
+    steps.shot("published.png")
+    table = steps.page.evaluate("document.body.innerText")
+    assert "Welcome back, John Smith" in table and "waiting" not in table
+
+
+def check_ledger(config: Path, drafts: dict[str, int]) -> None:
+    """The decisions as the ledger keeps them, and the released post sent once."""
+    ledger = Ledger(load_settings(config).ledger_url())
+    try:
+        assert ledger.draft(drafts["edited"]).draft.parts == ("Edited in the Prefect UI, ahead of the slot.",)
+        rejected = ledger.draft(drafts["rejected"])
+        assert (rejected.state, rejected.reason) == ("rejected", "not for referring physicians")
+        [hold] = ledger.holds(drafts["held"])
+        assert (hold.released_by, hold.release_reason) == ("Jo", "AUTH-2026-0199 on file")
+        item = ledger.draft(drafts["held"]).draft.item_ids[0]
+        published = [r for r in ledger.publications() if r.channel == "x" and item in r.item_ids]
+        assert [r.state for r in published] == ["sent"]
+    finally:
+        ledger.close()
+
+
+def drafts_to_decide(config: Path) -> dict[str, int]:
+    """The ids of the drafts the coordinator decides on: two LinkedIn drafts waiting, X's held one, the newsletter's
+    refused one."""
+    ledger = Ledger(load_settings(config).ledger_url())
     try:
         edited, rejected = ledger.drafts("linkedin", states=["pending"])
         held = next(d for d in ledger.drafts("x", states=["held"]))
         (refused,) = ledger.drafts("newsletter", states=["refused"])
     finally:
         ledger.close()
+    return {"edited": edited.id, "rejected": rejected.id, "held": held.id, "refused": refused.id}
+
+
+@pytest.mark.timeout(900)  # a server with its UI, a browser, five runs: minutes on a loaded machine
+def test_a_coordinator_follows_the_readme_in_the_prefect_ui(served: tuple[PrefectServer, Path], tmp_path: Path) -> None:
+    server, config = served
+    api: Api = server.api
+    settings = load_settings(config)
+    out = Path(os.environ.get("CARECAST_SCREENSHOTS") or tmp_path)
     ui = api.url.removesuffix("/api")
     with browser(ZONE, (1400, 1400)) as page:
         steps = Steps(page, ui, out)
-        # 1. The calendar, among the artifacts: what goes out, day by day, and what waits for a decision.
+        steps.scheduled(api)
+        # The calendar, among the artifacts, made as `carecast serve` started: no other run has happened yet.
+        assert [r["name"] for r in api("POST", "/flow_runs/filter", {})] == ["calendar"]
         page.open(f"{ui}/v2/artifacts")
         page.wait_for_text("oakview-pt-calendar")
         steps.latest_artifact("oakview-pt-calendar", "the next 14 days")
-        page.wait_for_text("(waiting)")
-        page.wait_for_text("(held)")
-        page.wait_for_text("(refused)")
+        # The held story fails the ingest run, so that staff hear of it at once (the failure route).
+        ingest = api.start("ingest", "oakview-pt-sources")
+        api.finished(ingest, "FAILED", timeout=240)
+        steps.told(api, ingest, settings.path(settings.outbox) / NOTIFICATIONS)
+        drafts = drafts_to_decide(config)
+        steps.latest_artifact("oakview-pt-calendar", "the next 14 days")
+        for state in ("(waiting)", "(held)", "(refused)"):
+            page.wait_for_text(state)
         steps.shot("calendar.png", 1500)
-
-        # 2. The review deployment, run from its page ahead of any slot: Run, then Quick run.
-        review = api.deployment("review", "oakview-pt")
-        page.open(f"{ui}/v2/deployments/deployment/{review['id']}")
-        page.wait_for_text("oakview-pt")
-        steps.shot("review-deployment.png")
-        page.click("Run")
-        page.click("Quick run")
-        query = {"flow_runs": {"deployment_id": {"any_": [review["id"]]}}}
-        run_id = wait_for("the review run", lambda: [r["id"] for r in api("POST", "/flow_runs/filter", query)], 60)[0]
-        api.finished(run_id, "PAUSED", timeout=240)
-
-        # 3. Its Resume form: every draft waiting, held or refused, with why.
-        page.open(f"{ui}/v2/runs/flow-run/{run_id}")
-        page.wait_for_text("Suspended", timeout=120)
-        open_resume_form(page)
-        page.wait_for_text(f"#{refused.id}")
-        page.wait_for_text("subject")
-        steps.shot("review-form.png")
-        decide(page, edited.id, "approve", text="Edited in the Prefect UI, ahead of the slot.")
-        decide(page, rejected.id, "reject", reason="not for referring physicians")
-        decide(page, held.id, "release", reason="AUTH-2026-0199 on file", by="Jo")
-        steps.shot("review-decided.png")
-        resume(page, api, run_id)
-        api.finished(run_id, timeout=240)
+        run_id = review_ahead_of_the_slot(steps, api, drafts)
         name = api.flow_run(run_id)["name"]
         assert name == "review: 1 released, 1 approved, 1 rejected; 1 refused (see why)", name
-
-        # 4. The outcome in the calendar, then in X's published table once its publish run has sent.
+        # The outcome in the calendar; Mastodon's copy of the story is still held, its preview a click away.
         steps.latest_artifact("oakview-pt-calendar", "the next 14 days")
         page.wait_for_text("(approved)")
+        assert "(waiting)" not in page.evaluate("document.body.innerText")  # the rejected draft is gone
         steps.shot("calendar-after.png", 1500)
-        api.finished(api.start("publish", "oakview-pt-x"), timeout=240)
-        steps.latest_artifact("oakview-pt-published", "Welcome back, John Smith")
-        steps.shot("published.png")
-        table = page.evaluate("document.body.innerText")
-        assert "Welcome back, John Smith" in table and "waiting" not in table
-    ledger = Ledger(settings.ledger_url())
-    try:
-        assert ledger.draft(edited.id).draft.parts == ("Edited in the Prefect UI, ahead of the slot.",)
-        assert (ledger.draft(rejected.id).state, ledger.draft(rejected.id).reason) == (
-            "rejected",
-            "not for referring physicians",
-        )
-        [hold] = ledger.holds(held.id)
-        assert (hold.released_by, hold.release_reason) == ("Jo", "AUTH-2026-0199 on file")
-        published = [r for r in ledger.publications() if r.channel == "x" and held.draft.item_ids[0] in r.item_ids]
-        assert [r.state for r in published] == ["sent"]
-    finally:
-        ledger.close()
-    pictures = {"calendar.png", "review-deployment.png", "review-form.png", "review-decided.png"}
-    assert pictures | {"calendar-after.png", "published.png"} <= {path.name for path in out.glob("*.png")}
+        steps.preview_from_calendar()
+        after_the_run(steps, api)
+    check_ledger(config, drafts)
+    pictures = {"deployments.png", "deployment-schedules.png", "custom-run.png", "calendar.png", "failed-run.png"}
+    pictures |= {"review-deployment.png", "review-form.png", "review-decided.png", "calendar-after.png"}
+    assert pictures | {"run-artifacts.png", "published.png"} <= {path.name for path in out.glob("*.png")}

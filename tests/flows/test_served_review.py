@@ -1,6 +1,7 @@
 """The ``review/<practice>`` deployment against a real ``prefect server`` and ``carecast serve``: started any time,
 ahead of the slot, its run pauses with a form listing every draft waiting, held or refused with why; staff approve
-one with an edit, reject one with a reason; the calendar shows the outcome; the refusal reached the outbox route."""
+one with an edit, reject one with a reason; the calendar, there since ``carecast serve`` started, shows the outcome;
+the refusal reached the outbox route."""
 
 from __future__ import annotations
 
@@ -32,6 +33,9 @@ def practice(prefect_server: PrefectServer, tmp_path_factory: pytest.TempPathFac
 
 def test_a_review_run_decides_ahead_of_the_slot_and_says_why(api: Api, practice: Path) -> None:
     settings = load_settings(practice)
+    # The calendar is there before any other run: `carecast serve` made it as it started.
+    made = api("POST", "/artifacts/latest/filter", {"artifacts": {"key": {"any_": ["birch-pt-calendar"]}}})
+    assert [calendar["key"] for calendar in made] == ["birch-pt-calendar"]
     ingest = api.start("ingest", "birch-pt-sources")
     state = api.finished(ingest)
     assert "newsletter" in state["message"] and "subject" in state["message"]
