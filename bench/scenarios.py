@@ -591,7 +591,7 @@ class AdaptEveryChannel(Scenario):
         from tests.conftest import all_channels_config, commented_channels
 
         enabled = ("newsletter", "x", "sms", "mastodon", "linkedin")
-        sample = commented_channels()["channels"] | dict.fromkeys(enabled, {})
+        sample = commented_channels()["channels"] | {name: {} for name in enabled}
         # Long items thread on X and Bluesky; no channel sends more than it allows in one run.
         every = {name: {"max_items_per_run": self.size, "max_thread_parts": 10} for name in ("x", "bluesky")}
         rest: dict[str, dict[str, Any] | None] = {name: {"max_items_per_run": self.size} for name in sample}
