@@ -779,8 +779,9 @@ def _clip(text: str, width: int) -> str:
 
 
 def _table(headers: list[str], rows: Sequence[Sequence[Any]], *, header: bool = True) -> None:
-    cells = [[str(cell) for cell in row] for row in rows]
-    widths = [max([len(header), *(len(row[i]) for row in cells)]) for i, header in enumerate(headers)]
+    cells = [list(map(str, row)) for row in rows]
+    columns = list(zip(*cells, strict=True)) or [()] * len(headers)
+    widths = [max([len(header), *map(len, column)]) for header, column in zip(headers, columns, strict=True)]
     lines = [headers, ["-" * width for width in widths], *cells] if header else cells
     if not lines:
         return

@@ -14,7 +14,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from itertools import groupby
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, String, select, type_coerce, update
@@ -387,12 +386,13 @@ class PublicationLedger(LedgerStore):
         after = 0
         while True:
             with self._session() as session:
+                connection = session.connection()  # Core rows: no ORM loading per row
                 page_ids = select(PublicationRow.id).where(*filters, PublicationRow.id > after)
-                ids = session.scalars(page_ids.order_by(PublicationRow.id).limit(page)).all()
+                ids = connection.execute(page_ids.order_by(PublicationRow.id).limit(page)).scalars().all()
                 if not ids:
                     return
                 span = PublicationRow.id.between(ids[0], ids[-1])
-                rows = session.execute(_STATUS_COLUMNS.where(*filters, span).order_by(PublicationRow.id)).all()
+                rows = connection.execute(_STATUS_COLUMNS.where(*filters, span).order_by(PublicationRow.id)).all()
             yield from _status_rows(rows)
             if len(ids) < page:
                 return
@@ -463,9 +463,22 @@ _STATUS_COLUMNS = select(
 
 def _status_rows(rows: Sequence[Sequence[Any]]) -> Iterator[StatusRow]:
     """The status rows of ``rows`` (``_STATUS_COLUMNS``, by id): one per publication, its items sorted."""
-    for (id, channel, state, when, location, error), joined in groupby(rows, key=lambda row: tuple(row[:6])):
-        items = ", ".join(sorted(item for *_, item in joined if item is not None))
-        yield id, channel, state, _minute(when), items, str(location) if location else str(error or "")
+    head: tuple[int, str, str, str, str] | None = None
+    items: list[str] = []
+    for id, channel, state, when, location, error, item in rows:
+        if head is None or head[0] != id:  # a publication's first row: the rows before were the one before's
+            if head is not None:
+                yield _status_row(head, items)
+            head, items = (id, channel, state, _minute(when), str(location) if location else str(error or "")), []
+        if item is not None:
+            items.append(item)
+    if head is not None:
+        yield _status_row(head, items)
+
+
+def _status_row(head: tuple[int, str, str, str, str], items: list[str]) -> StatusRow:
+    id, channel, state, when, where = head
+    return id, channel, state, when, ", ".join(sorted(items)), where
 
 
 def _minute(when: str | datetime) -> str:
