@@ -116,7 +116,7 @@ def measure(name: str, size: int, repeat: int, base: Path) -> Row:
                 runs[side].append(run_side(scenario, side, servers))
                 throttled[side] += twilio.throttled + x.throttled - before
     medians = {
-        side: {key: median(values, key) for key in ("seconds", "first_line", "peak_mb")}
+        side: {key: median(values, key) for key in ("seconds", "first_line", "peak_mb", "cpu")}
         for side, values in runs.items()
     }
     row = Row(name, size, scenario.unit, scenario.baseline_says, medians["carecast"], medians["baseline"])
@@ -135,6 +135,12 @@ def measure(name: str, size: int, repeat: int, base: Path) -> Row:
             f"{getattr(cls, 'clients', 1)} concurrent clients: CareCast {rate['carecast']:,.0f} requests/s, p99 "
             f"{p99['carecast']:.0f} ms; baseline {rate['baseline']:,.0f} requests/s, p99 {p99['baseline']:.0f} ms"
         )
+    if row.carecast.get("cpu") and row.baseline.get("cpu"):
+        cpu = {side: row.carecast["cpu"] if side == "carecast" else row.baseline["cpu"] for side in runs}
+        row.notes += (
+            f"CPU {seconds(cpu['carecast'])} / {seconds(cpu['baseline'])} "
+            f"({(cpu['carecast'] or 0) / max(cpu['baseline'] or 0, 1e-9):.2f}x); "
+        )
     if scenario.reference is not None and row.carecast["seconds"]:
         what, reference = scenario.reference
         row.notes += f"{what}: {seconds(reference)}; CareCast's run is {row.carecast['seconds'] / reference:.1%} of it"
@@ -144,7 +150,7 @@ def measure(name: str, size: int, repeat: int, base: Path) -> Row:
 def failed_row(name: str, size: int, exc: Exception) -> Row:
     """The row of a scenario that failed: no figures, the reason in its notes."""
     scenario = SCENARIOS[name]
-    nothing: dict[str, float | None] = {"seconds": None, "first_line": None, "peak_mb": None}
+    nothing: dict[str, float | None] = {"seconds": None, "first_line": None, "peak_mb": None, "cpu": None}
     reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
     return Row(name, size, scenario.unit, scenario.baseline_says, nothing, nothing, f"failed: {reason}")
 

@@ -493,29 +493,25 @@ def _status(args: argparse.Namespace) -> int:
         _usage_error(f"--channel {args.channel}: not a configured channel; choose from {', '.join(settings.channels)}")
     try:
         unknown = ledger.unknown_deliveries()
-        records = (
-            record.to_json() | {"unknown": _unknown(unknown.get(record.id, []))}
-            for record in ledger.stream_publications(
-                channel=args.channel, state=args.state, since=args.since, limit=args.limit
-            )
-        )
+        chosen = {"channel": args.channel, "state": args.state, "since": args.since, "limit": args.limit}
         if args.json:
             # One record a line as they come, still one JSON array: a million publications never sit in memory.
             print("[")
-            for number, record in enumerate(records):
-                print(("," if number else "") + json.dumps(record))
+            for number, record in enumerate(ledger.stream_publications(**chosen)):
+                listed = record.to_json() | {"unknown": _unknown(unknown.get(record.id, []))}
+                print(("," if number else "") + json.dumps(listed))
             print("]")
             return 0
         headers = ["id", "channel", "state", "when", "items", "where"]
         left: list[list[Any]] = []
-        for number, page in enumerate(batched(records, STATUS_PAGE)):
-            rows = [
-                [r["id"], r["channel"], r["state"], r["when"][:16], ", ".join(r["item_ids"]), _where(r)] for r in page
-            ]
-            _table(headers, rows, header=number == 0)
-            shown += len(rows)
+        for number, page in enumerate(batched(ledger.status_rows(**chosen), STATUS_PAGE)):
+            _table(headers, page, header=number == 0)
+            shown += len(page)
             left += [
-                [r["id"], r["channel"], d["part"] or d["recipient"], d["reason"]] for r in page for d in r["unknown"]
+                [row[0], row[1], d["part"] or d["recipient"], d["reason"]]
+                for row in page
+                if row[0] in unknown
+                for d in _unknown(unknown[row[0]])
             ]
     finally:
         ledger.close()
@@ -583,11 +579,6 @@ def _utc_moment(text: str) -> datetime:
         return parse_since(text, now_utc())
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
-
-
-def _where(record: dict[str, Any]) -> str:
-    receipt = record["receipt"]
-    return str(receipt["location"]) if receipt else str(record["error"] or "")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -791,11 +782,15 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _table(headers: list[str], rows: list[list[Any]], *, header: bool = True) -> None:
-    cells = [[str(cell) for cell in row] for row in rows]
-    widths = [max([len(header), *(len(row[i]) for row in cells)]) for i, header in enumerate(headers)]
-    for row in [headers, ["-" * width for width in widths], *cells] if header else cells:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+def _table(headers: list[str], rows: Sequence[Sequence[Any]], *, header: bool = True) -> None:
+    cells = [list(map(str, row)) for row in rows]
+    columns = list(zip(*cells, strict=True)) or [()] * len(headers)
+    widths = [max([len(header), *map(len, column)]) for header, column in zip(headers, columns, strict=True)]
+    lines = [headers, ["-" * width for width in widths], *cells] if header else cells
+    if not lines:
+        return
+    # One write per table (a page of status is a thousand lines), not one print per line.
+    print("\n".join("  ".join(map(str.ljust, line, widths)).rstrip() for line in lines))
 
 
 if __name__ == "__main__":

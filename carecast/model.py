@@ -6,6 +6,7 @@ ledger or Prefect. ``to_json``/``from_json`` give the ledger a stable, lossless 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, date, datetime
@@ -35,6 +36,15 @@ def content_hash(*parts: str) -> str:
         digest.update(part.encode("utf-8"))
         digest.update(b"\x00")
     return digest.hexdigest()[:32]
+
+
+@functools.lru_cache(maxsize=1024)
+def _read_document(html: str, url: str | None) -> Document:
+    """The document of an item's HTML without one stored, read once per run (a frozen value): each channel of the
+    run reads the same items afresh from the ledger."""
+    from carecast.html import clean_body  # the reader needs the model's callers, not the other way round
+
+    return clean_body(html, base_url=url).document
 
 
 @dataclass(frozen=True)
@@ -86,9 +96,7 @@ class ContentItem:
         """The item's document: the one stored, else read from ``summary_html`` (once per item object)."""
         if self.document is not None:
             return self.document
-        from carecast.html import clean_body  # the reader needs the model's callers, not the other way round
-
-        return clean_body(self.summary_html, base_url=self.url).document
+        return _read_document(self.summary_html, self.url)
 
     def to_json(self) -> dict[str, Any]:
         """The item's data as JSON values, without its document (stored in a column of its own)."""

@@ -19,6 +19,7 @@ authorized story is not. The pipeline holds a draft with uncovered findings unti
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -78,6 +79,12 @@ _EMAIL = regex.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 #: A link, with or without its scheme. Its path is a short link's random code or a slug, never prose: read as words,
 #: a code such as "Ge3xQ" is a first name, and a link beside "pain" would hold the post at random.
 _LINK = regex.compile(r"\bhttps?://\S+|\b(?:[\w-]+\.)+\p{L}{2,}/\S*")
+_E164 = phonenumbers.PhoneNumberFormat.E164
+
+
+def _without_links(text: str) -> str:
+    """``text`` with its links blanked, not cut: every span found in it is where it is in ``text``."""
+    return _LINK.sub(lambda link: " " * len(link.group()), text)
 
 
 #: Words of the health list that name a visit, not a condition or treatment: an invitation to come back may say them.
@@ -233,12 +240,11 @@ class PhiCheck:
 
     def check_texts(self, texts: dict[str, str]) -> list[Finding]:
         """Every finding in ``texts`` (by where they are) read as one text, each mapped back to where it is."""
-        joined, starts, position = [], [], 0
+        pieces, position = [], 0
         for text in texts.values():
-            starts.append(position)
-            joined.append(text)
+            pieces.append((position, text))
             position += len(text) + 2
-        places = list(zip(starts, texts.items(), strict=True))
+        places = [(start, place) for (start, _), place in zip(pieces, texts.items(), strict=True)]
 
         def local(finding: Finding) -> Finding:
             offset, (where, _) = next(place for place in reversed(places) if place[0] <= finding.spans[0][0])
@@ -247,19 +253,23 @@ class PhiCheck:
             )
             return replace(finding, where=where, spans=spans)
 
-        return [local(finding) for finding in self.check("\n\n".join(joined))]
+        joined = "\n\n".join(text for _, text in pieces)
+        return [local(finding) for finding in self.check(joined, pieces=pieces)]
 
-    def check(self, text: str, where: str = "text") -> list[Finding]:
-        """Every finding in ``text``; ``where`` names it in the findings."""
-        text = _LINK.sub(lambda link: " " * len(link.group()), text)  # blanked, not cut: the spans stay in place
-        findings = self._patient_health(text, where)
+    def check(self, text: str, where: str = "text", pieces: Sequence[tuple[int, str]] | None = None) -> list[Finding]:
+        """Every finding in ``text``; ``where`` names it in the findings. ``pieces``: the texts ``text`` joins by
+        blank lines, each with where it starts (the health terms and phone numbers of each are found once per run,
+        :func:`carecast.phi_text.health_terms`, :func:`_phone_numbers`: neither spans a blank line)."""
+        text = _without_links(text)
+        pieces = [(start, _without_links(piece)) for start, piece in pieces] if pieces else [(0, text)]
+        findings = self._patient_health(text, where, pieces)
         findings += [Finding("date of birth", where, (m.group(),), (m.span(),)) for m in _DOB.finditer(text)]
-        findings += self._phones(text, where)
+        findings += self._phones(text, where, pieces)
         findings += self._emails(text, where)
         return findings
 
-    def _patient_health(self, text: str, where: str) -> list[Finding]:
-        health = self.reader.health(text)
+    def _patient_health(self, text: str, where: str, pieces: Sequence[tuple[int, str]]) -> list[Finding]:
+        health = self.reader.health(text, pieces)
         if not health:
             return []
         found: dict[str, Finding] = {}
@@ -279,12 +289,12 @@ class PhiCheck:
                 )
         return list(found.values())
 
-    def _phones(self, text: str, where: str) -> list[Finding]:
+    def _phones(self, text: str, where: str, pieces: Sequence[tuple[int, str]]) -> list[Finding]:
         return [
-            Finding("phone number", where, (match.raw_string,), ((match.start, match.end),))
-            for match in phonenumbers.PhoneNumberMatcher(text, "US")
-            if phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164) not in self.practice_phones
-            and not self.reader.contact_for_business(text, match.start)
+            Finding("phone number", where, (raw,), ((start + offset, end + offset),))
+            for offset, piece in pieces
+            for raw, start, end, number in _phone_numbers(piece)
+            if number not in self.practice_phones and not self.reader.contact_for_business(text, start + offset)
         ]
 
     def _emails(self, text: str, where: str) -> list[Finding]:
@@ -324,12 +334,24 @@ def uncovered(findings: Sequence[Finding], items: Sequence[ContentItem]) -> list
     return [finding for finding in findings if not covered(finding)]
 
 
+@functools.lru_cache(maxsize=4096)
+def _phone_numbers(text: str) -> tuple[tuple[str, int, int, str], ...]:
+    """The phone numbers ``phonenumbers`` finds in ``text`` (US default): (as written, start, end, E.164) each. Kept
+    for the last 4,096 texts: an item's text is checked with every draft of every channel made from it. A number
+    never spans a blank line (its punctuation holds no line break), so the numbers of texts joined by blank lines
+    are those of each text."""
+    return tuple(
+        (match.raw_string, match.start, match.end, phonenumbers.format_number(match.number, _E164))
+        for match in phonenumbers.PhoneNumberMatcher(text, "US")
+    )
+
+
 def _e164(number: str) -> str | None:
     try:
         parsed = phonenumbers.parse(number, "US")
     except phonenumbers.NumberParseException:
         return None
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    return phonenumbers.format_number(parsed, _E164)
 
 
 def _tokens(name: str) -> set[str]:

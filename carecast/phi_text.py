@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -78,7 +78,8 @@ class Span:
 @functools.cache
 def terms() -> dict[str, Any]:
     """The word lists of ``phi_terms.yaml``."""
-    loaded: dict[str, Any] = yaml.safe_load(TERMS_FILE.read_text(encoding="utf-8"))
+    # libyaml's loader: the pure-Python one takes a tenth of a second over this file, in every process that checks.
+    loaded: dict[str, Any] = yaml.load(TERMS_FILE.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)
     return loaded
 
 
@@ -147,6 +148,29 @@ def matchers() -> dict[str, regex.Pattern[str]]:
     }
 
 
+@functools.lru_cache(maxsize=4096)
+def health_terms(text: str) -> dict[str, tuple[tuple[int, int, str], ...]]:
+    """Where ``text`` names a term of the ``health`` and of the ``context`` list: (start, end, term) each. Kept
+    for the last 4,096 texts: an item's text is checked with every draft of every channel made from it."""
+    found = matchers()
+    return {
+        key: tuple((m.start(), m.end(), m.group()) for m in found[key].finditer(text)) for key in ("health", "context")
+    }
+
+
+@functools.cache
+def _folded_terms() -> tuple[frozenset[str], frozenset[str], frozenset[str], frozenset[str]]:
+    """The word lists a :class:`Reader` looks words up in, folded (:func:`fold`) once per process: not names,
+    place words, ambiguous first names and the one-word health and context terms."""
+    listed = terms()
+    return (
+        frozenset(fold(word) for word in listed["not_names"]),
+        frozenset(fold(word) for word in listed["place_words"]),
+        frozenset(fold(word) for word in listed["ambiguous_first_names"]),
+        frozenset(fold(word) for word in [*listed["health"], *listed["context"]] if " " not in word),
+    )
+
+
 def alternation(words: Iterable[str]) -> regex.Pattern[str]:
     """Whole-word, plural-tolerant matcher of ``words``; all-capital words (ACL, MS) match in capitals only.
 
@@ -175,11 +199,7 @@ class Reader:
         """``known_patients``: names the authorizations give; ``staff``: the practice's people (never patients);
         ``partners``: businesses and places the practice names (never people)."""
         self.first, self.last = name_lists()
-        listed = terms()
-        self.not_names = frozenset(fold(word) for word in listed["not_names"])
-        self.places = frozenset(fold(word) for word in listed["place_words"])
-        self.ambiguous = frozenset(fold(word) for word in listed["ambiguous_first_names"])
-        self.health_words = frozenset(fold(word) for word in [*listed["health"], *listed["context"]] if " " not in word)
+        self.not_names, self.places, self.ambiguous, self.health_words = _folded_terms()
         self.staff = frozenset(word for name in staff for word in _words(name))
         self._known = [_literal(name) for name in known_patients if name.strip()]
         self._partners = [_literal(name) for name in partners if name.strip()]
@@ -208,10 +228,17 @@ class Reader:
                 people.append(span)
         return [span for span in people if not (_words(span.text) & staff and len(_words(span.text)) <= 2)]
 
-    def health(self, text: str) -> list[Span]:
-        """Health context: conditions, procedures, body parts, aids, recovery and being a patient (EN, ES)."""
-        found = matchers()
-        spans = [Span.of(m) for key in ("health", "context") for m in found[key].finditer(text)]
+    def health(self, text: str, pieces: Sequence[tuple[int, str]] | None = None) -> list[Span]:
+        """Health context: conditions, procedures, body parts, aids, recovery and being a patient (EN, ES).
+
+        ``pieces``: where each of the texts ``text`` joins starts in it, and the text (joined by blank lines, which
+        no term spans): each is read once per run, however many drafts of however many channels hold it."""
+        spans = [
+            Span(start + offset, end + offset, term)
+            for key in ("health", "context")
+            for offset, piece in (pieces or [(0, text)])
+            for start, end, term in health_terms(piece)[key]
+        ]
         # "Oakview Physical Therapy", "Sunrise Orthopedics": a name the practice taught says nothing of health.
         taken = [Span.of(m) for pattern in self._partners for m in pattern.finditer(text)]
         return [span for span in spans if not any(_overlaps(span, other) for other in taken)]

@@ -363,6 +363,7 @@ def _sentences(text: str) -> list[str]:
     return [sentence for sentence in sentences if sentence]
 
 
+@functools.lru_cache(maxsize=1024)  # each channel of a run posts the same items: their text is flattened once
 def flatten(text: str) -> str:
     """``text`` (paragraphs, headings, list items on their own lines) on one line for a post or a text.
 
@@ -412,6 +413,7 @@ def transliterate_to_gsm(text: str) -> str:
     return "".join(out)
 
 
+@functools.lru_cache(maxsize=1024)  # each channel of a run posts the same items: their copy is made once
 def without_repeats(title: str, body: str, url: str | None) -> tuple[str, str]:
     """``title`` and ``body`` of a post with nothing said twice: the title dropped when the body opens with it
     (an untitled item's title is its text's start) or it is only the link, and the link dropped from the body

@@ -24,14 +24,14 @@ from carecast.errors import AlreadyClaimed, LedgerError
 from carecast.ledger.drafts import StoredDraft, stored_draft
 from carecast.ledger.schema import (
     DRAFT_DUE,
-    PUBLICATION_WHEN,
     DeliveryRow,
     DraftRow,
     PublicationItemRow,
     PublicationRow,
     PublicationState,
 )
-from carecast.ledger.store import LedgerStore, touch_claim
+from carecast.ledger.status import StatusLedger
+from carecast.ledger.store import touch_claim
 from carecast.model import Receipt, now_utc
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ class PublicationRecord:
         }
 
 
-class PublicationLedger(LedgerStore):
+class PublicationLedger(StatusLedger):
     """Claims, outcomes and progress of publications."""
 
     def due(self, channel: str, now: datetime | None = None, *, retries_only: bool = False) -> list[StoredDraft]:
@@ -352,22 +352,10 @@ class PublicationLedger(LedgerStore):
         of ``page`` rows at a time (keyset on the id, plain rows, no ORM objects): the first come at once and memory
         stays flat however large the ledger. With ``limit``, only the newest ``limit`` of them.
         """
-        filters: list[ColumnElement[bool]] = []
-        if channel is not None:
-            filters.append(PublicationRow.channel == channel)
-        if state is not None:
-            filters.append(PublicationRow.state == state)
-        if since is not None:
-            filters.append(since <= PUBLICATION_WHEN)
-        after, last = 0, None
-        if limit is not None:
-            newest = select(PublicationRow.id).where(*filters).order_by(PublicationRow.id.desc()).limit(limit)
-            with self._session() as session:
-                ids = session.scalars(newest).all()
-            if not ids:
-                return
-            after, last = min(ids) - 1, max(ids)
-            filters.append(PublicationRow.id <= last)
+        filters = self._status_filters(channel, state, since, limit)
+        if filters is None:
+            return
+        after = 0
         while True:
             query = _PUBLICATION_COLUMNS.where(*filters, PublicationRow.id > after).order_by(PublicationRow.id)
             with self._session() as session:
