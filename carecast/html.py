@@ -25,10 +25,10 @@ from inscriptis import get_text
 from lxml.etree import ParserError
 
 from carecast.document import Document, render_html, render_text
+from carecast.page import main_content
 from carecast.reader import (
     decoded_alt,
     image_url,
-    main_content,
     read_document,
     trim_boilerplate,
     unwrap_noscript_images,

@@ -85,13 +85,17 @@ if __name__ == "__main__":
         for entry in entries(part):
             figures = measure(entry, read_entry(entry, Path(folder), settings))
             results.append(figures)
-            print(f"{figures.name} {figures.wanted - len(figures.missing)}/{figures.wanted} kept, "
-                  f"{len(figures.leaked)}/{figures.unwanted} leaked  {entry['url']}")
+            print(
+                f"{figures.name} {figures.wanted - len(figures.missing)}/{figures.wanted} kept, "
+                f"{len(figures.leaked)}/{figures.unwanted} leaked  {entry['url']}"
+            )
             if "-v" in sys.argv:
                 for snippet in figures.missing:
                     print("    missing:", snippet[:120])
                 for snippet in figures.leaked:
                     print("    leaked:", snippet[:120])
         found, wanted, leaked, unwanted = totals(results)
-        print(f"{part}: article snippets {found}/{wanted} = {found / wanted:.1%}; "
-              f"boilerplate leaked {leaked}/{unwanted} = {leaked / unwanted:.1%}")
+        print(
+            f"{part}: article snippets {found}/{wanted} = {found / wanted:.1%}; "
+            f"boilerplate leaked {leaked}/{unwanted} = {leaked / unwanted:.1%}"
+        )
