@@ -376,7 +376,19 @@ def trim_boilerplate(document: Document) -> Document:
         end -= 1
     if end < len(blocks) and end > 0 and blocks[end - 1].kind == "heading":
         end -= 1  # "Related posts" over the list it introduced
+    # A heading with nothing under it (the next section's, cut by the feed) or a reference list's citation is
+    # never where a post ends for a reader: its last words are the author's.
+    while end > 1 and (blocks[end - 1].kind == "heading" or _is_citation(blocks[end - 1])):
+        end -= 1
     return Document(tuple(blocks[:end]) if end > 0 else tuple(blocks))
+
+
+#: A journal reference: "2017;47(7):A1-A83", "2010;(6):CD007612", a DOI or a PubMed id.
+_CITATION = re.compile(r"\b(?:19|20)\d\d;\s*\d*\s*(?:\(\w+\))?:\s*\w*\d|\bdoi:\s*10\.|\bPMID:?\s*\d", re.IGNORECASE)
+
+
+def _is_citation(block: Block) -> bool:
+    return block.kind == "paragraph" and len(block.text.split()) <= 60 and bool(_CITATION.search(block.text))
 
 
 def _is_call(block: Block) -> bool:
