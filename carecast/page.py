@@ -62,10 +62,11 @@ def players_as_links(page: lxml.html.HtmlElement) -> None:
 
 
 def stash_tables(page: lxml.html.HtmlElement) -> dict[str, str]:
-    """Replace each data table of ``page`` (two rows of two cells or more, no table inside) with a paragraph of a
-    marker, and return each marker's table (as HTML) to put back in the article (:func:`restore_tables`). A table of
-    links only is a menu, dropped. trafilatura moved a table it found in a layout table to the end of the article
-    and flattened one in a quote; a marker is a paragraph, kept in its place when that place is in the article."""
+    """Replace each data table of ``page`` (two rows of two cells or more, no table inside) that sits in a layout
+    table with a paragraph of a marker, and return each marker's table (as HTML) to put back in the
+    article (:func:`restore_tables`); such a table of links only is a menu, dropped. trafilatura moved a table it
+    found in a layout table to the end of the article and flattened one in a quote; a marker is a paragraph, kept
+    in its place when that place is in the article."""
     stash: dict[str, str] = {}
     for quote in list(page.iter("blockquote")):  # a quote of a table alone indents it: trafilatura drops it
         if [child.tag for child in quote if isinstance(child.tag, str)] == ["table"]:
@@ -74,6 +75,8 @@ def stash_tables(page: lxml.html.HtmlElement) -> dict[str, str]:
         rows = [row for row in table.iter("tr") if len(row.findall("td") + row.findall("th")) >= 2]
         if table.find(".//table") is not None or table.getparent() is None or len(rows) < 2:
             continue  # a layout table, or a column of text trafilatura reads well
+        if next(table.iterancestors("table"), None) is None:
+            continue  # trafilatura keeps a table that stands alone (a marker would add words to a sidebar)
         if _is_menu(table):
             table.drop_tree()
             continue
