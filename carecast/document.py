@@ -12,10 +12,12 @@ quote (whole sentences of body paragraphs, never a heading, caption, citation or
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape
 from typing import Any, Literal
+
+from carecast.words import words
 
 Captions = Literal["drop", "parentheses"]
 
@@ -264,11 +266,12 @@ LINK_REL = "noopener noreferrer nofollow"
 IMAGE_STYLE = "display: block; max-width: 100%; height: auto; border: 0;"
 
 
-def render_html(document: Document) -> str:
+def render_html(document: Document, language: str | None = None) -> str:
     """The document as safe, simple HTML for email and templates: every text escaped, every URL one the reader
     vetted (absolute http(s), or a contact link), images with no width attribute so nothing is wider than the
-    column when images are off. Raises nothing."""
-    return "".join(_html_block(block) for block in document.blocks)
+    column when images are off; the words it adds (a video's label) in ``language``. Raises nothing."""
+    said = words(language)
+    return "".join(_html_block(block, said) for block in document.blocks)
 
 
 def _html_spans(spans: Sequence[Span]) -> str:
@@ -291,7 +294,7 @@ def _html_picture(picture: Picture, alt: str | None = None) -> str:
     return f'<img src="{escape(picture.url)}" alt="{escape(alt or picture.alt or "")}"{width} style="{IMAGE_STYLE}">'
 
 
-def _html_block(block: Block) -> str:
+def _html_block(block: Block, said: Mapping[str, str]) -> str:
     if block.kind == "heading":
         level = min(max(block.level, 2), 4)
         return f"<h{level}>{_html_spans(block.spans)}</h{level}>"
@@ -300,7 +303,7 @@ def _html_block(block: Block) -> str:
     if block.kind == "list":
         tag = "ol" if block.ordered else "ul"
         start = f' start="{block.start}"' if block.ordered and block.start != 1 else ""
-        items = "".join("<li>" + _html_list_item(item) + "</li>" for item in block.items)
+        items = "".join("<li>" + _html_list_item(item, said) + "</li>" for item in block.items)
         return f"<{tag}{start}>{items}</{tag}>"
     if block.kind == "table":
         rows = []
@@ -312,7 +315,7 @@ def _html_block(block: Block) -> str:
         caption = f"<p><em>{escape(block.caption)}</em></p>" if block.caption else ""
         return f"<p>{_html_picture(block.picture)}</p>{caption}"
     if block.kind == "embed" and block.url:
-        label = escape(block.caption or "Watch the video")
+        label = escape(block.caption or said["watch_video"])
         play = "\u25b6"
         thumbnail = (
             f'<a href="{escape(block.url)}">{_html_picture(block.picture, alt=f"{play} {label}")}</a>'
@@ -321,15 +324,15 @@ def _html_block(block: Block) -> str:
         )
         return f'<p>{thumbnail}<a href="{escape(block.url)}">{play} {label}</a></p>'
     if block.kind == "quote" and block.items:
-        return "<blockquote>" + "".join(_html_block(child) for child in block.items[0]) + "</blockquote>"
+        return "<blockquote>" + "".join(_html_block(child, said) for child in block.items[0]) + "</blockquote>"
     if block.kind == "button" and block.url:
         return f'<p><a href="{escape(block.url)}" style="{BUTTON_STYLE}">{escape(block.caption)}</a></p>'
     return ""
 
 
-def _html_list_item(blocks: Sequence[Block]) -> str:
+def _html_list_item(blocks: Sequence[Block], said: Mapping[str, str]) -> str:
     # A list item's first paragraph is its line, not a paragraph of its own (no gap after the bullet).
     out = []
     for number, block in enumerate(blocks):
-        out.append(_html_spans(block.spans) if number == 0 and block.kind == "paragraph" else _html_block(block))
+        out.append(_html_spans(block.spans) if number == 0 and block.kind == "paragraph" else _html_block(block, said))
     return "".join(out)

@@ -25,10 +25,10 @@ from inscriptis import get_text
 from lxml.etree import ParserError
 
 from carecast.document import Document, render_html, render_text
+from carecast.page import main_content
 from carecast.reader import (
     decoded_alt,
     image_url,
-    main_content,
     read_document,
     trim_boilerplate,
     unwrap_noscript_images,
@@ -356,6 +356,8 @@ def _simplify_link_cards(root: lxml.html.HtmlElement) -> None:
     for card in list(root.iter()):
         if card.getparent() is None or not _LINK_CARD_CLASSES.search(str(card.get("class") or "")):
             continue
+        if next(card.iter(*_PLAYER_TAGS), None) is not None:
+            continue  # a video embed, not a card: the reader makes it a link with its thumbnail
         link = next((a for a in card.iter("a") if a.get("href")), None)
         titled = next((e for e in card.iter() if "title" in str(e.get("class") or "")), link)
         if link is None or titled is None or not _text(titled):
@@ -375,10 +377,13 @@ def _drop(element: lxml.html.HtmlElement) -> None:
         element.drop_tree()
 
 
+_PLAYER_TAGS = ("iframe", "video", "audio", "embed", "object")
+
+
 def _drop_empty_blocks(root: lxml.html.HtmlElement) -> None:
     # A paragraph emptied of its "Continue reading" link or its tracking pixel would leave a blank gap.
     for block in reversed([element for element in root.iter(*_BLOCKS) if element is not root]):
-        if block.getparent() is not None and not _text(block) and not list(block.iter("img")):
+        if block.getparent() is not None and not _text(block) and not list(block.iter("img", *_PLAYER_TAGS)):
             _drop(block)
 
 

@@ -95,47 +95,7 @@ def unwrap_noscript_images(root: lxml.html.HtmlElement) -> None:
         noscript.drop_tree()
 
 
-_WHOLE_PAGE = re.compile(r"<(?:html|body)[\s>]", re.IGNORECASE)
-
-
-def main_content(html: str, base_url: str | None) -> str:
-    """The article of ``html`` when it is a whole page (an ``<html>`` or ``<body>``: a feed that carries the page,
-    not the post), found by trafilatura, which tells the article from menus, sidebars, comments and footers by
-    text and link density; players become links first, as trafilatura keeps no frame. A fragment (a feed's
-    ``content:encoded``) is the post already and is returned as it is, as is a page trafilatura finds nothing in.
-    Raises nothing."""
-    if not _WHOLE_PAGE.search(html[:5000]):
-        return html
-    import trafilatura  # about 0.4 s to import: paid only by a run that meets a whole page
-
-    try:
-        page = lxml.html.document_fromstring(html)
-    except (lxml.etree.ParserError, ValueError):
-        return html
-    for player in list(page.iter("iframe", "video")):
-        source = player.get("src") or player.get("data-src") or ""
-        watch = _watch_url(source)
-        if watch and player.getparent() is not None:
-            link = lxml.html.Element("a", href=watch)
-            link.text = player.get("title") or watch
-            paragraph = lxml.html.Element("p")
-            paragraph.append(link)
-            paragraph.tail = player.tail
-            player.getparent().replace(player, paragraph)
-    article = trafilatura.extract(
-        lxml.html.tostring(page, encoding="unicode"),
-        url=base_url,
-        output_format="html",
-        include_tables=True,
-        include_images=True,
-        include_links=True,
-        include_comments=False,
-        favor_recall=True,
-    )
-    return article or html
-
-
-def _watch_url(url: str) -> str | None:
+def watch_url(url: str) -> str | None:
     """The page of the video a player URL shows (YouTube, Vimeo), or None for any other URL."""
     if match := _YOUTUBE.search(url):
         return f"https://www.youtube.com/watch?v={match.group(1)}"
@@ -164,7 +124,7 @@ class _Reader:
     def flush(self) -> None:
         """End the paragraph being read (if it has words); one that is only a link to a video is that video."""
         links = {span.href for span in self.spans if span.text.strip()}
-        if len(links) == 1 and (href := links.pop()) and _watch_url(href) == href:
+        if len(links) == 1 and (href := links.pop()) and watch_url(href) == href:
             title = "".join(span.text for span in self.spans).strip()
             self.blocks.append(_embed(href, "" if title == href else title, None))
         elif "".join(span.text for span in self.spans).strip():
@@ -325,7 +285,7 @@ class _Reader:
             return None
         poster = self.resolve(element.get("poster") or "")
         title = caption or " ".join((element.get("title") or "").split())
-        return _embed(_watch_url(url) or url, title, Picture(url=poster, alt=title or None) if poster else None)
+        return _embed(watch_url(url) or url, title, Picture(url=poster, alt=title or None) if poster else None)
 
 
 def _embed(url: str, title: str, thumbnail: Picture | None) -> Block:
@@ -416,7 +376,19 @@ def trim_boilerplate(document: Document) -> Document:
         end -= 1
     if end < len(blocks) and end > 0 and blocks[end - 1].kind == "heading":
         end -= 1  # "Related posts" over the list it introduced
+    # A heading with nothing under it (the next section's, cut by the feed) or a reference list's citation is
+    # never where a post ends for a reader: its last words are the author's.
+    while end > 1 and (blocks[end - 1].kind == "heading" or _is_citation(blocks[end - 1])):
+        end -= 1
     return Document(tuple(blocks[:end]) if end > 0 else tuple(blocks))
+
+
+#: A journal reference: "2017;47(7):A1-A83", "2010;(6):CD007612", a DOI or a PubMed id.
+_CITATION = re.compile(r"\b(?:19|20)\d\d;\s*\d*\s*(?:\(\w+\))?:\s*\w*\d|\bdoi:\s*10\.|\bPMID:?\s*\d", re.IGNORECASE)
+
+
+def _is_citation(block: Block) -> bool:
+    return block.kind == "paragraph" and len(block.text.split()) <= 60 and bool(_CITATION.search(block.text))
 
 
 def _is_call(block: Block) -> bool:

@@ -15,12 +15,20 @@ _WORDS: dict[str, dict[str, str]] = {
         "subscribed": "You receive this because you subscribed to",
         "unsubscribe": "Unsubscribe",
         "sms_opt_out": "Reply STOP to opt out",
+        "and_more": "and %d more",
+        "new_from_clinic": "%d new from the clinic",
+        "news_from": "News and stories from",
+        "watch_video": "Watch the video",
     },
     "es": {
         "read_more": "Leer más",
         "subscribed": "Recibe este correo porque se suscribió a",
         "unsubscribe": "Cancelar la suscripción",
         "sms_opt_out": "Responda STOP para darse de baja",  # GSM-7: no accent, so a text stays in 160s
+        "and_more": "y %d más",
+        "new_from_clinic": "%d novedades de la clínica",
+        "news_from": "Noticias e historias de",
+        "watch_video": "Ver el video",
     },
 }
 #: The languages the templates' words exist in.

@@ -63,7 +63,7 @@ from carecast.ledger.metrics import as_numbers
 from carecast.model import ContentItem, Draft, Receipt, now_utc
 from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
-from carecast.text import numbered_thread
+from carecast.text import flatten, numbered_thread
 from channels.http import https_or_loopback, wait_out_rate_limits
 from channels.social import post_copy, teaser
 
@@ -214,7 +214,7 @@ class BlueskyChannel(Channel):
         link = self.link(item)
         budget = self.limit("max_characters") or MAX_GRAPHEMES
         hashtags = list(self.practice.voice.hashtags_for(item.language)) if self.config.hashtags else []
-        body = " ".join(item.summary_text.split())
+        body = flatten(item.summary_text)  # list items and table rows end as sentences, never run together
 
         def post(tags: Sequence[str] = (), text: str = body) -> str:
             return self.template("post.txt.j2", item=item, body=text, link=link, hashtags=tags)

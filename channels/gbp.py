@@ -50,7 +50,7 @@ from carecast.inflight import send_once
 from carecast.model import ContentItem, Draft, Receipt, now_utc
 from carecast.secrets import SecretRef, resolve
 from carecast.strict import Strict
-from carecast.text import shorten
+from carecast.text import flatten, shorten
 from channels.http import https_or_loopback, nothing_sent, retry_after, wait_out_rate_limits
 from channels.social import EXPIRY_WARNING
 
@@ -183,7 +183,7 @@ class GbpChannel(Channel):
         def post(body: str) -> str:
             return self.template("post.txt.j2", item=item, body=body, topic=topic)
 
-        body, removed = self._without_phone_numbers(" ".join(item.summary_text.split()), item)
+        body, removed = self._without_phone_numbers(flatten(item.summary_text), item)  # rows end as sentences
         try:
             if self.count_characters(text := post(body)) > budget:
                 text = post(shorten(body, lambda cut: self.count_characters(post(cut)) <= budget))

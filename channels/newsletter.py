@@ -208,7 +208,7 @@ class NewsletterChannel(Channel):
         languages = {item.language or self.practice.language for item in ordered}
         language = languages.pop() if len(languages) == 1 else self.practice.language
         if lead is not None:  # the room the subject leaves the lead's title: its limit less the name and "and 2 more"
-            others = f" and {len(entries) - 1} more" if len(entries) > 1 else ""
+            others = " " + words(language)["and_more"] % (len(entries) - 1) if len(entries) > 1 else ""
             budget = self.limit("max_subject_length") or self.limits["max_subject_length"]
             lead["subject_title"] = subject_title(lead["title"], budget - len(f"{self.practice.short_name}: {others}"))
         context: dict[str, Any] = {
@@ -317,7 +317,7 @@ class NewsletterChannel(Channel):
             for block in item.body.blocks
             if not (hero and block.kind == "figure" and block.picture and same_picture(block.picture.url, hero))
         ]
-        return cleaner.clean(render_html(Document(tuple(blocks))))
+        return cleaner.clean(render_html(Document(tuple(blocks)), item.language or self.practice.language))
 
     def footer_gaps(self, draft: Draft) -> list[str]:
         """What of the CAN-SPAM footer (postal address, unsubscribe link) each part of ``draft`` lacks.

@@ -63,6 +63,15 @@ def test_an_embed_is_a_link_with_its_thumbnail_and_a_caption_never_runs_into_the
     )
     assert "(Standing tall.)" in render_text(document, TextOptions(captions="parentheses"))
     assert excerpt_sentences(document) == "Before.\nThe good news is simple."
+    wordpress = read(
+        '<p>Before.</p><figure class="wp-block-embed is-type-video"><div class="wp-block-embed__wrapper">'
+        '<iframe src="https://www.youtube.com/embed/abcDEF12345?feature=oembed"></iframe></div>'
+        "<figcaption>The stretch.</figcaption></figure>"
+    )
+    assert [(block.kind, block.url) for block in wordpress.blocks][1] == (
+        "embed",
+        "https://www.youtube.com/watch?v=abcDEF12345",
+    )
 
 
 def test_lists_keep_their_numbers_nesting_and_lines_headings_stand_apart_footnotes_go() -> None:

@@ -313,6 +313,20 @@ def test_an_item_shows_an_excerpt_ending_on_a_sentence_then_read_more(settings: 
     assert "Paragraph 11" in full and 'href="tel:+13125550142"' in full
 
 
+def test_an_email_of_spanish_items_says_its_own_words_in_spanish(settings: Settings) -> None:
+    video = '<p>Mire el ejercicio.</p><iframe src="https://www.youtube.com/embed/abcDEF12345"></iframe>'
+    spanish = [
+        make_item("es-1", title="Dolor de rodilla", summary_html=video, language="es"),
+        make_item("es-2", title="Hombro congelado", language="es", published=datetime(2026, 3, 1, tzinfo=UTC)),
+    ]
+    draft = channel_with(settings, body="full").render(spanish)
+    assert draft.subject is not None and draft.subject.endswith("Dolor de rodilla y 1 más")
+    page = draft.html or ""
+    assert "Ver el video</a>" in page and "Watch the video" not in page and "Leer más" in page
+    english = channel_with(settings, body="full").render([replace(item, language="en") for item in spanish])
+    assert (english.subject or "").endswith("and 1 more") and "Watch the video</a>" in (english.html or "")
+
+
 def test_a_non_ascii_sender_and_subject_are_encoded_and_read_back(settings: Settings, tmp_path: Path) -> None:
     channel = channel_with(settings, from_name="Oakview Physiothérapie")
     draft = channel.render([make_item("post-cafe", title="Café chats — Ask a PT ☕")])

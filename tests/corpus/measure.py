@@ -39,13 +39,18 @@ def feed_of(page: Path, link: str) -> str:
     """An RSS feed whose one item carries the page's whole HTML as its ``content:encoded``."""
     metadata = json.loads((page / "expected-metadata.json").read_text(encoding="utf-8"))
     html = (page / "source.html").read_text(encoding="utf-8")
+    return feed_of_html(page.name, metadata.get("title") or page.name, html, link)
+
+
+def feed_of_html(name: str, title: str, html: str, link: str) -> str:
+    """An RSS feed of one item, ``name``, whose ``content:encoded`` is ``html`` (a whole page)."""
     when = format_datetime(datetime(2026, 12, 1, 12, tzinfo=UTC))
     return (
         '<?xml version="1.0" encoding="utf-8"?>\n'
         '<rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/"><channel>'
-        f"<title>{escape(page.name)}</title><link>http://fakehost/</link><description>corpus</description>"
-        f"<item><title>{escape(metadata.get('title') or page.name)}</title><link>{escape(link)}</link>"
-        f"<guid>{escape(page.name)}</guid><pubDate>{when}</pubDate>"
+        f"<title>{escape(name)}</title><link>http://fakehost/</link><description>corpus</description>"
+        f"<item><title>{escape(title)}</title><link>{escape(link)}</link>"
+        f"<guid>{escape(name)}</guid><pubDate>{when}</pubDate>"
         f"<content:encoded>{escape(html)}</content:encoded></item></channel></rss>"
     )
 
@@ -53,9 +58,14 @@ def feed_of(page: Path, link: str) -> str:
 def read_page(page: Path, folder: Path, settings: Settings) -> ContentItem:
     """The page read as the one item of a feed (written in ``folder``) by CareCast's RSS source."""
     link = "http://fakehost/test/page.html"  # the address Readability's tests give every page
-    feed = folder / f"{page.name}.xml"
-    feed.write_text(feed_of(page, link), encoding="utf-8")
-    config = RssSource.model_validate({"type": "rss", "url": str(feed), "allow_private": True})
+    return read_feed(page.name, feed_of(page, link), folder, settings)
+
+
+def read_feed(name: str, feed: str, folder: Path, settings: Settings) -> ContentItem:
+    """The one item of ``feed`` (written in ``folder`` as ``name``.xml) as CareCast's RSS source reads it."""
+    path = folder / f"{name}.xml"
+    path.write_text(feed, encoding="utf-8")
+    config = RssSource.model_validate({"type": "rss", "url": str(path), "allow_private": True})
     result = read_source("corpus", config, settings)
     (item,) = result.items
     return item

@@ -1,0 +1,101 @@
+"""Measure how CareCast reads trafilatura's evaluation pages: each page wrapped as a feed item, read as a feed is.
+
+trafilatura's benchmark gives, per page, a few snippets the article holds (``with``: its first and last sentences,
+a list item, a quote) and a few the page holds around it that are not the article (``without``: menus, footers,
+dates, share calls). A page scores by how many ``with`` snippets the full-body rendering shows and how many
+``without`` snippets leak into it. The pages are split once, before any measure: ``tuning`` (28 pages, looked at
+while changing the reader) and ``held_out`` (12 pages, measured only at the end).
+
+Used by ``tests/corpus/test_trafilatura_corpus.py``; ``python -m tests.corpus.trafilatura_eval [held_out] [-v]``
+prints every page.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from carecast.config import Settings
+from carecast.document import render_html, render_text
+from carecast.model import ContentItem
+from tests.corpus.measure import FULL_BODY, HERE, comparable, feed_of_html, read_feed
+
+TRAFILATURA = HERE / "trafilatura"
+
+
+def entries(part: str) -> list[dict[str, object]]:
+    """The pages of one part (``tuning`` or ``held_out``): name, address, ``with`` and ``without`` snippets."""
+    parts: dict[str, list[dict[str, object]]] = json.loads((TRAFILATURA / "expected.json").read_text("utf-8"))
+    return parts[part]
+
+
+def read_entry(entry: dict[str, object], folder: Path, settings: Settings) -> ContentItem:
+    """The page of ``entry`` as the one item of an RSS feed, read by CareCast's RSS source."""
+    name, url = str(entry["page"]), str(entry["url"])
+    html = (TRAFILATURA / "pages" / f"{name}.html").read_text(encoding="utf-8")
+    link = url if url.startswith(("http://", "https://")) else "http://fakehost/page.html"
+    return read_feed(name, feed_of_html(name, name, html, link), folder, settings)
+
+
+@dataclass(frozen=True)
+class EntryFigures:
+    """What one page gave: article snippets shown, boilerplate snippets leaked."""
+
+    name: str
+    wanted: int
+    missing: tuple[str, ...]
+    unwanted: int
+    leaked: tuple[str, ...]
+
+
+def measure(entry: dict[str, object], item: ContentItem) -> EntryFigures:
+    """Compare the item's full body (text, and the HTML for the links a snippet may be) with the snippets."""
+    text = comparable(render_text(item.body, FULL_BODY))
+    html = render_html(item.body)
+    wanted = [str(snippet) for snippet in entry["with"]]  # type: ignore[attr-defined]
+    unwanted = [str(snippet) for snippet in entry["without"]]  # type: ignore[attr-defined]
+    return EntryFigures(
+        name=str(entry["page"]),
+        wanted=len(wanted),
+        missing=tuple(s for s in wanted if comparable(s) not in text and s not in html),
+        unwanted=len(unwanted),
+        leaked=tuple(s for s in unwanted if comparable(s) and comparable(s) in text),
+    )
+
+
+def totals(figures: list[EntryFigures]) -> tuple[int, int, int, int]:
+    """Snippets of the article found and wanted; boilerplate snippets leaked and known."""
+    wanted = sum(f.wanted for f in figures)
+    unwanted = sum(f.unwanted for f in figures)
+    return wanted - sum(len(f.missing) for f in figures), wanted, sum(len(f.leaked) for f in figures), unwanted
+
+
+if __name__ == "__main__":
+    import sys
+    import tempfile
+
+    from carecast.practice import load_settings
+    from tests.conftest import SAMPLE_CONFIG
+
+    part = "held_out" if "held_out" in sys.argv else "tuning"
+    settings = load_settings(SAMPLE_CONFIG / "carecast.yaml")
+    with tempfile.TemporaryDirectory() as folder:
+        results = []
+        for entry in entries(part):
+            figures = measure(entry, read_entry(entry, Path(folder), settings))
+            results.append(figures)
+            print(
+                f"{figures.name} {figures.wanted - len(figures.missing)}/{figures.wanted} kept, "
+                f"{len(figures.leaked)}/{figures.unwanted} leaked  {entry['url']}"
+            )
+            if "-v" in sys.argv:
+                for snippet in figures.missing:
+                    print("    missing:", snippet[:120])
+                for snippet in figures.leaked:
+                    print("    leaked:", snippet[:120])
+        found, wanted, leaked, unwanted = totals(results)
+        print(
+            f"{part}: article snippets {found}/{wanted} = {found / wanted:.1%}; "
+            f"boilerplate leaked {leaked}/{unwanted} = {leaked / unwanted:.1%}"
+        )

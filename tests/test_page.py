@@ -1,0 +1,70 @@
+"""Whole web pages carried by a feed: the article found by trafilatura, its data tables kept even when the page lays
+them out in another table, indents them in a quote, or sets its menu in a table."""
+
+from __future__ import annotations
+
+from carecast.document import Document, render_html, render_text, table_lines
+from carecast.html import clean_body
+
+BASE = "https://www.oakviewpt.com/blog/post/"
+_PROSE = (
+    "<p>Knee pain after a run is common, and most of it settles with a few weeks of the right loading. "
+    "The plan below is the one our therapists give runners who are back after a short break.</p>"
+    "<p>Start with the first week, and move to the next only when the exercises feel easy the day after. "
+    "Soreness that is gone by the next morning is fine; pain that lingers means stay where you are.</p>"
+)
+_WEEK_1 = (
+    "<table><tr><th>Exercise</th><th>Sets</th><th>Reps</th></tr>"
+    "<tr><td>Wall sit</td><td>3</td><td>12</td></tr><tr><td>Step up</td><td>2</td><td>10</td></tr></table>"
+)
+_WEEK_2 = (
+    "<table><tr><th>Exercise</th><th>Sets</th><th>Reps</th></tr>"
+    "<tr><td>Split squat</td><td>3</td><td>8</td></tr><tr><td>Hop</td><td>2</td><td>12</td></tr></table>"
+)
+_MENU = (
+    '<table class="nav"><tr><td><a href="/">Home</a></td><td><a href="/team">Team</a></td></tr>'
+    '<tr><td><a href="/blog">Blog</a></td><td><a href="/book">Book</a></td></tr></table>'
+)
+
+
+def page(article: str) -> str:
+    """A practice's page of the 2000s: a menu table, the article in a layout table's cell, a footer."""
+    return (
+        "<html><head><title>Back to running</title></head><body><table width='100%'><tr><td>"
+        f"{_MENU}</td></tr><tr><td><h1>Back to running</h1>{article}</td></tr>"
+        "<tr><td><p>© Oakview Physical Therapy · 12 Main St</p></td></tr></table></body></html>"
+    )
+
+
+def tables(document: Document) -> list[tuple[tuple[str, ...], ...]]:
+    return [block.rows for block in document.walk() if block.kind == "table"]
+
+
+def test_data_tables_side_by_side_in_a_layout_table_are_each_kept_and_read_by_row() -> None:
+    side_by_side = (
+        f"<table><tr><th>Week 1</th><th>Week 2</th></tr><tr><td>{_WEEK_1}</td><td>{_WEEK_2}</td></tr></table>"
+    )
+    document = clean_body(page(_PROSE + side_by_side + _PROSE.replace("Knee", "Hip")), base_url=BASE).document
+    assert tables(document) == [
+        (("Exercise", "Sets", "Reps"), ("Wall sit", "3", "12"), ("Step up", "2", "10")),
+        (("Exercise", "Sets", "Reps"), ("Split squat", "3", "8"), ("Hop", "2", "12")),
+    ]
+    text = render_text(document)
+    assert "Wall sit: 3 sets, 12 reps\nStep up: 2 sets, 10 reps" in text
+    assert "Split squat: 3 sets, 8 reps\nHop: 2 sets, 12 reps" in text
+    assert render_html(document).count("<table") == 2
+    assert "Home" not in text and "Team" not in text  # the menu's table is not the article's
+
+
+def test_a_table_indented_in_a_quote_is_kept_as_a_table() -> None:
+    document = clean_body(page(_PROSE + f"<blockquote>{_WEEK_1}</blockquote>" + _PROSE), base_url=BASE).document
+    (rows,) = tables(document)
+    assert rows[1] == ("Wall sit", "3", "12")
+
+
+def test_in_a_post_a_layout_table_is_read_as_its_blocks_and_its_data_table_kept() -> None:
+    document = clean_body(
+        f"<table><tr><td><p>Week one, then week two.</p>{_WEEK_1}</td><td>{_WEEK_2}</td></tr></table>", base_url=BASE
+    ).document
+    assert [block.kind for block in document.blocks] == ["paragraph", "table", "table"]
+    assert table_lines(document.blocks[2]) == ["Split squat: 3 sets, 8 reps", "Hop: 2 sets, 12 reps"]
