@@ -611,7 +611,8 @@ def _cut(summary: str, text: Callable[[str], str], limit: int, *, fewest: bool) 
 
     With ``fewest`` (the text carries a link: the story is one tap away, and every segment is billed) the text takes
     the fewest segments that hold the summary's first sentence whole: its middle cut when that keeps the first
-    sentence, else its opening sentences alone. Raises MeasureError when not even a word of the summary fits.
+    sentence and the last one, else its opening sentences alone. Raises MeasureError when not even a word of the
+    summary fits.
     """
 
     def within(segments: int) -> Callable[[str], bool]:
@@ -621,7 +622,9 @@ def _cut(summary: str, text: Callable[[str], str], limit: int, *, fewest: bool) 
         lead = opening_sentences(summary, within(segments))
         if lead:
             cut = shorten_middle(summary, within(segments), ellipsis="...")
-            return cut if cut.startswith(lead) else lead
+            # A cut that lost the last sentence ends mid-sentence ("opens at 7 a.m. on..."): whole sentences read
+            # better, and the link carries the rest.
+            return cut if cut.startswith(lead) and not cut.endswith("...") else lead
     return shorten_middle(summary, within(limit), ellipsis="...")
 
 
