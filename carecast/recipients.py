@@ -18,7 +18,7 @@ from datetime import date, datetime
 from carecast.audience import ADDRESS_COLUMN, Subscriber
 from carecast.audiences import AudienceConfig, stream_members
 from carecast.config import Settings
-from carecast.ledger import Ledger
+from carecast.ledger.contract import ChannelLedger
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def audience_label(settings: Settings, channel_type: str, audience: str | None) 
 
 def addressed(
     settings: Settings,
-    ledger: Ledger,
+    ledger: ChannelLedger,
     publication_id: int,
     instance: str,
     channel_type: str,
@@ -56,7 +56,7 @@ def addressed(
 
 def recipients(
     settings: Settings,
-    ledger: Ledger,
+    ledger: ChannelLedger,
     instance: str,
     channel_type: str,
     audience_name: str | None,

@@ -50,7 +50,7 @@ def graph() -> dict[str, set[str]]:
 
 def test_the_walk_sees_the_imports() -> None:
     imports = graph()
-    assert "carecast.channel" in imports["channels.sms"]
+    assert "carecast.plugin" in imports["channels.sms"]
     assert "carecast.config" in imports["carecast.practice"]
     assert "carecast.sources.rss" in imports["carecast.sources"]  # a late import, inside a function
 
@@ -70,6 +70,30 @@ def test_channels_import_the_core_and_no_flow() -> None:
     for module, imported in graph().items():
         if module.startswith("channels"):
             assert not {name for name in imported if name.startswith("flows")}, module
+
+
+#: What a channel plugin may import from CareCast: the public plugin API (its contract and helper modules).
+PLUGIN_API = "carecast.plugin"
+
+
+def test_channels_import_only_the_public_plugin_api() -> None:
+    offenders = {
+        module: sorted(
+            name
+            for name in imported
+            if name.split(".")[0] == "carecast" and not f"{name}.".startswith(f"{PLUGIN_API}.")
+        )
+        for module, imported in graph().items()
+        if module.split(".")[0] == "channels"
+    }
+    assert {module: names for module, names in offenders.items() if names} == {}
+
+
+def test_the_plugin_api_is_above_the_core() -> None:
+    """The core never imports the plugin API (it re-exports the core; the other way round would be a circle)."""
+    for module, imported in graph().items():
+        if module.split(".")[0] == "carecast" and not module.startswith((PLUGIN_API, "carecast.testing")):
+            assert not {name for name in imported if f"{name}.".startswith(f"{PLUGIN_API}.")}, module
 
 
 def cycles(imports: dict[str, set[str]]) -> list[list[str]]:
