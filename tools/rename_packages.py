@@ -32,6 +32,8 @@ TREES = ("carecast", "channels", "flows", "tests", "bench", "docs")
 TOP_FILES = ("README.md", "Makefile", "pyproject.toml")
 SUFFIXES = (".py", ".md", ".toml", ".yaml", ".yml", ".txt")
 OLD = "|".join(RENAMED)
+#: ruff's line length: a docstring or comment the longer names push past it is rewrapped.
+LIMIT = 120
 
 Rewrite = Callable[[str], str]
 
@@ -140,14 +142,59 @@ def _files() -> list[Path]:
     return [path for path in files if "__pycache__" not in path.parts and path.exists()]
 
 
+def _split(line: str) -> tuple[str, str, str] | None:
+    """A prose line over the limit cut at its last space that fits: (head, tail, the indent a tail line takes)."""
+    indent = line[: len(line) - len(line.lstrip())]
+    if line.lstrip().startswith("#"):
+        indent += "# "
+    cut = line.rfind(" ", len(indent), LIMIT + 1)
+    return (line[:cut], line[cut + 1 :], indent) if cut > len(indent) else None
+
+
+def _reflow(text: str) -> str:
+    """Docstring and comment lines over ``LIMIT`` rewrapped: the words past it pushed onto the next line of their
+    paragraph (or a new one); a trailing comment after code that is too long goes on a line of its own above it."""
+    lines, inside, index = text.split("\n"), False, 0
+    while index < len(lines):
+        line = lines[index]
+        prose = inside or line.lstrip().startswith(("#", '"""', 'r"""'))
+        # A directive (noqa, type: ignore) stays on its line.
+        if (
+            len(line) > LIMIT
+            and not prose
+            and "  # " in line
+            and not line.split("  # ", 1)[1].startswith(("noqa", "type:"))
+        ):
+            code, comment = line.split("  # ", 1)
+            lines[index : index + 1] = [f"{code[: len(code) - len(code.lstrip())]}# {comment}", code]
+            continue
+        split = _split(line) if len(line) > LIMIT and prose else None
+        if split is not None:
+            line, tail, indent = split
+            after = lines[index + 1] if index + 1 < len(lines) else ""
+            rest = after[len(indent) :]
+            if after.strip() and after.startswith(indent) and not rest.startswith((" ", '"""', "-", "*")):
+                lines[index + 1] = f"{indent}{tail} {rest}"
+            else:
+                lines.insert(index + 1, indent + tail)
+            lines[index] = line
+        if line.count('"""') % 2:
+            inside = not inside
+        index += 1
+    return "\n".join(lines)
+
+
 def rewritten(path: Path, text: str) -> str:
     """``text`` of ``path`` as it reads after the rename."""
+    original = text
     for _, rule in RULES:
         text = rule(text)
     relative = path.relative_to(ROOT).as_posix()
     for file, old, new in SPECIAL:
         if relative == file:
             text = text.replace(old, new)
+    if path.suffix == ".py" and text != original:
+        text = _reflow(text)
     if relative == "pyproject.toml":
         text = _pyproject(text)
     if relative == "README.md":
@@ -168,6 +215,20 @@ def _links(write: bool) -> list[str]:
     return missing
 
 
+def leftovers() -> list[str]:
+    """Quoted names that may still be old module paths (``"channels.x"`` exactly, or ``"flows.x:flow"``), for a
+    person to read: most are config key paths (``channels.x`` is also the X channel's section)."""
+    quoted = re.compile(rf"[\"']({OLD})\.(\w+)(?:[\"':])")
+    found = []
+    for path in _files():
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            for match in quoted.finditer(line):
+                folder = ROOT / match.group(1)
+                if (folder / f"{match.group(2)}.py").exists() or (folder / match.group(2)).is_dir():
+                    found.append(f"{path.relative_to(ROOT).as_posix()}:{number}: {line.strip()}")
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if anything is left to rewrite")
@@ -185,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
         print(("to rewrite: " if args.check else "rewritten: ") + name)
     if not changed:
         print("nothing to rewrite: channels/ and flows/ are installed as", ", ".join(RENAMED.values()))
+    for line in leftovers():
+        print("to read (a module path or a config key?):", line)
     return 1 if args.check and changed else 0
 
 
