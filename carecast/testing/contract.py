@@ -76,8 +76,9 @@ SECRET_ENV = "CARECAST_CONTRACT_SECRET"
 RERUN_ENDINGS = (CareCastError,)
 
 
-def practice_config(folder: Path, channels: dict[str, dict[str, Any]]) -> Path:
-    """A practice config in ``folder`` with these channel sections (its ledger and outbox inside ``folder``)."""
+def practice_config(folder: Path, channels: dict[str, dict[str, Any]], **more: Any) -> Path:
+    """A practice config in ``folder`` with these channel sections (its ledger and outbox inside ``folder``) and
+    ``more`` top-level keys (``templates``: the folder of the channels' templates)."""
     folder.mkdir(parents=True, exist_ok=True)
     config = {
         "practice": PRACTICE,
@@ -85,6 +86,7 @@ def practice_config(folder: Path, channels: dict[str, dict[str, Any]]) -> Path:
         "outbox": str(folder / "outbox"),
         "sources": {},
         "channels": channels,
+        **more,
     }
     file = folder / "carecast.yaml"
     file.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
@@ -113,14 +115,17 @@ def sends(provider: LocalHttpServer) -> list[RecordedRequest]:
 class ChannelContract:
     """The contract kit: subclass it as ``class TestMyChannel(ChannelContract)`` and set ``channel_type``.
 
-    ``section`` is the channel's config section without credentials. To run the provider rules, override
-    ``provider`` (a fake provider server, not started, accepting ``secret`` as its credential) and ``live_section``
-    (the section pointing at it, the credential read from the environment variable ``SECRET_ENV``); ``sent`` and
-    ``in_outbox`` say how a request and an outbox file compare when the defaults (the bodies' bytes) do not fit.
+    ``section`` is the channel's config section without credentials (``more_config``: other top-level keys). To
+    run the provider rules, override ``provider`` (a fake provider server, not started, accepting ``secret`` as its
+    credential) and ``live_section`` (the section pointing at it, the credential read from the environment variable
+    ``SECRET_ENV``); ``sent`` and ``in_outbox`` say how a request and an outbox file compare when the defaults (the
+    bodies' bytes) do not fit.
     """
 
     channel_type: ClassVar[str]
     section: ClassVar[dict[str, Any]] = {}
+    #: Top-level config keys beside the practice's, e.g. ``{"templates": "/abs/path/templates"}``.
+    more_config: ClassVar[dict[str, Any]] = {}
     item: ClassVar[ContentItem] = ITEM
 
     # --- what a subclass may override ------------------------------------------------------------------------
@@ -150,7 +155,8 @@ class ChannelContract:
     @pytest.fixture
     def settings(self, kind: str, tmp_path: Path) -> Settings:
         """The practice's settings with the channel under test; override to test a channel of another config."""
-        return load_settings(practice_config(tmp_path / "practice", {kind: {"type": kind, **self.section}}))
+        sections = {kind: {"type": kind, **self.section}}
+        return load_settings(practice_config(tmp_path / "practice", sections, **self.more_config))
 
     @pytest.fixture
     def channel(self, settings: Settings, kind: str) -> Channel:
@@ -177,7 +183,7 @@ class ChannelContract:
         monkeypatch.setenv(SECRET_ENV, secret)
         with provider:
             section = {"type": kind, **self.live_section(provider.url)}
-            settings = load_settings(practice_config(tmp_path / "live", {kind: section}))
+            settings = load_settings(practice_config(tmp_path / "live", {kind: section}, **self.more_config))
             ledger = Ledger(settings.ledger_url())
             try:
                 yield Publishing(make_channel(settings, kind), ledger, tmp_path / "live" / "outbox"), (provider, secret)
