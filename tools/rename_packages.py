@@ -9,8 +9,9 @@ gains a subpackage, so the list of packages in pyproject.toml follows):
     python tools/rename_packages.py            # rewrite the tree, print what changed
     python tools/rename_packages.py --check    # exit 1 if anything is left to rewrite
 
-Then reinstall (``.venv/bin/pip install -e '.[test]'``: the editable install's finder maps the new names) and
-run ``ruff format`` (an import line may now be longer than the line length).
+Run it with the project's Python (``.venv/bin/python tools/rename_packages.py``): it sorts the rewritten imports
+and formats the files with ruff. Then reinstall (``.venv/bin/pip install -e '.[test]'``: the editable install's
+finder maps the new names) before running anything.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -109,6 +111,14 @@ def _pyproject(text: str) -> str:
         f'packages = ["carecast", "{RENAMED["channels"]}", "{RENAMED["flows"]}"]\nmypy_path = "{MYPY_LINKS}"',
         text,
     )
+    if "[tool.ruff.lint.isort]" not in text:
+        # ruff counts a folder of the project as first-party; the new names are no folder.
+        first = ", ".join(f'"{name}"' for name in RENAMED.values())
+        text = re.sub(
+            r"(?m)^(\[tool\.ruff\.lint\]\nselect = .*\n)",
+            lambda m: f"{m.group(1)}\n[tool.ruff.lint.isort]\nknown-first-party = [{first}]\n",
+            text,
+        )
     if "extend-exclude" not in text:
         text = text.replace(
             "[tool.ruff]\nline-length = 120\n", f'[tool.ruff]\nline-length = 120\nextend-exclude = ["{MYPY_LINKS}"]\n'
@@ -229,6 +239,16 @@ def leftovers() -> list[str]:
     return found
 
 
+def _tidy(files: list[str]) -> None:
+    """Sort the rewritten imports and format the files (ruff, from this Python's environment), or say to."""
+    ruff = [sys.executable, "-m", "ruff"]
+    try:
+        subprocess.run([*ruff, "check", "--fix", "--select", "I", "--quiet", *files], cwd=ROOT, check=False)
+        subprocess.run([*ruff, "format", "--quiet", *files], cwd=ROOT, check=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        print(f"run ruff check --fix --select I . && ruff format . yourself: {exc}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if anything is left to rewrite")
@@ -241,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
             changed.append(path.relative_to(ROOT).as_posix())
             if not args.check:
                 path.write_text(new, encoding="utf-8")
+    if changed and not args.check:
+        _tidy([name for name in changed if name.endswith(".py")])
     changed += _links(write=not args.check)
     for name in changed:
         print(("to rewrite: " if args.check else "rewritten: ") + name)
