@@ -39,6 +39,7 @@ from carecast.failures import TRANSIENT_STATUSES as TRANSIENT_STATUSES
 from carecast.failures import refusal as refusal
 from carecast.failures import unreachable as unreachable
 from carecast.ledger import Ledger
+from carecast.ledger.contract import ChannelLedger
 from carecast.model import ContentItem, Draft, Receipt, now_utc
 from carecast.outbox import Outbox
 from carecast.pacing import Pacer, parse_rate
@@ -77,7 +78,8 @@ class PublishContext:
 
     publication_id: int
     outbox: Outbox
-    ledger: Ledger
+    #: Only what a channel may ask of the ledger (:class:`~carecast.ledger.contract.ChannelLedger`).
+    ledger: ChannelLedger
     now: datetime = field(default_factory=now_utc)
     #: Waits for a slot of the channel's rate limit before each provider request (``Channel.paced``: the sender's
     #: token bucket, then the orchestrator's limit); a channel calls it before every request to its provider.

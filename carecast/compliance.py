@@ -28,7 +28,7 @@ from phonenumbers import timezone as number_zones
 from pydantic import Field, field_validator, model_validator
 
 from carecast.config import Practice
-from carecast.ledger import Ledger
+from carecast.ledger.contract import ChannelLedger
 from carecast.strict import Strict
 
 #: The federal bounds (47 CFR 64.1200(c)(1)): no window may open earlier or close later.
@@ -179,7 +179,7 @@ def intent(body: str) -> Intent | None:
     return None
 
 
-def handle_inbound(ledger: Ledger, practice: Practice, from_number: str, body: str) -> str | None:
+def handle_inbound(ledger: ChannelLedger, practice: Practice, from_number: str, body: str) -> str | None:
     """Act on a text received from ``from_number`` (E.164, as Twilio sends it) and return the reply to send.
 
     STOP words suppress every marketing text to the number (``opted_out``), START words lift that, HELP words

@@ -31,6 +31,7 @@ from carecast.channel import Response
 from carecast.config import Settings
 from carecast.errors import LedgerError
 from carecast.ledger import Ledger, ShortLink
+from carecast.ledger.contract import ChannelLedger
 from carecast.model import now_utc
 
 log = logging.getLogger(__name__)
@@ -122,7 +123,7 @@ class RecipientLinks:
     as long as another and quoted-printable writes its characters as they are, so the bytes keep their places, a
     soft line break inside a code included."""
 
-    def __init__(self, domain: str, ledger: Ledger, channel_type: str) -> None:
+    def __init__(self, domain: str, ledger: ChannelLedger, channel_type: str) -> None:
         self.ledger = ledger
         self.channel_type = channel_type
         host = _SOFT_BREAK.join(re.escape(bytes([char])) for char in f"{domain}/".encode())
@@ -134,7 +135,7 @@ class RecipientLinks:
         self._asked: set[str] = set()
 
     @classmethod
-    def of(cls, settings: Settings, ledger: Ledger, channel_type: str) -> RecipientLinks | None:
+    def of(cls, settings: Settings, ledger: ChannelLedger, channel_type: str) -> RecipientLinks | None:
         """The practice's, or None when it does not count email clicks per recipient."""
         links = settings.links
         return cls(links.domain, ledger, channel_type) if links and links.email_per_recipient else None

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from carecast.audience import ADDRESS_COLUMN, Subscriber
 from carecast.audiences import AudienceConfig, stream_members
 from carecast.config import Settings
-from carecast.ledger import Ledger
+from carecast.ledger.contract import ChannelLedger
 
 if TYPE_CHECKING:
     from carecast.channel import Channel, PublishContext
@@ -55,7 +55,7 @@ def addressed(channel: Channel, context: PublishContext) -> Iterator[Subscriber]
 
 def recipients(
     settings: Settings,
-    ledger: Ledger,
+    ledger: ChannelLedger,
     instance: str,
     channel_type: str,
     audience_name: str | None,

@@ -27,7 +27,7 @@ from typing import NamedTuple
 from pydantic import SecretStr
 
 from carecast.errors import TokenError
-from carecast.ledger import Ledger
+from carecast.ledger.contract import ChannelLedger
 from carecast.model import now_utc, utc
 
 VERSION = 1
@@ -87,7 +87,7 @@ def read_token(secret: SecretStr, token: str) -> Token:
     return Token(list_id, address, issued_at)
 
 
-def verify_token(ledger: Ledger, secret: SecretStr, token: str, now: datetime | None = None) -> Token:
+def verify_token(ledger: ChannelLedger, secret: SecretStr, token: str, now: datetime | None = None) -> Token:
     """What a genuine ``token`` stands for: an opaque one the ledger issued, or a version 1 token signed with
     ``secret`` and issued less than :data:`LEGACY_LIFETIME` before ``now``.
 
@@ -105,7 +105,7 @@ def verify_token(ledger: Ledger, secret: SecretStr, token: str, now: datetime | 
 
 
 def apply_unsubscribe(
-    ledger: Ledger,
+    ledger: ChannelLedger,
     secret: SecretStr,
     token: str,
     *,

@@ -54,16 +54,33 @@ from atproto_client.utils import TextBuilder, facet_detection
 from atproto_core.exceptions import AtProtocolError
 from pydantic import Field, HttpUrl, IPvAnyNetwork, StrictBool, field_validator
 
-from carecast.channel import Channel, Engagement, PublishContext, unreachable
-from carecast.config import ChannelSettings, Settings
-from carecast.errors import AlreadyClaimed, CredentialError, ImageError, MeasureError, PublishError, RenderError
-from carecast.images import fetch_image
-from carecast.ledger import IN_FLIGHT, DeliveryRecord, part_address
-from carecast.ledger.metrics import as_numbers
-from carecast.model import ContentItem, Draft, Receipt, now_utc
-from carecast.secrets import SecretRef, resolve
-from carecast.strict import Strict
-from carecast.text import flatten, numbered_thread
+from carecast.plugin import (
+    IN_FLIGHT,
+    AlreadyClaimed,
+    Channel,
+    ChannelSettings,
+    ContentItem,
+    CredentialError,
+    DeliveryRecord,
+    Draft,
+    Engagement,
+    ImageError,
+    MeasureError,
+    PublishContext,
+    PublishError,
+    Receipt,
+    RenderError,
+    SecretRef,
+    Settings,
+    Strict,
+    as_numbers,
+    now_utc,
+    part_address,
+    resolve,
+    unreachable,
+)
+from carecast.plugin.media import fetch_image
+from carecast.plugin.text import flatten, numbered_thread
 from channels.http import https_or_loopback, wait_out_rate_limits
 from channels.social import post_copy, teaser
 

@@ -17,9 +17,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from carecast.channel import PublishContext
-from carecast.inflight import send_once
-from carecast.model import ContentItem, Draft, Receipt, now_utc
+from carecast.plugin import ContentItem, Draft, PublishContext, Receipt, now_utc, send_once
 from channels.graph import GraphChannel, GraphConfig
 
 #: The longest message Facebook accepts on a Page post.

@@ -43,14 +43,27 @@ from google.auth.transport.requests import AuthorizedSession
 from google.oauth2.credentials import Credentials
 from pydantic import Field, HttpUrl, field_validator
 
-from carecast.channel import Channel, Engagement, PublishContext, refusal, unreachable
-from carecast.config import ChannelSettings
-from carecast.errors import CredentialError, MeasureError, PublishError, RenderError
-from carecast.inflight import send_once
-from carecast.model import ContentItem, Draft, Receipt, now_utc
-from carecast.secrets import SecretRef, resolve
-from carecast.strict import Strict
-from carecast.text import flatten, shorten
+from carecast.plugin import (
+    Channel,
+    ChannelSettings,
+    ContentItem,
+    CredentialError,
+    Draft,
+    Engagement,
+    MeasureError,
+    PublishContext,
+    PublishError,
+    Receipt,
+    RenderError,
+    SecretRef,
+    Strict,
+    now_utc,
+    refusal,
+    resolve,
+    send_once,
+    unreachable,
+)
+from carecast.plugin.text import flatten, shorten
 from channels.http import https_or_loopback, nothing_sent, retry_after, wait_out_rate_limits
 from channels.social import EXPIRY_WARNING
 

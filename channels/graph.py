@@ -34,11 +34,18 @@ from typing import Any, ClassVar, Literal
 import requests
 from pydantic import Field, HttpUrl, field_validator
 
-from carecast.channel import TRANSIENT_STATUSES, Engagement, refusal, unreachable
-from carecast.config import ChannelSettings
-from carecast.errors import CredentialError, PublishError
-from carecast.secrets import SecretRef, resolve
-from carecast.strict import Strict
+from carecast.plugin import (
+    TRANSIENT_STATUSES,
+    ChannelSettings,
+    CredentialError,
+    Engagement,
+    PublishError,
+    SecretRef,
+    Strict,
+    refusal,
+    resolve,
+    unreachable,
+)
 from channels.http import https_or_loopback, nothing_sent, retry_after
 from channels.social import SocialChannel, bearer_session, token_expiry_words
 

@@ -16,9 +16,8 @@ import requests
 from pydantic import AnyUrl
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
-from carecast.errors import PublishError
-from carecast.fetch import internal_host_reason
-from carecast.model import now_utc
+from carecast.plugin import PublishError, now_utc
+from carecast.plugin.media import internal_host_reason
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

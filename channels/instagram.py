@@ -29,11 +29,18 @@ import requests
 from pydantic import Field
 from twitter_text.extract_urls import extract_urls_with_indices
 
-from carecast.channel import PublishContext
-from carecast.errors import CredentialError, PublishError, RenderError
-from carecast.inflight import send_once
-from carecast.model import ContentItem, Draft, Receipt, now_utc
-from carecast.text import HASHTAG
+from carecast.plugin import (
+    ContentItem,
+    CredentialError,
+    Draft,
+    PublishContext,
+    PublishError,
+    Receipt,
+    RenderError,
+    now_utc,
+    send_once,
+)
+from carecast.plugin.text import HASHTAG
 from channels.graph import GraphChannel, GraphConfig
 
 MAX_CAPTION = 2_200

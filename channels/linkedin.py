@@ -34,16 +34,26 @@ from urllib.parse import quote
 import requests
 from pydantic import AwareDatetime, Field, HttpUrl, IPvAnyNetwork, StrictBool, field_validator
 
-from carecast.channel import Engagement, PublishContext, refusal, unreachable
-from carecast.config import ChannelSettings
-from carecast.errors import CredentialError, ImageError, PublishError
-from carecast.images import fetch_image
-from carecast.inflight import send_once
-from carecast.ledger.metrics import as_numbers
-from carecast.model import ContentItem, Draft, Receipt, now_utc
-from carecast.secrets import SecretRef
-from carecast.strict import Strict
-from carecast.text import HASHTAG
+from carecast.plugin import (
+    ChannelSettings,
+    ContentItem,
+    CredentialError,
+    Draft,
+    Engagement,
+    ImageError,
+    PublishContext,
+    PublishError,
+    Receipt,
+    SecretRef,
+    Strict,
+    as_numbers,
+    now_utc,
+    refusal,
+    send_once,
+    unreachable,
+)
+from carecast.plugin.media import fetch_image
+from carecast.plugin.text import HASHTAG
 from channels.http import https_or_loopback, nothing_sent, retry_after
 from channels.social import SocialChannel, bearer_session, token_expiry_words
 

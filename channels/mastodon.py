@@ -25,13 +25,26 @@ import requests
 from pydantic import Field, HttpUrl, field_validator
 from twitter_text.extract_urls import extract_urls_with_indices
 
-from carecast.channel import Channel, Engagement, PublishContext, refusal
-from carecast.config import ChannelSettings, Settings
-from carecast.errors import CredentialError, MeasureError, PublishError, RenderError
-from carecast.ledger.metrics import as_numbers
-from carecast.model import ContentItem, Draft, Receipt, now_utc
-from carecast.secrets import SecretRef, resolve
-from carecast.strict import Strict
+from carecast.plugin import (
+    Channel,
+    ChannelSettings,
+    ContentItem,
+    CredentialError,
+    Draft,
+    Engagement,
+    MeasureError,
+    PublishContext,
+    PublishError,
+    Receipt,
+    RenderError,
+    SecretRef,
+    Settings,
+    Strict,
+    as_numbers,
+    now_utc,
+    refusal,
+    resolve,
+)
 from channels.http import https_or_loopback, retry_after
 from channels.social import EmojiPolicy, one_post, post_copy
 

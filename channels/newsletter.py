@@ -55,21 +55,48 @@ from markupsafe import Markup
 from mjml import mjml2html
 from pydantic import EmailStr, Field, HttpUrl, SecretStr, field_validator, model_validator
 
-from carecast.audience import Subscriber
-from carecast.batches import batched
-from carecast.channel import Channel, PracticeContext, PublishContext, Request, Response, Route
-from carecast.config import ChannelSettings
-from carecast.document import Document, render_html
-from carecast.errors import CredentialError, PublishError, RenderError, TokenError
-from carecast.html import CONTACT_SCHEMES, contact_url, excerpt_html, html_to_text, same_picture
-from carecast.ledger import DeliveryOutcome, Ledger
-from carecast.links import RecipientLinks
-from carecast.model import ContentItem, Draft, Receipt, now_utc
-from carecast.recipients import addressed, list_scope
-from carecast.secrets import SecretRef, resolve
-from carecast.strict import Strict
-from carecast.unsubscribe import Token, apply_unsubscribe, verify_token
-from carecast.words import words
+from carecast.plugin import (
+    Channel,
+    ChannelSettings,
+    ContentItem,
+    CredentialError,
+    DeliveryOutcome,
+    Draft,
+    PracticeContext,
+    PublishContext,
+    PublishError,
+    Receipt,
+    RenderError,
+    Request,
+    Response,
+    Route,
+    SecretRef,
+    Strict,
+    TokenError,
+    now_utc,
+    resolve,
+)
+from carecast.plugin import ChannelLedger as Ledger
+from carecast.plugin.audience import (
+    RecipientLinks,
+    Subscriber,
+    Token,
+    addressed,
+    apply_unsubscribe,
+    batched,
+    list_scope,
+    verify_token,
+)
+from carecast.plugin.text import (
+    CONTACT_SCHEMES,
+    Document,
+    contact_url,
+    excerpt_html,
+    html_to_text,
+    render_html,
+    same_picture,
+    words,
+)
 from channels.smtp_transaction import Link, ReplyLost, transact
 
 #: Stands for the recipient's token in the stored draft; URL-safe, so it reads the same escaped or not.

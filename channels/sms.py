@@ -67,19 +67,44 @@ import requests
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
 from requests.adapters import HTTPAdapter
 
-from carecast.audience import Subscriber, e164
-from carecast.batches import InFlight, batched
-from carecast.channel import Channel, PracticeContext, PublishContext, Request, Response, Route, refusal
-from carecast.compliance import QuietHours, handle_inbound, recipient_zones
-from carecast.config import ChannelSettings
-from carecast.errors import ChannelError, CredentialError, MeasureError, PublishError, RenderError
-from carecast.inflight import LOST
-from carecast.ledger import DeliveryOutcome, DeliveryRecord, Ledger
-from carecast.model import ContentItem, Draft, Receipt, now_utc
-from carecast.recipients import addressed
-from carecast.secrets import SecretRef, resolve
-from carecast.strict import Strict
-from carecast.text import (
+from carecast.plugin import (
+    LOST,
+    Channel,
+    ChannelError,
+    ChannelSettings,
+    ContentItem,
+    CredentialError,
+    DeliveryOutcome,
+    DeliveryRecord,
+    Draft,
+    MeasureError,
+    PracticeContext,
+    PublishContext,
+    PublishError,
+    Receipt,
+    RenderError,
+    Request,
+    Response,
+    Route,
+    SecretRef,
+    Strict,
+    now_utc,
+    refusal,
+    resolve,
+)
+from carecast.plugin import ChannelLedger as Ledger
+from carecast.plugin.audience import (
+    InFlight,
+    QuietHours,
+    Subscriber,
+    addressed,
+    batched,
+    e164,
+    handle_inbound,
+    recipient_zones,
+)
+from carecast.plugin.text import LANGUAGES as WORD_LANGUAGES
+from carecast.plugin.text import (
     drop_emoji,
     flatten,
     opening_sentences,
@@ -88,9 +113,8 @@ from carecast.text import (
     to_gsm,
     transliterate_to_gsm,
     without_repeats,
+    words,
 )
-from carecast.words import LANGUAGES as WORD_LANGUAGES
-from carecast.words import words
 from channels.http import https_or_loopback, nothing_sent, retry_after
 from channels.sms_lookup import finder, in_doubt, settle
 

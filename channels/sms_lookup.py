@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 import requests
 
-from carecast.inflight import LOST
-from carecast.ledger import TO_RESEND, DeliveryRecord, Ledger
+from carecast.plugin import LOST, TO_RESEND, DeliveryRecord
+from carecast.plugin import ChannelLedger as Ledger
 
 #: Why a recipient in doubt is texted again: Twilio has no such message.
 NOT_AT_TWILIO = "not in Twilio's message list: texted again"

@@ -21,12 +21,8 @@ from typing import Any, ClassVar, Literal
 
 import requests
 
-from carecast.channel import Channel
-from carecast.document import excerpt_sentences
-from carecast.errors import MeasureError, RenderError
-from carecast.model import ContentItem, now_utc
-from carecast.secrets import BlockSecret, EnvSecret, resolve
-from carecast.text import drop_emoji, flatten, opening_sentences, shorten, without_repeats
+from carecast.plugin import BlockSecret, Channel, ContentItem, EnvSecret, MeasureError, RenderError, now_utc, resolve
+from carecast.plugin.text import drop_emoji, excerpt_sentences, flatten, opening_sentences, shorten, without_repeats
 
 EmojiPolicy = Literal["drop", "keep"]
 HASHTAGS_LEFT_OUT = "hashtags left out: they do not fit"

@@ -45,17 +45,31 @@ import tweepy
 from pydantic import Field, HttpUrl, IPvAnyNetwork, StrictBool, field_validator
 from requests.adapters import HTTPAdapter
 
-from carecast.channel import Channel, Engagement, PublishContext, refusal
-from carecast.config import ChannelSettings
-from carecast.errors import AlreadyClaimed, CredentialError, ImageError, MeasureError, PublishError, RenderError
-from carecast.images import fetch_image
-from carecast.inflight import LOST
-from carecast.ledger import part_address
-from carecast.ledger.metrics import as_numbers
-from carecast.model import ContentItem, Draft, Receipt, now_utc
-from carecast.secrets import SecretRef, resolve
-from carecast.strict import Strict
-from carecast.text import split_to_fit, x_measure
+from carecast.plugin import (
+    LOST,
+    AlreadyClaimed,
+    Channel,
+    ChannelSettings,
+    ContentItem,
+    CredentialError,
+    Draft,
+    Engagement,
+    ImageError,
+    MeasureError,
+    PublishContext,
+    PublishError,
+    Receipt,
+    RenderError,
+    SecretRef,
+    Strict,
+    as_numbers,
+    now_utc,
+    part_address,
+    refusal,
+    resolve,
+)
+from carecast.plugin.media import fetch_image
+from carecast.plugin.text import split_to_fit, x_measure
 from channels.http import https_or_loopback, nothing_sent
 from channels.social import HASHTAGS_LEFT_OUT, EmojiPolicy, PostCopy, Render, one_post, post_copy, teaser
 from channels.x_lookup import in_doubt, settle_part

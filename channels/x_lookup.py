@@ -12,10 +12,7 @@ import regex
 import requests
 import tweepy
 
-from carecast.channel import PublishContext
-from carecast.errors import PublishError
-from carecast.inflight import LOST
-from carecast.ledger import DeliveryRecord
+from carecast.plugin import LOST, DeliveryRecord, PublishContext, PublishError
 
 #: How many of the account's newest posts are read (X's most per page is 100).
 LOOKUP_POSTS = 20

@@ -4,16 +4,30 @@ itself back through others (an import circle). Imports under ``if TYPE_CHECKING:
 from __future__ import annotations
 
 import ast
+import tomllib
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("carecast", "channels", "flows")
+FOLDERS = ("carecast", "channels", "flows")
+
+
+def installed_names() -> dict[str, str]:
+    """The name each folder is installed (and imported) under: pyproject's ``package-dir``, else its own name."""
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    mapped = {folder: name for name, folder in setuptools.get("package-dir", {}).items() if name}
+    return {folder: mapped.get(folder, folder) for folder in FOLDERS}
+
+
+NAMES = installed_names()
+CHANNELS, FLOWS = NAMES["channels"], NAMES["flows"]
+PACKAGES = tuple(NAMES.values())
 
 
 def module_name(file: Path) -> str:
-    parts = file.relative_to(ROOT).with_suffix("").parts
+    folder, *rest = file.relative_to(ROOT).with_suffix("").parts
+    parts = [NAMES[folder], *rest]
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
@@ -43,33 +57,57 @@ def imports_of(file: Path, known: set[str]) -> set[str]:
 
 
 def graph() -> dict[str, set[str]]:
-    files = [file for package in PACKAGES for file in (ROOT / package).rglob("*.py")]
+    files = [file for folder in FOLDERS for file in (ROOT / folder).rglob("*.py")]
     known = {module_name(file) for file in files}
     return {module_name(file): imports_of(file, known) - {module_name(file)} for file in files}
 
 
 def test_the_walk_sees_the_imports() -> None:
     imports = graph()
-    assert "carecast.channel" in imports["channels.sms"]
+    assert "carecast.plugin" in imports[f"{CHANNELS}.sms"]
     assert "carecast.config" in imports["carecast.practice"]
     assert "carecast.sources.rss" in imports["carecast.sources"]  # a late import, inside a function
 
 
 def test_the_core_never_imports_the_plugins() -> None:
     offenders = {
-        module: sorted(name for name in imported if name.split(".")[0] in ("channels", "flows"))
+        module: sorted(name for name in imported if name.split(".")[0] in (CHANNELS, FLOWS))
         for module, imported in graph().items()
         if module.split(".")[0] == "carecast"
     }
     # The CLI starts Prefect's flows for the commands that run them, and nothing under channels/.
-    offenders["carecast.cli"] = [name for name in offenders.get("carecast.cli", []) if not name.startswith("flows")]
+    offenders["carecast.cli"] = [name for name in offenders.get("carecast.cli", []) if not name.startswith(FLOWS)]
     assert {module: names for module, names in offenders.items() if names} == {}
 
 
 def test_channels_import_the_core_and_no_flow() -> None:
     for module, imported in graph().items():
-        if module.startswith("channels"):
-            assert not {name for name in imported if name.startswith("flows")}, module
+        if module.split(".")[0] == CHANNELS:
+            assert not {name for name in imported if name.split(".")[0] == FLOWS}, module
+
+
+#: What a channel plugin may import from CareCast: the public plugin API (its contract and helper modules).
+PLUGIN_API = "carecast.plugin"
+
+
+def test_channels_import_only_the_public_plugin_api() -> None:
+    offenders = {
+        module: sorted(
+            name
+            for name in imported
+            if name.split(".")[0] == "carecast" and not f"{name}.".startswith(f"{PLUGIN_API}.")
+        )
+        for module, imported in graph().items()
+        if module.split(".")[0] == CHANNELS
+    }
+    assert {module: names for module, names in offenders.items() if names} == {}
+
+
+def test_the_plugin_api_is_above_the_core() -> None:
+    """The core never imports the plugin API (it re-exports the core; the other way round would be a circle)."""
+    for module, imported in graph().items():
+        if module.split(".")[0] == "carecast" and not module.startswith((PLUGIN_API, "carecast.testing")):
+            assert not {name for name in imported if f"{name}.".startswith(f"{PLUGIN_API}.")}, module
 
 
 def cycles(imports: dict[str, set[str]]) -> list[list[str]]:
@@ -111,4 +149,4 @@ def test_cycles_finds_a_circle() -> None:
 
 @pytest.mark.parametrize("package", PACKAGES)
 def test_no_import_circle(package: str) -> None:
-    assert [circle for circle in cycles(graph()) if any(m.startswith(package) for m in circle)] == []
+    assert [circle for circle in cycles(graph()) if any(m.split(".")[0] == package for m in circle)] == []

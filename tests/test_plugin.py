@@ -1,6 +1,9 @@
 """A channel plugin from outside this repository: tests/plugin_demo, installed by pip into a folder of its own and
 found only through its ``carecast.channels`` entry point. ``carecast run`` publishes through it and
-``carecast webhooks`` serves the route it declares, each in a process that sees the plugin on its path."""
+``carecast webhooks`` serves the route it declares, each in a process that sees the plugin on its path.
+
+Installed offline into a virtual environment of its own, the plugin passes its own test, CareCast's contract kit
+(:mod:`carecast.testing`); a copy broken on purpose fails it, naming the rules it breaks."""
 
 from __future__ import annotations
 
@@ -9,6 +12,8 @@ import re
 import shutil
 import subprocess
 import sys
+import sysconfig
+import venv
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +24,33 @@ from tests.conftest import write_config
 from tests.test_webhooks import start_webhooks
 
 DEMO = Path(__file__).parent / "plugin_demo"
+PIP = ["-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index"]
+
+
+def demo_copy(folder: Path) -> Path:
+    """The demo's sources copied to ``folder`` (setuptools writes build/ and egg-info next to what it builds)."""
+    return Path(shutil.copytree(DEMO, folder, ignore=shutil.ignore_patterns("__pycache__", "build", "*.egg-info")))
+
+
+def plugin_venv(folder: Path, plugin: Path) -> Path:
+    """A virtual environment in ``folder`` seeing this one's packages (CareCast, pytest, pip, setuptools) and with
+    ``plugin`` pip-installed into it, offline; its Python."""
+    venv.EnvBuilder(with_pip=False).create(folder)
+    python = folder / "bin" / "python"
+    # Its site-packages adds ours after its own, .pth files included (CareCast's editable install is one).
+    ask = [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"]
+    inner = subprocess.run(ask, check=True, capture_output=True, text=True, timeout=60).stdout.strip()
+    ours = sysconfig.get_path("purelib")
+    (Path(inner) / "carecast-host.pth").write_text(f"import site; site.addsitedir({ours!r})\n", encoding="utf-8")
+    subprocess.run([python, *PIP, str(plugin)], check=True, capture_output=True, timeout=240)
+    return python
+
+
+def run_kit(python: Path, plugin: Path, basetemp: Path) -> subprocess.CompletedProcess[str]:
+    """The plugin's own test (the contract kit) run by ``python`` from the plugin's folder."""
+    command = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--basetemp", str(basetemp), "-rf"]
+    command.append(str(plugin / "test_carecast_demo.py"))
+    return subprocess.run(command, cwd=plugin, capture_output=True, text=True, timeout=280)
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +117,43 @@ def test_carecast_webhooks_serves_the_plugins_route(webhooks: tuple[str, list[st
     assert answer.status_code == 200
     assert answer.text == "Hello Ana, from Oakview Physical Therapy (demo)\n"
     assert requests.post(f"{base}/demo/hello", timeout=10).status_code == 405
+
+
+#: How the broken copy breaks the contract, by the rule the kit names: (what the demo does, what the copy does).
+BREAKS = {
+    "test_claims_before_sending": (
+        "        return send_once(self.instance, context, send, None)\n",
+        "        receipt = send()  # broken on purpose: sent, and only then claimed\n"
+        "        context.ledger.claim_delivery(context.publication_id, 'part 1')\n"
+        "        context.ledger.finish_delivery(context.publication_id, 'part 1', 'sent')\n"
+        "        return receipt\n",
+    ),
+    "test_no_secret_in_outputs": (
+        "        token = resolve(self.config.credentials)\n",
+        "        token = resolve(self.config.credentials)\n"
+        "        secret = token.get_secret_value().encode()  # broken on purpose: the token written to the outbox\n"
+        "        context.outbox.write(self.instance, f'{context.key}-token', '.txt', secret)\n",
+    ),
+}
+
+
+def test_the_demo_plugin_passes_the_contract_kit(tmp_path: Path) -> None:
+    plugin = demo_copy(tmp_path / "demo")
+    result = run_kit(plugin_venv(tmp_path / "venv", plugin), plugin, tmp_path / "kit")
+    assert result.returncode == 0, result.stdout + result.stderr
+    # Every rule ran, the provider's included: none skipped.
+    assert re.search(r"\b9 passed\b", result.stdout) and "skipped" not in result.stdout, result.stdout
+
+
+def test_a_broken_copy_fails_the_kit_naming_the_rules_it_breaks(tmp_path: Path) -> None:
+    plugin = demo_copy(tmp_path / "broken")
+    source = plugin / "carecast_demo.py"
+    text = source.read_text(encoding="utf-8")
+    for demo, broken in BREAKS.values():
+        assert demo in text
+        text = text.replace(demo, broken)
+    source.write_text(text, encoding="utf-8")
+    result = run_kit(plugin_venv(tmp_path / "venv", plugin), plugin, tmp_path / "kit")
+    failed = set(re.findall(r"^FAILED \S+::TestDemoChannel::(test_\w+)", result.stdout, re.MULTILINE))
+    assert set(BREAKS) <= failed, result.stdout + result.stderr
+    assert "sent before claiming" in result.stdout and "the credential is written in" in result.stdout
