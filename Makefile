@@ -51,7 +51,7 @@ PG ?= postgresql://postgres@127.0.0.1:5432
 POOL ?= carecast
 serve-postgres: $(VENV)/.installed  ## Prefect server on PostgreSQL at $(PG) (databases prefect and carecast)
 	mkdir -p .carecast
-	$(BIN)/python -m flows.postgres $(PG) prefect carecast
+	$(BIN)/python -m carecast_flows.postgres $(PG) prefect carecast
 	PREFECT_API_DATABASE_CONNECTION_URL=$(subst postgresql://,postgresql+asyncpg://,$(PG))/prefect \
 	  $(BIN)/prefect server start --host 127.0.0.1 --port 4200
 

@@ -854,7 +854,7 @@ class FanoutSmtp(Scenario):
 
     def prepare(self, feeds: dict[str, bytes]) -> None:
         from carecast.pipeline import make_channel, sync_audience
-        from channels.newsletter import TOKEN_PLACEHOLDER
+        from carecast_channels.newsletter import TOKEN_PLACEHOLDER
 
         credentials = {
             "host": "127.0.0.1",

@@ -25,9 +25,9 @@ PRELOAD = {
         "carecast.sources.rss",
         "carecast.sources.markdown",
         "carecast.sources.observances",
-        "channels.newsletter",
-        "channels.sms",
-        "channels.x",
+        "carecast_channels.newsletter",
+        "carecast_channels.sms",
+        "carecast_channels.x",
     ),
     "phi": (),
     "baseline": (

@@ -297,7 +297,7 @@ def _audiences(settings: Settings) -> None:
 def _verify(settings: Settings) -> bool:
     """Prove each channel's account works, sending nothing; False when one does not."""
     use_project_prefect(settings.file)
-    import flows.secrets  # noqa: F401  credentials named as Prefect Secret blocks are read through Prefect
+    import carecast_flows.secrets  # noqa: F401  credentials named as Prefect Secret blocks are read through Prefect
     from carecast.pipeline import make_channel
 
     ok = True
@@ -599,7 +599,7 @@ def _run(args: argparse.Namespace) -> int:
     if not args.new_ledger:
         _refuse_new_ledger(settings, earlier)
     # Prefect loads slowly (and reads prefect.toml): only for the commands that run.
-    from flows.pipeline import run_here
+    from carecast_flows.pipeline import run_here
 
     api_ready()
     state = run_here(str(args.config), dry_run=args.dry_run, channels=args.channels)
@@ -641,7 +641,7 @@ def _prefect_api() -> Callable[[], object]:
     RuntimeError when it does not). Call after :func:`carecast.project.use_project_prefect`."""
     if "prefect" in sys.modules or os.environ.get("PREFECT_API_URL"):
         return lambda: None
-    from flows.server import start_temporary_api
+    from carecast_flows.server import start_temporary_api
 
     return start_temporary_api(Path(os.environ["PREFECT_HOME"]))
 
@@ -656,7 +656,8 @@ def _serve(args: argparse.Namespace) -> int:
         if not args.new_ledger:
             _refuse_new_ledger(settings, earlier_prefect(file))
     use_project_prefect(files[0])
-    from flows.deployments import serve  # Prefect loads slowly and reads prefect.toml: only for commands that run
+    # Prefect loads slowly and reads prefect.toml: only for commands that run
+    from carecast_flows.deployments import serve
 
     serve(files)
     return 0
@@ -680,7 +681,7 @@ def _deploy(args: argparse.Namespace) -> int:
         good.append(file)
     if good:
         use_project_prefect(good[0])
-        from flows.deployments import deploy  # Prefect loads slowly and reads prefect.toml: only when it runs
+        from carecast_flows.deployments import deploy  # Prefect loads slowly and reads prefect.toml: only when it runs
 
         for line in deploy(good, args.pool, heartbeat=args.heartbeat, crashed_after=args.crashed_after):
             print(line)

@@ -81,8 +81,8 @@ from carecast.plugin import (
 )
 from carecast.plugin.media import fetch_image
 from carecast.plugin.text import flatten, numbered_thread
-from channels.http import https_or_loopback, wait_out_rate_limits
-from channels.social import post_copy, teaser
+from carecast_channels.http import https_or_loopback, wait_out_rate_limits
+from carecast_channels.social import post_copy, teaser
 
 MAX_GRAPHEMES = 300
 POST = "app.bsky.feed.post"

@@ -5,7 +5,7 @@ within ``max_characters`` (500 by default; Facebook takes 63,206, but short post
 shortened on a word boundary. The item's UTM-tagged link goes beside the message, not in it: Facebook builds the
 link preview from the page's own title and image. An item with an image and no link is a photo post instead.
 
-With ``credentials`` (a Page access token) ``publish`` sends the Graph API request (:mod:`channels.graph`):
+With ``credentials`` (a Page access token) ``publish`` sends the Graph API request (:mod:`carecast_channels.graph`):
 ``POST /{page-id}/feed`` with ``message`` and ``link``, or ``POST /{page-id}/photos`` with the image's ``url``
 (Facebook fetches it), ``message`` and ``alt_text_custom``. Without them it writes that request to the outbox.
 """
@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from carecast.plugin import ContentItem, Draft, PublishContext, Receipt, now_utc, send_once
-from channels.graph import GraphChannel, GraphConfig
+from carecast_channels.graph import GraphChannel, GraphConfig
 
 #: The longest message Facebook accepts on a Page post.
 MAX_MESSAGE = 63_206

@@ -64,8 +64,8 @@ from carecast.plugin import (
     unreachable,
 )
 from carecast.plugin.text import flatten, shorten
-from channels.http import https_or_loopback, nothing_sent, retry_after, wait_out_rate_limits
-from channels.social import EXPIRY_WARNING
+from carecast_channels.http import https_or_loopback, nothing_sent, retry_after, wait_out_rate_limits
+from carecast_channels.social import EXPIRY_WARNING
 
 # google-auth logs every request with its headers (the Bearer token) at DEBUG: credentials never reach a log,
 # whatever level a deployment sets on the root logger.

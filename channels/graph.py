@@ -46,8 +46,8 @@ from carecast.plugin import (
     resolve,
     unreachable,
 )
-from channels.http import https_or_loopback, nothing_sent, retry_after
-from channels.social import SocialChannel, bearer_session, token_expiry_words
+from carecast_channels.http import https_or_loopback, nothing_sent, retry_after
+from carecast_channels.social import SocialChannel, bearer_session, token_expiry_words
 
 GRAPH_API = "https://graph.facebook.com"
 GRAPH_VERSION = "v25.0"

@@ -6,7 +6,7 @@ when they fit) within 2,200 characters and 30 hashtags. Links in captions are no
 pastes a URL: it says "link in bio" and names the page. ``enforce`` checks all of it again on a caption staff edited.
 
 With ``credentials`` ``publish`` makes the two Graph API calls of Instagram's content publishing
-(:mod:`channels.graph`): ``POST /{ig-user-id}/media`` with ``image_url`` (Instagram fetches the image itself),
+(:mod:`carecast_channels.graph`): ``POST /{ig-user-id}/media`` with ``image_url`` (Instagram fetches the image itself),
 ``caption`` and ``alt_text`` makes a container; ``GET /{container-id}?fields=status_code`` is polled until it is
 ``FINISHED``; ``POST /{ig-user-id}/media_publish`` with ``creation_id`` publishes it. The container's id is saved
 in the ledger's progress as soon as it exists, so a retry resumes there (polling, then publishing) instead of making
@@ -41,7 +41,7 @@ from carecast.plugin import (
     send_once,
 )
 from carecast.plugin.text import HASHTAG
-from channels.graph import GraphChannel, GraphConfig
+from carecast_channels.graph import GraphChannel, GraphConfig
 
 MAX_CAPTION = 2_200
 MAX_HASHTAGS = 30

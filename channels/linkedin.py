@@ -54,8 +54,8 @@ from carecast.plugin import (
 )
 from carecast.plugin.media import fetch_image
 from carecast.plugin.text import HASHTAG
-from channels.http import https_or_loopback, nothing_sent, retry_after
-from channels.social import SocialChannel, bearer_session, token_expiry_words
+from carecast_channels.http import https_or_loopback, nothing_sent, retry_after
+from carecast_channels.social import SocialChannel, bearer_session, token_expiry_words
 
 LINKEDIN_API = "https://api.linkedin.com"
 #: The Posts API version (YYYYMM) sent as ``LinkedIn-Version``; LinkedIn supports each for a year.

@@ -45,8 +45,8 @@ from carecast.plugin import (
     refusal,
     resolve,
 )
-from channels.http import https_or_loopback, retry_after
-from channels.social import EmojiPolicy, one_post, post_copy
+from carecast_channels.http import https_or_loopback, retry_after
+from carecast_channels.social import EmojiPolicy, one_post, post_copy
 
 #: What Mastodon counts for any URL, and its default status length, when the instance does not say otherwise.
 URL_WEIGHT = 23

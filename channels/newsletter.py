@@ -97,7 +97,7 @@ from carecast.plugin.text import (
     same_picture,
     words,
 )
-from channels.smtp_transaction import Link, ReplyLost, transact
+from carecast_channels.smtp_transaction import Link, ReplyLost, transact
 
 #: Stands for the recipient's token in the stored draft; URL-safe, so it reads the same escaped or not.
 TOKEN_PLACEHOLDER = "CARECAST-UNSUBSCRIBE-TOKEN"
@@ -619,8 +619,8 @@ class NewsletterChannel(Channel):
         whether the batch goes on over this connection, stops (a 421: the server is closing), or goes on over a new
         one (this one was lost). A reason to try this recipient again later is appended to ``retry``; a bounce
         suppresses the address; a connection lost once the message was written leaves the recipient ``unknown``
-        (:mod:`channels.smtp_transaction`), one lost before is retried by the next run. Raises PublishError (not
-        transient) when the server refuses our sender for good: every message would fail alike (the outcome is
+        (:mod:`carecast_channels.smtp_transaction`), one lost before is retried by the next run. Raises PublishError
+        (not transient) when the server refuses our sender for good: every message would fail alike (the outcome is
         appended first).
         """
         raw, message_id = message

@@ -34,7 +34,7 @@ windows never meet is skipped until their ``timezone`` is known. Twilio's answer
 - An answer lost once the request was sent (a read timeout, the connection dropped) may follow an accepted text,
   and Twilio has no idempotency key: the batch goes on and the publication ends transient; the next run first asks
   Twilio's message list about that recipient (and about one whose run died with its text in flight) and texts them
-  only if Twilio has no such text (:mod:`channels.sms_lookup`). Never texted twice, never left out.
+  only if Twilio has no such text (:mod:`carecast_channels.sms_lookup`). Never texted twice, never left out.
 - A 401 (20003) is the credentials: the publish stops, retried once the staff fix them. Anything else (a sender
   Twilio refuses) would fail for every recipient: the publish stops with a permanent error, the recipient in hand
   left retryable.
@@ -115,8 +115,8 @@ from carecast.plugin.text import (
     without_repeats,
     words,
 )
-from channels.http import https_or_loopback, nothing_sent, retry_after
-from channels.sms_lookup import finder, in_doubt, settle
+from carecast_channels.http import https_or_loopback, nothing_sent, retry_after
+from carecast_channels.sms_lookup import finder, in_doubt, settle
 
 log = logging.getLogger(__name__)
 

@@ -13,15 +13,15 @@ never ``wait_on_rate_limit``): each part replies to the one before, and each pos
 ledger's progress at once, so a retry resumes the thread at the first part not yet up instead of posting it again.
 Each part is claimed in the ledger before it is posted (as ``part N``): one left ``unknown`` by a run that died
 posting it, or whose answer was lost, is looked up on the account's timeline before it is posted again
-(:mod:`channels.x_lookup`), and the thread goes on from it; while X cannot be asked the thread waits for a later run.
-An image is fetched (:func:`carecast.images.fetch_image`: public addresses only unless ``image_allow_private`` allows
-them, size and time limits, its real type and size checked with Pillow), uploaded with X's v2 media endpoint
-(``POST /2/media/upload``, then ``POST /2/media/metadata`` for its alt text) through tweepy's signed session, and
-attached to the first part; when it cannot be had, the post goes without it and the receipt says so. Failures: 429
-is transient until ``x-rate-limit-reset``; 5xx and a connection that could not be made are transient; a 401 is the
-keys, a CredentialError retried once the staff fix them; any other refusal (403 duplicate content, 400) is permanent
-(:func:`carecast.channel.refusal`). A post whose answer was lost after it was sent (a read timeout, the connection
-dropped) is transient: X may have it and takes no idempotency key, so the retry looks it up first.
+(:mod:`carecast_channels.x_lookup`), and the thread goes on from it; while X cannot be asked the thread waits for a
+later run. An image is fetched (:func:`carecast.images.fetch_image`: public addresses only unless
+``image_allow_private`` allows them, size and time limits, its real type and size checked with Pillow), uploaded with
+X's v2 media endpoint (``POST /2/media/upload``, then ``POST /2/media/metadata`` for its alt text) through tweepy's
+signed session, and attached to the first part; when it cannot be had, the post goes without it and the receipt says so.
+Failures: 429 is transient until ``x-rate-limit-reset``; 5xx and a connection that could not be made are transient; a
+401 is the keys, a CredentialError retried once the staff fix them; any other refusal (403 duplicate content, 400) is
+permanent (:func:`carecast.channel.refusal`). A post whose answer was lost after it was sent (a read timeout, the
+connection dropped) is transient: X may have it and takes no idempotency key, so the retry looks it up first.
 
 ``api_base`` sends every call for ``api.twitter.com`` and ``upload.twitter.com`` to another base URL instead (an
 API gateway, or a local test server): :class:`ApiBaseAdapter`, mounted on tweepy's own sessions, rewrites the
@@ -70,9 +70,9 @@ from carecast.plugin import (
 )
 from carecast.plugin.media import fetch_image
 from carecast.plugin.text import split_to_fit, x_measure
-from channels.http import https_or_loopback, nothing_sent
-from channels.social import HASHTAGS_LEFT_OUT, EmojiPolicy, PostCopy, Render, one_post, post_copy, teaser
-from channels.x_lookup import in_doubt, settle_part
+from carecast_channels.http import https_or_loopback, nothing_sent
+from carecast_channels.social import HASHTAGS_LEFT_OUT, EmojiPolicy, PostCopy, Render, one_post, post_copy, teaser
+from carecast_channels.x_lookup import in_doubt, settle_part
 
 # The OAuth 1.0a libraries tweepy signs with log the consumer key and access token (and whole Authorization
 # headers) at DEBUG. Credentials never reach a log, whatever level a deployment sets on the root logger.

@@ -25,7 +25,7 @@ from carecast.model import now_utc
 from carecast.practice import open_practice
 from carecast.review import REFUSED_WITHIN
 from carecast.schedule import next_slots
-from flows import artifacts
+from carecast_flows import artifacts
 
 DAYS = 14
 #: A title longer than this is cut in a calendar cell: fourteen columns share the page.

@@ -5,7 +5,7 @@ machines).
 Jobs: ``ingest`` every ``ingest.every_minutes`` (elapsed time from :attr:`Every.ANCHOR`), ``publish`` for each
 enabled channel at its slots, one ``Cron(cron, timezone=<practice zone>)`` per cron string of ``Slot.to_cron()``,
 so Prefect fires them in the practice's wall-clock time across daylight saving (a cron without a zone is UTC).
-``metrics`` and ``report`` (:mod:`flows.report`) read the providers' numbers and send the weekly report.
+``metrics`` and ``report`` (:mod:`carecast_flows.report`) read the providers' numbers and send the weekly report.
 A channel without a schedule gets a deployment with no schedule: it runs when staff press Run. So do ``resolve``,
 a form to settle what a run that died mid-send left unknown, and ``review/<practice>``, the form to decide on every
 draft waiting, held or refused, any time ahead of its slot.
@@ -14,11 +14,11 @@ Every deployment carries the flows' typed, documented parameters (``practice``, 
 ``dry_run``), so the UI's Run button opens a form; its defaults are this practice's config and channel.
 Every deployment, and so every run of it, carries the practice's tag (:func:`practice_tag`); with ``notify.webhook``
 configured, ``serve`` also registers the server automation that reports their failed or crashed runs
-(:func:`flows.notify.watch_deployments`).
+(:func:`carecast_flows.notify.watch_deployments`).
 
 ``deploy`` registers the same deployments, for every practice, in a process work pool: their entrypoints are module
-paths (``flows.pipeline.publish``), so a worker runs them from the CareCast package installed beside it, with no
-code download. It also creates or updates what the workers share: each sender's rate limit (a global concurrency
+paths (``carecast_flows.pipeline.publish``), so a worker runs them from the CareCast package installed beside it, with
+no code download. It also creates or updates what the workers share: each sender's rate limit (a global concurrency
 limit, :meth:`carecast.channel.Channel.rate_limit`) and the automation that marks a run whose heartbeats stopped
 Crashed. Everything is looked up by name and updated in place, so deploying twice changes nothing.
 """
@@ -50,13 +50,13 @@ from carecast.errors import ConfigError
 from carecast.ledger import Ledger
 from carecast.practice import load_settings
 from carecast.schedule import Every
-from flows.calendar import calendar
-from flows.notify import save_automation, watch_deployments
-from flows.pipeline import ingest, publish
-from flows.report import metrics as read_numbers
-from flows.report import report as weekly_report
-from flows.resolve import resolve
-from flows.review import review
+from carecast_flows.calendar import calendar
+from carecast_flows.notify import save_automation, watch_deployments
+from carecast_flows.pipeline import ingest, publish
+from carecast_flows.report import metrics as read_numbers
+from carecast_flows.report import report as weekly_report
+from carecast_flows.resolve import resolve
+from carecast_flows.review import review
 
 #: The automation that marks a deployed run Crashed when its heartbeats stop (its process or machine died).
 CRASHED_WHEN_SILENT = "carecast: crashed when its heartbeats stop"

@@ -204,7 +204,7 @@ def _tell(
 def tell_staff(config_path: str, what: str, rows: list[dict[str, Any]]) -> None:
     """Tell staff, once each, about drafts refused by the rules, with why: by
     ``notify.webhook`` when set, else by email to the practice's address, or the outbox (:mod:`carecast.alerts`).
-    A failed run is told by :func:`flows.notify.notify_failure` (or the server's automation)."""
+    A failed run is told by :func:`carecast_flows.notify.notify_failure` (or the server's automation)."""
     with open_practice(config_path) as practice:
         settings, ledger = practice.settings, practice.ledger
         latest = {(row["channel"], tuple(row.get("items", ()))): row for row in rows}  # a draft's last row

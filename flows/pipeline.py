@@ -49,10 +49,10 @@ from carecast.config import DEFAULT_CONFIG, Settings
 from carecast.errors import CareCastError, ConfigError
 from carecast.model import now_utc
 from carecast.practice import open_practice
-from flows import artifacts
-from flows import secrets as _secrets  # noqa: F401  registers {block: ...} credentials
-from flows.calendar import publish_calendar, refresh_calendar
-from flows.notify import notify_failure, said, tell_staff
+from carecast_flows import artifacts
+from carecast_flows import secrets as _secrets  # noqa: F401  registers {block: ...} credentials
+from carecast_flows.calendar import publish_calendar, refresh_calendar
+from carecast_flows.notify import notify_failure, said, tell_staff
 
 #: How long a run waits for staff on a channel without a schedule (any run publishes there).
 UNSCHEDULED_WAIT = timedelta(days=1)

@@ -1,4 +1,5 @@
-"""Create the PostgreSQL databases a many-practice setup uses, when missing: ``python -m flows.postgres URL NAME...``.
+"""Create the PostgreSQL databases a many-practice setup uses, when missing: ``python -m carecast_flows.postgres URL
+NAME...``.
 
 ``make serve-postgres`` runs it before ``prefect server start``: Prefect's server creates its tables, not its
 database. It connects with asyncpg (Prefect's own PostgreSQL driver) to the server's ``postgres`` database.

@@ -19,8 +19,8 @@ from carecast.metrics import read_metrics
 from carecast.model import now_utc
 from carecast.practice import open_practice
 from carecast.report_mail import report_markdown, report_message, send_report
-from flows import secrets as _secrets  # noqa: F401  registers {block: ...} credentials
-from flows.notify import notify_failure
+from carecast_flows import secrets as _secrets  # noqa: F401  registers {block: ...} credentials
+from carecast_flows.notify import notify_failure
 
 
 @flow(name="metrics", log_prints=True, on_failure=[notify_failure])

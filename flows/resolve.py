@@ -16,7 +16,7 @@ from prefect import flow, get_run_logger
 from carecast.config import DEFAULT_CONFIG
 from carecast.practice import open_practice
 from carecast.resolution import address_of, settle
-from flows.notify import notify_failure
+from carecast_flows.notify import notify_failure
 
 
 @flow(name="resolve", flow_run_name="resolve {publication_id}", log_prints=True, on_failure=[notify_failure])

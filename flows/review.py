@@ -24,9 +24,9 @@ from carecast import review as core_review
 from carecast.config import DEFAULT_CONFIG
 from carecast.errors import CareCastError
 from carecast.practice import open_practice
-from flows import artifacts
-from flows.calendar import refresh_calendar
-from flows.pipeline import HOOKS, Row, _name_run, _quiet_if_the_console_is_gone, draft_form, said
+from carecast_flows import artifacts
+from carecast_flows.calendar import refresh_calendar
+from carecast_flows.pipeline import HOOKS, Row, _name_run, _quiet_if_the_console_is_gone, draft_form, said
 
 #: How long the form stays open; then the run ends (the drafts stay as they were, to decide in a later run).
 REVIEW_WAIT_SECONDS = 24 * 3600

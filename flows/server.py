@@ -14,7 +14,7 @@ running, and two runs on a fresh Prefect home race its first database migration.
 It boots while the run loads Prefect and checks the practice: :func:`start_temporary_api` returns at once, and the
 run waits for it only before its flow starts.
 
-Run as ``python -m flows.server PORT`` by :func:`start_temporary_api`, never by hand.
+Run as ``python -m carecast_flows.server PORT`` by :func:`start_temporary_api`, never by hand.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def start_temporary_api(home: Path) -> Callable[[], str]:
     lock = FileLock(home / LOCK_FILE)
     lock.acquire()  # released once it answers: a second run's server starts on a migrated database
     port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "flows.server", str(port)], stdin=read_end)
+    server = subprocess.Popen([sys.executable, "-m", "carecast_flows.server", str(port)], stdin=read_end)
     os.close(read_end)
     atexit.register(_stop, server, write_end)
     url = f"http://127.0.0.1:{port}/api"

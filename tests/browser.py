@@ -130,7 +130,7 @@ def sample_newsletter_html() -> str:
     """The sample practice's newsletter of its four newest blog posts, as CareCast renders it."""
     from carecast.practice import load_settings
     from carecast.sources import read_source
-    from channels.newsletter import NewsletterChannel
+    from carecast_channels.newsletter import NewsletterChannel
 
     settings = load_settings(Path(__file__).resolve().parents[1] / "config" / "carecast.yaml")
     items = read_source("blog", settings.sources["blog"], settings).items[:4]

@@ -190,7 +190,7 @@ def start_carecast_serve(config: Path, server: PrefectServer) -> Iterator[subpro
 
     Raises NotReached when ``carecast serve`` exits or its deployments are not all there within 120 s.
     """
-    from flows.deployments import practice_tag  # Prefect loads slowly: only for callers that serve
+    from carecast_flows.deployments import practice_tag  # Prefect loads slowly: only for callers that serve
 
     project = config.parent.parent
     with (project / "serve.log").open("wb") as log:

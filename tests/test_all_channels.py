@@ -15,9 +15,9 @@ from carecast.cli import main
 from carecast.ledger import Ledger
 from carecast.model import now_utc
 from carecast.practice import load_settings
-from channels.facebook import FacebookChannel
-from channels.instagram import InstagramChannel
-from channels.linkedin import LinkedInChannel, little_text
+from carecast_channels.facebook import FacebookChannel
+from carecast_channels.instagram import InstagramChannel
+from carecast_channels.linkedin import LinkedInChannel, little_text
 from tests.conftest import all_channels_config, commented_channels
 from tests.providers.graph import GraphApiServer
 from tests.providers.linkedin import LinkedInServer

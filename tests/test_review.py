@@ -15,7 +15,7 @@ from carecast.errors import LedgerError
 from carecast.ledger import Ledger
 from carecast.practice import load_settings
 from carecast.when import parse_since
-from flows.calendar import DAYS, calendar_markdown
+from carecast_flows.calendar import DAYS, calendar_markdown
 from tests.conftest import write_config
 from tests.test_pipeline import run
 

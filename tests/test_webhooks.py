@@ -40,7 +40,7 @@ from carecast.pipeline import make_channel, sync_audience
 from carecast.practice import load_settings
 from carecast.unsubscribe import make_token
 from carecast.webhooks import Limits, WebhookApp, check_urls, make_server
-from channels.newsletter import NewsletterChannel
+from carecast_channels.newsletter import NewsletterChannel
 from tests.conftest import write_config
 from tests.providers.twilio import twilio_signature
 

@@ -29,7 +29,7 @@ import pytest
 
 from carecast.pipeline import make_channel
 from carecast.webhooks import AsgiFront, Limits
-from channels.newsletter import NewsletterChannel
+from carecast_channels.newsletter import NewsletterChannel
 from tests.providers.twilio import twilio_signature
 from tests.test_webhooks import AUTH_TOKEN, ENV, MARIA_EMAIL, MARIA_SMS, PUBLIC, UNSUBSCRIBE_SECRET, Hooks, sid
 

@@ -38,10 +38,10 @@ def naming_any(texts: Iterable[str | None], addresses: Iterable[str]) -> list[st
 
 
 def our_log_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
-    """What CareCast's own loggers (carecast.*, channels.*) logged while the test ran (for a fixture's teardown to
-    check); the fake providers' loggers are theirs."""
+    """What CareCast's own loggers (carecast.*, carecast_channels.*) logged while the test ran (for a fixture's teardown
+    to check); the fake providers' loggers are theirs."""
     records = [*caplog.get_records("setup"), *caplog.get_records("call")]
-    return [r.getMessage() for r in records if r.name.split(".")[0] in {"carecast", "channels"}]
+    return [r.getMessage() for r in records if r.name.split(".")[0] in {"carecast", "carecast_channels"}]
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from carecast.errors import ConfigError, CredentialError, PublishError
 from carecast.ledger import Ledger, part_address
 from carecast.model import Draft
 from carecast.practice import load_settings
-from channels.bluesky import BlueskyChannel, bluesky_length, display_url, rich_text, tid
+from carecast_channels.bluesky import BlueskyChannel, bluesky_length, display_url, rich_text, tid
 from tests.channels.conftest import Publications, outbox_context, run_channel
 from tests.conftest import commented_channels, write_config
 from tests.factories import make_item, make_observance

@@ -16,7 +16,7 @@ from carecast.errors import CredentialError, PublishError
 from carecast.ledger import Ledger
 from carecast.model import now_utc
 from carecast.pipeline import publish
-from channels.facebook import FacebookChannel
+from carecast_channels.facebook import FacebookChannel
 from tests.channels.conftest import outbox_context, publish_run, sample_channel
 from tests.factories import make_item, make_observance
 from tests.providers import Reply

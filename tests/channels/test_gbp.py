@@ -19,7 +19,7 @@ from carecast.errors import ConfigError, CredentialError, PublishError, RenderEr
 from carecast.ledger import Ledger
 from carecast.model import Draft
 from carecast.practice import load_settings
-from channels.gbp import GbpChannel
+from carecast_channels.gbp import GbpChannel
 from tests.channels.conftest import Publications, outbox_context, run_channel
 from tests.conftest import commented_channels, write_config
 from tests.factories import make_item, make_observance

@@ -11,7 +11,7 @@ import pytest
 import requests
 from pydantic import HttpUrl
 
-from channels.http import https_or_loopback, nothing_sent, retry_after
+from carecast_channels.http import https_or_loopback, nothing_sent, retry_after
 
 HEADERS_AT: dict[str, Callable[[datetime], dict[str, str]]] = {
     "seconds": lambda now: {"Retry-After": "120"},

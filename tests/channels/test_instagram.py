@@ -16,7 +16,7 @@ from carecast.errors import CredentialError, PublishError, RenderError
 from carecast.ledger import Ledger
 from carecast.model import ContentItem, Draft, now_utc
 from carecast.pipeline import publish
-from channels.instagram import InstagramChannel
+from carecast_channels.instagram import InstagramChannel
 from tests.channels.conftest import claimed_context, outbox_context, publish_run, sample_channel
 from tests.factories import make_item
 from tests.providers import Reply

@@ -15,7 +15,7 @@ import pytest
 from carecast.errors import CredentialError
 from carecast.ledger import Ledger
 from carecast.model import now_utc
-from channels.linkedin import LinkedInChannel, little_text
+from carecast_channels.linkedin import LinkedInChannel, little_text
 from tests.channels.conftest import claimed_context, outbox_context, publish_run, sample_channel
 from tests.factories import make_item
 from tests.providers.images import ImageHost

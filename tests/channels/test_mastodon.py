@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from carecast.errors import CredentialError, PublishError, RenderError
 from carecast.model import Draft
 from carecast.practice import load_settings
-from channels.mastodon import MastodonChannel, MastodonConfig, mastodon_length
+from carecast_channels.mastodon import MastodonChannel, MastodonConfig, mastodon_length
 from tests.channels.conftest import outbox_context
 from tests.conftest import write_config
 from tests.factories import make_item

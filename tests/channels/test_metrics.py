@@ -16,13 +16,13 @@ from carecast.channel import Channel
 from carecast.ledger import Ledger
 from carecast.metrics import read_metrics
 from carecast.model import now_utc
-from channels.bluesky import BlueskyChannel
-from channels.facebook import FacebookChannel
-from channels.gbp import GbpChannel
-from channels.instagram import InstagramChannel
-from channels.linkedin import LinkedInChannel
-from channels.mastodon import MastodonChannel
-from channels.x import XChannel
+from carecast_channels.bluesky import BlueskyChannel
+from carecast_channels.facebook import FacebookChannel
+from carecast_channels.gbp import GbpChannel
+from carecast_channels.instagram import InstagramChannel
+from carecast_channels.linkedin import LinkedInChannel
+from carecast_channels.mastodon import MastodonChannel
+from carecast_channels.x import XChannel
 from tests.channels.conftest import publish_run, sample_channel
 from tests.factories import make_item
 from tests.providers.bluesky import BlueskyAccount, BlueskyPds

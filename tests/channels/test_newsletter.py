@@ -21,7 +21,7 @@ from carecast.config import Settings
 from carecast.errors import PublishError, RenderError
 from carecast.model import ContentItem, Draft, content_hash
 from carecast.practice import load_settings
-from channels.newsletter import LIST_TOKEN, TOKEN_PLACEHOLDER, NewsletterChannel, NewsletterConfig
+from carecast_channels.newsletter import LIST_TOKEN, TOKEN_PLACEHOLDER, NewsletterChannel, NewsletterConfig
 from tests.channels.conftest import outbox_context
 
 CONFIG = Path(__file__).resolve().parents[2] / "config" / "carecast.yaml"

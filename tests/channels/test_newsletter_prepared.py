@@ -24,7 +24,7 @@ from carecast.ledger import Ledger
 from carecast.model import Draft
 from carecast.practice import load_settings
 from carecast.unsubscribe import verify_token
-from channels.newsletter import NewsletterChannel, NewsletterConfig
+from carecast_channels.newsletter import NewsletterChannel, NewsletterConfig
 from tests.channels.conftest import outbox_context
 from tests.channels.test_newsletter import CONFIG, make_item
 

@@ -20,7 +20,7 @@ import pytest
 
 from carecast.practice import load_settings
 from carecast.sources import read_source
-from channels.newsletter import NewsletterChannel
+from carecast_channels.newsletter import NewsletterChannel
 from tests.browser import measure, sample_newsletter_html
 
 CONFIG = Path(__file__).resolve().parents[2] / "config" / "carecast.yaml"
@@ -82,7 +82,7 @@ def test_the_sample_newsletter_scores_low_with_spamassassin(tmp_path: Path) -> N
 
 
 def test_the_preview_is_the_email_on_a_phone_never_its_markup(sample_html: str) -> None:
-    from flows.artifacts import email_preview
+    from carecast_flows.artifacts import email_preview
 
     require("chromium", "chromium")
     [line] = email_preview(sample_html, "text part")

@@ -28,7 +28,7 @@ from carecast.model import ContentItem, content_hash
 from carecast.pipeline import Outcome, make_channel, publish, sync_audience
 from carecast.practice import load_settings
 from carecast.unsubscribe import apply_unsubscribe, verify_token
-from channels.newsletter import NewsletterChannel
+from carecast_channels.newsletter import NewsletterChannel
 from tests.channels.conftest import naming_any, our_log_lines, sample_addresses
 from tests.conftest import write_config
 from tests.factories import NEWSLETTER_RECIPIENTS, reveals

@@ -17,7 +17,7 @@ from carecast.model import Draft
 from carecast.pipeline import sync_audience
 from carecast.practice import load_settings
 from carecast.text import sms_measure
-from channels.sms import SmsChannel, SmsConfig
+from carecast_channels.sms import SmsChannel, SmsConfig
 from tests.channels.conftest import outbox_context
 from tests.conftest import write_config
 from tests.factories import PATIENT_RECOGNITION, make_observance

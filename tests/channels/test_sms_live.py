@@ -35,7 +35,7 @@ from carecast.ledger import NOT_TRIED, Ledger
 from carecast.model import Draft, content_hash
 from carecast.pipeline import make_channel, sync_audience
 from carecast.practice import load_settings
-from channels.sms import SmsChannel, twilio_signature
+from carecast_channels.sms import SmsChannel, twilio_signature
 from tests.channels.conftest import naming_any, our_log_lines, sample_addresses
 from tests.conftest import write_config
 from tests.factories import make_observance
@@ -653,7 +653,7 @@ def test_audit_prints_one_numbers_history_through_opt_in_texts_and_stop(
 
 def resolve_in_flow(publication_id: int, address: str, config: str) -> BaseException | str:
     """What the resolve flow (the Prefect form) makes of ``--sent`` for ``address``: its summary, or what it raised."""
-    from flows.resolve import resolve
+    from carecast_flows.resolve import resolve
 
     state = resolve(publication_id, "sent", recipient=address, practice=config, return_state=True)
     return state.result(raise_on_failure=False)  # type: ignore[no-any-return]

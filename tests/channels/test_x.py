@@ -17,7 +17,7 @@ from carecast.model import Draft
 from carecast.pipeline import describe_measures
 from carecast.practice import load_settings
 from carecast.text import x_measure
-from channels.x import MEDIA_ID, PREVIOUS_ID, XChannel, XConfig
+from carecast_channels.x import MEDIA_ID, PREVIOUS_ID, XChannel, XConfig
 from tests.channels.conftest import outbox_context
 from tests.conftest import write_config
 from tests.factories import make_item

@@ -18,7 +18,7 @@ from carecast.channel import PublishContext
 from carecast.errors import AlreadyClaimed, ConfigError, CredentialError, PublishError
 from carecast.model import Draft
 from carecast.practice import load_settings
-from channels.x import ApiBaseAdapter, XChannel
+from carecast_channels.x import ApiBaseAdapter, XChannel
 from tests.channels.conftest import Publications
 from tests.conftest import write_config
 from tests.providers import LocalHttpServer, RecordedRequest, Reply

@@ -21,9 +21,9 @@ from carecast.document import render_html, render_text, table_lines
 from carecast.model import ContentItem
 from carecast.practice import load_settings
 from carecast.text import x_measure
-from channels.bluesky import BlueskyChannel, bluesky_length
-from channels.newsletter import NewsletterChannel
-from channels.x import XChannel
+from carecast_channels.bluesky import BlueskyChannel, bluesky_length
+from carecast_channels.newsletter import NewsletterChannel
+from carecast_channels.x import XChannel
 from tests.browser import chromium_path, measure
 from tests.conftest import SAMPLE_CONFIG, all_channels_config
 from tests.corpus.measure import FULL_BODY, PageFigures, comparable, pages, read_page

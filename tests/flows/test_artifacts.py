@@ -8,7 +8,7 @@ from pathlib import Path
 from carecast.ledger.drafts import StoredDraft
 from carecast.model import Draft
 from carecast.practice import load_settings
-from flows.artifacts import draft_markdown
+from carecast_flows.artifacts import draft_markdown
 from tests.conftest import write_config
 
 

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.prefect
 
 
 def test_a_failed_publish_run_notifies_the_webhook(prefect_api: None, tmp_path: Path, webhook: Webhook) -> None:
-    from flows.pipeline import publish
+    from carecast_flows.pipeline import publish
 
     url, received = webhook
     config = write_config(tmp_path, {"notify": {"webhook": url, "allow_private": True}})
@@ -35,7 +35,7 @@ def test_a_failed_publish_run_notifies_the_webhook(prefect_api: None, tmp_path: 
 def test_without_a_webhook_a_failure_reaches_the_outbox_route(
     prefect_api: None, tmp_path: Path, webhook: Webhook
 ) -> None:
-    from flows.pipeline import publish
+    from carecast_flows.pipeline import publish
 
     _, received = webhook
     config = write_config(tmp_path)
@@ -69,7 +69,7 @@ def test_carecast_run_with_a_failed_source_notifies_and_exits_1(
 
 def test_a_credential_to_fix_fails_the_run_so_it_is_notified_though_it_is_retried() -> None:
     from carecast.channel import CREDENTIAL_TO_FIX
-    from flows.pipeline import _finish
+    from carecast_flows.pipeline import _finish
 
     fix = f"{CREDENTIAL_TO_FIX}: channels.x.credentials: X refused it (401 Unauthorized): fix it"
     rows = [

@@ -24,8 +24,8 @@ def test_a_held_item_is_told_to_the_webhook_and_the_artifact_while_the_digest_go
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-    from flows.artifacts import slug
-    from flows.pipeline import publish
+    from carecast_flows.artifacts import slug
+    from carecast_flows.pipeline import publish
 
     url, received = webhook
     others = {name: {"enabled": False} for name in ("x", "sms", "mastodon")}

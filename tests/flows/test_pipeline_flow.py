@@ -18,7 +18,7 @@ def outbox_files(config_file: Path) -> list[Path]:
 
 
 def test_the_flow_publishes_each_channel_then_nothing_more(prefect_api: None, config_file: Path) -> None:
-    from flows.pipeline import pipeline
+    from carecast_flows.pipeline import pipeline
 
     result = pipeline(config_path=str(config_file))
     assert all(report["error"] is None for report in result["sources"])
@@ -40,7 +40,7 @@ def test_the_flow_publishes_each_channel_then_nothing_more(prefect_api: None, co
 
 
 def test_a_dry_run_of_one_channel(prefect_api: None, config_file: Path) -> None:
-    from flows.pipeline import pipeline
+    from carecast_flows.pipeline import pipeline
 
     result = pipeline(config_path=str(config_file), dry_run=True, channels=["x"])
     assert {row["channel"] for row in result["outcomes"]} == {"x"}
@@ -67,7 +67,7 @@ def test_the_ingest_job_sends_again_what_failed_transiently_once_its_wait_is_ove
     from datetime import UTC, datetime, timedelta
 
     from carecast import pipeline as core
-    from flows.pipeline import ingest
+    from carecast_flows.pipeline import ingest
 
     settings = load_settings(config_file)
     ledger = Ledger(settings.ledger_url())
@@ -84,7 +84,7 @@ def test_the_ingest_job_sends_again_what_failed_transiently_once_its_wait_is_ove
 
 
 def test_the_run_form_s_dry_run_sends_nothing_and_items_limits_what_goes(prefect_api: None, config_file: Path) -> None:
-    from flows.pipeline import ingest, publish
+    from carecast_flows.pipeline import ingest, publish
 
     ingest(practice=str(config_file), channels=["x"])
     preview = publish(practice=str(config_file), channels=["x"], dry_run=True)

@@ -139,8 +139,8 @@ WORKER = """
 import os
 import sys
 from pathlib import Path
-from flows.deployments import deployments
-from flows.pipeline import publish
+from carecast_flows.deployments import deployments
+from carecast_flows.pipeline import publish
 
 # Registered where `carecast serve --config carecast.yaml` is started; run where the worker is.
 [deployment] = [d for d in deployments(Path(sys.argv[1])) if d.name.endswith("-newsletter")]

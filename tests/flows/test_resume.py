@@ -182,7 +182,7 @@ def test_x_thread_killed_mid_thread_is_looked_up_on_the_timeline_and_keeps_its_c
 def test_the_resolve_flow_settles_an_unknown_recipient_as_the_command_does(prefect_api: None, tmp_path: Path) -> None:
     from carecast.model import Draft
     from carecast.practice import open_practice
-    from flows.resolve import resolve
+    from carecast_flows.resolve import resolve
 
     config = write_config(tmp_path)
     with open_practice(config) as practice:

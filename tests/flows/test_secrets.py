@@ -13,7 +13,7 @@ pytestmark = pytest.mark.prefect
 def test_a_block_reference_reads_the_secret_block(prefect_api: None) -> None:
     from prefect.blocks.system import Secret
 
-    import flows.secrets  # noqa: F401  registers the block reader
+    import carecast_flows.secrets  # noqa: F401  registers the block reader
 
     Secret(value="canary-block-value").save("carecast-test-token", overwrite=True)
     value = resolve(BlockSecret(block="carecast-test-token"))
@@ -22,7 +22,7 @@ def test_a_block_reference_reads_the_secret_block(prefect_api: None) -> None:
 
 
 def test_a_missing_block_names_where_it_looked(prefect_api: None) -> None:
-    import flows.secrets  # noqa: F401
+    import carecast_flows.secrets  # noqa: F401
 
     with pytest.raises(CredentialError, match="Prefect Secret block 'no-such-block'") as raised:
         resolve(BlockSecret(block="no-such-block"))

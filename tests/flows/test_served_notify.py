@@ -68,8 +68,8 @@ def test_serving_registers_one_automation_and_keeps_the_address_secret(
 ) -> None:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from flows.deployments import practice_tag
-    from flows.notify import automation_name, watch_deployments
+    from carecast_flows.deployments import practice_tag
+    from carecast_flows.notify import automation_name, watch_deployments
 
     url, _ = module_webhook
     name = automation_name("lakeside-pt")

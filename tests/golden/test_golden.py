@@ -20,10 +20,10 @@ from carecast.model import ContentItem
 from carecast.practice import load_settings
 from carecast.sources import read_source
 from carecast.text import sms_measure, x_measure
-from channels.mastodon import MastodonChannel, mastodon_length
-from channels.newsletter import NewsletterChannel
-from channels.sms import SmsChannel
-from channels.x import XChannel
+from carecast_channels.mastodon import MastodonChannel, mastodon_length
+from carecast_channels.newsletter import NewsletterChannel
+from carecast_channels.sms import SmsChannel
+from carecast_channels.x import XChannel
 
 HERE = Path(__file__).parent
 CONFIG = HERE.parents[1] / "config" / "carecast.yaml"

@@ -20,7 +20,7 @@ from carecast.errors import RenderError
 from carecast.model import ContentItem
 from carecast.practice import load_settings
 from carecast.sources import read_source
-from channels.newsletter import NewsletterChannel
+from carecast_channels.newsletter import NewsletterChannel
 from tests.conftest import all_channels_config
 from tests.golden.test_golden import NEVER, compare
 

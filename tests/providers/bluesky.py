@@ -39,7 +39,7 @@ from typing import Any
 
 import regex
 
-from channels.bluesky import tid
+from carecast_channels.bluesky import tid
 from tests.providers import LocalHttpServer, RecordedRequest, Reply, serve_by_hand
 
 TID = re.compile(r"^[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}$")

@@ -19,7 +19,7 @@ from google.auth.exceptions import RefreshError
 from google.auth.transport.requests import AuthorizedSession
 from google.oauth2.credentials import Credentials
 
-from channels.x import ApiBaseAdapter
+from carecast_channels.x import ApiBaseAdapter
 from tests.providers import LocalHttpServer, RecordedRequest, Reply
 from tests.providers.bluesky import BlueskyPds
 from tests.providers.gbp import GbpServer

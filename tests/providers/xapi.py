@@ -10,7 +10,7 @@ endpoint; an exhausted window answers 429. Posting the same text twice answers 4
 
 tweepy builds absolute ``https://api.twitter.com`` URLs. The X channel reaches this server through its own
 ``api_base`` setting (``api_base: http://127.0.0.1:<port>``); a bare tweepy client gets there by mounting the
-channel's :class:`channels.x.ApiBaseAdapter` on its own ``requests`` session, patching nothing::
+channel's :class:`carecast_channels.x.ApiBaseAdapter` on its own ``requests`` session, patching nothing::
 
     with XApiServer() as server:
         client = tweepy.Client(**server.credentials.client_kwargs())
