@@ -35,15 +35,13 @@ from __future__ import annotations
 
 import base64
 import logging
-import urllib.parse
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import requests
 import tweepy
 from pydantic import Field, HttpUrl, IPvAnyNetwork, StrictBool, field_validator
-from requests.adapters import HTTPAdapter
 
 from carecast.plugin import (
     LOST,
@@ -73,6 +71,7 @@ from carecast.plugin.text import split_to_fit, x_measure
 from carecast_channels.http import https_or_loopback, nothing_sent
 from carecast_channels.social import HASHTAGS_LEFT_OUT, EmojiPolicy, PostCopy, Render, one_post, post_copy, teaser
 from carecast_channels.x_lookup import in_doubt, settle_part
+from carecast_channels.x_transport import ApiBaseAdapter, TimeoutSession
 
 # The OAuth 1.0a libraries tweepy signs with log the consumer key and access token (and whole Authorization
 # headers) at DEBUG. Credentials never reach a log, whatever level a deployment sets on the root logger.
@@ -86,8 +85,6 @@ MEDIA_ID = "{media}"
 #: X's limit on an image's alt text (POST /2/media/metadata).
 ALT_TEXT_LIMIT = 1000
 CREDENTIAL_NAMES = ("consumer_key", "consumer_secret", "access_token", "access_token_secret")
-#: The URL prefixes tweepy sends to: API v2 and v1.1 on api.twitter.com, the v1.1 media upload on upload.twitter.com.
-X_HOSTS = ("https://api.twitter.com/", "https://upload.twitter.com/")
 
 
 class XCredentials(Strict):
@@ -128,60 +125,6 @@ class XConfig(ChannelSettings):
     def _secure(cls, value: HttpUrl | None) -> HttpUrl | None:
         # Every request carries the signed OAuth header: never in clear text, except to a local test server.
         return None if value is None else https_or_loopback(value)
-
-
-class ApiBaseAdapter(HTTPAdapter):
-    """Sends requests meant for X's hosts to ``base_url`` instead, keeping their path (after the base's) and query.
-
-    tweepy builds absolute ``https://api.twitter.com`` URLs and signs them; mounted on its session, this adapter
-    changes where each request goes only after the OAuth 1.0a signature was computed over X's own URL, which is
-    the URL a gateway forwards to. The original host goes along as ``X-Forwarded-Host``.
-    """
-
-    def __init__(self, base_url: str) -> None:
-        super().__init__()
-        self.base = urllib.parse.urlsplit(base_url)
-
-    def send(
-        self,
-        request: requests.PreparedRequest,
-        stream: bool = False,
-        timeout: float | tuple[float, float] | tuple[float, None] | None = None,
-        verify: bool | str = True,
-        cert: bytes | str | tuple[bytes | str, bytes | str] | None = None,
-        proxies: Mapping[str, str] | None = None,
-    ) -> requests.Response:
-        """Send ``request`` to the base URL; raises what ``HTTPAdapter.send`` raises (requests.RequestException)."""
-        rerouted = request.copy()
-        original = urllib.parse.urlsplit(request.url or "")
-        path = self.base.path.rstrip("/") + original.path
-        rerouted.url = urllib.parse.urlunsplit((self.base.scheme, self.base.netloc, path, original.query, ""))
-        rerouted.headers["X-Forwarded-Host"] = original.netloc
-        return super().send(rerouted, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies)
-
-    def mount_on(self, session: requests.Session) -> requests.Session:
-        """Mount this adapter on ``session`` for X's API and upload hosts; returns the session."""
-        for prefix in X_HOSTS:
-            session.mount(prefix, self)
-        return session
-
-
-class TimeoutSession(requests.Session):
-    """A session whose requests give up after ``timeout`` seconds unless the caller set its own.
-
-    tweepy.Client sends without a timeout: a hung connection would hold the worker forever instead of failing the
-    attempt as transient.
-    """
-
-    def __init__(self, timeout: float) -> None:
-        super().__init__()
-        self.timeout = timeout
-
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        """Send with the session's timeout; raises what ``requests.Session.send`` raises."""
-        if kwargs.get("timeout") is None:
-            kwargs["timeout"] = self.timeout
-        return super().send(request, **kwargs)
 
 
 class XChannel(Channel):
@@ -332,25 +275,7 @@ class XChannel(Channel):
                 reason = f"post {number} of {total} may be up already (its run stopped while posting it)"
                 raise PublishError(self.instance, reason, transient=False) from exc
             context.pace()
-            try:
-                response = client.create_tweet(
-                    text=draft.parts[number - 1],
-                    in_reply_to_tweet_id=next((known for known in reversed(posted) if known), None),
-                    media_ids=media_ids if number == 1 and media_ids else None,
-                    user_auth=True,
-                )
-            except (tweepy.TweepyException, requests.RequestException) as exc:
-                up = f"; {len(posted)} of {total} posts are up" if posted else ""
-                if isinstance(exc, requests.RequestException) and not nothing_sent(exc):
-                    # X may have posted it, and has no idempotency key: the next try looks for it on the timeline.
-                    lost = f"X's answer was lost ({_reason(exc)}); it is looked up before it is posted again"
-                    ledger.finish_delivery(publication, part, "failed", error=LOST, transient=True)
-                    raise PublishError(self.instance, f"post {number} of {total}: {lost}{up}", transient=True) from exc
-                resume = f"{up}, a retry resumes with post {number}" if posted else ""
-                failure = self._failure(exc, f"post {number} of {total}", resume)
-                ledger.finish_delivery(publication, part, "failed", error=failure.reason, transient=True)
-                raise failure from exc
-            posted.append(str(response.data["id"]))
+            posted.append(self._post_part(client, context, draft, number, posted, media_ids))
             ledger.finish_delivery(publication, part, "sent", provider_id=posted[-1])
             ledger.save_progress(publication, {"posted": posted, "notes": notes})
         first = next((known for known in posted if known), "")
@@ -360,6 +285,43 @@ class XChannel(Channel):
             provider_ids=tuple(known for known in posted if known),
             notes=tuple(notes),
         )
+
+    def _post_part(
+        self,
+        client: tweepy.Client,
+        context: PublishContext,
+        draft: Draft,
+        number: int,
+        posted: Sequence[str],
+        media_ids: list[str],
+    ) -> str:
+        """Post part ``number`` of ``draft``, claimed, as a reply to the last post up (the image on the first); return
+        its id.
+
+        Raises PublishError (transient, the part recorded lost: it is looked up before it is posted again) when X's
+        answer was lost; else what :meth:`_failure` makes of X's answer, the part recorded failed and retryable.
+        """
+        ledger, publication = context.ledger, context.publication_id
+        part, total = part_address(number), len(draft.parts)
+        try:
+            response = client.create_tweet(
+                text=draft.parts[number - 1],
+                in_reply_to_tweet_id=next((known for known in reversed(posted) if known), None),
+                media_ids=media_ids if number == 1 and media_ids else None,
+                user_auth=True,
+            )
+        except (tweepy.TweepyException, requests.RequestException) as exc:
+            up = f"; {len(posted)} of {total} posts are up" if posted else ""
+            if isinstance(exc, requests.RequestException) and not nothing_sent(exc):
+                # X may have posted it, and has no idempotency key: the next try looks for it on the timeline.
+                lost = f"X's answer was lost ({_reason(exc)}); it is looked up before it is posted again"
+                ledger.finish_delivery(publication, part, "failed", error=LOST, transient=True)
+                raise PublishError(self.instance, f"post {number} of {total}: {lost}{up}", transient=True) from exc
+            resume = f"{up}, a retry resumes with post {number}" if posted else ""
+            failure = self._failure(exc, f"post {number} of {total}", resume)
+            ledger.finish_delivery(publication, part, "failed", error=failure.reason, transient=True)
+            raise failure from exc
+        return str(response.data["id"])
 
     def sender(self) -> str | None:
         """The API host and the posting account (``account``; the practice when it names none)."""

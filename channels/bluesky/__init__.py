@@ -29,30 +29,21 @@ permanent. Without credentials ``publish`` writes the exact requests to the outb
 
 from __future__ import annotations
 
-import functools
-import urllib.parse
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from functools import partial
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import httpx
-import regex
 from atproto_client import Client, models
 from atproto_client.exceptions import (
-    NetworkError,
-    RateLimitExceededError,
     RequestErrorBase,
-    UnauthorizedError,
 )
-from atproto_client.models.common import XrpcError
 from atproto_client.models.utils import get_model_as_dict
 from atproto_client.request import Request
-from atproto_client.utils import TextBuilder, facet_detection
 from atproto_core.exceptions import AtProtocolError
-from pydantic import Field, HttpUrl, IPvAnyNetwork, StrictBool, field_validator
 
 from carecast.plugin import (
     IN_FLIGHT,
@@ -70,9 +61,7 @@ from carecast.plugin import (
     PublishError,
     Receipt,
     RenderError,
-    SecretRef,
     Settings,
-    Strict,
     as_numbers,
     now_utc,
     part_address,
@@ -81,108 +70,24 @@ from carecast.plugin import (
 )
 from carecast.plugin.media import fetch_image
 from carecast.plugin.text import flatten, numbered_thread
-from carecast_channels.http import https_or_loopback, wait_out_rate_limits
+from carecast_channels.bluesky.config import BlueskyConfig
+from carecast_channels.bluesky.errors import failure, xrpc_error
+from carecast_channels.bluesky.text import bluesky_length, display_url, rich_text, tid, timestamp
+from carecast_channels.http import wait_out_rate_limits
 from carecast_channels.social import post_copy, teaser
 
 MAX_GRAPHEMES = 300
 POST = "app.bsky.feed.post"
 #: The largest image a link card's thumbnail or an image embed may be (the lexicons' ``maxSize``).
 MAX_IMAGE_BYTES = 1_000_000
-#: XRPC errors that mean the session's token is no good: a person must sign in again (a new app password).
-TOKEN_ERRORS = frozenset({"ExpiredToken", "InvalidToken", "AuthenticationRequired", "AccountTakedown"})
 #: Where a reply's root and parent go in the outbox: the ``uri`` and ``cid`` the PDS gives the first and the
 #: previous part, and the blob an uploaded image becomes.
 ROOT, PARENT, BLOB = "{part 1}", "{previous part}", "{uploaded image}"
-GRAPHEME = regex.compile(r"\X")
-TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
-# Bluesky's app shows a link's path only up to this many characters, then "...".
-SHOWN_PATH = 15
 
 T = TypeVar("T")
 
-
-def display_url(url: str) -> str:
-    """``url`` as the post shows it: itself when short, else host and the start of its path, as Bluesky's app
-    shortens links (the facet still leads to the whole URL)."""
-    parts = urllib.parse.urlsplit(url)
-    path = ("" if parts.path == "/" else parts.path) + (f"?{parts.query}" if parts.query else "")
-    path += f"#{parts.fragment}" if parts.fragment else ""
-    return url if len(path) <= SHOWN_PATH else f"{parts.netloc}{path[: SHOWN_PATH - 2]}..."
-
-
-def rich_text(text: str) -> tuple[str, list[dict[str, Any]]]:
-    """The text a post shows for ``text`` and its facets (links and hashtags, by UTF-8 byte offsets), as JSON.
-
-    Each link is shown as :func:`display_url` gives it; its facet's ``uri`` is the whole URL.
-    """
-    raw = text.encode()
-    builder, position = TextBuilder(), 0
-    for facet in facet_detection.detect_facets(text):
-        start, end = facet.index.byte_start, facet.index.byte_end
-        builder.text(raw[position:start].decode())
-        shown = raw[start:end].decode()
-        feature = facet.features[0]
-        if isinstance(feature, models.AppBskyRichtextFacet.Link):
-            builder.link(display_url(feature.uri) if shown.startswith("http") else shown, feature.uri)
-        else:
-            builder.tag(shown, feature.tag)
-        position = end
-    builder.text(raw[position:].decode())
-    return builder.build_text(), [get_model_as_dict(facet) for facet in builder.build_facets()]
-
-
-@functools.lru_cache(maxsize=1024)
-def bluesky_length(text: str) -> int:
-    """The length Bluesky checks against its 300: grapheme clusters of the text as posted (links as shown).
-
-    The last 1,024 texts measured are remembered: ``enforce`` re-measures what ``compose`` measured.
-    """
-    return len(GRAPHEME.findall(rich_text(text)[0]))
-
-
-def tid(moment: datetime, clock_id: int) -> str:
-    """A record key in the AT Protocol's TID form: microseconds since the epoch and a 10-bit clock id, base32."""
-    value = (int(moment.timestamp() * 1_000_000) << 10) | (clock_id & 0x3FF)
-    return "".join(TID_ALPHABET[(value >> shift) & 31] for shift in range(60, -1, -5))
-
-
-def _timestamp(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-class BlueskyCredentials(Strict):
-    """The account's handle and an app password (Settings → Privacy and security → App passwords), by reference."""
-
-    handle: str = Field(pattern=r"^[A-Za-z0-9.-]+$", description="the account's handle, e.g. oakviewpt.bsky.social")
-    app_password: SecretRef
-
-
-class BlueskyConfig(ChannelSettings):
-    """``channels.<name>`` of type ``bluesky``."""
-
-    pds_url: HttpUrl = Field(HttpUrl("https://bsky.social"), description="the account's PDS (a local test server)")
-    hashtags: bool = Field(True, description="append the practice's hashtags when they fit")
-    too_long: Literal["teaser", "thread"] = Field(
-        "teaser",
-        description="an item over 300 graphemes: one post of its title, opening sentences and link, or a thread",
-    )
-    max_thread_parts: int = Field(4, ge=2, le=10, description="a longer thread becomes a teaser")
-    link_card: bool = Field(True, description="show the item's link as a card with its title and image")
-    language: str = Field("en", pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$", description="the posts' language (BCP-47)")
-    credentials: BlueskyCredentials | None = Field(None, description="post with these; absent: write to the outbox")
-    timeout: float = Field(30, gt=0, le=300, description="seconds one request (or the image download) may take")
-    image_allow_private: StrictBool | list[IPvAnyNetwork] = Field(
-        False,
-        description="may fetch an item's image from private, loopback and link-local addresses: all (true) or these "
-        "networks (a local test server, an intranet CDN); by default such addresses are refused",
-    )
-    retry_budget: float = Field(10, ge=0, le=300, description="seconds a publish may wait out rate limits")
-
-    @field_validator("pds_url")
-    @classmethod
-    def _secure(cls, value: HttpUrl) -> HttpUrl:
-        # The app password and the session's tokens travel to it: never in clear text, except to a test server.
-        return https_or_loopback(value)
+#: What other modules and tests import from here, wherever in the package it lives.
+__all__ = ["BlueskyChannel", "BlueskyConfig", "bluesky_length", "display_url", "rich_text", "tid"]
 
 
 @dataclass(frozen=True)
@@ -347,38 +252,20 @@ class BlueskyChannel(Channel):
             context.stop_if_asked(self.instance)
             step, part = f"post {number} of {total}", part_address(number)
             settled = parts.get(part)
-            if settled is not None and settled.state == "sent" and pending is None:
-                # Recorded sent, but its record key never reached the progress: nothing to look it up by.
-                reason = f"{step} is recorded as sent but its record is not known here; check the account"
-                raise PublishError(self.instance, reason, transient=False)
-            if not (settled is not None and settled.state == "sent"):
-                self._claim_part(context, part, step, settled)
+            self._claim_part(context, part, step, settled, known=pending is not None)
             try:
                 if pending is None:
                     moment = now_utc()
-                    pending = {"rkey": tid(moment, context.publication_id), "createdAt": _timestamp(moment)}
+                    pending = {"rkey": tid(moment, context.publication_id), "createdAt": timestamp(moment)}
                     save()  # before sending: a retry finds what this attempt may have made
-                elif (made := self._existing(session, pending["rkey"], step)) is not None:
+                elif (made := self._existing(session, pending["rkey"], step, settled)) is not None:
                     ledger.finish_delivery(publication, part, "sent", provider_id=made["uri"])
                     posted.append(made)
                     pending = None
                     save()
                     continue
-                elif settled is not None and settled.state == "sent":
-                    reason = (
-                        f"{step} is recorded as sent but the PDS has no record {pending['rkey']}; check the account"
-                    )
-                    raise PublishError(self.instance, reason, transient=False)
-                reply = None if not posted else {"root": posted[0], "parent": posted[-1]}
                 embedded = embed if number == 1 else None
-                record = self.record(
-                    draft.parts[number - 1], pending["createdAt"], reply, embedded, draft.details.get("language")
-                )
-                data = models.ComAtprotoRepoCreateRecord.Data(
-                    repo=session.did, collection=POST, rkey=pending["rkey"], record=record
-                )
-                up = f"; {len(posted)} of {total} posts are up" if posted else ""
-                made_now = self._call(partial(session.client.com.atproto.repo.create_record, data), step, up)
+                made_now = self._create_part(session, draft, number, pending, posted, embedded)
             except (PublishError, CredentialError) as exc:
                 # Claimable again, whatever failed (the post, or the lookup of an earlier one): the next attempt asks
                 # the PDS for the record key first, so it never posts twice and the part is never stuck claimed.
@@ -389,6 +276,34 @@ class BlueskyChannel(Channel):
             posted.append({"uri": made_now.uri, "cid": made_now.cid})
             pending = None
             save()
+        return self._receipt(session, posted, notes)
+
+    def _create_part(
+        self,
+        session: SignedIn,
+        draft: Draft,
+        number: int,
+        pending: dict[str, str],
+        posted: Sequence[dict[str, str]],
+        embed: dict[str, Any] | None,
+    ) -> models.ComAtprotoRepoCreateRecord.Response:
+        """Create part ``number`` of ``draft`` under the record key and time of ``pending``, replying to the thread's
+        root and its last part up (``posted``).
+
+        Raises PublishError and CredentialError as ``publish`` does.
+        """
+        total = len(draft.parts)
+        step = f"post {number} of {total}"
+        reply = None if not posted else {"root": posted[0], "parent": posted[-1]}
+        record = self.record(draft.parts[number - 1], pending["createdAt"], reply, embed, draft.details.get("language"))
+        data = models.ComAtprotoRepoCreateRecord.Data(
+            repo=session.did, collection=POST, rkey=pending["rkey"], record=record
+        )
+        up = f"; {len(posted)} of {total} posts are up" if posted else ""
+        return self._call(partial(session.client.com.atproto.repo.create_record, data), step, up)
+
+    def _receipt(self, session: SignedIn, posted: Sequence[dict[str, str]], notes: Sequence[str]) -> Receipt:
+        """The receipt of a thread whose parts are all up: the first part's address in Bluesky's app."""
         first_key = posted[0]["uri"].rsplit("/", 1)[-1]
         return Receipt(
             location=f"https://bsky.app/profile/{session.handle}/post/{first_key}",
@@ -397,13 +312,22 @@ class BlueskyChannel(Channel):
             notes=tuple(notes),
         )
 
-    def _claim_part(self, context: PublishContext, part: str, step: str, settled: DeliveryRecord | None) -> None:
+    def _claim_part(
+        self, context: PublishContext, part: str, step: str, settled: DeliveryRecord | None, *, known: bool
+    ) -> None:
         """Claim thread part ``part`` before sending it. A part left ``unknown`` by a run that died posting it is
         claimed again at once: its record key was saved before sending, so the PDS is asked for it first and it is
-        never posted twice.
+        never posted twice. A part recorded sent (resolved by staff) is not claimed: its record is looked up.
 
-        Raises PublishError (permanent) when another run holds the part or a person dropped it.
+        Raises PublishError (permanent) when another run holds the part or a person dropped it, or when it is
+        recorded sent but its record key is not ``known`` (never reached the progress).
         """
+        if settled is not None and settled.state == "sent":
+            if not known:
+                # Recorded sent, but its record key never reached the progress: nothing to look it up by.
+                reason = f"{step} is recorded as sent but its record is not known here; check the account"
+                raise PublishError(self.instance, reason, transient=False)
+            return
         ledger, publication = context.ledger, context.publication_id
         # Claimed: an earlier attempt of this publication (whose claim is now ours) stopped without recording it.
         if settled is not None and settled.state in ("unknown", "claimed"):
@@ -450,19 +374,27 @@ class BlueskyChannel(Channel):
             self._session = SignedIn(client, profile.did, profile.handle)
         return self._session
 
-    def _existing(self, session: SignedIn, rkey: str, step: str) -> dict[str, str] | None:
+    def _existing(
+        self, session: SignedIn, rkey: str, step: str, settled: DeliveryRecord | None
+    ) -> dict[str, str] | None:
         """The ``uri`` and ``cid`` of the post an earlier attempt made under ``rkey``, or None when there is none.
 
-        Raises PublishError and CredentialError as ``publish`` does.
+        Raises PublishError (permanent) when there is none though the part is recorded sent (``settled``); else
+        PublishError and CredentialError as ``publish`` does.
         """
         params = models.ComAtprotoRepoGetRecord.Params(repo=session.did, collection=POST, rkey=rkey)
         try:
             found = self._call(lambda: session.client.com.atproto.repo.get_record(params), f"{step}: looking it up")
         except PublishError as exc:
-            if isinstance(exc.__cause__, RequestErrorBase) and _xrpc_error(exc.__cause__) == "RecordNotFound":
-                return None
-            raise
-        return {"uri": found.uri, "cid": str(found.cid)}
+            if not (isinstance(exc.__cause__, RequestErrorBase) and xrpc_error(exc.__cause__) == "RecordNotFound"):
+                raise
+            found = None
+        if found is not None:
+            return {"uri": found.uri, "cid": str(found.cid)}
+        if settled is not None and settled.state == "sent":
+            reason = f"{step} is recorded as sent but the PDS has no record {rkey}; check the account"
+            raise PublishError(self.instance, reason, transient=False)
+        return None
 
     def _image_blob(self, session: SignedIn, draft: Draft) -> tuple[dict[str, Any] | None, list[str]]:
         """Fetch ``draft.image_url`` (:func:`carecast.images.fetch_image`) and upload it; return its blob (as JSON)
@@ -515,37 +447,13 @@ class BlueskyChannel(Channel):
             try:
                 return request()
             except AtProtocolError as exc:
-                raise self._failure(exc, step, context) from exc
+                raise failure(self.instance, self._where, exc, step, context) from exc
             except httpx.TransportError as exc:
                 # A dropped connection (atproto passes httpx's protocol errors through unwrapped).
                 reason = f"{step}: Bluesky answered nothing ({type(exc).__name__}){context}"
                 raise unreachable(self.instance, reason, maybe_sent=True) from exc
 
         return wait_out_rate_limits(attempt, self.config.retry_budget, self.instance)
-
-    def _failure(self, exc: AtProtocolError, step: str, context: str) -> CredentialError | PublishError:
-        """What an atproto error at ``step`` means for the publication; ``context`` ends the reason."""
-        error = _xrpc_error(exc)
-        status = exc.response.status_code if isinstance(exc, RequestErrorBase) and exc.response else None
-        if error in TOKEN_ERRORS or isinstance(exc, UnauthorizedError):
-            return CredentialError(self._where, f"Bluesky refused the session at {step} ({error or status})")
-        if isinstance(exc, RateLimitExceededError):
-            wait = exc.retry_after
-            if wait is None and exc.reset_at is not None:
-                wait = max(0.0, (exc.reset_at - now_utc()).total_seconds())
-            reason = f"{step}: Bluesky rate limit reached (429){context}"
-            return PublishError(self.instance, reason, transient=True, retry_after=wait if wait is not None else 60.0)
-        if isinstance(exc, NetworkError) and status is None:
-            reason = f"{step}: Bluesky cannot be reached ({type(exc.__cause__ or exc).__name__}){context}"
-            return PublishError(self.instance, reason, transient=True)
-        if status is None:  # the client could not read the answer (a malformed session, say)
-            return PublishError(
-                self.instance, f"{step}: Bluesky's answer was unreadable ({type(exc).__name__})", transient=True
-            )
-        transient = status >= 500 or status == 409
-        return PublishError(
-            self.instance, f"{step}: Bluesky answered {status} {error or ''}{context}".strip(), transient=transient
-        )
 
     # -- outbox --------------------------------------------------------------------------------------------------
 
@@ -562,7 +470,7 @@ class BlueskyChannel(Channel):
                 None if number == 1 else {"root": {"uri": ROOT, "cid": ROOT}, "parent": {"uri": PARENT, "cid": PARENT}}
             )
             embed = self.embed(draft, blob) if number == 1 else None
-            record = self.record(text, _timestamp(moment), reply, embed, draft.details.get("language"))
+            record = self.record(text, timestamp(moment), reply, embed, draft.details.get("language"))
             rkey = tid(moment, context.publication_id)
             requests_.append({"repo": "{did}", "collection": POST, "rkey": rkey, "record": record})
         payload: dict[str, Any] = {
@@ -577,10 +485,3 @@ class BlueskyChannel(Channel):
                 "image_url": draft.image_url,
             }
         return context.outbox.receipt(context.outbox.write_json(self.instance, context.key, payload))
-
-
-def _xrpc_error(exc: AtProtocolError) -> str | None:
-    """The XRPC error name an answer carried (``ExpiredToken``, ``RecordNotFound``), never its message."""
-    response = exc.response if isinstance(exc, RequestErrorBase) else None
-    content = response.content if response is not None else None
-    return content.error if isinstance(content, XrpcError) else None
