@@ -80,7 +80,6 @@ def deployments(config: Path | str) -> list[RunnerDeployment]:
     """
     path = Path(config).resolve()
     settings = load_settings(path)
-    zone = settings.practice.timezone
     tags = [practice_tag(settings)]
     built = [
         RunnerDeployment.from_flow(
@@ -117,6 +116,14 @@ def deployments(config: Path | str) -> list[RunnerDeployment]:
         )
     )
     built += reporting(settings, path, tags)
+    built += publishing(settings, path, tags)
+    return built
+
+
+def publishing(settings: Settings, path: Path, tags: list[str]) -> list[RunnerDeployment]:
+    """``publish/<practice>-<channel>`` for each enabled channel, at its schedule's slots (none: on Run only)."""
+    zone = settings.practice.timezone
+    built = []
     for name, channel in settings.channels.items():
         if not channel.enabled:
             continue

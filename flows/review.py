@@ -25,8 +25,11 @@ from carecast.config import DEFAULT_CONFIG
 from carecast.errors import CareCastError
 from carecast.practice import open_practice
 from carecast_flows import artifacts
+from carecast_flows import secrets as _secrets  # noqa: F401  registers {block: ...} credentials
+from carecast_flows.approvals import draft_form
 from carecast_flows.calendar import refresh_calendar
-from carecast_flows.pipeline import HOOKS, Row, _name_run, _quiet_if_the_console_is_gone, draft_form, said
+from carecast_flows.notify import said
+from carecast_flows.runs import HOOKS, Row, _name_run, _quiet_if_the_console_is_gone
 
 #: How long the form stays open; then the run ends (the drafts stay as they were, to decide in a later run).
 REVIEW_WAIT_SECONDS = 24 * 3600
