@@ -143,8 +143,7 @@ class DeliveryLedger(LedgerStore):
         if not addresses and not finished:
             return []
         now = now_utc()
-        with self._session() as session, session.begin():
-            connection = session.connection()
+        with self._transaction() as connection:
             _record(connection, publication_id, finished, (), now)
             if not addresses:
                 return []
@@ -162,8 +161,8 @@ class DeliveryLedger(LedgerStore):
         write whose commit landed); nothing of the chunk is recorded then."""
         if not outcomes and not claimed:
             return
-        with self._session() as session, session.begin():
-            _record(session.connection(), publication_id, outcomes, claimed, now_utc())
+        with self._transaction() as connection:
+            _record(connection, publication_id, outcomes, claimed, now_utc())
 
     def finish_delivery(
         self,

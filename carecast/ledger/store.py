@@ -2,10 +2,10 @@
 
 A database that restarts or drops a connection must not cost a record: a send the provider accepted has to be
 written down. So every public method of every ledger part is retried, on a fresh connection (``pool_pre_ping``
-checks each one it hands out), when the database fails in a way that passes (a lost or refused connection, a lock
-held too long), with backoff, until ``retry_budget`` seconds are spent; then LedgerError is raised and the claim
-of a publication in progress goes stale and is resumed by a later run. Every write is a compare-and-set or an
-upsert, so a retry of a write whose commit did land changes nothing.
+checks each one a database server's pool hands out), when the database fails in a way that passes (a lost or
+refused connection, a lock held too long), with backoff, until ``retry_budget`` seconds are spent; then LedgerError
+is raised and the claim of a publication in progress goes stale and is resumed by a later run. Every write is a
+compare-and-set or an upsert, so a retry of a write whose commit did land changes nothing.
 
 SQLite serialises writers: each transaction begins ``IMMEDIATE`` (taking the write lock at once, waiting up to
 ``SQLITE_BUSY_TIMEOUT`` for it) instead of failing when two readers both try to write. Its journal is a
@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, create_engine, event, update
+from sqlalchemy import Connection, bindparam, create_engine, event, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError, StatementError
@@ -84,21 +84,37 @@ class LedgerStore:
     @contextmanager
     def _session(self) -> Iterator[Session]:
         """A session whose database failures surface as LedgerError (ours unwrapped, the driver's chained)."""
-        try:
-            with Session(self.engine, expire_on_commit=False) as session:
-                yield session
-        except StatementError as exc:
-            if isinstance(exc.orig, LedgerError):
-                raise exc.orig from exc
-            raise LedgerError(f"the ledger failed: {exc.orig}") from exc
-        except SQLAlchemyError as exc:
-            raise LedgerError(f"the ledger failed: {exc}") from exc
+        with _ledger_errors(), Session(self.engine, expire_on_commit=False) as session:
+            yield session
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        """One transaction on a plain connection, committed when the block ends (rolled back if it raises), its
+        failures surfacing as ``_session``'s do: what a fan-out runs once or twice per recipient, without a
+        session's bookkeeping."""
+        with _ledger_errors(), self.engine.begin() as connection:
+            yield connection
+
+
+@contextmanager
+def _ledger_errors() -> Iterator[None]:
+    """Database failures of the block raised as LedgerError (ours unwrapped, the driver's chained)."""
+    try:
+        yield
+    except StatementError as exc:
+        if isinstance(exc.orig, LedgerError):
+            raise exc.orig from exc
+        raise LedgerError(f"the ledger failed: {exc.orig}") from exc
+    except SQLAlchemyError as exc:
+        raise LedgerError(f"the ledger failed: {exc}") from exc
 
 
 def _engine(url: str) -> Engine:
     if not url.startswith("sqlite"):
         return create_engine(url, pool_pre_ping=True)
-    engine = create_engine(url, pool_pre_ping=True, connect_args={"timeout": SQLITE_BUSY_TIMEOUT})
+    # No ping before each use: a SQLite connection is a file, never dropped by a server, and a fan-out checks one
+    # out once or twice per recipient.
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT})
 
     @event.listens_for(engine, "connect")
     def _manual_transactions(dbapi_connection: Any, _record: Any) -> None:
