@@ -389,14 +389,31 @@ def _drop_empty_blocks(root: lxml.html.HtmlElement) -> None:
 
 def _drop_repeated_title(root: lxml.html.HtmlElement, title: str) -> None:
     """Drop the body's first block when it only repeats the title (Blogger often does), or the title opening the
-    body's first words (Wix's excerpts start with it)."""
+    body's first words (Wix's excerpts start with it); or, among the first few blocks, the page's heading when the
+    title holds it whole (a page's title adds the site's name or a date: "Post - Site") with the section labels
+    above it ("Press releases", "Obituary")."""
     lead = (root.text or "").lstrip()
     if lead and lead[: len(title)].casefold() == title.casefold():
         root.text = lead[len(title) :].lstrip(" .:-\u2013\u2014\n")
         return
-    first = next((element for element in root if element.tag in _BLOCKS and _text(element)), None)
-    if first is not None and _comparable(_text(first)) == _comparable(title) and not list(first.iter("img")):
-        _drop(first)
+    blocks = [element for element in root if element.tag in _BLOCKS and _text(element)][:_TITLE_WITHIN]
+    if blocks and _comparable(_text(blocks[0])) == _comparable(title) and not list(blocks[0].iter("img")):
+        _drop(blocks[0])
+        return
+    wanted = f" {_comparable(title)} "
+    for index, block in enumerate(blocks):
+        heading = _comparable(_text(block))
+        if block.tag in _HEADINGS and len(heading.split()) >= _TITLE_WORDS and f" {heading} " in wanted:
+            if all(len(_text(label).split()) <= _LABEL_WORDS for label in blocks[:index]):
+                for dropped in blocks[: index + 1]:
+                    _drop(dropped)
+            return
+
+
+#: How far into the body a page's own heading is looked for, how many words it has at least (fewer is a label
+#: more than a title), and how many words a section label above it has at most.
+_TITLE_WITHIN, _TITLE_WORDS, _LABEL_WORDS = 3, 3, 3
+_HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 
 
 def _comparable(text: str) -> str:

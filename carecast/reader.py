@@ -378,7 +378,9 @@ def trim_boilerplate(document: Document) -> Document:
         end -= 1  # "Related posts" over the list it introduced
     # A heading with nothing under it (the next section's, cut by the feed) or a reference list's citation is
     # never where a post ends for a reader: its last words are the author's.
-    while end > 1 and (blocks[end - 1].kind == "heading" or _is_citation(blocks[end - 1])):
+    while end > 1 and (
+        blocks[end - 1].kind == "heading" or _is_citation(blocks[end - 1]) or _is_label(blocks[end - 1])
+    ):
         end -= 1
     return Document(tuple(blocks[:end]) if end > 0 else tuple(blocks))
 
@@ -389,6 +391,23 @@ _CITATION = re.compile(r"\b(?:19|20)\d\d;\s*\d*\s*(?:\(\w+\))?:\s*\w*\d|\bdoi:\s
 
 def _is_citation(block: Block) -> bool:
     return block.kind == "paragraph" and len(block.text.split()) <= 60 and bool(_CITATION.search(block.text))
+
+
+def _is_label(block: Block) -> bool:
+    """A few words that are no sentence and link nowhere: a teaser's date or title, an image credit, a section's
+    name ("Archive"); a post's own last words end as a sentence does."""
+    words = block.text.split() if block.kind == "paragraph" else []
+    return (
+        0 < len(words) <= _LABEL_WORDS
+        and not block.text.rstrip().endswith(_SENTENCE_ENDS)
+        and not any(span.href for span in block.spans)
+    )
+
+
+#: At most so many words make a label (four make a sentence: "Top photo by Joan Bardeletti" is the
+#: article's); what a sentence (or a quote, or a list's lead-in) ends with.
+_LABEL_WORDS = 3
+_SENTENCE_ENDS = (".", "!", "?", ":", "\u2026", '"', "\u201c", "\u201d", ")", "\u00bb", "\u00ab")
 
 
 def _is_call(block: Block) -> bool:

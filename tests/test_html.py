@@ -62,6 +62,26 @@ def test_a_first_heading_that_repeats_the_title_is_dropped() -> None:
     assert body.text.startswith("Ice and rest.")
 
 
+def test_the_pages_heading_that_the_title_holds_is_dropped_with_the_section_label_above_it() -> None:
+    # A page's <title> adds the site or a date to the post's heading; "Press releases" labels the section.
+    html = (
+        "<p>Press releases</p><h1>Knee pain: what helps</h1><p>Ice and rest help.</p>"
+        "<h2>What helps</h2><p>Movement.</p>"
+    )
+    body = clean_body(html, base_url=BASE, title="12.03.2026 | Knee pain: what helps - Riverside PT")
+    assert body.text.startswith("Ice and rest help.")
+    assert "What helps" in body.text
+
+
+def test_a_post_does_not_end_on_a_credit_a_date_or_a_section_name() -> None:
+    html = (
+        "<p>Ice and rest help.</p><p>Book a visit at our clinic.</p>"
+        "<p>Copyright: Jane Roe</p><p>21. Januar 2022</p><p>Archive</p>"
+    )
+    body = clean_body(html, base_url=BASE)
+    assert body.text.endswith("Book a visit at our clinic.")
+
+
 def test_the_sources_strip_patterns_remove_their_blocks() -> None:
     html = "<p>Real advice.</p><p>Subscribe to our newsletter for more tips!</p>"
     body = clean_body(html, base_url=BASE, strip=[re.compile(r"^subscribe to our newsletter", re.IGNORECASE)])

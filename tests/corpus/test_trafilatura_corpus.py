@@ -2,8 +2,8 @@
 feed. Over every page: no crash; the article snippets the benchmark names are in the full body; few of the
 boilerplate snippets it names leak into it. The figures are printed (``pytest -s``) and kept in the README.
 
-The floors are the figures measured (tuning part: before and after this session's changes alike; held-out part:
-measured at the end), so a change that loses article text or lets more boilerplate through fails here.
+The floors are the figures last measured (tuning part: after the page-heading and trailing-label rules; held-out
+part: measured at the end), so a change that loses article text or lets more boilerplate through fails here.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from tests.conftest import SAMPLE_CONFIG
 from tests.corpus.trafilatura_eval import entries, measure, read_entry, totals
 
 #: part: (least share of article snippets shown, most share of boilerplate snippets leaked)
-FLOORS = {"tuning": (0.95, 0.24), "held_out": (0.88, 0.17)}
+FLOORS = {"tuning": (0.95, 0.19), "held_out": (0.88, 0.17)}
 
 
 @pytest.fixture(scope="module")
