@@ -58,7 +58,36 @@ def audit(
 ) -> list[AuditRow]:
     """Every event of ``recipient`` (everyone's when None) at or after ``since``, oldest first."""
     types = {name: config.type for name, config in settings.channels.items()}
-    # Who each audience (or subscriber file) holds, keyed (audience label, channel type, address).
+    subscribers, listed = _subscribers(settings, ledger, recipient)
+    suppressions = {(event.channel_type, event.address): event for event in ledger.suppression_events(recipient)}
+    rows = _consent_rows(subscribers, listed)
+    selections = ledger.selections()
+    reached: dict[int, set[str]] = {}
+    rows += _message_rows(settings, ledger, recipient, types, subscribers, selections, reached)
+    rows += _skipped_rows(settings, ledger, types, subscribers, selections, reached, suppressions)
+    rows += [
+        AuditRow(
+            event.at,
+            event.channel_type,
+            _scope_label(event.channel_type),
+            event.address,
+            "opt-out",
+            event.status,
+            event.reason,
+            "",
+        )
+        for event in suppressions.values()
+    ]
+    rows = [row for row in rows if since is None or row.when >= since]
+    return sorted(rows, key=lambda row: (row.when, row.recipient, row.event))
+
+
+#: Who each audience (or subscriber file) holds, keyed (audience label, channel type, address).
+_Held = dict[tuple[str, str, str], Subscriber]
+
+
+def _subscribers(settings: Settings, ledger: Ledger, recipient: str | None) -> tuple[_Held, dict[str, datetime]]:
+    """Who each audience holds (``recipient`` only, when given), and when each audience's file was listed."""
     subscribers = {
         (audience_label(settings, channel_type, None), channel_type, subscriber.address): subscriber
         for channel_type in ADDRESS_COLUMN
@@ -74,7 +103,11 @@ def audit(
         listed[name] = datetime.fromtimestamp(
             settings.path(settings.audiences[name].files[0].file).stat().st_mtime, UTC
         )
-    suppressions = {(event.channel_type, event.address): event for event in ledger.suppression_events(recipient)}
+    return subscribers, listed
+
+
+def _consent_rows(subscribers: _Held, listed: dict[str, datetime]) -> list[AuditRow]:
+    """Each subscriber's opt-in: their consent, or their business contact's listing."""
     rows = [
         AuditRow(
             subscriber.consent_at,
@@ -94,10 +127,21 @@ def audit(
         for (label, channel_type, address), subscriber in subscribers.items()
         if subscriber.consent_at is None and subscriber.business_contact
     ]
-    selections = ledger.selections()
-    deliveries = ledger.delivery_events(recipient)
-    reached: dict[int, set[str]] = {}
-    for event in deliveries:
+    return rows
+
+
+def _message_rows(
+    settings: Settings,
+    ledger: Ledger,
+    recipient: str | None,
+    types: dict[str, str],
+    subscribers: _Held,
+    selections: dict[int, tuple[str, str | None]],
+    reached: dict[int, set[str]],
+) -> list[AuditRow]:
+    """Each message addressed to someone, with the consent it relied on; fills ``reached`` (publication: addresses)."""
+    rows = []
+    for event in ledger.delivery_events(recipient):
         reached.setdefault(event.publication_id, set()).add(event.address)
         detail = event.error or (f"provider id {event.provider_id}" if event.provider_id else "")
         channel_type = types.get(event.channel, "")
@@ -107,6 +151,20 @@ def audit(
         rows.append(
             AuditRow(event.claimed_at, event.channel, shown, event.address, "message", event.state, detail, consent)
         )
+    return rows
+
+
+def _skipped_rows(
+    settings: Settings,
+    ledger: Ledger,
+    types: dict[str, str],
+    subscribers: _Held,
+    selections: dict[int, tuple[str, str | None]],
+    reached: dict[int, set[str]],
+    suppressions: dict[tuple[str, str], SuppressionEvent],
+) -> list[AuditRow]:
+    """Who a fanned-out publication's audience held but did not reach, and why."""
+    rows = []
     fanned_out = {
         record.id: record
         for record in ledger.publications()
@@ -137,21 +195,7 @@ def audit(
                     _consent(subscriber),
                 )
             )
-    rows += [
-        AuditRow(
-            event.at,
-            event.channel_type,
-            _scope_label(event.channel_type),
-            event.address,
-            "opt-out",
-            event.status,
-            event.reason,
-            "",
-        )
-        for event in suppressions.values()
-    ]
-    rows = [row for row in rows if since is None or row.when >= since]
-    return sorted(rows, key=lambda row: (row.when, row.recipient, row.event))
+    return rows
 
 
 def _addressed(settings: Settings) -> set[tuple[str, str]]:

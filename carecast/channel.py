@@ -24,11 +24,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
 from functools import cache
-from http import HTTPStatus
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any, ClassVar, Self
-from urllib.parse import parse_qs, parse_qsl
 
 import jinja2
 
@@ -43,6 +41,8 @@ from carecast.ledger.contract import ChannelLedger
 from carecast.model import ContentItem, Draft, Receipt, now_utc
 from carecast.outbox import Outbox
 from carecast.pacing import Pacer, parse_rate
+from carecast.routes import Request as Request
+from carecast.routes import Response as Response
 from carecast.text import add_utm, sms_measure, x_measure
 
 #: How a publication cut short by a shutdown says so.
@@ -102,46 +102,6 @@ class PublishContext:
             accepted, _ = self.ledger.delivery_tally(self.publication_id)
             done = f" after {len(accepted)} sent" if accepted else " before sending any"
             raise PublishError(channel, f"{STOPPED}{done}; the rest is left for the next run", transient=True)
-
-
-@dataclass(frozen=True)
-class Request:
-    """One inbound HTTP request as a route's handler sees it, whatever server received it.
-
-    ``url`` is the URL the caller called, as a provider would sign it: the server's ``public_url`` (behind a proxy
-    or tunnel) with the request's path and query, else the URL the request itself names. ``headers`` are keyed in
-    lower case. The body was read in full, within the server's size limit, before the handler runs.
-    """
-
-    method: str
-    path: str
-    query: str
-    url: str
-    headers: Mapping[str, str]
-    body: bytes = b""
-
-    def form(self) -> dict[str, str]:
-        """The form-encoded body as a dict; blank values kept, since providers sign them too."""
-        return dict(parse_qsl(self.body.decode("utf-8", "replace"), keep_blank_values=True))
-
-    def query_value(self, name: str) -> str:
-        """The first value of query parameter ``name``; "" when absent."""
-        return parse_qs(self.query).get(name, [""])[0]
-
-
-@dataclass(frozen=True)
-class Response:
-    """What a route answers; ``note`` goes in the request's log line, so it never holds personal data."""
-
-    status: HTTPStatus
-    body: bytes = b""
-    content_type: str | None = "text/plain; charset=utf-8"
-    note: str = ""
-    headers: tuple[tuple[str, str], ...] = ()
-
-    @classmethod
-    def text(cls, status: HTTPStatus, message: str, note: str = "") -> Response:
-        return cls(status, f"{message}\n".encode(), note=note or message)
 
 
 @dataclass(frozen=True)

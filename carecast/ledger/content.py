@@ -82,22 +82,8 @@ class ContentLedger(LedgerStore):
                     edited.append(item.id)
                 else:
                     unchanged += 1
-            rows = [_row(item, fingerprints.get(item.id), now) for item in fresh.values()]
-            written = {
-                key
-                for start in range(0, len(rows), _CHUNK)
-                for (key,) in inserted_keys(session, ItemRow, rows[start : start + _CHUNK], ["id"])
-            }
-            taken = [item for item in fresh.values() if item.id not in written]
-            if taken:  # a racing run stored them first: compared with what it stored
-                raced = _stored(session, [item.id for item in taken])
-                for item in taken:
-                    change = _change(raced[item.id], item, fingerprints.get(item.id), now)
-                    updates.setdefault(item.id, {"id": item.id}).update(change)
-                    if "content_hash" in change:
-                        edited.append(item.id)
-                    else:
-                        unchanged += 1
+            written, raced_unchanged = _insert(session, fresh, fingerprints, now, updates, edited)
+            unchanged += raced_unchanged
             changed = [values for values in updates.values() if len(values) > 1]
             if changed:
                 session.execute(update(ItemRow), changed)
@@ -183,6 +169,36 @@ class _Stored:
     id: str
     content_hash: str
     fingerprint: str | None
+
+
+def _insert(
+    session: Session,
+    fresh: dict[str, ContentItem],
+    fingerprints: Mapping[str, str],
+    now: datetime,
+    updates: dict[str, dict[str, Any]],
+    edited: list[str],
+) -> tuple[set[str], int]:
+    """Insert the new items; those a racing run stored first are compared with what it stored (their changes go to
+    ``updates``, their ids to ``edited`` when their content differs). The ids inserted, and how many were unchanged."""
+    unchanged = 0
+    rows = [_row(item, fingerprints.get(item.id), now) for item in fresh.values()]
+    written = {
+        key
+        for start in range(0, len(rows), _CHUNK)
+        for (key,) in inserted_keys(session, ItemRow, rows[start : start + _CHUNK], ["id"])
+    }
+    taken = [item for item in fresh.values() if item.id not in written]
+    if taken:  # a racing run stored them first: compared with what it stored
+        raced = _stored(session, [item.id for item in taken])
+        for item in taken:
+            change = _change(raced[item.id], item, fingerprints.get(item.id), now)
+            updates.setdefault(item.id, {"id": item.id}).update(change)
+            if "content_hash" in change:
+                edited.append(item.id)
+            else:
+                unchanged += 1
+    return written, unchanged
 
 
 def _stored(session: Session, ids: Sequence[str]) -> dict[str, _Stored]:

@@ -1,0 +1,5 @@
+"""``python -m carecast.cli``: the ``carecast`` command."""
+
+from carecast.cli import console
+
+console()
