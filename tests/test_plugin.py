@@ -75,6 +75,18 @@ def environment(site: Path, **more: str) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]), **more}
 
 
+def test_no_top_level_channels_or_flows_package_is_installed(tmp_path: Path) -> None:
+    # Asked from outside the repository, whose folder would otherwise be on sys.path: `channels` belongs to Django
+    # Channels, `flows` to whoever else; CareCast's plugins and flows are found under its own names only.
+    names = ("channels", "flows", "carecast_channels", "carecast_flows")
+    code = f"import importlib.util as u; print([u.find_spec(n) is not None for n in {names!r}])"
+    found = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "[False, False, True, True]"
+    from importlib.metadata import entry_points
+
+    assert {point.value.split(".")[0] for point in entry_points(group="carecast.channels")} == {"carecast_channels"}
+
+
 def test_the_plugin_is_not_installed_here() -> None:
     from carecast.channel import installed
 
