@@ -7,8 +7,9 @@ shortened on a word boundary and the link kept.
 
 With ``credentials`` configured ``publish`` reads the instance's own limits from ``GET /api/v2/instance`` (once per
 channel object), refuses a status over them, and posts it with ``POST /api/v1/statuses`` through ``requests``, with
-a Bearer token and an ``Idempotency-Key`` naming the publication: a retry after a lost answer gets the same status
-back instead of a second one. Failures: 429 is transient until ``Retry-After`` (or ``X-RateLimit-Reset``); 5xx,
+a Bearer token and an ``Idempotency-Key`` naming the publication, claimed before it is sent
+(:func:`carecast.inflight.send_once`): a publication already sent is not posted again, and a retry after a lost
+answer (or a dead run) posts with the same key and gets the same status back instead of a second one. Failures: 429 is transient until ``Retry-After`` (or ``X-RateLimit-Reset``); 5xx,
 timeouts, unreachable instances and malformed answers are transient; a 401 is the token, a CredentialError retried
 once the staff fix it; 403, 422 and any other refusal are permanent (:func:`carecast.channel.refusal`). Without
 credentials it writes the JSON request body to the outbox.
@@ -44,6 +45,7 @@ from carecast.plugin import (
     now_utc,
     refusal,
     resolve,
+    send_once,
 )
 from carecast_channels.http import https_or_loopback, retry_after
 from carecast_channels.social import EmojiPolicy, one_post, post_copy
@@ -206,12 +208,18 @@ class MastodonChannel(Channel):
             reason = f"the status has {length} of the instance's {limits.max_characters} characters"
             raise PublishError(self.instance, reason, transient=False)
         context.stop_if_asked(self.instance)
-        context.pace()
-        response = self._check(
-            self._send(session, "POST", "/api/v1/statuses", json=body, headers={"Idempotency-Key": key})
-        )
-        status = self._json(response, "posting")
-        return Receipt(location=str(status["url"]), sent_at=now_utc(), provider_ids=(str(status["id"]),))
+
+        def post() -> Receipt:
+            context.pace()
+            response = self._check(
+                self._send(session, "POST", "/api/v1/statuses", json=body, headers={"Idempotency-Key": key})
+            )
+            status = self._json(response, "posting")
+            return Receipt(location=str(status["url"]), sent_at=now_utc(), provider_ids=(str(status["id"]),))
+
+        # Claimed before it is sent; one in doubt is asked about by posting it again with the same Idempotency-Key,
+        # which the instance answers with the status it made (or makes it, when it has none).
+        return send_once(self.instance, context, post, post)
 
     def engagement(self, provider_ids: Sequence[str]) -> dict[str, Engagement]:
         """Each status's counts (``GET /api/v1/statuses/:id``: replies, boosts, favourites); a status gone (404) is a

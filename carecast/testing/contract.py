@@ -11,8 +11,8 @@ Every rule is one test named for it, so a broken plugin fails naming the rule it
 and, when the subclass gives a fake provider (``provider`` and ``live_section``):
 
 - ``test_outbox_equals_request``: what the outbox shows is what the provider receives;
-- ``test_claims_before_sending``: every request reaches the provider after its recipient or part is claimed;
-- ``test_a_rerun_sends_nothing``: publishing the same publication again sends no second request;
+- ``test_claims_before_sending``: every delivery reaches the provider after its recipient or part is claimed;
+- ``test_a_rerun_sends_nothing``: publishing the same publication again delivers nothing more;
 - ``test_no_secret_in_outputs``: the credential is in no file, receipt, log line or error.
 
 Requires pytest (CareCast's ``test`` extra).
@@ -23,11 +23,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from types import TracebackType
+from typing import Any, ClassVar, Protocol, Self
 
 import pytest
 import yaml
@@ -93,6 +94,27 @@ def practice_config(folder: Path, channels: dict[str, dict[str, Any]], **more: A
     return file
 
 
+class FakeProvider(Protocol):
+    """What the provider rules need of a fake provider: a ``with`` block that serves it, its address, and a look at
+    each thing that arrives before it is answered. :class:`LocalHttpServer` is one; a fake of another protocol (an
+    SMTP server) gives the same three and says what a delivery is in :meth:`ChannelContract.sent`."""
+
+    @property
+    def url(self) -> str:
+        """Where the channel reaches the provider (``live_section`` reads it)."""
+        ...
+
+    def watch(self, watcher: Callable[[Any], None]) -> None:
+        """Call ``watcher`` with each request (or message) once it arrived and before it is answered."""
+        ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+
 @dataclass
 class Publishing:
     """A channel ready to publish one claimed publication, and where it writes."""
@@ -100,11 +122,15 @@ class Publishing:
     channel: Channel
     ledger: Ledger
     outbox: Path
+    #: The moment it publishes at (``PublishContext.now``); None: the real clock.
+    now: datetime | None = None
 
     def context(self, draft: Draft) -> PublishContext:
         """``draft`` saved and claimed as the pipeline claims one before publishing it."""
         publication = self.ledger.claim(self.ledger.save_draft(draft, "default", "approved"))
-        return PublishContext(publication, Outbox(self.outbox), self.ledger)
+        if self.now is None:
+            return PublishContext(publication, Outbox(self.outbox), self.ledger)
+        return PublishContext(publication, Outbox(self.outbox), self.ledger, now=self.now)
 
 
 def sends(provider: LocalHttpServer) -> list[RecordedRequest]:
@@ -118,8 +144,8 @@ class ChannelContract:
     ``section`` is the channel's config section without credentials (``more_config``: other top-level keys). To
     run the provider rules, override ``provider`` (a fake provider server, not started, accepting ``secret`` as its
     credential) and ``live_section`` (the section pointing at it, the credential read from the environment variable
-    ``SECRET_ENV``); ``sent`` and ``in_outbox`` say how a request and an outbox file compare when the defaults (the
-    bodies' bytes) do not fit.
+    ``SECRET_ENV``); ``sent`` and ``in_outbox`` say what a delivery is and how it compares with an outbox file when
+    the defaults (each changing request one delivery, compared by its body's bytes) do not fit.
     """
 
     channel_type: ClassVar[str]
@@ -127,10 +153,13 @@ class ChannelContract:
     #: Top-level config keys beside the practice's, e.g. ``{"templates": "/abs/path/templates"}``.
     more_config: ClassVar[dict[str, Any]] = {}
     item: ClassVar[ContentItem] = ITEM
+    #: The moment the channel publishes at, for a channel whose sending depends on the hour (an SMS recipient's
+    #: quiet hours); None: the real clock.
+    now: ClassVar[datetime | None] = None
 
     # --- what a subclass may override ------------------------------------------------------------------------
 
-    def provider(self, secret: str) -> LocalHttpServer | None:
+    def provider(self, secret: str) -> FakeProvider | None:
         """A fake provider server accepting ``secret``; None (the default) skips the provider rules."""
         return None
 
@@ -138,8 +167,17 @@ class ChannelContract:
         """The channel's section sending to the provider at ``provider_url``, credentials from ``SECRET_ENV``."""
         raise NotImplementedError("override live_section with provider")
 
-    def sent(self, provider: LocalHttpServer) -> list[Any]:
-        """What the provider received that the outbox must equal, in order (default: the bodies of its sends)."""
+    def sent(self, provider: Any) -> list[Any]:
+        """The deliveries ``provider`` received so far, one entry each (a post, or a message to one recipient), in
+        order: the outbox must equal them, and the rules count deliveries by them, so a request that delivers
+        nothing by itself (a login, an upload) is left out or folded into its delivery's entry. Default, for a
+        :class:`LocalHttpServer`: the body of each request that changes something (:func:`sends`).
+
+        Raises:
+            NotImplementedError: ``provider`` is not a :class:`LocalHttpServer` (override ``sent`` for it).
+        """
+        if not isinstance(provider, LocalHttpServer):
+            raise NotImplementedError(f"override sent for a {type(provider).__name__}")
         return [request.raw for request in sends(provider)]
 
     def in_outbox(self, written: Path) -> list[Any]:
@@ -169,7 +207,7 @@ class ChannelContract:
         """The channel without credentials, with a ledger and an outbox of its own."""
         ledger = Ledger(f"sqlite:///{tmp_path / 'offline-ledger.db'}")
         try:
-            yield Publishing(channel, ledger, tmp_path / "outbox")
+            yield Publishing(channel, ledger, tmp_path / "outbox", self.now)
         finally:
             ledger.close()
 
@@ -186,7 +224,8 @@ class ChannelContract:
             settings = load_settings(practice_config(tmp_path / "live", {kind: section}, **self.more_config))
             ledger = Ledger(settings.ledger_url())
             try:
-                yield Publishing(make_channel(settings, kind), ledger, tmp_path / "live" / "outbox"), (provider, secret)
+                live = Publishing(make_channel(settings, kind), ledger, tmp_path / "live" / "outbox", self.now)
+                yield live, (provider, secret)
             finally:
                 ledger.close()
 
@@ -242,15 +281,14 @@ class ChannelContract:
         context = publishing.context(draft)
         unclaimed: list[str] = []
 
-        def claimed_first(request: RecordedRequest) -> None:
-            if request.method in ("POST", "PUT", "PATCH", "DELETE"):
-                claims = publishing.ledger.deliveries(context.publication_id)
-                if len(claims) < len(sends(provider)):
-                    unclaimed.append(f"{request.method} {request.path}")
+        def claimed_first(arrived: Any) -> None:
+            # Looked at before the provider answers: every delivery so far, this one included, has its claim.
+            if len(publishing.ledger.deliveries(context.publication_id)) < len(self.sent(provider)):
+                unclaimed.append(_named(arrived))
 
         provider.watch(claimed_first)
         publishing.channel.publish(draft, context)
-        assert sends(provider), "nothing reached the provider"
+        assert self.sent(provider), "nothing reached the provider"
         assert unclaimed == [], f"sent before claiming (claim a recipient or part first): {unclaimed}"
 
     def test_a_rerun_sends_nothing(self, live: tuple[Publishing, Any]) -> None:
@@ -258,10 +296,10 @@ class ChannelContract:
         draft = publishing.channel.render([self.item])
         context = publishing.context(draft)
         publishing.channel.publish(draft, context)
-        first = len(sends(provider))
+        first = len(self.sent(provider))
         with contextlib.suppress(*RERUN_ENDINGS):
             publishing.channel.publish(draft, context)
-        assert len(sends(provider)) == first, "publishing the same publication again sent it again"
+        assert len(self.sent(provider)) == first, "publishing the same publication again sent it again"
 
     def test_no_secret_in_outputs(
         self, live: tuple[Publishing, Any], tmp_path: Path, caplog: pytest.LogCaptureFixture
@@ -283,4 +321,11 @@ class ChannelContract:
         assert files == [], f"the credential is written in {files}"
 
 
-__all__ = ["ITEM", "SECRET_ENV", "ChannelContract", "Publishing", "practice_config", "sends"]
+def _named(arrived: Any) -> str:
+    """A request as ``METHOD /path``; anything else (a message) as itself."""
+    if isinstance(arrived, RecordedRequest):
+        return f"{arrived.method} {arrived.path}"
+    return repr(arrived)
+
+
+__all__ = ["ITEM", "SECRET_ENV", "ChannelContract", "FakeProvider", "Publishing", "practice_config", "sends"]

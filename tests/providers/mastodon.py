@@ -14,7 +14,9 @@ Mastodon takes would get a 422 "Text is too long". Importing this module wraps m
 measures what Mastodon measures (:func:`countable_text`); its other checks (blank text, media count) are its own.
 It has no setting for this. Its fault rules act before a request is handled; to hold back the answer to a status
 it made (a client that dies or gives up then loses it), :meth:`MastodonInstance.hold_next_answer` wraps the step
-after its commit. These two wraps are the only changes made to the package::
+after its commit. These two wraps are the only changes made to the package. :class:`RecordedInstance` puts a
+recording :class:`~tests.providers.LocalHttpServer` in front of an instance, for the contract kit (which watches
+each request arrive)::
 
     with mastodon_instance() as instance:
         requests.post(f"{instance.url}/api/v1/statuses", headers=instance.auth_headers(), data={"status": "hi"})
@@ -28,10 +30,10 @@ import argparse
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import requests
 import uvicorn
@@ -43,7 +45,7 @@ from mastodon_mock.streaming_events import flush_stream_notifications
 from mastodon_mock.testing import MockServer
 from twitter_text.extract_urls import extract_urls_with_indices
 
-from tests.providers import LOOPBACK
+from tests.providers import LOOPBACK, LocalHttpServer, RecordedRequest, Reply
 
 PRACTICE_USERNAME = "oakviewpt"
 PRACTICE_TOKEN = "oakviewpt-test-token"
@@ -171,6 +173,48 @@ def mastodon_instance(
                 yield MastodonInstance(server.base_url, access_token, server, config)
             finally:
                 _HOLDS.pop(id(config), None)
+
+
+class RecordedInstance(LocalHttpServer):
+    """A fresh instance (:func:`mastodon_instance`) behind a local server that records each request and passes it
+    on as it came, answering what the instance answered."""
+
+    #: The request headers passed on (the ones the Mastodon channel sends and the instance reads).
+    PASSED = ("Authorization", "Content-Type", "Idempotency-Key", "Accept")
+
+    def __init__(self, access_token: str = PRACTICE_TOKEN) -> None:
+        super().__init__()
+        self.access_token = access_token
+        self._stack = ExitStack()
+        self.instance: MastodonInstance | None = None
+
+    def start(self) -> Self:
+        if self.instance is None:
+            self.instance = self._stack.enter_context(mastodon_instance(access_token=self.access_token))
+        return super().start()
+
+    def stop(self) -> None:
+        super().stop()
+        self._stack.close()
+        self.instance = None
+
+    def handle(self, request: RecordedRequest) -> Reply:
+        assert self.instance is not None
+        headers = {name: request.headers[name] for name in self.PASSED if name in request.headers}
+        answer = requests.request(
+            request.method,
+            f"{self.instance.url}{request.path}",
+            params=list(request.query_pairs),
+            data=request.raw,
+            headers=headers,
+            timeout=30,
+        )
+        kept = {
+            name: value
+            for name, value in answer.headers.items()
+            if name.lower().startswith(("content-type", "x-ratelimit", "retry-after", "link"))
+        }
+        return Reply(answer.status_code, answer.content, kept)
 
 
 def _seed(username: str, access_token: str) -> SeedConfig:

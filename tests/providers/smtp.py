@@ -7,7 +7,8 @@ and refuses AUTH and mail until TLS is on; clients trust it through :meth:`SmtpS
 Recipients listed in ``bounce`` are refused at ``RCPT`` with 550; :meth:`SmtpServer.force_data_replies` makes
 the next ``DATA`` commands fail (e.g. 451); :meth:`SmtpServer.drop_connection` drops the client's connection at a
 stage of a message (its ``MAIL``, its ``RCPT``, once its data arrived but not taken, once taken but not answered).
-The server records every accepted message and how many connections were opened.
+The server records every accepted message and how many connections were opened; :meth:`SmtpServer.watch` shows
+each one as it is taken, before the client hears so (the contract kit's :class:`carecast.testing.FakeProvider`).
 
 Run by hand with ``python -m tests.providers.smtp --port 8026``.
 """
@@ -18,7 +19,7 @@ import asyncio
 import ssl
 import threading
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
@@ -154,6 +155,7 @@ class SmtpServer(Serving):
         # Per stage, like the forced DATA replies: False lets one pass, True drops the connection there.
         self._drops: dict[str, deque[bool]] = {}
         self._dropped = 0
+        self._watchers: list[Callable[[ReceivedMessage], None]] = []
 
     # --- lifecycle -----------------------------------------------------------------------------------------------
 
@@ -209,6 +211,11 @@ class SmtpServer(Serving):
             raise RuntimeError("SmtpServer is not started")
         return int(self._controller.port)
 
+    @property
+    def url(self) -> str:
+        """``smtp://host:port``: where a client connects (as the contract kit hands a fake's address on)."""
+        return f"smtp://{self.host}:{self.port}"
+
     def ca_pem(self) -> bytes:
         """The PEM of the CA that issued the server's certificate, for clients configured with a CA file."""
         return self._ca.cert_pem.bytes()
@@ -232,6 +239,11 @@ class SmtpServer(Serving):
         """How many client connections were opened."""
         with self._lock:
             return self._connections
+
+    def watch(self, watcher: Callable[[ReceivedMessage], None]) -> None:
+        """Call ``watcher`` with each message once it is taken and recorded, before the client is told so."""
+        with self._lock:
+            self._watchers.append(watcher)
 
     def force_data_replies(self, *replies: str, after: int = 0) -> None:
         """Answer the next ``DATA`` commands with these replies, e.g. ``"451 4.3.0 Try again later"``, once
@@ -295,15 +307,17 @@ class SmtpServer(Serving):
             forced = self._data_replies.popleft() if self._data_replies else None
             if forced is not None:
                 return forced
-            self._messages.append(
-                ReceivedMessage(
-                    mail_from=envelope.mail_from or "",
-                    rcpt_tos=tuple(envelope.rcpt_tos),
-                    raw=envelope.original_content or b"",
-                    username=str(session.auth_data),
-                    tls=session.ssl is not None,
-                )
+            message = ReceivedMessage(
+                mail_from=envelope.mail_from or "",
+                rcpt_tos=tuple(envelope.rcpt_tos),
+                raw=envelope.original_content or b"",
+                username=str(session.auth_data),
+                tls=session.ssl is not None,
             )
+            self._messages.append(message)
+            watchers = list(self._watchers)
+        for watcher in watchers:
+            watcher(message)
         return "250 2.0.0 OK: queued"
 
 
