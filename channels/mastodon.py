@@ -6,13 +6,13 @@ hashtags when they fit) and counts it as Mastodon does (:func:`mastodon_length`:
 shortened on a word boundary and the link kept.
 
 With ``credentials`` configured ``publish`` reads the instance's own limits from ``GET /api/v2/instance`` (once per
-channel object), refuses a status over them, and posts it with ``POST /api/v1/statuses`` through ``requests``, with
-a Bearer token and an ``Idempotency-Key`` naming the publication, claimed before it is sent
-(:func:`carecast.inflight.send_once`): a publication already sent is not posted again, and a retry after a lost
-answer (or a dead run) posts with the same key and gets the same status back instead of a second one. Failures: 429 is transient until ``Retry-After`` (or ``X-RateLimit-Reset``); 5xx,
-timeouts, unreachable instances and malformed answers are transient; a 401 is the token, a CredentialError retried
-once the staff fix it; 403, 422 and any other refusal are permanent (:func:`carecast.channel.refusal`). Without
-credentials it writes the JSON request body to the outbox.
+channel object), refuses a status over them, and posts it with ``POST /api/v1/statuses`` through ``requests``, with a
+Bearer token and an ``Idempotency-Key`` naming the publication, claimed before it is sent
+(:func:`carecast.inflight.send_once`): a publication already sent is not posted again, and a retry after a lost answer
+(or a dead run) posts with the same key and gets the same status back instead of a second one. Failures: 429 is
+transient until ``Retry-After`` (or ``X-RateLimit-Reset``); 5xx, timeouts, unreachable instances and malformed answers
+are transient; a 401 is the token, a CredentialError retried once the staff fix it; 403, 422 and any other refusal are
+permanent (:func:`carecast.channel.refusal`). Without credentials it writes the JSON request body to the outbox.
 """
 
 from __future__ import annotations

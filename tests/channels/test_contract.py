@@ -1,15 +1,20 @@
 """The contract every channel plugin keeps, checked for each installed channel (built-in or third party) with the
 plugin kit a third party runs on theirs (:mod:`carecast.testing`): one contract, not two.
 
-The provider rules (outbox equals request, claim before send, a rerun sends nothing, no secret in outputs) run where
-a channel is given its fake provider: Facebook here, the demo plugin in ``tests/test_plugin.py``; each built-in's
-own module tests those guarantees against its fake in depth."""
+The offline rules run on every installed channel (``TestEveryInstalledChannel``). The provider rules (outbox equals
+request, claim before send, a rerun sends nothing, no secret in outputs) run where a channel is given its fake
+provider: each built-in here against its fake of ``tests/providers/`` (``Test<Channel>AgainstItsFake``; one missing
+fails ``test_every_built_in_meets_its_fake``), the demo plugin in ``tests/test_plugin.py``. Each built-in's own module
+tests those guarantees against its fake in depth."""
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from datetime import UTC, datetime
+from email import policy
+from email.parser import BytesParser
 from pathlib import Path
 from typing import Any, ClassVar, Self
 from urllib.parse import urlsplit
@@ -65,6 +70,25 @@ class TestEveryInstalledChannel(ChannelContract):
     def test_a_built_in_lives_in_its_own_module(self, kind: str) -> None:
         module = channel_class(kind).__module__
         assert module == f"{BUILT_IN}.{kind}" or not module.startswith(f"{BUILT_IN}.")
+
+    # Given no provider here, these would only skip: each built-in meets them against its fake below.
+    test_outbox_equals_request = None  # type: ignore[assignment]
+    test_claims_before_sending = None  # type: ignore[assignment]
+    test_a_rerun_sends_nothing = None  # type: ignore[assignment]
+    test_no_secret_in_outputs = None  # type: ignore[assignment]
+
+
+def test_every_built_in_meets_its_fake() -> None:
+    """Every built-in channel has a class here running the provider rules against its fake."""
+    built_in = {kind for kind in installed() if channel_class(kind).__module__.startswith(f"{BUILT_IN}.")}
+    faked = {
+        test.channel_type
+        for test in globals().values()
+        if isinstance(test, type)
+        and issubclass(test, ChannelContract)
+        and test.provider is not ChannelContract.provider
+    }
+    assert built_in - faked == set(), "run the provider rules on it: class Test<Channel>AgainstItsFake(ChannelContract)"
 
 
 class TestFacebookAgainstItsFake(ChannelContract):
@@ -218,8 +242,6 @@ class TestMastodonAgainstItsFake(ChannelContract):
 
 class TestBlueskyAgainstItsFake(ChannelContract):
     item = TEXT_ONLY
-    #: A record carries its moment (``createdAt`` and its key): the outbox's and the live one's are the same.
-    now = datetime(2026, 11, 3, 17, 0, tzinfo=UTC)
     channel_type = "bluesky"
     section: ClassVar[dict[str, Any]] = {"account": "@oakviewpt.bsky.social", "max_age_days": 3650}
     more_config: ClassVar[dict[str, Any]] = {"templates": str(SAMPLE_CONFIG / "templates")}
@@ -232,11 +254,16 @@ class TestBlueskyAgainstItsFake(ChannelContract):
         return {**self.section, "pds_url": provider_url, "credentials": credentials}
 
     def sent(self, provider: LocalHttpServer) -> list[Any]:
-        # The outbox names the account's DID, which the PDS knows, as "{did}".
-        return [{**request.body, "repo": "{did}"} for request in requests_to(provider, "repo.createRecord")]
+        return [as_written(request.body) for request in requests_to(provider, "repo.createRecord")]
 
     def in_outbox(self, written: Path) -> list[Any]:
-        return list(outbox_json(written)["requests"])
+        return [as_written(request) for request in outbox_json(written)["requests"]]
+
+
+def as_written(create: dict[str, Any]) -> dict[str, Any]:
+    """A ``createRecord`` request without what only the moment of sending decides (its key and ``createdAt``) and
+    with the account's DID as the outbox names it."""
+    return {**create, "repo": "{did}", "rkey": "{moment}", "record": {**create["record"], "createdAt": "{moment}"}}
 
 
 class TestXAgainstItsFake(ChannelContract):
@@ -320,7 +347,28 @@ class TestNewsletterAgainstItsFake(ChannelContract):
         return {**self.section, "credentials": credentials, "unsubscribe_secret": {"env": SECRET_ENV}}
 
     def sent(self, provider: SmtpServer) -> list[Any]:
-        return [(to, message.raw) for message in provider.messages for to in message.rcpt_tos]
+        # One delivery per recipient, each the list-level copy addressed to them with their own unsubscribe token.
+        return [as_list_copy(message.raw) for message in provider.messages for _ in message.rcpt_tos]
 
     def in_outbox(self, written: Path) -> list[Any]:
-        return [written.read_bytes()]
+        # The outbox keeps the list-level copy once; every provider of the audience is sent it.
+        return [as_list_copy(written.read_bytes())] * len(PROVIDERS)
+
+
+#: The referring providers the sample audience ``providers`` holds (all of them may be emailed).
+PROVIDERS = (SAMPLE_CONFIG / "audience" / "referring-providers.csv").read_text(encoding="utf-8").splitlines()[1:]
+
+
+def as_list_copy(raw: bytes) -> tuple[tuple[str, str], ...]:
+    """An email as what every copy of it shares: its headers but those naming the copy (``To``, ``Date``,
+    ``Message-ID``) and its decoded parts, the unsubscribe token in links written ``{token}``."""
+    message = BytesParser(policy=policy.default).parsebytes(raw)
+    per_copy = {"to", "date", "message-id"}
+    # A multipart's boundary is drawn at random for each copy.
+    headers = [
+        (name, re.sub(r'; boundary="[^"]*"', "", str(value)))
+        for name, value in message.items()
+        if name.lower() not in per_copy
+    ]
+    parts = [("part", str(part.get_content())) for part in message.walk() if not part.is_multipart()]
+    return tuple((name, re.sub(r"([?&;]t=)[A-Za-z0-9_-]+", r"\1{token}", text)) for name, text in headers + parts)
