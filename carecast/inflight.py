@@ -2,7 +2,8 @@
 again.
 
 A post the provider takes without an idempotency key (a Facebook Page post, a Google Business Profile local post,
-Instagram's publish, a LinkedIn post) goes through :func:`send_once`. Its request is claimed in the ledger as
+Instagram's publish, a LinkedIn post) goes through :func:`send_once`, and so does a Mastodon status, whose
+Idempotency-Key makes posting it again the way to ask. Its request is claimed in the ledger as
 ``part N`` of its publication before it is sent, and its outcome recorded as soon as it is known. A request whose
 outcome is not known (its run died with it in flight, so the resumed claim is ``unknown``; or its answer was lost,
 ``PublishError.maybe_sent``) is never sent again on its own:

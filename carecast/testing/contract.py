@@ -145,7 +145,8 @@ class ChannelContract:
     run the provider rules, override ``provider`` (a fake provider server, not started, accepting ``secret`` as its
     credential) and ``live_section`` (the section pointing at it, the credential read from the environment variable
     ``SECRET_ENV``); ``sent`` and ``in_outbox`` say what a delivery is and how it compares with an outbox file when
-    the defaults (each changing request one delivery, compared by its body's bytes) do not fit.
+    the defaults (each changing request one delivery, compared by its body's bytes) do not fit; ``now`` fixes the
+    moment it publishes at when what it sends depends on the hour.
     """
 
     channel_type: ClassVar[str]
