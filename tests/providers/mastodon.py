@@ -199,6 +199,8 @@ class RecordedInstance(LocalHttpServer):
         self.instance = None
 
     def handle(self, request: RecordedRequest) -> Reply:
+        """Pass ``request`` on to the instance and answer what it answered; raises as ``requests`` does when the
+        instance cannot be reached (the client then sees its connection dropped)."""
         assert self.instance is not None
         headers = {name: request.headers[name] for name in self.PASSED if name in request.headers}
         answer = requests.request(
