@@ -24,15 +24,10 @@ import nh3
 from inscriptis import get_text
 from lxml.etree import ParserError
 
+from carecast.boilerplate import trim_boilerplate
 from carecast.document import Document, render_html, render_text
 from carecast.page import main_content
-from carecast.reader import (
-    decoded_alt,
-    image_url,
-    read_document,
-    trim_boilerplate,
-    unwrap_noscript_images,
-)
+from carecast.reader import decoded_alt, image_url, read_document, unwrap_noscript_images
 
 ALLOWED_TAGS = frozenset({"p", "a", "strong", "em", "ul", "ol", "li", "h2", "h3", "h4", "blockquote", "img", "br"})
 ALLOWED_ATTRIBUTES = {"a": {"href"}, "img": {"src", "alt", "width", "height"}}
