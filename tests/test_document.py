@@ -195,3 +195,12 @@ def test_alt_text_is_decoded_and_one_picture_is_one_picture_in_any_size() -> Non
     assert same_picture(top, "https://www.oakviewpt.com/wp-content/uploads/knee-1024x683.jpg")
     assert same_picture(top, "https://www.oakviewpt.com/wp-content/uploads/knee@2x.jpg")
     assert not same_picture(top, "https://www.oakviewpt.com/wp-content/uploads/hip.jpg")
+
+
+def test_the_authors_tracking_goes_from_body_links_and_their_own_parameters_stay() -> None:
+    document = read(
+        "<p>Read <a href='https://www.cdc.example/falls?utm_source=hubspot&amp;hsCtaTracking=abc%7Cdef"
+        "&amp;__hstc=1.2.3&amp;fbclid=x&amp;page=2'>the advice</a>.</p>"
+    )
+    [span] = [span for span in document.blocks[0].spans if span.href]
+    assert span.href == "https://www.cdc.example/falls?page=2"
