@@ -204,3 +204,12 @@ def test_the_authors_tracking_goes_from_body_links_and_their_own_parameters_stay
     )
     [span] = [span for span in document.blocks[0].spans if span.href]
     assert span.href == "https://www.cdc.example/falls?page=2"
+
+
+def test_a_picture_elements_img_with_a_placeholder_keeps_its_alt_text_and_shows_its_source() -> None:
+    document = read(
+        "<p>Intro.</p><picture><source data-srcset='/img/pigeon-600.webp 600w, /img/pigeon-1200.webp 1200w'>"
+        "<img src='data:image/svg+xml,%3Csvg%3E' alt='Pigeon pose'></picture>"
+    )
+    [picture] = document.pictures()
+    assert (picture.url, picture.alt) == ("https://www.oakviewpt.com/img/pigeon-1200.webp", "Pigeon pose")
