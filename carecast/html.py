@@ -24,15 +24,10 @@ import nh3
 from inscriptis import get_text
 from lxml.etree import ParserError
 
+from carecast.boilerplate import trim_boilerplate
 from carecast.document import Document, render_html, render_text
 from carecast.page import main_content
-from carecast.reader import (
-    decoded_alt,
-    image_url,
-    read_document,
-    trim_boilerplate,
-    unwrap_noscript_images,
-)
+from carecast.reader import decoded_alt, image_url, read_document, unwrap_noscript_images
 
 ALLOWED_TAGS = frozenset({"p", "a", "strong", "em", "ul", "ol", "li", "h2", "h3", "h4", "blockquote", "img", "br"})
 ALLOWED_ATTRIBUTES = {"a": {"href"}, "img": {"src", "alt", "width", "height"}}
@@ -278,13 +273,24 @@ def clean_body(
 
 def _link(base_url: str | None) -> Callable[[str], str | None]:
     """How a body's link targets are resolved: contact links as they are, others absolute http(s) without the
-    author's ``utm_*`` (each channel tags its own)."""
+    author's tracking: ``utm_*`` (each channel tags its own), click ids, HubSpot's CTA and visitor parameters."""
 
     def resolve(url: str) -> str | None:
         absolute = absolute_http_url(url, base_url)
-        return contact_url(url) or (without_utm(absolute) if absolute else None)
+        return contact_url(url) or (_without_tracking(absolute) if absolute else None)
 
     return resolve
+
+
+#: What HubSpot adds to the links a post carries to other sites (its CTA tracking and visitor cookies).
+_HUBSPOT_PARAMETERS = frozenset({"hsctatracking", "__hstc", "__hssc", "__hsfp"})
+
+
+def _without_tracking(url: str) -> str:
+    parts = urlsplit(url)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    kept = [(key, value) for key, value in pairs if not _is_tracking(key) and key.lower() not in _HUBSPOT_PARAMETERS]
+    return url if len(kept) == len(pairs) else urlunsplit(parts._replace(query=urlencode(kept)))
 
 
 def without_utm(url: str) -> str:

@@ -4,8 +4,9 @@ The walk keeps structure a reader sees: headings, paragraphs, lists (nested, ord
 tables (layout tables are read as the blocks they hold), figures with captions, embeds (a YouTube or Vimeo player
 becomes a link and its thumbnail), quotes, call-to-action buttons and footnotes. Images are real pictures only:
 the lazy-loading attributes (``data-src``, ``data-lazy-src``, ``data-srcset``, ``srcset``, a ``<noscript><img>``)
-before a ``src`` that is a ``data:`` URL or a 1x1 placeholder. Then the end of the post is trimmed of what every
-platform appends (:func:`trim_boilerplate`).
+before a ``src`` that is a ``data:`` URL or a 1x1 placeholder. A short block whose class names it an image credit
+(``credit``, ``copyright``, a caption's ``source``) is no text of the post. What platforms and page templates add
+around the post is trimmed afterwards (:func:`carecast.boilerplate.trim_boilerplate`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,14 @@ _BLOCK_TAGS = frozenset(
 _INLINE_STYLE = {"strong": "strong", "b": "strong", "em": "em", "i": "em"}
 _BUTTON_CLASSES = re.compile(r"\b(button|btn|cta)\b|wp-block-button__link|elementor-button|hs-cta", re.IGNORECASE)
 _FOOTNOTE_CLASSES = re.compile(r"footnote|endnote|references", re.IGNORECASE)
+#: An image's credit set apart from its caption by the page ("Foto: …", "By U.S. Customs …"): not the post's text.
+_CREDIT_CLASSES = re.compile(
+    r"(?<![a-z])(?:credits?|copyright|photo-?credit|image-?credit|bildnachweis|bildquelle|fotonachweis)(?![a-z])"
+    r"|caption[-_]+source|(?:image|photo|img|bild|foto)[-_]?source",
+    re.IGNORECASE,
+)
+#: A credit is short; a longer block of that class holds more than the credit.
+_CREDIT_WORDS = 30
 _PLACEHOLDER = re.compile(r"^data:|blank\.gif|spacer\.gif|pixel\.gif|placeholder|lazy[-_]?load|1x1", re.IGNORECASE)
 _LAZY_ATTRIBUTES = ("data-src", "data-lazy-src", "data-original", "data-lazy", "data-url", "data-hi-res-src")
 _SRCSET_ATTRIBUTES = ("data-srcset", "data-lazy-srcset", "srcset")
@@ -47,7 +56,8 @@ Resolve = Callable[[str], "str | None"]
 
 def image_url(element: lxml.html.HtmlElement, resolve: Resolve) -> str | None:
     """The real picture an ``<img>`` (or ``<source>``) shows: a lazy-loading attribute, the widest of a ``srcset``,
-    else its ``src`` unless that is a placeholder (``data:``, a 1x1 or blank GIF). None when it shows none."""
+    else its ``src`` unless that is a placeholder (``data:``, a 1x1 or blank GIF), else for an ``<img>`` in a
+    ``<picture>`` its first ``<source>``'s. None when it shows none."""
     for name in _LAZY_ATTRIBUTES:
         value = (element.get(name) or "").strip()
         if value and not _PLACEHOLDER.search(value) and (url := resolve(value)):
@@ -56,9 +66,13 @@ def image_url(element: lxml.html.HtmlElement, resolve: Resolve) -> str | None:
         if (value := element.get(name)) and (widest := _widest(value)) and (url := resolve(widest)):
             return url
     src = (element.get("src") or "").strip()
-    if not src or _PLACEHOLDER.search(src) or (element.get("width"), element.get("height")) == ("1", "1"):
-        return None
-    return resolve(src)
+    if src and not _PLACEHOLDER.search(src) and (element.get("width"), element.get("height")) != ("1", "1"):
+        return resolve(src)
+    # lxml reads <source> as a container: the <img> of a <picture> is inside its <source>, not beside it.
+    picture = next(element.iterancestors("picture"), None) if element.tag == "img" else None
+    if picture is not None:
+        return next((url for source in picture.iter("source") if (url := image_url(source, resolve))), None)
+    return None
 
 
 def _widest(srcset: str) -> str | None:
@@ -180,6 +194,9 @@ class _Reader:
             self.spans.append(Span("\n", href, style))  # type: ignore[arg-type]
         elif (tag == "sup" and _is_note_reference(element)) or (tag == "a" and _is_note_reference(element)):
             self.spans.append(Span(element.text_content().strip(), note=True))
+        elif _CREDIT_CLASSES.search(_classes(element)) and len(element.text_content().split()) <= _CREDIT_WORDS:
+            if tag in _BLOCK_TAGS or tag in {"li", "figcaption", "caption"}:
+                self.flush()
         elif tag == "a":
             self.link(element, style)
         elif _FOOTNOTE_CLASSES.search(_classes(element)):
@@ -250,6 +267,9 @@ class _Reader:
 
     def figure(self, element: lxml.html.HtmlElement) -> None:
         caption_element = element.find(".//figcaption")
+        for credit in [] if caption_element is None else list(caption_element.iter()):
+            if credit is not caption_element and _CREDIT_CLASSES.search(_classes(credit)):
+                credit.drop_tree()  # the picture's credit beside its caption, e.g. "Photo: …"
         caption = " ".join(caption_element.text_content().split()) if caption_element is not None else ""
         for player in element.iter("iframe", "video", "audio", "embed", "object"):
             if embed := self.embed(player, caption):
@@ -342,95 +362,3 @@ def _classes(element: lxml.html.HtmlElement) -> str:
 def _parent_classes(element: lxml.html.HtmlElement) -> str:
     parent = element.getparent()
     return _classes(parent) if parent is not None else ""
-
-
-# -- boilerplate ---------------------------------------------------------------------------------------------------
-
-#: Calls platforms append to a post, in the languages practices write (matched on a short block's whole text).
-_CALLS = re.compile(
-    r"^(?:"
-    r"(?:thanks|thank you) for reading\b.*|subscribe(?: now| for free| to \w+.*)?|sign up\b.*|share(?: this(?: post)?)?"
-    r"|share on \w+|leave a (?:comment|reply)|\d* ?comments?|related(?: posts| articles| reading)?|you (?:may|might) "
-    r"also (?:like|enjoy)\b.*|read next|more from \w+.*|follow us\b.*|like this:?|tweet|pin it|email|print"
-    r"|suscr[ií]bete\b.*|compartir|comp[aá]rtelo|comparte(?: esto)?|deja(?:r)? un comentario|art[ií]culos relacionados"
-    r"|entradas relacionadas|gracias por leer\b.*|s'abonner|partager|laisser un commentaire|articles similaires"
-    r"|abonnieren|teilen|kommentar hinterlassen|[äa]hnliche beitr[äa]ge|assine|compartilhe|deixe um coment[aá]rio"
-    r")[\s.:!\u2026\u2192>»]*$",
-    re.IGNORECASE,
-)
-#: The longest a call is ("Thanks for reading Moving Well Notes! Subscribe for free to receive new posts and
-#: support my work."): a longer block is the author's own words.
-_CALL_WORDS = 20
-#: A block this much made of links (by characters) and this short is navigation, not prose (jusText's rule).
-_LINK_DENSITY = 0.5
-_SHORT_WORDS = 25
-
-
-def trim_boilerplate(document: Document) -> Document:
-    """``document`` without what platforms add around a post: calls to subscribe, share, comment or read related
-    posts (:data:`_CALLS`) wherever they stand, and the run at the end of the post of link-dense short blocks
-    (related-post lists, share bars, platform footers) with the heading that introduces them."""
-    blocks = [block for block in document.blocks if not _is_call(block)]
-    end = len(blocks)
-    while end > 0 and _is_navigation(blocks[end - 1]):
-        end -= 1
-    if end < len(blocks) and end > 0 and blocks[end - 1].kind == "heading":
-        end -= 1  # "Related posts" over the list it introduced
-    # A heading with nothing under it (the next section's, cut by the feed) or a reference list's citation is
-    # never where a post ends for a reader: its last words are the author's.
-    while end > 1 and (
-        blocks[end - 1].kind == "heading" or _is_citation(blocks[end - 1]) or _is_label(blocks[end - 1])
-    ):
-        end -= 1
-    return Document(tuple(blocks[:end]) if end > 0 else tuple(blocks))
-
-
-#: A journal reference: "2017;47(7):A1-A83", "2010;(6):CD007612", a DOI or a PubMed id.
-_CITATION = re.compile(r"\b(?:19|20)\d\d;\s*\d*\s*(?:\(\w+\))?:\s*\w*\d|\bdoi:\s*10\.|\bPMID:?\s*\d", re.IGNORECASE)
-
-
-def _is_citation(block: Block) -> bool:
-    return block.kind == "paragraph" and len(block.text.split()) <= 60 and bool(_CITATION.search(block.text))
-
-
-def _is_label(block: Block) -> bool:
-    """A few words that are no sentence and link nowhere: a teaser's date or title, an image credit, a section's
-    name ("Archive"); a post's own last words end as a sentence does."""
-    words = block.text.split() if block.kind == "paragraph" else []
-    return (
-        0 < len(words) <= _LABEL_WORDS
-        and not block.text.rstrip().endswith(_SENTENCE_ENDS)
-        and not any(span.href for span in block.spans)
-    )
-
-
-#: At most so many words make a label (four make a sentence: "Top photo by Joan Bardeletti" is the
-#: article's); what a sentence (or a quote, or a list's lead-in) ends with.
-_LABEL_WORDS = 3
-_SENTENCE_ENDS = (".", "!", "?", ":", "\u2026", '"', "\u201c", "\u201d", ")", "\u00bb", "\u00ab")
-
-
-def _is_call(block: Block) -> bool:
-    if block.kind in {"paragraph", "heading", "button"}:
-        text = block.caption if block.kind == "button" else block.text
-        return bool(text) and len(text.split()) <= _CALL_WORDS and bool(_CALLS.match(text))
-    if block.kind == "list":
-        texts = [" ".join(child.text for child in item) for item in block.items]
-        return all(_CALLS.match(text) for text in texts if text) and any(texts)
-    return False
-
-
-def _is_navigation(block: Block) -> bool:
-    """Short, mostly links, and more than one: a list of related posts, a share bar, a platform footer."""
-    if block.kind == "list":
-        spans = [span for item in block.items for child in item for span in child.spans]
-    elif block.kind == "paragraph":
-        spans = list(block.spans)
-    else:
-        return False
-    text = "".join(span.text for span in spans)
-    linked = sum(len(span.text) for span in spans if span.href)
-    links = len({span.href for span in spans if span.href})
-    per_item = len(text.split()) / max(len(block.items), 1)
-    # One link alone is the post's own call to action ("Learn about our running clinic"); several are a menu.
-    return links >= 2 and linked >= _LINK_DENSITY * len(text) and per_item <= _SHORT_WORDS

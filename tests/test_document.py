@@ -114,6 +114,58 @@ def test_a_call_to_action_link_at_the_end_is_kept() -> None:
     assert render_text(document).endswith("Learn about our running clinic")
 
 
+def test_a_contact_box_a_signature_and_a_lead_in_to_nothing_do_not_end_a_post() -> None:
+    document = read(
+        "<p>Ice helps for the first two days. Then move gently.</p>"
+        "<p>Contact for this topic:</p><p>Jane Doe<br>Front desk<br>Phone: 503 555 0148<br>jane@oakviewpt.com</p>"
+        "<p>Ana Ruiz<br><a href='mailto:ana@oakviewpt.com'>ana@oakviewpt.com</a></p>"
+        "<p><img src='/img/ana.jpg' width='400'></p>"
+        "<p>With this button you can add the post to your reading list. Log in first:</p>"
+    )
+    assert render_text(document) == "Ice helps for the first two days. Then move gently."
+    places = read(
+        "<p>Three places to walk this winter, all close to a bus stop.</p>"
+        "<p><a href='/park'>Laurelhurst Park</a><br>Five minutes from the 15 bus</p>"
+    )
+    assert render_text(places).endswith("Laurelhurst Park\nFive minutes from the 15 bus")
+
+
+def test_a_teaser_of_another_post_at_the_end_goes_with_its_picture_and_a_section_of_pictures_stays() -> None:
+    document = read(
+        "<p>Stretch every morning. It helps.</p><p>Next week</p><h3>Why your knee clicks</h3>"
+        "<p><img src='/img/knee.jpg' width='600'></p>"
+    )
+    assert render_text(document) == "Stretch every morning. It helps."
+    assert not document.pictures()
+    sections = read(
+        "<p>Two exercises for the hip.</p><h3>Clamshell</h3><p><img src='/img/clam.jpg' width='600'></p>"
+        "<h3>Bridge</h3><p><img src='/img/bridge.jpg' width='600'></p>"
+    )
+    assert len(sections.pictures()) == 2 and render_text(sections).endswith("Bridge")
+    teasers = read(
+        "<p>Stretch every morning. It helps the knee and the hip.</p>"
+        "<p><img src='/img/a.jpg' width='600'></p><p><a href='/a'>Knee pain 101: what the click means</a></p>"
+        "<p>March 3</p><p><a href='/b'>Hip mobility for runners</a></p><p><a href='/c'>Why we stretch</a></p>"
+    )
+    assert render_text(teasers) == "Stretch every morning. It helps the knee and the hip."
+
+
+def test_a_menu_before_the_post_and_an_image_credit_inside_it_are_not_the_post() -> None:
+    document = read(
+        "<ul><li><a href='/'>Home</a></li><li><a href='/team'>Team</a><ul><li><a href='/team/pt'>PTs</a></li>"
+        "</ul></li><li><a href='/blog'>Blog</a></li></ul>"
+        "<p>Knee pain on the stairs is common after forty, and it often starts with weak hips.</p>"
+        "<figure><img src='/img/stairs.jpg' width='600'><figcaption>Taking the stairs."
+        " <span class='photo-credit'>Photo: J. Doe</span></figcaption></figure>"
+        "<p class='media__caption--source'>Oakview archive, 2019</p><p>Start with two exercises.</p>"
+        "<ul><li><a href='/a'>Clamshell</a></li><li><a href='/b'>Bridge</a></li></ul><p>Do both daily.</p>"
+    )
+    text = render_text(document, TextOptions(captions="parentheses"))
+    assert text.startswith("Knee pain on the stairs") and "Home" not in text
+    assert "(Taking the stairs.)" in text and "J. Doe" not in text and "archive" not in text
+    assert "Clamshell" in text  # a list of links inside the post is the post's
+
+
 def test_the_document_is_stored_as_json_and_read_back_the_same() -> None:
     document = read(
         "<h2>A</h2><p>One <strong>two</strong> <a href='/x'>three</a>.</p><ol><li>a<ul><li>b</li></ul></li></ol>"
@@ -143,3 +195,21 @@ def test_alt_text_is_decoded_and_one_picture_is_one_picture_in_any_size() -> Non
     assert same_picture(top, "https://www.oakviewpt.com/wp-content/uploads/knee-1024x683.jpg")
     assert same_picture(top, "https://www.oakviewpt.com/wp-content/uploads/knee@2x.jpg")
     assert not same_picture(top, "https://www.oakviewpt.com/wp-content/uploads/hip.jpg")
+
+
+def test_the_authors_tracking_goes_from_body_links_and_their_own_parameters_stay() -> None:
+    document = read(
+        "<p>Read <a href='https://www.cdc.example/falls?utm_source=hubspot&amp;hsCtaTracking=abc%7Cdef"
+        "&amp;__hstc=1.2.3&amp;fbclid=x&amp;page=2'>the advice</a>.</p>"
+    )
+    [span] = [span for span in document.blocks[0].spans if span.href]
+    assert span.href == "https://www.cdc.example/falls?page=2"
+
+
+def test_a_picture_elements_img_with_a_placeholder_keeps_its_alt_text_and_shows_its_source() -> None:
+    document = read(
+        "<p>Intro.</p><picture><source data-srcset='/img/pigeon-600.webp 600w, /img/pigeon-1200.webp 1200w'>"
+        "<img src='data:image/svg+xml,%3Csvg%3E' alt='Pigeon pose'></picture>"
+    )
+    [picture] = document.pictures()
+    assert (picture.url, picture.alt) == ("https://www.oakviewpt.com/img/pigeon-1200.webp", "Pigeon pose")

@@ -1,0 +1,219 @@
+"""What platforms and page templates put around a post, told by its shape and trimmed from the post's document.
+
+A feed's post, and the article trafilatura finds in a whole page, come with blocks that are not the author's:
+calls to subscribe, share, comment or read related posts, wherever they stand; at the end, lists of related posts,
+share bars, platform footers, teasers of other posts (linked titles with their pictures and dates), the site's
+contact box or the author's signature, a lead-in to a widget that is gone; at the start, the site's menu. They are
+told as jusText and Readability tell them, by structure: link density, short lines that are no sentences, where
+in the post they stand; a short list of the calls platforms append, in the practices' languages, adds the rest.
+"""
+
+from __future__ import annotations
+
+import re
+
+from carecast.document import Block, Document
+
+#: Calls platforms append to a post, in the languages practices write (matched on a short block's whole text).
+_CALLS = re.compile(
+    r"^(?:"
+    r"(?:thanks|thank you) for reading\b.*|subscribe(?: now| for free| to \w+.*)?|sign up\b.*|share(?: this(?: post)?)?"
+    r"|share on \w+|leave a (?:comment|reply)|\d* ?comments?|related(?: posts| articles| reading)?|you (?:may|might) "
+    r"also (?:like|enjoy)\b.*|read next|more from \w+.*|follow us\b.*|like this:?|tweet|pin it|email|print"
+    r"|suscr[ií]bete\b.*|compartir|comp[aá]rtelo|comparte(?: esto)?|deja(?:r)? un comentario|art[ií]culos relacionados"
+    r"|entradas relacionadas|gracias por leer\b.*|s'abonner|partager|laisser un commentaire|articles similaires"
+    r"|abonnieren|teilen|kommentar hinterlassen|[äa]hnliche beitr[äa]ge|assine|compartilhe|deixe um coment[aá]rio"
+    r")[\s.:!\u2026\u2192>»]*$",
+    re.IGNORECASE,
+)
+#: The longest a call is ("Thanks for reading Moving Well Notes! Subscribe for free to receive new posts and
+#: support my work."): a longer block is the author's own words.
+_CALL_WORDS = 20
+#: A block this much made of links (by characters) and this short is navigation, not prose (jusText's rule).
+_LINK_DENSITY = 0.5
+_SHORT_WORDS = 25
+#: A run of teaser blocks at the end (linked titles, their pictures and dates) links to this many pages at least:
+#: fewer are the post's own calls to action ("Book a visit", "Read our FAQ").
+_TEASER_LINKS = 3
+#: At most so many words make a label (four make a sentence: "Top photo by Joan Bardeletti" is the
+#: article's); what a sentence (or a quote, or a list's lead-in) ends with.
+_LABEL_WORDS = 3
+_SENTENCE_ENDS = (
+    ".",
+    "!",
+    "?",
+    ":",
+    "\u2026",
+    '"',
+    "\u201c",
+    "\u201d",
+    ")",
+    "\u00bb",
+    "\u00ab",
+    "\u3002",
+    "\uff01",
+    "\uff1f",
+)
+#: A line of a contact box or a signature ("Telefon +49 (0)40 / 49 07 11 06", "Leiterin: Maryam Schmidt") has at
+#: most so many words; a lead-in ("… Dazu musst Du Dich auf fyyd.de einloggen:") at most so many.
+_CARD_LINE_WORDS = 8
+#: … and so many characters (a line of Japanese or Chinese is one "word" however long).
+_CARD_LINE_CHARACTERS = 60
+_LEAD_IN_WORDS = 40
+#: A paragraph of at least so many words is the post's prose: the menu, if any, stood before it.
+_PROSE_WORDS = 10
+
+
+def trim_boilerplate(document: Document) -> Document:
+    """``document`` without what platforms and templates add around a post: calls to subscribe, share, comment or
+    read related posts (:data:`_CALLS`) wherever they stand; the menus before the post's first paragraph of prose;
+    and at the end the run of navigation (link-dense short blocks, teasers of other posts), then whatever a post
+    never ends on: a heading, a citation, a label, a contact box or signature, a lead-in to nothing, the picture of
+    a teaser. Raises nothing."""
+    blocks = _without_leading_navigation([block for block in document.blocks if not _is_call(block)])
+    end = _before_navigation(blocks, len(blocks))
+    if end < len(blocks) and end > 0 and blocks[end - 1].kind == "heading":
+        end -= 1  # "Related posts" over the list it introduced
+    # A heading with nothing under it (the next section's, cut by the feed) or a reference list's citation is
+    # never where a post ends for a reader: its last words are the author's.
+    while end > 1 and (_is_tail(blocks[end - 1]) or _is_teaser_picture(blocks, end)):
+        end -= 1
+    return Document(tuple(blocks[:end]) if end > 0 else tuple(blocks))
+
+
+def _without_leading_navigation(blocks: list[Block]) -> list[Block]:
+    """``blocks`` without the lists of short links (a site's menu) before the first paragraph of prose; all of them
+    when there is no such paragraph (nothing then tells the menu from the post). A paragraph of links there stays:
+    a breadcrumb ("Home > Stories > …"), which Readability counts as the article's."""
+    first = next((index for index, block in enumerate(blocks) if _is_prose(block)), None)
+    if first is None:
+        return blocks
+    return [
+        block
+        for index, block in enumerate(blocks)
+        if index >= first or block.kind != "list" or not _is_navigation(block)
+    ]
+
+
+def _is_prose(block: Block) -> bool:
+    return block.kind == "paragraph" and len(block.text.split()) >= _PROSE_WORDS and not _is_navigation(block)
+
+
+def _before_navigation(blocks: list[Block], end: int) -> int:
+    """Where the run of navigation ending at ``end`` starts: link-dense short blocks (:func:`_is_navigation`), then
+    a run of teaser blocks (linked titles, pictures, dates) when it links to :data:`_TEASER_LINKS` pages."""
+    while end > 0 and _is_navigation(blocks[end - 1]):
+        end -= 1
+    start, links = end, set()
+    while start > 0 and _is_teaser_part(blocks[start - 1]):
+        start -= 1
+        links |= {span.href for span in blocks[start].spans if span.href}
+    return start if len(links) >= _TEASER_LINKS else end
+
+
+def _is_teaser_part(block: Block) -> bool:
+    """A block of a teaser of another post: its linked title (a short paragraph mostly link), its picture without
+    caption, its date or section label."""
+    if block.kind == "figure":
+        return not block.caption
+    if block.kind != "paragraph" or len(block.text.split()) > _SHORT_WORDS:
+        return False
+    linked = sum(len(span.text) for span in block.spans if span.href)
+    return linked >= _LINK_DENSITY * len(block.text) or _is_label(block)
+
+
+def _is_tail(block: Block) -> bool:
+    """A block a post never ends on: the next section's heading, a citation, a label, a contact box or a
+    signature, a lead-in to what is no longer there."""
+    return block.kind == "heading" or _is_citation(block) or _is_label(block) or _is_card(block) or _is_lead_in(block)
+
+
+def _is_teaser_picture(blocks: list[Block], end: int) -> bool:
+    """The last block, a picture without caption, under a block a post never ends on: a contact box and its
+    portrait, a date and its teaser's picture, a teaser's title (a heading under its label: "Birthday", "Nicklaus,
+    a man of big words") and its picture. A heading over a picture alone is the post's own section; two pictures
+    or more are its gallery."""
+    last = blocks[end - 1]
+    if last.kind != "figure" or last.caption or end < 2:
+        return False
+    above = blocks[end - 2]
+    if above.kind == "heading":
+        return end >= 3 and _is_label(blocks[end - 3])
+    return _is_tail(above)
+
+
+#: A journal reference: "2017;47(7):A1-A83", "2010;(6):CD007612", a DOI or a PubMed id.
+_CITATION = re.compile(r"\b(?:19|20)\d\d;\s*\d*\s*(?:\(\w+\))?:\s*\w*\d|\bdoi:\s*10\.|\bPMID:?\s*\d", re.IGNORECASE)
+
+
+def _is_citation(block: Block) -> bool:
+    return block.kind == "paragraph" and len(block.text.split()) <= 60 and bool(_CITATION.search(block.text))
+
+
+def _is_label(block: Block) -> bool:
+    """A few words that are no sentence and link nowhere: a teaser's date or title, an image credit, a section's
+    name ("Archive"); a post's own last words end as a sentence does."""
+    words = block.text.split() if block.kind == "paragraph" else []
+    return (
+        0 < len(words) <= _LABEL_WORDS
+        and not block.text.rstrip().endswith(_SENTENCE_ENDS)
+        and not any(span.href for span in block.spans)
+    )
+
+
+def _is_card(block: Block) -> bool:
+    """A contact box or a signature: a paragraph of lines of its own, each a few words that are no sentence (a
+    name, a role, "Telefon: …", an e-mail address); three lines or more, or two with a way to reach someone (two
+    short lines alone may be a place and how to get there, the post's own)."""
+    if block.kind != "paragraph":
+        return False
+    lines = [line.strip() for line in "".join(span.text for span in block.spans).split("\n") if line.strip()]
+    labels = all(
+        len(line.split()) <= _CARD_LINE_WORDS
+        and len(line) <= _CARD_LINE_CHARACTERS
+        and not line.endswith(_STATEMENT_ENDS)
+        for line in lines
+    )
+    reach = any(str(span.href).startswith(("mailto:", "tel:")) for span in block.spans) or _CONTACT.search(block.text)
+    return labels and (len(lines) >= 3 or (len(lines) == 2 and bool(reach)))
+
+
+#: An e-mail address or a phone number (six digits or more, spaced or not).
+_CONTACT = re.compile(r"\w@\w|\d[\d\s/().+-]{4,}\d")
+_STATEMENT_ENDS = (".", "!", "?", "\u2026", "\u3002", "\uff01", "\uff1f")
+
+
+def _is_lead_in(block: Block) -> bool:
+    """A paragraph or heading that announces what follows ("Contact:", "… log in here:"): at the end of a post,
+    what it announced (a button, a form, a widget) is gone."""
+    return (
+        block.kind in {"paragraph", "heading"}
+        and 0 < len(block.text.split()) <= _LEAD_IN_WORDS
+        and (block.text.rstrip().endswith(":"))
+    )
+
+
+def _is_call(block: Block) -> bool:
+    if block.kind in {"paragraph", "heading", "button"}:
+        text = block.caption if block.kind == "button" else block.text
+        return bool(text) and len(text.split()) <= _CALL_WORDS and bool(_CALLS.match(text))
+    if block.kind == "list":
+        texts = [" ".join(child.text for child in item) for item in block.items]
+        return all(_CALLS.match(text) for text in texts if text) and any(texts)
+    return False
+
+
+def _is_navigation(block: Block) -> bool:
+    """Short, mostly links, and more than one: a list of related posts, a share bar, a platform footer."""
+    if block.kind == "list":
+        spans = [span for item in block.items for child in item for span in child.spans]
+    elif block.kind == "paragraph":
+        spans = list(block.spans)
+    else:
+        return False
+    text = "".join(span.text for span in spans)
+    linked = sum(len(span.text) for span in spans if span.href)
+    links = len({span.href for span in spans if span.href})
+    per_item = len(text.split()) / max(len(block.items), 1)
+    # One link alone is the post's own call to action ("Learn about our running clinic"); several are a menu.
+    return links >= 2 and linked >= _LINK_DENSITY * len(text) and per_item <= _SHORT_WORDS
