@@ -33,6 +33,7 @@ from carecast.reader import (
     trim_boilerplate,
     unwrap_noscript_images,
 )
+from carecast.text import split_sentences
 
 ALLOWED_TAGS = frozenset({"p", "a", "strong", "em", "ul", "ol", "li", "h2", "h3", "h4", "blockquote", "img", "br"})
 ALLOWED_ATTRIBUTES = {"a": {"href"}, "img": {"src", "alt", "width", "height"}}
@@ -467,7 +468,8 @@ def excerpt_html(html: str, words: int = 60) -> tuple[str, bool]:
 
 def _first_sentences(text: str, words: int) -> str:
     """The longest run of whole sentences of ``text`` within ``words`` words; "" when not even one fits."""
-    sentences = re.findall(r"[^.!?]+[.!?]+[\"'\u2019\u201d)]*\s*", " ".join(text.split()))
+    # Whole sentences as every channel splits them: "8 a.m. on weekdays" is one.
+    sentences = split_sentences(" ".join(text.split()))
     out, count = "", 0
     for sentence in sentences:
         size = len(sentence.split())

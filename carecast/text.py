@@ -65,6 +65,13 @@ _ABBREVIATION = re.compile(
     r"^\(?(?:dr|mr|mrs|ms|st|sr|sra|srta|dra|jr|vs|approx|nos|vol|fig|figs|pp|cf|dept|avda|ud|uds|e\.g|i\.e|p\.ej)\.$",
     re.IGNORECASE,
 )
+#: Words shortened with a full stop that may also end a sentence ("open until 5 p.m."): an initialism ("a.m.",
+#: "U.S."), a single letter (Spanish "a. m.", "p. ej.", an initial) or a common shortening. One ends a sentence only
+#: when what follows starts as a sentence does, not in lower case or with a digit ("8 a.m. on weekdays").
+_SHORTENED = re.compile(
+    r"^\(?(?:(?:[^\W\d_]\.)+|(?:etc|ej|aprox|approx|min|mins|hr|hrs|sec|tel|ext|no|núm|pág|inc|ltd|co|lbs|oz|ft)\.)$",
+    re.IGNORECASE,
+)
 _LINK_OR_TAG = re.compile(r"^(https?://\S+|#\w+)$")
 #: Emoji as Unicode defines them, with what binds them into one picture (ZWJ, VS16, skin tones, keycaps, flags).
 _EMOJI = regex.compile(
@@ -223,7 +230,7 @@ def shorten_middle(text: str, fits: Callable[[str], bool], ellipsis: str = "\u20
     """
     if fits(text):
         return text
-    sentences = _sentences(text)
+    sentences = split_sentences(text)
     if len(sentences) >= 2:
         tail = sentences[-1].strip()
         head = "".join(sentences[:-1])
@@ -288,7 +295,7 @@ def split_to_fit(
     pieces = _units(text)
 
     def split_if_too_long(index: int) -> bool:
-        words = re.findall(r"\S+\s*", pieces[index])
+        words = _words(pieces[index])
         if len(words) == 1 or measure(pieces[index].strip()):
             return False
         pieces[index : index + 1] = words
@@ -332,7 +339,7 @@ def _units(text: str) -> list[str]:
     """The sentences of ``text``, each link-or-hashtag-only sentence joined to the one before it, and a sentence
     ending in a colon (a list's heading) to the one after it."""
     units: list[str] = []
-    for sentence in _sentences(text):
+    for sentence in split_sentences(text):
         if units and (all(_LINK_OR_TAG.match(word) for word in sentence.split()) or units[-1].rstrip().endswith(":")):
             units[-1] += sentence
         else:
@@ -340,12 +347,14 @@ def _units(text: str) -> list[str]:
     return units
 
 
-def _sentences(text: str) -> list[str]:
+def split_sentences(text: str) -> list[str]:
+    """``text``'s sentences in order, each with the whitespace after it (joined, they are ``text``). Raises nothing."""
     # A sentence ends after terminal punctuation (closing quotes too) or at a line break; whitespace stays with it.
     # A list marker ("1.", "2)", "*", "•") starts a sentence and never ends one: the item keeps its number.
-    # "Dr." or "e.g." ends none either.
+    # "Dr." or "e.g." ends none either, nor "a.m." before the rest of its sentence.
     sentences = [""]
-    for token in re.findall(r"\S+\s*", text):
+    tokens = re.findall(r"\S+\s*", text)
+    for index, token in enumerate(tokens):
         if len(sentences) > 1 and not sentences[-1] and not drop_emoji(token):
             sentences[-2] += token  # "add up. 💪": the emoji closes the sentence before it
             continue
@@ -358,9 +367,32 @@ def _sentences(text: str) -> list[str]:
             sentences[-1] += token
             continue
         sentences[-1] += token
-        if "\n" in token or (_SENTENCE_END.search(token.rstrip()) and not _ABBREVIATION.match(token.strip())):
+        following = tokens[index + 1] if index + 1 < len(tokens) else ""
+        if "\n" in token or (_SENTENCE_END.search(token.rstrip()) and not _shortened(token, following)):
             sentences.append("")
     return [sentence for sentence in sentences if sentence]
+
+
+def _shortened(word: str, following: str) -> bool:
+    """Whether ``word``'s full stop shortens it rather than ending its sentence, given the word after it."""
+    word = word.strip()
+    if _ABBREVIATION.match(word):
+        return True
+    start = following.lstrip("(\"'\u201c\u2018\u00ab")[:1]
+    return bool(_SHORTENED.match(word)) and (start.islower() or start.isdigit())
+
+
+def _words(sentence: str) -> list[str]:
+    """``sentence``'s words, each abbreviation with the word after it ("Dr. Ruiz", "a.m. on") and a number with the
+    shortening after it ("8 a.m."): a part cut inside a sentence never ends on one."""
+    words: list[str] = []
+    for word in re.findall(r"\S+\s*", sentence):
+        last = words[-1].split()[-1] if words else ""
+        if words and (_shortened(last, word) or (last.isdigit() and _SHORTENED.match(word.strip()))):
+            words[-1] += word
+        else:
+            words.append(word)
+    return words
 
 
 @functools.lru_cache(maxsize=1024)  # each channel of a run posts the same items: their text is flattened once

@@ -113,3 +113,10 @@ def test_an_excerpt_ends_on_a_sentence_near_the_word_count() -> None:
     plain, cut = excerpt_html(" ".join(f"Plain {n} is here." for n in range(40)), words=20)
     assert cut and plain == "<p>" + " ".join(f"Plain {n} is here." for n in range(5)) + "</p>"
     assert excerpt_html("<p>Short.</p><ul><li>One</li></ul>") == ("<p>Short.</p><ul><li>One</li></ul>", False)
+
+
+def test_an_excerpt_never_ends_on_an_abbreviation_mid_sentence() -> None:
+    paragraph = "<p>We open at 8 a.m. on weekdays. Parking is free for every patient who comes in this month.</p>"
+    excerpt, cut = excerpt_html(paragraph, words=6)
+    assert cut and not excerpt.endswith("a.m.</p>")
+

@@ -368,3 +368,29 @@ def test_without_repeats() -> None:
         "Knee pain",
         "Ice helps. See https://nih.example/knee",
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "sentences"),
+    [
+        ("We open at 8 a.m. on weekdays. Call us.", ["We open at 8 a.m. on weekdays.", "Call us."]),
+        ("Open 8 a.m. to 5 p.m. Call us.", ["Open 8 a.m. to 5 p.m.", "Call us."]),
+        ("Abrimos a las 8 a. m. de lunes a viernes. Llame.", ["Abrimos a las 8 a. m. de lunes a viernes.", "Llame."]),
+        ("La Sra. Ruiz trae, p. ej. su lista. Bien.", ["La Sra. Ruiz trae, p. ej. su lista.", "Bien."]),
+        ("See Dr. Lopez at St. Mary's, knee vs. hip. Fine.", ["See Dr. Lopez at St. Mary's, knee vs. hip.", "Fine."]),
+        ("Walk approx. 20 minutes, e.g. after lunch. Rest.", ["Walk approx. 20 minutes, e.g. after lunch.", "Rest."]),
+        ("Bring towels, mats, etc. and water. Done.", ["Bring towels, mats, etc. and water.", "Done."]),
+        ("We close at 5 p.m. Call us.", ["We close at 5 p.m.", "Call us."]),
+        ("Take vitamin D. It helps.", ["Take vitamin D.", "It helps."]),
+    ],
+)
+def test_a_sentence_never_ends_on_an_abbreviation_its_sentence_goes_on_after(text: str, sentences: list[str]) -> None:
+    assert [unit.strip() for unit in _units(text)] == sentences
+
+
+def test_a_thread_part_never_ends_on_an_abbreviation_even_inside_a_long_sentence() -> None:
+    text = "Our Saturday clinic opens at 8 a.m. and closes at 1 p.m. for walk-in knee and hip checks with Dr. Ruiz."
+    parts = split_to_fit(text, lambda part: len(part) <= 36)
+    assert " ".join(parts) == text
+    assert not any(part.endswith(("a.m.", "p.m.", "Dr.")) for part in parts)
+
