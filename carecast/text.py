@@ -400,20 +400,32 @@ def flatten(text: str) -> str:
     """``text`` (paragraphs, headings, list items on their own lines) on one line for a post or a text.
 
     A line that does not end a sentence (a heading, a list item without a full stop) ends with a colon before a
-    list and a full stop otherwise, so it neither runs into the next sentence nor ends a post on its own. Numbered
-    items keep their numbers; bullets (``*``) are dropped. Raises nothing.
+    list and a full stop otherwise, so it neither runs into the next sentence nor ends a post on its own. A nested
+    list's items (indented) join their item: after a comma when they go on in lower case ("medicines, including
+    vitamins"), else a colon, one another after a comma. Numbered items keep their numbers; bullets (``*``) are
+    dropped. Nothing is put right after a link: a full stop there breaks it on some networks. Raises nothing.
     """
-    lines = [(" ".join(line.split()), _BULLET.match(line.strip())) for line in text.splitlines() if line.strip()]
+    lines = [
+        (" ".join(line.split()), _BULLET.match(line.strip()), len(line) - len(line.lstrip()))
+        for line in text.splitlines()
+        if line.strip()
+    ]
     out = []
-    for number, (line, bullet) in enumerate(lines):
+    for number, (line, bullet, depth) in enumerate(lines):
         words = line.split()
         if bullet:
             line = line[bullet.end() :]
         ends = drop_emoji(line)  # "…add up. 💪" ends a sentence
         if number + 1 < len(lines) and not _SENTENCE_END.search(ends) and not ends.endswith(":"):
-            following, following_bullet = lines[number + 1]
+            following, following_bullet, following_depth = lines[number + 1]
+            item = bool(bullet or _LIST_MARKER.match(words[0]))
             starts_list = bool(following_bullet or _LIST_MARKER.match(following.split()[0]))
-            line += ":" if starts_list and not (bullet or _LIST_MARKER.match(words[0])) else "."
+            if item and starts_list and following_depth > depth:
+                line += "," if following[following_bullet.end() if following_bullet else 0 :][:1].islower() else ":"
+            elif item and starts_list and following_depth == depth > 0:
+                line += ","
+            elif not words[-1].startswith(("http://", "https://")):
+                line += ":" if starts_list and not item else "."
         out.append(line)
     return " ".join(out)
 

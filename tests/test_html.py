@@ -119,4 +119,3 @@ def test_an_excerpt_never_ends_on_an_abbreviation_mid_sentence() -> None:
     paragraph = "<p>We open at 8 a.m. on weekdays. Parking is free for every patient who comes in this month.</p>"
     excerpt, cut = excerpt_html(paragraph, words=6)
     assert cut and not excerpt.endswith("a.m.</p>")
-

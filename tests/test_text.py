@@ -21,6 +21,7 @@ from carecast.text import (
     _units,
     add_utm,
     drop_emoji,
+    flatten,
     shorten,
     shorten_middle,
     sms_measure,
@@ -394,3 +395,17 @@ def test_a_thread_part_never_ends_on_an_abbreviation_even_inside_a_long_sentence
     assert " ".join(parts) == text
     assert not any(part.endswith(("a.m.", "p.m.", "Dr.")) for part in parts)
 
+
+def test_flatten_joins_nested_list_items_to_their_item_and_puts_nothing_right_after_a_url() -> None:
+    nested = "What to bring\n\n* Your card\n* A list of your medicines\n  * including vitamins\n  * and creams\n* Scans"
+    assert flatten(nested) == (
+        "What to bring: Your card. A list of your medicines, including vitamins, and creams. Scans"
+    )
+    assert flatten("* Warm-up\n  * Walk 5 minutes\n  * Leg swings\n* Main set") == (
+        "Warm-up: Walk 5 minutes, Leg swings. Main set"
+    )
+    video = "A minute a day.\n\nhttps://www.youtube.com/watch?v=abcDEF12345\n\nKeep the heel down."
+    assert flatten(video) == "A minute a day. https://www.youtube.com/watch?v=abcDEF12345 Keep the heel down."
+    assert (
+        flatten("Watch the video:\n\nhttps://youtu.be/abcDEF12345") == "Watch the video: https://youtu.be/abcDEF12345"
+    )
