@@ -279,24 +279,63 @@ def clean_body(
 
 def _link(base_url: str | None) -> Callable[[str], str | None]:
     """How a body's link targets are resolved: contact links as they are, others absolute http(s) without the
-    author's ``utm_*`` (each channel tags its own)."""
+    author's tracking (each channel tags its own)."""
 
     def resolve(url: str) -> str | None:
         absolute = absolute_http_url(url, base_url)
-        return contact_url(url) or (without_utm(absolute) if absolute else None)
+        return contact_url(url) or (without_tracking(absolute) if absolute else None)
 
     return resolve
 
 
-def without_utm(url: str) -> str:
-    """``url`` without ``utm_*`` parameters: a feed's own tracking, which must not pass for a channel's."""
+#: Query parameters that only track who clicked and never choose what a page shows, as Firefox's query-stripping
+#: list and the ClearURLs rules name them: HubSpot's (``_hsenc``, ``_hsmi``, ``__hstc``, ``__hssc``, ``__hsfp``,
+#: ``hsCtaTracking``), Mailchimp's, Marketo's, ConvertKit's, MailerLite's, Vero's, Klaviyo's and the ad networks'
+#: click ids. Matched without regard to case; with :data:`TRACKING_PREFIXES`.
+TRACKING_PARAMETERS = frozenset(
+    {
+        "_hsenc",
+        "_hsmi",
+        "__hstc",
+        "__hssc",
+        "__hsfp",
+        "hsctatracking",
+        "mc_cid",
+        "mc_eid",
+        "mkt_tok",
+        "ck_subscriber_id",
+        "ml_subscriber",
+        "ml_subscriber_hash",
+        "vero_id",
+        "vero_conv",
+        "_kx",
+        "fbclid",
+        "gclid",
+        "dclid",
+        "gbraid",
+        "wbraid",
+        "msclkid",
+        "twclid",
+        "yclid",
+        "igshid",
+    }
+)
+#: The author's ``utm_*`` go too: a click on a link a channel posts is credited by the channel's own tags.
+TRACKING_PREFIXES = ("utm_",)
+
+
+def without_tracking(url: str) -> str:
+    """``url`` without its tracking parameters (:data:`TRACKING_PARAMETERS`, ``utm_*``): a feed's or a mail
+    platform's tracking must neither pass for a channel's nor follow a reader to another site. Raises nothing."""
     parts = urlsplit(url)
-    return urlunsplit(parts._replace(query=_without_utm(parts.query))) if "utm_" in parts.query.lower() else url
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    kept = [(key, value) for key, value in pairs if not _tracking(key)]
+    return urlunsplit(parts._replace(query=urlencode(kept))) if len(kept) < len(pairs) else url
 
 
-def _without_utm(query: str) -> str:
-    pairs = parse_qsl(query, keep_blank_values=True)
-    return urlencode([(key, value) for key, value in pairs if not key.lower().startswith("utm_")])
+def _tracking(key: str) -> bool:
+    key = key.lower()
+    return key in TRACKING_PARAMETERS or key.startswith(TRACKING_PREFIXES)
 
 
 def choose_image(feed_images: Iterable[Image], body_images: Iterable[Image]) -> Image | None:

@@ -119,3 +119,14 @@ def test_an_excerpt_never_ends_on_an_abbreviation_mid_sentence() -> None:
     paragraph = "<p>We open at 8 a.m. on weekdays. Parking is free for every patient who comes in this month.</p>"
     excerpt, cut = excerpt_html(paragraph, words=6)
     assert cut and not excerpt.endswith("a.m.</p>")
+
+
+def test_links_lose_every_known_tracking_parameter_and_keep_their_own() -> None:
+    tracked = (
+        "https://www.cdc.example/falls?utm_source=hubspot&hsCtaTracking=abc%7Cdef&_hsenc=p2A&_hsmi=1"
+        "&__hstc=1.2&__hssc=3&__hsfp=4&fbclid=x&gclid=y&mc_eid=z&page=2#top"
+    )
+    body = clean_body(f'<p>Read <a href="{tracked}">the advice</a>.</p>', base_url=BASE)
+    [href] = [span.href for block in body.document.blocks for span in block.spans if span.href]
+    assert href == "https://www.cdc.example/falls?page=2#top"
+

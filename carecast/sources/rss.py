@@ -50,7 +50,7 @@ from carecast.html import (
     declared_size,
     normalise_link,
     one_line,
-    without_utm,
+    without_tracking,
 )
 from carecast.language import item_language, primary
 from carecast.model import ContentItem, content_hash, now_utc
@@ -342,7 +342,7 @@ def _item(
         source=source,
         kind="post",
         title=title,
-        url=without_utm(link) if link else None,
+        url=without_tracking(link) if link else None,
         summary_html=body.html,
         summary_text=body.text,
         document=body.document,
