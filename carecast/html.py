@@ -13,6 +13,7 @@ feed's own (enclosure, ``media:content``, ``media:thumbnail``) before the first 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +29,9 @@ from carecast.document import Document, render_html, render_text
 from carecast.page import main_content
 from carecast.reader import (
     decoded_alt,
+    enclosing_picture,
     image_url,
+    picture_url,
     read_document,
     trim_boilerplate,
     unwrap_noscript_images,
@@ -377,7 +380,9 @@ def _clean_images(root: lxml.html.HtmlElement, base_url: str | None) -> list[Ima
     """Drop the images that are no pictures (an emoji becomes its alt text); return the others, absolute."""
     images = []
     for element in list(root.iter("img")):
-        url = image_url(element, lambda src: absolute_http_url(src, base_url))
+        picture = enclosing_picture(element)  # in a <picture>, its fallback: its alt, the best of its sources
+        resolve = functools.partial(absolute_http_url, base_url=base_url)
+        url = picture_url(picture, resolve) if picture is not element else image_url(element, resolve)
         width, height = declared_size(element.get("width")), declared_size(element.get("height"))
         kind = junk_image_kind(url or "", _classes(element), width, height) if url else "no address"
         if kind is None and url:

@@ -130,3 +130,21 @@ def test_links_lose_every_known_tracking_parameter_and_keep_their_own() -> None:
     [href] = [span.href for block in body.document.blocks for span in block.spans if span.href]
     assert href == "https://www.cdc.example/falls?page=2#top"
 
+
+def test_a_picture_element_gives_its_images_alt_and_a_candidate_every_client_shows() -> None:
+    body = clean_body(
+        '<p>Intro.</p><figure><picture><source type="image/webp" data-srcset="/img/p-600.webp 600w, '
+        '/img/p-1200.webp 1200w"><source data-srcset="/img/p-600.jpg 600w, /img/p-1200.jpg 1200w">'
+        '<img src="data:image/svg+xml,%3Csvg%3E" alt="Pigeon pose"></picture><figcaption>Hold it.</figcaption>'
+        "</figure>",
+        base_url=BASE,
+    )
+    pictures = body.document.pictures()
+    assert [(picture.url, picture.alt) for picture in pictures] == [
+        ("https://www.oakviewpt.com/img/p-1200.jpg", "Pigeon pose")
+    ]
+    assert [(image.url, image.alt) for image in body.images] == [
+        ("https://www.oakviewpt.com/img/p-1200.jpg", "Pigeon pose")
+    ]
+    [figure] = [block for block in body.document.blocks if block.kind == "figure"]
+    assert figure.caption == "Hold it."
