@@ -143,3 +143,12 @@ def test_alt_text_is_decoded_and_one_picture_is_one_picture_in_any_size() -> Non
     assert same_picture(top, "https://www.oakviewpt.com/wp-content/uploads/knee-1024x683.jpg")
     assert same_picture(top, "https://www.oakviewpt.com/wp-content/uploads/knee@2x.jpg")
     assert not same_picture(top, "https://www.oakviewpt.com/wp-content/uploads/hip.jpg")
+
+
+def test_a_short_closing_line_is_the_authors_and_a_ui_label_is_not() -> None:
+    for closing in ("Stay well", "See you soon", "Take care", "Happy holidays from all of us", "Hasta pronto"):
+        document = read(f"<p>Thanks for coming in this year.</p><p>{closing}</p>")
+        assert render_text(document).endswith(closing), closing
+    for label in ("Archive", "Photo: Getty Images", "March 3, 2026"):
+        document = read(f"<p>Thanks for coming in this year.</p><p>{label}</p>")
+        assert render_text(document) == "Thanks for coming in this year.", label
