@@ -218,6 +218,8 @@ def shorten(text: str, fits: Callable[[str], bool], ellipsis: str = "\u2026") ->
 
 
 def _cut(words: list[str], count: int, ellipsis: str) -> str:
+    if words[count - 1].startswith(("http://", "https://")):  # an ellipsis glued to a link breaks it
+        return " ".join(words[:count]) + " " + ellipsis
     return " ".join(words[:count]).rstrip(".,;:!?-\u2013\u2014") + ellipsis
 
 

@@ -409,3 +409,8 @@ def test_flatten_joins_nested_list_items_to_their_item_and_puts_nothing_right_af
     assert (
         flatten("Watch the video:\n\nhttps://youtu.be/abcDEF12345") == "Watch the video: https://youtu.be/abcDEF12345"
     )
+
+
+def test_a_cut_that_ends_on_a_link_leaves_the_link_whole_with_a_space_before_the_ellipsis() -> None:
+    cut = shorten("Read https://oakviewpt.com/knees for all our advice today", lambda part: len(part) <= 34)
+    assert cut == "Read https://oakviewpt.com/knees \u2026"
