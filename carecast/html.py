@@ -37,6 +37,7 @@ from carecast.reader import (
     unwrap_noscript_images,
 )
 from carecast.text import split_sentences
+from carecast.tracking import is_tracking, without_tracking
 
 ALLOWED_TAGS = frozenset({"p", "a", "strong", "em", "ul", "ol", "li", "h2", "h3", "h4", "blockquote", "img", "br"})
 ALLOWED_ATTRIBUTES = {"a": {"href"}, "img": {"src", "alt", "width", "height"}}
@@ -46,24 +47,6 @@ CONTACT_SCHEMES = frozenset({"tel", "mailto", "sms"})
 _URL_ATTRIBUTES = frozenset({("a", "href"), ("img", "src")})
 _BLANK_LINES = re.compile(r"\n{3,}")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-#: Query parameters that say who shared a link, not what it points to (besides every ``utm_*``).
-_TRACKING_PARAMETERS = frozenset(
-    {
-        "fbclid",
-        "gclid",
-        "dclid",
-        "gbraid",
-        "wbraid",
-        "msclkid",
-        "yclid",
-        "igshid",
-        "mc_cid",
-        "mc_eid",
-        "_hsenc",
-        "_hsmi",
-        "mkt_tok",
-    }
-)
 
 #: The narrowest picture worth showing as an item's image (declared or measured width, in pixels).
 MIN_IMAGE_WIDTH = 300
@@ -130,7 +113,7 @@ def normalise_link(url: str) -> str:
     """``url`` without what changes when the same post moves or is shared: the identity of a post by its link.
 
     The scheme becomes https (a site moving to https keeps its posts), the host is lowercased without ``www.``,
-    default ports, the trailing slash, the fragment and tracking parameters (``utm_*``, ``fbclid``, ``gclid`` ...)
+    default ports, the trailing slash, the fragment and tracking parameters (:mod:`carecast.tracking`)
     go, and the other parameters are sorted. Raises ValueError on a URL that cannot be split (e.g. a port that is not
     a number).
     """
@@ -140,13 +123,8 @@ def normalise_link(url: str) -> str:
     if parts.port is not None and parts.port != _DEFAULT_PORTS.get(parts.scheme.lower()):
         netloc = f"{netloc}:{parts.port}"
     pairs = parse_qsl(parts.query, keep_blank_values=True)
-    query = urlencode(sorted((key, value) for key, value in pairs if not _is_tracking(key)))
+    query = urlencode(sorted((key, value) for key, value in pairs if not is_tracking(key)))
     return urlunsplit(("https", netloc, parts.path.rstrip("/"), query, ""))
-
-
-def _is_tracking(parameter: str) -> bool:
-    name = parameter.lower()
-    return name.startswith("utm_") or name in _TRACKING_PARAMETERS
 
 
 def sanitize_html(html: str, *, base_url: str | None = None) -> str:
@@ -289,56 +267,6 @@ def _link(base_url: str | None) -> Callable[[str], str | None]:
         return contact_url(url) or (without_tracking(absolute) if absolute else None)
 
     return resolve
-
-
-#: Query parameters that only track who clicked and never choose what a page shows, as Firefox's query-stripping
-#: list and the ClearURLs rules name them: HubSpot's (``_hsenc``, ``_hsmi``, ``__hstc``, ``__hssc``, ``__hsfp``,
-#: ``hsCtaTracking``), Mailchimp's, Marketo's, ConvertKit's, MailerLite's, Vero's, Klaviyo's and the ad networks'
-#: click ids. Matched without regard to case; with :data:`TRACKING_PREFIXES`.
-TRACKING_PARAMETERS = frozenset(
-    {
-        "_hsenc",
-        "_hsmi",
-        "__hstc",
-        "__hssc",
-        "__hsfp",
-        "hsctatracking",
-        "mc_cid",
-        "mc_eid",
-        "mkt_tok",
-        "ck_subscriber_id",
-        "ml_subscriber",
-        "ml_subscriber_hash",
-        "vero_id",
-        "vero_conv",
-        "_kx",
-        "fbclid",
-        "gclid",
-        "dclid",
-        "gbraid",
-        "wbraid",
-        "msclkid",
-        "twclid",
-        "yclid",
-        "igshid",
-    }
-)
-#: The author's ``utm_*`` go too: a click on a link a channel posts is credited by the channel's own tags.
-TRACKING_PREFIXES = ("utm_",)
-
-
-def without_tracking(url: str) -> str:
-    """``url`` without its tracking parameters (:data:`TRACKING_PARAMETERS`, ``utm_*``): a feed's or a mail
-    platform's tracking must neither pass for a channel's nor follow a reader to another site. Raises nothing."""
-    parts = urlsplit(url)
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
-    kept = [(key, value) for key, value in pairs if not _tracking(key)]
-    return urlunsplit(parts._replace(query=urlencode(kept))) if len(kept) < len(pairs) else url
-
-
-def _tracking(key: str) -> bool:
-    key = key.lower()
-    return key in TRACKING_PARAMETERS or key.startswith(TRACKING_PREFIXES)
 
 
 def choose_image(feed_images: Iterable[Image], body_images: Iterable[Image]) -> Image | None:
