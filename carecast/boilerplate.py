@@ -38,6 +38,14 @@ _TEASER_LINKS = 3
 #: At most so many words make a label (four make a sentence: "Top photo by Joan Bardeletti" is the
 #: article's); what a sentence (or a quote, or a list's lead-in) ends with.
 _LABEL_WORDS = 3
+#: How an author's short last line greets or signs off, in the languages practices write ("Stay well", "See you
+#: soon", "Take care", "Hasta pronto"): a closing, though it ends in no full stop, never a page's label.
+_CLOSING = re.compile(
+    r"^(?:stay|see you|take care|talk soon|be well|get well|happy|merry|best|warm(?:ly|est)?|cheers|thanks|thank you"
+    r"|until|love|enjoy|hasta|nos vemos|cu[ií]date|cu[ií]dense|saludos|un abrazo|abrazos|feliz|felices|gracias"
+    r"|[àa] bient[ôo]t|bonnes?|prenez soin|bis bald|alles gute|frohe)\b",
+    re.IGNORECASE,
+)
 _SENTENCE_ENDS = (
     ".",
     "!",
@@ -152,12 +160,13 @@ def _is_citation(block: Block) -> bool:
 
 def _is_label(block: Block) -> bool:
     """A few words that are no sentence and link nowhere: a teaser's date or title, an image credit, a section's
-    name ("Archive"); a post's own last words end as a sentence does."""
+    name ("Archive"); a post's own last words end as a sentence does, or greet ("Stay well")."""
     words = block.text.split() if block.kind == "paragraph" else []
     return (
         0 < len(words) <= _LABEL_WORDS
         and not block.text.rstrip().endswith(_SENTENCE_ENDS)
         and not any(span.href for span in block.spans)
+        and not _CLOSING.match(block.text)
     )
 
 

@@ -13,6 +13,7 @@ feed's own (enclosure, ``media:content``, ``media:thumbnail``) before the first 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +28,16 @@ from lxml.etree import ParserError
 from carecast.boilerplate import trim_boilerplate
 from carecast.document import Document, render_html, render_text
 from carecast.page import main_content
-from carecast.reader import decoded_alt, image_url, read_document, unwrap_noscript_images
+from carecast.reader import (
+    decoded_alt,
+    enclosing_picture,
+    image_url,
+    picture_url,
+    read_document,
+    unwrap_noscript_images,
+)
+from carecast.text import split_sentences
+from carecast.tracking import is_tracking, without_tracking
 
 ALLOWED_TAGS = frozenset({"p", "a", "strong", "em", "ul", "ol", "li", "h2", "h3", "h4", "blockquote", "img", "br"})
 ALLOWED_ATTRIBUTES = {"a": {"href"}, "img": {"src", "alt", "width", "height"}}
@@ -37,24 +47,6 @@ CONTACT_SCHEMES = frozenset({"tel", "mailto", "sms"})
 _URL_ATTRIBUTES = frozenset({("a", "href"), ("img", "src")})
 _BLANK_LINES = re.compile(r"\n{3,}")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-#: Query parameters that say who shared a link, not what it points to (besides every ``utm_*``).
-_TRACKING_PARAMETERS = frozenset(
-    {
-        "fbclid",
-        "gclid",
-        "dclid",
-        "gbraid",
-        "wbraid",
-        "msclkid",
-        "yclid",
-        "igshid",
-        "mc_cid",
-        "mc_eid",
-        "_hsenc",
-        "_hsmi",
-        "mkt_tok",
-    }
-)
 
 #: The narrowest picture worth showing as an item's image (declared or measured width, in pixels).
 MIN_IMAGE_WIDTH = 300
@@ -121,7 +113,7 @@ def normalise_link(url: str) -> str:
     """``url`` without what changes when the same post moves or is shared: the identity of a post by its link.
 
     The scheme becomes https (a site moving to https keeps its posts), the host is lowercased without ``www.``,
-    default ports, the trailing slash, the fragment and tracking parameters (``utm_*``, ``fbclid``, ``gclid`` ...)
+    default ports, the trailing slash, the fragment and tracking parameters (:mod:`carecast.tracking`)
     go, and the other parameters are sorted. Raises ValueError on a URL that cannot be split (e.g. a port that is not
     a number).
     """
@@ -131,13 +123,8 @@ def normalise_link(url: str) -> str:
     if parts.port is not None and parts.port != _DEFAULT_PORTS.get(parts.scheme.lower()):
         netloc = f"{netloc}:{parts.port}"
     pairs = parse_qsl(parts.query, keep_blank_values=True)
-    query = urlencode(sorted((key, value) for key, value in pairs if not _is_tracking(key)))
+    query = urlencode(sorted((key, value) for key, value in pairs if not is_tracking(key)))
     return urlunsplit(("https", netloc, parts.path.rstrip("/"), query, ""))
-
-
-def _is_tracking(parameter: str) -> bool:
-    name = parameter.lower()
-    return name.startswith("utm_") or name in _TRACKING_PARAMETERS
 
 
 def sanitize_html(html: str, *, base_url: str | None = None) -> str:
@@ -273,35 +260,13 @@ def clean_body(
 
 def _link(base_url: str | None) -> Callable[[str], str | None]:
     """How a body's link targets are resolved: contact links as they are, others absolute http(s) without the
-    author's tracking: ``utm_*`` (each channel tags its own), click ids, HubSpot's CTA and visitor parameters."""
+    author's tracking (each channel tags its own)."""
 
     def resolve(url: str) -> str | None:
         absolute = absolute_http_url(url, base_url)
-        return contact_url(url) or (_without_tracking(absolute) if absolute else None)
+        return contact_url(url) or (without_tracking(absolute) if absolute else None)
 
     return resolve
-
-
-#: What HubSpot adds to the links a post carries to other sites (its CTA tracking and visitor cookies).
-_HUBSPOT_PARAMETERS = frozenset({"hsctatracking", "__hstc", "__hssc", "__hsfp"})
-
-
-def _without_tracking(url: str) -> str:
-    parts = urlsplit(url)
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
-    kept = [(key, value) for key, value in pairs if not _is_tracking(key) and key.lower() not in _HUBSPOT_PARAMETERS]
-    return url if len(kept) == len(pairs) else urlunsplit(parts._replace(query=urlencode(kept)))
-
-
-def without_utm(url: str) -> str:
-    """``url`` without ``utm_*`` parameters: a feed's own tracking, which must not pass for a channel's."""
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(query=_without_utm(parts.query))) if "utm_" in parts.query.lower() else url
-
-
-def _without_utm(query: str) -> str:
-    pairs = parse_qsl(query, keep_blank_values=True)
-    return urlencode([(key, value) for key, value in pairs if not key.lower().startswith("utm_")])
 
 
 def choose_image(feed_images: Iterable[Image], body_images: Iterable[Image]) -> Image | None:
@@ -343,7 +308,9 @@ def _clean_images(root: lxml.html.HtmlElement, base_url: str | None) -> list[Ima
     """Drop the images that are no pictures (an emoji becomes its alt text); return the others, absolute."""
     images = []
     for element in list(root.iter("img")):
-        url = image_url(element, lambda src: absolute_http_url(src, base_url))
+        picture = enclosing_picture(element)  # in a <picture>, its fallback: its alt, the best of its sources
+        resolve = functools.partial(absolute_http_url, base_url=base_url)
+        url = picture_url(picture, resolve) if picture is not element else image_url(element, resolve)
         width, height = declared_size(element.get("width")), declared_size(element.get("height"))
         kind = junk_image_kind(url or "", _classes(element), width, height) if url else "no address"
         if kind is None and url:
@@ -473,7 +440,8 @@ def excerpt_html(html: str, words: int = 60) -> tuple[str, bool]:
 
 def _first_sentences(text: str, words: int) -> str:
     """The longest run of whole sentences of ``text`` within ``words`` words; "" when not even one fits."""
-    sentences = re.findall(r"[^.!?]+[.!?]+[\"'\u2019\u201d)]*\s*", " ".join(text.split()))
+    # Whole sentences as every channel splits them: "8 a.m. on weekdays" is one.
+    sentences = split_sentences(" ".join(text.split()))
     out, count = "", 0
     for sentence in sentences:
         size = len(sentence.split())

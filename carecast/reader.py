@@ -75,6 +75,25 @@ def image_url(element: lxml.html.HtmlElement, resolve: Resolve) -> str | None:
     return None
 
 
+#: Formats every mail client and network shows (Outlook shows no WebP; Instagram takes JPEG).
+_SHOWN_EVERYWHERE = re.compile(r"^image/(?:jpeg|jpg|png|gif)$", re.IGNORECASE)
+
+
+def picture_url(element: lxml.html.HtmlElement, resolve: Resolve) -> str | None:
+    """The picture a ``<picture>`` shows: the widest candidate of its first ``<source>`` meant for every screen (no
+    ``media``) in a format every client shows (JPEG, PNG, GIF, or no ``type``), else its ``<img>``'s, else any
+    source's. None when it shows none."""
+    sources = list(element.iter("source"))
+    plain = [s for s in sources if not s.get("media") and _SHOWN_EVERYWHERE.match(s.get("type") or "image/jpeg")]
+    return next((url for found in (*plain, *element.iter("img"), *sources) if (url := image_url(found, resolve))), None)
+
+
+def enclosing_picture(image: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
+    """The ``<picture>`` an ``<img>`` is the fallback of, else the image itself: the two are one picture. (lxml's
+    HTML parser knows no void ``<source>``: the ``<img>`` is read inside the last source, not beside it.)"""
+    return next(image.iterancestors("picture"), image)
+
+
 def _widest(srcset: str) -> str | None:
     """The candidate of a ``srcset`` with the largest width (``800w``) or density (``2x``); the last without."""
     best, best_size = None, -1.0
@@ -275,7 +294,8 @@ class _Reader:
             if embed := self.embed(player, caption):
                 self.blocks.append(embed)
                 return
-        images = [image for image in element.iter("img", "picture") if self.picture(image)]
+        found = [enclosing_picture(image) for image in element.iter("img", "picture")]
+        images = [image for number, image in enumerate(found) if image not in found[:number] and self.picture(image)]
         if not images:
             return  # a caption without its picture says nothing
         for number, image in enumerate(images):
@@ -284,10 +304,9 @@ class _Reader:
             self.blocks.append(Block(kind="figure", picture=picture, caption=caption if last else ""))
 
     def picture(self, element: lxml.html.HtmlElement) -> Picture | None:
-        if element.tag == "picture":
-            sources = [*element.iter("img"), *element.iter("source")]
-            url = next((found for source in sources if (found := image_url(source, self.resolve))), None)
-            image = next(iter(element.iter("img")), element)
+        element = enclosing_picture(element) if element.tag == "img" else element
+        if element.tag == "picture":  # the <img>'s alt and size, the best candidate of the whole
+            url, image = picture_url(element, self.resolve), next(iter(element.iter("img")), element)
         else:
             url, image = image_url(element, self.resolve), element
         if not url:

@@ -65,6 +65,13 @@ _ABBREVIATION = re.compile(
     r"^\(?(?:dr|mr|mrs|ms|st|sr|sra|srta|dra|jr|vs|approx|nos|vol|fig|figs|pp|cf|dept|avda|ud|uds|e\.g|i\.e|p\.ej)\.$",
     re.IGNORECASE,
 )
+#: Words shortened with a full stop that may also end a sentence ("open until 5 p.m."): an initialism ("a.m.",
+#: "U.S."), a single letter (Spanish "a. m.", "p. ej.", an initial) or a common shortening. One ends a sentence only
+#: when what follows starts as a sentence does, not in lower case or with a digit ("8 a.m. on weekdays").
+_SHORTENED = re.compile(
+    r"^\(?(?:(?:[^\W\d_]\.)+|(?:etc|ej|aprox|approx|min|mins|hr|hrs|sec|tel|ext|no|núm|pág|inc|ltd|co|lbs|oz|ft)\.)$",
+    re.IGNORECASE,
+)
 _LINK_OR_TAG = re.compile(r"^(https?://\S+|#\w+)$")
 #: Emoji as Unicode defines them, with what binds them into one picture (ZWJ, VS16, skin tones, keycaps, flags).
 _EMOJI = regex.compile(
@@ -211,6 +218,8 @@ def shorten(text: str, fits: Callable[[str], bool], ellipsis: str = "\u2026") ->
 
 
 def _cut(words: list[str], count: int, ellipsis: str) -> str:
+    if words[count - 1].startswith(("http://", "https://")):  # an ellipsis glued to a link breaks it
+        return " ".join(words[:count]) + " " + ellipsis
     return " ".join(words[:count]).rstrip(".,;:!?-\u2013\u2014") + ellipsis
 
 
@@ -223,7 +232,7 @@ def shorten_middle(text: str, fits: Callable[[str], bool], ellipsis: str = "\u20
     """
     if fits(text):
         return text
-    sentences = _sentences(text)
+    sentences = split_sentences(text)
     if len(sentences) >= 2:
         tail = sentences[-1].strip()
         head = "".join(sentences[:-1])
@@ -288,7 +297,7 @@ def split_to_fit(
     pieces = _units(text)
 
     def split_if_too_long(index: int) -> bool:
-        words = re.findall(r"\S+\s*", pieces[index])
+        words = _words(pieces[index])
         if len(words) == 1 or measure(pieces[index].strip()):
             return False
         pieces[index : index + 1] = words
@@ -332,7 +341,7 @@ def _units(text: str) -> list[str]:
     """The sentences of ``text``, each link-or-hashtag-only sentence joined to the one before it, and a sentence
     ending in a colon (a list's heading) to the one after it."""
     units: list[str] = []
-    for sentence in _sentences(text):
+    for sentence in split_sentences(text):
         if units and (all(_LINK_OR_TAG.match(word) for word in sentence.split()) or units[-1].rstrip().endswith(":")):
             units[-1] += sentence
         else:
@@ -340,12 +349,14 @@ def _units(text: str) -> list[str]:
     return units
 
 
-def _sentences(text: str) -> list[str]:
+def split_sentences(text: str) -> list[str]:
+    """``text``'s sentences in order, each with the whitespace after it (joined, they are ``text``). Raises nothing."""
     # A sentence ends after terminal punctuation (closing quotes too) or at a line break; whitespace stays with it.
     # A list marker ("1.", "2)", "*", "•") starts a sentence and never ends one: the item keeps its number.
-    # "Dr." or "e.g." ends none either.
+    # "Dr." or "e.g." ends none either, nor "a.m." before the rest of its sentence.
     sentences = [""]
-    for token in re.findall(r"\S+\s*", text):
+    tokens = re.findall(r"\S+\s*", text)
+    for index, token in enumerate(tokens):
         if len(sentences) > 1 and not sentences[-1] and not drop_emoji(token):
             sentences[-2] += token  # "add up. 💪": the emoji closes the sentence before it
             continue
@@ -358,9 +369,32 @@ def _sentences(text: str) -> list[str]:
             sentences[-1] += token
             continue
         sentences[-1] += token
-        if "\n" in token or (_SENTENCE_END.search(token.rstrip()) and not _ABBREVIATION.match(token.strip())):
+        following = tokens[index + 1] if index + 1 < len(tokens) else ""
+        if "\n" in token or (_SENTENCE_END.search(token.rstrip()) and not _shortened(token, following)):
             sentences.append("")
     return [sentence for sentence in sentences if sentence]
+
+
+def _shortened(word: str, following: str) -> bool:
+    """Whether ``word``'s full stop shortens it rather than ending its sentence, given the word after it."""
+    word = word.strip()
+    if _ABBREVIATION.match(word):
+        return True
+    start = following.lstrip("(\"'\u201c\u2018\u00ab")[:1]
+    return bool(_SHORTENED.match(word)) and (start.islower() or start.isdigit())
+
+
+def _words(sentence: str) -> list[str]:
+    """``sentence``'s words, each abbreviation with the word after it ("Dr. Ruiz", "a.m. on") and a number with the
+    shortening after it ("8 a.m."): a part cut inside a sentence never ends on one."""
+    words: list[str] = []
+    for word in re.findall(r"\S+\s*", sentence):
+        last = words[-1].split()[-1] if words else ""
+        if words and (_shortened(last, word) or (last.isdigit() and _SHORTENED.match(word.strip()))):
+            words[-1] += word
+        else:
+            words.append(word)
+    return words
 
 
 @functools.lru_cache(maxsize=1024)  # each channel of a run posts the same items: their text is flattened once
@@ -368,20 +402,32 @@ def flatten(text: str) -> str:
     """``text`` (paragraphs, headings, list items on their own lines) on one line for a post or a text.
 
     A line that does not end a sentence (a heading, a list item without a full stop) ends with a colon before a
-    list and a full stop otherwise, so it neither runs into the next sentence nor ends a post on its own. Numbered
-    items keep their numbers; bullets (``*``) are dropped. Raises nothing.
+    list and a full stop otherwise, so it neither runs into the next sentence nor ends a post on its own. A nested
+    list's items (indented) join their item: after a comma when they go on in lower case ("medicines, including
+    vitamins"), else a colon, one another after a comma. Numbered items keep their numbers; bullets (``*``) are
+    dropped. Nothing is put right after a link: a full stop there breaks it on some networks. Raises nothing.
     """
-    lines = [(" ".join(line.split()), _BULLET.match(line.strip())) for line in text.splitlines() if line.strip()]
+    lines = [
+        (" ".join(line.split()), _BULLET.match(line.strip()), len(line) - len(line.lstrip()))
+        for line in text.splitlines()
+        if line.strip()
+    ]
     out = []
-    for number, (line, bullet) in enumerate(lines):
+    for number, (line, bullet, depth) in enumerate(lines):
         words = line.split()
         if bullet:
             line = line[bullet.end() :]
         ends = drop_emoji(line)  # "…add up. 💪" ends a sentence
         if number + 1 < len(lines) and not _SENTENCE_END.search(ends) and not ends.endswith(":"):
-            following, following_bullet = lines[number + 1]
+            following, following_bullet, following_depth = lines[number + 1]
+            item = bool(bullet or _LIST_MARKER.match(words[0]))
             starts_list = bool(following_bullet or _LIST_MARKER.match(following.split()[0]))
-            line += ":" if starts_list and not (bullet or _LIST_MARKER.match(words[0])) else "."
+            if item and starts_list and following_depth > depth:
+                line += "," if following[following_bullet.end() if following_bullet else 0 :][:1].islower() else ":"
+            elif item and starts_list and following_depth == depth > 0:
+                line += ","
+            elif not words[-1].startswith(("http://", "https://")):
+                line += ":" if starts_list and not item else "."
         out.append(line)
     return " ".join(out)
 

@@ -213,3 +213,12 @@ def test_a_picture_elements_img_with_a_placeholder_keeps_its_alt_text_and_shows_
     )
     [picture] = document.pictures()
     assert (picture.url, picture.alt) == ("https://www.oakviewpt.com/img/pigeon-1200.webp", "Pigeon pose")
+
+
+def test_a_short_closing_line_is_the_authors_and_a_ui_label_is_not() -> None:
+    for closing in ("Stay well", "See you soon", "Take care", "Happy holidays from all of us", "Hasta pronto"):
+        document = read(f"<p>Thanks for coming in this year.</p><p>{closing}</p>")
+        assert render_text(document).endswith(closing), closing
+    for label in ("Archive", "Photo: Getty Images", "March 3, 2026"):
+        document = read(f"<p>Thanks for coming in this year.</p><p>{label}</p>")
+        assert render_text(document) == "Thanks for coming in this year.", label

@@ -113,3 +113,38 @@ def test_an_excerpt_ends_on_a_sentence_near_the_word_count() -> None:
     plain, cut = excerpt_html(" ".join(f"Plain {n} is here." for n in range(40)), words=20)
     assert cut and plain == "<p>" + " ".join(f"Plain {n} is here." for n in range(5)) + "</p>"
     assert excerpt_html("<p>Short.</p><ul><li>One</li></ul>") == ("<p>Short.</p><ul><li>One</li></ul>", False)
+
+
+def test_an_excerpt_never_ends_on_an_abbreviation_mid_sentence() -> None:
+    paragraph = "<p>We open at 8 a.m. on weekdays. Parking is free for every patient who comes in this month.</p>"
+    excerpt, cut = excerpt_html(paragraph, words=6)
+    assert cut and not excerpt.endswith("a.m.</p>")
+
+
+def test_links_lose_every_known_tracking_parameter_and_keep_their_own() -> None:
+    tracked = (
+        "https://www.cdc.example/falls?utm_source=hubspot&hsCtaTracking=abc%7Cdef&_hsenc=p2A&_hsmi=1"
+        "&__hstc=1.2&__hssc=3&__hsfp=4&fbclid=x&gclid=y&mc_eid=z&page=2#top"
+    )
+    body = clean_body(f'<p>Read <a href="{tracked}">the advice</a>.</p>', base_url=BASE)
+    [href] = [span.href for block in body.document.blocks for span in block.spans if span.href]
+    assert href == "https://www.cdc.example/falls?page=2#top"
+
+
+def test_a_picture_element_gives_its_images_alt_and_a_candidate_every_client_shows() -> None:
+    body = clean_body(
+        '<p>Intro.</p><figure><picture><source type="image/webp" data-srcset="/img/p-600.webp 600w, '
+        '/img/p-1200.webp 1200w"><source data-srcset="/img/p-600.jpg 600w, /img/p-1200.jpg 1200w">'
+        '<img src="data:image/svg+xml,%3Csvg%3E" alt="Pigeon pose"></picture><figcaption>Hold it.</figcaption>'
+        "</figure>",
+        base_url=BASE,
+    )
+    pictures = body.document.pictures()
+    assert [(picture.url, picture.alt) for picture in pictures] == [
+        ("https://www.oakviewpt.com/img/p-1200.jpg", "Pigeon pose")
+    ]
+    assert [(image.url, image.alt) for image in body.images] == [
+        ("https://www.oakviewpt.com/img/p-1200.jpg", "Pigeon pose")
+    ]
+    [figure] = [block for block in body.document.blocks if block.kind == "figure"]
+    assert figure.caption == "Hold it."

@@ -21,6 +21,7 @@ from carecast.text import (
     _units,
     add_utm,
     drop_emoji,
+    flatten,
     shorten,
     shorten_middle,
     sms_measure,
@@ -368,3 +369,48 @@ def test_without_repeats() -> None:
         "Knee pain",
         "Ice helps. See https://nih.example/knee",
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "sentences"),
+    [
+        ("We open at 8 a.m. on weekdays. Call us.", ["We open at 8 a.m. on weekdays.", "Call us."]),
+        ("Open 8 a.m. to 5 p.m. Call us.", ["Open 8 a.m. to 5 p.m.", "Call us."]),
+        ("Abrimos a las 8 a. m. de lunes a viernes. Llame.", ["Abrimos a las 8 a. m. de lunes a viernes.", "Llame."]),
+        ("La Sra. Ruiz trae, p. ej. su lista. Bien.", ["La Sra. Ruiz trae, p. ej. su lista.", "Bien."]),
+        ("See Dr. Lopez at St. Mary's, knee vs. hip. Fine.", ["See Dr. Lopez at St. Mary's, knee vs. hip.", "Fine."]),
+        ("Walk approx. 20 minutes, e.g. after lunch. Rest.", ["Walk approx. 20 minutes, e.g. after lunch.", "Rest."]),
+        ("Bring towels, mats, etc. and water. Done.", ["Bring towels, mats, etc. and water.", "Done."]),
+        ("We close at 5 p.m. Call us.", ["We close at 5 p.m.", "Call us."]),
+        ("Take vitamin D. It helps.", ["Take vitamin D.", "It helps."]),
+    ],
+)
+def test_a_sentence_never_ends_on_an_abbreviation_its_sentence_goes_on_after(text: str, sentences: list[str]) -> None:
+    assert [unit.strip() for unit in _units(text)] == sentences
+
+
+def test_a_thread_part_never_ends_on_an_abbreviation_even_inside_a_long_sentence() -> None:
+    text = "Our Saturday clinic opens at 8 a.m. and closes at 1 p.m. for walk-in knee and hip checks with Dr. Ruiz."
+    parts = split_to_fit(text, lambda part: len(part) <= 36)
+    assert " ".join(parts) == text
+    assert not any(part.endswith(("a.m.", "p.m.", "Dr.")) for part in parts)
+
+
+def test_flatten_joins_nested_list_items_to_their_item_and_puts_nothing_right_after_a_url() -> None:
+    nested = "What to bring\n\n* Your card\n* A list of your medicines\n  * including vitamins\n  * and creams\n* Scans"
+    assert flatten(nested) == (
+        "What to bring: Your card. A list of your medicines, including vitamins, and creams. Scans"
+    )
+    assert flatten("* Warm-up\n  * Walk 5 minutes\n  * Leg swings\n* Main set") == (
+        "Warm-up: Walk 5 minutes, Leg swings. Main set"
+    )
+    video = "A minute a day.\n\nhttps://www.youtube.com/watch?v=abcDEF12345\n\nKeep the heel down."
+    assert flatten(video) == "A minute a day. https://www.youtube.com/watch?v=abcDEF12345 Keep the heel down."
+    assert (
+        flatten("Watch the video:\n\nhttps://youtu.be/abcDEF12345") == "Watch the video: https://youtu.be/abcDEF12345"
+    )
+
+
+def test_a_cut_that_ends_on_a_link_leaves_the_link_whole_with_a_space_before_the_ellipsis() -> None:
+    cut = shorten("Read https://oakviewpt.com/knees for all our advice today", lambda part: len(part) <= 34)
+    assert cut == "Read https://oakviewpt.com/knees \u2026"

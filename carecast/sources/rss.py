@@ -50,11 +50,11 @@ from carecast.html import (
     declared_size,
     normalise_link,
     one_line,
-    without_utm,
 )
 from carecast.language import item_language, primary
 from carecast.model import ContentItem, content_hash, now_utc
 from carecast.sources.result import KnownEntries, SourceResult, Validators
+from carecast.tracking import without_tracking
 
 USER_AGENT = "CareCast/0.1 (feed reader)"
 ACCEPT = "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
@@ -342,7 +342,7 @@ def _item(
         source=source,
         kind="post",
         title=title,
-        url=without_utm(link) if link else None,
+        url=without_tracking(link) if link else None,
         summary_html=body.html,
         summary_text=body.text,
         document=body.document,
