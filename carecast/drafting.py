@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from carecast.audiences import routed_to
@@ -80,6 +81,42 @@ def _candidates(
     ]
 
 
+def still_to_adapt(
+    settings: Settings, ledger: Ledger, instance: str, now: datetime | None = None
+) -> tuple[list[str], list[Outcome]]:
+    """What :func:`adapt` of ``instance`` would do, found without rendering or storing anything: the ids of the
+    items it would render, and the outcomes it would report again (drafts waiting for approval).
+
+    A candidate item needs nothing when its draft was refused, or waits for approval, and was rendered from what
+    it would be rendered from now (:func:`render_fingerprint`: the item, the channel's config, the practice and its
+    templates); any other candidate is to render, as is every candidate of a digest (its issue is screened whole).
+    """
+    channel = make_channel(settings, instance)
+    candidates = _candidates(settings, ledger, channel, now, None)
+    if not candidates or channel.digest:
+        return [item.id for item in candidates], []
+    templates = templates_fingerprint(settings, channel)
+    refused = ledger.refusal_fingerprints(instance, channel.config.account)
+    waiting = {stored.draft.key: stored for stored in ledger.drafts(instance, ["pending"])}
+    to_render, outcomes = [], []
+    for item in candidates:
+        key, rendered_from = _key(instance, [item]), render_fingerprint(channel, [item], templates)
+        if refused.get(key) == rendered_from:
+            continue
+        stored = waiting.get(key)
+        if stored is None or stored.draft.measures.get(RENDERED_FROM) != rendered_from:
+            to_render.append(item.id)
+            continue
+        draft = stored.draft
+        outcomes.append(Outcome(instance, draft.item_ids, "waiting", "waiting for approval", item.title, draft))
+    return to_render, outcomes
+
+
+def _key(instance: str, batch: Sequence[ContentItem]) -> str:
+    """The key of a draft of ``batch`` on ``instance``."""
+    return Draft(instance, tuple(item.id for item in batch), ()).key
+
+
 class _Drafting:
     """One ``adapt`` of a channel: its outcomes so far, and the drafts it saves at the end.
 
@@ -148,13 +185,15 @@ class _Drafting:
                 backlog = [item for rest in batches[number:] for item in rest]
                 break
             rendered_from = render_fingerprint(self.channel, batch, self.templates)
-            if self.unchanged.get(Draft(instance, tuple(item.id for item in batch), ()).key) == rendered_from:
+            if self.unchanged.get(_key(instance, batch)) == rendered_from:
                 continue  # refused before, and nothing it was rendered from has changed: staff were told once
             try:
                 draft = self.channel.render(batch)
             except RenderError as exc:
                 self.reject(batch, exc.reason, rendered_from)
                 continue
+            # Kept with the draft, so a run can tell a draft waiting for approval is as it would render now.
+            draft = replace(draft, measures=draft.measures | {RENDERED_FROM: rendered_from})
             kept.append(draft.key)
             findings = phi_findings(self.check, draft, batch) + care_findings(
                 self.check, self.settings, instance, draft

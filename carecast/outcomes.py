@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from carecast.config import Settings
 from carecast.ledger import Ledger
@@ -37,6 +37,22 @@ class Outcome:
     detail: str
     title: str = ""
     draft: Draft | None = None
+
+
+def as_row(outcome: Outcome) -> dict[str, Any]:
+    """The outcome as a row of a run's result (plain JSON: a flow's return value, the summary ``carecast run``
+    prints)."""
+    draft = outcome.draft
+    return {
+        "channel": outcome.channel,
+        "items": list(outcome.item_ids),
+        "title": outcome.title,
+        "state": outcome.state,
+        "detail": outcome.detail,
+        "preview": draft.text if draft is not None else None,
+        "subject": draft.subject if draft is not None else None,
+        "html": draft.html if draft is not None else None,
+    }
 
 
 def title_of(items: Sequence[ContentItem]) -> str:

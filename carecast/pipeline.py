@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from carecast.audience import ADDRESS_COLUMN, load_audience
 from carecast.channel import make_channel
@@ -40,12 +41,14 @@ __all__ = [
     "SourceReport",
     "adapt",
     "channel_names",
+    "combined",
     "decide",
     "describe_measures",
     "draft_slot",
     "editable_text",
     "expire_late_drafts",
     "ingest",
+    "late_drafts",
     "make_channel",
     "phi_findings",
     "publish",
@@ -68,6 +71,31 @@ class SourceReport:
     #: Items that could not be read, each with its reason; the source's other items were ingested.
     failures: list[str] = field(default_factory=list)
     error: str | None = None
+
+    def counts(self) -> dict[str, Any]:
+        """The items it stored and the entries it counted, as plain data (ids and counts only): what
+        :func:`combined` adds to a later poll's report."""
+        return {"new": self.new, "edited": self.edited, "unchanged": self.unchanged, "not_modified": self.not_modified}
+
+
+def combined(earlier: dict[str, Any], later: SourceReport) -> SourceReport:
+    """What two polls of one source did together: ``earlier``'s new and edited items (its report as plain data,
+    :meth:`SourceReport.counts`) and ``later``'s report. The entries ``later`` found unchanged that ``earlier``
+    stored are counted as ``earlier`` found them; ``later``'s error, warnings and failures are the report's."""
+    new = [*earlier["new"], *(item for item in later.new if item not in earlier["new"])]
+    edited = [item for item in [*earlier["edited"], *later.edited] if item not in new]
+    edited = list(dict.fromkeys(edited))
+    if later.not_modified:
+        unchanged = earlier["unchanged"]
+    else:
+        unchanged = max(later.unchanged - len({*earlier["new"], *earlier["edited"]} - {*later.new, *later.edited}), 0)
+    return replace(
+        later,
+        new=new,
+        edited=edited,
+        unchanged=unchanged,
+        not_modified=later.not_modified and earlier["not_modified"],
+    )
 
 
 def sync_audience(settings: Settings, ledger: Ledger) -> dict[str, tuple[int, int]]:
@@ -178,14 +206,26 @@ def waiting(settings: Settings, ledger: Ledger, instance: str) -> list[tuple[Sto
     return [(stored, draft_slot(settings, instance, stored.created_at)) for stored in pending]
 
 
-def expire_late_drafts(settings: Settings, ledger: Ledger, instance: str, now: datetime | None = None) -> list[Outcome]:
-    """Expire the channel's drafts still unapproved after their slot's late window (``late:``): never sent late."""
+def late_drafts(
+    settings: Settings, ledger: Ledger, instance: str, now: datetime | None = None
+) -> list[tuple[StoredDraft, datetime]]:
+    """The channel's drafts still unapproved after their slot's late window, each with its slot: those
+    :func:`expire_late_drafts` expires at ``now`` (default: the clock)."""
     moment = now or now_utc()
     policy = settings.channels[instance].late
+    return [
+        (stored, slot)
+        for stored, slot in waiting(settings, ledger, instance)
+        # An item held out of a digest waits for staff: released, it joins the next issue.
+        if slot is not None and is_expired(slot, moment, policy) and not stored.draft.measures.get(HELD_OUT)
+    ]
+
+
+def expire_late_drafts(settings: Settings, ledger: Ledger, instance: str, now: datetime | None = None) -> list[Outcome]:
+    """Expire the channel's drafts still unapproved after their slot's late window (``late:``): never sent late."""
+    policy = settings.channels[instance].late
     outcomes = []
-    for stored, slot in waiting(settings, ledger, instance):
-        if slot is None or not is_expired(slot, moment, policy) or stored.draft.measures.get(HELD_OUT):
-            continue  # an item held out of a digest waits for staff: released, it joins the next issue
+    for stored, slot in late_drafts(settings, ledger, instance, now):
         held = "held for possible PHI and never released: " if stored.state == "held" else ""
         reason = (
             f"{held}not approved by {slot.astimezone(settings.practice.zone):%a %d %b %H:%M} + {policy.send_within}"

@@ -80,10 +80,14 @@ def _deployment_pace(settings: Settings, channel: Channel) -> Callable[[str], No
 
 
 @task(task_run_name="ingest {source}", cache_policy=NO_CACHE)
-def ingest_source(config_path: str, source: str) -> dict[str, Any]:
+def ingest_source(config_path: str, source: str, earlier: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Poll ``source``; with ``earlier`` (what a poll just before stored, ``SourceReport.counts``), report what
+    both did, so the run still says what it ingested."""
     with open_practice(config_path) as practice:
         settings, ledger = practice.settings, practice.ledger
         report = core.ingest(settings, ledger, source)
+    if earlier is not None:
+        report = core.combined(earlier, report)
     logger = get_run_logger()
     if report.error:
         logger.error("source %s failed: %s", source, report.error)
@@ -159,10 +163,14 @@ def report(config_path: str, rows: list[Row], channels: list[str], started: date
         publish_calendar(practice.settings, practice.ledger)
 
 
-def _read_sources(config_path: str, practice: PracticeContext) -> list[dict[str, Any]]:
-    """Bring the audience files into the ledger, then read every source, one task run each."""
+def _read_sources(
+    config_path: str, practice: PracticeContext, ingested: dict[str, dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """Bring the audience files into the ledger, then read every source, one task run each (reporting, too, what
+    ``ingested`` says an earlier poll stored)."""
     core.sync_audience(practice.settings, practice.ledger)
-    futures = [ingest_source.submit(config_path, source) for source in practice.settings.sources]
+    earlier = ingested or {}
+    futures = [ingest_source.submit(config_path, source, earlier.get(source)) for source in practice.settings.sources]
     return [future.result() for future in futures]
 
 
@@ -266,9 +274,14 @@ def publish(
 
 @flow(name="pipeline", flow_run_name="pipeline {config_path}", log_prints=True, **HOOKS)
 def pipeline(
-    config_path: str = str(DEFAULT_CONFIG), dry_run: bool = False, channels: list[str] | None = None
+    config_path: str = str(DEFAULT_CONFIG),
+    dry_run: bool = False,
+    channels: list[str] | None = None,
+    ingested: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Ingest every source, then adapt and (unless ``dry_run``) publish each chosen channel: ``carecast run``.
+    ``ingested``: what ``carecast run``'s look before the flow stored, by source (ids and counts), reported with
+    what the flow's own polls find.
 
     Returns ``{"sources": [...], "outcomes": [...]}``: one report per source and one row per draft; as the data
     of a Failed state (which notifies ``notify.webhook``) when a source or a publication failed.
@@ -277,7 +290,7 @@ def pipeline(
     with open_practice(config_path) as opened:  # shared by the run's tasks, as in ingest
         settings = opened.settings
         names = core.channel_names(settings, channels)
-        reports = _read_sources(config_path, opened)
+        reports = _read_sources(config_path, opened, ingested)
         outcomes: list[Row] = []
         for name in names:
             if SHUTDOWN.is_set():
@@ -298,15 +311,24 @@ def pipeline(
     return Failed(message="; ".join(reasons), data=result)  # type: ignore[return-value]
 
 
-def run_here(config_path: str, *, dry_run: bool, channels: list[str] | None) -> State[Any]:
-    """``carecast run``: the ``pipeline`` flow in this process, to its end; its final state.
+def run_here(
+    config_path: str,
+    *,
+    dry_run: bool,
+    channels: list[str] | None,
+    ingested: dict[str, dict[str, Any]] | None = None,
+) -> State[Any]:
+    """``carecast run``: the ``pipeline`` flow in this process, to its end; its final state. ``ingested``: what
+    the command's look stored, by source (see ``pipeline``).
 
     Without heartbeats: they are how a deployment's run, which nobody watches, is found dead (``carecast deploy``
     sets them); here the person who started the run sees it end, and Prefect's heartbeat thread, sleeping a second
     at a time, would hold the end of the run up to a second.
     """
     with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        state: State[Any] = pipeline(config_path=config_path, dry_run=dry_run, channels=channels, return_state=True)
+        state: State[Any] = pipeline(
+            config_path=config_path, dry_run=dry_run, channels=channels, ingested=ingested, return_state=True
+        )
     # The run's last logs go to the API now, while it still answers: the command ends without the interpreter's
     # thread shutdown, where Prefect would send them (after the temporary API stopped: "Error logging to API").
     APILogWorker.drain_all(timeout=5)

@@ -21,8 +21,8 @@ from prefect.context import FlowRunContext
 from prefect.states import Completed, Failed, State
 from rich.console import Console
 
-from carecast import pipeline as core
 from carecast.channel import CREDENTIAL_TO_FIX, STOPPED
+from carecast.outcomes import as_row
 from carecast_flows.notify import notify_failure
 
 Row = dict[str, Any]
@@ -45,18 +45,7 @@ def _counted(rows: list[Row], nothing: str) -> str:
     return ", ".join(f"{n} {state}" for state, n in states.items()) or nothing
 
 
-def _row(outcome: core.Outcome) -> Row:
-    draft = outcome.draft
-    return {
-        "channel": outcome.channel,
-        "items": list(outcome.item_ids),
-        "title": outcome.title,
-        "state": outcome.state,
-        "detail": outcome.detail,
-        "preview": draft.text if draft is not None else None,
-        "subject": draft.subject if draft is not None else None,
-        "html": draft.html if draft is not None else None,
-    }
+_row = as_row  # the flows' name for it
 
 
 #: Set by SIGTERM while this process publishes (``carecast serve`` shutting down, or the run cancelled).

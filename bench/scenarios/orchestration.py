@@ -49,8 +49,10 @@ def timed_command(command: list[str], env: dict[str, str], cwd: Path, log: Path)
 
 
 class RunNothingNew(Scenario):
-    """``carecast run`` with nothing new, the whole command (imports, a temporary Prefect API of its own, ~12 task
-    runs, stop): the sample practice (3 sources, 3 channels, to the outbox) right after a first run."""
+    """``carecast run`` with nothing new, the whole command: the sample practice (its sources, every enabled channel,
+    to the outbox) right after a first run. Since issue 24's fifth stop the command polls the sources and asks the
+    ledger before Prefect loads, and finding nothing to do it ends there (no temporary Prefect API, no flow run); the
+    first run, which has work, starts them."""
 
     name = "run-nothing-new"
     unit = "run"

@@ -6,8 +6,9 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from carecast.cli.common import (
     EXIT_FAILED,
@@ -31,17 +32,17 @@ from carecast.project import (
     use_project_prefect,
 )
 
+if TYPE_CHECKING:
+    from carecast.precheck import Look
+
 #: Outcomes that make ``carecast run`` exit 1: a publication not done (failed, left for a retry, or unknown).
 NOT_DONE = frozenset({"failed", "retry", "unknown"})
 
 
 def _run(args: argparse.Namespace) -> int:
-    # The run's own Prefect API, when it needs one, boots first: the slowest step, it goes on while the practice
-    # is checked and Prefect loads (a wrong config ends the command, and the server with it).
     use_project_prefect(args.config)
     earlier = earlier_prefect(args.config)  # looked at before the run's own Prefect server makes its database
     refuse_full_disk(Path(os.environ["PREFECT_HOME"]))
-    api_ready = _prefect_api()
     from carecast.practice import load_settings
 
     settings: Settings = load_settings(args.config)
@@ -52,11 +53,23 @@ def _run(args: argparse.Namespace) -> int:
             usage_error(f"--channel {name}: not a configured channel; choose from {', '.join(settings.channels)}")
     if not args.new_ledger:
         _refuse_new_ledger(settings, earlier)
+    ingested = None
+    if not args.dry_run:
+        # Prefect (its import, a temporary server, a flow run) costs seconds: only a run with work starts it.
+        from carecast.precheck import look
+
+        with ledger_of(settings) as ledger:
+            found = look(settings, ledger, args.channels)
+        if not found.work:
+            return _nothing_to_do(settings, found, args.channels)
+        ingested = found.ingested()
+    # The run's own Prefect API, when it needs one, boots while Prefect loads (a wrong config ended the command).
+    api_ready = _prefect_api()
     # Prefect loads slowly (and reads prefect.toml): only for the commands that run.
     from carecast_flows.pipeline import run_here
 
     api_ready()
-    state = run_here(str(args.config), dry_run=args.dry_run, channels=args.channels)
+    state = run_here(str(args.config), dry_run=args.dry_run, channels=args.channels, ingested=ingested)
     # A run with failures ends Failed (so it notifies) and carries its outcomes all the same; one that raised
     # carries the exception instead.
     result = state.result(raise_on_failure=False)
@@ -64,6 +77,23 @@ def _run(args: argparse.Namespace) -> int:
         raise result
     code = _summarise(result, dry_run=args.dry_run)
     return code if args.dry_run else max(code, _unsettled(settings, args.channels))
+
+
+def _nothing_to_do(settings: Settings, found: Look, channels: list[str] | None) -> int:
+    """Say what a run with nothing to do found, as a run's summary does (and the drafts still waiting for approval),
+    without a flow run: EXIT_FAILED when a publication is still unknown, else 0."""
+    from carecast.outcomes import as_row
+
+    for report in found.sources:
+        for warning in report.warnings:
+            print(f"source {report.source}: {warning}", file=sys.stderr)
+    rows = [as_row(outcome) for outcome in found.waiting]
+    _summarise({"sources": [asdict(report) for report in found.sources], "outcomes": rows}, dry_run=False)
+    print(
+        f"\n{settings.practice.name}: nothing new, nothing due; no flow run was started "
+        "(none shows in the Prefect UI: carecast status lists every publication)."
+    )
+    return _unsettled(settings, channels)
 
 
 def _unsettled(settings: Settings, channels: list[str] | None) -> int:
@@ -204,6 +234,11 @@ def _shown(detail: str) -> str:
 
 def add_run(command: AddCommand) -> None:
     run = command("run", _run, "run the pipeline once: ingest, adapt, publish")
+    run.epilog = (
+        "The sources are read first; a run that then finds nothing to do (nothing new to draft, nothing due, "
+        "nothing to expire) says so and ends without starting Prefect: it leaves no flow run in the Prefect UI. "
+        "Its summary is what it printed; carecast status lists every publication."
+    )
     add_config(run)
     run.add_argument("--dry-run", action="store_true", help="render and preview everything, publish nothing")
     add_new_ledger(run)

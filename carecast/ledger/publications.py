@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, Select, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -230,12 +230,9 @@ class PublicationLedger(StatusLedger):
         """
         now = now_utc()
         cutoff = now - older_than
-        stale = select(PublicationRow.id).where(
-            PublicationRow.channel == channel, PublicationRow.state == "claimed", PublicationRow.claimed_at < cutoff
-        )
         taken = []
         with self._session() as session, session.begin():
-            for publication_id in session.scalars(stale).all():
+            for publication_id in session.scalars(_stale(channel, cutoff)).all():
                 result = session.execute(
                     update(PublicationRow)
                     .where(
@@ -254,6 +251,11 @@ class PublicationLedger(StatusLedger):
                 )
                 taken.append(publication_id)
         return taken
+
+    def stale_claims(self, channel: str, older_than: timedelta) -> list[int]:
+        """The publications :meth:`resume_stale` would take over now, taking none."""
+        with self._session() as session:
+            return list(session.scalars(_stale(channel, now_utc() - older_than)))
 
     def record_unknown(self, publication_id: int, error: str, receipt: Receipt | None = None) -> None:
         """Record that a person must settle the publication (``carecast resolve``): a recipient or part of it is
@@ -394,6 +396,13 @@ _PUBLICATION_COLUMNS = select(
     PublicationRow.error,
     PublicationRow.transient,
 )
+
+
+def _stale(channel: str, cutoff: datetime) -> Select[int]:
+    """The ids of the channel's claims untouched since ``cutoff``."""
+    return select(PublicationRow.id).where(
+        PublicationRow.channel == channel, PublicationRow.state == "claimed", PublicationRow.claimed_at < cutoff
+    )
 
 
 def _records(
