@@ -93,7 +93,26 @@ def trim_boilerplate(document: Document, page_url: str | None = None) -> Documen
     kept, site = (blocks[:end] if end > 0 else blocks), _site(page_url)
     # The last block, a link, is the post's own call to action ("Book your first visit with our team").
     return Document(
-        tuple(block for index, block in enumerate(kept) if index == len(kept) - 1 or not _is_teaser_line(block, site))
+        tuple(
+            block
+            for index, block in enumerate(kept)
+            if index == len(kept) - 1 or not _is_teaser_line(block, site) or _inside_sentence(kept, index)
+        )
+    )
+
+
+def _inside_sentence(blocks: list[Block], index: int) -> bool:
+    """Whether block ``index`` is the middle of a sentence a page split around its link ("… predicted that Apple
+    will" / link / ", including all MacBook Pro models."): the paragraph before it does not end as a sentence and
+    the one after starts in lower case or with punctuation (a label over a teaser is followed by another title)."""
+    before, after = blocks[index - 1] if index > 0 else None, blocks[index + 1]
+    start = after.text.lstrip()[:1] if after.kind == "paragraph" else ""
+    return (
+        before is not None
+        and before.kind == "paragraph"
+        and not before.text.rstrip().endswith(_SENTENCE_ENDS)
+        and bool(start)
+        and (start.islower() or start in ",;:.)")
     )
 
 

@@ -165,6 +165,11 @@ def test_a_teaser_of_another_post_inside_the_post_goes_and_a_link_elsewhere_or_l
     assert "Older adult fall prevention" in text  # a source elsewhere the post points to
     assert text.count("Share it with a friend") == 1  # the call goes, a sentence of the author's stays
     assert text.endswith("Book your first visit with our team")  # the post's own call to action
+    split = read(
+        "<p>Stretch every morning. Our team has long said that you</p>"
+        "<p><a href='/blog/stretch'>should stretch before every single run</a></p><p>, not after.</p><p>Done.</p>"
+    )
+    assert "should stretch before every single run" in render_text(split)  # a sentence split around its link
 
 
 def test_a_menu_before_the_post_and_an_image_credit_inside_it_are_not_the_post() -> None:
