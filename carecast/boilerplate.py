@@ -11,6 +11,7 @@ in the post they stand; a short list of the calls platforms append, in the pract
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 from carecast.document import Block, Document
 
@@ -23,6 +24,9 @@ _CALLS = re.compile(
     r"|suscr[ií]bete\b.*|compartir|comp[aá]rtelo|comparte(?: esto)?|deja(?:r)? un comentario|art[ií]culos relacionados"
     r"|entradas relacionadas|gracias por leer\b.*|s'abonner|partager|laisser un commentaire|articles similaires"
     r"|abonnieren|teilen|kommentar hinterlassen|[äa]hnliche beitr[äa]ge|assine|compartilhe|deixe um coment[aá]rio"
+    r"|(?:like this (?:story|article|post)\?\s*)?share (?:it|this(?: story| article| post)?) with (?:a|your) friends?"
+    r"|(?:reading time|read time|tiempo de lectura|tempo de leitura|temps de lecture|lesezeit|lesedauer):?\s*\d+\s*\w+"
+    r"|\d+\s*min(?:ute)?s? read"
     r")[\s.:!\u2026\u2192>»]*$",
     re.IGNORECASE,
 )
@@ -32,6 +36,13 @@ _CALL_WORDS = 20
 #: A block this much made of links (by characters) and this short is navigation, not prose (jusText's rule).
 _LINK_DENSITY = 0.5
 _SHORT_WORDS = 25
+#: A link to another page of the site reading as its title (this many words at least, no sentence's end), with at
+#: most a label beside it (:data:`_LABEL_WORDS` words a link) and the whole no sentence either, is a teaser of
+#: another post wherever it stands ("Read more: Alibaba poised to launch …", "SEE MORE: …", "… jibe [INSIGHT]");
+#: a shorter link is the post's own call to action ("Book a visit"), a sentence the author's ("Pro tip: Get more
+#: meal ideas here!").
+_TITLE_WORDS = 5
+_ENDS = (".", "!", "?")
 #: A run of teaser blocks at the end (linked titles, their pictures and dates) links to this many pages at least:
 #: fewer are the post's own calls to action ("Book a visit", "Read our FAQ").
 _TEASER_LINKS = 3
@@ -72,12 +83,13 @@ _LEAD_IN_WORDS = 40
 _PROSE_WORDS = 10
 
 
-def trim_boilerplate(document: Document) -> Document:
+def trim_boilerplate(document: Document, page_url: str | None = None) -> Document:
     """``document`` without what platforms and templates add around a post: calls to subscribe, share, comment or
-    read related posts (:data:`_CALLS`) wherever they stand; the menus before the post's first paragraph of prose;
-    and at the end the run of navigation (link-dense short blocks, teasers of other posts), then whatever a post
-    never ends on: a heading, a citation, a label, a contact box or signature, a lead-in to nothing, the picture of
-    a teaser. Raises nothing."""
+    read related posts (:data:`_CALLS`) wherever they stand, and teasers of the site's other posts
+    (:func:`_is_teaser_line`; the site is ``page_url``'s) anywhere but last; the menus before the post's first
+    paragraph of prose; and at the end the run of navigation (link-dense short blocks, teasers of other posts), then
+    whatever a post never ends on: a heading, a citation, a label, a contact box or signature, a lead-in to nothing,
+    the picture of a teaser. Raises nothing."""
     blocks = _without_leading_navigation([block for block in document.blocks if not _is_call(block)])
     end = _before_navigation(blocks, len(blocks))
     if end < len(blocks) and end > 0 and blocks[end - 1].kind == "heading":
@@ -86,7 +98,30 @@ def trim_boilerplate(document: Document) -> Document:
     # never where a post ends for a reader: its last words are the author's.
     while end > 1 and (_is_tail(blocks[end - 1]) or _is_teaser_picture(blocks, end)):
         end -= 1
-    return Document(tuple(blocks[:end]) if end > 0 else tuple(blocks))
+    kept, site = (blocks[:end] if end > 0 else blocks), _site(page_url)
+    # The last block, a link, is the post's own call to action ("Book your first visit with our team").
+    return Document(
+        tuple(
+            block
+            for index, block in enumerate(kept)
+            if index == len(kept) - 1 or not _is_teaser_line(block, site) or _inside_sentence(kept, index)
+        )
+    )
+
+
+def _inside_sentence(blocks: list[Block], index: int) -> bool:
+    """Whether block ``index`` is the middle of a sentence a page split around its link ("… predicted that Apple
+    will" / link / ", including all MacBook Pro models."): the paragraph before it does not end as a sentence and
+    the one after starts in lower case or with punctuation (a label over a teaser is followed by another title)."""
+    before, after = blocks[index - 1] if index > 0 else None, blocks[index + 1]
+    start = after.text.lstrip()[:1] if after.kind == "paragraph" else ""
+    return (
+        before is not None
+        and before.kind == "paragraph"
+        and not before.text.rstrip().endswith(_SENTENCE_ENDS)
+        and bool(start)
+        and (start.islower() or start in ",;:.)")
+    )
 
 
 def _without_leading_navigation(blocks: list[Block]) -> list[Block]:
@@ -210,6 +245,29 @@ def _is_call(block: Block) -> bool:
         texts = [" ".join(child.text for child in item) for item in block.items]
         return all(_CALLS.match(text) for text in texts if text) and any(texts)
     return False
+
+
+def _is_teaser_line(block: Block, site: str) -> bool:
+    """A paragraph made of links to other posts of ``site`` under their titles, with at most a label ("Read more:",
+    "[VIDEO]"); a link elsewhere is a source the post cites or points to ("CLICK FOR FULL STATE SWIM RESULTS")."""
+    links = [span for span in block.spans if span.href]
+    unlinked = sum(len(span.text.split()) for span in block.spans if not span.href)
+    return (
+        block.kind == "paragraph"
+        and bool(site and links)
+        and unlinked <= _LABEL_WORDS * len(links)
+        and not block.text.strip().endswith(_ENDS)
+        and all(_site(span.href) == site for span in links)
+        and all(
+            len(span.text.split()) >= _TITLE_WORDS and not span.text.strip().endswith((".", "!", "?")) for span in links
+        )
+    )
+
+
+def _site(url: str | None) -> str:
+    """The host of ``url`` without ``www.`` (empty for none)."""
+    host = urlsplit(url or "").hostname or ""
+    return host.removeprefix("www.")
 
 
 def _is_navigation(block: Block) -> bool:

@@ -248,7 +248,8 @@ def clean_body(
     _drop_empty_blocks(root)
     if title:
         _drop_repeated_title(root, title)
-    document = trim_boilerplate(read_document(root, lambda url: absolute_http_url(url, base_url), _link(base_url)))
+    document = read_document(root, lambda url: absolute_http_url(url, base_url), _link(base_url))
+    document = trim_boilerplate(document, base_url)
     shown = {picture.url for picture in document.pictures()}
     return CleanBody(
         html=render_html(document),

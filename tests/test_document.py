@@ -150,6 +150,28 @@ def test_a_teaser_of_another_post_at_the_end_goes_with_its_picture_and_a_section
     assert render_text(teasers) == "Stretch every morning. It helps the knee and the hip."
 
 
+def test_a_teaser_of_another_post_inside_the_post_goes_and_a_link_elsewhere_or_last_stays() -> None:
+    document = read(
+        "<p>Tempo de leitura: 2 minutos</p><p>Stretch every morning. It helps the knee.</p>"
+        "<p>Read more: <a href='/blog/knee-pain-101'>Knee pain 101: what the click means</a></p>"
+        "<p><a href='https://oakviewpt.com/blog/hips'>Hip mobility for runners who sit all day</a> [VIDEO]</p>"
+        "<p><a href='https://cdc.example/falls'>Older adult fall prevention facts and figures</a></p>"
+        "<p>Hold each stretch for thirty seconds. Like this story? Share it with a friend!</p>"
+        "<p>Like this story? Share it with a friend!</p>"
+        "<p><a href='/book'>Book your first visit with our team</a></p>"
+    )
+    text = render_text(document)
+    assert "Knee pain 101" not in text and "Hip mobility" not in text and "2 minutos" not in text
+    assert "Older adult fall prevention" in text  # a source elsewhere the post points to
+    assert text.count("Share it with a friend") == 1  # the call goes, a sentence of the author's stays
+    assert text.endswith("Book your first visit with our team")  # the post's own call to action
+    split = read(
+        "<p>Stretch every morning. Our team has long said that you</p>"
+        "<p><a href='/blog/stretch'>should stretch before every single run</a></p><p>, not after.</p><p>Done.</p>"
+    )
+    assert "should stretch before every single run" in render_text(split)  # a sentence split around its link
+
+
 def test_a_menu_before_the_post_and_an_image_credit_inside_it_are_not_the_post() -> None:
     document = read(
         "<ul><li><a href='/'>Home</a></li><li><a href='/team'>Team</a><ul><li><a href='/team/pt'>PTs</a></li>"

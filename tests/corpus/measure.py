@@ -71,6 +71,24 @@ def read_feed(name: str, feed: str, folder: Path, settings: Settings) -> Content
     return item
 
 
+def page_title(html: str) -> str:
+    """The post's title as a CMS's feed would give it: the page's ``og:title``, else its ``<title>``, else its
+    first ``h1`` (empty when it has none)."""
+    root = lxml.html.fromstring(html.encode("utf-8"))
+    candidates = [
+        *root.xpath("//meta[@property='og:title']/@content"),
+        *(element.text_content() for element in root.iter("title", "h1")),
+    ]
+    return next((" ".join(str(text).split()) for text in candidates if str(text).strip()), "")
+
+
+def read_html_page(name: str, url: str, html: str, folder: Path, settings: Settings) -> ContentItem:
+    """A whole page as the one item of an RSS feed, read by CareCast's RSS source: titled with the page's own title
+    and linked to its address, as the site's own feed would carry it (a fake host when the address is none)."""
+    link = url if url.startswith(("http://", "https://")) else "http://fakehost/page.html"
+    return read_feed(name, feed_of_html(name, page_title(html) or name, html, link), folder, settings)
+
+
 def expected_sentences(page: Path) -> list[str]:
     """The sentences of the article as Readability extracted it (``expected.html``), of at least MIN_WORDS."""
     root = lxml.html.fromstring((page / "expected.html").read_text(encoding="utf-8"))

@@ -17,12 +17,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import lxml.html
-
 from carecast.config import Settings
 from carecast.document import render_html, render_text
 from carecast.model import ContentItem
-from tests.corpus.measure import FULL_BODY, HERE, comparable, feed_of_html, read_feed
+from tests.corpus.measure import FULL_BODY, HERE, comparable, read_html_page
 
 TRAFILATURA = HERE / "trafilatura"
 
@@ -34,24 +32,11 @@ def entries(part: str) -> list[dict[str, object]]:
     return parts[part]
 
 
-def page_title(html: str) -> str:
-    """The post's title as a CMS's feed would give it: the page's ``og:title``, else its ``<title>``, else its
-    first ``h1`` (empty when it has none)."""
-    root = lxml.html.fromstring(html.encode("utf-8"))
-    candidates = [
-        *root.xpath("//meta[@property='og:title']/@content"),
-        *(element.text_content() for element in root.iter("title", "h1")),
-    ]
-    return next((" ".join(str(text).split()) for text in candidates if str(text).strip()), "")
-
-
 def read_entry(entry: dict[str, object], folder: Path, settings: Settings) -> ContentItem:
-    """The page of ``entry`` as the one item of an RSS feed, read by CareCast's RSS source: titled with the page's
-    own title and linked to its address, as the site's own feed would carry it."""
-    name, url = str(entry["page"]), str(entry["url"])
+    """The page of ``entry`` as the one item of an RSS feed, read by CareCast's RSS source (``read_html_page``)."""
+    name = str(entry["page"])
     html = (TRAFILATURA / "pages" / f"{name}.html").read_text(encoding="utf-8")
-    link = url if url.startswith(("http://", "https://")) else "http://fakehost/page.html"
-    return read_feed(name, feed_of_html(name, page_title(html) or name, html, link), folder, settings)
+    return read_html_page(name, str(entry["url"]), html, folder, settings)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,48 @@
+"""Real pages nobody here wrote, third corpus: 40 pages of Zyte's article-extraction benchmark, each read as the one
+item of a feed. Over every page: no crash; the sentences of the benchmark's expected article text (``articleBody``)
+are in the full body; few of the full body's sentences are not the article's. The figures are printed
+(``pytest -s``) and kept in the README and ``tests/corpus/zyte/README.md``.
+
+The floors are the figures last measured, so a change that loses article text or lets more boilerplate through
+fails here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from carecast.config import Settings
+from carecast.practice import load_settings
+from tests.conftest import SAMPLE_CONFIG
+from tests.corpus.zyte_eval import entries, measure, read_entry, totals
+
+#: part: (least share of the article's sentences shown, most share of the shown sentences not the article's)
+FLOORS = {"tuning": (0.976, 0.011), "held_out": (0.98, 0.069)}
+#: Pages per part, chosen once by the rule in tests/corpus/zyte/README.md.
+PAGES = 20
+
+
+@pytest.fixture(scope="module")
+def settings() -> Settings:
+    return load_settings(SAMPLE_CONFIG / "carecast.yaml")
+
+
+@pytest.mark.parametrize("part", ["tuning", "held_out"])
+def test_every_page_is_read_its_article_kept_and_little_boilerplate(
+    settings: Settings, tmp_path: Path, part: str
+) -> None:
+    pages = entries(part)
+    assert len(pages) == PAGES
+    figures = [measure(entry, read_entry(entry, tmp_path, settings)) for entry in pages]
+    found, wanted, leaked, shown = totals(figures)
+    at_95 = sum(f.wanted - len(f.missing) >= 0.95 * f.wanted for f in figures)
+    print(
+        f"\nZyte's benchmark pages, {part}: {len(figures)} read, none failed; article sentences in the full body "
+        f"{found}/{wanted} = {found / wanted:.1%} ({at_95}/{len(figures)} pages at 95% or more); "
+        f"sentences not the article's {leaked}/{shown} = {leaked / shown:.1%}"
+    )
+    least, most = FLOORS[part]
+    assert found / wanted >= least
+    assert leaked / shown <= most
