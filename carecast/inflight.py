@@ -8,14 +8,18 @@ outcome is not known (its run died with it in flight, so the resumed claim is ``
 ``PublishError.maybe_sent``) is never sent again on its own:
 
 - where the provider can be asked (``lookup``), the next attempt asks first: found, it is recorded sent with the
-  provider's id; not found, it is sent. When the provider cannot be asked right now the attempt fails transiently
-  and the next one asks again, so nothing waits on a person and nothing is stuck;
+  provider's id; not found, it is sent. Without an idempotency key the provider is asked by content, so ``lookup``
+  is given the time the request was claimed (kept while it is in doubt): a post made before it (the same text
+  posted last year, or by staff by hand) is not this request's (:func:`made_since`). When the provider cannot be
+  asked right now the attempt fails transiently and the next one asks again, so nothing waits on a person and
+  nothing is stuck;
 - without a lookup it stays ``unknown`` for a person to check and settle (``carecast resolve``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from carecast.channel import PublishContext
 from carecast.errors import AlreadyClaimed, CredentialError, PublishError
@@ -28,9 +32,19 @@ LOST = "its outcome is not known (its answer was lost, or its run died with it i
 #: How many times one attempt asks the provider before leaving the question to the next run.
 LOOKUP_TRIES = 3
 
-#: Asks the provider for what an earlier request made: its receipt, or None when the provider has no such thing.
-#: Raises PublishError or CredentialError when the provider cannot be asked.
-Lookup = Callable[[], Receipt | None]
+#: Asks the provider for what an earlier request made, given when that request was claimed (None: not recorded):
+#: its receipt, or None when the provider has no such thing. Raises PublishError or CredentialError when the
+#: provider cannot be asked.
+Lookup = Callable[[datetime | None], Receipt | None]
+
+
+def made_since(created: datetime | None, claimed: datetime | None, skew: timedelta) -> bool:
+    """Whether a post the provider dates ``created`` can be the request claimed at ``claimed``: made at or after
+    the claim, less ``skew`` for the provider's clock. Unbounded when the claim's time is not recorded; a post the
+    provider gives no time for cannot be told apart from an older one, so it is not taken."""
+    if claimed is None:
+        return True
+    return created is not None and created >= claimed - skew
 
 
 def send_once(channel: str, context: PublishContext, send: Callable[[], Receipt], lookup: Lookup | None) -> Receipt:
@@ -52,6 +66,7 @@ def send_once(channel: str, context: PublishContext, send: Callable[[], Receipt]
     in_doubt = record is not None and (
         record.state in ("claimed", "unknown") or (record.state == "failed" and record.error == LOST)
     )
+    claimed = record.claimed_at if in_doubt and record is not None else None
     if in_doubt and lookup is None:
         ledger.mark_unknown(publication, address, IN_FLIGHT)
         raise PublishError(channel, f"{IN_FLIGHT}; check, then carecast resolve {publication}", transient=False)
@@ -59,12 +74,12 @@ def send_once(channel: str, context: PublishContext, send: Callable[[], Receipt]
         ledger.finish_delivery(publication, address, "failed", error=LOST, transient=True)
     if record is None or record.state != "claimed":
         try:
-            ledger.claim_delivery(publication, address)
+            ledger.claim_delivery(publication, address, since=claimed)
         except AlreadyClaimed as exc:
             raise PublishError(channel, "dropped by staff (carecast resolve --drop)", transient=False) from exc
     if in_doubt and lookup is not None:
         try:
-            found = _ask(lookup)
+            found = _ask(lookup, claimed)
         except (PublishError, CredentialError) as exc:
             ledger.finish_delivery(publication, address, "failed", error=LOST, transient=True)
             reason = f"{LOST}, but it cannot be asked now ({exc}); it is asked again next run"
@@ -96,13 +111,13 @@ def _send(channel: str, context: PublishContext, send: Callable[[], Receipt], ca
     return receipt
 
 
-def _ask(lookup: Lookup) -> Receipt | None:
-    """``lookup()``, asked again at once after a transient failure, up to ``LOOKUP_TRIES`` times: asking is
+def _ask(lookup: Lookup, claimed: datetime | None) -> Receipt | None:
+    """``lookup(claimed)``, asked again at once after a transient failure, up to ``LOOKUP_TRIES`` times: asking is
     harmless to repeat, and each answer it gets saves a run. Raises what the last try raised."""
     attempt = 1
     while True:
         try:
-            return lookup()
+            return lookup(claimed)
         except PublishError as exc:
             if not exc.transient or attempt >= LOOKUP_TRIES:
                 raise
