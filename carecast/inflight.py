@@ -8,8 +8,8 @@ outcome is not known (its run died with it in flight, so the resumed claim is ``
 ``PublishError.maybe_sent``) is never sent again on its own:
 
 - where the provider can be asked (``lookup``), the next attempt asks first: found, it is recorded sent with the
-  provider's id; not found, it is sent. Without an idempotency key the provider is asked by content, so ``lookup``
-  is given the time the request was claimed (kept while it is in doubt): a post made before it (the same text
+  provider's id; not found, it is sent. Without an idempotency key the provider is asked by content, so the time
+  the request was claimed is kept while it is in doubt (:func:`claim_time`): a post made before it (the same text
   posted last year, or by staff by hand) is not this request's (:func:`made_since`). When the provider cannot be
   asked right now the attempt fails transiently and the next one asks again, so nothing waits on a person and
   nothing is stuck;
@@ -32,10 +32,17 @@ LOST = "its outcome is not known (its answer was lost, or its run died with it i
 #: How many times one attempt asks the provider before leaving the question to the next run.
 LOOKUP_TRIES = 3
 
-#: Asks the provider for what an earlier request made, given when that request was claimed (None: not recorded):
-#: its receipt, or None when the provider has no such thing. Raises PublishError or CredentialError when the
-#: provider cannot be asked.
-Lookup = Callable[[datetime | None], Receipt | None]
+#: Asks the provider for what an earlier request made: its receipt, or None when the provider has no such thing.
+#: Raises PublishError or CredentialError when the provider cannot be asked.
+Lookup = Callable[[], Receipt | None]
+
+
+def claim_time(context: PublishContext) -> datetime | None:
+    """When the request of the publication in ``context`` now in doubt was claimed (kept while it is asked about):
+    what a lookup by content bounds its match by. None when not recorded (a ledger older than the record).
+    Raises LedgerError as the ledger does."""
+    record = context.ledger.deliveries(context.publication_id).get(part_address(1))
+    return record.claimed_at if record is not None else None
 
 
 def made_since(created: datetime | None, claimed: datetime | None, skew: timedelta) -> bool:
@@ -79,7 +86,7 @@ def send_once(channel: str, context: PublishContext, send: Callable[[], Receipt]
             raise PublishError(channel, "dropped by staff (carecast resolve --drop)", transient=False) from exc
     if in_doubt and lookup is not None:
         try:
-            found = _ask(lookup, claimed)
+            found = _ask(lookup)
         except (PublishError, CredentialError) as exc:
             ledger.finish_delivery(publication, address, "failed", error=LOST, transient=True)
             reason = f"{LOST}, but it cannot be asked now ({exc}); it is asked again next run"
@@ -111,13 +118,13 @@ def _send(channel: str, context: PublishContext, send: Callable[[], Receipt], ca
     return receipt
 
 
-def _ask(lookup: Lookup, claimed: datetime | None) -> Receipt | None:
-    """``lookup(claimed)``, asked again at once after a transient failure, up to ``LOOKUP_TRIES`` times: asking is
+def _ask(lookup: Lookup) -> Receipt | None:
+    """``lookup()``, asked again at once after a transient failure, up to ``LOOKUP_TRIES`` times: asking is
     harmless to repeat, and each answer it gets saves a run. Raises what the last try raised."""
     attempt = 1
     while True:
         try:
-            return lookup(claimed)
+            return lookup()
         except PublishError as exc:
             if not exc.transient or attempt >= LOOKUP_TRIES:
                 raise

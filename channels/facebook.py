@@ -18,7 +18,16 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from carecast.plugin import ContentItem, Draft, PublishContext, Receipt, made_since, now_utc, send_once
+from carecast.plugin import (
+    ContentItem,
+    Draft,
+    PublishContext,
+    Receipt,
+    claim_time,
+    made_since,
+    now_utc,
+    send_once,
+)
 from carecast_channels.graph import GraphChannel, GraphConfig
 
 #: The longest message Facebook accepts on a Page post.
@@ -109,7 +118,8 @@ class FacebookChannel(GraphChannel):
             # A photo post answers its photo's id and the post's; a feed post answers the post's id alone.
             return _receipt(self.created_id(answer, "post_id", "id"))
 
-        def lookup(claimed: datetime | None) -> Receipt | None:
+        def lookup() -> Receipt | None:
+            claimed = claim_time(context)
             # The Page's newest posts (photo posts too): one with this message, made since the claim, is the post
             # an earlier try made.
             fields = {"fields": "id,message,created_time", "limit": str(LOOKUP_POSTS)}

@@ -57,6 +57,7 @@ from carecast.plugin import (
     RenderError,
     SecretRef,
     Strict,
+    claim_time,
     made_since,
     now_utc,
     refusal,
@@ -303,7 +304,8 @@ class GbpChannel(Channel):
             response = wait_out_rate_limits(attempt, self.config.retry_budget, self.instance)
             return _receipt(self._json(response, "creating the post", posted=True))
 
-        def lookup(claimed: datetime | None) -> Receipt | None:
+        def lookup() -> Receipt | None:
+            claimed = claim_time(context)
             # The location's newest posts: one with this summary, made since the claim, is the post an earlier
             # try made.
             response = self._request(session, "GET", "looking for the post", 1, params={"pageSize": LOOKUP_POSTS})

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -156,9 +155,8 @@ class InstagramChannel(GraphChannel):
             media_id = self.created_id(answer)
             return Receipt(location=self._permalink(session, media_id), sent_at=now_utc(), provider_ids=(media_id,))
 
-        def lookup(_claimed: datetime | None) -> Receipt | None:
-            # A container once published says so: the publish an earlier try made went through. The container is
-            # this publication's own, so the claim's time is not needed.
+        def lookup() -> Receipt | None:
+            # A container once published says so: the publish an earlier try made went through.
             container = context.ledger.progress(context.publication_id).get("container")
             if container is None:
                 return None

@@ -47,6 +47,7 @@ from carecast.plugin import (
     SecretRef,
     Strict,
     as_numbers,
+    claim_time,
     made_since,
     now_utc,
     refusal,
@@ -227,7 +228,8 @@ class LinkedInChannel(SocialChannel):
                 raise PublishError(self.instance, reason, transient=True, maybe_sent=True)
             return receipt(urn)
 
-        def lookup(claimed: datetime | None) -> Receipt | None:
+        def lookup() -> Receipt | None:
+            claimed = claim_time(context)
             # The page's newest posts: one with this commentary, made since the claim, is the post an earlier try
             # made.
             query = {"q": "author", "author": self.config.author, "count": str(LOOKUP_POSTS)}
