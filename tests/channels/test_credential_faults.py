@@ -70,7 +70,7 @@ def test_a_wrong_mastodon_token_is_retried_once_fixed_and_posts_exactly_once(
 ) -> None:
     monkeypatch.setenv("FAULTS_MASTODON", f"wrong-{PRACTICE_TOKEN[::-1]}")
     with mastodon_instance() as instance:
-        settings = mastodon_settings(tmp_path, instance)
+        settings = mastodon_settings(tmp_path, instance, timeout=10)  # no answer lost to a loaded machine
         ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
         ledger.upsert_items(items(Provider("mastodon", LocalHttpServer(), settings, bool, list), 1))
         adapt(settings, ledger, "mastodon", now=WHEN)
