@@ -24,6 +24,8 @@ from tests.providers.mastodon import PRACTICE_TOKEN, mastodon_instance
 
 #: test_faults' channel wired to its provider fake, each of its channels in turn.
 provider = test_faults.provider
+#: Seconds the channel waits for its provider: no answer is lost to a loaded machine (none is held back here).
+PROVIDER_TIMEOUT = 10
 #: The environment variable each channel's secret is read from, made wrong for a run (GBP: the refresh token,
 #: which Google's token endpoint refuses; X: the consumer key its OAuth 1.0a signature names).
 SECRET = {

@@ -26,6 +26,8 @@ from tests.providers import RecordedRequest
 
 #: test_faults' channel wired to its provider fake: one post per item (Facebook), one text per recipient (SMS).
 provider = test_faults.provider
+#: Seconds the channel waits for its provider: no answer is lost to a loaded machine (none is held back here).
+PROVIDER_TIMEOUT = 10
 WRITES = ("INSERT", "UPDATE", "DELETE")
 
 

@@ -30,6 +30,8 @@ from tests.providers.xapi import XApiServer
 
 #: test_faults' channel wired to its provider fake, taken here for the channels below (``indirect``).
 provider = test_faults.provider
+#: Seconds the channel waits for its provider: no answer is lost to a loaded machine (none is held back here).
+PROVIDER_TIMEOUT = 10
 #: The channels whose lookup matches by text (Bluesky, Mastodon and Instagram match the request itself).
 BY_TEXT = ["facebook", "gbp", "linkedin", "sms", "x"]
 #: When the identical older post was made: before the claim by more than any clock skew allowed.
