@@ -21,7 +21,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
@@ -172,6 +172,10 @@ class Channel(ABC):
     #: ``context.stop_if_asked`` between the recipients or parts of one publication. False: a publication is one
     #: post (its ``rate`` counts posts), paced and stopped before it as a whole (``before_publish``).
     paces_requests: ClassVar[bool] = True
+    #: How much earlier than our claim of a request the provider's clock may date the post it made: a lookup of a
+    #: request whose answer was lost takes only a post made at or after the claim less this
+    #: (:func:`carecast.inflight.made_since`), never an older one that says the same.
+    lookup_skew: ClassVar[timedelta] = timedelta(minutes=2)
 
     def __init__(self, instance: str, config: ChannelSettings, settings: Settings) -> None:
         self.instance = instance

@@ -16,7 +16,7 @@ act on it, and chains its cause (``raise ... from exc``)::
     │   ├── RenderError        a draft breaks a channel rule (channel, item ids, reason); never published
     │   └── PublishError       a provider or the outbox refused a publication (transient, retry_after)
     ├── MeasureError           text cannot be measured for a channel (unknown channel, bad input)
-    ├── StorageError           the disk holding the project's state is full (path, bytes free)
+    ├── StorageError           the disk holding the project's state is full, before or during a run (path, free)
     └── ImageError             an item's image cannot be fetched or is no photo to upload (url, reason)
 
 Secrets never appear in a message: errors carry names of credentials, never their values.
@@ -155,15 +155,29 @@ class MeasureError(CareCastError):
 
 class StorageError(CareCastError):
     """The disk holding ``path`` (Prefect's home, the ledger) has too little room for a run: it would end midway in
-    a crash that names nothing (Prefect's server aborts). Says where, and what to do."""
+    a crash that names nothing (Prefect's server aborts). Says where, and what to do.
 
-    def __init__(self, path: Path, free: int) -> None:
+    With ``during``, the disk filled while the run was under way (the ledger could not write ``during``): the run
+    stops there; what it claimed but could not record is taken up by a later run as a run that died is, its
+    requests in flight asked about at the provider, never recorded as sent unless they were. ``free`` is None when
+    not known (a database server's disk)."""
+
+    def __init__(self, path: Path | str, free: int | None, during: str | None = None) -> None:
         self.path = path
         self.free = free
-        super().__init__(
-            f"{path}: the disk holding it is full ({free // 2**20} MiB free): free space there, or move the state "
-            "elsewhere (ledger.url, PREFECT_HOME), then run again; nothing was sent"
-        )
+        room = "full" if free is None else f"full ({free // 2**20} MiB free)"
+        if during is None:
+            message = (
+                f"{path}: the disk holding it is {room}: free space there, or move the state elsewhere "
+                "(ledger.url, PREFECT_HOME), then run again; nothing was sent"
+            )
+        else:
+            message = (
+                f"{path}: the disk holding it is {room} (the ledger failed at {during}): free space there, or "
+                "move the ledger elsewhere (ledger.url), then run again; what this run claimed but did not record "
+                "is resumed once its claim goes stale (ledger.claim_timeout), nothing recorded as sent that was not"
+            )
+        super().__init__(message)
 
 
 class ImageError(CareCastError):

@@ -9,14 +9,18 @@ outcome is not known (its run died with it in flight, so the resumed claim is ``
 ``PublishError.maybe_sent``) is never sent again on its own:
 
 - where the provider can be asked (``lookup``), the next attempt asks first: found, it is recorded sent with the
-  provider's id; not found, it is sent. When the provider cannot be asked right now the attempt fails transiently
-  and the next one asks again, so nothing waits on a person and nothing is stuck;
+  provider's id; not found, it is sent. Without an idempotency key the provider is asked by content, so the time
+  the request was claimed is kept while it is in doubt (:func:`claim_time`): a post made before it (the same text
+  posted last year, or by staff by hand) is not this request's (:func:`made_since`). When the provider cannot be
+  asked right now the attempt fails transiently and the next one asks again, so nothing waits on a person and
+  nothing is stuck;
 - without a lookup it stays ``unknown`` for a person to check and settle (``carecast resolve``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from carecast.channel import PublishContext
 from carecast.errors import AlreadyClaimed, CredentialError, PublishError
@@ -32,6 +36,23 @@ LOOKUP_TRIES = 3
 #: Asks the provider for what an earlier request made: its receipt, or None when the provider has no such thing.
 #: Raises PublishError or CredentialError when the provider cannot be asked.
 Lookup = Callable[[], Receipt | None]
+
+
+def claim_time(context: PublishContext) -> datetime | None:
+    """When the request of the publication in ``context`` now in doubt was claimed (kept while it is asked about):
+    what a lookup by content bounds its match by. None when not recorded (a ledger older than the record).
+    Raises LedgerError as the ledger does."""
+    record = context.ledger.deliveries(context.publication_id).get(part_address(1))
+    return record.claimed_at if record is not None else None
+
+
+def made_since(created: datetime | None, claimed: datetime | None, skew: timedelta) -> bool:
+    """Whether a post the provider dates ``created`` can be the request claimed at ``claimed``: made at or after
+    the claim, less ``skew`` for the provider's clock. Unbounded when the claim's time is not recorded; a post the
+    provider gives no time for cannot be told apart from an older one, so it is not taken."""
+    if claimed is None:
+        return True
+    return created is not None and created >= claimed - skew
 
 
 def send_once(channel: str, context: PublishContext, send: Callable[[], Receipt], lookup: Lookup | None) -> Receipt:
@@ -53,6 +74,7 @@ def send_once(channel: str, context: PublishContext, send: Callable[[], Receipt]
     in_doubt = record is not None and (
         record.state in ("claimed", "unknown") or (record.state == "failed" and record.error == LOST)
     )
+    claimed = record.claimed_at if in_doubt and record is not None else None
     if in_doubt and lookup is None:
         ledger.mark_unknown(publication, address, IN_FLIGHT)
         raise PublishError(channel, f"{IN_FLIGHT}; check, then carecast resolve {publication}", transient=False)
@@ -60,7 +82,7 @@ def send_once(channel: str, context: PublishContext, send: Callable[[], Receipt]
         ledger.finish_delivery(publication, address, "failed", error=LOST, transient=True)
     if record is None or record.state != "claimed":
         try:
-            ledger.claim_delivery(publication, address)
+            ledger.claim_delivery(publication, address, since=claimed)
         except AlreadyClaimed as exc:
             raise PublishError(channel, "dropped by staff (carecast resolve --drop)", transient=False) from exc
     if in_doubt and lookup is not None:

@@ -13,11 +13,21 @@ With ``credentials`` (a Page access token) ``publish`` sends the Graph API reque
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, ClassVar
 
 from pydantic import Field
 
-from carecast.plugin import ContentItem, Draft, PublishContext, Receipt, now_utc, send_once
+from carecast.plugin import (
+    ContentItem,
+    Draft,
+    PublishContext,
+    Receipt,
+    claim_time,
+    made_since,
+    now_utc,
+    send_once,
+)
 from carecast_channels.graph import GraphChannel, GraphConfig
 
 #: The longest message Facebook accepts on a Page post.
@@ -109,12 +119,16 @@ class FacebookChannel(GraphChannel):
             return _receipt(self.created_id(answer, "post_id", "id"))
 
         def lookup() -> Receipt | None:
-            # The Page's newest posts (photo posts too): one with this message is the post an earlier try made.
+            claimed = claim_time(context)
+            # The Page's newest posts (photo posts too): one with this message, made since the claim, is the post
+            # an earlier try made.
             fields = {"fields": "id,message,created_time", "limit": str(LOOKUP_POSTS)}
             feed = self.call(session, "GET", f"{self.config.page_id}/feed", lost="retry", params=fields)
             posts = feed.get("data")
             for post in posts if isinstance(posts, list) else []:
-                if isinstance(post, dict) and post.get("message") == body["message"] and post.get("id"):
+                if not isinstance(post, dict) or post.get("message") != body["message"] or not post.get("id"):
+                    continue
+                if made_since(_created(post.get("created_time")), claimed, self.lookup_skew):
                     return _receipt(str(post["id"]))
             return None
 
@@ -131,6 +145,14 @@ class FacebookChannel(GraphChannel):
         session = self.session()
         page = self.call(session, "GET", self.config.page_id, lost="retry", params={"fields": "id,name"})
         return f"Facebook: Page {page.get('name')!r} ({page.get('id')}); {self.token_expiry(session)}"
+
+
+def _created(value: object) -> datetime | None:
+    """A Graph API ``created_time`` (ISO 8601, ``2026-12-05T16:20:00+0000``), None when it is not one."""
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 def _receipt(post_id: str) -> Receipt:

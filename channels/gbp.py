@@ -33,7 +33,7 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, ClassVar, Literal
 
 import google.auth.exceptions
@@ -57,6 +57,8 @@ from carecast.plugin import (
     RenderError,
     SecretRef,
     Strict,
+    claim_time,
+    made_since,
     now_utc,
     refusal,
     resolve,
@@ -303,11 +305,15 @@ class GbpChannel(Channel):
             return _receipt(self._json(response, "creating the post", posted=True))
 
         def lookup() -> Receipt | None:
-            # The location's newest posts: one with this summary is the post an earlier try made.
+            claimed = claim_time(context)
+            # The location's newest posts: one with this summary, made since the claim, is the post an earlier
+            # try made.
             response = self._request(session, "GET", "looking for the post", 1, params={"pageSize": LOOKUP_POSTS})
             posts = self._json(response, "looking for the post").get("localPosts")
             for post in posts if isinstance(posts, list) else []:
-                if isinstance(post, dict) and post.get("summary") == body["summary"] and post.get("name"):
+                if not isinstance(post, dict) or post.get("summary") != body["summary"] or not post.get("name"):
+                    continue
+                if made_since(_created(post.get("createTime")), claimed, self.lookup_skew):
                     return _receipt(post)
             return None
 
@@ -436,6 +442,14 @@ class GbpChannel(Channel):
                 self.instance, f"{step}: Google answered malformed JSON", transient=True, maybe_sent=posted
             )
         return data
+
+
+def _created(value: object) -> datetime | None:
+    """A local post's ``createTime`` (RFC 3339, ``2026-12-05T16:20:00.123456789Z``), None when it is not one."""
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 def _receipt(post: dict[str, Any]) -> Receipt:

@@ -47,6 +47,8 @@ from carecast.plugin import (
     SecretRef,
     Strict,
     as_numbers,
+    claim_time,
+    made_since,
     now_utc,
     refusal,
     send_once,
@@ -227,12 +229,16 @@ class LinkedInChannel(SocialChannel):
             return receipt(urn)
 
         def lookup() -> Receipt | None:
-            # The page's newest posts: one with this commentary is the post an earlier try made.
+            claimed = claim_time(context)
+            # The page's newest posts: one with this commentary, made since the claim, is the post an earlier try
+            # made.
             query = {"q": "author", "author": self.config.author, "count": str(LOOKUP_POSTS)}
             found = _json(self._send(session, "GET", "/rest/posts", lost="retry", params=query)) or {}
             elements = found.get("elements")
             for post in elements if isinstance(elements, list) else []:
-                if isinstance(post, dict) and post.get("commentary") == body["commentary"] and post.get("id"):
+                if not isinstance(post, dict) or post.get("commentary") != body["commentary"] or not post.get("id"):
+                    continue
+                if made_since(_created(post.get("createdAt")), claimed, self.lookup_skew):
                     return receipt(str(post["id"]))
             return None
 
@@ -390,6 +396,16 @@ class LinkedInChannel(SocialChannel):
             request=self.post_request(draft, IMAGE_URN if draft.image_url else None),
         )
         return context.outbox.receipt(context.outbox.write_json(self.instance, context.key, payload))
+
+
+def _created(value: object) -> datetime | None:
+    """A post's ``createdAt`` (epoch milliseconds), None when it is not one."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        return datetime.fromtimestamp(value / 1000, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def _json(response: requests.Response) -> dict[str, Any] | None:

@@ -264,7 +264,9 @@ class XChannel(Channel):
             if settled is not None and settled.state == "failed" and not settled.transient:
                 continue  # dropped by staff
             text, step = draft.parts[number - 1], f"post {number} of {total}"
-            if in_doubt(settled) and (found := settle_part(self.instance, client, context, part, text, step)):
+            if in_doubt(settled) and (
+                found := settle_part(self.instance, client, context, part, text, step, self.lookup_skew)
+            ):
                 posted.append(found)
                 ledger.save_progress(publication, {"posted": posted, "notes": notes})
                 continue

@@ -2,17 +2,20 @@
 
 A thread part is in doubt when its run died with it in flight (the resumed claim made it ``unknown``) or X's answer
 to it was lost (:data:`carecast.inflight.LOST`). Before it is posted (again), the account's newest posts are read
-(``GET /2/users/:id/tweets``) and compared with the part's text, links aside: X shows every link as its own t.co
-address. Found, the part is recorded with X's id and the thread goes on from it; not found, it is posted.
+(``GET /2/users/:id/tweets`` with ``created_at``) and compared with the part's text, links aside (X shows every
+link as its own t.co address); only a post made since the part was claimed can be it, never an older one that says
+the same. Found, the part is recorded with X's id and the thread goes on from it; not found, it is posted.
 """
 
 from __future__ import annotations
+
+from datetime import datetime, timedelta
 
 import regex
 import requests
 import tweepy
 
-from carecast.plugin import LOST, DeliveryRecord, PublishContext, PublishError
+from carecast.plugin import LOST, DeliveryRecord, PublishContext, PublishError, made_since
 
 #: How many of the account's newest posts are read (X's most per page is 100).
 LOOKUP_POSTS = 20
@@ -26,16 +29,17 @@ def in_doubt(record: DeliveryRecord | None) -> bool:
     return record.state == "unknown" or (record.state == "failed" and record.transient and record.error == LOST)
 
 
-def find_post(client: tweepy.Client, text: str) -> str | None:
-    """The id of the account's newest post that says ``text`` (links aside), None when there is none.
+def find_post(client: tweepy.Client, text: str, claimed: datetime | None, skew: timedelta) -> str | None:
+    """The id of the account's newest post that says ``text`` (links aside) and was made since ``claimed`` (less
+    ``skew``: :func:`carecast.plugin.made_since`), None when there is none.
 
     Raises tweepy.TweepyException or requests.RequestException when X cannot be asked.
     """
     me = client.get_me(user_auth=True).data
-    answer = client.get_users_tweets(me.id, max_results=LOOKUP_POSTS, user_auth=True)
+    answer = client.get_users_tweets(me.id, max_results=LOOKUP_POSTS, tweet_fields=["created_at"], user_auth=True)
     wanted = _without_links(text)
     for tweet in answer.data or []:
-        if _without_links(str(tweet.text)) == wanted:
+        if _without_links(str(tweet.text)) == wanted and made_since(tweet.created_at, claimed, skew):
             return str(tweet.id)
     return None
 
@@ -45,17 +49,18 @@ def _without_links(text: str) -> str:
 
 
 def settle_part(
-    instance: str, client: tweepy.Client, context: PublishContext, part: str, text: str, step: str
+    instance: str, client: tweepy.Client, context: PublishContext, part: str, text: str, step: str, skew: timedelta
 ) -> str | None:
-    """Ask X whether thread part ``part`` (in doubt) of the publication in ``context`` is up: its id, recorded sent;
-    None, recorded claimable again (``step`` names the part, ``instance`` the channel, in messages).
+    """Ask X whether thread part ``part`` (in doubt) of the publication in ``context`` is up (a post made since the
+    part was claimed, less ``skew``): its id, recorded sent; None, recorded claimable again (``step`` names the part,
+    ``instance`` the channel, in messages).
 
     Raises PublishError (transient) when X cannot be asked: the part stays in doubt for the next try.
     """
     ledger, publication = context.ledger, context.publication_id
     settled = ledger.deliveries(publication)[part]
     try:
-        found = find_post(client, text)
+        found = find_post(client, text, settled.claimed_at, skew)
     except (tweepy.TweepyException, requests.RequestException) as exc:
         if settled.state == "unknown":
             ledger.finish_delivery(publication, part, "failed", error=LOST, transient=True)

@@ -314,6 +314,7 @@ def test_a_ledger_made_before_migrations_is_upgraded_in_place(tmp_path: Path, ma
             connection.exec_driver_sql(f"DROP INDEX {index}")
         connection.exec_driver_sql("ALTER TABLE drafts DROP COLUMN publication_id")  # and before it
         connection.exec_driver_sql("ALTER TABLE items DROP COLUMN document")  # and before item documents
+        connection.exec_driver_sql("ALTER TABLE deliveries DROP COLUMN claimed_at")  # and before claim times
         if made_before != "lookup_indexes":  # and before entry fingerprints
             connection.exec_driver_sql("DROP INDEX ix_items_entry_fingerprint")
             connection.exec_driver_sql("ALTER TABLE items DROP COLUMN entry_fingerprint")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from carecast.audience import Subscriber
@@ -25,7 +26,7 @@ class ChannelLedger(Protocol):
     audience and its suppressions, unsubscribe tokens and per-recipient link codes."""
 
     # Claim a recipient (or a thread's part, ``part_address(n)``) before sending to it; record how it ended after.
-    def claim_delivery(self, publication_id: int, address: str) -> None: ...
+    def claim_delivery(self, publication_id: int, address: str, *, since: datetime | None = None) -> None: ...
 
     def claim_deliveries(
         self, publication_id: int, addresses: Sequence[str], finished: Sequence[DeliveryOutcome] = ()

@@ -36,6 +36,8 @@ class DeliveryRecord:
     provider_id: str | None
     error: str | None
     attempts: int
+    #: When the request now in flight or in doubt was claimed; None when not recorded (rows of older ledgers).
+    claimed_at: datetime | None = None
 
     @property
     def is_part(self) -> bool:
@@ -96,13 +98,15 @@ class DeliveryLedger(LedgerStore):
             found.setdefault(row.publication_id, []).append(_delivery_record(row))
         return found
 
-    def claim_delivery(self, publication_id: int, address: str) -> None:
-        """Claim one recipient of a publication before sending to them.
+    def claim_delivery(self, publication_id: int, address: str, *, since: datetime | None = None) -> None:
+        """Claim one recipient of a publication before sending to them; ``since``: the time of the claim of a request
+        in doubt claimed again to be asked about (kept as its ``claimed_at``), else now.
 
         A deferred delivery, or one that failed transiently, is claimed again by compare-and-set. Raises
         AlreadyClaimed when the recipient was claimed, sent to, or failed for good.
         """
         now = now_utc()
+        claimed_at = since or now
         with self._session() as session:
             retry = session.execute(
                 update(DeliveryRow)
@@ -111,14 +115,21 @@ class DeliveryLedger(LedgerStore):
                     DeliveryRow.address == address,
                     (DeliveryRow.state == "deferred") | ((DeliveryRow.state == "failed") & DeliveryRow.transient),
                 )
-                .values(state="claimed", attempts=DeliveryRow.attempts + 1, updated_at=now)
+                .values(state="claimed", attempts=DeliveryRow.attempts + 1, updated_at=now, claimed_at=claimed_at)
             )
             touch_claim(session, publication_id)
             if retry.rowcount == 1:  # type: ignore[attr-defined]
                 session.commit()
                 return
             session.add(
-                DeliveryRow(publication_id=publication_id, address=address, state="claimed", attempts=1, updated_at=now)
+                DeliveryRow(
+                    publication_id=publication_id,
+                    address=address,
+                    state="claimed",
+                    attempts=1,
+                    updated_at=now,
+                    claimed_at=claimed_at,
+                )
             )
             try:
                 session.commit()
@@ -263,6 +274,7 @@ def _delivery_record(row: DeliveryRow) -> DeliveryRecord:
         row.provider_id,
         row.error,
         row.attempts,
+        row.claimed_at,
     )
 
 
@@ -301,11 +313,17 @@ def _claims(dialect: str) -> Insert:
         attempts=1,
         transient=False,
         updated_at=bindparam("now"),
+        claimed_at=bindparam("now"),
     )
     retryable = (_TABLE.c.state == "deferred") | ((_TABLE.c.state == "failed") & _TABLE.c.transient)
     return statement.on_conflict_do_update(
         index_elements=[_TABLE.c.publication_id, _TABLE.c.address],
-        set_={"state": "claimed", "attempts": _TABLE.c.attempts + 1, "updated_at": statement.excluded.updated_at},
+        set_={
+            "state": "claimed",
+            "attempts": _TABLE.c.attempts + 1,
+            "updated_at": statement.excluded.updated_at,
+            "claimed_at": statement.excluded.claimed_at,
+        },
         where=retryable,
     ).returning(_TABLE.c.address)
 

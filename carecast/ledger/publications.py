@@ -20,7 +20,7 @@ from sqlalchemy import ColumnElement, Select, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from carecast.errors import AlreadyClaimed, LedgerError
+from carecast.errors import AlreadyClaimed, LedgerError, StorageError
 from carecast.ledger.drafts import StoredDraft, stored_draft
 from carecast.ledger.schema import (
     DRAFT_DUE,
@@ -61,7 +61,7 @@ def keep_claim_alive(ledger: PublicationLedger, publication_id: int, every: floa
         while not stop.wait(every):
             try:
                 ledger.touch(publication_id)
-            except LedgerError as exc:
+            except (LedgerError, StorageError) as exc:
                 log.warning("publication %d: its claim could not be kept fresh: %s", publication_id, exc)
 
     heart = threading.Thread(target=beat, name=f"claim-{publication_id}", daemon=True)

@@ -231,6 +231,9 @@ class DeliveryRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime]
+    #: When the request now in flight or in doubt was claimed (kept while its outcome is asked about): a provider's
+    #: post made before it is not this request's. None in rows claimed before it was recorded.
+    claimed_at: Mapped[datetime | None]
 
 
 class ShortLinkRow(Base):

@@ -4,8 +4,10 @@ A database that restarts or drops a connection must not cost a record: a send th
 written down. So every public method of every ledger part is retried, on a fresh connection (``pool_pre_ping``
 checks each one a database server's pool hands out), when the database fails in a way that passes (a lost or
 refused connection, a lock held too long), with backoff, until ``retry_budget`` seconds are spent; then LedgerError
-is raised and the claim of a publication in progress goes stale and is resumed by a later run. Every write is a
-compare-and-set or an upsert, so a retry of a write whose commit did land changes nothing.
+is raised and the claim of a publication in progress goes stale and is resumed by a later run. A disk that fills
+(SQLite's ``SQLITE_FULL``, PostgreSQL's ``disk_full``, ``ENOSPC``/``EDQUOT``) does not pass on its own: it is raised
+at once as StorageError, naming the ledger's file and what to do; the claim in progress is resumed the same way.
+Every write is a compare-and-set or an upsert, so a retry of a write whose commit did land changes nothing.
 
 SQLite serialises writers: each transaction begins ``IMMEDIATE`` (taking the write lock at once, waiting up to
 ``SQLITE_BUSY_TIMEOUT`` for it) instead of failing when two readers both try to write. Its journal is a
@@ -15,9 +17,11 @@ when the process or the machine dies, and ``carecast status`` reads while a run 
 
 from __future__ import annotations
 
+import errno
 import functools
 import inspect
 import logging
+import shutil
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -31,7 +35,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError, StatementError
 from sqlalchemy.orm import Session
 
-from carecast.errors import LedgerError
+from carecast.errors import LedgerError, StorageError
 from carecast.ledger import migrate
 from carecast.ledger.schema import Base, PublicationRow
 from carecast.model import now_utc
@@ -75,6 +79,8 @@ class LedgerStore:
                 migrate.upgrade(self.engine)
                 return
             except SQLAlchemyError as exc:
+                if _disk_full(exc):
+                    raise _full(self.engine, "opening the ledger") from exc
                 if not (_passing(exc) and attempt.wait("opening the ledger", exc)):
                     raise LedgerError(f"cannot open the ledger: {exc}") from exc
 
@@ -145,6 +151,39 @@ def _passing(exc: BaseException) -> bool:
     return isinstance(exc, OperationalError | InterfaceError)
 
 
+#: PostgreSQL's SQLSTATE for a full disk (``disk_full``).
+PG_DISK_FULL = "53100"
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """Whether a database failure (or one it was caused by) is a full disk: SQLite's ``SQLITE_FULL`` ("database or
+    disk is full"), PostgreSQL's ``disk_full``, or the operating system's ENOSPC or EDQUOT."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, sqlite3.Error) and (
+            getattr(seen, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or str(seen) == "database or disk is full"
+        ):
+            return True
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if PG_DISK_FULL in (getattr(seen, "sqlstate", None), getattr(seen, "pgcode", None)):
+            return True
+        orig = getattr(seen, "orig", None)
+        seen = orig if isinstance(orig, BaseException) else seen.__cause__
+    return False
+
+
+def _full(engine: Engine, during: str) -> StorageError:
+    """The StorageError of the ledger at ``engine`` whose disk filled during ``during``: its file and the room left
+    on that disk, or the database server's URL (without its password), whose disk this machine cannot see."""
+    file = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not file or file == ":memory:":
+        return StorageError(engine.url.render_as_string(hide_password=True), None, during)
+    path = Path(file).absolute()
+    existing = next(folder for folder in path.parents if folder.exists())
+    return StorageError(path, shutil.disk_usage(existing).free, during)
+
+
 class _Attempts:
     """Backoff between attempts within a budget of seconds."""
 
@@ -173,6 +212,8 @@ def _retried(method: Method) -> Method:
                 return method(self, *args, **kwargs)
             except LedgerError as exc:
                 cause = exc.__cause__
+                if cause is not None and _disk_full(cause):
+                    raise _full(self.engine, method.__name__) from cause
                 if cause is None or not _passing(cause) or not attempts.wait(method.__name__, cause):
                     raise
 

@@ -285,7 +285,8 @@ class SmsChannel(TwilioSender):
         with self._session(credentials, token, concurrency) as session, InFlight[Sent](concurrency) as sends:
             # Texts in doubt (a lost answer, a run that died) are looked up at Twilio before anyone is texted.
             sender = self.config.from_number
-            find = finder(session, credentials.url("/Messages.json"), draft.text, sender, self.config.timeout)
+            url = credentials.url("/Messages.json")
+            find = finder(session, url, draft.text, sender, self.config.timeout, self.lookup_skew)
             doubtful = settle(ledger, publication, find)
             reachable = (pair for pair in self._reachable(subscribers, context.now, skipped) if pair[0] not in doubtful)
             # Claimed together: at least as many as may be in flight at once.
@@ -380,9 +381,9 @@ class SmsChannel(TwilioSender):
             return None
         with self._session(credentials, resolve(credentials.auth_token)) as session:
             url = credentials.url("/Messages.json")
-            find = finder(session, url, draft.text, self.config.from_number, self.config.timeout)
+            find = finder(session, url, draft.text, self.config.from_number, self.config.timeout, self.lookup_skew)
             try:
-                return [address for address in addresses if find(address) is None]
+                return [address for address in addresses if find(address, None) is None]
             except (requests.RequestException, ValueError) as exc:
                 reason = f"Twilio's message list cannot be read ({type(exc).__name__})"
                 raise PublishError(self.instance, reason, transient=True) from exc

@@ -2,8 +2,9 @@
 
 A text is in doubt when its run died with it in flight (the resumed claim made it ``unknown``) or Twilio's answer to
 it was lost (:data:`carecast.inflight.LOST`). Before a publication sends anything, each recipient in doubt is looked
-up in Twilio's message list (``GET /Messages.json?To=...``, the text's body compared): found, it is recorded sent
-with its ``MessageSid``; not found, it is claimable again and this run texts it. A recipient Twilio cannot be asked
+up in Twilio's message list (``GET /Messages.json?To=...``, the text's body compared, and only a message Twilio
+created since the recipient was claimed: an older text that says the same is not this one): found, it is recorded
+sent with its ``MessageSid``; not found, it is claimable again and this run texts it. A recipient Twilio cannot be asked
 about now stays in doubt, is left out of this run and asked about again by the next one: nothing waits on a person
 and nobody is texted twice.
 """
@@ -11,10 +12,12 @@ and nobody is texted twice.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 
 import requests
 
-from carecast.plugin import LOST, TO_RESEND, DeliveryRecord
+from carecast.plugin import LOST, TO_RESEND, DeliveryRecord, made_since
 from carecast.plugin import ChannelLedger as Ledger
 
 #: Why a recipient in doubt is texted again: Twilio has no such message.
@@ -22,9 +25,9 @@ NOT_AT_TWILIO = "not in Twilio's message list: texted again"
 #: How many of a recipient's newest messages are read.
 PAGE_SIZE = 50
 
-#: The MessageSid of this publication's text to an address, None when Twilio has none; raises
-#: requests.RequestException or ValueError when Twilio cannot be asked.
-Find = Callable[[str], str | None]
+#: The MessageSid of this publication's text to an address claimed at a time (None: unbounded), None when Twilio
+#: has none; raises requests.RequestException or ValueError when Twilio cannot be asked.
+Find = Callable[[str, datetime | None], str | None]
 
 
 def in_doubt(record: DeliveryRecord) -> bool:
@@ -42,7 +45,7 @@ def settle(ledger: Ledger, publication: int, find: Find) -> set[str]:
         if not in_doubt(record):
             continue
         try:
-            sid = find(address)
+            sid = find(address, record.claimed_at)
         except (requests.RequestException, ValueError):
             if record.state == "unknown":
                 ledger.finish_delivery(publication, address, "failed", error=LOST, transient=True)
@@ -57,19 +60,31 @@ def settle(ledger: Ledger, publication: int, find: Find) -> set[str]:
     return still
 
 
-def finder(session: requests.Session, url: str, body: str, sender: str | None, timeout: float) -> Find:
+def finder(session: requests.Session, url: str, body: str, sender: str | None, timeout: float, skew: timedelta) -> Find:
     """``find`` for :func:`settle`: the sid of the newest message of Twilio's list at ``url`` to an address with
-    ``body`` (from ``sender`` when the channel sends from a number)."""
+    ``body`` (from ``sender`` when the channel sends from a number), created since the claim less ``skew``."""
 
-    def find(address: str) -> str | None:
+    def find(address: str, claimed: datetime | None) -> str | None:
         query = {"To": address, "PageSize": str(PAGE_SIZE), **({"From": sender} if sender else {})}
         response = session.get(url, params=query, timeout=timeout)
         if response.status_code != 200:
             raise ValueError(f"Twilio answered {response.status_code}")
         messages = response.json().get("messages")
         for message in messages if isinstance(messages, list) else []:
-            if isinstance(message, dict) and message.get("body") == body and message.get("sid"):
+            if not isinstance(message, dict) or message.get("body") != body or not message.get("sid"):
+                continue
+            if made_since(_created(message.get("date_created")), claimed, skew):
                 return str(message["sid"])
         return None
 
     return find
+
+
+def _created(value: object) -> datetime | None:
+    """A message's ``date_created`` (RFC 2822, ``Sat, 05 Dec 2026 16:20:00 +0000``), None when it is not one."""
+    try:
+        created = parsedate_to_datetime(value) if isinstance(value, str) else None
+    except (TypeError, ValueError):
+        return None
+    # Twilio's times are GMT; ``-0000`` parses without a zone.
+    return created.replace(tzinfo=UTC) if created is not None and created.tzinfo is None else created

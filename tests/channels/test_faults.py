@@ -162,6 +162,8 @@ def provider(
         monkeypatch.setenv(variable, value)
     with ExitStack() as stack:
         server, changes = wire(name, stack)
+        # 1 s: an answer held back LATE seconds is lost. A module whose faults are injected otherwise may wait longer.
+        changes["timeout"] = getattr(request.module, "PROVIDER_TIMEOUT", changes["timeout"])
         settings = load_settings(
             all_channels_config(
                 tmp_path,

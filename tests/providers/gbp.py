@@ -28,7 +28,7 @@ import itertools
 import secrets
 import threading
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import phonenumbers
@@ -82,6 +82,13 @@ class GbpServer(LocalHttpServer):
     @property
     def token_uri(self) -> str:
         return f"{self.url}/token"
+
+    def add_post(self, summary: str, created: datetime) -> dict[str, Any]:
+        """A live post of the location made at ``created`` (by hand, or long ago), older than every post so far."""
+        post = self._made({"summary": summary, "topicType": "STANDARD", "languageCode": "en-US"}, created)
+        with self._state:
+            self.posts.insert(0, post)
+        return post
 
     def throttle(self, times: int = 1) -> None:
         """Answer the next ``times`` post creations with 429 RESOURCE_EXHAUSTED."""
@@ -175,17 +182,24 @@ class GbpServer(LocalHttpServer):
         problem = _invalid(body)
         if problem is not None:
             return _error(400, "INVALID_ARGUMENT", problem)
+        post = self._made(body, datetime.now(UTC))
+        with self._state:
+            self.posts.append(post)
+        return Reply(200, post)
+
+    def _made(self, body: dict[str, Any], created: datetime) -> dict[str, Any]:
+        """A LocalPost as Google keeps it: ``body`` with its name, state, link and times (RFC 3339, nanoseconds)."""
         number = next(self._ids)
         name = f"accounts/{self.account.account_id}/locations/{self.account.location_id}/localPosts/{number}"
-        post = {
+        stamp = created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z"
+        return {
             **body,
             "name": name,
             "state": "LIVE",
             "searchUrl": f"https://local.google.com/place?id={self.account.location_id}&use=posts&lpsid={number}",
+            "createTime": stamp,
+            "updateTime": stamp,
         }
-        with self._state:
-            self.posts.append(post)
-        return Reply(200, post)
 
 
 def _invalid(body: dict[str, Any]) -> str | None:

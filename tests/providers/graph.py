@@ -27,6 +27,7 @@ import json
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from tests.providers import LocalHttpServer, RecordedRequest, Reply, serve_by_hand
@@ -67,6 +68,7 @@ class PagePost:
     kind: str
     fields: dict[str, Any]
     image: bytes = b""
+    created: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 @dataclass
@@ -127,6 +129,12 @@ class GraphApiServer(LocalHttpServer):
     def expire_token(self) -> None:
         """From now on the token answers code 190, subcode 463: "Session has expired"."""
         self.token_expired = True
+
+    def add_post(self, message: str, created: datetime) -> PagePost:
+        """A feed post the Page made at ``created`` (by hand, or long ago), older than every post so far."""
+        post = PagePost(f"{PAGE_ID}_{next(self._ids)}", "feed", {"message": message}, created=created)
+        self.posts.insert(0, post)
+        return post
 
     # --- dispatch ----------------------------------------------------------------------------------------------
 
@@ -198,7 +206,14 @@ class GraphApiServer(LocalHttpServer):
     def _page_feed(self, limit: int) -> Reply:
         """The Page's posts, newest first (photo posts too, as Facebook's feed shows them)."""
         newest = list(reversed(self.posts))[:limit]
-        data = [{"id": post.id, "message": post.fields.get("message", "")} for post in newest]
+        data = [
+            {
+                "id": post.id,
+                "message": post.fields.get("message", ""),
+                "created_time": post.created.strftime("%Y-%m-%dT%H:%M:%S+0000"),
+            }
+            for post in newest
+        ]
         return Reply(200, {"data": data, "paging": {}})
 
     def _photo(self, fields: dict[str, Any]) -> Reply:

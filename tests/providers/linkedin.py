@@ -7,7 +7,7 @@ Endpoints: ``POST /rest/posts`` (201 with the post's URN in ``x-restli-id``), ``
 configured token (401 otherwise, or once ``expire_token()`` was called, as LinkedIn answers an expired token) and
 the ``LinkedIn-Version`` header (400 without). A post must name the page as author, an article its source and
 title, a thumbnail or media an image uploaded here; commentary over 3,000 characters is refused (400), and the
-same commentary twice is a duplicate (422).
+same commentary twice within ``DUPLICATE_WINDOW`` is a duplicate (422).
 
 Commentary is read as LinkedIn reads "little text": ``\\x`` is a literal ``x``, ``{hashtag|\\#|tag}`` is the
 hashtag ``#tag``, and an unescaped reserved character cuts the post there (:func:`shown_text`): a test compares
@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import itertools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.providers import LocalHttpServer, RecordedRequest, Reply, serve_by_hand
@@ -78,10 +79,21 @@ def throttled(retry_after: int | None = None) -> Reply:
     return linkedin_error(429, message, **headers)
 
 
+#: How long the same commentary is refused as a duplicate: LinkedIn does not say; a post of last year is not one.
+DUPLICATE_WINDOW = timedelta(days=1)
+
+
+def _times(created: datetime) -> dict[str, int]:
+    """A post's ``createdAt``, ``publishedAt`` and ``lastModifiedAt``: epoch milliseconds."""
+    millis = int(created.timestamp() * 1000)
+    return {"createdAt": millis, "publishedAt": millis, "lastModifiedAt": millis}
+
+
 @dataclass(frozen=True)
 class LinkedInPost:
     urn: str
     body: dict[str, Any]
+    created: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
     def shown(self) -> str:
@@ -104,6 +116,14 @@ class LinkedInServer(LocalHttpServer):
     def expire_token(self) -> None:
         """From now on the token is answered as expired (401)."""
         self.token_expired = True
+
+    def add_post(self, commentary: str, created: datetime) -> LinkedInPost:
+        """A post of the page made at ``created`` (by hand, or long ago), older than every post so far."""
+        body = {"author": AUTHOR, "commentary": commentary, "visibility": "PUBLIC", "lifecycleState": "PUBLISHED"}
+        post = LinkedInPost(f"urn:li:share:{next(self._ids)}", body, created)
+        with self._lock:
+            self.posts.insert(0, post)
+        return post
 
     def handle(self, request: RecordedRequest) -> Reply:
         if request.headers.get("Authorization") != f"Bearer {self.access_token}":
@@ -144,7 +164,8 @@ class LinkedInServer(LocalHttpServer):
         images = [(article or {}).get("thumbnail"), (media or {}).get("id")]
         if any(urn is not None and self.images.get(urn) is None for urn in images):
             return linkedin_error(400, "the image is not uploaded", "INVALID_CONTENT")
-        if any(post.body.get("commentary") == commentary for post in self.posts):
+        since = datetime.now(UTC) - DUPLICATE_WINDOW
+        if any(post.body.get("commentary") == commentary and post.created >= since for post in self.posts):
             return linkedin_error(422, f"Content is a duplicate of {self.posts[0].urn}", "DUPLICATE_POST")
         post = LinkedInPost(f"urn:li:share:{next(self._ids)}", body)
         self.posts.append(post)
@@ -153,7 +174,7 @@ class LinkedInServer(LocalHttpServer):
     def _by_author(self, author: str, count: int) -> Reply:
         """The author's posts, newest first (``GET /rest/posts?q=author``)."""
         mine = [post for post in reversed(self.posts) if post.body.get("author") == author][:count]
-        elements = [{**post.body, "id": post.urn} for post in mine]
+        elements = [{**post.body, "id": post.urn, **_times(post.created)} for post in mine]
         return Reply(200, {"elements": elements, "paging": {"count": count, "start": 0}})
 
     def _initialize_upload(self, request: RecordedRequest, body: dict[str, Any]) -> Reply:

@@ -167,6 +167,16 @@ class TwilioServer(LocalHttpServer):
                 raise TimeoutError(f"{len(self._callbacks)} of {count} status callbacks within {timeout}s")
             return list(self._callbacks)
 
+    def add_message(self, sent: dict[str, Any], created: datetime) -> dict[str, Any]:
+        """A copy of message ``sent`` (same body, sender and recipient) Twilio created at ``created`` (sent by hand,
+        or long ago), older than every message so far."""
+        with self._lock:
+            sid = "SM" + next(self._sids)
+            stamp = format_datetime(created.astimezone(UTC))
+            message = {**sent, "sid": sid, "date_created": stamp, "date_updated": stamp, "status": "delivered"}
+            self._messages = {sid: message, **self._messages}
+        return dict(message)
+
     def throttle(self, times: int = 1, retry_after: int = 1) -> None:
         """Answer the next ``times`` requests with 429, Twilio error 20429 and ``Retry-After``."""
         reply = _twilio_error(429, 20429, "Too Many Requests")

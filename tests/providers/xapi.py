@@ -6,7 +6,8 @@ Endpoints: ``POST /2/tweets`` (text, reply, media), ``GET /2/users/me``, the v2 
 (tweepy.API sends it to upload.twitter.com). Requests need OAuth 1.0a user
 context carrying the configured consumer key and access token plus an ``oauth_signature`` (the signature itself is
 not verified), or the configured bearer token. Every reply carries ``x-rate-limit-*`` headers per user and
-endpoint; an exhausted window answers 429. Posting the same text twice answers 403 "duplicate content".
+endpoint; an exhausted window answers 429. Posting the same text twice within ``DUPLICATE_WINDOW`` answers 403
+"duplicate content".
 
 tweepy builds absolute ``https://api.twitter.com`` URLs. The X channel reaches this server through its own
 ``api_base`` setting (``api_base: http://127.0.0.1:<port>``); a bare tweepy client gets there by mounting the
@@ -28,7 +29,8 @@ import itertools
 import time
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from oauthlib.oauth1.rfc5849.utils import parse_authorization_header
@@ -40,6 +42,8 @@ TWEPOCH_MS = 1288834974657
 V2_MEDIA_CATEGORIES = frozenset({"tweet_image", "dm_image", "subtitles"})
 V2_IMAGE_TYPES = frozenset({"image/jpeg", "image/bmp", "image/png", "image/webp", "image/pjpeg", "image/tiff"})
 DUPLICATE_DETAIL = "You are not allowed to create a Tweet with duplicate content."
+#: How long the same text is refused as a duplicate: X does not say; a post of last year is not one.
+DUPLICATE_WINDOW = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,12 @@ class Tweet:
     author_id: str
     in_reply_to_tweet_id: str | None
     media_ids: tuple[str, ...]
+    created: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def created_at(self) -> str:
+        """``created_at`` as X v2 writes it (``tweet.fields=created_at``): ``2026-12-05T16:20:00.000Z``."""
+        return self.created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{self.created.microsecond // 1000:03d}Z"
 
 
 #: What ``GET /2/tweets`` answers as each post's ``public_metrics``.
@@ -161,6 +171,13 @@ class XApiServer(LocalHttpServer):
         with self._lock:
             return dict(self._alt_texts)
 
+    def add_tweet(self, text: str, created: datetime) -> Tweet:
+        """A post of the account made at ``created`` (by hand, or long ago), older than every post so far."""
+        with self._lock:
+            tweet = Tweet(self._next_id(), text, self.user.id, None, (), created)
+            self._tweets = {tweet.id: tweet, **self._tweets}
+        return tweet
+
     def start_over(self) -> None:
         """Forget every tweet and rate-limit window: the next request finds the server as new (a benchmark's
         next run posts the same texts again, in a window of its own)."""
@@ -238,7 +255,10 @@ class XApiServer(LocalHttpServer):
             return _error(
                 request, 403, "Forbidden", "You attempted to reply to a Tweet that is deleted or not visible to you."
             )
-        if text and any(t.text == text and t.author_id == user.id for t in self._tweets.values()):
+        since = datetime.now(UTC) - DUPLICATE_WINDOW
+        if text and any(
+            t.text == text and t.author_id == user.id and t.created >= since for t in self._tweets.values()
+        ):
             return _error(request, 403, "Forbidden", DUPLICATE_DETAIL)
         tweet = Tweet(self._next_id(), text or "", user.id, None if reply_to is None else str(reply_to), media_ids)
         self._tweets[tweet.id] = tweet
@@ -290,7 +310,16 @@ class XApiServer(LocalHttpServer):
         """The user's tweets, newest first (``max_results``, 5 to 100)."""
         mine = [tweet for tweet in reversed(self._tweets.values()) if tweet.author_id == user.id]
         shown = mine[: int(request.query.get("max_results", 10))]
-        data = [{"id": tweet.id, "text": tweet.text, "edit_history_tweet_ids": [tweet.id]} for tweet in shown]
+        timed = "created_at" in request.query.get("tweet.fields", "").split(",")
+        data = [
+            {
+                "id": tweet.id,
+                "text": tweet.text,
+                "edit_history_tweet_ids": [tweet.id],
+                **({"created_at": tweet.created_at} if timed else {}),
+            }
+            for tweet in shown
+        ]
         meta = {"result_count": len(data), **({"newest_id": data[0]["id"]} if data else {})}
         return Reply(200, {"data": data, "meta": meta} if data else {"meta": meta})
 
