@@ -151,10 +151,33 @@ def matchers() -> dict[str, regex.Pattern[str]]:
 @functools.lru_cache(maxsize=4096)
 def health_terms(text: str) -> dict[str, tuple[tuple[int, int, str], ...]]:
     """Where ``text`` names a term of the ``health`` and of the ``context`` list: (start, end, term) each. Kept
-    for the last 4,096 texts: an item's text is checked with every draft of every channel made from it."""
+    for the last 4,096 texts: an item's text is checked with every draft of every channel made from it.
+
+    Read a clause at a time (:data:`_CLAUSE_END`), each clause's terms kept by its text: a draft is mostly its
+    item's sentences, read once per run. Exact: a term holds only letters, spaces and hyphens (as does any match of
+    it, whatever the case), so no match spans a clause's end, and the one character the matcher looks at beyond a
+    match is a clause's own last character or, before its first, punctuation or a space, which is no letter or
+    digit, as the start of a text is not."""
+    found: dict[str, list[tuple[int, int, str]]] = {"health": [], "context": []}
+    start = 0
+    for end in [match.end() for match in _CLAUSE_END.finditer(text)] + [len(text)]:
+        if end > start:
+            for key, terms in _clause_terms(text[start:end]).items():
+                found[key] += [(first + start, last + start, term) for first, last, term in terms]
+        start = end
+    return {key: tuple(terms) for key, terms in found.items()}
+
+
+#: Where a clause ends: punctuation no term holds, and the spaces after it.
+_CLAUSE_END = regex.compile(r"[.!?,;:()\n]\s*")
+
+
+@functools.lru_cache(maxsize=16384)
+def _clause_terms(clause: str) -> dict[str, tuple[tuple[int, int, str], ...]]:
     found = matchers()
     return {
-        key: tuple((m.start(), m.end(), m.group()) for m in found[key].finditer(text)) for key in ("health", "context")
+        key: tuple((m.start(), m.end(), m.group()) for m in found[key].finditer(clause))
+        for key in ("health", "context")
     }
 
 

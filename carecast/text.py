@@ -331,13 +331,18 @@ def split_to_fit(
 def _units(text: str) -> list[str]:
     """The sentences of ``text``, each link-or-hashtag-only sentence joined to the one before it, and a sentence
     ending in a colon (a list's heading) to the one after it."""
+    return list(_units_of(text))
+
+
+@functools.lru_cache(maxsize=1024)  # each channel of a run cuts the same items' text into the same sentences
+def _units_of(text: str) -> tuple[str, ...]:
     units: list[str] = []
     for sentence in _sentences(text):
         if units and (all(_LINK_OR_TAG.match(word) for word in sentence.split()) or units[-1].rstrip().endswith(":")):
             units[-1] += sentence
         else:
             units.append(sentence)
-    return units
+    return tuple(units)
 
 
 def _sentences(text: str) -> list[str]:
