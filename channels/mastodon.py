@@ -23,7 +23,6 @@ from typing import Any, ClassVar, Literal
 import regex
 import requests
 from pydantic import Field, HttpUrl, field_validator
-from twitter_text.extract_urls import extract_urls_with_indices
 
 from carecast.plugin import (
     Channel,
@@ -45,6 +44,7 @@ from carecast.plugin import (
     refusal,
     resolve,
 )
+from carecast.plugin.text import find_urls
 from carecast_channels.http import https_or_loopback, retry_after
 from carecast_channels.social import EmojiPolicy, one_post, post_copy
 
@@ -62,10 +62,7 @@ def mastodon_length(text: str, url_weight: int = URL_WEIGHT) -> int:
     """The length Mastodon checks against its limit: grapheme clusters, once every ``http(s)://`` URL is replaced
     by ``url_weight`` characters and every remote mention ``@user@domain`` by ``@user`` (Mastodon's
     StatusLengthValidator; a bare domain is no URL there)."""
-    entities = [
-        (start, end, "x" * url_weight)
-        for start, end in (url["indices"] for url in extract_urls_with_indices(text, False))
-    ]
+    entities = [(start, end, "x" * url_weight) for start, end, _ in find_urls(text, without_protocol=False)]
     entities += [(m.start(), m.end(), f"@{m.group(1)}") for m in REMOTE_MENTION.finditer(text)]
     pieces, position = [], 0
     for start, end, replacement in sorted(entities):

@@ -21,6 +21,7 @@ from carecast.text import (
     x_measure,
 )
 from carecast.words import LANGUAGES, words
+from carecast.xweight import find_urls
 
 __all__ = [
     "CONTACT_SCHEMES",
@@ -31,6 +32,7 @@ __all__ = [
     "drop_emoji",
     "excerpt_html",
     "excerpt_sentences",
+    "find_urls",
     "flatten",
     "html_to_text",
     "numbered_thread",
