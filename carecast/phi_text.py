@@ -313,19 +313,20 @@ class Reader:
             return None  # "Knee Pain Workshop"
         end = start + len(" ".join(words))
         span = Span(start, end, text[start:end])
+        # A cue before the run ("our patient") makes any run a name: looked for only when nothing else does.
+        return span if self._named(text, start, folded) or _cued(text[max(0, start - 40) : start]) else None
+
+    def _named(self, text: str, start: int, folded: list[str]) -> bool:
+        """Whether the run of ``folded`` words at ``start`` is a name without a cue before it."""
         given = [word for word in folded if word in self.first and word not in self.ambiguous]
-        if len(folded) == 1 and given:
-            return span
-        if matchers()["cue"].search(text, max(0, start - 40), start):
-            return span
         if len(folded) == 1:
-            return None
+            return bool(given)
         pieces = {piece for word in folded for piece in word.split("-")}
         if _in_headline(text, start):  # capitals say little in a Title Case line: a first name and a surname only
-            return span if given and folded[0] in given and len(folded) >= 2 and folded[-1] in self.last else None
+            return bool(given and folded[0] in given and len(folded) >= 2 and folded[-1] in self.last)
         known = given or pieces & self.last or any(word in self.first for word in folded)
         # Names no list knows (Nnamdi Eze): two or three capitalised words.
-        return span if known or len(folded) <= 3 else None
+        return bool(known or len(folded) <= 3)
 
     def _written_as_staff(self, text: str, span: Span) -> bool:
         """Whether the name is written as staff's: a credential or role after it, a role before it, "Dr."."""
@@ -346,6 +347,12 @@ class Reader:
             return True
         sentence = _sentence_around(text, span)
         return bool(found["news"].search(sentence) or found["persona"].search(sentence))
+
+
+@functools.lru_cache(maxsize=65536)  # the same 40 characters come before a run in each draft of an item
+def _cued(before: str) -> bool:
+    """Whether ``before`` (the 40 characters before a run) ends with a cue that a name follows: "our patient"."""
+    return matchers()["cue"].search(before) is not None
 
 
 _TITLES = frozenset({"MR", "MRS", "MS", "MISS", "MX", "DR", "DOCTOR", "DON", "DONA", "SR", "SRA", "SENORA", "SENOR"})
