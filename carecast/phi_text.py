@@ -272,7 +272,8 @@ class Reader:
 
     def identifiers(self, text: str) -> list[Span]:
         """Details that identify a person without their name: age over 89, street address, a unique role."""
-        found = [Span.of(m) for m in _AGE.finditer(text)]
+        # Every age the pattern reads is 9x, 10x or 11x: most texts hold none of those digits.
+        found = [Span.of(m) for m in _AGE.finditer(text)] if "9" in text or "10" in text or "11" in text else []
         found += [
             Span.of(m) for m in _ADDRESS.finditer(text) if _street(m) and not self.contact_for_business(text, m.start())
         ]

@@ -110,6 +110,15 @@ def _x_measure(text: str, version: Literal[2, 3]) -> XMeasure:
     return XMeasure(weighted_length=weighted_length, valid=valid)
 
 
+_GRAPHEME = regex.compile(r"\X")
+
+
+def graphemes(text: str) -> int:
+    """How many grapheme clusters (``\\X``) ``text`` holds: an ASCII text's are its characters, save that CR LF
+    is one (Unicode's rules: no ASCII character extends or joins another). Raises nothing."""
+    return len(text) - text.count("\r\n") if text.isascii() else len(_GRAPHEME.findall(text))
+
+
 def _gsm_costs() -> dict[str, int]:
     """Every character the GSM 03.38 codec encodes, with its cost in septets (2: the extension table's escape
     pair): what the codec decodes from each byte and escaped byte, weighed by encoding it back."""

@@ -66,6 +66,9 @@ def _emoji_code_points() -> re.Pattern[str]:
 
 
 _EMOJI_CODE_POINTS = _emoji_code_points()
+# weigh() looks for either among a text's non-ASCII characters only.
+assert not any(pattern.search(chr(code)) for code in range(128) for pattern in (_EMOJI_CODE_POINTS, invalid_chars))
+assert invalid_chars.pattern.startswith("[") and invalid_chars.pattern.endswith("]")  # one character
 
 
 #: Where a text is cut for :func:`find_urls`: ASCII white space, which twitter-text's URL pattern never holds (its
@@ -116,7 +119,9 @@ def weigh(text: str, version: Literal[2, 3] = 3) -> tuple[int, bool]:
     """
     options = CONFIGS[version]
     normalized = convert_line_ending(unicodedata.normalize("NFC", text))
-    if invalid_chars.search(normalized) or (options["emoji_parsing_enabled"] and _EMOJI_CODE_POINTS.search(normalized)):
+    # Both are classes of single non-ASCII characters: looked for among the text's distinct non-ASCII ones only.
+    wide = "" if normalized.isascii() else "".join({char for char in normalized if not char.isascii()})
+    if invalid_chars.search(wide) or (options["emoji_parsing_enabled"] and _EMOJI_CODE_POINTS.search(wide)):
         parsed = parse_tweet(text, options)
         return parsed.weightedLength, parsed.valid
     scale = options["scale"]

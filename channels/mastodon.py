@@ -44,7 +44,7 @@ from carecast.plugin import (
     refusal,
     resolve,
 )
-from carecast.plugin.text import find_urls
+from carecast.plugin.text import find_urls, graphemes
 from carecast_channels.http import https_or_loopback, retry_after
 from carecast_channels.social import EmojiPolicy, one_post, post_copy
 
@@ -55,7 +55,6 @@ MAX_CHARACTERS = 500
 REMOTE_MENTION = regex.compile(
     r"(?<![=/\w])@([a-z0-9_]+(?:[.-]+[a-z0-9_]+)*)@\w+(?:[.-]+\w+)*", regex.IGNORECASE | regex.UNICODE
 )
-GRAPHEME = regex.compile(r"\X")
 
 
 def mastodon_length(text: str, url_weight: int = URL_WEIGHT) -> int:
@@ -71,7 +70,7 @@ def mastodon_length(text: str, url_weight: int = URL_WEIGHT) -> int:
         pieces += [text[position:start], replacement]
         position = end
     pieces.append(text[position:])
-    return len(GRAPHEME.findall("".join(pieces)))
+    return graphemes("".join(pieces))
 
 
 class MastodonCredentials(Strict):

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import pytest
+import regex
 import yaml
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -15,7 +16,7 @@ from twitter_text import parse_tweet
 from twitter_text.extract_urls import extract_urls_with_indices
 from twitter_text.regexp.emoji import emoji_list
 
-from carecast.text import GSM_CODEC, SEGMENT_CAPACITY, sms_measure
+from carecast.text import GSM_CODEC, SEGMENT_CAPACITY, graphemes, sms_measure
 from carecast.xweight import _EMOJI_CODE_POINTS, CONFIGS, find_urls, weigh
 from tests.test_text import CONFORMANCE
 
@@ -147,3 +148,9 @@ def test_every_conformance_text_has_the_urls_twitter_text_extracts(text: str) ->
 def test_any_text_has_the_urls_twitter_text_extracts(text: str) -> None:
     for without_protocol in (True, False):
         assert find_urls(text, without_protocol) == _extracted(text, without_protocol), without_protocol
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=0x7F), max_size=60) | st.lists(PIECES, max_size=8).map("".join))
+def test_graphemes_are_what_unicode_counts(text: str) -> None:
+    assert graphemes(text) == len(regex.findall(r"\X", text))
