@@ -294,38 +294,26 @@ class Reader:
     # -- names -------------------------------------------------------------------------------------------------
 
     def _name(self, text: str, match: regex.Match[str]) -> Span | None:
-        words = match.group().split()
-        folded = [fold(word) for word in words]
-        start = match.start()
-        # A run starting a sentence begins with an ordinary word as often as with a name: drop the stop words.
-        while folded and (folded[0] in self.not_names or (folded[0] in _TITLES and len(folded) == 1)):
-            start += len(words[0]) + 1
-            words, folded = words[1:], folded[1:]
-        if not folded or any(word[-2:-1] in _APOSTROPHES and word[-1:] == "s" for word in words[:-1]):
-            return None  # "Harold's Chicken": a possessive inside the run names a business or a place
-        if any(word in self.places for word in folded):
-            # "Helen Park" is a person, "Grant Park" and "Lurie Children's Hospital" are places.
-            person_like = len(folded) == 2 and folded[0] in self.first and folded[0] not in self.ambiguous
-            if not person_like or folded[1] not in self.last:
-                return None
-        if any(word in self.not_names for word in folded) or any(len(w) > 1 and w.isupper() for w in words):
-            return None  # an acronym (IL, PT) is no name
-        if any(word in self.health_words and word not in self.first for word in folded):
-            return None  # "Knee Pain Workshop"
-        end = start + len(" ".join(words))
-        span = Span(start, end, text[start:end])
+        found = _run_words(match.group())
+        if found is None:
+            return None
+        skipped, length, folded = found
+        start = match.start() + skipped
+        span = Span(start, start + length, text[start : start + length])
         # A cue before the run ("our patient") makes any run a name: looked for only when nothing else does.
         return span if self._named(text, start, folded) or _cued(text[max(0, start - 40) : start]) else None
 
-    def _named(self, text: str, start: int, folded: list[str]) -> bool:
+    def _named(self, text: str, start: int, folded: tuple[str, ...]) -> bool:
         """Whether the run of ``folded`` words at ``start`` is a name without a cue before it."""
-        given = [word for word in folded if word in self.first and word not in self.ambiguous]
+        first, last = name_lists()
+        ambiguous = _folded_terms()[2]
+        given = [word for word in folded if word in first and word not in ambiguous]
         if len(folded) == 1:
             return bool(given)
         pieces = {piece for word in folded for piece in word.split("-")}
         if _in_headline(text, start):  # capitals say little in a Title Case line: a first name and a surname only
-            return bool(given and folded[0] in given and len(folded) >= 2 and folded[-1] in self.last)
-        known = given or pieces & self.last or any(word in self.first for word in folded)
+            return bool(given and folded[0] in given and len(folded) >= 2 and folded[-1] in last)
+        known = given or pieces & last or any(word in first for word in folded)
         # Names no list knows (Nnamdi Eze): two or three capitalised words.
         return bool(known or len(folded) <= 3)
 
@@ -348,6 +336,33 @@ class Reader:
             return True
         sentence = _sentence_around(text, span)
         return bool(found["news"].search(sentence) or found["persona"].search(sentence))
+
+
+@functools.lru_cache(maxsize=65536)  # each draft of an item holds the same runs of capitalised words
+def _run_words(run: str) -> tuple[int, int, tuple[str, ...]] | None:
+    """What of a run of capitalised words may name a person, by the word lists alone: how many characters of
+    stop words open it, how long the rest is, and its words folded; None when the lists say it names no one."""
+    words = run.split()
+    folded = [fold(word) for word in words]
+    not_names, places, _, health_words = _folded_terms()
+    first, last = name_lists()
+    skipped = 0
+    # A run starting a sentence begins with an ordinary word as often as with a name: drop the stop words.
+    while folded and (folded[0] in not_names or (folded[0] in _TITLES and len(folded) == 1)):
+        skipped += len(words[0]) + 1
+        words, folded = words[1:], folded[1:]
+    if not folded or any(word[-2:-1] in _APOSTROPHES and word[-1:] == "s" for word in words[:-1]):
+        return None  # "Harold's Chicken": a possessive inside the run names a business or a place
+    if any(word in places for word in folded):
+        # "Helen Park" is a person, "Grant Park" and "Lurie Children's Hospital" are places.
+        person_like = len(folded) == 2 and folded[0] in first and folded[0] not in _folded_terms()[2]
+        if not person_like or folded[1] not in last:
+            return None
+    if any(word in not_names for word in folded) or any(len(w) > 1 and w.isupper() for w in words):
+        return None  # an acronym (IL, PT) is no name
+    if any(word in health_words and word not in first for word in folded):
+        return None  # "Knee Pain Workshop"
+    return skipped, len(" ".join(words)), tuple(folded)
 
 
 @functools.lru_cache(maxsize=65536)  # the same 40 characters come before a run in each draft of an item
