@@ -20,6 +20,7 @@ authorized story is not. The pipeline holds a draft with uncovered findings unti
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -82,8 +83,10 @@ _LINK = regex.compile(r"\bhttps?://\S+|\b(?:[\w-]+\.)+\p{L}{2,}/\S*")
 _E164 = phonenumbers.PhoneNumberFormat.E164
 
 
+@functools.lru_cache(maxsize=4096)  # an item's texts are checked with every draft made from them
 def _without_links(text: str) -> str:
-    """``text`` with its links blanked, not cut: every span found in it is where it is in ``text``."""
+    """``text`` with its links blanked, not cut: every span found in it is where it is in ``text``. A link holds no
+    space, so texts joined by blank lines lose the links each loses alone."""
     return _LINK.sub(lambda link: " " * len(link.group()), text)
 
 
@@ -260,8 +263,12 @@ class PhiCheck:
         """Every finding in ``text``; ``where`` names it in the findings. ``pieces``: the texts ``text`` joins by
         blank lines, each with where it starts (the health terms and phone numbers of each are found once per run,
         :func:`carecast.phi_text.health_terms`, :func:`_phone_numbers`: neither spans a blank line)."""
-        text = _without_links(text)
-        pieces = [(start, _without_links(piece)) for start, piece in pieces] if pieces else [(0, text)]
+        if pieces:
+            pieces = [(start, _without_links(piece)) for start, piece in pieces]
+            text = "\n\n".join(piece for _, piece in pieces)
+        else:
+            text = _without_links(text)
+            pieces = [(0, text)]
         findings = self._patient_health(text, where, pieces)
         findings += [Finding("date of birth", where, (m.group(),), (m.span(),)) for m in _DOB.finditer(text)]
         findings += self._phones(text, where, pieces)
@@ -340,10 +347,21 @@ def _phone_numbers(text: str) -> tuple[tuple[str, int, int, str], ...]:
     for the last 4,096 texts: an item's text is checked with every draft of every channel made from it. A number
     never spans a blank line (its punctuation holds no line break), so the numbers of texts joined by blank lines
     are those of each text."""
+    if len(_DIGIT.findall(text)) < FEWEST_PHONE_DIGITS:
+        return ()  # phonenumbers' matcher weighs every run of digits, "(tip 42)" as much as a number
     return tuple(
         (match.raw_string, match.start, match.end, phonenumbers.format_number(match.number, _E164))
         for match in phonenumbers.PhoneNumberMatcher(text, "US")
     )
+
+
+#: Fewer digits than a text needs for ``PhoneNumberMatcher(text, "US")`` to find a number in it: a match is a valid
+#: number, whose national significant number has at least 4 digits in every region (``possible_length``), 10 in the
+#: US (a number written without a country code); one with its country code written shows that code too. Its
+#: digits are the text's own (the matcher reads no letters as digits), save those a region's national prefix
+#: rule adds: ``tests/test_phi_clauses.py`` derives the fewest from phonenumbers' metadata (6 today).
+FEWEST_PHONE_DIGITS = 5
+_DIGIT = re.compile(r"\d")  # what phonenumbers' own patterns (Python's re) read as a digit
 
 
 def _e164(number: str) -> str | None:

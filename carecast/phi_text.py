@@ -151,10 +151,33 @@ def matchers() -> dict[str, regex.Pattern[str]]:
 @functools.lru_cache(maxsize=4096)
 def health_terms(text: str) -> dict[str, tuple[tuple[int, int, str], ...]]:
     """Where ``text`` names a term of the ``health`` and of the ``context`` list: (start, end, term) each. Kept
-    for the last 4,096 texts: an item's text is checked with every draft of every channel made from it."""
+    for the last 4,096 texts: an item's text is checked with every draft of every channel made from it.
+
+    Read a clause at a time (:data:`_CLAUSE_END`), each clause's terms kept by its text: a draft is mostly its
+    item's sentences, read once per run. Exact: a term holds only letters, spaces and hyphens (as does any match of
+    it, whatever the case), so no match spans a clause's end, and the one character the matcher looks at beyond a
+    match is a clause's own last character or, before its first, punctuation or a space, which is no letter or
+    digit, as the start of a text is not."""
+    found: dict[str, list[tuple[int, int, str]]] = {"health": [], "context": []}
+    start = 0
+    for end in [match.end() for match in _CLAUSE_END.finditer(text)] + [len(text)]:
+        if end > start:
+            for key, terms in _clause_terms(text[start:end]).items():
+                found[key] += [(first + start, last + start, term) for first, last, term in terms]
+        start = end
+    return {key: tuple(terms) for key, terms in found.items()}
+
+
+#: Where a clause ends: punctuation no term holds, and the spaces after it.
+_CLAUSE_END = regex.compile(r"[.!?,;:()\n]\s*")
+
+
+@functools.lru_cache(maxsize=16384)
+def _clause_terms(clause: str) -> dict[str, tuple[tuple[int, int, str], ...]]:
     found = matchers()
     return {
-        key: tuple((m.start(), m.end(), m.group()) for m in found[key].finditer(text)) for key in ("health", "context")
+        key: tuple((m.start(), m.end(), m.group()) for m in found[key].finditer(clause))
+        for key in ("health", "context")
     }
 
 
@@ -249,7 +272,8 @@ class Reader:
 
     def identifiers(self, text: str) -> list[Span]:
         """Details that identify a person without their name: age over 89, street address, a unique role."""
-        found = [Span.of(m) for m in _AGE.finditer(text)]
+        # Every age the pattern reads is 9x, 10x or 11x: most texts hold none of those digits.
+        found = [Span.of(m) for m in _AGE.finditer(text)] if "9" in text or "10" in text or "11" in text else []
         found += [
             Span.of(m) for m in _ADDRESS.finditer(text) if _street(m) and not self.contact_for_business(text, m.start())
         ]
@@ -270,39 +294,28 @@ class Reader:
     # -- names -------------------------------------------------------------------------------------------------
 
     def _name(self, text: str, match: regex.Match[str]) -> Span | None:
-        words = match.group().split()
-        folded = [fold(word) for word in words]
-        start = match.start()
-        # A run starting a sentence begins with an ordinary word as often as with a name: drop the stop words.
-        while folded and (folded[0] in self.not_names or (folded[0] in _TITLES and len(folded) == 1)):
-            start += len(words[0]) + 1
-            words, folded = words[1:], folded[1:]
-        if not folded or any(word[-2:-1] in _APOSTROPHES and word[-1:] == "s" for word in words[:-1]):
-            return None  # "Harold's Chicken": a possessive inside the run names a business or a place
-        if any(word in self.places for word in folded):
-            # "Helen Park" is a person, "Grant Park" and "Lurie Children's Hospital" are places.
-            person_like = len(folded) == 2 and folded[0] in self.first and folded[0] not in self.ambiguous
-            if not person_like or folded[1] not in self.last:
-                return None
-        if any(word in self.not_names for word in folded) or any(len(w) > 1 and w.isupper() for w in words):
-            return None  # an acronym (IL, PT) is no name
-        if any(word in self.health_words and word not in self.first for word in folded):
-            return None  # "Knee Pain Workshop"
-        end = start + len(" ".join(words))
-        span = Span(start, end, text[start:end])
-        given = [word for word in folded if word in self.first and word not in self.ambiguous]
-        if len(folded) == 1 and given:
-            return span
-        if matchers()["cue"].search(text, max(0, start - 40), start):
-            return span
-        if len(folded) == 1:
+        found = _run_words(match.group())
+        if found is None:
             return None
+        skipped, length, folded = found
+        start = match.start() + skipped
+        span = Span(start, start + length, text[start : start + length])
+        # A cue before the run ("our patient") makes any run a name: looked for only when nothing else does.
+        return span if self._named(text, start, folded) or _cued(text[max(0, start - 40) : start]) else None
+
+    def _named(self, text: str, start: int, folded: tuple[str, ...]) -> bool:
+        """Whether the run of ``folded`` words at ``start`` is a name without a cue before it."""
+        first, last = name_lists()
+        ambiguous = _folded_terms()[2]
+        given = [word for word in folded if word in first and word not in ambiguous]
+        if len(folded) == 1:
+            return bool(given)
         pieces = {piece for word in folded for piece in word.split("-")}
         if _in_headline(text, start):  # capitals say little in a Title Case line: a first name and a surname only
-            return span if given and folded[0] in given and len(folded) >= 2 and folded[-1] in self.last else None
-        known = given or pieces & self.last or any(word in self.first for word in folded)
+            return bool(given and folded[0] in given and len(folded) >= 2 and folded[-1] in last)
+        known = given or pieces & last or any(word in first for word in folded)
         # Names no list knows (Nnamdi Eze): two or three capitalised words.
-        return span if known or len(folded) <= 3 else None
+        return bool(known or len(folded) <= 3)
 
     def _written_as_staff(self, text: str, span: Span) -> bool:
         """Whether the name is written as staff's: a credential or role after it, a role before it, "Dr."."""
@@ -323,6 +336,39 @@ class Reader:
             return True
         sentence = _sentence_around(text, span)
         return bool(found["news"].search(sentence) or found["persona"].search(sentence))
+
+
+@functools.lru_cache(maxsize=65536)  # each draft of an item holds the same runs of capitalised words
+def _run_words(run: str) -> tuple[int, int, tuple[str, ...]] | None:
+    """What of a run of capitalised words may name a person, by the word lists alone: how many characters of
+    stop words open it, how long the rest is, and its words folded; None when the lists say it names no one."""
+    words = run.split()
+    folded = [fold(word) for word in words]
+    not_names, places, _, health_words = _folded_terms()
+    first, last = name_lists()
+    skipped = 0
+    # A run starting a sentence begins with an ordinary word as often as with a name: drop the stop words.
+    while folded and (folded[0] in not_names or (folded[0] in _TITLES and len(folded) == 1)):
+        skipped += len(words[0]) + 1
+        words, folded = words[1:], folded[1:]
+    if not folded or any(word[-2:-1] in _APOSTROPHES and word[-1:] == "s" for word in words[:-1]):
+        return None  # "Harold's Chicken": a possessive inside the run names a business or a place
+    if any(word in places for word in folded):
+        # "Helen Park" is a person, "Grant Park" and "Lurie Children's Hospital" are places.
+        person_like = len(folded) == 2 and folded[0] in first and folded[0] not in _folded_terms()[2]
+        if not person_like or folded[1] not in last:
+            return None
+    if any(word in not_names for word in folded) or any(len(w) > 1 and w.isupper() for w in words):
+        return None  # an acronym (IL, PT) is no name
+    if any(word in health_words and word not in first for word in folded):
+        return None  # "Knee Pain Workshop"
+    return skipped, len(" ".join(words)), tuple(folded)
+
+
+@functools.lru_cache(maxsize=65536)  # the same 40 characters come before a run in each draft of an item
+def _cued(before: str) -> bool:
+    """Whether ``before`` (the 40 characters before a run) ends with a cue that a name follows: "our patient"."""
+    return matchers()["cue"].search(before) is not None
 
 
 _TITLES = frozenset({"MR", "MRS", "MS", "MISS", "MX", "DR", "DOCTOR", "DON", "DONA", "SR", "SRA", "SENORA", "SENOR"})

@@ -117,6 +117,15 @@ def _x_measure(text: str, version: Literal[2, 3]) -> XMeasure:
     return XMeasure(weighted_length=weighted_length, valid=valid)
 
 
+_GRAPHEME = regex.compile(r"\X")
+
+
+def graphemes(text: str) -> int:
+    """How many grapheme clusters (``\\X``) ``text`` holds: an ASCII text's are its characters, save that CR LF
+    is one (Unicode's rules: no ASCII character extends or joins another). Raises nothing."""
+    return len(text) - text.count("\r\n") if text.isascii() else len(_GRAPHEME.findall(text))
+
+
 def _gsm_costs() -> dict[str, int]:
     """Every character the GSM 03.38 codec encodes, with its cost in septets (2: the extension table's escape
     pair): what the codec decodes from each byte and escaped byte, weighed by encoding it back."""
@@ -340,13 +349,18 @@ def split_to_fit(
 def _units(text: str) -> list[str]:
     """The sentences of ``text``, each link-or-hashtag-only sentence joined to the one before it, and a sentence
     ending in a colon (a list's heading) to the one after it."""
+    return list(_units_of(text))
+
+
+@functools.lru_cache(maxsize=1024)  # each channel of a run cuts the same items' text into the same sentences
+def _units_of(text: str) -> tuple[str, ...]:
     units: list[str] = []
     for sentence in split_sentences(text):
         if units and (all(_LINK_OR_TAG.match(word) for word in sentence.split()) or units[-1].rstrip().endswith(":")):
             units[-1] += sentence
         else:
             units.append(sentence)
-    return units
+    return tuple(units)
 
 
 def split_sentences(text: str) -> list[str]:

@@ -66,6 +66,45 @@ def _emoji_code_points() -> re.Pattern[str]:
 
 
 _EMOJI_CODE_POINTS = _emoji_code_points()
+# weigh() looks for either among a text's non-ASCII characters only.
+assert not any(pattern.search(chr(code)) for code in range(128) for pattern in (_EMOJI_CODE_POINTS, invalid_chars))
+assert invalid_chars.pattern.startswith("[") and invalid_chars.pattern.endswith("]")  # one character
+
+
+#: Where a text is cut for :func:`find_urls`: ASCII white space, which twitter-text's URL pattern never holds (its
+#: domain characters exclude ``spaces_group``, its path, query and port characters are listed without it).
+_WORD = re.compile(r"[^ \t\n\r\f\v]+")
+
+
+def find_urls(text: str, without_protocol: bool = True) -> list[tuple[int, int, str]]:
+    """``extract_urls_with_indices(text, without_protocol)`` as (start, end, url), read a word at a time, each
+    word's URLs kept by the word: a post's candidates share most of their words. Raises nothing.
+
+    Exact: no URL holds white space, so each lies in one word. The pattern is tried at every position, reading the
+    character there as the one before a URL (any but a letter, digit, ``@``, ``$`` or ``#``) or, at the start of
+    the text only, nothing; after a URL's domain it checks one character (not alphanumeric, ``@``, ``+`` or ``-``,
+    or the end). So a word is read as the text reads it: behind a space (where the text has white space, tried
+    first, as the text tries it there) unless it starts the text, and a word's end passes the check as the white
+    space after it does. The one use twitter-text makes of the character before (``[-_./]$``) finds no white space.
+    """
+    needed = "." if without_protocol else ":"  # twitter-text's own shortcut: no URL without either
+    found = []
+    for word in _WORD.finditer(text):
+        if needed in word.group():
+            at, behind = word.start(), word.start() > 0
+            found += [
+                (start + at, end + at, url) for start, end, url in _word_urls(word.group(), without_protocol, behind)
+            ]
+    return found
+
+
+@functools.lru_cache(maxsize=16384)
+def _word_urls(word: str, without_protocol: bool, behind_space: bool) -> tuple[tuple[int, int, str], ...]:
+    shift = 1 if behind_space else 0
+    return tuple(
+        (entity["indices"][0] - shift, entity["indices"][1] - shift, entity["url"])
+        for entity in extract_urls_with_indices(" " * shift + word, without_protocol)
+    )
 
 
 @functools.lru_cache(maxsize=4096)
@@ -80,21 +119,23 @@ def weigh(text: str, version: Literal[2, 3] = 3) -> tuple[int, bool]:
     """
     options = CONFIGS[version]
     normalized = convert_line_ending(unicodedata.normalize("NFC", text))
-    if invalid_chars.search(normalized) or (options["emoji_parsing_enabled"] and _EMOJI_CODE_POINTS.search(normalized)):
+    # Both are classes of single non-ASCII characters: looked for among the text's distinct non-ASCII ones only.
+    wide = "" if normalized.isascii() else "".join({char for char in normalized if not char.isascii()})
+    if invalid_chars.search(wide) or (options["emoji_parsing_enabled"] and _EMOJI_CODE_POINTS.search(wide)):
         parsed = parse_tweet(text, options)
         return parsed.weightedLength, parsed.valid
     scale = options["scale"]
     weighted = 0
     # parse_tweet keys URLs by where they start (a later one at the same start wins) and, on reaching one, adds the
     # transformed length and skips len(url) characters: a URL starting inside that skip is never reached.
-    urls = {entity["indices"][0]: entity["url"] for entity in extract_urls_with_indices(normalized)}
+    starts = {start: url for start, _, url in find_urls(normalized)}
     pieces, position = [], 0
-    for start in sorted(urls):
+    for start in sorted(starts):
         if start < position:
             continue
         pieces.append(normalized[position:start])
         weighted += options["transformed_url_length"] * scale
-        position = start + len(urls[start])
+        position = start + len(starts[start])
     pieces.append(normalized[position:])
     rest = "".join(pieces)
     weighted += sum(_weight(char, version) * rest.count(char) for char in set(rest))

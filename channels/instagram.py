@@ -27,7 +27,6 @@ from urllib.parse import urlsplit
 
 import requests
 from pydantic import Field
-from twitter_text.extract_urls import extract_urls_with_indices
 
 from carecast.plugin import (
     ContentItem,
@@ -40,7 +39,7 @@ from carecast.plugin import (
     now_utc,
     send_once,
 )
-from carecast.plugin.text import HASHTAG
+from carecast.plugin.text import HASHTAG, find_urls
 from carecast_channels.graph import GraphChannel, GraphConfig
 
 MAX_CAPTION = 2_200
@@ -118,7 +117,7 @@ class InstagramChannel(GraphChannel):
         problems = []
         if (count := hashtag_count(draft.text)) > MAX_HASHTAGS:
             problems.append(f"{count} hashtags of {MAX_HASHTAGS}")
-        if extract_urls_with_indices(draft.text, False):
+        if find_urls(draft.text, without_protocol=False):
             problems.append("a URL in the caption (not clickable on Instagram: say 'link in bio' instead)")
         if problems:
             raise RenderError(self.instance, "; ".join(problems), draft.item_ids)

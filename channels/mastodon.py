@@ -24,7 +24,6 @@ from typing import Any, ClassVar, Literal
 import regex
 import requests
 from pydantic import Field, HttpUrl, field_validator
-from twitter_text.extract_urls import extract_urls_with_indices
 
 from carecast.plugin import (
     Channel,
@@ -47,6 +46,7 @@ from carecast.plugin import (
     resolve,
     send_once,
 )
+from carecast.plugin.text import find_urls, graphemes
 from carecast_channels.http import https_or_loopback, retry_after
 from carecast_channels.social import EmojiPolicy, one_post, post_copy
 
@@ -57,17 +57,13 @@ MAX_CHARACTERS = 500
 REMOTE_MENTION = regex.compile(
     r"(?<![=/\w])@([a-z0-9_]+(?:[.-]+[a-z0-9_]+)*)@\w+(?:[.-]+\w+)*", regex.IGNORECASE | regex.UNICODE
 )
-GRAPHEME = regex.compile(r"\X")
 
 
 def mastodon_length(text: str, url_weight: int = URL_WEIGHT) -> int:
     """The length Mastodon checks against its limit: grapheme clusters, once every ``http(s)://`` URL is replaced
     by ``url_weight`` characters and every remote mention ``@user@domain`` by ``@user`` (Mastodon's
     StatusLengthValidator; a bare domain is no URL there)."""
-    entities = [
-        (start, end, "x" * url_weight)
-        for start, end in (url["indices"] for url in extract_urls_with_indices(text, False))
-    ]
+    entities = [(start, end, "x" * url_weight) for start, end, _ in find_urls(text, without_protocol=False)]
     entities += [(m.start(), m.end(), f"@{m.group(1)}") for m in REMOTE_MENTION.finditer(text)]
     pieces, position = [], 0
     for start, end, replacement in sorted(entities):
@@ -76,7 +72,7 @@ def mastodon_length(text: str, url_weight: int = URL_WEIGHT) -> int:
         pieces += [text[position:start], replacement]
         position = end
     pieces.append(text[position:])
-    return len(GRAPHEME.findall("".join(pieces)))
+    return graphemes("".join(pieces))
 
 
 class MastodonCredentials(Strict):

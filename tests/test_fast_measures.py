@@ -1,20 +1,23 @@
 """The fast measures against the slow definitions they replace: X's (carecast.xweight) against twitter-text's own
-parse_tweet on the whole conformance suite and a hypothesis property, both configurations; SMS segments against
-the character-at-a-time count."""
+parse_tweet on the whole conformance suite and a hypothesis property, both configurations, and its URLs read a word
+at a time against twitter-text's extraction of the whole text; SMS segments against the character-at-a-time
+count."""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
 import pytest
+import regex
 import yaml
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from twitter_text import parse_tweet
+from twitter_text.extract_urls import extract_urls_with_indices
 from twitter_text.regexp.emoji import emoji_list
 
-from carecast.text import GSM_CODEC, SEGMENT_CAPACITY, sms_measure
-from carecast.xweight import _EMOJI_CODE_POINTS, CONFIGS, weigh
+from carecast.text import GSM_CODEC, SEGMENT_CAPACITY, graphemes, sms_measure
+from carecast.xweight import _EMOJI_CODE_POINTS, CONFIGS, find_urls, weigh
 from tests.test_text import CONFORMANCE
 
 
@@ -119,3 +122,35 @@ SMS_TEXT = st.lists(
 def test_sms_segments_as_counted_one_character_at_a_time(text: str) -> None:
     measure = sms_measure(text)
     assert (measure.encoding, measure.units, measure.segments) == _segments_one_character_at_a_time(text)
+
+
+def _extracted(text: str, without_protocol: bool) -> list[tuple[int, int, str]]:
+    entities = extract_urls_with_indices(text, without_protocol)
+    return [(entity["indices"][0], entity["indices"][1], entity["url"]) for entity in entities]
+
+
+URL_PIECES = st.one_of(
+    PIECES,
+    st.sampled_from([" ", "\n", "\t", ".", "/", "-", "_", "(", ")", "@", "#", "$", "\u00a0", "\u3000", "\u202a"]),
+    st.sampled_from(["x.com", "t.co/abcdef", "https://", "http://a.b", ".co.uk", "www.", "日本.jp", "é.com", ":8080"]),
+)
+
+
+@pytest.mark.parametrize("text", _every_conformance_text())
+def test_every_conformance_text_has_the_urls_twitter_text_extracts(text: str) -> None:
+    for without_protocol in (True, False):
+        assert find_urls(text, without_protocol) == _extracted(text, without_protocol)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(URL_PIECES, max_size=16).map("".join))
+@example("\x800.AL x \x800.AL")  # a text's first character may be the one before a URL
+def test_any_text_has_the_urls_twitter_text_extracts(text: str) -> None:
+    for without_protocol in (True, False):
+        assert find_urls(text, without_protocol) == _extracted(text, without_protocol), without_protocol
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=0x7F), max_size=60) | st.lists(PIECES, max_size=8).map("".join))
+def test_graphemes_are_what_unicode_counts(text: str) -> None:
+    assert graphemes(text) == len(regex.findall(r"\X", text))

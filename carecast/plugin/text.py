@@ -9,6 +9,7 @@ from carecast.text import (
     HASHTAG,
     drop_emoji,
     flatten,
+    graphemes,
     numbered_thread,
     opening_sentences,
     shorten,
@@ -21,6 +22,7 @@ from carecast.text import (
     x_measure,
 )
 from carecast.words import LANGUAGES, words
+from carecast.xweight import find_urls
 
 __all__ = [
     "CONTACT_SCHEMES",
@@ -31,7 +33,9 @@ __all__ = [
     "drop_emoji",
     "excerpt_html",
     "excerpt_sentences",
+    "find_urls",
     "flatten",
+    "graphemes",
     "html_to_text",
     "numbered_thread",
     "opening_sentences",

@@ -8,12 +8,12 @@ import urllib.parse
 from datetime import datetime
 from typing import Any
 
-import regex
 from atproto_client import models
 from atproto_client.models.utils import get_model_as_dict
 from atproto_client.utils import TextBuilder, facet_detection
 
-GRAPHEME = regex.compile(r"\X")
+from carecast.plugin.text import graphemes
+
 TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
 # Bluesky's app shows a link's path only up to this many characters, then "...".
 SHOWN_PATH = 15
@@ -55,7 +55,7 @@ def bluesky_length(text: str) -> int:
 
     The last 1,024 texts measured are remembered: ``enforce`` re-measures what ``compose`` measured.
     """
-    return len(GRAPHEME.findall(rich_text(text)[0]))
+    return graphemes(rich_text(text)[0])
 
 
 def tid(moment: datetime, clock_id: int) -> str:
