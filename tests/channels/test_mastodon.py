@@ -13,11 +13,13 @@ import pytest
 import requests
 from pydantic import ValidationError
 
+from carecast.channel import PublishContext
 from carecast.errors import CredentialError, PublishError, RenderError
+from carecast.ledger import Ledger
 from carecast.model import Draft
 from carecast.practice import load_settings
 from carecast_channels.mastodon import MastodonChannel, MastodonConfig, mastodon_length
-from tests.channels.conftest import outbox_context
+from tests.channels.conftest import claimed_context, outbox_context
 from tests.conftest import write_config
 from tests.factories import make_item
 from tests.providers.mastodon import MastodonInstance, mastodon_instance
@@ -157,6 +159,11 @@ def next_post(instance: MastodonInstance, effect: dict[str, Any]) -> None:
     requests.post(f"{instance.url}/api/v1/_mock/faults", json=rule, timeout=5).raise_for_status()
 
 
+def claimed(tmp_path: Path, draft: Draft) -> PublishContext:
+    """``draft`` saved and claimed in the test's ledger, as the pipeline claims one before publishing it."""
+    return claimed_context(Ledger(f"sqlite:///{tmp_path / 'ledger.db'}"), draft, tmp_path / "o")
+
+
 def draft_for(test: str, text: str = "October is PT Month. Thank you for trusting us!") -> Draft:
     # One item per test: a module's tests share the instance, and its Idempotency-Keys name the draft.
     return Draft(channel="mastodon", item_ids=(f"md:{test}",), parts=(text,))
@@ -166,7 +173,7 @@ def test_a_status_is_posted_with_its_visibility(tmp_path: Path, instance: Mastod
     before = statuses_count(instance)
     draft = draft_for("posted")
 
-    receipt = live(tmp_path, instance, visibility="unlisted").publish(draft, outbox_context(tmp_path / "o", 1))
+    receipt = live(tmp_path, instance, visibility="unlisted").publish(draft, claimed(tmp_path, draft))
 
     [status_id] = receipt.provider_ids
     status = requests.get(f"{instance.url}/api/v1/statuses/{status_id}", headers=instance.auth_headers(), timeout=5)
@@ -183,7 +190,8 @@ def test_a_retry_after_a_timeout_sends_the_same_key_and_makes_one_status(
 ) -> None:
     before = statuses_count(instance)
     mastodon = live(tmp_path, instance, timeout=1.5)
-    draft, context = draft_for("timeout"), outbox_context(tmp_path / "o", 1)
+    draft = draft_for("timeout")
+    context = claimed(tmp_path, draft)
     # The instance takes the status but answers too late: the client gives up, the status exists.
     next_post(instance, {"type": "latency", "delay_ms": 3000})
 
@@ -203,8 +211,10 @@ def test_instance_limits_are_read_once_and_enforced(tmp_path: Path, instance: Ma
     before = statuses_count(instance)
 
     with pytest.raises(PublishError, match="101 of the instance's 100 characters") as caught:
-        mastodon.publish(draft_for("limits", "a" * 101), outbox_context(tmp_path / "o", 1))
-    receipt = mastodon.publish(draft_for("limits-url", "a" * 69 + " " + LONG_URL), outbox_context(tmp_path / "o", 2))
+        over = draft_for("limits", "a" * 101)
+        mastodon.publish(over, claimed(tmp_path, over))
+    within = draft_for("limits-url", "a" * 69 + " " + LONG_URL)
+    receipt = mastodon.publish(within, claimed(tmp_path, within))
 
     assert not caught.value.transient
     assert (mastodon.instance_limits().max_characters, mastodon.instance_limits().url_weight) == (100, 30)
@@ -227,7 +237,7 @@ def test_faults_are_transient_or_permanent(
     before = statuses_count(instance)
 
     with pytest.raises(PublishError, match=f"answered {status}") as caught:
-        live(tmp_path, instance).publish(draft_for(f"fault-{status}"), outbox_context(tmp_path / "o", 1))
+        live(tmp_path, instance).publish(draft := draft_for(f"fault-{status}"), claimed(tmp_path, draft))
 
     assert caught.value.transient is transient and caught.value.retry_after is None
     if body is not None:
@@ -239,7 +249,7 @@ def test_a_rate_limit_is_transient_with_the_instances_wait(tmp_path: Path, insta
     instance.fault("/api/v1/statuses", status=429)
 
     with pytest.raises(PublishError, match="answered 429") as caught:
-        live(tmp_path, instance).publish(draft_for("ratelimit"), outbox_context(tmp_path / "o", 1))
+        live(tmp_path, instance).publish(draft := draft_for("ratelimit"), claimed(tmp_path, draft))
 
     assert caught.value.transient and caught.value.retry_after == 300
 
@@ -248,7 +258,7 @@ def test_a_malformed_answer_is_transient(tmp_path: Path, instance: MastodonInsta
     next_post(instance, {"type": "malformed"})
 
     with pytest.raises(PublishError, match="malformed") as caught:
-        live(tmp_path, instance).publish(draft_for("malformed"), outbox_context(tmp_path / "o", 1))
+        live(tmp_path, instance).publish(draft := draft_for("malformed"), claimed(tmp_path, draft))
 
     assert caught.value.transient
 
@@ -260,7 +270,7 @@ def test_a_wrong_token_waits_for_the_staff_to_fix_it_and_fails_verify(
     mastodon = live(tmp_path, instance)
 
     with pytest.raises(CredentialError, match=r"channels\.mastodon\.credentials\.access_token.*answered 401.*fix it"):
-        mastodon.publish(draft_for("unauthorized"), outbox_context(tmp_path / "o", 1))
+        mastodon.publish(draft := draft_for("unauthorized"), claimed(tmp_path, draft))
     with pytest.raises(CredentialError, match=r"environment variable MASTODON_TOKEN.*401"):
         mastodon.verify()
 
@@ -289,7 +299,7 @@ def test_the_token_appears_in_no_log_error_ledger_or_outbox(
     caplog.set_level(logging.DEBUG)
     mastodon = live(tmp_path, instance)
     instance.fault("/api/v1/statuses", status=503)
-    context = outbox_context(tmp_path / "o", 1)
+    context = claimed(tmp_path, draft_for("secret"))
     with pytest.raises(PublishError) as caught:
         mastodon.publish(draft_for("secret"), context)
     receipt = mastodon.publish(draft_for("secret"), context)
