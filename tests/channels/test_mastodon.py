@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ from pydantic import ValidationError
 
 from carecast.channel import PublishContext
 from carecast.errors import CredentialError, PublishError, RenderError
-from carecast.ledger import Ledger
+from carecast.ledger import Ledger, part_address
 from carecast.model import Draft
 from carecast.practice import load_settings
 from carecast_channels.mastodon import MastodonChannel, MastodonConfig, mastodon_length
@@ -313,3 +315,111 @@ def test_the_token_appears_in_no_log_error_ledger_or_outbox(
     stored = [path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()]
     assert Path(offline.location).read_bytes() in stored
     assert not any(TOKEN.encode() in content for content in stored)
+
+
+# -- a claim older than the instance keeps its Idempotency-Key ------------------------------------------------------
+
+
+class Killed(BaseException):
+    """The process dying where this is raised: nothing after it runs, no ``except Exception`` sees it."""
+
+
+def die() -> None:
+    raise Killed
+
+
+def killed_before_the_post(mastodon: MastodonChannel, draft: Draft, context: PublishContext) -> None:
+    """A run that claims the status, saves its key and dies just before posting it: the claim stays in flight."""
+    mastodon.instance_limits()  # read first, so the run dies at the status's own request
+    with pytest.raises(Killed):
+        mastodon.publish(draft, replace(context, pace=die))
+
+
+def newest_status(instance: MastodonInstance) -> dict[str, Any]:
+    account = requests.get(
+        f"{instance.url}/api/v1/accounts/verify_credentials", headers=instance.auth_headers(), timeout=5
+    ).json()
+    page = requests.get(
+        f"{instance.url}/api/v1/accounts/{account['id']}/statuses",
+        params={"limit": "1"},
+        headers=instance.auth_headers(),
+        timeout=5,
+    )
+    [status] = page.json()
+    return dict(status)
+
+
+# Each test below says its own text: the module's tests share the instance, and a lookup goes by the text.
+def later(context: PublishContext) -> PublishContext:
+    """``context`` two hours on: the next run resuming it, once the instance may have forgotten its key."""
+    return replace(context, now=context.now + MastodonChannel.key_retention + timedelta(hours=1))
+
+
+def test_a_claim_older_than_the_key_is_settled_by_the_status_it_made(
+    tmp_path: Path, instance: MastodonInstance
+) -> None:
+    before = statuses_count(instance)
+    draft = draft_for(
+        "expired-made", "Our new hours start Monday: 7 a.m. to 7 p.m. https://www.oakviewpt.com/blog/expired-made"
+    )
+    context = claimed(tmp_path, draft)
+    # The instance makes the status and holds its answer back; the client gives up, the status exists.
+    hold = instance.hold_next_answer()
+    with pytest.raises(PublishError, match="cannot be reached"):
+        live(tmp_path, instance, timeout=1.5).publish(draft, context)
+    assert hold.made.wait(30)
+    hold.release()
+    made = newest_status(instance)
+    # As a run that died with it in flight leaves it: claimed, never recorded; and the instance forgot the key.
+    context.ledger.claim_delivery(context.publication_id, part_address(1))
+    instance.forget_idempotency_keys()
+
+    receipt = live(tmp_path / "next", instance).publish(draft, later(context))
+
+    assert statuses_count(instance) == before + 1
+    assert receipt.provider_ids == (made["id"],) and receipt.location == made["url"]
+    assert context.ledger.deliveries(context.publication_id)[part_address(1)].state == "sent"
+
+
+def test_a_claim_older_than_the_key_without_a_status_is_posted_once(tmp_path: Path, instance: MastodonInstance) -> None:
+    before = statuses_count(instance)
+    draft = draft_for(
+        "expired-not-made",
+        "Free posture checks this Saturday at the Oakview clinic. https://www.oakviewpt.com/blog/expired-not-made",
+    )
+    context = claimed(tmp_path, draft)
+    killed_before_the_post(live(tmp_path, instance), draft, context)
+    assert statuses_count(instance) == before
+    instance.forget_idempotency_keys()
+
+    receipt = live(tmp_path / "next", instance).publish(draft, later(context))
+    again = live(tmp_path / "again", instance).publish(draft, later(context))
+
+    assert statuses_count(instance) == before + 1
+    assert receipt.provider_ids == again.provider_ids == (newest_status(instance)["id"],)
+
+
+def test_an_old_status_with_the_same_text_is_not_taken_for_the_claims(
+    tmp_path: Path, instance: MastodonInstance
+) -> None:
+    draft = draft_for(
+        "expired-old-twin",
+        "Back pain after gardening? Three stretches that help. https://www.oakviewpt.com/blog/expired-old-twin",
+    )
+    # The same text posted a day before the claim (an earlier post of the same news, by hand).
+    old = requests.post(
+        f"{instance.url}/api/v1/statuses",
+        json={"status": draft.text, "visibility": "public"},
+        headers=instance.auth_headers(),
+        timeout=5,
+    ).json()
+    instance.backdate(old["id"], timedelta(days=1))
+    before = statuses_count(instance)
+    context = claimed(tmp_path, draft)
+    killed_before_the_post(live(tmp_path, instance), draft, context)
+    instance.forget_idempotency_keys()
+
+    receipt = live(tmp_path / "next", instance).publish(draft, later(context))
+
+    assert statuses_count(instance) == before + 1
+    assert receipt.provider_ids == (newest_status(instance)["id"],) != (old["id"],)
