@@ -12,10 +12,10 @@ Bearer token and an ``Idempotency-Key`` naming the publication, claimed before i
 (or a dead run) posts with the same key and gets the same status back instead of a second one. The instance keeps a
 key for an hour only (``MastodonChannel.key_retention``): an attempt older than that is settled by reading the
 account's statuses since it was made (:meth:`MastodonChannel.find_status`) before anything is posted again, under a new
-key. Failures: 429 is
-transient until ``Retry-After`` (or ``X-RateLimit-Reset``); 5xx, timeouts, unreachable instances and malformed answers
-are transient; a 401 is the token, a CredentialError retried once the staff fix it; 403, 422 and any other refusal are
-permanent (:func:`carecast.channel.refusal`). Without credentials it writes the JSON request body to the outbox.
+key. Failures: 429 is transient until ``Retry-After`` (or ``X-RateLimit-Reset``); 5xx, timeouts, unreachable
+instances and malformed answers are transient; a 401 is the token, a CredentialError retried once the staff fix it;
+403, 422 and any other refusal are permanent (:func:`carecast.channel.refusal`). Without credentials it writes the
+JSON request body to the outbox.
 """
 
 from __future__ import annotations
@@ -121,6 +121,7 @@ class Attempt:
             return None
 
     def progress(self) -> dict[str, Any]:
+        """The publication's progress holding this attempt."""
         return {"attempt": {"key": self.key, "at": self.at.isoformat(), "sent_after": self.sent_after.isoformat()}}
 
 
