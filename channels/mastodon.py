@@ -9,16 +9,20 @@ With ``credentials`` configured ``publish`` reads the instance's own limits from
 channel object), refuses a status over them, and posts it with ``POST /api/v1/statuses`` through ``requests``, with a
 Bearer token and an ``Idempotency-Key`` naming the publication, claimed before it is sent
 (:func:`carecast.inflight.send_once`): a publication already sent is not posted again, and a retry after a lost answer
-(or a dead run) posts with the same key and gets the same status back instead of a second one. Failures: 429 is
-transient until ``Retry-After`` (or ``X-RateLimit-Reset``); 5xx, timeouts, unreachable instances and malformed answers
-are transient; a 401 is the token, a CredentialError retried once the staff fix it; 403, 422 and any other refusal are
-permanent (:func:`carecast.channel.refusal`). Without credentials it writes the JSON request body to the outbox.
+(or a dead run) posts with the same key and gets the same status back instead of a second one. The instance keeps a
+key for an hour only (``MastodonChannel.key_retention``): an attempt older than that is settled by reading the
+account's statuses since it was made (:meth:`MastodonChannel.find_status`) before anything is posted again, under a new
+key. Failures: 429 is transient until ``Retry-After`` (or ``X-RateLimit-Reset``); 5xx, timeouts, unreachable
+instances and malformed answers are transient; a 401 is the token, a CredentialError retried once the staff fix it;
+403, 422 and any other refusal are permanent (:func:`carecast.channel.refusal`). Without credentials it writes the
+JSON request body to the outbox.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal
 
 import regex
@@ -46,7 +50,7 @@ from carecast.plugin import (
     resolve,
     send_once,
 )
-from carecast.plugin.text import find_urls, graphemes
+from carecast.plugin.text import find_urls, graphemes, html_to_text
 from carecast_channels.http import https_or_loopback, retry_after
 from carecast_channels.social import EmojiPolicy, one_post, post_copy
 
@@ -57,6 +61,13 @@ MAX_CHARACTERS = 500
 REMOTE_MENTION = regex.compile(
     r"(?<![=/\w])@([a-z0-9_]+(?:[.-]+[a-z0-9_]+)*)@\w+(?:[.-]+\w+)*", regex.IGNORECASE | regex.UNICODE
 )
+#: A link in a status: Mastodon shows it its own way (shortened, in spans), so a lookup compares the text around it.
+LINK = regex.compile(r"https?://\S+")
+#: How many characters of a status's text (normalised: :func:`comparable`) a lookup compares.
+COMPARED = 100
+#: Statuses read per page by a lookup (Mastodon's most), and pages read at most.
+LOOKUP_PAGE = 40
+LOOKUP_PAGES = 5
 
 
 def mastodon_length(text: str, url_weight: int = URL_WEIGHT) -> int:
@@ -73,6 +84,40 @@ def mastodon_length(text: str, url_weight: int = URL_WEIGHT) -> int:
         position = end
     pieces.append(text[position:])
     return graphemes("".join(pieces))
+
+
+def comparable(text: str) -> str:
+    """The start of ``text`` as a lookup compares it with a status's content made plain: links dropped, a remote
+    mention without its domain (Mastodon shows ``@user``), whitespace collapsed, the first ``COMPARED``
+    characters. Raises nothing."""
+    text = REMOTE_MENTION.sub(lambda m: f"@{m.group(1)}", LINK.sub(" ", text))
+    return " ".join(text.split())[:COMPARED]
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """The Idempotency-Key a publication's status is posted under, saved in its progress before the first post with
+    it: ``at`` on the run's clock (``PublishContext.now``, for the key's age), ``sent_after`` on the wall clock (the
+    instance dates a status on its own clock)."""
+
+    key: str
+    at: datetime
+    sent_after: datetime
+
+    @classmethod
+    def saved(cls, progress: dict[str, Any]) -> Attempt | None:
+        """The attempt ``progress`` holds, None when there is none (or it is unreadable: a new key is then used)."""
+        saved = progress.get("attempt")
+        if not isinstance(saved, dict):
+            return None
+        try:
+            return cls(saved["key"], datetime.fromisoformat(saved["at"]), datetime.fromisoformat(saved["sent_after"]))
+        except (TypeError, KeyError, ValueError):
+            return None
+
+    def progress(self) -> dict[str, Any]:
+        """The publication's progress holding this attempt."""
+        return {"attempt": {"key": self.key, "at": self.at.isoformat(), "sent_after": self.sent_after.isoformat()}}
 
 
 class MastodonCredentials(Strict):
@@ -123,6 +168,13 @@ class MastodonChannel(Channel):
     #: Mastodon's default: 300 requests per 5 minutes per account, all endpoints (docs.joinmastodon.org/api/
     #: rate-limits); an instance may set its own, which ``rate`` in the config then says.
     rate: ClassVar[tuple[int, float] | None] = (300, 300.0)
+    #: How long the instance answers a repeated Idempotency-Key with the status it made: Mastodon's PostStatusService
+    #: stores it with ``redis.setex(idempotency_key, 3_600, @status.id)`` (app/services/post_status_service.rb; the
+    #: API docs for POST /api/v1/statuses: "stored for up to 1 hour"). An attempt older than this, less
+    #: ``clock_skew``, is looked up instead of posted again with its key.
+    key_retention: ClassVar[timedelta] = timedelta(hours=1)
+    #: Allowed between our clock and the instance's: a status dated this much before its attempt is still its.
+    clock_skew: ClassVar[timedelta] = timedelta(minutes=5)
 
     config: MastodonConfig
 
@@ -204,18 +256,93 @@ class MastodonChannel(Channel):
             reason = f"the status has {length} of the instance's {limits.max_characters} characters"
             raise PublishError(self.instance, reason, transient=False)
         context.stop_if_asked(self.instance)
+        attempt = Attempt.saved(context.ledger.progress(context.publication_id))
 
         def post() -> Receipt:
+            nonlocal attempt
+            if attempt is None or context.now - attempt.at >= self.key_retention - self.clock_skew:
+                if attempt is not None:
+                    # The instance may have forgotten the key: a status made under it is found by its text instead.
+                    found = self.find_status(session, draft.text, attempt.sent_after - self.clock_skew, context)
+                    if found is not None:
+                        return found
+                attempt = self._new_attempt(draft, context, renewed=attempt is not None)
             context.pace()
             response = self._check(
-                self._send(session, "POST", "/api/v1/statuses", json=body, headers={"Idempotency-Key": key})
+                self._send(session, "POST", "/api/v1/statuses", json=body, headers={"Idempotency-Key": attempt.key})
             )
-            status = self._json(response, "posting")
-            return Receipt(location=str(status["url"]), sent_at=now_utc(), provider_ids=(str(status["id"]),))
+            return self._receipt(self._json(response, "posting"))
 
         # Claimed before it is sent; one in doubt is asked about by posting it again with the same Idempotency-Key,
-        # which the instance answers with the status it made (or makes it, when it has none).
+        # which the instance answers with the status it made (or makes it, when it has none); once the key may be
+        # forgotten, by reading the account's statuses first.
         return send_once(self.instance, context, post, post)
+
+    def find_status(
+        self, session: requests.Session, text: str, since: datetime, context: PublishContext
+    ) -> Receipt | None:
+        """The receipt of the account's status made at or after ``since`` that says ``text`` (compared as
+        :func:`comparable` says) with the channel's visibility, replies and boosts aside; None when there is none.
+
+        Reads ``GET /api/v1/accounts/verify_credentials`` for the account's id, then its statuses newest first
+        (``GET /api/v1/accounts/:id/statuses``, ``LOOKUP_PAGE`` a page, up to ``LOOKUP_PAGES`` pages). Raises
+        PublishError and CredentialError as ``publish`` does when the instance cannot be asked.
+        """
+        context.pace()
+        account = self._json(self._check(self._send(session, "GET", "/api/v1/accounts/verify_credentials")), "lookup")
+        wanted = comparable(text)
+        query = {"limit": str(LOOKUP_PAGE), "exclude_replies": "true", "exclude_reblogs": "true"}
+        for _ in range(LOOKUP_PAGES):
+            context.pace()
+            path = f"/api/v1/accounts/{account.get('id')}/statuses"
+            statuses = self._statuses(self._check(self._send(session, "GET", path, params=query)))
+            for status in statuses:
+                if self._says(status, wanted, since):
+                    return self._receipt(status)
+            oldest = _created_at(statuses[-1]) if statuses else None
+            if len(statuses) < LOOKUP_PAGE or oldest is None or oldest < since:
+                return None
+            query["max_id"] = str(statuses[-1].get("id"))
+        # More than LOOKUP_PAGES pages since the attempt: a status this far down is taken for not made.
+        return None
+
+    def _statuses(self, response: requests.Response) -> list[dict[str, Any]]:
+        """The statuses a page of an account's statuses holds; raises PublishError (transient) when it holds none."""
+        try:
+            page = response.json()
+        except ValueError:
+            page = None
+        if not isinstance(page, list) or not all(isinstance(status, dict) for status in page):
+            reason = f"reading the account's statuses: {self.config.base_url} answered malformed JSON"
+            raise PublishError(self.instance, reason, transient=True)
+        return page
+
+    def _says(self, status: dict[str, Any], wanted: str, since: datetime) -> bool:
+        """Whether ``status`` was made at or after ``since`` with the channel's visibility and says ``wanted`` (its
+        content made plain, :func:`comparable`)."""
+        made = _created_at(status)
+        if made is None or made < since or status.get("visibility") != self.config.visibility:
+            return False
+        return comparable(html_to_text(str(status.get("content") or ""))) == wanted
+
+    def _new_attempt(self, draft: Draft, context: PublishContext, renewed: bool) -> Attempt:
+        """The attempt a status is posted under from now on, saved before the post: a resumed attempt knows its key
+        and whether the instance still keeps it. ``renewed``: an earlier key is forgotten and its status was not
+        found, so the key is a new one."""
+        key = self.idempotency_key(draft, context)
+        attempt = Attempt(f"{key}:{context.now:%Y%m%dT%H%M%S}" if renewed else key, context.now, now_utc())
+        context.ledger.save_progress(context.publication_id, attempt.progress())
+        return attempt
+
+    def _receipt(self, status: dict[str, Any]) -> Receipt:
+        """The receipt of a status the instance answered; raises PublishError (transient) when it lacks its url or
+        id."""
+        try:
+            return Receipt(location=str(status["url"]), sent_at=now_utc(), provider_ids=(str(status["id"]),))
+        except KeyError as exc:
+            raise PublishError(
+                self.instance, f"{self.config.base_url} answered a status without {exc}", transient=True
+            ) from exc
 
     def engagement(self, provider_ids: Sequence[str]) -> dict[str, Engagement]:
         """Each status's counts (``GET /api/v1/statuses/:id``: replies, boosts, favourites); a status gone (404) is a
@@ -318,6 +445,15 @@ class MastodonChannel(Channel):
         if not isinstance(data, dict):
             raise PublishError(self.instance, f"{step}: {self.config.base_url} answered malformed JSON", transient=True)
         return data
+
+
+def _created_at(status: dict[str, Any]) -> datetime | None:
+    """When the instance made ``status`` (its ``created_at``), None when it does not say."""
+    try:
+        made = datetime.fromisoformat(str(status.get("created_at")))
+    except ValueError:
+        return None
+    return made if made.tzinfo is not None else None
 
 
 def _error_text(response: requests.Response) -> str:

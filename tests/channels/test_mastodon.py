@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +15,13 @@ import pytest
 import requests
 from pydantic import ValidationError
 
+from carecast.channel import PublishContext
 from carecast.errors import CredentialError, PublishError, RenderError
+from carecast.ledger import Ledger, part_address
 from carecast.model import Draft
 from carecast.practice import load_settings
 from carecast_channels.mastodon import MastodonChannel, MastodonConfig, mastodon_length
-from tests.channels.conftest import outbox_context
+from tests.channels.conftest import claimed_context, outbox_context
 from tests.conftest import write_config
 from tests.factories import make_item
 from tests.providers.mastodon import MastodonInstance, mastodon_instance
@@ -157,6 +161,11 @@ def next_post(instance: MastodonInstance, effect: dict[str, Any]) -> None:
     requests.post(f"{instance.url}/api/v1/_mock/faults", json=rule, timeout=5).raise_for_status()
 
 
+def claimed(tmp_path: Path, draft: Draft) -> PublishContext:
+    """``draft`` saved and claimed in the test's ledger, as the pipeline claims one before publishing it."""
+    return claimed_context(Ledger(f"sqlite:///{tmp_path / 'ledger.db'}"), draft, tmp_path / "o")
+
+
 def draft_for(test: str, text: str = "October is PT Month. Thank you for trusting us!") -> Draft:
     # One item per test: a module's tests share the instance, and its Idempotency-Keys name the draft.
     return Draft(channel="mastodon", item_ids=(f"md:{test}",), parts=(text,))
@@ -166,7 +175,7 @@ def test_a_status_is_posted_with_its_visibility(tmp_path: Path, instance: Mastod
     before = statuses_count(instance)
     draft = draft_for("posted")
 
-    receipt = live(tmp_path, instance, visibility="unlisted").publish(draft, outbox_context(tmp_path / "o", 1))
+    receipt = live(tmp_path, instance, visibility="unlisted").publish(draft, claimed(tmp_path, draft))
 
     [status_id] = receipt.provider_ids
     status = requests.get(f"{instance.url}/api/v1/statuses/{status_id}", headers=instance.auth_headers(), timeout=5)
@@ -183,7 +192,8 @@ def test_a_retry_after_a_timeout_sends_the_same_key_and_makes_one_status(
 ) -> None:
     before = statuses_count(instance)
     mastodon = live(tmp_path, instance, timeout=1.5)
-    draft, context = draft_for("timeout"), outbox_context(tmp_path / "o", 1)
+    draft = draft_for("timeout")
+    context = claimed(tmp_path, draft)
     # The instance takes the status but answers too late: the client gives up, the status exists.
     next_post(instance, {"type": "latency", "delay_ms": 3000})
 
@@ -203,8 +213,10 @@ def test_instance_limits_are_read_once_and_enforced(tmp_path: Path, instance: Ma
     before = statuses_count(instance)
 
     with pytest.raises(PublishError, match="101 of the instance's 100 characters") as caught:
-        mastodon.publish(draft_for("limits", "a" * 101), outbox_context(tmp_path / "o", 1))
-    receipt = mastodon.publish(draft_for("limits-url", "a" * 69 + " " + LONG_URL), outbox_context(tmp_path / "o", 2))
+        over = draft_for("limits", "a" * 101)
+        mastodon.publish(over, claimed(tmp_path, over))
+    within = draft_for("limits-url", "a" * 69 + " " + LONG_URL)
+    receipt = mastodon.publish(within, claimed(tmp_path, within))
 
     assert not caught.value.transient
     assert (mastodon.instance_limits().max_characters, mastodon.instance_limits().url_weight) == (100, 30)
@@ -227,7 +239,7 @@ def test_faults_are_transient_or_permanent(
     before = statuses_count(instance)
 
     with pytest.raises(PublishError, match=f"answered {status}") as caught:
-        live(tmp_path, instance).publish(draft_for(f"fault-{status}"), outbox_context(tmp_path / "o", 1))
+        live(tmp_path, instance).publish(draft := draft_for(f"fault-{status}"), claimed(tmp_path, draft))
 
     assert caught.value.transient is transient and caught.value.retry_after is None
     if body is not None:
@@ -239,7 +251,7 @@ def test_a_rate_limit_is_transient_with_the_instances_wait(tmp_path: Path, insta
     instance.fault("/api/v1/statuses", status=429)
 
     with pytest.raises(PublishError, match="answered 429") as caught:
-        live(tmp_path, instance).publish(draft_for("ratelimit"), outbox_context(tmp_path / "o", 1))
+        live(tmp_path, instance).publish(draft := draft_for("ratelimit"), claimed(tmp_path, draft))
 
     assert caught.value.transient and caught.value.retry_after == 300
 
@@ -248,7 +260,7 @@ def test_a_malformed_answer_is_transient(tmp_path: Path, instance: MastodonInsta
     next_post(instance, {"type": "malformed"})
 
     with pytest.raises(PublishError, match="malformed") as caught:
-        live(tmp_path, instance).publish(draft_for("malformed"), outbox_context(tmp_path / "o", 1))
+        live(tmp_path, instance).publish(draft := draft_for("malformed"), claimed(tmp_path, draft))
 
     assert caught.value.transient
 
@@ -260,7 +272,7 @@ def test_a_wrong_token_waits_for_the_staff_to_fix_it_and_fails_verify(
     mastodon = live(tmp_path, instance)
 
     with pytest.raises(CredentialError, match=r"channels\.mastodon\.credentials\.access_token.*answered 401.*fix it"):
-        mastodon.publish(draft_for("unauthorized"), outbox_context(tmp_path / "o", 1))
+        mastodon.publish(draft := draft_for("unauthorized"), claimed(tmp_path, draft))
     with pytest.raises(CredentialError, match=r"environment variable MASTODON_TOKEN.*401"):
         mastodon.verify()
 
@@ -289,7 +301,7 @@ def test_the_token_appears_in_no_log_error_ledger_or_outbox(
     caplog.set_level(logging.DEBUG)
     mastodon = live(tmp_path, instance)
     instance.fault("/api/v1/statuses", status=503)
-    context = outbox_context(tmp_path / "o", 1)
+    context = claimed(tmp_path, draft_for("secret"))
     with pytest.raises(PublishError) as caught:
         mastodon.publish(draft_for("secret"), context)
     receipt = mastodon.publish(draft_for("secret"), context)
@@ -303,3 +315,111 @@ def test_the_token_appears_in_no_log_error_ledger_or_outbox(
     stored = [path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()]
     assert Path(offline.location).read_bytes() in stored
     assert not any(TOKEN.encode() in content for content in stored)
+
+
+# -- a claim older than the instance keeps its Idempotency-Key ------------------------------------------------------
+
+
+class Killed(BaseException):
+    """The process dying where this is raised: nothing after it runs, no ``except Exception`` sees it."""
+
+
+def die() -> None:
+    raise Killed
+
+
+def killed_before_the_post(mastodon: MastodonChannel, draft: Draft, context: PublishContext) -> None:
+    """A run that claims the status, saves its key and dies just before posting it: the claim stays in flight."""
+    mastodon.instance_limits()  # read first, so the run dies at the status's own request
+    with pytest.raises(Killed):
+        mastodon.publish(draft, replace(context, pace=die))
+
+
+def newest_status(instance: MastodonInstance) -> dict[str, Any]:
+    account = requests.get(
+        f"{instance.url}/api/v1/accounts/verify_credentials", headers=instance.auth_headers(), timeout=5
+    ).json()
+    page = requests.get(
+        f"{instance.url}/api/v1/accounts/{account['id']}/statuses",
+        params={"limit": "1"},
+        headers=instance.auth_headers(),
+        timeout=5,
+    )
+    [status] = page.json()
+    return dict(status)
+
+
+# Each test below says its own text: the module's tests share the instance, and a lookup goes by the text.
+def later(context: PublishContext) -> PublishContext:
+    """``context`` two hours on: the next run resuming it, once the instance may have forgotten its key."""
+    return replace(context, now=context.now + MastodonChannel.key_retention + timedelta(hours=1))
+
+
+def test_a_claim_older_than_the_key_is_settled_by_the_status_it_made(
+    tmp_path: Path, instance: MastodonInstance
+) -> None:
+    before = statuses_count(instance)
+    draft = draft_for(
+        "expired-made", "Our new hours start Monday: 7 a.m. to 7 p.m. https://www.oakviewpt.com/blog/expired-made"
+    )
+    context = claimed(tmp_path, draft)
+    # The instance makes the status and holds its answer back; the client gives up, the status exists.
+    hold = instance.hold_next_answer()
+    with pytest.raises(PublishError, match="cannot be reached"):
+        live(tmp_path, instance, timeout=1.5).publish(draft, context)
+    assert hold.made.wait(30)
+    hold.release()
+    made = newest_status(instance)
+    # As a run that died with it in flight leaves it: claimed, never recorded; and the instance forgot the key.
+    context.ledger.claim_delivery(context.publication_id, part_address(1))
+    instance.forget_idempotency_keys()
+
+    receipt = live(tmp_path / "next", instance).publish(draft, later(context))
+
+    assert statuses_count(instance) == before + 1
+    assert receipt.provider_ids == (made["id"],) and receipt.location == made["url"]
+    assert context.ledger.deliveries(context.publication_id)[part_address(1)].state == "sent"
+
+
+def test_a_claim_older_than_the_key_without_a_status_is_posted_once(tmp_path: Path, instance: MastodonInstance) -> None:
+    before = statuses_count(instance)
+    draft = draft_for(
+        "expired-not-made",
+        "Free posture checks this Saturday at the Oakview clinic. https://www.oakviewpt.com/blog/expired-not-made",
+    )
+    context = claimed(tmp_path, draft)
+    killed_before_the_post(live(tmp_path, instance), draft, context)
+    assert statuses_count(instance) == before
+    instance.forget_idempotency_keys()
+
+    receipt = live(tmp_path / "next", instance).publish(draft, later(context))
+    again = live(tmp_path / "again", instance).publish(draft, later(context))
+
+    assert statuses_count(instance) == before + 1
+    assert receipt.provider_ids == again.provider_ids == (newest_status(instance)["id"],)
+
+
+def test_an_old_status_with_the_same_text_is_not_taken_for_the_claims(
+    tmp_path: Path, instance: MastodonInstance
+) -> None:
+    draft = draft_for(
+        "expired-old-twin",
+        "Back pain after gardening? Three stretches that help. https://www.oakviewpt.com/blog/expired-old-twin",
+    )
+    # The same text posted a day before the claim (an earlier post of the same news, by hand).
+    old = requests.post(
+        f"{instance.url}/api/v1/statuses",
+        json={"status": draft.text, "visibility": "public"},
+        headers=instance.auth_headers(),
+        timeout=5,
+    ).json()
+    instance.backdate(old["id"], timedelta(days=1))
+    before = statuses_count(instance)
+    context = claimed(tmp_path, draft)
+    killed_before_the_post(live(tmp_path, instance), draft, context)
+    instance.forget_idempotency_keys()
+
+    receipt = live(tmp_path / "next", instance).publish(draft, later(context))
+
+    assert statuses_count(instance) == before + 1
+    assert receipt.provider_ids == (newest_status(instance)["id"],) != (old["id"],)

@@ -14,7 +14,10 @@ Mastodon takes would get a 422 "Text is too long". Importing this module wraps m
 measures what Mastodon measures (:func:`countable_text`); its other checks (blank text, media count) are its own.
 It has no setting for this. Its fault rules act before a request is handled; to hold back the answer to a status
 it made (a client that dies or gives up then loses it), :meth:`MastodonInstance.hold_next_answer` wraps the step
-after its commit. These two wraps are the only changes made to the package. :class:`RecordedInstance` puts a
+after its commit. These two wraps are the only changes made to the package. mastodon-mock keeps an Idempotency-Key
+for good, where Mastodon forgets it after an hour, and dates a status when it is made:
+:meth:`MastodonInstance.forget_idempotency_keys` and :meth:`MastodonInstance.backdate` change its database for a test
+that needs an hour or a day gone by. :class:`RecordedInstance` puts a
 recording :class:`~tests.providers.LocalHttpServer` in front of an instance, for the contract kit (which watches
 each request arrive)::
 
@@ -27,11 +30,13 @@ Run by hand with ``python -m tests.providers.mastodon --port 8028``.
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Self
 
@@ -120,6 +125,30 @@ class MastodonInstance:
         hold = AnswerHold(timeout)
         _HOLDS[id(self.config)] = hold
         return hold
+
+    def forget_idempotency_keys(self) -> None:
+        """Forget every Idempotency-Key, as Mastodon does an hour after the status it names."""
+        with self._database() as database:
+            database.execute("DELETE FROM idempotency")
+
+    def backdate(self, status_id: str, by: timedelta) -> None:
+        """Date status ``status_id`` ``by`` earlier (the API lets no client date a status)."""
+        with self._database() as database:
+            [(made,)] = database.execute("SELECT created_at FROM statuses WHERE id = ?", (int(status_id),))
+            earlier = datetime.fromisoformat(made) - by
+            database.execute(
+                "UPDATE statuses SET created_at = ? WHERE id = ?", (f"{earlier:%Y-%m-%d %H:%M:%S.%f}", int(status_id))
+            )
+
+    @contextmanager
+    def _database(self) -> Iterator[sqlite3.Connection]:
+        """The instance's own SQLite database, committed and closed on leaving."""
+        database = sqlite3.connect(self.config.database.path, timeout=10)
+        try:
+            with database:
+                yield database
+        finally:
+            database.close()
 
     def auth_headers(self) -> dict[str, str]:
         """The Authorization header for the practice account."""
