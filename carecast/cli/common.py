@@ -7,6 +7,7 @@ import contextlib
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
+from itertools import chain
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -118,11 +119,13 @@ def clip(text: str, width: int) -> str:
 
 
 def table(headers: list[str], rows: Sequence[Sequence[Any]], *, header: bool = True) -> None:
-    cells = [list(map(str, row)) for row in rows]
-    columns = list(zip(*cells, strict=True)) or [()] * len(headers)
+    """Print ``rows`` under ``headers`` (or without them), each column as wide as its widest cell, in one write
+    (a page of status is a thousand lines): a line per row formatted by one format built per table, no Python work
+    per cell. Raises ValueError when a row has more or fewer cells than there are headers."""
+    columns = [list(map(str, column)) for column in zip(*rows, strict=True)] or [[] for _ in headers]
     widths = [max([len(header), *map(len, column)]) for header, column in zip(headers, columns, strict=True)]
-    lines = [headers, ["-" * width for width in widths], *cells] if header else cells
-    if not lines:
+    if not rows and not header:
         return
-    # One write per table (a page of status is a thousand lines), not one print per line.
-    print("\n".join("  ".join(map(str.ljust, line, widths)).rstrip() for line in lines))
+    line = "  ".join(f"{{:<{width}}}" for width in widths).format
+    heading = [line(*headers), line(*("-" * width for width in widths))] if header else []
+    print("\n".join(map(str.rstrip, chain(heading, map(line, *columns)))))
