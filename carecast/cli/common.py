@@ -120,12 +120,12 @@ def clip(text: str, width: int) -> str:
 
 def table(headers: list[str], rows: Sequence[Sequence[Any]], *, header: bool = True) -> None:
     """Print ``rows`` under ``headers`` (or without them), each column as wide as its widest cell, in one write
-    (a page of status is a thousand lines): a line per row formatted by one format built per table, no Python work
-    per cell. Raises ValueError when a row has more or fewer cells than there are headers."""
-    columns = [list(map(str, column)) for column in zip(*rows, strict=True)] or [[] for _ in headers]
-    widths = [max([len(header), *map(len, column)]) for header, column in zip(headers, columns, strict=True)]
+    (a page of status is a thousand lines): a line per row by one ``%`` format built per table, no Python work per
+    cell. Raises ValueError when a row has more or fewer cells than there are headers."""
+    columns = list(zip(*rows, strict=True)) or [()] * len(headers)
+    widths = [max([len(header), *map(len, map(str, column))]) for header, column in zip(headers, columns, strict=True)]
     if not rows and not header:
         return
-    line = "  ".join(f"{{:<{width}}}" for width in widths).format
-    heading = [line(*headers), line(*("-" * width for width in widths))] if header else []
-    print("\n".join(map(str.rstrip, chain(heading, map(line, *columns)))))
+    line = "  ".join(f"%-{width}s" for width in widths).__mod__
+    heading = [line(tuple(headers)), line(tuple("-" * width for width in widths))] if header else []
+    print("\n".join(map(str.rstrip, chain(heading, map(line, map(tuple, rows))))))
