@@ -135,17 +135,20 @@ def _status_query(dialect: str, conditions: Sequence[str]) -> str:
     per item (as ``StatusRow``, one item in place of the items), ``''`` for what is missing."""
     mark = _marker(dialect)
     when = "coalesce(p.finished_at, p.claimed_at)"
+    items = "publication_items i on i.publication_id = p.id"
     if dialect == "postgresql":
         minute = f"""to_char({when} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI')"""
-    else:  # SQLite keeps a moment as text in UTC: ``2026-11-29 23:15:42.000000``
+        # Bounded by the page's ids: else the planner hashes every item of the ledger for each page's thousand.
+        items += f" and i.publication_id > {mark('after')} and i.publication_id <= (select max(id) from p)"
+    else:  # SQLite keeps a moment as text in UTC (``2026-11-29 23:15:42.000000``) and looks each item up by index
         minute = f"replace(substr({when}, 1, 16), ' ', 'T')"
     chosen = _where([f"id > {mark('after')}", *conditions])
     return (
-        f"select p.id, p.channel, p.state, {minute}, coalesce(i.item_id, ''),"
+        "with p as (select id, channel, state, claimed_at, finished_at, location, error from publications"
+        f"{chosen} order by id limit {mark('page')})"
+        f" select p.id, p.channel, p.state, {minute}, coalesce(i.item_id, ''),"
         " coalesce(nullif(p.location, ''), p.error, '')"
-        " from (select id, channel, state, claimed_at, finished_at, location, error from publications"
-        f"{chosen} order by id limit {mark('page')}) p"
-        " left join publication_items i on i.publication_id = p.id order by p.id"
+        f" from p left join {items} order by p.id"
     )
 
 
