@@ -7,7 +7,6 @@ import json
 import sys
 from typing import Any
 
-from carecast.batches import batched
 from carecast.cli.common import (
     AddCommand,
     add_config,
@@ -52,15 +51,16 @@ def _status(args: argparse.Namespace) -> int:
             return 0
         headers = ["id", "channel", "state", "when", "items", "where"]
         left: list[list[Any]] = []
-        for number, page in enumerate(batched(ledger.status_rows(**chosen), STATUS_PAGE)):
+        for number, page in enumerate(ledger.status_pages(**chosen, page=STATUS_PAGE)):
             table(headers, page, header=number == 0)
             shown += len(page)
-            left += [
-                [row[0], row[1], d["part"] or d["recipient"], d["reason"]]
-                for row in page
-                if row[0] in unknown
-                for d in _unknown(unknown[row[0]])
-            ]
+            if unknown:  # rare: not a look-up per row of a million
+                left += [
+                    [row[0], row[1], d["part"] or d["recipient"], d["reason"]]
+                    for row in page
+                    if row[0] in unknown
+                    for d in _unknown(unknown[row[0]])
+                ]
     finally:
         ledger.close()
     if not shown:

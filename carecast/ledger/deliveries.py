@@ -9,14 +9,12 @@ from datetime import datetime
 from functools import cache
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Table, bindparam, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.sql.dml import Insert
 
 from carecast.errors import AlreadyClaimed, LedgerError
 from carecast.ledger.schema import DeliveryRow, DeliveryState
-from carecast.ledger.store import TOUCH_CLAIM, LedgerStore, touch_claim
+from carecast.ledger.store import LedgerStore, driver_marker, touch_claim
 from carecast.model import now_utc
 
 
@@ -153,14 +151,17 @@ class DeliveryLedger(LedgerStore):
         """
         if not addresses and not finished:
             return []
-        now = now_utc()
-        with self._transaction() as connection:
-            _record(connection, publication_id, finished, (), now)
+        dialect, now = self.engine.dialect.name, self._stored_moment(now_utc())
+        with self._driver_transaction() as cursor:
+            self._record(cursor, publication_id, finished, (), now)
             if not addresses:
                 return []
-            rows = [{"publication_id": publication_id, "address": address, "now": now} for address in addresses]
-            claimed = {address for (address,) in connection.execute(_claims(connection.dialect.name), rows)}
-            connection.execute(TOUCH_CLAIM, {"publication_id": publication_id, "now": now})
+            claimed = set()
+            for address in addresses:  # one prepared statement, run per address (RETURNING says if it claimed)
+                cursor.execute(_claim(dialect), {"publication_id": publication_id, "address": address, "now": now})
+                if cursor.fetchone() is not None:
+                    claimed.add(address)
+            cursor.execute(_touch_claim(dialect), {"publication_id": publication_id, "now": now})
         return [address for address in addresses if address in claimed]
 
     def finish_deliveries(
@@ -172,8 +173,8 @@ class DeliveryLedger(LedgerStore):
         write whose commit landed); nothing of the chunk is recorded then."""
         if not outcomes and not claimed:
             return
-        with self._transaction() as connection:
-            _record(connection, publication_id, outcomes, claimed, now_utc())
+        with self._driver_transaction() as cursor:
+            self._record(cursor, publication_id, outcomes, claimed, self._stored_moment(now_utc()))
 
     def finish_delivery(
         self,
@@ -264,6 +265,48 @@ class DeliveryLedger(LedgerStore):
                 .values(state=state, error=error, transient=False, updated_at=now_utc())
             )
 
+    def _record(
+        self,
+        cursor: Any,
+        publication_id: int,
+        outcomes: Sequence[DeliveryOutcome],
+        claimed: Sequence[str],
+        now: Any,
+    ) -> None:
+        """Record ``outcomes`` and leave those of ``claimed`` without one retryable (``NOT_TRIED``), in the transaction
+        of ``cursor``, ``now`` as stored. Raises LedgerError as ``finish_deliveries`` says."""
+        reached = {outcome.address for outcome in outcomes}
+        outcomes = [
+            *outcomes,
+            *(DeliveryOutcome(a, "failed", error=NOT_TRIED, transient=True) for a in claimed if a not in reached),
+        ]
+        if not outcomes:
+            return
+        rows = [
+            {
+                "publication_id": publication_id,
+                "address": outcome.address,
+                "state": outcome.state,
+                "provider_id": outcome.provider_id,
+                "error": outcome.error,
+                "transient": outcome.transient,
+                "not_before": None if outcome.not_before is None else self._stored_moment(outcome.not_before),
+                "now": now,
+            }
+            for outcome in outcomes
+        ]
+        dialect = self.engine.dialect.name
+        cursor.executemany(_finish(dialect), rows)
+        if cursor.rowcount == len(rows):
+            return
+        # Each already in its outcome's state: this is a retry of a write whose commit landed.
+        for outcome in outcomes:
+            cursor.execute(_state(dialect), {"publication_id": publication_id, "address": outcome.address})
+            if cursor.fetchone() != (outcome.state,):
+                raise LedgerError(
+                    f"deliveries of publication {publication_id} are not claimed; their outcomes were not recorded"
+                )
+
 
 def _delivery_record(row: DeliveryRow) -> DeliveryRecord:
     return DeliveryRecord(
@@ -278,98 +321,54 @@ def _delivery_record(row: DeliveryRow) -> DeliveryRecord:
     )
 
 
-_TABLE: Table = DeliveryRow.__table__  # type: ignore[assignment]
-#: Records one claimed delivery's outcome; executed once per chunk with a row of parameters per recipient (an
-#: executemany). ``unknown``: its claim was resumed while the chunk was slow; the true outcome still counts. (Not
-#: ``in_``: an expanding parameter cannot go into an executemany.)
-_FINISH = (
-    update(_TABLE)
-    .where(
-        _TABLE.c.publication_id == bindparam("publication"),
-        _TABLE.c.address == bindparam("claimed_address"),
-        (_TABLE.c.state == "claimed") | (_TABLE.c.state == "unknown"),
-    )
-    .values(
-        state=bindparam("new_state"),
-        provider_id=bindparam("new_provider_id"),
-        error=bindparam("new_error"),
-        transient=bindparam("new_transient"),
-        not_before=bindparam("new_not_before"),
-        updated_at=bindparam("now"),
-    )
-)
+# The fan-out's statements as the driver runs them (``LedgerStore._driver_transaction``), their text built once per
+# dialect: the driver prepares each once and keeps it.
 
 
 @cache
-def _claims(dialect: str) -> Insert:
-    """Claims one recipient, built once per dialect and executed once per chunk (an executemany, whose RETURNING
-    gives back the addresses claimed): a new row, or by compare-and-set a deferred delivery or one that failed
-    transiently; a row in any other state stays as it is and is not returned."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(_TABLE).values(
-        publication_id=bindparam("publication_id"),
-        address=bindparam("address"),
-        state="claimed",
-        attempts=1,
-        transient=False,
-        updated_at=bindparam("now"),
-        claimed_at=bindparam("now"),
+def _finish(dialect: str) -> str:
+    """Records one claimed delivery's outcome (run once per chunk with a row of parameters per recipient).
+    ``unknown``: its claim was resumed while the chunk was slow; the true outcome still counts."""
+    mark = driver_marker(dialect)
+    return (
+        f"update deliveries set state = {mark('state')}, provider_id = {mark('provider_id')},"
+        f" error = {mark('error')}, transient = {mark('transient')}, not_before = {mark('not_before')},"
+        f" updated_at = {mark('now')}"
+        f" where publication_id = {mark('publication_id')} and address = {mark('address')}"
+        " and state in ('claimed', 'unknown')"
     )
-    retryable = (_TABLE.c.state == "deferred") | ((_TABLE.c.state == "failed") & _TABLE.c.transient)
-    return statement.on_conflict_do_update(
-        index_elements=[_TABLE.c.publication_id, _TABLE.c.address],
-        set_={
-            "state": "claimed",
-            "attempts": _TABLE.c.attempts + 1,
-            "updated_at": statement.excluded.updated_at,
-            "claimed_at": statement.excluded.claimed_at,
-        },
-        where=retryable,
-    ).returning(_TABLE.c.address)
 
 
-def _record(
-    connection: Connection,
-    publication_id: int,
-    outcomes: Sequence[DeliveryOutcome],
-    claimed: Sequence[str],
-    now: datetime,
-) -> None:
-    """Record ``outcomes`` and leave those of ``claimed`` without one retryable (``NOT_TRIED``), in the caller's
-    transaction. Raises LedgerError as ``finish_deliveries`` says."""
-    reached = {outcome.address for outcome in outcomes}
-    outcomes = [
-        *outcomes,
-        *(DeliveryOutcome(a, "failed", error=NOT_TRIED, transient=True) for a in claimed if a not in reached),
-    ]
-    if not outcomes:
-        return
-    rows: list[dict[str, Any]] = [
-        {
-            "publication": publication_id,
-            "claimed_address": outcome.address,
-            "new_state": outcome.state,
-            "new_provider_id": outcome.provider_id,
-            "new_error": outcome.error,
-            "new_transient": outcome.transient,
-            "new_not_before": outcome.not_before,
-            "now": now,
-        }
-        for outcome in outcomes
-    ]
-    result = connection.execute(_FINISH, rows)
-    if not connection.dialect.supports_sane_multi_rowcount or result.rowcount == len(rows):
-        return
-    # Each already in its outcome's state: this is a retry of a write whose commit landed.
-    states = dict(
-        connection.execute(
-            select(DeliveryRow.address, DeliveryRow.state).where(
-                DeliveryRow.publication_id == publication_id,
-                DeliveryRow.address.in_([outcome.address for outcome in outcomes]),
-            )
-        ).all()
+@cache
+def _claim(dialect: str) -> str:
+    """Claims one recipient: a new row, or by compare-and-set a deferred delivery or one that failed transiently
+    (the upsert leaves a row that exists by the unique key alone, whatever races); a row in any other state stays
+    as it is and is not returned."""
+    mark = driver_marker(dialect)
+    return (
+        "insert into deliveries (publication_id, address, state, attempts, transient, updated_at, claimed_at)"
+        f" values ({mark('publication_id')}, {mark('address')}, 'claimed', 1, false, {mark('now')}, {mark('now')})"
+        " on conflict (publication_id, address) do update"
+        " set state = 'claimed', attempts = deliveries.attempts + 1, updated_at = excluded.updated_at,"
+        " claimed_at = excluded.claimed_at"
+        " where deliveries.state = 'deferred' or (deliveries.state = 'failed' and deliveries.transient)"
+        " returning address"
     )
-    if any(states.get(outcome.address) != outcome.state for outcome in outcomes):
-        raise LedgerError(
-            f"deliveries of publication {publication_id} are not claimed; their outcomes were not recorded"
-        )
+
+
+@cache
+def _touch_claim(dialect: str) -> str:
+    """Keeps a live claim of a publication fresh (as ``store.TOUCH_CLAIM``)."""
+    mark = driver_marker(dialect)
+    return (
+        f"update publications set claimed_at = {mark('now')} where id = {mark('publication_id')} and state = 'claimed'"
+    )
+
+
+@cache
+def _state(dialect: str) -> str:
+    """The state of one delivery."""
+    mark = driver_marker(dialect)
+    return (
+        f"select state from deliveries where publication_id = {mark('publication_id')} and address = {mark('address')}"
+    )

@@ -17,6 +17,7 @@ when the process or the machine dies, and ``carecast status`` reads while a run 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import inspect
@@ -26,10 +27,11 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, bindparam, create_engine, event, update
+from sqlalchemy import bindparam, create_engine, event, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError, StatementError
@@ -37,7 +39,7 @@ from sqlalchemy.orm import Session
 
 from carecast.errors import LedgerError, StorageError
 from carecast.ledger import migrate
-from carecast.ledger.schema import Base, PublicationRow
+from carecast.ledger.schema import Base, PublicationRow, UtcDateTime
 from carecast.model import now_utc
 
 log = logging.getLogger(__name__)
@@ -94,12 +96,35 @@ class LedgerStore:
             yield session
 
     @contextmanager
-    def _transaction(self) -> Iterator[Connection]:
-        """One transaction on a plain connection, committed when the block ends (rolled back if it raises), its
-        failures surfacing as ``_session``'s do: what a fan-out runs once or twice per recipient, without a
-        session's bookkeeping."""
-        with _ledger_errors(), self.engine.begin() as connection:
-            yield connection
+    def _driver_transaction(self) -> Iterator[Any]:
+        """One transaction on the driver's own cursor (SQLite's begun ``IMMEDIATE``, as every transaction here),
+        committed when the block ends and rolled back if it raises; the driver's failures surface as
+        ``_session``'s do (a busy lock or a lost connection tried again by the caller's retries). What a fan-out
+        runs once per recipient: each statement's text the same every time (the driver prepares it once and keeps
+        it), no SQLAlchemy execution or row per statement. Parameters are named as the driver names them
+        (``driver_marker``) and moments given as the ledger stores them (``_stored_moment``)."""
+        with _ledger_errors(), self.engine.connect() as connection:
+            dialect = connection.dialect
+            driver: Any = connection.connection.driver_connection
+            try:
+                cursor = driver.cursor()
+                if dialect.name == "sqlite":
+                    cursor.execute("BEGIN IMMEDIATE")
+                yield cursor
+                driver.commit()
+            except BaseException as exc:
+                with contextlib.suppress(dialect.loaded_dbapi.Error):  # a lost connection: what failed is the news
+                    driver.rollback()
+                if isinstance(exc, dialect.loaded_dbapi.Error):
+                    raise DBAPIError.instance(None, None, exc, dialect.loaded_dbapi.Error, dialect=dialect) from exc
+                raise
+
+    @functools.cached_property
+    def _stored_moment(self) -> Callable[[datetime | None], Any]:
+        """An aware moment as the driver is given it for this ledger (SQLite: its text in UTC)."""
+        dialect = self.engine.dialect
+        stored = UtcDateTime().dialect_impl(dialect).bind_processor(dialect)
+        return stored if stored is not None else (lambda moment: moment)
 
 
 @contextmanager
@@ -113,6 +138,11 @@ def _ledger_errors() -> Iterator[None]:
         raise LedgerError(f"the ledger failed: {exc.orig}") from exc
     except SQLAlchemyError as exc:
         raise LedgerError(f"the ledger failed: {exc}") from exc
+
+
+def driver_marker(dialect: str) -> Callable[[str], str]:
+    """How the driver of ``dialect`` names a parameter in SQL text: ``:name`` (sqlite3), ``%(name)s`` (psycopg)."""
+    return "%({})s".format if dialect == "postgresql" else ":{}".format
 
 
 def _engine(url: str) -> Engine:
