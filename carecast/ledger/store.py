@@ -189,7 +189,10 @@ def _disk_full(exc: BaseException) -> bool:
     """Whether a database failure (or one it was caused by) is a full disk: SQLite's ``SQLITE_FULL`` ("database or
     disk is full"), PostgreSQL's ``disk_full``, or the operating system's ENOSPC or EDQUOT."""
     seen: BaseException | None = exc
-    while seen is not None:
+    visited: set[int] = set()
+    # The chain can loop: a LedgerError raised from the StatementError whose ``orig`` it is.
+    while seen is not None and id(seen) not in visited:
+        visited.add(id(seen))
         if isinstance(seen, sqlite3.Error) and (
             getattr(seen, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or str(seen) == "database or disk is full"
         ):

@@ -39,27 +39,55 @@ def disk_full() -> sqlite3.OperationalError:
     return error
 
 
+class _Cursor(sqlite3.Cursor):
+    """A cursor whose writes SQLite answers "full" once ``FULL`` is set: the DBAPI boundary, which both the ORM's
+    statements and the fan-out's own (on the driver's cursor, no SQLAlchemy event) cross."""
+
+    def execute(self, sql: str, *args: Any) -> Any:  # type: ignore[override]
+        if FULL.is_set() and sql.lstrip().upper().startswith(WRITES):
+            raise disk_full()
+        return super().execute(sql, *args)
+
+    def executemany(self, sql: str, *args: Any) -> Any:  # type: ignore[override]
+        if FULL.is_set() and sql.lstrip().upper().startswith(WRITES):
+            raise disk_full()
+        return super().executemany(sql, *args)
+
+
+class _Connection(sqlite3.Connection):
+    def cursor(self, factory: Any = _Cursor) -> Any:  # type: ignore[override]
+        return super().cursor(factory)
+
+
+#: Set while the disk is full.
+FULL = threading.Event()
+
+
 @pytest.mark.parametrize("provider", ["facebook", "sms"], indirect=True)
 def test_a_ledger_disk_that_fills_mid_run_stops_it_with_a_storage_error_and_a_later_run_reaches_everyone_once(
     provider: Provider, tmp_path: Path
 ) -> None:
     ledger = prepared(provider, f"sqlite:///{tmp_path / 'ledger.db'}", ITEMS)
     adapt(provider.settings, ledger, provider.instance, now=WHEN)
-    full = threading.Event()
+    FULL.clear()
+    freed = threading.Event()
 
     def watched(request: RecordedRequest) -> None:
-        if provider.is_post(request):
-            full.set()  # the disk fills while the provider acts on the first post
+        if provider.is_post(request) and not freed.is_set():
+            FULL.set()  # the disk fills while the provider acts on the first post
 
-    def refuse_writes(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if full.is_set() and statement.lstrip().upper().startswith(WRITES):
-            raise disk_full()
+    def connecting(dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) -> None:
+        cparams["factory"] = _Connection
 
     provider.server.watch(watched)
-    event.listen(ledger.engine, "before_cursor_execute", refuse_writes)
-    with pytest.raises(StorageError) as stopped:
-        publish(provider.settings, ledger, provider.instance, now=WHEN)
-    event.remove(ledger.engine, "before_cursor_execute", refuse_writes)  # space freed
+    event.listen(ledger.engine, "do_connect", connecting)
+    ledger.engine.dispose()  # every connection from now on is made through the listener
+    try:
+        with pytest.raises(StorageError) as stopped:
+            publish(provider.settings, ledger, provider.instance, now=WHEN)
+    finally:
+        freed.set()
+        FULL.clear()  # space freed
 
     message = str(stopped.value)
     assert str(tmp_path / "ledger.db") in message and "free space there" in message, message
