@@ -247,7 +247,7 @@ class NewsletterSending(NewsletterMessages):
             else:
                 outcomes.append(DeliveryOutcome(address, "failed", error=why, transient=True))
                 retry.append(why)
-            return "go on"
+            return "stop" if code == 421 else "go on"  # 421: the server is closing the connection
         except smtplib.SMTPResponseException as exc:
             why = _reply(exc.smtp_code, exc.smtp_error)
             transient = exc.smtp_code < 500

@@ -6,7 +6,9 @@ certificate issued at runtime by a throwaway CA (``trustme``; the key file is wr
 and refuses AUTH and mail until TLS is on; clients trust it through :meth:`SmtpServer.client_ssl_context`.
 Recipients listed in ``bounce`` are refused at ``RCPT`` with 550; :meth:`SmtpServer.force_data_replies` makes
 the next ``DATA`` commands fail (e.g. 451); :meth:`SmtpServer.drop_connection` drops the client's connection at a
-stage of a message (its ``MAIL``, its ``RCPT``, once its data arrived but not taken, once taken but not answered).
+stage of a message (its ``MAIL``, its ``RCPT``, once its data arrived but not taken, once taken but not answered);
+:meth:`SmtpServer.storm` meets a seeded share of the transactions with a transient reply or a dropped connection
+(:class:`SmtpStorm`).
 The server records every accepted message and how many connections were opened; :meth:`SmtpServer.watch` shows
 each one as it is taken, before the client hears so (the contract kit's :class:`carecast.testing.FakeProvider`).
 
@@ -16,11 +18,13 @@ Run by hand with ``python -m tests.providers.smtp --port 8026``.
 from __future__ import annotations
 
 import asyncio
+import random
 import ssl
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -54,6 +58,52 @@ class ReceivedMessage:
 #: before the client hears so (``queued``).
 DropStage = Literal["mail", "rcpt", "data", "queued"]
 
+#: The replies of an :class:`SmtpStorm`: RFC 5321's transient ones, the server keeping nothing of the message. After
+#: a 421 the server closes the connection, as the RFC says it does.
+STORM_REPLIES = {
+    "421": "421 4.3.2 Service not available, closing transmission channel",
+    "451": "451 4.3.0 Local error in processing, try again later",
+    "452": "452 4.3.1 Insufficient system storage",
+}
+#: What an :class:`SmtpStorm` may do to a transaction, ``"<what> <stage>"`` (:data:`DropStage`): a transient reply at
+#: ``MAIL``, ``RCPT`` or once the data arrived (``data``, the message not kept), or a dropped connection at any stage
+#: (``queued``: after the message was kept).
+STORM_KINDS = (
+    "421 mail",
+    "421 rcpt",
+    "421 data",
+    "451 rcpt",
+    "451 data",
+    "452 data",
+    "drop mail",
+    "drop rcpt",
+    "drop data",
+    "drop queued",
+)
+
+
+@dataclass
+class SmtpStorm:
+    """Faults on a share ``rate`` of the mail transactions, drawn at each ``MAIL`` from a seeded generator so a failing
+    run repeats (the SMTP counterpart of :class:`carecast.testing.providers.Storm`); ``injected`` counts what was
+    injected, by kind (:data:`STORM_KINDS`)."""
+
+    rate: float
+    seed: int = 17
+    kinds: tuple[str, ...] = STORM_KINDS
+    injected: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._random = random.Random(self.seed)
+
+    def draw(self) -> str | None:
+        """The fault for the next transaction, one of ``kinds``, or None for none."""
+        if self._random.random() >= self.rate:
+            return None
+        kind = self._random.choice(self.kinds)
+        self.injected[kind] = self.injected.get(kind, 0) + 1
+        return kind
+
 
 async def _hang_up(server: SMTP) -> None:
     """Drop the client's connection with no reply; aiosmtpd cancels the waiting handler as the connection goes."""
@@ -63,11 +113,26 @@ async def _hang_up(server: SMTP) -> None:
 
 
 class _Recorder:
-    """aiosmtpd handler: requires AUTH before MAIL, refuses bounced recipients, replays forced DATA replies and
-    records the rest."""
+    """aiosmtpd handler: requires AUTH before MAIL, refuses bounced recipients, replays forced DATA replies, injects
+    the storm's faults and records the rest."""
 
     def __init__(self, owner: SmtpServer) -> None:
         self.owner = owner
+        # The storm's fault of each transaction in progress, drawn at its MAIL; aiosmtpd starts a new envelope with
+        # every transaction, so a fault never outlives its own.
+        self._faults: weakref.WeakKeyDictionary[Envelope, str] = weakref.WeakKeyDictionary()
+
+    async def _storm(self, server: SMTP, envelope: Envelope, stage: DropStage) -> str | None:
+        """The transient reply the transaction's storm fault gives at ``stage``, if it is there; a dropped connection
+        (and a 421's, once said) never returns."""
+        what, _, at = self._faults.get(envelope, "").partition(" ")
+        if at != stage:
+            return None
+        if what == "421":
+            await server.push(STORM_REPLIES[what])
+        if what in ("drop", "421"):
+            await _hang_up(server)
+        return STORM_REPLIES[what]
 
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options: list[str]
@@ -76,6 +141,10 @@ class _Recorder:
         # plain-text AUTH on 127.0.0.1 is the point of the non-TLS mode.
         if not session.authenticated:
             return "530 5.7.0 Authentication required"
+        if (fault := self.owner._draw_fault()) is not None:
+            self._faults[envelope] = fault
+        if (reply := await self._storm(server, envelope, "mail")) is not None:
+            return reply
         if self.owner._dropping("mail"):
             await _hang_up(server)
         envelope.mail_from = address
@@ -87,6 +156,8 @@ class _Recorder:
     ) -> str:
         if address.lower() in self.owner.bounce:
             return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+        if (reply := await self._storm(server, envelope, "rcpt")) is not None:
+            return reply
         if self.owner._dropping("rcpt"):
             await _hang_up(server)
         envelope.rcpt_tos.append(address)
@@ -95,9 +166,12 @@ class _Recorder:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         if self.owner._stalled():
             await asyncio.Event().wait()  # never answered: the client waits until it dies or the server stops
+        if (storm_reply := await self._storm(server, envelope, "data")) is not None:
+            return storm_reply
         if self.owner._dropping("data"):
             await _hang_up(server)
         reply = self.owner._accept(session, envelope)
+        await self._storm(server, envelope, "queued")  # only a drop happens there
         if self.owner._dropping("queued"):
             await _hang_up(server)
         return reply
@@ -155,6 +229,7 @@ class SmtpServer(Serving):
         # Per stage, like the forced DATA replies: False lets one pass, True drops the connection there.
         self._drops: dict[str, deque[bool]] = {}
         self._dropped = 0
+        self._storm_rule: SmtpStorm | None = None
         self._watchers: list[Callable[[ReceivedMessage], None]] = []
 
     # --- lifecycle -----------------------------------------------------------------------------------------------
@@ -257,6 +332,16 @@ class SmtpServer(Serving):
         (:data:`DropStage`), once ``after`` more have passed it normally."""
         with self._lock:
             self._drops.setdefault(at, deque()).extend([False] * after + [True] * times)
+
+    def storm(self, storm: SmtpStorm | None) -> None:
+        """Inject ``storm``'s faults into the transactions begun from now on (None: stop); the other injected faults
+        (forced ``DATA`` replies, dropped connections) still come when the storm leaves a transaction alone."""
+        with self._lock:
+            self._storm_rule = storm
+
+    def _draw_fault(self) -> str | None:
+        with self._lock:
+            return None if self._storm_rule is None else self._storm_rule.draw()
 
     def _dropping(self, stage: DropStage) -> bool:
         with self._lock:

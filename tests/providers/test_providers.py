@@ -24,7 +24,7 @@ from tests.providers import LocalHttpServer, RecordedRequest, Reply
 from tests.providers.bluesky import BlueskyPds
 from tests.providers.gbp import GbpServer
 from tests.providers.mastodon import MastodonInstance, mastodon_instance
-from tests.providers.smtp import SmtpServer
+from tests.providers.smtp import SmtpServer, SmtpStorm
 from tests.providers.twilio import TwilioServer, sms_segments, twilio_signature
 from tests.providers.xapi import DUPLICATE_DETAIL, XApiServer
 
@@ -376,6 +376,30 @@ def test_smtp_refuses_bad_or_missing_auth_and_forced_failures() -> None:
         assert caught.value.smtp_code == 451
         assert server.connections == 2
         assert len(server.messages) == 1
+
+
+@pytest.mark.parametrize(
+    ("kind", "code", "closes"), [("421 mail", 421, True), ("421 rcpt", 421, True), ("451 rcpt", 451, False)]
+)
+def test_smtp_storm_answers_a_transaction_with_a_transient_reply_and_closes_after_a_421(
+    kind: str, code: int, closes: bool
+) -> None:
+    with SmtpServer() as server:
+        storm = SmtpStorm(1.0, kinds=(kind,))
+        server.storm(storm)
+        with smtplib.SMTP(server.host, server.port, timeout=5) as client:
+            client.login(server.username, server.password)
+            replies = [client.mail("news@oakviewpt.com")[0]]
+            if kind.endswith("rcpt"):
+                replies.append(client.rcpt("pat@example.org")[0])
+            if closes:
+                with pytest.raises(smtplib.SMTPServerDisconnected):
+                    client.noop()
+            else:
+                assert client.rset()[0] == 250
+
+        assert replies[-1] == code and replies[:-1] in ([], [250])
+        assert storm.injected == {kind: 1} and server.messages == []
 
 
 def test_smtp_starttls_with_runtime_certificate(tmp_path: Path) -> None:
