@@ -16,7 +16,8 @@ import pytest
 from carecast.config import Settings
 from carecast.practice import load_settings
 from tests.conftest import SAMPLE_CONFIG
-from tests.corpus.trafilatura_eval import entries, measure, read_entry, totals
+from tests.corpus.parts import totals
+from tests.corpus.trafilatura_eval import entries, measure, read_entry
 
 #: part: (least share of article snippets shown, most share of boilerplate snippets leaked)
 FLOORS = {"tuning": (0.95, 0.10), "held_out": (0.88, 0.17), "held_out_2": (0.94, 0.14)}

@@ -16,7 +16,8 @@ import pytest
 from carecast.config import Settings
 from carecast.practice import load_settings
 from tests.conftest import SAMPLE_CONFIG
-from tests.corpus.zyte_eval import entries, measure, read_entry, totals
+from tests.corpus.parts import totals
+from tests.corpus.zyte_eval import entries, measure, read_entry
 
 #: part: (least share of the article's sentences shown, most share of the shown sentences not the article's)
 FLOORS = {"tuning": (0.976, 0.011), "held_out": (0.98, 0.069)}

@@ -14,13 +14,13 @@ prints every page.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 from carecast.config import Settings
 from carecast.document import render_html, render_text
 from carecast.model import ContentItem
 from tests.corpus.measure import FULL_BODY, HERE, comparable, read_html_page
+from tests.corpus.parts import EntryFigures, print_part
 
 TRAFILATURA = HERE / "trafilatura"
 
@@ -39,17 +39,6 @@ def read_entry(entry: dict[str, object], folder: Path, settings: Settings) -> Co
     return read_html_page(name, str(entry["url"]), html, folder, settings)
 
 
-@dataclass(frozen=True)
-class EntryFigures:
-    """What one page gave: article snippets shown, boilerplate snippets leaked."""
-
-    name: str
-    wanted: int
-    missing: tuple[str, ...]
-    unwanted: int
-    leaked: tuple[str, ...]
-
-
 def measure(entry: dict[str, object], item: ContentItem) -> EntryFigures:
     """Compare the item's full body (text, and the HTML for the links a snippet may be) with the snippets."""
     text = comparable(render_text(item.body, FULL_BODY))
@@ -60,43 +49,10 @@ def measure(entry: dict[str, object], item: ContentItem) -> EntryFigures:
         name=str(entry["page"]),
         wanted=len(wanted),
         missing=tuple(s for s in wanted if comparable(s) not in text and s not in html),
-        unwanted=len(unwanted),
+        known=len(unwanted),
         leaked=tuple(s for s in unwanted if comparable(s) and comparable(s) in text),
     )
 
 
-def totals(figures: list[EntryFigures]) -> tuple[int, int, int, int]:
-    """Snippets of the article found and wanted; boilerplate snippets leaked and known."""
-    wanted = sum(f.wanted for f in figures)
-    unwanted = sum(f.unwanted for f in figures)
-    return wanted - sum(len(f.missing) for f in figures), wanted, sum(len(f.leaked) for f in figures), unwanted
-
-
 if __name__ == "__main__":
-    import sys
-    import tempfile
-
-    from carecast.practice import load_settings
-    from tests.conftest import SAMPLE_CONFIG
-
-    part = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), "tuning")
-    settings = load_settings(SAMPLE_CONFIG / "carecast.yaml")
-    with tempfile.TemporaryDirectory() as folder:
-        results = []
-        for entry in entries(part):
-            figures = measure(entry, read_entry(entry, Path(folder), settings))
-            results.append(figures)
-            print(
-                f"{figures.name} {figures.wanted - len(figures.missing)}/{figures.wanted} kept, "
-                f"{len(figures.leaked)}/{figures.unwanted} leaked  {entry['url']}"
-            )
-            if "-v" in sys.argv:
-                for snippet in figures.missing:
-                    print("    missing:", snippet[:120])
-                for snippet in figures.leaked:
-                    print("    leaked:", snippet[:120])
-        found, wanted, leaked, unwanted = totals(results)
-        print(
-            f"{part}: article snippets {found}/{wanted} = {found / wanted:.1%}; "
-            f"boilerplate leaked {leaked}/{unwanted} = {leaked / unwanted:.1%}"
-        )
+    print_part(entries, read_entry, measure, ("article snippets", "boilerplate leaked"))

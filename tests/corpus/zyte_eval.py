@@ -15,13 +15,13 @@ from __future__ import annotations
 import gzip
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from carecast.config import Settings
 from carecast.document import render_text
 from carecast.model import ContentItem
 from tests.corpus.measure import FULL_BODY, HERE, comparable, read_html_page
+from tests.corpus.parts import EntryFigures, print_part
 
 ZYTE = HERE / "zyte"
 #: A sentence shorter than this (in words) is a label, a date or a byline more than the article's words.
@@ -47,17 +47,6 @@ def sentences(text: str) -> list[str]:
     return [s for s in (" ".join(part.split()) for part in _SENTENCE_END.split(text)) if len(s.split()) >= MIN_WORDS]
 
 
-@dataclass(frozen=True)
-class EntryFigures:
-    """What one page gave: the article's sentences and those shown; the rendering's sentences and those leaked."""
-
-    name: str
-    wanted: int
-    missing: tuple[str, ...]
-    shown: int
-    leaked: tuple[str, ...]
-
-
 def measure(entry: dict[str, object], item: ContentItem) -> EntryFigures:
     """Compare the item's full-body text with the page's expected article text, both folded by ``comparable``."""
     rendered = render_text(item.body, FULL_BODY)
@@ -68,43 +57,10 @@ def measure(entry: dict[str, object], item: ContentItem) -> EntryFigures:
         name=str(entry["page"])[:12],
         wanted=len(wanted),
         missing=tuple(s for s in wanted if comparable(s) not in text),
-        shown=len(shown),
+        known=len(shown),
         leaked=tuple(s for s in shown if comparable(s) not in expected),
     )
 
 
-def totals(figures: list[EntryFigures]) -> tuple[int, int, int, int]:
-    """The article's sentences found and wanted; the rendering's sentences leaked and shown."""
-    wanted = sum(f.wanted for f in figures)
-    shown = sum(f.shown for f in figures)
-    return wanted - sum(len(f.missing) for f in figures), wanted, sum(len(f.leaked) for f in figures), shown
-
-
 if __name__ == "__main__":
-    import sys
-    import tempfile
-
-    from carecast.practice import load_settings
-    from tests.conftest import SAMPLE_CONFIG
-
-    part = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), "tuning")
-    settings = load_settings(SAMPLE_CONFIG / "carecast.yaml")
-    with tempfile.TemporaryDirectory() as folder:
-        results = []
-        for entry in entries(part):
-            figures = measure(entry, read_entry(entry, Path(folder), settings))
-            results.append(figures)
-            print(
-                f"{figures.name} {figures.wanted - len(figures.missing)}/{figures.wanted} kept, "
-                f"{len(figures.leaked)}/{figures.shown} leaked  {entry['url']}"
-            )
-            if "-v" in sys.argv:
-                for sentence in figures.missing:
-                    print("    missing:", sentence[:120])
-                for sentence in figures.leaked:
-                    print("    leaked:", sentence[:120])
-        found, wanted, leaked, shown = totals(results)
-        print(
-            f"{part}: article sentences {found}/{wanted} = {found / wanted:.1%}; "
-            f"sentences leaked {leaked}/{shown} = {leaked / shown:.1%}"
-        )
+    print_part(entries, read_entry, measure, ("article sentences", "sentences leaked"))

@@ -1,0 +1,67 @@
+"""What the corpora split into parts (trafilatura's, Zyte's) share: one page's figures, a part's totals, and the
+listing ``python -m tests.corpus.<corpus>_eval [PART] [-v]`` prints.
+
+A page scores by what of the article the full-body rendering shows (``wanted``, ``missing``) and what it shows that
+is not the article (``known``: the boilerplate snippets or rendered sentences looked at, ``leaked``).
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from carecast.config import Settings
+from carecast.model import ContentItem
+
+Entry = dict[str, object]
+
+
+@dataclass(frozen=True)
+class EntryFigures:
+    """What one page gave: the article's pieces wanted and those missing; the pieces looked at and those leaked."""
+
+    name: str
+    wanted: int
+    missing: tuple[str, ...]
+    known: int
+    leaked: tuple[str, ...]
+
+
+def totals(figures: list[EntryFigures]) -> tuple[int, int, int, int]:
+    """The article's pieces found and wanted; the pieces leaked and looked at."""
+    wanted = sum(f.wanted for f in figures)
+    known = sum(f.known for f in figures)
+    return wanted - sum(len(f.missing) for f in figures), wanted, sum(len(f.leaked) for f in figures), known
+
+
+def print_part(
+    entries: Callable[[str], list[Entry]],
+    read_entry: Callable[[Entry, Path, Settings], ContentItem],
+    measure: Callable[[Entry, ContentItem], EntryFigures],
+    units: tuple[str, str],
+) -> None:
+    """Print each page of the part named on the command line (``tuning`` by default) and the part's totals;
+    ``-v`` lists what each page missed and leaked. ``units`` name what is counted (article's, leaked)."""
+    from carecast.practice import load_settings
+    from tests.conftest import SAMPLE_CONFIG
+
+    part = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), "tuning")
+    settings = load_settings(SAMPLE_CONFIG / "carecast.yaml")
+    with tempfile.TemporaryDirectory() as folder:
+        results = []
+        for entry in entries(part):
+            figures = measure(entry, read_entry(entry, Path(folder), settings))
+            results.append(figures)
+            kept, leaked = figures.wanted - len(figures.missing), len(figures.leaked)
+            print(f"{figures.name} {kept}/{figures.wanted} kept, {leaked}/{figures.known} leaked  {entry['url']}")
+            if "-v" in sys.argv:
+                for piece in figures.missing:
+                    print("    missing:", piece[:120])
+                for piece in figures.leaked:
+                    print("    leaked:", piece[:120])
+        found, wanted, lost, known = totals(results)
+        share, lost_share = found / wanted, lost / known
+        print(f"{part}: {units[0]} {found}/{wanted} = {share:.1%}; {units[1]} {lost}/{known} = {lost_share:.1%}")
