@@ -46,6 +46,16 @@ def claim_time(context: PublishContext) -> datetime | None:
     return record.claimed_at if record is not None else None
 
 
+def provider_time(value: object) -> datetime | None:
+    """A provider's ISO 8601 / RFC 3339 time (``2026-12-05T16:20:00+0000``, ``…Z``) as an aware datetime; None when
+    ``value`` is none or names no zone (it cannot be compared with a claim's time)."""
+    try:
+        made = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+    return made if made is not None and made.tzinfo is not None else None
+
+
 def made_since(created: datetime | None, claimed: datetime | None, skew: timedelta) -> bool:
     """Whether a post the provider dates ``created`` can be the request claimed at ``claimed``: made at or after
     the claim, less ``skew`` for the provider's clock. Unbounded when the claim's time is not recorded; a post the

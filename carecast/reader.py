@@ -56,8 +56,8 @@ Resolve = Callable[[str], "str | None"]
 
 def image_url(element: lxml.html.HtmlElement, resolve: Resolve) -> str | None:
     """The real picture an ``<img>`` (or ``<source>``) shows: a lazy-loading attribute, the widest of a ``srcset``,
-    else its ``src`` unless that is a placeholder (``data:``, a 1x1 or blank GIF), else for an ``<img>`` in a
-    ``<picture>`` its first ``<source>``'s. None when it shows none."""
+    else its ``src`` unless that is a placeholder (``data:``, a 1x1 or blank GIF). None when it shows none (an
+    ``<img>`` in a ``<picture>`` stands for the whole: :func:`picture_url`)."""
     for name in _LAZY_ATTRIBUTES:
         value = (element.get(name) or "").strip()
         if value and not _PLACEHOLDER.search(value) and (url := resolve(value)):
@@ -66,13 +66,9 @@ def image_url(element: lxml.html.HtmlElement, resolve: Resolve) -> str | None:
         if (value := element.get(name)) and (widest := _widest(value)) and (url := resolve(widest)):
             return url
     src = (element.get("src") or "").strip()
-    if src and not _PLACEHOLDER.search(src) and (element.get("width"), element.get("height")) != ("1", "1"):
-        return resolve(src)
-    # lxml reads <source> as a container: the <img> of a <picture> is inside its <source>, not beside it.
-    picture = next(element.iterancestors("picture"), None) if element.tag == "img" else None
-    if picture is not None:
-        return next((url for source in picture.iter("source") if (url := image_url(source, resolve))), None)
-    return None
+    if not src or _PLACEHOLDER.search(src) or (element.get("width"), element.get("height")) == ("1", "1"):
+        return None
+    return resolve(src)
 
 
 #: Formats every mail client and network shows (Outlook shows no WebP; Instagram takes JPEG).

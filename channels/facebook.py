@@ -13,7 +13,6 @@ With ``credentials`` (a Page access token) ``publish`` sends the Graph API reque
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -26,6 +25,7 @@ from carecast.plugin import (
     claim_time,
     made_since,
     now_utc,
+    provider_time,
     send_once,
 )
 from carecast_channels.graph import GraphChannel, GraphConfig
@@ -128,7 +128,7 @@ class FacebookChannel(GraphChannel):
             for post in posts if isinstance(posts, list) else []:
                 if not isinstance(post, dict) or post.get("message") != body["message"] or not post.get("id"):
                     continue
-                if made_since(_created(post.get("created_time")), claimed, self.lookup_skew):
+                if made_since(provider_time(post.get("created_time")), claimed, self.lookup_skew):
                     return _receipt(str(post["id"]))
             return None
 
@@ -145,14 +145,6 @@ class FacebookChannel(GraphChannel):
         session = self.session()
         page = self.call(session, "GET", self.config.page_id, lost="retry", params={"fields": "id,name"})
         return f"Facebook: Page {page.get('name')!r} ({page.get('id')}); {self.token_expiry(session)}"
-
-
-def _created(value: object) -> datetime | None:
-    """A Graph API ``created_time`` (ISO 8601, ``2026-12-05T16:20:00+0000``), None when it is not one."""
-    try:
-        return datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        return None
 
 
 def _receipt(post_id: str) -> Receipt:

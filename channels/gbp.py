@@ -33,7 +33,7 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any, ClassVar, Literal
 
 import google.auth.exceptions
@@ -60,6 +60,7 @@ from carecast.plugin import (
     claim_time,
     made_since,
     now_utc,
+    provider_time,
     refusal,
     resolve,
     send_once,
@@ -313,7 +314,7 @@ class GbpChannel(Channel):
             for post in posts if isinstance(posts, list) else []:
                 if not isinstance(post, dict) or post.get("summary") != body["summary"] or not post.get("name"):
                     continue
-                if made_since(_created(post.get("createTime")), claimed, self.lookup_skew):
+                if made_since(provider_time(post.get("createTime")), claimed, self.lookup_skew):
                     return _receipt(post)
             return None
 
@@ -442,14 +443,6 @@ class GbpChannel(Channel):
                 self.instance, f"{step}: Google answered malformed JSON", transient=True, maybe_sent=posted
             )
         return data
-
-
-def _created(value: object) -> datetime | None:
-    """A local post's ``createTime`` (RFC 3339, ``2026-12-05T16:20:00.123456789Z``), None when it is not one."""
-    try:
-        return datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        return None
 
 
 def _receipt(post: dict[str, Any]) -> Receipt:

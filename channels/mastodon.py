@@ -46,6 +46,7 @@ from carecast.plugin import (
     Strict,
     as_numbers,
     now_utc,
+    provider_time,
     refusal,
     resolve,
     send_once,
@@ -171,10 +172,10 @@ class MastodonChannel(Channel):
     #: How long the instance answers a repeated Idempotency-Key with the status it made: Mastodon's PostStatusService
     #: stores it with ``redis.setex(idempotency_key, 3_600, @status.id)`` (app/services/post_status_service.rb; the
     #: API docs for POST /api/v1/statuses: "stored for up to 1 hour"). An attempt older than this, less
-    #: ``clock_skew``, is looked up instead of posted again with its key.
+    #: ``lookup_skew``, is looked up instead of posted again with its key.
     key_retention: ClassVar[timedelta] = timedelta(hours=1)
     #: Allowed between our clock and the instance's: a status dated this much before its attempt is still its.
-    clock_skew: ClassVar[timedelta] = timedelta(minutes=5)
+    lookup_skew: ClassVar[timedelta] = timedelta(minutes=5)
 
     config: MastodonConfig
 
@@ -260,10 +261,10 @@ class MastodonChannel(Channel):
 
         def post() -> Receipt:
             nonlocal attempt
-            if attempt is None or context.now - attempt.at >= self.key_retention - self.clock_skew:
+            if attempt is None or context.now - attempt.at >= self.key_retention - self.lookup_skew:
                 if attempt is not None:
                     # The instance may have forgotten the key: a status made under it is found by its text instead.
-                    found = self.find_status(session, draft.text, attempt.sent_after - self.clock_skew, context)
+                    found = self.find_status(session, draft.text, attempt.sent_after - self.lookup_skew, context)
                     if found is not None:
                         return found
                 attempt = self._new_attempt(draft, context, renewed=attempt is not None)
@@ -299,7 +300,7 @@ class MastodonChannel(Channel):
             for status in statuses:
                 if self._says(status, wanted, since):
                     return self._receipt(status)
-            oldest = _created_at(statuses[-1]) if statuses else None
+            oldest = provider_time(statuses[-1].get("created_at")) if statuses else None
             if len(statuses) < LOOKUP_PAGE or oldest is None or oldest < since:
                 return None
             query["max_id"] = str(statuses[-1].get("id"))
@@ -320,7 +321,7 @@ class MastodonChannel(Channel):
     def _says(self, status: dict[str, Any], wanted: str, since: datetime) -> bool:
         """Whether ``status`` was made at or after ``since`` with the channel's visibility and says ``wanted`` (its
         content made plain, :func:`comparable`)."""
-        made = _created_at(status)
+        made = provider_time(status.get("created_at"))
         if made is None or made < since or status.get("visibility") != self.config.visibility:
             return False
         return comparable(html_to_text(str(status.get("content") or ""))) == wanted
@@ -445,15 +446,6 @@ class MastodonChannel(Channel):
         if not isinstance(data, dict):
             raise PublishError(self.instance, f"{step}: {self.config.base_url} answered malformed JSON", transient=True)
         return data
-
-
-def _created_at(status: dict[str, Any]) -> datetime | None:
-    """When the instance made ``status`` (its ``created_at``), None when it does not say."""
-    try:
-        made = datetime.fromisoformat(str(status.get("created_at")))
-    except ValueError:
-        return None
-    return made if made.tzinfo is not None else None
 
 
 def _error_text(response: requests.Response) -> str:

@@ -22,9 +22,10 @@ from pydantic import BaseModel, Field, create_model
 from carecast import pipeline as core
 from carecast.errors import CareCastError
 from carecast.model import now_utc
+from carecast.outcomes import as_row
 from carecast.practice import open_practice
 from carecast_flows import artifacts
-from carecast_flows.runs import Row, _row
+from carecast_flows.runs import Row
 
 #: How long a run waits for staff on a channel without a schedule (any run publishes there).
 UNSCHEDULED_WAIT = timedelta(days=1)
@@ -79,7 +80,7 @@ def decide_drafts(config_path: str, decisions: dict[int, dict[str, str]]) -> lis
             except CareCastError as exc:
                 get_run_logger().error("draft %d: %s", draft_id, exc)
                 outcome = core.Outcome("", (), "failed", f"decision not applied: {exc}", f"draft {draft_id}")
-            rows.append(_row(outcome) | {"decided": True})
+            rows.append(as_row(outcome) | {"decided": True})
     return rows
 
 

@@ -35,6 +35,7 @@ from carecast.channel import STOPPED, Channel, PracticeContext
 from carecast.config import DEFAULT_CONFIG, Settings
 from carecast.errors import ConfigError
 from carecast.model import now_utc
+from carecast.outcomes import as_row
 from carecast.practice import open_practice
 from carecast_flows import artifacts
 from carecast_flows import secrets as _secrets  # noqa: F401  registers {block: ...} credentials
@@ -50,7 +51,6 @@ from carecast_flows.runs import (
     _held,
     _name_run,
     _quiet_if_the_console_is_gone,
-    _row,
     _stop_gracefully,
     _stopped,
     not_going_out,
@@ -116,7 +116,7 @@ def run_channel(config_path: str, channel: str, dry_run: bool) -> list[Row]:
 def adapt_channel(config_path: str, channel: str, dry_run: bool, items: list[str] | None = None) -> list[Row]:
     with open_practice(config_path) as practice:
         settings, ledger = practice.settings, practice.ledger
-        rows = [_row(outcome) for outcome in core.adapt(settings, ledger, channel, dry_run=dry_run, items=items)]
+        rows = [as_row(outcome) for outcome in core.adapt(settings, ledger, channel, dry_run=dry_run, items=items)]
     summary = _counted(rows, "nothing new")
     get_run_logger().info("adapt %s: %s", channel, summary)
     return rows
@@ -126,7 +126,7 @@ def adapt_channel(config_path: str, channel: str, dry_run: bool, items: list[str
 def expire_channel(config_path: str, channel: str) -> list[Row]:
     with open_practice(config_path) as practice:
         settings, ledger = practice.settings, practice.ledger
-        rows = [_row(outcome) for outcome in core.expire_late_drafts(settings, ledger, channel)]
+        rows = [as_row(outcome) for outcome in core.expire_late_drafts(settings, ledger, channel)]
     for row in rows:
         get_run_logger().warning("%s: draft of %r expired: %s", channel, row["title"], row["detail"])
     return rows
@@ -147,7 +147,7 @@ def publish_channel(
             pace=_deployment_pace(settings, practice.channels[channel]),
             stopping=stopping,
         )
-        rows = [_row(outcome) for outcome in outcomes]
+        rows = [as_row(outcome) for outcome in outcomes]
     sent = sum(row["state"] == "published" for row in rows)
     get_run_logger().info("publish %s: %d published, %d not", channel, sent, len(rows) - sent)
     return rows

@@ -22,7 +22,6 @@ from prefect.states import Completed, Failed, State
 from rich.console import Console
 
 from carecast.channel import CREDENTIAL_TO_FIX, STOPPED
-from carecast.outcomes import as_row
 from carecast_flows.notify import notify_failure
 
 Row = dict[str, Any]
@@ -43,9 +42,6 @@ def _name_run(name: str) -> None:
 def _counted(rows: list[Row], nothing: str) -> str:
     states = Counter(row["state"] for row in rows)
     return ", ".join(f"{n} {state}" for state, n in states.items()) or nothing
-
-
-_row = as_row  # the flows' name for it
 
 
 #: Set by SIGTERM while this process publishes (``carecast serve`` shutting down, or the run cancelled).

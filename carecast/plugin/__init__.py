@@ -45,7 +45,7 @@ from carecast.errors import (
     RenderError,
     TokenError,
 )
-from carecast.inflight import LOST, Lookup, claim_time, made_since, send_once
+from carecast.inflight import LOST, Lookup, claim_time, made_since, provider_time, send_once
 from carecast.ledger import IN_FLIGHT, TO_RESEND, DeliveryOutcome, DeliveryRecord, part_address
 from carecast.ledger.contract import ChannelLedger
 from carecast.ledger.metrics import as_numbers
@@ -95,6 +95,7 @@ __all__ = [
     "made_since",
     "now_utc",
     "part_address",
+    "provider_time",
     "refusal",
     "resolve",
     "send_once",
