@@ -16,6 +16,20 @@ import lxml.html
 from carecast.reader import watch_url
 
 _WHOLE_PAGE = re.compile(r"<(?:html|body)[\s>]", re.IGNORECASE)
+#: What pages name the standfirst they set under the headline, apart from the article's body.
+_LEAD_CLASSES = re.compile(
+    r"(?<![a-z])(?:intro|lead|lede|standfirst|summary|chapo|chapeau|teaser|dek|deck|sapo|subtitle|subheadline"
+    r"|excerpt|abstract|description)(?![a-z])",
+    re.IGNORECASE,
+)
+#: A standfirst is prose: this many words at least, ending as a sentence, less than this share of it links.
+_LEAD_WORDS = 10
+_LINKED = 0.5
+#: The article's first paragraph is found in the page by so many of its first characters.
+_KEY_CHARACTERS = 60
+_SENTENCE_ENDS = (".", "!", "?", "\u2026", "\u3002", '"', "\u201d", "\u00bb")
+_HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
+_NOT_ARTICLE = frozenset({"nav", "aside", "footer", "figure", "figcaption", "form", "ul", "ol", "table", "script"})
 _MARKER = re.compile(
     r"<p>Table (carecasttable\d{4}x) of the article\.</p>|(?:Table )?(carecasttable\d{4}x)(?: of the article\.)?"
 )
@@ -45,7 +59,65 @@ def main_content(html: str, base_url: str | None) -> str:
         include_comments=False,
         favor_recall=True,
     )
-    return restore_tables(article, stash) if article else html
+    return restore_tables(with_lead(page, article), stash) if article else html
+
+
+def with_lead(page: lxml.html.HtmlElement, article: str) -> str:
+    """``article`` (trafilatura's HTML) opened with the page's lead when trafilatura left it out: the blocks the
+    page names a standfirst (:data:`_LEAD_CLASSES`) between its headline (the last ``<h1>`` above the article's
+    first paragraph) and that paragraph, outside it, each prose (:data:`_LEAD_WORDS` words or more, ending as a
+    sentence, mostly not links) not in the article already. trafilatura takes the element a page names the article's
+    body (``articleBody``, ``article__text``) and so loses the standfirst set above it. Raises nothing."""
+    try:
+        found = lxml.html.document_fromstring(article)
+    except (lxml.etree.ParserError, ValueError):
+        return article
+    body, first = found.find("body"), next((p for p in found.iter("p") if _is_prose(_flat(p))), None)
+    if body is None or first is None:
+        return article
+    shown = _flat(body)
+    leads = [lead for lead in _leads_above(page, _flat(first)[:_KEY_CHARACTERS]) if _flat(lead) not in shown]
+    place = next((index for index, child in enumerate(body) if child.tag not in _HEADINGS), len(body))
+    for offset, lead in enumerate(leads):
+        copy = lxml.html.fromstring(lxml.html.tostring(lead, encoding="unicode", with_tail=False))
+        copy.tag = "div" if copy.find(".//p") is not None else "p"
+        body.insert(place + offset, copy)
+    return lxml.html.tostring(found, encoding="unicode") if leads else article
+
+
+def _leads_above(page: lxml.html.HtmlElement, start: str) -> list[lxml.html.HtmlElement]:
+    """The standfirsts of ``page`` between its last ``<h1>`` and the paragraph starting with ``start`` (none when
+    there is no such paragraph or no headline above it)."""
+    leads: list[lxml.html.HtmlElement] | None = None
+    for element in page.iter():
+        if element.tag == "h1":
+            leads = []
+        elif element.tag == "p" and _flat(element).startswith(start):
+            holding = set(element.iterancestors())  # the article's own container names itself so at times
+            return [lead for lead in leads or [] if lead not in holding]
+        elif leads is not None and _is_lead(element, leads):
+            leads.append(element)
+    return []
+
+
+def _is_lead(element: lxml.html.HtmlElement, leads: list[lxml.html.HtmlElement]) -> bool:
+    """A block the page names its standfirst, in no menu, sidebar, figure, list or table, nor in a lead found."""
+    names = " ".join(str(element.get(name) or "") for name in ("class", "id", "itemprop"))
+    if not isinstance(element.tag, str) or element.tag in _NOT_ARTICLE or not _LEAD_CLASSES.search(names):
+        return False
+    if any(ancestor.tag in _NOT_ARTICLE or ancestor in leads for ancestor in element.iterancestors()):
+        return False
+    text = _flat(element)
+    linked = sum(len(_flat(link)) for link in element.iter("a"))
+    return _is_prose(text) and linked < _LINKED * len(text)
+
+
+def _is_prose(text: str) -> bool:
+    return len(text.split()) >= _LEAD_WORDS and text.endswith(_SENTENCE_ENDS)
+
+
+def _flat(element: lxml.html.HtmlElement) -> str:
+    return " ".join(element.text_content().split())
 
 
 def players_as_links(page: lxml.html.HtmlElement) -> None:
