@@ -2,9 +2,11 @@
 
 trafilatura finds the article, telling it from menus, sidebars, comments and footers by text and link density (see
 the README for why trafilatura). Before it reads the page, what it would lose is put in a form it keeps: a
-video player becomes a link to the video (it keeps no frame), and each data table a paragraph of a marker, put back
+video player becomes a link to the video (it keeps no frame), each data table a paragraph of a marker, put back
 after (it moved a table nested in a layout table to the end of the article, or lost it, and flattened one in a
-quote).
+quote), and each figure's pictures carry a marker in their ``alt`` so that the caption it drops is put back beside
+the picture it keeps. After it, the page's standfirst, which it leaves out when the page names another element the
+article's body, opens the article again (:func:`with_lead`).
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ def main_content(html: str, base_url: str | None) -> str:
     except (lxml.etree.ParserError, ValueError):
         return html
     players_as_links(page)
-    stash = stash_tables(page)
+    stash, captions = stash_tables(page), mark_captions(page)
     article = trafilatura.extract(
         lxml.html.tostring(page, encoding="unicode"),
         url=base_url,
@@ -59,22 +61,64 @@ def main_content(html: str, base_url: str | None) -> str:
         include_comments=False,
         favor_recall=True,
     )
-    return restore_tables(with_lead(page, article), stash) if article else html
-
-
-def with_lead(page: lxml.html.HtmlElement, article: str) -> str:
-    """``article`` (trafilatura's HTML) opened with the page's lead when trafilatura left it out: the blocks the
-    page names a standfirst (:data:`_LEAD_CLASSES`) between its headline (the last ``<h1>`` above the article's
-    first paragraph) and that paragraph, outside it, each prose (:data:`_LEAD_WORDS` words or more, ending as a
-    sentence, mostly not links) not in the article already. trafilatura takes the element a page names the article's
-    body (``articleBody``, ``article__text``) and so loses the standfirst set above it. Raises nothing."""
+    if not article:
+        return html
     try:
         found = lxml.html.document_fromstring(article)
     except (lxml.etree.ParserError, ValueError):
-        return article
-    body, first = found.find("body"), next((p for p in found.iter("p") if _is_prose(_flat(p))), None)
+        return restore_tables(article, stash)
+    with_lead(found, page)
+    with_captions(found, captions)  # after: a lead copied from the page carries markers too
+    return restore_tables(lxml.html.tostring(found, encoding="unicode"), stash)
+
+
+def mark_captions(page: lxml.html.HtmlElement) -> dict[str, lxml.html.HtmlElement]:
+    """Mark the pictures of each ``<figure>`` of ``page`` that has a caption (a marker added to their ``alt``, which
+    trafilatura keeps) and return each marker's ``<figcaption>``: trafilatura keeps a figure's picture and drops its
+    caption. Every picture of the figure is marked: which one trafilatura keeps (a lazy placeholder, the one in a
+    ``<noscript>``) varies."""
+    captions: dict[str, lxml.html.HtmlElement] = {}
+    for figure in page.iter("figure"):
+        caption, images = figure.find(".//figcaption"), list(figure.iter("img"))
+        if caption is None or not images or not _flat(caption):
+            continue
+        marker = f"carecastcaption{len(captions):04d}x"
+        for image in images:
+            image.set("alt", f"{image.get('alt') or ''} {marker}".strip())
+        captions[marker] = caption
+    return captions
+
+
+def with_captions(article: lxml.html.HtmlElement, captions: dict[str, lxml.html.HtmlElement]) -> None:
+    """Set the last picture of each figure marked by :func:`mark_captions` that trafilatura kept in ``article``
+    back in a ``<figure>`` with its caption (unless the article shows the caption's words already); take the
+    markers out of the ``alt`` texts."""
+    shown, last = _flat(article), {}
+    for image in article.iter("img"):
+        words = (image.get("alt") or "").split()
+        kept = [word for word in words if word not in captions]
+        if len(kept) < len(words):
+            image.set("alt", " ".join(kept))
+            last[next(word for word in words if word in captions)] = image
+    for marker, image in last.items():
+        if _flat(captions[marker]) in shown or image.getparent() is None:
+            continue
+        figure = lxml.html.Element("figure")
+        image.getparent().replace(image, figure)
+        figure.tail, image.tail = image.tail, None
+        figure.append(image)
+        figure.append(lxml.html.fromstring(lxml.html.tostring(captions[marker], encoding="unicode", with_tail=False)))
+
+
+def with_lead(article: lxml.html.HtmlElement, page: lxml.html.HtmlElement) -> None:
+    """Open ``article`` (trafilatura's) with the page's lead when trafilatura left it out: the blocks ``page`` names
+    a standfirst (:data:`_LEAD_CLASSES`) between its headline (the last ``<h1>`` above the article's first paragraph)
+    and that paragraph, outside it, each prose (:data:`_LEAD_WORDS` words or more, ending as a sentence, mostly not
+    links) not in the article already; they go after the article's opening headings. trafilatura takes the element
+    a page names the article's body (``articleBody``, ``article__text``) and so loses the standfirst set above it."""
+    body, first = article.find("body"), next((p for p in article.iter("p") if _is_prose(_flat(p))), None)
     if body is None or first is None:
-        return article
+        return
     shown = _flat(body)
     leads = [lead for lead in _leads_above(page, _flat(first)[:_KEY_CHARACTERS]) if _flat(lead) not in shown]
     place = next((index for index, child in enumerate(body) if child.tag not in _HEADINGS), len(body))
@@ -82,7 +126,6 @@ def with_lead(page: lxml.html.HtmlElement, article: str) -> str:
         copy = lxml.html.fromstring(lxml.html.tostring(lead, encoding="unicode", with_tail=False))
         copy.tag = "div" if copy.find(".//p") is not None else "p"
         body.insert(place + offset, copy)
-    return lxml.html.tostring(found, encoding="unicode") if leads else article
 
 
 def _leads_above(page: lxml.html.HtmlElement, start: str) -> list[lxml.html.HtmlElement]:

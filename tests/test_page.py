@@ -104,3 +104,21 @@ def test_what_is_no_standfirst_stays_out_of_the_article() -> None:
         text = render_text(clean_body(article_page(header), base_url=BASE).document)
         assert "Most runners who stop" not in text and "Dana Reyes" not in text, header
         assert text.startswith("Knee pain after a run is common"), header
+
+
+def test_a_figure_keeps_its_caption_which_trafilatura_drops() -> None:
+    figure = (
+        '<figure><img src="/img/calf.jpg" alt="Calf stretch"><figcaption>The wall calf stretch, done right: heel '
+        "down, back knee straight.</figcaption></figure>"
+    )
+    lazy = (
+        '<figure><img src="/img/blank.gif" data-src="/img/hip.jpg"><figcaption>Hip flexor stretch</figcaption></figure>'
+    )
+    document = clean_body(article_page("", _PROSE + figure + _PROSE.replace("Knee", "Hip") + lazy), base_url=BASE)
+    figures = [block for block in document.document.walk() if block.kind == "figure"]
+    assert [(block.picture.url.rsplit("/", 1)[-1], block.caption) for block in figures if block.picture] == [
+        ("calf.jpg", "The wall calf stretch, done right: heel down, back knee straight."),
+        ("hip.jpg", "Hip flexor stretch"),
+    ]
+    assert figures[0].picture is not None and figures[0].picture.alt == "Calf stretch"
+    assert "carecast" not in document.html
