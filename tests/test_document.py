@@ -259,3 +259,11 @@ def test_the_name_signed_under_a_closing_line_is_the_authors() -> None:
     # a closing is a line of its own: a sentence that starts as one does not sign the labels under it
     document = read("<p>Thanks for coming in this year.</p><p>Archive</p><p>March 3, 2026</p>")
     assert render_text(document) == "Thanks for coming in this year."
+
+
+def test_a_tables_title_row_spanning_its_columns_is_its_first_line_in_text() -> None:
+    document = read(
+        "<p>Where our patients come from.</p><table><tr><th colspan='2'>New patients by referral</th></tr>"
+        "<tr><td>Physician</td><td>41</td></tr><tr><td>Self-referred</td><td>27</td></tr></table>"
+    )
+    assert render_text(document).endswith("New patients by referral\nPhysician: 41\nSelf-referred: 27")
