@@ -76,12 +76,15 @@ def mark_captions(page: lxml.html.HtmlElement) -> dict[str, lxml.html.HtmlElemen
     """Mark the pictures of each ``<figure>`` of ``page`` that has a caption (a marker added to their ``alt``, which
     trafilatura keeps) and return each marker's ``<figcaption>``: trafilatura keeps a figure's picture and drops its
     caption. Every picture of the figure is marked: which one trafilatura keeps (a lazy placeholder, the one in a
-    ``<noscript>``) varies."""
+    ``<noscript>``) varies. A ``<figcaption>`` set right after its figure instead of inside it (eHow's) counts."""
     captions: dict[str, lxml.html.HtmlElement] = {}
-    for figure in page.iter("figure"):
-        caption, images = figure.find(".//figcaption"), list(figure.iter("img"))
-        if caption is None or not images or not _flat(caption):
-            continue
+    for caption in page.iter("figcaption"):
+        figure = next(caption.iterancestors("figure"), None)
+        if figure is None and (previous := caption.getprevious()) is not None and previous.tag == "figure":
+            figure = previous
+        images = [] if figure is None else list(figure.iter("img"))
+        if not images or not _flat(caption) or any(word in captions for word in (images[0].get("alt") or "").split()):
+            continue  # no picture to caption, nothing to say, or the figure's first caption is marked already
         marker = f"carecastcaption{len(captions):04d}x"
         for image in images:
             image.set("alt", f"{image.get('alt') or ''} {marker}".strip())

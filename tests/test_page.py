@@ -122,3 +122,10 @@ def test_a_figure_keeps_its_caption_which_trafilatura_drops() -> None:
     ]
     assert figures[0].picture is not None and figures[0].picture.alt == "Calf stretch"
     assert "carecast" not in document.html
+
+
+def test_a_caption_set_right_after_its_figure_is_the_figures() -> None:
+    figure = '<figure><img src="/img/calf.jpg"></figure><figcaption>The wall calf stretch, heel down.</figcaption>'
+    document = clean_body(article_page("", _PROSE + figure + _PROSE.replace("Knee", "Hip")), base_url=BASE).document
+    [block] = [block for block in document.walk() if block.kind == "figure"]
+    assert block.caption == "The wall calf stretch, heel down."
