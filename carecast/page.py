@@ -25,7 +25,7 @@ _LEAD_CLASSES = re.compile(
     re.IGNORECASE,
 )
 #: A standfirst is prose: this many words at least, ending as a sentence, less than this share of it links.
-_LEAD_WORDS = 10
+_LEAD_WORDS = 6
 _LINKED = 0.5
 #: The article's first paragraph is found in the page by so many of its first characters.
 _KEY_CHARACTERS = 60

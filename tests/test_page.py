@@ -93,6 +93,9 @@ def test_the_standfirst_above_the_article_body_opens_the_article() -> None:
         assert document.blocks[0].text == _LEAD
         assert render_text(document).count("Most runners who stop") == 1
         assert "Knee pain after a run is common" in document.blocks[1].text
+    short = "A month off? Come back slowly, week by week."
+    document = clean_body(article_page(f'<h2 itemprop="description">{short}</h2>'), base_url=BASE).document
+    assert document.blocks[0].text == short
 
 
 def test_what_is_no_standfirst_stays_out_of_the_article() -> None:
