@@ -11,6 +11,7 @@ article's body, opens the article again (:func:`with_lead`).
 
 from __future__ import annotations
 
+import copy
 import re
 
 import lxml.html
@@ -96,13 +97,14 @@ def with_captions(article: lxml.html.HtmlElement, captions: dict[str, lxml.html.
     """Set the last picture of each figure marked by :func:`mark_captions` that trafilatura kept in ``article``
     back in a ``<figure>`` with its caption (unless the article shows the caption's words already); take the
     markers out of the ``alt`` texts."""
-    shown, last = _flat(article), {}
+    last = {}
     for image in article.iter("img"):
         words = (image.get("alt") or "").split()
         kept = [word for word in words if word not in captions]
         if len(kept) < len(words):
             image.set("alt", " ".join(kept))
             last[next(word for word in words if word in captions)] = image
+    shown = _flat(article) if last else ""
     for marker, image in last.items():
         if _flat(captions[marker]) in shown or image.getparent() is None:
             continue
@@ -110,7 +112,7 @@ def with_captions(article: lxml.html.HtmlElement, captions: dict[str, lxml.html.
         image.getparent().replace(image, figure)
         figure.tail, image.tail = image.tail, None
         figure.append(image)
-        figure.append(lxml.html.fromstring(lxml.html.tostring(captions[marker], encoding="unicode", with_tail=False)))
+        figure.append(_clone(captions[marker]))
 
 
 def with_lead(article: lxml.html.HtmlElement, page: lxml.html.HtmlElement) -> None:
@@ -122,13 +124,14 @@ def with_lead(article: lxml.html.HtmlElement, page: lxml.html.HtmlElement) -> No
     body, first = article.find("body"), next((p for p in article.iter("p") if _is_prose(_flat(p))), None)
     if body is None or first is None:
         return
-    shown = _flat(body)
-    leads = [lead for lead in _leads_above(page, _flat(first)[:_KEY_CHARACTERS]) if _flat(lead) not in shown]
+    leads = _leads_above(page, _flat(first)[:_KEY_CHARACTERS])
+    shown = _flat(body) if leads else ""
+    leads = [lead for lead in leads if _flat(lead) not in shown]
     place = next((index for index, child in enumerate(body) if child.tag not in _HEADINGS), len(body))
     for offset, lead in enumerate(leads):
-        copy = lxml.html.fromstring(lxml.html.tostring(lead, encoding="unicode", with_tail=False))
-        copy.tag = "div" if copy.find(".//p") is not None else "p"
-        body.insert(place + offset, copy)
+        clone = _clone(lead)
+        clone.tag = "div" if clone.find(".//p") is not None else "p"
+        body.insert(place + offset, clone)
 
 
 def _leads_above(page: lxml.html.HtmlElement, start: str) -> list[lxml.html.HtmlElement]:
@@ -160,6 +163,13 @@ def _is_lead(element: lxml.html.HtmlElement, leads: list[lxml.html.HtmlElement])
 
 def _is_prose(text: str) -> bool:
     return len(text.split()) >= _LEAD_WORDS and text.endswith(_SENTENCE_ENDS)
+
+
+def _clone(element: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
+    """A copy of ``element`` without its tail (the text after it, which is not its own)."""
+    clone = copy.deepcopy(element)
+    clone.tail = None
+    return clone
 
 
 def _flat(element: lxml.html.HtmlElement) -> str:
