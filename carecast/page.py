@@ -142,7 +142,7 @@ def _leads_above(page: lxml.html.HtmlElement, start: str) -> list[lxml.html.Html
         if element.tag == "h1":
             leads = []
         elif element.tag == "p" and _flat(element).startswith(start):
-            holding = set(element.iterancestors())  # the article's own container names itself so at times
+            holding = set(element.iterancestors())  # a container of the article itself ("text-with-summary")
             return [lead for lead in leads or [] if lead not in holding]
         elif leads is not None and _is_lead(element, leads):
             leads.append(element)
