@@ -57,6 +57,10 @@ _CLOSING = re.compile(
     r"|[àa] bient[ôo]t|bonnes?|prenez soin|bis bald|alles gute|frohe)\b",
     re.IGNORECASE,
 )
+#: A closing line has at most so many words ("Happy holidays from all of us"); under it, at most so many labels are
+#: the name and role it signs with.
+_CLOSING_WORDS = 6
+_SIGNED_LINES = 2
 _SENTENCE_ENDS = (
     ".",
     "!",
@@ -89,7 +93,7 @@ def trim_boilerplate(document: Document, page_url: str | None = None) -> Documen
     (:func:`_is_teaser_line`; the site is ``page_url``'s) anywhere but last; the menus before the post's first
     paragraph of prose; and at the end the run of navigation (link-dense short blocks, teasers of other posts), then
     whatever a post never ends on: a heading, a citation, a label, a contact box or signature, a lead-in to nothing,
-    the picture of a teaser. Raises nothing."""
+    the picture of a teaser (but the name and role signed under a closing line stay). Raises nothing."""
     blocks = _without_leading_navigation([block for block in document.blocks if not _is_call(block)])
     end = _before_navigation(blocks, len(blocks))
     if end < len(blocks) and end > 0 and blocks[end - 1].kind == "heading":
@@ -97,6 +101,8 @@ def trim_boilerplate(document: Document, page_url: str | None = None) -> Documen
     # A heading with nothing under it (the next section's, cut by the feed) or a reference list's citation is
     # never where a post ends for a reader: its last words are the author's.
     while end > 1 and (_is_tail(blocks[end - 1]) or _is_teaser_picture(blocks, end)):
+        if _under_closing(blocks, end):
+            break
         end -= 1
     kept, site = (blocks[:end] if end > 0 else blocks), _site(page_url)
     # The last block, a link, is the post's own call to action ("Book your first visit with our team").
@@ -202,6 +208,22 @@ def _is_label(block: Block) -> bool:
         and not block.text.rstrip().endswith(_SENTENCE_ENDS)
         and not any(span.href for span in block.spans)
         and not _CLOSING.match(block.text)
+    )
+
+
+def _under_closing(blocks: list[Block], end: int) -> bool:
+    """Whether the labels ending at ``end`` (at most :data:`_SIGNED_LINES`) sign the post: they stand under a
+    closing line ("Stay well,", "Warmly,"), so they are the author's name and role, not a page's labels."""
+    start = end
+    while start > 0 and end - start < _SIGNED_LINES and _is_label(blocks[start - 1]):
+        start -= 1
+    closing = blocks[start - 1] if 0 < start < end else None
+    return (
+        closing is not None
+        and closing.kind == "paragraph"
+        and len(closing.text.split()) <= _CLOSING_WORDS
+        and bool(_CLOSING.match(closing.text))
+        and not closing.text.rstrip().endswith(".")  # "Thanks for coming in." is a sentence, no sign-off
     )
 
 

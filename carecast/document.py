@@ -206,9 +206,12 @@ _MEASURE = re.compile(r"^[\d.,/\u2013\u2014\-\sx\u00d7]+$")
 
 def table_lines(block: Block) -> list[str]:
     """Each body row of a table as one readable line: the first cell, a colon, then each other cell with its
-    column's heading ("3 sets" for a number, "rest 45 s" for a value with its own unit)."""
+    column's heading ("3 sets" for a number, "rest 45 s" for a value with its own unit). A heading row of one cell
+    over wider rows is the table's title, its first line."""
     heads = block.rows[0] if block.header_rows else ()
     lines = []
+    if len(heads) == 1 and any(len(row) > 1 for row in block.rows[1:]):
+        lines, heads = [heads[0]], ()
     for row in block.rows[block.header_rows :]:
         cells = [cell for cell in row]
         if not any(cells):

@@ -365,7 +365,7 @@ def _drop_repeated_title(root: lxml.html.HtmlElement, title: str) -> None:
     """Drop the body's first block when it only repeats the title (Blogger often does), or the title opening the
     body's first words (Wix's excerpts start with it); or, among the first few blocks, the page's heading when the
     title holds it whole (a page's title adds the site's name or a date: "Post - Site") with the section labels
-    above it ("Press releases", "Obituary")."""
+    above it ("Press releases", "Obituary"); a picture above it stays, captioned or not."""
     lead = (root.text or "").lstrip()
     if lead and lead[: len(title)].casefold() == title.casefold():
         root.text = lead[len(title) :].lstrip(" .:-\u2013\u2014\n")
@@ -378,8 +378,9 @@ def _drop_repeated_title(root: lxml.html.HtmlElement, title: str) -> None:
     for index, block in enumerate(blocks):
         heading = _comparable(_text(block))
         if block.tag in _HEADINGS and len(heading.split()) >= _TITLE_WORDS and f" {heading} " in wanted:
-            if all(len(_text(label).split()) <= _LABEL_WORDS for label in blocks[:index]):
-                for dropped in blocks[: index + 1]:
+            labels = [label for label in blocks[:index] if not list(label.iter("img"))]  # a picture is no label
+            if all(len(_text(label).split()) <= _LABEL_WORDS for label in labels):
+                for dropped in [*labels, block]:
                     _drop(dropped)
             return
 

@@ -2,13 +2,16 @@
 
 trafilatura finds the article, telling it from menus, sidebars, comments and footers by text and link density (see
 the README for why trafilatura). Before it reads the page, what it would lose is put in a form it keeps: a
-video player becomes a link to the video (it keeps no frame), and each data table a paragraph of a marker, put back
+video player becomes a link to the video (it keeps no frame), each data table a paragraph of a marker, put back
 after (it moved a table nested in a layout table to the end of the article, or lost it, and flattened one in a
-quote).
+quote), and each figure's pictures carry a marker in their ``alt`` so that the caption it drops is put back beside
+the picture it keeps. After it, the page's standfirst, which it leaves out when the page names another element the
+article's body, opens the article again (:func:`with_lead`).
 """
 
 from __future__ import annotations
 
+import copy
 import re
 
 import lxml.html
@@ -16,6 +19,20 @@ import lxml.html
 from carecast.reader import watch_url
 
 _WHOLE_PAGE = re.compile(r"<(?:html|body)[\s>]", re.IGNORECASE)
+#: What pages name the standfirst they set under the headline, apart from the article's body.
+_LEAD_CLASSES = re.compile(
+    r"(?<![a-z])(?:intro|lead|lede|standfirst|summary|chapo|chapeau|teaser|dek|deck|sapo|subtitle|subheadline"
+    r"|excerpt|abstract|description)(?![a-z])",
+    re.IGNORECASE,
+)
+#: A standfirst is prose: this many words at least, ending as a sentence, less than this share of it links.
+_LEAD_WORDS = 6
+_LINKED = 0.5
+#: The article's first paragraph is found in the page by so many of its first characters.
+_KEY_CHARACTERS = 60
+_SENTENCE_ENDS = (".", "!", "?", "\u2026", "\u3002", '"', "\u201d", "\u00bb")
+_HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
+_NOT_ARTICLE = frozenset({"nav", "aside", "footer", "figure", "figcaption", "form", "ul", "ol", "table", "script"})
 _MARKER = re.compile(
     r"<p>Table (carecasttable\d{4}x) of the article\.</p>|(?:Table )?(carecasttable\d{4}x)(?: of the article\.)?"
 )
@@ -34,7 +51,7 @@ def main_content(html: str, base_url: str | None) -> str:
     except (lxml.etree.ParserError, ValueError):
         return html
     players_as_links(page)
-    stash = stash_tables(page)
+    stash, captions = stash_tables(page), mark_captions(page)
     article = trafilatura.extract(
         lxml.html.tostring(page, encoding="unicode"),
         url=base_url,
@@ -45,7 +62,118 @@ def main_content(html: str, base_url: str | None) -> str:
         include_comments=False,
         favor_recall=True,
     )
-    return restore_tables(article, stash) if article else html
+    if not article:
+        return html
+    try:
+        found = lxml.html.document_fromstring(article)
+    except (lxml.etree.ParserError, ValueError):
+        return restore_tables(article, stash)
+    with_lead(found, page)
+    with_captions(found, captions)  # after: a lead copied from the page carries markers too
+    return restore_tables(lxml.html.tostring(found, encoding="unicode"), stash)
+
+
+def mark_captions(page: lxml.html.HtmlElement) -> dict[str, lxml.html.HtmlElement]:
+    """Mark the pictures of each ``<figure>`` of ``page`` that has a caption (a marker added to their ``alt``, which
+    trafilatura keeps) and return each marker's ``<figcaption>``: trafilatura keeps a figure's picture and drops its
+    caption. Every picture of the figure is marked: which one trafilatura keeps (a lazy placeholder, the one in a
+    ``<noscript>``) varies. A ``<figcaption>`` set right after its figure instead of inside it (eHow's) counts."""
+    captions: dict[str, lxml.html.HtmlElement] = {}
+    for caption in page.iter("figcaption"):
+        figure = next(caption.iterancestors("figure"), None)
+        if figure is None and (previous := caption.getprevious()) is not None and previous.tag == "figure":
+            figure = previous
+        images = [] if figure is None else list(figure.iter("img"))
+        if not images or not _flat(caption) or any(word in captions for word in (images[0].get("alt") or "").split()):
+            continue  # no picture to caption, nothing to say, or the figure's first caption is marked already
+        marker = f"carecastcaption{len(captions):04d}x"
+        for image in images:
+            image.set("alt", f"{image.get('alt') or ''} {marker}".strip())
+        captions[marker] = caption
+    return captions
+
+
+def with_captions(article: lxml.html.HtmlElement, captions: dict[str, lxml.html.HtmlElement]) -> None:
+    """Set the last picture of each figure marked by :func:`mark_captions` that trafilatura kept in ``article``
+    back in a ``<figure>`` with its caption (unless the article shows the caption's words already); take the
+    markers out of the ``alt`` texts."""
+    last = {}
+    for image in article.iter("img"):
+        words = (image.get("alt") or "").split()
+        kept = [word for word in words if word not in captions]
+        if len(kept) < len(words):
+            image.set("alt", " ".join(kept))
+            last[next(word for word in words if word in captions)] = image
+    shown = _flat(article) if last else ""
+    for marker, image in last.items():
+        if _flat(captions[marker]) in shown or image.getparent() is None:
+            continue
+        figure = lxml.html.Element("figure")
+        image.getparent().replace(image, figure)
+        figure.tail, image.tail = image.tail, None
+        figure.append(image)
+        figure.append(_clone(captions[marker]))
+
+
+def with_lead(article: lxml.html.HtmlElement, page: lxml.html.HtmlElement) -> None:
+    """Open ``article`` (trafilatura's) with the page's lead when trafilatura left it out: the blocks ``page`` names
+    a standfirst (:data:`_LEAD_CLASSES`) between its headline (the last ``<h1>`` above the article's first paragraph)
+    and that paragraph, outside it, each prose (:data:`_LEAD_WORDS` words or more, ending as a sentence, mostly not
+    links) not in the article already; they go after the article's opening headings. trafilatura takes the element
+    a page names the article's body (``articleBody``, ``article__text``) and so loses the standfirst set above it."""
+    body, first = article.find("body"), next((p for p in article.iter("p") if _is_prose(_flat(p))), None)
+    if body is None or first is None:
+        return
+    leads = _leads_above(page, _flat(first)[:_KEY_CHARACTERS])
+    shown = _flat(body) if leads else ""
+    leads = [lead for lead in leads if _flat(lead) not in shown]
+    place = next((index for index, child in enumerate(body) if child.tag not in _HEADINGS), len(body))
+    for offset, lead in enumerate(leads):
+        clone = _clone(lead)
+        clone.tag = "div" if clone.find(".//p") is not None else "p"
+        body.insert(place + offset, clone)
+
+
+def _leads_above(page: lxml.html.HtmlElement, start: str) -> list[lxml.html.HtmlElement]:
+    """The standfirsts of ``page`` between its last ``<h1>`` and the paragraph starting with ``start`` (none when
+    there is no such paragraph or no headline above it)."""
+    leads: list[lxml.html.HtmlElement] | None = None
+    for element in page.iter():
+        if element.tag == "h1":
+            leads = []
+        elif element.tag == "p" and _flat(element).startswith(start):
+            holding = set(element.iterancestors())  # a container of the article itself ("text-with-summary")
+            return [lead for lead in leads or [] if lead not in holding]
+        elif leads is not None and _is_lead(element, leads):
+            leads.append(element)
+    return []
+
+
+def _is_lead(element: lxml.html.HtmlElement, leads: list[lxml.html.HtmlElement]) -> bool:
+    """A block the page names its standfirst, in no menu, sidebar, figure, list or table, nor in a lead found."""
+    names = " ".join(str(element.get(name) or "") for name in ("class", "id", "itemprop"))
+    if not isinstance(element.tag, str) or element.tag in _NOT_ARTICLE or not _LEAD_CLASSES.search(names):
+        return False
+    if any(ancestor.tag in _NOT_ARTICLE or ancestor in leads for ancestor in element.iterancestors()):
+        return False
+    text = _flat(element)
+    linked = sum(len(_flat(link)) for link in element.iter("a"))
+    return _is_prose(text) and linked < _LINKED * len(text)
+
+
+def _is_prose(text: str) -> bool:
+    return len(text.split()) >= _LEAD_WORDS and text.endswith(_SENTENCE_ENDS)
+
+
+def _clone(element: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
+    """A copy of ``element`` without its tail (the text after it, which is not its own)."""
+    clone = copy.deepcopy(element)
+    clone.tail = None
+    return clone
+
+
+def _flat(element: lxml.html.HtmlElement) -> str:
+    return " ".join(element.text_content().split())
 
 
 def players_as_links(page: lxml.html.HtmlElement) -> None:

@@ -244,3 +244,26 @@ def test_a_short_closing_line_is_the_authors_and_a_ui_label_is_not() -> None:
     for label in ("Archive", "Photo: Getty Images", "March 3, 2026"):
         document = read(f"<p>Thanks for coming in this year.</p><p>{label}</p>")
         assert render_text(document) == "Thanks for coming in this year.", label
+
+
+def test_the_name_signed_under_a_closing_line_is_the_authors() -> None:
+    for closing, signature in (
+        ("Stay well,", ["Dana Reyes"]),
+        ("Warmly,", ["Dana Reyes", "Physical therapist"]),
+        ("See you soon!", ["\u2014 Dana"]),
+        ("Hasta pronto,", ["Dra. Ana Ruiz"]),
+    ):
+        lines = "".join(f"<p>{line}</p>" for line in signature)
+        document = read(f"<p>Thanks for coming in this year.</p><p>{closing}</p>{lines}")
+        assert render_text(document).endswith(f"{closing}\n\n" + "\n\n".join(signature)), closing
+    # a closing is a line of its own: a sentence that starts as one does not sign the labels under it
+    document = read("<p>Thanks for coming in this year.</p><p>Archive</p><p>March 3, 2026</p>")
+    assert render_text(document) == "Thanks for coming in this year."
+
+
+def test_a_tables_title_row_spanning_its_columns_is_its_first_line_in_text() -> None:
+    document = read(
+        "<p>Where our patients come from.</p><table><tr><th colspan='2'>New patients by referral</th></tr>"
+        "<tr><td>Physician</td><td>41</td></tr><tr><td>Self-referred</td><td>27</td></tr></table>"
+    )
+    assert render_text(document).endswith("New patients by referral\nPhysician: 41\nSelf-referred: 27")

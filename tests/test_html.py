@@ -73,6 +73,16 @@ def test_the_pages_heading_that_the_title_holds_is_dropped_with_the_section_labe
     assert "What helps" in body.text
 
 
+def test_a_captioned_picture_above_the_pages_heading_stays_when_the_heading_goes() -> None:
+    html = (
+        '<figure><img src="/img/knee.jpg"><figcaption>Ice helps.</figcaption></figure>'
+        "<h1>Knee pain: what helps</h1><p>Ice and rest help.</p>"
+    )
+    body = clean_body(html, base_url=BASE, title="Knee pain: what helps - Riverside PT")
+    assert [block.kind for block in body.document.blocks] == ["figure", "paragraph"]
+    assert body.document.blocks[0].caption == "Ice helps."
+
+
 def test_a_post_does_not_end_on_a_credit_a_date_or_a_section_name() -> None:
     html = (
         "<p>Ice and rest help.</p><p>Book a visit at our clinic.</p>"

@@ -68,3 +68,67 @@ def test_in_a_post_a_layout_table_is_read_as_its_blocks_and_its_data_table_kept(
     ).document
     assert [block.kind for block in document.blocks] == ["paragraph", "table", "table"]
     assert table_lines(document.blocks[2]) == ["Split squat: 3 sets, 8 reps", "Hop: 2 sets, 12 reps"]
+
+
+def article_page(header: str, body: str = _PROSE) -> str:
+    """A news site's page: a menu, the article's header (headline, then ``header``), the body trafilatura takes by
+    its class (``article-body``), a footer."""
+    return (
+        "<html><head><title>Back to running</title></head><body>"
+        '<nav><ul><li><a href="/">Home</a></li><li><a href="/blog">Blog</a></li></ul></nav>'
+        f'<article><header><h1>Back to running after a break</h1>{header}</header><div class="article-body">{body}'
+        "</div></article><footer><p>© Oakview Physical Therapy · 12 Main St</p></footer></body></html>"
+    )
+
+
+_LEAD = (
+    "Most runners who stop for a month come back too fast; here is how our therapists bring them back "
+    "without a sore knee."
+)
+
+
+def test_the_standfirst_above_the_article_body_opens_the_article() -> None:
+    for header in (f'<div class="article__intro"><p>{_LEAD}</p></div>', f'<p class="standfirst">{_LEAD}</p>'):
+        document = clean_body(article_page(header), base_url=BASE).document
+        assert document.blocks[0].text == _LEAD
+        assert render_text(document).count("Most runners who stop") == 1
+        assert "Knee pain after a run is common" in document.blocks[1].text
+    short = "A month off? Come back slowly, week by week."
+    document = clean_body(article_page(f'<h2 itemprop="description">{short}</h2>'), base_url=BASE).document
+    assert document.blocks[0].text == short
+
+
+def test_what_is_no_standfirst_stays_out_of_the_article() -> None:
+    captioned = f'<figure><img src="/run.jpg"><figcaption class="summary">{_LEAD}</figcaption></figure>'
+    linked = f'<p class="teaser"><a href="/blog/other">{_LEAD}</a></p>'
+    unnamed = f'<p class="byline">{_LEAD}</p>'
+    short = '<p class="intro">By Dana Reyes, DPT.</p>'
+    for header in (captioned, linked, unnamed, short):
+        text = render_text(clean_body(article_page(header), base_url=BASE).document)
+        assert "Most runners who stop" not in text and "Dana Reyes" not in text, header
+        assert text.startswith("Knee pain after a run is common"), header
+
+
+def test_a_figure_keeps_its_caption_which_trafilatura_drops() -> None:
+    figure = (
+        '<figure><img src="/img/calf.jpg" alt="Calf stretch"><figcaption>The wall calf stretch, done right: heel '
+        "down, back knee straight.</figcaption></figure>"
+    )
+    lazy = (
+        '<figure><img src="/img/blank.gif" data-src="/img/hip.jpg"><figcaption>Hip flexor stretch</figcaption></figure>'
+    )
+    document = clean_body(article_page("", _PROSE + figure + _PROSE.replace("Knee", "Hip") + lazy), base_url=BASE)
+    figures = [block for block in document.document.walk() if block.kind == "figure"]
+    assert [(block.picture.url.rsplit("/", 1)[-1], block.caption) for block in figures if block.picture] == [
+        ("calf.jpg", "The wall calf stretch, done right: heel down, back knee straight."),
+        ("hip.jpg", "Hip flexor stretch"),
+    ]
+    assert figures[0].picture is not None and figures[0].picture.alt == "Calf stretch"
+    assert "carecast" not in document.html
+
+
+def test_a_caption_set_right_after_its_figure_is_the_figures() -> None:
+    figure = '<figure><img src="/img/calf.jpg"></figure><figcaption>The wall calf stretch, heel down.</figcaption>'
+    document = clean_body(article_page("", _PROSE + figure + _PROSE.replace("Knee", "Hip")), base_url=BASE).document
+    [block] = [block for block in document.walk() if block.kind == "figure"]
+    assert block.caption == "The wall calf stretch, heel down."
