@@ -46,6 +46,8 @@ _ENDS = (".", "!", "?")
 #: A run of teaser blocks at the end (linked titles, their pictures and dates) links to this many pages at least:
 #: fewer are the post's own calls to action ("Book a visit", "Read our FAQ").
 _TEASER_LINKS = 3
+#: A teaser card's standfirst (its byline and lead) is at most so many words; the post's own section is longer.
+_STANDFIRST_WORDS = 50
 #: At most so many words make a label (four make a sentence: "Top photo by Joan Bardeletti" is the
 #: article's); what a sentence (or a quote, or a list's lead-in) ends with.
 _LABEL_WORDS = 3
@@ -91,14 +93,15 @@ def trim_boilerplate(document: Document, page_url: str | None = None) -> Documen
     whatever a post never ends on: a heading, a citation, a label, a contact box or signature, a lead-in to nothing,
     the picture of a teaser. Raises nothing."""
     blocks = _without_leading_navigation([block for block in document.blocks if not _is_call(block)])
-    end = _before_navigation(blocks, len(blocks))
+    site = _site(page_url)
+    end = _before_navigation(blocks, len(blocks), site)
     if end < len(blocks) and end > 0 and blocks[end - 1].kind == "heading":
         end -= 1  # "Related posts" over the list it introduced
     # A heading with nothing under it (the next section's, cut by the feed) or a reference list's citation is
     # never where a post ends for a reader: its last words are the author's.
     while end > 1 and (_is_tail(blocks[end - 1]) or _is_teaser_picture(blocks, end)):
         end -= 1
-    kept, site = (blocks[:end] if end > 0 else blocks), _site(page_url)
+    kept = blocks[:end] if end > 0 else blocks
     # The last block, a link, is the post's own call to action ("Book your first visit with our team").
     return Document(
         tuple(
@@ -142,16 +145,40 @@ def _is_prose(block: Block) -> bool:
     return block.kind == "paragraph" and len(block.text.split()) >= _PROSE_WORDS and not _is_navigation(block)
 
 
-def _before_navigation(blocks: list[Block], end: int) -> int:
+def _before_navigation(blocks: list[Block], end: int, site: str) -> int:
     """Where the run of navigation ending at ``end`` starts: link-dense short blocks (:func:`_is_navigation`), then
-    a run of teaser blocks (linked titles, pictures, dates) when it links to :data:`_TEASER_LINKS` pages."""
+    a run of teaser blocks (linked titles, pictures, dates, cards of the site's other posts) when it links to
+    :data:`_TEASER_LINKS` pages."""
     while end > 0 and _is_navigation(blocks[end - 1]):
         end -= 1
-    start, links = end, set()
-    while start > 0 and _is_teaser_part(blocks[start - 1]):
-        start -= 1
-        links |= {span.href for span in blocks[start].spans if span.href}
+    start, links = end, set[str | None]()
+    while start > 0:
+        if (card := _teaser_card(blocks, start, site)) < start:
+            start, links = card, links | {blocks[card].url}
+        elif _is_teaser_part(blocks[start - 1]):
+            start -= 1
+            links |= {span.href for span in blocks[start].spans if span.href}
+        else:
+            break
     return start if len(links) >= _TEASER_LINKS else end
+
+
+def _teaser_card(blocks: list[Block], end: int, site: str) -> int:
+    """Where the card of another post of ``site`` ending at ``end`` starts (``end`` when there is none): a heading
+    that is a link to it, then its picture without caption, its standfirst (a paragraph linking nowhere, at most
+    :data:`_STANDFIRST_WORDS` words), or both. A heading linking to another site is a source the post cites."""
+    start = next((index for index in range(end - 1, max(end - 4, -1), -1) if blocks[index].kind == "heading"), end)
+    if start == end or not site or _site(blocks[start].url) != site:
+        return end
+    body = blocks[start + 1 : end]
+    shapes = [block.kind for block in body]
+    fits = all(
+        not block.caption
+        if block.kind == "figure"
+        else len(block.text.split()) <= _STANDFIRST_WORDS and not any(span.href for span in block.spans)
+        for block in body
+    )
+    return start if fits and shapes in ([], ["figure"], ["paragraph"], ["figure", "paragraph"]) else end
 
 
 def _is_teaser_part(block: Block) -> bool:
