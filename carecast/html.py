@@ -27,7 +27,7 @@ from lxml.etree import ParserError
 
 from carecast.boilerplate import trim_boilerplate
 from carecast.document import Document, render_html, render_text
-from carecast.page import main_content
+from carecast.page import drop_hover_cards, main_content
 from carecast.reader import (
     decoded_alt,
     enclosing_picture,
@@ -228,6 +228,7 @@ def clean_body(
     if root is None:
         return CleanBody(html="", text="", images=())
     unwrap_noscript_images(root)
+    drop_hover_cards(root)
     for element in list(root.iter("script", "style", "noscript")):
         element.drop_tree()
     for element in list(root.iter()):

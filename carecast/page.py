@@ -34,6 +34,7 @@ def main_content(html: str, base_url: str | None) -> str:
     except (lxml.etree.ParserError, ValueError):
         return html
     players_as_links(page)
+    drop_hover_cards(page)
     stash = stash_tables(page)
     article = trafilatura.extract(
         lxml.html.tostring(page, encoding="unicode"),
@@ -46,6 +47,40 @@ def main_content(html: str, base_url: str | None) -> str:
         favor_recall=True,
     )
     return restore_tables(article, stash) if article else html
+
+
+#: Tags that stay inside a sentence: a card held by one of them is inlined in the text around it.
+_INLINE = frozenset({"span", "small", "font", "em", "strong", "b", "i", "label", "cite"})
+#: A hover card shows a picture and this many links at least (the person's page, their articles, "more").
+_CARD_LINKS = 3
+
+
+def drop_hover_cards(root: lxml.html.HtmlElement) -> None:
+    """Remove from ``root`` each card a page shows on hover inside a sentence (a person's picture, name and latest
+    articles, The Hill's ``rollover-people``): an inline element of a paragraph holding a picture and
+    :data:`_CARD_LINKS` links or more, its words nearly all links, with words of the paragraph outside it. Read as
+    text, it would run into the middle of the sentence. The innermost such element goes (the name linked in the
+    sentence stays); an author's inline picture beside a few links in words of their own is no card."""
+    for element in list(root.iter(*_INLINE)):
+        if element.getparent() is None or next(element.iterancestors("p"), None) is None:
+            continue
+        if any(_is_card(child) for child in element.iter(*_INLINE) if child is not element):
+            continue  # the innermost card goes, not what holds it
+        if _is_card(element):
+            paragraph = next(element.iterancestors("p"))
+            if len(_words(paragraph)) > len(_words(element)):
+                element.drop_tree()
+
+
+def _is_card(element: lxml.html.HtmlElement) -> bool:
+    links = [link for link in element.iter("a") if link.get("href")]
+    linked = sum(len("".join(link.text_content().split())) for link in links)
+    text = len("".join(element.text_content().split()))
+    return len(links) >= _CARD_LINKS and next(element.iter("img"), None) is not None and linked >= 0.9 * text
+
+
+def _words(element: lxml.html.HtmlElement) -> list[str]:
+    return element.text_content().split()
 
 
 def players_as_links(page: lxml.html.HtmlElement) -> None:

@@ -46,3 +46,21 @@ def test_the_posts_own_sections_under_linked_headings_or_linking_elsewhere_stay(
     assert "Falls prevention for older adults" in text and text.endswith("The association's directory of clinics.")
     one = render_text(read(_POST + "<h3><a href='/blog/hips'>Why your hips matter</a></h3><p>Read it next.</p>"))
     assert one.endswith("Read it next.")  # one linked heading is the post's own pointer, not a list of teasers
+
+
+def test_a_hover_card_inlined_in_a_sentence_goes_and_the_sentence_stays_whole() -> None:
+    card = (
+        "<span class='card'><span><img src='/img/ana.jpg' width='100'><a href='/people/ana'>Ana Ruiz, DPT</a>"
+        "<a href='/blog/hips'>Why your hips matter on the stairs</a> <a href='/blog/ankle'>Stiff ankles, sore knees</a>"
+        " <a href='/people/ana'>MORE</a></span></span>"
+    )
+    sentence = f"<p>Our director <span class='person'><a href='/people/ana'>Ana Ruiz</a>{card}</span> (DPT) has treated"
+    text = render_text(read(_POST + sentence + " runners for twenty years, most of them after a knee injury.</p>"))
+    assert "Our director Ana Ruiz (DPT) has treated runners for twenty years" in text
+    assert "Stiff ankles" not in text and not read(_POST + sentence + " runners.</p>").pictures()
+    own = (
+        "<p><span>We use <a href='/shop/bands'>bands</a>, <a href='/shop/balls'>balls</a> and "
+        "<a href='/shop/steps'>steps</a> <img src='/img/kit.jpg' width='40'> in every session, and so can you at "
+        "home with a little space.</span></p>"
+    )
+    assert "in every session, and so can you" in render_text(read(_POST + own))  # the author's links, mostly words
