@@ -35,6 +35,7 @@ def main_content(html: str, base_url: str | None) -> str:
         return html
     players_as_links(page)
     drop_hover_cards(page)
+    drop_form_boxes(page)
     stash = stash_tables(page)
     article = trafilatura.extract(
         lxml.html.tostring(page, encoding="unicode"),
@@ -70,6 +71,41 @@ def drop_hover_cards(root: lxml.html.HtmlElement) -> None:
             paragraph = next(element.iterancestors("p"))
             if len(_words(paragraph)) > len(_words(element)):
                 element.drop_tree()
+
+
+#: A box around a form (a sign-up, an app's download link) holds at most so many words (and characters: a line of
+#: Japanese is one "word"): its call, its thank-you and error panes; and no paragraph of prose (so many words),
+#: which would be a short post's own.
+_FORM_BOX_WORDS = 60
+_FORM_BOX_CHARACTERS = 400
+_PROSE_WORDS = 20
+_TEXT_FIELDS = frozenset({"text", "email", "tel", ""})
+#: What holds a page's article, never taken for a box, however short the post.
+_PAGE_PARTS = frozenset({"html", "body", "main", "article"})
+
+
+def drop_form_boxes(root: lxml.html.HtmlElement) -> None:
+    """Remove from ``root`` each box around a form with a field to fill (a newsletter's sign-up, WebMD's "send
+    yourself a link to the app"): the largest element around the form of at most :data:`_FORM_BOX_WORDS` words and
+    no paragraph of prose. Its words are the widget's, shown or not (its call, "Please wait...", "Thanks! Now check
+    your inbox", "This feature is temporarily unavailable"), never the post's."""
+    for form in list(root.iter("form")):
+        fields = {(field.get("type") or "").lower() for field in form.iter("input")}
+        if form.getparent() is None or not fields & _TEXT_FIELDS or not _is_box(form):
+            continue  # a form around the whole page (ASP.NET's) is no widget
+        box = form
+        for parent in form.iterancestors():
+            if parent is root or parent.tag in _PAGE_PARTS or not _is_box(parent):
+                break
+            box = parent
+        if box.getparent() is not None:  # none when the box is one already dropped (a modal of two forms)
+            box.drop_tree()
+
+
+def _is_box(element: lxml.html.HtmlElement) -> bool:
+    prose = any(len(_words(paragraph)) >= _PROSE_WORDS for paragraph in element.iter("p"))
+    words = _words(element)
+    return len(words) <= _FORM_BOX_WORDS and len("".join(words)) <= _FORM_BOX_CHARACTERS and not prose
 
 
 def _is_card(element: lxml.html.HtmlElement) -> bool:

@@ -4,8 +4,11 @@ its counter-case: the author's own text of the same shape stays."""
 
 from __future__ import annotations
 
+import lxml.html
+
 from carecast.document import Document, render_text
 from carecast.html import clean_body
+from carecast.page import drop_form_boxes
 
 BASE = "https://www.oakviewpt.com/blog/post/"
 _POST = (
@@ -64,3 +67,24 @@ def test_a_hover_card_inlined_in_a_sentence_goes_and_the_sentence_stays_whole() 
         "home with a little space.</span></p>"
     )
     assert "in every session, and so can you" in render_text(read(_POST + own))  # the author's links, mostly words
+
+
+def test_a_sign_up_box_goes_with_its_panes_and_a_post_around_a_form_stays() -> None:
+    box = (
+        "<div class='signup'><h3>Get one exercise a week</h3><form action='https://list.example/subscribe'>"
+        "<p>Send yourself the weekly exercise.</p><input type='email' name='EMAIL'><input type='submit' value='Go'>"
+        "</form><div class='pane busy'><p>Please wait...</p></div><div class='pane error'><p>This feature is "
+        "temporarily unavailable. Please try again later.</p></div><div class='pane done'><h3>Thanks!</h3><p>Now "
+        "check your inbox to confirm your address.</p></div></div>"
+    )
+    text = render_text(read(_POST + box + "<p>Hold each stretch for thirty seconds, twice a day, on both sides.</p>"))
+    assert text.startswith("Knee pain on the stairs") and text.endswith("twice a day, on both sides.")
+    assert "exercise a week" not in text and "temporarily" not in text and "inbox" not in text
+    short = render_text(read("<p>Book your first visit below; we call back within a day.</p><form><input></form>"))
+    assert short == "Book your first visit below; we call back within a day."  # the post itself is no box
+    whole = f"<form id='aspnet'><input name='q'><p>Search</p>{_POST * 2}</form>"
+    modal = "<div class='modal'><form><input type='email'></form><form><input type='password'></form></div>"
+    page = lxml.html.document_fromstring(f"<html><body>{whole}{modal}</body></html>")
+    drop_form_boxes(page)
+    assert "Knee pain on the stairs" in page.text_content()  # a form around the whole page (ASP.NET's) is no box
+    assert next(page.iter("form")).get("id") == "aspnet"  # and a box of two forms goes once
