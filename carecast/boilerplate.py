@@ -194,8 +194,25 @@ def _is_teaser_part(block: Block) -> bool:
 
 def _is_tail(block: Block) -> bool:
     """A block a post never ends on: the next section's heading, a citation, a label, a contact box or a
-    signature, a lead-in to what is no longer there."""
-    return block.kind == "heading" or _is_citation(block) or _is_label(block) or _is_card(block) or _is_lead_in(block)
+    signature, a lead-in to what is no longer there, the site's legal line."""
+    return (
+        block.kind == "heading"
+        or _is_citation(block)
+        or _is_label(block)
+        or _is_card(block)
+        or _is_lead_in(block)
+        or _is_legal(block)
+    )
+
+
+#: A site's legal line opens with its copyright mark, in every language: "© 2026 …", "Copyright © 2015, …",
+#: "(c) 2025 …", "Copyright 2024 …"; a sentence that cites a mark in passing does not.
+_LEGAL = re.compile(r"^(?:copyright\s*)?(?:©|\(c\)\s*(?:19|20)\d\d)|^copyright\s+(?:19|20)\d\d", re.IGNORECASE)
+_LEGAL_WORDS = 40
+
+
+def _is_legal(block: Block) -> bool:
+    return block.kind == "paragraph" and len(block.text.split()) <= _LEGAL_WORDS and bool(_LEGAL.match(block.text))
 
 
 def _is_teaser_picture(blocks: list[Block], end: int) -> bool:

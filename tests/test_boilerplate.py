@@ -88,3 +88,14 @@ def test_a_sign_up_box_goes_with_its_panes_and_a_post_around_a_form_stays() -> N
     drop_form_boxes(page)
     assert "Knee pain on the stairs" in page.text_content()  # a form around the whole page (ASP.NET's) is no box
     assert next(page.iter("form")).get("id") == "aspnet"  # and a box of two forms goes once
+
+
+def test_a_post_does_not_end_on_the_sites_legal_line_in_any_language() -> None:
+    for legal in (
+        "Copyright © 2026, Oakview Physical Therapy. Comments are copyrighted by their authors. Site by Acme",
+        "© 2026 Fisioterapia Robles. Todos los derechos reservados.",
+        "(c) 2025 Oakview PT",
+    ):
+        assert render_text(read(_POST + f"<p>{legal}</p>")) == render_text(read(_POST)), legal
+    own = "<p>The chart is from the 2019 guideline (© APTA), which every clinic in the state follows today.</p>"
+    assert render_text(read(_POST + own)).endswith("every clinic in the state follows today.")  # a sentence
