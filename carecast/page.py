@@ -36,6 +36,7 @@ def main_content(html: str, base_url: str | None) -> str:
     players_as_links(page)
     drop_hover_cards(page)
     drop_form_boxes(page)
+    drop_dates(page)
     stash = stash_tables(page)
     article = trafilatura.extract(
         lxml.html.tostring(page, encoding="unicode"),
@@ -100,6 +101,28 @@ def drop_form_boxes(root: lxml.html.HtmlElement) -> None:
             box = parent
         if box.getparent() is not None:  # none when the box is one already dropped (a modal of two forms)
             box.drop_tree()
+
+
+#: schema.org's properties of a page's dates: the publication line, not the article's words.
+_DATES = frozenset({"datepublished", "datemodified", "datecreated", "uploaddate"})
+#: A line of a date (and its "Posted on", "by …") has at most so many words; a paragraph of more is the author's.
+_DATE_LINE_WORDS = 12
+_LINES = frozenset({"p", "div", "li", "header", "footer", "dd", "td", "h1", "h2", "h3", "h4", "h5", "h6"})
+
+
+def drop_dates(root: lxml.html.HtmlElement) -> None:
+    """Remove from ``root`` each date schema.org marks as the page's (``itemprop="datePublished"``, ``dateModified``
+    …): the short line it stands on ("Posted on Monday, 3 March 2026 at 9:15"), else the date alone; a date in a
+    paragraph of the author's ("We opened on 2 May 2019, and since then …") stays."""
+    for element in list(root.iter()):
+        if element.getparent() is None or str(element.get("itemprop") or "").lower() not in _DATES:
+            continue
+        line = next((parent for parent in element.iterancestors() if parent.tag in _LINES), None)
+        short = line is not None and line is not root and len(_words(line)) <= _DATE_LINE_WORDS
+        if short and line is not None and line.getparent() is not None:
+            line.drop_tree()
+        elif line is None or line.tag != "p":
+            element.drop_tree()
 
 
 def _is_box(element: lxml.html.HtmlElement) -> bool:

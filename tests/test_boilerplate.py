@@ -8,7 +8,7 @@ import lxml.html
 
 from carecast.document import Document, render_text
 from carecast.html import clean_body
-from carecast.page import drop_form_boxes
+from carecast.page import drop_dates, drop_form_boxes
 
 BASE = "https://www.oakviewpt.com/blog/post/"
 _POST = (
@@ -99,3 +99,22 @@ def test_a_post_does_not_end_on_the_sites_legal_line_in_any_language() -> None:
         assert render_text(read(_POST + f"<p>{legal}</p>")) == render_text(read(_POST)), legal
     own = "<p>The chart is from the 2019 guideline (© APTA), which every clinic in the state follows today.</p>"
     assert render_text(read(_POST + own)).endswith("every clinic in the state follows today.")  # a sentence
+
+
+def test_the_pages_dates_marked_by_schema_org_go_and_the_sentence_around_one_stays() -> None:
+    page = (
+        "<html><body><article><h1>Knee pain on the stairs</h1><div itemprop='articleBody'>"
+        "<span itemprop='datePublished'>sexta-feira, 22 de outubro de 2010 às 20:13</span>"
+        f"{_POST}<p>Posted on <time itemprop='dateModified'>Monday, 3 March 2026 at 9:15</time></p>"
+        f"{_POST.replace('Knee', 'Hip')}</div></article></body></html>"
+    )
+    text = render_text(read(page))
+    assert "outubro" not in text and "Posted on" not in text and "3 March" not in text
+    assert text.startswith("Knee pain on the stairs is common") and text.endswith("the next morning.")
+    own = lxml.html.fragment_fromstring(
+        "<p>We opened on <time itemprop='dateCreated'>2 May 2019</time>, and since then our team has treated more "
+        "than two thousand runners from the whole city.</p>",
+        create_parent="div",
+    )
+    drop_dates(own)
+    assert "We opened on 2 May 2019, and since then" in own.text_content()  # a date in the author's sentence
