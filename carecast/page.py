@@ -13,7 +13,7 @@ import re
 
 import lxml.html
 
-from carecast.reader import watch_url
+from carecast.reader import is_credit, watch_url
 
 _WHOLE_PAGE = re.compile(r"<(?:html|body)[\s>]", re.IGNORECASE)
 _MARKER = re.compile(
@@ -37,6 +37,9 @@ def main_content(html: str, base_url: str | None) -> str:
     drop_hover_cards(page)
     drop_form_boxes(page)
     drop_dates(page)
+    for credit in [element for element in page.iter() if isinstance(element.tag, str) and is_credit(element)]:
+        if credit.getparent() is not None:
+            credit.drop_tree()  # trafilatura keeps a credit's words and drops its class, which told it
     stash = stash_tables(page)
     article = trafilatura.extract(
         lxml.html.tostring(page, encoding="unicode"),

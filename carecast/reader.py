@@ -124,6 +124,11 @@ def unwrap_noscript_images(root: lxml.html.HtmlElement) -> None:
         noscript.drop_tree()
 
 
+def is_credit(element: lxml.html.HtmlElement) -> bool:
+    """Whether ``element`` is an image's credit set apart by its class (:data:`_CREDIT_CLASSES`), short."""
+    return bool(_CREDIT_CLASSES.search(_classes(element))) and len(element.text_content().split()) <= _CREDIT_WORDS
+
+
 def watch_url(url: str) -> str | None:
     """The page of the video a player URL shows (YouTube, Vimeo), or None for any other URL."""
     if match := _YOUTUBE.search(url):
@@ -210,7 +215,7 @@ class _Reader:
             self.spans.append(Span("\n", href, style))  # type: ignore[arg-type]
         elif (tag == "sup" and _is_note_reference(element)) or (tag == "a" and _is_note_reference(element)):
             self.spans.append(Span(element.text_content().strip(), note=True))
-        elif _CREDIT_CLASSES.search(_classes(element)) and len(element.text_content().split()) <= _CREDIT_WORDS:
+        elif is_credit(element):
             if tag in _BLOCK_TAGS or tag in {"li", "figcaption", "caption"}:
                 self.flush()
         elif tag == "a":

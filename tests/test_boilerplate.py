@@ -118,3 +118,12 @@ def test_the_pages_dates_marked_by_schema_org_go_and_the_sentence_around_one_sta
     )
     drop_dates(own)
     assert "We opened on 2 May 2019, and since then" in own.text_content()  # a date in the author's sentence
+
+
+def test_an_image_credit_marked_by_its_class_goes_from_a_whole_page_too() -> None:
+    credit = "<p>Our new gym opened in March. <span class='credit video-credit'>By OAKVIEW STAFF CAMERA</span></p>"
+    page = f"<html><body><article><h1>New gym</h1>{_POST}{credit}{_POST.replace('Knee', 'Hip')}</article></body></html>"
+    text = render_text(read(page))
+    assert "Our new gym opened in March." in text and "CAMERA" not in text
+    long = "<div class='credits'><p>" + "Thanks to every patient who helped us test the new plan this year. " * 4
+    assert "Thanks to every patient" in render_text(read(page.replace(credit, long + "</p></div>")))
