@@ -46,6 +46,8 @@ _ENDS = (".", "!", "?")
 #: A run of teaser blocks at the end (linked titles, their pictures and dates) links to this many pages at least:
 #: fewer are the post's own calls to action ("Book a visit", "Read our FAQ").
 _TEASER_LINKS = 3
+#: A label over a list of teasers ("Das könnte Sie auch interessieren") has at most so many words.
+_LIST_LABEL_WORDS = 6
 #: A teaser card's standfirst (its byline and lead) is at most so many words; the post's own section is longer.
 _STANDFIRST_WORDS = 50
 #: At most so many words make a label (four make a sentence: "Top photo by Joan Bardeletti" is the
@@ -101,14 +103,29 @@ def trim_boilerplate(document: Document, page_url: str | None = None) -> Documen
     # never where a post ends for a reader: its last words are the author's.
     while end > 1 and (_is_tail(blocks[end - 1]) or _is_teaser_picture(blocks, end)):
         end -= 1
-    kept = blocks[:end] if end > 0 else blocks
-    # The last block, a link, is the post's own call to action ("Book your first visit with our team").
-    return Document(
-        tuple(
-            block
-            for index, block in enumerate(kept)
-            if index == len(kept) - 1 or not _is_teaser_line(block, site) or _inside_sentence(kept, index)
-        )
+    return Document(tuple(_without_teasers(blocks[:end] if end > 0 else blocks, site)))
+
+
+def _without_teasers(blocks: list[Block], site: str) -> list[Block]:
+    """``blocks`` without the teasers of ``site``'s other posts inside the post: lines (:func:`_is_teaser_line`)
+    but the middle of a sentence, and lists of them with the label over them ("Notas relacionadas", "Das könnte
+    Sie auch interessieren"). The last block, a link, is the post's own call to action ("Book your first visit")."""
+    dropped = set()
+    for index, block in enumerate(blocks[:-1]):
+        if block.kind == "list" and all(len(item) == 1 and _is_teaser_line(item[0], site) for item in block.items):
+            dropped |= {index, index - 1} if index > 0 and _is_list_label(blocks[index - 1]) else {index}
+        elif _is_teaser_line(block, site) and not _inside_sentence(blocks, index):
+            dropped.add(index)
+    return [block for index, block in enumerate(blocks) if index not in dropped]
+
+
+def _is_list_label(block: Block) -> bool:
+    """A heading or a line of at most :data:`_LIST_LABEL_WORDS` words that is no sentence: what names a list."""
+    words = block.text.split()
+    return (
+        block.kind in {"heading", "paragraph"}
+        and 0 < len(words) <= _LIST_LABEL_WORDS
+        and not block.text.endswith(_ENDS)
     )
 
 
@@ -293,7 +310,8 @@ def _is_call(block: Block) -> bool:
 
 def _is_teaser_line(block: Block, site: str) -> bool:
     """A paragraph made of links to other posts of ``site`` under their titles, with at most a label ("Read more:",
-    "[VIDEO]"); a link elsewhere is a source the post cites or points to ("CLICK FOR FULL STATE SWIM RESULTS")."""
+    "[VIDEO]"); a link elsewhere is a source the post cites or points to ("CLICK FOR FULL STATE SWIM RESULTS"), a
+    link to a place in a page (``#…``) an entry of the post's table of contents."""
     links = [span for span in block.spans if span.href]
     unlinked = sum(len(span.text.split()) for span in block.spans if not span.href)
     return (
@@ -301,7 +319,7 @@ def _is_teaser_line(block: Block, site: str) -> bool:
         and bool(site and links)
         and unlinked <= _LABEL_WORDS * len(links)
         and not block.text.strip().endswith(_ENDS)
-        and all(_site(span.href) == site for span in links)
+        and all(_site(span.href) == site and "#" not in str(span.href) for span in links)
         and all(
             len(span.text.split()) >= _TITLE_WORDS and not span.text.strip().endswith((".", "!", "?")) for span in links
         )

@@ -127,3 +127,25 @@ def test_an_image_credit_marked_by_its_class_goes_from_a_whole_page_too() -> Non
     assert "Our new gym opened in March." in text and "CAMERA" not in text
     long = "<div class='credits'><p>" + "Thanks to every patient who helped us test the new plan this year. " * 4
     assert "Thanks to every patient" in render_text(read(page.replace(credit, long + "</p></div>")))
+
+
+def test_a_list_of_teasers_inside_the_post_goes_with_its_label_and_the_posts_own_lists_stay() -> None:
+    teasers = (
+        "<h3>Notas relacionadas</h3><ul><li><a href='/blog/rodilla'>Cómo cuidar la rodilla al subir escaleras</a>"
+        "</li><li><a href='https://www.oakviewpt.com/blog/cadera'>Ejercicios de cadera para corredores de fondo</a>"
+        "</li></ul>"
+    )
+    after = "<p>Hold each stretch for thirty seconds, twice a day, on both sides.</p>"
+    text = render_text(read(_POST + teasers + after))
+    assert "relacionadas" not in text.lower() and "escaleras" not in text
+    assert text.endswith("on both sides.") and text.startswith("Knee pain")
+    steps = (
+        "<h3>Two steps</h3><ul><li><a href='/blog/clam'>Do the clamshell on your side, ten times.</a></li>"
+        "<li><a href='https://cdc.example/falls'>Older adult fall prevention facts and figures</a></li></ul>"
+    )
+    assert "Older adult fall prevention" in render_text(read(_POST + steps + after))  # sentences, a source elsewhere
+    contents = (
+        "<ul><li><a href='#assess'>Assess how deep your content on knees is</a></li>"
+        "<li><a href='https://www.oakviewpt.com/blog/post/#rewrite'>Rewrite it with the depth in mind</a></li></ul>"
+    )
+    assert "Assess how deep your content" in render_text(read(_POST + contents + after))  # a table of contents
