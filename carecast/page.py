@@ -37,6 +37,7 @@ def main_content(html: str, base_url: str | None) -> str:
     drop_hover_cards(page)
     drop_form_boxes(page)
     drop_dates(page)
+    drop_furniture(page)
     for credit in [element for element in page.iter() if isinstance(element.tag, str) and is_credit(element)]:
         if credit.getparent() is not None:
             credit.drop_tree()  # trafilatura keeps a credit's words and drops its class, which told it
@@ -126,6 +127,37 @@ def drop_dates(root: lxml.html.HtmlElement) -> None:
             line.drop_tree()
         elif line is None or line.tag != "p":
             element.drop_tree()
+
+
+#: What a page's classes and ids call the furniture around an article, read word by word ("SidebarTheDeck",
+#: "post-comments", "related_links"), and the ARIA roles of the same.
+_FURNITURE = frozenset(
+    {"sidebar", "comment", "comments", "related", "share", "sharing", "social", "newsletter", "subscribe", "promo"}
+    | {"advert", "advertisement", "sponsor", "sponsored"}
+)
+_FURNITURE_ROLES = frozenset({"complementary", "navigation", "contentinfo", "banner"})
+#: A piece of furniture is short, and holds no paragraph of an article's length: an element so named that holds
+#: more is the article's container ("content has-sidebar").
+_FURNITURE_WORDS = 150
+_ARTICLE_PARAGRAPH_WORDS = 40
+
+
+def drop_furniture(root: lxml.html.HtmlElement) -> None:
+    """Remove from ``root`` what its classes, ids or ARIA role name as furniture (:data:`_FURNITURE`: a sidebar, a
+    call to comment, related links, share bars, a newsletter's call, an advertisement), when it is short and holds
+    no paragraph of an article's length. trafilatura drops most of these by the same names; these it kept."""
+    for element in list(root.iter()):
+        if not isinstance(element.tag, str) or element.tag in _PAGE_PARTS or element.getparent() is None:
+            continue
+        names = " ".join(str(element.get(name) or "") for name in ("class", "id"))
+        words = {word.lower() for word in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])", names)}
+        named = bool(words & _FURNITURE) or str(element.get("role") or "").lower() in _FURNITURE_ROLES
+        if named and len(_words(element)) <= _FURNITURE_WORDS and not _holds_article_paragraph(element):
+            element.drop_tree()
+
+
+def _holds_article_paragraph(element: lxml.html.HtmlElement) -> bool:
+    return any(len(_words(paragraph)) >= _ARTICLE_PARAGRAPH_WORDS for paragraph in element.iter("p"))
 
 
 def _is_box(element: lxml.html.HtmlElement) -> bool:

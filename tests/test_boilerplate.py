@@ -149,3 +149,17 @@ def test_a_list_of_teasers_inside_the_post_goes_with_its_label_and_the_posts_own
         "<li><a href='https://www.oakviewpt.com/blog/post/#rewrite'>Rewrite it with the depth in mind</a></li></ul>"
     )
     assert "Assess how deep your content" in render_text(read(_POST + contents + after))  # a table of contents
+
+
+def test_what_a_pages_classes_and_roles_name_furniture_goes_and_a_container_so_named_keeps_its_article() -> None:
+    furniture = (
+        "<div id='SidebarTheDeck'><p><a href='https://deck.example/'>Ads via The Deck network</a></p></div>"
+        "<p class='comments'>Submit comments on this post to <a href='mailto:ana@oakviewpt.com'>Ana</a> today.</p>"
+        "<div role='complementary'><p>Try our other clinics, all open on Saturdays this winter!</p></div>"
+    )
+    body = f"{_POST}{furniture}{_POST.replace('Knee', 'Hip')}"
+    text = render_text(read(f"<html><body><article>{body}</article></body></html>"))
+    assert text.startswith("Knee pain on the stairs") and text.endswith("the next morning.")
+    assert "The Deck" not in text and "Submit comments" not in text and "other clinics" not in text
+    named = f"<html><body><div class='content has-sidebar'>{_POST * 3}</div></body></html>"
+    assert render_text(read(named)).startswith("Knee pain on the stairs")  # the article's container, so named
