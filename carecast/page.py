@@ -38,6 +38,7 @@ def main_content(html: str, base_url: str | None) -> str:
     drop_form_boxes(page)
     drop_dates(page)
     drop_furniture(page)
+    drop_card_grids(page)
     for credit in [element for element in page.iter() if isinstance(element.tag, str) and is_credit(element)]:
         if credit.getparent() is not None:
             credit.drop_tree()  # trafilatura keeps a credit's words and drops its class, which told it
@@ -154,6 +155,41 @@ def drop_furniture(root: lxml.html.HtmlElement) -> None:
         named = bool(words & _FURNITURE) or str(element.get("role") or "").lower() in _FURNITURE_ROLES
         if named and len(_words(element)) <= _FURNITURE_WORDS and not _holds_article_paragraph(element):
             element.drop_tree()
+
+
+#: A grid of cards links to so many pages at least, each link holding a picture and a title, with at most so many
+#: words outside the links (its label: "Featured", "More stories").
+_GRID_CARDS = 3
+_GRID_LABEL_WORDS = 5
+_IMAGE_FILE = re.compile(r"\.(?:jpe?g|png|gif|webp|avif)(?:[?#]|$)", re.IGNORECASE)
+
+
+def drop_card_grids(root: lxml.html.HtmlElement) -> None:
+    """Remove from ``root`` each grid of cards of other pages (eHow's "Featured": links each holding a picture and
+    a title, to :data:`_GRID_CARDS` pages or more) with its label; the outermost element made of the cards and at
+    most :data:`_GRID_LABEL_WORDS` words of its own goes. Linked pictures in the author's sentences stay (their
+    words are outside the links), and so does a gallery (its links lead to the pictures themselves)."""
+    held: dict[lxml.html.HtmlElement, list[lxml.html.HtmlElement]] = {}
+    for card in root.iter("a"):
+        href = str(card.get("href") or "")
+        if href and not href.startswith("#") and not _IMAGE_FILE.search(href) and _is_card_link(card):
+            for parent in card.iterancestors():
+                if parent.tag in _PAGE_PARTS:
+                    break
+                held.setdefault(parent, []).append(card)
+    grids = [
+        grid
+        for grid, cards in held.items()
+        if len({card.get("href") for card in cards}) >= _GRID_CARDS
+        and len(_words(grid)) - sum(len(_words(card)) for card in cards) <= _GRID_LABEL_WORDS
+    ]
+    for grid in grids:
+        if grid.getparent() is not None and not any(parent in grids for parent in grid.iterancestors()):
+            grid.drop_tree()
+
+
+def _is_card_link(link: lxml.html.HtmlElement) -> bool:
+    return next(link.iter("img"), None) is not None and len(_words(link)) >= 2
 
 
 def _holds_article_paragraph(element: lxml.html.HtmlElement) -> bool:

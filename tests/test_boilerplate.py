@@ -163,3 +163,21 @@ def test_what_a_pages_classes_and_roles_name_furniture_goes_and_a_container_so_n
     assert "The Deck" not in text and "Submit comments" not in text and "other clinics" not in text
     named = f"<html><body><div class='content has-sidebar'>{_POST * 3}</div></body></html>"
     assert render_text(read(named)).startswith("Knee pain on the stairs")  # the article's container, so named
+
+
+def test_a_grid_of_linked_cards_goes_with_its_label_and_linked_pictures_in_the_authors_words_stay() -> None:
+    grid = "<section><h2>Featured</h2><div>" + "".join(
+        f"<section><a href='/blog/{slug}'><img src='/img/{slug}.jpg' width='200'><span>Read Article</span>"
+        f"<div>{title}</div></a></section>"
+        for slug, title in (("tutu", "Hip drills for dancers"), ("tulip", "Ankle care in winter"), ("run", "Runs"))
+    )
+    page = f"<html><body><article>{_POST}{grid}</div></section>{_POST.replace('Knee', 'Hip')}</article></body></html>"
+    text = render_text(read(page))
+    assert "Featured" not in text and "Read Article" not in text and "dancers" not in text
+    assert text.startswith("Knee pain on the stairs") and text.endswith("the next morning.")
+    own = "".join(
+        f"{words} <a href='/video/{slug}'><img src='/img/{slug}.jpg' width='60'> the {slug} video</a>"
+        for words, slug in (("Watch", "clamshell"), (", then", "bridge"), ("and", "squat"))
+    )
+    own = f"<p>{own} before you start; each takes two minutes and shows the mistakes we see most.</p>"
+    assert "the bridge video" in render_text(read(f"<html><body><article>{_POST}{own}</article></body></html>"))
