@@ -27,7 +27,8 @@ from lxml.etree import ParserError
 
 from carecast.boilerplate import trim_boilerplate
 from carecast.document import Document, render_html, render_text
-from carecast.page import drop_form_boxes, drop_hover_cards, main_content
+from carecast.furniture import drop_form_boxes, drop_hover_cards
+from carecast.page import main_content
 from carecast.reader import (
     decoded_alt,
     enclosing_picture,

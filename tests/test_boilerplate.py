@@ -1,4 +1,4 @@
-"""Boilerplate told by structure (``carecast/boilerplate.py``, and what ``carecast/page.py`` sets aside before
+"""Boilerplate told by structure (``carecast/boilerplate.py``, and what ``carecast/furniture.py`` removes before
 trafilatura reads a whole page): teaser cards of the site's other posts, hover cards, sign-up widgets. Each rule has
 its counter-case: the author's own text of the same shape stays."""
 
@@ -7,8 +7,8 @@ from __future__ import annotations
 import lxml.html
 
 from carecast.document import Document, render_text
+from carecast.furniture import drop_dates, drop_form_boxes
 from carecast.html import clean_body
-from carecast.page import drop_dates, drop_form_boxes
 
 BASE = "https://www.oakviewpt.com/blog/post/"
 _POST = (
