@@ -1,10 +1,11 @@
 """What a page's template puts in and around its article, told by structure and removed from the page's tree
 before trafilatura reads it (it keeps these, and drops the classes that told them): hover cards inlined in a
 sentence, boxes around a form to fill, the page's own dates (schema.org), what classes, ids and ARIA roles name as
-furniture (sidebars, calls to comment, related links, advertisements), grids of linked cards of other pages, image
-credits. Each rule is by structure (tags, attributes, words inside and outside links, size), in every language; the
-author's own text of the same shape (a date or linked pictures in a sentence, an element so named that holds the
-article) stays. What is left around the post is trimmed from its document afterwards (:mod:`carecast.boilerplate`).
+furniture (sidebars, calls to comment, related links, advertisements), grids of linked cards of other pages, the
+site's licence line, image credits. Each rule is by structure (tags, attributes, words inside and outside links,
+size), in every language; the author's own text of the same shape (a date or linked pictures in a sentence, an
+element so named that holds the article) stays. What is left around the post is trimmed from its document
+afterwards (:mod:`carecast.boilerplate`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ def drop_page_furniture(page: lxml.html.HtmlElement) -> None:
     drop_dates(page)
     drop_named_furniture(page)
     drop_card_grids(page)
+    drop_licence_lines(page)
     for credit in [element for element in page.iter() if isinstance(element.tag, str) and is_credit(element)]:
         if credit.getparent() is not None:
             credit.drop_tree()  # trafilatura keeps a credit's words and drops its class, which told it
@@ -158,6 +160,25 @@ def drop_card_grids(root: lxml.html.HtmlElement) -> None:
     for grid in grids:
         if grid.getparent() is not None and not any(parent in grids for parent in grid.iterancestors()):
             grid.drop_tree()
+
+
+#: A site's licence line ("This website and all documents on it are licensed under …", "Portions of this content
+#: are ©1998-2022 …") is at most so many words.
+_LICENCE_WORDS = 40
+
+
+def drop_licence_lines(root: lxml.html.HtmlElement) -> None:
+    """Remove from ``root`` the line that licenses the site: the block around a link marked ``rel="license"`` (the
+    microformat every Creative Commons badge carries), when short. A licence the author names in a sentence of
+    their own carries no such mark."""
+    for link in list(root.iter("a")):
+        if "license" not in str(link.get("rel") or "").lower().split():
+            continue
+        line = next((parent for parent in link.iterancestors() if parent.tag in _LINES), None)
+        if line is None or line.getparent() is None or len(_words(line)) > _LICENCE_WORDS:
+            continue
+        if not _holds_article_paragraph(line):
+            line.drop_tree()
 
 
 def _is_card_link(link: lxml.html.HtmlElement) -> bool:

@@ -181,3 +181,18 @@ def test_a_grid_of_linked_cards_goes_with_its_label_and_linked_pictures_in_the_a
     )
     own = f"<p>{own} before you start; each takes two minutes and shows the mistakes we see most.</p>"
     assert "the bridge video" in render_text(read(f"<html><body><article>{_POST}{own}</article></body></html>"))
+
+
+def test_the_line_that_licenses_the_site_goes_and_a_licence_named_in_the_authors_words_stays() -> None:
+    licence = (
+        "<p>This website and all documents on it are licensed under a <a rel='license' "
+        "href='https://creativecommons.org/licenses/by-sa/4.0/'>Creative Commons Attribution-Share Alike License</a>."
+        "</p>"
+    )
+    page = f"<html><body><article>{_POST}{licence}{_POST.replace('Knee', 'Hip')}</article></body></html>"
+    assert "licensed" not in render_text(read(page))
+    own = (
+        "<p>The exercise sheet is yours to share: we publish it under a <a href='https://creativecommons.org/'>"
+        "Creative Commons licence</a>, so print it, copy it and hand it to anyone who needs it.</p>"
+    )
+    assert "The exercise sheet is yours to share" in render_text(read(page.replace(licence, own)))
