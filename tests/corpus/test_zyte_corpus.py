@@ -20,7 +20,7 @@ from tests.corpus.parts import totals
 from tests.corpus.zyte_eval import entries, measure, read_entry
 
 #: part: (least share of the article's sentences shown, most share of the shown sentences not the article's)
-FLOORS = {"tuning": (0.976, 0.011), "held_out": (0.98, 0.069), "held_out_2": (0.968, 0.081)}
+FLOORS = {"tuning": (0.978, 0.007), "held_out": (0.98, 0.061), "held_out_2": (0.972, 0.069)}
 #: Pages per part, chosen once by the rule in tests/corpus/zyte/README.md.
 PAGES = {"tuning": 20, "held_out": 20, "held_out_2": 40}
 
