@@ -25,7 +25,7 @@ def drop_page_furniture(page: lxml.html.HtmlElement) -> None:
     drop_named_furniture(page)
     drop_card_grids(page)
     drop_licence_lines(page)
-    for credit in [element for element in page.iter() if isinstance(element.tag, str) and is_credit(element)]:
+    for credit in [element for element in page.xpath("//*[@class or @id]") if is_credit(element)]:
         if credit.getparent() is not None:
             credit.drop_tree()  # trafilatura keeps a credit's words and drops its class, which told it
 
@@ -93,7 +93,7 @@ def drop_dates(root: lxml.html.HtmlElement) -> None:
     """Remove from ``root`` each date schema.org marks as the page's (``itemprop="datePublished"``, ``dateModified``
     …): the short line it stands on ("Posted on Monday, 3 March 2026 at 9:15"), else the date alone; a date in a
     paragraph of the author's ("We opened on 2 May 2019, and since then …") stays."""
-    for element in list(root.iter()):
+    for element in root.xpath("//*[@itemprop]"):
         if element.getparent() is None or str(element.get("itemprop") or "").lower() not in _DATES:
             continue
         line = next((parent for parent in element.iterancestors() if parent.tag in _LINES), None)
@@ -110,6 +110,9 @@ _FURNITURE = frozenset(
     {"sidebar", "comment", "comments", "related", "share", "sharing", "social", "newsletter", "subscribe", "promo"}
     | {"advert", "advertisement", "sponsor", "sponsored"}
 )
+#: Any of those names somewhere in a class or id (a quick test before the words are read), and a word of one.
+_NAMED = re.compile("|".join(sorted(_FURNITURE)), re.IGNORECASE)
+_NAME_WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
 _FURNITURE_ROLES = frozenset({"complementary", "navigation", "contentinfo", "banner"})
 #: A piece of furniture is short, and holds no paragraph of an article's length: an element so named that holds
 #: more is the article's container ("content has-sidebar").
@@ -121,12 +124,12 @@ def drop_named_furniture(root: lxml.html.HtmlElement) -> None:
     """Remove from ``root`` what its classes, ids or ARIA role name as furniture (:data:`_FURNITURE`: a sidebar, a
     call to comment, related links, share bars, a newsletter's call, an advertisement), when it is short and holds
     no paragraph of an article's length. trafilatura drops most of these by the same names; these it kept."""
-    for element in list(root.iter()):
-        if not isinstance(element.tag, str) or element.tag in _PAGE_PARTS or element.getparent() is None:
+    for element in root.xpath("//*[@class or @id or @role]"):
+        if element.tag in _PAGE_PARTS or element.getparent() is None:
             continue
         names = " ".join(str(element.get(name) or "") for name in ("class", "id"))
-        words = {word.lower() for word in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])", names)}
-        named = bool(words & _FURNITURE) or str(element.get("role") or "").lower() in _FURNITURE_ROLES
+        words = _NAMED.search(names) and {word.lower() for word in _NAME_WORDS.findall(names)}
+        named = bool(words and words & _FURNITURE) or str(element.get("role") or "").lower() in _FURNITURE_ROLES
         if named and len(_words(element)) <= _FURNITURE_WORDS and not _holds_article_paragraph(element):
             element.drop_tree()
 
