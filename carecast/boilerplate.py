@@ -46,6 +46,10 @@ _ENDS = (".", "!", "?")
 #: A run of teaser blocks at the end (linked titles, their pictures and dates) links to this many pages at least:
 #: fewer are the post's own calls to action ("Book a visit", "Read our FAQ").
 _TEASER_LINKS = 3
+#: A label over a list of teasers ("Das könnte Sie auch interessieren") has at most so many words.
+_LIST_LABEL_WORDS = 6
+#: A teaser card's standfirst (its byline and lead) is at most so many words; the post's own section is longer.
+_STANDFIRST_WORDS = 50
 #: At most so many words make a label (four make a sentence: "Top photo by Joan Bardeletti" is the
 #: article's); what a sentence (or a quote, or a list's lead-in) ends with.
 _LABEL_WORDS = 3
@@ -95,7 +99,8 @@ def trim_boilerplate(document: Document, page_url: str | None = None) -> Documen
     whatever a post never ends on: a heading, a citation, a label, a contact box or signature, a lead-in to nothing,
     the picture of a teaser (but the name and role signed under a closing line stay). Raises nothing."""
     blocks = _without_leading_navigation([block for block in document.blocks if not _is_call(block)])
-    end = _before_navigation(blocks, len(blocks))
+    site = _site(page_url)
+    end = _before_navigation(blocks, len(blocks), site)
     if end < len(blocks) and end > 0 and blocks[end - 1].kind == "heading":
         end -= 1  # "Related posts" over the list it introduced
     # A heading with nothing under it (the next section's, cut by the feed) or a reference list's citation is
@@ -104,14 +109,29 @@ def trim_boilerplate(document: Document, page_url: str | None = None) -> Documen
         if _under_closing(blocks, end):
             break
         end -= 1
-    kept, site = (blocks[:end] if end > 0 else blocks), _site(page_url)
-    # The last block, a link, is the post's own call to action ("Book your first visit with our team").
-    return Document(
-        tuple(
-            block
-            for index, block in enumerate(kept)
-            if index == len(kept) - 1 or not _is_teaser_line(block, site) or _inside_sentence(kept, index)
-        )
+    return Document(tuple(_without_teasers(blocks[:end] if end > 0 else blocks, site)))
+
+
+def _without_teasers(blocks: list[Block], site: str) -> list[Block]:
+    """``blocks`` without the teasers of ``site``'s other posts inside the post: lines (:func:`_is_teaser_line`)
+    but the middle of a sentence, and lists of them with the label over them ("Notas relacionadas", "Das könnte
+    Sie auch interessieren"). The last block, a link, is the post's own call to action ("Book your first visit")."""
+    dropped = set()
+    for index, block in enumerate(blocks[:-1]):
+        if block.kind == "list" and all(len(item) == 1 and _is_teaser_line(item[0], site) for item in block.items):
+            dropped |= {index, index - 1} if index > 0 and _is_list_label(blocks[index - 1]) else {index}
+        elif _is_teaser_line(block, site) and not _inside_sentence(blocks, index):
+            dropped.add(index)
+    return [block for index, block in enumerate(blocks) if index not in dropped]
+
+
+def _is_list_label(block: Block) -> bool:
+    """A heading or a line of at most :data:`_LIST_LABEL_WORDS` words that is no sentence: what names a list."""
+    words = block.text.split()
+    return (
+        block.kind in {"heading", "paragraph"}
+        and 0 < len(words) <= _LIST_LABEL_WORDS
+        and not block.text.endswith(_ENDS)
     )
 
 
@@ -148,16 +168,40 @@ def _is_prose(block: Block) -> bool:
     return block.kind == "paragraph" and len(block.text.split()) >= _PROSE_WORDS and not _is_navigation(block)
 
 
-def _before_navigation(blocks: list[Block], end: int) -> int:
+def _before_navigation(blocks: list[Block], end: int, site: str) -> int:
     """Where the run of navigation ending at ``end`` starts: link-dense short blocks (:func:`_is_navigation`), then
-    a run of teaser blocks (linked titles, pictures, dates) when it links to :data:`_TEASER_LINKS` pages."""
+    a run of teaser blocks (linked titles, pictures, dates, cards of the site's other posts) when it links to
+    :data:`_TEASER_LINKS` pages."""
     while end > 0 and _is_navigation(blocks[end - 1]):
         end -= 1
-    start, links = end, set()
-    while start > 0 and _is_teaser_part(blocks[start - 1]):
-        start -= 1
-        links |= {span.href for span in blocks[start].spans if span.href}
+    start, links = end, set[str | None]()
+    while start > 0:
+        if (card := _teaser_card(blocks, start, site)) < start:
+            start, links = card, links | {blocks[card].url}
+        elif _is_teaser_part(blocks[start - 1]):
+            start -= 1
+            links |= {span.href for span in blocks[start].spans if span.href}
+        else:
+            break
     return start if len(links) >= _TEASER_LINKS else end
+
+
+def _teaser_card(blocks: list[Block], end: int, site: str) -> int:
+    """Where the card of another post of ``site`` ending at ``end`` starts (``end`` when there is none): a heading
+    that is a link to it, then its picture without caption, its standfirst (a paragraph linking nowhere, at most
+    :data:`_STANDFIRST_WORDS` words), or both. A heading linking to another site is a source the post cites."""
+    start = next((index for index in range(end - 1, max(end - 4, -1), -1) if blocks[index].kind == "heading"), end)
+    if start == end or not site or _site(blocks[start].url) != site:
+        return end
+    body = blocks[start + 1 : end]
+    shapes = [block.kind for block in body]
+    fits = all(
+        not block.caption
+        if block.kind == "figure"
+        else len(block.text.split()) <= _STANDFIRST_WORDS and not any(span.href for span in block.spans)
+        for block in body
+    )
+    return start if fits and shapes in ([], ["figure"], ["paragraph"], ["figure", "paragraph"]) else end
 
 
 def _is_teaser_part(block: Block) -> bool:
@@ -173,8 +217,25 @@ def _is_teaser_part(block: Block) -> bool:
 
 def _is_tail(block: Block) -> bool:
     """A block a post never ends on: the next section's heading, a citation, a label, a contact box or a
-    signature, a lead-in to what is no longer there."""
-    return block.kind == "heading" or _is_citation(block) or _is_label(block) or _is_card(block) or _is_lead_in(block)
+    signature, a lead-in to what is no longer there, the site's legal line."""
+    return (
+        block.kind == "heading"
+        or _is_citation(block)
+        or _is_label(block)
+        or _is_card(block)
+        or _is_lead_in(block)
+        or _is_legal(block)
+    )
+
+
+#: A site's legal line opens with its copyright mark, in every language: "© 2026 …", "Copyright © 2015, …",
+#: "(c) 2025 …", "Copyright 2024 …"; a sentence that cites a mark in passing does not.
+_LEGAL = re.compile(r"^(?:copyright\s*)?(?:©|\(c\)\s*(?:19|20)\d\d)|^copyright\s+(?:19|20)\d\d", re.IGNORECASE)
+_LEGAL_WORDS = 40
+
+
+def _is_legal(block: Block) -> bool:
+    return block.kind == "paragraph" and len(block.text.split()) <= _LEGAL_WORDS and bool(_LEGAL.match(block.text))
 
 
 def _is_teaser_picture(blocks: list[Block], end: int) -> bool:
@@ -271,7 +332,8 @@ def _is_call(block: Block) -> bool:
 
 def _is_teaser_line(block: Block, site: str) -> bool:
     """A paragraph made of links to other posts of ``site`` under their titles, with at most a label ("Read more:",
-    "[VIDEO]"); a link elsewhere is a source the post cites or points to ("CLICK FOR FULL STATE SWIM RESULTS")."""
+    "[VIDEO]"); a link elsewhere is a source the post cites or points to ("CLICK FOR FULL STATE SWIM RESULTS"), a
+    link to a place in a page (``#…``) an entry of the post's table of contents."""
     links = [span for span in block.spans if span.href]
     unlinked = sum(len(span.text.split()) for span in block.spans if not span.href)
     return (
@@ -279,7 +341,7 @@ def _is_teaser_line(block: Block, site: str) -> bool:
         and bool(site and links)
         and unlinked <= _LABEL_WORDS * len(links)
         and not block.text.strip().endswith(_ENDS)
-        and all(_site(span.href) == site for span in links)
+        and all(_site(span.href) == site and "#" not in str(span.href) for span in links)
         and all(
             len(span.text.split()) >= _TITLE_WORDS and not span.text.strip().endswith((".", "!", "?")) for span in links
         )

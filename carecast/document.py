@@ -46,10 +46,11 @@ class Picture:
 class Block:
     """One block of a document; ``kind`` says which fields mean something.
 
-    heading (``level``, ``spans``), paragraph (``spans``), list (``ordered``, ``start``, ``items``: each item a
-    tuple of blocks, nested lists among them), table (``rows`` of cell texts, the first ``header_rows`` of them
-    headings), figure (``picture``, ``caption``), embed (``url``, ``caption``, ``picture``: its thumbnail), quote
-    (``items[0]``: its blocks), button (``url``, ``caption``: its label), footnotes (``items``: one per note).
+    heading (``level``, ``spans``, ``url``: where it links when it is a link, a teaser's title), paragraph
+    (``spans``), list (``ordered``, ``start``, ``items``: each item a tuple of blocks, nested lists among them), table
+    (``rows`` of cell texts, the first ``header_rows`` of them headings), figure (``picture``, ``caption``), embed
+    (``url``, ``caption``, ``picture``: its thumbnail), quote (``items[0]``: its blocks), button (``url``,
+    ``caption``: its label), footnotes (``items``: one per note).
     """
 
     kind: Literal["heading", "paragraph", "list", "table", "figure", "embed", "quote", "button", "footnotes"]

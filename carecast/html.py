@@ -27,6 +27,7 @@ from lxml.etree import ParserError
 
 from carecast.boilerplate import trim_boilerplate
 from carecast.document import Document, render_html, render_text
+from carecast.furniture import drop_form_boxes, drop_hover_cards
 from carecast.page import main_content
 from carecast.reader import (
     decoded_alt,
@@ -228,6 +229,8 @@ def clean_body(
     if root is None:
         return CleanBody(html="", text="", images=())
     unwrap_noscript_images(root)
+    drop_hover_cards(root)
+    drop_form_boxes(root)
     for element in list(root.iter("script", "style", "noscript")):
         element.drop_tree()
     for element in list(root.iter()):

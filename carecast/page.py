@@ -5,8 +5,9 @@ the README for why trafilatura). Before it reads the page, what it would lose is
 video player becomes a link to the video (it keeps no frame), each data table a paragraph of a marker, put back
 after (it moved a table nested in a layout table to the end of the article, or lost it, and flattened one in a
 quote), and each figure's pictures carry a marker in their ``alt`` so that the caption it drops is put back beside
-the picture it keeps. After it, the page's standfirst, which it leaves out when the page names another element the
-article's body, opens the article again (:func:`with_lead`).
+the picture it keeps; what the page's template puts in and around the article that trafilatura would keep goes
+(:func:`carecast.furniture.drop_page_furniture`). After it, the page's standfirst, which it leaves out when the page
+names another element the article's body, opens the article again (:func:`with_lead`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import re
 
 import lxml.html
 
+from carecast.furniture import drop_page_furniture
 from carecast.reader import watch_url
 
 _WHOLE_PAGE = re.compile(r"<(?:html|body)[\s>]", re.IGNORECASE)
@@ -51,6 +53,7 @@ def main_content(html: str, base_url: str | None) -> str:
     except (lxml.etree.ParserError, ValueError):
         return html
     players_as_links(page)
+    drop_page_furniture(page)
     stash, captions = stash_tables(page), mark_captions(page)
     article = trafilatura.extract(
         lxml.html.tostring(page, encoding="unicode"),

@@ -124,6 +124,11 @@ def unwrap_noscript_images(root: lxml.html.HtmlElement) -> None:
         noscript.drop_tree()
 
 
+def is_credit(element: lxml.html.HtmlElement) -> bool:
+    """Whether ``element`` is an image's credit set apart by its class (:data:`_CREDIT_CLASSES`), short."""
+    return bool(_CREDIT_CLASSES.search(_classes(element))) and len(element.text_content().split()) <= _CREDIT_WORDS
+
+
 def watch_url(url: str) -> str | None:
     """The page of the video a player URL shows (YouTube, Vimeo), or None for any other URL."""
     if match := _YOUTUBE.search(url):
@@ -182,7 +187,8 @@ class _Reader:
             block = _Reader(self.resolve, self.resolve_link)
             block.container(element)
             if text := "".join(span.text for span in block.spans).strip():
-                self.blocks.append(Block(kind="heading", level=_HEADINGS[tag], spans=(Span(" ".join(text.split())),)))
+                spans, url = (Span(" ".join(text.split())),), _heading_link(block.spans)
+                self.blocks.append(Block(kind="heading", level=_HEADINGS[tag], spans=spans, url=url))
         elif tag in {"ul", "ol"}:
             self.flush()
             self.list(element)
@@ -209,7 +215,7 @@ class _Reader:
             self.spans.append(Span("\n", href, style))  # type: ignore[arg-type]
         elif (tag == "sup" and _is_note_reference(element)) or (tag == "a" and _is_note_reference(element)):
             self.spans.append(Span(element.text_content().strip(), note=True))
-        elif _CREDIT_CLASSES.search(_classes(element)) and len(element.text_content().split()) <= _CREDIT_WORDS:
+        elif is_credit(element):
             if tag in _BLOCK_TAGS or tag in {"li", "figcaption", "caption"}:
                 self.flush()
         elif tag == "a":
@@ -352,6 +358,15 @@ def _is_note_reference(element: lxml.html.HtmlElement) -> bool:
     if element.tag == "a":
         return to_note and bool(re.fullmatch(r"\[?\d{1,3}\]?", text))
     return bool(re.fullmatch(r"\[?\d{1,3}\]?|[*†‡]", text)) and (to_note or text.isdigit() or text.startswith("["))
+
+
+def _heading_link(spans: list[Span]) -> str | None:
+    """Where a heading that is a link leads (one target, at least half its words: "Editorial <title>"), a
+    teaser's title; None for a heading that is none or links in passing."""
+    targets = {span.href for span in spans if span.href}
+    linked = sum(len(span.text.strip()) for span in spans if span.href)
+    total = sum(len(span.text.strip()) for span in spans)
+    return targets.pop() if len(targets) == 1 and 2 * linked >= total else None
 
 
 def _holds_blocks(cell: lxml.html.HtmlElement) -> bool:

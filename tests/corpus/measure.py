@@ -109,6 +109,18 @@ def comparable(text: str) -> str:
     return "".join(character for character in text if character.isalnum())
 
 
+def kept_sentences(page: Path, item: ContentItem) -> tuple[int, tuple[str, ...]]:
+    """How many sentences (of MIN_WORDS or more) the item's full-body text shows, and those of them not in
+    Readability's article (``expected.html``): navigation, boilerplate, or text Readability leaves out."""
+    expected = comparable(lxml.html.fromstring((page / "expected.html").read_text(encoding="utf-8")).text_content())
+    shown = [
+        sentence
+        for sentence in re.split(r"(?<=[.!?])\s+|\n+", render_text(item.body, FULL_BODY))
+        if len(sentence.split()) >= MIN_WORDS
+    ]
+    return len(shown), tuple(sentence for sentence in shown if comparable(sentence) not in expected)
+
+
 @dataclass(frozen=True)
 class PageFigures:
     """What one page gave: sentences of the article found, tables kept, pictures with a real URL."""
@@ -167,10 +179,12 @@ if __name__ == "__main__":
     config = Path("config")
     settings = Settings.model_validate({**read_yaml(config / "carecast.yaml"), "channels": {}, "base_dir": config})
     with tempfile.TemporaryDirectory() as folder:
-        total = found = 0
+        total = found = shown = leaked = 0
         for page in pages():
-            figures = measure(page, read_page(page, Path(folder), settings))
+            item = read_page(page, Path(folder), settings)
+            figures, (kept, others) = measure(page, item), kept_sentences(page, item)
             total, found = total + figures.sentences, found + figures.found
+            shown, leaked = shown + kept, leaked + len(others)
             print(
                 f"{figures.name:32} {figures.recall:6.1%} {figures.tables_kept}/{figures.tables} tables "
                 f"{figures.real_pictures}/{figures.pictures} pictures"
@@ -178,4 +192,6 @@ if __name__ == "__main__":
             if "-v" in sys.argv:
                 for sentence in figures.missing[:5]:
                     print("    missing:", sentence[:120])
-        print(f"all: {found}/{total} = {found / total:.1%}")
+                for sentence in others:
+                    print("    not the article's:", sentence[:120])
+        print(f"all: {found}/{total} = {found / total:.1%}; not the article's {leaked}/{shown} = {leaked / shown:.1%}")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import lxml.html
 import pytest
 
 from carecast.config import Settings
@@ -26,7 +25,7 @@ from carecast_channels.newsletter import NewsletterChannel
 from carecast_channels.x import XChannel
 from tests.browser import chromium_path, measure
 from tests.conftest import SAMPLE_CONFIG, all_channels_config
-from tests.corpus.measure import FULL_BODY, PageFigures, comparable, pages, read_page
+from tests.corpus.measure import PageFigures, kept_sentences, pages, read_page
 from tests.corpus.measure import measure as measure_page
 
 #: Readability's article sentences the full body must show, over all pages.
@@ -68,14 +67,9 @@ def test_every_page_is_read_and_its_article_kept(corpus: list[tuple[Path, Conten
 
 def _precision(corpus: list[tuple[Path, ContentItem]]) -> tuple[int, int]:
     """Sentences (of four words or more) of the full-body text, and how many of them are in Readability's article."""
-    kept = in_article = 0
-    for page, item in corpus:
-        expected = comparable(lxml.html.fromstring((page / "expected.html").read_text(encoding="utf-8")).text_content())
-        for sentence in re.split(r"(?<=[.!?])\s+|\n+", render_text(item.body, FULL_BODY)):
-            if len(sentence.split()) >= 4:
-                kept += 1
-                in_article += comparable(sentence) in expected
-    return kept, in_article
+    counts = [kept_sentences(page, item) for page, item in corpus]
+    kept = sum(shown for shown, _ in counts)
+    return kept, kept - sum(len(others) for _, others in counts)
 
 
 def test_tables_survive_as_tables_and_rows(corpus: list[tuple[Path, ContentItem]]) -> None:

@@ -1,4 +1,4 @@
-"""Real pages nobody here wrote, third corpus: 40 pages of Zyte's article-extraction benchmark, each read as the one
+"""Real pages nobody here wrote, third corpus: 80 pages of Zyte's article-extraction benchmark, each read as the one
 item of a feed. Over every page: no crash; the sentences of the benchmark's expected article text (``articleBody``)
 are in the full body; few of the full body's sentences are not the article's. The figures are printed
 (``pytest -s``) and kept in the README and ``tests/corpus/zyte/README.md``.
@@ -20,9 +20,9 @@ from tests.corpus.parts import totals
 from tests.corpus.zyte_eval import entries, measure, read_entry
 
 #: part: (least share of the article's sentences shown, most share of the shown sentences not the article's)
-FLOORS = {"tuning": (0.978, 0.014), "held_out": (0.98, 0.071)}
+FLOORS = {"tuning": (0.979, 0.010), "held_out": (0.98, 0.062), "held_out_2": (0.972, 0.078)}
 #: Pages per part, chosen once by the rule in tests/corpus/zyte/README.md.
-PAGES = 20
+PAGES = {"tuning": 20, "held_out": 20, "held_out_2": 40}
 
 
 @pytest.fixture(scope="module")
@@ -30,12 +30,12 @@ def settings() -> Settings:
     return load_settings(SAMPLE_CONFIG / "carecast.yaml")
 
 
-@pytest.mark.parametrize("part", ["tuning", "held_out"])
+@pytest.mark.parametrize("part", sorted(FLOORS))
 def test_every_page_is_read_its_article_kept_and_little_boilerplate(
     settings: Settings, tmp_path: Path, part: str
 ) -> None:
     pages = entries(part)
-    assert len(pages) == PAGES
+    assert len(pages) == PAGES[part]
     figures = [measure(entry, read_entry(entry, tmp_path, settings)) for entry in pages]
     found, wanted, leaked, shown = totals(figures)
     at_95 = sum(f.wanted - len(f.missing) >= 0.95 * f.wanted for f in figures)

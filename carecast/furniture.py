@@ -1,0 +1,209 @@
+"""What a page's template puts in and around its article, told by structure and removed from the page's tree
+before trafilatura reads it (it keeps these, and drops the classes that told them): hover cards inlined in a
+sentence, boxes around a form to fill, the page's own dates (schema.org), what classes, ids and ARIA roles name as
+furniture (sidebars, calls to comment, related links, advertisements), grids of linked cards of other pages, the
+site's licence line, image credits. Each rule is by structure (tags, attributes, words inside and outside links,
+size), in every language; the author's own text of the same shape (a date or linked pictures in a sentence, an
+element so named that holds the article) stays. What is left around the post is trimmed from its document
+afterwards (:mod:`carecast.boilerplate`).
+"""
+
+from __future__ import annotations
+
+import re
+
+import lxml.html
+
+from carecast.reader import is_credit
+
+
+def drop_page_furniture(page: lxml.html.HtmlElement) -> None:
+    """Remove from ``page`` (a whole page's tree) every kind of furniture this module knows. Raises nothing."""
+    drop_hover_cards(page)
+    drop_form_boxes(page)
+    drop_dates(page)
+    drop_named_furniture(page)
+    drop_card_grids(page)
+    drop_licence_lines(page)
+    for credit in [element for element in page.xpath("//*[@class or @id]") if is_credit(element)]:
+        if credit.getparent() is not None:
+            credit.drop_tree()  # trafilatura keeps a credit's words and drops its class, which told it
+
+
+#: Tags that stay inside a sentence: a card held by one of them is inlined in the text around it.
+_INLINE = frozenset({"span", "small", "font", "em", "strong", "b", "i", "label", "cite"})
+#: A hover card shows a picture and this many links at least (the person's page, their articles, "more").
+_CARD_LINKS = 3
+
+
+def drop_hover_cards(root: lxml.html.HtmlElement) -> None:
+    """Remove from ``root`` each card a page shows on hover inside a sentence (a person's picture, name and latest
+    articles, The Hill's ``rollover-people``): an inline element of a paragraph holding a picture and
+    :data:`_CARD_LINKS` links or more, its words nearly all links, with words of the paragraph outside it. Read as
+    text, it would run into the middle of the sentence. The innermost such element goes (the name linked in the
+    sentence stays); an author's inline picture beside a few links in words of their own is no card."""
+    for element in list(root.iter(*_INLINE)):
+        if element.getparent() is None or next(element.iterancestors("p"), None) is None:
+            continue
+        if any(_is_card(child) for child in element.iter(*_INLINE) if child is not element):
+            continue  # the innermost card goes, not what holds it
+        if _is_card(element):
+            paragraph = next(element.iterancestors("p"))
+            if len(_words(paragraph)) > len(_words(element)):
+                element.drop_tree()
+
+
+#: A box around a form (a sign-up, an app's download link) holds at most so many words (and characters: a line of
+#: Japanese is one "word"): its call, its thank-you and error panes; and no paragraph of prose (so many words),
+#: which would be a short post's own.
+_FORM_BOX_WORDS = 60
+_FORM_BOX_CHARACTERS = 400
+_PROSE_WORDS = 20
+_TEXT_FIELDS = frozenset({"text", "email", "tel", ""})
+#: What holds a page's article, never taken for a box, however short the post.
+_PAGE_PARTS = frozenset({"html", "body", "main", "article"})
+
+
+def drop_form_boxes(root: lxml.html.HtmlElement) -> None:
+    """Remove from ``root`` each box around a form with a field to fill (a newsletter's sign-up, WebMD's "send
+    yourself a link to the app"): the largest element around the form of at most :data:`_FORM_BOX_WORDS` words and
+    no paragraph of prose. Its words are the widget's, shown or not (its call, "Please wait...", "Thanks! Now check
+    your inbox", "This feature is temporarily unavailable"), never the post's."""
+    for form in list(root.iter("form")):
+        fields = {(field.get("type") or "").lower() for field in form.iter("input")}
+        if form.getparent() is None or not fields & _TEXT_FIELDS or not _is_box(form):
+            continue  # a form around the whole page (ASP.NET's) is no widget
+        box = form
+        for parent in form.iterancestors():
+            if parent is root or parent.tag in _PAGE_PARTS or not _is_box(parent):
+                break
+            box = parent
+        if box.getparent() is not None:  # none when the box is one already dropped (a modal of two forms)
+            box.drop_tree()
+
+
+#: schema.org's properties of a page's dates: the publication line, not the article's words.
+_DATES = frozenset({"datepublished", "datemodified", "datecreated", "uploaddate"})
+#: A line of a date (and its "Posted on", "by …") has at most so many words; a paragraph of more is the author's.
+_DATE_LINE_WORDS = 12
+_LINES = frozenset({"p", "div", "li", "header", "footer", "dd", "td", "h1", "h2", "h3", "h4", "h5", "h6"})
+
+
+def drop_dates(root: lxml.html.HtmlElement) -> None:
+    """Remove from ``root`` each date schema.org marks as the page's (``itemprop="datePublished"``, ``dateModified``
+    …): the short line it stands on ("Posted on Monday, 3 March 2026 at 9:15"), else the date alone; a date in a
+    paragraph of the author's ("We opened on 2 May 2019, and since then …") stays."""
+    for element in root.xpath("//*[@itemprop]"):
+        if element.getparent() is None or str(element.get("itemprop") or "").lower() not in _DATES:
+            continue
+        line = next((parent for parent in element.iterancestors() if parent.tag in _LINES), None)
+        short = line is not None and line is not root and len(_words(line)) <= _DATE_LINE_WORDS
+        if short and line is not None and line.getparent() is not None:
+            line.drop_tree()
+        elif line is None or line.tag != "p":
+            element.drop_tree()
+
+
+#: What a page's classes and ids call the furniture around an article, read word by word ("SidebarTheDeck",
+#: "post-comments", "related_links"), and the ARIA roles of the same.
+_FURNITURE = frozenset(
+    {"sidebar", "comment", "comments", "related", "share", "sharing", "social", "newsletter", "subscribe", "promo"}
+    | {"advert", "advertisement", "sponsor", "sponsored"}
+)
+#: Any of those names somewhere in a class or id (a quick test before the words are read), and a word of one.
+_NAMED = re.compile("|".join(sorted(_FURNITURE)), re.IGNORECASE)
+_NAME_WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
+_FURNITURE_ROLES = frozenset({"complementary", "navigation", "contentinfo", "banner"})
+#: A piece of furniture is short, and holds no paragraph of an article's length: an element so named that holds
+#: more is the article's container ("content has-sidebar").
+_FURNITURE_WORDS = 150
+_ARTICLE_PARAGRAPH_WORDS = 40
+
+
+def drop_named_furniture(root: lxml.html.HtmlElement) -> None:
+    """Remove from ``root`` what its classes, ids or ARIA role name as furniture (:data:`_FURNITURE`: a sidebar, a
+    call to comment, related links, share bars, a newsletter's call, an advertisement), when it is short and holds
+    no paragraph of an article's length. trafilatura drops most of these by the same names; these it kept."""
+    for element in root.xpath("//*[@class or @id or @role]"):
+        if element.tag in _PAGE_PARTS or element.getparent() is None:
+            continue
+        names = " ".join(str(element.get(name) or "") for name in ("class", "id"))
+        words = _NAMED.search(names) and {word.lower() for word in _NAME_WORDS.findall(names)}
+        named = bool(words and words & _FURNITURE) or str(element.get("role") or "").lower() in _FURNITURE_ROLES
+        if named and len(_words(element)) <= _FURNITURE_WORDS and not _holds_article_paragraph(element):
+            element.drop_tree()
+
+
+#: A grid of cards links to so many pages at least, each link holding a picture and a title, with at most so many
+#: words outside the links (its label: "Featured", "More stories").
+_GRID_CARDS = 3
+_GRID_LABEL_WORDS = 5
+_IMAGE_FILE = re.compile(r"\.(?:jpe?g|png|gif|webp|avif)(?:[?#]|$)", re.IGNORECASE)
+
+
+def drop_card_grids(root: lxml.html.HtmlElement) -> None:
+    """Remove from ``root`` each grid of cards of other pages (eHow's "Featured": links each holding a picture and
+    a title, to :data:`_GRID_CARDS` pages or more) with its label; the outermost element made of the cards and at
+    most :data:`_GRID_LABEL_WORDS` words of its own goes. Linked pictures in the author's sentences stay (their
+    words are outside the links), and so does a gallery (its links lead to the pictures themselves)."""
+    held: dict[lxml.html.HtmlElement, list[lxml.html.HtmlElement]] = {}
+    for card in root.iter("a"):
+        href = str(card.get("href") or "")
+        if href and not href.startswith("#") and not _IMAGE_FILE.search(href) and _is_card_link(card):
+            for parent in card.iterancestors():
+                if parent.tag in _PAGE_PARTS:
+                    break
+                held.setdefault(parent, []).append(card)
+    grids = [
+        grid
+        for grid, cards in held.items()
+        if len({card.get("href") for card in cards}) >= _GRID_CARDS
+        and len(_words(grid)) - sum(len(_words(card)) for card in cards) <= _GRID_LABEL_WORDS
+    ]
+    for grid in grids:
+        if grid.getparent() is not None and not any(parent in grids for parent in grid.iterancestors()):
+            grid.drop_tree()
+
+
+#: A site's licence line ("This website and all documents on it are licensed under …", "Portions of this content
+#: are ©1998-2022 …") is at most so many words.
+_LICENCE_WORDS = 40
+
+
+def drop_licence_lines(root: lxml.html.HtmlElement) -> None:
+    """Remove from ``root`` the line that licenses the site: the block around a link marked ``rel="license"`` (the
+    microformat every Creative Commons badge carries), when short. A licence the author names in a sentence of
+    their own carries no such mark."""
+    for link in list(root.iter("a")):
+        if "license" not in str(link.get("rel") or "").lower().split():
+            continue
+        line = next((parent for parent in link.iterancestors() if parent.tag in _LINES), None)
+        if line is None or line.getparent() is None or len(_words(line)) > _LICENCE_WORDS:
+            continue
+        if not _holds_article_paragraph(line):
+            line.drop_tree()
+
+
+def _is_card_link(link: lxml.html.HtmlElement) -> bool:
+    return next(link.iter("img"), None) is not None and len(_words(link)) >= 2
+
+
+def _holds_article_paragraph(element: lxml.html.HtmlElement) -> bool:
+    return any(len(_words(paragraph)) >= _ARTICLE_PARAGRAPH_WORDS for paragraph in element.iter("p"))
+
+
+def _is_box(element: lxml.html.HtmlElement) -> bool:
+    prose = any(len(_words(paragraph)) >= _PROSE_WORDS for paragraph in element.iter("p"))
+    words = _words(element)
+    return len(words) <= _FORM_BOX_WORDS and len("".join(words)) <= _FORM_BOX_CHARACTERS and not prose
+
+
+def _is_card(element: lxml.html.HtmlElement) -> bool:
+    links = [link for link in element.iter("a") if link.get("href")]
+    linked = sum(len("".join(link.text_content().split())) for link in links)
+    text = len("".join(element.text_content().split()))
+    return len(links) >= _CARD_LINKS and next(element.iter("img"), None) is not None and linked >= 0.9 * text
+
+
+def _words(element: lxml.html.HtmlElement) -> list[str]:
+    return element.text_content().split()

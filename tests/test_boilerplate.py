@@ -1,0 +1,198 @@
+"""Boilerplate told by structure (``carecast/boilerplate.py``, and what ``carecast/furniture.py`` removes before
+trafilatura reads a whole page): teaser cards of the site's other posts, hover cards, sign-up widgets. Each rule has
+its counter-case: the author's own text of the same shape stays."""
+
+from __future__ import annotations
+
+import lxml.html
+
+from carecast.document import Document, render_text
+from carecast.furniture import drop_dates, drop_form_boxes
+from carecast.html import clean_body
+
+BASE = "https://www.oakviewpt.com/blog/post/"
+_POST = (
+    "<p>Knee pain on the stairs is common after forty, and it often starts with weak hips and stiff ankles.</p>"
+    "<p>Start with two exercises a day, and add a third when both feel easy the next morning.</p>"
+)
+
+
+def read(html: str) -> Document:
+    return clean_body(html, base_url=BASE).document
+
+
+def test_teaser_cards_of_the_sites_other_posts_at_the_end_go_with_their_heading() -> None:
+    cards = "".join(
+        f"<h4>{label} <a href='/blog/{slug}'>{title}</a></h4><p><img src='/img/{slug}.jpg' width='120'></p>"
+        f"<p>{author} {lead}</p>"
+        for label, slug, title, author, lead in (
+            ("Hips", "hips", "Why your hips matter on the stairs", "ANA RUIZ", "THE hip is where it starts."),
+            ("Ankles", "ankle", "Stiff ankles, sore knees", "TOM LEE", "ANKLES that do not bend make knees work."),
+            ("Running", "run", "Back to running after a break", "ANA RUIZ", "MOST runners come back too fast."),
+        )
+    )
+    document = read(_POST + "<h2>More from our therapists</h2>" + cards)
+    assert render_text(document) == render_text(read(_POST))
+    assert not document.pictures()
+
+
+def test_the_posts_own_sections_under_linked_headings_or_linking_elsewhere_stay() -> None:
+    elsewhere = "".join(
+        f"<h3><a href='https://{host}/guide'>{title}</a></h3><p>{what}</p>"
+        for host, title, what in (
+            ("cdc.example", "Falls prevention for older adults", "The CDC's advice, with a home checklist."),
+            ("nhs.example", "Knee pain: when to see someone", "When pain needs a visit, by symptom."),
+            ("apta.example", "Find a physical therapist near you", "The association's directory of clinics."),
+        )
+    )
+    text = render_text(read(_POST + "<h2>Sources</h2>" + elsewhere))
+    assert "Falls prevention for older adults" in text and text.endswith("The association's directory of clinics.")
+    one = render_text(read(_POST + "<h3><a href='/blog/hips'>Why your hips matter</a></h3><p>Read it next.</p>"))
+    assert one.endswith("Read it next.")  # one linked heading is the post's own pointer, not a list of teasers
+
+
+def test_a_hover_card_inlined_in_a_sentence_goes_and_the_sentence_stays_whole() -> None:
+    card = (
+        "<span class='card'><span><img src='/img/ana.jpg' width='100'><a href='/people/ana'>Ana Ruiz, DPT</a>"
+        "<a href='/blog/hips'>Why your hips matter on the stairs</a> <a href='/blog/ankle'>Stiff ankles, sore knees</a>"
+        " <a href='/people/ana'>MORE</a></span></span>"
+    )
+    sentence = f"<p>Our director <span class='person'><a href='/people/ana'>Ana Ruiz</a>{card}</span> (DPT) has treated"
+    text = render_text(read(_POST + sentence + " runners for twenty years, most of them after a knee injury.</p>"))
+    assert "Our director Ana Ruiz (DPT) has treated runners for twenty years" in text
+    assert "Stiff ankles" not in text and not read(_POST + sentence + " runners.</p>").pictures()
+    own = (
+        "<p><span>We use <a href='/shop/bands'>bands</a>, <a href='/shop/balls'>balls</a> and "
+        "<a href='/shop/steps'>steps</a> <img src='/img/kit.jpg' width='40'> in every session, and so can you at "
+        "home with a little space.</span></p>"
+    )
+    assert "in every session, and so can you" in render_text(read(_POST + own))  # the author's links, mostly words
+
+
+def test_a_sign_up_box_goes_with_its_panes_and_a_post_around_a_form_stays() -> None:
+    box = (
+        "<div class='signup'><h3>Get one exercise a week</h3><form action='https://list.example/subscribe'>"
+        "<p>Send yourself the weekly exercise.</p><input type='email' name='EMAIL'><input type='submit' value='Go'>"
+        "</form><div class='pane busy'><p>Please wait...</p></div><div class='pane error'><p>This feature is "
+        "temporarily unavailable. Please try again later.</p></div><div class='pane done'><h3>Thanks!</h3><p>Now "
+        "check your inbox to confirm your address.</p></div></div>"
+    )
+    text = render_text(read(_POST + box + "<p>Hold each stretch for thirty seconds, twice a day, on both sides.</p>"))
+    assert text.startswith("Knee pain on the stairs") and text.endswith("twice a day, on both sides.")
+    assert "exercise a week" not in text and "temporarily" not in text and "inbox" not in text
+    short = render_text(read("<p>Book your first visit below; we call back within a day.</p><form><input></form>"))
+    assert short == "Book your first visit below; we call back within a day."  # the post itself is no box
+    whole = f"<form id='aspnet'><input name='q'><p>Search</p>{_POST * 2}</form>"
+    modal = "<div class='modal'><form><input type='email'></form><form><input type='password'></form></div>"
+    page = lxml.html.document_fromstring(f"<html><body>{whole}{modal}</body></html>")
+    drop_form_boxes(page)
+    assert "Knee pain on the stairs" in page.text_content()  # a form around the whole page (ASP.NET's) is no box
+    assert next(page.iter("form")).get("id") == "aspnet"  # and a box of two forms goes once
+
+
+def test_a_post_does_not_end_on_the_sites_legal_line_in_any_language() -> None:
+    for legal in (
+        "Copyright © 2026, Oakview Physical Therapy. Comments are copyrighted by their authors. Site by Acme",
+        "© 2026 Fisioterapia Robles. Todos los derechos reservados.",
+        "(c) 2025 Oakview PT",
+    ):
+        assert render_text(read(_POST + f"<p>{legal}</p>")) == render_text(read(_POST)), legal
+    own = "<p>The chart is from the 2019 guideline (© APTA), which every clinic in the state follows today.</p>"
+    assert render_text(read(_POST + own)).endswith("every clinic in the state follows today.")  # a sentence
+
+
+def test_the_pages_dates_marked_by_schema_org_go_and_the_sentence_around_one_stays() -> None:
+    page = (
+        "<html><body><article><h1>Knee pain on the stairs</h1><div itemprop='articleBody'>"
+        "<span itemprop='datePublished'>sexta-feira, 22 de outubro de 2010 às 20:13</span>"
+        f"{_POST}<p>Posted on <time itemprop='dateModified'>Monday, 3 March 2026 at 9:15</time></p>"
+        f"{_POST.replace('Knee', 'Hip')}</div></article></body></html>"
+    )
+    text = render_text(read(page))
+    assert "outubro" not in text and "Posted on" not in text and "3 March" not in text
+    assert text.startswith("Knee pain on the stairs is common") and text.endswith("the next morning.")
+    own = lxml.html.fragment_fromstring(
+        "<p>We opened on <time itemprop='dateCreated'>2 May 2019</time>, and since then our team has treated more "
+        "than two thousand runners from the whole city.</p>",
+        create_parent="div",
+    )
+    drop_dates(own)
+    assert "We opened on 2 May 2019, and since then" in own.text_content()  # a date in the author's sentence
+
+
+def test_an_image_credit_marked_by_its_class_goes_from_a_whole_page_too() -> None:
+    credit = "<p>Our new gym opened in March. <span class='credit video-credit'>By OAKVIEW STAFF CAMERA</span></p>"
+    page = f"<html><body><article><h1>New gym</h1>{_POST}{credit}{_POST.replace('Knee', 'Hip')}</article></body></html>"
+    text = render_text(read(page))
+    assert "Our new gym opened in March." in text and "CAMERA" not in text
+    long = "<div class='credits'><p>" + "Thanks to every patient who helped us test the new plan this year. " * 4
+    assert "Thanks to every patient" in render_text(read(page.replace(credit, long + "</p></div>")))
+
+
+def test_a_list_of_teasers_inside_the_post_goes_with_its_label_and_the_posts_own_lists_stay() -> None:
+    teasers = (
+        "<h3>Notas relacionadas</h3><ul><li><a href='/blog/rodilla'>Cómo cuidar la rodilla al subir escaleras</a>"
+        "</li><li><a href='https://www.oakviewpt.com/blog/cadera'>Ejercicios de cadera para corredores de fondo</a>"
+        "</li></ul>"
+    )
+    after = "<p>Hold each stretch for thirty seconds, twice a day, on both sides.</p>"
+    text = render_text(read(_POST + teasers + after))
+    assert "relacionadas" not in text.lower() and "escaleras" not in text
+    assert text.endswith("on both sides.") and text.startswith("Knee pain")
+    steps = (
+        "<h3>Two steps</h3><ul><li><a href='/blog/clam'>Do the clamshell on your side, ten times.</a></li>"
+        "<li><a href='https://cdc.example/falls'>Older adult fall prevention facts and figures</a></li></ul>"
+    )
+    assert "Older adult fall prevention" in render_text(read(_POST + steps + after))  # sentences, a source elsewhere
+    contents = (
+        "<ul><li><a href='#assess'>Assess how deep your content on knees is</a></li>"
+        "<li><a href='https://www.oakviewpt.com/blog/post/#rewrite'>Rewrite it with the depth in mind</a></li></ul>"
+    )
+    assert "Assess how deep your content" in render_text(read(_POST + contents + after))  # a table of contents
+
+
+def test_what_a_pages_classes_and_roles_name_furniture_goes_and_a_container_so_named_keeps_its_article() -> None:
+    furniture = (
+        "<div id='SidebarTheDeck'><p><a href='https://deck.example/'>Ads via The Deck network</a></p></div>"
+        "<p class='comments'>Submit comments on this post to <a href='mailto:ana@oakviewpt.com'>Ana</a> today.</p>"
+        "<div role='complementary'><p>Try our other clinics, all open on Saturdays this winter!</p></div>"
+    )
+    body = f"{_POST}{furniture}{_POST.replace('Knee', 'Hip')}"
+    text = render_text(read(f"<html><body><article>{body}</article></body></html>"))
+    assert text.startswith("Knee pain on the stairs") and text.endswith("the next morning.")
+    assert "The Deck" not in text and "Submit comments" not in text and "other clinics" not in text
+    named = f"<html><body><div class='content has-sidebar'>{_POST * 3}</div></body></html>"
+    assert render_text(read(named)).startswith("Knee pain on the stairs")  # the article's container, so named
+
+
+def test_a_grid_of_linked_cards_goes_with_its_label_and_linked_pictures_in_the_authors_words_stay() -> None:
+    grid = "<section><h2>Featured</h2><div>" + "".join(
+        f"<section><a href='/blog/{slug}'><img src='/img/{slug}.jpg' width='200'><span>Read Article</span>"
+        f"<div>{title}</div></a></section>"
+        for slug, title in (("tutu", "Hip drills for dancers"), ("tulip", "Ankle care in winter"), ("run", "Runs"))
+    )
+    page = f"<html><body><article>{_POST}{grid}</div></section>{_POST.replace('Knee', 'Hip')}</article></body></html>"
+    text = render_text(read(page))
+    assert "Featured" not in text and "Read Article" not in text and "dancers" not in text
+    assert text.startswith("Knee pain on the stairs") and text.endswith("the next morning.")
+    own = "".join(
+        f"{words} <a href='/video/{slug}'><img src='/img/{slug}.jpg' width='60'> the {slug} video</a>"
+        for words, slug in (("Watch", "clamshell"), (", then", "bridge"), ("and", "squat"))
+    )
+    own = f"<p>{own} before you start; each takes two minutes and shows the mistakes we see most.</p>"
+    assert "the bridge video" in render_text(read(f"<html><body><article>{_POST}{own}</article></body></html>"))
+
+
+def test_the_line_that_licenses_the_site_goes_and_a_licence_named_in_the_authors_words_stays() -> None:
+    licence = (
+        "<p>This website and all documents on it are licensed under a <a rel='license' "
+        "href='https://creativecommons.org/licenses/by-sa/4.0/'>Creative Commons Attribution-Share Alike License</a>."
+        "</p>"
+    )
+    page = f"<html><body><article>{_POST}{licence}{_POST.replace('Knee', 'Hip')}</article></body></html>"
+    assert "licensed" not in render_text(read(page))
+    own = (
+        "<p>The exercise sheet is yours to share: we publish it under a <a href='https://creativecommons.org/'>"
+        "Creative Commons licence</a>, so print it, copy it and hand it to anyone who needs it.</p>"
+    )
+    assert "The exercise sheet is yours to share" in render_text(read(page.replace(licence, own)))
