@@ -14,8 +14,9 @@ With SMTP ``credentials`` configured, ``publish`` sends one message per consenti
 connection (STARTTLS or implicit TLS, then login), each with its own unsubscribe token, a random id the ledger
 maps to the address (:mod:`carecast.unsubscribe`). The message is built and encoded once per publication
 (:class:`PreparedMessage`); per recipient only ``To``, ``Date``, ``Message-ID`` and the token's characters are
-filled into its bytes. Every recipient's delivery is claimed in the ledger before it is sent and recorded after,
-so a batch cut short resumes on the next run with only the recipients not yet sent. A connection lost before the
+filled into its bytes. Every recipient's delivery is claimed in the ledger before it is sent and recorded after
+(in the transaction claiming the next chunk: one commit per chunk of ``delivery_chunk``), so a batch cut short
+resumes on the next run with only the recipients not yet sent. A connection lost before the
 server had the whole message (at ``MAIL``, ``RCPT`` or mid-data) leaves that recipient to the next run; one lost
 after, with the server's reply, leaves them ``unknown``: SMTP keeps no list to ask, so staff settle them
 (``carecast resolve ID --recipient ADDR --sent|--resend``) and they are never sent again on their own.

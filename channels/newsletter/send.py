@@ -9,7 +9,7 @@ import re
 import smtplib
 import ssl
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from email.message import EmailMessage
 from email.utils import formataddr
@@ -36,7 +36,7 @@ from carecast.plugin.audience import (
     list_scope,
 )
 from carecast_channels.newsletter.config import SmtpCredentials
-from carecast_channels.newsletter.message import NewsletterMessages
+from carecast_channels.newsletter.message import NewsletterMessages, PreparedMessage
 from carecast_channels.newsletter.smtp_transaction import Link, ReplyLost, transact
 
 #: The token of the list-level copy the outbox keeps; per-recipient tokens come with SMTP delivery.
@@ -143,42 +143,35 @@ class NewsletterSending(NewsletterMessages):
         # Encoded once, for the length of the tokens the ledger issues (all alike; cached should one differ).
         prepared = functools.cache(lambda token_length: self.prepare_message(draft, token_length))
         personal = RecipientLinks.of(self.settings, ledger, self.name)  # links.email_per_recipient
+        outcomes: list[DeliveryOutcome] = []  # of the chunk in hand, not recorded yet
+        claimed: list[str] = []
         with ExitStack() as stack:
             link = Link(stack, lambda: self._connect(credentials, password))
             # Skipped: counted at the end.
             pending = _pending(ledger, self._recipients(context), publication, Counter())
-            for chunk, tokens in self._with_tokens(ledger, pending, context.delivery_chunk):
-                context.stop_if_asked(self.instance)
-                # Opened for the first chunk only: a resumed batch with nobody left opens no connection.
-                link.smtp()
-                # The chunk is claimed before any of it is sent (recipients another worker or an earlier attempt
-                # has are left out), and its outcomes recorded together after.
-                claimed = ledger.claim_deliveries(publication, [subscriber.address for subscriber in chunk])
-                mine = set(claimed)
-                if personal is not None:
-                    personal.expect(claimed)
-                outcomes: list[DeliveryOutcome] = []
-                usable = True
-                try:
-                    for subscriber in chunk:
-                        if subscriber.address not in mine:
-                            continue
-                        context.stop_if_asked(self.instance)
-                        token = tokens[subscriber.address]
-                        message = prepared(len(token)).for_recipient(subscriber.name, subscriber.address, token)
-                        if personal is not None:
-                            message = (personal.apply(message[0], subscriber.address), message[1])
-                        context.pace()
-                        after = self._send_one(
-                            link.smtp(), message, subscriber.address, ledger, outcomes, retry_reasons
-                        )
-                        usable = after == "go on" or (after == "reconnect" and link.lost())
-                        if not usable:
-                            break
-                finally:
-                    ledger.finish_deliveries(publication, outcomes, claimed)
-                if not usable:
-                    break
+            try:
+                for chunk, tokens in self._with_tokens(ledger, pending, context.delivery_chunk):
+                    if context.stopping.is_set():
+                        break
+                    # Opened for the first chunk only: a resumed batch with nobody left opens no connection.
+                    link.smtp()
+                    # The chunk is claimed before any of it is sent (recipients another worker or an earlier attempt
+                    # has are left out), in the transaction recording the chunk before: one commit per chunk, and a
+                    # process killed at any line leaves only the chunk in hand claimed.
+                    claimed = ledger.claim_deliveries(
+                        publication, [subscriber.address for subscriber in chunk], finished=outcomes
+                    )
+                    outcomes = []
+                    if personal is not None:
+                        personal.expect(claimed)
+                    message = functools.partial(_message, prepared, tokens, personal)
+                    if not self._send_chunk(context, link, chunk, set(claimed), message, outcomes, retry_reasons):
+                        break
+            finally:
+                # The loop's end, a stop, a refusal or a lost ledger: the chunk in hand is recorded all the same.
+                ledger.finish_deliveries(publication, outcomes, claimed)
+        # A stop is said once the chunk in hand is recorded, so that what went out is counted whole.
+        context.stop_if_asked(self.instance)
         skipped: Counter[str] = Counter()  # who is left and who is skipped, as the ledger now stands
         left = sum(1 for _ in _pending(ledger, self._recipients(context), publication, skipped))
         summary = f"smtp {credentials.server}: {_summary(ledger.delivery_state_counts(publication), skipped)}"
@@ -186,6 +179,31 @@ class NewsletterSending(NewsletterMessages):
             reason = retry_reasons[0] if retry_reasons else "not sent yet"
             raise PublishError(self.instance, f"{summary}; {left} left for the next run ({reason})", transient=True)
         return Receipt(location=summary, sent_at=now_utc())
+
+    def _send_chunk(
+        self,
+        context: PublishContext,
+        link: Link,
+        chunk: list[Subscriber],
+        mine: set[str],
+        message: Callable[[Subscriber], tuple[bytes, str]],
+        outcomes: list[DeliveryOutcome],
+        retry: list[str],
+    ) -> bool:
+        """Send to the recipients of ``chunk`` claimed now (``mine``), in order, each outcome appended to
+        ``outcomes``; return whether the batch may go on (False: a stop was asked, the server is closing, or no
+        connection is left). Raises as :meth:`_send_one` does."""
+        for subscriber in chunk:
+            if subscriber.address not in mine:
+                continue
+            if context.stopping.is_set():
+                return False
+            raw = message(subscriber)
+            context.pace()
+            after = self._send_one(link.smtp(), raw, subscriber.address, context.ledger, outcomes, retry)
+            if not (after == "go on" or (after == "reconnect" and link.lost())):
+                return False
+        return True
 
     def list_scope(self) -> str:
         """What an unsubscribe from this list suppresses (:func:`carecast.recipients.list_scope`)."""
@@ -315,6 +333,21 @@ class NewsletterSending(NewsletterMessages):
         except OSError as exc:  # refused, unreachable, timed out, disconnected
             raise PublishError(self.instance, f"cannot reach the {where}: {exc}", transient=True) from exc
         return smtp
+
+
+def _message(
+    prepared: Callable[[int], PreparedMessage],
+    tokens: dict[str, str],
+    personal: RecipientLinks | None,
+    subscriber: Subscriber,
+) -> tuple[bytes, str]:
+    """``subscriber``'s copy (its bytes and Message-ID): the prepared message with their token, and their own link
+    codes when the practice counts clicks per recipient. Raises LedgerError when those codes cannot be made."""
+    token = tokens[subscriber.address]
+    raw, message_id = prepared(len(token)).for_recipient(subscriber.name, subscriber.address, token)
+    if personal is not None:
+        raw = personal.apply(raw, subscriber.address)
+    return raw, message_id
 
 
 def _mail_options(smtp: smtplib.SMTP, sender: str, address: str) -> tuple[str, ...]:

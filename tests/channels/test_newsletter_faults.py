@@ -14,19 +14,23 @@ run too. What is counted is what the server took, per recipient, across runs.
 from __future__ import annotations
 
 import random
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from carecast.channel import STOPPED, Outbox, PublishContext
+from carecast.errors import PublishError
 from carecast.ledger import Resolution
 from carecast.pipeline import make_channel
 from carecast.resolution import settle
 from tests.channels.test_newsletter_smtp import PASSWORD, UNSUBSCRIBE_SECRET, Practice, practice_on
 from tests.factories import NEWSLETTER_RECIPIENTS
-from tests.providers.smtp import STORM_KINDS, DropStage, SmtpServer, SmtpStorm
+from tests.providers.smtp import STORM_KINDS, DropStage, ReceivedMessage, SmtpServer, SmtpStorm
 
 STAGES: tuple[DropStage, ...] = ("mail", "rcpt", "data", "queued")
 #: The seeds of the storms: together they inject every kind of fault into the sample's 6 recipients. (Of seeds 17-76,
@@ -156,6 +160,55 @@ def test_a_421_stops_the_batch_and_everyone_is_reached_by_the_next_run(practice:
     assert (storm.injected, practice.smtp.connections, received(practice)) == ({f"421 {stage}": 1}, 1, Counter())
     [second] = practice.publish()
     assert second.state == "published", second.detail
+    assert_everyone_once(practice)
+
+
+def test_a_login_refused_on_reconnecting_mid_batch_keeps_what_went_out_and_the_fixed_run_sends_the_rest(
+    practice: Practice,
+) -> None:
+    """The password is changed at the server while a batch goes out, then the connection drops at ``MAIL``: the new
+    login is refused (535). The two reached and the one whose connection dropped are recorded all the same (each
+    outcome waits for the next recipient's claim, which never comes); once the password is right again the next
+    run reaches the rest, everyone once."""
+
+    def rotate_after_two(_: ReceivedMessage) -> None:
+        if len(practice.smtp.messages) == 2:
+            practice.smtp.password = "rotated at the provider"
+
+    practice.smtp.watch(rotate_after_two)
+    practice.smtp.drop_connection("mail", after=2)
+    practice.approve()
+
+    [first] = practice.publish()
+
+    assert first.state == "retry" and "refused the login of 'carecast' (535" in first.detail, first.detail
+    deliveries = practice.ledger.deliveries(1).values()
+    assert Counter((record.state, record.transient) for record in deliveries) == {
+        ("sent", False): 2,
+        ("failed", True): 1,  # lost before the message was sent: retried
+    }
+    practice.smtp.password = PASSWORD  # the staff set it right
+    [fixed] = practice.publish()
+    assert fixed.state == "published", fixed.detail
+    assert_everyone_once(practice)
+
+
+def test_a_stop_mid_batch_records_the_message_in_hand_and_counts_it_as_sent(practice: Practice, tmp_path: Path) -> None:
+    """Asked to stop (``carecast serve`` shutting down) while the third message goes out: it ends and is recorded,
+    the stop says three went out, nobody is left claimed, and the next attempt reaches the rest, everyone once."""
+    practice.approve()
+    [stored] = practice.ledger.drafts("newsletter")
+    stopping = threading.Event()
+    practice.smtp.watch(lambda _: stopping.set() if len(practice.smtp.messages) == 3 else None)
+    context = PublishContext(practice.ledger.claim(stored.id), Outbox(tmp_path / "outbox"), practice.ledger)
+
+    with pytest.raises(PublishError, match=f"{STOPPED} after 3 sent; the rest is left") as stopped:
+        practice.channel.publish(stored.draft, replace(context, stopping=stopping))
+
+    assert stopped.value.transient
+    deliveries = practice.ledger.deliveries(context.publication_id).values()
+    assert [record.state for record in deliveries] == ["sent"] * 3 == ["sent"] * len(practice.smtp.messages)
+    practice.channel.publish(stored.draft, context)
     assert_everyone_once(practice)
 
 
