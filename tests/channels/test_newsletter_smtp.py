@@ -7,6 +7,8 @@ The sample audience (config/audience/newsletter.csv) has 6 consenting subscriber
 from __future__ import annotations
 
 import logging
+import re
+import smtplib
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +19,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from carecast.channel import Outbox, PublishContext
@@ -29,6 +33,7 @@ from carecast.pipeline import Outcome, make_channel, publish, sync_audience
 from carecast.practice import load_settings
 from carecast.unsubscribe import apply_unsubscribe, verify_token
 from carecast_channels.newsletter import NewsletterChannel
+from carecast_channels.newsletter.smtp_transaction import _data, transact
 from tests.channels.conftest import naming_any, our_log_lines, sample_addresses
 from tests.conftest import write_config
 from tests.factories import NEWSLETTER_RECIPIENTS, reveals
@@ -161,6 +166,25 @@ def test_every_consenting_subscriber_gets_exactly_one_message(practice: Practice
     )
     sent_ids = {record.provider_id for record in deliveries.values()}
     assert sent_ids == {str(message.parsed()["Message-ID"]) for message in practice.smtp.messages}
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from([b".", b"..", b"a", b"\r\n", b"\n", b"\r", b" ."]), max_size=40))
+@example([b".", b"\r\n", b".", b"\n", b"."])
+def test_the_data_sent_is_smtplibs(pieces: list[bytes]) -> None:
+    """Dots doubled at each line's start and the end line added, byte for byte as ``smtplib.SMTP.data`` does."""
+    raw = b"".join(pieces)
+    stuffed = re.sub(rb"(?m)^\.", b"..", raw)  # smtplib's _quote_periods
+    assert _data(raw) == stuffed + (b"" if stuffed.endswith(b"\r\n") else b"\r\n") + b".\r\n"
+
+
+def test_lines_starting_with_a_dot_arrive_as_written() -> None:
+    raw = b"Subject: dots\r\n\r\n.first\r\n..second\r\nmid.dle\r\n.\r\n=\r\n.com/\r\n"
+    with SmtpServer() as server, smtplib.SMTP(server.host, server.port, timeout=10) as smtp:
+        smtp.login(server.username, server.password)
+        transact(smtp, "news@oakviewpt.com", "ann@example.com", raw, ())
+        [message] = server.messages
+    assert message.raw == raw
 
 
 def test_publishing_again_sends_nothing(practice: Practice, tmp_path: Path) -> None:
