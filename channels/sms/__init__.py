@@ -293,7 +293,8 @@ class SmsChannel(TwilioSender):
             chunks = batched(reachable, max(context.delivery_chunk, concurrency))
             try:
                 for chunk in chunks:
-                    context.stop_if_asked(self.instance)
+                    if context.stopping.is_set():
+                        break
                     openings = dict(chunk)
                     # The chunk is claimed before any of it is sent, in the transaction recording the chunk before;
                     # its outcomes are recorded at least every RECORD_EVERY seconds too: Twilio's status callbacks
@@ -302,7 +303,8 @@ class SmsChannel(TwilioSender):
                     outcomes, recorded = [], set()
                     last_record = time.monotonic()
                     for address in claimed:
-                        context.stop_if_asked(self.instance)
+                        if context.stopping.is_set():
+                            break
                         if openings[address] > context.now:
                             outcomes.append(DeliveryOutcome(address, "deferred", not_before=openings[address]))
                             waits.append(openings[address])
@@ -322,6 +324,8 @@ class SmsChannel(TwilioSender):
                     _collect(sends.finish(), outcomes)
                 finally:
                     ledger.finish_deliveries(publication, outcomes, [a for a in claimed if a not in recorded])
+        # A stop is said once the texts in hand are recorded, so that what went out is counted whole.
+        context.stop_if_asked(self.instance)
         doubtful |= {address for address, record in ledger.deliveries(publication).items() if in_doubt(record)}
         if doubtful:
             reason = f"Twilio's answer to {len(doubtful)} text(s) was lost; they are looked up at Twilio next run"

@@ -598,6 +598,27 @@ def test_a_stop_with_texts_in_flight_records_them_and_leaves_the_rest(
         assert sorted(form["To"] for form in forms) == sorted(CONSENTING)  # the rest, each once
 
 
+def test_a_stop_counts_every_text_that_went_out(tmp_path: Path, receiver: CallbackReceiver) -> None:
+    """Asked to stop while Twilio answers the second text (one at a time, a chunk of one): the stop says two went
+    out (the second recorded before it is said, not one short), and the retry texts the rest, each once."""
+    stopping = threading.Event()
+    with TwilioServer(credentials=CREDENTIALS) as server:
+        setup = Setup(tmp_path, server, receiver, status_callback=None)
+        server.watch(lambda _: stopping.set() if len(sent_forms(server)) == 2 else None)
+        draft = setup.draft()
+        context = replace(setup.claim(draft), stopping=stopping)
+        with pytest.raises(PublishError, match="stopped by a shutdown after 2 sent") as stopped:
+            setup.channel.publish(draft, context)
+        records = setup.ledger.deliveries(context.publication_id)
+        assert (
+            [r.state for r in records.values() if r.state == "sent"]
+            == ["sent"] * 2
+            == ["sent"] * len(sent_forms(server))
+        )
+        setup.channel.publish(draft, setup.retry(context, stopped.value, OPEN))
+        assert sorted(form["To"] for form in sent_forms(server)) == sorted(CONSENTING)  # the rest, each once
+
+
 def test_audit_prints_one_numbers_history_through_opt_in_texts_and_stop(
     tmp_path: Path, receiver: CallbackReceiver, capsys: pytest.CaptureFixture[str]
 ) -> None:
