@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from bench.scenarios.adapt import AdaptEveryChannel, AdaptRefusedRerun, AdaptX, AdaptXTwiceAsLong
 from bench.scenarios.base import SECRETS_ENV, SMTP_PASSWORD, SMTP_USER, Scenario, Servers
-from bench.scenarios.content import etag
 from bench.scenarios.fanout import (
     AudienceUnchanged,
     FanoutOutbox,
@@ -39,7 +38,7 @@ from bench.scenarios.links import Redirect
 from bench.scenarios.orchestration import PublishServed, RunNothingNew, RunNothingNewServed, core_run
 from bench.scenarios.phi import PhiStartup
 
-__all__ = ["SCENARIOS", "SECRETS_ENV", "SMTP_PASSWORD", "SMTP_USER", "Scenario", "Servers", "core_run", "etag"]
+__all__ = ["SCENARIOS", "SECRETS_ENV", "SMTP_PASSWORD", "SMTP_USER", "Scenario", "Servers", "core_run"]
 
 SCENARIOS: dict[str, type[Scenario]] = {
     scenario.name: scenario
