@@ -35,7 +35,14 @@ from bench.scenarios.fanout import (
 from bench.scenarios.ingest import IngestCold, IngestGrowing, IngestNotModified, IngestOneNew
 from bench.scenarios.ledger import PublishOne, PublishOnePg, Status, StatusPg
 from bench.scenarios.links import Redirect
-from bench.scenarios.orchestration import PublishServed, RunNothingNew, RunNothingNewServed, RunOneNew, core_run
+from bench.scenarios.orchestration import (
+    PublishServed,
+    RunNothingNew,
+    RunNothingNewReview,
+    RunNothingNewServed,
+    RunOneNew,
+    core_run,
+)
 from bench.scenarios.phi import PhiStartup
 
 __all__ = ["SCENARIOS", "SECRETS_ENV", "SMTP_PASSWORD", "SMTP_USER", "Scenario", "Servers", "core_run"]
@@ -68,6 +75,7 @@ SCENARIOS: dict[str, type[Scenario]] = {
         PublishOne,
         PublishOnePg,
         RunNothingNew,
+        RunNothingNewReview,
         RunOneNew,
         RunNothingNewServed,
         PublishServed,

@@ -12,7 +12,7 @@ import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from bench.scenarios.base import (
     ROOT,
@@ -90,6 +90,17 @@ class RunNothingNew(Scenario):
     def baseline(self) -> dict[str, float]:
         script = f"from bench.scenarios import core_run; core_run({str(self.config_file())!r}, {self.channel!r})"
         return timed_command([sys.executable, "-c", script], self.environment(), ROOT, self.workdir / "baseline.log")
+
+
+class RunNothingNewReview(RunNothingNew):
+    """The same, the practice's newsletter under review (``approval: review``): after the first run its issue waits
+    for approval, as it does all week until staff approve it (before issue 24's sixth stop, every run then started
+    Prefect to render the issue again)."""
+
+    name = "run-nothing-new-review"
+
+    def write_config(self, changes: dict[str, Any]) -> Path:
+        return super().write_config({"channels": {"newsletter": {"approval": "review"}}} | changes)
 
 
 class RunOneNew(RunNothingNew):
