@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.scenarios import SCENARIOS, SECRETS_ENV, SMTP_PASSWORD, SMTP_USER, Scenario, Servers, etag
-from tests.providers import LocalHttpServer, RecordedRequest, Reply
+from bench.scenarios import SCENARIOS, SECRETS_ENV, SMTP_PASSWORD, SMTP_USER, Scenario, Servers
+from tests.providers.feeds import FeedServer
 from tests.providers.smtp import SmtpServer
 from tests.providers.twilio import TwilioCredentials, TwilioServer
 from tests.providers.xapi import XApiServer
@@ -35,23 +35,6 @@ BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 #: Scenarios also run at multiples of their size: time and peak memory as the audience grows (4x, 16x), a publish
 #: as the ledger grows (10x: 100,000 then 1,000,000 publications by default).
 SCALED = {"scale-sms": (1, 4, 16), "scale-newsletter": (1, 4, 16), "publish-one": (1, 10), "publish-one-pg": (1, 10)}
-
-
-class FeedServer(LocalHttpServer):
-    """Serves the feeds the scenarios registered, with an ETag, and 304 to a matching ``If-None-Match``."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.feeds: dict[str, bytes] = {}
-
-    def handle(self, request: RecordedRequest) -> Reply:
-        body = self.feeds.get(request.path)
-        if body is None:
-            return Reply(404, {"error": "no such feed"})
-        validator = etag(body)
-        if request.headers.get("If-None-Match") == validator:
-            return Reply(304, b"", {"ETag": validator})
-        return Reply(200, body, {"ETag": validator, "Content-Type": "application/rss+xml"})
 
 
 @dataclass

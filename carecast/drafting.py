@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Sequence
@@ -19,8 +20,15 @@ from carecast.ledger.holds import DraftSave
 from carecast.links import shortener
 from carecast.model import ContentItem, Draft, now_utc
 from carecast.outcomes import Outcome, OutcomeState, care_findings, held_reason, phi_check, title_of
-from carecast.phi import Finding, fingerprint
-from carecast.phi_holds import DigestScreen, already_held, phi_findings, screen_digest, settle_digest
+from carecast.phi import Finding, PhiCheck, fingerprint, uncovered
+from carecast.phi_holds import (
+    HELD_OUT,
+    DigestScreen,
+    already_held,
+    phi_findings,
+    screen_digest,
+    settle_digest,
+)
 
 
 def adapt(
@@ -83,33 +91,103 @@ def _candidates(
 
 def still_to_adapt(
     settings: Settings, ledger: Ledger, instance: str, now: datetime | None = None
-) -> tuple[list[str], list[Outcome]]:
+) -> tuple[list[str], list[Outcome], list[Outcome]]:
     """What :func:`adapt` of ``instance`` would do, found without rendering or storing anything: the ids of the
-    items it would render, and the outcomes it would report again (drafts waiting for approval).
+    items it would render, the outcomes it would report again (drafts waiting for approval), and the drafts it
+    would leave as they are, not going out: refused by the rules or held for possible PHI, each with its reason
+    (staff were told when it happened; adapt says nothing of them again).
 
-    A candidate item needs nothing when its draft was refused, or waits for approval, and was rendered from what
-    it would be rendered from now (:func:`render_fingerprint`: the item, the channel's config, the practice and its
-    templates); any other candidate is to render, as is every candidate of a digest (its issue is screened whole).
+    A candidate item needs nothing when its draft was refused, waits for approval, or is held (and the PHI check
+    still finds what held it), and was rendered from what it would be rendered from now (:func:`render_fingerprint`:
+    the item, the channel's config, the practice and its templates); any other candidate is to render. A digest's
+    candidates are sorted as adapt sorts them (refused alone, held out, in the issue), and need nothing when each
+    refusal and hold is an earlier one and the issue is one stored as it would render now.
+
+    Raises LedgerError when the ledger cannot be read.
     """
     channel = make_channel(settings, instance)
     candidates = _candidates(settings, ledger, channel, now, None)
-    if not candidates or channel.digest:
-        return [item.id for item in candidates], []
-    templates = templates_fingerprint(settings, channel)
-    refused = ledger.refusal_fingerprints(instance, channel.config.account)
-    waiting = {stored.draft.key: stored for stored in ledger.drafts(instance, ["pending"])}
-    to_render, outcomes = [], []
-    for item in candidates:
-        key, rendered_from = _key(instance, [item]), render_fingerprint(channel, [item], templates)
-        if refused.get(key) == rendered_from:
-            continue
-        stored = waiting.get(key)
+    if not candidates:
+        return [], [], []
+    look = _Look(settings, ledger, channel)
+    batches = look.issue(candidates) if channel.digest else [[item] for item in candidates]
+    if batches is None:
+        return [item.id for item in candidates], [], []
+    for batch in batches:
+        look.batch(batch)
+    return look.to_render, look.waiting, look.kept_back
+
+
+class _Look:
+    """:func:`still_to_adapt` of one channel: what its adapt would find, batch by batch."""
+
+    def __init__(self, settings: Settings, ledger: Ledger, channel: Channel) -> None:
+        self.settings, self.ledger, self.channel = settings, ledger, channel
+        instance, account = channel.instance, channel.config.account
+        self.templates = templates_fingerprint(settings, channel)
+        self.refused = ledger.refusal_fingerprints(instance, account)
+        self.reasons = ledger.refusals(instance, account)
+        self.stored = {stored.draft.key: stored for stored in ledger.drafts(instance, ["pending", "held"])}
+        self.to_render: list[str] = []
+        self.waiting: list[Outcome] = []
+        self.kept_back: list[Outcome] = []
+
+    @functools.cached_property
+    def check(self) -> PhiCheck:
+        return phi_check(self.settings, self.ledger)  # read only when a draft is held: the matcher loads slowly
+
+    def batch(self, batch: list[ContentItem]) -> None:
+        """Sort one draft's items: to render, waiting, or kept back (refused, still held)."""
+        instance, ids, title = self.channel.instance, tuple(item.id for item in batch), title_of(batch)
+        key, rendered_from = _key(instance, batch), render_fingerprint(self.channel, batch, self.templates)
+        if self.refused.get(key) == rendered_from:
+            self.kept_back.append(Outcome(instance, ids, "rejected", self.reasons.get(key) or "refused", title))
+            return
+        stored = self.stored.get(key)
         if stored is None or stored.draft.measures.get(RENDERED_FROM) != rendered_from:
-            to_render.append(item.id)
-            continue
-        draft = stored.draft
-        outcomes.append(Outcome(instance, draft.item_ids, "waiting", "waiting for approval", item.title, draft))
-    return to_render, outcomes
+            self.to_render += ids
+            return
+        if stored.state == "pending":
+            self.waiting.append(Outcome(instance, ids, "waiting", "waiting for approval", title, stored.draft))
+            return
+        findings = phi_findings(self.check, stored.draft, batch) + care_findings(
+            self.check, self.settings, instance, stored.draft
+        )
+        if not findings:  # what held it is covered now: adapt lets the same text through
+            self.to_render += ids
+            return
+        self.kept_back.append(Outcome(instance, ids, "held", held_reason(stored.id, findings), title, stored.draft))
+
+    def issue(self, candidates: list[ContentItem]) -> list[list[ContentItem]] | None:
+        """A digest's issue as adapt would make it (no batch when no item is clear), each item refused or held out
+        kept back; None when adapt has more to do than render it: a new refusal or hold, a released item, a
+        backlog to skip."""
+        instance, channel = self.channel.instance, self.channel
+        admitted = []
+        for item in candidates:
+            try:
+                channel.admit(item)
+            except RenderError as exc:
+                if self.reasons.get(_key(instance, [item])) != exc.reason:
+                    return None
+                self.kept_back.append(Outcome(instance, (item.id,), "rejected", exc.reason, item.title))
+                continue
+            admitted.append(item)
+        clear = []
+        for item in admitted:
+            # As screen_digest checks it: alone, covered by the issue's authorizations.
+            findings = uncovered(self.check.check_draft(Draft(instance, (item.id,), ()), [item]), admitted)
+            if not findings:
+                clear.append(item)
+                continue
+            alone = self.stored.get(_key(instance, [item]))
+            if alone is None or alone.state != "held" or not alone.draft.measures.get(HELD_OUT):
+                return None
+            why = held_reason(alone.id, findings) + "; left out of the issue"
+            self.kept_back.append(Outcome(instance, (item.id,), "held", why, item.title, alone.draft))
+        if len(clear) > channel.config.max_items_per_run:
+            return None
+        return [clear] if clear else []
 
 
 def _key(instance: str, batch: Sequence[ContentItem]) -> str:

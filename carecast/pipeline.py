@@ -12,7 +12,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
 
 from carecast.audience import ADDRESS_COLUMN, load_audience
 from carecast.channel import make_channel
@@ -41,7 +40,6 @@ __all__ = [
     "SourceReport",
     "adapt",
     "channel_names",
-    "combined",
     "decide",
     "describe_measures",
     "draft_slot",
@@ -71,31 +69,6 @@ class SourceReport:
     #: Items that could not be read, each with its reason; the source's other items were ingested.
     failures: list[str] = field(default_factory=list)
     error: str | None = None
-
-    def counts(self) -> dict[str, Any]:
-        """The items it stored and the entries it counted, as plain data (ids and counts only): what
-        :func:`combined` adds to a later poll's report."""
-        return {"new": self.new, "edited": self.edited, "unchanged": self.unchanged, "not_modified": self.not_modified}
-
-
-def combined(earlier: dict[str, Any], later: SourceReport) -> SourceReport:
-    """What two polls of one source did together: ``earlier``'s new and edited items (its report as plain data,
-    :meth:`SourceReport.counts`) and ``later``'s report. The entries ``later`` found unchanged that ``earlier``
-    stored are counted as ``earlier`` found them; ``later``'s error, warnings and failures are the report's."""
-    new = [*earlier["new"], *(item for item in later.new if item not in earlier["new"])]
-    edited = [item for item in [*earlier["edited"], *later.edited] if item not in new]
-    edited = list(dict.fromkeys(edited))
-    if later.not_modified:
-        unchanged = earlier["unchanged"]
-    else:
-        unchanged = max(later.unchanged - len({*earlier["new"], *earlier["edited"]} - {*later.new, *later.edited}), 0)
-    return replace(
-        later,
-        new=new,
-        edited=edited,
-        unchanged=unchanged,
-        not_modified=later.not_modified and earlier["not_modified"],
-    )
 
 
 def sync_audience(settings: Settings, ledger: Ledger) -> dict[str, tuple[int, int]]:

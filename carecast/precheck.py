@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,16 +23,17 @@ from carecast.pipeline import SourceReport, channel_names, ingest, late_drafts, 
 
 @dataclass(frozen=True)
 class Look:
-    """What the look found: each source's report, why the run has work (empty: none), and the drafts waiting for
-    approval a run reports again."""
+    """What the look found: each source's report, why the run has work (empty: none), the drafts waiting for
+    approval a run reports again, and those not going out (refused by the rules, held for possible PHI) with why."""
 
     sources: list[SourceReport]
     work: list[str] = field(default_factory=list)
     waiting: list[Outcome] = field(default_factory=list)
+    kept_back: list[Outcome] = field(default_factory=list)
 
     def ingested(self) -> dict[str, dict[str, Any]]:
-        """What the polls stored, by source, as plain data (ids and counts): the flow's ``ingested`` parameter."""
-        return {report.source: report.counts() for report in self.sources}
+        """Each source's report, as plain data: the flow's ``ingested`` parameter (the flow polls no source again)."""
+        return {report.source: asdict(report) for report in self.sources}
 
 
 def look(settings: Settings, ledger: Ledger, channels: Sequence[str] | None, now: datetime | None = None) -> Look:
@@ -49,7 +50,8 @@ def look(settings: Settings, ledger: Ledger, channels: Sequence[str] | None, now
     # Polled together, as the flow's ingest tasks are: a run waits for its slowest feed, not for their sum.
     with ThreadPoolExecutor(max_workers=max(min(len(settings.sources), 8), 1)) as pool:
         reports = list(pool.map(lambda source: ingest(settings, ledger, source, now=now), settings.sources))
-    # A source that failed is the flow's to report (its failure notifies): the run goes on.
+    # A source that failed needs the flow: its run ends Failed, which tells the practice (notify.webhook, else an
+    # email or the outbox: carecast_flows.notify); drafts refused or held earlier were told then and need nothing.
     work += [
         f"source {report.source}: {len(report.new)} new, {len(report.edited)} edited"
         + (", failed" if report.error or report.failures else "")
@@ -57,11 +59,13 @@ def look(settings: Settings, ledger: Ledger, channels: Sequence[str] | None, now
         if report.new or report.edited or report.error or report.failures
     ]
     waiting: list[Outcome] = []
+    kept_back: list[Outcome] = []
     for name in channel_names(settings, channels):
-        to_render, again = still_to_adapt(settings, ledger, name, now)
+        to_render, again, kept = still_to_adapt(settings, ledger, name, now)
         waiting += again
+        kept_back += kept
         work += _channel_work(settings, ledger, name, now, len(to_render))
-    return Look(reports, work, waiting)
+    return Look(reports, work, waiting, kept_back)
 
 
 def _channel_work(settings: Settings, ledger: Ledger, name: str, now: datetime | None, to_render: int) -> list[str]:

@@ -80,14 +80,14 @@ def _deployment_pace(settings: Settings, channel: Channel) -> Callable[[str], No
 
 
 @task(task_run_name="ingest {source}", cache_policy=NO_CACHE)
-def ingest_source(config_path: str, source: str, earlier: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Poll ``source``; with ``earlier`` (what a poll just before stored, ``SourceReport.counts``), report what
-    both did, so the run still says what it ingested."""
-    with open_practice(config_path) as practice:
-        settings, ledger = practice.settings, practice.ledger
-        report = core.ingest(settings, ledger, source)
-    if earlier is not None:
-        report = core.combined(earlier, report)
+def ingest_source(config_path: str, source: str, polled: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Poll ``source``; with ``polled`` (the report, as plain data, of a poll of this run made before the flow:
+    ``carecast run``'s look), report that poll instead of polling again: one request per feed and run."""
+    if polled is None:
+        with open_practice(config_path) as practice:
+            report = core.ingest(practice.settings, practice.ledger, source)
+    else:
+        report = core.SourceReport(**polled)
     logger = get_run_logger()
     if report.error:
         logger.error("source %s failed: %s", source, report.error)
@@ -164,12 +164,13 @@ def report(config_path: str, rows: list[Row], channels: list[str], started: date
 
 
 def _read_sources(
-    config_path: str, practice: PracticeContext, ingested: dict[str, dict[str, Any]] | None = None
+    config_path: str, practice: PracticeContext, polled: dict[str, dict[str, Any]] | None = None
 ) -> list[dict[str, Any]]:
-    """Bring the audience files into the ledger, then read every source, one task run each (reporting, too, what
-    ``ingested`` says an earlier poll stored)."""
-    core.sync_audience(practice.settings, practice.ledger)
-    earlier = ingested or {}
+    """Bring the audience files into the ledger, then read every source, one task run each; with ``polled``
+    (``carecast run``'s look did both before the flow), report its polls instead."""
+    if polled is None:
+        core.sync_audience(practice.settings, practice.ledger)
+    earlier = polled or {}
     futures = [ingest_source.submit(config_path, source, earlier.get(source)) for source in practice.settings.sources]
     return [future.result() for future in futures]
 
@@ -280,8 +281,8 @@ def pipeline(
     ingested: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Ingest every source, then adapt and (unless ``dry_run``) publish each chosen channel: ``carecast run``.
-    ``ingested``: what ``carecast run``'s look before the flow stored, by source (ids and counts), reported with
-    what the flow's own polls find.
+    ``ingested``: the reports of ``carecast run``'s look before the flow, which polled every source and brought the
+    audience files in: the flow reports them and polls no source again.
 
     Returns ``{"sources": [...], "outcomes": [...]}``: one report per source and one row per draft; as the data
     of a Failed state (which notifies ``notify.webhook``) when a source or a publication failed.
@@ -318,8 +319,8 @@ def run_here(
     channels: list[str] | None,
     ingested: dict[str, dict[str, Any]] | None = None,
 ) -> State[Any]:
-    """``carecast run``: the ``pipeline`` flow in this process, to its end; its final state. ``ingested``: what
-    the command's look stored, by source (see ``pipeline``).
+    """``carecast run``: the ``pipeline`` flow in this process, to its end; its final state. ``ingested``: the
+    reports of the command's look, by source (see ``pipeline``).
 
     Without heartbeats: they are how a deployment's run, which nobody watches, is found dead (``carecast deploy``
     sets them); here the person who started the run sees it end, and Prefect's heartbeat thread, sleeping a second

@@ -1,25 +1,28 @@
 """``carecast run``'s look before Prefect loads (:mod:`carecast.precheck`): after a run it finds nothing to do but
-the drafts waiting for approval, and it finds each kind of work a run would do; a run with nothing to do never
-imports Prefect."""
+the drafts waiting for approval (and those refused or held earlier, named with why), and it finds each kind of
+work a run would do; a run with nothing to do never imports Prefect."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from carecast import pipeline
+from carecast.cli import main
 from carecast.config import Settings
 from carecast.ledger import Ledger
 from carecast.model import Draft, now_utc
 from carecast.practice import load_settings
 from carecast.precheck import look
-from tests.conftest import ROOT
+from tests.conftest import ROOT, write_config
 from tests.factories import make_item
+from tests.test_phi_holds import PHI_STORY
 
 #: What a run of the sample leaves waiting: LinkedIn's drafts, under review.
 REVIEWED = "linkedin"
@@ -82,17 +85,9 @@ def test_a_new_post_is_work_and_its_poll_is_reported(after_a_run: tuple[Settings
     [report] = [report for report in found.sources if report.source == "stories"]
     assert len(report.new) == 1
     assert found.work[0] == "source stories: 1 new, 0 edited"
-    assert found.ingested()["stories"] == {
-        "new": report.new,
-        "edited": [],
-        "unchanged": report.unchanged,
-        "not_modified": False,
-    }
-    # The flow's own poll then finds nothing new; what it reports still says what the look stored.
-    again = pipeline.ingest(settings, ledger, "stories")
-    assert again.new == []
-    combined = pipeline.combined(found.ingested()["stories"], again)
-    assert (combined.new, combined.unchanged) == (report.new, report.unchanged)
+    # The flow reports the look's poll as it is (it polls no source again).
+    assert found.ingested()["stories"] == asdict(report)
+    assert pipeline.SourceReport(**found.ingested()["stories"]) == report
 
 
 def test_an_audience_change_a_due_draft_and_a_late_one_are_work(after_a_run: tuple[Settings, Ledger]) -> None:
@@ -108,6 +103,59 @@ def test_an_audience_change_a_due_draft_and_a_late_one_are_work(after_a_run: tup
 
     later = now_utc() + timedelta(days=8)  # past the slot of every draft waiting for review, and its late window
     assert f"{REVIEWED}: 2 draft(s) to expire" in look(settings, ledger, [REVIEWED], now=later).work
+
+
+def test_drafts_refused_or_held_earlier_are_named_not_work(
+    after_a_run: tuple[Settings, Ledger], capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings, ledger = after_a_run
+    yesterday = now_utc() - timedelta(days=1)
+    ledger.upsert_items(
+        [
+            make_item("rss:blog:john", summary=PHI_STORY, title="Back on court", published=yesterday),
+            make_item("rss:blog:linda", title="Linda's story", mentions_patient=True, published=yesterday),
+        ]
+    )
+    told = {(o.channel, o.item_ids[0], o.state) for o in core_run(settings, ledger)}
+    assert {("newsletter", "rss:blog:john", "held"), ("x", "rss:blog:john", "held")} <= told
+    assert {("newsletter", "rss:blog:linda", "rejected"), ("x", "rss:blog:linda", "rejected")} <= told
+
+    found = look(settings, ledger, None)
+    assert found.work == []
+    kept = {(o.channel, o.item_ids[0], o.state): o.detail for o in found.kept_back}
+    assert kept[("x", "rss:blog:john", "held")].startswith("held for possible PHI: ")
+    assert kept[("newsletter", "rss:blog:john", "held")].endswith("left out of the issue")
+    assert "HIPAA" in kept[("x", "rss:blog:linda", "rejected")]
+    assert "HIPAA" in kept[("newsletter", "rss:blog:linda", "rejected")]
+    # The look is right: the run's steps find nothing to do and report only the drafts waiting for approval.
+    assert shown(core_run(settings, ledger)) == shown(found.waiting)
+
+    # Without Prefect, the summary names each draft not going out, with why.
+    assert main(["run", "--config", str(settings.file)]) == 0
+    out = capsys.readouterr().out
+    assert "no flow run was started" in out and "Not going out" in out
+    assert out.count("held for possible PHI") >= 2 and out.count("HIPAA") >= 2
+
+    # A release is work: the released X draft is due, and the newsletter's item joins an issue.
+    for stored in ledger.drafts("x", ["held"]) + ledger.drafts("newsletter", ["held"]):
+        ledger.release(stored.id, "AUTH-2026-0301 signed today", "Jo")
+    work = look(settings, ledger, None).work
+    assert "x: 1 draft(s) due" in work and "newsletter: 2 item(s) to draft" in work  # the issue is screened whole
+
+
+def test_a_digest_issue_waiting_for_approval_is_not_work(tmp_path: Path) -> None:
+    settings = load_settings(write_config(tmp_path, {"channels": {"newsletter": {"approval": "review"}}}))
+    ledger = Ledger(settings.ledger_url())
+    try:
+        core_run(settings, ledger)
+        found = look(settings, ledger, ["newsletter"])
+        assert found.work == []
+        [issue] = found.waiting
+        assert issue.channel == "newsletter" and len(issue.item_ids) > 1
+        again = [outcome for outcome in core_run(settings, ledger) if outcome.channel == "newsletter"]
+        assert shown(again) == shown(found.waiting)
+    finally:
+        ledger.close()
 
 
 def test_a_claim_left_by_a_dead_run_is_found_as_resume_stale_takes_it(after_a_run: tuple[Settings, Ledger]) -> None:

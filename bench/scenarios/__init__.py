@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from bench.scenarios.adapt import AdaptEveryChannel, AdaptRefusedRerun, AdaptX, AdaptXTwiceAsLong
 from bench.scenarios.base import SECRETS_ENV, SMTP_PASSWORD, SMTP_USER, Scenario, Servers
-from bench.scenarios.content import etag
 from bench.scenarios.fanout import (
     AudienceUnchanged,
     FanoutOutbox,
@@ -36,10 +35,17 @@ from bench.scenarios.fanout import (
 from bench.scenarios.ingest import IngestCold, IngestGrowing, IngestNotModified, IngestOneNew
 from bench.scenarios.ledger import PublishOne, PublishOnePg, Status, StatusPg
 from bench.scenarios.links import Redirect
-from bench.scenarios.orchestration import PublishServed, RunNothingNew, RunNothingNewServed, core_run
+from bench.scenarios.orchestration import (
+    PublishServed,
+    RunNothingNew,
+    RunNothingNewReview,
+    RunNothingNewServed,
+    RunOneNew,
+    core_run,
+)
 from bench.scenarios.phi import PhiStartup
 
-__all__ = ["SCENARIOS", "SECRETS_ENV", "SMTP_PASSWORD", "SMTP_USER", "Scenario", "Servers", "core_run", "etag"]
+__all__ = ["SCENARIOS", "SECRETS_ENV", "SMTP_PASSWORD", "SMTP_USER", "Scenario", "Servers", "core_run"]
 
 SCENARIOS: dict[str, type[Scenario]] = {
     scenario.name: scenario
@@ -69,6 +75,8 @@ SCENARIOS: dict[str, type[Scenario]] = {
         PublishOne,
         PublishOnePg,
         RunNothingNew,
+        RunNothingNewReview,
+        RunOneNew,
         RunNothingNewServed,
         PublishServed,
         PhiStartup,

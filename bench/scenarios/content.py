@@ -5,7 +5,6 @@ SQLite ledger.
 from __future__ import annotations
 
 import csv
-import hashlib
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -39,11 +38,6 @@ def rss_feed(title: str, count: int, first: int = 0, start: datetime = datetime(
         + "".join(entries)
         + "</channel></rss>"
     ).encode()
-
-
-def etag(feed: bytes) -> str:
-    """The ETag the bench's feed server gives a feed."""
-    return '"' + hashlib.sha256(feed).hexdigest()[:16] + '"'
 
 
 def write_audience(folder: Path, channel_type: str, count: int) -> None:

@@ -14,9 +14,9 @@ from bench.scenarios.base import (
 )
 from bench.scenarios.content import (
     baseline_db,
-    etag,
     rss_feed,
 )
+from tests.providers.feeds import etag
 
 
 class IngestCold(Scenario):

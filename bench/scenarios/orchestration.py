@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import shutil
 import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from bench.scenarios.base import (
     ROOT,
@@ -89,6 +90,38 @@ class RunNothingNew(Scenario):
     def baseline(self) -> dict[str, float]:
         script = f"from bench.scenarios import core_run; core_run({str(self.config_file())!r}, {self.channel!r})"
         return timed_command([sys.executable, "-c", script], self.environment(), ROOT, self.workdir / "baseline.log")
+
+
+class RunNothingNewReview(RunNothingNew):
+    """The same, the practice's newsletter under review (``approval: review``): after the first run its issue waits
+    for approval, as it does all week until staff approve it (before issue 24's sixth stop, every run then started
+    Prefect to render the issue again)."""
+
+    name = "run-nothing-new-review"
+
+    def write_config(self, changes: dict[str, Any]) -> Path:
+        return super().write_config({"channels": {"newsletter": {"approval": "review"}}} | changes)
+
+
+class RunOneNew(RunNothingNew):
+    """``carecast run`` once the blog's feed (served by the bench's feed host) has gained one post: the whole
+    command, its look (one request per feed), the temporary API and the flow, which drafts and publishes the post
+    on every channel taking blog posts. Each run starts from the ledger of the run before the post."""
+
+    name = "run-one-new"
+
+    def prepare(self, feeds: dict[str, bytes]) -> None:
+        path = f"/{self.name}/blog.xml"
+        sample = (ROOT / "config" / "samples" / "oakview-blog.xml").read_bytes()
+        newest = re.search(rb"<item>.*?</item>\s*", sample, re.DOTALL)
+        assert newest is not None
+        feeds[path] = sample[: newest.start()] + sample[newest.end() :]
+        blog = {"url": f"{self.servers.feed_url}{path}", "allow_private": True}
+        self.write_config({"sources": {"blog": blog}})
+        shutil.copy(ROOT / "prefect.toml", self.workdir)
+        self.carecast()  # the first run: what the timed ones find done, but for the post
+        self.save_template()
+        feeds[path] = sample  # the post appears (a new ETag)
 
 
 class RunNothingNewServed(RunNothingNew):

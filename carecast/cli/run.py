@@ -80,8 +80,9 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _nothing_to_do(settings: Settings, found: Look, channels: list[str] | None) -> int:
-    """Say what a run with nothing to do found, as a run's summary does (and the drafts still waiting for approval),
-    without a flow run: EXIT_FAILED when a publication is still unknown, else 0."""
+    """Say what a run with nothing to do found, as a run's summary does (and the drafts still waiting for approval,
+    and those refused or held, with why), without a flow run: EXIT_FAILED when a publication is still unknown,
+    else 0."""
     from carecast.outcomes import as_row
 
     for report in found.sources:
@@ -89,6 +90,11 @@ def _nothing_to_do(settings: Settings, found: Look, channels: list[str] | None) 
             print(f"source {report.source}: {warning}", file=sys.stderr)
     rows = [as_row(outcome) for outcome in found.waiting]
     _summarise({"sources": [asdict(report) for report in found.sources], "outcomes": rows}, dry_run=False)
+    if found.kept_back:
+        # Told to staff when each was refused or held; named again here, so nothing is kept back in silence.
+        print("\nNot going out (refused by the rules or held for possible PHI)")
+        kept = [[clip(o.title, 48), o.channel, o.state, o.detail] for o in found.kept_back]
+        table(["item", "channel", "state", "why"], kept)
     print(
         f"\n{settings.practice.name}: nothing new, nothing due; no flow run was started "
         "(none shows in the Prefect UI: carecast status lists every publication)."

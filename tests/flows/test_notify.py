@@ -65,6 +65,10 @@ def test_carecast_run_with_a_failed_source_notifies_and_exits_1(
     assert "FAILED" in capsys.readouterr().out, "the summary still shows what happened"
     (payload,) = received
     assert payload["state"] == "FAILED" and "source blog" in payload["reason"]
+    # Nothing else to do and the source still down: the run still makes its flow run, whose failure is the alert.
+    assert main(["run", "--config", str(config), "--channel", "sms"]) == 1
+    assert "no flow run was started" not in capsys.readouterr().out
+    assert len(received) == 2 and "source blog" in received[1]["reason"]
 
 
 def test_a_credential_to_fix_fails_the_run_so_it_is_notified_though_it_is_retried() -> None:

@@ -9,6 +9,8 @@ import pytest
 
 from carecast.ledger import Ledger
 from carecast.practice import load_settings
+from tests.conftest import SAMPLE_CONFIG, write_config
+from tests.providers.feeds import FeedServer
 
 pytestmark = pytest.mark.prefect
 
@@ -62,6 +64,37 @@ def test_the_cli_runs_the_flow_and_prints_the_summary(
     assert re.search(r"^blog +[1-9][0-9]* new", out, re.MULTILINE), out
     assert main(["run", "--config", str(config_file), "--channel", "sms"]) == 0
     assert "nothing new to publish" in capsys.readouterr().out
+
+
+def test_a_run_polls_each_feed_once(prefect_api: None, tmp_path: Path) -> None:
+    from carecast.cli import main
+
+    sample = (SAMPLE_CONFIG / "samples" / "oakview-blog.xml").read_bytes()
+    newest = re.search(rb"<item>.*?</item>\s*", sample, re.DOTALL)
+    assert newest is not None
+    newest_id = "oakview-blog-2026-11-24-desk-ergonomics"  # its guid, as tests/sources/test_rss.py reads it
+    with FeedServer() as host:
+        host.feeds["/feed.xml"] = sample[: newest.start()] + sample[newest.end() :]  # the newest post not out yet
+        blog = {"url": f"{host.url}/feed.xml", "allow_private": True}
+        config = str(write_config(tmp_path, {"sources": {"blog": blog}}))
+
+        def polls_of_a_run() -> int:
+            before = len(host.requests_to("GET", "/feed.xml"))
+            assert main(["run", "--config", config, "--channel", "x"]) == 0
+            return len(host.requests_to("GET", "/feed.xml")) - before
+
+        # A first run (work: the flow runs), a run with nothing new (no flow), a run with one new post (the flow):
+        # the look's poll stands for the flow's, one request each.
+        assert polls_of_a_run() == 1
+        assert polls_of_a_run() == 1
+        host.feeds["/feed.xml"] = sample
+        assert polls_of_a_run() == 1
+    settings = load_settings(Path(config))
+    ledger = Ledger(settings.ledger_url())
+    drafted = {item for stored in ledger.drafts("x", ["approved", "refused"]) for item in stored.draft.item_ids}
+    drafted |= {item for record in ledger.publications() for item in record.item_ids}
+    ledger.close()
+    assert f"rss:blog:{newest_id}" in drafted, "the new post, which only the look's poll fetched, was drafted"
 
 
 def test_the_ingest_job_sends_again_what_failed_transiently_once_its_wait_is_over(
