@@ -1,16 +1,18 @@
-"""What a page's template puts in and around its article, told by structure and removed from the page's tree
-before trafilatura reads it (it keeps these, and drops the classes that told them): hover cards inlined in a
-sentence, boxes around a form to fill, the page's own dates (schema.org), what classes, ids and ARIA roles name as
-furniture (sidebars, calls to comment, related links, advertisements), grids of linked cards of other pages, the
-site's licence line, image credits. Each rule is by structure (tags, attributes, words inside and outside links,
-size), in every language; the author's own text of the same shape (a date or linked pictures in a sentence, an
-element so named that holds the article) stays. What is left around the post is trimmed from its document
-afterwards (:mod:`carecast.boilerplate`).
+"""What a page's template puts in and around its article, told by structure and removed from the page's tree before
+trafilatura reads it (it keeps these, and drops the classes that told them): hover cards inlined in a sentence, boxes
+around a form to fill, the page's own dates (schema.org), what classes, ids and ARIA roles name as furniture (sidebars,
+calls to comment, related links, advertisements), grids of linked cards of other pages, the site's licence line, image
+credits, boxes of badge links (an app's store badges) with their call, a platform's credit in small print ("Powered by
+…"), the post's own permalink line (its date and reading time). Each rule is by structure (tags, attributes, words
+inside and outside links, size), in every language; the author's own text of the same shape (a date or linked pictures
+in a sentence, an element so named that holds the article) stays. What is left around the post is trimmed from its
+document afterwards (:mod:`carecast.boilerplate`).
 """
 
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 import lxml.html
 
@@ -25,6 +27,9 @@ def drop_page_furniture(page: lxml.html.HtmlElement) -> None:
     drop_named_furniture(page)
     drop_card_grids(page)
     drop_licence_lines(page)
+    drop_badge_boxes(page)
+    drop_platform_credits(page)
+    drop_permalink_lines(page)
     for credit in [element for element in page.xpath("//*[@class or @id]") if is_credit(element)]:
         if credit.getparent() is not None:
             credit.drop_tree()  # trafilatura keeps a credit's words and drops its class, which told it
@@ -86,7 +91,8 @@ def drop_form_boxes(root: lxml.html.HtmlElement) -> None:
 _DATES = frozenset({"datepublished", "datemodified", "datecreated", "uploaddate"})
 #: A line of a date (and its "Posted on", "by …") has at most so many words; a paragraph of more is the author's.
 _DATE_LINE_WORDS = 12
-_LINES = frozenset({"p", "div", "li", "header", "footer", "dd", "td", "h1", "h2", "h3", "h4", "h5", "h6"})
+_HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
+_LINES = frozenset({"p", "div", "li", "header", "footer", "dd", "td"}) | _HEADINGS
 
 
 def drop_dates(root: lxml.html.HtmlElement) -> None:
@@ -128,8 +134,10 @@ def drop_named_furniture(root: lxml.html.HtmlElement) -> None:
         if element.tag in _PAGE_PARTS or element.getparent() is None:
             continue
         names = " ".join(str(element.get(name) or "") for name in ("class", "id"))
-        words = _NAMED.search(names) and {word.lower() for word in _NAME_WORDS.findall(names)}
-        named = bool(words and words & _FURNITURE) or str(element.get("role") or "").lower() in _FURNITURE_ROLES
+        named = (
+            bool(_NAMED.search(names) and name_words(element) & _FURNITURE)
+            or str(element.get("role") or "").lower() in _FURNITURE_ROLES
+        )
         if named and len(_words(element)) <= _FURNITURE_WORDS and not _holds_article_paragraph(element):
             element.drop_tree()
 
@@ -184,6 +192,90 @@ def drop_licence_lines(root: lxml.html.HtmlElement) -> None:
             line.drop_tree()
 
 
+def name_words(element: lxml.html.HtmlElement) -> set[str]:
+    """The words of ``element``'s class and id, lower case ("SidebarTheDeck" is sidebar, the, deck)."""
+    names = " ".join(str(element.get(name) or "") for name in ("class", "id"))
+    return {word.lower() for word in _NAME_WORDS.findall(names)}
+
+
+#: A box of badge links (an app's store badges, a row of social icons) holds at most so many words: its call.
+_BADGE_BOX_WORDS = 20
+
+
+def drop_badge_boxes(root: lxml.html.HtmlElement) -> None:
+    """Remove from ``root`` each box of two badge links or more (a link holding a picture and no words, to a page,
+    not to the picture's file: "Get it on Google Play", "Download on the App Store") with the call over them: the
+    largest element around them of at most :data:`_BADGE_BOX_WORDS` words, no link but badges and no paragraph of
+    prose. The author's sentence around such links (a paragraph of prose) stays."""
+    for badge in [link for link in root.iter("a") if _is_badge(link)]:
+        box = None
+        for parent in badge.iterancestors():
+            if parent.tag in _PAGE_PARTS or not _is_badge_box(parent):
+                break
+            box = parent
+        if box is not None and box.getparent() is not None and sum(map(_is_badge, box.iter("a"))) >= 2:
+            box.drop_tree()
+
+
+def _is_badge(link: lxml.html.HtmlElement) -> bool:
+    href = str(link.get("href") or "")
+    return bool(href) and not href.startswith("#") and not _IMAGE_FILE.search(href) and _is_picture_only(link)
+
+
+def _is_picture_only(link: lxml.html.HtmlElement) -> bool:
+    return next(link.iter("img"), None) is not None and not _words(link)
+
+
+def _is_badge_box(element: lxml.html.HtmlElement) -> bool:
+    prose = any(len(_words(paragraph)) >= _PROSE_WORDS for paragraph in element.iter("p"))
+    links = [link for link in element.iter("a") if link.get("href")]
+    return not prose and len(_words(element)) <= _BADGE_BOX_WORDS and all(map(_is_badge, links))
+
+
+#: Small print, as old and new pages set it.
+_SMALL_PRINT = (
+    "ancestor-or-self::small | ancestor-or-self::font[starts-with(@size, '-')]"
+    " | .//small | .//font[starts-with(@size, '-')]"
+)
+#: A platform's credit ("Powered by Tumblr", "Theme by …") is at most so many words.
+_CREDIT_WORDS = 6
+
+
+def drop_platform_credits(root: lxml.html.HtmlElement) -> None:
+    """Remove from ``root`` each platform's credit: a link in small print to a site's home page (no path, no
+    query), of at most :data:`_CREDIT_WORDS` words, with the small print around it. A link to a home page in the
+    author's ordinary print ("Book your first visit") and a source in small print linking to a page stay."""
+    for link in list(root.iter("a")):
+        address = urlsplit(str(link.get("href") or ""))
+        if not address.netloc or address.path not in ("", "/") or address.query or link.getparent() is None:
+            continue
+        small = link.xpath(_SMALL_PRINT)
+        if small and len(_words(link)) <= _CREDIT_WORDS:
+            outer = [element for element in small if element in set(link.iterancestors())]
+            credit = outer[-1] if outer and len(_words(outer[-1])) <= _CREDIT_WORDS else link
+            credit.drop_tree()
+
+
+_NUMBER = re.compile(r"\d")
+
+
+def drop_permalink_lines(root: lxml.html.HtmlElement) -> None:
+    """Remove from ``root`` the post's own permalink line: a short line (a date's, :data:`_DATE_LINE_WORDS` words
+    at most, no heading) holding a link whose text has a number ("Oct 18, 2019 · 8 min read") to the page's own
+    address (its ``rel="canonical"`` link or ``og:url``). A headline linked to the post and the author's sentence
+    linking to it stay."""
+    own = root.xpath("//link[@rel='canonical']/@href | //meta[@property='og:url']/@content")
+    paths = {urlsplit(str(address)).path.rstrip("/") for address in own} - {""}
+    for link in list(root.iter("a")):
+        if urlsplit(str(link.get("href") or "")).path.rstrip("/") not in paths or not _NUMBER.search(_flat(link)):
+            continue
+        line = next((parent for parent in link.iterancestors() if parent.tag in _LINES), None)
+        if line is None or line.tag in _HEADINGS or line.getparent() is None:
+            continue
+        if len(_words(line)) <= _DATE_LINE_WORDS:
+            line.drop_tree()
+
+
 def _is_card_link(link: lxml.html.HtmlElement) -> bool:
     return next(link.iter("img"), None) is not None and len(_words(link)) >= 2
 
@@ -207,3 +299,7 @@ def _is_card(element: lxml.html.HtmlElement) -> bool:
 
 def _words(element: lxml.html.HtmlElement) -> list[str]:
     return element.text_content().split()
+
+
+def _flat(element: lxml.html.HtmlElement) -> str:
+    return " ".join(_words(element))
