@@ -17,7 +17,7 @@ import re
 
 import lxml.html
 
-from carecast.furniture import drop_page_furniture
+from carecast.furniture import drop_page_furniture, name_words
 from carecast.reader import watch_url
 
 _WHOLE_PAGE = re.compile(r"<(?:html|body)[\s>]", re.IGNORECASE)
@@ -54,7 +54,7 @@ def main_content(html: str, base_url: str | None) -> str:
         return html
     players_as_links(page)
     drop_page_furniture(page)
-    stash, captions = stash_tables(page), mark_captions(page)
+    stash, captions = stash_tables(page), mark_captions(captions_as_figures(page))
     article = trafilatura.extract(
         lxml.html.tostring(page, encoding="unicode"),
         url=base_url,
@@ -76,11 +76,39 @@ def main_content(html: str, base_url: str | None) -> str:
     return restore_tables(lxml.html.tostring(found, encoding="unicode"), stash)
 
 
+#: A caption set outside any figure (a gallery's, a theme's ``wp-caption-text``) has at most so many words.
+_CAPTION_WORDS = 80
+
+
+def captions_as_figures(page: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
+    """Make each caption of a gallery's item that ``page`` sets outside a ``<figure>`` (an element its class or id
+    names ``caption``, with no picture inside, in a list item with one picture) the ``<figcaption>`` of a figure
+    around the item's content, so that it is read as its picture's caption: beside it when the picture is kept,
+    gone with it when not; never a paragraph of the article. Returns ``page``."""
+    for element in list(page.xpath("//*[@class or @id]")):
+        if element.tag in ("figcaption", "figure") or "caption" not in name_words(element):
+            continue
+        if element.find(".//img") is not None or len(element.text_content().split()) > _CAPTION_WORDS:
+            continue
+        if any(a.tag == "figure" or "caption" in name_words(a) for a in element.iterancestors()):
+            continue  # inside a figure, or a part of an outer caption
+        holder = next((a for a in element.iterancestors() if a.find(".//img") is not None), None)
+        if holder is None or holder.tag != "li" or len(holder.findall(".//img")) > 1:
+            continue  # a caption set apart from its picture elsewhere is often the article's own line
+        element.tag = "figcaption"
+        figure = lxml.html.Element("figure")
+        figure.text, holder.text = holder.text, None
+        figure.extend(list(holder))
+        holder.append(figure)
+    return page
+
+
 def mark_captions(page: lxml.html.HtmlElement) -> dict[str, lxml.html.HtmlElement]:
     """Mark the pictures of each ``<figure>`` of ``page`` that has a caption (a marker added to their ``alt``, which
     trafilatura keeps) and return each marker's ``<figcaption>``: trafilatura keeps a figure's picture and drops its
     caption. Every picture of the figure is marked: which one trafilatura keeps (a lazy placeholder, the one in a
-    ``<noscript>``) varies. A ``<figcaption>`` set right after its figure instead of inside it (eHow's) counts."""
+    ``<noscript>``) varies. A ``<figcaption>`` set right after its figure instead of inside it (eHow's) counts.
+    The marked captions leave ``page``."""
     captions: dict[str, lxml.html.HtmlElement] = {}
     for caption in page.iter("figcaption"):
         figure = next(caption.iterancestors("figure"), None)
@@ -93,6 +121,9 @@ def mark_captions(page: lxml.html.HtmlElement) -> dict[str, lxml.html.HtmlElemen
         for image in images:
             image.set("alt", f"{image.get('alt') or ''} {marker}".strip())
         captions[marker] = caption
+    for caption in captions.values():  # trafilatura drops most, but keeps one in a list item as its text
+        if caption.getparent() is not None:
+            caption.drop_tree()
     return captions
 
 

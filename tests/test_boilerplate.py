@@ -238,3 +238,21 @@ def test_the_posts_own_permalink_line_goes_and_a_heading_or_sentence_linking_to_
     text = render_text(read(f"<html>{head}<body><article>{body}</article></body></html>"))
     assert "Oct 18" not in text and "min read" not in text
     assert "We first wrote this post in 2019" in text and text.startswith("Knee pain on the stairs")
+
+
+def test_a_caption_outside_any_figure_is_its_pictures_caption_never_a_paragraph() -> None:
+    gallery = (
+        "<ul class='gallery'><li><div class='img-wrap'><img src='https://cdn.example/gym-1.jpg' alt='The gym'></div>"
+        "<div class='caption'><div class='caption-full'>Ana Ruiz, left, and Tom Lee open the new gym on Main Street "
+        "on Tuesday.</div><span class='credit'>Photo: Oakview staff</span></div></li></ul>"
+    )
+    body = f"<h1>New gym</h1>{gallery}{_POST}{_POST.replace('Knee', 'Hip')}"
+    document = read(f"<html><body><article>{body}</article></body></html>")
+    assert "open the new gym" not in render_text(document)  # captions dropped: no paragraph holds it
+    assert "Knee pain on the stairs is common" in render_text(document)
+    own = (
+        "<div class='image'><img data-src='https://cdn.example/gym-2.jpg' alt='The gym'>"
+        "<p class='caption'>Our new gym on Main Street has been open to every patient since March.</p></div>"
+    )
+    page = f"<html><body><article>{_POST}{own}{_POST.replace('Knee', 'Hip')}</article></body></html>"
+    assert "Our new gym on Main Street" in render_text(read(page))  # a story's lead set as its picture's caption
