@@ -2,7 +2,8 @@
 
 trafilatura finds the article, telling it from menus, sidebars, comments and footers by text and link density (see
 the README for why trafilatura). Before it reads the page, what it would lose is put in a form it keeps: a
-video player becomes a link to the video (it keeps no frame), each data table a paragraph of a marker, put back
+video player becomes a link to the video (it keeps no frame), a picture only in a ``<noscript>`` takes the place of
+its lazy placeholder (it drops a ``<noscript>``), each data table a paragraph of a marker, put back
 after (it moved a table nested in a layout table to the end of the article, or lost it, and flattened one in a
 quote), and each figure's pictures carry a marker in their ``alt`` so that the caption it drops is put back beside
 the picture it keeps; what the page's template puts in and around the article that trafilatura would keep goes
@@ -18,7 +19,7 @@ import re
 import lxml.html
 
 from carecast.furniture import drop_page_furniture, name_words
-from carecast.reader import watch_url
+from carecast.reader import unwrap_noscript_images, watch_url
 
 _WHOLE_PAGE = re.compile(r"<(?:html|body)[\s>]", re.IGNORECASE)
 #: What pages name the standfirst they set under the headline, apart from the article's body.
@@ -53,6 +54,7 @@ def main_content(html: str, base_url: str | None) -> str:
     except (lxml.etree.ParserError, ValueError):
         return html
     players_as_links(page)
+    unwrap_noscript_images(page)  # trafilatura drops a <noscript>, and with it a lazy-loading theme's only picture
     drop_page_furniture(page)
     stash, captions = stash_tables(page), mark_captions(captions_as_figures(page))
     article = trafilatura.extract(
