@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import lxml.html
 
+from carecast.markup import HEADINGS, flat_text, words
 from carecast.reader import is_credit
 
 
@@ -54,7 +55,7 @@ def drop_hover_cards(root: lxml.html.HtmlElement) -> None:
             continue  # the innermost card goes, not what holds it
         if _is_card(element):
             paragraph = next(element.iterancestors("p"))
-            if len(_words(paragraph)) > len(_words(element)):
+            if len(words(paragraph)) > len(words(element)):
                 element.drop_tree()
 
 
@@ -91,8 +92,7 @@ def drop_form_boxes(root: lxml.html.HtmlElement) -> None:
 _DATES = frozenset({"datepublished", "datemodified", "datecreated", "uploaddate"})
 #: A line of a date (and its "Posted on", "by …") has at most so many words; a paragraph of more is the author's.
 _DATE_LINE_WORDS = 12
-_HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
-_LINES = frozenset({"p", "div", "li", "header", "footer", "dd", "td"}) | _HEADINGS
+_LINES = frozenset({"p", "div", "li", "header", "footer", "dd", "td"}) | HEADINGS
 
 
 def drop_dates(root: lxml.html.HtmlElement) -> None:
@@ -103,7 +103,7 @@ def drop_dates(root: lxml.html.HtmlElement) -> None:
         if element.getparent() is None or str(element.get("itemprop") or "").lower() not in _DATES:
             continue
         line = next((parent for parent in element.iterancestors() if parent.tag in _LINES), None)
-        short = line is not None and line is not root and len(_words(line)) <= _DATE_LINE_WORDS
+        short = line is not None and line is not root and len(words(line)) <= _DATE_LINE_WORDS
         if short and line is not None and line.getparent() is not None:
             line.drop_tree()
         elif line is None or line.tag != "p":
@@ -138,7 +138,7 @@ def drop_named_furniture(root: lxml.html.HtmlElement) -> None:
             bool(_NAMED.search(names) and name_words(element) & _FURNITURE)
             or str(element.get("role") or "").lower() in _FURNITURE_ROLES
         )
-        if named and len(_words(element)) <= _FURNITURE_WORDS and not _holds_article_paragraph(element):
+        if named and len(words(element)) <= _FURNITURE_WORDS and not _holds_article_paragraph(element):
             element.drop_tree()
 
 
@@ -166,7 +166,7 @@ def drop_card_grids(root: lxml.html.HtmlElement) -> None:
         grid
         for grid, cards in held.items()
         if len({card.get("href") for card in cards}) >= _GRID_CARDS
-        and len(_words(grid)) - sum(len(_words(card)) for card in cards) <= _GRID_LABEL_WORDS
+        and len(words(grid)) - sum(len(words(card)) for card in cards) <= _GRID_LABEL_WORDS
     ]
     for grid in grids:
         if grid.getparent() is not None and not any(parent in grids for parent in grid.iterancestors()):
@@ -186,7 +186,7 @@ def drop_licence_lines(root: lxml.html.HtmlElement) -> None:
         if "license" not in str(link.get("rel") or "").lower().split():
             continue
         line = next((parent for parent in link.iterancestors() if parent.tag in _LINES), None)
-        if line is None or line.getparent() is None or len(_words(line)) > _LICENCE_WORDS:
+        if line is None or line.getparent() is None or len(words(line)) > _LICENCE_WORDS:
             continue
         if not _holds_article_paragraph(line):
             line.drop_tree()
@@ -223,13 +223,13 @@ def _is_badge(link: lxml.html.HtmlElement) -> bool:
 
 
 def _is_picture_only(link: lxml.html.HtmlElement) -> bool:
-    return next(link.iter("img"), None) is not None and not _words(link)
+    return next(link.iter("img"), None) is not None and not words(link)
 
 
 def _is_badge_box(element: lxml.html.HtmlElement) -> bool:
-    prose = any(len(_words(paragraph)) >= _PROSE_WORDS for paragraph in element.iter("p"))
+    prose = any(len(words(paragraph)) >= _PROSE_WORDS for paragraph in element.iter("p"))
     links = [link for link in element.iter("a") if link.get("href")]
-    return not prose and len(_words(element)) <= _BADGE_BOX_WORDS and all(map(_is_badge, links))
+    return not prose and len(words(element)) <= _BADGE_BOX_WORDS and all(map(_is_badge, links))
 
 
 #: Small print, as old and new pages set it.
@@ -250,9 +250,9 @@ def drop_platform_credits(root: lxml.html.HtmlElement) -> None:
         if not address.netloc or address.path not in ("", "/") or address.query or link.getparent() is None:
             continue
         small = link.xpath(_SMALL_PRINT)
-        if small and len(_words(link)) <= _CREDIT_WORDS:
+        if small and len(words(link)) <= _CREDIT_WORDS:
             outer = [element for element in small if element in set(link.iterancestors())]
-            credit = outer[-1] if outer and len(_words(outer[-1])) <= _CREDIT_WORDS else link
+            credit = outer[-1] if outer and len(words(outer[-1])) <= _CREDIT_WORDS else link
             credit.drop_tree()
 
 
@@ -267,27 +267,27 @@ def drop_permalink_lines(root: lxml.html.HtmlElement) -> None:
     own = root.xpath("//link[@rel='canonical']/@href | //meta[@property='og:url']/@content")
     paths = {urlsplit(str(address)).path.rstrip("/") for address in own} - {""}
     for link in list(root.iter("a")):
-        if urlsplit(str(link.get("href") or "")).path.rstrip("/") not in paths or not _NUMBER.search(_flat(link)):
+        if urlsplit(str(link.get("href") or "")).path.rstrip("/") not in paths or not _NUMBER.search(flat_text(link)):
             continue
         line = next((parent for parent in link.iterancestors() if parent.tag in _LINES), None)
-        if line is None or line.tag in _HEADINGS or line.getparent() is None:
+        if line is None or line.tag in HEADINGS or line.getparent() is None:
             continue
-        if len(_words(line)) <= _DATE_LINE_WORDS:
+        if len(words(line)) <= _DATE_LINE_WORDS:
             line.drop_tree()
 
 
 def _is_card_link(link: lxml.html.HtmlElement) -> bool:
-    return next(link.iter("img"), None) is not None and len(_words(link)) >= 2
+    return next(link.iter("img"), None) is not None and len(words(link)) >= 2
 
 
 def _holds_article_paragraph(element: lxml.html.HtmlElement) -> bool:
-    return any(len(_words(paragraph)) >= _ARTICLE_PARAGRAPH_WORDS for paragraph in element.iter("p"))
+    return any(len(words(paragraph)) >= _ARTICLE_PARAGRAPH_WORDS for paragraph in element.iter("p"))
 
 
 def _is_box(element: lxml.html.HtmlElement) -> bool:
-    prose = any(len(_words(paragraph)) >= _PROSE_WORDS for paragraph in element.iter("p"))
-    words = _words(element)
-    return len(words) <= _FORM_BOX_WORDS and len("".join(words)) <= _FORM_BOX_CHARACTERS and not prose
+    prose = any(len(words(paragraph)) >= _PROSE_WORDS for paragraph in element.iter("p"))
+    found = words(element)
+    return len(found) <= _FORM_BOX_WORDS and len("".join(found)) <= _FORM_BOX_CHARACTERS and not prose
 
 
 def _is_card(element: lxml.html.HtmlElement) -> bool:
@@ -295,11 +295,3 @@ def _is_card(element: lxml.html.HtmlElement) -> bool:
     linked = sum(len("".join(link.text_content().split())) for link in links)
     text = len("".join(element.text_content().split()))
     return len(links) >= _CARD_LINKS and next(element.iter("img"), None) is not None and linked >= 0.9 * text
-
-
-def _words(element: lxml.html.HtmlElement) -> list[str]:
-    return element.text_content().split()
-
-
-def _flat(element: lxml.html.HtmlElement) -> str:
-    return " ".join(_words(element))

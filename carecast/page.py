@@ -19,6 +19,7 @@ import re
 import lxml.html
 
 from carecast.furniture import drop_page_furniture, name_words
+from carecast.markup import HEADINGS, flat_text
 from carecast.reader import unwrap_noscript_images, watch_url
 
 _WHOLE_PAGE = re.compile(r"<(?:html|body)[\s>]", re.IGNORECASE)
@@ -34,7 +35,6 @@ _LINKED = 0.5
 #: The article's first paragraph is found in the page by so many of its first characters.
 _KEY_CHARACTERS = 60
 _SENTENCE_ENDS = (".", "!", "?", "\u2026", "\u3002", '"', "\u201d", "\u00bb")
-_HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 _NOT_ARTICLE = frozenset({"nav", "aside", "footer", "figure", "figcaption", "form", "ul", "ol", "table", "script"})
 _MARKER = re.compile(
     r"<p>Table (carecasttable\d{4}x) of the article\.</p>|(?:Table )?(carecasttable\d{4}x)(?: of the article\.)?"
@@ -117,7 +117,11 @@ def mark_captions(page: lxml.html.HtmlElement) -> dict[str, lxml.html.HtmlElemen
         if figure is None and (previous := caption.getprevious()) is not None and previous.tag == "figure":
             figure = previous
         images = [] if figure is None else list(figure.iter("img"))
-        if not images or not _flat(caption) or any(word in captions for word in (images[0].get("alt") or "").split()):
+        if (
+            not images
+            or not flat_text(caption)
+            or any(word in captions for word in (images[0].get("alt") or "").split())
+        ):
             continue  # no picture to caption, nothing to say, or the figure's first caption is marked already
         marker = f"carecastcaption{len(captions):04d}x"
         for image in images:
@@ -140,9 +144,9 @@ def with_captions(article: lxml.html.HtmlElement, captions: dict[str, lxml.html.
         if len(kept) < len(words):
             image.set("alt", " ".join(kept))
             last[next(word for word in words if word in captions)] = image
-    shown = _flat(article) if last else ""
+    shown = flat_text(article) if last else ""
     for marker, image in last.items():
-        if _flat(captions[marker]) in shown or image.getparent() is None:
+        if flat_text(captions[marker]) in shown or image.getparent() is None:
             continue
         figure = lxml.html.Element("figure")
         image.getparent().replace(image, figure)
@@ -157,13 +161,13 @@ def with_lead(article: lxml.html.HtmlElement, page: lxml.html.HtmlElement) -> No
     and that paragraph, outside it, each prose (:data:`_LEAD_WORDS` words or more, ending as a sentence, mostly not
     links) not in the article already; they go after the article's opening headings. trafilatura takes the element
     a page names the article's body (``articleBody``, ``article__text``) and so loses the standfirst set above it."""
-    body, first = article.find("body"), next((p for p in article.iter("p") if _is_prose(_flat(p))), None)
+    body, first = article.find("body"), next((p for p in article.iter("p") if _is_prose(flat_text(p))), None)
     if body is None or first is None:
         return
-    leads = _leads_above(page, _flat(first)[:_KEY_CHARACTERS])
-    shown = _flat(body) if leads else ""
-    leads = [lead for lead in leads if _flat(lead) not in shown]
-    place = next((index for index, child in enumerate(body) if child.tag not in _HEADINGS), len(body))
+    leads = _leads_above(page, flat_text(first)[:_KEY_CHARACTERS])
+    shown = flat_text(body) if leads else ""
+    leads = [lead for lead in leads if flat_text(lead) not in shown]
+    place = next((index for index, child in enumerate(body) if child.tag not in HEADINGS), len(body))
     for offset, lead in enumerate(leads):
         clone = _clone(lead)
         clone.tag = "div" if clone.find(".//p") is not None else "p"
@@ -177,7 +181,7 @@ def _leads_above(page: lxml.html.HtmlElement, start: str) -> list[lxml.html.Html
     for element in page.iter():
         if element.tag == "h1":
             leads = []
-        elif element.tag == "p" and _flat(element).startswith(start):
+        elif element.tag == "p" and flat_text(element).startswith(start):
             holding = set(element.iterancestors())  # a container of the article itself ("text-with-summary")
             return [lead for lead in leads or [] if lead not in holding]
         elif leads is not None and _is_lead(element, leads):
@@ -192,8 +196,8 @@ def _is_lead(element: lxml.html.HtmlElement, leads: list[lxml.html.HtmlElement])
         return False
     if any(ancestor.tag in _NOT_ARTICLE or ancestor in leads for ancestor in element.iterancestors()):
         return False
-    text = _flat(element)
-    linked = sum(len(_flat(link)) for link in element.iter("a"))
+    text = flat_text(element)
+    linked = sum(len(flat_text(link)) for link in element.iter("a"))
     return _is_prose(text) and linked < _LINKED * len(text)
 
 
@@ -206,10 +210,6 @@ def _clone(element: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
     clone = copy.deepcopy(element)
     clone.tail = None
     return clone
-
-
-def _flat(element: lxml.html.HtmlElement) -> str:
-    return " ".join(element.text_content().split())
 
 
 def players_as_links(page: lxml.html.HtmlElement) -> None:
