@@ -3,10 +3,10 @@ trafilatura reads it (it keeps these, and drops the classes that told them): hov
 around a form to fill, the page's own dates (schema.org), what classes, ids and ARIA roles name as furniture (sidebars,
 calls to comment, related links, advertisements), grids of linked cards of other pages, the site's licence line, image
 credits, boxes of badge links (an app's store badges) with their call, a platform's credit in small print ("Powered by
-…"), the post's own permalink line (its date and reading time). Each rule is by structure (tags, attributes, words
-inside and outside links, size), in every language; the author's own text of the same shape (a date or linked pictures
-in a sentence, an element so named that holds the article) stays. What is left around the post is trimmed from its
-document afterwards (:mod:`carecast.boilerplate`).
+…"), a note in small print over the comments (a moderation policy), the post's own permalink line (its date and reading
+time). Each rule is by structure (tags, attributes, words inside and outside links, size), in every language; the
+author's own text of the same shape (a date or linked pictures in a sentence, an element so named that holds the
+article) stays. What is left around the post is trimmed from its document afterwards (:mod:`carecast.boilerplate`).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ def drop_page_furniture(page: lxml.html.HtmlElement) -> None:
     drop_badge_boxes(page)
     drop_platform_credits(page)
     drop_permalink_lines(page)
+    drop_notes_over_comments(page)
     for credit in [element for element in page.xpath("//*[@class or @id]") if is_credit(element)]:
         if credit.getparent() is not None:
             credit.drop_tree()  # trafilatura keeps a credit's words and drops its class, which told it
@@ -274,6 +275,41 @@ def drop_permalink_lines(root: lxml.html.HtmlElement) -> None:
             continue
         if len(words(line)) <= _DATE_LINE_WORDS:
             line.drop_tree()
+
+
+#: What classes and ids call a page's comment section (Disqus mounts its own).
+_COMMENTS = frozenset({"comment", "comments", "disqus", "respond"})
+#: Small print, set by a style: a font of at most so many pixels, or a smaller size named.
+_SMALL_FONT = re.compile(r"font-size\s*:\s*(?:(\d+(?:\.\d+)?)px|x-small|xx-small|smaller)", re.IGNORECASE)
+_SMALL_PIXELS = 11
+#: A note over the comments has at most so many words.
+_NOTE_WORDS = 40
+
+
+def drop_notes_over_comments(root: lxml.html.HtmlElement) -> None:
+    """Remove from ``root`` the note in small print set right over the page's comment section (its rules:
+    "Comments that … will not be approved by the moderator", in any language): the last block before an element
+    its class or id names the comments, when a style or ``<small>`` sets it small and it is short. The post's own
+    last paragraph, in its ordinary print, stays."""
+    for section in root.xpath("//*[@class or @id]"):
+        if section.getparent() is None or not name_words(section) & _COMMENTS:
+            continue
+        before = section.getprevious()
+        while before is not None and not (isinstance(before.tag, str) and words(before)):
+            before = before.getprevious()
+        blocks = [] if before is None else [b for b in before.iter("p", "div", "small") if words(b)]
+        note = blocks[-1] if blocks else None
+        if note is not None and len(words(note)) <= _NOTE_WORDS and _is_small_print(note):
+            note.drop_tree()
+
+
+def _is_small_print(element: lxml.html.HtmlElement) -> bool:
+    if element.tag == "small" or (element.get("size") or "").startswith("-"):
+        return True
+    match = _SMALL_FONT.search(str(element.get("style") or ""))
+    if match is None:
+        return False
+    return match.group(1) is None or float(match.group(1)) <= _SMALL_PIXELS
 
 
 def _is_card_link(link: lxml.html.HtmlElement) -> bool:

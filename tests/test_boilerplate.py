@@ -256,3 +256,16 @@ def test_a_caption_outside_any_figure_is_its_pictures_caption_never_a_paragraph(
     )
     page = f"<html><body><article>{_POST}{own}{_POST.replace('Knee', 'Hip')}</article></body></html>"
     assert "Our new gym on Main Street" in render_text(read(page))  # a story's lead set as its picture's caption
+
+
+def test_a_note_in_small_print_over_the_comments_goes_and_the_posts_last_paragraph_stays() -> None:
+    note = (
+        "<p style='font-size:10px; font-weight:bold'>ATENÇÃO: Comentários com textos ininteligíveis ou que faltem com "
+        "respeito ao usuário não serão aprovados pelo moderador.</p>"
+    )
+    last = "<p>See you at the clinic, and bring your running shoes!</p>"
+    body = f"<div>{_POST}{_POST.replace('Knee', 'Hip')}{last}{note}</div><div id='disqus_thread'></div>"
+    text = render_text(read(f"<html><body><article><h1>Stairs</h1>{body}</article></body></html>"))
+    assert "moderador" not in text and text.endswith("bring your running shoes!")
+    body = body.replace(note, "")
+    assert render_text(read(f"<html><body><article>{body}</article></body></html>")).endswith("running shoes!")
