@@ -246,6 +246,8 @@ def drop_platform_credits(root: lxml.html.HtmlElement) -> None:
     """Remove from ``root`` each platform's credit: a link in small print to a site's home page (no path, no
     query), of at most :data:`_CREDIT_WORDS` words, with the small print around it. A link to a home page in the
     author's ordinary print ("Book your first visit") and a source in small print linking to a page stay."""
+    if not root.xpath("boolean(//small | //font[starts-with(@size, '-')])"):
+        return  # no small print on the page
     for link in list(root.iter("a")):
         address = urlsplit(str(link.get("href") or ""))
         if not address.netloc or address.path not in ("", "/") or address.query or link.getparent() is None:
@@ -267,8 +269,11 @@ def drop_permalink_lines(root: lxml.html.HtmlElement) -> None:
     linking to it stay."""
     own = root.xpath("//link[@rel='canonical']/@href | //meta[@property='og:url']/@content")
     paths = {urlsplit(str(address)).path.rstrip("/") for address in own} - {""}
-    for link in list(root.iter("a")):
-        if urlsplit(str(link.get("href") or "")).path.rstrip("/") not in paths or not _NUMBER.search(flat_text(link)):
+    for link in list(root.iter("a")) if paths else []:
+        href = str(link.get("href") or "")
+        if not any(path in href for path in paths) or urlsplit(href).path.rstrip("/") not in paths:
+            continue
+        if not _NUMBER.search(flat_text(link)):
             continue
         line = next((parent for parent in link.iterancestors() if parent.tag in _LINES), None)
         if line is None or line.tag in HEADINGS or line.getparent() is None:
@@ -279,6 +284,8 @@ def drop_permalink_lines(root: lxml.html.HtmlElement) -> None:
 
 #: What classes and ids call a page's comment section (Disqus mounts its own).
 _COMMENTS = frozenset({"comment", "comments", "disqus", "respond"})
+#: Any of those names somewhere in a class or id (a quick test before the words are read).
+_COMMENTS_NAMED = re.compile("comment|disqus|respond", re.IGNORECASE)
 #: Small print, set by a style: a font of at most so many pixels, or a smaller size named.
 _SMALL_FONT = re.compile(r"font-size\s*:\s*(?:(\d+(?:\.\d+)?)px|x-small|xx-small|smaller)", re.IGNORECASE)
 _SMALL_PIXELS = 11
@@ -291,14 +298,21 @@ def drop_notes_over_comments(root: lxml.html.HtmlElement) -> None:
     "Comments that … will not be approved by the moderator", in any language): the last block before an element
     its class or id names the comments, when a style or ``<small>`` sets it small and it is short. The post's own
     last paragraph, in its ordinary print, stays."""
-    for section in root.xpath("//*[@class or @id]"):
-        if section.getparent() is None or not name_words(section) & _COMMENTS:
-            continue
+    sections = [
+        element
+        for element in root.xpath("//*[@class or @id]")
+        if _COMMENTS_NAMED.search(f"{element.get('class') or ''} {element.get('id') or ''}")
+        and name_words(element) & _COMMENTS
+    ]
+    outer = set(sections)
+    for section in sections:
+        if section.getparent() is None or any(parent in outer for parent in section.iterancestors()):
+            continue  # a comment inside the section
         before = section.getprevious()
         while before is not None and not (isinstance(before.tag, str) and words(before)):
             before = before.getprevious()
-        blocks = [] if before is None else [b for b in before.iter("p", "div", "small") if words(b)]
-        note = blocks[-1] if blocks else None
+        blocks = [] if before is None else reversed(list(before.iter("p", "div", "small")))
+        note = next((block for block in blocks if words(block)), None)  # the last one with words
         if note is not None and len(words(note)) <= _NOTE_WORDS and _is_small_print(note):
             note.drop_tree()
 

@@ -87,7 +87,7 @@ def captions_as_figures(page: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
     names ``caption``, with no picture inside, in a list item with one picture) the ``<figcaption>`` of a figure
     around the item's content, so that it is read as its picture's caption: beside it when the picture is kept,
     gone with it when not; never a paragraph of the article. Returns ``page``."""
-    for element in list(page.xpath("//*[@class or @id]")):
+    for element in list(page.xpath("//*[contains(@class, 'aption') or contains(@id, 'aption')]")):
         if element.tag in ("figcaption", "figure") or "caption" not in name_words(element):
             continue
         if element.find(".//img") is not None or len(element.text_content().split()) > _CAPTION_WORDS:
