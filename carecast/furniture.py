@@ -1,19 +1,22 @@
-"""What a page's template puts in and around its article, told by structure and removed from the page's tree
-before trafilatura reads it (it keeps these, and drops the classes that told them): hover cards inlined in a
-sentence, boxes around a form to fill, the page's own dates (schema.org), what classes, ids and ARIA roles name as
-furniture (sidebars, calls to comment, related links, advertisements), grids of linked cards of other pages, the
-site's licence line, image credits. Each rule is by structure (tags, attributes, words inside and outside links,
-size), in every language; the author's own text of the same shape (a date or linked pictures in a sentence, an
-element so named that holds the article) stays. What is left around the post is trimmed from its document
-afterwards (:mod:`carecast.boilerplate`).
+"""What a page's template puts in and around its article, told by structure and removed from the page's tree before
+trafilatura reads it (it keeps these, and drops the classes that told them): hover cards inlined in a sentence, boxes
+around a form to fill, the page's own dates (schema.org), what classes, ids and ARIA roles name as furniture (sidebars,
+calls to comment, related links, advertisements), grids of linked cards of other pages, the site's licence line, image
+credits, boxes of badge links (an app's store badges) with their call, a platform's credit in small print ("Powered by
+…"), a note in small print over the comments (a moderation policy), the post's own permalink line (its date and reading
+time). Each rule is by structure (tags, attributes, words inside and outside links, size), in every language; the
+author's own text of the same shape (a date or linked pictures in a sentence, an element so named that holds the
+article) stays. What is left around the post is trimmed from its document afterwards (:mod:`carecast.boilerplate`).
 """
 
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 import lxml.html
 
+from carecast.markup import HEADINGS, flat_text, words
 from carecast.reader import is_credit
 
 
@@ -25,6 +28,10 @@ def drop_page_furniture(page: lxml.html.HtmlElement) -> None:
     drop_named_furniture(page)
     drop_card_grids(page)
     drop_licence_lines(page)
+    drop_badge_boxes(page)
+    drop_platform_credits(page)
+    drop_permalink_lines(page)
+    drop_notes_over_comments(page)
     for credit in [element for element in page.xpath("//*[@class or @id]") if is_credit(element)]:
         if credit.getparent() is not None:
             credit.drop_tree()  # trafilatura keeps a credit's words and drops its class, which told it
@@ -49,7 +56,7 @@ def drop_hover_cards(root: lxml.html.HtmlElement) -> None:
             continue  # the innermost card goes, not what holds it
         if _is_card(element):
             paragraph = next(element.iterancestors("p"))
-            if len(_words(paragraph)) > len(_words(element)):
+            if len(words(paragraph)) > len(words(element)):
                 element.drop_tree()
 
 
@@ -86,7 +93,7 @@ def drop_form_boxes(root: lxml.html.HtmlElement) -> None:
 _DATES = frozenset({"datepublished", "datemodified", "datecreated", "uploaddate"})
 #: A line of a date (and its "Posted on", "by …") has at most so many words; a paragraph of more is the author's.
 _DATE_LINE_WORDS = 12
-_LINES = frozenset({"p", "div", "li", "header", "footer", "dd", "td", "h1", "h2", "h3", "h4", "h5", "h6"})
+_LINES = frozenset({"p", "div", "li", "header", "footer", "dd", "td"}) | HEADINGS
 
 
 def drop_dates(root: lxml.html.HtmlElement) -> None:
@@ -97,7 +104,7 @@ def drop_dates(root: lxml.html.HtmlElement) -> None:
         if element.getparent() is None or str(element.get("itemprop") or "").lower() not in _DATES:
             continue
         line = next((parent for parent in element.iterancestors() if parent.tag in _LINES), None)
-        short = line is not None and line is not root and len(_words(line)) <= _DATE_LINE_WORDS
+        short = line is not None and line is not root and len(words(line)) <= _DATE_LINE_WORDS
         if short and line is not None and line.getparent() is not None:
             line.drop_tree()
         elif line is None or line.tag != "p":
@@ -128,9 +135,11 @@ def drop_named_furniture(root: lxml.html.HtmlElement) -> None:
         if element.tag in _PAGE_PARTS or element.getparent() is None:
             continue
         names = " ".join(str(element.get(name) or "") for name in ("class", "id"))
-        words = _NAMED.search(names) and {word.lower() for word in _NAME_WORDS.findall(names)}
-        named = bool(words and words & _FURNITURE) or str(element.get("role") or "").lower() in _FURNITURE_ROLES
-        if named and len(_words(element)) <= _FURNITURE_WORDS and not _holds_article_paragraph(element):
+        named = (
+            bool(_NAMED.search(names) and name_words(element) & _FURNITURE)
+            or str(element.get("role") or "").lower() in _FURNITURE_ROLES
+        )
+        if named and len(words(element)) <= _FURNITURE_WORDS and not _holds_article_paragraph(element):
             element.drop_tree()
 
 
@@ -158,7 +167,7 @@ def drop_card_grids(root: lxml.html.HtmlElement) -> None:
         grid
         for grid, cards in held.items()
         if len({card.get("href") for card in cards}) >= _GRID_CARDS
-        and len(_words(grid)) - sum(len(_words(card)) for card in cards) <= _GRID_LABEL_WORDS
+        and len(words(grid)) - sum(len(words(card)) for card in cards) <= _GRID_LABEL_WORDS
     ]
     for grid in grids:
         if grid.getparent() is not None and not any(parent in grids for parent in grid.iterancestors()):
@@ -178,24 +187,157 @@ def drop_licence_lines(root: lxml.html.HtmlElement) -> None:
         if "license" not in str(link.get("rel") or "").lower().split():
             continue
         line = next((parent for parent in link.iterancestors() if parent.tag in _LINES), None)
-        if line is None or line.getparent() is None or len(_words(line)) > _LICENCE_WORDS:
+        if line is None or line.getparent() is None or len(words(line)) > _LICENCE_WORDS:
             continue
         if not _holds_article_paragraph(line):
             line.drop_tree()
 
 
+def name_words(element: lxml.html.HtmlElement) -> set[str]:
+    """The words of ``element``'s class and id, lower case ("SidebarTheDeck" is sidebar, the, deck)."""
+    names = " ".join(str(element.get(name) or "") for name in ("class", "id"))
+    return {word.lower() for word in _NAME_WORDS.findall(names)}
+
+
+#: A box of badge links (an app's store badges, a row of social icons) holds at most so many words: its call.
+_BADGE_BOX_WORDS = 20
+
+
+def drop_badge_boxes(root: lxml.html.HtmlElement) -> None:
+    """Remove from ``root`` each box of two badge links or more (a link holding a picture and no words, to a page,
+    not to the picture's file: "Get it on Google Play", "Download on the App Store") with the call over them: the
+    largest element around them of at most :data:`_BADGE_BOX_WORDS` words, no link but badges and no paragraph of
+    prose. The author's sentence around such links (a paragraph of prose) stays."""
+    for badge in [link for link in root.iter("a") if _is_badge(link)]:
+        box = None
+        for parent in badge.iterancestors():
+            if parent.tag in _PAGE_PARTS or not _is_badge_box(parent):
+                break
+            box = parent
+        if box is not None and box.getparent() is not None and sum(map(_is_badge, box.iter("a"))) >= 2:
+            box.drop_tree()
+
+
+def _is_badge(link: lxml.html.HtmlElement) -> bool:
+    href = str(link.get("href") or "")
+    return bool(href) and not href.startswith("#") and not _IMAGE_FILE.search(href) and _is_picture_only(link)
+
+
+def _is_picture_only(link: lxml.html.HtmlElement) -> bool:
+    return next(link.iter("img"), None) is not None and not words(link)
+
+
+def _is_badge_box(element: lxml.html.HtmlElement) -> bool:
+    prose = any(len(words(paragraph)) >= _PROSE_WORDS for paragraph in element.iter("p"))
+    links = [link for link in element.iter("a") if link.get("href")]
+    return not prose and len(words(element)) <= _BADGE_BOX_WORDS and all(map(_is_badge, links))
+
+
+#: Small print, as old and new pages set it.
+_SMALL_PRINT = (
+    "ancestor-or-self::small | ancestor-or-self::font[starts-with(@size, '-')]"
+    " | .//small | .//font[starts-with(@size, '-')]"
+)
+#: A platform's credit ("Powered by Tumblr", "Theme by …") is at most so many words.
+_CREDIT_WORDS = 6
+
+
+def drop_platform_credits(root: lxml.html.HtmlElement) -> None:
+    """Remove from ``root`` each platform's credit: a link in small print to a site's home page (no path, no
+    query), of at most :data:`_CREDIT_WORDS` words, with the small print around it. A link to a home page in the
+    author's ordinary print ("Book your first visit") and a source in small print linking to a page stay."""
+    if not root.xpath("boolean(//small | //font[starts-with(@size, '-')])"):
+        return  # no small print on the page
+    for link in list(root.iter("a")):
+        address = urlsplit(str(link.get("href") or ""))
+        if not address.netloc or address.path not in ("", "/") or address.query or link.getparent() is None:
+            continue
+        small = link.xpath(_SMALL_PRINT)
+        if small and len(words(link)) <= _CREDIT_WORDS:
+            outer = [element for element in small if element in set(link.iterancestors())]
+            credit = outer[-1] if outer and len(words(outer[-1])) <= _CREDIT_WORDS else link
+            credit.drop_tree()
+
+
+_NUMBER = re.compile(r"\d")
+
+
+def drop_permalink_lines(root: lxml.html.HtmlElement) -> None:
+    """Remove from ``root`` the post's own permalink line: a short line (a date's, :data:`_DATE_LINE_WORDS` words
+    at most, no heading) holding a link whose text has a number ("Oct 18, 2019 · 8 min read") to the page's own
+    address (its ``rel="canonical"`` link or ``og:url``). A headline linked to the post and the author's sentence
+    linking to it stay."""
+    own = root.xpath("//link[@rel='canonical']/@href | //meta[@property='og:url']/@content")
+    paths = {urlsplit(str(address)).path.rstrip("/") for address in own} - {""}
+    for link in list(root.iter("a")) if paths else []:
+        href = str(link.get("href") or "")
+        if not any(path in href for path in paths) or urlsplit(href).path.rstrip("/") not in paths:
+            continue
+        if not _NUMBER.search(flat_text(link)):
+            continue
+        line = next((parent for parent in link.iterancestors() if parent.tag in _LINES), None)
+        if line is None or line.tag in HEADINGS or line.getparent() is None:
+            continue
+        if len(words(line)) <= _DATE_LINE_WORDS:
+            line.drop_tree()
+
+
+#: What classes and ids call a page's comment section (Disqus mounts its own).
+_COMMENTS = frozenset({"comment", "comments", "disqus", "respond"})
+#: Any of those names somewhere in a class or id (a quick test before the words are read).
+_COMMENTS_NAMED = re.compile("comment|disqus|respond", re.IGNORECASE)
+#: Small print, set by a style: a font of at most so many pixels, or a smaller size named.
+_SMALL_FONT = re.compile(r"font-size\s*:\s*(?:(\d+(?:\.\d+)?)px|x-small|xx-small|smaller)", re.IGNORECASE)
+_SMALL_PIXELS = 11
+#: A note over the comments has at most so many words.
+_NOTE_WORDS = 40
+
+
+def drop_notes_over_comments(root: lxml.html.HtmlElement) -> None:
+    """Remove from ``root`` the note in small print set right over the page's comment section (its rules:
+    "Comments that … will not be approved by the moderator", in any language): the last block before an element
+    its class or id names the comments, when a style or ``<small>`` sets it small and it is short. The post's own
+    last paragraph, in its ordinary print, stays."""
+    sections = [
+        element
+        for element in root.xpath("//*[@class or @id]")
+        if _COMMENTS_NAMED.search(f"{element.get('class') or ''} {element.get('id') or ''}")
+        and name_words(element) & _COMMENTS
+    ]
+    outer = set(sections)
+    for section in sections:
+        if section.getparent() is None or any(parent in outer for parent in section.iterancestors()):
+            continue  # a comment inside the section
+        before = section.getprevious()
+        while before is not None and not (isinstance(before.tag, str) and words(before)):
+            before = before.getprevious()
+        blocks = [] if before is None else reversed(list(before.iter("p", "div", "small")))
+        note = next((block for block in blocks if words(block)), None)  # the last one with words
+        if note is not None and len(words(note)) <= _NOTE_WORDS and _is_small_print(note):
+            note.drop_tree()
+
+
+def _is_small_print(element: lxml.html.HtmlElement) -> bool:
+    if element.tag == "small" or (element.get("size") or "").startswith("-"):
+        return True
+    match = _SMALL_FONT.search(str(element.get("style") or ""))
+    if match is None:
+        return False
+    return match.group(1) is None or float(match.group(1)) <= _SMALL_PIXELS
+
+
 def _is_card_link(link: lxml.html.HtmlElement) -> bool:
-    return next(link.iter("img"), None) is not None and len(_words(link)) >= 2
+    return next(link.iter("img"), None) is not None and len(words(link)) >= 2
 
 
 def _holds_article_paragraph(element: lxml.html.HtmlElement) -> bool:
-    return any(len(_words(paragraph)) >= _ARTICLE_PARAGRAPH_WORDS for paragraph in element.iter("p"))
+    return any(len(words(paragraph)) >= _ARTICLE_PARAGRAPH_WORDS for paragraph in element.iter("p"))
 
 
 def _is_box(element: lxml.html.HtmlElement) -> bool:
-    prose = any(len(_words(paragraph)) >= _PROSE_WORDS for paragraph in element.iter("p"))
-    words = _words(element)
-    return len(words) <= _FORM_BOX_WORDS and len("".join(words)) <= _FORM_BOX_CHARACTERS and not prose
+    prose = any(len(words(paragraph)) >= _PROSE_WORDS for paragraph in element.iter("p"))
+    found = words(element)
+    return len(found) <= _FORM_BOX_WORDS and len("".join(found)) <= _FORM_BOX_CHARACTERS and not prose
 
 
 def _is_card(element: lxml.html.HtmlElement) -> bool:
@@ -203,7 +345,3 @@ def _is_card(element: lxml.html.HtmlElement) -> bool:
     linked = sum(len("".join(link.text_content().split())) for link in links)
     text = len("".join(element.text_content().split()))
     return len(links) >= _CARD_LINKS and next(element.iter("img"), None) is not None and linked >= 0.9 * text
-
-
-def _words(element: lxml.html.HtmlElement) -> list[str]:
-    return element.text_content().split()

@@ -28,6 +28,7 @@ from lxml.etree import ParserError
 from carecast.boilerplate import trim_boilerplate
 from carecast.document import Document, render_html, render_text
 from carecast.furniture import drop_form_boxes, drop_hover_cards
+from carecast.markup import HEADINGS, flat_text
 from carecast.page import main_content
 from carecast.reader import (
     decoded_alt,
@@ -239,13 +240,13 @@ def clean_body(
     _simplify_link_cards(root)
     images = _clean_images(root, base_url)
     for link in list(root.iter("a")):
-        if _MORE_LINK.match(_text(link)):
+        if _MORE_LINK.match(flat_text(link)):
             _drop(link)
     patterns = [*BOILERPLATE, *strip]
     for block in [element for element in root.iter(*_BLOCKS) if element is not root]:
         if block.getparent() is None or any(child.tag in _BLOCKS for child in block):
             continue  # already dropped with its parent, or a container whose blocks are judged one by one
-        text = _text(block)
+        text = flat_text(block)
         if any(pattern.search(text) for pattern in patterns):
             _drop(block)
     _drop_empty_blocks(root)
@@ -337,12 +338,12 @@ def _simplify_link_cards(root: lxml.html.HtmlElement) -> None:
             continue  # a video embed, not a card: the reader makes it a link with its thumbnail
         link = next((a for a in card.iter("a") if a.get("href")), None)
         titled = next((e for e in card.iter() if "title" in str(e.get("class") or "")), link)
-        if link is None or titled is None or not _text(titled):
+        if link is None or titled is None or not flat_text(titled):
             _drop(card)
             continue
         paragraph = lxml.html.Element("p")
         anchor = lxml.html.Element("a", href=str(link.get("href")))
-        anchor.text = _text(titled)
+        anchor.text = flat_text(titled)
         paragraph.append(anchor)
         paragraph.tail = card.tail
         card.getparent().replace(card, paragraph)
@@ -360,7 +361,7 @@ _PLAYER_TAGS = ("iframe", "video", "audio", "embed", "object")
 def _drop_empty_blocks(root: lxml.html.HtmlElement) -> None:
     # A paragraph emptied of its "Continue reading" link or its tracking pixel would leave a blank gap.
     for block in reversed([element for element in root.iter(*_BLOCKS) if element is not root]):
-        if block.getparent() is not None and not _text(block) and not list(block.iter("img", *_PLAYER_TAGS)):
+        if block.getparent() is not None and not flat_text(block) and not list(block.iter("img", *_PLAYER_TAGS)):
             _drop(block)
 
 
@@ -373,16 +374,16 @@ def _drop_repeated_title(root: lxml.html.HtmlElement, title: str) -> None:
     if lead and lead[: len(title)].casefold() == title.casefold():
         root.text = lead[len(title) :].lstrip(" .:-\u2013\u2014\n")
         return
-    blocks = [element for element in root if element.tag in _BLOCKS and _text(element)][:_TITLE_WITHIN]
-    if blocks and _comparable(_text(blocks[0])) == _comparable(title) and not list(blocks[0].iter("img")):
+    blocks = [element for element in root if element.tag in _BLOCKS and flat_text(element)][:_TITLE_WITHIN]
+    if blocks and _comparable(flat_text(blocks[0])) == _comparable(title) and not list(blocks[0].iter("img")):
         _drop(blocks[0])
         return
     wanted = f" {_comparable(title)} "
     for index, block in enumerate(blocks):
-        heading = _comparable(_text(block))
-        if block.tag in _HEADINGS and len(heading.split()) >= _TITLE_WORDS and f" {heading} " in wanted:
+        heading = _comparable(flat_text(block))
+        if block.tag in HEADINGS and len(heading.split()) >= _TITLE_WORDS and f" {heading} " in wanted:
             labels = [label for label in blocks[:index] if not list(label.iter("img"))]  # a picture is no label
-            if all(len(_text(label).split()) <= _LABEL_WORDS for label in labels):
+            if all(len(flat_text(label).split()) <= _LABEL_WORDS for label in labels):
                 for dropped in [*labels, block]:
                     _drop(dropped)
             return
@@ -391,15 +392,10 @@ def _drop_repeated_title(root: lxml.html.HtmlElement, title: str) -> None:
 #: How far into the body a page's own heading is looked for, how many words it has at least (fewer is a label
 #: more than a title), and how many words a section label above it has at most.
 _TITLE_WITHIN, _TITLE_WORDS, _LABEL_WORDS = 3, 3, 3
-_HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 
 
 def _comparable(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text.casefold()).split())
-
-
-def _text(element: lxml.html.HtmlElement) -> str:
-    return " ".join(element.text_content().split())
 
 
 def _classes(element: lxml.html.HtmlElement) -> str:

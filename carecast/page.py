@@ -2,7 +2,8 @@
 
 trafilatura finds the article, telling it from menus, sidebars, comments and footers by text and link density (see
 the README for why trafilatura). Before it reads the page, what it would lose is put in a form it keeps: a
-video player becomes a link to the video (it keeps no frame), each data table a paragraph of a marker, put back
+video player becomes a link to the video (it keeps no frame), a picture only in a ``<noscript>`` takes the place of
+its lazy placeholder (it drops a ``<noscript>``), each data table a paragraph of a marker, put back
 after (it moved a table nested in a layout table to the end of the article, or lost it, and flattened one in a
 quote), and each figure's pictures carry a marker in their ``alt`` so that the caption it drops is put back beside
 the picture it keeps; what the page's template puts in and around the article that trafilatura would keep goes
@@ -17,8 +18,9 @@ import re
 
 import lxml.html
 
-from carecast.furniture import drop_page_furniture
-from carecast.reader import watch_url
+from carecast.furniture import drop_page_furniture, name_words
+from carecast.markup import HEADINGS, flat_text
+from carecast.reader import unwrap_noscript_images, watch_url
 
 _WHOLE_PAGE = re.compile(r"<(?:html|body)[\s>]", re.IGNORECASE)
 #: What pages name the standfirst they set under the headline, apart from the article's body.
@@ -33,7 +35,6 @@ _LINKED = 0.5
 #: The article's first paragraph is found in the page by so many of its first characters.
 _KEY_CHARACTERS = 60
 _SENTENCE_ENDS = (".", "!", "?", "\u2026", "\u3002", '"', "\u201d", "\u00bb")
-_HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 _NOT_ARTICLE = frozenset({"nav", "aside", "footer", "figure", "figcaption", "form", "ul", "ol", "table", "script"})
 _MARKER = re.compile(
     r"<p>Table (carecasttable\d{4}x) of the article\.</p>|(?:Table )?(carecasttable\d{4}x)(?: of the article\.)?"
@@ -53,8 +54,9 @@ def main_content(html: str, base_url: str | None) -> str:
     except (lxml.etree.ParserError, ValueError):
         return html
     players_as_links(page)
+    unwrap_noscript_images(page)  # trafilatura drops a <noscript>, and with it a lazy-loading theme's only picture
     drop_page_furniture(page)
-    stash, captions = stash_tables(page), mark_captions(page)
+    stash, captions = stash_tables(page), mark_captions(captions_as_figures(page))
     article = trafilatura.extract(
         lxml.html.tostring(page, encoding="unicode"),
         url=base_url,
@@ -76,23 +78,58 @@ def main_content(html: str, base_url: str | None) -> str:
     return restore_tables(lxml.html.tostring(found, encoding="unicode"), stash)
 
 
+#: A caption set outside any figure (a gallery's, a theme's ``wp-caption-text``) has at most so many words.
+_CAPTION_WORDS = 80
+
+
+def captions_as_figures(page: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
+    """Make each caption of a gallery's item that ``page`` sets outside a ``<figure>`` (an element its class or id
+    names ``caption``, with no picture inside, in a list item with one picture) the ``<figcaption>`` of a figure
+    around the item's content, so that it is read as its picture's caption: beside it when the picture is kept,
+    gone with it when not; never a paragraph of the article. Returns ``page``."""
+    for element in list(page.xpath("//*[contains(@class, 'aption') or contains(@id, 'aption')]")):
+        if element.tag in ("figcaption", "figure") or "caption" not in name_words(element):
+            continue
+        if element.find(".//img") is not None or len(element.text_content().split()) > _CAPTION_WORDS:
+            continue
+        if any(a.tag == "figure" or "caption" in name_words(a) for a in element.iterancestors()):
+            continue  # inside a figure, or a part of an outer caption
+        holder = next((a for a in element.iterancestors() if a.find(".//img") is not None), None)
+        if holder is None or holder.tag != "li" or len(holder.findall(".//img")) > 1:
+            continue  # a caption set apart from its picture elsewhere is often the article's own line
+        element.tag = "figcaption"
+        figure = lxml.html.Element("figure")
+        figure.text, holder.text = holder.text, None
+        figure.extend(list(holder))
+        holder.append(figure)
+    return page
+
+
 def mark_captions(page: lxml.html.HtmlElement) -> dict[str, lxml.html.HtmlElement]:
     """Mark the pictures of each ``<figure>`` of ``page`` that has a caption (a marker added to their ``alt``, which
     trafilatura keeps) and return each marker's ``<figcaption>``: trafilatura keeps a figure's picture and drops its
     caption. Every picture of the figure is marked: which one trafilatura keeps (a lazy placeholder, the one in a
-    ``<noscript>``) varies. A ``<figcaption>`` set right after its figure instead of inside it (eHow's) counts."""
+    ``<noscript>``) varies. A ``<figcaption>`` set right after its figure instead of inside it (eHow's) counts.
+    The marked captions leave ``page``."""
     captions: dict[str, lxml.html.HtmlElement] = {}
     for caption in page.iter("figcaption"):
         figure = next(caption.iterancestors("figure"), None)
         if figure is None and (previous := caption.getprevious()) is not None and previous.tag == "figure":
             figure = previous
         images = [] if figure is None else list(figure.iter("img"))
-        if not images or not _flat(caption) or any(word in captions for word in (images[0].get("alt") or "").split()):
+        if (
+            not images
+            or not flat_text(caption)
+            or any(word in captions for word in (images[0].get("alt") or "").split())
+        ):
             continue  # no picture to caption, nothing to say, or the figure's first caption is marked already
         marker = f"carecastcaption{len(captions):04d}x"
         for image in images:
             image.set("alt", f"{image.get('alt') or ''} {marker}".strip())
         captions[marker] = caption
+    for caption in captions.values():  # trafilatura drops most, but keeps one in a list item as its text
+        if caption.getparent() is not None:
+            caption.drop_tree()
     return captions
 
 
@@ -107,9 +144,9 @@ def with_captions(article: lxml.html.HtmlElement, captions: dict[str, lxml.html.
         if len(kept) < len(words):
             image.set("alt", " ".join(kept))
             last[next(word for word in words if word in captions)] = image
-    shown = _flat(article) if last else ""
+    shown = flat_text(article) if last else ""
     for marker, image in last.items():
-        if _flat(captions[marker]) in shown or image.getparent() is None:
+        if flat_text(captions[marker]) in shown or image.getparent() is None:
             continue
         figure = lxml.html.Element("figure")
         image.getparent().replace(image, figure)
@@ -124,13 +161,13 @@ def with_lead(article: lxml.html.HtmlElement, page: lxml.html.HtmlElement) -> No
     and that paragraph, outside it, each prose (:data:`_LEAD_WORDS` words or more, ending as a sentence, mostly not
     links) not in the article already; they go after the article's opening headings. trafilatura takes the element
     a page names the article's body (``articleBody``, ``article__text``) and so loses the standfirst set above it."""
-    body, first = article.find("body"), next((p for p in article.iter("p") if _is_prose(_flat(p))), None)
+    body, first = article.find("body"), next((p for p in article.iter("p") if _is_prose(flat_text(p))), None)
     if body is None or first is None:
         return
-    leads = _leads_above(page, _flat(first)[:_KEY_CHARACTERS])
-    shown = _flat(body) if leads else ""
-    leads = [lead for lead in leads if _flat(lead) not in shown]
-    place = next((index for index, child in enumerate(body) if child.tag not in _HEADINGS), len(body))
+    leads = _leads_above(page, flat_text(first)[:_KEY_CHARACTERS])
+    shown = flat_text(body) if leads else ""
+    leads = [lead for lead in leads if flat_text(lead) not in shown]
+    place = next((index for index, child in enumerate(body) if child.tag not in HEADINGS), len(body))
     for offset, lead in enumerate(leads):
         clone = _clone(lead)
         clone.tag = "div" if clone.find(".//p") is not None else "p"
@@ -144,7 +181,7 @@ def _leads_above(page: lxml.html.HtmlElement, start: str) -> list[lxml.html.Html
     for element in page.iter():
         if element.tag == "h1":
             leads = []
-        elif element.tag == "p" and _flat(element).startswith(start):
+        elif element.tag == "p" and flat_text(element).startswith(start):
             holding = set(element.iterancestors())  # a container of the article itself ("text-with-summary")
             return [lead for lead in leads or [] if lead not in holding]
         elif leads is not None and _is_lead(element, leads):
@@ -159,8 +196,8 @@ def _is_lead(element: lxml.html.HtmlElement, leads: list[lxml.html.HtmlElement])
         return False
     if any(ancestor.tag in _NOT_ARTICLE or ancestor in leads for ancestor in element.iterancestors()):
         return False
-    text = _flat(element)
-    linked = sum(len(_flat(link)) for link in element.iter("a"))
+    text = flat_text(element)
+    linked = sum(len(flat_text(link)) for link in element.iter("a"))
     return _is_prose(text) and linked < _LINKED * len(text)
 
 
@@ -173,10 +210,6 @@ def _clone(element: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
     clone = copy.deepcopy(element)
     clone.tail = None
     return clone
-
-
-def _flat(element: lxml.html.HtmlElement) -> str:
-    return " ".join(element.text_content().split())
 
 
 def players_as_links(page: lxml.html.HtmlElement) -> None:

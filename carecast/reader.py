@@ -105,8 +105,9 @@ def _widest(srcset: str) -> str | None:
 
 
 def unwrap_noscript_images(root: lxml.html.HtmlElement) -> None:
-    """Let a ``<noscript><img></noscript>`` stand for the lazy placeholder ``<img>`` beside it; drop every other
-    ``<noscript>`` (what a page shows without scripts is not the post)."""
+    """Let a ``<noscript><img></noscript>`` stand for the lazy placeholders beside it: the ``<img>`` right before
+    it, and every other picture of a frame of no words around it (Medium's blurred preview and lazy element); drop
+    every other ``<noscript>`` (what a page shows without scripts is not the post)."""
     for noscript in list(root.iter("noscript")):
         if noscript.getparent() is None:
             continue
@@ -115,9 +116,14 @@ def unwrap_noscript_images(root: lxml.html.HtmlElement) -> None:
         if not images:
             noscript.drop_tree()
             continue
+        frame = noscript.getparent()
+        words = len(frame.text_content().split()) - len(noscript.text_content().split())
         previous = noscript.getprevious()
-        if previous is not None and previous.tag == "img":
-            previous.drop_tree()
+        placeholders = [previous] if previous is not None and previous.tag == "img" else []
+        if not words:
+            placeholders = [image for image in frame.iter("img") if noscript not in set(image.iterancestors())]
+        for placeholder in placeholders:
+            placeholder.drop_tree()
         parent, index = noscript.getparent(), noscript.getparent().index(noscript)
         for offset, image in enumerate(images):
             parent.insert(index + offset, image)

@@ -196,3 +196,76 @@ def test_the_line_that_licenses_the_site_goes_and_a_licence_named_in_the_authors
         "Creative Commons licence</a>, so print it, copy it and hand it to anyone who needs it.</p>"
     )
     assert "The exercise sheet is yours to share" in render_text(read(page.replace(licence, own)))
+
+
+def test_a_box_of_badge_links_goes_with_its_call_and_linked_pictures_in_the_authors_words_stay() -> None:
+    stores = (
+        "<a href='https://play.google.com/store/apps/details?id=com.oakview'><img src='/img/android.png'></a>",
+        "<a href='https://apps.apple.com/us/app/oakview/id1479666958'><img src='/img/iphone.png'></a>",
+    )
+    box = f"<div><p><b>Get our exercises straight to your phone with the Oakview app.</b></p><div>{''.join(stores)}"
+    page = f"<html><body><article>{_POST}{box}</div></div>{_POST.replace('Knee', 'Hip')}</article></body></html>"
+    text = render_text(read(page))
+    assert "straight to your phone" not in text and text.endswith("the next morning.")
+    own = (
+        f"<p>Download the Oakview app {stores[0]} or {stores[1]}: it holds every exercise of your plan with a short "
+        "video of each, and it reminds you when it is time for the next set.</p>"
+    )
+    assert "Download the Oakview app" in render_text(read(page.replace(box + "</div></div>", own)))
+
+
+def test_a_platform_credit_in_small_print_goes_and_a_call_to_action_to_a_home_page_stays() -> None:
+    masthead = (
+        "<table><tr><td><h1>Oakview News</h1></td><td><a href='http://tumblr.com/'><font size='-2'>Powered by "
+        "Tumblr</font></a></td></tr></table>"
+    )
+    book = "<p><a href='https://booking.oakviewpt.com/'>Book your first visit online today</a></p>"
+    source = "<p><small>Source: <a href='https://www.cdc.gov/falls/facts.html'>CDC facts on falls</a></small></p>"
+    body = f"{masthead}<h2>Stairs</h2>{_POST}{source}{_POST.replace('Knee', 'Hip')}{book}"
+    text = render_text(read(f"<html><body><table><tr><td>{body}</td></tr></table></body></html>"))
+    assert "Tumblr" not in text
+    assert "Book your first visit online today" in text and "CDC facts on falls" in text
+
+
+def test_the_posts_own_permalink_line_goes_and_a_heading_or_sentence_linking_to_the_post_stays() -> None:
+    head = "<head><link rel='canonical' href='https://www.oakviewpt.com/blog/knee-stairs'></head>"
+    line = "<div><span><a href='/blog/knee-stairs?source=post_page'>Oct 18, 2019</a></span> · 8 min read</div>"
+    own = (
+        "<p>We first wrote <a href='https://www.oakviewpt.com/blog/knee-stairs'>this post</a> in 2019, and we "
+        "have brought it up to date with what our therapists teach now.</p>"
+    )
+    body = f"<h1><a href='/blog/knee-stairs'>Knee pain on the stairs in 2026</a></h1>{line}{_POST}{own}"
+    text = render_text(read(f"<html>{head}<body><article>{body}</article></body></html>"))
+    assert "Oct 18" not in text and "min read" not in text
+    assert "We first wrote this post in 2019" in text and text.startswith("Knee pain on the stairs")
+
+
+def test_a_caption_outside_any_figure_is_its_pictures_caption_never_a_paragraph() -> None:
+    gallery = (
+        "<ul class='gallery'><li><div class='img-wrap'><img src='https://cdn.example/gym-1.jpg' alt='The gym'></div>"
+        "<div class='caption'><div class='caption-full'>Ana Ruiz, left, and Tom Lee open the new gym on Main Street "
+        "on Tuesday.</div><span class='credit'>Photo: Oakview staff</span></div></li></ul>"
+    )
+    body = f"<h1>New gym</h1>{gallery}{_POST}{_POST.replace('Knee', 'Hip')}"
+    document = read(f"<html><body><article>{body}</article></body></html>")
+    assert "open the new gym" not in render_text(document)  # captions dropped: no paragraph holds it
+    assert "Knee pain on the stairs is common" in render_text(document)
+    own = (
+        "<div class='image'><img data-src='https://cdn.example/gym-2.jpg' alt='The gym'>"
+        "<p class='caption'>Our new gym on Main Street has been open to every patient since March.</p></div>"
+    )
+    page = f"<html><body><article>{_POST}{own}{_POST.replace('Knee', 'Hip')}</article></body></html>"
+    assert "Our new gym on Main Street" in render_text(read(page))  # a story's lead set as its picture's caption
+
+
+def test_a_note_in_small_print_over_the_comments_goes_and_the_posts_last_paragraph_stays() -> None:
+    note = (
+        "<p style='font-size:10px; font-weight:bold'>ATENÇÃO: Comentários com textos ininteligíveis ou que faltem com "
+        "respeito ao usuário não serão aprovados pelo moderador.</p>"
+    )
+    last = "<p>See you at the clinic, and bring your running shoes!</p>"
+    body = f"<div>{_POST}{_POST.replace('Knee', 'Hip')}{last}{note}</div><div id='disqus_thread'></div>"
+    text = render_text(read(f"<html><body><article><h1>Stairs</h1>{body}</article></body></html>"))
+    assert "moderador" not in text and text.endswith("bring your running shoes!")
+    body = body.replace(note, "")
+    assert render_text(read(f"<html><body><article>{body}</article></body></html>")).endswith("running shoes!")

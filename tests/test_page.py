@@ -132,3 +132,20 @@ def test_a_caption_set_right_after_its_figure_is_the_figures() -> None:
     document = clean_body(article_page("", _PROSE + figure + _PROSE.replace("Knee", "Hip")), base_url=BASE).document
     [block] = [block for block in document.walk() if block.kind == "figure"]
     assert block.caption == "The wall calf stretch, heel down."
+
+
+def test_a_picture_only_in_noscript_replaces_its_lazy_placeholder_and_a_tracking_pixel_stays_out() -> None:
+    lazy = (
+        "<p><img src='data:image/gif;base64,R0lGODlhAQABAAAAACw=' class='lazyload' alt='Wall sit'>"
+        "<noscript><img src='https://cdn.example/wall-sit.jpg' alt='Wall sit' width='800'></noscript></p>"
+    )
+    pixel = "<noscript><img src='https://www.facebook.com/tr?id=1&amp;ev=PageView' height='1' width='1'></noscript>"
+    item = clean_body(page(_PROSE + lazy + _PROSE.replace("Knee", "Hip") + pixel), base_url=BASE)
+    assert [picture.url for picture in item.document.pictures()] == ["https://cdn.example/wall-sit.jpg"]
+    blurred = (  # Medium's: a blurred preview, the lazy element, and the picture in a <noscript>
+        "<figure><div><div><img src='https://cdn.example/60/step-up.png?q=20' width='1894' height='970'></div>"
+        "<img width='1894' height='970'><noscript><img src='https://cdn.example/3788/step-up.png' width='1894'>"
+        "</noscript></div><figcaption>The step up, done right.</figcaption></figure>"
+    )
+    item = clean_body(page(_PROSE + blurred + _PROSE.replace("Knee", "Hip")), base_url=BASE)
+    assert [picture.url for picture in item.document.pictures()] == ["https://cdn.example/3788/step-up.png"]

@@ -1,4 +1,4 @@
-"""Real pages nobody here wrote, third corpus: 80 pages of Zyte's article-extraction benchmark, each read as the one
+"""Real pages nobody here wrote, third corpus: 117 pages of Zyte's article-extraction benchmark, each read as the one
 item of a feed. Over every page: no crash; the sentences of the benchmark's expected article text (``articleBody``)
 are in the full body; few of the full body's sentences are not the article's. The figures are printed
 (``pytest -s``) and kept in the README and ``tests/corpus/zyte/README.md``.
@@ -20,9 +20,14 @@ from tests.corpus.parts import totals
 from tests.corpus.zyte_eval import entries, measure, read_entry
 
 #: part: (least share of the article's sentences shown, most share of the shown sentences not the article's)
-FLOORS = {"tuning": (0.979, 0.010), "held_out": (0.98, 0.062), "held_out_2": (0.972, 0.078)}
+FLOORS = {
+    "tuning": (0.979, 0.006),
+    "held_out": (0.98, 0.064),
+    "held_out_2": (0.972, 0.077),
+    "held_out_3": (0.99, 0.054),
+}
 #: Pages per part, chosen once by the rule in tests/corpus/zyte/README.md.
-PAGES = {"tuning": 20, "held_out": 20, "held_out_2": 40}
+PAGES = {"tuning": 20, "held_out": 20, "held_out_2": 40, "held_out_3": 37}
 
 
 @pytest.fixture(scope="module")
