@@ -45,6 +45,7 @@ MODULES = [
     "tests/test_unsubscribe.py",
     "tests/channels/test_sms.py",
     "tests/channels/test_sms_live.py",
+    "tests/channels/test_sms_batches.py",
     "tests/channels/test_linkedin.py",
     "tests/channels/test_gbp.py",
 ]

@@ -36,11 +36,11 @@ from carecast.ledger import Ledger
 from carecast.model import ContentItem, now_utc
 from carecast.pipeline import adapt, publish, sync_audience
 from carecast.practice import load_settings
+from tests.channels.sms_wire import CONSENTING
+from tests.channels.sms_wire import CREDENTIALS as TWILIO
 from tests.channels.test_bluesky import ACCOUNT as BLUESKY_ACCOUNT
 from tests.channels.test_gbp import ACCOUNT as GBP_ACCOUNT
 from tests.channels.test_gbp import ENV as GBP_ENV
-from tests.channels.test_sms_live import CONSENTING
-from tests.channels.test_sms_live import CREDENTIALS as TWILIO
 from tests.channels.test_x_live import ENV as X_ENV
 from tests.channels.test_x_live import SECRETS as X_SECRETS
 from tests.conftest import all_channels_config
