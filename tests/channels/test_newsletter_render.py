@@ -99,3 +99,12 @@ def test_a_phone_gives_a_tables_cells_less_padding_and_a_smaller_font(sample_htm
     rule = re.search(r"@media \(max-width: 480px\) \{\s*\.item-body td, \.item-body th \{([^}]*)\}", sample_html)
     assert rule is not None
     assert "padding: 4px 3px !important" in rule.group(1) and "font-size: 14px !important" in rule.group(1)
+
+
+def test_with_images_off_a_pictures_alt_text_reads_in_the_emails_own_type(sample_html: str) -> None:
+    """Most clients show no pictures by default, only their alt text: in the email's sans-serif, grey, not the
+    client's default serif (a hero's alt, the item's title by default, looked like a broken link above the title)."""
+    styles = re.findall(r'<img [^>]*style="([^"]*)"', sample_html)
+    assert styles
+    for style in styles:
+        assert "font-family: Arial, Helvetica, sans-serif" in style and "color: #5b6b73" in style, style
