@@ -3,8 +3,9 @@ and take its screenshot.
 
 Headless Chromium will not open a window narrower than 500 px, so the email is laid out in an iframe of the wanted
 width, whose viewport is then exactly that wide: its media queries, its scroll width and its images are measured
-there, and a screenshot is cropped to it. Remote images are replaced by a local 1600 x 1000 JPEG, the worst case
-(wider than any column), so nothing leaves the machine.
+there, and a screenshot is cropped to it. Many emails are measured in one run (``measure_all``), each in its own
+iframe, so a corpus's hundred newsletters start Chromium once. Remote images are replaced by a local 1600 x 1000
+JPEG, the worst case (wider than any column), so nothing leaves the machine.
 
 Regenerate the README's screenshots with ``.venv/bin/python -m tests.browser docs/screenshots``.
 """
