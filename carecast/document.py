@@ -262,6 +262,10 @@ def _is_prose(block: Block) -> bool:
 #: Inline style of the things a mail client shows without the template's CSS (Gmail keeps inline styles only).
 TABLE_STYLE = "border-collapse: collapse; width: 100%; margin: 0 0 12px 0;"
 CELL_STYLE = "border: 1px solid #d5dde1; padding: 6px 8px; text-align: left; vertical-align: top;"
+#: A cell that is a number, or one with a unit of one or two letters ("5040", "10\u201312", "45 s"): kept on one line,
+#: since the newsletter's column breaks long words (MJML's ``word-break: break-word``) and a phone showed 5040 as
+#: "50" over "40". Words ("Top 10", names) still wrap, so a table of many columns still fits.
+_NUMBER_CELL = re.compile(r"(?=.*\d)(?!.*[^\W\d_]{3}).{1,12}")
 BUTTON_STYLE = (
     "display: inline-block; padding: 10px 18px; border-radius: 4px; background-color: #0b6e99; color: #ffffff;"
     " font-weight: bold; text-decoration: none;"
@@ -298,6 +302,10 @@ def _html_picture(picture: Picture, alt: str | None = None) -> str:
     return f'<img src="{escape(picture.url)}" alt="{escape(alt or picture.alt or "")}"{width} style="{IMAGE_STYLE}">'
 
 
+def _cell_style(text: str) -> str:
+    return f"{CELL_STYLE} white-space: nowrap;" if _NUMBER_CELL.fullmatch(text) else CELL_STYLE
+
+
 def _html_block(block: Block, said: Mapping[str, str]) -> str:
     if block.kind == "heading":
         level = min(max(block.level, 2), 4)
@@ -313,7 +321,9 @@ def _html_block(block: Block, said: Mapping[str, str]) -> str:
         rows = []
         for number, row in enumerate(block.rows):
             cell = "th" if number < block.header_rows else "td"
-            rows.append("<tr>" + "".join(f'<{cell} style="{CELL_STYLE}">{escape(c)}</{cell}>' for c in row) + "</tr>")
+            rows.append(
+                "<tr>" + "".join(f'<{cell} style="{_cell_style(c)}">{escape(c)}</{cell}>' for c in row) + "</tr>"
+            )
         return f'<table role="presentation" style="{TABLE_STYLE}">{"".join(rows)}</table>'
     if block.kind == "figure" and block.picture is not None:
         caption = f"<p><em>{escape(block.caption)}</em></p>" if block.caption else ""

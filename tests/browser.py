@@ -3,8 +3,9 @@ and take its screenshot.
 
 Headless Chromium will not open a window narrower than 500 px, so the email is laid out in an iframe of the wanted
 width, whose viewport is then exactly that wide: its media queries, its scroll width and its images are measured
-there, and a screenshot is cropped to it. Remote images are replaced by a local 1600 x 1000 JPEG, the worst case
-(wider than any column), so nothing leaves the machine.
+there, and a screenshot is cropped to it. Many emails are measured in one run (``measure_all``), each in its own
+iframe, so a corpus's hundred newsletters start Chromium once. Remote images are replaced by a local 1600 x 1000
+JPEG, the worst case (wider than any column), so nothing leaves the machine.
 
 Regenerate the README's screenshots with ``.venv/bin/python -m tests.browser docs/screenshots``.
 """
@@ -30,18 +31,20 @@ WINDOW_MIN = 500
 _FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--allow-file-access-from-files"]
 _MEASURE = """
 <script>
-const frame = document.getElementById("email");
-frame.addEventListener("load", () => {
-  const doc = frame.contentDocument, win = frame.contentWindow;
-  const images = [...doc.images].map(image => ({
-    src: image.getAttribute("src"),
-    width: image.getBoundingClientRect().width,
-    column: image.parentElement.getBoundingClientRect().width,
-  }));
-  document.body.setAttribute("data-result", JSON.stringify({
-    viewport: win.innerWidth, scroll_width: doc.documentElement.scrollWidth,
-    height: doc.body.scrollHeight, images,
-  }));
+// The page's load waits for every frame's.
+window.addEventListener("load", () => {
+  const layout = frame => {
+    const doc = frame.contentDocument, win = frame.contentWindow;
+    const images = [...doc.images].map(image => ({
+      src: image.getAttribute("src"),
+      width: image.getBoundingClientRect().width,
+      column: image.parentElement.getBoundingClientRect().width,
+    }));
+    const scroll_width = doc.documentElement.scrollWidth;
+    return {viewport: win.innerWidth, scroll_width, height: doc.body.scrollHeight, images};
+  };
+  const frames = [...document.querySelectorAll("iframe")];
+  document.body.setAttribute("data-result", JSON.stringify(frames.map(layout)));
 });
 </script>
 """
@@ -62,18 +65,23 @@ def chromium_path() -> str | None:
     return shutil.which(CHROMIUM)
 
 
-def _stage(html: str, folder: Path, width: int, height: int) -> Path:
-    """Write the email (its images made local) and a page framing it at ``width``; return the page."""
+def _stage(htmls: list[str], folder: Path, width: int, height: int) -> Path:
+    """Write the emails (their images made local) and a page framing each at ``width``, one under the other;
+    return the page."""
     photo = folder / "photo.jpg"
     if not photo.exists():
         PIL.Image.new("RGB", (1600, 1000), (120, 160, 180)).save(photo, quality=60)
-    local = re.sub(r'src="https?://[^"]*"', f'src="{photo.as_uri()}"', html)
-    (folder / "email.html").write_text(local, encoding="utf-8")
+    frames = []
+    for number, html in enumerate(htmls):
+        local = re.sub(r'src="https?://[^"]*"', f'src="{photo.as_uri()}"', html)
+        (folder / f"email-{number}.html").write_text(local, encoding="utf-8")
+        frames.append(
+            f'<iframe src="email-{number}.html" style="border:0;display:block;width:{width}px;height:{height}px">'
+            "</iframe>"
+        )
     page = folder / f"frame-{width}.html"
     page.write_text(
-        '<!doctype html><html><body style="margin:0;background:#fff">'
-        f'<iframe id="email" src="email.html" style="border:0;display:block;width:{width}px;height:{height}px">'
-        f"</iframe>{_MEASURE}</body></html>",
+        f'<!doctype html><html><body style="margin:0;background:#fff">{"".join(frames)}{_MEASURE}</body></html>',
         encoding="utf-8",
     )
     return page
@@ -96,21 +104,42 @@ def _env(home: str) -> dict[str, str]:
 
 def measure(html: str, width: int, folder: Path) -> Layout:
     """Lay ``html`` out at ``width`` CSS pixels and measure it. Raises RuntimeError when Chromium fails."""
-    page = _stage(html, folder, width, 4000)
+    (layout,) = measure_all([html], width, folder)
+    return layout
+
+
+def measure_all(htmls: list[str], width: int, folder: Path) -> list[Layout]:
+    """Lay each of ``htmls`` out at ``width`` CSS pixels and measure it, all in one Chromium run (each email in its
+    own frame). Raises RuntimeError when Chromium fails."""
+    height = 4000 if len(htmls) == 1 else 400  # a frame's height changes no width; short frames keep the page small
+    page = _stage(htmls, folder, width, height)
     dom = _run(
-        [f"--window-size={max(width, WINDOW_MIN)},4000", "--virtual-time-budget=5000", "--dump-dom", page.as_uri()]
+        [
+            f"--window-size={max(width, WINDOW_MIN)},4000",
+            f"--virtual-time-budget={5000 * len(htmls)}",
+            "--dump-dom",
+            page.as_uri(),
+        ]
     )
     found = re.search(r'data-result="([^"]*)"', dom)
     if not found:
         raise RuntimeError("the page reported no measurements")
-    data = json.loads(unescape(found.group(1)))
-    return Layout(data["viewport"], data["scroll_width"], data["height"], data["images"])
+    return [
+        Layout(data["viewport"], data["scroll_width"], data["height"], data["images"])
+        for data in json.loads(unescape(found.group(1)))
+    ]
+
+
+def images_off(html: str) -> str:
+    """``html`` as most mail clients show it by default: every remote picture a broken image, laid out by its
+    attributes and styles only."""
+    return re.sub(r'src="https?://[^"]*"', 'src="images-off.jpg"', html)
 
 
 def screenshot(html: str, width: int, target: Path, folder: Path) -> Path:
     """A PNG of the whole email at ``width`` CSS pixels, written to ``target``. Raises RuntimeError as ``measure``."""
     height = measure(html, width, folder).height
-    page = _stage(html, folder, width, height)
+    page = _stage([html], folder, width, height)
     shot = folder / f"shot-{width}.png"
     _run(
         [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from carecast.document import Document, TextOptions, excerpt_sentences, render_html, render_text
 from carecast.html import clean_body
 from carecast.language import detect, item_language
@@ -24,6 +26,19 @@ def test_a_table_stays_a_table_in_html_and_reads_one_row_a_line_in_text() -> Non
     assert "Wall slide: 3 sets, 10\u201312 reps, rest 45 s\nCalf raise: 2 sets, 15 reps, rest 30 s" in text
     html = render_html(document)
     assert html.count("<tr>") == 3 and "<th " in html and "<td " in html and "310" not in text
+
+
+def test_a_tables_numbers_are_never_broken_across_lines_on_a_phone() -> None:
+    """The newsletter's column breaks long words (MJML's ``word-break: break-word``): on a phone a narrow column
+    showed 5040 as "50" over "40". A number, or one with a unit of one or two letters, stays on one line; a cell with a
+    word ("Top 10") may still wrap, so a table of many columns still fits."""
+    document = read(
+        "<table><tr><th>Piloto</th><th>Pontos</th><th>Top 10</th><th>Rest</th></tr>"
+        "<tr><td>Brad Keselowski</td><td>5040</td><td>10\u201312</td><td>45 s</td></tr></table>"
+    )
+    cells = re.findall(r'<t[dh] style="([^"]*)">([^<]*)</t[dh]>', render_html(document))
+    whole = {text for style, text in cells if "white-space: nowrap" in style}
+    assert whole == {"5040", "10\u201312", "45 s"}
 
 
 def test_lazy_images_give_their_real_picture_and_placeholders_none() -> None:

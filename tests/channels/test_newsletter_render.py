@@ -90,3 +90,21 @@ def test_the_preview_is_the_email_on_a_phone_never_its_markup(sample_html: str) 
     picture = PIL.Image.open(io.BytesIO(base64.b64decode(line.rsplit(",", 1)[1].rstrip(")"))))
     assert picture.width == 375 and 1000 < picture.height < 4000  # cropped to the email, not the frame
     assert "<" not in line
+
+
+def test_a_phone_gives_a_tables_cells_less_padding_and_a_smaller_font(sample_html: str) -> None:
+    """Seven columns on a 375 px phone broke every name and header mid-word: the 16 px of padding a cell has on a
+    desktop take a third of the column there. The phone's rule survives the inlining (a ``<style>`` kept in the
+    head)."""
+    rule = re.search(r"@media \(max-width: 480px\) \{\s*\.item-body td, \.item-body th \{([^}]*)\}", sample_html)
+    assert rule is not None
+    assert "padding: 4px 3px !important" in rule.group(1) and "font-size: 14px !important" in rule.group(1)
+
+
+def test_with_images_off_a_pictures_alt_text_reads_in_the_emails_own_type(sample_html: str) -> None:
+    """Most clients show no pictures by default, only their alt text: in the email's sans-serif, grey, not the
+    client's default serif (a hero's alt, the item's title by default, looked like a broken link above the title)."""
+    styles = re.findall(r'<img [^>]*style="([^"]*)"', sample_html)
+    assert styles
+    for style in styles:
+        assert "font-family: Arial, Helvetica, sans-serif" in style and "color: #5b6b73" in style, style

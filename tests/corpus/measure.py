@@ -17,7 +17,7 @@ from pathlib import Path
 import lxml.html
 
 from carecast.config import RssSource, Settings
-from carecast.document import TextOptions, render_html, render_text
+from carecast.document import Document, TextOptions, render_html, render_text, table_lines
 from carecast.model import ContentItem
 from carecast.sources import read_source
 
@@ -168,6 +168,88 @@ def _is_data_table(table: lxml.html.HtmlElement) -> bool:
     rows = [[cell for cell in row if cell.tag in {"td", "th"}] for row in table.iter("tr")]
     nested = table.find(".//table") is not None or table.find(".//p") is not None
     return not nested and len(rows) >= 2 and max(len(row) for row in rows) >= 2
+
+
+@dataclass(frozen=True)
+class NewsletterFigures:
+    """What the full newsletters of a corpus's pages showed: each page's tables (a table of its document) and those
+    kept as a ``<table>`` in the email and one line per row in its text; the pictures the emails show and those with
+    a real http(s) URL; the pages whose email scrolls sideways at 375 px with images on and with images off."""
+
+    pages: int
+    tables: int
+    tables_kept: int
+    pictures: int
+    real_pictures: int
+    wide_on: tuple[str, ...]
+    wide_off: tuple[str, ...]
+    not_real: tuple[str, ...]
+
+    def summary(self, corpus: str) -> str:
+        return (
+            f"{corpus}: {self.pages} full newsletters; tables kept {self.tables_kept}/{self.tables}; pictures with "
+            f"a real URL {self.real_pictures}/{self.pictures}; wider than {PHONE} px: {len(self.wide_on)} images "
+            f"on, {len(self.wide_off)} images off"
+        )
+
+    def problems(self) -> list[str]:
+        """What fails issue 18's checks: tables lost, pictures without a real URL, pages wider than the phone."""
+        return [
+            *([f"tables kept {self.tables_kept}/{self.tables}"] if self.tables_kept < self.tables else []),
+            *(f"not a real URL: {url}" for url in self.not_real),
+            *(f"wider than {PHONE} px, images on: {page}" for page in self.wide_on),
+            *(f"wider than {PHONE} px, images off: {page}" for page in self.wide_off),
+        ]
+
+
+def _innermost_tables(html: str) -> list[lxml.html.HtmlElement]:
+    root = lxml.html.fromstring(html.encode("utf-8")) if html else None
+    return [table for table in root.iter("table") if table.find(".//table") is None] if root is not None else []
+
+
+#: The phone's width the newsletters must fit, in CSS pixels.
+PHONE = 375
+
+
+def newsletter_figures(items: list[tuple[str, ContentItem]], settings: Settings, folder: Path) -> NewsletterFigures:
+    """Render each item as the one article of the full newsletter (as CareCast sends it: ``body: full``), check its
+    tables and pictures, and lay every email out at 375 px in headless Chromium, images on and off (one run each).
+    Raises RuntimeError when Chromium fails."""
+    from carecast_channels.newsletter import NewsletterChannel
+    from tests.browser import images_off, measure_all
+
+    config = settings.channels["newsletter"].model_copy(update={"body": "full"})
+    channel = NewsletterChannel("newsletter", config, settings)
+    emails = [channel.render([item]) for _, item in items]
+    tables = kept = 0
+    pictures: list[str] = []
+    for (_, item), email in zip(items, emails, strict=True):
+        html, text = email.html or "", email.text
+        # The email's innermost tables are the article's (MJML's own tables lay the page out around them).
+        shown = [comparable(table.text_content()) for table in _innermost_tables(html)]
+        for block in item.body.walk():
+            if block.kind == "table":
+                tables += 1
+                cells = comparable(lxml.html.fromstring(render_html(Document((block,)))).text_content())
+                rows = all(line in text for line in table_lines(block))
+                kept += rows and any(cells in table for table in shown)
+        pictures += re.findall(r'<img[^>]*\ssrc="([^"]*)"', html)
+    wide = {}
+    for name, change in (("on", str), ("off", images_off)):
+        (folder / name).mkdir(exist_ok=True)
+        layouts = measure_all([change(email.html or "") for email in emails], PHONE, folder / name)
+        wide[name] = tuple(page for (page, _), shown in zip(items, layouts, strict=True) if shown.scroll_width > PHONE)
+    real = [url for url in pictures if re.match(r"https?://[^/\s]+/", url)]
+    return NewsletterFigures(
+        pages=len(items),
+        tables=tables,
+        tables_kept=kept,
+        pictures=len(pictures),
+        real_pictures=len(real),
+        wide_on=wide["on"],
+        wide_off=wide["off"],
+        not_real=tuple(url[:80] for url in pictures if url not in real),
+    )
 
 
 if __name__ == "__main__":

@@ -3,9 +3,9 @@
 Over every page: no crash; at least 95% of the sentences Readability extracts (``expected.html``) appear in the
 full-body text; what CareCast keeps is the article (at least 95% of its sentences are in Readability's article, so
 menus, footers and share bars are gone); every table kept is a table in the email's HTML and one line per row in the
-text (data tables nested in layout tables too); every picture shown has a real http(s)
-URL. The full newsletter of all the pages does not scroll sideways at 375 px in headless Chromium. The figures are
-printed (``pytest -s``) and kept in README.md.
+text (data tables nested in layout tables too); every picture shown has a real http(s) URL. The full newsletter of
+each page does not scroll sideways at 375 px in headless Chromium, images on and off. The figures are printed
+(``pytest -s``) and kept in README.md.
 """
 
 from __future__ import annotations
@@ -21,11 +21,10 @@ from carecast.model import ContentItem
 from carecast.practice import load_settings
 from carecast.text import x_measure
 from carecast_channels.bluesky import BlueskyChannel, bluesky_length
-from carecast_channels.newsletter import NewsletterChannel
 from carecast_channels.x import XChannel
-from tests.browser import chromium_path, measure
+from tests.browser import chromium_path, measure_all
 from tests.conftest import SAMPLE_CONFIG, all_channels_config
-from tests.corpus.measure import PageFigures, kept_sentences, pages, read_page
+from tests.corpus.measure import PageFigures, kept_sentences, newsletter_figures, pages, read_page
 from tests.corpus.measure import measure as measure_page
 
 #: Readability's article sentences the full body must show, over all pages.
@@ -100,19 +99,14 @@ def test_every_picture_has_a_real_url(corpus: list[tuple[Path, ContentItem]]) ->
 def test_the_full_newsletter_of_every_page_fits_a_phone(
     corpus: list[tuple[Path, ContentItem]], settings: Settings, tmp_path: Path
 ) -> None:
+    """Each page as the one article of the full newsletter: no sideways scroll at 375 px, images on and off (most
+    clients' default), its tables and real pictures in the email (``measure.newsletter_figures``, as the other
+    corpora)."""
     if chromium_path() is None:
         pytest.skip("needs chromium: apt-get install chromium")
-    config = settings.channels["newsletter"].model_copy(update={"body": "full"})
-    channel = NewsletterChannel("newsletter", config, settings)
-    html = channel.render([item for _, item in corpus]).html or ""
-    # Images off (most clients' default): every picture a broken image, laid out by its attributes and styles only.
-    images_off = re.sub(r'src="https?://[^"]*"', 'src="images-off.jpg"', html)
-    for name, page in (("images on", html), ("images off", images_off)):
-        folder = tmp_path / name.replace(" ", "-")
-        folder.mkdir()
-        layout = measure(page, 375, folder)
-        print(f"\nfull newsletter of {len(corpus)} pages at 375 px, {name}: scroll width {layout.scroll_width}px")
-        assert layout.scroll_width <= 375, name
+    figures = newsletter_figures([(page.name, item) for page, item in corpus], settings, tmp_path)
+    print("\n" + figures.summary("Readability test-pages"))
+    assert figures.problems() == []
 
 
 @pytest.mark.parametrize("too_long", ["teaser", "thread"])
@@ -140,3 +134,15 @@ def test_x_and_bluesky_post_every_long_page_none_refused_for_length(
     print(f"\n{len(corpus)} pages on X and Bluesky, too_long: {too_long}: none refused, {threads} threads")
     if too_long == "teaser":
         assert threads == 0
+
+
+def test_one_chromium_run_measures_each_email_in_its_own_frame(tmp_path: Path) -> None:
+    """The corpora's phone check lays many emails out in one run: a wide one is seen, and only it."""
+    if chromium_path() is None:
+        pytest.skip("needs chromium: apt-get install chromium")
+    emails = [
+        "<html><body><p>fits</p></body></html>",
+        '<html><body><div style="width:800px">too wide</div></body></html>',
+        '<html><body><img src="https://example.org/a.jpg" width="600"></body></html>',
+    ]
+    assert [layout.scroll_width > 375 for layout in measure_all(emails, 375, tmp_path)] == [False, True, True]
