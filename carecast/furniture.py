@@ -4,7 +4,7 @@ around a form to fill, the page's own dates (schema.org), what classes, ids and 
 calls to comment, related links, advertisements), grids of linked cards of other pages, the site's licence line, image
 credits, boxes of badge links (an app's store badges) with their call, a platform's credit in small print ("Powered by
 …"), a note in small print over the comments (a moderation policy), the post's own permalink line (its date and reading
-time). Each rule is by structure (tags, attributes, words inside and outside links, size), in every language; the
+time), entries of other posts inside the article (their permalink elsewhere), the post's line of tags. Each rule is by structure (tags, attributes, words inside and outside links, size), in every language; the
 author's own text of the same shape (a date or linked pictures in a sentence, an element so named that holds the
 article) stays. What is left around the post is trimmed from its document afterwards (:mod:`carecast.boilerplate`).
 """
@@ -32,6 +32,8 @@ def drop_page_furniture(page: lxml.html.HtmlElement) -> None:
     drop_platform_credits(page)
     drop_permalink_lines(page)
     drop_notes_over_comments(page)
+    drop_other_entries(page)
+    drop_tag_lines(page)
     for credit in [element for element in page.xpath("//*[@class or @id]") if is_credit(element)]:
         if credit.getparent() is not None:
             credit.drop_tree()  # trafilatura keeps a credit's words and drops its class, which told it
@@ -315,6 +317,37 @@ def drop_notes_over_comments(root: lxml.html.HtmlElement) -> None:
         note = next((block for block in blocks if words(block)), None)  # the last one with words
         if note is not None and len(words(note)) <= _NOTE_WORDS and _is_small_print(note):
             note.drop_tree()
+
+
+def drop_other_entries(root: lxml.html.HtmlElement) -> None:
+    """Remove from ``root`` each entry of another post set inside the page's article (a theme's "more posts" loop:
+    its picture, title and excerpt): an ``<article>`` inside another whose permalink (the hAtom ``rel="bookmark"``
+    link) leads to another page than the page's own address (its ``rel="canonical"`` link or ``og:url``). An
+    article inside the post without such a link (a card the author embeds, a quote) stays."""
+    own = root.xpath("//link[@rel='canonical']/@href | //meta[@property='og:url']/@content")
+    paths = {urlsplit(str(address)).path.rstrip("/") for address in own} - {""}
+    for entry in list(root.xpath("//article//article")) if paths else []:
+        links = entry.xpath(".//a[contains(concat(' ', normalize-space(@rel), ' '), ' bookmark ')]/@href")
+        if entry.getparent() is not None and links and not {urlsplit(str(h)).path.rstrip("/") for h in links} & paths:
+            entry.drop_tree()
+
+
+#: A line of a post's tags has at most so many words outside its links (the commas between them, a label).
+_TAG_LINE_WORDS = 3
+
+
+def drop_tag_lines(root: lxml.html.HtmlElement) -> None:
+    """Remove from ``root`` each line of the post's tags or categories: a line whose links all carry the
+    microformat ``rel="tag"`` (WordPress's ``rel="category tag"``), with at most :data:`_TAG_LINE_WORDS` words of
+    its own. A tag linked in the author's sentence stays."""
+    for link in root.xpath("//a[contains(concat(' ', normalize-space(@rel), ' '), ' tag ')]"):
+        line = next((parent for parent in link.iterancestors() if parent.tag in _LINES), None)
+        if line is None or line.getparent() is None or line.tag in HEADINGS:
+            continue
+        links = [a for a in line.iter("a") if a.get("href")]
+        tagged = all("tag" in str(a.get("rel") or "").lower().split() for a in links)
+        if tagged and len(words(line)) - sum(len(words(a)) for a in links) <= _TAG_LINE_WORDS:
+            line.drop_tree()
 
 
 def _is_small_print(element: lxml.html.HtmlElement) -> bool:

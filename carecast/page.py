@@ -84,7 +84,8 @@ _CAPTION_WORDS = 80
 
 def captions_as_figures(page: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
     """Make each caption of a gallery's item that ``page`` sets outside a ``<figure>`` (an element its class or id
-    names ``caption``, with no picture inside, in a list item with one picture) the ``<figcaption>`` of a figure
+    names ``caption``, with no picture inside, in a list item with one picture or in a box its class names a caption
+    with its one picture: WordPress's ``wp-caption``) the ``<figcaption>`` of a figure
     around the item's content, so that it is read as its picture's caption: beside it when the picture is kept,
     gone with it when not; never a paragraph of the article. Returns ``page``."""
     for element in list(page.xpath("//*[contains(@class, 'aption') or contains(@id, 'aption')]")):
@@ -92,12 +93,20 @@ def captions_as_figures(page: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
             continue
         if element.find(".//img") is not None or len(element.text_content().split()) > _CAPTION_WORDS:
             continue
-        if any(a.tag == "figure" or "caption" in name_words(a) for a in element.iterancestors()):
-            continue  # inside a figure, or a part of an outer caption
         holder = next((a for a in element.iterancestors() if a.find(".//img") is not None), None)
-        if holder is None or holder.tag != "li" or len(holder.findall(".//img")) > 1:
+        if holder is None or len(holder.findall(".//img")) > 1:
+            continue
+        # A caption box around the picture and its caption (wp-caption); in a list, trafilatura would drop a figure
+        # whole, where it keeps the box's picture and words.
+        boxed = "caption" in name_words(holder) and next(holder.iterancestors("li"), None) is None
+        if any(a.tag == "figure" or ("caption" in name_words(a) and a is not holder) for a in element.iterancestors()):
+            continue  # inside a figure, or a part of an outer caption
+        if holder.tag != "li" and not boxed:
             continue  # a caption set apart from its picture elsewhere is often the article's own line
         element.tag = "figcaption"
+        if boxed:
+            holder.tag = "figure"
+            continue
         figure = lxml.html.Element("figure")
         figure.text, holder.text = holder.text, None
         figure.extend(list(holder))

@@ -269,3 +269,33 @@ def test_a_note_in_small_print_over_the_comments_goes_and_the_posts_last_paragra
     assert "moderador" not in text and text.endswith("bring your running shoes!")
     body = body.replace(note, "")
     assert render_text(read(f"<html><body><article>{body}</article></body></html>")).endswith("running shoes!")
+
+
+def test_another_posts_entry_inside_the_article_goes_and_the_posts_own_entry_stays() -> None:
+    head = "<head><link rel='canonical' href='https://www.oakviewpt.com/blog/knee-stairs'></head>"
+    other = (
+        "<article class='post-17 post'><a href='/blog/hip-stretches' rel='bookmark'><img src='/img/hip.jpg'></a>"
+        "<p>Five hip stretches for desk workers, each held for thirty seconds, morning and evening.</p></article>"
+    )
+    own = "<h1><a href='/blog/knee-stairs' rel='bookmark'>Knee pain on the stairs</a></h1>"
+    body = f"<article class='post-12 post'>{own}{_POST}{other}{_POST.replace('Knee', 'Hip')}</article>"
+    text = render_text(read(f"<html>{head}<body>{body}</body></html>"))
+    assert "Five hip stretches" not in text and "Knee pain on the stairs is common" in text
+    quoted = other.replace(" rel='bookmark'", "")  # a card the author embeds, no entry of the site's
+    text = render_text(read(f"<html>{head}<body>{body.replace(other, quoted)}</body></html>"))
+    assert "Five hip stretches" in text
+
+
+def test_the_posts_tag_line_goes_and_a_sentence_linking_to_a_tag_stays() -> None:
+    tags = (
+        "<p><a href='/tag/knees' rel='category tag'>Knee pain</a>, "
+        "<a href='/tag/stairs' rel='category tag'>Stairs and steps</a></p>"
+    )
+    body = f"<article><h1>Stairs</h1>{_POST}{_POST.replace('Knee', 'Hip')}{tags}</article>"
+    text = render_text(read(f"<html><body>{body}</body></html>"))
+    assert "Stairs and steps" not in text
+    own = (
+        "<p>Every post we wrote on <a href='/tag/knees' rel='tag'>knee pain</a> is gathered on one page, with the "
+        "exercises of each, so that you can print them all at once.</p>"
+    )
+    assert "gathered on one page" in render_text(read(f"<html><body>{body.replace(tags, own)}</body></html>"))

@@ -3,7 +3,7 @@ them out in another table, indents them in a quote, or sets its menu in a table.
 
 from __future__ import annotations
 
-from carecast.document import Document, render_html, render_text, table_lines
+from carecast.document import Document, TextOptions, render_html, render_text, table_lines
 from carecast.html import clean_body
 
 BASE = "https://www.oakviewpt.com/blog/post/"
@@ -149,3 +149,18 @@ def test_a_picture_only_in_noscript_replaces_its_lazy_placeholder_and_a_tracking
     )
     item = clean_body(page(_PROSE + blurred + _PROSE.replace("Knee", "Hip")), base_url=BASE)
     assert [picture.url for picture in item.document.pictures()] == ["https://cdn.example/3788/step-up.png"]
+
+
+def test_a_caption_box_s_caption_is_its_pictures_caption_never_a_paragraph() -> None:
+    box = (
+        "<div class='wp-caption aligncenter'><img src='https://cdn.example/gym-1.jpg' alt='The gym'>"
+        "<p class='wp-caption-text'>Ana Ruiz and Tom Lee open the new gym on Main Street on Tuesday</p></div>"
+    )
+    post = (
+        "<p>Knee pain on the stairs is common after forty, and it often starts with weak hips and stiff ankles.</p>"
+        "<p>Start with two exercises a day, and add a third when both feel easy the next morning.</p>"
+    )
+    page = f"<html><body><article><h1>New gym</h1>{post}{box}{post.replace('Knee', 'Hip')}</article></body></html>"
+    document = clean_body(page, base_url="https://www.oakviewpt.com/blog/").document
+    assert "open the new gym" not in render_text(document, TextOptions(captions="drop"))
+    assert "Hip pain on the stairs" in render_text(document, TextOptions(captions="drop"))
