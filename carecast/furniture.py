@@ -132,7 +132,7 @@ def drop_dates(root: lxml.html.HtmlElement) -> None:
 #: "post-comments", "related_links"), and the ARIA roles of the same.
 _FURNITURE = frozenset(
     {"sidebar", "comment", "comments", "related", "share", "sharing", "social", "newsletter", "subscribe", "promo"}
-    | {"advert", "advertisement", "sponsor", "sponsored"}
+    | {"advert", "advertisement", "sponsor", "sponsored", "trending", "breadcrumb", "breadcrumbs"}
 )
 #: Any of those names somewhere in a class or id (a quick test before the words are read), and a word of one.
 _NAMED = re.compile("|".join(sorted(_FURNITURE)), re.IGNORECASE)

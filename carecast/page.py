@@ -19,7 +19,7 @@ import re
 import lxml.html
 
 from carecast.furniture import drop_page_furniture, name_words
-from carecast.markup import HEADINGS, flat_text
+from carecast.markup import HEADINGS, flat_text, words
 from carecast.reader import unwrap_noscript_images, watch_url
 
 _WHOLE_PAGE = re.compile(r"<(?:html|body)[\s>]", re.IGNORECASE)
@@ -56,7 +56,7 @@ def main_content(html: str, base_url: str | None) -> str:
     players_as_links(page)
     unwrap_noscript_images(page)  # trafilatura drops a <noscript>, and with it a lazy-loading theme's only picture
     drop_page_furniture(page)
-    stash, captions = stash_tables(page), mark_captions(captions_as_figures(page))
+    stash, captions = stash_tables(page), mark_captions(captions_as_figures(small_print_captions(page)))
     article = trafilatura.extract(
         lxml.html.tostring(page, encoding="unicode"),
         url=base_url,
@@ -111,6 +111,25 @@ def captions_as_figures(page: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
         figure.text, holder.text = holder.text, None
         figure.extend(list(holder))
         holder.append(figure)
+    return page
+
+
+def small_print_captions(page: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
+    """Make each line in small print set right under a picture (``<small>``, or an element its class names
+    ``small``: AppleInsider's ``minor2 small gray``), in a box that holds nothing but the picture and it, the
+    ``<figcaption>`` of that box, made a ``<figure>``: it is the picture's caption, never a paragraph of the article.
+    Small print inside the author's paragraph, beside words of theirs, stays. Returns ``page``."""
+    for element in list(page.xpath("//small | //*[contains(@class, 'small')]")):
+        box = element.getparent()
+        if box is None or box.tag in ("figure", "p") or element.find(".//img") is not None:
+            continue
+        if element.tag != "small" and "small" not in name_words(element):
+            continue
+        found = words(element)
+        if not found or len(found) > _CAPTION_WORDS or len(box.findall(".//img")) != 1 or words(box) != found:
+            continue
+        if next(box.iterancestors("figure", "li"), None) is None:  # in a list trafilatura drops a figure whole
+            box.tag, element.tag = "figure", "figcaption"
     return page
 
 

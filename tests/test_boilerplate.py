@@ -156,11 +156,14 @@ def test_what_a_pages_classes_and_roles_name_furniture_goes_and_a_container_so_n
         "<div id='SidebarTheDeck'><p><a href='https://deck.example/'>Ads via The Deck network</a></p></div>"
         "<p class='comments'>Submit comments on this post to <a href='mailto:ana@oakviewpt.com'>Ana</a> today.</p>"
         "<div role='complementary'><p>Try our other clinics, all open on Saturdays this winter!</p></div>"
+        "<div class='rail rail--trending'><h3 class='rail__title'>Most read in our clinic news</h3></div>"
+        "<p class='brand breadcrumbs'><a href='/'>Blog</a> » <a href='/knees'>Knee care</a> » Stairs and steps</p>"
     )
     body = f"{_POST}{furniture}{_POST.replace('Knee', 'Hip')}"
     text = render_text(read(f"<html><body><article>{body}</article></body></html>"))
     assert text.startswith("Knee pain on the stairs") and text.endswith("the next morning.")
     assert "The Deck" not in text and "Submit comments" not in text and "other clinics" not in text
+    assert "Most read" not in text and "Knee care" not in text
     named = f"<html><body><div class='content has-sidebar'>{_POST * 3}</div></body></html>"
     assert render_text(read(named)).startswith("Knee pain on the stairs")  # the article's container, so named
 

@@ -164,3 +164,23 @@ def test_a_caption_box_s_caption_is_its_pictures_caption_never_a_paragraph() -> 
     document = clean_body(page, base_url="https://www.oakviewpt.com/blog/").document
     assert "open the new gym" not in render_text(document, TextOptions(captions="drop"))
     assert "Hip pain on the stairs" in render_text(document, TextOptions(captions="drop"))
+
+
+def test_a_line_in_small_print_under_a_picture_is_its_caption_and_small_print_in_a_paragraph_stays() -> None:
+    post = (
+        "<p>Knee pain on the stairs is common after forty, and it often starts with weak hips and stiff ankles.</p>"
+        "<p>Start with two exercises a day, and add a third when both feel easy the next morning.</p>"
+    )
+    box = (
+        "<div align='center'><div class='article-img'><img src='https://cdn.example/gym-1.jpg' alt='The gym'></div>"
+        "<br><span class='minor small gray'>The new gym on Main Street seen from the car park</span></div>"
+    )
+    page = f"<html><body><article><h1>New gym</h1>{post}{box}{post.replace('Knee', 'Hip')}</article></body></html>"
+    document = clean_body(page, base_url="https://www.oakviewpt.com/blog/").document
+    assert "seen from the car park" not in render_text(document, TextOptions(captions="drop"))
+    own = (
+        "<p><img src='https://cdn.example/gym-2.jpg' alt='The gym'> Our new gym is open to every patient since March, "
+        "<small>and the car park behind it is free for the first two hours of every visit</small>.</p>"
+    )
+    document = clean_body(page.replace(box, own), base_url="https://www.oakviewpt.com/blog/").document
+    assert "the car park behind it is free" in render_text(document, TextOptions(captions="drop"))
