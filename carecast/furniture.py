@@ -337,13 +337,20 @@ def drop_notes_over_comments(root: lxml.html.HtmlElement) -> None:
 def drop_other_entries(root: lxml.html.HtmlElement) -> None:
     """Remove from ``root`` each entry of another post set inside the page's article (a theme's "more posts" loop:
     its picture, title and excerpt): an ``<article>`` inside another whose permalink (the hAtom ``rel="bookmark"``
-    link) leads to another page than the page's own address (its ``rel="canonical"`` link or ``og:url``). An
-    article inside the post without such a link (a card the author embeds, a quote) stays."""
+    link) leads to another page than the page's own address (its ``rel="canonical"`` link or ``og:url``), holding
+    no ``<h1>`` and less than half the words of the article around it. An article inside the post without such a
+    link (a card the author embeds, a quote) stays, and so does the post itself under its permalink written
+    otherwise."""
     own = root.xpath("//link[@rel='canonical']/@href | //meta[@property='og:url']/@content")
     paths = {urlsplit(str(address)).path.rstrip("/") for address in own} - {""}
     for entry in list(root.xpath("//article//article")) if paths else []:
         links = entry.xpath(".//a[contains(concat(' ', normalize-space(@rel), ' '), ' bookmark ')]/@href")
-        if entry.getparent() is not None and links and not {urlsplit(str(h)).path.rstrip("/") for h in links} & paths:
+        if entry.getparent() is None or not links or {urlsplit(str(h)).path.rstrip("/") for h in links} & paths:
+            continue
+        outer = next(entry.iterancestors("article"))
+        # The post itself, its permalink written otherwise than its canonical address, holds the page's headline
+        # and the most of the page's article; another post's entry is a part of it.
+        if next(entry.iter("h1"), None) is None and 2 * len(words(entry)) < len(words(outer)):
             entry.drop_tree()
 
 

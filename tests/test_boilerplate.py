@@ -318,3 +318,14 @@ def test_a_date_line_its_class_names_goes_and_a_date_so_named_in_the_authors_sen
         "thousand runners from the whole city.</p>"
     )
     assert "We opened on 2 May 2019" in render_text(read(page.replace(line, own)))
+
+
+def test_the_post_itself_under_a_permalink_written_otherwise_stays() -> None:
+    head = "<head><link rel='canonical' href='https://www.oakviewpt.com/knee-stairs'></head>"
+    post = (
+        "<article class='post-12 post'><h1><a href='/2026/03/knee-stairs/' rel='bookmark'>Knee pain on the stairs"
+        f"</a></h1>{_POST}{_POST.replace('Knee', 'Hip')}</article>"
+    )
+    intro = "<p>Every week our therapists answer one question that patients ask us at the front desk of the clinic.</p>"
+    text = render_text(read(f"<html>{head}<body><article class='page'>{intro}{post}</article></body></html>"))
+    assert "Knee pain on the stairs is common" in text and "Hip pain on the stairs is common" in text
