@@ -338,9 +338,9 @@ def drop_other_entries(root: lxml.html.HtmlElement) -> None:
     """Remove from ``root`` each entry of another post set inside the page's article (a theme's "more posts" loop:
     its picture, title and excerpt): an ``<article>`` inside another whose permalink (the hAtom ``rel="bookmark"``
     link) leads to another page than the page's own address (its ``rel="canonical"`` link or ``og:url``), holding
-    no ``<h1>`` and less than half the words of the article around it. An article inside the post without such a
-    link (a card the author embeds, a quote) stays, and so does the post itself under its permalink written
-    otherwise."""
+    no ``<h1>``, short (:data:`_FURNITURE_WORDS` words at most) and less than half the words of the article around
+    it. An article inside the post without such a link (a card the author embeds, a quote) stays, and so does the
+    post itself under its permalink written otherwise."""
     own = root.xpath("//link[@rel='canonical']/@href | //meta[@property='og:url']/@content")
     paths = {urlsplit(str(address)).path.rstrip("/") for address in own} - {""}
     for entry in list(root.xpath("//article//article")) if paths else []:
@@ -349,8 +349,9 @@ def drop_other_entries(root: lxml.html.HtmlElement) -> None:
             continue
         outer = next(entry.iterancestors("article"))
         # The post itself, its permalink written otherwise than its canonical address, holds the page's headline
-        # and the most of the page's article; another post's entry is a part of it.
-        if next(entry.iter("h1"), None) is None and 2 * len(words(entry)) < len(words(outer)):
+        # or the most of the page's article; another post's entry is a short part of it (a teaser's excerpt).
+        size = len(words(entry))
+        if next(entry.iter("h1"), None) is None and size <= _FURNITURE_WORDS and 2 * size < len(words(outer)):
             entry.drop_tree()
 
 

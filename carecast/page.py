@@ -98,7 +98,12 @@ def captions_as_figures(page: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
             continue
         # A caption box around the picture and its caption (wp-caption); in a list, trafilatura would drop a figure
         # whole, where it keeps the box's picture and words.
-        boxed = "caption" in name_words(holder) and next(holder.iterancestors("li"), None) is None
+        # The box holds nothing but them: a container so named that holds the article is no caption box.
+        boxed = (
+            "caption" in name_words(holder)
+            and next(holder.iterancestors("li"), None) is None
+            and words(holder) == words(element)
+        )
         if any(a.tag == "figure" or ("caption" in name_words(a) and a is not holder) for a in element.iterancestors()):
             continue  # inside a figure, or a part of an outer caption
         if holder.tag != "li" and not boxed:

@@ -184,3 +184,17 @@ def test_a_line_in_small_print_under_a_picture_is_its_caption_and_small_print_in
     )
     document = clean_body(page.replace(box, own), base_url="https://www.oakviewpt.com/blog/").document
     assert "the car park behind it is free" in render_text(document, TextOptions(captions="drop"))
+
+
+def test_a_container_its_class_names_a_caption_that_holds_the_article_stays_the_article() -> None:
+    post = "".join(
+        f"<p>Knee pain on the stairs is common after forty, and it often starts with weak hips, week {n}.</p>"
+        for n in range(8)
+    )
+    body = (
+        "<div class='article-body has-caption'><img src='https://cdn.example/gym-1.jpg' alt='The gym'>"
+        f"<p class='caption'>The new gym on Main Street</p>{post}</div>"
+    )
+    page = f"<html><body><article><h1>New gym</h1>{body}</article></body></html>"
+    document = clean_body(page, base_url="https://www.oakviewpt.com/blog/").document
+    assert "often starts with weak hips, week 7." in render_text(document, TextOptions(captions="drop"))
