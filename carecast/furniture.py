@@ -1,14 +1,13 @@
 """What a page's template puts in and around its article, told by structure and removed from the page's tree before
 trafilatura reads it (it keeps these, and drops the classes that told them): hover cards inlined in a sentence, boxes
-around a form to fill, the page's own dates (schema.org, or named by classes), what classes, ids and ARIA roles name
-as furniture (sidebars, calls to comment, related links, advertisements), grids of linked cards of other pages, the
-site's licence line, image credits, boxes of badge links (an app's store badges) with their call, a platform's credit
-in small print ("Powered by …"), a note in small print over the comments (a moderation policy), the post's own
-permalink line (its date and reading time), entries of other posts inside the article (their permalink elsewhere),
-the post's line of tags. Each rule is by structure (tags, attributes, words inside and outside links, size), in every
-language; the author's own text of the same shape (a date or linked pictures in a sentence, an element so named that
-holds the article) stays. What is left around the post is trimmed from its document afterwards
-(:mod:`carecast.boilerplate`).
+around a form to fill, the page's own dates (schema.org), what classes, ids and ARIA roles name as furniture
+(sidebars, calls to comment, related links, advertisements), grids of linked cards of other pages, the site's licence
+line, image credits, boxes of badge links (an app's store badges) with their call, a platform's credit in small print
+("Powered by …"), a note in small print over the comments (a moderation policy), the post's own permalink line (its
+date and reading time), entries of other posts inside the article (their permalink elsewhere), the post's line of
+tags. Each rule is by structure (tags, attributes, words inside and outside links, size), in every language; the
+author's own text of the same shape (a date or linked pictures in a sentence, an element so named that holds the
+article) stays. What is left around the post is trimmed from its document afterwards (:mod:`carecast.boilerplate`).
 """
 
 from __future__ import annotations
@@ -98,15 +97,11 @@ _DATES = frozenset({"datepublished", "datemodified", "datecreated", "uploaddate"
 #: A line of a date (and its "Posted on", "by …") has at most so many words; a paragraph of more is the author's.
 _DATE_LINE_WORDS = 12
 _LINES = frozenset({"p", "div", "li", "header", "footer", "dd", "td"}) | HEADINGS
-#: What classes and ids call the same date line ("article__publish-date", "date-item", "pubdate").
-_DATE_NAMES = frozenset({"date", "dates", "pubdate", "published", "publish", "dateline", "timestamp"})
-_DATE_NAMED = re.compile("date|publish|timestamp", re.IGNORECASE)
 
 
 def drop_dates(root: lxml.html.HtmlElement) -> None:
     """Remove from ``root`` each date schema.org marks as the page's (``itemprop="datePublished"``, ``dateModified``
-    …): the short line it stands on ("Posted on Monday, 3 March 2026 at 9:15"), else the date alone; and the short
-    line of a date its class or id names (:data:`_DATE_NAMES`: "article__publish-date", "date-item"). A date in a
+    …): the short line it stands on ("Posted on Monday, 3 March 2026 at 9:15"), else the date alone; a date in a
     paragraph of the author's ("We opened on 2 May 2019, and since then …") stays."""
     for element in root.xpath("//*[@itemprop]"):
         if element.getparent() is None or str(element.get("itemprop") or "").lower() not in _DATES:
@@ -117,15 +112,6 @@ def drop_dates(root: lxml.html.HtmlElement) -> None:
             line.drop_tree()
         elif line is None or line.tag != "p":
             element.drop_tree()
-    for element in root.xpath("//*[@class or @id]"):
-        if element.getparent() is None or not _DATE_NAMED.search(" ".join(map(str, element.values()))):
-            continue
-        if name_words(element) & _DATE_NAMES:
-            line = next((parent for parent in element.iterancestors() if parent.tag in _LINES), None)
-            if line is None or line.getparent() is None or line.tag in HEADINGS | _PAGE_PARTS:
-                continue
-            if len(words(line)) <= _DATE_LINE_WORDS:
-                line.drop_tree()
 
 
 #: What a page's classes and ids call the furniture around an article, read word by word ("SidebarTheDeck",

@@ -304,22 +304,6 @@ def test_the_posts_tag_line_goes_and_a_sentence_linking_to_a_tag_stays() -> None
     assert "gathered on one page" in render_text(read(f"<html><body>{body.replace(tags, own)}</body></html>"))
 
 
-def test_a_date_line_its_class_names_goes_and_a_date_so_named_in_the_authors_sentence_stays() -> None:
-    line = (
-        "<p class='article__meta'><span class='js-publish-date article__publish-date'>5:45 AM PST 11/19/2019</span> "
-        "by <span class='author'>Dana Reyes</span></p><ul class='dates'><li class='date-item'><span>Published</span> "
-        "<span class='date date-published'>18 November 2019</span></li></ul>"
-    )
-    page = f"<html><body><article><h1>Stairs</h1>{line}{_POST}{_POST.replace('Knee', 'Hip')}</article></body></html>"
-    text = render_text(read(page))
-    assert "11/19/2019" not in text and "18 November 2019" not in text
-    own = (
-        "<p>We opened on <span class='date'>2 May 2019</span>, and since then our team has treated more than two "
-        "thousand runners from the whole city.</p>"
-    )
-    assert "We opened on 2 May 2019" in render_text(read(page.replace(line, own)))
-
-
 def test_the_post_itself_under_a_permalink_written_otherwise_stays() -> None:
     head = "<head><link rel='canonical' href='https://www.oakviewpt.com/knee-stairs'></head>"
     post = (
