@@ -1,10 +1,11 @@
 """What a page's template puts in and around its article, told by structure and removed from the page's tree before
 trafilatura reads it (it keeps these, and drops the classes that told them): hover cards inlined in a sentence, boxes
-around a form to fill, the page's own dates (schema.org), what classes, ids and ARIA roles name as furniture (sidebars,
-calls to comment, related links, advertisements), grids of linked cards of other pages, the site's licence line, image
-credits, boxes of badge links (an app's store badges) with their call, a platform's credit in small print ("Powered by
-…"), a note in small print over the comments (a moderation policy), the post's own permalink line (its date and reading
-time). Each rule is by structure (tags, attributes, words inside and outside links, size), in every language; the
+around a form to fill, the page's own dates (schema.org), what classes, ids and ARIA roles name as furniture
+(sidebars, calls to comment, related links, advertisements), grids of linked cards of other pages, the site's licence
+line, image credits, boxes of badge links (an app's store badges) with their call, a platform's credit in small print
+("Powered by …"), a note in small print over the comments (a moderation policy), the post's own permalink line (its
+date and reading time), entries of other posts inside the article (their permalink elsewhere), the post's line of
+tags. Each rule is by structure (tags, attributes, words inside and outside links, size), in every language; the
 author's own text of the same shape (a date or linked pictures in a sentence, an element so named that holds the
 article) stays. What is left around the post is trimmed from its document afterwards (:mod:`carecast.boilerplate`).
 """
@@ -32,6 +33,8 @@ def drop_page_furniture(page: lxml.html.HtmlElement) -> None:
     drop_platform_credits(page)
     drop_permalink_lines(page)
     drop_notes_over_comments(page)
+    drop_other_entries(page)
+    drop_tag_lines(page)
     for credit in [element for element in page.xpath("//*[@class or @id]") if is_credit(element)]:
         if credit.getparent() is not None:
             credit.drop_tree()  # trafilatura keeps a credit's words and drops its class, which told it
@@ -115,7 +118,7 @@ def drop_dates(root: lxml.html.HtmlElement) -> None:
 #: "post-comments", "related_links"), and the ARIA roles of the same.
 _FURNITURE = frozenset(
     {"sidebar", "comment", "comments", "related", "share", "sharing", "social", "newsletter", "subscribe", "promo"}
-    | {"advert", "advertisement", "sponsor", "sponsored"}
+    | {"advert", "advertisement", "sponsor", "sponsored", "trending", "breadcrumb", "breadcrumbs"}
 )
 #: Any of those names somewhere in a class or id (a quick test before the words are read), and a word of one.
 _NAMED = re.compile("|".join(sorted(_FURNITURE)), re.IGNORECASE)
@@ -315,6 +318,45 @@ def drop_notes_over_comments(root: lxml.html.HtmlElement) -> None:
         note = next((block for block in blocks if words(block)), None)  # the last one with words
         if note is not None and len(words(note)) <= _NOTE_WORDS and _is_small_print(note):
             note.drop_tree()
+
+
+def drop_other_entries(root: lxml.html.HtmlElement) -> None:
+    """Remove from ``root`` each entry of another post set inside the page's article (a theme's "more posts" loop:
+    its picture, title and excerpt): an ``<article>`` inside another whose permalink (the hAtom ``rel="bookmark"``
+    link) leads to another page than the page's own address (its ``rel="canonical"`` link or ``og:url``), holding
+    no ``<h1>``, short (:data:`_FURNITURE_WORDS` words at most) and less than half the words of the article around
+    it. An article inside the post without such a link (a card the author embeds, a quote) stays, and so does the
+    post itself under its permalink written otherwise."""
+    own = root.xpath("//link[@rel='canonical']/@href | //meta[@property='og:url']/@content")
+    paths = {urlsplit(str(address)).path.rstrip("/") for address in own} - {""}
+    for entry in list(root.xpath("//article//article")) if paths else []:
+        links = entry.xpath(".//a[contains(concat(' ', normalize-space(@rel), ' '), ' bookmark ')]/@href")
+        if entry.getparent() is None or not links or {urlsplit(str(h)).path.rstrip("/") for h in links} & paths:
+            continue
+        outer = next(entry.iterancestors("article"))
+        # The post itself, its permalink written otherwise than its canonical address, holds the page's headline
+        # or the most of the page's article; another post's entry is a short part of it (a teaser's excerpt).
+        size = len(words(entry))
+        if next(entry.iter("h1"), None) is None and size <= _FURNITURE_WORDS and 2 * size < len(words(outer)):
+            entry.drop_tree()
+
+
+#: A line of a post's tags has at most so many words outside its links (the commas between them, a label).
+_TAG_LINE_WORDS = 3
+
+
+def drop_tag_lines(root: lxml.html.HtmlElement) -> None:
+    """Remove from ``root`` each line of the post's tags or categories: a line whose links all carry the
+    microformat ``rel="tag"`` (WordPress's ``rel="category tag"``), with at most :data:`_TAG_LINE_WORDS` words of
+    its own. A tag linked in the author's sentence stays."""
+    for link in root.xpath("//a[contains(concat(' ', normalize-space(@rel), ' '), ' tag ')]"):
+        line = next((parent for parent in link.iterancestors() if parent.tag in _LINES), None)
+        if line is None or line.getparent() is None or line.tag in HEADINGS:
+            continue
+        links = [a for a in line.iter("a") if a.get("href")]
+        tagged = all("tag" in str(a.get("rel") or "").lower().split() for a in links)
+        if tagged and len(words(line)) - sum(len(words(a)) for a in links) <= _TAG_LINE_WORDS:
+            line.drop_tree()
 
 
 def _is_small_print(element: lxml.html.HtmlElement) -> bool:

@@ -19,7 +19,7 @@ import re
 import lxml.html
 
 from carecast.furniture import drop_page_furniture, name_words
-from carecast.markup import HEADINGS, flat_text
+from carecast.markup import HEADINGS, flat_text, words
 from carecast.reader import unwrap_noscript_images, watch_url
 
 _WHOLE_PAGE = re.compile(r"<(?:html|body)[\s>]", re.IGNORECASE)
@@ -56,7 +56,7 @@ def main_content(html: str, base_url: str | None) -> str:
     players_as_links(page)
     unwrap_noscript_images(page)  # trafilatura drops a <noscript>, and with it a lazy-loading theme's only picture
     drop_page_furniture(page)
-    stash, captions = stash_tables(page), mark_captions(captions_as_figures(page))
+    stash, captions = stash_tables(page), mark_captions(captions_as_figures(small_print_captions(page)))
     article = trafilatura.extract(
         lxml.html.tostring(page, encoding="unicode"),
         url=base_url,
@@ -84,7 +84,8 @@ _CAPTION_WORDS = 80
 
 def captions_as_figures(page: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
     """Make each caption of a gallery's item that ``page`` sets outside a ``<figure>`` (an element its class or id
-    names ``caption``, with no picture inside, in a list item with one picture) the ``<figcaption>`` of a figure
+    names ``caption``, with no picture inside, in a list item with one picture or in a box its class names a caption
+    with its one picture: WordPress's ``wp-caption``) the ``<figcaption>`` of a figure
     around the item's content, so that it is read as its picture's caption: beside it when the picture is kept,
     gone with it when not; never a paragraph of the article. Returns ``page``."""
     for element in list(page.xpath("//*[contains(@class, 'aption') or contains(@id, 'aption')]")):
@@ -92,16 +93,48 @@ def captions_as_figures(page: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
             continue
         if element.find(".//img") is not None or len(element.text_content().split()) > _CAPTION_WORDS:
             continue
-        if any(a.tag == "figure" or "caption" in name_words(a) for a in element.iterancestors()):
-            continue  # inside a figure, or a part of an outer caption
         holder = next((a for a in element.iterancestors() if a.find(".//img") is not None), None)
-        if holder is None or holder.tag != "li" or len(holder.findall(".//img")) > 1:
+        if holder is None or len(holder.findall(".//img")) > 1:
+            continue
+        # A caption box around the picture and its caption (wp-caption); in a list, trafilatura would drop a figure
+        # whole, where it keeps the box's picture and words.
+        # The box holds nothing but them: a container so named that holds the article is no caption box.
+        boxed = (
+            "caption" in name_words(holder)
+            and next(holder.iterancestors("li"), None) is None
+            and words(holder) == words(element)
+        )
+        if any(a.tag == "figure" or ("caption" in name_words(a) and a is not holder) for a in element.iterancestors()):
+            continue  # inside a figure, or a part of an outer caption
+        if holder.tag != "li" and not boxed:
             continue  # a caption set apart from its picture elsewhere is often the article's own line
         element.tag = "figcaption"
+        if boxed:
+            holder.tag = "figure"
+            continue
         figure = lxml.html.Element("figure")
         figure.text, holder.text = holder.text, None
         figure.extend(list(holder))
         holder.append(figure)
+    return page
+
+
+def small_print_captions(page: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
+    """Make each line in small print set right under a picture (``<small>``, or an element its class names
+    ``small``: AppleInsider's ``minor2 small gray``), in a box that holds nothing but the picture and it, the
+    ``<figcaption>`` of that box, made a ``<figure>``: it is the picture's caption, never a paragraph of the article.
+    Small print inside the author's paragraph, beside words of theirs, stays. Returns ``page``."""
+    for element in list(page.xpath("//small | //*[contains(@class, 'small')]")):
+        box = element.getparent()
+        if box is None or box.tag in ("figure", "p") or element.find(".//img") is not None:
+            continue
+        if element.tag != "small" and "small" not in name_words(element):
+            continue
+        found = words(element)
+        if not found or len(found) > _CAPTION_WORDS or len(box.findall(".//img")) != 1 or words(box) != found:
+            continue
+        if next(box.iterancestors("figure", "li"), None) is None:  # in a list trafilatura drops a figure whole
+            box.tag, element.tag = "figure", "figcaption"
     return page
 
 

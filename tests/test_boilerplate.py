@@ -156,11 +156,14 @@ def test_what_a_pages_classes_and_roles_name_furniture_goes_and_a_container_so_n
         "<div id='SidebarTheDeck'><p><a href='https://deck.example/'>Ads via The Deck network</a></p></div>"
         "<p class='comments'>Submit comments on this post to <a href='mailto:ana@oakviewpt.com'>Ana</a> today.</p>"
         "<div role='complementary'><p>Try our other clinics, all open on Saturdays this winter!</p></div>"
+        "<div class='rail rail--trending'><h3 class='rail__title'>Most read in our clinic news</h3></div>"
+        "<p class='brand breadcrumbs'><a href='/'>Blog</a> » <a href='/knees'>Knee care</a> » Stairs and steps</p>"
     )
     body = f"{_POST}{furniture}{_POST.replace('Knee', 'Hip')}"
     text = render_text(read(f"<html><body><article>{body}</article></body></html>"))
     assert text.startswith("Knee pain on the stairs") and text.endswith("the next morning.")
     assert "The Deck" not in text and "Submit comments" not in text and "other clinics" not in text
+    assert "Most read" not in text and "Knee care" not in text
     named = f"<html><body><div class='content has-sidebar'>{_POST * 3}</div></body></html>"
     assert render_text(read(named)).startswith("Knee pain on the stairs")  # the article's container, so named
 
@@ -269,3 +272,44 @@ def test_a_note_in_small_print_over_the_comments_goes_and_the_posts_last_paragra
     assert "moderador" not in text and text.endswith("bring your running shoes!")
     body = body.replace(note, "")
     assert render_text(read(f"<html><body><article>{body}</article></body></html>")).endswith("running shoes!")
+
+
+def test_another_posts_entry_inside_the_article_goes_and_the_posts_own_entry_stays() -> None:
+    head = "<head><link rel='canonical' href='https://www.oakviewpt.com/blog/knee-stairs'></head>"
+    other = (
+        "<article class='post-17 post'><a href='/blog/hip-stretches' rel='bookmark'><img src='/img/hip.jpg'></a>"
+        "<p>Five hip stretches for desk workers, each held for thirty seconds, morning and evening.</p></article>"
+    )
+    own = "<h1><a href='/blog/knee-stairs' rel='bookmark'>Knee pain on the stairs</a></h1>"
+    body = f"<article class='post-12 post'>{own}{_POST}{other}{_POST.replace('Knee', 'Hip')}</article>"
+    text = render_text(read(f"<html>{head}<body>{body}</body></html>"))
+    assert "Five hip stretches" not in text and "Knee pain on the stairs is common" in text
+    quoted = other.replace(" rel='bookmark'", "")  # a card the author embeds, no entry of the site's
+    text = render_text(read(f"<html>{head}<body>{body.replace(other, quoted)}</body></html>"))
+    assert "Five hip stretches" in text
+
+
+def test_the_posts_tag_line_goes_and_a_sentence_linking_to_a_tag_stays() -> None:
+    tags = (
+        "<p><a href='/tag/knees' rel='category tag'>Knee pain</a>, "
+        "<a href='/tag/stairs' rel='category tag'>Stairs and steps</a></p>"
+    )
+    body = f"<article><h1>Stairs</h1>{_POST}{_POST.replace('Knee', 'Hip')}{tags}</article>"
+    text = render_text(read(f"<html><body>{body}</body></html>"))
+    assert "Stairs and steps" not in text
+    own = (
+        "<p>Every post we wrote on <a href='/tag/knees' rel='tag'>knee pain</a> is gathered on one page, with the "
+        "exercises of each, so that you can print them all at once.</p>"
+    )
+    assert "gathered on one page" in render_text(read(f"<html><body>{body.replace(tags, own)}</body></html>"))
+
+
+def test_the_post_itself_under_a_permalink_written_otherwise_stays() -> None:
+    head = "<head><link rel='canonical' href='https://www.oakviewpt.com/knee-stairs'></head>"
+    post = (
+        "<article class='post-12 post'><h1><a href='/2026/03/knee-stairs/' rel='bookmark'>Knee pain on the stairs"
+        f"</a></h1>{_POST}{_POST.replace('Knee', 'Hip')}</article>"
+    )
+    intro = "<p>Every week our therapists answer one question that patients ask us at the front desk of the clinic.</p>"
+    text = render_text(read(f"<html>{head}<body><article class='page'>{intro}{post}</article></body></html>"))
+    assert "Knee pain on the stairs is common" in text and "Hip pain on the stairs is common" in text

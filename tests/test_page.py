@@ -3,7 +3,7 @@ them out in another table, indents them in a quote, or sets its menu in a table.
 
 from __future__ import annotations
 
-from carecast.document import Document, render_html, render_text, table_lines
+from carecast.document import Document, TextOptions, render_html, render_text, table_lines
 from carecast.html import clean_body
 
 BASE = "https://www.oakviewpt.com/blog/post/"
@@ -149,3 +149,52 @@ def test_a_picture_only_in_noscript_replaces_its_lazy_placeholder_and_a_tracking
     )
     item = clean_body(page(_PROSE + blurred + _PROSE.replace("Knee", "Hip")), base_url=BASE)
     assert [picture.url for picture in item.document.pictures()] == ["https://cdn.example/3788/step-up.png"]
+
+
+def test_a_caption_box_s_caption_is_its_pictures_caption_never_a_paragraph() -> None:
+    box = (
+        "<div class='wp-caption aligncenter'><img src='https://cdn.example/gym-1.jpg' alt='The gym'>"
+        "<p class='wp-caption-text'>Ana Ruiz and Tom Lee open the new gym on Main Street on Tuesday</p></div>"
+    )
+    post = (
+        "<p>Knee pain on the stairs is common after forty, and it often starts with weak hips and stiff ankles.</p>"
+        "<p>Start with two exercises a day, and add a third when both feel easy the next morning.</p>"
+    )
+    page = f"<html><body><article><h1>New gym</h1>{post}{box}{post.replace('Knee', 'Hip')}</article></body></html>"
+    document = clean_body(page, base_url="https://www.oakviewpt.com/blog/").document
+    assert "open the new gym" not in render_text(document, TextOptions(captions="drop"))
+    assert "Hip pain on the stairs" in render_text(document, TextOptions(captions="drop"))
+
+
+def test_a_line_in_small_print_under_a_picture_is_its_caption_and_small_print_in_a_paragraph_stays() -> None:
+    post = (
+        "<p>Knee pain on the stairs is common after forty, and it often starts with weak hips and stiff ankles.</p>"
+        "<p>Start with two exercises a day, and add a third when both feel easy the next morning.</p>"
+    )
+    box = (
+        "<div align='center'><div class='article-img'><img src='https://cdn.example/gym-1.jpg' alt='The gym'></div>"
+        "<br><span class='minor small gray'>The new gym on Main Street seen from the car park</span></div>"
+    )
+    page = f"<html><body><article><h1>New gym</h1>{post}{box}{post.replace('Knee', 'Hip')}</article></body></html>"
+    document = clean_body(page, base_url="https://www.oakviewpt.com/blog/").document
+    assert "seen from the car park" not in render_text(document, TextOptions(captions="drop"))
+    own = (
+        "<p><img src='https://cdn.example/gym-2.jpg' alt='The gym'> Our new gym is open to every patient since March, "
+        "<small>and the car park behind it is free for the first two hours of every visit</small>.</p>"
+    )
+    document = clean_body(page.replace(box, own), base_url="https://www.oakviewpt.com/blog/").document
+    assert "the car park behind it is free" in render_text(document, TextOptions(captions="drop"))
+
+
+def test_a_container_its_class_names_a_caption_that_holds_the_article_stays_the_article() -> None:
+    post = "".join(
+        f"<p>Knee pain on the stairs is common after forty, and it often starts with weak hips, week {n}.</p>"
+        for n in range(8)
+    )
+    body = (
+        "<div class='article-body has-caption'><img src='https://cdn.example/gym-1.jpg' alt='The gym'>"
+        f"<p class='caption'>The new gym on Main Street</p>{post}</div>"
+    )
+    page = f"<html><body><article><h1>New gym</h1>{body}</article></body></html>"
+    document = clean_body(page, base_url="https://www.oakviewpt.com/blog/").document
+    assert "often starts with weak hips, week 7." in render_text(document, TextOptions(captions="drop"))

@@ -21,14 +21,16 @@ from tests.corpus.measure import newsletter_figures
 from tests.corpus.parts import totals
 from tests.corpus.zyte_eval import entries, measure, read_entry
 
-#: part: (least share of the article's sentences shown, most share of the shown sentences not the article's)
+#: part: (least share of the article's sentences shown, most share of the shown sentences not the article's).
+#: ``held_out_2`` keeps its name but is a tuning set since 2026-12-05 20:14 UTC (looked at page by page and tuned on;
+#: see tests/corpus/zyte/README.md); ``held_out`` and ``held_out_3`` have been measured more than twice (not blind).
 FLOORS = {
     "tuning": (0.979, 0.006),
     "held_out": (0.98, 0.064),
-    "held_out_2": (0.972, 0.077),
+    "held_out_2": (0.972, 0.058),
     "held_out_3": (0.99, 0.054),
 }
-#: Pages per part, chosen once by the rule in tests/corpus/zyte/README.md.
+#: Pages per part, chosen once by the rule in tests/corpus/zyte/README.md (the part names are kept as chosen).
 PAGES = {"tuning": 20, "held_out": 20, "held_out_2": 40, "held_out_3": 37}
 
 

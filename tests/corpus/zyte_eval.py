@@ -5,8 +5,8 @@ A page scores by two shares: of the article's sentences (of at least MIN_WORDS w
 rendering shows (recall); of the rendering's sentences (of at least MIN_WORDS words), how many are not in the
 article (leaked: navigation, teasers, captions, boilerplate). The first 40 pages were split once, before any measure:
 ``tuning`` (20 pages, looked at while changing the reader) and ``held_out`` (20, measured once before and once after
-a change); the next 40 by the same rule are ``held_out_2`` and the 37 left after them ``held_out_3``, never looked
-at page by page. See
+a change); the next 40 by the same rule are ``held_out_2`` (opened as a second tuning set on 2026-12-05: looked at
+page by page since) and the 37 left after them ``held_out_3``, never looked at page by page. See
 ``tests/corpus/zyte/README.md``.
 
 Used by ``tests/corpus/test_zyte_corpus.py``; ``python -m tests.corpus.zyte_eval [PART] [-v]`` prints every page.
