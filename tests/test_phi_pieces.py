@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from carecast import phi_text
 from carecast.phi import PhiCheck
 
 DATA = Path(__file__).parent / "data"
@@ -60,3 +61,17 @@ def test_every_set_read_a_text_at_a_time_finds_what_the_whole_text_does() -> Non
 def test_joins_split_nothing_and_join_nothing(texts: list[str]) -> None:
     joined, pieces = pieces_of(texts)
     assert CHECK.check(joined, pieces=pieces) == CHECK.check(joined)
+
+
+def test_a_text_naming_no_one_is_checked_without_the_name_lists() -> None:
+    """The name lists (0.1 s to read) are read for a run of capitalised words phi_terms.yaml cannot rule out: a
+    fan-out's text naming no one ("Oakview PT", "National PT Month") is checked in a process that never reads them,
+    and a name in it is still found."""
+    phi_text.name_lists.cache_clear()
+    check = PhiCheck(partners=["Oakview PT"])
+    text = "Oakview PT: National PT Month: thank you for trusting us with your recovery. Reply STOP to opt out"
+    assert check.check(text) == []
+    assert phi_text.name_lists.cache_info().currsize == 0
+    [finding] = check.check(text.replace("thank you", "thank you, Dana Whitfield,"))
+    assert finding.person == "Dana Whitfield"
+    assert phi_text.name_lists.cache_info().currsize == 1

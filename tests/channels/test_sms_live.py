@@ -269,6 +269,26 @@ def test_verify_fetches_the_account_and_sends_nothing(tmp_path: Path, receiver: 
         ]
 
 
+def test_the_environment_proxy_is_read_as_requests_reads_it(
+    tmp_path: Path, receiver: CallbackReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The session reads the environment's proxy once, not at every text, and still as requests does: a proxy set
+    is used (nothing listens on port 1 here), a host in ``no_proxy`` is reached directly."""
+    with TwilioServer(credentials=CREDENTIALS) as server:
+        setup = Setup(tmp_path, server, receiver)
+        monkeypatch.setenv("http_proxy", "http://127.0.0.1:1")
+        monkeypatch.delenv("no_proxy", raising=False)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        with pytest.raises(PublishError, match="ProxyError"):
+            setup.channel.verify()
+        assert server.requests == []
+        monkeypatch.setenv("no_proxy", "127.0.0.1")
+        assert setup.channel.verify().endswith("is active; nothing sent")
+        draft = setup.draft()
+        setup.channel.publish(draft, setup.claim(draft))
+        assert {form["To"] for form in sent_forms(server)} == CONSENTING
+
+
 def test_auth_token_appears_nowhere(
     tmp_path: Path, receiver: CallbackReceiver, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
