@@ -1,5 +1,5 @@
-"""Real pages nobody here wrote, third corpus: 117 pages of Zyte's article-extraction benchmark, each read as the one
-item of a feed. Over every page: no crash; the sentences of the benchmark's expected article text (``articleBody``)
+"""Real pages nobody here wrote, third corpus: all 181 pages of Zyte's article-extraction benchmark, each read as the
+one item of a feed. Over every page: no crash; the sentences of the benchmark's expected article text (``articleBody``)
 are in the full body; few of the full body's sentences are not the article's. The figures are printed
 (``pytest -s``) and kept in the README and ``tests/corpus/zyte/README.md``.
 
@@ -24,14 +24,16 @@ from tests.corpus.zyte_eval import entries, measure, read_entry
 #: part: (least share of the article's sentences shown, most share of the shown sentences not the article's).
 #: ``held_out_2`` keeps its name but is a tuning set since 2026-12-05 20:14 UTC (looked at page by page and tuned on;
 #: see tests/corpus/zyte/README.md); ``held_out`` and ``held_out_3`` have been measured more than twice (not blind).
+#: ``held_out_4`` (the pages the first rule skipped for size) was measured twice before its floors were set.
 FLOORS = {
     "tuning": (0.979, 0.006),
     "held_out": (0.98, 0.064),
     "held_out_2": (0.972, 0.058),
     "held_out_3": (0.99, 0.054),
+    "held_out_4": (0.968, 0.035),
 }
 #: Pages per part, chosen once by the rule in tests/corpus/zyte/README.md (the part names are kept as chosen).
-PAGES = {"tuning": 20, "held_out": 20, "held_out_2": 40, "held_out_3": 37}
+PAGES = {"tuning": 20, "held_out": 20, "held_out_2": 40, "held_out_3": 37, "held_out_4": 64}
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,8 @@ rendering shows (recall); of the rendering's sentences (of at least MIN_WORDS wo
 article (leaked: navigation, teasers, captions, boilerplate). The first 40 pages were split once, before any measure:
 ``tuning`` (20 pages, looked at while changing the reader) and ``held_out`` (20, measured once before and once after
 a change); the next 40 by the same rule are ``held_out_2`` (opened as a second tuning set on 2026-12-05: looked at
-page by page since) and the 37 left after them ``held_out_3``, never looked at page by page. See
+page by page since) and the 37 left after them ``held_out_3``; the 64 pages that rule skipped for size are
+``held_out_4``. ``held_out_3`` and ``held_out_4`` are never looked at page by page. See
 ``tests/corpus/zyte/README.md``.
 
 Used by ``tests/corpus/test_zyte_corpus.py``; ``python -m tests.corpus.zyte_eval [PART] [-v]`` prints every page.
@@ -32,8 +33,8 @@ _SENTENCE_END = re.compile(r"(?<=[.!?\u3002\uff01\uff1f])\s+|\n+")
 
 
 def entries(part: str) -> list[dict[str, object]]:
-    """The pages of one part (``tuning``, ``held_out``, ``held_out_2``, ``held_out_3``): name (the page's sha256),
-    address and ``articleBody``."""
+    """The pages of one part (``tuning``, ``held_out``, ``held_out_2``, ``held_out_3``, ``held_out_4``): name (the
+    page's sha256), address and ``articleBody``."""
     parts: dict[str, list[dict[str, object]]] = json.loads((ZYTE / "expected.json").read_text("utf-8"))
     return parts[part]
 
