@@ -26,6 +26,12 @@ _MENU = (
     '<tr><td><a href="/blog">Blog</a></td><td><a href="/book">Book</a></td></tr></table>'
 )
 
+#: Two paragraphs of a post, around which a test sets what it is about.
+KNEE_POST = (
+    "<p>Knee pain on the stairs is common after forty, and it often starts with weak hips and stiff ankles.</p>"
+    "<p>Start with two exercises a day, and add a third when both feel easy the next morning.</p>"
+)
+
 
 def page(article: str) -> str:
     """A practice's page of the 2000s: a menu table, the article in a layout table's cell, a footer."""
@@ -156,10 +162,7 @@ def test_a_caption_box_s_caption_is_its_pictures_caption_never_a_paragraph() -> 
         "<div class='wp-caption aligncenter'><img src='https://cdn.example/gym-1.jpg' alt='The gym'>"
         "<p class='wp-caption-text'>Ana Ruiz and Tom Lee open the new gym on Main Street on Tuesday</p></div>"
     )
-    post = (
-        "<p>Knee pain on the stairs is common after forty, and it often starts with weak hips and stiff ankles.</p>"
-        "<p>Start with two exercises a day, and add a third when both feel easy the next morning.</p>"
-    )
+    post = KNEE_POST
     page = f"<html><body><article><h1>New gym</h1>{post}{box}{post.replace('Knee', 'Hip')}</article></body></html>"
     document = clean_body(page, base_url="https://www.oakviewpt.com/blog/").document
     assert "open the new gym" not in render_text(document, TextOptions(captions="drop"))
@@ -167,10 +170,7 @@ def test_a_caption_box_s_caption_is_its_pictures_caption_never_a_paragraph() -> 
 
 
 def test_a_line_in_small_print_under_a_picture_is_its_caption_and_small_print_in_a_paragraph_stays() -> None:
-    post = (
-        "<p>Knee pain on the stairs is common after forty, and it often starts with weak hips and stiff ankles.</p>"
-        "<p>Start with two exercises a day, and add a third when both feel easy the next morning.</p>"
-    )
+    post = KNEE_POST
     box = (
         "<div align='center'><div class='article-img'><img src='https://cdn.example/gym-1.jpg' alt='The gym'></div>"
         "<br><span class='minor small gray'>The new gym on Main Street seen from the car park</span></div>"

@@ -211,6 +211,20 @@ def _innermost_tables(html: str) -> list[lxml.html.HtmlElement]:
 PHONE = 375
 
 
+def check_newsletters(corpus: str, items: list[tuple[str, ContentItem]], settings: Settings, folder: Path) -> None:
+    """:func:`newsletter_figures` as a test asserts it, the same for every corpus: skipped without Chromium, the
+    figures printed under ``corpus``'s name, any page with a problem failing the test."""
+    import pytest
+
+    from tests.browser import chromium_path
+
+    if chromium_path() is None:
+        pytest.skip("needs chromium: apt-get install chromium")
+    figures = newsletter_figures(items, settings, folder)
+    print("\n" + figures.summary(corpus))
+    assert figures.problems() == []
+
+
 def newsletter_figures(items: list[tuple[str, ContentItem]], settings: Settings, folder: Path) -> NewsletterFigures:
     """Render each item as the one article of the full newsletter (as CareCast sends it: ``body: full``), check its
     tables and pictures, and lay every email out at 375 px in headless Chromium, images on and off (one run each).
