@@ -20,11 +20,12 @@ from carecast.ledger.holds import DraftSave
 from carecast.links import shortener
 from carecast.model import ContentItem, Draft, now_utc
 from carecast.outcomes import Outcome, OutcomeState, care_findings, held_reason, phi_check, title_of
-from carecast.phi import Finding, PhiCheck, fingerprint, uncovered
+from carecast.phi import Finding, PhiCheck, fingerprint
 from carecast.phi_holds import (
     HELD_OUT,
     DigestScreen,
     already_held,
+    item_findings,
     phi_findings,
     screen_digest,
     settle_digest,
@@ -163,20 +164,14 @@ class _Look:
         kept back; None when adapt has more to do than render it: a new refusal or hold, a released item, a
         backlog to skip."""
         instance, channel = self.channel.instance, self.channel
-        admitted = []
-        for item in candidates:
-            try:
-                channel.admit(item)
-            except RenderError as exc:
-                if self.reasons.get(_key(instance, [item])) != exc.reason:
-                    return None
-                self.kept_back.append(Outcome(instance, (item.id,), "rejected", exc.reason, item.title))
-                continue
-            admitted.append(item)
+        admitted, refused = _admit_each(channel, candidates)
+        for item, reason in refused:
+            if self.reasons.get(_key(instance, [item])) != reason:
+                return None
+            self.kept_back.append(Outcome(instance, (item.id,), "rejected", reason, item.title))
         clear = []
         for item in admitted:
-            # As screen_digest checks it: alone, covered by the issue's authorizations.
-            findings = uncovered(self.check.check_draft(Draft(instance, (item.id,), ()), [item]), admitted)
+            findings = item_findings(self.check, instance, item, admitted)  # as screen_digest checks it
             if not findings:
                 clear.append(item)
                 continue
@@ -188,6 +183,20 @@ class _Look:
         if len(clear) > channel.config.max_items_per_run:
             return None
         return [clear] if clear else []
+
+
+def _admit_each(channel: Channel, items: list[ContentItem]) -> tuple[list[ContentItem], list[tuple[ContentItem, str]]]:
+    """The items a digest ``channel`` admits, and those it refuses alone, each with its reason."""
+    admitted: list[ContentItem] = []
+    refused: list[tuple[ContentItem, str]] = []
+    for item in items:
+        try:
+            channel.admit(item)
+        except RenderError as exc:
+            refused.append((item, exc.reason))
+            continue
+        admitted.append(item)
+    return admitted, refused
 
 
 def _key(instance: str, batch: Sequence[ContentItem]) -> str:
@@ -229,14 +238,9 @@ class _Drafting:
         if not channel.digest:
             return [[item] for item in candidates], [], DigestScreen()
         # One refused item must not sink the whole digest: refuse it alone, with its reason.
-        admitted = []
-        for item in candidates:
-            try:
-                channel.admit(item)
-            except RenderError as exc:
-                self.reject([item], exc.reason)
-                continue
-            admitted.append(item)
+        admitted, refused = _admit_each(channel, candidates)
+        for item, reason in refused:
+            self.reject([item], reason)
         # An item with possible PHI drops out of the issue, held alone; the issue goes out on time with the rest.
         screen = screen_digest(channel, self.ledger, self.check, admitted, account=config.account, dry_run=self.dry_run)
         for held in screen.held:

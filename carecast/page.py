@@ -172,11 +172,11 @@ def with_captions(article: lxml.html.HtmlElement, captions: dict[str, lxml.html.
     markers out of the ``alt`` texts."""
     last = {}
     for image in article.iter("img"):
-        words = (image.get("alt") or "").split()
-        kept = [word for word in words if word not in captions]
-        if len(kept) < len(words):
+        alt = (image.get("alt") or "").split()
+        kept = [word for word in alt if word not in captions]
+        if len(kept) < len(alt):
             image.set("alt", " ".join(kept))
-            last[next(word for word in words if word in captions)] = image
+            last[next(word for word in alt if word in captions)] = image
     shown = flat_text(article) if last else ""
     for marker, image in last.items():
         if flat_text(captions[marker]) in shown or image.getparent() is None:

@@ -64,6 +64,12 @@ class DigestScreen:
         return [held.draft.key for held in self.held]
 
 
+def item_findings(check: PhiCheck, instance: str, item: ContentItem, issue: Sequence[ContentItem]) -> list[Finding]:
+    """What the PHI check finds in ``item`` of a digest on its own, less what the issue's authorizations cover (one
+    for the newsletter naming its patient covers them)."""
+    return uncovered(check.check_draft(Draft(instance, (item.id,), ()), [item]), issue)
+
+
 def screen_digest(
     channel: Channel,
     ledger: Ledger,
@@ -82,8 +88,7 @@ def screen_digest(
     screen = DigestScreen()
     held = {stored.draft.key: stored.draft for stored in ledger.drafts(channel.instance, ["held"])}
     for item in items:
-        # The issue's authorizations cover the item (one for the newsletter naming its patient covers them).
-        findings = uncovered(check.check_draft(Draft(channel.instance, (item.id,), ()), [item]), items)
+        findings = item_findings(check, channel.instance, item, items)
         if not findings:
             screen.clear.append(item)
             continue
