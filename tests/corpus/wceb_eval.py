@@ -1,0 +1,72 @@
+"""Measure how CareCast reads the pages of Murrough Foley's Web Content Extraction Benchmark (2026): each page wrapped
+as a feed item, read as a feed is, its full body compared with the benchmark's ground truth.
+
+The benchmark gives, per page, the article's text (``main_content``) and a few snippets of the page that are not the
+article (``without``: menus, sign-ins, cookie banners, footers). A page scores by two shares: of the article's
+sentences (of at least MIN_WORDS words), how many the full-body rendering shows; of the ``without`` snippets, how many
+it shows (leaked). A snippet of fewer than MIN_WORDS words ("Home", "Log in") leaks only when a line of the rendering
+is that snippet, since the article's own sentences hold such words; a snippet the article's text itself holds is
+not counted. The pages were split once, before any measure: ``tuning`` (looked at while changing the reader) and
+``held_out`` (measured once before and once after a change, never looked at page by page). See
+``tests/corpus/wceb/README.md``.
+
+Used by ``tests/corpus/test_wceb_corpus.py``; ``python -m tests.corpus.wceb_eval [PART] [-v]`` prints every page.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+from carecast.config import Settings
+from carecast.document import render_text
+from carecast.model import ContentItem
+from tests.corpus.measure import FULL_BODY, HERE, comparable, read_html_page
+from tests.corpus.parts import EntryFigures, print_part
+from tests.corpus.zyte_eval import MIN_WORDS, sentences
+
+WCEB = HERE / "wceb"
+
+
+def entries(part: str) -> list[dict[str, object]]:
+    """The pages of one part (``tuning``, ``held_out``): file id, address, title, ``main_content``, ``with`` and
+    ``without`` snippets."""
+    parts: dict[str, list[dict[str, object]]] = json.loads((WCEB / "expected.json").read_text("utf-8"))
+    return parts[part]
+
+
+def read_entry(entry: dict[str, object], folder: Path, settings: Settings) -> ContentItem:
+    """The page of ``entry`` (gzipped, as the benchmark keeps it) as the one item of an RSS feed."""
+    name = str(entry["page"])
+    html = gzip.decompress((WCEB / "pages" / f"{name}.html.gz").read_bytes()).decode("utf-8")
+    return read_html_page(f"wceb-{name}", str(entry["url"]), html, folder, settings)
+
+
+def _leaked(snippet: str, text: str, lines: set[str]) -> bool:
+    """Whether the rendering (folded ``text``, folded ``lines``) shows the boilerplate ``snippet``."""
+    folded = comparable(snippet)
+    if not folded:
+        return False
+    return folded in lines if len(snippet.split()) < MIN_WORDS else folded in text
+
+
+def measure(entry: dict[str, object], item: ContentItem) -> EntryFigures:
+    """Compare the item's full-body text with the page's article text and its boilerplate snippets."""
+    rendered = render_text(item.body, FULL_BODY)
+    article = str(entry["main_content"])
+    text, expected = comparable(rendered), comparable(article)
+    lines = {comparable(line) for line in rendered.splitlines()}
+    wanted = sentences(article)
+    unwanted = [str(s) for s in entry["without"] if comparable(str(s)) not in expected]  # type: ignore[attr-defined]
+    return EntryFigures(
+        name=str(entry["page"]),
+        wanted=len(wanted),
+        missing=tuple(s for s in wanted if comparable(s) not in text),
+        known=len(unwanted),
+        leaked=tuple(s for s in unwanted if _leaked(s, text, lines)),
+    )
+
+
+if __name__ == "__main__":
+    print_part(entries, read_entry, measure, ("article sentences", "boilerplate snippets leaked"))
