@@ -261,6 +261,11 @@ def _is_prose(block: Block) -> bool:
 
 #: Inline style of the things a mail client shows without the template's CSS (Gmail keeps inline styles only).
 TABLE_STYLE = "border-collapse: collapse; width: 100%; margin: 0 0 12px 0;"
+#: Around every table: a table of many columns of numbers (kept on one line) can be wider than a phone; it then
+#: scrolls sideways in its own box, as a web page's wide table does, and the email around it does not. The box's
+#: zero width keeps the table's width out of the column's (an automatic table layout would widen the column to it);
+#: its min-width gives the box the column's width back.
+TABLE_BOX_STYLE = "overflow-x: auto; width: 0; min-width: 100%;"
 CELL_STYLE = "border: 1px solid #d5dde1; padding: 6px 8px; text-align: left; vertical-align: top;"
 #: A cell that is a number, or one with a unit of one or two letters ("5040", "10\u201312", "45 s"): kept on one line,
 #: since the newsletter's column breaks long words (MJML's ``word-break: break-word``) and a phone showed 5040 as
@@ -324,7 +329,8 @@ def _html_block(block: Block, said: Mapping[str, str]) -> str:
             rows.append(
                 "<tr>" + "".join(f'<{cell} style="{_cell_style(c)}">{escape(c)}</{cell}>' for c in row) + "</tr>"
             )
-        return f'<table role="presentation" style="{TABLE_STYLE}">{"".join(rows)}</table>'
+        table = f'<table role="presentation" style="{TABLE_STYLE}">{"".join(rows)}</table>'
+        return f'<div style="{TABLE_BOX_STYLE}">{table}</div>'
     if block.kind == "figure" and block.picture is not None:
         caption = f"<p><em>{escape(block.caption)}</em></p>" if block.caption else ""
         return f"<p>{_html_picture(block.picture)}</p>{caption}"

@@ -162,6 +162,7 @@ class NewsletterRendering(Channel):
                 **nh3.ALLOWED_ATTRIBUTES,
                 "img": {"src", "alt", "width", "height", "style"},
                 "table": {"style", "role"},
+                "div": {"style"},
                 "td": {"style"},
                 "th": {"style"},
                 "a": {*nh3.ALLOWED_ATTRIBUTES.get("a", ()), "style"},

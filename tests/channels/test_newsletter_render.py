@@ -21,7 +21,8 @@ import pytest
 from carecast.practice import load_settings
 from carecast.sources import read_source
 from carecast_channels.newsletter import NewsletterChannel
-from tests.browser import measure, sample_newsletter_html
+from tests.browser import images_off, measure, sample_newsletter_html
+from tests.factories import make_item
 
 CONFIG = Path(__file__).resolve().parents[2] / "config" / "carecast.yaml"
 #: The most a sample newsletter may score (SpamAssassin flags at 5.0; it scores 0.0 today).
@@ -99,6 +100,24 @@ def test_a_phone_gives_a_tables_cells_less_padding_and_a_smaller_font(sample_htm
     rule = re.search(r"@media \(max-width: 480px\) \{\s*\.item-body td, \.item-body th \{([^}]*)\}", sample_html)
     assert rule is not None
     assert "padding: 4px 3px !important" in rule.group(1) and "font-size: 14px !important" in rule.group(1)
+
+
+def test_a_table_of_nine_columns_of_numbers_scrolls_in_its_box_and_the_email_fits_a_phone(tmp_path: Path) -> None:
+    """A clinic's fee schedule of nine columns of prices: each price stays on one line (never "$1" over "65"), so the
+    table is wider than a phone; it scrolls sideways in its own box, the email around it does not."""
+    require("chromium", "chromium")
+    header = "<tr>" + "".join(f"<th>Visit {n}</th>" for n in range(1, 10)) + "</tr>"
+    rows = "".join(
+        "<tr>" + "".join(f"<td>${(week * 9 + n) * 1_011:,}</td>" for n in range(9)) + "</tr>" for week in range(6)
+    )
+    summary = f"<p>Our fees for the year ahead, visit by visit.</p><table>{header}{rows}</table>"
+    settings = load_settings(CONFIG)
+    channel = NewsletterChannel("newsletter", settings.channels["newsletter"], settings)
+    html = channel.render([make_item(summary_html=summary)]).html or ""
+    assert re.search(r'<div style="overflow-x: auto;[^"]*"><table', html)
+    for email in (html, images_off(html)):
+        layout = measure(email, 375, tmp_path)
+        assert layout.scroll_width <= 375, f"scrolls sideways: {layout.scroll_width}px wide"
 
 
 def test_with_images_off_a_pictures_alt_text_reads_in_the_emails_own_type(sample_html: str) -> None:
