@@ -290,14 +290,24 @@ def render_html(document: Document, language: str | None = None) -> str:
 def _html_spans(spans: Sequence[Span]) -> str:
     out = []
     for span in spans:
-        text = escape(span.text).replace("\n", "<br>")
         if span.note:
-            out.append(f"<sup>{text}</sup>")
+            out.append(f"<sup>{_html_text(span.text)}</sup>")
             continue
-        if span.style:
+        # The spaces around a link's or a style's words stay outside it: an underline that starts with a space
+        # ("Want to see how it works?_Learn more here") looks like a slip.
+        words = span.text.strip()
+        before, after = span.text[: len(span.text) - len(span.text.lstrip())], span.text[len(span.text.rstrip()) :]
+        text = _html_text(words)
+        if span.style and words:
             text = f"<{span.style}>{text}</{span.style}>"
-        out.append(f'<a href="{escape(span.href)}" rel="{LINK_REL}">{text}</a>' if span.href else text)
+        if span.href and words:
+            text = f'<a href="{escape(span.href)}" rel="{LINK_REL}">{text}</a>'
+        out.append(_html_text(before) + text + _html_text(after))
     return "".join(out).strip()
+
+
+def _html_text(text: str) -> str:
+    return escape(text).replace("\n", "<br>")
 
 
 def _html_picture(picture: Picture, alt: str | None = None) -> str:

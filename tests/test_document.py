@@ -41,6 +41,15 @@ def test_a_tables_numbers_are_never_broken_across_lines_on_a_phone() -> None:
     assert whole == {"5040", "10\u201312", "45 s"}
 
 
+def test_the_spaces_around_a_links_words_stay_outside_the_link() -> None:
+    """A feed's ``<a> Learn more here</a>`` was underlined from its leading space on."""
+    document = read('<p>Want to see how it works?<a href="/how"> Learn more <strong>here</strong></a>.</p>')
+    link = '<a href="https://www.oakviewpt.com/how" rel="noopener noreferrer nofollow">'
+    assert render_html(document) == (
+        f"<p>Want to see how it works? {link}Learn more</a> {link}<strong>here</strong></a>.</p>"
+    )
+
+
 def test_lazy_images_give_their_real_picture_and_placeholders_none() -> None:
     document = read(
         '<p>Intro.</p><img src="data:image/gif;base64,R0lGOD" data-src="/img/knee.jpg" alt="A knee">'
