@@ -168,6 +168,30 @@ def test_what_a_pages_classes_and_roles_name_furniture_goes_and_a_container_so_n
     assert render_text(read(named)).startswith("Knee pain on the stairs")  # the article's container, so named
 
 
+_STEPS = (
+    "Sit on a firm chair with your feet flat and your back tall, hands resting on your thighs.",
+    "Stand up slowly without using your hands, then sit down again with control, counting to three.",
+    "Keep your knees over your toes, and stop if the pain rises above a three out of ten.",
+    "Repeat ten times, rest for a minute, and do a second set when the first one feels easy.",
+    "Hold a counter with one hand and rise onto your toes, then lower your heels to the floor.",
+    "Walk for ten minutes after the exercises, on flat ground, at a pace that lets you talk.",
+)
+
+
+def test_the_articles_prose_in_blocks_a_page_names_like_furniture_stays_and_the_furniture_goes() -> None:
+    menu = "<ul class='menu'>" + "".join(f"<li><a href='/{w}'>{w}</a></li>" for w in ("Home", "Team", "Book")) + "</ul>"
+    bio = "<div class='author-box'><p>Ana Ruiz is a physical therapist who has treated runners and dancers for twenty"
+    bio += " years, and she writes about knees, hips and ankles for the clinic every month of the year.</p></div>"
+    paragraphs = "".join(f"<p class='contextmenu body'>{step} {step}</p>" for step in _STEPS)
+    slides = "".join(f"<div class='listicle-slides'><h2>{n}</h2><p>{s} {s} {s}</p></div>" for n, s in enumerate(_STEPS))
+    post = "".join(_POST.replace("stairs", f"stairs ({n})") for n in range(20))  # long: trafilatura's own article
+    for article in (paragraphs, slides):
+        page = f"<html><body><nav>{menu}</nav><article><h1>Chair stands</h1>{post}{article}{bio}</article></body>"
+        text = render_text(read(page))
+        assert all(step in text for step in _STEPS)  # a paragraph called a menu, a listicle's items called slides
+        assert "Ana Ruiz" not in text and "Team" not in text  # an author's box alone, a menu of links
+
+
 def test_a_grid_of_linked_cards_goes_with_its_label_and_linked_pictures_in_the_authors_words_stay() -> None:
     grid = "<section><h2>Featured</h2><div>" + "".join(
         f"<section><a href='/blog/{slug}'><img src='/img/{slug}.jpg' width='200'><span>Read Article</span>"
