@@ -192,6 +192,13 @@ def test_the_articles_prose_in_blocks_a_page_names_like_furniture_stays_and_the_
         assert "Ana Ruiz" not in text and "Team" not in text  # an author's box alone, a menu of links
 
 
+def test_a_headings_anchor_spelling_its_words_names_no_furniture() -> None:
+    heading = "<h2 id='how-to-share-the-load-on-the-stairs'>How to share the load on the stairs</h2>"
+    bar = "<div id='share-bar'><a href='https://x.example/share'>Post it</a></div>"
+    text = render_text(read(f"<html><body><article>{_POST}{heading}{bar}{_POST}</article></body></html>"))
+    assert "How to share the load on the stairs" in text and "Post it" not in text
+
+
 def test_a_grid_of_linked_cards_goes_with_its_label_and_linked_pictures_in_the_authors_words_stay() -> None:
     grid = "<section><h2>Featured</h2><div>" + "".join(
         f"<section><a href='/blog/{slug}'><img src='/img/{slug}.jpg' width='200'><span>Read Article</span>"
