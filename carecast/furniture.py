@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import lxml.etree
 import lxml.html
 
-from carecast.markup import HEADINGS, flat_text, words
+from carecast.markup import HEADINGS, flat_text, naming_id, words
 from carecast.reader import is_credit
 
 
@@ -201,18 +201,11 @@ def drop_licence_lines(root: lxml.html.HtmlElement) -> None:
             line.drop_tree()
 
 
-#: An id of so many words or more, all of them the element's own, is the anchor of its text, not a name.
-_ANCHOR_WORDS = 4
-
-
 def name_words(element: lxml.html.HtmlElement) -> set[str]:
-    """The words of ``element``'s class and id, lower case ("SidebarTheDeck" is sidebar, the, deck). An id that
-    spells the element's own words (a heading's anchor: ``what-share-of-adolescents-report-…``) names nothing."""
-    named = {word.lower() for word in _NAME_WORDS.findall(str(element.get("class") or ""))}
-    anchor = {word.lower() for word in _NAME_WORDS.findall(str(element.get("id") or ""))}
-    if len(anchor) < _ANCHOR_WORDS or not anchor <= {word.lower() for word in _NAME_WORDS.findall(flat_text(element))}:
-        named |= anchor
-    return named
+    """The words of ``element``'s class and id, lower case ("SidebarTheDeck" is sidebar, the, deck); an id that is
+    the anchor of the element's own words names nothing (:func:`carecast.markup.naming_id`)."""
+    names = f"{element.get('class') or ''} {naming_id(element)}"
+    return {word.lower() for word in _NAME_WORDS.findall(names)}
 
 
 #: A box of badge links (an app's store badges, a row of social icons) holds at most so many words: its call.

@@ -195,8 +195,11 @@ def test_the_articles_prose_in_blocks_a_page_names_like_furniture_stays_and_the_
 def test_a_headings_anchor_spelling_its_words_names_no_furniture() -> None:
     heading = "<h2 id='how-to-share-the-load-on-the-stairs'>How to share the load on the stairs</h2>"
     bar = "<div id='share-bar'><a href='https://x.example/share'>Post it</a></div>"
-    text = render_text(read(f"<html><body><article>{_POST}{heading}{bar}{_POST}</article></body></html>"))
-    assert "How to share the load on the stairs" in text and "Post it" not in text
+    credit = "<h3 id='a-tax-credit-for-your-visits'>A tax credit for your visits</h3><p id='photo-credit'>Ana Ruiz</p>"
+    page = f"<html><body><article>{_POST}{heading}{bar}{_POST}{credit}{_POST}</article></body></html>"
+    text = render_text(read(page))
+    assert "How to share the load on the stairs" in text and "A tax credit for your visits" in text
+    assert "Post it" not in text and "Ana Ruiz" not in text  # a share bar, a picture's credit, so named
 
 
 def test_a_grid_of_linked_cards_goes_with_its_label_and_linked_pictures_in_the_authors_words_stay() -> None:
