@@ -382,20 +382,36 @@ def unname_prose(root: lxml.html.HtmlElement) -> None:
     (a ``<p>``, whose sentence may be short) or :data:`_ARTICLE_PARAGRAPH_WORDS` of them (any other block), and it
     is one of :data:`_PROSE_RUN` blocks or more of its tag and class holding more than :data:`_FURNITURE_WORDS` such
     words together: a menu is links, and a box of furniture (a cookie banner, an author's bio, a footer's line)
-    stands alone. Raises nothing."""
+    stands alone. A box around a table of data that holds most of its words is the article's too
+    (:func:`_is_table_box`). Raises nothing."""
     runs: dict[tuple[str, str], list[lxml.html.HtmlElement]] = {}
     for element in root.xpath("//*[@class]"):
         runs.setdefault((element.tag, str(element.get("class"))), []).append(element)
     for element in _discarded_by_name(root):
-        run = runs.get((element.tag, str(element.get("class") or "")), [])
-        if len(run) < _PROSE_RUN or sum(_unlinked_words(block) for block in run) <= _FURNITURE_WORDS:
-            continue
-        unlinked = _unlinked_words(element)
-        size = 1 if element.tag == "p" else _ARTICLE_PARAGRAPH_WORDS  # a paragraph's sentence may be short
-        if unlinked >= size and unlinked >= (1 - _PROSE_LINKED) * len(words(element)):
+        if _is_prose_run(element, runs) or _is_table_box(element):
             element.set("class", " ".join(t for t in str(element.get("class")).split() if not _discards(t)))
             if _discards(str(element.get("class"))):
                 del element.attrib["class"]  # a name told by its words together (" ad ")
+
+
+def _is_prose_run(element: lxml.html.HtmlElement, runs: dict[tuple[str, str], list[lxml.html.HtmlElement]]) -> bool:
+    run = runs.get((element.tag, str(element.get("class") or "")), [])
+    if len(run) < _PROSE_RUN or sum(_unlinked_words(block) for block in run) <= _FURNITURE_WORDS:
+        return False
+    unlinked = _unlinked_words(element)
+    size = 1 if element.tag == "p" else _ARTICLE_PARAGRAPH_WORDS  # a paragraph's sentence may be short
+    return unlinked >= size and unlinked >= (1 - _PROSE_LINKED) * _shown_words(element)
+
+
+def _is_table_box(element: lxml.html.HtmlElement) -> bool:
+    """Whether ``element`` is a box around a table of data (two rows of two cells or more, no table inside, at most
+    half its words linked) that holds most of its words: Webflow sets every table of a post in such a box."""
+    for table in element.iter("table"):
+        rows = [row for row in table.iter("tr") if len(row.findall("td") + row.findall("th")) >= 2]
+        found = _shown_words(table)
+        if len(rows) >= 2 and table.find(".//table") is None and found >= (1 - _PROSE_LINKED) * _shown_words(element):
+            return _unlinked_words(table) >= found / 2
+    return False
 
 
 def _discarded_by_name(root: lxml.html.HtmlElement) -> list[lxml.html.HtmlElement]:
@@ -421,11 +437,19 @@ def _discards(names: str) -> bool:
     return bool(OVERALL_DISCARD_XPATH[0](holder))
 
 
+#: What holds code, not words a reader sees (an embed's ``<style>``, a widget's ``<script>``).
+_CODE = ("script", "style", "template", "noscript")
+
+
+def _shown_words(element: lxml.html.HtmlElement) -> int:
+    return len(words(element)) - sum(len(words(code)) for code in element.iter(*_CODE))
+
+
 def _unlinked_words(element: lxml.html.HtmlElement) -> int:
     if next(element.iterancestors("a"), None) is not None:
         return 0
     outermost = [link for link in element.iter("a") if next(link.iterancestors("a"), None) is None]
-    return len(words(element)) - sum(len(words(link)) for link in outermost)
+    return _shown_words(element) - sum(len(words(link)) for link in outermost)
 
 
 def _is_small_print(element: lxml.html.HtmlElement) -> bool:

@@ -190,6 +190,14 @@ def test_the_articles_prose_in_blocks_a_page_names_like_furniture_stays_and_the_
         text = render_text(read(page))
         assert all(step in text for step in _STEPS)  # a paragraph called a menu, a listicle's items called slides
         assert "Ana Ruiz" not in text and "Team" not in text  # an author's box alone, a menu of links
+    code = " ".join(f"var clinic{n} = 'Oakview';" for n in range(20))  # a script's words are none a reader sees
+    embeds = f"<div class='map-embed'><script>{code}</script><p>Loading the map of our clinic…</p></div>" * 3
+    page = f"<html><body><article><h1>Chair stands</h1>{post}{embeds}{paragraphs}</article></body></html>"
+    assert "Loading the map" not in render_text(read(page))
+    table = "<table><tr><th>Exercise</th><th>Sets</th></tr><tr><td>Chair stands</td><td>Two of ten</td></tr></table>"
+    boxed = f"<div class='w-embed'><style>table {{ width: 100% }}</style>{table}</div>"  # Webflow's, an embed
+    page = f"<html><body><article><h1>Chair stands</h1>{post}{boxed}{_POST}</article></body></html>"
+    assert "Two of ten" in render_text(read(page))
 
 
 def test_a_headings_anchor_spelling_its_words_names_no_furniture() -> None:
