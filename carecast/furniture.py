@@ -7,17 +7,22 @@ line, image credits, boxes of badge links (an app's store badges) with their cal
 date and reading time), entries of other posts inside the article (their permalink elsewhere), the post's line of
 tags. Each rule is by structure (tags, attributes, words inside and outside links, size), in every language; the
 author's own text of the same shape (a date or linked pictures in a sentence, an element so named that holds the
-article) stays. What is left around the post is trimmed from its document afterwards (:mod:`carecast.boilerplate`).
+article) stays; the other way round, blocks of the article's prose that trafilatura would discard by a word of their
+class (``contextmenu``, ``listicle-slides``) lose that word (:func:`unname_prose`). What is left around the post is
+trimmed from its document afterwards (:mod:`carecast.boilerplate`).
 """
 
 from __future__ import annotations
 
+import copy
 import re
+from functools import lru_cache
 from urllib.parse import urlsplit
 
+import lxml.etree
 import lxml.html
 
-from carecast.markup import HEADINGS, flat_text, words
+from carecast.markup import HEADINGS, flat_text, naming_id, words
 from carecast.reader import is_credit
 
 
@@ -197,8 +202,9 @@ def drop_licence_lines(root: lxml.html.HtmlElement) -> None:
 
 
 def name_words(element: lxml.html.HtmlElement) -> set[str]:
-    """The words of ``element``'s class and id, lower case ("SidebarTheDeck" is sidebar, the, deck)."""
-    names = " ".join(str(element.get(name) or "") for name in ("class", "id"))
+    """The words of ``element``'s class and id, lower case ("SidebarTheDeck" is sidebar, the, deck); an id that is
+    the anchor of the element's own words names nothing (:func:`carecast.markup.naming_id`)."""
+    names = f"{element.get('class') or ''} {naming_id(element)}"
     return {word.lower() for word in _NAME_WORDS.findall(names)}
 
 
@@ -357,6 +363,93 @@ def drop_tag_lines(root: lxml.html.HtmlElement) -> None:
         tagged = all("tag" in str(a.get("rel") or "").lower().split() for a in links)
         if tagged and len(words(line)) - sum(len(words(a)) for a in links) <= _TAG_LINE_WORDS:
             line.drop_tree()
+
+
+#: trafilatura's names for lists, their items and folds: it renames these tags before its name rules read classes.
+_TRAFILATURA_TAGS = {"ul": "list", "ol": "list", "dl": "list", "li": "item", "dd": "item", "dt": "item"}
+_TRAFILATURA_TAGS["details"] = "div"
+#: The article's prose set in like blocks: so many at least (its paragraphs, a listicle's items, an FAQ's folds).
+_PROSE_RUN = 3
+#: A block of prose has at most this share of its words in links.
+_PROSE_LINKED = 0.25
+
+
+def unname_prose(root: lxml.html.HtmlElement) -> None:
+    """Take from each block of the article's prose the words of its class that trafilatura discards a block by
+    (its ``OVERALL_DISCARD_XPATH``, read as parts of words: ``contextmenu`` is a menu, ``listicle-slides`` a slide,
+    Webflow's ``w-embed`` an embed, ``expandable`` a fold), which would drop the article's paragraphs whole. A block
+    is the article's prose when at most :data:`_PROSE_LINKED` of its words are links, it holds words outside links
+    (a ``<p>``, whose sentence may be short) or :data:`_ARTICLE_PARAGRAPH_WORDS` of them (any other block), and it
+    is one of :data:`_PROSE_RUN` blocks or more of its tag and class holding more than :data:`_FURNITURE_WORDS` such
+    words together: a menu is links, and a box of furniture (a cookie banner, an author's bio, a footer's line)
+    stands alone. A box around a table of data that holds most of its words is the article's too
+    (:func:`_is_table_box`). Raises nothing."""
+    runs: dict[tuple[str, str], list[lxml.html.HtmlElement]] = {}
+    for element in root.xpath("//*[@class]"):
+        runs.setdefault((element.tag, str(element.get("class"))), []).append(element)
+    for element in _discarded_by_name(root):
+        if _is_prose_run(element, runs) or _is_table_box(element):
+            element.set("class", " ".join(t for t in str(element.get("class")).split() if not _discards(t)))
+            if _discards(str(element.get("class"))):
+                del element.attrib["class"]  # a name told by its words together (" ad ")
+
+
+def _is_prose_run(element: lxml.html.HtmlElement, runs: dict[tuple[str, str], list[lxml.html.HtmlElement]]) -> bool:
+    run = runs.get((element.tag, str(element.get("class") or "")), [])
+    if len(run) < _PROSE_RUN or sum(_unlinked_words(block) for block in run) <= _FURNITURE_WORDS:
+        return False
+    unlinked = _unlinked_words(element)
+    size = 1 if element.tag == "p" else _ARTICLE_PARAGRAPH_WORDS  # a paragraph's sentence may be short
+    return unlinked >= size and unlinked >= (1 - _PROSE_LINKED) * _shown_words(element)
+
+
+def _is_table_box(element: lxml.html.HtmlElement) -> bool:
+    """Whether ``element`` is a box around a table of data (two rows of two cells or more, no table inside, at most
+    half its words linked) that holds most of its words: Webflow sets every table of a post in such a box."""
+    for table in element.iter("table"):
+        rows = [row for row in table.iter("tr") if len(row.findall("td") + row.findall("th")) >= 2]
+        found = _shown_words(table)
+        if len(rows) >= 2 and table.find(".//table") is None and found >= (1 - _PROSE_LINKED) * _shown_words(element):
+            return _unlinked_words(table) >= found / 2
+    return False
+
+
+def _discarded_by_name(root: lxml.html.HtmlElement) -> list[lxml.html.HtmlElement]:
+    """The elements of ``root`` with a class that trafilatura's name rules discard, its tags renamed as it reads
+    them."""
+    from trafilatura.xpaths import OVERALL_DISCARD_XPATH  # trafilatura's own rule, not a copy of its words
+
+    renamed = copy.deepcopy(root)
+    original = dict(zip(renamed.iter(), root.iter(), strict=True))
+    for element in renamed.iter(*_TRAFILATURA_TAGS):
+        element.tag = _TRAFILATURA_TAGS[str(element.tag)]
+    found = OVERALL_DISCARD_XPATH[0](renamed)
+    return [original[element] for element in found if element.get("class")]
+
+
+@lru_cache(maxsize=4096)  # a page's class names recur in its blocks, and a site's in its pages
+def _discards(names: str) -> bool:
+    """Whether trafilatura's name rules discard a block of class ``names``."""
+    from trafilatura.xpaths import OVERALL_DISCARD_XPATH
+
+    holder = lxml.etree.Element("body")
+    lxml.etree.SubElement(holder, "div", {"class": names})
+    return bool(OVERALL_DISCARD_XPATH[0](holder))
+
+
+#: What holds code, not words a reader sees (an embed's ``<style>``, a widget's ``<script>``).
+_CODE = ("script", "style", "template", "noscript")
+
+
+def _shown_words(element: lxml.html.HtmlElement) -> int:
+    return len(words(element)) - sum(len(words(code)) for code in element.iter(*_CODE))
+
+
+def _unlinked_words(element: lxml.html.HtmlElement) -> int:
+    if next(element.iterancestors("a"), None) is not None:
+        return 0
+    outermost = [link for link in element.iter("a") if next(link.iterancestors("a"), None) is None]
+    return _shown_words(element) - sum(len(words(link)) for link in outermost)
 
 
 def _is_small_print(element: lxml.html.HtmlElement) -> bool:

@@ -1,13 +1,19 @@
 """What the modules that read a page's or a post's HTML tree share (:mod:`carecast.html`, :mod:`carecast.page`,
-:mod:`carecast.furniture`): which tags are headings, and an element's words. It imports nothing of CareCast's, so
+:mod:`carecast.furniture`, :mod:`carecast.reader`): which tags are headings, an element's words, and whether its id
+names it. It imports nothing of CareCast's, so
 each of them imports it without a cycle (:mod:`carecast.html` imports :mod:`carecast.page`, not the other way).
 """
 
 from __future__ import annotations
 
+import re
+
 import lxml.html
 
 HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
+#: An id of so many words or more, all of them the element's own, is the anchor of its text, not a name.
+_ANCHOR_WORDS = 4
+_LETTERS = re.compile(r"[^\W\d_]+")
 
 
 def words(element: lxml.html.HtmlElement) -> list[str]:
@@ -18,3 +24,13 @@ def words(element: lxml.html.HtmlElement) -> list[str]:
 def flat_text(element: lxml.html.HtmlElement) -> str:
     """``element``'s text on one line, its runs of white space one space."""
     return " ".join(words(element))
+
+
+def naming_id(element: lxml.html.HtmlElement) -> str:
+    """``element``'s id as a name of what it is: empty when the id spells the element's own words (a heading's
+    anchor, ``what-share-of-adolescents-report-…``), which says what it says, not what kind of block it is."""
+    found = str(element.get("id") or "")
+    spelled = set(_LETTERS.findall(found.lower()))
+    if len(spelled) >= _ANCHOR_WORDS and spelled <= set(_LETTERS.findall(element.text_content().lower())):
+        return ""
+    return found

@@ -17,6 +17,7 @@ from collections.abc import Callable
 import lxml.html
 
 from carecast.document import Block, Document, Picture, Span
+from carecast.markup import naming_id
 
 _HEADINGS = {"h1": 2, "h2": 2, "h3": 3, "h4": 4, "h5": 4, "h6": 4}
 _CONTAINERS = frozenset(
@@ -392,7 +393,7 @@ def _size(value: str | None) -> int | None:
 
 
 def _classes(element: lxml.html.HtmlElement) -> str:
-    return str(element.get("class") or "") + " " + str(element.get("id") or "")
+    return str(element.get("class") or "") + " " + naming_id(element)  # a heading's anchor ("…-tax-credit") is no name
 
 
 def _parent_classes(element: lxml.html.HtmlElement) -> str:

@@ -168,6 +168,49 @@ def test_what_a_pages_classes_and_roles_name_furniture_goes_and_a_container_so_n
     assert render_text(read(named)).startswith("Knee pain on the stairs")  # the article's container, so named
 
 
+_STEPS = (
+    "Sit on a firm chair with your feet flat and your back tall, hands resting on your thighs.",
+    "Stand up slowly without using your hands, then sit down again with control, counting to three.",
+    "Keep your knees over your toes, and stop if the pain rises above a three out of ten.",
+    "Repeat ten times, rest for a minute, and do a second set when the first one feels easy.",
+    "Hold a counter with one hand and rise onto your toes, then lower your heels to the floor.",
+    "Walk for ten minutes after the exercises, on flat ground, at a pace that lets you talk.",
+)
+
+
+def test_the_articles_prose_in_blocks_a_page_names_like_furniture_stays_and_the_furniture_goes() -> None:
+    links = "".join(f"<a href='/{w.lower()}'>Our {w} page for patients and families</a> " for w in ("Team", "Fees"))
+    menu = f"<div class='footer-menu'>{links}</div>" * 3  # a run of blocks of links: menus, not prose
+    bio = "<div class='author-box'><p>Ana Ruiz is a physical therapist who has treated runners and dancers for twenty"
+    bio += " years, and she writes about knees, hips and ankles for the clinic every month of the year.</p></div>"
+    paragraphs = "".join(f"<p class='contextmenu body'>{step} {step}</p>" for step in _STEPS)
+    slides = "".join(f"<div class='listicle-slides'><h2>{n}</h2><p>{s} {s} {s}</p></div>" for n, s in enumerate(_STEPS))
+    post = "".join(_POST.replace("stairs", f"stairs ({n})") for n in range(20))  # long: trafilatura's own article
+    for article in (paragraphs, slides):
+        page = f"<html><body><article><h1>Chair stands</h1>{post}{article}{bio}</article>{menu}</body></html>"
+        text = render_text(read(page))
+        assert all(step in text for step in _STEPS)  # a paragraph called a menu, a listicle's items called slides
+        assert "Ana Ruiz" not in text and "Team" not in text  # an author's box alone, a menu of links
+    code = " ".join(f"var clinic{n} = 'Oakview';" for n in range(20))  # a script's words are none a reader sees
+    embeds = f"<div class='map-embed'><script>{code}</script><p>Loading the map of our clinic…</p></div>" * 3
+    page = f"<html><body><article><h1>Chair stands</h1>{post}{embeds}{paragraphs}</article></body></html>"
+    assert "Loading the map" not in render_text(read(page))
+    table = "<table><tr><th>Exercise</th><th>Sets</th></tr><tr><td>Chair stands</td><td>Two of ten</td></tr></table>"
+    boxed = f"<div class='w-embed'><style>table {{ width: 100% }}</style>{table}</div>"  # Webflow's, an embed
+    page = f"<html><body><article><h1>Chair stands</h1>{post}{boxed}{_POST}</article></body></html>"
+    assert "Two of ten" in render_text(read(page))
+
+
+def test_a_headings_anchor_spelling_its_words_names_no_furniture() -> None:
+    heading = "<h2 id='how-to-share-the-load-on-the-stairs'>How to share the load on the stairs</h2>"
+    bar = "<div id='share-bar'><a href='https://x.example/share'>Post it</a></div>"
+    credit = "<h3 id='a-tax-credit-for-your-visits'>A tax credit for your visits</h3><p id='photo-credit'>Ana Ruiz</p>"
+    page = f"<html><body><article>{_POST}{heading}{bar}{_POST}{credit}{_POST}</article></body></html>"
+    text = render_text(read(page))
+    assert "How to share the load on the stairs" in text and "A tax credit for your visits" in text
+    assert "Post it" not in text and "Ana Ruiz" not in text  # a share bar, a picture's credit, so named
+
+
 def test_a_grid_of_linked_cards_goes_with_its_label_and_linked_pictures_in_the_authors_words_stay() -> None:
     grid = "<section><h2>Featured</h2><div>" + "".join(
         f"<section><a href='/blog/{slug}'><img src='/img/{slug}.jpg' width='200'><span>Read Article</span>"
