@@ -14,6 +14,7 @@ import re
 from urllib.parse import urlsplit
 
 from carecast.document import Block, Document
+from carecast.postlines import without_date_lines
 
 #: Calls platforms append to a post, in the languages practices write (matched on a short block's whole text).
 _CALLS = re.compile(
@@ -99,6 +100,7 @@ def trim_boilerplate(document: Document, page_url: str | None = None) -> Documen
     whatever a post never ends on: a heading, a citation, a label, a contact box or signature, a lead-in to nothing,
     the picture of a teaser (but the name and role signed under a closing line stay). Raises nothing."""
     blocks = _without_leading_navigation([block for block in document.blocks if not _is_call(block)])
+    blocks = without_date_lines(blocks)
     site = _site(page_url)
     end = _before_navigation(blocks, len(blocks), site)
     if end < len(blocks) and end > 0 and blocks[end - 1].kind == "heading":
@@ -229,8 +231,12 @@ def _is_tail(block: Block) -> bool:
 
 
 #: A site's legal line opens with its copyright mark, in every language: "© 2026 …", "Copyright © 2015, …",
-#: "(c) 2025 …", "Copyright 2024 …"; a sentence that cites a mark in passing does not.
-_LEGAL = re.compile(r"^(?:copyright\s*)?(?:©|\(c\)\s*(?:19|20)\d\d)|^copyright\s+(?:19|20)\d\d", re.IGNORECASE)
+#: "(c) 2025 …", "Copyright 2024 …", "copyright Inexhibit 2019 - ISSN …" (the owner's name, at most four capitalised
+#: words, before the year); a sentence that cites a mark in passing does not.
+_LEGAL = re.compile(
+    r"^(?:copyright\s*)?(?:©|\(c\)\s*(?:19|20)\d\d)|^copyright\s+(?-i:[A-Z][^\s.!?]*\s+){0,4}(?:19|20)\d\d\b",
+    re.IGNORECASE,
+)
 _LEGAL_WORDS = 40
 
 

@@ -95,10 +95,13 @@ def test_a_post_does_not_end_on_the_sites_legal_line_in_any_language() -> None:
         "Copyright © 2026, Oakview Physical Therapy. Comments are copyrighted by their authors. Site by Acme",
         "© 2026 Fisioterapia Robles. Todos los derechos reservados.",
         "(c) 2025 Oakview PT",
+        "copyright Oakview PT 2025 - ISSN: 1234-5678",
     ):
         assert render_text(read(_POST + f"<p>{legal}</p>")) == render_text(read(_POST)), legal
     own = "<p>The chart is from the 2019 guideline (© APTA), which every clinic in the state follows today.</p>"
     assert render_text(read(_POST + own)).endswith("every clinic in the state follows today.")  # a sentence
+    law = "<p>Copyright law changed in 2019, and clinics may now share these sheets</p>"
+    assert render_text(read(_POST + law)).endswith("may now share these sheets")  # no owner's name before the year
 
 
 def test_the_pages_dates_marked_by_schema_org_go_and_the_sentence_around_one_stays() -> None:
@@ -313,3 +316,41 @@ def test_the_post_itself_under_a_permalink_written_otherwise_stays() -> None:
     intro = "<p>Every week our therapists answer one question that patients ask us at the front desk of the clinic.</p>"
     text = render_text(read(f"<html>{head}<body><article class='page'>{intro}{post}</article></body></html>"))
     assert "Knee pain on the stairs is common" in text and "Hip pain on the stairs is common" in text
+
+
+def test_an_editors_note_in_italics_under_the_post_goes_and_the_authors_italic_call_stays() -> None:
+    picture = "<figure><img src='/img/run.jpg' width='600'></figure>"
+    note = (
+        "<p><em>Maria Lopez is a physical therapist and a runner. Follow her on "
+        "<a href='https://social.example/maria'>Social</a> and read <a href='https://books.example/run'>her book"
+        "</a></em>.</p>"
+    )
+    assert render_text(read(_POST + note + picture)) == render_text(read(_POST + picture))
+    page = f"<html><body><article><h1>Knee pain</h1>{_POST * 3}{note}</article></body></html>"
+    assert "Maria Lopez" not in render_text(read(page))
+    call = (
+        "<p><em>Our therapists see new patients every weekday: <a href='https://www.oakviewpt.com/book'>book your "
+        "first visit</a> online or <a href='https://maps.example/oakview'>find the clinic</a>.</em></p>"
+    )
+    assert "book your first visit" in render_text(read(_POST + call))  # one other site: the practice's own call
+    plain = note.replace("<em>", "").replace("</em>", "")
+    assert "Maria Lopez" in render_text(read(_POST + plain))  # the author's last paragraph, in their print
+    assert "Maria Lopez" in render_text(read(note + _POST))  # the post's words follow it
+
+
+def test_the_posts_date_and_byline_lines_above_its_first_paragraphs_go_and_an_events_date_stays() -> None:
+    for line in (
+        "<p>Posted 3 March 2026 by <a href='/people/ana'>Ana Ruiz</a></p>",
+        "<ul><li>Published March 3, 2026</li><li></li></ul>",
+        "<p>9:15 AM 03/03/2026</p>",
+        "<p>lunes, 3 de marzo de 2026 a las 9:15</p>",
+        "<p>Veröffentlicht: 2026-03-03 09:15</p>",
+        "<p>2026年3月3日</p>",
+    ):
+        assert render_text(read(line + _POST)) == render_text(read(_POST)), line
+    sentence = "<p>We opened on 2 May 2019.</p>"
+    assert render_text(read(sentence + _POST)).startswith("We opened on 2 May 2019.")  # the author's sentence
+    event = "<p>Open house: Saturday, 14 March 2026, 10:00</p>"
+    assert render_text(read(_POST + event)).endswith("14 March 2026, 10:00")  # under the post's paragraphs
+    short = "<p>Join us for our spring open house, with free balance screenings for every visitor.</p>"
+    assert render_text(read(short + event)).endswith("14 March 2026, 10:00")  # under a short post's one paragraph

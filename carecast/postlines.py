@@ -1,0 +1,127 @@
+"""Lines a site or its editor sets in a post's own flow, told by their shape and taken out of it: the note set in
+italics under the post's last paragraph (the author's bio, a call to follow the site or to subscribe, a plea for
+support, each linking to other sites), and the post's date and byline line above its first paragraphs ("5:45 AM PST
+11/19/2019 by …", "Published 18 November 2019", "기사입력 :[ 2018-09-28 17:32 ]"). Both stand where the author's
+words do, so neither the page's template rules (:mod:`carecast.furniture`) nor the end-of-post rules
+(:mod:`carecast.boilerplate`) tell them; the author's own italic paragraph linking once (the practice's call to
+book) and a date inside a sentence stay.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+import lxml.html
+
+from carecast.document import Block
+from carecast.markup import words
+
+#: An editor's note has at most so many words; a paragraph after it of so many words is the post's own prose.
+_NOTE_WORDS = 80
+_PROSE_WORDS = 20
+#: A note links to so many other sites at least (the author's book and their social accounts, a newsletter and a
+#: donation page): one link is the post's own call to action ("Book your visit").
+_NOTE_SITES = 2
+_ITALIC = frozenset({"em", "i"})
+_WORDLIKE = re.compile(r"\w")
+
+
+def drop_end_notes(root: lxml.html.HtmlElement, page_url: str | None) -> None:
+    """Remove from ``root`` each editor's note under a post: a paragraph set wholly in italics (its words all in
+    ``<em>`` or ``<i>``), of at most :data:`_NOTE_WORDS` words, linking to :data:`_NOTE_SITES` sites or more other
+    than ``page_url``'s, with no paragraph after it among its siblings (the post's last). Raises nothing."""
+    own = _host(page_url)
+    for paragraph in list(root.iter("p")):
+        if paragraph.getparent() is None or not 0 < len(words(paragraph)) <= _NOTE_WORDS:
+            continue
+        sites = {_host(link.get("href")) for link in paragraph.iter("a")} - {"", own}
+        if len(sites) >= _NOTE_SITES and _is_italic(paragraph) and _is_last(paragraph):
+            paragraph.drop_tree()
+
+
+def _is_italic(paragraph: lxml.html.HtmlElement) -> bool:
+    """Whether every word of ``paragraph`` is inside an italic element (punctuation outside it counts for none)."""
+    for text in paragraph.xpath(".//text()"):
+        if not _WORDLIKE.search(str(text)):
+            continue
+        holder = text.getparent()
+        if text.is_tail:
+            holder = holder.getparent()
+        chain = [holder, *holder.iterancestors()] if holder is not None else []
+        inside = next((element for element in chain if element is paragraph), None)
+        if inside is None or not any(element.tag in _ITALIC for element in chain[: chain.index(inside)]):
+            return False
+    return True
+
+
+def _is_last(paragraph: lxml.html.HtmlElement) -> bool:
+    """No paragraph follows ``paragraph`` among its siblings, nor a block holding prose (a figure's caption is
+    none: a picture may close the post)."""
+    for sibling in paragraph.itersiblings():
+        if not isinstance(sibling.tag, str) or sibling.tag == "figure":
+            continue
+        if sibling.tag == "p" and words(sibling):
+            return False
+        if any(len(words(inner)) >= _PROSE_WORDS for inner in sibling.iter("p")):
+            return False
+    return True
+
+
+def _host(url: str | None) -> str:
+    return (urlsplit(url or "").hostname or "").removeprefix("www.")
+
+
+#: A date as pages write it, in any language: numbers ("2018-09-28", "11/19/2019", "2016.12.01"), a day, a month's
+#: name and a year in either order ("18 November 2019", "August 14, 2025", "22 de outubro de 2010", "14. Januar
+#: 2022"), Chinese, Japanese or Korean ("2016年12月1日", "2018년 9월 28일"); a time of day ("5:45 AM", "20:13").
+_DATE = re.compile(
+    r"\b\d{4}[-./]\d{1,2}[-./]\d{1,2}\b|\b\d{1,2}[-./]\d{1,2}[-./](?:\d{4}|\d{2})\b"
+    r"|\b\d{1,2}(?:st|nd|rd|th|\.)?\s+(?:de\s+)?[^\W\d_]{3,}\.?,?\s+(?:de\s+)?(?:19|20)\d\d\b"
+    r"|\b[^\W\d_]{3,}\.?\s+\d{1,2}(?:st|nd|rd|th)?,?\s+(?:19|20)\d\d\b"
+    r"|\d{4}\s*[年년]\s*\d{1,2}\s*[月월]\s*\d{1,2}\s*[日일]?"
+    r"|\b\d{1,2}:\d{2}(?::\d{2})?(?:\s*[ap]\.?m\b\.?)?",
+    re.IGNORECASE,
+)
+#: A date line has at most so many words, and so many beside its date and time ("Published", "by Patrick
+#: Shanley", "AM PST"); a line of more is the author's.
+_DATE_LINE_WORDS = 12
+_BESIDE_DATE_WORDS = 6
+#: A paragraph of prose: so many words at least, or characters (a line of Japanese is one "word"). A date line
+#: stands above the post's second one.
+_HEAD_PROSE_WORDS = 10
+_HEAD_PROSE_CHARACTERS = 60
+_SENTENCE_ENDS = (".", "!", "?", "\u3002", "\uff01", "\uff1f")
+
+
+def without_date_lines(blocks: list[Block]) -> list[Block]:
+    """``blocks`` without the post's date and byline lines above its second paragraph of prose (the first may be
+    its standfirst; above the first in a post of one): paragraphs, or lists of them, of a date and a few words
+    (:func:`_is_date_line`). Further down a date line is the author's (an event's day and hours). Raises nothing."""
+    prose = [index for index, block in enumerate(blocks) if _is_prose(block)][:2]
+    head = prose[-1] if prose else 0
+    return [block for index, block in enumerate(blocks) if index >= head or not _is_date_block(block)]
+
+
+def _is_date_block(block: Block) -> bool:
+    if block.kind == "paragraph":
+        return _is_date_line(block.text)
+    if block.kind == "list":
+        texts = [" ".join(child.text for child in item).strip() for item in block.items]
+        return any(texts) and all(_is_date_line(text) for text in texts if text)
+    return False
+
+
+def _is_date_line(text: str) -> bool:
+    """A few words holding a date, no sentence: "5:45 AM PST 11/19/2019 by Patrick Shanley", "기사입력 :[
+    2018-09-28 17:32 ]"; "We opened on 2 May 2019." is the author's sentence."""
+    found = text.split()
+    if not found or len(found) > _DATE_LINE_WORDS or text.rstrip().endswith(_SENTENCE_ENDS) or not _DATE.search(text):
+        return False
+    beside = [word for word in _DATE.sub(" ", text).split() if _WORDLIKE.search(word)]
+    return len(beside) <= _BESIDE_DATE_WORDS
+
+
+def _is_prose(block: Block) -> bool:
+    text = block.text
+    return block.kind == "paragraph" and (len(text.split()) >= _HEAD_PROSE_WORDS or len(text) >= _HEAD_PROSE_CHARACTERS)
