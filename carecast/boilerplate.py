@@ -183,6 +183,9 @@ def _before_navigation(blocks: list[Block], end: int, site: str) -> int:
         elif _is_teaser_part(blocks[start - 1]):
             start -= 1
             links |= {span.href for span in blocks[start].spans if span.href}
+        elif _is_teaser_list(blocks[start - 1], site):
+            start -= 1
+            links |= {span.href for item in blocks[start].items for span in item[0].spans if span.href}
         else:
             break
     return start if len(links) >= _TEASER_LINKS else end
@@ -204,6 +207,26 @@ def _teaser_card(blocks: list[Block], end: int, site: str) -> int:
         for block in body
     )
     return start if fits and shapes in ([], ["figure"], ["paragraph"], ["figure", "paragraph"]) else end
+
+
+def _is_teaser_list(block: Block, site: str) -> bool:
+    """A list of teasers of ``site``'s other posts: each item its linked title, then at most its standfirst (a
+    paragraph or heading linking nowhere; :data:`_STANDFIRST_WORDS` words in all)."""
+    return (
+        block.kind == "list" and bool(site and block.items) and all(_is_teaser_item(item, site) for item in block.items)
+    )
+
+
+def _is_teaser_item(item: tuple[Block, ...], site: str) -> bool:
+    title, rest = item[0], item[1:]
+    spans = [span for span in title.spans if span.text.strip()]
+    return (
+        title.kind == "paragraph"
+        and len(spans) == 1
+        and _site(spans[0].href) == site
+        and all(block.kind in {"paragraph", "heading"} and not any(span.href for span in block.spans) for block in rest)
+        and sum(len(block.text.split()) for block in item) <= _STANDFIRST_WORDS
+    )
 
 
 def _is_teaser_part(block: Block) -> bool:

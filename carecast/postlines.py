@@ -74,19 +74,25 @@ def _host(url: str | None) -> str:
 
 #: A date as pages write it, in any language: numbers ("2018-09-28", "11/19/2019", "2016.12.01"), a day, a month's
 #: name and a year in either order ("18 November 2019", "August 14, 2025", "22 de outubro de 2010", "14. Januar
-#: 2022"), Chinese, Japanese or Korean ("2016年12月1日", "2018년 9월 28일"); a time of day ("5:45 AM", "20:13").
+#: 2022"), Chinese, Japanese or Korean ("2016年12月1日", "2018년 9월 28일"); and a time of day beside it ("5:45 AM",
+#: "20:13"), which alone ("Open 9:00 to 17:00") is no date.
 _DATE = re.compile(
     r"\b\d{4}[-./]\d{1,2}[-./]\d{1,2}\b|\b\d{1,2}[-./]\d{1,2}[-./](?:\d{4}|\d{2})\b"
     r"|\b\d{1,2}(?:st|nd|rd|th|\.)?\s+(?:de\s+)?[^\W\d_]{3,}\.?,?\s+(?:de\s+)?(?:19|20)\d\d\b"
     r"|\b[^\W\d_]{3,}\.?\s+\d{1,2}(?:st|nd|rd|th)?,?\s+(?:19|20)\d\d\b"
-    r"|\d{4}\s*[年년]\s*\d{1,2}\s*[月월]\s*\d{1,2}\s*[日일]?"
-    r"|\b\d{1,2}:\d{2}(?::\d{2})?(?:\s*[ap]\.?m\b\.?)?",
+    r"|\d{4}\s*[年년]\s*\d{1,2}\s*[月월]\s*\d{1,2}\s*[日일]?",
     re.IGNORECASE,
 )
+_CLOCK = re.compile(r"\b\d{1,2}:\d{2}(?::\d{2})?(?:\s*[ap]\.?m\b\.?)?", re.IGNORECASE)
 #: A date line has at most so many words, and so many beside its date and time ("Published", "by Patrick
-#: Shanley", "AM PST"); a line of more is the author's.
-_DATE_LINE_WORDS = 12
+#: Shanley", "AM PST"), or is made of so many fields at least, each of a few words, set apart by a bar, a dash or
+#: a dot ("05/10/2018 - Publicado por: Clarissa Borba - Categoria: Saúde - Tags: …"); a line of more is the
+#: author's.
+_DATE_LINE_WORDS = 16
 _BESIDE_DATE_WORDS = 6
+_FIELDS = 3
+_FIELD_WORDS = 5
+_FIELD_BREAKS = re.compile(r"\s[|\u2013\u2014\u00b7\u2022-]\s")
 #: A paragraph of prose: so many words at least, or characters (a line of Japanese is one "word"). A date line
 #: stands above the post's second one.
 _HEAD_PROSE_WORDS = 10
@@ -104,7 +110,7 @@ def without_date_lines(blocks: list[Block]) -> list[Block]:
 
 
 def _is_date_block(block: Block) -> bool:
-    if block.kind == "paragraph":
+    if block.kind in {"paragraph", "heading"}:
         return _is_date_line(block.text)
     if block.kind == "list":
         texts = [" ".join(child.text for child in item).strip() for item in block.items]
@@ -115,11 +121,14 @@ def _is_date_block(block: Block) -> bool:
 def _is_date_line(text: str) -> bool:
     """A few words holding a date, no sentence: "5:45 AM PST 11/19/2019 by Patrick Shanley", "기사입력 :[
     2018-09-28 17:32 ]"; "We opened on 2 May 2019." is the author's sentence."""
-    found = text.split()
+    found = [word for word in text.split() if _WORDLIKE.search(word)]
     if not found or len(found) > _DATE_LINE_WORDS or text.rstrip().endswith(_SENTENCE_ENDS) or not _DATE.search(text):
         return False
-    beside = [word for word in _DATE.sub(" ", text).split() if _WORDLIKE.search(word)]
-    return len(beside) <= _BESIDE_DATE_WORDS
+    beside = [word for word in _CLOCK.sub(" ", _DATE.sub(" ", text)).split() if _WORDLIKE.search(word)]
+    fields = [field for field in _FIELD_BREAKS.split(text) if field.strip()]
+    return len(beside) <= _BESIDE_DATE_WORDS or (
+        len(fields) >= _FIELDS and all(len(field.split()) <= _FIELD_WORDS for field in fields)
+    )
 
 
 def _is_prose(block: Block) -> bool:

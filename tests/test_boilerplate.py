@@ -346,6 +346,8 @@ def test_the_posts_date_and_byline_lines_above_its_first_paragraphs_go_and_an_ev
         "<p>lunes, 3 de marzo de 2026 a las 9:15</p>",
         "<p>Veröffentlicht: 2026-03-03 09:15</p>",
         "<p>2026年3月3日</p>",
+        "<h3>by Ana Ruiz Tuesday, March 3, 2026</h3>",
+        "<p>03/03/2026 - Publicado por: Ana Ruiz - Categoría: Rodilla - Etiquetas: escaleras dolor</p>",
     ):
         assert render_text(read(line + _POST)) == render_text(read(_POST)), line
     sentence = "<p>We opened on 2 May 2019.</p>"
@@ -354,3 +356,19 @@ def test_the_posts_date_and_byline_lines_above_its_first_paragraphs_go_and_an_ev
     assert render_text(read(_POST + event)).endswith("14 March 2026, 10:00")  # under the post's paragraphs
     short = "<p>Join us for our spring open house, with free balance screenings for every visitor.</p>"
     assert render_text(read(short + event)).endswith("14 March 2026, 10:00")  # under a short post's one paragraph
+
+
+def test_lists_of_teasers_with_their_standfirsts_at_the_end_go_and_the_posts_own_list_of_sources_stay() -> None:
+    item = "<li><a href='/blog/{slug}{n}'>{title}, part {n}</a><h4>{lead}</h4></li>"
+    teasers = "".join(
+        "<ul>" + "".join(item.format(slug=slug, n=n, title=title, lead=lead) for n in range(3)) + "</ul>"
+        for slug, title, lead in (
+            ("stairs", "Stairs", "Two moves for the knee that take five minutes a day."),
+            ("run", "Running", "How to come back after a break, slowly and week by week."),
+        )
+    )
+    assert render_text(read(_POST + teasers)) == render_text(read(_POST))
+    sources = teasers.replace("href='/blog/", "href='https://guidelines.example/")
+    assert render_text(read(_POST + sources)).endswith("week by week.")  # pages of another site: its sources
+    own = "<ul><li><a href='/book'>Book a visit</a><p>Mornings and evenings, every weekday.</p></li></ul>"
+    assert render_text(read(_POST + own)).endswith("every weekday.")  # one link: the post's own call to action
