@@ -28,44 +28,57 @@ _WORDLIKE = re.compile(r"\w")
 
 
 def drop_end_notes(root: lxml.html.HtmlElement, page_url: str | None) -> None:
-    """Remove from ``root`` each editor's note under a post: a paragraph set wholly in italics (its words all in
-    ``<em>`` or ``<i>``), of at most :data:`_NOTE_WORDS` words, linking to :data:`_NOTE_SITES` sites or more other
-    than ``page_url``'s, with no paragraph after it among its siblings (the post's last). Raises nothing."""
+    """Remove from ``root`` the editor's notes under a post: of the run of paragraphs closing their container, each
+    set in italics (:func:`_is_italic`) and of at most :data:`_NOTE_WORDS` words, those that link, when together
+    they link to :data:`_NOTE_SITES` sites or more other than ``page_url``'s. Raises nothing."""
     own = _host(page_url)
-    for paragraph in list(root.iter("p")):
-        if paragraph.getparent() is None or not 0 < len(words(paragraph)) <= _NOTE_WORDS:
+    for parent in [element for element in root.iter() if element.find("p") is not None]:
+        if parent is not root and parent.getparent() is None:
+            continue  # dropped with a note
+        notes = _closing_notes(parent)
+        sites = {_host(link.get("href")) for note in notes for link in note.iter("a")} - {"", own}
+        if len(sites) >= _NOTE_SITES:
+            for note in notes:
+                if any(link.get("href") for link in note.iter("a")):
+                    note.drop_tree()  # one linking nowhere is the author's ("Editor's note: updated at 5:45 p.m.")
+
+
+def _closing_notes(parent: lxml.html.HtmlElement) -> list[lxml.html.HtmlElement]:
+    """The italic paragraphs that close ``parent``: after its last paragraph of another print, with nothing after
+    them but pictures and blocks without prose (a share bar, an empty link)."""
+    notes = []
+    for child in reversed(parent):
+        if not isinstance(child.tag, str) or child.tag == "figure":
             continue
-        sites = {_host(link.get("href")) for link in paragraph.iter("a")} - {"", own}
-        if len(sites) >= _NOTE_SITES and _is_italic(paragraph) and _is_last(paragraph):
-            paragraph.drop_tree()
+        if child.tag == "p" and words(child):
+            if len(words(child)) > _NOTE_WORDS or not _is_italic(child):
+                break
+            notes.append(child)
+        elif any(len(words(inner)) >= _PROSE_WORDS for inner in child.iter("p")):
+            break
+    return notes
 
 
 def _is_italic(paragraph: lxml.html.HtmlElement) -> bool:
-    """Whether every word of ``paragraph`` is inside an italic element (punctuation outside it counts for none)."""
+    """Whether ``paragraph``'s words are in italics (``<em>``, ``<i>``) but those of its links, which a page may
+    set in its links' own style, and punctuation."""
+    italic = False
     for text in paragraph.xpath(".//text()"):
         if not _WORDLIKE.search(str(text)):
             continue
         holder = text.getparent()
         if text.is_tail:
             holder = holder.getparent()
-        chain = [holder, *holder.iterancestors()] if holder is not None else []
-        inside = next((element for element in chain if element is paragraph), None)
-        if inside is None or not any(element.tag in _ITALIC for element in chain[: chain.index(inside)]):
+        chain = []
+        for element in [holder, *holder.iterancestors()] if holder is not None else []:
+            if element is paragraph:
+                break
+            chain.append(element.tag)
+        if _ITALIC & set(chain):
+            italic = True
+        elif "a" not in chain:
             return False
-    return True
-
-
-def _is_last(paragraph: lxml.html.HtmlElement) -> bool:
-    """No paragraph follows ``paragraph`` among its siblings, nor a block holding prose (a figure's caption is
-    none: a picture may close the post)."""
-    for sibling in paragraph.itersiblings():
-        if not isinstance(sibling.tag, str) or sibling.tag == "figure":
-            continue
-        if sibling.tag == "p" and words(sibling):
-            return False
-        if any(len(words(inner)) >= _PROSE_WORDS for inner in sibling.iter("p")):
-            return False
-    return True
+    return italic
 
 
 def _host(url: str | None) -> str:

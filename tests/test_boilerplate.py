@@ -336,6 +336,13 @@ def test_an_editors_note_in_italics_under_the_post_goes_and_the_authors_italic_c
     plain = note.replace("<em>", "").replace("</em>", "")
     assert "Maria Lopez" in render_text(read(_POST + plain))  # the author's last paragraph, in their print
     assert "Maria Lopez" in render_text(read(note + _POST))  # the post's words follow it
+    run = (
+        "<p><i>Updated on Monday with the new clinic hours.</i></p>"
+        "<p><i>Follow us on </i><a href='https://social.example/oak'>Social</a><i>.</i></p>"
+        "<p><i>Hear our podcast every week on </i><a href='https://audio.example/oak'>Audio</a></p>"
+    )
+    text = render_text(read(_POST + run))
+    assert text.endswith("Updated on Monday with the new clinic hours.") and "podcast" not in text
 
 
 def test_the_posts_date_and_byline_lines_above_its_first_paragraphs_go_and_an_events_date_stays() -> None:
