@@ -1,10 +1,11 @@
 """Lines a site or its editor sets in a post's own flow, told by their shape and taken out of it: the note set in
 italics under the post's last paragraph (the author's bio, a call to follow the site or to subscribe, a plea for
 support, each linking to other sites), and the post's date and byline line above its first paragraphs ("5:45 AM PST
-11/19/2019 by …", "Published 18 November 2019", "기사입력 :[ 2018-09-28 17:32 ]"). Both stand where the author's
-words do, so neither the page's template rules (:mod:`carecast.furniture`) nor the end-of-post rules
-(:mod:`carecast.boilerplate`) tell them; the author's own italic paragraph linking once (the practice's call to
-book) and a date inside a sentence stay.
+11/19/2019 by …", "Published 18 November 2019", "기사입력 :[ 2018-09-28 17:32 ]"), and the picture's credit closing
+its caption ("… Bild: TebNad/Shutterstock.com"). They stand where the author's words do, so neither the page's
+template rules (:mod:`carecast.furniture`) nor the end-of-post rules (:mod:`carecast.boilerplate`) tell them; the
+author's own italic paragraph linking once (the practice's call to book), a date inside a sentence and a caption's
+own sentences stay.
 """
 
 from __future__ import annotations
@@ -147,3 +148,30 @@ def _is_date_line(text: str) -> bool:
 def _is_prose(block: Block) -> bool:
     text = block.text
     return block.kind == "paragraph" and (len(text.split()) >= _HEAD_PROSE_WORDS or len(text) >= _HEAD_PROSE_CHARACTERS)
+
+
+#: What tells a picture's credit from the words of its caption: a copyright mark, a Creative Commons licence, a
+#: site's name ("Shutterstock.com", "iStock.com").
+_CREDIT_CUE = re.compile(r"©|\bCC[ -]BY\b|\b[A-Za-z][\w-]+\.[a-z]{2,6}\b(?![\w.])")
+_CREDIT_WORDS = 8
+_CAPTION_SENTENCE_END = re.compile(r"[.!?\u3002]\s+")
+
+
+def without_credit(caption: str) -> str:
+    """``caption`` without the picture's credit that closes it, after its last sentence or in parentheses ("…
+    im Abendrot. Bild: TebNad/Shutterstock.com", "… getarnt. (mlharing / iStock.com)", "… Foto: Timur | flickr |
+    CC BY 2.0"): at most :data:`_CREDIT_WORDS` words, no sentence, holding a cue (:data:`_CREDIT_CUE`). A caption
+    that is a credit alone stays (the picture's only words). Raises nothing."""
+    ends = list(_CAPTION_SENTENCE_END.finditer(caption))
+    if not ends:
+        return caption
+    start = ends[-1].end()
+    credit = caption[start:].strip()
+    inner = credit[1:-1] if credit.startswith("(") and credit.endswith(")") else credit
+    if (
+        0 < len([word for word in inner.split() if _WORDLIKE.search(word)]) <= _CREDIT_WORDS
+        and not inner.rstrip().endswith((".", "!", "?"))
+        and _CREDIT_CUE.search(inner)
+    ):
+        return caption[:start].rstrip()
+    return caption

@@ -379,3 +379,17 @@ def test_lists_of_teasers_with_their_standfirsts_at_the_end_go_and_the_posts_own
     assert render_text(read(_POST + sources)).endswith("week by week.")  # pages of another site: its sources
     own = "<ul><li><a href='/book'>Book a visit</a><p>Mornings and evenings, every weekday.</p></li></ul>"
     assert render_text(read(_POST + own)).endswith("every weekday.")  # one link: the post's own call to action
+
+
+def test_a_pictures_credit_closing_its_caption_goes_and_the_captions_own_words_stay() -> None:
+    def caption(text: str) -> str:
+        figure = read(f"{_POST}<figure><img src='/img/gym.jpg' width='600'><figcaption>{text}</figcaption></figure>")
+        return next(block.caption for block in figure.blocks if block.kind == "figure")
+
+    assert caption("Our new gym. Foto: Ana Ruiz | Flickr | CC BY 2.0") == "Our new gym."
+    assert caption("Balance work on the wobble board. (lopez / Stockphotos.com)") == "Balance work on the wobble board."
+    assert (
+        caption("Our new gym. Photo courtesy of Dr. Ruiz.") == "Our new gym. Photo courtesy of Dr. Ruiz."
+    )  # a sentence
+    assert caption("Hold the knee at 90 degrees. Then 10 s") == "Hold the knee at 90 degrees. Then 10 s"  # no credit
+    assert caption("Photo: Stockphotos.com") == "Photo: Stockphotos.com"  # the picture's only words
