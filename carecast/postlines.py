@@ -31,33 +31,50 @@ _WORDLIKE = re.compile(r"\w")
 def drop_end_notes(root: lxml.html.HtmlElement, page_url: str | None) -> None:
     """Remove from ``root`` the editor's notes under a post: of the run of paragraphs closing their container, each
     set in italics (:func:`_is_italic`) and of at most :data:`_NOTE_WORDS` words, those that link, when together
-    they link to :data:`_NOTE_SITES` sites or more other than ``page_url``'s. Raises nothing."""
+    they link to :data:`_NOTE_SITES` sites or more other than ``page_url``'s; and the banners among the pictures
+    of that run (:func:`_is_banner`). Raises nothing."""
     own = _host(page_url)
     for parent in [element for element in root.iter() if element.find("p") is not None]:
         if parent is not root and parent.getparent() is None:
             continue  # dropped with a note
-        notes = _closing_notes(parent)
+        run = _closing_run(parent)
+        notes = [element for element in run if element.tag == "p"]
         sites = {_host(link.get("href")) for note in notes for link in note.iter("a")} - {"", own}
-        if len(sites) >= _NOTE_SITES:
-            for note in notes:
-                if any(link.get("href") for link in note.iter("a")):
-                    note.drop_tree()  # one linking nowhere is the author's ("Editor's note: updated at 5:45 p.m.")
+        for element in run:
+            if element.tag == "figure" and _is_banner(element, own):
+                element.drop_tree()
+            elif element.tag == "p" and len(sites) >= _NOTE_SITES and any(a.get("href") for a in element.iter("a")):
+                element.drop_tree()  # one linking nowhere is the author's ("Editor's note: updated at 5:45 p.m.")
 
 
-def _closing_notes(parent: lxml.html.HtmlElement) -> list[lxml.html.HtmlElement]:
-    """The italic paragraphs that close ``parent``: after its last paragraph of another print, with nothing after
-    them but pictures and blocks without prose (a share bar, an empty link)."""
-    notes = []
+def _closing_run(parent: lxml.html.HtmlElement) -> list[lxml.html.HtmlElement]:
+    """The italic paragraphs and the pictures that close ``parent``: after its last paragraph of another print,
+    with nothing after them but blocks without prose (a share bar, an empty link)."""
+    run = []
     for child in reversed(parent):
-        if not isinstance(child.tag, str) or child.tag == "figure":
+        if not isinstance(child.tag, str):
             continue
-        if child.tag == "p" and words(child):
+        if child.tag == "figure":
+            run.append(child)
+        elif child.tag == "p" and words(child):
             if len(words(child)) > _NOTE_WORDS or not _is_italic(child):
                 break
-            notes.append(child)
+            run.append(child)
         elif any(len(words(inner)) >= _PROSE_WORDS for inner in child.iter("p")):
             break
-    return notes
+    return run
+
+
+def _is_banner(figure: lxml.html.HtmlElement, own: str) -> bool:
+    """A picture advertising another site ("Need more space? Subscribe to our sister title …"): the picture and
+    its caption's words link to one address, on another site than ``own``. A picture linking to its own file
+    or a source named in a caption of the author's words stays."""
+    caption = figure.find(".//figcaption")
+    links = {str(link.get("href") or "") for link in figure.iter("a")} - {""}
+    if caption is None or len(links) != 1 or _host(next(iter(links))) in {"", own}:
+        return False
+    linked = sum(len("".join(words(link))) for link in caption.iter("a"))
+    return next(figure.iter("img"), None) is not None and linked * 2 >= len("".join(words(caption)))
 
 
 def _is_italic(paragraph: lxml.html.HtmlElement) -> bool:

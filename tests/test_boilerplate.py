@@ -393,3 +393,24 @@ def test_a_pictures_credit_closing_its_caption_goes_and_the_captions_own_words_s
     )  # a sentence
     assert caption("Hold the knee at 90 degrees. Then 10 s") == "Hold the knee at 90 degrees. Then 10 s"  # no credit
     assert caption("Photo: Stockphotos.com") == "Photo: Stockphotos.com"  # the picture's only words
+
+
+def test_a_banner_closing_the_post_goes_and_the_authors_last_picture_stays() -> None:
+    def captions(html: str) -> list[str]:
+        return [block.caption for block in read(html).blocks if block.kind == "figure"]
+
+    shop = "https://magazines.example/run-monthly?utm_source=oakview"
+    banner = (
+        f"<figure><a href='{shop}'><img src='/img/cover.jpg' width='300'></a><figcaption><a href='{shop}'>"
+        "Subscribe to Run Monthly</a> for a new plan every week!</figcaption></figure>"
+    )
+    assert read(_POST + banner) == read(_POST)
+    assert captions(banner + _POST) == ["Subscribe to Run Monthly for a new plan every week!"]  # the post follows
+    own = banner.replace(shop, "https://www.oakviewpt.com/store")
+    assert captions(_POST + own) == ["Subscribe to Run Monthly for a new plan every week!"]  # the practice's page
+    chart = (
+        "<figure><a href='https://journal.example/fig2'><img src='/img/chart.jpg' width='600'></a><figcaption>"
+        "Pain scores fell by half in twelve weeks (<a href='https://journal.example/fig2'>the trial</a>)."
+        "</figcaption></figure>"
+    )
+    assert captions(_POST + chart) == ["Pain scores fell by half in twelve weeks (the trial)."]  # the author's own
