@@ -96,9 +96,10 @@ def trim_boilerplate(document: Document, page_url: str | None = None) -> Documen
     """``document`` without what platforms and templates add around a post: calls to subscribe, share, comment or
     read related posts (:data:`_CALLS`) wherever they stand, and teasers of the site's other posts
     (:func:`_is_teaser_line`; the site is ``page_url``'s) anywhere but last; the menus before the post's first
-    paragraph of prose; and at the end the run of navigation (link-dense short blocks, teasers of other posts), then
-    whatever a post never ends on: a heading, a citation, a label, a contact box or signature, a lead-in to nothing,
-    the picture of a teaser (but the name and role signed under a closing line stay). Raises nothing."""
+    paragraph of prose, and its date and byline lines (:func:`carecast.postlines.without_date_lines`); and at the
+    end the run of navigation (link-dense short blocks, teasers of other posts), then whatever a post never ends on:
+    a heading, a citation, a label, a contact box or signature, a lead-in to nothing, the picture of a teaser (but
+    the name and role signed under a closing line stay). Raises nothing."""
     blocks = _without_leading_navigation([block for block in document.blocks if not _is_call(block)])
     blocks = without_date_lines(blocks)
     site = _site(page_url)
@@ -172,8 +173,8 @@ def _is_prose(block: Block) -> bool:
 
 def _before_navigation(blocks: list[Block], end: int, site: str) -> int:
     """Where the run of navigation ending at ``end`` starts: link-dense short blocks (:func:`_is_navigation`), then
-    a run of teaser blocks (linked titles, pictures, dates, cards of the site's other posts) when it links to
-    :data:`_TEASER_LINKS` pages."""
+    a run of teaser blocks (linked titles, pictures, dates, cards of the site's other posts, lists of their titles
+    and standfirsts) when it links to :data:`_TEASER_LINKS` pages."""
     while end > 0 and _is_navigation(blocks[end - 1]):
         end -= 1
     start, links = end, set[str | None]()

@@ -1,11 +1,11 @@
-"""Lines a site or its editor sets in a post's own flow, told by their shape and taken out of it: the note set in
+"""Lines a site or its editor sets in a post's own flow, told by their shape and taken out of it: the notes set in
 italics under the post's last paragraph (the author's bio, a call to follow the site or to subscribe, a plea for
-support, each linking to other sites), and the post's date and byline line above its first paragraphs ("5:45 AM PST
-11/19/2019 by …", "Published 18 November 2019", "기사입력 :[ 2018-09-28 17:32 ]"), and the picture's credit closing
-its caption ("… Bild: TebNad/Shutterstock.com"). They stand where the author's words do, so neither the page's
-template rules (:mod:`carecast.furniture`) nor the end-of-post rules (:mod:`carecast.boilerplate`) tell them; the
-author's own italic paragraph linking once (the practice's call to book), a date inside a sentence and a caption's
-own sentences stay.
+support, linking to other sites) and a banner among them (a picture advertising another site); the post's date and
+byline line above its first paragraphs ("5:45 AM PST 11/19/2019 by …", "Published 18 November 2019", "기사입력 :[
+2018-09-28 17:32 ]"); the picture's credit closing its caption ("… Bild: TebNad/Shutterstock.com"). They stand
+where the author's words do, so neither the page's template rules (:mod:`carecast.furniture`) nor the end-of-post
+rules (:mod:`carecast.boilerplate`) tell them; the author's own italic paragraph linking once (the practice's call
+to book), a date inside a sentence and a caption's own sentences stay.
 """
 
 from __future__ import annotations
@@ -133,8 +133,9 @@ _SENTENCE_ENDS = (".", "!", "?", "\u3002", "\uff01", "\uff1f")
 
 def without_date_lines(blocks: list[Block]) -> list[Block]:
     """``blocks`` without the post's date and byline lines above its second paragraph of prose (the first may be
-    its standfirst; above the first in a post of one): paragraphs, or lists of them, of a date and a few words
-    (:func:`_is_date_line`). Further down a date line is the author's (an event's day and hours). Raises nothing."""
+    its standfirst; above the first in a post of one): paragraphs, headings or lists of them, of a date and a few
+    words (:func:`_is_date_line`). Further down a date line is the author's (an event's day and hours). Raises
+    nothing."""
     prose = [index for index, block in enumerate(blocks) if _is_prose(block)][:2]
     head = prose[-1] if prose else 0
     return [block for index, block in enumerate(blocks) if index >= head or not _is_date_block(block)]
