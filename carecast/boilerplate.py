@@ -14,6 +14,7 @@ import re
 from urllib.parse import urlsplit
 
 from carecast.document import Block, Document
+from carecast.postlines import without_date_lines
 
 #: Calls platforms append to a post, in the languages practices write (matched on a short block's whole text).
 _CALLS = re.compile(
@@ -95,10 +96,12 @@ def trim_boilerplate(document: Document, page_url: str | None = None) -> Documen
     """``document`` without what platforms and templates add around a post: calls to subscribe, share, comment or
     read related posts (:data:`_CALLS`) wherever they stand, and teasers of the site's other posts
     (:func:`_is_teaser_line`; the site is ``page_url``'s) anywhere but last; the menus before the post's first
-    paragraph of prose; and at the end the run of navigation (link-dense short blocks, teasers of other posts), then
-    whatever a post never ends on: a heading, a citation, a label, a contact box or signature, a lead-in to nothing,
-    the picture of a teaser (but the name and role signed under a closing line stay). Raises nothing."""
+    paragraph of prose, and its date and byline lines (:func:`carecast.postlines.without_date_lines`); and at the
+    end the run of navigation (link-dense short blocks, teasers of other posts), then whatever a post never ends on:
+    a heading, a citation, a label, a contact box or signature, a lead-in to nothing, the picture of a teaser (but
+    the name and role signed under a closing line stay). Raises nothing."""
     blocks = _without_leading_navigation([block for block in document.blocks if not _is_call(block)])
+    blocks = without_date_lines(blocks)
     site = _site(page_url)
     end = _before_navigation(blocks, len(blocks), site)
     if end < len(blocks) and end > 0 and blocks[end - 1].kind == "heading":
@@ -170,8 +173,8 @@ def _is_prose(block: Block) -> bool:
 
 def _before_navigation(blocks: list[Block], end: int, site: str) -> int:
     """Where the run of navigation ending at ``end`` starts: link-dense short blocks (:func:`_is_navigation`), then
-    a run of teaser blocks (linked titles, pictures, dates, cards of the site's other posts) when it links to
-    :data:`_TEASER_LINKS` pages."""
+    a run of teaser blocks (linked titles, pictures, dates, cards of the site's other posts, lists of their titles
+    and standfirsts) when it links to :data:`_TEASER_LINKS` pages."""
     while end > 0 and _is_navigation(blocks[end - 1]):
         end -= 1
     start, links = end, set[str | None]()
@@ -181,6 +184,9 @@ def _before_navigation(blocks: list[Block], end: int, site: str) -> int:
         elif _is_teaser_part(blocks[start - 1]):
             start -= 1
             links |= {span.href for span in blocks[start].spans if span.href}
+        elif _is_teaser_list(blocks[start - 1], site):
+            start -= 1
+            links |= {span.href for item in blocks[start].items for span in item[0].spans if span.href}
         else:
             break
     return start if len(links) >= _TEASER_LINKS else end
@@ -202,6 +208,26 @@ def _teaser_card(blocks: list[Block], end: int, site: str) -> int:
         for block in body
     )
     return start if fits and shapes in ([], ["figure"], ["paragraph"], ["figure", "paragraph"]) else end
+
+
+def _is_teaser_list(block: Block, site: str) -> bool:
+    """A list of teasers of ``site``'s other posts: each item its linked title, then at most its standfirst (a
+    paragraph or heading linking nowhere; :data:`_STANDFIRST_WORDS` words in all)."""
+    return (
+        block.kind == "list" and bool(site and block.items) and all(_is_teaser_item(item, site) for item in block.items)
+    )
+
+
+def _is_teaser_item(item: tuple[Block, ...], site: str) -> bool:
+    title, rest = item[0], item[1:]
+    spans = [span for span in title.spans if span.text.strip()]
+    return (
+        title.kind == "paragraph"
+        and len(spans) == 1
+        and _site(spans[0].href) == site
+        and all(block.kind in {"paragraph", "heading"} and not any(span.href for span in block.spans) for block in rest)
+        and sum(len(block.text.split()) for block in item) <= _STANDFIRST_WORDS
+    )
 
 
 def _is_teaser_part(block: Block) -> bool:
@@ -229,8 +255,12 @@ def _is_tail(block: Block) -> bool:
 
 
 #: A site's legal line opens with its copyright mark, in every language: "© 2026 …", "Copyright © 2015, …",
-#: "(c) 2025 …", "Copyright 2024 …"; a sentence that cites a mark in passing does not.
-_LEGAL = re.compile(r"^(?:copyright\s*)?(?:©|\(c\)\s*(?:19|20)\d\d)|^copyright\s+(?:19|20)\d\d", re.IGNORECASE)
+#: "(c) 2025 …", "Copyright 2024 …", "copyright Inexhibit 2019 - ISSN …" (the owner's name, at most four capitalised
+#: words, before the year); a sentence that cites a mark in passing does not.
+_LEGAL = re.compile(
+    r"^(?:copyright\s*)?(?:©|\(c\)\s*(?:19|20)\d\d)|^copyright\s+(?-i:[A-Z][^\s.!?]*\s+){0,4}(?:19|20)\d\d\b",
+    re.IGNORECASE,
+)
 _LEGAL_WORDS = 40
 
 

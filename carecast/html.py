@@ -30,6 +30,7 @@ from carecast.document import Document, render_html, render_text
 from carecast.furniture import drop_form_boxes, drop_hover_cards
 from carecast.markup import HEADINGS, flat_text
 from carecast.page import main_content
+from carecast.postlines import drop_end_notes
 from carecast.reader import (
     decoded_alt,
     enclosing_picture,
@@ -232,6 +233,7 @@ def clean_body(
     unwrap_noscript_images(root)
     drop_hover_cards(root)
     drop_form_boxes(root)
+    drop_end_notes(root, base_url)
     for element in list(root.iter("script", "style", "noscript")):
         element.drop_tree()
     for element in list(root.iter()):

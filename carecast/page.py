@@ -20,6 +20,7 @@ import lxml.html
 
 from carecast.furniture import drop_page_furniture, name_words, unname_prose
 from carecast.markup import HEADINGS, flat_text, words
+from carecast.postlines import drop_end_notes
 from carecast.reader import unwrap_noscript_images, watch_url
 
 _WHOLE_PAGE = re.compile(r"<(?:html|body)[\s>]", re.IGNORECASE)
@@ -57,6 +58,7 @@ def main_content(html: str, base_url: str | None) -> str:
     unwrap_noscript_images(page)  # trafilatura drops a <noscript>, and with it a lazy-loading theme's only picture
     drop_page_furniture(page)
     unname_prose(page)  # after: furniture so named is gone, and its words no longer count as the article's prose
+    drop_end_notes(page, base_url)  # trafilatura drops the italics that tell an editor's note
     stash, captions = stash_tables(page), mark_captions(captions_as_figures(small_print_captions(page)))
     article = trafilatura.extract(
         lxml.html.tostring(page, encoding="unicode"),

@@ -18,6 +18,7 @@ import lxml.html
 
 from carecast.document import Block, Document, Picture, Span
 from carecast.markup import naming_id
+from carecast.postlines import without_credit
 
 _HEADINGS = {"h1": 2, "h2": 2, "h3": 3, "h4": 4, "h5": 4, "h6": 4}
 _CONTAINERS = frozenset(
@@ -298,7 +299,9 @@ class _Reader:
         for credit in [] if caption_element is None else list(caption_element.iter()):
             if credit is not caption_element and _CREDIT_CLASSES.search(_classes(credit)):
                 credit.drop_tree()  # the picture's credit beside its caption, e.g. "Photo: …"
-        caption = " ".join(caption_element.text_content().split()) if caption_element is not None else ""
+        caption = (
+            without_credit(" ".join(caption_element.text_content().split())) if caption_element is not None else ""
+        )
         for player in element.iter("iframe", "video", "audio", "embed", "object"):
             if embed := self.embed(player, caption):
                 self.blocks.append(embed)
