@@ -366,8 +366,15 @@ def drop_tag_lines(root: lxml.html.HtmlElement) -> None:
 
 
 #: trafilatura's names for lists, their items and folds: it renames these tags before its name rules read classes.
-_TRAFILATURA_TAGS = {"ul": "list", "ol": "list", "dl": "list", "li": "item", "dd": "item", "dt": "item"}
-_TRAFILATURA_TAGS["details"] = "div"
+_TRAFILATURA_TAGS = {
+    "ul": "list",
+    "ol": "list",
+    "dl": "list",
+    "li": "item",
+    "dd": "item",
+    "dt": "item",
+    "details": "div",
+}
 #: The article's prose set in like blocks: so many at least (its paragraphs, a listicle's items, an FAQ's folds).
 _PROSE_RUN = 3
 #: A block of prose has at most this share of its words in links.
