@@ -14,7 +14,6 @@ trimmed from its document afterwards (:mod:`carecast.boilerplate`).
 
 from __future__ import annotations
 
-import copy
 import re
 from functools import lru_cache
 from urllib.parse import urlsplit
@@ -394,16 +393,26 @@ def unname_prose(root: lxml.html.HtmlElement) -> None:
     runs: dict[tuple[str, str], list[lxml.html.HtmlElement]] = {}
     for element in root.xpath("//*[@class]"):
         runs.setdefault((element.tag, str(element.get("class"))), []).append(element)
+    run_words: dict[tuple[str, str], int] = {}  # a run's words, counted once: a page repeats its classes in dozens
     for element in _discarded_by_name(root):
-        if _is_prose_run(element, runs) or _is_table_box(element):
+        if _is_prose_run(element, runs, run_words) or _is_table_box(element):
             element.set("class", " ".join(t for t in str(element.get("class")).split() if not _discards(t)))
             if _discards(str(element.get("class"))):
                 del element.attrib["class"]  # a name told by its words together (" ad ")
 
 
-def _is_prose_run(element: lxml.html.HtmlElement, runs: dict[tuple[str, str], list[lxml.html.HtmlElement]]) -> bool:
-    run = runs.get((element.tag, str(element.get("class") or "")), [])
-    if len(run) < _PROSE_RUN or sum(_unlinked_words(block) for block in run) <= _FURNITURE_WORDS:
+def _is_prose_run(
+    element: lxml.html.HtmlElement,
+    runs: dict[tuple[str, str], list[lxml.html.HtmlElement]],
+    run_words: dict[tuple[str, str], int],
+) -> bool:
+    key = (element.tag, str(element.get("class") or ""))
+    run = runs.get(key, [])
+    if len(run) < _PROSE_RUN:
+        return False
+    if key not in run_words:
+        run_words[key] = sum(_unlinked_words(block) for block in run)
+    if run_words[key] <= _FURNITURE_WORDS:
         return False
     unlinked = _unlinked_words(element)
     size = 1 if element.tag == "p" else _ARTICLE_PARAGRAPH_WORDS  # a paragraph's sentence may be short
@@ -426,12 +435,16 @@ def _discarded_by_name(root: lxml.html.HtmlElement) -> list[lxml.html.HtmlElemen
     them."""
     from trafilatura.xpaths import OVERALL_DISCARD_XPATH  # trafilatura's own rule, not a copy of its words
 
-    renamed = copy.deepcopy(root)
-    original = dict(zip(renamed.iter(), root.iter(), strict=True))
-    for element in renamed.iter(*_TRAFILATURA_TAGS):
-        element.tag = _TRAFILATURA_TAGS[str(element.tag)]
-    found = OVERALL_DISCARD_XPATH[0](renamed)
-    return [original[element] for element in found if element.get("class")]
+    # Renamed in place and back (a copy of a whole page cost more than the rule itself).
+    renamed = [(element, str(element.tag)) for element in root.iter(*_TRAFILATURA_TAGS)]
+    try:
+        for element, tag in renamed:
+            element.tag = _TRAFILATURA_TAGS[tag]
+        found = OVERALL_DISCARD_XPATH[0](root)
+    finally:
+        for element, tag in renamed:
+            element.tag = tag
+    return [element for element in found if element.get("class")]
 
 
 @lru_cache(maxsize=4096)  # a page's class names recur in its blocks, and a site's in its pages
