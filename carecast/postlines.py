@@ -216,8 +216,9 @@ _SOCIAL = frozenset(
     }
 )
 #: A profile's address is its name (``/AP_Sports``, ``/@oakviewpt``) or one of these sections and its name; a
-#: post's (``/status/…``, ``/watch?v=…``) is a source the author cites.
+#: post's (``/status/…``, ``/watch?v=…``, :data:`_POST_SECTIONS`) is a source the author cites or shows.
 _PROFILE_SECTIONS = frozenset({"company", "in", "channel", "c", "user", "pages", "intent"})
+_POST_SECTIONS = frozenset({"watch", "shorts", "embed", "live", "playlist", "p", "reel", "reels", "video", "videos"})
 #: A newsletter's sign-up page: a mailing service's form, or an address naming a subscription in the languages
 #: practices write. A practice's booking page or phone number is none.
 _SUBSCRIBE_HOSTS = frozenset({"eepurl.com", "mailchi.mp", "list-manage.com"})
@@ -311,6 +312,8 @@ def _is_call_link(url: str) -> bool:
     host = _host(url)
     segments = [segment for segment in parts.path.split("/") if segment]
     if any(host == social or host.endswith("." + social) for social in _SOCIAL):
+        if segments and segments[0].lower() in _POST_SECTIONS:
+            return False  # a video or a post the author shows: the player of a video closing the post is a link
         return len(segments) == 1 or (len(segments) == 2 and segments[0] in _PROFILE_SECTIONS)
     subscribe = any(host == name or host.endswith("." + name) for name in _SUBSCRIBE_HOSTS)
     return subscribe or bool(_SUBSCRIBE_PATH.search(parts.path))

@@ -5,8 +5,9 @@ an event's date."""
 
 from __future__ import annotations
 
-from carecast.document import Document, render_text
+from carecast.document import Block, Document, Span, render_text
 from carecast.html import clean_body
+from carecast.postlines import without_closing_lines
 
 BASE = "https://www.oakviewpt.com/blog/post/"
 _POST = (
@@ -36,6 +37,14 @@ def test_the_calls_to_follow_or_subscribe_closing_the_post_go_and_the_practices_
         " As <a href='https://twitter.com/drruiz/status/123'>Dr. Ruiz wrote</a>, slow is fast.",  # a source cited
     ):
         assert render_text(read(f"{_POST}<p>{_LAST}{own}</p>")).endswith(own.rsplit(">", 1)[-1]), own
+    video = Block(
+        "paragraph",
+        (
+            Span(f"{_LAST} "),
+            Span("Watch the moves", href="https://youtube.com/watch?v=a1"),
+        ),
+    )
+    assert without_closing_lines([video]) == [video]  # a video the author shows, not a channel to follow
     middle = f"<p>{_LAST} Follow us on <a href='https://www.instagram.com/oakviewpt'>Instagram</a>.</p>{_POST}"
     assert "Instagram" in render_text(read(middle))  # the post's words follow it
 
