@@ -14,7 +14,7 @@ import re
 from urllib.parse import urlsplit
 
 from carecast.document import Block, Document
-from carecast.postlines import without_date_lines
+from carecast.postlines import without_closing_lines, without_date_lines
 
 #: Calls platforms append to a post, in the languages practices write (matched on a short block's whole text).
 _CALLS = re.compile(
@@ -92,14 +92,16 @@ _LEAD_IN_WORDS = 40
 _PROSE_WORDS = 10
 
 
-def trim_boilerplate(document: Document, page_url: str | None = None) -> Document:
+def trim_boilerplate(document: Document, page_url: str | None = None, dates: frozenset[str] = frozenset()) -> Document:
     """``document`` without what platforms and templates add around a post: calls to subscribe, share, comment or
     read related posts (:data:`_CALLS`) wherever they stand, and teasers of the site's other posts
     (:func:`_is_teaser_line`; the site is ``page_url``'s) anywhere but last; the menus before the post's first
     paragraph of prose, and its date and byline lines (:func:`carecast.postlines.without_date_lines`); and at the
     end the run of navigation (link-dense short blocks, teasers of other posts), then whatever a post never ends on:
     a heading, a citation, a label, a contact box or signature, a lead-in to nothing, the picture of a teaser (but
-    the name and role signed under a closing line stay). Raises nothing."""
+    the name and role signed under a closing line stay); last, the calls to follow or subscribe closing the post,
+    its credit line and its date lines of one of ``dates`` (:func:`carecast.postlines.without_closing_lines`).
+    Raises nothing."""
     blocks = _without_leading_navigation([block for block in document.blocks if not _is_call(block)])
     blocks = without_date_lines(blocks)
     site = _site(page_url)
@@ -112,7 +114,7 @@ def trim_boilerplate(document: Document, page_url: str | None = None) -> Documen
         if _under_closing(blocks, end):
             break
         end -= 1
-    return Document(tuple(_without_teasers(blocks[:end] if end > 0 else blocks, site)))
+    return Document(tuple(without_closing_lines(_without_teasers(blocks[:end] if end > 0 else blocks, site), dates)))
 
 
 def _without_teasers(blocks: list[Block], site: str) -> list[Block]:

@@ -30,7 +30,7 @@ from carecast.document import Document, render_html, render_text
 from carecast.furniture import drop_form_boxes, drop_hover_cards
 from carecast.markup import HEADINGS, flat_text
 from carecast.page import main_content
-from carecast.postlines import drop_end_notes
+from carecast.postlines import drop_end_notes, page_dates
 from carecast.reader import (
     decoded_alt,
     enclosing_picture,
@@ -223,6 +223,7 @@ def clean_body(
     one of the source's ``strip`` patterns; a first heading or paragraph that only repeats ``title``. Never raises
     on malformed HTML.
     """
+    dates = page_dates(html)
     html = main_content(html, base_url)
     try:
         root = lxml.html.fragment_fromstring(html, create_parent="div") if html.strip() else None
@@ -255,7 +256,7 @@ def clean_body(
     if title:
         _drop_repeated_title(root, title)
     document = read_document(root, lambda url: absolute_http_url(url, base_url), _link(base_url))
-    document = trim_boilerplate(document, base_url)
+    document = trim_boilerplate(document, base_url, dates)
     shown = {picture.url for picture in document.pictures()}
     return CleanBody(
         html=render_html(document),

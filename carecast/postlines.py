@@ -2,20 +2,24 @@
 italics under the post's last paragraph (the author's bio, a call to follow the site or to subscribe, a plea for
 support, linking to other sites) and a banner among them (a picture advertising another site); the post's date and
 byline line above its first paragraphs ("5:45 AM PST 11/19/2019 by …", "Published 18 November 2019", "기사입력 :[
-2018-09-28 17:32 ]"); the picture's credit closing its caption ("… Bild: TebNad/Shutterstock.com"). They stand
+2018-09-28 17:32 ]"); the picture's credit closing its caption ("… Bild: TebNad/Shutterstock.com"); the lines
+closing the post's last paragraphs: calls to follow or subscribe linking to a social network or a sign-up page, the
+credit of who else reported ("Keith Bradsher contributed reporting from Hong Kong."), the page's time stamp. They stand
 where the author's words do, so neither the page's template rules (:mod:`carecast.furniture`) nor the end-of-post
 rules (:mod:`carecast.boilerplate`) tell them; the author's own italic paragraph linking once (the practice's call
-to book), a date inside a sentence and a caption's own sentences stay.
+to book), a date inside a sentence, an event's date and a caption's own sentences stay.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
+from html import escape
 from urllib.parse import urlsplit
 
 import lxml.html
 
-from carecast.document import Block
+from carecast.document import Block, Span
 from carecast.markup import words
 
 #: An editor's note has at most so many words; a paragraph after it of so many words is the post's own prose.
@@ -193,3 +197,145 @@ def without_credit(caption: str) -> str:
     ):
         return caption[:start].rstrip()
     return caption
+
+
+#: Social networks: a link to a profile on one closes a post as a call to follow ("Follow @BGRDeals on Twitter").
+_SOCIAL = frozenset(
+    {
+        "twitter.com",
+        "x.com",
+        "facebook.com",
+        "instagram.com",
+        "linkedin.com",
+        "youtube.com",
+        "tiktok.com",
+        "pinterest.com",
+        "threads.net",
+        "bsky.app",
+        "t.me",
+    }
+)
+#: A profile's address is its name (``/AP_Sports``, ``/@oakviewpt``) or one of these sections and its name; a
+#: post's (``/status/…``, ``/watch?v=…``, :data:`_POST_SECTIONS`) is a source the author cites or shows.
+_PROFILE_SECTIONS = frozenset({"company", "in", "channel", "c", "user", "pages", "intent"})
+_POST_SECTIONS = frozenset({"watch", "shorts", "embed", "live", "playlist", "p", "reel", "reels", "video", "videos"})
+#: A newsletter's sign-up page: a mailing service's form, or an address naming a subscription in the languages
+#: practices write. A practice's booking page or phone number is none.
+_SUBSCRIBE_HOSTS = frozenset({"eepurl.com", "mailchi.mp", "list-manage.com"})
+_SUBSCRIBE_PATH = re.compile(r"newsletter|subscri|suscri|abonn|assin(?:e|ar|atura)", re.IGNORECASE)
+_SPELLED_URL = re.compile(r"https?://\S+[\w/]")
+_WHOLE_PAGE = re.compile(r"<(?:html|body)[\s>]", re.IGNORECASE)
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?\u3002\uff01\uff1f])\s+")
+#: Who else reported for a news post, as its closing line credits them ("Keith Bradsher contributed reporting from
+#: Hong Kong.", "Additional reporting by …", "Associated Press writers … contributed to this report."), in the
+#: languages practices write; the line names them (:data:`_CREDIT_NAMES` capitalised words but its first at least)
+#: in at most :data:`_CREDIT_WORDS` words. The post's own byline ("(Reporting by Will Dunham; Editing by Tom
+#: Brown)") names its author: the benchmarks count it as the article's.
+_CREDIT = re.compile(
+    r"\bcontributed (?:reporting|to this (?:report|story|article))|\badditional reporting by\b"
+    r"|\bcon informaci[oó]n (?:adicional )?de\b|\bcom informa[cç][oõ]es d|\bmit material von\b|\bmitarbeit:"
+    r"|\ba contribu[ée] [àa] (?:cet article|ce reportage)",
+    re.IGNORECASE,
+)
+_CREDIT_WORDS = 50
+_CREDIT_NAMES = 2
+
+
+def page_dates(html: str) -> frozenset[str]:
+    """The days ``html``, when it is a whole page, says it was first published and last updated on (YYYY-MM-DD, by
+    htmldate: its metadata, its address, its date lines); none for a feed's fragment, whose dates are the post's
+    own words. Raises nothing."""
+    if not _WHOLE_PAGE.search(html[:5000]):
+        return frozenset()
+    import htmldate  # paid only by a run that meets a whole page, as trafilatura is
+
+    found = {htmldate.find_date(html, original_date=original) for original in (True, False)}
+    return frozenset(day for day in found if day)
+
+
+def without_closing_lines(blocks: list[Block], dates: frozenset[str] = frozenset()) -> list[Block]:
+    """``blocks`` without what a site or a newsroom appends to the post's last paragraphs: the sentences closing
+    them that call to follow the site or subscribe to its newsletter (:func:`_calls_start`), the line crediting
+    who else reported for it (:func:`_is_credit`), and below its last paragraph of prose the time stamps of the
+    day the page was published or updated (:func:`_is_own_date_line`; ``dates`` from :func:`page_dates`). A
+    practice's own call to book or to call it stays: it links to no social network and no sign-up page; so does a
+    date line of another day (an event's). Raises nothing."""
+    prose = max((index for index, block in enumerate(blocks) if _is_prose(block)), default=len(blocks))
+    blocks = [block for index, block in enumerate(blocks) if index <= prose or not _is_own_date_line(block, dates)]
+    while blocks and blocks[-1].kind == "paragraph":
+        last = blocks[-1]
+        if _is_credit(last.text):
+            blocks.pop()
+            continue
+        cut = _calls_start(last)
+        if cut is None:
+            break
+        if not "".join(span.text for span in last.spans)[:cut].strip():
+            blocks.pop()
+            continue
+        blocks[-1] = replace(last, spans=_cut(last.spans, cut))
+        break
+    return blocks
+
+
+def _is_own_date_line(block: Block, dates: frozenset[str]) -> bool:
+    """Whether ``block`` is the page's time stamp: a date line (:func:`_is_date_line`) with a time of day, of one
+    of ``dates`` (read by htmldate). A day alone under a guide ("Last Updated: Nov 4, 2025") tells a reader how
+    fresh its advice is; the benchmarks count it as the article's."""
+    if not dates or block.kind != "paragraph" or not _is_date_line(block.text) or not _CLOCK.search(block.text):
+        return False
+    import htmldate
+
+    return htmldate.find_date(f"<html><body><p>{escape(block.text)}</p></body></html>") in dates
+
+
+def _calls_start(paragraph: Block) -> int | None:
+    """Where the run of sentences closing ``paragraph`` that are calls starts (``None`` when its last one is
+    none): a call links to a social network's profile or to a sign-up page, or spells the address of one."""
+    text = "".join(span.text for span in paragraph.spans)
+    bounds = [(span, sum(len(s.text) for s in paragraph.spans[:index])) for index, span in enumerate(paragraph.spans)]
+    starts = [0, *(match.end() for match in _SENTENCE_BREAK.finditer(text.rstrip()))]
+    cut = None
+    end = len(text)
+    for start in reversed(starts):
+        links = [span.href for span, at in bounds if span.href and at < end and at + len(span.text) > start]
+        links += _SPELLED_URL.findall(text[start:end])
+        if not any(_is_call_link(str(link)) for link in links):
+            break
+        cut, end = start, start
+    return cut
+
+
+def _is_call_link(url: str) -> bool:
+    """Whether ``url`` is a social network's profile or a newsletter's sign-up page."""
+    parts = urlsplit(url)
+    host = _host(url)
+    segments = [segment for segment in parts.path.split("/") if segment]
+    if any(host == social or host.endswith("." + social) for social in _SOCIAL):
+        if segments and segments[0].lower() in _POST_SECTIONS:
+            return False  # a video or a post the author shows: the player of a video closing the post is a link
+        return len(segments) == 1 or (len(segments) == 2 and segments[0] in _PROFILE_SECTIONS)
+    subscribe = any(host == name or host.endswith("." + name) for name in _SUBSCRIBE_HOSTS)
+    return subscribe or bool(_SUBSCRIBE_PATH.search(parts.path))
+
+
+def _cut(spans: tuple[Span, ...], cut: int) -> tuple[Span, ...]:
+    """``spans`` up to character ``cut`` of their text, without the spaces closing them."""
+    kept, at = [], 0
+    for span in spans:
+        if at >= cut:
+            break
+        kept.append(replace(span, text=span.text[: cut - at]))
+        at += len(span.text)
+    while kept and not kept[-1].text.strip():
+        kept.pop()
+    if kept:
+        kept[-1] = replace(kept[-1], text=kept[-1].text.rstrip())
+    return tuple(kept)
+
+
+def _is_credit(text: str) -> bool:
+    """A line crediting who reported or edited the post (:data:`_CREDIT`), naming them."""
+    found = text.split()
+    names = [word for word in found[1:] if word[:1].isupper()]
+    return len(found) <= _CREDIT_WORDS and len(names) >= _CREDIT_NAMES and bool(_CREDIT.search(text))
