@@ -11,6 +11,7 @@ in the post they stand; a short list of the calls platforms append, in the pract
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from carecast.document import Block, Document
@@ -92,7 +93,9 @@ _LEAD_IN_WORDS = 40
 _PROSE_WORDS = 10
 
 
-def trim_boilerplate(document: Document, page_url: str | None = None, dates: frozenset[str] = frozenset()) -> Document:
+def trim_boilerplate(
+    document: Document, page_url: str | None = None, dates: Callable[[], frozenset[str]] = frozenset
+) -> Document:
     """``document`` without what platforms and templates add around a post: calls to subscribe, share, comment or
     read related posts (:data:`_CALLS`) wherever they stand, and teasers of the site's other posts
     (:func:`_is_teaser_line`; the site is ``page_url``'s) anywhere but last; the menus before the post's first
@@ -100,7 +103,8 @@ def trim_boilerplate(document: Document, page_url: str | None = None, dates: fro
     end the run of navigation (link-dense short blocks, teasers of other posts), then whatever a post never ends on:
     a heading, a citation, a label, a contact box or signature, a lead-in to nothing, the picture of a teaser (but
     the name and role signed under a closing line stay); last, the calls to follow or subscribe closing the post,
-    its credit line and its date lines of one of ``dates`` (:func:`carecast.postlines.without_closing_lines`).
+    its credit line and its date lines of one of the days ``dates`` gives
+    (:func:`carecast.postlines.without_closing_lines`).
     Raises nothing."""
     blocks = _without_leading_navigation([block for block in document.blocks if not _is_call(block)])
     blocks = without_date_lines(blocks)

@@ -223,7 +223,8 @@ def clean_body(
     one of the source's ``strip`` patterns; a first heading or paragraph that only repeats ``title``. Never raises
     on malformed HTML.
     """
-    dates = page_dates(html)
+    page = html
+    dates = functools.cache(lambda: page_dates(page))  # htmldate reads the whole page: only for a line to judge
     html = main_content(html, base_url)
     try:
         root = lxml.html.fragment_fromstring(html, create_parent="div") if html.strip() else None

@@ -13,6 +13,7 @@ to book), a date inside a sentence, an event's date and a caption's own sentence
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from html import escape
 from urllib.parse import urlsplit
@@ -253,11 +254,12 @@ def page_dates(html: str) -> frozenset[str]:
     return frozenset(day for day in found if day)
 
 
-def without_closing_lines(blocks: list[Block], dates: frozenset[str] = frozenset()) -> list[Block]:
+def without_closing_lines(blocks: list[Block], dates: Callable[[], frozenset[str]] = frozenset) -> list[Block]:
     """``blocks`` without what a site or a newsroom appends to the post's last paragraphs: the sentences closing
     them that call to follow the site or subscribe to its newsletter (:func:`_calls_start`), the line crediting
     who else reported for it (:func:`_is_credit`), and below its last paragraph of prose the time stamps of the
-    day the page was published or updated (:func:`_is_own_date_line`; ``dates`` from :func:`page_dates`). A
+    day the page was published or updated (:func:`_is_own_date_line`; ``dates`` gives them, from :func:`page_dates`,
+    asked only when such a line is there: htmldate reads a whole page). A
     practice's own call to book or to call it stays: it links to no social network and no sign-up page; so does a
     date line of another day (an event's). Raises nothing."""
     prose = max((index for index, block in enumerate(blocks) if _is_prose(block)), default=len(blocks))
@@ -278,15 +280,18 @@ def without_closing_lines(blocks: list[Block], dates: frozenset[str] = frozenset
     return blocks
 
 
-def _is_own_date_line(block: Block, dates: frozenset[str]) -> bool:
+def _is_own_date_line(block: Block, dates: Callable[[], frozenset[str]]) -> bool:
     """Whether ``block`` is the page's time stamp: a date line (:func:`_is_date_line`) with a time of day, of one
     of ``dates`` (read by htmldate). A day alone under a guide ("Last Updated: Nov 4, 2025") tells a reader how
     fresh its advice is; the benchmarks count it as the article's."""
-    if not dates or block.kind != "paragraph" or not _is_date_line(block.text) or not _CLOCK.search(block.text):
+    if block.kind != "paragraph" or not _is_date_line(block.text) or not _CLOCK.search(block.text):
+        return False
+    days = dates()
+    if not days:
         return False
     import htmldate
 
-    return htmldate.find_date(f"<html><body><p>{escape(block.text)}</p></body></html>") in dates
+    return htmldate.find_date(f"<html><body><p>{escape(block.text)}</p></body></html>") in days
 
 
 def _calls_start(paragraph: Block) -> int | None:
