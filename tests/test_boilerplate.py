@@ -356,3 +356,35 @@ def test_the_post_itself_under_a_permalink_written_otherwise_stays() -> None:
     intro = "<p>Every week our therapists answer one question that patients ask us at the front desk of the clinic.</p>"
     text = render_text(read(f"<html>{head}<body><article class='page'>{intro}{post}</article></body></html>"))
     assert "Knee pain on the stairs is common" in text and "Hip pain on the stairs is common" in text
+
+
+def test_a_list_of_the_sites_stories_under_the_post_goes_and_a_list_of_sources_or_of_prose_stays() -> None:
+    def stories(host: str) -> str:
+        return (
+            "<ul>"
+            + "".join(
+                f"<li>{lead} <a href='https://{host}/blog/{slug}'>{title}</a></li>"
+                for lead, slug, title in (
+                    ("Runners who climb stairs at work, read", "hips", "why your hips matter"),
+                    ("Stiff ankles after a long winter off", "ankle", "make sore knees"),
+                    ("Back to running after a break of months?", "run", "Come back slowly"),
+                )
+            )
+            + "</ul>"
+        )
+
+    assert render_text(read(_POST + stories("www.oakviewpt.com"))) == render_text(read(_POST))
+    assert "make sore knees" in render_text(read(_POST + stories("www.cdc.example")))
+    steps = (
+        "<ol>"
+        + "".join(
+            f"<li>{step}, as in <a href='/blog/{slug}'>our guide</a>.</li>"
+            for step, slug in (
+                ("Warm up for five minutes on a bike or a brisk walk before any of the exercises below", "warm"),
+                ("Do the wall sit three times, holding each for as long as you can keep good form", "wall"),
+                ("Finish with the calf raises on a step, slowly down and quickly up, for two sets", "calf"),
+            )
+        )
+        + "</ol>"
+    )
+    assert "Finish with the calf raises" in render_text(read(_POST + steps))
