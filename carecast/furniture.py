@@ -147,7 +147,7 @@ def drop_named_furniture(root: lxml.html.HtmlElement) -> None:
             bool(_NAMED.search(names) and name_words(element) & _FURNITURE)
             or str(element.get("role") or "").lower() in _FURNITURE_ROLES
         )
-        if named and len(words(element)) <= _FURNITURE_WORDS and not _holds_article_paragraph(element):
+        if named and len(words(element)) <= _FURNITURE_WORDS and not holds_article_paragraph(element):
             element.drop_tree()
 
 
@@ -197,7 +197,7 @@ def drop_licence_lines(root: lxml.html.HtmlElement) -> None:
         line = next((parent for parent in link.iterancestors() if parent.tag in _LINES), None)
         if line is None or line.getparent() is None or len(words(line)) > _LICENCE_WORDS:
             continue
-        if not _holds_article_paragraph(line):
+        if not holds_article_paragraph(line):
             line.drop_tree()
 
 
@@ -465,7 +465,8 @@ def _is_card_link(link: lxml.html.HtmlElement) -> bool:
     return next(link.iter("img"), None) is not None and len(words(link)) >= 2
 
 
-def _holds_article_paragraph(element: lxml.html.HtmlElement) -> bool:
+def holds_article_paragraph(element: lxml.html.HtmlElement) -> bool:
+    """Whether ``element`` holds a paragraph of an article's length (:data:`_ARTICLE_PARAGRAPH_WORDS` words)."""
     return any(len(words(paragraph)) >= _ARTICLE_PARAGRAPH_WORDS for paragraph in element.iter("p"))
 
 

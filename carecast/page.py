@@ -18,6 +18,7 @@ import re
 
 import lxml.html
 
+from carecast.frame import join_chunks
 from carecast.furniture import drop_page_furniture, name_words, unname_prose
 from carecast.markup import HEADINGS, flat_text, words
 from carecast.reader import unwrap_noscript_images, watch_url
@@ -57,6 +58,7 @@ def main_content(html: str, base_url: str | None) -> str:
     unwrap_noscript_images(page)  # trafilatura drops a <noscript>, and with it a lazy-loading theme's only picture
     drop_page_furniture(page)
     unname_prose(page)  # after: furniture so named is gone, and its words no longer count as the article's prose
+    join_chunks(page)
     stash, captions = stash_tables(page), mark_captions(captions_as_figures(small_print_captions(page)))
     article = trafilatura.extract(
         lxml.html.tostring(page, encoding="unicode"),
