@@ -388,3 +388,17 @@ def test_a_list_of_the_sites_stories_under_the_post_goes_and_a_list_of_sources_o
         + "</ol>"
     )
     assert "Finish with the calf raises" in render_text(read(_POST + steps))
+
+
+def test_a_sign_up_box_whose_form_a_script_mounts_goes_though_its_style_and_script_are_long() -> None:
+    style = "<style>#weekly-signup { margin: 1rem; display: flex; gap: 0.5rem; border: 1px solid #eee; }" * 12
+    box = (
+        f"<div id='weekly-signup'>{style}</style><h3>Sign up for our Moving Well letter</h3>"
+        "<p>Moving Well is a weekly letter for runners, walkers and everyone who takes the stairs at work.</p>"
+        "<p>Delivered once a week, it is our therapists' short guide to the exercises, habits and small changes "
+        "that keep knees and hips working well.</p>"
+        "<div role='form' aria-live='polite'></div><script>var form = {id: 48, title: 'Letter'};</script></div>"
+    )
+    text = render_text(read(f"<html><body><article>{_POST}{box}{_POST.replace('Knee', 'Hip')}</article></body></html>"))
+    assert text.startswith("Knee pain on the stairs") and text.endswith("the next morning.")
+    assert "Moving Well" not in text and "Delivered once a week" not in text
