@@ -1,7 +1,9 @@
-"""The element trafilatura reads as a page's article (its frame), made to hold the whole article before it reads
-the page: a page that splits its article's body into chunks (WIRED sets every few paragraphs in a container of its
-own, between advertisements) would otherwise lose all but the first, as trafilatura reads the first element its
-``BODY_XPATH`` finds and nothing after it.
+"""What trafilatura's choice of a page's frame (the element it reads as the article) loses, given back: before it
+reads the page, the chunks after the first of an article body split into several (WIRED sets every few paragraphs
+in a container of its own, between advertisements; trafilatura reads the first element its ``BODY_XPATH`` finds and
+nothing after it) join the first (:func:`join_chunks`); after, on a page where it finds no frame at all and
+recovers the page's paragraphs one by one, the headings it never recovers go back over their sections
+(:func:`with_headings`).
 """
 
 from __future__ import annotations
@@ -9,6 +11,10 @@ from __future__ import annotations
 import lxml.html
 
 from carecast.furniture import holds_article_paragraph
+from carecast.markup import flat_text, words
+
+#: The headings trafilatura's recovery of a page without a frame loses (the page's headline is the item's title).
+_HEADINGS = ("h2", "h3", "h4", "h5", "h6")
 
 
 def join_chunks(root: lxml.html.HtmlElement) -> None:
@@ -74,3 +80,44 @@ def _move_content(chunk: lxml.html.HtmlElement, first: lxml.html.HtmlElement) ->
             first.text = f"{first.text or ''}{chunk.text}"
         chunk.text = None
     first.extend(list(chunk))
+
+
+#: The blocks of an article a heading stands over.
+_BLOCKS = ("p", "ul", "ol", "table", "blockquote", "pre")
+#: Where a page gives its title: its headline says the same, or part of it.
+_TITLES = "//head/title/text() | //meta[@property='og:title']/@content | //meta[@name='twitter:title']/@content"
+#: A section's heading is found again in the article by its first paragraph's so many first characters.
+_KEY_CHARACTERS = 60
+
+
+def with_headings(article: lxml.html.HtmlElement, page: lxml.html.HtmlElement) -> None:
+    """Put back in ``article`` (trafilatura's) each heading (``<h2>`` to ``<h6>``) of ``page`` that it left out
+    while keeping the block right under it (a paragraph, a list, a table): trafilatura, when it finds no element
+    framing the article (a page of utility classes only), recovers the page's paragraphs, lists and tables, but
+    never its headings. A heading over a block the article does not hold (a sidebar's, a newsletter box's) stays
+    out, as does one whose words the article shows already as a heading or a paragraph, and the page's headline
+    set as an ``<h2>`` (its words in the page's title). Raises nothing."""
+    body = article.find("body")
+    if body is None:
+        return
+    shown = {flat_text(element) for element in body.iter(*_HEADINGS, "p")}
+    starts = {
+        flat_text(element)[:_KEY_CHARACTERS]: element
+        for element in reversed(list(body.iter(*_BLOCKS)))
+        if words(element)
+    }
+    titles = [" ".join(str(title).split()).casefold() for title in page.xpath(_TITLES)]
+    for heading in page.iter(*_HEADINGS):
+        text = flat_text(heading)
+        following = next((e for e in heading.itersiblings() if isinstance(e.tag, str) and words(e)), None)
+        if not text or text in shown or following is None or following.tag not in _BLOCKS:
+            continue
+        if any(text.casefold() in title for title in titles):
+            continue  # the page's headline, set as an <h2>: the item's title shows it
+        block = starts.get(flat_text(following)[:_KEY_CHARACTERS])
+        if block is None or block.getparent() is None:
+            continue
+        restored = lxml.html.Element(str(heading.tag))
+        restored.text = text
+        block.addprevious(restored)
+        shown.add(text)

@@ -7,8 +7,10 @@ its lazy placeholder (it drops a ``<noscript>``), each data table a paragraph of
 after (it moved a table nested in a layout table to the end of the article, or lost it, and flattened one in a
 quote), and each figure's pictures carry a marker in their ``alt`` so that the caption it drops is put back beside
 the picture it keeps; what the page's template puts in and around the article that trafilatura would keep goes
-(:func:`carecast.furniture.drop_page_furniture`). After it, the page's standfirst, which it leaves out when the page
-names another element the article's body, opens the article again (:func:`with_lead`).
+(:func:`carecast.furniture.drop_page_furniture`), and an article body split into chunks is joined
+(:func:`carecast.frame.join_chunks`). After it, the page's standfirst, which it leaves out when the page names another
+element the article's body, opens the article again (:func:`with_lead`), and the headings it drops from a page
+without a frame stand over their sections again (:func:`carecast.frame.with_headings`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import re
 
 import lxml.html
 
-from carecast.frame import join_chunks
+from carecast.frame import join_chunks, with_headings
 from carecast.furniture import drop_page_furniture, name_words, unname_prose
 from carecast.markup import HEADINGS, flat_text, words
 from carecast.reader import unwrap_noscript_images, watch_url
@@ -77,6 +79,7 @@ def main_content(html: str, base_url: str | None) -> str:
     except (lxml.etree.ParserError, ValueError):
         return restore_tables(article, stash)
     with_lead(found, page)
+    with_headings(found, page)
     with_captions(found, captions)  # after: a lead copied from the page carries markers too
     return restore_tables(lxml.html.tostring(found, encoding="unicode"), stash)
 

@@ -222,3 +222,27 @@ def test_an_article_body_split_into_chunks_between_advertisements_is_read_whole(
     two = f"<h1>Back to running</h1>{chunk(1)}<h1>Stairs after forty</h1>{chunk(2)}"
     text = render_text(clean_body(f"<html><body><main>{two}</main></body></html>", base_url=BASE).document)
     assert "Part 1 of the plan." in text and "Part 2 of the plan." not in text
+
+
+#: The sections of a long plan: long enough (2,500 characters) that trafilatura keeps what it recovers itself.
+_WEEKS = tuple(
+    f"Week {number}, a little more load" for number in ("one", "two", "three", "four", "five", "six", "seven")
+)
+
+
+def test_the_headings_of_a_page_without_a_frame_stay_over_their_sections_and_its_headline_is_the_title() -> None:
+    sections = "".join(
+        f'<section class="mb-16 relative"><h2 class="text-2xl font-bold">{heading}</h2>'
+        f"<p>{_LONG.format(number)}</p><p>Step {number}: a wall sit, then calf raises on a step, twice a day.</p>"
+        "</section>"
+        for number, heading in enumerate(_WEEKS, start=1)
+    )
+    whole = (
+        "<html><head><title>Back to running after a break | Oakview</title></head><body>"
+        f'<div class="mx-auto max-w-2xl"><h2 class="text-4xl">Back to running after a break</h2>{sections}</div>'
+        "</body></html>"
+    )
+    document = clean_body(whole, base_url=BASE).document
+    headings = [block.text for block in document.blocks if block.kind == "heading"]
+    assert headings == list(_WEEKS)
+    assert render_text(document).count("Part 2 of the plan.") == 1
