@@ -246,3 +246,22 @@ def test_the_headings_of_a_page_without_a_frame_stay_over_their_sections_and_its
     headings = [block.text for block in document.blocks if block.kind == "heading"]
     assert headings == list(_WEEKS)
     assert render_text(document).count("Part 2 of the plan.") == 1
+
+
+def test_a_div_or_paragraph_its_class_names_a_heading_is_the_heading_over_its_section() -> None:
+    sections = "".join(
+        f'<div class="heading-h3"><strong>{heading}</strong></div><p>{_LONG.format(number)}</p>'
+        for number, heading in enumerate(("Best toothbrush: a soft one", "Best floss: any you will use"), start=1)
+    )
+    section = f'<p class="pf_subheadline">Week three, more load</p><p>{_LONG.format(3)}</p>'
+    whole = (
+        f"<html><body><main><h1>Our picks</h1><div class='article-body'>{sections}{section}</div></main></body></html>"
+    )
+    document = clean_body(whole, base_url=BASE).document
+    headings = [(block.level, block.text) for block in document.blocks if block.kind == "heading"]
+    assert headings == [
+        (3, "Best toothbrush: a soft one"),
+        (3, "Best floss: any you will use"),
+        (2, "Week three, more load"),
+    ]
+    assert render_text(document).count("Part 3 of the plan.") == 1
