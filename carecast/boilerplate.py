@@ -48,6 +48,9 @@ _ENDS = (".", "!", "?")
 #: A run of teaser blocks at the end (linked titles, their pictures and dates) links to this many pages at least:
 #: fewer are the post's own calls to action ("Book a visit", "Read our FAQ").
 _TEASER_LINKS = 3
+#: A list of the site's stories at the end links more than this share of each item (the rest a lead-in): an
+#: author's prose links less (furniture's measure of prose).
+_SITE_LIST_LINKED = 0.25
 #: A label over a list of teasers ("Das könnte Sie auch interessieren") has at most so many words.
 _LIST_LABEL_WORDS = 6
 #: A teaser card's standfirst (its byline and lead) is at most so many words; the post's own section is longer.
@@ -181,7 +184,7 @@ def _before_navigation(blocks: list[Block], end: int, site: str) -> int:
     """Where the run of navigation ending at ``end`` starts: link-dense short blocks (:func:`_is_navigation`), then
     a run of teaser blocks (linked titles, pictures, dates, cards of the site's other posts, lists of their titles
     and standfirsts) when it links to :data:`_TEASER_LINKS` pages."""
-    while end > 0 and _is_navigation(blocks[end - 1]):
+    while end > 0 and (_is_navigation(blocks[end - 1]) or _is_site_list(blocks[end - 1], site)):
         end -= 1
     start, links = end, set[str | None]()
     while start > 0:
@@ -196,6 +199,28 @@ def _before_navigation(blocks: list[Block], end: int, site: str) -> int:
         else:
             break
     return start if len(links) >= _TEASER_LINKS else end
+
+
+def _is_site_list(block: Block, site: str) -> bool:
+    """A list of :data:`_TEASER_LINKS` short items or more (:data:`_SHORT_WORDS` words an item), each linking to
+    other pages of ``site`` and nowhere else by more than :data:`_SITE_LIST_LINKED` of its text: the site's stories
+    under the post ("YouTubers must unionize, *no matter what Google says*"), which their lead-ins keep below the
+    density of a menu. A list of sources links elsewhere; the author's steps link less."""
+    if block.kind != "list" or not site or len(block.items) < _TEASER_LINKS:
+        return False
+    items = [[span for child in item for span in child.spans] for item in block.items]
+    if sum(len("".join(span.text for span in spans).split()) for spans in items) > _SHORT_WORDS * len(items):
+        return False  # items of prose, as a menu's are not (:func:`_is_navigation`)
+    for spans in items:
+        links = [span for span in spans if span.href]
+        text = "".join(span.text for span in spans)
+        if not links:
+            return False
+        if any(_site(span.href) != site or "#" in str(span.href) for span in links):
+            return False
+        if sum(len(span.text) for span in links) <= _SITE_LIST_LINKED * len(text):
+            return False
+    return True
 
 
 def _teaser_card(blocks: list[Block], end: int, site: str) -> int:

@@ -121,8 +121,8 @@ def drop_dates(root: lxml.html.HtmlElement) -> None:
 #: What a page's classes and ids call the furniture around an article, read word by word ("SidebarTheDeck",
 #: "post-comments", "related_links"), and the ARIA roles of the same.
 _FURNITURE = frozenset(
-    {"sidebar", "comment", "comments", "related", "share", "sharing", "social", "newsletter", "subscribe", "promo"}
-    | {"advert", "advertisement", "sponsor", "sponsored", "trending", "breadcrumb", "breadcrumbs"}
+    {"sidebar", "comment", "comments", "related", "share", "sharing", "social", "newsletter", "subscribe", "signup"}
+    | {"promo", "advert", "advertisement", "sponsor", "sponsored", "trending", "breadcrumb", "breadcrumbs"}
 )
 #: Any of those names somewhere in a class or id (a quick test before the words are read), and a word of one.
 _NAMED = re.compile("|".join(sorted(_FURNITURE)), re.IGNORECASE)
@@ -136,8 +136,10 @@ _ARTICLE_PARAGRAPH_WORDS = 40
 
 def drop_named_furniture(root: lxml.html.HtmlElement) -> None:
     """Remove from ``root`` what its classes, ids or ARIA role name as furniture (:data:`_FURNITURE`: a sidebar, a
-    call to comment, related links, share bars, a newsletter's call, an advertisement), when it is short and holds
-    no paragraph of an article's length. trafilatura drops most of these by the same names; these it kept."""
+    call to comment, related links, share bars, a newsletter's call or sign-up box, an advertisement), when it is
+    short (its words counted without its ``<style>`` and ``<script>``: a box whose form a script mounts carries
+    both) and holds no paragraph of an article's length. trafilatura drops most of these by the same names; these
+    it kept."""
     for element in root.xpath("//*[@class or @id or @role]"):
         if element.tag in _PAGE_PARTS or element.getparent() is None:
             continue
@@ -146,7 +148,7 @@ def drop_named_furniture(root: lxml.html.HtmlElement) -> None:
             bool(_NAMED.search(names) and name_words(element) & _FURNITURE)
             or str(element.get("role") or "").lower() in _FURNITURE_ROLES
         )
-        if named and len(words(element)) <= _FURNITURE_WORDS and not _holds_article_paragraph(element):
+        if named and _shown_words(element) <= _FURNITURE_WORDS and not holds_article_paragraph(element):
             element.drop_tree()
 
 
@@ -196,7 +198,7 @@ def drop_licence_lines(root: lxml.html.HtmlElement) -> None:
         line = next((parent for parent in link.iterancestors() if parent.tag in _LINES), None)
         if line is None or line.getparent() is None or len(words(line)) > _LICENCE_WORDS:
             continue
-        if not _holds_article_paragraph(line):
+        if not holds_article_paragraph(line):
             line.drop_tree()
 
 
@@ -485,7 +487,8 @@ def _is_card_link(link: lxml.html.HtmlElement) -> bool:
     return next(link.iter("img"), None) is not None and len(words(link)) >= 2
 
 
-def _holds_article_paragraph(element: lxml.html.HtmlElement) -> bool:
+def holds_article_paragraph(element: lxml.html.HtmlElement) -> bool:
+    """Whether ``element`` holds a paragraph of an article's length (:data:`_ARTICLE_PARAGRAPH_WORDS` words)."""
     return any(len(words(paragraph)) >= _ARTICLE_PARAGRAPH_WORDS for paragraph in element.iter("p"))
 
 

@@ -457,3 +457,49 @@ def test_a_banner_closing_the_post_goes_and_the_authors_last_picture_stays() -> 
         "</figcaption></figure>"
     )
     assert captions(_POST + chart) == ["Pain scores fell by half in twelve weeks (the trial)."]  # the author's own
+
+
+def test_a_list_of_the_sites_stories_under_the_post_goes_and_a_list_of_sources_or_of_prose_stays() -> None:
+    def stories(host: str) -> str:
+        return (
+            "<ul>"
+            + "".join(
+                f"<li>{lead} <a href='https://{host}/blog/{slug}'>{title}</a></li>"
+                for lead, slug, title in (
+                    ("Runners who climb stairs at work, read", "hips", "why your hips matter"),
+                    ("Stiff ankles after a long winter off", "ankle", "make sore knees"),
+                    ("Back to running after a break of months?", "run", "Come back slowly"),
+                )
+            )
+            + "</ul>"
+        )
+
+    assert render_text(read(_POST + stories("www.oakviewpt.com"))) == render_text(read(_POST))
+    assert "make sore knees" in render_text(read(_POST + stories("www.cdc.example")))
+    steps = (
+        "<ol>"
+        + "".join(
+            f"<li>{step}, as in <a href='/blog/{slug}'>our guide</a>.</li>"
+            for step, slug in (
+                ("Warm up for five minutes on a bike or a brisk walk before any of the exercises below", "warm"),
+                ("Do the wall sit three times, holding each for as long as you can keep good form", "wall"),
+                ("Finish with the calf raises on a step, slowly down and quickly up, for two sets", "calf"),
+            )
+        )
+        + "</ol>"
+    )
+    assert "Finish with the calf raises" in render_text(read(_POST + steps))
+
+
+def test_a_sign_up_box_whose_form_a_script_mounts_goes_though_its_style_and_script_are_long() -> None:
+    style = "<style>#weekly-signup { margin: 1rem; display: flex; gap: 0.5rem; border: 1px solid #eee; }" * 12
+    box = (
+        f"<div id='weekly-signup'>{style}</style><h3>Sign up for our Moving Well letter</h3>"
+        "<p>Moving Well is a weekly letter for runners, walkers and everyone who takes the stairs at work.</p>"
+        "<p>Delivered once a week, it is our therapists' short guide to the exercises, habits and small changes "
+        "that keep knees and hips working well.</p>"
+        "<div role='form' aria-live='polite'></div><script>var form = {id: 48, title: 'Letter'};</script></div>"
+    )
+    text = render_text(read(f"<html><body><article>{_POST}{box}{_POST.replace('Knee', 'Hip')}</article></body></html>"))
+    assert text.startswith("Knee pain on the stairs") and text.endswith("the next morning.")
+    assert "Moving Well" not in text and "Delivered once a week" not in text

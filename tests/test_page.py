@@ -198,3 +198,70 @@ def test_a_container_its_class_names_a_caption_that_holds_the_article_stays_the_
     page = f"<html><body><article><h1>New gym</h1>{body}</article></body></html>"
     document = clean_body(page, base_url="https://www.oakviewpt.com/blog/").document
     assert "often starts with weak hips, week 7." in render_text(document, TextOptions(captions="drop"))
+
+
+#: A paragraph of an article's length, numbered so that each chunk's is told apart.
+_LONG = (
+    "Part {} of the plan. Knee pain after a run is common, and most of it settles with a few weeks of the right "
+    "loading, which is why our therapists give runners a plan of three weeks, each a little harder than the one "
+    "before it, and ask them to move on only when the exercises feel easy the day after."
+)
+
+
+def test_an_article_body_split_into_chunks_between_advertisements_is_read_whole() -> None:
+    def chunk(number: int) -> str:
+        paragraphs = f"<p>{_LONG.format(number)}</p><p>Step {number}: a wall sit, then calf raises on a step.</p>"
+        return f'<div class="row"><div class="article__body">{paragraphs}</div></div>'
+
+    advert = '<div class="rail"><img src="/ads/1.gif" width="300"></div>'
+    chunks = f"{chunk(1)}{advert}{chunk(2)}{advert}{chunk(3)}"
+    whole = f"<html><body><header><h1>Back to running</h1></header><main>{chunks}</main></body></html>"
+    text = render_text(clean_body(whole, base_url=BASE).document)
+    assert all(f"Part {number} of the plan." in text for number in (1, 2, 3))
+    # A page of several articles, each under its headline: the second is another article, not a chunk of the first.
+    two = f"<h1>Back to running</h1>{chunk(1)}<h1>Stairs after forty</h1>{chunk(2)}"
+    text = render_text(clean_body(f"<html><body><main>{two}</main></body></html>", base_url=BASE).document)
+    assert "Part 1 of the plan." in text and "Part 2 of the plan." not in text
+
+
+#: The sections of a long plan: long enough (2,500 characters) that trafilatura keeps what it recovers itself.
+_WEEKS = tuple(
+    f"Week {number}, a little more load" for number in ("one", "two", "three", "four", "five", "six", "seven")
+)
+
+
+def test_the_headings_of_a_page_without_a_frame_stay_over_their_sections_and_its_headline_is_the_title() -> None:
+    sections = "".join(
+        f'<section class="mb-16 relative"><h2 class="text-2xl font-bold">{heading}</h2>'
+        f"<p>{_LONG.format(number)}</p><p>Step {number}: a wall sit, then calf raises on a step, twice a day.</p>"
+        "</section>"
+        for number, heading in enumerate(_WEEKS, start=1)
+    )
+    whole = (
+        "<html><head><title>Back to running after a break | Oakview</title></head><body>"
+        f'<div class="mx-auto max-w-2xl"><h2 class="text-4xl">Back to running after a break</h2>{sections}</div>'
+        "</body></html>"
+    )
+    document = clean_body(whole, base_url=BASE).document
+    headings = [block.text for block in document.blocks if block.kind == "heading"]
+    assert headings == list(_WEEKS)
+    assert render_text(document).count("Part 2 of the plan.") == 1
+
+
+def test_a_div_or_paragraph_its_class_names_a_heading_is_the_heading_over_its_section() -> None:
+    sections = "".join(
+        f'<div class="heading-h3"><strong>{heading}</strong></div><p>{_LONG.format(number)}</p>'
+        for number, heading in enumerate(("Best toothbrush: a soft one", "Best floss: any you will use"), start=1)
+    )
+    section = f'<p class="pf_subheadline">Week three, more load</p><p>{_LONG.format(3)}</p>'
+    whole = (
+        f"<html><body><main><h1>Our picks</h1><div class='article-body'>{sections}{section}</div></main></body></html>"
+    )
+    document = clean_body(whole, base_url=BASE).document
+    headings = [(block.level, block.text) for block in document.blocks if block.kind == "heading"]
+    assert headings == [
+        (3, "Best toothbrush: a soft one"),
+        (3, "Best floss: any you will use"),
+        (2, "Week three, more load"),
+    ]
+    assert render_text(document).count("Part 3 of the plan.") == 1
