@@ -3,15 +3,19 @@ reads the page, the chunks after the first of an article body split into several
 in a container of its own, between advertisements; trafilatura reads the first element its ``BODY_XPATH`` finds and
 nothing after it) join the first (:func:`join_chunks`); after, on a page where it finds no frame at all and
 recovers the page's paragraphs one by one, the headings it never recovers go back over their sections
-(:func:`with_headings`).
+(:func:`with_headings`); and before it reads the page, the blocks of the article's prose that its name rules would
+discard by a word of their class lose that word (:func:`unname_prose`).
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+
+import lxml.etree
 import lxml.html
 
-from carecast.furniture import holds_article_paragraph
-from carecast.markup import flat_text, words
+from carecast.furniture import ARTICLE_PARAGRAPH_WORDS, FURNITURE_WORDS, holds_article_paragraph
+from carecast.markup import flat_text, shown_words, words
 
 #: The headings trafilatura's recovery of a page without a frame loses (the page's headline is the item's title).
 _HEADINGS = ("h2", "h3", "h4", "h5", "h6")
@@ -121,3 +125,103 @@ def with_headings(article: lxml.html.HtmlElement, page: lxml.html.HtmlElement) -
         restored.text = text
         block.addprevious(restored)
         shown.add(text)
+
+
+#: trafilatura's names for lists, their items and folds: it renames these tags before its name rules read classes.
+_TRAFILATURA_TAGS = {
+    "ul": "list",
+    "ol": "list",
+    "dl": "list",
+    "li": "item",
+    "dd": "item",
+    "dt": "item",
+    "details": "div",
+}
+#: The article's prose set in like blocks: so many at least (its paragraphs, a listicle's items, an FAQ's folds).
+_PROSE_RUN = 3
+#: A block of prose has at most this share of its words in links.
+_PROSE_LINKED = 0.25
+
+
+def unname_prose(root: lxml.html.HtmlElement) -> None:
+    """Take from each block of the article's prose the words of its class that trafilatura discards a block by
+    (its ``OVERALL_DISCARD_XPATH``, read as parts of words: ``contextmenu`` is a menu, ``listicle-slides`` a slide,
+    Webflow's ``w-embed`` an embed, ``expandable`` a fold), which would drop the article's paragraphs whole. A block
+    is the article's prose when at most :data:`_PROSE_LINKED` of its words are links, it holds words outside links
+    (a ``<p>``, whose sentence may be short) or :data:`ARTICLE_PARAGRAPH_WORDS` of them (any other block), and it
+    is one of :data:`_PROSE_RUN` blocks or more of its tag and class holding more than :data:`FURNITURE_WORDS` such
+    words together: a menu is links, and a box of furniture (a cookie banner, an author's bio, a footer's line)
+    stands alone. A box around a table of data that holds most of its words is the article's too
+    (:func:`_is_table_box`). Raises nothing."""
+    runs: dict[tuple[str, str], list[lxml.html.HtmlElement]] = {}
+    for element in root.xpath("//*[@class]"):
+        runs.setdefault((element.tag, str(element.get("class"))), []).append(element)
+    run_words: dict[tuple[str, str], int] = {}  # a run's words, counted once: a page repeats its classes in dozens
+    for element in _discarded_by_name(root):
+        if _is_prose_run(element, runs, run_words) or _is_table_box(element):
+            element.set("class", " ".join(t for t in str(element.get("class")).split() if not _discards(t)))
+            if _discards(str(element.get("class"))):
+                del element.attrib["class"]  # a name told by its words together (" ad ")
+
+
+def _is_prose_run(
+    element: lxml.html.HtmlElement,
+    runs: dict[tuple[str, str], list[lxml.html.HtmlElement]],
+    run_words: dict[tuple[str, str], int],
+) -> bool:
+    key = (element.tag, str(element.get("class") or ""))
+    run = runs.get(key, [])
+    if len(run) < _PROSE_RUN:
+        return False
+    if key not in run_words:
+        run_words[key] = sum(_unlinked_words(block) for block in run)
+    if run_words[key] <= FURNITURE_WORDS:
+        return False
+    unlinked = _unlinked_words(element)
+    size = 1 if element.tag == "p" else ARTICLE_PARAGRAPH_WORDS  # a paragraph's sentence may be short
+    return unlinked >= size and unlinked >= (1 - _PROSE_LINKED) * shown_words(element)
+
+
+def _is_table_box(element: lxml.html.HtmlElement) -> bool:
+    """Whether ``element`` is a box around a table of data (two rows of two cells or more, no table inside, at most
+    half its words linked) that holds most of its words: Webflow sets every table of a post in such a box."""
+    for table in element.iter("table"):
+        rows = [row for row in table.iter("tr") if len(row.findall("td") + row.findall("th")) >= 2]
+        found = shown_words(table)
+        if len(rows) >= 2 and table.find(".//table") is None and found >= (1 - _PROSE_LINKED) * shown_words(element):
+            return _unlinked_words(table) >= found / 2
+    return False
+
+
+def _discarded_by_name(root: lxml.html.HtmlElement) -> list[lxml.html.HtmlElement]:
+    """The elements of ``root`` with a class that trafilatura's name rules discard, its tags renamed as it reads
+    them."""
+    from trafilatura.xpaths import OVERALL_DISCARD_XPATH  # trafilatura's own rule, not a copy of its words
+
+    # Renamed in place and back (a copy of a whole page cost more than the rule itself).
+    renamed = [(element, str(element.tag)) for element in root.iter(*_TRAFILATURA_TAGS)]
+    try:
+        for element, tag in renamed:
+            element.tag = _TRAFILATURA_TAGS[tag]
+        found = OVERALL_DISCARD_XPATH[0](root)
+    finally:
+        for element, tag in renamed:
+            element.tag = tag
+    return [element for element in found if element.get("class")]
+
+
+@lru_cache(maxsize=4096)  # a page's class names recur in its blocks, and a site's in its pages
+def _discards(names: str) -> bool:
+    """Whether trafilatura's name rules discard a block of class ``names``."""
+    from trafilatura.xpaths import OVERALL_DISCARD_XPATH
+
+    holder = lxml.etree.Element("body")
+    lxml.etree.SubElement(holder, "div", {"class": names})
+    return bool(OVERALL_DISCARD_XPATH[0](holder))
+
+
+def _unlinked_words(element: lxml.html.HtmlElement) -> int:
+    if next(element.iterancestors("a"), None) is not None:
+        return 0
+    outermost = [link for link in element.iter("a") if next(link.iterancestors("a"), None) is None]
+    return shown_words(element) - sum(len(words(link)) for link in outermost)

@@ -7,21 +7,20 @@ line, image credits, boxes of badge links (an app's store badges) with their cal
 date and reading time), entries of other posts inside the article (their permalink elsewhere), the post's line of
 tags. Each rule is by structure (tags, attributes, words inside and outside links, size), in every language; the
 author's own text of the same shape (a date or linked pictures in a sentence, an element so named that holds the
-article) stays; the other way round, blocks of the article's prose that trafilatura would discard by a word of their
-class (``contextmenu``, ``listicle-slides``) lose that word (:func:`unname_prose`). What is left around the post is
-trimmed from its document afterwards (:mod:`carecast.boilerplate`).
+article) stays (the other way round, the article's prose that trafilatura would discard by a word of its class:
+:func:`carecast.frame.unname_prose`). What is left around the post is trimmed from its document afterwards
+(:mod:`carecast.boilerplate`).
 """
 
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from urllib.parse import urlsplit
 
 import lxml.etree
 import lxml.html
 
-from carecast.markup import HEADINGS, flat_text, naming_id, words
+from carecast.markup import HEADINGS, flat_text, naming_id, shown_words, words
 from carecast.reader import is_credit
 
 
@@ -130,8 +129,8 @@ _NAME_WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
 _FURNITURE_ROLES = frozenset({"complementary", "navigation", "contentinfo", "banner"})
 #: A piece of furniture is short, and holds no paragraph of an article's length: an element so named that holds
 #: more is the article's container ("content has-sidebar").
-_FURNITURE_WORDS = 150
-_ARTICLE_PARAGRAPH_WORDS = 40
+FURNITURE_WORDS = 150
+ARTICLE_PARAGRAPH_WORDS = 40
 
 
 def drop_named_furniture(root: lxml.html.HtmlElement) -> None:
@@ -148,7 +147,7 @@ def drop_named_furniture(root: lxml.html.HtmlElement) -> None:
             bool(_NAMED.search(names) and name_words(element) & _FURNITURE)
             or str(element.get("role") or "").lower() in _FURNITURE_ROLES
         )
-        if named and _shown_words(element) <= _FURNITURE_WORDS and not holds_article_paragraph(element):
+        if named and shown_words(element) <= FURNITURE_WORDS and not holds_article_paragraph(element):
             element.drop_tree()
 
 
@@ -331,7 +330,7 @@ def drop_other_entries(root: lxml.html.HtmlElement) -> None:
     """Remove from ``root`` each entry of another post set inside the page's article (a theme's "more posts" loop:
     its picture, title and excerpt): an ``<article>`` inside another whose permalink (the hAtom ``rel="bookmark"``
     link) leads to another page than the page's own address (its ``rel="canonical"`` link or ``og:url``), holding
-    no ``<h1>``, short (:data:`_FURNITURE_WORDS` words at most) and less than half the words of the article around
+    no ``<h1>``, short (:data:`FURNITURE_WORDS` words at most) and less than half the words of the article around
     it. An article inside the post without such a link (a card the author embeds, a quote) stays, and so does the
     post itself under its permalink written otherwise."""
     own = root.xpath("//link[@rel='canonical']/@href | //meta[@property='og:url']/@content")
@@ -344,7 +343,7 @@ def drop_other_entries(root: lxml.html.HtmlElement) -> None:
         # The post itself, its permalink written otherwise than its canonical address, holds the page's headline
         # or the most of the page's article; another post's entry is a short part of it (a teaser's excerpt).
         size = len(words(entry))
-        if next(entry.iter("h1"), None) is None and size <= _FURNITURE_WORDS and 2 * size < len(words(outer)):
+        if next(entry.iter("h1"), None) is None and size <= FURNITURE_WORDS and 2 * size < len(words(outer)):
             entry.drop_tree()
 
 
@@ -366,114 +365,6 @@ def drop_tag_lines(root: lxml.html.HtmlElement) -> None:
             line.drop_tree()
 
 
-#: trafilatura's names for lists, their items and folds: it renames these tags before its name rules read classes.
-_TRAFILATURA_TAGS = {
-    "ul": "list",
-    "ol": "list",
-    "dl": "list",
-    "li": "item",
-    "dd": "item",
-    "dt": "item",
-    "details": "div",
-}
-#: The article's prose set in like blocks: so many at least (its paragraphs, a listicle's items, an FAQ's folds).
-_PROSE_RUN = 3
-#: A block of prose has at most this share of its words in links.
-_PROSE_LINKED = 0.25
-
-
-def unname_prose(root: lxml.html.HtmlElement) -> None:
-    """Take from each block of the article's prose the words of its class that trafilatura discards a block by
-    (its ``OVERALL_DISCARD_XPATH``, read as parts of words: ``contextmenu`` is a menu, ``listicle-slides`` a slide,
-    Webflow's ``w-embed`` an embed, ``expandable`` a fold), which would drop the article's paragraphs whole. A block
-    is the article's prose when at most :data:`_PROSE_LINKED` of its words are links, it holds words outside links
-    (a ``<p>``, whose sentence may be short) or :data:`_ARTICLE_PARAGRAPH_WORDS` of them (any other block), and it
-    is one of :data:`_PROSE_RUN` blocks or more of its tag and class holding more than :data:`_FURNITURE_WORDS` such
-    words together: a menu is links, and a box of furniture (a cookie banner, an author's bio, a footer's line)
-    stands alone. A box around a table of data that holds most of its words is the article's too
-    (:func:`_is_table_box`). Raises nothing."""
-    runs: dict[tuple[str, str], list[lxml.html.HtmlElement]] = {}
-    for element in root.xpath("//*[@class]"):
-        runs.setdefault((element.tag, str(element.get("class"))), []).append(element)
-    run_words: dict[tuple[str, str], int] = {}  # a run's words, counted once: a page repeats its classes in dozens
-    for element in _discarded_by_name(root):
-        if _is_prose_run(element, runs, run_words) or _is_table_box(element):
-            element.set("class", " ".join(t for t in str(element.get("class")).split() if not _discards(t)))
-            if _discards(str(element.get("class"))):
-                del element.attrib["class"]  # a name told by its words together (" ad ")
-
-
-def _is_prose_run(
-    element: lxml.html.HtmlElement,
-    runs: dict[tuple[str, str], list[lxml.html.HtmlElement]],
-    run_words: dict[tuple[str, str], int],
-) -> bool:
-    key = (element.tag, str(element.get("class") or ""))
-    run = runs.get(key, [])
-    if len(run) < _PROSE_RUN:
-        return False
-    if key not in run_words:
-        run_words[key] = sum(_unlinked_words(block) for block in run)
-    if run_words[key] <= _FURNITURE_WORDS:
-        return False
-    unlinked = _unlinked_words(element)
-    size = 1 if element.tag == "p" else _ARTICLE_PARAGRAPH_WORDS  # a paragraph's sentence may be short
-    return unlinked >= size and unlinked >= (1 - _PROSE_LINKED) * _shown_words(element)
-
-
-def _is_table_box(element: lxml.html.HtmlElement) -> bool:
-    """Whether ``element`` is a box around a table of data (two rows of two cells or more, no table inside, at most
-    half its words linked) that holds most of its words: Webflow sets every table of a post in such a box."""
-    for table in element.iter("table"):
-        rows = [row for row in table.iter("tr") if len(row.findall("td") + row.findall("th")) >= 2]
-        found = _shown_words(table)
-        if len(rows) >= 2 and table.find(".//table") is None and found >= (1 - _PROSE_LINKED) * _shown_words(element):
-            return _unlinked_words(table) >= found / 2
-    return False
-
-
-def _discarded_by_name(root: lxml.html.HtmlElement) -> list[lxml.html.HtmlElement]:
-    """The elements of ``root`` with a class that trafilatura's name rules discard, its tags renamed as it reads
-    them."""
-    from trafilatura.xpaths import OVERALL_DISCARD_XPATH  # trafilatura's own rule, not a copy of its words
-
-    # Renamed in place and back (a copy of a whole page cost more than the rule itself).
-    renamed = [(element, str(element.tag)) for element in root.iter(*_TRAFILATURA_TAGS)]
-    try:
-        for element, tag in renamed:
-            element.tag = _TRAFILATURA_TAGS[tag]
-        found = OVERALL_DISCARD_XPATH[0](root)
-    finally:
-        for element, tag in renamed:
-            element.tag = tag
-    return [element for element in found if element.get("class")]
-
-
-@lru_cache(maxsize=4096)  # a page's class names recur in its blocks, and a site's in its pages
-def _discards(names: str) -> bool:
-    """Whether trafilatura's name rules discard a block of class ``names``."""
-    from trafilatura.xpaths import OVERALL_DISCARD_XPATH
-
-    holder = lxml.etree.Element("body")
-    lxml.etree.SubElement(holder, "div", {"class": names})
-    return bool(OVERALL_DISCARD_XPATH[0](holder))
-
-
-#: What holds code, not words a reader sees (an embed's ``<style>``, a widget's ``<script>``).
-_CODE = ("script", "style", "template", "noscript")
-
-
-def _shown_words(element: lxml.html.HtmlElement) -> int:
-    return len(words(element)) - sum(len(words(code)) for code in element.iter(*_CODE))
-
-
-def _unlinked_words(element: lxml.html.HtmlElement) -> int:
-    if next(element.iterancestors("a"), None) is not None:
-        return 0
-    outermost = [link for link in element.iter("a") if next(link.iterancestors("a"), None) is None]
-    return _shown_words(element) - sum(len(words(link)) for link in outermost)
-
-
 def _is_small_print(element: lxml.html.HtmlElement) -> bool:
     if element.tag == "small" or (element.get("size") or "").startswith("-"):
         return True
@@ -488,8 +379,8 @@ def _is_card_link(link: lxml.html.HtmlElement) -> bool:
 
 
 def holds_article_paragraph(element: lxml.html.HtmlElement) -> bool:
-    """Whether ``element`` holds a paragraph of an article's length (:data:`_ARTICLE_PARAGRAPH_WORDS` words)."""
-    return any(len(words(paragraph)) >= _ARTICLE_PARAGRAPH_WORDS for paragraph in element.iter("p"))
+    """Whether ``element`` holds a paragraph of an article's length (:data:`ARTICLE_PARAGRAPH_WORDS` words)."""
+    return any(len(words(paragraph)) >= ARTICLE_PARAGRAPH_WORDS for paragraph in element.iter("p"))
 
 
 def _is_box(element: lxml.html.HtmlElement) -> bool:

@@ -1,7 +1,7 @@
 """What the modules that read a page's or a post's HTML tree share (:mod:`carecast.html`, :mod:`carecast.page`,
-:mod:`carecast.furniture`, :mod:`carecast.reader`): which tags are headings, an element's words, and whether its id
-names it. It imports nothing of CareCast's, so
-each of them imports it without a cycle (:mod:`carecast.html` imports :mod:`carecast.page`, not the other way).
+:mod:`carecast.furniture`, :mod:`carecast.frame`, :mod:`carecast.reader`): which tags are headings, an element's
+words (and those a reader sees), and whether its id names it. It imports nothing of CareCast's, so each of them
+imports it without a cycle (:mod:`carecast.html` imports :mod:`carecast.page`, not the other way).
 """
 
 from __future__ import annotations
@@ -19,6 +19,15 @@ _LETTERS = re.compile(r"[^\W\d_]+")
 def words(element: lxml.html.HtmlElement) -> list[str]:
     """The words of ``element``'s text, its descendants' included."""
     return element.text_content().split()
+
+
+#: What holds code, not words a reader sees (an embed's ``<style>``, a widget's ``<script>``).
+_CODE = ("script", "style", "template", "noscript")
+
+
+def shown_words(element: lxml.html.HtmlElement) -> int:
+    """How many words of ``element`` a reader sees: its words less those of the code inside it."""
+    return len(words(element)) - sum(len(words(code)) for code in element.iter(*_CODE))
 
 
 def flat_text(element: lxml.html.HtmlElement) -> str:

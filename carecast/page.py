@@ -21,8 +21,8 @@ import re
 
 import lxml.html
 
-from carecast.frame import join_chunks, with_headings
-from carecast.furniture import drop_page_furniture, name_words, unname_prose
+from carecast.frame import join_chunks, unname_prose, with_headings
+from carecast.furniture import drop_page_furniture, name_words
 from carecast.markup import HEADINGS, flat_text, words
 from carecast.postlines import drop_end_notes
 from carecast.reader import unwrap_noscript_images, watch_url
