@@ -9,12 +9,7 @@ maria.gonzalez@example.com (subscribed with consent).
 from __future__ import annotations
 
 import logging
-import os
-import re
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -31,15 +26,13 @@ import requests
 from pydantic import SecretStr
 
 from carecast import report
-from carecast.cli import main
 from carecast.config import Settings
-from carecast.errors import ConfigError, CredentialError
 from carecast.ledger import Ledger
 from carecast.model import ContentItem, Draft, Receipt, content_hash, now_utc
 from carecast.pipeline import make_channel, sync_audience
 from carecast.practice import load_settings
 from carecast.unsubscribe import make_token
-from carecast.webhooks import Limits, WebhookApp, check_urls, make_server
+from carecast.webhooks import Limits, WebhookApp, make_server
 from carecast_channels.newsletter import NewsletterChannel
 from tests.conftest import write_config
 from tests.providers.twilio import twilio_signature
@@ -454,85 +447,3 @@ def test_each_request_is_logged_without_secrets_tokens_or_numbers(
     logged = "\n".join(lines)
     for secret in (AUTH_TOKEN, UNSUBSCRIBE_SECRET, token, token[:16], MARIA_SMS, MARIA_EMAIL):
         assert secret not in logged
-
-
-def test_it_needs_something_to_serve_and_its_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    bare = load_settings(write_config(tmp_path / "bare"))
-    with pytest.raises(ConfigError, match="an sms channel with credentials"):
-        WebhookApp(bare, Ledger(f"sqlite:///{tmp_path / 'bare.db'}"))
-    monkeypatch.delenv("CARECAST_TEST_UNSUBSCRIBE_SECRET")
-    settings = configure(tmp_path / "practice")
-    with pytest.raises(CredentialError, match="CARECAST_TEST_UNSUBSCRIBE_SECRET"):
-        WebhookApp(settings, Ledger(f"sqlite:///{tmp_path / 'practice.db'}"))
-
-
-def test_check_urls_names_callbacks_that_point_elsewhere(tmp_path: Path) -> None:
-    settings = configure(tmp_path)
-    assert check_urls(settings, PUBLIC + "/") == []
-    assert check_urls(settings, "https://elsewhere.example") == [
-        f"channels.newsletter.unsubscribe_url is {PUBLIC}/unsubscribe, not https://elsewhere.example/unsubscribe",
-        f"channels.sms.status_callback is {PUBLIC}/twilio/status, not https://elsewhere.example/twilio/status",
-    ]
-
-
-# -- the command -----------------------------------------------------------------------------------------------
-
-
-def test_the_command_refuses_to_start_without_its_secrets(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    config = configure(tmp_path).file
-    monkeypatch.delenv("TWILIO_AUTH_TOKEN")
-    assert main(["webhooks", "--config", str(config), "--port", "0"]) == 1
-    err = capsys.readouterr().err
-    assert "TWILIO_AUTH_TOKEN" in err and "is not set" in err
-
-
-def start_webhooks(config: Path, cwd: Path, env: dict[str, str], *options: str) -> tuple[subprocess.Popen[str], str]:
-    """``carecast webhooks`` on a free port in a process of its own, once it says where: the process (its stdout
-    next lists the endpoints) and the local base URL."""
-    command = [sys.executable, "-m", "carecast.cli", "webhooks", "--config", str(config), "--port", "0", *options]
-    process = subprocess.Popen(
-        command,
-        cwd=cwd,
-        env={**env, "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    banner = process.stdout.readline()
-    port = re.fullmatch(r"Serving on 127\.0\.0\.1:(\d+) \(Ctrl-C stops\):\n", banner)
-    if port is None:
-        process.kill()
-        pytest.fail(banner + process.communicate(timeout=10)[1])
-    return process, f"http://127.0.0.1:{port.group(1)}"
-
-
-def test_the_command_serves_until_interrupted(tmp_path: Path) -> None:
-    config = configure(tmp_path).file
-    process, local = start_webhooks(config, tmp_path, {**os.environ, **ENV}, "--public-url", PUBLIC)
-    try:
-        assert process.stdout is not None
-        endpoints = [process.stdout.readline().strip() for _ in range(3)]
-        # Listed in the order the config names the channels that declare them.
-        assert sorted(endpoints) == [
-            f"GET/POST {PUBLIC}/unsubscribe",
-            f"POST {PUBLIC}/twilio/inbound",
-            f"POST {PUBLIC}/twilio/status",
-        ]
-        params = inbound("HELP")
-        signature = twilio_signature(AUTH_TOKEN, f"{PUBLIC}/twilio/inbound", params)
-        reply = requests.post(
-            f"{local}/twilio/inbound",
-            data=params,
-            headers={"X-Twilio-Signature": signature},
-            timeout=10,
-        )
-        assert twiml_messages(reply)[0].startswith(PRACTICE)
-    finally:
-        process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=10)
-    assert process.returncode == 0
-    assert "POST /twilio/inbound 200" in err
-    assert AUTH_TOKEN not in err and MARIA_SMS not in err
