@@ -21,7 +21,7 @@ from tests.corpus.parts import totals
 from tests.corpus.trafilatura_eval import entries, measure, read_entry
 
 #: part: (least share of article snippets shown, most share of boilerplate snippets leaked)
-FLOORS = {"tuning": (0.98, 0.063), "held_out": (0.94, 0.20), "held_out_2": (0.98, 0.14)}
+FLOORS = {"tuning": (0.98, 0.063), "held_out": (0.94, 0.167), "held_out_2": (0.98, 0.102)}
 
 
 @pytest.fixture(scope="module")
