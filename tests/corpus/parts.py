@@ -37,6 +37,40 @@ def totals(figures: list[EntryFigures]) -> tuple[int, int, int, int]:
     return wanted - sum(len(f.missing) for f in figures), wanted, sum(len(f.leaked) for f in figures), known
 
 
+def check_part(
+    corpus: str, part: str, figures: list[EntryFigures], floor: tuple[float, float], units: tuple[str, str]
+) -> None:
+    """A part's figures as a test asserts them, the same for every corpus: printed under ``corpus``'s name
+    (``pytest -s``); the share of the article's pieces shown at least ``floor[0]``, the share of those looked at
+    that leaked at most ``floor[1]``. ``units`` name what is counted (article's, leaked)."""
+    found, wanted, leaked, known = totals(figures)
+    at_95 = sum(f.wanted - len(f.missing) >= 0.95 * f.wanted for f in figures)
+    print(
+        f"\n{corpus}, {part}: {len(figures)} read, none failed; {units[0]} {found}/{wanted} = {found / wanted:.1%} "
+        f"({at_95}/{len(figures)} pages at 95% or more); {units[1]} {leaked}/{known} = {leaked / known:.1%}"
+    )
+    assert found / wanted >= floor[0]
+    assert leaked / known <= floor[1]
+
+
+def check_part_newsletters(
+    corpus: str,
+    part: str,
+    pages: list[Entry],
+    read_entry: Callable[[Entry, Path, Settings], ContentItem],
+    settings: Settings,
+    folder: Path,
+) -> None:
+    """Each page of a part as the one article of the full newsletter: its tables a table in the email and rows in
+    the text, its pictures at real URLs, no sideways scroll at 375 px in headless Chromium, images on and off
+    (:func:`tests.corpus.measure.check_newsletters`). A pass/fail check of the rendering: a held-out part's text is
+    neither printed nor read."""
+    from tests.corpus.measure import check_newsletters
+
+    items = [(str(entry["page"])[:12], read_entry(entry, folder, settings)) for entry in pages]
+    check_newsletters(f"{corpus}, {part}", items, settings, folder)
+
+
 def print_part(
     entries: Callable[[str], list[Entry]],
     read_entry: Callable[[Entry, Path, Settings], ContentItem],

@@ -23,7 +23,7 @@ from carecast.text import x_measure
 from carecast_channels.bluesky import BlueskyChannel, bluesky_length
 from carecast_channels.x import XChannel
 from tests.browser import chromium_path, measure_all
-from tests.conftest import SAMPLE_CONFIG, all_channels_config
+from tests.conftest import all_channels_config
 from tests.corpus.measure import PageFigures, check_newsletters, kept_sentences, pages, read_page
 from tests.corpus.measure import measure as measure_page
 
@@ -33,11 +33,6 @@ RECALL = 0.95
 PRECISION = 0.95
 #: The least number of pages: the issue asks for a reasonable subset of the 130.
 PAGES = 40
-
-
-@pytest.fixture(scope="module")
-def settings() -> Settings:
-    return load_settings(SAMPLE_CONFIG / "carecast.yaml")
 
 
 @pytest.fixture(scope="module")

@@ -14,19 +14,16 @@ from pathlib import Path
 import pytest
 
 from carecast.config import Settings
-from carecast.practice import load_settings
-from tests.conftest import SAMPLE_CONFIG
-from tests.corpus.measure import check_newsletters
-from tests.corpus.parts import totals
+from tests.corpus.parts import check_part, check_part_newsletters
 from tests.corpus.trafilatura_eval import entries, measure, read_entry
 
 #: part: (least share of article snippets shown, most share of boilerplate snippets leaked)
 FLOORS = {"tuning": (0.98, 0.063), "held_out": (0.94, 0.167), "held_out_2": (0.98, 0.102)}
 
-
-@pytest.fixture(scope="module")
-def settings() -> Settings:
-    return load_settings(SAMPLE_CONFIG / "carecast.yaml")
+#: The corpus as the printed figures name it.
+CORPUS = "trafilatura's pages"
+#: What the figures count: the article's pieces shown, the pieces leaked.
+UNITS = ("article snippets", "boilerplate snippets leaked")
 
 
 @pytest.mark.parametrize("part", sorted(FLOORS))
@@ -34,22 +31,11 @@ def test_every_page_is_read_its_article_kept_and_little_boilerplate(
     settings: Settings, tmp_path: Path, part: str
 ) -> None:
     figures = [measure(entry, read_entry(entry, tmp_path, settings)) for entry in entries(part)]
-    found, wanted, leaked, unwanted = totals(figures)
-    print(
-        f"\ntrafilatura's pages, {part}: {len(figures)} read, none failed; article snippets {found}/{wanted} = "
-        f"{found / wanted:.1%}; boilerplate snippets leaked {leaked}/{unwanted} = {leaked / unwanted:.1%}"
-    )
-    least, most = FLOORS[part]
-    assert found / wanted >= least
-    assert leaked / unwanted <= most
+    check_part(CORPUS, part, figures, FLOORS[part], UNITS)
 
 
 @pytest.mark.parametrize("part", sorted(FLOORS))
 def test_the_full_newsletter_of_every_page_keeps_its_tables_and_pictures_and_fits_a_phone(
     settings: Settings, tmp_path: Path, part: str
 ) -> None:
-    """Each page as the one article of the full newsletter: its tables a table in the email and rows in the text,
-    its pictures at real URLs, no sideways scroll at 375 px in headless Chromium, images on and off. A pass/fail
-    check of the rendering (the held-out parts' text is neither printed nor read)."""
-    items = [(str(entry["page"]), read_entry(entry, tmp_path, settings)) for entry in entries(part)]
-    check_newsletters(f"trafilatura's pages, {part}", items, settings, tmp_path)
+    check_part_newsletters(CORPUS, part, entries(part), read_entry, settings, tmp_path)

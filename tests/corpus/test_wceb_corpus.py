@@ -15,10 +15,7 @@ from pathlib import Path
 import pytest
 
 from carecast.config import Settings
-from carecast.practice import load_settings
-from tests.conftest import SAMPLE_CONFIG
-from tests.corpus.measure import check_newsletters
-from tests.corpus.parts import totals
+from tests.corpus.parts import check_part, check_part_newsletters
 from tests.corpus.wceb_eval import entries, measure, read_entry
 
 #: part: (least share of the article's sentences shown, most share of the boilerplate snippets shown).
@@ -26,10 +23,10 @@ FLOORS = {"tuning": (0.962, 0.035), "held_out": (0.945, 0.028)}
 #: Pages per part, chosen once by the rule in tests/corpus/wceb/README.md.
 PAGES = {"tuning": 51, "held_out": 100}
 
-
-@pytest.fixture(scope="module")
-def settings() -> Settings:
-    return load_settings(SAMPLE_CONFIG / "carecast.yaml")
+#: The corpus as the printed figures name it.
+CORPUS = "Web Content Extraction Benchmark pages"
+#: What the figures count: the article's pieces shown, the pieces leaked.
+UNITS = ("article sentences in the full body", "boilerplate snippets shown")
 
 
 @pytest.mark.parametrize("part", sorted(FLOORS))
@@ -39,24 +36,11 @@ def test_every_page_is_read_its_article_kept_and_little_boilerplate(
     pages = entries(part)
     assert len(pages) == PAGES[part]
     figures = [measure(entry, read_entry(entry, tmp_path, settings)) for entry in pages]
-    found, wanted, leaked, known = totals(figures)
-    at_95 = sum(f.wanted - len(f.missing) >= 0.95 * f.wanted for f in figures)
-    print(
-        f"\nWeb Content Extraction Benchmark pages, {part}: {len(figures)} read, none failed; article sentences in the "
-        f"full body {found}/{wanted} = {found / wanted:.1%} ({at_95}/{len(figures)} pages at 95% or more); "
-        f"boilerplate snippets shown {leaked}/{known} = {leaked / known:.1%}"
-    )
-    least, most = FLOORS[part]
-    assert found / wanted >= least
-    assert leaked / known <= most
+    check_part(CORPUS, part, figures, FLOORS[part], UNITS)
 
 
 @pytest.mark.parametrize("part", sorted(FLOORS))
 def test_the_full_newsletter_of_every_page_keeps_its_tables_and_pictures_and_fits_a_phone(
     settings: Settings, tmp_path: Path, part: str
 ) -> None:
-    """Each page as the one article of the full newsletter: its tables a table in the email and rows in the text,
-    its pictures at real URLs, no sideways scroll at 375 px in headless Chromium, images on and off. A pass/fail
-    check of the rendering (the held-out part's text is neither printed nor read)."""
-    items = [(str(entry["page"]), read_entry(entry, tmp_path, settings)) for entry in entries(part)]
-    check_newsletters(f"Web Content Extraction Benchmark pages, {part}", items, settings, tmp_path)
+    check_part_newsletters(CORPUS, part, entries(part), read_entry, settings, tmp_path)

@@ -14,10 +14,7 @@ from pathlib import Path
 import pytest
 
 from carecast.config import Settings
-from carecast.practice import load_settings
-from tests.conftest import SAMPLE_CONFIG
-from tests.corpus.measure import check_newsletters
-from tests.corpus.parts import totals
+from tests.corpus.parts import check_part, check_part_newsletters
 from tests.corpus.zyte_eval import entries, measure, read_entry
 
 #: part: (least share of the article's sentences shown, most share of the shown sentences not the article's).
@@ -34,10 +31,10 @@ FLOORS = {
 #: Pages per part, chosen once by the rule in tests/corpus/zyte/README.md (the part names are kept as chosen).
 PAGES = {"tuning": 20, "held_out": 20, "held_out_2": 40, "held_out_3": 37, "held_out_4": 64}
 
-
-@pytest.fixture(scope="module")
-def settings() -> Settings:
-    return load_settings(SAMPLE_CONFIG / "carecast.yaml")
+#: The corpus as the printed figures name it.
+CORPUS = "Zyte's benchmark pages"
+#: What the figures count: the article's pieces shown, the pieces leaked.
+UNITS = ("article sentences in the full body", "sentences not the article's")
 
 
 @pytest.mark.parametrize("part", sorted(FLOORS))
@@ -47,24 +44,11 @@ def test_every_page_is_read_its_article_kept_and_little_boilerplate(
     pages = entries(part)
     assert len(pages) == PAGES[part]
     figures = [measure(entry, read_entry(entry, tmp_path, settings)) for entry in pages]
-    found, wanted, leaked, shown = totals(figures)
-    at_95 = sum(f.wanted - len(f.missing) >= 0.95 * f.wanted for f in figures)
-    print(
-        f"\nZyte's benchmark pages, {part}: {len(figures)} read, none failed; article sentences in the full body "
-        f"{found}/{wanted} = {found / wanted:.1%} ({at_95}/{len(figures)} pages at 95% or more); "
-        f"sentences not the article's {leaked}/{shown} = {leaked / shown:.1%}"
-    )
-    least, most = FLOORS[part]
-    assert found / wanted >= least
-    assert leaked / shown <= most
+    check_part(CORPUS, part, figures, FLOORS[part], UNITS)
 
 
 @pytest.mark.parametrize("part", sorted(FLOORS))
 def test_the_full_newsletter_of_every_page_keeps_its_tables_and_pictures_and_fits_a_phone(
     settings: Settings, tmp_path: Path, part: str
 ) -> None:
-    """Each page as the one article of the full newsletter: its tables a table in the email and rows in the text,
-    its pictures at real URLs, no sideways scroll at 375 px in headless Chromium, images on and off. A pass/fail
-    check of the rendering (the held-out parts' text is neither printed nor read)."""
-    items = [(str(entry["page"])[:12], read_entry(entry, tmp_path, settings)) for entry in entries(part)]
-    check_newsletters(f"Zyte's benchmark pages, {part}", items, settings, tmp_path)
+    check_part_newsletters(CORPUS, part, entries(part), read_entry, settings, tmp_path)
