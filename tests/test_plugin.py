@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from tests.conftest import write_config
-from tests.test_webhooks import start_webhooks
+from tests.test_webhooks_command import start_webhooks
 
 DEMO = Path(__file__).parent / "plugin_demo"
 PIP = ["-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index"]
