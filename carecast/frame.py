@@ -14,8 +14,8 @@ from functools import lru_cache
 import lxml.etree
 import lxml.html
 
-from carecast.furniture import ARTICLE_PARAGRAPH_WORDS, FURNITURE_WORDS, holds_article_paragraph
-from carecast.markup import flat_text, shown_words, words
+from carecast.furniture import ARTICLE_PARAGRAPH_WORDS, FURNITURE_WORDS, holds_article_paragraph, is_quote_in_prose
+from carecast.markup import flat_text, shown_words, unlinked_words, words
 
 #: The headings trafilatura's recovery of a page without a frame loses (the page's headline is the item's title).
 _HEADINGS = ("h2", "h3", "h4", "h5", "h6")
@@ -152,13 +152,15 @@ def unname_prose(root: lxml.html.HtmlElement) -> None:
     is one of :data:`_PROSE_RUN` blocks or more of its tag and class holding more than :data:`FURNITURE_WORDS` such
     words together: a menu is links, and a box of furniture (a cookie banner, an author's bio, a footer's line)
     stands alone. A box around a table of data that holds most of its words is the article's too
-    (:func:`_is_table_box`). Raises nothing."""
+    (:func:`_is_table_box`), as is a quote set alone between the article's paragraphs (an embedded post in a
+    ``widget``, a pull quote in an ``embed`` or a ``contextmenu``: :func:`carecast.furniture.is_quote_in_prose`).
+    Raises nothing."""
     runs: dict[tuple[str, str], list[lxml.html.HtmlElement]] = {}
     for element in root.xpath("//*[@class]"):
         runs.setdefault((element.tag, str(element.get("class"))), []).append(element)
     run_words: dict[tuple[str, str], int] = {}  # a run's words, counted once: a page repeats its classes in dozens
     for element in _discarded_by_name(root):
-        if _is_prose_run(element, runs, run_words) or _is_table_box(element):
+        if _is_prose_run(element, runs, run_words) or _is_table_box(element) or is_quote_in_prose(element):
             element.set("class", " ".join(t for t in str(element.get("class")).split() if not _discards(t)))
             if _discards(str(element.get("class"))):
                 del element.attrib["class"]  # a name told by its words together (" ad ")
@@ -174,10 +176,10 @@ def _is_prose_run(
     if len(run) < _PROSE_RUN:
         return False
     if key not in run_words:
-        run_words[key] = sum(_unlinked_words(block) for block in run)
+        run_words[key] = sum(unlinked_words(block) for block in run)
     if run_words[key] <= FURNITURE_WORDS:
         return False
-    unlinked = _unlinked_words(element)
+    unlinked = unlinked_words(element)
     size = 1 if element.tag == "p" else ARTICLE_PARAGRAPH_WORDS  # a paragraph's sentence may be short
     return unlinked >= size and unlinked >= (1 - _PROSE_LINKED) * shown_words(element)
 
@@ -189,7 +191,7 @@ def _is_table_box(element: lxml.html.HtmlElement) -> bool:
         rows = [row for row in table.iter("tr") if len(row.findall("td") + row.findall("th")) >= 2]
         found = shown_words(table)
         if len(rows) >= 2 and table.find(".//table") is None and found >= (1 - _PROSE_LINKED) * shown_words(element):
-            return _unlinked_words(table) >= found / 2
+            return unlinked_words(table) >= found / 2
     return False
 
 
@@ -218,10 +220,3 @@ def _discards(names: str) -> bool:
     holder = lxml.etree.Element("body")
     lxml.etree.SubElement(holder, "div", {"class": names})
     return bool(OVERALL_DISCARD_XPATH[0](holder))
-
-
-def _unlinked_words(element: lxml.html.HtmlElement) -> int:
-    if next(element.iterancestors("a"), None) is not None:
-        return 0
-    outermost = [link for link in element.iter("a") if next(link.iterancestors("a"), None) is None]
-    return shown_words(element) - sum(len(words(link)) for link in outermost)

@@ -1,26 +1,27 @@
 """What a page's template puts in and around its article, told by structure and removed from the page's tree before
 trafilatura reads it (it keeps these, and drops the classes that told them): hover cards inlined in a sentence, boxes
-around a form to fill, the page's own dates (schema.org), what classes, ids and ARIA roles name as furniture
-(sidebars, calls to comment, related links, advertisements), grids of linked cards of other pages, the site's licence
-line, image credits, boxes of badge links (an app's store badges) with their call, a platform's credit in small print
-("Powered by …"), a note in small print over the comments (a moderation policy), the post's own permalink line (its
-date and reading time), entries of other posts inside the article (their permalink elsewhere), the post's line of
-tags. Each rule is by structure (tags, attributes, words inside and outside links, size), in every language; the
-author's own text of the same shape (a date or linked pictures in a sentence, an element so named that holds the
-article) stays (the other way round, the article's prose that trafilatura would discard by a word of its class:
-:func:`carecast.frame.unname_prose`). What is left around the post is trimmed from its document afterwards
-(:mod:`carecast.boilerplate`).
+around a form to fill, the page's own dates (schema.org), what classes, ids and ARIA roles name as furniture (sidebars,
+calls to comment, related links, advertisements), grids of linked cards of other pages, the site's licence line, image
+credits, boxes of badge links (an app's store badges) with their call, a platform's credit in small print ("Powered by
+…"), a note in small print over the comments (a moderation policy), the post's own permalink line (its date and reading
+time), entries of other posts inside the article (their permalink elsewhere), the post's line of tags. Each rule is by
+structure (tags, attributes, words inside and outside links, size), in every language; the author's own text of the same
+shape (a date or linked pictures in a sentence, an element so named that holds the article, a quote between its
+paragraphs in a box so named: :func:`is_quote_in_prose`) stays (the other way round, the article's prose that
+trafilatura would discard by a word of its class: :func:`carecast.frame.unname_prose`). What is left around the post is
+trimmed from its document afterwards (:mod:`carecast.boilerplate`).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import lxml.etree
 import lxml.html
 
-from carecast.markup import HEADINGS, flat_text, naming_id, shown_words, words
+from carecast.markup import HEADINGS, flat_text, naming_id, shown_words, unlinked_words, words
 from carecast.reader import is_credit
 
 
@@ -147,7 +148,8 @@ def drop_named_furniture(root: lxml.html.HtmlElement) -> None:
             bool(_NAMED.search(names) and name_words(element) & _FURNITURE)
             or str(element.get("role") or "").lower() in _FURNITURE_ROLES
         )
-        if named and shown_words(element) <= FURNITURE_WORDS and not holds_article_paragraph(element):
+        short = named and shown_words(element) <= FURNITURE_WORDS and not holds_article_paragraph(element)
+        if short and not is_quote_in_prose(element):  # an embedded post in a box its class calls social
             element.drop_tree()
 
 
@@ -381,6 +383,41 @@ def _is_card_link(link: lxml.html.HtmlElement) -> bool:
 def holds_article_paragraph(element: lxml.html.HtmlElement) -> bool:
     """Whether ``element`` holds a paragraph of an article's length (:data:`ARTICLE_PARAGRAPH_WORDS` words)."""
     return any(len(words(paragraph)) >= ARTICLE_PARAGRAPH_WORDS for paragraph in element.iter("p"))
+
+
+#: What a class or id calls a quote set apart from the article's paragraphs (a pull quote, a quotation).
+_QUOTE_NAMES = frozenset({"quote", "quotation", "pullquote", "blockquote"})
+#: A quote of the article holds at least so many words outside links; and at most half its words in links (an
+#: embedded post links its author, its date and its picture).
+_QUOTE_WORDS = 5
+#: A quote holds at least this share of its box's words (what the box adds is an embed's "Follow", a credit).
+_QUOTE_SHARE = 0.75
+#: A paragraph of the article's prose around a quote holds at least so many words outside links.
+_QUOTE_PARAGRAPH_WORDS = 10
+
+
+def is_quote_in_prose(element: lxml.html.HtmlElement) -> bool:
+    """Whether ``element`` is a quote of the article: named a quote (:data:`_QUOTE_NAMES`) or most of its words in
+    a ``<blockquote>`` or ``<q>`` (an embedded post, a pull quote), words of its own outside links, and set between
+    the article's paragraphs (the largest element around it holding no more words has a paragraph of prose among
+    its siblings before it and one after it). A box of furniture holds no quote, or stands apart from the
+    article's paragraphs (a sidebar's, a footer's)."""
+    named = bool(name_words(element) & _QUOTE_NAMES)
+    if not named and element.find(".//blockquote") is None and element.find(".//q") is None:
+        return False
+    found, unlinked = shown_words(element), unlinked_words(element)
+    if unlinked < _QUOTE_WORDS or unlinked < found / 2:
+        return False
+    if not named and max(shown_words(quote) for quote in element.iter("blockquote", "q")) < _QUOTE_SHARE * found:
+        return False
+    block = element
+    while (parent := block.getparent()) is not None and parent.tag not in _PAGE_PARTS and shown_words(parent) == found:
+        block = parent
+    return _holds_prose(block.itersiblings(preceding=True)) and _holds_prose(block.itersiblings())
+
+
+def _holds_prose(siblings: Iterator[lxml.html.HtmlElement]) -> bool:
+    return any(sibling.tag == "p" and unlinked_words(sibling) >= _QUOTE_PARAGRAPH_WORDS for sibling in siblings)
 
 
 def _is_box(element: lxml.html.HtmlElement) -> bool:

@@ -30,6 +30,14 @@ def shown_words(element: lxml.html.HtmlElement) -> int:
     return len(words(element)) - sum(len(words(code)) for code in element.iter(*_CODE))
 
 
+def unlinked_words(element: lxml.html.HtmlElement) -> int:
+    """How many words of ``element`` a reader sees outside links (none when ``element`` is inside a link)."""
+    if next(element.iterancestors("a"), None) is not None:
+        return 0
+    outermost = [link for link in element.iter("a") if next(link.iterancestors("a"), None) is None]
+    return shown_words(element) - sum(len(words(link)) for link in outermost)
+
+
 def flat_text(element: lxml.html.HtmlElement) -> str:
     """``element``'s text on one line, its runs of white space one space."""
     return " ".join(words(element))

@@ -204,6 +204,26 @@ def test_the_articles_prose_in_blocks_a_page_names_like_furniture_stays_and_the_
     assert "Two of ten" in render_text(read(page))
 
 
+def test_a_quote_between_the_articles_paragraphs_stays_though_its_box_is_named_like_furniture() -> None:
+    post = "".join(_POST.replace("stairs", f"stairs ({n})") for n in range(20))  # long: trafilatura's own article
+    tweet = (
+        "<div class='social-media-embed'><blockquote class='twitter-tweet'><p>Our new stair class starts on Monday,"
+        " and every seat is free for patients over seventy.</p>— Oakview PT (@oakviewpt)"
+        " <a href='https://twitter.com/oakviewpt/status/1'>March 3, 2026</a></blockquote></div>"
+    )
+    pull = "<p class='body'><span class='contextmenu Quotation'>Weak hips make the knees do the work twice.</span></p>"
+    named = "<div class='pullquote-embed'><p>A stiff ankle turns every step into a small jump.</p></div>"
+    for quote, words in ((tweet, "every seat is free"), (pull, "Weak hips make"), (named, "A stiff ankle turns")):
+        page = f"<html><body><article><h1>Stairs</h1>{post}{quote}{_POST}</article></body></html>"
+        assert words in render_text(read(page))  # an embedded post, a pull quote in a paragraph, one named so
+    signup = "<div class='newsletter-box'><p>Get our weekly tips on knees and hips in your inbox.</p></div>"
+    review = "<div class='widget'><blockquote><p>The best clinic in town, and the nicest staff I have met.</p>"
+    review += "</blockquote></div>"  # a review in the sidebar, after the article's paragraphs
+    page = f"<html><body><article><h1>Stairs</h1>{post}{signup}{_POST}</article>{review}</body></html>"
+    text = render_text(read(page))
+    assert "weekly tips" not in text and "nicest staff" not in text
+
+
 def test_a_headings_anchor_spelling_its_words_names_no_furniture() -> None:
     heading = "<h2 id='how-to-share-the-load-on-the-stairs'>How to share the load on the stairs</h2>"
     bar = "<div id='share-bar'><a href='https://x.example/share'>Post it</a></div>"
