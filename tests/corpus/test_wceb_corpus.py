@@ -19,7 +19,7 @@ from tests.corpus.parts import check_part, check_part_newsletters
 from tests.corpus.wceb_eval import entries, measure, read_entry
 
 #: part: (least share of the article's sentences shown, most share of the boilerplate snippets shown).
-FLOORS = {"tuning": (0.962, 0.035), "held_out": (0.945, 0.028)}
+FLOORS = {"tuning": (0.962, 0.035), "held_out": (0.959, 0.03)}
 #: Pages per part, chosen once by the rule in tests/corpus/wceb/README.md.
 PAGES = {"tuning": 51, "held_out": 100}
 

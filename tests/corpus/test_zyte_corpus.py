@@ -20,13 +20,14 @@ from tests.corpus.zyte_eval import entries, measure, read_entry
 #: part: (least share of the article's sentences shown, most share of the shown sentences not the article's).
 #: ``held_out_2`` keeps its name but is a tuning set since 2026-12-05 20:14 UTC (looked at page by page and tuned on;
 #: see tests/corpus/zyte/README.md); ``held_out`` and ``held_out_3`` have been measured more than twice (not blind).
-#: ``held_out_4`` (the pages the first rule skipped for size) was measured twice before its floors were set.
+#: ``held_out_4`` (the pages the first rule skipped for size) was measured twice before its floors were set, then
+#: opened in the seventh stop (tuned on).
 FLOORS = {
     "tuning": (0.979, 0.006),
-    "held_out": (0.98, 0.051),
-    "held_out_2": (0.975, 0.05),
+    "held_out": (0.996, 0.05),
+    "held_out_2": (0.979, 0.049),
     "held_out_3": (0.99, 0.048),
-    "held_out_4": (0.991, 0.023),
+    "held_out_4": (0.992, 0.023),
 }
 #: Pages per part, chosen once by the rule in tests/corpus/zyte/README.md (the part names are kept as chosen).
 PAGES = {"tuning": 20, "held_out": 20, "held_out_2": 40, "held_out_3": 37, "held_out_4": 64}
