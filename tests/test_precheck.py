@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -79,7 +80,10 @@ def test_a_new_post_is_work_and_its_poll_is_reported(after_a_run: tuple[Settings
     settings, ledger = after_a_run
     folder = settings.path(settings.sources["stories"].path)  # type: ignore[union-attr]
     (folder / "a-new-story.md").write_text(
-        f"---\ntitle: A new story\ndate: {now_utc():%Y-%m-%d}\n---\nA patient's road back to running.\n"
+        # The practice's today: a story's date is a day where the practice is. UTC's date, read as the practice's
+        # midnight, was still to come from 00:00 to 06:00 UTC (Chicago's evening), so the story was not new.
+        f"---\ntitle: A new story\ndate: {now_utc().astimezone(ZoneInfo(settings.practice.timezone)):%Y-%m-%d}\n"
+        "---\nA patient's road back to running.\n"
     )
     found = look(settings, ledger, None)
     [report] = [report for report in found.sources if report.source == "stories"]
