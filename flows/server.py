@@ -1,15 +1,17 @@
 """The temporary Prefect API of one ``carecast run``, which never outlives the run, and starts one at a time.
 
 Prefect starts a temporary server of its own when no API is configured, but a run killed with SIGKILL leaves it
-running, and two runs on a fresh Prefect home race its first database migration. This one differs in two ways:
+running, and two runs on a fresh Prefect home race its first database migration. This one differs in three ways:
 
 - it watches a pipe whose only writer is the run: when the run ends, however it ends, the kernel closes the pipe,
   the server reads end-of-file and stops;
 - it is started under a file lock in Prefect's home and the lock is held until it answers, so the first migration
   runs once while a second run waits, then finds the database ready;
-- once the run has ended it deletes the runs and events older than Prefect's retention (90 days unless the
-  project's prefect.toml says otherwise), which only a server's background services would, and a temporary API
-  runs none.
+- once the run has ended, it first handles every event the run sent: a task run's states reach Prefect's database
+  as events, handled a moment after they arrive, and a server stopped earlier lost the last task runs from the UI
+  (and printed the cancelled write's traceback). Then it deletes the runs and events older than Prefect's
+  retention (90 days unless the project's prefect.toml says otherwise), which only a server's background services
+  would, and a temporary API runs none.
 
 It boots while the run loads Prefect and checks the practice: :func:`start_temporary_api` returns at once, and the
 run waits for it only before its flow starts.
@@ -37,6 +39,8 @@ from filelock import FileLock
 from carecast.project import refuse_full_disk
 
 STARTUP_TIMEOUT = 90.0
+EVENTS_TIMEOUT = 20.0
+STOP_TIMEOUT = EVENTS_TIMEOUT + 10.0  # its events, then Prefect's pruning and uvicorn's shutdown
 LOCK_FILE = "carecast-server.lock"
 
 
@@ -93,7 +97,7 @@ def _wait_until_healthy(server: subprocess.Popen[bytes], url: str, home: Path) -
 def _stop(server: subprocess.Popen[bytes], write_end: int) -> None:
     os.close(write_end)  # the server reads end-of-file and shuts down by itself
     try:
-        server.wait(timeout=10)
+        server.wait(timeout=STOP_TIMEOUT)
     except subprocess.TimeoutExpired:
         server.kill()
         server.wait()
@@ -106,6 +110,7 @@ def _serve(port: int) -> None:
     def stop_when_the_run_ends() -> None:
         sys.stdin.buffer.read()  # returns at end-of-file: the run that started this server has ended
         try:
+            _wait_for_events()
             asyncio.run(_prune_history())
         finally:
             os.kill(os.getpid(), signal.SIGTERM)  # uvicorn's graceful shutdown (then it exits by the signal)
@@ -114,6 +119,19 @@ def _serve(port: int) -> None:
     # ephemeral: the API only, without the UI and the background services, as Prefect's own temporary server.
     app = create_app(ephemeral=True, final=True)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="error", lifespan="on")
+
+
+def _wait_for_events() -> None:
+    """Wait until this server's consumers have handled every event delivered to them (Prefect's in-memory broker
+    counts each delivery and each handled one), or EVENTS_TIMEOUT has passed: an event that fails its write
+    is retried, and one that never succeeds must not keep the run from ending."""
+    from prefect.server.utilities.messaging.memory import METRICS
+
+    deadline = time.monotonic() + EVENTS_TIMEOUT
+    while time.monotonic() < deadline:
+        if all(counts["consumed"] >= counts["published"] for counts in list(METRICS.values())):
+            return
+        time.sleep(0.02)
 
 
 async def _prune_history() -> None:

@@ -7,10 +7,12 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 from typing import TypeVar
 
@@ -75,8 +77,16 @@ def test_a_run_started_elsewhere_keeps_prefect_in_the_project(tmp_path: Path) ->
     )
     assert run.returncode == 0, run.stderr
     assert "Traceback" not in run.stderr + run.stdout
-    assert (tmp_path / "practice" / ".carecast" / "prefect" / "prefect.db").is_file()
+    database = tmp_path / "practice" / ".carecast" / "prefect" / "prefect.db"
     assert list(elsewhere.iterdir()) == []
+    # every task run is in Prefect's UI, completed: its states arrive as events, which the temporary server
+    # handles before it stops (stopped earlier, the last ones were lost); every task logs, and logs are written
+    # as they are posted, so the logs name every task run the flow ran
+    with closing(sqlite3.connect(database)) as db:
+        logged = {row[0] for row in db.execute("SELECT task_run_id FROM log WHERE task_run_id IS NOT NULL")}
+        recorded = dict(db.execute("SELECT id, state_type FROM task_run").fetchall())
+    assert logged
+    assert recorded == dict.fromkeys(logged, "COMPLETED")
 
 
 def test_a_killed_run_leaves_no_prefect_server_behind(tmp_path: Path) -> None:
