@@ -1,5 +1,6 @@
-"""What the corpora split into parts (trafilatura's, Zyte's) share: one page's figures, a part's totals, and the
-listing ``python -m tests.corpus.<corpus>_eval [PART] [-v]`` prints.
+"""What the corpora split into parts (trafilatura's, Zyte's, the Web Content Extraction Benchmark's) share: one page's
+figures, a part's totals, the two tests each corpus runs over its parts, and the listing
+``python -m tests.corpus.<corpus>_eval [PART] [-v]`` prints.
 
 A page scores by what of the article the full-body rendering shows (``wanted``, ``missing``) and what it shows that
 is not the article (``known``: the boilerplate snippets or rendered sentences looked at, ``leaked``).
@@ -13,10 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from carecast.config import Settings
 from carecast.model import ContentItem
 
 Entry = dict[str, object]
+ReadEntry = Callable[[Entry, Path, Settings], ContentItem]
+Test = Callable[[Settings, Path, str], None]
 
 
 @dataclass(frozen=True)
@@ -53,11 +58,47 @@ def check_part(
     assert leaked / known <= floor[1]
 
 
+def part_tests(
+    corpus: str,
+    units: tuple[str, str],
+    floors: dict[str, tuple[float, float]],
+    pages: dict[str, int] | None,
+    entries: Callable[[str], list[Entry]],
+    read_entry: ReadEntry,
+    measure: Callable[[Entry, ContentItem], EntryFigures],
+) -> tuple[Test, Test]:
+    """A corpus's two tests over each part of ``floors``: every page read, its article kept and little boilerplate
+    (:func:`check_part`, with the part's page count when ``pages`` names it); the full newsletter of every page
+    (:func:`check_part_newsletters`). A corpus's test module binds them to its own names, so pytest collects them
+    there."""
+
+    @pytest.mark.parametrize("part", sorted(floors))
+    def test_every_page_is_read_its_article_kept_and_little_boilerplate(
+        settings: Settings, tmp_path: Path, part: str
+    ) -> None:
+        chosen = entries(part)
+        if pages is not None:
+            assert len(chosen) == pages[part]
+        figures = [measure(entry, read_entry(entry, tmp_path, settings)) for entry in chosen]
+        check_part(corpus, part, figures, floors[part], units)
+
+    @pytest.mark.parametrize("part", sorted(floors))
+    def test_the_full_newsletter_of_every_page_keeps_its_tables_and_pictures_and_fits_a_phone(
+        settings: Settings, tmp_path: Path, part: str
+    ) -> None:
+        check_part_newsletters(corpus, part, entries(part), read_entry, settings, tmp_path)
+
+    return (
+        test_every_page_is_read_its_article_kept_and_little_boilerplate,
+        test_the_full_newsletter_of_every_page_keeps_its_tables_and_pictures_and_fits_a_phone,
+    )
+
+
 def check_part_newsletters(
     corpus: str,
     part: str,
     pages: list[Entry],
-    read_entry: Callable[[Entry, Path, Settings], ContentItem],
+    read_entry: ReadEntry,
     settings: Settings,
     folder: Path,
 ) -> None:
@@ -73,7 +114,7 @@ def check_part_newsletters(
 
 def print_part(
     entries: Callable[[str], list[Entry]],
-    read_entry: Callable[[Entry, Path, Settings], ContentItem],
+    read_entry: ReadEntry,
     measure: Callable[[Entry, ContentItem], EntryFigures],
     units: tuple[str, str],
 ) -> None:

@@ -9,12 +9,7 @@ fails here.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
-from carecast.config import Settings
-from tests.corpus.parts import check_part, check_part_newsletters
+from tests.corpus.parts import part_tests
 from tests.corpus.zyte_eval import entries, measure, read_entry
 
 #: part: (least share of the article's sentences shown, most share of the shown sentences not the article's).
@@ -38,18 +33,7 @@ CORPUS = "Zyte's benchmark pages"
 UNITS = ("article sentences in the full body", "sentences not the article's")
 
 
-@pytest.mark.parametrize("part", sorted(FLOORS))
-def test_every_page_is_read_its_article_kept_and_little_boilerplate(
-    settings: Settings, tmp_path: Path, part: str
-) -> None:
-    pages = entries(part)
-    assert len(pages) == PAGES[part]
-    figures = [measure(entry, read_entry(entry, tmp_path, settings)) for entry in pages]
-    check_part(CORPUS, part, figures, FLOORS[part], UNITS)
-
-
-@pytest.mark.parametrize("part", sorted(FLOORS))
-def test_the_full_newsletter_of_every_page_keeps_its_tables_and_pictures_and_fits_a_phone(
-    settings: Settings, tmp_path: Path, part: str
-) -> None:
-    check_part_newsletters(CORPUS, part, entries(part), read_entry, settings, tmp_path)
+(
+    test_every_page_is_read_its_article_kept_and_little_boilerplate,
+    test_the_full_newsletter_of_every_page_keeps_its_tables_and_pictures_and_fits_a_phone,
+) = part_tests(CORPUS, UNITS, FLOORS, PAGES, entries, read_entry, measure)
