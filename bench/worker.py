@@ -30,6 +30,7 @@ PRELOAD = {
         "carecast_channels.x",
     ),
     "phi": (),
+    "pages": ("feedparser", "requests", "trafilatura", "sqlite3"),
     "baseline": (
         "feedparser",
         "requests",

@@ -32,7 +32,7 @@ from bench.scenarios.fanout import (
     ScaleNewsletter,
     ScaleSms,
 )
-from bench.scenarios.ingest import IngestCold, IngestGrowing, IngestNotModified, IngestOneNew
+from bench.scenarios.ingest import IngestCold, IngestGrowing, IngestNotModified, IngestOneNew, IngestPages
 from bench.scenarios.ledger import PublishOne, PublishOnePg, Status, StatusPg
 from bench.scenarios.links import Redirect
 from bench.scenarios.orchestration import (
@@ -54,6 +54,7 @@ SCENARIOS: dict[str, type[Scenario]] = {
         IngestNotModified,
         IngestOneNew,
         IngestGrowing,
+        IngestPages,
         AdaptX,
         AdaptXTwiceAsLong,
         AdaptRefusedRerun,

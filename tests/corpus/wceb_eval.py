@@ -40,11 +40,14 @@ def entries(part: str) -> list[dict[str, object]]:
     return parts[part]
 
 
+def page_html(entry: dict[str, object]) -> str:
+    """The page of ``entry``, as the benchmark keeps it (gzipped)."""
+    return gzip.decompress((WCEB / "pages" / f"{entry['page']}.html.gz").read_bytes()).decode("utf-8")
+
+
 def read_entry(entry: dict[str, object], folder: Path, settings: Settings) -> ContentItem:
-    """The page of ``entry`` (gzipped, as the benchmark keeps it) as the one item of an RSS feed."""
-    name = str(entry["page"])
-    html = gzip.decompress((WCEB / "pages" / f"{name}.html.gz").read_bytes()).decode("utf-8")
-    return read_html_page(f"wceb-{name}", str(entry["url"]), html, folder, settings)
+    """The page of ``entry`` as the one item of an RSS feed."""
+    return read_html_page(f"wceb-{entry['page']}", str(entry["url"]), page_html(entry), folder, settings)
 
 
 def _leaked(snippet: str, text: str, lines: set[str]) -> bool:
