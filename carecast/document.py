@@ -266,7 +266,13 @@ TABLE_STYLE = "border-collapse: collapse; width: 100%; margin: 0 0 12px 0;"
 #: zero width keeps the table's width out of the column's (an automatic table layout would widen the column to it);
 #: its min-width gives the box the column's width back.
 TABLE_BOX_STYLE = "overflow-x: auto; width: 0; min-width: 100%;"
-CELL_STYLE = "border: 1px solid #d5dde1; padding: 6px 8px; text-align: left; vertical-align: top;"
+#: A cell breaks its lines between words only: the newsletter's column breaks inside words (MJML's ``word-break:
+#: break-word``), which let the browser size a column to a letter and showed a phone "LOW" as "LO" over "W". A table
+#: its words make wider than the column scrolls in its box.
+CELL_STYLE = (
+    "border: 1px solid #d5dde1; padding: 6px 8px; text-align: left; vertical-align: top;"
+    " word-break: normal; overflow-wrap: normal;"
+)
 #: A cell that is a number, or one with a unit of one or two letters ("5040", "10\u201312", "45 s"): kept on one line,
 #: since the newsletter's column breaks long words (MJML's ``word-break: break-word``) and a phone showed 5040 as
 #: "50" over "40". Words ("Top 10", names) still wrap, so a table of many columns still fits.

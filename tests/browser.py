@@ -41,7 +41,22 @@ window.addEventListener("load", () => {
       column: image.parentElement.getBoundingClientRect().width,
     }));
     const scroll_width = doc.documentElement.scrollWidth;
-    return {viewport: win.innerWidth, scroll_width, height: doc.body.scrollHeight, images};
+    // A word of a table's cell that a line break splits ("LO" over "W"); a hyphen or a slash may break a line.
+    const broken_words = [];
+    for (const cell of doc.querySelectorAll("td, th")) {
+      if (cell.querySelector("table, div, p")) continue;  // the template's layout, not an article's table
+      const walker = doc.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+      for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        for (const word of node.data.matchAll(/[^\\s\\-\\u2010-\\u2014\\/]+/g)) {
+          const range = doc.createRange();
+          range.setStart(node, word.index);
+          range.setEnd(node, word.index + word[0].length);
+          const lines = new Set([...range.getClientRects()].map(rect => Math.round(rect.top)));
+          if (lines.size > 1) broken_words.push(word[0]);
+        }
+      }
+    }
+    return {viewport: win.innerWidth, scroll_width, height: doc.body.scrollHeight, images, broken_words};
   };
   const frames = [...document.querySelectorAll("iframe")];
   document.body.setAttribute("data-result", JSON.stringify(frames.map(layout)));
@@ -53,12 +68,13 @@ window.addEventListener("load", () => {
 @dataclass(frozen=True)
 class Layout:
     """How an email lays out at one width: the viewport, how wide its content scrolls, each image's width beside its
-    column's, and its height."""
+    column's, its height, and the words of its tables' cells that a line break splits."""
 
     viewport: int
     scroll_width: int
     height: int
     images: list[dict[str, object]]
+    broken_words: list[str]
 
 
 def chromium_path() -> str | None:
@@ -125,7 +141,7 @@ def measure_all(htmls: list[str], width: int, folder: Path) -> list[Layout]:
     if not found:
         raise RuntimeError("the page reported no measurements")
     return [
-        Layout(data["viewport"], data["scroll_width"], data["height"], data["images"])
+        Layout(data["viewport"], data["scroll_width"], data["height"], data["images"], data["broken_words"])
         for data in json.loads(unescape(found.group(1)))
     ]
 

@@ -120,6 +120,24 @@ def test_a_table_of_nine_columns_of_numbers_scrolls_in_its_box_and_the_email_fit
         assert layout.scroll_width <= 375, f"scrolls sideways: {layout.scroll_width}px wide"
 
 
+def test_a_tables_words_are_never_broken_mid_word_on_a_phone(tmp_path: Path) -> None:
+    """The column breaks long words (MJML's ``word-break: break-word``), which let Chromium size a table's column to
+    a letter: a price list's "LOW" header showed as "LO" over "W" at 375 px. A cell breaks between words only."""
+    require("chromium", "chromium")
+    header = "<tr><th>ITEM</th><th>QUANTITY</th><th>LOW</th><th>HIGH</th></tr>"
+    row = (
+        "<tr><td>Electrical Service Panel Job Materials and Supplies</td><td>1 Panel</td><td>$26</td><td>$491</td></tr>"
+    )
+    summary = f"<p>What a new panel costs.</p><table>{header}{row * 3}</table>"
+    settings = load_settings(CONFIG)
+    channel = NewsletterChannel("newsletter", settings.channels["newsletter"], settings)
+    html = channel.render([make_item(summary_html=summary)]).html or ""
+    for email in (html, images_off(html)):
+        layout = measure(email, 375, tmp_path)
+        assert layout.broken_words == []
+        assert layout.scroll_width <= 375
+
+
 def test_with_images_off_a_pictures_alt_text_reads_in_the_emails_own_type(sample_html: str) -> None:
     """Most clients show no pictures by default, only their alt text: in the email's sans-serif, grey, not the
     client's default serif (a hero's alt, the item's title by default, looked like a broken link above the title)."""

@@ -174,7 +174,8 @@ def _is_data_table(table: lxml.html.HtmlElement) -> bool:
 class NewsletterFigures:
     """What the full newsletters of a corpus's pages showed: each page's tables (a table of its document) and those
     kept as a ``<table>`` in the email and one line per row in its text; the pictures the emails show and those with
-    a real http(s) URL; the pages whose email scrolls sideways at 375 px with images on and with images off."""
+    a real http(s) URL; the pages whose email scrolls sideways at 375 px with images on and with images off; the
+    words of a table's cells a line break splits there (``page: word``)."""
 
     pages: int
     tables: int
@@ -184,21 +185,24 @@ class NewsletterFigures:
     wide_on: tuple[str, ...]
     wide_off: tuple[str, ...]
     not_real: tuple[str, ...]
+    broken_words: tuple[str, ...]
 
     def summary(self, corpus: str) -> str:
         return (
             f"{corpus}: {self.pages} full newsletters; tables kept {self.tables_kept}/{self.tables}; pictures with "
             f"a real URL {self.real_pictures}/{self.pictures}; wider than {PHONE} px: {len(self.wide_on)} images "
-            f"on, {len(self.wide_off)} images off"
+            f"on, {len(self.wide_off)} images off; table words broken across lines: {len(self.broken_words)}"
         )
 
     def problems(self) -> list[str]:
-        """What fails issue 18's checks: tables lost, pictures without a real URL, pages wider than the phone."""
+        """What fails issue 18's checks: tables lost, pictures without a real URL, pages wider than the phone, a
+        table's words broken."""
         return [
             *([f"tables kept {self.tables_kept}/{self.tables}"] if self.tables_kept < self.tables else []),
             *(f"not a real URL: {url}" for url in self.not_real),
             *(f"wider than {PHONE} px, images on: {page}" for page in self.wide_on),
             *(f"wider than {PHONE} px, images off: {page}" for page in self.wide_off),
+            *(f"a table's word broken across lines: {word}" for word in self.broken_words),
         ]
 
 
@@ -249,10 +253,14 @@ def newsletter_figures(items: list[tuple[str, ContentItem]], settings: Settings,
                 kept += rows and any(cells in table for table in shown)
         pictures += re.findall(r'<img[^>]*\ssrc="([^"]*)"', html)
     wide = {}
+    broken: set[str] = set()
     for name, change in (("on", str), ("off", images_off)):
         (folder / name).mkdir(exist_ok=True)
         layouts = measure_all([change(email.html or "") for email in emails], PHONE, folder / name)
         wide[name] = tuple(page for (page, _), shown in zip(items, layouts, strict=True) if shown.scroll_width > PHONE)
+        broken |= {
+            f"{page}: {word}" for (page, _), shown in zip(items, layouts, strict=True) for word in shown.broken_words
+        }
     real = [url for url in pictures if re.match(r"https?://[^/\s]+/", url)]
     return NewsletterFigures(
         pages=len(items),
@@ -263,6 +271,7 @@ def newsletter_figures(items: list[tuple[str, ContentItem]], settings: Settings,
         wide_on=wide["on"],
         wide_off=wide["off"],
         not_real=tuple(url[:80] for url in pictures if url not in real),
+        broken_words=tuple(sorted(broken)),
     )
 
 
