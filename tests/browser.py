@@ -41,13 +41,14 @@ window.addEventListener("load", () => {
       column: image.parentElement.getBoundingClientRect().width,
     }));
     const scroll_width = doc.documentElement.scrollWidth;
-    // A word of a table's cell that a line break splits ("LO" over "W"); a hyphen or a slash may break a line.
+    // A word (a run of letters and digits) of a table's cell that a line break splits ("LO" over "W"); a line
+    // may break where Unicode allows it between two words, as after a hyphen, a slash or a comma in code.
     const broken_words = [];
     for (const cell of doc.querySelectorAll("td, th")) {
       if (cell.querySelector("table, div, p")) continue;  // the template's layout, not an article's table
       const walker = doc.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
       for (let node = walker.nextNode(); node; node = walker.nextNode()) {
-        for (const word of node.data.matchAll(/[^\\s\\-\\u2010-\\u2014\\/]+/g)) {
+        for (const word of node.data.matchAll(/[\\p{L}\\p{N}\\p{M}]+/gu)) {
           const range = doc.createRange();
           range.setStart(node, word.index);
           range.setEnd(node, word.index + word[0].length);
