@@ -235,7 +235,8 @@ def clean_body(
     unwrap_noscript_images(root)
     drop_hover_cards(root)
     drop_form_boxes(root)
-    drop_end_notes(root, base_url)
+    if html is page:  # a feed's fragment, or a page trafilatura found nothing in: its end notes are still there
+        drop_end_notes(root, base_url)
     for element in list(root.iter("script", "style", "noscript")):
         element.drop_tree()
     for element in list(root.iter()):

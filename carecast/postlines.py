@@ -39,7 +39,8 @@ def drop_end_notes(root: lxml.html.HtmlElement, page_url: str | None) -> None:
     they link to :data:`_NOTE_SITES` sites or more other than ``page_url``'s; and the banners among the pictures
     of that run (:func:`_is_banner`). Raises nothing."""
     own = _host(page_url)
-    for parent in [element for element in root.iter() if element.find("p") is not None]:
+    parents = {paragraph.getparent() for paragraph in root.iter("p")}
+    for parent in [element for element in root.iter() if element in parents]:  # in the page's order
         if parent is not root and parent.getparent() is None:
             continue  # dropped with a note
         run = _closing_run(parent)
