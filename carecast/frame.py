@@ -4,18 +4,21 @@ in a container of its own, between advertisements; trafilatura reads the first e
 nothing after it) join the first (:func:`join_chunks`); after, on a page where it finds no frame at all and
 recovers the page's paragraphs one by one, the headings it never recovers go back over their sections
 (:func:`with_headings`); and before it reads the page, the blocks of the article's prose that its name rules would
-discard by a word of their class lose that word (:func:`unname_prose`).
+discard by a word of their class lose that word (:func:`unname_prose`), and a block its class names a heading
+becomes one (:func:`named_headings`): trafilatura keeps a ``<div>``'s text only through its bold, and a paragraph
+as a paragraph.
 """
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 import lxml.etree
 import lxml.html
 
 from carecast.furniture import ARTICLE_PARAGRAPH_WORDS, FURNITURE_WORDS, holds_article_paragraph, is_quote_in_prose
-from carecast.markup import flat_text, shown_words, unlinked_words, words
+from carecast.markup import HEADINGS, flat_text, shown_words, unlinked_words, words
 
 #: The headings trafilatura's recovery of a page without a frame loses (the page's headline is the item's title).
 _HEADINGS = ("h2", "h3", "h4", "h5", "h6")
@@ -220,3 +223,31 @@ def _discards(names: str) -> bool:
     holder = lxml.etree.Element("body")
     lxml.etree.SubElement(holder, "div", {"class": names})
     return bool(OVERALL_DISCARD_XPATH[0](holder))
+
+
+#: What a class calls a heading a page sets in a ``<div>`` or ``<p>`` (``heading-h3``, ``pf_subheadline``), read by
+#: its parts; a part ``h2`` to ``h6`` gives its level.
+_HEADING_NAMES = frozenset({"heading", "subheading", "subhead", "subheadline", "h2", "h3", "h4", "h5", "h6"})
+_NAME_PARTS = re.compile(r"[^\W_]+")
+#: A heading has at most so many words; a longer block so named is a section holding its heading and text.
+_HEADING_WORDS = 20
+_INSIDE_HEADING = frozenset({"p", "div", "ul", "ol", "table", "img", "figure", "blockquote"}) | HEADINGS
+
+
+def named_headings(page: lxml.html.HtmlElement) -> None:
+    """Make each ``<div>`` or ``<p>`` of ``page`` that its class names a heading (:data:`_HEADING_NAMES`), short
+    (:data:`_HEADING_WORDS` words at most) and holding no block, the heading it is (``<h2>`` unless the class
+    gives the level): trafilatura keeps no text a ``<div>`` holds only through its bold (Condé Nast's
+    ``div.heading-h3 > strong``), and keeps a paragraph as one, not as the heading over its section. Raises
+    nothing."""
+    for element in list(page.iter("div", "p")):
+        parts = {part.lower() for part in _NAME_PARTS.findall(str(element.get("class") or ""))}
+        named = parts & _HEADING_NAMES
+        if not named or not 0 < len(words(element)) <= _HEADING_WORDS:
+            continue
+        if any(child.tag in _INSIDE_HEADING for child in element.iterdescendants()):
+            continue
+        if next(element.iterancestors(*HEADINGS, "a"), None) is not None:
+            continue
+        levels = sorted(part for part in named if part[0] == "h" and part[1:].isdigit())
+        element.tag = levels[0] if levels else "h2"

@@ -2,11 +2,11 @@
 
 trafilatura finds the article, telling it from menus, sidebars, comments and footers by text and link density (see
 the README for why trafilatura). Before it reads the page, what it would lose is put in a form it keeps: a
-video player becomes a link to the video (it keeps no frame), a ``<div>`` its class names a heading a heading
-(:func:`named_headings`), a picture only in a ``<noscript>`` takes the place of its lazy placeholder (it drops a
-``<noscript>``), each data table a paragraph of a marker, put back after (it moved a table nested in a layout
-table to the end of the article, or lost it, and flattened one in a quote), and each figure's pictures carry a
-marker in their ``alt`` so that the caption it drops is put back beside the picture it keeps; what the page's
+video player becomes a link to the video (it keeps no frame), a ``<div>`` its class names a heading becomes one
+(:func:`carecast.frame.named_headings`), a picture only in a ``<noscript>`` takes the place of its lazy placeholder
+(it drops a ``<noscript>``), each data table a paragraph of a marker, put back after (it moved a table nested in
+a layout table to the end of the article, or lost it, and flattened one in a quote), and each figure's pictures
+carry a marker in their ``alt`` so that the caption it drops is put back beside the picture it keeps; what the page's
 template puts in and around the article that trafilatura would keep goes
 (:func:`carecast.furniture.drop_page_furniture`), and an article body split into chunks is joined
 (:func:`carecast.frame.join_chunks`). After it, the page's standfirst, which it leaves out when the page names another
@@ -21,7 +21,7 @@ import re
 
 import lxml.html
 
-from carecast.frame import join_chunks, unname_prose, with_headings
+from carecast.frame import join_chunks, named_headings, unname_prose, with_headings
 from carecast.furniture import drop_page_furniture, name_words
 from carecast.markup import HEADINGS, flat_text, words
 from carecast.postlines import drop_end_notes
@@ -253,34 +253,6 @@ def _clone(element: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
     clone = copy.deepcopy(element)
     clone.tail = None
     return clone
-
-
-#: What a class calls a heading a page sets in a ``<div>`` or ``<p>`` (``heading-h3``, ``pf_subheadline``), read by
-#: its parts; a part ``h2`` to ``h6`` gives its level.
-_HEADING_NAMES = frozenset({"heading", "subheading", "subhead", "subheadline", "h2", "h3", "h4", "h5", "h6"})
-_NAME_PARTS = re.compile(r"[^\W_]+")
-#: A heading has at most so many words; a longer block so named is a section holding its heading and text.
-_HEADING_WORDS = 20
-_INSIDE_HEADING = frozenset({"p", "div", "ul", "ol", "table", "img", "figure", "blockquote"}) | HEADINGS
-
-
-def named_headings(page: lxml.html.HtmlElement) -> None:
-    """Make each ``<div>`` or ``<p>`` of ``page`` that its class names a heading (:data:`_HEADING_NAMES`), short
-    (:data:`_HEADING_WORDS` words at most) and holding no block, the heading it is (``<h2>`` unless the class
-    gives the level): trafilatura keeps no text a ``<div>`` holds only through its bold (Condé Nast's
-    ``div.heading-h3 > strong``), and keeps a paragraph as one, not as the heading over its section. Raises
-    nothing."""
-    for element in list(page.iter("div", "p")):
-        parts = {part.lower() for part in _NAME_PARTS.findall(str(element.get("class") or ""))}
-        named = parts & _HEADING_NAMES
-        if not named or not 0 < len(words(element)) <= _HEADING_WORDS:
-            continue
-        if any(child.tag in _INSIDE_HEADING for child in element.iterdescendants()):
-            continue
-        if next(element.iterancestors(*HEADINGS, "a"), None) is not None:
-            continue
-        levels = sorted(part for part in named if part[0] == "h" and part[1:].isdigit())
-        element.tag = levels[0] if levels else "h2"
 
 
 def players_as_links(page: lxml.html.HtmlElement) -> None:
