@@ -1,7 +1,8 @@
 """What the modules that read a page's or a post's HTML tree share (:mod:`carecast.html`, :mod:`carecast.page`,
-:mod:`carecast.furniture`, :mod:`carecast.frame`, :mod:`carecast.reader`): which tags are headings, an element's
-words (and those a reader sees), and whether its id names it. It imports nothing of CareCast's, so each of them
-imports it without a cycle (:mod:`carecast.html` imports :mod:`carecast.page`, not the other way).
+:mod:`carecast.furniture`, :mod:`carecast.frame`, :mod:`carecast.reader`, :mod:`carecast.postlines`): which tags are
+headings, an element's words (and those a reader sees), whether its id names it, and whether a body is a whole page.
+It imports nothing of CareCast's, so each of them imports it without a cycle (:mod:`carecast.html` imports
+:mod:`carecast.page`, not the other way).
 """
 
 from __future__ import annotations
@@ -14,6 +15,12 @@ HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 #: An id of so many words or more, all of them the element's own, is the anchor of its text, not a name.
 _ANCHOR_WORDS = 4
 _LETTERS = re.compile(r"[^\W\d_]+")
+_WHOLE_PAGE = re.compile(r"<(?:html|body)[\s>]", re.IGNORECASE)
+
+
+def is_whole_page(html: str) -> bool:
+    """Whether ``html`` is a whole web page (an ``<html>`` or ``<body>`` near its start), not a feed's fragment."""
+    return bool(_WHOLE_PAGE.search(html[:5000]))
 
 
 def words(element: lxml.html.HtmlElement) -> list[str]:

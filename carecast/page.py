@@ -23,11 +23,10 @@ import lxml.html
 
 from carecast.frame import join_chunks, named_headings, unname_prose, with_headings
 from carecast.furniture import drop_page_furniture, name_words
-from carecast.markup import HEADINGS, flat_text, words
+from carecast.markup import HEADINGS, flat_text, is_whole_page, words
 from carecast.postlines import drop_end_notes
 from carecast.reader import unwrap_noscript_images, watch_url
 
-_WHOLE_PAGE = re.compile(r"<(?:html|body)[\s>]", re.IGNORECASE)
 #: What pages name the standfirst they set under the headline, apart from the article's body.
 _LEAD_CLASSES = re.compile(
     r"(?<![a-z])(?:intro|lead|lede|standfirst|summary|chapo|chapeau|teaser|dek|deck|sapo|subtitle|subheadline"
@@ -50,7 +49,7 @@ def main_content(html: str, base_url: str | None) -> str:
     """The article of ``html`` when it is a whole page (an ``<html>`` or ``<body>``), found by trafilatura. A
     fragment (a feed's ``content:encoded``) is the post already and is returned as it is, as is a page trafilatura
     finds nothing in. Raises nothing."""
-    if not _WHOLE_PAGE.search(html[:5000]):
+    if not is_whole_page(html):
         return html
     import trafilatura  # about 0.4 s to import: paid only by a run that meets a whole page
 

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import lxml.html
 
 from carecast.document import Block, Span
-from carecast.markup import words
+from carecast.markup import is_whole_page, words
 
 #: An editor's note has at most so many words; a paragraph after it of so many words is the post's own prose.
 _NOTE_WORDS = 80
@@ -226,7 +226,6 @@ _POST_SECTIONS = frozenset({"watch", "shorts", "embed", "live", "playlist", "p",
 _SUBSCRIBE_HOSTS = frozenset({"eepurl.com", "mailchi.mp", "list-manage.com"})
 _SUBSCRIBE_PATH = re.compile(r"newsletter|subscri|suscri|abonn|assin(?:e|ar|atura)", re.IGNORECASE)
 _SPELLED_URL = re.compile(r"https?://\S+[\w/]")
-_WHOLE_PAGE = re.compile(r"<(?:html|body)[\s>]", re.IGNORECASE)
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?\u3002\uff01\uff1f])\s+")
 #: Who else reported for a news post, as its closing line credits them ("Keith Bradsher contributed reporting from
 #: Hong Kong.", "Additional reporting by …", "Associated Press writers … contributed to this report."), in the
@@ -247,7 +246,7 @@ def page_dates(html: str) -> frozenset[str]:
     """The days ``html``, when it is a whole page, says it was first published and last updated on (YYYY-MM-DD, by
     htmldate: its metadata, its address, its date lines); none for a feed's fragment, whose dates are the post's
     own words. Raises nothing."""
-    if not _WHOLE_PAGE.search(html[:5000]):
+    if not is_whole_page(html):
         return frozenset()
     import htmldate  # paid only by a run that meets a whole page, as trafilatura is
 

@@ -10,13 +10,12 @@ from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from carecast import pipeline
 from carecast.cli import main
-from carecast.config import Settings
+from carecast.config import Settings, today_in
 from carecast.ledger import Ledger
 from carecast.model import Draft, now_utc
 from carecast.practice import load_settings
@@ -82,8 +81,7 @@ def test_a_new_post_is_work_and_its_poll_is_reported(after_a_run: tuple[Settings
     (folder / "a-new-story.md").write_text(
         # The practice's today: a story's date is a day where the practice is. UTC's date, read as the practice's
         # midnight, was still to come from 00:00 to 06:00 UTC (Chicago's evening), so the story was not new.
-        f"---\ntitle: A new story\ndate: {now_utc().astimezone(ZoneInfo(settings.practice.timezone)):%Y-%m-%d}\n"
-        "---\nA patient's road back to running.\n"
+        f"---\ntitle: A new story\ndate: {today_in(settings):%Y-%m-%d}\n---\nA patient's road back to running.\n"
     )
     found = look(settings, ledger, None)
     [report] = [report for report in found.sources if report.source == "stories"]

@@ -65,21 +65,13 @@ class IngestCold(Scenario):
         with requests.Session() as session:
             for url in self.sources().values():
                 parsed = feedparser.parse(session.get(url, timeout=10).content)
+                bodies = [self.body(entry) for entry in parsed.entries]
+                rows = [
+                    (entry.id, entry.title, entry.link, body, hashlib.sha256(body.encode()).hexdigest())
+                    for entry, body in zip(parsed.entries, bodies, strict=True)
+                ]
                 with db:
-                    db.executemany(
-                        "insert or ignore into items values (?, ?, ?, ?, ?)",
-                        [
-                            (
-                                entry.id,
-                                entry.title,
-                                entry.link,
-                                body,
-                                hashlib.sha256(body.encode()).hexdigest(),
-                            )
-                            for entry in parsed.entries
-                            for body in [self.body(entry)]
-                        ],
-                    )
+                    db.executemany("insert or ignore into items values (?, ?, ?, ?, ?)", rows)
         db.close()
         return {}
 

@@ -62,13 +62,13 @@ def part_tests(
     corpus: str,
     units: tuple[str, str],
     floors: dict[str, tuple[float, float]],
-    pages: dict[str, int] | None,
+    pages: dict[str, int],
     entries: Callable[[str], list[Entry]],
     read_entry: ReadEntry,
     measure: Callable[[Entry, ContentItem], EntryFigures],
 ) -> tuple[Test, Test]:
     """A corpus's two tests over each part of ``floors``: every page read, its article kept and little boilerplate
-    (:func:`check_part`, with the part's page count when ``pages`` names it); the full newsletter of every page
+    (:func:`check_part`, after its page count, ``pages``); the full newsletter of every page
     (:func:`check_part_newsletters`). A corpus's test module binds them to its own names, so pytest collects them
     there."""
 
@@ -77,8 +77,7 @@ def part_tests(
         settings: Settings, tmp_path: Path, part: str
     ) -> None:
         chosen = entries(part)
-        if pages is not None:
-            assert len(chosen) == pages[part]
+        assert len(chosen) == pages[part]
         figures = [measure(entry, read_entry(entry, tmp_path, settings)) for entry in chosen]
         check_part(corpus, part, figures, floors[part], units)
 
